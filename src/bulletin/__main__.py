@@ -1,0 +1,7 @@
+"""``python -m bulletin`` runs the command line."""
+
+from __future__ import annotations
+
+from bulletin.cli import main
+
+main()

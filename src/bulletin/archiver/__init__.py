@@ -1,0 +1,1 @@
+"""The record keeper: WORM storage, the ledger, capture, retention and export."""

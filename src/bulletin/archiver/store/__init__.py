@@ -1,0 +1,1 @@
+"""WORM stores: the interface in :mod:`.base`, implementations beside it."""

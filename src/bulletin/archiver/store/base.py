@@ -1,0 +1,135 @@
+"""The write-once (WORM) store interface.
+
+Keys are slash-separated strings. Content-addressed objects live under ``sha256/<hex>``
+(see :func:`object_key`); other namespaces (``ledger/``, ``checkpoints/``) hold objects whose
+key is fixed by their meaning. Every object carries a retain-until time and a legal-hold flag.
+
+Contract, for every backend:
+
+- :meth:`WormStore.put` writes a key once. Putting the same bytes again is a no-op that returns
+  ``created=False`` (and never adds a version); putting different bytes under an existing key
+  raises :class:`~bulletin.errors.IntegrityError`.
+- Nothing is altered or removed before its retain-until, or while on legal hold:
+  :meth:`WormStore.delete` raises :class:`~bulletin.errors.RetentionViolation`.
+- Retention is only ever extended: a shorter retain-until raises ``RetentionViolation``.
+- :meth:`WormStore.get` returns the bytes as written; ``verify=True`` re-hashes content-addressed
+  objects and raises ``IntegrityError`` on a mismatch.
+- :meth:`WormStore.flush` is the durability barrier: when it returns, every put before it
+  survives a power cut (group commit). A backend may make each put durable on its own.
+- A backend that cannot be reached raises :class:`~bulletin.errors.StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+OBJECT_PREFIX = "sha256/"
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def object_key(digest: str) -> str:
+    """The key of the content-addressed object whose sha256 is ``digest``."""
+    return OBJECT_PREFIX + digest
+
+
+def digest_of_key(key: str) -> str | None:
+    """The sha256 a content-addressed key promises, or None for other namespaces."""
+    return key[len(OBJECT_PREFIX) :] if key.startswith(OBJECT_PREFIX) else None
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What the store knows about one object."""
+
+    key: str
+    size: int
+    retain_until: datetime
+    legal_hold: bool
+    version_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """The outcome of a put: ``created`` is False when the key already held these bytes."""
+
+    key: str
+    created: bool
+    version_id: str | None = None
+
+
+class WormStore(ABC):
+    """A write-once object store with per-object retention and legal hold."""
+
+    kind: str
+
+    @abstractmethod
+    def put(
+        self, key: str, data: bytes, *, retain_until: datetime, legal_hold: bool = False
+    ) -> PutResult:
+        """Write ``data`` under ``key`` once; see the module contract.
+
+        :raises IntegrityError: the key exists with other bytes, or a content-addressed key
+            does not match the sha256 of ``data``.
+        :raises StoreUnavailable: the backend cannot be written.
+        """
+
+    def put_object(
+        self, data: bytes, *, retain_until: datetime, legal_hold: bool = False
+    ) -> tuple[str, PutResult]:
+        """Store ``data`` content-addressed; returns its sha256 and the put result."""
+        digest = sha256_hex(data)
+        return digest, self.put(
+            object_key(digest), data, retain_until=retain_until, legal_hold=legal_hold
+        )
+
+    @abstractmethod
+    def get(self, key: str, *, verify: bool = True) -> bytes:
+        """The bytes stored under ``key``.
+
+        :raises NotFound: no such key.
+        :raises IntegrityError: ``verify`` and the bytes do not match a content-addressed key.
+        """
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo | None:
+        """Metadata of ``key``, or None when it does not exist."""
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` exists."""
+        return self.head(key) is not None
+
+    @abstractmethod
+    def extend_retention(self, key: str, retain_until: datetime) -> ObjectInfo:
+        """Set retain-until to ``retain_until`` if that is later; equal is a no-op.
+
+        :raises RetentionViolation: ``retain_until`` is earlier than the current value.
+        """
+
+    @abstractmethod
+    def set_legal_hold(self, key: str, on: bool) -> ObjectInfo:
+        """Place or release a legal hold on ``key``."""
+
+    @abstractmethod
+    def delete(self, key: str, *, now: datetime) -> None:
+        """Remove ``key`` for good (disposition).
+
+        :raises RetentionViolation: retain-until is after ``now`` or a legal hold is on.
+        """
+
+    @abstractmethod
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Every key starting with ``prefix``, in lexical order."""
+
+    def flush(self) -> None:  # noqa: B027 - backends that are durable per put need nothing
+        """Durability barrier: every earlier put survives a crash once this returns."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,173 @@
+"""Build :class:`Settings` from a TOML file, ``BULLETIN_*`` environment variables and defaults.
+
+Where the file comes from: ``--config PATH``, else ``$BULLETIN_CONFIG``, else ``./bulletin.toml``
+when it exists, else the embedded ``defaults.toml``. A file replaces the defaults as a whole.
+Environment variables override the file: ``BULLETIN_<SECTION>__<KEY>[__<KEY>...]``;
+``BULLETIN_DATABASE_URL`` is an alias of ``BULLETIN_DATABASE__URL``.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from bulletin.config.settings import Settings
+from bulletin.errors import ConfigError
+
+ENV_PREFIX = "BULLETIN_"
+RESERVED = {"BULLETIN_CONFIG", "BULLETIN_USER", "BULLETIN_DATABASE_URL"}
+RESERVED_PREFIXES = ("BULLETIN_TEST_",)
+
+
+def load_settings(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    warnings: list[str] | None = None,
+) -> Settings:
+    """Load, merge and validate the configuration.
+
+    :param path: an explicit file (``--config``); None to look it up as described above.
+    :param environ: the environment to read (defaults to ``os.environ``).
+    :param cwd: the directory relative paths are resolved against (defaults to the current one).
+    :param warnings: receives one line per unknown ``BULLETIN_*`` variable.
+    :raises ConfigError: unreadable or invalid; the message names file, key and reason.
+    """
+    import os
+
+    env = dict(os.environ if environ is None else environ)
+    base = (cwd or Path.cwd()).resolve()
+    source, data = _read_source(path, env, base)
+    overrides, unknown = _env_overrides(env)
+    if warnings is not None:
+        warnings.extend(unknown)
+    merged = _deep_merge(data, overrides)
+    merged["source"] = source
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as e:
+        raise ConfigError(_describe(source, e)) from None
+    return _resolve_paths(settings, base)
+
+
+def _read_source(
+    path: str | Path | None, env: Mapping[str, str], base: Path
+) -> tuple[str, dict[str, Any]]:
+    chosen: Path | None = None
+    if path is not None:
+        chosen = Path(path)
+    elif env.get("BULLETIN_CONFIG"):
+        chosen = Path(env["BULLETIN_CONFIG"])
+    elif (base / "bulletin.toml").is_file():
+        chosen = base / "bulletin.toml"
+    if chosen is None:
+        text = resources.files("bulletin.config").joinpath("defaults.toml").read_text("utf-8")
+        return "built-in defaults", tomllib.loads(text)
+    if not chosen.is_absolute():
+        chosen = base / chosen
+    try:
+        raw = chosen.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{chosen}: configuration file not found") from None
+    except OSError as e:
+        raise ConfigError(f"{chosen}: cannot read configuration file: {e.strerror}") from None
+    try:
+        return str(chosen), tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{chosen}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{chosen}: invalid TOML: {e}") from None
+
+
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Nested dict from ``BULLETIN_A__B=v`` variables, and warnings for unknown ones."""
+    fields = set(Settings.model_fields) - {"source"}
+    overrides: dict[str, Any] = {}
+    unknown: list[str] = []
+    items = sorted(env.items())
+    if "BULLETIN_DATABASE_URL" in env and "BULLETIN_DATABASE__URL" not in env:
+        items.append(("BULLETIN_DATABASE__URL", env["BULLETIN_DATABASE_URL"]))
+    for name, value in items:
+        if not name.startswith(ENV_PREFIX) or name in RESERVED:
+            continue
+        if name.startswith(RESERVED_PREFIXES):
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if len(parts) < 2 or parts[0] not in fields or not all(parts):
+            unknown.append(f"unknown environment variable {name} ignored (expected {ENV_PREFIX}"
+                           "<SECTION>__<KEY>, e.g. BULLETIN_DATABASE__URL)")
+            continue
+        node = overrides
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = _env_value(value)
+    return overrides, unknown
+
+
+def _env_value(value: str) -> Any:
+    """Lists and tables may be given as JSON (``["clerk"]``); everything else stays a string."""
+    stripped = value.strip()
+    if stripped[:1] in "[{":
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(source: str, error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    reason = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        reason = "unknown key"
+    more = len(error.errors()) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {key}: {reason}{tail}"
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    def absolute(p: Path | None) -> Path | None:
+        if p is None:
+            return None
+        p = p.expanduser()
+        return p if p.is_absolute() else (base / p)
+
+    data_dir = absolute(settings.paths.data_dir)
+    assert data_dir is not None
+    accounts = {
+        name: acc.model_copy(update={"path": absolute(acc.path)})
+        for name, acc in settings.accounts.items()
+    }
+    return settings.model_copy(
+        update={
+            "paths": settings.paths.model_copy(update={"data_dir": data_dir}),
+            "archive": settings.archive.model_copy(
+                update={
+                    "local": settings.archive.local.model_copy(
+                        update={"path": absolute(settings.archive.local.path)}
+                    )
+                }
+            ),
+            "sandbox": settings.sandbox.model_copy(
+                update={"state_file": absolute(settings.sandbox.state_file)}
+            ),
+            "accounts": accounts,
+        }
+    )

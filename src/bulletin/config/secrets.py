@@ -1,0 +1,48 @@
+"""Credentials: named in configuration, read from the environment or systemd credentials.
+
+A setting such as ``token_env = "PD_FACEBOOK_TOKEN"`` names an environment variable, or a file
+of that name under ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``). Values are never
+logged and never appear in error messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from bulletin.errors import AuthError
+
+
+class Secret:
+    """A credential value that prints as ``***``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+def resolve_secret(name: str, environ: Mapping[str, str], account: str) -> Secret:
+    """The credential called ``name``.
+
+    :raises AuthError: neither the variable nor the credentials file exists.
+    """
+    if name in environ and environ[name]:
+        return Secret(environ[name])
+    creds_dir = environ.get("CREDENTIALS_DIRECTORY")
+    if creds_dir:
+        candidate = Path(creds_dir) / name
+        if candidate.is_file():
+            return Secret(candidate.read_text("utf-8").strip())
+    raise AuthError(
+        f"account {account}: credential {name} is not set "
+        "(an environment variable or a systemd credential of that name)"
+    )

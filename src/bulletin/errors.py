@@ -1,0 +1,104 @@
+"""The one exception hierarchy of Bulletin.
+
+Every error a user can meet is a :class:`BulletinError`; the command line turns it into a
+one-line message and a non-zero exit (2 for :class:`UsageError` and :class:`ConfigError`,
+1 otherwise). Library errors are wrapped with ``raise ... from e``. Messages never contain
+secrets.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class BulletinError(Exception):
+    """Base of every error Bulletin raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(BulletinError):
+    """The command was given something it cannot use (bad value, bad combination)."""
+
+    exit_code = 2
+
+
+class ConfigError(BulletinError):
+    """The configuration is missing, unreadable or invalid; names the file, key and reason."""
+
+    exit_code = 2
+
+
+class Refused(BulletinError):
+    """A well-formed request that the rules forbid (approve twice, publish after expiry...)."""
+
+
+class NotFound(BulletinError, LookupError):
+    """The named notice, record, account... does not exist."""
+
+
+class DatabaseError(BulletinError):
+    """The database is unreachable, locked or not initialised."""
+
+
+class ConnectorError(BulletinError):
+    """A platform call failed. ``retryable`` says whether trying again may help."""
+
+    retryable = False
+
+
+class Retryable(ConnectorError):
+    """A transient failure (5xx, connection refused) before the platform acted."""
+
+    retryable = True
+
+
+class RateLimited(Retryable):
+    """The platform asked us to wait; ``retry_after`` is when it may be tried again."""
+
+    def __init__(self, message: str, retry_after: datetime | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Rejected(ConnectorError):
+    """The platform refused the content for good (duplicate, too long, policy); never retried."""
+
+
+class AuthError(ConnectorError):
+    """Credentials are missing, expired or lack a permission; alerted, never retried."""
+
+
+class Ambiguous(ConnectorError):
+    """The request may or may not have taken effect (timeout after sending).
+
+    The caller must look for the post on the platform before trying again.
+    """
+
+    retryable = True
+
+
+class MalformedResponse(ConnectorError):
+    """The platform answered with something we cannot parse; ``raw`` keeps it for quarantine."""
+
+    retryable = True
+
+    def __init__(self, message: str, raw: bytes = b"") -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+class ArchiveError(BulletinError):
+    """The WORM store or the ledger could not do what was asked."""
+
+
+class RetentionViolation(ArchiveError):
+    """The action would alter, remove or shorten the retention of a retained or held object."""
+
+
+class IntegrityError(ArchiveError):
+    """A stored object or ledger entry does not match its hash or its place in the chain."""
+
+
+class StoreUnavailable(ArchiveError):
+    """The store cannot be reached or written (network, full disk); nothing was recorded."""
