@@ -1,0 +1,38 @@
+"""Build the connector for a configured account."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+
+from bulletin.config.settings import Settings
+from bulletin.connectors.base import Connector
+from bulletin.errors import ConfigError, NotFound
+
+# platform -> "module:Class"; each class has
+# ``from_settings(name, settings, environ) -> Connector``.
+IMPLEMENTATIONS: dict[str, str] = {
+    "feed": "bulletin.connectors.feed:FeedConnector",
+    "x": "bulletin.connectors.x:XConnector",
+    "facebook": "bulletin.connectors.facebook:FacebookConnector",
+}
+
+
+def build_connector(name: str, settings: Settings, environ: Mapping[str, str]) -> Connector:
+    """The connector for account ``name``.
+
+    :raises NotFound: no such account in the configuration.
+    :raises ConfigError: the platform has no implementation.
+    :raises AuthError: a named credential is missing.
+    """
+    account = settings.accounts.get(name)
+    if account is None:
+        known = ", ".join(sorted(settings.accounts)) or "none configured"
+        raise NotFound(f"unknown account {name!r} (known: {known})")
+    target = IMPLEMENTATIONS.get(account.platform)
+    if target is None:
+        raise ConfigError(f"accounts.{name}.platform: no connector for {account.platform!r}")
+    module_name, class_name = target.split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    connector: Connector = cls.from_settings(name, settings, environ)
+    return connector

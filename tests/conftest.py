@@ -1,0 +1,9 @@
+"""Shared fixtures. Real backends only: SQLite, PostgreSQL, the local store, SeaweedFS, the
+sandbox platform server. PostgreSQL and SeaweedFS tests skip on a laptop without them and fail
+under CI=true."""
+
+from __future__ import annotations
+
+pytest_plugins = [
+    "tests.plugins.environment",
+]
