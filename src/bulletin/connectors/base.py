@@ -85,6 +85,19 @@ class RemoteItem:
     extra: dict[str, Any] = field(default_factory=dict)
     raw: bytes = b""
 
+    def content(self) -> dict[str, Any]:
+        """What defines a version: a change here (an edit, hiding, deletion) is a new version.
+
+        Metadata a later sweep may fill in (URL, author details, ``extra``) is not part of it.
+        """
+        return {
+            "kind": self.kind,
+            "remote_id": self.remote_id,
+            "parent_id": self.parent_id,
+            "text": self.text,
+            "state": self.state,
+        }
+
     def normalised(self) -> dict[str, Any]:
         """The fields that define this version's content (capture metadata excluded)."""
         return {

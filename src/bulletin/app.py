@@ -1,0 +1,82 @@
+"""The application context: settings, clock, database, store and connectors, built once and
+passed down. Used by the command line and the daemon alike."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from bulletin.archiver.archive import Archiver
+from bulletin.archiver.store.base import WormStore
+from bulletin.clock import Clock, SystemClock
+from bulletin.config.settings import Settings
+from bulletin.connectors.base import Connector
+from bulletin.connectors.registry import build_connector
+from bulletin.db import check_schema, make_engine
+
+
+@dataclass
+class App:
+    """Everything a command needs. Close it when done."""
+
+    settings: Settings
+    environ: Mapping[str, str]
+    clock: Clock = field(default_factory=SystemClock)
+    _engine: Engine | None = None
+    _store: WormStore | None = None
+    _local: threading.local = field(default_factory=threading.local)
+    generation: int = 0  # bumped on reload; per-thread connector caches follow it
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings.database_url)
+        return self._engine
+
+    def checked_engine(self) -> Engine:
+        """The engine, after making sure the schema is current (else DatabaseError)."""
+        check_schema(self.engine)
+        return self.engine
+
+    @property
+    def store(self) -> WormStore:
+        if self._store is None:
+            from bulletin.archiver.store import open_store
+
+            self._store = open_store(self.settings)
+        return self._store
+
+    @property
+    def archiver(self) -> Archiver:
+        return Archiver(self.engine, self.store, self.settings, self.clock)
+
+    def connector(self, account: str) -> Connector:
+        """The connector for ``account``, one per thread (connectors are not thread-safe)."""
+        if self._local.__dict__.get("generation") != self.generation:
+            self.drop_connectors()
+            self._local.generation = self.generation
+        cache: dict[str, Connector] = self._local.__dict__.setdefault("connectors", {})
+        if account not in cache:
+            cache[account] = build_connector(account, self.settings, self.environ)
+        return cache[account]
+
+    def drop_connectors(self) -> None:
+        """Forget this thread's connectors (after a configuration reload)."""
+        cache: dict[str, Connector] = self._local.__dict__.pop("connectors", {})
+        for connector in cache.values():
+            connector.close()
+
+    def replace_settings(self, settings: Settings) -> None:
+        """Use new settings from now on (SIGHUP); connectors are rebuilt on next use."""
+        self.settings = settings
+        self.generation += 1
+
+    def close(self) -> None:
+        self.drop_connectors()
+        if self._store is not None:
+            self._store.close()
+        if self._engine is not None:
+            self._engine.dispose()

@@ -1,0 +1,203 @@
+"""``archive verify``: every object against its hash, the ledger chain from the first entry, the
+mirror against the database, and objects against index rows. Streams; memory stays flat."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bulletin.archiver import ledger
+from bulletin.archiver.store.base import OBJECT_PREFIX, WormStore, digest_of_key, object_key
+from bulletin.errors import IntegrityError, NotFound, StoreUnavailable
+from bulletin.models import LedgerEntry, Record
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One discrepancy, named by what it concerns."""
+
+    kind: str  # object-altered | object-missing | chain-broken | mirror-* | row-* | ...
+    subject: str  # "record 12", "ledger 40", "object sha256/…"
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.subject}: {self.kind}: {self.detail}"
+
+
+@dataclass
+class Report:
+    records: int = 0
+    entries: int = 0
+    objects: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)
+    head_hash: str = ledger.GENESIS
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(
+    engine: Engine,
+    store: WormStore,
+    progress: Callable[[int], None] | None = None,
+    batch: int = 1000,
+) -> Report:
+    """Check the whole archive; never raises for what it finds, only reports it."""
+    report = Report()
+    with Session(engine) as session:
+        _check_chain(session, store, report, batch, progress)
+        _check_records(session, store, report, batch)
+        _check_orphans(session, store, report)
+    return report
+
+
+def _entries(session: Session, batch: int) -> Iterator[LedgerEntry]:
+    last = 0
+    while True:
+        rows = session.exec(
+            select(LedgerEntry).where(LedgerEntry.seq > last).order_by(LedgerEntry.seq).limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+        session.expunge_all()
+
+
+def _check_chain(
+    session: Session,
+    store: WormStore,
+    report: Report,
+    batch: int,
+    progress: Callable[[int], None] | None,
+) -> None:
+    expected_seq, prev_hash = 1, ledger.GENESIS
+    mirrored: Iterator[str] = store.keys("ledger/")
+    next_mirror = next(mirrored, None)
+    for entry in _entries(session, batch):
+        report.entries += 1
+        subject = f"ledger {entry.seq}"
+        if entry.seq != expected_seq:
+            report.problems.append(
+                Problem("entry-missing", f"ledger {expected_seq}",
+                        f"the chain jumps from {expected_seq - 1} to {entry.seq}")
+            )
+        if entry.prev_hash != prev_hash:
+            report.problems.append(
+                Problem("chain-broken", subject, "does not link to the entry before it")
+            )
+        if ledger.compute_hash(entry) != entry.entry_hash:
+            report.problems.append(
+                Problem("entry-altered", subject, "its content does not match its hash")
+            )
+        key = ledger.mirror_key(entry.seq)
+        while next_mirror is not None and next_mirror < key:
+            report.problems.append(
+                Problem("mirror-without-row", next_mirror, "the store has a ledger entry the "
+                        "database lacks")
+            )
+            next_mirror = next(mirrored, None)
+        if next_mirror == key:
+            next_mirror = next(mirrored, None)
+            _compare_mirror(store, entry, report)
+        else:
+            report.problems.append(
+                Problem("mirror-missing", subject, "the store has no copy of this entry")
+            )
+        expected_seq, prev_hash = entry.seq + 1, entry.entry_hash
+        if progress and report.entries % batch == 0:
+            progress(report.entries)
+    while next_mirror is not None:
+        report.problems.append(
+            Problem("mirror-without-row", next_mirror, "the store has a ledger entry the "
+                    "database lacks")
+        )
+        next_mirror = next(mirrored, None)
+    report.head_hash = prev_hash
+
+
+def _compare_mirror(store: WormStore, entry: LedgerEntry, report: Report) -> None:
+    subject = f"ledger {entry.seq}"
+    try:
+        stored = json.loads(store.get(ledger.mirror_key(entry.seq), verify=False))
+    except (ValueError, NotFound, StoreUnavailable) as e:
+        report.problems.append(Problem("mirror-unreadable", subject, str(e)))
+        return
+    if stored != json.loads(ledger.mirror_bytes(entry)):
+        report.problems.append(
+            Problem("mirror-differs", subject, "the database and the store disagree")
+        )
+
+
+def _check_records(session: Session, store: WormStore, report: Report, batch: int) -> None:
+    last = 0
+    while True:
+        rows = session.exec(
+            select(Record).where(Record.id > last).order_by(Record.id).limit(batch)  # type: ignore[arg-type,operator]
+        ).all()
+        if not rows:
+            return
+        seqs = {r.ledger_seq for r in rows if r.ledger_seq is not None}
+        entries = {
+            e.seq: e
+            for e in session.exec(
+                select(LedgerEntry).where(LedgerEntry.seq.in_(seqs))  # type: ignore[attr-defined]
+            )
+        }
+        for record in rows:
+            report.records += 1
+            _check_record(record, entries.get(record.ledger_seq or -1), store, report)
+        assert rows[-1].id is not None
+        last = rows[-1].id
+        session.expunge_all()
+
+
+def _check_record(
+    record: Record, entry: LedgerEntry | None, store: WormStore, report: Report
+) -> None:
+    subject = f"record {record.id}"
+    if entry is None or entry.record_id != record.id:
+        report.problems.append(Problem("not-in-ledger", subject, "no ledger entry names it"))
+    elif entry.object_sha256 != record.object_sha256:
+        report.problems.append(
+            Problem("row-altered", subject, "its object hash differs from the ledger's")
+        )
+    for digest in filter(None, (record.object_sha256, record.raw_sha256)):
+        try:
+            store.get(object_key(digest), verify=True)
+            report.objects += 1
+        except IntegrityError:
+            report.problems.append(
+                Problem("object-altered", subject, f"sha256/{digest} does not match its hash")
+            )
+        except NotFound:
+            report.problems.append(
+                Problem("object-missing", subject, f"sha256/{digest} is not in the store")
+            )
+
+
+def _check_orphans(session: Session, store: WormStore, report: Report) -> None:
+    """Objects no row refers to: left by an interrupted capture (a note), never a failure."""
+    referenced = (
+        sa.union(
+            sa.select(Record.object_sha256.label("d")),  # type: ignore[attr-defined]
+            sa.select(Record.raw_sha256.label("d")).where(Record.raw_sha256.is_not(None)),  # type: ignore[union-attr]
+        )
+        .subquery()
+    )
+    rows = iter(session.execute(sa.select(referenced.c.d).order_by(referenced.c.d)).scalars())
+    want = next(rows, None)
+    for key in store.keys(OBJECT_PREFIX):
+        digest = digest_of_key(key)
+        while want is not None and digest is not None and want < digest:
+            want = next(rows, None)
+        if want == digest:
+            continue
+        report.notes.append(Problem("object-without-row", key, "no archived record refers to it"))

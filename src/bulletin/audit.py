@@ -1,0 +1,36 @@
+"""Audit events: every state change says who, what, which object, when and why."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from bulletin.models import AuditEvent
+
+
+def record_event(
+    session: Session,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str | int,
+    reason: str | None = None,
+    **detail: Any,
+) -> AuditEvent:
+    """Add an audit event to ``session`` (committed with the change it describes)."""
+    event = AuditEvent(
+        at=at,
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        reason=reason,
+        detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
+    )
+    session.add(event)
+    return event

@@ -1,0 +1,211 @@
+"""Administrator commands: init, config check, daemon, account list, audit."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+from sqlmodel import Session, col, select
+
+from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.daemon import Daemon
+from bulletin.db import migrate, session_scope
+from bulletin.errors import DatabaseError
+from bulletin.logs import configure
+from bulletin.models import AuditEvent
+from bulletin.publisher.notices import sync_account
+from bulletin.timeparse import local_text
+
+SECRET_HINTS = ("secret", "token", "password", "key")
+
+
+def register(group: click.Group) -> None:
+    for command in (init, config, daemon, account, audit):
+        group.add_command(command)
+
+
+@click.command()
+@json_option
+@pass_context
+def init(ctx: Context, as_json: bool) -> None:
+    """Create or upgrade the data directory, database and archive (safe to run again)."""
+    settings = ctx.settings
+    data_dir = settings.data_dir
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / ".bulletin-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise DatabaseError(f"data directory {data_dir} is not writable: {e.strerror}") from None
+    app = ctx.app
+    revision = migrate(app.engine)
+    store = app.store
+    with session_scope(app.engine) as session:
+        for name in settings.accounts:
+            sync_account(session, settings, name)
+    emit(
+        as_json,
+        {"data_dir": str(data_dir), "database": _safe_url(settings.database_url),
+         "schema": revision, "store": store.kind, "accounts": sorted(settings.accounts)},
+        [
+            f"data directory  {data_dir}",
+            f"database        {_safe_url(settings.database_url)} (schema {revision})",
+            f"archive         {store.kind} store",
+            f"accounts        {', '.join(sorted(settings.accounts)) or 'none'}",
+            "ready: start the daemon with `bulletin daemon`",
+        ],
+    )
+
+
+@click.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("check")
+@json_option
+@pass_context
+def config_check(ctx: Context, as_json: bool) -> None:
+    """Validate the configuration and print it with secrets masked."""
+    settings = ctx.settings
+    data = _mask(settings.model_dump(mode="json"))
+    data["database"]["url"] = _safe_url(settings.database_url)
+    if as_json:
+        emit(True, data, "")
+        return
+    click.echo(f"# configuration from {settings.source}: valid")
+    click.echo(_toml_like(data))
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Run everything due now, sweep once, then exit.")
+@click.option("--max-wait", default=5.0, show_default=True, type=float,
+              help="With --once: seconds to wait inline for work that becomes due soon.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]))
+@json_option
+@pass_context
+def daemon(ctx: Context, once: bool, max_wait: float, log_level: str, log_format: str,
+           as_json: bool) -> None:
+    """Run the service: publish what is due, capture, verify. SIGTERM stops, SIGHUP reloads."""
+    configure(log_level, log_format)
+    service = Daemon(ctx.app, ctx.config_path)
+    if not once:
+        service.serve()
+        return
+    report = service.run_once(max_wait)
+    tz = ctx.settings.agency.time_zone
+    lines = [f"notice {o.delivery_id}: {o.state} {o.detail}".rstrip() for o in report.outcomes]
+    lines += [
+        f"deferred: notice {n} to {a} at {local_text(due, tz)}" + (f" ({why})" if why else "")
+        for n, a, due, why in report.deferred
+    ]
+    lines += [f"captured {count} new records from {name}" for name, count in report.swept.items()]
+    emit(
+        as_json,
+        {
+            "outcomes": [o.__dict__ for o in report.outcomes],
+            "deferred": [
+                {"notice": n, "account": a, "due_at": due, "reason": why}
+                for n, a, due, why in report.deferred
+            ],
+            "captured": report.swept,
+        },
+        lines or ["nothing was due"],
+    )
+
+
+@click.group()
+def account() -> None:
+    """Platform accounts."""
+
+
+@account.command("list")
+@json_option
+@pass_context
+def account_list(ctx: Context, as_json: bool) -> None:
+    """List the configured accounts."""
+    accounts = ctx.settings.accounts
+    rows = [
+        {"name": name, "platform": a.platform, "base_url": a.base_url, "enabled": a.enabled}
+        for name, a in sorted(accounts.items())
+    ]
+    emit(as_json, {"accounts": rows},
+         [f"{r['name']:<16} {r['platform']:<9} {r['base_url'] or '(platform)'}"
+          + ("" if r["enabled"] else "  disabled") for r in rows] or ["no accounts configured"])
+
+
+@click.command()
+@click.option("--object", "object_ref", help="Only events of TYPE:ID, e.g. notice:12.")
+@click.option("--action", help="Only this action (approved, published, captured...).")
+@click.option("--limit", default=50, show_default=True, help="Newest N events.")
+@json_option
+@pass_context
+def audit(ctx: Context, object_ref: str | None, action: str | None, limit: int,
+          as_json: bool) -> None:
+    """List audit events: who did what, to which object, when and why."""
+    engine = ctx.app.checked_engine()
+    query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
+    if object_ref:
+        kind, _, ident = object_ref.partition(":")
+        query = query.where(AuditEvent.object_type == kind)
+        if ident:
+            query = query.where(AuditEvent.object_id == ident)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    with Session(engine) as session:
+        events = list(reversed(session.exec(query).all()))
+    tz = ctx.settings.agency.time_zone
+    emit(
+        as_json,
+        {"events": [e.model_dump() for e in events]},
+        [
+            f"{local_text(e.at, tz)}  {e.actor:<12} {e.action:<12} {e.object_type} {e.object_id}"
+            + (f"  ({e.reason})" if e.reason else "")
+            for e in events
+        ] or ["no events"],
+    )
+
+
+def _safe_url(url: str) -> str:
+    """A database URL with any password masked."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable URL)"
+
+
+def _mask(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _mask(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    if isinstance(value, str) and value and any(h in key.lower() for h in SECRET_HINTS):
+        # *_env settings name a variable; the name is safe, say whether it is set
+        if key.endswith("_env"):
+            return f"{value} ({'set' if value in os.environ else 'not set'})"
+        return "***"
+    return value
+
+
+def _toml_like(data: dict[str, Any], prefix: str = "") -> str:
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    lines = []
+    if scalars and prefix:
+        lines.append(f"[{prefix}]")
+    for k, v in scalars.items():
+        lines.append(f"{k} = {json.dumps(v, default=str)}")
+    for k, v in tables.items():
+        sub = _toml_like(v, f"{prefix}.{k}" if prefix else k)
+        if sub:
+            lines.append(sub)
+    return "\n".join(lines)
+
+

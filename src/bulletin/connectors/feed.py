@@ -1,0 +1,211 @@
+"""The agency's own Atom 1.0 feed (RFC 4287), written atomically to a file.
+
+Its entries are its posts; it has no comments. Publishing is idempotent by the post's key:
+the entry id is ``urn:bulletin:<account>:<key>``, and an entry already in the file is returned
+instead of being added again.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+import xml.etree.ElementTree as ET  # noqa: S405 - only used to build and serialise
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from defusedxml import ElementTree as SafeET
+
+from bulletin.clock import Clock, SystemClock
+from bulletin.config.settings import Settings
+from bulletin.connectors.base import (
+    Connector,
+    Limits,
+    OutgoingPost,
+    Page,
+    PublishResult,
+    RemoteItem,
+)
+from bulletin.errors import MalformedResponse, Retryable
+
+ATOM = "http://www.w3.org/2005/Atom"
+ET.register_namespace("", ATOM)
+
+
+def _q(tag: str) -> str:
+    return f"{{{ATOM}}}{tag}"
+
+
+class FeedConnector(Connector):
+    """An Atom feed file the agency's website serves."""
+
+    platform = "feed"
+
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        title: str,
+        link: str,
+        max_entries: int = 500,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.path = path
+        self.title = title or name
+        self.link = link
+        self.max_entries = max_entries
+        self.clock = clock or SystemClock()
+
+    @classmethod
+    def from_settings(
+        cls, name: str, settings: Settings, environ: Mapping[str, str]
+    ) -> FeedConnector:
+        account = settings.accounts[name]
+        return cls(
+            name,
+            settings.feed_path(name),
+            account.title or f"{settings.agency.name}: notices",
+            account.link or settings.agency.website,
+            account.max_entries,
+        )
+
+    def limits(self) -> Limits:
+        return Limits(max_length=20_000, max_media=0)
+
+    def entry_id(self, key: str) -> str:
+        return f"urn:bulletin:{self.name}:{key}"
+
+    def publish(self, post: OutgoingPost) -> PublishResult:
+        root = self._load()
+        existing = self._find(root, self.entry_id(post.key))
+        if existing is not None:
+            return self._result(existing)
+        now = self.clock.now()
+        entry = ET.Element(_q("entry"))
+        ET.SubElement(entry, _q("id")).text = self.entry_id(post.key)
+        ET.SubElement(entry, _q("title")).text = post.title or _title_from(post.text)
+        ET.SubElement(entry, _q("updated")).text = _stamp(now)
+        ET.SubElement(entry, _q("published")).text = _stamp(now)
+        ET.SubElement(entry, _q("category"), term=post.category)
+        ET.SubElement(entry, _q("content"), type="text").text = post.text
+        if post.link:
+            ET.SubElement(entry, _q("link"), rel="alternate", href=post.link)
+        if post.reply_to:
+            ET.SubElement(entry, _q("link"), rel="related", href=self.entry_id(post.reply_to))
+        entries = root.findall(_q("entry"))
+        for old in entries[self.max_entries - 1 :]:
+            root.remove(old)
+        index = list(root).index(entries[0]) if entries else len(root)
+        root.insert(index, entry)
+        updated = root.find(_q("updated"))
+        assert updated is not None
+        updated.text = _stamp(now)
+        self._write(root)
+        return self._result(entry)
+
+    def find_published(self, post: OutgoingPost, since: datetime) -> PublishResult | None:
+        entry = self._find(self._load(), self.entry_id(post.key))
+        return self._result(entry) if entry is not None else None
+
+    def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
+        items = []
+        for entry in self._load().findall(_q("entry")):
+            item = self._item(entry)
+            if since_id is not None and item.remote_id == since_id:
+                break
+            items.append(item)
+        return Page(items=items, next_cursor=None)
+
+    # -- file handling -------------------------------------------------------------------
+
+    def _load(self) -> ET.Element:
+        if not self.path.exists():
+            return self._empty()
+        try:
+            data = self.path.read_bytes()
+            root: ET.Element = SafeET.fromstring(data)
+        except OSError as e:
+            raise Retryable(f"feed {self.path}: cannot read: {e.strerror}") from e
+        except SafeET.ParseError as e:
+            raise MalformedResponse(f"feed {self.path}: not valid XML: {e}", raw=data) from e
+        if root.tag != _q("feed"):
+            raise MalformedResponse(f"feed {self.path}: not an Atom feed", raw=data)
+        return root
+
+    def _empty(self) -> ET.Element:
+        root = ET.Element(_q("feed"))
+        ET.SubElement(root, _q("id")).text = f"urn:bulletin:{self.name}"
+        ET.SubElement(root, _q("title")).text = self.title
+        ET.SubElement(root, _q("updated")).text = _stamp(self.clock.now())
+        if self.link:
+            ET.SubElement(root, _q("link"), rel="alternate", href=self.link)
+        ET.SubElement(root, _q("author")).append(_named(self.title))
+        ET.SubElement(root, _q("generator")).text = "Bulletin"
+        return root
+
+    def _write(self, root: ET.Element) -> None:
+        data = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8")
+        directory = self.path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            dir_fd = os.open(directory, os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as e:
+            raise Retryable(f"feed {self.path}: cannot write: {e.strerror}") from e
+
+    def _find(self, root: ET.Element, entry_id: str) -> ET.Element | None:
+        for entry in root.findall(_q("entry")):
+            if entry.findtext(_q("id")) == entry_id:
+                return entry
+        return None
+
+    def _item(self, entry: ET.Element) -> RemoteItem:
+        published = entry.findtext(_q("published"))
+        link = entry.find(_q("link"))
+        return RemoteItem(
+            kind="post",
+            remote_id=entry.findtext(_q("id")) or "",
+            text=entry.findtext(_q("content")) or "",
+            author=self.name,
+            posted_at=datetime.fromisoformat(published) if published else None,
+            url=link.get("href") if link is not None else None,
+            extra={"title": entry.findtext(_q("title")) or ""},
+            raw=ET.tostring(entry, encoding="utf-8"),
+        )
+
+    def _result(self, entry: ET.Element) -> PublishResult:
+        item = self._item(entry)
+        return PublishResult(
+            remote_id=item.remote_id, url=item.url, posted_at=item.posted_at, raw=item.raw
+        )
+
+
+def _named(name: str) -> ET.Element:
+    element = ET.Element(_q("name"))
+    element.text = name
+    return element
+
+
+def _stamp(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _title_from(text: str, limit: int = 80) -> str:
+    first = html.unescape(text).strip().splitlines()[0] if text.strip() else "Notice"
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"

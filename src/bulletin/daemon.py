@@ -1,0 +1,345 @@
+"""The long-running service.
+
+One dispatcher thread runs the due-scan: woken at once by a poke (see :mod:`bulletin.waker`)
+and every ``scan_interval`` seconds as a fallback. APScheduler runs the periodic jobs (capture
+sweeps, nightly verify, watchdog). The database is the truth; jobs are rebuilt from it and
+from the configuration at start and on SIGHUP.
+
+SIGTERM: stop claiming, finish the delivery in hand, exit 0. SIGHUP: reload configuration
+(a bad file is reported and the old configuration kept). systemd: READY=1, STOPPING=1 and
+WATCHDOG=1 when ``$NOTIFY_SOCKET`` / ``$WATCHDOG_USEC`` are set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sqlmodel import Session, select
+
+from bulletin import __version__
+from bulletin.app import App
+from bulletin.archiver import ledger
+from bulletin.archiver.capture import sweep
+from bulletin.archiver.verify import verify
+from bulletin.config import load_settings
+from bulletin.db import is_sqlite, session_scope
+from bulletin.errors import BulletinError, ConfigError, Refused
+from bulletin.models import Delivery
+from bulletin.publisher.delivery import DeliveryWorker, Outcome
+from bulletin.publisher.notices import sync_account
+from bulletin.sdnotify import Notifier
+from bulletin.waker import Waker
+
+log = structlog.get_logger("bulletin.daemon")
+
+
+@dataclass
+class OnceReport:
+    """What ``daemon --once`` did and what it left for later."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    deferred: list[tuple[int, str, datetime | None, str | None]] = field(default_factory=list)
+    swept: dict[str, int] = field(default_factory=dict)
+
+
+class Daemon:
+    """Start with :meth:`start`, stop with :meth:`stop`, or run both with :meth:`serve`."""
+
+    def __init__(self, app: App, config_path: str | None = None) -> None:
+        self.app = app
+        self.config_path = config_path
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.notifier = Notifier(app.environ)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._reload = threading.Event()
+        self._dispatcher: threading.Thread | None = None
+        self._scheduler: BackgroundScheduler | None = None
+        self._waker: Waker | None = None
+        self._lock_file: IO[str] | None = None
+        self._heartbeat = time.monotonic()
+        self.worker = self._new_worker()
+
+    def _new_worker(self) -> DeliveryWorker:
+        return DeliveryWorker(
+            self.app.engine, self.app.settings, self.app.clock, self.app.archiver,
+            self.app.connector, self.owner,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Checks and repairs before any work: schema, single instance, accounts, ledger."""
+        self.app.checked_engine()
+        self._take_instance_lock()
+        self._sync_accounts()
+        self.recover()
+
+    def start(self) -> None:
+        """Prepare, then start the dispatcher, the waker and the scheduler."""
+        self.prepare()
+        data_dir = self.app.settings.data_dir
+        self._waker = Waker(data_dir, self._wake)
+        self._waker.start()
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+        self._schedule_jobs()
+        self._scheduler.start()
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher")
+        self._dispatcher.start()
+        accounts = ", ".join(sorted(self.app.settings.accounts)) or "none"
+        log.info("started", version=__version__, owner=self.owner, accounts=accounts,
+                 config=self.app.settings.source, data_dir=str(data_dir))
+        self.notifier.ready(f"serving {len(self.app.settings.accounts)} accounts")
+
+    def stop(self) -> None:
+        """Finish the delivery in hand, stop the jobs, release everything."""
+        self.notifier.stopping()
+        self._stop.set()
+        self._wake.set()
+        if self._dispatcher is not None:
+            self._dispatcher.join()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+        if self._waker is not None:
+            self._waker.stop()
+        self._release_instance_lock()
+        log.info("stopped", owner=self.owner)
+
+    def serve(self) -> None:
+        """Run until SIGTERM/SIGINT; SIGHUP reloads the configuration."""
+        def on_term(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal", signal=signal.Signals(signum).name)
+            self._stop.set()
+
+        def on_hup(_signum: int, _frame: FrameType | None) -> None:
+            self._reload.set()
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+        signal.signal(signal.SIGHUP, on_hup)
+        self.start()
+        try:
+            while not self._stop.wait(0.2):
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
+        finally:
+            self.stop()
+
+    def reload(self) -> None:
+        """Re-read the configuration; keep the old one when the new one is bad."""
+        try:
+            settings = load_settings(self.config_path, self.app.environ)
+        except ConfigError as e:
+            log.error("reload refused, keeping the running configuration", error=str(e))
+            return
+        if settings.database_url != self.app.settings.database_url:
+            log.error("reload refused: the database cannot change while running; restart")
+            return
+        self.app.replace_settings(settings)
+        self.worker = self._new_worker()
+        self._sync_accounts()
+        if self._scheduler is not None:
+            self._schedule_jobs()
+        log.info("reloaded", config=settings.source)
+
+    # -- the due-scan --------------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        interval = self.app.settings.daemon.scan_interval
+        while not self._stop.is_set():
+            self._heartbeat = time.monotonic()
+            try:
+                self.dispatch_due()
+            except BulletinError as e:
+                log.error("due-scan failed", error=str(e))
+            except Exception:
+                log.exception("due-scan failed")
+            self._wake.wait(timeout=interval)
+            self._wake.clear()
+
+    def dispatch_due(self) -> list[Outcome]:
+        """Carry out every delivery that is due now, one claim at a time."""
+        outcomes = []
+        while not self._stop.is_set():
+            claims = self.worker.claim(limit=1)
+            if not claims:
+                break
+            outcomes.append(self.worker.run(claims[0]))
+        return outcomes
+
+    # -- periodic jobs -------------------------------------------------------------------
+
+    def _schedule_jobs(self) -> None:
+        assert self._scheduler is not None
+        scheduler = self._scheduler
+        for job in scheduler.get_jobs():
+            job.remove()
+        now = datetime.now(UTC)
+        for name, account in self.app.settings.accounts.items():
+            if not account.enabled:
+                continue
+            scheduler.add_job(
+                self._guarded(f"capture {name}", lambda n=name: self.capture(n)),
+                "interval", seconds=account.capture_interval, id=f"capture:{name}",
+                next_run_time=now + timedelta(seconds=1), max_instances=1, coalesce=True,
+            )
+        hour, minute = (int(x) for x in self.app.settings.daemon.verify_at.split(":"))
+        scheduler.add_job(
+            self._guarded("nightly verify", self.nightly),
+            CronTrigger(hour=hour, minute=minute, timezone=self.app.settings.agency.time_zone),
+            id="nightly", max_instances=1, coalesce=True,
+        )
+        if self.notifier.watchdog_seconds:
+            scheduler.add_job(
+                self._watchdog, "interval", seconds=self.notifier.watchdog_seconds / 2,
+                id="watchdog", next_run_time=now,
+            )
+
+    def _guarded(self, what: str, job: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                job()
+            except BulletinError as e:
+                log.error(f"{what} failed", error=str(e))
+            except Exception:
+                log.exception(f"{what} failed")
+        return run
+
+    def _watchdog(self) -> None:
+        limit = self.notifier.watchdog_seconds or 0
+        if time.monotonic() - self._heartbeat < max(limit, 2 * self.app.settings.daemon.scan_interval):
+            self.notifier.watchdog()
+
+    def capture(self, account: str) -> int:
+        result = sweep(self.app.archiver, self.app.connector(account), account, self.app.clock)
+        return result.archived
+
+    def nightly(self) -> None:
+        report = verify(self.app.engine, self.app.store)
+        if report.ok:
+            log.info("verify ok", records=report.records, entries=report.entries)
+        else:
+            for problem in report.problems[:50]:
+                log.error("verify found a problem", problem=problem.line())
+
+    # -- recovery ------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Finish what a crash interrupted: ledger mirror, archiving of published posts."""
+        with Session(self.app.engine) as session:
+            written = ledger.repair_mirror(session, self.app.store)
+            if written:
+                log.warning("restored ledger mirror entries", count=written)
+            unarchived = session.exec(
+                select(Delivery.id).where(
+                    Delivery.state == "published",
+                    Delivery.archived_record_id.is_(None),  # type: ignore[union-attr]
+                )
+            ).all()
+        for delivery_id in unarchived:
+            if delivery_id is not None:
+                self.worker.archive_published(delivery_id)
+        if unarchived:
+            log.warning("archived published posts a crash left unarchived", count=len(unarchived))
+
+    def run_once(self, max_wait: float) -> OnceReport:
+        """Everything due now (waiting inline at most ``max_wait`` seconds), one capture sweep
+        per account, then return what was deferred."""
+        self.prepare()
+        try:
+            report = OnceReport()
+            deadline = time.monotonic() + max_wait
+            while True:
+                report.outcomes.extend(self.dispatch_due())
+                nxt = self.worker.next_due()
+                if nxt is None:
+                    break
+                wait = (nxt - self.app.clock.now()).total_seconds()
+                if time.monotonic() + max(wait, 0) > deadline:
+                    break
+                time.sleep(max(wait, 0.05))
+            for name, account in self.app.settings.accounts.items():
+                if account.enabled:
+                    try:
+                        report.swept[name] = self.capture(name)
+                    except BulletinError as e:
+                        log.error("capture failed", account=name, error=str(e))
+            with Session(self.app.engine) as session:
+                for d in session.exec(
+                    select(Delivery).where(Delivery.state.in_(("pending", "uncertain", "in-flight")))  # type: ignore[attr-defined]
+                    .where(Delivery.due_at.is_not(None))  # type: ignore[union-attr]
+                ):
+                    report.deferred.append((d.notice_id, d.account, d.due_at, d.last_error))
+            return report
+        finally:
+            self._release_instance_lock()
+
+    # -- instances -----------------------------------------------------------------------
+
+    def _sync_accounts(self) -> None:
+        with session_scope(self.app.engine) as session:
+            for name in self.app.settings.accounts:
+                sync_account(session, self.app.settings, name)
+
+    def _take_instance_lock(self) -> None:
+        """SQLite supports one daemon per database file; say so when a second one starts."""
+        if not is_sqlite(self.app.settings.database_url):
+            return
+        path = self.app.settings.data_dir / "daemon.lock"
+        handle = open(path, "a+")  # noqa: SIM115 - held for the daemon's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise Refused(
+                f"a daemon is already running on this SQLite database ({holder}); SQLite "
+                "supports one daemon, use PostgreSQL to run several"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self._lock_file = handle
+
+    def _release_instance_lock(self) -> None:
+        if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+
+@contextlib.contextmanager
+def running(app: App) -> Iterator[Daemon]:
+    """A started daemon inside a ``with`` block (tests, embedding)."""
+    daemon = Daemon(app)
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def lock_path(data_dir: Path) -> Path:
+    return data_dir / "daemon.lock"
+
+

@@ -1,0 +1,128 @@
+"""Engine, sessions and migrations. SQLite (WAL) by default, PostgreSQL for several instances."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from bulletin.errors import DatabaseError
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL, or None for memory/other databases."""
+    if not url.startswith("sqlite:///"):
+        return None
+    rest = url[len("sqlite:///") :].split("?", 1)[0]
+    return Path(rest) if rest and rest != ":memory:" else None
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``. SQLite gets WAL, a busy timeout and foreign keys.
+
+    :raises DatabaseError: the SQLite file's directory does not exist or is not writable.
+    """
+    if is_sqlite(url):
+        path = sqlite_path(url)
+        if path is not None and not path.parent.is_dir():
+            raise DatabaseError(f"database directory {path.parent} does not exist (run bulletin init)")
+        engine = sa.create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own transaction handling would defer BEGIN; we want BEGIN IMMEDIATE
+        # for writers so that two writers never deadlock on upgrade.
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except OperationalError as e:
+            session.rollback()
+            raise DatabaseError(f"database error: {_first_line(e)}") from e
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _first_line(e: Exception) -> str:
+    orig = getattr(e, "orig", None)
+    return str(orig or e).strip().splitlines()[0]
+
+
+def _alembic_config(engine: Engine) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(resources.files("bulletin") / "migrations"))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine) -> str:
+    """Create or upgrade the schema to the newest revision (idempotent); returns it.
+
+    :raises DatabaseError: unreachable, locked or not writable.
+    """
+    cfg = _alembic_config(engine)
+    try:
+        command.upgrade(cfg, "head")
+    except OperationalError as e:
+        raise DatabaseError(f"cannot initialise database: {_first_line(e)}") from e
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    return head or ""
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to run against a database that is unreachable or not at the newest revision.
+
+    :raises DatabaseError: with what to do about it.
+    """
+    cfg = _alembic_config(engine)
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as e:
+        raise DatabaseError(f"database unreachable: {_first_line(e)}") from e
+    if current is None:
+        raise DatabaseError("database is not initialised (run bulletin init)")
+    if current != head:
+        raise DatabaseError(
+            f"database schema is at {current}, this version needs {head} (run bulletin init)"
+        )

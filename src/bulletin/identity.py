@@ -1,0 +1,49 @@
+"""Who is acting. The command line trusts the operating system (see DESIGN "Who acts")."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Mapping
+
+from bulletin.config.settings import Role, Settings
+from bulletin.errors import Refused, UsageError
+
+SYSTEM_ACTOR = "bulletin"
+
+
+def resolve_actor(
+    settings: Settings,
+    explicit: str | None,
+    environ: Mapping[str, str],
+    role: Role | None = None,
+) -> str:
+    """The acting user's name: ``explicit`` (``--as``/``--by``), else ``BULLETIN_USER``, else the
+    login name mapped through ``os_user``.
+
+    With ``[users]`` configured the name must exist and hold ``role``.
+
+    :raises UsageError: no name can be found.
+    :raises Refused: unknown user or missing role.
+    """
+    name = explicit or environ.get("BULLETIN_USER") or ""
+    if not name:
+        login = _login_name()
+        mapped = [n for n, u in settings.users.items() if u.os_user and u.os_user == login]
+        name = mapped[0] if mapped else (login if settings.open_mode else "")
+    if not name:
+        raise UsageError("say who is acting with --as NAME (or set BULLETIN_USER)")
+    if settings.open_mode:
+        return name
+    user = settings.users.get(name)
+    if user is None:
+        raise Refused(f"unknown user {name!r} (not in [users] of {settings.source})")
+    if role is not None and role not in user.roles:
+        raise Refused(f"user {name!r} does not hold the {role} role")
+    return name
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""

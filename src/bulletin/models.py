@@ -1,0 +1,166 @@
+"""The database tables. The database is the working index; the WORM store is the record.
+
+All times are stored as UTC and come back timezone-aware (see :class:`UTCDateTime`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A datetime stored as naive UTC and returned aware, on every database."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Account(SQLModel, table=True):
+    """A configured platform account, mirrored from configuration at start."""
+
+    __tablename__ = "accounts"
+
+    name: str = Field(primary_key=True)
+    platform: str
+    base_url: str = ""
+    training: bool = False
+    enabled: bool = True
+    capture_cursor: str | None = None
+    last_capture_at: datetime | None = _ts()
+
+
+class Notice(SQLModel, table=True):
+    """A public notice: draft → approved → published | partially-published | failed,
+    or cancelled / expired."""
+
+    __tablename__ = "notices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    category: str
+    priority: str
+    title: str = ""
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    link: str | None = None
+    state: str = Field(default="draft", index=True)
+    author: str
+    created_at: datetime = _ts(nullable=False)
+    publish_at: datetime | None = _ts()
+    expires_at: datetime | None = _ts()
+    approved_by: str | None = None
+    approved_at: datetime | None = _ts()
+    closed_reason: str | None = None
+
+
+class Delivery(SQLModel, table=True):
+    """One notice to one account. ``due_at`` is set on approval; the due-scan reads it.
+
+    States: pending → in-flight (claimed with a lease) → published | failed | uncertain |
+    cancelled.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("notice_id", "account", name="uq_delivery_notice_account"),
+        Index("ix_deliveries_due", "state", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    notice_id: int = Field(foreign_key="notices.id", index=True)
+    account: str = Field(foreign_key="accounts.name")
+    state: str = "pending"
+    due_at: datetime | None = _ts()
+    attempts: int = 0
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = _ts()
+    attempt_started_at: datetime | None = _ts()
+    remote_id: str | None = None
+    remote_url: str | None = None
+    published_at: datetime | None = _ts()
+    last_error: str | None = None
+    raw_response: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    archived_record_id: int | None = None
+
+
+class Record(SQLModel, table=True):
+    """One archived version of a post or comment; the object itself lives in the WORM store."""
+
+    __tablename__ = "records"
+    __table_args__ = (
+        UniqueConstraint("account", "kind", "remote_id", "content_sha256", name="uq_record_version"),
+        Index("ix_records_remote", "account", "remote_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str
+    platform: str
+    kind: str  # post | comment
+    remote_id: str
+    parent_id: str | None = None
+    thread_id: str | None = None
+    version: int = 1
+    state: str = "visible"
+    author: str | None = None
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    url: str | None = None
+    posted_at: datetime | None = _ts()
+    captured_at: datetime = _ts(nullable=False)
+    series: str
+    retain_until: datetime | None = _ts()
+    legal_hold: bool = False
+    training: bool = False
+    content_sha256: str  # hash of the normalised content (defines a version)
+    object_sha256: str  # the stored snapshot (canonical JSON)
+    raw_sha256: str | None = None  # the platform's raw response
+    size: int = 0
+    notice_id: int | None = None
+    ledger_seq: int | None = Field(default=None, index=True)
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One link of the hash chain: ``entry_hash`` = sha256 of the entry's canonical JSON,
+    which includes ``prev_hash``."""
+
+    __tablename__ = "ledger"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    prev_hash: str = Field(unique=True)
+    entry_hash: str = Field(unique=True)
+    kind: str  # record | checkpoint | …
+    record_id: int | None = None
+    object_sha256: str | None = None
+    recorded_at: datetime = _ts(nullable=False)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which object, when and why."""
+
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts(nullable=False, index=True)
+    actor: str
+    action: str = Field(index=True)
+    object_type: str
+    object_id: str
+    reason: str | None = None
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -1,0 +1,1 @@
+"""Notices, approval, scheduling and delivery to every target account."""

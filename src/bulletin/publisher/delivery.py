@@ -1,0 +1,316 @@
+"""Delivery: claim what is due, publish it exactly once, archive what was published.
+
+Exactly once rests on three rules:
+
+1. The claim (state ``in-flight``, owner, lease, ``attempt_started_at``) is committed *before*
+   the platform is called, so a crash after the call leaves a visible trace of the attempt.
+2. A delivery found ``in-flight`` with an expired lease, or ``uncertain`` after an ambiguous
+   failure, is reconciled first: the connector looks for the post on the platform, and only
+   when it is not there is the post tried again.
+3. Every outcome is written only while this worker still owns the claim.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bulletin import audit
+from bulletin.archiver.archive import Archiver, Capture
+from bulletin.clock import Clock
+from bulletin.config.settings import Settings, parse_period
+from bulletin.connectors.base import Connector, OutgoingPost, PublishResult, RemoteItem
+from bulletin.db import session_scope
+from bulletin.errors import (
+    Ambiguous,
+    AuthError,
+    BulletinError,
+    RateLimited,
+    Rejected,
+)
+from bulletin.identity import SYSTEM_ACTOR
+from bulletin.models import Account, Delivery, Notice
+
+log = structlog.get_logger("bulletin.delivery")
+
+RETRY_STATES = ("pending", "uncertain")
+FINAL_DELIVERY_STATES = {"published", "failed", "cancelled"}
+
+
+@dataclass(frozen=True)
+class Claim:
+    delivery_id: int
+    reconcile: bool  # a previous attempt may have reached the platform
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery_id: int
+    state: str
+    detail: str = ""
+    deferred_until: datetime | None = None
+
+
+class DeliveryWorker:
+    """Claims due deliveries and carries them out; one per daemon thread."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        clock: Clock,
+        archiver: Archiver,
+        connector_for: Callable[[str], Connector],
+        owner: str,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.archiver = archiver
+        self.connector_for = connector_for
+        self.owner = owner
+        self.lease = timedelta(seconds=settings.daemon.lease_seconds)
+        self.routine_give_up = parse_period(settings.daemon.routine_give_up) or timedelta(days=1)
+
+    # -- claiming ---------------------------------------------------------------------
+
+    def claim(self, limit: int = 10) -> list[Claim]:
+        """Claim up to ``limit`` due deliveries (SKIP LOCKED on PostgreSQL)."""
+        now = self.clock.now()
+        claims: list[Claim] = []
+        with session_scope(self.engine) as session:
+            due = sa.or_(
+                sa.and_(Delivery.state.in_(RETRY_STATES), Delivery.due_at <= now),  # type: ignore[attr-defined,operator]
+                sa.and_(Delivery.state == "in-flight", Delivery.lease_expires_at < now),  # type: ignore[operator]
+            )
+            query = (
+                select(Delivery).where(due).order_by(Delivery.due_at).limit(limit)  # type: ignore[arg-type]
+                .with_for_update(skip_locked=True)
+            )
+            for delivery in session.exec(query).all():
+                assert delivery.id is not None
+                reconcile = delivery.state in ("in-flight", "uncertain")
+                delivery.state = "in-flight"
+                delivery.lease_owner = self.owner
+                delivery.lease_expires_at = now + self.lease
+                delivery.attempts += 1
+                if not reconcile:
+                    delivery.attempt_started_at = now
+                session.add(delivery)
+                claims.append(Claim(delivery.id, reconcile))
+        return claims
+
+    def next_due(self) -> datetime | None:
+        """When the earliest waiting delivery becomes due (for ``--once`` reporting)."""
+        with Session(self.engine) as session:
+            value: datetime | None = session.exec(
+                select(sa.func.min(Delivery.due_at)).where(Delivery.state.in_(RETRY_STATES))  # type: ignore[attr-defined]
+            ).one()
+        return value
+
+    # -- carrying out ------------------------------------------------------------------
+
+    def run(self, claim: Claim) -> Outcome:
+        """Carry out one claimed delivery; never raises for platform or input trouble."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            delivery = session.get(Delivery, claim.delivery_id)
+            assert delivery is not None
+            notice = session.get(Notice, delivery.notice_id)
+            assert notice is not None
+        now = self.clock.now()
+        if notice.state == "cancelled" or notice.state not in ("approved", "partially-published"):
+            return self._finish(delivery, "cancelled", f"notice is {notice.state}")
+        if notice.expires_at is not None and now >= notice.expires_at:
+            return self._finish(delivery, "failed", "the notice expired before it was published")
+        try:
+            connector = self.connector_for(delivery.account)
+            post = outgoing_post(notice, delivery)
+            if claim.reconcile:
+                since = (delivery.attempt_started_at or notice.approved_at or now) - timedelta(
+                    seconds=5
+                )
+                found = connector.find_published(post, since)
+                if found is not None:
+                    log.info("reconciled", delivery=delivery.id, remote_id=found.remote_id)
+                    return self._published(delivery, notice, connector, found, reconciled=True)
+                self._restart_attempt(delivery)
+            result = connector.publish(post)
+        except RateLimited as e:
+            return self._defer(delivery, notice, e.retry_after, f"rate limited: {e}")
+        except Ambiguous as e:
+            return self._finish(delivery, "uncertain", f"outcome unknown: {e}",
+                                due=now + timedelta(seconds=2))
+        except (Rejected, AuthError) as e:
+            return self._finish(delivery, "failed", str(e))
+        except BulletinError as e:
+            return self._defer(delivery, notice, None, str(e))
+        except Exception as e:  # a bug or an unexpected library error must not kill the daemon
+            log.exception("delivery error", delivery=delivery.id)
+            return self._defer(delivery, notice, None, f"unexpected error: {type(e).__name__}")
+        return self._published(delivery, notice, connector, result, reconciled=False)
+
+    def _restart_attempt(self, delivery: Delivery) -> None:
+        with session_scope(self.engine) as session:
+            row = self._owned(session, delivery.id)
+            if row is not None:
+                row.attempt_started_at = self.clock.now()
+                session.add(row)
+
+    def _owned(self, session: Session, delivery_id: int | None) -> Delivery | None:
+        row = session.exec(
+            select(Delivery).where(Delivery.id == delivery_id).with_for_update()
+        ).first()
+        if row is None or row.state != "in-flight" or row.lease_owner != self.owner:
+            log.warning("claim lost", delivery=delivery_id)
+            return None
+        return row
+
+    def _published(
+        self,
+        delivery: Delivery,
+        notice: Notice,
+        connector: Connector,
+        result: PublishResult,
+        reconciled: bool,
+    ) -> Outcome:
+        now = self.clock.now()
+        with session_scope(self.engine) as session:
+            row = self._owned(session, delivery.id)
+            if row is None:
+                return Outcome(delivery.id or 0, "lost", "claim expired before the outcome")
+            row.state = "published"
+            row.remote_id = result.remote_id
+            row.remote_url = result.url
+            row.published_at = result.posted_at or now
+            row.raw_response = result.raw
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.last_error = None
+            session.add(row)
+            audit.record_event(
+                session, at=now, actor=SYSTEM_ACTOR, action="published", object_type="delivery",
+                object_id=row.id or 0, notice=notice.id, account=row.account,
+                remote_id=result.remote_id, reconciled=reconciled,
+            )
+            refresh_notice_state(session, notice.id or 0, now)
+        log.info("published", notice=notice.id, account=delivery.account,
+                 remote_id=result.remote_id, url=result.url)
+        self.archive_published(delivery.id or 0)
+        return Outcome(delivery.id or 0, "published", result.url or result.remote_id)
+
+    def archive_published(self, delivery_id: int) -> None:
+        """Archive the snapshot of a published delivery, once (safe to repeat after a crash)."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            delivery = session.get(Delivery, delivery_id)
+            if delivery is None or delivery.state != "published" or delivery.archived_record_id:
+                return
+            notice = session.get(Notice, delivery.notice_id)
+            account = session.get(Account, delivery.account)
+            assert notice is not None and account is not None
+        item = RemoteItem(
+            kind="post",
+            remote_id=delivery.remote_id or "",
+            text=notice.text,
+            author=delivery.account,
+            posted_at=delivery.published_at,
+            url=delivery.remote_url,
+            thread_id=delivery.remote_id,
+            extra={"notice_id": notice.id, "category": notice.category},
+            raw=delivery.raw_response or b"",
+        )
+        record = self.archiver.archive(
+            [Capture(delivery.account, account.platform, item, account.training,
+                     notice.id, notice.priority)]
+        )[0]
+        with session_scope(self.engine) as session:
+            row = session.get(Delivery, delivery_id)
+            assert row is not None
+            row.archived_record_id = record.id
+            session.add(row)
+
+    def _defer(
+        self, delivery: Delivery, notice: Notice, until: datetime | None, reason: str
+    ) -> Outcome:
+        now = self.clock.now()
+        if until is None:
+            backoff = min(300.0, 2.0 ** min(delivery.attempts, 8)) * (0.5 + random.random())
+            until = now + timedelta(seconds=backoff)
+        give_up = notice.expires_at
+        if notice.priority != "emergency":
+            routine_end = (notice.approved_at or now) + self.routine_give_up
+            give_up = min(give_up, routine_end) if give_up else routine_end
+        if give_up is not None and until >= give_up:
+            return self._finish(delivery, "failed", f"gave up: {reason}")
+        return self._finish(delivery, "pending", reason, due=until)
+
+    def _finish(
+        self, delivery: Delivery, state: str, reason: str, due: datetime | None = None
+    ) -> Outcome:
+        now = self.clock.now()
+        with session_scope(self.engine) as session:
+            row = self._owned(session, delivery.id)
+            if row is None:
+                return Outcome(delivery.id or 0, "lost", "claim expired before the outcome")
+            row.state = state
+            row.last_error = reason
+            row.lease_owner = None
+            row.lease_expires_at = None
+            if due is not None:
+                row.due_at = due
+            session.add(row)
+            if state in FINAL_DELIVERY_STATES:
+                audit.record_event(
+                    session, at=now, actor=SYSTEM_ACTOR, action=state, object_type="delivery",
+                    object_id=row.id or 0, reason=reason, notice=row.notice_id,
+                    account=row.account,
+                )
+                refresh_notice_state(session, row.notice_id, now)
+        level = log.warning if state in ("failed", "uncertain") else log.info
+        level(state, delivery=delivery.id, account=delivery.account, reason=reason,
+              due=due.isoformat() if due else None)
+        return Outcome(delivery.id or 0, state, reason, due if state == "pending" else None)
+
+
+def outgoing_post(notice: Notice, delivery: Delivery) -> OutgoingPost:
+    return OutgoingPost(
+        key=f"notice-{notice.id}",
+        text=notice.text,
+        title=notice.title,
+        category=notice.category,
+        link=notice.link,
+    )
+
+
+def refresh_notice_state(session: Session, notice_id: int, now: datetime) -> None:
+    """Set the notice's state from its deliveries once all of them are final."""
+    notice = session.get(Notice, notice_id)
+    if notice is None:
+        return
+    states = [
+        d.state for d in session.exec(select(Delivery).where(Delivery.notice_id == notice_id))
+    ]
+    if not states or any(s not in FINAL_DELIVERY_STATES for s in states):
+        return
+    published = states.count("published")
+    if published == len(states):
+        new = "published"
+    elif published:
+        new = "partially-published"
+    elif all(s == "cancelled" for s in states):
+        new = "cancelled"
+    else:
+        new = "failed"
+    if new != notice.state:
+        notice.state = new
+        session.add(notice)
+        audit.record_event(
+            session, at=now, actor=SYSTEM_ACTOR, action=f"notice-{new}", object_type="notice",
+            object_id=notice_id,
+        )

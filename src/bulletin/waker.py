@@ -1,0 +1,77 @@
+"""Waking the daemon at once when a notice is approved: a datagram on a Unix socket.
+
+The socket lives in the data directory (``bulletin.sock``). Unix socket paths are limited to
+107 bytes; a longer data directory uses an abstract socket named after the path's hash.
+A lost poke costs at most one fallback scan interval, never a notice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import threading
+from pathlib import Path
+
+_MAX_PATH = 107
+
+
+def socket_address(data_dir: Path) -> str:
+    path = str(data_dir / "bulletin.sock")
+    if len(path.encode()) <= _MAX_PATH:
+        return path
+    return "\0bulletin-" + hashlib.sha256(path.encode()).hexdigest()[:32]
+
+
+def poke(data_dir: Path) -> bool:
+    """Tell a running daemon that work may be due; False when none listens."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"wake", socket_address(data_dir))
+        return True
+    except OSError:
+        return False
+
+
+class Waker:
+    """Listens for pokes and sets ``event``; runs in its own thread."""
+
+    def __init__(self, data_dir: Path, event: threading.Event) -> None:
+        self.address = socket_address(data_dir)
+        self.event = event
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if not self.address.startswith("\0"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.address)
+        sock.bind(self.address)
+        sock.settimeout(0.5)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._listen, name="waker", daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        assert self._sock is not None
+        while not self._stopping:
+            try:
+                self._sock.recv(64)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.event.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self._sock is not None:
+            self._sock.close()
+        if not self.address.startswith("\0"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.address)
