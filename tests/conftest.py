@@ -6,4 +6,6 @@ from __future__ import annotations
 
 pytest_plugins = [
     "tests.plugins.environment",
+    "tests.plugins.database",
+    "tests.plugins.bulletin_app",
 ]

@@ -1,0 +1,170 @@
+"""Delivery to the feed: exactly once, through crashes at every step, and faults."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from bulletin.connectors.feed import ATOM, FeedConnector
+from bulletin.daemon import Daemon
+from bulletin.models import Delivery, Notice, Record
+from bulletin.publisher.delivery import DeliveryWorker, outgoing_post
+from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from tests.plugins.bulletin_app import Instance
+
+TEXT = "Road closed: Main St between 1st and 2nd until 6 pm."
+
+
+def approved_notice(instance: Instance, text: str = TEXT, **changes: object) -> int:
+    fields: dict[str, object] = {"category": "road-closure", "text": text, "targets": ("feed",)}
+    fields.update(changes)
+    notice = create_notice(
+        instance.app.engine, instance.settings, instance.clock,
+        NoticeDraft(**fields), "dispatcher",  # type: ignore[arg-type]
+    )
+    assert notice.id is not None
+    approve_notice(instance.app.engine, instance.settings, instance.clock, notice.id, "chief")
+    return notice.id
+
+
+def worker(instance: Instance, owner: str) -> DeliveryWorker:
+    app = instance.app
+    return DeliveryWorker(app.engine, app.settings, app.clock, app.archiver, app.connector, owner)
+
+
+def feed_ids(instance: Instance) -> list[str]:
+    import xml.etree.ElementTree as ET
+
+    path = instance.settings.feed_path("feed")
+    if not path.exists():
+        return []
+    root = ET.parse(path).getroot()
+    return [e.findtext(f"{{{ATOM}}}id") or "" for e in root.findall(f"{{{ATOM}}}entry")]
+
+
+def state_of(instance: Instance, notice_id: int) -> tuple[str, list[str], int]:
+    with Session(instance.app.engine) as session:
+        notice = session.get(Notice, notice_id)
+        assert notice is not None
+        deliveries = session.exec(select(Delivery).where(Delivery.notice_id == notice_id)).all()
+        records = session.exec(select(Record).where(Record.notice_id == notice_id)).all()
+    return notice.state, [d.state for d in deliveries], len(records)
+
+
+def test_approved_notice_is_published_and_archived(instance: Instance) -> None:
+    """The due-scan publishes an approved notice to the feed and archives it once."""
+    notice_id = approved_notice(instance)
+    daemon = Daemon(instance.app)
+    daemon.prepare()
+    outcomes = daemon.dispatch_due()
+    assert [o.state for o in outcomes] == ["published"]
+    assert state_of(instance, notice_id) == ("published", ["published"], 1)
+    assert feed_ids(instance) == [f"urn:bulletin:feed:notice-{notice_id}"]
+    assert daemon.dispatch_due() == []  # nothing left, nothing repeated
+
+
+def test_future_notice_waits_for_its_time(instance: Instance) -> None:
+    """A notice due in an hour is not published before then."""
+    notice_id = approved_notice(instance, publish_at=instance.clock.now() + timedelta(hours=1))
+    w = worker(instance, "a")
+    assert w.claim() == []
+    instance.clock.advance(timedelta(minutes=61))
+    claims = w.claim()
+    assert [w.run(c).state for c in claims] == ["published"]
+    assert state_of(instance, notice_id)[0] == "published"
+
+
+def test_crash_after_claim_before_publish(instance: Instance) -> None:
+    """A worker that dies after claiming: the claim expires and another publishes once."""
+    notice_id = approved_notice(instance)
+    dead = worker(instance, "dead")
+    assert len(dead.claim()) == 1  # and then it dies
+    survivor = worker(instance, "survivor")
+    assert survivor.claim() == []  # the lease still holds
+    instance.clock.advance(timedelta(seconds=instance.settings.daemon.lease_seconds + 1))
+    claims = survivor.claim()
+    assert [c.reconcile for c in claims] == [True]
+    assert survivor.run(claims[0]).state == "published"
+    assert feed_ids(instance) == [f"urn:bulletin:feed:notice-{notice_id}"]
+    assert state_of(instance, notice_id) == ("published", ["published"], 1)
+
+
+def test_crash_after_publish_before_commit(instance: Instance) -> None:
+    """The platform got the post but the worker died before recording it: the next worker
+    finds the post on the platform and does not post again."""
+    notice_id = approved_notice(instance)
+    dead = worker(instance, "dead")
+    claim = dead.claim()[0]
+    with Session(instance.app.engine) as session:
+        delivery = session.get(Delivery, claim.delivery_id)
+        notice = session.get(Notice, notice_id)
+        assert delivery is not None and notice is not None
+    FeedConnector.from_settings("feed", instance.settings, {}).publish(
+        outgoing_post(notice, delivery)
+    )  # the platform call succeeded; the process dies here
+    instance.clock.advance(timedelta(seconds=instance.settings.daemon.lease_seconds + 1))
+    survivor = worker(instance, "survivor")
+    outcome = survivor.run(survivor.claim()[0])
+    assert outcome.state == "published"
+    assert feed_ids(instance) == [f"urn:bulletin:feed:notice-{notice_id}"]
+    assert state_of(instance, notice_id) == ("published", ["published"], 1)
+
+
+def test_crash_after_commit_before_archive(instance: Instance) -> None:
+    """Published and recorded but not archived: recovery at start archives it, once."""
+    notice_id = approved_notice(instance)
+    w = worker(instance, "a")
+    claim = w.claim()[0]
+    w.archive_published = lambda delivery_id: None  # type: ignore[method-assign]  # dies here
+    assert w.run(claim).state == "published"
+    assert state_of(instance, notice_id) == ("published", ["published"], 0)
+    for _ in range(2):
+        Daemon(instance.app).recover()
+    assert state_of(instance, notice_id) == ("published", ["published"], 1)
+
+
+def test_unwritable_feed_is_retried_later_not_lost(instance: Instance, tmp_path: Path) -> None:
+    """A feed that cannot be written defers the delivery; once writable, it goes out."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a regular file")
+    account = instance.settings.accounts["feed"].model_copy(update={"path": blocker / "feed.xml"})
+    instance.app.replace_settings(
+        instance.settings.model_copy(update={"accounts": {"feed": account}})
+    )
+    notice_id = approved_notice(instance)
+    w = worker(instance, "a")
+    outcome = w.run(w.claim()[0])
+    assert outcome.state == "pending"
+    assert "cannot write" in outcome.detail
+    assert outcome.deferred_until is not None
+    blocker.unlink()
+    blocker.mkdir()
+    instance.clock.set(outcome.deferred_until + timedelta(seconds=1))
+    assert [w.run(c).state for c in w.claim()] == ["published"]
+    assert state_of(instance, notice_id)[0] == "published"
+
+
+def test_expired_while_waiting_is_failed_with_reason(instance: Instance) -> None:
+    """A delivery whose notice expired before it could go out is failed, never published."""
+    notice_id = approved_notice(
+        instance,
+        publish_at=instance.clock.now() + timedelta(minutes=10),
+        expires_at=instance.clock.now() + timedelta(minutes=20),
+    )
+    instance.clock.advance(timedelta(minutes=30))
+    w = worker(instance, "a")
+    outcome = w.run(w.claim()[0])
+    assert (outcome.state, outcome.detail) == ("failed", "the notice expired before it was published")
+    assert state_of(instance, notice_id) == ("failed", ["failed"], 0)
+    assert feed_ids(instance) == []
+
+
+def test_two_workers_never_publish_the_same_delivery(instance: Instance) -> None:
+    """Claims are exclusive: two workers claiming in turn split the work without overlap."""
+    ids = [approved_notice(instance, text=f"{TEXT} ({i})") for i in range(6)]
+    a, b = worker(instance, "a"), worker(instance, "b")
+    claimed = [c.delivery_id for c in a.claim(limit=3)] + [c.delivery_id for c in b.claim(limit=10)]
+    assert sorted(claimed) == sorted(set(claimed))
+    assert len(claimed) == len(ids)
