@@ -168,6 +168,8 @@ class Archiver:
                 created[key] = record
         for entry in entries:
             ledger.mirror(self.store, entry)
+        if entries:
+            self.store.flush()
         return created
 
     def _new_record(self, session: Session, p: _Prepared, now: datetime) -> Record:

@@ -1,0 +1,136 @@
+"""The archive: content-addressed snapshots, the ledger chain, and verify catching tampering."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from bulletin.archiver import ledger
+from bulletin.archiver.archive import Capture
+from bulletin.archiver.store.base import object_key
+from bulletin.archiver.store.local import LocalStore
+from bulletin.archiver.verify import verify
+from bulletin.connectors.base import RemoteItem
+from bulletin.errors import RetentionViolation
+from bulletin.models import LedgerEntry, Record
+from tests.plugins.bulletin_app import Instance
+
+
+def comment(n: int, text: str | None = None) -> Capture:
+    item = RemoteItem(
+        kind="comment", remote_id=f"c{n}", text=text or f"Comment number {n} 🚧 שלום",
+        author=f"visitor{n}", posted_at=datetime(2026, 11, 1, tzinfo=UTC), parent_id="p1",
+        thread_id="p1", raw=f'{{"id":"c{n}"}}'.encode(),
+    )
+    return Capture("feed", "feed", item)
+
+
+def archive_some(instance: Instance, count: int = 5) -> list[Record]:
+    return instance.app.archiver.archive([comment(i) for i in range(count)])
+
+
+def test_archive_is_idempotent_and_chained(instance: Instance) -> None:
+    """Archiving the same items twice stores them once; the ledger links every record."""
+    first = archive_some(instance)
+    again = archive_some(instance)
+    assert [r.id for r in first] == [r.id for r in again]
+    with Session(instance.app.engine) as session:
+        entries = session.exec(select(LedgerEntry).order_by(LedgerEntry.seq)).all()
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+    assert entries[0].prev_hash == ledger.GENESIS
+    assert all(b.prev_hash == a.entry_hash for a, b in zip(entries, entries[1:], strict=False))
+    report = verify(instance.app.engine, instance.app.store)
+    assert report.ok, report.problems
+    assert (report.records, report.entries, report.objects) == (5, 5, 10)
+
+
+def test_an_edit_is_a_new_version(instance: Instance) -> None:
+    """Changed text adds version 2; version 1 stays as it was."""
+    [v1] = instance.app.archiver.archive([comment(1, "first words")])
+    [v2] = instance.app.archiver.archive([comment(1, "edited words")])
+    assert (v1.version, v2.version) == (1, 2)
+    assert v1.object_sha256 != v2.object_sha256
+    assert instance.app.store.get(object_key(v1.object_sha256))
+
+
+def test_retention_is_set_from_the_default_period(instance: Instance) -> None:
+    """Each record's objects carry retain-until = capture time + 7 years; delete refused."""
+    [record] = archive_some(instance, 1)
+    assert record.series == "visitor-comments"
+    assert record.retain_until is not None
+    assert record.retain_until - instance.clock.now() >= timedelta(days=7 * 365)
+    info = instance.app.store.head(object_key(record.object_sha256))
+    assert info is not None and info.retain_until >= record.retain_until - timedelta(seconds=1)
+    with pytest.raises(RetentionViolation):
+        instance.app.store.delete(object_key(record.object_sha256), now=instance.clock.now())
+
+
+def test_flipped_byte_in_an_object_is_named(instance: Instance) -> None:
+    """A byte changed in a stored snapshot on disk: verify names the record."""
+    records = archive_some(instance)
+    store = instance.app.store
+    assert isinstance(store, LocalStore)
+    path = store.path_of(object_key(records[2].object_sha256))
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0x01
+    path.write_bytes(bytes(data))
+    report = verify(instance.app.engine, store)
+    assert not report.ok
+    assert [(p.kind, p.subject) for p in report.problems] == [
+        ("object-altered", f"record {records[2].id}")
+    ]
+
+
+def test_removed_object_is_named(instance: Instance) -> None:
+    """An object deleted behind Bulletin's back: verify says which record lost it."""
+    records = archive_some(instance)
+    store = instance.app.store
+    assert isinstance(store, LocalStore)
+    store.path_of(object_key(records[1].raw_sha256 or "")).unlink()
+    report = verify(instance.app.engine, store)
+    assert [(p.kind, p.subject) for p in report.problems] == [
+        ("object-missing", f"record {records[1].id}")
+    ]
+
+
+def test_altered_ledger_row_breaks_the_chain(instance: Instance) -> None:
+    """Editing a ledger row in the database is caught: its hash no longer matches and the
+    mirror in the store disagrees."""
+    archive_some(instance)
+    with instance.app.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ledger SET object_sha256 = :x WHERE seq = 3"), {"x": "0" * 64})
+    kinds = {(p.kind, p.subject) for p in verify(instance.app.engine, instance.app.store).problems}
+    assert ("entry-altered", "ledger 3") in kinds
+    assert ("mirror-differs", "ledger 3") in kinds
+
+
+def test_removed_ledger_row_is_named(instance: Instance) -> None:
+    """Deleting a ledger row leaves a gap that verify reports, with the orphaned mirror."""
+    archive_some(instance)
+    with instance.app.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM ledger WHERE seq = 2"))
+    kinds = {(p.kind, p.subject) for p in verify(instance.app.engine, instance.app.store).problems}
+    assert ("entry-missing", "ledger 2") in kinds
+    assert ("chain-broken", "ledger 3") in kinds
+    assert ("mirror-without-row", ledger.mirror_key(2)) in kinds
+
+
+def test_missing_mirror_is_reported_then_repaired(instance: Instance) -> None:
+    """A crash between commit and mirror leaves entries unmirrored; start-up repairs them."""
+    archive_some(instance)
+    store = instance.app.store
+    assert isinstance(store, LocalStore)
+    path = store.path_of(ledger.mirror_key(5))
+    path.unlink()
+    meta = path.with_name(path.name + ".meta.json")
+    meta.unlink(missing_ok=True)
+    kinds = {(p.kind, p.subject) for p in verify(instance.app.engine, store).problems}
+    assert kinds == {("mirror-missing", "ledger 5")}
+    with Session(instance.app.engine) as session:
+        assert ledger.repair_mirror(session, store) == 1
+    assert verify(instance.app.engine, store).ok
