@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.plugins.environment",
     "tests.plugins.database",
     "tests.plugins.bulletin_app",
+    "tests.plugins.daemon_process",
 ]

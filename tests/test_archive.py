@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 import sqlalchemy as sa
@@ -22,9 +23,14 @@ from tests.plugins.bulletin_app import Instance
 
 def comment(n: int, text: str | None = None) -> Capture:
     item = RemoteItem(
-        kind="comment", remote_id=f"c{n}", text=text or f"Comment number {n} 🚧 שלום",
-        author=f"visitor{n}", posted_at=datetime(2026, 11, 1, tzinfo=UTC), parent_id="p1",
-        thread_id="p1", raw=f'{{"id":"c{n}"}}'.encode(),
+        kind="comment",
+        remote_id=f"c{n}",
+        text=text or f"Comment number {n} 🚧 שלום",
+        author=f"visitor{n}",
+        posted_at=datetime(2026, 11, 1, tzinfo=UTC),
+        parent_id="p1",
+        thread_id="p1",
+        raw=f'{{"id":"c{n}"}}'.encode(),
     )
     return Capture("feed", "feed", item)
 
@@ -42,7 +48,7 @@ def test_archive_is_idempotent_and_chained(instance: Instance) -> None:
         entries = session.exec(select(LedgerEntry).order_by(LedgerEntry.seq)).all()
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
     assert entries[0].prev_hash == ledger.GENESIS
-    assert all(b.prev_hash == a.entry_hash for a, b in zip(entries, entries[1:], strict=False))
+    assert all(b.prev_hash == a.entry_hash for a, b in pairwise(entries))
     report = verify(instance.app.engine, instance.app.store)
     assert report.ok, report.problems
     assert (report.records, report.entries, report.objects) == (5, 5, 10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from defusedxml import ElementTree as SafeET
 from sqlmodel import Session, select
 
 from bulletin.connectors.feed import ATOM, FeedConnector
@@ -21,8 +22,11 @@ def approved_notice(instance: Instance, text: str = TEXT, **changes: object) -> 
     fields: dict[str, object] = {"category": "road-closure", "text": text, "targets": ("feed",)}
     fields.update(changes)
     notice = create_notice(
-        instance.app.engine, instance.settings, instance.clock,
-        NoticeDraft(**fields), "dispatcher",  # type: ignore[arg-type]
+        instance.app.engine,
+        instance.settings,
+        instance.clock,
+        NoticeDraft(**fields),
+        "dispatcher",  # type: ignore[arg-type]
     )
     assert notice.id is not None
     approve_notice(instance.app.engine, instance.settings, instance.clock, notice.id, "chief")
@@ -35,12 +39,11 @@ def worker(instance: Instance, owner: str) -> DeliveryWorker:
 
 
 def feed_ids(instance: Instance) -> list[str]:
-    import xml.etree.ElementTree as ET
 
     path = instance.settings.feed_path("feed")
     if not path.exists():
         return []
-    root = ET.parse(path).getroot()
+    root = SafeET.parse(path).getroot()
     return [e.findtext(f"{{{ATOM}}}id") or "" for e in root.findall(f"{{{ATOM}}}entry")]
 
 
@@ -156,7 +159,10 @@ def test_expired_while_waiting_is_failed_with_reason(instance: Instance) -> None
     instance.clock.advance(timedelta(minutes=30))
     w = worker(instance, "a")
     outcome = w.run(w.claim()[0])
-    assert (outcome.state, outcome.detail) == ("failed", "the notice expired before it was published")
+    assert (outcome.state, outcome.detail) == (
+        "failed",
+        "the notice expired before it was published",
+    )
     assert state_of(instance, notice_id) == ("failed", ["failed"], 0)
     assert feed_ids(instance) == []
 

@@ -129,7 +129,8 @@ def test_self_approval_is_refused_with_users(tmp_path: object, db_url: str) -> N
     from tests.plugins.bulletin_app import make_instance
 
     inst = make_instance(
-        Path(str(tmp_path)), db_url,
+        Path(str(tmp_path)),
+        db_url,
         '\n[users.dana]\nroles = ["dispatcher", "approver"]\n',
     )
     try:

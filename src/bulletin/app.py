@@ -33,7 +33,9 @@ class App:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.settings.database_url)
+            self._engine = make_engine(
+                self.settings.database_url, self.settings.database.busy_timeout
+            )
         return self._engine
 
     def checked_engine(self) -> Engine:

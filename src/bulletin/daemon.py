@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import signal
 import socket
@@ -78,8 +79,12 @@ class Daemon:
 
     def _new_worker(self) -> DeliveryWorker:
         return DeliveryWorker(
-            self.app.engine, self.app.settings, self.app.clock, self.app.archiver,
-            self.app.connector, self.owner,
+            self.app.engine,
+            self.app.settings,
+            self.app.clock,
+            self.app.archiver,
+            self.app.connector,
+            self.owner,
         )
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -103,8 +108,14 @@ class Daemon:
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher")
         self._dispatcher.start()
         accounts = ", ".join(sorted(self.app.settings.accounts)) or "none"
-        log.info("started", version=__version__, owner=self.owner, accounts=accounts,
-                 config=self.app.settings.source, data_dir=str(data_dir))
+        log.info(
+            "started",
+            version=__version__,
+            owner=self.owner,
+            accounts=accounts,
+            config=self.app.settings.source,
+            data_dir=str(data_dir),
+        )
         self.notifier.ready(f"serving {len(self.app.settings.accounts)} accounts")
 
     def stop(self) -> None:
@@ -123,6 +134,7 @@ class Daemon:
 
     def serve(self) -> None:
         """Run until SIGTERM/SIGINT; SIGHUP reloads the configuration."""
+
         def on_term(signum: int, _frame: FrameType | None) -> None:
             log.info("signal", signal=signal.Signals(signum).name)
             self._stop.set()
@@ -196,20 +208,29 @@ class Daemon:
             if not account.enabled:
                 continue
             scheduler.add_job(
-                self._guarded(f"capture {name}", lambda n=name: self.capture(n)),
-                "interval", seconds=account.capture_interval, id=f"capture:{name}",
-                next_run_time=now + timedelta(seconds=1), max_instances=1, coalesce=True,
+                self._guarded(f"capture {name}", functools.partial(self.capture, name)),
+                "interval",
+                seconds=account.capture_interval,
+                id=f"capture:{name}",
+                next_run_time=now + timedelta(seconds=1),
+                max_instances=1,
+                coalesce=True,
             )
         hour, minute = (int(x) for x in self.app.settings.daemon.verify_at.split(":"))
         scheduler.add_job(
             self._guarded("nightly verify", self.nightly),
             CronTrigger(hour=hour, minute=minute, timezone=self.app.settings.agency.time_zone),
-            id="nightly", max_instances=1, coalesce=True,
+            id="nightly",
+            max_instances=1,
+            coalesce=True,
         )
         if self.notifier.watchdog_seconds:
             scheduler.add_job(
-                self._watchdog, "interval", seconds=self.notifier.watchdog_seconds / 2,
-                id="watchdog", next_run_time=now,
+                self._watchdog,
+                "interval",
+                seconds=self.notifier.watchdog_seconds / 2,
+                id="watchdog",
+                next_run_time=now,
             )
 
     def _guarded(self, what: str, job: Callable[[], object]) -> Callable[[], None]:
@@ -220,11 +241,14 @@ class Daemon:
                 log.error(f"{what} failed", error=str(e))
             except Exception:
                 log.exception(f"{what} failed")
+
         return run
 
     def _watchdog(self) -> None:
         limit = self.notifier.watchdog_seconds or 0
-        if time.monotonic() - self._heartbeat < max(limit, 2 * self.app.settings.daemon.scan_interval):
+        if time.monotonic() - self._heartbeat < max(
+            limit, 2 * self.app.settings.daemon.scan_interval
+        ):
             self.notifier.watchdog()
 
     def capture(self, account: str) -> int:
@@ -283,7 +307,8 @@ class Daemon:
                         log.error("capture failed", account=name, error=str(e))
             with Session(self.app.engine) as session:
                 for d in session.exec(
-                    select(Delivery).where(Delivery.state.in_(("pending", "uncertain", "in-flight")))  # type: ignore[attr-defined]
+                    select(Delivery)
+                    .where(Delivery.state.in_(("pending", "uncertain", "in-flight")))  # type: ignore[attr-defined]
                     .where(Delivery.due_at.is_not(None))  # type: ignore[union-attr]
                 ):
                     report.deferred.append((d.notice_id, d.account, d.due_at, d.last_error))
@@ -341,5 +366,3 @@ def running(app: App) -> Iterator[Daemon]:
 
 def lock_path(data_dir: Path) -> Path:
     return data_dir / "daemon.lock"
-
-

@@ -106,7 +106,9 @@ class Record(SQLModel, table=True):
 
     __tablename__ = "records"
     __table_args__ = (
-        UniqueConstraint("account", "kind", "remote_id", "content_sha256", name="uq_record_version"),
+        UniqueConstraint(
+            "account", "kind", "remote_id", "content_sha256", name="uq_record_version"
+        ),
         Index("ix_records_remote", "account", "remote_id"),
     )
 

@@ -29,7 +29,7 @@ class Notifier:
             pass  # systemd gone (shutdown); the protocol is best effort by design
 
     def ready(self, status: str = "") -> None:
-        self.send("READY=1", *( [f"STATUS={status}"] if status else []))
+        self.send("READY=1", *([f"STATUS={status}"] if status else []))
 
     def stopping(self) -> None:
         self.send("STOPPING=1")

@@ -17,9 +17,7 @@ import sqlalchemy as sa
 
 from tests.plugins.environment import require
 
-PG_URL = os.environ.get(
-    "BULLETIN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+PG_URL = os.environ.get("BULLETIN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

@@ -53,9 +53,7 @@ def content_hash(item: RemoteItem) -> str:
 class Archiver:
     """Writes captures into the store and the index; safe to call again with the same items."""
 
-    def __init__(
-        self, engine: Engine, store: WormStore, settings: Settings, clock: Clock
-    ) -> None:
+    def __init__(self, engine: Engine, store: WormStore, settings: Settings, clock: Clock) -> None:
         self.engine = engine
         self.store = store
         self.settings = settings
@@ -132,7 +130,9 @@ class Archiver:
             }
         )
         object_sha = self._put(snapshot, until, permanent)
-        return _Prepared(capture, digest, series, until, permanent, object_sha, raw_sha, len(snapshot))
+        return _Prepared(
+            capture, digest, series, until, permanent, object_sha, raw_sha, len(snapshot)
+        )
 
     def _index(
         self, prepared: list[_Prepared], now: datetime, actor: str
@@ -155,14 +155,24 @@ class Archiver:
                 session.flush()
                 assert record.id is not None
                 previous = ledger.append(
-                    session, kind="record", at=now, record_id=record.id,
-                    object_sha256=p.object_sha, previous=previous,
+                    session,
+                    kind="record",
+                    at=now,
+                    record_id=record.id,
+                    object_sha256=p.object_sha,
+                    previous=previous,
                 )
                 entries.append(previous)
                 record.ledger_seq = previous.seq
                 audit.record_event(
-                    session, at=now, actor=actor, action="captured", object_type="record",
-                    object_id=record.id, series=p.series, sha256=p.object_sha,
+                    session,
+                    at=now,
+                    actor=actor,
+                    action="captured",
+                    object_type="record",
+                    object_id=record.id,
+                    series=p.series,
+                    sha256=p.object_sha,
                     remote_id=record.remote_id,
                 )
                 created[key] = record

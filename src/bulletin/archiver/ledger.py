@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin.archiver.canonical import canonical
 from bulletin.archiver.retention import PERMANENT
@@ -59,7 +59,7 @@ def lock(session: Session) -> None:
 
 
 def head(session: Session) -> LedgerEntry | None:
-    return session.exec(select(LedgerEntry).order_by(sa.desc(LedgerEntry.seq)).limit(1)).first()
+    return session.exec(select(LedgerEntry).order_by(col(LedgerEntry.seq).desc()).limit(1)).first()
 
 
 def append(
@@ -106,7 +106,7 @@ def repair_mirror(session: Session, store: WormStore, limit: int = 10_000) -> in
     Walks back from the head until it meets an entry that is mirrored. Returns the count.
     """
     written = 0
-    rows = session.exec(select(LedgerEntry).order_by(sa.desc(LedgerEntry.seq)).limit(limit))
+    rows = session.exec(select(LedgerEntry).order_by(col(LedgerEntry.seq).desc()).limit(limit))
     for entry in rows:
         if store.exists(mirror_key(entry.seq)):
             break

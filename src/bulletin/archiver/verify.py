@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin.archiver import ledger
 from bulletin.archiver.store.base import OBJECT_PREFIX, WormStore, digest_of_key, object_key
@@ -62,7 +62,10 @@ def _entries(session: Session, batch: int) -> Iterator[LedgerEntry]:
     last = 0
     while True:
         rows = session.exec(
-            select(LedgerEntry).where(LedgerEntry.seq > last).order_by(LedgerEntry.seq).limit(batch)
+            select(LedgerEntry)
+            .where(col(LedgerEntry.seq) > last)
+            .order_by(col(LedgerEntry.seq))
+            .limit(batch)
         ).all()
         if not rows:
             return
@@ -86,8 +89,11 @@ def _check_chain(
         subject = f"ledger {entry.seq}"
         if entry.seq != expected_seq:
             report.problems.append(
-                Problem("entry-missing", f"ledger {expected_seq}",
-                        f"the chain jumps from {expected_seq - 1} to {entry.seq}")
+                Problem(
+                    "entry-missing",
+                    f"ledger {expected_seq}",
+                    f"the chain jumps from {expected_seq - 1} to {entry.seq}",
+                )
             )
         if entry.prev_hash != prev_hash:
             report.problems.append(
@@ -100,8 +106,11 @@ def _check_chain(
         key = ledger.mirror_key(entry.seq)
         while next_mirror is not None and next_mirror < key:
             report.problems.append(
-                Problem("mirror-without-row", next_mirror, "the store has a ledger entry the "
-                        "database lacks")
+                Problem(
+                    "mirror-without-row",
+                    next_mirror,
+                    "the store has a ledger entry the database lacks",
+                )
             )
             next_mirror = next(mirrored, None)
         if next_mirror == key:
@@ -116,8 +125,9 @@ def _check_chain(
             progress(report.entries)
     while next_mirror is not None:
         report.problems.append(
-            Problem("mirror-without-row", next_mirror, "the store has a ledger entry the "
-                    "database lacks")
+            Problem(
+                "mirror-without-row", next_mirror, "the store has a ledger entry the database lacks"
+            )
         )
         next_mirror = next(mirrored, None)
     report.head_hash = prev_hash
@@ -185,13 +195,10 @@ def _check_record(
 
 def _check_orphans(session: Session, store: WormStore, report: Report) -> None:
     """Objects no row refers to: left by an interrupted capture (a note), never a failure."""
-    referenced = (
-        sa.union(
-            sa.select(Record.object_sha256.label("d")),  # type: ignore[attr-defined]
-            sa.select(Record.raw_sha256.label("d")).where(Record.raw_sha256.is_not(None)),  # type: ignore[union-attr]
-        )
-        .subquery()
-    )
+    referenced = sa.union(
+        sa.select(Record.object_sha256.label("d")),  # type: ignore[attr-defined]
+        sa.select(Record.raw_sha256.label("d")).where(Record.raw_sha256.is_not(None)),  # type: ignore[union-attr]
+    ).subquery()
     rows = iter(session.execute(sa.select(referenced.c.d).order_by(referenced.c.d)).scalars())
     want = next(rows, None)
     for key in store.keys(OBJECT_PREFIX):

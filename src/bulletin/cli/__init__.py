@@ -111,8 +111,11 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 def main() -> None:
     """Console entry point."""
-    from bulletin.cli import admin, archive, notice
-
-    for module in (admin, archive, notice):
-        module.register(cli)
     cli(prog_name="bulletin")
+
+
+# The subcommand modules import the helpers above, so they are registered last.
+from bulletin.cli import admin, archive, notice  # noqa: E402
+
+for _module in (admin, archive, notice):
+    _module.register(cli)

@@ -10,10 +10,8 @@ import click
 from sqlmodel import Session, col, select
 
 from bulletin.cli import Context, emit, json_option, pass_context
-from bulletin.daemon import Daemon
 from bulletin.db import migrate, session_scope
 from bulletin.errors import DatabaseError
-from bulletin.logs import configure
 from bulletin.models import AuditEvent
 from bulletin.publisher.notices import sync_account
 from bulletin.timeparse import local_text
@@ -48,8 +46,13 @@ def init(ctx: Context, as_json: bool) -> None:
             sync_account(session, settings, name)
     emit(
         as_json,
-        {"data_dir": str(data_dir), "database": _safe_url(settings.database_url),
-         "schema": revision, "store": store.kind, "accounts": sorted(settings.accounts)},
+        {
+            "data_dir": str(data_dir),
+            "database": _safe_url(settings.database_url),
+            "schema": revision,
+            "store": store.kind,
+            "accounts": sorted(settings.accounts),
+        },
         [
             f"data directory  {data_dir}",
             f"database        {_safe_url(settings.database_url)} (schema {revision})",
@@ -82,16 +85,31 @@ def config_check(ctx: Context, as_json: bool) -> None:
 
 @click.command()
 @click.option("--once", is_flag=True, help="Run everything due now, sweep once, then exit.")
-@click.option("--max-wait", default=5.0, show_default=True, type=float,
-              help="With --once: seconds to wait inline for work that becomes due soon.")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
-@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]))
+@click.option(
+    "--max-wait",
+    default=5.0,
+    show_default=True,
+    type=float,
+    help="With --once: seconds to wait inline for work that becomes due soon.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+@click.option(
+    "--log-format", default="text", show_default=True, type=click.Choice(["text", "json"])
+)
 @json_option
 @pass_context
-def daemon(ctx: Context, once: bool, max_wait: float, log_level: str, log_format: str,
-           as_json: bool) -> None:
+def daemon(
+    ctx: Context, once: bool, max_wait: float, log_level: str, log_format: str, as_json: bool
+) -> None:
     """Run the service: publish what is due, capture, verify. SIGTERM stops, SIGHUP reloads."""
+    from bulletin.daemon import Daemon
+    from bulletin.logs import configure
+
     configure(log_level, log_format)
     service = Daemon(ctx.app, ctx.config_path)
     if not once:
@@ -134,9 +152,16 @@ def account_list(ctx: Context, as_json: bool) -> None:
         {"name": name, "platform": a.platform, "base_url": a.base_url, "enabled": a.enabled}
         for name, a in sorted(accounts.items())
     ]
-    emit(as_json, {"accounts": rows},
-         [f"{r['name']:<16} {r['platform']:<9} {r['base_url'] or '(platform)'}"
-          + ("" if r["enabled"] else "  disabled") for r in rows] or ["no accounts configured"])
+    emit(
+        as_json,
+        {"accounts": rows},
+        [
+            f"{r['name']:<16} {r['platform']:<9} {r['base_url'] or '(platform)'}"
+            + ("" if r["enabled"] else "  disabled")
+            for r in rows
+        ]
+        or ["no accounts configured"],
+    )
 
 
 @click.command()
@@ -145,8 +170,9 @@ def account_list(ctx: Context, as_json: bool) -> None:
 @click.option("--limit", default=50, show_default=True, help="Newest N events.")
 @json_option
 @pass_context
-def audit(ctx: Context, object_ref: str | None, action: str | None, limit: int,
-          as_json: bool) -> None:
+def audit(
+    ctx: Context, object_ref: str | None, action: str | None, limit: int, as_json: bool
+) -> None:
     """List audit events: who did what, to which object, when and why."""
     engine = ctx.app.checked_engine()
     query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
@@ -167,7 +193,8 @@ def audit(ctx: Context, object_ref: str | None, action: str | None, limit: int,
             f"{local_text(e.at, tz)}  {e.actor:<12} {e.action:<12} {e.object_type} {e.object_id}"
             + (f"  ({e.reason})" if e.reason else "")
             for e in events
-        ] or ["no events"],
+        ]
+        or ["no events"],
     )
 
 
@@ -207,5 +234,3 @@ def _toml_like(data: dict[str, Any], prefix: str = "") -> str:
         if sub:
             lines.append(sub)
     return "\n".join(lines)
-
-

@@ -31,8 +31,9 @@ def archive() -> None:
 @click.option("--limit", default=50, show_default=True)
 @json_option
 @pass_context
-def archive_list(ctx: Context, account: str | None, kind: str | None, limit: int,
-                 as_json: bool) -> None:
+def archive_list(
+    ctx: Context, account: str | None, kind: str | None, limit: int, as_json: bool
+) -> None:
     """Archived records, newest first."""
     engine = ctx.app.checked_engine()
     query = select(Record).order_by(col(Record.id).desc()).limit(limit)
@@ -43,11 +44,16 @@ def archive_list(ctx: Context, account: str | None, kind: str | None, limit: int
     tz = ctx.settings.agency.time_zone
     with Session(engine) as session:
         records = session.exec(query).all()
-    emit(as_json, {"records": [_record_json(r) for r in records]}, [
-        f"{r.id:>6}  {r.account:<10} {r.kind:<7} v{r.version} {r.state:<8} "
-        f"{local_text(r.captured_at, tz)}  {r.object_sha256[:12]}  {_snippet(r.text)}"
-        for r in records
-    ] or ["the archive is empty"])
+    emit(
+        as_json,
+        {"records": [_record_json(r) for r in records]},
+        [
+            f"{r.id:>6}  {r.account:<10} {r.kind:<7} v{r.version} {r.state:<8} "
+            f"{local_text(r.captured_at, tz)}  {r.object_sha256[:12]}  {_snippet(r.text)}"
+            for r in records
+        ]
+        or ["the archive is empty"],
+    )
 
 
 @archive.command("show")
@@ -69,21 +75,29 @@ def archive_show(ctx: Context, record_id: int, raw: bool, as_json: bool) -> None
         click.echo(snapshot.decode())
         return
     tz = ctx.settings.agency.time_zone
-    data = {**_record_json(record), "ledger_entry_hash": entry.entry_hash if entry else None,
-            "snapshot": json.loads(snapshot)}
-    emit(as_json, data, [
-        f"record {record.id}  {record.kind} {record.remote_id} (version {record.version})",
-        f"  account      {record.account} ({record.platform}{', training' if record.training else ''})",
-        f"  state        {record.state}",
-        f"  posted       {local_text(record.posted_at, tz)}",
-        f"  captured     {local_text(record.captured_at, tz)}",
-        f"  sha256       {record.object_sha256}  (verified)",
-        f"  raw sha256   {record.raw_sha256 or '-'}",
-        f"  series       {record.series}, retain until {local_text(record.retain_until, tz)}"
-        + ("  [legal hold]" if record.legal_hold else ""),
-        f"  ledger       #{record.ledger_seq}  {entry.entry_hash if entry else '-'}",
-        f"  text         {record.text}",
-    ])
+    training = ", training" if record.training else ""
+    data = {
+        **_record_json(record),
+        "ledger_entry_hash": entry.entry_hash if entry else None,
+        "snapshot": json.loads(snapshot),
+    }
+    emit(
+        as_json,
+        data,
+        [
+            f"record {record.id}  {record.kind} {record.remote_id} (version {record.version})",
+            f"  account      {record.account} ({record.platform}{training})",
+            f"  state        {record.state}",
+            f"  posted       {local_text(record.posted_at, tz)}",
+            f"  captured     {local_text(record.captured_at, tz)}",
+            f"  sha256       {record.object_sha256}  (verified)",
+            f"  raw sha256   {record.raw_sha256 or '-'}",
+            f"  series       {record.series}, retain until {local_text(record.retain_until, tz)}"
+            + ("  [legal hold]" if record.legal_hold else ""),
+            f"  ledger       #{record.ledger_seq}  {entry.entry_hash if entry else '-'}",
+            f"  text         {record.text}",
+        ],
+    )
 
 
 @archive.command("verify")
@@ -94,8 +108,11 @@ def archive_verify(ctx: Context, as_json: bool) -> None:
     app = ctx.app
     report = verify(app.checked_engine(), app.store)
     payload = {
-        "ok": report.ok, "records": report.records, "ledger_entries": report.entries,
-        "objects_checked": report.objects, "head_hash": report.head_hash,
+        "ok": report.ok,
+        "records": report.records,
+        "ledger_entries": report.entries,
+        "objects_checked": report.objects,
+        "head_hash": report.head_hash,
         "problems": [p.__dict__ for p in report.problems],
         "notes": [p.__dict__ for p in report.notes],
     }
@@ -118,5 +135,3 @@ def _record_json(r: Record) -> dict[str, Any]:
 def _snippet(text: str, limit: int = 60) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-

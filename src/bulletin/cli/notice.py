@@ -33,20 +33,39 @@ def notice() -> None:
 @notice.command("add")
 @click.option("--category", required=True, help="Category slug, e.g. road-closure.")
 @click.option("--text", required=True, help="The notice as the public will read it.")
-@click.option("--target", "targets", multiple=True, required=True,
-              help="Account to publish to (repeat for several).")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    required=True,
+    help="Account to publish to (repeat for several).",
+)
 @click.option("--title", default="", help="Headline (feed entries); derived from text if empty.")
 @click.option("--link", default=None, help="A link to the agency's page about it.")
-@click.option("--at", "publish_at", default=None,
-              help="When to publish: now (default), +30m, or a time in the agency's zone.")
+@click.option(
+    "--at",
+    "publish_at",
+    default=None,
+    help="When to publish: now (default), +30m, or a time in the agency's zone.",
+)
 @click.option("--expires", default=None, help="After this time it is never published.")
 @click.option("--late-ok", is_flag=True, help="Allow a publish time more than 5 minutes past.")
 @click.option("--as", "actor", default=None, help="Who is writing it (default $BULLETIN_USER).")
 @json_option
 @pass_context
-def notice_add(ctx: Context, category: str, text: str, targets: tuple[str, ...], title: str,
-               link: str | None, publish_at: str | None, expires: str | None, late_ok: bool,
-               actor: str | None, as_json: bool) -> None:
+def notice_add(
+    ctx: Context,
+    category: str,
+    text: str,
+    targets: tuple[str, ...],
+    title: str,
+    link: str | None,
+    publish_at: str | None,
+    expires: str | None,
+    late_ok: bool,
+    actor: str | None,
+    as_json: bool,
+) -> None:
     """Draft a notice; it is published once approved."""
     settings = ctx.settings
     ctx.warn_open_mode()
@@ -56,14 +75,22 @@ def notice_add(ctx: Context, category: str, text: str, targets: tuple[str, ...],
     now = app.clock.now()
     tz = settings.agency.time_zone
     draft = NoticeDraft(
-        category=category, text=text, targets=targets, title=title, link=link,
+        category=category,
+        text=text,
+        targets=targets,
+        title=title,
+        link=link,
         publish_at=parse_when(publish_at, tz, now) if publish_at else None,
-        expires_at=parse_when(expires, tz, now) if expires else None, late_ok=late_ok,
+        expires_at=parse_when(expires, tz, now) if expires else None,
+        late_ok=late_ok,
     )
     created = create_notice(engine, settings, app.clock, draft, author)
-    emit(as_json, {"id": created.id, "state": created.state, "priority": created.priority},
-         f"notice {created.id} drafted ({created.priority}); approve it with "
-         f"`bulletin notice approve {created.id} --by NAME`")
+    emit(
+        as_json,
+        {"id": created.id, "state": created.state, "priority": created.priority},
+        f"notice {created.id} drafted ({created.priority}); approve it with "
+        f"`bulletin notice approve {created.id} --by NAME`",
+    )
 
 
 @notice.command("approve")
@@ -72,20 +99,27 @@ def notice_add(ctx: Context, category: str, text: str, targets: tuple[str, ...],
 @click.option("--late-ok", is_flag=True, help="Allow a publish time more than 5 minutes past.")
 @json_option
 @pass_context
-def notice_approve(ctx: Context, notice_id: int, approver: str | None, late_ok: bool,
-                   as_json: bool) -> None:
+def notice_approve(
+    ctx: Context, notice_id: int, approver: str | None, late_ok: bool, as_json: bool
+) -> None:
     """Approve a draft; the daemon publishes it at its time (at once if due)."""
     settings = ctx.settings
     ctx.warn_open_mode()
     name = resolve_actor(settings, approver, ctx.environ, "approver")
     app = ctx.app
-    approved = approve_notice(app.checked_engine(), settings, app.clock, notice_id, name,
-                              late_ok=late_ok)
+    approved = approve_notice(
+        app.checked_engine(), settings, app.clock, notice_id, name, late_ok=late_ok
+    )
     woke = poke(settings.data_dir)
-    when = local_text(approved.publish_at, settings.agency.time_zone) if approved.publish_at else "now"
-    emit(as_json, {"id": approved.id, "state": approved.state, "daemon_notified": woke},
-         f"notice {approved.id} approved by {name}; publishing {when}"
-         + ("" if woke else " (no daemon is listening: start `bulletin daemon`)"))
+    when = (
+        local_text(approved.publish_at, settings.agency.time_zone) if approved.publish_at else "now"
+    )
+    emit(
+        as_json,
+        {"id": approved.id, "state": approved.state, "daemon_notified": woke},
+        f"notice {approved.id} approved by {name}; publishing {when}"
+        + ("" if woke else " (no daemon is listening: start `bulletin daemon`)"),
+    )
 
 
 @notice.command("cancel")
@@ -94,16 +128,20 @@ def notice_approve(ctx: Context, notice_id: int, approver: str | None, late_ok: 
 @click.option("--as", "actor", default=None, help="Who cancels (default $BULLETIN_USER).")
 @json_option
 @pass_context
-def notice_cancel(ctx: Context, notice_id: int, reason: str, actor: str | None,
-                  as_json: bool) -> None:
+def notice_cancel(
+    ctx: Context, notice_id: int, reason: str, actor: str | None, as_json: bool
+) -> None:
     """Cancel every delivery of a notice that has not gone out yet."""
     settings = ctx.settings
     ctx.warn_open_mode()
     name = resolve_actor(settings, actor, ctx.environ)
     app = ctx.app
     cancelled = cancel_notice(app.checked_engine(), app.clock, notice_id, name, reason)
-    emit(as_json, {"id": cancelled.id, "state": cancelled.state},
-         f"notice {cancelled.id}: {cancelled.state}")
+    emit(
+        as_json,
+        {"id": cancelled.id, "state": cancelled.state},
+        f"notice {cancelled.id}: {cancelled.state}",
+    )
 
 
 @notice.command("list")
@@ -123,12 +161,17 @@ def notice_list(ctx: Context, state: str | None, limit: int, as_json: bool) -> N
         for n in session.exec(query):
             deliveries = session.exec(select(Delivery).where(Delivery.notice_id == n.id)).all()
             rows.append({**_notice_json(n), "deliveries": {d.account: d.state for d in deliveries}})
-    emit(as_json, {"notices": rows}, [
-        f"{r['id']:>5}  {r['state']:<20} {r['category']:<18} "
-        f"{local_text(r['publish_at'], tz) if r['publish_at'] else 'on approval':<22} "
-        + " ".join(f"{a}:{s}" for a, s in r["deliveries"].items())
-        for r in rows
-    ] or ["no notices"])
+    emit(
+        as_json,
+        {"notices": rows},
+        [
+            f"{r['id']:>5}  {r['state']:<20} {r['category']:<18} "
+            f"{local_text(r['publish_at'], tz) if r['publish_at'] else 'on approval':<22} "
+            + " ".join(f"{a}:{s}" for a, s in r["deliveries"].items())
+            for r in rows
+        ]
+        or ["no notices"],
+    )
 
 
 @notice.command("show")
@@ -142,9 +185,12 @@ def notice_show(ctx: Context, notice_id: int, as_json: bool) -> None:
     with Session(engine) as session:
         n = get_notice(session, notice_id)
         deliveries = session.exec(select(Delivery).where(Delivery.notice_id == notice_id)).all()
-    data = {**_notice_json(n), "deliveries": [
-        {k: v for k, v in d.model_dump().items() if k != "raw_response"} for d in deliveries
-    ]}
+    data = {
+        **_notice_json(n),
+        "deliveries": [
+            {k: v for k, v in d.model_dump().items() if k != "raw_response"} for d in deliveries
+        ],
+    }
     lines = [
         f"notice {n.id}  {n.state}  {n.category} ({n.priority})",
         f"  author   {n.author}, {local_text(n.created_at, tz)}",
@@ -164,5 +210,3 @@ def notice_show(ctx: Context, notice_id: int, as_json: bool) -> None:
 
 def _notice_json(n: Notice) -> dict[str, Any]:
     return n.model_dump()
-
-

@@ -100,8 +100,10 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
             continue
         parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
         if len(parts) < 2 or parts[0] not in fields or not all(parts):
-            unknown.append(f"unknown environment variable {name} ignored (expected {ENV_PREFIX}"
-                           "<SECTION>__<KEY>, e.g. BULLETIN_DATABASE__URL)")
+            unknown.append(
+                f"unknown environment variable {name} ignored (expected {ENV_PREFIX}"
+                "<SECTION>__<KEY>, e.g. BULLETIN_DATABASE__URL)"
+            )
             continue
         node = overrides
         for part in parts[:-1]:

@@ -35,7 +35,7 @@ def resolve_secret(name: str, environ: Mapping[str, str], account: str) -> Secre
 
     :raises AuthError: neither the variable nor the credentials file exists.
     """
-    if name in environ and environ[name]:
+    if environ.get(name):
         return Secret(environ[name])
     creds_dir = environ.get("CREDENTIALS_DIRECTORY")
     if creds_dir:

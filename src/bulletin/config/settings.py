@@ -83,6 +83,7 @@ class PathsSettings(_Section):
 
 class DatabaseSettings(_Section):
     url: str = ""  # empty: sqlite:///<data_dir>/bulletin.db
+    busy_timeout: float = Field(default=30.0, gt=0, description="seconds to wait for a lock")
 
 
 class LocalStoreSettings(_Section):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import os
 import tempfile
-import xml.etree.ElementTree as ET  # noqa: S405 - only used to build and serialise
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path

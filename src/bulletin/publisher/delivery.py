@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.archiver.archive import Archiver, Capture
@@ -87,11 +87,14 @@ class DeliveryWorker:
         claims: list[Claim] = []
         with session_scope(self.engine) as session:
             due = sa.or_(
-                sa.and_(Delivery.state.in_(RETRY_STATES), Delivery.due_at <= now),  # type: ignore[attr-defined,operator]
-                sa.and_(Delivery.state == "in-flight", Delivery.lease_expires_at < now),  # type: ignore[operator]
+                sa.and_(col(Delivery.state).in_(RETRY_STATES), col(Delivery.due_at) <= now),
+                sa.and_(col(Delivery.state) == "in-flight", col(Delivery.lease_expires_at) < now),
             )
             query = (
-                select(Delivery).where(due).order_by(Delivery.due_at).limit(limit)  # type: ignore[arg-type]
+                select(Delivery)
+                .where(due)
+                .order_by(col(Delivery.due_at))
+                .limit(limit)
                 .with_for_update(skip_locked=True)
             )
             for delivery in session.exec(query).all():
@@ -145,8 +148,9 @@ class DeliveryWorker:
         except RateLimited as e:
             return self._defer(delivery, notice, e.retry_after, f"rate limited: {e}")
         except Ambiguous as e:
-            return self._finish(delivery, "uncertain", f"outcome unknown: {e}",
-                                due=now + timedelta(seconds=2))
+            return self._finish(
+                delivery, "uncertain", f"outcome unknown: {e}", due=now + timedelta(seconds=2)
+            )
         except (Rejected, AuthError) as e:
             return self._finish(delivery, "failed", str(e))
         except BulletinError as e:
@@ -195,13 +199,25 @@ class DeliveryWorker:
             row.last_error = None
             session.add(row)
             audit.record_event(
-                session, at=now, actor=SYSTEM_ACTOR, action="published", object_type="delivery",
-                object_id=row.id or 0, notice=notice.id, account=row.account,
-                remote_id=result.remote_id, reconciled=reconciled,
+                session,
+                at=now,
+                actor=SYSTEM_ACTOR,
+                action="published",
+                object_type="delivery",
+                object_id=row.id or 0,
+                notice=notice.id,
+                account=row.account,
+                remote_id=result.remote_id,
+                reconciled=reconciled,
             )
             refresh_notice_state(session, notice.id or 0, now)
-        log.info("published", notice=notice.id, account=delivery.account,
-                 remote_id=result.remote_id, url=result.url)
+        log.info(
+            "published",
+            notice=notice.id,
+            account=delivery.account,
+            remote_id=result.remote_id,
+            url=result.url,
+        )
         self.archive_published(delivery.id or 0)
         return Outcome(delivery.id or 0, "published", result.url or result.remote_id)
 
@@ -226,8 +242,16 @@ class DeliveryWorker:
             raw=delivery.raw_response or b"",
         )
         record = self.archiver.archive(
-            [Capture(delivery.account, account.platform, item, account.training,
-                     notice.id, notice.priority)]
+            [
+                Capture(
+                    delivery.account,
+                    account.platform,
+                    item,
+                    account.training,
+                    notice.id,
+                    notice.priority,
+                )
+            ]
         )[0]
         with session_scope(self.engine) as session:
             row = session.get(Delivery, delivery_id)
@@ -267,14 +291,25 @@ class DeliveryWorker:
             session.add(row)
             if state in FINAL_DELIVERY_STATES:
                 audit.record_event(
-                    session, at=now, actor=SYSTEM_ACTOR, action=state, object_type="delivery",
-                    object_id=row.id or 0, reason=reason, notice=row.notice_id,
+                    session,
+                    at=now,
+                    actor=SYSTEM_ACTOR,
+                    action=state,
+                    object_type="delivery",
+                    object_id=row.id or 0,
+                    reason=reason,
+                    notice=row.notice_id,
                     account=row.account,
                 )
                 refresh_notice_state(session, row.notice_id, now)
         level = log.warning if state in ("failed", "uncertain") else log.info
-        level(state, delivery=delivery.id, account=delivery.account, reason=reason,
-              due=due.isoformat() if due else None)
+        level(
+            state,
+            delivery=delivery.id,
+            account=delivery.account,
+            reason=reason,
+            due=due.isoformat() if due else None,
+        )
         return Outcome(delivery.id or 0, state, reason, due if state == "pending" else None)
 
 
@@ -311,6 +346,10 @@ def refresh_notice_state(session: Session, notice_id: int, now: datetime) -> Non
         notice.state = new
         session.add(notice)
         audit.record_event(
-            session, at=now, actor=SYSTEM_ACTOR, action=f"notice-{new}", object_type="notice",
+            session,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            action=f"notice-{new}",
+            object_type="notice",
             object_id=notice_id,
         )

@@ -113,8 +113,14 @@ def create_notice(
         for target in draft.targets:
             session.add(Delivery(notice_id=notice.id, account=target))
         audit.record_event(
-            session, at=now, actor=author, action="drafted", object_type="notice",
-            object_id=notice.id, category=draft.category, targets=list(draft.targets),
+            session,
+            at=now,
+            actor=author,
+            action="drafted",
+            object_type="notice",
+            object_id=notice.id,
+            category=draft.category,
+            targets=list(draft.targets),
         )
     return notice
 
@@ -135,9 +141,7 @@ def approve_notice(
     with session_scope(engine) as session:
         notice = _get_for_update(session, notice_id)
         if notice.state == "approved" or notice.approved_by:
-            raise Refused(
-                f"notice {notice_id} is already approved (by {notice.approved_by})"
-            )
+            raise Refused(f"notice {notice_id} is already approved (by {notice.approved_by})")
         if notice.state != "draft":
             raise Refused(f"notice {notice_id} is {notice.state}; only a draft can be approved")
         if not settings.open_mode and approver == notice.author:
@@ -153,15 +157,18 @@ def approve_notice(
             session.add(delivery)
         session.add(notice)
         audit.record_event(
-            session, at=now, actor=approver, action="approved", object_type="notice",
-            object_id=notice_id, due_at=due.isoformat(),
+            session,
+            at=now,
+            actor=approver,
+            action="approved",
+            object_type="notice",
+            object_id=notice_id,
+            due_at=due.isoformat(),
         )
     return notice
 
 
-def cancel_notice(
-    engine: Engine, clock: Clock, notice_id: int, actor: str, reason: str
-) -> Notice:
+def cancel_notice(engine: Engine, clock: Clock, notice_id: int, actor: str, reason: str) -> Notice:
     """Cancel every delivery not yet attempted. A delivery in flight finishes on its own.
 
     :raises Refused: the notice is already final.
@@ -186,8 +193,13 @@ def cancel_notice(
         session.flush()
         refresh_notice_state(session, notice_id, now)
         audit.record_event(
-            session, at=now, actor=actor, action="cancelled", object_type="notice",
-            object_id=notice_id, reason=reason,
+            session,
+            at=now,
+            actor=actor,
+            action="cancelled",
+            object_type="notice",
+            object_id=notice_id,
+            reason=reason,
         )
     return notice
 
@@ -200,9 +212,7 @@ def get_notice(session: Session, notice_id: int) -> Notice:
 
 
 def _get_for_update(session: Session, notice_id: int) -> Notice:
-    notice = session.exec(
-        select(Notice).where(Notice.id == notice_id).with_for_update()
-    ).first()
+    notice = session.exec(select(Notice).where(Notice.id == notice_id).with_for_update()).first()
     if notice is None:
         raise NotFound(f"no notice {notice_id}")
     return notice

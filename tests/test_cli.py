@@ -1,0 +1,247 @@
+"""The command line as people use it: help everywhere, one-line errors, exit codes, --json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from bulletin.cli import cli
+from tests.plugins.bulletin_app import Instance, write_config
+
+TEXT = "Mass Ave closed between Waltham St and Muzzey St until 6 pm for a water main repair."
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        found.append((*prefix, name))
+        if isinstance(command, click.Group):
+            found.extend(all_commands(command, (*prefix, name)))
+    return found
+
+
+@pytest.mark.parametrize("path", all_commands(cli), ids=" ".join)
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    """Every command and group explains itself in --help."""
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    assert command.help and len(command.help.strip()) > 10, f"{' '.join(path)} has no help"
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0
+
+
+def run(instance: Instance, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(
+        cli, ["--config", str(instance.config), *args], env={"BULLETIN_USER": ""}
+    )
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_dispatcher_flow_with_json(sqlite_instance: Instance) -> None:
+    """add → approve → daemon --once → archive list/show/verify, reading --json output."""
+    inst = sqlite_instance
+    added = json.loads(
+        run(
+            inst,
+            "notice",
+            "add",
+            "--category",
+            "road-closure",
+            "--text",
+            TEXT,
+            "--target",
+            "feed",
+            "--as",
+            "dispatcher1",
+            "--json",
+        ).splitlines()[-1]
+    )
+    assert added["state"] == "draft"
+    run(inst, "notice", "approve", str(added["id"]), "--by", "approver1")
+    once = json.loads(run(inst, "daemon", "--once", "--json").splitlines()[-1])
+    assert [o["state"] for o in once["outcomes"]] == ["published"]
+    records = json.loads(run(inst, "archive", "list", "--json").splitlines()[-1])["records"]
+    assert [r["notice_id"] for r in records] == [added["id"]]
+    shown = json.loads(
+        run(inst, "archive", "show", str(records[0]["id"]), "--json").splitlines()[-1]
+    )
+    assert shown["snapshot"]["item"]["text"] == TEXT
+    assert "OK: 1 records" in run(inst, "archive", "verify")
+    audit = run(inst, "audit")
+    for action in ("drafted", "approved", "published", "captured"):
+        assert action in audit
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            (
+                "notice",
+                "add",
+                "--category",
+                "parade",
+                "--text",
+                "x",
+                "--target",
+                "feed",
+                "--as",
+                "d",
+            ),
+            2,
+            "unknown category 'parade'",
+        ),
+        (
+            (
+                "notice",
+                "add",
+                "--category",
+                "general",
+                "--text",
+                " ",
+                "--target",
+                "feed",
+                "--as",
+                "d",
+            ),
+            2,
+            "notice text is empty",
+        ),
+        (
+            (
+                "notice",
+                "add",
+                "--category",
+                "general",
+                "--text",
+                "x",
+                "--target",
+                "feed",
+                "--at",
+                "yesterday-ish",
+                "--as",
+                "d",
+            ),
+            2,
+            "cannot read time",
+        ),
+        (("notice", "approve", "41", "--by", "chief"), 1, "no notice 41"),
+        (("archive", "show", "7"), 1, "no archived record 7"),
+    ],
+)
+def test_errors_are_one_line_with_exit_codes(
+    sqlite_instance: Instance, args: tuple[str, ...], code: int, message: str
+) -> None:
+    """Bad input: exit 2 for usage, 1 for refusals, one line on stderr, no traceback."""
+    result = CliRunner().invoke(cli, ["--config", str(sqlite_instance.config), *args])
+    assert result.exit_code == code
+    errors = [line for line in result.output.splitlines() if line.startswith("bulletin: error")]
+    assert len(errors) == 1 and message in errors[0], result.output
+    assert "Traceback" not in result.output
+
+
+def bulletin(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bulletin", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_corrupt_config_exits_2_naming_file(tmp_path: Path) -> None:
+    """A corrupt configuration file: exit 2, one line with the file, no traceback."""
+    bad = tmp_path / "bulletin.toml"
+    bad.write_text("[database\nurl = ")
+    result = bulletin("config", "check", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert str(bad) in result.stderr and "invalid TOML" in result.stderr
+
+
+def test_config_check_masks_secrets(tmp_path: Path) -> None:
+    """config check names credential variables but never prints their values."""
+    write_config(
+        tmp_path / "bulletin.toml",
+        tmp_path / "data",
+        "postgresql+psycopg://u:hunter2@db/b",
+        '\n[accounts.fb]\nplatform = "facebook"\npage_id = "1"\ntoken_env = "PD_FB_TOKEN"\n',
+    )
+    import os
+
+    env = {**os.environ, "PD_FB_TOKEN": "EAAGsecretvalue"}
+    result = bulletin("config", "check", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "hunter2" not in result.stdout and "EAAGsecretvalue" not in result.stdout
+    assert "PD_FB_TOKEN (set)" in result.stdout
+
+
+def test_unwritable_data_directory(tmp_path: Path) -> None:
+    """init with a data directory under a regular file fails in one line, exit 1."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    write_config(tmp_path / "bulletin.toml", blocker / "data", f"sqlite:///{blocker}/data/b.db")
+    result = bulletin("init", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "not writable" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_commands_before_init_say_so(tmp_path: Path) -> None:
+    """Using Bulletin before init: a clear message, not a stack trace."""
+    (tmp_path / "data").mkdir()
+    write_config(tmp_path / "bulletin.toml", tmp_path / "data", f"sqlite:///{tmp_path}/data/b.db")
+    result = bulletin("notice", "list", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "not initialised (run bulletin init)" in result.stderr
+
+
+def test_unreachable_database(tmp_path: Path) -> None:
+    """A PostgreSQL URL nobody answers: one line saying so."""
+    write_config(
+        tmp_path / "bulletin.toml",
+        tmp_path / "data",
+        "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2",
+    )
+    result = bulletin("notice", "list", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "database unreachable" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_init_is_idempotent(tmp_path: Path) -> None:
+    """Running init twice changes nothing the second time and succeeds."""
+    for _ in range(2):
+        result = bulletin("init", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert (tmp_path / "bulletin-data" / "bulletin.db").exists()
+
+
+def test_locked_database_at_start(tmp_path: Path) -> None:
+    """Another process holds the SQLite write lock: init waits its busy timeout, then says so."""
+    import os
+    import sqlite3
+
+    assert bulletin("init", cwd=tmp_path).returncode == 0
+    holder = sqlite3.connect(tmp_path / "bulletin-data" / "bulletin.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        env = {**os.environ, "BULLETIN_DATABASE__BUSY_TIMEOUT": "0.5"}
+        result = bulletin("init", cwd=tmp_path, env=env)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 1
+    assert "database is locked" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,126 @@
+"""Configuration: defaults, file, environment overrides, and clear errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bulletin.config import load_settings
+from bulletin.config.settings import parse_period
+from bulletin.errors import ConfigError
+
+
+def test_embedded_defaults(tmp_path: Path) -> None:
+    """Without a file: SQLite and the archive under ./bulletin-data, one feed account."""
+    settings = load_settings(environ={}, cwd=tmp_path)
+    assert settings.source == "built-in defaults"
+    assert settings.data_dir == tmp_path / "bulletin-data"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'bulletin-data' / 'bulletin.db'}"
+    assert settings.archive_path == tmp_path / "bulletin-data" / "archive"
+    assert settings.accounts["feed"].platform == "feed"
+    assert settings.feed_path("feed") == tmp_path / "bulletin-data" / "feed.xml"
+    assert settings.open_mode
+
+
+def test_file_replaces_defaults_and_env_overrides_file(tmp_path: Path) -> None:
+    """A file replaces the defaults whole; BULLETIN_SECTION__KEY beats the file."""
+    path = tmp_path / "bulletin.toml"
+    path.write_text('[paths]\ndata_dir = "d"\n[accounts.web]\nplatform = "feed"\n')
+    settings = load_settings(
+        environ={"BULLETIN_PATHS__DATA_DIR": "/srv/b", "BULLETIN_ACCOUNTS__WEB__TITLE": "News"},
+        cwd=tmp_path,
+    )
+    assert settings.source == str(path)
+    assert list(settings.accounts) == ["web"]  # the default feed account is not merged in
+    assert settings.data_dir == Path("/srv/b")
+    assert settings.accounts["web"].title == "News"
+
+
+def test_database_url_alias_and_precedence(tmp_path: Path) -> None:
+    """BULLETIN_DATABASE_URL is an alias; BULLETIN_DATABASE__URL wins when both are set."""
+    alias = load_settings(environ={"BULLETIN_DATABASE_URL": "sqlite:///a.db"}, cwd=tmp_path)
+    assert alias.database_url == "sqlite:///a.db"
+    both = load_settings(
+        environ={
+            "BULLETIN_DATABASE_URL": "sqlite:///a.db",
+            "BULLETIN_DATABASE__URL": "sqlite:///b.db",
+        },
+        cwd=tmp_path,
+    )
+    assert both.database_url == "sqlite:///b.db"
+
+
+def test_unknown_environment_variable_is_a_warning(tmp_path: Path) -> None:
+    """A typo in a BULLETIN_ variable is reported, not silently ignored; reserved ones are not."""
+    warnings: list[str] = []
+    load_settings(
+        environ={
+            "BULLETIN_DATABSE__URL": "x",
+            "BULLETIN_USER": "dana",
+            "BULLETIN_TEST_PG_URL": "y",
+        },
+        cwd=tmp_path,
+        warnings=warnings,
+    )
+    assert len(warnings) == 1
+    assert "BULLETIN_DATABSE__URL" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[agency\nname = 1", "invalid TOML"),
+        ('[agency]\ntime_zone = "Mars/Olympus"\n', "agency.time_zone: unknown time zone"),
+        ('[agency]\ncolour = "blue"\n', "agency.colour: unknown key"),
+        ('[retention]\ndefault_period = "forever-ish"\n', "retention.default_period:"),
+        ('[accounts.pd]\nplatform = "x"\n', "accounts.pd: Value error, a x account needs"),
+        ('[accounts.pd]\nplatform = "myspace"\n', "accounts.pd.platform:"),
+        ("[sandbox]\nport = 99999\n", "sandbox.port:"),
+    ],
+)
+def test_bad_file_names_file_key_and_reason(tmp_path: Path, content: str, message: str) -> None:
+    """Every kind of bad file fails with the file, the key and the reason on one line."""
+    path = tmp_path / "bad.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={}, cwd=tmp_path)
+    text = str(caught.value)
+    assert text.startswith(str(path))
+    assert message.replace("Value error, ", "") in text
+    assert "\n" not in text
+
+
+def test_missing_and_binary_files(tmp_path: Path) -> None:
+    """A missing file and a file that is not text are named."""
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml", environ={})
+    garbage = tmp_path / "garbage.toml"
+    garbage.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_settings(garbage, environ={})
+
+
+def test_periods() -> None:
+    """Periods in days, weeks, months and years never fall short; permanent is None."""
+    year = parse_period("1y")
+    assert year is not None and year.days >= 365
+    assert parse_period("7y").days >= 7 * 365  # type: ignore[union-attr]
+    assert parse_period("90d").days == 90  # type: ignore[union-attr]
+    assert parse_period("permanent") is None
+    with pytest.raises(ValueError, match="not a period"):
+        parse_period("7 years")
+
+
+def test_schema_revision_constant_matches_migrations() -> None:
+    """db.SCHEMA_REVISION names alembic's newest migration."""
+    from importlib import resources
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from bulletin.db import SCHEMA_REVISION
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("bulletin") / "migrations"))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_REVISION

@@ -1,0 +1,195 @@
+"""The daemon as a real process: woken at once, SIGTERM, SIGHUP, SIGKILL, one per SQLite file."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from defusedxml import ElementTree as SafeET
+from sqlmodel import Session, select
+
+from bulletin.connectors.feed import ATOM
+from bulletin.models import Delivery, Record
+from tests.plugins.bulletin_app import Instance
+from tests.plugins.daemon_process import DaemonProcess
+
+pytestmark = pytest.mark.slow
+MakeDaemon = Callable[[dict[str, str], Path], DaemonProcess]
+
+
+def cli(inst: Instance, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "bulletin", *args],
+        env=inst.env(),
+        cwd=inst.config.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def add_and_approve(inst: Instance, text: str) -> int:
+    out = cli(
+        inst,
+        "notice",
+        "add",
+        "--category",
+        "traffic",
+        "--text",
+        text,
+        "--target",
+        "feed",
+        "--as",
+        "dispatcher",
+        "--json",
+    )
+    notice_id = int(json.loads(out)["id"])
+    cli(inst, "notice", "approve", str(notice_id), "--by", "approver")
+    return notice_id
+
+
+def feed_entry_ids(inst: Instance) -> list[str]:
+    path = inst.settings.feed_path("feed")
+    if not path.exists():
+        return []
+    return [
+        e.findtext(f"{{{ATOM}}}id") or ""
+        for e in SafeET.parse(path).getroot().findall(f"{{{ATOM}}}entry")
+    ]
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_approval_wakes_the_daemon_and_sigterm_exits_0(
+    sqlite_instance: Instance, daemon_process: MakeDaemon
+) -> None:
+    """A running daemon publishes an approved notice within seconds; SIGTERM stops it cleanly."""
+    inst = sqlite_instance
+    cli(inst, "init")
+    daemon = daemon_process(inst.env(), inst.config.parent).start()
+    notice_id = add_and_approve(inst, "Main St closed for a parade until 2 pm.")
+    wait_until(lambda: f"urn:bulletin:feed:notice-{notice_id}" in feed_entry_ids(inst), 10)
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    assert "stopped" in daemon.log.read_text()
+
+
+def test_second_daemon_on_one_sqlite_file_is_refused(
+    sqlite_instance: Instance, daemon_process: MakeDaemon
+) -> None:
+    """SQLite is single-instance: a second daemon says so and exits 1."""
+    inst = sqlite_instance
+    cli(inst, "init")
+    daemon_process(inst.env(), inst.config.parent).start()
+    second = subprocess.run(
+        [sys.executable, "-m", "bulletin", "daemon"],
+        env=inst.env(),
+        cwd=inst.config.parent,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert second.returncode == 1
+    assert "SQLite supports one daemon" in second.stderr
+
+
+def test_sighup_with_a_bad_file_keeps_running(
+    sqlite_instance: Instance, daemon_process: MakeDaemon
+) -> None:
+    """SIGHUP re-reads the file; a broken file is reported and the daemon keeps working."""
+    inst = sqlite_instance
+    cli(inst, "init")
+    daemon = daemon_process(inst.env(), inst.config.parent).start()
+    good = inst.config.read_text()
+    inst.config.write_text(good + "\n[agency\n")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("reload refused")
+    inst.config.write_text(good)
+    notice_id = add_and_approve(inst, "Still working after a bad reload.")
+    wait_until(lambda: f"urn:bulletin:feed:notice-{notice_id}" in feed_entry_ids(inst), 10)
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for_log("reloaded")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+
+
+def test_systemd_notify_ready_and_stopping(
+    sqlite_instance: Instance, daemon_process: MakeDaemon, tmp_path: Path
+) -> None:
+    """Under systemd (NOTIFY_SOCKET) the daemon reports READY=1, WATCHDOG=1 and STOPPING=1."""
+    inst = sqlite_instance
+    cli(inst, "init")
+    address = str(tmp_path / "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(10)
+    daemon = daemon_process(
+        inst.env(NOTIFY_SOCKET=address, WATCHDOG_USEC="2000000"), inst.config.parent
+    ).start()
+    messages = [listener.recv(4096).decode() for _ in range(2)]
+    assert any("READY=1" in m for m in messages)
+    assert any("WATCHDOG=1" in m for m in messages)
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    rest = []
+    listener.settimeout(1)
+    try:
+        while True:
+            rest.append(listener.recv(4096).decode())
+    except TimeoutError:
+        pass
+    assert any("STOPPING=1" in m for m in rest)
+    listener.close()
+
+
+def test_kill_9_while_publishing_never_doubles_or_loses(
+    sqlite_instance: Instance, daemon_process: MakeDaemon
+) -> None:
+    """SIGKILL the daemon at random moments while it publishes; after restarts every approved
+    notice is in the feed exactly once and archived exactly once."""
+    inst = sqlite_instance
+    cli(inst, "init")
+    rng = random.Random(7)
+    approved: list[int] = []
+    for round_ in range(4):
+        daemon = daemon_process(inst.env(), inst.config.parent).start()
+        for i in range(5):
+            approved.append(add_and_approve(inst, f"Detour on Route 2, update {round_}.{i}."))
+        time.sleep(rng.uniform(0.0, 0.4))
+        daemon.kill()
+    daemon = daemon_process(inst.env(), inst.config.parent).start()
+    expected = {f"urn:bulletin:feed:notice-{n}" for n in approved}
+    wait_until(lambda: expected <= set(feed_entry_ids(inst)), 30)
+
+    def archived_once() -> bool:
+        with Session(inst.app.engine) as session:
+            records = session.exec(select(Record).where(Record.kind == "post")).all()
+            deliveries = session.exec(select(Delivery)).all()
+        per_notice = sorted(r.notice_id or 0 for r in records)
+        return per_notice == sorted(approved) and all(d.state == "published" for d in deliveries)
+
+    wait_until(archived_once, 20)
+    ids = feed_entry_ids(inst)
+    assert len(ids) == len(set(ids)) == len(approved)
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    assert "OK:" in cli(inst, "archive", "verify")
