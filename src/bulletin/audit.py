@@ -6,9 +6,38 @@ import json
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from bulletin.models import AuditEvent
+
+
+def event(
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str | int,
+    reason: str | None = None,
+    **detail: Any,
+) -> AuditEvent:
+    """An audit event, not yet added anywhere."""
+    return AuditEvent(
+        at=at,
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        reason=reason,
+        detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
+    )
+
+
+def record_events(session: Session, events: list[AuditEvent]) -> None:
+    """Insert many events at once (a capture batch)."""
+    if events:
+        session.execute(sa.insert(AuditEvent), [e.model_dump(exclude={"id"}) for e in events])
 
 
 def record_event(
@@ -23,14 +52,14 @@ def record_event(
     **detail: Any,
 ) -> AuditEvent:
     """Add an audit event to ``session`` (committed with the change it describes)."""
-    event = AuditEvent(
+    added = event(
         at=at,
         actor=actor,
         action=action,
         object_type=object_type,
-        object_id=str(object_id),
+        object_id=object_id,
         reason=reason,
-        detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
+        **detail,
     )
-    session.add(event)
-    return event
+    session.add(added)
+    return added

@@ -17,7 +17,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.archiver import ledger
@@ -28,7 +28,7 @@ from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import RemoteItem
 from bulletin.db import session_scope
-from bulletin.models import Record
+from bulletin.models import LedgerEntry, Record
 
 SNAPSHOT_SCHEMA = "bulletin.snapshot/1"
 
@@ -137,60 +137,95 @@ class Archiver:
     def _index(
         self, prepared: list[_Prepared], now: datetime, actor: str
     ) -> dict[tuple[str, str], Record]:
+        """One transaction, set-based: records, their ledger entries and audit events."""
         created: dict[tuple[str, str], Record] = {}
-        entries = []
         with session_scope(self.engine) as session:
             ledger.lock(session)
             again = self._existing(
                 session, [p.capture for p in prepared], [p.digest for p in prepared]
             )
-            previous = ledger.head(session)
-            for p in prepared:
-                key = (p.capture.account, p.digest)
-                if key in again:  # another instance archived it meanwhile
-                    created[key] = again[key]
-                    continue
-                record = self._new_record(session, p, now)
-                session.add(record)
-                session.flush()
-                assert record.id is not None
-                previous = ledger.append(
-                    session,
+            for p in prepared:  # another instance may have archived some meanwhile
+                if (p.capture.account, p.digest) in again:
+                    created[(p.capture.account, p.digest)] = again[(p.capture.account, p.digest)]
+            fresh = [p for p in prepared if (p.capture.account, p.digest) not in again]
+            if not fresh:
+                return created
+            head = ledger.head(session)
+            first_seq = (head.seq + 1) if head else 1
+            versions = self._next_versions(session, fresh)
+            records = [
+                self._new_record(p, now, versions, first_seq + i) for i, p in enumerate(fresh)
+            ]
+            ids = (
+                session.execute(
+                    sa.insert(Record).returning(col(Record.id), sort_by_parameter_order=True),
+                    [r.model_dump(exclude={"id"}) for r in records],
+                )
+                .scalars()
+                .all()
+            )
+            entries = []
+            previous = head
+            for record, record_id, p in zip(records, ids, fresh, strict=True):
+                record.id = record_id
+                previous = ledger.build(
                     kind="record",
                     at=now,
-                    record_id=record.id,
+                    record_id=record_id,
                     object_sha256=p.object_sha,
                     previous=previous,
                 )
                 entries.append(previous)
-                record.ledger_seq = previous.seq
-                audit.record_event(
-                    session,
-                    at=now,
-                    actor=actor,
-                    action="captured",
-                    object_type="record",
-                    object_id=record.id,
-                    series=p.series,
-                    sha256=p.object_sha,
-                    remote_id=record.remote_id,
-                )
-                created[key] = record
+                created[(p.capture.account, p.digest)] = record
+            session.execute(sa.insert(LedgerEntry), [e.model_dump() for e in entries])
+            audit.record_events(
+                session,
+                [
+                    audit.event(
+                        at=now,
+                        actor=actor,
+                        action="captured",
+                        object_type="record",
+                        object_id=r.id or 0,
+                        series=r.series,
+                        sha256=r.object_sha256,
+                        remote_id=r.remote_id,
+                    )
+                    for r in records
+                ],
+            )
         for entry in entries:
             ledger.mirror(self.store, entry)
-        if entries:
-            self.store.flush()
+        self.store.flush()
         return created
 
-    def _new_record(self, session: Session, p: _Prepared, now: datetime) -> Record:
-        item = p.capture.item
-        latest = session.exec(
-            select(sa.func.max(Record.version)).where(
-                Record.account == p.capture.account,
-                Record.kind == item.kind,
-                Record.remote_id == item.remote_id,
+    def _next_versions(
+        self, session: Session, fresh: list[_Prepared]
+    ) -> dict[tuple[str, str, str], int]:
+        """Highest stored version per (account, kind, remote id) in the batch."""
+        found: dict[tuple[str, str, str], int] = {}
+        ids = sorted({p.capture.item.remote_id for p in fresh})
+        for start in range(0, len(ids), 500):
+            rows = session.execute(
+                sa.select(
+                    col(Record.account),
+                    col(Record.kind),
+                    col(Record.remote_id),
+                    sa.func.max(col(Record.version)),
+                )
+                .where(col(Record.remote_id).in_(ids[start : start + 500]))
+                .group_by(col(Record.account), col(Record.kind), col(Record.remote_id))
             )
-        ).one()
+            for account, kind, remote_id, version in rows:
+                found[(account, kind, remote_id)] = int(version)
+        return found
+
+    def _new_record(
+        self, p: _Prepared, now: datetime, versions: dict[tuple[str, str, str], int], seq: int
+    ) -> Record:
+        item = p.capture.item
+        key = (p.capture.account, item.kind, item.remote_id)
+        versions[key] = versions.get(key, 0) + 1
         return Record(
             account=p.capture.account,
             platform=p.capture.platform,
@@ -198,7 +233,7 @@ class Archiver:
             remote_id=item.remote_id,
             parent_id=item.parent_id,
             thread_id=item.thread_id,
-            version=(latest or 0) + 1,
+            version=versions[key],
             state=item.state,
             author=item.author,
             text=item.text,
@@ -214,6 +249,7 @@ class Archiver:
             raw_sha256=p.raw_sha,
             size=p.size,
             notice_id=p.capture.notice_id,
+            ledger_seq=seq,
         )
 
 

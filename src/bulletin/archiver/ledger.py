@@ -69,13 +69,29 @@ def append(
     at: datetime,
     record_id: int | None = None,
     object_sha256: str | None = None,
-    previous: LedgerEntry | None = None,
 ) -> LedgerEntry:
-    """Add the next entry; call :func:`lock` first in the same transaction.
+    """Add the next entry to the session; call :func:`lock` first in the same transaction."""
+    entry = build(
+        kind=kind,
+        at=at,
+        record_id=record_id,
+        object_sha256=object_sha256,
+        previous=head(session),
+    )
+    session.add(entry)
+    return entry
 
-    ``previous`` lets a batch chain entries without re-reading the head.
-    """
-    last = previous if previous is not None else head(session)
+
+def build(
+    *,
+    kind: str,
+    at: datetime,
+    record_id: int | None,
+    object_sha256: str | None,
+    previous: LedgerEntry | None,
+) -> LedgerEntry:
+    """The entry that follows ``previous`` (None: the first entry), with its hash."""
+    last = previous
     entry = LedgerEntry(
         seq=(last.seq + 1) if last else 1,
         prev_hash=last.entry_hash if last else GENESIS,
@@ -86,7 +102,6 @@ def append(
         recorded_at=at,
     )
     entry.entry_hash = compute_hash(entry)
-    session.add(entry)
     return entry
 
 
