@@ -6,7 +6,8 @@ faults and count what was received. Not part of any platform; JSON in, JSON out.
 - ``POST /_sandbox/reset``                       a fresh sandbox
 - ``POST /_sandbox/settings``                    ``{"enforce_rate_limits": false}``
 - ``POST /_sandbox/x/accounts``                  add an X account (id, username, keys...)
-- ``POST /_sandbox/fb/pages``                    add a Page (id, name, page_token, user_token, tasks)
+- ``POST /_sandbox/fb/pages``                    add a Page (id, name, page_token,
+                                                 user_token, tasks)
 - ``POST /_sandbox/x/replies``                   visitor replies: tweet_id, text, author,
                                                  count, created_at
 - ``PATCH|DELETE /_sandbox/x/tweets/{id}``       a visitor edits (text) or deletes a post

@@ -8,10 +8,10 @@ https://developers.facebook.com/docs/graph-api/guides/error-handling
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import secrets
-import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -48,7 +48,9 @@ def graph_error(
     error["fbtrace_id"] = secrets.token_urlsafe(8)
     response = json_response(status, {"error": error}, headers)
     if code == 190:
-        response.headers["www-authenticate"] = f'OAuth "Facebook Platform" "invalid_token" "{message}"'
+        response.headers["www-authenticate"] = (
+            f'OAuth "Facebook Platform" "invalid_token" "{message}"'
+        )
     return response
 
 
@@ -95,10 +97,11 @@ class GraphApi:
         if fault.kind == "rate_limit":
             code = fault.code or 32
             minutes = math.ceil(max(fault.seconds, 0) / 60)
-            usage = (
-                '{"%s":[{"type":"pages","call_count":100,"total_cputime":10,'
-                '"total_time":10,"estimated_time_to_regain_access":%d}]}'
-            ) % (self.state.fb["pages"] and next(iter(self.state.fb["pages"])), minutes)
+            page_id = next(iter(self.state.fb["pages"]), "0")
+            usage = json.dumps({page_id: [{
+                "type": "pages", "call_count": 100, "total_cputime": 10, "total_time": 10,
+                "estimated_time_to_regain_access": minutes,
+            }]})
             return graph_error(
                 RATE_LIMIT_MESSAGES.get(code, RATE_LIMIT_MESSAGES[32]), code, transient=True,
                 headers={
@@ -165,7 +168,8 @@ class GraphApi:
         post = self.state.fb["posts"].get(object_id)
         if post is not None and not post["deleted"] and post["page_id"] == page["id"]:
             if edge is None and method == "GET":
-                return json_response(200, self.render_post(post, self._fields(request, POST_FIELDS)))
+                fields = self._fields(request, POST_FIELDS)
+                return json_response(200, self.render_post(post, fields))
             if edge is None and method == "DELETE":
                 return self.delete_post(request, kind, post)
             if edge == "comments" and method == "GET":
@@ -437,6 +441,3 @@ class GraphApi:
             self.state.save()
         return json_response(200, {"success": True})
 
-
-def now_s() -> float:
-    return time.time()

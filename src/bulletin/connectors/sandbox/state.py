@@ -85,7 +85,11 @@ def fresh_state() -> dict[str, Any]:
             "tweets": {},
             "media": {},
         },
-        "fb": {"pages": {DEFAULT_FB_PAGE["id"]: dict(DEFAULT_FB_PAGE)}, "posts": {}, "comments": {}},
+        "fb": {
+            "pages": {DEFAULT_FB_PAGE["id"]: dict(DEFAULT_FB_PAGE)},
+            "posts": {},
+            "comments": {},
+        },
         "received": {},
         "settings": {"enforce_rate_limits": True},
     }
@@ -247,7 +251,8 @@ class SandboxState:
     ) -> dict[str, Any]:
         """Store a visitor comment (or a reply when ``parent_id`` names a comment)."""
         with self.lock:
-            post = self.fb["posts"][post_id]
+            if post_id not in self.fb["posts"]:
+                raise KeyError(f"no post {post_id}")
             number = post_id.split("_", 1)[1]
             comment_id = f"{number}_{self.new_fb_id()}"
             comment: dict[str, Any] = {

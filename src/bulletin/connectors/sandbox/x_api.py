@@ -85,6 +85,7 @@ class XApi:
             ("GET", re.compile(r"^/2/tweets/search/recent$"), "search", self.search_recent),
             ("PUT", re.compile(r"^/2/tweets/(\d+)/hidden$"), "hide", self.hide_reply),
             ("POST", re.compile(r"^/2/media/upload$"), "media", self.upload_media),
+            ("POST", re.compile(r"^/2/media/metadata$"), "media", self.media_metadata),
         ]
 
     # -- plumbing --------------------------------------------------------------------------
@@ -362,8 +363,8 @@ class XApi:
         elif sep and name == "is":
             result = value == "reply" and "in_reply_to_user_id" in tweet
         else:
-            result = term.lower() in tweet["text"].lower()
-        return result != negate
+            result = term.lower() in str(tweet["text"]).lower()
+        return bool(result) != negate
 
     def hide_reply(self, request: Request, account: dict[str, Any], tweet_id: str) -> Response:
         """Hide or unhide a reply. https://docs.x.com/x-api/posts/hide-reply
@@ -424,4 +425,24 @@ class XApi:
             "media_key": f"3_{media_id}",
             "size": len(data),
             "expires_after_secs": 86400,
+        }})
+
+    def media_metadata(self, request: Request, account: dict[str, Any]) -> Response:
+        """Set an uploaded image's alt text. https://docs.x.com/x-api/media/metadata-create"""
+        try:
+            body = request.json()
+            media_id = str(body["id"])
+            alt_text = str(body["metadata"]["alt_text"]["text"])
+        except (ValueError, KeyError, TypeError):
+            return invalid("The `id` and `metadata.alt_text.text` fields are required")
+        with self.state.lock:
+            media = self.state.x["media"].get(media_id)
+            if media is None or media["owner"] != account["id"]:
+                return invalid(f"Your media IDs are invalid: [{media_id}].")
+            if len(alt_text) > 1000:
+                return invalid("alt_text.text must be at most 1000 characters")
+            media["alt_text"] = alt_text
+            self.state.save()
+        return json_response(200, {"data": {
+            "id": media_id, "associated_metadata": {"alt_text": {"text": alt_text}},
         }})
