@@ -77,7 +77,9 @@ class RetryPolicy:
         error = state.outcome.exception() if state.outcome is not None else None
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return self._rate_limit_wait(error)
-        backoff = wait_exponential_jitter(self.initial_wait, self.max_wait, 2, self.jitter)
+        backoff = wait_exponential_jitter(
+            max=self.max_wait, jitter=self.jitter, multiplier=self.initial_wait
+        )
         return min(backoff(state), max(self.budget - state.idle_for, 0.0))
 
     def _retrying(self, account: str, what: str) -> Retrying:
