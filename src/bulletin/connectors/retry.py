@@ -115,7 +115,9 @@ class RetryPolicy:
         instead of publishing again. A duplicate refusal after an ambiguous attempt is
         checked the same way.
 
-        :raises Ambiguous: still unknown after the last attempt; the caller reconciles later.
+        :raises Ambiguous: an attempt may have worked and the post could not be found; every
+            failure after an uncertain attempt is raised as Ambiguous, so the caller
+            reconciles before trying again.
         """
         since = self.clock.now() - RECONCILE_SKEW
         uncertain = False
@@ -149,8 +151,14 @@ class RetryPolicy:
 
         try:
             return self._retrying(connector.name, "publish")(once)
-        except MalformedResponse as e:
+        except Ambiguous:
+            raise
+        except ConnectorError as e:
+            if not uncertain:
+                raise
+            # Once an attempt may have worked, no later failure may say "nothing happened":
+            # the caller must reconcile before it publishes again.
             raise Ambiguous(
-                f"account {connector.name}: the answer to a publish could not be read; "
-                "the post may exist"
+                f"account {connector.name}: an earlier attempt may have published the post "
+                f"and it could not be confirmed ({type(e).__name__})"
             ) from e
