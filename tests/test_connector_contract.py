@@ -102,7 +102,8 @@ def test_publish_returns_the_platform_id(harness: Harness) -> None:
     """A publish answers the platform's id and URL, and the post is on the platform once."""
     result = harness.connector.publish(post("Road closed: Main St until 5 pm"))
     assert result.remote_id
-    assert result.url and result.remote_id.split("_")[-1] in result.url
+    assert result.url
+    assert result.remote_id.split("_")[-1] in result.url
     assert json.loads(result.raw)
     ids = [i.remote_id for i in harness.connector.list_posts().items]
     assert ids == [result.remote_id]
@@ -114,11 +115,14 @@ def test_find_published_matches_exact_text_after_since(harness: Harness) -> None
     before = datetime.now(UTC) - timedelta(seconds=5)
     result = harness.connector.publish(post("Snow emergency parking ban from 8 pm"))
     found = harness.connector.find_published(post("Snow emergency parking ban from 8 pm"), before)
-    assert found is not None and found.remote_id == result.remote_id
+    assert found is not None
+    assert found.remote_id == result.remote_id
     assert harness.connector.find_published(post("Another notice"), before) is None
     later = datetime.now(UTC) + timedelta(minutes=5)
-    assert harness.connector.find_published(post("Snow emergency parking ban from 8 pm"),
-                                            later) is None
+    assert (
+        harness.connector.find_published(post("Snow emergency parking ban from 8 pm"), later)
+        is None
+    )
 
 
 def test_list_posts_follows_pagination(harness: Harness) -> None:
@@ -183,7 +187,8 @@ def test_limits_and_measure(harness: Harness) -> None:
     """limits() states the platform's length; a plain text measures its characters."""
     limits = harness.connector.limits()
     assert limits.max_length == harness.max_length
-    assert limits.supports_comments and limits.supports_hide
+    assert limits.supports_comments
+    assert limits.supports_hide
     assert harness.connector.measure("Road closed") == 11
     too_long = post("x" * (harness.max_length + 1))
     assert harness.connector.problems(too_long)
@@ -239,8 +244,7 @@ def test_malformed_read_keeps_the_raw_answer(harness: Harness) -> None:
 def test_read_timeout_is_retryable(harness: Harness) -> None:
     """A read that times out is retried and, when it keeps timing out, raised as Retryable."""
     harness.control.fault("timeout", harness.read_path, method="GET", seconds=1.0, count=9)
-    connector = harness.build(retry=RetryPolicy(attempts=2, initial_wait=0.01),
-                              timeout=(2.0, 0.2))
+    connector = harness.build(retry=RetryPolicy(attempts=2, initial_wait=0.01), timeout=(2.0, 0.2))
     with pytest.raises(Retryable):
         connector.list_posts()
 
@@ -254,4 +258,5 @@ def test_wrong_credentials_raise_auth_error(harness: Harness) -> None:
     with pytest.raises(AuthError):
         harness.connector.list_posts()
     lines = harness.connector.check()
-    assert lines and not lines[0].ok
+    assert lines
+    assert not lines[0].ok

@@ -29,8 +29,7 @@ PLATFORMS = {
 
 def recording_policy(waits: list[float], **options: float) -> RetryPolicy:
     """A fast policy whose sleeps are recorded, not slept."""
-    values = {"attempts": 4, "initial_wait": 0.01, "max_wait": 0.05, "jitter": 0.0,
-              "budget": 5.0}
+    values = {"attempts": 4, "initial_wait": 0.01, "max_wait": 0.05, "jitter": 0.0, "budget": 5.0}
     values.update(options)
     return RetryPolicy(sleep=waits.append, **values)  # type: ignore[arg-type]
 
@@ -95,31 +94,36 @@ def test_persistent_timeout_raises_ambiguous_with_one_post(
     assert control.received(account)["created"] == 1
 
 
-def test_rate_limit_reset_is_honoured_within_budget(sandbox: SandboxServer,
-                                                    control: Control) -> None:
+def test_rate_limit_reset_is_honoured_within_budget(
+    sandbox: SandboxServer, control: Control
+) -> None:
     """X's x-rate-limit-reset two seconds ahead is waited (recorded), then the post is made."""
     control.fault("rate_limit", r"^/2/tweets$", method="POST", seconds=2)
     waits: list[float] = []
     x_connector(sandbox.url, retry=recording_policy(waits)).publish(post("Parade route"))
     assert control.received(X_ACCOUNT)["created"] == 1
-    assert len(waits) == 1 and 0.5 < waits[0] <= 2.0
+    assert len(waits) == 1
+    assert 0.5 < waits[0] <= 2.0
 
 
-def test_graph_regain_time_is_honoured_within_budget(sandbox: SandboxServer,
-                                                     control: Control) -> None:
+def test_graph_regain_time_is_honoured_within_budget(
+    sandbox: SandboxServer, control: Control
+) -> None:
     """Graph's estimated_time_to_regain_access (minutes) becomes the wait when it fits."""
     control.fault("rate_limit", r"/feed$", method="POST", seconds=60, code=32)
     waits: list[float] = []
     policy = recording_policy(waits, budget=120.0)
     fb_connector(sandbox.url, retry=policy).publish(post("Road race Sunday"))
     assert control.received(FB_ACCOUNT)["created"] == 1
-    assert len(waits) == 1 and 55 < waits[0] <= 60
+    assert len(waits) == 1
+    assert 55 < waits[0] <= 60
 
 
-def test_long_rate_limit_is_raised_at_once(platform: str, sandbox: SandboxServer,
-                                           control: Control) -> None:
+def test_long_rate_limit_is_raised_at_once(
+    platform: str, sandbox: SandboxServer, control: Control
+) -> None:
     """A reset an hour away is not waited in the call: RateLimited is raised immediately."""
-    build, account, path = PLATFORMS[platform]
+    build, _account, path = PLATFORMS[platform]
     control.fault("rate_limit", path, method="POST", seconds=3600, count=5)
     waits: list[float] = []
     started = time.monotonic()
@@ -127,14 +131,17 @@ def test_long_rate_limit_is_raised_at_once(platform: str, sandbox: SandboxServer
         build(sandbox.url, retry=recording_policy(waits)).publish(post("Tree down on Route 9"))
     assert time.monotonic() - started < 1.0
     assert waits == []
-    assert caught.value.retry_after is not None and caught.value.retry_after > datetime.now(UTC)
+    assert caught.value.retry_after is not None
+    assert caught.value.retry_after > datetime.now(UTC)
     assert len(control.get("faults")["faults"]) == 1  # one request used, four left
 
 
-@pytest.mark.parametrize(("kind", "error"), [("duplicate", Rejected),
-                                              ("expired_token", AuthError)])
+@pytest.mark.parametrize(("kind", "error"), [("duplicate", Rejected), ("expired_token", AuthError)])
 def test_rejected_and_auth_errors_are_never_retried(
-    platform: str, sandbox: SandboxServer, control: Control, kind: str,
+    platform: str,
+    sandbox: SandboxServer,
+    control: Control,
+    kind: str,
     error: type[Exception],
 ) -> None:
     """Rejected and AuthError end the call after one request."""
@@ -186,13 +193,25 @@ PAGE_TOKEN = "pt-6d2b8e1f05"
 
 def _secret_connectors(url: str, control: Control) -> list[Connector]:
     control.post("x/accounts", {"id": "1500000000000000077", **SECRETS})
-    control.post("fb/pages", {"id": "100000000000077", "page_token": PAGE_TOKEN,
-                              "user_token": "ut-0000"})
+    control.post(
+        "fb/pages", {"id": "100000000000077", "page_token": PAGE_TOKEN, "user_token": "ut-0000"}
+    )
     policy = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.02, budget=1.0)
-    x = XConnector("secret-x", **{k: Secret(v) for k, v in SECRETS.items()}, base_url=url,
-                   retry=policy, timeout=FAST_TIMEOUT)
-    fb = FacebookConnector("secret-fb", page_id="100000000000077", token=Secret(PAGE_TOKEN),
-                           base_url=url, retry=policy, timeout=FAST_TIMEOUT)
+    x = XConnector(
+        "secret-x",
+        **{k: Secret(v) for k, v in SECRETS.items()},
+        base_url=url,
+        retry=policy,
+        timeout=FAST_TIMEOUT,
+    )
+    fb = FacebookConnector(
+        "secret-fb",
+        page_id="100000000000077",
+        token=Secret(PAGE_TOKEN),
+        base_url=url,
+        retry=policy,
+        timeout=FAST_TIMEOUT,
+    )
     return [x, fb]
 
 
@@ -206,8 +225,10 @@ def test_secrets_never_in_logs_or_errors(
     for kind in ("error", "rate_limit", "duplicate", "expired_token", "malformed", "timeout"):
         for connector in connectors:
             control.fault(kind, "", count=3, seconds=0.6)
-            for action in (lambda c=connector: c.publish(post(f"Notice {kind}")),
-                           lambda c=connector: c.list_posts()):
+            for action in (
+                lambda c=connector, k=kind: c.publish(post(f"Notice {k}")),
+                lambda c=connector: c.list_posts(),
+            ):
                 try:
                     action()
                 except BulletinError as e:
@@ -224,8 +245,11 @@ def test_secrets_never_in_logs_or_errors(
     texts += [repr(c.__dict__) for c in connectors]
     # Every line of our own loggers at any level, and every library line at INFO or above.
     # (urllib3 logs request URLs at DEBUG, which carry Graph's access_token: keep it at INFO.)
-    texts += [r.getMessage() for r in caplog.records
-              if r.name.startswith("bulletin") or r.levelno >= logging.INFO]
+    texts += [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("bulletin") or r.levelno >= logging.INFO
+    ]
     # The two X secrets never appear anywhere, not even in library DEBUG lines.
     all_lines = [r.getMessage() for r in caplog.records]
     for secret in [*SECRETS.values(), PAGE_TOKEN]:

@@ -60,31 +60,40 @@ class Control:
 
 def sandbox_settings(url: str) -> Settings:
     """Settings with one sandbox X account and one sandbox Page, as the defaults have."""
-    return Settings(accounts={
-        "sandbox-x": AccountSettings(
-            platform="x", base_url=url,
-            consumer_key_env="SANDBOX_X_CONSUMER_KEY",
-            consumer_secret_env="SANDBOX_X_CONSUMER_SECRET",
-            access_token_env="SANDBOX_X_ACCESS_TOKEN",
-            access_token_secret_env="SANDBOX_X_ACCESS_TOKEN_SECRET",
-        ),
-        "sandbox-facebook": AccountSettings(
-            platform="facebook", base_url=url, page_id=DEFAULT_FB_PAGE["id"],
-            token_env="SANDBOX_FACEBOOK_PAGE_TOKEN",
-        ),
-    })
+    return Settings(
+        accounts={
+            "sandbox-x": AccountSettings(
+                platform="x",
+                base_url=url,
+                consumer_key_env="SANDBOX_X_CONSUMER_KEY",
+                consumer_secret_env="SANDBOX_X_CONSUMER_SECRET",
+                access_token_env="SANDBOX_X_ACCESS_TOKEN",
+                access_token_secret_env="SANDBOX_X_ACCESS_TOKEN_SECRET",
+            ),
+            "sandbox-facebook": AccountSettings(
+                platform="facebook",
+                base_url=url,
+                page_id=DEFAULT_FB_PAGE["id"],
+                token_env="SANDBOX_FACEBOOK_PAGE_TOKEN",
+            ),
+        }
+    )
 
 
-def x_connector(url: str, retry: RetryPolicy = FAST_RETRY,
-                timeout: Timeout = FAST_TIMEOUT) -> XConnector:
-    return XConnector.from_settings("sandbox-x", sandbox_settings(url), SANDBOX_ENV,
-                                    retry=retry, timeout=timeout)
+def x_connector(
+    url: str, retry: RetryPolicy = FAST_RETRY, timeout: Timeout = FAST_TIMEOUT
+) -> XConnector:
+    return XConnector.from_settings(
+        "sandbox-x", sandbox_settings(url), SANDBOX_ENV, retry=retry, timeout=timeout
+    )
 
 
-def fb_connector(url: str, retry: RetryPolicy = FAST_RETRY,
-                 timeout: Timeout = FAST_TIMEOUT) -> FacebookConnector:
-    return FacebookConnector.from_settings("sandbox-facebook", sandbox_settings(url),
-                                           SANDBOX_ENV, retry=retry, timeout=timeout)
+def fb_connector(
+    url: str, retry: RetryPolicy = FAST_RETRY, timeout: Timeout = FAST_TIMEOUT
+) -> FacebookConnector:
+    return FacebookConnector.from_settings(
+        "sandbox-facebook", sandbox_settings(url), SANDBOX_ENV, retry=retry, timeout=timeout
+    )
 
 
 @pytest.fixture

@@ -51,9 +51,7 @@ RATE_LIMIT_CODES = {4, 17, 32, 613} | set(range(80000, 80015))
 AUTH_CODES = {102, 104, 190, 210, 10} | set(range(200, 300))
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
 POST_FIELDS = "id,message,created_time,updated_time,permalink_url,from"
-COMMENT_FIELDS = (
-    "id,message,created_time,from,parent,is_hidden,can_hide,attachment,permalink_url"
-)
+COMMENT_FIELDS = "id,message,created_time,from,parent,is_hidden,can_hide,attachment,permalink_url"
 
 
 class FacebookConnector(Connector):
@@ -62,9 +60,16 @@ class FacebookConnector(Connector):
     platform: ClassVar[str] = "facebook"
 
     def __init__(
-        self, name: str, *, page_id: str, token: Secret, base_url: str = "",
-        graph_version: str = "v26.0", retry: RetryPolicy | None = None,
-        timeout: Timeout = DEFAULT_TIMEOUT, clock: Clock | None = None,
+        self,
+        name: str,
+        *,
+        page_id: str,
+        token: Secret,
+        base_url: str = "",
+        graph_version: str = "v26.0",
+        retry: RetryPolicy | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(name)
         self.page_id = page_id
@@ -79,16 +84,24 @@ class FacebookConnector(Connector):
 
     @classmethod
     def from_settings(
-        cls, name: str, settings: Settings, environ: Mapping[str, str], *,
-        retry: RetryPolicy | None = None, timeout: Timeout = DEFAULT_TIMEOUT,
+        cls,
+        name: str,
+        settings: Settings,
+        environ: Mapping[str, str],
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
     ) -> FacebookConnector:
         """Build from ``[accounts.NAME]``; :raises AuthError: the token variable is unset."""
         account = settings.accounts[name]
         return cls(
-            name, page_id=account.page_id,
+            name,
+            page_id=account.page_id,
             token=resolve_secret(account.token_env, environ, name),
-            base_url=account.base_url, graph_version=account.graph_version,
-            retry=retry, timeout=timeout,
+            base_url=account.base_url,
+            graph_version=account.graph_version,
+            retry=retry,
+            timeout=timeout,
         )
 
     def _last_response(self) -> requests.Response | None:
@@ -117,11 +130,14 @@ class FacebookConnector(Connector):
         if code == 506:
             return Rejected(f"{where}: duplicate post ({message})")
         if code == 210:
-            return AuthError(f"{where}: a Page access token for page {self.page_id} is "
-                             "required (this looks like a User token)")
+            return AuthError(
+                f"{where}: a Page access token for page {self.page_id} is "
+                "required (this looks like a User token)"
+            )
         if code in AUTH_CODES:
-            return AuthError(f"{where}: the token is invalid, expired or lacks a permission "
-                             f"({message})")
+            return AuthError(
+                f"{where}: the token is invalid, expired or lacks a permission ({message})"
+            )
         if code in (1, 2) or body.get("is_transient"):
             return Retryable(f"{where}: {message}")
         return Rejected(f"{where}: {message}")
@@ -141,8 +157,11 @@ class FacebookConnector(Connector):
                 for value in usage.values():
                     entries.extend(value if isinstance(value, list) else [])
                 entries.append(usage)
-            minutes = [float(e["estimated_time_to_regain_access"]) for e in entries
-                       if isinstance(e, dict) and "estimated_time_to_regain_access" in e]
+            minutes = [
+                float(e["estimated_time_to_regain_access"])
+                for e in entries
+                if isinstance(e, dict) and "estimated_time_to_regain_access" in e
+            ]
             if minutes:
                 wait = timedelta(minutes=max(minutes))
                 break
@@ -161,24 +180,33 @@ class FacebookConnector(Connector):
                 last = self._last_response()
                 raw = last.content if last is not None else b""
                 if last is not None and last.status_code >= 500:
-                    raise Retryable(f"account {self.name}: Graph answered "
-                                    f"{last.status_code}") from None
-                raise MalformedResponse(f"account {self.name}: Graph's answer to {what} is "
-                                        "not JSON", raw=raw) from None
+                    raise Retryable(
+                        f"account {self.name}: Graph answered {last.status_code}"
+                    ) from None
+                raise MalformedResponse(
+                    f"account {self.name}: Graph's answer to {what} is not JSON", raw=raw
+                ) from None
             # Not chained: the text of a requests error holds the URL, token included.
             if write and sent_request(e):
-                raise Ambiguous(f"account {self.name}: {what} got no answer ({kind}); it "
-                                "may have worked") from None
+                raise Ambiguous(
+                    f"account {self.name}: {what} got no answer ({kind}); it may have worked"
+                ) from None
             raise Retryable(f"account {self.name}: {what} failed ({kind})") from None
 
     def _get(self, what: str, path: str, **args: Any) -> Any:
-        return self.retry.call(self.name, what, lambda: self._request(
-            what, lambda: self._graph.request(f"{self._version}/{path}", dict(args))))
+        return self.retry.call(
+            self.name,
+            what,
+            lambda: self._request(
+                what, lambda: self._graph.request(f"{self._version}/{path}", dict(args))
+            ),
+        )
 
     # -- capabilities ----------------------------------------------------------------------
     def limits(self) -> Limits:
-        return Limits(max_length=MAX_LENGTH, max_media=1, supports_comments=True,
-                      supports_hide=True)
+        return Limits(
+            max_length=MAX_LENGTH, max_media=1, supports_comments=True, supports_hide=True
+        )
 
     def measure(self, text: str) -> int:
         return len(unicodedata.normalize("NFC", text))
@@ -193,21 +221,31 @@ class FacebookConnector(Connector):
         version = self._version
         if post.media:
             image = post.media[0]
-            result = self._request("publish photo", lambda: self._graph.request(
-                f"{version}/{self.page_id}/photos", post_args={"caption": text},
-                files={"source": ("image", image.data, image.mime_type)}, method="POST",
-            ), write=True)
+            result = self._request(
+                "publish photo",
+                lambda: self._graph.request(
+                    f"{version}/{self.page_id}/photos",
+                    post_args={"caption": text},
+                    files={"source": ("image", image.data, image.mime_type)},
+                    method="POST",
+                ),
+                write=True,
+            )
             post_id = result.get("post_id") if isinstance(result, dict) else None
         else:
             args = {"message": text}
             if post.link:
                 args["link"] = post.link
-            result = self._request("publish", lambda: self._graph.request(
-                f"{version}/{self.page_id}/feed", post_args=args, method="POST"), write=True)
+            result = self._request(
+                "publish",
+                lambda: self._graph.request(
+                    f"{version}/{self.page_id}/feed", post_args=args, method="POST"
+                ),
+                write=True,
+            )
             post_id = result.get("id") if isinstance(result, dict) else None
         if not post_id:
-            raise MalformedResponse("Graph's publish answer has no id",
-                                    raw=json_bytes(result))
+            raise MalformedResponse("Graph's publish answer has no id", raw=json_bytes(result))
         last = self._last_response()
         raw = last.content if last is not None else json_bytes(result)
         return PublishResult(str(post_id), self._permalink(str(post_id)), self.clock.now(), raw)
@@ -258,7 +296,9 @@ class FacebookConnector(Connector):
 
     def _post_item(self, post: dict[str, Any]) -> RemoteItem:
         return RemoteItem(
-            kind="post", remote_id=str(post["id"]), text=str(post.get("message", "")),
+            kind="post",
+            remote_id=str(post["id"]),
+            text=str(post.get("message", "")),
             author=(post.get("from") or {}).get("id", self.page_id),
             posted_at=parse_platform_time(post.get("created_time")),
             url=post.get("permalink_url") or self._permalink(str(post["id"])),
@@ -285,50 +325,70 @@ class FacebookConnector(Connector):
 
         :raises AuthError: the comments come without ids (no MODERATE task on the Page).
         """
-        args: dict[str, Any] = {"fields": COMMENT_FIELDS, "filter": "stream", "limit": 100,
-                                "order": "chronological"}
+        args: dict[str, Any] = {
+            "fields": COMMENT_FIELDS,
+            "filter": "stream",
+            "limit": 100,
+            "order": "chronological",
+        }
         if cursor:
             args["after"] = cursor
         body = self._get("list comments", f"{post_id}/comments", **args)
         items = []
         for comment in self._data(body):
             if "id" not in comment:
-                raise AuthError(f"account {self.name}: Graph gives no comment ids: the token's "
-                                "user needs the MODERATE task on the Page")
+                raise AuthError(
+                    f"account {self.name}: Graph gives no comment ids: the token's "
+                    "user needs the MODERATE task on the Page"
+                )
             parent = (comment.get("parent") or {}).get("id")
-            items.append(RemoteItem(
-                kind="comment", remote_id=str(comment["id"]),
-                text=str(comment.get("message", "")),
-                author=(comment.get("from") or {}).get("name"),
-                posted_at=parse_platform_time(comment.get("created_time")),
-                url=comment.get("permalink_url"),
-                parent_id=str(parent) if parent else post_id,
-                thread_id=post_id,
-                state="hidden" if comment.get("is_hidden") else "visible",
-                extra={k: comment[k] for k in ("from", "attachment", "can_hide")
-                       if k in comment},
-                raw=json_bytes(comment),
-            ))
+            items.append(
+                RemoteItem(
+                    kind="comment",
+                    remote_id=str(comment["id"]),
+                    text=str(comment.get("message", "")),
+                    author=(comment.get("from") or {}).get("name"),
+                    posted_at=parse_platform_time(comment.get("created_time")),
+                    url=comment.get("permalink_url"),
+                    parent_id=str(parent) if parent else post_id,
+                    thread_id=post_id,
+                    state="hidden" if comment.get("is_hidden") else "visible",
+                    extra={
+                        k: comment[k] for k in ("from", "attachment", "can_hide") if k in comment
+                    },
+                    raw=json_bytes(comment),
+                )
+            )
         return Page(items, self._next(body))
 
     # -- moderation ------------------------------------------------------------------------
     def hide_comment(self, comment_id: str, hidden: bool = True) -> None:
         """Hide (or unhide) a visitor comment; idempotent."""
         value = "true" if hidden else "false"
-        self.retry.call(self.name, "hide comment", lambda: self._request(
-            "hide comment", lambda: self._graph.request(
-                f"{self._version}/{comment_id}", post_args={"is_hidden": value},
-                method="POST")))
+        self.retry.call(
+            self.name,
+            "hide comment",
+            lambda: self._request(
+                "hide comment",
+                lambda: self._graph.request(
+                    f"{self._version}/{comment_id}", post_args={"is_hidden": value}, method="POST"
+                ),
+            ),
+        )
 
     def delete_post(self, post_id: str) -> None:
         """Delete one of the Page's posts; a post already gone counts as deleted."""
+
         def once() -> None:
             try:
-                self._request("delete post", lambda: self._graph.request(
-                    f"{self._version}/{post_id}", method="DELETE"))
+                self._request(
+                    "delete post",
+                    lambda: self._graph.request(f"{self._version}/{post_id}", method="DELETE"),
+                )
             except Rejected as e:
                 if "error 100" not in str(e):
                     raise
+
         self.retry.call(self.name, "delete post", once)
 
     def check(self) -> list[CheckLine]:
@@ -338,9 +398,14 @@ class FacebookConnector(Connector):
         except ConnectorError as e:
             return [CheckLine("token (me)", False, str(e))]
         if str(me.get("id")) != self.page_id:
-            return [CheckLine("token (me)", False,
-                              f"this token speaks for {me.get('name')!r}, not page "
-                              f"{self.page_id}: a Page access token is required")]
+            return [
+                CheckLine(
+                    "token (me)",
+                    False,
+                    f"this token speaks for {me.get('name')!r}, not page "
+                    f"{self.page_id}: a Page access token is required",
+                )
+            ]
         lines = [CheckLine("token (me)", True, f"Page token for {me.get('name')}")]
         try:
             posts = self._posts(None)
@@ -348,8 +413,9 @@ class FacebookConnector(Connector):
         except ConnectorError as e:
             return [*lines, CheckLine("read posts", False, str(e))]
         if not posts.items:
-            lines.append(CheckLine("read comment ids (MODERATE task)", True,
-                                   "no post yet to test against"))
+            lines.append(
+                CheckLine("read comment ids (MODERATE task)", True, "no post yet to test against")
+            )
             return lines
         try:
             self.list_comments(posts.items[0].remote_id)

@@ -34,13 +34,21 @@ class TimeoutAdapter(HTTPAdapter):
         self.timeout = timeout
 
     def send(
-        self, request: requests.PreparedRequest, stream: bool = False,
-        timeout: Any = None, verify: bool | str = True, cert: Any = None,
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
         proxies: Any = None,
     ) -> requests.Response:
         return super().send(
-            request, stream=stream, timeout=timeout if timeout is not None else self.timeout,
-            verify=verify, cert=cert, proxies=proxies,
+            request,
+            stream=stream,
+            timeout=timeout if timeout is not None else self.timeout,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
         )
 
 
@@ -57,16 +65,21 @@ class RewritingAdapter(TimeoutAdapter):
         self._prefix = parts.path.rstrip("/")
 
     def send(
-        self, request: requests.PreparedRequest, stream: bool = False,
-        timeout: Any = None, verify: bool | str = True, cert: Any = None,
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
         proxies: Any = None,
     ) -> requests.Response:
         url = urlsplit(request.url or "")
         request.url = urlunsplit(
             (self._scheme, self._netloc, self._prefix + url.path, url.query, url.fragment)
         )
-        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert,
-                            proxies=proxies)
+        return super().send(
+            request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        )
 
 
 def mount_platform_adapters(

@@ -88,7 +88,12 @@ class RetryPolicy:
             wait = state.next_action.sleep if state.next_action is not None else 0.0
             log.warning(
                 "retrying %s on account %s after %s: %s (attempt %d, waiting %.2fs)",
-                what, account, type(error).__name__, error, state.attempt_number, wait,
+                what,
+                account,
+                type(error).__name__,
+                error,
+                state.attempt_number,
+                wait,
             )
 
         return Retrying(
@@ -105,7 +110,9 @@ class RetryPolicy:
         return self._retrying(account, what)(operation)
 
     def publish(
-        self, connector: Connector, post: OutgoingPost,
+        self,
+        connector: Connector,
+        post: OutgoingPost,
         attempt: Callable[[OutgoingPost], PublishResult],
     ) -> PublishResult:
         """Publish ``post`` through ``attempt`` at most once on the platform.
@@ -127,7 +134,9 @@ class RetryPolicy:
             if found is not None:
                 log.warning(
                     "publish on account %s: found post %s after an uncertain attempt; "
-                    "not publishing again", connector.name, found.remote_id,
+                    "not publishing again",
+                    connector.name,
+                    found.remote_id,
                 )
             return found
 

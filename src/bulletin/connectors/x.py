@@ -48,8 +48,13 @@ from bulletin.errors import (
 
 T = TypeVar("T")
 TWEET_FIELDS = [
-    "created_at", "author_id", "conversation_id", "in_reply_to_user_id",
-    "referenced_tweets", "attachments", "edit_history_tweet_ids",
+    "created_at",
+    "author_id",
+    "conversation_id",
+    "in_reply_to_user_id",
+    "referenced_tweets",
+    "attachments",
+    "edit_history_tweet_ids",
 ]
 MEDIA_UPLOAD_URL = "https://api.x.com/2/media/upload"
 MEDIA_METADATA_URL = "https://api.x.com/2/media/metadata"
@@ -62,9 +67,16 @@ class XConnector(Connector):
     platform: ClassVar[str] = "x"
 
     def __init__(
-        self, name: str, *, consumer_key: Secret, consumer_secret: Secret,
-        access_token: Secret, access_token_secret: Secret, base_url: str = "",
-        retry: RetryPolicy | None = None, timeout: Timeout = DEFAULT_TIMEOUT,
+        self,
+        name: str,
+        *,
+        consumer_key: Secret,
+        consumer_secret: Secret,
+        access_token: Secret,
+        access_token_secret: Secret,
+        base_url: str = "",
+        retry: RetryPolicy | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
         clock: Clock | None = None,
     ) -> None:
         super().__init__(name)
@@ -74,9 +86,12 @@ class XConnector(Connector):
         self._timeout = timeout
         self._keys = (consumer_key, consumer_secret, access_token, access_token_secret)
         self._client = tweepy.Client(
-            consumer_key=consumer_key.reveal(), consumer_secret=consumer_secret.reveal(),
-            access_token=access_token.reveal(), access_token_secret=access_token_secret.reveal(),
-            return_type=requests.Response, wait_on_rate_limit=False,
+            consumer_key=consumer_key.reveal(),
+            consumer_secret=consumer_secret.reveal(),
+            access_token=access_token.reveal(),
+            access_token_secret=access_token_secret.reveal(),
+            return_type=requests.Response,
+            wait_on_rate_limit=False,
         )
         self._client.session = platform_session(base_url, timeout)
         self._me: dict[str, Any] | None = None
@@ -84,8 +99,13 @@ class XConnector(Connector):
 
     @classmethod
     def from_settings(
-        cls, name: str, settings: Settings, environ: Mapping[str, str], *,
-        retry: RetryPolicy | None = None, timeout: Timeout = DEFAULT_TIMEOUT,
+        cls,
+        name: str,
+        settings: Settings,
+        environ: Mapping[str, str],
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
     ) -> XConnector:
         """Build from ``[accounts.NAME]``; :raises AuthError: a named credential is unset."""
         account = settings.accounts[name]
@@ -95,7 +115,9 @@ class XConnector(Connector):
             consumer_secret=resolve_secret(account.consumer_secret_env, environ, name),
             access_token=resolve_secret(account.access_token_env, environ, name),
             access_token_secret=resolve_secret(account.access_token_secret_env, environ, name),
-            base_url=account.base_url, retry=retry, timeout=timeout,
+            base_url=account.base_url,
+            retry=retry,
+            timeout=timeout,
         )
 
     # -- errors ----------------------------------------------------------------------------
@@ -132,8 +154,9 @@ class XConnector(Connector):
             return Rejected(f"{where}: duplicate content ({detail})")
         return Rejected(f"{where}: {detail or response.reason}")
 
-    def _request(self, what: str, call: Callable[[], requests.Response],
-                 write: bool = False) -> Any:
+    def _request(
+        self, what: str, call: Callable[[], requests.Response], write: bool = False
+    ) -> Any:
         """Run one HTTP call; return its parsed JSON or raise our error."""
         try:
             response = call()
@@ -160,11 +183,13 @@ class XConnector(Connector):
     # -- identity --------------------------------------------------------------------------
     def _whoami(self) -> dict[str, Any]:
         if self._me is None:
-            body = self.retry.call(self.name, "users/me", lambda: self._request(
-                "users/me", lambda: self._client.get_me(user_auth=True)))
+            body = self.retry.call(
+                self.name,
+                "users/me",
+                lambda: self._request("users/me", lambda: self._client.get_me(user_auth=True)),
+            )
             if not isinstance(body, dict) or "data" not in body:
-                raise MalformedResponse("X's users/me answer has no data",
-                                        raw=json_bytes(body))
+                raise MalformedResponse("X's users/me answer has no data", raw=json_bytes(body))
             self._me = dict(body["data"])
         return self._me
 
@@ -173,8 +198,14 @@ class XConnector(Connector):
 
     # -- capabilities ----------------------------------------------------------------------
     def limits(self) -> Limits:
-        return Limits(max_length=MAX_LENGTH, counts_weighted=True, max_media=4,
-                      supports_comments=True, supports_hide=True, lookback_days=7)
+        return Limits(
+            max_length=MAX_LENGTH,
+            counts_weighted=True,
+            max_media=4,
+            supports_comments=True,
+            supports_hide=True,
+            lookback_days=7,
+        )
 
     def measure(self, text: str) -> int:
         """X's weighted length (URLs 23, emoji and CJK 2) of the NFC-normalised text."""
@@ -190,38 +221,61 @@ class XConnector(Connector):
         text = unicodedata.normalize("NFC", post.text)
         if post.link and post.link not in text:
             text = f"{text}\n{post.link}"
-        body = self._request("create post", lambda: self._client.create_tweet(
-            text=text, media_ids=media_ids or None, in_reply_to_tweet_id=post.reply_to,
-            user_auth=True,
-        ), write=True)
+        body = self._request(
+            "create post",
+            lambda: self._client.create_tweet(
+                text=text,
+                media_ids=media_ids or None,
+                in_reply_to_tweet_id=post.reply_to,
+                user_auth=True,
+            ),
+            write=True,
+        )
         try:
             tweet_id = str(body["data"]["id"])
         except (KeyError, TypeError) as e:
-            raise MalformedResponse("X's create answer has no data.id",
-                                    raw=json_bytes(body)) from e
+            raise MalformedResponse("X's create answer has no data.id", raw=json_bytes(body)) from e
         return PublishResult(tweet_id, self._url(tweet_id), self.clock.now(), json_bytes(body))
 
     def _upload(self, media: Media) -> str:
         """Upload one image to X's v2 media endpoint; its media id. Retried on its own:
         an orphan upload is harmless."""
         key, secret, token, token_secret = (k.reveal() for k in self._keys)
-        session = OAuth1Session(key, client_secret=secret, resource_owner_key=token,
-                                resource_owner_secret=token_secret)
+        session = OAuth1Session(
+            key, client_secret=secret, resource_owner_key=token, resource_owner_secret=token_secret
+        )
         from bulletin.connectors.http import mount_platform_adapters
 
         mount_platform_adapters(session, self.base_url, self._timeout)
         with session:
-            body = self.retry.call(self.name, "media upload", lambda: self._request(
-                "media upload", lambda: session.post(
-                    MEDIA_UPLOAD_URL, data={"media_category": "tweet_image"},
-                    files={"media": ("image", media.data, media.mime_type)},
-                )))
+            body = self.retry.call(
+                self.name,
+                "media upload",
+                lambda: self._request(
+                    "media upload",
+                    lambda: session.post(
+                        MEDIA_UPLOAD_URL,
+                        data={"media_category": "tweet_image"},
+                        files={"media": ("image", media.data, media.mime_type)},
+                    ),
+                ),
+            )
             media_id = str(body["data"]["id"])
             if media.alt_text:
-                self.retry.call(self.name, "media metadata", lambda: self._request(
-                    "media metadata", lambda: session.post(MEDIA_METADATA_URL, json={
-                        "id": media_id, "metadata": {"alt_text": {"text": media.alt_text}},
-                    })))
+                self.retry.call(
+                    self.name,
+                    "media metadata",
+                    lambda: self._request(
+                        "media metadata",
+                        lambda: session.post(
+                            MEDIA_METADATA_URL,
+                            json={
+                                "id": media_id,
+                                "metadata": {"alt_text": {"text": media.alt_text}},
+                            },
+                        ),
+                    ),
+                )
         return media_id
 
     def find_published(self, post: OutgoingPost, since: datetime) -> PublishResult | None:
@@ -234,8 +288,8 @@ class XConnector(Connector):
                 if item.posted_at is not None and item.posted_at < since:
                     return None
                 if comparable_text(item.text) == wanted or (
-                    post.link and comparable_text(f"{post.text}\n{post.link}")
-                    == comparable_text(item.text)
+                    post.link
+                    and comparable_text(f"{post.text}\n{post.link}") == comparable_text(item.text)
                 ):
                     return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
             if page.next_cursor is None:
@@ -244,8 +298,10 @@ class XConnector(Connector):
 
     # -- reading ---------------------------------------------------------------------------
     def _item(self, tweet: dict[str, Any], kind: str) -> RemoteItem:
-        parent = next((r["id"] for r in tweet.get("referenced_tweets", [])
-                       if r.get("type") == "replied_to"), None)
+        parent = next(
+            (r["id"] for r in tweet.get("referenced_tweets", []) if r.get("type") == "replied_to"),
+            None,
+        )
         history = tweet.get("edit_history_tweet_ids") or [tweet["id"]]
         return RemoteItem(
             kind="post" if kind == "post" else "comment",
@@ -269,38 +325,63 @@ class XConnector(Connector):
     def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
         """The account's posts, newest first, 100 a page."""
         user_id = self._whoami()["id"]
-        body = self.retry.call(self.name, "list posts", lambda: self._request(
-            "list posts", lambda: self._client.get_users_tweets(
-                user_id, max_results=100, since_id=since_id, pagination_token=cursor,
-                tweet_fields=TWEET_FIELDS, user_auth=True,
-            )))
+        body = self.retry.call(
+            self.name,
+            "list posts",
+            lambda: self._request(
+                "list posts",
+                lambda: self._client.get_users_tweets(
+                    user_id,
+                    max_results=100,
+                    since_id=since_id,
+                    pagination_token=cursor,
+                    tweet_fields=TWEET_FIELDS,
+                    user_auth=True,
+                ),
+            ),
+        )
         return self._page(body, "post")
 
     def list_comments(self, post_id: str, cursor: str | None = None) -> Page:
         """Replies in ``post_id``'s conversation from the last seven days (recent search)."""
-        body = self.retry.call(self.name, "list comments", lambda: self._request(
-            "list comments", lambda: self._client.search_recent_tweets(
-                f"conversation_id:{post_id}", max_results=100, next_token=cursor,
-                tweet_fields=TWEET_FIELDS, user_auth=True,
-            )))
+        body = self.retry.call(
+            self.name,
+            "list comments",
+            lambda: self._request(
+                "list comments",
+                lambda: self._client.search_recent_tweets(
+                    f"conversation_id:{post_id}",
+                    max_results=100,
+                    next_token=cursor,
+                    tweet_fields=TWEET_FIELDS,
+                    user_auth=True,
+                ),
+            ),
+        )
         return self._page(body, "comment", skip=post_id)
 
     # -- moderation ------------------------------------------------------------------------
     def hide_comment(self, comment_id: str, hidden: bool = True) -> None:
         """Hide (or unhide) a reply in a conversation the account started; idempotent."""
         call = self._client.hide_reply if hidden else self._client.unhide_reply
-        self.retry.call(self.name, "hide reply", lambda: self._request(
-            "hide reply", lambda: call(comment_id, user_auth=True)))
+        self.retry.call(
+            self.name,
+            "hide reply",
+            lambda: self._request("hide reply", lambda: call(comment_id, user_auth=True)),
+        )
 
     def delete_post(self, post_id: str) -> None:
         """Delete one of the account's posts; a post already gone counts as deleted."""
+
         def once() -> None:
             try:
-                self._request("delete post",
-                              lambda: self._client.delete_tweet(post_id, user_auth=True))
+                self._request(
+                    "delete post", lambda: self._client.delete_tweet(post_id, user_auth=True)
+                )
             except Rejected as e:
                 if " 404" not in str(e):
                     raise
+
         self.retry.call(self.name, "delete post", once)
 
     def check(self) -> list[CheckLine]:
@@ -312,12 +393,18 @@ class XConnector(Connector):
             return [CheckLine("credentials (users/me)", False, str(e))]
         lines.append(CheckLine("credentials (users/me)", True, f"@{me.get('username')}"))
         level = self._access_level or "unknown"
-        lines.append(CheckLine(
-            "publish (write access)", level == "read-write",
-            f"access level {level}" + (
-                "" if level == "read-write"
-                else ": set App permissions to 'Read and write' and regenerate the token"),
-        ))
+        lines.append(
+            CheckLine(
+                "publish (write access)",
+                level == "read-write",
+                f"access level {level}"
+                + (
+                    ""
+                    if level == "read-write"
+                    else ": set App permissions to 'Read and write' and regenerate the token"
+                ),
+            )
+        )
         actions: list[tuple[str, Callable[[], Page]]] = [
             ("read own posts (user timeline)", self.list_posts),
             ("read replies (recent search)", lambda: self.list_comments(str(me["id"]))),
@@ -325,8 +412,11 @@ class XConnector(Connector):
         for what, action in actions:
             try:
                 action()
-                detail = ("covers the last 7 days only: older replies are seen only if "
-                          "captured in time") if "search" in what else ""
+                detail = (
+                    ("covers the last 7 days only: older replies are seen only if captured in time")
+                    if "search" in what
+                    else ""
+                )
                 lines.append(CheckLine(what, True, detail))
             except ConnectorError as e:
                 lines.append(CheckLine(what, False, str(e)))

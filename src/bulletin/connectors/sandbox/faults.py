@@ -23,7 +23,13 @@ FaultKind = Literal[
     "rate_limit", "error", "delay", "timeout", "duplicate", "expired_token", "malformed"
 ]
 KINDS: tuple[str, ...] = (
-    "rate_limit", "error", "delay", "timeout", "duplicate", "expired_token", "malformed"
+    "rate_limit",
+    "error",
+    "delay",
+    "timeout",
+    "duplicate",
+    "expired_token",
+    "malformed",
 )
 
 

@@ -37,8 +37,13 @@ COMMENT_FIELDS = ("id", "message", "created_time", "from")
 
 
 def graph_error(
-    message: str, code: int, type_: str = "OAuthException", status: int = 400,
-    subcode: int | None = None, transient: bool = False, headers: dict[str, str] | None = None,
+    message: str,
+    code: int,
+    type_: str = "OAuthException",
+    status: int = 400,
+    subcode: int | None = None,
+    transient: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     """Graph's error body; ``fbtrace_id`` is random like Facebook's."""
     error: dict[str, Any] = {"message": message, "type": type_, "code": code}
@@ -59,7 +64,9 @@ def _unknown(object_id: str, method: str = "get") -> Response:
         f"Unsupported {method} request. Object with ID '{object_id}' does not exist, cannot be "
         "loaded due to missing permissions, or does not support this operation. Please read "
         "the Graph API documentation at https://developers.facebook.com/docs/graph-api",
-        100, "GraphMethodException", subcode=33,
+        100,
+        "GraphMethodException",
+        subcode=33,
     )
 
 
@@ -89,7 +96,7 @@ class GraphApi:
         header = request.headers.get("authorization", "")
         for scheme in ("OAuth ", "Bearer "):
             if header.startswith(scheme):
-                return header[len(scheme):].strip()
+                return header[len(scheme) :].strip()
         return None
 
     def fault_response(self, fault: Fault, request: Request) -> Response:
@@ -98,12 +105,23 @@ class GraphApi:
             code = fault.code or 32
             minutes = math.ceil(max(fault.seconds, 0) / 60)
             page_id = next(iter(self.state.fb["pages"]), "0")
-            usage = json.dumps({page_id: [{
-                "type": "pages", "call_count": 100, "total_cputime": 10, "total_time": 10,
-                "estimated_time_to_regain_access": minutes,
-            }]})
+            usage = json.dumps(
+                {
+                    page_id: [
+                        {
+                            "type": "pages",
+                            "call_count": 100,
+                            "total_cputime": 10,
+                            "total_time": 10,
+                            "estimated_time_to_regain_access": minutes,
+                        }
+                    ]
+                }
+            )
             return graph_error(
-                RATE_LIMIT_MESSAGES.get(code, RATE_LIMIT_MESSAGES[32]), code, transient=True,
+                RATE_LIMIT_MESSAGES.get(code, RATE_LIMIT_MESSAGES[32]),
+                code,
+                transient=True,
                 headers={
                     "x-business-use-case-usage": usage,
                     "x-app-usage": '{"call_count":100,"total_cputime":10,"total_time":10}',
@@ -115,15 +133,17 @@ class GraphApi:
             return graph_error(
                 "Error validating access token: Session has expired on Tuesday, 24-Nov-26 "
                 "15:00:00 PST. The current time is Wednesday, 25-Nov-26 15:00:00 PST.",
-                190, subcode=463,
+                190,
+                subcode=463,
             )
         if fault.status >= 503:
             return graph_error(
                 "An unexpected error has occurred. Please retry your request later.",
-                2, status=fault.status, transient=True,
+                2,
+                status=fault.status,
+                transient=True,
             )
-        return graph_error("An unknown error has occurred.", 1, status=fault.status,
-                           transient=True)
+        return graph_error("An unknown error has occurred.", 1, status=fault.status, transient=True)
 
     def handle(self, request: Request) -> Response:
         """Route one request by the object its path names."""
@@ -184,8 +204,9 @@ class GraphApi:
                 if edge is None and method == "POST":
                     return self.update_comment(request, kind, page, comment)
                 if edge == "comments" and method == "GET":
-                    return self.list_comments(request, kind, page, comment["post_id"],
-                                              comment["id"])
+                    return self.list_comments(
+                        request, kind, page, comment["post_id"], comment["id"]
+                    )
         return _unknown(parts[0], method.lower())
 
     @staticmethod
@@ -203,7 +224,11 @@ class GraphApi:
             return 25
 
     def _paged(
-        self, request: Request, items: list[dict[str, Any]], key: Any, limit: int,
+        self,
+        request: Request,
+        items: list[dict[str, Any]],
+        key: Any,
+        limit: int,
         render: Any,
     ) -> Response:
         """Cursor-based paging: ``paging.cursors.before/after`` and ``paging.next``."""
@@ -217,10 +242,12 @@ class GraphApi:
         page_items = items[:limit]
         body: dict[str, Any] = {"data": [render(i) for i in page_items]}
         if page_items:
-            paging: dict[str, Any] = {"cursors": {
-                "before": encode_cursor(list(key(page_items[0]))),
-                "after": encode_cursor(list(key(page_items[-1]))),
-            }}
+            paging: dict[str, Any] = {
+                "cursors": {
+                    "before": encode_cursor(list(key(page_items[0]))),
+                    "after": encode_cursor(list(key(page_items[-1]))),
+                }
+            }
             if len(items) > limit:
                 query = {k: v[-1] for k, v in request.query.items()}
                 query["after"] = paging["cursors"]["after"]
@@ -265,7 +292,8 @@ class GraphApi:
             ),
             "object": {"id": comment["post_id"]},
             "comment_count": sum(
-                1 for c in self.state.fb["comments"].values()
+                1
+                for c in self.state.fb["comments"].values()
                 if c.get("parent_id") == comment["id"] and not c["deleted"]
             ),
         }
@@ -273,15 +301,16 @@ class GraphApi:
             values["attachment"] = {
                 "type": "photo",
                 "url": comment["attachment_url"],
-                "media": {"image": {"src": comment["attachment_url"], "height": 720,
-                                    "width": 720}},
+                "media": {"image": {"src": comment["attachment_url"], "height": 720, "width": 720}},
             }
         parent_id = comment.get("parent_id")
         if parent_id:
             parent = self.state.fb["comments"][parent_id]
             values["parent"] = {
-                "id": parent["id"], "message": parent["message"],
-                "created_time": graph_time(parent["ts"]), "from": parent["from"],
+                "id": parent["id"],
+                "message": parent["message"],
+                "created_time": graph_time(parent["ts"]),
+                "from": parent["from"],
             }
         out = {k: v for k, v in values.items() if k in fields}
         if "MODERATE" not in page.get("tasks", []):
@@ -303,10 +332,21 @@ class GraphApi:
         """
         if kind != "user":
             return _unknown("me")
-        return json_response(200, {"data": [{
-            "access_token": page["page_token"], "category": "Government Organization",
-            "name": page["name"], "id": page["id"], "tasks": list(page.get("tasks", [])),
-        }], "paging": {"cursors": {"before": "QVFIUj", "after": "QVFIUj"}}})
+        return json_response(
+            200,
+            {
+                "data": [
+                    {
+                        "access_token": page["page_token"],
+                        "category": "Government Organization",
+                        "name": page["name"],
+                        "id": page["id"],
+                        "tasks": list(page.get("tasks", [])),
+                    }
+                ],
+                "paging": {"cursors": {"before": "QVFIUj", "after": "QVFIUj"}},
+            },
+        )
 
     def publish_feed(self, request: Request, kind: str, page: dict[str, Any]) -> Response:
         """Publish a Page post. https://developers.facebook.com/docs/graph-api/reference/page/feed
@@ -331,8 +371,11 @@ class GraphApi:
         self, page: dict[str, Any], message: str, link: str | None, photo_id: str | None
     ) -> Response:
         with self.state.lock:
-            mine = [p for p in self.state.fb["posts"].values()
-                    if p["page_id"] == page["id"] and not p["deleted"]]
+            mine = [
+                p
+                for p in self.state.fb["posts"].values()
+                if p["page_id"] == page["id"] and not p["deleted"]
+            ]
             if mine and message:
                 last = max(mine, key=lambda p: (p["ts"], p["id"]))
                 if last.get("message") == message:
@@ -365,8 +408,11 @@ class GraphApi:
         """The Page's posts, newest first, cursor-paged (``limit`` up to 100, ``after``,
         ``since``). https://developers.facebook.com/docs/graph-api/reference/page/feed
         """
-        posts = [p for p in self.state.fb["posts"].values()
-                 if p["page_id"] == page["id"] and not p["deleted"]]
+        posts = [
+            p
+            for p in self.state.fb["posts"].values()
+            if p["page_id"] == page["id"] and not p["deleted"]
+        ]
         since = request.arg("since")
         if since:
             try:
@@ -377,8 +423,11 @@ class GraphApi:
         posts.sort(key=lambda p: (-p["ts"], -int(p["id"].split("_")[1])))
         fields = self._fields(request, POST_FIELDS)
         return self._paged(
-            request, posts, lambda p: (-p["ts"], -int(p["id"].split("_")[1])),
-            self._limit(request), lambda p: self.render_post(p, fields),
+            request,
+            posts,
+            lambda p: (-p["ts"], -int(p["id"].split("_")[1])),
+            self._limit(request),
+            lambda p: self.render_post(p, fields),
         )
 
     def delete_post(self, request: Request, kind: str, post: dict[str, Any]) -> Response:
@@ -391,7 +440,11 @@ class GraphApi:
         return json_response(200, {"success": True})
 
     def list_comments(
-        self, request: Request, kind: str, page: dict[str, Any], post_id: str,
+        self,
+        request: Request,
+        kind: str,
+        page: dict[str, Any],
+        post_id: str,
         parent_id: str | None,
     ) -> Response:
         """Comments on an object. https://developers.facebook.com/docs/graph-api/reference/object/comments
@@ -404,8 +457,11 @@ class GraphApi:
             return json_response(200, {"data": []})
         stream = request.arg("filter") == "stream"
         with self.state.lock:
-            comments = [c for c in self.state.fb["comments"].values()
-                        if c["post_id"] == post_id and not c["deleted"]]
+            comments = [
+                c
+                for c in self.state.fb["comments"].values()
+                if c["post_id"] == post_id and not c["deleted"]
+            ]
         if parent_id is not None:
             comments = [c for c in comments if c.get("parent_id") == parent_id]
         elif not stream:
@@ -418,8 +474,13 @@ class GraphApi:
 
         comments.sort(key=key)
         fields = self._fields(request, COMMENT_FIELDS)
-        return self._paged(request, comments, key, self._limit(request),
-                           lambda c: self.render_comment(c, fields, page))
+        return self._paged(
+            request,
+            comments,
+            key,
+            self._limit(request),
+            lambda c: self.render_comment(c, fields, page),
+        )
 
     def update_comment(
         self, request: Request, kind: str, page: dict[str, Any], comment: dict[str, Any]
@@ -440,4 +501,3 @@ class GraphApi:
             comment["is_hidden"] = value.lower() in ("true", "1")
             self.state.save()
         return json_response(200, {"success": True})
-

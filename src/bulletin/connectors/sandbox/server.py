@@ -52,8 +52,9 @@ class SandboxApp:
         if fault is not None and fault.kind == "timeout":
             response.stall = fault.seconds
         if fault is not None and fault.kind == "malformed":
-            response = Response(200, b'{"data": {"id": "12', {
-                "content-type": "application/json; charset=utf-8"})
+            response = Response(
+                200, b'{"data": {"id": "12', {"content-type": "application/json; charset=utf-8"}
+            )
         return response
 
 
@@ -82,8 +83,9 @@ class _Handler(BaseHTTPRequestHandler):
             response = self.server.app.handle(request)
         except Exception:
             log.exception("sandbox handler failed for %s %s", self.command, parts.path)
-            response = Response(500, b'{"error": "sandbox bug"}',
-                                {"content-type": "application/json"})
+            response = Response(
+                500, b'{"error": "sandbox bug"}', {"content-type": "application/json"}
+            )
         if response.stall:
             # The work is done; now keep the client waiting past its timeout.
             self.server.app.stopping.wait(response.stall)
@@ -119,8 +121,9 @@ class _Server(ThreadingHTTPServer):
 class SandboxServer:
     """A sandbox listening on ``host:port`` (0 picks a free port), state in ``state_file``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0,
-                 state_file: Path | str | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, state_file: Path | str | None = None
+    ) -> None:
         self.state = SandboxState(Path(state_file) if state_file is not None else None)
         self.app = SandboxApp(self.state)
         self._server = _Server((host, port), self.app)
@@ -143,8 +146,10 @@ class SandboxServer:
         """Serve in a background thread; returns self."""
         self.state.save()
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"sandbox:{self.port}", daemon=True,
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sandbox:{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -191,7 +191,11 @@ class SandboxState:
             return visitor
 
     def add_tweet(
-        self, author_id: str, text: str, reply_to: str | None = None, ts: float | None = None,
+        self,
+        author_id: str,
+        text: str,
+        reply_to: str | None = None,
+        ts: float | None = None,
         media_ids: list[str] | None = None,
     ) -> dict[str, Any]:
         """Store a new tweet; a reply joins its parent's conversation."""
@@ -238,15 +242,24 @@ class SandboxState:
         """Store a Page post; its id is ``{page-id}_{number}`` as Graph gives."""
         with self.lock:
             post_id = f"{page_id}_{self.new_fb_id()}"
-            post: dict[str, Any] = {"id": post_id, "page_id": page_id, "message": message,
-                                    "ts": now_ts(), "deleted": False}
+            post: dict[str, Any] = {
+                "id": post_id,
+                "page_id": page_id,
+                "message": message,
+                "ts": now_ts(),
+                "deleted": False,
+            }
             if link:
                 post["link"] = link
             self.fb["posts"][post_id] = post
             return post
 
     def add_fb_comment(
-        self, post_id: str, message: str, author: str, parent_id: str | None = None,
+        self,
+        post_id: str,
+        message: str,
+        author: str,
+        parent_id: str | None = None,
         ts: float | None = None,
     ) -> dict[str, Any]:
         """Store a visitor comment (or a reply when ``parent_id`` names a comment)."""

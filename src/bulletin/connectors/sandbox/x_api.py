@@ -54,12 +54,15 @@ def invalid(message: str, parameters: dict[str, list[str]] | None = None) -> Res
     error: dict[str, Any] = {"message": message}
     if parameters:
         error["parameters"] = parameters
-    return json_response(400, {
-        "errors": [error],
-        "title": "Invalid Request",
-        "detail": "One or more parameters to your request was invalid.",
-        "type": INVALID,
-    })
+    return json_response(
+        400,
+        {
+            "errors": [error],
+            "title": "Invalid Request",
+            "detail": "One or more parameters to your request was invalid.",
+            "type": INVALID,
+        },
+    )
 
 
 _STATUS_TITLES = {
@@ -136,8 +139,9 @@ class XApi:
                 return json_response(401, problem(401, "Unauthorized", "Unauthorized"))
             headers, exhausted = self._limit_headers(account["id"], key, spend=True)
             if exhausted:
-                response = json_response(429, problem(429, "Too Many Requests",
-                                                      "Too Many Requests"))
+                response = json_response(
+                    429, problem(429, "Too Many Requests", "Too Many Requests")
+                )
             else:
                 response = handler(request, account, *match.groups())
             response.headers.update(headers)
@@ -152,13 +156,21 @@ class XApi:
             return json_response(
                 429,
                 problem(429, "Too Many Requests", "Too Many Requests"),
-                {"x-rate-limit-limit": "100", "x-rate-limit-remaining": "0",
-                 "x-rate-limit-reset": str(reset)},
+                {
+                    "x-rate-limit-limit": "100",
+                    "x-rate-limit-remaining": "0",
+                    "x-rate-limit-reset": str(reset),
+                },
             )
         if fault.kind == "duplicate":
-            return json_response(403, problem(
-                403, "Forbidden", "You are not allowed to create a Tweet with duplicate content."
-            ))
+            return json_response(
+                403,
+                problem(
+                    403,
+                    "Forbidden",
+                    "You are not allowed to create a Tweet with duplicate content.",
+                ),
+            )
         if fault.kind == "expired_token":
             return json_response(401, problem(401, "Unauthorized", "Unauthorized"))
         title = _STATUS_TITLES.get(fault.status, "Internal Server Error")
@@ -173,8 +185,13 @@ class XApi:
         }
         if "created_at" in fields:
             out["created_at"] = x_time(tweet["ts"])
-        for name in ("author_id", "conversation_id", "in_reply_to_user_id",
-                     "referenced_tweets", "attachments"):
+        for name in (
+            "author_id",
+            "conversation_id",
+            "in_reply_to_user_id",
+            "referenced_tweets",
+            "attachments",
+        ):
             if name in fields and name in tweet:
                 out[name] = tweet[name]
         if "reply_settings" in fields:
@@ -186,7 +203,12 @@ class XApi:
         return {f for f in (request.arg("tweet.fields") or "").split(",") if f}
 
     def _page(
-        self, request: Request, tweets: list[dict[str, Any]], lo: int, hi: int, token_name: str,
+        self,
+        request: Request,
+        tweets: list[dict[str, Any]],
+        lo: int,
+        hi: int,
+        token_name: str,
     ) -> Response:
         """One page of ``tweets`` (newest first) with X's ``meta``."""
         raw_max = request.arg("max_results")
@@ -204,8 +226,10 @@ class XApi:
             try:
                 before = int(decode_cursor(token))
             except ValueError:
-                return invalid(f"The `{token_name}` query parameter value [{token}] is invalid",
-                               {token_name: [token]})
+                return invalid(
+                    f"The `{token_name}` query parameter value [{token}] is invalid",
+                    {token_name: [token]},
+                )
             tweets = [t for t in tweets if int(t["id"]) < before]
         since_id = request.arg("since_id")
         if since_id:
@@ -238,12 +262,16 @@ class XApi:
         key = f"x:{account['id']}"
         self.state.count(key, "create_requests")
         if account.get("access_level", "read-write") != "read-write":
-            return json_response(403, problem(
-                403, "Forbidden",
-                "Your client app is not configured with the appropriate oauth1 app "
-                "permissions for this endpoint.",
-                "https://api.twitter.com/2/problems/oauth1-permissions",
-            ))
+            return json_response(
+                403,
+                problem(
+                    403,
+                    "Forbidden",
+                    "Your client app is not configured with the appropriate oauth1 app "
+                    "permissions for this endpoint.",
+                    "https://api.twitter.com/2/problems/oauth1-permissions",
+                ),
+            )
         try:
             body = request.json()
         except ValueError:
@@ -261,10 +289,14 @@ class XApi:
         with self.state.lock:
             for tweet in self.state.live_tweets():
                 if tweet["author_id"] == account["id"] and tweet["text"] == text and text:
-                    return json_response(403, problem(
-                        403, "Forbidden",
-                        "You are not allowed to create a Tweet with duplicate content.",
-                    ))
+                    return json_response(
+                        403,
+                        problem(
+                            403,
+                            "Forbidden",
+                            "You are not allowed to create a Tweet with duplicate content.",
+                        ),
+                    )
             if reply_to is not None and reply_to not in self.state.x["tweets"]:
                 return invalid(f"Could not find tweet with in_reply_to_tweet_id: [{reply_to}].")
             for media_id in media_ids:
@@ -273,34 +305,64 @@ class XApi:
             tweet = self.state.add_tweet(account["id"], text, reply_to, media_ids=media_ids)
             self.state.count(key, "created")
             self.state.save()
-        return json_response(201, {"data": {
-            "id": tweet["id"], "text": tweet["text"],
-            "edit_history_tweet_ids": tweet["edit_history_tweet_ids"],
-        }})
+        return json_response(
+            201,
+            {
+                "data": {
+                    "id": tweet["id"],
+                    "text": tweet["text"],
+                    "edit_history_tweet_ids": tweet["edit_history_tweet_ids"],
+                }
+            },
+        )
 
     def delete_post(self, request: Request, account: dict[str, Any], tweet_id: str) -> Response:
         """Delete a post. https://docs.x.com/x-api/posts/delete-post"""
         with self.state.lock:
             tweet = self.state.x["tweets"].get(tweet_id)
             if tweet is None or tweet["deleted"]:
-                return json_response(404, {"errors": [{
-                    "value": tweet_id, "detail": f"Could not find tweet with id: [{tweet_id}].",
-                    "title": "Not Found Error", "resource_type": "tweet", "parameter": "id",
-                    "resource_id": tweet_id, "type": NOT_FOUND,
-                }], "title": "Not Found Error", "detail": "Not Found", "type": NOT_FOUND})
+                return json_response(
+                    404,
+                    {
+                        "errors": [
+                            {
+                                "value": tweet_id,
+                                "detail": f"Could not find tweet with id: [{tweet_id}].",
+                                "title": "Not Found Error",
+                                "resource_type": "tweet",
+                                "parameter": "id",
+                                "resource_id": tweet_id,
+                                "type": NOT_FOUND,
+                            }
+                        ],
+                        "title": "Not Found Error",
+                        "detail": "Not Found",
+                        "type": NOT_FOUND,
+                    },
+                )
             if tweet["author_id"] != account["id"]:
-                return json_response(403, problem(
-                    403, "Forbidden", "You are not allowed to delete a Tweet that is not yours."
-                ))
+                return json_response(
+                    403,
+                    problem(
+                        403, "Forbidden", "You are not allowed to delete a Tweet that is not yours."
+                    ),
+                )
             tweet["deleted"] = True
             self.state.save()
         return json_response(200, {"data": {"deleted": True}})
 
     def get_me(self, request: Request, account: dict[str, Any]) -> Response:
         """The authenticated user. https://docs.x.com/x-api/users/get-my-user"""
-        return json_response(200, {"data": {
-            "id": account["id"], "name": account["name"], "username": account["username"],
-        }})
+        return json_response(
+            200,
+            {
+                "data": {
+                    "id": account["id"],
+                    "name": account["name"],
+                    "username": account["username"],
+                }
+            },
+        )
 
     def user_posts(self, request: Request, account: dict[str, Any], user_id: str) -> Response:
         """A user's posts, newest first. https://docs.x.com/x-api/users/get-posts
@@ -309,11 +371,22 @@ class XApi:
         the 3,200 most recent posts are reachable.
         """
         if self.state.x_user(user_id) is None:
-            return json_response(200, {"errors": [{
-                "value": user_id, "detail": f"Could not find user with id: [{user_id}].",
-                "title": "Not Found Error", "resource_type": "user", "parameter": "id",
-                "resource_id": user_id, "type": NOT_FOUND,
-            }]})
+            return json_response(
+                200,
+                {
+                    "errors": [
+                        {
+                            "value": user_id,
+                            "detail": f"Could not find user with id: [{user_id}].",
+                            "title": "Not Found Error",
+                            "resource_type": "user",
+                            "parameter": "id",
+                            "resource_id": user_id,
+                            "type": NOT_FOUND,
+                        }
+                    ]
+                },
+            )
         tweets = [t for t in self.state.live_tweets() if t["author_id"] == user_id][:3200]
         return self._page(request, tweets, 5, 100, "pagination_token")
 
@@ -383,10 +456,14 @@ class XApi:
                 return invalid(f"Could not find tweet with id: [{tweet_id}].")
             root = self.state.x["tweets"].get(tweet["conversation_id"])
             if root is None or root["author_id"] != account["id"] or tweet_id == root["id"]:
-                return json_response(403, problem(
-                    403, "Forbidden",
-                    "You can only hide or unhide replies in conversations you started.",
-                ))
+                return json_response(
+                    403,
+                    problem(
+                        403,
+                        "Forbidden",
+                        "You can only hide or unhide replies in conversations you started.",
+                    ),
+                )
             tweet["hidden"] = bool(hidden)
             self.state.save()
         return json_response(200, {"data": {"hidden": bool(hidden)}})
@@ -416,16 +493,23 @@ class XApi:
         with self.state.lock:
             media_id = self.state.new_x_id()
             self.state.x["media"][media_id] = {
-                "id": media_id, "size": len(data), "category": category or "tweet_image",
+                "id": media_id,
+                "size": len(data),
+                "category": category or "tweet_image",
                 "owner": account["id"],
             }
             self.state.save()
-        return json_response(200, {"data": {
-            "id": media_id,
-            "media_key": f"3_{media_id}",
-            "size": len(data),
-            "expires_after_secs": 86400,
-        }})
+        return json_response(
+            200,
+            {
+                "data": {
+                    "id": media_id,
+                    "media_key": f"3_{media_id}",
+                    "size": len(data),
+                    "expires_after_secs": 86400,
+                }
+            },
+        )
 
     def media_metadata(self, request: Request, account: dict[str, Any]) -> Response:
         """Set an uploaded image's alt text. https://docs.x.com/x-api/media/metadata-create"""
@@ -443,6 +527,12 @@ class XApi:
                 return invalid("alt_text.text must be at most 1000 characters")
             media["alt_text"] = alt_text
             self.state.save()
-        return json_response(200, {"data": {
-            "id": media_id, "associated_metadata": {"alt_text": {"text": alt_text}},
-        }})
+        return json_response(
+            200,
+            {
+                "data": {
+                    "id": media_id,
+                    "associated_metadata": {"alt_text": {"text": alt_text}},
+                }
+            },
+        )
