@@ -291,12 +291,13 @@ class GraphApi:
                 f"?comment_id={comment['id'].split('_', 1)[1]}"
             ),
             "object": {"id": comment["post_id"]},
-            "comment_count": sum(
+        }
+        if "comment_count" in fields:
+            values["comment_count"] = sum(
                 1
                 for c in self.state.fb["comments"].values()
                 if c.get("parent_id") == comment["id"] and not c["deleted"]
-            ),
-        }
+            )
         if comment.get("attachment_url"):
             values["attachment"] = {
                 "type": "photo",
