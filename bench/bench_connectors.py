@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import subprocess
 import sys
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import requests
 from requests_oauthlib import OAuth1
+from tests.plugins.environment import free_port
+from tests.plugins.sandbox import Control, fb_connector, x_connector
 
 from bulletin.connectors.base import Connector, OutgoingPost
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT
-from tests.plugins.environment import free_port
-from tests.plugins.sandbox import Control, fb_connector, x_connector
 
 
 @contextlib.contextmanager
