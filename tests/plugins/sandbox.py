@@ -13,17 +13,12 @@ from bulletin.config.settings import AccountSettings, Settings
 from bulletin.connectors.facebook import FacebookConnector
 from bulletin.connectors.http import Timeout
 from bulletin.connectors.retry import RetryPolicy
-from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT, SandboxServer
+from bulletin.connectors.sandbox import (
+    DEFAULT_FB_PAGE,
+    SANDBOX_ENV,
+    SandboxServer,
+)
 from bulletin.connectors.x import XConnector
-
-# The environment a sandbox configuration names (the default credentials, fake and public).
-SANDBOX_ENV: dict[str, str] = {
-    "SANDBOX_X_CONSUMER_KEY": DEFAULT_X_ACCOUNT["consumer_key"],
-    "SANDBOX_X_CONSUMER_SECRET": DEFAULT_X_ACCOUNT["consumer_secret"],
-    "SANDBOX_X_ACCESS_TOKEN": DEFAULT_X_ACCOUNT["access_token"],
-    "SANDBOX_X_ACCESS_TOKEN_SECRET": DEFAULT_X_ACCOUNT["access_token_secret"],
-    "SANDBOX_FACEBOOK_PAGE_TOKEN": DEFAULT_FB_PAGE["page_token"],
-}
 
 # Waits short enough for tests: milliseconds, a two-second budget.
 FAST_RETRY = RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.05, jitter=0.01, budget=2.0)

@@ -4,6 +4,6 @@ with fault injection; used by tests, demos and staff training."""
 from __future__ import annotations
 
 from bulletin.connectors.sandbox.server import SandboxServer, serve
-from bulletin.connectors.sandbox.state import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT
+from bulletin.connectors.sandbox.state import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT, SANDBOX_ENV
 
-__all__ = ["DEFAULT_FB_PAGE", "DEFAULT_X_ACCOUNT", "SandboxServer", "serve"]
+__all__ = ["DEFAULT_FB_PAGE", "DEFAULT_X_ACCOUNT", "SANDBOX_ENV", "SandboxServer", "serve"]

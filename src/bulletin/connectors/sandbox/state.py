@@ -37,6 +37,16 @@ DEFAULT_FB_PAGE: dict[str, Any] = {
     "tasks": ["ANALYZE", "ADVERTISE", "MODERATE", "CREATE_CONTENT", "MANAGE"],
 }
 
+# The environment variables the embedded default configuration names for its sandbox
+# accounts, with the well-known values every sandbox accepts (used when they are unset).
+SANDBOX_ENV: dict[str, str] = {
+    "SANDBOX_X_CONSUMER_KEY": DEFAULT_X_ACCOUNT["consumer_key"],
+    "SANDBOX_X_CONSUMER_SECRET": DEFAULT_X_ACCOUNT["consumer_secret"],
+    "SANDBOX_X_ACCESS_TOKEN": DEFAULT_X_ACCOUNT["access_token"],
+    "SANDBOX_X_ACCESS_TOKEN_SECRET": DEFAULT_X_ACCOUNT["access_token_secret"],
+    "SANDBOX_FACEBOOK_PAGE_TOKEN": DEFAULT_FB_PAGE["page_token"],
+}
+
 X_ID_BASE = 1_900_000_000_000_000_000
 FB_ID_BASE = 800_000_000_000
 
