@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.plugins.database",
     "tests.plugins.bulletin_app",
     "tests.plugins.daemon_process",
+    "tests.plugins.sandbox",
 ]

@@ -1,0 +1,428 @@
+"""Facebook Pages through facebook-sdk's ``GraphAPI``, with a Page access token.
+
+facebook-sdk 3.1.0 accepts only Graph versions 2.8-3.1 in its constructor, so the configured
+version (default v26.0) is set on the instance afterwards. Comments are read with
+``filter=stream`` so replies come too; comment ids need the MODERATE task on the Page.
+The token travels as facebook-sdk sends it (a query or form parameter): no error message
+here quotes a URL, and errors from ``requests`` are not chained, because their text holds
+the URL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import facebook
+import requests
+
+from bulletin.clock import Clock, SystemClock
+from bulletin.config.secrets import Secret, resolve_secret
+from bulletin.config.settings import Settings
+from bulletin.connectors._common import comparable_text, parse_platform_time
+from bulletin.connectors.base import (
+    CheckLine,
+    Connector,
+    Limits,
+    OutgoingPost,
+    Page,
+    PublishResult,
+    RemoteItem,
+    json_bytes,
+)
+from bulletin.connectors.http import DEFAULT_TIMEOUT, Timeout, platform_session, sent_request
+from bulletin.connectors.retry import RetryPolicy
+from bulletin.errors import (
+    Ambiguous,
+    AuthError,
+    ConnectorError,
+    MalformedResponse,
+    RateLimited,
+    Rejected,
+    Retryable,
+)
+
+MAX_LENGTH = 63206
+RATE_LIMIT_CODES = {4, 17, 32, 613} | set(range(80000, 80015))
+AUTH_CODES = {102, 104, 190, 210, 10} | set(range(200, 300))
+DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
+POST_FIELDS = "id,message,created_time,updated_time,permalink_url,from"
+COMMENT_FIELDS = "id,message,created_time,from,parent,is_hidden,can_hide,attachment,permalink_url"
+
+
+class FacebookConnector(Connector):
+    """One Facebook Page. The Page token is held as a :class:`Secret`."""
+
+    platform: ClassVar[str] = "facebook"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        page_id: str,
+        token: Secret,
+        base_url: str = "",
+        graph_version: str = "v26.0",
+        retry: RetryPolicy | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.page_id = page_id
+        self.retry = retry or RetryPolicy()
+        self.clock = clock or SystemClock()
+        self._last: requests.Response | None = None
+        session = platform_session(base_url, timeout)
+        session.hooks["response"].append(self._remember)
+        self._graph = facebook.GraphAPI(access_token=token.reveal(), session=session)
+        self._graph.version = graph_version
+        self._version = graph_version
+
+    @classmethod
+    def from_settings(
+        cls,
+        name: str,
+        settings: Settings,
+        environ: Mapping[str, str],
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+    ) -> FacebookConnector:
+        """Build from ``[accounts.NAME]``; :raises AuthError: the token variable is unset."""
+        account = settings.accounts[name]
+        return cls(
+            name,
+            page_id=account.page_id,
+            token=resolve_secret(account.token_env, environ, name),
+            base_url=account.base_url,
+            graph_version=account.graph_version,
+            retry=retry,
+            timeout=timeout,
+        )
+
+    def _last_response(self) -> requests.Response | None:
+        """The last HTTP answer facebook-sdk received (for headers and raw bytes)."""
+        return self._last
+
+    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last = response
+
+    # -- errors ----------------------------------------------------------------------------
+    def _graph_error(self, error: facebook.GraphAPIError) -> ConnectorError:
+        result: dict[str, Any] = error.result if isinstance(error.result, dict) else {}
+        found = result.get("error")
+        body: dict[str, Any] = found if isinstance(found, dict) else {}
+        code = body.get("code", error.code)
+        message = str(body.get("message") or error.message)
+        where = f"account {self.name}: Graph error {code}"
+        last = self._last_response()
+        if code is None:
+            raw = last.content if last is not None else b""
+            if last is not None and last.status_code >= 500:
+                return Retryable(f"account {self.name}: Graph answered {last.status_code}")
+            return MalformedResponse(f"account {self.name}: Graph's answer is not JSON", raw=raw)
+        if code in RATE_LIMIT_CODES:
+            return RateLimited(f"{where} (rate limited): {message}", self._regain_at())
+        if code == 506:
+            return Rejected(f"{where}: duplicate post ({message})")
+        if code == 210:
+            return AuthError(
+                f"{where}: a Page access token for page {self.page_id} is "
+                "required (this looks like a User token)"
+            )
+        if code in AUTH_CODES:
+            return AuthError(
+                f"{where}: the token is invalid, expired or lacks a permission ({message})"
+            )
+        if code in (1, 2) or body.get("is_transient"):
+            return Retryable(f"{where}: {message}")
+        return Rejected(f"{where}: {message}")
+
+    def _regain_at(self) -> datetime:
+        """When Graph says access comes back (usage headers, in minutes); 5 minutes if unsaid."""
+        wait = DEFAULT_RATE_LIMIT_WAIT
+        last = self._last_response()
+        headers: Mapping[str, str] = last.headers if last is not None else {}
+        for header in ("x-business-use-case-usage", "x-app-usage", "x-page-usage"):
+            try:
+                usage = json.loads(headers.get(header, "") or "null")
+            except ValueError:
+                continue
+            entries: list[Any] = []
+            if isinstance(usage, dict):
+                for value in usage.values():
+                    entries.extend(value if isinstance(value, list) else [])
+                entries.append(usage)
+            minutes = [
+                float(e["estimated_time_to_regain_access"])
+                for e in entries
+                if isinstance(e, dict) and "estimated_time_to_regain_access" in e
+            ]
+            if minutes:
+                wait = timedelta(minutes=max(minutes))
+                break
+        return self.clock.now() + wait
+
+    def _request(self, what: str, call: Callable[[], Any], write: bool = False) -> Any:
+        """Run one facebook-sdk call; its result, or our error."""
+        self._last = None
+        try:
+            return call()
+        except facebook.GraphAPIError as e:
+            raise self._graph_error(e) from e
+        except requests.RequestException as e:
+            kind = type(e).__name__
+            if isinstance(e, requests.JSONDecodeError):
+                last = self._last_response()
+                raw = last.content if last is not None else b""
+                if last is not None and last.status_code >= 500:
+                    raise Retryable(
+                        f"account {self.name}: Graph answered {last.status_code}"
+                    ) from None
+                raise MalformedResponse(
+                    f"account {self.name}: Graph's answer to {what} is not JSON", raw=raw
+                ) from None
+            # Not chained: the text of a requests error holds the URL, token included.
+            if write and sent_request(e):
+                raise Ambiguous(
+                    f"account {self.name}: {what} got no answer ({kind}); it may have worked"
+                ) from None
+            raise Retryable(f"account {self.name}: {what} failed ({kind})") from None
+
+    def _get(self, what: str, path: str, **args: Any) -> Any:
+        return self.retry.call(
+            self.name,
+            what,
+            lambda: self._request(
+                what, lambda: self._graph.request(f"{self._version}/{path}", dict(args))
+            ),
+        )
+
+    # -- capabilities ----------------------------------------------------------------------
+    def limits(self) -> Limits:
+        return Limits(
+            max_length=MAX_LENGTH, max_media=1, supports_comments=True, supports_hide=True
+        )
+
+    def measure(self, text: str) -> int:
+        return len(unicodedata.normalize("NFC", text))
+
+    # -- publishing ------------------------------------------------------------------------
+    def publish(self, post: OutgoingPost) -> PublishResult:
+        """A Page post (``/feed``) or photo post (``/photos``); at most once."""
+        return self.retry.publish(self, post, self._publish_once)
+
+    def _publish_once(self, post: OutgoingPost) -> PublishResult:
+        text = unicodedata.normalize("NFC", post.text)
+        version = self._version
+        if post.media:
+            image = post.media[0]
+            result = self._request(
+                "publish photo",
+                lambda: self._graph.request(
+                    f"{version}/{self.page_id}/photos",
+                    post_args={"caption": text},
+                    files={"source": ("image", image.data, image.mime_type)},
+                    method="POST",
+                ),
+                write=True,
+            )
+            post_id = result.get("post_id") if isinstance(result, dict) else None
+        else:
+            args = {"message": text}
+            if post.link:
+                args["link"] = post.link
+            result = self._request(
+                "publish",
+                lambda: self._graph.request(
+                    f"{version}/{self.page_id}/feed", post_args=args, method="POST"
+                ),
+                write=True,
+            )
+            post_id = result.get("id") if isinstance(result, dict) else None
+        if not post_id:
+            raise MalformedResponse("Graph's publish answer has no id", raw=json_bytes(result))
+        last = self._last_response()
+        raw = last.content if last is not None else json_bytes(result)
+        return PublishResult(str(post_id), self._permalink(str(post_id)), self.clock.now(), raw)
+
+    @staticmethod
+    def _permalink(post_id: str) -> str:
+        page, _, number = post_id.partition("_")
+        return f"https://www.facebook.com/{page}/posts/{number}"
+
+    def find_published(self, post: OutgoingPost, since: datetime) -> PublishResult | None:
+        """The Page's post with ``post``'s text created at or after ``since``, if any."""
+        wanted = comparable_text(post.text)
+        cursor: str | None = None
+        while True:
+            page = self._posts(cursor, since=since)
+            for item in page.items:
+                if item.posted_at is not None and item.posted_at < since:
+                    return None
+                if comparable_text(item.text) == wanted:
+                    return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
+            if page.next_cursor is None:
+                return None
+            cursor = page.next_cursor
+
+    # -- reading ---------------------------------------------------------------------------
+    def _posts(self, cursor: str | None, since: datetime | None = None) -> Page:
+        args: dict[str, Any] = {"fields": POST_FIELDS, "limit": 100}
+        if cursor:
+            args["after"] = cursor
+        if since is not None:
+            args["since"] = str(math.floor(since.timestamp()))
+        body = self._get("list posts", f"{self.page_id}/posts", **args)
+        return Page([self._post_item(p) for p in self._data(body)], self._next(body))
+
+    @staticmethod
+    def _data(body: Any) -> list[dict[str, Any]]:
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise MalformedResponse("Graph's list has no data", raw=json_bytes(body))
+        return [d for d in body["data"] if isinstance(d, dict)]
+
+    @staticmethod
+    def _next(body: dict[str, Any]) -> str | None:
+        paging = body.get("paging") or {}
+        if not paging.get("next"):
+            return None
+        after = (paging.get("cursors") or {}).get("after")
+        return str(after) if after else None
+
+    def _post_item(self, post: dict[str, Any]) -> RemoteItem:
+        return RemoteItem(
+            kind="post",
+            remote_id=str(post["id"]),
+            text=str(post.get("message", "")),
+            author=(post.get("from") or {}).get("id", self.page_id),
+            posted_at=parse_platform_time(post.get("created_time")),
+            url=post.get("permalink_url") or self._permalink(str(post["id"])),
+            thread_id=str(post["id"]),
+            edited_at=None,
+            extra={"updated_time": post.get("updated_time")},
+            raw=json_bytes(post),
+        )
+
+    def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
+        """The Page's posts, newest first, 100 a page; stops at ``since_id``."""
+        page = self._posts(cursor)
+        if since_id is None:
+            return page
+        items: list[RemoteItem] = []
+        for item in page.items:
+            if item.remote_id == since_id:
+                return Page(items, None)
+            items.append(item)
+        return Page(items, page.next_cursor)
+
+    def list_comments(self, post_id: str, cursor: str | None = None) -> Page:
+        """Every comment and reply on ``post_id`` (``filter=stream``), oldest first.
+
+        :raises AuthError: the comments come without ids (no MODERATE task on the Page).
+        """
+        args: dict[str, Any] = {
+            "fields": COMMENT_FIELDS,
+            "filter": "stream",
+            "limit": 100,
+            "order": "chronological",
+        }
+        if cursor:
+            args["after"] = cursor
+        body = self._get("list comments", f"{post_id}/comments", **args)
+        items = []
+        for comment in self._data(body):
+            if "id" not in comment:
+                raise AuthError(
+                    f"account {self.name}: Graph gives no comment ids: the token's "
+                    "user needs the MODERATE task on the Page"
+                )
+            parent = (comment.get("parent") or {}).get("id")
+            items.append(
+                RemoteItem(
+                    kind="comment",
+                    remote_id=str(comment["id"]),
+                    text=str(comment.get("message", "")),
+                    author=(comment.get("from") or {}).get("name"),
+                    posted_at=parse_platform_time(comment.get("created_time")),
+                    url=comment.get("permalink_url"),
+                    parent_id=str(parent) if parent else post_id,
+                    thread_id=post_id,
+                    state="hidden" if comment.get("is_hidden") else "visible",
+                    extra={
+                        k: comment[k] for k in ("from", "attachment", "can_hide") if k in comment
+                    },
+                    raw=json_bytes(comment),
+                )
+            )
+        return Page(items, self._next(body))
+
+    # -- moderation ------------------------------------------------------------------------
+    def hide_comment(self, comment_id: str, hidden: bool = True) -> None:
+        """Hide (or unhide) a visitor comment; idempotent."""
+        value = "true" if hidden else "false"
+        self.retry.call(
+            self.name,
+            "hide comment",
+            lambda: self._request(
+                "hide comment",
+                lambda: self._graph.request(
+                    f"{self._version}/{comment_id}", post_args={"is_hidden": value}, method="POST"
+                ),
+            ),
+        )
+
+    def delete_post(self, post_id: str) -> None:
+        """Delete one of the Page's posts; a post already gone counts as deleted."""
+
+        def once() -> None:
+            try:
+                self._request(
+                    "delete post",
+                    lambda: self._graph.request(f"{self._version}/{post_id}", method="DELETE"),
+                )
+            except Rejected as e:
+                if "error 100" not in str(e):
+                    raise
+
+        self.retry.call(self.name, "delete post", once)
+
+    def check(self) -> list[CheckLine]:
+        """Token type and Page, reading posts, reading comment ids (MODERATE task)."""
+        try:
+            me = self._get("token (me)", "me", fields="id,name")
+        except ConnectorError as e:
+            return [CheckLine("token (me)", False, str(e))]
+        if str(me.get("id")) != self.page_id:
+            return [
+                CheckLine(
+                    "token (me)",
+                    False,
+                    f"this token speaks for {me.get('name')!r}, not page "
+                    f"{self.page_id}: a Page access token is required",
+                )
+            ]
+        lines = [CheckLine("token (me)", True, f"Page token for {me.get('name')}")]
+        try:
+            posts = self._posts(None)
+            lines.append(CheckLine("read posts", True))
+        except ConnectorError as e:
+            return [*lines, CheckLine("read posts", False, str(e))]
+        if not posts.items:
+            lines.append(
+                CheckLine("read comment ids (MODERATE task)", True, "no post yet to test against")
+            )
+            return lines
+        try:
+            self.list_comments(posts.items[0].remote_id)
+            lines.append(CheckLine("read comment ids (MODERATE task)", True))
+        except ConnectorError as e:
+            lines.append(CheckLine("read comment ids (MODERATE task)", False, str(e)))
+        return lines
+
+    def close(self) -> None:
+        self._graph.session.close()

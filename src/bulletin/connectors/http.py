@@ -1,0 +1,118 @@
+"""HTTP sessions for the platform client libraries.
+
+A session from :func:`platform_session` sends every request with a default timeout and, when
+the account has a ``base_url`` (a sandbox or a compatible endpoint), rewrites the platform
+hosts' scheme and host to it. tweepy takes it as ``client.session = ...``; facebook-sdk as
+``GraphAPI(session=...)``; an ``OAuth1Session`` gets the same adapters through
+:func:`mount_platform_adapters`. No adapter retries on its own: retries belong to
+:mod:`bulletin.connectors.retry`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+PLATFORM_HOSTS: tuple[str, ...] = (
+    "https://api.twitter.com",
+    "https://upload.twitter.com",
+    "https://api.x.com",
+    "https://graph.facebook.com",
+)
+Timeout = tuple[float, float]
+DEFAULT_TIMEOUT: Timeout = (5.0, 30.0)  # (connect, read) seconds
+
+
+class TimeoutAdapter(HTTPAdapter):
+    """An adapter that applies ``timeout`` to requests sent without one."""
+
+    def __init__(self, timeout: Timeout = DEFAULT_TIMEOUT) -> None:
+        super().__init__(max_retries=0)
+        self.timeout = timeout
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        return super().send(
+            request,
+            stream=stream,
+            timeout=timeout if timeout is not None else self.timeout,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
+        )
+
+
+class RewritingAdapter(TimeoutAdapter):
+    """Sends requests for a platform host to ``base_url`` instead (scheme, host, path prefix)."""
+
+    def __init__(self, base_url: str, timeout: Timeout = DEFAULT_TIMEOUT) -> None:
+        super().__init__(timeout)
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
+        self._scheme = parts.scheme
+        self._netloc = parts.netloc
+        self._prefix = parts.path.rstrip("/")
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        url = urlsplit(request.url or "")
+        request.url = urlunsplit(
+            (self._scheme, self._netloc, self._prefix + url.path, url.query, url.fragment)
+        )
+        return super().send(
+            request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        )
+
+
+def mount_platform_adapters(
+    session: requests.Session, base_url: str = "", timeout: Timeout = DEFAULT_TIMEOUT
+) -> requests.Session:
+    """Give ``session`` default timeouts and, with a ``base_url``, the platform rewrite."""
+    plain = TimeoutAdapter(timeout)
+    session.mount("http://", plain)
+    session.mount("https://", plain)
+    if base_url:
+        rewriting = RewritingAdapter(base_url, timeout)
+        for host in PLATFORM_HOSTS:
+            session.mount(host + "/", rewriting)
+    return session
+
+
+def platform_session(base_url: str = "", timeout: Timeout = DEFAULT_TIMEOUT) -> requests.Session:
+    """A new session for one account; empty ``base_url`` = the real platform."""
+    return mount_platform_adapters(requests.Session(), base_url, timeout)
+
+
+def sent_request(error: requests.RequestException) -> bool:
+    """Whether the request may have reached the server before ``error``.
+
+    A refused or timed-out connection never sent anything; a read timeout or a connection
+    dropped mid-answer may have.
+    """
+    if isinstance(error, requests.ConnectTimeout):
+        return False
+    if isinstance(error, requests.ConnectionError):
+        text = repr(error.args)
+        return not any(
+            marker in text
+            for marker in ("NewConnectionError", "Connection refused", "NameResolutionError")
+        )
+    return isinstance(error, requests.Timeout)

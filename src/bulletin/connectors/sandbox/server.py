@@ -1,0 +1,186 @@
+"""The sandbox HTTP server: X API v2 under ``/2/``, the control API under ``/_sandbox/``,
+and the Graph API for every other path.
+
+``SandboxServer`` runs in a background thread (tests, the daemon); :func:`serve` runs in the
+foreground (``bulletin sandbox``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from bulletin.connectors.sandbox.control import ControlApi
+from bulletin.connectors.sandbox.faults import Faults
+from bulletin.connectors.sandbox.graph_api import GraphApi
+from bulletin.connectors.sandbox.http_types import Request, Response
+from bulletin.connectors.sandbox.state import SandboxState
+from bulletin.connectors.sandbox.x_api import XApi
+
+log = logging.getLogger(__name__)
+
+SHORT_CIRCUIT = ("rate_limit", "error", "duplicate", "expired_token")
+
+
+class SandboxApp:
+    """Routes a :class:`Request` to the right API, applying injected faults."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self.faults = Faults()
+        self.stopping = threading.Event()
+        self.x = XApi(state)
+        self.graph = GraphApi(state)
+        self.control = ControlApi(state, self.faults)
+
+    def handle(self, request: Request) -> Response:
+        if request.path.startswith("/_sandbox/"):
+            return self.control.handle(request)
+        api: XApi | GraphApi = self.x if request.path.startswith("/2/") else self.graph
+        fault = self.faults.take(request.method, request.path)
+        if fault is not None and fault.kind in SHORT_CIRCUIT:
+            return api.fault_response(fault, request)
+        if fault is not None and fault.kind == "delay":
+            self.stopping.wait(fault.seconds)
+        response = api.handle(request)
+        if fault is not None and fault.kind == "timeout":
+            response.stall = fault.seconds
+        if fault is not None and fault.kind == "malformed":
+            response = Response(
+                200, b'{"data": {"id": "12', {"content-type": "application/json; charset=utf-8"}
+            )
+        return response
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    wbufsize = 64 * 1024  # one write per answer (flushed after each request)
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = Request(
+            method=self.command,
+            path=parts.path,
+            query=parse_qs(parts.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            host=self.headers.get("host", "127.0.0.1"),
+        )
+        try:
+            response = self.server.app.handle(request)
+        except Exception:
+            log.exception("sandbox handler failed for %s %s", self.command, parts.path)
+            response = Response(
+                500, b'{"error": "sandbox bug"}', {"content-type": "application/json"}
+            )
+        if response.stall:
+            # The work is done; now keep the client waiting past its timeout.
+            self.server.app.stopping.wait(response.stall)
+            self.close_connection = True
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(response.body)))
+            self.end_headers()
+            self.wfile.write(response.body)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The request line may carry an access token in its query string: log the path only.
+        log.debug("sandbox %s %s", self.command, urlsplit(self.path).path)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: SandboxApp) -> None:
+        self.app = app
+        super().__init__(address, _Handler)
+
+
+class SandboxServer:
+    """A sandbox listening on ``host:port`` (0 picks a free port), state in ``state_file``."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, state_file: Path | str | None = None
+    ) -> None:
+        self.state = SandboxState(Path(state_file) if state_file is not None else None)
+        self.app = SandboxApp(self.state)
+        self._server = _Server((host, port), self.app)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        return str(self._server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL to put in an account's ``base_url``."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> SandboxServer:
+        """Serve in a background thread; returns self."""
+        self.state.save()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sandbox:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (stalled requests are released) and close the socket."""
+        self.app.stopping.set()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(host: str, port: int, state_file: Path | str | None) -> None:
+    """Run a sandbox in the foreground until SIGTERM or Ctrl-C."""
+    server = SandboxServer(host, port, state_file)
+    done = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
+    server.start()
+    print(f"sandbox listening on {server.url} (state: {state_file or 'in memory'})", flush=True)
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,426 @@
+"""X (Twitter) accounts through tweepy's v2 ``Client``, OAuth 1.0a user context.
+
+tweepy has no v2 media upload, so images go to ``/2/media/upload`` through the
+``OAuth1Session`` tweepy depends on. Replies are read with recent search
+(``conversation_id:``), which covers the last seven days only. tweepy never waits on a
+rate limit here: :mod:`bulletin.connectors.retry` decides.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+import requests
+import tweepy
+from requests_oauthlib import OAuth1Session
+from twitter_text import parse_tweet
+
+from bulletin.clock import Clock, SystemClock
+from bulletin.config.secrets import Secret, resolve_secret
+from bulletin.config.settings import Settings
+from bulletin.connectors._common import comparable_text, parse_platform_time
+from bulletin.connectors.base import (
+    CheckLine,
+    Connector,
+    Limits,
+    Media,
+    OutgoingPost,
+    Page,
+    PublishResult,
+    RemoteItem,
+    json_bytes,
+)
+from bulletin.connectors.http import DEFAULT_TIMEOUT, Timeout, platform_session, sent_request
+from bulletin.connectors.retry import RetryPolicy
+from bulletin.errors import (
+    Ambiguous,
+    AuthError,
+    ConnectorError,
+    MalformedResponse,
+    RateLimited,
+    Rejected,
+    Retryable,
+)
+
+T = TypeVar("T")
+TWEET_FIELDS = [
+    "created_at",
+    "author_id",
+    "conversation_id",
+    "in_reply_to_user_id",
+    "referenced_tweets",
+    "attachments",
+    "edit_history_tweet_ids",
+]
+MEDIA_UPLOAD_URL = "https://api.x.com/2/media/upload"
+MEDIA_METADATA_URL = "https://api.x.com/2/media/metadata"
+MAX_LENGTH = 280
+
+
+class XConnector(Connector):
+    """One X account. Credentials are held as :class:`Secret` and never printed."""
+
+    platform: ClassVar[str] = "x"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        consumer_key: Secret,
+        consumer_secret: Secret,
+        access_token: Secret,
+        access_token_secret: Secret,
+        base_url: str = "",
+        retry: RetryPolicy | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.base_url = base_url
+        self.retry = retry or RetryPolicy()
+        self.clock = clock or SystemClock()
+        self._timeout = timeout
+        self._keys = (consumer_key, consumer_secret, access_token, access_token_secret)
+        self._client = tweepy.Client(
+            consumer_key=consumer_key.reveal(),
+            consumer_secret=consumer_secret.reveal(),
+            access_token=access_token.reveal(),
+            access_token_secret=access_token_secret.reveal(),
+            return_type=requests.Response,
+            wait_on_rate_limit=False,
+        )
+        self._client.session = platform_session(base_url, timeout)
+        self._me: dict[str, Any] | None = None
+        self._access_level: str | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        name: str,
+        settings: Settings,
+        environ: Mapping[str, str],
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+    ) -> XConnector:
+        """Build from ``[accounts.NAME]``; :raises AuthError: a named credential is unset."""
+        account = settings.accounts[name]
+        return cls(
+            name,
+            consumer_key=resolve_secret(account.consumer_key_env, environ, name),
+            consumer_secret=resolve_secret(account.consumer_secret_env, environ, name),
+            access_token=resolve_secret(account.access_token_env, environ, name),
+            access_token_secret=resolve_secret(account.access_token_secret_env, environ, name),
+            base_url=account.base_url,
+            retry=retry,
+            timeout=timeout,
+        )
+
+    # -- errors ----------------------------------------------------------------------------
+    def _error(self, response: requests.Response, write: bool) -> ConnectorError:
+        """Our error for X's non-2xx answer."""
+        status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        detail = ""
+        if isinstance(body, dict):
+            detail = str(body.get("detail") or body.get("title") or "")
+            errors = body.get("errors")
+            if not detail and isinstance(errors, list) and errors:
+                detail = str(errors[0].get("message") or errors[0].get("detail") or "")
+        where = f"account {self.name}: X answered {status}"
+        if status == 429:
+            reset = response.headers.get("x-rate-limit-reset")
+            retry_after = (
+                datetime.fromtimestamp(int(reset), UTC) if reset and reset.isdigit() else None
+            )
+            return RateLimited(f"{where} (rate limited)", retry_after)
+        if status == 401:
+            return AuthError(f"{where}: the credentials were refused (expired or revoked)")
+        if status == 403 and "oauth1-permissions" in str(body.get("type", "")):
+            return AuthError(
+                f"{where}: the app has no write access; set App permissions to 'Read and "
+                "write' and regenerate the access token"
+            )
+        if status >= 500:
+            return Retryable(f"{where}: {detail or 'server error'}")
+        if status == 403 and "duplicate" in detail.lower():
+            return Rejected(f"{where}: duplicate content ({detail})")
+        return Rejected(f"{where}: {detail or response.reason}")
+
+    def _request(
+        self, what: str, call: Callable[[], requests.Response], write: bool = False
+    ) -> Any:
+        """Run one HTTP call; return its parsed JSON or raise our error."""
+        try:
+            response = call()
+        except tweepy.HTTPException as e:
+            raise self._error(e.response, write) from e
+        except requests.RequestException as e:
+            kind = type(e).__name__
+            if write and sent_request(e):
+                raise Ambiguous(
+                    f"account {self.name}: {what} got no answer ({kind}); it may have worked"
+                ) from e
+            raise Retryable(f"account {self.name}: {what} failed ({kind})") from e
+        if not response.ok:
+            raise self._error(response, write)
+        if response.headers.get("x-access-level"):
+            self._access_level = response.headers["x-access-level"]
+        try:
+            return json.loads(response.content)
+        except ValueError as e:
+            raise MalformedResponse(
+                f"account {self.name}: X's answer to {what} is not JSON", raw=response.content
+            ) from e
+
+    # -- identity --------------------------------------------------------------------------
+    def _whoami(self) -> dict[str, Any]:
+        if self._me is None:
+            body = self.retry.call(
+                self.name,
+                "users/me",
+                lambda: self._request("users/me", lambda: self._client.get_me(user_auth=True)),
+            )
+            if not isinstance(body, dict) or "data" not in body:
+                raise MalformedResponse("X's users/me answer has no data", raw=json_bytes(body))
+            self._me = dict(body["data"])
+        return self._me
+
+    def _url(self, tweet_id: str) -> str:
+        return f"https://x.com/{self._whoami().get('username', 'i')}/status/{tweet_id}"
+
+    # -- capabilities ----------------------------------------------------------------------
+    def limits(self) -> Limits:
+        return Limits(
+            max_length=MAX_LENGTH,
+            counts_weighted=True,
+            max_media=4,
+            supports_comments=True,
+            supports_hide=True,
+            lookback_days=7,
+        )
+
+    def measure(self, text: str) -> int:
+        """X's weighted length (URLs 23, emoji and CJK 2) of the NFC-normalised text."""
+        return int(parse_tweet(unicodedata.normalize("NFC", text)).weightedLength)
+
+    # -- publishing ------------------------------------------------------------------------
+    def publish(self, post: OutgoingPost) -> PublishResult:
+        """Create the post (images first); at most once, see :meth:`RetryPolicy.publish`."""
+        return self.retry.publish(self, post, self._publish_once)
+
+    def _publish_once(self, post: OutgoingPost) -> PublishResult:
+        media_ids = [self._upload(m) for m in post.media]
+        text = unicodedata.normalize("NFC", post.text)
+        if post.link and post.link not in text:
+            text = f"{text}\n{post.link}"
+        body = self._request(
+            "create post",
+            lambda: self._client.create_tweet(
+                text=text,
+                media_ids=media_ids or None,
+                in_reply_to_tweet_id=post.reply_to,
+                user_auth=True,
+            ),
+            write=True,
+        )
+        try:
+            tweet_id = str(body["data"]["id"])
+        except (KeyError, TypeError) as e:
+            raise MalformedResponse("X's create answer has no data.id", raw=json_bytes(body)) from e
+        return PublishResult(tweet_id, self._url(tweet_id), self.clock.now(), json_bytes(body))
+
+    def _upload(self, media: Media) -> str:
+        """Upload one image to X's v2 media endpoint; its media id. Retried on its own:
+        an orphan upload is harmless."""
+        key, secret, token, token_secret = (k.reveal() for k in self._keys)
+        session = OAuth1Session(
+            key, client_secret=secret, resource_owner_key=token, resource_owner_secret=token_secret
+        )
+        from bulletin.connectors.http import mount_platform_adapters
+
+        mount_platform_adapters(session, self.base_url, self._timeout)
+        with session:
+            body = self.retry.call(
+                self.name,
+                "media upload",
+                lambda: self._request(
+                    "media upload",
+                    lambda: session.post(
+                        MEDIA_UPLOAD_URL,
+                        data={"media_category": "tweet_image"},
+                        files={"media": ("image", media.data, media.mime_type)},
+                    ),
+                ),
+            )
+            media_id = str(body["data"]["id"])
+            if media.alt_text:
+                self.retry.call(
+                    self.name,
+                    "media metadata",
+                    lambda: self._request(
+                        "media metadata",
+                        lambda: session.post(
+                            MEDIA_METADATA_URL,
+                            json={
+                                "id": media_id,
+                                "metadata": {"alt_text": {"text": media.alt_text}},
+                            },
+                        ),
+                    ),
+                )
+        return media_id
+
+    def find_published(self, post: OutgoingPost, since: datetime) -> PublishResult | None:
+        """The account's post with ``post``'s text created at or after ``since``, if any."""
+        wanted = comparable_text(post.text)
+        cursor: str | None = None
+        while True:
+            page = self.list_posts(cursor=cursor)
+            for item in page.items:
+                if item.posted_at is not None and item.posted_at < since:
+                    return None
+                if comparable_text(item.text) == wanted or (
+                    post.link
+                    and comparable_text(f"{post.text}\n{post.link}") == comparable_text(item.text)
+                ):
+                    return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
+            if page.next_cursor is None:
+                return None
+            cursor = page.next_cursor
+
+    # -- reading ---------------------------------------------------------------------------
+    def _item(self, tweet: dict[str, Any], kind: str) -> RemoteItem:
+        parent = next(
+            (r["id"] for r in tweet.get("referenced_tweets", []) if r.get("type") == "replied_to"),
+            None,
+        )
+        history = tweet.get("edit_history_tweet_ids") or [tweet["id"]]
+        return RemoteItem(
+            kind="post" if kind == "post" else "comment",
+            remote_id=str(tweet["id"]),
+            text=str(tweet.get("text", "")),
+            author=tweet.get("author_id"),
+            posted_at=parse_platform_time(tweet.get("created_at")),
+            url=self._url(str(tweet["id"])),
+            parent_id=parent,
+            thread_id=tweet.get("conversation_id"),
+            extra={"edit_history_tweet_ids": history},
+            raw=json_bytes(tweet),
+        )
+
+    def _page(self, body: Any, kind: str, skip: str | None = None) -> Page:
+        if not isinstance(body, dict):
+            raise MalformedResponse("X's answer is not an object", raw=json_bytes(body))
+        items = [self._item(t, kind) for t in body.get("data", []) if t.get("id") != skip]
+        return Page(items, (body.get("meta") or {}).get("next_token"))
+
+    def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
+        """The account's posts, newest first, 100 a page."""
+        user_id = self._whoami()["id"]
+        body = self.retry.call(
+            self.name,
+            "list posts",
+            lambda: self._request(
+                "list posts",
+                lambda: self._client.get_users_tweets(
+                    user_id,
+                    max_results=100,
+                    since_id=since_id,
+                    pagination_token=cursor,
+                    tweet_fields=TWEET_FIELDS,
+                    user_auth=True,
+                ),
+            ),
+        )
+        return self._page(body, "post")
+
+    def list_comments(self, post_id: str, cursor: str | None = None) -> Page:
+        """Replies in ``post_id``'s conversation from the last seven days (recent search)."""
+        body = self.retry.call(
+            self.name,
+            "list comments",
+            lambda: self._request(
+                "list comments",
+                lambda: self._client.search_recent_tweets(
+                    f"conversation_id:{post_id}",
+                    max_results=100,
+                    next_token=cursor,
+                    tweet_fields=TWEET_FIELDS,
+                    user_auth=True,
+                ),
+            ),
+        )
+        return self._page(body, "comment", skip=post_id)
+
+    # -- moderation ------------------------------------------------------------------------
+    def hide_comment(self, comment_id: str, hidden: bool = True) -> None:
+        """Hide (or unhide) a reply in a conversation the account started; idempotent."""
+        call = self._client.hide_reply if hidden else self._client.unhide_reply
+        self.retry.call(
+            self.name,
+            "hide reply",
+            lambda: self._request("hide reply", lambda: call(comment_id, user_auth=True)),
+        )
+
+    def delete_post(self, post_id: str) -> None:
+        """Delete one of the account's posts; a post already gone counts as deleted."""
+
+        def once() -> None:
+            try:
+                self._request(
+                    "delete post", lambda: self._client.delete_tweet(post_id, user_auth=True)
+                )
+            except Rejected as e:
+                if " 404" not in str(e):
+                    raise
+
+        self.retry.call(self.name, "delete post", once)
+
+    def check(self) -> list[CheckLine]:
+        """Credentials, write access, reading posts and replies (seven-day search)."""
+        lines: list[CheckLine] = []
+        try:
+            me = self._whoami()
+        except ConnectorError as e:
+            return [CheckLine("credentials (users/me)", False, str(e))]
+        lines.append(CheckLine("credentials (users/me)", True, f"@{me.get('username')}"))
+        level = self._access_level or "unknown"
+        lines.append(
+            CheckLine(
+                "publish (write access)",
+                level == "read-write",
+                f"access level {level}"
+                + (
+                    ""
+                    if level == "read-write"
+                    else ": set App permissions to 'Read and write' and regenerate the token"
+                ),
+            )
+        )
+        actions: list[tuple[str, Callable[[], Page]]] = [
+            ("read own posts (user timeline)", self.list_posts),
+            ("read replies (recent search)", lambda: self.list_comments(str(me["id"]))),
+        ]
+        for what, action in actions:
+            try:
+                action()
+                detail = (
+                    ("covers the last 7 days only: older replies are seen only if captured in time")
+                    if "search" in what
+                    else ""
+                )
+                lines.append(CheckLine(what, True, detail))
+            except ConnectorError as e:
+                lines.append(CheckLine(what, False, str(e)))
+        return lines
+
+    def close(self) -> None:
+        self._client.session.close()

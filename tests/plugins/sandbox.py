@@ -1,0 +1,111 @@
+"""The sandbox platform server as a fixture, and connectors pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from bulletin.config.settings import AccountSettings, Settings
+from bulletin.connectors.facebook import FacebookConnector
+from bulletin.connectors.http import Timeout
+from bulletin.connectors.retry import RetryPolicy
+from bulletin.connectors.sandbox import (
+    DEFAULT_FB_PAGE,
+    SANDBOX_ENV,
+    SandboxServer,
+)
+from bulletin.connectors.x import XConnector
+
+# Waits short enough for tests: milliseconds, a two-second budget.
+FAST_RETRY = RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.05, jitter=0.01, budget=2.0)
+FAST_TIMEOUT: Timeout = (2.0, 0.5)
+
+
+class Control:
+    """Drives a sandbox's control API."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.session = requests.Session()
+
+    def get(self, path: str) -> Any:
+        response = self.session.get(f"{self.url}/_sandbox/{path}", timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self.session.post(f"{self.url}/_sandbox/{path}", json=body or {}, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def fault(self, kind: str, path: str, **options: Any) -> None:
+        """Inject ``kind`` for the next requests whose path matches ``path``."""
+        self.post("faults", {"kind": kind, "path": path, **options})
+
+    def received(self, account: str) -> dict[str, int]:
+        return dict(self.get("received")["accounts"].get(account, {}))
+
+    def settings(self, **values: Any) -> None:
+        self.post("settings", values)
+
+
+def sandbox_settings(url: str) -> Settings:
+    """Settings with one sandbox X account and one sandbox Page, as the defaults have."""
+    return Settings(
+        accounts={
+            "sandbox-x": AccountSettings(
+                platform="x",
+                base_url=url,
+                consumer_key_env="SANDBOX_X_CONSUMER_KEY",
+                consumer_secret_env="SANDBOX_X_CONSUMER_SECRET",
+                access_token_env="SANDBOX_X_ACCESS_TOKEN",
+                access_token_secret_env="SANDBOX_X_ACCESS_TOKEN_SECRET",
+            ),
+            "sandbox-facebook": AccountSettings(
+                platform="facebook",
+                base_url=url,
+                page_id=DEFAULT_FB_PAGE["id"],
+                token_env="SANDBOX_FACEBOOK_PAGE_TOKEN",
+            ),
+        }
+    )
+
+
+def x_connector(
+    url: str, retry: RetryPolicy = FAST_RETRY, timeout: Timeout = FAST_TIMEOUT
+) -> XConnector:
+    return XConnector.from_settings(
+        "sandbox-x", sandbox_settings(url), SANDBOX_ENV, retry=retry, timeout=timeout
+    )
+
+
+def fb_connector(
+    url: str, retry: RetryPolicy = FAST_RETRY, timeout: Timeout = FAST_TIMEOUT
+) -> FacebookConnector:
+    return FacebookConnector.from_settings(
+        "sandbox-facebook", sandbox_settings(url), SANDBOX_ENV, retry=retry, timeout=timeout
+    )
+
+
+@pytest.fixture
+def sandbox_state_file(tmp_path: Path) -> Path:
+    return tmp_path / "sandbox.json"
+
+
+@pytest.fixture
+def sandbox(sandbox_state_file: Path) -> Iterator[SandboxServer]:
+    """A sandbox on a free loopback port with its state in a temporary file."""
+    server = SandboxServer("127.0.0.1", 0, sandbox_state_file).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def control(sandbox: SandboxServer) -> Control:
+    return Control(sandbox.url)
