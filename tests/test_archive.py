@@ -123,20 +123,21 @@ def test_removed_ledger_row_is_named(instance: Instance) -> None:
     kinds = {(p.kind, p.subject) for p in verify(instance.app.engine, instance.app.store).problems}
     assert ("entry-missing", "ledger 2") in kinds
     assert ("chain-broken", "ledger 3") in kinds
-    assert ("mirror-without-row", ledger.mirror_key(2)) in kinds
+    assert ("mirror-without-row", "ledger 2") in kinds
 
 
 def test_missing_mirror_is_reported_then_repaired(instance: Instance) -> None:
     """A crash between commit and mirror leaves entries unmirrored; start-up repairs them."""
-    archive_some(instance)
+    archive_some(instance, 3)
+    archive_some(instance, 5)  # the second batch adds entries 4 and 5 as one segment
     store = instance.app.store
     assert isinstance(store, LocalStore)
-    path = store.path_of(ledger.mirror_key(5))
+    path = store.path_of(ledger.segment_key(4, 5))
     path.unlink()
     meta = path.with_name(path.name + ".meta.json")
     meta.unlink(missing_ok=True)
     kinds = {(p.kind, p.subject) for p in verify(instance.app.engine, store).problems}
-    assert kinds == {("mirror-missing", "ledger 5")}
+    assert kinds == {("mirror-missing", "ledger 4"), ("mirror-missing", "ledger 5")}
     with Session(instance.app.engine) as session:
-        assert ledger.repair_mirror(session, store) == 1
+        assert ledger.repair_mirror(session, store) == 2
     assert verify(instance.app.engine, store).ok

@@ -194,8 +194,7 @@ class Archiver:
                     for r in records
                 ],
             )
-        for entry in entries:
-            ledger.mirror(self.store, entry)
+        ledger.mirror(self.store, entries)
         self.store.flush()
         return created
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +24,21 @@ GENESIS = "0" * 64
 _PG_LOCK_KEY = 0x62756C6C  # advisory lock id: serialises appends across instances
 
 
-def mirror_key(seq: int) -> str:
-    return f"ledger/{seq:012d}.json"
+SEGMENT_PREFIX = "ledger/"
+
+
+def segment_key(first: int, last: int) -> str:
+    """The store key of the mirror segment holding entries ``first`` to ``last``."""
+    return f"{SEGMENT_PREFIX}{first:012d}-{last:012d}.jsonl"
+
+
+def segment_range(key: str) -> tuple[int, int] | None:
+    """``(first, last)`` of a segment key, or None for anything else under ``ledger/``."""
+    name = key[len(SEGMENT_PREFIX) :].removesuffix(".jsonl")
+    first, sep, last = name.partition("-")
+    if not sep or not first.isdigit() or not last.isdigit() or not key.endswith(".jsonl"):
+        return None
+    return int(first), int(last)
 
 
 def entry_body(entry: LedgerEntry) -> dict[str, Any]:
@@ -105,28 +119,49 @@ def build(
     return entry
 
 
-def mirror(store: WormStore, entry: LedgerEntry) -> None:
-    """Write the entry's mirror object (idempotent)."""
+def mirror(store: WormStore, entries: Sequence[LedgerEntry]) -> str | None:
+    """Write consecutive ``entries`` as one mirror segment (idempotent); returns its key.
+
+    One line per entry, each the canonical JSON of the entry with its hash.
+    """
+    if not entries:
+        return None
+    key = segment_key(entries[0].seq, entries[-1].seq)
     store.put(
-        mirror_key(entry.seq),
-        mirror_bytes(entry),
-        retain_until=entry.recorded_at + PERMANENT,
+        key,
+        b"".join(mirror_bytes(e) + b"\n" for e in entries),
+        retain_until=entries[-1].recorded_at + PERMANENT,
         legal_hold=True,
     )
+    return key
 
 
-def repair_mirror(session: Session, store: WormStore, limit: int = 10_000) -> int:
-    """Mirror the newest entries whose mirror object is missing (a crash after commit).
+def mirrored_through(store: WormStore) -> int:
+    """The highest sequence number the store's mirror segments cover (0: none)."""
+    last = 0
+    for key in store.keys(SEGMENT_PREFIX):
+        found = segment_range(key)
+        if found is not None:
+            last = max(last, found[1])
+    return last
 
-    Walks back from the head until it meets an entry that is mirrored. Returns the count.
-    """
+
+def repair_mirror(session: Session, store: WormStore, batch: int = 1000) -> int:
+    """Mirror the entries after the last mirrored one (a crash after commit). Returns the count."""
+    done = mirrored_through(store)
     written = 0
-    rows = session.exec(select(LedgerEntry).order_by(col(LedgerEntry.seq).desc()).limit(limit))
-    for entry in rows:
-        if store.exists(mirror_key(entry.seq)):
+    while True:
+        rows = session.exec(
+            select(LedgerEntry)
+            .where(col(LedgerEntry.seq) > done)
+            .order_by(col(LedgerEntry.seq))
+            .limit(batch)
+        ).all()
+        if not rows:
             break
-        mirror(store, entry)
-        written += 1
+        mirror(store, rows)
+        written += len(rows)
+        done = rows[-1].seq
     if written:
         store.flush()
     return written

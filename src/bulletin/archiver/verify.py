@@ -74,6 +74,30 @@ def _entries(session: Session, batch: int) -> Iterator[LedgerEntry]:
         session.expunge_all()
 
 
+def _mirror_lines(store: WormStore, report: Report) -> Iterator[tuple[int, dict[str, object]]]:
+    """Every mirrored entry, in sequence order, read segment by segment."""
+    for key in store.keys(ledger.SEGMENT_PREFIX):
+        found = ledger.segment_range(key)
+        if found is None:
+            report.problems.append(Problem("mirror-foreign", key, "not a ledger segment"))
+            continue
+        try:
+            data = store.get(key, verify=False)
+            lines = [json.loads(line) for line in data.splitlines() if line.strip()]
+        except (ValueError, NotFound, StoreUnavailable) as e:
+            report.problems.append(Problem("mirror-unreadable", key, str(e)))
+            continue
+        seqs = [line.get("seq") for line in lines]
+        if seqs != list(range(found[0], found[1] + 1)):
+            report.problems.append(
+                Problem("mirror-differs", key, "its entries do not match its name")
+            )
+        for line in lines:
+            seq = line.get("seq")
+            if isinstance(seq, int):
+                yield seq, line
+
+
 def _check_chain(
     session: Session,
     store: WormStore,
@@ -82,8 +106,8 @@ def _check_chain(
     progress: Callable[[int], None] | None,
 ) -> None:
     expected_seq, prev_hash = 1, ledger.GENESIS
-    mirrored: Iterator[str] = store.keys("ledger/")
-    next_mirror = next(mirrored, None)
+    mirrored = _mirror_lines(store, report)
+    pending = next(mirrored, None)
     for entry in _entries(session, batch):
         report.entries += 1
         subject = f"ledger {entry.seq}"
@@ -103,19 +127,21 @@ def _check_chain(
             report.problems.append(
                 Problem("entry-altered", subject, "its content does not match its hash")
             )
-        key = ledger.mirror_key(entry.seq)
-        while next_mirror is not None and next_mirror < key:
+        while pending is not None and pending[0] < entry.seq:
             report.problems.append(
                 Problem(
                     "mirror-without-row",
-                    next_mirror,
-                    "the store has a ledger entry the database lacks",
+                    f"ledger {pending[0]}",
+                    "the store's ledger mirror holds an entry the database lacks",
                 )
             )
-            next_mirror = next(mirrored, None)
-        if next_mirror == key:
-            next_mirror = next(mirrored, None)
-            _compare_mirror(store, entry, report)
+            pending = next(mirrored, None)
+        if pending is not None and pending[0] == entry.seq:
+            if pending[1] != json.loads(ledger.mirror_bytes(entry)):
+                report.problems.append(
+                    Problem("mirror-differs", subject, "the database and the store disagree")
+                )
+            pending = next(mirrored, None)
         else:
             report.problems.append(
                 Problem("mirror-missing", subject, "the store has no copy of this entry")
@@ -123,27 +149,16 @@ def _check_chain(
         expected_seq, prev_hash = entry.seq + 1, entry.entry_hash
         if progress and report.entries % batch == 0:
             progress(report.entries)
-    while next_mirror is not None:
+    while pending is not None:
         report.problems.append(
             Problem(
-                "mirror-without-row", next_mirror, "the store has a ledger entry the database lacks"
+                "mirror-without-row",
+                f"ledger {pending[0]}",
+                "the store's ledger mirror holds an entry the database lacks",
             )
         )
-        next_mirror = next(mirrored, None)
+        pending = next(mirrored, None)
     report.head_hash = prev_hash
-
-
-def _compare_mirror(store: WormStore, entry: LedgerEntry, report: Report) -> None:
-    subject = f"ledger {entry.seq}"
-    try:
-        stored = json.loads(store.get(ledger.mirror_key(entry.seq), verify=False))
-    except (ValueError, NotFound, StoreUnavailable) as e:
-        report.problems.append(Problem("mirror-unreadable", subject, str(e)))
-        return
-    if stored != json.loads(ledger.mirror_bytes(entry)):
-        report.problems.append(
-            Problem("mirror-differs", subject, "the database and the store disagree")
-        )
 
 
 def _check_records(session: Session, store: WormStore, report: Report, batch: int) -> None:
