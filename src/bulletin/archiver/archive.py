@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -21,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.archiver import ledger
-from bulletin.archiver.canonical import canonical
+from bulletin.archiver.canonical import canonical, canonical_plain
 from bulletin.archiver.retention import retain_until, series_for
 from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.clock import Clock
@@ -47,7 +48,7 @@ class Capture:
 
 def content_hash(item: RemoteItem) -> str:
     """The hash that defines a version: same content, same hash, whenever captured."""
-    return hashlib.sha256(canonical(item.content())).hexdigest()
+    return hashlib.sha256(canonical_plain(item.content())).hexdigest()
 
 
 class Archiver:
@@ -153,21 +154,23 @@ class Archiver:
             head = ledger.head(session)
             first_seq = (head.seq + 1) if head else 1
             versions = self._next_versions(session, fresh)
-            records = [
-                self._new_record(p, now, versions, first_seq + i) for i, p in enumerate(fresh)
-            ]
+            rows = [self._new_row(p, now, versions, first_seq + i) for i, p in enumerate(fresh)]
             ids = (
                 session.execute(
                     sa.insert(Record).returning(col(Record.id), sort_by_parameter_order=True),
-                    [r.model_dump(exclude={"id"}) for r in records],
+                    rows,
                 )
                 .scalars()
                 .all()
             )
+            records = []
             entries = []
             previous = head
-            for record, record_id, p in zip(records, ids, fresh, strict=True):
-                record.id = record_id
+            for row, record_id, p in zip(rows, ids, fresh, strict=True):
+                # model_construct: the values are ours and typed; validating each row would
+                # cost more than the rest of indexing together.
+                record = Record.model_construct(id=record_id, **row)
+                records.append(record)
                 previous = ledger.build(
                     kind="record",
                     at=now,
@@ -219,13 +222,13 @@ class Archiver:
                 found[(account, kind, remote_id)] = int(version)
         return found
 
-    def _new_record(
+    def _new_row(
         self, p: _Prepared, now: datetime, versions: dict[tuple[str, str, str], int], seq: int
-    ) -> Record:
+    ) -> dict[str, Any]:
         item = p.capture.item
         key = (p.capture.account, item.kind, item.remote_id)
         versions[key] = versions.get(key, 0) + 1
-        return Record(
+        return dict(
             account=p.capture.account,
             platform=p.capture.platform,
             kind=item.kind,
