@@ -21,6 +21,8 @@ def test_embedded_defaults(tmp_path: Path) -> None:
     assert settings.accounts["feed"].platform == "feed"
     assert settings.feed_path("feed") == tmp_path / "bulletin-data" / "feed.xml"
     assert settings.open_mode
+    assert {"sandbox-x", "sandbox-facebook"} <= set(settings.accounts)
+    assert settings.is_sandbox("sandbox-x") and not settings.is_sandbox("feed")
 
 
 def test_file_replaces_defaults_and_env_overrides_file(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ from bulletin.errors import BulletinError, ConfigError, Refused
 from bulletin.models import Delivery
 from bulletin.publisher.delivery import DeliveryWorker, Outcome
 from bulletin.publisher.notices import sync_account
+from bulletin.sandbox_child import SandboxChild
 from bulletin.sdnotify import Notifier
 from bulletin.waker import Waker
 
@@ -74,6 +75,7 @@ class Daemon:
         self._scheduler: BackgroundScheduler | None = None
         self._waker: Waker | None = None
         self._lock_file: IO[str] | None = None
+        self._sandbox: SandboxChild | None = None
         self._heartbeat = time.monotonic()
         self.worker = self._new_worker()
 
@@ -100,6 +102,9 @@ class Daemon:
         """Prepare, then start the dispatcher, the waker and the scheduler."""
         self.prepare()
         data_dir = self.app.settings.data_dir
+        if self.app.settings.sandbox.start_with_daemon:
+            self._sandbox = SandboxChild(self.app.settings, self.config_path)
+            self._sandbox.start()
         self._waker = Waker(data_dir, self._wake)
         self._waker.start()
         self._scheduler = BackgroundScheduler(timezone=UTC)
@@ -129,6 +134,8 @@ class Daemon:
             self._scheduler.shutdown(wait=True)
         if self._waker is not None:
             self._waker.stop()
+        if self._sandbox is not None:
+            self._sandbox.stop()
         self._release_instance_lock()
         log.info("stopped", owner=self.owner)
 

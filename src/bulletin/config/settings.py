@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -238,6 +239,15 @@ class Settings(_Section):
     def open_mode(self) -> bool:
         """No ``[users]`` configured: names are recorded as given, roles not enforced."""
         return not self.users
+
+    def is_sandbox(self, account: str) -> bool:
+        """Whether ``account`` talks to a sandbox (any loopback address): its records are
+        marked training, and the sandbox's well-known fake credentials may stand in."""
+        base_url = self.accounts[account].base_url
+        if not base_url:
+            return False
+        host = urlsplit(base_url).hostname or ""
+        return host in {"127.0.0.1", "localhost", "::1"} or host.startswith("127.")
 
     def feed_path(self, account: str) -> Path:
         settings = self.accounts[account]

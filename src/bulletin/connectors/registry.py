@@ -34,5 +34,9 @@ def build_connector(name: str, settings: Settings, environ: Mapping[str, str]) -
         raise ConfigError(f"accounts.{name}.platform: no connector for {account.platform!r}")
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
+    if settings.is_sandbox(name):
+        from bulletin.connectors.sandbox import SANDBOX_ENV
+
+        environ = {**SANDBOX_ENV, **environ}
     connector: Connector = cls.from_settings(name, settings, environ)
     return connector

@@ -231,14 +231,6 @@ def sync_account(session: Session, settings: Settings, name: str) -> Account:
     account.platform = configured.platform
     account.base_url = configured.base_url
     account.enabled = configured.enabled
-    account.training = is_training(configured.base_url, settings)
+    account.training = settings.is_sandbox(name)
     session.add(account)
     return account
-
-
-def is_training(base_url: str, settings: Settings) -> bool:
-    """Records from an account whose base URL points at a sandbox are training records."""
-    if not base_url:
-        return False
-    sandbox = f"{settings.sandbox.host}:{settings.sandbox.port}"
-    return sandbox in base_url or "sandbox" in base_url

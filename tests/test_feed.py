@@ -1,0 +1,87 @@
+"""The Atom feed connector: valid Atom 1.0, atomic writes, idempotent by key."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from defusedxml import ElementTree as SafeET
+
+from bulletin.clock import ManualClock
+from bulletin.connectors.base import OutgoingPost
+from bulletin.connectors.feed import ATOM, FeedConnector
+from bulletin.errors import MalformedResponse, Retryable
+
+A = f"{{{ATOM}}}"
+
+
+def feed(tmp_path: Path, max_entries: int = 500) -> FeedConnector:
+    clock = ManualClock(datetime(2026, 11, 25, 15, tzinfo=UTC))
+    return FeedConnector(
+        "feed", tmp_path / "feed.xml", "Police notices", "https://pd.example", max_entries, clock
+    )
+
+
+def test_valid_atom_with_required_elements(tmp_path: Path) -> None:
+    """Feed and entries carry id, title, updated and an author, as RFC 4287 requires."""
+    connector = feed(tmp_path)
+    connector.publish(
+        OutgoingPost(
+            key="notice-1",
+            text="Road closed 🚧 <Main & 1st>",
+            category="road-closure",
+            link="https://pd.example/n/1",
+        )
+    )
+    root = SafeET.parse(tmp_path / "feed.xml").getroot()
+    assert root.tag == f"{A}feed"
+    for tag in ("id", "title", "updated", "author"):
+        assert root.find(f"{A}{tag}") is not None, tag
+    [entry] = root.findall(f"{A}entry")
+    for tag in ("id", "title", "updated", "published", "content"):
+        assert entry.find(f"{A}{tag}") is not None, tag
+    assert entry.findtext(f"{A}content") == "Road closed 🚧 <Main & 1st>"
+    assert list(tmp_path.iterdir()) == [tmp_path / "feed.xml"]  # no temp file left behind
+
+
+def test_publish_is_idempotent_by_key(tmp_path: Path) -> None:
+    """Publishing the same key twice returns the first entry and adds nothing."""
+    connector = feed(tmp_path)
+    first = connector.publish(OutgoingPost(key="notice-7", text="Parade at noon"))
+    again = connector.publish(OutgoingPost(key="notice-7", text="Parade at noon"))
+    assert first.remote_id == again.remote_id
+    assert len(connector.list_posts().items) == 1
+    found = connector.find_published(OutgoingPost(key="notice-7", text="x"), datetime.now(UTC))
+    assert found is not None and found.remote_id == first.remote_id
+    assert (
+        connector.find_published(OutgoingPost(key="notice-8", text="x"), datetime.now(UTC)) is None
+    )
+
+
+def test_newest_first_since_id_and_cap(tmp_path: Path) -> None:
+    """Entries are newest first, since_id stops at the known one, and the cap drops the oldest."""
+    connector = feed(tmp_path, max_entries=3)
+    for i in range(5):
+        connector.publish(OutgoingPost(key=f"n{i}", text=f"Notice {i}"))
+    ids = [p.remote_id for p in connector.list_posts().items]
+    assert ids == [connector.entry_id(f"n{i}") for i in (4, 3, 2)]
+    newer = connector.list_posts(since_id=connector.entry_id("n3")).items
+    assert [p.remote_id for p in newer] == [connector.entry_id("n4")]
+
+
+def test_corrupt_feed_file_is_reported_not_overwritten(tmp_path: Path) -> None:
+    """A feed file that is not XML is kept as it is and reported with its raw bytes."""
+    (tmp_path / "feed.xml").write_bytes(b"<feed><oops")
+    with pytest.raises(MalformedResponse) as caught:
+        feed(tmp_path).publish(OutgoingPost(key="k", text="t"))
+    assert caught.value.raw == b"<feed><oops"
+    assert (tmp_path / "feed.xml").read_bytes() == b"<feed><oops"
+
+
+def test_unwritable_location_is_retryable(tmp_path: Path) -> None:
+    """A feed path under a regular file: a retryable error naming the path."""
+    (tmp_path / "file").write_text("x")
+    connector = FeedConnector("feed", tmp_path / "file" / "feed.xml", "t", "")
+    with pytest.raises(Retryable, match="cannot write"):
+        connector.publish(OutgoingPost(key="k", text="t"))
