@@ -67,8 +67,11 @@ def bench_latency(root: Path, notices: int) -> None:
     with running(app):
         for i in range(notices):
             notice = create_notice(
-                app.engine, app.settings, app.clock,
-                NoticeDraft("road-closure", f"{TEXT} #{i}", ("feed",)), "dispatcher",
+                app.engine,
+                app.settings,
+                app.clock,
+                NoticeDraft("road-closure", f"{TEXT} #{i}", ("feed",)),
+                "dispatcher",
             )
             assert notice.id is not None
             approve_notice(app.engine, app.settings, app.clock, notice.id, "approver")
@@ -100,11 +103,19 @@ def comment(i: int) -> Capture:
         "Waltham St is backed up past the high school and people are turning around in "
         "driveways. Please post an update when it reopens. 🚧"
     )
-    raw = (f'{{"id":"{i}","message":"{text[:120]}","from":{{"id":"u{i % 997}"}},'
-           f'"created_time":"2026-11-25T12:00:00+0000"}}').encode()
+    raw = (
+        f'{{"id":"{i}","message":"{text[:120]}","from":{{"id":"u{i % 997}"}},'
+        f'"created_time":"2026-11-25T12:00:00+0000"}}'
+    ).encode()
     item = RemoteItem(
-        kind="comment", remote_id=f"c{i}", text=text, author=f"visitor{i % 997}",
-        posted_at=datetime(2026, 11, 25, 12, tzinfo=UTC), parent_id="p1", thread_id="p1", raw=raw,
+        kind="comment",
+        remote_id=f"c{i}",
+        text=text,
+        author=f"visitor{i % 997}",
+        posted_at=datetime(2026, 11, 25, 12, tzinfo=UTC),
+        parent_id="p1",
+        thread_id="p1",
+        raw=raw,
     )
     return Capture("feed", "feed", item)
 
@@ -141,8 +152,10 @@ def bench_archive(root: Path, records: int, batch: int) -> None:
         syncfs(floor_dir)
     floor = time.perf_counter() - start
     rate, floor_rate = records / elapsed, records / floor
-    print(f"archive throughput, {records} comment records in batches of {batch} "
-          f"(snapshot ~{statistics.mean(sizes):.0f} B + raw ~{len(captures[0].item.raw)} B):")
+    print(
+        f"archive throughput, {records} comment records in batches of {batch} "
+        f"(snapshot ~{statistics.mean(sizes):.0f} B + raw ~{len(captures[0].item.raw)} B):"
+    )
     print(f"  Bulletin (local WORM store + SQLite index + ledger): {rate:9.0f} records/s")
     print(f"  floor (hash + plain file + one syncfs per batch):     {floor_rate:9.0f} records/s")
     print(f"  ratio: {rate / floor_rate:5.2f} of the floor")
