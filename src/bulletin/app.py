@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -29,6 +30,7 @@ class App:
     _store: WormStore | None = None
     _local: threading.local = field(default_factory=threading.local)
     generation: int = 0  # bumped on reload; per-thread connector caches follow it
+    connector_options: dict[str, Any] = field(default_factory=dict)  # retry=, timeout=
 
     @property
     def engine(self) -> Engine:
@@ -62,7 +64,9 @@ class App:
             self._local.generation = self.generation
         cache: dict[str, Connector] = self._local.__dict__.setdefault("connectors", {})
         if account not in cache:
-            cache[account] = build_connector(account, self.settings, self.environ)
+            cache[account] = build_connector(
+                account, self.settings, self.environ, **self.connector_options
+            )
         return cache[account]
 
     def drop_connectors(self) -> None:

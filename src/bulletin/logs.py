@@ -34,3 +34,5 @@ def configure(level: str = "info", fmt: str = "text") -> None:
         format="%(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # facebook-sdk puts the Page token in URLs and urllib3 logs URLs at DEBUG: never below INFO.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from typing import Any
 
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import Connector
@@ -18,8 +19,11 @@ IMPLEMENTATIONS: dict[str, str] = {
 }
 
 
-def build_connector(name: str, settings: Settings, environ: Mapping[str, str]) -> Connector:
-    """The connector for account ``name``.
+def build_connector(
+    name: str, settings: Settings, environ: Mapping[str, str], **options: Any
+) -> Connector:
+    """The connector for account ``name``; ``options`` (``retry``, ``timeout``) go to the
+    network connectors' constructors.
 
     :raises NotFound: no such account in the configuration.
     :raises ConfigError: the platform has no implementation.
@@ -38,5 +42,7 @@ def build_connector(name: str, settings: Settings, environ: Mapping[str, str]) -
         from bulletin.connectors.sandbox import SANDBOX_ENV
 
         environ = {**SANDBOX_ENV, **environ}
-    connector: Connector = cls.from_settings(name, settings, environ)
+    if account.platform == "feed":
+        options = {}
+    connector: Connector = cls.from_settings(name, settings, environ, **options)
     return connector

@@ -121,43 +121,69 @@ class DeliveryWorker:
     # -- carrying out ------------------------------------------------------------------
 
     def run(self, claim: Claim) -> Outcome:
-        """Carry out one claimed delivery; never raises for platform or input trouble."""
+        """Carry out one claimed delivery; never raises for platform or input trouble.
+
+        A delivery whose earlier attempt may have reached the platform is looked for there
+        first, and stays ``uncertain`` until the platform can be asked: it is never tried
+        again blind.
+        """
         with Session(self.engine, expire_on_commit=False) as session:
             delivery = session.get(Delivery, claim.delivery_id)
             assert delivery is not None
             notice = session.get(Notice, delivery.notice_id)
             assert notice is not None
         now = self.clock.now()
-        if notice.state == "cancelled" or notice.state not in ("approved", "partially-published"):
+        if notice.state not in ("approved", "partially-published") and not claim.reconcile:
             return self._finish(delivery, "cancelled", f"notice is {notice.state}")
+        try:
+            connector = self.connector_for(delivery.account)
+        except BulletinError as e:
+            return self._finish(delivery, "failed", str(e))
+        post = outgoing_post(notice, delivery)
+        if claim.reconcile:
+            since = (delivery.attempt_started_at or notice.approved_at or now) - timedelta(
+                seconds=5
+            )
+            try:
+                found = connector.find_published(post, since)
+            except Exception as e:
+                reason = str(e) if isinstance(e, BulletinError) else type(e).__name__
+                return self._defer(
+                    delivery,
+                    notice,
+                    None,
+                    f"outcome unknown, platform not reachable: {reason}",
+                    state="uncertain",
+                )
+            if found is not None:
+                log.info("reconciled", delivery=delivery.id, remote_id=found.remote_id)
+                return self._published(delivery, notice, connector, found, reconciled=True)
+            if notice.state not in ("approved", "partially-published"):
+                return self._finish(delivery, "cancelled", f"notice is {notice.state}")
+            self._restart_attempt(delivery)
         if notice.expires_at is not None and now >= notice.expires_at:
             return self._finish(delivery, "failed", "the notice expired before it was published")
         try:
-            connector = self.connector_for(delivery.account)
-            post = outgoing_post(notice, delivery)
-            if claim.reconcile:
-                since = (delivery.attempt_started_at or notice.approved_at or now) - timedelta(
-                    seconds=5
-                )
-                found = connector.find_published(post, since)
-                if found is not None:
-                    log.info("reconciled", delivery=delivery.id, remote_id=found.remote_id)
-                    return self._published(delivery, notice, connector, found, reconciled=True)
-                self._restart_attempt(delivery)
             result = connector.publish(post)
         except RateLimited as e:
             return self._defer(delivery, notice, e.retry_after, f"rate limited: {e}")
         except Ambiguous as e:
-            return self._finish(
-                delivery, "uncertain", f"outcome unknown: {e}", due=now + timedelta(seconds=2)
+            return self._defer(
+                delivery,
+                notice,
+                now + timedelta(seconds=2),
+                f"outcome unknown: {e}",
+                state="uncertain",
             )
         except (Rejected, AuthError) as e:
             return self._finish(delivery, "failed", str(e))
-        except BulletinError as e:
+        except BulletinError as e:  # the connector promises nothing reached the platform
             return self._defer(delivery, notice, None, str(e))
-        except Exception as e:  # a bug or an unexpected library error must not kill the daemon
+        except Exception as e:  # a bug or library error: it may have been sent, so check first
             log.exception("delivery error", delivery=delivery.id)
-            return self._defer(delivery, notice, None, f"unexpected error: {type(e).__name__}")
+            return self._defer(
+                delivery, notice, None, f"unexpected error: {type(e).__name__}", state="uncertain"
+            )
         return self._published(delivery, notice, connector, result, reconciled=False)
 
     def _restart_attempt(self, delivery: Delivery) -> None:
@@ -260,8 +286,15 @@ class DeliveryWorker:
             session.add(row)
 
     def _defer(
-        self, delivery: Delivery, notice: Notice, until: datetime | None, reason: str
+        self,
+        delivery: Delivery,
+        notice: Notice,
+        until: datetime | None,
+        reason: str,
+        state: str = "pending",
     ) -> Outcome:
+        """Try again later (``pending``) or check again later (``uncertain``), unless the
+        notice's time is up: then fail with the reason."""
         now = self.clock.now()
         if until is None:
             backoff = min(300.0, 2.0 ** min(delivery.attempts, 8)) * (0.5 + random.random())
@@ -272,7 +305,7 @@ class DeliveryWorker:
             give_up = min(give_up, routine_end) if give_up else routine_end
         if give_up is not None and until >= give_up:
             return self._finish(delivery, "failed", f"gave up: {reason}")
-        return self._finish(delivery, "pending", reason, due=until)
+        return self._finish(delivery, state, reason, due=until)
 
     def _finish(
         self, delivery: Delivery, state: str, reason: str, due: datetime | None = None
@@ -310,7 +343,8 @@ class DeliveryWorker:
             reason=reason,
             due=due.isoformat() if due else None,
         )
-        return Outcome(delivery.id or 0, state, reason, due if state == "pending" else None)
+        deferred = due if state in ("pending", "uncertain") else None
+        return Outcome(delivery.id or 0, state, reason, deferred)
 
 
 def outgoing_post(notice: Notice, delivery: Delivery) -> OutgoingPost:
