@@ -164,6 +164,43 @@ def account_list(ctx: Context, as_json: bool) -> None:
     )
 
 
+@account.command("check")
+@click.argument("name")
+@json_option
+@pass_context
+def account_check(ctx: Context, name: str, as_json: bool) -> None:
+    """Try an account's credentials and permissions; say what works and what is missing."""
+    connector = ctx.app.connector(name)
+    lines = connector.check()
+    limits = connector.limits()
+    ok = all(line.ok for line in lines)
+    emit(
+        as_json,
+        {
+            "account": name,
+            "ok": ok,
+            "checks": [line.__dict__ for line in lines],
+            "limits": limits.__dict__,
+        },
+        [
+            f"{'ok ' if line.ok else 'NO '} {line.what}"
+            + (f": {line.detail}" if line.detail else "")
+            for line in lines
+        ]
+        + [
+            f"limits: {limits.max_length} characters"
+            + (" (weighted as X counts)" if limits.counts_weighted else "")
+            + (
+                f", replies visible {limits.lookback_days} days back"
+                if limits.lookback_days
+                else ""
+            )
+        ],
+    )
+    if not ok:
+        raise SystemExit(1)
+
+
 @click.command()
 @click.option("--object", "object_ref", help="Only events of TYPE:ID, e.g. notice:12.")
 @click.option("--action", help="Only this action (approved, published, captured...).")
