@@ -59,6 +59,21 @@ def add_and_approve(inst: Instance, text: str) -> int:
     return notice_id
 
 
+def add_and_approve_fast(inst: Instance, text: str) -> int:
+    """The same as the CLI does (commit, then poke the daemon), without starting a process."""
+    from bulletin.clock import SystemClock
+    from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+    from bulletin.waker import poke
+
+    clock = SystemClock()
+    notice = create_notice(
+        inst.app.engine, inst.settings, clock, NoticeDraft("traffic", text, ("feed",)), "d"
+    )
+    approve_notice(inst.app.engine, inst.settings, clock, notice.id or 0, "approver")
+    poke(inst.settings.data_dir)
+    return notice.id or 0
+
+
 def feed_entry_ids(inst: Instance) -> list[str]:
     path = inst.settings.feed_path("feed")
     if not path.exists():
@@ -69,13 +84,15 @@ def feed_entry_ids(inst: Instance) -> list[str]:
     ]
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float = 20.0, explain: Callable[[], str] = str
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(f"condition not met in time: {explain()}")
 
 
 def test_approval_wakes_the_daemon_and_sigterm_exits_0(
@@ -170,24 +187,40 @@ def test_kill_9_while_publishing_never_doubles_or_loses(
     cli(inst, "init")
     rng = random.Random(7)
     approved: list[int] = []
-    for round_ in range(4):
+    for round_ in range(6):
         daemon = daemon_process(inst.env(), inst.config.parent).start()
-        for i in range(5):
-            approved.append(add_and_approve(inst, f"Detour on Route 2, update {round_}.{i}."))
-        time.sleep(rng.uniform(0.0, 0.4))
+        for i in range(8):
+            approved.append(add_and_approve_fast(inst, f"Detour on Route 2, update {round_}.{i}."))
+            time.sleep(rng.uniform(0.0, 0.05))
+        time.sleep(rng.uniform(0.0, 0.2))
         daemon.kill()
     daemon = daemon_process(inst.env(), inst.config.parent).start()
     expected = {f"urn:bulletin:feed:notice-{n}" for n in approved}
-    wait_until(lambda: expected <= set(feed_entry_ids(inst)), 30)
+    wait_until(
+        lambda: expected <= set(feed_entry_ids(inst)),
+        30,
+        lambda: f"missing {expected - set(feed_entry_ids(inst))}\n{daemon.log.read_text()[-3000:]}",
+    )
 
     def archived_once() -> bool:
         with Session(inst.app.engine) as session:
             records = session.exec(select(Record).where(Record.kind == "post")).all()
             deliveries = session.exec(select(Delivery)).all()
-        per_notice = sorted(r.notice_id or 0 for r in records)
-        return per_notice == sorted(approved) and all(d.state == "published" for d in deliveries)
+        remote_ids = sorted(r.remote_id for r in records)
+        published = sorted(d.remote_id or "" for d in deliveries)
+        return (
+            remote_ids == published
+            and len(deliveries) == len(approved)
+            and all(d.state == "published" and d.archived_record_id for d in deliveries)
+        )
 
-    wait_until(archived_once, 20)
+    def explain() -> str:
+        with Session(inst.app.engine) as session:
+            records = session.exec(select(Record).where(Record.kind == "post")).all()
+            states = [(d.notice_id, d.state, d.last_error) for d in session.exec(select(Delivery))]
+        return f"records {sorted(r.remote_id for r in records)}; deliveries {states}"
+
+    wait_until(archived_once, 20, explain)
     ids = feed_entry_ids(inst)
     assert len(ids) == len(set(ids)) == len(approved)
     daemon.signal(signal.SIGTERM)

@@ -273,7 +273,12 @@ class Daemon:
     # -- recovery ------------------------------------------------------------------------
 
     def recover(self) -> None:
-        """Finish what a crash interrupted: ledger mirror, archiving of published posts."""
+        """Finish what a crash interrupted: claims of a dead daemon (SQLite), the ledger
+        mirror, archiving of published posts."""
+        if self._lock_file is not None:
+            orphans = self.worker.expire_foreign_leases()
+            if orphans:
+                log.warning("reclaiming deliveries a stopped daemon left in flight", count=orphans)
         with Session(self.app.engine) as session:
             written = ledger.repair_mirror(session, self.app.store)
             if written:

@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import structlog
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bulletin.archiver.archive import Archiver, Capture
 from bulletin.clock import Clock
 from bulletin.connectors.base import Connector, RemoteItem
 from bulletin.db import session_scope
-from bulletin.models import Account
+from bulletin.models import Account, Delivery, Notice
 
 log = structlog.get_logger("bulletin.capture")
 
@@ -25,6 +25,22 @@ class SweepResult:
     account: str
     seen: int
     archived: int
+
+
+def _published_by_us(
+    archiver: Archiver, account: str, remote_ids: list[str]
+) -> dict[str, tuple[int, str]]:
+    """remote id -> (notice id, priority) for the posts Bulletin itself published."""
+    if not remote_ids:
+        return {}
+    with Session(archiver.engine) as session:
+        rows = session.exec(
+            select(Delivery.remote_id, Notice.id, Notice.priority)
+            .join(Notice, col(Notice.id) == col(Delivery.notice_id))
+            .where(col(Delivery.account) == account)
+            .where(col(Delivery.remote_id).in_(remote_ids))
+        ).all()
+    return {rid: (nid, prio) for rid, nid, prio in rows if rid and nid is not None}
 
 
 def sweep(
@@ -49,8 +65,12 @@ def sweep(
                 items.extend(connector.iter_comments(post.remote_id))
         for start in range(0, len(items), batch):
             chunk = items[start : start + batch]
+            ours = _published_by_us(archiver, account_name, [i.remote_id for i in chunk])
             _, created = archiver.archive_batch(
-                [Capture(account_name, platform, item, training) for item in chunk]
+                [
+                    Capture(account_name, platform, item, training, *ours.get(item.remote_id, ()))
+                    for item in chunk
+                ]
             )
             seen += len(chunk)
             archived += created

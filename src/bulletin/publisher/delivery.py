@@ -110,6 +110,24 @@ class DeliveryWorker:
                 claims.append(Claim(delivery.id, reconcile))
         return claims
 
+    def expire_foreign_leases(self) -> int:
+        """Make every other owner's claim reclaimable now (with a check on the platform first).
+
+        Only for a daemon that knows it is alone (SQLite, under the instance lock): claims it
+        finds are left by a process that died.
+        """
+        now = self.clock.now()
+        with session_scope(self.engine) as session:
+            rows = session.exec(
+                select(Delivery)
+                .where(col(Delivery.state) == "in-flight")
+                .where(col(Delivery.lease_owner) != self.owner)
+            ).all()
+            for row in rows:
+                row.lease_expires_at = now - timedelta(seconds=1)
+                session.add(row)
+        return len(rows)
+
     def next_due(self) -> datetime | None:
         """When the earliest waiting delivery becomes due (for ``--once`` reporting)."""
         with Session(self.engine) as session:
