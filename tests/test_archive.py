@@ -141,3 +141,80 @@ def test_missing_mirror_is_reported_then_repaired(instance: Instance) -> None:
     with Session(instance.app.engine) as session:
         assert ledger.repair_mirror(session, store) == 2
     assert verify(instance.app.engine, store).ok
+
+
+def test_rebuild_index_from_the_store_alone(
+    instance: Instance, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A lost database: a fresh one rebuilt from the store holds the same records and ledger,
+    and verifies."""
+    from bulletin.archiver.rebuild import rebuild_index
+    from bulletin.db import make_engine, migrate
+
+    archive_some(instance, 4)
+    instance.app.archiver.archive([comment(1, "edited words")])  # a second version
+    with Session(instance.app.engine) as session:
+        before = [r.model_dump() for r in session.exec(select(Record).order_by(Record.id))]
+    if instance.app.engine.dialect.name == "sqlite":
+        fresh = make_engine(f"sqlite:///{tmp_path_factory.mktemp('lost') / 'new.db'}")
+    else:
+        fresh = instance.app.engine  # same schema, index emptied by --replace
+    migrate(fresh)
+    report = rebuild_index(fresh, instance.app.store, instance.clock.now(), replace=True)
+    assert (report.entries, report.records, report.problems) == (5, 5, [])
+    with Session(fresh) as session:
+        after = [r.model_dump() for r in session.exec(select(Record).order_by(Record.id))]
+    assert after == before
+    assert verify(fresh, instance.app.store).ok
+
+
+def test_rebuild_refuses_to_overwrite_an_index(instance: Instance) -> None:
+    """Without --replace, an existing index is left alone."""
+    from bulletin.archiver.rebuild import rebuild_index
+    from bulletin.errors import Refused
+
+    archive_some(instance, 2)
+    with pytest.raises(Refused, match="--replace"):
+        rebuild_index(instance.app.engine, instance.app.store, instance.clock.now())
+
+
+def test_reordered_entries_are_named(instance: Instance) -> None:
+    """Swapping two ledger entries' places in the database breaks both links."""
+    archive_some(instance)
+    with instance.app.engine.begin() as conn:
+        rows = {
+            r.seq: r
+            for r in conn.execute(sa.text("SELECT seq, record_id, object_sha256 FROM ledger"))
+        }
+        for seq, other in ((2, 3), (3, 2)):
+            conn.execute(
+                sa.text("UPDATE ledger SET record_id = :r, object_sha256 = :o WHERE seq = :s"),
+                {"r": rows[other].record_id, "o": rows[other].object_sha256, "s": seq},
+            )
+    kinds = {(p.kind, p.subject) for p in verify(instance.app.engine, instance.app.store).problems}
+    assert {("entry-altered", "ledger 2"), ("entry-altered", "ledger 3")} <= kinds
+    assert {("mirror-differs", "ledger 2"), ("mirror-differs", "ledger 3")} <= kinds
+
+
+def test_entry_inserted_out_of_order_is_named(instance: Instance) -> None:
+    """An entry slipped in after the head with a forged link is caught: it does not chain and
+    the store has no copy of it."""
+    archive_some(instance, 3)
+    with Session(instance.app.engine) as session:
+        third = session.get(LedgerEntry, 3)
+        assert third is not None
+        forged = ledger.build(
+            kind="record",
+            at=instance.clock.now(),
+            record_id=2,
+            object_sha256=third.object_sha256,
+            previous=session.get(LedgerEntry, 1),
+        )
+    with instance.app.engine.begin() as conn:
+        conn.execute(
+            sa.insert(LedgerEntry),
+            [{**forged.model_dump(), "seq": 4}],
+        )
+    kinds = {(p.kind, p.subject) for p in verify(instance.app.engine, instance.app.store).problems}
+    assert ("chain-broken", "ledger 4") in kinds
+    assert ("mirror-missing", "ledger 4") in kinds

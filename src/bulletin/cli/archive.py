@@ -128,6 +128,26 @@ def archive_verify(ctx: Context, as_json: bool) -> None:
         raise SystemExit(1)
 
 
+@archive.command("rebuild-index")
+@click.option("--replace", is_flag=True, help="Drop the current index rows and rebuild them.")
+@json_option
+@pass_context
+def archive_rebuild_index(ctx: Context, replace: bool, as_json: bool) -> None:
+    """Rebuild the database's archive index from the WORM store and its ledger alone."""
+    from bulletin.archiver.rebuild import rebuild_index
+
+    app = ctx.app
+    report = rebuild_index(app.checked_engine(), app.store, app.clock.now(), replace=replace)
+    emit(
+        as_json,
+        {"entries": report.entries, "records": report.records, "problems": report.problems},
+        [f"problem: {p}" for p in report.problems]
+        + [f"rebuilt {report.records} records and {report.entries} ledger entries from the store"],
+    )
+    if report.problems:
+        raise SystemExit(1)
+
+
 def _record_json(r: Record) -> dict[str, Any]:
     return r.model_dump()
 

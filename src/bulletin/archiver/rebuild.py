@@ -1,0 +1,184 @@
+"""Rebuild the database's archive index from the WORM store alone.
+
+The store is the record of truth: its ledger segments give every entry in order, and each
+record entry names a snapshot object that holds everything the index row needs. Retention and
+hold come from the store's own metadata. A lost or damaged database never means a lost archive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from bulletin import audit
+from bulletin.archiver import ledger
+from bulletin.archiver.store.base import WormStore, object_key
+from bulletin.db import session_scope
+from bulletin.errors import IntegrityError, NotFound, Refused
+from bulletin.identity import SYSTEM_ACTOR
+from bulletin.models import Account, LedgerEntry, Record
+
+
+@dataclass
+class RebuildReport:
+    entries: int = 0
+    records: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def rebuild_index(
+    engine: Engine,
+    store: WormStore,
+    now: datetime,
+    replace: bool = False,
+    batch: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> RebuildReport:
+    """Recreate the ``records`` and ``ledger`` rows from the store.
+
+    :raises Refused: the index is not empty and ``replace`` is False.
+    :raises IntegrityError: the store's ledger does not chain; nothing is written past it.
+    """
+    with session_scope(engine) as session:
+        present = session.exec(select(sa.func.count()).select_from(LedgerEntry)).one()
+        if present and not replace:
+            raise Refused(
+                f"the archive index already holds {present} ledger entries; "
+                "use --replace to rebuild it from the store"
+            )
+        session.execute(sa.delete(Record))
+        session.execute(sa.delete(LedgerEntry))
+    report = RebuildReport()
+    versions: dict[tuple[str, str, str], int] = {}
+    entries: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    prev_hash = ledger.GENESIS
+    expected = 1
+    for key in store.keys(ledger.SEGMENT_PREFIX):
+        if ledger.segment_range(key) is None:
+            continue
+        for line in store.get(key, verify=False).splitlines():
+            if not line.strip():
+                continue
+            entry = LedgerEntry.model_validate(json.loads(line))
+            if entry.seq != expected or entry.prev_hash != prev_hash:
+                raise IntegrityError(
+                    f"ledger {entry.seq} in {key} does not follow entry {expected - 1}"
+                )
+            if ledger.compute_hash(entry) != entry.entry_hash:
+                raise IntegrityError(f"ledger {entry.seq} in {key} does not match its hash")
+            entries.append(entry.model_dump())
+            if entry.kind == "record" and entry.record_id is not None and entry.object_sha256:
+                row = _record_row(store, entry, versions, report)
+                if row is not None:
+                    records.append(row)
+            prev_hash, expected = entry.entry_hash, entry.seq + 1
+            if len(entries) >= batch:
+                _flush(engine, entries, records, report, progress)
+    _flush(engine, entries, records, report, progress)
+    with session_scope(engine) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                sa.text(
+                    "SELECT setval(pg_get_serial_sequence('records', 'id'), "
+                    "COALESCE((SELECT max(id) FROM records), 1))"
+                )
+            )
+        _ensure_accounts(session)
+        audit.record_event(
+            session,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            action="index-rebuilt",
+            object_type="archive",
+            object_id="index",
+            entries=report.entries,
+            records=report.records,
+            problems=len(report.problems),
+        )
+    return report
+
+
+def _record_row(
+    store: WormStore,
+    entry: LedgerEntry,
+    versions: dict[tuple[str, str, str], int],
+    report: RebuildReport,
+) -> dict[str, Any] | None:
+    assert entry.object_sha256 is not None
+    key = object_key(entry.object_sha256)
+    try:
+        data = store.get(key, verify=True)
+    except (NotFound, IntegrityError) as e:
+        report.problems.append(f"record {entry.record_id}: {e}")
+        return None
+    snapshot = json.loads(data)
+    item = snapshot["item"]
+    info = store.head(key)
+    ident = (snapshot["account"], item["kind"], item["remote_id"])
+    versions[ident] = versions.get(ident, 0) + 1
+    posted = item.get("posted_at")
+    return {
+        "id": entry.record_id,
+        "account": snapshot["account"],
+        "platform": snapshot["platform"],
+        "kind": item["kind"],
+        "remote_id": item["remote_id"],
+        "parent_id": item.get("parent_id"),
+        "thread_id": item.get("thread_id"),
+        "version": versions[ident],
+        "state": item.get("state", "visible"),
+        "author": item.get("author"),
+        "text": item.get("text", ""),
+        "url": item.get("url"),
+        "posted_at": datetime.fromisoformat(posted) if posted else None,
+        "captured_at": datetime.fromisoformat(snapshot["captured_at"]),
+        "series": snapshot["series"],
+        "retain_until": info.retain_until if info else None,
+        "legal_hold": info.legal_hold if info else False,
+        "training": bool(snapshot.get("training")),
+        "content_sha256": snapshot["content_sha256"],
+        "object_sha256": entry.object_sha256,
+        "raw_sha256": snapshot.get("raw_sha256"),
+        "size": len(data),
+        "notice_id": snapshot.get("notice_id"),
+        "ledger_seq": entry.seq,
+    }
+
+
+def _flush(
+    engine: Engine,
+    entries: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    report: RebuildReport,
+    progress: Callable[[int], None] | None,
+) -> None:
+    if not entries:
+        return
+    with session_scope(engine) as session:
+        session.execute(sa.insert(LedgerEntry), entries)
+        if records:
+            session.execute(sa.insert(Record), records)
+    report.entries += len(entries)
+    report.records += len(records)
+    entries.clear()
+    records.clear()
+    if progress:
+        progress(report.entries)
+
+
+def _ensure_accounts(session: Session) -> None:
+    """Index rows name accounts; make sure each exists (configuration fills in the rest)."""
+    known = set(session.exec(select(Account.name)).all())
+    for name, platform in session.exec(
+        select(col(Record.account), col(Record.platform)).distinct()
+    ).all():
+        if name not in known:
+            session.add(Account(name=name, platform=platform))
