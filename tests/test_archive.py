@@ -224,3 +224,29 @@ def test_entry_inserted_out_of_order_is_named(instance: Instance) -> None:
         conn.execute(sa.insert(LedgerEntry), [forged.model_dump()])
     kinds = {(p.kind, p.subject) for p in verify(instance.app.engine, instance.app.store).problems}
     assert kinds == {("mirror-missing", "ledger 4")}
+
+
+def test_checkpoint_catches_a_rewritten_history(instance: Instance) -> None:
+    """After a checkpoint, rewriting the chain consistently in the database (every hash
+    recomputed) is still caught: the checkpoint's head no longer matches."""
+    archive_some(instance, 3)
+    with Session(instance.app.engine) as session:
+        assert ledger.write_checkpoint(session, instance.app.store, instance.clock.now())
+    assert verify(instance.app.engine, instance.app.store).ok
+    with Session(instance.app.engine) as session:
+        entries = session.exec(select(LedgerEntry).order_by(LedgerEntry.seq)).all()
+        rewritten, previous = [], None
+        for e in entries:
+            previous = ledger.build(
+                kind=e.kind,
+                at=e.recorded_at + timedelta(seconds=1),
+                record_id=e.record_id,
+                object_sha256=e.object_sha256,
+                previous=previous,
+            )
+            rewritten.append(previous.model_dump())
+    with instance.app.engine.begin() as conn:
+        conn.execute(sa.delete(LedgerEntry))
+        conn.execute(sa.insert(LedgerEntry), rewritten)
+    kinds = {p.kind for p in verify(instance.app.engine, instance.app.store).problems}
+    assert "checkpoint-contradicted" in kinds

@@ -76,6 +76,7 @@ class Daemon:
         self._waker: Waker | None = None
         self._lock_file: IO[str] | None = None
         self._sandbox: SandboxChild | None = None
+        self._checkpointed = 0
         self._heartbeat = time.monotonic()
         self.worker = self._new_worker()
 
@@ -231,6 +232,15 @@ class Daemon:
             max_instances=1,
             coalesce=True,
         )
+        scheduler.add_job(
+            self._guarded("ledger checkpoint", self.checkpoint),
+            "interval",
+            hours=1,
+            id="checkpoint",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=now + timedelta(minutes=1),
+        )
         if self.notifier.watchdog_seconds:
             scheduler.add_job(
                 self._watchdog,
@@ -261,6 +271,17 @@ class Daemon:
     def capture(self, account: str) -> int:
         result = sweep(self.app.archiver, self.app.connector(account), account, self.app.clock)
         return result.archived
+
+    def checkpoint(self) -> str | None:
+        """Write the ledger's head to the store, when it moved since the last checkpoint."""
+        with Session(self.app.engine) as session:
+            last = ledger.head(session)
+            if last is None or last.seq == self._checkpointed:
+                return None
+            key = ledger.write_checkpoint(session, self.app.store, self.app.clock.now())
+            self._checkpointed = last.seq
+        log.info("ledger checkpoint", key=key)
+        return key
 
     def nightly(self) -> None:
         report = verify(self.app.engine, self.app.store)

@@ -169,3 +169,25 @@ def repair_mirror(session: Session, store: WormStore, batch: int = 1000) -> int:
 def parse_mirror(data: bytes) -> dict[str, Any]:
     value: dict[str, Any] = json.loads(data)
     return value
+
+
+CHECKPOINT_PREFIX = "checkpoints/"
+
+
+def write_checkpoint(session: Session, store: WormStore, now: datetime) -> str | None:
+    """Record the ledger's head (sequence, hash, count, time) as its own store object.
+
+    A later rewrite of history, or a truncation, contradicts a checkpoint that ``verify``
+    reads back. Returns the key, or None when the ledger is empty.
+    """
+    last = head(session)
+    if last is None:
+        return None
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    key = f"{CHECKPOINT_PREFIX}{stamp}-{last.seq:012d}.json"
+    body = canonical_plain(
+        {"head_seq": last.seq, "head_hash": last.entry_hash, "at": now.isoformat()}
+    )
+    store.put(key, body, retain_until=now + PERMANENT, legal_hold=True)
+    store.flush()
+    return key

@@ -55,7 +55,28 @@ def verify(
         _check_chain(session, store, report, batch, progress)
         _check_records(session, store, report, batch)
         _check_orphans(session, store, report)
+        _check_checkpoints(session, store, report)
     return report
+
+
+def _check_checkpoints(session: Session, store: WormStore, report: Report) -> None:
+    """Every checkpoint's head must still be in the chain with the same hash."""
+    for key in store.keys(ledger.CHECKPOINT_PREFIX):
+        try:
+            point = json.loads(store.get(key, verify=False))
+            seq, expected = int(point["head_seq"]), str(point["head_hash"])
+        except (ValueError, KeyError, TypeError, NotFound, StoreUnavailable) as e:
+            report.problems.append(Problem("checkpoint-unreadable", key, str(e)))
+            continue
+        entry = session.get(LedgerEntry, seq)
+        if entry is None:
+            report.problems.append(
+                Problem("checkpoint-contradicted", key, f"ledger {seq} is gone (truncated?)")
+            )
+        elif entry.entry_hash != expected:
+            report.problems.append(
+                Problem("checkpoint-contradicted", key, f"ledger {seq} has another hash now")
+            )
 
 
 def _entries(session: Session, batch: int) -> Iterator[LedgerEntry]:
