@@ -6,4 +6,5 @@ from __future__ import annotations
 
 pytest_plugins = [
     "tests.plugins.environment",
+    "tests.plugins.seaweedfs",
 ]
