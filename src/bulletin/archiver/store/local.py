@@ -33,6 +33,7 @@ import errno
 import json
 import os
 import secrets
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,15 +74,49 @@ def _parse_iso(text: str) -> datetime:
     return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
-def _load_syncfs() -> Any:
+def _libc(name: str) -> Any:
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.syncfs
+        return getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
 
 
-_SYNCFS = _load_syncfs()
+_SYNCFS = _libc("syncfs")
+_RENAMEAT2 = _libc("renameat2")
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def _rename_no_replace(source: str, target: str) -> bool:
+    """Move ``source`` to ``target`` unless ``target`` exists (then False, nothing moved)."""
+    if _RENAMEAT2 is not None:
+        done = _RENAMEAT2(
+            _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
+        )
+        if done == 0:
+            return True
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            return False
+        if err not in {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP}:
+            raise OSError(err, os.strerror(err), target)
+    try:  # a file system without RENAME_NOREPLACE: link never replaces either
+        os.link(source, target)
+    except FileExistsError:
+        return False
+    os.unlink(source)
+    return True
+
+
+def _write_new(path: str, data: bytes) -> None:
+    """Create ``path`` (read-only, failing if it exists) holding ``data``."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -124,7 +159,7 @@ class _Staged:
     """A put not yet flushed: its bytes are in ``temp``; its sidecar is in memory."""
 
     path: Path
-    temp: Path
+    temp: str
     meta: _Meta
 
 
@@ -140,6 +175,7 @@ class LocalStore(WormStore):
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._staging = self.root / STAGING
+        self._staging_dir = str(self._staging)
         self._token = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._counter = 0
         self._staged: dict[str, _Staged] = {}
@@ -150,8 +186,8 @@ class LocalStore(WormStore):
         try:
             self._staging.mkdir(parents=True, exist_ok=True)
             probe = self._new_temp("probe")
-            os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444))
-            probe.unlink()
+            _write_new(probe, b"")
+            os.unlink(probe)
         except OSError as e:
             raise self._unavailable("cannot be opened for writing", e) from e
         self.remove_stale_staging()
@@ -180,9 +216,9 @@ class LocalStore(WormStore):
     def _meta_path(path: Path) -> Path:
         return path.with_name(path.name + META_SUFFIX)
 
-    def _new_temp(self, kind: str) -> Path:
+    def _new_temp(self, kind: str) -> str:
         self._counter += 1
-        return self._staging / f"{self._token}-{self._counter}.{kind}"
+        return f"{self._staging_dir}/{self._token}-{self._counter}.{kind}"
 
     def _unavailable(self, what: str, e: OSError) -> StoreUnavailable:
         code = errno.errorcode.get(e.errno or 0, "error")
@@ -216,16 +252,10 @@ class LocalStore(WormStore):
             temp = self._new_temp("obj")
             try:
                 self._ensure_dir(path.parent, key)
-                fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                finally:
-                    os.close(fd)
+                _write_new(temp, data)
             except OSError as e:
                 with contextlib.suppress(OSError):
-                    temp.unlink()
+                    os.unlink(temp)
                 raise self._unavailable(f"cannot write {key}", e) from e
             self._staged[key] = _Staged(path, temp, meta)
             return PutResult(key, created=True)
@@ -304,7 +334,7 @@ class LocalStore(WormStore):
             staged = self._staged.pop(key, None)
             try:
                 if staged is not None:
-                    staged.temp.unlink()
+                    os.unlink(staged.temp)
                     return
                 path = self.path_of(key)
                 path.unlink()
@@ -382,15 +412,19 @@ class LocalStore(WormStore):
 
     def _exists(self, path: Path, key: str) -> bool:
         try:
-            if path.is_dir():
-                raise ArchiveError(f"key {key} names a folder of other keys")
-            return path.is_file()
+            mode = os.stat(path).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return False
         except OSError as e:  # pragma: no cover - stat on a broken disk
             raise self._unavailable(f"cannot read {key}", e) from e
+        if stat.S_ISDIR(mode):
+            raise ArchiveError(f"key {key} names a folder of other keys")
+        return stat.S_ISREG(mode)
 
-    def _read(self, path: Path, key: str) -> bytes:
+    def _read(self, path: Path | str, key: str) -> bytes:
         try:
-            return path.read_bytes()
+            with open(path, "rb") as file:
+                return file.read()
         except FileNotFoundError as e:
             raise NotFound(f"no object {key} in the archive") from e
         except OSError as e:
@@ -434,9 +468,9 @@ class LocalStore(WormStore):
         """Write the sidecar of ``path`` atomically and durably: temp, fsync, rename, fsync dir."""
         temp = self._new_temp("meta")
         try:
-            fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)
+            _write_new(temp, meta.encode())
+            fd = os.open(temp, os.O_RDONLY)
             try:
-                os.write(fd, meta.encode())
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -444,40 +478,33 @@ class LocalStore(WormStore):
             self._fsync_dir(path.parent)
         except OSError as e:
             with contextlib.suppress(OSError):
-                temp.unlink()
+                os.unlink(temp)
             raise self._unavailable(f"cannot update the retention of {meta.key}", e) from e
 
     def _publish(self, staged: _Staged) -> bool:
-        """Link one staged object into place, sidecar first; False if the key holds other bytes."""
-        meta_path = self._meta_path(staged.path)
-        old = self._read_meta(staged.path)
-        if old is not None:  # an orphan sidecar: keep the longer retention and any hold
-            staged.meta.retain_until = max(old.retain_until, staged.meta.retain_until)
-            staged.meta.legal_hold = old.legal_hold or staged.meta.legal_hold
-        meta_temp = self._new_temp("meta")
-        fd = os.open(meta_temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)
+        """Put one staged object in place, sidecar first; False if the key holds other bytes.
+
+        Runs after the first barrier, so the bytes are durable before their name appears.
+        """
+        path = str(staged.path)
+        meta_path = path + META_SUFFIX
         try:
-            os.write(fd, staged.meta.encode())
-        finally:
-            os.close(fd)
-        if old is None:
-            try:
-                os.link(meta_temp, meta_path)
-            except FileExistsError:
-                os.replace(meta_temp, meta_path)
-        else:
-            os.replace(meta_temp, meta_path)
-        with contextlib.suppress(FileNotFoundError):
-            meta_temp.unlink()
-        same = True
-        try:
-            os.link(staged.temp, staged.path)
-        except FileExistsError:
-            same = staged.path.read_bytes() == staged.temp.read_bytes()
-        staged.temp.unlink()
+            _write_new(meta_path, staged.meta.encode())
+        except FileExistsError:  # an orphan sidecar: keep the longer retention and any hold
+            old = self._read_meta(staged.path)
+            if old is not None:
+                staged.meta.retain_until = max(old.retain_until, staged.meta.retain_until)
+                staged.meta.legal_hold = old.legal_hold or staged.meta.legal_hold
+            temp = self._new_temp("meta")
+            _write_new(temp, staged.meta.encode())
+            os.replace(temp, meta_path)
+        if _rename_no_replace(staged.temp, path):
+            return True
+        same = self._read(path, staged.meta.key) == self._read(staged.temp, staged.meta.key)
+        os.unlink(staged.temp)
         return same
 
-    def _barrier(self, files: list[Path], dirs: set[Path] | None = None) -> None:
+    def _barrier(self, files: list[str], dirs: set[Path] | None = None) -> None:
         """One durability barrier: syncfs on the store's file system, else fsync each path."""
         if _SYNCFS is not None:
             fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
