@@ -200,3 +200,19 @@ def test_delete_after_retention_removes_object_and_sidecar(local: LocalStore) ->
     local.delete("ledger/1", now=UNTIL + timedelta(seconds=1))
     assert not path.exists()
     assert not Path(f"{path}.meta.json").exists()
+
+
+def test_fallbacks_without_syncfs_and_renameat2(
+    local: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without syncfs or renameat2 the store fsyncs each file and links without replacing."""
+    from bulletin.archiver.store import files
+
+    monkeypatch.setattr(files, "_SYNCFS", None)
+    monkeypatch.setattr(files, "_RENAMEAT2", None)
+    digest, _ = local.put_object(b"fallback", retain_until=UNTIL)
+    local.put("ledger/1", b"x", retain_until=UNTIL)
+    local.flush()
+    assert list(local.keys()) == ["ledger/1", object_key(digest)]
+    assert local.get(object_key(digest)) == b"fallback"
+    assert list((local.root / ".staging").iterdir()) == []

@@ -28,7 +28,6 @@ treated as retained indefinitely until a put of the same bytes writes the sideca
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import json
 import os
@@ -40,7 +39,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from heapq import merge
 from pathlib import Path
-from typing import Any
 
 from bulletin.archiver.store.base import (
     OBJECT_PREFIX,
@@ -49,6 +47,14 @@ from bulletin.archiver.store.base import (
     WormStore,
     digest_of_key,
     sha256_hex,
+)
+from bulletin.archiver.store.files import (
+    barrier,
+    fsync_dir,
+    fsync_file,
+    pid_alive,
+    rename_no_replace,
+    write_new,
 )
 from bulletin.clock import utc
 from bulletin.errors import (
@@ -72,51 +78,6 @@ def _iso(when: datetime) -> str:
 
 def _parse_iso(text: str) -> datetime:
     return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
-
-
-def _libc(name: str) -> Any:
-    try:
-        return getattr(ctypes.CDLL(None, use_errno=True), name)
-    except (OSError, AttributeError):
-        return None
-
-
-_SYNCFS = _libc("syncfs")
-_RENAMEAT2 = _libc("renameat2")
-_AT_FDCWD = -100
-_RENAME_NOREPLACE = 1
-
-
-def _rename_no_replace(source: str, target: str) -> bool:
-    """Move ``source`` to ``target`` unless ``target`` exists (then False, nothing moved)."""
-    if _RENAMEAT2 is not None:
-        done = _RENAMEAT2(
-            _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
-        )
-        if done == 0:
-            return True
-        err = ctypes.get_errno()
-        if err == errno.EEXIST:
-            return False
-        if err not in {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP}:
-            raise OSError(err, os.strerror(err), target)
-    try:  # a file system without RENAME_NOREPLACE: link never replaces either
-        os.link(source, target)
-    except FileExistsError:
-        return False
-    os.unlink(source)
-    return True
-
-
-def _write_new(path: str, data: bytes) -> None:
-    """Create ``path`` (read-only, failing if it exists) holding ``data``."""
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -186,7 +147,7 @@ class LocalStore(WormStore):
         try:
             self._staging.mkdir(parents=True, exist_ok=True)
             probe = self._new_temp("probe")
-            _write_new(probe, b"")
+            write_new(probe, b"")
             os.unlink(probe)
         except OSError as e:
             raise self._unavailable("cannot be opened for writing", e) from e
@@ -252,7 +213,7 @@ class LocalStore(WormStore):
             temp = self._new_temp("obj")
             try:
                 self._ensure_dir(path.parent, key)
-                _write_new(temp, data)
+                write_new(temp, data)
             except OSError as e:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
@@ -340,7 +301,7 @@ class LocalStore(WormStore):
                 path.unlink()
                 with contextlib.suppress(FileNotFoundError):
                     self._meta_path(path).unlink()
-                self._fsync_dir(path.parent)
+                fsync_dir(path.parent)
             except OSError as e:
                 raise self._unavailable(f"cannot delete {key}", e) from e
 
@@ -348,7 +309,8 @@ class LocalStore(WormStore):
         """Logical keys starting with ``prefix`` in lexical order, staged puts included."""
         with self._lock:
             staged = sorted(k for k in self._staged if k.startswith(prefix))
-        on_disk = (k for k in self._walk(self.root, (), prefix) if k not in staged)
+        seen = set(staged)
+        on_disk = (k for k in self._walk(self.root, (), prefix) if k not in seen)
         yield from merge(on_disk, staged)
 
     def flush(self) -> None:
@@ -364,13 +326,13 @@ class LocalStore(WormStore):
             conflicts: list[str] = []
             try:
                 if batch:
-                    self._barrier([s.temp for _, s in batch])
+                    barrier(self.root, [s.temp for _, s in batch])
                 for key, staged in batch:
                     if not self._publish(staged):
                         conflicts.append(key)
                     self._unsynced.add(staged.path.parent)
                     del self._staged[key]
-                self._barrier([], self._unsynced)
+                barrier(self.root, [], self._unsynced)
                 self._unsynced.clear()
             except OSError as e:
                 raise self._unavailable("cannot make the batch durable", e) from e
@@ -401,7 +363,7 @@ class LocalStore(WormStore):
             if pid_text.isdigit() and int(pid_text) == os.getpid():
                 if token in _LIVE_TOKENS:
                     continue
-            elif pid_text.isdigit() and _alive(int(pid_text)):
+            elif pid_text.isdigit() and pid_alive(int(pid_text)):
                 continue
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
@@ -468,14 +430,10 @@ class LocalStore(WormStore):
         """Write the sidecar of ``path`` atomically and durably: temp, fsync, rename, fsync dir."""
         temp = self._new_temp("meta")
         try:
-            _write_new(temp, meta.encode())
-            fd = os.open(temp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            write_new(temp, meta.encode())
+            fsync_file(temp)
             os.replace(temp, self._meta_path(path))
-            self._fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as e:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
@@ -489,46 +447,20 @@ class LocalStore(WormStore):
         path = str(staged.path)
         meta_path = path + META_SUFFIX
         try:
-            _write_new(meta_path, staged.meta.encode())
+            write_new(meta_path, staged.meta.encode())
         except FileExistsError:  # an orphan sidecar: keep the longer retention and any hold
             old = self._read_meta(staged.path)
             if old is not None:
                 staged.meta.retain_until = max(old.retain_until, staged.meta.retain_until)
                 staged.meta.legal_hold = old.legal_hold or staged.meta.legal_hold
             temp = self._new_temp("meta")
-            _write_new(temp, staged.meta.encode())
+            write_new(temp, staged.meta.encode())
             os.replace(temp, meta_path)
-        if _rename_no_replace(staged.temp, path):
+        if rename_no_replace(staged.temp, path):
             return True
         same = self._read(path, staged.meta.key) == self._read(staged.temp, staged.meta.key)
         os.unlink(staged.temp)
         return same
-
-    def _barrier(self, files: list[str], dirs: set[Path] | None = None) -> None:
-        """One durability barrier: syncfs on the store's file system, else fsync each path."""
-        if _SYNCFS is not None:
-            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                if _SYNCFS(fd) == 0:
-                    return
-            finally:
-                os.close(fd)
-        for path in files:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        for directory in dirs or ():
-            self._fsync_dir(directory)
-
-    @staticmethod
-    def _fsync_dir(directory: Path) -> None:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def _walk(self, directory: Path, parts: tuple[str, ...], prefix: str) -> Iterator[str]:
         try:
@@ -568,13 +500,3 @@ def _logical_key(parts: tuple[str, ...]) -> str | None:
     if parts[0] == "sha256":
         return OBJECT_PREFIX + parts[2] if len(parts) == 3 else None
     return "/".join(parts)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

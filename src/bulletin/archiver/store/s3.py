@@ -408,9 +408,9 @@ class S3Store(WormStore):
             code = str(error.get("Code", ""))
             status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
             if code in _MISSING or (status == 404 and code != "NoSuchBucket"):
-                raise _Missing(code) from e
+                raise _Missing(f"S3 found nothing while {what} in bucket {self.bucket}") from e
             if code == "PreconditionFailed" or status == 412:
-                raise _Precondition(code) from e
+                raise _Precondition(f"S3 precondition failed while {what}") from e
             if code in _DENIED:
                 raise _Denied(
                     f"S3 at {endpoint} refused {what} in bucket {self.bucket} ({code}); "
