@@ -216,3 +216,14 @@ def test_fallbacks_without_syncfs_and_renameat2(
     assert list(local.keys()) == ["ledger/1", object_key(digest)]
     assert local.get(object_key(digest)) == b"fallback"
     assert list((local.root / ".staging").iterdir()) == []
+
+
+def test_a_key_cannot_shadow_a_folder_of_keys(local: LocalStore) -> None:
+    """A key that is a folder of other keys on disk reads as absent and cannot be written."""
+    local.put("ledger/a/1", b"x", retain_until=UNTIL)
+    local.flush()
+    assert local.head("ledger/a") is None
+    with pytest.raises(ArchiveError, match="folder"):
+        local.put("ledger/a", b"y", retain_until=UNTIL)
+    with pytest.raises(ArchiveError, match="under an existing object"):
+        local.put("ledger/a/1/2", b"z", retain_until=UNTIL)

@@ -204,7 +204,7 @@ class LocalStore(WormStore):
                 if staged.meta.sha256 != digest:
                     raise IntegrityError(f"key {key} already holds other bytes")
                 return PutResult(key, created=False)
-            if self._exists(path, key):
+            if self._exists(path, key, writing=True):
                 if self._read(path, key) != data:
                     raise IntegrityError(f"key {key} already holds other bytes")
                 if self._read_meta(path) is None:
@@ -372,14 +372,15 @@ class LocalStore(WormStore):
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _exists(self, path: Path, key: str) -> bool:
+    def _exists(self, path: Path, key: str, *, writing: bool = False) -> bool:
+        """Whether ``key`` is stored; a folder of other keys counts as absent unless writing."""
         try:
             mode = os.stat(path).st_mode
         except (FileNotFoundError, NotADirectoryError):
             return False
         except OSError as e:  # pragma: no cover - stat on a broken disk
             raise self._unavailable(f"cannot read {key}", e) from e
-        if stat.S_ISDIR(mode):
+        if stat.S_ISDIR(mode) and writing:
             raise ArchiveError(f"key {key} names a folder of other keys")
         return stat.S_ISREG(mode)
 
