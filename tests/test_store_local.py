@@ -102,11 +102,14 @@ def test_crash_before_flush_leaves_nothing_under_a_key(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(["src", *sys.path])}
     done = subprocess.run([sys.executable, "-c", script, str(root)], env=env, check=False)
     assert done.returncode == 9
-    assert len(list((root / ".staging").iterdir())) == 1
+    leftovers = [p.name for p in (root / "ledger").iterdir() if p.name.startswith(".")]
+    assert len(leftovers) == 1
     store = LocalStore(root)
     assert list(store.keys()) == ["ledger/flushed"]
-    assert list((root / ".staging").iterdir()) == []
+    assert sorted(p.name for p in (root / "ledger").iterdir()) == ["flushed", "flushed.meta.json"]
+    assert [p.name for p in (root / ".staging").iterdir()] == [f"{store._token}.open"]
     store.close()
+    assert list((root / ".staging").iterdir()) == []
 
 
 def test_stray_temp_files_are_ignored(local: LocalStore) -> None:
@@ -184,7 +187,7 @@ def test_full_disk_is_unavailable_and_leaves_no_partial_object(small_disk: Path)
     with pytest.raises(StoreUnavailable, match="disk full"):
         fill()
     assert stored
-    assert len(list((small_disk / "archive" / ".staging").iterdir())) == 0
+    assert not [p for p in (small_disk / "archive").rglob(".*.tmp")]
     keys = list(store.keys())
     assert keys == sorted(object_key(d) for d in stored)
     for key in keys:
@@ -215,7 +218,7 @@ def test_fallbacks_without_syncfs_and_renameat2(
     local.flush()
     assert list(local.keys()) == ["ledger/1", object_key(digest)]
     assert local.get(object_key(digest)) == b"fallback"
-    assert list((local.root / ".staging").iterdir()) == []
+    assert not list(local.root.rglob(".*.tmp"))
 
 
 def test_a_key_cannot_shadow_a_folder_of_keys(local: LocalStore) -> None:

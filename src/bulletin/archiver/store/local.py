@@ -5,20 +5,23 @@ Layout under ``root``::
     sha256/ab/<hex>             a content-addressed object (the bytes as given)
     sha256/ab/<hex>.meta.json   its sidecar: retain_until (ISO UTC), legal_hold, sha256, size
     ledger/<...>                objects with meaningful keys, stored at their key
-    .staging/                   objects written since the last flush (never read as objects)
+    .staging/                   one marker per open store; sidecars being replaced
 
 Content-addressed objects fan out by the first two hex digits (256 directories, as git does);
 :meth:`LocalStore.keys` still yields the logical key ``sha256/<hex>``. Every file can be read
 with standard tools (``cat``, ``jq``, ``sha256sum``).
 
 Durability is by :meth:`LocalStore.flush` (group commit). ``put`` writes the bytes to a new
-file in ``.staging`` (``O_CREAT | O_EXCL``, mode 0o444) and returns; ``flush`` makes every
-staged file durable with one barrier (``syncfs(2)`` on Linux, else an fsync of each file), then
-links each into place without replacing anything (``os.link`` fails on an existing name), and
-makes the new names durable with a second barrier. So an object is visible under its key only
-once its bytes are on disk: a crash never leaves a torn object under a key, only staged files,
-which are removed when the store is next opened. Puts that were not flushed are lost by a
-crash; callers flush per batch before advancing a cursor or acknowledging anything.
+temporary file beside their final name (``.<token>-<n>.tmp``, ``O_CREAT | O_EXCL``, mode 0o444)
+and returns; ``flush`` makes every staged file durable with one barrier (``syncfs(2)`` on
+Linux, else an fsync of each file), writes each sidecar, moves each object into place without
+replacing anything (``renameat2(RENAME_NOREPLACE)``, else link + unlink), and makes the new
+names durable with a second barrier. So an object is visible under its key only once its bytes
+are on disk: a crash never leaves a torn object under a key, only dot-named temporary files,
+which :meth:`LocalStore.keys` never lists and the next open removes (each open store keeps a
+marker in ``.staging``; a marker whose process has gone means a crash). Puts that were not
+flushed are lost by a crash; callers flush per batch before advancing a cursor or
+acknowledging anything.
 
 A sidecar is only replaced atomically (temporary file, fsync, rename) and only ever extends
 retention. An object whose sidecar is missing or unreadable (a crash between the two links) is
@@ -31,6 +34,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import secrets
 import stat
 import threading
@@ -69,7 +73,8 @@ META_SUFFIX = ".meta.json"
 STAGING = ".staging"
 FOREVER = datetime.max.replace(tzinfo=UTC)
 _HEX = frozenset("0123456789abcdef")
-_LIVE_TOKENS: set[str] = set()  # staging tokens of the stores open in this process
+_LIVE_TOKENS: set[str] = set()  # tokens of the stores open in this process
+_TOKEN = re.compile(r"^(\d+)-[0-9a-f]+")
 
 
 def _iso(when: datetime) -> str:
@@ -144,14 +149,16 @@ class LocalStore(WormStore):
         self._unsynced: set[Path] = set()
         self._lock = threading.RLock()
         _LIVE_TOKENS.add(self._token)
+        self._marker = self._staging / f"{self._token}.open"
         try:
             self._staging.mkdir(parents=True, exist_ok=True)
-            probe = self._new_temp("probe")
-            write_new(probe, b"")
-            os.unlink(probe)
+            self.remove_stale_temp_files()
+            write_new(str(self._marker), b"")
+            fsync_file(self._marker)
+            fsync_dir(self._staging)
         except OSError as e:
+            _LIVE_TOKENS.discard(self._token)
             raise self._unavailable("cannot be opened for writing", e) from e
-        self.remove_stale_staging()
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -180,6 +187,10 @@ class LocalStore(WormStore):
     def _new_temp(self, kind: str) -> str:
         self._counter += 1
         return f"{self._staging_dir}/{self._token}-{self._counter}.{kind}"
+
+    def _object_temp(self, directory: Path) -> str:
+        self._counter += 1
+        return f"{directory}/.{self._token}-{self._counter}.tmp"
 
     def _unavailable(self, what: str, e: OSError) -> StoreUnavailable:
         code = errno.errorcode.get(e.errno or 0, "error")
@@ -210,7 +221,7 @@ class LocalStore(WormStore):
                 if self._read_meta(path) is None:
                     self._replace_meta(path, meta)  # repair after a crash between the links
                 return PutResult(key, created=False)
-            temp = self._new_temp("obj")
+            temp = self._object_temp(path.parent)
             try:
                 self._ensure_dir(path.parent, key)
                 write_new(temp, data)
@@ -342,32 +353,46 @@ class LocalStore(WormStore):
                 )
 
     def close(self) -> None:
-        """Flush what is staged and forget this store's staging token."""
+        """Flush what is staged and remove this store's open marker."""
         try:
             self.flush()
+            with contextlib.suppress(OSError):
+                self._marker.unlink()
         finally:
             _LIVE_TOKENS.discard(self._token)
 
     # -- housekeeping ------------------------------------------------------------------------
 
-    def remove_stale_staging(self) -> int:
-        """Remove files staged by a process that has gone (a crash); returns how many."""
-        removed = 0
-        try:
-            entries = list(os.scandir(self._staging))
-        except OSError:
-            return 0
+    def remove_stale_temp_files(self) -> int:
+        """Remove the temporary files of stores whose process has gone (a crash).
+
+        Cheap when nothing crashed: only ``.staging`` is read. Returns how many were removed.
+        """
+        stale: set[str] = set()
+        entries = list(os.scandir(self._staging))
         for entry in entries:
-            pid_text, _, rest = entry.name.partition("-")
-            token = f"{pid_text}-{rest.split('-', 1)[0]}"
-            if pid_text.isdigit() and int(pid_text) == os.getpid():
-                if token in _LIVE_TOKENS:
-                    continue
-            elif pid_text.isdigit() and pid_alive(int(pid_text)):
+            match = _TOKEN.match(entry.name)
+            if match is None:
                 continue
-            with contextlib.suppress(OSError):
+            token, pid = match.group(0), int(match.group(1))
+            if token in _LIVE_TOKENS or (pid != os.getpid() and pid_alive(pid)):
+                continue
+            stale.add(token)
+        if not stale:
+            return 0
+        removed = 0
+        prefixes = tuple(f".{token}-" for token in stale)
+        for directory, folders, names in os.walk(self.root):
+            folders[:] = [f for f in folders if not f.startswith(".")]
+            for name in names:
+                if name.startswith(prefixes):
+                    os.unlink(os.path.join(directory, name))
+                    removed += 1
+        for entry in entries:
+            match = _TOKEN.match(entry.name)
+            if match is not None and match.group(0) in stale:
                 os.unlink(entry.path)
-                removed += 1
+                removed += not entry.name.endswith(".open")
         return removed
 
     # -- internals ---------------------------------------------------------------------------
