@@ -24,8 +24,10 @@ flushed are lost by a crash; callers flush per batch before advancing a cursor o
 acknowledging anything.
 
 A sidecar is only replaced atomically (temporary file, fsync, rename) and only ever extends
-retention. An object whose sidecar is missing or unreadable (a crash between the two links) is
-treated as retained indefinitely until a put of the same bytes writes the sidecar again.
+retention. An object whose sidecar is missing or unreadable (a crash before the second
+barrier) is treated as retained indefinitely until a put of the same bytes writes the sidecar
+again. A put of bytes already stored leaves their retention as it is: extend it with
+:meth:`LocalStore.extend_retention` and :meth:`LocalStore.set_legal_hold`.
 """
 
 from __future__ import annotations
@@ -219,7 +221,7 @@ class LocalStore(WormStore):
                 if self._read(path, key) != data:
                     raise IntegrityError(f"key {key} already holds other bytes")
                 if self._read_meta(path) is None:
-                    self._replace_meta(path, meta)  # repair after a crash between the links
+                    self._replace_meta(path, meta)  # repair a sidecar lost in a crash
                 return PutResult(key, created=False)
             temp = self._object_temp(path.parent)
             try:
