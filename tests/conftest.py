@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.plugins.bulletin_app",
     "tests.plugins.daemon_process",
     "tests.plugins.sandbox",
+    "tests.plugins.seaweedfs",
 ]

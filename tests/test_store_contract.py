@@ -27,7 +27,7 @@ def wait_past(store: WormStore, when: datetime) -> None:
         time.sleep(max(0.0, (when - datetime.now(UTC)).total_seconds()) + 1.0)
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WormStore]:
     """Each backend, empty."""
     if request.param == "local":

@@ -102,11 +102,14 @@ def test_crash_before_flush_leaves_nothing_under_a_key(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(["src", *sys.path])}
     done = subprocess.run([sys.executable, "-c", script, str(root)], env=env, check=False)
     assert done.returncode == 9
-    assert len(list((root / ".staging").iterdir())) == 1
+    leftovers = [p.name for p in (root / "ledger").iterdir() if p.name.startswith(".")]
+    assert len(leftovers) == 1
     store = LocalStore(root)
     assert list(store.keys()) == ["ledger/flushed"]
-    assert list((root / ".staging").iterdir()) == []
+    assert sorted(p.name for p in (root / "ledger").iterdir()) == ["flushed", "flushed.meta.json"]
+    assert [p.name for p in (root / ".staging").iterdir()] == [f"{store._token}.open"]
     store.close()
+    assert list((root / ".staging").iterdir()) == []
 
 
 def test_stray_temp_files_are_ignored(local: LocalStore) -> None:
@@ -184,7 +187,7 @@ def test_full_disk_is_unavailable_and_leaves_no_partial_object(small_disk: Path)
     with pytest.raises(StoreUnavailable, match="disk full"):
         fill()
     assert stored
-    assert len(list((small_disk / "archive" / ".staging").iterdir())) == 0
+    assert not [p for p in (small_disk / "archive").rglob(".*.tmp")]
     keys = list(store.keys())
     assert keys == sorted(object_key(d) for d in stored)
     for key in keys:
@@ -200,3 +203,30 @@ def test_delete_after_retention_removes_object_and_sidecar(local: LocalStore) ->
     local.delete("ledger/1", now=UNTIL + timedelta(seconds=1))
     assert not path.exists()
     assert not Path(f"{path}.meta.json").exists()
+
+
+def test_fallbacks_without_syncfs_and_renameat2(
+    local: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without syncfs or renameat2 the store fsyncs each file and links without replacing."""
+    from bulletin.archiver.store import files
+
+    monkeypatch.setattr(files, "_SYNCFS", None)
+    monkeypatch.setattr(files, "_RENAMEAT2", None)
+    digest, _ = local.put_object(b"fallback", retain_until=UNTIL)
+    local.put("ledger/1", b"x", retain_until=UNTIL)
+    local.flush()
+    assert list(local.keys()) == ["ledger/1", object_key(digest)]
+    assert local.get(object_key(digest)) == b"fallback"
+    assert not list(local.root.rglob(".*.tmp"))
+
+
+def test_a_key_cannot_shadow_a_folder_of_keys(local: LocalStore) -> None:
+    """A key that is a folder of other keys on disk reads as absent and cannot be written."""
+    local.put("ledger/a/1", b"x", retain_until=UNTIL)
+    local.flush()
+    assert local.head("ledger/a") is None
+    with pytest.raises(ArchiveError, match="folder"):
+        local.put("ledger/a", b"y", retain_until=UNTIL)
+    with pytest.raises(ArchiveError, match="under an existing object"):
+        local.put("ledger/a/1/2", b"z", retain_until=UNTIL)

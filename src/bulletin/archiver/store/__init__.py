@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bulletin.archiver.store.base import ObjectInfo, PutResult, WormStore
-from bulletin.errors import ConfigError
 
 if TYPE_CHECKING:
     from bulletin.config.settings import Settings
@@ -20,7 +19,9 @@ def open_store(settings: Settings) -> WormStore:
     :raises ConfigError: the S3 settings are incomplete or the bucket has no Object Lock.
     """
     if settings.archive.store == "s3":
-        raise ConfigError(f"{settings.source}: archive.store = 's3' is not available yet")
+        from bulletin.archiver.store.s3 import S3Store
+
+        return S3Store.from_settings(settings.archive.s3)
     from bulletin.archiver.store.local import LocalStore
 
     return LocalStore(settings.archive_path)

@@ -5,41 +5,46 @@ Layout under ``root``::
     sha256/ab/<hex>             a content-addressed object (the bytes as given)
     sha256/ab/<hex>.meta.json   its sidecar: retain_until (ISO UTC), legal_hold, sha256, size
     ledger/<...>                objects with meaningful keys, stored at their key
-    .staging/                   objects written since the last flush (never read as objects)
+    .staging/                   one marker per open store; sidecars being replaced
 
 Content-addressed objects fan out by the first two hex digits (256 directories, as git does);
 :meth:`LocalStore.keys` still yields the logical key ``sha256/<hex>``. Every file can be read
 with standard tools (``cat``, ``jq``, ``sha256sum``).
 
 Durability is by :meth:`LocalStore.flush` (group commit). ``put`` writes the bytes to a new
-file in ``.staging`` (``O_CREAT | O_EXCL``, mode 0o444) and returns; ``flush`` makes every
-staged file durable with one barrier (``syncfs(2)`` on Linux, else an fsync of each file), then
-links each into place without replacing anything (``os.link`` fails on an existing name), and
-makes the new names durable with a second barrier. So an object is visible under its key only
-once its bytes are on disk: a crash never leaves a torn object under a key, only staged files,
-which are removed when the store is next opened. Puts that were not flushed are lost by a
-crash; callers flush per batch before advancing a cursor or acknowledging anything.
+temporary file beside their final name (``.<token>-<n>.tmp``, ``O_CREAT | O_EXCL``, mode 0o444)
+and returns; ``flush`` makes every staged file durable with one barrier (``syncfs(2)`` on
+Linux, else an fsync of each file), writes each sidecar, moves each object into place without
+replacing anything (``renameat2(RENAME_NOREPLACE)``, else link + unlink), and makes the new
+names durable with a second barrier. So an object is visible under its key only once its bytes
+are on disk: a crash never leaves a torn object under a key, only dot-named temporary files,
+which :meth:`LocalStore.keys` never lists and the next open removes (each open store keeps a
+marker in ``.staging``; a marker whose process has gone means a crash). Puts that were not
+flushed are lost by a crash; callers flush per batch before advancing a cursor or
+acknowledging anything.
 
 A sidecar is only replaced atomically (temporary file, fsync, rename) and only ever extends
-retention. An object whose sidecar is missing or unreadable (a crash between the two links) is
-treated as retained indefinitely until a put of the same bytes writes the sidecar again.
+retention. An object whose sidecar is missing or unreadable (a crash before the second
+barrier) is treated as retained indefinitely until a put of the same bytes writes the sidecar
+again. A put of bytes already stored leaves their retention as it is: extend it with
+:meth:`LocalStore.extend_retention` and :meth:`LocalStore.set_legal_hold`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import json
 import os
+import re
 import secrets
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from heapq import merge
 from pathlib import Path
-from typing import Any
 
 from bulletin.archiver.store.base import (
     OBJECT_PREFIX,
@@ -48,6 +53,14 @@ from bulletin.archiver.store.base import (
     WormStore,
     digest_of_key,
     sha256_hex,
+)
+from bulletin.archiver.store.files import (
+    barrier,
+    fsync_dir,
+    fsync_file,
+    pid_alive,
+    rename_no_replace,
+    write_new,
 )
 from bulletin.clock import utc
 from bulletin.errors import (
@@ -62,7 +75,8 @@ META_SUFFIX = ".meta.json"
 STAGING = ".staging"
 FOREVER = datetime.max.replace(tzinfo=UTC)
 _HEX = frozenset("0123456789abcdef")
-_LIVE_TOKENS: set[str] = set()  # staging tokens of the stores open in this process
+_LIVE_TOKENS: set[str] = set()  # tokens of the stores open in this process
+_TOKEN = re.compile(r"^(\d+)-[0-9a-f]+")
 
 
 def _iso(when: datetime) -> str:
@@ -71,17 +85,6 @@ def _iso(when: datetime) -> str:
 
 def _parse_iso(text: str) -> datetime:
     return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
-
-
-def _load_syncfs() -> Any:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.syncfs
-    except (OSError, AttributeError):
-        return None
-
-
-_SYNCFS = _load_syncfs()
 
 
 @dataclass
@@ -124,7 +127,7 @@ class _Staged:
     """A put not yet flushed: its bytes are in ``temp``; its sidecar is in memory."""
 
     path: Path
-    temp: Path
+    temp: str
     meta: _Meta
 
 
@@ -140,6 +143,7 @@ class LocalStore(WormStore):
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._staging = self.root / STAGING
+        self._staging_dir = str(self._staging)
         self._token = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._counter = 0
         self._staged: dict[str, _Staged] = {}
@@ -147,14 +151,16 @@ class LocalStore(WormStore):
         self._unsynced: set[Path] = set()
         self._lock = threading.RLock()
         _LIVE_TOKENS.add(self._token)
+        self._marker = self._staging / f"{self._token}.open"
         try:
             self._staging.mkdir(parents=True, exist_ok=True)
-            probe = self._new_temp("probe")
-            os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444))
-            probe.unlink()
+            self.remove_stale_temp_files()
+            write_new(str(self._marker), b"")
+            fsync_file(self._marker)
+            fsync_dir(self._staging)
         except OSError as e:
+            _LIVE_TOKENS.discard(self._token)
             raise self._unavailable("cannot be opened for writing", e) from e
-        self.remove_stale_staging()
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -180,9 +186,13 @@ class LocalStore(WormStore):
     def _meta_path(path: Path) -> Path:
         return path.with_name(path.name + META_SUFFIX)
 
-    def _new_temp(self, kind: str) -> Path:
+    def _new_temp(self, kind: str) -> str:
         self._counter += 1
-        return self._staging / f"{self._token}-{self._counter}.{kind}"
+        return f"{self._staging_dir}/{self._token}-{self._counter}.{kind}"
+
+    def _object_temp(self, directory: Path) -> str:
+        self._counter += 1
+        return f"{directory}/.{self._token}-{self._counter}.tmp"
 
     def _unavailable(self, what: str, e: OSError) -> StoreUnavailable:
         code = errno.errorcode.get(e.errno or 0, "error")
@@ -207,25 +217,19 @@ class LocalStore(WormStore):
                 if staged.meta.sha256 != digest:
                     raise IntegrityError(f"key {key} already holds other bytes")
                 return PutResult(key, created=False)
-            if self._exists(path, key):
+            if self._exists(path, key, writing=True):
                 if self._read(path, key) != data:
                     raise IntegrityError(f"key {key} already holds other bytes")
                 if self._read_meta(path) is None:
-                    self._replace_meta(path, meta)  # repair after a crash between the links
+                    self._replace_meta(path, meta)  # repair a sidecar lost in a crash
                 return PutResult(key, created=False)
-            temp = self._new_temp("obj")
+            temp = self._object_temp(path.parent)
             try:
                 self._ensure_dir(path.parent, key)
-                fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                finally:
-                    os.close(fd)
+                write_new(temp, data)
             except OSError as e:
                 with contextlib.suppress(OSError):
-                    temp.unlink()
+                    os.unlink(temp)
                 raise self._unavailable(f"cannot write {key}", e) from e
             self._staged[key] = _Staged(path, temp, meta)
             return PutResult(key, created=True)
@@ -304,13 +308,13 @@ class LocalStore(WormStore):
             staged = self._staged.pop(key, None)
             try:
                 if staged is not None:
-                    staged.temp.unlink()
+                    os.unlink(staged.temp)
                     return
                 path = self.path_of(key)
                 path.unlink()
                 with contextlib.suppress(FileNotFoundError):
                     self._meta_path(path).unlink()
-                self._fsync_dir(path.parent)
+                fsync_dir(path.parent)
             except OSError as e:
                 raise self._unavailable(f"cannot delete {key}", e) from e
 
@@ -318,7 +322,8 @@ class LocalStore(WormStore):
         """Logical keys starting with ``prefix`` in lexical order, staged puts included."""
         with self._lock:
             staged = sorted(k for k in self._staged if k.startswith(prefix))
-        on_disk = (k for k in self._walk(self.root, (), prefix) if k not in staged)
+        seen = set(staged)
+        on_disk = (k for k in self._walk(self.root, (), prefix) if k not in seen)
         yield from merge(on_disk, staged)
 
     def flush(self) -> None:
@@ -334,13 +339,13 @@ class LocalStore(WormStore):
             conflicts: list[str] = []
             try:
                 if batch:
-                    self._barrier([s.temp for _, s in batch])
+                    barrier(self.root, [s.temp for _, s in batch])
                 for key, staged in batch:
                     if not self._publish(staged):
                         conflicts.append(key)
                     self._unsynced.add(staged.path.parent)
                     del self._staged[key]
-                self._barrier([], self._unsynced)
+                barrier(self.root, [], self._unsynced)
                 self._unsynced.clear()
             except OSError as e:
                 raise self._unavailable("cannot make the batch durable", e) from e
@@ -350,47 +355,66 @@ class LocalStore(WormStore):
                 )
 
     def close(self) -> None:
-        """Flush what is staged and forget this store's staging token."""
+        """Flush what is staged and remove this store's open marker."""
         try:
             self.flush()
+            with contextlib.suppress(OSError):
+                self._marker.unlink()
         finally:
             _LIVE_TOKENS.discard(self._token)
 
     # -- housekeeping ------------------------------------------------------------------------
 
-    def remove_stale_staging(self) -> int:
-        """Remove files staged by a process that has gone (a crash); returns how many."""
-        removed = 0
-        try:
-            entries = list(os.scandir(self._staging))
-        except OSError:
-            return 0
+    def remove_stale_temp_files(self) -> int:
+        """Remove the temporary files of stores whose process has gone (a crash).
+
+        Cheap when nothing crashed: only ``.staging`` is read. Returns how many were removed.
+        """
+        stale: set[str] = set()
+        entries = list(os.scandir(self._staging))
         for entry in entries:
-            pid_text, _, rest = entry.name.partition("-")
-            token = f"{pid_text}-{rest.split('-', 1)[0]}"
-            if pid_text.isdigit() and int(pid_text) == os.getpid():
-                if token in _LIVE_TOKENS:
-                    continue
-            elif pid_text.isdigit() and _alive(int(pid_text)):
+            match = _TOKEN.match(entry.name)
+            if match is None:
                 continue
-            with contextlib.suppress(OSError):
+            token, pid = match.group(0), int(match.group(1))
+            if token in _LIVE_TOKENS or (pid != os.getpid() and pid_alive(pid)):
+                continue
+            stale.add(token)
+        if not stale:
+            return 0
+        removed = 0
+        prefixes = tuple(f".{token}-" for token in stale)
+        for directory, folders, names in os.walk(self.root):
+            folders[:] = [f for f in folders if not f.startswith(".")]
+            for name in names:
+                if name.startswith(prefixes):
+                    os.unlink(os.path.join(directory, name))
+                    removed += 1
+        for entry in entries:
+            match = _TOKEN.match(entry.name)
+            if match is not None and match.group(0) in stale:
                 os.unlink(entry.path)
-                removed += 1
+                removed += not entry.name.endswith(".open")
         return removed
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _exists(self, path: Path, key: str) -> bool:
+    def _exists(self, path: Path, key: str, *, writing: bool = False) -> bool:
+        """Whether ``key`` is stored; a folder of other keys counts as absent unless writing."""
         try:
-            if path.is_dir():
-                raise ArchiveError(f"key {key} names a folder of other keys")
-            return path.is_file()
+            mode = os.stat(path).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return False
         except OSError as e:  # pragma: no cover - stat on a broken disk
             raise self._unavailable(f"cannot read {key}", e) from e
+        if stat.S_ISDIR(mode) and writing:
+            raise ArchiveError(f"key {key} names a folder of other keys")
+        return stat.S_ISREG(mode)
 
-    def _read(self, path: Path, key: str) -> bytes:
+    def _read(self, path: Path | str, key: str) -> bytes:
         try:
-            return path.read_bytes()
+            with open(path, "rb") as file:
+                return file.read()
         except FileNotFoundError as e:
             raise NotFound(f"no object {key} in the archive") from e
         except OSError as e:
@@ -434,74 +458,37 @@ class LocalStore(WormStore):
         """Write the sidecar of ``path`` atomically and durably: temp, fsync, rename, fsync dir."""
         temp = self._new_temp("meta")
         try:
-            fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)
-            try:
-                os.write(fd, meta.encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            write_new(temp, meta.encode())
+            fsync_file(temp)
             os.replace(temp, self._meta_path(path))
-            self._fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as e:
             with contextlib.suppress(OSError):
-                temp.unlink()
+                os.unlink(temp)
             raise self._unavailable(f"cannot update the retention of {meta.key}", e) from e
 
     def _publish(self, staged: _Staged) -> bool:
-        """Link one staged object into place, sidecar first; False if the key holds other bytes."""
-        meta_path = self._meta_path(staged.path)
-        old = self._read_meta(staged.path)
-        if old is not None:  # an orphan sidecar: keep the longer retention and any hold
-            staged.meta.retain_until = max(old.retain_until, staged.meta.retain_until)
-            staged.meta.legal_hold = old.legal_hold or staged.meta.legal_hold
-        meta_temp = self._new_temp("meta")
-        fd = os.open(meta_temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)
+        """Put one staged object in place, sidecar first; False if the key holds other bytes.
+
+        Runs after the first barrier, so the bytes are durable before their name appears.
+        """
+        path = str(staged.path)
+        meta_path = path + META_SUFFIX
         try:
-            os.write(fd, staged.meta.encode())
-        finally:
-            os.close(fd)
-        if old is None:
-            try:
-                os.link(meta_temp, meta_path)
-            except FileExistsError:
-                os.replace(meta_temp, meta_path)
-        else:
-            os.replace(meta_temp, meta_path)
-        with contextlib.suppress(FileNotFoundError):
-            meta_temp.unlink()
-        same = True
-        try:
-            os.link(staged.temp, staged.path)
-        except FileExistsError:
-            same = staged.path.read_bytes() == staged.temp.read_bytes()
-        staged.temp.unlink()
+            write_new(meta_path, staged.meta.encode())
+        except FileExistsError:  # an orphan sidecar: keep the longer retention and any hold
+            old = self._read_meta(staged.path)
+            if old is not None:
+                staged.meta.retain_until = max(old.retain_until, staged.meta.retain_until)
+                staged.meta.legal_hold = old.legal_hold or staged.meta.legal_hold
+            temp = self._new_temp("meta")
+            write_new(temp, staged.meta.encode())
+            os.replace(temp, meta_path)
+        if rename_no_replace(staged.temp, path):
+            return True
+        same = self._read(path, staged.meta.key) == self._read(staged.temp, staged.meta.key)
+        os.unlink(staged.temp)
         return same
-
-    def _barrier(self, files: list[Path], dirs: set[Path] | None = None) -> None:
-        """One durability barrier: syncfs on the store's file system, else fsync each path."""
-        if _SYNCFS is not None:
-            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                if _SYNCFS(fd) == 0:
-                    return
-            finally:
-                os.close(fd)
-        for path in files:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        for directory in dirs or ():
-            self._fsync_dir(directory)
-
-    @staticmethod
-    def _fsync_dir(directory: Path) -> None:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def _walk(self, directory: Path, parts: tuple[str, ...], prefix: str) -> Iterator[str]:
         try:
@@ -541,13 +528,3 @@ def _logical_key(parts: tuple[str, ...]) -> str | None:
     if parts[0] == "sha256":
         return OBJECT_PREFIX + parts[2] if len(parts) == 3 else None
     return "/".join(parts)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

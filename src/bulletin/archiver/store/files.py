@@ -1,0 +1,111 @@
+"""File primitives the local store is built from: create without replacing, move without
+replacing, and durability barriers (``syncfs(2)`` where Linux offers it, else fsync)."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def _libc(name: str) -> Any:
+    try:
+        return getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNCFS = _libc("syncfs")
+_RENAMEAT2 = _libc("renameat2")
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def write_new(path: str, data: bytes) -> None:
+    """Create ``path`` read-only (0o444) holding ``data``; FileExistsError if it exists.
+
+    Not durable on its own: see :func:`barrier`.
+    """
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def rename_no_replace(source: str, target: str) -> bool:
+    """Move ``source`` to ``target`` unless ``target`` exists (then False, nothing moved).
+
+    ``renameat2(RENAME_NOREPLACE)`` where the file system has it, else link and unlink (a link
+    never replaces either).
+    """
+    if _RENAMEAT2 is not None:
+        done = _RENAMEAT2(
+            _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
+        )
+        if done == 0:
+            return True
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            return False
+        if err not in {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP}:
+            raise OSError(err, os.strerror(err), target)
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        return False
+    os.unlink(source)
+    return True
+
+
+def fsync_file(path: str | Path) -> None:
+    """Make the contents of ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(directory: str | Path) -> None:
+    """Make the entries of ``directory`` (names created, renamed, removed) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def barrier(root: Path, files: Iterable[str | Path], dirs: Iterable[str | Path] = ()) -> None:
+    """One durability barrier for everything written under ``root``.
+
+    ``syncfs`` on the file system of ``root`` (one call for any number of files); where it is
+    missing or fails, an fsync of each of ``files`` and then of each of ``dirs``.
+    """
+    if _SYNCFS is not None:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if _SYNCFS(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for path in files:
+        fsync_file(path)
+    for directory in dirs:
+        fsync_dir(directory)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
