@@ -40,7 +40,7 @@ from bulletin.archiver.capture import sweep
 from bulletin.archiver.verify import verify
 from bulletin.config import load_settings
 from bulletin.db import is_sqlite, session_scope
-from bulletin.errors import BulletinError, ConfigError, Refused
+from bulletin.errors import BulletinError, ConfigError, Refused, StoreUnavailable
 from bulletin.models import Delivery
 from bulletin.publisher.delivery import DeliveryWorker, Outcome
 from bulletin.publisher.notices import sync_account
@@ -233,6 +233,14 @@ class Daemon:
             coalesce=True,
         )
         scheduler.add_job(
+            self._guarded("spool drain", self.drain_spool),
+            "interval",
+            seconds=30,
+            id="spool",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.add_job(
             self._guarded("ledger checkpoint", self.checkpoint),
             "interval",
             hours=1,
@@ -272,6 +280,14 @@ class Daemon:
         result = sweep(self.app.archiver, self.app.connector(account), account, self.app.clock)
         return result.archived
 
+    def drain_spool(self) -> int:
+        """Send what an archive-store outage left in the local spool (no-op without one)."""
+        store = self.app.store
+        if store.backlog() == 0:
+            return 0
+        store.flush()
+        return store.backlog()
+
     def checkpoint(self) -> str | None:
         """Write the ledger's head to the store, when it moved since the last checkpoint."""
         with Session(self.app.engine) as session:
@@ -301,7 +317,11 @@ class Daemon:
             if orphans:
                 log.warning("reclaiming deliveries a stopped daemon left in flight", count=orphans)
         with Session(self.app.engine) as session:
-            written = ledger.repair_mirror(session, self.app.store)
+            try:
+                written = ledger.repair_mirror(session, self.app.store)
+            except StoreUnavailable as e:
+                written = 0
+                log.error("archive store unavailable; ledger mirror repair postponed", error=str(e))
             if written:
                 log.warning("restored ledger mirror entries", count=written)
             unarchived = session.exec(

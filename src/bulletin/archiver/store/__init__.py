@@ -20,8 +20,10 @@ def open_store(settings: Settings) -> WormStore:
     """
     if settings.archive.store == "s3":
         from bulletin.archiver.store.s3 import S3Store
+        from bulletin.archiver.store.spool import SpooledStore
 
-        return S3Store.from_settings(settings.archive.s3)
+        s3 = settings.archive.s3
+        return SpooledStore(lambda: S3Store.from_settings(s3), settings.data_dir / "spool")
     from bulletin.archiver.store.local import LocalStore
 
     return LocalStore(settings.archive_path)

@@ -128,6 +128,10 @@ class WormStore(ABC):
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Every key starting with ``prefix``, in lexical order."""
 
+    def backlog(self) -> int:
+        """Objects accepted but not yet in the backend (a spool during an outage)."""
+        return 0
+
     def flush(self) -> None:  # noqa: B027 - backends that are durable per put need nothing
         """Durability barrier: every earlier put survives a crash once this returns."""
 
