@@ -41,14 +41,17 @@ from bulletin.archiver.verify import verify
 from bulletin.config import load_settings
 from bulletin.db import is_sqlite, session_scope
 from bulletin.errors import BulletinError, ConfigError, Refused, StoreUnavailable
-from bulletin.models import Delivery
+from bulletin.locks import exclusive_job
+from bulletin.models import Account, DaemonInstance, Delivery
 from bulletin.publisher.delivery import DeliveryWorker, Outcome
 from bulletin.publisher.notices import sync_account
 from bulletin.sandbox_child import SandboxChild
 from bulletin.sdnotify import Notifier
-from bulletin.waker import Waker
+from bulletin.waker import PgListener, Waker
 
 log = structlog.get_logger("bulletin.daemon")
+
+HEARTBEAT_SECONDS = 5
 
 
 @dataclass
@@ -74,6 +77,7 @@ class Daemon:
         self._dispatcher: threading.Thread | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._waker: Waker | None = None
+        self._listener: PgListener | None = None
         self._lock_file: IO[str] | None = None
         self._sandbox: SandboxChild | None = None
         self._checkpointed = 0
@@ -108,6 +112,10 @@ class Daemon:
             self._sandbox.start()
         self._waker = Waker(data_dir, self._wake)
         self._waker.start()
+        if self.app.engine.dialect.name == "postgresql":
+            self._listener = PgListener(self.app.engine, self._wake)
+            self._listener.start()
+        self._register()
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._schedule_jobs()
         self._scheduler.start()
@@ -135,6 +143,10 @@ class Daemon:
             self._scheduler.shutdown(wait=True)
         if self._waker is not None:
             self._waker.stop()
+        if self._listener is not None:
+            self._listener.stop()
+        if self._scheduler is not None:
+            self._deregister()
         if self._sandbox is not None:
             self._sandbox.stop()
         self._release_instance_lock()
@@ -216,7 +228,7 @@ class Daemon:
             if not account.enabled:
                 continue
             scheduler.add_job(
-                self._guarded(f"capture {name}", functools.partial(self.capture, name)),
+                self._guarded(f"capture {name}", functools.partial(self.scheduled_capture, name)),
                 "interval",
                 seconds=account.capture_interval,
                 id=f"capture:{name}",
@@ -226,7 +238,15 @@ class Daemon:
             )
         hour, minute = (int(x) for x in self.app.settings.daemon.verify_at.split(":"))
         scheduler.add_job(
-            self._guarded("nightly verify", self.nightly),
+            self._heartbeat_job,
+            "interval",
+            seconds=HEARTBEAT_SECONDS,
+            id="heartbeat",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.add_job(
+            self._guarded("nightly verify", self._exclusive("nightly", self.nightly)),
             CronTrigger(hour=hour, minute=minute, timezone=self.app.settings.agency.time_zone),
             id="nightly",
             max_instances=1,
@@ -241,7 +261,7 @@ class Daemon:
             coalesce=True,
         )
         scheduler.add_job(
-            self._guarded("ledger checkpoint", self.checkpoint),
+            self._guarded("ledger checkpoint", self._exclusive("checkpoint", self.checkpoint)),
             "interval",
             hours=1,
             id="checkpoint",
@@ -268,6 +288,63 @@ class Daemon:
                 log.exception(f"{what} failed")
 
         return run
+
+    def _exclusive(self, name: str, job: Callable[[], object]) -> Callable[[], None]:
+        """Run ``job`` only in the one daemon that holds its lock this round."""
+
+        def run() -> None:
+            with exclusive_job(self.app.engine, name) as mine:
+                if mine:
+                    job()
+
+        return run
+
+    def scheduled_capture(self, account: str) -> int:
+        """A capture sweep, unless another daemon holds it or swept it moments ago."""
+        interval = self.app.settings.accounts[account].capture_interval
+        with exclusive_job(self.app.engine, f"capture:{account}") as mine:
+            if not mine:
+                return 0
+            with Session(self.app.engine) as session:
+                row = session.get(Account, account)
+                last = row.last_capture_at if row else None
+            if last is not None and self.app.clock.now() - last < timedelta(seconds=interval / 2):
+                return 0
+            return self.capture(account)
+
+    def _register(self) -> None:
+        now = self.app.clock.now()
+        with session_scope(self.app.engine) as session:
+            session.merge(
+                DaemonInstance(
+                    owner=self.owner,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    version=__version__,
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+            )
+
+    def _heartbeat_job(self) -> None:
+        try:
+            with session_scope(self.app.engine) as session:
+                row = session.get(DaemonInstance, self.owner)
+                if row is not None:
+                    row.heartbeat_at = self.app.clock.now()
+                    session.add(row)
+        except BulletinError as e:
+            log.error("heartbeat failed", error=str(e))
+
+    def _deregister(self) -> None:
+        try:
+            with session_scope(self.app.engine) as session:
+                row = session.get(DaemonInstance, self.owner)
+                if row is not None:
+                    row.stopped_at = self.app.clock.now()
+                    session.add(row)
+        except BulletinError as e:
+            log.error("could not record the stop", error=str(e))
 
     def _watchdog(self) -> None:
         limit = self.notifier.watchdog_seconds or 0

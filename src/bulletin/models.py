@@ -166,3 +166,17 @@ class AuditEvent(SQLModel, table=True):
     object_id: str
     reason: str | None = None
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class DaemonInstance(SQLModel, table=True):
+    """A daemon that has run against this database; live while its heartbeat is fresh."""
+
+    __tablename__ = "daemons"
+
+    owner: str = Field(primary_key=True)
+    host: str
+    pid: int
+    version: str
+    started_at: datetime = _ts(nullable=False)
+    heartbeat_at: datetime = _ts(nullable=False)
+    stopped_at: datetime | None = _ts()

@@ -75,3 +75,47 @@ class Waker:
         if not self.address.startswith("\0"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.address)
+
+
+NOTIFY_CHANNEL = "bulletin_due"
+
+
+class PgListener:
+    """LISTENs on PostgreSQL for approvals made from any host and sets ``event``."""
+
+    def __init__(self, engine: object, event: threading.Event) -> None:
+        self.engine = engine
+        self.event = event
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._listen, name="pg-listener", daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        import psycopg
+        from sqlalchemy.engine import Engine
+
+        assert isinstance(self.engine, Engine)
+        while not self._stopping:
+            try:
+                raw = self.engine.raw_connection()
+                try:
+                    conn = raw.driver_connection
+                    assert isinstance(conn, psycopg.Connection)
+                    conn.autocommit = True
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not self._stopping:
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self.event.set()
+                finally:
+                    raw.invalidate()
+            except Exception:  # the fallback scan still runs; try again quietly
+                if not self._stopping:
+                    threading.Event().wait(2)
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._thread is not None:
+            self._thread.join(timeout=3)

@@ -70,6 +70,17 @@ class BulletinGroup(click.Group):
         except BulletinError as e:
             click.echo(f"bulletin: error: {e}", err=True)
             sys.exit(e.exit_code)
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as e:  # a bug: still one line for the user, the detail in the log
+            import logging
+
+            logging.getLogger("bulletin").debug("unexpected error", exc_info=True)
+            click.echo(
+                f"bulletin: error: unexpected {type(e).__name__}: {e} (please report this)",
+                err=True,
+            )
+            sys.exit(1)
         finally:
             obj = ctx.obj
             if isinstance(obj, Context):

@@ -20,7 +20,7 @@ SECRET_HINTS = ("secret", "token", "password", "key")
 
 
 def register(group: click.Group) -> None:
-    for command in (init, config, daemon, account, audit):
+    for command in (init, config, daemon, account, audit, status):
         group.add_command(command)
 
 
@@ -271,3 +271,80 @@ def _toml_like(data: dict[str, Any], prefix: str = "") -> str:
         if sub:
             lines.append(sub)
     return "\n".join(lines)
+
+
+@click.command()
+@json_option
+@pass_context
+def status(ctx: Context, as_json: bool) -> None:
+    """Live daemons and what they hold, deliveries by state, the archive and its backlog."""
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from bulletin.daemon import HEARTBEAT_SECONDS
+    from bulletin.models import DaemonInstance, Delivery, LedgerEntry, Record
+
+    app = ctx.app
+    engine = app.checked_engine()
+    now = app.clock.now()
+    tz = ctx.settings.agency.time_zone
+    fresh = now - timedelta(seconds=3 * HEARTBEAT_SECONDS)
+    with Session(engine) as session:
+        daemons = session.exec(
+            select(DaemonInstance)
+            .where(col(DaemonInstance.stopped_at).is_(None))
+            .where(col(DaemonInstance.heartbeat_at) >= fresh)
+            .order_by(col(DaemonInstance.started_at))
+        ).all()
+        held = dict(
+            session.exec(
+                select(Delivery.lease_owner, sa.func.count())
+                .where(col(Delivery.state) == "in-flight")
+                .group_by(col(Delivery.lease_owner))
+            ).all()
+        )
+        by_state = dict(
+            session.exec(
+                select(Delivery.state, sa.func.count()).group_by(col(Delivery.state))
+            ).all()
+        )
+        due_now = session.exec(
+            select(sa.func.count())
+            .select_from(Delivery)
+            .where(col(Delivery.state).in_(("pending", "uncertain")))
+            .where(col(Delivery.due_at) <= now)
+        ).one()
+        next_due = session.exec(
+            select(sa.func.min(Delivery.due_at))
+            .where(col(Delivery.state) == "pending")
+            .where(col(Delivery.due_at) > now)
+        ).one()
+        records = session.exec(select(sa.func.count()).select_from(Record)).one()
+        head = session.exec(select(sa.func.max(LedgerEntry.seq))).one()
+    backlog = app.store.backlog()
+    payload = {
+        "daemons": [{**d.model_dump(), "in_flight": held.get(d.owner, 0)} for d in daemons],
+        "deliveries": by_state,
+        "due_now": due_now,
+        "next_due": next_due,
+        "records": records,
+        "ledger_head": head or 0,
+        "store_backlog": backlog,
+    }
+    lines = [f"daemons running: {len(daemons)}"]
+    lines += [
+        f"  {d.host} pid {d.pid} v{d.version}  heartbeat {local_text(d.heartbeat_at, tz)}"
+        f"  holding {held.get(d.owner, 0)} deliveries"
+        for d in daemons
+    ]
+    lines.append(
+        "deliveries: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(by_state.items())) or "none")
+        + f"; due now {due_now}; next {local_text(next_due, tz) if next_due else '-'}"
+    )
+    lines.append(
+        f"archive: {records} records, ledger head #{head or 0}, "
+        f"{backlog} objects waiting for the store"
+    )
+    emit(as_json, payload, lines)

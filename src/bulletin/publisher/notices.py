@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -19,6 +20,7 @@ from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import Account, Delivery, Notice
 from bulletin.publisher.delivery import refresh_notice_state
+from bulletin.waker import NOTIFY_CHANNEL
 
 FINAL_NOTICE_STATES = {"published", "partially-published", "failed", "cancelled", "expired"}
 
@@ -156,6 +158,9 @@ def approve_notice(
             delivery.due_at = due
             session.add(delivery)
         session.add(notice)
+        if session.get_bind().dialect.name == "postgresql":
+            # delivered at commit to every daemon's listener, on any host
+            session.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
         audit.record_event(
             session,
             at=now,
