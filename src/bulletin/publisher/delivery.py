@@ -253,6 +253,7 @@ class DeliveryWorker:
                 account=row.account,
                 remote_id=result.remote_id,
                 reconciled=reconciled,
+                daemon=self.owner,
             )
             refresh_notice_state(session, notice.id or 0, now)
         log.info(
