@@ -207,7 +207,7 @@ class PlatformCost(_Section):
     post_with_url: float = Field(default=0.0, ge=0)
 
 
-DEFAULT_COSTS: dict[str, PlatformCost] = {
+DEFAULT_COSTS: dict[Platform, PlatformCost] = {
     "x": PlatformCost(post=0.015, post_with_url=0.200),
     "facebook": PlatformCost(),
     "feed": PlatformCost(),
@@ -239,10 +239,11 @@ class PublisherSettings(_Section):
         return self.approvals.get(category, self.approvals.get("default", 1))
 
     def cost_of(self, platform: str) -> PlatformCost:
-        for name, cost in self.costs.items():
-            if name == platform:
-                return cost
-        return DEFAULT_COSTS.get(platform, PlatformCost())
+        for table in (self.costs, DEFAULT_COSTS):
+            for name, cost in table.items():
+                if name == platform:
+                    return cost
+        return PlatformCost()
 
 
 RuleKind = Literal["pattern", "words", "length", "link-required", "alt-text"]

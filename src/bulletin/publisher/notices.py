@@ -352,7 +352,7 @@ def approve_notice(
                 findings=[f.line() for f in review.findings if f.rule in overrides],
             )
         if complete:
-            _make_due(session, notice, ", ".join(names), now)
+            make_due(session, notice, ", ".join(names), now)
         session.add(notice)
     return notice
 
@@ -397,7 +397,7 @@ def policy_refusal(notice_id: int, blocked: Sequence[policy.Finding]) -> str:
     return f"notice {notice_id} breaks the content policy: {lines}{hint}"
 
 
-def _make_due(session: Session, notice: Notice, approved_by: str, now: datetime) -> None:
+def make_due(session: Session, notice: Notice, approved_by: str, now: datetime) -> None:
     due = max(notice.publish_at or now, now)
     notice.state = "approved"
     notice.approved_by = approved_by
