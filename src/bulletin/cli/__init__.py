@@ -115,7 +115,7 @@ def main() -> None:
 
 
 # The subcommand modules import the helpers above, so they are registered last.
-from bulletin.cli import admin, archive, notice  # noqa: E402
+from bulletin.cli import admin, archive, notice, template  # noqa: E402
 
-for _module in (admin, archive, notice):
+for _module in (admin, archive, notice, template):
     _module.register(cli)
