@@ -420,6 +420,8 @@ def notice_from_template(
                 action="approved",
                 object_type="notice",
                 object_id=notice.id,
+                reason=f"covered by template {template.name} v{template.version}, approved by "
+                f"{template.approved_by}",
                 via_template=f"{template.name} v{template.version}",
                 template_approved_by=template.approved_by,
                 template_approved_at=template.approved_at.isoformat()
