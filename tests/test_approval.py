@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from bulletin.app import App
+from bulletin.connectors.sandbox import SANDBOX_ENV, SandboxServer
 from bulletin.daemon import Daemon
 from bulletin.errors import Refused, UsageError
 from bulletin.models import Approval, AuditEvent, Delivery, Notice
@@ -22,6 +24,7 @@ from bulletin.publisher.templates import (
 )
 from bulletin.publisher.texts import measure
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.sandbox import x_connector
 
 USERS = """
 [users.dana]
@@ -351,3 +354,41 @@ def test_variants_per_platform_and_cost(staffed: Instance) -> None:
     assert {t.account: t.cost for t in review.targets} == {"feed": 0.0, "x": 0.2}
     with pytest.raises(UsageError, match="--text-for facebook: not a target"):
         add(staffed, targets=("feed",), variants={"facebook": "x"})
+
+
+def test_thread_and_variant_published_to_x(tmp_path: Path, sandbox: SandboxServer) -> None:
+    """The daemon posts the X variant as a numbered thread of replies on the sandbox, and the
+    feed gets the notice's own text."""
+    extra = SANDBOX_X.format(url=sandbox.url)
+    inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", extra)
+    inst.app.close()
+    inst.app = App(inst.settings, SANDBOX_ENV, clock=inst.clock)
+    try:
+        long_x = " ".join(f"Detour step {i}: follow the signs past the common." for i in range(12))
+        notice_id = add(
+            inst, targets=("feed", "sandbox-x"), variants={"x": long_x}, allow_thread=True
+        )
+        approve(inst, notice_id, "chief")
+        daemon = Daemon(inst.app)
+        daemon.prepare()
+        assert sorted(o.state for o in daemon.dispatch_due()) == ["published", "published"]
+        with Session(inst.app.engine) as session:
+            x = session.exec(select(Delivery).where(Delivery.account == "sandbox-x")).one()
+        ids = json.loads(x.thread_ids or "[]")
+        assert len(ids) == 3 and x.remote_id == ids[0]
+        posts = {p.remote_id: p for p in x_connector(sandbox.url).list_posts().items}
+        assert [posts[i].text.rsplit(" ", 1)[1] for i in ids] == ["1/3", "2/3", "3/3"]
+        assert TEXT in (inst.data_dir / "feed.xml").read_text()
+    finally:
+        inst.app.close()
+
+
+SANDBOX_X = """
+[accounts.sandbox-x]
+platform = "x"
+base_url = "{url}"
+consumer_key_env = "SANDBOX_X_CONSUMER_KEY"
+consumer_secret_env = "SANDBOX_X_CONSUMER_SECRET"
+access_token_env = "SANDBOX_X_ACCESS_TOKEN"
+access_token_secret_env = "SANDBOX_X_ACCESS_TOKEN_SECRET"
+"""
