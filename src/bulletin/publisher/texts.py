@@ -14,8 +14,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from twitter_text import extract_urls
-
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import Connector, Limits
 from bulletin.connectors.registry import IMPLEMENTATIONS
@@ -92,7 +90,12 @@ def as_sent(platform: str, text: str, link: str | None) -> str:
 
 
 def has_url(text: str) -> bool:
-    return bool(_URL.search(text) or extract_urls(text))
+    """A URL as X sees one (``example.org`` counts too)."""
+    if _URL.search(text):
+        return True
+    from twitter_text import extract_urls  # slow to import: only when prices differ
+
+    return bool(extract_urls(text))
 
 
 def variant_for(account: str, platform: str, text: str, variants: Mapping[str, str]) -> str:
@@ -146,6 +149,8 @@ def estimate_cost(settings: Settings, platform: str, posts: list[str]) -> float:
     """Estimated price of creating ``posts`` on ``platform`` (a post with a URL costs more
     on X)."""
     price = settings.publisher.cost_of(platform)
+    if price.post == price.post_with_url:
+        return price.post * len(posts)
     return sum(price.post_with_url if has_url(p) else price.post for p in posts)
 
 
