@@ -245,3 +245,45 @@ def test_locked_database_at_start(tmp_path: Path) -> None:
         holder.close()
     assert result.returncode == 1
     assert "database is locked" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_template_flow_with_json(sqlite_instance: Instance) -> None:
+    """template add → approve → notice add --template: approved at once, with its cost;
+    unknown variables exit 2 with one line; notice show names the template."""
+    inst = sqlite_instance
+    run(
+        inst,
+        "template",
+        "add",
+        "road",
+        "--category",
+        "road-closure",
+        "--text",
+        "Road closed: {road} between {from} and {to} until {until}.",
+        "--var",
+        "road",
+        "--var",
+        "from",
+        "--var",
+        "to",
+        "--var",
+        "until:time",
+        "--as",
+        "lt",
+    )
+    run(inst, "template", "approve", "road", "--by", "chief")
+    listed = json.loads(run(inst, "template", "list", "--json").splitlines()[-1])
+    assert [(t["name"], t["approved_by"]) for t in listed["templates"]] == [("road", "chief")]
+    args = ["notice", "add", "--template", "road", "--target", "feed", "--as", "dana"]
+    values = ["--var", "road=Mass Ave", "--var", "from=Waltham St", "--var", "to=Muzzey St"]
+    added = json.loads(run(inst, *args, *values, "--var", "until=6 pm", "--json").splitlines()[-1])
+    assert (added["state"], added["covered_by"]) == ("approved", "chief")
+    assert added["cost_usd"] == {"feed": 0.0, "total": 0.0}
+    shown = run(inst, "notice", "show", str(added["id"]))
+    assert "chief through template road v1" in shown
+    assert "Road closed: Mass Ave between Waltham St and Muzzey St until 6 PM." in shown
+    result = CliRunner().invoke(
+        cli, ["--config", str(inst.config), *args, *values, "--var", "untill=6 pm"]
+    )
+    assert result.exit_code == 2
+    assert "unknown variable 'untill' for template road" in result.output

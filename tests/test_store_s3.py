@@ -147,12 +147,22 @@ def test_refused_credentials_are_an_archive_error() -> None:
 def test_open_store_builds_the_s3_store(
     seaweedfs: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """open_store gives an S3Store from [archive.s3], credentials from boto3's default chain."""
+    """open_store gives an S3Store from [archive.s3] behind the outage spool, credentials
+    from boto3's default chain."""
+    from pathlib import Path
+
+    from bulletin.archiver.store.spool import SpooledStore
+    from bulletin.config.settings import PathsSettings
+
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
     s3 = S3StoreSettings(bucket=s3_bucket, endpoint_url=seaweedfs, create_bucket=True)
-    store = open_store(Settings(archive=ArchiveSettings(store="s3", s3=s3)))
-    assert isinstance(store, S3Store)
+    data_dir = Path(f"/tmp/bulletin-s3-{s3_bucket}")
+    store = open_store(
+        Settings(archive=ArchiveSettings(store="s3", s3=s3), paths=PathsSettings(data_dir=data_dir))
+    )
+    assert isinstance(store, SpooledStore)
+    assert isinstance(store._connect(), S3Store)
     store.put(KEY, DATA, retain_until=later(days=1))
     assert store.get(KEY) == DATA
     store.close()

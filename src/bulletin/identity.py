@@ -32,14 +32,23 @@ def resolve_actor(
         name = mapped[0] if mapped else (login if settings.open_mode else "")
     if not name:
         raise UsageError("say who is acting with --as NAME (or set BULLETIN_USER)")
+    require_role(settings, name, role)
+    return name
+
+
+def require_role(settings: Settings, name: str, role: Role | None) -> None:
+    """With ``[users]`` configured, ``name`` must exist and hold ``role``; in open mode any
+    name will do.
+
+    :raises Refused: unknown user or missing role.
+    """
     if settings.open_mode:
-        return name
+        return
     user = settings.users.get(name)
     if user is None:
         raise Refused(f"unknown user {name!r} (not in [users] of {settings.source})")
     if role is not None and role not in user.roles:
         raise Refused(f"user {name!r} does not hold the {role} role")
-    return name
 
 
 def _login_name() -> str:

@@ -69,6 +69,13 @@ class Notice(SQLModel, table=True):
     approved_by: str | None = None
     approved_at: datetime | None = _ts()
     closed_reason: str | None = None
+    approvals_needed: int = 1
+    allow_thread: bool = False
+    # JSON: {account or platform: text} when some targets get their own wording
+    variants: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # JSON: [{"path": ..., "alt": ...}]
+    images: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    template_id: int | None = Field(default=None, foreign_key="templates.id")
 
 
 class Delivery(SQLModel, table=True):
@@ -99,6 +106,54 @@ class Delivery(SQLModel, table=True):
     last_error: str | None = None
     raw_response: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     archived_record_id: int | None = None
+    # the text for this account (the notice's text or its variant for the account/platform)
+    text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # JSON list: the numbered parts of a thread, when the text is split
+    parts: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # JSON list: remote ids of the parts published so far
+    thread_ids: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class Template(SQLModel, table=True):
+    """A notice template, approved in advance. A change is a new version, unapproved.
+
+    ``bodies`` is JSON ``{"default": text, platform or account: text}``; ``variables`` is JSON
+    ``{name: type}``; ``content_sha256`` hashes name, category, bodies and variables.
+    """
+
+    __tablename__ = "templates"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_template_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    version: int = 1
+    category: str
+    bodies: str = Field(sa_column=Column(Text, nullable=False))
+    variables: str = Field(sa_column=Column(Text, nullable=False))
+    content_sha256: str
+    created_by: str
+    created_at: datetime = _ts(nullable=False)
+    approved_by: str | None = None
+    approved_at: datetime | None = _ts()
+
+
+class Approval(SQLModel, table=True):
+    """One person's approval of a notice, directly or through an approved template.
+
+    ``overrides`` is JSON ``[rule id, ...]`` of content-policy rules this approval overrode,
+    with ``reason``.
+    """
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("notice_id", "approver", name="uq_approval_person"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    notice_id: int = Field(foreign_key="notices.id", index=True)
+    approver: str
+    at: datetime = _ts(nullable=False)
+    via_template_id: int | None = Field(default=None, foreign_key="templates.id")
+    overrides: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    reason: str | None = None
 
 
 class Record(SQLModel, table=True):

@@ -7,9 +7,12 @@ every later use sees absolute paths.
 from __future__ import annotations
 
 import re
+import tomllib
 from datetime import timedelta
+from functools import cache
+from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -198,10 +201,111 @@ class DaemonSettings(_Section):
         return value
 
 
+class PlatformCost(_Section):
+    """Estimated price of creating one post, in US dollars (X: docs.x.com pricing, 2026)."""
+
+    post: float = Field(default=0.0, ge=0)
+    post_with_url: float = Field(default=0.0, ge=0)
+
+
+DEFAULT_COSTS: dict[Platform, PlatformCost] = {
+    "x": PlatformCost(post=0.015, post_with_url=0.200),
+    "facebook": PlatformCost(),
+    "feed": PlatformCost(),
+}
+
+
 class PublisherSettings(_Section):
     categories: dict[str, Priority] = Field(default_factory=lambda: dict(DEFAULT_CATEGORIES))
     max_text_length: int = Field(default=5000, ge=1)
     past_grace_minutes: int = Field(default=5, ge=0)
+    # ``default`` and per-category overrides: how many people other than the author approve.
+    approvals: dict[str, int] = Field(default_factory=lambda: {"default": 1})
+    costs: dict[Platform, PlatformCost] = Field(default_factory=lambda: dict(DEFAULT_COSTS))
+
+    @model_validator(mode="after")
+    def _known_approval_keys(self) -> PublisherSettings:
+        for key, count in self.approvals.items():
+            if key != "default" and key not in self.categories:
+                raise ValueError(f"approvals.{key}: not a category (use default or a category)")
+            if count < 1:
+                raise ValueError(
+                    f"approvals.{key}: at least one approval is needed (the department's "
+                    "policy); use a pre-approved template for notices that cannot wait"
+                )
+        return self
+
+    def approvals_needed(self, category: str) -> int:
+        """How many approvals a notice of ``category`` needs."""
+        return self.approvals.get(category, self.approvals.get("default", 1))
+
+    def cost_of(self, platform: str) -> PlatformCost:
+        for table in (self.costs, DEFAULT_COSTS):
+            for name, cost in table.items():
+                if name == platform:
+                    return cost
+        return PlatformCost()
+
+
+RuleKind = Literal["pattern", "words", "length", "link-required", "alt-text"]
+
+
+class PolicyRule(_Section):
+    """One content-policy check. ``patterns`` are regular expressions matched without regard
+    to case; a match that lies inside a match of one of ``exceptions`` does not count.
+    ``words`` match whole words only (with common endings: s, es, ed, ing, er, ers)."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    kind: RuleKind = "pattern"
+    message: str
+    patterns: list[str] = Field(default_factory=list)
+    words: list[str] = Field(default_factory=list)
+    exceptions: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)  # empty: every category
+    not_categories: list[str] = Field(default_factory=list)
+    severity: Literal["block", "warn"] = "block"
+    overridable: bool = True
+    link_prefix: str = ""  # link-required: empty means the agency's website
+
+    @field_validator("patterns", "exceptions")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"bad regular expression {pattern!r}: {e}") from e
+        return value
+
+    def applies_to(self, category: str) -> bool:
+        if self.categories and category not in self.categories:
+            return False
+        return category not in self.not_categories
+
+
+@cache
+def shipped_policy_rules() -> tuple[PolicyRule, ...]:
+    """The default rule set shipped as ``config/policy.toml``."""
+    text = resources.files("bulletin.config").joinpath("policy.toml").read_text("utf-8")
+    data: dict[str, Any] = tomllib.loads(text)
+    return tuple(PolicyRule.model_validate(rule) for rule in data.get("rules", []))
+
+
+class PolicySettings(_Section):
+    """``[policy]``: the shipped rules (unless ``defaults = false``), minus ``disabled``, with
+    ``[[policy.rules]]`` added; a rule with a shipped rule's id replaces it."""
+
+    defaults: bool = True
+    disabled: list[str] = Field(default_factory=list)
+    rules: list[PolicyRule] = Field(default_factory=list)
+
+    def effective_rules(self) -> list[PolicyRule]:
+        own = {rule.id: rule for rule in self.rules}
+        merged: dict[str, PolicyRule] = {}
+        if self.defaults:
+            merged.update({rule.id: rule for rule in shipped_policy_rules()})
+        merged.update(own)
+        return [rule for rule_id, rule in merged.items() if rule_id not in self.disabled]
 
 
 class Settings(_Section):
@@ -217,6 +321,7 @@ class Settings(_Section):
     sandbox: SandboxSettings = SandboxSettings()
     daemon: DaemonSettings = DaemonSettings()
     publisher: PublisherSettings = PublisherSettings()
+    policy: PolicySettings = PolicySettings()
     source: str = "built-in defaults"
 
     @property

@@ -12,6 +12,8 @@ Exactly once rests on three rules:
 
 from __future__ import annotations
 
+import json
+import mimetypes
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from bulletin import audit
 from bulletin.archiver.archive import Archiver, Capture
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings, parse_period
-from bulletin.connectors.base import Connector, OutgoingPost, PublishResult, RemoteItem
+from bulletin.connectors.base import Connector, Media, OutgoingPost, PublishResult, RemoteItem
 from bulletin.db import session_scope
 from bulletin.errors import (
     Ambiguous,
@@ -36,7 +38,9 @@ from bulletin.errors import (
     Rejected,
 )
 from bulletin.identity import SYSTEM_ACTOR
-from bulletin.models import Account, Delivery, Notice
+from bulletin.models import Account, Approval, Delivery, Notice
+from bulletin.publisher import policy
+from bulletin.publisher.texts import plan
 
 log = structlog.get_logger("bulletin.delivery")
 
@@ -150,15 +154,17 @@ class DeliveryWorker:
             assert delivery is not None
             notice = session.get(Notice, delivery.notice_id)
             assert notice is not None
+            blocked = self._policy_blocks(session, notice, delivery)
         now = self.clock.now()
         if notice.state not in ("approved", "partially-published") and not claim.reconcile:
             return self._finish(delivery, "cancelled", f"notice is {notice.state}")
         try:
             connector = self.connector_for(delivery.account)
+            media = load_media(notice) if connector.limits().max_media else ()
         except BulletinError as e:
             return self._finish(delivery, "failed", str(e))
-        post = outgoing_post(notice, delivery)
-        if claim.reconcile:
+        post = outgoing_post(notice, delivery, media=media)
+        if claim.reconcile and not delivery.parts:  # threads reconcile part by part
             since = (delivery.attempt_started_at or notice.approved_at or now) - timedelta(
                 seconds=5
             )
@@ -182,6 +188,10 @@ class DeliveryWorker:
         if notice.expires_at is not None and now >= notice.expires_at:
             return self._finish(delivery, "failed", "the notice expired before it was published")
         try:
+            if delivery.parts:
+                return self._publish_thread(claim, delivery, notice, connector, media, blocked)
+            if blocked:
+                return self._finish(delivery, "failed", blocked)
             result = connector.publish(post)
         except RateLimited as e:
             return self._defer(delivery, notice, e.retry_after, f"rate limited: {e}")
@@ -203,6 +213,89 @@ class DeliveryWorker:
                 delivery, notice, None, f"unexpected error: {type(e).__name__}", state="uncertain"
             )
         return self._published(delivery, notice, connector, result, reconciled=False)
+
+    def _policy_blocks(self, session: Session, notice: Notice, delivery: Delivery) -> str:
+        """Why the content policy stops this delivery now ("" when it does not): the rules
+        run again right before publishing, with the overrides its approvers gave."""
+        account = session.get(Account, delivery.account)
+        platform = (
+            account.platform if account else self.settings.accounts[delivery.account].platform
+        )
+        target = plan(
+            self.settings,
+            delivery.account,
+            platform,
+            delivery.text or notice.text,
+            notice.link,
+            notice.allow_thread,
+        )
+        images = json.loads(notice.images) if notice.images else []
+        findings = policy.check(
+            self.settings, policy.Subject(notice.category, [target], notice.link, images)
+        )
+        approvals = session.exec(select(Approval).where(Approval.notice_id == notice.id)).all()
+        overridden = {rule for a in approvals for rule in policy.parse_overrides(a.overrides)}
+        blocked = policy.blocking(findings, overridden)
+        if not blocked:
+            return ""
+        return "content policy: " + "; ".join(f.line() for f in blocked)
+
+    def _publish_thread(
+        self,
+        claim: Claim,
+        delivery: Delivery,
+        notice: Notice,
+        connector: Connector,
+        media: tuple[Media, ...],
+        blocked: str,
+    ) -> Outcome:
+        """Post the numbered parts in order, each a reply to the one before. Each part's id is
+        committed before the next is tried, so a crash or a retry resumes where it stopped;
+        the first part not yet recorded is looked for on the platform when reconciling."""
+        parts: list[str] = json.loads(delivery.parts or "[]")
+        ids: list[str] = json.loads(delivery.thread_ids or "[]")
+        if not ids and blocked:
+            return self._finish(delivery, "failed", blocked)
+        now = self.clock.now()
+        head: PublishResult | None = None
+        resume_at = len(ids)
+        for index in range(resume_at, len(parts)):
+            post = outgoing_post(
+                notice,
+                delivery,
+                part=index,
+                reply_to=ids[-1] if ids else None,
+                media=media if index == 0 else (),
+            )
+            found = None
+            if claim.reconcile and index == resume_at:
+                since = (delivery.attempt_started_at or notice.approved_at or now) - timedelta(
+                    seconds=5
+                )
+                try:
+                    found = connector.find_published(post, since)
+                except BulletinError as e:  # stay uncertain: never post a part blind
+                    raise Ambiguous(f"could not check the platform: {e}") from e
+                if found is None:
+                    self._restart_attempt(delivery)
+            result = found or connector.publish(post)
+            ids.append(result.remote_id)
+            head = head or (result if index == 0 else None)
+            if not self._record_parts(delivery, ids):
+                return Outcome(delivery.id or 0, "lost", "claim expired before the outcome")
+        if head is None:
+            head = PublishResult(ids[0], None, None, b"")
+        return self._published(delivery, notice, connector, head, reconciled=claim.reconcile)
+
+    def _record_parts(self, delivery: Delivery, ids: list[str]) -> bool:
+        with session_scope(self.engine) as session:
+            row = self._owned(session, delivery.id)
+            if row is None:
+                return False
+            row.thread_ids = json.dumps(ids)
+            session.add(row)
+        delivery.thread_ids = json.dumps(ids)
+        return True
 
     def _restart_attempt(self, delivery: Delivery) -> None:
         with session_scope(self.engine) as session:
@@ -275,15 +368,17 @@ class DeliveryWorker:
             notice = session.get(Notice, delivery.notice_id)
             account = session.get(Account, delivery.account)
             assert notice is not None and account is not None
+        parts = json.loads(delivery.parts) if delivery.parts else []
         item = RemoteItem(
             kind="post",
             remote_id=delivery.remote_id or "",
-            text=notice.text,
+            text=parts[0] if parts else (delivery.text or notice.text),
             author=delivery.account,
             posted_at=delivery.published_at,
             url=delivery.remote_url,
             thread_id=delivery.remote_id,
-            extra={"notice_id": notice.id, "category": notice.category},
+            extra={"notice_id": notice.id, "category": notice.category}
+            | ({"thread_ids": json.loads(delivery.thread_ids or "[]")} if parts else {}),
             raw=delivery.raw_response or b"",
         )
         record = self.archiver.archive(
@@ -366,14 +461,47 @@ class DeliveryWorker:
         return Outcome(delivery.id or 0, state, reason, deferred)
 
 
-def outgoing_post(notice: Notice, delivery: Delivery) -> OutgoingPost:
+def outgoing_post(
+    notice: Notice,
+    delivery: Delivery,
+    part: int | None = None,
+    reply_to: str | None = None,
+    media: tuple[Media, ...] = (),
+) -> OutgoingPost:
+    """What to send for ``delivery``: its own text (the variant for its account), or one
+    numbered part of its thread (the link goes with the first part only)."""
+    text = delivery.text or notice.text
+    key = f"notice-{notice.id}"
+    link = notice.link
+    if part is not None:
+        text = json.loads(delivery.parts or "[]")[part]
+        if part:
+            key = f"{key}-part-{part + 1}"
+            link = None
     return OutgoingPost(
-        key=f"notice-{notice.id}",
-        text=notice.text,
+        key=key,
+        text=text,
         title=notice.title,
         category=notice.category,
-        link=notice.link,
+        link=link,
+        reply_to=reply_to,
+        media=media,
     )
+
+
+def load_media(notice: Notice) -> tuple[Media, ...]:
+    """The notice's images, read from where they were when it was drafted."""
+    images = json.loads(notice.images) if notice.images else []
+    media = []
+    for image in images:
+        path = image["path"]
+        mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        try:
+            with open(path, "rb") as handle:
+                media.append(Media(handle.read(), mime, image.get("alt", "")))
+        except OSError as e:
+            raise Rejected(f"image {path} cannot be read: {e.strerror}") from e
+    return tuple(media)
 
 
 def refresh_notice_state(session: Session, notice_id: int, now: datetime) -> None:

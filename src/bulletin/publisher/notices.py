@@ -5,9 +5,11 @@ Every change commits together with its audit event; nothing is half-written.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -18,8 +20,17 @@ from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
-from bulletin.models import Account, Delivery, Notice
+from bulletin.identity import require_role
+from bulletin.models import Account, Approval, Delivery, Notice, Template
+from bulletin.publisher import policy
 from bulletin.publisher.delivery import refresh_notice_state
+from bulletin.publisher.texts import (
+    THREAD_PLATFORMS,
+    TargetText,
+    check_variant_keys,
+    plan,
+    variant_for,
+)
 from bulletin.waker import NOTIFY_CHANNEL
 
 FINAL_NOTICE_STATES = {"published", "partially-published", "failed", "cancelled", "expired"}
@@ -37,10 +48,41 @@ class NoticeDraft:
     publish_at: datetime | None = None  # None: as soon as approved
     expires_at: datetime | None = None
     late_ok: bool = False
+    variants: Mapping[str, str] = field(default_factory=dict)  # account or platform → text
+    allow_thread: bool = False
+    images: Sequence[tuple[str, str]] = ()  # (path, alt text)
+
+
+@dataclass(frozen=True)
+class Review:
+    """What an approver sees: each target's text, length and cost, and the policy findings."""
+
+    targets: list[TargetText]
+    findings: list[policy.Finding]
+    approvals: list[Approval]
+    overridden: set[str]
+
+    @property
+    def blocking(self) -> list[policy.Finding]:
+        return policy.blocking(self.findings, self.overridden)
+
+    @property
+    def cost(self) -> float:
+        return sum(t.cost for t in self.targets)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "targets": [t.as_json() for t in self.targets],
+            "cost_usd": {t.account: round(t.cost, 3) for t in self.targets}
+            | {"total": round(self.cost, 3)},
+            "policy": [f.as_json() for f in self.findings],
+            "blocking": [f.rule for f in self.blocking],
+            "overridden": sorted(self.overridden),
+        }
 
 
 def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str:
-    """Check a draft; returns its priority.
+    """Check a draft; returns its priority. Lengths per target: see :func:`plan_targets`.
 
     :raises UsageError: what is wrong, in one line.
     """
@@ -53,8 +95,14 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
     if not text:
         raise UsageError("notice text is empty")
     limit = settings.publisher.max_text_length
-    if len(text) > limit:
-        raise UsageError(f"notice text is {len(text)} characters, at most {limit} are allowed")
+    for variant in [text, *draft.variants.values()]:
+        if len(variant) > limit:
+            raise UsageError(
+                f"notice text is {len(variant)} characters, at most {limit} are allowed"
+            )
+    for path, _alt in draft.images:
+        if not Path(path).is_file():
+            raise UsageError(f"image {path} is not a readable file")
     if not draft.targets:
         raise UsageError("a notice needs at least one --target account")
     for target in draft.targets:
@@ -68,6 +116,35 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
         raise UsageError("a target account is named twice")
     _check_times(draft.publish_at, draft.expires_at, draft.late_ok, settings, now)
     return categories[draft.category]
+
+
+def plan_targets(draft: NoticeDraft, settings: Settings) -> list[TargetText]:
+    """Each target's text (its variant), measured as its platform counts it.
+
+    :raises UsageError: a variant names no target, or a text is too long for its platform
+        (with the count) and may not become a thread.
+    """
+    platforms = {t: settings.accounts[t].platform for t in draft.targets}
+    variants = {k: v.strip() for k, v in draft.variants.items()}
+    check_variant_keys(variants, platforms)
+    plans = [
+        plan(
+            settings,
+            account,
+            platform,
+            variant_for(account, platform, draft.text.strip(), variants),
+            draft.link,
+            draft.allow_thread,
+        )
+        for account, platform in platforms.items()
+    ]
+    for target in plans:
+        if not target.fits:
+            hint = f"shorten it or give --text-for {target.platform}=..."
+            if target.platform in THREAD_PLATFORMS:
+                hint += ", or --allow-thread to post it as a numbered thread"
+            raise UsageError(f"{target.too_long()} ({hint})")
+    return plans
 
 
 def _check_times(
@@ -96,35 +173,101 @@ def create_notice(
     """Store a draft notice and one pending delivery per target account."""
     now = clock.now()
     priority = validate_draft(draft, settings, now)
+    plans = plan_targets(draft, settings)
     with session_scope(engine) as session:
-        _ensure_accounts(session, settings, draft.targets)
-        notice = Notice(
-            category=draft.category,
-            priority=priority,
-            title=draft.title.strip(),
-            text=draft.text.strip(),
-            link=draft.link,
-            author=author,
-            created_at=now,
-            publish_at=draft.publish_at,
-            expires_at=draft.expires_at,
-        )
-        session.add(notice)
-        session.flush()
-        assert notice.id is not None
-        for target in draft.targets:
-            session.add(Delivery(notice_id=notice.id, account=target))
-        audit.record_event(
-            session,
-            at=now,
-            actor=author,
-            action="drafted",
-            object_type="notice",
-            object_id=notice.id,
-            category=draft.category,
-            targets=list(draft.targets),
-        )
+        notice = store_draft(session, settings, now, draft, author, priority, plans)
     return notice
+
+
+def store_draft(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    draft: NoticeDraft,
+    author: str,
+    priority: str,
+    plans: Sequence[TargetText],
+    template: Template | None = None,
+) -> Notice:
+    """Add a validated draft, its deliveries (each with its own text) and the audit event."""
+    _ensure_accounts(session, settings, draft.targets)
+    images = [{"path": str(Path(p).resolve()), "alt": alt.strip()} for p, alt in draft.images]
+    notice = Notice(
+        category=draft.category,
+        priority=priority,
+        title=draft.title.strip(),
+        text=draft.text.strip(),
+        link=draft.link,
+        author=author,
+        created_at=now,
+        publish_at=draft.publish_at,
+        expires_at=draft.expires_at,
+        approvals_needed=settings.publisher.approvals_needed(draft.category),
+        allow_thread=draft.allow_thread,
+        variants=json.dumps(dict(draft.variants), ensure_ascii=False) if draft.variants else None,
+        images=json.dumps(images, ensure_ascii=False) if images else None,
+        template_id=template.id if template else None,
+    )
+    session.add(notice)
+    session.flush()
+    assert notice.id is not None
+    for target in plans:
+        session.add(
+            Delivery(
+                notice_id=notice.id,
+                account=target.account,
+                text=target.text,
+                parts=json.dumps(list(target.parts), ensure_ascii=False) if target.parts else None,
+            )
+        )
+    audit.record_event(
+        session,
+        at=now,
+        actor=author,
+        action="drafted",
+        object_type="notice",
+        object_id=notice.id,
+        category=draft.category,
+        targets=list(draft.targets),
+        cost_usd={t.account: round(t.cost, 3) for t in plans},
+        template=f"{template.name} v{template.version}" if template else None,
+    )
+    return notice
+
+
+def review_notice(session: Session, settings: Settings, notice: Notice) -> Review:
+    """Measure each delivery's text again and run the content-policy rules."""
+    assert notice.id is not None
+    deliveries = session.exec(select(Delivery).where(Delivery.notice_id == notice.id)).all()
+    approvals = approvals_of(session, notice.id)
+    targets = [
+        plan(
+            settings,
+            d.account,
+            platform_of(session, settings, d.account),
+            d.text or notice.text,
+            notice.link,
+            notice.allow_thread,
+        )
+        for d in deliveries
+    ]
+    subject = policy.Subject(notice.category, targets, notice.link, notice_images(notice))
+    overridden = {rule for a in approvals for rule in policy.parse_overrides(a.overrides)}
+    return Review(targets, policy.check(settings, subject), approvals, overridden)
+
+
+def notice_images(notice: Notice) -> list[dict[str, str]]:
+    return list(json.loads(notice.images)) if notice.images else []
+
+
+def platform_of(session: Session, settings: Settings, account: str) -> str:
+    configured = settings.accounts.get(account)
+    if configured is not None:
+        return configured.platform
+    row = session.get(Account, account)
+    if row is None:
+        raise NotFound(f"unknown account {account!r}")
+    return row.platform
 
 
 def approve_notice(
@@ -134,33 +277,57 @@ def approve_notice(
     notice_id: int,
     approver: str,
     late_ok: bool = False,
+    overrides: Sequence[str] = (),
+    reason: str | None = None,
 ) -> Notice:
-    """Approve a draft: its deliveries become due at its publish time (or now).
+    """Record one approval; with all the approvals its category needs, the notice is approved
+    and its deliveries become due at its publish time (or now).
 
-    :raises Refused: not a draft (approved twice, cancelled...), or self-approval with users.
+    Before an approval counts, every target's text is measured again and the content-policy
+    rules run; a blocking finding refuses the approval unless this approval (or an earlier
+    one) overrides that rule, with a reason.
+
+    :raises Refused: not a draft (already approved, cancelled...), a second approval by the
+        same person, self-approval or a missing role with users, or a policy finding.
+    :raises UsageError: an override without a reason, or of an unknown rule.
     """
+    overrides = list(dict.fromkeys(overrides))
+    check_overrides(settings, overrides, reason)
+    require_role(settings, approver, "approver")
     now = clock.now()
     with session_scope(engine) as session:
         notice = _get_for_update(session, notice_id)
-        if notice.state == "approved" or notice.approved_by:
-            raise Refused(f"notice {notice_id} is already approved (by {notice.approved_by})")
+        if notice.state == "approved" or (notice.state == "draft" and notice.approved_by):
+            raise Refused(
+                f"notice {notice_id} is already approved: it has all "
+                f"{notice.approvals_needed} approval(s) it needs ({notice.approved_by})"
+            )
         if notice.state != "draft":
             raise Refused(f"notice {notice_id} is {notice.state}; only a draft can be approved")
         if not settings.open_mode and approver == notice.author:
             raise Refused(f"{approver} wrote notice {notice_id} and may not approve it")
         _check_times(notice.publish_at, notice.expires_at, late_ok, settings, now)
-        due = max(notice.publish_at or now, now)
-        notice.state = "approved"
-        notice.approved_by = approver
-        notice.approved_at = now
-        deliveries = session.exec(select(Delivery).where(Delivery.notice_id == notice_id)).all()
-        for delivery in deliveries:
-            delivery.due_at = due
-            session.add(delivery)
-        session.add(notice)
-        if session.get_bind().dialect.name == "postgresql":
-            # delivered at commit to every daemon's listener, on any host
-            session.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        review = review_notice(session, settings, notice)
+        names = [a.approver for a in review.approvals]
+        if approver in names:
+            raise Refused(
+                f"{approver} already approved notice {notice_id}; approval "
+                f"{len(names) + 1} of {notice.approvals_needed} must come from someone else"
+            )
+        blocked = policy.blocking(review.findings, review.overridden | set(overrides))
+        if blocked:
+            raise Refused(policy_refusal(notice_id, blocked))
+        session.add(
+            Approval(
+                notice_id=notice_id,
+                approver=approver,
+                at=now,
+                overrides=json.dumps(overrides) if overrides else None,
+                reason=reason.strip() if overrides and reason else None,
+            )
+        )
+        names.append(approver)
+        complete = len(names) >= notice.approvals_needed
         audit.record_event(
             session,
             at=now,
@@ -168,9 +335,82 @@ def approve_notice(
             action="approved",
             object_type="notice",
             object_id=notice_id,
-            due_at=due.isoformat(),
+            approval=len(names),
+            needed=notice.approvals_needed,
+            cost_usd=round(review.cost, 3),
+            due_at=max(notice.publish_at or now, now).isoformat() if complete else None,
+            warnings=[f.rule for f in review.findings if f.severity != "block"] or None,
         )
+        if overrides:
+            audit.record_event(
+                session,
+                at=now,
+                actor=approver,
+                action="policy-overridden",
+                object_type="notice",
+                object_id=notice_id,
+                reason=reason,
+                rules=overrides,
+                findings=[f.line() for f in review.findings if f.rule in overrides],
+            )
+        if complete:
+            make_due(session, notice, ", ".join(names), now)
+        session.add(notice)
     return notice
+
+
+def approvals_of(session: Session, notice_id: int) -> list[Approval]:
+    return list(
+        session.exec(
+            select(Approval).where(Approval.notice_id == notice_id).order_by(Approval.id)  # type: ignore[arg-type]
+        ).all()
+    )
+
+
+def check_overrides(settings: Settings, overrides: Sequence[str], reason: str | None) -> None:
+    """:raises UsageError: an override without a reason or of an unknown rule.
+    :raises Refused: a rule that cannot be overridden."""
+    if not overrides:
+        return
+    if not (reason and reason.strip()):
+        raise UsageError("an override needs --reason (it is kept in the audit trail)")
+    known = policy.rule_ids(settings)
+    for rule in overrides:
+        if rule not in known:
+            raise UsageError(
+                f"unknown policy rule {rule!r} (rules: {', '.join(sorted(known)) or 'none'})"
+            )
+        if not known[rule].overridable:
+            raise Refused(f"policy rule {rule!r} cannot be overridden: {known[rule].message}")
+
+
+def policy_refusal(notice_id: int, blocked: Sequence[policy.Finding]) -> str:
+    """One line naming each rule the notice breaks and how an approver may override it."""
+    lines = "; ".join(f.line() for f in blocked)
+    overridable = [f.rule for f in blocked if f.overridable]
+    hint = (
+        " (an approver may override: --override "
+        + " --override ".join(dict.fromkeys(overridable))
+        + ' --reason "..."'
+        + ")"
+        if overridable
+        else ""
+    )
+    return f"notice {notice_id} breaks the content policy: {lines}{hint}"
+
+
+def make_due(session: Session, notice: Notice, approved_by: str, now: datetime) -> None:
+    due = max(notice.publish_at or now, now)
+    notice.state = "approved"
+    notice.approved_by = approved_by
+    notice.approved_at = now
+    for delivery in session.exec(select(Delivery).where(Delivery.notice_id == notice.id)).all():
+        delivery.due_at = due
+        session.add(delivery)
+    session.add(notice)
+    if session.get_bind().dialect.name == "postgresql":
+        # delivered at commit to every daemon's listener, on any host
+        session.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
 def cancel_notice(engine: Engine, clock: Clock, notice_id: int, actor: str, reason: str) -> Notice:

@@ -1,7 +1,7 @@
 """daemons
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-25
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import bulletin.models
 
 revision = "0005"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

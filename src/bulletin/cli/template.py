@@ -1,0 +1,156 @@
+"""Approver and dispatcher commands for pre-approved templates: add, approve, list, show."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli.notice import pairs
+from bulletin.identity import resolve_actor
+from bulletin.models import Template
+from bulletin.publisher.templates import (
+    DEFAULT,
+    VARIABLE_TYPES,
+    add_template,
+    approve_template,
+    get_template,
+    list_templates,
+    parse_variables,
+)
+from bulletin.timeparse import local_text
+
+
+def register(group: click.Group) -> None:
+    group.add_command(template)
+
+
+@click.group()
+def template() -> None:
+    """Templates an approver approves in advance, so a dispatcher can publish at once."""
+
+
+@template.command("add")
+@click.argument("name")
+@click.option("--category", required=True, help="Category slug of notices made from it.")
+@click.option(
+    "--text", required=True, help='The wording, with {placeholders}: "Road closed: {road}".'
+)
+@click.option(
+    "--text-for",
+    "text_for",
+    multiple=True,
+    metavar="ACCOUNT_OR_PLATFORM=TEXT",
+    help="Other wording for one account or platform (repeatable).",
+)
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="NAME:TYPE",
+    help=f"Declare a placeholder and its type ({', '.join(VARIABLE_TYPES)}); repeatable.",
+)
+@click.option("--as", "actor", default=None, help="Who writes it (default $BULLETIN_USER).")
+@json_option
+@pass_context
+def template_add(
+    ctx: Context,
+    name: str,
+    category: str,
+    text: str,
+    text_for: tuple[str, ...],
+    variables: tuple[str, ...],
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Add a template, or a new version of it; a new version needs a new approval."""
+    settings = ctx.settings
+    ctx.warn_open_mode()
+    author = resolve_actor(settings, actor, ctx.environ)
+    app = ctx.app
+    added = add_template(
+        app.checked_engine(),
+        settings,
+        app.clock,
+        name,
+        category,
+        text,
+        parse_variables(variables),
+        author,
+        pairs(text_for, "--text-for"),
+    )
+    emit(
+        as_json,
+        _template_json(added),
+        f"template {added.name} v{added.version} added; an approver approves it with "
+        f"`bulletin template approve {added.name} --by NAME`",
+    )
+
+
+@template.command("approve")
+@click.argument("name")
+@click.option("--by", "approver", default=None, help="Who approves (default $BULLETIN_USER).")
+@json_option
+@pass_context
+def template_approve(ctx: Context, name: str, approver: str | None, as_json: bool) -> None:
+    """Approve a template's newest version: notices made from it need no other approval."""
+    settings = ctx.settings
+    ctx.warn_open_mode()
+    who = resolve_actor(settings, approver, ctx.environ, "approver")
+    app = ctx.app
+    approved = approve_template(app.checked_engine(), settings, app.clock, name, who)
+    emit(
+        as_json,
+        _template_json(approved),
+        f"template {approved.name} v{approved.version} approved by {who}",
+    )
+
+
+@template.command("list")
+@json_option
+@pass_context
+def template_list(ctx: Context, as_json: bool) -> None:
+    """Every template's newest version and whether it is approved."""
+    rows = [_template_json(t) for t in list_templates(ctx.app.checked_engine())]
+    emit(
+        as_json,
+        {"templates": rows},
+        [
+            f"{r['name']:<24} v{r['version']:<3} {r['category']:<20} "
+            + (f"approved by {r['approved_by']}" if r["approved_by"] else "NOT APPROVED")
+            for r in rows
+        ]
+        or ["no templates"],
+    )
+
+
+@template.command("show")
+@click.argument("name")
+@json_option
+@pass_context
+def template_show(ctx: Context, name: str, as_json: bool) -> None:
+    """One template: its wording per platform, its variables and its approval."""
+    shown = get_template(ctx.app.checked_engine(), name)
+    data = _template_json(shown)
+    tz = ctx.settings.agency.time_zone
+    lines = [
+        f"template {shown.name} v{shown.version}  {shown.category}",
+        f"  written  {shown.created_by}, {local_text(shown.created_at, tz)}",
+        f"  approved {shown.approved_by or 'NOT APPROVED'}, {local_text(shown.approved_at, tz)}",
+        "  vars     " + (", ".join(f"{k}:{v}" for k, v in data["variables"].items()) or "none"),
+        *[
+            f"  text{'' if key == DEFAULT else ' for ' + key}: {body}"
+            for key, body in data["bodies"].items()
+        ],
+        f"  sha256   {shown.content_sha256}",
+    ]
+    emit(as_json, data, lines)
+
+
+def _template_json(t: Template) -> dict[str, Any]:
+    data = t.model_dump()
+    data["bodies"] = json.loads(t.bodies)
+    data["variables"] = json.loads(t.variables)
+    return data

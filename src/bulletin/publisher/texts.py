@@ -1,0 +1,209 @@
+"""What each target account will receive: its text (or variant), its length as the platform
+counts it, a numbered thread when allowed, and the estimated cost of posting it.
+
+Lengths come from the connector classes themselves (:meth:`Connector.limits` and
+:meth:`Connector.measure`, X's weighted count through twitter-text-parser), measured without
+building a client or touching the network.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+
+from bulletin.config.settings import Settings
+from bulletin.connectors.base import Connector, Limits
+from bulletin.connectors.registry import IMPLEMENTATIONS
+from bulletin.errors import ConfigError, UsageError
+
+# Platforms whose posts can carry replies, so a long text can go out as a numbered thread.
+THREAD_PLATFORMS = frozenset({"x"})
+_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TargetText:
+    """One target's text and what it costs."""
+
+    account: str
+    platform: str
+    text: str
+    length: int  # as the platform counts it, with the link the connector adds
+    limit: int
+    parts: tuple[str, ...] = ()  # the numbered parts, when it goes out as a thread
+    cost: float = 0.0
+
+    @property
+    def fits(self) -> bool:
+        return self.length <= self.limit or bool(self.parts)
+
+    def too_long(self) -> str:
+        """One line: how long it is against the limit."""
+        unit = "weighted characters" if self.platform == "x" else "characters"
+        return (
+            f"the text for {self.account} is {self.length} {unit}; {self.platform} allows "
+            f"{self.limit}"
+        )
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "account": self.account,
+            "platform": self.platform,
+            "length": self.length,
+            "limit": self.limit,
+            "parts": len(self.parts) or 1,
+            "cost_usd": round(self.cost, 3),
+        }
+
+
+@cache
+def _probe(platform: str) -> Connector:
+    """A connector of ``platform``'s class, uninitialised: only ``limits`` and ``measure``
+    are called on it, and neither needs credentials or a network session."""
+    target = IMPLEMENTATIONS.get(platform)
+    if target is None:
+        raise ConfigError(f"no connector for platform {platform!r}")
+    module_name, class_name = target.split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    probe: Connector = cls.__new__(cls)
+    Connector.__init__(probe, f"({platform} measure)")
+    return probe
+
+
+def limits(platform: str) -> Limits:
+    return _probe(platform).limits()
+
+
+def measure(platform: str, text: str) -> int:
+    return _probe(platform).measure(text)
+
+
+def as_sent(platform: str, text: str, link: str | None) -> str:
+    """The text as the connector sends it: X appends the link to the text; others carry it
+    separately."""
+    if platform == "x" and link and link not in text:
+        return f"{text}\n{link}"
+    return text
+
+
+def has_url(text: str) -> bool:
+    """A URL as X sees one (``example.org`` counts too)."""
+    if _URL.search(text):
+        return True
+    from twitter_text import extract_urls  # slow to import: only when prices differ
+
+    return bool(extract_urls(text))
+
+
+def variant_for(account: str, platform: str, text: str, variants: Mapping[str, str]) -> str:
+    """The account's own wording, else its platform's, else the notice's text."""
+    return variants.get(account) or variants.get(platform) or text
+
+
+def check_variant_keys(variants: Mapping[str, str], targets: Mapping[str, str]) -> None:
+    """Each ``--text-for`` key names a target account or the platform of one.
+
+    :param targets: account → platform.
+    :raises UsageError: a key matches no target, or a variant is empty.
+    """
+    for key, value in variants.items():
+        if key not in targets and key not in targets.values():
+            known = ", ".join(sorted({*targets, *targets.values()}))
+            raise UsageError(f"--text-for {key}: not a target account or platform ({known})")
+        if not value.strip():
+            raise UsageError(f"--text-for {key}: the text is empty")
+
+
+def plan(
+    settings: Settings,
+    account: str,
+    platform: str,
+    text: str,
+    link: str | None,
+    allow_thread: bool,
+) -> TargetText:
+    """Measure ``text`` for ``account``; split it into a thread when it is too long and the
+    author allowed it. Never raises for length: see :attr:`TargetText.fits`."""
+    limit = limits(platform).max_length
+    sent = as_sent(platform, text, link)
+    length = measure(platform, sent)
+    parts: tuple[str, ...] = ()
+    if length > limit and allow_thread and platform in THREAD_PLATFORMS:
+        parts = tuple(split_thread(text, limit, lambda t: measure(platform, t), link))
+    posts = [as_sent(platform, parts[0], link), *parts[1:]] if parts else [sent]
+    return TargetText(
+        account=account,
+        platform=platform,
+        text=text,
+        length=length,
+        limit=limit,
+        parts=parts,
+        cost=estimate_cost(settings, platform, posts),
+    )
+
+
+def estimate_cost(settings: Settings, platform: str, posts: list[str]) -> float:
+    """Estimated price of creating ``posts`` on ``platform`` (a post with a URL costs more
+    on X)."""
+    price = settings.publisher.cost_of(platform)
+    if price.post == price.post_with_url:
+        return price.post * len(posts)
+    return sum(price.post_with_url if has_url(p) else price.post for p in posts)
+
+
+def split_thread(
+    text: str, limit: int, measure_text: Callable[[str], int], link: str | None = None
+) -> list[str]:
+    """Split ``text`` at spaces into parts numbered ``1/3``, ``2/3``... that each fit
+    ``limit``; the link (sent with the first part) is counted there."""
+    tokens = re.findall(r"\S+\s*", text.strip())
+    for digits in (1, 2, 3):
+        most = 10**digits - 1
+        bodies = _greedy(tokens, limit, measure_text, link, f" {most}/{most}")
+        if len(bodies) <= most:
+            total = len(bodies)
+            return [f"{body} {i}/{total}" for i, body in enumerate(bodies, start=1)]
+    raise UsageError("the text is too long even for a thread of 999 posts")
+
+
+def _greedy(
+    tokens: list[str],
+    limit: int,
+    measure_text: Callable[[str], int],
+    link: str | None,
+    suffix: str,
+) -> list[str]:
+    def fits(body: str, first: bool) -> bool:
+        sent = f"{body}{suffix}"
+        if first and link and link not in body:
+            sent = f"{sent}\n{link}"
+        return measure_text(sent) <= limit
+
+    bodies: list[str] = []
+    current = ""
+    pending = list(tokens)
+    while pending:
+        token = pending.pop(0)
+        if not token:
+            continue
+        candidate = current + token
+        if fits(candidate.rstrip(), not bodies):
+            current = candidate
+            continue
+        if current:
+            bodies.append(current.rstrip())
+            current = ""
+            pending.insert(0, token)
+            continue
+        # one token longer than a whole post: cut it
+        cut = len(token)
+        while cut > 1 and not fits(token[:cut], not bodies):
+            cut -= 1
+        bodies.append(token[:cut])
+        pending.insert(0, token[cut:])
+    if current.strip():
+        bodies.append(current.rstrip())
+    return bodies
