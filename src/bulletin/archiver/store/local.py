@@ -126,7 +126,7 @@ class _Meta:
 class _Staged:
     """A put not yet flushed: its bytes are in ``temp``; its sidecar is in memory."""
 
-    path: Path
+    path: str
     temp: str
     meta: _Meta
 
@@ -147,8 +147,9 @@ class LocalStore(WormStore):
         self._token = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._counter = 0
         self._staged: dict[str, _Staged] = {}
-        self._known_dirs: set[Path] = set()
-        self._unsynced: set[Path] = set()
+        self._root = os.fspath(self.root)
+        self._known_dirs: set[str] = set()
+        self._unsynced: set[str] = set()
         self._lock = threading.RLock()
         _LIVE_TOKENS.add(self._token)
         self._marker = self._staging / f"{self._token}.open"
@@ -169,28 +170,31 @@ class LocalStore(WormStore):
 
         :raises ArchiveError: ``key`` is not a valid key.
         """
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
         digest = digest_of_key(key)
         if digest is not None:
             if len(digest) != 64 or not set(digest) <= _HEX:
                 raise ArchiveError(f"invalid key {key!r}: not sha256/ and 64 lowercase hex")
-            return self.root / "sha256" / digest[:2] / digest
+            return f"{self._root}/sha256/{digest[:2]}/{digest}"
         parts = key.split("/")
         for part in parts:
             if not part or part in {".", ".."} or part.startswith(".") or "\\" in part:
                 raise ArchiveError(f"invalid key {key!r}: empty, dot or backslash segment")
             if part.endswith(META_SUFFIX) or "\0" in part:
                 raise ArchiveError(f"invalid key {key!r}: reserved name")
-        return self.root.joinpath(*parts)
+        return os.path.join(self._root, *parts)
 
     @staticmethod
-    def _meta_path(path: Path) -> Path:
-        return path.with_name(path.name + META_SUFFIX)
+    def _meta_path(path: str) -> str:
+        return path + META_SUFFIX
 
     def _new_temp(self, kind: str) -> str:
         self._counter += 1
         return f"{self._staging_dir}/{self._token}-{self._counter}.{kind}"
 
-    def _object_temp(self, directory: Path) -> str:
+    def _object_temp(self, directory: str) -> str:
         self._counter += 1
         return f"{directory}/.{self._token}-{self._counter}.tmp"
 
@@ -209,7 +213,7 @@ class LocalStore(WormStore):
         promised = digest_of_key(key)
         if promised is not None and promised != digest:
             raise IntegrityError(f"key {key} does not match the sha256 of its bytes ({digest})")
-        path = self.path_of(key)
+        path = self._file(key)
         meta = _Meta(key, digest, len(data), utc(retain_until), legal_hold)
         with self._lock:
             staged = self._staged.get(key)
@@ -223,9 +227,10 @@ class LocalStore(WormStore):
                 if self._read_meta(path) is None:
                     self._replace_meta(path, meta)  # repair a sidecar lost in a crash
                 return PutResult(key, created=False)
-            temp = self._object_temp(path.parent)
+            parent = os.path.dirname(path)
+            temp = self._object_temp(parent)
             try:
-                self._ensure_dir(path.parent, key)
+                self._ensure_dir(parent, key)
                 write_new(temp, data)
             except OSError as e:
                 with contextlib.suppress(OSError):
@@ -236,7 +241,7 @@ class LocalStore(WormStore):
 
     def get(self, key: str, *, verify: bool = True) -> bytes:
         """The bytes of ``key``; ``verify`` checks them against the key or the sidecar sha256."""
-        path = self.path_of(key)
+        path = self._file(key)
         with self._lock:
             staged = self._staged.get(key)
             source = staged.temp if staged is not None else path
@@ -252,7 +257,7 @@ class LocalStore(WormStore):
 
     def head(self, key: str) -> ObjectInfo | None:
         """Metadata of ``key``; a missing sidecar reads as retained indefinitely."""
-        path = self.path_of(key)
+        path = self._file(key)
         with self._lock:
             staged = self._staged.get(key)
             if staged is not None:
@@ -261,7 +266,7 @@ class LocalStore(WormStore):
                 return None
             meta = self._read_meta(path)
             if meta is None:
-                size = path.stat().st_size
+                size = os.stat(path).st_size
                 return ObjectInfo(key, size, FOREVER, legal_hold=False)
             return meta.info()
 
@@ -310,11 +315,11 @@ class LocalStore(WormStore):
                 if staged is not None:
                     os.unlink(staged.temp)
                     return
-                path = self.path_of(key)
-                path.unlink()
+                path = self._file(key)
+                os.unlink(path)
                 with contextlib.suppress(FileNotFoundError):
-                    self._meta_path(path).unlink()
-                fsync_dir(path.parent)
+                    os.unlink(self._meta_path(path))
+                fsync_dir(os.path.dirname(path))
             except OSError as e:
                 raise self._unavailable(f"cannot delete {key}", e) from e
 
@@ -343,7 +348,7 @@ class LocalStore(WormStore):
                 for key, staged in batch:
                     if not self._publish(staged):
                         conflicts.append(key)
-                    self._unsynced.add(staged.path.parent)
+                    self._unsynced.add(os.path.dirname(staged.path))
                     del self._staged[key]
                 barrier(self.root, [], self._unsynced)
                 self._unsynced.clear()
@@ -399,7 +404,7 @@ class LocalStore(WormStore):
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _exists(self, path: Path, key: str, *, writing: bool = False) -> bool:
+    def _exists(self, path: str, key: str, *, writing: bool = False) -> bool:
         """Whether ``key`` is stored; a folder of other keys counts as absent unless writing."""
         try:
             mode = os.stat(path).st_mode
@@ -420,19 +425,20 @@ class LocalStore(WormStore):
         except OSError as e:
             raise self._unavailable(f"cannot read {key}", e) from e
 
-    def _read_meta(self, path: Path) -> _Meta | None:
+    def _read_meta(self, path: str) -> _Meta | None:
         try:
-            return _Meta.decode(self._meta_path(path).read_bytes())
+            with open(self._meta_path(path), "rb") as file:
+                return _Meta.decode(file.read())
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def _ensure_dir(self, directory: Path, key: str) -> None:
+    def _ensure_dir(self, directory: str, key: str) -> None:
         if directory in self._known_dirs:
             return
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            os.makedirs(directory, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as e:
-            if self.root.is_dir() and directory.is_relative_to(self.root):
+            if self.root.is_dir() and directory.startswith(self._root + "/"):
                 raise ArchiveError(f"key {key} lies under an existing object") from e
             raise
         self._known_dirs.add(directory)
@@ -444,7 +450,7 @@ class LocalStore(WormStore):
         info = self.head(key)
         if info is None:
             raise NotFound(f"no object {key} in the archive")
-        meta = self._read_meta(self.path_of(key))
+        meta = self._read_meta(self._file(key))
         if meta is None:  # sidecar lost in a crash: rebuild it from the bytes
             data = self.get(key)
             meta = _Meta(key, sha256_hex(data), len(data), FOREVER, False)
@@ -452,16 +458,16 @@ class LocalStore(WormStore):
 
     def _store_meta(self, key: str, meta: _Meta) -> None:
         if key not in self._staged:  # a staged sidecar is written at flush
-            self._replace_meta(self.path_of(key), meta)
+            self._replace_meta(self._file(key), meta)
 
-    def _replace_meta(self, path: Path, meta: _Meta) -> None:
+    def _replace_meta(self, path: str, meta: _Meta) -> None:
         """Write the sidecar of ``path`` atomically and durably: temp, fsync, rename, fsync dir."""
         temp = self._new_temp("meta")
         try:
             write_new(temp, meta.encode())
             fsync_file(temp)
             os.replace(temp, self._meta_path(path))
-            fsync_dir(path.parent)
+            fsync_dir(os.path.dirname(path))
         except OSError as e:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
@@ -472,7 +478,7 @@ class LocalStore(WormStore):
 
         Runs after the first barrier, so the bytes are durable before their name appears.
         """
-        path = str(staged.path)
+        path = staged.path
         meta_path = path + META_SUFFIX
         try:
             write_new(meta_path, staged.meta.encode())
