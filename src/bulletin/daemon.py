@@ -110,6 +110,7 @@ class Daemon:
         if self.app.settings.sandbox.start_with_daemon:
             self._sandbox = SandboxChild(self.app.settings, self.config_path)
             self._sandbox.start()
+        self._warm_up()  # load platform libraries before announcing readiness
         self._waker = Waker(data_dir, self._wake)
         self._waker.start()
         if self.app.engine.dialect.name == "postgresql":
@@ -193,7 +194,17 @@ class Daemon:
 
     # -- the due-scan --------------------------------------------------------------------
 
+    def _warm_up(self) -> None:
+        """Build this thread's connectors before the first notice needs them."""
+        for name, account in self.app.settings.accounts.items():
+            if account.enabled:
+                try:
+                    self.app.connector(name).measure("warm-up")  # loads the length counter
+                except BulletinError as e:
+                    log.error("account not usable", account=name, error=str(e))
+
     def _dispatch_loop(self) -> None:
+        self._warm_up()  # this thread's own connectors (cheap once the modules are loaded)
         interval = self.app.settings.daemon.scan_interval
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()

@@ -1,0 +1,210 @@
+"""Shared set-up for the benchmark and chaos scripts: a configured Bulletin in a temporary
+directory (SQLite, or a PostgreSQL schema of its own), an in-process sandbox, bulk seeding."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "src")]
+
+from bulletin.app import App  # noqa: E402
+from bulletin.config import load_settings  # noqa: E402
+from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, SandboxServer  # noqa: E402
+from bulletin.db import migrate  # noqa: E402
+from bulletin.models import Delivery, Notice  # noqa: E402
+
+PG_URL = os.environ.get("BULLETIN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+CONFIG = """
+[agency]
+name = "Bench Police Department"
+[paths]
+data_dir = "{data_dir}"
+[database]
+url = "{db_url}"
+[daemon]
+lease_seconds = {lease}
+[accounts.feed]
+platform = "feed"
+capture_interval = 3600
+[accounts.x]
+platform = "x"
+base_url = "{url}"
+capture_interval = 3600
+consumer_key_env = "SANDBOX_X_CONSUMER_KEY"
+consumer_secret_env = "SANDBOX_X_CONSUMER_SECRET"
+access_token_env = "SANDBOX_X_ACCESS_TOKEN"
+access_token_secret_env = "SANDBOX_X_ACCESS_TOKEN_SECRET"
+[accounts.facebook]
+platform = "facebook"
+base_url = "{url}"
+capture_interval = 3600
+page_id = "{page}"
+token_env = "SANDBOX_FACEBOOK_PAGE_TOKEN"
+"""
+
+
+@contextlib.contextmanager
+def database(kind: str, tmp: Path) -> Iterator[str]:
+    """A URL for an empty database of ``kind`` (sqlite | postgres), removed afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / 'data' / 'bulletin.db'}"
+        return
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        sep = "&" if "?" in PG_URL else "?"
+        yield f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def configure(tmp: Path, db_url: str, sandbox_url: str, lease: int = 30) -> tuple[Path, App]:
+    """Write a config file and initialise the database; returns (config path, app)."""
+    data_dir = tmp / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = tmp / "bulletin.toml"
+    config.write_text(
+        CONFIG.format(
+            data_dir=data_dir,
+            db_url=db_url,
+            url=sandbox_url,
+            page=DEFAULT_FB_PAGE["id"],
+            lease=lease,
+        )
+    )
+    app = App(load_settings(config, environ={}), environ={})
+    migrate(app.engine)
+    return config, app
+
+
+def start_sandbox() -> SandboxServer:
+    return SandboxServer().start()
+
+
+def seed_future_notices(app: App, count: int, account: str, start: datetime) -> None:
+    """``count`` approved notices due between one and thirty days from ``start`` (bulk)."""
+    from sqlmodel import Session
+
+    from bulletin.publisher.notices import sync_account
+
+    with Session(app.engine) as session:
+        sync_account(session, app.settings, account)
+        session.commit()
+    batch = 5000
+    for first in range(0, count, batch):
+        n = min(batch, count - first)
+        due = [start + timedelta(days=1, seconds=(first + i) * 25) for i in range(n)]
+        with app.engine.begin() as conn:
+            ids = (
+                conn.execute(
+                    sa.insert(Notice).returning(Notice.id, sort_by_parameter_order=True),  # type: ignore[arg-type]
+                    [
+                        {
+                            "category": "crime-prevention",
+                            "priority": "community",
+                            "title": "",
+                            "text": f"Weekly tip {first + i}: lock your car.",
+                            "state": "approved",
+                            "author": "bench",
+                            "created_at": start,
+                            "publish_at": d,
+                            "approved_by": "bench",
+                            "approved_at": start,
+                        }
+                        for i, d in enumerate(due)
+                    ],
+                )
+                .scalars()
+                .all()
+            )
+            conn.execute(
+                sa.insert(Delivery),
+                [
+                    {
+                        "notice_id": nid,
+                        "account": account,
+                        "state": "pending",
+                        "due_at": d,
+                        "attempts": 0,
+                    }
+                    for nid, d in zip(ids, due, strict=True)
+                ],
+            )
+
+
+class Daemon:
+    """``bulletin daemon`` as a subprocess."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config = config
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_in = 0.0
+
+    def start(self, timeout: float = 60.0) -> Daemon:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BULLETIN_")}
+        env["BULLETIN_CONFIG"] = str(self.config)
+        handle = self.log.open("ab")
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        began = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bulletin", "daemon", "--log-level", "warning"],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=self.config.parent,
+        )
+        handle.close()
+        ready = self.config.parent / "data" / "bulletin.sock"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.log.read_bytes()[offset:].decode(errors="replace"))
+            if _socket_ready(ready):
+                self.started_in = time.perf_counter() - began
+                return self
+            time.sleep(0.01)
+        raise RuntimeError("daemon did not start")
+
+    def rss_mb(self) -> float:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        return self.proc.wait(timeout=60)
+
+
+def _socket_ready(path: Path) -> bool:
+    from bulletin.waker import socket_address
+
+    address = socket_address(path.parent)
+    if address.startswith("\0"):
+        return path.parent.joinpath("daemon.lock").exists()
+    return Path(address).exists()
