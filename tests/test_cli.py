@@ -287,3 +287,37 @@ def test_template_flow_with_json(sqlite_instance: Instance) -> None:
     )
     assert result.exit_code == 2
     assert "unknown variable 'untill' for template road" in result.output
+
+
+def test_once_reports_what_it_deferred(sqlite_instance: Instance) -> None:
+    """daemon --once publishes what is due, reports a notice scheduled later as deferred with
+    its time in the agency's zone, and exits 0 without waiting for it."""
+    inst = sqlite_instance
+    later = json.loads(
+        run(
+            inst,
+            "notice",
+            "add",
+            "--category",
+            "special-event",
+            "--text",
+            "Parade Sunday.",
+            "--target",
+            "feed",
+            "--at",
+            "+2h",
+            "--as",
+            "d",
+            "--json",
+        ).splitlines()[-1]
+    )
+    run(inst, "notice", "approve", str(later["id"]), "--by", "chief")
+    import time
+
+    began = time.monotonic()
+    out = json.loads(run(inst, "daemon", "--once", "--max-wait", "1", "--json").splitlines()[-1])
+    assert time.monotonic() - began < 30
+    assert out["outcomes"] == []
+    assert [(d["notice"], d["account"]) for d in out["deferred"]] == [(later["id"], "feed")]
+    text = run(inst, "daemon", "--once", "--max-wait", "0")
+    assert f"deferred: notice {later['id']} to feed at" in text
