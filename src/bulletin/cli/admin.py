@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -74,7 +74,7 @@ def config() -> None:
 def config_check(ctx: Context, as_json: bool) -> None:
     """Validate the configuration and print it with secrets masked."""
     settings = ctx.settings
-    data = _mask(settings.model_dump(mode="json"))
+    data = _mask(settings.model_dump(mode="json"), ctx.environ)
     data["database"]["url"] = _safe_url(settings.database_url)
     if as_json:
         emit(True, data, "")
@@ -245,15 +245,16 @@ def _safe_url(url: str) -> str:
         return "(unparsable URL)"
 
 
-def _mask(value: Any, key: str = "") -> Any:
+def _mask(value: Any, environ: Mapping[str, str], key: str = "") -> Any:
+    """Secrets replaced by ``***``; a ``*_env`` setting says whether its variable is set."""
     if isinstance(value, dict):
-        return {k: _mask(v, k) for k, v in value.items()}
+        return {k: _mask(v, environ, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mask(v) for v in value]
+        return [_mask(v, environ) for v in value]
     if isinstance(value, str) and value and any(h in key.lower() for h in SECRET_HINTS):
         # *_env settings name a variable; the name is safe, say whether it is set
         if key.endswith("_env"):
-            return f"{value} ({'set' if value in os.environ else 'not set'})"
+            return f"{value} ({'set' if value in environ else 'not set'})"
         return "***"
     return value
 
