@@ -37,6 +37,7 @@ from bulletin import __version__
 from bulletin.app import App
 from bulletin.archiver import ledger
 from bulletin.archiver.capture import sweep
+from bulletin.archiver.disposition import build_disposition_batch
 from bulletin.archiver.verify import verify
 from bulletin.config import load_settings
 from bulletin.db import is_sqlite, session_scope
@@ -263,6 +264,14 @@ class Daemon:
             max_instances=1,
             coalesce=True,
         )
+        hour, minute = (int(x) for x in self.app.settings.retention.disposition_at.split(":"))
+        scheduler.add_job(
+            self._guarded("disposition listing", self.disposition),
+            CronTrigger(hour=hour, minute=minute, timezone=self.app.settings.agency.time_zone),
+            id="disposition",
+            max_instances=1,
+            coalesce=True,
+        )
         scheduler.add_job(
             self._guarded("spool drain", self.drain_spool),
             "interval",
@@ -386,6 +395,14 @@ class Daemon:
             self._checkpointed = last.seq
         log.info("ledger checkpoint", key=key)
         return key
+
+    def disposition(self) -> int | None:
+        """List the records due for destruction into a batch for an approver (nightly)."""
+        app = self.app
+        batch = build_disposition_batch(app.engine, app.store, app.settings, app.clock.now())
+        if batch is not None:
+            log.info("disposition batch listed", batch=batch.id, records=batch.record_count)
+        return batch.id if batch else None
 
     def nightly(self) -> None:
         report = verify(self.app.engine, self.app.store)

@@ -5,7 +5,7 @@ All times are stored as UTC and come back timezone-aware (see :class:`UTCDateTim
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
@@ -165,6 +165,9 @@ class Record(SQLModel, table=True):
             "account", "kind", "remote_id", "content_sha256", name="uq_record_version"
         ),
         Index("ix_records_remote", "account", "remote_id"),
+        Index("ix_records_retain_until", "retain_until"),
+        Index("ix_records_object", "object_sha256"),
+        Index("ix_records_raw", "raw_sha256"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -191,6 +194,9 @@ class Record(SQLModel, table=True):
     size: int = 0
     notice_id: int | None = None
     ledger_seq: int | None = Field(default=None, index=True)
+    # disposition: the row stays, marked; its objects are gone from the store
+    disposed_at: datetime | None = _ts()
+    disposal_batch_id: int | None = None
 
 
 class LedgerEntry(SQLModel, table=True):
@@ -235,3 +241,95 @@ class DaemonInstance(SQLModel, table=True):
     started_at: datetime = _ts(nullable=False)
     heartbeat_at: datetime = _ts(nullable=False)
     stopped_at: datetime | None = _ts()
+
+
+class Hold(SQLModel, table=True):
+    """A legal hold: every record matching ``query`` is kept while it is open.
+
+    An open records request owns one (``request_id``); it is released when the request closes.
+    """
+
+    __tablename__ = "holds"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    query: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON of the filter
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default="open", index=True)  # open | released
+    request_id: int | None = None
+    created_by: str
+    created_at: datetime = _ts(nullable=False)
+    released_by: str | None = None
+    released_at: datetime | None = _ts()
+    release_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class HoldRecord(SQLModel, table=True):
+    """Membership: ``record_id`` is (or was, once the hold is released) under ``hold_id``."""
+
+    __tablename__ = "hold_records"
+    __table_args__ = (Index("ix_hold_records_record", "record_id"),)
+
+    hold_id: int = Field(foreign_key="holds.id", primary_key=True)
+    record_id: int = Field(foreign_key="records.id", primary_key=True)
+    added_at: datetime = _ts(nullable=False)
+
+
+class RecordsRequest(SQLModel, table=True):
+    """An open-records (or litigation) request: a deadline and a hold on its scope."""
+
+    __tablename__ = "records_requests"
+
+    id: int | None = Field(default=None, primary_key=True)
+    requester: str
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    query: str = Field(sa_column=Column(Text, nullable=False))
+    litigation: bool = False
+    received_on: date
+    due_on: date = Field(index=True)
+    extension_days: int = 0
+    extension_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    state: str = Field(default="open", index=True)  # open | closed
+    hold_id: int | None = None
+    opened_by: str
+    opened_at: datetime = _ts(nullable=False)
+    closed_by: str | None = None
+    closed_at: datetime | None = _ts()
+    close_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class DispositionBatch(SQLModel, table=True):
+    """A frozen list of records past retention, awaiting an approver.
+
+    States: listed → approved (destroyed, certificate written) | stale (its membership changed
+    before approval; its records return to the pool for the next batch).
+    """
+
+    __tablename__ = "disposition_batches"
+
+    id: int | None = Field(default=None, primary_key=True)
+    state: str = Field(default="listed", index=True)
+    membership_sha256: str
+    record_count: int
+    listed_by: str
+    listed_at: datetime = _ts(nullable=False)
+    approved_by: str | None = None
+    approved_at: datetime | None = _ts()
+    certificate_sha256: str | None = None
+    certificate_seq: int | None = None
+    completed_at: datetime | None = _ts()  # every object the certificate names is deleted
+    stale_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class DispositionItem(SQLModel, table=True):
+    """One record in a batch, as it was when listed."""
+
+    __tablename__ = "disposition_items"
+    __table_args__ = (Index("ix_disposition_items_record", "record_id"),)
+
+    batch_id: int = Field(foreign_key="disposition_batches.id", primary_key=True)
+    record_id: int = Field(foreign_key="records.id", primary_key=True)
+    series: str
+    retain_until: datetime = _ts(nullable=False)
+    object_sha256: str
+    raw_sha256: str | None = None

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from bulletin import audit
 from bulletin.archiver import ledger
 from bulletin.archiver.canonical import canonical, canonical_plain
+from bulletin.archiver.holds import hold_new_records
 from bulletin.archiver.retention import retain_until, series_for
 from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.clock import Clock
@@ -84,6 +85,14 @@ class Archiver:
         if prepared:
             self.store.flush()
         created = self._index(prepared, now, actor) if prepared else {}
+        if created:  # open legal holds and records requests cover matching new records
+            hold_new_records(
+                self.engine,
+                self.store,
+                [r.id for r in created.values() if r.id is not None],
+                now,
+                self.settings.agency.time_zone,
+            )
         out: list[Record] = []
         for capture, digest in zip(captures, hashes, strict=True):
             key = (capture.account, digest)

@@ -85,13 +85,14 @@ def append(
     object_sha256: str | None = None,
 ) -> LedgerEntry:
     """Add the next entry to the session; call :func:`lock` first in the same transaction."""
-    entry = build(
+    built = build(
         kind=kind,
         at=at,
         record_id=record_id,
         object_sha256=object_sha256,
         previous=head(session),
     )
+    entry = LedgerEntry(**built.model_dump())  # instrumented, so the session can add it
     session.add(entry)
     return entry
 

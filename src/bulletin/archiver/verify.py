@@ -56,7 +56,28 @@ def verify(
         _check_records(session, store, report, batch)
         _check_orphans(session, store, report)
         _check_checkpoints(session, store, report)
+        _check_certificates(session, store, report)
     return report
+
+
+def _check_certificates(session: Session, store: WormStore, report: Report) -> None:
+    """Every certificate of destruction the ledger names is in the store, unaltered."""
+    for digest in session.exec(
+        select(LedgerEntry.object_sha256).where(col(LedgerEntry.kind) == "certificate")
+    ).all():
+        if not digest:
+            continue
+        try:
+            store.get(object_key(digest), verify=True)
+            report.objects += 1
+        except IntegrityError:
+            report.problems.append(
+                Problem("object-altered", f"certificate sha256/{digest}", "does not match its hash")
+            )
+        except NotFound:
+            report.problems.append(
+                Problem("object-missing", f"certificate sha256/{digest}", "is not in the store")
+            )
 
 
 def _check_checkpoints(session: Session, store: WormStore, report: Report) -> None:
@@ -215,6 +236,8 @@ def _check_record(
         report.problems.append(
             Problem("row-altered", subject, "its object hash differs from the ledger's")
         )
+    if record.disposed_at is not None:
+        return  # destroyed by an approved disposition batch: its objects are meant to be gone
     for digest in filter(None, (record.object_sha256, record.raw_sha256)):
         try:
             store.get(object_key(digest), verify=True)
@@ -234,6 +257,9 @@ def _check_orphans(session: Session, store: WormStore, report: Report) -> None:
     referenced = sa.union(
         sa.select(Record.object_sha256.label("d")),  # type: ignore[attr-defined]
         sa.select(Record.raw_sha256.label("d")).where(Record.raw_sha256.is_not(None)),  # type: ignore[union-attr]
+        sa.select(col(LedgerEntry.object_sha256).label("d")).where(
+            col(LedgerEntry.kind) == "certificate"
+        ),
     ).subquery()
     rows = iter(session.execute(sa.select(referenced.c.d).order_by(referenced.c.d)).scalars())
     want = next(rows, None)

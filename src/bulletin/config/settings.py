@@ -108,10 +108,16 @@ class ArchiveSettings(_Section):
     s3: S3StoreSettings = S3StoreSettings()
 
 
+Disposition = Literal["destroy-after-approval", "transfer-to-archives", "review"]
+PERMANENT_SERIES = frozenset({"ledger", "certificates"})
+
+
 class SeriesSettings(_Section):
     period: str
     anchor: Literal["posted", "captured"] = "captured"
-    disposition: Literal["destroy-after-approval", "transfer-to-archives", "review"] = "review"
+    disposition: Disposition = "review"
+    description: str = ""
+    authority: str = ""  # the schedule item this follows, e.g. "GS50-01-12 Rev. 1"
 
     @field_validator("period")
     @classmethod
@@ -121,7 +127,19 @@ class SeriesSettings(_Section):
 
 
 class RetentionSettings(_Section):
+    """The retention schedule: a period, anchor and disposition per record series.
+
+    A series not listed uses the defaults. ``ledger`` and ``certificates`` are always
+    permanent. Only ``destroy-after-approval`` series are ever listed for destruction, and then
+    only through an approved disposition batch.
+    """
+
     default_period: str = "7y"
+    default_anchor: Literal["posted", "captured"] = "captured"
+    default_disposition: Disposition = "review"
+    disposition_at: str = Field(
+        default="04:00", pattern=r"^\d{1,2}:\d{2}$", description="nightly batch listing, HH:MM"
+    )
     series: dict[str, SeriesSettings] = Field(default_factory=dict)
 
     @field_validator("default_period")
@@ -129,6 +147,27 @@ class RetentionSettings(_Section):
     def _valid_period(cls, value: str) -> str:
         parse_period(value)
         return value
+
+    @field_validator("series")
+    @classmethod
+    def _permanent_series(cls, value: dict[str, SeriesSettings]) -> dict[str, SeriesSettings]:
+        for name in PERMANENT_SERIES & set(value):
+            if parse_period(value[name].period) is not None:
+                raise ValueError(f"series {name!r} is always permanent")
+        return value
+
+
+class RequestsSettings(_Section):
+    """Records requests: the statutory response deadline.
+
+    ``response_days`` counted in business days (weekends and the jurisdiction's public holidays
+    skipped) when ``business_days`` is true, else in calendar days; day 1 is the day after
+    receipt. ``jurisdiction`` empty means ``[agency] jurisdiction``.
+    """
+
+    response_days: int = Field(default=10, ge=1)
+    business_days: bool = True
+    jurisdiction: str = ""
 
 
 class UserSettings(_Section):
@@ -316,6 +355,7 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     archive: ArchiveSettings = ArchiveSettings()
     retention: RetentionSettings = RetentionSettings()
+    requests: RequestsSettings = RequestsSettings()
     users: dict[str, UserSettings] = Field(default_factory=dict)
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
     sandbox: SandboxSettings = SandboxSettings()
@@ -360,5 +400,19 @@ class Settings(_Section):
 
     def retain_for(self, series: str) -> timedelta | None:
         """Retention period of ``series`` (None = permanent)."""
+        if series in PERMANENT_SERIES:
+            return None
         configured = self.retention.series.get(series)
         return parse_period(configured.period if configured else self.retention.default_period)
+
+    def anchor_for(self, series: str) -> Literal["posted", "captured"]:
+        """Whether ``series`` counts from the posted or the captured date."""
+        configured = self.retention.series.get(series)
+        return configured.anchor if configured else self.retention.default_anchor
+
+    def disposition_for(self, series: str) -> Disposition:
+        """What happens to a record of ``series`` once its retention has passed."""
+        if series in PERMANENT_SERIES:
+            return "review"
+        configured = self.retention.series.get(series)
+        return configured.disposition if configured else self.retention.default_disposition

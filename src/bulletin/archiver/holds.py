@@ -1,0 +1,539 @@
+"""Legal holds: a query over the archive whose matching records are kept while the hold is open.
+
+A hold covers every record that matches its query when it is placed, and every record captured
+later that matches while it is open: :meth:`~bulletin.archiver.archive.Archiver.archive_batch`
+calls :func:`hold_new_records` after each indexed batch, and :func:`refresh_holds` re-applies
+every open hold before a disposition batch is listed or approved and before a hold is released,
+so a record missed by a crash between indexing and the hook is caught there.
+
+A record is on legal hold (``Record.legal_hold``) while any open hold covers it or its series is
+permanent. The store's hold on an object follows the records that refer to it: placed before
+the database says so (an extra hold is safe), released after (a leftover hold is safe, and is
+reconciled by :func:`sync_object_holds`). Every change is an audit event.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
+
+from bulletin import audit
+from bulletin.archiver.store.base import WormStore, object_key
+from bulletin.config.settings import PERMANENT_SERIES
+from bulletin.db import session_scope
+from bulletin.errors import NotFound, Refused, UsageError
+from bulletin.identity import SYSTEM_ACTOR
+from bulletin.models import Hold, HoldRecord, Record
+
+QUERY_KEYS = ("from", "to", "account", "author", "thread", "kind", "series", "text")
+
+
+@dataclass(frozen=True)
+class Query:
+    """Which records a hold or request covers. Every given part must match.
+
+    ``since``/``until`` are dates in the agency's time zone, inclusive, on the posted date
+    (the captured date when a record has none).
+    """
+
+    since: date | None = None
+    until: date | None = None
+    account: str | None = None
+    author: str | None = None
+    thread: str | None = None
+    kind: str | None = None
+    series: str | None = None
+    text: tuple[str, ...] = field(default_factory=tuple)
+
+    def empty(self) -> bool:
+        return self == Query()
+
+    def to_json(self) -> str:
+        body = {k: v for k, v in asdict(self).items() if v not in (None, ())}
+        for key in ("since", "until"):
+            if key in body:
+                body[key] = body[key].isoformat()
+        if "text" in body:
+            body["text"] = list(body["text"])
+        return json.dumps(body, sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Query:
+        body: dict[str, Any] = json.loads(text)
+        for key in ("since", "until"):
+            if body.get(key):
+                body[key] = date.fromisoformat(body[key])
+        body["text"] = tuple(body.get("text", ()))
+        return cls(**body)
+
+    def describe(self) -> str:
+        parts = []
+        if self.since:
+            parts.append(f"from:{self.since.isoformat()}")
+        if self.until:
+            parts.append(f"to:{self.until.isoformat()}")
+        for key in ("account", "author", "thread", "kind", "series"):
+            value = getattr(self, key)
+            if value:
+                parts.append(f"{key}:{shlex.quote(value)}")
+        parts.extend(f"text:{shlex.quote(t)}" for t in self.text)
+        return " ".join(parts)
+
+
+def parse_query(text: str) -> Query:
+    """``account:feed author:visitor3 from:2026-11-01 to:2026-11-30 thread:p1 "water main"``.
+
+    Bare words and ``text:`` terms must all appear in the record's text (any case).
+
+    :raises UsageError: an unknown key, a bad date, or nothing to match on.
+    """
+    try:
+        tokens = shlex.split(text)
+    except ValueError as e:
+        raise UsageError(f"cannot read query {text!r}: {e}") from None
+    values: dict[str, Any] = {}
+    terms: list[str] = []
+    for token in tokens:
+        key, sep, value = token.partition(":")
+        if not sep or key.lower() not in QUERY_KEYS:
+            if sep and key.isalpha() and key.lower() not in QUERY_KEYS:
+                raise UsageError(
+                    f"unknown query key {key!r} (use {', '.join(QUERY_KEYS)}, or plain words)"
+                )
+            terms.append(token)
+            continue
+        key = key.lower()
+        if not value:
+            raise UsageError(f"query key {key}: needs a value")
+        if key == "text":
+            terms.append(value)
+        elif key in {"from", "to"}:
+            try:
+                values["since" if key == "from" else "until"] = date.fromisoformat(value)
+            except ValueError:
+                raise UsageError(f"query {key}:{value} is not a date (YYYY-MM-DD)") from None
+        else:
+            values[key] = value
+    query = Query(**values, text=tuple(terms))
+    if query.empty():
+        raise UsageError("the query matches nothing in particular; name at least one condition")
+    if query.since and query.until and query.until < query.since:
+        raise UsageError("the query's to: date is before its from: date")
+    return query
+
+
+def _like(term: str) -> str:
+    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def conditions(query: Query, time_zone: str) -> list[ColumnElement[bool]]:
+    """The query as SQL conditions on ``records``."""
+    zone = ZoneInfo(time_zone)
+    when = sa.func.coalesce(col(Record.posted_at), col(Record.captured_at))
+    out: list[ColumnElement[bool]] = []
+    if query.since:
+        out.append(when >= datetime.combine(query.since, time(), zone))
+    if query.until:
+        out.append(when < datetime.combine(query.until + timedelta(days=1), time(), zone))
+    if query.account:
+        out.append(col(Record.account) == query.account)
+    if query.author:
+        out.append(sa.func.lower(col(Record.author)) == query.author.lower())
+    if query.thread:
+        out.append(
+            sa.or_(col(Record.thread_id) == query.thread, col(Record.remote_id) == query.thread)
+        )
+    if query.kind:
+        out.append(col(Record.kind) == query.kind)
+    if query.series:
+        out.append(col(Record.series) == query.series)
+    for term in query.text:
+        out.append(sa.func.lower(col(Record.text)).like(_like(term), escape="\\"))
+    return out
+
+
+# -- placing ---------------------------------------------------------------------------------
+
+
+def create_hold(
+    engine: Engine,
+    store: WormStore,
+    *,
+    name: str,
+    query: Query,
+    reason: str,
+    actor: str,
+    now: datetime,
+    time_zone: str,
+    request_id: int | None = None,
+) -> tuple[Hold, int]:
+    """Open a hold and place it on every matching record; returns it and how many it covers.
+
+    The hold is committed open first, so a record captured meanwhile is caught by the capture
+    hook; then the records already archived are attached.
+    """
+    if not name.strip():
+        raise UsageError("a hold needs a --name")
+    if not reason.strip():
+        raise UsageError("a hold needs a --reason")
+    with session_scope(engine) as session:
+        hold = Hold(
+            name=name,
+            query=query.to_json(),
+            reason=reason,
+            request_id=request_id,
+            created_by=actor,
+            created_at=now,
+        )
+        session.add(hold)
+        session.flush()
+        assert hold.id is not None
+        audit.record_event(
+            session,
+            at=now,
+            actor=actor,
+            action="hold-created",
+            object_type="hold",
+            object_id=hold.id,
+            reason=reason,
+            name=name,
+            query=query.describe(),
+            request_id=request_id,
+        )
+    assert hold.id is not None
+    attached = apply_hold(engine, store, hold.id, now=now, actor=actor, time_zone=time_zone)
+    return hold, attached
+
+
+def apply_hold(
+    engine: Engine,
+    store: WormStore,
+    hold_id: int,
+    *,
+    now: datetime,
+    actor: str,
+    time_zone: str,
+    record_ids: Sequence[int] | None = None,
+) -> int:
+    """Attach every matching record (of ``record_ids``, if given) not yet in an open hold."""
+    with Session(engine) as session:
+        hold = session.get(Hold, hold_id)
+        if hold is None or hold.state != "open":
+            return 0
+        query = Query.from_json(hold.query)
+        members = select(HoldRecord.record_id).where(col(HoldRecord.hold_id) == hold_id)
+        stmt = (
+            select(Record)
+            .where(*conditions(query, time_zone))
+            .where(col(Record.disposed_at).is_(None))
+            .where(col(Record.id).not_in(members))
+        )
+        found: list[Record] = []
+        if record_ids is None:
+            found = list(session.exec(stmt).all())
+        else:
+            ids = sorted(set(record_ids))
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                found.extend(session.exec(stmt.where(col(Record.id).in_(chunk))).all())
+    if found:
+        _attach(engine, store, hold_id, found, now=now, actor=actor)
+    return len(found)
+
+
+def _attach(
+    engine: Engine,
+    store: WormStore,
+    hold_id: int,
+    records: list[Record],
+    *,
+    now: datetime,
+    actor: str,
+) -> None:
+    # the store first: a crash after this leaves an extra hold, never a missing one
+    for record in records:
+        if not record.legal_hold:
+            for key in _keys(record):
+                store.set_legal_hold(key, True)
+    store.flush()
+    ids = [r.id for r in records if r.id is not None]
+    with session_scope(engine) as session:
+        _insert_ignore(
+            session,
+            HoldRecord,
+            [{"hold_id": hold_id, "record_id": i, "added_at": now} for i in ids],
+        )
+        for start in range(0, len(ids), 500):
+            session.execute(
+                sa.update(Record)
+                .where(col(Record.id).in_(ids[start : start + 500]))
+                .values(legal_hold=True)
+            )
+        audit.record_events(
+            session,
+            [
+                audit.event(
+                    at=now,
+                    actor=actor,
+                    action="held",
+                    object_type="record",
+                    object_id=r.id or 0,
+                    hold_id=hold_id,
+                    store_hold_placed=not r.legal_hold,
+                    objects=_keys(r),
+                )
+                for r in records
+            ],
+        )
+
+
+def _insert_ignore(session: Session, table: type[HoldRecord], rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(table).on_conflict_do_nothing(), rows)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+
+
+def _keys(record: Record) -> list[str]:
+    return [object_key(d) for d in (record.object_sha256, record.raw_sha256) if d]
+
+
+def open_hold_ids(engine: Engine) -> list[int]:
+    with Session(engine) as session:
+        return [
+            i
+            for i in session.exec(select(Hold.id).where(col(Hold.state) == "open")).all()
+            if i is not None
+        ]
+
+
+def hold_new_records(
+    engine: Engine, store: WormStore, record_ids: Sequence[int], now: datetime, time_zone: str
+) -> int:
+    """The capture hook: put just-archived records under every open hold they match."""
+    if not record_ids:
+        return 0
+    return sum(
+        apply_hold(
+            engine,
+            store,
+            hold_id,
+            now=now,
+            actor=SYSTEM_ACTOR,
+            time_zone=time_zone,
+            record_ids=record_ids,
+        )
+        for hold_id in open_hold_ids(engine)
+    )
+
+
+def refresh_holds(engine: Engine, store: WormStore, now: datetime, time_zone: str) -> int:
+    """Re-apply every open hold to the whole archive; returns how many records were added."""
+    return sum(
+        apply_hold(engine, store, hold_id, now=now, actor=SYSTEM_ACTOR, time_zone=time_zone)
+        for hold_id in open_hold_ids(engine)
+    )
+
+
+# -- releasing -------------------------------------------------------------------------------
+
+
+def release_hold(
+    engine: Engine,
+    store: WormStore,
+    hold_id: int,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+    time_zone: str,
+    by_request: bool = False,
+) -> int:
+    """Release a hold; returns how many records left legal hold (those no other open hold or
+    request covers, in series that are not permanent).
+
+    :raises NotFound: no such hold.
+    :raises Refused: already released, or owned by a records request (close the request).
+    :raises UsageError: no reason given.
+    """
+    if not reason.strip():
+        raise UsageError("releasing a hold needs a --reason")
+    refresh_holds(engine, store, now, time_zone)
+    with session_scope(engine) as session:
+        hold = session.get(Hold, hold_id)
+        if hold is None:
+            raise NotFound(f"no hold {hold_id}")
+        if hold.state != "open":
+            raise Refused(
+                f"hold {hold_id} was already released by {hold.released_by} "
+                f"on {hold.released_at:%Y-%m-%d}"
+            )
+        if hold.request_id is not None and not by_request:
+            raise Refused(
+                f"hold {hold_id} belongs to records request {hold.request_id}; "
+                "close the request instead"
+            )
+        hold.state = "released"
+        hold.released_by = actor
+        hold.released_at = now
+        hold.release_reason = reason
+        session.add(hold)
+        session.flush()
+        members = [
+            r
+            for r in session.exec(
+                select(Record)
+                .join(HoldRecord, col(HoldRecord.record_id) == col(Record.id))
+                .where(col(HoldRecord.hold_id) == hold_id)
+            ).all()
+        ]
+        still = _covered(session, [r.id for r in members if r.id is not None])
+        freed = [
+            r
+            for r in members
+            if r.id not in still and r.series not in PERMANENT_SERIES and r.legal_hold
+        ]
+        ids = [r.id for r in freed]
+        for start in range(0, len(ids), 500):
+            session.execute(
+                sa.update(Record)
+                .where(col(Record.id).in_(ids[start : start + 500]))
+                .values(legal_hold=False)
+            )
+        audit.record_event(
+            session,
+            at=now,
+            actor=actor,
+            action="hold-released",
+            object_type="hold",
+            object_id=hold_id,
+            reason=reason,
+            records=len(members),
+            left_hold=len(freed),
+        )
+        audit.record_events(
+            session,
+            [
+                audit.event(
+                    at=now,
+                    actor=actor,
+                    action="hold-lifted",
+                    object_type="record",
+                    object_id=r.id or 0,
+                    reason=reason,
+                    hold_id=hold_id,
+                )
+                for r in freed
+            ],
+        )
+    keys = sorted({k for r in freed for k in _keys(r)})
+    changed = sync_object_holds(engine, store, keys)
+    if changed:
+        with session_scope(engine) as session:
+            audit.record_event(
+                session,
+                at=now,
+                actor=actor,
+                action="store-hold-released",
+                object_type="hold",
+                object_id=hold_id,
+                objects=changed,
+            )
+    return len(freed)
+
+
+def _covered(session: Session, record_ids: Iterable[int]) -> set[int]:
+    """Those of ``record_ids`` that some open hold covers."""
+    ids = sorted(set(record_ids))
+    out: set[int] = set()
+    for start in range(0, len(ids), 500):
+        rows = session.exec(
+            select(HoldRecord.record_id)
+            .join(Hold, col(Hold.id) == col(HoldRecord.hold_id))
+            .where(col(Hold.state) == "open")
+            .where(col(HoldRecord.record_id).in_(ids[start : start + 500]))
+        ).all()
+        out.update(rows)
+    return out
+
+
+def sync_object_holds(
+    engine: Engine, store: WormStore, keys: Sequence[str], exclude: Iterable[int] = ()
+) -> list[str]:
+    """Make the store's hold on each of ``keys`` match the records referring to it: held while
+    any record (other than ``exclude``) that refers to it is on legal hold. Returns the keys
+    whose hold was released."""
+    excluded = set(exclude)
+    released = []
+    with Session(engine) as session:
+        for key in keys:
+            digest = key.removeprefix("sha256/")
+            holders = session.exec(
+                select(Record.id)
+                .where(
+                    sa.or_(col(Record.object_sha256) == digest, col(Record.raw_sha256) == digest)
+                )
+                .where(col(Record.legal_hold).is_(True))
+                .where(col(Record.disposed_at).is_(None))
+            ).all()
+            wanted = any(h not in excluded for h in holders)
+            info = store.head(key)
+            if info is None or info.legal_hold == wanted:
+                continue
+            store.set_legal_hold(key, wanted)
+            if not wanted:
+                released.append(key)
+    store.flush()
+    return released
+
+
+def members(engine: Engine, hold_id: int) -> list[Record]:
+    with Session(engine) as session:
+        return list(
+            session.exec(
+                select(Record)
+                .join(HoldRecord, col(HoldRecord.record_id) == col(Record.id))
+                .where(col(HoldRecord.hold_id) == hold_id)
+                .order_by(col(Record.id))
+            ).all()
+        )
+
+
+def get_hold(engine: Engine, hold_id: int) -> Hold:
+    with Session(engine) as session:
+        hold = session.get(Hold, hold_id)
+    if hold is None:
+        raise NotFound(f"no hold {hold_id}")
+    return hold
+
+
+def list_holds(engine: Engine, include_released: bool = False) -> list[tuple[Hold, int]]:
+    """Holds with their record counts, newest first."""
+    with Session(engine) as session:
+        stmt = (
+            select(Hold, sa.func.count(col(HoldRecord.record_id)))
+            .join(HoldRecord, col(HoldRecord.hold_id) == col(Hold.id), isouter=True)
+            .group_by(col(Hold.id))
+            .order_by(col(Hold.id).desc())
+        )
+        if not include_released:
+            stmt = stmt.where(col(Hold.state) == "open")
+        return [(h, int(n)) for h, n in session.exec(stmt).all()]

@@ -1,0 +1,247 @@
+"""Records requests: a statutory deadline in business days, and a hold on the scope while open.
+
+The due date is ``[requests] response_days`` business days after the day of receipt (weekends
+and the public holidays of the jurisdiction skipped; see :mod:`bulletin.archiver.deadlines`),
+plus any extensions, each counted the same way. Opening a request places a hold on every record
+its query matches (and on records captured later that match); closing it releases that hold,
+and a record leaves legal hold only when no other open hold or request covers it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from bulletin import audit
+from bulletin.archiver import holds
+from bulletin.archiver.deadlines import BusinessCalendar, due_date
+from bulletin.archiver.store.base import WormStore
+from bulletin.config.settings import Settings
+from bulletin.db import session_scope
+from bulletin.errors import NotFound, Refused, UsageError
+from bulletin.models import RecordsRequest
+
+
+def calendar_for(settings: Settings) -> BusinessCalendar:
+    return BusinessCalendar(settings.requests.jurisdiction or settings.agency.jurisdiction)
+
+
+def compute_due(settings: Settings, received: date, extension_days: int = 0) -> date:
+    """The response deadline of a request received on ``received``."""
+    rule = settings.requests
+    return due_date(
+        received,
+        rule.response_days + extension_days,
+        business_days=rule.business_days,
+        calendar=calendar_for(settings) if rule.business_days else None,
+    )
+
+
+def today(settings: Settings, now: datetime) -> date:
+    """The agency's date at ``now``."""
+    return now.astimezone(ZoneInfo(settings.agency.time_zone)).date()
+
+
+def days_left(settings: Settings, request: RecordsRequest, now: datetime) -> int:
+    """Days (business days under the business-day rule) until the deadline; negative: overdue."""
+    start = today(settings, now)
+    if settings.requests.business_days:
+        return calendar_for(settings).business_days_between(start, request.due_on)
+    return (request.due_on - start).days
+
+
+def open_request(
+    engine: Engine,
+    store: WormStore,
+    settings: Settings,
+    *,
+    requester: str,
+    received: date,
+    description: str,
+    query: holds.Query,
+    litigation: bool,
+    actor: str,
+    now: datetime,
+) -> tuple[RecordsRequest, int]:
+    """Record a request, compute its deadline and hold its scope; returns it and how many
+    records the hold covers."""
+    if not requester.strip():
+        raise UsageError("a request needs a --requester")
+    if not description.strip():
+        raise UsageError("a request needs a --description")
+    if received > today(settings, now):
+        raise UsageError(f"received date {received} is in the future")
+    due = compute_due(settings, received)
+    with session_scope(engine) as session:
+        request = RecordsRequest(
+            requester=requester,
+            description=description,
+            query=query.to_json(),
+            litigation=litigation,
+            received_on=received,
+            due_on=due,
+            opened_by=actor,
+            opened_at=now,
+        )
+        session.add(request)
+        session.flush()
+        assert request.id is not None
+        audit.record_event(
+            session,
+            at=now,
+            actor=actor,
+            action="request-opened",
+            object_type="request",
+            object_id=request.id,
+            requester=requester,
+            received=received.isoformat(),
+            due=due.isoformat(),
+            litigation=litigation,
+            query=query.describe(),
+        )
+    assert request.id is not None
+    kind = "litigation hold" if litigation else "records request"
+    hold, count = holds.create_hold(
+        engine,
+        store,
+        name=f"request {request.id}",
+        query=query,
+        reason=f"{kind} {request.id} from {requester}: {description}",
+        actor=actor,
+        now=now,
+        time_zone=settings.agency.time_zone,
+        request_id=request.id,
+    )
+    with session_scope(engine) as session:
+        row = session.get(RecordsRequest, request.id)
+        assert row is not None
+        row.hold_id = hold.id
+        session.add(row)
+    request.hold_id = hold.id
+    return request, count
+
+
+def get_request(engine: Engine, request_id: int) -> RecordsRequest:
+    with Session(engine) as session:
+        request = session.get(RecordsRequest, request_id)
+    if request is None:
+        raise NotFound(f"no records request {request_id}")
+    return request
+
+
+def extend_request(
+    engine: Engine,
+    settings: Settings,
+    request_id: int,
+    *,
+    days: int,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> RecordsRequest:
+    """Extend the deadline by ``days`` (business days under the business-day rule).
+
+    :raises Refused: the request is closed.
+    """
+    if days < 1:
+        raise UsageError("an extension is at least one day")
+    if not reason.strip():
+        raise UsageError("an extension needs a --reason")
+    with session_scope(engine) as session:
+        request = session.get(RecordsRequest, request_id)
+        if request is None:
+            raise NotFound(f"no records request {request_id}")
+        if request.state != "open":
+            raise Refused(f"records request {request_id} is closed")
+        before = request.due_on
+        request.extension_days += days
+        request.extension_reason = "; ".join(filter(None, [request.extension_reason, reason]))
+        request.due_on = compute_due(settings, request.received_on, request.extension_days)
+        session.add(request)
+        audit.record_event(
+            session,
+            at=now,
+            actor=actor,
+            action="request-extended",
+            object_type="request",
+            object_id=request_id,
+            reason=reason,
+            days=days,
+            due_before=before.isoformat(),
+            due=request.due_on.isoformat(),
+        )
+    return request
+
+
+def close_request(
+    engine: Engine,
+    store: WormStore,
+    settings: Settings,
+    request_id: int,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> tuple[RecordsRequest, int]:
+    """Close a request and release its hold; returns it and how many records left legal hold.
+
+    :raises Refused: already closed.
+    """
+    if not reason.strip():
+        raise UsageError("closing a request needs a --reason")
+    with session_scope(engine) as session:
+        request = session.get(RecordsRequest, request_id)
+        if request is None:
+            raise NotFound(f"no records request {request_id}")
+        if request.state != "open":
+            raise Refused(f"records request {request_id} was already closed by {request.closed_by}")
+        request.state = "closed"
+        request.closed_by = actor
+        request.closed_at = now
+        request.close_reason = reason
+        session.add(request)
+        audit.record_event(
+            session,
+            at=now,
+            actor=actor,
+            action="request-closed",
+            object_type="request",
+            object_id=request_id,
+            reason=reason,
+            late=today(settings, now) > request.due_on,
+        )
+    freed = 0
+    if request.hold_id is not None:
+        freed = holds.release_hold(
+            engine,
+            store,
+            request.hold_id,
+            reason=f"records request {request_id} closed: {reason}",
+            actor=actor,
+            now=now,
+            time_zone=settings.agency.time_zone,
+            by_request=True,
+        )
+    return request, freed
+
+
+@dataclass(frozen=True)
+class RequestRow:
+    request: RecordsRequest
+    days_left: int
+
+
+def list_requests(
+    engine: Engine, settings: Settings, now: datetime, include_closed: bool = False
+) -> list[RequestRow]:
+    """Requests, the soonest due first."""
+    with Session(engine) as session:
+        stmt = select(RecordsRequest).order_by(col(RecordsRequest.due_on), col(RecordsRequest.id))
+        if not include_closed:
+            stmt = stmt.where(col(RecordsRequest.state) == "open")
+        rows = session.exec(stmt).all()
+    return [RequestRow(r, days_left(settings, r, now)) for r in rows]

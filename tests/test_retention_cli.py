@@ -1,0 +1,150 @@
+"""The clerk's hold and request commands and the administrator's retention commands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bulletin.archiver.archive import Capture
+from bulletin.cli import cli
+from bulletin.connectors.base import RemoteItem
+from tests.plugins.bulletin_app import Instance, make_instance
+
+SCHEDULE = """
+[retention.series.visitor-comments]
+period = "1y"
+anchor = "posted"
+disposition = "destroy-after-approval"
+
+[users.clerk1]
+roles = ["clerk"]
+
+[users.chief]
+roles = ["approver"]
+
+[users.admin1]
+roles = ["admin"]
+"""
+
+
+@pytest.fixture
+def inst(tmp_path: Path) -> Iterator[Instance]:
+    """SQLite, users with roles, comments destroyed a year after posting."""
+    made = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", SCHEDULE)
+    items = [
+        RemoteItem(
+            kind="comment",
+            remote_id=f"c{n}",
+            text=f"About the parade route {n}",
+            author=f"visitor{n}",
+            posted_at=datetime(2020, 5, n, 12, tzinfo=UTC),  # long past retention
+            parent_id="p1",
+            thread_id="p1",
+            raw=f'{{"id":"c{n}"}}'.encode(),
+        )
+        for n in (1, 2, 3)
+    ]
+    made.app.archiver.archive([Capture("feed", "feed", i) for i in items])
+    yield made
+    made.app.close()
+
+
+def run(inst: Instance, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(
+        cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
+    )
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def last_json(output: str) -> dict[str, object]:
+    value: dict[str, object] = json.loads(output.strip().splitlines()[-1])
+    return value
+
+
+def test_clerk_holds_and_requests(inst: Instance) -> None:
+    """hold create/list/show/release and request open/list/extend/show/close, with roles."""
+    placed = last_json(
+        run(
+            inst,
+            "hold",
+            "create",
+            "--name",
+            "Doe v. Town",
+            "--query",
+            "author:visitor1 from:2020-05-01 to:2020-05-31",
+            "--reason",
+            "notice of claim",
+            "--as",
+            "clerk1",
+            "--json",
+        )
+    )
+    assert placed["records"] == 1
+    run(inst, "hold", "create", "--name", "x", "--query", "author:x", "--reason", "r",
+        "--as", "chief", code=1)  # fmt: skip
+    assert "Doe v. Town" in run(inst, "hold", "list")
+    assert "visitor1" in run(inst, "hold", "show", str(placed["id"]))
+    opened = run(
+        inst,
+        "request",
+        "open",
+        "--requester",
+        "Lexington Minuteman",
+        "--received",
+        "2026-11-25",
+        "--description",
+        "comments on the parade post",
+        "--query",
+        "thread:p1 parade",
+        "--as",
+        "clerk1",
+    )
+    assert "due 2026-12-10" in opened and "on 3 records" in opened
+    listed = last_json(run(inst, "request", "list", "--json"))
+    [row] = listed["requests"]  # type: ignore[misc]
+    assert row["due_on"] == "2026-12-10"
+    assert "days left" in run(inst, "request", "list")
+    assert "2026-12-17" in run(
+        inst, "request", "extend", str(row["id"]), "--days", "5", "--reason", "volume",
+        "--as", "clerk1",
+    )  # fmt: skip
+    assert "extended    5 days" in run(inst, "request", "show", str(row["id"]))
+    run(inst, "hold", "release", str(row["hold_id"]), "--reason", "x", "--as", "clerk1", code=1)
+    closed = run(inst, "request", "close", str(row["id"]), "--reason", "answered", "--as", "clerk1")
+    assert "2 records left legal hold" in closed  # visitor1 stays under Doe v. Town
+    run(inst, "hold", "release", str(placed["id"]), "--as", "clerk1", code=2)  # no --reason
+    assert "1 records left" in run(
+        inst, "hold", "release", str(placed["id"]), "--reason", "settled", "--as", "clerk1"
+    )
+    audit = run(inst, "audit", "--limit", "500")
+    for action in ("hold-created", "request-opened", "request-extended", "request-closed"):
+        assert action in audit
+
+
+def test_administrator_schedule_and_disposition(inst: Instance) -> None:
+    """retention show/apply/list-batch/batches/show-batch/approve-batch, then archive verify."""
+    shown = run(inst, "retention", "show")
+    assert "visitor-comments" in shown and "1y" in shown
+    assert "example-wa-core" in run(inst, "retention", "example")
+    assert "GS50-01-12" in run(inst, "retention", "example", "example-wa-core")
+    applied = run(inst, "retention", "apply", "--as", "admin1")
+    assert "visitor-comments: extended 0, unchanged 3" in applied
+    listed = last_json(run(inst, "retention", "list-batch", "--as", "admin1", "--json"))
+    batch = str(listed["id"])
+    assert listed["record_count"] == 3
+    assert "listed" in run(inst, "retention", "batches")
+    run(inst, "retention", "approve-batch", batch, "--as", "clerk1", code=1)  # not an approver
+    approved = run(inst, "retention", "approve-batch", batch, "--as", "chief")
+    assert "3 records disposed of, 6 objects destroyed" in approved
+    assert "already approved" in run(
+        inst, "retention", "approve-batch", batch, "--as", "chief", code=1
+    )
+    assert "(verified)" in run(inst, "retention", "show-batch", batch)
+    assert "OK: 3 records" in run(inst, "archive", "verify")
+    assert "nothing is due" in run(inst, "retention", "list-batch", "--as", "admin1")
