@@ -215,10 +215,12 @@ class Daemon:
         for name, account in self.app.settings.accounts.items():
             if not account.enabled:
                 continue
+            # The job ticks at least as often as a hot thread wants sweeping; each sweep
+            # decides what is due (the post listing every capture_interval, threads by age).
             scheduler.add_job(
                 self._guarded(f"capture {name}", functools.partial(self.capture, name)),
                 "interval",
-                seconds=account.capture_interval,
+                seconds=min(account.capture_interval, self.app.settings.capture.hot_interval),
                 id=f"capture:{name}",
                 next_run_time=now + timedelta(seconds=1),
                 max_instances=1,
@@ -269,6 +271,8 @@ class Daemon:
             self.notifier.watchdog()
 
     def capture(self, account: str) -> int:
+        """Sweep ``account`` now; how many records were archived. Never raises for a
+        platform's failure: the sweep records it (see ``archive status``)."""
         result = sweep(self.app.archiver, self.app.connector(account), account, self.app.clock)
         return result.archived
 

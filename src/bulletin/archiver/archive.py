@@ -129,6 +129,11 @@ class Archiver:
         records = self._resolve(keys, hashes, created)
         return records, sum(1 for r in created if r is not None)
 
+    def latest_versions(self, keys: Sequence[Key]) -> dict[Key, Latest]:
+        """The newest archived version of each of ``keys`` (account, kind, remote id)."""
+        with Session(self.engine) as session:
+            return self._latest(session, keys)
+
     def _resolve(
         self, keys: list[Key], hashes: list[str], created: list[Record | None]
     ) -> list[Record]:
