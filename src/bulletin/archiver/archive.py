@@ -104,9 +104,10 @@ class Archiver:
         return self.archive_batch(captures, actor)[0]
 
     def archive_batch(
-        self, captures: Sequence[Capture], actor: str = "bulletin"
+        self, captures: Sequence[Capture], actor: str = "bulletin", *, resolve: bool = True
     ) -> tuple[list[Record], int]:
-        """Like :meth:`archive`, and also how many records are new.
+        """Like :meth:`archive`, and also how many records are new. With ``resolve=False``
+        the list is left empty (a sweep needs only the count).
 
         An item is archived when its content differs from the item's LATEST version, so an
         edit that reverts (A -> B -> A) is a new version, while the same content seen again
@@ -126,8 +127,10 @@ class Archiver:
         if prepared:
             self.store.flush()
         created = self._index(prepared, now, actor) if prepared else []
-        records = self._resolve(keys, hashes, created)
-        return records, sum(1 for r in created if r is not None)
+        count = sum(1 for r in created if r is not None)
+        if not resolve:
+            return [], count
+        return self._resolve(keys, hashes, created), count
 
     def latest_versions(self, keys: Sequence[Key]) -> dict[Key, Latest]:
         """The newest archived version of each of ``keys`` (account, kind, remote id)."""

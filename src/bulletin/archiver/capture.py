@@ -100,6 +100,7 @@ class Sweeper:
         *,
         full: bool = False,
         on_page: PageHook | None = None,
+        batch_items: int | None = None,
     ) -> None:
         self.archiver = archiver
         self.engine = archiver.engine
@@ -113,6 +114,7 @@ class Sweeper:
         self.limits = connector.limits()
         self.result = SweepResult(account)
         self.price = self.policy.price(connector.platform).read
+        self.batch_items = batch_items or self.policy.batch_items
 
     # -- the sweep -----------------------------------------------------------------------
 
@@ -215,9 +217,10 @@ class Sweeper:
                 newest = platform_id(page.items[0])
             posts = page.items
             ours = _published_by_us(self.engine, self.account, [p.remote_id for p in posts])
-            self._store_page(
+            self._store_pages(
                 "list posts",
-                page,
+                [page],
+                None,
                 [
                     Capture(
                         self.account,
@@ -228,7 +231,6 @@ class Sweeper:
                     )
                     for p in posts
                 ],
-                None,
             )
             self._register_threads(
                 [(p.remote_id, p.posted_at, ours.get(p.remote_id, (None, None))[1]) for p in posts]
@@ -368,23 +370,27 @@ class Sweeper:
                 session.add(row)
 
     def _sweep_thread(self, thread: CaptureThread, mode: Mode) -> None:
+        """List the thread to the end. Pages are stored in batches of about
+        ``batch_items`` items; the cursor is written only after its batch is stored."""
         resumed = thread.page_cursor is not None
         cursor, newest = thread.page_cursor, thread.page_newest
         use_since = mode == "new" and self.limits.supports_since_id
         since_id = thread.since_id if use_since else None
         seen: set[str] = set()
+        buffered: list[Page] = []
         while True:
             page = self.connector.list_comments(thread.thread_id, cursor, since_id=since_id)
             ids = [platform_id(i) for i in page.items]
             newest = _max_id([newest, *ids]) if newest or ids else None
-            self._store_page(
-                f"list comments {thread.thread_id}",
-                page,
-                [Capture(self.account, self.platform, i, self.training) for i in page.items],
-                thread.thread_id,
-            )
-            seen.update(i.remote_id for i in page.items)
+            buffered.append(page)
             cursor = page.next_cursor
+            if cursor is not None and sum(len(p.items) for p in buffered) < self.batch_items:
+                continue
+            self._store_pages(
+                f"list comments {thread.thread_id}", buffered, thread.thread_id, plain=True
+            )
+            seen.update(i.remote_id for p in buffered for i in p.items)
+            buffered = []
             with session_scope(self.engine) as session:
                 row = session.get(CaptureThread, (self.account, thread.thread_id))
                 assert row is not None
@@ -450,20 +456,32 @@ class Sweeper:
 
     # -- one page ------------------------------------------------------------------------
 
-    def _store_page(
-        self, operation: str, page: Page, captures: list[Capture], thread_id: str | None
+    def _store_pages(
+        self,
+        operation: str,
+        pages: list[Page],
+        thread_id: str | None,
+        captures: list[Capture] | None = None,
+        plain: bool = False,
     ) -> None:
-        """Quarantine the page's rejects, then archive its items (one group commit)."""
-        for reject in page.rejects:
-            self._quarantine_raw(operation, reject.error, reject.raw, thread_id)
+        """Quarantine the pages' rejects, then archive their items (one group commit)."""
+        for page in pages:
+            for reject in page.rejects:
+                self._quarantine_raw(operation, reject.error, reject.raw, thread_id)
+        if plain:
+            captures = [
+                Capture(self.account, self.platform, i, self.training)
+                for p in pages
+                for i in p.items
+            ]
         if captures:
             latest = self.archiver.latest_versions([_key(c) for c in captures])
             captures = [self._prepare(c, latest.get(_key(c))) for c in captures]
-            _, created = self.archiver.archive_batch(captures)
+            _, created = self.archiver.archive_batch(captures, resolve=False)
             self.result.archived += created
             self.result.seen += len(captures)
             self._charge([c.item.remote_id for c in captures])
-        self.result.pages += 1
+        self.result.pages += len(pages)
 
     def _prepare(self, capture: Capture, latest: Latest | None) -> Capture:
         item = capture.item
@@ -646,6 +664,15 @@ def sweep(
     *,
     full: bool = False,
     on_page: PageHook | None = None,
+    batch_items: int | None = None,
 ) -> SweepResult:
     """Sweep one account now (see :class:`Sweeper`)."""
-    return Sweeper(archiver, connector, account_name, clock, full=full, on_page=on_page).run()
+    return Sweeper(
+        archiver,
+        connector,
+        account_name,
+        clock,
+        full=full,
+        on_page=on_page,
+        batch_items=batch_items,
+    ).run()

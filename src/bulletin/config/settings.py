@@ -223,6 +223,9 @@ class CaptureSettings(_Section):
     lookback_margin_hours: float = Field(default=24.0, ge=0)
     warn_at: float = Field(default=0.8, gt=0, description="share of the budget that warns")
     slow_factor: float = Field(default=4.0, ge=1, description="interval factor over budget")
+    batch_items: int = Field(
+        default=1000, ge=1, description="items stored per group commit before a cursor moves"
+    )
     fetch_media: bool = True
     media_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     prices: dict[str, PlatformPrices] = Field(

@@ -343,7 +343,7 @@ class XConnector(Connector):
         items: list[RemoteItem] = []
         rejects: list[Reject] = []
         for tweet in body.get("data", []):
-            if isinstance(tweet, dict) and tweet.get("id") == skip:
+            if skip is not None and isinstance(tweet, dict) and tweet.get("id") == skip:
                 continue
             try:
                 items.append(self._item(tweet, kind))
