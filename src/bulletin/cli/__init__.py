@@ -115,7 +115,7 @@ def main() -> None:
 
 
 # The subcommand modules import the helpers above, so they are registered last.
-from bulletin.cli import admin, archive, notice, sandbox  # noqa: E402
+from bulletin.cli import admin, archive, comment, notice, sandbox  # noqa: E402
 
-for _module in (admin, archive, notice, sandbox):
+for _module in (admin, archive, comment, notice, sandbox):
     _module.register(cli)
