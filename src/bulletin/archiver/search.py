@@ -41,7 +41,7 @@ class Query:
     kind: str | None = None
     since: datetime | None = None  # posted at or after
     until: datetime | None = None  # posted before
-    state: str | None = None  # visible | hidden | deleted | edited (a version of that kind)
+    state: str | None = None  # visible | hidden | deleted | edited: the item has such a version
     limit: int = 20
 
 
@@ -91,10 +91,19 @@ def search(engine: Engine, query: Query) -> list[Hit]:
         statement = statement.where(col(Record.posted_at) >= query.since)
     if query.until:
         statement = statement.where(col(Record.posted_at) < query.until)
-    if query.state == "edited":
-        statement = statement.where(col(Record.change) == "edited")
-    elif query.state:
-        statement = statement.where(col(Record.state) == query.state)
+    if query.state:
+        # The item has (had) a version in that state: a comment edited, hidden or deleted
+        # is found by words of any of its versions.
+        other = sa.orm.aliased(Record)
+        wanted = other.change == "edited" if query.state == "edited" else other.state == query.state
+        statement = statement.where(
+            sa.exists().where(
+                other.account == Record.account,
+                other.kind == Record.kind,
+                other.remote_id == Record.remote_id,
+                wanted,
+            )
+        )
     statement = statement.order_by(col(Record.id).desc()).limit(query.limit * 4)
     with Session(engine) as session:
         rows = session.exec(statement).all()
