@@ -94,13 +94,15 @@ def search(engine: Engine, query: Query) -> list[Hit]:
     if query.state:
         # The item has (had) a version in that state: a comment edited, hidden or deleted
         # is found by words of any of its versions.
-        other = sa.orm.aliased(Record)
-        wanted = other.change == "edited" if query.state == "edited" else other.state == query.state
+        other = Record.__table__.alias("other")  # type: ignore[attr-defined]
+        wanted = (
+            other.c.change == "edited" if query.state == "edited" else other.c.state == query.state
+        )
         statement = statement.where(
             sa.exists().where(
-                other.account == Record.account,
-                other.kind == Record.kind,
-                other.remote_id == Record.remote_id,
+                other.c.account == col(Record.account),
+                other.c.kind == col(Record.kind),
+                other.c.remote_id == col(Record.remote_id),
                 wanted,
             )
         )
