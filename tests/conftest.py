@@ -10,5 +10,6 @@ pytest_plugins = [
     "tests.plugins.bulletin_app",
     "tests.plugins.daemon_process",
     "tests.plugins.sandbox",
+    "tests.plugins.capture",
     "tests.plugins.seaweedfs",
 ]

@@ -41,3 +41,27 @@ def test_floats_and_nesting_take_the_full_path() -> None:
     assert canonical_plain({"x": 1.5}) == canonical({"x": 1.5})
     nested = {"a": {"b": [1, "two"]}}
     assert canonical_plain(nested) == canonical(nested)  # type: ignore[arg-type]
+
+
+def test_nested_fast_path_matches_rfc8785() -> None:
+    """Nested snapshots (objects in lists in objects) without floats give RFC 8785's bytes."""
+    rng = random.Random(5)
+
+    def value(depth: int) -> object:
+        pick = rng.randint(0, 6 if depth < 3 else 3)
+        if pick == 0:
+            return rng.choice(TRICKY)
+        if pick == 1:
+            return rng.randint(-(2**53) + 1, 2**53 - 1)
+        if pick == 2:
+            return rng.choice([True, False, None])
+        if pick == 3:
+            return rng.choice(TRICKY) + str(rng.random())
+        if pick in (4, 5):
+            return {rng.choice(["id", "Z", "a_b", "text", "é"[:0] + "k"]): value(depth + 1)}
+        return [value(depth + 1) for _ in range(rng.randint(0, 3))]
+
+    for _ in range(2000):
+        data = {"item": value(0), "list": [value(0), value(0)], "n": rng.randint(0, 9)}
+        assert canonical(data) == bytes(rfc8785.dumps(data)), data
+    assert canonical({"x": [1.5]}) == bytes(rfc8785.dumps({"x": [1.5]}))

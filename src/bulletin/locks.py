@@ -7,17 +7,15 @@ lock is always granted there.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-
-def lock_key(name: str) -> int:
-    """A stable signed 64-bit key for ``name``."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+# Advisory locks are database-wide: the key includes the schema, so that Bulletin instances
+# sharing one PostgreSQL database in separate schemas never block each other.
+KEY_SQL = "hashtextextended(current_schema() || ':' || :name, 0)"
 
 
 @contextmanager
@@ -26,13 +24,16 @@ def exclusive_job(engine: Engine, name: str) -> Iterator[bool]:
     if engine.dialect.name != "postgresql":
         yield True
         return
-    key = lock_key(name)
     with engine.connect() as conn:
-        got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        got = bool(
+            conn.execute(
+                sa.text(f"SELECT pg_try_advisory_lock({KEY_SQL})"), {"name": name}
+            ).scalar()
+        )
         conn.commit()
         try:
             yield got
         finally:
             if got:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.execute(sa.text(f"SELECT pg_advisory_unlock({KEY_SQL})"), {"name": name})
                 conn.commit()

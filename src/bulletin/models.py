@@ -45,8 +45,12 @@ class Account(SQLModel, table=True):
     base_url: str = ""
     training: bool = False
     enabled: bool = True
-    capture_cursor: str | None = None
-    last_capture_at: datetime | None = _ts()
+    capture_cursor: str | None = None  # newest post id archived (the platform's since_id)
+    last_capture_at: datetime | None = _ts()  # when the post listing last finished
+    # A post listing interrupted mid-way resumes here; its newest id becomes the cursor
+    # once the listing reaches the end.
+    capture_page_cursor: str | None = None
+    capture_pending_newest: str | None = None
 
 
 class Notice(SQLModel, table=True):
@@ -161,13 +165,12 @@ class Record(SQLModel, table=True):
 
     __tablename__ = "records"
     __table_args__ = (
-        UniqueConstraint(
-            "account", "kind", "remote_id", "content_sha256", name="uq_record_version"
-        ),
+        UniqueConstraint("account", "kind", "remote_id", "version", name="uq_record_version"),
         Index("ix_records_remote", "account", "remote_id"),
         Index("ix_records_retain_until", "retain_until"),
         Index("ix_records_object", "object_sha256"),
         Index("ix_records_raw", "raw_sha256"),
+        Index("ix_records_thread", "account", "thread_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -197,6 +200,8 @@ class Record(SQLModel, table=True):
     # disposition: the row stays, marked; its objects are gone from the store
     disposed_at: datetime | None = _ts()
     disposal_batch_id: int | None = None
+    previous_record_id: int | None = None  # the version this one follows
+    change: str = "new"  # new | edited | hidden | unhidden | deleted | restored
 
 
 class LedgerEntry(SQLModel, table=True):
@@ -333,3 +338,93 @@ class DispositionItem(SQLModel, table=True):
     retain_until: datetime = _ts(nullable=False)
     object_sha256: str
     raw_sha256: str | None = None
+
+
+class RecordMedia(SQLModel, table=True):
+    """An image attached to an archived item, stored as its own object."""
+
+    __tablename__ = "record_media"
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(index=True)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    sha256: str | None = None  # None: fetching failed (``error`` says why)
+    mime_type: str | None = None
+    size: int = 0
+    error: str | None = None
+
+
+class CaptureThread(SQLModel, table=True):
+    """A post whose comments are swept, with its per-thread cursors and schedule."""
+
+    __tablename__ = "capture_threads"
+
+    account: str = Field(primary_key=True)
+    thread_id: str = Field(primary_key=True)
+    priority: str = "community"
+    posted_at: datetime | None = _ts()
+    first_seen_at: datetime = _ts(nullable=False)
+    last_swept_at: datetime | None = _ts()  # any sweep that reached the end
+    last_full_at: datetime | None = _ts()  # a full listing that reached the end
+    since_id: str | None = None  # newest comment id archived (platforms with since_id)
+    page_cursor: str | None = None  # resume point of an interrupted listing
+    page_mode: str | None = None  # "new" | "full": the kind of the interrupted listing
+    page_newest: str | None = None  # newest id of the interrupted listing
+    last_error: str | None = None
+
+
+class CaptureSweep(SQLModel, table=True):
+    """One capture sweep of one account and how it ended."""
+
+    __tablename__ = "capture_sweeps"
+    __table_args__ = (Index("ix_capture_sweeps_account", "account", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str
+    started_at: datetime = _ts(nullable=False)
+    finished_at: datetime | None = _ts()
+    result: str = "running"  # running | ok | partial | auth-error | failed
+    threads: int = 0
+    pages: int = 0
+    seen: int = 0
+    archived: int = 0
+    quarantined: int = 0
+    reads_charged: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class CaptureRead(SQLModel, table=True):
+    """A platform resource read on one UTC day (X charges each post once per day)."""
+
+    __tablename__ = "capture_reads"
+
+    account: str = Field(primary_key=True)
+    day: str = Field(primary_key=True)  # YYYY-MM-DD, UTC
+    remote_id: str = Field(primary_key=True)
+
+
+class CaptureSpend(SQLModel, table=True):
+    """Estimated platform spend per account and UTC month, in US dollars."""
+
+    __tablename__ = "capture_spend"
+
+    account: str = Field(primary_key=True)
+    month: str = Field(primary_key=True)  # YYYY-MM
+    reads: int = 0
+    usd: float = 0.0
+
+
+class Quarantine(SQLModel, table=True):
+    """A platform answer or item that could not be used, kept raw in the store."""
+
+    __tablename__ = "quarantine"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(index=True)
+    at: datetime = _ts(nullable=False)
+    operation: str  # "list posts", "list comments 123", ...
+    thread_id: str | None = None
+    error: str = Field(sa_column=Column(Text, nullable=False))
+    raw_sha256: str | None = None
+    size: int = 0
+    sweep_id: int | None = None

@@ -30,7 +30,7 @@ from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import RemoteItem
 from bulletin.db import session_scope
-from bulletin.models import LedgerEntry, Record
+from bulletin.models import LedgerEntry, Record, RecordMedia
 
 SNAPSHOT_SCHEMA = "bulletin.snapshot/1"
 
@@ -45,6 +45,42 @@ class Capture:
     training: bool = False
     notice_id: int | None = None
     priority: str | None = None
+    media: tuple[MediaBlob, ...] = ()
+
+
+@dataclass(frozen=True)
+class MediaBlob:
+    """An image fetched from an item's attachment URL (``data`` empty when fetching failed)."""
+
+    url: str
+    data: bytes = b""
+    mime_type: str | None = None
+    error: str | None = None
+
+
+Key = tuple[str, str, str]  # account, kind, remote id
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The newest archived version of one item."""
+
+    record_id: int
+    version: int
+    content_sha256: str
+    state: str
+    text: str
+
+
+def describe_change(previous: Latest | None, state: str, text: str) -> str:
+    """How a version differs from the one before it."""
+    if previous is None:
+        return "new"
+    if state != previous.state:
+        if state in ("deleted", "hidden"):
+            return state
+        return "restored" if previous.state == "deleted" else "unhidden"
+    return "edited"
 
 
 def content_hash(item: RemoteItem) -> str:
@@ -69,45 +105,113 @@ class Archiver:
         return self.archive_batch(captures, actor)[0]
 
     def archive_batch(
-        self, captures: Sequence[Capture], actor: str = "bulletin"
+        self, captures: Sequence[Capture], actor: str = "bulletin", *, resolve: bool = True
     ) -> tuple[list[Record], int]:
-        """Like :meth:`archive`, and also how many records are new."""
+        """Like :meth:`archive`, and also how many records are new. With ``resolve=False``
+        the list is left empty (a sweep needs only the count).
+
+        An item is archived when its content differs from the item's LATEST version, so an
+        edit that reverts (A -> B -> A) is a new version, while the same content seen again
+        is not. Within a batch, later captures of one item follow earlier ones.
+        """
         if not captures:
             return [], 0
         now = self.clock.now()
         hashes = [content_hash(c.item) for c in captures]
+        keys = [_key(c) for c in captures]
         with Session(self.engine, expire_on_commit=False) as session:
-            existing = self._existing(session, captures, hashes)
-        pending = [
-            (c, h) for c, h in zip(captures, hashes, strict=True) if (c.account, h) not in existing
+            latest = self._latest(session, keys)
+        prepared = [
+            self._store_objects(c, h, now)
+            for c, h in _changes(captures, hashes, {k: v.content_sha256 for k, v in latest.items()})
         ]
-        prepared = [self._store_objects(c, h, now) for c, h in _unique(pending)]
         if prepared:
             self.store.flush()
-        created = self._index(prepared, now, actor) if prepared else {}
-        if created:  # open legal holds and records requests cover matching new records
-            hold_new_records(
-                self.engine,
-                self.store,
-                [r.id for r in created.values() if r.id is not None],
-                now,
-                self.settings.agency.time_zone,
-            )
-        out: list[Record] = []
-        for capture, digest in zip(captures, hashes, strict=True):
-            key = (capture.account, digest)
-            out.append(existing[key] if key in existing else created[key])
-        return out, len(created)
+        created = self._index(prepared, now, actor) if prepared else []
+        new_ids = [r.id for r in created if r is not None and r.id is not None]
+        if new_ids:  # open legal holds and records requests cover matching new records
+            hold_new_records(self.engine, self.store, new_ids, now, self.settings.agency.time_zone)
+        if not resolve:
+            return [], len(new_ids)
+        return self._resolve(keys, hashes, created), len(new_ids)
 
-    def _existing(
-        self, session: Session, captures: Sequence[Capture], hashes: list[str]
-    ) -> dict[tuple[str, str], Record]:
-        found: dict[tuple[str, str], Record] = {}
-        for start in range(0, len(hashes), 500):
-            chunk = set(hashes[start : start + 500])
-            rows = session.exec(select(Record).where(Record.content_sha256.in_(chunk)))  # type: ignore[attr-defined]
-            for row in rows:
-                found[(row.account, row.content_sha256)] = row
+    def latest_versions(self, keys: Sequence[Key]) -> dict[Key, Latest]:
+        """The newest archived version of each of ``keys`` (account, kind, remote id)."""
+        with Session(self.engine) as session:
+            return self._latest(session, keys)
+
+    def _resolve(
+        self, keys: list[Key], hashes: list[str], created: list[Record | None]
+    ) -> list[Record]:
+        """One record per capture: the version holding its content (the latest such)."""
+        wanted = set(keys)
+        with Session(self.engine, expire_on_commit=False) as session:
+            found: dict[tuple[Key, str], Record] = {}
+            for record in self._rows(session, sorted(wanted)):
+                found[(_record_key(record), record.content_sha256)] = record
+        for new in created:
+            if new is not None:
+                found[(_record_key(new), new.content_sha256)] = new
+        return [found[(k, h)] for k, h in zip(keys, hashes, strict=True)]
+
+    @staticmethod
+    def _rows(session: Session, keys: list[Key]) -> list[Record]:
+        """Every version of ``keys``, oldest first."""
+        out: list[Record] = []
+        remote_ids = sorted({k[2] for k in keys})
+        wanted = set(keys)
+        for start in range(0, len(remote_ids), 500):
+            rows = session.exec(
+                select(Record)
+                .where(col(Record.remote_id).in_(remote_ids[start : start + 500]))
+                .order_by(col(Record.version))
+            )
+            out.extend(r for r in rows if _record_key(r) in wanted)
+        return out
+
+    @staticmethod
+    def _latest(session: Session, keys: Sequence[Key]) -> dict[Key, Latest]:
+        """The newest version of each of ``keys`` that is archived."""
+        found: dict[Key, Latest] = {}
+        wanted = set(keys)
+        remote_ids = sorted({k[2] for k in wanted})
+        for start in range(0, len(remote_ids), 500):
+            chunk = remote_ids[start : start + 500]
+            newest = (
+                sa.select(
+                    col(Record.account).label("account"),
+                    col(Record.kind).label("kind"),
+                    col(Record.remote_id).label("remote_id"),
+                    sa.func.max(col(Record.version)).label("version"),
+                )
+                .where(col(Record.remote_id).in_(chunk))
+                .group_by(col(Record.account), col(Record.kind), col(Record.remote_id))
+                .subquery()
+            )
+            rows = session.execute(
+                sa.select(
+                    col(Record.id),
+                    col(Record.account),
+                    col(Record.kind),
+                    col(Record.remote_id),
+                    col(Record.version),
+                    col(Record.content_sha256),
+                    col(Record.state),
+                    col(Record.text),
+                ).join(
+                    newest,
+                    sa.and_(
+                        col(Record.account) == newest.c.account,
+                        col(Record.kind) == newest.c.kind,
+                        col(Record.remote_id) == newest.c.remote_id,
+                        col(Record.version) == newest.c.version,
+                    ),
+                )
+            )
+            for rid, account, kind, remote_id, version, digest, state, text in rows:
+                key = (account, kind, remote_id)
+                if key in wanted:
+                    found[key] = Latest(rid, version, digest, state, text)
         return found
 
     def _put(self, data: bytes, until: datetime, hold: bool) -> str:
@@ -125,6 +229,16 @@ class Archiver:
             self.settings, series, posted_at=item.posted_at, captured_at=now
         )
         raw_sha = self._put(item.raw, until, permanent) if item.raw else None
+        media = [
+            {
+                "url": m.url,
+                "sha256": self._put(m.data, until, permanent) if m.data else None,
+                "mime_type": m.mime_type,
+                "size": len(m.data),
+                "error": m.error,
+            }
+            for m in capture.media
+        ]
         snapshot = canonical(
             {
                 "schema": SNAPSHOT_SCHEMA,
@@ -137,33 +251,46 @@ class Archiver:
                 "raw_sha256": raw_sha,
                 "notice_id": capture.notice_id,
                 "item": item.normalised(),
+                **({"media": media} if media else {}),
             }
         )
         object_sha = self._put(snapshot, until, permanent)
         return _Prepared(
-            capture, digest, series, until, permanent, object_sha, raw_sha, len(snapshot)
+            capture, digest, series, until, permanent, object_sha, raw_sha, len(snapshot), media
         )
 
-    def _index(
-        self, prepared: list[_Prepared], now: datetime, actor: str
-    ) -> dict[tuple[str, str], Record]:
-        """One transaction, set-based: records, their ledger entries and audit events."""
-        created: dict[tuple[str, str], Record] = {}
+    def _index(self, prepared: list[_Prepared], now: datetime, actor: str) -> list[Record | None]:
+        """One transaction, set-based: records, their ledger entries and audit events.
+
+        Returns the new records (None where another instance archived the same change
+        meanwhile), in the order of ``prepared``.
+        """
         with session_scope(self.engine) as session:
             ledger.lock(session)
-            again = self._existing(
-                session, [p.capture for p in prepared], [p.digest for p in prepared]
-            )
-            for p in prepared:  # another instance may have archived some meanwhile
-                if (p.capture.account, p.digest) in again:
-                    created[(p.capture.account, p.digest)] = again[(p.capture.account, p.digest)]
-            fresh = [p for p in prepared if (p.capture.account, p.digest) not in again]
+            # Another instance may have archived some meanwhile: compare again under the lock.
+            latest = self._latest(session, [_key(p.capture) for p in prepared])
+            digests = {k: v.content_sha256 for k, v in latest.items()}
+            fresh: list[_Prepared] = []
+            for p in prepared:
+                key = _key(p.capture)
+                if digests.get(key) != p.digest:
+                    fresh.append(p)
+                    digests[key] = p.digest
             if not fresh:
-                return created
+                return []
             head = ledger.head(session)
             first_seq = (head.seq + 1) if head else 1
-            versions = self._next_versions(session, fresh)
-            rows = [self._new_row(p, now, versions, first_seq + i) for i, p in enumerate(fresh)]
+            rows = []
+            in_batch: dict[Key, int] = {}  # item -> index of its newest row in this batch
+            for i, p in enumerate(fresh):
+                key = _key(p.capture)
+                rows.append(self._new_row(p, now, latest.get(key), first_seq + i))
+                latest[key] = Latest(
+                    -1, rows[i]["version"], p.digest, p.capture.item.state, p.capture.item.text
+                )
+                if key in in_batch:
+                    rows[i]["previous_record_id"] = None  # set once the earlier row has an id
+                in_batch[key] = i
             ids = (
                 session.execute(
                     sa.insert(Record).returning(col(Record.id), sort_by_parameter_order=True),
@@ -172,10 +299,26 @@ class Archiver:
                 .scalars()
                 .all()
             )
-            records = []
+            links = []
+            newest: dict[Key, int] = {}
+            for i, p in enumerate(fresh):
+                key = _key(p.capture)
+                if key in newest:
+                    rows[i]["previous_record_id"] = newest[key]
+                    links.append({"rid": ids[i], "prev": newest[key]})
+                newest[key] = ids[i]
+            if links:  # versions of one item that follow each other inside this batch
+                table = Record.__table__  # type: ignore[attr-defined]
+                session.execute(
+                    sa.update(table)
+                    .where(table.c.id == sa.bindparam("rid"))
+                    .values(previous_record_id=sa.bindparam("prev")),
+                    links,
+                )
+            records: list[Record] = []
             entries = []
             previous = head
-            for row, record_id, p in zip(rows, ids, fresh, strict=True):
+            for record_id, p, row in zip(ids, fresh, rows, strict=True):
                 # model_construct: the values are ours and typed; validating each row would
                 # cost more than the rest of indexing together.
                 record = Record.model_construct(id=record_id, **row)
@@ -188,7 +331,20 @@ class Archiver:
                     previous=previous,
                 )
                 entries.append(previous)
-                created[(p.capture.account, p.digest)] = record
+            media_rows = [
+                {
+                    "record_id": r.id,
+                    "url": m["url"],
+                    "sha256": m["sha256"],
+                    "mime_type": m["mime_type"],
+                    "size": m["size"],
+                    "error": m["error"],
+                }
+                for r, p in zip(records, fresh, strict=True)
+                for m in p.media
+            ]
+            if media_rows:
+                session.execute(sa.insert(RecordMedia), media_rows)
             session.execute(sa.insert(LedgerEntry), [e.model_dump() for e in entries])
             audit.record_events(
                 session,
@@ -202,41 +358,21 @@ class Archiver:
                         series=r.series,
                         sha256=r.object_sha256,
                         remote_id=r.remote_id,
+                        version=r.version,
+                        change=r.change,
                     )
                     for r in records
                 ],
             )
         ledger.mirror(self.store, entries)
         self.store.flush()
-        return created
-
-    def _next_versions(
-        self, session: Session, fresh: list[_Prepared]
-    ) -> dict[tuple[str, str, str], int]:
-        """Highest stored version per (account, kind, remote id) in the batch."""
-        found: dict[tuple[str, str, str], int] = {}
-        ids = sorted({p.capture.item.remote_id for p in fresh})
-        for start in range(0, len(ids), 500):
-            rows = session.execute(
-                sa.select(
-                    col(Record.account),
-                    col(Record.kind),
-                    col(Record.remote_id),
-                    sa.func.max(col(Record.version)),
-                )
-                .where(col(Record.remote_id).in_(ids[start : start + 500]))
-                .group_by(col(Record.account), col(Record.kind), col(Record.remote_id))
-            )
-            for account, kind, remote_id, version in rows:
-                found[(account, kind, remote_id)] = int(version)
-        return found
+        by_prepared = {id(p): r for p, r in zip(fresh, records, strict=True)}
+        return [by_prepared.get(id(p)) for p in prepared]
 
     def _new_row(
-        self, p: _Prepared, now: datetime, versions: dict[tuple[str, str, str], int], seq: int
+        self, p: _Prepared, now: datetime, before: Latest | None, seq: int
     ) -> dict[str, Any]:
         item = p.capture.item
-        key = (p.capture.account, item.kind, item.remote_id)
-        versions[key] = versions.get(key, 0) + 1
         return dict(
             account=p.capture.account,
             platform=p.capture.platform,
@@ -244,7 +380,9 @@ class Archiver:
             remote_id=item.remote_id,
             parent_id=item.parent_id,
             thread_id=item.thread_id,
-            version=versions[key],
+            version=(before.version + 1) if before else 1,
+            previous_record_id=before.record_id if before else None,
+            change=describe_change(before, item.state, item.text),
             state=item.state,
             author=item.author,
             text=item.text,
@@ -274,14 +412,27 @@ class _Prepared:
     object_sha: str
     raw_sha: str | None
     size: int
+    media: list[dict[str, Any]]
 
 
-def _unique(pairs: list[tuple[Capture, str]]) -> list[tuple[Capture, str]]:
-    """Drop repeats of the same content within one batch."""
-    seen: set[tuple[str, str]] = set()
+def _key(capture: Capture) -> Key:
+    return (capture.account, capture.item.kind, capture.item.remote_id)
+
+
+def _record_key(record: Record) -> Key:
+    return (record.account, record.kind, record.remote_id)
+
+
+def _changes(
+    captures: Sequence[Capture], hashes: list[str], latest: dict[Key, str]
+) -> list[tuple[Capture, str]]:
+    """The captures whose content differs from the item's latest version, in order (a
+    capture is compared with the one before it in the batch when there is one)."""
+    current = dict(latest)
     out = []
-    for capture, digest in pairs:
-        if (capture.account, digest) not in seen:
-            seen.add((capture.account, digest))
+    for capture, digest in zip(captures, hashes, strict=True):
+        key = _key(capture)
+        if current.get(key) != digest:
+            current[key] = digest
             out.append((capture, digest))
     return out

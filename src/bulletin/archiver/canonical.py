@@ -7,9 +7,35 @@ from typing import Any
 
 import rfc8785
 
+_SAFE_INT = 2**53
+
+
+def _plain(value: Any) -> bool:
+    """Whether the standard library's sorted compact output is RFC 8785 for ``value``: no
+    floats, ASCII keys, integers a double holds exactly."""
+    if value is None or isinstance(value, (str, bool)):
+        return True
+    if isinstance(value, int):
+        return -_SAFE_INT < value < _SAFE_INT
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k.isascii() and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return False
+
 
 def canonical(value: Any) -> bytes:
-    """RFC 8785 canonical JSON bytes of ``value`` (dicts, lists, str, int, float, bool, None)."""
+    """RFC 8785 canonical JSON bytes of ``value`` (dicts, lists, str, int, float, bool, None).
+
+    Values without floats (the usual snapshot) take the standard library's path, which gives
+    the same bytes far faster (a test compares the two); the rest goes through ``rfc8785``.
+    """
+    if _plain(value):
+        try:
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            return text.encode()
+        except UnicodeEncodeError:  # a lone surrogate: let rfc8785 judge it
+            pass
     return bytes(rfc8785.dumps(value))
 
 

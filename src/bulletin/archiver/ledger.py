@@ -18,10 +18,10 @@ from sqlmodel import Session, col, select
 from bulletin.archiver.canonical import canonical_plain
 from bulletin.archiver.retention import PERMANENT
 from bulletin.archiver.store.base import WormStore
+from bulletin.locks import KEY_SQL
 from bulletin.models import LedgerEntry
 
 GENESIS = "0" * 64
-_PG_LOCK_KEY = 0x62756C6C  # advisory lock id: serialises appends across instances
 
 
 SEGMENT_PREFIX = "ledger/"
@@ -69,7 +69,7 @@ def lock(session: Session) -> None:
     """
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        session.execute(sa.text(f"SELECT pg_advisory_xact_lock({KEY_SQL})"), {"name": "ledger"})
 
 
 def head(session: Session) -> LedgerEntry | None:

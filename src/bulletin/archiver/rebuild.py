@@ -19,11 +19,12 @@ from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.archiver import ledger
+from bulletin.archiver.archive import Latest, describe_change
 from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.db import session_scope
 from bulletin.errors import IntegrityError, NotFound, Refused
 from bulletin.identity import SYSTEM_ACTOR
-from bulletin.models import Account, LedgerEntry, Record
+from bulletin.models import Account, LedgerEntry, Record, RecordMedia
 
 
 @dataclass
@@ -53,12 +54,14 @@ def rebuild_index(
                 f"the archive index already holds {present} ledger entries; "
                 "use --replace to rebuild it from the store"
             )
+        session.execute(sa.delete(RecordMedia))
         session.execute(sa.delete(Record))
         session.execute(sa.delete(LedgerEntry))
     report = RebuildReport()
-    versions: dict[tuple[str, str, str], int] = {}
+    versions: dict[tuple[str, str, str], Latest] = {}
     entries: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
+    media: list[dict[str, Any]] = []
     prev_hash = ledger.GENESIS
     expected = 1
     for key in store.keys(ledger.SEGMENT_PREFIX):
@@ -78,11 +81,12 @@ def rebuild_index(
             if entry.kind == "record" and entry.record_id is not None and entry.object_sha256:
                 row = _record_row(store, entry, versions, report)
                 if row is not None:
+                    media.extend(row.pop("media"))
                     records.append(row)
             prev_hash, expected = entry.entry_hash, entry.seq + 1
             if len(entries) >= batch:
-                _flush(engine, entries, records, report, progress)
-    _flush(engine, entries, records, report, progress)
+                _flush(engine, entries, records, media, report, progress)
+    _flush(engine, entries, records, media, report, progress)
     with session_scope(engine) as session:
         if session.get_bind().dialect.name == "postgresql":
             session.execute(
@@ -109,7 +113,7 @@ def rebuild_index(
 def _record_row(
     store: WormStore,
     entry: LedgerEntry,
-    versions: dict[tuple[str, str, str], int],
+    versions: dict[tuple[str, str, str], Latest],
     report: RebuildReport,
 ) -> dict[str, Any] | None:
     assert entry.object_sha256 is not None
@@ -123,7 +127,16 @@ def _record_row(
     item = snapshot["item"]
     info = store.head(key)
     ident = (snapshot["account"], item["kind"], item["remote_id"])
-    versions[ident] = versions.get(ident, 0) + 1
+    before = versions.get(ident)
+    state, text = item.get("state", "visible"), item.get("text", "")
+    assert entry.record_id is not None
+    versions[ident] = Latest(
+        entry.record_id,
+        (before.version + 1) if before else 1,
+        snapshot["content_sha256"],
+        state,
+        text,
+    )
     posted = item.get("posted_at")
     return {
         "id": entry.record_id,
@@ -133,7 +146,9 @@ def _record_row(
         "remote_id": item["remote_id"],
         "parent_id": item.get("parent_id"),
         "thread_id": item.get("thread_id"),
-        "version": versions[ident],
+        "version": versions[ident].version,
+        "previous_record_id": before.record_id if before else None,
+        "change": describe_change(before, state, text),
         "state": item.get("state", "visible"),
         "author": item.get("author"),
         "text": item.get("text", ""),
@@ -150,6 +165,17 @@ def _record_row(
         "size": len(data),
         "notice_id": snapshot.get("notice_id"),
         "ledger_seq": entry.seq,
+        "media": [
+            {
+                "record_id": entry.record_id,
+                "url": m["url"],
+                "sha256": m.get("sha256"),
+                "mime_type": m.get("mime_type"),
+                "size": m.get("size", 0),
+                "error": m.get("error"),
+            }
+            for m in snapshot.get("media", [])
+        ],
     }
 
 
@@ -157,6 +183,7 @@ def _flush(
     engine: Engine,
     entries: list[dict[str, Any]],
     records: list[dict[str, Any]],
+    media: list[dict[str, Any]],
     report: RebuildReport,
     progress: Callable[[int], None] | None,
 ) -> None:
@@ -166,10 +193,13 @@ def _flush(
         session.execute(sa.insert(LedgerEntry), entries)
         if records:
             session.execute(sa.insert(Record), records)
+        if media:
+            session.execute(sa.insert(RecordMedia), media)
     report.entries += len(entries)
     report.records += len(records)
     entries.clear()
     records.clear()
+    media.clear()
     if progress:
         progress(report.entries)
 

@@ -34,6 +34,8 @@ def series_for(kind: str, priority: str | None = None) -> str:
     """The record series an archived item belongs to."""
     if kind == "comment":
         return "visitor-comments"
+    if kind == "moderation":
+        return "moderation-actions"
     if priority == "emergency":
         return "emergency-notices"
     return "agency-posts"

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from bulletin.archiver import ledger
 from bulletin.archiver.store.base import OBJECT_PREFIX, WormStore, digest_of_key, object_key
 from bulletin.errors import IntegrityError, NotFound, StoreUnavailable
-from bulletin.models import LedgerEntry, Record
+from bulletin.models import LedgerEntry, Quarantine, Record, RecordMedia
 
 
 @dataclass(frozen=True)
@@ -259,6 +259,10 @@ def _check_orphans(session: Session, store: WormStore, report: Report) -> None:
         sa.select(Record.raw_sha256.label("d")).where(Record.raw_sha256.is_not(None)),  # type: ignore[union-attr]
         sa.select(col(LedgerEntry.object_sha256).label("d")).where(
             col(LedgerEntry.kind) == "certificate"
+        ),
+        sa.select(col(RecordMedia.sha256).label("d")).where(col(RecordMedia.sha256).is_not(None)),
+        sa.select(col(Quarantine.raw_sha256).label("d")).where(
+            col(Quarantine.raw_sha256).is_not(None)
         ),
     ).subquery()
     rows = iter(session.execute(sa.select(referenced.c.d).order_by(referenced.c.d)).scalars())

@@ -126,7 +126,16 @@ def main() -> None:
 
 
 # The subcommand modules import the helpers above, so they are registered last.
-from bulletin.cli import admin, archive, notice, records, retention, sandbox, template  # noqa: E402
+from bulletin.cli import (  # noqa: E402
+    admin,
+    archive,
+    comment,
+    notice,
+    records,
+    retention,
+    sandbox,
+    template,
+)
 
-for _module in (admin, archive, notice, records, retention, sandbox, template):
+for _module in (admin, archive, comment, notice, records, retention, sandbox, template):
     _module.register(cli)

@@ -1,8 +1,9 @@
-"""Records clerk commands: archive list, show, verify."""
+"""Records clerk commands: archive list, show, search, thread, status, sweep, verify."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -11,7 +12,7 @@ from sqlmodel import Session, col, select
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import verify
 from bulletin.cli import Context, emit, json_option, pass_context
-from bulletin.errors import NotFound
+from bulletin.errors import NotFound, UsageError
 from bulletin.models import LedgerEntry, Record
 from bulletin.timeparse import local_text
 
@@ -27,7 +28,7 @@ def archive() -> None:
 
 @archive.command("list")
 @click.option("--account", default=None, help="Only this account.")
-@click.option("--kind", type=click.Choice(["post", "comment"]), default=None)
+@click.option("--kind", type=click.Choice(["post", "comment", "moderation"]), default=None)
 @click.option("--limit", default=50, show_default=True)
 @json_option
 @pass_context
@@ -146,6 +147,199 @@ def archive_rebuild_index(ctx: Context, replace: bool, as_json: bool) -> None:
     )
     if report.problems:
         raise SystemExit(1)
+
+
+@archive.command("search")
+@click.argument("text", required=False)
+@click.option("--author", default=None, help="Only items by this author (exact, any case).")
+@click.option("--account", default=None, help="Only this account.")
+@click.option("--platform", default=None, help="Only this platform (x, facebook, feed).")
+@click.option("--kind", type=click.Choice(["post", "comment", "moderation"]), default=None)
+@click.option("--since", default=None, help="Posted at or after (date or time, local).")
+@click.option("--until", default=None, help="Posted before (date or time, local).")
+@click.option(
+    "--state",
+    type=click.Choice(["visible", "hidden", "deleted", "edited"]),
+    default=None,
+    help="Items with a version in this state (edited: a version that changed the text).",
+)
+@click.option("--limit", default=20, show_default=True)
+@json_option
+@pass_context
+def archive_search(
+    ctx: Context,
+    text: str | None,
+    author: str | None,
+    account: str | None,
+    platform: str | None,
+    kind: str | None,
+    since: str | None,
+    until: str | None,
+    state: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Search posts and comments (every version) by words, author, account, platform, date
+    and state; each hit names its thread (see `archive thread`)."""
+    from bulletin.archiver.search import Query, search
+
+    tz = ctx.settings.agency.time_zone
+    query = Query(
+        text=text,
+        author=author,
+        account=account,
+        platform=platform,
+        kind=kind,
+        since=_when(since, tz),
+        until=_when(until, tz),
+        state=state,
+        limit=limit,
+    )
+    hits = search(ctx.app.checked_engine(), query)
+    payload = {
+        "hits": [
+            {
+                **_record_json(h.record),
+                "current_state": h.current_state,
+                "versions": h.versions,
+            }
+            for h in hits
+        ]
+    }
+    lines = [
+        f"{h.record.id:>6}  {h.record.account:<10} {h.record.kind:<7} "
+        f"v{h.record.version}/{h.versions} {h.current_state:<8} "
+        f"{local_text(h.record.posted_at, tz)}  {h.record.author or '-'}: "
+        f"{_snippet(h.record.text)}  [thread: bulletin archive thread {h.record.id}]"
+        for h in hits
+    ]
+    emit(as_json, payload, lines or ["no match"])
+
+
+@archive.command("thread")
+@click.argument("record_id", type=int)
+@json_option
+@pass_context
+def archive_thread(ctx: Context, record_id: int, as_json: bool) -> None:
+    """A post and its comments and replies in order, each with its versions and states."""
+    from bulletin.archiver.search import thread_of
+
+    tz = ctx.settings.agency.time_zone
+    record, items = thread_of(ctx.app.checked_engine(), record_id)
+    payload = {
+        "record": record.id,
+        "thread_id": record.thread_id or record.remote_id,
+        "account": record.account,
+        "items": [
+            {
+                "kind": item.latest.kind,
+                "remote_id": item.latest.remote_id,
+                "depth": item.depth,
+                "current_state": item.latest.state,
+                "versions": [_record_json(v) for v in item.versions],
+            }
+            for item in items
+        ],
+    }
+    lines = [f"thread {payload['thread_id']} on {record.account}"]
+    for item in items:
+        pad = "  " * item.depth
+        first = item.versions[0]
+        mark = " <" if any(v.id == record_id for v in item.versions) else ""
+        lines.append(
+            f"{pad}{first.kind} {first.remote_id} by {first.author or '-'}, posted "
+            f"{local_text(first.posted_at, tz)}{mark}"
+        )
+        for v in item.versions:
+            lines.append(
+                f"{pad}  v{v.version} [{v.state}, {v.change}] captured "
+                f"{local_text(v.captured_at, tz)} (record {v.id}): {_snippet(v.text, 70)}"
+            )
+    emit(as_json, payload, lines)
+
+
+@archive.command("status")
+@json_option
+@pass_context
+def archive_status(ctx: Context, as_json: bool) -> None:
+    """Records by account, kind and state; last sweep per account; quarantine; spend."""
+    from bulletin.archiver.status import archive_status as gather
+
+    app = ctx.app
+    status = gather(app.checked_engine(), app.store, ctx.settings, app.clock.now())
+    tz = ctx.settings.agency.time_zone
+    lines = ["records (account, kind, state: count)"]
+    lines += [
+        f"  {r['account']:<12} {r['kind']:<10} {r['state']:<8} {r['count']}"
+        for r in status["records"]
+    ]
+    lines.append("last sweep per account")
+    for name, sweep in status["sweeps"].items():
+        if sweep is None:
+            lines.append(f"  {name:<12} never swept")
+            continue
+        alert = "  ALERT" if sweep["result"] in ("auth-error", "failed") else ""
+        lines.append(
+            f"  {name:<12} {sweep['result']:<11} {local_text(sweep['started_at'], tz)}  "
+            f"{sweep['archived']} archived, {sweep['seen']} seen, "
+            f"{sweep['quarantined']} quarantined{alert}"
+            + (f"\n    {sweep['error'].splitlines()[0]}" if sweep["error"] else "")
+        )
+    lines.append(f"quarantined answers: {status['quarantine']['total']}")
+    lines += [
+        f"  #{q['id']} {q['account']} {q['operation']}: {_snippet(q['error'], 70)}"
+        for q in status["quarantine"]["recent"]
+    ]
+    lines.append(f"spend estimate for {status['month']} (USD)")
+    for name, spend in status["spend"].items():
+        budget = f" of {spend['budget']:.2f}" if spend["budget"] else " (no budget)"
+        lines.append(f"  {name:<12} {spend['usd']:.2f}{budget}, {spend['reads']} reads")
+    backlog = status["store_backlog"]
+    lines.append(f"store backlog: {'not measured by this store' if backlog is None else backlog}")
+    emit(as_json, status, lines)
+
+
+@archive.command("sweep")
+@click.argument("account")
+@click.option("--full", is_flag=True, help="List every thread completely (edits, deletions).")
+@json_option
+@pass_context
+def archive_sweep(ctx: Context, account: str, full: bool, as_json: bool) -> None:
+    """Capture an account's posts and comments now, as the daemon's sweep does."""
+    from bulletin.archiver.capture import sweep
+
+    app = ctx.app
+    app.checked_engine()
+    if account not in ctx.settings.accounts:
+        raise NotFound(f"no account {account!r} in {ctx.settings.source}")
+    result = sweep(app.archiver, app.connector(account), account, app.clock, full=full)
+    emit(
+        as_json,
+        {k: v for k, v in result.__dict__.items()},
+        [
+            f"{account}: {result.result}, {result.threads} threads, {result.pages} pages, "
+            f"{result.seen} seen, {result.archived} archived, {result.quarantined} quarantined"
+        ]
+        + [f"  {e}" for e in result.errors],
+    )
+    if result.result in ("auth-error", "failed"):
+        raise SystemExit(1)
+
+
+def _when(text: str | None, tz: str) -> datetime | None:
+    if not text:
+        return None
+    from zoneinfo import ZoneInfo
+
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise UsageError(
+            f"{text!r} is not a date or time (use 2026-11-25 or 2026-11-25T15:00)"
+        ) from e
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(tz))
+    return value.astimezone(UTC)
 
 
 def _record_json(r: Record) -> dict[str, Any]:

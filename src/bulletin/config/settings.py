@@ -181,7 +181,12 @@ class AccountSettings(_Section):
     platform: Platform
     base_url: str = ""
     enabled: bool = True
-    capture_interval: int = Field(default=300, ge=1, description="seconds between sweeps")
+    capture_interval: int = Field(
+        default=300, ge=1, description="seconds between listings of the account's posts"
+    )
+    monthly_budget: float = Field(
+        default=0.0, ge=0, description="estimated platform spend per month, USD; 0 = none"
+    )
     # feed
     path: Path | None = None
     title: str = ""
@@ -252,6 +257,39 @@ DEFAULT_COSTS: dict[Platform, PlatformCost] = {
     "facebook": PlatformCost(),
     "feed": PlatformCost(),
 }
+
+
+class PlatformPrices(_Section):
+    """Pay-per-use prices of one platform, in US dollars."""
+
+    read: float = Field(default=0.0, ge=0, description="per resource read, once per UTC day")
+
+
+class CaptureSettings(_Section):
+    """How often threads are swept. Intervals in seconds; a budget slows, never stops."""
+
+    hot_interval: int = Field(default=60, ge=1, description="emergency thread while hot")
+    hot_hours: float = Field(default=6.0, ge=0)
+    warm_interval: int = Field(default=300, ge=1, description="thread under a day old")
+    cool_interval: int = Field(default=1800, ge=1, description="thread under three days old")
+    cold_interval: int = Field(default=6 * 3600, ge=1, description="older threads")
+    full_interval: int = Field(
+        default=6 * 3600, ge=1, description="complete re-listing (edits, deletions)"
+    )
+    lookback_margin_hours: float = Field(default=24.0, ge=0)
+    warn_at: float = Field(default=0.8, gt=0, description="share of the budget that warns")
+    slow_factor: float = Field(default=4.0, ge=1, description="interval factor over budget")
+    batch_items: int = Field(
+        default=1000, ge=1, description="items stored per group commit before a cursor moves"
+    )
+    fetch_media: bool = True
+    media_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    prices: dict[str, PlatformPrices] = Field(
+        default_factory=lambda: {"x": PlatformPrices(read=0.005)}
+    )
+
+    def price(self, platform: str) -> PlatformPrices:
+        return self.prices.get(platform, PlatformPrices())
 
 
 class PublisherSettings(_Section):
@@ -362,6 +400,7 @@ class Settings(_Section):
     daemon: DaemonSettings = DaemonSettings()
     publisher: PublisherSettings = PublisherSettings()
     policy: PolicySettings = PolicySettings()
+    capture: CaptureSettings = CaptureSettings()
     source: str = "built-in defaults"
 
     @property

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 
 from bulletin.errors import Refused
 
-ItemKind = Literal["post", "comment"]
+ItemKind = Literal["post", "comment", "moderation"]
 ItemState = Literal["visible", "hidden", "deleted"]
 
 
@@ -116,11 +116,24 @@ class RemoteItem:
 
 
 @dataclass(frozen=True)
+class Reject:
+    """One element of a platform answer that could not be normalised, kept raw."""
+
+    raw: bytes
+    error: str
+
+
+@dataclass(frozen=True)
 class Page:
-    """One page of a listing; ``next_cursor`` is None at the end."""
+    """One page of a listing; ``next_cursor`` is None at the end.
+
+    ``rejects`` holds the elements that could not be normalised (to be quarantined); the
+    rest of the page is still good.
+    """
 
     items: list[RemoteItem]
     next_cursor: str | None
+    rejects: list[Reject] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -133,6 +146,9 @@ class Limits:
     supports_comments: bool = False
     supports_hide: bool = False
     lookback_days: int | None = None
+    supports_since_id: bool = False  # list_comments can fetch only what is newer
+    reports_hidden: bool = True  # listings say whether a comment is hidden
+    supports_delete_comment: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,8 +208,13 @@ class Connector(ABC):
     def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
         """The account's own posts, newest first, newer than ``since_id`` when given."""
 
-    def list_comments(self, post_id: str, cursor: str | None = None) -> Page:
-        """Every comment and reply on ``post_id``, one page at a time."""
+    def list_comments(
+        self, post_id: str, cursor: str | None = None, since_id: str | None = None
+    ) -> Page:
+        """Every comment and reply on ``post_id``, one page at a time.
+
+        With ``since_id`` (when :attr:`Limits.supports_since_id`), only those newer than it.
+        """
         return Page(items=[], next_cursor=None)
 
     def iter_comments(self, post_id: str) -> Iterator[RemoteItem]:
@@ -206,9 +227,30 @@ class Connector(ABC):
                 return
             cursor = page.next_cursor
 
+    def fetch_comment(self, thread_id: str, comment_id: str) -> RemoteItem | None:
+        """The comment as the platform holds it now; None when it is gone.
+
+        This default walks the thread; a connector with a direct read overrides it.
+        """
+        for item in self.iter_comments(thread_id):
+            if item.remote_id == comment_id:
+                return item
+        return None
+
+    def fetch_media(self, url: str, max_bytes: int) -> tuple[bytes, str | None]:
+        """The bytes and content type of an attachment at ``url``.
+
+        :raises Retryable: the image could not be fetched.
+        """
+        raise Refused(f"{self.platform} attachments are not fetched")
+
     def hide_comment(self, comment_id: str, hidden: bool = True) -> None:
         """Hide (or unhide) a visitor comment on the platform."""
         raise Refused(f"{self.platform} accounts cannot hide comments")
+
+    def delete_comment(self, comment_id: str) -> None:
+        """Delete a visitor comment on the platform (where the platform allows it)."""
+        raise Refused(f"{self.platform} accounts cannot delete visitors' comments")
 
     def delete_post(self, post_id: str) -> None:
         """Delete one of the account's own posts."""
@@ -220,6 +262,18 @@ class Connector(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most connectors hold nothing
         """Release network sessions or file handles."""
+
+
+def platform_id(item: RemoteItem) -> str:
+    """The id to act on for ``item`` now (an edited X post has a new id; see ``current_id``)."""
+    current = item.extra.get("current_id")
+    return str(current) if current else item.remote_id
+
+
+def attachment_urls(item: RemoteItem) -> list[str]:
+    """Image URLs a connector found on ``item`` (``extra["attachment_urls"]``)."""
+    urls = item.extra.get("attachment_urls") or []
+    return [str(u) for u in urls if isinstance(u, str) and u]
 
 
 def json_bytes(value: Any) -> bytes:

@@ -31,10 +31,17 @@ from bulletin.connectors.base import (
     OutgoingPost,
     Page,
     PublishResult,
+    Reject,
     RemoteItem,
     json_bytes,
 )
-from bulletin.connectors.http import DEFAULT_TIMEOUT, Timeout, platform_session, sent_request
+from bulletin.connectors.http import (
+    DEFAULT_TIMEOUT,
+    Timeout,
+    fetch_bytes,
+    platform_session,
+    sent_request,
+)
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.errors import (
     Ambiguous,
@@ -76,6 +83,7 @@ class FacebookConnector(Connector):
         self.retry = retry or RetryPolicy()
         self.clock = clock or SystemClock()
         self._last: requests.Response | None = None
+        self._timeout = timeout
         session = platform_session(base_url, timeout)
         session.hooks["response"].append(self._remember)
         self._graph = facebook.GraphAPI(access_token=token.reveal(), session=session)
@@ -205,7 +213,11 @@ class FacebookConnector(Connector):
     # -- capabilities ----------------------------------------------------------------------
     def limits(self) -> Limits:
         return Limits(
-            max_length=MAX_LENGTH, max_media=1, supports_comments=True, supports_hide=True
+            max_length=MAX_LENGTH,
+            max_media=1,
+            supports_comments=True,
+            supports_hide=True,
+            supports_delete_comment=True,
         )
 
     def measure(self, text: str) -> int:
@@ -320,7 +332,9 @@ class FacebookConnector(Connector):
             items.append(item)
         return Page(items, page.next_cursor)
 
-    def list_comments(self, post_id: str, cursor: str | None = None) -> Page:
+    def list_comments(
+        self, post_id: str, cursor: str | None = None, since_id: str | None = None
+    ) -> Page:
         """Every comment and reply on ``post_id`` (``filter=stream``), oldest first.
 
         :raises AuthError: the comments come without ids (no MODERATE task on the Page).
@@ -335,31 +349,76 @@ class FacebookConnector(Connector):
             args["after"] = cursor
         body = self._get("list comments", f"{post_id}/comments", **args)
         items = []
+        rejects = []
         for comment in self._data(body):
             if "id" not in comment:
                 raise AuthError(
                     f"account {self.name}: Graph gives no comment ids: the token's "
                     "user needs the MODERATE task on the Page"
                 )
-            parent = (comment.get("parent") or {}).get("id")
-            items.append(
-                RemoteItem(
-                    kind="comment",
-                    remote_id=str(comment["id"]),
-                    text=str(comment.get("message", "")),
-                    author=(comment.get("from") or {}).get("name"),
-                    posted_at=parse_platform_time(comment.get("created_time")),
-                    url=comment.get("permalink_url"),
-                    parent_id=str(parent) if parent else post_id,
-                    thread_id=post_id,
-                    state="hidden" if comment.get("is_hidden") else "visible",
-                    extra={
-                        k: comment[k] for k in ("from", "attachment", "can_hide") if k in comment
-                    },
-                    raw=json_bytes(comment),
+            try:
+                items.append(self._comment_item(comment, post_id))
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                rejects.append(Reject(json_bytes(comment), f"{type(e).__name__}: {e}"))
+        return Page(items, self._next(body), rejects)
+
+    def _comment_item(self, comment: dict[str, Any], post_id: str) -> RemoteItem:
+        """One Graph comment as a :class:`RemoteItem`; raises on a malformed comment."""
+        if not isinstance(comment.get("message", ""), str):
+            raise ValueError("a comment whose message is not a string")
+        parent = (comment.get("parent") or {}).get("id")
+        extra: dict[str, Any] = {
+            k: comment[k] for k in ("from", "attachment", "can_hide") if k in comment
+        }
+        image = ((comment.get("attachment") or {}).get("media") or {}).get("image") or {}
+        if image.get("src"):
+            extra["attachment_urls"] = [str(image["src"])]
+        return RemoteItem(
+            kind="comment",
+            remote_id=str(comment["id"]),
+            text=str(comment.get("message", "")),
+            author=(comment.get("from") or {}).get("name"),
+            posted_at=parse_platform_time(comment.get("created_time")),
+            url=comment.get("permalink_url"),
+            parent_id=str(parent) if parent else post_id,
+            thread_id=post_id,
+            state="hidden" if comment.get("is_hidden") else "visible",
+            extra=extra,
+            raw=json_bytes(comment),
+        )
+
+    def fetch_comment(self, thread_id: str, comment_id: str) -> RemoteItem | None:
+        """One comment read directly (``GET /{comment-id}``); None when Graph has no such
+        comment any more."""
+        try:
+            body = self._get("read comment", comment_id, fields=COMMENT_FIELDS)
+        except Rejected as e:
+            if "error 100" in str(e):
+                return None
+            raise
+        if not isinstance(body, dict) or "id" not in body:
+            raise MalformedResponse("Graph's comment has no id", raw=json_bytes(body))
+        return self._comment_item(body, thread_id)
+
+    def fetch_media(self, url: str, max_bytes: int) -> tuple[bytes, str | None]:
+        """An attachment's image, fetched with the connector's session (timeouts apply)."""
+        return fetch_bytes(self._graph.session, url, max_bytes, self._timeout)
+
+    def delete_comment(self, comment_id: str) -> None:
+        """Delete a visitor comment (the Page may delete comments on its own posts); a
+        comment already gone counts as deleted."""
+
+        def once() -> None:
+            try:
+                self._request(
+                    "delete comment",
+                    lambda: self._graph.request(f"{self._version}/{comment_id}", method="DELETE"),
                 )
-            )
-        return Page(items, self._next(body))
+            except Rejected as e:
+                if "error 100" not in str(e):
+                    raise
+
+        self.retry.call(self.name, "delete comment", once)
 
     # -- moderation ------------------------------------------------------------------------
     def hide_comment(self, comment_id: str, hidden: bool = True) -> None:

@@ -116,3 +116,27 @@ def sent_request(error: requests.RequestException) -> bool:
             for marker in ("NewConnectionError", "Connection refused", "NameResolutionError")
         )
     return isinstance(error, requests.Timeout)
+
+
+def fetch_bytes(
+    session: requests.Session, url: str, max_bytes: int, timeout: Timeout = DEFAULT_TIMEOUT
+) -> tuple[bytes, str | None]:
+    """GET ``url`` (an image a platform links to); its bytes and content type.
+
+    :raises Retryable: no answer, an error status, or more than ``max_bytes``.
+    """
+    from bulletin.errors import Retryable
+
+    try:
+        with session.get(url, timeout=timeout, stream=True) as response:
+            if not response.ok:
+                raise Retryable(f"fetching an attachment answered {response.status_code}")
+            data = b""
+            for chunk in response.iter_content(64 * 1024):
+                data += chunk
+                if len(data) > max_bytes:
+                    raise Retryable(f"an attachment is larger than {max_bytes} bytes")
+            return data, response.headers.get("content-type")
+    except requests.RequestException as e:
+        # Not chained and no URL: a platform's media URL may carry a signature.
+        raise Retryable(f"fetching an attachment failed ({type(e).__name__})") from None

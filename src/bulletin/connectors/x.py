@@ -31,10 +31,17 @@ from bulletin.connectors.base import (
     OutgoingPost,
     Page,
     PublishResult,
+    Reject,
     RemoteItem,
     json_bytes,
 )
-from bulletin.connectors.http import DEFAULT_TIMEOUT, Timeout, platform_session, sent_request
+from bulletin.connectors.http import (
+    DEFAULT_TIMEOUT,
+    Timeout,
+    fetch_bytes,
+    platform_session,
+    sent_request,
+)
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.errors import (
     Ambiguous,
@@ -205,6 +212,8 @@ class XConnector(Connector):
             supports_comments=True,
             supports_hide=True,
             lookback_days=7,
+            supports_since_id=True,
+            reports_hidden=False,
         )
 
     def measure(self, text: str) -> int:
@@ -298,29 +307,49 @@ class XConnector(Connector):
 
     # -- reading ---------------------------------------------------------------------------
     def _item(self, tweet: dict[str, Any], kind: str) -> RemoteItem:
+        """One post as a :class:`RemoteItem`. An edited post has a new id on X; the first id
+        of its edit history names the item, so every edit is a version of one record.
+
+        :raises KeyError, TypeError, ValueError: the post lacks what every post has.
+        """
+        if not isinstance(tweet, dict) or not str(tweet["id"]).isdigit():
+            raise ValueError("a post without a numeric id")
+        if not isinstance(tweet.get("text", ""), str):
+            raise ValueError("a post whose text is not a string")
         parent = next(
             (r["id"] for r in tweet.get("referenced_tweets", []) if r.get("type") == "replied_to"),
             None,
         )
-        history = tweet.get("edit_history_tweet_ids") or [tweet["id"]]
+        history = [str(i) for i in (tweet.get("edit_history_tweet_ids") or [tweet["id"]])]
+        extra: dict[str, Any] = {"edit_history_tweet_ids": history}
+        if history[0] != str(tweet["id"]):
+            extra["current_id"] = str(tweet["id"])
         return RemoteItem(
             kind="post" if kind == "post" else "comment",
-            remote_id=str(tweet["id"]),
+            remote_id=history[0],
             text=str(tweet.get("text", "")),
             author=tweet.get("author_id"),
             posted_at=parse_platform_time(tweet.get("created_at")),
             url=self._url(str(tweet["id"])),
             parent_id=parent,
             thread_id=tweet.get("conversation_id"),
-            extra={"edit_history_tweet_ids": history},
+            extra=extra,
             raw=json_bytes(tweet),
         )
 
     def _page(self, body: Any, kind: str, skip: str | None = None) -> Page:
-        if not isinstance(body, dict):
+        if not isinstance(body, dict) or not isinstance(body.get("data", []), list):
             raise MalformedResponse("X's answer is not an object", raw=json_bytes(body))
-        items = [self._item(t, kind) for t in body.get("data", []) if t.get("id") != skip]
-        return Page(items, (body.get("meta") or {}).get("next_token"))
+        items: list[RemoteItem] = []
+        rejects: list[Reject] = []
+        for tweet in body.get("data", []):
+            if skip is not None and isinstance(tweet, dict) and tweet.get("id") == skip:
+                continue
+            try:
+                items.append(self._item(tweet, kind))
+            except (KeyError, TypeError, ValueError) as e:
+                rejects.append(Reject(json_bytes(tweet), f"{type(e).__name__}: {e}"))
+        return Page(items, (body.get("meta") or {}).get("next_token"), rejects)
 
     def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
         """The account's posts, newest first, 100 a page."""
@@ -342,8 +371,11 @@ class XConnector(Connector):
         )
         return self._page(body, "post")
 
-    def list_comments(self, post_id: str, cursor: str | None = None) -> Page:
-        """Replies in ``post_id``'s conversation from the last seven days (recent search)."""
+    def list_comments(
+        self, post_id: str, cursor: str | None = None, since_id: str | None = None
+    ) -> Page:
+        """Replies in ``post_id``'s conversation from the last seven days (recent search),
+        newest first; only those newer than ``since_id`` when given."""
         body = self.retry.call(
             self.name,
             "list comments",
@@ -353,6 +385,7 @@ class XConnector(Connector):
                     f"conversation_id:{post_id}",
                     max_results=100,
                     next_token=cursor,
+                    since_id=since_id,
                     tweet_fields=TWEET_FIELDS,
                     user_auth=True,
                 ),
@@ -361,6 +394,10 @@ class XConnector(Connector):
         return self._page(body, "comment", skip=post_id)
 
     # -- moderation ------------------------------------------------------------------------
+    def fetch_media(self, url: str, max_bytes: int) -> tuple[bytes, str | None]:
+        """An attachment's image, fetched with the connector's session (timeouts apply)."""
+        return fetch_bytes(self._client.session, url, max_bytes, self._timeout)
+
     def hide_comment(self, comment_id: str, hidden: bool = True) -> None:
         """Hide (or unhide) a reply in a conversation the account started; idempotent."""
         call = self._client.hide_reply if hidden else self._client.unhide_reply

@@ -10,6 +10,11 @@ import bulletin.models  # noqa: F401 - registers the tables on SQLModel.metadata
 target_metadata = SQLModel.metadata
 
 
+def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Leave the hand-written full-text search objects (see 0004) out of autogenerate."""
+    return not (type_ == "table" and name is not None and name.startswith("records_fts"))
+
+
 def run() -> None:
     engine = context.config.attributes["engine"]
     with engine.connect() as connection:
@@ -17,6 +22,7 @@ def run() -> None:
             connection=connection,
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
+            include_name=_include_name,
         )
         with context.begin_transaction():
             context.run_migrations()

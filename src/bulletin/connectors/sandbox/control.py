@@ -15,6 +15,8 @@ faults and count what was received. Not part of any platform; JSON in, JSON out.
                                                  parent_id, count, created_at, attachment_url
 - ``PATCH|DELETE /_sandbox/fb/comments/{id}``    a visitor edits (message) or deletes one
 - ``GET|POST|DELETE /_sandbox/faults``           list, add (see :mod:`.faults`), clear
+- ``GET  /_sandbox/media/{name}``                a small image, the same bytes for one name
+                                                 (what attachment URLs of comments point at)
 """
 
 from __future__ import annotations
@@ -30,6 +32,25 @@ from bulletin.connectors.sandbox.state import (
     SandboxState,
     parse_time,
 )
+
+
+def _image(name: str) -> bytes:
+    """A valid one-pixel PNG whose text chunk names ``name``: distinct bytes per name."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"tEXt", b"Comment\x00" + name.encode())
+        + chunk(b"IDAT", zlib.compress(b"\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _bad(message: str, status: int = 400) -> Response:
@@ -90,6 +111,9 @@ class ControlApi:
         match = re.fullmatch(r"/_sandbox/fb/comments/([\d_]+)", path)
         if match and method in ("PATCH", "DELETE"):
             return self._edit_comment(match.group(1), method, body)
+        match = re.fullmatch(r"/_sandbox/media/([\w.-]+)", path)
+        if match and method == "GET":
+            return Response(200, _image(match.group(1)), {"content-type": "image/png"})
         if path == "/_sandbox/faults":
             if method == "GET":
                 return json_response(200, {"faults": self.faults.pending()})

@@ -203,6 +203,8 @@ class GraphApi:
                     return json_response(200, self.render_comment(comment, fields, page))
                 if edge is None and method == "POST":
                     return self.update_comment(request, kind, page, comment)
+                if edge is None and method == "DELETE":
+                    return self.delete_comment(request, kind, page, comment)
                 if edge == "comments" and method == "GET":
                     return self.list_comments(
                         request, kind, page, comment["post_id"], comment["id"]
@@ -482,6 +484,25 @@ class GraphApi:
             self._limit(request),
             lambda c: self.render_comment(c, fields, page),
         )
+
+    def delete_comment(
+        self, request: Request, kind: str, page: dict[str, Any], comment: dict[str, Any]
+    ) -> Response:
+        """Delete a comment on one of the Page's posts.
+        https://developers.facebook.com/docs/graph-api/reference/comment#deleting
+
+        Needs a Page token with the MODERATE task; answers ``{"success": true}``.
+        """
+        if kind != "page":
+            return _page_token_required()
+        if "MODERATE" not in page.get("tasks", []):
+            return graph_error(
+                "(#200) The user hasn't authorized the application to perform this action", 200
+            )
+        with self.state.lock:
+            comment["deleted"] = True
+            self.state.save()
+        return json_response(200, {"success": True})
 
     def update_comment(
         self, request: Request, kind: str, page: dict[str, Any], comment: dict[str, Any]

@@ -1,0 +1,108 @@
+"""When to sweep a thread: a pure decision from its age, priority, last sweeps and the spend.
+
+Hot threads (an emergency notice in its first hours) are swept every minute or so, young
+ones every few minutes, old ones rarely. A spend over the warning share of the budget
+doubles the intervals, over the budget multiplies them by ``slow_factor``: capture slows, it
+never stops, and every thread is still swept inside the platform's look-back window (X's
+recent search covers seven days; a reply older than that is only seen if captured in time).
+
+A sweep is ``new`` (only what is newer than the thread's cursor, where the platform allows)
+or ``full`` (the whole thread again, to see edits, hidden comments and deletions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from bulletin.config.settings import CaptureSettings
+
+Mode = Literal["new", "full"]
+
+
+@dataclass(frozen=True)
+class ThreadView:
+    """What the decision needs to know about one thread."""
+
+    priority: str  # emergency | advisory | community
+    posted_at: datetime | None
+    first_seen_at: datetime
+    last_swept_at: datetime | None
+    last_full_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    sweep: bool
+    mode: Mode
+    interval: timedelta  # the interval that applied
+    reason: str
+
+
+def spend_factor(spend_ratio: float, policy: CaptureSettings) -> float:
+    """How much slower to sweep at this share of the monthly budget (0 = no budget)."""
+    if spend_ratio >= 1.0:
+        return policy.slow_factor
+    if spend_ratio >= policy.warn_at:
+        return min(2.0, policy.slow_factor)
+    return 1.0
+
+
+def base_interval(thread: ThreadView, now: datetime, policy: CaptureSettings) -> timedelta:
+    """The interval for a thread of this age and priority, before any slowing."""
+    age = now - (thread.posted_at or thread.first_seen_at)
+    if thread.priority == "emergency" and age < timedelta(hours=policy.hot_hours):
+        return timedelta(seconds=policy.hot_interval)
+    if age < timedelta(days=1):
+        return timedelta(seconds=policy.warm_interval)
+    if age < timedelta(days=3):
+        return timedelta(seconds=policy.cool_interval)
+    return timedelta(seconds=policy.cold_interval)
+
+
+def decide(
+    thread: ThreadView,
+    now: datetime,
+    policy: CaptureSettings,
+    *,
+    spend_ratio: float = 0.0,
+    lookback_days: int | None = None,
+    supports_since_id: bool = False,
+) -> Decision:
+    """Sweep this thread now or not, and how.
+
+    :param spend_ratio: this month's estimated spend over the monthly budget (0 = none).
+    :param lookback_days: how far back the platform lets us read (None = no limit).
+    :param supports_since_id: the platform can list only what is new; otherwise every
+        sweep is a full one.
+    """
+    factor = spend_factor(spend_ratio, policy)
+    interval = base_interval(thread, now, policy) * factor
+    full_every = max(interval, timedelta(seconds=policy.full_interval) * factor)
+    if lookback_days is not None:
+        # Never let a budget push a sweep past the look-back window.
+        ceiling = timedelta(days=lookback_days) - timedelta(hours=policy.lookback_margin_hours)
+        ceiling = max(ceiling, timedelta(seconds=policy.hot_interval))
+        interval = min(interval, ceiling)
+        full_every = min(full_every, ceiling)
+    slowed = f" (slowed x{factor:g}: spend at {spend_ratio:.0%} of budget)" if factor > 1 else ""
+    if thread.last_swept_at is None:
+        return Decision(True, "full", interval, "never swept")
+    full_due = thread.last_full_at is None or now - thread.last_full_at >= full_every
+    due = now - thread.last_swept_at >= interval
+    if full_due:
+        return Decision(True, "full", full_every, "full sweep due" + slowed)
+    if due:
+        mode: Mode = "new" if supports_since_id else "full"
+        return Decision(True, mode, interval, f"due every {_human(interval)}" + slowed)
+    return Decision(False, "new", interval, f"next in {_human(interval)}" + slowed)
+
+
+def _human(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds / 3600:.1f}h"

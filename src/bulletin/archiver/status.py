@@ -1,0 +1,76 @@
+"""``archive status``: what the archive holds and how capture is doing, in one dictionary."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from bulletin.archiver.capture import month_of
+from bulletin.archiver.store.base import WormStore
+from bulletin.config.settings import Settings
+from bulletin.models import CaptureSpend, CaptureSweep, Quarantine, Record
+
+
+def store_backlog(store: WormStore) -> int | None:
+    """Objects written but not yet durable in the store, when the store can tell.
+
+    The hook for a store that buffers or replicates asynchronously: a backend may expose
+    ``backlog() -> int``; the local and S3 stores make each batch durable before a cursor
+    moves, so they report nothing.
+    """
+    measure = getattr(store, "backlog", None)
+    return int(measure()) if callable(measure) else None
+
+
+def archive_status(
+    engine: Engine, store: WormStore, settings: Settings, now: datetime
+) -> dict[str, Any]:
+    month = month_of(now)
+    with Session(engine) as session:
+        counts = session.execute(
+            sa.select(
+                col(Record.account), col(Record.kind), col(Record.state), sa.func.count()
+            ).group_by(col(Record.account), col(Record.kind), col(Record.state))
+        ).all()
+        accounts = sorted(set(settings.accounts) | {a for a, *_ in counts})
+        sweeps: dict[str, Any] = {}
+        for name in accounts:
+            last = session.exec(
+                select(CaptureSweep)
+                .where(CaptureSweep.account == name)
+                .order_by(col(CaptureSweep.id).desc())
+                .limit(1)
+            ).first()
+            sweeps[name] = last.model_dump() if last else None
+        total = session.exec(select(sa.func.count()).select_from(Quarantine)).one()
+        recent = session.exec(select(Quarantine).order_by(col(Quarantine.id).desc()).limit(10))
+        recent_rows = [q.model_dump() for q in recent]
+        spend_rows = {
+            s.account: s
+            for s in session.exec(select(CaptureSpend).where(CaptureSpend.month == month))
+        }
+    spend = {}
+    for name in accounts:
+        row = spend_rows.get(name)
+        configured = settings.accounts.get(name)
+        budget = configured.monthly_budget if configured else 0.0
+        spend[name] = {
+            "usd": round(row.usd, 4) if row else 0.0,
+            "reads": row.reads if row else 0,
+            "budget": budget,
+            "share": round(row.usd / budget, 4) if row and budget else None,
+        }
+    return {
+        "records": [
+            {"account": a, "kind": k, "state": s, "count": int(n)} for a, k, s, n in counts
+        ],
+        "sweeps": sweeps,
+        "quarantine": {"total": int(total), "recent": recent_rows},
+        "month": month,
+        "spend": spend,
+        "store_backlog": store_backlog(store),
+    }

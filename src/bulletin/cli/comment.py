@@ -1,0 +1,104 @@
+"""Moderation commands: comment hide, unhide, delete (archive first, then act)."""
+
+from __future__ import annotations
+
+import click
+
+from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.errors import NotFound
+from bulletin.identity import resolve_actor
+from bulletin.models import Record
+
+
+def register(group: click.Group) -> None:
+    group.add_command(comment)
+
+
+@click.group()
+def comment() -> None:
+    """Moderate visitor comments; each is archived fresh from the platform first."""
+
+
+def _moderate(
+    ctx: Context, record_id: int, action: str, reason: str, actor: str | None, as_json: bool
+) -> None:
+    from sqlmodel import Session
+
+    from bulletin.archiver.moderation import moderate
+
+    ctx.warn_open_mode()
+    app = ctx.app
+    engine = app.checked_engine()
+    who = resolve_actor(ctx.settings, actor, ctx.environ, "clerk")
+    with Session(engine) as session:
+        record = session.get(Record, record_id)
+    if record is None:
+        raise NotFound(f"no archived record {record_id}")
+    done = moderate(
+        app.archiver,
+        app.connector(record.account),
+        record_id,
+        action,  # type: ignore[arg-type]
+        actor=who,
+        reason=reason,
+    )
+    emit(
+        as_json,
+        {
+            "id": done.action.id,
+            "action": action,
+            "captured_before": done.before.id,
+            "comment_record": done.after.id,
+            "state": done.after.state,
+            "by": who,
+            "reason": reason,
+        },
+        [
+            f"archived comment {record.remote_id} first (record {done.before.id}), then "
+            f"{action}: now {done.after.state} (record {done.after.id}); "
+            f"recorded as moderation record {done.action.id} by {who}"
+        ],
+    )
+
+
+_reason = click.option("--reason", required=True, help="Why (the policy ground), recorded.")
+_as = click.option("--as", "actor", default=None, help="Who is acting (default $BULLETIN_USER).")
+
+
+@comment.command("hide")
+@click.argument("record_id", type=int)
+@_reason
+@_as
+@json_option
+@pass_context
+def comment_hide(
+    ctx: Context, record_id: int, reason: str, actor: str | None, as_json: bool
+) -> None:
+    """Hide a comment on its platform, after archiving it fresh."""
+    _moderate(ctx, record_id, "hide", reason, actor, as_json)
+
+
+@comment.command("unhide")
+@click.argument("record_id", type=int)
+@_reason
+@_as
+@json_option
+@pass_context
+def comment_unhide(
+    ctx: Context, record_id: int, reason: str, actor: str | None, as_json: bool
+) -> None:
+    """Show a hidden comment again, after archiving it fresh."""
+    _moderate(ctx, record_id, "unhide", reason, actor, as_json)
+
+
+@comment.command("delete")
+@click.argument("record_id", type=int)
+@_reason
+@_as
+@json_option
+@pass_context
+def comment_delete(
+    ctx: Context, record_id: int, reason: str, actor: str | None, as_json: bool
+) -> None:
+    """Delete a comment where the platform allows it, after archiving it fresh."""
+    _moderate(ctx, record_id, "delete", reason, actor, as_json)

@@ -1,0 +1,118 @@
+"""Search over posts and comments, threads with versions and states, and archive status."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from click.testing import CliRunner
+
+from bulletin.cli import cli
+from bulletin.connectors.sandbox import SandboxServer
+from tests.plugins.bulletin_app import Instance
+from tests.plugins.capture import comments, fb_post, records, replies, run, x_post
+from tests.plugins.sandbox import Control
+
+
+def bulletin(inst: Instance, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(
+        cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
+    )
+    assert result.exit_code == code, result.output
+    return result.output if code else result.stdout
+
+
+def search(inst: Instance, *args: str) -> list[dict[str, object]]:
+    hits: list[dict[str, object]] = json.loads(
+        bulletin(inst, "archive", "search", *args, "--json")
+    )["hits"]
+    return hits
+
+
+def test_search_by_text_author_account_state_and_date(
+    site: Instance, sandbox: SandboxServer, control: Control
+) -> None:
+    """Words (and prefixes), author, account, platform, state and dates narrow the hits;
+    text edited away and deleted comments are still found."""
+    post = fb_post(sandbox, "Snow emergency: parking ban on Main Street")
+    [edited] = comments(control, post, message="The plows skipped Elm Street", author="Ann Lee")
+    [gone] = comments(control, post, message="Elm Street is a mess", author="Bo Diaz")
+    tweet = x_post(sandbox, "Elm Street reopened")
+    replies(control, tweet, text="Thanks for clearing Elm", author="carla")
+    run(site, "facebook")
+    run(site, "x")
+    control.session.patch(
+        f"{control.url}/_sandbox/fb/comments/{edited}", json={"message": "All clear now"}, timeout=5
+    ).raise_for_status()
+    control.session.delete(
+        f"{control.url}/_sandbox/fb/comments/{gone}", timeout=5
+    ).raise_for_status()
+    site.clock.advance(timedelta(hours=7))
+    run(site, "facebook", full=True)
+
+    elm = search(site, "elm")
+    assert {h["remote_id"] for h in elm} >= {edited, gone, tweet}
+    assert {h["remote_id"] for h in search(site, "plow*")} == {edited}
+    [hit] = search(site, "plows", "--state", "edited")
+    assert hit["current_state"] == "visible" and hit["versions"] == 2
+    [deleted] = search(site, "elm", "--state", "deleted")
+    assert deleted["remote_id"] == gone
+    assert {h["account"] for h in search(site, "elm", "--platform", "x")} == {"x"}
+    assert [h["remote_id"] for h in search(site, "--author", "ann lee")] == [edited]
+    assert search(site, "elm", "--account", "facebook", "--until", "2000-01-01") == []
+    assert search(site, "elm street", "--kind", "post") != []
+    text = bulletin(site, "archive", "search", "elm")
+    assert "bulletin archive thread" in text
+
+
+def test_thread_shows_post_comments_replies_versions_and_states(
+    site: Instance, sandbox: SandboxServer, control: Control
+) -> None:
+    """The thread lists the post, then comments with their replies under them, each with
+    every version and state."""
+    post = fb_post(sandbox, "Road closed: Route 2")
+    [top] = comments(control, post, message="How long?")
+    [reply] = comments(control, post, message="Until 4 pm", parent_id=top)
+    run(site, "facebook")
+    control.session.patch(
+        f"{control.url}/_sandbox/fb/comments/{top}",
+        json={"message": "How long? (edited)"},
+        timeout=5,
+    ).raise_for_status()
+    site.clock.advance(timedelta(hours=7))
+    run(site, "facebook")
+    [r] = records(site, remote_id=reply)
+    data = json.loads(bulletin(site, "archive", "thread", str(r.id), "--json").splitlines()[-1])
+    order = [(i["kind"], i["remote_id"], i["depth"]) for i in data["items"]]
+    assert order == [("post", post, 0), ("comment", top, 1), ("comment", reply, 2)]
+    assert [v["text"] for v in data["items"][1]["versions"]] == ["How long?", "How long? (edited)"]
+    text = bulletin(site, "archive", "thread", str(r.id))
+    assert "v2 [visible, edited]" in text
+
+
+def test_status_shows_counts_sweeps_quarantine_spend_and_alerts(
+    site: Instance, sandbox: SandboxServer, control: Control
+) -> None:
+    """archive status: records by account/kind/state, last sweep with its result (an expired
+    token stands out), quarantined answers and the spend estimate against the budget."""
+    tweet = x_post(sandbox)
+    replies(control, tweet, count=3)
+    run(site, "x")
+    fb = fb_post(sandbox)
+    comments(control, fb)
+    control.fault("malformed", rf"/{fb}/comments", count=50)
+    run(site, "facebook")
+    control.session.delete(f"{control.url}/_sandbox/faults", timeout=5).raise_for_status()
+    control.fault("expired_token", r"^/v[\d.]+/", count=100)
+    site.clock.advance(timedelta(hours=7))
+    run(site, "facebook")
+    status = json.loads(bulletin(site, "archive", "status", "--json").splitlines()[-1])
+    counts = {(r["account"], r["kind"], r["state"]): r["count"] for r in status["records"]}
+    assert counts[("x", "comment", "visible")] == 3
+    assert status["sweeps"]["facebook"]["result"] == "auth-error"
+    assert status["sweeps"]["x"]["result"] == "ok"
+    assert status["quarantine"]["total"] == 1
+    assert status["spend"]["x"]["reads"] == 4 and status["spend"]["x"]["budget"] == 100.0
+    assert status["store_backlog"] is None
+    text = bulletin(site, "archive", "status")
+    assert "ALERT" in text and "quarantined answers: 1" in text
