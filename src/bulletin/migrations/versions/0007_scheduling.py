@@ -24,9 +24,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("recurrence", sqlmodel.sql.sqltypes.AutoString(), nullable=True)
         )
-        batch_op.add_column(
-            sa.Column("repeat_until", bulletin.models.UTCDateTime(), nullable=True)
-        )
+        batch_op.add_column(sa.Column("repeat_until", bulletin.models.UTCDateTime(), nullable=True))
         batch_op.add_column(
             sa.Column("date_line", sa.Boolean(), nullable=False, server_default=sa.true())
         )
@@ -53,17 +51,13 @@ def upgrade() -> None:
                 "kind", sqlmodel.sql.sqltypes.AutoString(), nullable=False, server_default="post"
             )
         )
-        batch_op.add_column(
-            sa.Column("revision", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch_op.add_column(sa.Column("revision", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("parent_id", sa.Integer(), nullable=True))
         batch_op.drop_constraint("uq_delivery_notice_account", type_="unique")
         batch_op.create_unique_constraint(
             "uq_delivery_occurrence", ["notice_id", "account", "occurrence", "kind", "revision"]
         )
-        batch_op.create_foreign_key(
-            "fk_deliveries_parent_id", "deliveries", ["parent_id"], ["id"]
-        )
+        batch_op.create_foreign_key("fk_deliveries_parent_id", "deliveries", ["parent_id"], ["id"])
 
     op.create_table(
         "delivery_attempts",
@@ -91,9 +85,7 @@ def downgrade() -> None:
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_constraint("fk_deliveries_parent_id", type_="foreignkey")
         batch_op.drop_constraint("uq_delivery_occurrence", type_="unique")
-        batch_op.create_unique_constraint(
-            "uq_delivery_notice_account", ["notice_id", "account"]
-        )
+        batch_op.create_unique_constraint("uq_delivery_notice_account", ["notice_id", "account"])
         batch_op.drop_column("parent_id")
         batch_op.drop_column("revision")
         batch_op.drop_column("kind")
