@@ -116,7 +116,7 @@ def test_notice_commands_for_schedule_and_amendments(sqlite_instance: Instance) 
         "--as",
         "dispatcher",
     )
-    assert "repeats  weekly;at=09:00, first 2031-01-06 09:00 EST, until until cancelled" in out
+    assert "repeats  weekly;at=09:00, first 2031-01-06 09:00 EST, until cancelled" in out
     cli(
         inst,
         "notice",

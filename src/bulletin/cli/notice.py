@@ -643,7 +643,11 @@ def notice_show(ctx: Context, notice_id: int, as_json: bool) -> None:
         ),
         *([f"  follow-up at expiry: {n.follow_up}"] if n.follow_up else []),
         f"  text     {n.text}",
-        *[f"  text for {d.account}: {d.text}" for d in deliveries if d.text and d.text != n.text],
+        *[
+            f"  text for {d.account}: {d.text}"
+            for d in deliveries
+            if d.kind == "post" and d.occurrence == 1 and d.text and d.text != n.text
+        ],
         *review_lines(review),
     ]
     for d in deliveries:

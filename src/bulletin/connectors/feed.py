@@ -209,7 +209,10 @@ class FeedConnector(Connector):
 
     def _item(self, entry: ET.Element) -> RemoteItem:
         published = entry.findtext(_q("published"))
-        link = entry.find(_q("link"))
+        link = next(
+            (x for x in entry.findall(_q("link")) if x.get("rel", "alternate") == "alternate"),
+            None,
+        )
         return RemoteItem(
             kind="post",
             remote_id=entry.findtext(_q("id")) or "",
