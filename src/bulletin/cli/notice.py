@@ -254,7 +254,7 @@ def notice_add(
             head += " (the template's approval does not cover it: see policy below)"
     schedule_lines = []
     if created.recurrence:
-        end = local_text(created.repeat_until, tz) if created.repeat_until else "until cancelled"
+        end = local_text(created.repeat_until, tz) if created.repeat_until else "cancelled"
         schedule_lines.append(
             f"  repeats  {created.recurrence}, first {local_text(created.publish_at, tz)}, "
             f"until {end}"
