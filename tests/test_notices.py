@@ -108,7 +108,7 @@ def test_approving_a_cancelled_notice_is_refused(instance: Instance) -> None:
     notice = add(instance)
     engine = instance.app.engine
     cancelled = cancel_notice(engine, instance.clock, notice.id or 0, "sgt", "wrong street")
-    assert cancelled.state == "cancelled"
+    assert cancelled.notice.state == "cancelled"
     with pytest.raises(Refused, match="cancelled"):
         approve_notice(engine, instance.settings, instance.clock, notice.id or 0, "chief")
     with Session(engine) as session:

@@ -44,6 +44,7 @@ from bulletin.db import is_sqlite, session_scope
 from bulletin.errors import BulletinError, ConfigError, Refused, StoreUnavailable
 from bulletin.locks import exclusive_job
 from bulletin.models import Account, DaemonInstance, Delivery
+from bulletin.publisher import schedule
 from bulletin.publisher.delivery import DeliveryWorker, Outcome
 from bulletin.publisher.notices import sync_account
 from bulletin.sandbox_child import SandboxChild
@@ -218,8 +219,34 @@ class Daemon:
             self._wake.wait(timeout=interval)
             self._wake.clear()
 
+    def schedule_due(self) -> None:
+        """Before claiming: make the occurrences and follow-ups whose time came, and set aside
+        routine posts that are late (see :mod:`bulletin.publisher.schedule`)."""
+        app = self.app
+        now = app.clock.now()
+        for notice_id, number in schedule.make_occurrences(app.engine, app.settings, now):
+            log.info("occurrence made", notice=notice_id, occurrence=number)
+        for notice_id in schedule.make_follow_ups(app.engine, now):
+            log.info("follow-up queued", notice=notice_id)
+        if schedule.mark_late(app.engine, app.settings, now):
+            self.warn_late()
+
+    def warn_late(self) -> int:
+        """Say loudly which notices wait for a decision because their time passed."""
+        with Session(self.app.engine) as session:
+            late = schedule.late_notices(session)
+        if late:
+            log.warning(
+                "notices past their time wait for a decision: bulletin notice late ID "
+                "--publish|--cancel",
+                count=len(late),
+                notices=schedule.late_summary(late, self.app.settings.agency.time_zone),
+            )
+        return len(late)
+
     def dispatch_due(self) -> list[Outcome]:
         """Carry out every delivery that is due now, one claim at a time."""
+        self.schedule_due()
         outcomes = []
         while not self._stop.is_set():
             claims = self.worker.claim(limit=1)
@@ -442,6 +469,8 @@ class Daemon:
                 self.worker.archive_published(delivery_id)
         if unarchived:
             log.warning("archived published posts a crash left unarchived", count=len(unarchived))
+        schedule.mark_late(self.app.engine, self.app.settings, self.app.clock.now())
+        self.warn_late()
 
     def run_once(self, max_wait: float) -> OnceReport:
         """Everything due now (waiting inline at most ``max_wait`` seconds), one capture sweep

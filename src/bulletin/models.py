@@ -80,24 +80,56 @@ class Notice(SQLModel, table=True):
     # JSON: [{"path": ..., "alt": ...}]
     images: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     template_id: int | None = Field(default=None, foreign_key="templates.id")
+    # Recurrence (see :mod:`bulletin.publisher.recurrence`): the rule as normalised text; the
+    # series ends at ``repeat_until`` (None with a rule: until cancelled). ``occurrences``
+    # counts the occurrences made so far; ``next_occurrence_at`` is when the next one is due
+    # (None: no more). The due-scan makes each occurrence when its time comes.
+    recurrence: str | None = None
+    repeat_until: datetime | None = _ts()
+    date_line: bool = True
+    occurrences: int = 1
+    next_occurrence_at: datetime | None = _ts(index=True)
+    # Posted at expiry as a reply to each published post; ``followed_up_at`` once made.
+    follow_up: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    followed_up_at: datetime | None = _ts()
+
+
+DELIVERY_KINDS = ("post", "follow-up", "correction", "retraction", "deletion")
 
 
 class Delivery(SQLModel, table=True):
     """One notice to one account. ``due_at`` is set on approval; the due-scan reads it.
 
     States: pending → in-flight (claimed with a lease) → published | failed | uncertain |
-    cancelled.
+    cancelled; ``late`` when a routine post's time passed while no daemon ran (it waits for
+    a person: ``bulletin notice late``).
+
+    ``kind``: ``post`` (occurrence ``occurrence`` of the notice), or an act on the published
+    post ``parent_id``: ``follow-up`` and ``correction`` and ``retraction`` (replies),
+    ``deletion`` (the post is deleted). One delivery per (notice, account, occurrence, kind,
+    revision); ``revision`` numbers the corrections.
     """
 
     __tablename__ = "deliveries"
     __table_args__ = (
-        UniqueConstraint("notice_id", "account", name="uq_delivery_notice_account"),
+        UniqueConstraint(
+            "notice_id",
+            "account",
+            "occurrence",
+            "kind",
+            "revision",
+            name="uq_delivery_occurrence",
+        ),
         Index("ix_deliveries_due", "state", "due_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     notice_id: int = Field(foreign_key="notices.id", index=True)
     account: str = Field(foreign_key="accounts.name")
+    occurrence: int = 1
+    kind: str = "post"
+    revision: int = 0
+    parent_id: int | None = Field(default=None, foreign_key="deliveries.id")
     state: str = "pending"
     due_at: datetime | None = _ts()
     attempts: int = 0
@@ -116,6 +148,22 @@ class Delivery(SQLModel, table=True):
     parts: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # JSON list: remote ids of the parts published so far
     thread_ids: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One try at a delivery, written by the worker: claimed at ``started_at``, ended at
+    ``finished_at`` with ``outcome`` (published, failed, pending, uncertain, cancelled, or
+    abandoned when its claim expired)."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="deliveries.id", index=True)
+    owner: str
+    started_at: datetime = _ts(nullable=False)
+    finished_at: datetime | None = _ts()
+    outcome: str | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Template(SQLModel, table=True):

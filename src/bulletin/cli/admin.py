@@ -285,6 +285,7 @@ def status(ctx: Context, as_json: bool) -> None:
 
     from bulletin.daemon import HEARTBEAT_SECONDS
     from bulletin.models import DaemonInstance, Delivery, LedgerEntry, Record
+    from bulletin.publisher.schedule import late_notices, late_summary
 
     app = ctx.app
     engine = app.checked_engine()
@@ -323,6 +324,7 @@ def status(ctx: Context, as_json: bool) -> None:
         ).one()
         records = session.exec(select(sa.func.count()).select_from(Record)).one()
         head = session.exec(select(sa.func.max(LedgerEntry.seq))).one()
+        late = late_notices(session)
     backlog = app.store.backlog()
     payload = {
         "daemons": [{**d.model_dump(), "in_flight": held.get(d.owner, 0)} for d in daemons],
@@ -332,6 +334,7 @@ def status(ctx: Context, as_json: bool) -> None:
         "records": records,
         "ledger_head": head or 0,
         "store_backlog": backlog,
+        "late_notices": [n.notice_id for n in late],
     }
     lines = [f"daemons running: {len(daemons)}"]
     lines += [
@@ -348,4 +351,9 @@ def status(ctx: Context, as_json: bool) -> None:
         f"archive: {records} records, ledger head #{head or 0}, "
         f"{backlog} objects waiting for the store"
     )
+    lines.append(
+        f"late notices: {len(late)}"
+        + (" WAITING FOR A DECISION (bulletin notice late ID --publish|--cancel)" if late else "")
+    )
+    lines += [f"  {line}" for line in late_summary(late, tz)]
     emit(as_json, payload, lines)

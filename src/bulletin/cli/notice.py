@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from bulletin.cli import Context, emit, json_option, pass_context
 from bulletin.errors import UsageError
 from bulletin.identity import resolve_actor
-from bulletin.models import Delivery, Notice, Template
+from bulletin.models import Delivery, DeliveryAttempt, Notice, Template
 from bulletin.publisher.notices import (
     NoticeDraft,
     Review,
@@ -22,8 +22,9 @@ from bulletin.publisher.notices import (
     get_notice,
     review_notice,
 )
+from bulletin.publisher.recurrence import parse_every
 from bulletin.publisher.templates import notice_from_template
-from bulletin.timeparse import local_text, parse_when
+from bulletin.timeparse import ambiguity, local_text, parse_when
 from bulletin.waker import poke
 
 
@@ -102,6 +103,37 @@ def review_lines(review: Review) -> list[str]:
 )
 @click.option("--expires", default=None, help="After this time it is never published.")
 @click.option("--late-ok", is_flag=True, help="Allow a publish time more than 5 minutes past.")
+@click.option(
+    "--repeat",
+    "repeat",
+    default=None,
+    metavar="RULE",
+    help='Publish on a recurrence, e.g. "weekly;byday=MO;at=09:00" '
+    "(daily|weekly|monthly; interval, byday, bymonthday, at). Needs --until.",
+)
+@click.option(
+    "--every",
+    default=None,
+    type=click.Choice(["day", "week", "month", "weekday"]),
+    help="Short for --repeat daily|weekly|monthly (at the time of --at).",
+)
+@click.option(
+    "--until",
+    "until",
+    default=None,
+    help="Last time a recurrence may occur (agency zone), or 'cancelled' to run until cancelled.",
+)
+@click.option(
+    "--no-date-line",
+    is_flag=True,
+    help="Do not end each occurrence with its date (X refuses identical repeated posts).",
+)
+@click.option(
+    "--follow-up",
+    "follow_up",
+    default=None,
+    help='Posted at expiry as a reply to each published post, e.g. "Mass Ave has reopened."',
+)
 @click.option("--as", "actor", default=None, help="Who is writing it (default $BULLETIN_USER).")
 @json_option
 @pass_context
@@ -121,6 +153,11 @@ def notice_add(
     publish_at: str | None,
     expires: str | None,
     late_ok: bool,
+    repeat: str | None,
+    every: str | None,
+    until: str | None,
+    no_date_line: bool,
+    follow_up: str | None,
     actor: str | None,
     as_json: bool,
 ) -> None:
@@ -128,6 +165,10 @@ def notice_add(
 
     With --template NAME and --var NAME=VALUE, a dispatcher fills in a template an approver
     approved in advance: the notice is approved at once and published without waiting.
+
+    With --repeat RULE (or --every week) and --until TIME|cancelled, each occurrence is
+    published on its own and ends with its local date. Times are in the agency's time zone;
+    a time that happens twice (clocks go back) is the first of the two.
     """
     settings = ctx.settings
     ctx.warn_open_mode()
@@ -140,10 +181,19 @@ def notice_add(
         raise UsageError("--var is for --template")
     if len(alts) > len(images):
         raise UsageError("more --alt than --image")
+    if repeat and every:
+        raise UsageError("give --repeat or --every, not both")
     app = ctx.app
     engine = app.checked_engine()
     now = app.clock.now()
     tz = settings.agency.time_zone
+    for given in (publish_at, expires, until):
+        note = ambiguity(given, tz) if given else None
+        if note:
+            click.echo(f"warning: {note}", err=True)
+    rule = parse_every(every).text() if every else repeat
+    until_cancelled = (until or "").strip().lower() == "cancelled"
+    repeat_until = parse_when(until, tz, now) if until and not until_cancelled else None
     draft = NoticeDraft(
         category=category or "",
         text=text or "",
@@ -156,6 +206,11 @@ def notice_add(
         variants=pairs(text_for, "--text-for"),
         allow_thread=allow_thread,
         images=[(p, alts[i] if i < len(alts) else "") for i, p in enumerate(images)],
+        recurrence=rule,
+        repeat_until=repeat_until,
+        until_cancelled=until_cancelled,
+        date_line=not no_date_line,
+        follow_up=follow_up,
     )
     covered_by: str | None = None
     woke = False
@@ -176,6 +231,9 @@ def notice_add(
         "state": created.state,
         "priority": created.priority,
         "approvals_needed": created.approvals_needed,
+        "publish_at": created.publish_at,
+        "recurrence": created.recurrence,
+        "repeat_until": created.repeat_until,
         **review.as_json(),
     }
     if template is not None:
@@ -194,7 +252,14 @@ def notice_add(
         )
         if template is not None:
             head += " (the template's approval does not cover it: see policy below)"
-    emit(as_json, payload, [head, *review_lines(review)])
+    schedule_lines = []
+    if created.recurrence:
+        end = local_text(created.repeat_until, tz) if created.repeat_until else "cancelled"
+        schedule_lines.append(
+            f"  repeats  {created.recurrence}, first {local_text(created.publish_at, tz)}, "
+            f"until {end}"
+        )
+    emit(as_json, payload, [head, *schedule_lines, *review_lines(review)])
 
 
 @notice.command("approve")
@@ -275,16 +340,179 @@ def notice_approve(
 def notice_cancel(
     ctx: Context, notice_id: int, reason: str, actor: str | None, as_json: bool
 ) -> None:
-    """Cancel every delivery of a notice that has not gone out yet."""
+    """Cancel every post of a notice that has not gone out yet, and occurrences to come.
+
+    A post already in flight finishes on its own: the answer says it was too late for that
+    account (retract it afterwards).
+    """
     settings = ctx.settings
     ctx.warn_open_mode()
     name = resolve_actor(settings, actor, ctx.environ)
     app = ctx.app
-    cancelled = cancel_notice(app.checked_engine(), app.clock, notice_id, name, reason)
+    result = cancel_notice(app.checked_engine(), app.clock, notice_id, name, reason)
     emit(
         as_json,
-        {"id": cancelled.id, "state": cancelled.state},
-        f"notice {cancelled.id}: {cancelled.state}",
+        {
+            "id": result.notice.id,
+            "state": result.notice.state,
+            "cancelled": sorted(set(result.cancelled)),
+            "too_late": result.too_late,
+        },
+        result.lines(),
+    )
+
+
+@notice.command("correct")
+@click.argument("notice_id", type=int)
+@click.option("--text", required=True, help='The correction, e.g. "Main St, not Maple St."')
+@click.option("--reason", required=True, help="Why (kept in the audit trail).")
+@click.option("--as", "actor", default=None, help="Who corrects (default $BULLETIN_USER).")
+@json_option
+@pass_context
+def notice_correct(
+    ctx: Context, notice_id: int, text: str, reason: str, actor: str | None, as_json: bool
+) -> None:
+    """Post a correction in the thread of every published post of a notice.
+
+    No platform here edits a published post through its API, so the correction is a reply
+    ("Correction: ...") on X and Facebook, and a new entry linking the first in the feed.
+    """
+    from bulletin.publisher.amend import correct_notice
+
+    settings = ctx.settings
+    ctx.warn_open_mode()
+    name = resolve_actor(settings, actor, ctx.environ, "approver")
+    app = ctx.app
+    result = correct_notice(
+        app.checked_engine(), settings, app.clock.now(), notice_id, text, reason, name
+    )
+    woke = poke(settings.data_dir)
+    emit(
+        as_json,
+        {
+            "id": notice_id,
+            "queued": result.queued,
+            "in_flight": result.in_flight,
+            "daemon_notified": woke,
+        },
+        result.lines("correction"),
+    )
+
+
+@notice.command("retract")
+@click.argument("notice_id", type=int)
+@click.option("--reason", required=True, help="Why (kept in the audit trail, not posted).")
+@click.option(
+    "--delete",
+    is_flag=True,
+    help="Delete the posts where the platform allows (the feed leaves a tombstone); "
+    "elsewhere a retraction reply is posted.",
+)
+@click.option(
+    "--text", default=None, help='The retraction reply (default "This notice has been withdrawn.").'
+)
+@click.option("--as", "actor", default=None, help="Who retracts (default $BULLETIN_USER).")
+@json_option
+@pass_context
+def notice_retract(
+    ctx: Context,
+    notice_id: int,
+    reason: str,
+    delete: bool,
+    text: str | None,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Withdraw a notice everywhere: cancel what has not gone out, stop its occurrences, and
+    delete (--delete) or answer with a retraction reply each published post."""
+    from bulletin.publisher.amend import retract_notice
+
+    settings = ctx.settings
+    ctx.warn_open_mode()
+    name = resolve_actor(settings, actor, ctx.environ)
+    app = ctx.app
+    result = retract_notice(
+        app.checked_engine(), settings, app.clock.now(), notice_id, reason, name, delete, text
+    )
+    woke = poke(settings.data_dir)
+    emit(
+        as_json,
+        {
+            "id": notice_id,
+            "queued": result.queued,
+            "cancelled": result.cancelled,
+            "in_flight": result.in_flight,
+            "daemon_notified": woke,
+        },
+        result.lines("deletion" if delete else "retraction"),
+    )
+
+
+@notice.command("late")
+@click.argument("notice_id", type=int, required=False)
+@click.option("--publish", "decision", flag_value="publish", help="Publish its late posts now.")
+@click.option("--cancel", "decision", flag_value="cancel", help="Cancel its late posts.")
+@click.option("--reason", default=None, help="Why (kept in the audit trail).")
+@click.option("--as", "actor", default=None, help="Who decides (default $BULLETIN_USER).")
+@json_option
+@pass_context
+def notice_late(
+    ctx: Context,
+    notice_id: int | None,
+    decision: str | None,
+    reason: str | None,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """List routine notices whose time passed while no daemon ran, or decide one of them.
+
+    Without ID: the list. With ID and --publish or --cancel: the decision (publishing needs
+    the approver role).
+    """
+    from bulletin.publisher.schedule import decide_late, late_notices, late_summary
+
+    settings = ctx.settings
+    app = ctx.app
+    engine = app.checked_engine()
+    tz = settings.agency.time_zone
+    if notice_id is None:
+        if decision:
+            raise UsageError("--publish/--cancel need the notice ID")
+        with Session(engine) as session:
+            late = late_notices(session)
+        emit(
+            as_json,
+            {
+                "late": [
+                    {
+                        "id": n.notice_id,
+                        "category": n.category,
+                        "due_at": n.due_at,
+                        "accounts": n.accounts,
+                        "occurrence": n.occurrence,
+                        "text": n.text,
+                    }
+                    for n in late
+                ]
+            },
+            late_summary(late, tz) or ["no late notices"],
+        )
+        return
+    if decision is None:
+        raise UsageError("say --publish or --cancel")
+    ctx.warn_open_mode()
+    name = resolve_actor(
+        settings, actor, ctx.environ, "approver" if decision == "publish" else None
+    )
+    accounts = decide_late(
+        engine, settings, app.clock.now(), notice_id, decision == "publish", name, reason
+    )
+    woke = poke(settings.data_dir) if decision == "publish" else False
+    verb = "publishing now" if decision == "publish" else "cancelled"
+    emit(
+        as_json,
+        {"id": notice_id, "decision": decision, "accounts": accounts, "daemon_notified": woke},
+        f"notice {notice_id}: {verb} for {', '.join(accounts)}",
     )
 
 
@@ -294,7 +522,7 @@ def notice_cancel(
 @json_option
 @pass_context
 def notice_list(ctx: Context, state: str | None, limit: int, as_json: bool) -> None:
-    """Notices, newest first, with their delivery states."""
+    """Notices, newest first: what is due next, in flight, late, published, failed and why."""
     engine = ctx.app.checked_engine()
     query = select(Notice).order_by(col(Notice.id).desc()).limit(limit)
     if state:
@@ -303,19 +531,47 @@ def notice_list(ctx: Context, state: str | None, limit: int, as_json: bool) -> N
     rows: list[dict[str, Any]] = []
     with Session(engine) as session:
         for n in session.exec(query):
-            deliveries = session.exec(select(Delivery).where(Delivery.notice_id == n.id)).all()
-            rows.append({**_notice_json(n), "deliveries": {d.account: d.state for d in deliveries}})
-    emit(
-        as_json,
-        {"notices": rows},
-        [
-            f"{r['id']:>5}  {r['state']:<20} {r['category']:<18} "
-            f"{local_text(r['publish_at'], tz) if r['publish_at'] else 'on approval':<22} "
+            deliveries = session.exec(
+                select(Delivery).where(Delivery.notice_id == n.id).order_by(col(Delivery.id))
+            ).all()
+            latest = max((d.occurrence for d in deliveries if d.kind == "post"), default=1)
+            current = [d for d in deliveries if d.kind != "post" or d.occurrence == latest]
+            waiting = [
+                d.due_at for d in deliveries if d.state in ("pending", "uncertain") and d.due_at
+            ]
+            rows.append(
+                {
+                    **_notice_json(n),
+                    "deliveries": {_label(d): d.state for d in current},
+                    "problems": {
+                        _label(d): d.last_error
+                        for d in current
+                        if d.state in ("failed", "uncertain", "late") and d.last_error
+                    },
+                    "next_due": min(
+                        [*waiting, *([n.next_occurrence_at] if n.next_occurrence_at else [])],
+                        default=None,
+                    ),
+                }
+            )
+    lines: list[str] = []
+    for r in rows:
+        when = local_text(r["next_due"], tz) if r["next_due"] else "-"
+        lines.append(
+            f"{r['id']:>5}  {r['state']:<20} {r['category']:<18} next {when:<22} "
             + " ".join(f"{a}:{s}" for a, s in r["deliveries"].items())
-            for r in rows
-        ]
-        or ["no notices"],
-    )
+            + (f"  [repeats {r['recurrence']}]" if r["recurrence"] else "")
+        )
+        lines += [f"         {a}: {why}" for a, why in r["problems"].items()]
+    emit(as_json, {"notices": rows}, lines or ["no notices"])
+
+
+def _label(d: Delivery) -> str:
+    """``feed``, ``feed#3`` (occurrence 3), ``x/correction-1``..."""
+    label = d.account + (f"#{d.occurrence}" if d.occurrence != 1 else "")
+    if d.kind != "post":
+        label += f"/{d.kind}" + (f"-{d.revision}" if d.revision else "")
+    return label
 
 
 @notice.command("show")
@@ -328,9 +584,18 @@ def notice_show(ctx: Context, notice_id: int, as_json: bool) -> None:
     tz = ctx.settings.agency.time_zone
     with Session(engine) as session:
         n = get_notice(session, notice_id)
-        deliveries = session.exec(select(Delivery).where(Delivery.notice_id == notice_id)).all()
+        deliveries = session.exec(
+            select(Delivery).where(Delivery.notice_id == notice_id).order_by(col(Delivery.id))
+        ).all()
         review = review_notice(session, ctx.settings, n)
         template = session.get(Template, n.template_id) if n.template_id else None
+        attempts: dict[int, list[DeliveryAttempt]] = {}
+        for a in session.exec(
+            select(DeliveryAttempt)
+            .where(col(DeliveryAttempt.delivery_id).in_([d.id for d in deliveries]))
+            .order_by(col(DeliveryAttempt.id))
+        ):
+            attempts.setdefault(a.delivery_id, []).append(a)
     approvals = [
         {
             "approver": a.approver,
@@ -346,7 +611,9 @@ def notice_show(ctx: Context, notice_id: int, as_json: bool) -> None:
     data = {
         **_notice_json(n),
         "deliveries": [
-            {k: v for k, v in d.model_dump().items() if k != "raw_response"} for d in deliveries
+            {k: v for k, v in d.model_dump().items() if k != "raw_response"}
+            | {"attempt_log": [a.model_dump() for a in attempts.get(d.id or 0, [])]}
+            for d in deliveries
         ],
         "approvals": approvals,
         **review.as_json(),
@@ -364,16 +631,41 @@ def notice_show(ctx: Context, notice_id: int, as_json: bool) -> None:
         ],
         f"  publish  {local_text(n.publish_at, tz) if n.publish_at else 'on approval'}"
         f"   expires {local_text(n.expires_at, tz)}",
+        *(
+            [
+                f"  repeats  {n.recurrence} until "
+                + (local_text(n.repeat_until, tz) if n.repeat_until else "cancelled")
+                + f"; {n.occurrences} made, next "
+                + (local_text(n.next_occurrence_at, tz) if n.next_occurrence_at else "-")
+            ]
+            if n.recurrence
+            else []
+        ),
+        *([f"  follow-up at expiry: {n.follow_up}"] if n.follow_up else []),
         f"  text     {n.text}",
-        *[f"  text for {d.account}: {d.text}" for d in deliveries if d.text and d.text != n.text],
+        *[
+            f"  text for {d.account}: {d.text}"
+            for d in deliveries
+            if d.kind == "post" and d.occurrence == 1 and d.text and d.text != n.text
+        ],
         *review_lines(review),
     ]
     for d in deliveries:
         lines.append(
-            f"  -> {d.account:<12} {d.state:<10} attempts {d.attempts}"
+            f"  -> {_label(d):<16} {d.state:<10} due {local_text(d.due_at, tz)}"
+            f"  attempts {d.attempts}"
             + (f"  {d.remote_url or d.remote_id}" if d.remote_id else "")
             + (f"  ({d.last_error})" if d.last_error else "")
         )
+        if d.kind != "post" and d.text:
+            lines.append(f"       text: {d.text}")
+        for a in attempts.get(d.id or 0, []):
+            lines.append(
+                f"       try {local_text(a.started_at, tz)} -> "
+                f"{local_text(a.finished_at, tz) if a.finished_at else '...'}"
+                f"  {a.outcome or 'in progress'}"
+                + (f": {a.error}" if a.error and a.outcome != "published" else "")
+            )
     emit(as_json, data, lines)
 
 

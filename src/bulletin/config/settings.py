@@ -40,6 +40,19 @@ DEFAULT_CATEGORIES: dict[str, Priority] = {
 }
 
 _PERIOD = re.compile(r"^\s*(\d+)\s*([dwmy])\s*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """A short wait: ``"90s"``, ``"30m"`` (minutes), ``"2h"``, ``"1d"``.
+
+    :raises ValueError: anything else.
+    """
+    match = _DURATION.match(text.lower())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (use e.g. 90s, 30m, 2h or 1d)")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
 
 
 def parse_period(text: str) -> timedelta | None:
@@ -299,6 +312,19 @@ class PublisherSettings(_Section):
     # ``default`` and per-category overrides: how many people other than the author approve.
     approvals: dict[str, int] = Field(default_factory=lambda: {"default": 1})
     costs: dict[Platform, PlatformCost] = Field(default_factory=lambda: dict(DEFAULT_COSTS))
+    # A routine post this far past its time when a daemon first sees it (the daemon was down)
+    # waits for a person (state ``late``); an emergency one goes out at once.
+    late_grace: str = "30m"
+
+    @field_validator("late_grace")
+    @classmethod
+    def _valid_grace(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def late_grace_delta(self) -> timedelta:
+        return parse_duration(self.late_grace)
 
     @model_validator(mode="after")
     def _known_approval_keys(self) -> PublisherSettings:

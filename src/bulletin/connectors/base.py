@@ -149,6 +149,10 @@ class Limits:
     supports_since_id: bool = False  # list_comments can fetch only what is newer
     reports_hidden: bool = True  # listings say whether a comment is hidden
     supports_delete_comment: bool = False
+    # Editing a published post through the API. None of ours does (X's API does not edit;
+    # the Graph API's edit of Page posts is not used): a correction is posted as a reply.
+    supports_edit: bool = False
+    supports_delete: bool = True
 
 
 @dataclass(frozen=True)
@@ -253,7 +257,10 @@ class Connector(ABC):
         raise Refused(f"{self.platform} accounts cannot delete visitors' comments")
 
     def delete_post(self, post_id: str) -> None:
-        """Delete one of the account's own posts."""
+        """Delete one of the account's own posts; a post already gone counts as deleted.
+
+        :raises Refused: the platform cannot delete posts (a retraction reply is posted).
+        """
         raise Refused(f"{self.platform} accounts cannot delete posts")
 
     def check(self) -> list[CheckLine]:

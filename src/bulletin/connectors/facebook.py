@@ -231,6 +231,8 @@ class FacebookConnector(Connector):
     def _publish_once(self, post: OutgoingPost) -> PublishResult:
         text = unicodedata.normalize("NFC", post.text)
         version = self._version
+        if post.reply_to:
+            return self._comment(post.reply_to, text)
         if post.media:
             image = post.media[0]
             result = self._request(
@@ -262,14 +264,41 @@ class FacebookConnector(Connector):
         raw = last.content if last is not None else json_bytes(result)
         return PublishResult(str(post_id), self._permalink(str(post_id)), self.clock.now(), raw)
 
+    def _comment(self, post_id: str, text: str) -> PublishResult:
+        """A reply in a post's thread: the Page comments on its own post."""
+        result = self._request(
+            "comment",
+            lambda: self._graph.request(
+                f"{self._version}/{post_id}/comments", post_args={"message": text}, method="POST"
+            ),
+            write=True,
+        )
+        comment_id = result.get("id") if isinstance(result, dict) else None
+        if not comment_id:
+            raise MalformedResponse("Graph's comment answer has no id", raw=json_bytes(result))
+        last = self._last_response()
+        raw = last.content if last is not None else json_bytes(result)
+        page, _, number = post_id.partition("_")
+        url = f"https://www.facebook.com/{page}/posts/{number}?comment_id={comment_id}"
+        return PublishResult(str(comment_id), url, self.clock.now(), raw)
+
     @staticmethod
     def _permalink(post_id: str) -> str:
         page, _, number = post_id.partition("_")
         return f"https://www.facebook.com/{page}/posts/{number}"
 
     def find_published(self, post: OutgoingPost, since: datetime) -> PublishResult | None:
-        """The Page's post with ``post``'s text created at or after ``since``, if any."""
+        """The Page's post with ``post``'s text created at or after ``since``, if any (for a
+        reply: the Page's comment with that text on the post it answers)."""
         wanted = comparable_text(post.text)
+        if post.reply_to:
+            for item in self.iter_comments(post.reply_to):
+                mine = (item.extra.get("from") or {}).get("id") == self.page_id
+                if mine and comparable_text(item.text) == wanted:
+                    if item.posted_at is not None and item.posted_at < since:
+                        continue
+                    return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
+            return None
         cursor: str | None = None
         while True:
             page = self._posts(cursor, since=since)

@@ -30,7 +30,11 @@ from bulletin.connectors.base import (
 from bulletin.errors import MalformedResponse, Retryable
 
 ATOM = "http://www.w3.org/2005/Atom"
+TOMBSTONES = "http://purl.org/atompub/tombstones/1.0"  # RFC 6721
 ET.register_namespace("", ATOM)
+THREADING = "http://purl.org/syndication/thread/1.0"  # RFC 4685
+ET.register_namespace("at", TOMBSTONES)
+ET.register_namespace("thr", THREADING)
 
 
 def _q(tag: str) -> str:
@@ -75,6 +79,9 @@ class FeedConnector(Connector):
         return Limits(max_length=20_000, max_media=0)
 
     def entry_id(self, key: str) -> str:
+        """The entry id of ``key``; an entry id (a reply's target) is returned as it is."""
+        if key.startswith("urn:"):
+            return key
         return f"urn:bulletin:{self.name}:{key}"
 
     def publish(self, post: OutgoingPost) -> PublishResult:
@@ -93,7 +100,13 @@ class FeedConnector(Connector):
         if post.link:
             ET.SubElement(entry, _q("link"), rel="alternate", href=post.link)
         if post.reply_to:
-            ET.SubElement(entry, _q("link"), rel="related", href=self.entry_id(post.reply_to))
+            # a follow-up, correction or retraction: a new entry linking the first
+            related = self.entry_id(post.reply_to)
+            first = self._find(root, related)
+            first_link = first.find(_q("link")) if first is not None else None
+            href = first_link.get("href") if first_link is not None else None
+            ET.SubElement(entry, _q("link"), rel="related", href=href or related)
+            ET.SubElement(entry, f"{{{THREADING}}}in-reply-to", ref=related)
         entries = root.findall(_q("entry"))
         for old in entries[self.max_entries - 1 :]:
             root.remove(old)
@@ -108,6 +121,25 @@ class FeedConnector(Connector):
     def find_published(self, post: OutgoingPost, since: datetime) -> PublishResult | None:
         entry = self._find(self._load(), self.entry_id(post.key))
         return self._result(entry) if entry is not None else None
+
+    def delete_post(self, post_id: str) -> None:
+        """Remove the entry and leave an RFC 6721 tombstone (``at:deleted-entry``) so that
+        readers drop their copy; an entry already gone counts as deleted."""
+        root = self._load()
+        entry_id = self.entry_id(post_id)
+        entry = self._find(root, entry_id)
+        if entry is None:
+            return
+        now = self.clock.now()
+        index = list(root).index(entry)
+        root.remove(entry)
+        tombstone = ET.Element(f"{{{TOMBSTONES}}}deleted-entry", ref=entry_id, when=_stamp(now))
+        ET.SubElement(tombstone, f"{{{TOMBSTONES}}}comment").text = "withdrawn"
+        root.insert(index, tombstone)
+        updated = root.find(_q("updated"))
+        if updated is not None:
+            updated.text = _stamp(now)
+        self._write(root)
 
     def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
         items = []
@@ -177,7 +209,10 @@ class FeedConnector(Connector):
 
     def _item(self, entry: ET.Element) -> RemoteItem:
         published = entry.findtext(_q("published"))
-        link = entry.find(_q("link"))
+        link = next(
+            (x for x in entry.findall(_q("link")) if x.get("rel", "alternate") == "alternate"),
+            None,
+        )
         return RemoteItem(
             kind="post",
             remote_id=entry.findtext(_q("id")) or "",

@@ -35,17 +35,19 @@ from bulletin.errors import (
     AuthError,
     BulletinError,
     RateLimited,
+    Refused,
     Rejected,
 )
 from bulletin.identity import SYSTEM_ACTOR
-from bulletin.models import Account, Approval, Delivery, Notice
+from bulletin.models import Account, Approval, Delivery, DeliveryAttempt, Notice
 from bulletin.publisher import policy
 from bulletin.publisher.texts import plan
 
 log = structlog.get_logger("bulletin.delivery")
 
 RETRY_STATES = ("pending", "uncertain")
-FINAL_DELIVERY_STATES = {"published", "failed", "cancelled"}
+FINAL_DELIVERY_STATES = {"published", "failed", "cancelled", "deleted"}
+LIVE_NOTICE_STATES = ("approved", "partially-published")
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,18 @@ class DeliveryWorker:
                 if not reconcile:
                     delivery.attempt_started_at = now
                 session.add(delivery)
+                for stale in session.exec(
+                    select(DeliveryAttempt)
+                    .where(DeliveryAttempt.delivery_id == delivery.id)
+                    .where(col(DeliveryAttempt.finished_at).is_(None))
+                ):
+                    stale.finished_at = now
+                    stale.outcome = "abandoned"
+                    stale.error = "its claim expired (the worker stopped or was too slow)"
+                    session.add(stale)
+                session.add(
+                    DeliveryAttempt(delivery_id=delivery.id, owner=self.owner, started_at=now)
+                )
                 claims.append(Claim(delivery.id, reconcile))
         return claims
 
@@ -148,22 +162,35 @@ class DeliveryWorker:
         A delivery whose earlier attempt may have reached the platform is looked for there
         first, and stays ``uncertain`` until the platform can be asked: it is never tried
         again blind.
+
+        A post goes out only while its notice is approved and before its expiry; follow-ups,
+        corrections and retractions reply to their parent's published post; a deletion
+        deletes it (or, where the platform cannot delete, posts the retraction as a reply).
         """
         with Session(self.engine, expire_on_commit=False) as session:
             delivery = session.get(Delivery, claim.delivery_id)
             assert delivery is not None
             notice = session.get(Notice, delivery.notice_id)
             assert notice is not None
+            parent = session.get(Delivery, delivery.parent_id) if delivery.parent_id else None
             blocked = self._policy_blocks(session, notice, delivery)
         now = self.clock.now()
-        if notice.state not in ("approved", "partially-published") and not claim.reconcile:
+        is_post = delivery.kind == "post"
+        if is_post and notice.state not in LIVE_NOTICE_STATES and not claim.reconcile:
             return self._finish(delivery, "cancelled", f"notice is {notice.state}")
+        if not is_post and (parent is None or parent.state != "published"):
+            return self._finish(delivery, "failed", "the post it refers to is not published")
         try:
             connector = self.connector_for(delivery.account)
-            media = load_media(notice) if connector.limits().max_media else ()
+            media = load_media(notice) if is_post and connector.limits().max_media else ()
         except BulletinError as e:
             return self._finish(delivery, "failed", str(e))
-        post = outgoing_post(notice, delivery, media=media)
+        if delivery.kind == "deletion":
+            assert parent is not None
+            return self._attempt(
+                delivery, notice, lambda: self._delete(delivery, notice, parent, connector)
+            )
+        post = outgoing_post(notice, delivery, media=media, reply_to=reply_target(parent))
         if claim.reconcile and not delivery.parts:  # threads reconcile part by part
             since = (delivery.attempt_started_at or notice.approved_at or now) - timedelta(
                 seconds=5
@@ -182,17 +209,27 @@ class DeliveryWorker:
             if found is not None:
                 log.info("reconciled", delivery=delivery.id, remote_id=found.remote_id)
                 return self._published(delivery, notice, connector, found, reconciled=True)
-            if notice.state not in ("approved", "partially-published"):
+            if is_post and notice.state not in LIVE_NOTICE_STATES:
                 return self._finish(delivery, "cancelled", f"notice is {notice.state}")
             self._restart_attempt(delivery)
-        if notice.expires_at is not None and now >= notice.expires_at:
+        if is_post and notice.expires_at is not None and now >= notice.expires_at:
             return self._finish(delivery, "failed", "the notice expired before it was published")
-        try:
+
+        def publish() -> Outcome:
             if delivery.parts:
                 return self._publish_thread(claim, delivery, notice, connector, media, blocked)
             if blocked:
                 return self._finish(delivery, "failed", blocked)
             result = connector.publish(post)
+            return self._published(delivery, notice, connector, result, reconciled=False)
+
+        return self._attempt(delivery, notice, publish)
+
+    def _attempt(self, delivery: Delivery, notice: Notice, call: Callable[[], Outcome]) -> Outcome:
+        """Run one platform call and turn what it raises into the delivery's next state."""
+        now = self.clock.now()
+        try:
+            return call()
         except RateLimited as e:
             return self._defer(delivery, notice, e.retry_after, f"rate limited: {e}")
         except Ambiguous as e:
@@ -212,7 +249,26 @@ class DeliveryWorker:
             return self._defer(
                 delivery, notice, None, f"unexpected error: {type(e).__name__}", state="uncertain"
             )
-        return self._published(delivery, notice, connector, result, reconciled=False)
+
+    def _delete(
+        self, delivery: Delivery, notice: Notice, parent: Delivery, connector: Connector
+    ) -> Outcome:
+        """Delete the parent's post (every part of a thread, last first); where the platform
+        cannot delete, post the retraction as a reply instead. Deleting is idempotent: a post
+        already gone counts as deleted."""
+        ids = json.loads(parent.thread_ids) if parent.thread_ids else [parent.remote_id or ""]
+        try:
+            for remote_id in reversed(ids):
+                connector.delete_post(remote_id)
+        except Refused as e:
+            log.info("cannot delete, replying instead", delivery=delivery.id, reason=str(e))
+            post = outgoing_post(notice, delivery, reply_to=reply_target(parent))
+            found = connector.find_published(post, delivery.attempt_started_at or self.clock.now())
+            result = found or connector.publish(post)
+            return self._published(
+                delivery, notice, connector, result, reconciled=found is not None, note=str(e)
+            )
+        return self._finish(delivery, "deleted", f"deleted {parent.remote_url or ids[0]}")
 
     def _policy_blocks(self, session: Session, notice: Notice, delivery: Delivery) -> str:
         """Why the content policy stops this delivery now ("" when it does not): the rules
@@ -320,6 +376,7 @@ class DeliveryWorker:
         connector: Connector,
         result: PublishResult,
         reconciled: bool,
+        note: str | None = None,
     ) -> Outcome:
         now = self.clock.now()
         with session_scope(self.engine) as session:
@@ -333,8 +390,9 @@ class DeliveryWorker:
             row.raw_response = result.raw
             row.lease_owner = None
             row.lease_expires_at = None
-            row.last_error = None
+            row.last_error = note
             session.add(row)
+            self._close_attempt(session, row.id, "published", note)
             audit.record_event(
                 session,
                 at=now,
@@ -344,6 +402,8 @@ class DeliveryWorker:
                 object_id=row.id or 0,
                 notice=notice.id,
                 account=row.account,
+                kind=row.kind,
+                occurrence=row.occurrence,
                 remote_id=result.remote_id,
                 reconciled=reconciled,
                 daemon=self.owner,
@@ -353,6 +413,8 @@ class DeliveryWorker:
             "published",
             notice=notice.id,
             account=delivery.account,
+            kind=delivery.kind,
+            occurrence=delivery.occurrence,
             remote_id=result.remote_id,
             url=result.url,
         )
@@ -368,6 +430,7 @@ class DeliveryWorker:
             notice = session.get(Notice, delivery.notice_id)
             account = session.get(Account, delivery.account)
             assert notice is not None and account is not None
+            parent = session.get(Delivery, delivery.parent_id) if delivery.parent_id else None
         parts = json.loads(delivery.parts) if delivery.parts else []
         item = RemoteItem(
             kind="post",
@@ -376,9 +439,15 @@ class DeliveryWorker:
             author=delivery.account,
             posted_at=delivery.published_at,
             url=delivery.remote_url,
-            thread_id=delivery.remote_id,
+            parent_id=reply_target(parent),
+            thread_id=parent.remote_id if parent else delivery.remote_id,
             extra={"notice_id": notice.id, "category": notice.category}
-            | ({"thread_ids": json.loads(delivery.thread_ids or "[]")} if parts else {}),
+            | ({"thread_ids": json.loads(delivery.thread_ids or "[]")} if parts else {})
+            | (
+                {"kind": delivery.kind, "occurrence": delivery.occurrence}
+                if delivery.kind != "post" or delivery.occurrence != 1
+                else {}
+            ),
             raw=delivery.raw_response or b"",
         )
         record = self.archiver.archive(
@@ -413,13 +482,39 @@ class DeliveryWorker:
         if until is None:
             backoff = min(300.0, 2.0 ** min(delivery.attempts, 8)) * (0.5 + random.random())
             until = now + timedelta(seconds=backoff)
-        give_up = notice.expires_at
+        give_up = notice.expires_at if delivery.kind == "post" else None
         if notice.priority != "emergency":
-            routine_end = (notice.approved_at or now) + self.routine_give_up
+            routine_end = self._first_try(delivery) + self.routine_give_up
             give_up = min(give_up, routine_end) if give_up else routine_end
         if give_up is not None and until >= give_up:
             return self._finish(delivery, "failed", f"gave up: {reason}")
         return self._finish(delivery, state, reason, due=until)
+
+    def _first_try(self, delivery: Delivery) -> datetime:
+        """When this delivery was first tried (each occurrence and reply counts on its own)."""
+        with Session(self.engine) as session:
+            first: datetime | None = session.exec(
+                select(sa.func.min(DeliveryAttempt.started_at)).where(
+                    DeliveryAttempt.delivery_id == delivery.id
+                )
+            ).one()
+        return first or self.clock.now()
+
+    def _close_attempt(
+        self, session: Session, delivery_id: int | None, outcome: str, error: str | None
+    ) -> None:
+        attempt = session.exec(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == delivery_id)
+            .where(DeliveryAttempt.owner == self.owner)
+            .where(col(DeliveryAttempt.finished_at).is_(None))
+            .order_by(col(DeliveryAttempt.id).desc())
+        ).first()
+        if attempt is not None:
+            attempt.finished_at = self.clock.now()
+            attempt.outcome = outcome
+            attempt.error = error
+            session.add(attempt)
 
     def _finish(
         self, delivery: Delivery, state: str, reason: str, due: datetime | None = None
@@ -436,6 +531,7 @@ class DeliveryWorker:
             if due is not None:
                 row.due_at = due
             session.add(row)
+            self._close_attempt(session, row.id, state, reason)
             if state in FINAL_DELIVERY_STATES:
                 audit.record_event(
                     session,
@@ -447,6 +543,8 @@ class DeliveryWorker:
                     reason=reason,
                     notice=row.notice_id,
                     account=row.account,
+                    kind=row.kind,
+                    occurrence=row.occurrence,
                 )
                 refresh_notice_state(session, row.notice_id, now)
         level = log.warning if state in ("failed", "uncertain") else log.info
@@ -471,8 +569,8 @@ def outgoing_post(
     """What to send for ``delivery``: its own text (the variant for its account), or one
     numbered part of its thread (the link goes with the first part only)."""
     text = delivery.text or notice.text
-    key = f"notice-{notice.id}"
-    link = notice.link
+    key = delivery_key(notice, delivery)
+    link = notice.link if delivery.kind == "post" else None
     if part is not None:
         text = json.loads(delivery.parts or "[]")[part]
         if part:
@@ -487,6 +585,30 @@ def outgoing_post(
         reply_to=reply_to,
         media=media,
     )
+
+
+def delivery_key(notice: Notice, delivery: Delivery) -> str:
+    """Stable across attempts, distinct per occurrence and per reply: ``notice-7``,
+    ``notice-7-occurrence-3``, ``notice-7-follow-up``, ``notice-7-correction-2``..."""
+    key = f"notice-{notice.id}"
+    if delivery.occurrence != 1:
+        key += f"-occurrence-{delivery.occurrence}"
+    if delivery.kind != "post":
+        key += f"-{delivery.kind}"
+    if delivery.revision:
+        key += f"-{delivery.revision}"
+    return key
+
+
+def reply_target(parent: Delivery | None) -> str | None:
+    """The remote id a reply to ``parent`` answers: the last part of a thread, else its post."""
+    if parent is None:
+        return None
+    if parent.thread_ids:
+        ids: list[str] = json.loads(parent.thread_ids)
+        if ids:
+            return ids[-1]
+    return parent.remote_id
 
 
 def load_media(notice: Notice) -> tuple[Media, ...]:
@@ -505,12 +627,16 @@ def load_media(notice: Notice) -> tuple[Media, ...]:
 
 
 def refresh_notice_state(session: Session, notice_id: int, now: datetime) -> None:
-    """Set the notice's state from its deliveries once all of them are final."""
+    """Set the notice's state from its posts once all of them are final (a recurring notice:
+    once no occurrence is left to come). Replies and deletions do not change it."""
     notice = session.get(Notice, notice_id)
-    if notice is None:
+    if notice is None or notice.next_occurrence_at is not None:
         return
     states = [
-        d.state for d in session.exec(select(Delivery).where(Delivery.notice_id == notice_id))
+        d.state
+        for d in session.exec(
+            select(Delivery).where(Delivery.notice_id == notice_id).where(Delivery.kind == "post")
+        )
     ]
     if not states or any(s not in FINAL_DELIVERY_STATES for s in states):
         return

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -22,7 +23,7 @@ from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.identity import require_role
 from bulletin.models import Account, Approval, Delivery, Notice, Template
-from bulletin.publisher import policy
+from bulletin.publisher import policy, recurrence
 from bulletin.publisher.delivery import refresh_notice_state
 from bulletin.publisher.texts import (
     THREAD_PLATFORMS,
@@ -51,6 +52,13 @@ class NoticeDraft:
     variants: Mapping[str, str] = field(default_factory=dict)  # account or platform → text
     allow_thread: bool = False
     images: Sequence[tuple[str, str]] = ()  # (path, alt text)
+    # a recurrence rule (see :mod:`bulletin.publisher.recurrence`), ended by ``repeat_until``
+    # or, explicitly, ``until_cancelled``
+    recurrence: str | None = None
+    repeat_until: datetime | None = None
+    until_cancelled: bool = False
+    date_line: bool = True  # each occurrence ends with its local date
+    follow_up: str | None = None  # posted at expiry as a reply to each published post
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,59 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
     if len(set(draft.targets)) != len(draft.targets):
         raise UsageError("a target account is named twice")
     _check_times(draft.publish_at, draft.expires_at, draft.late_ok, settings, now)
+    _check_schedule(draft, settings)
     return categories[draft.category]
+
+
+def _check_schedule(draft: NoticeDraft, settings: Settings) -> None:
+    if draft.recurrence is None:
+        if draft.repeat_until is not None or draft.until_cancelled:
+            raise UsageError("--until ends a recurrence: give --repeat or --every too")
+    else:
+        if (draft.repeat_until is None) == (not draft.until_cancelled):
+            raise UsageError(
+                "a recurring notice needs an end: --until TIME, or --until cancelled to run "
+                "until someone cancels it"
+            )
+        start = draft.publish_at
+        if draft.repeat_until is not None and start is not None and draft.repeat_until < start:
+            raise UsageError("--until is before the first occurrence")
+    if draft.follow_up is not None:
+        if not draft.follow_up.strip():
+            raise UsageError("--follow-up: the text is empty")
+        if draft.expires_at is None:
+            raise UsageError("--follow-up is posted at expiry: give --expires too")
+        for target in draft.targets:
+            platform = settings.accounts[target].platform
+            measured = plan(settings, target, platform, draft.follow_up.strip(), None, False)
+            if not measured.fits:
+                raise UsageError(f"--follow-up: {measured.too_long()}")
+
+
+def resolve_schedule(draft: NoticeDraft, settings: Settings, now: datetime) -> NoticeDraft:
+    """A recurring draft with its rule normalised (``at`` filled in from ``--at``) and its
+    publish time set to the first occurrence.
+
+    :raises UsageError: a bad rule, no time of day, or no occurrence before the end.
+    """
+    if draft.recurrence is None:
+        return draft
+    zone = ZoneInfo(settings.agency.time_zone)
+    rule = recurrence.parse_rule(draft.recurrence)
+    start = draft.publish_at or now
+    if rule.at is None:
+        if draft.publish_at is None:
+            raise UsageError(
+                "a recurring notice needs its time of day: at=HH:MM in the rule, or --at"
+            )
+        local = draft.publish_at.astimezone(zone)
+        rule = rule.with_at(local.time().replace(second=0, microsecond=0))
+    first = recurrence.occurrence_after(rule, start, zone, start, inclusive=True)
+    if first is None or (draft.repeat_until is not None and first > draft.repeat_until):
+        raise UsageError(f"recurrence {rule.text()}: no occurrence before its end")
+    if draft.expires_at is not None and first >= draft.expires_at:
+        raise UsageError(f"recurrence {rule.text()}: the first occurrence is after the expiry")
+    return replace(draft, recurrence=rule.text(), publish_at=first)
 
 
 def plan_targets(draft: NoticeDraft, settings: Settings) -> list[TargetText]:
@@ -127,12 +187,20 @@ def plan_targets(draft: NoticeDraft, settings: Settings) -> list[TargetText]:
     platforms = {t: settings.accounts[t].platform for t in draft.targets}
     variants = {k: v.strip() for k, v in draft.variants.items()}
     check_variant_keys(variants, platforms)
+    zone = ZoneInfo(settings.agency.time_zone)
+
+    def text_for(account: str, platform: str) -> str:
+        text = variant_for(account, platform, draft.text.strip(), variants)
+        if draft.recurrence and draft.date_line and draft.publish_at is not None:
+            text = recurrence.with_date_line(text, draft.publish_at, zone)
+        return text
+
     plans = [
         plan(
             settings,
             account,
             platform,
-            variant_for(account, platform, draft.text.strip(), variants),
+            text_for(account, platform),
             draft.link,
             draft.allow_thread,
         )
@@ -172,6 +240,7 @@ def create_notice(
 ) -> Notice:
     """Store a draft notice and one pending delivery per target account."""
     now = clock.now()
+    draft = resolve_schedule(draft, settings, now)
     priority = validate_draft(draft, settings, now)
     plans = plan_targets(draft, settings)
     with session_scope(engine) as session:
@@ -207,6 +276,10 @@ def store_draft(
         variants=json.dumps(dict(draft.variants), ensure_ascii=False) if draft.variants else None,
         images=json.dumps(images, ensure_ascii=False) if images else None,
         template_id=template.id if template else None,
+        recurrence=draft.recurrence,
+        repeat_until=draft.repeat_until,
+        date_line=draft.date_line,
+        follow_up=draft.follow_up.strip() if draft.follow_up else None,
     )
     session.add(notice)
     session.flush()
@@ -231,6 +304,9 @@ def store_draft(
         targets=list(draft.targets),
         cost_usd={t.account: round(t.cost, 3) for t in plans},
         template=f"{template.name} v{template.version}" if template else None,
+        recurrence=draft.recurrence,
+        repeat_until=draft.repeat_until.isoformat() if draft.repeat_until else None,
+        follow_up=bool(draft.follow_up),
     )
     return notice
 
@@ -238,7 +314,12 @@ def store_draft(
 def review_notice(session: Session, settings: Settings, notice: Notice) -> Review:
     """Measure each delivery's text again and run the content-policy rules."""
     assert notice.id is not None
-    deliveries = session.exec(select(Delivery).where(Delivery.notice_id == notice.id)).all()
+    deliveries = session.exec(
+        select(Delivery)
+        .where(Delivery.notice_id == notice.id)
+        .where(Delivery.kind == "post")
+        .where(Delivery.occurrence == 1)
+    ).all()
     approvals = approvals_of(session, notice.id)
     targets = [
         plan(
@@ -306,7 +387,9 @@ def approve_notice(
             raise Refused(f"notice {notice_id} is {notice.state}; only a draft can be approved")
         if not settings.open_mode and approver == notice.author:
             raise Refused(f"{approver} wrote notice {notice_id} and may not approve it")
-        _check_times(notice.publish_at, notice.expires_at, late_ok, settings, now)
+        _check_times(
+            notice.publish_at, notice.expires_at, late_ok or bool(notice.recurrence), settings, now
+        )
         review = review_notice(session, settings, notice)
         names = [a.approver for a in review.approvals]
         if approver in names:
@@ -354,7 +437,7 @@ def approve_notice(
                 findings=[f.line() for f in review.findings if f.rule in overrides],
             )
         if complete:
-            make_due(session, notice, ", ".join(names), now)
+            make_due(session, notice, ", ".join(names), now, settings)
         session.add(notice)
     return notice
 
@@ -399,7 +482,23 @@ def policy_refusal(notice_id: int, blocked: Sequence[policy.Finding]) -> str:
     return f"notice {notice_id} breaks the content policy: {lines}{hint}"
 
 
-def make_due(session: Session, notice: Notice, approved_by: str, now: datetime) -> None:
+def make_due(
+    session: Session, notice: Notice, approved_by: str, now: datetime, settings: Settings
+) -> None:
+    """Approve ``notice``: its first deliveries become due at its publish time (or now).
+
+    A recurring notice whose first occurrence passed before approval starts at the next one
+    (its text's date line follows); the occurrence after that is made by the due-scan when
+    its time comes (:func:`bulletin.publisher.schedule.make_occurrences`).
+    """
+    grace = timedelta(minutes=settings.publisher.past_grace_minutes)
+    if notice.recurrence and notice.publish_at is not None and notice.publish_at < now - grace:
+        first = next_occurrence(notice, settings, now - grace)
+        if first is None:
+            raise Refused(f"notice {notice.id}: its recurrence has no occurrence left")
+        notice.publish_at = first
+        for delivery in session.exec(select(Delivery).where(Delivery.notice_id == notice.id)):
+            retext(session, settings, notice, delivery, first)
     due = max(notice.publish_at or now, now)
     notice.state = "approved"
     notice.approved_by = approved_by
@@ -407,14 +506,83 @@ def make_due(session: Session, notice: Notice, approved_by: str, now: datetime) 
     for delivery in session.exec(select(Delivery).where(Delivery.notice_id == notice.id)).all():
         delivery.due_at = due
         session.add(delivery)
+    if notice.recurrence and notice.publish_at is not None:
+        notice.next_occurrence_at = next_occurrence(notice, settings, notice.publish_at)
     session.add(notice)
     if session.get_bind().dialect.name == "postgresql":
         # delivered at commit to every daemon's listener, on any host
         session.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
-def cancel_notice(engine: Engine, clock: Clock, notice_id: int, actor: str, reason: str) -> Notice:
-    """Cancel every delivery not yet attempted. A delivery in flight finishes on its own.
+def next_occurrence(notice: Notice, settings: Settings, after: datetime) -> datetime | None:
+    """The recurring ``notice``'s first occurrence strictly after ``after`` (UTC), or None
+    past its ``repeat_until`` or its expiry."""
+    if not notice.recurrence or notice.publish_at is None:
+        return None
+    zone = ZoneInfo(settings.agency.time_zone)
+    rule = recurrence.parse_rule(notice.recurrence)
+    when = recurrence.occurrence_after(rule, notice.publish_at, zone, after)
+    if when is None:
+        return None
+    if notice.repeat_until is not None and when > notice.repeat_until:
+        return None
+    if notice.expires_at is not None and when >= notice.expires_at:
+        return None
+    return when
+
+
+def occurrence_text(
+    session: Session, settings: Settings, notice: Notice, account: str, when: datetime
+) -> TargetText:
+    """The account's text for the occurrence at ``when``: its variant, with the date line."""
+    platform = platform_of(session, settings, account)
+    variants = json.loads(notice.variants) if notice.variants else {}
+    text = variant_for(account, platform, notice.text, variants)
+    if notice.recurrence and notice.date_line:
+        text = recurrence.with_date_line(text, when, ZoneInfo(settings.agency.time_zone))
+    return plan(settings, account, platform, text, notice.link, notice.allow_thread)
+
+
+def retext(
+    session: Session, settings: Settings, notice: Notice, delivery: Delivery, when: datetime
+) -> None:
+    """Give a post delivery the text of the occurrence at ``when``."""
+    target = occurrence_text(session, settings, notice, delivery.account, when)
+    delivery.text = target.text
+    delivery.parts = json.dumps(list(target.parts), ensure_ascii=False) if target.parts else None
+    session.add(delivery)
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What a cancellation stopped, and what it was too late for (account → its state)."""
+
+    notice: Notice
+    cancelled: list[str]
+    too_late: dict[str, str]
+
+    def lines(self) -> list[str]:
+        head = f"notice {self.notice.id}: {self.notice.state}"
+        if self.cancelled:
+            head += f"; cancelled for {', '.join(sorted(set(self.cancelled)))}"
+        late = [
+            f"  too late for {account}: {state}"
+            + (" (it finishes on its own; retract it after)" if state == "in-flight" else "")
+            for account, state in sorted(self.too_late.items())
+        ]
+        return [head, *late]
+
+
+def cancel_notice(
+    engine: Engine, clock: Clock, notice_id: int, actor: str, reason: str
+) -> CancelResult:
+    """Cancel every post not yet attempted (pending or late) and every occurrence still to
+    come. A delivery already in flight finishes on its own: the result says it was too late
+    for that account.
+
+    The notice's row lock serialises this with the due-scan; on PostgreSQL the delivery
+    claim's row lock (SKIP LOCKED) does the rest: either the worker claimed it first (too
+    late) or the cancellation did (it is never published).
 
     :raises Refused: the notice is already final.
     """
@@ -426,14 +594,24 @@ def cancel_notice(engine: Engine, clock: Clock, notice_id: int, actor: str, reas
         if notice.state in FINAL_NOTICE_STATES:
             raise Refused(f"notice {notice_id} is already {notice.state}")
         deliveries = session.exec(
-            select(Delivery).where(Delivery.notice_id == notice_id).with_for_update()
+            select(Delivery)
+            .where(Delivery.notice_id == notice_id)
+            .where(Delivery.kind == "post")
+            .with_for_update()
         ).all()
+        cancelled: list[str] = []
+        too_late: dict[str, str] = {}
+        latest = max((d.occurrence for d in deliveries), default=1)
         for delivery in deliveries:
-            if delivery.state == "pending":
+            if delivery.state in ("pending", "late"):
                 delivery.state = "cancelled"
                 delivery.last_error = f"cancelled by {actor}: {reason}"
                 session.add(delivery)
+                cancelled.append(delivery.account)
+            elif delivery.occurrence == latest and delivery.state not in ("cancelled",):
+                too_late[delivery.account] = delivery.state
         notice.closed_reason = reason
+        notice.next_occurrence_at = None
         session.add(notice)
         session.flush()
         refresh_notice_state(session, notice_id, now)
@@ -445,8 +623,10 @@ def cancel_notice(engine: Engine, clock: Clock, notice_id: int, actor: str, reas
             object_type="notice",
             object_id=notice_id,
             reason=reason,
+            cancelled=sorted(set(cancelled)),
+            too_late=too_late or None,
         )
-    return notice
+    return CancelResult(notice, cancelled, too_late)
 
 
 def get_notice(session: Session, notice_id: int) -> Notice:

@@ -13,7 +13,7 @@ import json
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from sqlalchemy.engine import Engine
@@ -31,6 +31,7 @@ from bulletin.publisher.notices import (
     NoticeDraft,
     make_due,
     plan_targets,
+    resolve_schedule,
     store_draft,
     validate_draft,
 )
@@ -380,20 +381,17 @@ def notice_from_template(
     targets = set(draft.targets)
     platforms = {settings.accounts[t].platform for t in targets if t in settings.accounts}
     variants = {k: v for k, v in variants.items() if k in targets or k in platforms}
-    filled = NoticeDraft(
-        category=template.category,
-        text=text,
-        targets=draft.targets,
-        title=draft.title,
-        link=draft.link,
-        publish_at=draft.publish_at,
-        expires_at=draft.expires_at,
-        late_ok=draft.late_ok,
-        variants={**variants, **draft.variants},
-        allow_thread=draft.allow_thread,
-        images=draft.images,
-    )
     now = clock.now()
+    filled = resolve_schedule(
+        replace(
+            draft,
+            category=template.category,
+            text=text,
+            variants={**variants, **draft.variants},
+        ),
+        settings,
+        now,
+    )
     priority = validate_draft(filled, settings, now)
     plans = plan_targets(filled, settings)
     with session_scope(engine) as session:
@@ -429,7 +427,7 @@ def notice_from_template(
                 else None,
                 template_sha256=template.content_sha256,
             )
-            make_due(session, notice, template.approved_by, now)
+            make_due(session, notice, template.approved_by, now, settings)
         else:
             audit.record_event(
                 session,

@@ -194,6 +194,8 @@ class GraphApi:
                 return self.delete_post(request, kind, post)
             if edge == "comments" and method == "GET":
                 return self.list_comments(request, kind, page, post["id"], None)
+            if edge == "comments" and method == "POST":
+                return self.publish_comment(request, kind, page, post)
         comment = self.state.fb["comments"].get(object_id)
         if comment is not None and not comment["deleted"]:
             owner = self.state.fb["posts"].get(comment["post_id"], {})
@@ -391,6 +393,32 @@ class GraphApi:
         if photo_id:
             return json_response(200, {"id": photo_id, "post_id": post["id"]})
         return json_response(200, {"id": post["id"]})
+
+    def publish_comment(
+        self, request: Request, kind: str, page: dict[str, Any], post: dict[str, Any]
+    ) -> Response:
+        """Comment on a Page post as the Page.
+        https://developers.facebook.com/docs/graph-api/reference/object/comments#publish
+
+        ``message`` is the text; answers ``{"id": comment-id}``. Needs a Page token with
+        CREATE_CONTENT (the Page speaks); the comment's ``from`` is the Page.
+        """
+        self.state.count(f"facebook:{page['id']}", "comment_requests")
+        if kind != "page":
+            return _page_token_required()
+        if "CREATE_CONTENT" not in page.get("tasks", []):
+            return graph_error(
+                "(#200) The user hasn't authorized the application to perform this action", 200
+            )
+        message = request.arg("message") or ""
+        if not message:
+            return graph_error("(#100) Missing message or attachment.", 100)
+        with self.state.lock:
+            comment = self.state.add_fb_comment(post["id"], message, page["name"])
+            comment["from"] = {"id": page["id"], "name": page["name"]}
+            self.state.count(f"facebook:{page['id']}", "comments_created")
+            self.state.save()
+        return json_response(200, {"id": comment["id"]})
 
     def publish_photo(self, request: Request, kind: str, page: dict[str, Any]) -> Response:
         """Publish a photo post. https://developers.facebook.com/docs/graph-api/reference/page/photos

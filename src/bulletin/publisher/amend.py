@@ -1,0 +1,234 @@
+"""After publishing: corrections and retractions, per target, each an audited delivery.
+
+No connector here can edit a published post through its API (X's API creates and deletes
+posts but does not edit them; the Graph API's edit of a Page post is not used; the feed keeps
+entries as published), so a correction is always posted as a reply in the post's thread
+(the feed: a new entry linking the first). A retraction deletes the post where the platform
+allows (X, Facebook; the feed removes the entry and leaves an RFC 6721 tombstone) with
+``--delete``, and otherwise posts a retraction reply. Replies are published, reconciled
+and archived like any post.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from bulletin import audit
+from bulletin.config.settings import Settings
+from bulletin.db import session_scope
+from bulletin.errors import NotFound, Refused, UsageError
+from bulletin.models import Delivery, Notice
+from bulletin.publisher.delivery import refresh_notice_state
+from bulletin.publisher.notices import platform_of
+from bulletin.publisher.texts import plan
+from bulletin.waker import NOTIFY_CHANNEL
+
+CORRECTION_PREFIX = "Correction: "
+RETRACTION_TEXT = "This notice has been withdrawn."
+RETRACTING = ("retraction", "deletion")
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """What a correction or retraction queued, and what it stopped or could not reach."""
+
+    notice_id: int
+    queued: list[tuple[str, int]]  # (account, occurrence) of each reply or deletion
+    cancelled: list[str]
+    in_flight: list[str]
+
+    def lines(self, what: str) -> list[str]:
+        lines = [
+            f"notice {self.notice_id}: {what} queued for "
+            + (", ".join(f"{a} (occurrence {o})" if o != 1 else a for a, o in self.queued) or "-")
+        ]
+        if self.cancelled:
+            lines.append(f"  cancelled before publishing: {', '.join(self.cancelled)}")
+        if self.in_flight:
+            lines.append(
+                f"  in flight now, not covered: {', '.join(self.in_flight)} "
+                "(run the command again once it has settled)"
+            )
+        return lines
+
+
+def _lock(session: Session, notice_id: int) -> Notice:
+    notice = session.exec(select(Notice).where(Notice.id == notice_id).with_for_update()).first()
+    if notice is None:
+        raise NotFound(f"no notice {notice_id}")
+    return notice
+
+
+def _published_posts(session: Session, notice_id: int) -> tuple[list[Delivery], list[Delivery]]:
+    """The notice's published posts not retracted yet, and every post delivery."""
+    deliveries = session.exec(
+        select(Delivery)
+        .where(Delivery.notice_id == notice_id)
+        .order_by(col(Delivery.id))
+        .with_for_update()
+    ).all()
+    retracted = {d.parent_id for d in deliveries if d.kind in RETRACTING}
+    posts = [d for d in deliveries if d.kind == "post"]
+    return [d for d in posts if d.state == "published" and d.id not in retracted], posts
+
+
+def _check_fits(session: Session, settings: Settings, accounts: Sequence[str], text: str) -> None:
+    for account in sorted(set(accounts)):
+        target = plan(settings, account, platform_of(session, settings, account), text, None, False)
+        if not target.fits:
+            raise UsageError(target.too_long())
+
+
+def _notify(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+def correct_notice(
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    notice_id: int,
+    text: str,
+    reason: str,
+    actor: str,
+) -> Amendment:
+    """Queue a correction as a reply to every published post of the notice.
+
+    :raises UsageError: empty text or reason, or a text too long for a platform.
+    :raises Refused: nothing of the notice is published (cancel it instead).
+    """
+    if not text.strip():
+        raise UsageError("a correction needs --text")
+    if not reason.strip():
+        raise UsageError("a correction needs a --reason (it is kept in the audit trail)")
+    body = text.strip()
+    if not body.lower().startswith("correction"):
+        body = CORRECTION_PREFIX + body
+    with session_scope(engine) as session:
+        notice = _lock(session, notice_id)
+        published, posts = _published_posts(session, notice_id)
+        if not published:
+            raise Refused(
+                f"notice {notice_id} has nothing published to correct (it is {notice.state}; "
+                "cancel it and draft a new one)"
+            )
+        _check_fits(session, settings, [d.account for d in published], body)
+        revision = 1 + (
+            session.exec(
+                select(sa.func.max(Delivery.revision))
+                .where(Delivery.notice_id == notice_id)
+                .where(Delivery.kind == "correction")
+            ).one()
+            or 0
+        )
+        queued = []
+        for parent in published:
+            session.add(
+                Delivery(
+                    notice_id=notice_id,
+                    account=parent.account,
+                    occurrence=parent.occurrence,
+                    kind="correction",
+                    revision=revision,
+                    parent_id=parent.id,
+                    due_at=now,
+                    text=body,
+                )
+            )
+            queued.append((parent.account, parent.occurrence))
+        in_flight = [d.account for d in posts if d.state in ("in-flight", "uncertain")]
+        audit.record_event(
+            session,
+            at=now,
+            actor=actor,
+            action="correction-queued",
+            object_type="notice",
+            object_id=notice_id,
+            reason=reason.strip(),
+            text=body,
+            revision=revision,
+            targets=[f"{a}#{o}" for a, o in queued],
+            edited=False,  # no connector edits through its API: see the module docstring
+        )
+        _notify(session)
+    return Amendment(notice_id, queued, [], in_flight)
+
+
+def retract_notice(
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    notice_id: int,
+    reason: str,
+    actor: str,
+    delete: bool = False,
+    text: str | None = None,
+) -> Amendment:
+    """Withdraw the notice everywhere: posts not yet made are cancelled, occurrences to come
+    are stopped, and each published post is deleted (``delete``, where the platform allows)
+    or answered with a retraction reply (``text``, default "This notice has been withdrawn.").
+
+    :raises UsageError: no reason.
+    :raises Refused: nothing left to retract.
+    """
+    if not reason.strip():
+        raise UsageError("a retraction needs a --reason (it is kept in the audit trail)")
+    body = (text or RETRACTION_TEXT).strip()
+    kind = "deletion" if delete else "retraction"
+    with session_scope(engine) as session:
+        notice = _lock(session, notice_id)
+        published, posts = _published_posts(session, notice_id)
+        cancelled = []
+        for d in posts:
+            if d.state in ("pending", "late"):
+                d.state = "cancelled"
+                d.last_error = f"retracted by {actor}: {reason.strip()}"
+                session.add(d)
+                cancelled.append(d.account)
+        stopped = notice.next_occurrence_at is not None
+        if not published and not cancelled and not stopped:
+            raise Refused(f"notice {notice_id} has nothing left to retract")
+        if published:
+            _check_fits(session, settings, [d.account for d in published], body)
+        notice.next_occurrence_at = None
+        notice.closed_reason = reason.strip()
+        session.add(notice)
+        queued = []
+        for parent in published:
+            session.add(
+                Delivery(
+                    notice_id=notice_id,
+                    account=parent.account,
+                    occurrence=parent.occurrence,
+                    kind=kind,
+                    parent_id=parent.id,
+                    due_at=now,
+                    text=body,
+                )
+            )
+            queued.append((parent.account, parent.occurrence))
+        session.flush()
+        refresh_notice_state(session, notice_id, now)
+        in_flight = [d.account for d in posts if d.state in ("in-flight", "uncertain")]
+        audit.record_event(
+            session,
+            at=now,
+            actor=actor,
+            action="retracted",
+            object_type="notice",
+            object_id=notice_id,
+            reason=reason.strip(),
+            delete=delete,
+            targets=[f"{a}#{o}" for a, o in queued],
+            cancelled=cancelled or None,
+            in_flight=in_flight or None,
+        )
+        _notify(session)
+    return Amendment(notice_id, queued, cancelled, in_flight)
