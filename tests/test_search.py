@@ -113,6 +113,6 @@ def test_status_shows_counts_sweeps_quarantine_spend_and_alerts(
     assert status["sweeps"]["x"]["result"] == "ok"
     assert status["quarantine"]["total"] == 1
     assert status["spend"]["x"]["reads"] == 4 and status["spend"]["x"]["budget"] == 100.0
-    assert status["store_backlog"] is None
+    assert status["store_backlog"] == 0
     text = bulletin(site, "archive", "status")
     assert "ALERT" in text and "quarantined answers: 1" in text

@@ -15,15 +15,10 @@ from bulletin.config.settings import Settings
 from bulletin.models import CaptureSpend, CaptureSweep, Quarantine, Record
 
 
-def store_backlog(store: WormStore) -> int | None:
-    """Objects written but not yet durable in the store, when the store can tell.
-
-    The hook for a store that buffers or replicates asynchronously: a backend may expose
-    ``backlog() -> int``; the local and S3 stores make each batch durable before a cursor
-    moves, so they report nothing.
-    """
-    measure = getattr(store, "backlog", None)
-    return int(measure()) if callable(measure) else None
+def store_backlog(store: WormStore) -> int:
+    """Objects accepted but not yet in the backend: the S3 outage spool's backlog (the local
+    store makes each batch durable before a cursor moves, so its backlog is always 0)."""
+    return store.backlog()
 
 
 def archive_status(

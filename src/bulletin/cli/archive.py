@@ -295,7 +295,7 @@ def archive_status(ctx: Context, as_json: bool) -> None:
         budget = f" of {spend['budget']:.2f}" if spend["budget"] else " (no budget)"
         lines.append(f"  {name:<12} {spend['usd']:.2f}{budget}, {spend['reads']} reads")
     backlog = status["store_backlog"]
-    lines.append(f"store backlog: {'not measured by this store' if backlog is None else backlog}")
+    lines.append(f"store backlog: {backlog} objects waiting for the archive store")
     emit(as_json, status, lines)
 
 
