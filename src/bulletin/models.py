@@ -113,6 +113,7 @@ class Record(SQLModel, table=True):
         UniqueConstraint("account", "kind", "remote_id", "version", name="uq_record_version"),
         Index("ix_records_remote", "account", "remote_id"),
         Index("ix_records_thread", "account", "thread_id"),
+        Index("ix_records_posted", "posted_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

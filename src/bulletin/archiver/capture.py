@@ -22,7 +22,6 @@ as an error and shown in ``archive status``, and never touches other accounts.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -122,6 +121,7 @@ class Sweeper:
         with _claim(self.engine, self.account) as claimed:
             if not claimed:
                 self.result.result = "claimed-elsewhere"
+                log.info("another instance is sweeping this account", account=self.account)
                 return self.result
             return self._run()
 
@@ -628,15 +628,22 @@ def _claim(engine: Engine, account: str) -> Iterator[bool]:
     if engine.dialect.name != "postgresql":
         yield True
         return
-    key = int.from_bytes(hashlib.sha256(f"capture:{account}".encode()).digest()[:8], "big") >> 1
+    # The key covers the schema too: several Bulletins may share one PostgreSQL database.
+    key = sa.text(
+        "SELECT ('x' || substr(md5(current_schema() || ':capture:' || :account), 1, 16))"
+        "::bit(64)::bigint"
+    )
     with engine.connect() as conn:
-        got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        lock_id = conn.execute(key, {"account": account}).scalar()
+        got = bool(
+            conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_id}).scalar()
+        )
         conn.commit()
         try:
             yield got
         finally:
             if got:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": lock_id})
                 conn.commit()
 
 
