@@ -210,7 +210,7 @@ def test_hidden_comment_is_a_state_change(
 def test_ten_thousand_comments_in_one_thread(
     site: Instance, sandbox: SandboxServer, control: Control
 ) -> None:
-    """A thread with 10,000 comments is captured completely and once, within a minute.
+    """A thread with 10,000 comments is captured completely and once, within two minutes.
 
     The bound is set by the local store (four files written per record: snapshot, raw and
     their retention sidecars); ``bench/bench_capture.py`` prints the figures. One backend
@@ -225,7 +225,7 @@ def test_ten_thousand_comments_in_one_thread(
     elapsed = time.monotonic() - started
     assert (result.result, result.archived) == ("ok", 10_001)
     assert len({r.remote_id for r in records(site, kind="comment")}) == len(expected)
-    assert elapsed < 60, f"{elapsed:.1f}s"
+    assert elapsed < 120, f"{elapsed:.1f}s"
 
 
 def test_malformed_answer_is_quarantined_and_other_threads_go_on(
