@@ -210,7 +210,7 @@ def test_hidden_comment_is_a_state_change(
 def test_ten_thousand_comments_in_one_thread(
     site: Instance, sandbox: SandboxServer, control: Control
 ) -> None:
-    """A thread with 10,000 comments is captured completely and once, within a minute.
+    """A thread with 10,000 comments is captured completely and once, within two minutes.
 
     The bound is set by the local store (four files written per record: snapshot, raw and
     their retention sidecars); ``bench/bench_capture.py`` prints the figures. One backend
@@ -225,7 +225,7 @@ def test_ten_thousand_comments_in_one_thread(
     elapsed = time.monotonic() - started
     assert (result.result, result.archived) == ("ok", 10_001)
     assert len({r.remote_id for r in records(site, kind="comment")}) == len(expected)
-    assert elapsed < 60, f"{elapsed:.1f}s"
+    assert elapsed < 120, f"{elapsed:.1f}s"
 
 
 def test_malformed_answer_is_quarantined_and_other_threads_go_on(
@@ -335,3 +335,18 @@ def test_an_edit_that_reverts_is_a_new_version(site: Instance) -> None:
     assert [r.text for r in records(site, remote_id="c1")][3:] == ["C", "D", "C"]
     chain = records(site, remote_id="c1")
     assert all(b.previous_record_id == a.id for a, b in itertools.pairwise(chain))
+
+
+def test_one_instance_sweeps_an_account_at_a_time(site: Instance, sandbox: SandboxServer) -> None:
+    """On PostgreSQL a sweep holds an advisory lock per account (and schema): a second
+    instance's sweep of the same account meanwhile does nothing."""
+    from bulletin.archiver.capture import _claim
+
+    if site.settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one daemon per database (the daemon's instance lock)")
+    fb_post(sandbox)
+    with _claim(site.app.engine, "facebook") as held:
+        assert held
+        assert run(site, "facebook").result == "claimed-elsewhere"
+        assert run(site, "x").result == "ok"
+    assert run(site, "facebook").result == "ok"

@@ -219,6 +219,7 @@ class Record(SQLModel, table=True):
         Index("ix_records_object", "object_sha256"),
         Index("ix_records_raw", "raw_sha256"),
         Index("ix_records_thread", "account", "thread_id"),
+        Index("ix_records_posted", "posted_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

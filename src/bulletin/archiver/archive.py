@@ -158,12 +158,12 @@ class Archiver:
     def _rows(session: Session, keys: list[Key]) -> list[Record]:
         """Every version of ``keys``, oldest first."""
         out: list[Record] = []
-        remote_ids = sorted({k[2] for k in keys})
         wanted = set(keys)
-        for start in range(0, len(remote_ids), 500):
+        for account, chunk in _chunks(wanted):
             rows = session.exec(
                 select(Record)
-                .where(col(Record.remote_id).in_(remote_ids[start : start + 500]))
+                .where(col(Record.account) == account)
+                .where(col(Record.remote_id).in_(chunk))
                 .order_by(col(Record.version))
             )
             out.extend(r for r in rows if _record_key(r) in wanted)
@@ -174,9 +174,7 @@ class Archiver:
         """The newest version of each of ``keys`` that is archived."""
         found: dict[Key, Latest] = {}
         wanted = set(keys)
-        remote_ids = sorted({k[2] for k in wanted})
-        for start in range(0, len(remote_ids), 500):
-            chunk = remote_ids[start : start + 500]
+        for account, chunk in _chunks(wanted):
             newest = (
                 sa.select(
                     col(Record.account).label("account"),
@@ -184,6 +182,7 @@ class Archiver:
                     col(Record.remote_id).label("remote_id"),
                     sa.func.max(col(Record.version)).label("version"),
                 )
+                .where(col(Record.account) == account)
                 .where(col(Record.remote_id).in_(chunk))
                 .group_by(col(Record.account), col(Record.kind), col(Record.remote_id))
                 .subquery()
@@ -413,6 +412,18 @@ class _Prepared:
     raw_sha: str | None
     size: int
     media: list[dict[str, Any]]
+
+
+def _chunks(keys: set[Key], size: int = 500) -> list[tuple[str, list[str]]]:
+    """(account, remote ids) in chunks, so that lookups use the (account, remote id) index."""
+    by_account: dict[str, set[str]] = {}
+    for account, _kind, remote_id in keys:
+        by_account.setdefault(account, set()).add(remote_id)
+    out: list[tuple[str, list[str]]] = []
+    for account, ids in sorted(by_account.items()):
+        ordered = sorted(ids)
+        out.extend((account, ordered[i : i + size]) for i in range(0, len(ordered), size))
+    return out
 
 
 def _key(capture: Capture) -> Key:

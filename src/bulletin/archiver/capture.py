@@ -122,6 +122,7 @@ class Sweeper:
         with _claim(self.engine, self.account) as claimed:
             if not claimed:
                 self.result.result = "claimed-elsewhere"
+                log.info("another instance is sweeping this account", account=self.account)
                 return self.result
             return self._run()
 

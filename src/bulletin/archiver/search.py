@@ -56,16 +56,23 @@ def _terms(text: str) -> list[tuple[str, bool]]:
     return [(w.rstrip("*"), w.endswith("*")) for w in _WORD.findall(text) if w.rstrip("*")]
 
 
-def _match(engine: Engine, text: str) -> sa.ColumnElement[bool]:
+def _match(engine: Engine, text: str, author: str | None = None) -> sa.ColumnElement[bool]:
+    """The full-text condition for ``text`` (and the author's words, which narrow the index
+    lookup; the exact author is compared afterwards)."""
     terms = _terms(text)
-    if not terms:
+    names = [w for w, _ in _terms(author or "")]
+    if not terms and not names:
         raise UsageError(f"nothing to search for in {text!r}")
     if engine.dialect.name == "postgresql":
-        query = " & ".join(f"{w.lower()}{':*' if prefix else ''}" for w, prefix in terms)
+        words = [f"{w.lower()}{':*' if prefix else ''}" for w, prefix in terms]
+        query = " & ".join(words + [n.lower() for n in names])
         return sa.literal_column(_PG_VECTOR).op("@@")(
             sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), query)
         )
     fts = " ".join(f'"{w}"{"*" if prefix else ""}' for w, prefix in terms)
+    if names:
+        phrase = " ".join(names)
+        fts = f'{fts} author : "{phrase}"'.strip()
     matching: sa.Select[Any] = (
         sa.select(sa.literal_column("rowid"))
         .select_from(sa.table("records_fts"))
@@ -79,8 +86,8 @@ def search(engine: Engine, query: Query) -> list[Hit]:
     if query.state is not None and query.state not in STATES:
         raise UsageError(f"state must be one of {', '.join(STATES)}")
     statement = select(Record)
-    if query.text:
-        statement = statement.where(_match(engine, query.text))
+    if query.text or (query.author and _terms(query.author)):
+        statement = statement.where(_match(engine, query.text or "", query.author))
     if query.author:
         statement = statement.where(sa.func.lower(col(Record.author)) == query.author.lower())
     for name in ("account", "platform", "kind"):
@@ -106,7 +113,12 @@ def search(engine: Engine, query: Query) -> list[Hit]:
                 wanted,
             )
         )
-    statement = statement.order_by(col(Record.id).desc()).limit(query.limit * 4)
+    if (query.since or query.until) and not query.text:
+        # A date range alone: walk the posted-time index, newest first.
+        statement = statement.order_by(col(Record.posted_at).desc(), col(Record.id).desc())
+    else:
+        statement = statement.order_by(col(Record.id).desc())
+    statement = statement.limit(query.limit * 4)
     with Session(engine) as session:
         rows = session.exec(statement).all()
         hits: dict[tuple[str, str, str], Record] = {}
@@ -127,17 +139,22 @@ def _current(
     """(state, number of versions) of each item now."""
     if not keys:
         return {}
-    rows = session.execute(
-        sa.select(
-            col(Record.account),
-            col(Record.kind),
-            col(Record.remote_id),
-            col(Record.version),
-            col(Record.state),
+    rows: list[Any] = []
+    for account in sorted({k[0] for k in keys}):
+        rows.extend(
+            session.execute(
+                sa.select(
+                    col(Record.account),
+                    col(Record.kind),
+                    col(Record.remote_id),
+                    col(Record.version),
+                    col(Record.state),
+                )
+                .where(col(Record.account) == account)
+                .where(col(Record.remote_id).in_(sorted({k[2] for k in keys if k[0] == account})))
+                .order_by(col(Record.version))
+            ).all()
         )
-        .where(col(Record.remote_id).in_(sorted({k[2] for k in keys})))
-        .order_by(col(Record.version))
-    ).all()
     found: dict[tuple[str, str, str], tuple[str, int]] = {}
     for account, kind, remote_id, version, state in rows:
         found[(account, kind, remote_id)] = (state, version)
