@@ -32,6 +32,9 @@ from bulletin.db import session_scope
 from bulletin.models import LedgerEntry, Record
 
 SNAPSHOT_SCHEMA = "bulletin.snapshot/1"
+_RECORDS: sa.Table = Record.__table__  # type: ignore[attr-defined]
+_LEDGER: sa.Table = LedgerEntry.__table__  # type: ignore[attr-defined]
+_LEDGER_COLUMNS = tuple(c.name for c in _LEDGER.columns)
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,10 @@ class Archiver:
             first_seq = (head.seq + 1) if head else 1
             versions = self._next_versions(session, fresh)
             rows = [self._new_row(p, now, versions, first_seq + i) for i, p in enumerate(fresh)]
+            # Core inserts (not the ORM's bulk path): the same rows, a fraction of the overhead
             ids = (
                 session.execute(
-                    sa.insert(Record).returning(col(Record.id), sort_by_parameter_order=True),
+                    sa.insert(_RECORDS).returning(_RECORDS.c.id, sort_by_parameter_order=True),
                     rows,
                 )
                 .scalars()
@@ -180,7 +184,10 @@ class Archiver:
                 )
                 entries.append(previous)
                 created[(p.capture.account, p.digest)] = record
-            session.execute(sa.insert(LedgerEntry), [e.model_dump() for e in entries])
+            session.execute(
+                sa.insert(_LEDGER),
+                [{name: getattr(e, name) for name in _LEDGER_COLUMNS} for e in entries],
+            )
             audit.record_events(
                 session,
                 [

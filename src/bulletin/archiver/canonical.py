@@ -36,21 +36,38 @@ def canonical_plain(value: dict[str, str | int | bool | None]) -> bytes:
     return canonical(value)
 
 
+_SCALARS = frozenset({str, bool, type(None)})
+
+
 def _plain(value: Any) -> bool:
     """Whether the standard library encodes ``value`` exactly as RFC 8785 does.
 
     Exact types only: subclasses (enums, bools posing as ints) take the full path.
     """
     kind = type(value)
-    if kind is str or value is None or kind is bool:
-        return True
+    if kind is dict:
+        items = value.values()
+        for key in value:
+            if type(key) is not str or not key.isascii():
+                return False
+    elif kind is list:
+        items = value
+    else:
+        return _plain_scalar(value)
+    for item in items:
+        kind = type(item)
+        if kind in _SCALARS:
+            continue
+        if kind is int:
+            if not _INT_MIN <= item <= _INT_MAX:
+                return False
+        elif not _plain(item):
+            return False
+    return True
+
+
+def _plain_scalar(value: Any) -> bool:
+    kind = type(value)
     if kind is int:
         return bool(_INT_MIN <= value <= _INT_MAX)
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or not key.isascii() or not _plain(item):
-                return False
-        return True
-    if kind is list:
-        return all(_plain(item) for item in value)
-    return False
+    return kind in _SCALARS
