@@ -15,6 +15,7 @@ the same key merges with; a file without a row is retained indefinitely.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ ON CONFLICT (key) DO UPDATE SET
 """
 
 
+@functools.lru_cache(maxsize=64)  # a batch's objects mostly share a few retain-until times
 def iso(when: datetime) -> str:
     """Fixed-width ISO 8601 UTC text of ``when`` (sorts as text)."""
     return utc(when).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -120,6 +120,7 @@ class _Staged:
     """A put not yet flushed: its bytes are in ``temp``; its row is in memory."""
 
     path: str
+    parent: str
     temp: str
     meta: Meta
 
@@ -234,7 +235,7 @@ class LocalStore(WormStore):
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
                 raise self._unavailable(f"cannot write {key}", e) from e
-            self._staged[key] = _Staged(path, temp, meta)
+            self._staged[key] = _Staged(path, parent, temp, meta)
             return PutResult(key, created=True)
 
     def get(self, key: str, *, verify: bool = True) -> bytes:
@@ -355,7 +356,7 @@ class LocalStore(WormStore):
                 for key, staged in batch:
                     if not self._publish(staged):
                         conflicts.append(key)
-                    self._unsynced.add(os.path.dirname(staged.path))
+                    self._unsynced.add(staged.parent)
                     del self._staged[key]
                 barrier(self.root, [], self._unsynced)
                 self._unsynced.clear()
