@@ -133,10 +133,11 @@ def bench_archive(root: Path, records: int, batch: int) -> None:
     app = make_app(root)
     archiver = app.archiver
     captures = [comment(i) for i in range(records)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for s in range(0, records, batch):
         archiver.archive_batch(captures[s : s + batch])
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     sizes = [r.size for r in archiver.archive(captures[:100])]
     app.close()
 
@@ -159,6 +160,10 @@ def bench_archive(root: Path, records: int, batch: int) -> None:
     print(f"  Bulletin (local WORM store + SQLite index + ledger): {rate:9.0f} records/s")
     print(f"  floor (hash + plain file + one syncfs per batch):     {floor_rate:9.0f} records/s")
     print(f"  ratio: {rate / floor_rate:5.2f} of the floor")
+    print(
+        f"  Bulletin CPU time (user + system): {cpu / records * 1e6:.0f} us per record; "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bulletin.archiver.store import open_store
-from bulletin.archiver.store.base import object_key, sha256_hex
+from bulletin.archiver.store.base import ObjectInfo, object_key, sha256_hex
 from bulletin.archiver.store.local import FOREVER, LocalStore
 from bulletin.config.settings import ArchiveSettings, LocalStoreSettings, Settings
 from bulletin.errors import ArchiveError, IntegrityError, RetentionViolation, StoreUnavailable
@@ -32,21 +33,32 @@ def local(tmp_path: Path) -> Iterator[LocalStore]:
     store.close()
 
 
+def catalog_row(store: LocalStore, key: str) -> tuple[object, ...] | None:
+    """The catalog row of ``key`` as the sqlite3 tool would show it."""
+    with contextlib.closing(sqlite3.connect(store.root / ".retention.db")) as db:
+        row: tuple[object, ...] | None = db.execute(
+            "SELECT key, sha256, size, retain_until, legal_hold FROM objects WHERE key = ?",
+            (key,),
+        ).fetchone()
+    return row
+
+
 def test_objects_are_plain_read_only_files(local: LocalStore) -> None:
-    """An object is its bytes in a 0o444 file, with a JSON sidecar a person can read."""
+    """An object is its bytes in one 0o444 file; its retention is a catalog row a person can
+    read with the sqlite3 tool."""
     digest, _ = local.put_object(b'{"a":1}', retain_until=UNTIL, legal_hold=True)
     local.flush()
     path = local.root / "sha256" / digest[:2] / digest
     assert path.read_bytes() == b'{"a":1}'
     assert path.stat().st_mode & 0o777 == 0o444
-    meta = json.loads(Path(f"{path}.meta.json").read_text())
-    assert meta == {
-        "key": object_key(digest),
-        "legal_hold": True,
-        "retain_until": "2040-01-01T00:00:00Z",
-        "sha256": digest,
-        "size": 7,
-    }
+    assert [p.name for p in path.parent.iterdir()] == [digest]
+    assert catalog_row(local, object_key(digest)) == (
+        object_key(digest),
+        digest,
+        7,
+        "2040-01-01T00:00:00.000000Z",
+        1,
+    )
 
 
 def test_open_store_builds_the_local_store(tmp_path: Path) -> None:
@@ -106,7 +118,7 @@ def test_crash_before_flush_leaves_nothing_under_a_key(tmp_path: Path) -> None:
     assert len(leftovers) == 1
     store = LocalStore(root)
     assert list(store.keys()) == ["ledger/flushed"]
-    assert sorted(p.name for p in (root / "ledger").iterdir()) == ["flushed", "flushed.meta.json"]
+    assert sorted(p.name for p in (root / "ledger").iterdir()) == ["flushed"]
     assert [p.name for p in (root / ".staging").iterdir()] == [f"{store._token}.open"]
     store.close()
     assert list((root / ".staging").iterdir()) == []
@@ -122,17 +134,22 @@ def test_stray_temp_files_are_ignored(local: LocalStore) -> None:
     assert list(local.keys()) == ["ledger/1"]
 
 
-def test_missing_sidecar_reads_as_retained_and_is_repaired(local: LocalStore) -> None:
-    """An object whose sidecar was lost is never deletable; putting the bytes again repairs it."""
+def test_missing_row_reads_as_retained_and_is_repaired(local: LocalStore) -> None:
+    """An object whose catalog row was lost is never deletable; putting the bytes again
+    repairs it."""
     digest, _ = local.put_object(b"x", retain_until=UNTIL)
     local.flush()
     key = object_key(digest)
-    Path(f"{local.path_of(key)}.meta.json").unlink()
+    with contextlib.closing(sqlite3.connect(local.root / ".retention.db")) as db, db:
+        db.execute("DELETE FROM objects WHERE key = ?", (key,))
     info = local.head(key)
     assert info is not None
     assert info.retain_until == FOREVER
+    assert info.size == 1
     with pytest.raises(RetentionViolation, match="indefinitely"):
         local.delete(key, now=datetime(2100, 1, 1, tzinfo=UTC))
+    with pytest.raises(RetentionViolation):
+        local.extend_retention(key, UNTIL)
     assert not local.put_object(b"x", retain_until=UNTIL)[1].created
     assert local.head(key).retain_until == UNTIL  # type: ignore[union-attr]
 
@@ -195,14 +212,14 @@ def test_full_disk_is_unavailable_and_leaves_no_partial_object(small_disk: Path)
     store.close()
 
 
-def test_delete_after_retention_removes_object_and_sidecar(local: LocalStore) -> None:
-    """Disposition removes both files once retention has passed."""
+def test_delete_after_retention_removes_object_and_row(local: LocalStore) -> None:
+    """Disposition removes the file and its catalog row once retention has passed."""
     local.put("ledger/1", b"x", retain_until=UNTIL)
     local.flush()
     path = local.path_of("ledger/1")
     local.delete("ledger/1", now=UNTIL + timedelta(seconds=1))
     assert not path.exists()
-    assert not Path(f"{path}.meta.json").exists()
+    assert catalog_row(local, "ledger/1") is None
 
 
 def test_fallbacks_without_syncfs_and_renameat2(
@@ -230,3 +247,135 @@ def test_a_key_cannot_shadow_a_folder_of_keys(local: LocalStore) -> None:
         local.put("ledger/a", b"y", retain_until=UNTIL)
     with pytest.raises(ArchiveError, match="under an existing object"):
         local.put("ledger/a/1/2", b"z", retain_until=UNTIL)
+
+
+def old_layout_object(root: Path, key: str, data: bytes, until: str, hold: bool) -> Path:
+    """Write ``data`` under ``key`` as stores before the catalog did: file plus sidecar."""
+    digest = sha256_hex(data)
+    name = key.removeprefix("sha256/")
+    path = root / "sha256" / name[:2] / name if key.startswith("sha256/") else root / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    path.chmod(0o444)
+    sidecar = {"key": key, "legal_hold": hold, "retain_until": until, "sha256": digest}
+    Path(f"{path}.meta.json").write_text(json.dumps({**sidecar, "size": len(data)}))
+    return path
+
+
+def test_old_layout_with_sidecars_is_imported_on_open(tmp_path: Path) -> None:
+    """A root written with per-object sidecars opens with the same retention and holds; the
+    sidecars move into the catalog; objects without a readable sidecar stay indefinite."""
+    root = tmp_path / "archive"
+    held = object_key(sha256_hex(b"held"))
+    short = object_key(sha256_hex(b"short"))
+    bare = object_key(sha256_hex(b"bare"))
+    broken = object_key(sha256_hex(b"broken"))
+    old_layout_object(root, held, b"held", "2040-01-01T00:00:00Z", True)
+    old_layout_object(root, short, b"short", "2030-06-01T00:00:00Z", False)
+    old_layout_object(root, "ledger/000001-000002.jsonl", b"entries", "2126-01-01T00:00:00Z", True)
+    old_layout_object(root, bare, b"bare", "2030-01-01T00:00:00Z", False)
+    Path(f"{old_layout_object(root, broken, b'broken', 'x', False)}.meta.json").write_text("{")
+    Path(f"{root / 'sha256' / bare[7:9] / bare[7:]}.meta.json").unlink()
+
+    store = LocalStore(root)
+    assert store.head(held) == ObjectInfo(held, 4, UNTIL, legal_hold=True)
+    assert store.head(short) == ObjectInfo(short, 5, datetime(2030, 6, 1, tzinfo=UTC), False)
+    ledger_info = store.head("ledger/000001-000002.jsonl")
+    assert ledger_info is not None and ledger_info.legal_hold
+    assert store.head(bare) == ObjectInfo(bare, 4, FOREVER, legal_hold=False)
+    assert store.head(broken) == ObjectInfo(broken, 6, FOREVER, legal_hold=False)
+    assert sorted(store.keys()) == sorted([held, short, bare, broken, "ledger/000001-000002.jsonl"])
+    # the imported sha256 still checks a key that is not content-addressed
+    ledger_file = store.path_of("ledger/000001-000002.jsonl")
+    ledger_file.chmod(0o644)
+    ledger_file.write_bytes(b"entrieZ")
+    with pytest.raises(IntegrityError):
+        store.get("ledger/000001-000002.jsonl")
+    # the contract holds on imported objects
+    with pytest.raises(RetentionViolation, match="legal hold"):
+        store.delete(held, now=datetime(2100, 1, 1, tzinfo=UTC))
+    with pytest.raises(RetentionViolation, match="retained until"):
+        store.extend_retention(short, datetime(2030, 1, 1, tzinfo=UTC))
+    with pytest.raises(RetentionViolation, match="indefinitely"):
+        store.delete(bare, now=datetime(2100, 1, 1, tzinfo=UTC))
+    store.delete(short, now=datetime(2031, 1, 1, tzinfo=UTC))
+    sidecars = sorted(p.name for p in root.rglob("*.meta.json"))
+    assert sidecars == [f"{broken[7:]}.meta.json"]  # unreadable: left for a person to see
+    store.close()
+    again = LocalStore(root)  # migrated once: the sidecar walk does not run again
+    assert again.import_sidecars() == 0
+    assert again.head(held) == ObjectInfo(held, 4, UNTIL, legal_hold=True)
+    again.close()
+
+
+def test_interrupted_import_merges_again(tmp_path: Path) -> None:
+    """A crash after the import committed but before the root was marked: the sidecars left
+    are imported again, which only keeps the longer retention and any hold."""
+    root = tmp_path / "archive"
+    key = object_key(sha256_hex(b"held"))
+    old_layout_object(root, key, b"held", "2040-01-01T00:00:00Z", False)
+    store = LocalStore(root)
+    later = UNTIL + timedelta(days=365)
+    store.extend_retention(key, later)
+    store.set_legal_hold(key, True)
+    store.close()
+    old_layout_object(root, "ledger/1", b"x", "2030-01-01T00:00:00Z", False)
+    path = store.path_of(key)
+    path.chmod(0o644)
+    path.unlink()
+    old_layout_object(root, key, b"held", "2035-01-01T00:00:00Z", False)  # a stale sidecar
+    with contextlib.closing(sqlite3.connect(root / ".retention.db")) as db, db:
+        db.execute("DELETE FROM store_info")
+    store = LocalStore(root)
+    assert store.head(key) == ObjectInfo(key, 4, later, legal_hold=True)
+    assert store.head("ledger/1") == ObjectInfo(
+        "ledger/1", 1, datetime(2030, 1, 1, tzinfo=UTC), legal_hold=False
+    )
+    assert not list(root.rglob("*.meta.json"))
+    store.close()
+
+
+def test_crash_after_the_catalog_commit_leaves_an_orphan_row(tmp_path: Path) -> None:
+    """Killed after the batch's rows are committed but before any rename: no key appears, the
+    temporary file goes at the next open, and a later put keeps the longer retention and hold."""
+    root = tmp_path / "archive"
+    script = (
+        "import os, sys\n"
+        "from datetime import datetime, UTC\n"
+        "from bulletin.archiver.store import local\n"
+        "s = local.LocalStore(__import__('pathlib').Path(sys.argv[1]))\n"
+        "local.rename_no_replace = lambda a, b: os._exit(9)\n"
+        "s.put('ledger/1', b'a', retain_until=datetime(2045, 1, 1, tzinfo=UTC), legal_hold=True)\n"
+        "s.flush()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(["src", *sys.path])}
+    done = subprocess.run([sys.executable, "-c", script, str(root)], env=env, check=False)
+    assert done.returncode == 9
+    store = LocalStore(root)
+    assert store.head("ledger/1") is None
+    assert list(store.keys()) == []
+    assert not [p for p in (root / "ledger").iterdir()]
+    assert catalog_row(store, "ledger/1") is not None  # the orphan
+    store.put("ledger/1", b"a", retain_until=UNTIL)
+    store.flush()
+    assert store.head("ledger/1") == ObjectInfo(
+        "ledger/1", 1, datetime(2045, 1, 1, tzinfo=UTC), legal_hold=True
+    )
+    store.close()
+
+
+def test_other_writer_wins_the_name_with_other_bytes(tmp_path: Path) -> None:
+    """Two stores on one root stage different bytes under one key: the second flush raises
+    IntegrityError and the row still describes the bytes on disk."""
+    first = LocalStore(tmp_path / "archive")
+    second = LocalStore(tmp_path / "archive")
+    first.put("ledger/1", b"first", retain_until=UNTIL)
+    second.put("ledger/1", b"second", retain_until=UNTIL)
+    first.flush()
+    with pytest.raises(IntegrityError, match="another writer"):
+        second.flush()
+    assert second.get("ledger/1") == b"first"
+    assert first.head("ledger/1") == ObjectInfo("ledger/1", 5, UNTIL, legal_hold=False)
+    assert not list(first.root.rglob(".*.tmp"))
+    first.close()
+    second.close()

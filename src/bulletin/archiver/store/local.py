@@ -2,32 +2,65 @@
 
 Layout under ``root``::
 
-    sha256/ab/<hex>             a content-addressed object (the bytes as given)
-    sha256/ab/<hex>.meta.json   its sidecar: retain_until (ISO UTC), legal_hold, sha256, size
-    ledger/<...>                objects with meaningful keys, stored at their key
-    .staging/                   one marker per open store; sidecars being replaced
+    sha256/ab/<hex>     a content-addressed object (the bytes as given, mode 0o444)
+    ledger/<...>        objects with meaningful keys, stored at their key
+    .retention.db       the retention catalog (SQLite, WAL): one row per object with its
+                        sha256, size, retain_until (ISO UTC) and legal_hold; see
+                        :mod:`bulletin.archiver.store.catalog`
+    .staging/           one marker per open store
 
 Content-addressed objects fan out by the first two hex digits (256 directories, as git does);
-:meth:`LocalStore.keys` still yields the logical key ``sha256/<hex>``. Every file can be read
-with standard tools (``cat``, ``jq``, ``sha256sum``).
+:meth:`LocalStore.keys` still yields the logical key ``sha256/<hex>``. Every object can be read
+with standard tools (``cat``, ``jq``, ``sha256sum``), and the catalog with ``sqlite3``
+(``SELECT * FROM objects WHERE key = 'sha256/…'``). One object costs one file creation.
+
+Which keys exist is decided by the files alone; the catalog only says how long each is kept.
 
 Durability is by :meth:`LocalStore.flush` (group commit). ``put`` writes the bytes to a new
 temporary file beside their final name (``.<token>-<n>.tmp``, ``O_CREAT | O_EXCL``, mode 0o444)
-and returns; ``flush`` makes every staged file durable with one barrier (``syncfs(2)`` on
-Linux, else an fsync of each file), writes each sidecar, moves each object into place without
-replacing anything (``renameat2(RENAME_NOREPLACE)``, else link + unlink), and makes the new
-names durable with a second barrier. So an object is visible under its key only once its bytes
-are on disk: a crash never leaves a torn object under a key, only dot-named temporary files,
-which :meth:`LocalStore.keys` never lists and the next open removes (each open store keeps a
-marker in ``.staging``; a marker whose process has gone means a crash). Puts that were not
-flushed are lost by a crash; callers flush per batch before advancing a cursor or
-acknowledging anything.
+and returns. ``flush`` then, for the whole batch:
 
-A sidecar is only replaced atomically (temporary file, fsync, rename) and only ever extends
-retention. An object whose sidecar is missing or unreadable (a crash before the second
-barrier) is treated as retained indefinitely until a put of the same bytes writes the sidecar
-again. A put of bytes already stored leaves their retention as it is: extend it with
-:meth:`LocalStore.extend_retention` and :meth:`LocalStore.set_legal_hold`.
+1. makes every staged file durable with one barrier (``syncfs(2)`` on Linux, else an fsync of
+   each file);
+2. commits every staged object's catalog row in one transaction (``synchronous=FULL``: one
+   fsync of the WAL). A row only ever extends what is there: the later retain-until and any
+   hold already set are kept;
+3. moves each object into place without replacing anything (``renameat2(RENAME_NOREPLACE)``,
+   else link + unlink);
+4. makes the new names durable with a second barrier (``syncfs`` or an fsync of each folder).
+
+What a crash (or power cut) leaves, by the step it interrupts:
+
+- during 1, or between 1 and 2: dot-named temporary files only, no rows. Nothing is visible
+  under a key; the next open removes the temporary files (each open store keeps a marker in
+  ``.staging``; a marker whose process has gone means a crash). The batch was never
+  acknowledged (flush had not returned), so the caller puts it again.
+- during 2: SQLite commits all rows or none; the same as above.
+- between 2 and 4, or during 3 and 4: the rows are durable; some names may be missing (never
+  renamed, or the rename not yet durable). A row without its file is an orphan: ``head`` and
+  ``get`` answer "no such key", the temporary file is removed at the next open, and a later
+  put of the key merges with the row (the longer retention and any hold win). An object never
+  appears under its key without its row, and never with torn bytes (its bytes were durable in
+  step 1 before its name could appear).
+- after 4: the batch is durable and flush returns.
+
+Puts that were not flushed are lost by a crash; callers flush per batch before advancing a
+cursor or acknowledging anything. ``extend_retention``, ``set_legal_hold`` and ``delete`` are
+durable when they return (each one transaction; ``delete`` removes the file and makes that
+durable before the row goes, so a crash between leaves only an orphan row).
+
+An object whose row is missing (a catalog lost or restored from an old copy, or an object
+copied in by hand) reads as retained indefinitely with no hold, so it can never be deleted,
+until a put of the same bytes writes the row again. A put of bytes already stored leaves their
+retention as it is: extend it with :meth:`LocalStore.extend_retention` and
+:meth:`LocalStore.set_legal_hold`.
+
+Stores written before the catalog existed kept a sidecar ``<file>.meta.json`` per object. The
+first open of such a root imports every sidecar into the catalog (merging as above) in one
+transaction, then removes the sidecars, then marks the root as migrated; a crash in between
+imports what is left again at the next open (the merge only extends retention and keeps holds).
+Do not run an older version against a migrated root: it would read every object as lacking
+its sidecar, hence retained indefinitely.
 """
 
 from __future__ import annotations
@@ -38,9 +71,10 @@ import json
 import os
 import re
 import secrets
+import sqlite3
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from heapq import merge
@@ -54,6 +88,7 @@ from bulletin.archiver.store.base import (
     digest_of_key,
     sha256_hex,
 )
+from bulletin.archiver.store.catalog import LAYOUT, Catalog, Meta, is_full, iso, parse_iso
 from bulletin.archiver.store.files import (
     barrier,
     fsync_dir,
@@ -71,71 +106,30 @@ from bulletin.errors import (
     StoreUnavailable,
 )
 
-META_SUFFIX = ".meta.json"
+META_SUFFIX = ".meta.json"  # the sidecars of the layout before the catalog
 STAGING = ".staging"
 FOREVER = datetime.max.replace(tzinfo=UTC)
 _HEX = frozenset("0123456789abcdef")
 _LIVE_TOKENS: set[str] = set()  # tokens of the stores open in this process
 _TOKEN = re.compile(r"^(\d+)-[0-9a-f]+")
-
-
-def _iso(when: datetime) -> str:
-    return utc(when).isoformat().replace("+00:00", "Z")
-
-
-def _parse_iso(text: str) -> datetime:
-    return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
-
-
-@dataclass
-class _Meta:
-    """The sidecar of one object."""
-
-    key: str
-    sha256: str
-    size: int
-    retain_until: datetime
-    legal_hold: bool
-
-    def encode(self) -> bytes:
-        body = {
-            "key": self.key,
-            "legal_hold": self.legal_hold,
-            "retain_until": _iso(self.retain_until),
-            "sha256": self.sha256,
-            "size": self.size,
-        }
-        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-
-    @classmethod
-    def decode(cls, raw: bytes) -> _Meta:
-        body = json.loads(raw)
-        return cls(
-            key=str(body["key"]),
-            sha256=str(body["sha256"]),
-            size=int(body["size"]),
-            retain_until=_parse_iso(str(body["retain_until"])),
-            legal_hold=bool(body["legal_hold"]),
-        )
-
-    def info(self, version_id: str | None = None) -> ObjectInfo:
-        return ObjectInfo(self.key, self.size, self.retain_until, self.legal_hold, version_id)
+_ABSENT = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
 @dataclass
 class _Staged:
-    """A put not yet flushed: its bytes are in ``temp``; its sidecar is in memory."""
+    """A put not yet flushed: its bytes are in ``temp``; its row is in memory."""
 
     path: str
+    parent: str
     temp: str
-    meta: _Meta
+    meta: Meta
 
 
 class LocalStore(WormStore):
     """A WORM store in a local directory. Durability is by :meth:`flush`; see the module doc.
 
     :raises StoreUnavailable: ``root`` cannot be created or written (full disk, a path under a
-        regular file, a read-only file system).
+        regular file, a read-only file system), or its catalog cannot be opened.
     """
 
     kind = "local"
@@ -143,7 +137,6 @@ class LocalStore(WormStore):
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._staging = self.root / STAGING
-        self._staging_dir = str(self._staging)
         self._token = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._counter = 0
         self._staged: dict[str, _Staged] = {}
@@ -153,14 +146,20 @@ class LocalStore(WormStore):
         self._lock = threading.RLock()
         _LIVE_TOKENS.add(self._token)
         self._marker = self._staging / f"{self._token}.open"
+        catalog: Catalog | None = None
         try:
             self._staging.mkdir(parents=True, exist_ok=True)
             self.remove_stale_temp_files()
+            catalog = Catalog(self.root)
+            self._catalog = catalog
+            self.import_sidecars()
             write_new(str(self._marker), b"")
             fsync_file(self._marker)
             fsync_dir(self._staging)
-        except OSError as e:
+        except (OSError, sqlite3.Error) as e:
             _LIVE_TOKENS.discard(self._token)
+            if catalog is not None:
+                catalog.close()
             raise self._unavailable("cannot be opened for writing", e) from e
 
     # -- paths -------------------------------------------------------------------------------
@@ -186,22 +185,19 @@ class LocalStore(WormStore):
                 raise ArchiveError(f"invalid key {key!r}: reserved name")
         return os.path.join(self._root, *parts)
 
-    @staticmethod
-    def _meta_path(path: str) -> str:
-        return path + META_SUFFIX
-
-    def _new_temp(self, kind: str) -> str:
-        self._counter += 1
-        return f"{self._staging_dir}/{self._token}-{self._counter}.{kind}"
-
     def _object_temp(self, directory: str) -> str:
         self._counter += 1
         return f"{directory}/.{self._token}-{self._counter}.tmp"
 
-    def _unavailable(self, what: str, e: OSError) -> StoreUnavailable:
+    def _unavailable(self, what: str, e: OSError | sqlite3.Error) -> StoreUnavailable:
+        if isinstance(e, sqlite3.Error):
+            reason = "disk full" if is_full(e) else f"retention catalog: {e}"
+            return StoreUnavailable(f"archive store {self.root} {what}: {reason}")
         code = errno.errorcode.get(e.errno or 0, "error")
-        reason = "disk full" if e.errno in {errno.ENOSPC, errno.EDQUOT} else e.strerror
-        return StoreUnavailable(f"archive store {self.root} {what}: {reason} ({code})")
+        full = e.errno in {errno.ENOSPC, errno.EDQUOT}
+        return StoreUnavailable(
+            f"archive store {self.root} {what}: {'disk full' if full else e.strerror} ({code})"
+        )
 
     # -- WormStore ---------------------------------------------------------------------------
 
@@ -214,7 +210,7 @@ class LocalStore(WormStore):
         if promised is not None and promised != digest:
             raise IntegrityError(f"key {key} does not match the sha256 of its bytes ({digest})")
         path = self._file(key)
-        meta = _Meta(key, digest, len(data), utc(retain_until), legal_hold)
+        meta = Meta(key, digest, len(data), utc(retain_until), legal_hold)
         with self._lock:
             staged = self._staged.get(key)
             if staged is not None:
@@ -224,8 +220,11 @@ class LocalStore(WormStore):
             if self._exists(path, key, writing=True):
                 if self._read(path, key) != data:
                     raise IntegrityError(f"key {key} already holds other bytes")
-                if self._read_meta(path) is None:
-                    self._replace_meta(path, meta)  # repair a sidecar lost in a crash
+                if self._row(key) is None:  # repair a row that was lost
+                    try:
+                        self._catalog.upsert([meta])
+                    except sqlite3.Error as e:
+                        raise self._unavailable(f"cannot restore the row of {key}", e) from e
                 return PutResult(key, created=False)
             parent = os.path.dirname(path)
             temp = self._object_temp(parent)
@@ -236,91 +235,98 @@ class LocalStore(WormStore):
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
                 raise self._unavailable(f"cannot write {key}", e) from e
-            self._staged[key] = _Staged(path, temp, meta)
+            self._staged[key] = _Staged(path, parent, temp, meta)
             return PutResult(key, created=True)
 
     def get(self, key: str, *, verify: bool = True) -> bytes:
-        """The bytes of ``key``; ``verify`` checks them against the key or the sidecar sha256."""
+        """The bytes of ``key``; ``verify`` checks them against the key or the row's sha256."""
         path = self._file(key)
+        expected: str | None = digest_of_key(key)
         with self._lock:
             staged = self._staged.get(key)
-            source = staged.temp if staged is not None else path
-            if staged is None and not self._exists(path, key):
-                raise NotFound(f"no object {key} in the archive")
-            data = self._read(source, key)
-            meta = staged.meta if staged is not None else self._read_meta(path)
-        if verify:
-            expected = digest_of_key(key) or (meta.sha256 if meta else None)
-            if expected is not None and sha256_hex(data) != expected:
-                raise IntegrityError(f"object {key} does not match its sha256 (altered on disk)")
+            if staged is not None:
+                data = self._read(staged.temp, key)
+                expected = staged.meta.sha256
+            else:
+                data = self._read(path, key)
+                if verify and expected is None:
+                    meta = self._row(key)
+                    expected = meta.sha256 if meta else None
+        if verify and expected is not None and sha256_hex(data) != expected:
+            raise IntegrityError(f"object {key} does not match its sha256 (altered on disk)")
         return data
 
     def head(self, key: str) -> ObjectInfo | None:
-        """Metadata of ``key``; a missing sidecar reads as retained indefinitely."""
+        """Metadata of ``key``; a missing row reads as retained indefinitely."""
         path = self._file(key)
         with self._lock:
             staged = self._staged.get(key)
             if staged is not None:
                 return staged.meta.info()
-            if not self._exists(path, key):
+            size = self._size(path, key)
+            if size is None:
                 return None
-            meta = self._read_meta(path)
+            meta = self._row(key)
             if meta is None:
-                size = os.stat(path).st_size
                 return ObjectInfo(key, size, FOREVER, legal_hold=False)
             return meta.info()
 
     def extend_retention(self, key: str, retain_until: datetime) -> ObjectInfo:
         """Extend retain-until (durable on return); an earlier value raises RetentionViolation."""
         wanted = utc(retain_until)
-        with self._lock:
-            meta = self._meta_for_update(key)
+
+        def change(meta: Meta) -> bool:
             if wanted < meta.retain_until:
                 raise RetentionViolation(
-                    f"{key} is retained until {_iso(meta.retain_until)}; "
-                    f"retention cannot be shortened to {_iso(wanted)}"
+                    f"{key} is retained until {_when(meta.retain_until)}; "
+                    f"retention cannot be shortened to {iso(wanted)}"
                 )
-            if wanted == meta.retain_until:
-                return meta.info()
+            changed = wanted != meta.retain_until
             meta.retain_until = wanted
-            self._store_meta(key, meta)
-            return meta.info()
+            return changed
+
+        return self._update(key, change)
 
     def set_legal_hold(self, key: str, on: bool) -> ObjectInfo:
         """Place or release a legal hold (durable on return)."""
-        with self._lock:
-            meta = self._meta_for_update(key)
-            if meta.legal_hold != on:
-                meta.legal_hold = on
-                self._store_meta(key, meta)
-            return meta.info()
+
+        def change(meta: Meta) -> bool:
+            changed = meta.legal_hold != on
+            meta.legal_hold = on
+            return changed
+
+        return self._update(key, change)
 
     def delete(self, key: str, *, now: datetime) -> None:
         """Remove ``key`` (durable on return) once retention has passed and no hold is on."""
+        path = self._file(key)
         with self._lock:
-            info = self.head(key)
-            if info is None:
-                raise NotFound(f"no object {key} in the archive")
-            if info.legal_hold:
-                raise RetentionViolation(f"{key} is on legal hold; release the hold first")
-            if info.retain_until > utc(now):
-                until = (
-                    "indefinitely (its sidecar is missing)"
-                    if info.retain_until == FOREVER
-                    else f"until {_iso(info.retain_until)}"
-                )
-                raise RetentionViolation(f"{key} is retained {until}; it cannot be deleted yet")
-            staged = self._staged.pop(key, None)
-            try:
-                if staged is not None:
+            staged = self._staged.get(key)
+            if staged is not None:
+                self._check_deletable(key, staged.meta, now)
+                try:
                     os.unlink(staged.temp)
-                    return
-                path = self._file(key)
-                os.unlink(path)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._meta_path(path))
-                fsync_dir(os.path.dirname(path))
-            except OSError as e:
+                except OSError as e:
+                    raise self._unavailable(f"cannot delete {key}", e) from e
+                del self._staged[key]
+                return
+            try:
+                # the write lock keeps other processes from placing a hold meanwhile
+                with self._catalog.transaction() as tx:
+                    size = self._size(path, key)
+                    if size is None:
+                        raise NotFound(f"no object {key} in the archive")
+                    meta = self._catalog.get(key, tx)
+                    if meta is None:
+                        raise RetentionViolation(
+                            f"{key} is retained indefinitely (its retention row is missing); "
+                            "it cannot be deleted yet"
+                        )
+                    self._check_deletable(key, meta, now)
+                    os.unlink(path)
+                    fsync_dir(os.path.dirname(path))
+                    tx.execute("DELETE FROM objects WHERE key = ?", (key,))
+            except (OSError, sqlite3.Error) as e:
                 raise self._unavailable(f"cannot delete {key}", e) from e
 
     def keys(self, prefix: str = "") -> Iterator[str]:
@@ -332,10 +338,11 @@ class LocalStore(WormStore):
         yield from merge(on_disk, staged)
 
     def flush(self) -> None:
-        """Make every put since the last flush durable, with two barriers for the whole batch.
+        """Make every put since the last flush durable: two barriers and one catalog commit for
+        the whole batch (see the module doc for the order and what a crash leaves).
 
-        :raises StoreUnavailable: the disk refused; what was not linked stays staged for the
-            next flush.
+        :raises StoreUnavailable: the disk refused; what was not moved into place stays staged
+            for the next flush.
         """
         with self._lock:
             if not self._staged and not self._unsynced:
@@ -345,14 +352,15 @@ class LocalStore(WormStore):
             try:
                 if batch:
                     barrier(self.root, [s.temp for _, s in batch])
+                    self._catalog.upsert(s.meta for _, s in batch)
                 for key, staged in batch:
                     if not self._publish(staged):
                         conflicts.append(key)
-                    self._unsynced.add(os.path.dirname(staged.path))
+                    self._unsynced.add(staged.parent)
                     del self._staged[key]
                 barrier(self.root, [], self._unsynced)
                 self._unsynced.clear()
-            except OSError as e:
+            except (OSError, sqlite3.Error) as e:
                 raise self._unavailable("cannot make the batch durable", e) from e
             if conflicts:
                 raise IntegrityError(
@@ -367,6 +375,7 @@ class LocalStore(WormStore):
                 self._marker.unlink()
         finally:
             _LIVE_TOKENS.discard(self._token)
+            self._catalog.close()
 
     # -- housekeeping ------------------------------------------------------------------------
 
@@ -402,7 +411,93 @@ class LocalStore(WormStore):
                 removed += not entry.name.endswith(".open")
         return removed
 
+    def import_sidecars(self) -> int:
+        """Move the sidecars of the layout before the catalog into it; returns how many.
+
+        Runs at open until the root is marked migrated: every readable ``*.meta.json`` is
+        merged into the catalog in one transaction, then removed, then the root is marked. An
+        unreadable sidecar is left in place (its object reads as retained indefinitely).
+        """
+        if self._catalog.info("layout") == LAYOUT:
+            return 0
+        metas: list[Meta] = []
+        sidecars: list[str] = []
+        for directory, folders, names in os.walk(self.root):
+            folders[:] = [f for f in folders if not f.startswith(".")]
+            for name in names:
+                if not name.endswith(META_SUFFIX) or name.startswith("."):
+                    continue
+                path = os.path.join(directory, name)
+                meta = _read_sidecar(path)
+                try:
+                    known = meta is not None and self._file(meta.key) + META_SUFFIX == path
+                except ArchiveError:
+                    known = False
+                if meta is not None and known:
+                    metas.append(meta)
+                    sidecars.append(path)
+        if metas:
+            self._catalog.upsert(metas)
+            for path in sidecars:
+                os.unlink(path)
+            barrier(self.root, [], {os.path.dirname(p) for p in sidecars})
+        self._catalog.set_info("layout", LAYOUT)
+        return len(metas)
+
     # -- internals ---------------------------------------------------------------------------
+
+    def _row(self, key: str) -> Meta | None:
+        try:
+            return self._catalog.get(key)
+        except sqlite3.Error as e:
+            raise self._unavailable(f"cannot read the retention of {key}", e) from e
+
+    def _update(self, key: str, change: Callable[[Meta], bool]) -> ObjectInfo:
+        """Apply ``change`` to the row of ``key`` in one transaction (durable on return).
+
+        A staged key changes in memory (its row is written at flush). A missing row starts
+        from "retained indefinitely, no hold".
+        """
+        with self._lock:
+            staged = self._staged.get(key)
+            if staged is not None:
+                change(staged.meta)
+                return staged.meta.info()
+            path = self._file(key)
+            try:
+                with self._catalog.transaction() as tx:
+                    if self._size(path, key) is None:
+                        raise NotFound(f"no object {key} in the archive")
+                    meta = self._catalog.get(key, tx)
+                    if meta is None:
+                        data = self.get(key)
+                        meta = Meta(key, sha256_hex(data), len(data), FOREVER, False)
+                        change(meta)
+                        self._catalog.put_row(tx, meta)
+                    elif change(meta):
+                        self._catalog.put_row(tx, meta)
+            except (OSError, sqlite3.Error) as e:
+                raise self._unavailable(f"cannot update the retention of {key}", e) from e
+            return meta.info()
+
+    @staticmethod
+    def _check_deletable(key: str, meta: Meta, now: datetime) -> None:
+        if meta.legal_hold:
+            raise RetentionViolation(f"{key} is on legal hold; release the hold first")
+        if meta.retain_until > utc(now):
+            raise RetentionViolation(
+                f"{key} is retained {_when(meta.retain_until)}; it cannot be deleted yet"
+            )
+
+    def _size(self, path: str, key: str) -> int | None:
+        """The size of the object file at ``path``, or None when there is none."""
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as e:  # pragma: no cover - stat on a broken disk
+            raise self._unavailable(f"cannot read {key}", e) from e
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
 
     def _exists(self, path: str, key: str, *, writing: bool = False) -> bool:
         """Whether ``key`` is stored; a folder of other keys counts as absent unless writing."""
@@ -416,21 +511,14 @@ class LocalStore(WormStore):
             raise ArchiveError(f"key {key} names a folder of other keys")
         return stat.S_ISREG(mode)
 
-    def _read(self, path: Path | str, key: str) -> bytes:
+    def _read(self, path: str, key: str) -> bytes:
         try:
             with open(path, "rb") as file:
                 return file.read()
-        except FileNotFoundError as e:
+        except _ABSENT as e:
             raise NotFound(f"no object {key} in the archive") from e
         except OSError as e:
             raise self._unavailable(f"cannot read {key}", e) from e
-
-    def _read_meta(self, path: str) -> _Meta | None:
-        try:
-            with open(self._meta_path(path), "rb") as file:
-                return _Meta.decode(file.read())
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
 
     def _ensure_dir(self, directory: str, key: str) -> None:
         if directory in self._known_dirs:
@@ -443,58 +531,23 @@ class LocalStore(WormStore):
             raise
         self._known_dirs.add(directory)
 
-    def _meta_for_update(self, key: str) -> _Meta:
-        staged = self._staged.get(key)
-        if staged is not None:
-            return staged.meta
-        info = self.head(key)
-        if info is None:
-            raise NotFound(f"no object {key} in the archive")
-        meta = self._read_meta(self._file(key))
-        if meta is None:  # sidecar lost in a crash: rebuild it from the bytes
-            data = self.get(key)
-            meta = _Meta(key, sha256_hex(data), len(data), FOREVER, False)
-        return meta
-
-    def _store_meta(self, key: str, meta: _Meta) -> None:
-        if key not in self._staged:  # a staged sidecar is written at flush
-            self._replace_meta(self._file(key), meta)
-
-    def _replace_meta(self, path: str, meta: _Meta) -> None:
-        """Write the sidecar of ``path`` atomically and durably: temp, fsync, rename, fsync dir."""
-        temp = self._new_temp("meta")
-        try:
-            write_new(temp, meta.encode())
-            fsync_file(temp)
-            os.replace(temp, self._meta_path(path))
-            fsync_dir(os.path.dirname(path))
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise self._unavailable(f"cannot update the retention of {meta.key}", e) from e
-
     def _publish(self, staged: _Staged) -> bool:
-        """Put one staged object in place, sidecar first; False if the key holds other bytes.
+        """Move one staged object into place; False if the key holds other bytes.
 
-        Runs after the first barrier, so the bytes are durable before their name appears.
+        Runs after the first barrier and the catalog commit, so the bytes and the row are
+        durable before the name appears.
         """
-        path = staged.path
-        meta_path = path + META_SUFFIX
-        try:
-            write_new(meta_path, staged.meta.encode())
-        except FileExistsError:  # an orphan sidecar: keep the longer retention and any hold
-            old = self._read_meta(staged.path)
-            if old is not None:
-                staged.meta.retain_until = max(old.retain_until, staged.meta.retain_until)
-                staged.meta.legal_hold = old.legal_hold or staged.meta.legal_hold
-            temp = self._new_temp("meta")
-            write_new(temp, staged.meta.encode())
-            os.replace(temp, meta_path)
-        if rename_no_replace(staged.temp, path):
+        if rename_no_replace(staged.temp, staged.path):
             return True
-        same = self._read(path, staged.meta.key) == self._read(staged.temp, staged.meta.key)
+        key = staged.meta.key
+        there = self._read(staged.path, key)
+        ours = self._read(staged.temp, key)
         os.unlink(staged.temp)
-        return same
+        if there == ours:
+            return True
+        # another writer won the name with other bytes: the row must describe those bytes
+        self._catalog.set_content(key, sha256_hex(there), len(there))
+        return False
 
     def _walk(self, directory: Path, parts: tuple[str, ...], prefix: str) -> Iterator[str]:
         try:
@@ -520,6 +573,28 @@ class LocalStore(WormStore):
             key = _logical_key(sub)
             if key is not None and key.startswith(prefix):
                 yield key
+
+
+def _when(until: datetime) -> str:
+    if until == FOREVER:
+        return "indefinitely (its retention row is missing)"
+    return f"until {iso(until)}"
+
+
+def _read_sidecar(path: str) -> Meta | None:
+    """The contents of a sidecar of the layout before the catalog, or None if unreadable."""
+    try:
+        with open(path, "rb") as file:
+            body = json.loads(file.read())
+        return Meta(
+            key=str(body["key"]),
+            sha256=str(body["sha256"]),
+            size=int(body["size"]),
+            retain_until=parse_iso(str(body["retain_until"])),
+            legal_hold=bool(body["legal_hold"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _logical_dir(parts: tuple[str, ...]) -> str:
