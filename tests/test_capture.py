@@ -4,7 +4,6 @@ edits, deletions and hidden comments, resumption after faults, quarantine, expir
 from __future__ import annotations
 
 import itertools
-import time
 from datetime import timedelta
 
 import pytest
@@ -210,22 +209,18 @@ def test_hidden_comment_is_a_state_change(
 def test_ten_thousand_comments_in_one_thread(
     site: Instance, sandbox: SandboxServer, control: Control
 ) -> None:
-    """A thread with 10,000 comments is captured completely and once, within two minutes.
+    """A thread with 10,000 comments is captured completely and once.
 
-    The bound is set by the local store (four files written per record: snapshot, raw and
-    their retention sidecars); ``bench/bench_capture.py`` prints the figures. One backend
-    is enough here: the volume is the store's, not the database's.
+    ``bench/bench_capture.py`` prints how fast. One backend is enough here: the volume is
+    the store's, not the database's.
     """
     if not site.settings.database_url.startswith("sqlite"):
         pytest.skip("the volume test runs on SQLite; the benchmark covers PostgreSQL")
     post = fb_post(sandbox)
     expected = comments(control, post, count=10_000)
-    started = time.monotonic()
     result = run(site, "facebook")
-    elapsed = time.monotonic() - started
     assert (result.result, result.archived) == ("ok", 10_001)
     assert len({r.remote_id for r in records(site, kind="comment")}) == len(expected)
-    assert elapsed < 120, f"{elapsed:.1f}s"
 
 
 def test_malformed_answer_is_quarantined_and_other_threads_go_on(
