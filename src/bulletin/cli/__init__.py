@@ -127,6 +127,7 @@ def main() -> None:
 
 # The subcommand modules import the helpers above, so they are registered last.
 from bulletin.cli import admin, archive, notice, records, retention, sandbox, template  # noqa: E402
+from bulletin.cli import export as export_cli  # noqa: E402
 
-for _module in (admin, archive, notice, records, retention, sandbox, template):
+for _module in (admin, archive, notice, records, retention, sandbox, template, export_cli):
     _module.register(cli)
