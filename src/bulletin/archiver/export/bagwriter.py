@@ -64,14 +64,20 @@ class BagWriter:
 
     def write(self, rel: str, data: bytes) -> str:
         """Write a payload file whole; returns its sha256 (listed in the manifest)."""
+        digest = self.write_unlisted(rel, data)
+        self.list(rel, digest, len(data))
+        return digest
+
+    def write_unlisted(self, rel: str, data: bytes) -> str:
+        """Write a payload file whole and return its sha256; the caller lists it with
+        :meth:`list`. Safe to call from several threads at once."""
         full = self._parent(rel)
         with open(full, "wb") as handle:
             handle.write(data)
-        digest = hashlib.sha256(data).hexdigest()
-        self._list(rel, digest, len(data))
-        return digest
+        return hashlib.sha256(data).hexdigest()
 
-    def _list(self, rel: str, digest: str, size: int) -> None:
+    def list(self, rel: str, digest: str, size: int) -> None:
+        """Name a payload file and its hash in the manifest (one thread only)."""
         self._part.write(f"{digest}  data/{rel}\n".encode())
         self.files += 1
         self.bytes += size
@@ -91,7 +97,7 @@ class BagWriter:
         handle = self._appenders.pop(rel)
         handle.close()
         digest, size = hash_file(self.data / rel)
-        self._list(rel, digest, size)
+        self.list(rel, digest, size)
 
     def appended_sizes(self) -> dict[str, int]:
         """The size of every open appended file, after writing out its buffer."""

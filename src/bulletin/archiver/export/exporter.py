@@ -11,6 +11,7 @@ audit event names the scope, the count and the sha256 of the payload manifest.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import socket
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
@@ -32,8 +34,9 @@ from bulletin.archiver.export import layout, loadfile, render
 from bulletin.archiver.export.bagwriter import BagWriter, truncate
 from bulletin.archiver.export.journal import BAG, PLAN, Journal
 from bulletin.archiver.export.scope import PlanRow, Scope, count_disposed, head, plan
-from bulletin.archiver.store.base import WormStore, object_key
+from bulletin.archiver.store.base import WormStore, digest_of_key, object_key
 from bulletin.archiver.store.files import rename_no_replace
+from bulletin.archiver.store.local import LocalStore
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import ArchiveError, IntegrityError, NotFound, Refused, UsageError
@@ -45,6 +48,7 @@ RECORDS_JSONL = "manifest/records.jsonl"
 RECORDS_CSV = "manifest/records.csv"
 INDEX = "threads/index.html"
 PART = "payload-manifest.part"
+IO_THREADS = 4  # reading objects and writing natives overlap; the file system is the limit
 RECORD_COLUMNS = (
     "bates",
     "record_id",
@@ -104,6 +108,41 @@ def _oserror(e: OSError, done: int, total: int, partial: Path) -> ArchiveError:
     )
 
 
+@dataclass
+class _Files:
+    """The files one record's natives and text went to, with their hashes, in order."""
+
+    native: str
+    raw: str = ""
+    text: str = ""
+    media: list[dict[str, Any]] = field(default_factory=list)
+    listed: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def add(self, writer: BagWriter, rel: str, data: bytes) -> None:
+        self.listed.append((rel, writer.write_unlisted(rel, data), len(data)))
+
+
+def read_verified(store: WormStore, key: str) -> bytes:
+    """The bytes of a content-addressed object, checked against their sha256.
+
+    For the local store the file is read directly (its sidecar is not needed to check a
+    content-addressed object); any other store through :meth:`WormStore.get`.
+
+    :raises NotFound: no such object.
+    :raises IntegrityError: the bytes do not match the key.
+    """
+    if not isinstance(store, LocalStore):
+        return store.get(key, verify=True)
+    try:
+        with open(store.path_of(key), "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise NotFound(f"no object {key} in the archive") from None
+    if hashlib.sha256(data).hexdigest() != digest_of_key(key):
+        raise IntegrityError(f"object {key} does not match its sha256 (altered on disk)")
+    return data
+
+
 class _Export:
     """One run of an export; see :func:`export_bundle`."""
 
@@ -126,7 +165,7 @@ class _Export:
         self.start = int(journal.scope["bates_start"])
         self.counts: Counter[str] = Counter(journal.counts)
         self.writer: BagWriter | None = None
-        self.thread_first: Record | None = None
+        self.pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="export-io")
 
     def bates(self, position: int) -> str:
         return layout.bates(self.prefix, self.start + position - 1)
@@ -199,7 +238,7 @@ class _Export:
     def _object(self, record: Record, digest: str, what: str, position: int) -> bytes:
         key = object_key(digest)
         try:
-            return self.store.get(key, verify=True)
+            return read_verified(self.store, key)
         except IntegrityError:
             raise IntegrityError(
                 f"record {record.id} ({self.bates(position)}): its {what} {key} in the archive "
@@ -211,6 +250,24 @@ class _Export:
                 "from the archive; export stopped (run `bulletin archive verify`)"
             ) from None
 
+    def copy_files(self, record: Record, position: int) -> _Files:
+        """Read a record's objects from the store and write its natives and text (a worker
+        thread: nothing here is shared but the file system)."""
+        writer = self.writer
+        assert writer is not None
+        number = self.start + position - 1
+        files = _Files(native=layout.native_path(self.prefix, number))
+        snapshot = self._object(record, record.object_sha256, "snapshot", position)
+        files.add(writer, files.native, snapshot)
+        if record.raw_sha256:
+            raw = self._object(record, record.raw_sha256, "raw response", position)
+            files.raw = layout.raw_path(self.prefix, number, raw)
+            files.add(writer, files.raw, raw)
+        files.media = self._media(record, snapshot, number, position, files)
+        files.text = layout.text_path(self.prefix, number)
+        files.add(writer, files.text, record.text.encode("utf-8"))
+        return files
+
     def write_chunk(self, rows: list[PlanRow]) -> None:
         ids = [r.record_id for r in rows]
         with Session(self.engine) as session:
@@ -221,6 +278,7 @@ class _Export:
                 for e in session.exec(select(LedgerEntry).where(col(LedgerEntry.seq).in_(seqs)))
             }
             session.expunge_all()
+        work: list[tuple[PlanRow, Record, LedgerEntry]] = []
         for row in rows:
             record = records.get(row.record_id)
             if record is None:
@@ -239,24 +297,23 @@ class _Export:
                     f"{record.ledger_seq} does not name it and its object; export stopped "
                     "(run `bulletin archive verify`)"
                 )
-            self.write_record(row, record, entry)
+            work.append((row, record, entry))
+        assert self.writer is not None
+        copies = [
+            self.pool.submit(self.copy_files, record, row.position) for row, record, _ in work
+        ]
+        for (row, record, entry), copy in zip(work, copies, strict=True):
+            files = copy.result()
+            for rel, digest, size in files.listed:
+                self.writer.list(rel, digest, size)
+            self.write_record(row, record, entry, files)
 
-    def write_record(self, row: PlanRow, record: Record, entry: LedgerEntry) -> None:
+    def write_record(self, row: PlanRow, record: Record, entry: LedgerEntry, files: _Files) -> None:
+        """The record's lines in the load files and manifests, and its place in its thread."""
         writer = self.writer
         assert writer is not None
-        number = self.start + row.position - 1
-        bates = layout.bates(self.prefix, number)
-        snapshot = self._object(record, record.object_sha256, "snapshot", row.position)
-        native = layout.native_path(self.prefix, number)
-        writer.write(native, snapshot)
-        raw_rel = ""
-        if record.raw_sha256:
-            raw = self._object(record, record.raw_sha256, "raw response", row.position)
-            raw_rel = layout.raw_path(self.prefix, number, raw)
-            writer.write(raw_rel, raw)
-        media = self._media(record, snapshot, number, row.position)
-        text_rel = layout.text_path(self.prefix, number)
-        writer.write(text_rel, record.text.encode("utf-8"))
+        bates = self.bates(row.position)
+        native, raw_rel, text_rel, media = files.native, files.raw, files.text, files.media
         posted, captured = _utc(record.posted_at), _utc(record.captured_at)
         fields = [
             bates,
@@ -324,7 +381,7 @@ class _Export:
         self.counts[f"{record.kind}/{record.state}"] += 1
 
     def _media(
-        self, record: Record, snapshot: bytes, number: int, position: int
+        self, record: Record, snapshot: bytes, number: int, position: int, files: _Files
     ) -> list[dict[str, Any]]:
         """Images the snapshot names (``media``: url, sha256, mime_type), copied beside it."""
         if b'"media"' not in snapshot:
@@ -339,7 +396,7 @@ class _Export:
             data = self._object(record, str(digest), f"image {index}", position)
             rel = layout.media_path(self.prefix, number, index, item.get("mime_type"))
             assert self.writer is not None
-            self.writer.write(rel, data)
+            files.add(self.writer, rel, data)
             out.append({"path": rel, "sha256": digest, "url": item.get("url")})
         return out
 
@@ -556,6 +613,7 @@ def export_bundle(
                     progress(done, total)
             payload_sha, facts = job.finish(now())
         finally:
+            job.pool.shutdown(wait=True, cancel_futures=True)
             writer.close()
         if as_zip:
             _zip(partial / BAG, partial / "bundle.zip", out.stem)
