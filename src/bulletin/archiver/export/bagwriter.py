@@ -21,6 +21,7 @@ BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 MANIFEST = "manifest-sha256.txt"
 TAG_MANIFEST = "tagmanifest-sha256.txt"
 _CHUNK = 1 << 20
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 
 def hash_file(path: Path) -> tuple[str, int]:
@@ -72,8 +73,13 @@ class BagWriter:
         """Write a payload file whole and return its sha256; the caller lists it with
         :meth:`list`. Safe to call from several threads at once."""
         full = self._parent(rel)
-        with open(full, "wb") as handle:
-            handle.write(data)
+        fd = os.open(full, _CREATE, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         return hashlib.sha256(data).hexdigest()
 
     def list(self, rel: str, digest: str, size: int) -> None:

@@ -19,15 +19,14 @@ import socket
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
 
 from bulletin import __version__, audit
 from bulletin.archiver.export import layout, loadfile, render
@@ -48,7 +47,6 @@ RECORDS_JSONL = "manifest/records.jsonl"
 RECORDS_CSV = "manifest/records.csv"
 INDEX = "threads/index.html"
 PART = "payload-manifest.part"
-IO_THREADS = 4  # reading objects and writing natives overlap; the file system is the limit
 RECORD_COLUMNS = (
     "bates",
     "record_id",
@@ -134,10 +132,16 @@ def read_verified(store: WormStore, key: str) -> bytes:
     if not isinstance(store, LocalStore):
         return store.get(key, verify=True)
     try:
-        with open(store.path_of(key), "rb") as handle:
-            data = handle.read()
+        fd = os.open(store.path_of(key), os.O_RDONLY)
     except FileNotFoundError:
         raise NotFound(f"no object {key} in the archive") from None
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)
+        while len(data) <= size and (more := os.read(fd, 1 << 20)):
+            data += more
+    finally:
+        os.close(fd)
     if hashlib.sha256(data).hexdigest() != digest_of_key(key):
         raise IntegrityError(f"object {key} does not match its sha256 (altered on disk)")
     return data
@@ -165,7 +169,6 @@ class _Export:
         self.start = int(journal.scope["bates_start"])
         self.counts: Counter[str] = Counter(journal.counts)
         self.writer: BagWriter | None = None
-        self.pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="export-io")
 
     def bates(self, position: int) -> str:
         return layout.bates(self.prefix, self.start + position - 1)
@@ -251,8 +254,7 @@ class _Export:
             ) from None
 
     def copy_files(self, record: Record, position: int) -> _Files:
-        """Read a record's objects from the store and write its natives and text (a worker
-        thread: nothing here is shared but the file system)."""
+        """Read a record's objects from the store and write its natives and text."""
         writer = self.writer
         assert writer is not None
         number = self.start + position - 1
@@ -270,14 +272,19 @@ class _Export:
 
     def write_chunk(self, rows: list[PlanRow]) -> None:
         ids = [r.record_id for r in rows]
-        with Session(self.engine) as session:
-            records = {r.id: r for r in session.exec(select(Record).where(col(Record.id).in_(ids)))}
-            seqs = [r.ledger_seq for r in records.values() if r.ledger_seq is not None]
-            entries = {
-                e.seq: e
-                for e in session.exec(select(LedgerEntry).where(col(LedgerEntry.seq).in_(seqs)))
+        table = Record.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            # plain rows: building ORM objects would cost more than the rest of the lookup
+            records = {
+                row.id: Record.model_construct(**row._mapping)
+                for row in conn.execute(sa.select(table).where(table.c.id.in_(ids)))
             }
-            session.expunge_all()
+            seqs = [r.ledger_seq for r in records.values() if r.ledger_seq is not None]
+            ledger_table = LedgerEntry.__table__  # type: ignore[attr-defined]
+            entries = {
+                row.seq: LedgerEntry.model_construct(**row._mapping)
+                for row in conn.execute(sa.select(ledger_table).where(ledger_table.c.seq.in_(seqs)))
+            }
         work: list[tuple[PlanRow, Record, LedgerEntry]] = []
         for row in rows:
             record = records.get(row.record_id)
@@ -299,11 +306,8 @@ class _Export:
                 )
             work.append((row, record, entry))
         assert self.writer is not None
-        copies = [
-            self.pool.submit(self.copy_files, record, row.position) for row, record, _ in work
-        ]
-        for (row, record, entry), copy in zip(work, copies, strict=True):
-            files = copy.result()
+        for row, record, entry in work:
+            files = self.copy_files(record, row.position)
             for rel, digest, size in files.listed:
                 self.writer.list(rel, digest, size)
             self.write_record(row, record, entry, files)
@@ -542,7 +546,7 @@ def export_bundle(
     as_zip: bool = False,
     resume: bool = False,
     bates_start: int = 1,
-    chunk: int = 500,
+    chunk: int = 1000,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Write the production ``scope`` as a bag at ``out`` (a directory, or a zip).
@@ -613,7 +617,6 @@ def export_bundle(
                     progress(done, total)
             payload_sha, facts = job.finish(now())
         finally:
-            job.pool.shutdown(wait=True, cancel_futures=True)
             writer.close()
         if as_zip:
             _zip(partial / BAG, partial / "bundle.zip", out.stem)

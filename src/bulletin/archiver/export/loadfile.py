@@ -66,11 +66,16 @@ def dat_line(values: Sequence[str]) -> str:
     return SEPARATOR.join(_dat_field(v) for v in values) + "\r\n"
 
 
+_BUFFER = io.StringIO()
+_WRITER = csv.writer(_BUFFER, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+
+
 def csv_line(values: Sequence[str]) -> str:
-    """One CSV line (with its CRLF)."""
-    buffer = io.StringIO()
-    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerow(values)
-    return buffer.getvalue()
+    """One CSV line (with its CRLF). Not thread-safe (one shared buffer)."""
+    _BUFFER.seek(0)
+    _BUFFER.truncate()
+    _WRITER.writerow(values)
+    return _BUFFER.getvalue()
 
 
 def parse_dat(text: str) -> list[list[str]]:
