@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -130,8 +131,8 @@ class BagWriter:
             self.close_append(rel)
         self._part.flush()
         self._part.close()
-        manifest = self.part_path.read_bytes()
-        (self.root / MANIFEST).write_bytes(manifest)
+        shutil.copyfile(self.part_path, self.root / MANIFEST)  # streamed: it can be large
+        manifest_sha, _ = hash_file(self.root / MANIFEST)
         (self.root / "bagit.txt").write_bytes(BAGIT_TXT)
         lines = [f"{k}: {_one_line(v)}" for k, v in info]
         lines.append(f"Payload-Oxum: {self.bytes}.{self.files}")
@@ -143,7 +144,7 @@ class BagWriter:
             tags.append(f"{digest}  {name}\n")
         (self.root / TAG_MANIFEST).write_text("".join(tags), encoding="utf-8")
         barrier(self.root, [self.root / n for n in ("bagit.txt", "bag-info.txt", MANIFEST)])
-        return hashlib.sha256(manifest).hexdigest()
+        return manifest_sha
 
     def close(self) -> None:
         for handle in self._appenders.values():

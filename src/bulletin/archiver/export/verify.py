@@ -50,9 +50,11 @@ class BundleReport:
 
 
 def _manifest(path: Path) -> Iterator[tuple[str, str]]:
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            digest, _, name = line.partition(" ")
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            digest, _, name = line.rstrip("\n").partition(" ")
             yield name.strip().lstrip("*"), digest.strip()
 
 
