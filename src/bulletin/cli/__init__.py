@@ -136,6 +136,17 @@ from bulletin.cli import (  # noqa: E402
     sandbox,
     template,
 )
+from bulletin.cli import export as export_cli  # noqa: E402
 
-for _module in (admin, archive, comment, notice, records, retention, sandbox, template):
+for _module in (
+    admin,
+    archive,
+    comment,
+    notice,
+    records,
+    retention,
+    sandbox,
+    template,
+    export_cli,
+):
     _module.register(cli)

@@ -1,0 +1,198 @@
+"""Export benchmark: a production of N archived records as a BagIt bag, against bagit-python's
+``make_bag`` over the same payload files.
+
+Seeding: N records through ``Archiver.archive_batch`` (batches of 5,000) on SQLite and the
+local WORM store, in threads of one post and 19 comments (a comment is about 80 characters of
+text; its snapshot about 700 bytes of canonical JSON, its raw response about 110 bytes). The
+threads are spread over ten days, so ``from:D0 to:D0`` selects a tenth of them and
+``from:D0 to:D9`` all of them.
+
+Each export runs in a child process (``bulletin`` library call, no progress bar) that reports
+its wall time and its peak RSS (VmHWM; ``ru_maxrss`` after the exec of a child keeps the
+parent's peak on Linux). Then the payload of the full export is copied
+to a fresh directory (not timed) and ``bagit.make_bag(dir, checksums=["sha256"])`` runs over it
+in a child process: what bagging alone costs for the same files (it moves them into ``data/``,
+reads and hashes each, writes manifests). The target is export rate / bagging rate >= 0.5.
+
+    python bench/bench_export.py --records 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+THREAD = 20  # one post and 19 comments
+DAYS = 10
+BASE = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def _peak_kb() -> int:
+    """Peak RSS of this process in KiB: VmHWM, which starts afresh at exec (``ru_maxrss``
+    of a child started by a large parent carries the parent's peak over on Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _child_export(config: str, query: str, out: str) -> None:
+    from bulletin.app import App
+    from bulletin.archiver.export import export_bundle, resolve
+    from bulletin.config import load_settings
+
+    app = App(load_settings(config, environ={}), environ={})
+    engine = app.checked_engine()
+    scope = resolve(engine, app.settings, None, query)
+    began = time.perf_counter()
+    result = export_bundle(
+        engine, app.store, app.settings, scope, out=Path(out), actor="bench", now=app.clock.now
+    )
+    seconds = time.perf_counter() - began
+    print(json.dumps({"records": result.records, "seconds": seconds, "rss_kb": _peak_kb()}))
+
+
+def _child_bag(directory: str) -> None:
+    import bagit
+
+    began = time.perf_counter()
+    bagit.make_bag(directory, checksums=["sha256"])
+    seconds = time.perf_counter() - began
+    print(json.dumps({"seconds": seconds, "rss_kb": _peak_kb()}))
+
+
+def _child(*args: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"child {args[0]} failed:\n{done.stderr}")
+    value: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return value
+
+
+def seed(config: Path, records: int) -> float:
+    from bulletin.app import App
+    from bulletin.archiver.archive import Capture
+    from bulletin.config import load_settings
+    from bulletin.connectors.base import RemoteItem
+
+    app = App(load_settings(config, environ={}), environ={})
+    threads = max(1, records // THREAD)
+    began = time.perf_counter()
+    batch: list[Capture] = []
+    made = 0
+    for t in range(threads):
+        day = t * DAYS // threads
+        start = BASE + timedelta(days=day, seconds=t)
+        size = THREAD if t < threads - 1 else records - made
+        for n in range(size):
+            kind = "post" if n == 0 else "comment"
+            rid = f"t{t}" if n == 0 else f"t{t}c{n}"
+            text = (
+                f"Road closed on Main Street between Oak and Elm tonight, notice {t}"
+                if n == 0
+                else f"Comment {n} on notice {t}: when will the bridge reopen? Thanks, officers."
+            )
+            item = RemoteItem(
+                kind=kind,  # type: ignore[arg-type]
+                remote_id=rid,
+                text=text,
+                author="Bench PD" if n == 0 else f"visitor{(t * 7 + n) % 5000}",
+                posted_at=start + timedelta(seconds=n),
+                parent_id=None if n == 0 else f"t{t}",
+                thread_id=f"t{t}",
+                raw=json.dumps({"id": rid, "message": text, "from": {"id": n}}).encode(),
+            )
+            batch.append(Capture("feed", "feed", item))
+            made += 1
+            if len(batch) == 5000:
+                app.archiver.archive_batch(batch)
+                batch = []
+    if batch:
+        app.archiver.archive_batch(batch)
+    app.close()
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
+    args = parser.parse_args()
+
+    from bench._support import configure
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    try:
+        config, app = configure(
+            tmp, f"sqlite:///{tmp / 'data' / 'bulletin.db'}", "http://127.0.0.1:9"
+        )
+        app.close()
+        seconds = seed(config, args.records)
+        print(f"seeded {args.records} records in {seconds:.1f} s ({args.records / seconds:.0f}/s)")
+        first = BASE.date().isoformat()
+        last = (BASE + timedelta(days=DAYS - 1)).date().isoformat()
+        runs = []
+        for label, query in (
+            ("N/10", f"from:{first} to:{first}"),
+            ("N", f"from:{first} to:{last}"),
+        ):
+            out = tmp / f"export-{label.replace('/', '_')}"
+            found = _child("--child-export", str(config), query, str(out))
+            runs.append((label, found, out))
+            rate = found["records"] / found["seconds"]
+            print(
+                f"export {label:>4}: {int(found['records']):>8} records in "
+                f"{found['seconds']:7.1f} s = {rate:7.0f} records/s, "
+                f"peak RSS {found['rss_kb'] / 1024:6.1f} MB"
+            )
+        _, full, bag = runs[-1]
+        payload = tmp / "make-bag"
+        shutil.copytree(bag / "data", payload)
+        files = sum(1 for p in payload.rglob("*") if p.is_file())
+        size = sum(p.stat().st_size for p in payload.rglob("*") if p.is_file())
+        bagged = _child("--child-bag", str(payload))
+        export_rate = full["records"] / full["seconds"]
+        bag_rate = full["records"] / bagged["seconds"]
+        print(
+            f"make_bag   : {files} payload files, {size / 1e6:.1f} MB in "
+            f"{bagged['seconds']:7.1f} s = {bag_rate:7.0f} records/s "
+            f"({files / bagged['seconds']:.0f} files/s), peak RSS {bagged['rss_kb'] / 1024:.1f} MB"
+        )
+        print(
+            f"ratio      : export {export_rate:.0f} / make_bag {bag_rate:.0f} records/s = "
+            f"{export_rate / bag_rate:.2f} (target >= 0.50)"
+        )
+        small, big = runs[0][1]["rss_kb"], runs[1][1]["rss_kb"]
+        print(
+            f"memory     : peak RSS {small / 1024:.1f} MB at N/10, {big / 1024:.1f} MB at N "
+            f"({big / small:.2f}x for 10x the records)"
+        )
+        print(f"machine    : {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-export":
+        _child_export(*sys.argv[2:5])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--child-bag":
+        _child_bag(sys.argv[2])
+    else:
+        main()

@@ -1,0 +1,674 @@
+"""``bulletin export``: a production as a bag, streamed, resumable, and never half-visible.
+
+The export is built in ``<out>.partial/`` (the bag in ``bag/``, the journal beside it; see
+:mod:`~bulletin.archiver.export.journal`). Records are read in chunks in Bates order and
+each chunk ends with a checkpoint, so memory stays flat however large the production and an
+interrupted export continues where it stopped. Only a complete bag is moved to ``<out>``, in
+one rename; a zip is written beside the bag and renamed the same way. Then an ``exported``
+audit event names the scope, the count and the sha256 of the payload manifest.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import socket
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bulletin import __version__, audit
+from bulletin.archiver.export import layout, loadfile, render
+from bulletin.archiver.export.bagwriter import BagWriter, truncate
+from bulletin.archiver.export.journal import BAG, PLAN, Journal
+from bulletin.archiver.export.scope import PlanRow, Scope, count_disposed, head, plan
+from bulletin.archiver.store.base import WormStore, digest_of_key, object_key
+from bulletin.archiver.store.files import rename_no_replace
+from bulletin.archiver.store.local import LocalStore
+from bulletin.config.settings import Settings
+from bulletin.db import session_scope
+from bulletin.errors import ArchiveError, IntegrityError, NotFound, Refused, UsageError
+from bulletin.models import LedgerEntry, Record
+
+DAT = "loadfile/production.dat"
+CSV = "loadfile/production.csv"
+RECORDS_JSONL = "manifest/records.jsonl"
+RECORDS_CSV = "manifest/records.csv"
+INDEX = "threads/index.html"
+PART = "payload-manifest.part"
+RECORD_COLUMNS = (
+    "bates",
+    "record_id",
+    "account",
+    "platform",
+    "kind",
+    "remote_id",
+    "version",
+    "state",
+    "object_sha256",
+    "raw_sha256",
+    "ledger_seq",
+    "ledger_entry_hash",
+    "native",
+    "raw",
+    "text",
+)
+
+
+@dataclass
+class ExportResult:
+    """What an export produced."""
+
+    out: Path
+    identifier: str
+    records: int
+    first_bates: str | None
+    last_bates: str | None
+    payload_sha256: str
+    head_seq: int
+    head_hash: str
+    disposed: int
+    counts: dict[str, int] = field(default_factory=dict)
+    resumed: bool = False
+
+
+def partial_dir(out: Path) -> Path:
+    """Where the export to ``out`` is built."""
+    return out.with_name(out.name + ".partial")
+
+
+def _utc(when: datetime | None) -> str:
+    if when is None:
+        return ""
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _oserror(e: OSError, done: int, total: int, partial: Path) -> ArchiveError:
+    where = f"after {done} of {total} records" if total else "before any record"
+    if e.errno in {errno.ENOSPC, errno.EDQUOT}:
+        reason = "no space left on the device"
+    else:
+        reason = f"{e.strerror or e} ({e.filename or partial})"
+    return ArchiveError(
+        f"export stopped {where}: {reason}; the work so far is kept in {partial}: "
+        "fix the cause and re-run with --resume"
+    )
+
+
+@dataclass
+class _Files:
+    """The files one record's natives and text went to, with their hashes, in order."""
+
+    native: str
+    raw: str = ""
+    text: str = ""
+    media: list[dict[str, Any]] = field(default_factory=list)
+    listed: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def add(self, writer: BagWriter, rel: str, data: bytes) -> None:
+        self.listed.append((rel, writer.write_unlisted(rel, data), len(data)))
+
+
+def read_verified(store: WormStore, key: str) -> bytes:
+    """The bytes of a content-addressed object, checked against their sha256.
+
+    For the local store the file is read directly (its sidecar is not needed to check a
+    content-addressed object); any other store through :meth:`WormStore.get`.
+
+    :raises NotFound: no such object.
+    :raises IntegrityError: the bytes do not match the key.
+    """
+    if not isinstance(store, LocalStore):
+        return store.get(key, verify=True)
+    try:
+        fd = os.open(store.path_of(key), os.O_RDONLY)
+    except FileNotFoundError:
+        raise NotFound(f"no object {key} in the archive") from None
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)
+        while len(data) <= size and (more := os.read(fd, 1 << 20)):
+            data += more
+    finally:
+        os.close(fd)
+    if hashlib.sha256(data).hexdigest() != digest_of_key(key):
+        raise IntegrityError(f"object {key} does not match its sha256 (altered on disk)")
+    return data
+
+
+class _Export:
+    """One run of an export; see :func:`export_bundle`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: WormStore,
+        settings: Settings,
+        scope: Scope,
+        journal: Journal,
+        partial: Path,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.settings = settings
+        self.scope = scope
+        self.journal = journal
+        self.partial = partial
+        self.prefix = str(journal.scope["prefix"])
+        self.start = int(journal.scope["bates_start"])
+        self.counts: Counter[str] = Counter(journal.counts)
+        self.writer: BagWriter | None = None
+
+    def bates(self, position: int) -> str:
+        return layout.bates(self.prefix, self.start + position - 1)
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def ensure_plan(self) -> None:
+        if self.journal.planned:
+            return
+        seq, digest = head(self.engine)
+        tz = self.settings.agency.time_zone
+        temp = self.partial / (PLAN + ".tmp")
+        total = 0
+        with open(temp, "w", encoding="ascii") as handle:
+            for row in plan(self.engine, self.scope.query, tz, seq):
+                handle.write(f"{row.record_id}\t{row.family_first}\t{row.family_last}\n")
+                total += 1
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, self.partial / PLAN)
+        self.journal.total = total
+        self.journal.head_seq, self.journal.head_hash = seq, digest
+        self.journal.disposed = count_disposed(self.engine, self.scope.query, tz, seq)
+        self.journal.planned = True
+        self.journal.save(self.partial)
+
+    def rows(self, after: int) -> Iterator[PlanRow]:
+        with open(self.partial / PLAN, encoding="ascii") as handle:
+            for position, line in enumerate(handle, start=1):
+                if position <= after:
+                    continue
+                record_id, first, last = line.split("\t")
+                yield PlanRow(int(record_id), position, int(first), int(last))
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def open_writer(self) -> BagWriter:
+        bag = self.partial / BAG
+        part = self.partial / PART
+        sizes = self.journal.sizes
+        fresh = not sizes
+        if fresh:
+            for leftover in (bag, part):
+                if leftover.is_dir():
+                    shutil.rmtree(leftover)
+                elif leftover.exists():
+                    leftover.unlink()
+        else:
+            for rel, size in sizes.items():
+                truncate(part if rel == PART else bag / "data" / rel, size)
+        writer = BagWriter(bag, part)
+        writer.files, writer.bytes = self.journal.payload_files, self.journal.payload_bytes
+        for rel in (DAT, CSV, RECORDS_JSONL, RECORDS_CSV, INDEX):
+            writer.open_append(rel, fresh)
+        for rel in sizes:
+            if rel.startswith("threads/") and rel != INDEX:
+                writer.open_append(rel, False)  # a thread interrupted in the middle
+        if fresh:
+            header = list(loadfile.FIELDS)
+            writer.append(DAT, (loadfile.BOM + loadfile.dat_line(header)).encode())
+            writer.append(CSV, (loadfile.BOM + loadfile.csv_line(header)).encode())
+            writer.append(RECORDS_CSV, loadfile.csv_line(list(RECORD_COLUMNS)).encode())
+            writer.append(
+                INDEX,
+                render.index_head(self.settings.agency.name, self.scope.identifier).encode(),
+            )
+        self.writer = writer
+        return writer
+
+    def _object(self, record: Record, digest: str, what: str, position: int) -> bytes:
+        key = object_key(digest)
+        try:
+            return read_verified(self.store, key)
+        except IntegrityError:
+            raise IntegrityError(
+                f"record {record.id} ({self.bates(position)}): its {what} {key} in the archive "
+                "does not match its sha256; export stopped (run `bulletin archive verify`)"
+            ) from None
+        except NotFound:
+            raise IntegrityError(
+                f"record {record.id} ({self.bates(position)}): its {what} {key} is missing "
+                "from the archive; export stopped (run `bulletin archive verify`)"
+            ) from None
+
+    def copy_files(self, record: Record, position: int) -> _Files:
+        """Read a record's objects from the store and write its natives and text."""
+        writer = self.writer
+        assert writer is not None
+        number = self.start + position - 1
+        files = _Files(native=layout.native_path(self.prefix, number))
+        snapshot = self._object(record, record.object_sha256, "snapshot", position)
+        files.add(writer, files.native, snapshot)
+        if record.raw_sha256:
+            raw = self._object(record, record.raw_sha256, "raw response", position)
+            files.raw = layout.raw_path(self.prefix, number, raw)
+            files.add(writer, files.raw, raw)
+        files.media = self._media(record, snapshot, number, position, files)
+        files.text = layout.text_path(self.prefix, number)
+        files.add(writer, files.text, record.text.encode("utf-8"))
+        return files
+
+    def write_chunk(self, rows: list[PlanRow]) -> None:
+        ids = [r.record_id for r in rows]
+        table = Record.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            # plain rows: building ORM objects would cost more than the rest of the lookup
+            records = {
+                row.id: Record.model_construct(**row._mapping)
+                for row in conn.execute(sa.select(table).where(table.c.id.in_(ids)))
+            }
+            seqs = [r.ledger_seq for r in records.values() if r.ledger_seq is not None]
+            ledger_table = LedgerEntry.__table__  # type: ignore[attr-defined]
+            entries = {
+                row.seq: LedgerEntry.model_construct(**row._mapping)
+                for row in conn.execute(sa.select(ledger_table).where(ledger_table.c.seq.in_(seqs)))
+            }
+        work: list[tuple[PlanRow, Record, LedgerEntry]] = []
+        for row in rows:
+            record = records.get(row.record_id)
+            if record is None:
+                raise IntegrityError(
+                    f"record {row.record_id} ({self.bates(row.position)}) left the index while "
+                    "it was being exported; export stopped"
+                )
+            entry = entries.get(record.ledger_seq or -1)
+            if (
+                entry is None
+                or entry.record_id != record.id
+                or entry.object_sha256 != record.object_sha256
+            ):
+                raise IntegrityError(
+                    f"record {record.id} ({self.bates(row.position)}): ledger entry "
+                    f"{record.ledger_seq} does not name it and its object; export stopped "
+                    "(run `bulletin archive verify`)"
+                )
+            work.append((row, record, entry))
+        assert self.writer is not None
+        for row, record, entry in work:
+            files = self.copy_files(record, row.position)
+            for rel, digest, size in files.listed:
+                self.writer.list(rel, digest, size)
+            self.write_record(row, record, entry, files)
+
+    def write_record(self, row: PlanRow, record: Record, entry: LedgerEntry, files: _Files) -> None:
+        """The record's lines in the load files and manifests, and its place in its thread."""
+        writer = self.writer
+        assert writer is not None
+        bates = self.bates(row.position)
+        native, raw_rel, text_rel, media = files.native, files.raw, files.text, files.media
+        posted, captured = _utc(record.posted_at), _utc(record.captured_at)
+        fields = [
+            bates,
+            bates,
+            self.bates(row.family_first),
+            self.bates(row.family_last),
+            record.platform,
+            record.account,
+            record.kind,
+            record.remote_id,
+            record.parent_id or "",
+            record.thread_id or "",
+            record.author or "",
+            posted,
+            captured,
+            record.state,
+            str(record.version),
+            record.object_sha256,
+            record.raw_sha256 or "",
+            str(record.ledger_seq),
+            record.url or "",
+            native,
+            raw_rel,
+            text_rel,
+            "; ".join(m["path"] for m in media),
+            record.text,
+        ]
+        writer.append(DAT, loadfile.dat_line(fields).encode("utf-8"))
+        writer.append(CSV, loadfile.csv_line(fields).encode("utf-8"))
+        line: dict[str, Any] = {
+            "bates": bates,
+            "record_id": record.id,
+            "account": record.account,
+            "platform": record.platform,
+            "kind": record.kind,
+            "remote_id": record.remote_id,
+            "parent_id": record.parent_id,
+            "thread_id": record.thread_id,
+            "version": record.version,
+            "state": record.state,
+            "author": record.author,
+            "posted_at": posted or None,
+            "captured_at": captured,
+            "object_sha256": record.object_sha256,
+            "raw_sha256": record.raw_sha256,
+            "ledger_seq": record.ledger_seq,
+            "ledger_entry_hash": entry.entry_hash,
+            "family": [self.bates(row.family_first), self.bates(row.family_last)],
+            "native": native,
+            "raw": raw_rel or None,
+            "text": text_rel,
+            "media": media,
+        }
+        writer.append(
+            RECORDS_JSONL,
+            json.dumps(line, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n",
+        )
+        writer.append(
+            RECORDS_CSV,
+            loadfile.csv_line(
+                ["" if line[c] is None else str(line[c]) for c in RECORD_COLUMNS]
+            ).encode("utf-8"),
+        )
+        self._thread(row, record, bates, posted, captured, native)
+        self.counts[f"{record.kind}/{record.state}"] += 1
+
+    def _media(
+        self, record: Record, snapshot: bytes, number: int, position: int, files: _Files
+    ) -> list[dict[str, Any]]:
+        """Images the snapshot names (``media``: url, sha256, mime_type), copied beside it."""
+        if b'"media"' not in snapshot:
+            return []
+        body = json.loads(snapshot)
+        listed = body.get("media") if isinstance(body, dict) else None
+        out: list[dict[str, Any]] = []
+        for index, item in enumerate(listed or [], start=1):
+            digest = item.get("sha256") if isinstance(item, dict) else None
+            if not digest:
+                continue
+            data = self._object(record, str(digest), f"image {index}", position)
+            rel = layout.media_path(self.prefix, number, index, item.get("mime_type"))
+            assert self.writer is not None
+            files.add(self.writer, rel, data)
+            out.append({"path": rel, "sha256": digest, "url": item.get("url")})
+        return out
+
+    def _thread(
+        self, row: PlanRow, record: Record, bates: str, posted: str, captured: str, native: str
+    ) -> None:
+        writer = self.writer
+        assert writer is not None
+        rel = layout.thread_path(self.prefix, self.start + row.family_first - 1)
+        first, last = self.bates(row.family_first), self.bates(row.family_last)
+        if row.position == row.family_first:
+            writer.open_append(rel, True)
+            writer.append(rel, render.thread_head(record, first, last).encode("utf-8"))
+            writer.append(
+                INDEX,
+                render.index_item(
+                    rel, first, last, record, row.family_last - row.family_first + 1
+                ).encode("utf-8"),
+            )
+        writer.append(rel, render.thread_item(record, bates, posted, captured, native).encode())
+        if row.position == row.family_last:
+            writer.append(rel, render.PAGE_FOOT.encode())
+            writer.close_append(rel)
+
+    def checkpoint(self, done: int) -> None:
+        writer = self.writer
+        assert writer is not None
+        part_size = writer.checkpoint()
+        self.journal.sizes = {**writer.appended_sizes(), PART: part_size}
+        self.journal.done = done
+        self.journal.payload_files, self.journal.payload_bytes = writer.files, writer.bytes
+        self.journal.counts = dict(self.counts)
+        self.journal.save(self.partial)
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def facts(self, completed_at: str) -> dict[str, Any]:
+        total = self.journal.total
+        by_kind_state: dict[tuple[str, str], int] = {}
+        for key, count in self.counts.items():
+            kind, _, state = key.partition("/")
+            by_kind_state[(kind, state)] = count
+        return {
+            "agency": self.settings.agency.name,
+            "identifier": self.scope.identifier,
+            "request_id": self.scope.request_id,
+            "request_label": self.scope.request_label,
+            "query": self.scope.query.describe(),
+            "query_json": self.scope.query.to_json(),
+            "actor": self.journal.actor,
+            "started_at": self.journal.started_at,
+            "completed_at": completed_at,
+            "resumed": self.journal.resumed,
+            "version": __version__,
+            "host": socket.gethostname(),
+            "store": self.store.kind,
+            "records": total,
+            "disposed": self.journal.disposed,
+            "first_bates": self.bates(1) if total else None,
+            "last_bates": self.bates(total) if total else None,
+            "by_kind_state": by_kind_state,
+            "head_seq": self.journal.head_seq,
+            "head_hash": self.journal.head_hash,
+            "bates_prefix": self.prefix,
+            "bates_start": self.start,
+        }
+
+    def finish(self, completed: datetime) -> tuple[str, dict[str, Any]]:
+        writer = self.writer
+        assert writer is not None
+        facts = self.facts(_utc(completed))
+        writer.append(INDEX, render.INDEX_FOOT.encode())
+        markdown = render.custody_markdown(facts)
+        writer.write("custody/chain-of-custody.md", markdown.encode("utf-8"))
+        title = f"Chain of custody: {facts['agency']} production {facts['identifier']}"
+        writer.write(
+            "custody/chain-of-custody.html", render.custody_html(markdown, title).encode("utf-8")
+        )
+        summary = {
+            **{k: v for k, v in facts.items() if k != "by_kind_state"},
+            "by_kind_state": [
+                {"kind": k, "state": s, "records": n}
+                for (k, s), n in sorted(facts["by_kind_state"].items())
+            ],
+            "format": "bulletin.production/1",
+            "load_file": {"dat": DAT, "csv": CSV, "fields": list(loadfile.FIELDS)},
+        }
+        writer.write(
+            "manifest/production.json",
+            json.dumps(summary, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8"),
+        )
+        empty = "  (EMPTY: no archived record matched the scope)" if not facts["records"] else ""
+        readme = render.README.format(
+            agency=facts["agency"],
+            identifier=facts["identifier"],
+            records=facts["records"],
+            empty=empty,
+            first=facts["first_bates"] or "none",
+            last=facts["last_bates"] or "none",
+        )
+        writer.write("README.txt", readme.encode("utf-8"))
+        agency = self.settings.agency
+        info: list[tuple[str, str]] = [("Source-Organization", agency.name)]
+        if agency.website:
+            info.append(("Organization-Address", agency.website))
+        info.append(("Contact-Name", f"{agency.name} records office"))
+        if agency.contact:
+            kind = "Contact-Email" if "@" in agency.contact else "Contact-Phone"
+            info.append((kind, agency.contact))
+        description = (
+            f"Production of archived social-media records: {facts['records']} records"
+            + (", EMPTY: no archived record matched the scope" if not facts["records"] else "")
+            + f"; scope: {facts['query']}"
+        )
+        info += [
+            ("External-Description", description),
+            ("Bagging-Date", completed.astimezone(UTC).date().isoformat()),
+            ("External-Identifier", self.scope.identifier),
+            ("Bag-Count", "1 of 1"),
+            ("Internal-Sender-Identifier", f"bulletin-export {self.scope.identifier}"),
+            ("Internal-Sender-Description", f"exported by {self.journal.actor}"),
+            ("Bulletin-Version", __version__),
+            ("Bulletin-Records", str(facts["records"])),
+            (
+                "Bulletin-Bates-Range",
+                f"{facts['first_bates']}-{facts['last_bates']}" if facts["records"] else "none",
+            ),
+            ("Bulletin-Ledger-Head", f"{facts['head_seq']} {facts['head_hash']}"),
+        ]
+        payload_sha = writer.finish(info)
+        return payload_sha, facts
+
+
+def export_bundle(
+    engine: Engine,
+    store: WormStore,
+    settings: Settings,
+    scope: Scope,
+    *,
+    out: Path,
+    actor: str,
+    now: Callable[[], datetime],
+    as_zip: bool = False,
+    resume: bool = False,
+    bates_start: int = 1,
+    chunk: int = 1000,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExportResult:
+    """Write the production ``scope`` as a bag at ``out`` (a directory, or a zip).
+
+    ``progress(done, total)`` is called after each chunk.
+
+    :raises Refused: ``out`` exists, or an interrupted export is there and ``resume`` is off,
+        or it is of another scope.
+    :raises UsageError: ``out`` cannot be created (a path under a regular file...).
+    :raises IntegrityError: an archived object fails its hash (the export stops, resumable).
+    :raises ArchiveError: the disk filled or another write failed (resumable).
+    """
+    out = Path(os.path.abspath(out))
+    partial = partial_dir(out)
+    if bates_start < 1:
+        raise UsageError("--bates-start must be 1 or more")
+    try:
+        prefix = layout.check_prefix(settings.agency.bates_prefix)
+    except ValueError as e:
+        raise UsageError(f"[agency] bates_prefix: {e}") from None
+    if os.path.lexists(out):
+        raise Refused(f"{out} already exists; an export never replaces anything: choose another")
+    wanted = {
+        "identifier": scope.identifier,
+        "request_id": scope.request_id,
+        "query": scope.query.to_json(),
+        "prefix": prefix,
+        "bates_start": bates_start,
+        "zip": as_zip,
+    }
+    started = now()
+    journal: Journal | None = None
+    if os.path.lexists(partial):
+        if not resume:
+            raise Refused(
+                f"an interrupted export is at {partial}; re-run with --resume to continue it "
+                "(or remove it to start again)"
+            )
+        journal = Journal.load(partial) if partial.is_dir() else None
+        if journal is not None and journal.scope != wanted:
+            raise Refused(
+                f"{partial} holds an export of another scope ({journal.scope['identifier']}, "
+                f"query {journal.scope['query']}); remove it or export to another --out"
+            )
+        if journal is not None:
+            journal.resumed.append(_utc(started))
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot write the export at {out}: {e.strerror or e}") from None
+    resumed = journal is not None
+    if journal is None:
+        journal = Journal(scope=wanted, started_at=_utc(started), actor=actor)
+    job = _Export(engine, store, settings, scope, journal, partial)
+    try:
+        journal.save(partial)
+        job.ensure_plan()
+        writer = job.open_writer()
+        total = journal.total
+        try:
+            done = journal.done
+            rows = job.rows(done)
+            while batch := list(islice(rows, chunk)):
+                job.write_chunk(batch)
+                done = batch[-1].position
+                job.checkpoint(done)
+                if progress:
+                    progress(done, total)
+            payload_sha, facts = job.finish(now())
+        finally:
+            writer.close()
+        if as_zip:
+            _zip(partial / BAG, partial / "bundle.zip", out.stem)
+            source = partial / "bundle.zip"
+        else:
+            source = partial / BAG
+        if not rename_no_replace(str(source), str(out)):
+            raise Refused(f"{out} appeared while exporting; the finished bag is kept in {partial}")
+    except OSError as e:
+        raise _oserror(e, journal.done, journal.total, partial) from None
+    shutil.rmtree(partial, ignore_errors=True)
+    result = ExportResult(
+        out=out,
+        identifier=scope.identifier,
+        records=journal.total,
+        first_bates=facts["first_bates"],
+        last_bates=facts["last_bates"],
+        payload_sha256=payload_sha,
+        head_seq=journal.head_seq,
+        head_hash=journal.head_hash,
+        disposed=journal.disposed,
+        counts=dict(job.counts),
+        resumed=resumed,
+    )
+    with session_scope(engine) as session:
+        audit.record_event(
+            session,
+            at=now(),
+            actor=actor,
+            action="exported",
+            object_type="request" if scope.request_id is not None else "query",
+            object_id=scope.request_id if scope.request_id is not None else scope.identifier,
+            query=scope.query.describe(),
+            records=result.records,
+            payload_manifest_sha256=payload_sha,
+            bates=f"{result.first_bates}-{result.last_bates}" if result.records else None,
+            ledger_head=f"{result.head_seq} {result.head_hash}",
+            bundle=str(out),
+            zip=as_zip,
+        )
+    return result
+
+
+def _zip(bag: Path, target: Path, name: str) -> None:
+    """The bag as one zip whose single top folder is ``name`` (RFC 8493, section 4.4)."""
+    temp = target.with_name(target.name + ".tmp")
+    with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for directory, subdirs, files in os.walk(bag):
+            subdirs.sort()
+            for file_name in sorted(files):
+                path = Path(directory) / file_name
+                archive.write(path, f"{name}/{path.relative_to(bag).as_posix()}")
+    with open(temp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temp, target)

@@ -1,0 +1,266 @@
+"""``bulletin export verify``: check a bundle anywhere, with or without the archive.
+
+Without the archive: the bag is valid (bagit-python's full validation), every payload and tag
+file matches its sha256, nothing was added or removed, and every record's snapshot, raw
+response and images match the hashes the records manifest gives. With the archive (the
+agency's configuration at hand): every record is in the index with the same object sha256,
+the ledger entry at the recorded position names that record and object with the recorded
+entry hash, the stored object is intact, and the ledger head at export time is still in the
+chain. Each discrepancy is one line naming the file or record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bagit
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bulletin.archiver.export.bagwriter import MANIFEST, TAG_MANIFEST, hash_file
+from bulletin.archiver.store.base import WormStore, object_key
+from bulletin.errors import IntegrityError, NotFound, UsageError
+from bulletin.models import LedgerEntry, Record
+
+RECORDS = "data/manifest/records.jsonl"
+PRODUCTION = "data/manifest/production.json"
+
+
+@dataclass
+class BundleReport:
+    """What :func:`verify_bundle` found."""
+
+    path: str
+    files: int = 0
+    records: int = 0
+    archive_checked: bool = False
+    identifier: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _manifest(path: Path) -> Iterator[tuple[str, str]]:
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            digest, _, name = line.rstrip("\n").partition(" ")
+            yield name.strip().lstrip("*"), digest.strip()
+
+
+def _bag_root(path: Path, work: Path) -> Path:
+    """The bag directory of ``path`` (a bag directory, or a zip of one)."""
+    if path.is_dir():
+        return path
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"{path} is neither a bag directory nor a zip")
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.namelist():
+            target = (work / member).resolve()
+            if not str(target).startswith(str(work.resolve())):
+                raise UsageError(f"{path} holds an unsafe path {member!r}")
+        archive.extractall(work)
+    if (work / "bagit.txt").exists():
+        return work
+    tops = [p for p in work.iterdir() if p.is_dir()]
+    if len(tops) == 1 and (tops[0] / "bagit.txt").exists():
+        return tops[0]
+    raise UsageError(f"{path} does not unpack to one bag")
+
+
+def verify_bundle(
+    path: Path, engine: Engine | None = None, store: WormStore | None = None
+) -> BundleReport:
+    """Check the bundle at ``path``; against the archive too when ``engine`` and ``store`` are
+    given. Never raises for what it finds; only a path that is no bundle raises.
+
+    :raises UsageError: ``path`` does not exist or is not a bag or a zip of one.
+    """
+    if not path.exists():
+        raise UsageError(f"no bundle at {path}")
+    report = BundleReport(str(path))
+    with tempfile.TemporaryDirectory(prefix="bulletin-verify-") as temp:
+        root = _bag_root(path, Path(temp))
+        if not (root / "bagit.txt").exists():
+            raise UsageError(f"{path} is not a bag (no bagit.txt)")
+        _check_files(root, report)
+        _check_bagit(root, report)
+        _check_records(root, report, engine, store)
+    return report
+
+
+def _check_files(root: Path, report: BundleReport) -> None:
+    listed: set[str] = set()
+    for manifest in (MANIFEST, TAG_MANIFEST):
+        if not (root / manifest).exists():
+            report.problems.append(f"{manifest}: missing")
+            continue
+        for name, digest in _manifest(root / manifest):
+            listed.add(name)
+            target = root / name
+            if not target.is_file():
+                report.problems.append(f"{name}: missing (listed in {manifest})")
+                continue
+            found, _ = hash_file(target)
+            report.files += 1
+            if found != digest:
+                report.problems.append(
+                    f"{name}: altered (sha256 {found}, {manifest} says {digest})"
+                )
+    for file in sorted((root / "data").rglob("*")):
+        if file.is_file():
+            name = file.relative_to(root).as_posix()
+            if name not in listed:
+                report.problems.append(f"{name}: not in {MANIFEST} (added after export)")
+
+
+def _check_bagit(root: Path, report: BundleReport) -> None:
+    """bagit-python's own verdict (structure, bag-info, Payload-Oxum, every checksum)."""
+    try:
+        bagit.Bag(str(root)).validate()
+    except bagit.BagError as e:
+        if not report.problems:  # the file checks already named what bagit complains about
+            report.problems.append(f"bag: invalid BagIt bag: {_first_line(str(e))}")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "invalid"
+
+
+def _sha(path: Path) -> str | None:
+    try:
+        return hash_file(path)[0]
+    except FileNotFoundError:
+        return None
+
+
+def _check_records(
+    root: Path, report: BundleReport, engine: Engine | None, store: WormStore | None
+) -> None:
+    records_path = root / RECORDS
+    production_path = root / PRODUCTION
+    try:
+        production: dict[str, Any] = json.loads(production_path.read_bytes())
+    except (OSError, ValueError) as e:
+        report.problems.append(f"{PRODUCTION}: unreadable ({e})")
+        return
+    report.identifier = str(production.get("identifier", ""))
+    data = root / "data"
+    session = Session(engine) if engine is not None else None
+    report.archive_checked = session is not None
+    try:
+        if not records_path.exists():
+            report.problems.append(f"{RECORDS}: missing")
+            return
+        with open(records_path, encoding="utf-8") as handle:
+            for number, text in enumerate(handle, start=1):
+                try:
+                    line: dict[str, Any] = json.loads(text)
+                except ValueError:
+                    report.problems.append(f"{RECORDS} line {number}: not JSON")
+                    continue
+                report.records += 1
+                _check_line(data, line, report)
+                if session is not None and store is not None:
+                    _check_archive(session, store, line, report)
+                    if number % 500 == 0:
+                        session.expunge_all()
+        if report.records != production.get("records"):
+            report.problems.append(
+                f"{RECORDS}: {report.records} records, production.json says "
+                f"{production.get('records')}"
+            )
+        if session is not None:
+            _check_head(session, production, report)
+    finally:
+        if session is not None:
+            session.close()
+
+
+def _check_line(data: Path, line: dict[str, Any], report: BundleReport) -> None:
+    bates = line.get("bates", "?")
+    wanted = [("native", line.get("object_sha256"))]
+    if line.get("raw"):
+        wanted.append(("raw", line.get("raw_sha256")))
+    for kind, digest in wanted:
+        rel = line.get(kind)
+        if not rel:
+            report.problems.append(f"{bates}: no {kind} file named")
+            continue
+        found = _sha(data / rel)
+        if found is None:
+            report.problems.append(f"{bates}: data/{rel} missing")
+        elif found != digest:
+            report.problems.append(
+                f"{bates}: data/{rel} does not match the record's sha256 {digest}"
+            )
+    for item in line.get("media") or []:
+        rel = item.get("path", "")
+        found = _sha(data / rel)
+        if found != item.get("sha256"):
+            report.problems.append(f"{bates}: data/{rel} does not match its image sha256")
+
+
+def _check_archive(
+    session: Session, store: WormStore, line: dict[str, Any], report: BundleReport
+) -> None:
+    bates = line.get("bates", "?")
+    record_id = line.get("record_id")
+    digest = str(line.get("object_sha256"))
+    record = session.get(Record, record_id)
+    if record is None:
+        report.problems.append(f"{bates}: record {record_id} is not in the archive")
+        return
+    if record.object_sha256 != digest:
+        report.problems.append(
+            f"{bates}: record {record_id} has sha256 {record.object_sha256} in the archive, "
+            f"the bundle says {digest}"
+        )
+    seq = line.get("ledger_seq")
+    entry = session.get(LedgerEntry, seq) if isinstance(seq, int) else None
+    if entry is None:
+        report.problems.append(f"{bates}: ledger entry {seq} does not exist")
+    elif entry.record_id != record_id or entry.object_sha256 != digest:
+        report.problems.append(
+            f"{bates}: ledger entry {seq} names record {entry.record_id} and object "
+            f"{entry.object_sha256}, not record {record_id} and {digest}"
+        )
+    elif entry.entry_hash != line.get("ledger_entry_hash"):
+        report.problems.append(f"{bates}: ledger entry {seq} has another hash now")
+    if record.disposed_at is not None:
+        return  # destroyed since the export under the retention schedule: nothing to compare
+    for what, value in (("snapshot", digest), ("raw response", line.get("raw_sha256"))):
+        if not value:
+            continue
+        try:
+            store.get(object_key(str(value)), verify=True)
+        except IntegrityError:
+            report.problems.append(f"{bates}: the archive's {what} sha256/{value} is altered")
+        except NotFound:
+            report.problems.append(f"{bates}: the archive's {what} sha256/{value} is missing")
+
+
+def _check_head(session: Session, production: dict[str, Any], report: BundleReport) -> None:
+    seq, digest = production.get("head_seq"), production.get("head_hash")
+    if not isinstance(seq, int) or seq == 0:
+        return
+    entry = session.get(LedgerEntry, seq)
+    if entry is None:
+        report.problems.append(f"ledger: entry {seq}, the head at export time, is gone")
+    elif entry.entry_hash != digest:
+        report.problems.append(f"ledger: entry {seq} no longer has the head hash of the export")
+
+
+def payload_sha256(path: Path) -> str:
+    """sha256 of a bag's payload manifest (what the ``exported`` audit event records)."""
+    return hashlib.sha256((path / MANIFEST).read_bytes()).hexdigest()

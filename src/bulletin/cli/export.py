@@ -1,0 +1,175 @@
+"""Records clerk commands: export a production as a BagIt bundle, and verify one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bulletin.archiver.export import export_bundle, resolve, verify_bundle
+from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli.records import QUERY_HELP
+from bulletin.identity import resolve_actor
+
+
+def register(group: click.Group) -> None:
+    group.add_command(export)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--request", "request_id", type=int, default=None, help="A records request's id.")
+@click.option("--query", "query_text", default=None, help=QUERY_HELP)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the bundle (must not exist); built in OUT.partial until complete.",
+)
+@click.option("--zip", "as_zip", is_flag=True, help="Write one zip file instead of a directory.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted export into the same OUT.")
+@click.option(
+    "--bates-start", type=int, default=1, show_default=True, help="The first Bates number."
+)
+@click.option("--as", "actor", default=None, help="Who produces it (a clerk).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@json_option
+@click.pass_context
+def export(
+    click_ctx: click.Context,
+    request_id: int | None,
+    query_text: str | None,
+    out: Path | None,
+    as_zip: bool,
+    resume: bool,
+    bates_start: int,
+    actor: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Produce every version of every matching post and comment (hidden, edited and deleted
+    ones too) as a BagIt bundle: natives, text, Concordance DAT and CSV load files, Bates
+    numbers, a manifest with ledger positions and a chain-of-custody report.
+
+    `bulletin export verify BUNDLE` checks a bundle."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    if out is None:
+        raise click.UsageError("--out PATH is required (or use: export verify BUNDLE)")
+    ctx = click_ctx.find_object(Context)
+    assert ctx is not None
+    settings = ctx.settings
+    ctx.warn_open_mode()
+    who = resolve_actor(settings, actor, ctx.environ, "clerk")
+    app = ctx.app
+    engine = app.checked_engine()
+    scope = resolve(engine, settings, request_id, query_text)
+    bar: Any = None
+    shown = 0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar, shown
+        if quiet:
+            return
+        if bar is None:
+            bar = click.progressbar(
+                length=total,
+                label="exporting",
+                show_eta=True,
+                show_pos=True,
+                file=sys.stderr,
+            )
+            bar.__enter__()
+        bar.update(done - shown)
+        shown = done
+
+    try:
+        result = export_bundle(
+            engine,
+            app.store,
+            settings,
+            scope,
+            out=out,
+            actor=who,
+            now=app.clock.now,
+            as_zip=as_zip,
+            resume=resume,
+            bates_start=bates_start,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    bates = f"{result.first_bates} to {result.last_bates}" if result.records else "none"
+    emit(
+        as_json,
+        {
+            "id": result.identifier,
+            "out": str(result.out),
+            "records": result.records,
+            "first_bates": result.first_bates,
+            "last_bates": result.last_bates,
+            "payload_manifest_sha256": result.payload_sha256,
+            "ledger_head_seq": result.head_seq,
+            "ledger_head_hash": result.head_hash,
+            "disposed_not_produced": result.disposed,
+            "counts": result.counts,
+            "resumed": result.resumed,
+        },
+        [
+            f"exported {result.records} records ({result.identifier}) to {result.out}"
+            + (" (EMPTY: nothing matched)" if not result.records else ""),
+            f"  Bates        {bates}",
+            f"  ledger head  #{result.head_seq} {result.head_hash[:16]}",
+            f"  payload      manifest sha256 {result.payload_sha256}",
+        ]
+        + (
+            [f"  not produced {result.disposed} records destroyed under the retention schedule"]
+            if result.disposed
+            else []
+        ),
+    )
+
+
+@export.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option(
+    "--archive/--no-archive",
+    "against_archive",
+    default=None,
+    help="Also compare every record with the archive and its ledger (default: when a "
+    "configuration file is given or found).",
+)
+@json_option
+@pass_context
+def export_verify(ctx: Context, bundle: Path, against_archive: bool | None, as_json: bool) -> None:
+    """Check a bundle: bag validity, every file's hash, every record's hash; with the archive,
+    that each record and its ledger entry match. Exit 1 with one line per problem."""
+    if against_archive is None:
+        against_archive = bool(ctx.config_path) or Path("bulletin.toml").exists()
+    engine = store = None
+    if against_archive:
+        app = ctx.app
+        engine, store = app.checked_engine(), app.store
+    report = verify_bundle(bundle, engine, store)
+    checked = "bag, files and records" + (", against the archive" if report.archive_checked else "")
+    emit(
+        as_json,
+        {
+            "ok": report.ok,
+            "bundle": report.path,
+            "id": report.identifier,
+            "files": report.files,
+            "records": report.records,
+            "archive_checked": report.archive_checked,
+            "problems": report.problems,
+        },
+        [f"problem: {p}" for p in report.problems]
+        + [
+            f"{'OK' if report.ok else 'FAILED'}: {report.path}: {report.files} files and "
+            f"{report.records} records checked ({checked}); {len(report.problems)} problems"
+        ],
+    )
+    if not report.ok:
+        raise SystemExit(1)

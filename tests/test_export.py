@@ -1,0 +1,596 @@
+"""E-discovery and public-records productions: `bulletin export` and `export verify`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import time
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import bagit
+import pytest
+from click.testing import CliRunner
+from sqlmodel import Session, col, select
+
+from bulletin.archiver import requests
+from bulletin.archiver.archive import Capture
+from bulletin.archiver.export import export_bundle, partial_dir, resolve, verify_bundle
+from bulletin.archiver.export.loadfile import FIELDS, parse_dat
+from bulletin.archiver.holds import parse_query
+from bulletin.archiver.store.base import object_key
+from bulletin.archiver.store.local import LocalStore
+from bulletin.cli import cli
+from bulletin.connectors.base import RemoteItem
+from bulletin.errors import ArchiveError, IntegrityError, Refused, UsageError
+from bulletin.models import AuditEvent, Record
+from tests.plugins.bulletin_app import Instance, make_instance
+
+POSTED = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
+UNICODE_TEXT = "Road closed مرحبا بكم — שלום 🚓👮🏽‍♀️ naïve\ncafé, second line\r\nthird þ line"
+UNICODE_AUTHOR = "زائر 🦉 Þóra"
+
+
+def post(remote_id: str, text: str = "Water main break on Mass Ave", minutes: int = 0) -> Capture:
+    item = RemoteItem(
+        kind="post",
+        remote_id=remote_id,
+        text=text,
+        author="Lexington PD",
+        posted_at=POSTED + timedelta(minutes=minutes),
+        thread_id=remote_id,
+        raw=f'{{"id":"{remote_id}","text":{json.dumps(text)}}}'.encode(),
+    )
+    return Capture("feed", "feed", item)
+
+
+def comment(
+    remote_id: str,
+    thread: str,
+    minutes: int,
+    text: str | None = None,
+    author: str = "visitor",
+    state: str = "visible",
+) -> Capture:
+    item = RemoteItem(
+        kind="comment",
+        remote_id=remote_id,
+        text=text if text is not None else f"comment {remote_id} on {thread}",
+        author=author,
+        posted_at=POSTED + timedelta(minutes=minutes),
+        parent_id=thread,
+        thread_id=thread,
+        state=state,  # type: ignore[arg-type]
+        raw=f'{{"id":"{remote_id}","state":"{state}","m":{minutes}}}'.encode(),
+    )
+    return Capture("feed", "feed", item)
+
+
+def seed(inst: Instance) -> None:
+    """Two threads; one comment edited, then hidden; one deleted; posted out of id order."""
+    archiver = inst.app.archiver
+    archiver.archive([post("p2", "Parade route", minutes=60), post("p1")])
+    archiver.archive([comment("c3", "p1", 30), comment("c1", "p1", 10), comment("c9", "p2", 70)])
+    archiver.archive([comment("c1", "p1", 10, text="comment c1 on p1, edited")])
+    archiver.archive([comment("c1", "p1", 10, text="comment c1 on p1, edited", state="hidden")])
+    archiver.archive([comment("c3", "p1", 30, state="deleted")])
+
+
+def export(inst: Instance, query: str, out: Path, **options: object) -> object:
+    scope = resolve(inst.app.engine, inst.settings, None, query)
+    return export_bundle(
+        inst.app.engine,
+        inst.app.store,
+        inst.settings,
+        scope,
+        out=out,
+        actor="clerk1",
+        now=inst.clock.now,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def records_of(bag: Path) -> list[dict[str, object]]:
+    lines = (bag / "data/manifest/records.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def dat_rows(bag: Path) -> list[dict[str, str]]:
+    raw = (bag / "data/loadfile/production.dat").read_bytes()
+    assert raw.startswith("\ufeff".encode())
+    header, *rows = parse_dat(raw.decode("utf-8"))
+    assert header == list(FIELDS)
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def csv_rows(bag: Path) -> list[dict[str, str]]:
+    text = (bag / "data/loadfile/production.csv").read_bytes().decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def run(inst: Instance, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(
+        cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
+    )
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+@pytest.fixture
+def seeded(instance: Instance) -> Instance:
+    seed(instance)
+    return instance
+
+
+# -- the bundle ------------------------------------------------------------------------------
+
+
+def test_bundle_is_a_valid_bag_with_every_version_in_bates_order(
+    seeded: Instance, tmp_path: Path
+) -> None:
+    """Thread by thread, post then comments in posted order, versions in order, one Bates run;
+    bagit-python validates the bag fully."""
+    out = tmp_path / "prod"
+    result = export(seeded, "account:feed", out)
+    bagit.Bag(str(out)).validate()
+    lines = records_of(out)
+    order = [(r["remote_id"], r["version"], r["state"]) for r in lines]
+    assert order == [
+        ("p1", 1, "visible"),
+        ("c1", 1, "visible"),
+        ("c1", 2, "visible"),
+        ("c1", 3, "hidden"),
+        ("c3", 1, "visible"),
+        ("c3", 2, "deleted"),
+        ("p2", 1, "visible"),
+        ("c9", 1, "visible"),
+    ]
+    assert [r["bates"] for r in lines] == [f"BUL{n:07d}" for n in range(1, 9)]
+    assert [r["family"] for r in lines] == [["BUL0000001", "BUL0000006"]] * 6 + [
+        ["BUL0000007", "BUL0000008"]
+    ] * 2
+    rows = dat_rows(out)
+    assert [(r["BEGBATES"], r["BEGATTACH"], r["ENDATTACH"]) for r in rows][5:] == [
+        ("BUL0000006", "BUL0000001", "BUL0000006"),
+        ("BUL0000007", "BUL0000007", "BUL0000008"),
+        ("BUL0000008", "BUL0000007", "BUL0000008"),
+    ]
+    assert csv_rows(out) == rows
+    assert result.records == 8
+
+
+def test_natives_are_byte_exact_and_manifest_names_ledger(seeded: Instance, tmp_path: Path) -> None:
+    """Snapshots and raw responses are the store's bytes; the manifest gives sha256 and ledger
+    position; the text files hold the text."""
+    out = tmp_path / "prod"
+    export(seeded, "account:feed", out)
+    store = seeded.app.store
+    with Session(seeded.app.engine) as session:
+        rows = {r.id: r for r in session.exec(select(Record))}
+    for line in records_of(out):
+        record = rows[int(str(line["record_id"]))]
+        assert line["object_sha256"] == record.object_sha256
+        assert line["ledger_seq"] == record.ledger_seq
+        native = (out / "data" / str(line["native"])).read_bytes()
+        assert native == store.get(object_key(record.object_sha256))
+        raw = (out / "data" / str(line["raw"])).read_bytes()
+        assert raw == store.get(object_key(record.raw_sha256 or ""))
+        assert (out / "data" / str(line["text"])).read_text(encoding="utf-8") == record.text
+
+
+def test_bag_info_custody_and_audit(seeded: Instance, tmp_path: Path) -> None:
+    """bag-info names the agency and the request; the custody report gives who, the query,
+    counts by type and state, the ledger head and the version; an audit event is written."""
+    opened, _ = requests.open_request(
+        seeded.app.engine,
+        seeded.app.store,
+        seeded.settings,
+        requester="Boston Globe",
+        received=date(2026, 11, 25),
+        description="the water main thread",
+        query=parse_query("thread:p1"),
+        litigation=False,
+        actor="clerk1",
+        now=seeded.clock.now(),
+    )
+    scope = resolve(seeded.app.engine, seeded.settings, opened.id, None)
+    out = tmp_path / "req"
+    result = export_bundle(
+        seeded.app.engine,
+        seeded.app.store,
+        seeded.settings,
+        scope,
+        out=out,
+        actor="clerk1",
+        now=seeded.clock.now,
+    )
+    info = bagit.Bag(str(out)).info
+    assert info["Source-Organization"] == "Lexington Police Department"
+    assert info["External-Identifier"] == f"request-{opened.id}"
+    assert info["Payload-Oxum"].endswith(f".{len(list((out / 'data').rglob('*.*')))}")
+    custody = (out / "data/custody/chain-of-custody.md").read_text(encoding="utf-8")
+    assert "clerk1" in custody and "`thread:p1`" in custody
+    assert "| comment | deleted | 1 |" in custody and "| comment | hidden | 1 |" in custody
+    assert result.head_hash in custody and "Bulletin 0.1.0" in custody
+    assert (out / "data/custody/chain-of-custody.html").exists()
+    with Session(seeded.app.engine) as session:
+        event = session.exec(select(AuditEvent).where(col(AuditEvent.action) == "exported")).one()
+    detail = json.loads(event.detail or "{}")
+    assert event.object_id == str(opened.id) and event.actor == "clerk1"
+    assert detail["records"] == 6
+    assert detail["payload_manifest_sha256"] == result.payload_sha256
+
+
+def test_zip_bundle_verifies(seeded: Instance, tmp_path: Path) -> None:
+    """--zip writes one file with one top folder; export verify checks it like a directory."""
+    out = tmp_path / "prod.zip"
+    export(seeded, "thread:p2", out, as_zip=True)
+    with zipfile.ZipFile(out) as archive:
+        assert {n.split("/")[0] for n in archive.namelist()} == {"prod"}
+    report = verify_bundle(out, seeded.app.engine, seeded.app.store)
+    assert report.ok, report.problems
+    assert report.records == 2 and report.archive_checked
+
+
+def test_verify_against_the_archive(seeded: Instance, tmp_path: Path) -> None:
+    """With the archive at hand, every record matches the index, the ledger and the store."""
+    out = tmp_path / "prod"
+    export(seeded, "account:feed", out)
+    report = verify_bundle(out, seeded.app.engine, seeded.app.store)
+    assert report.ok, report.problems
+    assert report.records == 8
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+def test_empty_result_is_a_labelled_empty_bundle(seeded: Instance, tmp_path: Path) -> None:
+    """A query matching nothing gives a valid bag that says it is empty."""
+    out = tmp_path / "empty"
+    result = export(seeded, '"no such words anywhere"', out)
+    assert result.records == 0
+    bagit.Bag(str(out)).validate()
+    assert "EMPTY" in bagit.Bag(str(out)).info["External-Description"]
+    assert "This production is empty" in (out / "data/custody/chain-of-custody.md").read_text()
+    assert dat_rows(out) == [] and records_of(out) == []
+    assert verify_bundle(out).ok
+
+
+def test_unknown_account_is_refused(seeded: Instance, tmp_path: Path) -> None:
+    """An account neither configured nor archived is a clear usage error."""
+    with pytest.raises(UsageError, match=r"unknown account 'nosuch'.*known: feed"):
+        export(seeded, "account:nosuch", tmp_path / "x")
+    output = run(
+        seeded,
+        "export",
+        "--query",
+        "account:nosuch",
+        "--out",
+        str(tmp_path / "y"),
+        "--as",
+        "clerk1",
+        code=2,
+    )
+    assert output.count("\n") == 2 and "unknown account 'nosuch'" in output
+
+
+def test_output_that_exists_or_cannot_be_written(seeded: Instance, tmp_path: Path) -> None:
+    """An existing output is never replaced; a path under a regular file is a one-line error."""
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    with pytest.raises(Refused, match="already exists"):
+        export(seeded, "account:feed", taken)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(UsageError, match="cannot write the export"):
+        export(seeded, "account:feed", afile / "prod")
+    output = run(
+        seeded,
+        "export",
+        "--query",
+        "account:feed",
+        "--out",
+        str(afile / "p"),
+        "--as",
+        "clerk1",
+        code=2,
+    )
+    assert "Traceback" not in output and "cannot write the export" in output
+
+
+def test_unicode_rtl_and_emoji_round_trip(instance: Instance, tmp_path: Path) -> None:
+    """Arabic, Hebrew, emoji with modifiers, þ and line breaks come back from DAT, CSV and text."""
+    instance.app.archiver.archive(
+        [post("p1"), comment("c1", "p1", 5, text=UNICODE_TEXT, author=UNICODE_AUTHOR)]
+    )
+    out = tmp_path / "prod"
+    export(instance, "thread:p1", out)
+    dat = dat_rows(out)[1]
+    assert dat["AUTHOR"] == UNICODE_AUTHOR
+    assert dat["TEXT"] == UNICODE_TEXT.replace("\r\n", "\n")  # ® stands for any line break
+    row = csv_rows(out)[1]
+    assert row["AUTHOR"] == UNICODE_AUTHOR and row["TEXT"] == UNICODE_TEXT
+    assert (out / "data" / row["TEXTPATH"]).read_bytes() == UNICODE_TEXT.encode("utf-8")
+    page = (out / "data/threads/BUL0000001.html").read_text(encoding="utf-8")
+    assert UNICODE_AUTHOR in page and 'dir="auto"' in page
+
+
+def test_altered_object_stops_the_export_and_names_it(
+    sqlite_instance: Instance, tmp_path: Path
+) -> None:
+    """A stored object that fails its hash stops the export, which names record and object."""
+    inst = sqlite_instance
+    inst.app.archiver.archive([post("p1"), comment("c1", "p1", 1), comment("c2", "p1", 2)])
+    with Session(inst.app.engine) as session:
+        victim = session.exec(select(Record).where(col(Record.remote_id) == "c1")).one()
+    store = inst.app.store
+    assert isinstance(store, LocalStore)
+    path = store.path_of(object_key(victim.object_sha256))
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0x01
+    path.write_bytes(bytes(data))
+    out = tmp_path / "prod"
+    with pytest.raises(IntegrityError, match=f"record {victim.id} .*{victim.object_sha256}"):
+        export(inst, "thread:p1", out)
+    assert not out.exists() and partial_dir(out).exists()
+
+
+def test_tampered_bundle_file_is_named(seeded: Instance, tmp_path: Path) -> None:
+    """Changing a native, deleting a text file or adding a file: verify names each, exit 1."""
+    out = tmp_path / "prod"
+    export(seeded, "account:feed", out)
+    native = out / "data/natives/0001/BUL0000002.json"
+    native.write_bytes(native.read_bytes().replace(b"comment", b"COMMENT"))
+    (out / "data/text/0001/BUL0000005.txt").unlink()
+    (out / "data/natives/0001/extra.txt").write_text("planted")
+    report = verify_bundle(out)
+    text = "\n".join(report.problems)
+    assert "data/natives/0001/BUL0000002.json: altered" in text
+    assert "BUL0000002: data/natives/0001/BUL0000002.json does not match" in text
+    assert "data/text/0001/BUL0000005.txt: missing" in text
+    assert "data/natives/0001/extra.txt: not in manifest-sha256.txt" in text
+    output = run(seeded, "export", "verify", str(out), code=1)
+    assert "problem: data/natives/0001/BUL0000002.json: altered" in output
+    assert output.strip().splitlines()[-1].startswith("FAILED")
+
+
+def test_verify_detects_a_consistently_rewritten_bundle(seeded: Instance, tmp_path: Path) -> None:
+    """A native replaced and every manifest recomputed passes the bag check, but not the archive
+    check: the record's sha256 no longer matches the index and the ledger."""
+    out = tmp_path / "prod"
+    export(seeded, "thread:p2", out)
+    lines = records_of(out)
+    forged = b'{"forged":true}'
+    import hashlib
+
+    digest = hashlib.sha256(forged).hexdigest()
+    (out / "data" / str(lines[0]["native"])).write_bytes(forged)
+    lines[0]["object_sha256"] = digest
+    (out / "data/manifest/records.jsonl").write_text(
+        "".join(json.dumps(x, ensure_ascii=False, sort_keys=True) + "\n" for x in lines),
+        encoding="utf-8",
+    )
+    bag = bagit.Bag(str(out))
+    bag.save(manifests=True)
+    assert verify_bundle(out).ok  # without the archive nothing contradicts it
+    problems = verify_bundle(out, seeded.app.engine, seeded.app.store).problems
+    assert any("BUL0000001: record" in p and "in the archive" in p for p in problems)
+    assert any("ledger entry" in p for p in problems)
+
+
+# -- interruption, resumption, full disk -------------------------------------------------------
+
+
+def test_interrupted_export_resumes_to_the_same_bundle(
+    sqlite_instance: Instance, tmp_path: Path
+) -> None:
+    """Killed after a checkpoint, an export leaves only OUT.partial; --resume finishes it with the
+    same natives and load file as an uninterrupted run."""
+    inst = sqlite_instance
+    captures = [post(f"p{t}", minutes=t * 100) for t in range(5)]
+    captures += [comment(f"c{t}-{n}", f"p{t}", t * 100 + n + 1) for t in range(5) for n in range(9)]
+    inst.app.archiver.archive(captures)
+
+    def stop(done: int, total: int) -> None:
+        if done >= 20:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "prod"
+    with pytest.raises(KeyboardInterrupt):
+        export(inst, "account:feed", out, chunk=7, progress=stop)
+    assert not out.exists() and partial_dir(out).is_dir()
+    with pytest.raises(Refused, match="--resume"):
+        export(inst, "account:feed", out)
+    result = export(inst, "account:feed", out, chunk=7, resume=True)
+    assert result.resumed and not partial_dir(out).exists()
+    bagit.Bag(str(out)).validate()
+    clean = tmp_path / "clean"
+    export(inst, "account:feed", clean)
+    for rel in ("loadfile/production.dat", "manifest/records.jsonl", "threads/index.html"):
+        assert (out / "data" / rel).read_bytes() == (clean / "data" / rel).read_bytes(), rel
+    assert (out / "manifest-sha256.txt").read_text().count("\n") == (
+        clean / "manifest-sha256.txt"
+    ).read_text().count("\n")
+    assert "Resumed after interruption" in (out / "data/custody/chain-of-custody.md").read_text()
+
+
+def test_resume_refuses_another_scope(seeded: Instance, tmp_path: Path) -> None:
+    """A partial export of one query is not continued as another."""
+    out = tmp_path / "prod"
+    with pytest.raises(KeyboardInterrupt):
+        export(seeded, "account:feed", out, chunk=2, progress=_interrupt)
+    with pytest.raises(Refused, match="another scope"):
+        export(seeded, "thread:p1", out, resume=True)
+
+
+def _interrupt(done: int, total: int) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (root only; skipped elsewhere)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_disk_is_one_line_and_resumable(sqlite_instance: Instance, small_disk: Path) -> None:
+    """The disk fills mid-export: a one-line error, nothing that looks complete, and the export
+    finishes with --resume once there is room."""
+    inst = sqlite_instance
+    inst.app.archiver.archive(
+        [post("p1")] + [comment(f"c{n}", "p1", n, text="x" * 3000) for n in range(400)]
+    )
+    out = small_disk / "prod"
+    with pytest.raises(ArchiveError, match="no space left") as caught:
+        export(inst, "thread:p1", out, chunk=50)
+    assert "\n" not in str(caught.value) and "--resume" in str(caught.value)
+    assert not out.exists() and partial_dir(out).exists()
+    output = run(
+        inst,
+        "export",
+        "--query",
+        "thread:p1",
+        "--out",
+        str(out),
+        "--resume",
+        "--as",
+        "clerk1",
+        "--quiet",
+        code=1,
+    )
+    assert output.count("\n") == 2 and "no space left" in output  # warning line + error line
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    result = export(inst, "thread:p1", out, chunk=50, resume=True)
+    assert result.records == 401
+    bagit.Bag(str(out)).validate()
+    assert not partial_dir(out).exists()
+
+
+# -- scale -----------------------------------------------------------------------------------
+
+
+def test_ten_thousand_comment_thread(sqlite_instance: Instance, tmp_path: Path) -> None:
+    """One thread of 10,000 comments: one attachment range, posted order, a valid bag."""
+    inst = sqlite_instance
+    archiver = inst.app.archiver
+    archiver.archive_batch(
+        [post("big")] + [comment(f"c{n:05d}", "big", n) for n in range(9_999, -1, -1)]
+    )
+    began = time.monotonic()
+    out = tmp_path / "big"
+    result = export(inst, "thread:big", out)
+    elapsed = time.monotonic() - began
+    assert result.records == 10_001
+    rows = dat_rows(out)
+    assert {(r["BEGATTACH"], r["ENDATTACH"]) for r in rows} == {("BUL0000001", "BUL0010001")}
+    assert [r["REMOTEID"] for r in rows[1:4]] == ["c00000", "c00001", "c00002"]
+    bagit.Bag(str(out)).validate()
+    print(f"10,001 records exported in {elapsed:.1f} s")
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def test_cli_export_and_verify(seeded: Instance, tmp_path: Path) -> None:
+    """export --query --out --json prints one object with an id; export verify says OK."""
+    out = tmp_path / "prod"
+    data = json.loads(
+        run(
+            seeded,
+            "export",
+            "--query",
+            "account:feed",
+            "--out",
+            str(out),
+            "--as",
+            "clerk1",
+            "--json",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    assert data["id"] == "ad-hoc-query" and data["records"] == 8
+    assert data["first_bates"] == "BUL0000001" and data["last_bates"] == "BUL0000008"
+    output = run(seeded, "export", "verify", str(out))
+    assert output.strip().splitlines()[-1].startswith("OK:") and "against the archive" in output
+    plain = run(seeded, "export", "verify", str(out), "--no-archive", "--json")
+    assert json.loads(plain)["archive_checked"] is False
+
+
+def test_bates_prefix_and_start_from_settings(tmp_path: Path) -> None:
+    """[agency] bates_prefix and --bates-start shape every number."""
+    inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'b.db'}", "")
+    try:
+        inst.config.write_text(
+            inst.config.read_text().replace("[agency]\n", '[agency]\nbates_prefix = "LPD-2026-"\n')
+        )
+        inst.app.archiver.archive([post("p1"), comment("c1", "p1", 1)])
+        out = tmp_path / "prod"
+        run(
+            inst,
+            "export",
+            "--query",
+            "thread:p1",
+            "--out",
+            str(out),
+            "--bates-start",
+            "501",
+            "--as",
+            "clerk1",
+            "--quiet",
+        )
+        assert [r["BEGBATES"] for r in dat_rows(out)] == ["LPD-2026-0000501", "LPD-2026-0000502"]
+        assert (out / "data/natives/0001/LPD-2026-0000501.json").exists()
+    finally:
+        inst.app.close()
+
+
+def test_export_needs_a_clerk_when_users_are_configured(tmp_path: Path) -> None:
+    """With [users], only a clerk may export."""
+    inst = make_instance(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'data' / 'b.db'}",
+        '\n[users.clerk1]\nroles = ["clerk"]\n[users.disp]\nroles = ["dispatcher"]\n',
+    )
+    try:
+        output = run(
+            inst,
+            "export",
+            "--query",
+            "account:feed",
+            "--out",
+            str(tmp_path / "o"),
+            "--as",
+            "disp",
+            code=1,
+        )
+        assert "does not hold the clerk role" in output
+    finally:
+        inst.app.close()
+
+
+def test_shutil_copy_of_bundle_still_verifies(seeded: Instance, tmp_path: Path) -> None:
+    """A bundle copied to another place (another machine) verifies without a database."""
+    out = tmp_path / "prod"
+    export(seeded, "account:feed", out)
+    moved = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(out, moved)
+    assert verify_bundle(moved).ok
