@@ -130,3 +130,7 @@ from bulletin.cli import admin, archive, notice, records, retention, sandbox, te
 
 for _module in (admin, archive, notice, records, retention, sandbox, template):
     _module.register(cli)
+
+from bulletin.cli import cap  # noqa: E402
+
+cap.register(cli)

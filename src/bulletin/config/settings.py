@@ -373,7 +373,7 @@ class CapSettings(_Section):
     ignore_events: list[str] = Field(default_factory=list)
     areas: list[str] = Field(default_factory=list)
     min_severity: CapSeverity = "Unknown"
-    statuses: list[CapStatus] = Field(default_factory=lambda: ["Actual"])
+    statuses: list[CapStatus] = Field(default_factory=lambda: list[CapStatus](["Actual"]))
     categories: dict[str, str] = Field(default_factory=dict)
     templates: dict[str, str] = Field(default_factory=dict)
     trust_store: Path | None = None
