@@ -8,6 +8,7 @@ from typing import Any
 import click
 from sqlmodel import Session, col, select
 
+from bulletin import logs
 from bulletin.cli import Context, emit, json_option, pass_context
 from bulletin.identity import resolve_actor
 from bulletin.publisher.cap_feed import import_source, poll_feeds
@@ -57,6 +58,7 @@ def cap_import(ctx: Context, source: str, actor: str | None, as_json: bool) -> N
     references; a Cancel cancels what has not gone out. Exercises, tests and filtered or
     expired alerts are recorded as ignored, with the reason.
     """
+    logs.configure("warning")  # details go to stderr; stdout stays one line or one object
     settings = ctx.settings
     ctx.warn_open_mode()
     name = resolve_actor(settings, actor, ctx.environ, "dispatcher")
@@ -70,6 +72,7 @@ def cap_import(ctx: Context, source: str, actor: str | None, as_json: bool) -> N
 @pass_context
 def cap_poll(ctx: Context, as_json: bool) -> None:
     """Import what is new in every [cap] feeds once (the daemon does it every poll_interval)."""
+    logs.configure("warning")
     app = ctx.app
     results = poll_feeds(app.checked_engine(), ctx.settings, app.clock)
     _report(ctx, [r for r in results if r.outcome != "duplicate"], as_json)

@@ -334,7 +334,8 @@ def _check_sequence(
 ) -> None:
     position = 0
     counts = [0] * len(sequence)
-    for child in children:
+    names = [local(c.tag)[1] for c in children]
+    for number, child in enumerate(children):
         ns, name = local(child.tag)
         if ns != CAP_NS:
             where = f"{{{ns}}}{name}" if ns else name
@@ -348,6 +349,9 @@ def _check_sequence(
                 + f" (order: {', '.join(n for n, _ in sequence)})"
             )
         for skipped in range(position, index):
+            wanted, (least, _most) = sequence[skipped]
+            if counts[skipped] < least and wanted in names[number:]:
+                raise CapError(f"{path}/{name}: out of order ({wanted} comes before it)")
             _check_min(path, sequence[skipped], counts[skipped])
         position = index
         counts[index] += 1
