@@ -577,3 +577,146 @@ def test_cli_import_json_and_errors(inst: Instance) -> None:
     assert error.startswith("bulletin: error: document refused: it declares a DTD")
     listed = runner.invoke(cli, ["cap", "list", "--json"], env=env)
     assert [a["outcome"] for a in json.loads(listed.stdout)["alerts"]] == ["drafted"]
+
+
+# -- signatures ------------------------------------------------------------------------------
+
+
+def _certificate(
+    name: str, key: object, issuer: tuple[str, object] | None = None, ca: bool = False
+) -> bytes:
+    from datetime import timedelta as td
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer_name, issuer_key = issuer or (name, key)
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
+        .public_key(key.public_key())  # type: ignore[attr-defined]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - td(days=1))
+        .not_valid_after(now + td(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    builder = builder.add_extension(
+        x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=ca,
+            crl_sign=ca,
+            encipher_only=False,
+            decipher_only=False,
+        ),
+        critical=True,
+    )
+    builder = builder.add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(key.public_key()),  # type: ignore[attr-defined]
+        critical=False,
+    ).add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),  # type: ignore[attr-defined]
+        critical=False,
+    )
+    cert = builder.sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.fixture
+def signing(tmp_path: Path) -> dict[str, object]:
+    """A county CA (the trust store), a signer it certified, and a stranger's CA."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_pem = _certificate("Middlesex County OEM CA", ca_key, ca=True)
+    signer_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    signer_pem = _certificate(
+        "oem@middlesexcounty.example.gov", signer_key, ("Middlesex County OEM CA", ca_key)
+    )
+    stranger_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    stranger_pem = _certificate("Someone Else", stranger_key, ca=True)
+    (tmp_path / "trust.pem").write_bytes(ca_pem)
+    return {
+        "trust_store": tmp_path / "trust.pem",
+        "key": signer_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        "cert": signer_pem,
+        "stranger": (
+            stranger_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+            stranger_pem,
+        ),
+    }
+
+
+def _signed(raw: bytes, key: bytes, cert: bytes) -> bytes:
+    from lxml import etree
+    from signxml import XMLSigner
+
+    root = etree.fromstring(raw)
+    signed = XMLSigner().sign(root, key=key, cert=cert.decode())
+    return bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
+
+
+def test_signature_is_verified_against_the_trust_store(
+    tmp_path: Path, signing: dict[str, object]
+) -> None:
+    """With a trust store: a good signature is verified; a tampered alert or a signer the
+    store does not vouch for is refused; an unsigned alert is recorded as unsigned."""
+    made = cap_instance(
+        tmp_path / "i",
+        f"sqlite:///{tmp_path / 'i' / 'data' / 'bulletin.db'}",
+        f'trust_store = "{signing["trust_store"]}"',
+    )
+    try:
+        raw = (DATA / "county_evacuation.xml").read_bytes()
+        key, cert = signing["key"], signing["cert"]
+        assert isinstance(key, bytes) and isinstance(cert, bytes)
+        good = tmp_path / "good.xml"
+        good.write_bytes(_signed(raw, key, cert))
+        tampered = tmp_path / "tampered.xml"
+        tampered.write_bytes(
+            _signed(raw.replace(b"0412", b"0413"), key, cert).replace(b"Route 2A", b"Route 4A")
+        )
+        stranger_key, stranger_cert = signing["stranger"]  # type: ignore[misc]
+        foreign = tmp_path / "foreign.xml"
+        foreign.write_bytes(_signed(raw.replace(b"0412", b"0414"), stranger_key, stranger_cert))
+
+        assert load(made, str(good)).signature == "verified"
+        for document in (tampered, foreign):
+            with pytest.raises(CapError, match="alert signature does not verify"):
+                load(made, str(document))
+        assert load(made, "nws_tornado_warning.xml").signature == "unsigned"
+        assert [(r.identifier, r.signature) for r in rows(made)] == [
+            ("MIDDLESEX-OEM-2026-0412", "verified"),
+            (WARNING_ID, "unsigned"),
+        ]
+    finally:
+        made.app.close()
+
+
+def test_required_signature_refuses_unsigned_alerts(tmp_path: Path) -> None:
+    """With require_signature, an unsigned alert is refused and nothing is recorded."""
+    made = cap_instance(
+        tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", "require_signature = true"
+    )
+    try:
+        with pytest.raises(CapError, match="not signed and \\[cap\\] require_signature"):
+            load(made, "nws_tornado_warning.xml")
+        assert rows(made) == []
+    finally:
+        made.app.close()

@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from xml.etree.ElementTree import Element
 
 import structlog
 from sqlalchemy import exc as sa_exc
@@ -310,19 +311,12 @@ class Importer:
     actor: str
 
     def import_element(
-        self,
-        root: object,
-        raw: bytes,
-        source: str,
-        entry_id: str | None = None,
+        self, root: Element, raw: bytes, source: str, entry_id: str | None = None
     ) -> ImportResult:
         """Validate and import one parsed ``<alert>`` element.
 
         :raises CapError: not a valid CAP 1.2 alert, or a bad signature.
         """
-        from xml.etree.ElementTree import Element
-
-        assert isinstance(root, Element)
         alert = alert_from_element(root, raw)
         signature = signature_state(raw, alert.signed, self.settings.cap)
         return self.import_alert(alert, signature, source, entry_id)
@@ -514,7 +508,7 @@ class Importer:
         template_name = _template_for(settings, info.event)
         note: str | None = None
         if template_name is not None and not prefix:
-            covered = self._from_template(alert, info, template_name, link, previous)
+            covered = self._from_template(alert, info, signature, template_name, link, previous)
             if isinstance(covered, _Outcome):
                 return covered
             note = covered
@@ -544,7 +538,13 @@ class Importer:
         return _Outcome("updated" if previous is not None else "drafted", note, notice.id, previous)
 
     def _from_template(
-        self, alert: Alert, info: Info, name: str, link: str | None, previous: int | None
+        self,
+        alert: Alert,
+        info: Info,
+        signature: str,
+        name: str,
+        link: str | None,
+        previous: int | None,
     ) -> _Outcome | str:
         """The notice through template ``name``, or why the template could not be used."""
         settings = self.settings
@@ -578,7 +578,7 @@ class Importer:
         notice_id = made.notice.id
         assert notice_id is not None
         with session_scope(self.engine) as session:
-            self._audit_import(session, notice_id, alert, "", previous, None)
+            self._audit_import(session, notice_id, alert, signature, previous, None)
         if made.covered:
             reason = (
                 f"covered by template {name} v{made.template.version}, approved by "
@@ -610,7 +610,7 @@ class Importer:
             alert=str(alert.key),
             msg_type=alert.msg_type,
             sha256=alert.sha256,
-            signature=signature or None,
+            signature=signature,
             supersedes=previous,
         )
 

@@ -43,7 +43,7 @@ def _verify(raw: bytes, trust_store: Path) -> None:
         raise ConfigError(f"[cap] trust_store {trust_store}: no such file")
     try:
         from lxml import etree
-        from signxml import XMLVerifier
+        from signxml.verifier import XMLVerifier
         from signxml.exceptions import InvalidInput, InvalidSignature
     except ImportError:
         raise ConfigError(
