@@ -720,3 +720,35 @@ def test_required_signature_refuses_unsigned_alerts(tmp_path: Path) -> None:
         assert rows(made) == []
     finally:
         made.app.close()
+
+
+def test_poll_actor_must_be_a_dispatcher_with_users(tmp_path: Path) -> None:
+    """With [users], the poller's [cap] actor must be a configured dispatcher."""
+    feed = (DATA / "feed.atom").as_uri()
+    made = cap_instance(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}",
+        f'feeds = ["{feed}"]\n\n[users.chief]\nroles = ["approver"]',
+    )
+    try:
+        with pytest.raises(ConfigError, match=r"cap\.actor: unknown user 'cap'"):
+            poll_feeds(made.app.engine, made.settings, made.clock)
+    finally:
+        made.app.close()
+
+
+def test_daemon_poll_job_imports_the_feed(tmp_path: Path) -> None:
+    """The daemon's poll job body imports the configured feeds."""
+    from bulletin.publisher.cap_feed import poll
+
+    made = cap_instance(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}",
+        f'feeds = ["{(DATA / "feed.atom").as_uri()}"]',
+    )
+    try:
+        results = poll(Daemon(made.app))
+        assert [r.outcome for r in results] == ["drafted", "drafted"]
+        assert {r.imported_by for r in rows(made)} == {"cap"}
+    finally:
+        made.app.close()

@@ -23,7 +23,8 @@ from sqlmodel import Session, select
 from bulletin import __version__
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings
-from bulletin.errors import BulletinError, Retryable, UsageError
+from bulletin.errors import BulletinError, ConfigError, Refused, Retryable, UsageError
+from bulletin.identity import require_role
 from bulletin.publisher.cap import ATOM_NS, CAP_NS, CapError, parse_xml
 from bulletin.publisher.cap_import import Importer, ImportResult
 from bulletin.publisher.cap_models import CapAlert
@@ -165,7 +166,14 @@ def import_source(
 
 
 def poll_feeds(engine: Engine, settings: Settings, clock: Clock) -> list[ImportResult]:
-    """Import what is new in every ``[cap] feeds``; a feed that fails is logged and skipped."""
+    """Import what is new in every ``[cap] feeds``; a feed that fails is logged and skipped.
+
+    :raises ConfigError: with ``[users]``, ``[cap] actor`` is not a dispatcher.
+    """
+    try:
+        require_role(settings, settings.cap.actor, "dispatcher")
+    except Refused as e:
+        raise ConfigError(f"{settings.source}: cap.actor: {e}") from None
     results: list[ImportResult] = []
     for url in settings.cap.feeds:
         try:

@@ -349,10 +349,10 @@ class Importer:
                 outcome = self._cancel(alert, references)
             elif alert.msg_type == "Update" and references:
                 assert info is not None
-                outcome = self._update(alert, info, signature, references)
+                outcome = self._update(alert, info, signature, references, row)
             else:
                 assert info is not None
-                outcome = self._new_notice(alert, info, signature, prefix="", previous=None)
+                outcome = self._new_notice(alert, info, signature, "", None, row)
         except BaseException:
             self._release(row)
             raise
@@ -497,10 +497,16 @@ class Importer:
     # -- acting on notices ------------------------------------------------------------------
 
     def _new_notice(
-        self, alert: Alert, info: Info, signature: str, prefix: str, previous: int | None
+        self,
+        alert: Alert,
+        info: Info,
+        signature: str,
+        prefix: str,
+        previous: int | None,
+        row: CapAlert,
     ) -> _Outcome:
         """A notice from ``info``: covered by the event's template when it can be, else a
-        draft for an approver."""
+        draft for an approver (stored in one transaction with the alert's row)."""
         settings = self.settings
         targets = list(settings.cap.targets)
         category = category_for(settings, info)
@@ -531,11 +537,17 @@ class Importer:
         validate_draft(draft, settings, now)
         priority = priority_for(settings, category, info)
         plans = plan_targets(draft, settings)
+        outcome = "updated" if previous is not None else "drafted"
         with session_scope(self.engine) as session:
             notice = store_draft(session, settings, now, draft, self.actor, priority, plans)
             assert notice.id is not None
             self._audit_import(session, notice.id, alert, signature, previous, note)
-        return _Outcome("updated" if previous is not None else "drafted", note, notice.id, previous)
+            claimed = session.get(CapAlert, row.id)
+            assert claimed is not None
+            claimed.outcome, claimed.reason, claimed.notice_id = outcome, note, notice.id
+            claimed.previous_notice_id = previous
+            session.add(claimed)
+        return _Outcome(outcome, note, notice.id, previous)
 
     def _from_template(
         self,
@@ -615,7 +627,12 @@ class Importer:
         )
 
     def _update(
-        self, alert: Alert, info: Info, signature: str, references: Sequence[CapAlert]
+        self,
+        alert: Alert,
+        info: Info,
+        signature: str,
+        references: Sequence[CapAlert],
+        row: CapAlert,
     ) -> _Outcome:
         """Supersede the latest notice the references made: a notice nobody has seen yet is
         cancelled and replaced; one already published gets a linked "UPDATE:" draft and a
@@ -625,10 +642,10 @@ class Importer:
         reason = f"superseded by CAP update {alert.identifier}"
         self._cancel_open(previous_id, reason)
         if published:
-            outcome = self._new_notice(alert, info, signature, UPDATE_PREFIX, previous_id)
+            outcome = self._new_notice(alert, info, signature, UPDATE_PREFIX, previous_id, row)
             follow_up_published(self.engine, self.clock, previous_id, "correct", self.actor, reason)
         else:
-            outcome = self._new_notice(alert, info, signature, "", previous_id)
+            outcome = self._new_notice(alert, info, signature, "", previous_id, row)
         self._audit_supersede(previous_id, outcome.notice_id, reason)
         return _Outcome("updated", outcome.reason, outcome.notice_id, previous_id)
 

@@ -43,8 +43,8 @@ def _verify(raw: bytes, trust_store: Path) -> None:
         raise ConfigError(f"[cap] trust_store {trust_store}: no such file")
     try:
         from lxml import etree
-        from signxml.verifier import XMLVerifier
         from signxml.exceptions import InvalidInput, InvalidSignature
+        from signxml.verifier import XMLVerifier
     except ImportError:
         raise ConfigError(
             "[cap] trust_store is set but signature checks need the signxml package "
