@@ -392,6 +392,11 @@ def test_external_entity_is_refused(inst: Instance) -> None:
         load(inst, "xxe.xml")
     assert "root:" not in str(caught.value)
     assert rows(inst) == []
+    with Session(inst.app.engine) as session:
+        (refused,) = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "cap-refused")
+        ).all()
+    assert refused.object_type == "cap-document" and "DTD" in (refused.reason or "")
 
 
 def test_signed_alert_without_trust_store_is_recorded_not_verified(inst: Instance) -> None:

@@ -127,8 +127,12 @@ def _import_entry(
     if url is None:
         raise CapError("entry neither embeds a CAP <alert> nor links to one")
     data = get(url)
-    root = parse_xml(data, importer.settings.cap.max_bytes)
-    return importer.import_element(root, data, url, entry_id)
+    try:
+        root = parse_xml(data, importer.settings.cap.max_bytes)
+        return importer.import_element(root, data, url, entry_id)
+    except CapError as e:
+        importer.record_refusal(data, url, str(e))
+        raise
 
 
 def _alert_url(entry: Element, entry_id: str | None, source: str) -> str | None:

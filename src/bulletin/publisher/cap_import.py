@@ -9,6 +9,7 @@ the notice, as a claim: two importers racing for one alert cannot both make a no
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,11 +26,12 @@ from bulletin.clock import Clock, utc
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import ConfigError, Refused, UsageError
-from bulletin.models import Delivery, Notice
+from bulletin.models import AuditEvent, Delivery, Notice
 from bulletin.publisher import texts
 from bulletin.publisher.cap import (
     ATOM_NS,
     Alert,
+    CapError,
     Info,
     Reference,
     alert_from_element,
@@ -365,6 +367,29 @@ class Importer:
             previous=row.previous_notice_id,
         )
         return self._result(row, alert, info)
+
+    def record_refusal(self, data: bytes, source: str, reason: str) -> None:
+        """Audit a refused document once (by its sha256): what came, from where, and why."""
+        digest = hashlib.sha256(data).hexdigest()
+        with session_scope(self.engine) as session:
+            seen = session.exec(
+                select(AuditEvent.id).where(
+                    AuditEvent.object_type == "cap-document", AuditEvent.object_id == digest
+                )
+            ).first()
+            if seen is None:
+                audit.record_event(
+                    session,
+                    at=self.clock.now(),
+                    actor=self.actor,
+                    action="cap-refused",
+                    object_type="cap-document",
+                    object_id=digest,
+                    reason=reason,
+                    source=source,
+                    size=len(data),
+                )
+        log.warning("CAP document refused", source=source, sha256=digest, reason=reason)
 
     # -- the rows ---------------------------------------------------------------------------
 
@@ -754,8 +779,12 @@ def import_bytes(
     """
     from bulletin.publisher.cap_feed import import_feed_root
 
-    root = parse_xml(data, settings.cap.max_bytes)
     importer = Importer(engine, settings, clock, actor)
-    if local(root.tag) == (ATOM_NS, "feed"):
-        return import_feed_root(importer, root, source)
-    return [importer.import_element(root, data, source)]
+    try:
+        root = parse_xml(data, settings.cap.max_bytes)
+        if local(root.tag) == (ATOM_NS, "feed"):
+            return import_feed_root(importer, root, source)
+        return [importer.import_element(root, data, source)]
+    except CapError as e:
+        importer.record_refusal(data, source, str(e))
+        raise
