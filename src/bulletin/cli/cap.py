@@ -37,7 +37,9 @@ def _report(ctx: Context, results: list[ImportResult], as_json: bool) -> None:
     lines = [r.line() for r in results] or ["no alerts"]
     if any(r.approved for r in results) and not woke:
         lines.append("(no daemon is listening: start `bulletin daemon` to publish)")
-    drafts = [r.notice_id for r in results if r.notice_state == "draft"]
+    drafts = [
+        r.notice_id for r in results if r.notice_state == "draft" and r.outcome != "duplicate"
+    ]
     for notice_id in drafts:
         lines.append(f"approve with: bulletin notice approve {notice_id} --by NAME")
     emit(as_json, payload, lines)

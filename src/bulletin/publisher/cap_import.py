@@ -389,7 +389,7 @@ class Importer:
                     source=source,
                     size=len(data),
                 )
-        log.warning("CAP document refused", source=source, sha256=digest, reason=reason)
+        log.info("CAP document refused", source=source, sha256=digest, reason=reason)
 
     # -- the rows ---------------------------------------------------------------------------
 
