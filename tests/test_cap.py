@@ -757,3 +757,23 @@ def test_daemon_poll_job_imports_the_feed(tmp_path: Path) -> None:
         assert {r.imported_by for r in rows(made)} == {"cap"}
     finally:
         made.app.close()
+
+
+def test_update_of_an_imported_alert_passes_the_filters(tmp_path: Path) -> None:
+    """An Update whose own severity is now below min_severity still follows up the notice
+    made from the alert it references."""
+    made = cap_instance(
+        tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", 'min_severity = "Severe"'
+    )
+    try:
+        first = load(made, "nws_tornado_warning.xml")
+        milder = tmp_path / "update.xml"
+        milder.write_text(
+            (DATA / "nws_tornado_update.xml")
+            .read_text()
+            .replace("<severity>Extreme</severity>", "<severity>Moderate</severity>")
+        )
+        update = load(made, str(milder))
+        assert (update.outcome, update.previous_notice_id) == ("updated", first.notice_id)
+    finally:
+        made.app.close()

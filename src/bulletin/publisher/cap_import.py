@@ -250,8 +250,11 @@ def template_values(settings: Settings, alert: Alert, info: Info) -> dict[str, s
 # -- filters --------------------------------------------------------------------------------
 
 
-def ignore_reason(settings: Settings, alert: Alert, info: Info | None, now: datetime) -> str | None:
-    """Why ``alert`` is not imported, or None to import it."""
+def ignore_reason(
+    settings: Settings, alert: Alert, info: Info | None, now: datetime, follows_up: bool = False
+) -> str | None:
+    """Why ``alert`` is not imported, or None to import it. An Update of an alert imported
+    here (``follows_up``) passes the event, area and severity filters: its notice must follow."""
     cap = settings.cap
     if alert.status not in cap.statuses:
         return f"status {alert.status} is not imported (imported: {', '.join(cap.statuses)})"
@@ -263,6 +266,18 @@ def ignore_reason(settings: Settings, alert: Alert, info: Info | None, now: date
         return None  # cancels what it references, whatever the filters say now
     if info is None:
         return "the alert has no <info> block"
+    if not follows_up:
+        filtered = _filtered(settings, info)
+        if filtered is not None:
+            return filtered
+    if info.expires is not None and info.expires <= now:
+        return f"expired at {info.expires.isoformat()}"
+    return None
+
+
+def _filtered(settings: Settings, info: Info) -> str | None:
+    """Why the event, area and severity filters keep ``info`` out, or None."""
+    cap = settings.cap
     event = info.event.strip().lower()
     if cap.events and event not in {e.strip().lower() for e in cap.events}:
         return f"event {info.event!r} is not in [cap] events"
@@ -272,8 +287,6 @@ def ignore_reason(settings: Settings, alert: Alert, info: Info | None, now: date
         return f"severity {info.severity} is below [cap] min_severity {cap.min_severity}"
     if cap.areas and not _in_area(info, cap.areas):
         return f"area {info.area_desc or '(none)'!r} matches none of [cap] areas"
-    if info.expires is not None and info.expires <= now:
-        return f"expired at {info.expires.isoformat()}"
     return None
 
 
@@ -333,8 +346,8 @@ class Importer:
         existing = self._existing(alert)
         if existing is not None:
             return self._result(existing, alert, info, outcome="duplicate")
-        reason = ignore_reason(self.settings, alert, info, now)
         references = self._referenced(alert.references) if alert.references else []
+        reason = ignore_reason(self.settings, alert, info, now, follows_up=bool(references))
         if reason is None and alert.msg_type == "Cancel" and not references:
             reason = "Cancel references no alert imported here"
         if reason is not None:
