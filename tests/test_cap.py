@@ -778,3 +778,22 @@ def test_update_of_an_imported_alert_passes_the_filters(tmp_path: Path) -> None:
         assert (update.outcome, update.previous_notice_id) == ("updated", first.notice_id)
     finally:
         made.app.close()
+
+
+def test_a_bad_feed_entry_does_not_stop_the_others(tmp_path: Path) -> None:
+    """An entry whose embedded alert is invalid is reported as an error; the next is imported."""
+    feed = (DATA / "feed.atom").read_text().replace("<status>Actual</status>", "<status/>", 1)
+    feed = feed.replace("<identifier>", "<identifier><b xmlns=''>x</b>", 1)
+    path = tmp_path / "feed.atom"
+    path.write_text(
+        feed.replace(
+            'href="nws_tornado_warning.xml"', f'href="{DATA.as_uri()}/nws_tornado_warning.xml"'
+        )
+    )
+    made = cap_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}")
+    try:
+        results = import_source(made.app.engine, made.settings, made.clock, str(path), "d1")
+        assert [r.outcome for r in results] == ["error", "drafted"]
+        assert results[0].reason is not None and "alert/identifier" in results[0].reason
+    finally:
+        made.app.close()

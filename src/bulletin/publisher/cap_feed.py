@@ -119,7 +119,10 @@ def _import_entry(
 ) -> ImportResult | None:
     embedded = entry.find(f".//{{{CAP_NS}}}alert")
     if embedded is not None:
-        raw = tostring(embedded, encoding="utf-8", default_namespace=CAP_NS)
+        try:
+            raw = tostring(embedded, encoding="utf-8", default_namespace=CAP_NS)
+        except ValueError:  # an element outside any namespace: not CAP 1.2
+            raw = tostring(embedded, encoding="utf-8")
         return importer.import_element(embedded, raw, source, entry_id)
     if entry_id is not None and _seen(importer.engine, entry_id):
         return None
