@@ -318,6 +318,10 @@ class Daemon:
             coalesce=True,
             next_run_time=now + timedelta(minutes=1),
         )
+        # CAP feeds ([cap] feeds), kept apart: see bulletin.publisher.cap_feed
+        from bulletin.publisher.cap_feed import schedule_cap_poll
+
+        schedule_cap_poll(self, scheduler, now)
         if self.notifier.watchdog_seconds:
             scheduler.add_job(
                 self._watchdog,

@@ -150,3 +150,7 @@ for _module in (
     export_cli,
 ):
     _module.register(cli)
+
+from bulletin.cli import cap  # noqa: E402
+
+cap.register(cli)

@@ -411,6 +411,49 @@ class PolicySettings(_Section):
         return [rule for rule_id, rule in merged.items() if rule_id not in self.disabled]
 
 
+CapStatus = Literal["Actual", "Exercise", "System", "Test", "Draft"]
+CapSeverity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
+
+
+class CapSettings(_Section):
+    """``[cap]``: Common Alerting Protocol 1.2 alerts turned into draft notices.
+
+    ``feeds`` are Atom feeds of CAP entries (api.weather.gov, IPAWS), polled every
+    ``poll_interval`` seconds by the daemon. ``events`` (empty: every event) and
+    ``ignore_events`` filter by event type; ``areas`` (empty: everywhere) keeps alerts whose
+    areaDesc contains one of them or whose geocodes (UGC, SAME/FIPS) equal one of them;
+    ``min_severity`` drops milder alerts; only alerts whose status is in ``statuses`` are
+    imported. ``categories`` maps an event to a notice category (over the built-in map);
+    ``[cap.templates]`` maps an event to an approved template that covers it. With
+    ``trust_store`` (a PEM file of certificates) an enveloped XML signature is verified.
+    """
+
+    feeds: list[str] = Field(default_factory=list)
+    poll_interval: int = Field(default=120, ge=5, description="seconds between feed polls")
+    targets: list[str] = Field(default_factory=list)
+    actor: str = "cap"
+    language: str = "en"
+    events: list[str] = Field(default_factory=list)
+    ignore_events: list[str] = Field(default_factory=list)
+    areas: list[str] = Field(default_factory=list)
+    min_severity: CapSeverity = "Unknown"
+    statuses: list[CapStatus] = Field(default_factory=lambda: list[CapStatus](["Actual"]))
+    categories: dict[str, str] = Field(default_factory=dict)
+    templates: dict[str, str] = Field(default_factory=dict)
+    trust_store: Path | None = None
+    require_signature: bool = False
+    max_bytes: int = Field(default=2_000_000, ge=1024)
+    fetch_timeout: float = Field(default=15.0, gt=0)
+
+    @field_validator("feeds")
+    @classmethod
+    def _feed_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if urlsplit(url).scheme not in ("http", "https", "file"):
+                raise ValueError(f"{url!r} is not an http(s) or file URL")
+        return value
+
+
 class Settings(_Section):
     """Everything Bulletin is configured with. ``source`` names the file it came from."""
 
@@ -427,6 +470,7 @@ class Settings(_Section):
     publisher: PublisherSettings = PublisherSettings()
     policy: PolicySettings = PolicySettings()
     capture: CaptureSettings = CaptureSettings()
+    cap: CapSettings = CapSettings()
     source: str = "built-in defaults"
 
     @property

@@ -1,0 +1,106 @@
+"""CAP commands: import an alert (or a feed of them), poll the configured feeds, list what came
+in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from sqlmodel import Session, col, select
+
+from bulletin import logs
+from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.identity import resolve_actor
+from bulletin.publisher.cap_feed import import_source, poll_feeds
+from bulletin.publisher.cap_import import ImportResult
+from bulletin.publisher.cap_models import CapAlert
+from bulletin.timeparse import local_text
+from bulletin.waker import poke
+
+
+def register(group: click.Group) -> None:
+    group.add_command(cap)
+
+
+@click.group()
+def cap() -> None:
+    """Common Alerting Protocol 1.2: turn NWS, IPAWS and county alerts into notices."""
+
+
+def _report(ctx: Context, results: list[ImportResult], as_json: bool) -> None:
+    woke = poke(ctx.settings.data_dir) if any(r.approved for r in results) else False
+    payload: dict[str, Any] = {
+        "id": results[0].notice_id if len(results) == 1 else None,
+        "alerts": [r.as_json() for r in results],
+        "daemon_notified": woke,
+    }
+    lines = [r.line() for r in results] or ["no alerts"]
+    if any(r.approved for r in results) and not woke:
+        lines.append("(no daemon is listening: start `bulletin daemon` to publish)")
+    drafts = [
+        r.notice_id for r in results if r.notice_state == "draft" and r.outcome != "duplicate"
+    ]
+    for notice_id in drafts:
+        lines.append(f"approve with: bulletin notice approve {notice_id} --by NAME")
+    emit(as_json, payload, lines)
+    if any(r.outcome == "error" for r in results):
+        raise SystemExit(1)
+
+
+@cap.command("import")
+@click.argument("source")
+@click.option("--as", "actor", default=None, help="Who imports it (default $BULLETIN_USER).")
+@json_option
+@pass_context
+def cap_import(ctx: Context, source: str, actor: str | None, as_json: bool) -> None:
+    """Import a CAP 1.2 alert from FILE or URL (or every alert of an Atom feed of them).
+
+    An Alert becomes a draft notice (published at once when an approved template in
+    [cap.templates] covers its event); an Update supersedes the notice of the alert it
+    references; a Cancel cancels what has not gone out. Exercises, tests and filtered or
+    expired alerts are recorded as ignored, with the reason.
+    """
+    logs.configure("warning")  # details go to stderr; stdout stays one line or one object
+    settings = ctx.settings
+    ctx.warn_open_mode()
+    name = resolve_actor(settings, actor, ctx.environ, "dispatcher")
+    app = ctx.app
+    results = import_source(app.checked_engine(), settings, app.clock, source, name)
+    _report(ctx, results, as_json)
+
+
+@cap.command("poll")
+@json_option
+@pass_context
+def cap_poll(ctx: Context, as_json: bool) -> None:
+    """Import what is new in every [cap] feeds once (the daemon does it every poll_interval)."""
+    logs.configure("warning")
+    app = ctx.app
+    results = poll_feeds(app.checked_engine(), ctx.settings, app.clock)
+    _report(ctx, [r for r in results if r.outcome != "duplicate"], as_json)
+
+
+@cap.command("list")
+@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+@json_option
+@pass_context
+def cap_list(ctx: Context, limit: int, as_json: bool) -> None:
+    """Alerts received, newest first: imported, ignored (and why), with their notices."""
+    engine = ctx.app.checked_engine()
+    tz = ctx.settings.agency.time_zone
+    with Session(engine) as session:
+        rows = session.exec(select(CapAlert).order_by(col(CapAlert.id).desc()).limit(limit)).all()
+    items = [r.model_dump(exclude={"raw"}) for r in rows]
+    emit(
+        as_json,
+        {"alerts": items},
+        [
+            f"{r.id:>5}  {local_text(r.imported_at, tz):<22} {r.msg_type:<7} {r.status:<9} "
+            f"{(r.event or '-')[:28]:<28} {r.outcome:<9} "
+            + (f"notice {r.notice_id}" if r.notice_id else "")
+            + (f" (earlier {r.previous_notice_id})" if r.previous_notice_id else "")
+            + (f"  {r.reason}" if r.reason else "")
+            for r in rows
+        ]
+        or ["no CAP alerts"],
+    )

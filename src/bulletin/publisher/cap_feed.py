@@ -1,0 +1,225 @@
+"""Polled CAP feeds: Atom feeds whose entries embed a CAP ``<alert>`` (IPAWS) or link to one
+(api.weather.gov: the entry's ``<id>`` / ``<link>`` answers ``application/cap+xml``).
+
+An entry that links to an alert already recorded (by its Atom ``<id>``) is not fetched again.
+One bad entry is reported and skipped; it never stops the rest of the feed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit
+from urllib.request import url2pathname
+from xml.etree.ElementTree import Element, tostring
+
+import requests
+import structlog
+from sqlmodel import Session, select
+
+from bulletin import __version__
+from bulletin.clock import Clock
+from bulletin.config.settings import Settings
+from bulletin.errors import BulletinError, ConfigError, Refused, Retryable, UsageError
+from bulletin.identity import require_role
+from bulletin.publisher.cap import ATOM_NS, CAP_NS, CapError, parse_xml
+from bulletin.publisher.cap_import import Importer, ImportResult
+from bulletin.publisher.cap_models import CapAlert
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+    from sqlalchemy.engine import Engine
+
+    from bulletin.daemon import Daemon
+
+log = structlog.get_logger("bulletin.cap")
+
+ACCEPT = "application/cap+xml, application/atom+xml;q=0.9, application/xml;q=0.8"
+
+
+def fetch(url: str, settings: Settings) -> bytes:
+    """The bytes at ``url`` (http, https or file), at most ``[cap] max_bytes``.
+
+    :raises Retryable: the server or the network failed (try again at the next poll).
+    :raises CapError: the document is too large.
+    :raises UsageError: not an http(s) or file URL, or a file that cannot be read.
+    """
+    limit = settings.cap.max_bytes
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        path = Path(url2pathname(parts.path))
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(limit + 1)
+        except OSError as e:
+            raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    elif parts.scheme in ("http", "https"):
+        contact = settings.agency.contact or settings.agency.website or "no contact configured"
+        headers = {"Accept": ACCEPT, "User-Agent": f"Bulletin/{__version__} ({contact})"}
+        try:
+            with requests.get(
+                url, headers=headers, timeout=settings.cap.fetch_timeout, stream=True
+            ) as response:
+                if response.status_code >= 400:
+                    raise Retryable(f"{url}: HTTP {response.status_code}")
+                data = b""
+                for chunk in response.iter_content(65536):
+                    data += chunk
+                    if len(data) > limit:
+                        break
+        except requests.RequestException as e:
+            raise Retryable(f"{url}: {type(e).__name__}: {e}") from None
+    else:
+        raise UsageError(f"{url}: not an http(s) or file URL")
+    if len(data) > limit:
+        raise CapError(f"{url}: more than {limit} bytes ([cap] max_bytes)")
+    return data
+
+
+def source_of(target: str) -> str:
+    """A file path as a ``file://`` URL; a URL as it is."""
+    if urlsplit(target).scheme in ("http", "https", "file"):
+        return target
+    return Path(target).resolve().as_uri()
+
+
+def import_feed_root(
+    importer: Importer,
+    root: Element,
+    source: str,
+    fetcher: Callable[[str], bytes] | None = None,
+) -> list[ImportResult]:
+    """Import every entry of an Atom feed of CAP alerts; a failed entry is reported as an
+    ``error`` result and the rest go on."""
+    get = fetcher or functools.partial(fetch, settings=importer.settings)
+    results: list[ImportResult] = []
+    for entry in root.findall(f"{{{ATOM_NS}}}entry"):
+        entry_id = (entry.findtext(f"{{{ATOM_NS}}}id") or "").strip() or None
+        try:
+            result = _import_entry(importer, entry, entry_id, source, get)
+        except BulletinError as e:
+            log.error("CAP feed entry failed", feed=source, entry=entry_id, error=str(e))
+            result = ImportResult(
+                alert=entry_id or "(entry without id)", event=None, outcome="error", reason=str(e)
+            )
+        if result is not None:
+            results.append(result)
+    return results
+
+
+def _import_entry(
+    importer: Importer,
+    entry: Element,
+    entry_id: str | None,
+    source: str,
+    get: Callable[[str], bytes],
+) -> ImportResult | None:
+    embedded = entry.find(f".//{{{CAP_NS}}}alert")
+    if embedded is not None:
+        try:
+            raw = tostring(embedded, encoding="utf-8", default_namespace=CAP_NS)
+        except ValueError:  # an element outside any namespace: not CAP 1.2
+            raw = tostring(embedded, encoding="utf-8")
+        return importer.import_element(embedded, raw, source, entry_id)
+    if entry_id is not None and _seen(importer.engine, entry_id):
+        return None
+    url = _alert_url(entry, entry_id, source)
+    if url is None:
+        raise CapError("entry neither embeds a CAP <alert> nor links to one")
+    data = get(url)
+    try:
+        root = parse_xml(data, importer.settings.cap.max_bytes)
+        return importer.import_element(root, data, url, entry_id)
+    except CapError as e:
+        importer.record_refusal(data, url, str(e))
+        raise
+
+
+def _alert_url(entry: Element, entry_id: str | None, source: str) -> str | None:
+    links = entry.findall(f"{{{ATOM_NS}}}link")
+    for wanted in ("application/cap+xml", None):
+        for link in links:
+            href = link.get("href")
+            if not href:
+                continue
+            if wanted is not None and link.get("type") == wanted:
+                return urljoin(source, href)
+            if wanted is None and link.get("rel", "alternate") == "alternate":
+                return urljoin(source, href)
+    if entry_id and urlsplit(entry_id).scheme in ("http", "https", "file"):
+        return entry_id  # api.weather.gov: the entry's id is the alert's address
+    return None
+
+
+def _seen(engine: Engine, entry_id: str) -> bool:
+    with Session(engine) as session:
+        return (
+            session.exec(select(CapAlert.id).where(CapAlert.entry_id == entry_id)).first()
+            is not None
+        )
+
+
+def import_source(
+    engine: Engine, settings: Settings, clock: Clock, target: str, actor: str
+) -> list[ImportResult]:
+    """Import the alert or feed at ``target`` (a path or URL)."""
+    from bulletin.publisher.cap_import import import_bytes
+
+    source = source_of(target)
+    return import_bytes(engine, settings, clock, fetch(source, settings), source, actor)
+
+
+def poll_feeds(engine: Engine, settings: Settings, clock: Clock) -> list[ImportResult]:
+    """Import what is new in every ``[cap] feeds``; a feed that fails is logged and skipped.
+
+    :raises ConfigError: with ``[users]``, ``[cap] actor`` is not a dispatcher.
+    """
+    try:
+        require_role(settings, settings.cap.actor, "dispatcher")
+    except Refused as e:
+        raise ConfigError(f"{settings.source}: cap.actor: {e}") from None
+    results: list[ImportResult] = []
+    for url in settings.cap.feeds:
+        try:
+            found = import_source(engine, settings, clock, url, settings.cap.actor)
+        except BulletinError as e:
+            log.error("CAP feed poll failed", feed=url, error=str(e))
+            continue
+        for result in found:
+            if result.outcome != "duplicate":
+                log.info("CAP feed entry", feed=url, result=result.line())
+        results.extend(found)
+    return results
+
+
+# -- the daemon's job ------------------------------------------------------------------------
+
+
+def schedule_cap_poll(daemon: Daemon, scheduler: BaseScheduler, now: datetime) -> None:
+    """Add the CAP poll to the daemon's scheduler when ``[cap] feeds`` are configured."""
+    settings = daemon.app.settings
+    if not settings.cap.feeds:
+        return
+    scheduler.add_job(
+        daemon._guarded("CAP poll", daemon._exclusive("cap-poll", functools.partial(poll, daemon))),
+        "interval",
+        seconds=settings.cap.poll_interval,
+        id="cap-poll",
+        next_run_time=now + timedelta(seconds=2),
+        max_instances=1,
+        coalesce=True,
+    )
+
+
+def poll(daemon: Daemon) -> list[ImportResult]:
+    """One poll; wakes the due-scan when a template-covered notice is now due."""
+    from bulletin.waker import poke
+
+    app = daemon.app
+    results = poll_feeds(app.engine, app.settings, app.clock)
+    if any(r.approved for r in results):
+        poke(app.settings.data_dir)
+    return results

@@ -1,0 +1,235 @@
+"""How a CAP alert maps onto a notice: category, priority, text that fits every target, link,
+template values, and the filters that keep an alert out (with the reason)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from bulletin.config.settings import Settings
+from bulletin.errors import ConfigError
+from bulletin.publisher import texts
+from bulletin.publisher.cap import Alert, Info
+
+# Event (case-insensitive) → category; [cap.categories] adds to and overrides it.
+DEFAULT_EVENT_CATEGORIES: dict[str, str] = {
+    "tornado warning": "weather-emergency",
+    "tornado emergency": "weather-emergency",
+    "severe thunderstorm warning": "weather-emergency",
+    "flash flood warning": "weather-emergency",
+    "flash flood emergency": "weather-emergency",
+    "flood warning": "weather-emergency",
+    "hurricane warning": "weather-emergency",
+    "tropical storm warning": "weather-emergency",
+    "storm surge warning": "weather-emergency",
+    "blizzard warning": "weather-emergency",
+    "winter storm warning": "weather-emergency",
+    "ice storm warning": "weather-emergency",
+    "extreme heat warning": "weather-emergency",
+    "excessive heat warning": "weather-emergency",
+    "extreme cold warning": "weather-emergency",
+    "high wind warning": "weather-emergency",
+    "tsunami warning": "weather-emergency",
+    "evacuation immediate": "evacuation",
+    "evacuation warning": "evacuation",
+    "shelter in place warning": "shelter-in-place",
+    "hazardous materials warning": "shelter-in-place",
+    "civil danger warning": "public-safety-advisory",
+    "civil emergency message": "public-safety-advisory",
+    "law enforcement warning": "public-safety-advisory",
+    "local area emergency": "public-safety-advisory",
+    "child abduction emergency": "missing-person",
+    "blue alert": "public-safety-advisory",
+    "911 telephone outage emergency": "public-safety-advisory",
+}
+SEVERITY_RANK = {"Extreme": 4, "Severe": 3, "Moderate": 2, "Minor": 1, "Unknown": 0}
+PRIORITY_RANK = {"emergency": 3, "advisory": 2, "community": 1}
+ELLIPSIS = "\u2026"
+
+
+# -- fields ---------------------------------------------------------------------------------
+
+
+def category_for(settings: Settings, info: Info) -> str:
+    """The notice category of ``info``: [cap.categories], the built-in event map, then the
+    response type (Evacuate, Shelter), then severity and urgency."""
+    event = info.event.strip().lower()
+    configured = {k.strip().lower(): v for k, v in settings.cap.categories.items()}
+    if event in configured:
+        return configured[event]
+    if event in DEFAULT_EVENT_CATEGORIES:
+        return DEFAULT_EVENT_CATEGORIES[event]
+    if "Evacuate" in info.response_types:
+        return "evacuation"
+    if "Shelter" in info.response_types and "Met" not in info.categories:
+        return "shelter-in-place"
+    if _urgent(info):
+        return "public-safety-advisory"
+    return "general"
+
+
+def _urgent(info: Info) -> bool:
+    return info.severity in ("Extreme", "Severe") and info.urgency in ("Immediate", "Expected")
+
+
+def priority_for(settings: Settings, category: str, info: Info) -> str:
+    """The higher of the category's priority and the one severity and urgency call for:
+    Extreme/Severe and Immediate/Expected → emergency; Moderate or Severe-but-later →
+    advisory; milder → the category's."""
+    by_category = settings.publisher.categories[category]
+    if _urgent(info):
+        by_alert = "emergency"
+    elif SEVERITY_RANK.get(info.severity, 0) >= SEVERITY_RANK["Moderate"]:
+        by_alert = "advisory"
+    else:
+        by_alert = "community"
+    return max(by_category, by_alert, key=lambda p: PRIORITY_RANK[p])
+
+
+def link_for(info: Info) -> str | None:
+    """``<web>`` when it is an http(s) address."""
+    web = info.web.strip()
+    return web if web.lower().startswith(("http://", "https://")) else None
+
+
+def compose_text(
+    settings: Settings, targets: Sequence[str], info: Info, link: str | None, prefix: str = ""
+) -> str:
+    """Headline, area and instruction, shortened (instruction first, at a word) until the text
+    fits every target as its platform counts it. The full description goes to the feed."""
+    headline = prefix + (info.headline or info.event)
+    area = info.area_desc
+    parts = [headline]
+    if area and area.lower() not in headline.lower():
+        parts.append(f"Area: {area}")
+    instruction = " ".join(info.instruction.split())
+
+    def fits(text: str) -> bool:
+        for target in targets:
+            platform = settings.accounts[target].platform
+            planned = texts.plan(settings, target, platform, text, link, allow_thread=False)
+            if not planned.fits:
+                return False
+        return len(text) <= settings.publisher.max_text_length
+
+    words = instruction.split()
+    for count in range(len(words), -1, -1):
+        tail = " ".join(words[:count]) + (ELLIPSIS if count < len(words) else "")
+        text = "\n".join([*parts, tail] if count else parts)
+        if fits(text):
+            return text
+    for cut in range(len(headline), 20, -10):  # even the headline is too long: shorten it
+        text = headline[:cut].rstrip() + ELLIPSIS
+        if fits(text):
+            return text
+    return headline[:20] + ELLIPSIS
+
+
+def full_text(info: Info, prefix: str = "", limit: int = 5000) -> str:
+    """Everything the alert says, for the feed (which has room for it)."""
+    parts = [
+        prefix + (info.headline or info.event),
+        f"Area: {info.area_desc}" if info.area_desc else "",
+        " ".join(info.description.split()),
+        " ".join(info.instruction.split()),
+        f"Issued by {info.sender_name}" if info.sender_name else "",
+    ]
+    text = "\n\n".join(p for p in parts if p)
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+def template_values(settings: Settings, alert: Alert, info: Info) -> dict[str, str]:
+    """Values a CAP template may use; a template declares the ones it wants."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(settings.agency.time_zone)
+    values = {
+        "event": info.event,
+        "headline": info.headline or info.event,
+        "area": info.area_desc,
+        "sender_name": info.sender_name or alert.sender,
+        "instruction": " ".join(info.instruction.split()),
+        "description": " ".join(info.description.split()),
+        "severity": info.severity,
+        "urgency": info.urgency,
+        "certainty": info.certainty,
+    }
+    if info.expires is not None:
+        local = info.expires.astimezone(zone)
+        values["expires"] = local.strftime("%H:%M")
+        values["expires_date"] = local.date().isoformat()
+    return values
+
+
+# -- filters --------------------------------------------------------------------------------
+
+
+def ignore_reason(
+    settings: Settings, alert: Alert, info: Info | None, now: datetime, follows_up: bool = False
+) -> str | None:
+    """Why ``alert`` is not imported, or None to import it. An Update of an alert imported
+    here (``follows_up``) passes the event, area and severity filters: its notice must follow."""
+    cap = settings.cap
+    if alert.status not in cap.statuses:
+        return f"status {alert.status} is not imported (imported: {', '.join(cap.statuses)})"
+    if alert.scope != "Public":
+        return f"scope {alert.scope}: only Public alerts are published"
+    if alert.msg_type in ("Ack", "Error"):
+        return f"msgType {alert.msg_type} acknowledges or reports; nothing to publish"
+    if alert.msg_type == "Cancel":
+        return None  # cancels what it references, whatever the filters say now
+    if info is None:
+        return "the alert has no <info> block"
+    if not follows_up:
+        filtered = _filtered(settings, info)
+        if filtered is not None:
+            return filtered
+    if info.expires is not None and info.expires <= now:
+        return f"expired at {info.expires.isoformat()}"
+    return None
+
+
+def _filtered(settings: Settings, info: Info) -> str | None:
+    """Why the event, area and severity filters keep ``info`` out, or None."""
+    cap = settings.cap
+    event = info.event.strip().lower()
+    if cap.events and event not in {e.strip().lower() for e in cap.events}:
+        return f"event {info.event!r} is not in [cap] events"
+    if event in {e.strip().lower() for e in cap.ignore_events}:
+        return f"event {info.event!r} is in [cap] ignore_events"
+    if SEVERITY_RANK[info.severity] < SEVERITY_RANK[cap.min_severity]:
+        return f"severity {info.severity} is below [cap] min_severity {cap.min_severity}"
+    if cap.areas and not _in_area(info, cap.areas):
+        return f"area {info.area_desc or '(none)'!r} matches none of [cap] areas"
+    return None
+
+
+def _in_area(info: Info, wanted: Sequence[str]) -> bool:
+    for area in info.areas:
+        codes = {value.strip().upper() for _name, value in area.geocodes}
+        for item in wanted:
+            if item.strip().upper() in codes or item.strip().lower() in area.desc.lower():
+                return True
+    return False
+
+
+def check_settings(settings: Settings) -> None:
+    """:raises ConfigError: [cap] names a target or category that does not exist."""
+    cap = settings.cap
+    where = f"{settings.source}: cap"
+    if not cap.targets:
+        raise ConfigError(f"{where}.targets: name the accounts CAP notices go to")
+    for target in cap.targets:
+        if target not in settings.accounts:
+            raise ConfigError(f"{where}.targets: unknown account {target!r}")
+    for event, category in cap.categories.items():
+        if category not in settings.publisher.categories:
+            raise ConfigError(f"{where}.categories.{event}: unknown category {category!r}")
+
+
+def template_for(settings: Settings, event: str) -> str | None:
+    wanted = event.strip().lower()
+    for key, name in settings.cap.templates.items():
+        if key.strip().lower() == wanted:
+            return name
+    return None
