@@ -213,16 +213,27 @@ def test_cancel_cancels_deliveries_not_yet_published(inst: Instance) -> None:
 
 def test_cancel_after_update_and_publication(inst: Instance) -> None:
     """A Cancel naming an alert and its update: the open draft is cancelled and the
-    published notice is recorded as needing a retraction."""
+    published notice gets a retraction reply where it went, which the daemon publishes."""
+    from bulletin.publisher.cap_import import CAP_CANCEL_TEXT
+
     first = load(inst, "nws_tornado_warning.xml")
     publish(inst, first.notice_id)
     update = load(inst, "nws_tornado_update.xml")
     cancel = load(inst, "nws_tornado_cancel.xml")
     assert cancel.outcome == "cancelled"
-    assert cancel.reason == f"published notice(s) {first.notice_id} need a retraction"
+    assert cancel.reason == f"retraction queued for notice(s) {first.notice_id}"
     new, _ = notice(inst, update.notice_id)
     assert new.state == "cancelled"
     assert "needs-retract" in actions(inst, first.notice_id)
+    _, deliveries = notice(inst, first.notice_id)
+    replies = [d for d in deliveries if d.kind != "post"]
+    assert replies and all(d.text == CAP_CANCEL_TEXT for d in replies)
+    daemon = Daemon(inst.app)
+    daemon.prepare()
+    try:
+        assert {o.state for o in daemon.dispatch_due()} == {"published"}
+    finally:
+        daemon._release_instance_lock()
 
 
 def test_cancel_of_an_unknown_alert_is_ignored(inst: Instance) -> None:

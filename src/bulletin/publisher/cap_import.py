@@ -24,8 +24,9 @@ from bulletin import audit
 from bulletin.clock import Clock, utc
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
-from bulletin.errors import Refused, UsageError
+from bulletin.errors import BulletinError, Refused, UsageError
 from bulletin.models import AuditEvent, Delivery, Notice
+from bulletin.publisher.amend import retract_notice
 from bulletin.publisher.cap import (
     ATOM_NS,
     Alert,
@@ -483,24 +484,38 @@ class Importer:
         return _Outcome("updated", outcome.reason, outcome.notice_id, previous_id)
 
     def _cancel(self, alert: Alert, references: Sequence[CapAlert]) -> _Outcome:
-        """Cancel every referenced notice's deliveries not yet published; published ones
-        need a retraction (see :func:`follow_up_published`)."""
+        """Cancel every referenced notice's deliveries not yet published; each published
+        one is answered with a retraction reply wherever it went (never deleted: the post
+        and the reply both stay on record)."""
         reason = f"CAP cancel {alert.identifier}"
         ids = sorted({r.notice_id for r in references if r.notice_id is not None})
-        retract: list[int] = []
+        retracted: list[int] = []
+        pending: list[int] = []
         for notice_id in ids:
             self._cancel_open(notice_id, reason)
-            if self._published(notice_id):
-                follow_up_published(
-                    self.engine, self.clock, notice_id, "retract", self.actor, reason
+            if not self._published(notice_id):
+                continue
+            follow_up_published(self.engine, self.clock, notice_id, "retract", self.actor, reason)
+            try:
+                retract_notice(
+                    self.engine,
+                    self.settings,
+                    self.clock.now(),
+                    notice_id,
+                    reason,
+                    self.actor,
+                    text=CAP_CANCEL_TEXT,
                 )
-                retract.append(notice_id)
-        note = (
-            f"published notice(s) {', '.join(map(str, retract))} need a retraction"
-            if retract
-            else None
-        )
-        return _Outcome("cancelled", note, None, ids[-1])
+                retracted.append(notice_id)
+            except BulletinError as e:
+                log.warning("CAP cancel: retraction not queued", notice=notice_id, error=str(e))
+                pending.append(notice_id)
+        notes = []
+        if retracted:
+            notes.append(f"retraction queued for notice(s) {', '.join(map(str, retracted))}")
+        if pending:
+            notes.append(f"published notice(s) {', '.join(map(str, pending))} need a retraction")
+        return _Outcome("cancelled", "; ".join(notes) or None, None, ids[-1])
 
     def _published(self, notice_id: int) -> bool:
         with Session(self.engine) as session:
@@ -541,6 +556,9 @@ class _Outcome:
     reason: str | None
     notice_id: int | None
     previous_notice_id: int | None
+
+
+CAP_CANCEL_TEXT = "The alert above has been cancelled by the issuing authority."
 
 
 def follow_up_published(
