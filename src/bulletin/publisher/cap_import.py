@@ -565,11 +565,8 @@ def follow_up_published(
     engine: Engine, clock: Clock, notice_id: int, kind: str, actor: str, reason: str
 ) -> None:
     """Record that a published notice needs a ``kind`` follow-up (``retract`` after a CAP
-    Cancel, ``correct`` after a CAP Update): logged and audited.
-
-    TODO: once ``notice retract`` / ``notice correct`` exist, carry the follow-up out here
-    (or queue it for an approver) instead of only recording it.
-    """
+    Cancel, which the importer then queues; ``correct`` after a CAP Update, whose "UPDATE:"
+    draft an approver publishes): logged and audited."""
     log.warning("published notice needs a follow-up", notice=notice_id, kind=kind, reason=reason)
     with session_scope(engine) as session:
         audit.record_event(
