@@ -9,37 +9,20 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, SandboxServer
+from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import Delivery, Record
 from bulletin.publisher.delivery import DeliveryWorker
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
 from tests.plugins.bulletin_app import Instance, make_instance
-from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control
+from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
 
-ACCOUNTS = """
-[accounts.x]
-platform = "x"
-base_url = "{url}"
-consumer_key_env = "SANDBOX_X_CONSUMER_KEY"
-consumer_secret_env = "SANDBOX_X_CONSUMER_SECRET"
-access_token_env = "SANDBOX_X_ACCESS_TOKEN"
-access_token_secret_env = "SANDBOX_X_ACCESS_TOKEN_SECRET"
-
-[accounts.facebook]
-platform = "facebook"
-base_url = "{url}"
-page_id = "{page}"
-token_env = "SANDBOX_FACEBOOK_PAGE_TOKEN"
-"""
 ACCOUNT_KEYS = {"x": "x", "facebook": "facebook"}
 
 
 @pytest.fixture
 def platforms(tmp_path: Path, db_url: str, sandbox: SandboxServer) -> Iterator[Instance]:
     """A Bulletin with sandbox X and Facebook accounts, fast retries, on each database."""
-    inst = make_instance(
-        tmp_path, db_url, ACCOUNTS.format(url=sandbox.url, page=DEFAULT_FB_PAGE["id"])
-    )
+    inst = make_instance(tmp_path, db_url, sandbox_accounts(sandbox.url))
     inst.app.connector_options = {"retry": FAST_RETRY, "timeout": FAST_TIMEOUT}
     yield inst
     inst.app.close()

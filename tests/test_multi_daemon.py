@@ -10,35 +10,14 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, SandboxServer
+from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import AuditEvent, DaemonInstance, Delivery, Record
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
 from tests.plugins.bulletin_app import make_instance
-from tests.plugins.sandbox import Control
+from tests.plugins.sandbox import Control, sandbox_accounts
 from tests.test_daemon_process import MakeDaemon, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-
-EXTRA = """
-[daemon]
-lease_seconds = 30
-
-[accounts.x]
-platform = "x"
-base_url = "{url}"
-capture_interval = 3600
-consumer_key_env = "SANDBOX_X_CONSUMER_KEY"
-consumer_secret_env = "SANDBOX_X_CONSUMER_SECRET"
-access_token_env = "SANDBOX_X_ACCESS_TOKEN"
-access_token_secret_env = "SANDBOX_X_ACCESS_TOKEN_SECRET"
-
-[accounts.facebook]
-platform = "facebook"
-base_url = "{url}"
-capture_interval = 3600
-page_id = "{page}"
-token_env = "SANDBOX_FACEBOOK_PAGE_TOKEN"
-"""
 
 
 def test_two_daemons_publish_200_notices_exactly_once(
@@ -51,7 +30,14 @@ def test_two_daemons_publish_200_notices_exactly_once(
     """Two daemon processes on one PostgreSQL schema, 200 notices to X and Facebook due within
     seconds: the sandbox receives each exactly once, and each is archived once."""
     inst = make_instance(
-        tmp_path, pg_schema_url, EXTRA.format(url=sandbox.url, page=DEFAULT_FB_PAGE["id"])
+        tmp_path,
+        pg_schema_url,
+        "[daemon]\nlease_seconds = 30\n"
+        + sandbox_accounts(
+            sandbox.url,
+            x_extra="capture_interval = 3600",
+            facebook_extra="capture_interval = 3600",
+        ),
     )
     control.settings(enforce_rate_limits=False)
     first = daemon_process(inst.env(), tmp_path).start()

@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import FrameType
 from typing import IO
 
@@ -555,7 +554,3 @@ def running(app: App) -> Iterator[Daemon]:
         yield daemon
     finally:
         daemon.stop()
-
-
-def lock_path(data_dir: Path) -> Path:
-    return data_dir / "daemon.lock"

@@ -15,31 +15,14 @@ from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT, Sand
 from bulletin.daemon import Daemon
 from bulletin.models import CaptureThread, Record
 from tests.plugins.bulletin_app import Instance, make_instance
-from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control
-
-ACCOUNTS = """
-[accounts.x]
-platform = "x"
-base_url = "{url}"
-consumer_key_env = "SANDBOX_X_CONSUMER_KEY"
-consumer_secret_env = "SANDBOX_X_CONSUMER_SECRET"
-access_token_env = "SANDBOX_X_ACCESS_TOKEN"
-access_token_secret_env = "SANDBOX_X_ACCESS_TOKEN_SECRET"
-monthly_budget = 100.0
-
-[accounts.facebook]
-platform = "facebook"
-base_url = "{url}"
-page_id = "{page}"
-token_env = "SANDBOX_FACEBOOK_PAGE_TOKEN"
-"""
+from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
 
 
 @pytest.fixture
 def site(tmp_path: Path, db_url: str, sandbox: SandboxServer) -> Iterator[Instance]:
     """A Bulletin with sandbox X and Facebook accounts, fast retries, on each database."""
     inst = make_instance(
-        tmp_path, db_url, ACCOUNTS.format(url=sandbox.url, page=DEFAULT_FB_PAGE["id"])
+        tmp_path, db_url, sandbox_accounts(sandbox.url, x_extra="monthly_budget = 100.0")
     )
     inst.clock.set(datetime.now(UTC))  # the sandbox stamps comments with the wall clock
     inst.app.connector_options = {"retry": FAST_RETRY, "timeout": FAST_TIMEOUT}

@@ -109,3 +109,25 @@ def sandbox(sandbox_state_file: Path) -> Iterator[SandboxServer]:
 @pytest.fixture
 def control(sandbox: SandboxServer) -> Control:
     return Control(sandbox.url)
+
+
+def sandbox_accounts(url: str, *, x_extra: str = "", facebook_extra: str = "") -> str:
+    """TOML for an X account (``[accounts.x]``) and a Page (``[accounts.facebook]``) on the
+    sandbox at ``url``; ``*_extra`` adds lines to either table."""
+    return f"""
+[accounts.x]
+platform = "x"
+base_url = "{url}"
+consumer_key_env = "SANDBOX_X_CONSUMER_KEY"
+consumer_secret_env = "SANDBOX_X_CONSUMER_SECRET"
+access_token_env = "SANDBOX_X_ACCESS_TOKEN"
+access_token_secret_env = "SANDBOX_X_ACCESS_TOKEN_SECRET"
+{x_extra}
+
+[accounts.facebook]
+platform = "facebook"
+base_url = "{url}"
+page_id = "{DEFAULT_FB_PAGE["id"]}"
+token_env = "SANDBOX_FACEBOOK_PAGE_TOKEN"
+{facebook_extra}
+"""

@@ -7,7 +7,6 @@ removing, reordering or inserting an entry breaks the chain where it happened.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -165,11 +164,6 @@ def repair_mirror(session: Session, store: WormStore, batch: int = 1000) -> int:
     if written:
         store.flush()
     return written
-
-
-def parse_mirror(data: bytes) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(data)
-    return value
 
 
 CHECKPOINT_PREFIX = "checkpoints/"
