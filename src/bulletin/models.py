@@ -477,3 +477,28 @@ class Quarantine(SQLModel, table=True):
     raw_sha256: str | None = None
     size: int = 0
     sweep_id: int | None = None
+
+
+class Redaction(SQLModel, table=True):
+    """Text of one archived record withheld from public productions, with its legal ground.
+
+    ``start``/``end`` are a half-open range of code points in the record's archived text,
+    widened so that it never splits a user-perceived character. The archive itself is never
+    changed: a redaction only shapes what a public production shows. A removed redaction
+    stays, marked, for the audit trail.
+    """
+
+    __tablename__ = "redactions"
+    __table_args__ = (Index("ix_redactions_record", "record_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="records.id")
+    start: int
+    end: int
+    exemption: str
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    created_by: str
+    created_at: datetime = _ts(nullable=False)
+    removed_by: str | None = None
+    removed_at: datetime | None = _ts()
+    removal_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -32,6 +32,12 @@ def register(group: click.Group) -> None:
 @click.option(
     "--bates-start", type=int, default=1, show_default=True, help="The first Bates number."
 )
+@click.option(
+    "--counsel",
+    is_flag=True,
+    help="The counsel production: every record in full, natives included, the text withheld "
+    "from the public copy marked (default: the public production, redactions applied).",
+)
 @click.option("--as", "actor", default=None, help="Who produces it (a clerk).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @json_option
@@ -44,6 +50,7 @@ def export(
     as_zip: bool,
     resume: bool,
     bates_start: int,
+    counsel: bool,
     actor: str | None,
     quiet: bool,
     as_json: bool,
@@ -97,6 +104,7 @@ def export(
             resume=resume,
             bates_start=bates_start,
             progress=progress,
+            production="counsel" if counsel else "public",
         )
     finally:
         if bar is not None:
@@ -116,10 +124,19 @@ def export(
             "disposed_not_produced": result.disposed,
             "counts": result.counts,
             "resumed": result.resumed,
+            "production": result.production,
+            "redacted_records": result.redacted_records,
         },
         [
             f"exported {result.records} records ({result.identifier}) to {result.out}"
             + (" (EMPTY: nothing matched)" if not result.records else ""),
+            f"  production   {result.production}"
+            + (
+                f" ({result.redacted_records} records with text withheld"
+                + (", their natives left out)" if result.production == "public" else ", marked)")
+                if result.redacted_records
+                else ""
+            ),
             f"  Bates        {bates}",
             f"  ledger head  #{result.head_seq} {result.head_hash[:16]}",
             f"  payload      manifest sha256 {result.payload_sha256}",

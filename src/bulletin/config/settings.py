@@ -411,6 +411,56 @@ class PolicySettings(_Section):
         return [rule for rule_id, rule in merged.items() if rule_id not in self.disabled]
 
 
+class ExemptionCode(_Section):
+    """One legal ground for withholding text: ``label`` is what a production shows."""
+
+    label: str = Field(min_length=1)
+    description: str = ""
+
+
+@cache
+def shipped_exemption_sets() -> dict[str, dict[str, ExemptionCode]]:
+    """The example exemption sets shipped in ``config/exemptions/*.toml``, by file stem."""
+    folder = resources.files("bulletin.config").joinpath("exemptions")
+    sets: dict[str, dict[str, ExemptionCode]] = {}
+    for entry in folder.iterdir():
+        if entry.name.endswith(".toml"):
+            data: dict[str, Any] = tomllib.loads(entry.read_text("utf-8"))
+            sets[entry.name.removesuffix(".toml")] = {
+                code.lower(): ExemptionCode.model_validate(value)
+                for code, value in data.get("codes", {}).items()
+            }
+    return sets
+
+
+class RedactionSettings(_Section):
+    """``[redaction]``: the exemption codes a redaction may cite.
+
+    ``exemption_set`` names a shipped set (``example-ma``: Massachusetts G.L. c.4 §7(26), an
+    example to confirm with counsel) or ``none``; ``[redaction.exemptions.CODE]`` adds codes
+    (``label``, ``description``) or replaces a shipped one. Codes match without regard to case.
+    """
+
+    exemption_set: str = "example-ma"
+    exemptions: dict[str, ExemptionCode] = Field(default_factory=dict)
+
+    @field_validator("exemption_set")
+    @classmethod
+    def _known_set(cls, value: str) -> str:
+        known = shipped_exemption_sets()
+        if value != "none" and value not in known:
+            raise ValueError(
+                f"unknown exemption set {value!r} (shipped: {', '.join(sorted(known))}, or none)"
+            )
+        return value
+
+    def codes(self) -> dict[str, ExemptionCode]:
+        """Every code that may be cited, lower-cased, shipped ones first."""
+        merged = dict(shipped_exemption_sets().get(self.exemption_set, {}))
+        merged.update({code.lower(): value for code, value in self.exemptions.items()})
+        return merged
+
+
 CapStatus = Literal["Actual", "Exercise", "System", "Test", "Draft"]
 CapSeverity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
 
@@ -471,6 +521,7 @@ class Settings(_Section):
     policy: PolicySettings = PolicySettings()
     capture: CaptureSettings = CaptureSettings()
     cap: CapSettings = CapSettings()
+    redaction: RedactionSettings = RedactionSettings()
     source: str = "built-in defaults"
 
     @property

@@ -10,6 +10,7 @@ audit event names the scope, the count and the sha256 of the payload manifest.
 
 from __future__ import annotations
 
+import csv
 import errno
 import hashlib
 import json
@@ -19,16 +20,17 @@ import socket
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bulletin import __version__, audit
+from bulletin.archiver import redaction as redact
 from bulletin.archiver.export import layout, loadfile, render
 from bulletin.archiver.export.bagwriter import BagWriter, truncate
 from bulletin.archiver.export.journal import BAG, PLAN, Journal
@@ -41,12 +43,29 @@ from bulletin.db import session_scope
 from bulletin.errors import ArchiveError, IntegrityError, NotFound, Refused, UsageError
 from bulletin.models import LedgerEntry, Record
 
+Production = Literal["public", "counsel"]
+
 DAT = "loadfile/production.dat"
 CSV = "loadfile/production.csv"
 RECORDS_JSONL = "manifest/records.jsonl"
 RECORDS_CSV = "manifest/records.csv"
 INDEX = "threads/index.html"
 PART = "payload-manifest.part"
+REDACTION_LOG = "redactions/redaction-log.csv"
+REDACTION_LOG_HTML = "redactions/redaction-log.html"
+REDACTIONS = "redactions.jsonl"  # the redactions in force when the export began
+REDACTION_LOG_COLUMNS = (
+    "bates",
+    "record_id",
+    "version",
+    "redaction_id",
+    "characters",
+    "exemption",
+    "exemption_label",
+    "reason",
+    "redacted_by",
+    "redacted_at",
+)
 RECORD_COLUMNS = (
     "bates",
     "record_id",
@@ -81,6 +100,8 @@ class ExportResult:
     disposed: int
     counts: dict[str, int] = field(default_factory=dict)
     resumed: bool = False
+    production: str = "public"
+    redacted_records: int = 0
 
 
 def partial_dir(out: Path) -> Path:
@@ -104,6 +125,20 @@ def _oserror(e: OSError, done: int, total: int, partial: Path) -> ArchiveError:
         f"export stopped {where}: {reason}; the work so far is kept in {partial}: "
         "fix the cause and re-run with --resume"
     )
+
+
+@dataclass(frozen=True)
+class _Withheld:
+    """A redaction as it stood when the export began (see ``_freeze_redactions``)."""
+
+    id: int
+    record_id: int
+    start: int
+    end: int
+    exemption: str
+    reason: str
+    created_by: str
+    created_at: str  # UTC, ISO 8601
 
 
 @dataclass
@@ -169,6 +204,8 @@ class _Export:
         self.start = int(journal.scope["bates_start"])
         self.counts: Counter[str] = Counter(journal.counts)
         self.writer: BagWriter | None = None
+        self.production: Production = journal.scope.get("production", "public")
+        self.redactions: dict[int, list[_Withheld]] = {}
 
     def bates(self, position: int) -> str:
         return layout.bates(self.prefix, self.start + position - 1)
@@ -189,11 +226,51 @@ class _Export:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, self.partial / PLAN)
+        self._freeze_redactions()
         self.journal.total = total
         self.journal.head_seq, self.journal.head_hash = seq, digest
         self.journal.disposed = count_disposed(self.engine, self.scope.query, tz, seq)
         self.journal.planned = True
         self.journal.save(self.partial)
+
+    def _freeze_redactions(self) -> None:
+        """The redactions in force now, kept beside the plan so that a resumed export
+        withholds exactly what the first run did."""
+        temp = self.partial / (REDACTIONS + ".tmp")
+        with self.engine.connect() as conn, open(temp, "w", encoding="utf-8") as handle:
+            for item in redact.active(conn):
+                frozen = _Withheld(
+                    id=item.id or 0,
+                    record_id=item.record_id,
+                    start=item.start,
+                    end=item.end,
+                    exemption=item.exemption,
+                    reason=item.reason,
+                    created_by=item.created_by,
+                    created_at=_utc(item.created_at),
+                )
+                handle.write(json.dumps(asdict(frozen), ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, self.partial / REDACTIONS)
+
+    def load_redactions(self) -> None:
+        self.redactions = {}
+        with open(self.partial / REDACTIONS, encoding="utf-8") as handle:
+            for line in handle:
+                item = _Withheld(**json.loads(line))
+                self.redactions.setdefault(item.record_id, []).append(item)
+
+    def spans(self, record: Record) -> list[redact.Span]:
+        """What this production withholds of ``record`` (labels as configured)."""
+        return [
+            redact.Span(r.start, r.end, redact.label_of(self.settings, r.exemption))
+            for r in self.redactions.get(record.id or -1, ())
+        ]
+
+    def withholds(self, record: Record) -> bool:
+        """Whether this is a public production and ``record`` has text withheld."""
+        return self.production == "public" and (record.id or -1) in self.redactions
 
     def rows(self, after: int) -> Iterator[PlanRow]:
         with open(self.partial / PLAN, encoding="ascii") as handle:
@@ -221,7 +298,7 @@ class _Export:
                 truncate(part if rel == PART else bag / "data" / rel, size)
         writer = BagWriter(bag, part)
         writer.files, writer.bytes = self.journal.payload_files, self.journal.payload_bytes
-        for rel in (DAT, CSV, RECORDS_JSONL, RECORDS_CSV, INDEX):
+        for rel in (DAT, CSV, RECORDS_JSONL, RECORDS_CSV, INDEX, REDACTION_LOG):
             writer.open_append(rel, fresh)
         for rel in sizes:
             if rel.startswith("threads/") and rel != INDEX:
@@ -231,6 +308,10 @@ class _Export:
             writer.append(DAT, (loadfile.BOM + loadfile.dat_line(header)).encode())
             writer.append(CSV, (loadfile.BOM + loadfile.csv_line(header)).encode())
             writer.append(RECORDS_CSV, loadfile.csv_line(list(RECORD_COLUMNS)).encode())
+            writer.append(
+                REDACTION_LOG,
+                (loadfile.BOM + loadfile.csv_line(list(REDACTION_LOG_COLUMNS))).encode(),
+            )
             writer.append(
                 INDEX,
                 render.index_head(self.settings.agency.name, self.scope.identifier).encode(),
@@ -260,14 +341,21 @@ class _Export:
         number = self.start + position - 1
         files = _Files(native=layout.native_path(self.prefix, number))
         snapshot = self._object(record, record.object_sha256, "snapshot", position)
-        files.add(writer, files.native, snapshot)
-        if record.raw_sha256:
-            raw = self._object(record, record.raw_sha256, "raw response", position)
-            files.raw = layout.raw_path(self.prefix, number, raw)
-            files.add(writer, files.raw, raw)
+        withhold = self.withholds(record)
+        text = record.text
+        if withhold:
+            # the natives hold the withheld text: they go to the counsel production only
+            files.native = ""
+            text = redact.redacted_text(record.text, self.spans(record))
+        else:
+            files.add(writer, files.native, snapshot)
+            if record.raw_sha256:
+                raw = self._object(record, record.raw_sha256, "raw response", position)
+                files.raw = layout.raw_path(self.prefix, number, raw)
+                files.add(writer, files.raw, raw)
         files.media = self._media(record, snapshot, number, position, files)
         files.text = layout.text_path(self.prefix, number)
-        files.add(writer, files.text, record.text.encode("utf-8"))
+        files.add(writer, files.text, text.encode("utf-8"))
         return files
 
     def write_chunk(self, rows: list[PlanRow]) -> None:
@@ -319,6 +407,14 @@ class _Export:
         bates = self.bates(row.position)
         native, raw_rel, text_rel, media = files.native, files.raw, files.text, files.media
         posted, captured = _utc(record.posted_at), _utc(record.captured_at)
+        spans = self.spans(record)
+        withhold = self.withholds(record)
+        # a hash of a withheld native would let anyone confirm a guess at the withheld text
+        object_sha = None if withhold else record.object_sha256
+        raw_sha = None if withhold else record.raw_sha256
+        entry_hash = None if withhold else entry.entry_hash
+        text = redact.redacted_text(record.text, spans) if withhold else record.text
+        labels = sorted({span.label for span in spans})
         fields = [
             bates,
             bates,
@@ -335,15 +431,17 @@ class _Export:
             captured,
             record.state,
             str(record.version),
-            record.object_sha256,
-            record.raw_sha256 or "",
+            object_sha or "",
+            raw_sha or "",
             str(record.ledger_seq),
             record.url or "",
             native,
             raw_rel,
             text_rel,
             "; ".join(m["path"] for m in media),
-            record.text,
+            text,
+            "Y" if spans else "",
+            "; ".join(labels),
         ]
         writer.append(DAT, loadfile.dat_line(fields).encode("utf-8"))
         writer.append(CSV, loadfile.csv_line(fields).encode("utf-8"))
@@ -361,16 +459,24 @@ class _Export:
             "author": record.author,
             "posted_at": posted or None,
             "captured_at": captured,
-            "object_sha256": record.object_sha256,
-            "raw_sha256": record.raw_sha256,
+            "object_sha256": object_sha,
+            "raw_sha256": raw_sha,
             "ledger_seq": record.ledger_seq,
-            "ledger_entry_hash": entry.entry_hash,
+            "ledger_entry_hash": entry_hash,
             "family": [self.bates(row.family_first), self.bates(row.family_last)],
-            "native": native,
+            "native": native or None,
             "raw": raw_rel or None,
             "text": text_rel,
             "media": media,
+            "redacted": bool(spans),
+            "exemptions": labels,
+            "natives_withheld": withhold,
         }
+        if spans and self.production == "counsel":
+            line["redactions"] = [
+                {"characters": f"{r.start}:{r.end}", "exemption": r.exemption, "label": s.label}
+                for r, s in zip(self.redactions[record.id or -1], spans, strict=True)
+            ]
         writer.append(
             RECORDS_JSONL,
             json.dumps(line, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n",
@@ -381,8 +487,35 @@ class _Export:
                 ["" if line[c] is None else str(line[c]) for c in RECORD_COLUMNS]
             ).encode("utf-8"),
         )
-        self._thread(row, record, bates, posted, captured, native)
+        self._thread(row, record, bates, posted, captured, native, spans)
         self.counts[f"{record.kind}/{record.state}"] += 1
+        if spans:
+            self._log(record, bates, spans)
+
+    def _log(self, record: Record, bates: str, spans: list[redact.Span]) -> None:
+        """The record's lines in the redaction log (never the withheld text)."""
+        writer = self.writer
+        assert writer is not None
+        for item, span in zip(self.redactions[record.id or -1], spans, strict=True):
+            writer.append(
+                REDACTION_LOG,
+                loadfile.csv_line(
+                    [
+                        bates,
+                        str(record.id),
+                        str(record.version),
+                        str(item.id),
+                        f"{item.start}:{item.end}",
+                        item.exemption,
+                        span.label,
+                        item.reason,
+                        item.created_by,
+                        item.created_at,
+                    ]
+                ).encode("utf-8"),
+            )
+        self.counts["~redacted_records"] += 1
+        self.counts["~redactions"] += len(spans)
 
     def _media(
         self, record: Record, snapshot: bytes, number: int, position: int, files: _Files
@@ -405,7 +538,14 @@ class _Export:
         return out
 
     def _thread(
-        self, row: PlanRow, record: Record, bates: str, posted: str, captured: str, native: str
+        self,
+        row: PlanRow,
+        record: Record,
+        bates: str,
+        posted: str,
+        captured: str,
+        native: str,
+        spans: list[redact.Span],
     ) -> None:
         writer = self.writer
         assert writer is not None
@@ -420,7 +560,12 @@ class _Export:
                     rel, first, last, record, row.family_last - row.family_first + 1
                 ).encode("utf-8"),
             )
-        writer.append(rel, render.thread_item(record, bates, posted, captured, native).encode())
+        counsel = self.production == "counsel"
+        cut = redact.pieces(record.text, spans, withhold=not counsel) if spans else None
+        item = render.thread_item(
+            record, bates, posted, captured, native, pieces=cut, counsel=counsel
+        )
+        writer.append(rel, item.encode())
         if row.position == row.family_last:
             writer.append(rel, render.PAGE_FOOT.encode())
             writer.close_append(rel)
@@ -441,6 +586,8 @@ class _Export:
         total = self.journal.total
         by_kind_state: dict[tuple[str, str], int] = {}
         for key, count in self.counts.items():
+            if key.startswith("~"):
+                continue
             kind, _, state = key.partition("/")
             by_kind_state[(kind, state)] = count
         return {
@@ -466,6 +613,9 @@ class _Export:
             "head_hash": self.journal.head_hash,
             "bates_prefix": self.prefix,
             "bates_start": self.start,
+            "production": self.production,
+            "redactions": self.counts["~redactions"],
+            "redacted_records": self.counts["~redacted_records"],
         }
 
     def finish(self, completed: datetime) -> tuple[str, dict[str, Any]]:
@@ -473,6 +623,12 @@ class _Export:
         assert writer is not None
         facts = self.facts(_utc(completed))
         writer.append(INDEX, render.INDEX_FOOT.encode())
+        writer.close_append(REDACTION_LOG)
+        with open(writer.data / REDACTION_LOG, encoding="utf-8-sig", newline="") as handle:
+            log = list(csv.DictReader(handle))
+        writer.write(
+            REDACTION_LOG_HTML, render.redaction_log_html(log, self.production).encode("utf-8")
+        )
         markdown = render.custody_markdown(facts)
         writer.write("custody/chain-of-custody.md", markdown.encode("utf-8"))
         title = f"Chain of custody: {facts['agency']} production {facts['identifier']}"
@@ -487,6 +643,7 @@ class _Export:
             ],
             "format": "bulletin.production/1",
             "load_file": {"dat": DAT, "csv": CSV, "fields": list(loadfile.FIELDS)},
+            "redaction_log": {"csv": REDACTION_LOG, "html": REDACTION_LOG_HTML},
         }
         writer.write(
             "manifest/production.json",
@@ -500,6 +657,9 @@ class _Export:
             empty=empty,
             first=facts["first_bates"] or "none",
             last=facts["last_bates"] or "none",
+            production=render.PRODUCTION_NOTE[self.production].format(
+                redacted=facts["redacted_records"]
+            ),
         )
         writer.write("README.txt", readme.encode("utf-8"))
         agency = self.settings.agency
@@ -523,6 +683,7 @@ class _Export:
             ("Internal-Sender-Identifier", f"bulletin-export {self.scope.identifier}"),
             ("Internal-Sender-Description", f"exported by {self.journal.actor}"),
             ("Bulletin-Version", __version__),
+            ("Bulletin-Production", self.production),
             ("Bulletin-Records", str(facts["records"])),
             (
                 "Bulletin-Bates-Range",
@@ -548,8 +709,14 @@ def export_bundle(
     bates_start: int = 1,
     chunk: int = 1000,
     progress: Callable[[int, int], None] | None = None,
+    production: Production = "public",
 ) -> ExportResult:
     """Write the production ``scope`` as a bag at ``out`` (a directory, or a zip).
+
+    A ``public`` production withholds the text under the redactions in force (a box with the
+    exemption in the text, load files and thread pages) and leaves out the natives of redacted
+    records; a ``counsel`` production holds everything, the withheld text marked. Both carry
+    the redaction log.
 
     ``progress(done, total)`` is called after each chunk.
 
@@ -576,6 +743,7 @@ def export_bundle(
         "prefix": prefix,
         "bates_start": bates_start,
         "zip": as_zip,
+        "production": production,
     }
     started = now()
     journal: Journal | None = None
@@ -604,6 +772,7 @@ def export_bundle(
     try:
         journal.save(partial)
         job.ensure_plan()
+        job.load_redactions()
         writer = job.open_writer()
         total = journal.total
         try:
@@ -638,8 +807,10 @@ def export_bundle(
         head_seq=journal.head_seq,
         head_hash=journal.head_hash,
         disposed=journal.disposed,
-        counts=dict(job.counts),
+        counts={k: v for k, v in job.counts.items() if not k.startswith("~")},
         resumed=resumed,
+        production=production,
+        redacted_records=facts["redacted_records"],
     )
     with session_scope(engine) as session:
         audit.record_event(
@@ -656,6 +827,8 @@ def export_bundle(
             ledger_head=f"{result.head_seq} {result.head_hash}",
             bundle=str(out),
             zip=as_zip,
+            production=production,
+            redacted_records=result.redacted_records,
         )
     return result
 

@@ -53,6 +53,8 @@ FIELDS: tuple[str, ...] = (
     "TEXTPATH",
     "MEDIAPATHS",
     "TEXT",
+    "REDACTED",
+    "EXEMPTIONS",
 )
 
 

@@ -7,7 +7,7 @@ browser; text keeps its direction (``dir="auto"``) and line breaks.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bulletin.models import Record
@@ -17,7 +17,8 @@ _STYLE = (
     "line-height:1.5}article{border:1px solid #999;border-radius:6px;padding:.6rem 1rem;"
     "margin:.8rem 0}article.comment{margin-left:2rem}article.hidden,article.deleted"
     "{background:#f4f0e6}.meta{font-size:.9rem;color:#333}.bates{font-weight:bold}"
-    ".text{white-space:pre-wrap;overflow-wrap:anywhere}table{border-collapse:collapse}"
+    ".text{white-space:pre-wrap;overflow-wrap:anywhere}.withheld{background:#000;color:#fff;"
+    "padding:0 .3rem}mark.redacted{background:#ffe08a;color:#000}table{border-collapse:collapse}"
     "td,th{border:1px solid #999;padding:.2rem .5rem;text-align:left}"
 )
 
@@ -45,8 +46,35 @@ def thread_head(record: Record, first: str, last: str) -> str:
     )
 
 
-def thread_item(record: Record, bates: str, posted: str, captured: str, native: str) -> str:
+def _text_html(pieces: Sequence[tuple[str, str | None]], counsel: bool) -> str:
+    """Text pieces as HTML: a withheld piece is a box naming its exemption (public), or the
+    original text marked with its exemption (counsel)."""
+    out = []
+    for text, label in pieces:
+        if label is None:
+            out.append(_e(text))
+        elif counsel:
+            out.append(
+                f'<mark class="redacted">{_e(text)}</mark>'
+                f'<span class="exemption"> [withheld from the public copy: {_e(label)}]</span>'
+            )
+        else:
+            out.append(f'<span class="withheld">[WITHHELD: {_e(label)}]</span>')
+    return "".join(out)
+
+
+def thread_item(
+    record: Record,
+    bates: str,
+    posted: str,
+    captured: str,
+    native: str,
+    *,
+    pieces: Sequence[tuple[str, str | None]] | None = None,
+    counsel: bool = False,
+) -> str:
     state = record.state if record.state in ("hidden", "deleted") else ""
+    text = _e(record.text) if pieces is None else _text_html(pieces, counsel)
     reply = (
         f" in reply to {_e(record.parent_id)}"
         if record.kind == "comment" and record.parent_id
@@ -58,8 +86,13 @@ def thread_item(record: Record, bates: str, posted: str, captured: str, native: 
         f"{_e(record.remote_id)}{reply} · version {record.version} · "
         f"<strong>{_e(record.state)}</strong><br>by {_e(record.author or 'unknown')} · "
         f"posted {_e(posted or 'unknown')} · captured {_e(captured)} · "
-        f'<a href="../{_e(native)}">snapshot</a></p>\n'
-        f'<div class="text" dir="auto">{_e(record.text)}</div>\n</article>\n'
+        + (
+            f'<a href="../{_e(native)}">snapshot</a>'
+            if native
+            else "snapshot withheld from this public copy (text redacted)"
+        )
+        + "</p>\n"
+        + f'<div class="text" dir="auto">{text}</div>\n</article>\n'
     )
 
 
@@ -76,6 +109,44 @@ def index_item(path: str, first: str, last: str, record: Record, count: int) -> 
 
 
 INDEX_FOOT = "</ul>\n" + PAGE_FOOT
+
+REDACTION_LOG_FIELDS = (
+    ("bates", "Bates"),
+    ("record_id", "Record"),
+    ("version", "Version"),
+    ("characters", "Characters"),
+    ("exemption_label", "Exemption"),
+    ("reason", "Reason"),
+    ("redacted_by", "Redacted by"),
+    ("redacted_at", "Redacted at (UTC)"),
+)
+
+
+def redaction_log_html(rows: Sequence[Mapping[str, str]], production: str) -> str:
+    """The redaction log as a page: one row per withheld range (never the withheld text)."""
+    out = [page_head("Redaction log")]
+    if production == "public":
+        out.append(
+            "<p>Text withheld from this production is shown in its place as "
+            "[WITHHELD: exemption]. The archived originals are unchanged; the snapshots of "
+            "redacted records are not part of this copy.</p>\n"
+        )
+    else:
+        out.append(
+            "<p>This is the counsel copy: it holds every record in full; the text withheld "
+            "from the public copy is marked.</p>\n"
+        )
+    if not rows:
+        out.append("<p>No text is withheld in this production.</p>\n")
+        return "".join(out) + PAGE_FOOT
+    out.append("<table>\n<caption>Withheld text by record</caption>\n<tr>")
+    out += [f'<th scope="col">{_e(title)}</th>' for _, title in REDACTION_LOG_FIELDS]
+    out.append("</tr>\n")
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td>{_e(row.get(k))}</td>" for k, _ in REDACTION_LOG_FIELDS))
+        out.append("</tr>\n")
+    out.append("</table>\n")
+    return "".join(out) + PAGE_FOOT
 
 
 def custody_markdown(facts: Mapping[str, Any]) -> str:
@@ -116,6 +187,18 @@ def custody_markdown(facts: Mapping[str, Any]) -> str:
         "## Contents",
         "",
         f"- Records produced: {facts['records']}",
+        f"- Production: {facts['production']}"
+        + (
+            f"; {facts['redactions']} ranges of text in {facts['redacted_records']} records "
+            "withheld, each with its exemption (see `redactions/`)"
+            + (
+                "; the natives of those records are left out of this copy"
+                if facts["production"] == "public"
+                else "; shown here in full and marked"
+            )
+            if facts["redactions"]
+            else "; no text withheld"
+        ),
         f"- Bates numbers: {facts['first_bates'] or 'none'} to {facts['last_bates'] or 'none'}",
         "",
         "| record type | state | records |",
@@ -193,6 +276,19 @@ def _inline(text: str) -> str:
     return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(bold))
 
 
+PRODUCTION_NOTE = {
+    "public": (
+        "This is a PUBLIC production: text withheld under an exemption reads\n"
+        "[WITHHELD: exemption] in the text files, load files and thread pages\n"
+        "({redacted} records); the natives of those records are not part of it."
+    ),
+    "counsel": (
+        "This is a COUNSEL production: every record in full, natives included; the\n"
+        "text withheld from the public copy is marked in the thread pages and listed in\n"
+        "redactions/ ({redacted} records). Do not release it to the public."
+    ),
+}
+
 README = """This is a production of archived social-media records by {agency}.
 
 Production: {identifier}
@@ -209,6 +305,10 @@ What is here (paths under data/):
                             text qualifier U+00FE, field separator U+0014, newline U+00AE)
   loadfile/production.csv   the same rows as CSV (UTF-8 with BOM)
   manifest/                 each record's sha256 and ledger position; production.json
+  redactions/               the redaction log (CSV and a page): every withheld range of
+                            text, with its exemption, reason, who and when
+
+{production}
 
 Every file name carries the record's Bates number. To check that nothing was altered, run
 `bulletin export verify <this bundle>` or any BagIt validator; see custody/.

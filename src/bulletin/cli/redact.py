@@ -1,0 +1,173 @@
+"""Records clerk commands: redact add, list, remove, codes (text withheld from public
+productions, with its legal ground; the archive itself never changes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from bulletin.archiver import redaction
+from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.errors import UsageError
+from bulletin.identity import resolve_actor
+from bulletin.models import Redaction
+from bulletin.timeparse import local_text
+
+
+def register(group: click.Group) -> None:
+    group.add_command(redact)
+
+
+def _json(r: Redaction) -> dict[str, Any]:
+    return r.model_dump()
+
+
+@click.group()
+def redact() -> None:
+    """Withhold text of archived records from public productions, citing an exemption."""
+
+
+@redact.command("add")
+@click.argument("record_id", type=int)
+@click.option(
+    "--span",
+    "spans",
+    multiple=True,
+    help="START:END, code-point offsets into the record's text (END excluded); repeatable. "
+    "`bulletin archive show RECORD` prints the text.",
+)
+@click.option("--match", default=None, help="Withhold every occurrence of this exact text.")
+@click.option("--exemption", "code", required=True, help="The exemption code (see `redact codes`).")
+@click.option("--reason", required=True, help="Why this text is withheld, recorded in the log.")
+@click.option(
+    "--all-versions",
+    is_flag=True,
+    help="Withhold the same text in every other archived version of the item too.",
+)
+@click.option("--as", "actor", default=None, help="Who redacts (a clerk).")
+@json_option
+@pass_context
+def redact_add(
+    ctx: Context,
+    record_id: int,
+    spans: tuple[str, ...],
+    match: str | None,
+    code: str,
+    reason: str,
+    all_versions: bool,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Mark text of one archived record (one version of a post or comment) to withhold."""
+    settings = ctx.settings
+    ctx.warn_open_mode()
+    parsed = [redaction.parse_span(s) for s in spans]
+    if not parsed and match is None:
+        raise UsageError("say what to withhold: --span START:END or --match TEXT")
+    who = resolve_actor(settings, actor, ctx.environ, "clerk")
+    app = ctx.app
+    done = redaction.add(
+        app.checked_engine(),
+        settings,
+        record_id,
+        spans=parsed,
+        match=match,
+        code=code,
+        reason=reason,
+        actor=who,
+        now=app.clock.now(),
+        all_versions=all_versions,
+    )
+    label = redaction.label_of(settings, done.redactions[0].exemption) if done.redactions else code
+    lines = [
+        f"redaction {r.id}: record {r.record_id} characters {r.start}:{r.end} withheld under "
+        f"{label}, by {who}"
+        for r in done.redactions
+    ]
+    lines += [
+        f"note: span {a}:{b} widened to {c}:{d} so that no character is split"
+        for a, b, c, d in done.widened
+    ]
+    if done.unredacted_elsewhere:
+        others = ", ".join(
+            f"record {r.id} (version {r.version})" for r in done.unredacted_elsewhere
+        )
+        lines.append(
+            f"warning: the same text stays unredacted in {others}; re-run with --all-versions "
+            "to withhold it there too"
+        )
+    emit(
+        as_json,
+        {
+            "redactions": [_json(r) for r in done.redactions],
+            "widened": [list(w) for w in done.widened],
+            "unredacted_elsewhere": [r.id for r in done.unredacted_elsewhere],
+        },
+        lines,
+    )
+
+
+@redact.command("list")
+@click.option("--record", "record_id", type=int, default=None, help="Only this record's.")
+@click.option("--all", "include_removed", is_flag=True, help="Include removed redactions.")
+@json_option
+@pass_context
+def redact_list(ctx: Context, record_id: int | None, include_removed: bool, as_json: bool) -> None:
+    """Redactions in force (with --all, removed ones too), oldest first."""
+    settings = ctx.settings
+    rows = redaction.listing(
+        ctx.app.checked_engine(), record_id=record_id, include_removed=include_removed
+    )
+    tz = settings.agency.time_zone
+    lines = [
+        f"{r.id:>5}  record {r.record_id:<7} {r.start}:{r.end:<6} "
+        f"{redaction.label_of(settings, r.exemption):<22} by {r.created_by} "
+        f"{local_text(r.created_at, tz)}: {r.reason}"
+        + (
+            f"  [removed {local_text(r.removed_at, tz)} by {r.removed_by}: {r.removal_reason}]"
+            if r.removed_at
+            else ""
+        )
+        for r in rows
+    ] or ["no redactions"]
+    emit(as_json, {"redactions": [_json(r) for r in rows]}, lines)
+
+
+@redact.command("remove")
+@click.argument("redaction_id", type=int)
+@click.option("--reason", required=True, help="Why the text is no longer withheld.")
+@click.option("--as", "actor", default=None, help="Who removes it (a clerk).")
+@json_option
+@pass_context
+def redact_remove(
+    ctx: Context, redaction_id: int, reason: str, actor: str | None, as_json: bool
+) -> None:
+    """Take a redaction out of force (it stays on record, marked removed; audited)."""
+    settings = ctx.settings
+    ctx.warn_open_mode()
+    who = resolve_actor(settings, actor, ctx.environ, "clerk")
+    app = ctx.app
+    removed = redaction.remove(
+        app.checked_engine(), redaction_id, actor=who, reason=reason, now=app.clock.now()
+    )
+    emit(
+        as_json,
+        _json(removed),
+        f"redaction {removed.id} removed by {who}: record {removed.record_id} characters "
+        f"{removed.start}:{removed.end} are no longer withheld from new productions",
+    )
+
+
+@redact.command("codes")
+@json_option
+@pass_context
+def redact_codes(ctx: Context, as_json: bool) -> None:
+    """The exemption codes a redaction may cite ([redaction] in the configuration)."""
+    codes = ctx.settings.redaction.codes()
+    emit(
+        as_json,
+        {"codes": {k: v.model_dump() for k, v in sorted(codes.items())}},
+        [f"{k:<8} {v.label:<24} {v.description}" for k, v in sorted(codes.items())]
+        or ["no exemption codes configured (see [redaction] in the configuration)"],
+    )
