@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -355,6 +356,9 @@ def test_cli_add_list_remove_and_one_line_errors(thread: Instance, tmp_path: Pat
     )  # fmt: skip
     assert f"characters {span} withheld under {LABEL}" in output
     assert "stays unredacted in record" in output and "--all-versions" in output
+    shown = run(thread, "redact", "show", str(v2.id))
+    assert re.search(rf"^\s+{span}\s+{SECRET}$", shown, re.M), shown
+    assert f"Call my cell [WITHHELD: {LABEL}] if you see him tonight" in shown
     listed = run(thread, "redact", "list", "--json")
     (item,) = json.loads(listed)["redactions"]
     assert item["record_id"] == v2.id and item["exemption"] == "26c"
@@ -380,6 +384,7 @@ def test_cli_add_list_remove_and_one_line_errors(thread: Instance, tmp_path: Pat
     assert "no longer withheld" in removed
     assert "removed" in run(thread, "redact", "list", "--all")
     assert "26o" in run(thread, "redact", "codes")
+
     out = tmp_path / "cli-counsel"
     exported = run(thread, "export", "--query", "thread:p1", "--out", str(out), "--counsel",
                    "--quiet", "--as", "clerk1")  # fmt: skip

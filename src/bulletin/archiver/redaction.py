@@ -340,3 +340,11 @@ def count_active(engine: Engine) -> int:
             sa.select(sa.func.count()).select_from(table).where(table.c.removed_at.is_(None))
         ).scalar_one()
     return int(value)
+
+
+_WORD = regex.compile(r"\S+")
+
+
+def words(text: str) -> list[tuple[int, int, str]]:
+    """Each run of non-space characters of ``text`` with its ``[start, end)`` offsets."""
+    return [(m.start(), m.end(), m.group()) for m in _WORD.finditer(text)]

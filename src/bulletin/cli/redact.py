@@ -171,3 +171,54 @@ def redact_codes(ctx: Context, as_json: bool) -> None:
         [f"{k:<8} {v.label:<24} {v.description}" for k, v in sorted(codes.items())]
         or ["no exemption codes configured (see [redaction] in the configuration)"],
     )
+
+
+@redact.command("show")
+@click.argument("record_id", type=int)
+@json_option
+@pass_context
+def redact_show(ctx: Context, record_id: int, as_json: bool) -> None:
+    """A record's text with the offsets of every word (for --span), its redactions in force,
+    and the text as a public production will show it."""
+    from sqlmodel import Session
+
+    from bulletin.errors import NotFound
+    from bulletin.models import Record
+
+    settings = ctx.settings
+    engine = ctx.app.checked_engine()
+    with Session(engine) as session:
+        record = session.get(Record, record_id)
+        if record is None:
+            raise NotFound(f"no archived record {record_id}")
+        session.expunge(record)
+    rows = redaction.listing(engine, record_id=record_id)
+    spans = [
+        redaction.Span(r.start, r.end, redaction.label_of(settings, r.exemption)) for r in rows
+    ]
+    words = redaction.words(record.text)
+    public = redaction.redacted_text(record.text, spans)
+    lines = [
+        f"record {record.id}  {record.kind} {record.remote_id} (version {record.version}), "
+        f"{len(record.text)} characters",
+        "words (START:END for --span):",
+        *[f"  {start:>5}:{end:<5} {word}" for start, end, word in words],
+        "redactions in force:" if rows else "no redactions in force",
+        *[
+            f"  {r.id:>5}  {r.start}:{r.end}  {s.label}  ({r.reason})"
+            for r, s in zip(rows, spans, strict=True)
+        ],
+        "public copy:",
+        f"  {public}",
+    ]
+    emit(
+        as_json,
+        {
+            "record_id": record.id,
+            "characters": len(record.text),
+            "words": [{"start": s, "end": e, "text": w} for s, e, w in words],
+            "redactions": [_json(r) for r in rows],
+            "public_text": public,
+        },
+        lines,
+    )
