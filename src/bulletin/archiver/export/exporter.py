@@ -20,11 +20,12 @@ import socket
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -51,6 +52,7 @@ RECORDS_JSONL = "manifest/records.jsonl"
 RECORDS_CSV = "manifest/records.csv"
 INDEX = "threads/index.html"
 PART = "payload-manifest.part"
+COPY_THREADS = 4
 REDACTION_LOG = "redactions/redaction-log.csv"
 REDACTION_LOG_HTML = "redactions/redaction-log.html"
 REDACTIONS = "redactions.jsonl"  # the redactions in force when the export began
@@ -204,6 +206,7 @@ class _Export:
         self.start = int(journal.scope["bates_start"])
         self.counts: Counter[str] = Counter(journal.counts)
         self.writer: BagWriter | None = None
+        self.pool = ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="export")
         self.production: Production = journal.scope.get("production", "public")
         self.redactions: dict[int, list[_Withheld]] = {}
 
@@ -362,15 +365,16 @@ class _Export:
         ids = [r.record_id for r in rows]
         table = Record.__table__  # type: ignore[attr-defined]
         with self.engine.connect() as conn:
-            # plain rows: building ORM objects would cost more than the rest of the lookup
-            records = {
-                row.id: Record.model_construct(**row._mapping)
+            # plain rows, read by attribute like the models: building model objects would cost
+            # more than the rest of the export's own work per record
+            records: dict[int, Record] = {
+                row.id: cast(Record, row)
                 for row in conn.execute(sa.select(table).where(table.c.id.in_(ids)))
             }
             seqs = [r.ledger_seq for r in records.values() if r.ledger_seq is not None]
             ledger_table = LedgerEntry.__table__  # type: ignore[attr-defined]
-            entries = {
-                row.seq: LedgerEntry.model_construct(**row._mapping)
+            entries: dict[int, LedgerEntry] = {
+                row.seq: cast(LedgerEntry, row)
                 for row in conn.execute(sa.select(ledger_table).where(ledger_table.c.seq.in_(seqs)))
             }
         work: list[tuple[PlanRow, Record, LedgerEntry]] = []
@@ -394,11 +398,21 @@ class _Export:
                 )
             work.append((row, record, entry))
         assert self.writer is not None
-        for row, record, entry in work:
-            files = self.copy_files(record, row.position)
-            for rel, digest, size in files.listed:
-                self.writer.list(rel, digest, size)
-            self.write_record(row, record, entry, files)
+        # Reading objects and creating files is mostly waiting on the kernel: worker threads
+        # do it while this thread writes the load files and pages, in Bates order.
+        copies = [
+            self.pool.submit(self.copy_files, record, row.position) for row, record, _ in work
+        ]
+        try:
+            for (row, record, entry), copy in zip(work, copies, strict=True):
+                files = copy.result()
+                for rel, digest, size in files.listed:
+                    self.writer.list(rel, digest, size)
+                self.write_record(row, record, entry, files)
+        finally:
+            for copy in copies:
+                copy.cancel()
+            wait(copies)
 
     def write_record(self, row: PlanRow, record: Record, entry: LedgerEntry, files: _Files) -> None:
         """The record's lines in the load files and manifests, and its place in its thread."""
@@ -787,6 +801,7 @@ def export_bundle(
             payload_sha, facts = job.finish(now())
         finally:
             writer.close()
+            job.pool.shutdown(wait=True, cancel_futures=True)
         if as_zip:
             _zip(partial / BAG, partial / "bundle.zip", out.stem)
             source = partial / "bundle.zip"
