@@ -594,3 +594,23 @@ def test_shutil_copy_of_bundle_still_verifies(seeded: Instance, tmp_path: Path) 
     moved = tmp_path / "elsewhere" / "copy"
     shutil.copytree(out, moved)
     assert verify_bundle(moved).ok
+
+
+def test_dat_line_matches_field_by_field_escaping() -> None:
+    """The whole-line escaping gives what escaping each field gives, separators inside fields
+    included, and parses back."""
+    import random
+
+    from bulletin.archiver.export import loadfile
+
+    rng = random.Random(8)
+    alphabet = ["a", "þ", "þþ", "\r", "\n", "\r\n", "\x14", "®", "é", " ", "🚓", ""]
+    for _ in range(5000):
+        values = [
+            "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+            for _ in range(rng.randint(1, 5))
+        ]
+        line = loadfile.dat_line(values)
+        assert line == loadfile.SEPARATOR.join(loadfile._dat_field(v) for v in values) + "\r\n"
+        if not any(c in v for v in values for c in "\r\n®"):
+            assert parse_dat(line) == [values]

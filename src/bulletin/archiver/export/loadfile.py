@@ -63,9 +63,21 @@ def _dat_field(value: str) -> str:
     return QUALIFIER + flat.replace(QUALIFIER, QUALIFIER * 2) + QUALIFIER
 
 
+_JOINT = QUALIFIER + SEPARATOR + QUALIFIER
+
+
 def dat_line(values: Sequence[str]) -> str:
     """One DAT line (with its CRLF)."""
-    return SEPARATOR.join(_dat_field(v) for v in values) + "\r\n"
+    joined = SEPARATOR.join(values)
+    if joined.count(SEPARATOR) != len(values) - 1:  # a separator inside a field: field by field
+        return SEPARATOR.join(_dat_field(v) for v in values) + "\r\n"
+    # the separator, the qualifier and the newlines are distinct characters, so the line can
+    # be escaped whole: the same result as field by field, at a fraction of the calls
+    if QUALIFIER in joined:
+        joined = joined.replace(QUALIFIER, QUALIFIER * 2)
+    if "\r" in joined or "\n" in joined:
+        joined = joined.replace("\r\n", NEWLINE).replace("\r", NEWLINE).replace("\n", NEWLINE)
+    return QUALIFIER + joined.replace(SEPARATOR, _JOINT) + QUALIFIER + "\r\n"
 
 
 _BUFFER = io.StringIO()
