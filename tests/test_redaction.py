@@ -406,3 +406,29 @@ def test_exemption_codes_are_configurable(tmp_path: Path) -> None:
     config.write_text('[redaction]\nexemption_set = "atlantis"\n')
     with pytest.raises(ConfigError, match="atlantis"):
         load_settings(config, environ={})
+
+
+def test_a_version_captured_after_the_redaction_is_not_produced_unredacted(
+    thread: Instance, tmp_path: Path
+) -> None:
+    """The comment is edited again after the clerk redacted it: the public export refuses,
+    names the version, leaves nothing behind; `redact propagate` fixes it."""
+    v2 = record_of(thread, "c2", 2)
+    start = PHONE_TEXT.index(SECRET)
+    done = add(thread, v2, start, start + len(SECRET), all_versions=True)
+    thread.app.archiver.archive([comment("c2", "p1", 6, text=f"UPDATE: he is home. {SECRET}")])
+    v3 = record_of(thread, "c2", 3)
+    out = tmp_path / "public"
+    with pytest.raises(Refused) as caught:
+        export(thread, "account:feed", out)
+    message = str(caught.value)
+    assert f"record {v3.id} (version 3" in message and "redact propagate" in message
+    assert SECRET not in message and "\n" not in message
+    assert not out.exists() and not (tmp_path / "public.partial").exists()
+    export(thread, "account:feed", tmp_path / "counsel", production="counsel")
+    first = next(r for r in done.redactions if r.record_id == v2.id)
+    output = run(thread, "redact", "propagate", str(first.id), "--as", "clerk1")
+    assert f"record {v3.id} characters 20:28 withheld" in output
+    assert "every version already" in run(thread, "redact", "propagate", str(first.id))
+    export(thread, "account:feed", out)
+    assert SECRET.encode() not in every_byte(out)

@@ -168,11 +168,14 @@ def add(
     actor: str,
     now: datetime,
     all_versions: bool = False,
+    keep: int | None = None,
 ) -> Added:
     """Withhold ``spans`` (or every occurrence of ``match``) of record ``record_id``'s text.
 
     With ``all_versions`` the same text is withheld wherever it occurs in the other archived
-    versions of the item too. Nothing is written unless every span is valid.
+    versions of the item too. ``keep`` names a redaction in force that already covers the
+    spans on this record (:func:`propagate`): it is kept, not doubled. Nothing is written
+    unless every span is valid.
 
     :raises NotFound: no such record.
     :raises UsageError: a span outside the text, an unknown code, an empty reason, no span.
@@ -235,6 +238,8 @@ def add(
             overlapping = any(o.start < end and start < o.end for o in existing)
             if all_versions and target.id != record.id and overlapping:
                 continue  # already withheld there
+            if keep is not None and target.id == record.id:
+                continue  # the redaction being propagated
             _check_free(target, start, end, existing)
             redaction = Redaction(
                 record_id=target.id,
@@ -348,3 +353,77 @@ _WORD = regex.compile(r"\S+")
 def words(text: str) -> list[tuple[int, int, str]]:
     """Each run of non-space characters of ``text`` with its ``[start, end)`` offsets."""
     return [(m.start(), m.end(), m.group()) for m in _WORD.finditer(text)]
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Text withheld by redaction ``redaction_id`` that stands unredacted in another version."""
+
+    redaction_id: int
+    record_id: int
+    version: int
+
+
+def unredacted_copies(conn: Connection, redactions: Sequence[Redaction]) -> list[Copy]:
+    """Other versions of a redacted item that hold its withheld text where no redaction in
+    force covers it (a version captured after the redaction, say)."""
+    by_record: dict[int, list[Redaction]] = {}
+    for item in redactions:
+        by_record.setdefault(item.record_id, []).append(item)
+    table = Record.__table__  # type: ignore[attr-defined]
+    found: list[Copy] = []
+    for record_id, items in by_record.items():
+        record = conn.execute(sa.select(table).where(table.c.id == record_id)).first()
+        if record is None:
+            continue
+        others = conn.execute(
+            sa.select(table.c.id, table.c.version, table.c.text).where(
+                table.c.account == record.account,
+                table.c.kind == record.kind,
+                table.c.remote_id == record.remote_id,
+                table.c.id != record_id,
+                table.c.disposed_at.is_(None),
+            )
+        ).all()
+        for item in items:
+            withheld = record.text[item.start : item.end]
+            for other in others:
+                covered = by_record.get(other.id, [])
+                for start, end in _occurrences(other.text, withheld):
+                    if not any(c.start <= start and end <= c.end for c in covered):
+                        found.append(Copy(item.id or 0, other.id, other.version))
+                        break
+    return found
+
+
+def propagate(
+    engine: Engine, settings: Settings, redaction_id: int, *, actor: str, now: datetime
+) -> Added:
+    """Withhold redaction ``redaction_id``'s text in every other archived version of its item
+    (same exemption and reason), e.g. in a version captured after it was made.
+
+    :raises NotFound: no such redaction. :raises Refused: it was removed.
+    """
+    with Session(engine) as session:
+        item = session.get(Redaction, redaction_id)
+        if item is None:
+            raise NotFound(f"no redaction {redaction_id}")
+        if item.removed_at is not None:
+            raise Refused(f"redaction {redaction_id} was removed; add a new one instead")
+        record_id, start, end = item.record_id, item.start, item.end
+        code, reason = item.exemption, item.reason
+    settings_codes = settings.redaction.codes()
+    if code not in settings_codes:
+        raise UsageError(f"redaction {redaction_id}'s exemption {code!r} is no longer configured")
+    return add(
+        engine,
+        settings,
+        record_id,
+        spans=[(start, end)],
+        code=code,
+        reason=reason,
+        actor=actor,
+        now=now,
+        all_versions=True,
+        keep=redaction_id,
+    )

@@ -108,6 +108,33 @@ def redact_add(
     )
 
 
+@redact.command("propagate")
+@click.argument("redaction_id", type=int)
+@click.option("--as", "actor", default=None, help="Who redacts (a clerk).")
+@json_option
+@pass_context
+def redact_propagate(ctx: Context, redaction_id: int, actor: str | None, as_json: bool) -> None:
+    """Withhold a redaction's text in every other archived version of its item too (a
+    version captured after the redaction was made, say), same exemption and reason."""
+    settings = ctx.settings
+    ctx.warn_open_mode()
+    who = resolve_actor(settings, actor, ctx.environ, "clerk")
+    app = ctx.app
+    done = redaction.propagate(
+        app.checked_engine(), settings, redaction_id, actor=who, now=app.clock.now()
+    )
+    emit(
+        as_json,
+        {"redactions": [_json(r) for r in done.redactions]},
+        [
+            f"redaction {r.id}: record {r.record_id} characters {r.start}:{r.end} withheld "
+            f"(from redaction {redaction_id}), by {who}"
+            for r in done.redactions
+        ]
+        or [f"redaction {redaction_id}'s text is withheld in every version already"],
+    )
+
+
 @redact.command("list")
 @click.option("--record", "record_id", type=int, default=None, help="Only this record's.")
 @click.option("--all", "include_removed", is_flag=True, help="Include removed redactions.")

@@ -229,12 +229,43 @@ class _Export:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, self.partial / PLAN)
+        self._refuse_unredacted_copies()
         self._freeze_redactions()
         self.journal.total = total
         self.journal.head_seq, self.journal.head_hash = seq, digest
         self.journal.disposed = count_disposed(self.engine, self.scope.query, tz, seq)
         self.journal.planned = True
         self.journal.save(self.partial)
+
+    def _refuse_unredacted_copies(self) -> None:
+        """A public production may not hold, in another version of a redacted item, the very
+        text the redaction withholds (a version captured after the redaction was made)."""
+        if self.production != "public":
+            return
+        with self.engine.connect() as conn:
+            copies = redact.unredacted_copies(conn, redact.active(conn))
+        if not copies:
+            return
+        candidates = {c.record_id: c for c in copies}
+        found = []
+        with open(self.partial / PLAN, encoding="ascii") as handle:
+            for line in handle:
+                copy = candidates.get(int(line.split("\t", 1)[0]))
+                if copy is not None:
+                    found.append(copy)
+        if not found:
+            return
+        shutil.rmtree(self.partial, ignore_errors=True)
+        listed = ", ".join(
+            f"record {c.record_id} (version {c.version}; redaction {c.redaction_id})"
+            for c in found[:5]
+        )
+        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+        raise Refused(
+            f"text withheld by a redaction stands unredacted in another version of the same "
+            f"item in this production: {listed}{more}; withhold it there with `bulletin redact "
+            "propagate REDACTION`, or make the counsel production (--counsel)"
+        )
 
     def _freeze_redactions(self) -> None:
         """The redactions in force now, kept beside the plan so that a resumed export
