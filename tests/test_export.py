@@ -614,3 +614,17 @@ def test_dat_line_matches_field_by_field_escaping() -> None:
         assert line == loadfile.SEPARATOR.join(loadfile._dat_field(v) for v in values) + "\r\n"
         if not any(c in v for v in values for c in "\r\n®"):
             assert parse_dat(line) == [values]
+
+
+def test_production_without_renderings(seeded: Instance, tmp_path: Path) -> None:
+    """--no-renderings leaves the thread pages out and says so; the rest is the same bag."""
+    out = tmp_path / "review"
+    output = run(
+        seeded, "export", "--query", "account:feed", "--out", str(out), "--no-renderings",
+        "--quiet", "--as", "clerk1",
+    )  # fmt: skip
+    assert "exported 8 records" in output
+    bagit.Bag(str(out)).validate()
+    assert not (out / "data/threads").exists()
+    assert "made without renderings" in (out / "data/README.txt").read_text()
+    assert len(dat_rows(out)) == 8 and verify_bundle(out, None, None).ok

@@ -38,6 +38,12 @@ def register(group: click.Group) -> None:
     help="The counsel production: every record in full, natives included, the text withheld "
     "from the public copy marked (default: the public production, redactions applied).",
 )
+@click.option(
+    "--no-renderings",
+    "no_renderings",
+    is_flag=True,
+    help="Leave out the thread pages (for a review platform, which reads the load file).",
+)
 @click.option("--as", "actor", default=None, help="Who produces it (a clerk).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @json_option
@@ -51,6 +57,7 @@ def export(
     resume: bool,
     bates_start: int,
     counsel: bool,
+    no_renderings: bool,
     actor: str | None,
     quiet: bool,
     as_json: bool,
@@ -105,6 +112,7 @@ def export(
             bates_start=bates_start,
             progress=progress,
             production="counsel" if counsel else "public",
+            renderings=not no_renderings,
         )
     finally:
         if bar is not None:

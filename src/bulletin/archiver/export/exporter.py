@@ -208,6 +208,7 @@ class _Export:
         self.writer: BagWriter | None = None
         self.pool = ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="export")
         self.production: Production = journal.scope.get("production", "public")
+        self.renderings: bool = journal.scope.get("renderings", True)
         self.redactions: dict[int, list[_Withheld]] = {}
 
     def bates(self, position: int) -> str:
@@ -332,7 +333,8 @@ class _Export:
                 truncate(part if rel == PART else bag / "data" / rel, size)
         writer = BagWriter(bag, part)
         writer.files, writer.bytes = self.journal.payload_files, self.journal.payload_bytes
-        for rel in (DAT, CSV, RECORDS_JSONL, RECORDS_CSV, INDEX, REDACTION_LOG):
+        appended = [DAT, CSV, RECORDS_JSONL, RECORDS_CSV, REDACTION_LOG]
+        for rel in appended + ([INDEX] if self.renderings else []):
             writer.open_append(rel, fresh)
         for rel in sizes:
             if rel.startswith("threads/") and rel != INDEX:
@@ -346,10 +348,11 @@ class _Export:
                 REDACTION_LOG,
                 (loadfile.BOM + loadfile.csv_line(list(REDACTION_LOG_COLUMNS))).encode(),
             )
-            writer.append(
-                INDEX,
-                render.index_head(self.settings.agency.name, self.scope.identifier).encode(),
-            )
+            if self.renderings:
+                writer.append(
+                    INDEX,
+                    render.index_head(self.settings.agency.name, self.scope.identifier).encode(),
+                )
         self.writer = writer
         return writer
 
@@ -532,7 +535,8 @@ class _Export:
                 ["" if line[c] is None else str(line[c]) for c in RECORD_COLUMNS]
             ).encode("utf-8"),
         )
-        self._thread(row, record, bates, posted, captured, native, spans)
+        if self.renderings:
+            self._thread(row, record, bates, posted, captured, native, spans)
         self.counts[f"{record.kind}/{record.state}"] += 1
         if spans:
             self._log(record, bates, spans)
@@ -667,7 +671,8 @@ class _Export:
         writer = self.writer
         assert writer is not None
         facts = self.facts(_utc(completed))
-        writer.append(INDEX, render.INDEX_FOOT.encode())
+        if self.renderings:
+            writer.append(INDEX, render.INDEX_FOOT.encode())
         writer.close_append(REDACTION_LOG)
         with open(writer.data / REDACTION_LOG, encoding="utf-8-sig", newline="") as handle:
             log = list(csv.DictReader(handle))
@@ -702,6 +707,7 @@ class _Export:
             empty=empty,
             first=facts["first_bates"] or "none",
             last=facts["last_bates"] or "none",
+            threads=render.THREADS_LINE[self.renderings],
             production=render.PRODUCTION_NOTE[self.production].format(
                 redacted=facts["redacted_records"]
             ),
@@ -755,13 +761,15 @@ def export_bundle(
     chunk: int = 1000,
     progress: Callable[[int, int], None] | None = None,
     production: Production = "public",
+    renderings: bool = True,
 ) -> ExportResult:
     """Write the production ``scope`` as a bag at ``out`` (a directory, or a zip).
 
     A ``public`` production withholds the text under the redactions in force (a box with the
     exemption in the text, load files and thread pages) and leaves out the natives of redacted
     records; a ``counsel`` production holds everything, the withheld text marked. Both carry
-    the redaction log.
+    the redaction log. Without ``renderings`` the thread pages are left out (a production
+    for a review platform, which reads the load file).
 
     ``progress(done, total)`` is called after each chunk.
 
@@ -789,6 +797,7 @@ def export_bundle(
         "bates_start": bates_start,
         "zip": as_zip,
         "production": production,
+        "renderings": renderings,
     }
     started = now()
     journal: Journal | None = None

@@ -289,6 +289,11 @@ PRODUCTION_NOTE = {
     ),
 }
 
+THREADS_LINE = {
+    True: "  threads/index.html        start here: every thread, rendered for reading in a browser",
+    False: "  threads/                  (left out: this production was made without renderings)",
+}
+
 README = """This is a production of archived social-media records by {agency}.
 
 Production: {identifier}
@@ -296,7 +301,7 @@ Records: {records}{empty}
 Bates numbers: {first} to {last}
 
 What is here (paths under data/):
-  threads/index.html        start here: every thread, rendered for reading in a browser
+{threads}
   custody/                  the chain-of-custody report (who, when, what, integrity)
   natives/                  each record's archived snapshot (.json) and the platform's own
                             response (.raw.*), byte for byte as archived, and its images
