@@ -492,3 +492,43 @@ def test_daemon_job_lists_a_batch_and_schedules_it_nightly(inst: Instance) -> No
     daemon._schedule_jobs()
     job = daemon._scheduler.get_job("disposition")
     assert job is not None and "hour='4', minute='0'" in str(job.trigger)
+
+
+def test_rebuilt_index_keeps_destroyed_records_marked_and_their_batch(
+    inst: Instance, tmp_path: Path
+) -> None:
+    """A lost database rebuilt from the store: destroyed records come back from the
+    certificate, marked disposed in their batch (not reported missing); verify passes."""
+    from bulletin.archiver.rebuild import rebuild_index
+    from bulletin.models import HoldRecord
+
+    records = archive(inst, 1, 2, 3)
+    hold_on(inst, "author:visitor3")
+    inst.clock.set(PAST_RETENTION)
+    batch = list_batch(inst)
+    assert batch is not None and batch.id is not None
+    approve(inst, batch.id)
+    archive(inst, 4)
+    engine = inst.app.engine  # rebuilt in place: what names records by id is kept
+    report = rebuild_index(engine, inst.app.store, inst.clock.now(), replace=True)
+    assert report.problems == []
+    with Session(engine) as session:
+        rows = {r.id: r for r in session.exec(select(Record))}
+        rebuilt_batch = session.get(DispositionBatch, batch.id)
+        members = session.exec(select(HoldRecord.record_id)).all()
+    assert members == [records[2].id]
+    assert len(rows) == 4
+    for record in records[:2]:
+        row = rows[record.id]
+        assert row.disposed_at == PAST_RETENTION and row.disposal_batch_id == batch.id
+        assert (row.remote_id, row.object_sha256, row.series) == (
+            record.remote_id,
+            record.object_sha256,
+            record.series,
+        )
+    assert rows[records[2].id].disposed_at is None and rows[records[2].id].legal_hold
+    assert rebuilt_batch is not None and rebuilt_batch.state == "approved"
+    assert rebuilt_batch.approved_by == "chief" and rebuilt_batch.record_count == 2
+    result = verify(engine, inst.app.store)
+    assert result.ok, result.problems
+    assert disposition.verify_certificate(engine, inst.app.store, batch.id) == []

@@ -2,13 +2,15 @@
 
 The store is the record of truth: its ledger segments give every entry in order, and each
 record entry names a snapshot object that holds everything the index row needs. Retention and
-hold come from the store's own metadata. A lost or damaged database never means a lost archive.
+hold come from the store's own metadata. Records destroyed under the retention schedule come
+back from the certificates of destruction (ledgered, permanent), marked disposed, with their
+batches. A lost or damaged database never means a lost archive.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,7 +26,86 @@ from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.db import session_scope
 from bulletin.errors import IntegrityError, NotFound, Refused
 from bulletin.identity import SYSTEM_ACTOR
-from bulletin.models import Account, LedgerEntry, Record, RecordMedia
+from bulletin.models import (
+    Account,
+    DispositionBatch,
+    DispositionItem,
+    HoldRecord,
+    LedgerEntry,
+    Record,
+    RecordMedia,
+    Redaction,
+)
+
+
+def _columns(model: Any) -> list[Any]:
+    return list(model.__table__.columns)
+
+
+@dataclass
+class _Destroyed:
+    """What the certificates say of destroyed records and their batches."""
+
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)  # record id -> its line
+    batch_of: dict[int, int] = field(default_factory=dict)  # record id -> batch id
+    approved_at: dict[int, datetime] = field(default_factory=dict)  # batch id -> when
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _entries(store: WormStore) -> Iterator[tuple[str, LedgerEntry]]:
+    for key in store.keys(ledger.SEGMENT_PREFIX):
+        if ledger.segment_range(key) is None:
+            continue
+        for line in store.get(key, verify=False).splitlines():
+            if line.strip():
+                yield key, LedgerEntry.model_validate(json.loads(line))
+
+
+def _destroyed(store: WormStore, report: RebuildReport) -> _Destroyed:
+    """Read every certificate of destruction the ledger names."""
+    found = _Destroyed()
+    for _, entry in _entries(store):
+        if entry.kind != "certificate" or not entry.object_sha256:
+            continue
+        try:
+            body = json.loads(store.get(object_key(entry.object_sha256), verify=True))
+        except (NotFound, IntegrityError) as e:
+            report.problems.append(f"certificate in ledger entry {entry.seq}: {e}")
+            continue
+        batch_id = int(body["batch"])
+        approved = datetime.fromisoformat(body["approved_at"])
+        found.approved_at[batch_id] = approved
+        found.batches.append(
+            {
+                "id": batch_id,
+                "state": "approved",
+                "membership_sha256": body["membership_sha256"],
+                "record_count": len(body["records"]),
+                "listed_by": body["listed_by"],
+                "listed_at": datetime.fromisoformat(body["listed_at"]),
+                "approved_by": body["approved_by"],
+                "approved_at": approved,
+                "certificate_sha256": entry.object_sha256,
+                "certificate_seq": entry.seq,
+                "completed_at": approved,
+            }
+        )
+        for line in body["records"]:
+            found.records[int(line["record_id"])] = line
+            found.batch_of[int(line["record_id"])] = batch_id
+            if line.get("retain_until"):
+                found.items.append(
+                    {
+                        "batch_id": batch_id,
+                        "record_id": int(line["record_id"]),
+                        "series": line["series"],
+                        "retain_until": datetime.fromisoformat(line["retain_until"]),
+                        "object_sha256": line["object_sha256"],
+                        "raw_sha256": line.get("raw_sha256"),
+                    }
+                )
+    return found
 
 
 @dataclass
@@ -54,47 +135,68 @@ def rebuild_index(
                 f"the archive index already holds {present} ledger entries; "
                 "use --replace to rebuild it from the store"
             )
+        # rows that name records by id: kept aside and put back once the records are back
+        # (ids come from the ledger, so they are the same)
+        kept = {
+            model: [row._asdict() for row in session.execute(sa.select(*_columns(model)))]
+            for model in (HoldRecord, Redaction)
+        }
+        session.execute(sa.delete(HoldRecord))
+        session.execute(sa.delete(Redaction))
+        session.execute(sa.delete(DispositionItem))
+        session.execute(sa.delete(DispositionBatch))
         session.execute(sa.delete(RecordMedia))
         session.execute(sa.delete(Record))
         session.execute(sa.delete(LedgerEntry))
     report = RebuildReport()
+    destroyed = _destroyed(store, report)
     versions: dict[tuple[str, str, str], Latest] = {}
     entries: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     media: list[dict[str, Any]] = []
     prev_hash = ledger.GENESIS
     expected = 1
-    for key in store.keys(ledger.SEGMENT_PREFIX):
-        if ledger.segment_range(key) is None:
-            continue
-        for line in store.get(key, verify=False).splitlines():
-            if not line.strip():
-                continue
-            entry = LedgerEntry.model_validate(json.loads(line))
-            if entry.seq != expected or entry.prev_hash != prev_hash:
-                raise IntegrityError(
-                    f"ledger {entry.seq} in {key} does not follow entry {expected - 1}"
-                )
-            if ledger.compute_hash(entry) != entry.entry_hash:
-                raise IntegrityError(f"ledger {entry.seq} in {key} does not match its hash")
-            entries.append(entry.model_dump())
-            if entry.kind == "record" and entry.record_id is not None and entry.object_sha256:
-                row = _record_row(store, entry, versions, report)
-                if row is not None:
-                    media.extend(row.pop("media"))
-                    records.append(row)
-            prev_hash, expected = entry.entry_hash, entry.seq + 1
-            if len(entries) >= batch:
-                _flush(engine, entries, records, media, report, progress)
+    for key, entry in _entries(store):
+        if entry.seq != expected or entry.prev_hash != prev_hash:
+            raise IntegrityError(
+                f"ledger {entry.seq} in {key} does not follow entry {expected - 1}"
+            )
+        if ledger.compute_hash(entry) != entry.entry_hash:
+            raise IntegrityError(f"ledger {entry.seq} in {key} does not match its hash")
+        entries.append(entry.model_dump())
+        if entry.kind == "record" and entry.record_id is not None and entry.object_sha256:
+            row = _record_row(store, entry, versions, report, destroyed)
+            if row is not None:
+                media.extend(row.pop("media"))
+                records.append(row)
+        prev_hash, expected = entry.entry_hash, entry.seq + 1
+        if len(entries) >= batch:
+            _flush(engine, entries, records, media, report, progress)
     _flush(engine, entries, records, media, report, progress)
     with session_scope(engine) as session:
+        if destroyed.batches:
+            session.execute(sa.insert(DispositionBatch), destroyed.batches)
+        if destroyed.items:
+            session.execute(sa.insert(DispositionItem), destroyed.items)
+        ids = Record.__table__.c.id  # type: ignore[attr-defined]
+        on_record: set[int] = set(session.execute(sa.select(ids)).scalars())
+        for model, rows in kept.items():
+            back = [row for row in rows if row["record_id"] in on_record]
+            report.problems += [
+                f"{model.__tablename__}: record {row['record_id']} is gone from the store"
+                for row in rows
+                if row["record_id"] not in on_record
+            ]
+            if back:
+                session.execute(sa.insert(model), back)
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(
-                sa.text(
-                    "SELECT setval(pg_get_serial_sequence('records', 'id'), "
-                    "COALESCE((SELECT max(id) FROM records), 1))"
+            for table in ("records", "disposition_batches"):
+                session.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                        f"COALESCE((SELECT max(id) FROM {table}), 1))"  # (two fixed names)
+                    )
                 )
-            )
         _ensure_accounts(session)
         audit.record_event(
             session,
@@ -115,12 +217,18 @@ def _record_row(
     entry: LedgerEntry,
     versions: dict[tuple[str, str, str], Latest],
     report: RebuildReport,
+    destroyed: _Destroyed,
 ) -> dict[str, Any] | None:
     assert entry.object_sha256 is not None
     key = object_key(entry.object_sha256)
     try:
         data = store.get(key, verify=True)
-    except (NotFound, IntegrityError) as e:
+    except NotFound as e:
+        if entry.record_id in destroyed.records:
+            return _destroyed_row(entry, versions, destroyed)
+        report.problems.append(f"record {entry.record_id}: {e}")
+        return None
+    except IntegrityError as e:
         report.problems.append(f"record {entry.record_id}: {e}")
         return None
     snapshot = json.loads(data)
@@ -165,6 +273,8 @@ def _record_row(
         "size": len(data),
         "notice_id": snapshot.get("notice_id"),
         "ledger_seq": entry.seq,
+        "disposed_at": None,
+        "disposal_batch_id": None,
         "media": [
             {
                 "record_id": entry.record_id,
@@ -176,6 +286,52 @@ def _record_row(
             }
             for m in snapshot.get("media", [])
         ],
+    }
+
+
+def _destroyed_row(
+    entry: LedgerEntry, versions: dict[tuple[str, str, str], Latest], destroyed: _Destroyed
+) -> dict[str, Any]:
+    """The index row of a destroyed record, from its certificate: what it was, not what it
+    said (its text and author went with it)."""
+    assert entry.record_id is not None
+    line = destroyed.records[entry.record_id]
+    batch_id = destroyed.batch_of[entry.record_id]
+    ident = (line["account"], line["kind"], line["remote_id"])
+    before = versions.get(ident)
+    versions[ident] = Latest(entry.record_id, int(line["version"]), line["content_sha256"], "", "")
+    posted = line.get("posted_at")
+    until = line.get("retain_until")
+    return {
+        "id": entry.record_id,
+        "account": line["account"],
+        "platform": line["platform"],
+        "kind": line["kind"],
+        "remote_id": line["remote_id"],
+        "parent_id": None,
+        "thread_id": None,
+        "version": int(line["version"]),
+        "previous_record_id": before.record_id if before else None,
+        "change": "edited" if before else "new",
+        "state": "visible",
+        "author": None,
+        "text": "",
+        "url": None,
+        "series": line["series"],
+        "posted_at": datetime.fromisoformat(posted) if posted else None,
+        "captured_at": datetime.fromisoformat(line["captured_at"]),
+        "retain_until": datetime.fromisoformat(until) if until else None,
+        "content_sha256": line["content_sha256"],
+        "object_sha256": line["object_sha256"],
+        "raw_sha256": line.get("raw_sha256"),
+        "legal_hold": False,
+        "training": False,
+        "size": 0,
+        "notice_id": None,
+        "ledger_seq": entry.seq,
+        "disposed_at": destroyed.approved_at[batch_id],
+        "disposal_batch_id": batch_id,
+        "media": [],
     }
 
 
