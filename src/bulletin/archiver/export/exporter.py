@@ -53,6 +53,7 @@ RECORDS_CSV = "manifest/records.csv"
 INDEX = "threads/index.html"
 PART = "payload-manifest.part"
 COPY_THREADS = 4
+COPY_SLICE = 50  # records per task given to a copying thread
 REDACTION_LOG = "redactions/redaction-log.csv"
 REDACTION_LOG_HTML = "redactions/redaction-log.html"
 REDACTIONS = "redactions.jsonl"  # the redactions in force when the export began
@@ -434,19 +435,21 @@ class _Export:
         assert self.writer is not None
         # Reading objects and creating files is mostly waiting on the kernel: worker threads
         # do it while this thread writes the load files and pages, in Bates order.
-        copies = [
-            self.pool.submit(self.copy_files, record, row.position) for row, record, _ in work
-        ]
+        slices = [work[i : i + COPY_SLICE] for i in range(0, len(work), COPY_SLICE)]
+        copies = [self.pool.submit(self._copy_slice, part) for part in slices]
         try:
-            for (row, record, entry), copy in zip(work, copies, strict=True):
-                files = copy.result()
-                for rel, digest, size in files.listed:
-                    self.writer.list(rel, digest, size)
-                self.write_record(row, record, entry, files)
+            for part, copy in zip(slices, copies, strict=True):
+                for (row, record, entry), files in zip(part, copy.result(), strict=True):
+                    for rel, digest, size in files.listed:
+                        self.writer.list(rel, digest, size)
+                    self.write_record(row, record, entry, files)
         finally:
             for copy in copies:
                 copy.cancel()
             wait(copies)
+
+    def _copy_slice(self, part: list[tuple[PlanRow, Record, LedgerEntry]]) -> list[_Files]:
+        return [self.copy_files(record, row.position) for row, record, _ in part]
 
     def write_record(self, row: PlanRow, record: Record, entry: LedgerEntry, files: _Files) -> None:
         """The record's lines in the load files and manifests, and its place in its thread."""
