@@ -808,3 +808,65 @@ def test_a_bad_feed_entry_does_not_stop_the_others(tmp_path: Path) -> None:
         assert results[0].reason is not None and "alert/identifier" in results[0].reason
     finally:
         made.app.close()
+
+
+# -- an import cut short ---------------------------------------------------------------------
+
+
+def _cut_short(inst: Instance, name: str) -> None:
+    """What an importer killed right after recording the alert leaves: the claim, and
+    nothing done about it (the first transaction of an import, and no more)."""
+    from bulletin.publisher.cap import alert_from_element, parse_xml
+    from bulletin.publisher.cap_import import Importer
+
+    raw = (DATA / name).read_bytes()
+    alert = alert_from_element(parse_xml(raw), raw)
+    importer = Importer(inst.app.engine, inst.settings, inst.clock, "dispatcher1")
+    info = alert.info(inst.settings.cap.language)
+    assert importer._claim(alert, info, "unsigned", name, None, "received", None) is not None
+
+
+def test_alert_cut_short_is_finished_by_the_next_import(inst: Instance) -> None:
+    """A claim left `received` is not taken from a live importer (fresh), and is finished once
+    stale: one notice, audited as resumed; after that it is a duplicate."""
+    _cut_short(inst, "nws_tornado_warning.xml")
+    assert load(inst, "nws_tornado_warning.xml").outcome == "duplicate"
+    inst.clock.advance(timedelta(minutes=6))
+    resumed = load(inst, "nws_tornado_warning.xml")
+    assert resumed.outcome == "drafted" and resumed.notice_id is not None
+    assert load(inst, "nws_tornado_warning.xml").outcome == "duplicate"
+    with Session(inst.app.engine) as session:
+        assert len(session.exec(select(Notice)).all()) == 1
+    assert [r.outcome for r in rows(inst)] == ["drafted"]
+    assert "cap-resumed" in actions(inst)
+
+
+def test_poll_finishes_an_alert_cut_short_that_left_the_feed(inst: Instance) -> None:
+    _cut_short(inst, "nws_tornado_warning.xml")
+    inst.clock.advance(timedelta(minutes=6))
+    (result,) = poll_feeds(inst.app.engine, inst.settings, inst.clock)
+    assert result.outcome == "drafted" and result.notice_id is not None
+    assert poll_feeds(inst.app.engine, inst.settings, inst.clock) == []
+
+
+def test_cancel_cut_short_after_queuing_the_retraction_does_not_queue_it_twice(
+    inst: Instance,
+) -> None:
+    first = load(inst, "nws_tornado_warning.xml")
+    publish(inst, first.notice_id)
+    cancel = load(inst, "nws_tornado_cancel.xml")
+    assert cancel.reason == f"retraction queued for notice(s) {first.notice_id}"
+    _, deliveries = notice(inst, first.notice_id)
+    replies = len([d for d in deliveries if d.kind != "post"])
+    with Session(inst.app.engine) as session:  # killed before its outcome was written
+        row = session.get(CapAlert, cancel.row_id)
+        assert row is not None
+        row.outcome, row.reason = "received", None
+        session.add(row)
+        session.commit()
+    inst.clock.advance(timedelta(minutes=6))
+    again = load(inst, "nws_tornado_cancel.xml")
+    assert again.outcome == "cancelled"
+    assert again.reason == f"retraction queued for notice(s) {first.notice_id}"
+    _, deliveries = notice(inst, first.notice_id)
+    assert len([d for d in deliveries if d.kind != "post"]) == replies

@@ -181,7 +181,9 @@ def poll_feeds(engine: Engine, settings: Settings, clock: Clock) -> list[ImportR
         require_role(settings, settings.cap.actor, "dispatcher")
     except Refused as e:
         raise ConfigError(f"{settings.source}: cap.actor: {e}") from None
-    results: list[ImportResult] = []
+    results: list[ImportResult] = Importer(
+        engine, settings, clock, settings.cap.actor
+    ).repair_stale()
     for url in settings.cap.feeds:
         try:
             found = import_source(engine, settings, clock, url, settings.cap.actor)

@@ -13,8 +13,10 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from xml.etree.ElementTree import Element
 
+import sqlalchemy as sa
 import structlog
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
@@ -61,6 +63,9 @@ from bulletin.publisher.notices import (
 from bulletin.publisher.templates import get_template, notice_from_template
 
 log = structlog.get_logger("bulletin.cap")
+
+#: a claim still ``received`` this long after it was made was cut short (the importer died)
+CLAIM_STALE = timedelta(minutes=5)
 
 UPDATE_PREFIX = "UPDATE: "
 
@@ -140,6 +145,9 @@ class Importer:
         now = self.clock.now()
         info = alert.info(self.settings.cap.language)
         existing = self._existing(alert)
+        if existing is not None and self._take_over(existing, now):
+            log.warning("CAP alert resumed", alert=str(alert.key), row=existing.id)
+            return self._act(alert, info, signature, existing, resumed=True)
         if existing is not None:
             return self._result(existing, alert, info, outcome="duplicate")
         references = self._referenced(alert.references) if alert.references else []
@@ -155,6 +163,13 @@ class Importer:
         row = self._claim(alert, info, signature, source, entry_id, "received", None)
         if row is None:
             return self._result(self._existing(alert), alert, info, outcome="duplicate")
+        return self._act(alert, info, signature, row)
+
+    def _act(
+        self, alert: Alert, info: Info | None, signature: str, row: CapAlert, resumed: bool = False
+    ) -> ImportResult:
+        """Act on a claimed alert: a notice, an update or a cancellation."""
+        references = self._referenced(alert.references) if alert.references else []
         try:
             if alert.msg_type == "Cancel":
                 outcome = self._cancel(alert, references)
@@ -165,7 +180,8 @@ class Importer:
                 assert info is not None
                 outcome = self._new_notice(alert, info, signature, "", None, row)
         except BaseException:
-            self._release(row)
+            if not resumed:
+                self._release(row)
             raise
         row = self._finish(row, outcome)
         log.info(
@@ -283,6 +299,55 @@ class Importer:
         except sa_exc.IntegrityError:
             return None
         return row
+
+    def _take_over(self, row: CapAlert, now: datetime) -> bool:
+        """Whether ``row`` is a claim cut short (the importer died between recording the alert
+        and acting on it) that this importer has now taken over, atomically."""
+        if row.outcome != "received" or now - row.imported_at < CLAIM_STALE:
+            return False
+        table = CapAlert.__table__  # type: ignore[attr-defined]
+        with session_scope(self.engine) as session:
+            taken = session.execute(
+                sa.update(table)
+                .where(
+                    table.c.id == row.id,
+                    table.c.outcome == "received",
+                    table.c.imported_at == row.imported_at,
+                )
+                .values(imported_at=now)
+            )
+            if taken.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            audit.record_event(
+                session,
+                at=now,
+                actor=self.actor,
+                action="cap-resumed",
+                object_type="cap-alert",
+                object_id=row.id or 0,
+                reason="its handling was cut short",
+                received_at=row.imported_at.isoformat(),
+            )
+        return True
+
+    def repair_stale(self) -> list[ImportResult]:
+        """Finish every alert whose handling was cut short (still ``received`` after
+        :data:`CLAIM_STALE`), from the alert as stored."""
+        cutoff = self.clock.now() - CLAIM_STALE
+        with Session(self.engine) as session:
+            stuck = session.exec(
+                select(CapAlert).where(
+                    CapAlert.outcome == "received", col(CapAlert.imported_at) <= cutoff
+                )
+            ).all()
+        results = []
+        for row in stuck:
+            try:
+                alert = alert_from_element(parse_xml(row.raw, self.settings.cap.max_bytes), row.raw)
+                results.append(self.import_alert(alert, row.signature, row.source or "stored"))
+            except BulletinError as e:
+                log.error("CAP alert could not be resumed", row=row.id, error=str(e))
+        return results
 
     def _release(self, row: CapAlert) -> None:
         """Forget a claim whose handling failed, so the alert can be imported again."""
@@ -507,6 +572,10 @@ class Importer:
                     text=CAP_CANCEL_TEXT,
                 )
                 retracted.append(notice_id)
+            except Refused as e:
+                if "nothing left to retract" not in str(e):
+                    raise
+                retracted.append(notice_id)  # done already (a resumed cancel) or by hand
             except BulletinError as e:
                 log.warning("CAP cancel: retraction not queued", notice=notice_id, error=str(e))
                 pending.append(notice_id)
