@@ -432,3 +432,30 @@ def test_a_version_captured_after_the_redaction_is_not_produced_unredacted(
     assert "every version already" in run(thread, "redact", "propagate", str(first.id))
     export(thread, "account:feed", out)
     assert SECRET.encode() not in every_byte(out)
+
+
+def test_right_to_left_and_emoji_edges_in_a_public_production(
+    thread: Instance, tmp_path: Path
+) -> None:
+    """An Arabic word and the emoji after it, and a span starting inside a five-code-point
+    emoji: each withheld whole, no code point of them anywhere in the bag, the rest kept."""
+    c3 = record_of(thread, "c3")
+    text = c3.text  # "شوهد قرب المكتبة 🚓"
+    word = "المكتبة"
+    start = text.index(word)
+    done = add(thread, c3, start, len(text))
+    assert (done.redactions[0].start, done.redactions[0].end) == (start, len(text))
+    thread.app.archiver.archive([post("p2", "Officer 👮🏽‍♀️ café\u0301 tips line")])
+    p2 = record_of(thread, "p2")
+    add(thread, p2, 9, 10)  # inside the officer emoji: widened to all five code points
+    out = tmp_path / "public"
+    export(thread, "account:feed", out)
+    blob = every_byte(out)
+    for secret in (word, "🚓", "👮🏽‍♀️", "\u200d", "🏽"):
+        for form in forms(secret):
+            assert form not in blob, secret
+    lines = {line["remote_id"]: line for line in records_of(out)}
+    c3_text = (out / "data" / str(lines["c3"]["text"])).read_text("utf-8")
+    assert c3_text == f"شوهد قرب [WITHHELD: {LABEL}]"
+    p2_text = (out / "data" / str(lines["p2"]["text"])).read_text("utf-8")
+    assert p2_text == f"Officer [WITHHELD: {LABEL}] café\u0301 tips line"
