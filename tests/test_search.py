@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
 
+from bulletin.archiver.archive import Capture
+from bulletin.archiver.search import Query
+from bulletin.archiver.search import search as find
 from bulletin.cli import cli
+from bulletin.connectors.base import RemoteItem
 from bulletin.connectors.sandbox import SandboxServer
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.capture import comments, fb_post, records, replies, run, x_post
@@ -116,3 +120,43 @@ def test_status_shows_counts_sweeps_quarantine_spend_and_alerts(
     assert status["store_backlog"] == 0
     text = bulletin(site, "archive", "status")
     assert "ALERT" in text and "quarantined answers: 1" in text
+
+
+def _comment(remote_id: str, text: str, minute: int, state: str = "visible") -> Capture:
+    posted = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(minutes=minute)
+    item = RemoteItem(
+        "comment", remote_id, text, "Visitor", posted, parent_id="p1", thread_id="p1", state=state
+    )
+    return Capture("facebook", "facebook", item)
+
+
+def test_hits_are_distinct_items_even_when_each_has_many_matching_versions(
+    instance: Instance,
+) -> None:
+    """Twenty items of five matching versions each, archived item after item: the newest
+    rows belong to a few items, and search reads on until it has the twenty asked for."""
+    instance.app.archiver.archive_batch(
+        [_comment(f"c{i}", f"detour via Elm, edit {n}", i) for i in range(20) for n in range(5)]
+    )
+    hits = find(instance.app.engine, Query(text="detour", limit=20))
+    assert sorted(h.record.remote_id for h in hits) == sorted(f"c{i}" for i in range(20))
+    assert {(h.record.version, h.versions) for h in hits} == {(5, 5)}
+
+
+def test_a_rare_match_far_behind_the_newest_is_found(instance: Instance) -> None:
+    """The only deleted comment and the only one posted on a given day are the oldest of
+    hundreds that share the word: the walk goes past its first pages to reach them, and a
+    date range holding no record answers nothing."""
+    archiver = instance.app.archiver
+    archiver.archive_batch([_comment(f"c{i}", f"road closed {i}", i * 60) for i in range(600)])
+    archiver.archive_batch([_comment("c0", "road closed 0", 0, state="deleted")])
+    engine = instance.app.engine
+    [deleted] = find(engine, Query(text="road", state="deleted"))
+    assert (deleted.record.remote_id, deleted.current_state) == ("c0", "deleted")
+    day = datetime(2026, 3, 1, tzinfo=UTC)
+    hits = find(engine, Query(text="road", since=day, until=day + timedelta(hours=2)))
+    assert sorted(h.record.remote_id for h in hits) == ["c0", "c1"]
+    assert find(engine, Query(account="facebook", until=day)) == []
+    on_day = find(engine, Query(account="facebook", since=day, until=day + timedelta(hours=3)))
+    assert [h.record.remote_id for h in on_day] == ["c2", "c1", "c0"]
+    assert find(engine, Query(text="road", state="hidden")) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -56,48 +57,51 @@ def _terms(text: str) -> list[tuple[str, bool]]:
     return [(w.rstrip("*"), w.endswith("*")) for w in _WORD.findall(text) if w.rstrip("*")]
 
 
-def _match(engine: Engine, text: str, author: str | None = None) -> sa.ColumnElement[bool]:
-    """The full-text condition for ``text`` (and the author's words, which narrow the index
-    lookup; the exact author is compared afterwards)."""
+def _fts5(text: str, author: str | None) -> str | None:
+    """The FTS5 query for ``text`` and the author's words (which narrow the index lookup;
+    the exact author is compared afterwards); None when there is nothing to look up."""
     terms = _terms(text)
     names = [w for w, _ in _terms(author or "")]
     if not terms and not names:
-        raise UsageError(f"nothing to search for in {text!r}")
-    if engine.dialect.name == "postgresql":
-        words = [f"{w.lower()}{':*' if prefix else ''}" for w, prefix in terms]
-        query = " & ".join(words + [n.lower() for n in names])
-        return sa.literal_column(_PG_VECTOR).op("@@")(
-            sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), query)
-        )
+        return None
     fts = " ".join(f'"{w}"{"*" if prefix else ""}' for w, prefix in terms)
     if names:
-        phrase = " ".join(names)
-        fts = f'{fts} author : "{phrase}"'.strip()
-    matching: sa.Select[Any] = (
-        sa.select(sa.literal_column("rowid"))
-        .select_from(sa.table("records_fts"))
-        .where(sa.literal_column("records_fts").op("MATCH")(fts))
-    )
-    return col(Record.id).in_(matching)
+        fts = f'{fts} author : "{" ".join(names)}"'.strip()
+    return fts
 
 
-def search(engine: Engine, query: Query) -> list[Hit]:
-    """Items matching ``query``, newest first, at most ``query.limit``."""
-    if query.state is not None and query.state not in STATES:
-        raise UsageError(f"state must be one of {', '.join(STATES)}")
-    statement = select(Record)
-    if query.text or (query.author and _terms(query.author)):
-        statement = statement.where(_match(engine, query.text or "", query.author))
+def _tsquery(text: str, author: str | None) -> str | None:
+    """The PostgreSQL ``to_tsquery`` text for the same words; None when there are none."""
+    words = [f"{w.lower()}{':*' if prefix else ''}" for w, prefix in _terms(text)]
+    words += [w.lower() for w, _ in _terms(author or "")]
+    return " & ".join(words) or None
+
+
+def _filters(engine: Engine, query: Query) -> list[sa.ColumnElement[bool]]:
+    """Every condition of ``query`` except the words, on ``records``.
+
+    On SQLite the equality filters (account, platform, kind) are written ``+column`` so that
+    the planner never walks an index on them (``ix_records_remote``, ``ix_records_thread``
+    start with ``account``) instead of the key the hits are ordered by: with a handful of
+    accounts such a walk reads most of the table and sorts it.
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    where: list[sa.ColumnElement[bool]] = []
     if query.author:
-        statement = statement.where(sa.func.lower(col(Record.author)) == query.author.lower())
+        where.append(sa.func.lower(col(Record.author)) == query.author.lower())
     for name in ("account", "platform", "kind"):
         value = getattr(query, name)
         if value:
-            statement = statement.where(getattr(Record, name) == value)
+            column: Any = (
+                sa.literal_column(f"+records.{name}", sa.String)
+                if sqlite
+                else getattr(Record, name)
+            )
+            where.append(column == value)
     if query.since:
-        statement = statement.where(col(Record.posted_at) >= query.since)
+        where.append(col(Record.posted_at) >= query.since)
     if query.until:
-        statement = statement.where(col(Record.posted_at) < query.until)
+        where.append(col(Record.posted_at) < query.until)
     if query.state:
         # The item has (had) a version in that state: a comment edited, hidden or deleted
         # is found by words of any of its versions.
@@ -105,7 +109,7 @@ def search(engine: Engine, query: Query) -> list[Hit]:
         wanted = (
             other.c.change == "edited" if query.state == "edited" else other.c.state == query.state
         )
-        statement = statement.where(
+        where.append(
             sa.exists().where(
                 other.c.account == col(Record.account),
                 other.c.kind == col(Record.kind),
@@ -113,24 +117,164 @@ def search(engine: Engine, query: Query) -> list[Hit]:
                 wanted,
             )
         )
-    if (query.since or query.until) and not query.text:
-        # A date range alone: walk the posted-time index, newest first.
-        statement = statement.order_by(col(Record.posted_at).desc(), col(Record.id).desc())
-    else:
-        statement = statement.order_by(col(Record.id).desc())
-    statement = statement.limit(query.limit * 4)
+    return where
+
+
+def search(engine: Engine, query: Query) -> list[Hit]:
+    """Items matching ``query``, at most ``query.limit``: newest first by archive order, or
+    by posted time when a date range is the only condition besides the filters.
+
+    :raises UsageError: an unknown state, or words with nothing to look up.
+    """
+    if query.state is not None and query.state not in STATES:
+        raise UsageError(f"state must be one of {', '.join(STATES)}")
+    wants_words = bool(query.text) or bool(query.author and _terms(query.author))
+    where = _filters(engine, query)
     with Session(engine) as session:
-        rows = session.exec(statement).all()
-        hits: dict[tuple[str, str, str], Record] = {}
-        for record in rows:
-            hits.setdefault((record.account, record.kind, record.remote_id), record)
-            if len(hits) >= query.limit:
+        if wants_words and engine.dialect.name == "sqlite":
+            fts = _fts5(query.text or "", query.author)
+            if fts is None:
+                raise UsageError(f"nothing to search for in {query.text!r}")
+            pages = _fts5_pages(session, fts, where, query)
+        elif wants_words:
+            tsquery = _tsquery(query.text or "", query.author)
+            if tsquery is None:
+                raise UsageError(f"nothing to search for in {query.text!r}")
+            matches = sa.literal_column(_PG_VECTOR).op("@@")(
+                sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), tsquery)
+            )
+            pages = _keyset_pages(session, [matches, *where], by_posted=False, first=query.limit)
+        else:
+            by_posted = bool(query.since or query.until)
+            pages = _keyset_pages(session, where, by_posted=by_posted, first=query.limit)
+        # The first row of an item is its newest matching version (pages come newest first).
+        chosen: dict[tuple[str, str, str], int] = {}
+        for page in pages:
+            for row in page:
+                chosen.setdefault((row.account, row.kind, row.remote_id), row.id)
+                if len(chosen) >= query.limit:
+                    break
+            if len(chosen) >= query.limit:
+                pages.close()
                 break
-        current = _current(session, list(hits))
+        records = {
+            r.id: r
+            for r in session.exec(select(Record).where(col(Record.id).in_(chosen.values()))).all()
+        }
+        current = _current(session, list(chosen))
+    hits = [records[i] for i in chosen.values()]
     return [
         Hit(record, *current.get(key, (record.state, record.version)))
-        for key, record in hits.items()
+        for key, record in zip(chosen, hits, strict=True)
     ]
+
+
+# Rows are read in pages that grow, so a query whose first rows hold its hits costs one
+# small read, and one whose hits are rare still reads each row once. A page carries only
+# the columns that tell items apart; whole records are read for the hits alone.
+_FIRST_PAGE_FACTOR = 4
+_MAX_PAGE = 4096
+# A date range holding at most this many records bounds the full-text walk by record id.
+_SPAN_CAP = 20_000
+_KEYS = (col(Record.id), col(Record.account), col(Record.kind), col(Record.remote_id))
+
+
+def _keyset_pages(
+    session: Session, where: list[sa.ColumnElement[bool]], *, by_posted: bool, first: int
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """Keys (id, account, kind, remote_id) of the records matching ``where``, newest first
+    (by id, or by posted time then id), in pages.
+
+    Ordered by id the walk uses the primary key; by posted time, ``ix_records_posted``
+    (SQLite keeps the row id as that index's last column, so no sort is needed)."""
+    size = max(first * _FIRST_PAGE_FACTOR, 16)
+    after: tuple[datetime, int] | int | None = None
+    while True:
+        statement = sa.select(*_KEYS, col(Record.posted_at)).where(*where)
+        if by_posted:
+            statement = statement.where(col(Record.posted_at).is_not(None)).order_by(
+                col(Record.posted_at).desc(), col(Record.id).desc()
+            )
+            if isinstance(after, tuple):
+                statement = statement.where(
+                    sa.tuple_(col(Record.posted_at), col(Record.id)) < sa.tuple_(*after)
+                )
+        else:
+            statement = statement.order_by(col(Record.id).desc())
+            if isinstance(after, int):
+                statement = statement.where(col(Record.id) < after)
+        rows = session.execute(statement.limit(size)).all()
+        if rows:
+            yield rows
+        if len(rows) < size:
+            return
+        last = rows[-1]
+        after = (last.posted_at, last.id) if by_posted and last.posted_at else last.id
+        size = min(size * 4, _MAX_PAGE)
+
+
+def _fts5_pages(
+    session: Session, fts: str, where: list[sa.ColumnElement[bool]], query: Query
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """SQLite: keys of the records matching the words and ``where``, newest first.
+
+    The FTS5 index is walked in chunks newest first (``ORDER BY rowid DESC`` with a
+    ``LIMIT`` stops early, where ``rowid IN (MATCH ...)`` would list every match before the
+    first row), and each chunk is joined to ``records`` with the other conditions inside
+    SQLite. A narrow date range first bounds the walk to the ids of its records."""
+    lowest: int | None = None
+    before: int | None = None
+    if query.since or query.until:
+        span = _posted_span(session, query)
+        if span is not None:
+            count, low, high = span
+            if count == 0:
+                return
+            lowest, before = low, high + 1
+    rowid = sa.literal_column("rowid", sa.Integer)
+    size = max(query.limit * _FIRST_PAGE_FACTOR, 16)
+    while True:
+        chunk = (
+            sa.select(rowid)
+            .select_from(sa.table("records_fts"))
+            .where(sa.literal_column("records_fts").op("MATCH")(fts))
+        )
+        if before is not None:
+            chunk = chunk.where(rowid < before)
+        if lowest is not None:
+            chunk = chunk.where(rowid >= lowest)
+        chunk = chunk.order_by(rowid.desc()).limit(size)
+        walked = chunk.subquery()
+        count, low = session.execute(sa.select(sa.func.count(), sa.func.min(walked.c.rowid))).one()
+        if count:
+            rows = session.execute(
+                sa.select(*_KEYS)
+                .where(col(Record.id).in_(chunk), *where)
+                .order_by(col(Record.id).desc())
+            ).all()
+            if rows:
+                yield rows
+        if count < size:
+            return
+        before = int(low)
+        size = min(size * 4, _MAX_PAGE)
+
+
+def _posted_span(session: Session, query: Query) -> tuple[int, int, int] | None:
+    """(count, lowest id, highest id) of the records posted in the query's date range, read
+    from ``ix_records_posted``; None when the range holds more than ``_SPAN_CAP`` records."""
+    inner = select(col(Record.id))
+    if query.since:
+        inner = inner.where(col(Record.posted_at) >= query.since)
+    if query.until:
+        inner = inner.where(col(Record.posted_at) < query.until)
+    sub = inner.limit(_SPAN_CAP + 1).subquery()
+    count, low, high = session.execute(
+        sa.select(sa.func.count(), sa.func.min(sub.c.id), sa.func.max(sub.c.id))
+    ).one()
+    if count > _SPAN_CAP:
+        return None
+    return int(count), int(low or 0), int(high or 0)
 
 
 def _current(
