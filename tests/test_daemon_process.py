@@ -14,12 +14,16 @@ from pathlib import Path
 
 import pytest
 from defusedxml import ElementTree as SafeET
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from bulletin.archiver.verify import verify
 from bulletin.connectors.feed import ATOM
-from bulletin.models import Delivery, Record
-from tests.plugins.bulletin_app import Instance
+from bulletin.connectors.sandbox import SandboxServer
+from bulletin.models import CaptureSweep, CaptureThread, Delivery, Record
+from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.capture import comments, exactly_once, fb_post
 from tests.plugins.daemon_process import DaemonProcess
+from tests.plugins.sandbox import Control, sandbox_accounts
 
 pytestmark = pytest.mark.slow
 MakeDaemon = Callable[[dict[str, str], Path], DaemonProcess]
@@ -226,3 +230,79 @@ def test_kill_9_while_publishing_never_doubles_or_loses(
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
     assert "OK:" in cli(inst, "archive", "verify")
+
+
+def test_kill_9_mid_capture_sweep_then_restart_loses_and_doubles_nothing(
+    tmp_path: Path, sandbox: SandboxServer, control: Control, daemon_process: MakeDaemon
+) -> None:
+    """A daemon SIGKILLed while it sweeps a thread of 1,200 comments (the sandbox slows each
+    page of 100; each page is stored before its cursor moves), then restarted: the new daemon
+    resumes from the stored cursor, every comment is archived exactly once, no comment
+    gains a second version, the cut-off sweep is marked interrupted and the ledger verifies."""
+    total, per_page = 1200, 100
+    inst = make_instance(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}",
+        sandbox_accounts(
+            sandbox.url, x_extra="enabled = false", facebook_extra="capture_interval = 1"
+        )
+        + f"\n[capture]\nbatch_items = {per_page}\n",
+    )
+    post = fb_post(sandbox)
+    expected = comments(control, post, count=total)
+    pages = total // per_page
+    listing = rf"/{post}/comments"
+    control.fault("delay", listing, seconds=0.15, count=1000)
+
+    def comment_count() -> int:
+        with Session(inst.app.engine) as session:
+            return len(session.exec(select(Record.id).where(Record.kind == "comment")).all())
+
+    def thread() -> CaptureThread:
+        with Session(inst.app.engine) as session:
+            row = session.get(CaptureThread, ("facebook", post))
+        assert row is not None
+        return row
+
+    def pages_fetched() -> int:
+        pending = [f for f in control.get("faults")["faults"] if f["kind"] == "delay"]
+        return 1000 - (pending[0]["count"] if pending else 0)
+
+    daemon = daemon_process(inst.env(), inst.config.parent).start()
+    wait_until(lambda: comment_count() > 0, 20, daemon.log.read_text)
+    daemon.kill()
+    stored = comment_count()
+    assert 0 < stored < total, "the kill did not land mid-sweep"
+    assert thread().last_swept_at is None
+    # From here on the listing runs at full speed; a zero delay only counts its pages.
+    control.session.delete(f"{control.url}/_sandbox/faults", timeout=5).raise_for_status()
+    control.fault("delay", listing, seconds=0, count=1000)
+
+    daemon = daemon_process(inst.env(), inst.config.parent).start()
+    wait_until(
+        lambda: thread().last_swept_at is not None,
+        30,
+        lambda: f"{comment_count()} of {total} stored\n{daemon.log.read_text()[-3000:]}",
+    )
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+
+    exactly_once(inst, expected)
+    with Session(inst.app.engine) as session:
+        versions = session.exec(select(Record.version).where(Record.kind == "comment")).all()
+        posts = session.exec(select(Record.remote_id).where(Record.kind == "post")).all()
+        results = session.exec(
+            select(CaptureSweep.result)
+            .where(CaptureSweep.account == "facebook")
+            .order_by(col(CaptureSweep.id))
+        ).all()
+    assert set(versions) == {1}
+    assert posts == [post]
+    assert results[0] == "interrupted" and set(results[1:]) == {"ok"}
+    done = thread()
+    assert (done.page_cursor, done.page_mode, done.page_newest) == (None, None, None)
+    # Resumed from the stored cursor: the restart listed the pages not yet stored, plus at
+    # most the one stored whose cursor the kill kept from being written; not the whole
+    # thread again.
+    assert pages_fetched() <= pages - stored // per_page + 1
+    assert verify(inst.app.engine, inst.app.store).ok
