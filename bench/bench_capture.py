@@ -4,40 +4,60 @@
    running in this process; one sweep lists them (100 a page), archives them (snapshot + raw
    response, about 0.9 KB per record, in group commits of 1,000) and indexes them (SQLite
    row + FTS5 triggers + ledger). Records per second end to end (sweep -> archive -> index).
-2. Search: ``--records`` comments (default 100,000; one in 20 with a second, deleted version,
-   one in 20 with an edited version) seeded through ``Archiver.archive_batch``, then a query
-   mix, each query run ``--repeat`` times (default 40), latency per query type and overall
-   p50/p95/max. Query mix: a common word; a rare word; two words; a prefix; author + word;
-   state=deleted + word; account + date range (no text).
+2. Search: ``--records`` comment records (default 100,000) in threads of 1,000 comments, each
+   with 6-18 words drawn from 36 (a word is in about a third of the records; "zanzibar" in
+   one in 997), 500 authors, one posted a minute. One item in 20 has a second version: half
+   of them deleted, half edited. Seeded either through ``Archiver.archive_batch`` (``--seed
+   archive``: store objects, index rows, FTS, ledger, audit; the archive's own path) or
+   straight into the ``records`` table (``--seed index``: the rows and the full-text index
+   that search reads, nothing else; for the 1,000,000-record run). Then the query mix below,
+   ``--repeat`` rounds (default 40), parameters drawn afresh for every query; latency and CPU
+   time per query type and over the mix (p50 / p95 / p99), on each ``--db``.
+
+   The mix (limit 20, as ``bulletin archive search`` asks): a common word; the rare word;
+   two words; a prefix; author + word; author alone; deleted + word; deleted alone; account +
+   one day (no words); word + one day. Reported apart, outside the mix: a state no record has
+   + a common word (the walk reads every match), and a thread of 1,000 comments. Floor: the
+   bare FTS5 / GIN lookup of the newest 20 rowids for the common word, in the same run.
 
     python bench/bench_capture.py [--comments 10000] [--records 100000] [--repeat 40]
-    [--database URL]  (default: SQLite in a temporary directory)
+        [--db sqlite] [--db postgres] [--seed archive|index] [--skip-capture]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
+import os
 import random
-import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
+from _support import database  # noqa: E402
+
 from bulletin.app import App  # noqa: E402
 from bulletin.archiver.archive import Capture  # noqa: E402
 from bulletin.archiver.capture import sweep  # noqa: E402
-from bulletin.archiver.search import Query, search  # noqa: E402
+from bulletin.archiver.search import _PG_VECTOR as PG_VECTOR  # noqa: E402
+from bulletin.archiver.search import Query, search, thread_of  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
 from bulletin.connectors.base import RemoteItem  # noqa: E402
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, SandboxServer  # noqa: E402
 from bulletin.daemon import Daemon  # noqa: E402
 from bulletin.db import migrate  # noqa: E402
 from bulletin.logs import configure  # noqa: E402
+from bulletin.models import Record  # noqa: E402
 
 WORDS = [
     "road",
@@ -119,14 +139,12 @@ def bench_capture(root: Path, url: str | None, count: int) -> None:
     )
 
 
-def seed(app: App, count: int, rng: random.Random) -> None:
+def items(count: int, rng: random.Random) -> Iterator[tuple[RemoteItem, int, str]]:
+    """The seeded stream: (item, version, change); one item in 20 gets a second version."""
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    archiver = app.archiver
-    batch: list[Capture] = []
     made = 0
-    started = time.perf_counter()
+    n = 0
     while made < count:
-        n = made
         text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 18)))
         if n % 997 == 0:
             text += " zanzibar"  # the rare word
@@ -140,60 +158,184 @@ def seed(app: App, count: int, rng: random.Random) -> None:
             thread_id=f"p{n // 1000}",
             raw=f'{{"id":"c{n}","message":"{text}"}}'.encode(),
         )
-        batch.append(Capture("facebook", "facebook", item))
+        yield item, 1, "new"
         made += 1
         if n % 20 == 0 and made < count:
             state = "deleted" if n % 40 == 0 else "visible"
             changed = text if state == "deleted" else text + " (edited)"
             again = RemoteItem(**{**item.__dict__, "state": state, "text": changed})
-            batch.append(Capture("facebook", "facebook", again))
+            yield again, 2, "deleted" if state == "deleted" else "edited"
             made += 1
+        n += 1
+
+
+def seed_archive(app: App, count: int, rng: random.Random) -> None:
+    """Through ``Archiver.archive_batch``: objects in the store, index rows, ledger."""
+    batch: list[Capture] = []
+    for item, _, _ in items(count, rng):
+        batch.append(Capture("facebook", "facebook", item))
         if len(batch) >= 2000:
-            archiver.archive_batch(batch, resolve=False)
+            app.archiver.archive_batch(batch, resolve=False)
             batch = []
     if batch:
-        archiver.archive_batch(batch, resolve=False)
-    elapsed = time.perf_counter() - started
-    print(f"seeded {count} records in {elapsed:.0f} s ({count / elapsed:.0f} records/s)")
+        app.archiver.archive_batch(batch, resolve=False)
 
 
-def bench_search(root: Path, url: str | None, count: int, repeat: int) -> None:
-    rng = random.Random(7)
-    app = make_app(root / "search", url, "http://127.0.0.1:9")
-    seed(app, count, rng)
-    mix = {
-        "common word": Query(text="road"),
-        "rare word": Query(text="zanzibar"),
-        "two words": Query(text="snow plow"),
-        "prefix": Query(text="clos*"),
-        "author + word": Query(text="detour", author="Visitor 42"),
-        "deleted + word": Query(text="bridge", state="deleted"),
-        "account + dates": Query(
-            account="facebook",
-            since=datetime(2026, 1, 20, tzinfo=UTC),
-            until=datetime(2026, 1, 21, tzinfo=UTC),
-        ),
-    }
-    engine = app.engine
-    every: list[float] = []
-    for name, query in mix.items():
-        times = []
-        hits = 0
-        for _ in range(repeat):
-            started = time.perf_counter()
-            hits = len(search(engine, query))
-            times.append((time.perf_counter() - started) * 1000)
-        every.extend(times)
-        print(
-            f"  {name:<16} p50 {statistics.median(times):6.1f} ms  p95 "
-            f"{percentile(times, 95):6.1f} ms  ({hits} hits, limit 20)"
+def seed_index(app: App, count: int, rng: random.Random) -> None:
+    """Straight into ``records`` (the full-text index follows through its triggers on
+    SQLite, its GIN index on PostgreSQL); no store objects, ledger or audit rows."""
+    now = datetime.now(UTC)
+    retain = now + timedelta(days=7 * 365)
+    rows: list[dict[str, object]] = []
+
+    def flush() -> None:
+        with app.engine.begin() as conn:
+            conn.execute(sa.insert(Record), rows)
+        rows.clear()
+
+    for item, version, change in items(count, rng):
+        digest = hashlib.sha256(f"{item.remote_id}/{version}/{item.text}".encode()).hexdigest()
+        rows.append(
+            {
+                "account": "facebook",
+                "platform": "facebook",
+                "kind": item.kind,
+                "remote_id": item.remote_id,
+                "parent_id": item.parent_id,
+                "thread_id": item.thread_id,
+                "version": version,
+                "state": item.state,
+                "author": item.author,
+                "text": item.text,
+                "posted_at": item.posted_at,
+                "captured_at": now,
+                "series": "visitor-comments",
+                "retain_until": retain,
+                "content_sha256": digest,
+                "object_sha256": digest,
+                "raw_sha256": hashlib.sha256(item.raw).hexdigest(),
+                "size": 700,
+                "change": change,
+            }
         )
-    print(
-        f"search over {count} records: p50 {statistics.median(every):.1f} ms, "
-        f"p95 {percentile(every, 95):.1f} ms, max {max(every):.1f} ms "
-        f"({len(every)} queries, {engine.dialect.name})"
+        if len(rows) >= 10_000:
+            flush()
+    if rows:
+        flush()
+
+
+def mix(rng: random.Random, span_days: int) -> dict[str, Query]:
+    """One query of each type, with parameters drawn from ``rng``."""
+    day = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=rng.randrange(max(span_days, 1)))
+    word = rng.choice(WORDS)
+    return {
+        "common word": Query(text=word),
+        "rare word": Query(text="zanzibar"),
+        "two words": Query(text=" ".join(rng.sample(WORDS, 2))),
+        "prefix": Query(text=f"{word[:3]}*"),
+        "author + word": Query(text=word, author=rng.choice(AUTHORS)),
+        "author only": Query(author=rng.choice(AUTHORS)),
+        "deleted + word": Query(text=word, state="deleted"),
+        "deleted only": Query(state="deleted"),
+        "account + day": Query(account="facebook", since=day, until=day + timedelta(days=1)),
+        "word + day": Query(text=word, since=day, until=day + timedelta(days=1)),
+    }
+
+
+EXTRA = ("hidden + word (none hidden)", "thread of 1,000 comments", "floor: bare index lookup")
+
+
+def floor(engine: sa.Engine, word: str) -> None:
+    """The least a text search must do: the newest 20 matching rowids, nothing else."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            sql = (
+                "SELECT rowid FROM records_fts WHERE records_fts MATCH :q "
+                "ORDER BY rowid DESC LIMIT 20"
+            )
+        else:
+            sql = (
+                f"SELECT id FROM records WHERE {PG_VECTOR} @@ to_tsquery('simple', :q) "  # noqa: S608 - a constant
+                "ORDER BY id DESC LIMIT 20"
+            )
+        conn.execute(sa.text(sql), {"q": word}).all()
+
+
+def timed(run: Callable[[], object]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
+
+
+def line(name: str, walls: list[float], cpus: list[float]) -> str:
+    return (
+        f"  {name:<28} p50 {percentile(walls, 50):6.1f}  p95 {percentile(walls, 95):6.1f}  "
+        f"p99 {percentile(walls, 99):6.1f} ms   cpu p50 {percentile(cpus, 50):6.1f} ms"
     )
-    app.close()
+
+
+def bench_search(root: Path, kind: str, count: int, repeat: int, how: str) -> None:
+    with database(kind, root / f"search-{kind}") as url:
+        app = make_app(
+            root / f"search-{kind}", None if kind == "sqlite" else url, "http://127.0.0.1:9"
+        )
+        started, cpu = time.perf_counter(), time.process_time()
+        (seed_archive if how == "archive" else seed_index)(app, count, random.Random(7))
+        elapsed = time.perf_counter() - started
+        with app.engine.begin() as conn:
+            # This machine's PostgreSQL runs without autovacuum: gather the statistics that
+            # autovacuum would after a bulk load. SQLite's plans here do not depend on any.
+            if kind == "postgres":
+                conn.execute(sa.text("ANALYZE records"))
+            total = conn.execute(sa.text("SELECT count(*) FROM records")).scalar_one()
+        per_record = (time.process_time() - cpu) / total * 1e6
+        print(
+            f"{kind}: seeded {total} records ({how} path) in {elapsed:.0f} s "
+            f"({total / elapsed:.0f} records/s, CPU {per_record:.0f} µs per record in this process)"
+        )
+        rng = random.Random(11)
+        span = count // 1440
+        walls: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
+        engine = app.engine
+        search(engine, Query(text="road"))  # warm the connection pool
+        for _ in range(repeat):
+            queries: dict[str, Callable[[], object]] = {
+                name: functools.partial(search, engine, q) for name, q in mix(rng, span).items()
+            }
+            word = rng.choice(WORDS)
+            queries[EXTRA[0]] = functools.partial(search, engine, Query(text=word, state="hidden"))
+            thread = rng.randrange(max(count // 1000, 1))
+            queries[EXTRA[1]] = functools.partial(thread_at, engine, thread)
+            queries[EXTRA[2]] = functools.partial(floor, engine, word)
+            for name, run in queries.items():
+                wall, used = timed(run)
+                walls.setdefault(name, []).append(wall)
+                cpus.setdefault(name, []).append(used)
+        every = [w for name, ws in walls.items() if name not in EXTRA for w in ws]
+        every_cpu = [c for name, cs in cpus.items() if name not in EXTRA for c in cs]
+        for name in walls:
+            if name == EXTRA[0]:
+                print("  outside the mix:")
+            print(line(name, walls[name], cpus[name]))
+        print(
+            line(f"mix ({len(every)} queries)", every, every_cpu)
+            + f"   ({count} records, {kind}, load {os.getloadavg()[0]:.1f})"
+        )
+        common = percentile(walls["common word"], 50) / max(percentile(walls[EXTRA[2]], 50), 1e-3)
+        print(f"  ratio: common word p50 / bare index lookup p50 = {common:.1f}")
+        app.close()
+
+
+def thread_at(engine: sa.Engine, thread: int) -> None:
+    with Session(engine) as session:
+        record_id = session.exec(
+            select(Record.id)
+            .where(Record.account == "facebook")
+            .where(Record.thread_id == f"p{thread}")
+        ).first()
+    if record_id is not None:
+        thread_of(engine, record_id)
 
 
 def main() -> None:
@@ -201,15 +343,24 @@ def main() -> None:
     parser.add_argument("--comments", type=int, default=10_000)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=40)
-    parser.add_argument("--database", default=None, help="a database URL (default SQLite)")
+    parser.add_argument(
+        "--db",
+        action="append",
+        choices=["sqlite", "postgres"],
+        help="search on this database (repeat for both; default sqlite)",
+    )
+    parser.add_argument("--seed", choices=["archive", "index"], default="archive")
     parser.add_argument("--skip-capture", action="store_true")
+    parser.add_argument("--skip-search", action="store_true")
     args = parser.parse_args()
     configure("warning")
     with tempfile.TemporaryDirectory(prefix="bench-capture-") as tmp:
         root = Path(tmp)
         if not args.skip_capture:
-            bench_capture(root, args.database, args.comments)
-        bench_search(root, args.database, args.records, args.repeat)
+            bench_capture(root, None, args.comments)
+        if not args.skip_search:
+            for kind in args.db or ["sqlite"]:
+                bench_search(root, kind, args.records, args.repeat, args.seed)
 
 
 if __name__ == "__main__":
