@@ -361,6 +361,17 @@ class DeliveryWorker:
                 session.add(row)
 
     def _owned(self, session: Session, delivery_id: int | None) -> Delivery | None:
+        """The delivery, locked, if this worker still holds its claim.
+
+        The notice is locked first: cancelling, retracting and the due-scan lock the notice
+        and then its deliveries, so taking them in the other order here could deadlock with
+        them on PostgreSQL.
+        """
+        notice_id = session.exec(
+            select(Delivery.notice_id).where(Delivery.id == delivery_id)
+        ).first()
+        if notice_id is not None:
+            session.exec(select(Notice.id).where(Notice.id == notice_id).with_for_update()).first()
         row = session.exec(
             select(Delivery).where(Delivery.id == delivery_id).with_for_update()
         ).first()
