@@ -50,12 +50,14 @@ class Capture:
 
 @dataclass(frozen=True)
 class MediaBlob:
-    """An image fetched from an item's attachment URL (``data`` empty when fetching failed)."""
+    """An image fetched from an item's attachment URL (``data`` empty when fetching failed);
+    ``alt_text`` is the author's description of it when the platform gives one."""
 
     url: str
     data: bytes = b""
     mime_type: str | None = None
     error: str | None = None
+    alt_text: str | None = None
 
 
 Key = tuple[str, str, str]  # account, kind, remote id
@@ -235,6 +237,7 @@ class Archiver:
                 "mime_type": m.mime_type,
                 "size": len(m.data),
                 "error": m.error,
+                **({"alt_text": m.alt_text} if m.alt_text is not None else {}),
             }
             for m in capture.media
         ]
