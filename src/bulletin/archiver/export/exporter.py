@@ -226,7 +226,10 @@ class _Export:
         total = 0
         with open(temp, "w", encoding="ascii") as handle:
             for row in plan(self.engine, self.scope.query, tz, seq):
-                handle.write(f"{row.record_id}\t{row.family_first}\t{row.family_last}\n")
+                handle.write(
+                    f"{row.record_id}\t{row.family_first}\t{row.family_last}\t"
+                    f"{row.item_first}\t{row.item_last}\n"
+                )
                 total += 1
             handle.flush()
             os.fsync(handle.fileno())
@@ -313,8 +316,12 @@ class _Export:
             for position, line in enumerate(handle, start=1):
                 if position <= after:
                     continue
-                record_id, first, last = line.split("\t")
-                yield PlanRow(int(record_id), position, int(first), int(last))
+                record_id, first, last, *item = line.split("\t")
+                # a plan written before item ranges were recorded: one version per item
+                item_first, item_last = map(int, item) if item else (position, position)
+                yield PlanRow(
+                    int(record_id), position, int(first), int(last), item_first, item_last
+                )
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -352,7 +359,13 @@ class _Export:
             if self.renderings:
                 writer.append(
                     INDEX,
-                    render.index_head(self.settings.agency.name, self.scope.identifier).encode(),
+                    render.index_head(
+                        self.settings.agency.name,
+                        self.scope.identifier,
+                        zone=self.settings.agency.time_zone,
+                        records=self.journal.total,
+                        counsel=self.production == "counsel",
+                    ).encode(),
                 )
         self.writer = writer
         return writer
@@ -539,7 +552,7 @@ class _Export:
             ).encode("utf-8"),
         )
         if self.renderings:
-            self._thread(row, record, bates, posted, captured, native, spans)
+            self._thread(row, record, bates, posted, captured, native, spans, media)
         self.counts[f"{record.kind}/{record.state}"] += 1
         if spans:
             self._log(record, bates, spans)
@@ -586,7 +599,15 @@ class _Export:
             rel = layout.media_path(self.prefix, number, index, item.get("mime_type"))
             assert self.writer is not None
             files.add(self.writer, rel, data)
-            out.append({"path": rel, "sha256": digest, "url": item.get("url")})
+            alt = item.get("alt_text")
+            out.append(
+                {
+                    "path": rel,
+                    "sha256": digest,
+                    "url": item.get("url"),
+                    "alt_text": alt if isinstance(alt, str) else None,
+                }
+            )
         return out
 
     def _thread(
@@ -598,26 +619,52 @@ class _Export:
         captured: str,
         native: str,
         spans: list[redact.Span],
+        media: list[dict[str, Any]],
     ) -> None:
         writer = self.writer
         assert writer is not None
         rel = layout.thread_path(self.prefix, self.start + row.family_first - 1)
         first, last = self.bates(row.family_first), self.bates(row.family_last)
+        zone = self.settings.agency.time_zone
         if row.position == row.family_first:
             writer.open_append(rel, True)
-            writer.append(rel, render.thread_head(record, first, last).encode("utf-8"))
+            head = render.thread_head(
+                record,
+                first,
+                last,
+                zone=zone,
+                agency=self.settings.agency.name,
+                production=self.scope.identifier,
+                counsel=self.production == "counsel",
+            )
+            writer.append(rel, head.encode("utf-8"))
             writer.append(
                 INDEX,
                 render.index_item(
-                    rel, first, last, record, row.family_last - row.family_first + 1
+                    rel, first, last, record, row.family_last - row.family_first + 1, zone=zone
                 ).encode("utf-8"),
             )
         counsel = self.production == "counsel"
         cut = redact.pieces(record.text, spans, withhold=not counsel) if spans else None
-        item = render.thread_item(
-            record, bates, posted, captured, native, pieces=cut, counsel=counsel
+        place = render.Place(
+            index=row.position - row.item_first + 1,
+            count=row.item_last - row.item_first + 1,
+            previous=self.bates(row.position - 1) if row.position > row.item_first else None,
+            next=self.bates(row.position + 1) if row.position < row.item_last else None,
         )
-        writer.append(rel, item.encode())
+        item = render.thread_item(
+            record,
+            bates,
+            posted,
+            captured,
+            native,
+            zone=zone,
+            place=place,
+            media=media,
+            pieces=cut,
+            counsel=counsel,
+        )
+        writer.append(rel, item.encode("utf-8"))
         if row.position == row.family_last:
             writer.append(rel, render.PAGE_FOOT.encode())
             writer.close_append(rel)
@@ -680,13 +727,23 @@ class _Export:
         with open(writer.data / REDACTION_LOG, encoding="utf-8-sig", newline="") as handle:
             log = list(csv.DictReader(handle))
         writer.write(
-            REDACTION_LOG_HTML, render.redaction_log_html(log, self.production).encode("utf-8")
+            REDACTION_LOG_HTML,
+            render.redaction_log_html(
+                log,
+                self.production,
+                agency=facts["agency"],
+                identifier=facts["identifier"],
+                zone=self.settings.agency.time_zone,
+            ).encode("utf-8"),
         )
         markdown = render.custody_markdown(facts)
         writer.write("custody/chain-of-custody.md", markdown.encode("utf-8"))
         title = f"Chain of custody: {facts['agency']} production {facts['identifier']}"
         writer.write(
-            "custody/chain-of-custody.html", render.custody_html(markdown, title).encode("utf-8")
+            "custody/chain-of-custody.html",
+            render.custody_html(
+                markdown, title, agency=facts["agency"], production=facts["identifier"]
+            ).encode("utf-8"),
         )
         summary = {
             **{k: v for k, v in facts.items() if k != "by_kind_state"},

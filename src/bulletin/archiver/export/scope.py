@@ -85,12 +85,15 @@ def check_accounts(engine: Engine, settings: Settings, query: holds.Query) -> No
 
 @dataclass(frozen=True)
 class PlanRow:
-    """One record's place: its position (1-based) and its thread family's first and last."""
+    """One record's place: its position (1-based), its thread family's first and last, and
+    the first and last of its item's versions (consecutive in Bates order)."""
 
     record_id: int
     position: int
     family_first: int
     family_last: int
+    item_first: int
+    item_last: int
 
 
 def head(engine: Engine) -> tuple[int, str]:
@@ -139,6 +142,7 @@ def plan(engine: Engine, query: holds.Query, time_zone: str, head_seq: int) -> I
             sa.func.min(when)
             .over(partition_by=[col(Record.account), col(Record.kind), col(Record.remote_id)])
             .label("item_start"),
+            col(Record.kind).label("kind"),
             col(Record.remote_id).label("remote_id"),
             col(Record.version).label("version"),
         )
@@ -152,18 +156,30 @@ def plan(engine: Engine, query: holds.Query, time_zone: str, head_seq: int) -> I
         inner.c.is_comment,
         inner.c.item_start,
         inner.c.remote_id,
+        inner.c.kind,
         inner.c.version,
         inner.c.id,
     ]
     family = [inner.c.account, inner.c.thread]
+    item = [inner.c.account, inner.c.kind, inner.c.remote_id]
     stmt = sa.select(
         inner.c.id,
         sa.func.row_number().over(order_by=order).label("pos"),
         sa.func.row_number().over(partition_by=family, order_by=order).label("fam_pos"),
         sa.func.count().over(partition_by=family).label("fam_size"),
+        sa.func.row_number().over(partition_by=item, order_by=order).label("item_pos"),
+        sa.func.count().over(partition_by=item).label("item_size"),
     ).order_by(*order)
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=2000).execute(stmt)
-        for record_id, pos, fam_pos, fam_size in result:
+        for record_id, pos, fam_pos, fam_size, item_pos, item_size in result:
             first = int(pos) - int(fam_pos) + 1
-            yield PlanRow(int(record_id), int(pos), first, first + int(fam_size) - 1)
+            item_first = int(pos) - int(item_pos) + 1
+            yield PlanRow(
+                int(record_id),
+                int(pos),
+                first,
+                first + int(fam_size) - 1,
+                item_first,
+                item_first + int(item_size) - 1,
+            )
