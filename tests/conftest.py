@@ -1,6 +1,6 @@
 """Shared fixtures. Real backends only: SQLite, PostgreSQL, the local store, SeaweedFS, the
-sandbox platform server. PostgreSQL and SeaweedFS tests skip on a laptop without them and fail
-under CI=true."""
+sandbox platform server, headless Chromium. PostgreSQL, SeaweedFS and browser tests skip on a
+laptop without them and fail under CI=true."""
 
 from __future__ import annotations
 
@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.plugins.sandbox",
     "tests.plugins.capture",
     "tests.plugins.seaweedfs",
+    "tests.plugins.browser",
 ]

@@ -412,12 +412,42 @@ def test_interrupted_export_resumes_to_the_same_bundle(
     bagit.Bag(str(out)).validate()
     clean = tmp_path / "clean"
     export(inst, "account:feed", clean)
-    for rel in ("loadfile/production.dat", "manifest/records.jsonl", "threads/index.html"):
+    for rel in (
+        "loadfile/production.dat",
+        "manifest/records.jsonl",
+        "threads/index.html",
+        "threads/BUL0000021.html",  # the thread the interruption cut in two
+    ):
         assert (out / "data" / rel).read_bytes() == (clean / "data" / rel).read_bytes(), rel
     assert (out / "manifest-sha256.txt").read_text().count("\n") == (
         clean / "manifest-sha256.txt"
     ).read_text().count("\n")
     assert "Resumed after interruption" in (out / "data/custody/chain-of-custody.md").read_text()
+
+
+def test_resume_reads_a_plan_written_without_item_ranges(
+    sqlite_instance: Instance, tmp_path: Path
+) -> None:
+    """An interrupted export whose plan predates item ranges (three columns) resumes to a valid
+    bag; its remaining records are rendered as single versions."""
+    inst = sqlite_instance
+    inst.app.archiver.archive([post("p1")] + [comment(f"c{n}", "p1", n) for n in range(1, 9)])
+
+    def stop(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    out = tmp_path / "prod"
+    with pytest.raises(KeyboardInterrupt):
+        export(inst, "thread:p1", out, chunk=4, progress=stop)
+    plan = partial_dir(out) / "plan.tsv"
+    lines = plan.read_text(encoding="ascii").splitlines()
+    assert all(line.count("\t") == 4 for line in lines)
+    plan.write_text("".join("\t".join(line.split("\t")[:3]) + "\n" for line in lines))
+    result = export(inst, "thread:p1", out, chunk=4, resume=True)
+    assert result.records == 9
+    bagit.Bag(str(out)).validate()
+    page = (out / "data/threads/BUL0000001.html").read_text(encoding="utf-8")
+    assert page.count("<article") == page.count("</article>") == 9
 
 
 def test_resume_refuses_another_scope(seeded: Instance, tmp_path: Path) -> None:
