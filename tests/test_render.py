@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import Session, col, select
 
+from bulletin.archiver import redaction
 from bulletin.archiver.archive import Capture, MediaBlob
 from bulletin.archiver.export import export_bundle, render, resolve
 from bulletin.archiver.export.render import Place
@@ -31,6 +33,20 @@ LONG_WORD = "Aaaaargh" * 40
 LONG_URL = "https://example.org/" + "very-long-path-segment/" * 12 + "?q=" + "x" * 80
 EXEMPTION = "G.L. c.4 §7(26)(c)"
 SECRET = "Jane Roe, 12 Elm Street"
+PHONE = "555-0142"
+PHONE_TEXT = f"I saw him on Elm St. Call my cell {PHONE} if you need a witness."
+LOG_ROW = {  # a line of the redaction log (redactions/redaction-log.csv)
+    "bates": "BUL0000002",
+    "record_id": "17",
+    "version": "2",
+    "redaction_id": "4",
+    "characters": "10:33",
+    "exemption": "ma-c",
+    "exemption_label": EXEMPTION,
+    "reason": "home address of a private person <b>",
+    "redacted_by": "clerk1",
+    "redacted_at": datetime(2026, 11, 26, 15, 30, tzinfo=UTC),
+}
 
 
 def record(**fields: Any) -> Record:
@@ -238,15 +254,15 @@ def test_public_redaction_box_never_contains_the_withheld_text() -> None:
     page = item_html(record(text=f"Call from {SECRET} about {SECRET}"), pieces=pieces)
     text_block = page[page.index('<div class="text"') :]
     assert SECRET not in text_block
-    assert text_block.count(f"Withheld: {EXEMPTION.replace('§', '§')}") == 2
+    assert text_block.count(f"WITHHELD: {EXEMPTION}") == 2
     assert (
-        '<span class="redacted"><span aria-hidden="true">█</span> Withheld: '
+        '<span class="withheld"><span aria-hidden="true">█</span> WITHHELD: '
         f'{EXEMPTION} <span aria-hidden="true">█</span></span>'
     ) in page
     assert "Part of this text is withheld" in page
     checker = balanced(page)
     spoken = "".join(checker.text)
-    assert f"Withheld: {EXEMPTION}" in spoken
+    assert f"WITHHELD: {EXEMPTION}" in spoken
 
 
 def test_counsel_sees_the_withheld_text_highlighted_with_its_code() -> None:
@@ -254,10 +270,10 @@ def test_counsel_sees_the_withheld_text_highlighted_with_its_code() -> None:
     pieces = [("Call from ", None), (SECRET, EXEMPTION)]
     page = item_html(record(text=f"Call from {SECRET}"), pieces=pieces, counsel=True)
     assert (
-        f'<span class="withheld">[withheld in the public copy: {EXEMPTION}]</span> '
-        f"<mark>{SECRET}</mark>"
+        f'<span class="exemption">[withheld from the public copy: {EXEMPTION}]</span> '
+        f'<mark class="redacted">{SECRET}</mark>'
     ) in page
-    assert 'class="redacted"' not in page
+    assert 'class="withheld"' not in page
     head = render.thread_head(record(kind="post"), "BUL0000001", "BUL0000002", counsel=True)
     assert "Counsel-only copy" in head
 
@@ -272,25 +288,20 @@ def test_without_pieces_the_text_is_rendered_whole() -> None:
 
 def test_redaction_log_is_a_captioned_table() -> None:
     """The log has a caption and column headers, one row per withheld passage, escaped."""
-    rows = [
-        {
-            "bates": "BUL0000002",
-            "record": 17,
-            "exemption": EXEMPTION,
-            "reason": "home address of a private person <b>",
-            "who": "clerk1",
-            "when": datetime(2026, 11, 26, 15, 30, tzinfo=UTC),
-        }
-    ]
+    rows = [LOG_ROW, {**LOG_ROW, "exemption_label": "", "redacted_at": "2026-11-26T15:30:00Z"}]
     page = render.redaction_log_html(
-        rows, agency="Lexington PD", production="request-3", zone="America/New_York"
+        rows, "public", agency="Lexington PD", identifier="request-3", zone="America/New_York"
     )
     checker = balanced(page)
-    assert "<caption" in page and page.count('<th scope="col">') == 6
+    assert "<caption" in page and page.count('<th scope="col">') == 7
+    assert page.count("<td>17, version 2</td>") == 2
     assert "home address of a private person &lt;b&gt;" in page
-    assert "Thursday, November 26, 2026, 10:30:00 AM EST" in page
+    assert page.count("Thursday, November 26, 2026, 10:30:00 AM EST") == 2
+    assert f'<td dir="auto">{EXEMPTION}</td>' in page and '<td dir="auto">ma-c</td>' in page
     assert "clerk1" in "".join(checker.text)
-    assert "Nothing was withheld." in render.redaction_log_table([])
+    assert 'aria-current="page">Redaction log' in page
+    empty = render.redaction_log_html([], "counsel")
+    assert "No text is withheld" in empty and "Counsel-only copy" in empty
 
 
 def test_pages_have_lang_skip_link_and_landmarks() -> None:
@@ -419,6 +430,7 @@ def seed_thread(inst: Instance) -> None:
             ),
             Capture("feed", "feed", item("comment", "c4", 25, f"{HOSTILE} {LONG_WORD} {LONG_URL}")),
             Capture("feed", "feed", item("comment", "c5", 30, "You people are useless")),
+            Capture("feed", "feed", item("comment", "c6", 35, PHONE_TEXT)),
         ]
     )
     archiver.archive([Capture("feed", "feed", item("comment", "c1", 10, "Will the 62 bus run?"))])
@@ -441,12 +453,7 @@ def seed_thread(inst: Instance) -> None:
     )
 
 
-@pytest.fixture
-def production(sqlite_instance: Instance, tmp_path: Path) -> Path:
-    """The seeded thread exported as a bag; returns its data/ folder."""
-    inst = sqlite_instance
-    seed_thread(inst)
-    out = tmp_path / "prod"
+def export_thread(inst: Instance, out: Path, production: str) -> Path:
     export_bundle(
         inst.app.engine,
         inst.app.store,
@@ -455,16 +462,47 @@ def production(sqlite_instance: Instance, tmp_path: Path) -> Path:
         out=out,
         actor="clerk1",
         now=inst.clock.now,
+        production=production,  # type: ignore[arg-type]
     )
     return out / "data"
 
 
-def test_exported_thread_page_has_every_part(production: Path) -> None:
+@pytest.fixture
+def production(sqlite_instance: Instance, tmp_path: Path) -> Path:
+    """The seeded thread, a phone number in one comment withheld, exported as the public
+    production; returns its data/ folder."""
+    inst = sqlite_instance
+    seed_thread(inst)
+    with Session(inst.app.engine) as session:
+        phone = session.exec(select(Record).where(col(Record.remote_id) == "c6")).one()
+    start = PHONE_TEXT.index(PHONE)
+    assert phone.id is not None
+    redaction.add(
+        inst.app.engine,
+        inst.settings,
+        phone.id,
+        spans=[(start, start + len(PHONE))],
+        code="26c",
+        reason="private phone number of a resident",
+        actor="clerk1",
+        now=inst.clock.now(),
+    )
+    return export_thread(inst, tmp_path / "public", "public")
+
+
+@pytest.fixture
+def counsel_production(sqlite_instance: Instance, production: Path, tmp_path: Path) -> Path:
+    """The same thread as the counsel production."""
+    return export_thread(sqlite_instance, tmp_path / "counsel", "counsel")
+
+
+def test_exported_thread_page_has_every_part(production: Path, counsel_production: Path) -> None:
     """The exported page groups versions with history links, nests the reply, marks hidden and
-    deleted records in words, shows alt text or its absence, and is well formed."""
+    deleted records in words, shows alt text or its absence, boxes the withheld phone number
+    (highlighted in the counsel copy), and is well formed."""
     page = (production / "threads/BUL0000001.html").read_text(encoding="utf-8")
     checker = balanced(page)
-    assert page.count('<section class="record') == 10
+    assert page.count('<section class="record') == 11
     assert 'Version 2 of 2, edited; earlier version: <a href="#BUL0000002">' in page
     assert "Version 2 of 2, hidden;" in page and "Version 2 of 2, deleted;" in page
     assert "<strong>Hidden:</strong>" in page and "<strong>Deleted:</strong>" in page
@@ -481,6 +519,10 @@ def test_exported_thread_page_has_every_part(production: Path) -> None:
             assert href.startswith("https://lexington.example/"), href
     assert "<script" not in page
     assert "Friday, November 20, 2026, 9:00:00 AM EST" in page
+    assert f"WITHHELD: {EXEMPTION}" in page
+    assert all(PHONE not in p.read_text("utf-8") for p in production.rglob("*.html"))
+    counsel = (counsel_production / "threads/BUL0000001.html").read_text(encoding="utf-8")
+    assert f'<mark class="redacted">{PHONE}</mark>' in counsel and "Counsel-only copy" in counsel
     index = (production / "threads/index.html").read_text(encoding="utf-8")
     assert '<a href="BUL0000001.html">Post by <bdi>Lexington PD</bdi>' in index
     records = [json.loads(line) for line in (production / "manifest/records.jsonl").open()]
@@ -499,11 +541,21 @@ def _open(browser: Any, path: Path, width: int, height: int) -> tuple[Any, Any, 
 
 
 @pytest.mark.slow
-def test_production_pages_pass_axe_wcag_21_aa(browser: Any, production: Path) -> None:
-    """axe-core finds no WCAG 2.1 A or AA violation on the index, a thread page and the custody
-    page, and none of them loads anything from outside the production."""
-    for rel in ("threads/index.html", "threads/BUL0000001.html", "custody/chain-of-custody.html"):
-        context, page, requested = _open(browser, production / rel, 1280, 800)
+def test_production_pages_pass_axe_wcag_21_aa(
+    browser: Any, production: Path, counsel_production: Path
+) -> None:
+    """axe-core finds no WCAG 2.1 A or AA violation on the index, a thread page, the custody
+    page and the redaction log of the public production, nor on the counsel production's
+    thread page; none of them loads anything from outside the production."""
+    pages = [
+        production / "threads/index.html",
+        production / "threads/BUL0000001.html",
+        production / "custody/chain-of-custody.html",
+        production / "redactions/redaction-log.html",
+        counsel_production / "threads/BUL0000001.html",
+    ]
+    for rel in pages:
+        context, page, requested = _open(browser, rel, 1280, 800)
         try:
             violations = axe_violations(page)
             assert violations == [], f"{rel}:\n{describe(violations)}"
@@ -517,16 +569,7 @@ def test_redaction_boxes_and_log_pass_axe(browser: Any, tmp_path: Path) -> None:
     """A public page with redaction boxes, its counsel twin and the redaction log pass axe; the
     box's exemption is in the accessibility tree, the withheld text nowhere on the public page."""
     pieces = [("Caller ", None), ("", EXEMPTION), (" reported the crash.", None)]
-    rows = [
-        {
-            "bates": "BUL0000002",
-            "record": 2,
-            "exemption": EXEMPTION,
-            "reason": "identity of a private caller",
-            "who": "clerk1",
-            "when": "2026-11-26T15:30:00Z",
-        }
-    ]
+    rows = [LOG_ROW]
     for name, counsel in (("public", False), ("counsel", True)):
         head = render.thread_head(
             record(kind="post", remote_id="p1", parent_id=None),
@@ -548,7 +591,13 @@ def test_redaction_boxes_and_log_pass_axe(browser: Any, tmp_path: Path) -> None:
         folder.mkdir(parents=True)
         (folder / "page.html").write_text(head + body + render.PAGE_FOOT, encoding="utf-8")
         (folder / "log.html").write_text(
-            render.redaction_log_html(rows, agency="Lexington PD", production="request-3"),
+            render.redaction_log_html(
+                rows,
+                name,
+                agency="Lexington PD",
+                identifier="request-3",
+                zone="America/New_York",
+            ),
             encoding="utf-8",
         )
     for path in sorted(tmp_path.glob("*/threads/*.html")):
@@ -558,7 +607,7 @@ def test_redaction_boxes_and_log_pass_axe(browser: Any, tmp_path: Path) -> None:
             assert violations == [], f"{path}:\n{describe(violations)}"
             if path.parent.parent.name == "public" and path.name == "page.html":
                 snapshot = page.locator("main").aria_snapshot()
-                assert f"Withheld: {EXEMPTION}" in snapshot
+                assert f"WITHHELD: {EXEMPTION}" in snapshot
                 assert SECRET not in page.content()
         finally:
             context.close()
