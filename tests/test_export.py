@@ -658,3 +658,5 @@ def test_production_without_renderings(seeded: Instance, tmp_path: Path) -> None
     assert not (out / "data/threads").exists()
     assert "made without renderings" in (out / "data/README.txt").read_text()
     assert len(dat_rows(out)) == 8 and verify_bundle(out, None, None).ok
+    for page in ("custody/chain-of-custody.html", "redactions/redaction-log.html"):
+        assert "threads/index.html" not in (out / "data" / page).read_text(), page
