@@ -734,6 +734,7 @@ class _Export:
                 agency=facts["agency"],
                 identifier=facts["identifier"],
                 zone=self.settings.agency.time_zone,
+                threads=self.renderings,
             ).encode("utf-8"),
         )
         markdown = render.custody_markdown(facts)
@@ -742,7 +743,12 @@ class _Export:
         writer.write(
             "custody/chain-of-custody.html",
             render.custody_html(
-                markdown, title, agency=facts["agency"], production=facts["identifier"]
+                markdown,
+                title,
+                agency=facts["agency"],
+                production=facts["identifier"],
+                counsel=self.production == "counsel",
+                threads=self.renderings,
             ).encode("utf-8"),
         )
         summary = {

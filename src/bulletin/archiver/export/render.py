@@ -175,11 +175,13 @@ def page_head(
     production: str = "",
     here: str = "",
     counsel: bool = False,
+    threads: bool = True,
 ) -> str:
     """Everything up to and including the page's ``h1``; :data:`PAGE_FOOT` closes it.
 
     ``heading`` is the ``h1`` as HTML (escaped ``title`` when None); ``here`` (``index``,
-    ``custody``) marks the current page in the navigation.
+    ``custody``, ``redactions``) marks the current page in the navigation; without
+    ``threads`` (a production made without renderings) the navigation has no thread index.
     """
     site = f"{agency}: production {production}" if agency else f"Production {production}"
     banner = (
@@ -201,7 +203,7 @@ def page_head(
         '<a class="skip" href="#main">Skip to main content</a>\n'
         f'<header>\n<p class="site">{_e(site)}</p>\n{banner}</header>\n'
         '<nav aria-label="Production">\n<ul>'
-        + link("threads/index.html", "All threads", "index")
+        + (link("threads/index.html", "All threads", "index") if threads else "")
         + link("custody/chain-of-custody.html", "Chain of custody", "custody")
         + link("redactions/redaction-log.html", "Redaction log", "redactions")
         + link("README.txt", "About this production (README)", "readme")
@@ -579,6 +581,7 @@ def redaction_log_html(
     agency: str = "",
     identifier: str = "",
     zone: str = "UTC",
+    threads: bool = True,
 ) -> str:
     """The redaction log of a ``public`` or ``counsel`` production as a whole page (see
     :func:`redaction_log_table` for ``rows``)."""
@@ -611,6 +614,7 @@ def redaction_log_html(
             production=identifier,
             here="redactions",
             counsel=counsel,
+            threads=threads,
         )
         + about
         + body
@@ -704,10 +708,25 @@ def custody_markdown(facts: Mapping[str, Any]) -> str:
 
 
 def custody_html(
-    markdown: str, title: str, *, agency: str = "", production: str = "", counsel: bool = False
+    markdown: str,
+    title: str,
+    *,
+    agency: str = "",
+    production: str = "",
+    counsel: bool = False,
+    threads: bool = True,
 ) -> str:
     """A faithful HTML rendering of :func:`custody_markdown`'s output (its small subset)."""
-    out = [page_head(title, agency=agency, production=production, here="custody", counsel=counsel)]
+    out = [
+        page_head(
+            title,
+            agency=agency,
+            production=production,
+            here="custody",
+            counsel=counsel,
+            threads=threads,
+        )
+    ]
     in_list = in_table = False
     for line in markdown.splitlines()[1:]:
         if in_list and not line.startswith("- "):
