@@ -265,7 +265,10 @@ def _check_orphans(session: Session, store: WormStore, report: Report) -> None:
             col(Quarantine.raw_sha256).is_not(None)
         ),
     ).subquery()
-    rows = iter(session.execute(sa.select(referenced.c.d).order_by(referenced.c.d)).scalars())
+    # streamed in key order (a bounded buffer, a server-side cursor on PostgreSQL) and
+    # merged with the store's keys, which come in the same order: memory stays flat
+    ordered = sa.select(referenced.c.d).order_by(referenced.c.d)
+    rows = iter(session.execute(ordered, execution_options={"yield_per": 1000}).scalars())
     want = next(rows, None)
     for key in store.keys(OBJECT_PREFIX):
         digest = digest_of_key(key)
