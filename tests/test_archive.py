@@ -8,10 +8,10 @@ from itertools import pairwise
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin.archiver import ledger
-from bulletin.archiver.archive import Capture
+from bulletin.archiver.archive import Archiver, Capture
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.store.local import LocalStore
 from bulletin.archiver.verify import verify
@@ -61,6 +61,78 @@ def test_an_edit_is_a_new_version(instance: Instance) -> None:
     assert (v1.version, v2.version) == (1, 2)
     assert v1.object_sha256 != v2.object_sha256
     assert instance.app.store.get(object_key(v1.object_sha256))
+
+
+def test_versions_in_one_batch_are_indexed_in_order(instance: Instance) -> None:
+    """Given two versions of one comment and another comment in one batch, when archived,
+    then each ledger entry names its own record and object, and the versions link up."""
+    records = instance.app.archiver.archive(
+        [comment(1, "first"), comment(2), comment(1, "second"), comment(3)]
+    )
+    assert [(r.remote_id, r.version) for r in records] == [
+        ("c1", 1),
+        ("c2", 1),
+        ("c1", 2),
+        ("c3", 1),
+    ]
+    assert records[2].previous_record_id == records[0].id
+    with Session(instance.app.engine) as session:
+        stored = session.exec(select(Record).order_by(col(Record.id))).all()
+        entries = {e.seq: e for e in session.exec(select(LedgerEntry))}
+    assert [r.id for r in stored] == [r.id for r in records]
+    for record in stored:
+        assert record.ledger_seq is not None
+        entry = entries[record.ledger_seq]
+        assert (entry.record_id, entry.object_sha256) == (record.id, record.object_sha256)
+    assert verify(instance.app.engine, instance.app.store).ok
+
+
+def test_a_chain_of_rows_is_what_building_one_by_one_gives() -> None:
+    """The bulk form of the ledger (rows for one insert) hashes and mirrors exactly as the
+    entries built one at a time do."""
+    at = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    links = [(1, "a" * 64), (2, None), (None, "b" * 64)]
+    rows = ledger.chain(kind="record", at=at, links=links, previous=None)
+    previous: LedgerEntry | None = None
+    for row, (record_id, digest) in zip(rows, links, strict=True):
+        previous = ledger.build(
+            kind="record", at=at, record_id=record_id, object_sha256=digest, previous=previous
+        )
+        assert row == previous.model_dump()
+        assert ledger.mirror_bytes(row) == ledger.mirror_bytes(previous)
+    assert rows[0]["prev_hash"] == ledger.GENESIS
+
+
+def test_a_change_archived_meanwhile_is_not_archived_again(instance: Instance) -> None:
+    """Given another writer archives the same comments after a batch looked them up and
+    before it takes the ledger lock, when the batch is indexed, then each comment still has
+    one version and the archive verifies."""
+    app = instance.app
+    captures = [comment(i) for i in range(3)]
+    other = Archiver(app.engine, app.store, app.settings, app.clock)
+
+    class RacedStore(LocalStore):
+        """The local store; its first flush lets the other writer in."""
+
+        raced = False
+
+        def flush(self) -> None:
+            super().flush()
+            if not self.raced:
+                self.raced = True
+                other.archive(captures)
+
+    store = RacedStore(app.settings.archive_path)
+    try:
+        records = Archiver(app.engine, store, app.settings, app.clock).archive(captures)
+    finally:
+        store.close()
+    assert store.raced
+    assert [(r.remote_id, r.version) for r in records] == [("c0", 1), ("c1", 1), ("c2", 1)]
+    with Session(app.engine) as session:
+        assert len(session.exec(select(Record)).all()) == 3
+        assert len(session.exec(select(LedgerEntry)).all()) == 3
+    assert verify(app.engine, app.store).ok
 
 
 def test_retention_is_set_from_the_default_period(instance: Instance) -> None:

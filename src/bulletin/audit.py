@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session
 
 from bulletin.models import AuditEvent
+
+_TABLE = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
 def event(
@@ -21,23 +23,25 @@ def event(
     object_id: str | int,
     reason: str | None = None,
     **detail: Any,
-) -> AuditEvent:
-    """An audit event, not yet added anywhere (uninstrumented: for :func:`record_events`)."""
-    return AuditEvent.model_construct(
-        at=at,
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        reason=reason,
-        detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
-    )
+) -> dict[str, Any]:
+    """An audit event as a row of ``audit_events``, not yet added anywhere (for
+    :func:`record_events`)."""
+    return {
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "reason": reason,
+        "detail": json.dumps(detail, sort_keys=True, default=str) if detail else None,
+    }
 
 
-def record_events(session: Session, events: list[AuditEvent]) -> None:
-    """Insert many events at once (a capture batch)."""
+def record_events(session: Session, events: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many events (rows from :func:`event`) at once, in the session's transaction."""
     if events:
-        session.execute(sa.insert(AuditEvent), [e.model_dump(exclude={"id"}) for e in events])
+        session.flush()  # what was added before goes first, as the ORM's own insert would
+        session.connection().execute(_TABLE.insert(), list(events))
 
 
 def record_event(
@@ -61,6 +65,6 @@ def record_event(
         reason=reason,
         **detail,
     )
-    added = AuditEvent(**draft.model_dump(exclude={"id"}))
+    added = AuditEvent(**draft)
     session.add(added)
     return added

@@ -34,6 +34,10 @@ from bulletin.models import LedgerEntry, Record, RecordMedia
 
 SNAPSHOT_SCHEMA = "bulletin.snapshot/1"
 
+_RECORDS = Record.__table__  # type: ignore[attr-defined]
+_LEDGER = LedgerEntry.__table__  # type: ignore[attr-defined]
+_MEDIA = RecordMedia.__table__  # type: ignore[attr-defined]
+
 
 @dataclass(frozen=True)
 class Capture:
@@ -122,6 +126,7 @@ class Archiver:
         hashes = [content_hash(c.item) for c in captures]
         keys = [_key(c) for c in captures]
         with Session(self.engine, expire_on_commit=False) as session:
+            seen = ledger.head_seq(session)  # first: what _latest sees is at least this
             latest = self._latest(session, keys)
         prepared = [
             self._store_objects(c, h, now)
@@ -129,8 +134,8 @@ class Archiver:
         ]
         if prepared:
             self.store.flush()
-        created = self._index(prepared, now, actor) if prepared else []
-        new_ids = [r.id for r in created if r is not None and r.id is not None]
+        created = self._index(prepared, now, actor, seen, latest) if prepared else []
+        new_ids = [row["id"] for row in created if row is not None]
         if new_ids:  # open legal holds and records requests cover matching new records
             hold_new_records(self.engine, self.store, new_ids, now, self.settings.agency.time_zone)
         if not resolve:
@@ -143,17 +148,24 @@ class Archiver:
             return self._latest(session, keys)
 
     def _resolve(
-        self, keys: list[Key], hashes: list[str], created: list[Record | None]
+        self, keys: list[Key], hashes: list[str], created: list[dict[str, Any] | None]
     ) -> list[Record]:
-        """One record per capture: the version holding its content (the latest such)."""
-        wanted = set(keys)
-        with Session(self.engine, expire_on_commit=False) as session:
-            found: dict[tuple[Key, str], Record] = {}
-            for record in self._rows(session, sorted(wanted)):
-                found[(_record_key(record), record.content_sha256)] = record
-        for new in created:
-            if new is not None:
-                found[(_record_key(new), new.content_sha256)] = new
+        """One record per capture: the version holding its content (the latest such).
+
+        The rows just created answer for themselves; only the other captures are looked up.
+        """
+        new = [row for row in created if row is not None]
+        covered = {((r["account"], r["kind"], r["remote_id"]), r["content_sha256"]) for r in new}
+        missing = {k for k, h in zip(keys, hashes, strict=True) if (k, h) not in covered}
+        found: dict[tuple[Key, str], Record] = {}
+        if missing:
+            with Session(self.engine, expire_on_commit=False) as session:
+                for record in self._rows(session, sorted(missing)):
+                    found[(_record_key(record), record.content_sha256)] = record
+        for row in new:
+            # model_construct: the values are ours and typed, and were just stored
+            record = Record.model_construct(**row)
+            found[(_record_key(record), record.content_sha256)] = record
         return [found[(k, h)] for k, h in zip(keys, hashes, strict=True)]
 
     @staticmethod
@@ -261,16 +273,27 @@ class Archiver:
             capture, digest, series, until, permanent, object_sha, raw_sha, len(snapshot), media
         )
 
-    def _index(self, prepared: list[_Prepared], now: datetime, actor: str) -> list[Record | None]:
+    def _index(
+        self,
+        prepared: list[_Prepared],
+        now: datetime,
+        actor: str,
+        seen: int,
+        latest: dict[Key, Latest],
+    ) -> list[dict[str, Any] | None]:
         """One transaction, set-based: records, their ledger entries and audit events.
 
-        Returns the new records (None where another instance archived the same change
-        meanwhile), in the order of ``prepared``.
+        ``latest`` is what :meth:`_latest` found when the ledger's head was at ``seen``.
+        Returns the rows of the new records, ids included (None where another instance
+        archived the same change meanwhile), in the order of ``prepared``.
         """
         with session_scope(self.engine) as session:
             ledger.lock(session)
-            # Another instance may have archived some meanwhile: compare again under the lock.
-            latest = self._latest(session, [_key(p.capture) for p in prepared])
+            head = ledger.head(session)
+            if (head.seq if head else 0) == seen:
+                latest = dict(latest)  # nothing was archived since: still the latest
+            else:  # another writer archived meanwhile: compare again under the lock
+                latest = self._latest(session, [_key(p.capture) for p in prepared])
             digests = {k: v.content_sha256 for k, v in latest.items()}
             fresh: list[_Prepared] = []
             for p in prepared:
@@ -280,7 +303,6 @@ class Archiver:
                     digests[key] = p.digest
             if not fresh:
                 return []
-            head = ledger.head(session)
             first_seq = (head.seq + 1) if head else 1
             rows = []
             in_batch: dict[Key, int] = {}  # item -> index of its newest row in this batch
@@ -293,14 +315,21 @@ class Archiver:
                 if key in in_batch:
                     rows[i]["previous_record_id"] = None  # set once the earlier row has an id
                 in_batch[key] = i
-            ids = (
-                session.execute(
-                    sa.insert(Record).returning(col(Record.id), sort_by_parameter_order=True),
-                    rows,
+            conn = session.connection()  # Core statements: no ORM objects on this path
+            # One executemany, then the ids by ledger sequence (unique, indexed, ours under
+            # the ledger lock): SQLite would otherwise insert row by row to keep RETURNING
+            # in parameter order.
+            conn.execute(_RECORDS.insert(), rows)
+            last_seq = first_seq + len(rows) - 1
+            by_seq: dict[int, int] = {
+                seq: rid
+                for seq, rid in conn.execute(
+                    sa.select(_RECORDS.c.ledger_seq, _RECORDS.c.id).where(
+                        _RECORDS.c.ledger_seq.between(first_seq, last_seq)
+                    )
                 )
-                .scalars()
-                .all()
-            )
+            }
+            ids = [by_seq[row["ledger_seq"]] for row in rows]
             links = []
             newest: dict[Key, int] = {}
             for i, p in enumerate(fresh):
@@ -310,44 +339,35 @@ class Archiver:
                     links.append({"rid": ids[i], "prev": newest[key]})
                 newest[key] = ids[i]
             if links:  # versions of one item that follow each other inside this batch
-                table = Record.__table__  # type: ignore[attr-defined]
-                session.execute(
-                    sa.update(table)
-                    .where(table.c.id == sa.bindparam("rid"))
+                conn.execute(
+                    sa.update(_RECORDS)
+                    .where(_RECORDS.c.id == sa.bindparam("rid"))
                     .values(previous_record_id=sa.bindparam("prev")),
                     links,
                 )
-            records: list[Record] = []
-            entries = []
-            previous = head
-            for record_id, p, row in zip(ids, fresh, rows, strict=True):
-                # model_construct: the values are ours and typed; validating each row would
-                # cost more than the rest of indexing together.
-                record = Record.model_construct(id=record_id, **row)
-                records.append(record)
-                previous = ledger.build(
-                    kind="record",
-                    at=now,
-                    record_id=record_id,
-                    object_sha256=p.object_sha,
-                    previous=previous,
-                )
-                entries.append(previous)
+            for record_id, row in zip(ids, rows, strict=True):
+                row["id"] = record_id
+            entries = ledger.chain(
+                kind="record",
+                at=now,
+                links=[(row["id"], row["object_sha256"]) for row in rows],
+                previous=head,
+            )
             media_rows = [
                 {
-                    "record_id": r.id,
+                    "record_id": row["id"],
                     "url": m["url"],
                     "sha256": m["sha256"],
                     "mime_type": m["mime_type"],
                     "size": m["size"],
                     "error": m["error"],
                 }
-                for r, p in zip(records, fresh, strict=True)
+                for row, p in zip(rows, fresh, strict=True)
                 for m in p.media
             ]
             if media_rows:
-                session.execute(sa.insert(RecordMedia), media_rows)
-            session.execute(sa.insert(LedgerEntry), [e.model_dump() for e in entries])
+                conn.execute(_MEDIA.insert(), media_rows)
+            conn.execute(_LEDGER.insert(), entries)
             audit.record_events(
                 session,
                 [
@@ -356,19 +376,19 @@ class Archiver:
                         actor=actor,
                         action="captured",
                         object_type="record",
-                        object_id=r.id or 0,
-                        series=r.series,
-                        sha256=r.object_sha256,
-                        remote_id=r.remote_id,
-                        version=r.version,
-                        change=r.change,
+                        object_id=row["id"],
+                        series=row["series"],
+                        sha256=row["object_sha256"],
+                        remote_id=row["remote_id"],
+                        version=row["version"],
+                        change=row["change"],
                     )
-                    for r in records
+                    for row in rows
                 ],
             )
         ledger.mirror(self.store, entries)
         self.store.flush()
-        by_prepared = {id(p): r for p, r in zip(fresh, records, strict=True)}
+        by_prepared = {id(p): row for p, row in zip(fresh, rows, strict=True)}
         return [by_prepared.get(id(p)) for p in prepared]
 
     def _new_row(

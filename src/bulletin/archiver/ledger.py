@@ -7,7 +7,7 @@ removing, reordering or inserting an entry breaks the chain where it happened.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,24 +40,37 @@ def segment_range(key: str) -> tuple[int, int] | None:
     return int(first), int(last)
 
 
-def entry_body(entry: LedgerEntry) -> dict[str, Any]:
-    """The hashed content of an entry (everything except its own hash)."""
+_COLUMNS = ("seq", "prev_hash", "kind", "record_id", "object_sha256", "recorded_at", "entry_hash")
+
+
+def _row(entry: LedgerEntry | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(entry, Mapping):
+        return entry
+    return {name: getattr(entry, name) for name in _COLUMNS}
+
+
+def entry_body(entry: LedgerEntry | Mapping[str, Any]) -> dict[str, Any]:
+    """The hashed content of an entry (everything except its own hash); ``entry`` is a
+    :class:`LedgerEntry` or a row of its columns (as :func:`chain` builds)."""
+    row = _row(entry)
     return {
-        "seq": entry.seq,
-        "prev_hash": entry.prev_hash,
-        "kind": entry.kind,
-        "record_id": entry.record_id,
-        "object_sha256": entry.object_sha256,
-        "recorded_at": entry.recorded_at.isoformat(),
+        "seq": row["seq"],
+        "prev_hash": row["prev_hash"],
+        "kind": row["kind"],
+        "record_id": row["record_id"],
+        "object_sha256": row["object_sha256"],
+        "recorded_at": row["recorded_at"].isoformat(),
     }
 
 
-def compute_hash(entry: LedgerEntry) -> str:
+def compute_hash(entry: LedgerEntry | Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_plain(entry_body(entry))).hexdigest()
 
 
-def mirror_bytes(entry: LedgerEntry) -> bytes:
-    return canonical_plain({**entry_body(entry), "entry_hash": entry.entry_hash})
+def mirror_bytes(entry: LedgerEntry | Mapping[str, Any]) -> bytes:
+    """The entry's line in a mirror segment: its canonical JSON with its hash."""
+    row = _row(entry)
+    return canonical_plain({**entry_body(row), "entry_hash": row["entry_hash"]})
 
 
 def lock(session: Session) -> None:
@@ -73,6 +86,15 @@ def lock(session: Session) -> None:
 
 def head(session: Session) -> LedgerEntry | None:
     return session.exec(select(LedgerEntry).order_by(col(LedgerEntry.seq).desc()).limit(1)).first()
+
+
+def head_seq(session: Session) -> int:
+    """The sequence number of the newest entry (0: the ledger is empty).
+
+    Every archived record is added with its entry, under :func:`lock`: while this number
+    stays the same, no record was added.
+    """
+    return session.exec(select(sa.func.max(col(LedgerEntry.seq)))).one() or 0
 
 
 def append(
@@ -113,23 +135,54 @@ def build(
         "object_sha256": object_sha256,
         "recorded_at": at,
     }
-    draft = LedgerEntry.model_construct(entry_hash="", **fields)
     # uninstrumented (fast, for bulk inserts); append() turns it into a session object
-    return LedgerEntry.model_construct(entry_hash=compute_hash(draft), **fields)
+    return LedgerEntry.model_construct(entry_hash=compute_hash(fields), **fields)
 
 
-def mirror(store: WormStore, entries: Sequence[LedgerEntry]) -> str | None:
-    """Write consecutive ``entries`` as one mirror segment (idempotent); returns its key.
+def chain(
+    *,
+    kind: str,
+    at: datetime,
+    links: Sequence[tuple[int | None, str | None]],
+    previous: LedgerEntry | None,
+) -> list[dict[str, Any]]:
+    """The entries that follow ``previous``, one per ``(record_id, object_sha256)`` of
+    ``links``, as rows of the ledger table with their hashes (for one bulk insert).
+
+    Each row is what :func:`build` would give for it, chained to the row before it.
+    """
+    seq = previous.seq if previous else 0
+    prev_hash = previous.entry_hash if previous else GENESIS
+    rows: list[dict[str, Any]] = []
+    for record_id, digest in links:
+        seq += 1
+        row: dict[str, Any] = {
+            "seq": seq,
+            "prev_hash": prev_hash,
+            "kind": kind,
+            "record_id": record_id,
+            "object_sha256": digest,
+            "recorded_at": at,
+        }
+        prev_hash = row["entry_hash"] = compute_hash(row)
+        rows.append(row)
+    return rows
+
+
+def mirror(store: WormStore, entries: Sequence[LedgerEntry | Mapping[str, Any]]) -> str | None:
+    """Write consecutive ``entries`` (entries or their rows) as one mirror segment
+    (idempotent); returns its key.
 
     One line per entry, each the canonical JSON of the entry with its hash.
     """
     if not entries:
         return None
-    key = segment_key(entries[0].seq, entries[-1].seq)
+    rows = [_row(e) for e in entries]
+    key = segment_key(rows[0]["seq"], rows[-1]["seq"])
     store.put(
         key,
-        b"".join(mirror_bytes(e) + b"\n" for e in entries),
-        retain_until=entries[-1].recorded_at + PERMANENT,
+        b"".join(mirror_bytes(r) + b"\n" for r in rows),
+        retain_until=rows[-1]["recorded_at"] + PERMANENT,
         legal_hold=True,
     )
     return key

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from datetime import timedelta
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +55,7 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{unit: int(match.group(1))})
 
 
+@lru_cache(maxsize=256)  # called once per archived record, with a handful of values
 def parse_period(text: str) -> timedelta | None:
     """``"7y"``, ``"90d"``, ``"6m"``, ``"2w"`` as a timedelta; ``"permanent"`` as None.
 
