@@ -145,6 +145,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="Only the full export with thread pages: its rate and peak RSS (the large run).",
+    )
     args = parser.parse_args()
 
     from bench._support import configure
@@ -160,11 +165,12 @@ def main() -> None:
         first = BASE.date().isoformat()
         last = (BASE + timedelta(days=DAYS - 1)).date().isoformat()
         runs = []
-        for label, query, renderings in (
+        plan = [
             ("N/10", f"from:{first} to:{first}", "yes"),
             ("N", f"from:{first} to:{last}", "yes"),
             ("N-bare", f"from:{first} to:{last}", "no"),
-        ):
+        ]
+        for label, query, renderings in plan[1:2] if args.memory_only else plan:
             out = tmp / f"export-{label.replace('/', '_')}"
             found = _child("--child-export", str(config), query, str(out), renderings)
             runs.append((label, found, out))
@@ -176,6 +182,9 @@ def main() -> None:
                 f"({found['cpu'] * 1e6 / max(1, found['records']):.0f} us CPU/record), "
                 f"peak RSS {found['rss_kb'] / 1024:6.1f} MB, {pages}"
             )
+        if args.memory_only:
+            print(f"machine    : {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+            return
         _, with_pages, _ = runs[1]
         _, full, bag = runs[-1]
         payload = tmp / "make-bag"
