@@ -254,21 +254,28 @@ def add(
             session.flush()
             existing.append(redaction)
             added.redactions.append(redaction)
-            audit.record_event(
-                session,
-                at=now,
-                actor=actor,
-                action="redaction-added",
-                object_type="record",
-                object_id=target.id,
-                reason=reason.strip(),
-                redaction=redaction.id,
-                span=f"{start}:{end}",
-                exemption=code,
-            )
+            _audit(session, "redaction-added", redaction, actor, now, reason)
         session.commit()
         session.expunge_all()
     return added
+
+
+def _audit(
+    session: Session, action: str, item: Redaction, actor: str, now: datetime, reason: str
+) -> None:
+    """The audit event of a redaction added or removed (never the withheld text)."""
+    audit.record_event(
+        session,
+        at=now,
+        actor=actor,
+        action=action,
+        object_type="record",
+        object_id=item.record_id,
+        reason=reason.strip(),
+        redaction=item.id,
+        span=f"{item.start}:{item.end}",
+        exemption=item.exemption,
+    )
 
 
 def _occurrences(text: str, needle: str) -> list[tuple[int, int]]:
@@ -304,18 +311,7 @@ def remove(
             )
         redaction.removed_at, redaction.removed_by = now, actor
         redaction.removal_reason = reason.strip()
-        audit.record_event(
-            session,
-            at=now,
-            actor=actor,
-            action="redaction-removed",
-            object_type="record",
-            object_id=redaction.record_id,
-            reason=reason.strip(),
-            redaction=redaction.id,
-            span=f"{redaction.start}:{redaction.end}",
-            exemption=redaction.exemption,
-        )
+        _audit(session, "redaction-removed", redaction, actor, now, reason)
         session.commit()
         session.refresh(redaction)
         session.expunge(redaction)
