@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -345,3 +346,39 @@ def test_one_instance_sweeps_an_account_at_a_time(site: Instance, sandbox: Sandb
         assert run(site, "facebook").result == "claimed-elsewhere"
         assert run(site, "x").result == "ok"
     assert run(site, "facebook").result == "ok"
+
+
+def test_x_images_are_captured_with_their_authors_descriptions(
+    site: Instance, sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """A reply with two images, one described by its author: both images are archived as
+    their own objects, the description kept in the snapshot, and the production's thread page
+    shows it as the image's text alternative (the other says none was given)."""
+    import json as json_module
+
+    from bulletin.archiver.export import export_bundle, resolve
+
+    tweet = x_post(sandbox)
+    media = [
+        {"url": f"{sandbox.url}/_sandbox/media/crash.png", "alt_text": "Two cars at Elm and Main"},
+        {"url": f"{sandbox.url}/_sandbox/media/sign.png"},
+    ]
+    [reply] = replies(control, tweet, text="Saw this at 5pm", media=media)
+    assert run(site, "x").result == "ok"
+    [record] = [r for r in records(site) if r.remote_id == reply]
+    snapshot = json_module.loads(site.app.store.get(object_key(record.object_sha256)))
+    described = [(m["url"].rsplit("/", 1)[-1], m.get("alt_text")) for m in snapshot["media"]]
+    assert described == [("crash.png", "Two cars at Elm and Main"), ("sign.png", None)]
+    with Session(site.app.engine) as session:
+        stored = session.exec(select(RecordMedia).where(RecordMedia.record_id == record.id)).all()
+    assert len(stored) == 2 and all(m.sha256 for m in stored)
+    scope = resolve(site.app.engine, site.settings, None, f"thread:{tweet}")
+    out = tmp_path / "production"
+    export_bundle(
+        site.app.engine, site.app.store, site.settings, scope, out=out, actor="clerk1",
+        now=site.clock.now,
+    )  # fmt: skip
+    pages = [p for p in (out / "data/threads").glob("*.html") if p.name != "index.html"]
+    page = pages[0].read_text(encoding="utf-8")
+    assert 'alt="Two cars at Elm and Main"' in page
+    assert "No description provided by the author" in page

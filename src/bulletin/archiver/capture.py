@@ -39,6 +39,7 @@ from bulletin.connectors.base import (
     Connector,
     Page,
     RemoteItem,
+    attachment_alt_texts,
     attachment_urls,
     platform_id,
 )
@@ -502,12 +503,12 @@ class Sweeper:
         if latest is not None and latest.content_sha256 == content_hash(item):
             return capture  # not a new version: nothing is archived, nothing to fetch
         blobs = []
-        for url in urls:
+        for url, alt_text in zip(urls, attachment_alt_texts(item), strict=True):
             try:
                 data, mime = self.connector.fetch_media(url, self.policy.media_max_bytes)
-                blobs.append(MediaBlob(url, data, mime))
+                blobs.append(MediaBlob(url, data, mime, alt_text=alt_text))
             except BulletinError as e:
-                blobs.append(MediaBlob(url, error=str(e)))
+                blobs.append(MediaBlob(url, error=str(e), alt_text=alt_text))
                 log.warning("attachment not fetched", account=self.account, error=str(e))
         return replace(capture, media=tuple(blobs))
 

@@ -283,6 +283,19 @@ def attachment_urls(item: RemoteItem) -> list[str]:
     return [str(u) for u in urls if isinstance(u, str) and u]
 
 
+def attachment_alt_texts(item: RemoteItem) -> list[str | None]:
+    """The authors' descriptions of :func:`attachment_urls`, one per URL (None: none given)."""
+    urls = item.extra.get("attachment_urls") or []
+    texts = item.extra.get("attachment_alt_texts") or []
+    out: list[str | None] = []
+    for index, url in enumerate(urls):
+        if not (isinstance(url, str) and url):
+            continue
+        text = texts[index] if index < len(texts) else None
+        out.append(str(text) if isinstance(text, str) and text.strip() else None)
+    return out
+
+
 def json_bytes(value: Any) -> bytes:
     """Compact UTF-8 JSON, for connectors that must rebuild a raw item from a parsed page."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()

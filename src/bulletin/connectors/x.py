@@ -63,6 +63,9 @@ TWEET_FIELDS = [
     "attachments",
     "edit_history_tweet_ids",
 ]
+# attached images come back in ``includes.media`` with their authors' descriptions
+EXPANSIONS = ["attachments.media_keys"]
+MEDIA_FIELDS = ["url", "alt_text", "type"]
 MEDIA_UPLOAD_URL = "https://api.x.com/2/media/upload"
 MEDIA_METADATA_URL = "https://api.x.com/2/media/metadata"
 MAX_LENGTH = 280
@@ -306,7 +309,9 @@ class XConnector(Connector):
             cursor = page.next_cursor
 
     # -- reading ---------------------------------------------------------------------------
-    def _item(self, tweet: dict[str, Any], kind: str) -> RemoteItem:
+    def _item(
+        self, tweet: dict[str, Any], kind: str, media: dict[str, dict[str, Any]] | None = None
+    ) -> RemoteItem:
         """One post as a :class:`RemoteItem`. An edited post has a new id on X; the first id
         of its edit history names the item, so every edit is a version of one record.
 
@@ -324,6 +329,14 @@ class XConnector(Connector):
         extra: dict[str, Any] = {"edit_history_tweet_ids": history}
         if history[0] != str(tweet["id"]):
             extra["current_id"] = str(tweet["id"])
+        photos = [
+            (media or {}).get(str(key)) or {}
+            for key in (tweet.get("attachments") or {}).get("media_keys", [])
+        ]
+        photos = [m for m in photos if m.get("type") == "photo" and isinstance(m.get("url"), str)]
+        if photos:
+            extra["attachment_urls"] = [m["url"] for m in photos]
+            extra["attachment_alt_texts"] = [m.get("alt_text") for m in photos]
         return RemoteItem(
             kind="post" if kind == "post" else "comment",
             remote_id=history[0],
@@ -342,11 +355,15 @@ class XConnector(Connector):
             raise MalformedResponse("X's answer is not an object", raw=json_bytes(body))
         items: list[RemoteItem] = []
         rejects: list[Reject] = []
+        included = (body.get("includes") or {}).get("media") or []
+        media = {
+            str(m["media_key"]): m for m in included if isinstance(m, dict) and "media_key" in m
+        }
         for tweet in body.get("data", []):
             if skip is not None and isinstance(tweet, dict) and tweet.get("id") == skip:
                 continue
             try:
-                items.append(self._item(tweet, kind))
+                items.append(self._item(tweet, kind, media))
             except (KeyError, TypeError, ValueError) as e:
                 rejects.append(Reject(json_bytes(tweet), f"{type(e).__name__}: {e}"))
         return Page(items, (body.get("meta") or {}).get("next_token"), rejects)
@@ -365,6 +382,8 @@ class XConnector(Connector):
                     since_id=since_id,
                     pagination_token=cursor,
                     tweet_fields=TWEET_FIELDS,
+                    expansions=EXPANSIONS,
+                    media_fields=MEDIA_FIELDS,
                     user_auth=True,
                 ),
             ),
@@ -387,6 +406,8 @@ class XConnector(Connector):
                     next_token=cursor,
                     since_id=since_id,
                     tweet_fields=TWEET_FIELDS,
+                    expansions=EXPANSIONS,
+                    media_fields=MEDIA_FIELDS,
                     user_auth=True,
                 ),
             ),

@@ -9,7 +9,8 @@ faults and count what was received. Not part of any platform; JSON in, JSON out.
 - ``POST /_sandbox/fb/pages``                    add a Page (id, name, page_token,
                                                  user_token, tasks)
 - ``POST /_sandbox/x/replies``                   visitor replies: tweet_id, text, author,
-                                                 count, created_at
+                                                 count, created_at, media (a list of
+                                                 {url, alt_text}: attached images)
 - ``PATCH|DELETE /_sandbox/x/tweets/{id}``       a visitor edits (text) or deletes a post
 - ``POST /_sandbox/fb/comments``                 visitor comments: post_id, message, author,
                                                  parent_id, count, created_at, attachment_url
@@ -158,7 +159,14 @@ class ControlApi:
                 text = str(body.get("text", "reply"))
                 if count > 1:
                     text = f"{text} {i + 1}"
-                ids.append(self.state.add_tweet(author["id"], text, tweet_id, ts=ts)["id"])
+                media_ids = [
+                    self.state.add_x_media(author["id"], str(m["url"]), m.get("alt_text"))
+                    for m in body.get("media") or []
+                ]
+                reply = self.state.add_tweet(
+                    author["id"], text, tweet_id, ts=ts, media_ids=media_ids
+                )
+                ids.append(reply["id"])
             self.state.save()
         return json_response(201, {"ids": ids})
 

@@ -200,6 +200,16 @@ class SandboxState:
             self.x["visitors"][visitor["id"]] = visitor
             return visitor
 
+    def add_x_media(self, owner: str, url: str, alt_text: str | None) -> str:
+        """A visitor's image hosted at ``url`` (with its alt text, if any); its media id."""
+        with self.lock:
+            media_id = self.new_x_id()
+            media: dict[str, Any] = {"id": media_id, "owner": owner, "url": url}
+            if alt_text:
+                media["alt_text"] = str(alt_text)
+            self.x["media"][media_id] = media
+            return media_id
+
     def add_tweet(
         self,
         author_id: str,

@@ -248,8 +248,31 @@ class XApi:
         body: dict[str, Any] = {}
         if page:
             body["data"] = [self.render(t, fields) for t in page]
+            media = self._included_media(request, page)
+            if media:
+                body["includes"] = {"media": media}
         body["meta"] = meta
         return json_response(200, body)
+
+    def _included_media(self, request: Request, page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``includes.media`` for ``expansions=attachments.media_keys``: each attached image
+        with the requested ``media.fields`` (url, alt_text) and always media_key and type.
+        https://docs.x.com/x-api/fundamentals/expansions"""
+        if "attachments.media_keys" not in (request.arg("expansions") or "").split(","):
+            return []
+        wanted = {f for f in (request.arg("media.fields") or "").split(",") if f}
+        out = []
+        for tweet in page:
+            for key in (tweet.get("attachments") or {}).get("media_keys", []):
+                media = self.state.x["media"].get(key.removeprefix("3_"))
+                if media is None:
+                    continue
+                item: dict[str, Any] = {"media_key": key, "type": "photo"}
+                for name in ("url", "alt_text"):
+                    if name in wanted and media.get(name):
+                        item[name] = media[name]
+                out.append(item)
+        return out
 
     # -- endpoints -------------------------------------------------------------------------
     def create_post(self, request: Request, account: dict[str, Any]) -> Response:
