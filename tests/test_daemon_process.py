@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
 import random
 import signal
 import socket
@@ -306,3 +309,27 @@ def test_kill_9_mid_capture_sweep_then_restart_loses_and_doubles_nothing(
     # thread again.
     assert pages_fetched() <= pages - stored // per_page + 1
     assert verify(inst.app.engine, inst.app.store).ok
+
+
+def test_once_on_embedded_defaults_runs_the_sandbox_for_its_sweep(tmp_path: Path) -> None:
+    """`bulletin daemon --once` in a fresh folder, no configuration: the sandbox accounts are
+    swept against a sandbox started for the run and stopped after it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BULLETIN_")}
+    run = functools.partial(
+        subprocess.run,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    bulletin = [sys.executable, "-m", "bulletin"]
+    assert run([*bulletin, "init"]).returncode == 0
+    once = run([*bulletin, "daemon", "--once"])
+    assert once.returncode == 0, once.stderr
+    assert "ConnectionError" not in once.stderr
+    for account in ("sandbox-x", "sandbox-facebook"):
+        assert f"account={account}" in once.stderr and "result=partial" not in once.stderr
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", 8765), 0.5):
+        raise AssertionError("the sandbox is still running after --once")

@@ -477,8 +477,12 @@ class Daemon:
 
     def run_once(self, max_wait: float) -> OnceReport:
         """Everything due now (waiting inline at most ``max_wait`` seconds), one capture sweep
-        per account, then return what was deferred."""
+        per account, then return what was deferred. With ``[sandbox] start_with_daemon`` the
+        sandbox runs for as long as this takes."""
         self.prepare()
+        if self.app.settings.sandbox.start_with_daemon:
+            self._sandbox = SandboxChild(self.app.settings, self.config_path)
+            self._sandbox.start()
         try:
             report = OnceReport()
             deadline = time.monotonic() + max_wait
@@ -506,6 +510,9 @@ class Daemon:
                     report.deferred.append((d.notice_id, d.account, d.due_at, d.last_error))
             return report
         finally:
+            if self._sandbox is not None:
+                self._sandbox.stop()
+                self._sandbox = None
             self._release_instance_lock()
 
     # -- instances -----------------------------------------------------------------------
