@@ -160,3 +160,29 @@ def test_a_rare_match_far_behind_the_newest_is_found(instance: Instance) -> None
     on_day = find(engine, Query(account="facebook", since=day, until=day + timedelta(hours=3)))
     assert [h.record.remote_id for h in on_day] == ["c2", "c1", "c0"]
     assert find(engine, Query(text="road", state="hidden")) == []
+
+
+def test_search_by_a_rare_state_reads_only_that_states_items(instance: Instance) -> None:
+    """Hidden, deleted and edited items among hundreds of visible ones: a search by state, with
+    or without words, finds each (every version of it searchable), through the partial index
+    of that state on SQLite; an item's other filters still apply."""
+    archiver = instance.app.archiver
+    archiver.archive_batch([_comment(f"c{i}", f"snow route {i}", i) for i in range(400)])
+    archiver.archive_batch([_comment("c7", "snow route 7", 7, state="hidden")])
+    archiver.archive_batch([_comment("c9", "plowed already", 9)])  # an edit: the word is gone
+    archiver.archive_batch([_comment("c11", "snow route 11", 11, state="deleted")])
+    engine = instance.app.engine
+    assert [h.record.remote_id for h in find(engine, Query(state="hidden"))] == ["c7"]
+    [edited] = find(engine, Query(text="route", state="edited"))
+    assert (edited.record.remote_id, edited.record.version, edited.versions) == ("c9", 1, 2)
+    [deleted] = find(engine, Query(text="snow", state="deleted", author="visitor"))
+    assert deleted.record.remote_id == "c11" and deleted.current_state == "deleted"
+    assert find(engine, Query(text="snow", state="deleted", account="x")) == []
+    assert find(engine, Query(text="plowed", state="hidden")) == []
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            plan = conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT account, kind, remote_id FROM records "
+                "WHERE state = 'hidden'"
+            ).all()
+        assert "ix_records_hidden" in " ".join(str(row[-1]) for row in plan)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -220,6 +220,15 @@ class Record(SQLModel, table=True):
         Index("ix_records_raw", "raw_sha256"),
         Index("ix_records_thread", "account", "thread_id"),
         Index("ix_records_posted", "posted_at"),
+        # the few versions in a notable state, for searches by state (see RARE_STATES)
+        *(
+            Index(name, "account", "kind", "remote_id", sqlite_where=where, postgresql_where=where)
+            for name, where in (
+                ("ix_records_hidden", text("state = 'hidden'")),
+                ("ix_records_deleted", text("state = 'deleted'")),
+                ("ix_records_edited", text("change = 'edited'")),
+            )
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from bulletin.errors import NotFound, UsageError
 from bulletin.models import Record
 
 STATES = ("visible", "hidden", "deleted", "edited")
+RARE_STATES = ("hidden", "deleted", "edited")  # each has a partial index (migration 0010)
 _WORD = re.compile(r"\w+\*?", re.UNICODE)
 _PG_VECTOR = (
     "to_tsvector('simple'::regconfig, coalesce(records.text, '') || ' ' || "
@@ -131,7 +132,18 @@ def search(engine: Engine, query: Query) -> list[Hit]:
     wants_words = bool(query.text) or bool(query.author and _terms(query.author))
     where = _filters(engine, query)
     with Session(engine) as session:
-        if wants_words and engine.dialect.name == "sqlite":
+        bound = _state_ids(session, query.state) if query.state in RARE_STATES else None
+        if bound is not None:
+            # the versions of the few items in that state, read from their partial index
+            if not bound:
+                return []
+            where = [*_filters(engine, replace(query, state=None)), col(Record.id).in_(bound)]
+        if bound is not None and wants_words and engine.dialect.name == "sqlite":
+            fts = _fts5(query.text or "", query.author)
+            if fts is None:
+                raise UsageError(f"nothing to search for in {query.text!r}")
+            pages = _bounded_fts5(session, fts, where)
+        elif wants_words and engine.dialect.name == "sqlite":
             fts = _fts5(query.text or "", query.author)
             if fts is None:
                 raise UsageError(f"nothing to search for in {query.text!r}")
@@ -176,6 +188,8 @@ _FIRST_PAGE_FACTOR = 4
 _MAX_PAGE = 4096
 # A date range holding at most this many records bounds the full-text walk by record id.
 _SPAN_CAP = 20_000
+# A state held by the versions of at most this many records bounds the search to them.
+_STATE_CAP = 20_000
 _KEYS = (col(Record.id), col(Record.account), col(Record.kind), col(Record.remote_id))
 
 
@@ -258,6 +272,55 @@ def _fts5_pages(
             return
         before = int(low)
         size = min(size * 4, _MAX_PAGE)
+
+
+def _state_ids(session: Session, state: str) -> list[int] | None:
+    """Ids of every version of the items that have a version in ``state`` (hidden, deleted,
+    edited), through the partial index of that state; None when more than ``_STATE_CAP``.
+
+    The condition is written with a literal, as the partial index's own, so that the
+    planner may use it."""
+    notable = Record.__table__.alias("notable")  # type: ignore[attr-defined]
+    column = notable.c.change if state == "edited" else notable.c.state
+    items = (
+        sa.select(notable.c.account, notable.c.kind, notable.c.remote_id)
+        .where(column == sa.literal_column(f"'{state}'"))
+        .distinct()
+        .subquery()
+    )
+    records = Record.__table__  # type: ignore[attr-defined]
+    ids = session.execute(
+        sa.select(records.c.id)
+        .join(
+            items,
+            sa.and_(
+                records.c.account == items.c.account,
+                records.c.kind == items.c.kind,
+                records.c.remote_id == items.c.remote_id,
+            ),
+        )
+        .limit(_STATE_CAP + 1)
+    ).scalars()
+    found = list(ids)
+    return None if len(found) > _STATE_CAP else found
+
+
+def _bounded_fts5(
+    session: Session, fts: str, where: list[sa.ColumnElement[bool]]
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """SQLite: keys of the records matching the words among a small set of ids ``where``
+    names, newest first, in one page."""
+    rowid = sa.literal_column("rowid", sa.Integer)
+    matches = (
+        sa.select(rowid)
+        .select_from(sa.table("records_fts"))
+        .where(sa.literal_column("records_fts").op("MATCH")(fts))
+    )
+    rows = session.execute(
+        sa.select(*_KEYS).where(col(Record.id).in_(matches), *where).order_by(col(Record.id).desc())
+    ).all()
+    if rows:
+        yield rows
 
 
 def _posted_span(session: Session, query: Query) -> tuple[int, int, int] | None:
