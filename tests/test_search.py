@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from click.testing import CliRunner
 
 from bulletin.archiver.archive import Capture
@@ -162,10 +163,17 @@ def test_a_rare_match_far_behind_the_newest_is_found(instance: Instance) -> None
     assert find(engine, Query(text="road", state="hidden")) == []
 
 
-def test_search_by_a_rare_state_reads_only_that_states_items(instance: Instance) -> None:
+@pytest.mark.parametrize("walk_budget", [8_192, 8])
+def test_search_by_a_rare_state_reads_only_that_states_items(
+    instance: Instance, walk_budget: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Hidden, deleted and edited items among hundreds of visible ones: a search by state, with
     or without words, finds each (every version of it searchable), through the partial index
-    of that state on SQLite; an item's other filters still apply."""
+    of that state on SQLite; an item's other filters still apply. With a small walk budget
+    the words are looked up among the state's ids instead: the same answers."""
+    from bulletin.archiver import search as search_module
+
+    monkeypatch.setattr(search_module, "_WALK_BUDGET", walk_budget)
     archiver = instance.app.archiver
     archiver.archive_batch([_comment(f"c{i}", f"snow route {i}", i) for i in range(400)])
     archiver.archive_batch([_comment("c7", "snow route 7", 7, state="hidden")])

@@ -133,16 +133,23 @@ def search(engine: Engine, query: Query) -> list[Hit]:
     where = _filters(engine, query)
     with Session(engine) as session:
         bound = _state_ids(session, query.state) if query.state in RARE_STATES else None
+        bounded: list[sa.ColumnElement[bool]] = []
         if bound is not None:
-            # the versions of the few items in that state, read from their partial index
+            # the versions of the items in that state, read from its partial index
             if not bound:
                 return []
-            where = [*_filters(engine, replace(query, state=None)), col(Record.id).in_(bound)]
+            bounded = [*_filters(engine, replace(query, state=None)), col(Record.id).in_(bound)]
         if bound is not None and wants_words and engine.dialect.name == "sqlite":
             fts = _fts5(query.text or "", query.author)
             if fts is None:
                 raise UsageError(f"nothing to search for in {query.text!r}")
-            pages = _bounded_fts5(session, fts, where)
+            # where the state is common its hits come early in the walk; where it is rare
+            # the walk gives up after a while and the words are looked up among its ids
+            pages = _walk_then_bounded(session, fts, where, bounded, query)
+        elif bound is not None and not wants_words:
+            pages = _keyset_pages(
+                session, bounded, by_posted=bool(query.since or query.until), first=query.limit
+            )
         elif wants_words and engine.dialect.name == "sqlite":
             fts = _fts5(query.text or "", query.author)
             if fts is None:
@@ -188,8 +195,12 @@ _FIRST_PAGE_FACTOR = 4
 _MAX_PAGE = 4096
 # A date range holding at most this many records bounds the full-text walk by record id.
 _SPAN_CAP = 20_000
-# A state held by the versions of at most this many records bounds the search to them.
+# A state held by at most this many versions is rare: the search is bounded to its items'
+# ids (at most _STATE_CAP of them).
+_STATE_ITEMS = 500
 _STATE_CAP = 20_000
+# How many full-text rows a search by state walks before it looks among the state's ids.
+_WALK_BUDGET = 8_192
 _KEYS = (col(Record.id), col(Record.account), col(Record.kind), col(Record.remote_id))
 
 
@@ -228,14 +239,20 @@ def _keyset_pages(
 
 
 def _fts5_pages(
-    session: Session, fts: str, where: list[sa.ColumnElement[bool]], query: Query
+    session: Session,
+    fts: str,
+    where: list[sa.ColumnElement[bool]],
+    query: Query,
+    budget: list[int] | None = None,
 ) -> Generator[Sequence[sa.Row[Any]], None, None]:
     """SQLite: keys of the records matching the words and ``where``, newest first.
 
     The FTS5 index is walked in chunks newest first (``ORDER BY rowid DESC`` with a
     ``LIMIT`` stops early, where ``rowid IN (MATCH ...)`` would list every match before the
     first row), and each chunk is joined to ``records`` with the other conditions inside
-    SQLite. A narrow date range first bounds the walk to the ids of its records."""
+    SQLite. A narrow date range first bounds the walk to the ids of its records. With a
+    ``budget`` (a one-element list) the walk stops once it has read that many index rows,
+    leaving the budget below zero."""
     lowest: int | None = None
     before: int | None = None
     if query.since or query.until:
@@ -270,21 +287,31 @@ def _fts5_pages(
                 yield rows
         if count < size:
             return
+        if budget is not None:
+            budget[0] -= count
+            if budget[0] < 0:
+                return
         before = int(low)
         size = min(size * 4, _MAX_PAGE)
 
 
 def _state_ids(session: Session, state: str) -> list[int] | None:
     """Ids of every version of the items that have a version in ``state`` (hidden, deleted,
-    edited), through the partial index of that state; None when more than ``_STATE_CAP``.
+    edited), through the partial index of that state; None when the state is not rare (more
+    than ``_STATE_ITEMS`` such versions, or more than ``_STATE_CAP`` ids): the walk finds
+    its hits early then.
 
     The condition is written with a literal, as the partial index's own, so that the
     planner may use it."""
     notable = Record.__table__.alias("notable")  # type: ignore[attr-defined]
     column = notable.c.change if state == "edited" else notable.c.state
+    in_state = column == sa.literal_column(f"'{state}'")
+    few = sa.select(notable.c.id).where(in_state).limit(_STATE_ITEMS + 1).subquery()
+    if session.execute(sa.select(sa.func.count()).select_from(few)).scalar_one() > _STATE_ITEMS:
+        return None
     items = (
         sa.select(notable.c.account, notable.c.kind, notable.c.remote_id)
-        .where(column == sa.literal_column(f"'{state}'"))
+        .where(in_state)
         .distinct()
         .subquery()
     )
@@ -303,6 +330,21 @@ def _state_ids(session: Session, state: str) -> list[int] | None:
     ).scalars()
     found = list(ids)
     return None if len(found) > _STATE_CAP else found
+
+
+def _walk_then_bounded(
+    session: Session,
+    fts: str,
+    where: list[sa.ColumnElement[bool]],
+    bounded: list[sa.ColumnElement[bool]],
+    query: Query,
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """The newest-first walk for at most ``_WALK_BUDGET`` index rows, then, if it has not
+    ended, the matches among the bounded ids (the items it already gave keep their place)."""
+    budget = [_WALK_BUDGET]
+    yield from _fts5_pages(session, fts, where, query, budget)
+    if budget[0] < 0:
+        yield from _bounded_fts5(session, fts, bounded)
 
 
 def _bounded_fts5(
