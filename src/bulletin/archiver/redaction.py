@@ -399,6 +399,7 @@ def propagate(
     (same exemption and reason), e.g. in a version captured after it was made.
 
     :raises NotFound: no such redaction. :raises Refused: it was removed.
+    :raises UsageError: its exemption code is no longer configured.
     """
     with Session(engine) as session:
         item = session.get(Redaction, redaction_id)
@@ -408,9 +409,6 @@ def propagate(
             raise Refused(f"redaction {redaction_id} was removed; add a new one instead")
         record_id, start, end = item.record_id, item.start, item.end
         code, reason = item.exemption, item.reason
-    settings_codes = settings.redaction.codes()
-    if code not in settings_codes:
-        raise UsageError(f"redaction {redaction_id}'s exemption {code!r} is no longer configured")
     return add(
         engine,
         settings,

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from sqlmodel import Session
 
 from bulletin.archiver import redaction
 from bulletin.cli import Context, emit, json_option, pass_context
-from bulletin.errors import UsageError
+from bulletin.errors import NotFound, UsageError
 from bulletin.identity import resolve_actor
-from bulletin.models import Redaction
+from bulletin.models import Record, Redaction
 from bulletin.timeparse import local_text
 
 
@@ -207,11 +208,6 @@ def redact_codes(ctx: Context, as_json: bool) -> None:
 def redact_show(ctx: Context, record_id: int, as_json: bool) -> None:
     """A record's text with the offsets of every word (for --span), its redactions in force,
     and the text as a public production will show it."""
-    from sqlmodel import Session
-
-    from bulletin.errors import NotFound
-    from bulletin.models import Record
-
     settings = ctx.settings
     engine = ctx.app.checked_engine()
     with Session(engine) as session:

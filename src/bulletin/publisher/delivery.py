@@ -345,7 +345,7 @@ class DeliveryWorker:
 
     def _record_parts(self, delivery: Delivery, ids: list[str]) -> bool:
         with session_scope(self.engine) as session:
-            row = self._owned(session, delivery.id)
+            row = self._owned(session, delivery)
             if row is None:
                 return False
             row.thread_ids = json.dumps(ids)
@@ -355,28 +355,26 @@ class DeliveryWorker:
 
     def _restart_attempt(self, delivery: Delivery) -> None:
         with session_scope(self.engine) as session:
-            row = self._owned(session, delivery.id)
+            row = self._owned(session, delivery)
             if row is not None:
                 row.attempt_started_at = self.clock.now()
                 session.add(row)
 
-    def _owned(self, session: Session, delivery_id: int | None) -> Delivery | None:
+    def _owned(self, session: Session, delivery: Delivery) -> Delivery | None:
         """The delivery, locked, if this worker still holds its claim.
 
         The notice is locked first: cancelling, retracting and the due-scan lock the notice
         and then its deliveries, so taking them in the other order here could deadlock with
         them on PostgreSQL.
         """
-        notice_id = session.exec(
-            select(Delivery.notice_id).where(Delivery.id == delivery_id)
+        session.exec(
+            select(Notice.id).where(Notice.id == delivery.notice_id).with_for_update()
         ).first()
-        if notice_id is not None:
-            session.exec(select(Notice.id).where(Notice.id == notice_id).with_for_update()).first()
         row = session.exec(
-            select(Delivery).where(Delivery.id == delivery_id).with_for_update()
+            select(Delivery).where(Delivery.id == delivery.id).with_for_update()
         ).first()
         if row is None or row.state != "in-flight" or row.lease_owner != self.owner:
-            log.warning("claim lost", delivery=delivery_id)
+            log.warning("claim lost", delivery=delivery.id)
             return None
         return row
 
@@ -391,7 +389,7 @@ class DeliveryWorker:
     ) -> Outcome:
         now = self.clock.now()
         with session_scope(self.engine) as session:
-            row = self._owned(session, delivery.id)
+            row = self._owned(session, delivery)
             if row is None:
                 return Outcome(delivery.id or 0, "lost", "claim expired before the outcome")
             row.state = "published"
@@ -532,7 +530,7 @@ class DeliveryWorker:
     ) -> Outcome:
         now = self.clock.now()
         with session_scope(self.engine) as session:
-            row = self._owned(session, delivery.id)
+            row = self._owned(session, delivery)
             if row is None:
                 return Outcome(delivery.id or 0, "lost", "claim expired before the outcome")
             row.state = state
