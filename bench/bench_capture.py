@@ -182,15 +182,23 @@ def seed_archive(app: App, count: int, rng: random.Random) -> None:
 
 
 def seed_index(app: App, count: int, rng: random.Random) -> None:
-    """Straight into ``records`` (the full-text index follows through its triggers on
-    SQLite, its GIN index on PostgreSQL); no store objects, ledger or audit rows."""
+    """Straight into ``records`` (on SQLite the rows are added to the full-text index as
+    the archiver adds them, by one statement per batch; PostgreSQL's GIN index follows by
+    itself); no store objects, ledger or audit rows."""
     now = datetime.now(UTC)
     retain = now + timedelta(days=7 * 365)
     rows: list[dict[str, object]] = []
 
     def flush() -> None:
         with app.engine.begin() as conn:
+            before = conn.execute(sa.select(sa.func.max(Record.id))).scalar() or 0
             conn.execute(sa.insert(Record), rows)
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql(
+                    "INSERT INTO records_fts(rowid, text, author) "
+                    "SELECT id, text, author FROM records WHERE id > ?",
+                    (before,),
+                )
         rows.clear()
 
     for item, version, change in items(count, rng):

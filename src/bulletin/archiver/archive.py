@@ -25,6 +25,7 @@ from bulletin.archiver import ledger
 from bulletin.archiver.canonical import canonical, canonical_plain
 from bulletin.archiver.holds import hold_new_records
 from bulletin.archiver.retention import retain_until, series_for
+from bulletin.archiver.search import index_new_records
 from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings
@@ -321,6 +322,7 @@ class Archiver:
             # in parameter order.
             conn.execute(_RECORDS.insert(), rows)
             last_seq = first_seq + len(rows) - 1
+            index_new_records(conn, first_seq, last_seq)
             by_seq: dict[int, int] = {
                 seq: rid
                 for seq, rid in conn.execute(

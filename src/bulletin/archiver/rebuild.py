@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from bulletin import audit
 from bulletin.archiver import ledger
 from bulletin.archiver.archive import Latest, describe_change
+from bulletin.archiver.search import index_new_records
 from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.db import session_scope
 from bulletin.errors import IntegrityError, NotFound, Refused
@@ -352,6 +353,7 @@ def _flush(
         session.execute(sa.insert(LedgerEntry), entries)
         if records:
             session.execute(sa.insert(Record), records)
+            index_new_records(session.connection(), entries[0]["seq"], entries[-1]["seq"])
         if media:
             session.execute(sa.insert(RecordMedia), media)
     report.entries += len(entries)
