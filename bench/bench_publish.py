@@ -6,14 +6,15 @@
    run: the bare feed connector's publish of the same text (atomic write + fsync).
 2. Archive throughput: ``--records`` comment-sized records (default 100,000; canonical JSON
    snapshot about 760 bytes plus a ~200-byte raw response, two objects per record) through
-   ``Archiver.archive_batch`` in batches of ``--batch`` into the local WORM store with the
+   ``Archiver.archive_batch`` in batches of ``--batch`` (default: a capture sweep's group
+   commit, ``[capture] batch_items``, 1,000 items) into the local WORM store with the
    SQLite index and ledger, durable by batch. Baseline in the same run (the floor): the same
    objects, read back from the store, hashed and written as new plain files with one
    ``syncfs`` per batch, no index. With ``--s3`` the archive goes to S3 Object Lock on a
    SeaweedFS started here as the tests' fixture starts it, and the floor is one plain boto3
    ``put_object`` per object.
 
-    python bench/bench_publish.py [--notices 200] [--records 100000] [--batch 500] [--s3]
+    python bench/bench_publish.py [--notices 200] [--records 100000] [--batch 1000] [--s3]
                                   [--dir PATH]
 
 ``--dir`` chooses where the work directory is made. On this machine the cost of creating a
@@ -44,6 +45,7 @@ from bulletin.app import App  # noqa: E402
 from bulletin.archiver.archive import Capture  # noqa: E402
 from bulletin.archiver.store.base import OBJECT_PREFIX  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
+from bulletin.config.settings import CaptureSettings  # noqa: E402
 from bulletin.connectors.base import OutgoingPost, RemoteItem  # noqa: E402
 from bulletin.connectors.feed import FeedConnector  # noqa: E402
 from bulletin.daemon import running  # noqa: E402
@@ -242,7 +244,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notices", type=int, default=200, help="0 skips the latency run")
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument(
+        "--batch", type=int, default=CaptureSettings().batch_items, help="records per commit"
+    )
     parser.add_argument("--s3", action="store_true", help="archive into SeaweedFS instead")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: temp)")
     args = parser.parse_args()
