@@ -49,6 +49,7 @@ def add(inst: Instance, record: Record, start: int, end: int, **options: object)
         reason=str(options.pop("reason", "private phone number of a resident")),
         actor="clerk1",
         now=inst.clock.now(),
+        store=inst.app.store,
         **options,  # type: ignore[arg-type]
     )
 
@@ -130,6 +131,7 @@ def test_unknown_code_empty_reason_and_missing_record_are_refused(thread: Instan
             reason="x",
             actor="clerk1",
             now=thread.clock.now(),
+            store=thread.app.store,
         )
     assert add(thread, record, 0, 4, code="26C").redactions[0].exemption == "26c"
 
@@ -186,6 +188,7 @@ def test_redaction_names_one_version_and_warns_of_the_others(thread: Instance) -
         actor="clerk1",
         reason="redo",
         now=thread.clock.now(),
+        store=thread.app.store,
     )
     both = add(thread, v2, start, start + len(SECRET), all_versions=True)
     assert sorted(r.record_id for r in both.redactions) == sorted([v1.id, v2.id])
@@ -287,11 +290,17 @@ def test_redaction_never_changes_the_archive(thread: Instance, tmp_path: Path) -
         actor="clerk2",
         reason="requester is the resident",
         now=thread.clock.now(),
+        store=thread.app.store,
     )
     assert removed.removed_by == "clerk2"
     with pytest.raises(Refused, match="removed already"):
         redaction.remove(
-            thread.app.engine, removed.id or 0, actor="clerk2", reason="x", now=thread.clock.now()
+            thread.app.engine,
+            removed.id or 0,
+            actor="clerk2",
+            reason="x",
+            now=thread.clock.now(),
+            store=thread.app.store,
         )
     with Session(thread.app.engine) as session:
         actions = session.exec(
@@ -324,7 +333,12 @@ def test_resumed_export_withholds_what_the_first_run_did(thread: Instance, tmp_p
         export(thread, "account:feed", out, chunk=2, progress=stop)
     for item in added.redactions:
         redaction.remove(
-            thread.app.engine, item.id or 0, actor="clerk1", reason="x", now=thread.clock.now()
+            thread.app.engine,
+            item.id or 0,
+            actor="clerk1",
+            reason="x",
+            now=thread.clock.now(),
+            store=thread.app.store,
         )
     export(thread, "account:feed", out, chunk=2, resume=True)
     assert SECRET.encode() not in every_byte(out)

@@ -486,6 +486,7 @@ def production(sqlite_instance: Instance, tmp_path: Path) -> Path:
         reason="private phone number of a resident",
         actor="clerk1",
         now=inst.clock.now(),
+        store=inst.app.store,
     )
     return export_thread(inst, tmp_path / "public", "public")
 

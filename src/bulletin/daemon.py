@@ -34,7 +34,7 @@ from sqlmodel import Session, select
 
 from bulletin import __version__
 from bulletin.app import App
-from bulletin.archiver import ledger
+from bulletin.archiver import decisions, ledger
 from bulletin.archiver.capture import sweep
 from bulletin.archiver.disposition import build_disposition_batch
 from bulletin.archiver.verify import verify
@@ -448,7 +448,7 @@ class Daemon:
 
     def recover(self) -> None:
         """Finish what a crash interrupted: claims of a dead daemon (SQLite), the ledger
-        mirror, archiving of published posts."""
+        mirror, the mirror of holds and redactions, archiving of published posts."""
         if self._lock_file is not None:
             orphans = self.worker.expire_foreign_leases()
             if orphans:
@@ -467,6 +467,15 @@ class Daemon:
                     Delivery.archived_record_id.is_(None),  # type: ignore[union-attr]
                 )
             ).all()
+        try:
+            mirrored = decisions.mirror_all(self.app.engine, self.app.store, self.app.clock.now())
+        except StoreUnavailable as e:
+            mirrored = 0
+            log.error(
+                "archive store unavailable; hold and redaction mirror postponed", error=str(e)
+            )
+        if mirrored:
+            log.warning("mirrored holds and redactions into the archive store", count=mirrored)
         for delivery_id in unarchived:
             if delivery_id is not None:
                 self.worker.archive_published(delivery_id)

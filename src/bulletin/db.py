@@ -139,3 +139,18 @@ def check_schema(engine: Engine) -> None:
         raise DatabaseError(
             f"database schema is at {current}, this version needs {head} (run bulletin init)"
         )
+
+
+def reset_id_sequences(session: Session, tables: tuple[str, ...]) -> None:
+    """After rows were inserted with explicit ids, make PostgreSQL's id sequences of
+    ``tables`` (names of ours, never user input) go on after the highest id; SQLite needs
+    nothing."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for table in tables:
+        session.execute(
+            sa.text(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                f"COALESCE((SELECT max(id) FROM {table}), 1))"
+            )
+        )

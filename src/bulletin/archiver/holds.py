@@ -9,7 +9,8 @@ so a record missed by a crash between indexing and the hook is caught there.
 A record is on legal hold (``Record.legal_hold``) while any open hold covers it or its series is
 permanent. The store's hold on an object follows the records that refer to it: placed before
 the database says so (an extra hold is safe), released after (a leftover hold is safe, and is
-reconciled by :func:`sync_object_holds`). Every change is an audit event.
+reconciled by :func:`sync_object_holds`). Every change is an audit event, and the hold's
+opening and release are mirrored into the store (:mod:`bulletin.archiver.decisions`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from bulletin import audit
+from bulletin.archiver import decisions
 from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.config.settings import PERMANENT_SERIES
 from bulletin.db import session_scope
@@ -213,6 +215,7 @@ def create_hold(
         )
     assert hold.id is not None
     attached = apply_hold(engine, store, hold.id, now=now, actor=actor, time_zone=time_zone)
+    decisions.mirror_holds(engine, store, [hold.id], now)
     return hold, attached
 
 
@@ -457,6 +460,7 @@ def release_hold(
                 object_id=hold_id,
                 objects=changed,
             )
+    decisions.mirror_holds(engine, store, [hold_id], now)
     return len(freed)
 
 

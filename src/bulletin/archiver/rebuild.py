@@ -20,11 +20,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin import audit
-from bulletin.archiver import ledger
+from bulletin.archiver import decisions, ledger
 from bulletin.archiver.archive import Latest, describe_change
 from bulletin.archiver.search import index_new_records
 from bulletin.archiver.store.base import WormStore, object_key
-from bulletin.db import session_scope
+from bulletin.db import reset_id_sequences, session_scope
 from bulletin.errors import IntegrityError, NotFound, Refused
 from bulletin.identity import SYSTEM_ACTOR
 from bulletin.models import (
@@ -113,6 +113,8 @@ def _destroyed(store: WormStore, report: RebuildReport) -> _Destroyed:
 class RebuildReport:
     entries: int = 0
     records: int = 0
+    holds: int = 0  # restored from the store (the database had lost them)
+    redactions: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -193,14 +195,10 @@ def rebuild_index(
             ]
             if back:
                 session.execute(sa.insert(model), back)
-        if session.get_bind().dialect.name == "postgresql":
-            for table in ("records", "disposition_batches"):
-                session.execute(
-                    sa.text(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
-                        f"COALESCE((SELECT max(id) FROM {table}), 1))"  # (two fixed names)
-                    )
-                )
+        restored = decisions.restore(session, store)  # a lost database: from the store
+        report.problems += restored.problems
+        report.holds, report.redactions = restored.holds, restored.redactions
+        reset_id_sequences(session, ("records", "disposition_batches"))
         _ensure_accounts(session)
         audit.record_event(
             session,

@@ -20,6 +20,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from bulletin import audit
+from bulletin.archiver import decisions
+from bulletin.archiver.store.base import WormStore
 from bulletin.config.settings import ExemptionCode, Settings
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import Record, Redaction
@@ -169,13 +171,15 @@ def add(
     now: datetime,
     all_versions: bool = False,
     keep: int | None = None,
+    store: WormStore,
 ) -> Added:
     """Withhold ``spans`` (or every occurrence of ``match``) of record ``record_id``'s text.
 
     With ``all_versions`` the same text is withheld wherever it occurs in the other archived
     versions of the item too. ``keep`` names a redaction in force that already covers the
     spans on this record (:func:`propagate`): it is kept, not doubled. Nothing is written
-    unless every span is valid.
+    unless every span is valid. The new redactions are mirrored into ``store``
+    (:mod:`bulletin.archiver.decisions`) once committed.
 
     :raises NotFound: no such record.
     :raises UsageError: a span outside the text, an unknown code, an empty reason, no span.
@@ -257,6 +261,8 @@ def add(
             _audit(session, "redaction-added", redaction, actor, now, reason)
         session.commit()
         session.expunge_all()
+    if added.redactions:
+        decisions.mirror_redactions(engine, store, [r.id or 0 for r in added.redactions], now)
     return added
 
 
@@ -291,9 +297,16 @@ def _occurrences(text: str, needle: str) -> list[tuple[int, int]]:
 
 
 def remove(
-    engine: Engine, redaction_id: int, *, actor: str, reason: str, now: datetime
+    engine: Engine,
+    redaction_id: int,
+    *,
+    actor: str,
+    reason: str,
+    now: datetime,
+    store: WormStore,
 ) -> Redaction:
-    """Take redaction ``redaction_id`` out of force (it stays, marked, for the record).
+    """Take redaction ``redaction_id`` out of force (it stays, marked, for the record); the
+    removal is mirrored into ``store`` once committed.
 
     :raises NotFound: no such redaction.
     :raises Refused: it was removed already.
@@ -315,6 +328,7 @@ def remove(
         session.commit()
         session.refresh(redaction)
         session.expunge(redaction)
+    decisions.mirror_redactions(engine, store, [redaction_id], now)
     return redaction
 
 
@@ -393,7 +407,13 @@ def unredacted_copies(conn: Connection, redactions: Sequence[Redaction]) -> list
 
 
 def propagate(
-    engine: Engine, settings: Settings, redaction_id: int, *, actor: str, now: datetime
+    engine: Engine,
+    settings: Settings,
+    redaction_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    store: WormStore,
 ) -> Added:
     """Withhold redaction ``redaction_id``'s text in every other archived version of its item
     (same exemption and reason), e.g. in a version captured after it was made.
@@ -420,4 +440,5 @@ def propagate(
         now=now,
         all_versions=True,
         keep=redaction_id,
+        store=store,
     )

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bulletin.archiver import ledger
+from bulletin.archiver import decisions, ledger
 from bulletin.archiver.store.base import OBJECT_PREFIX, WormStore, digest_of_key, object_key
 from bulletin.errors import IntegrityError, NotFound, StoreUnavailable
 from bulletin.models import LedgerEntry, Quarantine, Record, RecordMedia
@@ -57,6 +57,8 @@ def verify(
         _check_orphans(session, store, report)
         _check_checkpoints(session, store, report)
         _check_certificates(session, store, report)
+    for kind, key, detail in decisions.check(engine, store):
+        report.problems.append(Problem(kind, key, detail))
     return report
 
 

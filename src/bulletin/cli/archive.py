@@ -135,15 +135,32 @@ def archive_verify(ctx: Context, as_json: bool) -> None:
 @pass_context
 def archive_rebuild_index(ctx: Context, replace: bool, as_json: bool) -> None:
     """Rebuild the database's archive index from the WORM store and its ledger alone."""
+    from bulletin.archiver.holds import refresh_holds
     from bulletin.archiver.rebuild import rebuild_index
 
     app = ctx.app
-    report = rebuild_index(app.checked_engine(), app.store, app.clock.now(), replace=replace)
+    engine = app.checked_engine()
+    report = rebuild_index(engine, app.store, app.clock.now(), replace=replace)
+    if report.holds:  # their records are attached again by their queries
+        refresh_holds(engine, app.store, app.clock.now(), app.settings.agency.time_zone)
+    lines = [f"problem: {p}" for p in report.problems]
+    lines.append(
+        f"rebuilt {report.records} records and {report.entries} ledger entries from the store"
+    )
+    if report.holds or report.redactions:
+        lines.append(
+            f"restored {report.holds} legal holds and {report.redactions} redactions from the store"
+        )
     emit(
         as_json,
-        {"entries": report.entries, "records": report.records, "problems": report.problems},
-        [f"problem: {p}" for p in report.problems]
-        + [f"rebuilt {report.records} records and {report.entries} ledger entries from the store"],
+        {
+            "entries": report.entries,
+            "records": report.records,
+            "holds": report.holds,
+            "redactions": report.redactions,
+            "problems": report.problems,
+        },
+        lines,
     )
     if report.problems:
         raise SystemExit(1)

@@ -79,6 +79,7 @@ def redact_add(
         actor=who,
         now=app.clock.now(),
         all_versions=all_versions,
+        store=app.store,
     )
     label = redaction.label_of(settings, done.redactions[0].exemption) if done.redactions else code
     lines = [
@@ -122,7 +123,12 @@ def redact_propagate(ctx: Context, redaction_id: int, actor: str | None, as_json
     who = resolve_actor(settings, actor, ctx.environ, "clerk")
     app = ctx.app
     done = redaction.propagate(
-        app.checked_engine(), settings, redaction_id, actor=who, now=app.clock.now()
+        app.checked_engine(),
+        settings,
+        redaction_id,
+        actor=who,
+        now=app.clock.now(),
+        store=app.store,
     )
     emit(
         as_json,
@@ -177,7 +183,12 @@ def redact_remove(
     who = resolve_actor(settings, actor, ctx.environ, "clerk")
     app = ctx.app
     removed = redaction.remove(
-        app.checked_engine(), redaction_id, actor=who, reason=reason, now=app.clock.now()
+        app.checked_engine(),
+        redaction_id,
+        actor=who,
+        reason=reason,
+        now=app.clock.now(),
+        store=app.store,
     )
     emit(
         as_json,

@@ -1,0 +1,257 @@
+"""Legal holds and redactions, mirrored into the WORM store so that a lost database keeps them.
+
+A hold or a redaction is a decision taken about the archive; the database holds it, and each
+event of it is also written to the store as its own object, kept permanently and on hold::
+
+    decisions/holds/<id>-opened.json        name, query, reason, request, who, when
+    decisions/holds/<id>-released.json      who, when, why
+    decisions/redactions/<id>-added.json    record, span, exemption, reason, who, when
+    decisions/redactions/<id>-removed.json  who, when, why
+
+(ids zero-padded to twelve digits). Each object is the canonical JSON of what the database
+says, so writing it again gives the same bytes and is a no-op. An event is mirrored after
+the change commits; one that a crash or an unreachable store left unmirrored is written by
+:func:`mirror_all` at the daemon's start and by ``archive verify --repair``.
+``archive rebuild-index`` restores from these objects the holds and redactions that the
+database lacks (:func:`restore`), after the records they name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from bulletin.archiver.canonical import canonical
+from bulletin.archiver.retention import PERMANENT
+from bulletin.archiver.store.base import WormStore
+from bulletin.clock import utc
+from bulletin.db import reset_id_sequences
+from bulletin.errors import IntegrityError
+from bulletin.models import Hold, Record, Redaction
+
+PREFIX = "decisions/"
+HOLDS = f"{PREFIX}holds/"
+REDACTIONS = f"{PREFIX}redactions/"
+
+
+def _stamp(value: datetime | None) -> str | None:
+    return utc(value).isoformat() if value is not None else None
+
+
+def hold_events(hold: Hold) -> dict[str, dict[str, Any]]:
+    """The store objects of ``hold`` by key: its opening, and its release once released."""
+    assert hold.id is not None
+    events = {
+        f"{HOLDS}{hold.id:012d}-opened.json": {
+            "hold": hold.id,
+            "name": hold.name,
+            "query": json.loads(hold.query),
+            "reason": hold.reason,
+            "request_id": hold.request_id,
+            "by": hold.created_by,
+            "at": _stamp(hold.created_at),
+        }
+    }
+    if hold.state == "released":
+        events[f"{HOLDS}{hold.id:012d}-released.json"] = {
+            "hold": hold.id,
+            "by": hold.released_by,
+            "at": _stamp(hold.released_at),
+            "reason": hold.release_reason,
+        }
+    return events
+
+
+def redaction_events(redaction: Redaction) -> dict[str, dict[str, Any]]:
+    """The store objects of ``redaction`` by key: its addition, and its removal if removed."""
+    assert redaction.id is not None
+    events = {
+        f"{REDACTIONS}{redaction.id:012d}-added.json": {
+            "redaction": redaction.id,
+            "record_id": redaction.record_id,
+            "start": redaction.start,
+            "end": redaction.end,
+            "exemption": redaction.exemption,
+            "reason": redaction.reason,
+            "by": redaction.created_by,
+            "at": _stamp(redaction.created_at),
+        }
+    }
+    if redaction.removed_at is not None:
+        events[f"{REDACTIONS}{redaction.id:012d}-removed.json"] = {
+            "redaction": redaction.id,
+            "by": redaction.removed_by,
+            "at": _stamp(redaction.removed_at),
+            "reason": redaction.removal_reason,
+        }
+    return events
+
+
+def _write(store: WormStore, events: dict[str, dict[str, Any]], now: datetime) -> int:
+    """Put each event (same bytes again: a no-op); returns how many were new."""
+    written = 0
+    for key, body in events.items():
+        result = store.put(key, canonical(body), retain_until=now + PERMANENT, legal_hold=True)
+        written += result.created
+    return written
+
+
+def mirror_holds(engine: Engine, store: WormStore, hold_ids: Iterable[int], now: datetime) -> int:
+    """Mirror the events of ``hold_ids`` (durable on return); returns how many were new."""
+    with Session(engine) as session:
+        holds = [h for h in (session.get(Hold, i) for i in sorted(set(hold_ids))) if h]
+        written = sum(_write(store, hold_events(h), now) for h in holds)
+    store.flush()
+    return written
+
+
+def mirror_redactions(
+    engine: Engine, store: WormStore, redaction_ids: Iterable[int], now: datetime
+) -> int:
+    """Mirror the events of ``redaction_ids`` (durable on return); returns how many were new."""
+    with Session(engine) as session:
+        found = (session.get(Redaction, i) for i in sorted(set(redaction_ids)))
+        written = sum(_write(store, redaction_events(r), now) for r in found if r)
+    store.flush()
+    return written
+
+
+def mirror_all(engine: Engine, store: WormStore, now: datetime) -> int:
+    """Mirror every hold and redaction event not in the store yet; returns how many."""
+    on_store = set(store.keys(PREFIX))
+    written = 0
+    with Session(engine) as session:
+        for hold in session.exec(select(Hold).order_by(col(Hold.id))):
+            missing = {k: v for k, v in hold_events(hold).items() if k not in on_store}
+            written += _write(store, missing, now)
+        for redaction in session.exec(select(Redaction).order_by(col(Redaction.id))):
+            events = redaction_events(redaction)
+            written += _write(store, {k: v for k, v in events.items() if k not in on_store}, now)
+    if written:
+        store.flush()
+    return written
+
+
+def check(engine: Engine, store: WormStore) -> list[tuple[str, str, str]]:
+    """Compare the database's holds and redactions with their store objects; returns
+    ``(kind, key, detail)`` for each event the store lacks, holds otherwise, or holds alone."""
+    on_store = set(store.keys(PREFIX))
+    found: list[tuple[str, str, str]] = []
+    wanted: set[str] = set()
+    with Session(engine) as session:
+        events: dict[str, dict[str, Any]] = {}
+        for hold in session.exec(select(Hold)):
+            events |= hold_events(hold)
+        for redaction in session.exec(select(Redaction)):
+            events |= redaction_events(redaction)
+    for key, body in sorted(events.items()):
+        wanted.add(key)
+        if key not in on_store:
+            found.append(("decision-unmirrored", key, "in the database, not in the store"))
+            continue
+        try:
+            stored = store.get(key)
+        except IntegrityError:
+            found.append(("object-altered", key, "does not match its sha256"))
+            continue
+        if stored != canonical(body):
+            found.append(("decision-contradicted", key, "the store says otherwise"))
+    found += [
+        ("decision-missing-from-index", key, "in the store, not in the database")
+        for key in sorted(on_store - wanted)
+    ]
+    return found
+
+
+@dataclass
+class Restored:
+    """What :func:`restore` put back."""
+
+    holds: int = 0
+    redactions: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def _events(
+    store: WormStore, prefix: str, problems: list[str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each readable decision object under ``prefix``; the others are named in ``problems``."""
+    for key in store.keys(prefix):
+        try:
+            yield key, json.loads(store.get(key))
+        except (IntegrityError, ValueError) as e:
+            problems.append(f"{key}: unreadable ({e}); not restored")
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def restore(session: Session, store: WormStore) -> Restored:
+    """Add the holds and redactions that the store's decision objects name and the database
+    lacks (a lost database), with their ids; the records must be back already. A hold's
+    records are attached again by :func:`bulletin.archiver.holds.refresh_holds`."""
+    done = Restored()
+    known_holds = set(session.exec(select(Hold.id)).all())
+    for key, body in _events(store, HOLDS, done.problems):
+        hold_id = int(body["hold"])
+        if key.endswith("-opened.json") and hold_id not in known_holds:
+            session.add(
+                Hold(
+                    id=hold_id,
+                    name=body["name"],
+                    query=json.dumps(body["query"], sort_keys=True, ensure_ascii=False),
+                    reason=body["reason"],
+                    request_id=body["request_id"],
+                    created_by=body["by"],
+                    created_at=datetime.fromisoformat(body["at"]),
+                )
+            )
+            session.flush()
+            done.holds += 1
+        elif key.endswith("-released.json"):
+            hold = session.get(Hold, hold_id)
+            if hold is not None and hold.state == "open" and hold_id not in known_holds:
+                hold.state, hold.released_by = "released", body["by"]
+                hold.released_at, hold.release_reason = _when(body["at"]), body["reason"]
+                session.add(hold)
+    known = set(session.exec(select(Redaction.id)).all())
+    records = set(session.exec(select(Record.id)).all())
+    for key, body in _events(store, REDACTIONS, done.problems):
+        redaction_id = int(body["redaction"])
+        if redaction_id in known:
+            continue
+        if key.endswith("-added.json"):
+            if body["record_id"] not in records:
+                done.problems.append(
+                    f"redaction {redaction_id}: record {body['record_id']} is gone"
+                )
+                continue
+            session.add(
+                Redaction(
+                    id=redaction_id,
+                    record_id=body["record_id"],
+                    start=body["start"],
+                    end=body["end"],
+                    exemption=body["exemption"],
+                    reason=body["reason"],
+                    created_by=body["by"],
+                    created_at=datetime.fromisoformat(body["at"]),
+                )
+            )
+            session.flush()
+            done.redactions += 1
+        elif key.endswith("-removed.json"):
+            redaction = session.get(Redaction, redaction_id)
+            if redaction is not None:
+                redaction.removed_by, redaction.removed_at = body["by"], _when(body["at"])
+                redaction.removal_reason = body["reason"]
+                session.add(redaction)
+    reset_id_sequences(session, ("holds", "redactions"))
+    return done

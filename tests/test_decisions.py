@@ -1,0 +1,128 @@
+"""Legal holds and redactions survive a lost database: mirrored into the store, checked by
+``archive verify``, restored by ``archive rebuild-index``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from bulletin.archiver import decisions, holds
+from bulletin.archiver.rebuild import rebuild_index
+from bulletin.archiver.store.local import LocalStore
+from bulletin.archiver.verify import verify
+from bulletin.daemon import Daemon
+from bulletin.models import Hold, HoldRecord, Redaction
+from tests.plugins.bulletin_app import Instance
+from tests.test_export import comment, export, post, run
+from tests.test_redaction import PHONE_TEXT, SECRET, every_byte, record_of
+from tests.test_retention import hold_on, release
+
+
+def _seed(inst: Instance) -> dict[str, int]:
+    """A thread, a hold still open, a released one, a redaction in force and a removed one."""
+    archiver = inst.app.archiver
+    archiver.archive([post("p1", "Missing: Tom, 82, last seen near the common")])
+    archiver.archive([comment("c1", "p1", 5, text=PHONE_TEXT), comment("c2", "p1", 6)])
+    open_hold = hold_on(inst, "thread:p1", name="Doe v. Town")
+    released = hold_on(inst, "author:nobody", name="Roe inquiry")
+    release(inst, released)
+    c1 = record_of(inst, "c1")
+    start = PHONE_TEXT.index(SECRET)
+    run(inst, "redact", "add", str(c1.id), "--span", f"{start}:{start + len(SECRET)}",
+        "--exemption", "26c", "--reason", "resident's phone", "--as", "clerk1")  # fmt: skip
+    run(inst, "redact", "add", str(c1.id), "--match", "Call", "--exemption", "26c",
+        "--reason", "mistake", "--as", "clerk1")  # fmt: skip
+    with Session(inst.app.engine) as session:
+        ids = sorted(r.id or 0 for r in session.exec(select(Redaction)))
+    run(inst, "redact", "remove", str(ids[1]), "--reason", "not exempt", "--as", "clerk1")
+    return {"open": open_hold, "released": released, "kept": ids[0], "removed": ids[1]}
+
+
+def _lose_decisions(inst: Instance) -> None:
+    """What a lost database loses: the holds, their members and the redactions."""
+    with inst.app.engine.begin() as conn:
+        for table in (HoldRecord, Redaction, Hold):
+            conn.execute(sa.delete(table))
+
+
+def test_every_hold_and_redaction_event_is_in_the_store(instance: Instance) -> None:
+    """Opening and releasing a hold, adding and removing a redaction: each is an object of
+    its own under decisions/, and the archive verifies."""
+    ids = _seed(instance)
+    keys = list(instance.app.store.keys(decisions.PREFIX))
+    assert keys == sorted(
+        [
+            f"decisions/holds/{ids['open']:012d}-opened.json",
+            f"decisions/holds/{ids['released']:012d}-opened.json",
+            f"decisions/holds/{ids['released']:012d}-released.json",
+            f"decisions/redactions/{ids['kept']:012d}-added.json",
+            f"decisions/redactions/{ids['removed']:012d}-added.json",
+            f"decisions/redactions/{ids['removed']:012d}-removed.json",
+        ]
+    )
+    info = instance.app.store.head(keys[0])
+    assert info is not None and info.legal_hold
+    assert verify(instance.app.engine, instance.app.store).ok
+
+
+def test_rebuild_restores_holds_and_redactions_a_lost_database_had(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """The database loses every hold and redaction; rebuilding the index from the store
+    brings them back with their ids, states and reasons. The open hold catches a new
+    capture again, and a public production still withholds the redacted text."""
+    ids = _seed(instance)
+    engine, store = instance.app.engine, instance.app.store
+    _lose_decisions(instance)
+    kinds = {p.kind for p in verify(engine, store).problems}
+    assert kinds == {"decision-missing-from-index"}
+    report = rebuild_index(engine, store, instance.clock.now(), replace=True)
+    assert (report.holds, report.redactions, report.problems) == (2, 2, [])
+    holds.refresh_holds(engine, store, instance.clock.now(), instance.settings.agency.time_zone)
+    with Session(engine) as session:
+        restored = {h.id: h for h in session.exec(select(Hold))}
+        kept = session.get(Redaction, ids["kept"])
+        removed = session.get(Redaction, ids["removed"])
+    assert restored[ids["open"]].state == "open"
+    assert restored[ids["open"]].name == "Doe v. Town"
+    gone = restored[ids["released"]]
+    assert (gone.state, gone.release_reason, gone.released_by) == (
+        "released",
+        "case settled",
+        "clerk1",
+    )
+    assert kept is not None and kept.removed_at is None and kept.reason == "resident's phone"
+    assert removed is not None and removed.removal_reason == "not exempt"
+    assert verify(engine, store).ok
+    members = holds.members(engine, ids["open"])
+    assert {m.remote_id for m in members} == {"p1", "c1", "c2"}
+    instance.app.archiver.archive([comment("c9", "p1", 9, text="any news?")])
+    assert record_of(instance, "c9").legal_hold  # the restored hold covers later captures
+    bag = tmp_path / "public"
+    export(instance, "thread:p1", bag)
+    assert SECRET.encode() not in every_byte(bag)
+    next_hold = hold_on(instance, "author:someone")  # ids go on after the restored ones
+    assert next_hold > max(ids["open"], ids["released"])
+
+
+def test_unmirrored_and_altered_decisions_are_found_and_mended(instance: Instance) -> None:
+    """An event the store lacks (a crash before it was mirrored) is reported by verify and
+    written by the daemon's start-up repair; an altered one is reported as altered."""
+    ids = _seed(instance)
+    store, engine = instance.app.store, instance.app.engine
+    assert isinstance(store, LocalStore)
+    key = f"decisions/holds/{ids['released']:012d}-released.json"
+    store.path_of(key).unlink()
+    problems = verify(engine, store).problems
+    assert [(p.kind, p.subject) for p in problems] == [("decision-unmirrored", key)]
+    Daemon(instance.app).recover()  # what a daemon does when it starts
+    assert verify(engine, store).ok
+    assert decisions.mirror_all(engine, store, instance.clock.now()) == 0
+    altered = store.path_of(f"decisions/redactions/{ids['kept']:012d}-added.json")
+    os.chmod(altered, 0o644)
+    altered.write_bytes(altered.read_bytes().replace(b"resident", b"residenT"))
+    problems = verify(engine, store).problems
+    assert [p.kind for p in problems] == ["object-altered"]
