@@ -6,15 +6,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from bulletin.archiver import decisions, holds
+from bulletin.archiver import decisions, holds, requests
 from bulletin.archiver.rebuild import rebuild_index
 from bulletin.archiver.store.local import LocalStore
 from bulletin.archiver.verify import verify
 from bulletin.daemon import Daemon
-from bulletin.models import Hold, HoldRecord, Redaction
+from bulletin.errors import Refused
+from bulletin.models import Hold, HoldRecord, RecordsRequest, Redaction
 from tests.plugins.bulletin_app import Instance
 from tests.test_export import comment, export, post, run
 from tests.test_redaction import PHONE_TEXT, SECRET, every_byte, record_of
@@ -126,3 +128,35 @@ def test_unmirrored_and_altered_decisions_are_found_and_mended(instance: Instanc
     altered.write_bytes(altered.read_bytes().replace(b"resident", b"residenT"))
     problems = verify(engine, store).problems
     assert [p.kind for p in problems] == ["object-altered"]
+
+
+def test_a_restored_hold_whose_request_is_gone_can_be_released(instance: Instance) -> None:
+    """A records request's hold comes back from the store naming its request; while the
+    request exists the hold is released only by closing it, and once the request is gone
+    (not in the store) the clerk can release the hold."""
+    instance.app.archiver.archive([post("p1", "Water main break on Elm")])
+    request, count = requests.open_request(
+        instance.app.engine,
+        instance.app.store,
+        instance.settings,
+        requester="Boston Globe",
+        received=instance.clock.now().date(),
+        description="the water main post",
+        query=holds.parse_query("thread:p1"),
+        litigation=False,
+        actor="clerk1",
+        now=instance.clock.now(),
+    )
+    assert count == 1 and request.hold_id is not None
+    with pytest.raises(Refused, match="close the request"):
+        release(instance, request.hold_id)
+    _lose_decisions(instance)
+    with instance.app.engine.begin() as conn:
+        conn.execute(sa.delete(RecordsRequest))
+    report = rebuild_index(
+        instance.app.engine, instance.app.store, instance.clock.now(), replace=True
+    )
+    assert report.holds == 1
+    assert holds.get_hold(instance.app.engine, request.hold_id).request_id == request.id
+    release(instance, request.hold_id)
+    assert holds.get_hold(instance.app.engine, request.hold_id).state == "released"

@@ -35,7 +35,7 @@ from bulletin.config.settings import PERMANENT_SERIES
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.identity import SYSTEM_ACTOR
-from bulletin.models import Hold, HoldRecord, Record
+from bulletin.models import Hold, HoldRecord, Record, RecordsRequest
 
 QUERY_KEYS = ("from", "to", "account", "author", "thread", "kind", "series", "text")
 
@@ -374,7 +374,8 @@ def release_hold(
     request covers, in series that are not permanent).
 
     :raises NotFound: no such hold.
-    :raises Refused: already released, or owned by a records request (close the request).
+    :raises Refused: already released, or owned by a records request (close the request); a
+        hold whose request is gone (a database rebuilt from the store) can be released.
     :raises UsageError: no reason given.
     """
     if not reason.strip():
@@ -389,7 +390,9 @@ def release_hold(
                 f"hold {hold_id} was already released by {hold.released_by} "
                 f"on {hold.released_at:%Y-%m-%d}"
             )
-        if hold.request_id is not None and not by_request:
+        owner = hold.request_id
+        owned = owner is not None and session.get(RecordsRequest, owner) is not None
+        if owned and not by_request:
             raise Refused(
                 f"hold {hold_id} belongs to records request {hold.request_id}; "
                 "close the request instead"
