@@ -160,3 +160,20 @@ def test_a_restored_hold_whose_request_is_gone_can_be_released(instance: Instanc
     assert holds.get_hold(instance.app.engine, request.hold_id).request_id == request.id
     release(instance, request.hold_id)
     assert holds.get_hold(instance.app.engine, request.hold_id).state == "released"
+
+
+def test_rebuild_index_command_says_what_it_restored(instance: Instance) -> None:
+    """``archive rebuild-index`` names the holds and redactions it brought back, attaches the
+    open hold's records again, and ``hold list`` and ``redact list`` show them."""
+    ids = _seed(instance)
+    _lose_decisions(instance)
+    out = run(instance, "archive", "rebuild-index", "--replace")
+    assert "restored 2 legal holds and 2 redactions from the store" in out
+    listing = run(instance, "hold", "list", "--all")
+    assert "Doe v. Town" in listing and "Roe inquiry" in listing
+    assert {m.remote_id for m in holds.members(instance.app.engine, ids["open"])} == {
+        "p1",
+        "c1",
+        "c2",
+    }
+    assert "resident's phone" in run(instance, "redact", "list")

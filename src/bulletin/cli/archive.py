@@ -149,7 +149,8 @@ def archive_rebuild_index(ctx: Context, replace: bool, as_json: bool) -> None:
     )
     if report.holds or report.redactions:
         lines.append(
-            f"restored {report.holds} legal holds and {report.redactions} redactions from the store"
+            f"restored {report.holds} legal hold{'s' * (report.holds != 1)} and "
+            f"{report.redactions} redaction{'s' * (report.redactions != 1)} from the store"
         )
     emit(
         as_json,
