@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -130,36 +131,86 @@ def test_unmirrored_and_altered_decisions_are_found_and_mended(instance: Instanc
     assert [p.kind for p in problems] == ["object-altered"]
 
 
-def test_a_restored_hold_whose_request_is_gone_can_be_released(instance: Instance) -> None:
-    """A records request's hold comes back from the store naming its request; while the
-    request exists the hold is released only by closing it, and once the request is gone
-    (not in the store) the clerk can release the hold."""
-    instance.app.archiver.archive([post("p1", "Water main break on Elm")])
+def _request(inst: Instance) -> RecordsRequest:
+    inst.app.archiver.archive([post("p1", "Water main break on Elm")])
     request, count = requests.open_request(
-        instance.app.engine,
-        instance.app.store,
-        instance.settings,
+        inst.app.engine,
+        inst.app.store,
+        inst.settings,
         requester="Boston Globe",
-        received=instance.clock.now().date(),
+        received=date(2026, 11, 25),
         description="the water main post",
         query=holds.parse_query("thread:p1"),
         litigation=False,
         actor="clerk1",
-        now=instance.clock.now(),
+        now=inst.clock.now(),
     )
-    assert count == 1 and request.hold_id is not None
-    with pytest.raises(Refused, match="close the request"):
-        release(instance, request.hold_id)
-    _lose_decisions(instance)
-    with instance.app.engine.begin() as conn:
+    assert count == 1 and request.id is not None and request.hold_id is not None
+    return request
+
+
+def _lose_requests(inst: Instance) -> None:
+    _lose_decisions(inst)
+    with inst.app.engine.begin() as conn:
         conn.execute(sa.delete(RecordsRequest))
+
+
+def test_records_requests_come_back_with_their_deadlines(instance: Instance) -> None:
+    """An open request, extended once, and its hold: after a lost database the request is
+    back as it stood (deadline, extension, requester), its earlier state kept as history in
+    the store; closing it releases its hold and is mirrored in turn."""
+    engine, store, settings = instance.app.engine, instance.app.store, instance.settings
+    request = _request(instance)
+    assert request.id is not None
+    extended = requests.extend_request(
+        engine, store, settings, request.id, days=5, reason="volume", actor="clerk1",
+        now=instance.clock.now(),
+    )  # fmt: skip
+    assert sorted(store.keys(decisions.REQUESTS)) == [
+        f"decisions/requests/{request.id:012d}-open-0000.json",
+        f"decisions/requests/{request.id:012d}-open-0005.json",
+    ]
+    assert verify(engine, store).ok
+    _lose_requests(instance)
+    report = rebuild_index(engine, store, instance.clock.now(), replace=True)
+    assert (report.holds, report.requests, report.problems) == (1, 1, [])
+    back = requests.get_request(engine, request.id)
+    assert (back.requester, back.due_on, back.extension_days, back.state) == (
+        "Boston Globe",
+        extended.due_on,
+        5,
+        "open",
+    )
+    assert back.hold_id == request.hold_id
+    assert verify(engine, store).ok
+    with pytest.raises(Refused, match="close the request"):
+        release(instance, request.hold_id or 0)
+    requests.close_request(
+        engine, store, settings, request.id, reason="answered", actor="clerk1",
+        now=instance.clock.now(),
+    )  # fmt: skip
+    assert holds.get_hold(engine, request.hold_id or 0).state == "released"
+    assert f"decisions/requests/{request.id:012d}-closed.json" in set(store.keys(decisions.PREFIX))
+    assert verify(engine, store).ok
+
+
+def test_a_restored_hold_whose_request_is_gone_can_be_released(instance: Instance) -> None:
+    """An archive whose store lacks a request (written before requests were mirrored): its
+    hold comes back naming the request, and the clerk can release it."""
+    request = _request(instance)
+    store = instance.app.store
+    assert isinstance(store, LocalStore)
+    for key in store.keys(decisions.REQUESTS):
+        store.path_of(key).unlink()
+    _lose_requests(instance)
     report = rebuild_index(
         instance.app.engine, instance.app.store, instance.clock.now(), replace=True
     )
-    assert report.holds == 1
-    assert holds.get_hold(instance.app.engine, request.hold_id).request_id == request.id
-    release(instance, request.hold_id)
-    assert holds.get_hold(instance.app.engine, request.hold_id).state == "released"
+    assert (report.holds, report.requests) == (1, 0)
+    hold_id = request.hold_id or 0
+    assert holds.get_hold(instance.app.engine, hold_id).request_id == request.id
+    release(instance, hold_id)
+    assert holds.get_hold(instance.app.engine, hold_id).state == "released"
 
 
 def test_rebuild_index_command_says_what_it_restored(instance: Instance) -> None:
@@ -168,7 +219,7 @@ def test_rebuild_index_command_says_what_it_restored(instance: Instance) -> None
     ids = _seed(instance)
     _lose_decisions(instance)
     out = run(instance, "archive", "rebuild-index", "--replace")
-    assert "restored 2 legal holds and 2 redactions from the store" in out
+    assert "restored 2 legal holds, 2 redactions and 0 records requests from the store" in out
     listing = run(instance, "hold", "list", "--all")
     assert "Doe v. Town" in listing and "Roe inquiry" in listing
     assert {m.remote_id for m in holds.members(instance.app.engine, ids["open"])} == {

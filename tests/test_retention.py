@@ -393,7 +393,14 @@ def test_every_action_is_audited(inst: Instance) -> None:
     )
     assert request.id is not None
     extended = requests.extend_request(
-        engine, settings, request.id, days=5, reason="volume", actor="clerk1", now=inst.clock.now()
+        engine,
+        store,
+        settings,
+        request.id,
+        days=5,
+        reason="volume",
+        actor="clerk1",
+        now=inst.clock.now(),
     )
     assert extended.due_on == date(2026, 12, 17)
     requests.close_request(

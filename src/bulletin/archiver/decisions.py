@@ -1,27 +1,32 @@
-"""Legal holds and redactions, mirrored into the WORM store so that a lost database keeps them.
+"""Legal holds, redactions and records requests, mirrored into the WORM store so that a lost
+database keeps them.
 
-A hold or a redaction is a decision taken about the archive; the database holds it, and each
-event of it is also written to the store as its own object, kept permanently and on hold::
+Each is a decision taken about the archive; the database holds it, and each event of it is
+also written to the store as its own object, kept permanently and on hold::
 
-    decisions/holds/<id>-opened.json        name, query, reason, request, who, when
-    decisions/holds/<id>-released.json      who, when, why
-    decisions/redactions/<id>-added.json    record, span, exemption, reason, who, when
-    decisions/redactions/<id>-removed.json  who, when, why
+    decisions/holds/<id>-opened.json           name, query, reason, request, who, when
+    decisions/holds/<id>-released.json         who, when, why
+    decisions/redactions/<id>-added.json       record, span, exemption, reason, who, when
+    decisions/redactions/<id>-removed.json     who, when, why
+    decisions/requests/<id>-open-<days>.json   a records request as it stands: requester,
+                                               scope, received, due, <days> of extension
+    decisions/requests/<id>-closed.json        the request as it was closed
 
-(ids zero-padded to twelve digits). Each object is the canonical JSON of what the database
-says, so writing it again gives the same bytes and is a no-op. An event is mirrored after
-the change commits; one that a crash or an unreachable store left unmirrored is written by
-:func:`mirror_all` at the daemon's start and by ``archive verify --repair``.
-``archive rebuild-index`` restores from these objects the holds and redactions that the
-database lacks (:func:`restore`), after the records they name.
+(ids zero-padded to twelve digits, days to four). A request is written whole at each change
+(opened, extended, closed): the newest of its objects is its state, the others its history.
+Each object is the canonical JSON of what the database says, so writing it again gives the
+same bytes and is a no-op. An event is mirrored after the change commits; ``archive verify``
+reports one that a crash or an unreachable store left unmirrored, and the daemon writes it
+when it starts (:func:`mirror_all`). ``archive rebuild-index`` restores from these objects
+what the database lacks (:func:`restore`), after the records they name.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -33,11 +38,12 @@ from bulletin.archiver.store.base import WormStore
 from bulletin.clock import utc
 from bulletin.db import reset_id_sequences
 from bulletin.errors import IntegrityError
-from bulletin.models import Hold, Record, Redaction
+from bulletin.models import Hold, Record, RecordsRequest, Redaction
 
 PREFIX = "decisions/"
 HOLDS = f"{PREFIX}holds/"
 REDACTIONS = f"{PREFIX}redactions/"
+REQUESTS = f"{PREFIX}requests/"
 
 
 def _stamp(value: datetime | None) -> str | None:
@@ -93,6 +99,38 @@ def redaction_events(redaction: Redaction) -> dict[str, dict[str, Any]]:
     return events
 
 
+def request_key(request: RecordsRequest) -> str:
+    """The store object of ``request`` as it stands now."""
+    assert request.id is not None
+    if request.state == "closed":
+        return f"{REQUESTS}{request.id:012d}-closed.json"
+    return f"{REQUESTS}{request.id:012d}-open-{request.extension_days:04d}.json"
+
+
+def request_events(request: RecordsRequest) -> dict[str, dict[str, Any]]:
+    """The store object of ``request`` as it stands now, by key."""
+    return {
+        request_key(request): {
+            "request": request.id,
+            "requester": request.requester,
+            "description": request.description,
+            "query": json.loads(request.query),
+            "litigation": request.litigation,
+            "received_on": request.received_on.isoformat(),
+            "due_on": request.due_on.isoformat(),
+            "extension_days": request.extension_days,
+            "extension_reason": request.extension_reason,
+            "state": request.state,
+            "hold_id": request.hold_id,
+            "by": request.opened_by,
+            "at": _stamp(request.opened_at),
+            "closed_by": request.closed_by,
+            "closed_at": _stamp(request.closed_at),
+            "close_reason": request.close_reason,
+        }
+    }
+
+
 def _write(store: WormStore, events: dict[str, dict[str, Any]], now: datetime) -> int:
     """Put each event (same bytes again: a no-op); returns how many were new."""
     written = 0
@@ -102,28 +140,42 @@ def _write(store: WormStore, events: dict[str, dict[str, Any]], now: datetime) -
     return written
 
 
-def mirror_holds(engine: Engine, store: WormStore, hold_ids: Iterable[int], now: datetime) -> int:
-    """Mirror the events of ``hold_ids`` (durable on return); returns how many were new."""
+def _mirror(
+    engine: Engine,
+    store: WormStore,
+    model: type[Hold] | type[Redaction] | type[RecordsRequest],
+    events_of: Callable[[Any], dict[str, dict[str, Any]]],
+    ids: Iterable[int],
+    now: datetime,
+) -> int:
     with Session(engine) as session:
-        holds = [h for h in (session.get(Hold, i) for i in sorted(set(hold_ids))) if h]
-        written = sum(_write(store, hold_events(h), now) for h in holds)
+        found = (session.get(model, i) for i in sorted(set(ids)))
+        written = sum(_write(store, events_of(row), now) for row in found if row is not None)
     store.flush()
     return written
+
+
+def mirror_holds(engine: Engine, store: WormStore, hold_ids: Iterable[int], now: datetime) -> int:
+    """Mirror the events of ``hold_ids`` (durable on return); returns how many were new."""
+    return _mirror(engine, store, Hold, hold_events, hold_ids, now)
 
 
 def mirror_redactions(
     engine: Engine, store: WormStore, redaction_ids: Iterable[int], now: datetime
 ) -> int:
     """Mirror the events of ``redaction_ids`` (durable on return); returns how many were new."""
-    with Session(engine) as session:
-        found = (session.get(Redaction, i) for i in sorted(set(redaction_ids)))
-        written = sum(_write(store, redaction_events(r), now) for r in found if r)
-    store.flush()
-    return written
+    return _mirror(engine, store, Redaction, redaction_events, redaction_ids, now)
+
+
+def mirror_requests(
+    engine: Engine, store: WormStore, request_ids: Iterable[int], now: datetime
+) -> int:
+    """Mirror ``request_ids`` as they stand (durable on return); returns how many were new."""
+    return _mirror(engine, store, RecordsRequest, request_events, request_ids, now)
 
 
 def mirror_all(engine: Engine, store: WormStore, now: datetime) -> int:
-    """Mirror every hold and redaction event not in the store yet; returns how many."""
+    """Mirror every hold, redaction and request event not in the store yet; returns how many."""
     on_store = set(store.keys(PREFIX))
     written = 0
     with Session(engine) as session:
@@ -132,6 +184,9 @@ def mirror_all(engine: Engine, store: WormStore, now: datetime) -> int:
             written += _write(store, missing, now)
         for redaction in session.exec(select(Redaction).order_by(col(Redaction.id))):
             events = redaction_events(redaction)
+            written += _write(store, {k: v for k, v in events.items() if k not in on_store}, now)
+        for request in session.exec(select(RecordsRequest).order_by(col(RecordsRequest.id))):
+            events = request_events(request)
             written += _write(store, {k: v for k, v in events.items() if k not in on_store}, now)
     if written:
         store.flush()
@@ -150,6 +205,8 @@ def check(engine: Engine, store: WormStore) -> list[tuple[str, str, str]]:
             events |= hold_events(hold)
         for redaction in session.exec(select(Redaction)):
             events |= redaction_events(redaction)
+        for request in session.exec(select(RecordsRequest)):
+            events |= request_events(request)
     for key, body in sorted(events.items()):
         wanted.add(key)
         if key not in on_store:
@@ -162,9 +219,12 @@ def check(engine: Engine, store: WormStore) -> list[tuple[str, str, str]]:
             continue
         if stored != canonical(body):
             found.append(("decision-contradicted", key, "the store says otherwise"))
+    # earlier states of a request that the database still holds are its history
+    requests = {k[: len(REQUESTS) + 12] for k in wanted if k.startswith(REQUESTS)}
     found += [
         ("decision-missing-from-index", key, "in the store, not in the database")
         for key in sorted(on_store - wanted)
+        if key[: len(REQUESTS) + 12] not in requests
     ]
     return found
 
@@ -175,6 +235,7 @@ class Restored:
 
     holds: int = 0
     redactions: int = 0
+    requests: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -194,9 +255,10 @@ def _when(value: str | None) -> datetime | None:
 
 
 def restore(session: Session, store: WormStore) -> Restored:
-    """Add the holds and redactions that the store's decision objects name and the database
-    lacks (a lost database), with their ids; the records must be back already. A hold's
-    records are attached again by :func:`bulletin.archiver.holds.refresh_holds`."""
+    """Add the holds, redactions and records requests that the store's decision objects name
+    and the database lacks (a lost database), with their ids; the records must be back
+    already. A hold's records are attached again by
+    :func:`bulletin.archiver.holds.refresh_holds`."""
     done = Restored()
     known_holds = set(session.exec(select(Hold.id)).all())
     for key, body in _events(store, HOLDS, done.problems):
@@ -253,5 +315,40 @@ def restore(session: Session, store: WormStore) -> Restored:
                 redaction.removed_by, redaction.removed_at = body["by"], _when(body["at"])
                 redaction.removal_reason = body["reason"]
                 session.add(redaction)
-    reset_id_sequences(session, ("holds", "redactions"))
+    _restore_requests(session, store, done)
+    reset_id_sequences(session, ("holds", "redactions", "records_requests"))
     return done
+
+
+def _restore_requests(session: Session, store: WormStore, done: Restored) -> None:
+    """Add each records request the database lacks, as its newest object says it stands."""
+    known = set(session.exec(select(RecordsRequest.id)).all())
+    newest: dict[int, tuple[tuple[bool, int], dict[str, Any]]] = {}
+    for key, body in _events(store, REQUESTS, done.problems):
+        rank = (key.endswith("-closed.json"), int(body["extension_days"]))
+        request_id = int(body["request"])
+        if request_id not in known and (request_id not in newest or rank > newest[request_id][0]):
+            newest[request_id] = (rank, body)
+    for request_id, (_, body) in sorted(newest.items()):
+        session.add(
+            RecordsRequest(
+                id=request_id,
+                requester=body["requester"],
+                description=body["description"],
+                query=json.dumps(body["query"], sort_keys=True, ensure_ascii=False),
+                litigation=body["litigation"],
+                received_on=date.fromisoformat(body["received_on"]),
+                due_on=date.fromisoformat(body["due_on"]),
+                extension_days=body["extension_days"],
+                extension_reason=body["extension_reason"],
+                state=body["state"],
+                hold_id=body["hold_id"],
+                opened_by=body["by"],
+                opened_at=datetime.fromisoformat(body["at"]),
+                closed_by=body["closed_by"],
+                closed_at=_when(body["closed_at"]),
+                close_reason=body["close_reason"],
+            )
+        )
+        done.requests += 1
+    session.flush()

@@ -115,6 +115,7 @@ class RebuildReport:
     records: int = 0
     holds: int = 0  # restored from the store (the database had lost them)
     redactions: int = 0
+    requests: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -198,6 +199,7 @@ def rebuild_index(
         restored = decisions.restore(session, store)  # a lost database: from the store
         report.problems += restored.problems
         report.holds, report.redactions = restored.holds, restored.redactions
+        report.requests = restored.requests
         reset_id_sequences(session, ("records", "disposition_batches"))
         _ensure_accounts(session)
         audit.record_event(

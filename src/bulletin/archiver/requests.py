@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin import audit
-from bulletin.archiver import holds
+from bulletin.archiver import decisions, holds
 from bulletin.archiver.deadlines import BusinessCalendar, due_date
 from bulletin.archiver.store.base import WormStore
 from bulletin.config.settings import Settings
@@ -122,6 +122,7 @@ def open_request(
         row.hold_id = hold.id
         session.add(row)
     request.hold_id = hold.id
+    decisions.mirror_requests(engine, store, [request.id], now)
     return request, count
 
 
@@ -135,6 +136,7 @@ def get_request(engine: Engine, request_id: int) -> RecordsRequest:
 
 def extend_request(
     engine: Engine,
+    store: WormStore,
     settings: Settings,
     request_id: int,
     *,
@@ -143,7 +145,8 @@ def extend_request(
     actor: str,
     now: datetime,
 ) -> RecordsRequest:
-    """Extend the deadline by ``days`` (business days under the business-day rule).
+    """Extend the deadline by ``days`` (business days under the business-day rule); the
+    request as it now stands is mirrored into ``store``.
 
     :raises Refused: the request is closed.
     """
@@ -174,6 +177,7 @@ def extend_request(
             due_before=before.isoformat(),
             due=request.due_on.isoformat(),
         )
+    decisions.mirror_requests(engine, store, [request_id], now)
     return request
 
 
@@ -226,6 +230,7 @@ def close_request(
             time_zone=settings.agency.time_zone,
             by_request=True,
         )
+    decisions.mirror_requests(engine, store, [request_id], now)
     return request, freed
 
 

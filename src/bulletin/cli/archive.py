@@ -147,10 +147,11 @@ def archive_rebuild_index(ctx: Context, replace: bool, as_json: bool) -> None:
     lines.append(
         f"rebuilt {report.records} records and {report.entries} ledger entries from the store"
     )
-    if report.holds or report.redactions:
+    if report.holds or report.redactions or report.requests:
         lines.append(
-            f"restored {report.holds} legal hold{'s' * (report.holds != 1)} and "
-            f"{report.redactions} redaction{'s' * (report.redactions != 1)} from the store"
+            f"restored {report.holds} legal hold{'s' * (report.holds != 1)}, "
+            f"{report.redactions} redaction{'s' * (report.redactions != 1)} and "
+            f"{report.requests} records request{'s' * (report.requests != 1)} from the store"
         )
     emit(
         as_json,
@@ -159,6 +160,7 @@ def archive_rebuild_index(ctx: Context, replace: bool, as_json: bool) -> None:
             "records": report.records,
             "holds": report.holds,
             "redactions": report.redactions,
+            "requests": report.requests,
             "problems": report.problems,
         },
         lines,

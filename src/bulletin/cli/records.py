@@ -319,7 +319,14 @@ def request_extend(
     app = ctx.app
     now = app.clock.now()
     found = requests.extend_request(
-        app.checked_engine(), settings, request_id, days=days, reason=reason, actor=who, now=now
+        app.checked_engine(),
+        app.store,
+        settings,
+        request_id,
+        days=days,
+        reason=reason,
+        actor=who,
+        now=now,
     )
     left = requests.days_left(settings, found, now)
     emit(
