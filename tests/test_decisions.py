@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from datetime import date
 from pathlib import Path
 
@@ -228,3 +229,31 @@ def test_rebuild_index_command_says_what_it_restored(instance: Instance) -> None
         "c2",
     }
     assert "resident's phone" in run(instance, "redact", "list")
+
+
+def test_a_redaction_stands_when_the_store_refuses_its_copy(instance: Instance) -> None:
+    """The store refuses writes (its folder made immutable) when a redaction is added: the
+    redaction is in force, verify names the missing copy, and the daemon writes it when it
+    starts once the store takes writes again."""
+    store, engine = instance.app.store, instance.app.engine
+    assert isinstance(store, LocalStore)
+    instance.app.archiver.archive([comment("c1", "p1", 5, text=PHONE_TEXT)])
+    folder = store.root / "decisions" / "redactions"
+    folder.mkdir(parents=True)
+    locked = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+    if locked.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot make a folder immutable under CI: {locked.stderr.decode()}")
+        pytest.skip("chattr +i needs root on ext4")
+    try:
+        start = PHONE_TEXT.index(SECRET)
+        out = run(instance, "redact", "add", str(record_of(instance, "c1").id), "--span",
+                  f"{start}:{start + len(SECRET)}", "--exemption", "26c", "--reason", "phone",
+                  "--as", "clerk1")  # fmt: skip
+        assert "redaction 1: record" in out
+        problems = verify(engine, store).problems
+        assert [p.kind for p in problems] == ["decision-unmirrored"]
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    Daemon(instance.app).recover()
+    assert verify(engine, store).ok

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -37,13 +38,15 @@ from bulletin.archiver.retention import PERMANENT
 from bulletin.archiver.store.base import WormStore
 from bulletin.clock import utc
 from bulletin.db import reset_id_sequences
-from bulletin.errors import IntegrityError
+from bulletin.errors import IntegrityError, StoreUnavailable
 from bulletin.models import Hold, Record, RecordsRequest, Redaction
 
 PREFIX = "decisions/"
 HOLDS = f"{PREFIX}holds/"
 REDACTIONS = f"{PREFIX}redactions/"
 REQUESTS = f"{PREFIX}requests/"
+
+log = structlog.get_logger("bulletin.archive")
 
 
 def _stamp(value: datetime | None) -> str | None:
@@ -148,10 +151,23 @@ def _mirror(
     ids: Iterable[int],
     now: datetime,
 ) -> int:
-    with Session(engine) as session:
-        found = (session.get(model, i) for i in sorted(set(ids)))
-        written = sum(_write(store, events_of(row), now) for row in found if row is not None)
-    store.flush()
+    """Mirror rows of ``model`` after their change committed. An unreachable store is
+    logged, not raised: the change stands, verify reports the missing object, and the
+    daemon writes it when it starts."""
+    wanted = sorted(set(ids))
+    try:
+        with Session(engine) as session:
+            found = (session.get(model, i) for i in wanted)
+            written = sum(_write(store, events_of(row), now) for row in found if row is not None)
+        store.flush()
+    except StoreUnavailable as e:
+        log.warning(
+            "the change stands; its copy in the archive store is postponed",
+            table=model.__tablename__,
+            ids=wanted,
+            error=str(e),
+        )
+        return 0
     return written
 
 
