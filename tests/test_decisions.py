@@ -233,8 +233,8 @@ def test_rebuild_index_command_says_what_it_restored(instance: Instance) -> None
 
 def test_a_redaction_stands_when_the_store_refuses_its_copy(instance: Instance) -> None:
     """The store refuses writes (its folder made immutable) when a redaction is added: the
-    redaction is in force, verify names the missing copy, and the daemon writes it when it
-    starts once the store takes writes again."""
+    redaction is in force, verify names the missing copy, and the daemon's hourly job writes
+    it once the store takes writes again."""
     store, engine = instance.app.store, instance.app.engine
     assert isinstance(store, LocalStore)
     instance.app.archiver.archive([comment("c1", "p1", 5, text=PHONE_TEXT)])
@@ -255,5 +255,5 @@ def test_a_redaction_stands_when_the_store_refuses_its_copy(instance: Instance) 
         assert [p.kind for p in problems] == ["decision-unmirrored"]
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
-    Daemon(instance.app).recover()
+    assert Daemon(instance.app).mirror_decisions() == 1  # the hourly job, store back
     assert verify(engine, store).ok

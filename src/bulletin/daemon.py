@@ -317,6 +317,16 @@ class Daemon:
             coalesce=True,
             next_run_time=now + timedelta(minutes=1),
         )
+        scheduler.add_job(
+            self._guarded(
+                "hold and redaction copies", self._exclusive("decisions", self.mirror_decisions)
+            ),
+            "interval",
+            hours=1,
+            id="decisions",
+            max_instances=1,
+            coalesce=True,
+        )
         # CAP feeds ([cap] feeds), kept apart: see bulletin.publisher.cap_feed
         from bulletin.publisher.cap_feed import schedule_cap_poll
 
@@ -428,6 +438,14 @@ class Daemon:
         log.info("ledger checkpoint", key=key)
         return key
 
+    def mirror_decisions(self) -> int:
+        """Write to the store the hold, redaction and request changes whose copies a crash or
+        an unreachable store left out (at start and hourly); returns how many."""
+        mirrored = decisions.mirror_all(self.app.engine, self.app.store, self.app.clock.now())
+        if mirrored:
+            log.warning("copied holds, redactions and requests into the store", count=mirrored)
+        return mirrored
+
     def disposition(self) -> int | None:
         """List the records due for destruction into a batch for an approver (nightly)."""
         app = self.app
@@ -468,14 +486,11 @@ class Daemon:
                 )
             ).all()
         try:
-            mirrored = decisions.mirror_all(self.app.engine, self.app.store, self.app.clock.now())
+            self.mirror_decisions()
         except StoreUnavailable as e:
-            mirrored = 0
             log.error(
-                "archive store unavailable; hold and redaction mirror postponed", error=str(e)
+                "archive store unavailable; hold and redaction copies postponed", error=str(e)
             )
-        if mirrored:
-            log.warning("mirrored holds and redactions into the archive store", count=mirrored)
         for delivery_id in unarchived:
             if delivery_id is not None:
                 self.worker.archive_published(delivery_id)

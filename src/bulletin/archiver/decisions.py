@@ -17,8 +17,8 @@ also written to the store as its own object, kept permanently and on hold::
 Each object is the canonical JSON of what the database says, so writing it again gives the
 same bytes and is a no-op. An event is mirrored after the change commits; ``archive verify``
 reports one that a crash or an unreachable store left unmirrored, and the daemon writes it
-when it starts (:func:`mirror_all`). ``archive rebuild-index`` restores from these objects
-what the database lacks (:func:`restore`), after the records they name.
+when it starts and every hour (:func:`mirror_all`). ``archive rebuild-index`` restores from
+these objects what the database lacks (:func:`restore`), after the records they name.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def _mirror(
 ) -> int:
     """Mirror rows of ``model`` after their change committed. An unreachable store is
     logged, not raised: the change stands, verify reports the missing object, and the
-    daemon writes it when it starts."""
+    daemon writes it when it starts and every hour."""
     wanted = sorted(set(ids))
     try:
         with Session(engine) as session:
