@@ -257,3 +257,19 @@ def test_a_redaction_stands_when_the_store_refuses_its_copy(instance: Instance) 
         subprocess.run(["chattr", "-i", str(folder)], check=True)
     assert Daemon(instance.app).mirror_decisions() == 1  # the hourly job, store back
     assert verify(engine, store).ok
+
+
+def test_a_hold_rewritten_in_the_database_is_caught(instance: Instance) -> None:
+    """Someone changes an open hold's reason, and deletes a redaction, straight in the
+    database: verify names the hold's object as contradicted and the redaction's objects
+    as missing from the index."""
+    ids = _seed(instance)
+    engine, store = instance.app.engine, instance.app.store
+    with engine.begin() as conn:
+        conn.execute(sa.update(Hold).where(Hold.id == ids["open"]).values(reason="never mind"))
+        conn.execute(sa.delete(Redaction).where(Redaction.id == ids["kept"]))
+    found = [(p.kind, p.subject) for p in verify(engine, store).problems]
+    assert found == [
+        ("decision-contradicted", f"decisions/holds/{ids['open']:012d}-opened.json"),
+        ("decision-missing-from-index", f"decisions/redactions/{ids['kept']:012d}-added.json"),
+    ]

@@ -319,7 +319,8 @@ class Daemon:
         )
         scheduler.add_job(
             self._guarded(
-                "hold and redaction copies", self._exclusive("decisions", self.mirror_decisions)
+                "copies of holds, redactions and requests",
+                self._exclusive("decisions", self.mirror_decisions),
             ),
             "interval",
             hours=1,
@@ -466,7 +467,7 @@ class Daemon:
 
     def recover(self) -> None:
         """Finish what a crash interrupted: claims of a dead daemon (SQLite), the ledger
-        mirror, the mirror of holds and redactions, archiving of published posts."""
+        mirror, the copies of holds, redactions and requests, archiving of published posts."""
         if self._lock_file is not None:
             orphans = self.worker.expire_foreign_leases()
             if orphans:
@@ -489,7 +490,8 @@ class Daemon:
             self.mirror_decisions()
         except StoreUnavailable as e:
             log.error(
-                "archive store unavailable; hold and redaction copies postponed", error=str(e)
+                "archive store unavailable; copies of holds, redactions and requests postponed",
+                error=str(e),
             )
         for delivery_id in unarchived:
             if delivery_id is not None:

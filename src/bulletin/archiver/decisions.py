@@ -190,41 +190,43 @@ def mirror_requests(
     return _mirror(engine, store, RecordsRequest, request_events, request_ids, now)
 
 
+def _all_events(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Every store object the database's holds, redactions and requests call for, by key."""
+    events: dict[str, dict[str, Any]] = {}
+    with Session(engine) as session:
+        for hold in session.exec(select(Hold).order_by(col(Hold.id))):
+            events |= hold_events(hold)
+        for redaction in session.exec(select(Redaction).order_by(col(Redaction.id))):
+            events |= redaction_events(redaction)
+        for request in session.exec(select(RecordsRequest).order_by(col(RecordsRequest.id))):
+            events |= request_events(request)
+    return events
+
+
+def _request_of(key: str) -> str:
+    """The part of a request's key that names the request (its id), whatever its state."""
+    return key[: len(REQUESTS) + 12]
+
+
 def mirror_all(engine: Engine, store: WormStore, now: datetime) -> int:
     """Mirror every hold, redaction and request event not in the store yet; returns how many."""
     on_store = set(store.keys(PREFIX))
-    written = 0
-    with Session(engine) as session:
-        for hold in session.exec(select(Hold).order_by(col(Hold.id))):
-            missing = {k: v for k, v in hold_events(hold).items() if k not in on_store}
-            written += _write(store, missing, now)
-        for redaction in session.exec(select(Redaction).order_by(col(Redaction.id))):
-            events = redaction_events(redaction)
-            written += _write(store, {k: v for k, v in events.items() if k not in on_store}, now)
-        for request in session.exec(select(RecordsRequest).order_by(col(RecordsRequest.id))):
-            events = request_events(request)
-            written += _write(store, {k: v for k, v in events.items() if k not in on_store}, now)
+    missing = {k: v for k, v in _all_events(engine).items() if k not in on_store}
+    written = _write(store, missing, now)
     if written:
         store.flush()
     return written
 
 
 def check(engine: Engine, store: WormStore) -> list[tuple[str, str, str]]:
-    """Compare the database's holds and redactions with their store objects; returns
-    ``(kind, key, detail)`` for each event the store lacks, holds otherwise, or holds alone."""
+    """Compare the database's holds, redactions and requests with their store objects;
+    returns ``(kind, key, detail)`` for each object the store lacks, holds altered or
+    otherwise than the database says, or holds alone (a request's earlier states are its
+    history, not a discrepancy)."""
     on_store = set(store.keys(PREFIX))
     found: list[tuple[str, str, str]] = []
-    wanted: set[str] = set()
-    with Session(engine) as session:
-        events: dict[str, dict[str, Any]] = {}
-        for hold in session.exec(select(Hold)):
-            events |= hold_events(hold)
-        for redaction in session.exec(select(Redaction)):
-            events |= redaction_events(redaction)
-        for request in session.exec(select(RecordsRequest)):
-            events |= request_events(request)
+    events = _all_events(engine)
     for key, body in sorted(events.items()):
-        wanted.add(key)
         if key not in on_store:
             found.append(("decision-unmirrored", key, "in the database, not in the store"))
             continue
@@ -235,12 +237,11 @@ def check(engine: Engine, store: WormStore) -> list[tuple[str, str, str]]:
             continue
         if stored != canonical(body):
             found.append(("decision-contradicted", key, "the store says otherwise"))
-    # earlier states of a request that the database still holds are its history
-    requests = {k[: len(REQUESTS) + 12] for k in wanted if k.startswith(REQUESTS)}
+    requests = {_request_of(k) for k in events if k.startswith(REQUESTS)}
     found += [
         ("decision-missing-from-index", key, "in the store, not in the database")
-        for key in sorted(on_store - wanted)
-        if key[: len(REQUESTS) + 12] not in requests
+        for key in sorted(on_store - events.keys())
+        if not (key.startswith(REQUESTS) and _request_of(key) in requests)
     ]
     return found
 
@@ -266,6 +267,11 @@ def _events(
             problems.append(f"{key}: unreadable ({e}); not restored")
 
 
+def _query_text(body: dict[str, Any]) -> str:
+    """The query column as :meth:`bulletin.archiver.holds.Query.to_json` writes it."""
+    return json.dumps(body["query"], sort_keys=True, ensure_ascii=False)
+
+
 def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -284,7 +290,7 @@ def restore(session: Session, store: WormStore) -> Restored:
                 Hold(
                     id=hold_id,
                     name=body["name"],
-                    query=json.dumps(body["query"], sort_keys=True, ensure_ascii=False),
+                    query=_query_text(body),
                     reason=body["reason"],
                     request_id=body["request_id"],
                     created_by=body["by"],
@@ -300,13 +306,12 @@ def restore(session: Session, store: WormStore) -> Restored:
                 hold.released_at, hold.release_reason = _when(body["at"]), body["reason"]
                 session.add(hold)
     known = set(session.exec(select(Redaction.id)).all())
-    records = set(session.exec(select(Record.id)).all())
     for key, body in _events(store, REDACTIONS, done.problems):
         redaction_id = int(body["redaction"])
         if redaction_id in known:
             continue
         if key.endswith("-added.json"):
-            if body["record_id"] not in records:
+            if session.get(Record, body["record_id"]) is None:
                 done.problems.append(
                     f"redaction {redaction_id}: record {body['record_id']} is gone"
                 )
@@ -351,7 +356,7 @@ def _restore_requests(session: Session, store: WormStore, done: Restored) -> Non
                 id=request_id,
                 requester=body["requester"],
                 description=body["description"],
-                query=json.dumps(body["query"], sort_keys=True, ensure_ascii=False),
+                query=_query_text(body),
                 litigation=body["litigation"],
                 received_on=date.fromisoformat(body["received_on"]),
                 due_on=date.fromisoformat(body["due_on"]),
