@@ -15,11 +15,14 @@
    ``put_object`` per object.
 
     python bench/bench_publish.py [--notices 200] [--records 100000] [--batch 1000] [--s3]
-                                  [--dir PATH]
+                                  [--dir PATH] [--keep]
 
-``--dir`` chooses where the work directory is made. On this machine the cost of creating a
-file differs by tens of times between folders of one ext4 file system (inode allocation), so
-compare figures taken in the same folder, and mind that the floor pays that cost too.
+``--dir`` chooses where the work directory is made; ``--keep`` leaves it in place. Mind what
+deleting files costs the next run: on an ext4 file system without a journal, creating a file
+skips every inode freed in the last one to five minutes, checking each one's inode table entry
+(``recently_deleted`` in the kernel's allocator), so a run that starts just after another
+run's tens of thousands of files were removed pays several times the usual system time per
+file, and so does its floor. Space runs five minutes apart, or keep the work directories.
 """
 
 from __future__ import annotations
@@ -240,6 +243,18 @@ def seaweedfs(work: Path) -> Iterator[str]:
         yield endpoint
 
 
+@contextlib.contextmanager
+def work_directory(parent: Path | None, keep: bool) -> Iterator[str]:
+    """A fresh directory under ``parent``, removed afterwards unless ``keep``."""
+    if keep:
+        path = tempfile.mkdtemp(prefix="bulletin-bench-", dir=parent)
+        print(f"work directory (kept): {path}")
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="bulletin-bench-", dir=parent) as path:
+        yield path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notices", type=int, default=200, help="0 skips the latency run")
@@ -249,11 +264,14 @@ def main() -> None:
     )
     parser.add_argument("--s3", action="store_true", help="archive into SeaweedFS instead")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: temp)")
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the work directory (see the module doc)"
+    )
     args = parser.parse_args()
     configure("warning")
     if args.dir is not None:
         args.dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="bulletin-bench-", dir=args.dir) as tmp:
+    with work_directory(args.dir, args.keep) as tmp:
         if args.notices:
             (Path(tmp) / "latency").mkdir()
             bench_latency(Path(tmp) / "latency", args.notices)
