@@ -9,7 +9,7 @@ Each verify runs in a fresh child process, so its peak RSS (``ru_maxrss``) is th
 alone; the seeding runs in another child. First ``N/10`` records are seeded and verified,
 then the archive grows to ``N`` and is verified again: flat memory means equal peaks.
 
-    python bench/bench_verify.py [--records 100000] [--batch 500] [--dir PATH]
+    python bench/bench_verify.py [--records 100000] [--batch 500] [--dir PATH] [--keep]
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: temp)")
+    parser.add_argument("--keep", action="store_true", help="leave the work directory")
     parser.add_argument("--seed", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -108,6 +109,8 @@ def main() -> None:
         print(json.dumps(out))
         return
 
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-verify-", dir=args.dir))
     sizes = [max(1, args.records // 10), args.records]
     print(
@@ -131,7 +134,10 @@ def main() -> None:
                 f"seeding ran at {seeded['seeded'] / seeded['seconds']:,.0f} records/s"
             )
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"work directory (kept): {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
