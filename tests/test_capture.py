@@ -4,6 +4,7 @@ edits, deletions and hidden comments, resumption after faults, quarantine, expir
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from bulletin.app import App
 from bulletin.archiver.capture import sweep
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import verify
-from bulletin.connectors.sandbox import SandboxServer
+from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, SandboxServer
 from bulletin.daemon import Daemon
 from bulletin.models import (
     CaptureSpend,
@@ -254,6 +255,37 @@ def test_malformed_item_is_quarantined_the_rest_of_the_page_kept(sandbox: Sandbo
     assert [i.remote_id for i in page.items] == ["12"]
     [reject] = page.rejects
     assert b"no id" in reject.raw and "KeyError" in reject.error
+
+
+def test_authors_are_named_as_the_platforms_show_them(
+    site: Instance, sandbox: SandboxServer, control: Control
+) -> None:
+    """A reply on X is archived as by ``@username`` (as X shows it), its user id and display
+    name kept beside; a malformed ``includes`` leaves the bare user id, never a reject. A
+    Facebook post is by the Page's name, its id kept beside."""
+    tweet = x_post(sandbox)
+    [reply] = replies(control, tweet, author="carla")
+    page_post = fb_post(sandbox)
+    run(site, "x")
+    run(site, "facebook")
+    [fb_record] = records(site, remote_id=page_post)
+    assert fb_record.author == DEFAULT_FB_PAGE["name"]
+    fb_snapshot = json.loads(site.app.store.get(object_key(fb_record.object_sha256)))
+    assert fb_snapshot["item"]["extra"]["from"]["id"] == DEFAULT_FB_PAGE["id"]
+    [record] = records(site, remote_id=reply)
+    visitor = sandbox.state.x_visitor("carla")
+    assert record.author == "@carla"
+    snapshot = json.loads(site.app.store.get(object_key(record.object_sha256)))
+    assert snapshot["item"]["extra"]["author_id"] == visitor["id"]
+    assert snapshot["item"]["extra"]["author_name"] == "carla"
+    [post] = records(site, remote_id=tweet)
+    assert post.author == "@bulletin_sandbox"
+
+    x = x_connector(sandbox.url)
+    reply_json = {"id": "12", "text": "ok", "author_id": "77"}
+    for includes in ([], {"users": 5}, {"users": [{"id": "77"}]}, {"users": ["x"]}):
+        page = x._page({"data": [reply_json], "includes": includes, "meta": {}}, "comment")
+        assert [i.author for i in page.items] == ["77"] and not page.rejects
 
 
 def test_expired_token_is_alerted_and_other_accounts_go_on(

@@ -66,6 +66,8 @@ def test_search_by_text_author_account_state_and_date(
     assert deleted["remote_id"] == gone
     assert {h["account"] for h in search(site, "elm", "--platform", "x")} == {"x"}
     assert [h["remote_id"] for h in search(site, "--author", "ann lee")] == [edited]
+    x_reply = [h["remote_id"] for h in search(site, "--author", "carla")]
+    assert x_reply == [h["remote_id"] for h in search(site, "--author", "@Carla")] != []
     assert search(site, "elm", "--account", "facebook", "--until", "2000-01-01") == []
     assert search(site, "elm street", "--kind", "post") != []
     text = bulletin(site, "archive", "search", "elm")

@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.archiver import decisions
+from bulletin.archiver.search import author_is
 from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.config.settings import PERMANENT_SERIES
 from bulletin.db import session_scope
@@ -151,7 +152,7 @@ def conditions(query: Query, time_zone: str) -> list[ColumnElement[bool]]:
     if query.account:
         out.append(col(Record.account) == query.account)
     if query.author:
-        out.append(sa.func.lower(col(Record.author)) == query.author.lower())
+        out.append(author_is(query.author))
     if query.thread:
         out.append(
             sa.or_(col(Record.thread_id) == query.thread, col(Record.remote_id) == query.thread)

@@ -70,6 +70,12 @@ def index_new_records(conn: sa.Connection, first_seq: int, last_seq: int) -> Non
         )
 
 
+def author_is(author: str) -> sa.ColumnElement[bool]:
+    """Records by ``author``, ignoring case and a leading ``@`` (X's ``@username``)."""
+    name = author.strip().lower().removeprefix("@")
+    return sa.func.lower(col(Record.author)).in_([name, f"@{name}"])
+
+
 def _terms(text: str) -> list[tuple[str, bool]]:
     return [(w.rstrip("*"), w.endswith("*")) for w in _WORD.findall(text) if w.rstrip("*")]
 
@@ -105,7 +111,7 @@ def _filters(engine: Engine, query: Query) -> list[sa.ColumnElement[bool]]:
     sqlite = engine.dialect.name == "sqlite"
     where: list[sa.ColumnElement[bool]] = []
     if query.author:
-        where.append(sa.func.lower(col(Record.author)) == query.author.lower())
+        where.append(author_is(query.author))
     for name in ("account", "platform", "kind"):
         value = getattr(query, name)
         if value:

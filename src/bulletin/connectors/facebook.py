@@ -336,16 +336,23 @@ class FacebookConnector(Connector):
         return str(after) if after else None
 
     def _post_item(self, post: dict[str, Any]) -> RemoteItem:
+        """One Graph post; its author is the Page's name when Graph gives it (the Page's id
+        and name stay in ``extra.from``), else the Page's id."""
+        sender: dict[str, Any] = post["from"] if isinstance(post.get("from"), dict) else {}
+        extra: dict[str, Any] = {"updated_time": post.get("updated_time")}
+        if sender:
+            extra["from"] = sender
+        author = sender.get("name") or sender.get("id") or self.page_id
         return RemoteItem(
             kind="post",
             remote_id=str(post["id"]),
             text=str(post.get("message", "")),
-            author=(post.get("from") or {}).get("id", self.page_id),
+            author=str(author),
             posted_at=parse_platform_time(post.get("created_time")),
             url=post.get("permalink_url") or self._permalink(str(post["id"])),
             thread_id=str(post["id"]),
             edited_at=None,
-            extra={"updated_time": post.get("updated_time")},
+            extra=extra,
             raw=json_bytes(post),
         )
 

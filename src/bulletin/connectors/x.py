@@ -63,9 +63,11 @@ TWEET_FIELDS = [
     "attachments",
     "edit_history_tweet_ids",
 ]
-# attached images come back in ``includes.media`` with their authors' descriptions
-EXPANSIONS = ["attachments.media_keys"]
+# attached images come back in ``includes.media`` with their authors' descriptions, and
+# each post's author in ``includes.users`` (a comment is shown by @username, not by user id)
+EXPANSIONS = ["attachments.media_keys", "author_id"]
 MEDIA_FIELDS = ["url", "alt_text", "type"]
+USER_FIELDS = ["username", "name"]
 MEDIA_UPLOAD_URL = "https://api.x.com/2/media/upload"
 MEDIA_METADATA_URL = "https://api.x.com/2/media/metadata"
 MAX_LENGTH = 280
@@ -310,10 +312,17 @@ class XConnector(Connector):
 
     # -- reading ---------------------------------------------------------------------------
     def _item(
-        self, tweet: dict[str, Any], kind: str, media: dict[str, dict[str, Any]] | None = None
+        self,
+        tweet: dict[str, Any],
+        kind: str,
+        media: dict[str, dict[str, Any]] | None = None,
+        users: dict[str, dict[str, Any]] | None = None,
     ) -> RemoteItem:
         """One post as a :class:`RemoteItem`. An edited post has a new id on X; the first id
         of its edit history names the item, so every edit is a version of one record.
+
+        The author is ``@username`` when X names the user in ``includes.users`` (the user id
+        and display name go into ``extra``), else the bare user id.
 
         :raises KeyError, TypeError, ValueError: the post lacks what every post has.
         """
@@ -337,11 +346,20 @@ class XConnector(Connector):
         if photos:
             extra["attachment_urls"] = [m["url"] for m in photos]
             extra["attachment_alt_texts"] = [m.get("alt_text") for m in photos]
+        author_id = tweet.get("author_id")
+        author = None if author_id is None else str(author_id)
+        user = (users or {}).get(str(author_id)) or {}
+        username = user.get("username")
+        if isinstance(username, str) and username:
+            extra["author_id"] = author
+            author = f"@{username}"
+            if isinstance(user.get("name"), str) and user["name"]:
+                extra["author_name"] = user["name"]
         return RemoteItem(
             kind="post" if kind == "post" else "comment",
             remote_id=history[0],
             text=str(tweet.get("text", "")),
-            author=tweet.get("author_id"),
+            author=author,
             posted_at=parse_platform_time(tweet.get("created_at")),
             url=self._url(str(tweet["id"])),
             parent_id=parent,
@@ -355,15 +373,13 @@ class XConnector(Connector):
             raise MalformedResponse("X's answer is not an object", raw=json_bytes(body))
         items: list[RemoteItem] = []
         rejects: list[Reject] = []
-        included = (body.get("includes") or {}).get("media") or []
-        media = {
-            str(m["media_key"]): m for m in included if isinstance(m, dict) and "media_key" in m
-        }
+        media = {str(m["media_key"]): m for m in _included(body, "media") if "media_key" in m}
+        users = {str(u["id"]): u for u in _included(body, "users") if "id" in u}
         for tweet in body.get("data", []):
             if skip is not None and isinstance(tweet, dict) and tweet.get("id") == skip:
                 continue
             try:
-                items.append(self._item(tweet, kind, media))
+                items.append(self._item(tweet, kind, media, users))
             except (KeyError, TypeError, ValueError) as e:
                 rejects.append(Reject(json_bytes(tweet), f"{type(e).__name__}: {e}"))
         return Page(items, (body.get("meta") or {}).get("next_token"), rejects)
@@ -384,6 +400,7 @@ class XConnector(Connector):
                     tweet_fields=TWEET_FIELDS,
                     expansions=EXPANSIONS,
                     media_fields=MEDIA_FIELDS,
+                    user_fields=USER_FIELDS,
                     user_auth=True,
                 ),
             ),
@@ -408,6 +425,7 @@ class XConnector(Connector):
                     tweet_fields=TWEET_FIELDS,
                     expansions=EXPANSIONS,
                     media_fields=MEDIA_FIELDS,
+                    user_fields=USER_FIELDS,
                     user_auth=True,
                 ),
             ),
@@ -482,3 +500,10 @@ class XConnector(Connector):
 
     def close(self) -> None:
         self._client.session.close()
+
+
+def _included(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The objects X returned in ``includes.<name>``; nothing when that is malformed."""
+    includes = body.get("includes")
+    found = includes.get(name) if isinstance(includes, dict) else None
+    return [o for o in found if isinstance(o, dict)] if isinstance(found, list) else []

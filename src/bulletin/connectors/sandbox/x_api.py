@@ -248,9 +248,15 @@ class XApi:
         body: dict[str, Any] = {}
         if page:
             body["data"] = [self.render(t, fields) for t in page]
+            includes: dict[str, Any] = {}
             media = self._included_media(request, page)
             if media:
-                body["includes"] = {"media": media}
+                includes["media"] = media
+            users = self._included_users(request, page)
+            if users:
+                includes["users"] = users
+            if includes:
+                body["includes"] = includes
         body["meta"] = meta
         return json_response(200, body)
 
@@ -273,6 +279,23 @@ class XApi:
                         item[name] = media[name]
                 out.append(item)
         return out
+
+    def _included_users(self, request: Request, page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``includes.users`` for ``expansions=author_id``: each author once, with id, name
+        and username (X's default user fields).
+        https://docs.x.com/x-api/fundamentals/expansions"""
+        if "author_id" not in (request.arg("expansions") or "").split(","):
+            return []
+        out: dict[str, dict[str, Any]] = {}
+        for tweet in page:
+            user = self.state.x_user(str(tweet["author_id"]))
+            if user is not None and user["id"] not in out:
+                out[user["id"]] = {
+                    "id": user["id"],
+                    "name": user["name"],
+                    "username": user["username"],
+                }
+        return list(out.values())
 
     # -- endpoints -------------------------------------------------------------------------
     def create_post(self, request: Request, account: dict[str, Any]) -> Response:
