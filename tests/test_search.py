@@ -267,3 +267,19 @@ def test_records_indexed_before_0011_stay_searchable(tmp_path: Path) -> None:
         assert sorted(triggers) == ["records_fts_ad", "records_fts_au"]
     assert [h.record.remote_id for h in find(engine, Query(text="gritting"))] == ["old"]
     _fts_is_sound(engine)
+
+
+def test_manual_sweep_says_which_threads_the_schedule_left_for_later(
+    site: Instance, sandbox: SandboxServer, control: Control
+) -> None:
+    """``archive sweep`` follows the capture schedule, and says so: a thread swept a moment
+    ago is not listed again, the output counts it and names ``--full``, which captures it."""
+    tweet = x_post(sandbox)
+    run(site, "x")
+    [reply] = replies(control, tweet, text="Is Elm Street open?", author="dana")
+    out = json.loads(bulletin(site, "archive", "sweep", "x", "--json").splitlines()[-1])
+    assert (out["threads"], out["not_due"], out["archived"]) == (0, 1, 0)
+    text = bulletin(site, "archive", "sweep", "x")
+    assert "1 thread(s) not due yet" in text and "--full" in text
+    assert "not due" not in bulletin(site, "archive", "sweep", "x", "--full")
+    assert [h["remote_id"] for h in search(site, "--author", "dana")] == [reply]

@@ -72,6 +72,7 @@ class SweepResult:
     threads: int = 0
     pages: int = 0
     quarantined: int = 0
+    not_due: int = 0  # threads the capture schedule left for later
     reads_charged: int = 0
     result: str = "ok"  # ok | partial | auth-error | failed | claimed-elsewhere
     errors: list[str] = field(default_factory=list)
@@ -337,6 +338,8 @@ class Sweeper:
                 due.append((thread, "full"))
             elif decision.sweep:
                 due.append((thread, decision.mode))
+            else:
+                self.result.not_due += 1
         _never = now - timedelta(days=36500)
         due.sort(key=lambda d: (d[0].priority != "emergency", d[0].last_swept_at or _never))
         for thread, mode in due:

@@ -340,7 +340,15 @@ def archive_sweep(ctx: Context, account: str, full: bool, as_json: bool) -> None
             f"{account}: {result.result}, {result.threads} threads, {result.pages} pages, "
             f"{result.seen} seen, {result.archived} archived, {result.quarantined} quarantined"
         ]
-        + [f"  {e}" for e in result.errors],
+        + [f"  {e}" for e in result.errors]
+        + (
+            [
+                f"  {result.not_due} thread(s) not due yet by the capture schedule; "
+                "--full lists every thread now"
+            ]
+            if result.not_due
+            else []
+        ),
     )
     if result.result in ("auth-error", "failed"):
         raise SystemExit(1)
