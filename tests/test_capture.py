@@ -260,7 +260,7 @@ def test_malformed_item_is_quarantined_the_rest_of_the_page_kept(sandbox: Sandbo
 def test_authors_are_named_as_the_platforms_show_them(
     site: Instance, sandbox: SandboxServer, control: Control
 ) -> None:
-    """A reply on X is archived as by ``@username`` (as X shows it), its user id and display
+    """A reply on X is archived as by its username (not its user id), its user id and display
     name kept beside; a malformed ``includes`` leaves the bare user id, never a reject. A
     Facebook post is by the Page's name, its id kept beside."""
     tweet = x_post(sandbox)
@@ -274,12 +274,12 @@ def test_authors_are_named_as_the_platforms_show_them(
     assert fb_snapshot["item"]["extra"]["from"]["id"] == DEFAULT_FB_PAGE["id"]
     [record] = records(site, remote_id=reply)
     visitor = sandbox.state.x_visitor("carla")
-    assert record.author == "@carla"
+    assert record.author == "carla"
     snapshot = json.loads(site.app.store.get(object_key(record.object_sha256)))
     assert snapshot["item"]["extra"]["author_id"] == visitor["id"]
     assert snapshot["item"]["extra"]["author_name"] == "carla"
     [post] = records(site, remote_id=tweet)
-    assert post.author == "@bulletin_sandbox"
+    assert post.author == "bulletin_sandbox"
 
     x = x_connector(sandbox.url)
     reply_json = {"id": "12", "text": "ok", "author_id": "77"}

@@ -71,7 +71,7 @@ def index_new_records(conn: sa.Connection, first_seq: int, last_seq: int) -> Non
 
 
 def author_is(author: str) -> sa.ColumnElement[bool]:
-    """Records by ``author``, ignoring case and a leading ``@`` (X's ``@username``)."""
+    """Records by ``author``, ignoring case and a leading ``@`` (``@username`` on X)."""
     name = author.strip().lower().removeprefix("@")
     return sa.func.lower(col(Record.author)).in_([name, f"@{name}"])
 

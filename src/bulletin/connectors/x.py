@@ -64,7 +64,7 @@ TWEET_FIELDS = [
     "edit_history_tweet_ids",
 ]
 # attached images come back in ``includes.media`` with their authors' descriptions, and
-# each post's author in ``includes.users`` (a comment is shown by @username, not by user id)
+# each post's author in ``includes.users`` (a comment is shown by username, not by user id)
 EXPANSIONS = ["attachments.media_keys", "author_id"]
 MEDIA_FIELDS = ["url", "alt_text", "type"]
 USER_FIELDS = ["username", "name"]
@@ -321,8 +321,9 @@ class XConnector(Connector):
         """One post as a :class:`RemoteItem`. An edited post has a new id on X; the first id
         of its edit history names the item, so every edit is a version of one record.
 
-        The author is ``@username`` when X names the user in ``includes.users`` (the user id
-        and display name go into ``extra``), else the bare user id.
+        The author is the username (without the ``@``, which spreadsheets read as a formula)
+        when X names the user in ``includes.users`` (the user id and display name go into
+        ``extra``), else the bare user id.
 
         :raises KeyError, TypeError, ValueError: the post lacks what every post has.
         """
@@ -352,7 +353,7 @@ class XConnector(Connector):
         username = user.get("username")
         if isinstance(username, str) and username:
             extra["author_id"] = author
-            author = f"@{username}"
+            author = username
             if isinstance(user.get("name"), str) and user["name"]:
                 extra["author_name"] = user["name"]
         return RemoteItem(
