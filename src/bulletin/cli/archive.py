@@ -45,11 +45,12 @@ def archive_list(
     tz = ctx.settings.agency.time_zone
     with Session(engine) as session:
         records = session.exec(query).all()
+    width = max([10, *(len(r.account) for r in records)])
     emit(
         as_json,
         {"records": [_record_json(r) for r in records]},
         [
-            f"{r.id:>6}  {r.account:<10} {r.kind:<7} v{r.version} {r.state:<8} "
+            f"{r.id:>6}  {r.account:<{width}} {r.kind:<7} v{r.version} {r.state:<8} "
             f"{local_text(r.captured_at, tz)}  {r.object_sha256[:12]}  {_snippet(r.text)}"
             for r in records
         ]
@@ -226,8 +227,9 @@ def archive_search(
             for h in hits
         ]
     }
+    width = max([10, *(len(h.record.account) for h in hits)])
     lines = [
-        f"{h.record.id:>6}  {h.record.account:<10} {h.record.kind:<7} "
+        f"{h.record.id:>6}  {h.record.account:<{width}} {h.record.kind:<7} "
         f"v{h.record.version}/{h.versions} {h.current_state:<8} "
         f"{local_text(h.record.posted_at, tz)}  {h.record.author or '-'}: "
         f"{_snippet(h.record.text)}  [thread: bulletin archive thread {h.record.id}]"
@@ -288,19 +290,21 @@ def archive_status(ctx: Context, as_json: bool) -> None:
     app = ctx.app
     status = gather(app.checked_engine(), app.store, ctx.settings, app.clock.now())
     tz = ctx.settings.agency.time_zone
+    names = [r["account"] for r in status["records"]] + list(status["sweeps"])
+    width = max([12, *map(len, names), *map(len, status["spend"])])  # the account column
     lines = ["records (account, kind, state: count)"]
     lines += [
-        f"  {r['account']:<12} {r['kind']:<10} {r['state']:<8} {r['count']}"
+        f"  {r['account']:<{width}} {r['kind']:<10} {r['state']:<8} {r['count']}"
         for r in status["records"]
     ]
     lines.append("last sweep per account")
     for name, sweep in status["sweeps"].items():
         if sweep is None:
-            lines.append(f"  {name:<12} never swept")
+            lines.append(f"  {name:<{width}} never swept")
             continue
         alert = "  ALERT" if sweep["result"] in ("auth-error", "failed") else ""
         lines.append(
-            f"  {name:<12} {sweep['result']:<11} {local_text(sweep['started_at'], tz)}  "
+            f"  {name:<{width}} {sweep['result']:<11} {local_text(sweep['started_at'], tz)}  "
             f"{sweep['archived']} archived, {sweep['seen']} seen, "
             f"{sweep['quarantined']} quarantined{alert}"
             + (f"\n    {sweep['error'].splitlines()[0]}" if sweep["error"] else "")
@@ -313,7 +317,7 @@ def archive_status(ctx: Context, as_json: bool) -> None:
     lines.append(f"spend estimate for {status['month']} (USD)")
     for name, spend in status["spend"].items():
         budget = f" of {spend['budget']:.2f}" if spend["budget"] else " (no budget)"
-        lines.append(f"  {name:<12} {spend['usd']:.2f}{budget}, {spend['reads']} reads")
+        lines.append(f"  {name:<{width}} {spend['usd']:.2f}{budget}, {spend['reads']} reads")
     backlog = status["store_backlog"]
     lines.append(f"store backlog: {backlog} objects waiting for the archive store")
     emit(as_json, status, lines)

@@ -121,8 +121,9 @@ def hold_show(ctx: Context, hold_id: int, limit: int, as_json: bool) -> None:
             f"{found.release_reason}"
         )
     lines.append(f"  records    {len(records)}")
+    width = max([10, *(len(r.account) for r in records[:limit])])
     lines += [
-        f"    {r.id:>6}  {r.account:<10} {r.kind:<7} {r.series:<18} {r.author or '-'}"
+        f"    {r.id:>6}  {r.account:<{width}} {r.kind:<7} {r.series:<18} {r.author or '-'}"
         for r in records[:limit]
     ]
     if len(records) > limit:
