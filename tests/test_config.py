@@ -79,6 +79,7 @@ def test_unknown_environment_variable_is_a_warning(tmp_path: Path) -> None:
         ('[accounts.pd]\nplatform = "x"\n', "accounts.pd: Value error, a x account needs"),
         ('[accounts.pd]\nplatform = "myspace"\n', "accounts.pd.platform:"),
         ("[sandbox]\nport = 99999\n", "sandbox.port:"),
+        ("[archive.s3]\nmax_concurrency = 0\n", "archive.s3.max_concurrency:"),
     ],
 )
 def test_bad_file_names_file_key_and_reason(tmp_path: Path, content: str, message: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bulletin.archiver.store.base import WormStore, object_key, sha256_hex
+from bulletin.archiver.store.base import NewObject, WormStore, object_key, sha256_hex
 from bulletin.archiver.store.local import LocalStore
 from bulletin.errors import IntegrityError, NotFound, RetentionViolation
 
@@ -63,6 +63,26 @@ def test_same_bytes_again_is_a_no_op(store: WormStore) -> None:
     assert (first.created, again.created, after_flush.created) == (True, False, False)
     if store.kind == "s3":
         assert len(s3_versions(store, object_key(sha256_hex(DATA)))) == 1
+
+
+def test_many_objects_at_once_each_stored_once(store: WormStore) -> None:
+    """put_objects (several requests at a time on S3): results in the order given, each object
+    stored once with its retention and hold, a repeat in the same call not created again, and
+    on S3 one version per key."""
+    datas = [DATA + b" %d" % i for i in range(24)]
+    objects = [NewObject(d, later(days=2), legal_hold=i % 2 == 0) for i, d in enumerate(datas)]
+    results = store.put_objects([*objects, objects[3]])
+    store.flush()
+    assert [d for d, _ in results] == [sha256_hex(d) for d in [*datas, datas[3]]]
+    assert [r.created for _, r in results] == [True] * len(datas) + [False]
+    for i, data in enumerate(datas):
+        key = object_key(sha256_hex(data))
+        assert store.get(key) == data
+        info = store.head(key)
+        assert info is not None and info.legal_hold == (i % 2 == 0)
+        if store.kind == "s3":
+            assert len(s3_versions(store, key)) == 1
+    assert not any(r.created for _, r in store.put_objects(objects[:6]))
 
 
 def test_other_bytes_under_an_existing_key_are_refused(store: WormStore) -> None:

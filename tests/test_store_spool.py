@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
 
-from bulletin.archiver.store.base import WormStore, object_key
+from bulletin.archiver.store.base import NewObject, WormStore, object_key, sha256_hex
 from bulletin.archiver.store.s3 import S3Store
 from bulletin.archiver.store.spool import SpooledStore
 from bulletin.archiver.verify import verify
@@ -68,3 +70,41 @@ def test_outage_spools_then_drains_in_order(
         with Session(inst.app.engine) as session:
             for record in session.exec(select(Record)):
                 assert remote.get(object_key(record.object_sha256))
+
+
+def test_outage_in_the_middle_of_a_batch_spools_the_whole_batch(
+    seaweedfs: str, s3_bucket: str, tmp_path: Path
+) -> None:
+    """The connection drops after some puts of a batch sent several at a time: the whole batch
+    is spooled, and the drain finds the objects that did go already stored (one version each)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    failing = {"after": 5, "puts": 0}
+
+    def drop(**_: Any) -> None:
+        failing["puts"] += 1
+        if failing["after"] >= 0 and failing["puts"] > failing["after"]:
+            raise EndpointConnectionError(endpoint_url=seaweedfs)
+
+    def backend() -> WormStore:
+        client = s3_client(seaweedfs, retries=1)
+        client.meta.events.register("before-send.s3.PutObject", drop)
+        return S3Store(client, s3_bucket, create_bucket=True)
+
+    store = SpooledStore(backend, tmp_path / "spool")
+    until = datetime.now(UTC) + timedelta(days=1)
+    datas = [b"comment %d" % i for i in range(30)]
+    results = store.put_objects([NewObject(d, until) for d in datas])
+    assert [d for d, _ in results] == [sha256_hex(d) for d in datas]
+    assert store.backlog() == len(datas)
+    remote = S3Store(s3_client(seaweedfs), s3_bucket)
+    assert len(list(remote.keys())) == 5  # part of the batch went before the drop
+    store.flush()  # durable; its drain stops at the first put that fails
+    failing["after"] = -1  # the network is back
+    store.drain()
+    assert store.backlog() == 0
+    for data in datas:
+        key = object_key(sha256_hex(data))
+        assert remote.get(key) == data
+        answer = remote.client.list_object_versions(Bucket=s3_bucket, Prefix=key)
+        assert len([v for v in answer.get("Versions", []) if v["Key"] == key]) == 1

@@ -1,7 +1,8 @@
 """Archiving: a captured item becomes a snapshot object in the WORM store, an index row and a
 ledger entry, in that order.
 
-Order of a batch (group commit): every object is put, then the store is flushed once, then one
+Order of a batch (group commit): every object is put (in one :meth:`WormStore.put_objects`, which
+S3 sends several at a time), then the store is flushed once, then one
 database transaction adds the index rows, their ledger entries and audit events, then the
 ledger entries are mirrored into the store. A crash at any point leaves either nothing indexed
 (objects without rows are harmless and re-used on the next try, being content-addressed) or
@@ -26,7 +27,7 @@ from bulletin.archiver.canonical import canonical, canonical_plain
 from bulletin.archiver.holds import hold_new_records
 from bulletin.archiver.retention import retain_until, series_for
 from bulletin.archiver.search import index_new_records
-from bulletin.archiver.store.base import WormStore, object_key
+from bulletin.archiver.store.base import NewObject, WormStore, object_key, sha256_hex
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import RemoteItem
@@ -129,11 +130,13 @@ class Archiver:
         with Session(self.engine, expire_on_commit=False) as session:
             seen = ledger.head_seq(session)  # first: what _latest sees is at least this
             latest = self._latest(session, keys)
+        objects: list[NewObject] = []
         prepared = [
-            self._store_objects(c, h, now)
+            self._prepare(c, h, now, objects)
             for c, h in _changes(captures, hashes, {k: v.content_sha256 for k, v in latest.items()})
         ]
         if prepared:
+            self._put_all(objects)
             self.store.flush()
         created = self._index(prepared, now, actor, seen, latest) if prepared else []
         new_ids = [row["id"] for row in created if row is not None]
@@ -228,25 +231,33 @@ class Archiver:
                     found[key] = Latest(rid, version, digest, state, text)
         return found
 
-    def _put(self, data: bytes, until: datetime, hold: bool) -> str:
-        digest, result = self.store.put_object(data, retain_until=until, legal_hold=hold)
-        if not result.created:
-            info = self.store.head(object_key(digest))
-            if info is not None and info.retain_until < until:
-                self.store.extend_retention(object_key(digest), until)
-        return digest
+    def _put_all(self, objects: list[NewObject]) -> None:
+        """Store ``objects``; one already stored keeps the longer of its retention and ours."""
+        for new, (digest, result) in zip(objects, self.store.put_objects(objects), strict=True):
+            if not result.created:
+                info = self.store.head(object_key(digest))
+                if info is not None and info.retain_until < new.retain_until:
+                    self.store.extend_retention(object_key(digest), new.retain_until)
 
-    def _store_objects(self, capture: Capture, digest: str, now: datetime) -> _Prepared:
+    def _prepare(
+        self, capture: Capture, digest: str, now: datetime, objects: list[NewObject]
+    ) -> _Prepared:
+        """The capture's snapshot and row values; its objects are added to ``objects``."""
         item = capture.item
         series = series_for(item.kind, capture.priority)
         until, permanent = retain_until(
             self.settings, series, posted_at=item.posted_at, captured_at=now
         )
-        raw_sha = self._put(item.raw, until, permanent) if item.raw else None
+
+        def add(data: bytes) -> str:
+            objects.append(NewObject(data, until, permanent))
+            return sha256_hex(data)
+
+        raw_sha = add(item.raw) if item.raw else None
         media = [
             {
                 "url": m.url,
-                "sha256": self._put(m.data, until, permanent) if m.data else None,
+                "sha256": add(m.data) if m.data else None,
                 "mime_type": m.mime_type,
                 "size": len(m.data),
                 "error": m.error,
@@ -269,7 +280,7 @@ class Archiver:
                 **({"media": media} if media else {}),
             }
         )
-        object_sha = self._put(snapshot, until, permanent)
+        object_sha = add(snapshot)
         return _Prepared(
             capture, digest, series, until, permanent, object_sha, raw_sha, len(snapshot), media
         )

@@ -114,6 +114,8 @@ class S3StoreSettings(_Section):
     region: str = "us-east-1"
     mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
     create_bucket: bool = False
+    # how many objects of one batch are sent at once (each a look-up and a put)
+    max_concurrency: int = Field(default=8, ge=1, le=64)
 
 
 class ArchiveSettings(_Section):

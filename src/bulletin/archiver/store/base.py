@@ -12,6 +12,8 @@ Contract, for every backend:
 - Nothing is altered or removed before its retain-until, or while on legal hold:
   :meth:`WormStore.delete` raises :class:`~bulletin.errors.RetentionViolation`.
 - Retention is only ever extended: a shorter retain-until raises ``RetentionViolation``.
+- :meth:`WormStore.put_objects` is :meth:`WormStore.put_object` for each of several objects;
+  a backend may overlap the requests (S3 does), never changing what each put promises.
 - :meth:`WormStore.get` returns the bytes as written; ``verify=True`` re-hashes content-addressed
   objects and raises ``IntegrityError`` on a mismatch.
 - :meth:`WormStore.flush` is the durability barrier: when it returns, every put before it
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -65,6 +67,15 @@ class PutResult:
     version_id: str | None = None
 
 
+@dataclass(frozen=True)
+class NewObject:
+    """One content-addressed object to put, with its retention."""
+
+    data: bytes
+    retain_until: datetime
+    legal_hold: bool = False
+
+
 class WormStore(ABC):
     """A write-once object store with per-object retention and legal hold."""
 
@@ -89,6 +100,18 @@ class WormStore(ABC):
         return digest, self.put(
             object_key(digest), data, retain_until=retain_until, legal_hold=legal_hold
         )
+
+    def put_objects(self, objects: Sequence[NewObject]) -> list[tuple[str, PutResult]]:
+        """:meth:`put_object` for each of ``objects``; results in the same order.
+
+        The same object twice is stored once (the second result says ``created=False``).
+        On an error the first one is raised once every request has ended; the objects
+        already stored stay, and putting them again is a no-op.
+        """
+        return [
+            self.put_object(o.data, retain_until=o.retain_until, legal_hold=o.legal_hold)
+            for o in objects
+        ]
 
     @abstractmethod
     def get(self, key: str, *, verify: bool = True) -> bytes:

@@ -10,19 +10,31 @@ A key is written once. Before a put the store lists the key's versions, so an ex
 is never written again (no extra version), even when a delete marker hides it; the put itself is
 conditional (``If-None-Match: *``). The store reads, locks and deletes the *first* version of a
 key by its version id; later versions written by anyone else are never taken for it. Each put is
-durable when S3 answers, so :meth:`S3Store.flush` has nothing to do.
+durable when S3 answers, so :meth:`S3Store.flush` has nothing to do. :meth:`S3Store.put_objects`
+sends up to ``max_concurrency`` puts at once (a batch of captures is a thousand or more objects,
+and each put is two round trips), each one exactly as :meth:`S3Store.put` alone.
 """
 
 from __future__ import annotations
 
 import base64
 import math
+import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from bulletin.archiver.store.base import ObjectInfo, PutResult, WormStore, digest_of_key, sha256_hex
+from bulletin.archiver.store.base import (
+    NewObject,
+    ObjectInfo,
+    PutResult,
+    WormStore,
+    digest_of_key,
+    object_key,
+    sha256_hex,
+)
 from bulletin.clock import utc
 from bulletin.config.settings import S3StoreSettings
 from bulletin.errors import (
@@ -66,6 +78,7 @@ class S3Store(WormStore):
     :param bucket: the bucket; it must have Object Lock enabled.
     :param mode: the Object Lock mode of every object.
     :param create_bucket: create the bucket, with Object Lock, when it does not exist.
+    :param max_concurrency: how many puts :meth:`put_objects` sends at once.
     :raises ConfigError: the bucket is missing (and not to be created) or has no Object Lock.
     :raises StoreUnavailable: the endpoint cannot be reached.
     """
@@ -80,6 +93,7 @@ class S3Store(WormStore):
         mode: Mode = "COMPLIANCE",
         create_bucket: bool = False,
         region: str = "us-east-1",
+        max_concurrency: int = 8,
     ) -> None:
         if not bucket:
             raise ConfigError("archive.s3.bucket: a bucket name is required for the s3 store")
@@ -87,6 +101,9 @@ class S3Store(WormStore):
         self.bucket = bucket
         self.mode: Mode = mode
         self._versions: OrderedDict[str, str] = OrderedDict()
+        self._versions_lock = threading.Lock()
+        self._max_concurrency = max(1, max_concurrency)
+        self._pool: ThreadPoolExecutor | None = None
         self._check_bucket(create_bucket, region)
 
     @classmethod
@@ -102,6 +119,7 @@ class S3Store(WormStore):
             config=Config(
                 connect_timeout=5,
                 read_timeout=30,
+                max_pool_connections=max(10, settings.max_concurrency),
                 retries={"max_attempts": 3, "mode": "standard"},
             ),
         )
@@ -111,6 +129,7 @@ class S3Store(WormStore):
             mode=settings.mode,
             create_bucket=settings.create_bucket,
             region=settings.region,
+            max_concurrency=settings.max_concurrency,
         )
 
     # -- WormStore ---------------------------------------------------------------------------
@@ -146,11 +165,48 @@ class S3Store(WormStore):
         except _Missing as e:  # pragma: no cover - the bucket vanished
             raise ArchiveError(f"S3 bucket {self.bucket} does not exist") from e
         except _Precondition:  # another writer stored the key between our list and put
-            self._versions.pop(key, None)
+            self._forget(key)
             return self._put_raced(key, digest)
         version = answer.get("VersionId")
         self._remember(key, version)
         return PutResult(key, created=True, version_id=version)
+
+    def put_objects(self, objects: Sequence[NewObject]) -> list[tuple[str, PutResult]]:
+        """Up to ``max_concurrency`` puts at once; see :meth:`WormStore.put_objects`.
+
+        An object given twice is sent once, and its repeat put after the others have ended,
+        so two requests never race for one key (which would make a second version).
+        """
+        digests = [sha256_hex(o.data) for o in objects]
+        first: dict[str, int] = {}
+        for i, digest in enumerate(digests):
+            first.setdefault(digest, i)
+        results: list[PutResult | None] = [None] * len(objects)
+
+        def put(i: int) -> PutResult:
+            o = objects[i]
+            key = object_key(digests[i])
+            return self.put(key, o.data, retain_until=o.retain_until, legal_hold=o.legal_hold)
+
+        if len(first) > 1 and self._max_concurrency > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._max_concurrency, "bulletin-s3-put")
+            futures: dict[int, Future[PutResult]] = {
+                i: self._pool.submit(put, i) for i in first.values()
+            }
+            errors: list[BaseException] = []
+            for i, future in futures.items():
+                error = future.exception()
+                if error is None:
+                    results[i] = future.result()
+                else:
+                    errors.append(error)
+            if errors:
+                raise errors[0]
+        for i in range(len(objects)):
+            if results[i] is None:
+                results[i] = put(i)
+        return [(d, r) for d, r in zip(digests, results, strict=True) if r is not None]
 
     def get(self, key: str, *, verify: bool = True) -> bytes:
         """The bytes of the first version of ``key``, checked against its sha256."""
@@ -183,7 +239,7 @@ class S3Store(WormStore):
         try:
             answer = self._head(key, version)
         except _Missing:
-            self._versions.pop(key, None)
+            self._forget(key)
             return None
         lock_until = answer.get("ObjectLockRetainUntilDate")
         if lock_until is not None:
@@ -247,7 +303,7 @@ class S3Store(WormStore):
             )
         except _Denied as e:
             raise RetentionViolation(f"S3 still retains {key}; it cannot be deleted yet") from e
-        self._versions.pop(key, None)
+        self._forget(key)
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Keys with at least one version (delete markers do not hide them), in lexical order."""
@@ -272,7 +328,10 @@ class S3Store(WormStore):
                 token["VersionIdMarker"] = page["NextVersionIdMarker"]
 
     def close(self) -> None:
-        """Close the client's connections."""
+        """Stop the put threads and close the client's connections."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         close = getattr(self.client, "close", None)
         if close is not None:
             close()
@@ -324,7 +383,8 @@ class S3Store(WormStore):
 
     def _locate(self, key: str) -> str | None:
         """The version id of the first (oldest) version of ``key``, or None."""
-        cached = self._versions.get(key)
+        with self._versions_lock:
+            cached = self._versions.get(key)
         if cached is not None:
             return cached
         found: tuple[datetime, str] | None = None
@@ -358,9 +418,14 @@ class S3Store(WormStore):
     def _remember(self, key: str, version: str | None) -> None:
         if version is None:
             return
-        self._versions[key] = version
-        if len(self._versions) > _VERSION_CACHE:
-            self._versions.popitem(last=False)
+        with self._versions_lock:
+            self._versions[key] = version
+            if len(self._versions) > _VERSION_CACHE:
+                self._versions.popitem(last=False)
+
+    def _forget(self, key: str) -> None:
+        with self._versions_lock:
+            self._versions.pop(key, None)
 
     def _stored_sha256(self, key: str, version: str) -> str:
         """The sha256 S3 holds for one version: its checksum, our metadata, else its bytes."""

@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from heapq import merge
@@ -22,7 +22,15 @@ from pathlib import Path
 
 import structlog
 
-from bulletin.archiver.store.base import ObjectInfo, PutResult, WormStore, digest_of_key, sha256_hex
+from bulletin.archiver.store.base import (
+    NewObject,
+    ObjectInfo,
+    PutResult,
+    WormStore,
+    digest_of_key,
+    object_key,
+    sha256_hex,
+)
 from bulletin.clock import utc
 from bulletin.errors import IntegrityError, RetentionViolation, StoreUnavailable
 
@@ -104,6 +112,28 @@ class SpooledStore(WormStore):
                 except StoreUnavailable as e:
                     log.error("archive store unavailable; spooling locally", error=str(e))
             return self._spool(key, data, digest, retain_until, legal_hold)
+
+    def put_objects(self, objects: Sequence[NewObject]) -> list[tuple[str, PutResult]]:
+        """The backend's :meth:`WormStore.put_objects` when nothing is spooled; when it is
+        unavailable (part of the batch may have gone), the whole batch is spooled, in order,
+        and the drain later finds the objects that did go already stored."""
+        with self._lock:
+            if not self._spooled:
+                try:
+                    return self._connect().put_objects(objects)
+                except StoreUnavailable as e:
+                    log.error("archive store unavailable; spooling locally", error=str(e))
+            out = []
+            for o in objects:
+                digest = sha256_hex(o.data)
+                key = object_key(digest)
+                spooled = self._spooled.get(key)
+                if spooled is not None:
+                    out.append((digest, PutResult(key, created=False)))
+                else:
+                    result = self._spool(key, o.data, digest, o.retain_until, o.legal_hold)
+                    out.append((digest, result))
+            return out
 
     def _spool(
         self, key: str, data: bytes, digest: str, retain_until: datetime, legal_hold: bool
