@@ -189,11 +189,11 @@ class S3Store(WormStore):
             return self.put(key, o.data, retain_until=o.retain_until, legal_hold=o.legal_hold)
 
         if len(first) > 1 and self._max_concurrency > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._max_concurrency, "bulletin-s3-put")
-            futures: dict[int, Future[PutResult]] = {
-                i: self._pool.submit(put, i) for i in first.values()
-            }
+            with self._versions_lock:  # one pool, whichever thread asks first
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self._max_concurrency, "bulletin-s3-put")
+                pool = self._pool
+            futures: dict[int, Future[PutResult]] = {i: pool.submit(put, i) for i in first.values()}
             errors: list[BaseException] = []
             for i, future in futures.items():
                 error = future.exception()
