@@ -145,6 +145,49 @@ def test_entered_times_refuse_the_gap_and_take_the_first_repeated_hour() -> None
     assert ambiguity("2026-11-01T03:30", "America/New_York") is None
 
 
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("tomorrow 7am", "2026-11-26T07:00"),
+        ("Tomorrow 7:30 p.m.", "2026-11-26T19:30"),
+        ("tomorrow 12am", "2026-11-26T00:00"),
+        ("tomorrow 12 pm", "2026-11-26T12:00"),
+        ("today 23:45", "2026-11-25T23:45"),
+        ("tomorrow 07:00", "2026-11-26T07:00"),
+    ],
+)
+def test_today_and_tomorrow_are_the_agency_s_calendar_days(typed: str, expected: str) -> None:
+    """At 23:30 in New York (04:30 the next day in UTC), "tomorrow" is the next day in New
+    York, not the day after UTC's."""
+    now = local("2026-11-25T23:30")
+    assert parse_when(typed, "America/New_York", now) == local(expected)
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("tomorrow 7", "give minutes"),
+        ("tomorrow 13pm", "1 to 12"),
+        ("tomorrow 24:00", "no such time"),
+        ("tomorrow 7:75", "no such time"),
+        ("tomorow 7am", "cannot read time"),
+        ("tomorrow 07:00m", "cannot read time"),
+    ],
+)
+def test_typed_day_times_that_make_no_sense_are_refused(typed: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_when(typed, "America/New_York", local("2026-11-25T12:00"))
+
+
+def test_tomorrow_at_a_skipped_or_repeated_hour() -> None:
+    """The clock rules hold for today/tomorrow too: the skipped hour is refused, the repeated
+    one warned about."""
+    with pytest.raises(UsageError, match="does not exist"):
+        parse_when("tomorrow 2:30am", "America/New_York", local("2027-03-13T20:00"))
+    note = ambiguity("tomorrow 1:30am", "America/New_York", local("2026-10-31T20:00"))
+    assert note is not None and "2026-11-01T01:30 happens twice" in note
+
+
 def test_a_recurrence_needs_an_explicit_end(instance: Instance) -> None:
     """--repeat without --until (a time, or 'until cancelled') is refused, and so is a rule
     without a time of day."""

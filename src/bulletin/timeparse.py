@@ -9,11 +9,38 @@ from zoneinfo import ZoneInfo
 from bulletin.errors import UsageError
 
 _RELATIVE = re.compile(r"^\+(\d+)\s*([smhd])$")
+_DAY_TIME = re.compile(r"^(today|tomorrow)\s+(\d{1,2})(?::(\d{2}))?(?:\s*([ap])\.?m\.?)?$")
+HINT = "use now, +30m, tomorrow 07:00, today 5:30pm or 2026-11-25T18:00"
+
+
+def _day_time(value: str, time_zone: str, now: datetime) -> str | None:
+    """``today 17:00``, ``tomorrow 7am``, ``tomorrow 7:30 pm`` (the agency's calendar day) as
+    a local ISO 8601 text; None when ``value`` is not of that form.
+
+    :raises UsageError: an hour or minute that does not exist on a clock.
+    """
+    match = _DAY_TIME.match(value.lower())
+    if match is None:
+        return None
+    day_word, hour_text, minute_text, half = match.groups()
+    hour, minute = int(hour_text), int(minute_text or 0)
+    if half is None and minute_text is None:
+        raise UsageError(f"{value!r}: give minutes (07:00) or am/pm (7am)")
+    if half is not None:
+        if not 1 <= hour <= 12:
+            raise UsageError(f"{value!r}: an am/pm hour is 1 to 12")
+        hour = hour % 12 + (12 if half == "p" else 0)
+    if hour > 23 or minute > 59:
+        raise UsageError(f"{value!r}: no such time of day")
+    day = now.astimezone(ZoneInfo(time_zone)).date()
+    if day_word == "tomorrow":
+        day += timedelta(days=1)
+    return f"{day.isoformat()}T{hour:02d}:{minute:02d}"
 
 
 def parse_when(text: str, time_zone: str, now: datetime) -> datetime:
-    """``now``, ``+30m``/``+2h``/``+1d``, or ISO 8601 (a time without an offset is in the
-    agency's zone). Returns aware UTC.
+    """``now``, ``+30m``/``+2h``/``+1d``, ``today 17:00``/``tomorrow 7am``, or ISO 8601 (a
+    time without an offset is in the agency's zone). Returns aware UTC.
 
     A local time the clocks skip (spring forward) is refused. A local time that happens
     twice (the autumn hour) is the first of the two (fold=0, still daylight time): see
@@ -28,12 +55,11 @@ def parse_when(text: str, time_zone: str, now: datetime) -> datetime:
     if match:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
         return now + timedelta(**{unit: int(match.group(1))})
+    value = _day_time(value, time_zone, now) or value
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise UsageError(
-            f"cannot read time {text!r} (use now, +30m, or 2026-11-25T18:00 in {time_zone})"
-        ) from None
+        raise UsageError(f"cannot read time {text!r} ({HINT} in {time_zone})") from None
     if parsed.tzinfo is None:
         zone = ZoneInfo(time_zone)
         local = parsed.replace(tzinfo=zone)
@@ -44,12 +70,15 @@ def parse_when(text: str, time_zone: str, now: datetime) -> datetime:
     return parsed.astimezone(ZoneInfo("UTC"))
 
 
-def ambiguity(text: str, time_zone: str) -> str | None:
+def ambiguity(text: str, time_zone: str, now: datetime | None = None) -> str | None:
     """A warning when ``text`` is a local time that happens twice (the autumn hour), naming
-    the one chosen; None otherwise."""
+    the one chosen; None otherwise. ``now`` places ``today``/``tomorrow``."""
+    value = text.strip()
     try:
-        parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
+        if now is not None:
+            value = _day_time(value, time_zone, now) or value
+        parsed = datetime.fromisoformat(value)
+    except (ValueError, UsageError):
         return None
     if parsed.tzinfo is not None:
         return None
@@ -60,7 +89,7 @@ def ambiguity(text: str, time_zone: str) -> str | None:
         return None
     other = second.isoformat(timespec="minutes")
     return (
-        f"{text.strip()} happens twice in {time_zone} (clocks go back); using the first, "
+        f"{value} happens twice in {time_zone} (clocks go back); using the first, "
         f"{first.strftime('%H:%M %Z')} ({first.isoformat(timespec='minutes')}); "
         f"give {other} for the second"
     )
