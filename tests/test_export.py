@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import time
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -461,24 +460,6 @@ def test_resume_refuses_another_scope(seeded: Instance, tmp_path: Path) -> None:
 
 def _interrupt(done: int, total: int) -> None:
     raise KeyboardInterrupt
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs (root only; skipped elsewhere)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_full_disk_is_one_line_and_resumable(sqlite_instance: Instance, small_disk: Path) -> None:

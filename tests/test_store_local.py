@@ -20,7 +20,6 @@ from bulletin.archiver.store.base import ObjectInfo, object_key, sha256_hex
 from bulletin.archiver.store.local import FOREVER, LocalStore
 from bulletin.config.settings import ArchiveSettings, LocalStoreSettings, Settings
 from bulletin.errors import ArchiveError, IntegrityError, RetentionViolation, StoreUnavailable
-from tests.plugins.environment import IN_CI
 
 UNTIL = datetime(2040, 1, 1, tzinfo=UTC)
 
@@ -167,27 +166,6 @@ def test_invalid_keys_are_refused(local: LocalStore) -> None:
     for key in ("../x", "/abs", "a//b", "ledger/.hidden", "a/b.meta.json", "sha256/zz"):
         with pytest.raises(ArchiveError, match=r"invalid key|does not match"):
             local.put(key, b"x", retain_until=UNTIL)
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs (root only); skipped where it cannot be mounted unless under CI."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        if IN_CI:
-            pytest.fail(f"cannot mount a tmpfs under CI: {done.stderr.decode().strip()}")
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        yield mount
-    finally:
-        with contextlib.suppress(OSError):
-            subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_full_disk_is_unavailable_and_leaves_no_partial_object(small_disk: Path) -> None:

@@ -40,6 +40,7 @@ from bulletin.archiver.disposition import build_disposition_batch
 from bulletin.archiver.verify import verify
 from bulletin.config import load_settings
 from bulletin.db import is_sqlite, session_scope
+from bulletin.diskspace import Space, measure
 from bulletin.errors import BulletinError, ConfigError, Refused, StoreUnavailable
 from bulletin.locks import exclusive_job
 from bulletin.models import Account, DaemonInstance, Delivery
@@ -328,6 +329,15 @@ class Daemon:
             max_instances=1,
             coalesce=True,
         )
+        scheduler.add_job(
+            self._guarded("disk space check", self.check_disk_space),
+            "interval",
+            hours=1,
+            id="disk",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=now + timedelta(seconds=5),
+        )
         # CAP feeds ([cap] feeds), kept apart: see bulletin.publisher.cap_feed
         from bulletin.publisher.cap_feed import schedule_cap_poll
 
@@ -446,6 +456,25 @@ class Daemon:
         if mirrored:
             log.warning("copied holds, redactions and requests into the store", count=mirrored)
         return mirrored
+
+    def check_disk_space(self) -> list[Space]:
+        """Warn, in the log, of each file system Bulletin writes to with less than
+        ``[paths] warn_free_percent`` of its space or inodes free (at start, then hourly);
+        returns those."""
+        percent = self.app.settings.paths.warn_free_percent
+        low = [s for s in measure(self.app.settings) if s.low(percent)]
+        for space in low:
+            log.warning(
+                "disk space low where Bulletin writes",
+                where=", ".join(space.roles),
+                path=space.path,
+                free_percent=round(space.free_percent, 1),
+                free_inodes_percent=(
+                    None if space.free_inode_percent is None else round(space.free_inode_percent, 1)
+                ),
+                warn_below_percent=percent,
+            )
+        return low
 
     def disposition(self) -> int | None:
         """List the records due for destruction into a batch for an approver (nightly)."""

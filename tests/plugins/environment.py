@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +32,24 @@ def free_port(limit: int = 55535) -> int:
         if port <= limit:
             return port
     raise RuntimeError(f"no free port at or below {limit}")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (root only); skipped where it cannot be mounted unless under CI."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        if IN_CI:
+            pytest.fail(f"cannot mount a tmpfs under CI: {done.stderr.decode().strip()}")
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        with contextlib.suppress(OSError):
+            subprocess.run(["umount", "-l", str(mount)], check=False)

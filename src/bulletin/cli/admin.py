@@ -279,11 +279,13 @@ def _toml_like(data: dict[str, Any], prefix: str = "") -> str:
 @pass_context
 def status(ctx: Context, as_json: bool) -> None:
     """Live daemons and what they hold, deliveries by state, the archive and its backlog."""
+    from dataclasses import asdict
     from datetime import timedelta
 
     import sqlalchemy as sa
 
     from bulletin.daemon import HEARTBEAT_SECONDS
+    from bulletin.diskspace import measure
     from bulletin.models import DaemonInstance, Delivery, LedgerEntry, Record
     from bulletin.publisher.schedule import late_notices, late_summary
 
@@ -326,6 +328,8 @@ def status(ctx: Context, as_json: bool) -> None:
         head = session.exec(select(sa.func.max(LedgerEntry.seq))).one()
         late = late_notices(session)
     backlog = app.store.backlog()
+    warn = ctx.settings.paths.warn_free_percent
+    disks = measure(ctx.settings)
     payload = {
         "daemons": [{**d.model_dump(), "in_flight": held.get(d.owner, 0)} for d in daemons],
         "deliveries": by_state,
@@ -335,6 +339,7 @@ def status(ctx: Context, as_json: bool) -> None:
         "ledger_head": head or 0,
         "store_backlog": backlog,
         "late_notices": [n.notice_id for n in late],
+        "disk": [{**asdict(d), "free_percent": d.free_percent, "low": d.low(warn)} for d in disks],
     }
     lines = [f"daemons running: {len(daemons)}"]
     lines += [
@@ -356,4 +361,5 @@ def status(ctx: Context, as_json: bool) -> None:
         + (" WAITING FOR A DECISION (bulletin notice late ID --publish|--cancel)" if late else "")
     )
     lines += [f"  {line}" for line in late_summary(late, tz)]
+    lines += [f"disk: {d.text(warn)}" for d in disks]
     emit(as_json, payload, lines)

@@ -97,6 +97,9 @@ class AgencySettings(_Section):
 
 class PathsSettings(_Section):
     data_dir: Path = Path("./bulletin-data")
+    # warn (status, the daemon's hourly log) when less than this share of the space or of
+    # the inodes is free where Bulletin writes; 0 turns the warning off
+    warn_free_percent: float = Field(default=10.0, ge=0, le=100)
 
 
 class DatabaseSettings(_Section):
