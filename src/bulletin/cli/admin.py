@@ -278,88 +278,40 @@ def _toml_like(data: dict[str, Any], prefix: str = "") -> str:
 @json_option
 @pass_context
 def status(ctx: Context, as_json: bool) -> None:
-    """Live daemons and what they hold, deliveries by state, the archive and its backlog."""
-    from dataclasses import asdict
-    from datetime import timedelta
-
-    import sqlalchemy as sa
-
+    """Live daemons and what they hold, deliveries by state, the archive and its backlog,
+    free disk."""
     from bulletin.daemon import HEARTBEAT_SECONDS
-    from bulletin.diskspace import measure
-    from bulletin.models import DaemonInstance, Delivery, LedgerEntry, Record
-    from bulletin.publisher.schedule import late_notices, late_summary
+    from bulletin.publisher.schedule import late_summary
+    from bulletin.status import gather
 
     app = ctx.app
-    engine = app.checked_engine()
-    now = app.clock.now()
+    app.checked_engine()
     tz = ctx.settings.agency.time_zone
-    fresh = now - timedelta(seconds=3 * HEARTBEAT_SECONDS)
-    with Session(engine) as session:
-        daemons = session.exec(
-            select(DaemonInstance)
-            .where(col(DaemonInstance.stopped_at).is_(None))
-            .where(col(DaemonInstance.heartbeat_at) >= fresh)
-            .order_by(col(DaemonInstance.started_at))
-        ).all()
-        held = dict(
-            session.exec(
-                select(Delivery.lease_owner, sa.func.count())
-                .where(col(Delivery.state) == "in-flight")
-                .group_by(col(Delivery.lease_owner))
-            ).all()
-        )
-        by_state = dict(
-            session.exec(
-                select(Delivery.state, sa.func.count()).group_by(col(Delivery.state))
-            ).all()
-        )
-        due_now = session.exec(
-            select(sa.func.count())
-            .select_from(Delivery)
-            .where(col(Delivery.state).in_(("pending", "uncertain")))
-            .where(col(Delivery.due_at) <= now)
-        ).one()
-        next_due = session.exec(
-            select(sa.func.min(Delivery.due_at))
-            .where(col(Delivery.state) == "pending")
-            .where(col(Delivery.due_at) > now)
-        ).one()
-        records = session.exec(select(sa.func.count()).select_from(Record)).one()
-        head = session.exec(select(sa.func.max(LedgerEntry.seq))).one()
-        late = late_notices(session)
-    backlog = app.store.backlog()
-    warn = ctx.settings.paths.warn_free_percent
-    disks = measure(ctx.settings)
-    payload = {
-        "daemons": [{**d.model_dump(), "in_flight": held.get(d.owner, 0)} for d in daemons],
-        "deliveries": by_state,
-        "due_now": due_now,
-        "next_due": next_due,
-        "records": records,
-        "ledger_head": head or 0,
-        "store_backlog": backlog,
-        "late_notices": [n.notice_id for n in late],
-        "disk": [{**asdict(d), "free_percent": d.free_percent, "low": d.low(warn)} for d in disks],
-    }
-    lines = [f"daemons running: {len(daemons)}"]
+    state = gather(app, HEARTBEAT_SECONDS)
+    lines = [f"daemons running: {len(state.daemons)}"]
     lines += [
         f"  {d.host} pid {d.pid} v{d.version}  heartbeat {local_text(d.heartbeat_at, tz)}"
-        f"  holding {held.get(d.owner, 0)} deliveries"
-        for d in daemons
+        f"  holding {state.held.get(d.owner, 0)} deliveries"
+        for d in state.daemons
     ]
+    next_due = local_text(state.next_due, tz) if state.next_due else "-"
     lines.append(
         "deliveries: "
-        + (", ".join(f"{k} {v}" for k, v in sorted(by_state.items())) or "none")
-        + f"; due now {due_now}; next {local_text(next_due, tz) if next_due else '-'}"
+        + (", ".join(f"{k} {v}" for k, v in sorted(state.deliveries.items())) or "none")
+        + f"; due now {state.due_now}; next {next_due}"
     )
     lines.append(
-        f"archive: {records} records, ledger head #{head or 0}, "
-        f"{backlog} objects waiting for the store"
+        f"archive: {state.records} records, ledger head #{state.ledger_head}, "
+        f"{state.store_backlog} objects waiting for the store"
     )
     lines.append(
-        f"late notices: {len(late)}"
-        + (" WAITING FOR A DECISION (bulletin notice late ID --publish|--cancel)" if late else "")
+        f"late notices: {len(state.late)}"
+        + (
+            " WAITING FOR A DECISION (bulletin notice late ID --publish|--cancel)"
+            if state.late
+            else ""
+        )
     )
-    lines += [f"  {line}" for line in late_summary(late, tz)]
-    lines += [f"disk: {d.text(warn)}" for d in disks]
-    emit(as_json, payload, lines)
+    lines += [f"  {line}" for line in late_summary(state.late, tz)]
+    lines += [f"disk: {d.text(state.warn_free_percent)}" for d in state.disks]
+    emit(as_json, state.payload(), lines)

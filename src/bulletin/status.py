@@ -1,0 +1,110 @@
+"""What ``bulletin status`` shows, gathered once: live daemons, deliveries, the archive, late
+notices and free disk. The metrics endpoint serves the same figures."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from bulletin.app import App
+from bulletin.diskspace import Space, measure
+from bulletin.models import DaemonInstance, Delivery, LedgerEntry, Record
+from bulletin.publisher.schedule import LateNotice, late_notices
+
+
+@dataclass(frozen=True)
+class Status:
+    """One reading of a Bulletin's state."""
+
+    daemons: list[DaemonInstance]
+    held: dict[str, int]  # in-flight deliveries by the daemon (owner) holding them
+    deliveries: dict[str, int]  # by state
+    due_now: int
+    next_due: datetime | None
+    records: int
+    ledger_head: int
+    store_backlog: int
+    late: list[LateNotice]
+    disks: list[Space]
+    warn_free_percent: float
+
+    def payload(self) -> dict[str, Any]:
+        """The ``--json`` form."""
+        warn = self.warn_free_percent
+        return {
+            "daemons": [
+                {**d.model_dump(), "in_flight": self.held.get(d.owner, 0)} for d in self.daemons
+            ],
+            "deliveries": self.deliveries,
+            "due_now": self.due_now,
+            "next_due": self.next_due,
+            "records": self.records,
+            "ledger_head": self.ledger_head,
+            "store_backlog": self.store_backlog,
+            "late_notices": [n.notice_id for n in self.late],
+            "disk": [
+                {**asdict(d), "free_percent": d.free_percent, "low": d.low(warn)}
+                for d in self.disks
+            ],
+        }
+
+
+def gather(app: App, heartbeat_seconds: float) -> Status:
+    """Read the state now; a daemon counts as live when its heartbeat is under three
+    ``heartbeat_seconds`` old."""
+    now = app.clock.now()
+    fresh = now - timedelta(seconds=3 * heartbeat_seconds)
+    with Session(app.engine) as session:
+        daemons = list(
+            session.exec(
+                select(DaemonInstance)
+                .where(col(DaemonInstance.stopped_at).is_(None))
+                .where(col(DaemonInstance.heartbeat_at) >= fresh)
+                .order_by(col(DaemonInstance.started_at))
+            ).all()
+        )
+        held = {
+            str(owner): int(n)
+            for owner, n in session.exec(
+                select(Delivery.lease_owner, sa.func.count())
+                .where(col(Delivery.state) == "in-flight")
+                .group_by(col(Delivery.lease_owner))
+            ).all()
+        }
+        by_state = {
+            str(state): int(n)
+            for state, n in session.exec(
+                select(Delivery.state, sa.func.count()).group_by(col(Delivery.state))
+            ).all()
+        }
+        due_now = session.exec(
+            select(sa.func.count())
+            .select_from(Delivery)
+            .where(col(Delivery.state).in_(("pending", "uncertain")))
+            .where(col(Delivery.due_at) <= now)
+        ).one()
+        next_due = session.exec(
+            select(sa.func.min(Delivery.due_at))
+            .where(col(Delivery.state) == "pending")
+            .where(col(Delivery.due_at) > now)
+        ).one()
+        records = session.exec(select(sa.func.count()).select_from(Record)).one()
+        head = session.exec(select(sa.func.max(LedgerEntry.seq))).one()
+        late = late_notices(session)
+    return Status(
+        daemons=daemons,
+        held=held,
+        deliveries=by_state,
+        due_now=int(due_now),
+        next_due=next_due,
+        records=int(records),
+        ledger_head=int(head or 0),
+        store_backlog=app.store.backlog(),
+        late=late,
+        disks=measure(app.settings),
+        warn_free_percent=app.settings.paths.warn_free_percent,
+    )
