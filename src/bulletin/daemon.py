@@ -43,6 +43,7 @@ from bulletin.db import is_sqlite, session_scope
 from bulletin.diskspace import Space, measure
 from bulletin.errors import BulletinError, ConfigError, Refused, StoreUnavailable
 from bulletin.locks import exclusive_job
+from bulletin.metrics import StatusCollector, VerifyResult, serve_metrics
 from bulletin.models import Account, DaemonInstance, Delivery
 from bulletin.publisher import schedule
 from bulletin.publisher.delivery import DeliveryWorker, Outcome
@@ -82,6 +83,8 @@ class Daemon:
         self._listener: PgListener | None = None
         self._lock_file: IO[str] | None = None
         self._sandbox: SandboxChild | None = None
+        self._stop_metrics: Callable[[], None] | None = None
+        self.last_verify: VerifyResult | None = None
         self._checkpointed = 0
         self._heartbeat = time.monotonic()
         self.worker = self._new_worker()
@@ -124,6 +127,10 @@ class Daemon:
         self._scheduler.start()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher")
         self._dispatcher.start()
+        address = self.app.settings.daemon.metrics_address
+        if address:
+            collector = StatusCollector(self.app, HEARTBEAT_SECONDS, lambda: self.last_verify)
+            self._stop_metrics = serve_metrics(address, collector)
         accounts = ", ".join(sorted(self.app.settings.accounts)) or "none"
         log.info(
             "started",
@@ -152,6 +159,9 @@ class Daemon:
             self._deregister()
         if self._sandbox is not None:
             self._sandbox.stop()
+        if self._stop_metrics is not None:
+            self._stop_metrics()
+            self._stop_metrics = None
         self._release_instance_lock()
         log.info("stopped", owner=self.owner)
 
@@ -486,6 +496,7 @@ class Daemon:
 
     def nightly(self) -> None:
         report = verify(self.app.engine, self.app.store)
+        self.last_verify = VerifyResult(self.app.clock.now(), len(report.problems))
         if report.ok:
             log.info("verify ok", records=report.records, entries=report.entries)
         else:

@@ -255,6 +255,18 @@ class DaemonSettings(_Section):
     max_inline_wait: float = Field(default=5.0, ge=0)
     routine_give_up: str = "1d"
     verify_at: str = "03:30"
+    # host:port of a Prometheus endpoint (/metrics), e.g. "127.0.0.1:9464"; empty: none
+    metrics_address: str = ""
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        if not value:
+            return value
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError("give host:port, e.g. 127.0.0.1:9464")
+        return value
 
     @field_validator("routine_give_up")
     @classmethod

@@ -1,0 +1,132 @@
+"""The Prometheus endpoint: the figures of `bulletin status` at each scrape, over real HTTP."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from bulletin.archiver.capture import sweep
+from bulletin.daemon import HEARTBEAT_SECONDS, Daemon
+from bulletin.metrics import StatusCollector, VerifyResult, serve_metrics
+from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.daemon_process import DaemonProcess
+from tests.plugins.environment import free_port
+
+MakeDaemon = Callable[[dict[str, str], Path], DaemonProcess]
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(text: str) -> Samples:
+    """Every sample of a scrape, by name and labels."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def scrape(collector: StatusCollector) -> Samples:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return samples(generate_latest(registry).decode())
+
+
+def publish_one(inst: Instance) -> None:
+    notice = create_notice(
+        inst.app.engine,
+        inst.settings,
+        inst.clock,
+        NoticeDraft("traffic", "Main St closed for a parade until 2 pm.", ("feed",)),
+        "dispatcher",
+    )
+    approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id or 0, "approver")
+    Daemon(inst.app).run_once(max_wait=0)
+
+
+def test_a_scrape_reads_what_status_shows(instance: Instance) -> None:
+    """After one notice is published and archived and the feed swept: the deliveries by state,
+    the archive, the sweep, the disk and the last verify, and no scrape error."""
+    inst = instance
+    publish_one(inst)
+    sweep(inst.app.archiver, inst.app.connector("feed"), "feed", inst.clock)
+    verified = VerifyResult(inst.clock.now(), 0)
+    got = scrape(StatusCollector(inst.app, HEARTBEAT_SECONDS, lambda: verified))
+    assert got[("bulletin_deliveries", (("state", "published"),))] == 1
+    assert got[("bulletin_deliveries_due", ())] == 0
+    assert got[("bulletin_archive_records", ())] >= 1
+    assert got[("bulletin_ledger_head", ())] >= 1
+    assert got[("bulletin_capture_last_sweep_ok", (("account", "feed"),))] == 1
+    assert got[("bulletin_store_backlog_objects", ())] == 0
+    assert got[("bulletin_verify_problems", ())] == 0
+    assert got[("bulletin_scrape_error", ())] == 0
+    [ratio] = [v for (name, _), v in got.items() if name == "bulletin_disk_free_ratio"]
+    assert 0 < ratio <= 1
+
+
+def test_a_scrape_that_cannot_read_says_so(sqlite_instance: Instance) -> None:
+    """The database loses a table: the scrape answers bulletin_scrape_error 1, no exception."""
+    inst = sqlite_instance
+    with inst.app.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE deliveries RENAME TO deliveries_gone")
+    got = scrape(StatusCollector(inst.app, HEARTBEAT_SECONDS))
+    assert got == {("bulletin_scrape_error", ()): 1}
+
+
+def test_a_taken_address_leaves_the_daemon_without_metrics(sqlite_instance: Instance) -> None:
+    """Another program holds the port: serve_metrics logs it and returns None."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        collector = StatusCollector(sqlite_instance.app, HEARTBEAT_SECONDS)
+        assert serve_metrics(f"127.0.0.1:{port}", collector) is None
+
+
+@pytest.mark.parametrize("address", ["9464", "localhost:", "localhost:http", ":9464", "h:70000"])
+def test_a_bad_metrics_address_is_a_one_line_config_error(tmp_path: Path, address: str) -> None:
+    config = tmp_path / "bulletin.toml"
+    config.write_text(f'[daemon]\nmetrics_address = "{address}"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "bulletin", "--config", str(config), "config", "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "daemon.metrics_address" in line and "host:port" in line
+
+
+@pytest.mark.slow
+def test_the_daemon_serves_metrics_over_http(tmp_path: Path, daemon_process: MakeDaemon) -> None:
+    """A daemon process with [daemon] metrics_address answers GET /metrics, counts itself
+    live, and stops serving when it stops."""
+    port = free_port()
+    inst = make_instance(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}",
+        f'\n[daemon]\nmetrics_address = "127.0.0.1:{port}"\n',
+    )
+    inst.app.close()
+    daemon = daemon_process(inst.env(), inst.config.parent).start()
+    daemon.wait_for_log("metrics endpoint started")
+    answer = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    assert answer.status_code == 200
+    got = samples(answer.text)
+    assert got[("bulletin_daemons_live", ())] == 1
+    assert got[("bulletin_scrape_error", ())] == 0
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
