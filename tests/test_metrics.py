@@ -1,4 +1,5 @@
-"""The Prometheus endpoint: the figures of `bulletin status` at each scrape, over real HTTP."""
+"""The Prometheus endpoint (the figures of `bulletin status` at each scrape, over real HTTP),
+and the records-request deadlines that status, the log and the metrics warn of."""
 
 from __future__ import annotations
 
@@ -6,15 +7,19 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-import requests
+import requests as http
+from click.testing import CliRunner
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bulletin.archiver import holds, requests
 from bulletin.archiver.capture import sweep
+from bulletin.cli import cli
 from bulletin.daemon import HEARTBEAT_SECONDS, Daemon
 from bulletin.metrics import StatusCollector, VerifyResult, serve_metrics
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
@@ -121,12 +126,62 @@ def test_the_daemon_serves_metrics_over_http(tmp_path: Path, daemon_process: Mak
     inst.app.close()
     daemon = daemon_process(inst.env(), inst.config.parent).start()
     daemon.wait_for_log("metrics endpoint started")
-    answer = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    answer = http.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
     assert answer.status_code == 200
     got = samples(answer.text)
     assert got[("bulletin_daemons_live", ())] == 1
     assert got[("bulletin_scrape_error", ())] == 0
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    with pytest.raises(http.ConnectionError):
+        http.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+
+
+@pytest.fixture
+def calendar_day_site(tmp_path: Path, db_url: str) -> Iterator[Instance]:
+    """Requests answered in 10 calendar days, warned of 3 days ahead."""
+    inst = make_instance(tmp_path, db_url, "\n[requests]\nbusiness_days = false\n")
+    yield inst
+    inst.app.close()
+
+
+def test_deadlines_near_show_in_status_the_log_and_metrics(
+    calendar_day_site: Instance, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three open requests, received 12, 8 and 0 days ago (due 10 days after): the first is
+    overdue, the second due in 2 days, the third not near; status, the daemon's morning
+    warning and the metrics all say so."""
+    inst = calendar_day_site
+    today = date(2026, 11, 25)  # the instance's clock, in New York
+    for ago, who in ((12, "Boston Globe"), (8, "Lexington Minuteman"), (0, "A resident")):
+        requests.open_request(
+            inst.app.engine,
+            inst.app.store,
+            inst.settings,
+            requester=who,
+            received=today - timedelta(days=ago),
+            description="the parade posts",
+            query=holds.parse_query("account:feed"),
+            litigation=False,
+            actor="clerk1",
+            now=inst.clock.now(),
+        )
+    result = CliRunner().invoke(
+        cli, ["--config", str(inst.config), "status"], env={"BULLETIN_USER": ""}
+    )
+    assert result.exit_code == 0, result.output
+    assert "records requests: 3 open, 2 due within 3 days or overdue" in result.stdout
+    assert "request 1 (Boston Globe) due 2026-11-23: OVERDUE by 2 days" in result.stdout
+    assert "request 2 (Lexington Minuteman) due 2026-11-27: 2 days left" in result.stdout
+    assert "A resident" not in result.stdout
+    capsys.readouterr()
+    lines = Daemon(inst.app).warn_deadlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "request 1 (Boston Globe) due 2026-11-23",
+        "request 2 (Lexington Minuteman) due 2026-11-27",
+    ]
+    assert capsys.readouterr().out.count("records request deadline") == 2
+    got = scrape(StatusCollector(inst.app, HEARTBEAT_SECONDS))
+    assert got[("bulletin_requests_open", ())] == 3
+    assert got[("bulletin_requests_due_soon", ())] == 1
+    assert got[("bulletin_requests_overdue", ())] == 1

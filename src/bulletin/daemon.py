@@ -37,6 +37,7 @@ from bulletin.app import App
 from bulletin.archiver import decisions, ledger
 from bulletin.archiver.capture import sweep
 from bulletin.archiver.disposition import build_disposition_batch
+from bulletin.archiver.requests import deadline_text, deadlines_near
 from bulletin.archiver.verify import verify
 from bulletin.config import load_settings
 from bulletin.db import is_sqlite, session_scope
@@ -340,6 +341,13 @@ class Daemon:
             coalesce=True,
         )
         scheduler.add_job(
+            self._guarded("records request deadlines", self.warn_deadlines),
+            CronTrigger(hour=8, minute=0, timezone=self.app.settings.agency.time_zone),
+            id="deadlines",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.add_job(
             self._guarded("disk space check", self.check_disk_space),
             "interval",
             hours=1,
@@ -467,6 +475,15 @@ class Daemon:
             log.warning("copied holds, redactions and requests into the store", count=mirrored)
         return mirrored
 
+    def warn_deadlines(self) -> list[str]:
+        """Log a warning for each open records request due within ``[requests] warn_days``
+        or overdue (at start, then each morning at 08:00 agency time); returns the lines."""
+        near = deadlines_near(self.app.engine, self.app.settings, self.app.clock.now())
+        lines = [deadline_text(row, self.app.settings) for row in near]
+        for row, line in zip(near, lines, strict=True):
+            log.warning("records request deadline", request=row.request.id, deadline=line)
+        return lines
+
     def check_disk_space(self) -> list[Space]:
         """Warn, in the log, of each file system Bulletin writes to with less than
         ``[paths] warn_free_percent`` of its space or inodes free (at start, then hourly);
@@ -540,6 +557,7 @@ class Daemon:
             log.warning("archived published posts a crash left unarchived", count=len(unarchived))
         schedule.mark_late(self.app.engine, self.app.settings, self.app.clock.now())
         self.warn_late()
+        self.warn_deadlines()
 
     def run_once(self, max_wait: float) -> OnceReport:
         """Everything due now (waiting inline at most ``max_wait`` seconds), one capture sweep

@@ -85,6 +85,17 @@ class StatusCollector(Collector):
                 "Objects waiting in the spool for the archive store",
                 state.store_backlog,
             ),
+            _gauge("bulletin_requests_open", "Open records requests", state.requests_open),
+            _gauge(
+                "bulletin_requests_due_soon",
+                "Open records requests due within [requests] warn_days",
+                len(state.requests_near) - len(state.requests_overdue),
+            ),
+            _gauge(
+                "bulletin_requests_overdue",
+                "Open records requests past their deadline",
+                len(state.requests_overdue),
+            ),
             _gauge(
                 "bulletin_quarantined_answers",
                 "Platform answers kept aside as malformed",

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bulletin.app import App
+from bulletin.archiver.requests import RequestRow, list_requests
 from bulletin.diskspace import Space, measure
 from bulletin.models import DaemonInstance, Delivery, LedgerEntry, Record
 from bulletin.publisher.schedule import LateNotice, late_notices
@@ -31,6 +32,12 @@ class Status:
     late: list[LateNotice]
     disks: list[Space]
     warn_free_percent: float
+    requests_open: int
+    requests_near: list[RequestRow]  # due within [requests] warn_days, or overdue
+
+    @property
+    def requests_overdue(self) -> list[RequestRow]:
+        return [r for r in self.requests_near if r.days_left < 0]
 
     def payload(self) -> dict[str, Any]:
         """The ``--json`` form."""
@@ -50,6 +57,13 @@ class Status:
                 {**asdict(d), "free_percent": d.free_percent, "low": d.low(warn)}
                 for d in self.disks
             ],
+            "requests": {
+                "open": self.requests_open,
+                "near": [
+                    {"id": r.request.id, "due_on": r.request.due_on, "days_left": r.days_left}
+                    for r in self.requests_near
+                ],
+            },
         }
 
 
@@ -95,6 +109,8 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         records = session.exec(select(sa.func.count()).select_from(Record)).one()
         head = session.exec(select(sa.func.max(LedgerEntry.seq))).one()
         late = late_notices(session)
+    requests = list_requests(app.engine, app.settings, now)
+    warn_days = app.settings.requests.warn_days
     return Status(
         daemons=daemons,
         held=held,
@@ -107,4 +123,6 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         late=late,
         disks=measure(app.settings),
         warn_free_percent=app.settings.paths.warn_free_percent,
+        requests_open=len(requests),
+        requests_near=[r for r in requests if r.days_left <= warn_days],
     )

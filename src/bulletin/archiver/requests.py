@@ -250,3 +250,28 @@ def list_requests(
             stmt = stmt.where(col(RecordsRequest.state) == "open")
         rows = session.exec(stmt).all()
     return [RequestRow(r, days_left(settings, r, now)) for r in rows]
+
+
+def deadlines_near(engine: Engine, settings: Settings, now: datetime) -> list[RequestRow]:
+    """Open requests due within ``[requests] warn_days`` days (business days under the
+    business-day rule), or overdue; the soonest first."""
+    return [
+        row
+        for row in list_requests(engine, settings, now)
+        if row.days_left <= settings.requests.warn_days
+    ]
+
+
+def deadline_text(row: RequestRow, settings: Settings) -> str:
+    """e.g. ``request 12 (Lexington Minuteman) due 2026-12-10: 2 business days left``."""
+    unit = "business day" if settings.requests.business_days else "day"
+    r = row.request
+    n = abs(row.days_left)
+    days = f"{n} {unit}{'' if n == 1 else 's'}"
+    if row.days_left < 0:
+        when = f"OVERDUE by {days}"
+    elif row.days_left == 0:
+        when = "due today"
+    else:
+        when = f"{days} left"
+    return f"request {r.id} ({r.requester}) due {r.due_on.isoformat()}: {when}"

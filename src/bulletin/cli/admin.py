@@ -280,6 +280,7 @@ def _toml_like(data: dict[str, Any], prefix: str = "") -> str:
 def status(ctx: Context, as_json: bool) -> None:
     """Live daemons and what they hold, deliveries by state, the archive and its backlog,
     free disk."""
+    from bulletin.archiver.requests import deadline_text
     from bulletin.daemon import HEARTBEAT_SECONDS
     from bulletin.publisher.schedule import late_summary
     from bulletin.status import gather
@@ -313,5 +314,10 @@ def status(ctx: Context, as_json: bool) -> None:
         )
     )
     lines += [f"  {line}" for line in late_summary(state.late, tz)]
+    lines.append(
+        f"records requests: {state.requests_open} open, {len(state.requests_near)} due within "
+        f"{ctx.settings.requests.warn_days} days or overdue"
+    )
+    lines += [f"  {deadline_text(r, ctx.settings)}" for r in state.requests_near]
     lines += [f"disk: {d.text(state.warn_free_percent)}" for d in state.disks]
     emit(as_json, state.payload(), lines)

@@ -187,6 +187,8 @@ class RequestsSettings(_Section):
     response_days: int = Field(default=10, ge=1)
     business_days: bool = True
     jurisdiction: str = ""
+    # warn (bulletin status, the daemon's log each morning) this many days before a deadline
+    warn_days: int = Field(default=3, ge=0)
 
 
 class UserSettings(_Section):
