@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from structlog.testing import capture_logs
 
 from bulletin.cli import cli
 from bulletin.daemon import Daemon
@@ -55,7 +56,7 @@ def store_on_small_disk(tmp_path: Path, small_disk: Path) -> Iterator[Instance]:
 
 
 def test_a_filling_store_is_low_in_status_and_warned_of_by_the_daemon(
-    store_on_small_disk: Instance, capsys: pytest.CaptureFixture[str]
+    store_on_small_disk: Instance,
 ) -> None:
     """The store's file system under 10% free: `bulletin status` marks it LOW (and only it),
     and the daemon's check logs a warning naming the archive store."""
@@ -66,10 +67,11 @@ def test_a_filling_store_is_low_in_status_and_warned_of_by_the_daemon(
     [line] = [line for line in text.splitlines() if "archive store" in line]
     assert "LOW (under 10%)" in line
     assert not any("LOW" in x for x in text.splitlines() if "data directory" in x)
-    capsys.readouterr()
-    [warned] = Daemon(inst.app).check_disk_space()
+    with capture_logs() as logged:
+        [warned] = Daemon(inst.app).check_disk_space()
     assert warned.roles == ("archive store",)
-    assert "disk space low" in capsys.readouterr().out
+    [entry] = [e for e in logged if e["event"].startswith("disk space low")]
+    assert entry["log_level"] == "warning" and entry["where"] == "archive store"
 
 
 def test_the_warning_can_be_turned_off(tmp_path: Path, small_disk: Path) -> None:

@@ -16,6 +16,7 @@ import requests as http
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from bulletin.archiver import holds, requests
 from bulletin.archiver.capture import sweep
@@ -145,9 +146,7 @@ def calendar_day_site(tmp_path: Path, db_url: str) -> Iterator[Instance]:
     inst.app.close()
 
 
-def test_deadlines_near_show_in_status_the_log_and_metrics(
-    calendar_day_site: Instance, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_deadlines_near_show_in_status_the_log_and_metrics(calendar_day_site: Instance) -> None:
     """Three open requests, received 12, 8 and 0 days ago (due 10 days after): the first is
     overdue, the second due in 2 days, the third not near; status, the daemon's morning
     warning and the metrics all say so."""
@@ -174,13 +173,14 @@ def test_deadlines_near_show_in_status_the_log_and_metrics(
     assert "request 1 (Boston Globe) due 2026-11-23: OVERDUE by 2 days" in result.stdout
     assert "request 2 (Lexington Minuteman) due 2026-11-27: 2 days left" in result.stdout
     assert "A resident" not in result.stdout
-    capsys.readouterr()
-    lines = Daemon(inst.app).warn_deadlines()
+    with capture_logs() as logged:
+        lines = Daemon(inst.app).warn_deadlines()
     assert [line.split(":")[0] for line in lines] == [
         "request 1 (Boston Globe) due 2026-11-23",
         "request 2 (Lexington Minuteman) due 2026-11-27",
     ]
-    assert capsys.readouterr().out.count("records request deadline") == 2
+    warnings = [e for e in logged if e["event"] == "records request deadline"]
+    assert [(e["log_level"], e["request"]) for e in warnings] == [("warning", 1), ("warning", 2)]
     got = scrape(StatusCollector(inst.app, HEARTBEAT_SECONDS))
     assert got[("bulletin_requests_open", ())] == 3
     assert got[("bulletin_requests_due_soon", ())] == 1
