@@ -76,6 +76,20 @@ def test_dispatcher_flow_with_json(sqlite_instance: Instance) -> None:
     )
     assert shown["snapshot"]["item"]["text"] == TEXT
     assert "OK: 1 records" in run(inst, "archive", "verify")
+    verified = CliRunner().invoke(
+        cli,
+        ["--config", str(inst.config), "archive", "verify", "--progress"],
+        env={"BULLETIN_USER": ""},
+    )
+    assert verified.exit_code == 0
+    assert verified.stderr.splitlines() == [
+        "verify: 1 of 1 ledger entries walked",
+        "verify: 1 of 1 records' objects re-hashed",
+    ]
+    quiet = CliRunner().invoke(  # stderr is no terminal here: no progress unless asked
+        cli, ["--config", str(inst.config), "archive", "verify"], env={"BULLETIN_USER": ""}
+    )
+    assert "verify:" not in quiet.stderr
     audit = run(inst, "audit")
     for action in ("drafted", "approved", "published", "captured"):
         assert action in audit

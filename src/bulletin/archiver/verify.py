@@ -46,14 +46,23 @@ class Report:
 def verify(
     engine: Engine,
     store: WormStore,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[str, int, bool], None] | None = None,
     batch: int = 1000,
 ) -> Report:
-    """Check the whole archive; never raises for what it finds, only reports it."""
+    """Check the whole archive; never raises for what it finds, only reports it.
+
+    ``progress(phase, done, finished)`` is called every ``batch`` items of the two long
+    phases, ``"ledger"`` (entries walked) and ``"records"`` (records whose objects were
+    re-hashed), and once more when each phase ends.
+    """
     report = Report()
     with Session(engine) as session:
         _check_chain(session, store, report, batch, progress)
-        _check_records(session, store, report, batch)
+        if progress:
+            progress("ledger", report.entries, True)
+        _check_records(session, store, report, batch, progress)
+        if progress:
+            progress("records", report.records, True)
         _check_orphans(session, store, report)
         _check_checkpoints(session, store, report)
         _check_certificates(session, store, report)
@@ -147,7 +156,7 @@ def _check_chain(
     store: WormStore,
     report: Report,
     batch: int,
-    progress: Callable[[int], None] | None,
+    progress: Callable[[str, int, bool], None] | None,
 ) -> None:
     expected_seq, prev_hash = 1, ledger.GENESIS
     mirrored = _mirror_lines(store, report)
@@ -192,7 +201,7 @@ def _check_chain(
             )
         expected_seq, prev_hash = entry.seq + 1, entry.entry_hash
         if progress and report.entries % batch == 0:
-            progress(report.entries)
+            progress("ledger", report.entries, False)
     while pending is not None:
         report.problems.append(
             Problem(
@@ -205,7 +214,13 @@ def _check_chain(
     report.head_hash = prev_hash
 
 
-def _check_records(session: Session, store: WormStore, report: Report, batch: int) -> None:
+def _check_records(
+    session: Session,
+    store: WormStore,
+    report: Report,
+    batch: int,
+    progress: Callable[[str, int, bool], None] | None,
+) -> None:
     last = 0
     while True:
         rows = session.exec(
@@ -226,6 +241,8 @@ def _check_records(session: Session, store: WormStore, report: Report, batch: in
         assert rows[-1].id is not None
         last = rows[-1].id
         session.expunge_all()
+        if progress:
+            progress("records", report.records, False)
 
 
 def _check_record(

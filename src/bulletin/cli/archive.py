@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import click
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin.archiver.store.base import object_key
@@ -103,12 +108,19 @@ def archive_show(ctx: Context, record_id: int, raw: bool, as_json: bool) -> None
 
 
 @archive.command("verify")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Say how far it has got, on stderr (default: when stderr is a terminal).",
+)
 @json_option
 @pass_context
-def archive_verify(ctx: Context, as_json: bool) -> None:
+def archive_verify(ctx: Context, progress: bool | None, as_json: bool) -> None:
     """Check every stored object against its hash and the ledger chain; exit 1 on any problem."""
     app = ctx.app
-    report = verify(app.checked_engine(), app.store)
+    engine = app.checked_engine()
+    shown = _verify_progress(engine) if _wants_progress(progress) else None
+    report = verify(engine, app.store, progress=shown)
     payload = {
         "ok": report.ok,
         "records": report.records,
@@ -128,6 +140,29 @@ def archive_verify(ctx: Context, as_json: bool) -> None:
     emit(as_json, payload, lines)
     if not report.ok:
         raise SystemExit(1)
+
+
+def _wants_progress(asked: bool | None) -> bool:
+    return sys.stderr.isatty() if asked is None else asked
+
+
+def _verify_progress(engine: Engine) -> Callable[[str, int, bool], None]:
+    """A line on stderr at most every few seconds, and at the end of each phase."""
+    with engine.connect() as conn:
+        totals = {
+            "ledger": conn.execute(sa.select(sa.func.max(col(LedgerEntry.seq)))).scalar() or 0,
+            "records": conn.execute(sa.select(sa.func.count()).select_from(Record)).scalar() or 0,
+        }
+    names = {"ledger": "ledger entries walked", "records": "records' objects re-hashed"}
+    last = [-1e9]
+
+    def show(phase: str, done: int, finished: bool) -> None:
+        now = time.monotonic()
+        if finished or now - last[0] >= 5:
+            last[0] = now
+            click.echo(f"verify: {done:,} of {totals[phase]:,} {names[phase]}", err=True)
+
+    return show
 
 
 @archive.command("rebuild-index")
