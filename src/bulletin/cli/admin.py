@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import click
@@ -20,7 +21,7 @@ SECRET_HINTS = ("secret", "token", "password", "key")
 
 
 def register(group: click.Group) -> None:
-    for command in (init, config, daemon, account, audit, status):
+    for command in (init, config, daemon, account, audit, status, backup):
         group.add_command(command)
 
 
@@ -321,3 +322,33 @@ def status(ctx: Context, as_json: bool) -> None:
     lines += [f"  {deadline_text(r, ctx.settings)}" for r in state.requests_near]
     lines += [f"disk: {d.text(state.warn_free_percent)}" for d in state.disks]
     emit(as_json, state.payload(), lines)
+
+
+@click.command()
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The backup file, or a directory to put bulletin-<UTC time>.db in.",
+)
+@json_option
+@pass_context
+def backup(ctx: Context, out: Path, as_json: bool) -> None:
+    """Copy the SQLite database, consistently, while the daemon runs (see docs/operations.md)."""
+    from bulletin.backup import backup_sqlite
+
+    done = backup_sqlite(ctx.settings.database_url, out, ctx.app.clock.now())
+    emit(
+        as_json,
+        {
+            "path": str(done.path),
+            "size": done.size,
+            "ledger_head": done.ledger_head,
+            "schema": done.schema,
+        },
+        [
+            f"backed up the database to {done.path} ({done.size:,} bytes, schema "
+            f"{done.schema or '?'}, ledger head #{done.ledger_head}); integrity check ok",
+            "the archive store is the record of truth: copy it too (docs/operations.md)",
+        ],
+    )

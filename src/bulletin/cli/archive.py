@@ -132,6 +132,12 @@ def archive_verify(ctx: Context, progress: bool | None, as_json: bool) -> None:
     }
     lines = [f"problem: {p.line()}" for p in report.problems]
     lines += [f"note: {p.line()}" for p in report.notes]
+    if any(p.kind == "mirror-without-row" for p in report.problems):
+        lines.append(
+            "hint: the store holds ledger entries the database lacks (a database restored "
+            "from a backup?); `bulletin archive rebuild-index --replace` rebuilds the index "
+            "from the store"
+        )
     lines.append(
         f"{'OK' if report.ok else 'FAILED'}: {report.records} records, {report.entries} ledger "
         f"entries, {report.objects} objects checked, {len(report.problems)} problems; "
