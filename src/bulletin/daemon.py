@@ -13,7 +13,6 @@ WATCHDOG=1 when ``$NOTIFY_SOCKET`` / ``$WATCHDOG_USEC`` are set.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import os
 import signal
@@ -43,7 +42,7 @@ from bulletin.config import load_settings
 from bulletin.db import is_sqlite, session_scope
 from bulletin.diskspace import Space, measure
 from bulletin.errors import BulletinError, ConfigError, Refused, StoreUnavailable
-from bulletin.locks import exclusive_job
+from bulletin.locks import exclusive_job, release_instance_lock, take_instance_lock
 from bulletin.metrics import StatusCollector, VerifyResult, serve_metrics
 from bulletin.models import Account, DaemonInstance, Delivery
 from bulletin.publisher import schedule
@@ -610,29 +609,16 @@ class Daemon:
         """SQLite supports one daemon per database file; say so when a second one starts."""
         if not is_sqlite(self.app.settings.database_url):
             return
-        path = self.app.settings.data_dir / "daemon.lock"
-        handle = open(path, "a+")  # noqa: SIM115 - held for the daemon's lifetime
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
+            self._lock_file = take_instance_lock(self.app.settings.data_dir, "daemon")
+        except Refused as e:
             raise Refused(
-                f"a daemon is already running on this SQLite database ({holder}); SQLite "
-                "supports one daemon, use PostgreSQL to run several"
+                f"{e}: SQLite supports one daemon, use PostgreSQL to run several"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
-        self._lock_file = handle
 
     def _release_instance_lock(self) -> None:
         if self._lock_file is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
+            release_instance_lock(self._lock_file)
             self._lock_file = None
 
 

@@ -21,7 +21,7 @@ SECRET_HINTS = ("secret", "token", "password", "key")
 
 
 def register(group: click.Group) -> None:
-    for command in (init, config, daemon, account, audit, status, backup):
+    for command in (init, config, daemon, account, audit, status, backup, restore):
         group.add_command(command)
 
 
@@ -352,3 +352,49 @@ def backup(ctx: Context, out: Path, as_json: bool) -> None:
             "the archive store is the record of truth: copy it too (docs/operations.md)",
         ],
     )
+
+
+@click.command()
+@click.argument("backup_file", type=click.Path(path_type=Path))
+@click.option("--as", "actor", default=None, help="Who restores (an admin).")
+@json_option
+@pass_context
+def restore(ctx: Context, backup_file: Path, actor: str | None, as_json: bool) -> None:
+    """Put a SQLite backup back, with the daemon stopped (see docs/operations.md): the current
+    files are moved aside, deliveries due since are checked on their platforms before any
+    post, and the archive index is rebuilt from the store."""
+    from bulletin.identity import resolve_actor
+    from bulletin.restore import restore_sqlite
+
+    settings = ctx.settings
+    who = resolve_actor(settings, actor, ctx.environ, "admin")
+    done = restore_sqlite(settings, backup_file, who, ctx.app.clock.now())
+    rebuilt = done.rebuilt
+    emit(
+        as_json,
+        {
+            "moved_aside": [str(p) for p in done.moved_aside],
+            "restored": str(done.copy.path),
+            "schema": done.schema,
+            "ledger_head_in_backup": done.copy.ledger_head,
+            "uncertain_deliveries": done.uncertain,
+            "records": rebuilt.records,
+            "entries": rebuilt.entries,
+            "problems": rebuilt.problems,
+        },
+        [f"moved aside: {p}" for p in done.moved_aside]
+        + [
+            f"restored {backup_file} into {done.copy.path} (schema {done.schema}; the backup's "
+            f"ledger head #{done.copy.ledger_head})",
+            f"rebuilt {rebuilt.records} records and {rebuilt.entries} ledger entries from the "
+            "store",
+            f"{done.uncertain} deliveries due since the backup will be looked for on their "
+            "platforms before anything is posted",
+            "notices drafted or approved after the backup was taken are not in it: compare "
+            "`bulletin notice list` with the platforms",
+            "next: bulletin archive verify, then start the daemon",
+        ]
+        + [f"problem: {p}" for p in rebuilt.problems],
+    )
+    if rebuilt.problems:
+        raise SystemExit(1)

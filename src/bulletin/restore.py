@@ -1,0 +1,148 @@
+"""``bulletin restore``: put a SQLite backup back, without losing or doubling anything.
+
+In order, with the daemon stopped (the data directory's daemon lock is held throughout):
+
+1. the backup is checked (``PRAGMA integrity_check``, a Bulletin schema) before anything moves;
+2. the current database files (``bulletin.db`` and its ``-wal``/``-shm``) are moved aside as
+   ``*.before-restore-<UTC time>``, never deleted (a stale ``-wal`` beside the restored file
+   would otherwise be replayed into it);
+3. the backup is copied into place as ``bulletin backup`` copies, and the schema upgraded;
+4. every delivery the backup shows as due but not done is marked ``uncertain``: the daemon
+   looks for it on its platform before posting, so what went out after the backup was taken
+   is recorded as published, not posted twice;
+5. the archive index is rebuilt from the WORM store (``archive rebuild-index --replace``), so
+   records captured after the backup come back with their holds, redactions and requests.
+
+What the backup cannot bring back: notices drafted or approved after it was taken (they never
+reached the store). The command says so.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import col
+
+from bulletin import audit
+from bulletin.archiver.holds import refresh_holds
+from bulletin.archiver.rebuild import RebuildReport, rebuild_index
+from bulletin.archiver.store import open_store
+from bulletin.backup import Backup, backup_sqlite
+from bulletin.config.settings import Settings
+from bulletin.db import is_sqlite, make_engine, migrate, session_scope, sqlite_path
+from bulletin.errors import DatabaseError, Refused, UsageError
+from bulletin.locks import release_instance_lock, take_instance_lock
+from bulletin.models import Delivery
+
+UNDONE = ("pending", "in-flight")
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restore did."""
+
+    moved_aside: list[Path]
+    copy: Backup
+    schema: str
+    uncertain: int
+    rebuilt: RebuildReport
+
+
+def restore_sqlite(settings: Settings, backup: Path, actor: str, now: datetime) -> Restored:
+    """Restore the SQLite database from ``backup``; see the module doc.
+
+    :raises UsageError: not a SQLite database, or ``backup`` is not a Bulletin backup.
+    :raises Refused: a daemon (or another restore) is running on this data directory.
+    :raises DatabaseError: the backup fails its check or cannot be copied.
+    """
+    url = settings.database_url
+    if not is_sqlite(url):
+        raise UsageError(
+            "bulletin restore puts back a SQLite backup; use pg_restore for PostgreSQL"
+        )
+    database = sqlite_path(url)
+    assert database is not None
+    _check(backup)
+    try:
+        lock = take_instance_lock(settings.data_dir, "restore")
+    except Refused as e:
+        raise Refused(f"{e}: stop the daemon first") from None
+    try:
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        moved = []
+        for path in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
+            if path.exists():
+                aside = path.with_name(f"{path.name}.before-restore-{stamp}")
+                path.rename(aside)
+                moved.append(aside)
+        copy = backup_sqlite(f"sqlite:///{backup.resolve()}", database, now)
+        engine = make_engine(url, settings.database.busy_timeout)
+        try:
+            schema = migrate(engine)
+            uncertain = _mark_undone(engine, actor, now, backup)
+            store = open_store(settings)
+            try:
+                rebuilt = rebuild_index(engine, store, now, replace=True)
+                if rebuilt.holds:
+                    refresh_holds(engine, store, now, settings.agency.time_zone)
+            finally:
+                store.close()
+        finally:
+            engine.dispose()
+    finally:
+        release_instance_lock(lock)
+    return Restored(moved, copy, schema, uncertain, rebuilt)
+
+
+def _check(backup: Path) -> None:
+    if not backup.is_file():
+        raise UsageError(f"no backup file at {backup}")
+    try:
+        conn = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+        try:
+            verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        raise UsageError(f"{backup} is not a Bulletin database backup: {e}") from None
+    if verdict != "ok":
+        raise DatabaseError(f"{backup} fails its integrity check: {verdict}")
+
+
+def _mark_undone(engine: sa.Engine, actor: str, now: datetime, backup: Path) -> int:
+    """Deliveries due by ``now`` but not done in the backup: ``uncertain`` (looked for on
+    their platforms before any post). Returns how many."""
+    with session_scope(engine) as session:
+        ids = [
+            row[0]
+            for row in session.execute(
+                sa.select(col(Delivery.id))
+                .where(col(Delivery.state).in_(UNDONE))
+                .where(col(Delivery.due_at) <= now)
+            )
+        ]
+        if ids:
+            session.execute(
+                sa.update(Delivery)
+                .where(col(Delivery.id).in_(ids))
+                .values(state="uncertain", lease_owner=None, lease_expires_at=None)
+            )
+        audit.record_events(
+            session,
+            [
+                audit.event(
+                    at=now,
+                    actor=actor,
+                    action="restored",
+                    object_type="database",
+                    object_id=backup.name,
+                    uncertain_deliveries=len(ids),
+                )
+            ],
+        )
+    return len(ids)
