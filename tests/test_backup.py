@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import stat
@@ -24,6 +25,7 @@ from bulletin.models import Delivery
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
 from bulletin.restore import restore_sqlite
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.environment import require
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
 from tests.test_archive import comment
 
@@ -202,3 +204,21 @@ def test_restore_refuses_while_a_daemon_runs_and_refuses_a_file_that_is_no_backu
     assert list(inst.data_dir.glob("*.before-restore-*")) == []
     out = run(inst, "restore", str(copy), "--as", "admin1")
     assert "next: bulletin archive verify" in out
+
+
+def test_a_restore_by_root_leaves_the_database_to_the_daemon_s_user(
+    sqlite_instance: Instance, tmp_path: Path
+) -> None:
+    """Run as root (as an administrator may), the restored file keeps the owner and group of
+    the file it replaces, so the daemon's user can still open it."""
+    require(os.geteuid() == 0, "root (to give a file to another user)")
+    inst = sqlite_instance
+    copy = tmp_path / "b.db"
+    run(inst, "backup", "--out", str(copy))
+    inst.app.close()
+    database = inst.data_dir / "bulletin.db"
+    os.chown(database, 65534, 65534)
+    os.chmod(database, 0o640)
+    restore_sqlite(inst.settings, copy, "admin1", inst.clock.now())
+    info = database.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o640)

@@ -19,7 +19,10 @@ reached the store). The command says so.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +76,7 @@ def restore_sqlite(settings: Settings, backup: Path, actor: str, now: datetime) 
         raise Refused(f"{e}: stop the daemon first") from None
     try:
         stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        owner = database.stat() if database.exists() else settings.data_dir.stat()
         moved = []
         for path in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
             if path.exists():
@@ -80,6 +84,7 @@ def restore_sqlite(settings: Settings, backup: Path, actor: str, now: datetime) 
                 path.rename(aside)
                 moved.append(aside)
         copy = backup_sqlite(f"sqlite:///{backup.resolve()}", database, now)
+        _same_owner(database, owner)
         engine = make_engine(url, settings.database.busy_timeout)
         try:
             schema = migrate(engine)
@@ -96,6 +101,15 @@ def restore_sqlite(settings: Settings, backup: Path, actor: str, now: datetime) 
     finally:
         release_instance_lock(lock)
     return Restored(moved, copy, schema, uncertain, rebuilt)
+
+
+def _same_owner(path: Path, like: os.stat_result) -> None:
+    """Give the restored file the owner and group of the one it replaces (or of the data
+    directory), so the daemon's user can open it when root restored it; group access as the
+    daemon's own files have it."""
+    with contextlib.suppress(PermissionError):  # not root: the file is already ours
+        os.chown(path, like.st_uid, like.st_gid)
+    os.chmod(path, 0o640 if like.st_mode & stat.S_IRGRP else 0o600)
 
 
 def _check(backup: Path) -> None:
