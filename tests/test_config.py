@@ -80,6 +80,8 @@ def test_unknown_environment_variable_is_a_warning(tmp_path: Path) -> None:
         ('[accounts.pd]\nplatform = "myspace"\n', "accounts.pd.platform:"),
         ("[sandbox]\nport = 99999\n", "sandbox.port:"),
         ("[archive.s3]\nmax_concurrency = 0\n", "archive.s3.max_concurrency:"),
+        ('[agency]\njurisdiction = "ZZ"\n', "agency.jurisdiction: Value error, unknown country"),
+        ('[requests]\njurisdiction = "US-QQ"\n', "requests.jurisdiction: Value error, unknown sub"),
     ],
 )
 def test_bad_file_names_file_key_and_reason(tmp_path: Path, content: str, message: str) -> None:

@@ -556,7 +556,10 @@ class Daemon:
             log.warning("archived published posts a crash left unarchived", count=len(unarchived))
         schedule.mark_late(self.app.engine, self.app.settings, self.app.clock.now())
         self.warn_late()
-        self.warn_deadlines()
+        try:
+            self.warn_deadlines()
+        except BulletinError as e:  # a warning must never keep the daemon from starting
+            log.error("records request deadlines could not be read", error=str(e))
 
     def run_once(self, max_wait: float) -> OnceReport:
         """Everything due now (waiting inline at most ``max_wait`` seconds), one capture sweep

@@ -75,6 +75,22 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def known_jurisdiction(value: str) -> str:
+    """``value`` when the ``holidays`` package knows its country (and subdivision), so that
+    deadlines can be counted in business days; empty is allowed (it means "inherit")."""
+    if not value:
+        return value
+    import holidays
+
+    country, _, subdivision = value.strip().partition("-")
+    supported: dict[str, list[str]] = holidays.list_supported_countries()
+    if country.upper() not in supported:
+        raise ValueError(f"unknown country {country!r} (ISO 3166-1, e.g. US or US-MA)")
+    if subdivision and subdivision.upper() not in supported[country.upper()]:
+        raise ValueError(f"unknown subdivision {subdivision!r} of {country.upper()}")
+    return value
+
+
 class AgencySettings(_Section):
     name: str = "Bulletin Demo Agency"
     time_zone: str = "America/New_York"
@@ -82,6 +98,8 @@ class AgencySettings(_Section):
     website: str = ""
     jurisdiction: str = "US-MA"
     bates_prefix: str = "BUL"
+
+    _known_jurisdiction = field_validator("jurisdiction")(known_jurisdiction)
 
     @field_validator("time_zone")
     @classmethod
@@ -187,6 +205,8 @@ class RequestsSettings(_Section):
     response_days: int = Field(default=10, ge=1)
     business_days: bool = True
     jurisdiction: str = ""
+
+    _known_jurisdiction = field_validator("jurisdiction")(known_jurisdiction)
     # warn (bulletin status, the daemon's log each morning) this many days before a deadline
     warn_days: int = Field(default=3, ge=0)
 
