@@ -117,7 +117,7 @@ def test_a_bad_metrics_address_is_a_one_line_config_error(tmp_path: Path, addres
 @pytest.mark.slow
 def test_the_daemon_serves_metrics_over_http(tmp_path: Path, daemon_process: MakeDaemon) -> None:
     """A daemon process with [daemon] metrics_address answers GET /metrics, counts itself
-    live, and stops serving when it stops."""
+    live, moves to a new address on SIGHUP, and stops serving when it stops."""
     port = free_port()
     inst = make_instance(
         tmp_path,
@@ -132,10 +132,17 @@ def test_the_daemon_serves_metrics_over_http(tmp_path: Path, daemon_process: Mak
     got = samples(answer.text)
     assert got[("bulletin_daemons_live", ())] == 1
     assert got[("bulletin_scrape_error", ())] == 0
+    moved = free_port()
+    inst.config.write_text(inst.config.read_text().replace(str(port), str(moved)))
+    daemon.signal(signal.SIGHUP)  # a new address takes effect on reload
+    daemon.wait_for_log("metrics endpoint started", count=2)
+    assert http.get(f"http://127.0.0.1:{moved}/metrics", timeout=10).status_code == 200
+    with pytest.raises(http.ConnectionError):
+        http.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
     with pytest.raises(http.ConnectionError):
-        http.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        http.get(f"http://127.0.0.1:{moved}/metrics", timeout=5)
 
 
 @pytest.fixture

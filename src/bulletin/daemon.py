@@ -127,10 +127,7 @@ class Daemon:
         self._scheduler.start()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher")
         self._dispatcher.start()
-        address = self.app.settings.daemon.metrics_address
-        if address:
-            collector = StatusCollector(self.app, HEARTBEAT_SECONDS, lambda: self.last_verify)
-            self._stop_metrics = serve_metrics(address, collector)
+        self._serve_metrics()
         accounts = ", ".join(sorted(self.app.settings.accounts)) or "none"
         log.info(
             "started",
@@ -141,6 +138,16 @@ class Daemon:
             data_dir=str(data_dir),
         )
         self.notifier.ready(f"serving {len(self.app.settings.accounts)} accounts")
+
+    def _serve_metrics(self) -> None:
+        """Serve metrics at ``[daemon] metrics_address`` (stopping any endpoint before)."""
+        if self._stop_metrics is not None:
+            self._stop_metrics()
+            self._stop_metrics = None
+        address = self.app.settings.daemon.metrics_address
+        if address:
+            collector = StatusCollector(self.app, HEARTBEAT_SECONDS, lambda: self.last_verify)
+            self._stop_metrics = serve_metrics(address, collector)
 
     def stop(self) -> None:
         """Finish the delivery in hand, stop the jobs, release everything."""
@@ -197,7 +204,10 @@ class Daemon:
         if settings.database_url != self.app.settings.database_url:
             log.error("reload refused: the database cannot change while running; restart")
             return
+        metrics_moved = settings.daemon.metrics_address != self.app.settings.daemon.metrics_address
         self.app.replace_settings(settings)
+        if metrics_moved and self._dispatcher is not None:
+            self._serve_metrics()
         self.worker = self._new_worker()
         self._sync_accounts()
         if self._scheduler is not None:
