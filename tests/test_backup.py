@@ -6,6 +6,7 @@ import os
 import shutil
 import sqlite3
 import stat
+import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -222,3 +223,21 @@ def test_a_restore_by_root_leaves_the_database_to_the_daemon_s_user(
     restore_sqlite(inst.settings, copy, "admin1", inst.clock.now())
     info = database.stat()
     assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o640)
+
+
+def test_a_restore_that_cannot_finish_puts_the_database_back(small_disk: Path) -> None:
+    """The data directory's disk is too full for the copy: restore fails with one line, and
+    the database it had moved aside is back in place, whole."""
+    inst = make_instance(small_disk, f"sqlite:///{small_disk / 'data' / 'bulletin.db'}")
+    inst.app.archiver.archive([comment(i) for i in range(3)])
+    copy = small_disk.parent / "b.db"
+    run(inst, "backup", "--out", str(copy))
+    inst.app.close()
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    (small_disk / "ballast").write_bytes(b"\0" * max(0, free - 64 * 1024))
+    out = run(inst, "restore", str(copy), "--as", "admin1", code=1)
+    assert len(out.strip().splitlines()) == 1 and "disk is full" in out
+    assert (inst.data_dir / "bulletin.db").exists()
+    assert list(inst.data_dir.glob("*.before-restore-*")) == []
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    assert "OK: 3 records" in run(inst, "archive", "verify")  # room again: all as it was

@@ -62,14 +62,16 @@ def take_instance_lock(data_dir: Path, purpose: str) -> IO[str]:
         holder = handle.read().strip() or "another process"
         handle.close()
         raise Refused(f"the database is in use by {holder}") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{purpose}, pid {os.getpid()} on {socket.gethostname()}\n")
-    handle.flush()
+    with contextlib.suppress(OSError):  # the note is for people; a full disk must not stop us
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{purpose}, pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
     return handle
 
 
 def release_instance_lock(handle: IO[str]) -> None:
     with contextlib.suppress(OSError):
         fcntl.flock(handle, fcntl.LOCK_UN)
-    handle.close()
+    with contextlib.suppress(OSError):  # a note a full disk kept from being written
+        handle.close()

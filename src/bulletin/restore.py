@@ -37,11 +37,12 @@ from bulletin.archiver.store import open_store
 from bulletin.backup import Backup, backup_sqlite
 from bulletin.config.settings import Settings
 from bulletin.db import is_sqlite, make_engine, migrate, session_scope, sqlite_path
-from bulletin.errors import DatabaseError, Refused, UsageError
+from bulletin.errors import BulletinError, DatabaseError, Refused, UsageError
 from bulletin.locks import release_instance_lock, take_instance_lock
 from bulletin.models import Delivery
 
 UNDONE = ("pending", "in-flight")
+SIDECARS = ("-wal", "-shm")
 
 
 @dataclass(frozen=True)
@@ -77,14 +78,22 @@ def restore_sqlite(settings: Settings, backup: Path, actor: str, now: datetime) 
     try:
         stamp = now.strftime("%Y%m%dT%H%M%SZ")
         owner = database.stat() if database.exists() else settings.data_dir.stat()
-        moved = []
-        for path in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
-            if path.exists():
-                aside = path.with_name(f"{path.name}.before-restore-{stamp}")
-                path.rename(aside)
-                moved.append(aside)
-        copy = backup_sqlite(f"sqlite:///{backup.resolve()}", database, now)
-        _same_owner(database, owner)
+        moved: list[tuple[Path, Path]] = []  # (where it was, where it is now)
+        try:
+            for path in (database, *(database.with_name(database.name + s) for s in SIDECARS)):
+                if path.exists():
+                    aside = path.with_name(f"{path.name}.before-restore-{stamp}")
+                    path.rename(aside)
+                    moved.append((path, aside))
+            copy = backup_sqlite(f"sqlite:///{backup.resolve()}", database, now)
+            _same_owner(database, owner)
+        except (BulletinError, OSError) as e:
+            for was, aside in reversed(moved):  # put everything back as it was
+                with contextlib.suppress(OSError):
+                    aside.rename(was)
+            if isinstance(e, BulletinError):
+                raise
+            raise DatabaseError(f"restore into {database} failed: {e.strerror or e}") from None
         engine = make_engine(url, settings.database.busy_timeout)
         try:
             schema = migrate(engine)
@@ -100,7 +109,7 @@ def restore_sqlite(settings: Settings, backup: Path, actor: str, now: datetime) 
             engine.dispose()
     finally:
         release_instance_lock(lock)
-    return Restored(moved, copy, schema, uncertain, rebuilt)
+    return Restored([aside for _, aside in moved], copy, schema, uncertain, rebuilt)
 
 
 def _same_owner(path: Path, like: os.stat_result) -> None:
