@@ -22,9 +22,9 @@ from bulletin.config import load_settings
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.daemon import Daemon
 from bulletin.locks import release_instance_lock, take_instance_lock
-from bulletin.models import Delivery
+from bulletin.models import AuditEvent, Delivery
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
-from bulletin.restore import restore_sqlite
+from bulletin.restore import restore_sqlite, settle_in_place
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.environment import require
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
@@ -150,8 +150,9 @@ def page_site(tmp_path: Path, sandbox: SandboxServer) -> Iterator[Instance]:
     inst.app.close()
 
 
+@pytest.mark.parametrize("how", ["restore FILE", "copied by hand, then --in-place"])
 def test_restore_posts_nothing_twice_and_brings_every_record_back(
-    page_site: Instance, control: Control, tmp_path: Path
+    page_site: Instance, control: Control, tmp_path: Path, how: str
 ) -> None:
     """A notice published before the backup, one due later and published after it, and
     comments captured on both sides of it. After the database is lost and the backup restored:
@@ -170,10 +171,17 @@ def test_restore_posts_nothing_twice_and_brings_every_record_back(
     assert page_posts(control, "Elm St closed tomorrow.") == 1
     inst.app.close()
 
-    done = restore_sqlite(inst.settings, copy, "admin1", inst.clock.now())
-    assert done.uncertain == 1 and done.rebuilt.problems == []
-    assert {p.name.split(".before-restore-")[0] for p in done.moved_aside} >= {"bulletin.db"}
-    assert all(p.exists() for p in done.moved_aside)
+    if how == "restore FILE":
+        done = restore_sqlite(inst.settings, copy, "admin1", inst.clock.now())
+        assert done.uncertain == 1 and done.rebuilt.problems == []
+        assert {p.name.split(".before-restore-")[0] for p in done.moved_aside} >= {"bulletin.db"}
+        assert all(p.exists() for p in done.moved_aside)
+    else:
+        for path in inst.data_dir.glob("bulletin.db*"):
+            path.unlink()
+        shutil.copy(copy, inst.data_dir / "bulletin.db")
+        uncertain, rebuilt = settle_in_place(inst.settings, "admin1", inst.clock.now())
+        assert uncertain == 1 and rebuilt.problems == []
     inst.app = App(inst.settings, environ={}, clock=inst.clock)
     inst.app.connector_options = {"retry": FAST_RETRY, "timeout": FAST_TIMEOUT}
     Daemon(inst.app).run_once(max_wait=0)
@@ -241,3 +249,26 @@ def test_a_restore_that_cannot_finish_puts_the_database_back(small_disk: Path) -
     assert list(inst.data_dir.glob("*.before-restore-*")) == []
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
     assert "OK: 3 records" in run(inst, "archive", "verify")  # room again: all as it was
+
+
+def test_in_place_settles_a_database_put_back_by_other_means(instance: Instance) -> None:
+    """On SQLite and PostgreSQL: a delivery due but not done becomes uncertain (looked for on
+    its platform first), the step is audited, and the command needs a file or --in-place."""
+    inst = instance
+    notice = create_notice(
+        inst.app.engine,
+        inst.settings,
+        inst.clock,
+        NoticeDraft("traffic", "Main St closed.", ("feed",)),
+        "dispatcher",
+    )
+    approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id or 0, "approver")
+    out = run(inst, "restore", "--as", "admin1", code=2)
+    assert "--in-place" in out
+    uncertain, rebuilt = settle_in_place(inst.settings, "admin1", inst.clock.now())
+    assert uncertain == 1 and rebuilt.problems == []
+    with Session(inst.app.engine) as session:
+        [delivery] = session.exec(select(Delivery)).all()
+        events = session.exec(select(AuditEvent).where(AuditEvent.action == "restored")).all()
+    assert delivery.state == "uncertain"
+    assert [(e.actor, e.object_type) for e in events] == [("admin1", "database")]

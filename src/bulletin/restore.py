@@ -94,22 +94,50 @@ def restore_sqlite(settings: Settings, backup: Path, actor: str, now: datetime) 
             if isinstance(e, BulletinError):
                 raise
             raise DatabaseError(f"restore into {database} failed: {e.strerror or e}") from None
-        engine = make_engine(url, settings.database.busy_timeout)
-        try:
-            schema = migrate(engine)
-            uncertain = _mark_undone(engine, actor, now, backup)
-            store = open_store(settings)
-            try:
-                rebuilt = rebuild_index(engine, store, now, replace=True)
-                if rebuilt.holds:
-                    refresh_holds(engine, store, now, settings.agency.time_zone)
-            finally:
-                store.close()
-        finally:
-            engine.dispose()
+        schema, uncertain, rebuilt = _settle(settings, actor, now, backup.name)
     finally:
         release_instance_lock(lock)
     return Restored([aside for _, aside in moved], copy, schema, uncertain, rebuilt)
+
+
+def settle_in_place(settings: Settings, actor: str, now: datetime) -> tuple[int, RebuildReport]:
+    """Steps 4 and 5 of a restore on a database already put back by other means (``pg_restore``
+    on PostgreSQL, a file copied by hand): due deliveries become ``uncertain`` and the archive
+    index is rebuilt from the store. Returns how many deliveries and the rebuild's report.
+
+    :raises Refused: a daemon is running on this SQLite database.
+    """
+    lock = None
+    if is_sqlite(settings.database_url):
+        try:
+            lock = take_instance_lock(settings.data_dir, "restore")
+        except Refused as e:
+            raise Refused(f"{e}: stop the daemon first") from None
+    try:
+        _, uncertain, rebuilt = _settle(settings, actor, now, "in place")
+    finally:
+        if lock is not None:
+            release_instance_lock(lock)
+    return uncertain, rebuilt
+
+
+def _settle(
+    settings: Settings, actor: str, now: datetime, source: str
+) -> tuple[str, int, RebuildReport]:
+    engine = make_engine(settings.database_url, settings.database.busy_timeout)
+    try:
+        schema = migrate(engine)
+        uncertain = _mark_undone(engine, actor, now, source)
+        store = open_store(settings)
+        try:
+            rebuilt = rebuild_index(engine, store, now, replace=True)
+            if rebuilt.holds:
+                refresh_holds(engine, store, now, settings.agency.time_zone)
+        finally:
+            store.close()
+    finally:
+        engine.dispose()
+    return schema, uncertain, rebuilt
 
 
 def _same_owner(path: Path, like: os.stat_result) -> None:
@@ -137,7 +165,7 @@ def _check(backup: Path) -> None:
         raise DatabaseError(f"{backup} fails its integrity check: {verdict}")
 
 
-def _mark_undone(engine: sa.Engine, actor: str, now: datetime, backup: Path) -> int:
+def _mark_undone(engine: sa.Engine, actor: str, now: datetime, source: str) -> int:
     """Deliveries due by ``now`` but not done in the backup: ``uncertain`` (looked for on
     their platforms before any post). Returns how many."""
     with session_scope(engine) as session:
@@ -163,7 +191,7 @@ def _mark_undone(engine: sa.Engine, actor: str, now: datetime, backup: Path) -> 
                     actor=actor,
                     action="restored",
                     object_type="database",
-                    object_id=backup.name,
+                    object_id=source,
                     uncertain_deliveries=len(ids),
                 )
             ],

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from bulletin.cli import Context, emit, json_option, pass_context
 from bulletin.db import migrate, session_scope
-from bulletin.errors import DatabaseError
+from bulletin.errors import DatabaseError, UsageError
 from bulletin.models import AuditEvent
 from bulletin.publisher.notices import sync_account
 from bulletin.timeparse import local_text
@@ -355,46 +355,63 @@ def backup(ctx: Context, out: Path, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("backup_file", type=click.Path(path_type=Path))
+@click.argument("backup_file", type=click.Path(path_type=Path), required=False)
+@click.option(
+    "--in-place",
+    is_flag=True,
+    help="The database was put back by other means (pg_restore): only settle deliveries and "
+    "rebuild the archive index.",
+)
 @click.option("--as", "actor", default=None, help="Who restores (an admin).")
 @json_option
 @pass_context
-def restore(ctx: Context, backup_file: Path, actor: str | None, as_json: bool) -> None:
+def restore(
+    ctx: Context, backup_file: Path | None, in_place: bool, actor: str | None, as_json: bool
+) -> None:
     """Put a SQLite backup back, with the daemon stopped (see docs/operations.md): the current
     files are moved aside, deliveries due since are checked on their platforms before any
     post, and the archive index is rebuilt from the store."""
     from bulletin.identity import resolve_actor
-    from bulletin.restore import restore_sqlite
+    from bulletin.restore import restore_sqlite, settle_in_place
 
+    if (backup_file is None) == (not in_place):
+        raise UsageError("give a backup file, or --in-place after restoring by other means")
     settings = ctx.settings
     who = resolve_actor(settings, actor, ctx.environ, "admin")
-    done = restore_sqlite(settings, backup_file, who, ctx.app.clock.now())
-    rebuilt = done.rebuilt
-    emit(
-        as_json,
-        {
+    now = ctx.app.clock.now()
+    lines: list[str] = []
+    payload: dict[str, Any] = {}
+    if backup_file is not None:
+        done = restore_sqlite(settings, backup_file, who, now)
+        uncertain, rebuilt = done.uncertain, done.rebuilt
+        payload = {
             "moved_aside": [str(p) for p in done.moved_aside],
             "restored": str(done.copy.path),
             "schema": done.schema,
             "ledger_head_in_backup": done.copy.ledger_head,
-            "uncertain_deliveries": done.uncertain,
-            "records": rebuilt.records,
-            "entries": rebuilt.entries,
-            "problems": rebuilt.problems,
-        },
-        [f"moved aside: {p}" for p in done.moved_aside]
-        + [
-            f"restored {backup_file} into {done.copy.path} (schema {done.schema}; the backup's "
-            f"ledger head #{done.copy.ledger_head})",
-            f"rebuilt {rebuilt.records} records and {rebuilt.entries} ledger entries from the "
-            "store",
-            f"{done.uncertain} deliveries due since the backup will be looked for on their "
-            "platforms before anything is posted",
-            "notices drafted or approved after the backup was taken are not in it: compare "
-            "`bulletin notice list` with the platforms",
-            "next: bulletin archive verify, then start the daemon",
-        ]
-        + [f"problem: {p}" for p in rebuilt.problems],
-    )
+        }
+        lines += [f"moved aside: {p}" for p in done.moved_aside]
+        lines.append(
+            f"restored {backup_file} into {done.copy.path} (schema {done.schema}; the "
+            f"backup's ledger head #{done.copy.ledger_head})"
+        )
+    else:
+        uncertain, rebuilt = settle_in_place(settings, who, now)
+    payload |= {
+        "uncertain_deliveries": uncertain,
+        "records": rebuilt.records,
+        "entries": rebuilt.entries,
+        "problems": rebuilt.problems,
+    }
+    lines += [
+        f"rebuilt {rebuilt.records} records and {rebuilt.entries} ledger entries from the store",
+        f"{uncertain} deliveries due since the backup will be looked for on their platforms "
+        "before anything is posted",
+        "notices drafted or approved after the backup was taken are not in it: compare "
+        "`bulletin notice list` with the platforms",
+        "next: bulletin archive verify, then start the daemon",
+    ]
+    lines += [f"problem: {p}" for p in rebuilt.problems]
+    emit(as_json, payload, lines)
     if rebuilt.problems:
         raise SystemExit(1)
