@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,9 @@ from bulletin.archiver import holds, requests
 from bulletin.archiver.capture import sweep
 from bulletin.cli import cli
 from bulletin.daemon import HEARTBEAT_SECONDS, Daemon
+from bulletin.db import session_scope
 from bulletin.metrics import StatusCollector, VerifyResult, serve_metrics
+from bulletin.models import DaemonInstance
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.daemon_process import DaemonProcess
@@ -47,7 +49,8 @@ def scrape(collector: StatusCollector) -> Samples:
     return samples(generate_latest(registry).decode())
 
 
-def publish_one(inst: Instance) -> None:
+def approve_one(inst: Instance) -> None:
+    """A notice to the feed, drafted and approved at the instance's clock."""
     notice = create_notice(
         inst.app.engine,
         inst.settings,
@@ -56,6 +59,10 @@ def publish_one(inst: Instance) -> None:
         "dispatcher",
     )
     approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id or 0, "approver")
+
+
+def publish_one(inst: Instance) -> None:
+    approve_one(inst)
     Daemon(inst.app).run_once(max_wait=0)
 
 
@@ -192,3 +199,29 @@ def test_deadlines_near_show_in_status_the_log_and_metrics(calendar_day_site: In
     assert got[("bulletin_requests_open", ())] == 3
     assert got[("bulletin_requests_due_soon", ())] == 1
     assert got[("bulletin_requests_overdue", ())] == 1
+
+
+def test_status_check_says_what_needs_a_person(instance: Instance) -> None:
+    """`status --check` exits 1 and names each problem (no daemon, a delivery due for over ten
+    minutes), and exits 0 with "CHECK: ok" when nothing needs a person."""
+    inst = instance
+
+    def check(code: int) -> list[str]:
+        result = CliRunner().invoke(
+            cli, ["--config", str(inst.config), "status", "--check"], env={"BULLETIN_USER": ""}
+        )
+        assert result.exit_code == code, result.output
+        return [line for line in result.stdout.splitlines() if line.startswith("CHECK:")]
+
+    assert check(1) == ["CHECK: no daemon is running"]
+    now = datetime.now(UTC)  # the command reads the wall clock
+    with session_scope(inst.app.engine) as session:
+        session.add(
+            DaemonInstance(
+                owner="vm:1:a", host="vm", pid=1, version="0", started_at=now, heartbeat_at=now
+            )
+        )
+    assert check(0) == ["CHECK: ok"]
+    inst.clock.set(now - timedelta(minutes=20))
+    approve_one(inst)  # due 20 minutes ago, and no daemon sent it
+    assert check(1) == ["CHECK: 1 deliveries due and not sent, the oldest for over 10 minutes"]

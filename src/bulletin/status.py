@@ -4,7 +4,7 @@ notices and free disk. The metrics endpoint serves the same figures."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ class Status:
     held: dict[str, int]  # in-flight deliveries by the daemon (owner) holding them
     deliveries: dict[str, int]  # by state
     due_now: int
+    oldest_due: datetime | None  # the earliest due time among those due now
     next_due: datetime | None
     records: int
     ledger_head: int
@@ -95,8 +96,8 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
                 select(Delivery.state, sa.func.count()).group_by(col(Delivery.state))
             ).all()
         }
-        due_now = session.exec(
-            select(sa.func.count())
+        due_now, oldest_due = session.exec(
+            select(sa.func.count(), sa.func.min(Delivery.due_at))
             .select_from(Delivery)
             .where(col(Delivery.state).in_(("pending", "uncertain")))
             .where(col(Delivery.due_at) <= now)
@@ -116,6 +117,7 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         held=held,
         deliveries=by_state,
         due_now=int(due_now),
+        oldest_due=oldest_due,
         next_due=next_due,
         records=int(records),
         ledger_head=int(head or 0),
@@ -126,3 +128,36 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         requests_open=len(requests),
         requests_near=[r for r in requests if r.days_left <= warn_days],
     )
+
+
+STUCK = timedelta(minutes=10)  # a delivery due this long and not done needs a person
+
+
+def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
+    """What needs a person now, one line each (``bulletin status --check``): no live daemon,
+    deliveries due for over ten minutes, late notices, overdue records requests, a spool
+    backlog, an account whose last sweep failed, a file system low on space or inodes."""
+    out = []
+    if not state.daemons:
+        out.append("no daemon is running")
+    if state.oldest_due is not None and now - _aware(state.oldest_due) > STUCK:
+        out.append(f"{state.due_now} deliveries due and not sent, the oldest for over 10 minutes")
+    if state.late:
+        out.append(f"{len(state.late)} late notices wait for a decision")
+    if state.requests_overdue:
+        out.append(f"{len(state.requests_overdue)} records requests are overdue")
+    if state.store_backlog:
+        out.append(f"{state.store_backlog} objects wait in the spool for the archive store")
+    for name, sweep in sorted(sweeps.items()):
+        if sweep is not None and sweep["result"] in ("auth-error", "failed"):
+            out.append(f"account {name}: last capture sweep {sweep['result']}")
+    out += [
+        f"low disk: {', '.join(d.roles)} ({d.path})"
+        for d in state.disks
+        if d.low(state.warn_free_percent)
+    ]
+    return out
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -276,15 +276,21 @@ def _toml_like(data: dict[str, Any], prefix: str = "") -> str:
 
 
 @click.command()
+@click.option(
+    "--check",
+    is_flag=True,
+    help="End with what needs a person, and exit 1 when anything does (for cron or a monitor).",
+)
 @json_option
 @pass_context
-def status(ctx: Context, as_json: bool) -> None:
+def status(ctx: Context, check: bool, as_json: bool) -> None:
     """Live daemons and what they hold, deliveries by state, the archive and its backlog,
     free disk."""
     from bulletin.archiver.requests import deadline_text
+    from bulletin.archiver.status import archive_status
     from bulletin.daemon import HEARTBEAT_SECONDS
     from bulletin.publisher.schedule import late_summary
-    from bulletin.status import gather
+    from bulletin.status import gather, problems
 
     app = ctx.app
     app.checked_engine()
@@ -321,7 +327,17 @@ def status(ctx: Context, as_json: bool) -> None:
     )
     lines += [f"  {deadline_text(r, ctx.settings)}" for r in state.requests_near]
     lines += [f"disk: {d.text(state.warn_free_percent)}" for d in state.disks]
-    emit(as_json, state.payload(), lines)
+    payload = state.payload()
+    found: list[str] = []
+    if check:
+        now = app.clock.now()
+        sweeps = archive_status(app.engine, app.store, ctx.settings, now)["sweeps"]
+        found = problems(state, sweeps, now)
+        payload["problems"] = found
+        lines += [f"CHECK: {p}" for p in found] or ["CHECK: ok"]
+    emit(as_json, payload, lines)
+    if found:
+        raise SystemExit(1)
 
 
 @click.command()
