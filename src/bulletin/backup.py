@@ -11,12 +11,14 @@ database's archive index can be rebuilt from it: see docs/operations.md).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from bulletin.archiver.store.files import fsync_dir, fsync_file
 from bulletin.db import is_sqlite, sqlite_path
 from bulletin.errors import DatabaseError, UsageError
 
@@ -54,7 +56,7 @@ def backup_sqlite(database_url: str, out: Path, now: datetime) -> Backup:
     try:
         partial.unlink(missing_ok=True)
         os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # private
-        with _connect(source, read_only=True) as src, _connect(partial) as dst:
+        with open_sqlite(source, "ro") as src, open_sqlite(partial, "rwc") as dst:
             src.backup(dst)
             dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
             verdict = dst.execute("PRAGMA integrity_check").fetchone()[0]
@@ -62,32 +64,24 @@ def backup_sqlite(database_url: str, out: Path, now: datetime) -> Backup:
                 raise DatabaseError(f"the copy of {source} failed its integrity check: {verdict}")
             head = dst.execute("SELECT coalesce(max(seq), 0) FROM ledger").fetchone()[0]
             schema = _schema(dst)
-        _fsync(partial)
+        fsync_file(partial)
         os.link(partial, out)  # fails rather than replace a file that appeared meanwhile
         partial.unlink()
-        _fsync(out.parent)
-    except sqlite3.Error as e:
-        partial.unlink(missing_ok=True)
-        raise DatabaseError(f"backup of {source} failed: {e}") from None
-    except OSError as e:
-        partial.unlink(missing_ok=True)
-        raise DatabaseError(f"backup to {out} failed: {e.strerror or e}") from None
+        fsync_dir(out.parent)
+    except BaseException as e:
+        partial.unlink(missing_ok=True)  # never leave a half copy, whatever stopped it
+        if isinstance(e, sqlite3.Error):
+            raise DatabaseError(f"backup of {source} failed: {e}") from None
+        if isinstance(e, OSError):
+            raise DatabaseError(f"backup to {out} failed: {e.strerror or e}") from None
+        raise
     return Backup(out, out.stat().st_size, int(head), schema)
 
 
-class _connect:
-    """A sqlite3 connection closed on exit (``sqlite3.Connection`` as a context manager only
-    ends a transaction)."""
-
-    def __init__(self, path: Path, read_only: bool = False) -> None:
-        target = f"file:{path}?mode=ro" if read_only else f"file:{path}?mode=rwc"
-        self.conn = sqlite3.connect(target, uri=True, timeout=30.0)
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.conn
-
-    def __exit__(self, *_: object) -> None:
-        self.conn.close()
+def open_sqlite(path: Path, mode: str) -> contextlib.closing[sqlite3.Connection]:
+    """A connection closed on exit (``sqlite3.Connection`` as a context manager only ends a
+    transaction); ``mode`` is SQLite's URI mode, ``ro`` or ``rwc``."""
+    return contextlib.closing(sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=30))
 
 
 def _schema(conn: sqlite3.Connection) -> str | None:
@@ -96,11 +90,3 @@ def _schema(conn: sqlite3.Connection) -> str | None:
     except sqlite3.Error:
         return None
     return str(row[0]) if row else None
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -141,13 +141,16 @@ class Daemon:
 
     def _serve_metrics(self) -> None:
         """Serve metrics at ``[daemon] metrics_address`` (stopping any endpoint before)."""
-        if self._stop_metrics is not None:
-            self._stop_metrics()
-            self._stop_metrics = None
+        self._end_metrics()
         address = self.app.settings.daemon.metrics_address
         if address:
             collector = StatusCollector(self.app, HEARTBEAT_SECONDS, lambda: self.last_verify)
             self._stop_metrics = serve_metrics(address, collector)
+
+    def _end_metrics(self) -> None:
+        if self._stop_metrics is not None:
+            self._stop_metrics()
+            self._stop_metrics = None
 
     def stop(self) -> None:
         """Finish the delivery in hand, stop the jobs, release everything."""
@@ -166,9 +169,7 @@ class Daemon:
             self._deregister()
         if self._sandbox is not None:
             self._sandbox.stop()
-        if self._stop_metrics is not None:
-            self._stop_metrics()
-            self._stop_metrics = None
+        self._end_metrics()
         self._release_instance_lock()
         log.info("stopped", owner=self.owner)
 

@@ -34,7 +34,7 @@ from bulletin import audit
 from bulletin.archiver.holds import refresh_holds
 from bulletin.archiver.rebuild import RebuildReport, rebuild_index
 from bulletin.archiver.store import open_store
-from bulletin.backup import Backup, backup_sqlite
+from bulletin.backup import Backup, backup_sqlite, open_sqlite
 from bulletin.config.settings import Settings
 from bulletin.db import is_sqlite, make_engine, migrate, session_scope, sqlite_path
 from bulletin.errors import BulletinError, DatabaseError, Refused, UsageError
@@ -153,12 +153,9 @@ def _check(backup: Path) -> None:
     if not backup.is_file():
         raise UsageError(f"no backup file at {backup}")
     try:
-        conn = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
-        try:
+        with open_sqlite(backup, "ro") as conn:
             verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]
             conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        finally:
-            conn.close()
     except sqlite3.Error as e:
         raise UsageError(f"{backup} is not a Bulletin database backup: {e}") from None
     if verdict != "ok":

@@ -4,7 +4,7 @@ notices and free disk. The metrics endpoint serves the same figures."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from bulletin.app import App
 from bulletin.archiver.requests import RequestRow, list_requests
+from bulletin.clock import utc
 from bulletin.diskspace import Space, measure
 from bulletin.models import DaemonInstance, Delivery, LedgerEntry, Record
 from bulletin.publisher.schedule import LateNotice, late_notices
@@ -140,7 +141,7 @@ def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
     out = []
     if not state.daemons:
         out.append("no daemon is running")
-    if state.oldest_due is not None and now - _aware(state.oldest_due) > STUCK:
+    if state.oldest_due is not None and now - utc(state.oldest_due) > STUCK:
         out.append(f"{state.due_now} deliveries due and not sent, the oldest for over 10 minutes")
     if state.late:
         out.append(f"{len(state.late)} late notices wait for a decision")
@@ -157,7 +158,3 @@ def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
         if d.low(state.warn_free_percent)
     ]
     return out
-
-
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -27,7 +27,7 @@ from bulletin.archiver.canonical import canonical, canonical_plain
 from bulletin.archiver.holds import hold_new_records
 from bulletin.archiver.retention import retain_until, series_for
 from bulletin.archiver.search import index_new_records
-from bulletin.archiver.store.base import NewObject, WormStore, object_key, sha256_hex
+from bulletin.archiver.store.base import NewObject, WormStore, object_key
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import RemoteItem
@@ -250,8 +250,8 @@ class Archiver:
         )
 
         def add(data: bytes) -> str:
-            objects.append(NewObject(data, until, permanent))
-            return sha256_hex(data)
+            objects.append(new := NewObject(data, until, permanent))
+            return new.sha256
 
         raw_sha = add(item.raw) if item.raw else None
         media = [

@@ -27,10 +27,17 @@ def _calendar(jurisdiction: str) -> Any:
 
     country, subdivision = split_jurisdiction(jurisdiction)
     try:
-        return holidays.country_holidays(country, subdiv=subdivision)
-    except NotImplementedError as e:
+        holidays.country_holidays(country)
+    except NotImplementedError:
         raise ConfigError(
-            f"jurisdiction {jurisdiction!r}: the holidays package does not know it ({e})"
+            f"unknown country {country!r} in jurisdiction {jurisdiction!r} "
+            "(ISO 3166-1, then an optional subdivision: US, US-MA)"
+        ) from None
+    try:
+        return holidays.country_holidays(country, subdiv=subdivision)
+    except NotImplementedError:
+        raise ConfigError(
+            f"unknown subdivision {subdivision!r} of {country} in jurisdiction {jurisdiction!r}"
         ) from None
 
 

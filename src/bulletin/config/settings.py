@@ -76,18 +76,17 @@ class _Section(BaseModel):
 
 
 def known_jurisdiction(value: str) -> str:
-    """``value`` when the ``holidays`` package knows its country (and subdivision), so that
-    deadlines can be counted in business days; empty is allowed (it means "inherit")."""
+    """``value`` when its business-day calendar can be built (the ``holidays`` package knows
+    its country and subdivision); empty is allowed (it means "inherit")."""
     if not value:
         return value
-    import holidays
+    from bulletin.archiver.deadlines import BusinessCalendar
+    from bulletin.errors import ConfigError
 
-    country, _, subdivision = value.strip().partition("-")
-    supported: dict[str, list[str]] = holidays.list_supported_countries()
-    if country.upper() not in supported:
-        raise ValueError(f"unknown country {country!r} (ISO 3166-1, e.g. US or US-MA)")
-    if subdivision and subdivision.upper() not in supported[country.upper()]:
-        raise ValueError(f"unknown subdivision {subdivision!r} of {country.upper()}")
+    try:
+        BusinessCalendar(value)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
     return value
 
 

@@ -28,6 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 OBJECT_PREFIX = "sha256/"
 
@@ -75,6 +76,11 @@ class NewObject:
     retain_until: datetime
     legal_hold: bool = False
 
+    @cached_property
+    def sha256(self) -> str:
+        """The object's hash, hence its key (computed once)."""
+        return sha256_hex(self.data)
+
 
 class WormStore(ABC):
     """A write-once object store with per-object retention and legal hold."""
@@ -109,7 +115,15 @@ class WormStore(ABC):
         already stored stay, and putting them again is a no-op.
         """
         return [
-            self.put_object(o.data, retain_until=o.retain_until, legal_hold=o.legal_hold)
+            (
+                o.sha256,
+                self.put(
+                    object_key(o.sha256),
+                    o.data,
+                    retain_until=o.retain_until,
+                    legal_hold=o.legal_hold,
+                ),
+            )
             for o in objects
         ]
 

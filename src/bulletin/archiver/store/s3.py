@@ -177,7 +177,7 @@ class S3Store(WormStore):
         An object given twice is sent once, and its repeat put after the others have ended,
         so two requests never race for one key (which would make a second version).
         """
-        digests = [sha256_hex(o.data) for o in objects]
+        digests = [o.sha256 for o in objects]
         first: dict[str, int] = {}
         for i, digest in enumerate(digests):
             first.setdefault(digest, i)

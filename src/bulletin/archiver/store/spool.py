@@ -125,7 +125,7 @@ class SpooledStore(WormStore):
                     log.error("archive store unavailable; spooling locally", error=str(e))
             out = []
             for o in objects:
-                digest = sha256_hex(o.data)
+                digest = o.sha256
                 key = object_key(digest)
                 spooled = self._spooled.get(key)
                 if spooled is not None:
