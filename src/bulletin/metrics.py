@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, start_http_server
@@ -19,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from bulletin.app import App
-from bulletin.archiver.status import archive_status
+from bulletin.archiver.status import capture_health
 from bulletin.status import gather
 
 log = structlog.get_logger("bulletin.metrics")
@@ -63,7 +62,7 @@ class StatusCollector(Collector):
     def _read(self) -> list[Metric]:
         app = self.app
         state = gather(app, self.heartbeat_seconds)
-        archive = archive_status(app.engine, app.store, app.settings, app.clock.now())
+        sweeps, quarantined = capture_health(app.engine, app.settings)
         out: list[Metric] = [
             _gauge("bulletin_daemons_live", "Daemons with a recent heartbeat", len(state.daemons)),
             _labelled(
@@ -99,10 +98,9 @@ class StatusCollector(Collector):
             _gauge(
                 "bulletin_quarantined_answers",
                 "Platform answers kept aside as malformed",
-                archive["quarantine"]["total"],
+                quarantined,
             ),
         ]
-        sweeps: dict[str, Any] = archive["sweeps"]
         done = sorted((name, s) for name, s in sweeps.items() if s is not None)
         out.append(
             _labelled(

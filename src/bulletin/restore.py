@@ -31,7 +31,6 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from bulletin import audit
-from bulletin.archiver.holds import refresh_holds
 from bulletin.archiver.rebuild import RebuildReport, rebuild_index
 from bulletin.archiver.store import open_store
 from bulletin.backup import Backup, backup_sqlite, open_sqlite
@@ -130,9 +129,9 @@ def _settle(
         uncertain = _mark_undone(engine, actor, now, source)
         store = open_store(settings)
         try:
-            rebuilt = rebuild_index(engine, store, now, replace=True)
-            if rebuilt.holds:
-                refresh_holds(engine, store, now, settings.agency.time_zone)
+            rebuilt = rebuild_index(
+                engine, store, now, replace=True, time_zone=settings.agency.time_zone
+            )
         finally:
             store.close()
     finally:

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from bulletin import audit
 from bulletin.archiver import decisions, ledger
 from bulletin.archiver.archive import Latest, describe_change
+from bulletin.archiver.holds import refresh_holds
 from bulletin.archiver.search import index_new_records
 from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.db import reset_id_sequences, session_scope
@@ -126,8 +127,11 @@ def rebuild_index(
     replace: bool = False,
     batch: int = 1000,
     progress: Callable[[int], None] | None = None,
+    time_zone: str | None = None,
 ) -> RebuildReport:
-    """Recreate the ``records`` and ``ledger`` rows from the store.
+    """Recreate the ``records`` and ``ledger`` rows from the store. With ``time_zone`` (the
+    agency's, which hold queries' dates are in), the open holds brought back from the store
+    get their records attached again.
 
     :raises Refused: the index is not empty and ``replace`` is False.
     :raises IntegrityError: the store's ledger does not chain; nothing is written past it.
@@ -213,6 +217,8 @@ def rebuild_index(
             records=report.records,
             problems=len(report.problems),
         )
+    if report.holds and time_zone is not None:  # their records, attached again by their queries
+        refresh_holds(engine, store, now, time_zone)
     return report
 
 

@@ -21,6 +21,29 @@ def store_backlog(store: WormStore) -> int:
     return store.backlog()
 
 
+def capture_health(engine: Engine, settings: Settings) -> tuple[dict[str, Any], int]:
+    """Each configured account's last sweep (None: never swept) and how many answers are in
+    quarantine: the part of :func:`archive_status` a monitor reads, without counting the
+    archive's records."""
+    with Session(engine) as session:
+        sweeps = _last_sweeps(session, sorted(settings.accounts))
+        total = session.exec(select(sa.func.count()).select_from(Quarantine)).one()
+    return sweeps, int(total)
+
+
+def _last_sweeps(session: Session, accounts: list[str]) -> dict[str, Any]:
+    sweeps: dict[str, Any] = {}
+    for name in accounts:
+        last = session.exec(
+            select(CaptureSweep)
+            .where(CaptureSweep.account == name)
+            .order_by(col(CaptureSweep.id).desc())
+            .limit(1)
+        ).first()
+        sweeps[name] = last.model_dump() if last else None
+    return sweeps
+
+
 def archive_status(
     engine: Engine, store: WormStore, settings: Settings, now: datetime
 ) -> dict[str, Any]:
@@ -32,15 +55,7 @@ def archive_status(
             ).group_by(col(Record.account), col(Record.kind), col(Record.state))
         ).all()
         accounts = sorted(set(settings.accounts) | {a for a, *_ in counts})
-        sweeps: dict[str, Any] = {}
-        for name in accounts:
-            last = session.exec(
-                select(CaptureSweep)
-                .where(CaptureSweep.account == name)
-                .order_by(col(CaptureSweep.id).desc())
-                .limit(1)
-            ).first()
-            sweeps[name] = last.model_dump() if last else None
+        sweeps = _last_sweeps(session, accounts)
         total = session.exec(select(sa.func.count()).select_from(Quarantine)).one()
         recent = session.exec(select(Quarantine).order_by(col(Quarantine.id).desc()).limit(10))
         recent_rows = [q.model_dump() for q in recent]

@@ -287,7 +287,7 @@ def status(ctx: Context, check: bool, as_json: bool) -> None:
     """Live daemons and what they hold, deliveries by state, the archive and its backlog,
     free disk."""
     from bulletin.archiver.requests import deadline_text
-    from bulletin.archiver.status import archive_status
+    from bulletin.archiver.status import capture_health
     from bulletin.daemon import HEARTBEAT_SECONDS
     from bulletin.publisher.schedule import late_summary
     from bulletin.status import gather, problems
@@ -331,7 +331,7 @@ def status(ctx: Context, check: bool, as_json: bool) -> None:
     found: list[str] = []
     if check:
         now = app.clock.now()
-        sweeps = archive_status(app.engine, app.store, ctx.settings, now)["sweeps"]
+        sweeps, _ = capture_health(app.engine, ctx.settings)
         found = problems(state, sweeps, now)
         payload["problems"] = found
         lines += [f"CHECK: {p}" for p in found] or ["CHECK: ok"]

@@ -177,14 +177,17 @@ def _verify_progress(engine: Engine) -> Callable[[str, int, bool], None]:
 @pass_context
 def archive_rebuild_index(ctx: Context, replace: bool, as_json: bool) -> None:
     """Rebuild the database's archive index from the WORM store and its ledger alone."""
-    from bulletin.archiver.holds import refresh_holds
     from bulletin.archiver.rebuild import rebuild_index
 
     app = ctx.app
     engine = app.checked_engine()
-    report = rebuild_index(engine, app.store, app.clock.now(), replace=replace)
-    if report.holds:  # their records are attached again by their queries
-        refresh_holds(engine, app.store, app.clock.now(), app.settings.agency.time_zone)
+    report = rebuild_index(
+        engine,
+        app.store,
+        app.clock.now(),
+        replace=replace,
+        time_zone=app.settings.agency.time_zone,
+    )
     lines = [f"problem: {p}" for p in report.problems]
     lines.append(
         f"rebuilt {report.records} records and {report.entries} ledger entries from the store"
