@@ -21,14 +21,18 @@ from structlog.testing import capture_logs
 from bulletin.archiver import holds, requests
 from bulletin.archiver.capture import sweep
 from bulletin.cli import cli
+from bulletin.connectors.sandbox import SANDBOX_ENV, SandboxServer
 from bulletin.daemon import HEARTBEAT_SECONDS, Daemon
 from bulletin.db import session_scope
 from bulletin.metrics import StatusCollector, VerifyResult, serve_metrics
 from bulletin.models import DaemonInstance
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.capture import replies, x_post
+from tests.plugins.capture import run as run_sweep
 from tests.plugins.daemon_process import DaemonProcess
 from tests.plugins.environment import free_port
+from tests.plugins.sandbox import Control
 
 MakeDaemon = Callable[[dict[str, str], Path], DaemonProcess]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -225,3 +229,23 @@ def test_status_check_says_what_needs_a_person(instance: Instance) -> None:
     inst.clock.set(now - timedelta(minutes=20))
     approve_one(inst)  # due 20 minutes ago, and no daemon sent it
     assert check(1) == ["CHECK: 1 deliveries due and not sent, the oldest for over 10 minutes"]
+
+
+def test_no_secret_reaches_a_scrape_or_status(
+    site: Instance, sandbox: SandboxServer, control: Control
+) -> None:
+    """With X and Facebook accounts swept (one failing on an expired token), neither the
+    metrics nor `status --check --json` carry any credential."""
+    replies(control, x_post(sandbox))
+    run_sweep(site, "x")
+    control.fault("expired_token", r"^/v[\d.]+/", count=100)
+    run_sweep(site, "facebook")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(site.app, HEARTBEAT_SECONDS))
+    scraped = generate_latest(registry).decode()
+    result = CliRunner().invoke(
+        cli, ["--config", str(site.config), "status", "--check", "--json"], env={}
+    )
+    for secret in SANDBOX_ENV.values():
+        assert secret not in scraped and secret not in result.output
+    assert samples(scraped)[("bulletin_capture_last_sweep_ok", (("account", "facebook"),))] == 0
