@@ -10,7 +10,7 @@ runs as a service user, and the blocks reserved for root are not its to use.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bulletin.config.settings import Settings
@@ -82,14 +82,7 @@ def measure(settings: Settings) -> list[Space]:
         if device in found:
             known = found[device]
             if role not in known.roles:
-                found[device] = Space(
-                    (*known.roles, role),
-                    known.path,
-                    known.total_bytes,
-                    known.free_bytes,
-                    known.total_inodes,
-                    known.free_inodes,
-                )
+                found[device] = replace(known, roles=(*known.roles, role))
             continue
         found[device] = Space(
             (role,),

@@ -177,15 +177,14 @@ class S3Store(WormStore):
         An object given twice is sent once, and its repeat put after the others have ended,
         so two requests never race for one key (which would make a second version).
         """
-        digests = [o.sha256 for o in objects]
-        first: dict[str, int] = {}
-        for i, digest in enumerate(digests):
-            first.setdefault(digest, i)
-        results: list[PutResult | None] = [None] * len(objects)
+        first: dict[str, int] = {}  # each object's first place in ``objects``
+        for i, o in enumerate(objects):
+            first.setdefault(o.sha256, i)
+        done: dict[int, PutResult] = {}
 
         def put(i: int) -> PutResult:
             o = objects[i]
-            key = object_key(digests[i])
+            key = object_key(o.sha256)
             return self.put(key, o.data, retain_until=o.retain_until, legal_hold=o.legal_hold)
 
         if len(first) > 1 and self._max_concurrency > 1:
@@ -194,19 +193,11 @@ class S3Store(WormStore):
                     self._pool = ThreadPoolExecutor(self._max_concurrency, "bulletin-s3-put")
                 pool = self._pool
             futures: dict[int, Future[PutResult]] = {i: pool.submit(put, i) for i in first.values()}
-            errors: list[BaseException] = []
-            for i, future in futures.items():
-                error = future.exception()
-                if error is None:
-                    results[i] = future.result()
-                else:
-                    errors.append(error)
+            errors = [e for f in futures.values() if (e := f.exception()) is not None]
             if errors:
                 raise errors[0]
-        for i in range(len(objects)):
-            if results[i] is None:
-                results[i] = put(i)
-        return [(d, r) for d, r in zip(digests, results, strict=True) if r is not None]
+            done = {i: f.result() for i, f in futures.items()}
+        return [(o.sha256, done.get(i) or put(i)) for i, o in enumerate(objects)]
 
     def get(self, key: str, *, verify: bool = True) -> bytes:
         """The bytes of the first version of ``key``, checked against its sha256."""
