@@ -7,8 +7,20 @@ from collections.abc import Mapping
 
 from bulletin.config.settings import Role, Settings
 from bulletin.errors import Refused, UsageError
+from bulletin.names import name_problem, printable
 
 SYSTEM_ACTOR = "bulletin"
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """``name`` when it can stand in an audit line (see :func:`bulletin.names.name_problem`).
+
+    :raises UsageError: naming what is wrong and where.
+    """
+    problem = name_problem(name)
+    if problem:
+        raise UsageError(f"{what} '{printable(name)}' {problem}")
+    return name
 
 
 def resolve_actor(
@@ -32,6 +44,7 @@ def resolve_actor(
         name = mapped[0] if mapped else (login if settings.open_mode else "")
     if not name:
         raise UsageError("say who is acting with --as NAME (or set BULLETIN_USER)")
+    check_name(name, "the acting user's name")
     require_role(settings, name, role)
     return name
 

@@ -14,6 +14,7 @@ from bulletin.cli import Context, emit, json_option, pass_context
 from bulletin.db import migrate, session_scope
 from bulletin.errors import DatabaseError, UsageError
 from bulletin.models import AuditEvent
+from bulletin.names import printable
 from bulletin.publisher.notices import sync_account
 from bulletin.timeparse import local_text
 
@@ -228,8 +229,8 @@ def audit(
         as_json,
         {"events": [e.model_dump() for e in events]},
         [
-            f"{local_text(e.at, tz)}  {e.actor:<12} {e.action:<12} {e.object_type} {e.object_id}"
-            + (f"  ({e.reason})" if e.reason else "")
+            f"{local_text(e.at, tz)}  {printable(e.actor):<12} {e.action:<12} "
+            f"{e.object_type} {e.object_id}" + (f"  ({printable(e.reason)})" if e.reason else "")
             for e in events
         ]
         or ["no events"],

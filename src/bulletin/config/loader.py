@@ -23,6 +23,9 @@ from bulletin.errors import ConfigError
 ENV_PREFIX = "BULLETIN_"
 RESERVED = {"BULLETIN_CONFIG", "BULLETIN_USER", "BULLETIN_DATABASE_URL"}
 RESERVED_PREFIXES = ("BULLETIN_TEST_",)
+# A configuration file is a few kilobytes; anything far larger (or endless, like /dev/zero)
+# is not one, and reading it whole would hang or exhaust memory.
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 def load_settings(
@@ -72,17 +75,24 @@ def _read_source(
     if not chosen.is_absolute():
         chosen = base / chosen
     try:
-        raw = chosen.read_bytes()
+        with chosen.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{chosen}: configuration file not found") from None
     except OSError as e:
         raise ConfigError(f"{chosen}: cannot read configuration file: {e.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{chosen}: larger than {MAX_CONFIG_BYTES // 1024} KiB; not a configuration file"
+        )
     try:
         return str(chosen), tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(f"{chosen}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{chosen}: invalid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{chosen}: invalid TOML: nested too deeply") from None
 
 
 def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -118,7 +128,7 @@ def _env_value(value: str) -> Any:
     if stripped[:1] in "[{":
         try:
             return json.loads(stripped)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return value
     return value
 

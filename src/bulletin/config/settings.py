@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bulletin.names import name_problem, printable
 
 Role = Literal["dispatcher", "approver", "clerk", "admin"]
 Priority = Literal["emergency", "advisory", "community"]
@@ -39,6 +42,7 @@ DEFAULT_CATEGORIES: dict[str, Priority] = {
     "general": "community",
 }
 
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _PERIOD = re.compile(r"^\s*(\d+)\s*([dwmy])\s*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 
@@ -414,8 +418,8 @@ class PolicyRule(_Section):
     def _compiles(cls, value: list[str]) -> list[str]:
         for pattern in value:
             try:
-                re.compile(pattern)
-            except re.error as e:
+                regex.compile(pattern, regex.VERSION0)  # as publisher.policy compiles them
+            except regex.error as e:
                 raise ValueError(f"bad regular expression {pattern!r}: {e}") from e
         return value
 
@@ -562,6 +566,26 @@ class Settings(_Section):
     cap: CapSettings = CapSettings()
     redaction: RedactionSettings = RedactionSettings()
     source: str = "built-in defaults"
+
+    @field_validator("users")
+    @classmethod
+    def _user_names(cls, value: dict[str, UserSettings]) -> dict[str, UserSettings]:
+        for name in value:
+            problem = name_problem(name)
+            if problem:
+                raise ValueError(f"user name '{printable(name)}' {problem}")
+        return value
+
+    @field_validator("accounts")
+    @classmethod
+    def _account_names(cls, value: dict[str, AccountSettings]) -> dict[str, AccountSettings]:
+        for name in value:
+            if not _ACCOUNT_NAME.fullmatch(name):
+                raise ValueError(
+                    f"account name {name!r} must be letters, digits, '-' or '_' (at most 64), "
+                    "starting with a letter or digit: it names files and appears in ids"
+                )
+        return value
 
     @property
     def data_dir(self) -> Path:

@@ -15,10 +15,15 @@ from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlsplit
 
+import regex
+
 from bulletin.config.settings import PolicyRule, Settings
 from bulletin.publisher.texts import TargetText, has_url
 
-_FLAGS = re.IGNORECASE
+_FLAGS = regex.IGNORECASE | regex.VERSION0
+# A configured pattern may backtrack catastrophically (``(a|aa)+$``); no notice waits longer
+# than this for one rule. The `regex` module checks the limit as it matches.
+MATCH_TIMEOUT_SECONDS = 1.0
 _ENDINGS = "(?:s|es|ed|ing|er|ers)?"
 
 
@@ -100,35 +105,51 @@ def _check_rule(rule: PolicyRule, subject: Subject, settings: Settings) -> list[
         return [finding(message=f"{rule.message}: {prefix or 'any link'}")]
     texts = list(dict.fromkeys(t.text for t in subject.targets))
     for text in texts:
-        excerpt = first_match(rule, text)
+        try:
+            excerpt = first_match(rule, text)
+        except TimeoutError:
+            return [
+                finding(
+                    message=f"{rule.message}: the rule's pattern took over "
+                    f"{MATCH_TIMEOUT_SECONDS:g} s on this text and was stopped (simplify it in "
+                    f"[policy] of {settings.source})"
+                )
+            ]
         if excerpt is not None:
             return [finding(excerpt)]
     return []
 
 
 def first_match(rule: PolicyRule, text: str) -> str | None:
-    """The first part of ``text`` that breaks ``rule`` (ignoring exceptions), or None."""
-    exempt = [m.span() for p in _compiled(tuple(rule.exceptions)) for m in p.finditer(text)]
+    """The first part of ``text`` that breaks ``rule`` (ignoring exceptions), or None.
+
+    :raises TimeoutError: a pattern took over :data:`MATCH_TIMEOUT_SECONDS`.
+    """
+    exempt = [
+        m.span()
+        for p in _compiled(tuple(rule.exceptions))
+        for m in p.finditer(text, timeout=MATCH_TIMEOUT_SECONDS)
+    ]
     for pattern in _compiled(tuple(rule.patterns)) + _word_patterns(tuple(rule.words)):
-        for match in pattern.finditer(text):
+        for match in pattern.finditer(text, timeout=MATCH_TIMEOUT_SECONDS):
             start, end = match.span()
             if not any(a <= start and end <= b for a, b in exempt):
-                return match.group(0)
+                return str(match.group(0))
     return None
 
 
 @cache
-def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(p, _FLAGS) for p in patterns)
+def _compiled(patterns: tuple[str, ...]) -> tuple[regex.Pattern[str], ...]:
+    return tuple(regex.compile(p, _FLAGS) for p in patterns)
 
 
 @cache
-def _word_patterns(words: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+def _word_patterns(words: tuple[str, ...]) -> tuple[regex.Pattern[str], ...]:
     """Whole words only: ``cunt`` never matches inside ``Scunthorpe``."""
     if not words:
         return ()
-    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    return (re.compile(rf"(?<![\w-])(?:{alternatives}){_ENDINGS}(?![\w-])", _FLAGS),)
+    alternatives = "|".join(regex.escape(w) for w in sorted(words, key=len, reverse=True))
+    return (regex.compile(rf"(?<![\w-])(?:{alternatives}){_ENDINGS}(?![\w-])", _FLAGS),)
 
 
 def _under(url: str, prefix: str) -> bool:

@@ -49,8 +49,15 @@ class Request:
         return {}
 
     def json(self) -> Any:
-        """The body parsed as JSON; raises ValueError when it is not."""
-        return json.loads(self.body.decode("utf-8") or "null")
+        """The body parsed as JSON; raises ValueError when it is not, or when it holds a
+        string no platform stores (a lone surrogate such as ``"\\ud800"``: valid JSON
+        syntax, but not Unicode text; kept, it would make every later answer unencodable)."""
+        value = json.loads(self.body.decode("utf-8") or "null")
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"the body holds invalid Unicode text: {e.reason}") from None
+        return value
 
     def arg(self, name: str) -> str | None:
         """A parameter from the query string, else from a form body."""

@@ -1,0 +1,165 @@
+"""Hostile input through Bulletin's own doors: each case is refused with one line on stderr and
+the right exit code, never a traceback, a hang or damaged state. The cases are data: add one
+line to :data:`CASES` for each new attack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from bulletin.cli import cli
+from bulletin.connectors.sandbox import SandboxServer
+from tests.plugins.bulletin_app import Instance, write_config
+
+ROAD = (
+    "notice",
+    "add",
+    "--category",
+    "road-closure",
+    "--target",
+    "feed",
+    "--text",
+    "Elm St closed until 6 pm.",
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One attack: extra configuration, the command line, the exit code and what the one-line
+    error must say."""
+
+    name: str
+    argv: tuple[str, ...]
+    code: int
+    says: str
+    config: str = ""
+
+
+CASES = [
+    Case(
+        "acting name forging an audit line",
+        (*ROAD, "--as", "dana\n2026-11-25 10:17 EST  chief  approved notice 3"),
+        2,
+        "has a control character (U+000A) at position 5",
+    ),
+    Case(
+        "acting name with a bidi override",
+        (*ROAD, "--as", "dana\u202e"),
+        2,
+        "right-to-left override (U+202E)",
+    ),
+    Case("acting name of spaces", (*ROAD, "--as", "   "), 2, "is empty"),
+    Case(
+        "configured user name with a control character",
+        ("config", "check"),
+        2,
+        "users: user name 'dana\\x1b[2J' has a control character (U+001B) at position 5",
+        config='[users."dana\\u001b[2J"]\nroles = ["dispatcher"]\n',
+    ),
+    Case(
+        "account name that climbs out of the data directory",
+        ("config", "check"),
+        2,
+        "accounts: account name '../../x' must be letters, digits",
+        config='[accounts."../../x"]\nplatform = "feed"\n',
+    ),
+]
+
+
+def _invoke(config: Path, argv: tuple[str, ...]) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["--config", str(config), *argv], env={"BULLETIN_USER": ""})
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_is_refused_in_one_line(case: Case, tmp_path: Path) -> None:
+    """The command exits with the case's code and one stderr line naming the problem."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    config = write_config(
+        tmp_path / "bulletin.toml",
+        data_dir,
+        f"sqlite:///{data_dir / 'bulletin.db'}",
+        case.config,
+    )
+    code, _, stderr = _invoke(config, ("init",))
+    assert code == (2 if case.config and case.code == 2 else 0), stderr
+    code, _, stderr = _invoke(config, case.argv)
+    lines = [line for line in stderr.splitlines() if not line.startswith("bulletin: warning:")]
+    assert code == case.code, stderr
+    assert len(lines) == 1, stderr
+    assert case.says in lines[0]
+    assert "Traceback" not in stderr
+
+
+def test_audit_lines_cannot_be_forged_by_an_old_event(sqlite_instance: Instance) -> None:
+    """An event recorded before names were checked prints escaped, on its own line."""
+    from bulletin.audit import record_event
+    from bulletin.db import session_scope
+
+    with session_scope(sqlite_instance.app.engine) as session:
+        record_event(
+            session,
+            at=sqlite_instance.clock.now(),
+            actor="dana\nchief",
+            action="drafted",
+            object_type="notice",
+            object_id=1,
+            reason="ok\n2026-11-25 10:17 EST  chief  approved  notice 1",
+        )
+    code, stdout, stderr = _invoke(sqlite_instance.config, ("audit",))
+    assert code == 0, stderr
+    assert len(stdout.strip().splitlines()) == 1
+    assert "dana\\nchief" in stdout
+
+
+def test_endless_configuration_file_is_refused(tmp_path: Path) -> None:
+    """``--config /dev/zero`` stops at the size limit instead of reading forever."""
+    code, _, stderr = _invoke(Path("/dev/zero"), ("config", "check"))
+    assert code == 2
+    assert stderr.strip() == (
+        "bulletin: error: /dev/zero: larger than 1024 KiB; not a configuration file"
+    )
+
+
+def test_configuration_nested_too_deeply_is_refused(tmp_path: Path) -> None:
+    """A table nested 100,000 deep is a one-line TOML error, not a RecursionError."""
+    config = tmp_path / "deep.toml"
+    config.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    code, _, stderr = _invoke(config, ("config", "check"))
+    assert code == 2
+    assert stderr.strip() == f"bulletin: error: {config}: invalid TOML: nested too deeply"
+
+
+def test_catastrophic_policy_pattern_is_stopped(tmp_path: Path) -> None:
+    """A configured pattern that backtracks without end is stopped and reported as a blocking
+    finding naming the rule; the notice is kept as a draft."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    rule = '[[policy.rules]]\nid = "runaway"\nmessage = "runaway rule"\npatterns = ["(a|aa)+$"]\n'
+    config = write_config(
+        tmp_path / "bulletin.toml", data_dir, f"sqlite:///{data_dir / 'bulletin.db'}", rule
+    )
+    assert _invoke(config, ("init",))[0] == 0
+    text = "Road closed " + "a" * 40 + "!"
+    code, stdout, stderr = _invoke(config, (*ROAD[:-1], text, "--as", "dana"))
+    assert code == 0, stderr
+    assert "runaway (block): runaway rule: the rule's pattern took over 1 s" in stdout
+
+
+def test_lone_surrogate_comment_does_not_break_the_sandbox(sandbox: SandboxServer) -> None:
+    """A visitor comment holding a lone surrogate is refused with 400; the sandbox keeps
+    answering everything else."""
+    body = b'{"post_id": "1", "message": "bad \\ud800 text", "author": "Bo"}'
+    answer = requests.post(
+        f"{sandbox.url}/_sandbox/fb/comments",
+        data=body,
+        headers={"content-type": "application/json"},
+        timeout=5,
+    )
+    assert answer.status_code == 400
+    assert requests.get(f"{sandbox.url}/_sandbox/state", timeout=5).status_code == 200
