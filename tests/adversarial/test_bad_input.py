@@ -15,6 +15,7 @@ from bulletin.cli import cli
 from bulletin.connectors.sandbox import SandboxServer
 from tests.plugins.bulletin_app import Instance, write_config
 
+TOKEN = "EAABwzLixnjYBAOZBZCk9sT0kEnZZ4xQ"
 ROAD = (
     "notice",
     "add",
@@ -37,6 +38,7 @@ class Case:
     code: int
     says: str
     config: str = ""
+    hidden: str = ""  # must appear nowhere in the output
 
 
 CASES = [
@@ -67,6 +69,14 @@ CASES = [
         "accounts: account name '../../x' must be letters, digits",
         config='[accounts."../../x"]\nplatform = "feed"\n',
     ),
+    Case(
+        "a Page token pasted where its variable's name belongs",
+        ("config", "check"),
+        2,
+        "accounts.fb: token_env must name an environment variable or systemd credential",
+        config=f'[accounts.fb]\nplatform = "facebook"\npage_id = "1"\ntoken_env = "{TOKEN}"\n',
+        hidden=TOKEN,
+    ),
 ]
 
 
@@ -88,7 +98,9 @@ def test_bad_input_is_refused_in_one_line(case: Case, tmp_path: Path) -> None:
     )
     code, _, stderr = _invoke(config, ("init",))
     assert code == (2 if case.config and case.code == 2 else 0), stderr
-    code, _, stderr = _invoke(config, case.argv)
+    code, stdout, stderr = _invoke(config, case.argv)
+    if case.hidden:
+        assert case.hidden not in stdout + stderr
     lines = [line for line in stderr.splitlines() if not line.startswith("bulletin: warning:")]
     assert code == case.code, stderr
     assert len(lines) == 1, stderr
@@ -163,3 +175,49 @@ def test_lone_surrogate_comment_does_not_break_the_sandbox(sandbox: SandboxServe
     )
     assert answer.status_code == 400
     assert requests.get(f"{sandbox.url}/_sandbox/state", timeout=5).status_code == 200
+
+
+def test_sandbox_state_never_hands_out_credentials(sandbox: SandboxServer) -> None:
+    """The control API shows posts and accounts, never a token or secret."""
+    from bulletin.connectors.sandbox import SANDBOX_ENV
+
+    state = requests.get(f"{sandbox.url}/_sandbox/state", timeout=5).text
+    assert "fb" in state and "x" in state
+    for value in SANDBOX_ENV.values():
+        if value.startswith("sandbox-") and "key" not in value:
+            assert value not in state
+
+
+def test_sandbox_on_every_address_warns(tmp_path: Path) -> None:
+    """``bulletin sandbox --host 0.0.0.0`` says that other machines can reach it."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.plugins.environment import free_port
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bulletin",
+            "sandbox",
+            "--host",
+            "0.0.0.0",  # noqa: S104 (the setting under test)
+            "--port",
+            str(free_port()),
+            "--state-file",
+            str(tmp_path / "s.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        assert "sandbox listening" in line
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert "reachable from other machines" in err

@@ -7,10 +7,29 @@ logged and never appear in error messages.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from bulletin.errors import AuthError
+
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def is_variable_name(value: str) -> bool:
+    """Whether ``value`` reads as the name of a variable rather than a credential pasted in its
+    place: letters, digits and ``_`` (at most 64), and not shaped like a key or token (long,
+    mixed-case letters with digits and no ``_``, as X keys and Graph tokens are)."""
+    if not _VARIABLE_NAME.fullmatch(value):
+        return False
+    token_shaped = (
+        len(value) >= 16
+        and "_" not in value
+        and any(c.islower() for c in value)
+        and any(c.isupper() for c in value)
+        and any(c.isdigit() for c in value)
+    )
+    return not token_shaped
 
 
 class Secret:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bulletin.config.secrets import is_variable_name
 from bulletin.names import name_problem, printable
 
 Role = Literal["dispatcher", "approver", "clerk", "admin"]
@@ -219,6 +220,15 @@ class UserSettings(_Section):
     os_user: str | None = None
 
 
+CREDENTIAL_NAME_KEYS = (
+    "consumer_key_env",
+    "consumer_secret_env",
+    "access_token_env",
+    "access_token_secret_env",
+    "token_env",
+)
+
+
 class AccountSettings(_Section):
     """One account on one platform. Credentials are named here, never stored here."""
 
@@ -264,6 +274,14 @@ class AccountSettings(_Section):
             missing = [k for k in ("page_id", "token_env") if not getattr(self, k)]
         if missing:
             raise ValueError(f"a {self.platform} account needs {', '.join(missing)}")
+        for key in CREDENTIAL_NAME_KEYS:
+            value = getattr(self, key)
+            if value and not is_variable_name(value):
+                # the value is never repeated: it may be the credential itself
+                raise ValueError(
+                    f"{key} must name an environment variable or systemd credential (such as "
+                    "PD_X_ACCESS_TOKEN), not hold the credential; its value is not shown"
+                )
         return self
 
 

@@ -84,7 +84,7 @@ class ControlApi:
     def _route(self, method: str, path: str, body: dict[str, Any]) -> Response:
         state = self.state
         if path == "/_sandbox/state" and method == "GET":
-            return json_response(200, state.snapshot())
+            return json_response(200, _without_credentials(state.snapshot()))
         if path == "/_sandbox/received" and method == "GET":
             return json_response(200, {"accounts": state.snapshot()["received"]})
         if path == "/_sandbox/reset" and method == "POST":
@@ -224,3 +224,21 @@ class ControlApi:
                 comment["message"] = str(body["message"])
             self.state.save()
         return json_response(200, {"id": comment_id})
+
+
+CREDENTIAL_KEYS = frozenset(
+    {"consumer_secret", "access_token", "access_token_secret", "page_token", "user_token"}
+)
+
+
+def _without_credentials(value: Any) -> Any:
+    """``value`` with every account's tokens and secrets shown as ``***``: the state is for
+    looking at posts and comments, and credentials never leave the server that checks them."""
+    if isinstance(value, dict):
+        return {
+            k: "***" if k in CREDENTIAL_KEYS and v else _without_credentials(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_without_credentials(v) for v in value]
+    return value

@@ -7,9 +7,11 @@ foreground (``bulletin sandbox``).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -170,6 +172,14 @@ class SandboxServer:
         self.stop()
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def serve(host: str, port: int, state_file: Path | str | None) -> None:
     """Run a sandbox in the foreground until SIGTERM or Ctrl-C."""
     server = SandboxServer(host, port, state_file)
@@ -177,6 +187,13 @@ def serve(host: str, port: int, state_file: Path | str | None) -> None:
     previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
     server.start()
     print(f"sandbox listening on {server.url} (state: {state_file or 'in memory'})", flush=True)
+    if not is_loopback(host):
+        print(
+            f"warning: the sandbox listens on {host}, reachable from other machines; anyone "
+            "who reaches it can post, read and fault its accounts (use 127.0.0.1)",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         done.wait()
     except KeyboardInterrupt:
