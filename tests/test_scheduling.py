@@ -4,14 +4,18 @@ with the manual clock, on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
+from dateutil.relativedelta import relativedelta
 from defusedxml import ElementTree as SafeET
 from sqlmodel import Session, col, select
 
+from bulletin.cli import cli
 from bulletin.connectors.feed import ATOM, THREADING, TOMBSTONES
 from bulletin.daemon import Daemon
 from bulletin.errors import Refused, UsageError
@@ -21,7 +25,7 @@ from bulletin.publisher.amend import correct_notice, retract_notice
 from bulletin.publisher.delivery import DeliveryWorker
 from bulletin.publisher.notices import NoticeDraft, approve_notice, cancel_notice, create_notice
 from bulletin.publisher.schedule import decide_late, late_notices
-from bulletin.timeparse import ambiguity, parse_when
+from bulletin.timeparse import ambiguity, parse_until, parse_when
 from tests.plugins.bulletin_app import Instance
 
 NY = ZoneInfo("America/New_York")
@@ -276,6 +280,77 @@ def test_missed_occurrences_after_downtime_only_the_latest_is_made(instance: Ins
     assert "2026-12-02" in (made.detail or "")  # the skipped days are named
 
 
+@pytest.mark.parametrize("every", ["day", "week", "month"])
+@pytest.mark.parametrize("at", ["now", "+90s", "+30m"])
+def test_a_recurrence_starts_at_its_first_time_not_a_period_later(
+    instance: Instance, every: str, at: str
+) -> None:
+    """--every day|week|month with --at now, +90s or +30m (seconds past the minute): the first
+    occurrence is at that time, today, and is published then; the next is one period later at
+    the same minute."""
+    instance.clock.advance(timedelta(seconds=7))
+    now = instance.clock.now()
+    asked = parse_when(at, instance.settings.agency.time_zone, now)
+    notice_id = add(
+        instance,
+        recurrence=recurrence.parse_every(every).text(),
+        publish_at=asked,
+        until_cancelled=True,
+    )
+    row = notice_row(instance, notice_id)
+    assert row.publish_at == asked
+    minute = asked.astimezone(NY).replace(second=0, tzinfo=None)
+    period = {"day": relativedelta(days=1), "week": relativedelta(weeks=1)}
+    following = minute + period.get(every, relativedelta(months=1))
+    assert row.next_occurrence_at == local(following.isoformat())
+    daemon = Daemon(instance.app)
+    daemon.prepare()
+    instance.clock.set(asked)
+    assert [o.state for o in daemon.dispatch_due()] == ["published"]
+    [post] = deliveries(instance, notice_id)
+    assert (post.text or "").endswith(recurrence.date_line(now, NY))
+
+
+def test_until_a_date_includes_that_day(instance: Instance) -> None:
+    """--until 2026-11-27 (a date alone) is the end of that day in New York: the daily 09:00
+    occurrences of the 26th and of the 27th are both made, and none after."""
+    tz = instance.settings.agency.time_zone
+    until = parse_until("2026-11-27", tz, instance.clock.now())
+    assert until == local("2026-11-27T23:59:59")
+    assert parse_until("2026-11-27T09:00", tz, instance.clock.now()) == local("2026-11-27T09:00")
+    notice_id = add(instance, recurrence="daily;at=09:00", repeat_until=until)
+    daemon = Daemon(instance.app)
+    daemon.prepare()
+    for day in ("2026-11-26", "2026-11-27", "2026-11-28"):
+        instance.clock.set(local(f"{day}T09:00:05"))
+        daemon.dispatch_due()
+    rows = deliveries(instance, notice_id)
+    assert [(d.occurrence, d.state) for d in rows] == [(1, "published"), (2, "published")]
+    assert (rows[1].text or "").endswith("(Fri 27 Nov 2026)")
+    assert notice_row(instance, notice_id).state == "published"
+
+
+def test_command_line_every_day_at_now_until_a_date(sqlite_instance: Instance) -> None:
+    """`notice add --every day --at now --until DATE` (wall clock): the first occurrence is now,
+    not tomorrow, and the series runs to the end of DATE in the agency's zone."""
+    tomorrow = (datetime.now(NY) + timedelta(days=1)).date().isoformat()
+    before = datetime.now(UTC)
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("--config", str(sqlite_instance.config), "notice", "add", "--text", TIP),
+            *("--category", "crime-prevention", "--target", "feed", "--every", "day"),
+            *("--at", "now"),
+            *("--until", tomorrow, "--as", "dispatcher1", "--json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    added = json.loads(result.output.splitlines()[-1])
+    first = datetime.fromisoformat(added["publish_at"])
+    assert before <= first <= datetime.now(UTC)
+    assert datetime.fromisoformat(added["repeat_until"]) == local(f"{tomorrow}T23:59:59")
+
+
 # -- expiry and follow-up -------------------------------------------------------------------
 
 
@@ -327,6 +402,35 @@ def test_expired_notice_is_not_published_and_gets_no_follow_up(instance: Instanc
     daemon.dispatch_due()
     assert [(d.kind, d.state) for d in deliveries(instance, notice_id)] == [("post", "failed")]
     assert feed_entries(instance) == []
+
+
+def test_notice_that_expired_before_any_attempt_shows_no_attempt(instance: Instance) -> None:
+    """A notice that expired while its post waited is failed with the reason, with no attempt
+    counted or logged, and `notice show` says so (attempts 0, no try line)."""
+    now = instance.clock.now()
+    notice_id = add(
+        instance, publish_at=now + timedelta(minutes=10), expires_at=now + timedelta(minutes=20)
+    )
+    instance.clock.advance(timedelta(minutes=25))
+    daemon = Daemon(instance.app)
+    daemon.prepare()
+    assert daemon.dispatch_due() == []
+    [post] = deliveries(instance, notice_id)
+    assert (post.state, post.attempts, post.last_error) == (
+        "failed",
+        0,
+        "the notice expired before it was published",
+    )
+    shown = CliRunner().invoke(
+        cli, ["--config", str(instance.config), "notice", "show", str(notice_id), "--json"]
+    )
+    assert shown.exit_code == 0, shown.output
+    [delivery] = json.loads(shown.output)["deliveries"]
+    assert (delivery["attempts"], delivery["attempt_log"]) == (0, [])
+    text = CliRunner().invoke(
+        cli, ["--config", str(instance.config), "notice", "show", str(notice_id)]
+    )
+    assert "attempts 0" in text.output and "try " not in text.output
 
 
 # -- corrections and retractions (feed; X and Facebook in test_scheduling_platforms) ----------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bulletin.errors import UsageError
@@ -68,6 +68,22 @@ def parse_when(text: str, time_zone: str, now: datetime) -> datetime:
             raise UsageError(f"{text} does not exist in {time_zone} (clocks skip it)")
         parsed = local
     return parsed.astimezone(ZoneInfo("UTC"))
+
+
+def parse_until(text: str, time_zone: str, now: datetime) -> datetime:
+    """An end time (inclusive) as :func:`parse_when` reads it, except that a date alone
+    (``2027-03-16``) means the end of that day in the agency's zone: its last second.
+
+    :raises UsageError: as :func:`parse_when`.
+    """
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        return parse_when(text, time_zone, now)
+    zone = ZoneInfo(time_zone)
+    # the next day's first instant (a midnight the clocks skip moves forward with them)
+    next_day = datetime.combine(day + timedelta(days=1), time()).replace(tzinfo=zone, fold=0)
+    return next_day.astimezone(ZoneInfo("UTC")) - timedelta(seconds=1)
 
 
 def ambiguity(text: str, time_zone: str, now: datetime | None = None) -> str | None:

@@ -24,7 +24,7 @@ from bulletin.publisher.notices import (
 )
 from bulletin.publisher.recurrence import parse_every
 from bulletin.publisher.templates import notice_from_template
-from bulletin.timeparse import ambiguity, local_text, parse_when
+from bulletin.timeparse import ambiguity, local_text, parse_until, parse_when
 from bulletin.waker import poke
 
 
@@ -121,7 +121,8 @@ def review_lines(review: Review) -> list[str]:
     "--until",
     "until",
     default=None,
-    help="Last time a recurrence may occur (agency zone), or 'cancelled' to run until cancelled.",
+    help="Last time a recurrence may occur (agency zone; a date alone: to the end of that day), "
+    "or 'cancelled' to run until cancelled.",
 )
 @click.option(
     "--no-date-line",
@@ -193,7 +194,7 @@ def notice_add(
             click.echo(f"warning: {note}", err=True)
     rule = parse_every(every).text() if every else repeat
     until_cancelled = (until or "").strip().lower() == "cancelled"
-    repeat_until = parse_when(until, tz, now) if until and not until_cancelled else None
+    repeat_until = parse_until(until, tz, now) if until and not until_cancelled else None
     draft = NoticeDraft(
         category=category or "",
         text=text or "",

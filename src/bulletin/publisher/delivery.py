@@ -48,6 +48,7 @@ log = structlog.get_logger("bulletin.delivery")
 RETRY_STATES = ("pending", "uncertain")
 FINAL_DELIVERY_STATES = {"published", "failed", "cancelled", "deleted"}
 LIVE_NOTICE_STATES = ("approved", "partially-published")
+EXPIRED = "the notice expired before it was published"
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class DeliveryWorker:
         now = self.clock.now()
         claims: list[Claim] = []
         with session_scope(self.engine) as session:
+            self._fail_expired(session, now)
             due = sa.or_(
                 sa.and_(col(Delivery.state).in_(RETRY_STATES), col(Delivery.due_at) <= now),
                 sa.and_(col(Delivery.state) == "in-flight", col(Delivery.lease_expires_at) < now),
@@ -127,6 +129,26 @@ class DeliveryWorker:
                 )
                 claims.append(Claim(delivery.id, reconcile))
         return claims
+
+    def _fail_expired(self, session: Session, now: datetime) -> None:
+        """Fail every post waiting to be tried whose notice expired, without claiming it:
+        nothing is sent, so no attempt is counted or logged."""
+        rows = session.exec(
+            select(Delivery)
+            .join(Notice, col(Notice.id) == col(Delivery.notice_id))
+            .where(col(Delivery.state) == "pending")
+            .where(col(Delivery.kind) == "post")
+            .where(col(Notice.expires_at) <= now)
+            .with_for_update(skip_locked=True, of=Delivery)
+        ).all()
+        for row in rows:
+            row.state = "failed"
+            row.last_error = EXPIRED
+            session.add(row)
+            self._audit_final(session, row, now)
+        session.flush()
+        for notice_id in sorted({row.notice_id for row in rows}):
+            refresh_notice_state(session, notice_id, now)
 
     def expire_foreign_leases(self) -> int:
         """Make every other owner's claim reclaimable now (with a check on the platform first).
@@ -213,7 +235,7 @@ class DeliveryWorker:
                 return self._finish(delivery, "cancelled", f"notice is {notice.state}")
             self._restart_attempt(delivery)
         if is_post and notice.expires_at is not None and now >= notice.expires_at:
-            return self._finish(delivery, "failed", "the notice expired before it was published")
+            return self._finish(delivery, "failed", EXPIRED)
 
         def publish() -> Outcome:
             if delivery.parts:
@@ -525,6 +547,22 @@ class DeliveryWorker:
             attempt.error = error
             session.add(attempt)
 
+    def _audit_final(self, session: Session, row: Delivery, now: datetime) -> None:
+        """The audit event of a delivery that reached a final state (with its reason)."""
+        audit.record_event(
+            session,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            action=row.state,
+            object_type="delivery",
+            object_id=row.id or 0,
+            reason=row.last_error,
+            notice=row.notice_id,
+            account=row.account,
+            kind=row.kind,
+            occurrence=row.occurrence,
+        )
+
     def _finish(
         self, delivery: Delivery, state: str, reason: str, due: datetime | None = None
     ) -> Outcome:
@@ -542,19 +580,7 @@ class DeliveryWorker:
             session.add(row)
             self._close_attempt(session, row.id, state, reason)
             if state in FINAL_DELIVERY_STATES:
-                audit.record_event(
-                    session,
-                    at=now,
-                    actor=SYSTEM_ACTOR,
-                    action=state,
-                    object_type="delivery",
-                    object_id=row.id or 0,
-                    reason=reason,
-                    notice=row.notice_id,
-                    account=row.account,
-                    kind=row.kind,
-                    occurrence=row.occurrence,
-                )
+                self._audit_final(session, row, now)
                 refresh_notice_state(session, row.notice_id, now)
         level = log.warning if state in ("failed", "uncertain") else log.info
         level(

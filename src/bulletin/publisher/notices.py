@@ -153,8 +153,9 @@ def _check_schedule(draft: NoticeDraft, settings: Settings) -> None:
 
 
 def resolve_schedule(draft: NoticeDraft, settings: Settings, now: datetime) -> NoticeDraft:
-    """A recurring draft with its rule normalised (``at`` filled in from ``--at``) and its
-    publish time set to the first occurrence.
+    """A recurring draft with its rule normalised (``at`` filled in from ``--at``, to the
+    minute) and its publish time set to the first occurrence: the first at or after the publish
+    time (or ``now``) read to the minute, so ``--every day --at now`` starts today.
 
     :raises UsageError: a bad rule, no time of day, or no occurrence before the end.
     """
@@ -170,7 +171,11 @@ def resolve_schedule(draft: NoticeDraft, settings: Settings, now: datetime) -> N
             )
         local = draft.publish_at.astimezone(zone)
         rule = rule.with_at(local.time().replace(second=0, microsecond=0))
-    first = recurrence.occurrence_after(rule, start, zone, start, inclusive=True)
+    # occurrences fall on whole minutes: the one in the minute of ``start`` is the first,
+    # at ``start`` itself (never earlier than asked)
+    minute = start.replace(second=0, microsecond=0)
+    found = recurrence.occurrence_after(rule, start, zone, minute, inclusive=True)
+    first = None if found is None else max(found, start)
     if first is None or (draft.repeat_until is not None and first > draft.repeat_until):
         raise UsageError(f"recurrence {rule.text()}: no occurrence before its end")
     if draft.expires_at is not None and first >= draft.expires_at:
