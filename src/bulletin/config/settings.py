@@ -604,6 +604,11 @@ class Settings(_Section):
         configured = self.retention.series.get(series)
         return parse_period(configured.period if configured else self.retention.default_period)
 
+    def is_permanent(self, series: str) -> bool:
+        """Whether records of ``series`` are kept for good (a legal hold that no release of a
+        hold or request ever lifts)."""
+        return self.retain_for(series) is None
+
     def anchor_for(self, series: str) -> Literal["posted", "captured"]:
         """Whether ``series`` counts from the posted or the captured date."""
         configured = self.retention.series.get(series)
