@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from dateutil.relativedelta import relativedelta
 
+from bulletin.archiver.retention import retain_until
 from bulletin.config import load_settings
-from bulletin.config.settings import parse_period
+from bulletin.config.settings import Settings, parse_duration, parse_period
 from bulletin.errors import ConfigError
+from bulletin.timeparse import Span
 
 
 def test_embedded_defaults(tmp_path: Path) -> None:
@@ -107,14 +112,75 @@ def test_missing_and_binary_files(tmp_path: Path) -> None:
 
 
 def test_periods() -> None:
-    """Periods in days, weeks, months and years never fall short; permanent is None."""
-    year = parse_period("1y")
-    assert year is not None and year.days >= 365
-    assert parse_period("7y").days >= 7 * 365  # type: ignore[union-attr]
-    assert parse_period("90d").days == 90  # type: ignore[union-attr]
+    """Periods and durations share one syntax; permanent is None."""
+    assert parse_period("7y") == Span(7, "years")
+    assert parse_period("6 months") == parse_period("6mo") == Span(6, "months")
+    assert parse_period("90d") == Span(90, "days")
     assert parse_period("permanent") is None
-    with pytest.raises(ValueError, match="not a period"):
-        parse_period("7 years")
+    assert parse_duration("30 minutes") == parse_duration("30min") == timedelta(minutes=30)
+    assert parse_duration("1d") == timedelta(days=1)
+    with pytest.raises(ValueError, match="no fixed length"):
+        parse_duration("1mo")
+
+
+def retained_until(period: str, anchor: datetime) -> datetime:
+    """Retain-until of a record captured at ``anchor`` in a series kept for ``period``."""
+    settings = Settings.model_validate(
+        {"retention": {"series": {"s": {"period": period}}}, "agency": {"time_zone": ZONE}}
+    )
+    until, permanent = retain_until(settings, "s", posted_at=None, captured_at=anchor)
+    assert not permanent
+    return until.astimezone(ZoneInfo(ZONE))
+
+
+ZONE = "America/New_York"
+
+
+def local_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(ZONE))
+
+
+def test_six_months_from_1_july_is_1_january() -> None:
+    """Retain-until = anchor + relativedelta(months=6) on the agency's clock: a record
+    captured 1 July 10:00 is kept until 1 January 10:00 (past all of 31 December), not 183
+    days (31 December)."""
+    anchor = local_time("2026-07-01T10:00")
+    assert retained_until("6mo", anchor) == anchor + relativedelta(months=6)
+    assert retained_until("6mo", anchor) == local_time("2027-01-01T10:00")
+    assert retained_until("1y", local_time("2026-03-01T00:30")) == local_time("2027-03-01T00:30")
+    assert retained_until("2w", local_time("2026-10-25T09:00")) == local_time("2026-11-08T09:00")
+
+
+def test_seven_years_from_29_february_end_on_1_march() -> None:
+    """A day clamped to the end of a shorter month moves to the first of the next: 29 Feb +
+    7y (relativedelta gives 28 Feb) is 1 March, and 31 August + 6mo is 1 March."""
+    assert retained_until("7y", local_time("2024-02-29T12:00")) == local_time("2031-03-01T12:00")
+    assert retained_until("6mo", local_time("2026-08-31T12:00")) == local_time("2027-03-01T12:00")
+    assert retained_until("7y", local_time("2024-02-28T12:00")) == local_time("2031-02-28T12:00")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("retention", "default_period", "30m"),
+        ("publisher", "late_grace", "30m"),
+        ("daemon", "routine_give_up", "30m"),
+    ],
+)
+def test_bare_m_is_refused_everywhere(tmp_path: Path, section: str, key: str, value: str) -> None:
+    """ "30m" (minutes or months?) is refused in every setting, naming what to write."""
+    path = tmp_path / "bulletin.toml"
+    path.write_text(f'[{section}]\n{key} = "{value}"\n')
+    with pytest.raises(ConfigError, match=rf"{key}.*write 30min for minutes or 30mo for months"):
+        load_settings(path, environ={})
+
+
+def test_a_zero_period_is_refused(tmp_path: Path) -> None:
+    """A retention period of "0d" is refused at start with the file and key."""
+    path = tmp_path / "bulletin.toml"
+    path.write_text('[retention.series.visitor-comments]\nperiod = "0d"\n')
+    with pytest.raises(ConfigError, match=r"period.*no time at all"):
+        load_settings(path, environ={})
 
 
 def test_schema_revision_constant_matches_migrations() -> None:

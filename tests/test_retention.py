@@ -85,7 +85,7 @@ def release(inst: Instance, hold_id: int) -> int:
         reason="case settled",
         actor="clerk1",
         now=inst.clock.now(),
-        time_zone=inst.settings.agency.time_zone,
+        settings=inst.settings,
     )
 
 
@@ -195,6 +195,42 @@ def test_record_stays_held_until_every_hold_is_released(inst: Instance) -> None:
         release(inst, first)
     assert release(inst, second) == 1
     assert not store_hold(inst.app.store, record.object_sha256)
+
+
+PERMANENT_COMMENTS = """
+[retention]
+default_period = "7y"
+
+[retention.series.visitor-comments]
+period = "permanent"
+"""
+
+
+@pytest.mark.parametrize("backend", ["local", pytest.param("s3", marks=pytest.mark.s3)])
+def test_releasing_a_hold_keeps_a_permanent_series_held(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """A record of a series configured permanent keeps its legal hold, in the database and in
+    the store (catalog or S3 Object Lock), after a hold covering it is released."""
+    made = make_instance(
+        tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", PERMANENT_COMMENTS
+    )
+    try:
+        if backend == "s3":
+            made.app._store = request.getfixturevalue("s3_store")
+        [record] = archive(made, 1)
+        assert record.legal_hold
+        hold_id = hold_on(made, "author:visitor1")
+        assert release(made, hold_id) == 0
+        kept = fresh(made, record.id)
+        assert kept.legal_hold
+        assert store_hold(made.app.store, kept.object_sha256)
+        assert store_hold(made.app.store, kept.raw_sha256)
+    finally:
+        if backend == "s3":
+            made.app.store.close()
+            made.app._store = None
+        made.app.close()
 
 
 def test_request_hold_is_released_only_by_closing_the_request(inst: Instance) -> None:
@@ -355,7 +391,7 @@ def test_retention_apply_extends_and_never_shortens(inst: Instance) -> None:
     )
     assert report.series["visitor-comments"].extended == 1
     after = fresh(inst, record.id).retain_until
-    assert after is not None and after > before + timedelta(days=3 * 365)
+    assert after is not None and after >= before + timedelta(days=3 * 365)
     for digest in (record.object_sha256, record.raw_sha256):
         info = inst.app.store.head(object_key(digest or ""))
         assert info is not None and info.retain_until >= after

@@ -176,6 +176,8 @@ def test_today_and_tomorrow_are_the_agency_s_calendar_days(typed: str, expected:
         ("tomorrow 7:75", "no such time"),
         ("tomorow 7am", "cannot read time"),
         ("tomorrow 07:00m", "cannot read time"),
+        ("+30m", "write 30min for minutes or 30mo for months"),
+        ("+0min", "no time at all"),
     ],
 )
 def test_typed_day_times_that_make_no_sense_are_refused(typed: str, message: str) -> None:

@@ -1,16 +1,103 @@
-"""Times as people type them: entered in the agency's time zone, stored in UTC."""
+"""Times as people type them: entered in the agency's time zone, stored in UTC.
+
+One syntax for every span of time Bulletin reads (retention periods, grace and give-up
+durations, ``+30min`` publish times): a whole number and a unit, ``s``, ``min``, ``h``, ``d``,
+``w``, ``mo`` or ``y``, or a long form (``30 minutes``, ``6 months``, ``1 year``). A bare
+``m`` is refused: minutes and months must never be confused.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from dateutil.relativedelta import relativedelta
 
 from bulletin.errors import UsageError
 
-_RELATIVE = re.compile(r"^\+(\d+)\s*([smhd])$")
 _DAY_TIME = re.compile(r"^(today|tomorrow)\s+(\d{1,2})(?::(\d{2}))?(?:\s*([ap])\.?m\.?)?$")
-HINT = "use now, +30m, tomorrow 07:00, today 5:30pm or 2026-11-25T18:00"
+HINT = "use now, +30min, tomorrow 07:00, today 5:30pm or 2026-11-25T18:00"
+
+_SPAN = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$")
+_UNITS = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), "seconds"),
+    **dict.fromkeys(("min", "mins", "minute", "minutes"), "minutes"),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "hours"),
+    **dict.fromkeys(("d", "day", "days"), "days"),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), "weeks"),
+    **dict.fromkeys(("mo", "mos", "month", "months"), "months"),
+    **dict.fromkeys(("y", "yr", "yrs", "year", "years"), "years"),
+}
+_SHORT = {"seconds": "s", "minutes": "min", "hours": "h", "days": "d", "weeks": "w"}
+_SHORT |= {"months": "mo", "years": "y"}
+SPAN_HINT = "e.g. 90s, 30min, 2h, 1d, 2w, 6mo or 7y"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A span of time as typed: ``count`` of ``unit`` (seconds ... years).
+
+    Seconds, minutes and hours are exact. Days, weeks, months and years are calendar spans,
+    added to the agency's local date and time (:meth:`after`)."""
+
+    count: int
+    unit: str
+
+    def __str__(self) -> str:
+        return f"{self.count}{_SHORT[self.unit]}"
+
+    @property
+    def calendar(self) -> bool:
+        """Months and years: no fixed length."""
+        return self.unit in ("months", "years")
+
+    def exact(self) -> timedelta:
+        """The span as a fixed length (a day is 24 hours).
+
+        :raises ValueError: months or years, which have none.
+        """
+        if self.calendar:
+            raise ValueError(f"{self} has no fixed length; give it in s, min, h, d or w")
+        return timedelta(**{self.unit: self.count})
+
+    def after(self, when: datetime, time_zone: str) -> datetime:
+        """``when`` plus this span, aware UTC. s/min/h are added to the instant; d, w, mo
+        and y to the local date in ``time_zone`` with dateutil's ``relativedelta`` (same
+        local time of day), except that a day clamped to the end of a shorter month (29
+        February plus a year, 31 August plus six months) becomes the first day of the next
+        month: a period never ends before the calendar says it has passed."""
+        if self.unit in ("seconds", "minutes", "hours"):
+            return (when + self.exact()).astimezone(UTC)
+        zone = ZoneInfo(time_zone)
+        local = when.astimezone(zone).replace(tzinfo=None)
+        moved: datetime = local + relativedelta(**{self.unit: self.count})
+        if self.calendar and moved.day < local.day:
+            moved += timedelta(days=1)
+        return moved.replace(tzinfo=zone).astimezone(UTC)
+
+
+def parse_span(text: str) -> Span:
+    """``"30min"``, ``"6mo"``, ``"7y"``, ``"30 minutes"``, ``"6 months"``: a positive span.
+
+    :raises ValueError: zero, a bare ``m`` (minutes or months?), or anything else; the message
+        says what to write instead.
+    """
+    match = _SPAN.match(text.lower())
+    if not match:
+        raise ValueError(f"{text!r} is not a span of time ({SPAN_HINT})")
+    count, word = int(match.group(1)), match.group(2)
+    if word == "m":
+        raise ValueError(
+            f"{text!r} is ambiguous: write {count}min for minutes or {count}mo for months"
+        )
+    unit = _UNITS.get(word)
+    if unit is None:
+        raise ValueError(f"{text!r}: unknown unit {word!r} ({SPAN_HINT})")
+    if count == 0:
+        raise ValueError(f"{text!r} is no time at all; give at least 1 ({SPAN_HINT})")
+    return Span(count, unit)
 
 
 def _day_time(value: str, time_zone: str, now: datetime) -> str | None:
@@ -39,8 +126,9 @@ def _day_time(value: str, time_zone: str, now: datetime) -> str | None:
 
 
 def parse_when(text: str, time_zone: str, now: datetime) -> datetime:
-    """``now``, ``+30m``/``+2h``/``+1d``, ``today 17:00``/``tomorrow 7am``, or ISO 8601 (a
-    time without an offset is in the agency's zone). Returns aware UTC.
+    """``now``, ``+30min``/``+2h``/``+1d`` (any span, :func:`parse_span`), ``today 17:00``/
+    ``tomorrow 7am``, or ISO 8601 (a time without an offset is in the agency's zone). Returns
+    aware UTC.
 
     A local time the clocks skip (spring forward) is refused. A local time that happens
     twice (the autumn hour) is the first of the two (fold=0, still daylight time): see
@@ -51,10 +139,11 @@ def parse_when(text: str, time_zone: str, now: datetime) -> datetime:
     value = text.strip()
     if value.lower() == "now":
         return now
-    match = _RELATIVE.match(value.lower())
-    if match:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return now + timedelta(**{unit: int(match.group(1))})
+    if value.startswith("+"):
+        try:
+            return parse_span(value[1:]).after(now, time_zone)
+        except ValueError as e:
+            raise UsageError(f"cannot read time {text!r}: {e}") from None
     value = _day_time(value, time_zone, now) or value
     try:
         parsed = datetime.fromisoformat(value)

@@ -32,7 +32,7 @@ from bulletin import audit
 from bulletin.archiver import decisions
 from bulletin.archiver.search import author_is
 from bulletin.archiver.store.base import WormStore, object_key
-from bulletin.config.settings import PERMANENT_SERIES
+from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.identity import SYSTEM_ACTOR
@@ -368,11 +368,13 @@ def release_hold(
     reason: str,
     actor: str,
     now: datetime,
-    time_zone: str,
+    settings: Settings,
     by_request: bool = False,
 ) -> int:
     """Release a hold; returns how many records left legal hold (those no other open hold or
-    request covers, in series that are not permanent).
+    request covers, in series that are not permanent). A record of a permanent series (the
+    built-in ones or one configured ``period = "permanent"``) keeps its legal hold, in the
+    database and in the store.
 
     :raises NotFound: no such hold.
     :raises Refused: already released, or owned by a records request (close the request); a
@@ -381,7 +383,7 @@ def release_hold(
     """
     if not reason.strip():
         raise UsageError("releasing a hold needs a --reason")
-    refresh_holds(engine, store, now, time_zone)
+    refresh_holds(engine, store, now, settings.agency.time_zone)
     with session_scope(engine) as session:
         hold = session.get(Hold, hold_id)
         if hold is None:
@@ -416,7 +418,7 @@ def release_hold(
         freed = [
             r
             for r in members
-            if r.id not in still and r.series not in PERMANENT_SERIES and r.legal_hold
+            if r.id not in still and not settings.is_permanent(r.series) and r.legal_hold
         ]
         ids = [r.id for r in freed]
         for start in range(0, len(ids), 500):

@@ -227,7 +227,7 @@ def close_request(
             reason=f"records request {request_id} closed: {reason}",
             actor=actor,
             now=now,
-            time_zone=settings.agency.time_zone,
+            settings=settings,
             by_request=True,
         )
     decisions.mirror_requests(engine, store, [request_id], now)

@@ -44,14 +44,19 @@ def series_for(kind: str, priority: str | None = None) -> str:
 def retain_until(
     settings: Settings, series: str, *, posted_at: datetime | None, captured_at: datetime
 ) -> tuple[datetime, bool]:
-    """When a record of ``series`` may first be disposed of, and whether it is permanent."""
+    """When a record of ``series`` may first be disposed of, and whether it is permanent.
+
+    Retain-until is the anchor plus the series' period in calendar terms, counted in the
+    agency's time zone (:meth:`bulletin.timeparse.Span.after`): 6 months from 1 July 10:00 is
+    1 January 10:00, 7 years from 29 February is 1 March.
+    """
     anchor = captured_at
     if settings.anchor_for(series) == "posted" and posted_at is not None:
         anchor = posted_at
     period = settings.retain_for(series)
     if period is None:
         return captured_at + PERMANENT, True
-    return anchor + period, False
+    return period.after(anchor, settings.agency.time_zone), False
 
 
 @dataclass

@@ -99,7 +99,7 @@ def review_lines(review: Review) -> list[str]:
     "--at",
     "publish_at",
     default=None,
-    help="When to publish: now (default), +30m, tomorrow 7am, or a time in the agency's zone.",
+    help="When to publish: now (default), +30min, tomorrow 7am, or a time in the agency's zone.",
 )
 @click.option("--expires", default=None, help="After this time it is never published.")
 @click.option("--late-ok", is_flag=True, help="Allow a publish time more than 5 minutes past.")

@@ -154,7 +154,7 @@ def hold_release(ctx: Context, hold_id: int, reason: str, actor: str | None, as_
         reason=reason,
         actor=who,
         now=app.clock.now(),
-        time_zone=settings.agency.time_zone,
+        settings=settings,
     )
     emit(
         as_json,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bulletin.config.secrets import is_variable_name
 from bulletin.names import name_problem, printable
+from bulletin.timeparse import Span, parse_span
 
 Role = Literal["dispatcher", "approver", "clerk", "admin"]
 Priority = Literal["emergency", "advisory", "community"]
@@ -44,36 +45,27 @@ DEFAULT_CATEGORIES: dict[str, Priority] = {
 }
 
 _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-_PERIOD = re.compile(r"^\s*(\d+)\s*([dwmy])\s*$")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 
 
 def parse_duration(text: str) -> timedelta:
-    """A short wait: ``"90s"``, ``"30m"`` (minutes), ``"2h"``, ``"1d"``.
+    """A wait of fixed length in the one span syntax (:func:`bulletin.timeparse.parse_span`):
+    ``"90s"``, ``"30min"``, ``"2h"``, ``"1d"``, ``"2w"``.
 
-    :raises ValueError: anything else.
+    :raises ValueError: not a span, or months or years (which have no fixed length).
     """
-    match = _DURATION.match(text.lower())
-    if not match:
-        raise ValueError(f"{text!r} is not a duration (use e.g. 90s, 30m, 2h or 1d)")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-    return timedelta(**{unit: int(match.group(1))})
+    return parse_span(text).exact()
 
 
 @lru_cache(maxsize=256)  # called once per archived record, with a handful of values
-def parse_period(text: str) -> timedelta | None:
-    """``"7y"``, ``"90d"``, ``"6m"``, ``"2w"`` as a timedelta; ``"permanent"`` as None.
+def parse_period(text: str) -> Span | None:
+    """A retention period: ``"7y"``, ``"6mo"``, ``"2w"``, ``"90d"`` (or long forms, ``"6
+    months"``) as a calendar :class:`~bulletin.timeparse.Span`; ``"permanent"`` as None.
 
-    Years count 365.25 days and months 30.44, so a period never falls short of the calendar.
+    :raises ValueError: not a span (``"6m"`` is refused as ambiguous, ``"0d"`` as no time).
     """
     if text.strip().lower() == "permanent":
         return None
-    match = _PERIOD.match(text.lower())
-    if not match:
-        raise ValueError(f"{text!r} is not a period (use e.g. 7y, 6m, 2w, 90d or permanent)")
-    count, unit = int(match.group(1)), match.group(2)
-    days = {"d": 1.0, "w": 7.0, "m": 30.44, "y": 365.25}[unit] * count
-    return timedelta(days=round(days + 0.5))
+    return parse_span(text)
 
 
 class _Section(BaseModel):
@@ -313,10 +305,14 @@ class DaemonSettings(_Section):
 
     @field_validator("routine_give_up")
     @classmethod
-    def _valid_period(cls, value: str) -> str:
-        if parse_period(value) is None:
-            raise ValueError("routine_give_up cannot be permanent")
+    def _valid_duration(cls, value: str) -> str:
+        parse_duration(value)
         return value
+
+    @property
+    def routine_give_up_delta(self) -> timedelta:
+        """How long a routine delivery is retried before it is marked failed."""
+        return parse_duration(self.routine_give_up)
 
 
 class PlatformCost(_Section):
@@ -375,7 +371,7 @@ class PublisherSettings(_Section):
     costs: dict[Platform, PlatformCost] = Field(default_factory=lambda: dict(DEFAULT_COSTS))
     # A routine post this far past its time when a daemon first sees it (the daemon was down)
     # waits for a person (state ``late``); an emergency one goes out at once.
-    late_grace: str = "30m"
+    late_grace: str = "30min"
 
     @field_validator("late_grace")
     @classmethod
@@ -639,12 +635,17 @@ class Settings(_Section):
         settings = self.accounts[account]
         return settings.path or self.data_dir / f"{account}.xml"
 
-    def retain_for(self, series: str) -> timedelta | None:
-        """Retention period of ``series`` (None = permanent)."""
+    def retain_for(self, series: str) -> Span | None:
+        """Retention period of ``series``, a calendar span (None = permanent)."""
         if series in PERMANENT_SERIES:
             return None
         configured = self.retention.series.get(series)
         return parse_period(configured.period if configured else self.retention.default_period)
+
+    def is_permanent(self, series: str) -> bool:
+        """Whether records of ``series`` are kept for good (a legal hold that no release of a
+        hold or request ever lifts)."""
+        return self.retain_for(series) is None
 
     def anchor_for(self, series: str) -> Literal["posted", "captured"]:
         """Whether ``series`` counts from the posted or the captured date."""

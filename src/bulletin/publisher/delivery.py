@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 from bulletin import audit
 from bulletin.archiver.archive import Archiver, Capture
 from bulletin.clock import Clock
-from bulletin.config.settings import Settings, parse_period
+from bulletin.config.settings import Settings
 from bulletin.connectors.base import Connector, Media, OutgoingPost, PublishResult, RemoteItem
 from bulletin.db import session_scope
 from bulletin.errors import (
@@ -84,7 +84,7 @@ class DeliveryWorker:
         self.connector_for = connector_for
         self.owner = owner
         self.lease = timedelta(seconds=settings.daemon.lease_seconds)
-        self.routine_give_up = parse_period(settings.daemon.routine_give_up) or timedelta(days=1)
+        self.routine_give_up = settings.daemon.routine_give_up_delta
 
     # -- claiming ---------------------------------------------------------------------
 
