@@ -48,6 +48,7 @@ log = structlog.get_logger("bulletin.delivery")
 RETRY_STATES = ("pending", "uncertain")
 FINAL_DELIVERY_STATES = {"published", "failed", "cancelled", "deleted"}
 LIVE_NOTICE_STATES = ("approved", "partially-published")
+ARCHIVE_RETRY = timedelta(seconds=15)  # archiving a published post failed: try again after
 
 
 @dataclass(frozen=True)
@@ -400,6 +401,8 @@ class DeliveryWorker:
             row.lease_owner = None
             row.lease_expires_at = None
             row.last_error = note
+            # archived just below; should this worker stop first, a later due-scan does it
+            row.archive_due_at = now + self.lease
             session.add(row)
             self._close_attempt(session, row.id, "published", note)
             audit.record_event(
@@ -427,14 +430,68 @@ class DeliveryWorker:
             remote_id=result.remote_id,
             url=result.url,
         )
-        self.archive_published(delivery.id or 0)
+        self.archive_or_queue(delivery.id or 0)
         return Outcome(delivery.id or 0, "published", result.url or result.remote_id)
+
+    def archive_or_queue(self, delivery_id: int) -> bool:
+        """Archive a published delivery's snapshot now; True when done. When that fails (the
+        store unavailable for a moment), the delivery stays published and its archiving is
+        queued in the database (``archive_due_at``, with the reason) for a later due-scan."""
+        try:
+            self.archive_published(delivery_id)
+            return True
+        except Exception as e:
+            if isinstance(e, BulletinError):
+                reason = str(e)
+            else:
+                reason = f"unexpected error: {type(e).__name__}"
+                log.exception("archiving failed", delivery=delivery_id)
+        retry = self.clock.now() + ARCHIVE_RETRY
+        with session_scope(self.engine) as session:
+            row = session.get(Delivery, delivery_id)
+            if row is not None and row.archived_record_id is None:
+                row.archive_due_at = retry
+                row.archive_error = reason
+                session.add(row)
+        log.warning(
+            "published; archiving postponed", delivery=delivery_id, error=reason, retry=str(retry)
+        )
+        return False
+
+    def archive_due(self, limit: int = 20) -> int:
+        """Archive the published deliveries whose archiving is due (an earlier try failed, or
+        the worker that published stopped first); each is taken by one daemon for a lease
+        before it is tried. Returns how many were archived."""
+        now = self.clock.now()
+        with Session(self.engine) as session:
+            due = session.exec(
+                select(Delivery.id)
+                .where(col(Delivery.archive_due_at) <= now)
+                .order_by(col(Delivery.archive_due_at))
+                .limit(limit)
+            ).all()
+        done = 0
+        for delivery_id in due:
+            with self.engine.begin() as conn:
+                taken = conn.execute(
+                    sa.update(Delivery)
+                    .where(col(Delivery.id) == delivery_id)
+                    .where(col(Delivery.archive_due_at) <= now)
+                    .values(archive_due_at=now + self.lease)
+                ).rowcount
+            if taken and delivery_id is not None and self.archive_or_queue(delivery_id):
+                done += 1
+        return done
 
     def archive_published(self, delivery_id: int) -> None:
         """Archive the snapshot of a published delivery, once (safe to repeat after a crash)."""
         with Session(self.engine, expire_on_commit=False) as session:
             delivery = session.get(Delivery, delivery_id)
             if delivery is None or delivery.state != "published" or delivery.archived_record_id:
+                if delivery is not None and delivery.archive_due_at is not None:
+                    delivery.archive_due_at = None  # nothing (more) to archive
+                    session.add(delivery)
+                    session.commit()
                 return
             notice = session.get(Notice, delivery.notice_id)
             account = session.get(Account, delivery.account)
@@ -475,6 +532,8 @@ class DeliveryWorker:
             row = session.get(Delivery, delivery_id)
             assert row is not None
             row.archived_record_id = record.id
+            row.archive_due_at = None
+            row.archive_error = None
             session.add(row)
 
     def _defer(
