@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -63,6 +64,53 @@ class Outcome:
     state: str
     detail: str = ""
     deferred_until: datetime | None = None
+
+
+class LeaseKeeper:
+    """Renews a claim's lease while the work runs: a small thread extends ``lease_expires_at``
+    every third of the lease, so a slow platform call (retries, timeouts, a reconciliation
+    look-up) never lets another daemon claim the delivery. It stops when the work ends, or
+    when the claim is lost (the delivery is no longer in flight under this owner)."""
+
+    def __init__(
+        self, engine: Engine, clock: Clock, delivery_id: int, owner: str, lease: timedelta
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.delivery_id = delivery_id
+        self.owner = owner
+        self.lease = lease
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._keep, name=f"lease-{delivery_id}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def renew(self) -> bool:
+        """Extend the lease from now; False when this owner no longer holds the claim."""
+        with self.engine.begin() as conn:
+            renewed = conn.execute(
+                sa.update(Delivery)
+                .where(col(Delivery.id) == self.delivery_id)
+                .where(col(Delivery.state) == "in-flight")
+                .where(col(Delivery.lease_owner) == self.owner)
+                .values(lease_expires_at=self.clock.now() + self.lease)
+            ).rowcount
+        return bool(renewed)
+
+    def _keep(self) -> None:
+        interval = self.lease.total_seconds() / 3
+        while not self._done.wait(interval):
+            try:
+                if not self.renew():
+                    return  # published, finished or claimed by another: nothing to keep
+            except Exception as e:  # the database is busy or away: try again next round
+                log.warning("lease not renewed", delivery=self.delivery_id, error=str(e))
 
 
 class DeliveryWorker:
@@ -167,7 +215,14 @@ class DeliveryWorker:
         A post goes out only while its notice is approved and before its expiry; follow-ups,
         corrections and retractions reply to their parent's published post; a deletion
         deletes it (or, where the platform cannot delete, posts the retraction as a reply).
+
+        The claim's lease is renewed while this runs (see :class:`LeaseKeeper`).
         """
+        keeper = LeaseKeeper(self.engine, self.clock, claim.delivery_id, self.owner, self.lease)
+        with keeper:
+            return self._carry_out(claim)
+
+    def _carry_out(self, claim: Claim) -> Outcome:
         with Session(self.engine, expire_on_commit=False) as session:
             delivery = session.get(Delivery, claim.delivery_id)
             assert delivery is not None
