@@ -170,3 +170,30 @@ def test_two_workers_never_publish_the_same_delivery(instance: Instance) -> None
     claimed = [c.delivery_id for c in a.claim(limit=3)] + [c.delivery_id for c in b.claim(limit=10)]
     assert sorted(claimed) == sorted(set(claimed))
     assert len(claimed) == len(ids)
+
+
+def test_archive_failure_after_publish_is_retried_by_the_next_scan(instance: Instance) -> None:
+    """The store fails once right after a publish: the delivery stays published (never lost),
+    its archiving waits in the database (shown by status) and the next scan archives it."""
+    from bulletin.status import gather
+
+    notice_id = approved_notice(instance)
+    blocker = instance.settings.archive_path / "sha256"  # where objects go, made a regular file
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a directory")
+    daemon = Daemon(instance.app)
+    daemon.prepare()
+    outcomes = daemon.dispatch_due()
+    assert [o.state for o in outcomes] == ["published"]
+    assert state_of(instance, notice_id) == ("published", ["published"], 0)
+    waiting = gather(instance.app, 5)
+    assert waiting.archive_waiting == 1
+    assert waiting.archive_error  # the reason, until it is archived
+    blocker.unlink()  # the store heals
+    assert daemon.dispatch_due() == []  # not due yet: nothing archived, nothing published again
+    assert state_of(instance, notice_id)[2] == 0
+    instance.clock.advance(timedelta(seconds=20))
+    assert Daemon(instance.app).dispatch_due() == []  # a restarted daemon's first scan
+    assert state_of(instance, notice_id) == ("published", ["published"], 1)
+    assert gather(instance.app, 5).archive_waiting == 0
+    assert feed_ids(instance) == [f"urn:bulletin:feed:notice-{notice_id}"]

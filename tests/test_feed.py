@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,7 +43,8 @@ def test_valid_atom_with_required_elements(tmp_path: Path) -> None:
     for tag in ("id", "title", "updated", "published", "content"):
         assert entry.find(f"{A}{tag}") is not None, tag
     assert entry.findtext(f"{A}content") == "Road closed 🚧 <Main & 1st>"
-    assert list(tmp_path.iterdir()) == [tmp_path / "feed.xml"]  # no temp file left behind
+    # no temp file left behind; the writers' lock file stays beside the feed
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "feed.xml", tmp_path / "feed.xml.lock"]
 
 
 def test_publish_is_idempotent_by_key(tmp_path: Path) -> None:
@@ -85,3 +87,30 @@ def test_unwritable_location_is_retryable(tmp_path: Path) -> None:
     connector = FeedConnector("feed", tmp_path / "file" / "feed.xml", "t", "")
     with pytest.raises(Retryable, match="cannot write"):
         connector.publish(OutgoingPost(key="k", text="t"))
+
+
+def _publish_many(path: str, prefix: str, count: int, start: object) -> None:
+    """One writer process: wait for the start signal, then publish ``count`` entries."""
+    start.wait(30)  # type: ignore[attr-defined]
+    connector = FeedConnector("feed", Path(path), "Police notices", "", max_entries=1000)
+    for i in range(count):
+        connector.publish(OutgoingPost(key=f"{prefix}-{i}", text=f"Notice {prefix} {i}"))
+
+
+def test_concurrent_writers_in_two_processes_lose_no_entry(tmp_path: Path) -> None:
+    """Two processes publishing many entries at once to one feed file: every entry is in it."""
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    path = str(tmp_path / "feed.xml")
+    writers = [
+        context.Process(target=_publish_many, args=(path, name, 150, start)) for name in "ab"
+    ]
+    for writer in writers:
+        writer.start()
+    start.set()
+    for writer in writers:
+        writer.join(120)
+        assert writer.exitcode == 0
+    ids = {p.remote_id for p in feed(tmp_path, max_entries=1000).list_posts().items}
+    expected = {f"urn:bulletin:feed:{name}-{i}" for name in "ab" for i in range(150)}
+    assert ids == expected

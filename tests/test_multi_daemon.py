@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,11 +14,35 @@ from sqlmodel import Session, select
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import AuditEvent, DaemonInstance, Delivery, Record
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
-from tests.plugins.bulletin_app import make_instance
+from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.daemon_process import DaemonProcess
 from tests.plugins.sandbox import Control, sandbox_accounts
 from tests.test_daemon_process import MakeDaemon, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def sandbox_site(
+    tmp_path: Path, pg_schema_url: str, sandbox: SandboxServer, lease: int
+) -> Instance:
+    """A Bulletin on PostgreSQL with sandbox X and Facebook accounts (no capture to speak of)."""
+    return make_instance(
+        tmp_path,
+        pg_schema_url,
+        f"[daemon]\nlease_seconds = {lease}\n"
+        + sandbox_accounts(
+            sandbox.url,
+            x_extra="capture_interval = 3600",
+            facebook_extra="capture_interval = 3600",
+        ),
+    )
+
+
+def start_two(inst: Instance, tmp_path: Path, daemon_process: MakeDaemon) -> list[DaemonProcess]:
+    """Two daemon processes on ``inst``, each in its own working directory."""
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    return [daemon_process(inst.env(), d).start() for d in (tmp_path, second_dir)]
 
 
 def test_two_daemons_publish_200_notices_exactly_once(
@@ -29,21 +54,9 @@ def test_two_daemons_publish_200_notices_exactly_once(
 ) -> None:
     """Two daemon processes on one PostgreSQL schema, 200 notices to X and Facebook due within
     seconds: the sandbox receives each exactly once, and each is archived once."""
-    inst = make_instance(
-        tmp_path,
-        pg_schema_url,
-        "[daemon]\nlease_seconds = 30\n"
-        + sandbox_accounts(
-            sandbox.url,
-            x_extra="capture_interval = 3600",
-            facebook_extra="capture_interval = 3600",
-        ),
-    )
+    inst = sandbox_site(tmp_path, pg_schema_url, sandbox, lease=30)
     control.settings(enforce_rate_limits=False)
-    first = daemon_process(inst.env(), tmp_path).start()
-    second_dir = tmp_path / "second"
-    second_dir.mkdir()
-    second = daemon_process(inst.env(), second_dir).start()
+    first, second = start_two(inst, tmp_path, daemon_process)
     due = datetime.now(UTC) + timedelta(seconds=3)
     for i in range(200):
         notice = create_notice(
@@ -79,6 +92,46 @@ def test_two_daemons_publish_200_notices_exactly_once(
     assert len(live) == 2
     assert len({(r.account, r.remote_id) for r in records}) == 400
     for daemon in (first, second):
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+    inst.app.close()
+
+
+def test_lease_is_renewed_while_a_slow_platform_answers(
+    tmp_path: Path,
+    pg_schema_url: str,
+    sandbox: SandboxServer,
+    control: Control,
+    daemon_process: MakeDaemon,
+) -> None:
+    """X answers a post after 12 s while the lease is 5 s and a second daemon is scanning:
+    the claim's lease is renewed, so the second daemon never takes the delivery: one post."""
+    inst = sandbox_site(tmp_path, pg_schema_url, sandbox, lease=5)
+    control.settings(enforce_rate_limits=False)
+    control.fault("delay", r"^/2/tweets$", method="POST", seconds=12)
+    daemons = start_two(inst, tmp_path, daemon_process)
+    inst.clock.set(datetime.now(UTC))  # the daemons run on the wall clock
+    notice = create_notice(
+        inst.app.engine,
+        inst.settings,
+        inst.app.clock,
+        NoticeDraft("traffic", "Detour: use Route 4 northbound.", ("x",)),
+        "dispatcher",
+    )
+    approve_notice(inst.app.engine, inst.settings, inst.app.clock, notice.id or 0, "chief")
+
+    def delivery() -> Delivery:
+        with Session(inst.app.engine) as session:
+            row = session.exec(select(Delivery)).one()
+        return row
+
+    wait_until(lambda: delivery().state == "published", 40)
+    time.sleep(2)  # a second post, had there been one, would be on its way by now
+    received = control.get("received")["accounts"]
+    assert sum(int(c.get("create_requests", 0)) for c in received.values()) == 1
+    assert sum(int(c.get("created", 0)) for c in received.values()) == 1
+    assert delivery().attempts == 1
+    for daemon in daemons:
         daemon.signal(signal.SIGTERM)
         assert daemon.wait() == 0
     inst.app.close()

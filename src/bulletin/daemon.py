@@ -266,7 +266,8 @@ class Daemon:
         return len(late)
 
     def dispatch_due(self) -> list[Outcome]:
-        """Carry out every delivery that is due now, one claim at a time."""
+        """Carry out every delivery that is due now, one claim at a time, then archive the
+        published posts whose archiving was postponed."""
         self.schedule_due()
         outcomes = []
         while not self._stop.is_set():
@@ -274,6 +275,7 @@ class Daemon:
             if not claims:
                 break
             outcomes.append(self.worker.run(claims[0]))
+        self.worker.archive_due()
         return outcomes
 
     # -- periodic jobs -------------------------------------------------------------------
@@ -560,11 +562,13 @@ class Daemon:
                 "archive store unavailable; copies of holds, redactions and requests postponed",
                 error=str(e),
             )
-        for delivery_id in unarchived:
-            if delivery_id is not None:
-                self.worker.archive_published(delivery_id)
-        if unarchived:
-            log.warning("archived published posts a crash left unarchived", count=len(unarchived))
+        archived = sum(
+            self.worker.archive_or_queue(delivery_id)
+            for delivery_id in unarchived
+            if delivery_id is not None
+        )
+        if archived:
+            log.warning("archived published posts a crash left unarchived", count=archived)
         schedule.mark_late(self.app.engine, self.app.settings, self.app.clock.now())
         self.warn_late()
         try:

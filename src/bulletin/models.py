@@ -148,6 +148,9 @@ class Delivery(SQLModel, table=True):
     parts: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # JSON list: remote ids of the parts published so far
     thread_ids: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # published but not archived yet: when the due-scan archives it, and why it last failed
+    archive_due_at: datetime | None = _ts(index=True)
+    archive_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class DeliveryAttempt(SQLModel, table=True):

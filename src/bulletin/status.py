@@ -36,6 +36,8 @@ class Status:
     warn_free_percent: float
     requests_open: int
     requests_near: list[RequestRow]  # due within [requests] warn_days, or overdue
+    archive_waiting: int = 0  # published posts whose archiving failed and is retried
+    archive_error: str | None = None  # why the latest try of one of them failed
 
     @property
     def requests_overdue(self) -> list[RequestRow]:
@@ -54,6 +56,7 @@ class Status:
             "records": self.records,
             "ledger_head": self.ledger_head,
             "store_backlog": self.store_backlog,
+            "archive_waiting": {"posts": self.archive_waiting, "error": self.archive_error},
             "late_notices": [n.notice_id for n in self.late],
             "disk": [
                 {**asdict(d), "free_percent": d.free_percent, "low": d.low(warn)}
@@ -111,6 +114,12 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         records = session.exec(select(sa.func.count()).select_from(Record)).one()
         head = session.exec(select(sa.func.max(LedgerEntry.seq))).one()
         late = late_notices(session)
+        waiting = session.exec(
+            select(Delivery.archive_error)
+            .where(col(Delivery.archive_due_at).is_not(None))
+            .where(col(Delivery.archived_record_id).is_(None))
+            .order_by(col(Delivery.archive_due_at).desc())
+        ).all()
     requests = list_requests(app.engine, app.settings, now)
     warn_days = app.settings.requests.warn_days
     return Status(
@@ -128,6 +137,8 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         warn_free_percent=app.settings.paths.warn_free_percent,
         requests_open=len(requests),
         requests_near=[r for r in requests if r.days_left <= warn_days],
+        archive_waiting=len(waiting),
+        archive_error=next((e for e in waiting if e), None),
     )
 
 
@@ -147,6 +158,8 @@ def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
         out.append(f"{len(state.late)} late notices wait for a decision")
     if state.requests_overdue:
         out.append(f"{len(state.requests_overdue)} records requests are overdue")
+    if state.archive_waiting:
+        out.append(f"{state.archive_waiting} published posts wait to be archived (retried)")
     if state.store_backlog:
         out.append(f"{state.store_backlog} objects wait in the spool for the archive store")
     for name, sweep in sorted(sweeps.items()):

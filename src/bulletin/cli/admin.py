@@ -313,6 +313,11 @@ def status(ctx: Context, check: bool, as_json: bool) -> None:
         f"archive: {state.records} records, ledger head #{state.ledger_head}, "
         f"{state.store_backlog} objects waiting for the store"
     )
+    if state.archive_waiting:
+        lines.append(
+            f"  {state.archive_waiting} published posts wait to be archived, retried by the "
+            f"due-scan (last error: {state.archive_error or 'none'})"
+        )
     lines.append(
         f"late notices: {len(state.late)}"
         + (

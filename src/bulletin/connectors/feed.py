@@ -7,11 +7,13 @@ instead of being added again.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import html
 import os
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -85,6 +87,10 @@ class FeedConnector(Connector):
         return f"urn:bulletin:{self.name}:{key}"
 
     def publish(self, post: OutgoingPost) -> PublishResult:
+        with self._locked():
+            return self._publish(post)
+
+    def _publish(self, post: OutgoingPost) -> PublishResult:
         root = self._load()
         existing = self._find(root, self.entry_id(post.key))
         if existing is not None:
@@ -125,6 +131,10 @@ class FeedConnector(Connector):
     def delete_post(self, post_id: str) -> None:
         """Remove the entry and leave an RFC 6721 tombstone (``at:deleted-entry``) so that
         readers drop their copy; an entry already gone counts as deleted."""
+        with self._locked():
+            self._delete_post(post_id)
+
+    def _delete_post(self, post_id: str) -> None:
         root = self._load()
         entry_id = self.entry_id(post_id)
         entry = self._find(root, entry_id)
@@ -151,6 +161,20 @@ class FeedConnector(Connector):
         return Page(items=items, next_cursor=None)
 
     # -- file handling -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold ``<feed>.lock`` (beside the feed) while the file is read, changed and replaced:
+        one writer at a time, in any process or thread, so no writer loses another's entry."""
+        lock = self.path.with_name(self.path.name + ".lock")
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(lock, "ab")  # noqa: SIM115 - closed below, which releases the lock
+        except OSError as e:
+            raise Retryable(f"feed {self.path}: cannot write: {e.strerror}") from e
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def _load(self) -> ET.Element:
         if not self.path.exists():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,6 +50,7 @@ RETRY_STATES = ("pending", "uncertain")
 FINAL_DELIVERY_STATES = {"published", "failed", "cancelled", "deleted"}
 LIVE_NOTICE_STATES = ("approved", "partially-published")
 EXPIRED = "the notice expired before it was published"
+ARCHIVE_RETRY = timedelta(seconds=15)  # archiving a published post failed: try again after
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,53 @@ class Outcome:
     state: str
     detail: str = ""
     deferred_until: datetime | None = None
+
+
+class LeaseKeeper:
+    """Renews a claim's lease while the work runs: a small thread extends ``lease_expires_at``
+    every third of the lease, so a slow platform call (retries, timeouts, a reconciliation
+    look-up) never lets another daemon claim the delivery. It stops when the work ends, or
+    when the claim is lost (the delivery is no longer in flight under this owner)."""
+
+    def __init__(
+        self, engine: Engine, clock: Clock, delivery_id: int, owner: str, lease: timedelta
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.delivery_id = delivery_id
+        self.owner = owner
+        self.lease = lease
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._keep, name=f"lease-{delivery_id}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def renew(self) -> bool:
+        """Extend the lease from now; False when this owner no longer holds the claim."""
+        with self.engine.begin() as conn:
+            renewed = conn.execute(
+                sa.update(Delivery)
+                .where(col(Delivery.id) == self.delivery_id)
+                .where(col(Delivery.state) == "in-flight")
+                .where(col(Delivery.lease_owner) == self.owner)
+                .values(lease_expires_at=self.clock.now() + self.lease)
+            ).rowcount
+        return bool(renewed)
+
+    def _keep(self) -> None:
+        interval = self.lease.total_seconds() / 3
+        while not self._done.wait(interval):
+            try:
+                if not self.renew():
+                    return  # published, finished or claimed by another: nothing to keep
+            except Exception as e:  # the database is busy or away: try again next round
+                log.warning("lease not renewed", delivery=self.delivery_id, error=str(e))
 
 
 class DeliveryWorker:
@@ -188,7 +237,14 @@ class DeliveryWorker:
         A post goes out only while its notice is approved and before its expiry; follow-ups,
         corrections and retractions reply to their parent's published post; a deletion
         deletes it (or, where the platform cannot delete, posts the retraction as a reply).
+
+        The claim's lease is renewed while this runs (see :class:`LeaseKeeper`).
         """
+        keeper = LeaseKeeper(self.engine, self.clock, claim.delivery_id, self.owner, self.lease)
+        with keeper:
+            return self._carry_out(claim)
+
+    def _carry_out(self, claim: Claim) -> Outcome:
         with Session(self.engine, expire_on_commit=False) as session:
             delivery = session.get(Delivery, claim.delivery_id)
             assert delivery is not None
@@ -422,6 +478,8 @@ class DeliveryWorker:
             row.lease_owner = None
             row.lease_expires_at = None
             row.last_error = note
+            # archived just below; should this worker stop first, a later due-scan does it
+            row.archive_due_at = now + self.lease
             session.add(row)
             self._close_attempt(session, row.id, "published", note)
             audit.record_event(
@@ -449,14 +507,68 @@ class DeliveryWorker:
             remote_id=result.remote_id,
             url=result.url,
         )
-        self.archive_published(delivery.id or 0)
+        self.archive_or_queue(delivery.id or 0)
         return Outcome(delivery.id or 0, "published", result.url or result.remote_id)
+
+    def archive_or_queue(self, delivery_id: int) -> bool:
+        """Archive a published delivery's snapshot now; True when done. When that fails (the
+        store unavailable for a moment), the delivery stays published and its archiving is
+        queued in the database (``archive_due_at``, with the reason) for a later due-scan."""
+        try:
+            self.archive_published(delivery_id)
+            return True
+        except Exception as e:
+            if isinstance(e, BulletinError):
+                reason = str(e)
+            else:
+                reason = f"unexpected error: {type(e).__name__}"
+                log.exception("archiving failed", delivery=delivery_id)
+        retry = self.clock.now() + ARCHIVE_RETRY
+        with session_scope(self.engine) as session:
+            row = session.get(Delivery, delivery_id)
+            if row is not None and row.archived_record_id is None:
+                row.archive_due_at = retry
+                row.archive_error = reason
+                session.add(row)
+        log.warning(
+            "published; archiving postponed", delivery=delivery_id, error=reason, retry=str(retry)
+        )
+        return False
+
+    def archive_due(self, limit: int = 20) -> int:
+        """Archive the published deliveries whose archiving is due (an earlier try failed, or
+        the worker that published stopped first); each is taken by one daemon for a lease
+        before it is tried. Returns how many were archived."""
+        now = self.clock.now()
+        with Session(self.engine) as session:
+            due = session.exec(
+                select(Delivery.id)
+                .where(col(Delivery.archive_due_at) <= now)
+                .order_by(col(Delivery.archive_due_at))
+                .limit(limit)
+            ).all()
+        done = 0
+        for delivery_id in due:
+            with self.engine.begin() as conn:
+                taken = conn.execute(
+                    sa.update(Delivery)
+                    .where(col(Delivery.id) == delivery_id)
+                    .where(col(Delivery.archive_due_at) <= now)
+                    .values(archive_due_at=now + self.lease)
+                ).rowcount
+            if taken and delivery_id is not None and self.archive_or_queue(delivery_id):
+                done += 1
+        return done
 
     def archive_published(self, delivery_id: int) -> None:
         """Archive the snapshot of a published delivery, once (safe to repeat after a crash)."""
         with Session(self.engine, expire_on_commit=False) as session:
             delivery = session.get(Delivery, delivery_id)
             if delivery is None or delivery.state != "published" or delivery.archived_record_id:
+                if delivery is not None and delivery.archive_due_at is not None:
+                    delivery.archive_due_at = None  # nothing (more) to archive
+                    session.add(delivery)
+                    session.commit()
                 return
             notice = session.get(Notice, delivery.notice_id)
             account = session.get(Account, delivery.account)
@@ -497,6 +609,8 @@ class DeliveryWorker:
             row = session.get(Delivery, delivery_id)
             assert row is not None
             row.archived_record_id = record.id
+            row.archive_due_at = None
+            row.archive_error = None
             session.add(row)
 
     def _defer(

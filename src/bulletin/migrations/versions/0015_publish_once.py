@@ -1,0 +1,42 @@
+"""publish once: archiving retried by the due-scan
+
+Revision ID: 0015
+Revises: 0011
+Create Date: 2026-12-06
+
+``deliveries.archive_due_at`` is set while a published delivery's snapshot is not archived
+yet (the due-scan archives it then; an index keeps that look-up cheap), with the last reason
+in ``archive_error``. Published deliveries left unarchived are queued at once.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import bulletin.models
+
+revision = "0015"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("archive_due_at", bulletin.models.UTCDateTime(), nullable=True)
+        )
+        batch_op.add_column(sa.Column("archive_error", sa.Text(), nullable=True))
+        batch_op.create_index("ix_deliveries_archive_due_at", ["archive_due_at"], unique=False)
+    op.execute(
+        "UPDATE deliveries SET archive_due_at = COALESCE(published_at, due_at, attempt_started_at)"
+        " WHERE state = 'published' AND archived_record_id IS NULL"
+    )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_deliveries_archive_due_at")
+        batch_op.drop_column("archive_error")
+        batch_op.drop_column("archive_due_at")
