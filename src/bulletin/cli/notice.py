@@ -407,10 +407,12 @@ def notice_correct(
     "--delete",
     is_flag=True,
     help="Delete the posts where the platform allows (the feed leaves a tombstone); "
-    "elsewhere a retraction reply is posted.",
+    "elsewhere a retraction reply is posted. Takes no --text.",
 )
 @click.option(
-    "--text", default=None, help='The retraction reply (default "This notice has been withdrawn.").'
+    "--text",
+    default=None,
+    help='The retraction reply (default "This notice has been withdrawn."); not with --delete.',
 )
 @click.option("--as", "actor", default=None, help="Who retracts (default $BULLETIN_USER).")
 @json_option
@@ -425,7 +427,8 @@ def notice_retract(
     as_json: bool,
 ) -> None:
     """Withdraw a notice everywhere: cancel what has not gone out, stop its occurrences, and
-    delete (--delete) or answer with a retraction reply each published post."""
+    delete (--delete) or answer with a retraction reply each published post. The notice is
+    then retracted (`notice list --state retracted`)."""
     from bulletin.publisher.amend import retract_notice
 
     settings = ctx.settings

@@ -31,6 +31,7 @@ NOTICE_STATES = (
     "partially-published",
     "failed",
     "cancelled",
+    "retracted",
     "expired",
 )
 #: how long a failed delivery nobody acknowledged keeps asking for a person
