@@ -3,6 +3,7 @@ and the records-request deadlines that status, the log and the metrics warn of."
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -32,7 +33,7 @@ from tests.plugins.capture import replies, x_post
 from tests.plugins.capture import run as run_sweep
 from tests.plugins.daemon_process import DaemonProcess
 from tests.plugins.environment import free_port
-from tests.plugins.sandbox import Control
+from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
 
 MakeDaemon = Callable[[dict[str, str], Path], DaemonProcess]
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -249,3 +250,56 @@ def test_no_secret_reaches_a_scrape_or_status(
     for secret in SANDBOX_ENV.values():
         assert secret not in scraped and secret not in result.output
     assert samples(scraped)[("bulletin_capture_last_sweep_ok", (("account", "facebook"),))] == 0
+
+
+def test_a_failed_delivery_is_seen_until_acknowledged(
+    tmp_path: Path, db_url: str, sandbox: SandboxServer, control: Control
+) -> None:
+    """X refuses the post while the feed takes it: `status --check` names the failure and
+    exits 1, the metrics count it, `notice list --state failed` finds the partially published
+    notice; once acknowledged, the check is ok again."""
+    inst = make_instance(tmp_path, db_url, sandbox_accounts(sandbox.url))
+    inst.app.connector_options = {"retry": FAST_RETRY, "timeout": FAST_TIMEOUT}
+    now = datetime.now(UTC)  # the command reads the wall clock
+    inst.clock.set(now)
+    control.fault("duplicate", r"/2/tweets$", method="POST", count=1)
+    notice = create_notice(
+        inst.app.engine,
+        inst.settings,
+        inst.clock,
+        NoticeDraft("traffic", "Route 2 closed at exit 53 until 4 pm.", ("feed", "x")),
+        "dispatcher",
+    )
+    approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id or 0, "approver")
+    Daemon(inst.app).run_once(max_wait=0)
+    with session_scope(inst.app.engine) as session:
+        session.add(
+            DaemonInstance(
+                owner="vm:1:a", host="vm", pid=1, version="0", started_at=now, heartbeat_at=now
+            )
+        )
+
+    def run(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(
+            cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
+        )
+        assert result.exit_code == code, result.output
+        return result.output
+
+    checks = [line for line in run("status", "--check", code=1).splitlines() if "CHECK" in line]
+    assert len(checks) == 1
+    assert checks[0].startswith(f"CHECK: notice {notice.id} (partially-published): delivery")
+    assert "x:" in checks[0] and "duplicate" in checks[0].lower()
+    got = scrape(StatusCollector(inst.app, HEARTBEAT_SECONDS))
+    assert got[("bulletin_deliveries_failed", ())] == 1
+    assert got[("bulletin_notices", (("state", "partially-published"),))] == 1
+    listed = json.loads(run("notice", "list", "--state", "failed", "--json"))
+    assert [n["id"] for n in listed["notices"]] == [notice.id]
+    assert "partially-published" in run("notice", "list", "--help")
+    refused = run("notice", "list", "--state", "bogus", code=2).strip()
+    assert refused.count("\n") == 0 and "partially-published" in refused
+    run("notice", "ack", str(notice.id), "--reason", "posted by hand", "--as", "dispatcher")
+    assert "CHECK: ok" in run("status", "--check")
+    got = scrape(StatusCollector(inst.app, HEARTBEAT_SECONDS))
+    assert got[("bulletin_deliveries_failed", ())] == 0
+    inst.app.close()

@@ -467,6 +467,38 @@ def test_correction_and_retraction_on_the_feed(instance: Instance) -> None:
     assert {"correction-queued", "retracted", "deleted"} <= set(actions)
 
 
+def test_a_retracted_notice_says_so_and_a_deletion_takes_no_text(instance: Instance) -> None:
+    """`retract --delete --text` is refused in one line and changes nothing; a retraction
+    makes the notice `retracted` (its deletion going through does not undo it), which
+    `notice list --state retracted` and `status` show."""
+    instance.clock.set(datetime.now(UTC))  # the commands read the wall clock
+    notice_id = add(instance, text="Maple St closed for paving today.", category="road-closure")
+    daemon = Daemon(instance.app)
+    daemon.prepare()
+    assert [o.state for o in daemon.dispatch_due()] == ["published"]
+
+    def run(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(
+            cli, ["--config", str(instance.config), *args], env={"BULLETIN_USER": ""}
+        )
+        assert result.exit_code == code, result.output
+        return result.output
+
+    retract = ("notice", "retract", str(notice_id), "--reason", "wrong day", "--as", "lt")
+    refused = run(*retract, "--delete", "--text", "Posted in error.", code=2)
+    errors = [line for line in refused.splitlines() if line.startswith("bulletin: error")]
+    assert len(errors) == 1 and "not both" in errors[0]
+    assert notice_row(instance, notice_id).state == "published"
+    run(*retract, "--delete")
+    assert notice_row(instance, notice_id).state == "retracted"
+    instance.clock.advance(timedelta(minutes=1))
+    assert [o.state for o in daemon.dispatch_due()] == ["deleted"]
+    assert notice_row(instance, notice_id).state == "retracted"
+    listed = json.loads(run("notice", "list", "--state", "retracted", "--json"))
+    assert [n["id"] for n in listed["notices"]] == [notice_id]
+    assert "notices: retracted 1" in run("status")
+
+
 # -- cancellation racing a due delivery -----------------------------------------------------
 
 

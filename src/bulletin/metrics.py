@@ -72,6 +72,17 @@ class StatusCollector(Collector):
                 [((state_name,), n) for state_name, n in sorted(state.deliveries.items())],
             ),
             _gauge("bulletin_deliveries_due", "Deliveries due now, not yet sent", state.due_now),
+            _gauge(
+                "bulletin_deliveries_failed",
+                "Failed deliveries nobody has acknowledged (bulletin notice ack), last 7 days",
+                sum(len(f.failed) for f in state.failed),
+            ),
+            _labelled(
+                "bulletin_notices",
+                "Notices by state",
+                ["state"],
+                [((name,), n) for name, n in sorted(state.notices.items())],
+            ),
             _gauge("bulletin_late_notices", "Notices waiting for a late decision", len(state.late)),
             _gauge("bulletin_archive_records", "Archived record versions", state.records),
             _gauge(

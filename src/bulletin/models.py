@@ -55,7 +55,7 @@ class Account(SQLModel, table=True):
 
 class Notice(SQLModel, table=True):
     """A public notice: draft → approved → published | partially-published | failed,
-    or cancelled / expired."""
+    or cancelled / expired; ``retracted`` once withdrawn after approval."""
 
     __tablename__ = "notices"
 

@@ -14,7 +14,8 @@ from bulletin.app import App
 from bulletin.archiver.requests import RequestRow, list_requests
 from bulletin.clock import utc
 from bulletin.diskspace import Space, measure
-from bulletin.models import DaemonInstance, Delivery, LedgerEntry, Record
+from bulletin.models import DaemonInstance, Delivery, LedgerEntry, Notice, Record
+from bulletin.publisher.failures import FailedNotice, unseen_failures
 from bulletin.publisher.schedule import LateNotice, late_notices
 
 
@@ -25,6 +26,8 @@ class Status:
     daemons: list[DaemonInstance]
     held: dict[str, int]  # in-flight deliveries by the daemon (owner) holding them
     deliveries: dict[str, int]  # by state
+    notices: dict[str, int]  # by state
+    failed: list[FailedNotice]  # failed deliveries nobody has acknowledged yet
     due_now: int
     oldest_due: datetime | None  # the earliest due time among those due now
     next_due: datetime | None
@@ -51,6 +54,10 @@ class Status:
                 {**d.model_dump(), "in_flight": self.held.get(d.owner, 0)} for d in self.daemons
             ],
             "deliveries": self.deliveries,
+            "notices": self.notices,
+            "failed": [
+                {"id": f.notice_id, "state": f.state, "failed": f.failed} for f in self.failed
+            ],
             "due_now": self.due_now,
             "next_due": self.next_due,
             "records": self.records,
@@ -100,6 +107,13 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
                 select(Delivery.state, sa.func.count()).group_by(col(Delivery.state))
             ).all()
         }
+        notices = {
+            str(state): int(n)
+            for state, n in session.exec(
+                select(Notice.state, sa.func.count()).group_by(col(Notice.state))
+            ).all()
+        }
+        failed = unseen_failures(session, now)
         due_now, oldest_due = session.exec(
             select(sa.func.count(), sa.func.min(Delivery.due_at))
             .select_from(Delivery)
@@ -126,6 +140,8 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         daemons=daemons,
         held=held,
         deliveries=by_state,
+        notices=notices,
+        failed=failed,
         due_now=int(due_now),
         oldest_due=oldest_due,
         next_due=next_due,
@@ -147,13 +163,15 @@ STUCK = timedelta(minutes=10)  # a delivery due this long and not done needs a p
 
 def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
     """What needs a person now, one line each (``bulletin status --check``): no live daemon,
-    deliveries due for over ten minutes, late notices, overdue records requests, a spool
-    backlog, an account whose last sweep failed, a file system low on space or inodes."""
+    deliveries due for over ten minutes, each notice with failed deliveries nobody has
+    acknowledged, late notices, overdue records requests, a spool backlog, an account whose
+    last sweep failed, a file system low on space or inodes."""
     out = []
     if not state.daemons:
         out.append("no daemon is running")
     if state.oldest_due is not None and now - utc(state.oldest_due) > STUCK:
         out.append(f"{state.due_now} deliveries due and not sent, the oldest for over 10 minutes")
+    out += [f.line() for f in state.failed]
     if state.late:
         out.append(f"{len(state.late)} late notices wait for a decision")
     if state.requests_overdue:

@@ -310,6 +310,14 @@ def status(ctx: Context, check: bool, as_json: bool) -> None:
         + f"; due now {state.due_now}; next {next_due}"
     )
     lines.append(
+        "notices: " + (", ".join(f"{k} {v}" for k, v in sorted(state.notices.items())) or "none")
+    )
+    if state.failed:
+        lines.append(
+            f"failed deliveries: {len(state.failed)} notices (bulletin notice ack ID once seen)"
+        )
+        lines += [f"  {f.line()}" for f in state.failed]
+    lines.append(
         f"archive: {state.records} records, ledger head #{state.ledger_head}, "
         f"{state.store_backlog} objects waiting for the store"
     )

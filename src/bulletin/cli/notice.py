@@ -13,6 +13,7 @@ from bulletin.cli import Context, emit, json_option, pass_context
 from bulletin.errors import UsageError
 from bulletin.identity import resolve_actor
 from bulletin.models import Delivery, DeliveryAttempt, Notice, Template
+from bulletin.publisher.failures import NOTICE_STATES, delivery_label, state_condition
 from bulletin.publisher.notices import (
     NoticeDraft,
     Review,
@@ -407,10 +408,12 @@ def notice_correct(
     "--delete",
     is_flag=True,
     help="Delete the posts where the platform allows (the feed leaves a tombstone); "
-    "elsewhere a retraction reply is posted.",
+    "elsewhere a retraction reply is posted. Takes no --text.",
 )
 @click.option(
-    "--text", default=None, help='The retraction reply (default "This notice has been withdrawn.").'
+    "--text",
+    default=None,
+    help='The retraction reply (default "This notice has been withdrawn."); not with --delete.',
 )
 @click.option("--as", "actor", default=None, help="Who retracts (default $BULLETIN_USER).")
 @json_option
@@ -425,7 +428,8 @@ def notice_retract(
     as_json: bool,
 ) -> None:
     """Withdraw a notice everywhere: cancel what has not gone out, stop its occurrences, and
-    delete (--delete) or answer with a retraction reply each published post."""
+    delete (--delete) or answer with a retraction reply each published post. The notice is
+    then retracted (`notice list --state retracted`)."""
     from bulletin.publisher.amend import retract_notice
 
     settings = ctx.settings
@@ -446,6 +450,29 @@ def notice_retract(
             "daemon_notified": woke,
         },
         result.lines("deletion" if delete else "retraction"),
+    )
+
+
+@notice.command("ack")
+@click.argument("notice_id", type=int)
+@click.option("--reason", default="", help="What was done about it (kept in the audit trail).")
+@click.option("--as", "actor", default=None, help="Who has seen it (default $BULLETIN_USER).")
+@json_option
+@pass_context
+def notice_ack(ctx: Context, notice_id: int, reason: str, actor: str | None, as_json: bool) -> None:
+    """Acknowledge a notice's failed deliveries: `status --check` and the metrics stop asking
+    for a person about them (a later failure asks again)."""
+    from bulletin.publisher.failures import acknowledge
+
+    ctx.warn_open_mode()
+    name = resolve_actor(ctx.settings, actor, ctx.environ)
+    app = ctx.app
+    count = acknowledge(app.checked_engine(), app.clock.now(), notice_id, name, reason)
+    emit(
+        as_json,
+        {"id": notice_id, "acknowledged": count},
+        f"notice {notice_id}: {count} failed deliver{'y' if count == 1 else 'ies'} "
+        f"acknowledged by {name}",
     )
 
 
@@ -518,16 +545,22 @@ def notice_late(
 
 
 @notice.command("list")
-@click.option("--state", default=None, help="Only notices in this state.")
+@click.option(
+    "--state",
+    default=None,
+    metavar="STATE",
+    help=f"Only notices in this state: {', '.join(NOTICE_STATES)}. "
+    "failed finds every notice with a failed delivery (partially-published ones too).",
+)
 @click.option("--limit", default=50, show_default=True)
 @json_option
 @pass_context
 def notice_list(ctx: Context, state: str | None, limit: int, as_json: bool) -> None:
     """Notices, newest first: what is due next, in flight, late, published, failed and why."""
-    engine = ctx.app.checked_engine()
     query = select(Notice).order_by(col(Notice.id).desc()).limit(limit)
     if state:
-        query = query.where(Notice.state == state)
+        query = query.where(state_condition(state))
+    engine = ctx.app.checked_engine()
     tz = ctx.settings.agency.time_zone
     rows: list[dict[str, Any]] = []
     with Session(engine) as session:
@@ -543,9 +576,9 @@ def notice_list(ctx: Context, state: str | None, limit: int, as_json: bool) -> N
             rows.append(
                 {
                     **_notice_json(n),
-                    "deliveries": {_label(d): d.state for d in current},
+                    "deliveries": {delivery_label(d): d.state for d in current},
                     "problems": {
-                        _label(d): d.last_error
+                        delivery_label(d): d.last_error
                         for d in current
                         if d.state in ("failed", "uncertain", "late") and d.last_error
                     },
@@ -565,14 +598,6 @@ def notice_list(ctx: Context, state: str | None, limit: int, as_json: bool) -> N
         )
         lines += [f"         {a}: {why}" for a, why in r["problems"].items()]
     emit(as_json, {"notices": rows}, lines or ["no notices"])
-
-
-def _label(d: Delivery) -> str:
-    """``feed``, ``feed#3`` (occurrence 3), ``x/correction-1``..."""
-    label = d.account + (f"#{d.occurrence}" if d.occurrence != 1 else "")
-    if d.kind != "post":
-        label += f"/{d.kind}" + (f"-{d.revision}" if d.revision else "")
-    return label
 
 
 @notice.command("show")
@@ -653,7 +678,7 @@ def notice_show(ctx: Context, notice_id: int, as_json: bool) -> None:
     ]
     for d in deliveries:
         lines.append(
-            f"  -> {_label(d):<16} {d.state:<10} due {local_text(d.due_at, tz)}"
+            f"  -> {delivery_label(d):<16} {d.state:<10} due {local_text(d.due_at, tz)}"
             f"  attempts {d.attempts}"
             + (f"  {d.remote_url or d.remote_id}" if d.remote_id else "")
             + (f"  ({d.last_error})" if d.last_error else "")

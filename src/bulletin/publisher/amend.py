@@ -5,8 +5,9 @@ posts but does not edit them; the Graph API's edit of a Page post is not used; t
 entries as published), so a correction is always posted as a reply in the post's thread
 (the feed: a new entry linking the first). A retraction deletes the post where the platform
 allows (X, Facebook; the feed removes the entry and leaves an RFC 6721 tombstone) with
-``--delete``, and otherwise posts a retraction reply. Replies are published, reconciled
-and archived like any post.
+``--delete``, and otherwise posts a retraction reply; a deletion takes no text of its own (a
+deleted post takes its replies with it). A retracted notice stays ``retracted`` whatever its
+posts do afterwards. Replies are published, reconciled and archived like any post.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import Delivery, Notice
-from bulletin.publisher.delivery import refresh_notice_state
 from bulletin.publisher.notices import platform_of
 from bulletin.publisher.texts import plan
 from bulletin.waker import NOTIFY_CHANNEL
@@ -172,14 +172,20 @@ def retract_notice(
     text: str | None = None,
 ) -> Amendment:
     """Withdraw the notice everywhere: posts not yet made are cancelled, occurrences to come
-    are stopped, and each published post is deleted (``delete``, where the platform allows)
-    or answered with a retraction reply (``text``, default "This notice has been withdrawn.").
+    are stopped, each published post is deleted (``delete``, where the platform allows) or
+    answered with a retraction reply (``text``, default "This notice has been withdrawn."),
+    and the notice becomes ``retracted``.
 
-    :raises UsageError: no reason.
+    :raises UsageError: no reason, or a text with ``delete`` (nobody would see it).
     :raises Refused: nothing left to retract.
     """
     if not reason.strip():
         raise UsageError("a retraction needs a --reason (it is kept in the audit trail)")
+    if delete and text is not None:
+        raise UsageError(
+            "a deletion posts no retraction text (a deleted post takes its replies with it): "
+            "delete the posts, or answer them with the text, not both"
+        )
     body = (text or RETRACTION_TEXT).strip()
     kind = "deletion" if delete else "retraction"
     with session_scope(engine) as session:
@@ -199,6 +205,7 @@ def retract_notice(
             _check_fits(session, settings, [d.account for d in published], body)
         notice.next_occurrence_at = None
         notice.closed_reason = reason.strip()
+        notice.state = "retracted"
         session.add(notice)
         queued = []
         for parent in published:
@@ -214,8 +221,6 @@ def retract_notice(
                 )
             )
             queued.append((parent.account, parent.occurrence))
-        session.flush()
-        refresh_notice_state(session, notice_id, now)
         in_flight = [d.account for d in posts if d.state in ("in-flight", "uncertain")]
         audit.record_event(
             session,

@@ -777,9 +777,10 @@ def load_media(notice: Notice) -> tuple[Media, ...]:
 
 def refresh_notice_state(session: Session, notice_id: int, now: datetime) -> None:
     """Set the notice's state from its posts once all of them are final (a recurring notice:
-    once no occurrence is left to come). Replies and deletions do not change it."""
+    once no occurrence is left to come). Replies and deletions do not change it, nor does
+    anything change a retracted notice."""
     notice = session.get(Notice, notice_id)
-    if notice is None or notice.next_occurrence_at is not None:
+    if notice is None or notice.next_occurrence_at is not None or notice.state == "retracted":
         return
     states = [
         d.state

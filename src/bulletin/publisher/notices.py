@@ -25,6 +25,7 @@ from bulletin.identity import require_role
 from bulletin.models import Account, Approval, Delivery, Notice, Template
 from bulletin.publisher import policy, recurrence
 from bulletin.publisher.delivery import refresh_notice_state
+from bulletin.publisher.failures import NOTICE_STATES
 from bulletin.publisher.texts import (
     THREAD_PLATFORMS,
     TargetText,
@@ -34,7 +35,7 @@ from bulletin.publisher.texts import (
 )
 from bulletin.waker import NOTIFY_CHANNEL
 
-FINAL_NOTICE_STATES = {"published", "partially-published", "failed", "cancelled", "expired"}
+FINAL_NOTICE_STATES = set(NOTICE_STATES) - {"draft", "approved"}
 
 
 @dataclass(frozen=True)
