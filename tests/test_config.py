@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from dateutil.relativedelta import relativedelta
+from pydantic import BaseModel
 
 from bulletin.archiver.retention import retain_until
 from bulletin.config import load_settings
@@ -99,6 +100,37 @@ def test_bad_file_names_file_key_and_reason(tmp_path: Path, content: str, messag
     assert text.startswith(str(path))
     assert message.replace("Value error, ", "") in text
     assert "\n" not in text
+
+
+def _time_of_day_settings() -> list[tuple[str, str]]:
+    """Every ``*_at`` string setting of every section: the clock times of day."""
+    found = []
+    for section, info in Settings.model_fields.items():
+        model = info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            found += [
+                (section, key)
+                for key, field in model.model_fields.items()
+                if key.endswith("_at") and field.annotation is str
+            ]
+    return found
+
+
+@pytest.mark.parametrize("bad", ["3am", "25:00", "03:61", "0330", ""])
+def test_time_of_day_settings_are_checked_at_load(tmp_path: Path, bad: str) -> None:
+    """A time of day the daemon could not schedule is refused at load, naming file and key."""
+    found = _time_of_day_settings()
+    assert ("daemon", "verify_at") in found and ("retention", "disposition_at") in found
+    for section, key in found:
+        path = tmp_path / "bad.toml"
+        path.write_text(f'[{section}]\n{key} = "{bad}"\n')
+        with pytest.raises(ConfigError) as caught:
+            load_settings(path, environ={}, cwd=tmp_path)
+        assert str(caught.value) == (
+            f"{path}: {section}.{key}: {bad!r} is not a time of day (use 24-hour HH:MM, e.g. 03:30)"
+        )
+        path.write_text(f'[{section}]\n{key} = "4:05"\n')
+        assert getattr(getattr(load_settings(path, environ={}, cwd=tmp_path), section), key)
 
 
 def test_missing_and_binary_files(tmp_path: Path) -> None:

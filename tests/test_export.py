@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -641,3 +642,19 @@ def test_production_without_renderings(seeded: Instance, tmp_path: Path) -> None
     assert len(dat_rows(out)) == 8 and verify_bundle(out, None, None).ok
     for page in ("custody/chain-of-custody.html", "redactions/redaction-log.html"):
         assert "threads/index.html" not in (out / "data" / page).read_text(), page
+
+
+def test_zip_member_beside_the_work_directory_is_unsafe(tmp_path: Path) -> None:
+    """A member that resolves to a sibling sharing the work directory's name as a prefix
+    (work-evil beside work) is refused before anything is extracted."""
+    from bulletin.archiver.export.verify import _bag_root
+
+    bundle = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bundle, "w") as archive:
+        archive.writestr("bag/bagit.txt", "BagIt-Version: 1.0\n")
+        archive.writestr("../work-evil/x.txt", "outside")
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(UsageError, match=re.escape("unsafe path '../work-evil/x.txt'")):
+        _bag_root(bundle, work)
+    assert list(work.iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, select
@@ -70,6 +71,20 @@ def test_publish_time_in_the_past(instance: Instance) -> None:
     with pytest.raises(UsageError, match="in the past"):
         add(instance, publish_at=now - timedelta(minutes=10))
     add(instance, publish_at=now - timedelta(minutes=10), late_ok=True)
+
+
+def test_refused_times_are_shown_in_the_agency_zone(instance: Instance) -> None:
+    """A publish time or expiry refused as past is named in the agency's zone, not UTC."""
+    now = instance.clock.now()
+    zone = ZoneInfo(instance.settings.agency.time_zone)
+    past = now - timedelta(minutes=10)
+    local = past.astimezone(zone).strftime("%H:%M %Z")
+    assert past.astimezone(zone).utcoffset() != timedelta(0)
+    with pytest.raises(UsageError, match=f"publish time .*{local}.* in the past") as caught:
+        add(instance, publish_at=past)
+    assert "+00:00" not in str(caught.value)
+    with pytest.raises(UsageError, match=f"expiry .*{local} is already past"):
+        add(instance, expires_at=past)
 
 
 def test_expiry_rules(instance: Instance) -> None:

@@ -1,4 +1,9 @@
-"""Logging: structlog to stderr, as readable lines or JSON (one object per line)."""
+"""Logging: structlog to stderr, as readable lines or JSON (one object per line).
+
+Every line goes through one stdlib handler with structlog's ``ProcessorFormatter``: our own
+structlog events and the stdlib loggers of the libraries (APScheduler, Alembic, urllib3,
+boto) alike, so ``json`` means every line is a JSON object.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +12,56 @@ import sys
 
 import structlog
 
+HANDLER_NAME = "bulletin"
+# Libraries that are chatty below WARNING. urllib3 must never go below INFO: facebook-sdk puts
+# the Page token in URLs and urllib3 logs URLs at DEBUG.
+QUIET_LIBRARIES = ("apscheduler", "alembic", "urllib3", "botocore", "boto3", "s3transfer")
+
 
 def configure(level: str = "info", fmt: str = "text") -> None:
-    """Send structured logs to stderr; ``fmt`` is ``text`` or ``json``."""
+    """Send all logs to stderr; ``fmt`` is ``text`` or ``json``. Calling it again replaces
+    the previous configuration (handlers added by others, e.g. pytest's, are kept)."""
     numeric = getattr(logging, level.upper(), logging.INFO)
     renderer: structlog.typing.Processor
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(
-        level=max(numeric, logging.WARNING),
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
+    tail: list[structlog.typing.Processor] = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta
+    ]
+    if fmt == "json":  # the console renderer formats tracebacks itself
+        tail.append(structlog.processors.format_exc_info)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[*tail, renderer],
+        )
     )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    # facebook-sdk puts the Page token in URLs and urllib3 logs URLs at DEBUG: never below INFO.
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(max(numeric, logging.WARNING))
+    logging.getLogger("bulletin").setLevel(numeric)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def configured() -> bool:
+    """Whether :func:`configure` has run in this process."""
+    return any(h.get_name() == HANDLER_NAME for h in logging.getLogger().handlers)

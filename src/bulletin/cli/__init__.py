@@ -1,6 +1,7 @@
 """The command line: one group, subcommands by noun. Errors print one line, never a traceback.
 
-Exit codes: 0 done, 1 refused or failed, 2 usage or configuration error.
+Exit codes: 0 done, 1 refused or failed, 2 usage or configuration error, 70 an internal error
+(a bug; the traceback is in the log), 141 stdout was closed early (``| head``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from bulletin.config import Settings, load_settings
 from bulletin.errors import BulletinError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h)
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
 
 
 @dataclass
@@ -62,29 +66,50 @@ class Context:
 
 
 class BulletinGroup(click.Group):
-    """Turns :class:`BulletinError` into one line on stderr and its exit code."""
+    """Turns :class:`BulletinError` into one line on stderr and its exit code; a bug into one
+    line, its traceback in the log and exit 70; a closed pipe (``| head``) into a quiet exit."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+            return result
         except BulletinError as e:
             click.echo(f"bulletin: error: {e}", err=True)
             sys.exit(e.exit_code)
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise
-        except Exception as e:  # a bug: still one line for the user, the detail in the log
-            import logging
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+        except Exception as e:  # a bug: one line for the user, the traceback in the log
+            import structlog
 
-            logging.getLogger("bulletin").debug("unexpected error", exc_info=True)
+            from bulletin import logs
+
+            if not logs.configured():
+                logs.configure("warning")
+            structlog.get_logger("bulletin.cli").exception(
+                "unexpected error", command=ctx.invoked_subcommand
+            )
             click.echo(
-                f"bulletin: error: unexpected {type(e).__name__}: {e} (please report this)",
+                f"bulletin: error: unexpected {type(e).__name__}: {e} (please report this; "
+                "the traceback is in the log)",
                 err=True,
             )
-            sys.exit(1)
+            sys.exit(EXIT_INTERNAL)
         finally:
             obj = ctx.obj
             if isinstance(obj, Context):
                 obj.close()
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader of stdout went away: send what is still buffered to /dev/null (so the
+    flush at exit cannot fail again) and exit like a process killed by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(EXIT_BROKEN_PIPE)
 
 
 def json_option(func: F) -> F:

@@ -68,6 +68,20 @@ def parse_period(text: str) -> Span | None:
     return parse_span(text)
 
 
+_TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def time_of_day(value: str) -> str:
+    """``value`` when it is a 24-hour ``HH:MM`` clock time (``03:30``, ``4:00``).
+
+    :raises ValueError: anything else, ``3am`` and ``25:00`` included.
+    """
+    match = _TIME_OF_DAY.match(value.strip())
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ValueError(f"{value!r} is not a time of day (use 24-hour HH:MM, e.g. 03:30)")
+    return value.strip()
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -170,10 +184,10 @@ class RetentionSettings(_Section):
     default_period: str = "7y"
     default_anchor: Literal["posted", "captured"] = "captured"
     default_disposition: Disposition = "review"
-    disposition_at: str = Field(
-        default="04:00", pattern=r"^\d{1,2}:\d{2}$", description="nightly batch listing, HH:MM"
-    )
+    disposition_at: str = Field(default="04:00", description="nightly batch listing, HH:MM")
     series: dict[str, SeriesSettings] = Field(default_factory=dict)
+
+    _time_of_day = field_validator("disposition_at")(time_of_day)
 
     @field_validator("default_period")
     @classmethod
@@ -292,6 +306,8 @@ class DaemonSettings(_Section):
     verify_at: str = "03:30"
     # host:port of a Prometheus endpoint (/metrics), e.g. "127.0.0.1:9464"; empty: none
     metrics_address: str = ""
+
+    _time_of_day = field_validator("verify_at")(time_of_day)
 
     @field_validator("metrics_address")
     @classmethod

@@ -33,6 +33,7 @@ from bulletin.publisher.texts import (
     plan,
     variant_for,
 )
+from bulletin.timeparse import local_text
 from bulletin.waker import NOTIFY_CHANNEL
 
 FINAL_NOTICE_STATES = set(NOTICE_STATES) - {"draft", "approved"}
@@ -228,15 +229,17 @@ def _check_times(
     settings: Settings,
     now: datetime,
 ) -> None:
-    grace = timedelta(minutes=settings.publisher.past_grace_minutes)
-    if publish_at is not None and publish_at < now - grace and not late_ok:
+    # times are entered in the agency's zone, so they are shown back in it
+    zone = settings.agency.time_zone
+    grace = settings.publisher.past_grace_minutes
+    if publish_at is not None and publish_at < now - timedelta(minutes=grace) and not late_ok:
         raise UsageError(
-            f"publish time {publish_at.isoformat()} is more than {grace} in the past "
-            "(use --late-ok to publish it now anyway)"
+            f"publish time {local_text(publish_at, zone)} is more than {grace} minutes in the "
+            "past (use --late-ok to publish it now anyway)"
         )
     if expires_at is not None:
         if expires_at <= now:
-            raise UsageError(f"expiry {expires_at.isoformat()} is already past")
+            raise UsageError(f"expiry {local_text(expires_at, zone)} is already past")
         if publish_at is not None and expires_at <= publish_at:
             raise UsageError("the notice would expire before it is published")
 

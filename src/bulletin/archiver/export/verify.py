@@ -65,9 +65,10 @@ def _bag_root(path: Path, work: Path) -> Path:
     if not zipfile.is_zipfile(path):
         raise UsageError(f"{path} is neither a bag directory nor a zip")
     with zipfile.ZipFile(path) as archive:
+        inside = work.resolve()
         for member in archive.namelist():
-            target = (work / member).resolve()
-            if not str(target).startswith(str(work.resolve())):
+            # a path comparison, not a string one: /tmp/w-evil starts with /tmp/w
+            if not (inside / member).resolve().is_relative_to(inside):
                 raise UsageError(f"{path} holds an unsafe path {member!r}")
         archive.extractall(work)
     if (work / "bagit.txt").exists():
