@@ -85,6 +85,55 @@ def test_delete_on_facebook_keeps_every_version(
     assert records(site, remote_id=cid)[-1].text == "obscene words"
 
 
+def test_invalid_parameter_on_delete_is_a_failure_not_a_deletion(
+    site: Instance, sandbox: SandboxServer, control: Control
+) -> None:
+    """Graph's code 100 without subcode 33 (an invalid parameter) on the delete is a failure:
+    exit 1, the failure audited, the comment still there and no "deleted" version."""
+    post = fb_post(sandbox)
+    [cid] = comments(control, post, message="obscene words")
+    run(site, "facebook")
+    [v1] = records(site, remote_id=cid)
+    control.fault("invalid_parameter", rf"/{cid}$", method="DELETE")
+    out = bulletin(site, "comment", "delete", str(v1.id), "--reason", "obscenity", code=1)
+    assert "Graph error 100" in out and "Invalid parameter" in out
+    assert sandbox.state.fb["comments"][cid]["deleted"] is False
+    assert [r.state for r in records(site, remote_id=cid)] == ["visible"]
+    with Session(site.app.engine) as session:
+        actions = [e.action for e in session.exec(select(AuditEvent))]
+    assert "comment-delete-failed" in actions and "comment-deleted" not in actions
+
+
+def test_invalid_parameter_on_the_fresh_read_is_not_a_deletion(
+    site: Instance, sandbox: SandboxServer, control: Control
+) -> None:
+    """Code 100 without subcode 33 on the read before moderating: nothing is done and no
+    "deleted" version is archived (the comment is not gone, the request was refused)."""
+    post = fb_post(sandbox)
+    [cid] = comments(control, post)
+    run(site, "facebook")
+    [v1] = records(site, remote_id=cid)
+    control.fault("invalid_parameter", rf"/{cid}$", method="GET")
+    out = bulletin(site, "comment", "hide", str(v1.id), "--reason", "spam", code=1)
+    assert "nothing was done" in out
+    assert sandbox.state.fb["comments"][cid]["is_hidden"] is False
+    assert [r.state for r in records(site, remote_id=cid)] == ["visible"]
+
+
+def test_delete_of_a_comment_already_gone_counts_as_done(
+    site: Instance, sandbox: SandboxServer, control: Control
+) -> None:
+    """Graph's 100/33 (no such object) on the delete: the comment is already gone, which is
+    what was asked; the connector reports success."""
+    post = fb_post(sandbox)
+    [cid] = comments(control, post)
+    connector = site.app.connector("facebook")
+    connector.delete_comment(cid)
+    connector.delete_comment(cid)  # Graph answers 100/33 now: already gone, no error
+    assert connector.fetch_comment(post, cid) is None
+    assert sandbox.state.fb["comments"][cid]["deleted"] is True
+
+
 def test_hide_on_x_then_sweeps_keep_it_hidden(
     site: Instance, sandbox: SandboxServer, control: Control
 ) -> None:

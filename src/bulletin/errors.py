@@ -65,6 +65,11 @@ class Rejected(ConnectorError):
     """The platform refused the content for good (duplicate, too long, policy); never retried."""
 
 
+class Gone(Rejected):
+    """The platform says the object named does not exist (deleted, or never visible to these
+    credentials): a deletion finds it already done, a read finds nothing."""
+
+
 class AuthError(ConnectorError):
     """Credentials are missing, expired or lack a permission; alerted, never retried."""
 

@@ -10,6 +10,7 @@ the URL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import unicodedata
@@ -47,6 +48,7 @@ from bulletin.errors import (
     Ambiguous,
     AuthError,
     ConnectorError,
+    Gone,
     MalformedResponse,
     RateLimited,
     Rejected,
@@ -57,6 +59,13 @@ MAX_LENGTH = 63206
 RATE_LIMIT_CODES = {4, 17, 32, 613} | set(range(80000, 80015))
 AUTH_CODES = {102, 104, 190, 210, 10} | set(range(200, 300))
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
+# (code, error_subcode) pairs that mean "no such object", matched as pairs: the error object
+# carries both (https://developers.facebook.com/docs/graph-api/guides/error-handling), and
+# Meta's code table (https://developers.facebook.com/docs/marketing-api/error-reference) has
+# code 100 alone for "Invalid parameter" and 100 with subcode 33 for "Unsupported get / post
+# request": the object does not exist, cannot be loaded due to missing permissions, or does
+# not support the operation. Code 100 without subcode 33 is a bad request, never "gone".
+GONE_ERRORS = {(100, 33)}
 POST_FIELDS = "id,message,created_time,updated_time,permalink_url,from"
 COMMENT_FIELDS = "id,message,created_time,from,parent,is_hidden,can_hide,attachment,permalink_url"
 
@@ -125,14 +134,19 @@ class FacebookConnector(Connector):
         found = result.get("error")
         body: dict[str, Any] = found if isinstance(found, dict) else {}
         code = body.get("code", error.code)
+        subcode = body.get("error_subcode")
         message = str(body.get("message") or error.message)
         where = f"account {self.name}: Graph error {code}"
+        if subcode is not None:
+            where += f" (subcode {subcode})"
         last = self._last_response()
         if code is None:
             raw = last.content if last is not None else b""
             if last is not None and last.status_code >= 500:
                 return Retryable(f"account {self.name}: Graph answered {last.status_code}")
             return MalformedResponse(f"account {self.name}: Graph's answer is not JSON", raw=raw)
+        if (code, subcode) in GONE_ERRORS:
+            return Gone(f"{where}: {message}")
         if code in RATE_LIMIT_CODES:
             return RateLimited(f"{where} (rate limited): {message}", self._regain_at())
         if code == 506:
@@ -428,10 +442,8 @@ class FacebookConnector(Connector):
         comment any more."""
         try:
             body = self._get("read comment", comment_id, fields=COMMENT_FIELDS)
-        except Rejected as e:
-            if "error 100" in str(e):
-                return None
-            raise
+        except Gone:
+            return None
         if not isinstance(body, dict) or "id" not in body:
             raise MalformedResponse("Graph's comment has no id", raw=json_bytes(body))
         return self._comment_item(body, thread_id)
@@ -443,18 +455,7 @@ class FacebookConnector(Connector):
     def delete_comment(self, comment_id: str) -> None:
         """Delete a visitor comment (the Page may delete comments on its own posts); a
         comment already gone counts as deleted."""
-
-        def once() -> None:
-            try:
-                self._request(
-                    "delete comment",
-                    lambda: self._graph.request(f"{self._version}/{comment_id}", method="DELETE"),
-                )
-            except Rejected as e:
-                if "error 100" not in str(e):
-                    raise
-
-        self.retry.call(self.name, "delete comment", once)
+        self._delete("delete comment", comment_id)
 
     # -- moderation ------------------------------------------------------------------------
     def hide_comment(self, comment_id: str, hidden: bool = True) -> None:
@@ -473,18 +474,20 @@ class FacebookConnector(Connector):
 
     def delete_post(self, post_id: str) -> None:
         """Delete one of the Page's posts; a post already gone counts as deleted."""
+        self._delete("delete post", post_id)
+
+    def _delete(self, what: str, object_id: str) -> None:
+        """DELETE one object; Graph's "no such object" (see GONE_ERRORS) means it is done,
+        any other error is raised."""
 
         def once() -> None:
-            try:
+            with contextlib.suppress(Gone):
                 self._request(
-                    "delete post",
-                    lambda: self._graph.request(f"{self._version}/{post_id}", method="DELETE"),
+                    what,
+                    lambda: self._graph.request(f"{self._version}/{object_id}", method="DELETE"),
                 )
-            except Rejected as e:
-                if "error 100" not in str(e):
-                    raise
 
-        self.retry.call(self.name, "delete post", once)
+        self.retry.call(self.name, what, once)
 
     def check(self) -> list[CheckLine]:
         """Token type and Page, reading posts, reading comment ids (MODERATE task)."""

@@ -10,6 +10,8 @@ Kinds:
 - ``duplicate``: the platform's duplicate-content refusal.
 - ``expired_token``: the platform's expired-credentials answer.
 - ``malformed``: a 200 whose body is not JSON.
+- ``invalid_parameter``: the platform's refusal of a bad parameter (Graph: code 100 without
+  a subcode; X: 400 Invalid Request), which says nothing about whether the object exists.
 """
 
 from __future__ import annotations
@@ -17,12 +19,9 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 FaultKind = Literal[
-    "rate_limit", "error", "delay", "timeout", "duplicate", "expired_token", "malformed"
-]
-KINDS: tuple[str, ...] = (
     "rate_limit",
     "error",
     "delay",
@@ -30,7 +29,9 @@ KINDS: tuple[str, ...] = (
     "duplicate",
     "expired_token",
     "malformed",
-)
+    "invalid_parameter",
+]
+KINDS: tuple[str, ...] = get_args(FaultKind)
 
 
 @dataclass

@@ -129,6 +129,9 @@ class GraphApi:
             )
         if fault.kind == "duplicate":
             return graph_error("Duplicate status message", 506, subcode=1455006)
+        if fault.kind == "invalid_parameter":
+            # code 100 alone: "Invalid parameter" (no subcode: the object may well exist)
+            return graph_error("(#100) Invalid parameter", 100)
         if fault.kind == "expired_token":
             return graph_error(
                 "Error validating access token: Session has expired on Tuesday, 24-Nov-26 "

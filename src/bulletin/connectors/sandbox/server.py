@@ -27,7 +27,7 @@ from bulletin.connectors.sandbox.x_api import XApi
 
 log = logging.getLogger(__name__)
 
-SHORT_CIRCUIT = ("rate_limit", "error", "duplicate", "expired_token")
+SHORT_CIRCUIT = ("rate_limit", "error", "duplicate", "expired_token", "invalid_parameter")
 
 
 class SandboxApp:

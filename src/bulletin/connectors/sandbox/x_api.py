@@ -171,6 +171,8 @@ class XApi:
                     "You are not allowed to create a Tweet with duplicate content.",
                 ),
             )
+        if fault.kind == "invalid_parameter":
+            return invalid("One or more parameters to your request was invalid.")
         if fault.kind == "expired_token":
             return json_response(401, problem(401, "Unauthorized", "Unauthorized"))
         title = _STATUS_TITLES.get(fault.status, "Internal Server Error")
