@@ -22,7 +22,7 @@ from bulletin.archiver.verify import verify
 from bulletin.cli import cli
 from bulletin.config.settings import RetentionSettings, SeriesSettings
 from bulletin.errors import UsageError
-from bulletin.models import Delivery, Record, RecordMedia
+from bulletin.models import Delivery, Notice, Record, RecordMedia
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.sandbox import Control
@@ -259,3 +259,53 @@ def test_verify_retention_and_holds_see_the_records_images(
     assert [(p.kind, p.subject) for p in report.problems] == [
         ("object-missing", f"record {record.id}")
     ]
+
+
+def test_an_image_never_pinned_is_not_read_from_its_path(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """A notice drafted before images were pinned names only a path: delivery fails with
+    the reason instead of sending a file nobody's approval covers."""
+    inst = instance
+    image = tmp_path / "old.png"
+    image.write_bytes(png("old"))
+    notice = create_notice(
+        inst.app.engine,
+        inst.settings,
+        inst.clock,
+        NoticeDraft(category="general", text="Open house Saturday.", targets=["feed"]),
+        "dispatcher",
+    )
+    with Session(inst.app.engine) as session:
+        row = session.get(Notice, notice.id)
+        assert row is not None
+        row.images = json.dumps([{"path": str(image), "alt": "the station"}])
+        session.add(row)
+        session.commit()
+    approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id or 0, "chief")
+    drain(inst, worker(inst))
+    with Session(inst.app.engine) as session:
+        [delivery] = session.exec(select(Delivery)).all()
+    assert delivery.state == "failed"
+    assert delivery.last_error == (
+        f"image {image} was not archived when the notice was drafted; draft the notice again"
+    )
+    assert not inst.settings.feed_path("feed").exists()
+
+
+def test_more_images_than_a_platform_takes_are_refused(platforms: Instance, tmp_path: Path) -> None:
+    """Facebook takes one image per post: two are refused at drafting, never dropped."""
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    first.write_bytes(png("a"))
+    second.write_bytes(png("b"))
+    draft_of_two = NoticeDraft(
+        category="general",
+        text="Open house Saturday.",
+        targets=["feed", "facebook"],
+        images=[(str(first), "front"), (str(second), "back")],
+    )
+    inst = platforms
+    with pytest.raises(UsageError, match=r"'facebook' \(facebook\) takes at most 1 image in"):
+        create_notice(
+            inst.app.engine, inst.settings, inst.clock, draft_of_two, "dana", inst.app.store
+        )

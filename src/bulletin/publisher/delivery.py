@@ -229,9 +229,9 @@ class DeliveryWorker:
         return self._attempt(delivery, notice, publish)
 
     def _media(self, notice: Notice, connector: Connector) -> tuple[Media, ...]:
-        """The notice's images as pinned in the store, as many as the platform takes."""
-        limit = connector.limits().max_media
-        return load_media(self.archiver.store, notice)[:limit] if limit else ()
+        """The notice's images as pinned in the store (drafting checked that the platform
+        takes that many)."""
+        return load_media(self.archiver.store, notice) if connector.limits().max_media else ()
 
     def _attempt(self, delivery: Delivery, notice: Notice, call: Callable[[], Outcome]) -> Outcome:
         """Run one platform call and turn what it raises into the delivery's next state."""

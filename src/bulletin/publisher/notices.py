@@ -32,6 +32,7 @@ from bulletin.publisher.texts import (
     THREAD_PLATFORMS,
     TargetText,
     check_variant_keys,
+    limits,
     plan,
     variant_for,
 )
@@ -123,6 +124,12 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
             raise UsageError(f"unknown target account {target!r} (known: {known})")
         if not account.enabled:
             raise UsageError(f"target account {target!r} is disabled in the configuration")
+        most = limits(account.platform).max_media
+        if len(draft.images) > most:
+            raise UsageError(
+                f"target account {target!r} ({account.platform}) takes at most {most} "
+                f"image{'s' if most != 1 else ''} in a post; the notice has {len(draft.images)}"
+            )
     if len(set(draft.targets)) != len(draft.targets):
         raise UsageError("a target account is named twice")
     _check_times(draft.publish_at, draft.expires_at, draft.late_ok, settings, now)
