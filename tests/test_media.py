@@ -7,6 +7,7 @@ import hashlib
 import json
 import struct
 import zlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -309,3 +310,56 @@ def test_more_images_than_a_platform_takes_are_refused(platforms: Instance, tmp_
         create_notice(
             inst.app.engine, inst.settings, inst.clock, draft_of_two, "dana", inst.app.store
         )
+
+
+def test_a_template_notice_pins_its_image(instance: Instance, tmp_path: Path) -> None:
+    """`notice add --template ... --image` pins the image like any draft: the feed links the
+    drafted bytes although the file is gone before publishing."""
+    inst = instance
+    data = png("template")
+    digest = hashlib.sha256(data).hexdigest()
+    image = tmp_path / "jane.png"
+    image.write_bytes(data)
+
+    def run(*args: str) -> None:
+        result = CliRunner().invoke(
+            cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
+        )
+        assert result.exit_code == 0, result.output
+
+    run(
+        "template",
+        "add",
+        "missing",
+        "--category",
+        "missing-person",
+        "--text",
+        "Missing person: {name}. Call 781-862-1212.",
+        "--var",
+        "name:str",
+        "--as",
+        "lt",
+    )
+    run("template", "approve", "missing", "--by", "chief")
+    run(
+        "notice",
+        "add",
+        "--template",
+        "missing",
+        "--var",
+        "name=Jane Doe",
+        "--target",
+        "feed",
+        "--image",
+        str(image),
+        "--alt",
+        ALT,
+        "--as",
+        "dana",
+    )
+    image.unlink()
+    inst.clock.set(datetime.now(UTC))  # the command line stamped it with the real time
+    drain(inst, worker(inst))
+    feed = inst.settings.feed_path("feed")
+    assert f'href="media/{digest}.png"' in feed.read_text("utf-8")
+    assert (feed.parent / "media" / f"{digest}.png").read_bytes() == data
