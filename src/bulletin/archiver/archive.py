@@ -232,12 +232,7 @@ class Archiver:
         return found
 
     def _put_all(self, objects: list[NewObject]) -> None:
-        """Store ``objects``; one already stored keeps the longer of its retention and ours."""
-        for new, (digest, result) in zip(objects, self.store.put_objects(objects), strict=True):
-            if not result.created:
-                info = self.store.head(object_key(digest))
-                if info is not None and info.retain_until < new.retain_until:
-                    self.store.extend_retention(object_key(digest), new.retain_until)
+        put_retained(self.store, objects)
 
     def _prepare(
         self, capture: Capture, digest: str, now: datetime, objects: list[NewObject]
@@ -448,6 +443,15 @@ class _Prepared:
     raw_sha: str | None
     size: int
     media: list[dict[str, Any]]
+
+
+def put_retained(store: WormStore, objects: Sequence[NewObject]) -> None:
+    """Store ``objects``; one already stored keeps the longer of its retention and ours."""
+    for new, (digest, result) in zip(objects, store.put_objects(objects), strict=True):
+        if not result.created:
+            info = store.head(object_key(digest))
+            if info is not None and info.retain_until < new.retain_until:
+                store.extend_retention(object_key(digest), new.retain_until)
 
 
 def _chunks(keys: set[Key], size: int = 500) -> list[tuple[str, list[str]]]:

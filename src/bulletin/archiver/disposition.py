@@ -253,7 +253,7 @@ def approve_batch(
             ).all()
         )
         member_ids = {r.id for r in records}
-        keys = sorted({k for r in records for k in holds._keys(r)})
+        keys = sorted({k for r in records for k in holds._keys(r, {})})  # images stay
         kept = _still_referenced(session, keys, member_ids)
     doomed = [k for k in keys if k not in kept]
     blocked = _store_blocks(engine, store, doomed, member_ids, now)

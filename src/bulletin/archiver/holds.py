@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -30,13 +30,14 @@ from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.archiver import decisions
+from bulletin.archiver.retention import media_digests
 from bulletin.archiver.search import author_is
 from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.identity import SYSTEM_ACTOR
-from bulletin.models import Hold, HoldRecord, Record, RecordsRequest
+from bulletin.models import Hold, HoldRecord, Record, RecordMedia, RecordsRequest
 
 QUERY_KEYS = ("from", "to", "account", "author", "thread", "kind", "series", "text")
 
@@ -266,9 +267,10 @@ def _attach(
     actor: str,
 ) -> None:
     # the store first: a crash after this leaves an extra hold, never a missing one
+    media = _media_of(engine, records)
     for record in records:
         if not record.legal_hold:
-            for key in _keys(record):
+            for key in _keys(record, media):
                 store.set_legal_hold(key, True)
     store.flush()
     ids = [r.id for r in records if r.id is not None]
@@ -295,7 +297,7 @@ def _attach(
                     object_id=r.id or 0,
                     hold_id=hold_id,
                     store_hold_placed=not r.legal_hold,
-                    objects=_keys(r),
+                    objects=_keys(r, media),
                 )
                 for r in records
             ],
@@ -316,8 +318,15 @@ def _insert_ignore(session: Session, table: type[HoldRecord], rows: list[dict[st
         session.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
 
 
-def _keys(record: Record) -> list[str]:
-    return [object_key(d) for d in (record.object_sha256, record.raw_sha256) if d]
+def _keys(record: Record, media: Mapping[int, list[str]]) -> list[str]:
+    """The store keys of ``record``: snapshot, raw answer and images (``media``, by record)."""
+    own = (record.object_sha256, record.raw_sha256, *media.get(record.id or 0, []))
+    return [object_key(d) for d in own if d]
+
+
+def _media_of(engine: Engine, records: Sequence[Record]) -> dict[int, list[str]]:
+    with Session(engine) as session:
+        return media_digests(session, [r.id for r in records if r.id is not None])
 
 
 def open_hold_ids(engine: Engine) -> list[int]:
@@ -453,7 +462,8 @@ def release_hold(
                 for r in freed
             ],
         )
-    keys = sorted({k for r in freed for k in _keys(r)})
+    media = _media_of(engine, freed)
+    keys = sorted({k for r in freed for k in _keys(r, media)})
     changed = sync_object_holds(engine, store, keys)
     if changed:
         with session_scope(engine) as session:
@@ -499,7 +509,13 @@ def sync_object_holds(
             holders = session.exec(
                 select(Record.id)
                 .where(
-                    sa.or_(col(Record.object_sha256) == digest, col(Record.raw_sha256) == digest)
+                    sa.or_(
+                        col(Record.object_sha256) == digest,
+                        col(Record.raw_sha256) == digest,
+                        col(Record.id).in_(
+                            select(RecordMedia.record_id).where(col(RecordMedia.sha256) == digest)
+                        ),
+                    )
                 )
                 .where(col(Record.legal_hold).is_(True))
                 .where(col(Record.disposed_at).is_(None))

@@ -15,7 +15,7 @@ from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.config.settings import PERMANENT_SERIES as PERMANENT_SERIES
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
-from bulletin.models import Record
+from bulletin.models import Record, RecordMedia
 
 # "permanent" = a legal hold plus the longest retention a backend reliably accepts.
 PERMANENT = timedelta(days=round(365.25 * 100))
@@ -59,6 +59,23 @@ def retain_until(
     return period.after(anchor, settings.agency.time_zone), False
 
 
+def media_digests(session: Session, record_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The stored images (their sha256) each of ``record_ids`` refers to, in order."""
+    out: dict[int, list[str]] = {}
+    ids = sorted(set(record_ids))
+    for start in range(0, len(ids), 500):
+        rows = session.exec(
+            select(RecordMedia.record_id, RecordMedia.sha256)
+            .where(col(RecordMedia.record_id).in_(ids[start : start + 500]))
+            .where(col(RecordMedia.sha256).is_not(None))
+            .order_by(col(RecordMedia.id))
+        )
+        for record_id, digest in rows:
+            if digest:
+                out.setdefault(record_id, []).append(digest)
+    return out
+
+
 @dataclass
 class SeriesChange:
     """What ``retention apply`` did (or would do) to one series."""
@@ -90,9 +107,9 @@ def apply_schedule(
     batch: int = 1000,
 ) -> ApplyReport:
     """Re-compute every retained record's retain-until from the schedule and extend it (the
-    index row and every store object: snapshot and raw). Never shortens: a record that already
-    has more keeps it and is counted as ``kept_longer``. A series now permanent gets a legal
-    hold. The store is extended before the index says so. Every extension is audited."""
+    index row and every store object: snapshot, raw and images). Never shortens: a record that
+    already has more keeps it and is counted as ``kept_longer``. A series now permanent gets a
+    legal hold. The store is extended before the index says so. Every extension is audited."""
     report = ApplyReport(dry_run=dry_run)
     last = 0
     while True:
@@ -126,8 +143,11 @@ def apply_schedule(
             changed.append((record, until if longer else old or until, hold))
         if dry_run or not changed:
             continue
+        with Session(engine) as session:
+            media = media_digests(session, [r.id for r, _, _ in changed if r.id is not None])
         for record, until, hold in changed:
-            for digest in filter(None, (record.object_sha256, record.raw_sha256)):
+            own = (record.object_sha256, record.raw_sha256, *media.get(record.id or 0, []))
+            for digest in filter(None, own):
                 key = object_key(digest)
                 info = store.head(key)
                 if info is None:

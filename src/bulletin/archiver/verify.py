@@ -4,7 +4,7 @@ mirror against the database, and objects against index rows. Streams; memory sta
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -12,9 +12,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin.archiver import decisions, ledger
+from bulletin.archiver.retention import media_digests
 from bulletin.archiver.store.base import OBJECT_PREFIX, WormStore, digest_of_key, object_key
 from bulletin.errors import IntegrityError, NotFound, StoreUnavailable
-from bulletin.models import LedgerEntry, Quarantine, Record, RecordMedia
+from bulletin.models import LedgerEntry, Notice, Quarantine, Record, RecordMedia
 
 
 @dataclass(frozen=True)
@@ -235,9 +236,11 @@ def _check_records(
                 select(LedgerEntry).where(LedgerEntry.seq.in_(seqs))  # type: ignore[attr-defined]
             )
         }
+        media = media_digests(session, [r.id for r in rows if r.id is not None])
         for record in rows:
             report.records += 1
-            _check_record(record, entries.get(record.ledger_seq or -1), store, report)
+            images = media.get(record.id or 0, [])
+            _check_record(record, entries.get(record.ledger_seq or -1), store, report, images)
         assert rows[-1].id is not None
         last = rows[-1].id
         session.expunge_all()
@@ -246,7 +249,11 @@ def _check_records(
 
 
 def _check_record(
-    record: Record, entry: LedgerEntry | None, store: WormStore, report: Report
+    record: Record,
+    entry: LedgerEntry | None,
+    store: WormStore,
+    report: Report,
+    images: Sequence[str] = (),
 ) -> None:
     subject = f"record {record.id}"
     if entry is None or entry.record_id != record.id:
@@ -257,7 +264,7 @@ def _check_record(
         )
     if record.disposed_at is not None:
         return  # destroyed by an approved disposition batch: its objects are meant to be gone
-    for digest in filter(None, (record.object_sha256, record.raw_sha256)):
+    for digest in filter(None, (record.object_sha256, record.raw_sha256, *images)):
         try:
             store.get(object_key(digest), verify=True)
             report.objects += 1
@@ -272,7 +279,8 @@ def _check_record(
 
 
 def _check_orphans(session: Session, store: WormStore, report: Report) -> None:
-    """Objects no row refers to: left by an interrupted capture (a note), never a failure."""
+    """Objects no row refers to: left by an interrupted capture (a note), never a failure.
+    A notice's images are pinned when it is drafted, before any record refers to them."""
     referenced = sa.union(
         sa.select(Record.object_sha256.label("d")),  # type: ignore[attr-defined]
         sa.select(Record.raw_sha256.label("d")).where(Record.raw_sha256.is_not(None)),  # type: ignore[union-attr]
@@ -289,10 +297,19 @@ def _check_orphans(session: Session, store: WormStore, report: Report) -> None:
     ordered = sa.select(referenced.c.d).order_by(referenced.c.d)
     rows = iter(session.execute(ordered, execution_options={"yield_per": 1000}).scalars())
     want = next(rows, None)
+    pinned = _notice_images(session)
     for key in store.keys(OBJECT_PREFIX):
         digest = digest_of_key(key)
         while want is not None and digest is not None and want < digest:
             want = next(rows, None)
-        if want == digest:
+        if want == digest or digest in pinned:
             continue
         report.notes.append(Problem("object-without-row", key, "no archived record refers to it"))
+
+
+def _notice_images(session: Session) -> set[str]:
+    """The sha256 of every image a notice pinned (few: notices are drafted by people)."""
+    found: set[str] = set()
+    for images in session.exec(select(Notice.images).where(col(Notice.images).is_not(None))):
+        found.update(str(i["sha256"]) for i in json.loads(images or "[]") if i.get("sha256"))
+    return found

@@ -14,6 +14,7 @@ from bulletin.errors import UsageError
 from bulletin.identity import resolve_actor
 from bulletin.models import Delivery, DeliveryAttempt, Notice, Template
 from bulletin.publisher.failures import NOTICE_STATES, delivery_label, state_condition
+from bulletin.publisher.media import notice_images
 from bulletin.publisher.notices import (
     NoticeDraft,
     Review,
@@ -218,14 +219,22 @@ def notice_add(
     woke = False
     if template is not None:
         made = notice_from_template(
-            engine, settings, app.clock, template, pairs(variables, "--var"), draft, author
+            engine,
+            settings,
+            app.clock,
+            template,
+            pairs(variables, "--var"),
+            draft,
+            author,
+            store=app.store if draft.images else None,
         )
         created = made.notice
         if made.covered:
             covered_by = made.template.approved_by
             woke = poke(settings.data_dir)
     else:
-        created = create_notice(engine, settings, app.clock, draft, author)
+        store = app.store if draft.images else None
+        created = create_notice(engine, settings, app.clock, draft, author, store)
     with Session(engine) as session:
         review = review_notice(session, settings, created)
     payload = {
@@ -634,8 +643,10 @@ def notice_show(ctx: Context, notice_id: int, as_json: bool) -> None:
         }
         for a in review.approvals
     ]
+    images = notice_images(n)
     data = {
         **_notice_json(n),
+        "media": [i.as_json() for i in images],
         "deliveries": [
             {k: v for k, v in d.model_dump().items() if k != "raw_response"}
             | {"attempt_log": [a.model_dump() for a in attempts.get(d.id or 0, [])]}
@@ -669,6 +680,12 @@ def notice_show(ctx: Context, notice_id: int, as_json: bool) -> None:
         ),
         *([f"  follow-up at expiry: {n.follow_up}"] if n.follow_up else []),
         f"  text     {n.text}",
+        *[
+            f"  image {k}  {i.name}  {i.mime_type or '?'}, {i.size:,} bytes, "
+            + (f"sha256 {i.sha256}" if i.sha256 else "not archived (drafted before pinning)")
+            + f"\n           alt: {i.alt or '(none)'}"
+            for k, i in enumerate(images, start=1)
+        ],
         *[
             f"  text for {d.account}: {d.text}"
             for d in deliveries

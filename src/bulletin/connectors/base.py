@@ -29,6 +29,15 @@ ItemKind = Literal["post", "comment", "moderation"]
 ItemState = Literal["visible", "hidden", "deleted"]
 
 
+# File extensions of the image types posts may carry.
+IMAGE_EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
+
+
 @dataclass(frozen=True)
 class Media:
     """An image attached to a post; ``alt_text`` is required by accessibility rules."""

@@ -3,12 +3,17 @@
 Its entries are its posts; it has no comments. Publishing is idempotent by the post's key:
 the entry id is ``urn:bulletin:<account>:<key>``, and an entry already in the file is returned
 instead of being added again.
+
+A post's images are written beside the feed, ``media/<sha256>.<ext>``, before the entry that
+links them (``link rel="enclosure"`` with their type and length, the alt text as its title);
+the link is relative, so it resolves against wherever the feed is served from.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import html
 import os
 import tempfile
@@ -22,8 +27,10 @@ from defusedxml import ElementTree as SafeET
 from bulletin.clock import Clock, SystemClock
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import (
+    IMAGE_EXTENSIONS,
     Connector,
     Limits,
+    Media,
     OutgoingPost,
     Page,
     PublishResult,
@@ -37,6 +44,7 @@ ET.register_namespace("", ATOM)
 THREADING = "http://purl.org/syndication/thread/1.0"  # RFC 4685
 ET.register_namespace("at", TOMBSTONES)
 ET.register_namespace("thr", THREADING)
+MEDIA_DIR = "media"  # beside the feed file
 
 
 def _q(tag: str) -> str:
@@ -78,7 +86,7 @@ class FeedConnector(Connector):
         )
 
     def limits(self) -> Limits:
-        return Limits(max_length=20_000, max_media=0)
+        return Limits(max_length=20_000, max_media=20)
 
     def entry_id(self, key: str) -> str:
         """The entry id of ``key``; an entry id (a reply's target) is returned as it is."""
@@ -105,6 +113,17 @@ class FeedConnector(Connector):
         ET.SubElement(entry, _q("content"), type="text").text = post.text
         if post.link:
             ET.SubElement(entry, _q("link"), rel="alternate", href=post.link)
+        for media in post.media:
+            link = ET.SubElement(
+                entry,
+                _q("link"),
+                rel="enclosure",
+                href=self._write_media(media),
+                type=media.mime_type,
+                length=str(len(media.data)),
+            )
+            if media.alt_text:
+                link.set("title", media.alt_text)
         if post.reply_to:
             # a follow-up, correction or retraction: a new entry linking the first
             related = self.entry_id(post.reply_to)
@@ -225,6 +244,19 @@ class FeedConnector(Connector):
         except OSError as e:
             raise Retryable(f"feed {self.path}: cannot write: {e.strerror}") from e
 
+    def _write_media(self, media: Media) -> str:
+        """Write ``media`` beside the feed (once: its name is its hash); its relative URL."""
+        digest = hashlib.sha256(media.data).hexdigest()
+        name = f"{MEDIA_DIR}/{digest}.{IMAGE_EXTENSIONS.get(media.mime_type, 'bin')}"
+        path = self.path.parent / name
+        try:
+            if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+                return name
+            _write_atomically(path, media.data)
+        except OSError as e:
+            raise Retryable(f"feed {self.path}: cannot write {name}: {e.strerror}") from e
+        return name
+
     def _find(self, root: ET.Element, entry_id: str) -> ET.Element | None:
         for entry in root.findall(_q("entry")):
             if entry.findtext(_q("id")) == entry_id:
@@ -253,6 +285,26 @@ class FeedConnector(Connector):
         return PublishResult(
             remote_id=item.remote_id, url=item.url, posted_at=item.posted_at, raw=item.raw
         )
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """``data`` in ``path``, durably, whole or not at all (a temporary file, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _named(name: str) -> ET.Element:

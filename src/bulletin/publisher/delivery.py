@@ -13,7 +13,6 @@ Exactly once rests on three rules:
 from __future__ import annotations
 
 import json
-import mimetypes
 import random
 import threading
 from collections.abc import Callable
@@ -38,10 +37,12 @@ from bulletin.errors import (
     RateLimited,
     Refused,
     Rejected,
+    StoreUnavailable,
 )
 from bulletin.identity import SYSTEM_ACTOR
 from bulletin.models import Account, Approval, Delivery, DeliveryAttempt, Notice
 from bulletin.publisher import policy
+from bulletin.publisher.media import load_media, media_blobs
 from bulletin.publisher.texts import plan
 
 log = structlog.get_logger("bulletin.delivery")
@@ -260,7 +261,9 @@ class DeliveryWorker:
             return self._finish(delivery, "failed", "the post it refers to is not published")
         try:
             connector = self.connector_for(delivery.account)
-            media = load_media(notice) if is_post and connector.limits().max_media else ()
+            media = self._media(notice, connector) if is_post else ()
+        except StoreUnavailable as e:  # the pinned images cannot be read now: later
+            return self._defer(delivery, notice, None, str(e))
         except BulletinError as e:
             return self._finish(delivery, "failed", str(e))
         if delivery.kind == "deletion":
@@ -302,6 +305,11 @@ class DeliveryWorker:
             return self._published(delivery, notice, connector, result, reconciled=False)
 
         return self._attempt(delivery, notice, publish)
+
+    def _media(self, notice: Notice, connector: Connector) -> tuple[Media, ...]:
+        """The notice's images as pinned in the store (drafting checked that the platform
+        takes that many)."""
+        return load_media(self.archiver.store, notice) if connector.limits().max_media else ()
 
     def _attempt(self, delivery: Delivery, notice: Notice, call: Callable[[], Outcome]) -> Outcome:
         """Run one platform call and turn what it raises into the delivery's next state."""
@@ -575,6 +583,11 @@ class DeliveryWorker:
             assert notice is not None and account is not None
             parent = session.get(Delivery, delivery.parent_id) if delivery.parent_id else None
         parts = json.loads(delivery.parts) if delivery.parts else []
+        media = (
+            self._media(notice, self.connector_for(delivery.account))
+            if delivery.kind == "post"
+            else ()
+        )
         item = RemoteItem(
             kind="post",
             remote_id=delivery.remote_id or "",
@@ -602,6 +615,7 @@ class DeliveryWorker:
                     account.training,
                     notice.id,
                     notice.priority,
+                    media_blobs(media, notice),
                 )
             ]
         )[0]
@@ -758,21 +772,6 @@ def reply_target(parent: Delivery | None) -> str | None:
         if ids:
             return ids[-1]
     return parent.remote_id
-
-
-def load_media(notice: Notice) -> tuple[Media, ...]:
-    """The notice's images, read from where they were when it was drafted."""
-    images = json.loads(notice.images) if notice.images else []
-    media = []
-    for image in images:
-        path = image["path"]
-        mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
-        try:
-            with open(path, "rb") as handle:
-                media.append(Media(handle.read(), mime, image.get("alt", "")))
-        except OSError as e:
-            raise Rejected(f"image {path} cannot be read: {e.strerror}") from e
-    return tuple(media)
 
 
 def refresh_notice_state(session: Session, notice_id: int, now: datetime) -> None:

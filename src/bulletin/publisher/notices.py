@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bulletin import audit
+from bulletin.archiver.store.base import WormStore
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
@@ -26,10 +27,13 @@ from bulletin.models import Account, Approval, Delivery, Notice, Template
 from bulletin.publisher import policy, recurrence
 from bulletin.publisher.delivery import refresh_notice_state
 from bulletin.publisher.failures import NOTICE_STATES
+from bulletin.publisher.media import PinnedImage, pin_images
+from bulletin.publisher.media import notice_images as pinned_images
 from bulletin.publisher.texts import (
     THREAD_PLATFORMS,
     TargetText,
     check_variant_keys,
+    limits,
     plan,
     variant_for,
 )
@@ -53,7 +57,7 @@ class NoticeDraft:
     late_ok: bool = False
     variants: Mapping[str, str] = field(default_factory=dict)  # account or platform → text
     allow_thread: bool = False
-    images: Sequence[tuple[str, str]] = ()  # (path, alt text)
+    images: Sequence[tuple[str, str]] = ()  # (path, alt text): pinned when drafted
     # a recurrence rule (see :mod:`bulletin.publisher.recurrence`), ended by ``repeat_until``
     # or, explicitly, ``until_cancelled``
     recurrence: str | None = None
@@ -122,6 +126,12 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
             raise UsageError(f"unknown target account {target!r} (known: {known})")
         if not account.enabled:
             raise UsageError(f"target account {target!r} is disabled in the configuration")
+        most = limits(account.platform).max_media
+        if len(draft.images) > most:
+            raise UsageError(
+                f"target account {target!r} ({account.platform}) takes at most {most} "
+                f"image{'s' if most != 1 else ''} in a post; the notice has {len(draft.images)}"
+            )
     if len(set(draft.targets)) != len(draft.targets):
         raise UsageError("a target account is named twice")
     _check_times(draft.publish_at, draft.expires_at, draft.late_ok, settings, now)
@@ -245,16 +255,37 @@ def _check_times(
 
 
 def create_notice(
-    engine: Engine, settings: Settings, clock: Clock, draft: NoticeDraft, author: str
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    draft: NoticeDraft,
+    author: str,
+    store: WormStore | None = None,
 ) -> Notice:
-    """Store a draft notice and one pending delivery per target account."""
+    """Store a draft notice and one pending delivery per target account. Its images are
+    copied into ``store`` first (see :func:`bulletin.publisher.media.pin_images`).
+
+    :raises UsageError: a bad draft, or an image that is not an image file.
+    """
     now = clock.now()
     draft = resolve_schedule(draft, settings, now)
     priority = validate_draft(draft, settings, now)
     plans = plan_targets(draft, settings)
+    media = pin_draft_images(store, settings, draft, priority, now)
     with session_scope(engine) as session:
-        notice = store_draft(session, settings, now, draft, author, priority, plans)
+        notice = store_draft(session, settings, now, draft, author, priority, plans, media=media)
     return notice
+
+
+def pin_draft_images(
+    store: WormStore | None, settings: Settings, draft: NoticeDraft, priority: str, now: datetime
+) -> list[PinnedImage]:
+    """The draft's images, stored in the archive (the store is needed only when it has some)."""
+    if not draft.images:
+        return []
+    if store is None:
+        raise ValueError("a draft with images needs the archive store")
+    return pin_images(store, settings, draft.images, priority, now)
 
 
 def store_draft(
@@ -266,10 +297,14 @@ def store_draft(
     priority: str,
     plans: Sequence[TargetText],
     template: Template | None = None,
+    media: Sequence[PinnedImage] = (),
 ) -> Notice:
-    """Add a validated draft, its deliveries (each with its own text) and the audit event."""
+    """Add a validated draft, its deliveries (each with its own text) and the audit event;
+    ``media`` are the draft's images as pinned (:func:`pin_draft_images`)."""
+    if len(media) != len(draft.images):
+        raise ValueError("a draft's images must be pinned before it is stored")
     _ensure_accounts(session, settings, draft.targets)
-    images = [{"path": str(Path(p).resolve()), "alt": alt.strip()} for p, alt in draft.images]
+    images = [m.as_json() for m in media]
     notice = Notice(
         category=draft.category,
         priority=priority,
@@ -316,6 +351,7 @@ def store_draft(
         recurrence=draft.recurrence,
         repeat_until=draft.repeat_until.isoformat() if draft.repeat_until else None,
         follow_up=bool(draft.follow_up),
+        images=[{"sha256": m.sha256, "size": m.size, "name": m.name} for m in media] or None,
     )
     return notice
 
@@ -347,7 +383,7 @@ def review_notice(session: Session, settings: Settings, notice: Notice) -> Revie
 
 
 def notice_images(notice: Notice) -> list[dict[str, str]]:
-    return list(json.loads(notice.images)) if notice.images else []
+    return [{"name": i.name, "alt": i.alt} for i in pinned_images(notice)]
 
 
 def platform_of(session: Session, settings: Settings, account: str) -> str:

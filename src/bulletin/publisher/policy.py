@@ -93,7 +93,11 @@ def _check_rule(rule: PolicyRule, subject: Subject, settings: Settings) -> list[
     if rule.kind == "length":
         return [finding(message=t.too_long()) for t in subject.targets if not t.fits]
     if rule.kind == "alt-text":
-        missing = [i.get("path", "") for i in subject.images if not i.get("alt", "").strip()]
+        missing = [
+            i.get("name") or i.get("path", "")
+            for i in subject.images
+            if not i.get("alt", "").strip()
+        ]
         return [finding(path) for path in missing]
     if rule.kind == "link-required":
         prefix = rule.link_prefix or settings.agency.website

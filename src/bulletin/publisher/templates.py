@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin import audit
+from bulletin.archiver.store.base import WormStore
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
@@ -30,6 +31,8 @@ from bulletin.publisher import policy
 from bulletin.publisher.notices import (
     NoticeDraft,
     make_due,
+    notice_images,
+    pin_draft_images,
     plan_targets,
     resolve_schedule,
     store_draft,
@@ -344,8 +347,10 @@ def notice_from_template(
     values: Mapping[str, str],
     draft: NoticeDraft,
     author: str,
+    store: WormStore | None = None,
 ) -> TemplateNotice:
-    """Draft a notice from the newest version of template ``name``.
+    """Draft a notice from the newest version of template ``name`` (its images pinned in
+    ``store``, see :func:`~bulletin.publisher.notices.create_notice`).
 
     When that version is approved and the filled-in notice breaks no blocking content-policy
     rule, the template's approval covers it: the notice is approved at once (an approval row
@@ -394,12 +399,13 @@ def notice_from_template(
     )
     priority = validate_draft(filled, settings, now)
     plans = plan_targets(filled, settings)
+    media = pin_draft_images(store, settings, filled, priority, now)
     with session_scope(engine) as session:
-        notice = store_draft(session, settings, now, filled, author, priority, plans, template)
-        assert notice.id is not None
-        subject = policy.Subject(
-            notice.category, plans, notice.link, [{"path": p, "alt": a} for p, a in filled.images]
+        notice = store_draft(
+            session, settings, now, filled, author, priority, plans, template, media=media
         )
+        assert notice.id is not None
+        subject = policy.Subject(notice.category, plans, notice.link, notice_images(notice))
         findings = policy.check(settings, subject)
         covered = not policy.blocking(findings)
         if covered:

@@ -8,6 +8,7 @@ https://developers.facebook.com/docs/graph-api/guides/error-handling
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -376,8 +377,14 @@ class GraphApi:
         return self._create(page, message, link, None)
 
     def _create(
-        self, page: dict[str, Any], message: str, link: str | None, photo_id: str | None
+        self,
+        page: dict[str, Any],
+        message: str,
+        link: str | None,
+        photo_id: str | None,
+        photo: dict[str, Any] | None = None,
     ) -> Response:
+        """Add a post; ``photo`` describes the uploaded file (kept to check what arrived)."""
         with self.state.lock:
             mine = [
                 p
@@ -391,6 +398,8 @@ class GraphApi:
             post = self.state.add_fb_post(page["id"], message, link)
             if photo_id:
                 post["photo_id"] = photo_id
+            if photo:
+                post["photo"] = photo
             self.state.count(f"facebook:{page['id']}", "created")
             self.state.save()
         if photo_id:
@@ -436,7 +445,9 @@ class GraphApi:
         if not source and not request.arg("url"):
             return graph_error("(#324) Requires upload file", 324)
         message = request.arg("caption") or request.arg("message") or ""
-        return self._create(page, message, None, self.state.new_fb_id())
+        data = source.encode() if isinstance(source, str) else source
+        photo = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)} if data else None
+        return self._create(page, message, None, self.state.new_fb_id(), photo)
 
     def list_posts(self, request: Request, kind: str, page: dict[str, Any]) -> Response:
         """The Page's posts, newest first, cursor-paged (``limit`` up to 100, ``after``,

@@ -8,6 +8,7 @@ Every answer carries X's rate-limit headers; errors use X's problem JSON.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import shlex
 import threading
@@ -543,6 +544,7 @@ class XApi:
             self.state.x["media"][media_id] = {
                 "id": media_id,
                 "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),  # what was received, to check
                 "category": category or "tweet_image",
                 "owner": account["id"],
             }
