@@ -9,7 +9,8 @@
    batch was already approved; the batch then goes ``stale`` and its records return to the pool.
    Otherwise it writes a certificate of destruction (an archived object, retained permanently,
    on legal hold and ledgered as kind ``certificate``), marks the records disposed (the rows
-   stay) and deletes from the store every object no retained record still refers to.
+   stay) and deletes from the store every object (snapshot, raw answer, image) that no
+   retained record and no live notice still refers to; the certificate names each image.
 
 A crash after the certificate is committed and before every deletion is done is finished by
 :func:`complete_pending` (run by the nightly job and before each approval).
@@ -31,13 +32,21 @@ from sqlmodel import Session, col, select
 from bulletin import audit
 from bulletin.archiver import holds, ledger
 from bulletin.archiver.canonical import canonical
-from bulletin.archiver.retention import PERMANENT
+from bulletin.archiver.retention import PERMANENT, live_notice_images, media_digests
 from bulletin.archiver.store.base import WormStore, object_key, sha256_hex
 from bulletin.config.settings import PERMANENT_SERIES, Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused
 from bulletin.identity import SYSTEM_ACTOR
-from bulletin.models import DispositionBatch, DispositionItem, Hold, HoldRecord, LedgerEntry, Record
+from bulletin.models import (
+    DispositionBatch,
+    DispositionItem,
+    Hold,
+    HoldRecord,
+    LedgerEntry,
+    Record,
+    RecordMedia,
+)
 
 CERTIFICATE_SCHEMA = "bulletin.certificate/1"
 
@@ -253,14 +262,16 @@ def approve_batch(
             ).all()
         )
         member_ids = {r.id for r in records}
-        keys = sorted({k for r in records for k in holds._keys(r, {})})  # images stay
+        media = media_digests(session, [r.id for r in records if r.id is not None])
+        keys = sorted({k for r in records for k in holds._keys(r, media)})
         kept = _still_referenced(session, keys, member_ids)
+        kept |= _media_still_referenced(session, keys, member_ids)
     doomed = [k for k in keys if k not in kept]
     blocked = _store_blocks(engine, store, doomed, member_ids, now)
     if blocked:
         _mark_stale(engine, batch_id, "; ".join(blocked), actor, now)
         raise Refused(f"batch {batch_id} cannot be destroyed: {'; '.join(blocked)}")
-    body = _certificate(settings, batch, records, doomed, sorted(kept), actor, now)
+    body = _certificate(settings, batch, records, doomed, sorted(kept), actor, now, media)
     cert_sha, _ = store.put_object(body, retain_until=now + PERMANENT, legal_hold=True)
     store.flush()
     with session_scope(engine) as session:
@@ -371,6 +382,31 @@ def _still_referenced(session: Session, keys: list[str], members: set[int | None
     return kept
 
 
+# -- images (media) of the records of a batch ----------------------------------------------
+
+
+def _media_still_referenced(
+    session: Session, keys: list[str], members: set[int | None]
+) -> set[str]:
+    """Those of ``keys`` that an image of a record outside the batch, not disposed of, or of
+    a live notice refers to (content addressing: one object may
+    be several records' image, or a snapshot's)."""
+    digests = [k.removeprefix("sha256/") for k in keys]
+    kept: set[str] = set()
+    for start in range(0, len(digests), 500):
+        chunk = digests[start : start + 500]
+        rows = session.execute(
+            sa.select(col(RecordMedia.sha256), col(RecordMedia.record_id))
+            .join(Record, col(Record.id) == col(RecordMedia.record_id))
+            .where(col(RecordMedia.sha256).in_(chunk))
+            .where(col(Record.disposed_at).is_(None))
+        ).all()
+        kept.update(object_key(d) for d, rid in rows if rid not in members and d)
+    wanted = set(digests)
+    kept.update(object_key(d) for _, _, d in live_notice_images(session) if d in wanted)
+    return kept
+
+
 def _store_blocks(
     engine: Engine, store: WormStore, keys: list[str], members: set[int | None], now: datetime
 ) -> list[str]:
@@ -403,7 +439,9 @@ def _certificate(
     kept: list[str],
     actor: str,
     now: datetime,
+    media: dict[int, list[str]],
 ) -> bytes:
+    images = {object_key(d) for r in records for d in media.get(r.id or 0, [])}
     posted = sorted(r.posted_at or r.captured_at for r in records)
     return canonical(
         {
@@ -443,11 +481,14 @@ def _certificate(
                     "object_sha256": r.object_sha256,
                     "raw_sha256": r.raw_sha256,
                     "ledger_seq": r.ledger_seq,
+                    "media_sha256": media.get(r.id or 0, []),
                 }
                 for r in records
             ],
             "objects_destroyed": destroyed,
             "objects_kept_shared": kept,
+            "media_destroyed": [k for k in destroyed if k in images],
+            "media_kept_shared": [k for k in kept if k in images],
         }
     )
 

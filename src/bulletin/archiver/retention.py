@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -15,7 +16,7 @@ from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.config.settings import PERMANENT_SERIES as PERMANENT_SERIES
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
-from bulletin.models import Record, RecordMedia
+from bulletin.models import Notice, Record, RecordMedia
 
 # "permanent" = a legal hold plus the longest retention a backend reliably accepts.
 PERMANENT = timedelta(days=round(365.25 * 100))
@@ -74,6 +75,32 @@ def media_digests(session: Session, record_ids: Sequence[int]) -> dict[int, list
             if digest:
                 out.setdefault(record_id, []).append(digest)
     return out
+
+
+#: notices whose pinned images may still be published (recurring ones: while more are due)
+LIVE_NOTICE_STATES = ("draft", "approved", "partially-published")
+
+
+def live_notice_images(session: Session) -> Iterator[tuple[int, str, str]]:
+    """``(notice id, image name, sha256)`` of every image a live notice pinned, by notice.
+
+    A live notice may still publish its images, so they are kept and checked like a record's.
+    """
+    rows = session.exec(
+        select(Notice.id, Notice.images)
+        .where(col(Notice.images).is_not(None))
+        .where(
+            sa.or_(
+                col(Notice.state).in_(LIVE_NOTICE_STATES),
+                col(Notice.next_occurrence_at).is_not(None),
+            )
+        )
+        .order_by(col(Notice.id))
+    )
+    for notice_id, images in rows:
+        for image in json.loads(images or "[]"):
+            if image.get("sha256"):
+                yield notice_id or 0, str(image.get("name") or ""), str(image["sha256"])
 
 
 @dataclass

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin.archiver import decisions, ledger
-from bulletin.archiver.retention import media_digests
+from bulletin.archiver.retention import live_notice_images, media_digests
 from bulletin.archiver.store.base import OBJECT_PREFIX, WormStore, digest_of_key, object_key
 from bulletin.errors import IntegrityError, NotFound, StoreUnavailable
 from bulletin.models import LedgerEntry, Notice, Quarantine, Record, RecordMedia
@@ -65,6 +65,7 @@ def verify(
         if progress:
             progress("records", report.records, True)
         _check_orphans(session, store, report)
+        _check_notice_media(session, store, report)
         _check_checkpoints(session, store, report)
         _check_certificates(session, store, report)
     for kind, key, detail in decisions.check(engine, store):
@@ -264,18 +265,23 @@ def _check_record(
         )
     if record.disposed_at is not None:
         return  # destroyed by an approved disposition batch: its objects are meant to be gone
-    for digest in filter(None, (record.object_sha256, record.raw_sha256, *images)):
-        try:
-            store.get(object_key(digest), verify=True)
-            report.objects += 1
-        except IntegrityError:
-            report.problems.append(
-                Problem("object-altered", subject, f"sha256/{digest} does not match its hash")
-            )
-        except NotFound:
-            report.problems.append(
-                Problem("object-missing", subject, f"sha256/{digest} is not in the store")
-            )
+    for digest in filter(None, (record.object_sha256, record.raw_sha256)):
+        _rehash(store, report, subject, f"sha256/{digest}", digest)
+    for digest in images:
+        _rehash(store, report, subject, f"image sha256/{digest}", digest)
+
+
+def _rehash(store: WormStore, report: Report, subject: str, what: str, digest: str) -> None:
+    """Read ``digest`` back and re-hash it; name ``what`` when it is altered or missing."""
+    try:
+        store.get(object_key(digest), verify=True)
+        report.objects += 1
+    except IntegrityError:
+        report.problems.append(
+            Problem("object-altered", subject, f"{what} does not match its hash")
+        )
+    except NotFound:
+        report.problems.append(Problem("object-missing", subject, f"{what} is not in the store"))
 
 
 def _check_orphans(session: Session, store: WormStore, report: Report) -> None:
@@ -305,6 +311,18 @@ def _check_orphans(session: Session, store: WormStore, report: Report) -> None:
         if want == digest or digest in pinned:
             continue
         report.notes.append(Problem("object-without-row", key, "no archived record refers to it"))
+
+
+# -- images pinned by notices ---------------------------------------------------------------
+
+
+def _check_notice_media(session: Session, store: WormStore, report: Report) -> None:
+    """Re-hash every image a live notice pinned at drafting: what is published is read from
+    the store, so an altered image must be found before it goes out, not only once a record
+    of the post refers to it."""
+    for notice_id, name, digest in live_notice_images(session):
+        what = f"image {name} sha256/{digest}" if name else f"image sha256/{digest}"
+        _rehash(store, report, f"notice {notice_id}", what, digest)
 
 
 def _notice_images(session: Session) -> set[str]:
