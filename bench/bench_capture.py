@@ -237,16 +237,16 @@ def mix(rng: random.Random, span_days: int) -> dict[str, Query]:
     day = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=rng.randrange(max(span_days, 1)))
     word = rng.choice(WORDS)
     return {
-        "common word": Query(text=word),
-        "rare word": Query(text="zanzibar"),
-        "two words": Query(text=" ".join(rng.sample(WORDS, 2))),
-        "prefix": Query(text=f"{word[:3]}*"),
-        "author + word": Query(text=word, author=rng.choice(AUTHORS)),
+        "common word": Query(text=(word,)),
+        "rare word": Query(text=("zanzibar",)),
+        "two words": Query(text=(" ".join(rng.sample(WORDS, 2)),)),
+        "prefix": Query(text=(f"{word[:3]}*",)),
+        "author + word": Query(text=(word,), author=rng.choice(AUTHORS)),
         "author only": Query(author=rng.choice(AUTHORS)),
-        "deleted + word": Query(text=word, state="deleted"),
+        "deleted + word": Query(text=(word,), state="deleted"),
         "deleted only": Query(state="deleted"),
         "account + day": Query(account="facebook", since=day, until=day + timedelta(days=1)),
-        "word + day": Query(text=word, since=day, until=day + timedelta(days=1)),
+        "word + day": Query(text=(word,), since=day, until=day + timedelta(days=1)),
     }
 
 
@@ -306,13 +306,15 @@ def bench_search(root: Path, kind: str, count: int, repeat: int, how: str) -> No
         walls: dict[str, list[float]] = {}
         cpus: dict[str, list[float]] = {}
         engine = app.engine
-        search(engine, Query(text="road"))  # warm the connection pool
+        search(engine, Query(text=("road",)))  # warm the connection pool
         for _ in range(repeat):
             queries: dict[str, Callable[[], object]] = {
                 name: functools.partial(search, engine, q) for name, q in mix(rng, span).items()
             }
             word = rng.choice(WORDS)
-            queries[EXTRA[0]] = functools.partial(search, engine, Query(text=word, state="hidden"))
+            queries[EXTRA[0]] = functools.partial(
+                search, engine, Query(text=(word,), state="hidden")
+            )
             thread = rng.randrange(max(count // 1000, 1))
             queries[EXTRA[1]] = functools.partial(thread_at, engine, thread)
             queries[EXTRA[2]] = functools.partial(floor, engine, word)

@@ -183,6 +183,7 @@ def test_deadlines_near_show_in_status_the_log_and_metrics(calendar_day_site: In
             litigation=False,
             actor="clerk1",
             now=inst.clock.now(),
+            allow_empty=True,
         )
     result = CliRunner().invoke(
         cli, ["--config", str(inst.config), "status"], env={"BULLETIN_USER": ""}

@@ -62,7 +62,9 @@ def archive(inst: Instance, *numbers: int) -> list[Record]:
     return inst.app.archiver.archive([comment(n) for n in numbers])
 
 
-def hold_on(inst: Instance, query: str, name: str = "Smith v. Town") -> int:
+def hold_on(
+    inst: Instance, query: str, name: str = "Smith v. Town", allow_empty: bool = False
+) -> int:
     placed, _ = holds.create_hold(
         inst.app.engine,
         inst.app.store,
@@ -72,6 +74,7 @@ def hold_on(inst: Instance, query: str, name: str = "Smith v. Town") -> int:
         actor="clerk1",
         now=inst.clock.now(),
         time_zone=inst.settings.agency.time_zone,
+        allow_empty=allow_empty,
     )
     assert placed.id is not None
     return placed.id

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from sqlmodel import Session, col, select
 
 from bulletin.archiver.archive import Capture
 from bulletin.archiver.search import Query
@@ -16,6 +18,7 @@ from bulletin.archiver.search import search as find
 from bulletin.cli import cli
 from bulletin.connectors.base import RemoteItem
 from bulletin.connectors.sandbox import SandboxServer
+from bulletin.models import Record
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.capture import comments, fb_post, records, replies, run, x_post
 from tests.plugins.sandbox import Control
@@ -143,7 +146,7 @@ def test_hits_are_distinct_items_even_when_each_has_many_matching_versions(
     instance.app.archiver.archive_batch(
         [_comment(f"c{i}", f"detour via Elm, edit {n}", i) for i in range(20) for n in range(5)]
     )
-    hits = find(instance.app.engine, Query(text="detour", limit=20))
+    hits = find(instance.app.engine, Query(text=("detour",)), limit=20)
     assert sorted(h.record.remote_id for h in hits) == sorted(f"c{i}" for i in range(20))
     assert {(h.record.version, h.versions) for h in hits} == {(5, 5)}
 
@@ -156,15 +159,15 @@ def test_a_rare_match_far_behind_the_newest_is_found(instance: Instance) -> None
     archiver.archive_batch([_comment(f"c{i}", f"road closed {i}", i * 60) for i in range(600)])
     archiver.archive_batch([_comment("c0", "road closed 0", 0, state="deleted")])
     engine = instance.app.engine
-    [deleted] = find(engine, Query(text="road", state="deleted"))
+    [deleted] = find(engine, Query(text=("road",), state="deleted"))
     assert (deleted.record.remote_id, deleted.current_state) == ("c0", "deleted")
     day = datetime(2026, 3, 1, tzinfo=UTC)
-    hits = find(engine, Query(text="road", since=day, until=day + timedelta(hours=2)))
+    hits = find(engine, Query(text=("road",), since=day, until=day + timedelta(hours=2)))
     assert sorted(h.record.remote_id for h in hits) == ["c0", "c1"]
     assert find(engine, Query(account="facebook", until=day)) == []
     on_day = find(engine, Query(account="facebook", since=day, until=day + timedelta(hours=3)))
     assert [h.record.remote_id for h in on_day] == ["c2", "c1", "c0"]
-    assert find(engine, Query(text="road", state="hidden")) == []
+    assert find(engine, Query(text=("road",), state="hidden")) == []
 
 
 @pytest.mark.parametrize("walk_budget", [8_192, 8])
@@ -185,12 +188,12 @@ def test_search_by_a_rare_state_reads_only_that_states_items(
     archiver.archive_batch([_comment("c11", "snow route 11", 11, state="deleted")])
     engine = instance.app.engine
     assert [h.record.remote_id for h in find(engine, Query(state="hidden"))] == ["c7"]
-    [edited] = find(engine, Query(text="route", state="edited"))
+    [edited] = find(engine, Query(text=("route",), state="edited"))
     assert (edited.record.remote_id, edited.record.version, edited.versions) == ("c9", 1, 2)
-    [deleted] = find(engine, Query(text="snow", state="deleted", author="visitor"))
+    [deleted] = find(engine, Query(text=("snow",), state="deleted", author="visitor"))
     assert deleted.record.remote_id == "c11" and deleted.current_state == "deleted"
-    assert find(engine, Query(text="snow", state="deleted", account="x")) == []
-    assert find(engine, Query(text="plowed", state="hidden")) == []
+    assert find(engine, Query(text=("snow",), state="deleted", account="x")) == []
+    assert find(engine, Query(text=("plowed",), state="hidden")) == []
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             plan = conn.exec_driver_sql(
@@ -226,7 +229,7 @@ def test_every_path_that_adds_records_makes_them_searchable(
     _fts_is_sound(engine)
 
     def found(on: sa.Engine, words: str) -> list[str]:
-        return sorted(h.record.remote_id for h in find(on, Query(text=words, limit=500)))
+        return sorted(h.record.remote_id for h in find(on, Query(text=(words,)), limit=500))
 
     assert len(found(engine, "elm")) == 300
     assert found(engine, "sanded") == ["c1"] and found(engine, "ice 1") == ["c1"]
@@ -265,7 +268,7 @@ def test_records_indexed_before_0011_stay_searchable(tmp_path: Path) -> None:
             "SELECT name FROM sqlite_master WHERE type = 'trigger'"
         ).scalars()
         assert sorted(triggers) == ["records_fts_ad", "records_fts_au"]
-    assert [h.record.remote_id for h in find(engine, Query(text="gritting"))] == ["old"]
+    assert [h.record.remote_id for h in find(engine, Query(text=("gritting",)))] == ["old"]
     _fts_is_sound(engine)
 
 
@@ -283,3 +286,86 @@ def test_manual_sweep_says_which_threads_the_schedule_left_for_later(
     assert "1 thread(s) not due yet" in text and "--full" in text
     assert "not due" not in bulletin(site, "archive", "sweep", "x", "--full")
     assert [h["remote_id"] for h in search(site, "--author", "dana")] == [reply]
+
+
+def _item(kind: str, remote_id: str, text: str, author: str, thread: str, **extra: Any) -> Capture:
+    posted = datetime(2026, 3, 1, 15, tzinfo=UTC) + timedelta(minutes=len(remote_id))
+    parent = None if kind == "post" else thread
+    item = RemoteItem(
+        kind, remote_id, text, author, posted, parent_id=parent, thread_id=thread, **extra
+    )
+    return Capture("facebook", "facebook", item)
+
+
+@pytest.fixture
+def two_threads(instance: Instance) -> Instance:
+    """Two threads on one account: a water-main post with comments, a snow post with a
+    deleted comment; one author's name appears in no text."""
+    instance.app.archiver.archive_batch(
+        [
+            _item("post", "p1", "Water main break on Elm Street", "Agency", "p1"),
+            _item("comment", "c1", "Is the water main fixed?", "visitor1", "p1"),
+            _item("comment", "c2", "Mainly dry on our side", "smith", "p1"),
+            _item("post", "p2", "Snow emergency: parking ban", "Agency", "p2"),
+            _item("comment", "c3", "Road salt please", "visitor3", "p2"),
+            _item("comment", "c4", "Elm is flooded too", "visitor4", "p2", state="deleted"),
+        ]
+    )
+    return instance
+
+
+def _held_items(inst: Instance, query: str) -> set[tuple[str, str]]:
+    created = json.loads(
+        bulletin(inst, "hold", "create", "--name", "n", "--reason", "r", "--query", query, "--json")
+    )
+    shown = json.loads(bulletin(inst, "hold", "show", str(created["id"]), "--json"))
+    with Session(inst.app.engine) as session:
+        held = session.exec(select(Record).where(col(Record.id).in_(shown["record_ids"]))).all()
+    return {(r.kind, r.remote_id) for r in held}
+
+
+def test_a_hold_holds_exactly_what_the_same_search_shows(two_threads: Instance) -> None:
+    """For each query, `hold create --query Q` holds the items `archive search Q` lists:
+    words match as search matches them (whole words, in the text or the author's name)."""
+    queries = {
+        "main": {("post", "p1"), ("comment", "c1")},
+        "smith": {("comment", "c2")},
+        "state:deleted": {("comment", "c4")},
+        "author:visitor1": {("comment", "c1")},
+        "kind:post water": {("post", "p1")},
+        "account:facebook from:2026-03-01 to:2026-03-01 elm": {("post", "p1"), ("comment", "c4")},
+    }
+    for query, expected in queries.items():
+        hits = search(two_threads, query, "--limit", "100")
+        assert {(h["kind"], h["remote_id"]) for h in hits} == expected, query
+        assert _held_items(two_threads, query) == expected, query
+
+
+def test_thread_takes_the_record_number_every_hint_prints(two_threads: Instance) -> None:
+    """`thread:N` with the N of `archive thread N` (as a search hit prints it) holds that
+    whole thread; a platform thread id still works."""
+    text = bulletin(two_threads, "archive", "search", "fixed")
+    number = text.split("bulletin archive thread ")[1].split("]")[0]
+    whole = {("post", "p1"), ("comment", "c1"), ("comment", "c2")}
+    assert {(h["kind"], h["remote_id"]) for h in search(two_threads, f"thread:{number}")} == whole
+    assert _held_items(two_threads, f"thread:{number}") == whole
+    assert _held_items(two_threads, "thread:p2") == {
+        ("post", "p2"),
+        ("comment", "c3"),
+        ("comment", "c4"),
+    }
+
+
+def test_a_query_that_matches_nothing_is_refused_unless_allowed(two_threads: Instance) -> None:
+    """A hold or request whose query matches no record says so and is refused; with
+    --allow-empty it is placed (for records captured later)."""
+    for args in (
+        ["hold", "create", "--name", "n", "--reason", "r"],
+        ["request", "open", "--requester", "A", "--received", "2026-03-02", "--description", "d"],
+    ):
+        refused = bulletin(two_threads, *args, "--query", "thread:999", code=1)
+        assert "matches no archived record" in refused
+        placed = json.loads(
+            bulletin(two_threads, *args, "--query", "thread:999", "--allow-empty", "--json")
+        )
+        assert placed["records"] == 0

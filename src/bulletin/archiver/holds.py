@@ -11,27 +11,27 @@ permanent. The store's hold on an object follows the records that refer to it: p
 the database says so (an extra hold is safe), released after (a leftover hold is safe, and is
 reconciled by :func:`sync_object_holds`). Every change is an audit event, and the hold's
 opening and release are mirrored into the store (:mod:`bulletin.archiver.decisions`).
+
+The query is the one language of :mod:`bulletin.archiver.search` (``Query``, ``parse_query``
+and ``conditions`` are re-exported here): a hold holds exactly what ``archive search`` shows.
 """
 
 from __future__ import annotations
 
-import json
-import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.archiver import decisions
 from bulletin.archiver.retention import media_digests
-from bulletin.archiver.search import author_is
+from bulletin.archiver.search import Query as Query
+from bulletin.archiver.search import conditions as conditions
+from bulletin.archiver.search import parse_query as parse_query
 from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
@@ -39,132 +39,29 @@ from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.identity import SYSTEM_ACTOR
 from bulletin.models import Hold, HoldRecord, Record, RecordMedia, RecordsRequest
 
-QUERY_KEYS = ("from", "to", "account", "author", "thread", "kind", "series", "text")
 
-
-@dataclass(frozen=True)
-class Query:
-    """Which records a hold or request covers. Every given part must match.
-
-    ``since``/``until`` are dates in the agency's time zone, inclusive, on the posted date
-    (the captured date when a record has none).
-    """
-
-    since: date | None = None
-    until: date | None = None
-    account: str | None = None
-    author: str | None = None
-    thread: str | None = None
-    kind: str | None = None
-    series: str | None = None
-    text: tuple[str, ...] = field(default_factory=tuple)
-
-    def empty(self) -> bool:
-        return self == Query()
-
-    def to_json(self) -> str:
-        body = {k: v for k, v in asdict(self).items() if v not in (None, ())}
-        for key in ("since", "until"):
-            if key in body:
-                body[key] = body[key].isoformat()
-        if "text" in body:
-            body["text"] = list(body["text"])
-        return json.dumps(body, sort_keys=True, ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> Query:
-        body: dict[str, Any] = json.loads(text)
-        for key in ("since", "until"):
-            if body.get(key):
-                body[key] = date.fromisoformat(body[key])
-        body["text"] = tuple(body.get("text", ()))
-        return cls(**body)
-
-    def describe(self) -> str:
-        parts = []
-        if self.since:
-            parts.append(f"from:{self.since.isoformat()}")
-        if self.until:
-            parts.append(f"to:{self.until.isoformat()}")
-        for key in ("account", "author", "thread", "kind", "series"):
-            value = getattr(self, key)
-            if value:
-                parts.append(f"{key}:{shlex.quote(value)}")
-        parts.extend(f"text:{shlex.quote(t)}" for t in self.text)
-        return " ".join(parts)
-
-
-def parse_query(text: str) -> Query:
-    """``account:feed author:visitor3 from:2026-11-01 to:2026-11-30 thread:p1 "water main"``.
-
-    Bare words and ``text:`` terms must all appear in the record's text (any case).
-
-    :raises UsageError: an unknown key, a bad date, or nothing to match on.
-    """
-    try:
-        tokens = shlex.split(text)
-    except ValueError as e:
-        raise UsageError(f"cannot read query {text!r}: {e}") from None
-    values: dict[str, Any] = {}
-    terms: list[str] = []
-    for token in tokens:
-        key, sep, value = token.partition(":")
-        if not sep or key.lower() not in QUERY_KEYS:
-            if sep and key.isalpha() and key.lower() not in QUERY_KEYS:
-                raise UsageError(
-                    f"unknown query key {key!r} (use {', '.join(QUERY_KEYS)}, or plain words)"
-                )
-            terms.append(token)
-            continue
-        key = key.lower()
-        if not value:
-            raise UsageError(f"query key {key}: needs a value")
-        if key == "text":
-            terms.append(value)
-        elif key in {"from", "to"}:
-            try:
-                values["since" if key == "from" else "until"] = date.fromisoformat(value)
-            except ValueError:
-                raise UsageError(f"query {key}:{value} is not a date (YYYY-MM-DD)") from None
-        else:
-            values[key] = value
-    query = Query(**values, text=tuple(terms))
-    if query.empty():
-        raise UsageError("the query matches nothing in particular; name at least one condition")
-    if query.since and query.until and query.until < query.since:
-        raise UsageError("the query's to: date is before its from: date")
-    return query
-
-
-def _like(term: str) -> str:
-    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def conditions(query: Query, time_zone: str) -> list[ColumnElement[bool]]:
-    """The query as SQL conditions on ``records``."""
-    zone = ZoneInfo(time_zone)
-    when = sa.func.coalesce(col(Record.posted_at), col(Record.captured_at))
-    out: list[ColumnElement[bool]] = []
-    if query.since:
-        out.append(when >= datetime.combine(query.since, time(), zone))
-    if query.until:
-        out.append(when < datetime.combine(query.until + timedelta(days=1), time(), zone))
-    if query.account:
-        out.append(col(Record.account) == query.account)
-    if query.author:
-        out.append(author_is(query.author))
-    if query.thread:
-        out.append(
-            sa.or_(col(Record.thread_id) == query.thread, col(Record.remote_id) == query.thread)
+def count_matching(engine: Engine, query: Query, time_zone: str) -> int:
+    """How many archived (not disposed) records ``query`` matches now."""
+    with Session(engine) as session:
+        return int(
+            session.execute(
+                sa.select(sa.func.count())
+                .select_from(Record)
+                .where(*conditions(query, time_zone))
+                .where(col(Record.disposed_at).is_(None))
+            ).scalar_one()
         )
-    if query.kind:
-        out.append(col(Record.kind) == query.kind)
-    if query.series:
-        out.append(col(Record.series) == query.series)
-    for term in query.text:
-        out.append(sa.func.lower(col(Record.text)).like(_like(term), escape="\\"))
-    return out
+
+
+def refuse_empty(engine: Engine, query: Query, time_zone: str, what: str) -> None:
+    """:raises Refused: ``query`` matches no archived record (a typo, or an id the query
+    language does not know, would otherwise hold nothing, silently)."""
+    if count_matching(engine, query, time_zone) == 0:
+        raise Refused(
+            f"the query {query.describe()} matches no archived record, so the {what} would "
+            "hold nothing now (check it with `bulletin archive search`; use --allow-empty to "
+            "hold only records captured later)"
+        )
 
 
 # -- placing ---------------------------------------------------------------------------------
@@ -181,16 +78,21 @@ def create_hold(
     now: datetime,
     time_zone: str,
     request_id: int | None = None,
+    allow_empty: bool = False,
 ) -> tuple[Hold, int]:
     """Open a hold and place it on every matching record; returns it and how many it covers.
 
     The hold is committed open first, so a record captured meanwhile is caught by the capture
     hook; then the records already archived are attached.
+
+    :raises Refused: the query matches no archived record and ``allow_empty`` is false.
     """
     if not name.strip():
         raise UsageError("a hold needs a --name")
     if not reason.strip():
         raise UsageError("a hold needs a --reason")
+    if not allow_empty:
+        refuse_empty(engine, query, time_zone, "hold")
     with session_scope(engine) as session:
         hold = Hold(
             name=name,

@@ -66,15 +66,21 @@ def open_request(
     litigation: bool,
     actor: str,
     now: datetime,
+    allow_empty: bool = False,
 ) -> tuple[RecordsRequest, int]:
     """Record a request, compute its deadline and hold its scope; returns it and how many
-    records the hold covers."""
+    records the hold covers.
+
+    :raises Refused: the query matches no archived record and ``allow_empty`` is false.
+    """
     if not requester.strip():
         raise UsageError("a request needs a --requester")
     if not description.strip():
         raise UsageError("a request needs a --description")
     if received > today(settings, now):
         raise UsageError(f"received date {received} is in the future")
+    if not allow_empty:
+        holds.refuse_empty(engine, query, settings.agency.time_zone, "request")
     due = compute_due(settings, received)
     with session_scope(engine) as session:
         request = RecordsRequest(
@@ -115,6 +121,7 @@ def open_request(
         now=now,
         time_zone=settings.agency.time_zone,
         request_id=request.id,
+        allow_empty=True,
     )
     with session_scope(engine) as session:
         row = session.get(RecordsRequest, request.id)

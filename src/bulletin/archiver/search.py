@@ -6,19 +6,27 @@ full-text search (a GIN index on ``to_tsvector('simple', text || ' ' || author)`
 created by migration 0004. Words are ANDed; ``word*`` matches a prefix. Every version of an
 item is searchable (text edited away is still found); a hit is the newest matching version
 of an item, shown with the item's current state.
+
+One query language serves ``archive search``, holds, records requests and exports
+(:func:`parse_query`, matched by :func:`conditions`): what a search shows is what a hold on the
+same query holds.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from collections import defaultdict
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlmodel import Session, col, select
 
 from bulletin.errors import NotFound, UsageError
@@ -33,19 +41,193 @@ _PG_VECTOR = (
 )
 
 
+QUERY_KEYS = (
+    *("from", "to", "account", "author", "thread", "kind", "state", "series", "platform"),
+    "text",
+)
+Moment = date | datetime  # a date: the whole day in the agency's zone; a datetime: an instant
+
+
 @dataclass(frozen=True)
 class Query:
-    """What to look for; every part is optional and they combine with AND."""
+    """Which records: every given part must match (AND). Read from what people type by
+    :func:`parse_query`; matched by :func:`conditions` (and :func:`search`, to the same rule).
 
-    text: str | None = None
-    author: str | None = None
+    ``since``/``until`` are on the posted time (the captured time when a record has none):
+    a date is a whole day in the agency's zone, both ends inclusive; a time is an instant
+    (``since`` at or after it, ``until`` before it). ``thread`` is a record number (the
+    thread that record belongs to, as ``archive thread N`` shows it) or the platform id of a
+    thread's post. Every word of ``text`` must be in the record's text or author's name
+    (full-text index; ``word*`` is a prefix).
+    """
+
+    since: Moment | None = None
+    until: Moment | None = None
     account: str | None = None
-    platform: str | None = None
+    author: str | None = None
+    thread: str | None = None
     kind: str | None = None
-    since: datetime | None = None  # posted at or after
-    until: datetime | None = None  # posted before
     state: str | None = None  # visible | hidden | deleted | edited: the item has such a version
-    limit: int = 20
+    series: str | None = None
+    platform: str | None = None
+    text: tuple[str, ...] = field(default_factory=tuple)
+
+    def empty(self) -> bool:
+        return self == Query()
+
+    def to_json(self) -> str:
+        body = {k: v for k, v in asdict(self).items() if v not in (None, ())}
+        for key in ("since", "until"):
+            if key in body:
+                body[key] = body[key].isoformat()
+        if "text" in body:
+            body["text"] = list(body["text"])
+        return json.dumps(body, sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Query:
+        body: dict[str, Any] = json.loads(text)
+        for key in ("since", "until"):
+            if body.get(key):
+                body[key] = _moment(body[key])
+        body["text"] = tuple(body.get("text", ()))
+        return cls(**body)
+
+    def describe(self) -> str:
+        """The query as it is typed (``parse_query(q.describe()) == q``)."""
+        parts = []
+        if self.since:
+            parts.append(f"from:{self.since.isoformat()}")
+        if self.until:
+            parts.append(f"to:{self.until.isoformat()}")
+        for key in ("account", "author", "thread", "kind", "state", "series", "platform"):
+            value = getattr(self, key)
+            if value:
+                parts.append(f"{key}:{_quoted(value)}")
+        parts.extend(_quoted(t) for t in self.text)
+        return " ".join(parts)
+
+
+def _quoted(value: str) -> str:
+    """``value`` as one token of a query: double-quoted when it holds more than a word."""
+    if re.fullmatch(r"[\w@.*+:/-]+", value):
+        return value
+    return '"' + value.replace('"', "").replace("\\", "") + '"'
+
+
+def _moment(value: str) -> Moment:
+    """``2026-11-25`` as a date, ``2026-11-25T15:00`` (local unless it has an offset) as a
+    datetime. :raises ValueError: neither."""
+    if "T" in value or " " in value.strip():
+        return datetime.fromisoformat(value)
+    return date.fromisoformat(value)
+
+
+def parse_query(text: str, *, empty_ok: bool = False) -> Query:
+    """``account:feed author:visitor3 from:2026-11-01 to:2026-11-30 thread:42 "water main"``.
+
+    Keys: ``from: to:`` (a date, or a local time ``2026-11-25T15:00``), ``account: author:
+    thread: kind: state: series: platform:``; bare words (or ``text:``) must all appear.
+
+    :raises UsageError: an unknown key, a bad date or state, a term with no word in it, or
+        (unless ``empty_ok``) nothing to match on.
+    """
+    try:
+        tokens = shlex.split(text)
+    except ValueError as e:
+        raise UsageError(f"cannot read query {text!r}: {e}") from None
+    values: dict[str, Any] = {}
+    terms: list[str] = []
+    for token in tokens:
+        key, sep, value = token.partition(":")
+        if not sep or key.lower() not in QUERY_KEYS:
+            if sep and key.isalpha():
+                raise UsageError(
+                    f"unknown query key {key!r} (use {', '.join(QUERY_KEYS)}, or plain words)"
+                )
+            terms.append(token)
+            continue
+        key = key.lower()
+        if not value:
+            raise UsageError(f"query key {key}: needs a value")
+        if key == "text":
+            terms.append(value)
+        elif key in {"from", "to"}:
+            try:
+                values["since" if key == "from" else "until"] = _moment(value)
+            except ValueError:
+                raise UsageError(
+                    f"query {key}:{value} is not a date or time (2026-11-25 or 2026-11-25T15:00)"
+                ) from None
+        elif key == "state" and value not in STATES:
+            raise UsageError(f"query state:{value}: use one of {', '.join(STATES)}")
+        else:
+            values[key] = value
+    for term in terms:
+        if not _terms(term):
+            raise UsageError(f"nothing to search for in {term!r} (give words or key:value)")
+    query = Query(**values, text=tuple(terms))
+    if query.empty() and not empty_ok:
+        raise UsageError("the query matches nothing in particular; name at least one condition")
+    low, high = _bounds(query, "UTC")
+    if low and high and high <= low:
+        raise UsageError("the query's to: is before its from:")
+    return query
+
+
+def _bounds(query: Query, time_zone: str) -> tuple[datetime | None, datetime | None]:
+    """The query's from:/to: as instants: [since, until)."""
+    zone = ZoneInfo(time_zone)
+
+    def instant(value: Moment | None, end: bool) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=zone)
+        day = value + timedelta(days=1) if end else value
+        return datetime.combine(day, time(), zone)
+
+    low, high = instant(query.since, False), instant(query.until, True)
+    return (low and low.astimezone(UTC)), (high and high.astimezone(UTC))
+
+
+class WordsMatch(sa.ColumnElement[bool]):
+    """Records whose text or author holds every word of ``words``, through the full-text
+    index of the database (SQLite FTS5, PostgreSQL tsvector): the rule :func:`search` uses."""
+
+    inherit_cache = False  # the words are not part of a cache key
+    type = sa.Boolean()
+
+    def __init__(self, words: str) -> None:
+        self.words = words
+
+
+@compiles(WordsMatch, "sqlite")
+def _words_sqlite(element: WordsMatch, compiler: Any, **kw: Any) -> str:
+    rowid = sa.literal_column("rowid", sa.Integer)
+    matches = (
+        sa.select(rowid)
+        .select_from(sa.table("records_fts"))
+        .where(sa.literal_column("records_fts").op("MATCH")(_fts5(element.words, None)))
+    )
+    return str(compiler.process(col(Record.id).in_(matches), **kw))
+
+
+@compiles(WordsMatch)
+def _words_postgresql(element: WordsMatch, compiler: Any, **kw: Any) -> str:
+    matches = sa.literal_column(_PG_VECTOR).op("@@")(
+        sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), _tsquery(element.words, None))
+    )
+    return str(compiler.process(matches, **kw))
+
+
+def conditions(query: Query, time_zone: str) -> list[sa.ColumnElement[bool]]:
+    """The query as SQL conditions on ``records``: exactly the records :func:`search` finds
+    (every matching version, where search shows each item once)."""
+    where = _filters(query, time_zone, hinted=False)
+    if query.text:
+        where.append(WordsMatch(" ".join(query.text)))
+    return where
 
 
 @dataclass(frozen=True)
@@ -100,15 +282,15 @@ def _tsquery(text: str, author: str | None) -> str | None:
     return " & ".join(words) or None
 
 
-def _filters(engine: Engine, query: Query) -> list[sa.ColumnElement[bool]]:
+def _filters(query: Query, time_zone: str, *, hinted: bool) -> list[sa.ColumnElement[bool]]:
     """Every condition of ``query`` except the words, on ``records``.
 
-    On SQLite the equality filters (account, platform, kind) are written ``+column`` so that
-    the planner never walks an index on them (``ix_records_remote``, ``ix_records_thread``
-    start with ``account``) instead of the key the hits are ordered by: with a handful of
-    accounts such a walk reads most of the table and sorts it.
+    ``hinted`` (SQLite search) writes the equality filters (account, platform, kind)
+    ``+column`` so that the planner never walks an index on them (``ix_records_remote``,
+    ``ix_records_thread`` start with ``account``) instead of the key the hits are ordered by:
+    with a handful of accounts such a walk reads most of the table and sorts it. The records
+    matched are the same.
     """
-    sqlite = engine.dialect.name == "sqlite"
     where: list[sa.ColumnElement[bool]] = []
     if query.author:
         where.append(author_is(query.author))
@@ -117,14 +299,17 @@ def _filters(engine: Engine, query: Query) -> list[sa.ColumnElement[bool]]:
         if value:
             column: Any = (
                 sa.literal_column(f"+records.{name}", sa.String)
-                if sqlite
+                if hinted
                 else getattr(Record, name)
             )
             where.append(column == value)
-    if query.since:
-        where.append(col(Record.posted_at) >= query.since)
-    if query.until:
-        where.append(col(Record.posted_at) < query.until)
+    if query.series:
+        where.append(col(Record.series) == query.series)
+    if query.thread:
+        where.append(_thread_is(query.thread))
+    since, until = _bounds(query, time_zone)
+    if since or until:
+        where.append(_posted_between(since, until))
     if query.state:
         # The item has (had) a version in that state: a comment edited, hidden or deleted
         # is found by words of any of its versions.
@@ -143,16 +328,51 @@ def _filters(engine: Engine, query: Query) -> list[sa.ColumnElement[bool]]:
     return where
 
 
-def search(engine: Engine, query: Query) -> list[Hit]:
-    """Items matching ``query``, at most ``query.limit``: newest first by archive order, or
-    by posted time when a date range is the only condition besides the filters.
+def _between(column: Any, since: datetime | None, until: datetime | None) -> list[Any]:
+    return [c for c in (since and column >= since, until and column < until) if c is not None]
+
+
+def _posted_between(since: datetime | None, until: datetime | None) -> sa.ColumnElement[bool]:
+    """Posted in [since, until), or not posted (no date from the platform) and captured in
+    it; written so that the posted side reads ``ix_records_posted``."""
+    return sa.or_(
+        sa.and_(*_between(col(Record.posted_at), since, until)),
+        sa.and_(col(Record.posted_at).is_(None), *_between(col(Record.captured_at), since, until)),
+    )
+
+
+def _thread_is(value: str) -> sa.ColumnElement[bool]:
+    """Records of a thread: a record number names the thread that record is in (its
+    account, and its post's id); any value also matches a platform thread or item id."""
+    by_platform_id = sa.or_(col(Record.thread_id) == value, col(Record.remote_id) == value)
+    if not value.isdigit():
+        return by_platform_id
+    anchor = Record.__table__.alias("anchor")  # type: ignore[attr-defined]
+    thread = sa.func.coalesce(col(Record.thread_id), col(Record.remote_id))
+    of_record = sa.exists().where(
+        anchor.c.id == int(value),
+        anchor.c.account == col(Record.account),
+        sa.func.coalesce(anchor.c.thread_id, anchor.c.remote_id) == thread,
+    )
+    return sa.or_(of_record, by_platform_id)
+
+
+def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int = 20) -> list[Hit]:
+    """Items with a record :func:`conditions` matches, at most ``limit``: newest first by
+    archive order, or by posted time (then the undated ones) when a date range is the only
+    condition besides the filters. ``time_zone`` places from:/to: dates.
 
     :raises UsageError: an unknown state, or words with nothing to look up.
     """
     if query.state is not None and query.state not in STATES:
         raise UsageError(f"state must be one of {', '.join(STATES)}")
-    wants_words = bool(query.text) or bool(query.author and _terms(query.author))
-    where = _filters(engine, query)
+    words = " ".join(query.text)
+    wants_words = bool(words) or bool(query.author and _terms(query.author))
+    hinted = engine.dialect.name == "sqlite"
+    undated = replace(query, since=None, until=None)
+    since, until = _bounds(query, time_zone)
+    dates = [_posted_between(since, until)] if since or until else []
+    where = [*_filters(undated, time_zone, hinted=hinted), *dates]
     with Session(engine) as session:
         bound = _state_ids(session, query.state) if query.state in RARE_STATES else None
         bounded: list[sa.ColumnElement[bool]] = []
@@ -160,42 +380,43 @@ def search(engine: Engine, query: Query) -> list[Hit]:
             # the versions of the items in that state, read from its partial index
             if not bound:
                 return []
-            bounded = [*_filters(engine, replace(query, state=None)), col(Record.id).in_(bound)]
+            plain = replace(undated, state=None)
+            bounded = [*_filters(plain, time_zone, hinted=hinted), col(Record.id).in_(bound)]
         if bound is not None and wants_words and engine.dialect.name == "sqlite":
-            fts = _fts5(query.text or "", query.author)
+            fts = _fts5(words, query.author)
             if fts is None:
-                raise UsageError(f"nothing to search for in {query.text!r}")
+                raise UsageError(f"nothing to search for in {words!r}")
             # where the state is common its hits come early in the walk; where it is rare
             # the walk gives up after a while and the words are looked up among its ids
-            pages = _walk_then_bounded(session, fts, where, bounded, query)
-        elif bound is not None and not wants_words:
-            pages = _keyset_pages(
-                session, bounded, by_posted=bool(query.since or query.until), first=query.limit
+            pages = _walk_then_bounded(
+                session, fts, where, [*bounded, *dates], (since, until), limit
             )
+        elif bound is not None and not wants_words:
+            pages = _dated_pages(session, bounded, since, until, limit)
         elif wants_words and engine.dialect.name == "sqlite":
-            fts = _fts5(query.text or "", query.author)
+            fts = _fts5(words, query.author)
             if fts is None:
-                raise UsageError(f"nothing to search for in {query.text!r}")
-            pages = _fts5_pages(session, fts, where, query)
+                raise UsageError(f"nothing to search for in {words!r}")
+            pages = _fts5_pages(session, fts, where, (since, until), limit)
         elif wants_words:
-            tsquery = _tsquery(query.text or "", query.author)
+            tsquery = _tsquery(words, query.author)
             if tsquery is None:
-                raise UsageError(f"nothing to search for in {query.text!r}")
+                raise UsageError(f"nothing to search for in {words!r}")
             matches = sa.literal_column(_PG_VECTOR).op("@@")(
                 sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), tsquery)
             )
-            pages = _keyset_pages(session, [matches, *where], by_posted=False, first=query.limit)
+            pages = _keyset_pages(session, [matches, *where], by_posted=False, first=limit)
         else:
-            by_posted = bool(query.since or query.until)
-            pages = _keyset_pages(session, where, by_posted=by_posted, first=query.limit)
+            base = _filters(undated, time_zone, hinted=hinted)
+            pages = _dated_pages(session, base, since, until, limit)
         # The first row of an item is its newest matching version (pages come newest first).
         chosen: dict[tuple[str, str, str], int] = {}
         for page in pages:
             for row in page:
                 chosen.setdefault((row.account, row.kind, row.remote_id), row.id)
-                if len(chosen) >= query.limit:
+                if len(chosen) >= limit:
                     break
-            if len(chosen) >= query.limit:
+            if len(chosen) >= limit:
                 pages.close()
                 break
         records = {
@@ -208,6 +429,24 @@ def search(engine: Engine, query: Query) -> list[Hit]:
         Hit(record, *current.get(key, (record.state, record.version)))
         for key, record in zip(chosen, hits, strict=True)
     ]
+
+
+def _dated_pages(
+    session: Session,
+    where: list[sa.ColumnElement[bool]],
+    since: datetime | None,
+    until: datetime | None,
+    first: int,
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """Keys of the records matching ``where``: newest first by id; with a date range, those
+    posted in it by posted time (``ix_records_posted``), then the undated ones captured in it."""
+    if not (since or until):
+        yield from _keyset_pages(session, where, by_posted=False, first=first)
+        return
+    posted = _between(col(Record.posted_at), since, until)
+    yield from _keyset_pages(session, [*where, *posted], by_posted=True, first=first)
+    undated = [col(Record.posted_at).is_(None), *_between(col(Record.captured_at), since, until)]
+    yield from _keyset_pages(session, [*where, *undated], by_posted=False, first=first)
 
 
 # Rows are read in pages that grow, so a query whose first rows hold its hits costs one
@@ -264,7 +503,8 @@ def _fts5_pages(
     session: Session,
     fts: str,
     where: list[sa.ColumnElement[bool]],
-    query: Query,
+    dates: tuple[datetime | None, datetime | None],
+    limit: int,
     budget: list[int] | None = None,
 ) -> Generator[Sequence[sa.Row[Any]], None, None]:
     """SQLite: keys of the records matching the words and ``where``, newest first.
@@ -277,15 +517,15 @@ def _fts5_pages(
     leaving the budget below zero."""
     lowest: int | None = None
     before: int | None = None
-    if query.since or query.until:
-        span = _posted_span(session, query)
+    if dates[0] or dates[1]:
+        span = _posted_span(session, *dates)
         if span is not None:
             count, low, high = span
             if count == 0:
                 return
             lowest, before = low, high + 1
     rowid = sa.literal_column("rowid", sa.Integer)
-    size = max(query.limit * _FIRST_PAGE_FACTOR, 16)
+    size = max(limit * _FIRST_PAGE_FACTOR, 16)
     while True:
         chunk = (
             sa.select(rowid)
@@ -359,12 +599,13 @@ def _walk_then_bounded(
     fts: str,
     where: list[sa.ColumnElement[bool]],
     bounded: list[sa.ColumnElement[bool]],
-    query: Query,
+    dates: tuple[datetime | None, datetime | None],
+    limit: int,
 ) -> Generator[Sequence[sa.Row[Any]], None, None]:
     """The newest-first walk for at most ``_WALK_BUDGET`` index rows, then, if it has not
     ended, the matches among the bounded ids (the items it already gave keep their place)."""
     budget = [_WALK_BUDGET]
-    yield from _fts5_pages(session, fts, where, query, budget)
+    yield from _fts5_pages(session, fts, where, dates, limit, budget)
     if budget[0] < 0:
         yield from _bounded_fts5(session, fts, bounded)
 
@@ -387,18 +628,25 @@ def _bounded_fts5(
         yield rows
 
 
-def _posted_span(session: Session, query: Query) -> tuple[int, int, int] | None:
-    """(count, lowest id, highest id) of the records posted in the query's date range, read
-    from ``ix_records_posted``; None when the range holds more than ``_SPAN_CAP`` records."""
-    inner = select(col(Record.id))
-    if query.since:
-        inner = inner.where(col(Record.posted_at) >= query.since)
-    if query.until:
-        inner = inner.where(col(Record.posted_at) < query.until)
-    sub = inner.limit(_SPAN_CAP + 1).subquery()
-    count, low, high = session.execute(
-        sa.select(sa.func.count(), sa.func.min(sub.c.id), sa.func.max(sub.c.id))
-    ).one()
+def _posted_span(
+    session: Session, since: datetime | None, until: datetime | None
+) -> tuple[int, int, int] | None:
+    """(count, lowest id, highest id) of the records in the date range (posted in it, or
+    undated and captured in it), read from ``ix_records_posted``; None when the range holds
+    more than ``_SPAN_CAP`` records."""
+    count, low, high = 0, None, None
+    for where in (
+        _between(col(Record.posted_at), since, until),
+        [col(Record.posted_at).is_(None), *_between(col(Record.captured_at), since, until)],
+    ):
+        sub = select(col(Record.id)).where(*where).limit(_SPAN_CAP + 1).subquery()
+        n, lo, hi = session.execute(
+            sa.select(sa.func.count(), sa.func.min(sub.c.id), sa.func.max(sub.c.id))
+        ).one()
+        count += n
+        if n:
+            low = lo if low is None else min(low, lo)
+            high = hi if high is None else max(high, hi)
     if count > _SPAN_CAP:
         return None
     return int(count), int(low or 0), int(high or 0)

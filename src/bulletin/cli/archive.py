@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import verify
 from bulletin.cli import Context, emit, json_option, pass_context
-from bulletin.errors import NotFound, UsageError
+from bulletin.errors import NotFound
 from bulletin.models import LedgerEntry, Record
 from bulletin.timeparse import local_text
 
@@ -215,25 +215,25 @@ def archive_rebuild_index(ctx: Context, replace: bool, as_json: bool) -> None:
 
 
 @archive.command("search")
-@click.argument("text", required=False)
-@click.option("--author", default=None, help="Only items by this author (exact, any case).")
-@click.option("--account", default=None, help="Only this account.")
-@click.option("--platform", default=None, help="Only this platform (x, facebook, feed).")
+@click.argument("query_text", metavar="QUERY", required=False)
+@click.option("--author", default=None, help="Same as author:NAME (exact, any case).")
+@click.option("--account", default=None, help="Same as account:NAME.")
+@click.option("--platform", default=None, help="Same as platform:NAME (x, facebook, feed).")
 @click.option("--kind", type=click.Choice(["post", "comment", "moderation"]), default=None)
-@click.option("--since", default=None, help="Posted at or after (date or time, local).")
-@click.option("--until", default=None, help="Posted before (date or time, local).")
+@click.option("--since", default=None, help="Same as from:DATE (or a local time).")
+@click.option("--until", default=None, help="Same as to:DATE (inclusive; or a local time).")
 @click.option(
     "--state",
     type=click.Choice(["visible", "hidden", "deleted", "edited"]),
     default=None,
-    help="Items with a version in this state (edited: a version that changed the text).",
+    help="Same as state:STATE: items with a version in this state (edited: text changed).",
 )
 @click.option("--limit", default=20, show_default=True)
 @json_option
 @pass_context
 def archive_search(
     ctx: Context,
-    text: str | None,
+    query_text: str | None,
     author: str | None,
     account: str | None,
     platform: str | None,
@@ -244,24 +244,20 @@ def archive_search(
     limit: int,
     as_json: bool,
 ) -> None:
-    """Search posts and comments (every version) by words, author, account, platform, date
-    and state; each hit names its thread (see `archive thread`)."""
-    from bulletin.archiver.search import Query, search
+    """Search posts and comments (every version) in the query language holds, requests and
+    exports use: words, account: author: thread: kind: state: from: to: (see `hold create
+    --help`); each hit names its thread (see `archive thread`)."""
+    from bulletin.archiver.search import parse_query, search
 
     tz = ctx.settings.agency.time_zone
-    query = Query(
-        text=text,
-        author=author,
-        account=account,
-        platform=platform,
-        kind=kind,
-        since=_when(since, tz),
-        until=_when(until, tz),
-        state=state,
-        limit=limit,
-    )
-    hits = search(ctx.app.checked_engine(), query)
+    options = {"author": author, "account": account, "platform": platform, "kind": kind}
+    options |= {"from": since, "to": until, "state": state}
+    typed = [query_text or ""]
+    typed += [f"{key}:{shlex.quote(value)}" for key, value in options.items() if value]
+    query = parse_query(" ".join(typed), empty_ok=True)
+    hits = search(ctx.app.checked_engine(), query, time_zone=tz, limit=limit)
     payload = {
+        "query": query.describe(),
         "hits": [
             {
                 **_record_json(h.record),
@@ -269,7 +265,7 @@ def archive_search(
                 "versions": h.versions,
             }
             for h in hits
-        ]
+        ],
     }
     width = max([10, *(len(h.record.account) for h in hits)])
     lines = [
@@ -279,6 +275,9 @@ def archive_search(
         f"{_snippet(h.record.text)}  [thread: bulletin archive thread {h.record.id}]"
         for h in hits
     ]
+    if hits and not query.empty():
+        held = shlex.quote(query.describe())
+        lines.append(f"hold these records: bulletin hold create --query {held} ...")
     emit(as_json, payload, lines or ["no match"])
 
 
@@ -400,22 +399,6 @@ def archive_sweep(ctx: Context, account: str, full: bool, as_json: bool) -> None
     )
     if result.result in ("auth-error", "failed"):
         raise SystemExit(1)
-
-
-def _when(text: str | None, tz: str) -> datetime | None:
-    if not text:
-        return None
-    from zoneinfo import ZoneInfo
-
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as e:
-        raise UsageError(
-            f"{text!r} is not a date or time (use 2026-11-25 or 2026-11-25T15:00)"
-        ) from e
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(tz))
-    return value.astimezone(UTC)
 
 
 def _record_json(r: Record) -> dict[str, Any]:

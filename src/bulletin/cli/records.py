@@ -15,10 +15,12 @@ from bulletin.models import Hold, RecordsRequest
 from bulletin.timeparse import local_text
 
 QUERY_HELP = (
-    "Which records: from:DATE to:DATE account:NAME author:NAME thread:ID kind:post|comment "
-    "series:NAME and words the text must contain, e.g. "
+    "Which records, in the language of `archive search`: from:DATE to:DATE account:NAME "
+    "author:NAME thread:N (a record number, as hints print, or a platform id) "
+    "kind:post|comment state:STATE series:NAME and words, e.g. "
     "'account:feed from:2026-11-01 to:2026-11-30 \"water main\"'."
 )
+EMPTY_HELP = "Accept a query that matches no archived record yet (holds later captures only)."
 
 
 def register(group: click.Group) -> None:
@@ -43,11 +45,18 @@ def hold() -> None:
 @click.option("--name", required=True, help="A short name, e.g. 'Smith v. Town'.")
 @click.option("--query", "query_text", required=True, help=QUERY_HELP)
 @click.option("--reason", required=True, help="Why the records must be kept.")
+@click.option("--allow-empty", is_flag=True, help=EMPTY_HELP)
 @click.option("--as", "actor", default=None, help="Who places it (a clerk).")
 @json_option
 @pass_context
 def hold_create(
-    ctx: Context, name: str, query_text: str, reason: str, actor: str | None, as_json: bool
+    ctx: Context,
+    name: str,
+    query_text: str,
+    reason: str,
+    allow_empty: bool,
+    actor: str | None,
+    as_json: bool,
 ) -> None:
     """Place a hold on every matching record, and on matching records captured later."""
     settings = ctx.settings
@@ -65,6 +74,7 @@ def hold_create(
         actor=who,
         now=app.clock.now(),
         time_zone=settings.agency.time_zone,
+        allow_empty=allow_empty,
     )
     emit(
         as_json,
@@ -194,6 +204,7 @@ def request() -> None:
 @click.option("--description", required=True, help="What was asked for.")
 @click.option("--query", "query_text", required=True, help=QUERY_HELP)
 @click.option("--litigation", is_flag=True, help="A litigation (e-discovery) request.")
+@click.option("--allow-empty", is_flag=True, help=EMPTY_HELP)
 @click.option("--as", "actor", default=None, help="Who records it (a clerk).")
 @json_option
 @pass_context
@@ -204,6 +215,7 @@ def request_open(
     description: str,
     query_text: str,
     litigation: bool,
+    allow_empty: bool,
     actor: str | None,
     as_json: bool,
 ) -> None:
@@ -229,6 +241,7 @@ def request_open(
         litigation=litigation,
         actor=who,
         now=now,
+        allow_empty=allow_empty,
     )
     rule = settings.requests
     unit = "business days" if rule.business_days else "calendar days"
