@@ -5,6 +5,7 @@ All times are stored as UTC and come back timezone-aware (see :class:`UTCDateTim
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -58,8 +59,15 @@ class Notice(SQLModel, table=True):
     or cancelled / expired."""
 
     __tablename__ = "notices"
+    # ids leave the database (feed entries, delivery keys, archived posts): SQLite must never
+    # hand out one again, not even the highest after its row is gone, and a restore can
+    # raise the floor (sqlite_sequence)
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
+    # a random token of this notice in its delivery keys, so that they are unique even where
+    # a number was used before; None for notices made before it existed (keys without it)
+    uid: str | None = Field(default_factory=lambda: secrets.token_hex(4))
     category: str
     priority: str
     title: str = ""
