@@ -519,3 +519,25 @@ class Redaction(SQLModel, table=True):
     removed_by: str | None = None
     removed_at: datetime | None = _ts()
     removal_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class BatesRange(SQLModel, table=True):
+    """Bates numbers issued to one production: ``first`` to ``last`` after ``prefix``.
+
+    Reserved when the production's plan is made (``run`` names that export, so a resumed one
+    keeps its range) and never given again; mirrored into the store (see
+    :mod:`bulletin.archiver.decisions`).
+    """
+
+    __tablename__ = "bates_ranges"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    prefix: str = Field(index=True)
+    first: int
+    last: int
+    run: str = Field(unique=True)
+    identifier: str
+    production: str
+    issued_by: str
+    issued_at: datetime = _ts(nullable=False)
