@@ -333,7 +333,7 @@ def test_allow_thread_splits_into_numbered_parts(staffed: Instance) -> None:
     assert (second.text, second.reply_to, second.key) == (
         parts[1],
         "100",
-        f"notice-{notice_id}-part-2",
+        f"notice-{notice_id}.{notice.uid}-part-2",
     )
 
 

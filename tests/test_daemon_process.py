@@ -23,7 +23,7 @@ from bulletin.archiver.verify import verify
 from bulletin.connectors.feed import ATOM
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import CaptureSweep, CaptureThread, Delivery, Record
-from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.bulletin_app import Instance, feed_entry_id, make_instance
 from tests.plugins.capture import comments, exactly_once, fb_post
 from tests.plugins.daemon_process import DaemonProcess
 from tests.plugins.sandbox import Control, sandbox_accounts
@@ -110,7 +110,7 @@ def test_approval_wakes_the_daemon_and_sigterm_exits_0(
     cli(inst, "init")
     daemon = daemon_process(inst.env(), inst.config.parent).start()
     notice_id = add_and_approve(inst, "Main St closed for a parade until 2 pm.")
-    wait_until(lambda: f"urn:bulletin:feed:notice-{notice_id}" in feed_entry_ids(inst), 10)
+    wait_until(lambda: feed_entry_id(inst, notice_id) in feed_entry_ids(inst), 10)
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
     assert "stopped" in daemon.log.read_text()
@@ -149,7 +149,7 @@ def test_sighup_with_a_bad_file_keeps_running(
     daemon.wait_for_log("reload refused")
     inst.config.write_text(good)
     notice_id = add_and_approve(inst, "Still working after a bad reload.")
-    wait_until(lambda: f"urn:bulletin:feed:notice-{notice_id}" in feed_entry_ids(inst), 10)
+    wait_until(lambda: feed_entry_id(inst, notice_id) in feed_entry_ids(inst), 10)
     daemon.signal(signal.SIGHUP)
     daemon.wait_for_log("reloaded")
     daemon.signal(signal.SIGTERM)
@@ -202,7 +202,7 @@ def test_kill_9_while_publishing_never_doubles_or_loses(
         time.sleep(rng.uniform(0.0, 0.2))
         daemon.kill()
     daemon = daemon_process(inst.env(), inst.config.parent).start()
-    expected = {f"urn:bulletin:feed:notice-{n}" for n in approved}
+    expected = {feed_entry_id(inst, n) for n in approved}
     wait_until(
         lambda: expected <= set(feed_entry_ids(inst)),
         30,

@@ -13,7 +13,7 @@ from bulletin.daemon import Daemon
 from bulletin.models import Delivery, Notice, Record
 from bulletin.publisher.delivery import DeliveryWorker, outgoing_post
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
-from tests.plugins.bulletin_app import Instance
+from tests.plugins.bulletin_app import Instance, feed_entry_id
 
 TEXT = "Road closed: Main St between 1st and 2nd until 6 pm."
 
@@ -64,7 +64,7 @@ def test_approved_notice_is_published_and_archived(instance: Instance) -> None:
     outcomes = daemon.dispatch_due()
     assert [o.state for o in outcomes] == ["published"]
     assert state_of(instance, notice_id) == ("published", ["published"], 1)
-    assert feed_ids(instance) == [f"urn:bulletin:feed:notice-{notice_id}"]
+    assert feed_ids(instance) == [feed_entry_id(instance, notice_id)]
     assert daemon.dispatch_due() == []  # nothing left, nothing repeated
 
 
@@ -90,7 +90,7 @@ def test_crash_after_claim_before_publish(instance: Instance) -> None:
     claims = survivor.claim()
     assert [c.reconcile for c in claims] == [True]
     assert survivor.run(claims[0]).state == "published"
-    assert feed_ids(instance) == [f"urn:bulletin:feed:notice-{notice_id}"]
+    assert feed_ids(instance) == [feed_entry_id(instance, notice_id)]
     assert state_of(instance, notice_id) == ("published", ["published"], 1)
 
 
@@ -111,7 +111,7 @@ def test_crash_after_publish_before_commit(instance: Instance) -> None:
     survivor = worker(instance, "survivor")
     outcome = survivor.run(survivor.claim()[0])
     assert outcome.state == "published"
-    assert feed_ids(instance) == [f"urn:bulletin:feed:notice-{notice_id}"]
+    assert feed_ids(instance) == [feed_entry_id(instance, notice_id)]
     assert state_of(instance, notice_id) == ("published", ["published"], 1)
 
 

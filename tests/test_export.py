@@ -28,8 +28,9 @@ from bulletin.archiver.store.local import LocalStore
 from bulletin.cli import cli
 from bulletin.connectors.base import RemoteItem
 from bulletin.errors import ArchiveError, IntegrityError, Refused, UsageError
-from bulletin.models import AuditEvent, Record
+from bulletin.models import AuditEvent, BatesRange, Record
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.test_identities import lose_database
 
 POSTED = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 UNICODE_TEXT = "Road closed مرحبا بكم — שלום 🚓👮🏽‍♀️ naïve\ncafé, second line\r\nthird þ line"
@@ -391,11 +392,14 @@ def test_interrupted_export_resumes_to_the_same_bundle(
     sqlite_instance: Instance, tmp_path: Path
 ) -> None:
     """Killed after a checkpoint, an export leaves only OUT.partial; --resume finishes it with the
-    same natives and load file as an uninterrupted run."""
+    same natives and load file as an uninterrupted run (of the same archive elsewhere: here its
+    numbers are taken)."""
     inst = sqlite_instance
     captures = [post(f"p{t}", minutes=t * 100) for t in range(5)]
     captures += [comment(f"c{t}-{n}", f"p{t}", t * 100 + n + 1) for t in range(5) for n in range(9)]
     inst.app.archiver.archive(captures)
+    twin = make_instance(tmp_path / "twin", f"sqlite:///{tmp_path / 'twin' / 'b.db'}")
+    twin.app.archiver.archive(captures)
 
     def stop(done: int, total: int) -> None:
         if done >= 20:
@@ -411,7 +415,8 @@ def test_interrupted_export_resumes_to_the_same_bundle(
     assert result.resumed and not partial_dir(out).exists()
     bagit.Bag(str(out)).validate()
     clean = tmp_path / "clean"
-    export(inst, "account:feed", clean)
+    export(twin, "account:feed", clean)
+    twin.app.close()
     for rel in (
         "loadfile/production.dat",
         "manifest/records.jsonl",
@@ -658,3 +663,69 @@ def test_zip_member_beside_the_work_directory_is_unsafe(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=re.escape("unsafe path '../work-evil/x.txt'")):
         _bag_root(bundle, work)
     assert list(work.iterdir()) == []
+
+
+# -- the register of Bates numbers -----------------------------------------------------------
+
+
+def issued(inst: Instance) -> list[tuple[int, int]]:
+    """The Bates ranges in the register, in order."""
+    with Session(inst.app.engine) as session:
+        rows = session.exec(select(BatesRange).order_by(col(BatesRange.first))).all()
+    return [(r.first, r.last) for r in rows]
+
+
+def test_each_production_continues_the_bates_numbers_and_an_overlap_is_refused(
+    seeded: Instance, tmp_path: Path
+) -> None:
+    """A second production starts after the first; --bates-start into an issued range is
+    refused with one line and leaves nothing behind; one past the end is taken, and the next
+    production continues after it."""
+    first = export(seeded, "thread:p1", tmp_path / "a")
+    second = export(seeded, "thread:p2", tmp_path / "b")
+    assert (first.first_bates, first.last_bates) == ("BUL0000001", "BUL0000006")
+    assert (second.first_bates, second.last_bates) == ("BUL0000007", "BUL0000008")
+    assert [r["BEGBATES"] for r in dat_rows(tmp_path / "b")] == ["BUL0000007", "BUL0000008"]
+    out = tmp_path / "c"
+    args = ("export", "--query", "account:feed", "--out", str(out), "--as", "clerk1", "--quiet")
+    refused = run(seeded, *args, "--bates-start", "3", code=1)
+    assert len([line for line in refused.splitlines() if "error" in line]) == 1
+    assert "BUL0000003" in refused and "overlap BUL0000001 to BUL0000006" in refused
+    assert not out.exists() and not partial_dir(out).exists()
+    run(seeded, *args, "--bates-start", "101")
+    assert dat_rows(out)[0]["BEGBATES"] == "BUL0000101"
+    late = ("export", "--query", "account:feed", "--out", str(tmp_path / "e"), "--as", "clerk1")
+    refused = run(seeded, *late, "--bates-start", "95", code=1)  # its end would overlap
+    assert "BUL0000095 to BUL0000102 overlap BUL0000101 to BUL0000108" in refused
+    assert not (tmp_path / "e").exists() and not partial_dir(tmp_path / "e").exists()
+    assert export(seeded, "thread:p2", tmp_path / "d").first_bates == "BUL0000109"
+    assert issued(seeded) == [(1, 6), (7, 8), (101, 108), (109, 110)]
+    assert "OK:" in run(seeded, "archive", "verify")
+
+
+def test_a_resumed_export_keeps_the_range_it_took(seeded: Instance, tmp_path: Path) -> None:
+    """An interrupted export holds its numbers while another production is made; resumed, it
+    finishes with them; another first number for it is refused."""
+    out = tmp_path / "prod"
+    with pytest.raises(KeyboardInterrupt):
+        export(seeded, "account:feed", out, chunk=2, progress=_interrupt)
+    meanwhile = export(seeded, "thread:p2", tmp_path / "other")
+    assert meanwhile.first_bates == "BUL0000009"
+    with pytest.raises(Refused, match="numbered from BUL0000001"):
+        export(seeded, "account:feed", out, resume=True, bates_start=20)
+    result = export(seeded, "account:feed", out, chunk=2, resume=True)
+    assert (result.first_bates, result.last_bates) == ("BUL0000001", "BUL0000008")
+    assert issued(seeded) == [(1, 8), (9, 10)]
+
+
+def test_the_register_of_bates_numbers_comes_back_from_the_store(
+    seeded: Instance, tmp_path: Path
+) -> None:
+    """The database is lost: rebuild-index brings the issued ranges back from the store, and
+    the next production goes on after them."""
+    export(seeded, "account:feed", tmp_path / "a")
+    lose_database(seeded)
+    run(seeded, "archive", "rebuild-index")
+    assert issued(seeded) == [(1, 8)]
+    assert export(seeded, "thread:p1", tmp_path / "b").first_bates == "BUL0000009"
+    assert "OK:" in run(seeded, "archive", "verify")

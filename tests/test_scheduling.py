@@ -26,7 +26,7 @@ from bulletin.publisher.delivery import DeliveryWorker
 from bulletin.publisher.notices import NoticeDraft, approve_notice, cancel_notice, create_notice
 from bulletin.publisher.schedule import decide_late, late_notices
 from bulletin.timeparse import ambiguity, parse_until, parse_when
-from tests.plugins.bulletin_app import Instance
+from tests.plugins.bulletin_app import Instance, feed_entry_id
 
 NY = ZoneInfo("America/New_York")
 TIP = "Lock your car and take your keys: most thefts from cars are from unlocked cars."
@@ -381,7 +381,7 @@ def test_follow_up_at_expiry_is_a_new_feed_entry_linking_the_first(instance: Ins
     entries = feed_root(instance).findall(f"{{{ATOM}}}entry")
     assert entries[0].findtext(f"{{{ATOM}}}content") == "Mass Ave has reopened."
     reply = entries[0].find(f"{{{THREADING}}}in-reply-to")
-    assert reply is not None and reply.get("ref") == f"urn:bulletin:feed:notice-{notice_id}"
+    assert reply is not None and reply.get("ref") == feed_entry_id(instance, notice_id)
     with Session(instance.app.engine) as session:
         records = session.exec(select(Record).where(Record.notice_id == notice_id)).all()
     assert len(records) == 2
@@ -456,10 +456,10 @@ def test_correction_and_retraction_on_the_feed(instance: Instance) -> None:
     retract_notice(engine, settings, instance.clock.now(), notice_id, "wrong day", "lt", True)
     assert [o.state for o in daemon.dispatch_due()] == ["deleted"]
     ids = [entry_id for entry_id, _ in feed_entries(instance)]
-    assert f"urn:bulletin:feed:notice-{notice_id}" not in ids
+    assert feed_entry_id(instance, notice_id) not in ids
     tombstone = feed_root(instance).find(f"{{{TOMBSTONES}}}deleted-entry")
     assert tombstone is not None
-    assert tombstone.get("ref") == f"urn:bulletin:feed:notice-{notice_id}"
+    assert tombstone.get("ref") == feed_entry_id(instance, notice_id)
     with pytest.raises(Refused, match="nothing left to retract"):
         retract_notice(engine, settings, instance.clock.now(), notice_id, "again", "lt")
     with Session(engine) as session:
@@ -542,7 +542,7 @@ def test_cancel_racing_a_due_delivery_has_one_consistent_winner(
         results = race(instance, notice_id, f"w{round_}", head_start)
         cancelled = results["cancel"]
         [row] = deliveries(instance, notice_id)
-        in_feed = f"urn:bulletin:feed:notice-{notice_id}" in dict(feed_entries(instance))
+        in_feed = feed_entry_id(instance, notice_id) in dict(feed_entries(instance))
         if row.state == "published":  # the worker won: the cancellation was too late
             assert in_feed
             assert results["outcomes"] == ["published"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.bulletin_app import Instance, feed_entry_id, make_instance
 from tests.plugins.daemon_process import DaemonProcess
 from tests.test_daemon_process import feed_entry_ids, wait_until
 
@@ -76,8 +76,8 @@ def test_downtime_late_routine_waits_emergency_goes_out(
     time.sleep(4.5)  # due at +2s, more than late_grace (1s) ago
     daemon = daemon_process(inst.env(), inst.config.parent).start()
     daemon.wait_for_log("notices past their time wait for a decision")
-    wait_until(lambda: f"urn:bulletin:feed:notice-{emergency}" in feed_entry_ids(inst), 10)
-    assert f"urn:bulletin:feed:notice-{routine}" not in feed_entry_ids(inst)
+    wait_until(lambda: feed_entry_id(inst, emergency) in feed_entry_ids(inst), 10)
+    assert feed_entry_id(inst, routine) not in feed_entry_ids(inst)
     log = daemon.log.read_text()
     assert f"notice {routine} (crime-prevention)" in log
     status = cli(inst, "status")
@@ -85,7 +85,7 @@ def test_downtime_late_routine_waits_emergency_goes_out(
     listed = json.loads(cli(inst, "notice", "late", "--json"))
     assert [n["id"] for n in listed["late"]] == [routine]
     cli(inst, "notice", "late", str(routine), "--publish", "--as", "approver")
-    wait_until(lambda: f"urn:bulletin:feed:notice-{routine}" in feed_entry_ids(inst), 10)
+    wait_until(lambda: feed_entry_id(inst, routine) in feed_entry_ids(inst), 10)
     assert "late notices: 0" in cli(inst, "status")
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -141,16 +141,46 @@ def check_schema(engine: Engine) -> None:
         )
 
 
-def reset_id_sequences(session: Session, tables: tuple[str, ...]) -> None:
-    """After rows were inserted with explicit ids, make PostgreSQL's id sequences of
-    ``tables`` (names of ours, never user input) go on after the highest id; SQLite needs
-    nothing."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
+def reset_id_sequences(
+    session: Session, tables: tuple[str, ...], floors: Mapping[str, int] | None = None
+) -> None:
+    """Make the next id of each of ``tables`` (names of ours, never user input) go on above
+    its highest id and above ``floors[table]`` (an id known outside the database: in the
+    store, on a platform), never lower than it already was.
+
+    PostgreSQL: the id sequence is set. SQLite: an AUTOINCREMENT table's ``sqlite_sequence``
+    row is raised; another table goes on after its highest row by itself, so a floor above
+    that cannot be kept there (the tables whose ids leave the database are AUTOINCREMENT).
+    """
+    floors = floors or {}
+    dialect = session.get_bind().dialect.name
     for table in tables:
-        session.execute(
-            sa.text(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
-                f"COALESCE((SELECT max(id) FROM {table}), 1))"
+        highest = session.execute(sa.text(f"SELECT max(id) FROM {table}")).scalar()  # noqa: S608
+        wanted = max(highest or 0, floors.get(table, 0))
+        if dialect == "postgresql":
+            sequence = session.execute(
+                sa.text(f"SELECT pg_get_serial_sequence('{table}', 'id')")
+            ).scalar()
+            last, called = session.execute(
+                sa.text(f"SELECT last_value, is_called FROM {sequence}")  # noqa: S608
+            ).one()
+            used = last if called else last - 1
+            if wanted > used:
+                session.execute(sa.text("SELECT setval(:s, :v)"), {"s": sequence, "v": wanted})
+        elif dialect == "sqlite" and wanted and _autoincrement(session, table):
+            updated = session.execute(
+                sa.text("UPDATE sqlite_sequence SET seq = max(seq, :v) WHERE name = :t"),
+                {"t": table, "v": wanted},
             )
-        )
+            if not updated.rowcount:  # type: ignore[attr-defined]
+                session.execute(
+                    sa.text("INSERT INTO sqlite_sequence (name, seq) VALUES (:t, :v)"),
+                    {"t": table, "v": wanted},
+                )
+
+
+def _autoincrement(session: Session, table: str) -> bool:
+    sql = session.execute(
+        sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"), {"t": table}
+    ).scalar()
+    return "AUTOINCREMENT" in (sql or "").upper()

@@ -5,6 +5,7 @@ All times are stored as UTC and come back timezone-aware (see :class:`UTCDateTim
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -58,8 +59,15 @@ class Notice(SQLModel, table=True):
     or cancelled / expired; ``retracted`` once withdrawn after approval."""
 
     __tablename__ = "notices"
+    # ids leave the database (feed entries, delivery keys, archived posts): SQLite must never
+    # hand out one again, not even the highest after its row is gone, and a restore can
+    # raise the floor (sqlite_sequence)
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
+    # a random token of this notice in its delivery keys, so that they are unique even where
+    # a number was used before; None for notices made before it existed (keys without it)
+    uid: str | None = Field(default_factory=lambda: secrets.token_hex(4))
     category: str
     priority: str
     title: str = ""
@@ -514,3 +522,25 @@ class Redaction(SQLModel, table=True):
     removed_by: str | None = None
     removed_at: datetime | None = _ts()
     removal_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class BatesRange(SQLModel, table=True):
+    """Bates numbers issued to one production: ``first`` to ``last`` after ``prefix``.
+
+    Reserved when the production's plan is made (``run`` names that export, so a resumed one
+    keeps its range) and never given again; mirrored into the store (see
+    :mod:`bulletin.archiver.decisions`).
+    """
+
+    __tablename__ = "bates_ranges"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    prefix: str = Field(index=True)
+    first: int
+    last: int
+    run: str = Field(unique=True)
+    identifier: str
+    production: str
+    issued_by: str
+    issued_at: datetime = _ts(nullable=False)

@@ -11,7 +11,10 @@ In order, with the daemon stopped (the data directory's daemon lock is held thro
    looks for it on its platform before posting, so what went out after the backup was taken
    is recorded as published, not posted twice;
 5. the archive index is rebuilt from the WORM store (``archive rebuild-index --replace``), so
-   records captured after the backup come back with their holds, redactions and requests.
+   records captured after the backup come back with their holds, redactions and requests;
+6. ids go on above every one the store and the platforms know (archived posts' notices, the
+   feed's delivery keys, the ledger's records): a notice published after the backup was taken
+   never has its number given to another.
 
 What the backup cannot bring back: notices drafted or approved after it was taken (they never
 reached the store). The command says so.
@@ -23,6 +26,7 @@ import contextlib
 import os
 import sqlite3
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +43,7 @@ from bulletin.db import is_sqlite, make_engine, migrate, session_scope, sqlite_p
 from bulletin.errors import BulletinError, DatabaseError, Refused, UsageError
 from bulletin.locks import release_instance_lock, take_instance_lock
 from bulletin.models import Delivery
+from bulletin.publisher.delivery import highest_notice_on_platforms
 
 UNDONE = ("pending", "in-flight")
 SIDECARS = ("-wal", "-shm")
@@ -55,8 +60,15 @@ class Restored:
     rebuilt: RebuildReport
 
 
-def restore_sqlite(settings: Settings, backup: Path, actor: str, now: datetime) -> Restored:
-    """Restore the SQLite database from ``backup``; see the module doc.
+def restore_sqlite(
+    settings: Settings,
+    backup: Path,
+    actor: str,
+    now: datetime,
+    environ: Mapping[str, str] | None = None,
+) -> Restored:
+    """Restore the SQLite database from ``backup``; see the module doc. ``environ`` gives
+    the credentials of the platforms read for the delivery keys they hold.
 
     :raises UsageError: not a SQLite database, or ``backup`` is not a Bulletin backup.
     :raises Refused: a daemon (or another restore) is running on this data directory.
@@ -93,14 +105,16 @@ def restore_sqlite(settings: Settings, backup: Path, actor: str, now: datetime) 
             if isinstance(e, BulletinError):
                 raise
             raise DatabaseError(f"restore into {database} failed: {e.strerror or e}") from None
-        schema, uncertain, rebuilt = _settle(settings, actor, now, backup.name)
+        schema, uncertain, rebuilt = _settle(settings, actor, now, backup.name, environ or {})
     finally:
         release_instance_lock(lock)
     return Restored([aside for _, aside in moved], copy, schema, uncertain, rebuilt)
 
 
-def settle_in_place(settings: Settings, actor: str, now: datetime) -> tuple[int, RebuildReport]:
-    """Steps 4 and 5 of a restore on a database already put back by other means (``pg_restore``
+def settle_in_place(
+    settings: Settings, actor: str, now: datetime, environ: Mapping[str, str] | None = None
+) -> tuple[int, RebuildReport]:
+    """Steps 4 to 6 of a restore on a database already put back by other means (``pg_restore``
     on PostgreSQL, a file copied by hand): due deliveries become ``uncertain`` and the archive
     index is rebuilt from the store. Returns how many deliveries and the rebuild's report.
 
@@ -113,7 +127,7 @@ def settle_in_place(settings: Settings, actor: str, now: datetime) -> tuple[int,
         except Refused as e:
             raise Refused(f"{e}: stop the daemon first") from None
     try:
-        _, uncertain, rebuilt = _settle(settings, actor, now, "in place")
+        _, uncertain, rebuilt = _settle(settings, actor, now, "in place", environ or {})
     finally:
         if lock is not None:
             release_instance_lock(lock)
@@ -121,19 +135,26 @@ def settle_in_place(settings: Settings, actor: str, now: datetime) -> tuple[int,
 
 
 def _settle(
-    settings: Settings, actor: str, now: datetime, source: str
+    settings: Settings, actor: str, now: datetime, source: str, environ: Mapping[str, str]
 ) -> tuple[str, int, RebuildReport]:
     engine = make_engine(settings.database_url, settings.database.busy_timeout)
     try:
         schema = migrate(engine)
         uncertain = _mark_undone(engine, actor, now, source)
+        on_platforms, unread = highest_notice_on_platforms(settings, environ)
         store = open_store(settings)
         try:
             rebuilt = rebuild_index(
-                engine, store, now, replace=True, time_zone=settings.agency.time_zone
+                engine,
+                store,
+                now,
+                replace=True,
+                time_zone=settings.agency.time_zone,
+                notice_floor=on_platforms,
             )
         finally:
             store.close()
+        rebuilt.problems += unread
     finally:
         engine.dispose()
     return schema, uncertain, rebuilt

@@ -10,11 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 
 from bulletin.app import App
 from bulletin.clock import ManualClock
 from bulletin.config import Settings, load_settings
 from bulletin.db import migrate
+from bulletin.models import Delivery, Notice
+from bulletin.publisher.delivery import delivery_key
 
 START = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
@@ -84,3 +87,11 @@ def sqlite_instance(tmp_path: Path) -> Iterator[Instance]:
     inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}")
     yield inst
     inst.app.close()
+
+
+def feed_entry_id(inst: Instance, notice_id: int, account: str = "feed") -> str:
+    """The feed entry id of notice ``notice_id``'s post (its key carries the notice's token)."""
+    with Session(inst.app.engine) as session:
+        notice = session.get(Notice, notice_id)
+    assert notice is not None
+    return f"urn:bulletin:{account}:{delivery_key(notice, Delivery(notice_id=notice_id))}"

@@ -1,5 +1,5 @@
-"""Legal holds, redactions and records requests, mirrored into the WORM store so that a lost
-database keeps them.
+"""Legal holds, redactions, records requests and the Bates numbers issued, mirrored into the
+WORM store so that a lost database keeps them.
 
 Each is a decision taken about the archive; the database holds it, and each event of it is
 also written to the store as its own object, kept permanently and on hold::
@@ -11,6 +11,7 @@ also written to the store as its own object, kept permanently and on hold::
     decisions/requests/<id>-open-<days>.json   a records request as it stands: requester,
                                                scope, received, due, <days> of extension
     decisions/requests/<id>-closed.json        the request as it was closed
+    decisions/bates/<id>-issued.json           a range of Bates numbers issued to a production
 
 (ids zero-padded to twelve digits, days to four). A request is written whole at each change
 (opened, extended, closed): the newest of its objects is its state, the others its history.
@@ -39,12 +40,14 @@ from bulletin.archiver.store.base import WormStore
 from bulletin.clock import utc
 from bulletin.db import reset_id_sequences
 from bulletin.errors import IntegrityError, StoreUnavailable
-from bulletin.models import Hold, Record, RecordsRequest, Redaction
+from bulletin.models import BatesRange, Hold, Record, RecordsRequest, Redaction
 
 PREFIX = "decisions/"
 HOLDS = f"{PREFIX}holds/"
 REDACTIONS = f"{PREFIX}redactions/"
 REQUESTS = f"{PREFIX}requests/"
+BATES = f"{PREFIX}bates/"
+_BATES_FIELDS = ("prefix", "first", "last", "run", "identifier", "production")
 
 log = structlog.get_logger("bulletin.archive")
 
@@ -134,6 +137,14 @@ def request_events(request: RecordsRequest) -> dict[str, dict[str, Any]]:
     }
 
 
+def bates_events(issued: BatesRange) -> dict[str, dict[str, Any]]:
+    """The store object of a range of Bates numbers issued, by key."""
+    assert issued.id is not None
+    same = {name: getattr(issued, name) for name in _BATES_FIELDS}
+    body = {"range": issued.id, **same, "by": issued.issued_by, "at": _stamp(issued.issued_at)}
+    return {f"{BATES}{issued.id:012d}-issued.json": body}
+
+
 def _write(store: WormStore, events: dict[str, dict[str, Any]], now: datetime) -> int:
     """Put each event (same bytes again: a no-op); returns how many were new."""
     written = 0
@@ -146,7 +157,7 @@ def _write(store: WormStore, events: dict[str, dict[str, Any]], now: datetime) -
 def _mirror(
     engine: Engine,
     store: WormStore,
-    model: type[Hold] | type[Redaction] | type[RecordsRequest],
+    model: type[Hold] | type[Redaction] | type[RecordsRequest] | type[BatesRange],
     events_of: Callable[[Any], dict[str, dict[str, Any]]],
     ids: Iterable[int],
     now: datetime,
@@ -190,6 +201,11 @@ def mirror_requests(
     return _mirror(engine, store, RecordsRequest, request_events, request_ids, now)
 
 
+def mirror_bates(engine: Engine, store: WormStore, range_ids: Iterable[int], now: datetime) -> int:
+    """Mirror the Bates ranges ``range_ids`` (durable on return); returns how many were new."""
+    return _mirror(engine, store, BatesRange, bates_events, range_ids, now)
+
+
 def _all_events(engine: Engine) -> dict[str, dict[str, Any]]:
     """Every store object the database's holds, redactions and requests call for, by key."""
     events: dict[str, dict[str, Any]] = {}
@@ -200,6 +216,8 @@ def _all_events(engine: Engine) -> dict[str, dict[str, Any]]:
             events |= redaction_events(redaction)
         for request in session.exec(select(RecordsRequest).order_by(col(RecordsRequest.id))):
             events |= request_events(request)
+        for issued in session.exec(select(BatesRange).order_by(col(BatesRange.id))):
+            events |= bates_events(issued)
     return events
 
 
@@ -209,7 +227,8 @@ def _request_of(key: str) -> str:
 
 
 def mirror_all(engine: Engine, store: WormStore, now: datetime) -> int:
-    """Mirror every hold, redaction and request event not in the store yet; returns how many."""
+    """Mirror every hold, redaction, request and Bates range not in the store yet; returns
+    how many."""
     on_store = set(store.keys(PREFIX))
     missing = {k: v for k, v in _all_events(engine).items() if k not in on_store}
     written = _write(store, missing, now)
@@ -253,6 +272,7 @@ class Restored:
     holds: int = 0
     redactions: int = 0
     requests: int = 0
+    bates_ranges: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -277,8 +297,8 @@ def _when(value: str | None) -> datetime | None:
 
 
 def restore(session: Session, store: WormStore) -> Restored:
-    """Add the holds, redactions and records requests that the store's decision objects name
-    and the database lacks (a lost database), with their ids; the records must be back
+    """Add the holds, redactions, records requests and Bates ranges that the store's decision
+    objects name and the database lacks (a lost database), with their ids; the records must be back
     already. A hold's records are attached again by
     :func:`bulletin.archiver.holds.refresh_holds`."""
     done = Restored()
@@ -337,8 +357,24 @@ def restore(session: Session, store: WormStore) -> Restored:
                 redaction.removal_reason = body["reason"]
                 session.add(redaction)
     _restore_requests(session, store, done)
-    reset_id_sequences(session, ("holds", "redactions", "records_requests"))
+    _restore_bates(session, store, done)
+    reset_id_sequences(session, ("holds", "redactions", "records_requests", "bates_ranges"))
     return done
+
+
+def _restore_bates(session: Session, store: WormStore, done: Restored) -> None:
+    """Add each range of Bates numbers issued that the database lacks."""
+    known = set(session.exec(select(BatesRange.id)).all())
+    for _, body in _events(store, BATES, done.problems):
+        if int(body["range"]) in known:
+            continue
+        same = {name: body[name] for name in _BATES_FIELDS}
+        issued_at = datetime.fromisoformat(body["at"])
+        session.add(
+            BatesRange(id=int(body["range"]), issued_by=body["by"], issued_at=issued_at, **same)
+        )
+        done.bates_ranges += 1
+    session.flush()
 
 
 def _restore_requests(session: Session, store: WormStore, done: Restored) -> None:

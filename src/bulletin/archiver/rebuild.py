@@ -128,10 +128,16 @@ def rebuild_index(
     batch: int = 1000,
     progress: Callable[[int], None] | None = None,
     time_zone: str | None = None,
+    notice_floor: int = 0,
 ) -> RebuildReport:
     """Recreate the ``records`` and ``ledger`` rows from the store. With ``time_zone`` (the
     agency's, which hold queries' dates are in), the open holds brought back from the store
     get their records attached again.
+
+    Ids go on above every one the store knows (records in the ledger, notices of archived
+    posts, holds, redactions, requests, batches, Bates ranges) and notices above
+    ``notice_floor`` (the highest in the platforms' delivery keys), so that none is given
+    twice after a restore or a lost database.
 
     :raises Refused: the index is not empty and ``replace`` is False.
     :raises IntegrityError: the store's ledger does not chain; nothing is written past it.
@@ -167,6 +173,7 @@ def rebuild_index(
     media: list[dict[str, Any]] = []
     prev_hash = ledger.GENESIS
     expected = 1
+    last_record_id = 0
     for key, entry in _entries(store):
         if entry.seq != expected or entry.prev_hash != prev_hash:
             raise IntegrityError(
@@ -175,6 +182,7 @@ def rebuild_index(
         if ledger.compute_hash(entry) != entry.entry_hash:
             raise IntegrityError(f"ledger {entry.seq} in {key} does not match its hash")
         entries.append(entry.model_dump())
+        last_record_id = max(last_record_id, entry.record_id or 0)
         if entry.kind == "record" and entry.record_id is not None and entry.object_sha256:
             row = _record_row(store, entry, versions, report, destroyed)
             if row is not None:
@@ -204,7 +212,7 @@ def rebuild_index(
         report.problems += restored.problems
         report.holds, report.redactions = restored.holds, restored.redactions
         report.requests = restored.requests
-        reset_id_sequences(session, ("records", "disposition_batches"))
+        _continue_ids(session, highest_record=last_record_id, notice_floor=notice_floor)
         _ensure_accounts(session)
         audit.record_event(
             session,
@@ -369,6 +377,17 @@ def _flush(
     media.clear()
     if progress:
         progress(report.entries)
+
+
+def _continue_ids(session: Session, highest_record: int, notice_floor: int) -> None:
+    """Next ids above the store's: records above every ledger entry's (also one whose object
+    is gone), notices above every archived post's and ``notice_floor``."""
+    archived = session.exec(select(sa.func.max(Record.notice_id))).one() or 0
+    reset_id_sequences(
+        session,
+        ("records", "disposition_batches", "notices"),
+        {"records": highest_record, "notices": max(archived, notice_floor)},
+    )
 
 
 def _ensure_accounts(session: Session) -> None:

@@ -412,7 +412,7 @@ def restore(
     lines: list[str] = []
     payload: dict[str, Any] = {}
     if backup_file is not None:
-        done = restore_sqlite(settings, backup_file, who, now)
+        done = restore_sqlite(settings, backup_file, who, now, ctx.environ)
         uncertain, rebuilt = done.uncertain, done.rebuilt
         payload = {
             "moved_aside": [str(p) for p in done.moved_aside],
@@ -426,7 +426,7 @@ def restore(
             f"backup's ledger head #{done.copy.ledger_head})"
         )
     else:
-        uncertain, rebuilt = settle_in_place(settings, who, now)
+        uncertain, rebuilt = settle_in_place(settings, who, now, ctx.environ)
     payload |= {
         "uncertain_deliveries": uncertain,
         "records": rebuilt.records,

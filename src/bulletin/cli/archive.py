@@ -178,16 +178,20 @@ def _verify_progress(engine: Engine) -> Callable[[str, int, bool], None]:
 def archive_rebuild_index(ctx: Context, replace: bool, as_json: bool) -> None:
     """Rebuild the database's archive index from the WORM store and its ledger alone."""
     from bulletin.archiver.rebuild import rebuild_index
+    from bulletin.publisher.delivery import highest_notice_on_platforms
 
     app = ctx.app
     engine = app.checked_engine()
+    on_platforms, unread = highest_notice_on_platforms(app.settings, ctx.environ)
     report = rebuild_index(
         engine,
         app.store,
         app.clock.now(),
         replace=replace,
         time_zone=app.settings.agency.time_zone,
+        notice_floor=on_platforms,
     )
+    report.problems += unread
     lines = [f"problem: {p}" for p in report.problems]
     lines.append(
         f"rebuilt {report.records} records and {report.entries} ledger entries from the store"

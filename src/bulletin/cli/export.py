@@ -30,7 +30,11 @@ def register(group: click.Group) -> None:
 @click.option("--zip", "as_zip", is_flag=True, help="Write one zip file instead of a directory.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted export into the same OUT.")
 @click.option(
-    "--bates-start", type=int, default=1, show_default=True, help="The first Bates number."
+    "--bates-start",
+    type=int,
+    default=None,
+    help="The first Bates number (default: the one after every number issued under the "
+    "prefix; a range that overlaps an issued one is refused).",
 )
 @click.option(
     "--counsel",
@@ -55,7 +59,7 @@ def export(
     out: Path | None,
     as_zip: bool,
     resume: bool,
-    bates_start: int,
+    bates_start: int | None,
     counsel: bool,
     no_renderings: bool,
     actor: str | None,

@@ -177,6 +177,8 @@ class Connector(ABC):
     """One account on one platform."""
 
     platform: ClassVar[str]
+    # True where the platform keeps each post's :attr:`OutgoingPost.key` (the feed's entry ids)
+    keeps_keys: ClassVar[bool] = False
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -271,6 +273,15 @@ class Connector(ABC):
         :raises Refused: the platform cannot delete posts (a retraction reply is posted).
         """
         raise Refused(f"{self.platform} accounts cannot delete posts")
+
+    def published_keys(self) -> list[str]:
+        """The :attr:`OutgoingPost.key` of every post the platform still shows or remembers
+        (a deleted one's tombstone too), where it keeps them (:attr:`keeps_keys`); an empty
+        list elsewhere. Read after a restore so that no key is made again.
+
+        :raises Retryable, MalformedResponse: the platform could not be read.
+        """
+        return []
 
     def check(self) -> list[CheckLine]:
         """Try the credentials and permissions; one line per capability."""

@@ -55,6 +55,7 @@ class FeedConnector(Connector):
     """An Atom feed file the agency's website serves."""
 
     platform = "feed"
+    keeps_keys = True
 
     def __init__(
         self,
@@ -146,6 +147,13 @@ class FeedConnector(Connector):
     def find_published(self, post: OutgoingPost, since: datetime) -> PublishResult | None:
         entry = self._find(self._load(), self.entry_id(post.key))
         return self._result(entry) if entry is not None else None
+
+    def published_keys(self) -> list[str]:
+        root = self._load()
+        ids = [entry.findtext(_q("id")) or "" for entry in root.findall(_q("entry"))]
+        ids += [gone.get("ref", "") for gone in root.findall(f"{{{TOMBSTONES}}}deleted-entry")]
+        prefix = self.entry_id("")
+        return [i.removeprefix(prefix) for i in ids if i.startswith(prefix)]
 
     def delete_post(self, post_id: str) -> None:
         """Remove the entry and leave an RFC 6721 tombstone (``at:deleted-entry``) so that

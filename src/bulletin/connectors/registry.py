@@ -19,6 +19,19 @@ IMPLEMENTATIONS: dict[str, str] = {
 }
 
 
+def connector_class(platform: str) -> type[Connector]:
+    """The connector class of ``platform``.
+
+    :raises ConfigError: the platform has no implementation.
+    """
+    target = IMPLEMENTATIONS.get(platform)
+    if target is None:
+        raise ConfigError(f"no connector for platform {platform!r}")
+    module_name, class_name = target.split(":")
+    cls: type[Connector] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
 def build_connector(
     name: str, settings: Settings, environ: Mapping[str, str], **options: Any
 ) -> Connector:
@@ -33,11 +46,10 @@ def build_connector(
     if account is None:
         known = ", ".join(sorted(settings.accounts)) or "none configured"
         raise NotFound(f"unknown account {name!r} (known: {known})")
-    target = IMPLEMENTATIONS.get(account.platform)
-    if target is None:
-        raise ConfigError(f"accounts.{name}.platform: no connector for {account.platform!r}")
-    module_name, class_name = target.split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    try:
+        cls: Any = connector_class(account.platform)  # each has its own from_settings
+    except ConfigError as e:
+        raise ConfigError(f"accounts.{name}.platform: {e}") from None
     if settings.is_sandbox(name):
         from bulletin.connectors.sandbox import SANDBOX_ENV
 

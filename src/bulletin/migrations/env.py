@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import bulletin.models  # noqa: F401 - registers the tables on SQLModel.metadata
+from bulletin.errors import DatabaseError
 from bulletin.publisher import cap_models  # noqa: F401 - the cap_alerts table
 
 target_metadata = SQLModel.metadata
@@ -19,15 +20,31 @@ def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
 def run() -> None:
     engine = context.config.attributes["engine"]
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-            include_name=_include_name,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+        sqlite = connection.dialect.name == "sqlite"
+        # A table rebuilt by batch mode on SQLite is dropped and renamed; with foreign keys on,
+        # dropping a table that others refer to fails. They are off for the migration (the
+        # pragma only takes effect outside a transaction) and checked before it commits.
+        raw = connection.connection.driver_connection if sqlite else None
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=sqlite,
+                include_name=_include_name,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+                if raw is not None:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").first()
+                    if broken is not None:
+                        raise DatabaseError(f"the migration broke a foreign key: {tuple(broken)}")
+            connection.commit()
+        finally:
+            if raw is not None:
+                connection.rollback()
+                raw.execute("PRAGMA foreign_keys=ON")
 
 
 run()

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,6 +30,7 @@ from bulletin.archiver.archive import Archiver, Capture
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import Connector, Media, OutgoingPost, PublishResult, RemoteItem
+from bulletin.connectors.registry import build_connector, connector_class
 from bulletin.db import session_scope
 from bulletin.errors import (
     Ambiguous,
@@ -751,9 +753,11 @@ def outgoing_post(
 
 
 def delivery_key(notice: Notice, delivery: Delivery) -> str:
-    """Stable across attempts, distinct per occurrence and per reply: ``notice-7``,
-    ``notice-7-occurrence-3``, ``notice-7-follow-up``, ``notice-7-correction-2``..."""
-    key = f"notice-{notice.id}"
+    """Stable across attempts, distinct per occurrence and per reply: ``notice-7.3f9a02bc``,
+    ``notice-7.3f9a02bc-occurrence-3``, ``notice-7.3f9a02bc-follow-up``,
+    ``notice-7.3f9a02bc-correction-2``... The notice's random token makes a key unique even
+    where its number was used before (a notice made before tokens has none: ``notice-7``)."""
+    key = f"notice-{notice.id}" + (f".{notice.uid}" if notice.uid else "")
     if delivery.occurrence != 1:
         key += f"-occurrence-{delivery.occurrence}"
     if delivery.kind != "post":
@@ -761,6 +765,37 @@ def delivery_key(notice: Notice, delivery: Delivery) -> str:
     if delivery.revision:
         key += f"-{delivery.revision}"
     return key
+
+
+_KEY_NOTICE = re.compile(r"notice-([0-9]+)(?![0-9])")
+
+
+def notice_of_key(key: str) -> int | None:
+    """The notice number in a delivery key, if it is one."""
+    found = _KEY_NOTICE.match(key)
+    return int(found.group(1)) if found else None
+
+
+def highest_notice_on_platforms(
+    settings: Settings, environ: Mapping[str, str]
+) -> tuple[int, list[str]]:
+    """The highest notice number in the delivery keys the configured accounts' platforms hold
+    (see :meth:`Connector.published_keys`), and a line for each platform that could not be
+    read. Ids are continued above it after a restore or a rebuild."""
+    highest, problems = 0, []
+    for name, account in sorted(settings.accounts.items()):
+        try:
+            if not connector_class(account.platform).keeps_keys:
+                continue
+            connector = build_connector(name, settings, environ)
+            try:
+                keys = connector.published_keys()
+            finally:
+                connector.close()
+            highest = max([highest, *(n for n in map(notice_of_key, keys) if n is not None)])
+        except BulletinError as e:
+            problems.append(f"account {name}: its delivery keys could not be read: {e}")
+    return highest, problems
 
 
 def reply_target(parent: Delivery | None) -> str | None:

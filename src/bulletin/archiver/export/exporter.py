@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 
 from bulletin import __version__, audit
 from bulletin.archiver import redaction as redact
-from bulletin.archiver.export import layout, loadfile, render
+from bulletin.archiver.export import bates, layout, loadfile, render
 from bulletin.archiver.export.bagwriter import BagWriter, truncate
 from bulletin.archiver.export.journal import BAG, PLAN, Journal
 from bulletin.archiver.export.scope import PlanRow, Scope, count_disposed, head, plan
@@ -204,7 +204,6 @@ class _Export:
         self.journal = journal
         self.partial = partial
         self.prefix = str(journal.scope["prefix"])
-        self.start = int(journal.scope["bates_start"])
         self.counts: Counter[str] = Counter(journal.counts)
         self.writer: BagWriter | None = None
         self.pool = ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="export")
@@ -212,13 +211,19 @@ class _Export:
         self.renderings: bool = journal.scope.get("renderings", True)
         self.redactions: dict[int, list[_Withheld]] = {}
 
+    @property
+    def start(self) -> int:
+        """The first Bates number, once issued (see :meth:`issue_numbers`)."""
+        return self.journal.bates_first or 1
+
     def bates(self, position: int) -> str:
         return layout.bates(self.prefix, self.start + position - 1)
 
     # -- planning ------------------------------------------------------------------------------
 
-    def ensure_plan(self) -> None:
+    def ensure_plan(self, now: datetime) -> None:
         if self.journal.planned:
+            self.issue_numbers(now)  # an export planned before numbers were registered
             return
         seq, digest = head(self.engine)
         tz = self.settings.agency.time_zone
@@ -239,7 +244,30 @@ class _Export:
         self.journal.total = total
         self.journal.head_seq, self.journal.head_hash = seq, digest
         self.journal.disposed = count_disposed(self.engine, self.scope.query, tz, seq)
+        self.issue_numbers(now)
         self.journal.planned = True
+        self.journal.save(self.partial)
+
+    def issue_numbers(self, now: datetime) -> None:
+        """Take this production's Bates range from the register, once (a resumed export
+        keeps it); saved in the journal before any number is written.
+
+        :raises Refused: the range asked for overlaps one issued before.
+        """
+        if self.journal.bates_first is not None:
+            return
+        self.journal.bates_first = bates.reserve(
+            self.engine,
+            self.store,
+            prefix=self.prefix,
+            start=self.journal.scope.get("bates_start"),
+            count=self.journal.total,
+            run=self.journal.run,
+            identifier=self.scope.identifier,
+            production=self.production,
+            actor=self.journal.actor,
+            now=now,
+        )
         self.journal.save(self.partial)
 
     def _refuse_unredacted_copies(self) -> None:
@@ -823,7 +851,7 @@ def export_bundle(
     now: Callable[[], datetime],
     as_zip: bool = False,
     resume: bool = False,
-    bates_start: int = 1,
+    bates_start: int | None = None,
     chunk: int = 1000,
     progress: Callable[[int, int], None] | None = None,
     production: Production = "public",
@@ -837,17 +865,20 @@ def export_bundle(
     the redaction log. Without ``renderings`` the thread pages are left out (a production
     for a review platform, which reads the load file).
 
+    Bates numbers start at ``bates_start``, or after every range issued under the prefix
+    (:mod:`~bulletin.archiver.export.bates`); a resumed export keeps the range it took.
+
     ``progress(done, total)`` is called after each chunk.
 
     :raises Refused: ``out`` exists, or an interrupted export is there and ``resume`` is off,
-        or it is of another scope.
+        or it is of another scope, or its Bates numbers overlap numbers issued before.
     :raises UsageError: ``out`` cannot be created (a path under a regular file...).
     :raises IntegrityError: an archived object fails its hash (the export stops, resumable).
     :raises ArchiveError: the disk filled or another write failed (resumable).
     """
     out = Path(os.path.abspath(out))
     partial = partial_dir(out)
-    if bates_start < 1:
+    if bates_start is not None and bates_start < 1:
         raise UsageError("--bates-start must be 1 or more")
     try:
         prefix = layout.check_prefix(settings.agency.bates_prefix)
@@ -874,13 +905,16 @@ def export_bundle(
                 "(or remove it to start again)"
             )
         journal = Journal.load(partial) if partial.is_dir() else None
-        if journal is not None and journal.scope != wanted:
+        if journal is not None and _unnumbered(journal.scope) != _unnumbered(wanted):
             raise Refused(
                 f"{partial} holds an export of another scope ({journal.scope['identifier']}, "
                 f"query {journal.scope['query']}); remove it or export to another --out"
             )
         if journal is not None:
+            _same_numbers(journal, bates_start, prefix)
             journal.resumed.append(_utc(started))
+    elif bates_start is not None:
+        bates.check_start(engine, prefix, bates_start)
     try:
         partial.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -891,7 +925,12 @@ def export_bundle(
     job = _Export(engine, store, settings, scope, journal, partial)
     try:
         journal.save(partial)
-        job.ensure_plan()
+        try:
+            job.ensure_plan(started)
+        except Refused:
+            if not resumed:  # nothing was written under any number: leave nothing behind
+                shutil.rmtree(partial, ignore_errors=True)
+            raise
         job.load_redactions()
         writer = job.open_writer()
         total = journal.total
@@ -952,6 +991,24 @@ def export_bundle(
             redacted_records=result.redacted_records,
         )
     return result
+
+
+def _unnumbered(scope: dict[str, Any]) -> dict[str, Any]:
+    """What an export produces, whatever its Bates numbers."""
+    return {k: v for k, v in scope.items() if k != "bates_start"}
+
+
+def _same_numbers(journal: Journal, bates_start: int | None, prefix: str) -> None:
+    """A resumed export keeps its Bates numbers: another first number is refused."""
+    first = journal.bates_first
+    if first is None and journal.planned:  # planned before numbers were registered
+        first = journal.scope.get("bates_start") or 1
+        journal.scope["bates_start"] = first
+    if bates_start is not None and first is not None and bates_start != first:
+        raise Refused(
+            f"the interrupted export is numbered from {layout.bates(prefix, first)}; "
+            "resume it without --bates-start"
+        )
 
 
 def _zip(bag: Path, target: Path, name: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ class Journal:
     disposed: int = 0
     resumed: list[str] = field(default_factory=list)
     format: str = FORMAT
+    # names this export in the register of Bates numbers; the first number it was issued
+    run: str = field(default_factory=lambda: secrets.token_hex(8))
+    bates_first: int | None = None
 
     def save(self, directory: Path) -> None:
         target = directory / JOURNAL

@@ -1,7 +1,7 @@
 """publish once: archiving retried by the due-scan
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-06
 
 ``deliveries.archive_due_at`` is set while a published delivery's snapshot is not archived
@@ -17,7 +17,7 @@ from alembic import op
 import bulletin.models
 
 revision = "0015"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
