@@ -10,7 +10,7 @@ from typing import Any
 import click
 from sqlmodel import Session, col, select
 
-from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli import Context, emit, json_option, pass_context, read_only
 from bulletin.db import migrate, session_scope
 from bulletin.errors import DatabaseError, UsageError
 from bulletin.models import AuditEvent
@@ -208,6 +208,7 @@ def account_check(ctx: Context, name: str, as_json: bool) -> None:
 @click.option("--limit", default=50, show_default=True, help="Newest N events.")
 @json_option
 @pass_context
+@read_only
 def audit(
     ctx: Context, object_ref: str | None, action: str | None, limit: int, as_json: bool
 ) -> None:
@@ -283,6 +284,7 @@ def _toml_like(data: dict[str, Any], prefix: str = "") -> str:
 )
 @json_option
 @pass_context
+@read_only
 def status(ctx: Context, check: bool, as_json: bool) -> None:
     """Live daemons and what they hold, deliveries by state, the archive and its backlog,
     free disk."""
