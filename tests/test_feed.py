@@ -13,6 +13,7 @@ from bulletin.clock import ManualClock
 from bulletin.connectors.base import OutgoingPost
 from bulletin.connectors.feed import ATOM, FeedConnector
 from bulletin.errors import MalformedResponse, Retryable
+from tests.plugins.bulletin_app import Instance
 
 A = f"{{{ATOM}}}"
 
@@ -114,3 +115,58 @@ def test_concurrent_writers_in_two_processes_lose_no_entry(tmp_path: Path) -> No
     ids = {p.remote_id for p in feed(tmp_path, max_entries=1000).list_posts().items}
     expected = {f"urn:bulletin:feed:{name}-{i}" for name in "ab" for i in range(150)}
     assert ids == expected
+
+
+def _links(element: object) -> dict[str, str]:
+    return {x.get("rel", "alternate"): x.get("href", "") for x in element.findall(f"{A}link")}  # type: ignore[attr-defined]
+
+
+def test_feed_and_entries_carry_links_a_reader_can_follow(tmp_path: Path) -> None:
+    """The feed names where it is served (rel=self, derived beside the agency's page) and
+    its page; every entry opens a page: its notice's link, else the page at its anchor."""
+    connector = feed(tmp_path)
+    connector.publish(
+        OutgoingPost(key="notice-1", text="Road closed", link="https://pd.example/n/1")
+    )
+    connector.publish(OutgoingPost(key="notice-2", text="Parade at noon"))
+    root = SafeET.parse(tmp_path / "feed.xml").getroot()
+    assert _links(root) == {
+        "self": "https://pd.example/feed.xml",
+        "alternate": "https://pd.example",
+    }
+    [self_link] = [x for x in root.findall(f"{A}link") if x.get("rel") == "self"]
+    assert self_link.get("type") == "application/atom+xml"
+    entries = {e.findtext(f"{A}id"): _links(e) for e in root.findall(f"{A}entry")}
+    assert entries == {
+        "urn:bulletin:feed:notice-2": {"alternate": "https://pd.example#notice-2"},
+        "urn:bulletin:feed:notice-1": {"alternate": "https://pd.example/n/1"},
+    }
+    assert [p.url for p in connector.list_posts().items] == [
+        "https://pd.example#notice-2",
+        "https://pd.example/n/1",
+    ]
+
+
+def test_configured_feed_url_reaches_a_feed_written_before(sqlite_instance: Instance) -> None:
+    """[accounts.NAME] feed_url is the rel=self link, also of a feed file written before it
+    was set (the links are renewed at every write)."""
+    instance = sqlite_instance
+    path = instance.settings.feed_path("feed")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FeedConnector("feed", path, "t", "").publish(OutgoingPost(key="notice-1", text="Old"))
+    assert _links(SafeET.parse(path).getroot()) == {}
+    account = instance.settings.accounts["feed"].model_copy(
+        update={"feed_url": "https://cdn.example/pd/notices.atom"}
+    )
+    settings = instance.settings.model_copy(update={"accounts": {"feed": account}})
+    connector = FeedConnector.from_settings("feed", settings, {})
+    connector.publish(OutgoingPost(key="notice-2", text="New"))
+    root = SafeET.parse(path).getroot()
+    assert _links(root) == {
+        "self": "https://cdn.example/pd/notices.atom",
+        "alternate": "https://lexingtonma.gov/police",
+    }
+    assert [_links(e) for e in root.findall(f"{A}entry")] == [
+        {"alternate": "https://lexingtonma.gov/police#notice-2"},
+        {},
+    ]

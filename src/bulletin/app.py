@@ -31,12 +31,16 @@ class App:
     _local: threading.local = field(default_factory=threading.local)
     generation: int = 0  # bumped on reload; per-thread connector caches follow it
     connector_options: dict[str, Any] = field(default_factory=dict)  # retry=, timeout=
+    # open the database read-only (commands that only read; see bulletin.db.make_engine)
+    read_only: bool = False
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
             self._engine = make_engine(
-                self.settings.database_url, self.settings.database.busy_timeout
+                self.settings.database_url,
+                self.settings.database.busy_timeout,
+                read_only=self.read_only,
             )
         return self._engine
 
@@ -52,6 +56,17 @@ class App:
 
             self._store = open_store(self.settings)
         return self._store
+
+    def store_backlog(self) -> int:
+        """Objects waiting for the archive store; read from the spool's files without opening
+        the store (which writes) when the app is read-only."""
+        if not self.read_only:
+            return self.store.backlog()
+        if self.settings.archive.store != "s3":
+            return 0
+        from bulletin.archiver.store.spool import spooled_count
+
+        return spooled_count(self.settings.data_dir / "spool")
 
     @property
     def archiver(self) -> Archiver:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import resources
@@ -36,10 +39,17 @@ def sqlite_path(url: str) -> Path | None:
     return Path(rest) if rest and rest != ":memory:" else None
 
 
-def make_engine(url: str, busy_timeout: float = 30.0, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str, busy_timeout: float = 30.0, *, read_only: bool = False, **kwargs: Any
+) -> Engine:
     """An engine for ``url``. SQLite gets WAL, a busy timeout and foreign keys.
 
-    :raises DatabaseError: the SQLite file's directory does not exist or is not writable.
+    ``read_only`` opens a SQLite file with ``mode=ro``: nothing can be written through it, and
+    a user who may only read the file (a member of the service's group) can use it. Other
+    databases ignore it (their own grants decide).
+
+    :raises DatabaseError: the SQLite file's directory does not exist, or (not read-only) the
+        file exists and this user may not write it.
     """
     if is_sqlite(url):
         path = sqlite_path(url)
@@ -47,6 +57,10 @@ def make_engine(url: str, busy_timeout: float = 30.0, **kwargs: Any) -> Engine:
             raise DatabaseError(
                 f"database directory {path.parent} does not exist (run bulletin init)"
             )
+        if path is not None and read_only:
+            return _read_only_sqlite(path, busy_timeout, **kwargs)
+        if path is not None:
+            _refuse_unwritable(path)
         engine = sa.create_engine(
             url, connect_args={"timeout": busy_timeout, "check_same_thread": False}, **kwargs
         )
@@ -56,6 +70,55 @@ def make_engine(url: str, busy_timeout: float = 30.0, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _wal_files(path: Path) -> list[Path]:
+    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+
+
+def _refuse_unwritable(path: Path) -> None:
+    """Say who may write ``path`` before SQLite says "attempt to write a readonly database"."""
+    needed = [p for p in (path, *_wal_files(path)) if p.exists()]
+    if not needed:
+        return  # a new database: creating it is the test
+    needed.append(path.parent)  # SQLite creates and removes the -wal and -shm files there
+    if all(os.access(p, os.W_OK) for p in needed):
+        return
+    try:
+        owner = f"the {pwd.getpwuid(path.stat().st_uid).pw_name} user"
+    except (KeyError, OSError):
+        owner = "the user that owns it"
+    raise DatabaseError(f"cannot write the database {path}: permission denied; run as {owner}")
+
+
+def _read_only_sqlite(path: Path, busy_timeout: float, **kwargs: Any) -> Engine:
+    if not path.is_file():
+        raise DatabaseError("database is not initialised (run bulletin init)")
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    # A WAL database is read through its -shm file. While a writer has the database open it
+    # exists. When none has, the file is the whole database: read it as it stands
+    # (immutable), because a read-only connection would create -wal and -shm, owned by the
+    # reader, and leave them behind for the daemon to trip over (or fail to, in a group
+    # member's case, for want of write permission on the directory).
+    if not any(p.exists() for p in _wal_files(path)):
+        uri += "&immutable=1"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=False)
+
+    engine = sa.create_engine(f"sqlite:///{path}", creator=connect, **kwargs)
+    event.listen(engine, "connect", _sqlite_read_only_pragmas)
+    event.listen(engine, "begin", _sqlite_read_begin)
+    return engine
+
+
+def _sqlite_read_only_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+    dbapi_conn.execute("PRAGMA query_only=ON")
+
+
+def _sqlite_read_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")  # deferred: one consistent snapshot, no write lock
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -147,7 +147,7 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         next_due=next_due,
         records=int(records),
         ledger_head=int(head or 0),
-        store_backlog=app.store.backlog(),
+        store_backlog=app.store_backlog(),
         late=late,
         disks=measure(app.settings),
         warn_free_percent=app.settings.paths.warn_free_percent,

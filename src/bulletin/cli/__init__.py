@@ -6,12 +6,13 @@ Exit codes: 0 done, 1 refused or failed, 2 usage or configuration error, 70 an i
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -35,6 +36,7 @@ class Context:
     _settings: Settings | None = None
     _app: App | None = None
     _warned: bool = False
+    read_only: bool = False  # set by @read_only commands before the app is built
 
     @property
     def settings(self) -> Settings:
@@ -48,7 +50,7 @@ class Context:
     @property
     def app(self) -> App:
         if self._app is None:
-            self._app = App(self.settings, self.environ)
+            self._app = App(self.settings, self.environ, read_only=self.read_only)
         return self._app
 
     def warn_open_mode(self) -> None:
@@ -127,6 +129,18 @@ def emit(as_json: bool, payload: dict[str, Any], text: str | list[str]) -> None:
 
 
 pass_context = click.make_pass_decorator(Context)
+
+
+def read_only(func: F) -> F:
+    """A command that only reads: it opens a SQLite database read-only, so the members of the
+    service's group can run it. Put it below ``@pass_context``."""
+
+    @functools.wraps(func)
+    def wrapper(ctx: Context, *args: Any, **kwargs: Any) -> Any:
+        ctx.read_only = True
+        return func(ctx, *args, **kwargs)
+
+    return cast(F, wrapper)
 
 
 @click.group(cls=BulletinGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import click
 from sqlmodel import Session, col, select
 
-from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli import Context, emit, json_option, pass_context, read_only
+from bulletin.config.render import Note, to_toml
 from bulletin.db import migrate, session_scope
 from bulletin.errors import DatabaseError, UsageError
 from bulletin.models import AuditEvent
@@ -71,18 +72,36 @@ def config() -> None:
 
 
 @config.command("check")
+@click.option(
+    "--toml",
+    "as_toml",
+    is_flag=True,
+    help="Print only the effective configuration, as TOML a file can start from.",
+)
 @json_option
 @pass_context
-def config_check(ctx: Context, as_json: bool) -> None:
-    """Validate the configuration and print it with secrets masked."""
+def config_check(ctx: Context, as_toml: bool, as_json: bool) -> None:
+    """Validate the configuration and print it (TOML, or JSON) with secrets masked."""
     settings = ctx.settings
-    data = _mask(settings.model_dump(mode="json"), ctx.environ)
-    data["database"]["url"] = _safe_url(settings.database_url)
+    dump = settings.model_dump(mode="json", exclude={"source"})
     if as_json:
-        emit(True, data, "")
+        dump["database"]["url"] = _safe_url(settings.database_url)
+        emit(True, _mask(dump, ctx.environ) | {"source": settings.source}, "")
         return
-    click.echo(f"# configuration from {settings.source}: valid")
-    click.echo(_toml_like(data))
+    if settings.database.url:
+        dump["database"]["url"] = _safe_url(settings.database.url)
+    if not as_toml:
+        click.echo(f"# configuration from {settings.source}: valid")
+    note = _env_note(ctx.environ, _safe_url(settings.database_url))
+    click.echo(to_toml(_mask(dump, ctx.environ, names=True), note), nl=False)
+
+
+@config.command("example")
+def config_example() -> None:
+    """Print a complete, commented configuration file to start from: the embedded defaults
+    (bulletin config example > bulletin.toml)."""
+    text = resources.files("bulletin.config").joinpath("defaults.toml").read_text("utf-8")
+    click.echo(text, nl=False)
 
 
 @click.command()
@@ -209,6 +228,7 @@ def account_check(ctx: Context, name: str, as_json: bool) -> None:
 @click.option("--limit", default=50, show_default=True, help="Newest N events.")
 @json_option
 @pass_context
+@read_only
 def audit(
     ctx: Context, object_ref: str | None, action: str | None, limit: int, as_json: bool
 ) -> None:
@@ -247,33 +267,32 @@ def _safe_url(url: str) -> str:
         return "(unparsable URL)"
 
 
-def _mask(value: Any, environ: Mapping[str, str], key: str = "") -> Any:
-    """Secrets replaced by ``***``; a ``*_env`` setting says whether its variable is set."""
+def _mask(value: Any, environ: Mapping[str, str], key: str = "", names: bool = False) -> Any:
+    """Secrets replaced by ``***``. A ``*_env`` setting names a variable, which is safe to
+    show: as it is when ``names``, else followed by whether it is set."""
     if isinstance(value, dict):
-        return {k: _mask(v, environ, k) for k, v in value.items()}
+        return {k: _mask(v, environ, k, names) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mask(v, environ) for v in value]
+        return [_mask(v, environ, names=names) for v in value]
     if isinstance(value, str) and value and any(h in key.lower() for h in SECRET_HINTS):
-        # *_env settings name a variable; the name is safe, say whether it is set
         if key.endswith("_env"):
-            return f"{value} ({'set' if value in environ else 'not set'})"
+            return value if names else f"{value} ({'set' if value in environ else 'not set'})"
         return "***"
     return value
 
 
-def _toml_like(data: dict[str, Any], prefix: str = "") -> str:
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
-    lines = []
-    if scalars and prefix:
-        lines.append(f"[{prefix}]")
-    for k, v in scalars.items():
-        lines.append(f"{k} = {json.dumps(v, default=str)}")
-    for k, v in tables.items():
-        sub = _toml_like(v, f"{prefix}.{k}" if prefix else k)
-        if sub:
-            lines.append(sub)
-    return "\n".join(lines)
+def _env_note(environ: Mapping[str, str], database_url: str) -> Note:
+    """TOML comments: after each ``*_env`` setting, whether its variable is set; after an
+    empty database URL, the one in effect."""
+
+    def note(path: tuple[str, ...], value: Any) -> str | None:
+        if path == ("database", "url") and not value:
+            return database_url
+        if not path[-1].endswith("_env") or not value:
+            return None
+        return "set" if value in environ else "not set"
+
+    return note
 
 
 @click.command()
@@ -284,6 +303,7 @@ def _toml_like(data: dict[str, Any], prefix: str = "") -> str:
 )
 @json_option
 @pass_context
+@read_only
 def status(ctx: Context, check: bool, as_json: bool) -> None:
     """Live daemons and what they hold, deliveries by state, the archive and its backlog,
     free disk."""

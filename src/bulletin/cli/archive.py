@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import verify
-from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli import Context, emit, json_option, pass_context, read_only
 from bulletin.errors import NotFound
 from bulletin.models import LedgerEntry, Record
 from bulletin.timeparse import local_text
@@ -37,6 +37,7 @@ def archive() -> None:
 @click.option("--limit", default=50, show_default=True)
 @json_option
 @pass_context
+@read_only
 def archive_list(
     ctx: Context, account: str | None, kind: str | None, limit: int, as_json: bool
 ) -> None:
@@ -235,6 +236,7 @@ def archive_rebuild_index(ctx: Context, replace: bool, as_json: bool) -> None:
 @click.option("--limit", default=20, show_default=True)
 @json_option
 @pass_context
+@read_only
 def archive_search(
     ctx: Context,
     query_text: str | None,

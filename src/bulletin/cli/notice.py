@@ -9,7 +9,7 @@ from typing import Any
 import click
 from sqlmodel import Session, col, select
 
-from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli import Context, emit, json_option, pass_context, read_only
 from bulletin.errors import UsageError
 from bulletin.identity import resolve_actor
 from bulletin.models import Delivery, DeliveryAttempt, Notice, Template
@@ -564,6 +564,7 @@ def notice_late(
 @click.option("--limit", default=50, show_default=True)
 @json_option
 @pass_context
+@read_only
 def notice_list(ctx: Context, state: str | None, limit: int, as_json: bool) -> None:
     """Notices, newest first: what is due next, in flight, late, published, failed and why."""
     query = select(Notice).order_by(col(Notice.id).desc()).limit(limit)
@@ -613,6 +614,7 @@ def notice_list(ctx: Context, state: str | None, limit: int, as_json: bool) -> N
 @click.argument("notice_id", type=int)
 @json_option
 @pass_context
+@read_only
 def notice_show(ctx: Context, notice_id: int, as_json: bool) -> None:
     """One notice with every delivery, its attempts and its outcome."""
     engine = ctx.app.checked_engine()

@@ -250,7 +250,8 @@ class AccountSettings(_Section):
     # feed
     path: Path | None = None
     title: str = ""
-    link: str = ""
+    link: str = ""  # the page an entry opens; empty: [agency] website
+    feed_url: str = ""  # where the feed itself is served (rel="self"); empty: <link>/<file>
     max_entries: int = Field(default=500, ge=1)
     # x (OAuth 1.0a user context)
     consumer_key_env: str = ""

@@ -65,6 +65,7 @@ class FeedConnector(Connector):
         link: str,
         max_entries: int = 500,
         clock: Clock | None = None,
+        feed_url: str = "",
     ) -> None:
         super().__init__(name)
         self.path = path
@@ -72,6 +73,8 @@ class FeedConnector(Connector):
         self.link = link
         self.max_entries = max_entries
         self.clock = clock or SystemClock()
+        # where readers fetch the feed (rel="self"): given, else beside the link's page
+        self.feed_url = feed_url or (f"{link.rstrip('/')}/{path.name}" if link else "")
 
     @classmethod
     def from_settings(
@@ -84,6 +87,7 @@ class FeedConnector(Connector):
             account.title or f"{settings.agency.name}: notices",
             account.link or settings.agency.website,
             account.max_entries,
+            feed_url=account.feed_url,
         )
 
     def limits(self) -> Limits:
@@ -94,6 +98,12 @@ class FeedConnector(Connector):
         if key.startswith("urn:"):
             return key
         return f"urn:bulletin:{self.name}:{key}"
+
+    def entry_page(self, key: str) -> str:
+        """The page a reader opens for the entry of ``key`` when its notice gives no link:
+        the account's page at the entry's anchor (``…/notices#notice-12``); empty without
+        a page."""
+        return f"{self.link}#{key}" if self.link else ""
 
     def publish(self, post: OutgoingPost) -> PublishResult:
         with self._locked():
@@ -112,8 +122,9 @@ class FeedConnector(Connector):
         ET.SubElement(entry, _q("published")).text = _stamp(now)
         ET.SubElement(entry, _q("category"), term=post.category)
         ET.SubElement(entry, _q("content"), type="text").text = post.text
-        if post.link:
-            ET.SubElement(entry, _q("link"), rel="alternate", href=post.link)
+        alternate = post.link or self.entry_page(post.key)
+        if alternate:
+            ET.SubElement(entry, _q("link"), rel="alternate", href=alternate)
         for media in post.media:
             link = ET.SubElement(
                 entry,
@@ -222,13 +233,12 @@ class FeedConnector(Connector):
         ET.SubElement(root, _q("id")).text = f"urn:bulletin:{self.name}"
         ET.SubElement(root, _q("title")).text = self.title
         ET.SubElement(root, _q("updated")).text = _stamp(self.clock.now())
-        if self.link:
-            ET.SubElement(root, _q("link"), rel="alternate", href=self.link)
         ET.SubElement(root, _q("author")).append(_named(self.title))
         ET.SubElement(root, _q("generator")).text = "Bulletin"
         return root
 
     def _write(self, root: ET.Element) -> None:
+        self._feed_links(root)
         data = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8")
         directory = self.path.parent
         try:
@@ -264,6 +274,21 @@ class FeedConnector(Connector):
         except OSError as e:
             raise Retryable(f"feed {self.path}: cannot write {name}: {e.strerror}") from e
         return name
+
+    def _feed_links(self, root: ET.Element) -> None:
+        """The feed's own links as configured now: ``self`` (where it is served, RFC 4287
+        4.2.7.2) and ``alternate`` (the agency's page), before the first entry."""
+        for old in root.findall(_q("link")):
+            if old.get("rel", "alternate") in ("self", "alternate"):
+                root.remove(old)
+        links = [("self", self.feed_url, "application/atom+xml"), ("alternate", self.link, "")]
+        at = next((i for i, e in enumerate(root) if e.tag == _q("author")), len(root))
+        for rel, href, kind in reversed(links):
+            if href:
+                link = ET.Element(_q("link"), rel=rel, href=href)
+                if kind:
+                    link.set("type", kind)
+                root.insert(at, link)
 
     def _find(self, root: ET.Element, entry_id: str) -> ET.Element | None:
         for entry in root.findall(_q("entry")):

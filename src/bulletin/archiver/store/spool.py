@@ -297,3 +297,12 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def spooled_count(spool_dir: Path) -> int:
+    """How many entries wait in ``spool_dir``, read without opening the spool (which creates
+    the directory and may send them): for a read-only look such as ``bulletin status``."""
+    try:
+        return sum(1 for _ in spool_dir.glob("*.json"))
+    except OSError:
+        return 0
