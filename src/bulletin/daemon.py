@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import signal
 import socket
@@ -32,7 +33,7 @@ from typing import IO
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin import __version__
 from bulletin.app import App
@@ -111,6 +112,7 @@ class Daemon:
         """Checks and repairs before any work: schema, single instance, accounts, ledger."""
         self.app.checked_engine()
         self._take_instance_lock()
+        self._refuse_other_hosts()
         self._sync_accounts()
         self.recover()
 
@@ -479,6 +481,7 @@ class Daemon:
                     version=__version__,
                     started_at=now,
                     heartbeat_at=now,
+                    local_paths=json.dumps(self.local_paths()),
                 )
             )
 
@@ -678,6 +681,47 @@ class Daemon:
         with session_scope(self.app.engine) as session:
             for name in self.app.settings.accounts:
                 sync_account(session, self.app.settings, name)
+
+    def local_paths(self) -> list[str]:
+        """The local files this daemon writes that no other host can see: a local archive
+        store and the feed files of its enabled feed accounts."""
+        settings = self.app.settings
+        paths = [str(settings.archive_path)] if settings.archive.store == "local" else []
+        return paths + [
+            str(settings.feed_path(name))
+            for name, account in sorted(settings.accounts.items())
+            if account.platform == "feed" and account.enabled
+        ]
+
+    def _refuse_other_hosts(self) -> None:
+        """On PostgreSQL, refuse to start beside a live daemon on another host when either
+        writes local files (each host would keep its own archive store or feed).
+
+        :raises Refused: naming the other daemon and the local files.
+        """
+        if is_sqlite(self.app.settings.database_url):
+            return
+        fresh = self.app.clock.now() - timedelta(seconds=3 * HEARTBEAT_SECONDS)
+        with Session(self.app.engine) as session:
+            others = session.exec(
+                select(DaemonInstance)
+                .where(col(DaemonInstance.stopped_at).is_(None))
+                .where(col(DaemonInstance.heartbeat_at) >= fresh)
+                .where(col(DaemonInstance.host) != socket.gethostname())
+            ).all()
+        mine = self.local_paths()
+        for other in others:
+            theirs: list[str] = json.loads(other.local_paths or "[]")
+            if mine or theirs:
+                where = (
+                    f"this daemon writes {', '.join(mine)}"
+                    if mine
+                    else (f"it writes {', '.join(theirs)}")
+                )
+                raise Refused(
+                    f"a daemon runs on host {other.host} ({other.owner}) and {where} locally: "
+                    "daemons on several hosts need the S3 store and no feed account"
+                )
 
     def _take_instance_lock(self) -> None:
         """SQLite supports one daemon per database file; say so when a second one starts."""
