@@ -10,11 +10,13 @@ import pytest
 from sqlmodel import Session, select
 
 from bulletin.connectors.sandbox import SandboxServer
+from bulletin.daemon import running
 from bulletin.models import Delivery, Record
 from bulletin.publisher.delivery import DeliveryWorker
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
+from tests.test_daemon_process import wait_until
 
 ACCOUNT_KEYS = {"x": "x", "facebook": "facebook"}
 
@@ -179,3 +181,29 @@ def test_account_check_through_the_cli(platforms: Instance, control: Control) ->
     )
     assert bad.exit_code == 1
     assert "NO " in bad.output
+
+
+def test_a_stuck_platform_never_delays_another_account(
+    platforms: Instance, control: Control
+) -> None:
+    """X holds a post for 15 s; an emergency Facebook notice approved meanwhile is published
+    while the X post is still in flight, and X is still published exactly once."""
+    inst = platforms
+    inst.app.connector_options = {"retry": FAST_RETRY}  # the default timeouts: X is slow
+    control.fault("delay", r"^/2/tweets$", method="POST", seconds=15)
+
+    def state(notice_id: int) -> str:
+        return next(d.state for d in deliveries(inst) if d.notice_id == notice_id)
+
+    with running(inst.app):
+        routine = approve(inst, "Route 4 detour at the bridge until 6 pm.", "x")
+        wait_until(lambda: not control.get("faults")["faults"], 20)  # X has the post, stalling
+        emergency = approve(
+            inst, "Shelter in place: gas leak on Main St.", "facebook", category="shelter-in-place"
+        )
+        wait_until(lambda: state(emergency) == "published", 12, lambda: state(emergency))
+        assert state(routine) == "in-flight"
+        wait_until(lambda: state(routine) == "published", 40, lambda: state(routine))
+    counts = control.get("received")["accounts"]
+    x_counts = next(c for key, c in counts.items() if key.startswith("x:"))
+    assert (x_counts["create_requests"], x_counts["created"]) == (1, 1)

@@ -12,6 +12,9 @@ import pytest
 from sqlmodel import Session, select
 
 from bulletin.connectors.sandbox import SandboxServer
+from bulletin.daemon import Daemon
+from bulletin.db import session_scope
+from bulletin.errors import Refused
 from bulletin.models import AuditEvent, DaemonInstance, Delivery, Record
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
 from tests.plugins.bulletin_app import Instance, make_instance
@@ -134,4 +137,35 @@ def test_lease_is_renewed_while_a_slow_platform_answers(
     for daemon in daemons:
         daemon.signal(signal.SIGTERM)
         assert daemon.wait() == 0
+    inst.app.close()
+
+
+def test_a_daemon_on_a_second_host_with_local_files_is_refused(
+    tmp_path: Path, pg_schema_url: str
+) -> None:
+    """A live daemon on another host and a local archive store and feed here: the daemon
+    refuses to start with one line naming the host and the files; once that daemon's heartbeat
+    is stale, it starts."""
+    inst = make_instance(tmp_path, pg_schema_url)
+    now = inst.clock.now()
+    with session_scope(inst.app.engine) as session:
+        session.add(
+            DaemonInstance(
+                owner="records-2:4242:0f0f0f0f",
+                host="records-2.example",
+                pid=4242,
+                version="0",
+                started_at=now,
+                heartbeat_at=now,
+                local_paths="[]",
+            )
+        )
+    with pytest.raises(Refused) as refused:
+        Daemon(inst.app).prepare()
+    line = str(refused.value)
+    assert "\n" not in line and "records-2.example" in line
+    assert str(inst.settings.archive_path) in line
+    assert str(inst.settings.feed_path("feed")) in line
+    inst.clock.advance(timedelta(minutes=1))  # its heartbeat is a minute old: it stopped
+    Daemon(inst.app).prepare()
     inst.app.close()

@@ -1,11 +1,13 @@
 """The long-running service.
 
 One dispatcher thread runs the due-scan: woken at once by a poke (see :mod:`bulletin.waker`)
-and every ``scan_interval`` seconds as a fallback. APScheduler runs the periodic jobs (capture
-sweeps, nightly verify, watchdog). The database is the truth; jobs are rebuilt from it and
-from the configuration at start and on SIGHUP.
+and every ``scan_interval`` seconds as a fallback. It hands the deliveries it claims to a pool
+of ``[daemon] max_parallel_deliveries`` workers, at most one per account at a time, so a slow
+platform never holds up another account and one account's deliveries still go in order.
+APScheduler runs the periodic jobs (capture sweeps, nightly verify, watchdog). The database
+is the truth; jobs are rebuilt from it and from the configuration at start and on SIGHUP.
 
-SIGTERM: stop claiming, finish the delivery in hand, exit 0. SIGHUP: reload configuration
+SIGTERM: stop claiming, finish the deliveries in hand, exit 0. SIGHUP: reload configuration
 (a bad file is reported and the old configuration kept). systemd: READY=1, STOPPING=1 and
 WATCHDOG=1 when ``$NOTIFY_SOCKET`` / ``$WATCHDOG_USEC`` are set.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import signal
 import socket
@@ -21,6 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -29,7 +33,7 @@ from typing import IO
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin import __version__
 from bulletin.app import App
@@ -78,6 +82,9 @@ class Daemon:
         self._wake = threading.Event()
         self._reload = threading.Event()
         self._dispatcher: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 1
+        self._running: dict[Future[Outcome], str] = {}  # deliveries in hand -> their account
         self._scheduler: BackgroundScheduler | None = None
         self._waker: Waker | None = None
         self._listener: PgListener | None = None
@@ -105,6 +112,7 @@ class Daemon:
         """Checks and repairs before any work: schema, single instance, accounts, ledger."""
         self.app.checked_engine()
         self._take_instance_lock()
+        self._refuse_other_hosts()
         self._sync_accounts()
         self.recover()
 
@@ -153,12 +161,13 @@ class Daemon:
             self._stop_metrics = None
 
     def stop(self) -> None:
-        """Finish the delivery in hand, stop the jobs, release everything."""
+        """Finish the deliveries in hand, stop the jobs, release everything."""
         self.notifier.stopping()
         self._stop.set()
         self._wake.set()
         if self._dispatcher is not None:
             self._dispatcher.join()
+        self._end_workers()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
         if self._waker is not None:
@@ -232,7 +241,7 @@ class Daemon:
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()
             try:
-                self.dispatch_due()
+                self.dispatch_step()
             except BulletinError as e:
                 log.error("due-scan failed", error=str(e))
             except Exception:
@@ -266,17 +275,65 @@ class Daemon:
         return len(late)
 
     def dispatch_due(self) -> list[Outcome]:
-        """Carry out every delivery that is due now, one claim at a time, then archive the
-        published posts whose archiving was postponed."""
+        """Carry out every delivery that is due now and wait for them (``--once``): those of
+        different accounts at once, each account's in order; then archive the published posts
+        whose archiving was postponed. Outcomes come in the order they finish."""
         self.schedule_due()
         outcomes = []
-        while not self._stop.is_set():
-            claims = self.worker.claim(limit=1)
-            if not claims:
+        while True:
+            self._start_due()
+            if not self._running:
                 break
-            outcomes.append(self.worker.run(claims[0]))
+            wait(list(self._running), return_when=FIRST_COMPLETED)
+            outcomes += self._reap()
         self.worker.archive_due()
         return outcomes
+
+    def dispatch_step(self) -> None:
+        """One round of the running daemon's due-scan, which never waits for a platform:
+        collect the deliveries that finished, hand what is due to the free workers, archive
+        the published posts whose archiving was postponed."""
+        self.schedule_due()
+        self._reap()
+        self._start_due()
+        self.worker.archive_due()
+
+    def _start_due(self) -> None:
+        """Claim due deliveries for the free workers, none of an account already in hand (a
+        finished one wakes the due-scan for the next)."""
+        pool = self._workers()
+        while not self._stop.is_set() and len(self._running) < self._pool_size:
+            claims = self.worker.claim(limit=1, skip_accounts=set(self._running.values()))
+            if not claims:
+                return
+            future = pool.submit(self.worker.run, claims[0])
+            self._running[future] = claims[0].account
+            future.add_done_callback(lambda _done: self._wake.set())
+
+    def _reap(self) -> list[Outcome]:
+        """The outcomes of the deliveries that finished (each was logged as it ended)."""
+        outcomes = []
+        for future in [f for f in self._running if f.done()]:
+            account = self._running.pop(future)
+            try:
+                outcomes.append(future.result())
+            except Exception:  # its claim expires and another scan reconciles it
+                log.exception("delivery failed", account=account)
+        return outcomes
+
+    def _workers(self) -> ThreadPoolExecutor:
+        """The delivery workers (their number is read at start: a reload does not change it)."""
+        if self._pool is None:
+            self._pool_size = self.app.settings.daemon.max_parallel_deliveries
+            self._pool = ThreadPoolExecutor(self._pool_size, thread_name_prefix="delivery")
+        return self._pool
+
+    def _end_workers(self) -> None:
+        """Wait for the deliveries in hand, then stop the workers."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._reap()
 
     # -- periodic jobs -------------------------------------------------------------------
 
@@ -424,6 +481,7 @@ class Daemon:
                     version=__version__,
                     started_at=now,
                     heartbeat_at=now,
+                    local_paths=json.dumps(self.local_paths()),
                 )
             )
 
@@ -611,6 +669,7 @@ class Daemon:
                     report.deferred.append((d.notice_id, d.account, d.due_at, d.last_error))
             return report
         finally:
+            self._end_workers()
             if self._sandbox is not None:
                 self._sandbox.stop()
                 self._sandbox = None
@@ -622,6 +681,47 @@ class Daemon:
         with session_scope(self.app.engine) as session:
             for name in self.app.settings.accounts:
                 sync_account(session, self.app.settings, name)
+
+    def local_paths(self) -> list[str]:
+        """The local files this daemon writes that no other host can see: a local archive
+        store and the feed files of its enabled feed accounts."""
+        settings = self.app.settings
+        paths = [str(settings.archive_path)] if settings.archive.store == "local" else []
+        return paths + [
+            str(settings.feed_path(name))
+            for name, account in sorted(settings.accounts.items())
+            if account.platform == "feed" and account.enabled
+        ]
+
+    def _refuse_other_hosts(self) -> None:
+        """On PostgreSQL, refuse to start beside a live daemon on another host when either
+        writes local files (each host would keep its own archive store or feed).
+
+        :raises Refused: naming the other daemon and the local files.
+        """
+        if is_sqlite(self.app.settings.database_url):
+            return
+        fresh = self.app.clock.now() - timedelta(seconds=3 * HEARTBEAT_SECONDS)
+        with Session(self.app.engine) as session:
+            others = session.exec(
+                select(DaemonInstance)
+                .where(col(DaemonInstance.stopped_at).is_(None))
+                .where(col(DaemonInstance.heartbeat_at) >= fresh)
+                .where(col(DaemonInstance.host) != socket.gethostname())
+            ).all()
+        mine = self.local_paths()
+        for other in others:
+            theirs: list[str] = json.loads(other.local_paths or "[]")
+            if mine or theirs:
+                where = (
+                    f"this daemon writes {', '.join(mine)}"
+                    if mine
+                    else (f"it writes {', '.join(theirs)}")
+                )
+                raise Refused(
+                    f"a daemon runs on host {other.host} ({other.owner}) and {where} locally: "
+                    "daemons on several hosts need the S3 store and no feed account"
+                )
 
     def _take_instance_lock(self) -> None:
         """SQLite supports one daemon per database file; say so when a second one starts."""

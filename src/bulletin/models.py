@@ -315,6 +315,8 @@ class DaemonInstance(SQLModel, table=True):
     started_at: datetime = _ts(nullable=False)
     heartbeat_at: datetime = _ts(nullable=False)
     stopped_at: datetime | None = _ts()
+    # JSON list: the local files it writes (a local archive store, feed files)
+    local_paths: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Hold(SQLModel, table=True):

@@ -302,6 +302,8 @@ class SandboxSettings(_Section):
 class DaemonSettings(_Section):
     scan_interval: float = Field(default=1.0, gt=0, description="fallback due-scan, seconds")
     lease_seconds: int = Field(default=120, ge=5)
+    # deliveries carried out at once, each of a different account (one account's go in order)
+    max_parallel_deliveries: int = Field(default=4, ge=1, le=64)
     max_inline_wait: float = Field(default=5.0, ge=0)
     routine_give_up: str = "1d"
     verify_at: str = "03:30"

@@ -16,7 +16,7 @@ import json
 import random
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -60,6 +60,7 @@ ARCHIVE_RETRY = timedelta(seconds=15)  # archiving a published post failed: try 
 class Claim:
     delivery_id: int
     reconcile: bool  # a previous attempt may have reached the platform
+    account: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,9 @@ class DeliveryWorker:
 
     # -- claiming ---------------------------------------------------------------------
 
-    def claim(self, limit: int = 10) -> list[Claim]:
-        """Claim up to ``limit`` due deliveries (SKIP LOCKED on PostgreSQL)."""
+    def claim(self, limit: int = 10, skip_accounts: Collection[str] = ()) -> list[Claim]:
+        """Claim up to ``limit`` due deliveries (SKIP LOCKED on PostgreSQL), none of an account
+        in ``skip_accounts`` (those busy in this daemon, whose deliveries go in order)."""
         now = self.clock.now()
         claims: list[Claim] = []
         with session_scope(self.engine) as session:
@@ -157,6 +159,8 @@ class DeliveryWorker:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
+            if skip_accounts:
+                query = query.where(col(Delivery.account).not_in(skip_accounts))
             for delivery in session.exec(query).all():
                 assert delivery.id is not None
                 reconcile = delivery.state in ("in-flight", "uncertain")
@@ -179,7 +183,7 @@ class DeliveryWorker:
                 session.add(
                     DeliveryAttempt(delivery_id=delivery.id, owner=self.owner, started_at=now)
                 )
-                claims.append(Claim(delivery.id, reconcile))
+                claims.append(Claim(delivery.id, reconcile, delivery.account))
         return claims
 
     def _fail_expired(self, session: Session, now: datetime) -> None:
