@@ -12,11 +12,12 @@ Every page is archived (one group commit) before its cursor is written to the da
 crash, a timeout or a 500 mid-listing repeats at most one page and skips none: the next sweep
 resumes from the stored cursor, and content addressing makes the repeated page a no-op.
 
-A comment absent from a complete full listing is recorded as deleted (a new version; the
-earlier ones stay). On a platform with a look-back window (X: seven days) only comments
-young enough to be listed at all count as absent. Unusable answers are quarantined (see
-:mod:`bulletin.archiver.quarantine`); an expired token stops this account's sweep, is logged
-as an error and shown in ``archive status``, and never touches other accounts.
+A comment (or a reply of the account's own) absent from a complete full listing is recorded
+as deleted (a new version; the earlier ones stay). On a platform with a look-back window (X:
+seven days) only comments young enough to be listed at all count as absent. Unusable answers
+are quarantined (see :mod:`bulletin.archiver.quarantine`); an expired token stops this
+account's sweep, is logged as an error and shown in ``archive status``, and never touches
+other accounts.
 """
 
 from __future__ import annotations
@@ -418,7 +419,8 @@ class Sweeper:
             self._record_absent(thread.thread_id, seen)
 
     def _record_absent(self, thread_id: str, seen: set[str]) -> None:
-        """Comments a complete listing no longer shows are recorded as deleted."""
+        """Comments (and the account's own replies) a complete listing no longer shows are
+        recorded as deleted."""
         now = self.clock.now()
         lookback = self.limits.lookback_days
         # On a platform with a look-back window, only comments young enough to be listed at
@@ -426,7 +428,10 @@ class Sweeper:
         visible_since = now - timedelta(days=lookback) + timedelta(hours=1) if lookback else None
         gone = []
         for record in latest_in_thread(self.engine, self.account, thread_id):
-            if record.kind != "comment" or record.state == "deleted" or record.remote_id in seen:
+            listed = record.kind == "comment" or (
+                record.kind == "post" and record.remote_id != thread_id
+            )
+            if not listed or record.state == "deleted" or record.remote_id in seen:
                 continue
             if visible_since is not None and (
                 record.posted_at is None or record.posted_at < visible_since
@@ -434,7 +439,7 @@ class Sweeper:
                 continue
             gone.append(
                 RemoteItem(
-                    kind="comment",
+                    kind="post" if record.kind == "post" else "comment",
                     remote_id=record.remote_id,
                     text=record.text,
                     author=record.author,

@@ -209,6 +209,16 @@ class Connector(ABC):
         """
 
     @abstractmethod
+    def fetch_post(self, remote_id: str, reply_to: str | None = None) -> RemoteItem | None:
+        """One of the account's own posts (``reply_to``: its reply to that post or comment)
+        read back from the platform by id and normalised exactly as the listings normalise
+        it, so that what is archived at publishing is what a sweep finds; None when the
+        platform no longer has it.
+
+        :raises Retryable, RateLimited, AuthError, MalformedResponse: see module docs.
+        """
+
+    @abstractmethod
     def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
         """The account's own posts, newest first, newer than ``since_id`` when given."""
 
