@@ -15,9 +15,10 @@ resumes from the stored cursor, and content addressing makes the repeated page a
 A comment (or a reply of the account's own) absent from a complete full listing is recorded
 as deleted (a new version; the earlier ones stay). On a platform with a look-back window (X:
 seven days) only comments young enough to be listed at all count as absent. Unusable answers
-are quarantined (see :mod:`bulletin.archiver.quarantine`); an expired token stops this
-account's sweep, is logged as an error and shown in ``archive status``, and never touches
-other accounts.
+are quarantined (see :mod:`bulletin.archiver.quarantine`) as unknown, never as gone: an item
+quarantined in a listing counts as seen, and the sweep ends ``partial``, not ``ok``. An
+expired token stops this account's sweep, is logged as an error and shown in ``archive
+status``, and never touches other accounts.
 """
 
 from __future__ import annotations
@@ -383,6 +384,7 @@ class Sweeper:
         use_since = mode == "new" and self.limits.supports_since_id
         since_id = thread.since_id if use_since else None
         seen: set[str] = set()
+        unknown = False  # an element quarantined without a readable id: absences unknown
         buffered: list[Page] = []
         while True:
             page = self.connector.list_comments(thread.thread_id, cursor, since_id=since_id)
@@ -396,6 +398,10 @@ class Sweeper:
                 f"list comments {thread.thread_id}", buffered, thread.thread_id, plain=True
             )
             seen.update(i.remote_id for p in buffered for i in p.items)
+            # a quarantined item is unknown, not gone: it counts as seen
+            rejects = [r for p in buffered for r in p.rejects]
+            seen.update(r.remote_id for r in rejects if r.remote_id)
+            unknown = unknown or any(r.remote_id is None for r in rejects)
             buffered = []
             with session_scope(self.engine) as session:
                 row = session.get(CaptureThread, (self.account, thread.thread_id))
@@ -415,8 +421,14 @@ class Sweeper:
             self._after_page(thread.thread_id)
             if cursor is None:
                 break
-        if mode == "full" and not resumed:
+        if mode == "full" and not resumed and not unknown:
             self._record_absent(thread.thread_id, seen)
+        elif mode == "full" and unknown:
+            log.warning(
+                "a quarantined item has no readable id: no deletion recorded in this thread",
+                account=self.account,
+                thread=thread.thread_id,
+            )
 
     def _record_absent(self, thread_id: str, seen: set[str]) -> None:
         """Comments (and the account's own replies) a complete listing no longer shows are
@@ -477,7 +489,8 @@ class Sweeper:
         """Quarantine the pages' rejects, then archive their items (one group commit)."""
         for page in pages:
             for reject in page.rejects:
-                self._quarantine_raw(operation, reject.error, reject.raw, thread_id)
+                item = f" (item {reject.remote_id})" if reject.remote_id else ""
+                self._quarantine_raw(operation, reject.error + item, reject.raw, thread_id)
         if plain:
             captures = [
                 Capture(self.account, self.platform, i, self.training)
@@ -543,6 +556,10 @@ class Sweeper:
             sweep_id=self.result.sweep_id,
         )
         self.result.quarantined += 1
+        # what was quarantined is unknown, not captured: the sweep is not a plain "ok"
+        if self.result.result == "ok":
+            self.result.result = "partial"
+        self.result.errors.append(f"{operation}: quarantined a malformed answer: {error[:200]}")
 
     # -- spend ---------------------------------------------------------------------------
 

@@ -117,10 +117,16 @@ class RemoteItem:
 
 @dataclass(frozen=True)
 class Reject:
-    """One element of a platform answer that could not be normalised, kept raw."""
+    """One element of a platform answer that could not be normalised, kept raw.
+
+    ``remote_id`` is the item it stands for when its id could still be read (None when not):
+    the item is there, in a shape we cannot use, so a listing that rejects it does not
+    show it gone.
+    """
 
     raw: bytes
     error: str
+    remote_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -409,7 +409,9 @@ class FacebookConnector(Connector):
             try:
                 items.append(self._comment_item(comment, post_id))
             except (KeyError, TypeError, ValueError, AttributeError) as e:
-                rejects.append(Reject(json_bytes(comment), f"{type(e).__name__}: {e}"))
+                rejects.append(
+                    Reject(json_bytes(comment), f"{type(e).__name__}: {e}", str(comment["id"]))
+                )
         return Page(items, self._next(body), rejects)
 
     def _comment_item(self, comment: dict[str, Any], post_id: str) -> RemoteItem:

@@ -397,7 +397,9 @@ class XConnector(Connector):
             try:
                 items.append(self._item(tweet, kind, media, users))
             except (KeyError, TypeError, ValueError) as e:
-                rejects.append(Reject(json_bytes(tweet), f"{type(e).__name__}: {e}"))
+                rejects.append(
+                    Reject(json_bytes(tweet), f"{type(e).__name__}: {e}", _readable_id(tweet))
+                )
         return Page(items, (body.get("meta") or {}).get("next_token"), rejects)
 
     def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
@@ -517,6 +519,16 @@ class XConnector(Connector):
 
     def close(self) -> None:
         self._client.session.close()
+
+
+def _readable_id(tweet: Any) -> str | None:
+    """The item id of a post we cannot use (the first id of its edit history, as
+    :meth:`XConnector._item` names items), when it can still be read."""
+    if not isinstance(tweet, dict):
+        return None
+    history = tweet.get("edit_history_tweet_ids")
+    first = history[0] if isinstance(history, list) and history else tweet.get("id")
+    return str(first) if isinstance(first, str | int) and str(first).isdigit() else None
 
 
 def _not_found(body: dict[str, Any]) -> bool:

@@ -90,6 +90,8 @@ _STATUS_TITLES = {
 class XApi:
     """Handlers for ``/2/...``; one instance per sandbox server."""
 
+    TEXT_FIELD = "text"  # a post's text (what the ``malformed_item`` fault spoils)
+
     def __init__(self, state: SandboxState) -> None:
         self.state = state
         self._windows: dict[tuple[str, str], tuple[float, int]] = {}
