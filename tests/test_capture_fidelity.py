@@ -140,3 +140,27 @@ def test_reading_back_a_post_the_platform_no_longer_has_gives_none(
         connector.delete_post(remote_id)
         assert connector.fetch_post(remote_id) is None
     assert site.app.connector("feed").fetch_post("notice-1") is None
+
+
+def test_a_post_that_cannot_be_read_back_is_archived_as_sent(
+    site: Instance, control: Control
+) -> None:
+    """X fails every read of the new post: it is published all the same and what was sent is
+    archived at once, with its notice, so nothing published goes unrecorded."""
+    control.fault("error", r"^/2/tweets/\d+$", method="GET", count=100, status=500)
+    app = site.app
+    notice = create_notice(
+        app.engine,
+        site.settings,
+        site.clock,
+        NoticeDraft(category="traffic", text="Route 2 closed at exit 53.", targets=("x",)),
+        "dispatcher",
+    )
+    approve_notice(app.engine, site.settings, site.clock, notice.id or 0, "chief")
+    drain(site)
+    with Session(app.engine) as session:
+        [delivery] = session.exec(select(Delivery)).all()
+    assert delivery.state == "published" and delivery.archived_record_id
+    [record] = records(site, remote_id=delivery.remote_id or "")
+    assert (record.text, record.notice_id) == ("Route 2 closed at exit 53.", notice.id)
+    assert record.author == "x"  # the account's name: not read from X (there, its username)
