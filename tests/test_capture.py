@@ -41,6 +41,18 @@ class Crash(BaseException):
     """Stands in for the process being killed between two pages."""
 
 
+def commented_post(
+    sandbox: SandboxServer, control: Control, account: str, count: int
+) -> tuple[str, list[str], str]:
+    """A post on ``account`` ("x" or "facebook") with ``count`` comments: the post's id, the
+    comments' ids and the path (a pattern) the platform lists them at."""
+    if account == "x":
+        post = x_post(sandbox)
+        return post, replies(control, post, count=count), r"/2/tweets/search/recent"
+    post = fb_post(sandbox)
+    return post, comments(control, post, count=count), rf"/{post}/comments"
+
+
 def test_sweep_captures_posts_comments_replies_and_images(
     site: Instance, sandbox: SandboxServer, control: Control
 ) -> None:
@@ -98,14 +110,7 @@ def test_fault_mid_pagination_resumes_from_the_stored_cursor(
 ) -> None:
     """500s or timeouts after the first page stop the thread; the next sweep resumes at the
     stored cursor: no gap, no duplicate."""
-    if account == "x":
-        post = x_post(sandbox)
-        expected = replies(control, post, count=250)
-        path = r"/2/tweets/search/recent"
-    else:
-        post = fb_post(sandbox)
-        expected = comments(control, post, count=250)
-        path = rf"/{post}/comments"
+    post, expected, path = commented_post(sandbox, control, account, 250)
     injected = []
 
     def after_page(what: str, pages: int) -> None:
@@ -255,6 +260,32 @@ def test_malformed_item_is_quarantined_the_rest_of_the_page_kept(sandbox: Sandbo
     assert [i.remote_id for i in page.items] == ["12"]
     [reject] = page.rejects
     assert b"no id" in reject.raw and "KeyError" in reject.error
+
+
+@pytest.mark.parametrize("account", ["x", "facebook"])
+def test_item_quarantined_in_a_full_sweep_is_unknown_not_deleted(
+    site: Instance, sandbox: SandboxServer, control: Control, account: str
+) -> None:
+    """A comment that comes back malformed in a full listing is quarantined and counts as
+    seen: no "deleted" version is archived for it, and the sweep ends partial, not ok. Read
+    well again, it adds nothing."""
+    post, ids, path = commented_post(sandbox, control, account, 3)
+    run(site, account)
+    control.fault("malformed_item", path)
+    site.clock.advance(timedelta(hours=7))
+    result = run(site, account, full=True)
+    assert [r.state for r in records(site, kind="comment")] == ["visible"] * 3
+    assert (result.result, result.quarantined) == ("partial", 1)
+    assert "quarantined a malformed answer" in result.errors[0]
+    with Session(site.app.engine) as session:
+        [row] = session.exec(select(Quarantine)).all()
+        sweep_row = session.get(CaptureSweep, result.sweep_id)
+    assert any(f"(item {i})" in row.error for i in ids) and row.thread_id == post
+    assert sweep_row is not None and sweep_row.result == "partial"
+    site.clock.advance(timedelta(hours=7))
+    again = run(site, account, full=True)
+    assert (again.result, again.archived, again.quarantined) == ("ok", 0, 0)
+    exactly_once(site, ids)
 
 
 def test_authors_are_named_as_the_platforms_show_them(

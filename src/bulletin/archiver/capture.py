@@ -12,11 +12,13 @@ Every page is archived (one group commit) before its cursor is written to the da
 crash, a timeout or a 500 mid-listing repeats at most one page and skips none: the next sweep
 resumes from the stored cursor, and content addressing makes the repeated page a no-op.
 
-A comment absent from a complete full listing is recorded as deleted (a new version; the
-earlier ones stay). On a platform with a look-back window (X: seven days) only comments
-young enough to be listed at all count as absent. Unusable answers are quarantined (see
-:mod:`bulletin.archiver.quarantine`); an expired token stops this account's sweep, is logged
-as an error and shown in ``archive status``, and never touches other accounts.
+A comment (or a reply of the account's own) absent from a complete full listing is recorded
+as deleted (a new version; the earlier ones stay). On a platform with a look-back window (X:
+seven days) only comments young enough to be listed at all count as absent. Unusable answers
+are quarantined (see :mod:`bulletin.archiver.quarantine`) as unknown, never as gone: an item
+quarantined in a listing counts as seen, and the sweep ends ``partial``, not ``ok``. An
+expired token stops this account's sweep, is logged as an error and shown in ``archive
+status``, and never touches other accounts.
 """
 
 from __future__ import annotations
@@ -382,6 +384,7 @@ class Sweeper:
         use_since = mode == "new" and self.limits.supports_since_id
         since_id = thread.since_id if use_since else None
         seen: set[str] = set()
+        unknown = False  # an element quarantined without a readable id: absences unknown
         buffered: list[Page] = []
         while True:
             page = self.connector.list_comments(thread.thread_id, cursor, since_id=since_id)
@@ -395,6 +398,10 @@ class Sweeper:
                 f"list comments {thread.thread_id}", buffered, thread.thread_id, plain=True
             )
             seen.update(i.remote_id for p in buffered for i in p.items)
+            # a quarantined item is unknown, not gone: it counts as seen
+            rejects = [r for p in buffered for r in p.rejects]
+            seen.update(r.remote_id for r in rejects if r.remote_id)
+            unknown = unknown or any(r.remote_id is None for r in rejects)
             buffered = []
             with session_scope(self.engine) as session:
                 row = session.get(CaptureThread, (self.account, thread.thread_id))
@@ -414,11 +421,18 @@ class Sweeper:
             self._after_page(thread.thread_id)
             if cursor is None:
                 break
-        if mode == "full" and not resumed:
+        if mode == "full" and not resumed and not unknown:
             self._record_absent(thread.thread_id, seen)
+        elif mode == "full" and unknown:
+            log.warning(
+                "a quarantined item has no readable id: no deletion recorded in this thread",
+                account=self.account,
+                thread=thread.thread_id,
+            )
 
     def _record_absent(self, thread_id: str, seen: set[str]) -> None:
-        """Comments a complete listing no longer shows are recorded as deleted."""
+        """Comments (and the account's own replies) a complete listing no longer shows are
+        recorded as deleted."""
         now = self.clock.now()
         lookback = self.limits.lookback_days
         # On a platform with a look-back window, only comments young enough to be listed at
@@ -426,7 +440,10 @@ class Sweeper:
         visible_since = now - timedelta(days=lookback) + timedelta(hours=1) if lookback else None
         gone = []
         for record in latest_in_thread(self.engine, self.account, thread_id):
-            if record.kind != "comment" or record.state == "deleted" or record.remote_id in seen:
+            listed = record.kind == "comment" or (
+                record.kind == "post" and record.remote_id != thread_id
+            )
+            if not listed or record.state == "deleted" or record.remote_id in seen:
                 continue
             if visible_since is not None and (
                 record.posted_at is None or record.posted_at < visible_since
@@ -434,7 +451,7 @@ class Sweeper:
                 continue
             gone.append(
                 RemoteItem(
-                    kind="comment",
+                    kind="post" if record.kind == "post" else "comment",
                     remote_id=record.remote_id,
                     text=record.text,
                     author=record.author,
@@ -472,7 +489,8 @@ class Sweeper:
         """Quarantine the pages' rejects, then archive their items (one group commit)."""
         for page in pages:
             for reject in page.rejects:
-                self._quarantine_raw(operation, reject.error, reject.raw, thread_id)
+                item = f" (item {reject.remote_id})" if reject.remote_id else ""
+                self._quarantine_raw(operation, reject.error + item, reject.raw, thread_id)
         if plain:
             captures = [
                 Capture(self.account, self.platform, i, self.training)
@@ -538,6 +556,10 @@ class Sweeper:
             sweep_id=self.result.sweep_id,
         )
         self.result.quarantined += 1
+        # what was quarantined is unknown, not captured: the sweep is not a plain "ok"
+        if self.result.result == "ok":
+            self.result.result = "partial"
+        self.result.errors.append(f"{operation}: quarantined a malformed answer: {error[:200]}")
 
     # -- spend ---------------------------------------------------------------------------
 

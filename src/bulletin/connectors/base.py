@@ -126,10 +126,16 @@ class RemoteItem:
 
 @dataclass(frozen=True)
 class Reject:
-    """One element of a platform answer that could not be normalised, kept raw."""
+    """One element of a platform answer that could not be normalised, kept raw.
+
+    ``remote_id`` is the item it stands for when its id could still be read (None when not):
+    the item is there, in a shape we cannot use, so a listing that rejects it does not
+    show it gone.
+    """
 
     raw: bytes
     error: str
+    remote_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,16 @@ class Connector(ABC):
 
         Used after an ambiguous failure or a crash mid-publish, before trying again.
         Returns None when the platform has no such post.
+        """
+
+    @abstractmethod
+    def fetch_post(self, remote_id: str, reply_to: str | None = None) -> RemoteItem | None:
+        """One of the account's own posts (``reply_to``: its reply to that post or comment)
+        read back from the platform by id and normalised exactly as the listings normalise
+        it, so that what is archived at publishing is what a sweep finds; None when the
+        platform no longer has it.
+
+        :raises Retryable, RateLimited, AuthError, MalformedResponse: see module docs.
         """
 
     @abstractmethod

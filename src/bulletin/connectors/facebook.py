@@ -409,11 +409,15 @@ class FacebookConnector(Connector):
             try:
                 items.append(self._comment_item(comment, post_id))
             except (KeyError, TypeError, ValueError, AttributeError) as e:
-                rejects.append(Reject(json_bytes(comment), f"{type(e).__name__}: {e}"))
+                rejects.append(
+                    Reject(json_bytes(comment), f"{type(e).__name__}: {e}", str(comment["id"]))
+                )
         return Page(items, self._next(body), rejects)
 
     def _comment_item(self, comment: dict[str, Any], post_id: str) -> RemoteItem:
-        """One Graph comment as a :class:`RemoteItem`; raises on a malformed comment."""
+        """One Graph comment as a :class:`RemoteItem`; raises on a malformed comment. The
+        Page's own comments (its corrections and follow-ups) are posts; visitors' are
+        comments."""
         if not isinstance(comment.get("message", ""), str):
             raise ValueError("a comment whose message is not a string")
         parent = (comment.get("parent") or {}).get("id")
@@ -423,11 +427,12 @@ class FacebookConnector(Connector):
         image = ((comment.get("attachment") or {}).get("media") or {}).get("image") or {}
         if image.get("src"):
             extra["attachment_urls"] = [str(image["src"])]
+        sender = comment.get("from") or {}
         return RemoteItem(
-            kind="comment",
+            kind="post" if str(sender.get("id")) == self.page_id else "comment",
             remote_id=str(comment["id"]),
             text=str(comment.get("message", "")),
-            author=(comment.get("from") or {}).get("name"),
+            author=sender.get("name"),
             posted_at=parse_platform_time(comment.get("created_time")),
             url=comment.get("permalink_url"),
             parent_id=str(parent) if parent else post_id,
@@ -440,13 +445,27 @@ class FacebookConnector(Connector):
     def fetch_comment(self, thread_id: str, comment_id: str) -> RemoteItem | None:
         """One comment read directly (``GET /{comment-id}``); None when Graph has no such
         comment any more."""
+        body = self._read("read comment", comment_id, COMMENT_FIELDS)
+        return None if body is None else self._comment_item(body, thread_id)
+
+    def fetch_post(self, remote_id: str, reply_to: str | None = None) -> RemoteItem | None:
+        """The Page's post (``GET /{post-id}``) or, with ``reply_to``, its comment on that
+        post (``GET /{comment-id}``), normalised as the listings normalise them; None when
+        Graph has no such object."""
+        if reply_to:
+            return self.fetch_comment(reply_to, remote_id)
+        body = self._read("read post", remote_id, POST_FIELDS)
+        return None if body is None else self._post_item(body)
+
+    def _read(self, what: str, object_id: str, fields: str) -> dict[str, Any] | None:
+        """One object's fields; None when Graph says there is no such object."""
         try:
-            body = self._get("read comment", comment_id, fields=COMMENT_FIELDS)
+            body = self._get(what, object_id, fields=fields)
         except Gone:
             return None
         if not isinstance(body, dict) or "id" not in body:
-            raise MalformedResponse("Graph's comment has no id", raw=json_bytes(body))
-        return self._comment_item(body, thread_id)
+            raise MalformedResponse(f"Graph's answer to {what} has no id", raw=json_bytes(body))
+        return body
 
     def fetch_media(self, url: str, max_bytes: int) -> tuple[bytes, str | None]:
         """An attachment's image, fetched with the connector's session (timeouts apply)."""

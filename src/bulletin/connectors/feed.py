@@ -166,6 +166,11 @@ class FeedConnector(Connector):
         prefix = self.entry_id("")
         return [i.removeprefix(prefix) for i in ids if i.startswith(prefix)]
 
+    def fetch_post(self, remote_id: str, reply_to: str | None = None) -> RemoteItem | None:
+        """The entry as written in the file, parsed as :meth:`list_posts` parses it."""
+        entry = self._find(self._load(), self.entry_id(remote_id))
+        return self._item(entry) if entry is not None else None
+
     def delete_post(self, post_id: str) -> None:
         """Remove the entry and leave an RFC 6721 tombstone (``at:deleted-entry``) so that
         readers drop their copy; an entry already gone counts as deleted."""
@@ -302,13 +307,19 @@ class FeedConnector(Connector):
             (x for x in entry.findall(_q("link")) if x.get("rel", "alternate") == "alternate"),
             None,
         )
+        # a follow-up, correction or retraction names the entry it answers (RFC 4685)
+        reply = entry.find(f"{{{THREADING}}}in-reply-to")
+        parent = reply.get("ref") if reply is not None else None
+        remote_id = entry.findtext(_q("id")) or ""
         return RemoteItem(
             kind="post",
-            remote_id=entry.findtext(_q("id")) or "",
+            remote_id=remote_id,
             text=entry.findtext(_q("content")) or "",
             author=self.name,
             posted_at=datetime.fromisoformat(published) if published else None,
             url=link.get("href") if link is not None else None,
+            parent_id=parent,
+            thread_id=parent or remote_id,
             extra={"title": entry.findtext(_q("title")) or ""},
             raw=ET.tostring(entry, encoding="utf-8"),
         )

@@ -311,6 +311,18 @@ class XConnector(Connector):
             cursor = page.next_cursor
 
     # -- reading ---------------------------------------------------------------------------
+    def fetch_post(self, remote_id: str, reply_to: str | None = None) -> RemoteItem | None:
+        """The post read back by id (``GET /2/tweets/:id``, with the fields and expansions of
+        the listings) and normalised as they are; None when X has no such post."""
+        body = self._read("read post", self._client.get_tweet, remote_id)
+        if isinstance(body, dict) and "data" not in body and _not_found(body):
+            return None
+        listed = {**body, "data": [body.get("data")]} if isinstance(body, dict) else body
+        page = self._page(listed, "post")  # raises on an answer that is not an object
+        if not page.items:
+            raise MalformedResponse("X's answer to read post holds no post", raw=json_bytes(body))
+        return page.items[0]
+
     def _item(
         self,
         tweet: dict[str, Any],
@@ -319,7 +331,9 @@ class XConnector(Connector):
         users: dict[str, dict[str, Any]] | None = None,
     ) -> RemoteItem:
         """One post as a :class:`RemoteItem`. An edited post has a new id on X; the first id
-        of its edit history names the item, so every edit is a version of one record.
+        of its edit history names the item, so every edit is a version of one record. The
+        account's own posts are posts wherever they are listed (a thread's later parts and
+        its corrections come in a conversation's replies too); everyone else's are comments.
 
         The author is the username (without the ``@``, which spreadsheets read as a formula)
         when X names the user in ``includes.users`` (the user id and display name go into
@@ -356,8 +370,9 @@ class XConnector(Connector):
             author = username
             if isinstance(user.get("name"), str) and user["name"]:
                 extra["author_name"] = user["name"]
+        own = author_id is not None and str(author_id) == str(self._whoami().get("id"))
         return RemoteItem(
-            kind="post" if kind == "post" else "comment",
+            kind="post" if kind == "post" or own else "comment",
             remote_id=history[0],
             text=str(tweet.get("text", "")),
             author=author,
@@ -382,54 +397,57 @@ class XConnector(Connector):
             try:
                 items.append(self._item(tweet, kind, media, users))
             except (KeyError, TypeError, ValueError) as e:
-                rejects.append(Reject(json_bytes(tweet), f"{type(e).__name__}: {e}"))
+                rejects.append(
+                    Reject(json_bytes(tweet), f"{type(e).__name__}: {e}", _readable_id(tweet))
+                )
         return Page(items, (body.get("meta") or {}).get("next_token"), rejects)
 
     def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
         """The account's posts, newest first, 100 a page."""
         user_id = self._whoami()["id"]
-        body = self.retry.call(
-            self.name,
+        body = self._read(
             "list posts",
+            self._client.get_users_tweets,
+            user_id,
+            max_results=100,
+            since_id=since_id,
+            pagination_token=cursor,
+        )
+        return self._page(body, "post")
+
+    def _read(
+        self, what: str, method: Callable[..., requests.Response], *args: Any, **params: Any
+    ) -> Any:
+        """One read through tweepy, with the fields and expansions every reading asks for."""
+        return self.retry.call(
+            self.name,
+            what,
             lambda: self._request(
-                "list posts",
-                lambda: self._client.get_users_tweets(
-                    user_id,
-                    max_results=100,
-                    since_id=since_id,
-                    pagination_token=cursor,
+                what,
+                lambda: method(
+                    *args,
                     tweet_fields=TWEET_FIELDS,
                     expansions=EXPANSIONS,
                     media_fields=MEDIA_FIELDS,
                     user_fields=USER_FIELDS,
                     user_auth=True,
+                    **params,
                 ),
             ),
         )
-        return self._page(body, "post")
 
     def list_comments(
         self, post_id: str, cursor: str | None = None, since_id: str | None = None
     ) -> Page:
         """Replies in ``post_id``'s conversation from the last seven days (recent search),
         newest first; only those newer than ``since_id`` when given."""
-        body = self.retry.call(
-            self.name,
+        body = self._read(
             "list comments",
-            lambda: self._request(
-                "list comments",
-                lambda: self._client.search_recent_tweets(
-                    f"conversation_id:{post_id}",
-                    max_results=100,
-                    next_token=cursor,
-                    since_id=since_id,
-                    tweet_fields=TWEET_FIELDS,
-                    expansions=EXPANSIONS,
-                    media_fields=MEDIA_FIELDS,
-                    user_fields=USER_FIELDS,
-                    user_auth=True,
-                ),
-            ),
+            self._client.search_recent_tweets,
+            f"conversation_id:{post_id}",
+            max_results=100,
+            next_token=cursor,
+            since_id=since_id,
         )
         return self._page(body, "comment", skip=post_id)
 
@@ -501,6 +519,26 @@ class XConnector(Connector):
 
     def close(self) -> None:
         self._client.session.close()
+
+
+def _readable_id(tweet: Any) -> str | None:
+    """The item id of a post we cannot use (the first id of its edit history, as
+    :meth:`XConnector._item` names items), when it can still be read."""
+    if not isinstance(tweet, dict):
+        return None
+    history = tweet.get("edit_history_tweet_ids")
+    first = history[0] if isinstance(history, list) and history else tweet.get("id")
+    return str(first) if isinstance(first, str | int) and str(first).isdigit() else None
+
+
+def _not_found(body: dict[str, Any]) -> bool:
+    """X's answer for a post it does not have: 200 with a "Not Found Error" in ``errors``
+    (https://docs.x.com/x-api/fundamentals/response-codes-and-errors)."""
+    errors = body.get("errors")
+    return isinstance(errors, list) and any(
+        isinstance(e, dict) and str(e.get("type", "")).endswith("/resource-not-found")
+        for e in errors
+    )
 
 
 def _included(body: dict[str, Any], name: str) -> list[dict[str, Any]]:

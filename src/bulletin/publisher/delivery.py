@@ -17,7 +17,7 @@ import random
 import re
 import threading
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -575,7 +575,12 @@ class DeliveryWorker:
         return done
 
     def archive_published(self, delivery_id: int) -> None:
-        """Archive the snapshot of a published delivery, once (safe to repeat after a crash)."""
+        """Archive the snapshot of a published delivery, once (safe to repeat after a crash).
+
+        The snapshot is the platform's own representation, read back by id and normalised as
+        a capture sweep normalises it, so the first sweep finds no false edit; only when it
+        cannot be read is what was sent archived instead.
+        """
         with Session(self.engine, expire_on_commit=False) as session:
             delivery = session.get(Delivery, delivery_id)
             if delivery is None or delivery.state != "published" or delivery.archived_record_id:
@@ -594,7 +599,16 @@ class DeliveryWorker:
             if delivery.kind == "post"
             else ()
         )
-        item = RemoteItem(
+        ours = (
+            {"notice_id": notice.id, "category": notice.category}
+            | ({"thread_ids": json.loads(delivery.thread_ids or "[]")} if parts else {})
+            | (
+                {"kind": delivery.kind, "occurrence": delivery.occurrence}
+                if delivery.kind != "post" or delivery.occurrence != 1
+                else {}
+            )
+        )
+        item = self._read_back(delivery, parent) or RemoteItem(
             kind="post",
             remote_id=delivery.remote_id or "",
             text=parts[0] if parts else (delivery.text or notice.text),
@@ -603,15 +617,9 @@ class DeliveryWorker:
             url=delivery.remote_url,
             parent_id=reply_target(parent),
             thread_id=parent.remote_id if parent else delivery.remote_id,
-            extra={"notice_id": notice.id, "category": notice.category}
-            | ({"thread_ids": json.loads(delivery.thread_ids or "[]")} if parts else {})
-            | (
-                {"kind": delivery.kind, "occurrence": delivery.occurrence}
-                if delivery.kind != "post" or delivery.occurrence != 1
-                else {}
-            ),
             raw=delivery.raw_response or b"",
         )
+        item = replace(item, extra=item.extra | ours)
         record = self.archiver.archive(
             [
                 Capture(
@@ -632,6 +640,20 @@ class DeliveryWorker:
             row.archive_due_at = None
             row.archive_error = None
             session.add(row)
+
+    def _read_back(self, delivery: Delivery, parent: Delivery | None) -> RemoteItem | None:
+        """The published post as the platform holds it now; None when it cannot be read."""
+        try:
+            return self.connector_for(delivery.account).fetch_post(
+                delivery.remote_id or "", reply_target(parent)
+            )
+        except BulletinError as e:
+            log.warning(
+                "published post not read back; archiving what was sent",
+                delivery=delivery.id,
+                error=str(e),
+            )
+            return None
 
     def _defer(
         self,

@@ -10,6 +10,8 @@ Kinds:
 - ``duplicate``: the platform's duplicate-content refusal.
 - ``expired_token``: the platform's expired-credentials answer.
 - ``malformed``: a 200 whose body is not JSON.
+- ``malformed_item``: a normal answer whose first listed item is malformed (its text is an
+  object), the way one bad element arrives in an otherwise good page.
 - ``invalid_parameter``: the platform's refusal of a bad parameter (Graph: code 100 without
   a subcode; X: 400 Invalid Request), which says nothing about whether the object exists.
 """
@@ -29,6 +31,7 @@ FaultKind = Literal[
     "duplicate",
     "expired_token",
     "malformed",
+    "malformed_item",
     "invalid_parameter",
 ]
 KINDS: tuple[str, ...] = get_args(FaultKind)

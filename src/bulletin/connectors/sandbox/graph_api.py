@@ -78,6 +78,8 @@ def _page_token_required() -> Response:
 class GraphApi:
     """Handlers for Graph paths; one instance per sandbox server."""
 
+    TEXT_FIELD = "message"  # a post's or comment's text (what ``malformed_item`` spoils)
+
     def __init__(self, state: SandboxState) -> None:
         self.state = state
 

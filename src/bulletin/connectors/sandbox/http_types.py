@@ -100,3 +100,19 @@ def decode_cursor(cursor: str) -> Any:
         return json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, TypeError) as e:
         raise ValueError(f"invalid cursor {cursor!r}") from e
+
+
+def malform_first_item(response: Response, text_field: str) -> Response:
+    """``response`` with the first item of its ``data`` made malformed: its ``text_field``
+    holds an object instead of a string, its id and everything else untouched. An answer
+    that lists nothing is returned as it is."""
+    try:
+        body = json.loads(response.body)
+    except ValueError:
+        return response
+    items = body.get("data") if isinstance(body, dict) else None
+    first = items[0] if isinstance(items, list) and items else items
+    if not isinstance(first, dict):
+        return response
+    first[text_field] = {"unexpected": "an object where the text belongs"}
+    return json_response(response.status, body, response.headers)

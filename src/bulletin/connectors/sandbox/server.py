@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from bulletin.connectors.sandbox.control import ControlApi
 from bulletin.connectors.sandbox.faults import Faults
 from bulletin.connectors.sandbox.graph_api import GraphApi
-from bulletin.connectors.sandbox.http_types import Request, Response
+from bulletin.connectors.sandbox.http_types import Request, Response, malform_first_item
 from bulletin.connectors.sandbox.state import SandboxState
 from bulletin.connectors.sandbox.x_api import XApi
 
@@ -53,6 +53,8 @@ class SandboxApp:
         response = api.handle(request)
         if fault is not None and fault.kind == "timeout":
             response.stall = fault.seconds
+        if fault is not None and fault.kind == "malformed_item":
+            response = malform_first_item(response, api.TEXT_FIELD)
         if fault is not None and fault.kind == "malformed":
             response = Response(
                 200, b'{"data": {"id": "12', {"content-type": "application/json; charset=utf-8"}

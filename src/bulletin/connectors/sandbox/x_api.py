@@ -35,6 +35,7 @@ LIMITS: dict[str, int] = {
     "create": 100,
     "delete": 50,
     "me": 75,
+    "lookup": 900,
     "timeline": 900,
     "search": 300,
     "hide": 50,
@@ -66,6 +67,19 @@ def invalid(message: str, parameters: dict[str, list[str]] | None = None) -> Res
     )
 
 
+def not_found(resource: str, value: str) -> dict[str, Any]:
+    """One "Not Found Error" of X's ``errors`` list, for a ``resource`` ("tweet", "user")."""
+    return {
+        "value": value,
+        "detail": f"Could not find {resource} with id: [{value}].",
+        "title": "Not Found Error",
+        "resource_type": resource,
+        "parameter": "id",
+        "resource_id": value,
+        "type": NOT_FOUND,
+    }
+
+
 _STATUS_TITLES = {
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -77,12 +91,15 @@ _STATUS_TITLES = {
 class XApi:
     """Handlers for ``/2/...``; one instance per sandbox server."""
 
+    TEXT_FIELD = "text"  # a post's text (what the ``malformed_item`` fault spoils)
+
     def __init__(self, state: SandboxState) -> None:
         self.state = state
         self._windows: dict[tuple[str, str], tuple[float, int]] = {}
         self._lock = threading.Lock()
         self.routes: list[tuple[str, re.Pattern[str], str, Callable[..., Response]]] = [
             ("POST", re.compile(r"^/2/tweets$"), "create", self.create_post),
+            ("GET", re.compile(r"^/2/tweets/(\d+)$"), "lookup", self.get_post),
             ("DELETE", re.compile(r"^/2/tweets/(\d+)$"), "delete", self.delete_post),
             ("GET", re.compile(r"^/2/users/me$"), "me", self.get_me),
             ("GET", re.compile(r"^/2/users/(\d+)/tweets$"), "timeline", self.user_posts),
@@ -251,17 +268,20 @@ class XApi:
         body: dict[str, Any] = {}
         if page:
             body["data"] = [self.render(t, fields) for t in page]
-            includes: dict[str, Any] = {}
-            media = self._included_media(request, page)
-            if media:
-                includes["media"] = media
-            users = self._included_users(request, page)
-            if users:
-                includes["users"] = users
-            if includes:
-                body["includes"] = includes
+            body.update(self._includes(request, page))
         body["meta"] = meta
         return json_response(200, body)
+
+    def _includes(self, request: Request, page: list[dict[str, Any]]) -> dict[str, Any]:
+        """``{"includes": ...}`` for the requested expansions of ``page``; empty when none."""
+        includes: dict[str, Any] = {}
+        media = self._included_media(request, page)
+        if media:
+            includes["media"] = media
+        users = self._included_users(request, page)
+        if users:
+            includes["users"] = users
+        return {"includes": includes} if includes else {}
 
     def _included_media(self, request: Request, page: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``includes.media`` for ``expansions=attachments.media_keys``: each attached image
@@ -373,17 +393,7 @@ class XApi:
                 return json_response(
                     404,
                     {
-                        "errors": [
-                            {
-                                "value": tweet_id,
-                                "detail": f"Could not find tweet with id: [{tweet_id}].",
-                                "title": "Not Found Error",
-                                "resource_type": "tweet",
-                                "parameter": "id",
-                                "resource_id": tweet_id,
-                                "type": NOT_FOUND,
-                            }
-                        ],
+                        "errors": [not_found("tweet", tweet_id)],
                         "title": "Not Found Error",
                         "detail": "Not Found",
                         "type": NOT_FOUND,
@@ -399,6 +409,21 @@ class XApi:
             tweet["deleted"] = True
             self.state.save()
         return json_response(200, {"data": {"deleted": True}})
+
+    def get_post(self, request: Request, account: dict[str, Any], tweet_id: str) -> Response:
+        """One post by id. https://docs.x.com/x-api/posts/get-post-by-id
+
+        ``tweet.fields`` and ``expansions`` (with ``media.fields``, ``user.fields``) as in the
+        listings; a post X does not have, or no longer has, is a 200 whose ``errors`` holds a
+        "Not Found Error" and no ``data``.
+        """
+        with self.state.lock:
+            tweet = self.state.x["tweets"].get(tweet_id)
+            if tweet is None or tweet["deleted"]:
+                return json_response(200, {"errors": [not_found("tweet", tweet_id)]})
+            body = {"data": self.render(tweet, self._fields(request))}
+            body.update(self._includes(request, [tweet]))
+        return json_response(200, body)
 
     def get_me(self, request: Request, account: dict[str, Any]) -> Response:
         """The authenticated user. https://docs.x.com/x-api/users/get-my-user"""
@@ -420,22 +445,7 @@ class XApi:
         the 3,200 most recent posts are reachable.
         """
         if self.state.x_user(user_id) is None:
-            return json_response(
-                200,
-                {
-                    "errors": [
-                        {
-                            "value": user_id,
-                            "detail": f"Could not find user with id: [{user_id}].",
-                            "title": "Not Found Error",
-                            "resource_type": "user",
-                            "parameter": "id",
-                            "resource_id": user_id,
-                            "type": NOT_FOUND,
-                        }
-                    ]
-                },
-            )
+            return json_response(200, {"errors": [not_found("user", user_id)]})
         tweets = [t for t in self.state.live_tweets() if t["author_id"] == user_id][:3200]
         return self._page(request, tweets, 5, 100, "pagination_token")
 
