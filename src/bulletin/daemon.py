@@ -713,14 +713,11 @@ class Daemon:
         for other in others:
             theirs: list[str] = json.loads(other.local_paths or "[]")
             if mine or theirs:
-                where = (
-                    f"this daemon writes {', '.join(mine)}"
-                    if mine
-                    else (f"it writes {', '.join(theirs)}")
-                )
+                files, whose = (mine, "this daemon") if mine else (theirs, "it")
                 raise Refused(
-                    f"a daemon runs on host {other.host} ({other.owner}) and {where} locally: "
-                    "daemons on several hosts need the S3 store and no feed account"
+                    f"a daemon runs on host {other.host} ({other.owner}) and {whose} writes "
+                    f"{', '.join(files)} locally: daemons on several hosts need the S3 store "
+                    "and no feed account"
                 )
 
     def _take_instance_lock(self) -> None:

@@ -128,9 +128,10 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         records = session.exec(select(sa.func.count()).select_from(Record)).one()
         head = session.exec(select(sa.func.max(LedgerEntry.seq))).one()
         late = late_notices(session)
-        waiting = session.exec(
+        waiting = session.exec(  # archiving failed at least once (not the one in progress)
             select(Delivery.archive_error)
             .where(col(Delivery.archive_due_at).is_not(None))
+            .where(col(Delivery.archive_error).is_not(None))
             .where(col(Delivery.archived_record_id).is_(None))
             .order_by(col(Delivery.archive_due_at).desc())
         ).all()
@@ -154,7 +155,7 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         requests_open=len(requests),
         requests_near=[r for r in requests if r.days_left <= warn_days],
         archive_waiting=len(waiting),
-        archive_error=next((e for e in waiting if e), None),
+        archive_error=waiting[0] if waiting else None,
     )
 
 

@@ -119,7 +119,8 @@ class LeaseKeeper:
 
 
 class DeliveryWorker:
-    """Claims due deliveries and carries them out; one per daemon thread."""
+    """Claims due deliveries and carries them out; several threads may share one (each
+    uses its own connectors)."""
 
     def __init__(
         self,
