@@ -317,7 +317,9 @@ class Daemon:
             account = self._running.pop(future)
             try:
                 outcomes.append(future.result())
-            except Exception:  # its claim expires and another scan reconciles it
+            except BulletinError as e:  # its claim expires and another scan reconciles it
+                log.error("delivery failed", account=account, error=str(e))
+            except Exception:  # a bug: the same, with its traceback
                 log.exception("delivery failed", account=account)
         return outcomes
 

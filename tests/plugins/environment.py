@@ -34,13 +34,13 @@ def free_port(limit: int = 55535) -> int:
     raise RuntimeError(f"no free port at or below {limit}")
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs (root only); skipped where it cannot be mounted unless under CI."""
-    mount = tmp_path / "small"
-    mount.mkdir()
+@contextlib.contextmanager
+def tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (``1m``) at ``mount`` (root only); skipped where it cannot be
+    mounted unless under CI."""
+    mount.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
         capture_output=True,
         check=False,
     )
@@ -53,3 +53,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):
             subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (root only); skipped where it cannot be mounted unless under CI."""
+    with tmpfs(tmp_path / "small", "1m") as mount:
+        yield mount

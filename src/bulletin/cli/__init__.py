@@ -63,8 +63,10 @@ class Context:
             )
 
     def close(self) -> None:
-        if self._app is not None:
-            self._app.close()
+        """Close the app once; a second call does nothing."""
+        app, self._app = self._app, None
+        if app is not None:
+            app.close()
 
 
 class BulletinGroup(click.Group):
@@ -75,6 +77,7 @@ class BulletinGroup(click.Group):
         try:
             result = super().invoke(ctx)
             sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+            _close(ctx)
             return result
         except BulletinError as e:
             click.echo(f"bulletin: error: {e}", err=True)
@@ -100,9 +103,24 @@ class BulletinGroup(click.Group):
             )
             sys.exit(EXIT_INTERNAL)
         finally:
-            obj = ctx.obj
-            if isinstance(obj, Context):
-                obj.close()
+            _close(ctx, quiet=True)
+
+
+def _close(ctx: click.Context, quiet: bool = False) -> None:
+    """Close the database and store once. Closing makes the last batch durable, so it can
+    fail (a full disk): then one line and exit 1, unless the command already failed
+    (``quiet``), whose own message stands."""
+    obj = ctx.obj
+    if not isinstance(obj, Context):
+        return
+    try:
+        obj.close()
+    except Exception as e:
+        if quiet:
+            return
+        reason = str(e) if isinstance(e, BulletinError) else f"{type(e).__name__}: {e}"
+        click.echo(f"bulletin: error: closing the database and archive store: {reason}", err=True)
+        sys.exit(1)
 
 
 def _quiet_broken_pipe() -> None:
