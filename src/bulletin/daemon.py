@@ -33,7 +33,7 @@ from sqlmodel import Session, select
 
 from bulletin import __version__
 from bulletin.app import App
-from bulletin.archiver import decisions, ledger
+from bulletin.archiver import decisions, ledger, witness
 from bulletin.archiver.capture import sweep
 from bulletin.archiver.disposition import build_disposition_batch
 from bulletin.archiver.requests import deadline_text, deadlines_near
@@ -335,7 +335,7 @@ class Daemon:
         scheduler.add_job(
             self._guarded("ledger checkpoint", self._exclusive("checkpoint", self.checkpoint)),
             "interval",
-            hours=1,
+            seconds=ledger.CHECKPOINT_INTERVAL.total_seconds(),
             id="checkpoint",
             max_instances=1,
             coalesce=True,
@@ -469,15 +469,31 @@ class Daemon:
         return store.backlog()
 
     def checkpoint(self) -> str | None:
-        """Write the ledger's head to the store, when it moved since the last checkpoint."""
+        """Write the ledger's head to the store, when it moved since the last checkpoint, and
+        to every ``[archive.witness]`` target; a target that fails is logged and the next
+        run writes a new checkpoint for every target."""
         with Session(self.app.engine) as session:
             last = ledger.head(session)
             if last is None or last.seq == self._checkpointed:
                 return None
+            seq = last.seq
             key = ledger.write_checkpoint(session, self.app.store, self.app.clock.now())
-            self._checkpointed = last.seq
         log.info("ledger checkpoint", key=key)
+        if key is not None and not self._witness(key):
+            return key
+        self._checkpointed = seq
         return key
+
+    def _witness(self, key: str) -> bool:
+        """Send checkpoint ``key``'s head to the witnesses; False when one failed."""
+        settings = self.app.settings.archive.witness
+        if not witness.configured(settings):
+            return True
+        point = witness.point_of(self.app.store, key)
+        failed = witness.send(settings, point)
+        for line in failed:
+            log.error("ledger head not witnessed", seq=point.seq, error=line)
+        return not failed
 
     def mirror_decisions(self) -> int:
         """Write to the store the hold, redaction and request changes whose copies a crash or
@@ -524,8 +540,15 @@ class Daemon:
         return batch.id if batch else None
 
     def nightly(self) -> None:
-        report = verify(self.app.engine, self.app.store)
+        report = verify(
+            self.app.engine,
+            self.app.store,
+            witness=self.app.settings.archive.witness,
+            now=self.app.clock.now(),
+        )
         self.last_verify = VerifyResult(self.app.clock.now(), len(report.problems))
+        for warning in report.warnings[:50]:
+            log.warning("verify warns", warning=warning.line())
         if report.ok:
             log.info("verify ok", records=report.records, entries=report.entries)
         else:

@@ -6,23 +6,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from bulletin.archiver import disposition
+from bulletin.archiver import disposition, ledger
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.store.local import LocalStore
 from bulletin.cli import cli
-from bulletin.models import Record
+from bulletin.daemon import Daemon
+from bulletin.models import LedgerEntry, Record
 from bulletin.publisher.notices import approve_notice
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.environment import free_port
 from tests.test_delivery_platforms import drain, worker
 from tests.test_media import draft, png
+from tests.test_retention import comment
 
 POSTS_DESTROYED = """
 [retention.series.agency-posts]
@@ -134,3 +141,179 @@ def test_disposition_destroys_images_no_retained_record_or_live_notice_needs(
     )
     assert disposition.verify_certificate(inst.app.engine, store, batch.id) == []
     assert run_verify(inst)[0] == 0
+
+
+# -- truncation and checkpoints: witnesses outside the store -------------------------------
+
+
+class WitnessServer:
+    """The records officer's system: keeps every point POSTed, answers GET with them all."""
+
+    def __init__(self) -> None:
+        self.points: list[dict[str, object]] = []
+        points = self.points
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                points.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                body = json.dumps(points).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/witness"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def officer() -> Iterator[WitnessServer]:
+    """A small HTTP server standing for the records officer's system."""
+    server = WitnessServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def syslog() -> Iterator[socket.socket]:
+    """A UDP socket standing for a remote syslog server."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        yield sock
+
+
+@pytest.fixture
+def witnessed(
+    tmp_path: Path, db_url: str, officer: WitnessServer, syslog: socket.socket
+) -> Iterator[Instance]:
+    """A Bulletin whose checkpoints are witnessed by a file on "another mount", the records
+    officer's webhook and a remote syslog."""
+    other_mount = tmp_path / "records-officer"
+    other_mount.mkdir()
+    port = syslog.getsockname()[1]
+    made = make_instance(
+        tmp_path,
+        db_url,
+        f"""
+[archive.witness]
+file = "{other_mount / "witness.jsonl"}"
+webhook = "{officer.url}"
+webhook_read_url = "{officer.url}"
+syslog = true
+syslog_address = "127.0.0.1:{port}"
+""",
+    )
+    yield made
+    made.app.close()
+
+
+def archive_and_checkpoint(inst: Instance, numbers: range) -> str:
+    """Archive comments ``numbers``, half an hour later checkpoint; the checkpoint's key."""
+    inst.app.archiver.archive([comment(n) for n in numbers])
+    inst.clock.advance(timedelta(minutes=30))
+    key = Daemon(inst.app).checkpoint()
+    assert key is not None
+    inst.clock.advance(timedelta(minutes=30))
+    return key
+
+
+def truncate_after(inst: Instance, seq: int) -> None:
+    """Remove, as someone with the data directory, every ledger entry after ``seq``, the
+    records they name, their mirror segments and objects, and the checkpoints that saw them."""
+    store = local_store(inst)
+    with Session(inst.app.engine) as session:
+        gone = session.exec(select(Record).where(col(Record.ledger_seq) > seq)).all()
+        digests = {d for r in gone for d in (r.object_sha256, r.raw_sha256) if d}
+        ids = [r.id for r in gone]
+    with inst.app.engine.begin() as conn:
+        conn.execute(sa.delete(Record).where(col(Record.id).in_(ids)))
+        conn.execute(sa.delete(LedgerEntry).where(col(LedgerEntry.seq) > seq))
+    for digest in digests:
+        store.path_of(object_key(digest)).unlink()
+    for key in list(store.keys(ledger.SEGMENT_PREFIX)):
+        found = ledger.segment_range(key)
+        if found and found[1] > seq:
+            store.path_of(key).unlink()
+    for key in list(store.keys(ledger.CHECKPOINT_PREFIX)):
+        if int(key.removesuffix(".json").rpartition("-")[2]) > seq:
+            store.path_of(key).unlink()
+
+
+def test_checkpoints_are_witnessed_outside_the_store(
+    witnessed: Instance, officer: WitnessServer, syslog: socket.socket
+) -> None:
+    """Each checkpoint's head reaches the file, the webhook and syslog as {seq, head, at,
+    hash}; verify reads the file and the webhook back and passes."""
+    inst = witnessed
+    key = archive_and_checkpoint(inst, range(1, 4))
+    with Session(inst.app.engine) as session:
+        head = ledger.head(session)
+    assert head is not None
+    point = {
+        "seq": head.seq,
+        "head": head.entry_hash,
+        "at": json.loads(inst.app.store.get(key))["at"],
+        "hash": hashlib.sha256(inst.app.store.get(key)).hexdigest(),
+    }
+    assert officer.points == [point]
+    assert inst.settings.archive.witness.file is not None
+    lines = inst.settings.archive.witness.file.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [point]
+    message = syslog.recv(4096).decode()
+    assert message.startswith("<14>bulletin: ledger checkpoint {")
+    assert json.loads(message.partition("checkpoint ")[2]) == point
+    code, output = run_verify(inst)
+    assert code == 0, output
+
+
+def test_truncation_below_a_witnessed_head_is_named(witnessed: Instance) -> None:
+    """Deleting the last hour's entries, records, mirror segments, objects and checkpoint
+    leaves a consistent store; verify still names the head the witnesses saw as truncated."""
+    inst = witnessed
+    archive_and_checkpoint(inst, range(1, 4))
+    archive_and_checkpoint(inst, range(4, 6))
+    with Session(inst.app.engine) as session:
+        first_head, last_head = 3, ledger.head_seq(session)
+    assert run_verify(inst)[0] == 0
+
+    truncate_after(inst, first_head)
+    code, output = run_verify(inst)
+    assert code == 1
+    for source in ("witness file", "witness http://"):
+        assert f"problem: ledger {last_head}: ledger-truncated: witnessed as the head at" in output
+        assert f"by {source}" in output
+    assert f"problem: checkpoint of ledger {last_head}: checkpoint-missing:" in output
+    assert f"problem: ledger {first_head}:" not in output
+
+
+def test_deleting_every_checkpoint_is_named(witnessed: Instance) -> None:
+    """With every checkpoint deleted from the store, verify names each one a witness saw,
+    and warns that the store holds none."""
+    inst = witnessed
+    archive_and_checkpoint(inst, range(1, 3))
+    archive_and_checkpoint(inst, range(3, 5))
+    store = local_store(inst)
+    for key in list(store.keys(ledger.CHECKPOINT_PREFIX)):
+        store.path_of(key).unlink()
+    code, output = run_verify(inst)
+    assert code == 1
+    for seq in (2, 4):
+        assert f"problem: checkpoint of ledger {seq}: checkpoint-missing: witnessed at" in output
+    assert "warning: checkpoints: checkpoints-missing: the store holds none" in output
