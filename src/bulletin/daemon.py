@@ -33,7 +33,7 @@ from sqlmodel import Session, select
 
 from bulletin import __version__
 from bulletin.app import App
-from bulletin.archiver import decisions, ledger, witness
+from bulletin.archiver import bucket, decisions, ledger, witness
 from bulletin.archiver.capture import sweep
 from bulletin.archiver.disposition import build_disposition_batch
 from bulletin.archiver.requests import deadline_text, deadlines_near
@@ -368,6 +368,15 @@ class Daemon:
             coalesce=True,
             next_run_time=now + timedelta(seconds=5),
         )
+        scheduler.add_job(
+            self._guarded("S3 bucket settings check", self.check_bucket),
+            "interval",
+            days=1,
+            id="bucket",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=now + timedelta(seconds=5),
+        )
         # CAP feeds ([cap] feeds), kept apart: see bulletin.publisher.cap_feed
         from bulletin.publisher.cap_feed import schedule_cap_poll
 
@@ -530,6 +539,17 @@ class Daemon:
                 warn_below_percent=percent,
             )
         return low
+
+    def check_bucket(self) -> list[str]:
+        """Log an error for each change to the S3 bucket's Object Lock configuration or
+        lifecycle rules (at start, then daily; see :mod:`bulletin.archiver.bucket`); returns
+        the lines. Nothing for the local store."""
+        lines = bucket.check(
+            self.app.store, self.app.settings.archive.s3.mode, self.app.clock.now()
+        )
+        for line in lines:
+            log.error("archive bucket settings changed", problem=line)
+        return lines
 
     def disposition(self) -> int | None:
         """List the records due for destruction into a batch for an approver (nightly)."""

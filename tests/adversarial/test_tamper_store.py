@@ -27,6 +27,7 @@ from bulletin.models import LedgerEntry, Record
 from bulletin.publisher.notices import approve_notice
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.environment import free_port
+from tests.plugins.seaweedfs import ACCESS_KEY, SECRET_KEY, s3_client
 from tests.test_delivery_platforms import drain, worker
 from tests.test_media import draft, png
 from tests.test_retention import comment
@@ -317,3 +318,102 @@ def test_deleting_every_checkpoint_is_named(witnessed: Instance) -> None:
     for seq in (2, 4):
         assert f"problem: checkpoint of ledger {seq}: checkpoint-missing: witnessed at" in output
     assert "warning: checkpoints: checkpoints-missing: the store holds none" in output
+
+
+# -- S3: what a reader of the bucket sees, and the bucket's own settings -------------------
+
+
+@pytest.fixture
+def on_s3(
+    tmp_path: Path, seaweedfs: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Instance]:
+    """A Bulletin on SQLite archiving into a fresh Object Lock bucket on SeaweedFS."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    extra = f"""
+[archive]
+store = "s3"
+
+[archive.s3]
+bucket = "{s3_bucket}"
+endpoint_url = "{seaweedfs}"
+create_bucket = true
+"""
+    made = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", extra)
+    yield made
+    made.app.close()
+
+
+@pytest.mark.s3
+def test_a_forged_version_or_delete_marker_on_top_is_named(
+    on_s3: Instance, seaweedfs: str, s3_bucket: str
+) -> None:
+    """Verify reads the pinned version, yet names a forged newer version and a delete marker
+    written over archived objects through boto3: they are what a reader of the bucket gets."""
+    inst = on_s3
+    forged, hidden = inst.app.archiver.archive([comment(1), comment(2)])
+    assert run_verify(inst)[0] == 0
+    client = s3_client(seaweedfs)
+    forged_key, hidden_key = object_key(forged.object_sha256), object_key(hidden.object_sha256)
+    client.put_object(Bucket=s3_bucket, Key=forged_key, Body=b'{"text":"nothing to see"}')
+    client.delete_object(Bucket=s3_bucket, Key=hidden_key)
+
+    code, output = run_verify(inst)
+    assert code == 1, output
+    assert f"problem: {forged_key}: version-on-top: a newer version" in output
+    assert f"problem: {hidden_key}: delete-marker: a delete marker (version" in output
+    assert output.count("problem:") == 2
+
+
+@pytest.mark.s3
+def test_a_rewritten_lock_configuration_or_lifecycle_rule_is_a_check_line(
+    on_s3: Instance, seaweedfs: str, s3_bucket: str
+) -> None:
+    """The daemon's bucket check keeps the first reading; a default lock rewritten to
+    GOVERNANCE for a day and a new expiring lifecycle rule are then CHECK lines."""
+    inst = on_s3
+    daemon = Daemon(inst.app)
+    assert daemon.check_bucket() == []  # at start: the baseline
+    assert "S3 bucket" not in run_status_check(inst)
+
+    client = s3_client(seaweedfs)
+    client.put_object_lock_configuration(
+        Bucket=s3_bucket,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}},
+        },
+    )
+    client.put_bucket_lifecycle_configuration(
+        Bucket=s3_bucket,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "expire-all",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": ""},
+                    "Expiration": {"Days": 1},
+                }
+            ]
+        },
+    )
+    name = f"S3 bucket {s3_bucket}"
+    expected = [
+        f"{name}: its default Object Lock mode is GOVERNANCE, not the configured COMPLIANCE",
+        f"{name}: its default Object Lock retention changed from none to GOVERNANCE 1 day",
+        f"{name}: lifecycle rule expire-all appeared; it can expire or move archived objects "
+        "once their lock ends",
+    ]
+    assert daemon.check_bucket() == expected  # daily
+    output = run_status_check(inst)
+    for line in expected:
+        assert f"CHECK: {line}" in output
+
+
+def run_status_check(inst: Instance) -> str:
+    """``bulletin status --check``: its output (it exits 1 here anyway: no daemon runs)."""
+    result = CliRunner().invoke(
+        cli, ["--config", str(inst.config), "status", "--check"], env={"BULLETIN_USER": ""}
+    )
+    assert result.exit_code == 1, result.output
+    return result.output

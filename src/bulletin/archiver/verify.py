@@ -83,6 +83,7 @@ def verify(
         _check_checkpoints(session, store, report)
         _check_certificates(session, store, report)
         _check_witnesses(session, store, report, witness, now)
+    _check_shadowed(store, report)
     for kind, key, detail in decisions.check(engine, store):
         report.problems.append(Problem(kind, key, detail))
     return report
@@ -461,3 +462,31 @@ def _checkpoints_overdue(
             f"covers ledger {covered}; was a newer checkpoint deleted?)",
         )
     )
+
+
+# -- what a reader of the backend sees: versions and delete markers on top (S3) ------------
+
+
+def _check_shadowed(store: WormStore, report: Report) -> None:
+    """Verify reads the first version of each key; name whatever lies on top of it, which is
+    what anyone reading the bucket directly gets instead."""
+    for shadow in store.shadowed():
+        at = f"{shadow.at:%Y-%m-%d %H:%M:%S} UTC"
+        if shadow.kind == "delete-marker":
+            report.problems.append(
+                Problem(
+                    "delete-marker",
+                    shadow.key,
+                    f"a delete marker (version {shadow.version_id}, {at}) hides the archived "
+                    "version: a reader of the bucket finds no object",
+                )
+            )
+        else:
+            report.problems.append(
+                Problem(
+                    "version-on-top",
+                    shadow.key,
+                    f"a newer version {shadow.version_id} ({at}) lies on the archived one: a "
+                    "reader of the bucket gets other bytes",
+                )
+            )
