@@ -133,6 +133,7 @@ def test_disposition_destroys_images_no_retained_record_or_live_notice_needs(
     store = inst.app.store
     assert own_key in result.destroyed and store.head(own_key) is None
     assert shared_key in result.kept_shared and store.head(shared_key) is not None
+    assert result.images == sorted([own_key, shared_key])
     certificate = json.loads(store.get(result.certificate_key))
     assert certificate["media_destroyed"] == [own_key]
     assert certificate["media_kept_shared"] == [shared_key]

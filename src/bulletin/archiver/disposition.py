@@ -167,6 +167,7 @@ class ApproveResult:
     certificate_key: str
     destroyed: list[str] = field(default_factory=list)
     kept_shared: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # the records' images among those two
 
 
 def _changes(
@@ -328,7 +329,8 @@ def approve_batch(
     with Session(engine) as session:
         done = session.get(DispositionBatch, batch_id)
         assert done is not None
-    return ApproveResult(done, object_key(cert_sha), destroyed, sorted(kept))
+    images = sorted({object_key(d) for digests in media.values() for d in digests})
+    return ApproveResult(done, object_key(cert_sha), destroyed, sorted(kept), images)
 
 
 def _require_listed(session: Session, batch_id: int) -> DispositionBatch:
