@@ -252,7 +252,10 @@ def truncate_after(inst: Instance, seq: int) -> None:
     for key in list(store.keys(ledger.SEGMENT_PREFIX)):
         found = ledger.segment_range(key)
         if found and found[1] > seq:
+            kept = store.get(key).splitlines(keepends=True)[: max(0, seq - found[0] + 1)]
             store.path_of(key).unlink()
+            if kept:  # the segment's first part, under the name it would have had
+                store.path_of(ledger.segment_key(found[0], seq)).write_bytes(b"".join(kept))
     for key in list(store.keys(ledger.CHECKPOINT_PREFIX)):
         if int(key.removesuffix(".json").rpartition("-")[2]) > seq:
             store.path_of(key).unlink()
@@ -319,6 +322,18 @@ def test_deleting_every_checkpoint_is_named(witnessed: Instance) -> None:
     for seq in (2, 4):
         assert f"problem: checkpoint of ledger {seq}: checkpoint-missing: witnessed at" in output
     assert "warning: checkpoints: checkpoints-missing: the store holds none" in output
+
+
+def test_without_witnesses_a_head_no_checkpoint_covers_is_a_warning(inst: Instance) -> None:
+    """With no witness, truncating between two checkpoints and deleting the newer one leaves
+    an entry older than the checkpoint interval that no checkpoint covers: verify warns."""
+    archive_and_checkpoint(inst, range(1, 3))
+    archive_and_checkpoint(inst, range(3, 5))
+    truncate_after(inst, 3)
+    code, output = run_verify(inst)
+    assert code == 0, output  # the local store alone cannot prove a truncation
+    assert "warning: ledger 3: checkpoint-overdue: recorded at" in output
+    assert "no checkpoint covers it (the newest covers ledger 2;" in output
 
 
 # -- S3: what a reader of the bucket sees, and the bucket's own settings -------------------

@@ -457,8 +457,9 @@ def _checkpoints_overdue(
         Problem(
             "checkpoint-overdue",
             f"ledger {first.seq}",
-            f"recorded at {first.recorded_at:%Y-%m-%d %H:%M} UTC, more than "
-            f"{ledger.CHECKPOINT_INTERVAL} ago, and no checkpoint covers it (the newest "
+            f"recorded at {first.recorded_at:%Y-%m-%d %H:%M} UTC, more than the checkpoint "
+            f"interval ({ledger.CHECKPOINT_INTERVAL.total_seconds() / 60:.0f} minutes) ago, and "
+            "no checkpoint covers it (the newest "
             f"covers ledger {covered}; was a newer checkpoint deleted?)",
         )
     )
