@@ -24,7 +24,7 @@ from bulletin.archiver.store.local import LocalStore
 from bulletin.cli import cli
 from bulletin.daemon import Daemon
 from bulletin.models import LedgerEntry, Record
-from bulletin.publisher.notices import approve_notice
+from bulletin.publisher.notices import approve_notice, cancel_notice
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.environment import free_port
 from tests.plugins.seaweedfs import ACCESS_KEY, SECRET_KEY, s3_client
@@ -80,6 +80,18 @@ def publish(inst: Instance, notice_id: int) -> None:
     drain(inst, worker(inst))
 
 
+def dispose_all(inst: Instance, records: int) -> disposition.ApproveResult:
+    """List what is due for destruction (``records`` records) and approve the batch."""
+    batch = disposition.build_disposition_batch(
+        inst.app.engine, inst.app.store, inst.settings, inst.clock.now(), "admin1"
+    )
+    assert batch is not None and batch.id is not None and batch.record_count == records
+    now = inst.clock.now()
+    return disposition.approve_batch(
+        inst.app.engine, inst.app.store, inst.settings, batch.id, actor="chief", now=now
+    )
+
+
 # -- media: images pinned at drafting ------------------------------------------------------
 
 
@@ -118,18 +130,7 @@ def test_disposition_destroys_images_no_retained_record_or_live_notice_needs(
         assert len(session.exec(select(Record)).all()) == 2
 
     inst.clock.advance(timedelta(days=2 * 366 + 30))
-    batch = disposition.build_disposition_batch(
-        inst.app.engine, inst.app.store, inst.settings, inst.clock.now(), "admin1"
-    )
-    assert batch is not None and batch.id is not None and batch.record_count == 2
-    result = disposition.approve_batch(
-        inst.app.engine,
-        inst.app.store,
-        inst.settings,
-        batch.id,
-        actor="chief",
-        now=inst.clock.now(),
-    )
+    result = dispose_all(inst, 2)
     store = inst.app.store
     assert own_key in result.destroyed and store.head(own_key) is None
     assert shared_key in result.kept_shared and store.head(shared_key) is not None
@@ -141,8 +142,27 @@ def test_disposition_destroys_images_no_retained_record_or_live_notice_needs(
     assert sorted(m for r in certificate["records"] for m in r["media_sha256"]) == sorted(
         k.removeprefix("sha256/") for k in (own_key, shared_key)
     )
-    assert disposition.verify_certificate(inst.app.engine, store, batch.id) == []
+    assert disposition.verify_certificate(inst.app.engine, store, result.batch.id or 0) == []
     assert run_verify(inst)[0] == 0
+
+
+def test_an_image_a_later_notice_pinned_longer_is_kept_not_a_refusal(
+    inst: Instance, tmp_path: Path
+) -> None:
+    """An image pinned again by a notice drafted later and cancelled is retained by the
+    store past the post's retention: the batch still destroys the post, keeps the image."""
+    data = png("reused")
+    key = object_key(hashlib.sha256(data).hexdigest())
+    publish(inst, pin(inst, tmp_path, "reused.png", data))
+    inst.clock.advance(timedelta(days=60))
+    later = pin(inst, tmp_path, "reused-again.png", data)
+    cancel_notice(inst.app.engine, inst.clock, later, "dispatcher", "not needed")
+
+    inst.clock.advance(timedelta(days=2 * 366 - 30))  # past the post's, not the later pin's
+    result = dispose_all(inst, 1)
+    assert result.kept_shared == [key] and inst.app.store.head(key) is not None
+    certificate = json.loads(inst.app.store.get(result.certificate_key))
+    assert certificate["media_kept_shared"] == [key]
 
 
 # -- truncation and checkpoints: witnesses outside the store -------------------------------
