@@ -1,5 +1,7 @@
 """``archive verify``: every object against its hash, the ledger chain from the first entry, the
-mirror against the database, and objects against index rows. Streams; memory stays flat."""
+mirror against the database, and objects against index rows; then the images live notices
+pinned, the heads the witnesses outside the store saw, and (S3) whatever lies on top of an
+archived version. Streams; memory stays flat."""
 
 from __future__ import annotations
 
