@@ -37,7 +37,7 @@ from sqlmodel import Session, col, select
 
 from bulletin import __version__
 from bulletin.app import App
-from bulletin.archiver import decisions, ledger
+from bulletin.archiver import bucket, decisions, ledger, witness
 from bulletin.archiver.capture import sweep
 from bulletin.archiver.disposition import build_disposition_batch
 from bulletin.archiver.requests import deadline_text, deadlines_near
@@ -394,7 +394,7 @@ class Daemon:
         scheduler.add_job(
             self._guarded("ledger checkpoint", self._exclusive("checkpoint", self.checkpoint)),
             "interval",
-            hours=1,
+            seconds=ledger.CHECKPOINT_INTERVAL.total_seconds(),
             id="checkpoint",
             max_instances=1,
             coalesce=True,
@@ -423,6 +423,15 @@ class Daemon:
             "interval",
             hours=1,
             id="disk",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=now + timedelta(seconds=5),
+        )
+        scheduler.add_job(
+            self._guarded("S3 bucket settings check", self.check_bucket),
+            "interval",
+            days=1,
+            id="bucket",
             max_instances=1,
             coalesce=True,
             next_run_time=now + timedelta(seconds=5),
@@ -529,15 +538,31 @@ class Daemon:
         return store.backlog()
 
     def checkpoint(self) -> str | None:
-        """Write the ledger's head to the store, when it moved since the last checkpoint."""
+        """Write the ledger's head to the store, when it moved since the last checkpoint, and
+        to every ``[archive.witness]`` target; a target that fails is logged and the next
+        run writes a new checkpoint for every target."""
         with Session(self.app.engine) as session:
             last = ledger.head(session)
             if last is None or last.seq == self._checkpointed:
                 return None
+            seq = last.seq
             key = ledger.write_checkpoint(session, self.app.store, self.app.clock.now())
-            self._checkpointed = last.seq
         log.info("ledger checkpoint", key=key)
+        if key is not None and not self._witness(key):
+            return key
+        self._checkpointed = seq
         return key
+
+    def _witness(self, key: str) -> bool:
+        """Send checkpoint ``key``'s head to the witnesses; False when one failed."""
+        settings = self.app.settings.archive.witness
+        if not witness.configured(settings):
+            return True
+        point = witness.point_of(self.app.store, key)
+        failed = witness.send(settings, point)
+        for line in failed:
+            log.error("ledger head not witnessed", seq=point.seq, error=line)
+        return not failed
 
     def mirror_decisions(self) -> int:
         """Write to the store the hold, redaction and request changes whose copies a crash or
@@ -575,6 +600,17 @@ class Daemon:
             )
         return low
 
+    def check_bucket(self) -> list[str]:
+        """Log an error for each change to the S3 bucket's Object Lock configuration or
+        lifecycle rules (at start, then daily; see :mod:`bulletin.archiver.bucket`); returns
+        the lines. Nothing for the local store."""
+        lines = bucket.check(
+            self.app.store, self.app.settings.archive.s3.mode, self.app.clock.now()
+        )
+        for line in lines:
+            log.error("archive bucket settings changed", problem=line)
+        return lines
+
     def disposition(self) -> int | None:
         """List the records due for destruction into a batch for an approver (nightly)."""
         app = self.app
@@ -584,8 +620,15 @@ class Daemon:
         return batch.id if batch else None
 
     def nightly(self) -> None:
-        report = verify(self.app.engine, self.app.store)
+        report = verify(
+            self.app.engine,
+            self.app.store,
+            witness=self.app.settings.archive.witness,
+            now=self.app.clock.now(),
+        )
         self.last_verify = VerifyResult(self.app.clock.now(), len(report.problems))
+        for warning in report.warnings[:50]:
+            log.warning("verify warns", warning=warning.line())
         if report.ok:
             log.info("verify ok", records=report.records, entries=report.entries)
         else:

@@ -11,9 +11,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bulletin.app import App
+from bulletin.archiver import bucket
 from bulletin.archiver.requests import RequestRow, list_requests
 from bulletin.clock import utc
 from bulletin.diskspace import Space, measure
+from bulletin.errors import StoreUnavailable
 from bulletin.models import DaemonInstance, Delivery, LedgerEntry, Notice, Record
 from bulletin.publisher.failures import FailedNotice, unseen_failures
 from bulletin.publisher.schedule import LateNotice, late_notices
@@ -190,3 +192,12 @@ def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
         if d.low(state.warn_free_percent)
     ]
     return out
+
+
+def bucket_problems(app: App) -> list[str]:
+    """Changes to the S3 bucket's Object Lock configuration or lifecycle rules, read now (see
+    :mod:`bulletin.archiver.bucket`); empty for the local store."""
+    try:
+        return bucket.check(app.store, app.settings.archive.s3.mode)
+    except StoreUnavailable as e:
+        return [f"the S3 bucket's Object Lock settings cannot be read: {e}"]

@@ -167,6 +167,7 @@ class ApproveResult:
     certificate_key: str
     destroyed: list[str] = field(default_factory=list)
     kept_shared: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # the records' images among those two
 
 
 def _changes(
@@ -266,6 +267,8 @@ def approve_batch(
         keys = sorted({k for r in records for k in holds._keys(r, media)})
         kept = _still_referenced(session, keys, member_ids)
         kept |= _media_still_referenced(session, keys, member_ids)
+    images = {object_key(d) for digests in media.values() for d in digests}
+    kept |= _images_still_locked(store, [k for k in keys if k in images and k not in kept], now)
     doomed = [k for k in keys if k not in kept]
     blocked = _store_blocks(engine, store, doomed, member_ids, now)
     if blocked:
@@ -328,7 +331,7 @@ def approve_batch(
     with Session(engine) as session:
         done = session.get(DispositionBatch, batch_id)
         assert done is not None
-    return ApproveResult(done, object_key(cert_sha), destroyed, sorted(kept))
+    return ApproveResult(done, object_key(cert_sha), destroyed, sorted(kept), sorted(images))
 
 
 def _require_listed(session: Session, batch_id: int) -> DispositionBatch:
@@ -405,6 +408,18 @@ def _media_still_referenced(
     wanted = set(digests)
     kept.update(object_key(d) for _, _, d in live_notice_images(session) if d in wanted)
     return kept
+
+
+def _images_still_locked(store: WormStore, keys: list[str], now: datetime) -> set[str]:
+    """Those image ``keys`` the store retains past ``now``: pinned since by a notice that
+    will not publish it (cancelled, say), whose retention ran longer than these records'.
+    Such an image is kept (the longest retention wins), never a reason to refuse the batch."""
+    locked = set()
+    for key in keys:
+        info = store.head(key)
+        if info is not None and info.retain_until > now and not info.legal_hold:
+            locked.add(key)
+    return locked
 
 
 def _store_blocks(

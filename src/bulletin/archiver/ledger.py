@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -220,6 +220,8 @@ def repair_mirror(session: Session, store: WormStore, batch: int = 1000) -> int:
 
 
 CHECKPOINT_PREFIX = "checkpoints/"
+#: how often the daemon writes a checkpoint (when the ledger moved since the last one)
+CHECKPOINT_INTERVAL = timedelta(hours=1)
 
 
 def write_checkpoint(session: Session, store: WormStore, now: datetime) -> str | None:

@@ -78,7 +78,7 @@ def media_digests(session: Session, record_ids: Sequence[int]) -> dict[int, list
 
 
 #: notices whose pinned images may still be published (recurring ones: while more are due)
-LIVE_NOTICE_STATES = ("draft", "approved", "partially-published")
+IMAGE_KEEPING_STATES = ("draft", "approved", "partially-published")
 
 
 def live_notice_images(session: Session) -> Iterator[tuple[int, str, str]]:
@@ -91,7 +91,7 @@ def live_notice_images(session: Session) -> Iterator[tuple[int, str, str]]:
         .where(col(Notice.images).is_not(None))
         .where(
             sa.or_(
-                col(Notice.state).in_(LIVE_NOTICE_STATES),
+                col(Notice.state).in_(IMAGE_KEEPING_STATES),
                 col(Notice.next_occurrence_at).is_not(None),
             )
         )

@@ -1,19 +1,30 @@
 """``archive verify``: every object against its hash, the ledger chain from the first entry, the
-mirror against the database, and objects against index rows. Streams; memory stays flat."""
+mirror against the database, and objects against index rows; then the images live notices
+pinned, the heads the witnesses outside the store saw, and (S3) whatever lies on top of an
+archived version. Streams; memory stays flat."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin.archiver import decisions, ledger
+from bulletin.archiver import witness as witnesses
 from bulletin.archiver.retention import live_notice_images, media_digests
-from bulletin.archiver.store.base import OBJECT_PREFIX, WormStore, digest_of_key, object_key
+from bulletin.archiver.store.base import (
+    OBJECT_PREFIX,
+    WormStore,
+    digest_of_key,
+    object_key,
+    sha256_hex,
+)
+from bulletin.config.settings import WitnessSettings
 from bulletin.errors import IntegrityError, NotFound, StoreUnavailable
 from bulletin.models import LedgerEntry, Notice, Quarantine, Record, RecordMedia
 
@@ -37,6 +48,7 @@ class Report:
     objects: int = 0
     problems: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # not failures, but look
     head_hash: str = ledger.GENESIS
 
     @property
@@ -49,12 +61,16 @@ def verify(
     store: WormStore,
     progress: Callable[[str, int, bool], None] | None = None,
     batch: int = 1000,
+    *,
+    witness: WitnessSettings | None = None,
+    now: datetime | None = None,
 ) -> Report:
     """Check the whole archive; never raises for what it finds, only reports it.
 
     ``progress(phase, done, finished)`` is called every ``batch`` items of the two long
     phases, ``"ledger"`` (entries walked) and ``"records"`` (records whose objects were
-    re-hashed), and once more when each phase ends.
+    re-hashed), and once more when each phase ends. ``witness``: the chain is compared with
+    the witnesses it can read back; ``now``: warn of checkpoints missing or overdue.
     """
     report = Report()
     with Session(engine) as session:
@@ -68,6 +84,8 @@ def verify(
         _check_notice_media(session, store, report)
         _check_checkpoints(session, store, report)
         _check_certificates(session, store, report)
+        _check_witnesses(session, store, report, witness, now)
+    _check_shadowed(store, report)
     for kind, key, detail in decisions.check(engine, store):
         report.problems.append(Problem(kind, key, detail))
     return report
@@ -331,3 +349,147 @@ def _notice_images(session: Session) -> set[str]:
     for images in session.exec(select(Notice.images).where(col(Notice.images).is_not(None))):
         found.update(str(i["sha256"]) for i in json.loads(images or "[]") if i.get("sha256"))
     return found
+
+
+# -- witnesses outside the store, and checkpoints overdue -----------------------------------
+
+#: how late a checkpoint may be before verify warns (the hourly job may run a little late)
+CHECKPOINT_GRACE = timedelta(minutes=15)
+
+
+def _check_witnesses(
+    session: Session,
+    store: WormStore,
+    report: Report,
+    witness: WitnessSettings | None,
+    now: datetime | None,
+) -> None:
+    """Every head a readable witness saw must still be in the chain, with its checkpoint;
+    with ``now``, warn when entries older than the checkpoint interval have no checkpoint."""
+    checkpoints = witnesses.checkpoint_seqs(list(store.keys(ledger.CHECKPOINT_PREFIX)))
+    if witness is not None:
+        _compare_witnessed(session, store, report, witness, checkpoints)
+    if now is not None:
+        _checkpoints_overdue(session, report, checkpoints, now)
+
+
+def _compare_witnessed(
+    session: Session,
+    store: WormStore,
+    report: Report,
+    witness: WitnessSettings,
+    checkpoints: dict[int, list[str]],
+) -> None:
+    found = witnesses.read_back(witness)
+    for source, detail in found.errors:
+        report.problems.append(Problem("witness-unreadable", source, detail))
+    for source in found.absent:
+        report.warnings.append(
+            Problem("witness-absent", source, "holds nothing yet (no checkpoint was witnessed?)")
+        )
+    digests: dict[str, str | None] = {}
+    for source, point in found.points:
+        subject = f"ledger {point.seq}"
+        entry = session.get(LedgerEntry, point.seq)
+        if entry is None:
+            report.problems.append(
+                Problem(
+                    "ledger-truncated",
+                    subject,
+                    f"witnessed as the head at {point.at} by {source}, but gone from the ledger",
+                )
+            )
+        elif entry.entry_hash != point.head:
+            report.problems.append(
+                Problem(
+                    "witness-contradicted",
+                    subject,
+                    f"has another hash than {source} witnessed at {point.at}",
+                )
+            )
+        keys = checkpoints.get(point.seq, [])
+        for key in keys:
+            if key not in digests:
+                try:
+                    digests[key] = sha256_hex(store.get(key, verify=False))
+                except (NotFound, StoreUnavailable):
+                    digests[key] = None
+        if not keys:
+            report.problems.append(
+                Problem(
+                    "checkpoint-missing",
+                    f"checkpoint of ledger {point.seq}",
+                    f"witnessed at {point.at} by {source}, but not in the store",
+                )
+            )
+        elif point.hash not in {digests[k] for k in keys}:
+            report.problems.append(
+                Problem(
+                    "checkpoint-differs",
+                    f"checkpoint of ledger {point.seq}",
+                    f"the store's copy is not the one {source} witnessed at {point.at}",
+                )
+            )
+
+
+def _checkpoints_overdue(
+    session: Session, report: Report, checkpoints: dict[int, list[str]], now: datetime
+) -> None:
+    covered = max(checkpoints, default=0)
+    first = session.exec(
+        select(LedgerEntry)
+        .where(col(LedgerEntry.seq) > covered)
+        .order_by(col(LedgerEntry.seq))
+        .limit(1)
+    ).first()
+    if first is None or first.recorded_at > now - ledger.CHECKPOINT_INTERVAL - CHECKPOINT_GRACE:
+        return
+    if not checkpoints:
+        report.warnings.append(
+            Problem(
+                "checkpoints-missing",
+                "checkpoints",
+                f"the store holds none, though the ledger has entries since "
+                f"{first.recorded_at:%Y-%m-%d %H:%M} UTC (is the daemon running? were they "
+                "deleted?)",
+            )
+        )
+        return
+    report.warnings.append(
+        Problem(
+            "checkpoint-overdue",
+            f"ledger {first.seq}",
+            f"recorded at {first.recorded_at:%Y-%m-%d %H:%M} UTC, more than the checkpoint "
+            f"interval ({ledger.CHECKPOINT_INTERVAL.total_seconds() / 60:.0f} minutes) ago, and "
+            "no checkpoint covers it (the newest "
+            f"covers ledger {covered}; was a newer checkpoint deleted?)",
+        )
+    )
+
+
+# -- what a reader of the backend sees: versions and delete markers on top (S3) ------------
+
+
+def _check_shadowed(store: WormStore, report: Report) -> None:
+    """Verify reads the first version of each key; name whatever lies on top of it, which is
+    what anyone reading the bucket directly gets instead."""
+    for shadow in store.shadowed():
+        at = f"{shadow.at:%Y-%m-%d %H:%M:%S} UTC"
+        if shadow.kind == "delete-marker":
+            report.problems.append(
+                Problem(
+                    "delete-marker",
+                    shadow.key,
+                    f"a delete marker (version {shadow.version_id}, {at}) hides the archived "
+                    "version: a reader of the bucket finds no object",
+                )
+            )
+        else:
+            report.problems.append(
+                Problem(
+                    "version-on-top",
+                    shadow.key,
+                    f"a newer version {shadow.version_id} ({at}) lies on the archived one: a "
+                    "reader of the bucket gets other bytes",
+                )
+            )

@@ -311,7 +311,7 @@ def status(ctx: Context, check: bool, as_json: bool) -> None:
     from bulletin.archiver.status import capture_health
     from bulletin.daemon import HEARTBEAT_SECONDS
     from bulletin.publisher.schedule import late_summary
-    from bulletin.status import gather, problems
+    from bulletin.status import bucket_problems, gather, problems
 
     app = ctx.app
     app.checked_engine()
@@ -366,7 +366,7 @@ def status(ctx: Context, check: bool, as_json: bool) -> None:
     if check:
         now = app.clock.now()
         sweeps, _ = capture_health(app.engine, ctx.settings)
-        found = problems(state, sweeps, now)
+        found = problems(state, sweeps, now) + bucket_problems(app)
         payload["problems"] = found
         lines += [f"CHECK: {p}" for p in found] or ["CHECK: ok"]
     emit(as_json, payload, lines)

@@ -121,7 +121,9 @@ def archive_verify(ctx: Context, progress: bool | None, as_json: bool) -> None:
     app = ctx.app
     engine = app.checked_engine()
     shown = _verify_progress(engine) if _wants_progress(progress) else None
-    report = verify(engine, app.store, progress=shown)
+    report = verify(
+        engine, app.store, progress=shown, witness=app.settings.archive.witness, now=app.clock.now()
+    )
     payload = {
         "ok": report.ok,
         "records": report.records,
@@ -130,8 +132,10 @@ def archive_verify(ctx: Context, progress: bool | None, as_json: bool) -> None:
         "head_hash": report.head_hash,
         "problems": [p.__dict__ for p in report.problems],
         "notes": [p.__dict__ for p in report.notes],
+        "warnings": [p.__dict__ for p in report.warnings],
     }
     lines = [f"problem: {p.line()}" for p in report.problems]
+    lines += [f"warning: {p.line()}" for p in report.warnings]
     lines += [f"note: {p.line()}" for p in report.notes]
     if any(p.kind == "mirror-without-row" for p in report.problems):
         lines.append(

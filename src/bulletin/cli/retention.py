@@ -248,12 +248,16 @@ def retention_approve_batch(ctx: Context, batch_id: int, actor: str | None, as_j
             "certificate_key": result.certificate_key,
             "objects_destroyed": result.destroyed,
             "objects_kept_shared": result.kept_shared,
+            "images": result.images,
         },
         [
             f"batch {batch_id} approved by {who}: {result.batch.record_count} records disposed "
             f"of, {len(result.destroyed)} objects destroyed"
+            + _images_among(result.destroyed, result.images)
             + (
-                f", {len(result.kept_shared)} kept (other retained records share them)"
+                f", {len(result.kept_shared)} kept"
+                + _images_among(result.kept_shared, result.images)
+                + " (other retained records or live notices share them)"
                 if result.kept_shared
                 else ""
             ),
@@ -261,3 +265,9 @@ def retention_approve_batch(ctx: Context, batch_id: int, actor: str | None, as_j
             f"(ledger #{result.batch.certificate_seq}, retained permanently)",
         ],
     )
+
+
+def _images_among(keys: list[str], images: list[str]) -> str:
+    """`` (N images)`` when some of ``keys`` are images of the records, else nothing."""
+    count = len(set(keys) & set(images))
+    return f" ({count} image{'' if count == 1 else 's'})" if count else ""

@@ -194,7 +194,10 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
                 update={
                     "local": settings.archive.local.model_copy(
                         update={"path": absolute(settings.archive.local.path)}
-                    )
+                    ),
+                    "witness": settings.archive.witness.model_copy(
+                        update={"file": absolute(settings.archive.witness.file)}
+                    ),
                 }
             ),
             "sandbox": settings.sandbox.model_copy(

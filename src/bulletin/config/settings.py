@@ -149,10 +149,32 @@ class S3StoreSettings(_Section):
     max_concurrency: int = Field(default=8, ge=1, le=64)
 
 
+class WitnessSettings(_Section):
+    """Where each ledger checkpoint's head is also written, outside the store (another trust
+    domain: see docs/security.md). Every target is off by default."""
+
+    syslog: bool = False
+    # a Unix socket path, or host:port (UDP) of a remote syslog
+    syslog_address: str = "/dev/log"
+    webhook: str = ""  # HTTP(S) URL: POST {"head", "seq", "at", "hash"} as JSON
+    # GET answering the points received, as a JSON array (empty: verify does not read back)
+    webhook_read_url: str = ""
+    webhook_timeout: float = Field(default=10.0, gt=0, le=120)
+    file: Path | None = None  # appended to, one JSON line per checkpoint; on another mount
+
+    @field_validator("webhook", "webhook_read_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in {"http", "https"}:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+
 class ArchiveSettings(_Section):
     store: Literal["local", "s3"] = "local"
     local: LocalStoreSettings = LocalStoreSettings()
     s3: S3StoreSettings = S3StoreSettings()
+    witness: WitnessSettings = WitnessSettings()
 
 
 Disposition = Literal["destroy-after-approval", "transfer-to-archives", "review"]

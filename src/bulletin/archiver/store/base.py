@@ -60,6 +60,17 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True)
+class Shadow:
+    """Something on top of an archived object that a plain reader of the backend sees instead
+    of it: a newer ``"version"`` written by someone else, or a ``"delete-marker"``."""
+
+    key: str
+    kind: str
+    version_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class PutResult:
     """The outcome of a put: ``created`` is False when the key already held these bytes."""
 
@@ -168,6 +179,12 @@ class WormStore(ABC):
     def backlog(self) -> int:
         """Objects accepted but not yet in the backend (a spool during an outage)."""
         return 0
+
+    def shadowed(self, prefix: str = "") -> Iterator[Shadow]:
+        """Every :class:`Shadow` over a key starting with ``prefix``, in key order. Only a
+        versioned backend (S3) can have any: :meth:`get` reads the first version whatever
+        lies on top, so only this shows what a reader of the backend itself would see."""
+        return iter(())
 
     def flush(self) -> None:  # noqa: B027 - backends that are durable per put need nothing
         """Durability barrier: every earlier put survives a crash once this returns."""

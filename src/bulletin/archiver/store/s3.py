@@ -9,7 +9,8 @@ as well before it asks for anything to be removed, whatever the backend would al
 A key is written once. Before a put the store lists the key's versions, so an existing object
 is never written again (no extra version), even when a delete marker hides it; the put itself is
 conditional (``If-None-Match: *``). The store reads, locks and deletes the *first* version of a
-key by its version id; later versions written by anyone else are never taken for it. Each put is
+key by its version id; later versions written by anyone else are never taken for it, and
+:meth:`S3Store.shadowed` names them and any delete marker (``archive verify``). Each put is
 durable when S3 answers, so :meth:`S3Store.flush` has nothing to do. :meth:`S3Store.put_objects`
 sends up to ``max_concurrency`` puts at once (a batch of captures is a thousand or more objects,
 and each put is two round trips), each one exactly as :meth:`S3Store.put` alone.
@@ -30,6 +31,7 @@ from bulletin.archiver.store.base import (
     NewObject,
     ObjectInfo,
     PutResult,
+    Shadow,
     WormStore,
     digest_of_key,
     object_key,
@@ -299,24 +301,79 @@ class S3Store(WormStore):
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Keys with at least one version (delete markers do not hide them), in lexical order."""
         last: str | None = None
-        token: dict[str, str] = {}
-        while True:
-            page = self._call(
-                "list_object_versions",
-                "listing keys",
-                Bucket=self.bucket,
-                Prefix=prefix,
-                **token,
-            )
+        for page in self._version_pages(prefix, "listing keys"):
             for version in page.get("Versions", []):
                 if version["Key"] != last:
                     last = version["Key"]
                     yield last
+
+    def _version_pages(self, prefix: str, what: str) -> Iterator[dict[str, Any]]:
+        """The pages of ListObjectVersions under ``prefix``, fetched as they are consumed."""
+        token: dict[str, str] = {}
+        while True:
+            page: dict[str, Any] = self._call(
+                "list_object_versions", what, Bucket=self.bucket, Prefix=prefix, **token
+            )
+            yield page
             if not page.get("IsTruncated"):
                 return
             token = {"KeyMarker": page["NextKeyMarker"]}
             if page.get("NextVersionIdMarker"):
                 token["VersionIdMarker"] = page["NextVersionIdMarker"]
+
+    def shadowed(self, prefix: str = "") -> Iterator[Shadow]:
+        """Versions after the first one of each key, and delete markers: a legitimate put never
+        makes a second version (see the module doc), so each was made by someone else."""
+        key: str | None = None
+        versions: list[tuple[datetime, str]] = []
+        markers: list[tuple[datetime, str]] = []
+        for entry in self._all_versions(prefix):
+            if entry[0] != key:
+                if key is not None:
+                    yield from _shadows(key, versions, markers)
+                key, versions, markers = entry[0], [], []
+            (markers if entry[1] else versions).append((entry[2], entry[3]))
+        if key is not None:
+            yield from _shadows(key, versions, markers)
+
+    def _all_versions(self, prefix: str) -> Iterator[tuple[str, bool, datetime, str]]:
+        """``(key, is a delete marker, last modified, version id)`` of everything under
+        ``prefix``, in key order (versions and markers of one key may come on two pages)."""
+        for page in self._version_pages(prefix, "listing versions"):
+            found = [(v, False) for v in page.get("Versions", [])]
+            found += [(m, True) for m in page.get("DeleteMarkers", [])]
+            found.sort(key=lambda f: str(f[0]["Key"]))
+            for entry, marker in found:
+                yield entry["Key"], marker, utc(entry["LastModified"]), str(entry["VersionId"])
+
+    def bucket_settings(self) -> dict[str, Any]:
+        """The bucket's Object Lock configuration and lifecycle rules, as S3 reports them:
+        ``{"object_lock": "Enabled" | None, "mode", "days", "years", "lifecycle": [rules]}``
+        (``mode``, ``days`` and ``years`` of the default retention; None when unset)."""
+        try:
+            lock = self._call(
+                "get_object_lock_configuration", "reading Object Lock", Bucket=self.bucket
+            ).get("ObjectLockConfiguration", {})
+        except _Missing:
+            lock = {}
+        default = lock.get("Rule", {}).get("DefaultRetention", {})
+        try:
+            rules = self._call(
+                "get_bucket_lifecycle_configuration", "reading lifecycle rules", Bucket=self.bucket
+            ).get("Rules", [])
+        except _Missing:
+            rules = []
+        except ArchiveError as e:  # S3 names "no lifecycle" NoSuchLifecycleConfiguration
+            if "NoSuchLifecycleConfiguration" not in str(e):
+                raise
+            rules = []
+        return {
+            "object_lock": lock.get("ObjectLockEnabled"),
+            "mode": default.get("Mode"),
+            "days": default.get("Days"),
+            "years": default.get("Years"),
+            "lifecycle": rules,
+        }
 
     def close(self) -> None:
         """Stop the put threads and close the client's connections."""
@@ -379,28 +436,15 @@ class S3Store(WormStore):
         if cached is not None:
             return cached
         found: tuple[datetime, str] | None = None
-        token: dict[str, str] = {}
-        while True:
-            page = self._call(
-                "list_object_versions",
-                f"looking up {key}",
-                Bucket=self.bucket,
-                Prefix=key,
-                **token,
-            )
+        for page in self._version_pages(key, f"looking up {key}"):
             past = False
             for version in page.get("Versions", []):
                 if version["Key"] != key:
                     past = past or version["Key"] > key
                     continue
-                stamp = (version["LastModified"], version["VersionId"])
-                if found is None or stamp[0] <= found[0]:
-                    found = stamp
-            if past or not page.get("IsTruncated"):
+                found = _older((version["LastModified"], version["VersionId"]), found)
+            if past:
                 break
-            token = {"KeyMarker": page["NextKeyMarker"]}
-            if page.get("NextVersionIdMarker"):
-                token["VersionIdMarker"] = page["NextVersionIdMarker"]
         if found is None:
             return None
         self._remember(key, found[1])
@@ -484,6 +528,28 @@ class S3Store(WormStore):
             raise StoreUnavailable(
                 f"S3 at {endpoint} failed while {what}: {type(e).__name__}"
             ) from e
+
+
+def _older(stamp: tuple[datetime, str], found: tuple[datetime, str] | None) -> tuple[datetime, str]:
+    """The first version of a key, seen ``stamp`` after ``found`` in S3's listing order
+    (newest first: of two versions made in the same second, the one listed later)."""
+    return stamp if found is None or stamp[0] <= found[0] else found
+
+
+def _shadows(
+    key: str, versions: list[tuple[datetime, str]], markers: list[tuple[datetime, str]]
+) -> Iterator[Shadow]:
+    """What lies on the first (oldest) version of ``key``; nothing when it has no version."""
+    first: tuple[datetime, str] | None = None
+    for stamp in versions:
+        first = _older(stamp, first)
+    if first is None:
+        return
+    for at, version in sorted(versions, key=lambda v: v[0]):
+        if version != first[1]:
+            yield Shadow(key, "version", version, at)
+    for at, version in sorted(markers):
+        yield Shadow(key, "delete-marker", version, at)
 
 
 class _Missing(ArchiveError):

@@ -26,6 +26,7 @@ from bulletin.archiver.store.base import (
     NewObject,
     ObjectInfo,
     PutResult,
+    Shadow,
     WormStore,
     digest_of_key,
     object_key,
@@ -203,6 +204,16 @@ class SpooledStore(WormStore):
             spooled = sorted(k for k in self._spooled if k.startswith(prefix))
         remote = (k for k in self._connect().keys(prefix) if k not in self._spooled)
         yield from merge(remote, spooled)
+
+    def shadowed(self, prefix: str = "") -> Iterator[Shadow]:
+        return self._connect().shadowed(prefix)
+
+    def backend(self) -> WormStore:
+        """The store behind the spool.
+
+        :raises StoreUnavailable: it cannot be reached.
+        """
+        return self._connect()
 
     def flush(self) -> None:
         """Make the spool durable, then try to drain it."""
