@@ -250,7 +250,7 @@ def test_verify_retention_and_holds_see_the_records_images(
         reason="settled",
         actor="clerk1",
         now=now,
-        time_zone=zone,
+        settings=inst.settings,
     )
     assert not image_held()
 
