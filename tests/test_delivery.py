@@ -196,4 +196,4 @@ def test_archive_failure_after_publish_is_retried_by_the_next_scan(instance: Ins
     assert Daemon(instance.app).dispatch_due() == []  # a restarted daemon's first scan
     assert state_of(instance, notice_id) == ("published", ["published"], 1)
     assert gather(instance.app, 5).archive_waiting == 0
-    assert feed_ids(instance) == [f"urn:bulletin:feed:notice-{notice_id}"]
+    assert feed_ids(instance) == [feed_entry_id(instance, notice_id)]

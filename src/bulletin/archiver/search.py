@@ -341,12 +341,15 @@ def _posted_between(since: datetime | None, until: datetime | None) -> sa.Column
     )
 
 
+MAX_RECORD_NUMBER = 2**31 - 1  # records.id is a 32-bit integer on PostgreSQL
+
+
 def _thread_is(value: str) -> sa.ColumnElement[bool]:
     """Records of a thread: a record number names the thread that record is in (its
     account, and its post's id); any value also matches a platform thread or item id."""
     by_platform_id = sa.or_(col(Record.thread_id) == value, col(Record.remote_id) == value)
-    if not value.isdigit():
-        return by_platform_id
+    if not value.isdigit() or int(value) > MAX_RECORD_NUMBER:
+        return by_platform_id  # an X id is digits too, far above any record number
     anchor = Record.__table__.alias("anchor")  # type: ignore[attr-defined]
     thread = sa.func.coalesce(col(Record.thread_id), col(Record.remote_id))
     of_record = sa.exists().where(
