@@ -80,7 +80,7 @@ class FacebookConnector(Connector):
     ) -> None:
         super().__init__(name)
         self.page_id = page_id
-        self.retry = retry or RetryPolicy()
+        self.retry = (retry or RetryPolicy()).on_clock(clock)
         self.clock = clock or SystemClock()
         self._last: requests.Response | None = None
         self._timeout = timeout
@@ -99,6 +99,7 @@ class FacebookConnector(Connector):
         *,
         retry: RetryPolicy | None = None,
         timeout: Timeout = DEFAULT_TIMEOUT,
+        clock: Clock | None = None,
     ) -> FacebookConnector:
         """Build from ``[accounts.NAME]``; :raises AuthError: the token variable is unset."""
         account = settings.accounts[name]
@@ -110,6 +111,7 @@ class FacebookConnector(Connector):
             graph_version=account.graph_version,
             retry=retry,
             timeout=timeout,
+            clock=clock,
         )
 
     def _last_response(self) -> requests.Response | None:
