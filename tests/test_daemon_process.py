@@ -26,6 +26,7 @@ from bulletin.models import CaptureSweep, CaptureThread, Delivery, Record
 from tests.plugins.bulletin_app import Instance, feed_entry_id, make_instance
 from tests.plugins.capture import comments, exactly_once, fb_post
 from tests.plugins.daemon_process import DaemonProcess
+from tests.plugins.environment import free_port
 from tests.plugins.sandbox import Control, sandbox_accounts
 
 pytestmark = pytest.mark.slow
@@ -313,8 +314,16 @@ def test_kill_9_mid_capture_sweep_then_restart_loses_and_doubles_nothing(
 
 def test_once_on_embedded_defaults_runs_the_sandbox_for_its_sweep(tmp_path: Path) -> None:
     """`bulletin daemon --once` in a fresh folder, no configuration: the sandbox accounts are
-    swept against a sandbox started for the run and stopped after it."""
+    swept against a sandbox started for the run and stopped after it (moved, with the
+    accounts, to a free port through the environment)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BULLETIN_")}
+    env |= {
+        "BULLETIN_SANDBOX__PORT": str(port),
+        "BULLETIN_ACCOUNTS__SANDBOX-X__BASE_URL": url,
+        "BULLETIN_ACCOUNTS__SANDBOX-FACEBOOK__BASE_URL": url,
+    }
     run = functools.partial(
         subprocess.run,
         cwd=tmp_path,
@@ -331,5 +340,5 @@ def test_once_on_embedded_defaults_runs_the_sandbox_for_its_sweep(tmp_path: Path
     assert "ConnectionError" not in once.stderr
     for account in ("sandbox-x", "sandbox-facebook"):
         assert f"account={account}" in once.stderr and "result=partial" not in once.stderr
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", 8765), 0.5):
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
         raise AssertionError("the sandbox is still running after --once")

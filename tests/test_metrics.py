@@ -186,7 +186,7 @@ def test_deadlines_near_show_in_status_the_log_and_metrics(calendar_day_site: In
             allow_empty=True,
         )
     result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), "status"], env={"BULLETIN_USER": ""}
+        cli, ["--config", str(inst.config), "status"], env={"BULLETIN_USER": ""}, obj=inst.clock
     )
     assert result.exit_code == 0, result.output
     assert "records requests: 3 open, 2 due within 3 days or overdue" in result.stdout

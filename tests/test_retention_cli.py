@@ -55,8 +55,9 @@ def inst(tmp_path: Path) -> Iterator[Instance]:
 
 
 def run(inst: Instance, *args: str, code: int = 0) -> str:
+    """The command line in-process, on the instance's clock."""
     result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
+        cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}, obj=inst.clock
     )
     assert result.exit_code == code, result.output
     return result.output

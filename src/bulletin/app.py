@@ -80,7 +80,7 @@ class App:
         cache: dict[str, Connector] = self._local.__dict__.setdefault("connectors", {})
         if account not in cache:
             cache[account] = build_connector(
-                account, self.settings, self.environ, **self.connector_options
+                account, self.settings, self.environ, clock=self.clock, **self.connector_options
             )
         return cache[account]
 

@@ -18,6 +18,7 @@ import click
 
 from bulletin import __version__
 from bulletin.app import App
+from bulletin.clock import Clock, SystemClock
 from bulletin.config import Settings, load_settings
 from bulletin.errors import BulletinError
 
@@ -29,10 +30,12 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
 
 @dataclass
 class Context:
-    """What every command receives: the configuration source and, lazily, the app."""
+    """What every command receives: the configuration source and, lazily, the app (on
+    ``clock``, else the wall clock)."""
 
     config_path: str | None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    clock: Clock | None = None
     _settings: Settings | None = None
     _app: App | None = None
     _warned: bool = False
@@ -50,7 +53,12 @@ class Context:
     @property
     def app(self) -> App:
         if self._app is None:
-            self._app = App(self.settings, self.environ, read_only=self.read_only)
+            self._app = App(
+                self.settings,
+                self.environ,
+                self.clock or SystemClock(),
+                read_only=self.read_only,
+            )
         return self._app
 
     def warn_open_mode(self) -> None:
@@ -174,7 +182,8 @@ def read_only(func: F) -> F:
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Bulletin publishes an agency's public notices to every platform exactly once and keeps
     the public record: every post and comment, in write-once storage."""
-    ctx.obj = Context(config_path)
+    # Run in-process, a caller may give the clock every command reads: invoke(..., obj=clock).
+    ctx.obj = Context(config_path, clock=ctx.obj if isinstance(ctx.obj, Clock) else None)
 
 
 def main() -> None:

@@ -89,7 +89,7 @@ class FacebookConnector(Connector):
     ) -> None:
         super().__init__(name)
         self.page_id = page_id
-        self.retry = retry or RetryPolicy()
+        self.retry = (retry or RetryPolicy()).on_clock(clock)
         self.clock = clock or SystemClock()
         self._last: requests.Response | None = None
         self._timeout = timeout
@@ -108,6 +108,7 @@ class FacebookConnector(Connector):
         *,
         retry: RetryPolicy | None = None,
         timeout: Timeout = DEFAULT_TIMEOUT,
+        clock: Clock | None = None,
     ) -> FacebookConnector:
         """Build from ``[accounts.NAME]``; :raises AuthError: the token variable is unset."""
         account = settings.accounts[name]
@@ -119,6 +120,7 @@ class FacebookConnector(Connector):
             graph_version=account.graph_version,
             retry=retry,
             timeout=timeout,
+            clock=clock,
         )
 
     def _last_response(self) -> requests.Response | None:

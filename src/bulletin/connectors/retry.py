@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
 
@@ -56,6 +56,11 @@ class RetryPolicy:
     budget: float = 5.0
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
     clock: Clock = field(default_factory=SystemClock, compare=False)
+
+    def on_clock(self, clock: Clock | None) -> RetryPolicy:
+        """This policy reading ``clock`` (its connector's), so that a ``retry_after`` on that
+        clock is waited out as it should; unchanged for None."""
+        return self if clock is None else replace(self, clock=clock)
 
     def _rate_limit_wait(self, error: RateLimited) -> float:
         if error.retry_after is None:

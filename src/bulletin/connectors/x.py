@@ -12,6 +12,7 @@ import json
 import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
 
 import requests
@@ -93,7 +94,7 @@ class XConnector(Connector):
     ) -> None:
         super().__init__(name)
         self.base_url = base_url
-        self.retry = retry or RetryPolicy()
+        self.retry = (retry or RetryPolicy()).on_clock(clock)
         self.clock = clock or SystemClock()
         self._timeout = timeout
         self._keys = (consumer_key, consumer_secret, access_token, access_token_secret)
@@ -118,6 +119,7 @@ class XConnector(Connector):
         *,
         retry: RetryPolicy | None = None,
         timeout: Timeout = DEFAULT_TIMEOUT,
+        clock: Clock | None = None,
     ) -> XConnector:
         """Build from ``[accounts.NAME]``; :raises AuthError: a named credential is unset."""
         account = settings.accounts[name]
@@ -130,6 +132,7 @@ class XConnector(Connector):
             base_url=account.base_url,
             retry=retry,
             timeout=timeout,
+            clock=clock,
         )
 
     # -- errors ----------------------------------------------------------------------------
@@ -148,11 +151,7 @@ class XConnector(Connector):
                 detail = str(errors[0].get("message") or errors[0].get("detail") or "")
         where = f"account {self.name}: X answered {status}"
         if status == 429:
-            reset = response.headers.get("x-rate-limit-reset")
-            retry_after = (
-                datetime.fromtimestamp(int(reset), UTC) if reset and reset.isdigit() else None
-            )
-            return RateLimited(f"{where} (rate limited)", retry_after)
+            return RateLimited(f"{where} (rate limited)", self._reset_at(response))
         if status == 401:
             return AuthError(f"{where}: the credentials were refused (expired or revoked)")
         if status == 403 and "oauth1-permissions" in str(body.get("type", "")):
@@ -165,6 +164,23 @@ class XConnector(Connector):
         if status == 403 and "duplicate" in detail.lower():
             return Rejected(f"{where}: duplicate content ({detail})")
         return Rejected(f"{where}: {detail or response.reason}")
+
+    def _reset_at(self, response: requests.Response) -> datetime | None:
+        """When a rate-limited call may be made again, on our clock: X's
+        ``x-rate-limit-reset`` is a time on X's clock, so the wait is counted from X's own
+        ``Date`` (when the answer has one) and a clock that is not X's neither stretches nor
+        cuts it."""
+        reset = response.headers.get("x-rate-limit-reset")
+        if not (reset and reset.isdigit()):
+            return None
+        at = datetime.fromtimestamp(int(reset), UTC)
+        try:
+            sent = parsedate_to_datetime(response.headers.get("date", ""))
+        except (TypeError, ValueError):
+            return at
+        if sent.tzinfo is None:
+            return at
+        return self.clock.now() + (at - sent)
 
     def _request(
         self, what: str, call: Callable[[], requests.Response], write: bool = False
