@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from sqlmodel import Session, col, select
 
 from bulletin.cli import cli
+from bulletin.config.loader import load_settings
 from bulletin.daemon import Daemon
 from bulletin.errors import ConfigError
 from bulletin.models import AuditEvent, Delivery, Notice
@@ -163,6 +164,84 @@ def test_text_fits_the_tightest_target(tmp_path: Path) -> None:
         assert "TAKE COVER NOW!" in text
     finally:
         made.app.close()
+
+
+def test_each_target_gets_the_fullest_text_and_x_keeps_the_instruction(
+    tmp_path: Path, db_url: str
+) -> None:
+    """An alert with a long area and no <web>, for the feed and X: the feed gets the whole
+    alert; X's cut keeps "TAKE COVER NOW!" (the area gives way first) and links the agency's
+    feed page, where the whole alert is."""
+    inst = make_instance(
+        tmp_path, db_url, CAP_CONFIG.replace("enabled = false", "").format(extra="")
+    )
+    towns = "; ".join(f"Town of Example{i}, Middlesex County MA" for i in range(8))
+    xml = (DATA / "nws_tornado_warning.xml").read_text()
+    xml = xml.replace("<areaDesc>Middlesex, MA</areaDesc>", f"<areaDesc>{towns}</areaDesc>")
+    xml = xml.replace("<web>https://www.weather.gov/box/</web>", "")
+    alert = tmp_path / "long_area.xml"
+    alert.write_text(xml)
+    (result,) = import_source(
+        inst.app.engine, inst.settings, inst.clock, str(alert), "dispatcher1", ["feed", "x"]
+    )
+    made, deliveries = notice(inst, result.notice_id)
+    assert made.link == inst.settings.agency.website
+    texts_by = {d.account: d.text or made.text for d in deliveries}
+    assert "confirmed tornado was located near Waltham" in texts_by["feed"]
+    assert "protect yourself from flying debris" in texts_by["feed"]
+    x_text = texts_by["x"]
+    assert "TAKE COVER NOW!" in x_text
+    planned = texts.plan(inst.settings, "x", "x", x_text, made.link, allow_thread=False)
+    assert planned.fits
+    inst.app.close()
+
+
+def test_cap_import_works_on_the_embedded_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no configuration file, `cap import` drafts for every configured account (Facebook
+    with the whole alert, X cut to fit with the instruction kept); --target picks accounts
+    and an unknown one is refused in one line."""
+    monkeypatch.chdir(tmp_path)
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()  # not expired
+
+    def dated(name: str) -> str:
+        path = tmp_path / name
+        path.write_text((DATA / name).read_text().replace("2026-11-25T", f"{tomorrow}T"))
+        return str(path)
+
+    def run(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(
+            cli, list(args), env={"BULLETIN_CONFIG": "", "BULLETIN_USER": ""}
+        )
+        assert result.exit_code == code, result.output
+        return result.stdout if code == 0 else result.output
+
+    run("init")
+    out = run("cap", "import", dated("nws_tornado_warning.xml"), "--as", "d1", "--json")
+    shown = json.loads(run("notice", "show", str(json.loads(out)["id"]), "--json"))
+    by_account = {d["account"]: d["text"] or shown["text"] for d in shown["deliveries"]}
+    assert sorted(by_account) == ["feed", "sandbox-facebook", "sandbox-x"]
+    assert "protect yourself from flying debris" in by_account["sandbox-facebook"]
+    assert "confirmed tornado was located near Waltham" in by_account["sandbox-facebook"]
+    assert "TAKE COVER NOW!" in by_account["sandbox-x"]
+    assert len(by_account["sandbox-x"]) < len(by_account["sandbox-facebook"])
+    evacuation = dated("county_evacuation.xml")
+    out = run("cap", "import", evacuation, "--target", "feed", "--target", "sandbox-x", "--json")
+    shown = json.loads(run("notice", "show", str(json.loads(out)["id"]), "--json"))
+    assert sorted(d["account"] for d in shown["deliveries"]) == ["feed", "sandbox-x"]
+    refused = run("cap", "import", evacuation, "--target", "nope", code=2)
+    errors = [line for line in refused.splitlines() if line.startswith("bulletin: error")]
+    assert errors == [
+        "bulletin: error: unknown account 'nope' (accounts: feed, sandbox-facebook, sandbox-x)"
+    ]
+
+
+def test_cap_targets_from_the_environment_may_be_comma_separated(tmp_path: Path) -> None:
+    """BULLETIN_CAP__TARGETS=feed,sandbox-x is the list of those two accounts (JSON works too)."""
+    for value in ("feed,sandbox-x", "feed, sandbox-x", '["feed", "sandbox-x"]'):
+        settings = load_settings(None, {"BULLETIN_CAP__TARGETS": value}, cwd=tmp_path)
+        assert settings.cap.targets == ["feed", "sandbox-x"]
 
 
 def test_update_supersedes_a_draft(inst: Instance) -> None:

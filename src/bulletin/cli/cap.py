@@ -50,10 +50,22 @@ def _report(ctx: Context, results: list[ImportResult], as_json: bool) -> None:
 @cap.command("import")
 @click.argument("source")
 @click.option("--as", "actor", default=None, help="Who imports it (default $BULLETIN_USER).")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ACCOUNT",
+    help="Account the notice goes to (repeatable; default: [cap] targets).",
+)
 @json_option
 @pass_context
-def cap_import(ctx: Context, source: str, actor: str | None, as_json: bool) -> None:
+def cap_import(
+    ctx: Context, source: str, actor: str | None, targets: tuple[str, ...], as_json: bool
+) -> None:
     """Import a CAP 1.2 alert from FILE or URL (or every alert of an Atom feed of them).
+
+    Each target gets the fullest text it allows: the whole alert where it fits, else the
+    headline, area and instruction shortened for that platform, with a link to the alert.
 
     An Alert becomes a draft notice (published at once when an approved template in
     [cap.templates] covers its event); an Update supersedes the notice of the alert it
@@ -65,7 +77,7 @@ def cap_import(ctx: Context, source: str, actor: str | None, as_json: bool) -> N
     ctx.warn_open_mode()
     name = resolve_actor(settings, actor, ctx.environ, "dispatcher")
     app = ctx.app
-    results = import_source(app.checked_engine(), settings, app.clock, source, name)
+    results = import_source(app.checked_engine(), settings, app.clock, source, name, targets)
     _report(ctx, results, as_json)
 
 

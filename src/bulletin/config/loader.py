@@ -3,7 +3,8 @@
 Where the file comes from: ``--config PATH``, else ``$BULLETIN_CONFIG``, else ``./bulletin.toml``
 when it exists, else the embedded ``defaults.toml``. A file replaces the defaults as a whole.
 Environment variables override the file: ``BULLETIN_<SECTION>__<KEY>[__<KEY>...]``;
-``BULLETIN_DATABASE_URL`` is an alias of ``BULLETIN_DATABASE__URL``.
+``BULLETIN_DATABASE_URL`` is an alias of ``BULLETIN_DATABASE__URL``. A list is given as JSON
+(``["feed", "x"]``) or comma-separated (``feed,x``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import tomllib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from bulletin.config.settings import Settings
 from bulletin.errors import ConfigError
@@ -118,19 +119,38 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
         node = overrides
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = _env_value(value)
+        node[parts[-1]] = _env_value(value, _is_list(parts))
     return overrides, unknown
 
 
-def _env_value(value: str) -> Any:
-    """Lists and tables may be given as JSON (``["clerk"]``); everything else stays a string."""
+def _env_value(value: str, is_list: bool = False) -> Any:
+    """Lists and tables may be given as JSON (``["clerk"]``), a list also comma-separated
+    (``feed,x``); everything else stays a string."""
     stripped = value.strip()
     if stripped[:1] in "[{":
         try:
             return json.loads(stripped)
         except (json.JSONDecodeError, RecursionError):
             return value
+    if is_list:
+        return [item.strip() for item in stripped.split(",") if item.strip()]
     return value
+
+
+def _is_list(parts: list[str]) -> bool:
+    """Whether the setting at ``parts`` (``["cap", "targets"]``) is a list."""
+    kind: Any = Settings
+    for part in parts:
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(part)
+            if field is None:
+                return False
+            kind = field.annotation
+        elif get_origin(kind) is dict:
+            kind = get_args(kind)[1]  # a table of sections: ``accounts.NAME``
+        else:
+            return False
+    return get_origin(kind) is list
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ One bad entry is reported and skipped; it never stops the rest of the feed.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -163,13 +163,20 @@ def _seen(engine: Engine, entry_id: str) -> bool:
 
 
 def import_source(
-    engine: Engine, settings: Settings, clock: Clock, target: str, actor: str
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    target: str,
+    actor: str,
+    accounts: Sequence[str] = (),
 ) -> list[ImportResult]:
-    """Import the alert or feed at ``target`` (a path or URL)."""
+    """Import the alert or feed at ``target`` (a path or URL) for ``accounts`` (none: [cap]
+    targets)."""
     from bulletin.publisher.cap_import import import_bytes
 
     source = source_of(target)
-    return import_bytes(engine, settings, clock, fetch(source, settings), source, actor)
+    data = fetch(source, settings)
+    return import_bytes(engine, settings, clock, data, source, actor, accounts)
 
 
 def poll_feeds(engine: Engine, settings: Settings, clock: Clock) -> list[ImportResult]:

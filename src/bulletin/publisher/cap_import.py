@@ -47,6 +47,7 @@ from bulletin.publisher.cap_map import (
     ignore_reason,
     link_for,
     priority_for,
+    target_texts,
     template_for,
     template_values,
 )
@@ -119,12 +120,19 @@ class ImportResult:
 
 @dataclass
 class Importer:
-    """Imports alerts into one database, acting as ``actor``."""
+    """Imports alerts into one database, acting as ``actor``, for ``targets`` (none: the
+    accounts of [cap] targets)."""
 
     engine: Engine
     settings: Settings
     clock: Clock
     actor: str
+    targets: Sequence[str] = ()
+
+    @property
+    def accounts(self) -> list[str]:
+        """The accounts a notice made here goes to."""
+        return list(self.targets or self.settings.cap.targets)
 
     def import_element(
         self, root: Element, raw: bytes, source: str, entry_id: str | None = None
@@ -141,7 +149,7 @@ class Importer:
         self, alert: Alert, signature: str, source: str, entry_id: str | None = None
     ) -> ImportResult:
         """Record ``alert`` and act on it (see the module docstring)."""
-        check_settings(self.settings)
+        check_settings(self.settings, self.targets)
         now = self.clock.now()
         info = alert.info(self.settings.cap.language)
         existing = self._existing(alert)
@@ -407,7 +415,7 @@ class Importer:
         """A notice from ``info``: covered by the event's template when it can be, else a
         draft for an approver (stored in one transaction with the alert's row)."""
         settings = self.settings
-        targets = list(settings.cap.targets)
+        targets = self.accounts
         category = category_for(settings, info)
         link = link_for(info)
         template_name = template_for(settings, info.event)
@@ -417,12 +425,13 @@ class Importer:
             if isinstance(covered, _Outcome):
                 return covered
             note = covered
+        fullest = target_texts(settings, targets, info, link, prefix)
+        whole = full_text(info, prefix, settings.publisher.max_text_length)
+        if link is None and any(t != whole for t in fullest.values()):
+            link = self._full_alert_link(row, targets)  # where the cut text leads
+            fullest = target_texts(settings, targets, info, link, prefix)
         text = compose_text(settings, targets, info, link, prefix)
-        variants: dict[str, str] = {}
-        long_text = full_text(info, prefix, settings.publisher.max_text_length)
-        for target in targets:
-            if settings.accounts[target].platform == "feed" and long_text != text:
-                variants[target] = long_text
+        variants = {target: t for target, t in fullest.items() if t != text}
         draft = NoticeDraft(
             category=category,
             text=text,
@@ -469,7 +478,7 @@ class Importer:
             draft = NoticeDraft(
                 category=template.category,
                 text="",
-                targets=list(settings.cap.targets),
+                targets=self.accounts,
                 title=(info.headline or info.event)[:200],
                 link=link,
                 expires_at=info.expires,
@@ -500,6 +509,19 @@ class Importer:
         return _Outcome(
             "drafted", f"template {name} did not cover it: {blocking}", notice_id, previous
         )
+
+    def _full_alert_link(self, row: CapAlert, targets: Sequence[str]) -> str | None:
+        """Where the whole alert can be read when a target's text is cut and the alert has no
+        ``<web>``: the alert's own http(s) address (its feed entry's id, or where it was
+        fetched), else the agency's feed page."""
+        for address in (row.entry_id, row.source):
+            if address and address.lower().startswith(("http://", "https://")):
+                return address
+        settings = self.settings
+        feeds = [a for a in targets if settings.accounts[a].platform == "feed"]
+        if feeds:
+            return settings.accounts[feeds[0]].link or settings.agency.website or None
+        return None
 
     def _audit_import(
         self,
@@ -656,14 +678,18 @@ def import_bytes(
     data: bytes,
     source: str,
     actor: str,
+    targets: Sequence[str] = (),
 ) -> list[ImportResult]:
-    """Import a CAP alert document, or every alert of an Atom feed of CAP entries.
+    """Import a CAP alert document, or every alert of an Atom feed of CAP entries, for
+    ``targets`` (none: [cap] targets).
 
     :raises CapError: unsafe, not XML, not CAP 1.2 (nor a feed of it), or invalid.
+    :raises UsageError: a target is not a configured account.
     """
     from bulletin.publisher.cap_feed import import_feed_root
 
-    importer = Importer(engine, settings, clock, actor)
+    check_settings(settings, targets)
+    importer = Importer(engine, settings, clock, actor, targets)
     try:
         root = parse_xml(data, settings.cap.max_bytes)
         if local(root.tag) == (ATOM_NS, "feed"):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bulletin.config.settings import Settings
-from bulletin.errors import ConfigError
+from bulletin.errors import ConfigError, UsageError
 from bulletin.publisher import texts
 from bulletin.publisher.cap import Alert, Info
 
@@ -95,38 +95,74 @@ def link_for(info: Info) -> str | None:
 def compose_text(
     settings: Settings, targets: Sequence[str], info: Info, link: str | None, prefix: str = ""
 ) -> str:
-    """Headline, area and instruction, shortened (instruction first, at a word) until the text
-    fits every target as its platform counts it. The full description goes to the feed."""
+    """Headline, area and instruction, shortened until the text fits every target as its
+    platform counts it. The instruction is what people must do, so it is kept longest: first
+    it is cut at a word down to its first sentence, then the headline gives way to the event
+    name, then the area is cut; only then is the headline itself cut."""
     headline = prefix + (info.headline or info.event)
+    headings = list(dict.fromkeys([headline, prefix + info.event]))
     area = info.area_desc
-    parts = [headline]
-    if area and area.lower() not in headline.lower():
-        parts.append(f"Area: {area}")
-    instruction = " ".join(info.instruction.split())
+    area_words = f"Area: {area}".split() if area and area.lower() not in headline.lower() else []
+    words = info.instruction.split()
+    first = next((i + 1 for i, w in enumerate(words) if w.endswith((".", "!", "?"))), len(words))
 
     def fits(text: str) -> bool:
-        for target in targets:
-            platform = settings.accounts[target].platform
-            planned = texts.plan(settings, target, platform, text, link, allow_thread=False)
-            if not planned.fits:
-                return False
-        return len(text) <= settings.publisher.max_text_length
+        return fits_targets(settings, targets, text, link)
 
-    words = instruction.split()
-    for count in range(len(words), -1, -1):
-        tail = " ".join(words[:count]) + (ELLIPSIS if count < len(words) else "")
-        text = "\n".join([*parts, tail] if count else parts)
+    def compose(heading: str, area_count: int, count: int) -> str:
+        lines = [heading]
+        if area_count:
+            lines.append(_cut(area_words, area_count))
+        if count:
+            lines.append(_cut(words, count))
+        return "\n".join(lines)
+
+    candidates = [
+        (heading, len(area_words), count)
+        for heading in headings
+        for count in range(len(words), first - 1, -1)
+    ] + [(headings[-1], n, first) for n in [*range(len(area_words) - 1, 1, -1), 0]]
+    for heading, area_count, count in candidates:
+        text = compose(heading, area_count, count)
         if fits(text):
             return text
+    must = [_cut(words, first)] if words else []
     for cut in range(len(headline), 20, -10):  # even the headline is too long: shorten it
-        text = headline[:cut].rstrip() + ELLIPSIS
+        text = "\n".join([headline[:cut].rstrip() + ELLIPSIS, *must])
         if fits(text):
             return text
     return headline[:20] + ELLIPSIS
 
 
+def _cut(words: Sequence[str], count: int) -> str:
+    return " ".join(words[:count]) + (ELLIPSIS if count < len(words) else "")
+
+
+def fits_targets(settings: Settings, targets: Sequence[str], text: str, link: str | None) -> bool:
+    """Whether ``text`` (with ``link``) fits every one of ``targets`` as its platform counts."""
+    for target in targets:
+        platform = settings.accounts[target].platform
+        if not texts.plan(settings, target, platform, text, link, allow_thread=False).fits:
+            return False
+    return len(text) <= settings.publisher.max_text_length
+
+
+def target_texts(
+    settings: Settings, targets: Sequence[str], info: Info, link: str | None, prefix: str = ""
+) -> dict[str, str]:
+    """The fullest text each target allows, on its own: everything the alert says
+    (:func:`full_text`) where it fits, else :func:`compose_text` for that target alone."""
+    whole = full_text(info, prefix, settings.publisher.max_text_length)
+    return {
+        target: whole
+        if fits_targets(settings, [target], whole, link)
+        else compose_text(settings, [target], info, link, prefix)
+        for target in targets
+    }
+
+
 def full_text(info: Info, prefix: str = "", limit: int = 5000) -> str:
-    """Everything the alert says, for the feed (which has room for it)."""
+    """Everything the alert says, for the targets that have room for it."""
     parts = [
         prefix + (info.headline or info.event),
         f"Area: {info.area_desc}" if info.area_desc else "",
@@ -213,15 +249,24 @@ def _in_area(info: Info, wanted: Sequence[str]) -> bool:
     return False
 
 
-def check_settings(settings: Settings) -> None:
-    """:raises ConfigError: [cap] names a target or category that does not exist."""
+def check_settings(settings: Settings, targets: Sequence[str] = ()) -> None:
+    """Check [cap] and the accounts an import was given (``targets``; none: [cap] targets).
+
+    :raises ConfigError: [cap] names a target or category that does not exist, or no target
+        is given at all.
+    :raises UsageError: one of ``targets`` is not a configured account.
+    """
     cap = settings.cap
     where = f"{settings.source}: cap"
-    if not cap.targets:
+    if not cap.targets and not targets:
         raise ConfigError(f"{where}.targets: name the accounts CAP notices go to")
     for target in cap.targets:
         if target not in settings.accounts:
             raise ConfigError(f"{where}.targets: unknown account {target!r}")
+    for target in targets:
+        if target not in settings.accounts:
+            known = ", ".join(sorted(settings.accounts))
+            raise UsageError(f"unknown account {target!r} (accounts: {known})")
     for event, category in cap.categories.items():
         if category not in settings.publisher.categories:
             raise ConfigError(f"{where}.categories.{event}: unknown category {category!r}")
