@@ -524,7 +524,7 @@ class Daemon:
         return batch.id if batch else None
 
     def nightly(self) -> None:
-        report = verify(self.app.engine, self.app.store)
+        report = verify(self.app.engine, self.app.store, settings=self.app.settings)
         self.last_verify = VerifyResult(self.app.clock.now(), len(report.problems))
         if report.ok:
             log.info("verify ok", records=report.records, entries=report.entries)
