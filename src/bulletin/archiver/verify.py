@@ -191,6 +191,7 @@ class _Certificates:
         subject = f"certificate sha256/{digest}"
         try:
             body: dict[str, Any] = json.loads(self._store.get(object_key(digest), verify=True))
+            int(body["batch"])
         except IntegrityError:
             problem = Problem("object-altered", subject, "does not match its hash")
         except NotFound:
@@ -214,8 +215,11 @@ class _Certificates:
             entry = self._of_batch[batch_id]
             found = Destroyed()
             body = self._read(entry, None)
-            if body is not None:
-                found.add(entry, body)
+            try:
+                if body is not None:
+                    found.add(entry, body)
+            except (ValueError, KeyError, TypeError):
+                found = Destroyed()  # unreadable: its records are named as uncertified
             self._last = (batch_id, found)
         return self._last[1]
 
@@ -451,7 +455,7 @@ def _check_records(
         for record in rows:
             report.records += 1
             entry = entries.get(record.ledger_seq or -1)
-            _check_record(record, entry, store, report)
+            _check_record(record, entry, report)
             if record.disposed_at is not None or record.disposal_batch_id is not None:
                 _check_disposed(record, entry, certificates, covered.get(record.id or 0), report)
             else:
@@ -463,9 +467,8 @@ def _check_records(
             progress("records", report.records, False)
 
 
-def _check_record(
-    record: Record, entry: LedgerEntry | None, store: WormStore, report: Report
-) -> None:
+def _check_record(record: Record, entry: LedgerEntry | None, report: Report) -> None:
+    """The row is the one its ledger entry names, with the same object."""
     subject = f"record {record.id}"
     if entry is None or entry.record_id != record.id:
         report.problems.append(Problem("not-in-ledger", subject, "no ledger entry names it"))
