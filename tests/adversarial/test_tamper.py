@@ -29,12 +29,12 @@ from tests.test_retention import PAST_RETENTION, POSTED, SCHEDULE
 @dataclass
 class Scene:
     """An archive at rest: four comments (1, 2 and 4 destroyed by an approved batch, 3 under
-    an open hold) and two retained comments captured later (5 and 6)."""
+    an open hold) and two retained comments captured later (5 and 6), then 5 edited."""
 
     config: Path
     data_dir: Path
     db_url: str
-    ids: dict[str, int]  # "disposed", "held", "plain", "other" -> record id
+    ids: dict[str, int]  # "disposed", "held", "plain", "other", "edited" -> record id
     objects: dict[str, str]  # the same names -> the sha256 of the record's snapshot
 
     def sql(self, statement: str, **params: object) -> None:
@@ -155,6 +155,22 @@ DATABASE_TAMPERS = [
         "series: the index says 'agency-posts', its snapshot says 'visitor-comments'",
     ),
     Tamper(
+        "an edit passed off as a new comment",
+        lambda s: s.sql("UPDATE records SET change = 'new' WHERE id = :i", i=s.ids["edited"]),
+        "record {edited}",
+        "row-contradicts-snapshot",
+        "change: the index says 'new', its snapshot says 'edited'",
+    ),
+    Tamper(
+        "an edit cut from the version it follows",
+        lambda s: s.sql(
+            "UPDATE records SET previous_record_id = NULL WHERE id = :i", i=s.ids["edited"]
+        ),
+        "record {edited}",
+        "row-contradicts-snapshot",
+        "version: the index says 2, its snapshot says 1",
+    ),
+    Tamper(
         "record row deleted",
         lambda s: s.sql("DELETE FROM records WHERE id = :i", i=s.ids["plain"]),
         "record {plain}",
@@ -245,11 +261,13 @@ STORE_TAMPERS = [
 ]
 
 
-def comment(n: int, posted: datetime = POSTED, state: str = "visible") -> Capture:
+def comment(
+    n: int, posted: datetime = POSTED, state: str = "visible", text: str = "about the water main"
+) -> Capture:
     item = RemoteItem(
         kind="comment",
         remote_id=f"c{n}",
-        text=f"Comment number {n} about the water main",
+        text=f"Comment number {n} {text}",
         author=f"visitor{n}",
         posted_at=posted,
         parent_id="p1",
@@ -287,9 +305,17 @@ def build(tmp_path: Path, db_url: str) -> Scene:
         later = datetime(2033, 11, 1, tzinfo=UTC)
         inst.clock.set(later)
         last = app.archiver.archive([comment(5, later), comment(6, later, "deleted")])
+        inst.clock.advance(timedelta(hours=1))
+        [edited] = app.archiver.archive([comment(5, later, text="(edited)")])
     finally:
         app.close()
-    named = {"disposed": first[0], "held": first[2], "plain": last[0], "other": last[1]}
+    named = {
+        "disposed": first[0],
+        "held": first[2],
+        "plain": last[0],
+        "other": last[1],
+        "edited": edited,
+    }
     return Scene(
         inst.config,
         inst.data_dir,

@@ -13,7 +13,7 @@ destruction in the ledger that names it; a ``record`` ledger entry needs its row
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin.archiver import decisions, ledger
+from bulletin.archiver.archive import Latest
 from bulletin.archiver.holds import Query, conditions
 from bulletin.archiver.rebuild import Destroyed, destroyed_row, snapshot_row
 from bulletin.archiver.store.base import (
@@ -443,6 +444,7 @@ def _check_records(
         low, high = rows[0].id, rows[-1].id
         assert low is not None and high is not None
         covered = _covered(session, low, high, holds, settings)
+        earlier = _earlier_versions(session, rows)
         infos = store.heads(
             [
                 object_key(digest)
@@ -460,7 +462,7 @@ def _check_records(
                 _check_disposed(record, entry, certificates, covered.get(record.id or 0), report)
             else:
                 why = covered.get(record.id or 0)
-                _check_retained(record, store, infos, report, why, settings)
+                _check_retained(record, store, infos, earlier, report, why, settings)
         last = high
         session.expunge_all()
         if progress:
@@ -497,12 +499,61 @@ def _contradictions(
     ]
 
 
-def snapshot_contradictions(record: Record, data: bytes) -> list[str]:
+@dataclass(frozen=True)
+class Earlier:
+    """The version a row says it follows, as the index has it."""
+
+    item: tuple[str, str, str]  # account, kind, remote id
+    latest: Latest
+    disposed: bool
+
+
+def _earlier_versions(session: Session, rows: Sequence[Record]) -> dict[int, Earlier]:
+    """The rows that ``rows`` say they follow, by id (one query)."""
+    ids = sorted({r.previous_record_id for r in rows if r.previous_record_id is not None})
+    table = Record.__table__  # type: ignore[attr-defined]
+    wanted = ("id", "version", "content_sha256", "state", "text")
+    item = ("account", "kind", "remote_id")
+    found: dict[int, Earlier] = {}
+    for start in range(0, len(ids), 500):
+        chosen = sa.select(*(table.c[n] for n in (*wanted, *item, "disposed_at")))
+        for row in session.execute(chosen.where(table.c.id.in_(ids[start : start + 500]))):
+            values = row._mapping
+            found[values["id"]] = Earlier(
+                (values["account"], values["kind"], values["remote_id"]),
+                Latest(*(values[n] for n in wanted)),
+                values["disposed_at"] is not None,
+            )
+    return found
+
+
+def snapshot_contradictions(
+    record: Record, data: bytes, earlier: dict[int, Earlier] | None = None
+) -> list[str]:
     """Where the index row ``record`` disagrees with its snapshot object's bytes ``data`` on
-    what a person or a production reads (empty: it agrees).
+    what a person or a production reads (empty: it agrees). With ``earlier`` (the rows that
+    rows follow, by id) its version, the version it follows and its change are checked too.
 
     :raises ValueError: ``data`` is not a readable snapshot.
     """
+    before = None
+    columns: tuple[str, ...] = LIVE_COLUMNS
+    problems: list[str] = []
+    if earlier is not None:
+        found = earlier.get(record.previous_record_id or 0)
+        if record.previous_record_id is None or found is not None:  # else: row-missing
+            columns += ("version", "previous_record_id")
+        if found is not None:
+            before = found.latest
+            if found.item != (record.account, record.kind, record.remote_id):
+                problems.append(
+                    f"previous_record_id: the index says {record.previous_record_id}, "
+                    "a version of another item"
+                )
+            if not found.disposed:  # a destroyed version's state and text went with it
+                columns += ("change",)
+        elif record.previous_record_id is None:
+            columns += ("change",)
     try:
         snapshot = json.loads(data)
         expected = snapshot_row(
@@ -511,10 +562,11 @@ def snapshot_contradictions(record: Record, data: bytes) -> list[str]:
             record_id=record.id,
             seq=record.ledger_seq,
             object_sha256=record.object_sha256,
+            before=before,
         )
     except (KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"not a readable snapshot ({e!r})") from e
-    return _contradictions(record, expected, LIVE_COLUMNS, "its snapshot")
+    return _contradictions(record, expected, columns, "its snapshot") + problems
 
 
 def _fetch(store: WormStore, subject: str, digest: str, report: Report) -> bytes | None:
@@ -538,6 +590,7 @@ def _check_retained(
     record: Record,
     store: WormStore,
     infos: dict[str, ObjectInfo | None],
+    earlier: dict[int, Earlier],
     report: Report,
     covered: str | None,
     settings: Settings | None,
@@ -548,7 +601,7 @@ def _check_retained(
     data = _fetch(store, subject, record.object_sha256, report)
     if data is not None:
         try:
-            found = snapshot_contradictions(record, data)
+            found = snapshot_contradictions(record, data, earlier)
         except ValueError as e:
             report.problems.append(Problem("snapshot-unreadable", subject, str(e)))
         else:
