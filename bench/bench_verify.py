@@ -66,7 +66,7 @@ def check(work: Path) -> dict[str, float]:
     _ = app.store, app.engine
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     began = time.perf_counter()
-    report = verify(app.engine, app.store)
+    report = verify(app.engine, app.store, settings=app.settings)
     elapsed = time.perf_counter() - began
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     app.close()

@@ -190,3 +190,14 @@ def s3_versions(store: WormStore, key: str) -> list[dict[str, object]]:
     client = store.client  # type: ignore[attr-defined]
     answer = client.list_object_versions(Bucket=store.bucket, Prefix=key)  # type: ignore[attr-defined]
     return [v for v in answer.get("Versions", []) if v["Key"] == key]
+
+
+def test_heads_answer_as_head_does(store: WormStore) -> None:
+    """Several keys' metadata at once equals each one's head, a missing key and a staged put
+    included."""
+    held, _ = store.put_object(DATA, retain_until=later(days=2), legal_hold=True)
+    store.flush()
+    staged, _ = store.put_object(DATA + b" ", retain_until=later(days=3))
+    keys = [object_key(held), object_key(staged), object_key("0" * 64)]
+    assert store.heads(keys) == {key: store.head(key) for key in keys}
+    store.flush()

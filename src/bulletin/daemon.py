@@ -623,6 +623,7 @@ class Daemon:
         report = verify(
             self.app.engine,
             self.app.store,
+            settings=self.app.settings,
             witness=self.app.settings.archive.witness,
             now=self.app.clock.now(),
         )

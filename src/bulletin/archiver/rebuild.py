@@ -24,7 +24,7 @@ from bulletin.archiver import decisions, ledger
 from bulletin.archiver.archive import Latest, describe_change
 from bulletin.archiver.holds import refresh_holds
 from bulletin.archiver.search import index_new_records
-from bulletin.archiver.store.base import WormStore, object_key
+from bulletin.archiver.store.base import ObjectInfo, WormStore, object_key
 from bulletin.db import reset_id_sequences, session_scope
 from bulletin.errors import IntegrityError, NotFound, Refused
 from bulletin.identity import SYSTEM_ACTOR
@@ -45,7 +45,7 @@ def _columns(model: Any) -> list[Any]:
 
 
 @dataclass
-class _Destroyed:
+class Destroyed:
     """What the certificates say of destroyed records and their batches."""
 
     records: dict[int, dict[str, Any]] = field(default_factory=dict)  # record id -> its line
@@ -54,31 +54,13 @@ class _Destroyed:
     batches: list[dict[str, Any]] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
 
-
-def _entries(store: WormStore) -> Iterator[tuple[str, LedgerEntry]]:
-    for key in store.keys(ledger.SEGMENT_PREFIX):
-        if ledger.segment_range(key) is None:
-            continue
-        for line in store.get(key, verify=False).splitlines():
-            if line.strip():
-                yield key, LedgerEntry.model_validate(json.loads(line))
-
-
-def _destroyed(store: WormStore, report: RebuildReport) -> _Destroyed:
-    """Read every certificate of destruction the ledger names."""
-    found = _Destroyed()
-    for _, entry in _entries(store):
-        if entry.kind != "certificate" or not entry.object_sha256:
-            continue
-        try:
-            body = json.loads(store.get(object_key(entry.object_sha256), verify=True))
-        except (NotFound, IntegrityError) as e:
-            report.problems.append(f"certificate in ledger entry {entry.seq}: {e}")
-            continue
+    def add(self, entry: LedgerEntry, body: dict[str, Any]) -> int:
+        """Take in the certificate ``body`` that the ledger's ``entry`` names; returns its
+        batch id."""
         batch_id = int(body["batch"])
         approved = datetime.fromisoformat(body["approved_at"])
-        found.approved_at[batch_id] = approved
-        found.batches.append(
+        self.approved_at[batch_id] = approved
+        self.batches.append(
             {
                 "id": batch_id,
                 "state": "approved",
@@ -94,10 +76,10 @@ def _destroyed(store: WormStore, report: RebuildReport) -> _Destroyed:
             }
         )
         for line in body["records"]:
-            found.records[int(line["record_id"])] = line
-            found.batch_of[int(line["record_id"])] = batch_id
+            self.records[int(line["record_id"])] = line
+            self.batch_of[int(line["record_id"])] = batch_id
             if line.get("retain_until"):
-                found.items.append(
+                self.items.append(
                     {
                         "batch_id": batch_id,
                         "record_id": int(line["record_id"]),
@@ -107,6 +89,30 @@ def _destroyed(store: WormStore, report: RebuildReport) -> _Destroyed:
                         "raw_sha256": line.get("raw_sha256"),
                     }
                 )
+        return batch_id
+
+
+def _entries(store: WormStore) -> Iterator[tuple[str, LedgerEntry]]:
+    for key in store.keys(ledger.SEGMENT_PREFIX):
+        if ledger.segment_range(key) is None:
+            continue
+        for line in store.get(key, verify=False).splitlines():
+            if line.strip():
+                yield key, LedgerEntry.model_validate(json.loads(line))
+
+
+def _destroyed(store: WormStore, report: RebuildReport) -> Destroyed:
+    """Read every certificate of destruction the ledger names."""
+    found = Destroyed()
+    for _, entry in _entries(store):
+        if entry.kind != "certificate" or not entry.object_sha256:
+            continue
+        try:
+            body = json.loads(store.get(object_key(entry.object_sha256), verify=True))
+        except (NotFound, IntegrityError) as e:
+            report.problems.append(f"certificate in ledger entry {entry.seq}: {e}")
+            continue
+        found.add(entry, body)
     return found
 
 
@@ -235,15 +241,15 @@ def _record_row(
     entry: LedgerEntry,
     versions: dict[tuple[str, str, str], Latest],
     report: RebuildReport,
-    destroyed: _Destroyed,
+    destroyed: Destroyed,
 ) -> dict[str, Any] | None:
-    assert entry.object_sha256 is not None
+    assert entry.object_sha256 is not None and entry.record_id is not None
     key = object_key(entry.object_sha256)
     try:
         data = store.get(key, verify=True)
     except NotFound as e:
         if entry.record_id in destroyed.records:
-            return _destroyed_row(entry, versions, destroyed)
+            return destroyed_row(entry, versions, destroyed)
         report.problems.append(f"record {entry.record_id}: {e}")
         return None
     except IntegrityError as e:
@@ -251,33 +257,53 @@ def _record_row(
         return None
     snapshot = json.loads(data)
     item = snapshot["item"]
-    info = store.head(key)
     ident = (snapshot["account"], item["kind"], item["remote_id"])
-    before = versions.get(ident)
-    state, text = item.get("state", "visible"), item.get("text", "")
-    assert entry.record_id is not None
-    versions[ident] = Latest(
-        entry.record_id,
-        (before.version + 1) if before else 1,
-        snapshot["content_sha256"],
-        state,
-        text,
+    row = snapshot_row(
+        snapshot,
+        len(data),
+        record_id=entry.record_id,
+        seq=entry.seq,
+        object_sha256=entry.object_sha256,
+        info=store.head(key),
+        before=versions.get(ident),
     )
+    versions[ident] = Latest(
+        entry.record_id, row["version"], row["content_sha256"], row["state"], row["text"]
+    )
+    return row
+
+
+def snapshot_row(
+    snapshot: dict[str, Any],
+    size: int,
+    *,
+    record_id: int | None,
+    seq: int | None,
+    object_sha256: str,
+    info: ObjectInfo | None = None,
+    before: Latest | None = None,
+) -> dict[str, Any]:
+    """The index row (with its ``media`` rows) of record ``record_id``, ledgered as entry
+    ``seq``, from its snapshot object ``object_sha256`` (``size`` bytes, parsed), the store's
+    retention and hold of it (``info``), and the item's version before it (``before``, None
+    for the first)."""
+    item = snapshot["item"]
+    state, text = item.get("state", "visible"), item.get("text", "")
     posted = item.get("posted_at")
     return {
-        "id": entry.record_id,
+        "id": record_id,
         "account": snapshot["account"],
         "platform": snapshot["platform"],
         "kind": item["kind"],
         "remote_id": item["remote_id"],
         "parent_id": item.get("parent_id"),
         "thread_id": item.get("thread_id"),
-        "version": versions[ident].version,
+        "version": (before.version + 1) if before else 1,
         "previous_record_id": before.record_id if before else None,
         "change": describe_change(before, state, text),
-        "state": item.get("state", "visible"),
+        "state": state,
         "author": item.get("author"),
-        "text": item.get("text", ""),
+        "text": text,
         "url": item.get("url"),
         "posted_at": datetime.fromisoformat(posted) if posted else None,
         "captured_at": datetime.fromisoformat(snapshot["captured_at"]),
@@ -286,16 +312,16 @@ def _record_row(
         "legal_hold": info.legal_hold if info else False,
         "training": bool(snapshot.get("training")),
         "content_sha256": snapshot["content_sha256"],
-        "object_sha256": entry.object_sha256,
+        "object_sha256": object_sha256,
         "raw_sha256": snapshot.get("raw_sha256"),
-        "size": len(data),
+        "size": size,
         "notice_id": snapshot.get("notice_id"),
-        "ledger_seq": entry.seq,
+        "ledger_seq": seq,
         "disposed_at": None,
         "disposal_batch_id": None,
         "media": [
             {
-                "record_id": entry.record_id,
+                "record_id": record_id,
                 "url": m["url"],
                 "sha256": m.get("sha256"),
                 "mime_type": m.get("mime_type"),
@@ -307,8 +333,8 @@ def _record_row(
     }
 
 
-def _destroyed_row(
-    entry: LedgerEntry, versions: dict[tuple[str, str, str], Latest], destroyed: _Destroyed
+def destroyed_row(
+    entry: LedgerEntry, versions: dict[tuple[str, str, str], Latest], destroyed: Destroyed
 ) -> dict[str, Any]:
     """The index row of a destroyed record, from its certificate: what it was, not what it
     said (its text and author went with it)."""

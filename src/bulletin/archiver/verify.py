@@ -1,7 +1,16 @@
 """``archive verify``: every object against its hash, the ledger chain from the first entry, the
 mirror against the database, and objects against index rows; then the images live notices
 pinned, the heads the witnesses outside the store saw, and (S3) whatever lies on top of an
-archived version. Streams; memory stays flat."""
+archived version. Streams; memory stays flat.
+
+Every index row is re-derived from what the store holds (as ``archive rebuild-index`` would
+derive it, :func:`bulletin.archiver.rebuild.snapshot_row`) and each column a person or a
+production reads is compared: text, author, times, state, thread, series. Retention and hold
+are compared three ways: the row, the store's retention of each object (the local store's
+catalog), and the open legal holds (whose copies in the store :func:`decisions.check`
+compares) and permanent series that must keep it. A disposed row needs a certificate of
+destruction in the ledger that names it; a ``record`` ledger entry needs its row.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -16,17 +26,71 @@ from sqlmodel import Session, col, select
 
 from bulletin.archiver import decisions, ledger
 from bulletin.archiver import witness as witnesses
+from bulletin.archiver.archive import Latest
+from bulletin.archiver.holds import Query, conditions
+from bulletin.archiver.rebuild import Destroyed, destroyed_row, snapshot_row
 from bulletin.archiver.retention import live_notice_images, media_digests
 from bulletin.archiver.store.base import (
     OBJECT_PREFIX,
+    ObjectInfo,
     WormStore,
     digest_of_key,
     object_key,
     sha256_hex,
 )
-from bulletin.config.settings import WitnessSettings
+from bulletin.archiver.store.local import FOREVER
+from bulletin.config.settings import Settings, WitnessSettings
 from bulletin.errors import IntegrityError, NotFound, StoreUnavailable
-from bulletin.models import LedgerEntry, Notice, Quarantine, Record, RecordMedia
+from bulletin.models import (
+    Hold,
+    HoldRecord,
+    LedgerEntry,
+    Notice,
+    Quarantine,
+    Record,
+    RecordMedia,
+)
+
+# what a person or a production reads of a retained record, as its snapshot gives it
+LIVE_COLUMNS = (
+    "account",
+    "platform",
+    "kind",
+    "remote_id",
+    "parent_id",
+    "thread_id",
+    "state",
+    "author",
+    "text",
+    "url",
+    "posted_at",
+    "captured_at",
+    "series",
+    "training",
+    "content_sha256",
+    "raw_sha256",
+    "notice_id",
+    "size",
+)
+# what a destroyed record's certificate says of it
+DISPOSED_COLUMNS = (
+    "account",
+    "platform",
+    "kind",
+    "remote_id",
+    "version",
+    "series",
+    "posted_at",
+    "captured_at",
+    "retain_until",
+    "content_sha256",
+    "object_sha256",
+    "raw_sha256",
+    "disposed_at",
+    "disposal_batch_id",
+)
+# S3 Object Lock keeps retain-until to the second, rounded up
+_ROUNDING = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -61,6 +125,7 @@ def verify(
     store: WormStore,
     progress: Callable[[str, int, bool], None] | None = None,
     batch: int = 1000,
+    settings: Settings | None = None,
     *,
     witness: WitnessSettings | None = None,
     now: datetime | None = None,
@@ -69,51 +134,123 @@ def verify(
 
     ``progress(phase, done, finished)`` is called every ``batch`` items of the two long
     phases, ``"ledger"`` (entries walked) and ``"records"`` (records whose objects were
-    re-hashed), and once more when each phase ends. ``witness``: the chain is compared with
-    the witnesses it can read back; ``now``: warn of checkpoints missing or overdue.
+    re-hashed), and once more when each phase ends. With ``settings`` each open hold's query
+    is run again (in the agency's time zone) and permanent series are known, so a record
+    they cover must be on hold even when its membership row is gone. ``witness``: the chain
+    is compared with the witnesses it can read back; ``now``: warn of checkpoints missing or
+    overdue.
     """
     report = Report()
     with Session(engine) as session:
         _check_chain(session, store, report, batch, progress)
         if progress:
             progress("ledger", report.entries, True)
-        _check_records(session, store, report, batch, progress)
+        certificates = _Certificates(session, store, report)
+        _check_rows_exist(session, report)
+        _check_records(session, store, report, batch, progress, certificates, settings)
         if progress:
             progress("records", report.records, True)
         _check_orphans(session, store, report)
         _check_notice_media(session, store, report)
         _check_checkpoints(session, store, report)
-        _check_certificates(session, store, report)
         _check_witnesses(session, store, report, witness, now)
+    _check_kept_for_good(store, decisions.PREFIX, report)
     _check_shadowed(store, report)
     for kind, key, detail in decisions.check(engine, store):
         report.problems.append(Problem(kind, key, detail))
     return report
 
 
-def _check_certificates(session: Session, store: WormStore, report: Report) -> None:
-    """Every certificate of destruction the ledger names is in the store, unaltered."""
-    for digest in session.exec(
-        select(LedgerEntry.object_sha256).where(col(LedgerEntry.kind) == "certificate")
-    ).all():
+def _side(store: WormStore) -> str:
+    """What holds an object's retention, in words."""
+    return "the store's catalog" if store.kind == "local" else "the store"
+
+
+def _keeping(info: ObjectInfo) -> str:
+    if info.retain_until == FOREVER:
+        return "has no row for it (read as kept indefinitely, not held)"
+    held = "on legal hold" if info.legal_hold else "not held"
+    return f"says retain until {info.retain_until:%Y-%m-%d %H:%M:%S} UTC, {held}"
+
+
+def _check_held(store: WormStore, key: str, report: Report) -> None:
+    """``key`` is kept permanently (ledger, checkpoint, decision, certificate): on hold."""
+    info = store.head(key)
+    if info is not None and not info.legal_hold:
+        report.problems.append(
+            Problem(
+                "hold-disagrees",
+                key,
+                f"kept permanently on legal hold, but {_side(store)} {_keeping(info)}",
+            )
+        )
+
+
+def _check_kept_for_good(store: WormStore, prefix: str, report: Report) -> None:
+    for key in store.keys(prefix):
+        _check_held(store, key, report)
+
+
+class _Certificates:
+    """Every certificate of destruction the ledger names, checked in the store (present,
+    unaltered, on hold) and read once; a batch's records are read again when asked for."""
+
+    def __init__(self, session: Session, store: WormStore, report: Report) -> None:
+        self._store = store
+        self._of_batch: dict[int, LedgerEntry] = {}
+        self._last: tuple[int, Destroyed] | None = None
+        for entry in session.exec(
+            select(LedgerEntry).where(col(LedgerEntry.kind) == "certificate")
+        ).all():
+            body = self._read(entry, report)
+            if body is not None:
+                self._of_batch[int(body["batch"])] = entry
+        session.expunge_all()
+
+    def _read(self, entry: LedgerEntry, report: Report | None) -> dict[str, Any] | None:
+        digest = entry.object_sha256
         if not digest:
-            continue
+            return None
+        subject = f"certificate sha256/{digest}"
         try:
-            store.get(object_key(digest), verify=True)
-            report.objects += 1
+            body: dict[str, Any] = json.loads(self._store.get(object_key(digest), verify=True))
+            int(body["batch"])
         except IntegrityError:
-            report.problems.append(
-                Problem("object-altered", f"certificate sha256/{digest}", "does not match its hash")
-            )
+            problem = Problem("object-altered", subject, "does not match its hash")
         except NotFound:
-            report.problems.append(
-                Problem("object-missing", f"certificate sha256/{digest}", "is not in the store")
-            )
+            problem = Problem("object-missing", subject, "is not in the store")
+        except (ValueError, KeyError, TypeError) as e:
+            problem = Problem("certificate-unreadable", subject, str(e))
+        else:
+            if report is not None:
+                report.objects += 1
+                _check_held(self._store, object_key(digest), report)
+            return body
+        if report is not None:
+            report.problems.append(problem)
+        return None
+
+    def of_batch(self, batch_id: int | None) -> Destroyed | None:
+        """What the certificate of ``batch_id`` says; None when the ledger has none."""
+        if batch_id is None or batch_id not in self._of_batch:
+            return None
+        if self._last is None or self._last[0] != batch_id:  # a batch's records are adjacent
+            entry = self._of_batch[batch_id]
+            found = Destroyed()
+            body = self._read(entry, None)
+            try:
+                if body is not None:
+                    found.add(entry, body)
+            except (ValueError, KeyError, TypeError):
+                found = Destroyed()  # unreadable: its records are named as uncertified
+            self._last = (batch_id, found)
+        return self._last[1]
 
 
 def _check_checkpoints(session: Session, store: WormStore, report: Report) -> None:
     """Every checkpoint's head must still be in the chain with the same hash."""
     for key in store.keys(ledger.CHECKPOINT_PREFIX):
+        _check_held(store, key, report)
         try:
             point = json.loads(store.get(key, verify=False))
             seq, expected = int(point["head_seq"]), str(point["head_hash"])
@@ -154,6 +291,7 @@ def _mirror_lines(store: WormStore, report: Report) -> Iterator[tuple[int, dict[
         if found is None:
             report.problems.append(Problem("mirror-foreign", key, "not a ledger segment"))
             continue
+        _check_held(store, key, report)
         try:
             data = store.get(key, verify=False)
             lines = [json.loads(line) for line in data.splitlines() if line.strip()]
@@ -234,13 +372,83 @@ def _check_chain(
     report.head_hash = prev_hash
 
 
+def _check_rows_exist(session: Session, report: Report) -> None:
+    """Every ``record`` entry of the ledger has its index row (a deleted row hides a record
+    from search and productions)."""
+    missing = (
+        sa.select(col(LedgerEntry.seq), col(LedgerEntry.record_id))
+        .where(col(LedgerEntry.kind) == "record")
+        .where(~sa.exists().where(col(Record.id) == col(LedgerEntry.record_id)))
+        .order_by(col(LedgerEntry.seq))
+    )
+    for seq, record_id in session.execute(missing, execution_options={"yield_per": 1000}):
+        report.problems.append(
+            Problem(
+                "row-missing",
+                f"record {record_id}",
+                f"ledger {seq} names it; the index has no row for it (deleted?)",
+            )
+        )
+
+
+def _open_holds(session: Session, settings: Settings | None) -> list[tuple[int, Query]]:
+    """The open holds whose queries can be run again (with ``settings``: their time zone)."""
+    if settings is None:
+        return []
+    found = []
+    for hold_id, query in session.exec(
+        select(Hold.id, Hold.query).where(col(Hold.state) == "open").order_by(col(Hold.id))
+    ).all():
+        try:
+            found.append((hold_id or 0, Query.from_json(query)))
+        except (ValueError, TypeError):
+            continue  # its copy in the store disagrees too: decisions.check names it
+    return found
+
+
+def _covered(
+    session: Session,
+    low: int,
+    high: int,
+    holds: list[tuple[int, Query]],
+    settings: Settings | None,
+) -> dict[int, str]:
+    """Records ``low``..``high`` that an open hold covers (by membership, or by its query
+    on a retained record), with the first such hold in words."""
+    found: dict[int, str] = {}
+    members = (
+        select(HoldRecord.record_id, HoldRecord.hold_id)
+        .join(Hold, col(Hold.id) == col(HoldRecord.hold_id))
+        .where(col(Hold.state) == "open")
+        .where(col(HoldRecord.record_id).between(low, high))
+        .order_by(col(HoldRecord.hold_id))
+    )
+    for record_id, hold_id in session.exec(members).all():
+        found.setdefault(record_id, f"open hold {hold_id} holds it")
+    for hold_id, query in holds:
+        assert settings is not None
+        matching = (
+            select(Record.id)
+            .where(*conditions(query, settings.agency.time_zone))
+            .where(col(Record.id).between(low, high))
+            .where(col(Record.disposed_at).is_(None))
+        )
+        for matched in session.exec(matching).all():
+            if matched is not None:
+                found.setdefault(matched, f"open hold {hold_id}'s query covers it")
+    return found
+
+
 def _check_records(
     session: Session,
     store: WormStore,
     report: Report,
     batch: int,
     progress: Callable[[str, int, bool], None] | None,
+    certificates: _Certificates,
+    settings: Settings | None,
 ) -> None:
+    holds = _open_holds(session, settings)
     last = 0
     while True:
         rows = session.exec(
@@ -255,25 +463,39 @@ def _check_records(
                 select(LedgerEntry).where(LedgerEntry.seq.in_(seqs))  # type: ignore[attr-defined]
             )
         }
+        low, high = rows[0].id, rows[-1].id
+        assert low is not None and high is not None
+        covered = _covered(session, low, high, holds, settings)
+        earlier = _earlier_versions(session, rows)
         media = media_digests(session, [r.id for r in rows if r.id is not None])
+        infos = store.heads(
+            [
+                object_key(digest)
+                for r in rows
+                if r.disposed_at is None and r.disposal_batch_id is None
+                for digest in (r.object_sha256, r.raw_sha256)
+                if digest
+            ]
+        )
         for record in rows:
             report.records += 1
-            images = media.get(record.id or 0, [])
-            _check_record(record, entries.get(record.ledger_seq or -1), store, report, images)
-        assert rows[-1].id is not None
-        last = rows[-1].id
+            entry = entries.get(record.ledger_seq or -1)
+            _check_record(record, entry, report)
+            if record.disposed_at is not None or record.disposal_batch_id is not None:
+                _check_disposed(record, entry, certificates, covered.get(record.id or 0), report)
+            else:
+                why = covered.get(record.id or 0)
+                _check_retained(record, store, infos, earlier, report, why, settings)
+                for digest in media.get(record.id or 0, []):
+                    _rehash(store, report, f"record {record.id}", f"image sha256/{digest}", digest)
+        last = high
         session.expunge_all()
         if progress:
             progress("records", report.records, False)
 
 
-def _check_record(
-    record: Record,
-    entry: LedgerEntry | None,
-    store: WormStore,
-    report: Report,
-    images: Sequence[str] = (),
-) -> None:
+def _check_record(record: Record, entry: LedgerEntry | None, report: Report) -> None:
+    """The row is the one its ledger entry names, with the same object."""
     subject = f"record {record.id}"
     if entry is None or entry.record_id != record.id:
         report.problems.append(Problem("not-in-ledger", subject, "no ledger entry names it"))
@@ -281,12 +503,215 @@ def _check_record(
         report.problems.append(
             Problem("row-altered", subject, "its object hash differs from the ledger's")
         )
-    if record.disposed_at is not None:
-        return  # destroyed by an approved disposition batch: its objects are meant to be gone
-    for digest in filter(None, (record.object_sha256, record.raw_sha256)):
-        _rehash(store, report, subject, f"sha256/{digest}", digest)
-    for digest in images:
-        _rehash(store, report, subject, f"image sha256/{digest}", digest)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S.%f} UTC"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _contradictions(
+    record: Record, expected: dict[str, Any], columns: tuple[str, ...], source: str
+) -> list[str]:
+    """Each of ``columns`` on which ``record`` and ``expected`` differ, in words."""
+    return [
+        f"{name}: the index says {_shown(getattr(record, name))}, "
+        f"{source} says {_shown(expected[name])}"
+        for name in columns
+        if getattr(record, name) != expected[name]
+    ]
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """The version a row says it follows, as the index has it."""
+
+    item: tuple[str, str, str]  # account, kind, remote id
+    latest: Latest
+    disposed: bool
+
+
+def _earlier_versions(session: Session, rows: Sequence[Record]) -> dict[int, Earlier]:
+    """The rows that ``rows`` say they follow, by id (one query)."""
+    ids = sorted({r.previous_record_id for r in rows if r.previous_record_id is not None})
+    table = Record.__table__  # type: ignore[attr-defined]
+    wanted = ("id", "version", "content_sha256", "state", "text")
+    item = ("account", "kind", "remote_id")
+    found: dict[int, Earlier] = {}
+    for start in range(0, len(ids), 500):
+        chosen = sa.select(*(table.c[n] for n in (*wanted, *item, "disposed_at")))
+        for row in session.execute(chosen.where(table.c.id.in_(ids[start : start + 500]))):
+            values = row._mapping
+            found[values["id"]] = Earlier(
+                (values["account"], values["kind"], values["remote_id"]),
+                Latest(*(values[n] for n in wanted)),
+                values["disposed_at"] is not None,
+            )
+    return found
+
+
+def snapshot_contradictions(
+    record: Record, data: bytes, earlier: dict[int, Earlier] | None = None
+) -> list[str]:
+    """Where the index row ``record`` disagrees with its snapshot object's bytes ``data`` on
+    what a person or a production reads (empty: it agrees). With ``earlier`` (the rows that
+    rows follow, by id) its version, the version it follows and its change are checked too.
+
+    :raises ValueError: ``data`` is not a readable snapshot.
+    """
+    before = None
+    columns: tuple[str, ...] = LIVE_COLUMNS
+    problems: list[str] = []
+    if earlier is not None:
+        found = earlier.get(record.previous_record_id or 0)
+        if record.previous_record_id is None or found is not None:  # else: row-missing
+            columns += ("version", "previous_record_id")
+        if found is not None:
+            before = found.latest
+            if found.item != (record.account, record.kind, record.remote_id):
+                problems.append(
+                    f"previous_record_id: the index says {record.previous_record_id}, "
+                    "a version of another item"
+                )
+            if not found.disposed:  # a destroyed version's state and text went with it
+                columns += ("change",)
+        elif record.previous_record_id is None:
+            columns += ("change",)
+    try:
+        snapshot = json.loads(data)
+        expected = snapshot_row(
+            snapshot,
+            len(data),
+            record_id=record.id,
+            seq=record.ledger_seq,
+            object_sha256=record.object_sha256,
+            before=before,
+        )
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"not a readable snapshot ({e!r})") from e
+    return _contradictions(record, expected, columns, "its snapshot") + problems
+
+
+def _fetch(store: WormStore, subject: str, digest: str, report: Report) -> bytes | None:
+    try:
+        data = store.get(object_key(digest), verify=True)
+    except IntegrityError:
+        report.problems.append(
+            Problem("object-altered", subject, f"sha256/{digest} does not match its hash")
+        )
+        return None
+    except NotFound:
+        report.problems.append(
+            Problem("object-missing", subject, f"sha256/{digest} is not in the store")
+        )
+        return None
+    report.objects += 1
+    return data
+
+
+def _check_retained(
+    record: Record,
+    store: WormStore,
+    infos: dict[str, ObjectInfo | None],
+    earlier: dict[int, Earlier],
+    report: Report,
+    covered: str | None,
+    settings: Settings | None,
+) -> None:
+    """A retained record: its row against its snapshot, its retention and hold against the
+    store's and against the holds that must keep it."""
+    subject = f"record {record.id}"
+    data = _fetch(store, subject, record.object_sha256, report)
+    if data is not None:
+        try:
+            found = snapshot_contradictions(record, data, earlier)
+        except ValueError as e:
+            report.problems.append(Problem("snapshot-unreadable", subject, str(e)))
+        else:
+            report.problems += [Problem("row-contradicts-snapshot", subject, f) for f in found]
+    if record.raw_sha256:
+        _fetch(store, subject, record.raw_sha256, report)
+    why = covered
+    if why is None and settings is not None and settings.is_permanent(record.series):
+        why = f"its series {record.series} is kept permanently"
+    if why is not None and not record.legal_hold:
+        report.problems.append(
+            Problem("hold-disagrees", subject, f"the index says not on legal hold, but {why}")
+        )
+    must_hold = record.legal_hold or why is not None
+    for digest, own in ((record.object_sha256, True), (record.raw_sha256, False)):
+        if digest:
+            key = object_key(digest)
+            _check_keeping(record, key, infos.get(key), store, own, must_hold, report)
+
+
+def _check_keeping(
+    record: Record,
+    key: str,
+    info: ObjectInfo | None,
+    store: WormStore,
+    own: bool,
+    must_hold: bool,
+    report: Report,
+) -> None:
+    """The store keeps ``key`` as long as the row says (exactly, for the record's ``own``
+    snapshot; at least, for an object other records may share) and holds it when it must."""
+    if info is None:
+        return  # named above as missing
+    until = record.retain_until
+    found: list[tuple[list[Problem], str, str]] = []  # where, kind, what the index says
+    if until is None:
+        found.append((report.problems, "retention-disagrees", "the index gives no retain-until"))
+    elif info.retain_until < until or (own and info.retain_until >= until + _ROUNDING):
+        found.append(
+            (
+                report.problems,
+                "retention-disagrees",
+                f"the index says retain until {until:%Y-%m-%d %H:%M:%S} UTC",
+            )
+        )
+    if must_hold and not info.legal_hold:
+        found.append((report.problems, "hold-disagrees", "it must be on legal hold"))
+    elif own and info.legal_hold and not must_hold and info.retain_until != FOREVER:
+        found.append((report.notes, "hold-left-over", "not on legal hold in the index"))
+    for where, kind, index_says in found:  # rare: worded only when found
+        detail = f"{index_says}; {key}: {_side(store)} {_keeping(info)}"
+        where.append(Problem(kind, f"record {record.id}", detail))
+
+
+def _check_disposed(
+    record: Record,
+    entry: LedgerEntry | None,
+    certificates: _Certificates,
+    covered: str | None,
+    report: Report,
+) -> None:
+    """A disposed record: a ledgered certificate of destruction names it, and says what the
+    row says; its objects are meant to be gone."""
+    subject = f"record {record.id}"
+    destroyed = certificates.of_batch(record.disposal_batch_id)
+    if destroyed is None or record.id not in destroyed.records:
+        batch = record.disposal_batch_id
+        report.problems.append(
+            Problem(
+                "disposed-without-certificate",
+                subject,
+                "the index says it was destroyed"
+                + (f" in batch {batch}" if batch is not None else "")
+                + ", but no certificate of destruction in the ledger names it",
+            )
+        )
+        return
+    if entry is not None and entry.record_id == record.id:
+        expected = destroyed_row(entry, {}, destroyed)
+        report.problems += [
+            Problem("row-contradicts-certificate", subject, f)
+            for f in _contradictions(record, expected, DISPOSED_COLUMNS, "its certificate")
+        ]
+    if covered is not None:
+        report.problems.append(Problem("disposed-while-held", subject, f"destroyed, yet {covered}"))
 
 
 def _rehash(store: WormStore, report: Report, subject: str, what: str, digest: str) -> None:

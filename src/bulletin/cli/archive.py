@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin.archiver.store.base import object_key
-from bulletin.archiver.verify import verify
+from bulletin.archiver.verify import snapshot_contradictions, verify
 from bulletin.cli import Context, emit, json_option, pass_context, read_only
 from bulletin.errors import NotFound
 from bulletin.models import LedgerEntry, Record
@@ -82,13 +82,20 @@ def archive_show(ctx: Context, record_id: int, raw: bool, as_json: bool) -> None
     if raw:
         click.echo(snapshot.decode())
         return
+    try:
+        differs = snapshot_contradictions(record, snapshot)
+    except ValueError as e:
+        differs = [str(e)]
     tz = ctx.settings.agency.time_zone
     training = ", training" if record.training else ""
     data = {
         **_record_json(record),
         "ledger_entry_hash": entry.entry_hash if entry else None,
         "snapshot": json.loads(snapshot),
+        "agrees_with_snapshot": not differs,
+        "contradictions": differs,
     }
+    checked = "(verified)" if not differs else "(the index row DISAGREES with this snapshot)"
     emit(
         as_json,
         data,
@@ -98,7 +105,8 @@ def archive_show(ctx: Context, record_id: int, raw: bool, as_json: bool) -> None
             f"  state        {record.state}",
             f"  posted       {local_text(record.posted_at, tz)}",
             f"  captured     {local_text(record.captured_at, tz)}",
-            f"  sha256       {record.object_sha256}  (verified)",
+            f"  sha256       {record.object_sha256}  {checked}",
+            *(f"  ! {line}" for line in differs),
             f"  raw sha256   {record.raw_sha256 or '-'}",
             f"  series       {record.series}, retain until {local_text(record.retain_until, tz)}"
             + ("  [legal hold]" if record.legal_hold else ""),
@@ -122,7 +130,12 @@ def archive_verify(ctx: Context, progress: bool | None, as_json: bool) -> None:
     engine = app.checked_engine()
     shown = _verify_progress(engine) if _wants_progress(progress) else None
     report = verify(
-        engine, app.store, progress=shown, witness=app.settings.archive.witness, now=app.clock.now()
+        engine,
+        app.store,
+        progress=shown,
+        settings=app.settings,
+        witness=app.settings.archive.witness,
+        now=app.clock.now(),
     )
     payload = {
         "ok": report.ok,

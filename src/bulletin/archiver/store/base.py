@@ -150,6 +150,10 @@ class WormStore(ABC):
     def head(self, key: str) -> ObjectInfo | None:
         """Metadata of ``key``, or None when it does not exist."""
 
+    def heads(self, keys: Sequence[str]) -> dict[str, ObjectInfo | None]:
+        """:meth:`head` of each of ``keys``, by key; a backend may answer them together."""
+        return {key: self.head(key) for key in keys}
+
     def exists(self, key: str) -> bool:
         """Whether ``key`` exists."""
         return self.head(key) is not None

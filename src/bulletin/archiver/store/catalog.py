@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -131,6 +131,18 @@ class Catalog:
         if row is None:
             return None
         return Meta(key, str(row[0]), int(row[1]), parse_iso(str(row[2])), bool(row[3]))
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Meta]:
+        """The rows of those of ``keys`` that have one."""
+        conn = self._connect()
+        found: dict[str, Meta] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))  # only placeholders are formatted in
+            query = f"SELECT key, sha256, size, retain_until, legal_hold FROM objects WHERE key IN ({marks})"  # noqa: E501, S608
+            for key, sha, size, until, hold in conn.execute(query, chunk):
+                found[key] = Meta(key, str(sha), int(size), parse_iso(str(until)), bool(hold))
+        return found
 
     def upsert(self, metas: Iterable[Meta], conn: sqlite3.Connection | None = None) -> None:
         """Add or merge rows (retention extends, holds stay); one transaction unless in one."""

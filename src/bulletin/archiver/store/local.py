@@ -74,7 +74,7 @@ import secrets
 import sqlite3
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from heapq import merge
@@ -270,6 +270,24 @@ class LocalStore(WormStore):
             if meta is None:
                 return ObjectInfo(key, size, FOREVER, legal_hold=False)
             return meta.info()
+
+    def heads(self, keys: Sequence[str]) -> dict[str, ObjectInfo | None]:
+        """:meth:`head` of each of ``keys``, their rows read together."""
+        with self._lock:
+            try:
+                rows = self._catalog.get_many([k for k in keys if k not in self._staged])
+            except sqlite3.Error as e:
+                raise self._unavailable("cannot read the retention of its objects", e) from e
+            found: dict[str, ObjectInfo | None] = {}
+            for key in keys:
+                staged = self._staged.get(key)
+                size = None if staged else self._size(self._file(key), key)
+                meta = staged.meta if staged else rows.get(key)
+                if meta is not None and (staged or size is not None):
+                    found[key] = meta.info()
+                else:
+                    found[key] = None if size is None else ObjectInfo(key, size, FOREVER, False)
+        return found
 
     def extend_retention(self, key: str, retain_until: datetime) -> ObjectInfo:
         """Extend retain-until (durable on return); an earlier value raises RetentionViolation."""
