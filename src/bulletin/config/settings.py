@@ -306,6 +306,8 @@ class DaemonSettings(_Section):
     max_parallel_deliveries: int = Field(default=4, ge=1, le=64)
     max_inline_wait: float = Field(default=5.0, ge=0)
     routine_give_up: str = "1d"
+    # a delivery still retried this long after its first attempt is reported by status --check
+    stuck_after: str = "30min"
     verify_at: str = "03:30"
     # host:port of a Prometheus endpoint (/metrics), e.g. "127.0.0.1:9464"; empty: none
     metrics_address: str = ""
@@ -322,7 +324,7 @@ class DaemonSettings(_Section):
             raise ValueError("give host:port, e.g. 127.0.0.1:9464")
         return value
 
-    @field_validator("routine_give_up")
+    @field_validator("routine_give_up", "stuck_after")
     @classmethod
     def _valid_duration(cls, value: str) -> str:
         parse_duration(value)
@@ -332,6 +334,11 @@ class DaemonSettings(_Section):
     def routine_give_up_delta(self) -> timedelta:
         """How long a routine delivery is retried before it is marked failed."""
         return parse_duration(self.routine_give_up)
+
+    @property
+    def stuck_after_delta(self) -> timedelta:
+        """How long after its first attempt a delivery still retried needs a person."""
+        return parse_duration(self.stuck_after)
 
 
 class PlatformCost(_Section):
