@@ -114,6 +114,31 @@ CASES = [
         2,
         "template text has a noncharacter (U+FFFF) at position 7",
     ),
+    # links and images that are not what they claim
+    Case(
+        "script posing as the notice's link",
+        (*ROAD, "--link", "javascript:alert(document.cookie)"),
+        2,
+        "the link 'javascript:alert(document.cookie)' is not a web address",
+    ),
+    Case(
+        "local file posing as the notice's link",
+        (*ROAD, "--link", "file:///etc/passwd"),
+        2,
+        "the link 'file:///etc/passwd' is not a web address",
+    ),
+    Case(
+        "web link without a host",
+        (*ROAD, "--link", "https:///notice"),
+        2,
+        "the link 'https:///notice' is not a web address: give http:// or https:// and a host",
+    ),
+    Case(
+        "system file posing as an image",
+        (*ROAD, "--image", "/etc/passwd"),
+        2,
+        "image /etc/passwd is not a JPEG, PNG, GIF or WebP image",
+    ),
 ]
 
 

@@ -559,6 +559,7 @@ class CapSettings(_Section):
     imported. ``categories`` maps an event to a notice category (over the built-in map);
     ``[cap.templates]`` maps an event to an approved template that covers it. With
     ``trust_store`` (a PEM file of certificates) an enveloped XML signature is verified.
+    An alert a feed links to is fetched only from the feed's host or ``allowed_hosts``.
     """
 
     feeds: list[str] = Field(default_factory=list)
@@ -577,6 +578,8 @@ class CapSettings(_Section):
     require_signature: bool = False
     max_bytes: int = Field(default=2_000_000, ge=1024)
     fetch_timeout: float = Field(default=15.0, gt=0)
+    # hosts an alert linked from a feed may be fetched from, besides the feeds' own hosts
+    allowed_hosts: list[str] = Field(default_factory=list)
 
     @field_validator("feeds")
     @classmethod

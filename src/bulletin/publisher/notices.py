@@ -32,6 +32,7 @@ from bulletin.publisher.media import notice_images as pinned_images
 from bulletin.publisher.texts import (
     THREAD_PLATFORMS,
     TargetText,
+    check_link,
     check_text,
     check_variant_keys,
     limits,
@@ -149,6 +150,7 @@ def _check_texts(draft: NoticeDraft) -> None:
         check_text(f"the text for {key}", variant)
     if draft.link is not None:
         check_text("the link", draft.link)
+        check_link(draft.link)
     for path, alt in draft.images:
         check_text(f"the alt text of {path}", alt)
     if draft.follow_up is not None:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from urllib.parse import urlsplit
 
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import Connector, Limits
@@ -34,6 +35,19 @@ def check_text(what: str, text: str) -> None:
     problem = text_problem(text)
     if problem is not None:
         raise UsageError(f"{what} {problem}; remove it (no platform displays it)")
+
+
+def check_link(link: str) -> None:
+    """A notice's link is an http or https address with a host, nothing else (no
+    ``javascript:``, ``file:`` or ``data:``).
+
+    :raises UsageError: what the link is not, in one line.
+    """
+    parts = urlsplit(link.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"the link {link!r} is not a web address: give http:// or https:// and a host"
+        )
 
 
 @dataclass(frozen=True)
