@@ -35,7 +35,7 @@ def connector_class(platform: str) -> type[Connector]:
 def build_connector(
     name: str, settings: Settings, environ: Mapping[str, str], **options: Any
 ) -> Connector:
-    """The connector for account ``name``; ``options`` (``retry``, ``timeout``) go to the
+    """The connector for account ``name``; ``options`` (``retry``, ``timeout``, ``clock``) go to the
     network connectors' constructors.
 
     :raises NotFound: no such account in the configuration.
