@@ -128,3 +128,40 @@ def test_delivery_retried_too_long_is_a_check_line(
         ) in checks
     finally:
         inst.app.close()
+
+
+def test_old_notice_with_a_control_character_never_breaks_the_feed(
+    sqlite_instance: Instance,
+) -> None:
+    """An approved notice whose text gained a form feed before drafts were checked (stored
+    as it was) fails alone with the reason; the feed stays valid XML and the next notice
+    is published in it."""
+    inst = sqlite_instance
+    app = inst.app
+
+    def approved(text: str) -> int:
+        notice = create_notice(
+            app.engine, inst.settings, inst.clock, NoticeDraft("traffic", text, ("feed",)), "d"
+        )
+        approve_notice(app.engine, inst.settings, inst.clock, notice.id or 0, "chief")
+        return notice.id or 0
+
+    old = approved("Main St closed for a parade until 2 pm.")
+    with Session(app.engine) as session:  # what an older version let through
+        for row in session.exec(select(Delivery).where(Delivery.notice_id == old)):
+            row.text = "Main St\x0cclosed for a parade until 2 pm."
+            session.add(row)
+        session.commit()
+    daemon = Daemon(app)
+    daemon.prepare()
+    [outcome] = daemon.dispatch_due()
+    assert outcome.state == "failed"
+    assert "control character (U+000C) at position 8, which a feed cannot carry" in (
+        outcome.detail or ""
+    )
+    approved("Elm St reopened.")
+    assert [o.state for o in daemon.dispatch_due()] == ["published"]
+    from defusedxml import ElementTree as SafeET
+
+    root = SafeET.parse(inst.settings.feed_path("feed")).getroot()
+    assert len(root.findall("{http://www.w3.org/2005/Atom}entry")) == 1
