@@ -59,7 +59,7 @@ def test_archived_visitor_text_prints_its_escapes_visibly(
     site: Instance, sandbox: SandboxServer, control: Control
 ) -> None:
     """A visitor comment carrying a terminal escape and a bidi override is archived as written,
-    and `archive list/show/search/thread` print both escaped, never raw."""
+    and `archive list/show/search/thread` and `hold show` print both escaped, never raw."""
     post = fb_post(sandbox)
     hostile = "Detour\x1b[2J\x1b]0;pwned\x07 via \u202eElm\nsecond line"
     [comment] = comments(control, post, message=hostile, author="Eve\x1b[31m")
@@ -81,6 +81,14 @@ def test_archived_visitor_text_prints_its_escapes_visibly(
         assert "Detour\\x1b[2J" in out, command
     assert "\\u202eElm\nsecond line" in outputs["show"]  # newlines kept where text spans lines
     assert "Eve\\x1b[31m" in outputs["thread"]
+    _invoke(
+        site.config,
+        *("hold", "create", "--name", "Detour", "--query", "Detour"),
+        *("--reason", "claim", "--as", "clerk"),
+    )
+    held = _invoke(site.config, "hold", "show", "1")[0]
+    assert "\x1b" not in held
+    assert "Eve\\x1b[31m" in held
 
 
 def test_delivery_retried_too_long_is_a_check_line(
