@@ -65,6 +65,11 @@ class Rejected(ConnectorError):
     """The platform refused the content for good (duplicate, too long, policy); never retried."""
 
 
+class Duplicate(Rejected):
+    """The platform refuses the post as a duplicate of one it already has (X 403 duplicate
+    content, Graph 506): after an uncertain attempt, that post may be ours."""
+
+
 class Gone(Rejected):
     """The platform says the object named does not exist (deleted, or never visible to these
     credentials): a deletion finds it already done, a read finds nothing."""

@@ -36,3 +36,48 @@ def printable(name: str) -> str:
         else char
         for char in name
     )
+
+
+# Bidi embeddings, overrides and isolates: they reorder what a reader sees.
+_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
+def _unshown(char: str, keep: str) -> str | None:
+    """What ``char`` is when no platform displays it (None when it is shown, or in ``keep``)."""
+    if char in keep:
+        return None
+    code = ord(char)
+    category = unicodedata.category(char)
+    if category == "Cc":
+        return "control character"
+    if category == "Cs":
+        return "lone surrogate"
+    if 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE:
+        return "noncharacter"
+    if char in _BIDI_CONTROLS:
+        return unicodedata.name(char).lower()
+    return None
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be published, or None when it can: it holds a character that no
+    platform displays and a feed cannot carry (a C0/C1 control other than newline and tab, a
+    noncharacter such as U+FFFE, a lone surrogate, a bidi embedding, override or isolate).
+    The answer names the character and its position (from 1), e.g. ``has a control character
+    (U+001B) at position 5``."""
+    for position, char in enumerate(text, start=1):
+        label = _unshown(char, "\n\t")
+        if label is not None:
+            return f"has a {label} (U+{ord(char):04X}) at position {position}"
+    return None
+
+
+def printable_text(text: str, multiline: bool = False) -> str:
+    """``text`` as it is safe to print on a terminal: controls (ESC and the rest), lone
+    surrogates, noncharacters and bidi controls escaped; newlines kept when ``multiline``,
+    escaped otherwise; tabs kept."""
+    keep = "\n\t" if multiline else "\t"
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if _unshown(char, keep) else char
+        for char in text
+    )

@@ -16,7 +16,14 @@ from bulletin.archiver.requests import RequestRow, list_requests
 from bulletin.clock import utc
 from bulletin.diskspace import Space, measure
 from bulletin.errors import StoreUnavailable
-from bulletin.models import DaemonInstance, Delivery, LedgerEntry, Notice, Record
+from bulletin.models import (
+    DaemonInstance,
+    Delivery,
+    DeliveryAttempt,
+    LedgerEntry,
+    Notice,
+    Record,
+)
 from bulletin.publisher.failures import FailedNotice, unseen_failures
 from bulletin.publisher.schedule import LateNotice, late_notices
 
@@ -43,6 +50,9 @@ class Status:
     requests_near: list[RequestRow]  # due within [requests] warn_days, or overdue
     archive_waiting: int = 0  # published posts whose archiving failed and is retried
     archive_error: str | None = None  # why the latest try of one of them failed
+    # deliveries still retried ([daemon] stuck_after) after their first attempt
+    retried: int = 0
+    stuck_after: str = "30min"
 
     @property
     def requests_overdue(self) -> list[RequestRow]:
@@ -66,6 +76,7 @@ class Status:
             "ledger_head": self.ledger_head,
             "store_backlog": self.store_backlog,
             "archive_waiting": {"posts": self.archive_waiting, "error": self.archive_error},
+            "retried_too_long": self.retried,
             "late_notices": [n.notice_id for n in self.late],
             "disk": [
                 {**asdict(d), "free_percent": d.free_percent, "low": d.low(warn)}
@@ -127,6 +138,21 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
             .where(col(Delivery.state) == "pending")
             .where(col(Delivery.due_at) > now)
         ).one()
+        first_attempts = (
+            select(DeliveryAttempt.delivery_id)
+            .group_by(col(DeliveryAttempt.delivery_id))
+            .having(
+                sa.func.min(DeliveryAttempt.started_at)
+                <= now - app.settings.daemon.stuck_after_delta
+            )
+        )
+        retried = session.exec(
+            select(sa.func.count())
+            .select_from(Delivery)
+            .where(col(Delivery.state).in_(("pending", "uncertain")))
+            .where(col(Delivery.attempts) > 0)
+            .where(col(Delivery.id).in_(first_attempts))
+        ).one()
         records = session.exec(select(sa.func.count()).select_from(Record)).one()
         head = session.exec(select(sa.func.max(LedgerEntry.seq))).one()
         late = late_notices(session)
@@ -158,6 +184,8 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         requests_near=[r for r in requests if r.days_left <= warn_days],
         archive_waiting=len(waiting),
         archive_error=waiting[0] if waiting else None,
+        retried=int(retried),
+        stuck_after=app.settings.daemon.stuck_after,
     )
 
 
@@ -166,14 +194,20 @@ STUCK = timedelta(minutes=10)  # a delivery due this long and not done needs a p
 
 def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
     """What needs a person now, one line each (``bulletin status --check``): no live daemon,
-    deliveries due for over ten minutes, each notice with failed deliveries nobody has
-    acknowledged, late notices, overdue records requests, a spool backlog, an account whose
-    last sweep failed, a file system low on space or inodes."""
+    deliveries due for over ten minutes, deliveries still retried ``[daemon] stuck_after``
+    after their first attempt, each notice with failed deliveries nobody has acknowledged,
+    late notices, overdue records requests, a spool backlog, an account whose last sweep
+    failed, a file system low on space or inodes."""
     out = []
     if not state.daemons:
         out.append("no daemon is running")
     if state.oldest_due is not None and now - utc(state.oldest_due) > STUCK:
         out.append(f"{state.due_now} deliveries due and not sent, the oldest for over 10 minutes")
+    if state.retried:
+        out.append(
+            f"{state.retried} deliveries still retried over {state.stuck_after} after their "
+            "first attempt (see `bulletin notice show`)"
+        )
     out += [f.line() for f in state.failed]
     if state.late:
         out.append(f"{len(state.late)} late notices wait for a decision")

@@ -77,6 +77,68 @@ CASES = [
         config=f'[accounts.fb]\nplatform = "facebook"\npage_id = "1"\ntoken_env = "{TOKEN}"\n',
         hidden=TOKEN,
     ),
+    # characters no platform displays, which also make the feed invalid XML
+    Case(
+        "form feed in the notice text",
+        (*ROAD[:-1], "Elm St\x0cclosed until 6 pm."),
+        2,
+        "notice text has a control character (U+000C) at position 7",
+    ),
+    Case(
+        "terminal escape in the title",
+        (*ROAD, "--title", "Elm\x1b[2J closed"),
+        2,
+        "the title has a control character (U+001B) at position 4",
+    ),
+    Case(
+        "noncharacter in a per-platform text",
+        (*ROAD, "--text-for", "feed=Elm St closed.\ufffe"),
+        2,
+        "the text for feed has a noncharacter (U+FFFE) at position 15",
+    ),
+    Case(
+        "bidi override in the link",
+        (*ROAD, "--link", "https://lexingtonma.gov/\u202egpj.exe"),
+        2,
+        "the link has a right-to-left override (U+202E) at position 25",
+    ),
+    Case(
+        "start-of-heading control in the follow-up",
+        (*ROAD, "--expires", "+2h", "--follow-up", "\x01Reopened."),
+        2,
+        "the follow-up has a control character (U+0001) at position 1",
+    ),
+    Case(
+        "noncharacter in a template's text",
+        ("template", "add", "closure", "--category", "road-closure", "--text", "Closed\uffff"),
+        2,
+        "template text has a noncharacter (U+FFFF) at position 7",
+    ),
+    # links and images that are not what they claim
+    Case(
+        "script posing as the notice's link",
+        (*ROAD, "--link", "javascript:alert(document.cookie)"),
+        2,
+        "the link 'javascript:alert(document.cookie)' is not a web address",
+    ),
+    Case(
+        "local file posing as the notice's link",
+        (*ROAD, "--link", "file:///etc/passwd"),
+        2,
+        "the link 'file:///etc/passwd' is not a web address",
+    ),
+    Case(
+        "web link without a host",
+        (*ROAD, "--link", "https:///notice"),
+        2,
+        "the link 'https:///notice' is not a web address: give http:// or https:// and a host",
+    ),
+    Case(
+        "system file posing as an image",
+        (*ROAD, "--image", "/etc/passwd"),
+        2,
+        "image /etc/passwd is not a JPEG, PNG, GIF or WebP image",
+    ),
 ]
 
 

@@ -19,6 +19,7 @@ from bulletin.archiver.verify import snapshot_contradictions, verify
 from bulletin.cli import Context, emit, json_option, pass_context, read_only
 from bulletin.errors import NotFound
 from bulletin.models import LedgerEntry, Record
+from bulletin.names import printable_text
 from bulletin.timeparse import local_text
 
 
@@ -111,7 +112,7 @@ def archive_show(ctx: Context, record_id: int, raw: bool, as_json: bool) -> None
             f"  series       {record.series}, retain until {local_text(record.retain_until, tz)}"
             + ("  [legal hold]" if record.legal_hold else ""),
             f"  ledger       #{record.ledger_seq}  {entry.entry_hash if entry else '-'}",
-            f"  text         {record.text}",
+            f"  text         {_multiline(record.text)}",
         ],
     )
 
@@ -294,7 +295,7 @@ def archive_search(
     lines = [
         f"{h.record.id:>6}  {h.record.account:<{width}} {h.record.kind:<7} "
         f"v{h.record.version}/{h.versions} {h.current_state:<8} "
-        f"{local_text(h.record.posted_at, tz)}  {h.record.author or '-'}: "
+        f"{local_text(h.record.posted_at, tz)}  {_author(h.record.author)}: "
         f"{_snippet(h.record.text)}  [thread: bulletin archive thread {h.record.id}]"
         for h in hits
     ]
@@ -335,8 +336,8 @@ def archive_thread(ctx: Context, record_id: int, as_json: bool) -> None:
         first = item.versions[0]
         mark = " <" if any(v.id == record_id for v in item.versions) else ""
         lines.append(
-            f"{pad}{first.kind} {first.remote_id} by {first.author or '-'}, posted "
-            f"{local_text(first.posted_at, tz)}{mark}"
+            f"{pad}{first.kind} {printable_text(first.remote_id)} by {_author(first.author)}, "
+            f"posted {local_text(first.posted_at, tz)}{mark}"
         )
         for v in item.versions:
             lines.append(
@@ -429,5 +430,16 @@ def _record_json(r: Record) -> dict[str, Any]:
 
 
 def _snippet(text: str, limit: int = 60) -> str:
+    """One line of archived (visitor-written) text, terminal escapes and bidi controls made
+    visible."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return printable_text(flat if len(flat) <= limit else flat[: limit - 1] + "…")
+
+
+def _multiline(text: str) -> str:
+    """Archived text over several lines, controls made visible."""
+    return printable_text(text, multiline=True)
+
+
+def _author(author: str | None) -> str:
+    return printable_text(author) if author else "-"

@@ -12,6 +12,7 @@ from bulletin.cli import Context, emit, json_option, pass_context
 from bulletin.errors import UsageError
 from bulletin.identity import resolve_actor
 from bulletin.models import Hold, RecordsRequest
+from bulletin.names import printable_text
 from bulletin.timeparse import local_text
 
 QUERY_HELP = (
@@ -133,7 +134,8 @@ def hold_show(ctx: Context, hold_id: int, limit: int, as_json: bool) -> None:
     lines.append(f"  records    {len(records)}")
     width = max([10, *(len(r.account) for r in records[:limit])])
     lines += [
-        f"    {r.id:>6}  {r.account:<{width}} {r.kind:<7} {r.series:<18} {r.author or '-'}"
+        f"    {r.id:>6}  {r.account:<{width}} {r.kind:<7} {r.series:<18} "
+        f"{printable_text(r.author or '-')}"
         for r in records[:limit]
     ]
     if len(records) > limit:

@@ -328,6 +328,8 @@ class DaemonSettings(_Section):
     max_parallel_deliveries: int = Field(default=4, ge=1, le=64)
     max_inline_wait: float = Field(default=5.0, ge=0)
     routine_give_up: str = "1d"
+    # a delivery still retried this long after its first attempt is reported by status --check
+    stuck_after: str = "30min"
     verify_at: str = "03:30"
     # host:port of a Prometheus endpoint (/metrics), e.g. "127.0.0.1:9464"; empty: none
     metrics_address: str = ""
@@ -344,7 +346,7 @@ class DaemonSettings(_Section):
             raise ValueError("give host:port, e.g. 127.0.0.1:9464")
         return value
 
-    @field_validator("routine_give_up")
+    @field_validator("routine_give_up", "stuck_after")
     @classmethod
     def _valid_duration(cls, value: str) -> str:
         parse_duration(value)
@@ -354,6 +356,11 @@ class DaemonSettings(_Section):
     def routine_give_up_delta(self) -> timedelta:
         """How long a routine delivery is retried before it is marked failed."""
         return parse_duration(self.routine_give_up)
+
+    @property
+    def stuck_after_delta(self) -> timedelta:
+        """How long after its first attempt a delivery still retried needs a person."""
+        return parse_duration(self.stuck_after)
 
 
 class PlatformCost(_Section):
@@ -574,6 +581,7 @@ class CapSettings(_Section):
     imported. ``categories`` maps an event to a notice category (over the built-in map);
     ``[cap.templates]`` maps an event to an approved template that covers it. With
     ``trust_store`` (a PEM file of certificates) an enveloped XML signature is verified.
+    An alert a feed links to is fetched only from the feed's host or ``allowed_hosts``.
     """
 
     feeds: list[str] = Field(default_factory=list)
@@ -592,6 +600,8 @@ class CapSettings(_Section):
     require_signature: bool = False
     max_bytes: int = Field(default=2_000_000, ge=1024)
     fetch_timeout: float = Field(default=15.0, gt=0)
+    # hosts an alert linked from a feed may be fetched from, besides the feeds' own hosts
+    allowed_hosts: list[str] = Field(default_factory=list)
 
     @field_validator("feeds")
     @classmethod

@@ -42,12 +42,14 @@ from bulletin.connectors.http import (
     fetch_bytes,
     platform_session,
     sent_request,
+    skew_watch,
 )
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.errors import (
     Ambiguous,
     AuthError,
     ConnectorError,
+    Duplicate,
     Gone,
     MalformedResponse,
     RateLimited,
@@ -95,6 +97,7 @@ class FacebookConnector(Connector):
         self._timeout = timeout
         session = platform_session(base_url, timeout)
         session.hooks["response"].append(self._remember)
+        session.hooks["response"].append(skew_watch(name, self.clock))
         self._graph = facebook.GraphAPI(access_token=token.reveal(), session=session)
         self._graph.version = graph_version
         self._version = graph_version
@@ -152,7 +155,7 @@ class FacebookConnector(Connector):
         if code in RATE_LIMIT_CODES:
             return RateLimited(f"{where} (rate limited): {message}", self._regain_at())
         if code == 506:
-            return Rejected(f"{where}: duplicate post ({message})")
+            return Duplicate(f"{where}: duplicate post ({message})")
         if code == 210:
             return AuthError(
                 f"{where}: a Page access token for page {self.page_id} is "

@@ -36,7 +36,8 @@ from bulletin.connectors.base import (
     PublishResult,
     RemoteItem,
 )
-from bulletin.errors import MalformedResponse, Retryable
+from bulletin.errors import MalformedResponse, Rejected, Retryable
+from bulletin.names import text_problem
 
 ATOM = "http://www.w3.org/2005/Atom"
 TOMBSTONES = "http://purl.org/atompub/tombstones/1.0"  # RFC 6721
@@ -99,6 +100,17 @@ class FeedConnector(Connector):
             return key
         return f"urn:bulletin:{self.name}:{key}"
 
+    def _check_writable(self, post: OutgoingPost) -> None:
+        """:raises Rejected: the post holds a character XML 1.0 forbids (a notice stored before
+        drafts were checked): written, it would make the whole feed unreadable."""
+        texts = [post.text, post.title or "", post.link or "", *(m.alt_text for m in post.media)]
+        for text in texts:
+            problem = text_problem(text)
+            if problem is not None:
+                raise Rejected(
+                    f"account {self.name}: the post {problem}, which a feed cannot carry"
+                )
+
     def entry_page(self, key: str) -> str:
         """The page a reader opens for the entry of ``key`` when its notice gives no link:
         the account's page at the entry's anchor (``…/notices#notice-12``); empty without
@@ -114,6 +126,7 @@ class FeedConnector(Connector):
         existing = self._find(root, self.entry_id(post.key))
         if existing is not None:
             return self._result(existing)
+        self._check_writable(post)
         now = self.clock.now()
         entry = ET.Element(_q("entry"))
         ET.SubElement(entry, _q("id")).text = self.entry_id(post.key)

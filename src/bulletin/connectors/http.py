@@ -10,11 +10,20 @@ hosts' scheme and host to it. tweepy takes it as ``client.session = ...``; faceb
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import structlog
 from requests.adapters import HTTPAdapter
+
+if TYPE_CHECKING:
+    from bulletin.clock import Clock
+
+log = structlog.get_logger("bulletin.connectors")
 
 PLATFORM_HOSTS: tuple[str, ...] = (
     "https://api.twitter.com",
@@ -99,6 +108,52 @@ def mount_platform_adapters(
 def platform_session(base_url: str = "", timeout: Timeout = DEFAULT_TIMEOUT) -> requests.Session:
     """A new session for one account; empty ``base_url`` = the real platform."""
     return mount_platform_adapters(requests.Session(), base_url, timeout)
+
+
+SKEW_WARNING_SECONDS = 5.0
+_skews: dict[str, float] = {}  # account → the latest skew measured, seconds (host - platform)
+_skews_lock = threading.Lock()
+
+
+def clock_skew(account: str) -> float | None:
+    """The latest measured offset of this host's clock from ``account``'s platform, in seconds
+    (positive: the host is ahead), from the ``Date`` header of its answers; None before any."""
+    with _skews_lock:
+        return _skews.get(account)
+
+
+def skew_watch(account: str, clock: Clock) -> Callable[..., None]:
+    """A ``requests`` response hook that measures the host's clock (``clock``) against the
+    platform's ``Date`` header and logs a warning when they differ by more than
+    :data:`SKEW_WARNING_SECONDS` (once, until the skew is back under it). Reconciliation does
+    not depend on it (it looks posts up by their text); the warning tells an operator why
+    times disagree."""
+
+    warned = False
+
+    def watch(response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
+        nonlocal warned
+        try:
+            platform = parsedate_to_datetime(response.headers["Date"])
+        except (KeyError, TypeError, ValueError, IndexError):
+            return
+        if platform.tzinfo is None:
+            return
+        skew = (clock.now() - platform).total_seconds()
+        with _skews_lock:
+            _skews[account] = skew
+        # the Date header has whole seconds: one more second of slack
+        over = abs(skew) > SKEW_WARNING_SECONDS + 1
+        if over and not warned:
+            log.warning(
+                "clock skew",
+                account=account,
+                seconds=round(skew, 1),
+                note="this host's clock differs from the platform's; check NTP",
+            )
+        warned = over
+
+    return watch
 
 
 def sent_request(error: requests.RequestException) -> bool:

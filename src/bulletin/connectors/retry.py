@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# How far before the first attempt find_published looks, for clock skew with the platform.
-RECONCILE_SKEW = timedelta(minutes=2)
+# How far before an attempt find_published looks. Posts are found by their text, not their
+# time: the window only bounds the cost, and is wide enough for any clock skew or step.
+RECONCILE_WINDOW = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class RetryPolicy:
             failure after an uncertain attempt is raised as Ambiguous, so the caller
             reconciles before trying again.
         """
-        since = self.clock.now() - RECONCILE_SKEW
+        since = self.clock.now() - RECONCILE_WINDOW
         uncertain = False
 
         def reconcile() -> PublishResult | None:

@@ -42,12 +42,14 @@ from bulletin.connectors.http import (
     fetch_bytes,
     platform_session,
     sent_request,
+    skew_watch,
 )
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.errors import (
     Ambiguous,
     AuthError,
     ConnectorError,
+    Duplicate,
     MalformedResponse,
     RateLimited,
     Rejected,
@@ -107,6 +109,7 @@ class XConnector(Connector):
             wait_on_rate_limit=False,
         )
         self._client.session = platform_session(base_url, timeout)
+        self._client.session.hooks["response"].append(skew_watch(name, self.clock))
         self._me: dict[str, Any] | None = None
         self._access_level: str | None = None
 
@@ -162,7 +165,7 @@ class XConnector(Connector):
         if status >= 500:
             return Retryable(f"{where}: {detail or 'server error'}")
         if status == 403 and "duplicate" in detail.lower():
-            return Rejected(f"{where}: duplicate content ({detail})")
+            return Duplicate(f"{where}: duplicate content ({detail})")
         return Rejected(f"{where}: {detail or response.reason}")
 
     def _reset_at(self, response: requests.Response) -> datetime | None:

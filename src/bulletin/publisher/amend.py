@@ -26,7 +26,7 @@ from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import Delivery, Notice
 from bulletin.publisher.notices import platform_of
-from bulletin.publisher.texts import plan
+from bulletin.publisher.texts import check_text, plan
 from bulletin.waker import NOTIFY_CHANNEL
 
 CORRECTION_PREFIX = "Correction: "
@@ -109,6 +109,7 @@ def correct_notice(
     if not reason.strip():
         raise UsageError("a correction needs a --reason (it is kept in the audit trail)")
     body = text.strip()
+    check_text("the correction", body)
     if not body.lower().startswith("correction"):
         body = CORRECTION_PREFIX + body
     with session_scope(engine) as session:
@@ -187,6 +188,7 @@ def retract_notice(
             "delete the posts, or answer them with the text, not both"
         )
     body = (text or RETRACTION_TEXT).strip()
+    check_text("the retraction", body)
     kind = "deletion" if delete else "retraction"
     with session_scope(engine) as session:
         notice = _lock(session, notice_id)

@@ -8,6 +8,8 @@ One bad entry is reported and skipped; it never stops the rest of the feed.
 from __future__ import annotations
 
 import functools
+import ipaddress
+import socket
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,13 +42,16 @@ log = structlog.get_logger("bulletin.cap")
 ACCEPT = "application/cap+xml, application/atom+xml;q=0.9, application/xml;q=0.8"
 
 
-def fetch(url: str, settings: Settings) -> bytes:
-    """The bytes at ``url`` (http, https or file), at most ``[cap] max_bytes``.
+def fetch(url: str, settings: Settings, guard: Callable[[str], None] | None = None) -> bytes:
+    """The bytes at ``url`` (http, https or file), at most ``[cap] max_bytes``. With ``guard``
+    (see :func:`entry_guard`) every address, the first and each redirect, passes it first.
 
     :raises Retryable: the server or the network failed (try again at the next poll).
-    :raises CapError: the document is too large.
+    :raises CapError: the document is too large, or ``guard`` refused an address.
     :raises UsageError: not an http(s) or file URL, or a file that cannot be read.
     """
+    if guard is not None:
+        guard(url)
     limit = settings.cap.max_bytes
     parts = urlsplit(url)
     if parts.scheme == "file":
@@ -60,9 +65,7 @@ def fetch(url: str, settings: Settings) -> bytes:
         contact = settings.agency.contact or settings.agency.website or "no contact configured"
         headers = {"Accept": ACCEPT, "User-Agent": f"Bulletin/{__version__} ({contact})"}
         try:
-            with requests.get(
-                url, headers=headers, timeout=settings.cap.fetch_timeout, stream=True
-            ) as response:
+            with _get(url, headers, settings.cap.fetch_timeout, guard) as response:
                 if response.status_code >= 400:
                     raise Retryable(f"{url}: HTTP {response.status_code}")
                 data = b""
@@ -77,6 +80,91 @@ def fetch(url: str, settings: Settings) -> bytes:
     if len(data) > limit:
         raise CapError(f"{url}: more than {limit} bytes ([cap] max_bytes)")
     return data
+
+
+MAX_REDIRECTS = 5
+
+
+def _get(
+    url: str, headers: dict[str, str], timeout: float, guard: Callable[[str], None] | None
+) -> requests.Response:
+    """GET ``url``, streamed; with ``guard``, each redirect is checked before it is followed."""
+    if guard is None:
+        return requests.get(url, headers=headers, timeout=timeout, stream=True)
+    for _ in range(MAX_REDIRECTS + 1):
+        response = requests.get(
+            url, headers=headers, timeout=timeout, stream=True, allow_redirects=False
+        )
+        location = response.headers.get("Location")
+        if not response.is_redirect or not location:
+            return response
+        response.close()
+        url = urljoin(url, location)
+        guard(url)
+    raise Retryable(f"{url}: more than {MAX_REDIRECTS} redirects")
+
+
+def _host_of(url: str) -> str | None:
+    parts = urlsplit(url)
+    return parts.hostname.lower() if parts.scheme in ("http", "https") and parts.hostname else None
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _internal(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return not ip.is_global or ip.is_multicast
+
+
+def entry_guard(settings: Settings, source: str) -> Callable[[str], None]:
+    """What an alert linked from the feed at ``source`` may be fetched from.
+
+    A feed read from a local file may link to files (its relative links resolve beside it).
+    Otherwise only http(s) to the feed's own host, the host of a configured ``[cap] feeds``
+    or one of ``[cap] allowed_hosts``; and a host name that resolves to a loopback,
+    link-local or private address is refused unless it is in ``allowed_hosts`` (a feed
+    given by its address, such as 127.0.0.1, stays allowed).
+
+    The guard raises :class:`CapError` naming the address and the reason.
+    """
+    configured = {h for h in map(_host_of, settings.cap.feeds) if h}
+    listed = {h.lower() for h in settings.cap.allowed_hosts}
+    own = _host_of(source)
+    allowed = configured | listed | ({own} if own else set())
+    typed = configured | ({own} if own else set())  # written by a person: config or command
+    from_file = urlsplit(source).scheme == "file"
+
+    def guard(url: str) -> None:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme == "file" and from_file:
+            return
+        host = _host_of(url)
+        if scheme not in ("http", "https") or host is None:
+            raise CapError(f"{url}: a linked alert is fetched over http or https only; not fetched")
+        if host not in allowed:
+            raise CapError(
+                f"{url}: host {host} is neither the feed's nor in [cap] allowed_hosts; not fetched"
+            )
+        if host in listed or (host in typed and _is_address(host)):
+            return
+        try:
+            found = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        except OSError as e:
+            raise Retryable(f"{url}: cannot resolve {host}: {e}") from None
+        inside = sorted(a for a in found if _internal(str(a)))
+        if inside:
+            raise CapError(
+                f"{url}: host {host} resolves to the internal address {inside[0]}; "
+                "list it in [cap] allowed_hosts to allow it; not fetched"
+            )
+
+    return guard
 
 
 def source_of(target: str) -> str:
@@ -94,7 +182,9 @@ def import_feed_root(
 ) -> list[ImportResult]:
     """Import every entry of an Atom feed of CAP alerts; a failed entry is reported as an
     ``error`` result and the rest go on."""
-    get = fetcher or functools.partial(fetch, settings=importer.settings)
+    get = fetcher or functools.partial(
+        fetch, settings=importer.settings, guard=entry_guard(importer.settings, source)
+    )
     results: list[ImportResult] = []
     for entry in root.findall(f"{{{ATOM_NS}}}entry"):
         entry_id = (entry.findtext(f"{{{ATOM_NS}}}id") or "").strip() or None

@@ -31,11 +31,13 @@ from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import Connector, Media, OutgoingPost, PublishResult, RemoteItem
 from bulletin.connectors.registry import build_connector, connector_class
+from bulletin.connectors.retry import RECONCILE_WINDOW
 from bulletin.db import session_scope
 from bulletin.errors import (
     Ambiguous,
     AuthError,
     BulletinError,
+    Duplicate,
     RateLimited,
     Refused,
     Rejected,
@@ -50,6 +52,8 @@ from bulletin.publisher.texts import plan
 log = structlog.get_logger("bulletin.delivery")
 
 RETRY_STATES = ("pending", "uncertain")
+# how far before a delivery's first attempt its post is looked for after a duplicate refusal
+DUPLICATE_LOOK_BACK = timedelta(days=7)
 FINAL_DELIVERY_STATES = {"published", "failed", "cancelled", "deleted"}
 LIVE_NOTICE_STATES = ("approved", "partially-published")
 EXPIRED = "the notice expired before it was published"
@@ -280,11 +284,9 @@ class DeliveryWorker:
             )
         post = outgoing_post(notice, delivery, media=media, reply_to=reply_target(parent))
         if claim.reconcile and not delivery.parts:  # threads reconcile part by part
-            since = (delivery.attempt_started_at or notice.approved_at or now) - timedelta(
-                seconds=5
-            )
+            since = self._look_back(delivery, notice)
             try:
-                found = connector.find_published(post, since)
+                found = self._find_ours(connector, post, since, delivery)
             except Exception as e:
                 reason = str(e) if isinstance(e, BulletinError) else type(e).__name__
                 return self._defer(
@@ -308,7 +310,13 @@ class DeliveryWorker:
                 return self._publish_thread(claim, delivery, notice, connector, media, blocked)
             if blocked:
                 return self._finish(delivery, "failed", blocked)
-            result = connector.publish(post)
+            try:
+                result = connector.publish(post)
+            except Duplicate:
+                found = self._after_duplicate(claim, delivery, notice, connector, post)
+                if found is None:
+                    raise
+                return self._published(delivery, notice, connector, found, reconciled=True)
             return self._published(delivery, notice, connector, result, reconciled=False)
 
         return self._attempt(delivery, notice, publish)
@@ -356,7 +364,7 @@ class DeliveryWorker:
         except Refused as e:
             log.info("cannot delete, replying instead", delivery=delivery.id, reason=str(e))
             post = outgoing_post(notice, delivery, reply_to=reply_target(parent))
-            found = connector.find_published(post, delivery.attempt_started_at or self.clock.now())
+            found = self._find_ours(connector, post, self._look_back(delivery, notice), delivery)
             result = found or connector.publish(post)
             return self._published(
                 delivery, notice, connector, result, reconciled=found is not None, note=str(e)
@@ -405,7 +413,6 @@ class DeliveryWorker:
         ids: list[str] = json.loads(delivery.thread_ids or "[]")
         if not ids and blocked:
             return self._finish(delivery, "failed", blocked)
-        now = self.clock.now()
         head: PublishResult | None = None
         resume_at = len(ids)
         for index in range(resume_at, len(parts)):
@@ -418,11 +425,10 @@ class DeliveryWorker:
             )
             found = None
             if claim.reconcile and index == resume_at:
-                since = (delivery.attempt_started_at or notice.approved_at or now) - timedelta(
-                    seconds=5
-                )
                 try:
-                    found = connector.find_published(post, since)
+                    found = self._find_ours(
+                        connector, post, self._look_back(delivery, notice), delivery
+                    )
                 except BulletinError as e:  # stay uncertain: never post a part blind
                     raise Ambiguous(f"could not check the platform: {e}") from e
                 if found is None:
@@ -435,6 +441,57 @@ class DeliveryWorker:
         if head is None:
             head = PublishResult(ids[0], None, None, b"")
         return self._published(delivery, notice, connector, head, reconciled=claim.reconcile)
+
+    def _look_back(self, delivery: Delivery, notice: Notice) -> datetime:
+        """Where a look for an earlier attempt's post starts: a day before the attempt, by
+        this host's clock. The post is recognised by its text, never by its time, so a host
+        clock ahead of the platform's, or stepped back after a crash, cannot hide it; the
+        window only bounds how much is read."""
+        started = delivery.attempt_started_at or notice.approved_at or self.clock.now()
+        return started - RECONCILE_WINDOW
+
+    def _find_ours(
+        self, connector: Connector, post: OutgoingPost, since: datetime, delivery: Delivery
+    ) -> PublishResult | None:
+        """The platform's post with ``post``'s text since ``since``, unless it is the post of
+        another delivery already (the same words published before for another notice)."""
+        found = connector.find_published(post, since)
+        if found is None:
+            return None
+        with Session(self.engine) as session:
+            other = session.exec(
+                select(Delivery.id)
+                .where(Delivery.account == delivery.account)
+                .where(Delivery.remote_id == found.remote_id)
+                .where(Delivery.id != delivery.id)
+            ).first()
+        return None if other is not None else found
+
+    def _after_duplicate(
+        self,
+        claim: Claim,
+        delivery: Delivery,
+        notice: Notice,
+        connector: Connector,
+        post: OutgoingPost,
+    ) -> PublishResult | None:
+        """After an earlier attempt of this delivery may have reached the platform, a
+        duplicate refusal most likely means it did: look wider for that post. None when this
+        delivery had no earlier attempt, or the post is not found."""
+        if not claim.reconcile and delivery.attempts <= 1:
+            return None
+        since = self._first_try(delivery) - DUPLICATE_LOOK_BACK
+        try:
+            found = self._find_ours(connector, post, since, delivery)
+        except BulletinError as e:
+            raise Ambiguous(f"refused as a duplicate and could not check the platform: {e}") from e
+        if found is not None:
+            log.warning(
+                "duplicate refusal: the earlier attempt's post is live",
+                delivery=delivery.id,
+                remote_id=found.remote_id,
+            )
+        return found
 
     def _record_parts(self, delivery: Delivery, ids: list[str]) -> bool:
         with session_scope(self.engine) as session:

@@ -32,6 +32,8 @@ from bulletin.publisher.media import notice_images as pinned_images
 from bulletin.publisher.texts import (
     THREAD_PLATFORMS,
     TargetText,
+    check_link,
+    check_text,
     check_variant_keys,
     limits,
     plan,
@@ -108,6 +110,7 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
     text = draft.text.strip()
     if not text:
         raise UsageError("notice text is empty")
+    _check_texts(draft)
     limit = settings.publisher.max_text_length
     for variant in [text, *draft.variants.values()]:
         if len(variant) > limit:
@@ -137,6 +140,21 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
     _check_times(draft.publish_at, draft.expires_at, draft.late_ok, settings, now)
     _check_schedule(draft, settings)
     return categories[draft.category]
+
+
+def _check_texts(draft: NoticeDraft) -> None:
+    """Every text the draft would publish: no character that no platform displays."""
+    check_text("notice text", draft.text)
+    check_text("the title", draft.title)
+    for key, variant in draft.variants.items():
+        check_text(f"the text for {key}", variant)
+    if draft.link is not None:
+        check_text("the link", draft.link)
+        check_link(draft.link)
+    for path, alt in draft.images:
+        check_text(f"the alt text of {path}", alt)
+    if draft.follow_up is not None:
+        check_text("the follow-up", draft.follow_up)
 
 
 def _check_schedule(draft: NoticeDraft, settings: Settings) -> None:

@@ -38,7 +38,7 @@ from bulletin.publisher.notices import (
     store_draft,
     validate_draft,
 )
-from bulletin.publisher.texts import TargetText
+from bulletin.publisher.texts import TargetText, check_text
 
 DEFAULT = "default"
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -192,6 +192,8 @@ def add_template(
     bodies = {DEFAULT: text.strip(), **{k: v.strip() for k, v in (variants or {}).items()}}
     if not bodies[DEFAULT]:
         raise UsageError("template text is empty")
+    for key, body in bodies.items():
+        check_text("template text" if key == DEFAULT else f"template text for {key}", body)
     used: set[str] = set()
     for key, body in bodies.items():
         fields = placeholders(body)
@@ -329,6 +331,7 @@ def render(template: Template, values: Mapping[str, str]) -> tuple[str, dict[str
         raw = values[key].strip()
         if not raw:
             raise UsageError(f"variable {key} is empty")
+        check_text(f"variable {key}", values[key])
         try:
             filled[key] = VARIABLE_TYPES[kind](raw)
         except ValueError as e:

@@ -13,15 +13,41 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from urllib.parse import urlsplit
 
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import Connector, Limits
 from bulletin.connectors.registry import IMPLEMENTATIONS
 from bulletin.errors import ConfigError, UsageError
+from bulletin.names import text_problem
 
 # Platforms whose posts can carry replies, so a long text can go out as a numbered thread.
 THREAD_PLATFORMS = frozenset({"x"})
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
+
+
+def check_text(what: str, text: str) -> None:
+    """Refuse a text that would carry a character no platform displays (see
+    :func:`bulletin.names.text_problem`): every text a notice publishes passes here.
+
+    :raises UsageError: ``what`` and the character, in one line.
+    """
+    problem = text_problem(text)
+    if problem is not None:
+        raise UsageError(f"{what} {problem}; remove it (no platform displays it)")
+
+
+def check_link(link: str) -> None:
+    """A notice's link is an http or https address with a host, nothing else (no
+    ``javascript:``, ``file:`` or ``data:``).
+
+    :raises UsageError: what the link is not, in one line.
+    """
+    parts = urlsplit(link.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"the link {link!r} is not a web address: give http:// or https:// and a host"
+        )
 
 
 @dataclass(frozen=True)

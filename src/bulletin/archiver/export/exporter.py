@@ -840,6 +840,16 @@ class _Export:
         return payload_sha, facts
 
 
+def _check_outside_store(out: Path, settings: Settings) -> None:
+    """:raises Refused: ``out`` (symbolic links followed) lies in the local WORM store or the
+    data directory's archive, where nothing but archived objects may be written."""
+    real = Path(os.path.realpath(out))
+    for store in {settings.archive_path, settings.data_dir / "archive"}:
+        root = Path(os.path.realpath(store))
+        if real == root or root in real.parents:
+            raise Refused(f"{out} is inside the archive store {root}; write the export outside it")
+
+
 def export_bundle(
     engine: Engine,
     store: WormStore,
@@ -877,6 +887,7 @@ def export_bundle(
     :raises ArchiveError: the disk filled or another write failed (resumable).
     """
     out = Path(os.path.abspath(out))
+    _check_outside_store(out, settings)
     partial = partial_dir(out)
     if bates_start is not None and bates_start < 1:
         raise UsageError("--bates-start must be 1 or more")
