@@ -39,6 +39,7 @@ class Case:
     says: str
     config: str = ""
     hidden: str = ""  # must appear nowhere in the output
+    env: tuple[tuple[str, str], ...] = ()  # environment of the attacking command
 
 
 CASES = [
@@ -77,11 +78,79 @@ CASES = [
         config=f'[accounts.fb]\nplatform = "facebook"\npage_id = "1"\ntoken_env = "{TOKEN}"\n',
         hidden=TOKEN,
     ),
+    Case(
+        "publish time a hundred billion days away",
+        (*ROAD, "--at", "+99999999999d"),
+        2,
+        "time '+99999999999d' is more than 100 years from now",
+    ),
+    Case(
+        "publish time in the year 9999",
+        (*ROAD, "--at", "9999-12-31T23:59"),
+        2,
+        "time '9999-12-31T23:59' is more than 100 years from now",
+    ),
+    Case(
+        "notice text holding a byte that is not UTF-8 (as argv carries it)",
+        (*ROAD[:-1], "Elm \udcff St closed."),
+        2,
+        "argument 10 is not valid UTF-8 (byte 0xff at character 5)",
+    ),
+    Case(
+        "database URL of an unknown scheme",
+        ("notice", "list"),
+        2,
+        "database.url: unsupported database URL scheme 'foo'; use sqlite:///",
+        env=(("BULLETIN_DATABASE__URL", "foo://x"),),
+    ),
+    Case(
+        "database URL of an unsupported database, with a password",
+        ("notice", "list"),
+        2,
+        "unsupported database URL scheme 'mysql'; use sqlite:///path/to/bulletin.db or "
+        "postgresql+psycopg://",
+        env=(("BULLETIN_DATABASE__URL", "mysql://app:hunter2secret@db/bulletin"),),
+        hidden="hunter2secret",
+    ),
+    Case(
+        "notice id beyond 64 bits",
+        ("notice", "show", "99999999999999999999"),
+        2,
+        "Invalid value for 'NOTICE_ID': 99999999999999999999 is not in the range",
+    ),
+    Case(
+        "archive list limit in scientific notation",
+        ("archive", "list", "--limit", "1e30"),
+        2,
+        "Invalid value for '--limit': '1e30' is not a valid integer",
+    ),
+    Case(
+        "search limit beyond 64 bits",
+        ("archive", "search", "--limit", "99999999999999999999", "water"),
+        2,
+        "Invalid value for '--limit': 99999999999999999999 is not in the range",
+    ),
+    Case(
+        "record id beyond 64 bits",
+        ("archive", "show", "9223372036854775808"),
+        2,
+        "is not in the range 1<=x<=9223372036854775807",
+    ),
+    Case(
+        "notice list of a state that does not exist",
+        ("notice", "list", "--state", "bogus"),
+        2,
+        "unknown notice state 'bogus'; one of: draft, approved, published",
+    ),
 ]
 
 
-def _invoke(config: Path, argv: tuple[str, ...]) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["--config", str(config), *argv], env={"BULLETIN_USER": ""})
+def _invoke(
+    config: Path, argv: tuple[str, ...], env: tuple[tuple[str, str], ...] = ()
+) -> tuple[int, str, str]:
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), *argv], env={"BULLETIN_USER": "", **dict(env)}
+    )
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -98,7 +167,7 @@ def test_bad_input_is_refused_in_one_line(case: Case, tmp_path: Path) -> None:
     )
     code, _, stderr = _invoke(config, ("init",))
     assert code == (2 if case.config and case.code == 2 else 0), stderr
-    code, stdout, stderr = _invoke(config, case.argv)
+    code, stdout, stderr = _invoke(config, case.argv, case.env)
     if case.hidden:
         assert case.hidden not in stdout + stderr
     lines = [line for line in stderr.splitlines() if not line.startswith("bulletin: warning:")]

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from sqlmodel import Session, col, select
 
-from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli import ID, LIMIT, Context, emit, json_option, pass_context
 from bulletin.errors import UsageError
 from bulletin.identity import resolve_actor
 from bulletin.models import Delivery, DeliveryAttempt, Notice, Template
@@ -265,7 +265,7 @@ def notice_add(
 
 
 @notice.command("approve")
-@click.argument("notice_id", type=int)
+@click.argument("notice_id", type=ID)
 @click.option("--by", "approver", default=None, help="Who approves (default $BULLETIN_USER).")
 @click.option("--late-ok", is_flag=True, help="Allow a publish time more than 5 minutes past.")
 @click.option(
@@ -334,7 +334,7 @@ def notice_approve(
 
 
 @notice.command("cancel")
-@click.argument("notice_id", type=int)
+@click.argument("notice_id", type=ID)
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
 @click.option("--as", "actor", default=None, help="Who cancels (default $BULLETIN_USER).")
 @json_option
@@ -365,7 +365,7 @@ def notice_cancel(
 
 
 @notice.command("correct")
-@click.argument("notice_id", type=int)
+@click.argument("notice_id", type=ID)
 @click.option("--text", required=True, help='The correction, e.g. "Main St, not Maple St."')
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
 @click.option("--as", "actor", default=None, help="Who corrects (default $BULLETIN_USER).")
@@ -402,7 +402,7 @@ def notice_correct(
 
 
 @notice.command("retract")
-@click.argument("notice_id", type=int)
+@click.argument("notice_id", type=ID)
 @click.option("--reason", required=True, help="Why (kept in the audit trail, not posted).")
 @click.option(
     "--delete",
@@ -454,7 +454,7 @@ def notice_retract(
 
 
 @notice.command("ack")
-@click.argument("notice_id", type=int)
+@click.argument("notice_id", type=ID)
 @click.option("--reason", default="", help="What was done about it (kept in the audit trail).")
 @click.option("--as", "actor", default=None, help="Who has seen it (default $BULLETIN_USER).")
 @json_option
@@ -477,7 +477,7 @@ def notice_ack(ctx: Context, notice_id: int, reason: str, actor: str | None, as_
 
 
 @notice.command("late")
-@click.argument("notice_id", type=int, required=False)
+@click.argument("notice_id", type=ID, required=False)
 @click.option("--publish", "decision", flag_value="publish", help="Publish its late posts now.")
 @click.option("--cancel", "decision", flag_value="cancel", help="Cancel its late posts.")
 @click.option("--reason", default=None, help="Why (kept in the audit trail).")
@@ -552,7 +552,7 @@ def notice_late(
     help=f"Only notices in this state: {', '.join(NOTICE_STATES)}. "
     "failed finds every notice with a failed delivery (partially-published ones too).",
 )
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", type=LIMIT, default=50, show_default=True)
 @json_option
 @pass_context
 def notice_list(ctx: Context, state: str | None, limit: int, as_json: bool) -> None:
@@ -601,7 +601,7 @@ def notice_list(ctx: Context, state: str | None, limit: int, as_json: bool) -> N
 
 
 @notice.command("show")
-@click.argument("notice_id", type=int)
+@click.argument("notice_id", type=ID)
 @json_option
 @pass_context
 def notice_show(ctx: Context, notice_id: int, as_json: bool) -> None:

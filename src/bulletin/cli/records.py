@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from bulletin.archiver import holds, requests
-from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli import ID, LIMIT, Context, emit, json_option, pass_context
 from bulletin.errors import UsageError
 from bulletin.identity import resolve_actor
 from bulletin.models import Hold, RecordsRequest
@@ -107,8 +107,10 @@ def hold_list(ctx: Context, include_released: bool, as_json: bool) -> None:
 
 
 @hold.command("show")
-@click.argument("hold_id", type=int)
-@click.option("--limit", default=50, show_default=True, help="Records to list (text output).")
+@click.argument("hold_id", type=ID)
+@click.option(
+    "--limit", type=LIMIT, default=50, show_default=True, help="Records to list (text output)."
+)
 @json_option
 @pass_context
 def hold_show(ctx: Context, hold_id: int, limit: int, as_json: bool) -> None:
@@ -146,7 +148,7 @@ def hold_show(ctx: Context, hold_id: int, limit: int, as_json: bool) -> None:
 
 
 @hold.command("release")
-@click.argument("hold_id", type=int)
+@click.argument("hold_id", type=ID)
 @click.option("--reason", required=True, help="Why the records need not be kept any more.")
 @click.option("--as", "actor", default=None, help="Who releases it (a clerk).")
 @json_option
@@ -284,7 +286,7 @@ def request_list(ctx: Context, include_closed: bool, as_json: bool) -> None:
 
 
 @request.command("show")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=ID)
 @json_option
 @pass_context
 def request_show(ctx: Context, request_id: int, as_json: bool) -> None:
@@ -317,7 +319,7 @@ def request_show(ctx: Context, request_id: int, as_json: bool) -> None:
 
 
 @request.command("extend")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=ID)
 @click.option("--days", type=int, required=True, help="How many more (business) days.")
 @click.option("--reason", required=True, help="Why the extension is needed.")
 @click.option("--as", "actor", default=None, help="Who extends it (a clerk).")
@@ -352,7 +354,7 @@ def request_extend(
 
 
 @request.command("close")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=ID)
 @click.option("--reason", required=True, help="How it was answered (or why it was closed).")
 @click.option("--as", "actor", default=None, help="Who closes it (a clerk).")
 @json_option
