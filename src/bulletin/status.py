@@ -3,7 +3,7 @@ notices and free disk. The metrics endpoint serves the same figures."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bulletin.app import App
+from bulletin.archiver.holds import unevaluable_holds
 from bulletin.archiver.requests import RequestRow, list_requests
 from bulletin.clock import utc
 from bulletin.diskspace import Space, measure
@@ -41,6 +42,7 @@ class Status:
     requests_near: list[RequestRow]  # due within [requests] warn_days, or overdue
     archive_waiting: int = 0  # published posts whose archiving failed and is retried
     archive_error: str | None = None  # why the latest try of one of them failed
+    holds_unevaluable: list[str] = field(default_factory=list)  # open holds skipped, one line each
 
     @property
     def requests_overdue(self) -> list[RequestRow]:
@@ -155,6 +157,7 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         requests_near=[r for r in requests if r.days_left <= warn_days],
         archive_waiting=len(waiting),
         archive_error=next((e for e in waiting if e), None),
+        holds_unevaluable=unevaluable_holds(app.engine, app.settings.agency.time_zone),
     )
 
 
@@ -164,8 +167,9 @@ STUCK = timedelta(minutes=10)  # a delivery due this long and not done needs a p
 def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
     """What needs a person now, one line each (``bulletin status --check``): no live daemon,
     deliveries due for over ten minutes, each notice with failed deliveries nobody has
-    acknowledged, late notices, overdue records requests, a spool backlog, an account whose
-    last sweep failed, a file system low on space or inodes."""
+    acknowledged, late notices, overdue records requests, an open hold that cannot be
+    evaluated, a spool backlog, an account whose last sweep failed, a file system low on
+    space or inodes."""
     out = []
     if not state.daemons:
         out.append("no daemon is running")
@@ -178,6 +182,7 @@ def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
         out.append(f"{len(state.requests_overdue)} records requests are overdue")
     if state.archive_waiting:
         out.append(f"{state.archive_waiting} published posts wait to be archived (retried)")
+    out += state.holds_unevaluable
     if state.store_backlog:
         out.append(f"{state.store_backlog} objects wait in the spool for the archive store")
     for name, sweep in sorted(sweeps.items()):

@@ -5,6 +5,7 @@ line to :data:`CASES` for each new attack."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,19 @@ ROAD = (
     "--text",
     "Elm St closed until 6 pm.",
 )
+
+NEXT_YEAR = (date.today() + timedelta(days=400)).isoformat()
+
+
+def request_open(received: str, query: str = "water") -> tuple[str, ...]:
+    """``request open`` received on ``received``, scoped by ``query``."""
+    return ("request", "open", "--requester", "Bo", "--received", received,
+            "--description", "all posts", "--query", query, "--allow-empty")  # fmt: skip
+
+
+def hold_create(query: str) -> tuple[str, ...]:
+    """``hold create`` on ``query``."""
+    return ("hold", "create", "--name", "n", "--reason", "r", "--query", query, "--allow-empty")
 
 
 @dataclass(frozen=True)
@@ -141,6 +155,67 @@ CASES = [
         ("notice", "list", "--state", "bogus"),
         2,
         "unknown notice state 'bogus'; one of: draft, approved, published",
+    ),
+    Case(
+        "records request received in year 1",
+        request_open("0001-01-01"),
+        2,
+        "received date 0001-01-01 is before 1990",
+    ),
+    Case(
+        "records request received before 1990",
+        request_open("1989-12-31"),
+        2,
+        "received date 1989-12-31 is before 1990",
+    ),
+    Case(
+        "records request received next year",
+        request_open(NEXT_YEAR),
+        2,
+        f"received date {NEXT_YEAR} is in the future",
+    ),
+    Case(
+        "retention period of no time",
+        ("config", "check"),
+        2,
+        "retention.series.visitor-comments.period: '0d' is no time at all",
+        config='[retention.series.visitor-comments]\nperiod = "0d"\n',
+    ),
+    Case(
+        "hold on a kind that does not exist",
+        hold_create("kind:bogus"),
+        2,
+        "query kind:bogus: use one of post, comment",
+    ),
+    Case(
+        "hold on a state that does not exist",
+        hold_create("state:bogus"),
+        2,
+        "query state:bogus: use one of visible, hidden, deleted, edited",
+    ),
+    Case(
+        "hold on a 100 kB word",
+        hold_create("a" * 100_000),
+        2,
+        "the query has 100000 characters; at most 2000",
+    ),
+    Case(
+        "search for 40 words",
+        ("archive", "search", " ".join(f"w{i}" for i in range(40))),
+        2,
+        "the query has 40 words; at most 32",
+    ),
+    Case(
+        "request on 20 prefixes",
+        request_open("2026-11-20", " ".join(f"w{i}*" for i in range(20))),
+        2,
+        "the query has 20 words* (prefixes); at most 8",
+    ),
+    Case(
+        "export starting past ten-digit Bates numbers",
+        ("export", "--query", "water", "--out", "/nonexistent/b", "--bates-start", "10000000000"),
+        2,
+        "--bates-start 10000000000 is past the last Bates number of 10 digits (9999999999)",
     ),
 ]
 

@@ -25,6 +25,9 @@ from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import RecordsRequest
 
+# No records request is older than the archive: an earlier received date is a typo (0001-01-01).
+EARLIEST_RECEIVED = date(1990, 1, 1)
+
 
 def calendar_for(settings: Settings) -> BusinessCalendar:
     return BusinessCalendar(settings.requests.jurisdiction or settings.agency.jurisdiction)
@@ -71,6 +74,8 @@ def open_request(
     """Record a request, compute its deadline and hold its scope; returns it and how many
     records the hold covers.
 
+    :raises UsageError: no requester or description, a received date in the future or before
+        1990, or a query that cannot be evaluated.
     :raises Refused: the query matches no archived record and ``allow_empty`` is false.
     """
     if not requester.strip():
@@ -79,8 +84,12 @@ def open_request(
         raise UsageError("a request needs a --description")
     if received > today(settings, now):
         raise UsageError(f"received date {received} is in the future")
-    if not allow_empty:
-        holds.refuse_empty(engine, query, settings.agency.time_zone, "request")
+    if received < EARLIEST_RECEIVED:
+        raise UsageError(
+            f"received date {received} is before {EARLIEST_RECEIVED.year}; "
+            "give the date the request arrived"
+        )
+    holds.refuse_empty(engine, query, settings.agency.time_zone, "request", allow_empty=allow_empty)
     due = compute_due(settings, received)
     with session_scope(engine) as session:
         request = RecordsRequest(

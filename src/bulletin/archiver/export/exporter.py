@@ -236,6 +236,14 @@ class _Export:
         os.replace(temp, self.partial / PLAN)
         self._refuse_unredacted_copies()
         self._freeze_redactions()
+        last = int(self.journal.scope["bates_start"]) + total - 1
+        if last > layout.MAX_BATES:
+            shutil.rmtree(self.partial, ignore_errors=True)
+            raise UsageError(
+                f"{total} records from Bates number {self.journal.scope['bates_start']} end at "
+                f"{last}, past the last of {len(str(layout.MAX_BATES))} digits "
+                f"({layout.MAX_BATES}); give a lower --bates-start"
+            )
         self.journal.total = total
         self.journal.head_seq, self.journal.head_hash = seq, digest
         self.journal.disposed = count_disposed(self.engine, self.scope.query, tz, seq)
@@ -849,6 +857,11 @@ def export_bundle(
     partial = partial_dir(out)
     if bates_start < 1:
         raise UsageError("--bates-start must be 1 or more")
+    if bates_start > layout.MAX_BATES:
+        raise UsageError(
+            f"--bates-start {bates_start} is past the last Bates number of "
+            f"{len(str(layout.MAX_BATES))} digits ({layout.MAX_BATES})"
+        )
     try:
         prefix = layout.check_prefix(settings.agency.bates_prefix)
     except ValueError as e:

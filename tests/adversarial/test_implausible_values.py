@@ -1,0 +1,40 @@
+"""Implausible values that pass a first look: an export whose Bates numbers would run past
+the widest the layout supports is refused before anything is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from bulletin.cli import cli
+from tests.plugins.bulletin_app import Instance
+from tests.test_export import post
+
+
+def test_bates_numbers_past_ten_digits_are_refused(sqlite_instance: Instance) -> None:
+    """Two records from Bates number 9,999,999,999 would end at an eleven-digit number: one
+    line says so and no bundle or partial export is left behind."""
+    sqlite_instance.app.archiver.archive([post("p1"), post("p2", minutes=1)])
+    out = sqlite_instance.data_dir / "bundle"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--config",
+            str(sqlite_instance.config),
+            "export",
+            "--query",
+            "water",
+            "--out",
+            str(out),
+            "--bates-start",
+            "9999999999",
+        ],
+        env={"BULLETIN_USER": ""},
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "bulletin: error: 2 records from Bates number 9999999999 end at 10000000000, past the "
+        "last of 10 digits (9999999999); give a lower --bates-start"
+    )
+    assert not [p for p in Path(sqlite_instance.data_dir).iterdir() if p.name.startswith("bundle")]
