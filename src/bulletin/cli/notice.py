@@ -351,7 +351,9 @@ def notice_cancel(
     ctx.warn_open_mode()
     name = resolve_actor(settings, actor, ctx.environ)
     app = ctx.app
-    result = cancel_notice(app.checked_engine(), app.clock, notice_id, name, reason)
+    result = cancel_notice(
+        app.checked_engine(), app.clock, notice_id, name, reason, settings=settings
+    )
     emit(
         as_json,
         {
@@ -415,6 +417,11 @@ def notice_correct(
     default=None,
     help='The retraction reply (default "This notice has been withdrawn."); not with --delete.',
 )
+@click.option(
+    "--template",
+    default=None,
+    help="An approved template whose text is the retraction reply (how a dispatcher retracts).",
+)
 @click.option("--as", "actor", default=None, help="Who retracts (default $BULLETIN_USER).")
 @json_option
 @pass_context
@@ -424,12 +431,16 @@ def notice_retract(
     reason: str,
     delete: bool,
     text: str | None,
+    template: str | None,
     actor: str | None,
     as_json: bool,
 ) -> None:
     """Withdraw a notice everywhere: cancel what has not gone out, stop its occurrences, and
     delete (--delete) or answer with a retraction reply each published post. The notice is
-    then retracted (`notice list --state retracted`)."""
+    then retracted (`notice list --state retracted`).
+
+    A published notice is retracted by an approver (the reply's text is checked by the
+    content policy), or by a dispatcher with --template, an approved template's text."""
     from bulletin.publisher.amend import retract_notice
 
     settings = ctx.settings
@@ -437,7 +448,15 @@ def notice_retract(
     name = resolve_actor(settings, actor, ctx.environ)
     app = ctx.app
     result = retract_notice(
-        app.checked_engine(), settings, app.clock.now(), notice_id, reason, name, delete, text
+        app.checked_engine(),
+        settings,
+        app.clock.now(),
+        notice_id,
+        reason,
+        name,
+        delete,
+        text,
+        template=template,
     )
     woke = poke(settings.data_dir)
     emit(
