@@ -182,6 +182,12 @@ CASES = [
         config='[retention.series.visitor-comments]\nperiod = "0d"\n',
     ),
     Case(
+        "records request extended by 10^20 days",
+        ("request", "extend", "1", "--days", "99999999999999999999", "--reason", "r"),
+        2,
+        "an extension is at most 260 business days",
+    ),
+    Case(
         "hold on a kind that does not exist",
         hold_create("kind:bogus"),
         2,

@@ -1,10 +1,12 @@
 """Implausible values that pass a first look: an export whose Bates numbers would run past
-the widest the layout supports is refused before anything is written."""
+the widest the layout supports is refused before anything is written; a thread number no
+record can have is read as a platform id."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from bulletin.cli import cli
@@ -38,3 +40,19 @@ def test_bates_numbers_past_ten_digits_are_refused(sqlite_instance: Instance) ->
         "last of 10 digits (9999999999); give a lower --bates-start"
     )
     assert not [p for p in Path(sqlite_instance.data_dir).iterdir() if p.name.startswith("bundle")]
+
+
+@pytest.mark.parametrize("thread", ["99999999999999999999", "²"])
+def test_a_thread_number_no_record_can_have_is_a_platform_id(
+    sqlite_instance: Instance, thread: str
+) -> None:
+    """``thread:`` past 64 bits, or of a digit that is no number, finds nothing instead of
+    failing."""
+    sqlite_instance.app.archiver.archive([post("p1")])
+    result = CliRunner().invoke(
+        cli,
+        ["--config", str(sqlite_instance.config), "archive", "search", f"thread:{thread}"],
+        env={"BULLETIN_USER": ""},
+    )
+    assert result.exit_code == 0, result.output
+    assert "no match" in result.stdout

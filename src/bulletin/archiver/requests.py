@@ -27,6 +27,8 @@ from bulletin.models import RecordsRequest
 
 # No records request is older than the archive: an earlier received date is a typo (0001-01-01).
 EARLIEST_RECEIVED = date(1990, 1, 1)
+# A year of business days: a longer extension is a typo, and past a calendar's last day.
+MAX_EXTENSION_DAYS = 260
 
 
 def calendar_for(settings: Settings) -> BusinessCalendar:
@@ -164,10 +166,13 @@ def extend_request(
     """Extend the deadline by ``days`` (business days under the business-day rule); the
     request as it now stands is mirrored into ``store``.
 
+    :raises UsageError: ``days`` is not 1 to ``MAX_EXTENSION_DAYS``, or no reason is given.
     :raises Refused: the request is closed.
     """
     if days < 1:
         raise UsageError("an extension is at least one day")
+    if days > MAX_EXTENSION_DAYS:
+        raise UsageError(f"an extension is at most {MAX_EXTENSION_DAYS} business days")
     if not reason.strip():
         raise UsageError("an extension needs a --reason")
     with session_scope(engine) as session:
