@@ -191,7 +191,7 @@ CASES = [
         "hold on a kind that does not exist",
         hold_create("kind:bogus"),
         2,
-        "query kind:bogus: use one of post, comment",
+        "query kind:bogus: use one of post, comment, moderation",
     ),
     Case(
         "hold on a state that does not exist",

@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -29,11 +29,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlmodel import Session, col, select
 
+from bulletin.connectors.base import ItemKind
 from bulletin.errors import NotFound, UsageError
 from bulletin.models import Record
 
 STATES = ("visible", "hidden", "deleted", "edited")
-KINDS = ("post", "comment")
+KINDS: tuple[str, ...] = get_args(ItemKind)
 RARE_STATES = ("hidden", "deleted", "edited")  # each has a partial index (migration 0010)
 _WORD = re.compile(r"\w+\*?", re.UNICODE)
 _PG_VECTOR = (
