@@ -127,6 +127,14 @@ CASES = [
         hidden="hunter2secret",
     ),
     Case(
+        "database URL that is a bare password",
+        ("notice", "list"),
+        2,
+        "database.url: unsupported database URL (no scheme); use sqlite:///",
+        env=(("BULLETIN_DATABASE__URL", "hunter2secret"),),
+        hidden="hunter2secret",
+    ),
+    Case(
         "notice id beyond 64 bits",
         ("notice", "show", "99999999999999999999"),
         2,

@@ -142,10 +142,12 @@ class DatabaseSettings(_Section):
     @field_validator("url")
     @classmethod
     def _supported(cls, value: str) -> str:
-        scheme = value.partition(":")[0].lower() if value else "sqlite"
-        if scheme not in DATABASE_SCHEMES:
+        scheme, sep, _ = value.partition("://")
+        if value and scheme.lower() not in DATABASE_SCHEMES:
+            # the scheme alone is named: the rest of a URL may hold a password
+            what = f"URL scheme {scheme!r}" if sep and len(scheme) <= 40 else "URL (no scheme)"
             raise ValueError(
-                f"unsupported database URL scheme {scheme!r}; use "
+                f"unsupported database {what}; use "
                 "sqlite:///path/to/bulletin.db or postgresql+psycopg://user@host/database"
             )
         return value
