@@ -1,17 +1,21 @@
 """Implausible values that pass a first look: an export whose Bates numbers would run past
 the widest the layout supports is refused before anything is written; a thread number no
-record can have is read as a platform id."""
+record can have is read as a platform id; the largest limit lists what there is."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from bulletin.cli import cli
 from tests.plugins.bulletin_app import Instance
 from tests.test_export import post
+
+
+def _run(inst: Instance, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""})
 
 
 def test_bates_numbers_past_ten_digits_are_refused(sqlite_instance: Instance) -> None:
@@ -19,20 +23,15 @@ def test_bates_numbers_past_ten_digits_are_refused(sqlite_instance: Instance) ->
     line says so and no bundle or partial export is left behind."""
     sqlite_instance.app.archiver.archive([post("p1"), post("p2", minutes=1)])
     out = sqlite_instance.data_dir / "bundle"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "--config",
-            str(sqlite_instance.config),
-            "export",
-            "--query",
-            "water",
-            "--out",
-            str(out),
-            "--bates-start",
-            "9999999999",
-        ],
-        env={"BULLETIN_USER": ""},
+    result = _run(
+        sqlite_instance,
+        "export",
+        "--query",
+        "water",
+        "--out",
+        str(out),
+        "--bates-start",
+        "9999999999",
     )
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines()[-1] == (
@@ -42,6 +41,15 @@ def test_bates_numbers_past_ten_digits_are_refused(sqlite_instance: Instance) ->
     assert not [p for p in Path(sqlite_instance.data_dir).iterdir() if p.name.startswith("bundle")]
 
 
+@pytest.mark.parametrize("query", ["water", "account:feed"])
+def test_a_search_for_as_many_hits_as_int64_holds(sqlite_instance: Instance, query: str) -> None:
+    """``--limit 9223372036854775807`` lists what there is instead of failing."""
+    sqlite_instance.app.archiver.archive([post("p1")])
+    result = _run(sqlite_instance, "archive", "search", query, "--limit", str(2**63 - 1))
+    assert result.exit_code == 0, result.output
+    assert "Water main break" in result.stdout
+
+
 @pytest.mark.parametrize("thread", ["99999999999999999999", "²"])
 def test_a_thread_number_no_record_can_have_is_a_platform_id(
     sqlite_instance: Instance, thread: str
@@ -49,10 +57,6 @@ def test_a_thread_number_no_record_can_have_is_a_platform_id(
     """``thread:`` past 64 bits, or of a digit that is no number, finds nothing instead of
     failing."""
     sqlite_instance.app.archiver.archive([post("p1")])
-    result = CliRunner().invoke(
-        cli,
-        ["--config", str(sqlite_instance.config), "archive", "search", f"thread:{thread}"],
-        env={"BULLETIN_USER": ""},
-    )
+    result = _run(sqlite_instance, "archive", "search", f"thread:{thread}")
     assert result.exit_code == 0, result.output
     assert "no match" in result.stdout

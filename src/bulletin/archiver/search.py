@@ -413,6 +413,7 @@ def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int =
     """
     if query.state is not None and query.state not in STATES:
         raise UsageError(f"state must be one of {', '.join(STATES)}")
+    limit = min(limit, _MAX_LIMIT)  # pages are a multiple of it, and must fit in an int64
     words = " ".join(query.text)
     wants_words = bool(words) or bool(query.author and _terms(query.author))
     hinted = engine.dialect.name == "sqlite"
@@ -501,6 +502,7 @@ def _dated_pages(
 # the columns that tell items apart; whole records are read for the hits alone.
 _FIRST_PAGE_FACTOR = 4
 _MAX_PAGE = 4096
+_MAX_LIMIT = 2**40  # more hits than any archive holds
 # A date range holding at most this many records bounds the full-text walk by record id.
 _SPAN_CAP = 20_000
 # A state held by at most this many versions is rare: the search is bounded to its items'
