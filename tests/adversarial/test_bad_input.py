@@ -153,10 +153,10 @@ CASES = [
         "Invalid value for '--limit': 99999999999999999999 is not in the range",
     ),
     Case(
-        "record id beyond 64 bits",
-        ("archive", "show", "9223372036854775808"),
+        "record id beyond what a database id holds",
+        ("archive", "show", "2147483648"),
         2,
-        "is not in the range 1<=x<=9223372036854775807",
+        "Invalid value for 'RECORD_ID': 2147483648 is not in the range 1<=x<=2147483647",
     ),
     Case(
         "notice list of a state that does not exist",

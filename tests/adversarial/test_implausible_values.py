@@ -50,13 +50,13 @@ def test_a_search_for_as_many_hits_as_int64_holds(sqlite_instance: Instance, que
     assert "Water main break" in result.stdout
 
 
-@pytest.mark.parametrize("thread", ["99999999999999999999", "²"])
+@pytest.mark.parametrize("thread", ["99999999999999999999", "1900000000000000001", "²"])
 def test_a_thread_number_no_record_can_have_is_a_platform_id(
-    sqlite_instance: Instance, thread: str
+    instance: Instance, thread: str
 ) -> None:
-    """``thread:`` past 64 bits, or of a digit that is no number, finds nothing instead of
-    failing."""
-    sqlite_instance.app.archiver.archive([post("p1")])
-    result = _run(sqlite_instance, "archive", "search", f"thread:{thread}")
+    """``thread:`` past what a record id holds (an X post id), or of a digit that is no
+    number, is a platform id: it finds nothing here instead of failing."""
+    instance.app.archiver.archive([post("p1")])
+    result = _run(instance, "archive", "search", f"thread:{thread}")
     assert result.exit_code == 0, result.output
     assert "no match" in result.stdout

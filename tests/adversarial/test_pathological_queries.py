@@ -14,11 +14,11 @@ from sqlmodel import Session, select
 from bulletin.archiver import decisions, holds
 from bulletin.cli import cli
 from bulletin.db import session_scope
-from bulletin.errors import UsageError
+from bulletin.errors import Refused, UsageError
 from bulletin.models import Hold, HoldRecord, RecordsRequest
 from tests.plugins.bulletin_app import Instance
 from tests.test_export import post
-from tests.test_retention import hold_on, release
+from tests.test_retention import hold_on, list_batch, release
 
 HUGE_WORD = "a" * 100_000
 MANY_WORDS = " ".join(f"w{i}" for i in range(20_000))
@@ -114,7 +114,8 @@ def test_a_hold_that_cannot_be_evaluated_never_blocks_capture_or_release(
     instance: Instance,
 ) -> None:
     """With an unevaluable hold open, capture goes on and other holds still apply to new
-    records; both holds can be released; ``status --check`` names the bad hold."""
+    records; both holds can be released; ``status --check`` names the bad hold; nothing is
+    listed for destruction while it is open."""
     instance.app.archiver.archive([post("p1", "Missing: Tom near the common")])
     good = hold_on(instance, "Missing")
     bad = _stored_before_bounds(instance, '{"text": ["' + HUGE_WORD + '"], "until": "9999-12-31"}')
@@ -126,6 +127,8 @@ def test_a_hold_that_cannot_be_evaluated_never_blocks_capture_or_release(
         cli, ["--config", str(instance.config), "status", "--check"], env={"BULLETIN_USER": ""}
     )
     assert f"CHECK: hold {bad} (old) cannot be evaluated" in result.stdout, result.output
+    with pytest.raises(Refused, match=f"hold {bad} cannot be evaluated"):
+        list_batch(instance)  # what it should keep is unknown: nothing is listed for destruction
     release(instance, bad)
     release(instance, good)
     with Session(instance.app.engine) as session:

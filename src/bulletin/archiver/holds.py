@@ -4,7 +4,10 @@ A hold covers every record that matches its query when it is placed, and every r
 later that matches while it is open: :meth:`~bulletin.archiver.archive.Archiver.archive_batch`
 calls :func:`hold_new_records` after each indexed batch, and :func:`refresh_holds` re-applies
 every open hold before a disposition batch is listed or approved and before a hold is released,
-so a record missed by a crash between indexing and the hook is caught there.
+so a record missed by a crash between indexing and the hook is caught there. An open hold
+whose query cannot be evaluated (stored before queries were bounded) is skipped by capture and
+release, logged and reported by ``status --check``; while it is open nothing is listed or
+destroyed by disposition.
 
 A record is on legal hold (``Record.legal_hold``) while any open hold covers it or its series is
 permanent. The store's hold on an object follows the records that refer to it: placed before
@@ -269,10 +272,16 @@ def hold_new_records(
     return _apply_open(engine, store, now, time_zone, record_ids)
 
 
-def refresh_holds(engine: Engine, store: WormStore, now: datetime, time_zone: str) -> int:
+def refresh_holds(
+    engine: Engine, store: WormStore, now: datetime, time_zone: str, *, strict: bool = False
+) -> int:
     """Re-apply every open hold to the whole archive; returns how many records were added.
-    A hold that cannot be evaluated is skipped and logged."""
-    return _apply_open(engine, store, now, time_zone, None)
+    A hold that cannot be evaluated is skipped and logged, or, when ``strict`` (before records
+    are destroyed), stops everything.
+
+    :raises Refused: ``strict`` and an open hold cannot be evaluated.
+    """
+    return _apply_open(engine, store, now, time_zone, None, strict=strict)
 
 
 def _apply_open(
@@ -281,6 +290,8 @@ def _apply_open(
     now: datetime,
     time_zone: str,
     record_ids: Sequence[int] | None,
+    *,
+    strict: bool = False,
 ) -> int:
     added = 0
     for hold_id in open_hold_ids(engine):
@@ -295,6 +306,11 @@ def _apply_open(
                 record_ids=record_ids,
             )
         except UNEVALUABLE as e:
+            if strict:  # what it should keep is unknown: destroy nothing
+                raise Refused(
+                    f"hold {hold_id} cannot be evaluated ({_first_line(e)}), so nothing can be "
+                    "listed or destroyed while it is open; release it and place a narrower one"
+                ) from None
             log.warning("hold cannot be evaluated; skipped", hold=hold_id, error=_first_line(e))
     return added
 

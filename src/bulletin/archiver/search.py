@@ -392,8 +392,8 @@ def _thread_is(value: str) -> sa.ColumnElement[bool]:
     """Records of a thread: a record number names the thread that record is in (its
     account, and its post's id); any value also matches a platform thread or item id."""
     by_platform_id = sa.or_(col(Record.thread_id) == value, col(Record.remote_id) == value)
-    if not (value.isascii() and value.isdigit() and int(value) < 2**63):
-        return by_platform_id  # not a record number (one past int64 is a platform id)
+    if not (value.isascii() and value.isdigit() and int(value) < 2**31):
+        return by_platform_id  # not a record number (ids are PostgreSQL integers): a platform id
     anchor = Record.__table__.alias("anchor")  # type: ignore[attr-defined]
     thread = sa.func.coalesce(col(Record.thread_id), col(Record.remote_id))
     of_record = sa.exists().where(

@@ -25,8 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h)
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
 
-# Every id argument and --limit option: a positive number the database can store (int64).
-ID = click.IntRange(1, 2**63 - 1)
+# Every id argument: a positive number both databases store (ids are PostgreSQL integers);
+# every --limit option: a positive int64 (what LIMIT takes).
+ID = click.IntRange(1, 2**31 - 1)
 LIMIT = click.IntRange(1, 2**63 - 1)
 
 
