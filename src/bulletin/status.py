@@ -3,7 +3,7 @@ notices and free disk. The metrics endpoint serves the same figures."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from bulletin.app import App
 from bulletin.archiver import bucket
+from bulletin.archiver.holds import unevaluable_holds
 from bulletin.archiver.requests import RequestRow, list_requests
 from bulletin.clock import utc
 from bulletin.diskspace import Space, measure
@@ -53,6 +54,7 @@ class Status:
     # deliveries still retried ([daemon] stuck_after) after their first attempt
     retried: int = 0
     stuck_after: str = "30min"
+    holds_unevaluable: list[str] = field(default_factory=list)  # open holds skipped, one line each
 
     @property
     def requests_overdue(self) -> list[RequestRow]:
@@ -183,9 +185,10 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         requests_open=len(requests),
         requests_near=[r for r in requests if r.days_left <= warn_days],
         archive_waiting=len(waiting),
-        archive_error=waiting[0] if waiting else None,
+        archive_error=next((e for e in waiting if e), None),
         retried=int(retried),
         stuck_after=app.settings.daemon.stuck_after,
+        holds_unevaluable=unevaluable_holds(app.engine, app.settings.agency.time_zone),
     )
 
 
@@ -196,8 +199,8 @@ def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
     """What needs a person now, one line each (``bulletin status --check``): no live daemon,
     deliveries due for over ten minutes, deliveries still retried ``[daemon] stuck_after``
     after their first attempt, each notice with failed deliveries nobody has acknowledged,
-    late notices, overdue records requests, a spool backlog, an account whose last sweep
-    failed, a file system low on space or inodes."""
+    late notices, overdue records requests, an open hold that cannot be evaluated, a spool
+    backlog, an account whose last sweep failed, a file system low on space or inodes."""
     out = []
     if not state.daemons:
         out.append("no daemon is running")
@@ -215,6 +218,7 @@ def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
         out.append(f"{len(state.requests_overdue)} records requests are overdue")
     if state.archive_waiting:
         out.append(f"{state.archive_waiting} published posts wait to be archived (retried)")
+    out += state.holds_unevaluable
     if state.store_backlog:
         out.append(f"{state.store_backlog} objects wait in the spool for the archive store")
     for name, sweep in sorted(sweeps.items()):

@@ -33,6 +33,9 @@ _UNITS = {
 _SHORT = {"seconds": "s", "minutes": "min", "hours": "h", "days": "d", "weeks": "w"}
 _SHORT |= {"months": "mo", "years": "y"}
 SPAN_HINT = "e.g. 90s, 30min, 2h, 1d, 2w, 6mo or 7y"
+# A time typed this far from now is a typo (a year 9999, +99999999999d): refused before
+# anything adds to it and overflows.
+MAX_DISTANCE = timedelta(days=100 * 365)
 
 
 @dataclass(frozen=True)
@@ -130,12 +133,33 @@ def parse_when(text: str, time_zone: str, now: datetime) -> datetime:
     ``tomorrow 7am``, or ISO 8601 (a time without an offset is in the agency's zone). Returns
     aware UTC.
 
-    A local time the clocks skip (spring forward) is refused. A local time that happens
-    twice (the autumn hour) is the first of the two (fold=0, still daylight time): see
-    :func:`ambiguity`; give an offset (``2026-11-01T01:30-05:00``) for the second.
+    A time more than 100 years from ``now`` is refused, and so is a local time the clocks skip
+    (spring forward). A local time that happens twice (the autumn hour) is the first of the
+    two (fold=0, still daylight time): see :func:`ambiguity`; give an offset
+    (``2026-11-01T01:30-05:00``) for the second.
 
     :raises UsageError: not a time we understand, or a local time that does not exist.
     """
+    try:
+        when = _when(text, time_zone, now)
+    except OverflowError:
+        when = None
+    _near(text, when, now)
+    assert when is not None
+    return when
+
+
+def _near(text: str, when: datetime | None, now: datetime) -> None:
+    """:raises UsageError: ``when`` (None: out of range) is more than 100 years from now."""
+    if when is None or abs(when - now) > MAX_DISTANCE:
+        raise UsageError(
+            f"time {text!r} is more than {MAX_DISTANCE.days // 365} years from now; "
+            "give one within that"
+        )
+
+
+def _when(text: str, time_zone: str, now: datetime) -> datetime:
+    """:func:`parse_when` without the distance bound. :raises OverflowError: out of range."""
     value = text.strip()
     if value.lower() == "now":
         return now
@@ -171,8 +195,14 @@ def parse_until(text: str, time_zone: str, now: datetime) -> datetime:
         return parse_when(text, time_zone, now)
     zone = ZoneInfo(time_zone)
     # the next day's first instant (a midnight the clocks skip moves forward with them)
-    next_day = datetime.combine(day + timedelta(days=1), time()).replace(tzinfo=zone, fold=0)
-    return next_day.astimezone(ZoneInfo("UTC")) - timedelta(seconds=1)
+    try:
+        next_day = datetime.combine(day + timedelta(days=1), time()).replace(tzinfo=zone)
+        end = next_day.astimezone(ZoneInfo("UTC")) - timedelta(seconds=1)
+    except OverflowError:
+        end = None
+    _near(text, end, now)
+    assert end is not None
+    return end
 
 
 def ambiguity(text: str, time_zone: str, now: datetime | None = None) -> str | None:

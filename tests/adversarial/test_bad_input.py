@@ -5,6 +5,7 @@ line to :data:`CASES` for each new attack."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,19 @@ ROAD = (
     "Elm St closed until 6 pm.",
 )
 
+NEXT_YEAR = (date.today() + timedelta(days=400)).isoformat()
+
+
+def request_open(received: str, query: str = "water") -> tuple[str, ...]:
+    """``request open`` received on ``received``, scoped by ``query``."""
+    return ("request", "open", "--requester", "Bo", "--received", received,
+            "--description", "all posts", "--query", query, "--allow-empty")  # fmt: skip
+
+
+def hold_create(query: str) -> tuple[str, ...]:
+    """``hold create`` on ``query``."""
+    return ("hold", "create", "--name", "n", "--reason", "r", "--query", query, "--allow-empty")
+
 
 @dataclass(frozen=True)
 class Case:
@@ -39,6 +53,7 @@ class Case:
     says: str
     config: str = ""
     hidden: str = ""  # must appear nowhere in the output
+    env: tuple[tuple[str, str], ...] = ()  # environment of the attacking command
 
 
 CASES = [
@@ -139,11 +154,154 @@ CASES = [
         2,
         "image /etc/passwd is not a JPEG, PNG, GIF or WebP image",
     ),
+    Case(
+        "publish time a hundred billion days away",
+        (*ROAD, "--at", "+99999999999d"),
+        2,
+        "time '+99999999999d' is more than 100 years from now",
+    ),
+    Case(
+        "publish time in the year 9999",
+        (*ROAD, "--at", "9999-12-31T23:59"),
+        2,
+        "time '9999-12-31T23:59' is more than 100 years from now",
+    ),
+    Case(
+        "notice text holding a byte that is not UTF-8 (as argv carries it)",
+        (*ROAD[:-1], "Elm \udcff St closed."),
+        2,
+        "argument 10 is not valid UTF-8 (byte 0xff at character 5)",
+    ),
+    Case(
+        "database URL of an unknown scheme",
+        ("notice", "list"),
+        2,
+        "database.url: unsupported database URL scheme 'foo'; use sqlite:///",
+        env=(("BULLETIN_DATABASE__URL", "foo://x"),),
+    ),
+    Case(
+        "database URL of an unsupported database, with a password",
+        ("notice", "list"),
+        2,
+        "unsupported database URL scheme 'mysql'; use sqlite:///path/to/bulletin.db or "
+        "postgresql+psycopg://",
+        env=(("BULLETIN_DATABASE__URL", "mysql://app:hunter2secret@db/bulletin"),),
+        hidden="hunter2secret",
+    ),
+    Case(
+        "database URL that is a bare password",
+        ("notice", "list"),
+        2,
+        "database.url: unsupported database URL (no scheme); use sqlite:///",
+        env=(("BULLETIN_DATABASE__URL", "hunter2secret"),),
+        hidden="hunter2secret",
+    ),
+    Case(
+        "notice id beyond 64 bits",
+        ("notice", "show", "99999999999999999999"),
+        2,
+        "Invalid value for 'NOTICE_ID': 99999999999999999999 is not in the range",
+    ),
+    Case(
+        "archive list limit in scientific notation",
+        ("archive", "list", "--limit", "1e30"),
+        2,
+        "Invalid value for '--limit': '1e30' is not a valid integer",
+    ),
+    Case(
+        "search limit beyond 64 bits",
+        ("archive", "search", "--limit", "99999999999999999999", "water"),
+        2,
+        "Invalid value for '--limit': 99999999999999999999 is not in the range",
+    ),
+    Case(
+        "record id beyond what a database id holds",
+        ("archive", "show", "2147483648"),
+        2,
+        "Invalid value for 'RECORD_ID': 2147483648 is not in the range 1<=x<=2147483647",
+    ),
+    Case(
+        "notice list of a state that does not exist",
+        ("notice", "list", "--state", "bogus"),
+        2,
+        "unknown notice state 'bogus'; one of: draft, approved, published",
+    ),
+    Case(
+        "records request received in year 1",
+        request_open("0001-01-01"),
+        2,
+        "received date 0001-01-01 is before 1990",
+    ),
+    Case(
+        "records request received before 1990",
+        request_open("1989-12-31"),
+        2,
+        "received date 1989-12-31 is before 1990",
+    ),
+    Case(
+        "records request received next year",
+        request_open(NEXT_YEAR),
+        2,
+        f"received date {NEXT_YEAR} is in the future",
+    ),
+    Case(
+        "retention period of no time",
+        ("config", "check"),
+        2,
+        "retention.series.visitor-comments.period: '0d' is no time at all",
+        config='[retention.series.visitor-comments]\nperiod = "0d"\n',
+    ),
+    Case(
+        "records request extended by 10^20 days",
+        ("request", "extend", "1", "--days", "99999999999999999999", "--reason", "r"),
+        2,
+        "an extension is at most 260 business days",
+    ),
+    Case(
+        "hold on a kind that does not exist",
+        hold_create("kind:bogus"),
+        2,
+        "query kind:bogus: use one of post, comment, moderation",
+    ),
+    Case(
+        "hold on a state that does not exist",
+        hold_create("state:bogus"),
+        2,
+        "query state:bogus: use one of visible, hidden, deleted, edited",
+    ),
+    Case(
+        "hold on a 100 kB word",
+        hold_create("a" * 100_000),
+        2,
+        "the query has 100000 characters; at most 2000",
+    ),
+    Case(
+        "search for 40 words",
+        ("archive", "search", " ".join(f"w{i}" for i in range(40))),
+        2,
+        "the query has 40 words; at most 32",
+    ),
+    Case(
+        "request on 20 prefixes",
+        request_open("2026-11-20", " ".join(f"w{i}*" for i in range(20))),
+        2,
+        "the query has 20 words* (prefixes); at most 8",
+    ),
+    Case(
+        "export starting past ten-digit Bates numbers",
+        ("export", "--query", "water", "--out", "/nonexistent/b", "--bates-start", "10000000000"),
+        2,
+        "--bates-start 10000000000 is past the last Bates number of 10 digits (9999999999)",
+    ),
 ]
 
 
-def _invoke(config: Path, argv: tuple[str, ...]) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["--config", str(config), *argv], env={"BULLETIN_USER": ""})
+def _invoke(
+    config: Path, argv: tuple[str, ...], env: tuple[tuple[str, str], ...] = ()
+) -> tuple[int, str, str]:
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), *argv], env={"BULLETIN_USER": "", **dict(env)}
+    )
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -160,7 +318,7 @@ def test_bad_input_is_refused_in_one_line(case: Case, tmp_path: Path) -> None:
     )
     code, _, stderr = _invoke(config, ("init",))
     assert code == (2 if case.config and case.code == 2 else 0), stderr
-    code, stdout, stderr = _invoke(config, case.argv)
+    code, stdout, stderr = _invoke(config, case.argv, case.env)
     if case.hidden:
         assert case.hidden not in stdout + stderr
     lines = [line for line in stderr.splitlines() if not line.startswith("bulletin: warning:")]

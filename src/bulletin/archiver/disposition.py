@@ -129,9 +129,12 @@ def build_disposition_batch(
     actor: str = SYSTEM_ACTOR,
     limit: int | None = 10_000,
 ) -> DispositionBatch | None:
-    """List what is due for destruction into a new batch; None when nothing is."""
+    """List what is due for destruction into a new batch; None when nothing is.
+
+    :raises Refused: an open hold cannot be evaluated.
+    """
     complete_pending(engine, store, now)
-    holds.refresh_holds(engine, store, now, settings.agency.time_zone)
+    holds.refresh_holds(engine, store, now, settings.agency.time_zone, strict=True)
     with session_scope(engine) as session:
         records = eligible(session, settings, now, limit)
         if not records:
@@ -219,10 +222,11 @@ def approve_batch(
 
     :raises NotFound: no such batch.
     :raises Refused: approved already, stale, or its membership changed since it was listed
-        (the batch is then marked stale; nothing is destroyed).
+        (the batch is then marked stale; nothing is destroyed), or an open hold cannot be
+        evaluated.
     """
     complete_pending(engine, store, now)
-    holds.refresh_holds(engine, store, now, settings.agency.time_zone)
+    holds.refresh_holds(engine, store, now, settings.agency.time_zone, strict=True)
     with Session(engine) as session:
         batch = _require_listed(session, batch_id)
         items = list(

@@ -4,7 +4,10 @@ A hold covers every record that matches its query when it is placed, and every r
 later that matches while it is open: :meth:`~bulletin.archiver.archive.Archiver.archive_batch`
 calls :func:`hold_new_records` after each indexed batch, and :func:`refresh_holds` re-applies
 every open hold before a disposition batch is listed or approved and before a hold is released,
-so a record missed by a crash between indexing and the hook is caught there.
+so a record missed by a crash between indexing and the hook is caught there. An open hold
+whose query cannot be evaluated (stored before queries were bounded) is skipped by capture and
+release, logged and reported by ``status --check``; while it is open nothing is listed or
+destroyed by disposition.
 
 A record is on legal hold (``Record.legal_hold``) while any open hold covers it or its series is
 permanent. The store's hold on an object follows the records that refer to it: placed before
@@ -23,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -30,6 +34,7 @@ from bulletin import audit
 from bulletin.archiver import decisions
 from bulletin.archiver.retention import media_digests
 from bulletin.archiver.search import Query as Query
+from bulletin.archiver.search import check_query
 from bulletin.archiver.search import conditions as conditions
 from bulletin.archiver.search import parse_query as parse_query
 from bulletin.archiver.store.base import WormStore, object_key
@@ -38,6 +43,12 @@ from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.identity import SYSTEM_ACTOR
 from bulletin.models import Hold, HoldRecord, Record, RecordMedia, RecordsRequest
+
+log = structlog.get_logger("bulletin.archive")
+
+# What evaluating a stored query can raise when the query is beyond what the database or the
+# calendar can do (a hold placed before queries were bounded, or restored from the store).
+UNEVALUABLE = (sa.exc.DBAPIError, OverflowError, ValueError, TypeError, UsageError)
 
 
 def count_matching(engine: Engine, query: Query, time_zone: str) -> int:
@@ -53,10 +64,22 @@ def count_matching(engine: Engine, query: Query, time_zone: str) -> int:
         )
 
 
-def refuse_empty(engine: Engine, query: Query, time_zone: str, what: str) -> None:
-    """:raises Refused: ``query`` matches no archived record (a typo, or an id the query
-    language does not know, would otherwise hold nothing, silently)."""
-    if count_matching(engine, query, time_zone) == 0:
+def refuse_empty(
+    engine: Engine, query: Query, time_zone: str, what: str, *, allow_empty: bool = False
+) -> None:
+    """Evaluate ``query`` once, as a hold or request on it would.
+
+    :raises UsageError: the query is past the bounds of queries, or the database cannot
+        evaluate it (nothing is recorded then).
+    :raises Refused: ``query`` matches no archived record (a typo, or an id the query
+        language does not know, would otherwise hold nothing, silently), unless
+        ``allow_empty``."""
+    check_query(query)
+    try:
+        count = count_matching(engine, query, time_zone)
+    except UNEVALUABLE as e:
+        raise UsageError(f"the database cannot evaluate the query: {_first_line(e)}") from None
+    if count == 0 and not allow_empty:
         raise Refused(
             f"the query {query.describe()} matches no archived record, so the {what} would "
             "hold nothing now (check it with `bulletin archive search`; use --allow-empty to "
@@ -82,17 +105,19 @@ def create_hold(
 ) -> tuple[Hold, int]:
     """Open a hold and place it on every matching record; returns it and how many it covers.
 
-    The hold is committed open first, so a record captured meanwhile is caught by the capture
-    hook; then the records already archived are attached.
+    The query is evaluated first (nothing is recorded when it cannot be). The hold is then
+    committed open, so a record captured meanwhile is caught by the capture hook; the records
+    already archived are attached, and the opening is mirrored into the store even when
+    attaching fails (the capture hook and :func:`refresh_holds` attach them later).
 
+    :raises UsageError: no name or reason, or a query that cannot be evaluated.
     :raises Refused: the query matches no archived record and ``allow_empty`` is false.
     """
     if not name.strip():
         raise UsageError("a hold needs a --name")
     if not reason.strip():
         raise UsageError("a hold needs a --reason")
-    if not allow_empty:
-        refuse_empty(engine, query, time_zone, "hold")
+    refuse_empty(engine, query, time_zone, "hold", allow_empty=allow_empty)
     with session_scope(engine) as session:
         hold = Hold(
             name=name,
@@ -118,8 +143,10 @@ def create_hold(
             request_id=request_id,
         )
     assert hold.id is not None
-    attached = apply_hold(engine, store, hold.id, now=now, actor=actor, time_zone=time_zone)
-    decisions.mirror_holds(engine, store, [hold.id], now)
+    try:
+        attached = apply_hold(engine, store, hold.id, now=now, actor=actor, time_zone=time_zone)
+    finally:
+        decisions.mirror_holds(engine, store, [hold.id], now)
     return hold, attached
 
 
@@ -133,12 +160,16 @@ def apply_hold(
     time_zone: str,
     record_ids: Sequence[int] | None = None,
 ) -> int:
-    """Attach every matching record (of ``record_ids``, if given) not yet in an open hold."""
+    """Attach every matching record (of ``record_ids``, if given) not yet in an open hold.
+
+    :raises UsageError: the hold's query is past the bounds of queries (:func:`check_query`).
+    """
     with Session(engine) as session:
         hold = session.get(Hold, hold_id)
         if hold is None or hold.state != "open":
             return 0
         query = Query.from_json(hold.query)
+        check_query(query)  # a hold stored before queries were bounded is not evaluated
         members = select(HoldRecord.record_id).where(col(HoldRecord.hold_id) == hold_id)
         stmt = (
             select(Record)
@@ -243,29 +274,81 @@ def open_hold_ids(engine: Engine) -> list[int]:
 def hold_new_records(
     engine: Engine, store: WormStore, record_ids: Sequence[int], now: datetime, time_zone: str
 ) -> int:
-    """The capture hook: put just-archived records under every open hold they match."""
+    """The capture hook: put just-archived records under every open hold they match (a hold
+    that cannot be evaluated is skipped and logged, never stopping the capture)."""
     if not record_ids:
         return 0
-    return sum(
-        apply_hold(
-            engine,
-            store,
-            hold_id,
-            now=now,
-            actor=SYSTEM_ACTOR,
-            time_zone=time_zone,
-            record_ids=record_ids,
-        )
-        for hold_id in open_hold_ids(engine)
-    )
+    return _apply_open(engine, store, now, time_zone, record_ids)
 
 
-def refresh_holds(engine: Engine, store: WormStore, now: datetime, time_zone: str) -> int:
-    """Re-apply every open hold to the whole archive; returns how many records were added."""
-    return sum(
-        apply_hold(engine, store, hold_id, now=now, actor=SYSTEM_ACTOR, time_zone=time_zone)
-        for hold_id in open_hold_ids(engine)
-    )
+def refresh_holds(
+    engine: Engine, store: WormStore, now: datetime, time_zone: str, *, strict: bool = False
+) -> int:
+    """Re-apply every open hold to the whole archive; returns how many records were added.
+    A hold that cannot be evaluated is skipped and logged, or, when ``strict`` (before records
+    are destroyed), stops everything.
+
+    :raises Refused: ``strict`` and an open hold cannot be evaluated.
+    """
+    return _apply_open(engine, store, now, time_zone, None, strict=strict)
+
+
+def _apply_open(
+    engine: Engine,
+    store: WormStore,
+    now: datetime,
+    time_zone: str,
+    record_ids: Sequence[int] | None,
+    *,
+    strict: bool = False,
+) -> int:
+    added = 0
+    for hold_id in open_hold_ids(engine):
+        try:
+            added += apply_hold(
+                engine,
+                store,
+                hold_id,
+                now=now,
+                actor=SYSTEM_ACTOR,
+                time_zone=time_zone,
+                record_ids=record_ids,
+            )
+        except UNEVALUABLE as e:
+            if strict:  # what it should keep is unknown: destroy nothing
+                raise Refused(
+                    f"hold {hold_id} cannot be evaluated ({_first_line(e)}), so nothing can be "
+                    "listed or destroyed while it is open; release it and place a narrower one"
+                ) from None
+            log.warning("hold cannot be evaluated; skipped", hold=hold_id, error=_first_line(e))
+    return added
+
+
+def unevaluable_holds(engine: Engine, time_zone: str) -> list[str]:
+    """One line for each open hold whose query cannot be evaluated (``status --check``): past
+    the bounds of queries, unreadable, or refused by the database."""
+    with Session(engine) as session:
+        rows = session.exec(select(Hold).where(col(Hold.state) == "open")).all()
+    out = []
+    for hold in rows:
+        try:
+            query = Query.from_json(hold.query)
+            check_query(query)
+            with Session(engine) as session:
+                session.execute(
+                    sa.select(col(Record.id)).where(*conditions(query, time_zone)).limit(1)
+                )
+        except UNEVALUABLE as e:
+            out.append(
+                f"hold {hold.id} ({hold.name}) cannot be evaluated and holds no new records: "
+                f"{_first_line(e)}; release it and place a narrower one"
+            )
+    return out
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    return lines[0][:200]
 
 
 # -- releasing -------------------------------------------------------------------------------

@@ -25,6 +25,11 @@ from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import RecordsRequest
 
+# No records request is older than the archive: an earlier received date is a typo (0001-01-01).
+EARLIEST_RECEIVED = date(1990, 1, 1)
+# A year of business days: a longer extension is a typo, and past a calendar's last day.
+MAX_EXTENSION_DAYS = 260
+
 
 def calendar_for(settings: Settings) -> BusinessCalendar:
     return BusinessCalendar(settings.requests.jurisdiction or settings.agency.jurisdiction)
@@ -71,6 +76,8 @@ def open_request(
     """Record a request, compute its deadline and hold its scope; returns it and how many
     records the hold covers.
 
+    :raises UsageError: no requester or description, a received date in the future or before
+        1990, or a query that cannot be evaluated.
     :raises Refused: the query matches no archived record and ``allow_empty`` is false.
     """
     if not requester.strip():
@@ -79,8 +86,12 @@ def open_request(
         raise UsageError("a request needs a --description")
     if received > today(settings, now):
         raise UsageError(f"received date {received} is in the future")
-    if not allow_empty:
-        holds.refuse_empty(engine, query, settings.agency.time_zone, "request")
+    if received < EARLIEST_RECEIVED:
+        raise UsageError(
+            f"received date {received} is before {EARLIEST_RECEIVED.year}; "
+            "give the date the request arrived"
+        )
+    holds.refuse_empty(engine, query, settings.agency.time_zone, "request", allow_empty=allow_empty)
     due = compute_due(settings, received)
     with session_scope(engine) as session:
         request = RecordsRequest(
@@ -155,10 +166,13 @@ def extend_request(
     """Extend the deadline by ``days`` (business days under the business-day rule); the
     request as it now stands is mirrored into ``store``.
 
+    :raises UsageError: ``days`` is not 1 to ``MAX_EXTENSION_DAYS``, or no reason is given.
     :raises Refused: the request is closed.
     """
     if days < 1:
         raise UsageError("an extension is at least one day")
+    if days > MAX_EXTENSION_DAYS:
+        raise UsageError(f"an extension is at most {MAX_EXTENSION_DAYS} business days")
     if not reason.strip():
         raise UsageError("an extension needs a --reason")
     with session_scope(engine) as session:

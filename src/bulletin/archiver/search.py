@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -29,10 +29,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlmodel import Session, col, select
 
+from bulletin.connectors.base import ItemKind
 from bulletin.errors import NotFound, UsageError
 from bulletin.models import Record
 
 STATES = ("visible", "hidden", "deleted", "edited")
+KINDS: tuple[str, ...] = get_args(ItemKind)
 RARE_STATES = ("hidden", "deleted", "edited")  # each has a partial index (migration 0010)
 _WORD = re.compile(r"\w+\*?", re.UNICODE)
 _PG_VECTOR = (
@@ -46,6 +48,14 @@ QUERY_KEYS = (
     "text",
 )
 Moment = date | datetime  # a date: the whole day in the agency's zone; a datetime: an instant
+
+# Bounds on every query (:func:`check_query`): a query past them is a mistake or an attack
+# (a 100 kB word, 20,000 words ANDed), and costs the database far more than it can find.
+MAX_QUERY_CHARS = 2000
+MAX_WORDS = 32
+MAX_PREFIXES = 8  # words ending in *
+MAX_WORD_CHARS = 100
+MAX_VALUE_CHARS = 200  # account:, author:, thread:, series:, platform: values
 
 
 @dataclass(frozen=True)
@@ -129,9 +139,12 @@ def parse_query(text: str, *, empty_ok: bool = False) -> Query:
     Keys: ``from: to:`` (a date, or a local time ``2026-11-25T15:00``), ``account: author:
     thread: kind: state: series: platform:``; bare words (or ``text:``) must all appear.
 
-    :raises UsageError: an unknown key, a bad date or state, a term with no word in it, or
-        (unless ``empty_ok``) nothing to match on.
+    :raises UsageError: an unknown key, a bad date, state or kind, a term with no word in
+        it, a query past the bounds of :func:`check_query`, or (unless ``empty_ok``) nothing
+        to match on.
     """
+    if len(text) > MAX_QUERY_CHARS:
+        raise UsageError(f"the query has {len(text)} characters; at most {MAX_QUERY_CHARS}")
     try:
         tokens = shlex.split(text)
     except ValueError as e:
@@ -161,6 +174,8 @@ def parse_query(text: str, *, empty_ok: bool = False) -> Query:
                 ) from None
         elif key == "state" and value not in STATES:
             raise UsageError(f"query state:{value}: use one of {', '.join(STATES)}")
+        elif key == "kind" and value not in KINDS:
+            raise UsageError(f"query kind:{value}: use one of {', '.join(KINDS)}")
         else:
             values[key] = value
     for term in terms:
@@ -169,10 +184,42 @@ def parse_query(text: str, *, empty_ok: bool = False) -> Query:
     query = Query(**values, text=tuple(terms))
     if query.empty() and not empty_ok:
         raise UsageError("the query matches nothing in particular; name at least one condition")
-    low, high = _bounds(query, "UTC")
+    check_query(query)
+    return query
+
+
+def check_query(query: Query) -> None:
+    """The bounds every query is held to, wherever it comes from: at most ``MAX_WORDS`` words
+    (text and author), ``MAX_PREFIXES`` of them prefixes, each at most ``MAX_WORD_CHARS``
+    long; values at most ``MAX_VALUE_CHARS``; dates a calendar can hold, from: before to:.
+
+    :raises UsageError: one line naming the bound passed.
+    """
+    for key in ("account", "author", "thread", "series", "platform"):
+        value = getattr(query, key)
+        if value and len(value) > MAX_VALUE_CHARS:
+            raise UsageError(f"query {key}: has {len(value)} characters; at most {MAX_VALUE_CHARS}")
+    words = [t for text in query.text for t in _terms(text)] + _terms(query.author or "")
+    if len(words) > MAX_WORDS:
+        raise UsageError(
+            f"the query has {len(words)} words; at most {MAX_WORDS} (every word must match, "
+            "so a few distinctive ones find the same records)"
+        )
+    prefixes = sum(1 for _, prefix in words if prefix)
+    if prefixes > MAX_PREFIXES:
+        raise UsageError(f"the query has {prefixes} words* (prefixes); at most {MAX_PREFIXES}")
+    for word, _ in words:
+        if len(word) > MAX_WORD_CHARS:
+            raise UsageError(
+                f"the query word {word[:20]}... has {len(word)} characters; "
+                f"at most {MAX_WORD_CHARS}"
+            )
+    try:
+        low, high = _bounds(query, "UTC")
+    except (OverflowError, ValueError):
+        raise UsageError("the query's from:/to: is beyond what a calendar holds") from None
     if low and high and high <= low:
         raise UsageError("the query's to: is before its from:")
-    return query
 
 
 def _bounds(query: Query, time_zone: str) -> tuple[datetime | None, datetime | None]:
@@ -348,7 +395,7 @@ def _thread_is(value: str) -> sa.ColumnElement[bool]:
     """Records of a thread: a record number names the thread that record is in (its
     account, and its post's id); any value also matches a platform thread or item id."""
     by_platform_id = sa.or_(col(Record.thread_id) == value, col(Record.remote_id) == value)
-    if not value.isdigit() or int(value) > MAX_RECORD_NUMBER:
+    if not (value.isascii() and value.isdigit() and int(value) <= MAX_RECORD_NUMBER):
         return by_platform_id  # an X id is digits too, far above any record number
     anchor = Record.__table__.alias("anchor")  # type: ignore[attr-defined]
     thread = sa.func.coalesce(col(Record.thread_id), col(Record.remote_id))
@@ -369,6 +416,7 @@ def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int =
     """
     if query.state is not None and query.state not in STATES:
         raise UsageError(f"state must be one of {', '.join(STATES)}")
+    limit = min(limit, _MAX_LIMIT)  # pages are a multiple of it, and must fit in an int64
     words = " ".join(query.text)
     wants_words = bool(words) or bool(query.author and _terms(query.author))
     hinted = engine.dialect.name == "sqlite"
@@ -457,6 +505,7 @@ def _dated_pages(
 # the columns that tell items apart; whole records are read for the hits alone.
 _FIRST_PAGE_FACTOR = 4
 _MAX_PAGE = 4096
+_MAX_LIMIT = 2**40  # more hits than any archive holds
 # A date range holding at most this many records bounds the full-text walk by record id.
 _SPAN_CAP = 20_000
 # A state held by at most this many versions is rare: the search is bounded to its items'

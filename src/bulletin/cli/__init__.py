@@ -27,6 +27,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h)
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
 
+# Every id argument: a positive number both databases store (ids are PostgreSQL integers);
+# every --limit option: a positive int64 (what LIMIT takes).
+ID = click.IntRange(1, 2**31 - 1)
+LIMIT = click.IntRange(1, 2**63 - 1)
+
 
 @dataclass
 class Context:
@@ -78,8 +83,23 @@ class Context:
 
 
 class BulletinGroup(click.Group):
-    """Turns :class:`BulletinError` into one line on stderr and its exit code; a bug into one
-    line, its traceback in the log and exit 70; a closed pipe (``| head``) into a quiet exit."""
+    """Turns :class:`BulletinError` and a subcommand's usage error into one line on stderr and
+    its exit code; a bug into one line, its traceback in the log and exit 70; a closed pipe
+    (``| head``) into a quiet exit. An argument that is not valid UTF-8 is refused first."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for number, arg in enumerate(args, 1):
+            bad = next((i for i, c in enumerate(arg) if "\ud800" <= c <= "\udfff"), None)
+            if bad is not None:
+                c = arg[bad]  # Python carries an undecodable byte b as U+DC00 + b
+                what = f"byte 0x{ord(c) - 0xDC00:02x}" if c >= "\udc80" else f"U+{ord(c):04X}"
+                click.echo(
+                    f"bulletin: error: argument {number} is not valid UTF-8 "
+                    f"({what} at character {bad + 1})",
+                    err=True,
+                )
+                ctx.exit(2)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -89,6 +109,10 @@ class BulletinGroup(click.Group):
             return result
         except BulletinError as e:
             click.echo(f"bulletin: error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+            click.echo(f"bulletin: error: {e.format_message()}{where}", err=True)
             sys.exit(e.exit_code)
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise

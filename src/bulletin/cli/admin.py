@@ -10,7 +10,7 @@ from typing import Any
 import click
 from sqlmodel import Session, col, select
 
-from bulletin.cli import Context, emit, json_option, pass_context, read_only
+from bulletin.cli import LIMIT, Context, emit, json_option, pass_context, read_only
 from bulletin.config.render import Note, to_toml
 from bulletin.db import migrate, session_scope
 from bulletin.errors import DatabaseError, UsageError
@@ -225,7 +225,7 @@ def account_check(ctx: Context, name: str, as_json: bool) -> None:
 @click.command()
 @click.option("--object", "object_ref", help="Only events of TYPE:ID, e.g. notice:12.")
 @click.option("--action", help="Only this action (approved, published, captured...).")
-@click.option("--limit", default=50, show_default=True, help="Newest N events.")
+@click.option("--limit", type=LIMIT, default=50, show_default=True, help="Newest N events.")
 @json_option
 @pass_context
 @read_only

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import snapshot_contradictions, verify
-from bulletin.cli import Context, emit, json_option, pass_context, read_only
+from bulletin.cli import ID, LIMIT, Context, emit, json_option, pass_context, read_only
 from bulletin.errors import NotFound
 from bulletin.models import LedgerEntry, Record
 from bulletin.names import printable_text
@@ -35,7 +35,7 @@ def archive() -> None:
 @archive.command("list")
 @click.option("--account", default=None, help="Only this account.")
 @click.option("--kind", type=click.Choice(["post", "comment", "moderation"]), default=None)
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", type=LIMIT, default=50, show_default=True)
 @json_option
 @pass_context
 @read_only
@@ -66,7 +66,7 @@ def archive_list(
 
 
 @archive.command("show")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=ID)
 @click.option("--raw", is_flag=True, help="Print the stored snapshot object itself.")
 @json_option
 @pass_context
@@ -251,7 +251,7 @@ def archive_rebuild_index(ctx: Context, replace: bool, as_json: bool) -> None:
     default=None,
     help="Same as state:STATE: items with a version in this state (edited: text changed).",
 )
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", type=LIMIT, default=20, show_default=True)
 @json_option
 @pass_context
 @read_only
@@ -306,7 +306,7 @@ def archive_search(
 
 
 @archive.command("thread")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=ID)
 @json_option
 @pass_context
 def archive_thread(ctx: Context, record_id: int, as_json: bool) -> None:

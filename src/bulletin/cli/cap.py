@@ -9,7 +9,7 @@ import click
 from sqlmodel import Session, col, select
 
 from bulletin import logs
-from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli import LIMIT, Context, emit, json_option, pass_context
 from bulletin.identity import resolve_actor
 from bulletin.publisher.cap_feed import import_source, poll_feeds
 from bulletin.publisher.cap_import import ImportResult
@@ -93,7 +93,7 @@ def cap_poll(ctx: Context, as_json: bool) -> None:
 
 
 @cap.command("list")
-@click.option("--limit", default=50, show_default=True, help="How many, newest first.")
+@click.option("--limit", type=LIMIT, default=50, show_default=True, help="How many, newest first.")
 @json_option
 @pass_context
 def cap_list(ctx: Context, limit: int, as_json: bool) -> None:

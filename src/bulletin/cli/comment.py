@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli import ID, Context, emit, json_option, pass_context
 from bulletin.errors import NotFound
 from bulletin.identity import resolve_actor
 from bulletin.models import Record
@@ -66,7 +66,7 @@ _as = click.option("--as", "actor", default=None, help="Who is acting (default $
 
 
 @comment.command("hide")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=ID)
 @_reason
 @_as
 @json_option
@@ -79,7 +79,7 @@ def comment_hide(
 
 
 @comment.command("unhide")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=ID)
 @_reason
 @_as
 @json_option
@@ -92,7 +92,7 @@ def comment_unhide(
 
 
 @comment.command("delete")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=ID)
 @_reason
 @_as
 @json_option

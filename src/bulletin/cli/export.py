@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from bulletin.archiver.export import export_bundle, resolve, verify_bundle
-from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli import ID, Context, emit, json_option, pass_context
 from bulletin.cli.records import QUERY_HELP
 from bulletin.identity import resolve_actor
 
@@ -19,7 +19,7 @@ def register(group: click.Group) -> None:
 
 
 @click.group(invoke_without_command=True)
-@click.option("--request", "request_id", type=int, default=None, help="A records request's id.")
+@click.option("--request", "request_id", type=ID, default=None, help="A records request's id.")
 @click.option("--query", "query_text", default=None, help=QUERY_HELP)
 @click.option(
     "--out",

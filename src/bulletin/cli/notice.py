@@ -9,7 +9,7 @@ from typing import Any
 import click
 from sqlmodel import Session, col, select
 
-from bulletin.cli import Context, emit, json_option, pass_context, read_only
+from bulletin.cli import ID, LIMIT, Context, emit, json_option, pass_context, read_only
 from bulletin.errors import UsageError
 from bulletin.identity import resolve_actor
 from bulletin.models import Delivery, DeliveryAttempt, Notice, Template
@@ -274,7 +274,7 @@ def notice_add(
 
 
 @notice.command("approve")
-@click.argument("notice_id", type=int)
+@click.argument("notice_id", type=ID)
 @click.option("--by", "approver", default=None, help="Who approves (default $BULLETIN_USER).")
 @click.option("--late-ok", is_flag=True, help="Allow a publish time more than 5 minutes past.")
 @click.option(
@@ -343,7 +343,7 @@ def notice_approve(
 
 
 @notice.command("cancel")
-@click.argument("notice_id", type=int)
+@click.argument("notice_id", type=ID)
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
 @click.option("--as", "actor", default=None, help="Who cancels (default $BULLETIN_USER).")
 @json_option
@@ -360,7 +360,9 @@ def notice_cancel(
     ctx.warn_open_mode()
     name = resolve_actor(settings, actor, ctx.environ)
     app = ctx.app
-    result = cancel_notice(app.checked_engine(), app.clock, notice_id, name, reason)
+    result = cancel_notice(
+        app.checked_engine(), app.clock, notice_id, name, reason, settings=settings
+    )
     emit(
         as_json,
         {
@@ -374,7 +376,7 @@ def notice_cancel(
 
 
 @notice.command("correct")
-@click.argument("notice_id", type=int)
+@click.argument("notice_id", type=ID)
 @click.option("--text", required=True, help='The correction, e.g. "Main St, not Maple St."')
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
 @click.option("--as", "actor", default=None, help="Who corrects (default $BULLETIN_USER).")
@@ -411,7 +413,7 @@ def notice_correct(
 
 
 @notice.command("retract")
-@click.argument("notice_id", type=int)
+@click.argument("notice_id", type=ID)
 @click.option("--reason", required=True, help="Why (kept in the audit trail, not posted).")
 @click.option(
     "--delete",
@@ -424,6 +426,11 @@ def notice_correct(
     default=None,
     help='The retraction reply (default "This notice has been withdrawn."); not with --delete.',
 )
+@click.option(
+    "--template",
+    default=None,
+    help="An approved template whose text is the retraction reply (how a dispatcher retracts).",
+)
 @click.option("--as", "actor", default=None, help="Who retracts (default $BULLETIN_USER).")
 @json_option
 @pass_context
@@ -433,12 +440,16 @@ def notice_retract(
     reason: str,
     delete: bool,
     text: str | None,
+    template: str | None,
     actor: str | None,
     as_json: bool,
 ) -> None:
     """Withdraw a notice everywhere: cancel what has not gone out, stop its occurrences, and
     delete (--delete) or answer with a retraction reply each published post. The notice is
-    then retracted (`notice list --state retracted`)."""
+    then retracted (`notice list --state retracted`).
+
+    A published notice is retracted by an approver (the reply's text is checked by the
+    content policy), or by a dispatcher with --template, an approved template's text."""
     from bulletin.publisher.amend import retract_notice
 
     settings = ctx.settings
@@ -446,7 +457,15 @@ def notice_retract(
     name = resolve_actor(settings, actor, ctx.environ)
     app = ctx.app
     result = retract_notice(
-        app.checked_engine(), settings, app.clock.now(), notice_id, reason, name, delete, text
+        app.checked_engine(),
+        settings,
+        app.clock.now(),
+        notice_id,
+        reason,
+        name,
+        delete,
+        text,
+        template=template,
     )
     woke = poke(settings.data_dir)
     emit(
@@ -463,7 +482,7 @@ def notice_retract(
 
 
 @notice.command("ack")
-@click.argument("notice_id", type=int)
+@click.argument("notice_id", type=ID)
 @click.option("--reason", default="", help="What was done about it (kept in the audit trail).")
 @click.option("--as", "actor", default=None, help="Who has seen it (default $BULLETIN_USER).")
 @json_option
@@ -486,7 +505,7 @@ def notice_ack(ctx: Context, notice_id: int, reason: str, actor: str | None, as_
 
 
 @notice.command("late")
-@click.argument("notice_id", type=int, required=False)
+@click.argument("notice_id", type=ID, required=False)
 @click.option("--publish", "decision", flag_value="publish", help="Publish its late posts now.")
 @click.option("--cancel", "decision", flag_value="cancel", help="Cancel its late posts.")
 @click.option("--reason", default=None, help="Why (kept in the audit trail).")
@@ -561,7 +580,7 @@ def notice_late(
     help=f"Only notices in this state: {', '.join(NOTICE_STATES)}. "
     "failed finds every notice with a failed delivery (partially-published ones too).",
 )
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", type=LIMIT, default=50, show_default=True)
 @json_option
 @pass_context
 @read_only
@@ -611,7 +630,7 @@ def notice_list(ctx: Context, state: str | None, limit: int, as_json: bool) -> N
 
 
 @notice.command("show")
-@click.argument("notice_id", type=int)
+@click.argument("notice_id", type=ID)
 @json_option
 @pass_context
 @read_only

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from bulletin.archiver import holds, requests
-from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli import ID, LIMIT, Context, emit, json_option, pass_context
 from bulletin.errors import UsageError
 from bulletin.identity import resolve_actor
 from bulletin.models import Hold, RecordsRequest
@@ -108,8 +108,10 @@ def hold_list(ctx: Context, include_released: bool, as_json: bool) -> None:
 
 
 @hold.command("show")
-@click.argument("hold_id", type=int)
-@click.option("--limit", default=50, show_default=True, help="Records to list (text output).")
+@click.argument("hold_id", type=ID)
+@click.option(
+    "--limit", type=LIMIT, default=50, show_default=True, help="Records to list (text output)."
+)
 @json_option
 @pass_context
 def hold_show(ctx: Context, hold_id: int, limit: int, as_json: bool) -> None:
@@ -148,7 +150,7 @@ def hold_show(ctx: Context, hold_id: int, limit: int, as_json: bool) -> None:
 
 
 @hold.command("release")
-@click.argument("hold_id", type=int)
+@click.argument("hold_id", type=ID)
 @click.option("--reason", required=True, help="Why the records need not be kept any more.")
 @click.option("--as", "actor", default=None, help="Who releases it (a clerk).")
 @json_option
@@ -286,7 +288,7 @@ def request_list(ctx: Context, include_closed: bool, as_json: bool) -> None:
 
 
 @request.command("show")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=ID)
 @json_option
 @pass_context
 def request_show(ctx: Context, request_id: int, as_json: bool) -> None:
@@ -319,7 +321,7 @@ def request_show(ctx: Context, request_id: int, as_json: bool) -> None:
 
 
 @request.command("extend")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=ID)
 @click.option("--days", type=int, required=True, help="How many more (business) days.")
 @click.option("--reason", required=True, help="Why the extension is needed.")
 @click.option("--as", "actor", default=None, help="Who extends it (a clerk).")
@@ -354,7 +356,7 @@ def request_extend(
 
 
 @request.command("close")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=ID)
 @click.option("--reason", required=True, help="How it was answered (or why it was closed).")
 @click.option("--as", "actor", default=None, help="Who closes it (a clerk).")
 @json_option

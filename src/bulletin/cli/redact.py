@@ -9,7 +9,7 @@ import click
 from sqlmodel import Session
 
 from bulletin.archiver import redaction
-from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli import ID, Context, emit, json_option, pass_context
 from bulletin.errors import NotFound, UsageError
 from bulletin.identity import resolve_actor
 from bulletin.models import Record, Redaction
@@ -30,7 +30,7 @@ def redact() -> None:
 
 
 @redact.command("add")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=ID)
 @click.option(
     "--span",
     "spans",
@@ -111,7 +111,7 @@ def redact_add(
 
 
 @redact.command("propagate")
-@click.argument("redaction_id", type=int)
+@click.argument("redaction_id", type=ID)
 @click.option("--as", "actor", default=None, help="Who redacts (a clerk).")
 @json_option
 @pass_context
@@ -143,7 +143,7 @@ def redact_propagate(ctx: Context, redaction_id: int, actor: str | None, as_json
 
 
 @redact.command("list")
-@click.option("--record", "record_id", type=int, default=None, help="Only this record's.")
+@click.option("--record", "record_id", type=ID, default=None, help="Only this record's.")
 @click.option("--all", "include_removed", is_flag=True, help="Include removed redactions.")
 @json_option
 @pass_context
@@ -169,7 +169,7 @@ def redact_list(ctx: Context, record_id: int | None, include_removed: bool, as_j
 
 
 @redact.command("remove")
-@click.argument("redaction_id", type=int)
+@click.argument("redaction_id", type=ID)
 @click.option("--reason", required=True, help="Why the text is no longer withheld.")
 @click.option("--as", "actor", default=None, help="Who removes it (a clerk).")
 @json_option
@@ -213,7 +213,7 @@ def redact_codes(ctx: Context, as_json: bool) -> None:
 
 
 @redact.command("show")
-@click.argument("record_id", type=int)
+@click.argument("record_id", type=ID)
 @json_option
 @pass_context
 def redact_show(ctx: Context, record_id: int, as_json: bool) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from bulletin.archiver import disposition, retention
-from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli import ID, LIMIT, Context, emit, json_option, pass_context
 from bulletin.errors import NotFound
 from bulletin.identity import resolve_actor
 from bulletin.models import DispositionBatch
@@ -176,8 +176,10 @@ def retention_batches(ctx: Context, as_json: bool) -> None:
 
 
 @retention_group.command("show-batch")
-@click.argument("batch_id", type=int)
-@click.option("--limit", default=50, show_default=True, help="Records to list (text output).")
+@click.argument("batch_id", type=ID)
+@click.option(
+    "--limit", type=LIMIT, default=50, show_default=True, help="Records to list (text output)."
+)
 @json_option
 @pass_context
 def retention_show_batch(ctx: Context, batch_id: int, limit: int, as_json: bool) -> None:
@@ -227,7 +229,7 @@ def retention_show_batch(ctx: Context, batch_id: int, limit: int, as_json: bool)
 
 
 @retention_group.command("approve-batch")
-@click.argument("batch_id", type=int)
+@click.argument("batch_id", type=ID)
 @click.option("--as", "actor", default=None, help="Who approves the destruction (an approver).")
 @json_option
 @pass_context

@@ -130,9 +130,27 @@ class PathsSettings(_Section):
     warn_free_percent: float = Field(default=10.0, ge=0, le=100)
 
 
+# the databases and drivers Bulletin ships with (a bare postgresql:// means psycopg 2 to
+# SQLAlchemy, which is not installed)
+DATABASE_SCHEMES = ("sqlite", "postgresql+psycopg")
+
+
 class DatabaseSettings(_Section):
     url: str = ""  # empty: sqlite:///<data_dir>/bulletin.db
     busy_timeout: float = Field(default=30.0, gt=0, description="seconds to wait for a lock")
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        scheme, sep, _ = value.partition("://")
+        if value and scheme.lower() not in DATABASE_SCHEMES:
+            # the scheme alone is named: the rest of a URL may hold a password
+            what = f"URL scheme {scheme!r}" if sep and len(scheme) <= 40 else "URL (no scheme)"
+            raise ValueError(
+                f"unsupported database {what}; use "
+                "sqlite:///path/to/bulletin.db or postgresql+psycopg://user@host/database"
+            )
+        return value
 
 
 class LocalStoreSettings(_Section):

@@ -25,8 +25,9 @@ from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import Delivery, Notice
+from bulletin.publisher import policy
 from bulletin.publisher.notices import platform_of
-from bulletin.publisher.texts import check_text, plan
+from bulletin.publisher.texts import TargetText, check_text, plan
 from bulletin.waker import NOTIFY_CHANNEL
 
 CORRECTION_PREFIX = "Correction: "
@@ -78,11 +79,48 @@ def _published_posts(session: Session, notice_id: int) -> tuple[list[Delivery], 
     return [d for d in posts if d.state == "published" and d.id not in retracted], posts
 
 
-def _check_fits(session: Session, settings: Settings, accounts: Sequence[str], text: str) -> None:
+def _check_fits(
+    session: Session, settings: Settings, accounts: Sequence[str], text: str
+) -> list[TargetText]:
+    """Each account's text. :raises UsageError: it is too long for one of them."""
+    targets = []
     for account in sorted(set(accounts)):
         target = plan(settings, account, platform_of(session, settings, account), text, None, False)
         if not target.fits:
             raise UsageError(target.too_long())
+        targets.append(target)
+    return targets
+
+
+def _holds(settings: Settings, name: str, role: str) -> bool:
+    """Whether ``name`` holds ``role``; everyone does in open mode (no ``[users]``)."""
+    user = settings.users.get(name)
+    return settings.open_mode or (user is not None and role in user.roles)
+
+
+def _may_retract(settings: Settings, actor: str, *, delete: bool, templated: bool) -> None:
+    """:raises Refused: ``actor`` may not retract a published notice this way: it takes an
+    approver, or a dispatcher answering with an approved template's text."""
+    if _holds(settings, actor, "approver"):
+        return
+    if templated and not delete and _holds(settings, actor, "dispatcher"):
+        return
+    raise Refused(
+        f"user {actor!r} does not hold the approver role: retracting a published notice needs "
+        "an approver (a dispatcher may answer it with an approved retraction template)"
+    )
+
+
+def _refuse_blocked(settings: Settings, notice: Notice, targets: list[TargetText]) -> None:
+    """:raises Refused: the text breaks a blocking content-policy rule of the notice's
+    category (one line naming each rule)."""
+    found = policy.blocking(
+        policy.check(settings, policy.Subject(notice.category, targets, notice.link))
+    )
+    if found:
+        raise Refused(
+            f"the retraction text breaks the content policy: {'; '.join(f.line() for f in found)}"
+        )
 
 
 def _notify(session: Session) -> None:
@@ -171,22 +209,37 @@ def retract_notice(
     actor: str,
     delete: bool = False,
     text: str | None = None,
+    template: str | None = None,
+    fixed_text: bool = False,
 ) -> Amendment:
     """Withdraw the notice everywhere: posts not yet made are cancelled, occurrences to come
     are stopped, each published post is deleted (``delete``, where the platform allows) or
-    answered with a retraction reply (``text``, default "This notice has been withdrawn."),
-    and the notice becomes ``retracted``.
+    answered with a retraction reply (``text``, or approved template ``template``'s text,
+    default "This notice has been withdrawn."), and the notice becomes ``retracted``.
 
-    :raises UsageError: no reason, or a text with ``delete`` (nobody would see it).
-    :raises Refused: nothing left to retract.
+    With ``[users]`` configured, retracting a notice with a published post needs the approver
+    role, except that a dispatcher may answer with an approved template's text, or with the
+    product's own fixed ``text`` (``fixed_text``: a CAP Cancel's, configured with ``[cap]``).
+    A reply's text must break no blocking content-policy rule of the notice's category.
+
+    :raises UsageError: no reason, a text with ``delete`` (nobody would see it), or a text
+        with a template.
+    :raises Refused: nothing left to retract, a missing role, an unapproved template, or a
+        text the content policy blocks.
     """
     if not reason.strip():
         raise UsageError("a retraction needs a --reason (it is kept in the audit trail)")
-    if delete and text is not None:
+    if delete and (text is not None or template is not None):
         raise UsageError(
             "a deletion posts no retraction text (a deleted post takes its replies with it): "
             "delete the posts, or answer them with the text, not both"
         )
+    if template is not None and text is not None:
+        raise UsageError("a template gives the retraction text; give the template or the text")
+    if template is not None:
+        from bulletin.publisher.templates import approved_template, render
+
+        text = render(approved_template(engine, template), {})[0]
     body = (text or RETRACTION_TEXT).strip()
     check_text("the retraction", body)
     kind = "deletion" if delete else "retraction"
@@ -204,7 +257,11 @@ def retract_notice(
         if not published and not cancelled and not stopped:
             raise Refused(f"notice {notice_id} has nothing left to retract")
         if published:
-            _check_fits(session, settings, [d.account for d in published], body)
+            preapproved = template is not None or fixed_text
+            _may_retract(settings, actor, delete=delete, templated=preapproved)
+            targets = _check_fits(session, settings, [d.account for d in published], body)
+            if not delete:
+                _refuse_blocked(settings, notice, targets)
         notice.next_occurrence_at = None
         notice.closed_reason = reason.strip()
         notice.state = "retracted"

@@ -592,6 +592,7 @@ class Importer:
                     reason,
                     self.actor,
                     text=CAP_CANCEL_TEXT,
+                    fixed_text=True,
                 )
                 retracted.append(notice_id)
             except Refused as e:

@@ -637,7 +637,13 @@ class CancelResult:
 
 
 def cancel_notice(
-    engine: Engine, clock: Clock, notice_id: int, actor: str, reason: str
+    engine: Engine,
+    clock: Clock,
+    notice_id: int,
+    actor: str,
+    reason: str,
+    *,
+    settings: Settings | None = None,
 ) -> CancelResult:
     """Cancel every post not yet attempted (pending or late) and every occurrence still to
     come. A delivery already in flight finishes on its own: the result says it was too late
@@ -647,7 +653,10 @@ def cancel_notice(
     claim's row lock (SKIP LOCKED) does the rest: either the worker claimed it first (too
     late) or the cancellation did (it is never published).
 
-    :raises Refused: the notice is already final.
+    With ``settings`` whose ``[users]`` are configured, cancelling a notice that has a
+    published post (occurrences to come, targets still pending) needs the approver role.
+
+    :raises Refused: the notice is already final, or the actor may not cancel it.
     """
     if not reason.strip():
         raise UsageError("a cancellation needs a --reason")
@@ -662,6 +671,11 @@ def cancel_notice(
             .where(Delivery.kind == "post")
             .with_for_update()
         ).all()
+        if settings is not None and any(d.state == "published" for d in deliveries):
+            try:
+                require_role(settings, actor, "approver")
+            except Refused as e:
+                raise Refused(f"{e}: cancelling a published notice needs an approver") from None
         cancelled: list[str] = []
         too_late: dict[str, str] = {}
         latest = max((d.occurrence for d in deliveries), default=1)

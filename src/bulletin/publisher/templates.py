@@ -309,6 +309,32 @@ def get_template(engine: Engine, name: str) -> Template:
     return template
 
 
+def approved_template(engine: Engine, name: str) -> Template:
+    """The newest version of template ``name``, which must be approved.
+
+    :raises NotFound: no such template.
+    :raises Refused: the template was never approved, or was changed since its approval.
+    """
+    template = get_template(engine, name)
+    if template.approved_by:
+        return template
+    with Session(engine) as session:
+        approved = session.exec(
+            select(Template)
+            .where(Template.name == name, col(Template.approved_by).is_not(None))
+            .order_by(col(Template.version).desc())
+        ).first()
+    if approved is not None:
+        raise Refused(
+            f"template {name} was changed: version {template.version} is not approved "
+            f"(the approval of version {approved.version} does not cover the new wording)"
+        )
+    raise Refused(
+        f"template {name} is not approved (an approver runs `bulletin template "
+        f"approve {name} --by NAME`)"
+    )
+
+
 def render(template: Template, values: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     """The default text and each per-platform text with ``values`` checked and filled in.
 
@@ -368,23 +394,8 @@ def notice_from_template(
     :raises UsageError: a variable is unknown, missing or of the wrong type.
     """
     require_role(settings, author, "dispatcher")
-    template = get_template(engine, name)
-    if not template.approved_by:
-        with Session(engine) as session:
-            approved = session.exec(
-                select(Template)
-                .where(Template.name == name, col(Template.approved_by).is_not(None))
-                .order_by(col(Template.version).desc())
-            ).first()
-        if approved is not None:
-            raise Refused(
-                f"template {name} was changed: version {template.version} is not approved "
-                f"(the approval of version {approved.version} does not cover the new wording)"
-            )
-        raise Refused(
-            f"template {name} is not approved (an approver runs `bulletin template "
-            f"approve {name} --by NAME`)"
-        )
+    template = approved_template(engine, name)
+    assert template.approved_by is not None
     text, variants = render(template, values)
     targets = set(draft.targets)
     platforms = {settings.accounts[t].platform for t in targets if t in settings.accounts}

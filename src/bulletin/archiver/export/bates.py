@@ -19,7 +19,7 @@ from bulletin.archiver import decisions
 from bulletin.archiver.export import layout
 from bulletin.archiver.store.base import WormStore
 from bulletin.db import session_scope
-from bulletin.errors import Refused
+from bulletin.errors import Refused, UsageError
 from bulletin.models import BatesRange
 
 
@@ -93,6 +93,13 @@ def reserve(
         first = start if start is not None else next_start(session, prefix)
         if not count:
             return first
+        last = first + count - 1
+        if last > layout.MAX_BATES:
+            raise UsageError(
+                f"{count} records from Bates number {first} end at {last}, past the last of "
+                f"{len(str(layout.MAX_BATES))} digits ({layout.MAX_BATES}); "
+                "give a lower --bates-start"
+            )
         _refuse_overlap(session, prefix, first, first + count - 1)
         issued = BatesRange(
             prefix=prefix,

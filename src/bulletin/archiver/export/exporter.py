@@ -244,7 +244,11 @@ class _Export:
         self.journal.total = total
         self.journal.head_seq, self.journal.head_hash = seq, digest
         self.journal.disposed = count_disposed(self.engine, self.scope.query, tz, seq)
-        self.issue_numbers(now)
+        try:
+            self.issue_numbers(now)
+        except UsageError:  # the numbers would not fit: nothing was issued, nothing is left
+            shutil.rmtree(self.partial, ignore_errors=True)
+            raise
         self.journal.planned = True
         self.journal.save(self.partial)
 
@@ -891,6 +895,11 @@ def export_bundle(
     partial = partial_dir(out)
     if bates_start is not None and bates_start < 1:
         raise UsageError("--bates-start must be 1 or more")
+    if bates_start is not None and bates_start > layout.MAX_BATES:
+        raise UsageError(
+            f"--bates-start {bates_start} is past the last Bates number of "
+            f"{len(str(layout.MAX_BATES))} digits ({layout.MAX_BATES})"
+        )
     try:
         prefix = layout.check_prefix(settings.agency.bates_prefix)
     except ValueError as e:

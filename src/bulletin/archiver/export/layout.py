@@ -26,6 +26,9 @@ from __future__ import annotations
 import re
 
 BATES_WIDTH = 7
+# The widest Bates number a production may hold: ten digits, what load files and review
+# platforms take (numbers are padded to BATES_WIDTH and grow past it up to this).
+MAX_BATES = 10**10 - 1
 BLOCK = 1000
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]{0,20}$")
 
