@@ -25,6 +25,7 @@ from bulletin.errors import BulletinError
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h)
+PRIVATE_UMASK = 0o027  # files 0640, directories 0750 (deploy/bulletin.service sets the same)
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
 
 # Every id argument: a positive number both databases store (ids are PostgreSQL integers);
@@ -211,7 +212,10 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point. Files are created without access for others whatever the caller's
+    umask (a stricter one is kept): the records are private, the service's group may read them.
+    The few public outputs (the Atom feed) and private ones (productions) set their own modes."""
+    os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
     cli(prog_name="bulletin")
 
 

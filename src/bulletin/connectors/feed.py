@@ -224,7 +224,7 @@ class FeedConnector(Connector):
         one writer at a time, in any process or thread, so no writer loses another's entry."""
         lock = self.path.with_name(self.path.name + ".lock")
         try:
-            lock.parent.mkdir(parents=True, exist_ok=True)
+            _public_dir(lock.parent)
             handle = open(lock, "ab")  # noqa: SIM115 - closed below, which releases the lock
         except OSError as e:
             raise Retryable(f"feed {self.path}: cannot write: {e.strerror}") from e
@@ -260,7 +260,7 @@ class FeedConnector(Connector):
         data = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8")
         directory = self.path.parent
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            _public_dir(directory)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
             try:
                 with os.fdopen(fd, "wb") as f:
@@ -344,9 +344,24 @@ class FeedConnector(Connector):
         )
 
 
+def _public_dir(directory: Path) -> None:
+    """Create ``directory`` and its missing parents readable by a web server (0755, whatever
+    the umask: the feed is public); a directory that exists keeps its mode."""
+    missing: list[Path] = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        os.chmod(path, 0o755)  # noqa: S103 - public by design, like the feed itself
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     """``data`` in ``path``, durably, whole or not at all (a temporary file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _public_dir(path.parent)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     tmp = Path(name)
     try:

@@ -74,7 +74,7 @@ class BagWriter:
         """Write a payload file whole and return its sha256; the caller lists it with
         :meth:`list`. Safe to call from several threads at once."""
         full = self._parent(rel)
-        fd = os.open(full, _CREATE, 0o644)
+        fd = os.open(full, _CREATE, 0o600)
         try:
             view = memoryview(data)
             while view:

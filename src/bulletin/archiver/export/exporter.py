@@ -54,6 +54,8 @@ INDEX = "threads/index.html"
 PART = "payload-manifest.part"
 COPY_THREADS = 4
 COPY_SLICE = 50  # records per task given to a copying thread
+PRIVATE_FILE = 0o600  # a production's modes, whatever the umask
+PRIVATE_DIR = 0o700
 REDACTION_LOG = "redactions/redaction-log.csv"
 REDACTION_LOG_HTML = "redactions/redaction-log.html"
 REDACTIONS = "redactions.jsonl"  # the redactions in force when the export began
@@ -936,7 +938,8 @@ def export_bundle(
     elif bates_start is not None:
         bates.check_start(engine, prefix, bates_start)
     try:
-        partial.mkdir(parents=True, exist_ok=True)
+        partial.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        os.chmod(partial, PRIVATE_DIR)  # nothing in it is readable by others while it is written
     except OSError as e:
         raise UsageError(f"cannot write the export at {out}: {e.strerror or e}") from None
     resumed = journal is not None
@@ -972,6 +975,7 @@ def export_bundle(
             source = partial / "bundle.zip"
         else:
             source = partial / BAG
+        _make_private(source)
         if not rename_no_replace(str(source), str(out)):
             raise Refused(f"{out} appeared while exporting; the finished bag is kept in {partial}")
     except OSError as e:
@@ -1029,6 +1033,17 @@ def _same_numbers(journal: Journal, bates_start: int | None, prefix: str) -> Non
             f"the interrupted export is numbered from {layout.bates(prefix, first)}; "
             "resume it without --bates-start"
         )
+
+
+def _make_private(path: Path) -> None:
+    """``path`` (a file, or a directory and all it holds) readable by its owner only, whatever
+    the umask: a production goes to counsel by hand, never to another account of the host."""
+    os.chmod(path, PRIVATE_FILE if path.is_file() else PRIVATE_DIR)
+    for directory, subdirs, files in os.walk(path):
+        for name in subdirs:
+            os.chmod(os.path.join(directory, name), PRIVATE_DIR)
+        for name in files:
+            os.chmod(os.path.join(directory, name), PRIVATE_FILE)
 
 
 def _zip(bag: Path, target: Path, name: str) -> None:
