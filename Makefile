@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-next-year lint bench clean
 
 run: $(VENV)/.installed
 	$(BIN)/bulletin init
@@ -11,6 +11,11 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/pytest
+
+# The suite with the wall clock a year ahead (libfaketime). Left out: the browser tests
+# (Chromium does not start under libfaketime) and SeaweedFS, whose Object Lock keeps real time.
+test-next-year: $(VENV)/.installed-test
+	tools/faketime/year-ahead.sh $(BIN)/pytest -q -m "not s3" -k "not axe and not layout_reflows"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
