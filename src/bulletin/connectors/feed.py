@@ -21,6 +21,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from defusedxml import ElementTree as SafeET
 
@@ -79,8 +80,16 @@ class FeedConnector(Connector):
 
     @classmethod
     def from_settings(
-        cls, name: str, settings: Settings, environ: Mapping[str, str]
+        cls,
+        name: str,
+        settings: Settings,
+        environ: Mapping[str, str],
+        clock: Clock | None = None,
+        **_network: Any,
     ) -> FeedConnector:
+        """The feed of account ``name``; ``clock`` stamps its entries (the app's clock, so
+        the entry and its archived record agree); network options (retry, timeout) are
+        ignored: a file has none."""
         account = settings.accounts[name]
         return cls(
             name,
@@ -88,6 +97,7 @@ class FeedConnector(Connector):
             account.title or f"{settings.agency.name}: notices",
             account.link or settings.agency.website,
             account.max_entries,
+            clock=clock,
             feed_url=account.feed_url,
         )
 

@@ -54,7 +54,5 @@ def build_connector(
         from bulletin.connectors.sandbox import SANDBOX_ENV
 
         environ = {**SANDBOX_ENV, **environ}
-    if account.platform == "feed":
-        options = {}
     connector: Connector = cls.from_settings(name, settings, environ, **options)
     return connector
