@@ -8,6 +8,7 @@ rate limit here: :mod:`bulletin.connectors.retry` decides.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -50,6 +51,7 @@ from bulletin.errors import (
     AuthError,
     ConnectorError,
     Duplicate,
+    Gone,
     MalformedResponse,
     RateLimited,
     Rejected,
@@ -166,6 +168,8 @@ class XConnector(Connector):
             return Retryable(f"{where}: {detail or 'server error'}")
         if status == 403 and "duplicate" in detail.lower():
             return Duplicate(f"{where}: duplicate content ({detail})")
+        if status == 404:
+            return Gone(f"{where}: {detail or response.reason}")
         return Rejected(f"{where}: {detail or response.reason}")
 
     def _reset_at(self, response: requests.Response) -> datetime | None:
@@ -488,13 +492,10 @@ class XConnector(Connector):
         """Delete one of the account's posts; a post already gone counts as deleted."""
 
         def once() -> None:
-            try:
+            with contextlib.suppress(Gone):  # already deleted (or never visible to us)
                 self._request(
                     "delete post", lambda: self._client.delete_tweet(post_id, user_auth=True)
                 )
-            except Rejected as e:
-                if " 404" not in str(e):
-                    raise
 
         self.retry.call(self.name, "delete post", once)
 
