@@ -149,6 +149,16 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
+WAKE_KEY = "bulletin.wake"
+
+
+def wake_after_commit(session: Session) -> None:
+    """Ask that the daemon's due-scan be woken once this session's transaction commits: the
+    one waking mechanism (the application layer's outbox, :mod:`bulletin.app.outbox`, sends
+    the wake-up; nothing else pokes the daemon)."""
+    session.info[WAKE_KEY] = True
+
+
 def _first_line(e: Exception) -> str:
     orig = getattr(e, "orig", None)
     return str(orig or e).strip().splitlines()[0]

@@ -12,9 +12,18 @@ from datetime import datetime
 
 
 class BulletinError(Exception):
-    """Base of every error Bulletin raises on purpose."""
+    """Base of every error Bulletin raises on purpose.
+
+    ``remedy`` names, door-neutrally, what the user can do about it (``"late-ok"``,
+    ``"override"``...): each door says it in its own words (the command line names its flag).
+    The message itself never names a flag.
+    """
 
     exit_code = 1
+
+    def __init__(self, *args: object, remedy: str | None = None) -> None:
+        super().__init__(*args)
+        self.remedy = remedy
 
 
 class UsageError(BulletinError):
