@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,10 +18,11 @@ from typing import Any, TypeVar, cast
 import click
 
 from bulletin import __version__
-from bulletin.app import App
+from bulletin.app import Actor, App
 from bulletin.clock import Clock, SystemClock
 from bulletin.config import Settings, load_settings
 from bulletin.errors import BulletinError
+from bulletin.identity import resolve_actor
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,6 +34,15 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
 # every --limit option: a positive int64 (what LIMIT takes).
 ID = click.IntRange(1, 2**31 - 1)
 LIMIT = click.IntRange(1, 2**63 - 1)
+
+# How the command line says an error's remedy (BulletinError.remedy): appended to its message.
+# The application layer names no flag; this door does.
+REMEDIES: dict[str, str] = {}
+
+
+def error_line(e: BulletinError) -> str:
+    """The one line printed for ``e``: its message and, when it has one, this door's remedy."""
+    return f"bulletin: error: {e}{REMEDIES.get(e.remedy or '', '')}"
 
 
 @dataclass
@@ -66,6 +77,14 @@ class Context:
                 read_only=self.read_only,
             )
         return self._app
+
+    def actor(self, explicit: str | None = None) -> Actor:
+        """Who runs this command: ``explicit`` (``--as``/``--by``), else ``BULLETIN_USER``, else
+        the login name mapped through ``os_user`` (see :func:`bulletin.identity.resolve_actor`).
+        Roles are the application layer's to check."""
+        name = resolve_actor(self.settings, explicit, self.environ)
+        given = bool(explicit or self.environ.get("BULLETIN_USER"))
+        return Actor(name, "as-given" if given else "os-user", socket.gethostname())
 
     def warn_open_mode(self) -> None:
         if self.settings.open_mode and not self._warned:
@@ -109,7 +128,7 @@ class BulletinGroup(click.Group):
             _close(ctx)
             return result
         except BulletinError as e:
-            click.echo(f"bulletin: error: {e}", err=True)
+            click.echo(error_line(e), err=True)
             sys.exit(e.exit_code)
         except click.UsageError as e:
             where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
