@@ -13,11 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlmodel import Session, select
 
 from bulletin.app import App
-from bulletin.cli import cli
 from bulletin.config import load_settings
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.daemon import Daemon
@@ -26,17 +24,10 @@ from bulletin.models import AuditEvent, Delivery
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
 from bulletin.restore import restore_sqlite, settle_in_place
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import run
 from tests.plugins.environment import require
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
 from tests.test_archive import comment
-
-
-def run(inst: Instance, *args: str, code: int = 0) -> str:
-    result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
-    )
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 def test_restore_from_a_backup_then_rebuild_brings_every_record_back(

@@ -13,10 +13,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlmodel import Session, col, select
 
-from bulletin.cli import cli
 from bulletin.config.loader import load_settings
 from bulletin.daemon import Daemon
 from bulletin.errors import ConfigError
@@ -30,6 +28,7 @@ from bulletin.publisher.cap_models import CapAlert
 from bulletin.publisher.notices import approve_notice
 from bulletin.publisher.templates import add_template, approve_template
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import invoke
 
 DATA = Path(__file__).parent / "data" / "cap"
 WARNING_ID = "urn:oid:2.49.0.1.840.0.4f0a7c2e9b8d1f6a3c5e7b9d2f4a6c8e0b1d3f5a.001.1"
@@ -211,9 +210,7 @@ def test_cap_import_works_on_the_embedded_defaults(
         return str(path)
 
     def run(*args: str, code: int = 0) -> str:
-        result = CliRunner().invoke(
-            cli, list(args), env={"BULLETIN_CONFIG": "", "BULLETIN_USER": ""}
-        )
+        result = invoke(None, *args, env={"BULLETIN_CONFIG": ""})
         assert result.exit_code == code, result.output
         return result.stdout if code == 0 else result.output
 
@@ -655,7 +652,6 @@ def test_daemon_schedules_the_poll_only_with_feeds(tmp_path: Path) -> None:
 
 def test_cli_import_json_and_errors(inst: Instance) -> None:
     """`cap import --json` prints the notice id; a bad document is one line and exit 1."""
-    runner = CliRunner()
     env = inst.env(BULLETIN_USER="dispatcher1")
     # the command line runs on the wall clock: an alert that expires a day from now
     expires = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
@@ -663,15 +659,15 @@ def test_cli_import_json_and_errors(inst: Instance) -> None:
     alert.write_text(
         (DATA / "county_evacuation.xml").read_text().replace("2026-11-25T14:00:00-05:00", expires)
     )
-    ok = runner.invoke(cli, ["cap", "import", str(alert), "--json"], env=env)
+    ok = invoke(None, "cap", "import", str(alert), "--json", env=env)
     assert ok.exit_code == 0, ok.output
     payload = json.loads(ok.stdout)
     assert payload["id"] is not None and payload["alerts"][0]["outcome"] == "drafted"
-    bad = runner.invoke(cli, ["cap", "import", str(DATA / "xxe.xml")], env=env)
+    bad = invoke(None, "cap", "import", str(DATA / "xxe.xml"), env=env)
     assert bad.exit_code == 1
     (error,) = [line for line in bad.stderr.splitlines() if "warning" not in line]
     assert error.startswith("bulletin: error: document refused: it declares a DTD")
-    listed = runner.invoke(cli, ["cap", "list", "--json"], env=env)
+    listed = invoke(None, "cap", "list", "--json", env=env)
     assert [a["outcome"] for a in json.loads(listed.stdout)["alerts"]] == ["drafted"]
 
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from click.testing import CliRunner
 from sqlmodel import Session, col, select
 
-from bulletin.cli import cli
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import Delivery
 from bulletin.publisher.amend import correct_notice
@@ -18,6 +16,7 @@ from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notic
 from bulletin.publisher.schedule import make_follow_ups
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.capture import fb_post, records, run, x_post
+from tests.plugins.cli import invoke
 from tests.plugins.sandbox import Control
 
 TARGETS = ("feed", "x", "facebook")
@@ -77,11 +76,7 @@ def test_first_sweep_after_publishing_finds_no_edit(site: Instance) -> None:
     for account in TARGETS:
         site.clock.advance(timedelta(hours=1))
         assert run(site, account, full=True).result == "ok"
-    result = CliRunner().invoke(
-        cli,
-        ["--config", str(site.config), "archive", "search", "--state", "edited", "--json"],
-        env={"BULLETIN_USER": ""},
-    )
+    result = invoke(site, "archive", "search", "--state", "edited", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["hits"] == []
     for delivery in published:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
 
 from bulletin.cli import cli
 from bulletin.config import load_settings
 from tests.plugins.bulletin_app import Instance, write_config
+from tests.plugins.cli import invoke, run
 
 TEXT = "Mass Ave closed between Waltham St and Muzzey St until 6 pm for a water main repair."
 
@@ -36,16 +36,8 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
         assert isinstance(command, click.Group)
         command = command.commands[name]
     assert command.help and len(command.help.strip()) > 10, f"{' '.join(path)} has no help"
-    result = CliRunner().invoke(cli, [*path, "--help"])
+    result = invoke(None, *path, "--help")
     assert result.exit_code == 0
-
-
-def run(instance: Instance, *args: str, code: int = 0) -> str:
-    result = CliRunner().invoke(
-        cli, ["--config", str(instance.config), *args], env={"BULLETIN_USER": ""}
-    )
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 def test_dispatcher_flow_with_json(sqlite_instance: Instance) -> None:
@@ -78,19 +70,13 @@ def test_dispatcher_flow_with_json(sqlite_instance: Instance) -> None:
     )
     assert shown["snapshot"]["item"]["text"] == TEXT
     assert "OK: 1 records" in run(inst, "archive", "verify")
-    verified = CliRunner().invoke(
-        cli,
-        ["--config", str(inst.config), "archive", "verify", "--progress"],
-        env={"BULLETIN_USER": ""},
-    )
+    verified = invoke(inst, "archive", "verify", "--progress")
     assert verified.exit_code == 0
     assert verified.stderr.splitlines() == [
         "verify: 1 of 1 ledger entries walked",
         "verify: 1 of 1 records' objects re-hashed",
     ]
-    quiet = CliRunner().invoke(  # stderr is no terminal here: no progress unless asked
-        cli, ["--config", str(inst.config), "archive", "verify"], env={"BULLETIN_USER": ""}
-    )
+    quiet = invoke(inst, "archive", "verify")  # stderr is no terminal: no progress unless asked
     assert "verify:" not in quiet.stderr
     audit = run(inst, "audit")
     for action in ("drafted", "approved", "published", "captured"):
@@ -158,7 +144,7 @@ def test_errors_are_one_line_with_exit_codes(
     sqlite_instance: Instance, args: tuple[str, ...], code: int, message: str
 ) -> None:
     """Bad input: exit 2 for usage, 1 for refusals, one line on stderr, no traceback."""
-    result = CliRunner().invoke(cli, ["--config", str(sqlite_instance.config), *args])
+    result = invoke(sqlite_instance, *args)
     assert result.exit_code == code
     errors = [line for line in result.output.splitlines() if line.startswith("bulletin: error")]
     assert len(errors) == 1 and message in errors[0], result.output
@@ -338,9 +324,7 @@ def test_template_flow_with_json(sqlite_instance: Instance) -> None:
     shown = run(inst, "notice", "show", str(added["id"]))
     assert "chief through template road v1" in shown
     assert "Road closed: Mass Ave between Waltham St and Muzzey St until 6 PM." in shown
-    result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), *args, *values, "--var", "untill=6 pm"]
-    )
+    result = invoke(inst, *args, *values, "--var", "untill=6 pm")
     assert result.exit_code == 2
     assert "unknown variable 'untill' for template road" in result.output
 

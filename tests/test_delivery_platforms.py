@@ -15,6 +15,7 @@ from bulletin.models import Delivery, Record
 from bulletin.publisher.delivery import DeliveryWorker
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import invoke
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
 from tests.test_daemon_process import wait_until
 
@@ -167,20 +168,13 @@ def test_outage_keeps_emergency_trying_until_expiry(platforms: Instance, control
 
 def test_account_check_through_the_cli(platforms: Instance, control: Control) -> None:
     """account check says what works; with an expired token it names the failure, exit 1."""
-    from click.testing import CliRunner
-
-    from bulletin.cli import cli
 
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("BULLETIN_")}
-    ok = CliRunner().invoke(
-        cli, ["--config", str(platforms.config), "account", "check", "x"], env=env
-    )
+    ok = invoke(platforms, "account", "check", "x", env=env)
     assert ok.exit_code == 0, ok.output
     assert "ok  credentials" in ok.output and "7 days" in ok.output
     control.fault("expired_token", r"/me", count=20)
-    bad = CliRunner().invoke(
-        cli, ["--config", str(platforms.config), "account", "check", "facebook"], env=env
-    )
+    bad = invoke(platforms, "account", "check", "facebook", env=env)
     assert bad.exit_code == 1
     assert "NO " in bad.output
 

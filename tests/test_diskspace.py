@@ -8,20 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from structlog.testing import capture_logs
 
-from bulletin.cli import cli
 from bulletin.daemon import Daemon
 from bulletin.diskspace import measure
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import invoke
 
 
 def status(inst: Instance) -> tuple[str, list[dict[str, object]]]:
-    runner = CliRunner()
-    base = ["--config", str(inst.config), "status"]
-    text = runner.invoke(cli, base, env={"BULLETIN_USER": ""})
-    data = runner.invoke(cli, [*base, "--json"], env={"BULLETIN_USER": ""})
+    text = invoke(inst, "status")
+    data = invoke(inst, "status", "--json")
     assert text.exit_code == 0 and data.exit_code == 0, text.output + data.output
     disks: list[dict[str, object]] = json.loads(data.stdout)["disk"]
     return text.stdout, disks

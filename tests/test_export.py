@@ -15,7 +15,6 @@ from pathlib import Path
 
 import bagit
 import pytest
-from click.testing import CliRunner
 from sqlmodel import Session, col, select
 
 from bulletin.archiver import requests
@@ -25,11 +24,11 @@ from bulletin.archiver.export.loadfile import FIELDS, parse_dat
 from bulletin.archiver.holds import parse_query
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.store.local import LocalStore
-from bulletin.cli import cli
 from bulletin.connectors.base import RemoteItem
 from bulletin.errors import ArchiveError, IntegrityError, Refused, UsageError
 from bulletin.models import AuditEvent, BatesRange, Record
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import run
 from tests.test_identities import lose_database
 
 POSTED = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
@@ -112,14 +111,6 @@ def dat_rows(bag: Path) -> list[dict[str, str]]:
 def csv_rows(bag: Path) -> list[dict[str, str]]:
     text = (bag / "data/loadfile/production.csv").read_bytes().decode("utf-8-sig")
     return list(csv.DictReader(io.StringIO(text, newline="")))
-
-
-def run(inst: Instance, *args: str, code: int = 0) -> str:
-    result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
-    )
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 @pytest.fixture

@@ -9,12 +9,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
-from click.testing import CliRunner
 from defusedxml import ElementTree
 from sqlmodel import Session, select
 
 from bulletin.app import App
-from bulletin.cli import cli
 from bulletin.connectors.base import OutgoingPost
 from bulletin.daemon import Daemon
 from bulletin.db import migrate, sqlite_path
@@ -23,17 +21,10 @@ from bulletin.publisher.delivery import delivery_key, notice_of_key
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
 from bulletin.restore import restore_sqlite, settle_in_place
 from tests.plugins.bulletin_app import Instance
+from tests.plugins.cli import run
 from tests.plugins.environment import require
 
 ATOM = "{http://www.w3.org/2005/Atom}"
-
-
-def run(inst: Instance, *args: str, code: int = 0) -> str:
-    result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
-    )
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 def publish(inst: Instance, text: str) -> int:

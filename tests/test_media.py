@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from defusedxml import ElementTree as SafeET
 from sqlmodel import Session, select
 
@@ -20,12 +19,12 @@ from bulletin.archiver.retention import apply_schedule
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.store.local import LocalStore
 from bulletin.archiver.verify import verify
-from bulletin.cli import cli
 from bulletin.config.settings import RetentionSettings, SeriesSettings
 from bulletin.errors import UsageError
 from bulletin.models import Delivery, Notice, Record, RecordMedia
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
 from tests.plugins.bulletin_app import Instance
+from tests.plugins.cli import invoke
 from tests.plugins.sandbox import Control
 from tests.test_delivery_platforms import drain, worker
 from tests.test_delivery_platforms import platforms as platforms  # a fixture
@@ -76,9 +75,7 @@ def draft(
 
 
 def cli_json(inst: Instance, *args: str) -> dict[str, object]:
-    result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), *args, "--json"], env={"BULLETIN_USER": ""}
-    )
+    result = invoke(inst, *args, "--json")
     assert result.exit_code == 0, result.output
     value: dict[str, object] = json.loads(result.output)
     return value
@@ -109,7 +106,7 @@ def test_published_image_is_the_one_drafted(
             "name": "jane.png",
         }
     ]
-    text = CliRunner().invoke(cli, ["--config", str(inst.config), "notice", "show", str(notice_id)])
+    text = invoke(inst, "notice", "show", str(notice_id))
     assert f"sha256 {digest}" in text.output and f"{len(original):,} bytes" in text.output
 
     approve_notice(inst.app.engine, inst.settings, inst.clock, notice_id, "chief")
@@ -165,27 +162,22 @@ def test_a_file_that_is_not_an_image_is_refused(platforms: Instance, tmp_path: P
     fake.write_text("not a photo at all\n")
     with pytest.raises(UsageError, match=r"^image .*photo\.jpg is not a JPEG, PNG, GIF or WebP"):
         draft(platforms, fake)
-    result = CliRunner().invoke(
-        cli,
-        [
-            "--config",
-            str(platforms.config),
-            "notice",
-            "add",
-            "--category",
-            "general",
-            "--text",
-            "Open house Saturday.",
-            "--target",
-            "feed",
-            "--image",
-            str(fake),
-            "--alt",
-            "the station",
-            "--as",
-            "dispatcher",
-        ],
-        env={"BULLETIN_USER": ""},
+    result = invoke(
+        platforms,
+        "notice",
+        "add",
+        "--category",
+        "general",
+        "--text",
+        "Open house Saturday.",
+        "--target",
+        "feed",
+        "--image",
+        str(fake),
+        "--alt",
+        "the station",
+        "--as",
+        "dispatcher",
     )
     assert result.exit_code == 2  # bad input
     assert (
@@ -322,9 +314,7 @@ def test_a_template_notice_pins_its_image(instance: Instance, tmp_path: Path) ->
     image.write_bytes(data)
 
     def run(*args: str) -> None:
-        result = CliRunner().invoke(
-            cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
-        )
+        result = invoke(inst, *args)
         assert result.exit_code == 0, result.output
 
     run(

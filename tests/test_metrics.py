@@ -14,14 +14,12 @@ from pathlib import Path
 
 import pytest
 import requests as http
-from click.testing import CliRunner
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from bulletin.archiver import holds, requests
 from bulletin.archiver.capture import sweep
-from bulletin.cli import cli
 from bulletin.connectors.sandbox import SANDBOX_ENV, SandboxServer
 from bulletin.daemon import HEARTBEAT_SECONDS, Daemon
 from bulletin.db import session_scope
@@ -31,6 +29,7 @@ from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notic
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.capture import replies, x_post
 from tests.plugins.capture import run as run_sweep
+from tests.plugins.cli import invoke
 from tests.plugins.daemon_process import DaemonProcess
 from tests.plugins.environment import free_port
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
@@ -185,9 +184,7 @@ def test_deadlines_near_show_in_status_the_log_and_metrics(calendar_day_site: In
             now=inst.clock.now(),
             allow_empty=True,
         )
-    result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), "status"], env={"BULLETIN_USER": ""}, obj=inst.clock
-    )
+    result = invoke(inst, "status", clock=inst.clock)
     assert result.exit_code == 0, result.output
     assert "records requests: 3 open, 2 due within 3 days or overdue" in result.stdout
     assert "request 1 (Boston Globe) due 2026-11-23: OVERDUE by 2 days" in result.stdout
@@ -213,9 +210,7 @@ def test_status_check_says_what_needs_a_person(instance: Instance) -> None:
     inst = instance
 
     def check(code: int) -> list[str]:
-        result = CliRunner().invoke(
-            cli, ["--config", str(inst.config), "status", "--check"], env={"BULLETIN_USER": ""}
-        )
+        result = invoke(inst, "status", "--check")
         assert result.exit_code == code, result.output
         return [line for line in result.stdout.splitlines() if line.startswith("CHECK:")]
 
@@ -245,9 +240,7 @@ def test_no_secret_reaches_a_scrape_or_status(
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatusCollector(site.app, HEARTBEAT_SECONDS))
     scraped = generate_latest(registry).decode()
-    result = CliRunner().invoke(
-        cli, ["--config", str(site.config), "status", "--check", "--json"], env={}
-    )
+    result = invoke(site, "status", "--check", "--json")
     for secret in SANDBOX_ENV.values():
         assert secret not in scraped and secret not in result.output
     assert samples(scraped)[("bulletin_capture_last_sweep_ok", (("account", "facebook"),))] == 0
@@ -281,9 +274,7 @@ def test_a_failed_delivery_is_seen_until_acknowledged(
         )
 
     def run(*args: str, code: int = 0) -> str:
-        result = CliRunner().invoke(
-            cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
-        )
+        result = invoke(inst, *args)
         assert result.exit_code == code, result.output
         return result.output
 

@@ -5,23 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 from sqlmodel import Session, select
 
-from bulletin.cli import cli
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import AuditEvent
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.capture import comments, fb_post, records, replies, run, x_post
+from tests.plugins.cli import run as run_cli
 from tests.plugins.sandbox import Control
 
 
 def bulletin(inst: Instance, *args: str, code: int = 0) -> str:
-    result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
-    )
-    assert result.exit_code == code, result.output
-    return result.output if code else result.stdout
+    return run_cli(inst, *args, code=code, stdout=not code)
 
 
 def test_hide_captures_fresh_first_then_hides_and_records_who_why_when(

@@ -8,12 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from bulletin.archiver.archive import Capture
-from bulletin.cli import cli
 from bulletin.connectors.base import RemoteItem
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import run as run_cli
 
 SCHEDULE = """
 [retention.series.visitor-comments]
@@ -56,11 +55,7 @@ def inst(tmp_path: Path) -> Iterator[Instance]:
 
 def run(inst: Instance, *args: str, code: int = 0) -> str:
     """The command line in-process, on the instance's clock."""
-    result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}, obj=inst.clock
-    )
-    assert result.exit_code == code, result.output
-    return result.output
+    return run_cli(inst, *args, code=code, clock=inst.clock)
 
 
 def last_json(output: str) -> dict[str, object]:

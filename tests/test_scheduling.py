@@ -10,12 +10,10 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from click.testing import CliRunner
 from dateutil.relativedelta import relativedelta
 from defusedxml import ElementTree as SafeET
 from sqlmodel import Session, col, select
 
-from bulletin.cli import cli
 from bulletin.connectors.feed import ATOM, THREADING, TOMBSTONES
 from bulletin.daemon import Daemon
 from bulletin.errors import Refused, UsageError
@@ -27,6 +25,7 @@ from bulletin.publisher.notices import NoticeDraft, approve_notice, cancel_notic
 from bulletin.publisher.schedule import decide_late, late_notices
 from bulletin.timeparse import ambiguity, parse_until, parse_when
 from tests.plugins.bulletin_app import Instance, feed_entry_id
+from tests.plugins.cli import invoke
 
 NY = ZoneInfo("America/New_York")
 TIP = "Lock your car and take your keys: most thefts from cars are from unlocked cars."
@@ -337,14 +336,12 @@ def test_command_line_every_day_at_now_until_a_date(sqlite_instance: Instance) -
     not tomorrow, and the series runs to the end of DATE in the agency's zone."""
     tomorrow = (datetime.now(NY) + timedelta(days=1)).date().isoformat()
     before = datetime.now(UTC)
-    result = CliRunner().invoke(
-        cli,
-        [
-            *("--config", str(sqlite_instance.config), "notice", "add", "--text", TIP),
-            *("--category", "crime-prevention", "--target", "feed", "--every", "day"),
-            *("--at", "now"),
-            *("--until", tomorrow, "--as", "dispatcher1", "--json"),
-        ],
+    result = invoke(
+        sqlite_instance,
+        *("notice", "add", "--text", TIP),
+        *("--category", "crime-prevention", "--target", "feed", "--every", "day"),
+        *("--at", "now"),
+        *("--until", tomorrow, "--as", "dispatcher1", "--json"),
     )
     assert result.exit_code == 0, result.output
     added = json.loads(result.output.splitlines()[-1])
@@ -423,15 +420,11 @@ def test_notice_that_expired_before_any_attempt_shows_no_attempt(instance: Insta
         0,
         "the notice expired before it was published",
     )
-    shown = CliRunner().invoke(
-        cli, ["--config", str(instance.config), "notice", "show", str(notice_id), "--json"]
-    )
+    shown = invoke(instance, "notice", "show", str(notice_id), "--json")
     assert shown.exit_code == 0, shown.output
     [delivery] = json.loads(shown.output)["deliveries"]
     assert (delivery["attempts"], delivery["attempt_log"]) == (0, [])
-    text = CliRunner().invoke(
-        cli, ["--config", str(instance.config), "notice", "show", str(notice_id)]
-    )
+    text = invoke(instance, "notice", "show", str(notice_id))
     assert "attempts 0" in text.output and "try " not in text.output
 
 
@@ -478,9 +471,7 @@ def test_a_retracted_notice_says_so_and_a_deletion_takes_no_text(instance: Insta
     assert [o.state for o in daemon.dispatch_due()] == ["published"]
 
     def run(*args: str, code: int = 0) -> str:
-        result = CliRunner().invoke(
-            cli, ["--config", str(instance.config), *args], env={"BULLETIN_USER": ""}
-        )
+        result = invoke(instance, *args)
         assert result.exit_code == code, result.output
         return result.output
 

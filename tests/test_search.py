@@ -9,27 +9,22 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 from sqlmodel import Session, col, select
 
 from bulletin.archiver.archive import Capture
 from bulletin.archiver.search import Query
 from bulletin.archiver.search import search as find
-from bulletin.cli import cli
 from bulletin.connectors.base import RemoteItem
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import Record
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.capture import comments, fb_post, records, replies, run, x_post
+from tests.plugins.cli import run as run_cli
 from tests.plugins.sandbox import Control
 
 
 def bulletin(inst: Instance, *args: str, code: int = 0) -> str:
-    result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
-    )
-    assert result.exit_code == code, result.output
-    return result.output if code else result.stdout
+    return run_cli(inst, *args, code=code, stdout=not code)
 
 
 def search(inst: Instance, *args: str) -> list[dict[str, object]]:

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from click.testing import CliRunner
 
-from bulletin.cli import cli
 from bulletin.connectors.sandbox import SandboxServer
 from tests.plugins.bulletin_app import Instance, write_config
+from tests.plugins.cli import invoke
 
 TOKEN = "EAABwzLixnjYBAOZBZCk9sT0kEnZZ4xQ"
 ROAD = (
@@ -299,9 +298,7 @@ CASES = [
 def _invoke(
     config: Path, argv: tuple[str, ...], env: tuple[tuple[str, str], ...] = ()
 ) -> tuple[int, str, str]:
-    result = CliRunner().invoke(
-        cli, ["--config", str(config), *argv], env={"BULLETIN_USER": "", **dict(env)}
-    )
+    result = invoke(config, *argv, env=dict(env))
     return result.exit_code, result.stdout, result.stderr
 
 

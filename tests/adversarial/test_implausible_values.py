@@ -7,15 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from bulletin.cli import cli
 from tests.plugins.bulletin_app import Instance
+from tests.plugins.cli import invoke
 from tests.test_export import post
 
 
 def _run(inst: Instance, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""})
+    return invoke(inst, *args)
 
 
 def test_bates_numbers_past_ten_digits_are_refused(sqlite_instance: Instance) -> None:

@@ -8,15 +8,14 @@ from datetime import date
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 from sqlmodel import Session, select
 
 from bulletin.archiver import decisions, holds
-from bulletin.cli import cli
 from bulletin.db import session_scope
 from bulletin.errors import Refused, UsageError
 from bulletin.models import Hold, HoldRecord, RecordsRequest
 from tests.plugins.bulletin_app import Instance
+from tests.plugins.cli import invoke
 from tests.test_export import post
 from tests.test_retention import hold_on, list_batch, release
 
@@ -26,9 +25,7 @@ MANY_PREFIXES = " ".join(f"w{i}*" for i in range(20))
 
 
 def _cli(inst: Instance, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
-    )
+    result = invoke(inst, *args)
     return result.exit_code, result.stderr
 
 
@@ -123,9 +120,7 @@ def test_a_hold_that_cannot_be_evaluated_never_blocks_capture_or_release(
     with Session(instance.app.engine) as session:
         held = session.exec(select(HoldRecord.record_id).where(HoldRecord.hold_id == good)).all()
     assert new[0].id in held
-    result = CliRunner().invoke(
-        cli, ["--config", str(instance.config), "status", "--check"], env={"BULLETIN_USER": ""}
-    )
+    result = invoke(instance, "status", "--check")
     assert f"CHECK: hold {bad} (old) cannot be evaluated" in result.stdout, result.output
     with pytest.raises(Refused, match=f"hold {bad} cannot be evaluated"):
         list_batch(instance)  # what it should keep is unknown: nothing is listed for destruction

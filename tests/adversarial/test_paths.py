@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from bulletin.cli import cli
 from bulletin.publisher.cap_feed import poll_feeds
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import invoke
 
 CAP_DATA = Path(__file__).parent.parent / "data" / "cap"
 
@@ -27,7 +26,7 @@ def test_export_into_the_archive_store_is_refused(
     """`export --out` inside the local WORM store (directly or through a symbolic link) is
     refused in one line and writes nothing there."""
     config = str(sqlite_instance.config)
-    assert CliRunner().invoke(cli, ["--config", config, "init"]).exit_code == 0
+    assert invoke(config, "init").exit_code == 0
     archive = sqlite_instance.settings.archive_path
     assert archive.is_dir()
     before = sorted(p.name for p in archive.iterdir())
@@ -35,13 +34,10 @@ def test_export_into_the_archive_store_is_refused(
     if via_link:
         parent = tmp_path / "exports"
         parent.symlink_to(archive)
-    result = CliRunner().invoke(
-        cli,
-        [
-            *("--config", config, "export", "--query", "road", "--out", str(parent / "bundle")),
-            *("--as", "clerk", "--quiet"),
-        ],
-        env={"BULLETIN_USER": ""},
+    result = invoke(
+        config,
+        *("export", "--query", "road", "--out", str(parent / "bundle")),
+        *("--as", "clerk", "--quiet"),
     )
     assert result.exit_code == 1, result.output
     errors = [e for e in result.stderr.splitlines() if not e.startswith("bulletin: warning:")]

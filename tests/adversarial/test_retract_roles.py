@@ -10,15 +10,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlmodel import Session, select
 
-from bulletin.cli import cli
 from bulletin.daemon import Daemon
 from bulletin.models import Delivery, Notice
 from bulletin.publisher.notices import approve_notice
 from bulletin.publisher.templates import add_template, approve_template
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import invoke
 from tests.test_approval import USERS, add
 
 LINK_RULE = """
@@ -59,9 +58,7 @@ def _withdrawn_template(inst: Instance) -> None:
 
 
 def _run(inst: Instance, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), *args], env={"BULLETIN_USER": ""}
-    )
+    result = invoke(inst, *args)
     return result.exit_code, result.stderr.strip()
 
 

@@ -14,15 +14,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 
 from bulletin.archiver import disposition, holds
 from bulletin.archiver.archive import Capture
 from bulletin.archiver.store.catalog import CATALOG
-from bulletin.cli import cli
 from bulletin.connectors.base import RemoteItem
 from bulletin.models import Record
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import invoke
 from tests.test_retention import PAST_RETENTION, POSTED, SCHEDULE
 
 
@@ -338,9 +337,7 @@ def sqlite_scene(tmp_path: Path) -> Scene:
 
 
 def run(scene: Scene, *argv: str) -> tuple[int, str]:
-    result = CliRunner().invoke(
-        cli, ["--config", str(scene.config), *argv], env={"BULLETIN_USER": ""}
-    )
+    result = invoke(scene, *argv)
     return result.exit_code, result.stdout + result.stderr
 
 

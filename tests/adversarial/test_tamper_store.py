@@ -15,17 +15,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 from sqlmodel import Session, col, select
 
 from bulletin.archiver import disposition, ledger
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.store.local import LocalStore
-from bulletin.cli import cli
 from bulletin.daemon import Daemon
 from bulletin.models import LedgerEntry, Record
 from bulletin.publisher.notices import approve_notice, cancel_notice
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import invoke
 from tests.plugins.environment import free_port
 from tests.plugins.seaweedfs import ACCESS_KEY, SECRET_KEY, s3_client
 from tests.test_delivery_platforms import drain, worker
@@ -50,9 +49,7 @@ def inst(tmp_path: Path, db_url: str) -> Iterator[Instance]:
 
 def run_verify(inst: Instance) -> tuple[int, str]:
     """``bulletin archive verify``: its exit code and output."""
-    result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), "archive", "verify"], env={"BULLETIN_USER": ""}
-    )
+    result = invoke(inst, "archive", "verify")
     return result.exit_code, result.output
 
 
@@ -453,8 +450,6 @@ def test_a_rewritten_lock_configuration_or_lifecycle_rule_is_a_check_line(
 
 def run_status_check(inst: Instance) -> str:
     """``bulletin status --check``: its output (it exits 1 here anyway: no daemon runs)."""
-    result = CliRunner().invoke(
-        cli, ["--config", str(inst.config), "status", "--check"], env={"BULLETIN_USER": ""}
-    )
+    result = invoke(inst, "status", "--check")
     assert result.exit_code == 1, result.output
     return result.output

@@ -7,10 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from click.testing import CliRunner
 from sqlmodel import Session, select
 
-from bulletin.cli import cli
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.daemon import Daemon
 from bulletin.models import Delivery, Notice
@@ -18,12 +16,13 @@ from bulletin.publisher.delivery import DeliveryWorker
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.capture import comments, fb_post, run
+from tests.plugins.cli import invoke
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
 
 
 def _invoke(config: Path, *argv: str, code: int = 0) -> tuple[str, str]:
     """Run ``bulletin`` with ``argv``; its stdout and stderr, once it exited with ``code``."""
-    result = CliRunner().invoke(cli, ["--config", str(config), *argv], env={"BULLETIN_USER": ""})
+    result = invoke(config, *argv)
     assert result.exit_code == code, result.output
     return result.stdout, result.stderr
 
