@@ -15,9 +15,10 @@ from sqlmodel import Session
 from bulletin.app import App
 from bulletin.clock import ManualClock
 from bulletin.config import Settings, load_settings
-from bulletin.db import migrate
+from bulletin.db import migrate, sqlite_path
 from bulletin.models import Delivery, Notice
 from bulletin.publisher.delivery import delivery_key
+from tests.plugins.database import put_migrated_sqlite
 
 START = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
@@ -68,8 +69,11 @@ def make_instance(tmp_path: Path, db_url: str, extra: str = "") -> Instance:
     config = write_config(tmp_path / "bulletin.toml", data_dir, db_url, extra)
     settings = load_settings(config, environ={})
     clock = ManualClock(START)
+    database = sqlite_path(db_url)
+    if database is not None:
+        put_migrated_sqlite(database)
     app = App(settings, environ={}, clock=clock)
-    migrate(app.engine)
+    migrate(app.engine)  # a no-op on the copy; creates the schema on PostgreSQL
     return Instance(config, data_dir, settings, app, clock)
 
 

@@ -6,15 +6,21 @@ database). Each test gets a schema of its own, dropped afterwards.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import sqlite3
+import tempfile
 import uuid
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
 
+from bulletin.db import make_engine, migrate
 from tests.plugins.environment import require
 
 PG_URL = os.environ.get("BULLETIN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -63,3 +69,29 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         return f"sqlite:///{directory / 'bulletin.db'}"
     url: str = request.getfixturevalue("pg_schema_url")
     return url
+
+
+@cache
+def _migrated_sqlite_template() -> Path:
+    """An empty SQLite database at the newest revision, migrated once per test process (running
+    Alembic for every test costs more than copying a file)."""
+    directory = tempfile.mkdtemp(prefix="bulletin-template-")
+    atexit.register(shutil.rmtree, directory, True)
+    path = Path(directory) / "bulletin.db"
+    engine = make_engine(f"sqlite:///{path}", 5)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    with sqlite3.connect(path) as conn:  # everything in the main file: copying it is enough
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return path
+
+
+def put_migrated_sqlite(path: Path) -> None:
+    """Make ``path`` a migrated, empty SQLite database (a copy of the per-process template)
+    unless a database is there already."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_migrated_sqlite_template(), path)
