@@ -337,7 +337,7 @@ def sqlite_scene(tmp_path: Path) -> Scene:
 
 
 def run(scene: Scene, *argv: str) -> tuple[int, str]:
-    result = invoke(scene, *argv)
+    result = invoke(scene.config, *argv)
     return result.exit_code, result.stdout + result.stderr
 
 
