@@ -436,8 +436,8 @@ class Daemon:
             coalesce=True,
             next_run_time=now + timedelta(seconds=5),
         )
-        # CAP feeds ([cap] feeds), kept apart: see bulletin.publisher.cap_feed
-        from bulletin.publisher.cap_feed import schedule_cap_poll
+        # CAP feeds ([cap] feeds), kept apart: see bulletin.cap.feed
+        from bulletin.cap.feed import schedule_cap_poll
 
         schedule_cap_poll(self, scheduler, now)
         if self.notifier.watchdog_seconds:

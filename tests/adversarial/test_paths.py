@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from bulletin.cap.feed import poll_feeds
 from bulletin.cli import cli
-from bulletin.publisher.cap_feed import poll_feeds
 from tests.plugins.bulletin_app import Instance, make_instance
 
 CAP_DATA = Path(__file__).parent.parent / "data" / "cap"

@@ -23,13 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select, tuple_
 
 from bulletin import audit
-from bulletin.clock import Clock, utc
-from bulletin.config.settings import Settings
-from bulletin.db import session_scope
-from bulletin.errors import BulletinError, Refused, UsageError
-from bulletin.models import AuditEvent, Delivery, Notice
-from bulletin.publisher.amend import retract_notice
-from bulletin.publisher.cap import (
+from bulletin.cap.document import (
     ATOM_NS,
     Alert,
     CapError,
@@ -39,7 +33,7 @@ from bulletin.publisher.cap import (
     local,
     parse_xml,
 )
-from bulletin.publisher.cap_map import (
+from bulletin.cap.mapping import (
     category_for,
     check_settings,
     compose_text,
@@ -51,8 +45,14 @@ from bulletin.publisher.cap_map import (
     template_for,
     template_values,
 )
-from bulletin.publisher.cap_models import CapAlert
-from bulletin.publisher.cap_signature import signature_state
+from bulletin.cap.models import CapAlert
+from bulletin.cap.signature import signature_state
+from bulletin.clock import Clock, utc
+from bulletin.config.settings import Settings
+from bulletin.db import session_scope
+from bulletin.errors import BulletinError, Refused, UsageError
+from bulletin.models import AuditEvent, Delivery, Notice
+from bulletin.publisher.amend import retract_notice
 from bulletin.publisher.notices import (
     FINAL_NOTICE_STATES,
     NoticeDraft,
@@ -687,7 +687,7 @@ def import_bytes(
     :raises CapError: unsafe, not XML, not CAP 1.2 (nor a feed of it), or invalid.
     :raises UsageError: a target is not a configured account.
     """
-    from bulletin.publisher.cap_feed import import_feed_root
+    from bulletin.cap.feed import import_feed_root
 
     check_settings(settings, targets)
     importer = Importer(engine, settings, clock, actor, targets)

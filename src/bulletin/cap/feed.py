@@ -23,13 +23,13 @@ import structlog
 from sqlmodel import Session, select
 
 from bulletin import __version__
+from bulletin.cap.document import ATOM_NS, CAP_NS, CapError, parse_xml
+from bulletin.cap.importer import Importer, ImportResult
+from bulletin.cap.models import CapAlert
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.errors import BulletinError, ConfigError, Refused, Retryable, UsageError
 from bulletin.identity import require_role
-from bulletin.publisher.cap import ATOM_NS, CAP_NS, CapError, parse_xml
-from bulletin.publisher.cap_import import Importer, ImportResult
-from bulletin.publisher.cap_models import CapAlert
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
@@ -262,7 +262,7 @@ def import_source(
 ) -> list[ImportResult]:
     """Import the alert or feed at ``target`` (a path or URL) for ``accounts`` (none: [cap]
     targets)."""
-    from bulletin.publisher.cap_import import import_bytes
+    from bulletin.cap.importer import import_bytes
 
     source = source_of(target)
     data = fetch(source, settings)
