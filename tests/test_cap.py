@@ -293,7 +293,7 @@ def test_cancel_cancels_deliveries_not_yet_published(inst: Instance) -> None:
 def test_cancel_after_update_and_publication(inst: Instance) -> None:
     """A Cancel naming an alert and its update: the open draft is cancelled and the
     published notice gets a retraction reply where it went, which the daemon publishes."""
-    from bulletin.cap.importer import CAP_CANCEL_TEXT
+    from bulletin.cap.actions import CAP_CANCEL_TEXT
 
     first = load(inst, "nws_tornado_warning.xml")
     publish(inst, first.notice_id)
@@ -902,7 +902,7 @@ def _cut_short(inst: Instance, name: str) -> None:
     alert = alert_from_element(parse_xml(raw), raw)
     importer = Importer(inst.app.engine, inst.settings, inst.clock, "dispatcher1")
     info = alert.info(inst.settings.cap.language)
-    assert importer._claim(alert, info, "unsigned", name, None, "received", None) is not None
+    assert importer.claims.claim(alert, info, "unsigned", name, None, "received", None) is not None
 
 
 def test_alert_cut_short_is_finished_by_the_next_import(inst: Instance) -> None:
