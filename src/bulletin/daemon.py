@@ -38,7 +38,7 @@ from sqlmodel import Session, col, select
 from bulletin import __version__
 from bulletin.app import App
 from bulletin.archiver import bucket, decisions, ledger, witness
-from bulletin.archiver.capture import sweep
+from bulletin.archiver.capture.sweep import sweep
 from bulletin.archiver.disposition import build_disposition_batch
 from bulletin.archiver.requests import deadline_text, deadlines_near
 from bulletin.archiver.verify import verify
