@@ -1,13 +1,10 @@
-"""Which threads capture follows and when to sweep each: a pure decision from a thread's age,
-priority, last sweeps and the spend.
+"""When to sweep a thread: a pure decision from its age, priority, last sweeps and the spend.
 
-Every post listed becomes a thread; one Bulletin published becomes a thread at once, with its
-notice's priority. Hot threads (an emergency notice in its first hours) are swept every minute
-or so, young ones every few minutes, old ones rarely. A spend over the warning share of the
-budget doubles the intervals, over the budget multiplies them by ``slow_factor``: capture
-slows, it never stops, and every thread is still swept inside the platform's look-back window
-(X's recent search covers seven days; a reply older than that is only seen if captured in
-time).
+Hot threads (an emergency notice in its first hours) are swept every minute or so, young
+ones every few minutes, old ones rarely. A spend over the warning share of the budget
+doubles the intervals, over the budget multiplies them by ``slow_factor``: capture slows, it
+never stops, and every thread is still swept inside the platform's look-back window (X's
+recent search covers seven days; a reply older than that is only seen if captured in time).
 
 A sweep is ``new`` (only what is newer than the thread's cursor, where the platform allows)
 or ``full`` (the whole thread again, to see edits, hidden comments and deletions).
@@ -20,14 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
-
-from bulletin.clock import Clock
 from bulletin.config.settings import CaptureSettings
-from bulletin.db import session_scope
-from bulletin.models import CaptureThread, Delivery, Notice
+from bulletin.models import CaptureThread
 
 Mode = Literal["new", "full"]
 
@@ -163,72 +154,3 @@ def due_threads(
     _never = now - timedelta(days=36500)
     due.sort(key=lambda d: (d[0].priority != "emergency", d[0].last_swept_at or _never))
     return due, later
-
-
-def register_threads(
-    engine: Engine,
-    account: str,
-    clock: Clock,
-    posts: Sequence[tuple[str, datetime | None, str | None]],
-) -> None:
-    """Follow each post (id, posted at, its notice's priority or None) not followed yet."""
-    if not posts:
-        return
-    ids = [p[0] for p in posts]
-    with session_scope(engine) as session:
-        known = set(
-            session.exec(
-                select(CaptureThread.thread_id)
-                .where(CaptureThread.account == account)
-                .where(col(CaptureThread.thread_id).in_(ids))
-            ).all()
-        )
-        now = clock.now()
-        for thread_id, posted_at, priority in posts:
-            if thread_id in known:
-                continue
-            known.add(thread_id)
-            session.add(
-                CaptureThread(
-                    account=account,
-                    thread_id=thread_id,
-                    priority=priority or "community",
-                    posted_at=posted_at,
-                    first_seen_at=now,
-                )
-            )
-
-
-def register_published(engine: Engine, account: str, clock: Clock) -> None:
-    """Posts Bulletin published become threads at once, with their notice's priority."""
-    with Session(engine) as session:
-        rows = session.exec(
-            select(Delivery.remote_id, Delivery.published_at, Notice.priority)
-            .join(Notice, col(Notice.id) == col(Delivery.notice_id))
-            .where(col(Delivery.account) == account)
-            .where(col(Delivery.state) == "published")
-            .where(col(Delivery.remote_id).is_not(None))
-            .where(
-                ~sa.exists().where(
-                    col(CaptureThread.account) == account,
-                    col(CaptureThread.thread_id) == col(Delivery.remote_id),
-                )
-            )
-        ).all()
-    register_threads(engine, account, clock, [(rid, at, prio) for rid, at, prio in rows if rid])
-
-
-def published_by_us(
-    engine: Engine, account: str, remote_ids: list[str]
-) -> dict[str, tuple[int, str]]:
-    """remote id -> (notice id, priority) for the posts Bulletin itself published."""
-    if not remote_ids:
-        return {}
-    with Session(engine) as session:
-        rows = session.exec(
-            select(Delivery.remote_id, Notice.id, Notice.priority)
-            .join(Notice, col(Notice.id) == col(Delivery.notice_id))
-            .where(col(Delivery.account) == account)
-            .where(col(Delivery.remote_id).in_(remote_ids))
-        ).all()
-    return {rid: (nid, prio) for rid, nid, prio in rows if rid and nid is not None}

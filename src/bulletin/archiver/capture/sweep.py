@@ -25,14 +25,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin.archiver.archive import Archiver, Capture
-from bulletin.archiver.capture.schedule import (
-    Mode,
-    due_threads,
-    published_by_us,
-    register_published,
-    register_threads,
-)
+from bulletin.archiver.capture.schedule import Mode, due_threads
 from bulletin.archiver.capture.spend import charge_reads, spend_this_month
+from bulletin.archiver.capture.threads import published_by_us, register_published, register_threads
 from bulletin.archiver.capture.versioning import absent_items, key, next_version
 from bulletin.archiver.quarantine import quarantine
 from bulletin.clock import Clock
