@@ -48,7 +48,7 @@ from _support import database  # noqa: E402
 
 from bulletin.app import App  # noqa: E402
 from bulletin.archiver.archive import Capture  # noqa: E402
-from bulletin.archiver.capture import sweep  # noqa: E402
+from bulletin.archiver.capture.sweep import sweep  # noqa: E402
 from bulletin.archiver.search import _PG_VECTOR as PG_VECTOR  # noqa: E402
 from bulletin.archiver.search import Query, search, thread_of  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402

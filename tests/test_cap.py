@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
+from bulletin.cap.document import CapError, parse_alert
+from bulletin.cap.feed import import_source, poll_feeds
+from bulletin.cap.importer import ImportResult
+from bulletin.cap.mapping import compose_text
+from bulletin.cap.models import CapAlert
 from bulletin.config.loader import load_settings
 from bulletin.daemon import Daemon
 from bulletin.errors import ConfigError
 from bulletin.models import AuditEvent, Delivery, Notice
 from bulletin.publisher import texts
-from bulletin.publisher.cap import CapError, parse_alert
-from bulletin.publisher.cap_feed import import_source, poll_feeds
-from bulletin.publisher.cap_import import ImportResult
-from bulletin.publisher.cap_map import compose_text
-from bulletin.publisher.cap_models import CapAlert
 from bulletin.publisher.notices import approve_notice
 from bulletin.publisher.templates import add_template, approve_template
 from tests.plugins.bulletin_app import Instance, make_instance
@@ -290,7 +290,7 @@ def test_cancel_cancels_deliveries_not_yet_published(inst: Instance) -> None:
 def test_cancel_after_update_and_publication(inst: Instance) -> None:
     """A Cancel naming an alert and its update: the open draft is cancelled and the
     published notice gets a retraction reply where it went, which the daemon publishes."""
-    from bulletin.publisher.cap_import import CAP_CANCEL_TEXT
+    from bulletin.cap.actions import CAP_CANCEL_TEXT
 
     first = load(inst, "nws_tornado_warning.xml")
     publish(inst, first.notice_id)
@@ -831,7 +831,7 @@ def test_poll_actor_must_be_a_dispatcher_with_users(tmp_path: Path) -> None:
 
 def test_daemon_poll_job_imports_the_feed(tmp_path: Path) -> None:
     """The daemon's poll job body imports the configured feeds."""
-    from bulletin.publisher.cap_feed import poll
+    from bulletin.cap.feed import poll
 
     made = cap_instance(
         tmp_path,
@@ -891,14 +891,14 @@ def test_a_bad_feed_entry_does_not_stop_the_others(tmp_path: Path) -> None:
 def _cut_short(inst: Instance, name: str) -> None:
     """What an importer killed right after recording the alert leaves: the claim, and
     nothing done about it (the first transaction of an import, and no more)."""
-    from bulletin.publisher.cap import alert_from_element, parse_xml
-    from bulletin.publisher.cap_import import Importer
+    from bulletin.cap.document import alert_from_element, parse_xml
+    from bulletin.cap.importer import Importer
 
     raw = (DATA / name).read_bytes()
     alert = alert_from_element(parse_xml(raw), raw)
     importer = Importer(inst.app.engine, inst.settings, inst.clock, "dispatcher1")
     info = alert.info(inst.settings.cap.language)
-    assert importer._claim(alert, info, "unsigned", name, None, "received", None) is not None
+    assert importer.claims.claim(alert, info, "unsigned", name, None, "received", None) is not None
 
 
 def test_alert_cut_short_is_finished_by_the_next_import(inst: Instance) -> None:

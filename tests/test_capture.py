@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bulletin.app import App
-from bulletin.archiver.capture import sweep
+from bulletin.archiver.capture.sweep import sweep
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import verify
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, SandboxServer
@@ -399,7 +399,7 @@ def test_an_edit_that_reverts_is_a_new_version(site: Instance) -> None:
 def test_one_instance_sweeps_an_account_at_a_time(site: Instance, sandbox: SandboxServer) -> None:
     """On PostgreSQL a sweep holds an advisory lock per account (and schema): a second
     instance's sweep of the same account meanwhile does nothing."""
-    from bulletin.archiver.capture import _claim
+    from bulletin.archiver.capture.sweep import _claim
 
     if site.settings.database_url.startswith("sqlite"):
         pytest.skip("SQLite runs one daemon per database (the daemon's instance lock)")

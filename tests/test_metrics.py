@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from bulletin.archiver import holds, requests
-from bulletin.archiver.capture import sweep
+from bulletin.archiver.capture.sweep import sweep
 from bulletin.connectors.sandbox import SANDBOX_ENV, SandboxServer
 from bulletin.daemon import HEARTBEAT_SECONDS, Daemon
 from bulletin.db import session_scope

@@ -38,7 +38,7 @@ from sqlmodel import Session, col, select
 from bulletin import __version__
 from bulletin.app import App
 from bulletin.archiver import bucket, decisions, ledger, witness
-from bulletin.archiver.capture import sweep
+from bulletin.archiver.capture.sweep import sweep
 from bulletin.archiver.disposition import build_disposition_batch
 from bulletin.archiver.requests import deadline_text, deadlines_near
 from bulletin.archiver.verify import verify
@@ -436,8 +436,8 @@ class Daemon:
             coalesce=True,
             next_run_time=now + timedelta(seconds=5),
         )
-        # CAP feeds ([cap] feeds), kept apart: see bulletin.publisher.cap_feed
-        from bulletin.publisher.cap_feed import schedule_cap_poll
+        # CAP feeds ([cap] feeds), kept apart: see bulletin.cap.feed
+        from bulletin.cap.feed import schedule_cap_poll
 
         schedule_cap_poll(self, scheduler, now)
         if self.notifier.watchdog_seconds:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bulletin.publisher.cap_feed import poll_feeds
+from bulletin.cap.feed import poll_feeds
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import invoke
 

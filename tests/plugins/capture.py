@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, select
 
-from bulletin.archiver.capture import SweepResult, sweep
+from bulletin.archiver.capture.sweep import SweepResult, sweep
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT, SandboxServer
 from bulletin.daemon import Daemon
 from bulletin.models import CaptureThread, Record

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bulletin.archiver.capture import month_of
+from bulletin.archiver.capture.spend import month_of
 from bulletin.archiver.store.base import WormStore
 from bulletin.config.settings import Settings
 from bulletin.models import CaptureSpend, CaptureSweep, Quarantine, Record

@@ -397,7 +397,7 @@ def archive_status(ctx: Context, as_json: bool) -> None:
 @pass_context
 def archive_sweep(ctx: Context, account: str, full: bool, as_json: bool) -> None:
     """Capture an account's posts and comments now, as the daemon's sweep does."""
-    from bulletin.archiver.capture import sweep
+    from bulletin.archiver.capture.sweep import sweep
 
     app = ctx.app
     app.checked_engine()

@@ -9,11 +9,11 @@ import click
 from sqlmodel import Session, col, select
 
 from bulletin import logs
+from bulletin.cap.feed import import_source, poll_feeds
+from bulletin.cap.importer import ImportResult
+from bulletin.cap.models import CapAlert
 from bulletin.cli import LIMIT, Context, emit, json_option, pass_context
 from bulletin.identity import resolve_actor
-from bulletin.publisher.cap_feed import import_source, poll_feeds
-from bulletin.publisher.cap_import import ImportResult
-from bulletin.publisher.cap_models import CapAlert
 from bulletin.timeparse import local_text
 from bulletin.waker import poke
 

@@ -6,8 +6,8 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import bulletin.models  # noqa: F401 - registers the tables on SQLModel.metadata
+from bulletin.cap import models as cap_models  # noqa: F401 - the cap_alerts table
 from bulletin.errors import DatabaseError
-from bulletin.publisher import cap_models  # noqa: F401 - the cap_alerts table
 
 target_metadata = SQLModel.metadata
 

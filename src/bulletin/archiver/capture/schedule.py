@@ -12,11 +12,13 @@ or ``full`` (the whole thread again, to see edits, hidden comments and deletions
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from bulletin.config.settings import CaptureSettings
+from bulletin.models import CaptureThread
 
 Mode = Literal["new", "full"]
 
@@ -106,3 +108,49 @@ def _human(delta: timedelta) -> str:
     if seconds < 7200:
         return f"{seconds // 60}m"
     return f"{seconds / 3600:.1f}h"
+
+
+def due_threads(
+    threads: Sequence[CaptureThread],
+    now: datetime,
+    policy: CaptureSettings,
+    *,
+    full: bool = False,
+    spend_ratio: float = 0.0,
+    lookback_days: int | None = None,
+    supports_since_id: bool = False,
+) -> tuple[list[tuple[CaptureThread, Mode]], int]:
+    """The threads to sweep now, each with its mode, and how many are left for later.
+
+    An interrupted listing resumes at once in its own mode; with ``full`` every thread gets a
+    full sweep. Emergency threads come first, then the longest unswept.
+    """
+    due: list[tuple[CaptureThread, Mode]] = []
+    later = 0
+    for thread in threads:
+        if thread.page_cursor is not None:  # an interrupted listing: resume it now
+            due.append((thread, "full" if thread.page_mode == "full" else "new"))
+            continue
+        decision = decide(
+            ThreadView(
+                thread.priority,
+                thread.posted_at,
+                thread.first_seen_at,
+                thread.last_swept_at,
+                thread.last_full_at,
+            ),
+            now,
+            policy,
+            spend_ratio=spend_ratio,
+            lookback_days=lookback_days,
+            supports_since_id=supports_since_id,
+        )
+        if full:
+            due.append((thread, "full"))
+        elif decision.sweep:
+            due.append((thread, decision.mode))
+        else:
+            later += 1
+    _never = now - timedelta(days=36500)
+    due.sort(key=lambda d: (d[0].priority != "emergency", d[0].last_swept_at or _never))
+    return due, later

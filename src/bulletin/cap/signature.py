@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bulletin.cap.document import CapError
 from bulletin.config.settings import CapSettings
 from bulletin.errors import ConfigError
-from bulletin.publisher.cap import CapError
 
 UNSIGNED = "unsigned"
 VERIFIED = "verified"

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from bulletin.cap.document import Alert, Info
 from bulletin.config.settings import Settings
 from bulletin.errors import ConfigError, UsageError
 from bulletin.publisher import texts
-from bulletin.publisher.cap import Alert, Info
 
 # Event (case-insensitive) → category; [cap.categories] adds to and overrides it.
 DEFAULT_EVENT_CATEGORIES: dict[str, str] = {

@@ -1,63 +1,41 @@
-"""Capture sweeps: every post of an account and every comment and reply on them, archived.
-
-A sweep of one account:
+"""One sweep of one account (see :mod:`bulletin.archiver.capture`).
 
 1. Lists the account's new posts (``since_id``) when the listing is due, and registers each
    post as a thread (posts Bulletin published are registered from their deliveries too).
-2. Sweeps each thread whose turn it is (see :mod:`bulletin.archiver.schedule`): a ``new``
-   sweep fetches only comments newer than the thread's cursor where the platform allows, a
-   ``full`` sweep lists the whole thread again to see edits, hidden comments and deletions.
+2. Sweeps each thread whose turn it is (see :mod:`bulletin.archiver.capture.schedule`): a
+   ``new`` sweep fetches only comments newer than the thread's cursor where the platform
+   allows, a ``full`` sweep lists the whole thread again to see edits, hidden comments and
+   deletions (see :mod:`bulletin.archiver.capture.versioning`).
 
 Every page is archived (one group commit) before its cursor is written to the database, so a
 crash, a timeout or a 500 mid-listing repeats at most one page and skips none: the next sweep
 resumes from the stored cursor, and content addressing makes the repeated page a no-op.
-
-A comment (or a reply of the account's own) absent from a complete full listing is recorded
-as deleted (a new version; the earlier ones stay). On a platform with a look-back window (X:
-seven days) only comments young enough to be listed at all count as absent. Unusable answers
-are quarantined (see :mod:`bulletin.archiver.quarantine`) as unknown, never as gone: an item
-quarantined in a listing counts as seen, and the sweep ends ``partial``, not ``ok``. An
-expired token stops this account's sweep, is logged as an error and shown in ``archive
-status``, and never touches other accounts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bulletin.archiver.archive import Archiver, Capture, Key, Latest, MediaBlob, content_hash
+from bulletin.archiver.archive import Archiver, Capture
+from bulletin.archiver.capture.schedule import Mode, due_threads
+from bulletin.archiver.capture.spend import charge_reads, spend_this_month
+from bulletin.archiver.capture.threads import published_by_us, register_published, register_threads
+from bulletin.archiver.capture.versioning import absent_items, key, next_version
 from bulletin.archiver.quarantine import quarantine
-from bulletin.archiver.schedule import Mode, ThreadView, decide
 from bulletin.clock import Clock
-from bulletin.connectors.base import (
-    Connector,
-    Page,
-    RemoteItem,
-    attachment_alt_texts,
-    attachment_urls,
-    platform_id,
-)
+from bulletin.connectors.base import Connector, Page, platform_id
 from bulletin.db import session_scope
-from bulletin.errors import AuthError, BulletinError, ConnectorError, MalformedResponse
+from bulletin.errors import AuthError, ConnectorError, MalformedResponse
 from bulletin.locks import exclusive_job
-from bulletin.models import (
-    Account,
-    CaptureRead,
-    CaptureSpend,
-    CaptureSweep,
-    CaptureThread,
-    Delivery,
-    Notice,
-    Record,
-)
+from bulletin.models import Account, CaptureSweep, CaptureThread
 
 log = structlog.get_logger("bulletin.capture")
 
@@ -79,17 +57,6 @@ class SweepResult:
     result: str = "ok"  # ok | partial | auth-error | failed | claimed-elsewhere
     errors: list[str] = field(default_factory=list)
     sweep_id: int | None = None
-
-
-def month_of(when: datetime) -> str:
-    return when.strftime("%Y-%m")
-
-
-def spend_this_month(engine: Engine, account: str, now: datetime) -> float:
-    """Estimated spend of ``account`` in the current UTC month, in US dollars."""
-    with Session(engine) as session:
-        row = session.get(CaptureSpend, (account, month_of(now)))
-    return row.usd if row else 0.0
 
 
 class Sweeper:
@@ -157,7 +124,7 @@ class Sweeper:
         try:
             if posts_due:
                 self._sweep_posts()
-            self._register_published()
+            register_published(self.engine, self.account, self.clock)
             if self.limits.supports_comments:
                 self._sweep_threads()
         except AuthError as e:
@@ -221,7 +188,7 @@ class Sweeper:
             if newest is None and page.items:
                 newest = platform_id(page.items[0])
             posts = page.items
-            ours = _published_by_us(self.engine, self.account, [p.remote_id for p in posts])
+            ours = published_by_us(self.engine, self.account, [p.remote_id for p in posts])
             self._store_pages(
                 "list posts",
                 [page],
@@ -237,8 +204,11 @@ class Sweeper:
                     for p in posts
                 ],
             )
-            self._register_threads(
-                [(p.remote_id, p.posted_at, ours.get(p.remote_id, (None, None))[1]) for p in posts]
+            register_threads(
+                self.engine,
+                self.account,
+                self.clock,
+                [(p.remote_id, p.posted_at, ours.get(p.remote_id, (None, None))[1]) for p in posts],
             )
             cursor = page.next_cursor
             with session_scope(self.engine) as session:
@@ -254,51 +224,6 @@ class Sweeper:
             self._after_page("posts")
             if cursor is None:
                 return
-
-    def _register_threads(self, posts: Sequence[tuple[str, datetime | None, str | None]]) -> None:
-        if not posts:
-            return
-        ids = [p[0] for p in posts]
-        with session_scope(self.engine) as session:
-            known = set(
-                session.exec(
-                    select(CaptureThread.thread_id)
-                    .where(CaptureThread.account == self.account)
-                    .where(col(CaptureThread.thread_id).in_(ids))
-                ).all()
-            )
-            now = self.clock.now()
-            for thread_id, posted_at, priority in posts:
-                if thread_id in known:
-                    continue
-                known.add(thread_id)
-                session.add(
-                    CaptureThread(
-                        account=self.account,
-                        thread_id=thread_id,
-                        priority=priority or "community",
-                        posted_at=posted_at,
-                        first_seen_at=now,
-                    )
-                )
-
-    def _register_published(self) -> None:
-        """Posts Bulletin published become threads at once, with their notice's priority."""
-        with Session(self.engine) as session:
-            rows = session.exec(
-                select(Delivery.remote_id, Delivery.published_at, Notice.priority)
-                .join(Notice, col(Notice.id) == col(Delivery.notice_id))
-                .where(col(Delivery.account) == self.account)
-                .where(col(Delivery.state) == "published")
-                .where(col(Delivery.remote_id).is_not(None))
-                .where(
-                    ~sa.exists().where(
-                        col(CaptureThread.account) == self.account,
-                        col(CaptureThread.thread_id) == col(Delivery.remote_id),
-                    )
-                )
-            ).all()
-        self._register_threads([(rid, at, prio) for rid, at, prio in rows if rid])
 
     # -- threads -------------------------------------------------------------------------
 
@@ -317,33 +242,15 @@ class Sweeper:
             threads = session.exec(
                 select(CaptureThread).where(CaptureThread.account == self.account)
             ).all()
-        due: list[tuple[CaptureThread, Mode]] = []
-        for thread in threads:
-            if thread.page_cursor is not None:  # an interrupted listing: resume it now
-                due.append((thread, "full" if thread.page_mode == "full" else "new"))
-                continue
-            decision = decide(
-                ThreadView(
-                    thread.priority,
-                    thread.posted_at,
-                    thread.first_seen_at,
-                    thread.last_swept_at,
-                    thread.last_full_at,
-                ),
-                now,
-                self.policy,
-                spend_ratio=ratio,
-                lookback_days=self.limits.lookback_days,
-                supports_since_id=self.limits.supports_since_id,
-            )
-            if self.full:
-                due.append((thread, "full"))
-            elif decision.sweep:
-                due.append((thread, decision.mode))
-            else:
-                self.result.not_due += 1
-        _never = now - timedelta(days=36500)
-        due.sort(key=lambda d: (d[0].priority != "emergency", d[0].last_swept_at or _never))
+        due, self.result.not_due = due_threads(
+            threads,
+            now,
+            self.policy,
+            full=self.full,
+            spend_ratio=ratio,
+            lookback_days=self.limits.lookback_days,
+            supports_since_id=self.limits.supports_since_id,
+        )
         for thread, mode in due:
             try:
                 self._sweep_thread(thread, mode)
@@ -433,40 +340,15 @@ class Sweeper:
     def _record_absent(self, thread_id: str, seen: set[str]) -> None:
         """Comments (and the account's own replies) a complete listing no longer shows are
         recorded as deleted."""
-        now = self.clock.now()
-        lookback = self.limits.lookback_days
-        # On a platform with a look-back window, only comments young enough to be listed at
-        # all can be told apart from ones that merely aged out of it (an hour's margin).
-        visible_since = now - timedelta(days=lookback) + timedelta(hours=1) if lookback else None
-        gone = []
-        for record in latest_in_thread(self.engine, self.account, thread_id):
-            listed = record.kind == "comment" or (
-                record.kind == "post" and record.remote_id != thread_id
-            )
-            if not listed or record.state == "deleted" or record.remote_id in seen:
-                continue
-            if visible_since is not None and (
-                record.posted_at is None or record.posted_at < visible_since
-            ):
-                continue
-            gone.append(
-                RemoteItem(
-                    kind="post" if record.kind == "post" else "comment",
-                    remote_id=record.remote_id,
-                    text=record.text,
-                    author=record.author,
-                    posted_at=record.posted_at,
-                    url=record.url,
-                    parent_id=record.parent_id,
-                    thread_id=record.thread_id,
-                    state="deleted",
-                    extra={
-                        "absent_from_sweep": self.result.sweep_id,
-                        "state_before": record.state,
-                        "record_before": record.id,
-                    },
-                )
-            )
+        gone = absent_items(
+            self.engine,
+            self.account,
+            thread_id,
+            seen,
+            self.clock.now(),
+            self.limits.lookback_days,
+            self.result.sweep_id,
+        )
         for start in range(0, len(gone), 500):
             chunk = gone[start : start + 500]
             _, created = self.archiver.archive_batch(
@@ -498,40 +380,16 @@ class Sweeper:
                 for i in p.items
             ]
         if captures:
-            latest = self.archiver.latest_versions([_key(c) for c in captures])
-            captures = [self._prepare(c, latest.get(_key(c))) for c in captures]
+            latest = self.archiver.latest_versions([key(c) for c in captures])
+            captures = [
+                next_version(c, latest.get(key(c)), self.connector, self.limits, self.policy)
+                for c in captures
+            ]
             _, created = self.archiver.archive_batch(captures, resolve=False)
             self.result.archived += created
             self.result.seen += len(captures)
             self._charge([c.item.remote_id for c in captures])
         self.result.pages += len(pages)
-
-    def _prepare(self, capture: Capture, latest: Latest | None) -> Capture:
-        item = capture.item
-        if (
-            not self.limits.reports_hidden
-            and latest is not None
-            and latest.state == "hidden"
-            and item.state == "visible"
-            and latest.text == item.text
-        ):
-            # The platform does not say a reply is hidden; it stays as we hid it.
-            item = replace(item, state="hidden")
-            capture = replace(capture, item=item)
-        urls = attachment_urls(item)
-        if not urls or not self.policy.fetch_media:
-            return capture
-        if latest is not None and latest.content_sha256 == content_hash(item):
-            return capture  # not a new version: nothing is archived, nothing to fetch
-        blobs = []
-        for url, alt_text in zip(urls, attachment_alt_texts(item), strict=True):
-            try:
-                data, mime = self.connector.fetch_media(url, self.policy.media_max_bytes)
-                blobs.append(MediaBlob(url, data, mime, alt_text=alt_text))
-            except BulletinError as e:
-                blobs.append(MediaBlob(url, error=str(e), alt_text=alt_text))
-                log.warning("attachment not fetched", account=self.account, error=str(e))
-        return replace(capture, media=tuple(blobs))
 
     def _after_page(self, what: str) -> None:
         if self.on_page is not None:
@@ -568,74 +426,8 @@ class Sweeper:
         per UTC day) and add them to this month's spend estimate."""
         if not self.price:
             return
-        now = self.clock.now()
-        day = now.strftime("%Y-%m-%d")
-        wanted = sorted(set(remote_ids))
-        with session_scope(self.engine) as session:
-            known: set[str] = set()
-            for start in range(0, len(wanted), 500):
-                known.update(
-                    session.exec(
-                        select(CaptureRead.remote_id)
-                        .where(CaptureRead.account == self.account)
-                        .where(CaptureRead.day == day)
-                        .where(col(CaptureRead.remote_id).in_(wanted[start : start + 500]))
-                    ).all()
-                )
-            new = [r for r in wanted if r not in known]
-            if not new:
-                return
-            session.execute(
-                sa.insert(CaptureRead),
-                [{"account": self.account, "day": day, "remote_id": r} for r in new],
-            )
-            # Yesterday's reads no longer decide anything.
-            session.execute(
-                sa.delete(CaptureRead)
-                .where(col(CaptureRead.account) == self.account)
-                .where(col(CaptureRead.day) < day)
-            )
-            spend = session.get(CaptureSpend, (self.account, month_of(now)))
-            if spend is None:
-                spend = CaptureSpend(account=self.account, month=month_of(now))
-            spend.reads += len(new)
-            spend.usd = round(spend.usd + len(new) * self.price, 6)
-            session.add(spend)
-        self.result.reads_charged += len(new)
-
-
-def latest_in_thread(engine: Engine, account: str, thread_id: str) -> list[Record]:
-    """The newest version of every item of a thread."""
-    with Session(engine) as session:
-        newest = (
-            sa.select(
-                col(Record.kind).label("kind"),
-                col(Record.remote_id).label("remote_id"),
-                sa.func.max(col(Record.version)).label("version"),
-            )
-            .where(col(Record.account) == account)
-            .where(col(Record.thread_id) == thread_id)
-            .group_by(col(Record.kind), col(Record.remote_id))
-            .subquery()
-        )
-        rows = session.exec(
-            select(Record)
-            .join(
-                newest,
-                sa.and_(
-                    col(Record.kind) == newest.c.kind,
-                    col(Record.remote_id) == newest.c.remote_id,
-                    col(Record.version) == newest.c.version,
-                ),
-            )
-            .where(col(Record.account) == account)
-            .where(col(Record.thread_id) == thread_id)
-        ).all()
-        return list(rows)
-
-
-def _key(capture: Capture) -> Key:
-    return (capture.account, capture.item.kind, capture.item.remote_id)
+        charged = charge_reads(self.engine, self.account, self.clock.now(), self.price, remote_ids)
+        self.result.reads_charged += charged
 
 
 def _max_id(ids: Sequence[str | None]) -> str | None:
@@ -652,22 +444,6 @@ def _claim(engine: Engine, account: str) -> AbstractContextManager[bool]:
     """One instance sweeps an account at a time (an advisory lock on PostgreSQL; SQLite runs
     one daemon per database, see the daemon's instance lock)."""
     return exclusive_job(engine, f"capture:{account}")
-
-
-def _published_by_us(
-    engine: Engine, account: str, remote_ids: list[str]
-) -> dict[str, tuple[int, str]]:
-    """remote id -> (notice id, priority) for the posts Bulletin itself published."""
-    if not remote_ids:
-        return {}
-    with Session(engine) as session:
-        rows = session.exec(
-            select(Delivery.remote_id, Notice.id, Notice.priority)
-            .join(Notice, col(Notice.id) == col(Delivery.notice_id))
-            .where(col(Delivery.account) == account)
-            .where(col(Delivery.remote_id).in_(remote_ids))
-        ).all()
-    return {rid: (nid, prio) for rid, nid, prio in rows if rid and nid is not None}
 
 
 def sweep(

@@ -1,5 +1,6 @@
-"""Polled CAP feeds: Atom feeds whose entries embed a CAP ``<alert>`` (IPAWS) or link to one
-(api.weather.gov: the entry's ``<id>`` / ``<link>`` answers ``application/cap+xml``).
+"""CAP documents fetched and imported: one alert, or an Atom feed whose entries embed a CAP
+``<alert>`` (IPAWS) or link to one (api.weather.gov: the entry's ``<id>`` / ``<link>`` answers
+``application/cap+xml``); and the polled ``[cap] feeds``.
 
 An entry that links to an alert already recorded (by its Atom ``<id>``) is not fetched again.
 One bad entry is reported and skipped; it never stops the rest of the feed.
@@ -23,13 +24,14 @@ import structlog
 from sqlmodel import Session, select
 
 from bulletin import __version__
+from bulletin.cap.document import ATOM_NS, CAP_NS, CapError, local, parse_xml
+from bulletin.cap.importer import Importer, ImportResult
+from bulletin.cap.mapping import check_settings
+from bulletin.cap.models import CapAlert
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.errors import BulletinError, ConfigError, Refused, Retryable, UsageError
 from bulletin.identity import require_role
-from bulletin.publisher.cap import ATOM_NS, CAP_NS, CapError, parse_xml
-from bulletin.publisher.cap_import import Importer, ImportResult
-from bulletin.publisher.cap_models import CapAlert
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
@@ -252,6 +254,33 @@ def _seen(engine: Engine, entry_id: str) -> bool:
         )
 
 
+def import_bytes(
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    data: bytes,
+    source: str,
+    actor: str,
+    targets: Sequence[str] = (),
+) -> list[ImportResult]:
+    """Import a CAP alert document, or every alert of an Atom feed of CAP entries, for
+    ``targets`` (none: [cap] targets).
+
+    :raises CapError: unsafe, not XML, not CAP 1.2 (nor a feed of it), or invalid.
+    :raises UsageError: a target is not a configured account.
+    """
+    check_settings(settings, targets)
+    importer = Importer(engine, settings, clock, actor, targets)
+    try:
+        root = parse_xml(data, settings.cap.max_bytes)
+        if local(root.tag) == (ATOM_NS, "feed"):
+            return import_feed_root(importer, root, source)
+        return [importer.import_element(root, data, source)]
+    except CapError as e:
+        importer.record_refusal(data, source, str(e))
+        raise
+
+
 def import_source(
     engine: Engine,
     settings: Settings,
@@ -262,8 +291,6 @@ def import_source(
 ) -> list[ImportResult]:
     """Import the alert or feed at ``target`` (a path or URL) for ``accounts`` (none: [cap]
     targets)."""
-    from bulletin.publisher.cap_import import import_bytes
-
     source = source_of(target)
     data = fetch(source, settings)
     return import_bytes(engine, settings, clock, data, source, actor, accounts)
