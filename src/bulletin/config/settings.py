@@ -91,7 +91,7 @@ def known_jurisdiction(value: str) -> str:
     its country and subdivision); empty is allowed (it means "inherit")."""
     if not value:
         return value
-    from bulletin.archiver.deadlines import BusinessCalendar
+    from bulletin.business_days import BusinessCalendar
     from bulletin.errors import ConfigError
 
     try:
