@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from bulletin.config.settings import CaptureSettings
+from bulletin.config.archive import CaptureSettings
 
 Mode = Literal["new", "full"]
 

@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select, tuple_
 
 from bulletin import audit
 from bulletin.clock import Clock, utc
+from bulletin.config.accounts import FeedAccountSettings
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import BulletinError, Refused, UsageError
@@ -518,9 +519,13 @@ class Importer:
             if address and address.lower().startswith(("http://", "https://")):
                 return address
         settings = self.settings
-        feeds = [a for a in targets if settings.accounts[a].platform == "feed"]
+        feeds = [a for a in targets if isinstance(settings.accounts[a], FeedAccountSettings)]
         if feeds:
-            return settings.accounts[feeds[0]].link or settings.agency.website or None
+            return (
+                settings.account(feeds[0], FeedAccountSettings).link
+                or settings.agency.website
+                or None
+            )
         return None
 
     def _audit_import(

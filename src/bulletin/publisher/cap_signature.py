@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bulletin.config.settings import CapSettings
+from bulletin.config.publisher import CapSettings
 from bulletin.errors import ConfigError
 from bulletin.publisher.cap import CapError
 
