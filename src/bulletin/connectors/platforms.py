@@ -53,6 +53,10 @@ class PlatformSpec:
         cls: type[Connector] = _load(self.connector)
         return cls
 
+    def sandbox_class(self) -> Any:
+        """The class of its sandbox API (built with the sandbox's state), or None."""
+        return _load(self.sandbox) if self.sandbox else None
+
     def limits(self) -> Limits:
         """What one post may hold, as the connector says, without credentials or network."""
         return _probe(self.name).limits()
