@@ -1,5 +1,7 @@
 """Build :class:`Settings` from a TOML file, ``BULLETIN_*`` environment variables and defaults.
 
+The environment is the mapping passed in (``os.environ`` when none is); models never read it.
+
 Where the file comes from: ``--config PATH``, else ``$BULLETIN_CONFIG``, else ``./bulletin.toml``
 when it exists, else the embedded ``defaults.toml``. A file replaces the defaults as a whole.
 Environment variables override the file: ``BULLETIN_<SECTION>__<KEY>[__<KEY>...]``;
