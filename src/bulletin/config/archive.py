@@ -12,7 +12,13 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from bulletin.config.values import Section, known_jurisdiction, parse_period, time_of_day
+from bulletin.config.values import (
+    Section,
+    checked_period,
+    known_jurisdiction,
+    parse_period,
+    time_of_day,
+)
 
 
 class LocalStoreSettings(Section):
@@ -68,11 +74,7 @@ class SeriesSettings(Section):
     description: str = ""
     authority: str = ""  # the schedule item this follows, e.g. "GS50-01-12 Rev. 1"
 
-    @field_validator("period")
-    @classmethod
-    def _valid_period(cls, value: str) -> str:
-        parse_period(value)
-        return value
+    _valid_period = field_validator("period")(checked_period)
 
 
 class RetentionSettings(Section):
@@ -91,11 +93,7 @@ class RetentionSettings(Section):
 
     _time_of_day = field_validator("disposition_at")(time_of_day)
 
-    @field_validator("default_period")
-    @classmethod
-    def _valid_period(cls, value: str) -> str:
-        parse_period(value)
-        return value
+    _valid_period = field_validator("default_period")(checked_period)
 
     @field_validator("series")
     @classmethod

@@ -14,7 +14,7 @@ import regex
 from pydantic import Field, field_validator, model_validator
 
 from bulletin.config.accounts import PLATFORMS
-from bulletin.config.values import Section, parse_duration
+from bulletin.config.values import Section, checked_duration, parse_duration
 
 Priority = Literal["emergency", "advisory", "community"]
 
@@ -57,11 +57,7 @@ class PublisherSettings(Section):
     # waits for a person (state ``late``); an emergency one goes out at once.
     late_grace: str = "30min"
 
-    @field_validator("late_grace")
-    @classmethod
-    def _valid_grace(cls, value: str) -> str:
-        parse_duration(value)
-        return value
+    _valid_grace = field_validator("late_grace")(checked_duration)
 
     @property
     def late_grace_delta(self) -> timedelta:

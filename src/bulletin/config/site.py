@@ -9,7 +9,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from bulletin.config.values import Section, known_jurisdiction, parse_duration, time_of_day
+from bulletin.config.values import (
+    Section,
+    checked_duration,
+    known_jurisdiction,
+    parse_duration,
+    time_of_day,
+)
 
 Role = Literal["dispatcher", "approver", "clerk", "admin"]
 
@@ -103,11 +109,7 @@ class DaemonSettings(Section):
             raise ValueError("give host:port, e.g. 127.0.0.1:9464")
         return value
 
-    @field_validator("routine_give_up", "stuck_after")
-    @classmethod
-    def _valid_duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
+    _valid_duration = field_validator("routine_give_up", "stuck_after")(checked_duration)
 
     @property
     def routine_give_up_delta(self) -> timedelta:

@@ -41,6 +41,18 @@ def parse_period(text: str) -> Span | None:
     return parse_span(text)
 
 
+def checked_duration(value: str) -> str:
+    """``value`` when :func:`parse_duration` reads it (a field validator)."""
+    parse_duration(value)
+    return value
+
+
+def checked_period(value: str) -> str:
+    """``value`` when :func:`parse_period` reads it (a field validator)."""
+    parse_period(value)
+    return value
+
+
 _TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 
