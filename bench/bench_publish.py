@@ -48,7 +48,7 @@ from bulletin.app import App  # noqa: E402
 from bulletin.archiver.archive import Capture  # noqa: E402
 from bulletin.archiver.store.base import OBJECT_PREFIX  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
-from bulletin.config.settings import CaptureSettings  # noqa: E402
+from bulletin.config.archive import CaptureSettings  # noqa: E402
 from bulletin.connectors.base import OutgoingPost, RemoteItem  # noqa: E402
 from bulletin.connectors.feed import FeedConnector  # noqa: E402
 from bulletin.daemon import running  # noqa: E402

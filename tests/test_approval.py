@@ -352,7 +352,7 @@ def test_variants_per_platform_and_cost(staffed: Instance) -> None:
         "x": "Mass Ave closed until 6 pm. Details: lexingtonma.gov/police",
     }
     assert {t.account: t.cost for t in review.targets} == {"feed": 0.0, "x": 0.2}
-    with pytest.raises(UsageError, match="--text-for facebook: not a target"):
+    with pytest.raises(UsageError, match="the text for facebook: not a target"):
         add(staffed, targets=("feed",), variants={"facebook": "x"})
 
 

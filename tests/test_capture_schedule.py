@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bulletin.archiver.capture.schedule import ThreadView, decide
-from bulletin.config.settings import CaptureSettings
+from bulletin.config.archive import CaptureSettings
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 POLICY = CaptureSettings()

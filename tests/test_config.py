@@ -12,7 +12,8 @@ from pydantic import BaseModel
 
 from bulletin.archiver.retention import retain_until
 from bulletin.config import load_settings
-from bulletin.config.settings import Settings, parse_duration, parse_period
+from bulletin.config.settings import Settings
+from bulletin.config.values import parse_duration, parse_period
 from bulletin.errors import ConfigError
 from bulletin.timeparse import Span
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pytest
 
+from bulletin.config.accounts import PLATFORMS as ACCOUNT_PLATFORMS
 from bulletin.connectors.base import Connector, OutgoingPost
+from bulletin.connectors.platforms import PLATFORMS
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT, SandboxServer
 from bulletin.errors import AuthError, MalformedResponse, RateLimited, Rejected, Retryable
@@ -260,3 +262,17 @@ def test_wrong_credentials_raise_auth_error(harness: Harness) -> None:
     lines = harness.connector.check()
     assert lines
     assert not lines[0].ok
+
+
+@pytest.mark.parametrize("name", sorted(PLATFORMS))
+def test_every_registered_platform_is_whole(name: str) -> None:
+    """A registered platform's spec, settings model, connector class and sandbox API agree on
+    its name, and the configuration accepts accounts of it."""
+    spec = PLATFORMS[name]
+    assert spec.name == name and name in ACCOUNT_PLATFORMS
+    assert spec.settings.model_fields["platform"].annotation == Literal[name]
+    assert spec.connector_class().platform == name
+    assert spec.limits().max_length > 0 and spec.measure("abc") == 3
+    if spec.sandbox:
+        assert hasattr(spec.sandbox_class(), "handle")
+    assert set(PLATFORMS) == set(ACCOUNT_PLATFORMS)

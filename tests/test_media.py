@@ -19,7 +19,7 @@ from bulletin.archiver.retention import apply_schedule
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.store.local import LocalStore
 from bulletin.archiver.verify import verify
-from bulletin.config.settings import RetentionSettings, SeriesSettings
+from bulletin.config.archive import RetentionSettings, SeriesSettings
 from bulletin.errors import UsageError
 from bulletin.models import Delivery, Notice, Record, RecordMedia
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice

@@ -15,7 +15,7 @@ from bulletin.archiver import disposition, holds, requests, retention
 from bulletin.archiver.archive import Capture
 from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.archiver.verify import verify
-from bulletin.config.settings import RetentionSettings, SeriesSettings
+from bulletin.config.archive import RetentionSettings, SeriesSettings
 from bulletin.connectors.base import RemoteItem
 from bulletin.errors import Refused
 from bulletin.models import AuditEvent, DispositionBatch, LedgerEntry, Record

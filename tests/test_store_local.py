@@ -18,7 +18,8 @@ import pytest
 from bulletin.archiver.store import open_store
 from bulletin.archiver.store.base import ObjectInfo, object_key, sha256_hex
 from bulletin.archiver.store.local import FOREVER, LocalStore
-from bulletin.config.settings import ArchiveSettings, LocalStoreSettings, Settings
+from bulletin.config.archive import ArchiveSettings, LocalStoreSettings
+from bulletin.config.settings import Settings
 from bulletin.errors import ArchiveError, IntegrityError, RetentionViolation, StoreUnavailable
 
 UNTIL = datetime(2040, 1, 1, tzinfo=UTC)

@@ -12,7 +12,8 @@ from botocore.stub import Stubber
 from bulletin.archiver.store import open_store
 from bulletin.archiver.store.base import object_key, sha256_hex
 from bulletin.archiver.store.s3 import S3Store
-from bulletin.config.settings import ArchiveSettings, S3StoreSettings, Settings
+from bulletin.config.archive import ArchiveSettings, S3StoreSettings
+from bulletin.config.settings import Settings
 from bulletin.errors import ArchiveError, ConfigError, StoreUnavailable
 from tests.plugins.environment import free_port
 from tests.plugins.seaweedfs import ACCESS_KEY, SECRET_KEY, s3_client
@@ -152,7 +153,7 @@ def test_open_store_builds_the_s3_store(
     from pathlib import Path
 
     from bulletin.archiver.store.spool import SpooledStore
-    from bulletin.config.settings import PathsSettings
+    from bulletin.config.site import PathsSettings
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)

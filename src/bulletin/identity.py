@@ -5,7 +5,8 @@ from __future__ import annotations
 import getpass
 from collections.abc import Mapping
 
-from bulletin.config.settings import Role, Settings
+from bulletin.config.settings import Settings
+from bulletin.config.site import Role
 from bulletin.errors import Refused, UsageError
 from bulletin.names import name_problem, printable
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from bulletin.config.settings import AccountSettings, Settings
+from bulletin.config.accounts import FacebookAccountSettings, XAccountSettings
+from bulletin.config.settings import Settings
 from bulletin.connectors.facebook import FacebookConnector
 from bulletin.connectors.http import Timeout
 from bulletin.connectors.retry import RetryPolicy
@@ -57,7 +58,7 @@ def sandbox_settings(url: str) -> Settings:
     """Settings with one sandbox X account and one sandbox Page, as the defaults have."""
     return Settings(
         accounts={
-            "sandbox-x": AccountSettings(
+            "sandbox-x": XAccountSettings(
                 platform="x",
                 base_url=url,
                 consumer_key_env="SANDBOX_X_CONSUMER_KEY",
@@ -65,7 +66,7 @@ def sandbox_settings(url: str) -> Settings:
                 access_token_env="SANDBOX_X_ACCESS_TOKEN",
                 access_token_secret_env="SANDBOX_X_ACCESS_TOKEN_SECRET",
             ),
-            "sandbox-facebook": AccountSettings(
+            "sandbox-facebook": FacebookAccountSettings(
                 platform="facebook",
                 base_url=url,
                 page_id=DEFAULT_FB_PAGE["id"],

@@ -34,7 +34,8 @@ from bulletin.archiver import holds, ledger
 from bulletin.archiver.canonical import canonical
 from bulletin.archiver.retention import PERMANENT, live_notice_images, media_digests
 from bulletin.archiver.store.base import WormStore, object_key, sha256_hex
-from bulletin.config.settings import PERMANENT_SERIES, Settings
+from bulletin.config.archive import PERMANENT_SERIES
+from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused
 from bulletin.identity import SYSTEM_ACTOR

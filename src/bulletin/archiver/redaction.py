@@ -22,7 +22,8 @@ from sqlmodel import Session, select
 from bulletin import audit
 from bulletin.archiver import decisions
 from bulletin.archiver.store.base import WormStore
-from bulletin.config.settings import ExemptionCode, Settings
+from bulletin.config.archive import ExemptionCode
+from bulletin.config.settings import Settings
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import Record, Redaction
 

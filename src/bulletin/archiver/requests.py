@@ -1,7 +1,7 @@
 """Records requests: a statutory deadline in business days, and a hold on the scope while open.
 
 The due date is ``[requests] response_days`` business days after the day of receipt (weekends
-and the public holidays of the jurisdiction skipped; see :mod:`bulletin.archiver.deadlines`),
+and the public holidays of the jurisdiction skipped; see :mod:`bulletin.business_days`),
 plus any extensions, each counted the same way. Opening a request places a hold on every record
 its query matches (and on records captured later that match); closing it releases that hold,
 and a record leaves legal hold only when no other open hold or request covers it.
@@ -18,8 +18,8 @@ from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.archiver import decisions, holds
-from bulletin.archiver.deadlines import BusinessCalendar, due_date
 from bulletin.archiver.store.base import WormStore
+from bulletin.business_days import BusinessCalendar, due_date
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.archiver.store.base import WormStore, object_key
-from bulletin.config.settings import PERMANENT_SERIES as PERMANENT_SERIES
+from bulletin.config.archive import PERMANENT_SERIES as PERMANENT_SERIES
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.models import Notice, Record, RecordMedia

@@ -39,7 +39,8 @@ from bulletin.archiver.store.base import (
     sha256_hex,
 )
 from bulletin.archiver.store.local import FOREVER
-from bulletin.config.settings import Settings, WitnessSettings
+from bulletin.config.archive import WitnessSettings
+from bulletin.config.settings import Settings
 from bulletin.errors import IntegrityError, NotFound, StoreUnavailable
 from bulletin.models import (
     Hold,

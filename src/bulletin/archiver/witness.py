@@ -29,7 +29,7 @@ import requests
 from bulletin.archiver.canonical import canonical_plain
 from bulletin.archiver.ledger import CHECKPOINT_PREFIX
 from bulletin.archiver.store.base import WormStore, sha256_hex
-from bulletin.config.settings import WitnessSettings
+from bulletin.config.archive import WitnessSettings
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -28,6 +28,7 @@ from bulletin.cap.mapping import (
 )
 from bulletin.cap.models import CapAlert
 from bulletin.clock import Clock
+from bulletin.config.accounts import FeedAccountSettings
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import BulletinError, Refused, UsageError
@@ -177,9 +178,13 @@ class NoticeActions:
             if address and address.lower().startswith(("http://", "https://")):
                 return address
         settings = self.settings
-        feeds = [a for a in targets if settings.accounts[a].platform == "feed"]
+        feeds = [a for a in targets if isinstance(settings.accounts[a], FeedAccountSettings)]
         if feeds:
-            return settings.accounts[feeds[0]].link or settings.agency.website or None
+            return (
+                settings.account(feeds[0], FeedAccountSettings).link
+                or settings.agency.website
+                or None
+            )
         return None
 
     def _audit_import(

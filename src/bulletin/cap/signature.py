@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bulletin.cap.document import CapError
-from bulletin.config.settings import CapSettings
+from bulletin.config.publisher import CapSettings
 from bulletin.errors import ConfigError
 
 UNSIGNED = "unsigned"

@@ -37,7 +37,9 @@ LIMIT = click.IntRange(1, 2**63 - 1)
 
 # How the command line says an error's remedy (BulletinError.remedy): appended to its message.
 # The application layer names no flag; this door does.
-REMEDIES: dict[str, str] = {}
+REMEDIES: dict[str, str] = {
+    "text-for": " (--text-for NAME=TEXT: NAME is a target account or its platform)",
+}
 
 
 def error_line(e: BulletinError) -> str:

@@ -1,5 +1,7 @@
 """Build :class:`Settings` from a TOML file, ``BULLETIN_*`` environment variables and defaults.
 
+The environment is the mapping passed in (``os.environ`` when none is); models never read it.
+
 Where the file comes from: ``--config PATH``, else ``$BULLETIN_CONFIG``, else ``./bulletin.toml``
 when it exists, else the embedded ``defaults.toml``. A file replaces the defaults as a whole.
 Environment variables override the file: ``BULLETIN_<SECTION>__<KEY>[__<KEY>...]``;
@@ -14,10 +16,11 @@ import tomllib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from bulletin.config.accounts import FeedAccountSettings
 from bulletin.config.settings import Settings
 from bulletin.errors import ConfigError
 
@@ -141,16 +144,39 @@ def _is_list(parts: list[str]) -> bool:
     """Whether the setting at ``parts`` (``["cap", "targets"]``) is a list."""
     kind: Any = Settings
     for part in parts:
-        if isinstance(kind, type) and issubclass(kind, BaseModel):
-            field = kind.model_fields.get(part)
-            if field is None:
-                return False
-            kind = field.annotation
-        elif get_origin(kind) is dict:
-            kind = get_args(kind)[1]  # a table of sections: ``accounts.NAME``
-        else:
-            return False
+        kind = _child(kind, part)
     return get_origin(kind) is list
+
+
+def _child(kind: Any, part: str | int) -> Any:
+    """The type of ``part`` inside a value of type ``kind`` (None when unknown): a model's
+    field, a table's value (``accounts.NAME``), a list's item, or in a union of models (an
+    account) the member ``part`` tags, else the first member that has a field ``part``."""
+    if get_origin(kind) is Annotated:
+        kind = get_args(kind)[0]
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        field = kind.model_fields.get(str(part))
+        return None if field is None else field.annotation
+    if get_origin(kind) is dict:
+        return get_args(kind)[1]
+    if get_origin(kind) is list:
+        return get_args(kind)[0]
+    members = [m for m in get_args(kind) if isinstance(m, type) and issubclass(m, BaseModel)]
+    for member in members:
+        if _tag(member) == part:
+            return member
+    for member in members:
+        if str(part) in member.model_fields:
+            return member.model_fields[str(part)].annotation
+    return None
+
+
+def _tag(model: type[BaseModel]) -> object:
+    """The value of ``platform`` that selects ``model`` in a union of accounts, or None."""
+    field = model.model_fields.get("platform")
+    if field is None or get_origin(field.annotation) is not Literal:
+        return None
+    return get_args(field.annotation)[0]
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -165,13 +191,43 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def _describe(source: str, error: ValidationError) -> str:
     first = error.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    key = ".".join(_key_path(first["loc"])) or "(top level)"
     reason = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         reason = "unknown key"
+    elif first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        # said as of the key that picks the platform, as a plain field would say it
+        key += "." + first.get("ctx", {}).get("discriminator", "").strip("'")
+        reason = "Field required"
+        if first["type"] == "union_tag_invalid":
+            tags = [t.strip() for t in first.get("ctx", {}).get("expected_tags", "").split(",")]
+            reason = f"Input should be {', '.join(tags[:-1])} or {tags[-1]}"
     more = len(error.errors()) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return f"{source}: {key}: {reason}{tail}"
+
+
+def _key_path(loc: tuple[int | str, ...]) -> list[str]:
+    """An error's location as the keys of the file: without the platform pydantic puts after
+    an account's name (``accounts.pd.x.page_id`` is ``accounts.pd.page_id``)."""
+    keys: list[str] = []
+    kind: Any = Settings
+    for part in loc:
+        tagged = _is_tagged(kind)
+        kind = _child(kind, part)
+        if not tagged:
+            keys.append(str(part))
+    return keys
+
+
+def _is_tagged(kind: Any) -> bool:
+    """Whether ``kind`` is a union of models told apart by a tag."""
+    if get_origin(kind) is Annotated:
+        kind = get_args(kind)[0]
+    return any(
+        isinstance(m, type) and issubclass(m, BaseModel) and _tag(m) is not None
+        for m in get_args(kind)
+    )
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:
@@ -185,6 +241,8 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     assert data_dir is not None
     accounts = {
         name: acc.model_copy(update={"path": absolute(acc.path)})
+        if isinstance(acc, FeedAccountSettings)
+        else acc
         for name, acc in settings.accounts.items()
     }
     return settings.model_copy(

@@ -22,6 +22,7 @@ import facebook
 import requests
 
 from bulletin.clock import Clock, SystemClock
+from bulletin.config.accounts import FacebookAccountSettings
 from bulletin.config.secrets import Secret, resolve_secret
 from bulletin.config.settings import Settings
 from bulletin.connectors._common import comparable_text, parse_platform_time
@@ -114,7 +115,7 @@ class FacebookConnector(Connector):
         clock: Clock | None = None,
     ) -> FacebookConnector:
         """Build from ``[accounts.NAME]``; :raises AuthError: the token variable is unset."""
-        account = settings.accounts[name]
+        account = settings.account(name, FacebookAccountSettings)
         return cls(
             name,
             page_id=account.page_id,

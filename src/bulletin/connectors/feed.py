@@ -26,6 +26,7 @@ from typing import Any
 from defusedxml import ElementTree as SafeET
 
 from bulletin.clock import Clock, SystemClock
+from bulletin.config.accounts import FeedAccountSettings
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import (
     IMAGE_EXTENSIONS,
@@ -90,7 +91,7 @@ class FeedConnector(Connector):
         """The feed of account ``name``; ``clock`` stamps its entries (the app's clock, so
         the entry and its archived record agree); network options (retry, timeout) are
         ignored: a file has none."""
-        account = settings.accounts[name]
+        account = settings.account(name, FeedAccountSettings)
         return cls(
             name,
             settings.feed_path(name),

@@ -20,17 +20,15 @@ import requests
 import structlog
 from requests.adapters import HTTPAdapter
 
+from bulletin.connectors.platforms import PLATFORMS
+
 if TYPE_CHECKING:
     from bulletin.clock import Clock
 
 log = structlog.get_logger("bulletin.connectors")
 
-PLATFORM_HOSTS: tuple[str, ...] = (
-    "https://api.twitter.com",
-    "https://upload.twitter.com",
-    "https://api.x.com",
-    "https://graph.facebook.com",
-)
+# every platform's API hosts: what a base_url (a sandbox) stands in for
+PLATFORM_HOSTS: tuple[str, ...] = tuple(h for spec in PLATFORMS.values() for h in spec.hosts)
 Timeout = tuple[float, float]
 DEFAULT_TIMEOUT: Timeout = (5.0, 30.0)  # (connect, read) seconds
 

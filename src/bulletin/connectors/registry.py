@@ -1,35 +1,22 @@
-"""Build the connector for a configured account."""
+"""Build the connector for a configured account, through its platform's spec."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import Connector
+from bulletin.connectors.platforms import platform as spec_of
 from bulletin.errors import ConfigError, NotFound
-
-# platform -> "module:Class"; each class has
-# ``from_settings(name, settings, environ) -> Connector``.
-IMPLEMENTATIONS: dict[str, str] = {
-    "feed": "bulletin.connectors.feed:FeedConnector",
-    "x": "bulletin.connectors.x:XConnector",
-    "facebook": "bulletin.connectors.facebook:FacebookConnector",
-}
 
 
 def connector_class(platform: str) -> type[Connector]:
-    """The connector class of ``platform``.
+    """The connector class of ``platform`` (see :mod:`bulletin.connectors.platforms`).
 
     :raises ConfigError: the platform has no implementation.
     """
-    target = IMPLEMENTATIONS.get(platform)
-    if target is None:
-        raise ConfigError(f"no connector for platform {platform!r}")
-    module_name, class_name = target.split(":")
-    cls: type[Connector] = getattr(importlib.import_module(module_name), class_name)
-    return cls
+    return spec_of(platform).connector_class()
 
 
 def build_connector(

@@ -22,6 +22,7 @@ from requests_oauthlib import OAuth1Session
 from twitter_text import parse_tweet
 
 from bulletin.clock import Clock, SystemClock
+from bulletin.config.accounts import XAccountSettings
 from bulletin.config.secrets import Secret, resolve_secret
 from bulletin.config.settings import Settings
 from bulletin.connectors._common import comparable_text, parse_platform_time
@@ -127,7 +128,7 @@ class XConnector(Connector):
         clock: Clock | None = None,
     ) -> XConnector:
         """Build from ``[accounts.NAME]``; :raises AuthError: a named credential is unset."""
-        account = settings.accounts[name]
+        account = settings.account(name, XAccountSettings)
         return cls(
             name,
             consumer_key=resolve_secret(account.consumer_key_env, environ, name),

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 import regex
 
-from bulletin.config.settings import PolicyRule, Settings
+from bulletin.config.publisher import PolicyRule
+from bulletin.config.settings import Settings
 from bulletin.publisher.texts import TargetText, has_url
 
 _FLAGS = regex.IGNORECASE | regex.VERSION0

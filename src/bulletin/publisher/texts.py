@@ -1,28 +1,27 @@
 """What each target account will receive: its text (or variant), its length as the platform
 counts it, a numbered thread when allowed, and the estimated cost of posting it.
 
-Lengths come from the connector classes themselves (:meth:`Connector.limits` and
-:meth:`Connector.measure`, X's weighted count through twitter-text-parser), measured without
-building a client or touching the network.
+What differs by platform (limits, how length is counted, threads, where the link goes, the
+cost of a post) comes from its :class:`~bulletin.connectors.platforms.PlatformSpec`, measured
+without building a client or touching the network.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from urllib.parse import urlsplit
 
 from bulletin.config.settings import Settings
-from bulletin.connectors.base import Connector, Limits
-from bulletin.connectors.registry import IMPLEMENTATIONS
-from bulletin.errors import ConfigError, UsageError
+from bulletin.connectors.base import Limits
+from bulletin.connectors.platforms import PLATFORMS
+from bulletin.connectors.platforms import platform as spec_of
+from bulletin.errors import UsageError
 from bulletin.names import text_problem
 
 # Platforms whose posts can carry replies, so a long text can go out as a numbered thread.
-THREAD_PLATFORMS = frozenset({"x"})
+THREAD_PLATFORMS = frozenset(name for name, spec in PLATFORMS.items() if spec.threads)
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 
 
@@ -68,7 +67,8 @@ class TargetText:
 
     def too_long(self) -> str:
         """One line: how long it is against the limit."""
-        unit = "weighted characters" if self.platform == "x" else "characters"
+        weighted = spec_of(self.platform).limits().counts_weighted
+        unit = "weighted characters" if weighted else "characters"
         return (
             f"the text for {self.account} is {self.length} {unit}; {self.platform} allows "
             f"{self.limit}"
@@ -85,34 +85,20 @@ class TargetText:
         }
 
 
-@cache
-def _probe(platform: str) -> Connector:
-    """A connector of ``platform``'s class, uninitialised: only ``limits`` and ``measure``
-    are called on it, and neither needs credentials or a network session."""
-    target = IMPLEMENTATIONS.get(platform)
-    if target is None:
-        raise ConfigError(f"no connector for platform {platform!r}")
-    module_name, class_name = target.split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    probe: Connector = cls.__new__(cls)
-    Connector.__init__(probe, f"({platform} measure)")
-    return probe
-
-
 def limits(platform: str) -> Limits:
-    return _probe(platform).limits()
+    """What one post may hold on ``platform``; :raises ConfigError: no such platform."""
+    return spec_of(platform).limits()
 
 
 def measure(platform: str, text: str) -> int:
-    return _probe(platform).measure(text)
+    """The length of ``text`` as ``platform`` counts it."""
+    return spec_of(platform).measure(text)
 
 
 def as_sent(platform: str, text: str, link: str | None) -> str:
-    """The text as the connector sends it: X appends the link to the text; others carry it
-    separately."""
-    if platform == "x" and link and link not in text:
-        return f"{text}\n{link}"
-    return text
+    """The text as the connector sends it: the link appended where the platform carries it in
+    the text (X), else unchanged (the link goes beside it)."""
+    return spec_of(platform).as_sent(text, link)
 
 
 def has_url(text: str) -> bool:
@@ -130,7 +116,7 @@ def variant_for(account: str, platform: str, text: str, variants: Mapping[str, s
 
 
 def check_variant_keys(variants: Mapping[str, str], targets: Mapping[str, str]) -> None:
-    """Each ``--text-for`` key names a target account or the platform of one.
+    """Each variant's key names a target account or the platform of one.
 
     :param targets: account → platform.
     :raises UsageError: a key matches no target, or a variant is empty.
@@ -138,9 +124,12 @@ def check_variant_keys(variants: Mapping[str, str], targets: Mapping[str, str]) 
     for key, value in variants.items():
         if key not in targets and key not in targets.values():
             known = ", ".join(sorted({*targets, *targets.values()}))
-            raise UsageError(f"--text-for {key}: not a target account or platform ({known})")
+            raise UsageError(
+                f"the text for {key}: not a target account or platform ({known})",
+                remedy="text-for",
+            )
         if not value.strip():
-            raise UsageError(f"--text-for {key}: the text is empty")
+            raise UsageError(f"the text for {key} is empty", remedy="text-for")
 
 
 def plan(
@@ -157,7 +146,7 @@ def plan(
     sent = as_sent(platform, text, link)
     length = measure(platform, sent)
     parts: tuple[str, ...] = ()
-    if length > limit and allow_thread and platform in THREAD_PLATFORMS:
+    if length > limit and allow_thread and spec_of(platform).threads:
         parts = tuple(split_thread(text, limit, lambda t: measure(platform, t), link))
     posts = [as_sent(platform, parts[0], link), *parts[1:]] if parts else [sent]
     return TargetText(
@@ -172,9 +161,9 @@ def plan(
 
 
 def estimate_cost(settings: Settings, platform: str, posts: list[str]) -> float:
-    """Estimated price of creating ``posts`` on ``platform`` (a post with a URL costs more
-    on X)."""
-    price = settings.publisher.cost_of(platform)
+    """Estimated price of creating ``posts`` on ``platform``: ``[publisher.costs]``, else the
+    platform's own estimate (a post with a URL costs more on X)."""
+    price = settings.publisher.costs.get(platform, spec_of(platform).cost)
     if price.post == price.post_with_url:
         return price.post * len(posts)
     return sum(price.post_with_url if has_url(p) else price.post for p in posts)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from bulletin.config.settings import CaptureSettings
+from bulletin.config.archive import CaptureSettings
 from bulletin.models import CaptureThread
 
 Mode = Literal["new", "full"]

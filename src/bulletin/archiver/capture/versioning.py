@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin.archiver.archive import Capture, Key, Latest, MediaBlob, content_hash
-from bulletin.config.settings import CaptureSettings
+from bulletin.config.archive import CaptureSettings
 from bulletin.connectors.base import (
     Connector,
     Limits,

@@ -38,7 +38,7 @@ from bulletin.archiver.store.base import (
     sha256_hex,
 )
 from bulletin.clock import utc
-from bulletin.config.settings import S3StoreSettings
+from bulletin.config.archive import S3StoreSettings
 from bulletin.errors import (
     ArchiveError,
     ConfigError,

@@ -1,5 +1,6 @@
-"""The sandbox HTTP server: X API v2 under ``/2/``, the control API under ``/_sandbox/``,
-and the Graph API for every other path.
+"""The sandbox HTTP server: the control API under ``/_sandbox/``, and each platform's API
+(its :class:`~bulletin.connectors.platforms.PlatformSpec` ``sandbox``) under its path prefix:
+X API v2 under ``/2/``, the Graph API for every other path.
 
 ``SandboxServer`` runs in a background thread (tests, the daemon); :func:`serve` runs in the
 foreground (``bulletin sandbox``).
@@ -15,19 +16,33 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from bulletin.connectors.platforms import PLATFORMS
 from bulletin.connectors.sandbox.control import ControlApi
-from bulletin.connectors.sandbox.faults import Faults
-from bulletin.connectors.sandbox.graph_api import GraphApi
-from bulletin.connectors.sandbox.http_types import Request, Response, malform_first_item
+from bulletin.connectors.sandbox.faults import Fault, Faults
+from bulletin.connectors.sandbox.http_types import (
+    Request,
+    Response,
+    json_response,
+    malform_first_item,
+)
 from bulletin.connectors.sandbox.state import SandboxState
-from bulletin.connectors.sandbox.x_api import XApi
 
 log = logging.getLogger(__name__)
 
 SHORT_CIRCUIT = ("rate_limit", "error", "duplicate", "expired_token", "invalid_parameter")
+
+
+class PlatformApi(Protocol):
+    """One platform's API in the sandbox, built with the sandbox's state."""
+
+    TEXT_FIELD: str  # a post's text in its answers (what the ``malformed_item`` fault spoils)
+
+    def handle(self, request: Request) -> Response: ...
+
+    def fault_response(self, fault: Fault, request: Request) -> Response: ...
 
 
 class SandboxApp:
@@ -37,14 +52,25 @@ class SandboxApp:
         self.state = state
         self.faults = Faults()
         self.stopping = threading.Event()
-        self.x = XApi(state)
-        self.graph = GraphApi(state)
         self.control = ControlApi(state, self.faults)
+        # (path prefix, API), the longest prefix first
+        apis = [
+            (spec.sandbox_prefix, spec.sandbox_class()(state))
+            for spec in PLATFORMS.values()
+            if spec.sandbox
+        ]
+        self.apis: list[tuple[str, PlatformApi]] = sorted(apis, key=lambda a: -len(a[0]))
+
+    def api_for(self, path: str) -> PlatformApi | None:
+        """The platform API that answers ``path``, or None."""
+        return next((api for prefix, api in self.apis if path.startswith(prefix)), None)
 
     def handle(self, request: Request) -> Response:
         if request.path.startswith("/_sandbox/"):
             return self.control.handle(request)
-        api: XApi | GraphApi = self.x if request.path.startswith("/2/") else self.graph
+        api = self.api_for(request.path)
+        if api is None:
+            return json_response(404, {"error": f"no sandbox API answers {request.path}"})
         fault = self.faults.take(request.method, request.path)
         if fault is not None and fault.kind in SHORT_CIRCUIT:
             return api.fault_response(fault, request)

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from bulletin.archiver.deadlines import BusinessCalendar, due_date, split_jurisdiction
+from bulletin.business_days import BusinessCalendar, due_date, split_jurisdiction
 from bulletin.errors import ConfigError
 
 MA = BusinessCalendar("US-MA")

@@ -1,0 +1,102 @@
+"""``[accounts.NAME]``: one account on one platform, a model per platform.
+
+:data:`AnyAccountSettings` is the union of the platforms' models, told apart by ``platform``;
+each platform's connector (see :mod:`bulletin.connectors.platforms`) reads its own model.
+Credentials are named here (``*_env`` keys), never stored here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal, get_args
+
+from pydantic import Field, model_validator
+
+from bulletin.config.secrets import is_variable_name
+from bulletin.config.values import Section
+
+ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+class AccountSettings(Section):
+    """What every account has. A platform's model adds its own keys, names the ones that must
+    be set (:attr:`required`) and the credentials (every key ending in ``_env``)."""
+
+    platform: str
+    base_url: str = ""
+    enabled: bool = True
+    capture_interval: int = Field(
+        default=300, ge=1, description="seconds between listings of the account's posts"
+    )
+    monthly_budget: float = Field(
+        default=0.0, ge=0, description="estimated platform spend per month, USD; 0 = none"
+    )
+
+    required: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _platform_fields(self) -> AccountSettings:
+        missing = [key for key in self.required if not getattr(self, key)]
+        if missing:
+            raise ValueError(f"a {self.platform} account needs {', '.join(missing)}")
+        for key in type(self).model_fields:
+            value = getattr(self, key)
+            if key.endswith("_env") and value and not is_variable_name(value):
+                # the value is never repeated: it may be the credential itself
+                raise ValueError(
+                    f"{key} must name an environment variable or systemd credential (such as "
+                    "PD_X_ACCESS_TOKEN), not hold the credential; its value is not shown"
+                )
+        return self
+
+
+class FeedAccountSettings(AccountSettings):
+    """The agency's own Atom feed, a file its website serves."""
+
+    platform: Literal["feed"]
+    path: Path | None = None  # None: <data_dir>/<account>.xml
+    title: str = ""
+    link: str = ""  # the page an entry opens; empty: [agency] website
+    feed_url: str = ""  # where the feed itself is served (rel="self"); empty: <link>/<file>
+    max_entries: int = Field(default=500, ge=1)
+
+
+class XAccountSettings(AccountSettings):
+    """An X account, OAuth 1.0a user context."""
+
+    platform: Literal["x"]
+    consumer_key_env: str = ""
+    consumer_secret_env: str = ""
+    access_token_env: str = ""
+    access_token_secret_env: str = ""
+
+    required = (
+        "consumer_key_env",
+        "consumer_secret_env",
+        "access_token_env",
+        "access_token_secret_env",
+    )
+
+
+class FacebookAccountSettings(AccountSettings):
+    """A Facebook Page, with a Page access token."""
+
+    platform: Literal["facebook"]
+    page_id: str = ""
+    token_env: str = ""
+    graph_version: str = "v26.0"
+
+    required = ("page_id", "token_env")
+
+
+AnyAccountSettings = Annotated[
+    FeedAccountSettings | XAccountSettings | FacebookAccountSettings,
+    Field(discriminator="platform"),
+]
+
+# every platform an account may name, in the order of the union
+PLATFORMS: tuple[str, ...] = tuple(
+    get_args(model.model_fields["platform"].annotation)[0]
+    for model in get_args(get_args(AnyAccountSettings)[0])
+)

@@ -1,0 +1,122 @@
+"""Where Bulletin runs and who uses it: ``[agency]``, ``[paths]``, ``[database]``, ``[users]``,
+``[daemon]`` and ``[sandbox]``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from bulletin.config.values import (
+    Section,
+    checked_duration,
+    known_jurisdiction,
+    parse_duration,
+    time_of_day,
+)
+
+Role = Literal["dispatcher", "approver", "clerk", "admin"]
+
+
+class AgencySettings(Section):
+    name: str = "Bulletin Demo Agency"
+    time_zone: str = "America/New_York"
+    contact: str = ""
+    website: str = ""
+    jurisdiction: str = "US-MA"
+    bates_prefix: str = "BUL"
+
+    _known_jurisdiction = field_validator("jurisdiction")(known_jurisdiction)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {value!r}") from e
+        return value
+
+
+class PathsSettings(Section):
+    data_dir: Path = Path("./bulletin-data")
+    # warn (status, the daemon's hourly log) when less than this share of the space or of
+    # the inodes is free where Bulletin writes; 0 turns the warning off
+    warn_free_percent: float = Field(default=10.0, ge=0, le=100)
+
+
+# the databases and drivers Bulletin ships with (a bare postgresql:// means psycopg 2 to
+# SQLAlchemy, which is not installed)
+DATABASE_SCHEMES = ("sqlite", "postgresql+psycopg")
+
+
+class DatabaseSettings(Section):
+    url: str = ""  # empty: sqlite:///<data_dir>/bulletin.db
+    busy_timeout: float = Field(default=30.0, gt=0, description="seconds to wait for a lock")
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        scheme, sep, _ = value.partition("://")
+        if value and scheme.lower() not in DATABASE_SCHEMES:
+            # the scheme alone is named: the rest of a URL may hold a password
+            what = f"URL scheme {scheme!r}" if sep and len(scheme) <= 40 else "URL (no scheme)"
+            raise ValueError(
+                f"unsupported database {what}; use "
+                "sqlite:///path/to/bulletin.db or postgresql+psycopg://user@host/database"
+            )
+        return value
+
+
+class UserSettings(Section):
+    roles: list[Role] = Field(default_factory=list)
+    os_user: str | None = None
+
+
+class SandboxSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    state_file: Path | None = None  # None: <data_dir>/sandbox.json
+    start_with_daemon: bool = False
+
+
+class DaemonSettings(Section):
+    scan_interval: float = Field(default=1.0, gt=0, description="fallback due-scan, seconds")
+    lease_seconds: int = Field(default=120, ge=5)
+    # deliveries carried out at once, each of a different account (one account's go in order)
+    max_parallel_deliveries: int = Field(default=4, ge=1, le=64)
+    max_inline_wait: float = Field(default=5.0, ge=0)
+    routine_give_up: str = "1d"
+    # a delivery still retried this long after its first attempt is reported by status --check
+    stuck_after: str = "30min"
+    verify_at: str = "03:30"
+    # host:port of a Prometheus endpoint (/metrics), e.g. "127.0.0.1:9464"; empty: none
+    metrics_address: str = ""
+
+    _time_of_day = field_validator("verify_at")(time_of_day)
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        if not value:
+            return value
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError("give host:port, e.g. 127.0.0.1:9464")
+        return value
+
+    _valid_duration = field_validator("routine_give_up", "stuck_after")(checked_duration)
+
+    @property
+    def routine_give_up_delta(self) -> timedelta:
+        """How long a routine delivery is retried before it is marked failed."""
+        return parse_duration(self.routine_give_up)
+
+    @property
+    def stuck_after_delta(self) -> timedelta:
+        """How long after its first attempt a delivery still retried needs a person."""
+        return parse_duration(self.stuck_after)

@@ -1,0 +1,79 @@
+"""What every section of the settings shares: the frozen, closed base model and the parsers of
+durations, retention periods, times of day and jurisdictions that their validators use."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict
+
+from bulletin.business_days import BusinessCalendar
+from bulletin.errors import ConfigError
+from bulletin.timeparse import Span, parse_span
+
+
+class Section(BaseModel):
+    """A table of the configuration: unknown keys are refused, values never change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_duration(text: str) -> timedelta:
+    """A wait of fixed length in the one span syntax (:func:`bulletin.timeparse.parse_span`):
+    ``"90s"``, ``"30min"``, ``"2h"``, ``"1d"``, ``"2w"``.
+
+    :raises ValueError: not a span, or months or years (which have no fixed length).
+    """
+    return parse_span(text).exact()
+
+
+@lru_cache(maxsize=256)  # called once per archived record, with a handful of values
+def parse_period(text: str) -> Span | None:
+    """A retention period: ``"7y"``, ``"6mo"``, ``"2w"``, ``"90d"`` (or long forms, ``"6
+    months"``) as a calendar :class:`~bulletin.timeparse.Span`; ``"permanent"`` as None.
+
+    :raises ValueError: not a span (``"6m"`` is refused as ambiguous, ``"0d"`` as no time).
+    """
+    if text.strip().lower() == "permanent":
+        return None
+    return parse_span(text)
+
+
+def checked_duration(value: str) -> str:
+    """``value`` when :func:`parse_duration` reads it (a field validator)."""
+    parse_duration(value)
+    return value
+
+
+def checked_period(value: str) -> str:
+    """``value`` when :func:`parse_period` reads it (a field validator)."""
+    parse_period(value)
+    return value
+
+
+_TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def time_of_day(value: str) -> str:
+    """``value`` when it is a 24-hour ``HH:MM`` clock time (``03:30``, ``4:00``).
+
+    :raises ValueError: anything else, ``3am`` and ``25:00`` included.
+    """
+    match = _TIME_OF_DAY.match(value.strip())
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ValueError(f"{value!r} is not a time of day (use 24-hour HH:MM, e.g. 03:30)")
+    return value.strip()
+
+
+def known_jurisdiction(value: str) -> str:
+    """``value`` when its business-day calendar can be built (the ``holidays`` package knows
+    its country and subdivision); empty is allowed (it means "inherit")."""
+    if not value:
+        return value
+    try:
+        BusinessCalendar(value)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+    return value
