@@ -167,7 +167,9 @@ def add(
     """
     code, _ = exemption(settings, code)
     if not reason.strip():
-        raise UsageError("a redaction needs a reason saying why the text is withheld", remedy="reason")
+        raise UsageError(
+            "a redaction needs a reason saying why the text is withheld", remedy="reason"
+        )
     added = Added()
     with Session(engine, expire_on_commit=False) as session:
         record = session.get(Record, record_id)
@@ -182,7 +184,9 @@ def add(
             if not wanted:
                 raise UsageError(f"record {record_id}'s text does not contain {match!r}")
         if not wanted:
-            raise UsageError("say what to withhold: a span or a text to match", remedy="span-or-match")
+            raise UsageError(
+                "say what to withhold: a span or a text to match", remedy="span-or-match"
+            )
         plans: list[tuple[Record, int, int]] = []
         withheld: list[str] = []
         for start, end in wanted:
