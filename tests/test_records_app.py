@@ -15,18 +15,14 @@ from bulletin.cli import error_line
 from bulletin.errors import NotFound, Refused
 from tests.plugins.bulletin_app import Instance, make_instance
 
-USERS = """
-[users.clerk1]
-roles = ["clerk"]
-[users.disp]
-roles = ["dispatcher"]
-"""
+ROLES = {"clerk1": "clerk", "disp": "dispatcher"}
 
 
 @pytest.fixture
 def staffed(tmp_path: Path) -> Iterator[Instance]:
     """A Bulletin with [users]: a clerk and a dispatcher, and an empty archive."""
-    inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'b.db'}", USERS)
+    users = "".join(f'\n[users.{name}]\nroles = ["{role}"]\n' for name, role in ROLES.items())
+    inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'b.db'}", users)
     yield inst
     inst.app.close()
 

@@ -10,20 +10,12 @@ from bulletin.models import AuditEvent
 
 
 def list_events(
-    app: App,
-    actor: Actor,
-    *,
-    object_type: str | None = None,
-    object_id: str | None = None,
-    action: str | None = None,
-    limit: int = 50,
+    app: App, actor: Actor, about: str | None = None, action: str | None = None, limit: int = 50
 ) -> list[AuditEvent]:
-    """The newest ``limit`` events, oldest first: of objects of ``object_type`` (of the one
-    ``object_id`` when given too), of ``action``."""
-    return audit.events(
-        app.checked_engine(),
-        object_type=object_type,
-        object_id=object_id,
-        action=action,
-        limit=limit,
-    )
+    """The newest ``limit`` events, oldest first: ``about`` objects of a type (``notice``) or
+    one object (``notice:12``), of ``action`` (``approved``), when given."""
+    kind, _, ident = (about or "").partition(":")
+    engine = app.checked_engine()
+    if not about:
+        return audit.events(engine, action=action, limit=limit)
+    return audit.events(engine, object_type=kind, object_id=ident, action=action, limit=limit)

@@ -6,7 +6,7 @@ query language of ``archive search`` (:func:`bulletin.archiver.search.parse_quer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bulletin.app.actor import Actor
 from bulletin.app.context import App
@@ -17,31 +17,17 @@ from bulletin.models import Hold, Record
 
 @dataclass(frozen=True)
 class HoldView:
-    """A hold, its query as text and how many records it covers."""
+    """A hold and how many records it covers; where listed, ``members`` are those records,
+    oldest first."""
 
     hold: Hold
-    query: str
     records: int
+    members: list[Record] = field(default_factory=list)
 
-
-@dataclass(frozen=True)
-class HoldDetail:
-    """A hold and the records it covers, oldest first."""
-
-    view: HoldView
-    members: list[Record]
-
-
-@dataclass(frozen=True)
-class Released:
-    """A released hold and how many records left legal hold with it."""
-
-    hold_id: int
-    left_hold: int
-
-
-def _view(hold: Hold, records: int) -> HoldView:
-    return HoldView(hold, holds.Query.from_json(hold.query).describe(), records)
+    @property
+    def query(self) -> str:
+        """The hold's scope, in the query language."""
+        return holds.Query.from_json(self.hold.query).describe()
 
 
 def place_hold(
@@ -66,16 +52,16 @@ def place_hold(
         time_zone=app.settings.agency.time_zone,
         allow_empty=allow_empty,
     )
-    return _view(placed, count)
+    return HoldView(placed, count)
 
 
 def list_holds(app: App, actor: Actor, *, include_released: bool = False) -> list[HoldView]:
     """Open holds (with ``include_released``, all), newest first; any user may list them."""
     rows = holds.list_holds(app.checked_engine(), include_released)
-    return [_view(h, n) for h, n in rows]
+    return [HoldView(h, n) for h, n in rows]
 
 
-def show_hold(app: App, actor: Actor, hold_id: int) -> HoldDetail:
+def show_hold(app: App, actor: Actor, hold_id: int) -> HoldView:
     """One hold and its records; any user may look.
 
     :raises NotFound: no such hold.
@@ -83,24 +69,19 @@ def show_hold(app: App, actor: Actor, hold_id: int) -> HoldDetail:
     engine = app.checked_engine()
     found = holds.get_hold(engine, hold_id)
     records = holds.members(engine, hold_id)
-    return HoldDetail(_view(found, len(records)), records)
+    return HoldView(found, len(records), records)
 
 
-def release_hold(app: App, actor: Actor, hold_id: int, *, reason: str) -> Released:
-    """Release a hold; records leave legal hold when nothing else covers them.
+def release_hold(app: App, actor: Actor, hold_id: int, *, reason: str) -> int:
+    """Release a hold; records leave legal hold when nothing else covers them. Returns how
+    many did.
 
     :raises Refused: ``actor`` is not a clerk; the hold is released or a request's.
     :raises NotFound: no such hold.
     :raises UsageError: no reason.
     """
     require_role(app.settings, actor.name, "clerk")
-    freed = holds.release_hold(
-        app.checked_engine(),
-        app.store,
-        hold_id,
-        reason=reason,
-        actor=actor.name,
-        now=app.clock.now(),
-        settings=app.settings,
+    engine, now = app.checked_engine(), app.clock.now()
+    return holds.release_hold(
+        engine, app.store, hold_id, reason=reason, actor=actor.name, now=now, settings=app.settings
     )
-    return Released(hold_id, freed)

@@ -39,10 +39,10 @@ def add_redaction(
     actor: Actor,
     record_id: int,
     *,
-    spans: Sequence[tuple[int, int]] = (),
-    match: str | None = None,
     code: str,
     reason: str,
+    spans: Sequence[tuple[int, int]] = (),
+    match: str | None = None,
     all_versions: bool = False,
 ) -> redaction.Added:
     """Withhold ``spans`` (or every occurrence of ``match``) of a record's text under exemption
@@ -77,13 +77,9 @@ def propagate_redaction(app: App, actor: Actor, redaction_id: int) -> redaction.
     :raises NotFound: no such redaction.
     """
     require_role(app.settings, actor.name, "clerk")
+    engine, now = app.checked_engine(), app.clock.now()
     return redaction.propagate(
-        app.checked_engine(),
-        app.settings,
-        redaction_id,
-        actor=actor.name,
-        now=app.clock.now(),
-        store=app.store,
+        engine, app.settings, redaction_id, actor=actor.name, now=now, store=app.store
     )
 
 
@@ -104,13 +100,9 @@ def remove_redaction(app: App, actor: Actor, redaction_id: int, *, reason: str) 
     :raises UsageError: no reason.
     """
     require_role(app.settings, actor.name, "clerk")
+    engine, now = app.checked_engine(), app.clock.now()
     return redaction.remove(
-        app.checked_engine(),
-        redaction_id,
-        actor=actor.name,
-        reason=reason,
-        now=app.clock.now(),
-        store=app.store,
+        engine, redaction_id, actor=actor.name, reason=reason, now=now, store=app.store
     )
 
 

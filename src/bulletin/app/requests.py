@@ -18,51 +18,43 @@ from bulletin.models import RecordsRequest
 
 @dataclass(frozen=True)
 class Rule:
-    """The deadline rule in force: ``response_days`` (business days or not) in ``where``."""
+    """The deadline rule in force: ``response_days`` after receipt, counted in business days
+    or calendar days, in the jurisdiction ``where``."""
 
     response_days: int
     business_days: bool
     where: str
 
+    @property
+    def unit(self) -> str:
+        return "business days" if self.business_days else "calendar days"
+
 
 @dataclass(frozen=True)
 class RequestView:
-    """A request, its query as text, the days left to its deadline and the records its hold
-    covers (``None`` where not counted)."""
+    """A request and the days left to its deadline; where counted, ``records`` its hold
+    covers, and on closing how many records ``left_hold``."""
 
     request: RecordsRequest
-    query: str
     days_left: int
     records: int | None = None
+    left_hold: int | None = None
+
+    @property
+    def query(self) -> str:
+        """The request's scope, in the query language."""
+        return holds.Query.from_json(self.request.query).describe()
 
 
-@dataclass(frozen=True)
-class Opened:
-    view: RequestView
-    rule: Rule
-
-
-@dataclass(frozen=True)
-class Closed:
-    view: RequestView
-    left_hold: int
-
-
-def _rule(app: App) -> Rule:
+def deadline_rule(app: App) -> Rule:
+    """The rule due dates are computed by (``[requests]``)."""
     rule = app.settings.requests
     where = rule.jurisdiction or app.settings.agency.jurisdiction
     return Rule(rule.response_days, rule.business_days, where)
 
 
-def business_days(app: App) -> bool:
-    """Whether deadlines count business days (else calendar days)."""
-    return app.settings.requests.business_days
-
-
-def _view(app: App, found: RecordsRequest, records: int | None = None) -> RequestView:
-    query = holds.Query.from_json(found.query).describe()
-    left = requests.days_left(app.settings, found, app.clock.now())
-    return RequestView(found, query, left, records)
+def _view(app: App, found: RecordsRequest, **counts: int) -> RequestView:
+    return RequestView(found, requests.days_left(app.settings, found, app.clock.now()), **counts)
 
 
 def open_request(
@@ -75,7 +67,7 @@ def open_request(
     query: str,
     litigation: bool = False,
     allow_empty: bool = False,
-) -> Opened:
+) -> RequestView:
     """Record a request, compute its due date and hold every record in its scope.
 
     :raises Refused: ``actor`` is not a clerk; the query matches nothing (remedy
@@ -89,16 +81,16 @@ def open_request(
         app.checked_engine(),
         app.store,
         app.settings,
-        requester=requester,
-        received=received,
-        description=description,
         query=parsed,
-        litigation=litigation,
-        actor=actor.name,
+        requester=requester,
+        description=description,
+        received=received,
         now=app.clock.now(),
+        litigation=litigation,
         allow_empty=allow_empty,
+        actor=actor.name,
     )
-    return Opened(_view(app, opened, count), _rule(app))
+    return _view(app, opened, records=count)
 
 
 def list_requests(app: App, actor: Actor, *, include_closed: bool = False) -> list[RequestView]:
@@ -117,7 +109,7 @@ def show_request(app: App, actor: Actor, request_id: int) -> RequestView:
     engine = app.checked_engine()
     found = requests.get_request(engine, request_id)
     count = len(holds.members(engine, found.hold_id)) if found.hold_id else 0
-    return _view(app, found, count)
+    return _view(app, found, records=count)
 
 
 def extend_request(
@@ -142,7 +134,7 @@ def extend_request(
     return _view(app, found)
 
 
-def close_request(app: App, actor: Actor, request_id: int, *, reason: str) -> Closed:
+def close_request(app: App, actor: Actor, request_id: int, *, reason: str) -> RequestView:
     """Close a request and release its hold (records another hold covers stay held).
 
     :raises Refused: ``actor`` is not a clerk; already closed.
@@ -158,4 +150,4 @@ def close_request(app: App, actor: Actor, request_id: int, *, reason: str) -> Cl
         actor=actor.name,
         now=app.clock.now(),
     )
-    return Closed(_view(app, found), freed)
+    return _view(app, found, left_hold=freed)

@@ -218,15 +218,7 @@ def audit(
     ctx: Context, object_ref: str | None, action: str | None, limit: int, as_json: bool
 ) -> None:
     """List audit events: who did what, to which object, when and why."""
-    kind, _, ident = (object_ref or "").partition(":")
-    events = list_events(
-        ctx.app,
-        ctx.reader(),
-        object_type=kind if object_ref else None,
-        object_id=ident or None,
-        action=action,
-        limit=limit,
-    )
+    events = list_events(ctx.app, ctx.reader(), object_ref, action, limit)
     tz = ctx.settings.agency.time_zone
     emit(
         as_json,

@@ -103,11 +103,11 @@ def hold_list(ctx: Context, include_released: bool, as_json: bool) -> None:
 def hold_show(ctx: Context, hold_id: int, limit: int, as_json: bool) -> None:
     """One hold: its query, reason, state and the records it covers."""
     detail = holds.show_hold(ctx.app, ctx.reader(), hold_id)
-    found, records = detail.view.hold, detail.members
+    found, records = detail.hold, detail.members
     tz = ctx.settings.agency.time_zone
     lines = [
         f"hold {found.id}  {found.name}  ({found.state})",
-        f"  query      {detail.view.query}",
+        f"  query      {detail.query}",
         f"  reason     {found.reason}",
         f"  placed     {local_text(found.created_at, tz)} by {found.created_by}",
     ]
@@ -129,7 +129,7 @@ def hold_show(ctx: Context, hold_id: int, limit: int, as_json: bool) -> None:
         lines.append(f"    … and {len(records) - limit} more (--json lists all)")
     emit(
         as_json,
-        {**_hold_json(detail.view), "record_ids": [r.id for r in records]},
+        {**_hold_json(detail), "record_ids": [r.id for r in records]},
         lines,
     )
 
@@ -143,22 +143,23 @@ def hold_show(ctx: Context, hold_id: int, limit: int, as_json: bool) -> None:
 def hold_release(ctx: Context, hold_id: int, reason: str, actor: str | None, as_json: bool) -> None:
     """Release a hold; records leave legal hold only when no other hold or request covers them."""
     ctx.warn_open_mode()
-    done = holds.release_hold(ctx.app, ctx.actor(actor), hold_id, reason=reason)
+    freed = holds.release_hold(ctx.app, ctx.actor(actor), hold_id, reason=reason)
     emit(
         as_json,
-        {"id": hold_id, "state": "released", "left_hold": done.left_hold},
-        f"hold {hold_id} released; {done.left_hold} records left legal hold (their retention "
-        "still applies)",
+        {"id": hold_id, "state": "released", "left_hold": freed},
+        f"hold {hold_id} released; {freed} records left legal hold (their retention still applies)",
     )
 
 
 # -- records requests ------------------------------------------------------------------------
 
 
-def _request_json(view: requests.RequestView, days_left: bool = True) -> dict[str, Any]:
+def _request_json(view: requests.RequestView) -> dict[str, Any]:
     data = view.request.model_dump() | {"query": view.query}
-    if days_left:
+    if view.left_hold is None:  # a closed request's JSON says what left legal hold instead
         data["days_left"] = view.days_left
+    else:
+        data["left_hold"] = view.left_hold
     if view.records is not None:
         data["records"] = view.records
     return data
@@ -206,7 +207,7 @@ def request_open(
         received_on = date.fromisoformat(received)
     except ValueError:
         raise UsageError(f"--received {received!r} is not a date (YYYY-MM-DD)") from None
-    done = requests.open_request(
+    opened = requests.open_request(
         ctx.app,
         who,
         requester=requester,
@@ -216,17 +217,15 @@ def request_open(
         litigation=litigation,
         allow_empty=allow_empty,
     )
-    opened, rule = done.view.request, done.rule
-    unit = "business days" if rule.business_days else "calendar days"
+    found, rule = opened.request, requests.deadline_rule(ctx.app)
     emit(
         as_json,
-        _request_json(done.view),
+        _request_json(opened),
         [
-            f"request {opened.id} opened for {requester}: due {opened.due_on} "
-            f"({rule.response_days} {unit} after receipt, {rule.where}; "
-            f"{_left(done.view.days_left, rule.business_days)})",
-            f"hold {opened.hold_id} placed on {done.view.records} records while the request "
-            "is open",
+            f"request {found.id} opened for {requester}: due {found.due_on} "
+            f"({rule.response_days} {rule.unit} after receipt, {rule.where}; "
+            f"{_left(opened.days_left, rule.business_days)})",
+            f"hold {found.hold_id} placed on {opened.records} records while the request is open",
         ],
     )
 
@@ -238,7 +237,7 @@ def request_open(
 def request_list(ctx: Context, include_closed: bool, as_json: bool) -> None:
     """Open requests, the soonest due first, with the days left."""
     rows = requests.list_requests(ctx.app, ctx.reader(), include_closed=include_closed)
-    business = requests.business_days(ctx.app)
+    business = requests.deadline_rule(ctx.app).business_days
     emit(
         as_json,
         {"requests": [_request_json(r) for r in rows]},
@@ -260,6 +259,7 @@ def request_list(ctx: Context, include_closed: bool, as_json: bool) -> None:
 def request_show(ctx: Context, request_id: int, as_json: bool) -> None:
     """One request: its deadline, extensions, scope and hold."""
     view = requests.show_request(ctx.app, ctx.reader(), request_id)
+    business = requests.deadline_rule(ctx.app).business_days
     found, count = view.request, view.records
     tz = ctx.settings.agency.time_zone
     lines = [
@@ -268,7 +268,7 @@ def request_show(ctx: Context, request_id: int, as_json: bool) -> None:
         f"  asked for   {found.description}",
         f"  query       {view.query}",
         f"  received    {found.received_on}",
-        f"  due         {found.due_on}  ({_left(view.days_left, requests.business_days(ctx.app))})",
+        f"  due         {found.due_on}  ({_left(view.days_left, business)})",
     ]
     if found.extension_days:
         lines.append(f"  extended    {found.extension_days} days: {found.extension_reason}")
@@ -299,7 +299,7 @@ def request_extend(
         as_json,
         _request_json(view),
         f"request {request_id} now due {view.request.due_on} "
-        f"({_left(view.days_left, requests.business_days(ctx.app))})",
+        f"({_left(view.days_left, requests.deadline_rule(ctx.app).business_days)})",
     )
 
 
@@ -317,7 +317,7 @@ def request_close(
     done = requests.close_request(ctx.app, ctx.actor(actor), request_id, reason=reason)
     emit(
         as_json,
-        {**_request_json(done.view, days_left=False), "left_hold": done.left_hold},
+        _request_json(done),
         f"request {request_id} closed; its hold is released and {done.left_hold} records left "
         "legal hold",
     )
