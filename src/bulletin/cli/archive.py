@@ -33,14 +33,14 @@ def archive() -> None:
 @pass_context
 @read_only
 def archive_list(
-    ctx: Context, account: str | None, kind: str | None, limit: int, as_json: bool
+    ctx: Context, account: str | None, kind: records.Kind | None, limit: int, as_json: bool
 ) -> None:
     """Archived records, newest first."""
     found = records.list_records(
         ctx.app,
         ctx.reader(),
         account=account,
-        kind=kind,  # type: ignore[arg-type]  # click.Choice
+        kind=kind,
         limit=limit,
     )
     tz = ctx.settings.agency.time_zone
