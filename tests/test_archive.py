@@ -246,8 +246,9 @@ def test_rebuild_refuses_to_overwrite_an_index(instance: Instance) -> None:
     from bulletin.errors import Refused
 
     archive_some(instance, 2)
-    with pytest.raises(Refused, match="--replace"):
+    with pytest.raises(Refused, match="already holds") as refused:
         rebuild_index(instance.app.engine, instance.app.store, instance.clock.now())
+    assert refused.value.remedy == "replace"
 
 
 def test_reordered_entries_are_named(instance: Instance) -> None:

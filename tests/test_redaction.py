@@ -17,6 +17,7 @@ from bulletin.archiver import redaction
 from bulletin.archiver.export import verify_bundle
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import verify
+from bulletin.cli.redact import parse_span
 from bulletin.config import load_settings
 from bulletin.errors import ConfigError, NotFound, Refused, UsageError
 from bulletin.models import AuditEvent, Record
@@ -99,7 +100,7 @@ def test_span_outside_the_text_is_refused_with_one_line(thread: Instance) -> Non
     assert "outside record" in str(caught.value) and "\n" not in str(caught.value)
     for bad in ("5", "a:b", "9:3", "-1:4", "4:4"):
         with pytest.raises(UsageError, match="--span"):
-            redaction.parse_span(bad)
+            parse_span(bad)
     assert redaction.listing(thread.app.engine) == []
 
 
@@ -119,8 +120,9 @@ def test_unknown_code_empty_reason_and_missing_record_are_refused(thread: Instan
     record = record_of(thread, "c1")
     with pytest.raises(UsageError, match=r"unknown exemption code 'zz'.*26c"):
         add(thread, record, 0, 4, code="zz")
-    with pytest.raises(UsageError, match="--reason"):
+    with pytest.raises(UsageError, match="needs a reason") as empty:
         add(thread, record, 0, 4, reason="  ")
+    assert empty.value.remedy == "reason"
     with pytest.raises(NotFound):
         redaction.add(
             thread.app.engine,

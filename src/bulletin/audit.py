@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 
 from bulletin.models import AuditEvent
 
@@ -68,3 +69,24 @@ def record_event(
     added = AuditEvent(**draft)
     session.add(added)
     return added
+
+
+def events(
+    engine: Engine,
+    *,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    action: str | None = None,
+    limit: int = 50,
+) -> list[AuditEvent]:
+    """The newest ``limit`` events (of one object type, one object, one action when given),
+    oldest first."""
+    query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
+    if object_type is not None:
+        query = query.where(AuditEvent.object_type == object_type)
+    if object_id:
+        query = query.where(AuditEvent.object_id == object_id)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    with Session(engine) as session:
+        return list(reversed(session.exec(query).all()))

@@ -82,8 +82,8 @@ def refuse_empty(
     if count == 0 and not allow_empty:
         raise Refused(
             f"the query {query.describe()} matches no archived record, so the {what} would "
-            "hold nothing now (check it with `bulletin archive search`; use --allow-empty to "
-            "hold only records captured later)"
+            "hold nothing now",
+            remedy="allow-empty",
         )
 
 
@@ -114,9 +114,9 @@ def create_hold(
     :raises Refused: the query matches no archived record and ``allow_empty`` is false.
     """
     if not name.strip():
-        raise UsageError("a hold needs a --name")
+        raise UsageError("a hold needs a name", remedy="name")
     if not reason.strip():
-        raise UsageError("a hold needs a --reason")
+        raise UsageError("a hold needs a reason", remedy="reason")
     refuse_empty(engine, query, time_zone, "hold", allow_empty=allow_empty)
     with session_scope(engine) as session:
         hold = Hold(
@@ -376,7 +376,7 @@ def release_hold(
     :raises UsageError: no reason given.
     """
     if not reason.strip():
-        raise UsageError("releasing a hold needs a --reason")
+        raise UsageError("releasing a hold needs a reason", remedy="reason")
     refresh_holds(engine, store, now, settings.agency.time_zone)
     with session_scope(engine) as session:
         hold = session.get(Hold, hold_id)

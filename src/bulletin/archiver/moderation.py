@@ -51,7 +51,7 @@ def moderate(
         (nothing was done), or the comment is already gone (its deletion is archived).
     """
     if not reason.strip():
-        raise Refused("say why with --reason")
+        raise Refused("moderating a comment needs a reason", remedy="reason")
     with Session(archiver.engine) as session:
         record = session.get(Record, record_id)
         if record is None:

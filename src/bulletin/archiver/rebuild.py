@@ -152,8 +152,8 @@ def rebuild_index(
         present = session.exec(select(sa.func.count()).select_from(LedgerEntry)).one()
         if present and not replace:
             raise Refused(
-                f"the archive index already holds {present} ledger entries; "
-                "use --replace to rebuild it from the store"
+                f"the archive index already holds {present} ledger entries",
+                remedy="replace",
             )
         # rows that name records by id: kept aside and put back once the records are back
         # (ids come from the ledger, so they are the same)

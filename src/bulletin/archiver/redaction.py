@@ -42,26 +42,6 @@ class Span:
     label: str
 
 
-def parse_span(text: str) -> tuple[int, int]:
-    """``"START:END"`` as two code-point offsets, ``START < END``.
-
-    :raises UsageError: anything else.
-    """
-    start_text, sep, end_text = text.partition(":")
-    try:
-        if not sep:
-            raise ValueError
-        start, end = int(start_text), int(end_text)
-    except ValueError:
-        raise UsageError(
-            f"--span {text!r} is not START:END (code-point offsets into the record's text, "
-            "e.g. 10:24)"
-        ) from None
-    if start < 0 or end <= start:
-        raise UsageError(f"--span {text!r}: START must be 0 or more and END greater than START")
-    return start, end
-
-
 def boundaries(text: str) -> list[int]:
     """The offsets where a user-perceived character (extended grapheme cluster) begins, and
     ``len(text)``."""
@@ -188,7 +168,9 @@ def add(
     """
     code, _ = exemption(settings, code)
     if not reason.strip():
-        raise UsageError("--reason must say why the text is withheld")
+        raise UsageError(
+            "a redaction needs a reason saying why the text is withheld", remedy="reason"
+        )
     added = Added()
     with Session(engine, expire_on_commit=False) as session:
         record = session.get(Record, record_id)
@@ -203,7 +185,9 @@ def add(
             if not wanted:
                 raise UsageError(f"record {record_id}'s text does not contain {match!r}")
         if not wanted:
-            raise UsageError("say what to withhold: --span START:END or --match TEXT")
+            raise UsageError(
+                "say what to withhold: a span or a text to match", remedy="span-or-match"
+            )
         plans: list[tuple[Record, int, int]] = []
         withheld: list[str] = []
         for start, end in wanted:
@@ -314,7 +298,7 @@ def remove(
     :raises UsageError: an empty reason.
     """
     if not reason.strip():
-        raise UsageError("--reason must say why the redaction is removed")
+        raise UsageError("removing a redaction needs a reason saying why", remedy="reason")
     with Session(engine) as session:
         redaction = session.get(Redaction, redaction_id)
         if redaction is None:

@@ -81,9 +81,9 @@ def open_request(
     :raises Refused: the query matches no archived record and ``allow_empty`` is false.
     """
     if not requester.strip():
-        raise UsageError("a request needs a --requester")
+        raise UsageError("a request needs a requester", remedy="requester")
     if not description.strip():
-        raise UsageError("a request needs a --description")
+        raise UsageError("a request needs a description", remedy="description")
     if received > today(settings, now):
         raise UsageError(f"received date {received} is in the future")
     if received < EARLIEST_RECEIVED:
@@ -174,7 +174,7 @@ def extend_request(
     if days > MAX_EXTENSION_DAYS:
         raise UsageError(f"an extension is at most {MAX_EXTENSION_DAYS} business days")
     if not reason.strip():
-        raise UsageError("an extension needs a --reason")
+        raise UsageError("an extension needs a reason", remedy="reason")
     with session_scope(engine) as session:
         request = session.get(RecordsRequest, request_id)
         if request is None:
@@ -217,7 +217,7 @@ def close_request(
     :raises Refused: already closed.
     """
     if not reason.strip():
-        raise UsageError("closing a request needs a --reason")
+        raise UsageError("closing a request needs a reason", remedy="reason")
     with session_scope(engine) as session:
         request = session.get(RecordsRequest, request_id)
         if request is None:

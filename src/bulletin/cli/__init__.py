@@ -39,6 +39,15 @@ LIMIT = click.IntRange(1, 2**63 - 1)
 # The application layer names no flag; this door does.
 REMEDIES: dict[str, str] = {
     "text-for": " (--text-for NAME=TEXT: NAME is a target account or its platform)",
+    # records: holds, requests, redactions, moderation, the archive index
+    "allow-empty": " (check it with `bulletin archive search`; use --allow-empty to hold only "
+    "records captured later)",
+    "description": " (--description)",
+    "name": " (--name)",
+    "reason": " (--reason)",
+    "replace": "; use --replace to rebuild it from the store",
+    "requester": " (--requester)",
+    "span-or-match": ": --span START:END or --match TEXT",
 }
 
 
@@ -87,6 +96,14 @@ class Context:
         name = resolve_actor(self.settings, explicit, self.environ)
         given = bool(explicit or self.environ.get("BULLETIN_USER"))
         return Actor(name, "as-given" if given else "os-user", socket.gethostname())
+
+    def reader(self) -> Actor:
+        """Who runs a command that only reads: :meth:`actor` when a name can be found, else
+        an anonymous reader (reading needs no name and no role)."""
+        try:
+            return self.actor()
+        except BulletinError:
+            return Actor("", "os-user", socket.gethostname())
 
     def warn_open_mode(self) -> None:
         if self.settings.open_mode and not self._warned:

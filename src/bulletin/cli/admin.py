@@ -8,15 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlmodel import Session, col, select
 
+from bulletin.app.admin import initialise
+from bulletin.app.audit import list_events
 from bulletin.cli import LIMIT, Context, emit, json_option, pass_context, read_only
 from bulletin.config.render import Note, to_toml
-from bulletin.db import migrate, session_scope
-from bulletin.errors import DatabaseError, UsageError
-from bulletin.models import AuditEvent
+from bulletin.errors import UsageError
 from bulletin.names import printable
-from bulletin.publisher.notices import sync_account
 from bulletin.timeparse import local_text
 
 SECRET_HINTS = ("secret", "token", "password", "key")
@@ -32,35 +30,22 @@ def register(group: click.Group) -> None:
 @pass_context
 def init(ctx: Context, as_json: bool) -> None:
     """Create or upgrade the data directory, database and archive (safe to run again)."""
-    settings = ctx.settings
-    data_dir = settings.data_dir
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        probe = data_dir / ".bulletin-write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise DatabaseError(f"data directory {data_dir} is not writable: {e.strerror}") from None
-    app = ctx.app
-    revision = migrate(app.engine)
-    store = app.store
-    with session_scope(app.engine) as session:
-        for name in settings.accounts:
-            sync_account(session, settings, name)
+    done = initialise(ctx.app, ctx.reader())
+    database = _safe_url(done.database_url)
     emit(
         as_json,
         {
-            "data_dir": str(data_dir),
-            "database": _safe_url(settings.database_url),
-            "schema": revision,
-            "store": store.kind,
-            "accounts": sorted(settings.accounts),
+            "data_dir": str(done.data_dir),
+            "database": database,
+            "schema": done.schema,
+            "store": done.store,
+            "accounts": done.accounts,
         },
         [
-            f"data directory  {data_dir}",
-            f"database        {_safe_url(settings.database_url)} (schema {revision})",
-            f"archive         {store.kind} store",
-            f"accounts        {', '.join(sorted(settings.accounts)) or 'none'}",
+            f"data directory  {done.data_dir}",
+            f"database        {database} (schema {done.schema})",
+            f"archive         {done.store} store",
+            f"accounts        {', '.join(done.accounts) or 'none'}",
             "ready: start the daemon with `bulletin daemon`",
         ],
     )
@@ -233,17 +218,7 @@ def audit(
     ctx: Context, object_ref: str | None, action: str | None, limit: int, as_json: bool
 ) -> None:
     """List audit events: who did what, to which object, when and why."""
-    engine = ctx.app.checked_engine()
-    query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
-    if object_ref:
-        kind, _, ident = object_ref.partition(":")
-        query = query.where(AuditEvent.object_type == kind)
-        if ident:
-            query = query.where(AuditEvent.object_id == ident)
-    if action:
-        query = query.where(AuditEvent.action == action)
-    with Session(engine) as session:
-        events = list(reversed(session.exec(query).all()))
+    events = list_events(ctx.app, ctx.reader(), object_ref, action, limit)
     tz = ctx.settings.agency.time_zone
     emit(
         as_json,

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import click
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
 
-from bulletin.archiver.store.base import object_key
-from bulletin.archiver.verify import snapshot_contradictions, verify
+from bulletin.app import records
 from bulletin.cli import ID, LIMIT, Context, emit, json_option, pass_context, read_only
-from bulletin.errors import NotFound
-from bulletin.models import LedgerEntry, Record
+from bulletin.models import Record
 from bulletin.names import printable_text
 from bulletin.timeparse import local_text
 
@@ -40,26 +33,25 @@ def archive() -> None:
 @pass_context
 @read_only
 def archive_list(
-    ctx: Context, account: str | None, kind: str | None, limit: int, as_json: bool
+    ctx: Context, account: str | None, kind: records.Kind | None, limit: int, as_json: bool
 ) -> None:
     """Archived records, newest first."""
-    engine = ctx.app.checked_engine()
-    query = select(Record).order_by(col(Record.id).desc()).limit(limit)
-    if account:
-        query = query.where(Record.account == account)
-    if kind:
-        query = query.where(Record.kind == kind)
+    found = records.list_records(
+        ctx.app,
+        ctx.reader(),
+        account=account,
+        kind=kind,
+        limit=limit,
+    )
     tz = ctx.settings.agency.time_zone
-    with Session(engine) as session:
-        records = session.exec(query).all()
-    width = max([10, *(len(r.account) for r in records)])
+    width = max([10, *(len(r.account) for r in found)])
     emit(
         as_json,
-        {"records": [_record_json(r) for r in records]},
+        {"records": [_record_json(r) for r in found]},
         [
             f"{r.id:>6}  {r.account:<{width}} {r.kind:<7} v{r.version} {r.state:<8} "
             f"{local_text(r.captured_at, tz)}  {r.object_sha256[:12]}  {_snippet(r.text)}"
-            for r in records
+            for r in found
         ]
         or ["the archive is empty"],
     )
@@ -72,27 +64,17 @@ def archive_list(
 @pass_context
 def archive_show(ctx: Context, record_id: int, raw: bool, as_json: bool) -> None:
     """One record: its hash, retention, ledger position and content."""
-    app = ctx.app
-    engine = app.checked_engine()
-    with Session(engine) as session:
-        record = session.get(Record, record_id)
-        if record is None:
-            raise NotFound(f"no archived record {record_id}")
-        entry = session.get(LedgerEntry, record.ledger_seq) if record.ledger_seq else None
-    snapshot = app.store.get(object_key(record.object_sha256), verify=True)
+    shown = records.show_record(ctx.app, ctx.reader(), record_id)
+    record, differs = shown.record, shown.contradictions
     if raw:
-        click.echo(snapshot.decode())
+        click.echo(shown.snapshot.decode())
         return
-    try:
-        differs = snapshot_contradictions(record, snapshot)
-    except ValueError as e:
-        differs = [str(e)]
     tz = ctx.settings.agency.time_zone
     training = ", training" if record.training else ""
     data = {
         **_record_json(record),
-        "ledger_entry_hash": entry.entry_hash if entry else None,
-        "snapshot": json.loads(snapshot),
+        "ledger_entry_hash": shown.entry_hash,
+        "snapshot": shown.data,
         "agrees_with_snapshot": not differs,
         "contradictions": differs,
     }
@@ -111,7 +93,7 @@ def archive_show(ctx: Context, record_id: int, raw: bool, as_json: bool) -> None
             f"  raw sha256   {record.raw_sha256 or '-'}",
             f"  series       {record.series}, retain until {local_text(record.retain_until, tz)}"
             + ("  [legal hold]" if record.legal_hold else ""),
-            f"  ledger       #{record.ledger_seq}  {entry.entry_hash if entry else '-'}",
+            f"  ledger       #{record.ledger_seq}  {shown.entry_hash or '-'}",
             f"  text         {_multiline(record.text)}",
         ],
     )
@@ -127,17 +109,8 @@ def archive_show(ctx: Context, record_id: int, raw: bool, as_json: bool) -> None
 @pass_context
 def archive_verify(ctx: Context, progress: bool | None, as_json: bool) -> None:
     """Check every stored object against its hash and the ledger chain; exit 1 on any problem."""
-    app = ctx.app
-    engine = app.checked_engine()
-    shown = _verify_progress(engine) if _wants_progress(progress) else None
-    report = verify(
-        engine,
-        app.store,
-        progress=shown,
-        settings=app.settings,
-        witness=app.settings.archive.witness,
-        now=app.clock.now(),
-    )
+    shown = _verify_progress() if _wants_progress(progress) else None
+    report = records.verify_archive(ctx.app, ctx.reader(), shown)
     payload = {
         "ok": report.ok,
         "records": report.records,
@@ -171,21 +144,16 @@ def _wants_progress(asked: bool | None) -> bool:
     return sys.stderr.isatty() if asked is None else asked
 
 
-def _verify_progress(engine: Engine) -> Callable[[str, int, bool], None]:
+def _verify_progress() -> records.Progress:
     """A line on stderr at most every few seconds, and at the end of each phase."""
-    with engine.connect() as conn:
-        totals = {
-            "ledger": conn.execute(sa.select(sa.func.max(col(LedgerEntry.seq)))).scalar() or 0,
-            "records": conn.execute(sa.select(sa.func.count()).select_from(Record)).scalar() or 0,
-        }
     names = {"ledger": "ledger entries walked", "records": "records' objects re-hashed"}
     last = [-1e9]
 
-    def show(phase: str, done: int, finished: bool) -> None:
+    def show(phase: str, done: int, total: int, finished: bool) -> None:
         now = time.monotonic()
         if finished or now - last[0] >= 5:
             last[0] = now
-            click.echo(f"verify: {done:,} of {totals[phase]:,} {names[phase]}", err=True)
+            click.echo(f"verify: {done:,} of {total:,} {names[phase]}", err=True)
 
     return show
 
@@ -196,21 +164,7 @@ def _verify_progress(engine: Engine) -> Callable[[str, int, bool], None]:
 @pass_context
 def archive_rebuild_index(ctx: Context, replace: bool, as_json: bool) -> None:
     """Rebuild the database's archive index from the WORM store and its ledger alone."""
-    from bulletin.archiver.rebuild import rebuild_index
-    from bulletin.publisher.delivery import highest_notice_on_platforms
-
-    app = ctx.app
-    engine = app.checked_engine()
-    on_platforms, unread = highest_notice_on_platforms(app.settings, ctx.environ)
-    report = rebuild_index(
-        engine,
-        app.store,
-        app.clock.now(),
-        replace=replace,
-        time_zone=app.settings.agency.time_zone,
-        notice_floor=on_platforms,
-    )
-    report.problems += unread
+    report = records.rebuild(ctx.app, ctx.reader(), replace=replace)
     lines = [f"problem: {p}" for p in report.problems]
     lines.append(
         f"rebuilt {report.records} records and {report.entries} ledger entries from the store"
@@ -271,15 +225,13 @@ def archive_search(
     """Search posts and comments (every version) in the query language holds, requests and
     exports use: words, account: author: thread: kind: state: from: to: (see `hold create
     --help`); each hit names its thread (see `archive thread`)."""
-    from bulletin.archiver.search import parse_query, search
-
     tz = ctx.settings.agency.time_zone
     options = {"author": author, "account": account, "platform": platform, "kind": kind}
     options |= {"from": since, "to": until, "state": state}
-    typed = [query_text or ""]
-    typed += [f"{key}:{shlex.quote(value)}" for key, value in options.items() if value]
-    query = parse_query(" ".join(typed), empty_ok=True)
-    hits = search(ctx.app.checked_engine(), query, time_zone=tz, limit=limit)
+    found = records.search_records(
+        ctx.app, ctx.reader(), query_text or "", terms=options, limit=limit
+    )
+    query, hits = found.query, found.hits
     payload = {
         "query": query.describe(),
         "hits": [
@@ -311,10 +263,9 @@ def archive_search(
 @pass_context
 def archive_thread(ctx: Context, record_id: int, as_json: bool) -> None:
     """A post and its comments and replies in order, each with its versions and states."""
-    from bulletin.archiver.search import thread_of
-
     tz = ctx.settings.agency.time_zone
-    record, items = thread_of(ctx.app.checked_engine(), record_id)
+    thread = records.show_thread(ctx.app, ctx.reader(), record_id)
+    record, items = thread.record, thread.items
     payload = {
         "record": record.id,
         "thread_id": record.thread_id or record.remote_id,
@@ -352,10 +303,7 @@ def archive_thread(ctx: Context, record_id: int, as_json: bool) -> None:
 @pass_context
 def archive_status(ctx: Context, as_json: bool) -> None:
     """Records by account, kind and state; last sweep per account; quarantine; spend."""
-    from bulletin.archiver.status import archive_status as gather
-
-    app = ctx.app
-    status = gather(app.checked_engine(), app.store, ctx.settings, app.clock.now())
+    status = records.status(ctx.app, ctx.reader())
     tz = ctx.settings.agency.time_zone
     names = [r["account"] for r in status["records"]] + list(status["sweeps"])
     width = max([12, *map(len, names), *map(len, status["spend"])])  # the account column
@@ -397,13 +345,7 @@ def archive_status(ctx: Context, as_json: bool) -> None:
 @pass_context
 def archive_sweep(ctx: Context, account: str, full: bool, as_json: bool) -> None:
     """Capture an account's posts and comments now, as the daemon's sweep does."""
-    from bulletin.archiver.capture.sweep import sweep
-
-    app = ctx.app
-    app.checked_engine()
-    if account not in ctx.settings.accounts:
-        raise NotFound(f"no account {account!r} in {ctx.settings.source}")
-    result = sweep(app.archiver, app.connector(account), account, app.clock, full=full)
+    result = records.sweep_now(ctx.app, ctx.reader(), account, full=full)
     emit(
         as_json,
         {k: v for k, v in result.__dict__.items()},

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
+from bulletin.app.moderation import moderate_comment
+from bulletin.archiver.moderation import Action
 from bulletin.cli import ID, Context, emit, json_option, pass_context
-from bulletin.errors import NotFound
-from bulletin.identity import resolve_actor
-from bulletin.models import Record
 
 
 def register(group: click.Group) -> None:
@@ -20,28 +19,12 @@ def comment() -> None:
 
 
 def _moderate(
-    ctx: Context, record_id: int, action: str, reason: str, actor: str | None, as_json: bool
+    ctx: Context, record_id: int, action: Action, reason: str, actor: str | None, as_json: bool
 ) -> None:
-    from sqlmodel import Session
-
-    from bulletin.archiver.moderation import moderate
-
     ctx.warn_open_mode()
-    app = ctx.app
-    engine = app.checked_engine()
-    who = resolve_actor(ctx.settings, actor, ctx.environ, "clerk")
-    with Session(engine) as session:
-        record = session.get(Record, record_id)
-    if record is None:
-        raise NotFound(f"no archived record {record_id}")
-    done = moderate(
-        app.archiver,
-        app.connector(record.account),
-        record_id,
-        action,  # type: ignore[arg-type]
-        actor=who,
-        reason=reason,
-    )
+    acting = ctx.actor(actor)
+    who = acting.name
+    done = moderate_comment(ctx.app, acting, record_id, action, reason=reason)
     emit(
         as_json,
         {
@@ -54,7 +37,7 @@ def _moderate(
             "reason": reason,
         },
         [
-            f"archived comment {record.remote_id} first (record {done.before.id}), then "
+            f"archived comment {done.before.remote_id} first (record {done.before.id}), then "
             f"{action}: now {done.after.state} (record {done.after.id}); "
             f"recorded as moderation record {done.action.id} by {who}"
         ],

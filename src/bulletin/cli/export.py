@@ -8,10 +8,9 @@ from typing import Any
 
 import click
 
-from bulletin.archiver.export import export_bundle, resolve, verify_bundle
+from bulletin.app import Actor, exports
 from bulletin.cli import ID, Context, emit, json_option, pass_context
 from bulletin.cli.records import QUERY_HELP
-from bulletin.identity import resolve_actor
 
 
 def register(group: click.Group) -> None:
@@ -77,12 +76,8 @@ def export(
         raise click.UsageError("--out PATH is required (or use: export verify BUNDLE)")
     ctx = click_ctx.find_object(Context)
     assert ctx is not None
-    settings = ctx.settings
     ctx.warn_open_mode()
-    who = resolve_actor(settings, actor, ctx.environ, "clerk")
-    app = ctx.app
-    engine = app.checked_engine()
-    scope = resolve(engine, settings, request_id, query_text)
+    acting = ctx.actor(actor)
     bar: Any = None
     shown = 0
 
@@ -103,14 +98,12 @@ def export(
         shown = done
 
     try:
-        result = export_bundle(
-            engine,
-            app.store,
-            settings,
-            scope,
+        result = exports.produce(
+            ctx.app,
+            acting,
             out=out,
-            actor=who,
-            now=app.clock.now,
+            request_id=request_id,
+            query=query_text,
             as_zip=as_zip,
             resume=resume,
             bates_start=bates_start,
@@ -177,11 +170,10 @@ def export_verify(ctx: Context, bundle: Path, against_archive: bool | None, as_j
     that each record and its ledger entry match. Exit 1 with one line per problem."""
     if against_archive is None:
         against_archive = bool(ctx.config_path) or Path("bulletin.toml").exists()
-    engine = store = None
     if against_archive:
-        app = ctx.app
-        engine, store = app.checked_engine(), app.store
-    report = verify_bundle(bundle, engine, store)
+        report = exports.verify_bundle(ctx.reader(), bundle, ctx.app)
+    else:
+        report = exports.verify_bundle(Actor(""), bundle)
     checked = "bag, files and records" + (", against the archive" if report.archive_checked else "")
     emit(
         as_json,

@@ -7,11 +7,9 @@ from typing import Any
 
 import click
 
-from bulletin.archiver import holds, requests
+from bulletin.app import holds, requests
 from bulletin.cli import ID, LIMIT, Context, emit, json_option, pass_context
 from bulletin.errors import UsageError
-from bulletin.identity import resolve_actor
-from bulletin.models import Hold, RecordsRequest
 from bulletin.names import printable_text
 from bulletin.timeparse import local_text
 
@@ -29,12 +27,8 @@ def register(group: click.Group) -> None:
     group.add_command(request)
 
 
-def _hold_json(h: Hold, count: int | None = None) -> dict[str, Any]:
-    data = h.model_dump()
-    data["query"] = holds.Query.from_json(h.query).describe()
-    if count is not None:
-        data["records"] = count
-    return data
+def _hold_json(view: holds.HoldView) -> dict[str, Any]:
+    return view.hold.model_dump() | {"query": view.query, "records": view.records}
 
 
 @click.group()
@@ -60,28 +54,20 @@ def hold_create(
     as_json: bool,
 ) -> None:
     """Place a hold on every matching record, and on matching records captured later."""
-    settings = ctx.settings
     ctx.warn_open_mode()
-    who = resolve_actor(settings, actor, ctx.environ, "clerk")
-    query = holds.parse_query(query_text)
-    app = ctx.app
-    engine = app.checked_engine()
-    placed, count = holds.create_hold(
-        engine,
-        app.store,
+    placed = holds.place_hold(
+        ctx.app,
+        ctx.actor(actor),
         name=name,
-        query=query,
+        query=query_text,
         reason=reason,
-        actor=who,
-        now=app.clock.now(),
-        time_zone=settings.agency.time_zone,
         allow_empty=allow_empty,
     )
     emit(
         as_json,
-        _hold_json(placed, count),
-        f"hold {placed.id} placed on {count} records ({name}); matching records captured "
-        "from now on are held too",
+        _hold_json(placed),
+        f"hold {placed.hold.id} placed on {placed.records} records ({name}); matching records "
+        "captured from now on are held too",
     )
 
 
@@ -91,17 +77,17 @@ def hold_create(
 @pass_context
 def hold_list(ctx: Context, include_released: bool, as_json: bool) -> None:
     """Open holds (and records requests' holds) with how many records each covers."""
-    engine = ctx.app.checked_engine()
-    rows = holds.list_holds(engine, include_released)
+    rows = holds.list_holds(ctx.app, ctx.reader(), include_released=include_released)
     tz = ctx.settings.agency.time_zone
     emit(
         as_json,
-        {"holds": [_hold_json(h, n) for h, n in rows]},
+        {"holds": [_hold_json(v) for v in rows]},
         [
-            f"{h.id:>4}  {h.state:<8} {n:>6} records  {local_text(h.created_at, tz)}  {h.name}"
-            + (f"  [request {h.request_id}]" if h.request_id else "")
-            + f"  {holds.Query.from_json(h.query).describe()}"
-            for h, n in rows
+            f"{v.hold.id:>4}  {v.hold.state:<8} {v.records:>6} records  "
+            f"{local_text(v.hold.created_at, tz)}  {v.hold.name}"
+            + (f"  [request {v.hold.request_id}]" if v.hold.request_id else "")
+            + f"  {v.query}"
+            for v in rows
         ]
         or ["no open holds"],
     )
@@ -116,13 +102,12 @@ def hold_list(ctx: Context, include_released: bool, as_json: bool) -> None:
 @pass_context
 def hold_show(ctx: Context, hold_id: int, limit: int, as_json: bool) -> None:
     """One hold: its query, reason, state and the records it covers."""
-    engine = ctx.app.checked_engine()
-    found = holds.get_hold(engine, hold_id)
-    records = holds.members(engine, hold_id)
+    detail = holds.show_hold(ctx.app, ctx.reader(), hold_id)
+    found, records = detail.hold, detail.members
     tz = ctx.settings.agency.time_zone
     lines = [
         f"hold {found.id}  {found.name}  ({found.state})",
-        f"  query      {holds.Query.from_json(found.query).describe()}",
+        f"  query      {detail.query}",
         f"  reason     {found.reason}",
         f"  placed     {local_text(found.created_at, tz)} by {found.created_by}",
     ]
@@ -144,7 +129,7 @@ def hold_show(ctx: Context, hold_id: int, limit: int, as_json: bool) -> None:
         lines.append(f"    … and {len(records) - limit} more (--json lists all)")
     emit(
         as_json,
-        {**_hold_json(found, len(records)), "record_ids": [r.id for r in records]},
+        {**_hold_json(detail), "record_ids": [r.id for r in records]},
         lines,
     )
 
@@ -157,19 +142,8 @@ def hold_show(ctx: Context, hold_id: int, limit: int, as_json: bool) -> None:
 @pass_context
 def hold_release(ctx: Context, hold_id: int, reason: str, actor: str | None, as_json: bool) -> None:
     """Release a hold; records leave legal hold only when no other hold or request covers them."""
-    settings = ctx.settings
     ctx.warn_open_mode()
-    who = resolve_actor(settings, actor, ctx.environ, "clerk")
-    app = ctx.app
-    freed = holds.release_hold(
-        app.checked_engine(),
-        app.store,
-        hold_id,
-        reason=reason,
-        actor=who,
-        now=app.clock.now(),
-        settings=settings,
-    )
+    freed = holds.release_hold(ctx.app, ctx.actor(actor), hold_id, reason=reason)
     emit(
         as_json,
         {"id": hold_id, "state": "released", "left_hold": freed},
@@ -180,11 +154,14 @@ def hold_release(ctx: Context, hold_id: int, reason: str, actor: str | None, as_
 # -- records requests ------------------------------------------------------------------------
 
 
-def _request_json(r: RecordsRequest, days_left: int | None = None) -> dict[str, Any]:
-    data = r.model_dump()
-    data["query"] = holds.Query.from_json(r.query).describe()
-    if days_left is not None:
-        data["days_left"] = days_left
+def _request_json(view: requests.RequestView) -> dict[str, Any]:
+    data = view.request.model_dump() | {"query": view.query}
+    if view.left_hold is None:  # a closed request's JSON says what left legal hold instead
+        data["days_left"] = view.days_left
+    else:
+        data["left_hold"] = view.left_hold
+    if view.records is not None:
+        data["records"] = view.records
     return data
 
 
@@ -224,41 +201,31 @@ def request_open(
     as_json: bool,
 ) -> None:
     """Record a request: compute its statutory due date and hold every record in its scope."""
-    settings = ctx.settings
     ctx.warn_open_mode()
-    who = resolve_actor(settings, actor, ctx.environ, "clerk")
+    who = ctx.actor(actor)
     try:
         received_on = date.fromisoformat(received)
     except ValueError:
         raise UsageError(f"--received {received!r} is not a date (YYYY-MM-DD)") from None
-    query = holds.parse_query(query_text)
-    app = ctx.app
-    now = app.clock.now()
-    opened, count = requests.open_request(
-        app.checked_engine(),
-        app.store,
-        settings,
+    opened = requests.open_request(
+        ctx.app,
+        who,
         requester=requester,
         received=received_on,
         description=description,
-        query=query,
+        query=query_text,
         litigation=litigation,
-        actor=who,
-        now=now,
         allow_empty=allow_empty,
     )
-    rule = settings.requests
-    unit = "business days" if rule.business_days else "calendar days"
-    where = rule.jurisdiction or settings.agency.jurisdiction
-    left = requests.days_left(settings, opened, now)
+    found, rule = opened.request, requests.deadline_rule(ctx.app)
     emit(
         as_json,
-        {**_request_json(opened, left), "records": count},
+        _request_json(opened),
         [
-            f"request {opened.id} opened for {requester}: due {opened.due_on} "
-            f"({rule.response_days} {unit} after receipt, {where}; "
-            f"{_left(left, rule.business_days)})",
-            f"hold {opened.hold_id} placed on {count} records while the request is open",
+            f"request {found.id} opened for {requester}: due {found.due_on} "
+            f"({rule.response_days} {rule.unit} after receipt, {rule.where}; "
+            f"{_left(opened.days_left, rule.business_days)})",
+            f"hold {found.hold_id} placed on {opened.records} records while the request is open",
         ],
     )
 
@@ -269,13 +236,11 @@ def request_open(
 @pass_context
 def request_list(ctx: Context, include_closed: bool, as_json: bool) -> None:
     """Open requests, the soonest due first, with the days left."""
-    settings = ctx.settings
-    app = ctx.app
-    rows = requests.list_requests(app.checked_engine(), settings, app.clock.now(), include_closed)
-    business = settings.requests.business_days
+    rows = requests.list_requests(ctx.app, ctx.reader(), include_closed=include_closed)
+    business = requests.deadline_rule(ctx.app).business_days
     emit(
         as_json,
-        {"requests": [_request_json(r.request, r.days_left) for r in rows]},
+        {"requests": [_request_json(r) for r in rows]},
         [
             f"{r.request.id:>4}  due {r.request.due_on}  "
             f"{(_left(r.days_left, business) if r.request.state == 'open' else 'closed'):<24} "
@@ -293,20 +258,17 @@ def request_list(ctx: Context, include_closed: bool, as_json: bool) -> None:
 @pass_context
 def request_show(ctx: Context, request_id: int, as_json: bool) -> None:
     """One request: its deadline, extensions, scope and hold."""
-    settings = ctx.settings
-    app = ctx.app
-    engine = app.checked_engine()
-    found = requests.get_request(engine, request_id)
-    left = requests.days_left(settings, found, app.clock.now())
-    count = len(holds.members(engine, found.hold_id)) if found.hold_id else 0
-    tz = settings.agency.time_zone
+    view = requests.show_request(ctx.app, ctx.reader(), request_id)
+    business = requests.deadline_rule(ctx.app).business_days
+    found, count = view.request, view.records
+    tz = ctx.settings.agency.time_zone
     lines = [
         f"request {found.id}  {found.state}{'  [litigation]' if found.litigation else ''}",
         f"  requester   {found.requester}",
         f"  asked for   {found.description}",
-        f"  query       {holds.Query.from_json(found.query).describe()}",
+        f"  query       {view.query}",
         f"  received    {found.received_on}",
-        f"  due         {found.due_on}  ({_left(left, settings.requests.business_days)})",
+        f"  due         {found.due_on}  ({_left(view.days_left, business)})",
     ]
     if found.extension_days:
         lines.append(f"  extended    {found.extension_days} days: {found.extension_reason}")
@@ -317,7 +279,7 @@ def request_show(ctx: Context, request_id: int, as_json: bool) -> None:
             f"  closed      {local_text(found.closed_at, tz)} by {found.closed_by}: "
             f"{found.close_reason}"
         )
-    emit(as_json, {**_request_json(found, left), "records": count}, lines)
+    emit(as_json, _request_json(view), lines)
 
 
 @request.command("extend")
@@ -331,27 +293,13 @@ def request_extend(
     ctx: Context, request_id: int, days: int, reason: str, actor: str | None, as_json: bool
 ) -> None:
     """Record an extension of a request's deadline."""
-    settings = ctx.settings
     ctx.warn_open_mode()
-    who = resolve_actor(settings, actor, ctx.environ, "clerk")
-    app = ctx.app
-    now = app.clock.now()
-    found = requests.extend_request(
-        app.checked_engine(),
-        app.store,
-        settings,
-        request_id,
-        days=days,
-        reason=reason,
-        actor=who,
-        now=now,
-    )
-    left = requests.days_left(settings, found, now)
+    view = requests.extend_request(ctx.app, ctx.actor(actor), request_id, days=days, reason=reason)
     emit(
         as_json,
-        _request_json(found, left),
-        f"request {request_id} now due {found.due_on} "
-        f"({_left(left, settings.requests.business_days)})",
+        _request_json(view),
+        f"request {request_id} now due {view.request.due_on} "
+        f"({_left(view.days_left, requests.deadline_rule(ctx.app).business_days)})",
     )
 
 
@@ -365,21 +313,11 @@ def request_close(
     ctx: Context, request_id: int, reason: str, actor: str | None, as_json: bool
 ) -> None:
     """Close a request and release its hold (records another hold covers stay held)."""
-    settings = ctx.settings
     ctx.warn_open_mode()
-    who = resolve_actor(settings, actor, ctx.environ, "clerk")
-    app = ctx.app
-    found, freed = requests.close_request(
-        app.checked_engine(),
-        app.store,
-        settings,
-        request_id,
-        reason=reason,
-        actor=who,
-        now=app.clock.now(),
-    )
+    done = requests.close_request(ctx.app, ctx.actor(actor), request_id, reason=reason)
     emit(
         as_json,
-        {**_request_json(found), "left_hold": freed},
-        f"request {request_id} closed; its hold is released and {freed} records left legal hold",
+        _request_json(done),
+        f"request {request_id} closed; its hold is released and {done.left_hold} records left "
+        "legal hold",
     )

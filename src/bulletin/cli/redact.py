@@ -6,13 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from sqlmodel import Session
 
-from bulletin.archiver import redaction
+from bulletin.app import redactions
 from bulletin.cli import ID, Context, emit, json_option, pass_context
-from bulletin.errors import NotFound, UsageError
-from bulletin.identity import resolve_actor
-from bulletin.models import Record, Redaction
+from bulletin.errors import UsageError
+from bulletin.models import Redaction
 from bulletin.timeparse import local_text
 
 
@@ -22,6 +20,26 @@ def register(group: click.Group) -> None:
 
 def _json(r: Redaction) -> dict[str, Any]:
     return r.model_dump()
+
+
+def parse_span(text: str) -> tuple[int, int]:
+    """``--span START:END`` as two code-point offsets, ``START < END``.
+
+    :raises UsageError: anything else.
+    """
+    start_text, sep, end_text = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        start, end = int(start_text), int(end_text)
+    except ValueError:
+        raise UsageError(
+            f"--span {text!r} is not START:END (code-point offsets into the record's text, "
+            "e.g. 10:24)"
+        ) from None
+    if start < 0 or end <= start:
+        raise UsageError(f"--span {text!r}: START must be 0 or more and END greater than START")
+    return start, end
 
 
 @click.group()
@@ -61,27 +79,23 @@ def redact_add(
     as_json: bool,
 ) -> None:
     """Mark text of one archived record (one version of a post or comment) to withhold."""
-    settings = ctx.settings
     ctx.warn_open_mode()
-    parsed = [redaction.parse_span(s) for s in spans]
+    parsed = [parse_span(s) for s in spans]
     if not parsed and match is None:
         raise UsageError("say what to withhold: --span START:END or --match TEXT")
-    who = resolve_actor(settings, actor, ctx.environ, "clerk")
-    app = ctx.app
-    done = redaction.add(
-        app.checked_engine(),
-        settings,
+    acting = ctx.actor(actor)
+    who = acting.name
+    done = redactions.add_redaction(
+        ctx.app,
+        acting,
         record_id,
         spans=parsed,
         match=match,
         code=code,
         reason=reason,
-        actor=who,
-        now=app.clock.now(),
         all_versions=all_versions,
-        store=app.store,
     )
-    label = redaction.label_of(settings, done.redactions[0].exemption) if done.redactions else code
+    label = redactions.label_of(ctx.app, done.redactions[0].exemption) if done.redactions else code
     lines = [
         f"redaction {r.id}: record {r.record_id} characters {r.start}:{r.end} withheld under "
         f"{label}, by {who}"
@@ -118,18 +132,10 @@ def redact_add(
 def redact_propagate(ctx: Context, redaction_id: int, actor: str | None, as_json: bool) -> None:
     """Withhold a redaction's text in every other archived version of its item too (a
     version captured after the redaction was made, say), same exemption and reason."""
-    settings = ctx.settings
     ctx.warn_open_mode()
-    who = resolve_actor(settings, actor, ctx.environ, "clerk")
-    app = ctx.app
-    done = redaction.propagate(
-        app.checked_engine(),
-        settings,
-        redaction_id,
-        actor=who,
-        now=app.clock.now(),
-        store=app.store,
-    )
+    acting = ctx.actor(actor)
+    who = acting.name
+    done = redactions.propagate_redaction(ctx.app, acting, redaction_id)
     emit(
         as_json,
         {"redactions": [_json(r) for r in done.redactions]},
@@ -149,14 +155,13 @@ def redact_propagate(ctx: Context, redaction_id: int, actor: str | None, as_json
 @pass_context
 def redact_list(ctx: Context, record_id: int | None, include_removed: bool, as_json: bool) -> None:
     """Redactions in force (with --all, removed ones too), oldest first."""
-    settings = ctx.settings
-    rows = redaction.listing(
-        ctx.app.checked_engine(), record_id=record_id, include_removed=include_removed
+    rows = redactions.list_redactions(
+        ctx.app, ctx.reader(), record_id=record_id, include_removed=include_removed
     )
-    tz = settings.agency.time_zone
+    tz = ctx.settings.agency.time_zone
     lines = [
         f"{r.id:>5}  record {r.record_id:<7} {r.start}:{r.end:<6} "
-        f"{redaction.label_of(settings, r.exemption):<22} by {r.created_by} "
+        f"{redactions.label_of(ctx.app, r.exemption):<22} by {r.created_by} "
         f"{local_text(r.created_at, tz)}: {r.reason}"
         + (
             f"  [removed {local_text(r.removed_at, tz)} by {r.removed_by}: {r.removal_reason}]"
@@ -178,18 +183,10 @@ def redact_remove(
     ctx: Context, redaction_id: int, reason: str, actor: str | None, as_json: bool
 ) -> None:
     """Take a redaction out of force (it stays on record, marked removed; audited)."""
-    settings = ctx.settings
     ctx.warn_open_mode()
-    who = resolve_actor(settings, actor, ctx.environ, "clerk")
-    app = ctx.app
-    removed = redaction.remove(
-        app.checked_engine(),
-        redaction_id,
-        actor=who,
-        reason=reason,
-        now=app.clock.now(),
-        store=app.store,
-    )
+    acting = ctx.actor(actor)
+    who = acting.name
+    removed = redactions.remove_redaction(ctx.app, acting, redaction_id, reason=reason)
     emit(
         as_json,
         _json(removed),
@@ -203,11 +200,11 @@ def redact_remove(
 @pass_context
 def redact_codes(ctx: Context, as_json: bool) -> None:
     """The exemption codes a redaction may cite ([redaction] in the configuration)."""
-    codes = ctx.settings.redaction.codes()
+    codes = redactions.exemption_codes(ctx.app, ctx.reader())
     emit(
         as_json,
-        {"codes": {k: v.model_dump() for k, v in sorted(codes.items())}},
-        [f"{k:<8} {v.label:<24} {v.description}" for k, v in sorted(codes.items())]
+        {"codes": {k: v.model_dump() for k, v in codes.items()}},
+        [f"{k:<8} {v.label:<24} {v.description}" for k, v in codes.items()]
         or ["no exemption codes configured (see [redaction] in the configuration)"],
     )
 
@@ -219,28 +216,17 @@ def redact_codes(ctx: Context, as_json: bool) -> None:
 def redact_show(ctx: Context, record_id: int, as_json: bool) -> None:
     """A record's text with the offsets of every word (for --span), its redactions in force,
     and the text as a public production will show it."""
-    settings = ctx.settings
-    engine = ctx.app.checked_engine()
-    with Session(engine) as session:
-        record = session.get(Record, record_id)
-        if record is None:
-            raise NotFound(f"no archived record {record_id}")
-        session.expunge(record)
-    rows = redaction.listing(engine, record_id=record_id)
-    spans = [
-        redaction.Span(r.start, r.end, redaction.label_of(settings, r.exemption)) for r in rows
-    ]
-    words = redaction.words(record.text)
-    public = redaction.redacted_text(record.text, spans)
+    sheet = redactions.redaction_sheet(ctx.app, ctx.reader(), record_id)
+    record, words, public = sheet.record, sheet.words, sheet.public_text
     lines = [
         f"record {record.id}  {record.kind} {record.remote_id} (version {record.version}), "
         f"{len(record.text)} characters",
         "words (START:END for --span):",
         *[f"  {start:>5}:{end:<5} {word}" for start, end, word in words],
-        "redactions in force:" if rows else "no redactions in force",
+        "redactions in force:" if sheet.redactions else "no redactions in force",
         *[
-            f"  {r.id:>5}  {r.start}:{r.end}  {s.label}  ({r.reason})"
-            for r, s in zip(rows, spans, strict=True)
+            f"  {r.id:>5}  {r.start}:{r.end}  {label}  ({r.reason})"
+            for r, label in sheet.redactions
         ],
         "public copy:",
         f"  {public}",
@@ -251,7 +237,7 @@ def redact_show(ctx: Context, record_id: int, as_json: bool) -> None:
             "record_id": record.id,
             "characters": len(record.text),
             "words": [{"start": s, "end": e, "text": w} for s, e, w in words],
-            "redactions": [_json(r) for r in rows],
+            "redactions": [_json(r) for r, _ in sheet.redactions],
             "public_text": public,
         },
         lines,

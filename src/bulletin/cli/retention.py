@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 import click
 
-from bulletin.archiver import disposition, retention
+from bulletin.app import retention
 from bulletin.cli import ID, LIMIT, Context, emit, json_option, pass_context
-from bulletin.errors import NotFound
-from bulletin.identity import resolve_actor
 from bulletin.models import DispositionBatch
 from bulletin.timeparse import local_text
 
 
 def register(group: click.Group) -> None:
     group.add_command(retention_group)
-
-
-def example_schedules() -> dict[str, str]:
-    """The schedules shipped with Bulletin, by name (file name without ``.toml``)."""
-    folder = resources.files("bulletin") / "config" / "retention"
-    return {
-        entry.name.removesuffix(".toml"): entry.read_text(encoding="utf-8")
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
-        if entry.name.endswith(".toml")
-    }
 
 
 @click.group("retention")
@@ -39,21 +26,11 @@ def retention_group() -> None:
 @pass_context
 def retention_show(ctx: Context, as_json: bool) -> None:
     """Print the schedule and how many records each series holds, keeps and has disposed of."""
-    settings = ctx.settings
-    app = ctx.app
-    counts = {c.series: c for c in retention.series_counts(app.checked_engine(), app.clock.now())}
-    rows = retention.schedule(settings, list(counts))
-    for row in rows:
-        count = counts.get(row["series"])
-        row.update(
-            records=str(count.records if count else 0),
-            held=str(count.held if count else 0),
-            past_retention=str(count.past_retention if count else 0),
-            disposed=str(count.disposed if count else 0),
-        )
+    shown = retention.show_schedule(ctx.app, ctx.reader())
+    rows = shown.series
     lines = [
-        f"retention schedule from {settings.source} (default {settings.retention.default_period}, "
-        f"{settings.retention.default_anchor} date, {settings.retention.default_disposition})",
+        f"retention schedule from {shown.source} (default {shown.default_period}, "
+        f"{shown.default_anchor} date, {shown.default_disposition})",
         f"  {'series':<20} {'period':<10} {'anchor':<9} {'disposition':<23} "
         f"{'records':>8} {'held':>6} {'past':>6} {'disposed':>8}",
     ]
@@ -67,7 +44,7 @@ def retention_show(ctx: Context, as_json: bool) -> None:
         "past = past retention, not held, not disposed of; only destroy-after-approval series "
         "are ever listed for destruction"
     )
-    emit(as_json, {"source": settings.source, "series": rows}, lines)
+    emit(as_json, {"source": shown.source, "series": rows}, lines)
 
 
 @retention_group.command("example")
@@ -75,14 +52,11 @@ def retention_show(ctx: Context, as_json: bool) -> None:
 @pass_context
 def retention_example(ctx: Context, name: str | None) -> None:
     """Print a shipped example schedule (no NAME: list them). Confirm with your records officer."""
-    shipped = example_schedules()
     if name is None:
-        for key in shipped:
+        for key in retention.example_schedules():
             click.echo(key)
         return
-    if name not in shipped:
-        raise NotFound(f"no example schedule {name!r} (shipped: {', '.join(shipped)})")
-    click.echo(shipped[name], nl=False)
+    click.echo(retention.example_schedule(name), nl=False)
 
 
 @retention_group.command("apply")
@@ -93,13 +67,8 @@ def retention_example(ctx: Context, name: str | None) -> None:
 def retention_apply(ctx: Context, dry_run: bool, actor: str | None, as_json: bool) -> None:
     """Re-compute retain-until from the schedule and extend records and store objects; never
     shortens."""
-    settings = ctx.settings
     ctx.warn_open_mode()
-    who = resolve_actor(settings, actor, ctx.environ, "admin")
-    app = ctx.app
-    report = retention.apply_schedule(
-        app.checked_engine(), app.store, settings, app.clock.now(), who, dry_run=dry_run
-    )
+    report = retention.apply_schedule(ctx.app, ctx.actor(actor), dry_run=dry_run)
     verb = "would extend" if dry_run else "extended"
     lines = []
     for name, change in sorted(report.series.items()):
@@ -134,13 +103,8 @@ def _batch_json(b: DispositionBatch) -> dict[str, Any]:
 @pass_context
 def retention_list_batch(ctx: Context, actor: str | None, as_json: bool) -> None:
     """List the records due for destruction into a new batch now (the daemon does it nightly)."""
-    settings = ctx.settings
     ctx.warn_open_mode()
-    who = resolve_actor(settings, actor, ctx.environ, "admin")
-    app = ctx.app
-    batch = disposition.build_disposition_batch(
-        app.checked_engine(), app.store, settings, app.clock.now(), who
-    )
+    batch = retention.list_batch(ctx.app, ctx.actor(actor))
     if batch is None:
         emit(as_json, {"id": None}, "nothing is due for destruction")
         return
@@ -158,8 +122,7 @@ def retention_list_batch(ctx: Context, actor: str | None, as_json: bool) -> None
 @pass_context
 def retention_batches(ctx: Context, as_json: bool) -> None:
     """Disposition batches, newest first: listed, approved (destroyed) or stale."""
-    engine = ctx.app.checked_engine()
-    batches = disposition.list_batches(engine)
+    batches = retention.list_batches(ctx.app, ctx.reader())
     tz = ctx.settings.agency.time_zone
     emit(
         as_json,
@@ -184,15 +147,9 @@ def retention_batches(ctx: Context, as_json: bool) -> None:
 @pass_context
 def retention_show_batch(ctx: Context, batch_id: int, limit: int, as_json: bool) -> None:
     """One batch: its records, membership hash and, once approved, its verified certificate."""
-    app = ctx.app
-    engine = app.checked_engine()
-    batch, items = disposition.get_batch(engine, batch_id)
+    detail = retention.show_batch(ctx.app, ctx.reader(), batch_id)
+    batch, items, problems = detail.batch, detail.items, detail.certificate_problems
     tz = ctx.settings.agency.time_zone
-    problems = (
-        disposition.verify_certificate(engine, app.store, batch_id)
-        if batch.certificate_sha256
-        else []
-    )
     lines = [
         f"batch {batch.id}  {batch.state}  {batch.record_count} records",
         f"  membership  sha256 {batch.membership_sha256}",
@@ -236,13 +193,10 @@ def retention_show_batch(ctx: Context, batch_id: int, limit: int, as_json: bool)
 def retention_approve_batch(ctx: Context, batch_id: int, actor: str | None, as_json: bool) -> None:
     """Destroy a listed batch and write its certificate of destruction (refused if the batch
     changed since it was listed or was approved already)."""
-    settings = ctx.settings
     ctx.warn_open_mode()
-    who = resolve_actor(settings, actor, ctx.environ, "approver")
-    app = ctx.app
-    result = disposition.approve_batch(
-        app.checked_engine(), app.store, settings, batch_id, actor=who, now=app.clock.now()
-    )
+    acting = ctx.actor(actor)
+    who = acting.name
+    result = retention.approve_batch(ctx.app, acting, batch_id)
     emit(
         as_json,
         {

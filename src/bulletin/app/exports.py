@@ -1,0 +1,72 @@
+"""Productions, as a records clerk makes and checks them: every version of every record in a
+request's or a query's scope as a BagIt bundle (see :mod:`bulletin.archiver.export`).
+
+Producing needs the clerk role; checking a bundle needs none (it is done anywhere, with or
+without the archive).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from bulletin.app.actor import Actor
+from bulletin.app.context import App
+from bulletin.archiver.export import BundleReport, ExportResult, export_bundle, resolve
+from bulletin.archiver.export import verify_bundle as check_bundle
+from bulletin.identity import require_role
+
+Production = Literal["public", "counsel"]
+
+
+def produce(
+    app: App,
+    actor: Actor,
+    *,
+    request_id: int | None = None,
+    query: str | None = None,
+    out: Path,
+    production: Production = "public",
+    as_zip: bool = False,
+    resume: bool = False,
+    bates_start: int | None = None,
+    renderings: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExportResult:
+    """Write the production of records request ``request_id`` or of ``query`` (exactly one)
+    to ``out``; ``progress(done, total)`` hears how far it has got.
+
+    :raises Refused: ``actor`` is not a clerk; ``out`` exists; a Bates range overlaps.
+    :raises UsageError: neither or both scopes, a bad query, an unknown account.
+    :raises NotFound: no such request.
+    """
+    require_role(app.settings, actor.name, "clerk")
+    engine = app.checked_engine()
+    scope = resolve(engine, app.settings, request_id, query)
+    return export_bundle(
+        engine,
+        app.store,
+        app.settings,
+        scope,
+        out=out,
+        actor=actor.name,
+        now=app.clock.now,
+        as_zip=as_zip,
+        resume=resume,
+        bates_start=bates_start,
+        progress=progress,
+        production=production,
+        renderings=renderings,
+    )
+
+
+def verify_bundle(actor: Actor, bundle: Path, app: App | None = None) -> BundleReport:
+    """Check the bundle at ``bundle``: bag validity, every file's and record's hash; with
+    ``app``, against its archive and ledger too. Never raises for what it finds.
+
+    :raises UsageError: ``bundle`` does not exist or is no bag.
+    """
+    if app is None:
+        return check_bundle(bundle)
+    return check_bundle(bundle, app.checked_engine(), app.store)

@@ -1,0 +1,129 @@
+"""Redactions, as a records clerk adds, propagates, lists and removes them.
+
+Changing redactions needs the clerk role; anyone may read them. The archive itself never
+changes: a redaction shapes what a public production shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bulletin.app.actor import Actor
+from bulletin.app.context import App
+from bulletin.app.records import get_record
+from bulletin.archiver import redaction
+from bulletin.config.archive import ExemptionCode
+from bulletin.identity import require_role
+from bulletin.models import Record, Redaction
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """A record's text as a clerk redacts it: its words with their offsets, its redactions in
+    force with their labels, and the text as a public production shows it."""
+
+    record: Record
+    words: list[tuple[int, int, str]]
+    redactions: list[tuple[Redaction, str]]
+    public_text: str
+
+
+def label_of(app: App, code: str) -> str:
+    """How exemption ``code`` is cited (its label, else the code)."""
+    return redaction.label_of(app.settings, code)
+
+
+def add_redaction(
+    app: App,
+    actor: Actor,
+    record_id: int,
+    *,
+    code: str,
+    reason: str,
+    spans: Sequence[tuple[int, int]] = (),
+    match: str | None = None,
+    all_versions: bool = False,
+) -> redaction.Added:
+    """Withhold ``spans`` (or every occurrence of ``match``) of a record's text under exemption
+    ``code``; with ``all_versions`` in the item's other archived versions too.
+
+    :raises Refused: ``actor`` is not a clerk; a span overlaps one in force; the record was
+        destroyed.
+    :raises UsageError: nothing to withhold (remedy ``span-or-match``), a span outside the text,
+        an unknown code, no reason.
+    :raises NotFound: no such record.
+    """
+    require_role(app.settings, actor.name, "clerk")
+    return redaction.add(
+        app.checked_engine(),
+        app.settings,
+        record_id,
+        spans=spans,
+        match=match,
+        code=code,
+        reason=reason,
+        actor=actor.name,
+        now=app.clock.now(),
+        all_versions=all_versions,
+        store=app.store,
+    )
+
+
+def propagate_redaction(app: App, actor: Actor, redaction_id: int) -> redaction.Added:
+    """Withhold a redaction's text in every other archived version of its item too.
+
+    :raises Refused: ``actor`` is not a clerk; the redaction was removed.
+    :raises NotFound: no such redaction.
+    """
+    require_role(app.settings, actor.name, "clerk")
+    engine, now = app.checked_engine(), app.clock.now()
+    return redaction.propagate(
+        engine, app.settings, redaction_id, actor=actor.name, now=now, store=app.store
+    )
+
+
+def list_redactions(
+    app: App, actor: Actor, *, record_id: int | None = None, include_removed: bool = False
+) -> list[Redaction]:
+    """Redactions in force (with ``include_removed``, all), oldest first."""
+    return redaction.listing(
+        app.checked_engine(), record_id=record_id, include_removed=include_removed
+    )
+
+
+def remove_redaction(app: App, actor: Actor, redaction_id: int, *, reason: str) -> Redaction:
+    """Take a redaction out of force (it stays on record, marked removed).
+
+    :raises Refused: ``actor`` is not a clerk; removed already.
+    :raises NotFound: no such redaction.
+    :raises UsageError: no reason.
+    """
+    require_role(app.settings, actor.name, "clerk")
+    engine, now = app.checked_engine(), app.clock.now()
+    return redaction.remove(
+        engine, redaction_id, actor=actor.name, reason=reason, now=now, store=app.store
+    )
+
+
+def exemption_codes(app: App, actor: Actor) -> dict[str, ExemptionCode]:
+    """The exemption codes a redaction may cite, by code, sorted."""
+    return dict(sorted(app.settings.redaction.codes().items()))
+
+
+def redaction_sheet(app: App, actor: Actor, record_id: int) -> Sheet:
+    """A record's words, redactions in force and public text.
+
+    :raises NotFound: no such record.
+    """
+    engine = app.checked_engine()
+    record = get_record(engine, record_id)
+    rows = redaction.listing(engine, record_id=record_id)
+    labelled = [(r, label_of(app, r.exemption)) for r in rows]
+    spans = [redaction.Span(r.start, r.end, label) for r, label in labelled]
+    return Sheet(
+        record,
+        redaction.words(record.text),
+        labelled,
+        redaction.redacted_text(record.text, spans),
+    )
