@@ -67,13 +67,7 @@ from bulletin.archiver.store.base import (
     sha256_hex,
 )
 from bulletin.archiver.store.catalog import Catalog, Meta, is_full, iso
-from bulletin.archiver.store.files import (
-    barrier,
-    fsync_dir,
-    fsync_file,
-    rename_no_replace,
-    write_new,
-)
+from bulletin.archiver.store.files import barrier, rename_no_replace, write_new
 from bulletin.archiver.store.layout import file_of, walk_keys
 from bulletin.archiver.store.recovery import import_sidecars, remove_stale_temp_files
 from bulletin.clock import utc
@@ -84,6 +78,7 @@ from bulletin.errors import (
     RetentionViolation,
     StoreUnavailable,
 )
+from bulletin.files import fsync_dir, fsync_file
 
 STAGING = ".staging"
 FOREVER = datetime.max.replace(tzinfo=UTC)

@@ -20,10 +20,11 @@ import re
 from collections.abc import Set
 from pathlib import Path
 
-from bulletin.archiver.store.catalog import LAYOUT, Catalog, Meta, parse_iso
+from bulletin.archiver.store.catalog import LAYOUT, Catalog, Meta
 from bulletin.archiver.store.files import barrier, pid_alive
 from bulletin.archiver.store.layout import META_SUFFIX, file_of
 from bulletin.errors import ArchiveError
+from bulletin.timeparse import parse_iso
 
 _TOKEN = re.compile(r"^(\d+)-[0-9a-f]+")
 
