@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from bulletin import audit
 from bulletin.archiver import holds, ledger
 from bulletin.archiver.disposition.batches import (
+    batch_items,
     destroyable,
     item_of,
     membership_hash,
@@ -101,13 +102,7 @@ def approve_batch(
     holds.refresh_holds(engine, store, now, settings.agency.time_zone, strict=True)
     with Session(engine) as session:
         batch = _require_listed(session, batch_id)
-        items = list(
-            session.exec(
-                select(DispositionItem)
-                .where(col(DispositionItem.batch_id) == batch_id)
-                .order_by(col(DispositionItem.record_id))
-            ).all()
-        )
+        items = batch_items(session, batch_id)
         listed = [
             {
                 "record_id": i.record_id,

@@ -142,14 +142,19 @@ def get_batch(engine: Engine, batch_id: int) -> tuple[DispositionBatch, list[Dis
         batch = session.get(DispositionBatch, batch_id)
         if batch is None:
             raise NotFound(f"no disposition batch {batch_id}")
-        items = list(
-            session.exec(
-                select(DispositionItem)
-                .where(col(DispositionItem.batch_id) == batch_id)
-                .order_by(col(DispositionItem.record_id))
-            ).all()
-        )
+        items = batch_items(session, batch_id)
     return batch, items
+
+
+def batch_items(session: Session, batch_id: int) -> list[DispositionItem]:
+    """The frozen membership of batch ``batch_id``, by record id."""
+    return list(
+        session.exec(
+            select(DispositionItem)
+            .where(col(DispositionItem.batch_id) == batch_id)
+            .order_by(col(DispositionItem.record_id))
+        ).all()
+    )
 
 
 def list_batches(engine: Engine) -> list[DispositionBatch]:

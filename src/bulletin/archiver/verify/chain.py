@@ -110,13 +110,7 @@ def check_chain(
                 Problem("entry-altered", subject, "its content does not match its hash")
             )
         while pending is not None and pending[0] < entry.seq:
-            report.problems.append(
-                Problem(
-                    "mirror-without-row",
-                    f"ledger {pending[0]}",
-                    "the store's ledger mirror holds an entry the database lacks",
-                )
-            )
+            _without_row(report, pending[0])
             pending = next(mirrored, None)
         if pending is not None and pending[0] == entry.seq:
             if pending[1] != json.loads(ledger.mirror_bytes(entry)):
@@ -132,15 +126,19 @@ def check_chain(
         if progress and report.entries % batch == 0:
             progress("ledger", report.entries, False)
     while pending is not None:
-        report.problems.append(
-            Problem(
-                "mirror-without-row",
-                f"ledger {pending[0]}",
-                "the store's ledger mirror holds an entry the database lacks",
-            )
-        )
+        _without_row(report, pending[0])
         pending = next(mirrored, None)
     report.head_hash = prev_hash
+
+
+def _without_row(report: Report, seq: int) -> None:
+    report.problems.append(
+        Problem(
+            "mirror-without-row",
+            f"ledger {seq}",
+            "the store's ledger mirror holds an entry the database lacks",
+        )
+    )
 
 
 # -- witnesses outside the store, and checkpoints overdue -----------------------------------
