@@ -25,6 +25,8 @@ class Problem:
 
 @dataclass
 class Report:
+    """What one run counted and found: ``problems`` fail it, ``notes`` and ``warnings`` do not."""
+
     records: int = 0
     entries: int = 0
     objects: int = 0
