@@ -49,8 +49,8 @@ from _support import database  # noqa: E402
 from bulletin.app import App  # noqa: E402
 from bulletin.archiver.archive import Capture  # noqa: E402
 from bulletin.archiver.capture.sweep import sweep  # noqa: E402
-from bulletin.archiver.search import _PG_VECTOR as PG_VECTOR  # noqa: E402
 from bulletin.archiver.search import Query, search, thread_of  # noqa: E402
+from bulletin.archiver.search.conditions import PG_VECTOR  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
 from bulletin.connectors.base import RemoteItem  # noqa: E402
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, SandboxServer  # noqa: E402

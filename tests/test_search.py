@@ -173,9 +173,9 @@ def test_search_by_a_rare_state_reads_only_that_states_items(
     or without words, finds each (every version of it searchable), through the partial index
     of that state on SQLite; an item's other filters still apply. With a small walk budget
     the words are looked up among the state's ids instead: the same answers."""
-    from bulletin.archiver import search as search_module
+    from bulletin.archiver.search import pages
 
-    monkeypatch.setattr(search_module, "_WALK_BUDGET", walk_budget)
+    monkeypatch.setattr(pages, "_WALK_BUDGET", walk_budget)
     archiver = instance.app.archiver
     archiver.archive_batch([_comment(f"c{i}", f"snow route {i}", i) for i in range(400)])
     archiver.archive_batch([_comment("c7", "snow route 7", 7, state="hidden")])

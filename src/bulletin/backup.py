@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bulletin.archiver.store.files import fsync_dir, fsync_file
 from bulletin.db import is_sqlite, sqlite_path
 from bulletin.errors import DatabaseError, UsageError
+from bulletin.files import fsync_dir, fsync_file
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ One syntax for every span of time Bulletin reads (retention periods, grace and g
 durations, ``+30min`` publish times): a whole number and a unit, ``s``, ``min``, ``h``, ``d``,
 ``w``, ``mo`` or ``y``, or a long form (``30 minutes``, ``6 months``, ``1 year``). A bare
 ``m`` is refused: minutes and months must never be confused.
+
+Also the one reading and writing of ISO 8601 instants that code exchanges (files, stores,
+platform APIs): :func:`parse_iso`, :func:`iso_utc` and :func:`iso_basic`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
+from bulletin.clock import utc
 from bulletin.errors import UsageError
 
 _DAY_TIME = re.compile(r"^(today|tomorrow)\s+(\d{1,2})(?::(\d{2}))?(?:\s*([ap])\.?m\.?)?$")
@@ -79,6 +83,27 @@ class Span:
         if self.calendar and moved.day < local.day:
             moved += timedelta(days=1)
         return moved.replace(tzinfo=zone).astimezone(UTC)
+
+
+def parse_iso(text: str) -> datetime:
+    """ISO 8601 text as aware UTC: an offset as ``Z``, ``+00:00`` or ``+0000``; a time
+    without one is taken to be UTC already.
+
+    :raises ValueError: not ISO 8601.
+    """
+    return utc(datetime.fromisoformat(text.strip()))
+
+
+def iso_utc(when: datetime, timespec: str = "auto") -> str:
+    """``when`` as ISO 8601 UTC text ending in ``Z`` (``2026-11-25T15:00:00Z``; a naive
+    ``when`` is taken to be UTC). ``timespec`` as :meth:`datetime.isoformat` takes it:
+    ``"microseconds"`` gives fixed-width text that sorts as text."""
+    return utc(when).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def iso_basic(when: datetime) -> str:
+    """``when`` as compact ISO 8601 UTC text for file and key names: ``20261125T150000Z``."""
+    return utc(when).strftime("%Y%m%dT%H%M%SZ")
 
 
 def parse_span(text: str) -> Span:

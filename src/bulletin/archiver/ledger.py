@@ -19,6 +19,7 @@ from bulletin.archiver.retention import PERMANENT
 from bulletin.archiver.store.base import WormStore
 from bulletin.locks import KEY_SQL
 from bulletin.models import LedgerEntry
+from bulletin.timeparse import iso_basic
 
 GENESIS = "0" * 64
 
@@ -233,8 +234,7 @@ def write_checkpoint(session: Session, store: WormStore, now: datetime) -> str |
     last = head(session)
     if last is None:
         return None
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    key = f"{CHECKPOINT_PREFIX}{stamp}-{last.seq:012d}.json"
+    key = f"{CHECKPOINT_PREFIX}{iso_basic(now)}-{last.seq:012d}.json"
     body = canonical_plain(
         {"head_seq": last.seq, "head_hash": last.entry_hash, "at": now.isoformat()}
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from datetime import UTC, datetime
+from datetime import datetime
+
+from bulletin.timeparse import parse_iso
 
 _URL = re.compile(r"https?://\S+")
 
@@ -22,10 +24,7 @@ def parse_platform_time(value: str | None) -> datetime | None:
     """``2026-11-25T15:00:00.000Z`` (X) or ``2026-11-25T15:00:00+0000`` (Graph), as aware UTC."""
     if not value:
         return None
-    text = value.replace("Z", "+00:00")
-    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
-        text = text[:-2] + ":" + text[-2:]
     try:
-        return datetime.fromisoformat(text).astimezone(UTC)
+        return parse_iso(value)
     except ValueError:
         return None

@@ -16,10 +16,9 @@ import fcntl
 import hashlib
 import html
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,9 @@ from bulletin.connectors.base import (
     RemoteItem,
 )
 from bulletin.errors import MalformedResponse, Rejected, Retryable
+from bulletin.files import write_atomically
 from bulletin.names import text_problem
+from bulletin.timeparse import iso_utc, parse_iso
 
 ATOM = "http://www.w3.org/2005/Atom"
 TOMBSTONES = "http://purl.org/atompub/tombstones/1.0"  # RFC 6721
@@ -142,8 +143,8 @@ class FeedConnector(Connector):
         entry = ET.Element(_q("entry"))
         ET.SubElement(entry, _q("id")).text = self.entry_id(post.key)
         ET.SubElement(entry, _q("title")).text = post.title or _title_from(post.text)
-        ET.SubElement(entry, _q("updated")).text = _stamp(now)
-        ET.SubElement(entry, _q("published")).text = _stamp(now)
+        ET.SubElement(entry, _q("updated")).text = iso_utc(now, "seconds")
+        ET.SubElement(entry, _q("published")).text = iso_utc(now, "seconds")
         ET.SubElement(entry, _q("category"), term=post.category)
         ET.SubElement(entry, _q("content"), type="text").text = post.text
         alternate = post.link or self.entry_page(post.key)
@@ -175,7 +176,7 @@ class FeedConnector(Connector):
         root.insert(index, entry)
         updated = root.find(_q("updated"))
         assert updated is not None
-        updated.text = _stamp(now)
+        updated.text = iso_utc(now, "seconds")
         self._write(root)
         return self._result(entry)
 
@@ -210,12 +211,14 @@ class FeedConnector(Connector):
         now = self.clock.now()
         index = list(root).index(entry)
         root.remove(entry)
-        tombstone = ET.Element(f"{{{TOMBSTONES}}}deleted-entry", ref=entry_id, when=_stamp(now))
+        tombstone = ET.Element(
+            f"{{{TOMBSTONES}}}deleted-entry", ref=entry_id, when=iso_utc(now, "seconds")
+        )
         ET.SubElement(tombstone, f"{{{TOMBSTONES}}}comment").text = "withdrawn"
         root.insert(index, tombstone)
         updated = root.find(_q("updated"))
         if updated is not None:
-            updated.text = _stamp(now)
+            updated.text = iso_utc(now, "seconds")
         self._write(root)
 
     def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
@@ -261,7 +264,7 @@ class FeedConnector(Connector):
         root = ET.Element(_q("feed"))
         ET.SubElement(root, _q("id")).text = f"urn:bulletin:{self.name}"
         ET.SubElement(root, _q("title")).text = self.title
-        ET.SubElement(root, _q("updated")).text = _stamp(self.clock.now())
+        ET.SubElement(root, _q("updated")).text = iso_utc(self.clock.now(), "seconds")
         ET.SubElement(root, _q("author")).append(_named(self.title))
         ET.SubElement(root, _q("generator")).text = "Bulletin"
         return root
@@ -269,25 +272,9 @@ class FeedConnector(Connector):
     def _write(self, root: ET.Element) -> None:
         self._feed_links(root)
         data = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8")
-        directory = self.path.parent
         try:
-            _public_dir(directory)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            dir_fd = os.open(directory, os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            _public_dir(self.path.parent)
+            write_atomically(self.path, data, mode=0o644)
         except OSError as e:
             raise Retryable(f"feed {self.path}: cannot write: {e.strerror}") from e
 
@@ -299,7 +286,8 @@ class FeedConnector(Connector):
         try:
             if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
                 return name
-            _write_atomically(path, media.data)
+            _public_dir(path.parent)
+            write_atomically(path, media.data, mode=0o644)
         except OSError as e:
             raise Retryable(f"feed {self.path}: cannot write {name}: {e.strerror}") from e
         return name
@@ -340,7 +328,7 @@ class FeedConnector(Connector):
             remote_id=remote_id,
             text=entry.findtext(_q("content")) or "",
             author=self.name,
-            posted_at=datetime.fromisoformat(published) if published else None,
+            posted_at=parse_iso(published) if published else None,
             url=link.get("href") if link is not None else None,
             parent_id=parent,
             thread_id=parent or remote_id,
@@ -370,34 +358,10 @@ def _public_dir(directory: Path) -> None:
         os.chmod(path, 0o755)  # noqa: S103 - public by design, like the feed itself
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """``data`` in ``path``, durably, whole or not at all (a temporary file, then a rename)."""
-    _public_dir(path.parent)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def _named(name: str) -> ET.Element:
     element = ET.Element(_q("name"))
     element.text = name
     return element
-
-
-def _stamp(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _title_from(text: str, limit: int = 80) -> str:

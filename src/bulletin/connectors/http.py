@@ -21,6 +21,7 @@ import structlog
 from requests.adapters import HTTPAdapter
 
 from bulletin.connectors.platforms import PLATFORMS
+from bulletin.fetch import read_capped
 
 if TYPE_CHECKING:
     from bulletin.clock import Clock
@@ -184,11 +185,9 @@ def fetch_bytes(
         with session.get(url, timeout=timeout, stream=True) as response:
             if not response.ok:
                 raise Retryable(f"fetching an attachment answered {response.status_code}")
-            data = b""
-            for chunk in response.iter_content(64 * 1024):
-                data += chunk
-                if len(data) > max_bytes:
-                    raise Retryable(f"an attachment is larger than {max_bytes} bytes")
+            data = read_capped(response, max_bytes)
+            if len(data) > max_bytes:
+                raise Retryable(f"an attachment is larger than {max_bytes} bytes")
             return data, response.headers.get("content-type")
     except requests.RequestException as e:
         # Not chained and no URL: a platform's media URL may carry a signature.

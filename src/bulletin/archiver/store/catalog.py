@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bulletin.archiver.store.base import ObjectInfo
-from bulletin.clock import utc
+from bulletin.timeparse import iso_utc, parse_iso
 
 CATALOG = ".retention.db"
 LAYOUT = "2"  # 1: a .meta.json sidecar per object; 2: this catalog
@@ -55,12 +55,7 @@ ON CONFLICT (key) DO UPDATE SET
 @functools.lru_cache(maxsize=64)  # a batch's objects mostly share a few retain-until times
 def iso(when: datetime) -> str:
     """Fixed-width ISO 8601 UTC text of ``when`` (sorts as text)."""
-    return utc(when).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def parse_iso(text: str) -> datetime:
-    """The aware UTC datetime of ISO 8601 text (``Z`` or an offset)."""
-    return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    return iso_utc(when, "microseconds")
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """File primitives the local store is built from: create without replacing, move without
-replacing, and durability barriers (``syncfs(2)`` where Linux offers it, else fsync)."""
+replacing, and durability barriers (``syncfs(2)`` where Linux offers it, else an fsync of each
+file and folder, :mod:`bulletin.files`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from bulletin.files import fsync_dir, fsync_file
 
 
 def _libc(name: str) -> Any:
@@ -61,24 +64,6 @@ def rename_no_replace(source: str, target: str) -> bool:
         return False
     os.unlink(source)
     return True
-
-
-def fsync_file(path: str | Path) -> None:
-    """Make the contents of ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(directory: str | Path) -> None:
-    """Make the entries of ``directory`` (names created, renamed, removed) durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def barrier(root: Path, files: Iterable[str | Path], dirs: Iterable[str | Path] = ()) -> None:

@@ -1,18 +1,6 @@
-"""The local directory WORM store: plain files, written once, hash-checked.
-
-Layout under ``root``::
-
-    sha256/ab/<hex>     a content-addressed object (the bytes as given, mode 0o444)
-    ledger/<...>        objects with meaningful keys, stored at their key
-    .retention.db       the retention catalog (SQLite, WAL): one row per object with its
-                        sha256, size, retain_until (ISO UTC) and legal_hold; see
-                        :mod:`bulletin.archiver.store.catalog`
-    .staging/           one marker per open store
-
-Content-addressed objects fan out by the first two hex digits (256 directories, as git does);
-:meth:`LocalStore.keys` still yields the logical key ``sha256/<hex>``. Every object can be read
-with standard tools (``cat``, ``jq``, ``sha256sum``), and the catalog with ``sqlite3``
-(``SELECT * FROM objects WHERE key = 'sha256/…'``). One object costs one file creation.
+"""The local directory WORM store: plain files, written once, hash-checked. Where each key
+lives on disk: :mod:`.layout`; what a crash or an older layout leaves, cleaned up at open:
+:mod:`.recovery`.
 
 Which keys exist is decided by the files alone; the catalog only says how long each is kept.
 
@@ -54,22 +42,13 @@ copied in by hand) reads as retained indefinitely with no hold, so it can never 
 until a put of the same bytes writes the row again. A put of bytes already stored leaves their
 retention as it is: extend it with :meth:`LocalStore.extend_retention` and
 :meth:`LocalStore.set_legal_hold`.
-
-Stores written before the catalog existed kept a sidecar ``<file>.meta.json`` per object. The
-first open of such a root imports every sidecar into the catalog (merging as above) in one
-transaction, then removes the sidecars, then marks the root as migrated; a crash in between
-imports what is left again at the next open (the merge only extends retention and keeps holds).
-Do not run an older version against a migrated root: it would read every object as lacking
-its sidecar, hence retained indefinitely.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
-import re
 import secrets
 import sqlite3
 import stat
@@ -81,22 +60,16 @@ from heapq import merge
 from pathlib import Path
 
 from bulletin.archiver.store.base import (
-    OBJECT_PREFIX,
     ObjectInfo,
     PutResult,
     WormStore,
     digest_of_key,
     sha256_hex,
 )
-from bulletin.archiver.store.catalog import LAYOUT, Catalog, Meta, is_full, iso, parse_iso
-from bulletin.archiver.store.files import (
-    barrier,
-    fsync_dir,
-    fsync_file,
-    pid_alive,
-    rename_no_replace,
-    write_new,
-)
+from bulletin.archiver.store.catalog import Catalog, Meta, is_full, iso
+from bulletin.archiver.store.files import barrier, rename_no_replace, write_new
+from bulletin.archiver.store.layout import file_of, walk_keys
+from bulletin.archiver.store.recovery import import_sidecars, remove_stale_temp_files
 from bulletin.clock import utc
 from bulletin.errors import (
     ArchiveError,
@@ -105,13 +78,11 @@ from bulletin.errors import (
     RetentionViolation,
     StoreUnavailable,
 )
+from bulletin.files import fsync_dir, fsync_file
 
-META_SUFFIX = ".meta.json"  # the sidecars of the layout before the catalog
 STAGING = ".staging"
 FOREVER = datetime.max.replace(tzinfo=UTC)
-_HEX = frozenset("0123456789abcdef")
 _LIVE_TOKENS: set[str] = set()  # tokens of the stores open in this process
-_TOKEN = re.compile(r"^(\d+)-[0-9a-f]+")
 _ABSENT = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
@@ -172,18 +143,7 @@ class LocalStore(WormStore):
         return Path(self._file(key))
 
     def _file(self, key: str) -> str:
-        digest = digest_of_key(key)
-        if digest is not None:
-            if len(digest) != 64 or not set(digest) <= _HEX:
-                raise ArchiveError(f"invalid key {key!r}: not sha256/ and 64 lowercase hex")
-            return f"{self._root}/sha256/{digest[:2]}/{digest}"
-        parts = key.split("/")
-        for part in parts:
-            if not part or part in {".", ".."} or part.startswith(".") or "\\" in part:
-                raise ArchiveError(f"invalid key {key!r}: empty, dot or backslash segment")
-            if part.endswith(META_SUFFIX) or "\0" in part:
-                raise ArchiveError(f"invalid key {key!r}: reserved name")
-        return os.path.join(self._root, *parts)
+        return file_of(self._root, key)
 
     def _object_temp(self, directory: str) -> str:
         self._counter += 1
@@ -352,7 +312,7 @@ class LocalStore(WormStore):
         with self._lock:
             staged = sorted(k for k in self._staged if k.startswith(prefix))
         seen = set(staged)
-        on_disk = (k for k in self._walk(self.root, (), prefix) if k not in seen)
+        on_disk = (k for k in self._on_disk(prefix) if k not in seen)
         yield from merge(on_disk, staged)
 
     def flush(self) -> None:
@@ -398,69 +358,14 @@ class LocalStore(WormStore):
     # -- housekeeping ------------------------------------------------------------------------
 
     def remove_stale_temp_files(self) -> int:
-        """Remove the temporary files of stores whose process has gone (a crash).
-
-        Cheap when nothing crashed: only ``.staging`` is read. Returns how many were removed.
-        """
-        stale: set[str] = set()
-        entries = list(os.scandir(self._staging))
-        for entry in entries:
-            match = _TOKEN.match(entry.name)
-            if match is None:
-                continue
-            token, pid = match.group(0), int(match.group(1))
-            if token in _LIVE_TOKENS or (pid != os.getpid() and pid_alive(pid)):
-                continue
-            stale.add(token)
-        if not stale:
-            return 0
-        removed = 0
-        prefixes = tuple(f".{token}-" for token in stale)
-        for directory, folders, names in os.walk(self.root):
-            folders[:] = [f for f in folders if not f.startswith(".")]
-            for name in names:
-                if name.startswith(prefixes):
-                    os.unlink(os.path.join(directory, name))
-                    removed += 1
-        for entry in entries:
-            match = _TOKEN.match(entry.name)
-            if match is not None and match.group(0) in stale:
-                os.unlink(entry.path)
-                removed += not entry.name.endswith(".open")
-        return removed
+        """Remove the temporary files of stores whose process has gone (a crash); returns how
+        many (:func:`~bulletin.archiver.store.recovery.remove_stale_temp_files`)."""
+        return remove_stale_temp_files(self.root, self._staging, _LIVE_TOKENS)
 
     def import_sidecars(self) -> int:
-        """Move the sidecars of the layout before the catalog into it; returns how many.
-
-        Runs at open until the root is marked migrated: every readable ``*.meta.json`` is
-        merged into the catalog in one transaction, then removed, then the root is marked. An
-        unreadable sidecar is left in place (its object reads as retained indefinitely).
-        """
-        if self._catalog.info("layout") == LAYOUT:
-            return 0
-        metas: list[Meta] = []
-        sidecars: list[str] = []
-        for directory, folders, names in os.walk(self.root):
-            folders[:] = [f for f in folders if not f.startswith(".")]
-            for name in names:
-                if not name.endswith(META_SUFFIX) or name.startswith("."):
-                    continue
-                path = os.path.join(directory, name)
-                meta = _read_sidecar(path)
-                try:
-                    known = meta is not None and self._file(meta.key) + META_SUFFIX == path
-                except ArchiveError:
-                    known = False
-                if meta is not None and known:
-                    metas.append(meta)
-                    sidecars.append(path)
-        if metas:
-            self._catalog.upsert(metas)
-            for path in sidecars:
-                os.unlink(path)
-            barrier(self.root, [], {os.path.dirname(p) for p in sidecars})
-        self._catalog.set_info("layout", LAYOUT)
-        return len(metas)
+        """Move the sidecars of the layout before the catalog into it; returns how many
+        (:func:`~bulletin.archiver.store.recovery.import_sidecars`)."""
+        return import_sidecars(self.root, self._catalog)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -567,63 +472,14 @@ class LocalStore(WormStore):
         self._catalog.set_content(key, sha256_hex(there), len(there))
         return False
 
-    def _walk(self, directory: Path, parts: tuple[str, ...], prefix: str) -> Iterator[str]:
+    def _on_disk(self, prefix: str) -> Iterator[str]:
         try:
-            entries = list(os.scandir(directory))
-        except FileNotFoundError:
-            return
+            yield from walk_keys(self.root, prefix)
         except OSError as e:
             raise self._unavailable("cannot be listed", e) from e
-        ordered: list[tuple[str, os.DirEntry[str]]] = []
-        for entry in entries:
-            if entry.name.startswith(".") or entry.name.endswith(META_SUFFIX):
-                continue
-            is_dir = entry.is_dir(follow_symlinks=False)
-            ordered.append((entry.name + "/" if is_dir else entry.name, entry))
-        ordered.sort()
-        for sort_name, entry in ordered:
-            sub = (*parts, entry.name)
-            if sort_name.endswith("/"):
-                logical = _logical_dir(sub)
-                if logical.startswith(prefix) or prefix.startswith(logical):
-                    yield from self._walk(Path(entry.path), sub, prefix)
-                continue
-            key = _logical_key(sub)
-            if key is not None and key.startswith(prefix):
-                yield key
 
 
 def _when(until: datetime) -> str:
     if until == FOREVER:
         return "indefinitely (its retention row is missing)"
     return f"until {iso(until)}"
-
-
-def _read_sidecar(path: str) -> Meta | None:
-    """The contents of a sidecar of the layout before the catalog, or None if unreadable."""
-    try:
-        with open(path, "rb") as file:
-            body = json.loads(file.read())
-        return Meta(
-            key=str(body["key"]),
-            sha256=str(body["sha256"]),
-            size=int(body["size"]),
-            retain_until=parse_iso(str(body["retain_until"])),
-            legal_hold=bool(body["legal_hold"]),
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _logical_dir(parts: tuple[str, ...]) -> str:
-    """The key prefix every key under the folder ``parts`` starts with."""
-    if parts[0] == "sha256" and len(parts) == 2:
-        return OBJECT_PREFIX + parts[1]
-    return "/".join(parts) + "/"
-
-
-def _logical_key(parts: tuple[str, ...]) -> str | None:
-    """The key stored in the file ``parts``, or None for a stray file in the fan-out."""
-    if parts[0] == "sha256":
-        return OBJECT_PREFIX + parts[2] if len(parts) == 3 else None
-    return "/".join(parts)

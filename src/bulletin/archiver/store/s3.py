@@ -47,6 +47,7 @@ from bulletin.errors import (
     RetentionViolation,
     StoreUnavailable,
 )
+from bulletin.timeparse import iso_utc, parse_iso
 
 Mode = Literal["COMPLIANCE", "GOVERNANCE"]
 _DENIED = {
@@ -67,10 +68,6 @@ def _ceil_second(when: datetime) -> datetime:
     """``when`` rounded up to a whole second (S3 keeps seconds; rounding up never shortens)."""
     when = utc(when)
     return datetime.fromtimestamp(math.ceil(when.timestamp()), UTC)
-
-
-def _iso(when: datetime) -> str:
-    return utc(when).isoformat().replace("+00:00", "Z")
 
 
 class S3Store(WormStore):
@@ -157,7 +154,7 @@ class S3Store(WormStore):
             "Body": data,
             "ChecksumSHA256": checksum,
             "IfNoneMatch": "*",
-            "Metadata": {"sha256": digest, "retain-until": _iso(until)},
+            "Metadata": {"sha256": digest, "retain-until": iso_utc(until)},
             "ObjectLockLegalHoldStatus": "ON" if legal_hold else "OFF",
         }
         if until > datetime.now(UTC):  # S3 refuses a lock that has already expired
@@ -239,7 +236,7 @@ class S3Store(WormStore):
             until = utc(lock_until)
         else:
             meta = answer.get("Metadata", {}).get("retain-until")
-            until = utc(datetime.fromisoformat(meta)) if meta else datetime.min.replace(tzinfo=UTC)
+            until = parse_iso(meta) if meta else datetime.min.replace(tzinfo=UTC)
         hold = answer.get("ObjectLockLegalHoldStatus") == "ON"
         return ObjectInfo(key, int(answer.get("ContentLength", 0)), until, hold, version)
 
@@ -249,8 +246,8 @@ class S3Store(WormStore):
         wanted = _ceil_second(retain_until)
         if wanted < info.retain_until:
             raise RetentionViolation(
-                f"{key} is retained until {_iso(info.retain_until)}; "
-                f"retention cannot be shortened to {_iso(wanted)}"
+                f"{key} is retained until {iso_utc(info.retain_until)}; "
+                f"retention cannot be shortened to {iso_utc(wanted)}"
             )
         if wanted == info.retain_until:
             return info
@@ -284,7 +281,7 @@ class S3Store(WormStore):
             raise RetentionViolation(f"{key} is on legal hold; release the hold first")
         if info.retain_until > utc(now):
             raise RetentionViolation(
-                f"{key} is retained until {_iso(info.retain_until)}; it cannot be deleted yet"
+                f"{key} is retained until {iso_utc(info.retain_until)}; it cannot be deleted yet"
             )
         try:
             self._call(

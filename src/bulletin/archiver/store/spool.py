@@ -34,6 +34,7 @@ from bulletin.archiver.store.base import (
 )
 from bulletin.clock import utc
 from bulletin.errors import IntegrityError, RetentionViolation, StoreUnavailable
+from bulletin.files import fsync_dir, fsync_file
 
 log = structlog.get_logger("bulletin.spool")
 
@@ -220,12 +221,8 @@ class SpooledStore(WormStore):
         with self._lock:
             if self._pending_sync:
                 for path in self._pending_sync:
-                    fd = os.open(path, os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                _fsync_dir(self.spool_dir)
+                    fsync_file(path)
+                fsync_dir(self.spool_dir)
                 self._pending_sync.clear()
             if self._backend is not None:
                 self._backend.flush()
@@ -278,11 +275,7 @@ class SpooledStore(WormStore):
                 }
             )
         )
-        fd = os.open(temp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(temp)
         os.replace(temp, meta)
         self._pending_sync.append(meta)
 
@@ -300,14 +293,6 @@ class SpooledStore(WormStore):
         except (OSError, ValueError, KeyError) as e:
             log.error("unreadable spool entry left in place", path=str(path), error=str(e))
             return None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def spooled_count(spool_dir: Path) -> int:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
-import tempfile
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bulletin.files import write_atomically
+from bulletin.timeparse import iso_utc, parse_iso
 
 # A well-known set of fake credentials, accepted by every sandbox out of the box. They are
 # public on purpose: the sandbox holds nothing of value.
@@ -58,8 +59,7 @@ def now_ts() -> float:
 
 def x_time(ts: float) -> str:
     """X's ``created_at``: ISO 8601 UTC with milliseconds, e.g. ``2026-11-25T15:00:00.000Z``."""
-    dt = datetime.fromtimestamp(ts, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return iso_utc(datetime.fromtimestamp(ts, UTC), "milliseconds")
 
 
 def graph_time(ts: float) -> str:
@@ -69,13 +69,7 @@ def graph_time(ts: float) -> str:
 
 def parse_time(text: str) -> float:
     """An ISO 8601 time (``Z`` or offset) as epoch seconds."""
-    value = text.strip().replace("Z", "+00:00")
-    if len(value) > 5 and value[-5] in "+-" and value[-3] != ":":
-        value = value[:-2] + ":" + value[-2:]
-    dt = datetime.fromisoformat(value)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    return parse_iso(text).timestamp()
 
 
 def _person_id(name: str) -> str:
@@ -123,16 +117,7 @@ class SandboxState:
         with self.lock:
             payload = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".sandbox-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, payload.encode("utf-8"))
 
     def reset(self) -> None:
         """Back to a fresh sandbox (accounts at their defaults, nothing posted)."""

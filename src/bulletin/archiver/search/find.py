@@ -1,0 +1,143 @@
+"""Searching the archive: the items a query matches, newest first, each shown once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from bulletin.archiver.search.conditions import (
+    PG_VECTOR,
+    filters,
+    fts5_query,
+    posted_between,
+    tsquery_of,
+)
+from bulletin.archiver.search.pages import (
+    dated_pages,
+    fts5_pages,
+    keyset_pages,
+    state_ids,
+    walk_then_bounded,
+)
+from bulletin.archiver.search.query import STATES, Query, bounds, words_of
+from bulletin.errors import UsageError
+from bulletin.models import Record
+
+RARE_STATES = ("hidden", "deleted", "edited")  # each has a partial index (migration 0010)
+
+
+_MAX_LIMIT = 2**40  # more hits than any archive holds
+
+
+@dataclass(frozen=True)
+class Hit:
+    record: Record  # the newest version that matched
+    current_state: str
+    versions: int
+
+
+def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int = 20) -> list[Hit]:
+    """Items with a record :func:`conditions` matches, at most ``limit``: newest first by
+    archive order, or by posted time (then the undated ones) when a date range is the only
+    condition besides the filters. ``time_zone`` places from:/to: dates.
+
+    :raises UsageError: an unknown state, or words with nothing to look up.
+    """
+    if query.state is not None and query.state not in STATES:
+        raise UsageError(f"state must be one of {', '.join(STATES)}")
+    limit = min(limit, _MAX_LIMIT)  # pages are a multiple of it, and must fit in an int64
+    words = " ".join(query.text)
+    wants_words = bool(words) or bool(query.author and words_of(query.author))
+    hinted = engine.dialect.name == "sqlite"
+    undated = replace(query, since=None, until=None)
+    since, until = bounds(query, time_zone)
+    dates = [posted_between(since, until)] if since or until else []
+    where = [*filters(undated, time_zone, hinted=hinted), *dates]
+    with Session(engine) as session:
+        bound = state_ids(session, query.state) if query.state in RARE_STATES else None
+        bounded: list[sa.ColumnElement[bool]] = []
+        if bound is not None:
+            # the versions of the items in that state, read from its partial index
+            if not bound:
+                return []
+            plain = replace(undated, state=None)
+            bounded = [*filters(plain, time_zone, hinted=hinted), col(Record.id).in_(bound)]
+        if bound is not None and wants_words and engine.dialect.name == "sqlite":
+            fts = fts5_query(words, query.author)
+            if fts is None:
+                raise UsageError(f"nothing to search for in {words!r}")
+            # where the state is common its hits come early in the walk; where it is rare
+            # the walk gives up after a while and the words are looked up among its ids
+            pages = walk_then_bounded(
+                session, fts, where, [*bounded, *dates], (since, until), limit
+            )
+        elif bound is not None and not wants_words:
+            pages = dated_pages(session, bounded, since, until, limit)
+        elif wants_words and engine.dialect.name == "sqlite":
+            fts = fts5_query(words, query.author)
+            if fts is None:
+                raise UsageError(f"nothing to search for in {words!r}")
+            pages = fts5_pages(session, fts, where, (since, until), limit)
+        elif wants_words:
+            tsquery = tsquery_of(words, query.author)
+            if tsquery is None:
+                raise UsageError(f"nothing to search for in {words!r}")
+            matches = sa.literal_column(PG_VECTOR).op("@@")(
+                sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), tsquery)
+            )
+            pages = keyset_pages(session, [matches, *where], by_posted=False, first=limit)
+        else:
+            base = filters(undated, time_zone, hinted=hinted)
+            pages = dated_pages(session, base, since, until, limit)
+        # The first row of an item is its newest matching version (pages come newest first).
+        chosen: dict[tuple[str, str, str], int] = {}
+        for page in pages:
+            for row in page:
+                chosen.setdefault((row.account, row.kind, row.remote_id), row.id)
+                if len(chosen) >= limit:
+                    break
+            if len(chosen) >= limit:
+                pages.close()
+                break
+        records = {
+            r.id: r
+            for r in session.exec(select(Record).where(col(Record.id).in_(chosen.values()))).all()
+        }
+        current = _current(session, list(chosen))
+    hits = [records[i] for i in chosen.values()]
+    return [
+        Hit(record, *current.get(key, (record.state, record.version)))
+        for key, record in zip(chosen, hits, strict=True)
+    ]
+
+
+def _current(
+    session: Session, keys: list[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], tuple[str, int]]:
+    """(state, number of versions) of each item now."""
+    if not keys:
+        return {}
+    rows: list[Any] = []
+    for account in sorted({k[0] for k in keys}):
+        rows.extend(
+            session.execute(
+                sa.select(
+                    col(Record.account),
+                    col(Record.kind),
+                    col(Record.remote_id),
+                    col(Record.version),
+                    col(Record.state),
+                )
+                .where(col(Record.account) == account)
+                .where(col(Record.remote_id).in_(sorted({k[2] for k in keys if k[0] == account})))
+                .order_by(col(Record.version))
+            ).all()
+        )
+    found: dict[tuple[str, str, str], tuple[str, int]] = {}
+    for account, kind, remote_id, version, state in rows:
+        found[(account, kind, remote_id)] = (state, version)
+    return found

@@ -1,0 +1,238 @@
+"""How :func:`~bulletin.archiver.search.find.search` reads its candidates: the keys of
+matching records, newest first, in pages that grow, along whichever index answers the query
+best (the primary key, ``ix_records_posted``, the FTS5 index, a rare state's partial index)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from bulletin.archiver.search.conditions import between
+from bulletin.models import Record
+
+
+def dated_pages(
+    session: Session,
+    where: list[sa.ColumnElement[bool]],
+    since: datetime | None,
+    until: datetime | None,
+    first: int,
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """Keys of the records matching ``where``: newest first by id; with a date range, those
+    posted in it by posted time (``ix_records_posted``), then the undated ones captured in it."""
+    if not (since or until):
+        yield from keyset_pages(session, where, by_posted=False, first=first)
+        return
+    posted = between(col(Record.posted_at), since, until)
+    yield from keyset_pages(session, [*where, *posted], by_posted=True, first=first)
+    undated = [col(Record.posted_at).is_(None), *between(col(Record.captured_at), since, until)]
+    yield from keyset_pages(session, [*where, *undated], by_posted=False, first=first)
+
+
+# Rows are read in pages that grow, so a query whose first rows hold its hits costs one
+# small read, and one whose hits are rare still reads each row once. A page carries only
+# the columns that tell items apart; whole records are read for the hits alone.
+_FIRST_PAGE_FACTOR = 4
+_MAX_PAGE = 4096
+
+
+# A date range holding at most this many records bounds the full-text walk by record id.
+_SPAN_CAP = 20_000
+# A state held by at most this many versions is rare: the search is bounded to its items'
+# ids (at most _STATE_CAP of them).
+_STATE_ITEMS = 500
+_STATE_CAP = 20_000
+# How many full-text rows a search by state walks before it looks among the state's ids.
+_WALK_BUDGET = 8_192
+_KEYS = (col(Record.id), col(Record.account), col(Record.kind), col(Record.remote_id))
+
+
+def keyset_pages(
+    session: Session, where: list[sa.ColumnElement[bool]], *, by_posted: bool, first: int
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """Keys (id, account, kind, remote_id) of the records matching ``where``, newest first
+    (by id, or by posted time then id), in pages.
+
+    Ordered by id the walk uses the primary key; by posted time, ``ix_records_posted``
+    (SQLite keeps the row id as that index's last column, so no sort is needed)."""
+    size = max(first * _FIRST_PAGE_FACTOR, 16)
+    after: tuple[datetime, int] | int | None = None
+    while True:
+        statement = sa.select(*_KEYS, col(Record.posted_at)).where(*where)
+        if by_posted:
+            statement = statement.where(col(Record.posted_at).is_not(None)).order_by(
+                col(Record.posted_at).desc(), col(Record.id).desc()
+            )
+            if isinstance(after, tuple):
+                statement = statement.where(
+                    sa.tuple_(col(Record.posted_at), col(Record.id)) < sa.tuple_(*after)
+                )
+        else:
+            statement = statement.order_by(col(Record.id).desc())
+            if isinstance(after, int):
+                statement = statement.where(col(Record.id) < after)
+        rows = session.execute(statement.limit(size)).all()
+        if rows:
+            yield rows
+        if len(rows) < size:
+            return
+        last = rows[-1]
+        after = (last.posted_at, last.id) if by_posted and last.posted_at else last.id
+        size = min(size * 4, _MAX_PAGE)
+
+
+def fts5_pages(
+    session: Session,
+    fts: str,
+    where: list[sa.ColumnElement[bool]],
+    dates: tuple[datetime | None, datetime | None],
+    limit: int,
+    budget: list[int] | None = None,
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """SQLite: keys of the records matching the words and ``where``, newest first.
+
+    The FTS5 index is walked in chunks newest first (``ORDER BY rowid DESC`` with a
+    ``LIMIT`` stops early, where ``rowid IN (MATCH ...)`` would list every match before the
+    first row), and each chunk is joined to ``records`` with the other conditions inside
+    SQLite. A narrow date range first bounds the walk to the ids of its records. With a
+    ``budget`` (a one-element list) the walk stops once it has read that many index rows,
+    leaving the budget below zero."""
+    lowest: int | None = None
+    before: int | None = None
+    if dates[0] or dates[1]:
+        span = _posted_span(session, *dates)
+        if span is not None:
+            count, low, high = span
+            if count == 0:
+                return
+            lowest, before = low, high + 1
+    rowid = sa.literal_column("rowid", sa.Integer)
+    size = max(limit * _FIRST_PAGE_FACTOR, 16)
+    while True:
+        chunk = (
+            sa.select(rowid)
+            .select_from(sa.table("records_fts"))
+            .where(sa.literal_column("records_fts").op("MATCH")(fts))
+        )
+        if before is not None:
+            chunk = chunk.where(rowid < before)
+        if lowest is not None:
+            chunk = chunk.where(rowid >= lowest)
+        chunk = chunk.order_by(rowid.desc()).limit(size)
+        walked = chunk.subquery()
+        count, low = session.execute(sa.select(sa.func.count(), sa.func.min(walked.c.rowid))).one()
+        if count:
+            rows = session.execute(
+                sa.select(*_KEYS)
+                .where(col(Record.id).in_(chunk), *where)
+                .order_by(col(Record.id).desc())
+            ).all()
+            if rows:
+                yield rows
+        if count < size:
+            return
+        if budget is not None:
+            budget[0] -= count
+            if budget[0] < 0:
+                return
+        before = int(low)
+        size = min(size * 4, _MAX_PAGE)
+
+
+def state_ids(session: Session, state: str) -> list[int] | None:
+    """Ids of every version of the items that have a version in ``state`` (hidden, deleted,
+    edited), through the partial index of that state; None when the state is not rare (more
+    than ``_STATE_ITEMS`` such versions, or more than ``_STATE_CAP`` ids): the walk finds
+    its hits early then.
+
+    The condition is written with a literal, as the partial index's own, so that the
+    planner may use it."""
+    notable = Record.__table__.alias("notable")  # type: ignore[attr-defined]
+    column = notable.c.change if state == "edited" else notable.c.state
+    in_state = column == sa.literal_column(f"'{state}'")
+    few = sa.select(notable.c.id).where(in_state).limit(_STATE_ITEMS + 1).subquery()
+    if session.execute(sa.select(sa.func.count()).select_from(few)).scalar_one() > _STATE_ITEMS:
+        return None
+    items = (
+        sa.select(notable.c.account, notable.c.kind, notable.c.remote_id)
+        .where(in_state)
+        .distinct()
+        .subquery()
+    )
+    records = Record.__table__  # type: ignore[attr-defined]
+    ids = session.execute(
+        sa.select(records.c.id)
+        .join(
+            items,
+            sa.and_(
+                records.c.account == items.c.account,
+                records.c.kind == items.c.kind,
+                records.c.remote_id == items.c.remote_id,
+            ),
+        )
+        .limit(_STATE_CAP + 1)
+    ).scalars()
+    found = list(ids)
+    return None if len(found) > _STATE_CAP else found
+
+
+def walk_then_bounded(
+    session: Session,
+    fts: str,
+    where: list[sa.ColumnElement[bool]],
+    bounded: list[sa.ColumnElement[bool]],
+    dates: tuple[datetime | None, datetime | None],
+    limit: int,
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """The newest-first walk for at most ``_WALK_BUDGET`` index rows, then, if it has not
+    ended, the matches among the bounded ids (the items it already gave keep their place)."""
+    budget = [_WALK_BUDGET]
+    yield from fts5_pages(session, fts, where, dates, limit, budget)
+    if budget[0] < 0:
+        yield from _bounded_fts5(session, fts, bounded)
+
+
+def _bounded_fts5(
+    session: Session, fts: str, where: list[sa.ColumnElement[bool]]
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """SQLite: keys of the records matching the words among a small set of ids ``where``
+    names, newest first, in one page."""
+    rowid = sa.literal_column("rowid", sa.Integer)
+    matches = (
+        sa.select(rowid)
+        .select_from(sa.table("records_fts"))
+        .where(sa.literal_column("records_fts").op("MATCH")(fts))
+    )
+    rows = session.execute(
+        sa.select(*_KEYS).where(col(Record.id).in_(matches), *where).order_by(col(Record.id).desc())
+    ).all()
+    if rows:
+        yield rows
+
+
+def _posted_span(
+    session: Session, since: datetime | None, until: datetime | None
+) -> tuple[int, int, int] | None:
+    """(count, lowest id, highest id) of the records in the date range (posted in it, or
+    undated and captured in it), read from ``ix_records_posted``; None when the range holds
+    more than ``_SPAN_CAP`` records."""
+    count, low, high = 0, None, None
+    for where in (
+        between(col(Record.posted_at), since, until),
+        [col(Record.posted_at).is_(None), *between(col(Record.captured_at), since, until)],
+    ):
+        sub = select(col(Record.id)).where(*where).limit(_SPAN_CAP + 1).subquery()
+        n, lo, hi = session.execute(
+            sa.select(sa.func.count(), sa.func.min(sub.c.id), sa.func.max(sub.c.id))
+        ).one()
+        count += n
+        if n:
+            low = lo if low is None else min(low, lo)
+            high = hi if high is None else max(high, hi)
+    if count > _SPAN_CAP:
+        return None
+    return int(count), int(low or 0), int(high or 0)
