@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -36,9 +35,8 @@ from bulletin.archiver.export import bates, layout, loadfile, render
 from bulletin.archiver.export.bagwriter import BagWriter, truncate
 from bulletin.archiver.export.journal import BAG, PLAN, Journal
 from bulletin.archiver.export.scope import PlanRow, Scope, count_disposed, head, plan
-from bulletin.archiver.store.base import WormStore, digest_of_key, object_key
+from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.archiver.store.files import rename_no_replace
-from bulletin.archiver.store.local import LocalStore
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import ArchiveError, IntegrityError, NotFound, Refused, UsageError
@@ -158,33 +156,6 @@ class _Files:
 
     def add(self, writer: BagWriter, rel: str, data: bytes) -> None:
         self.listed.append((rel, writer.write_unlisted(rel, data), len(data)))
-
-
-def read_verified(store: WormStore, key: str) -> bytes:
-    """The bytes of a content-addressed object, checked against their sha256.
-
-    For the local store the file is read directly (its sidecar is not needed to check a
-    content-addressed object); any other store through :meth:`WormStore.get`.
-
-    :raises NotFound: no such object.
-    :raises IntegrityError: the bytes do not match the key.
-    """
-    if not isinstance(store, LocalStore):
-        return store.get(key, verify=True)
-    try:
-        fd = os.open(store.path_of(key), os.O_RDONLY)
-    except FileNotFoundError:
-        raise NotFound(f"no object {key} in the archive") from None
-    try:
-        size = os.fstat(fd).st_size
-        data = os.read(fd, size + 1)
-        while len(data) <= size and (more := os.read(fd, 1 << 20)):
-            data += more
-    finally:
-        os.close(fd)
-    if hashlib.sha256(data).hexdigest() != digest_of_key(key):
-        raise IntegrityError(f"object {key} does not match its sha256 (altered on disk)")
-    return data
 
 
 class _Export:
@@ -407,7 +378,7 @@ class _Export:
     def _object(self, record: Record, digest: str, what: str, position: int) -> bytes:
         key = object_key(digest)
         try:
-            return read_verified(self.store, key)
+            return self.store.read_object(key)
         except IntegrityError:
             raise IntegrityError(
                 f"record {record.id} ({self.bates(position)}): its {what} {key} in the archive "
