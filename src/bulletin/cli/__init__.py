@@ -37,7 +37,16 @@ LIMIT = click.IntRange(1, 2**63 - 1)
 
 # How the command line says an error's remedy (BulletinError.remedy): appended to its message.
 # The application layer names no flag; this door does.
-REMEDIES: dict[str, str] = {}
+REMEDIES: dict[str, str] = {
+    "another-out": " (give another --out)",
+    "lower-bates-start": "; give a lower --bates-start",
+    "no-bates-start": " (leave out --bates-start)",
+    "propagate-or-counsel": (
+        " (`bulletin redact propagate REDACTION`, or export the counsel production with --counsel)"
+    ),
+    "request-or-query": ": give --request ID or --query '...'",
+    "resume": " (re-run with --resume)",
+}
 
 
 def error_line(e: BulletinError) -> str:

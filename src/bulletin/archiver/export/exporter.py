@@ -126,7 +126,8 @@ def _oserror(e: OSError, done: int, total: int, partial: Path) -> ArchiveError:
         reason = f"{e.strerror or e} ({e.filename or partial})"
     return ArchiveError(
         f"export stopped {where}: {reason}; the work so far is kept in {partial}: "
-        "fix the cause and re-run with --resume"
+        "fix the cause and resume the export",
+        remedy="resume",
     )
 
 
@@ -273,8 +274,9 @@ class _Export:
         more = f" and {len(found) - 5} more" if len(found) > 5 else ""
         raise Refused(
             f"text withheld by a redaction stands unredacted in another version of the same "
-            f"item in this production: {listed}{more}; withhold it there with `bulletin redact "
-            "propagate REDACTION`, or make the counsel production (--counsel)"
+            f"item in this production: {listed}{more}; withhold it there too by propagating the "
+            "redaction, or make the counsel production",
+            remedy="propagate-or-counsel",
         )
 
     def _freeze_redactions(self) -> None:
@@ -867,11 +869,12 @@ def export_bundle(
     _check_outside_store(out, settings)
     partial = partial_dir(out)
     if bates_start is not None and bates_start < 1:
-        raise UsageError("--bates-start must be 1 or more")
+        raise UsageError("the first Bates number must be 1 or more")
     if bates_start is not None and bates_start > layout.MAX_BATES:
         raise UsageError(
-            f"--bates-start {bates_start} is past the last Bates number of "
-            f"{len(str(layout.MAX_BATES))} digits ({layout.MAX_BATES})"
+            f"the first Bates number {bates_start} is past the last of "
+            f"{len(str(layout.MAX_BATES))} digits ({layout.MAX_BATES})",
+            remedy="lower-bates-start",
         )
     try:
         prefix = layout.check_prefix(settings.agency.bates_prefix)
@@ -894,14 +897,15 @@ def export_bundle(
     if os.path.lexists(partial):
         if not resume:
             raise Refused(
-                f"an interrupted export is at {partial}; re-run with --resume to continue it "
-                "(or remove it to start again)"
+                f"an interrupted export is at {partial}; resume it, or remove it to start again",
+                remedy="resume",
             )
         journal = Journal.load(partial) if partial.is_dir() else None
         if journal is not None and _unnumbered(journal.scope) != _unnumbered(wanted):
             raise Refused(
                 f"{partial} holds an export of another scope ({journal.scope['identifier']}, "
-                f"query {journal.scope['query']}); remove it or export to another --out"
+                f"query {journal.scope['query']}); remove it or export elsewhere",
+                remedy="another-out",
             )
         if journal is not None:
             _same_numbers(journal, bates_start, prefix)
@@ -1002,7 +1006,8 @@ def _same_numbers(journal: Journal, bates_start: int | None, prefix: str) -> Non
     if bates_start is not None and first is not None and bates_start != first:
         raise Refused(
             f"the interrupted export is numbered from {layout.bates(prefix, first)}; "
-            "resume it without --bates-start"
+            "resume it with those numbers",
+            remedy="no-bates-start",
         )
 
 
