@@ -822,3 +822,20 @@ Every file name carries the record's Bates number. To check that nothing was alt
 Spreadsheets: visitor comments are reproduced exactly, so a comment that starts with = + - or @
 may be read as a formula by a spreadsheet program; import the CSV as text.
 """
+
+
+def readme(facts: Mapping[str, Any], *, threads: bool = True) -> str:
+    """``README.txt`` of a production, from its facts (see the chain of custody)."""
+    empty = "  (EMPTY: no archived record matched the scope)" if not facts["records"] else ""
+    return README.format(
+        agency=facts["agency"],
+        identifier=facts["identifier"],
+        records=facts["records"],
+        empty=empty,
+        first=facts["first_bates"] or "none",
+        last=facts["last_bates"] or "none",
+        threads=THREADS_LINE[threads],
+        production=PRODUCTION_NOTE[facts["production"]].format(
+            redacted=facts["redacted_records"]
+        ),
+    )
