@@ -26,7 +26,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from sqlalchemy.orm import configure_mappers  # noqa: E402
 
-from bulletin.archiver.export import layout, loadfile, render  # noqa: E402
+from bulletin.archiver.export import layout, loadfile, pages, render  # noqa: E402
 from bulletin.models import Record  # noqa: E402
 
 THREAD = 20
@@ -34,8 +34,8 @@ BASE = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 TEXT = "Is the detour on Waltham St still in place tomorrow morning? The buses were late today."
 
 
-def records(n: int) -> list[tuple[Record, render.Place, list[dict[str, object]]]]:
-    out: list[tuple[Record, render.Place, list[dict[str, object]]]] = []
+def records(n: int) -> list[tuple[Record, pages.Place, list[dict[str, object]]]]:
+    out: list[tuple[Record, pages.Place, list[dict[str, object]]]] = []
     position = 0
     while len(out) < n:
         thread = f"t{position}"
@@ -64,7 +64,7 @@ def records(n: int) -> list[tuple[Record, render.Place, list[dict[str, object]]]
                     posted_at=BASE + timedelta(minutes=index),
                     captured_at=BASE + timedelta(hours=1),
                 )
-                place = render.Place(
+                place = pages.Place(
                     version,
                     versions,
                     f"BUL{position - 1:07d}" if version > 1 else None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bulletin.archiver import redaction as redact
-from bulletin.archiver.export import layout, render
+from bulletin.archiver.export import layout, pages, render
 from bulletin.archiver.export.job import INDEX, Job
 from bulletin.archiver.export.scope import PlanRow
 from bulletin.models import Record
@@ -73,7 +73,7 @@ def write_record(
         )
     counsel = job.counsel
     cut = redact.pieces(record.text, spans, withhold=not counsel) if spans else None
-    place = render.Place(
+    place = pages.Place(
         index=row.position - row.item_first + 1,
         count=row.item_last - row.item_first + 1,
         previous=job.bates(row.position - 1) if row.position > row.item_first else None,
