@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from bulletin.archiver import redaction
 from bulletin.archiver.archive import Capture, MediaBlob
-from bulletin.archiver.export import export_bundle, render, resolve, times
+from bulletin.archiver.export import export_bundle, pages, render, resolve, times
 from bulletin.archiver.export.pages import Place
 from bulletin.connectors.base import RemoteItem
 from bulletin.models import Record
@@ -75,13 +75,15 @@ def record(**fields: Any) -> Record:
 
 def item_html(rec: Record, bates: str = "BUL0000002", **options: Any) -> str:
     return render.thread_item(
-        rec,
-        bates,
-        "2026-11-20T14:00:00Z",
-        "2026-11-20T14:05:00.250000Z",
-        f"natives/0001/{bates}.json",
-        zone="America/New_York",
-        **options,
+        pages.item(
+            rec,
+            bates,
+            "2026-11-20T14:00:00Z",
+            "2026-11-20T14:05:00.250000Z",
+            f"natives/0001/{bates}.json",
+            zone="America/New_York",
+            **options,
+        )
     )
 
 

@@ -303,7 +303,15 @@ def item(
     pieces: Sequence[tuple[str, str | None]] | None = None,
     counsel: bool = False,
 ) -> Item:
-    """See :func:`.render.thread_item` for the arguments."""
+    """One record of a thread page.
+
+    ``posted`` and ``captured`` are UTC ISO 8601 ("" when unknown); ``native`` is the
+    snapshot's path under ``data/``; ``media`` the attached files (``path`` under ``data/``,
+    ``alt_text`` or None). ``pieces`` is the text split for redaction, ``(text, code)`` with
+    the exemption's code when withheld: a public rendering writes only a box naming the code
+    (as the text files say it, ``WITHHELD: code``; its text is never read), the counsel
+    rendering the text highlighted after the code; None renders ``record.text`` whole.
+    """
     place = place or Place()
     state = record.state if record.state in _STATE_WORDS else ""
     history = None

@@ -14,9 +14,10 @@ Pages live one folder below the bag's ``data/`` (``threads/``, ``custody/``...),
 between them are ``../folder/file``.
 
 A thread page is streamed: :func:`thread_head`, then :func:`thread_item` once per record in
-Bates order (the versions of one item are consecutive; :class:`~.pages.Place` says where a
-record stands among them, so the first opens the item's ``<article>`` and the last closes
-it), then :data:`PAGE_FOOT`. Nothing here holds more than one record.
+Bates order (its data from :func:`.pages.item`: the versions of one item are consecutive,
+:class:`~.pages.Place` says where a record stands among them, so the first opens the item's
+``<article>`` and the last closes it), then :data:`PAGE_FOOT`. Nothing here holds more than
+one record.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 from markupsafe import Markup
 
 from bulletin.archiver.export import pages, times
-from bulletin.archiver.export.pages import Place
 from bulletin.models import Record
 
 __all__ = [
@@ -145,42 +145,9 @@ def thread_head(
     return _render("thread_head.html.j2", thread)
 
 
-def thread_item(
-    record: Record,
-    bates: str,
-    posted: str,
-    captured: str,
-    native: str,
-    *,
-    zone: str = "UTC",
-    place: Place | None = None,
-    media: Sequence[Mapping[str, Any]] = (),
-    pieces: Sequence[tuple[str, str | None]] | None = None,
-    counsel: bool = False,
-) -> str:
-    """One record of a thread page.
-
-    ``posted`` and ``captured`` are UTC ISO 8601 ("" when unknown); ``native`` is the
-    snapshot's path under ``data/``; ``media`` the attached files (``path`` under ``data/``,
-    ``alt_text`` or None). ``pieces`` is the text split for redaction, ``(text, code)`` with
-    the exemption's code when withheld: a public rendering writes only a box naming the code
-    (as the text files say it, ``WITHHELD: code``; its text is never read), the counsel
-    rendering the text highlighted after the code; None renders ``record.text`` whole. The
-    first version of an item (``place.index == 1``) opens its ``<article>``, the last closes
-    it.
-    """
-    item = pages.item(
-        record,
-        bates,
-        posted,
-        captured,
-        native,
-        zone=zone,
-        place=place,
-        media=media,
-        pieces=pieces,
-        counsel=counsel,
-    )
+def thread_item(item: pages.Item) -> str:
+    """One record of a thread page (see :func:`.pages.item`). The first version of an item
+    opens its ``<article>``, the last closes it."""
     return _render("thread_item.html.j2", item)
 
 

@@ -79,7 +79,7 @@ def write_record(
         previous=job.bates(row.position - 1) if row.position > row.item_first else None,
         next=job.bates(row.position + 1) if row.position < row.item_last else None,
     )
-    item = render.thread_item(
+    item = pages.item(
         record,
         bates,
         posted,
@@ -91,7 +91,7 @@ def write_record(
         pieces=cut,
         counsel=counsel,
     )
-    writer.append(rel, item.encode("utf-8"))
+    writer.append(rel, render.thread_item(item).encode("utf-8"))
     if row.position == row.family_last:
         writer.append(rel, render.PAGE_FOOT.encode())
         writer.close_append(rel)
