@@ -51,7 +51,7 @@ def utc(when: datetime | None) -> str:
 
 @dataclass(frozen=True)
 class Withheld:
-    """A redaction as it stood when the export began (see :func:`.plan.freeze_redactions`)."""
+    """A redaction as it stood when the export began (frozen by :func:`.plan.ensure_plan`)."""
 
     id: int
     record_id: int
