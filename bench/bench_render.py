@@ -1,6 +1,6 @@
-"""Thread-page rendering benchmark: CPU time and bytes per record of ``render.thread_item``,
-against the record's Concordance DAT line built in the same run (work every export does for
-every record anyway).
+"""Thread-page rendering benchmark: CPU time and bytes per record of ``render.thread_item``
+(its data built by ``pages.item``), against the record's Concordance DAT line built in the
+same run (work every export does for every record anyway).
 
 Records are built in memory as the exporter builds them (``Record.model_construct``), in
 threads of one post and 19 comments; a comment has about 80 characters of text, every fifth
@@ -26,7 +26,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from sqlalchemy.orm import configure_mappers  # noqa: E402
 
-from bulletin.archiver.export import layout, loadfile, render  # noqa: E402
+from bulletin.archiver.export import layout, loadfile, pages, render  # noqa: E402
 from bulletin.models import Record  # noqa: E402
 
 THREAD = 20
@@ -34,8 +34,8 @@ BASE = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 TEXT = "Is the detour on Waltham St still in place tomorrow morning? The buses were late today."
 
 
-def records(n: int) -> list[tuple[Record, render.Place, list[dict[str, object]]]]:
-    out: list[tuple[Record, render.Place, list[dict[str, object]]]] = []
+def records(n: int) -> list[tuple[Record, pages.Place, list[dict[str, object]]]]:
+    out: list[tuple[Record, pages.Place, list[dict[str, object]]]] = []
     position = 0
     while len(out) < n:
         thread = f"t{position}"
@@ -64,7 +64,7 @@ def records(n: int) -> list[tuple[Record, render.Place, list[dict[str, object]]]
                     posted_at=BASE + timedelta(minutes=index),
                     captured_at=BASE + timedelta(hours=1),
                 )
-                place = render.Place(
+                place = pages.Place(
                     version,
                     versions,
                     f"BUL{position - 1:07d}" if version > 1 else None,
@@ -92,20 +92,22 @@ def main() -> None:
     items = records(args.records)
     posted, captured = "2026-03-02T12:00:00Z", "2026-03-02T13:00:00Z"
 
-    def pages() -> int:
+    def thread_pages() -> int:
         size = 0
         for position, (record, place, media) in enumerate(items, start=1):
             bates = f"BUL{position:07d}"
             size += len(
                 render.thread_item(
-                    record,
-                    bates,
-                    posted,
-                    captured,
-                    layout.native_path("BUL", position),
-                    zone="America/New_York",
-                    place=place,
-                    media=media,
+                    pages.item(
+                        record,
+                        bates,
+                        posted,
+                        captured,
+                        layout.native_path("BUL", position),
+                        zone="America/New_York",
+                        place=place,
+                        media=media,
+                    )
                 ).encode("utf-8")
             )
         return size
@@ -120,7 +122,7 @@ def main() -> None:
         return size
 
     base_cpu, base_bytes = measure(dat)
-    cpu, size = measure(pages)
+    cpu, size = measure(thread_pages)
     n = len(items)
     print(f"records    : {n} (threads of {THREAD}; 1 in 10 items edited, 1 in 50 with an image)")
     print(

@@ -17,6 +17,7 @@ from bulletin.archiver import redaction
 from bulletin.archiver.export import verify_bundle
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import verify
+from bulletin.cli import error_line
 from bulletin.cli.redact import parse_span
 from bulletin.config import load_settings
 from bulletin.errors import ConfigError, NotFound, Refused, UsageError
@@ -438,7 +439,8 @@ def test_a_version_captured_after_the_redaction_is_not_produced_unredacted(
     with pytest.raises(Refused) as caught:
         export(thread, "account:feed", out)
     message = str(caught.value)
-    assert f"record {v3.id} (version 3" in message and "redact propagate" in message
+    assert f"record {v3.id} (version 3" in message
+    assert "redact propagate" in error_line(caught.value)
     assert SECRET not in message and "\n" not in message
     assert not out.exists() and not (tmp_path / "public.partial").exists()
     export(thread, "account:feed", tmp_path / "counsel", production="counsel")

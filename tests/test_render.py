@@ -18,8 +18,8 @@ from sqlmodel import Session, col, select
 
 from bulletin.archiver import redaction
 from bulletin.archiver.archive import Capture, MediaBlob
-from bulletin.archiver.export import export_bundle, render, resolve
-from bulletin.archiver.export.render import Place
+from bulletin.archiver.export import export_bundle, pages, render, resolve, times
+from bulletin.archiver.export.pages import Place
 from bulletin.connectors.base import RemoteItem
 from bulletin.models import Record
 from tests.plugins.browser import axe_violations, describe
@@ -75,13 +75,15 @@ def record(**fields: Any) -> Record:
 
 def item_html(rec: Record, bates: str = "BUL0000002", **options: Any) -> str:
     return render.thread_item(
-        rec,
-        bates,
-        "2026-11-20T14:00:00Z",
-        "2026-11-20T14:05:00.250000Z",
-        f"natives/0001/{bates}.json",
-        zone="America/New_York",
-        **options,
+        pages.item(
+            rec,
+            bates,
+            "2026-11-20T14:00:00Z",
+            "2026-11-20T14:05:00.250000Z",
+            f"natives/0001/{bates}.json",
+            zone="America/New_York",
+            **options,
+        )
     )
 
 
@@ -167,7 +169,7 @@ def test_times_are_local_and_readable_with_utc_machine_value() -> None:
     )
     assert '<time datetime="2026-11-20T14:05:00.250Z">' in page
     summer = datetime(2026, 7, 4, 23, 30, tzinfo=UTC)
-    assert render.human_time(summer, "America/New_York") == "Saturday, July 4, 2026, 7:30:00 PM EDT"
+    assert times.human_time(summer, "America/New_York") == "Saturday, July 4, 2026, 7:30:00 PM EDT"
     assert render.time_html(None, "UTC") == "unknown"
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from bulletin.archiver.store.base import NewObject, WormStore, object_key, sha256_hex
 from bulletin.archiver.store.local import LocalStore
-from bulletin.errors import IntegrityError, NotFound, RetentionViolation
+from bulletin.errors import ArchiveError, IntegrityError, NotFound, RetentionViolation
 
 DATA = b'{"id":"1","text":"Road closed: Main St between 1st and 2nd until 6 pm"}'
 
@@ -200,4 +200,20 @@ def test_heads_answer_as_head_does(store: WormStore) -> None:
     staged, _ = store.put_object(DATA + b" ", retain_until=later(days=3))
     keys = [object_key(held), object_key(staged), object_key("0" * 64)]
     assert store.heads(keys) == {key: store.head(key) for key in keys}
+    store.flush()
+
+
+def test_read_object_is_a_checked_get_of_an_object(store: WormStore) -> None:
+    """read_object gives an object's bytes, flushed or only staged; a missing object is
+    NotFound, and a key outside sha256/ is refused."""
+    flushed, _ = store.put_object(DATA, retain_until=later(days=1))
+    store.flush()
+    staged, _ = store.put_object(DATA + b" staged", retain_until=later(days=1))
+    assert store.read_object(object_key(flushed)) == DATA
+    assert store.read_object(object_key(staged)) == DATA + b" staged"
+    with pytest.raises(NotFound):
+        store.read_object(object_key("0" * 64))
+    store.put("ledger/000001", b"entry", retain_until=later(days=1))
+    with pytest.raises(ArchiveError):
+        store.read_object("ledger/000001")
     store.flush()

@@ -53,6 +53,9 @@ def test_outage_spools_then_drains_in_order(
     archive_some(inst, 5)  # S3 unreachable: all spooled
     assert store.backlog() > 0
     spooled = store.backlog()
+    with Session(inst.app.engine) as session:
+        first = session.exec(select(Record)).first()
+    assert first is not None and store.read_object(object_key(first.object_sha256))
     with pytest.raises(StoreUnavailable):
         list(store.keys())  # a listing needs the backend; the spool alone is not the archive
     reopened = SpooledStore(backend, tmp_path / "spool")  # survives a restart
@@ -69,7 +72,8 @@ def test_outage_spools_then_drains_in_order(
         remote = S3Store(s3_client(endpoint), s3_bucket)
         with Session(inst.app.engine) as session:
             for record in session.exec(select(Record)):
-                assert remote.get(object_key(record.object_sha256))
+                key = object_key(record.object_sha256)
+                assert remote.get(key) == store.read_object(key)
 
 
 def test_outage_in_the_middle_of_a_batch_spools_the_whole_batch(

@@ -290,7 +290,8 @@ CASES = [
         "export starting past ten-digit Bates numbers",
         ("export", "--query", "water", "--out", "/nonexistent/b", "--bates-start", "10000000000"),
         2,
-        "--bates-start 10000000000 is past the last Bates number of 10 digits (9999999999)",
+        "Bates number 10000000000 is past the last of 10 digits (9999999999); give a lower "
+        "--bates-start",
     ),
 ]
 

@@ -48,6 +48,14 @@ REMEDIES: dict[str, str] = {
     "replace": "; use --replace to rebuild it from the store",
     "requester": " (--requester)",
     "span-or-match": ": --span START:END or --match TEXT",
+    "another-out": " (give another --out)",
+    "lower-bates-start": "; give a lower --bates-start",
+    "no-bates-start": " (leave out --bates-start)",
+    "propagate-or-counsel": (
+        " (`bulletin redact propagate REDACTION`, or export the counsel production with --counsel)"
+    ),
+    "request-or-query": ": give --request ID or --query '...'",
+    "resume": " (re-run with --resume)",
 }
 
 

@@ -3,9 +3,11 @@ Concordance and CSV load files, Bates numbers, a records manifest with ledger po
 chain-of-custody report; and the check of such a bag anywhere.
 
 - :mod:`.scope`: which records, in which (Bates) order
-- :mod:`.exporter`: writing the bag, streamed and resumable
+- :mod:`.exporter`: writing the bag, streamed and resumable, in steps over one :mod:`.job`:
+  :mod:`.plan`, :mod:`.natives`, :mod:`.records`, :mod:`.threads`, :mod:`.finish`
 - :mod:`.verify`: checking a bag, with or without the archive
-- :mod:`.layout`, :mod:`.loadfile`, :mod:`.render`, :mod:`.bagwriter`, :mod:`.journal`
+- :mod:`.render`: the pages (Jinja2 templates in ``templates/``) fed by :mod:`.pages`
+- :mod:`.layout`, :mod:`.loadfile`, :mod:`.bates`, :mod:`.bagwriter`, :mod:`.journal`
 """
 
 from __future__ import annotations

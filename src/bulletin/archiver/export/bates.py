@@ -54,7 +54,8 @@ def _refuse_overlap(session: Session, prefix: str, first: int, last: int) -> Non
     asked, issued = _span(prefix, first, last), _span(prefix, taken.first, taken.last)
     raise Refused(
         f"Bates numbers {asked} overlap {issued}, issued to production {taken.identifier} "
-        f"on {taken.issued_at.date().isoformat()}; leave out --bates-start to continue at {after}"
+        f"on {taken.issued_at.date().isoformat()}; the numbers continue at {after}",
+        remedy="no-bates-start",
     )
 
 
@@ -97,8 +98,8 @@ def reserve(
         if last > layout.MAX_BATES:
             raise UsageError(
                 f"{count} records from Bates number {first} end at {last}, past the last of "
-                f"{len(str(layout.MAX_BATES))} digits ({layout.MAX_BATES}); "
-                "give a lower --bates-start"
+                f"{len(str(layout.MAX_BATES))} digits ({layout.MAX_BATES})",
+                remedy="lower-bates-start",
             )
         _refuse_overlap(session, prefix, first, first + count - 1)
         issued = BatesRange(

@@ -48,7 +48,10 @@ def resolve(
     :raises NotFound: no such request.
     """
     if (request_id is None) == (query_text is None):
-        raise UsageError("give exactly one of --request ID or --query '...'")
+        raise UsageError(
+            "a production's scope is a records request or a query, exactly one",
+            remedy="request-or-query",
+        )
     if request_id is not None:
         from bulletin.archiver.requests import get_request
 

@@ -15,7 +15,8 @@ Contract, for every backend:
 - :meth:`WormStore.put_objects` is :meth:`WormStore.put_object` for each of several objects;
   a backend may overlap the requests (S3 does), never changing what each put promises.
 - :meth:`WormStore.get` returns the bytes as written; ``verify=True`` re-hashes content-addressed
-  objects and raises ``IntegrityError`` on a mismatch.
+  objects and raises ``IntegrityError`` on a mismatch. :meth:`WormStore.read_object` is the
+  bulk reader's ``get`` of a content-addressed object: always checked, maybe faster.
 - :meth:`WormStore.flush` is the durability barrier: when it returns, every put before it
   survives a power cut (group commit). A backend may make each put durable on its own.
 - A backend that cannot be reached raises :class:`~bulletin.errors.StoreUnavailable`.
@@ -29,6 +30,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+
+from bulletin.errors import ArchiveError
 
 OBJECT_PREFIX = "sha256/"
 
@@ -145,6 +148,20 @@ class WormStore(ABC):
         :raises NotFound: no such key.
         :raises IntegrityError: ``verify`` and the bytes do not match a content-addressed key.
         """
+
+    def read_object(self, key: str) -> bytes:
+        """The bytes of the content-addressed object ``key`` (``sha256/<hex>``), always checked
+        against that sha256: :meth:`get` for a reader of many objects that needs no metadata
+        (an export). Safe to call from several threads at once; a backend may take a faster
+        path than :meth:`get` (the local store reads the file directly).
+
+        :raises ArchiveError: ``key`` is not a content-addressed key.
+        :raises NotFound: no such object.
+        :raises IntegrityError: the bytes do not match the key.
+        """
+        if digest_of_key(key) is None:
+            raise ArchiveError(f"invalid key {key!r}: not a content-addressed object")
+        return self.get(key, verify=True)
 
     @abstractmethod
     def head(self, key: str) -> ObjectInfo | None:

@@ -165,6 +165,12 @@ class SpooledStore(WormStore):
                 return data
         return self._connect().get(key, verify=verify)
 
+    def read_object(self, key: str) -> bytes:
+        """A spooled object from the spool, any other by the backend's own :meth:`read_object`."""
+        with self._lock:
+            spooled = key in self._spooled
+        return self.get(key, verify=True) if spooled else self._connect().read_object(key)
+
     def head(self, key: str) -> ObjectInfo | None:
         with self._lock:
             spooled = self._spooled.get(key)

@@ -1,0 +1,251 @@
+"""A chunk of records into the bag: each record checked against its ledger entry, its files
+copied (:mod:`.natives`, on worker threads), then, in Bates order, its lines in the load files
+(DAT and CSV), the records manifest (JSON lines and CSV), the redaction log, and its place in
+its thread's page (:mod:`.threads`).
+
+A public production gives no hash of a record whose text is withheld (a hash would let anyone
+confirm a guess at the withheld text) and writes its text redacted.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import wait
+from typing import Any, cast
+
+import sqlalchemy as sa
+
+from bulletin.archiver import redaction as redact
+from bulletin.archiver.export import loadfile, threads
+from bulletin.archiver.export.job import (
+    CSV,
+    DAT,
+    RECORDS_CSV,
+    RECORDS_JSONL,
+    REDACTION_LOG,
+    Job,
+    utc,
+)
+from bulletin.archiver.export.natives import Files, copy_slice
+from bulletin.archiver.export.scope import PlanRow
+from bulletin.errors import IntegrityError
+from bulletin.models import LedgerEntry, Record
+
+COPY_SLICE = 50  # records per task given to a copying thread
+REDACTION_LOG_COLUMNS = (
+    "bates",
+    "record_id",
+    "version",
+    "redaction_id",
+    "characters",
+    "exemption",
+    "exemption_label",
+    "reason",
+    "redacted_by",
+    "redacted_at",
+)
+RECORD_COLUMNS = (
+    "bates",
+    "record_id",
+    "account",
+    "platform",
+    "kind",
+    "remote_id",
+    "version",
+    "state",
+    "object_sha256",
+    "raw_sha256",
+    "ledger_seq",
+    "ledger_entry_hash",
+    "native",
+    "raw",
+    "text",
+)
+
+
+def write_headers(job: Job) -> None:
+    """The header lines of the load files, the records CSV and the redaction log."""
+    writer = job.writer
+    header = list(loadfile.FIELDS)
+    writer.append(DAT, (loadfile.BOM + loadfile.dat_line(header)).encode())
+    writer.append(CSV, (loadfile.BOM + loadfile.csv_line(header)).encode())
+    writer.append(RECORDS_CSV, loadfile.csv_line(list(RECORD_COLUMNS)).encode())
+    writer.append(
+        REDACTION_LOG,
+        (loadfile.BOM + loadfile.csv_line(list(REDACTION_LOG_COLUMNS))).encode(),
+    )
+
+
+def write_chunk(job: Job, rows: list[PlanRow]) -> None:
+    """The records of ``rows`` (consecutive in Bates order) into the bag.
+
+    :raises IntegrityError: a record left the index, its ledger entry does not name it and
+        its object, or an object fails its hash (the export stops, resumable).
+    """
+    ids = [r.record_id for r in rows]
+    table = Record.__table__  # type: ignore[attr-defined]
+    with job.engine.connect() as conn:
+        # plain rows, read by attribute like the models: building model objects would cost
+        # more than the rest of the export's own work per record
+        records: dict[int, Record] = {
+            row.id: cast(Record, row)
+            for row in conn.execute(sa.select(table).where(table.c.id.in_(ids)))
+        }
+        seqs = [r.ledger_seq for r in records.values() if r.ledger_seq is not None]
+        ledger_table = LedgerEntry.__table__  # type: ignore[attr-defined]
+        entries: dict[int, LedgerEntry] = {
+            row.seq: cast(LedgerEntry, row)
+            for row in conn.execute(sa.select(ledger_table).where(ledger_table.c.seq.in_(seqs)))
+        }
+    work: list[tuple[PlanRow, Record, LedgerEntry]] = []
+    for row in rows:
+        record = records.get(row.record_id)
+        if record is None:
+            raise IntegrityError(
+                f"record {row.record_id} ({job.bates(row.position)}) left the index while "
+                "it was being exported; export stopped"
+            )
+        entry = entries.get(record.ledger_seq or -1)
+        if (
+            entry is None
+            or entry.record_id != record.id
+            or entry.object_sha256 != record.object_sha256
+        ):
+            raise IntegrityError(
+                f"record {record.id} ({job.bates(row.position)}): ledger entry "
+                f"{record.ledger_seq} does not name it and its object; export stopped "
+                "(run `bulletin archive verify`)"
+            )
+        work.append((row, record, entry))
+    writer = job.writer
+    # Reading objects and creating files is mostly waiting on the kernel: worker threads
+    # do it while this thread writes the load files and pages, in Bates order.
+    slices = [work[i : i + COPY_SLICE] for i in range(0, len(work), COPY_SLICE)]
+    copies = [job.pool.submit(copy_slice, job, part) for part in slices]
+    try:
+        for part, copy in zip(slices, copies, strict=True):
+            for (row, record, entry), files in zip(part, copy.result(), strict=True):
+                for rel, digest, size in files.listed:
+                    writer.list(rel, digest, size)
+                write_record(job, row, record, entry, files)
+    finally:
+        for copy in copies:
+            copy.cancel()
+        wait(copies)
+
+
+def write_record(job: Job, row: PlanRow, record: Record, entry: LedgerEntry, files: Files) -> None:
+    """The record's lines in the load files and manifests, and its place in its thread."""
+    writer = job.writer
+    bates = job.bates(row.position)
+    native, raw_rel, text_rel, media = files.native, files.raw, files.text, files.media
+    posted, captured = utc(record.posted_at), utc(record.captured_at)
+    spans = job.spans(record)
+    withhold = job.withholds(record)
+    # a hash of a withheld native would let anyone confirm a guess at the withheld text
+    object_sha = None if withhold else record.object_sha256
+    raw_sha = None if withhold else record.raw_sha256
+    entry_hash = None if withhold else entry.entry_hash
+    text = redact.redacted_text(record.text, spans) if withhold else record.text
+    labels = sorted({span.label for span in spans})
+    fields = [
+        bates,
+        bates,
+        job.bates(row.family_first),
+        job.bates(row.family_last),
+        record.platform,
+        record.account,
+        record.kind,
+        record.remote_id,
+        record.parent_id or "",
+        record.thread_id or "",
+        record.author or "",
+        posted,
+        captured,
+        record.state,
+        str(record.version),
+        object_sha or "",
+        raw_sha or "",
+        str(record.ledger_seq),
+        record.url or "",
+        native,
+        raw_rel,
+        text_rel,
+        "; ".join(m["path"] for m in media),
+        text,
+        "Y" if spans else "",
+        "; ".join(labels),
+    ]
+    writer.append(DAT, loadfile.dat_line(fields).encode("utf-8"))
+    writer.append(CSV, loadfile.csv_line(fields).encode("utf-8"))
+    line: dict[str, Any] = {
+        "bates": bates,
+        "record_id": record.id,
+        "account": record.account,
+        "platform": record.platform,
+        "kind": record.kind,
+        "remote_id": record.remote_id,
+        "parent_id": record.parent_id,
+        "thread_id": record.thread_id,
+        "version": record.version,
+        "state": record.state,
+        "author": record.author,
+        "posted_at": posted or None,
+        "captured_at": captured,
+        "object_sha256": object_sha,
+        "raw_sha256": raw_sha,
+        "ledger_seq": record.ledger_seq,
+        "ledger_entry_hash": entry_hash,
+        "family": [job.bates(row.family_first), job.bates(row.family_last)],
+        "native": native or None,
+        "raw": raw_rel or None,
+        "text": text_rel,
+        "media": media,
+        "redacted": bool(spans),
+        "exemptions": labels,
+        "natives_withheld": withhold,
+    }
+    if spans and job.counsel:
+        line["redactions"] = [
+            {"characters": f"{r.start}:{r.end}", "exemption": r.exemption, "label": s.label}
+            for r, s in zip(job.redactions[record.id or -1], spans, strict=True)
+        ]
+    writer.append(
+        RECORDS_JSONL,
+        json.dumps(line, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n",
+    )
+    writer.append(
+        RECORDS_CSV,
+        loadfile.csv_line(["" if line[c] is None else str(line[c]) for c in RECORD_COLUMNS]).encode(
+            "utf-8"
+        ),
+    )
+    if job.renderings:
+        threads.write_record(job, row, record, bates, posted, captured, native, spans, media)
+    job.counts[f"{record.kind}/{record.state}"] += 1
+    if spans:
+        _log(job, record, bates, spans)
+
+
+def _log(job: Job, record: Record, bates: str, spans: list[redact.Span]) -> None:
+    """The record's lines in the redaction log (never the withheld text)."""
+    for item, span in zip(job.redactions[record.id or -1], spans, strict=True):
+        job.writer.append(
+            REDACTION_LOG,
+            loadfile.csv_line(
+                [
+                    bates,
+                    str(record.id),
+                    str(record.version),
+                    str(item.id),
+                    f"{item.start}:{item.end}",
+                    item.exemption,
+                    span.label,
+                    item.reason,
+                    item.created_by,
+                    item.created_at,
+                ]
+            ).encode("utf-8"),
+        )
+    job.counts["~redacted_records"] += 1
+    job.counts["~redactions"] += len(spans)
