@@ -374,7 +374,7 @@ def test_thread_and_variant_published_to_x(tmp_path: Path, sandbox: SandboxServe
         assert sorted(o.state for o in daemon.dispatch_due()) == ["published", "published"]
         with Session(inst.app.engine) as session:
             x = session.exec(select(Delivery).where(Delivery.account == "sandbox-x")).one()
-        ids = json.loads(x.thread_ids or "[]")
+        ids = x.thread_ids or []
         assert len(ids) == 3 and x.remote_id == ids[0]
         posts = {p.remote_id: p for p in x_connector(sandbox.url).list_posts().items}
         assert [posts[i].text.rsplit(" ", 1)[1] for i in ids] == ["1/3", "2/3", "3/3"]

@@ -16,7 +16,14 @@ from bulletin.connectors.base import Connector, OutgoingPost
 from bulletin.connectors.platforms import PLATFORMS
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT, SandboxServer
-from bulletin.errors import AuthError, MalformedResponse, RateLimited, Rejected, Retryable
+from bulletin.errors import (
+    AuthError,
+    ConnectorError,
+    MalformedResponse,
+    RateLimited,
+    Rejected,
+    Retryable,
+)
 from tests.plugins.sandbox import Control, fb_connector, x_connector
 
 
@@ -205,23 +212,25 @@ def test_check_reports_every_capability_ok(harness: Harness) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "options", "error"),
+    ("kind", "options", "error", "code"),
     [
-        ("rate_limit", {"seconds": 3600, "count": 9}, RateLimited),
-        ("error", {"status": 503, "count": 9}, Retryable),
-        ("error", {"status": 500, "count": 9}, Retryable),
-        ("duplicate", {}, Rejected),
-        ("expired_token", {}, AuthError),
+        ("rate_limit", {"seconds": 3600, "count": 9}, RateLimited, "rate-limited"),
+        ("error", {"status": 503, "count": 9}, Retryable, "server-error"),
+        ("error", {"status": 500, "count": 9}, Retryable, "server-error"),
+        ("duplicate", {}, Rejected, "duplicate"),
+        ("expired_token", {}, AuthError, "auth"),
     ],
     ids=["rate-limit", "503", "500", "duplicate", "expired-token"],
 )
 def test_publish_errors_map_to_the_taxonomy(
-    harness: Harness, kind: str, options: dict[str, Any], error: type[Exception]
+    harness: Harness, kind: str, options: dict[str, Any], error: type[ConnectorError], code: str
 ) -> None:
-    """Each injected publish fault surfaces as its Bulletin error and creates no post."""
+    """Each injected publish fault surfaces as its Bulletin error, with its code, and creates
+    no post."""
     harness.control.fault(kind, harness.create_path, method="POST", **options)
-    with pytest.raises(error):
+    with pytest.raises(error) as caught:
         harness.connector.publish(post("A notice that meets a fault"))
+    assert caught.value.code == code
     assert harness.created() == 0
 
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from defusedxml import ElementTree as SafeET
+from sqlalchemy.exc import StatementError
 from sqlmodel import Session, select
 
 from bulletin.connectors.feed import ATOM, FeedConnector
 from bulletin.daemon import Daemon
-from bulletin.models import Delivery, Notice, Record
+from bulletin.errors import IllegalTransition
+from bulletin.models import Delivery, DeliveryAttempt, Notice, Record
 from bulletin.publisher.delivery import DeliveryWorker, outgoing_post
+from bulletin.publisher.delivery.states import TRANSITIONS, move
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.states import DeliveryState
 from tests.plugins.bulletin_app import Instance, feed_entry_id
 
 TEXT = "Road closed: Main St between 1st and 2nd until 6 pm."
@@ -197,3 +202,47 @@ def test_archive_failure_after_publish_is_retried_by_the_next_scan(instance: Ins
     assert state_of(instance, notice_id) == ("published", ["published"], 1)
     assert gather(instance.app, 5).archive_waiting == 0
     assert feed_ids(instance) == [feed_entry_id(instance, notice_id)]
+
+
+def test_a_deferred_attempt_keeps_the_connectors_code(instance: Instance, tmp_path: Path) -> None:
+    """Given a feed that cannot be written, when its delivery is tried, then the attempt
+    keeps the connector's error code with the reason."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a regular file")
+    account = instance.settings.accounts["feed"].model_copy(update={"path": blocker / "feed.xml"})
+    instance.app.replace_settings(
+        instance.settings.model_copy(update={"accounts": {"feed": account}})
+    )
+    approved_notice(instance)
+    w = worker(instance, "a")
+    outcome = w.run(w.claim()[0])
+    with Session(instance.app.engine) as session:
+        [attempt] = session.exec(
+            select(DeliveryAttempt).where(DeliveryAttempt.delivery_id == outcome.delivery_id)
+        ).all()
+    assert (attempt.outcome, attempt.error) == ("pending", f"[io-error] {outcome.detail}")
+
+
+def test_the_state_machine_refuses_an_illegal_move() -> None:
+    """A published delivery cannot go back to pending: the move is refused, naming both
+    states, and the delivery is unchanged; a legal move is made."""
+    published = Delivery(id=7, notice_id=1, account="feed", state=DeliveryState.PUBLISHED)
+    with pytest.raises(IllegalTransition, match="delivery 7 cannot go from published to pending"):
+        move(published, DeliveryState.PENDING)
+    assert published.state == "published"
+    waiting = Delivery(id=8, notice_id=1, account="feed")
+    move(waiting, DeliveryState.IN_FLIGHT)
+    assert waiting.state == "in-flight"
+    assert set(TRANSITIONS) == set(DeliveryState)
+
+
+def test_a_misspelt_state_never_reaches_the_database(instance: Instance) -> None:
+    """A state that is not a DeliveryState is refused when written."""
+    notice_id = approved_notice(instance)
+    with Session(instance.app.engine) as session:
+        row = session.exec(select(Delivery).where(Delivery.notice_id == notice_id)).one()
+        assert row.state is DeliveryState.PENDING
+        row.state = "publised"
+        session.add(row)
+        with pytest.raises(StatementError, match="'publised' is not a valid DeliveryState"):
+            session.commit()

@@ -51,41 +51,64 @@ class DatabaseError(BulletinError):
 
 
 class ConnectorError(BulletinError):
-    """A platform call failed. ``retryable`` says whether trying again may help."""
+    """A platform call failed. ``retryable`` says whether trying again may help.
+
+    ``code`` names the failure in a word a program can act on (``rate-limited``,
+    ``duplicate``, ``gone``, ``auth``, ``timeout``, ``server-error``, ``rejected``...), or is
+    the platform's own error code; each class has a default the raise site may refine.
+    """
 
     retryable = False
+    default_code = "error"
+
+    def __init__(self, *args: object, code: str | None = None, remedy: str | None = None) -> None:
+        super().__init__(*args, remedy=remedy)
+        self.code = code or self.default_code
 
 
 class Retryable(ConnectorError):
     """A transient failure (5xx, connection refused) before the platform acted."""
 
     retryable = True
+    default_code = "server-error"
 
 
 class RateLimited(Retryable):
     """The platform asked us to wait; ``retry_after`` is when it may be tried again."""
 
-    def __init__(self, message: str, retry_after: datetime | None = None) -> None:
-        super().__init__(message)
+    default_code = "rate-limited"
+
+    def __init__(
+        self, message: str, retry_after: datetime | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
         self.retry_after = retry_after
 
 
 class Rejected(ConnectorError):
     """The platform refused the content for good (duplicate, too long, policy); never retried."""
 
+    default_code = "rejected"
+
 
 class Duplicate(Rejected):
     """The platform refuses the post as a duplicate of one it already has (X 403 duplicate
     content, Graph 506): after an uncertain attempt, that post may be ours."""
+
+    default_code = "duplicate"
 
 
 class Gone(Rejected):
     """The platform says the object named does not exist (deleted, or never visible to these
     credentials): a deletion finds it already done, a read finds nothing."""
 
+    default_code = "gone"
+
 
 class AuthError(ConnectorError):
     """Credentials are missing, expired or lack a permission; alerted, never retried."""
+
+    default_code = "auth"
 
 
 class Ambiguous(ConnectorError):
@@ -95,15 +118,17 @@ class Ambiguous(ConnectorError):
     """
 
     retryable = True
+    default_code = "timeout"
 
 
 class MalformedResponse(ConnectorError):
     """The platform answered with something we cannot parse; ``raw`` keeps it for quarantine."""
 
     retryable = True
+    default_code = "malformed"
 
-    def __init__(self, message: str, raw: bytes = b"") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, raw: bytes = b"", code: str | None = None) -> None:
+        super().__init__(message, code=code)
         self.raw = raw
 
 
@@ -121,3 +146,8 @@ class IntegrityError(ArchiveError):
 
 class StoreUnavailable(ArchiveError):
     """The store cannot be reached or written (network, full disk); nothing was recorded."""
+
+
+class IllegalTransition(BulletinError):
+    """A move between two states that the state machine does not allow (a bug, not a user's
+    mistake): names the object, the state it is in and the one asked for."""

@@ -14,6 +14,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from bulletin.columns import EnumText, JSONText
+from bulletin.states import DeliveryKind, DeliveryState, NoticeState, RecordState
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A datetime stored as naive UTC and returned aware, on every database."""
@@ -73,7 +76,7 @@ class Notice(SQLModel, table=True):
     title: str = ""
     text: str = Field(sa_column=Column(Text, nullable=False))
     link: str | None = None
-    state: str = Field(default="draft", index=True)
+    state: str = Field(default=NoticeState.DRAFT, index=True, sa_type=EnumText(NoticeState))
     author: str
     created_at: datetime = _ts(nullable=False)
     publish_at: datetime | None = _ts()
@@ -100,9 +103,6 @@ class Notice(SQLModel, table=True):
     # Posted at expiry as a reply to each published post; ``followed_up_at`` once made.
     follow_up: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     followed_up_at: datetime | None = _ts()
-
-
-DELIVERY_KINDS = ("post", "follow-up", "correction", "retraction", "deletion")
 
 
 class Delivery(SQLModel, table=True):
@@ -135,10 +135,10 @@ class Delivery(SQLModel, table=True):
     notice_id: int = Field(foreign_key="notices.id", index=True)
     account: str = Field(foreign_key="accounts.name")
     occurrence: int = 1
-    kind: str = "post"
+    kind: str = Field(default=DeliveryKind.POST, sa_type=EnumText(DeliveryKind))
     revision: int = 0
     parent_id: int | None = Field(default=None, foreign_key="deliveries.id")
-    state: str = "pending"
+    state: str = Field(default=DeliveryState.PENDING, sa_type=EnumText(DeliveryState))
     due_at: datetime | None = _ts()
     attempts: int = 0
     lease_owner: str | None = None
@@ -154,8 +154,8 @@ class Delivery(SQLModel, table=True):
     text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # JSON list: the numbered parts of a thread, when the text is split
     parts: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    # JSON list: remote ids of the parts published so far
-    thread_ids: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # remote ids of the parts published so far (JSON text)
+    thread_ids: list[str] | None = Field(default=None, sa_column=Column(JSONText, nullable=True))
     # published but not archived yet: when the due-scan archives it, and why it last failed
     archive_due_at: datetime | None = _ts(index=True)
     archive_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -250,7 +250,7 @@ class Record(SQLModel, table=True):
     parent_id: str | None = None
     thread_id: str | None = None
     version: int = 1
-    state: str = "visible"
+    state: str = Field(default=RecordState.VISIBLE, sa_type=EnumText(RecordState))
     author: str | None = None
     text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     url: str | None = None

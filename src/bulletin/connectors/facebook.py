@@ -168,7 +168,7 @@ class FacebookConnector(Connector):
             )
         if code in (1, 2) or body.get("is_transient"):
             return Retryable(f"{where}: {message}")
-        return Rejected(f"{where}: {message}")
+        return Rejected(f"{where}: {message}", code=f"{code}" + (f".{subcode}" if subcode else ""))
 
     def _regain_at(self) -> datetime:
         """When Graph says access comes back (usage headers, in minutes); 5 minutes if unsaid."""
@@ -219,7 +219,9 @@ class FacebookConnector(Connector):
                 raise Ambiguous(
                     f"account {self.name}: {what} got no answer ({kind}); it may have worked"
                 ) from None
-            raise Retryable(f"account {self.name}: {what} failed ({kind})") from None
+            raise Retryable(
+                f"account {self.name}: {what} failed ({kind})", code="unreachable"
+            ) from None
 
     def _get(self, what: str, path: str, **args: Any) -> Any:
         return self.retry.call(

@@ -241,7 +241,7 @@ class FeedConnector(Connector):
             _public_dir(lock.parent)
             handle = open(lock, "ab")  # noqa: SIM115 - closed below, which releases the lock
         except OSError as e:
-            raise Retryable(f"feed {self.path}: cannot write: {e.strerror}") from e
+            raise Retryable(f"feed {self.path}: cannot write: {e.strerror}", code="io-error") from e
         with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
@@ -253,7 +253,7 @@ class FeedConnector(Connector):
             data = self.path.read_bytes()
             root: ET.Element = SafeET.fromstring(data)
         except OSError as e:
-            raise Retryable(f"feed {self.path}: cannot read: {e.strerror}") from e
+            raise Retryable(f"feed {self.path}: cannot read: {e.strerror}", code="io-error") from e
         except SafeET.ParseError as e:
             raise MalformedResponse(f"feed {self.path}: not valid XML: {e}", raw=data) from e
         if root.tag != _q("feed"):
@@ -276,7 +276,7 @@ class FeedConnector(Connector):
             _public_dir(self.path.parent)
             write_atomically(self.path, data, mode=0o644)
         except OSError as e:
-            raise Retryable(f"feed {self.path}: cannot write: {e.strerror}") from e
+            raise Retryable(f"feed {self.path}: cannot write: {e.strerror}", code="io-error") from e
 
     def _write_media(self, media: Media) -> str:
         """Write ``media`` beside the feed (once: its name is its hash); its relative URL."""
@@ -289,7 +289,9 @@ class FeedConnector(Connector):
             _public_dir(path.parent)
             write_atomically(path, media.data, mode=0o644)
         except OSError as e:
-            raise Retryable(f"feed {self.path}: cannot write {name}: {e.strerror}") from e
+            raise Retryable(
+                f"feed {self.path}: cannot write {name}: {e.strerror}", code="io-error"
+            ) from e
         return name
 
     def _feed_links(self, root: ET.Element) -> None:

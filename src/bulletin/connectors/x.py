@@ -171,7 +171,7 @@ class XConnector(Connector):
             return Duplicate(f"{where}: duplicate content ({detail})")
         if status == 404:
             return Gone(f"{where}: {detail or response.reason}")
-        return Rejected(f"{where}: {detail or response.reason}")
+        return Rejected(f"{where}: {detail or response.reason}", code=str(status))
 
     def _reset_at(self, response: requests.Response) -> datetime | None:
         """When a rate-limited call may be made again, on our clock: X's
@@ -204,7 +204,9 @@ class XConnector(Connector):
                 raise Ambiguous(
                     f"account {self.name}: {what} got no answer ({kind}); it may have worked"
                 ) from e
-            raise Retryable(f"account {self.name}: {what} failed ({kind})") from e
+            raise Retryable(
+                f"account {self.name}: {what} failed ({kind})", code="unreachable"
+            ) from e
         if not response.ok:
             raise self._error(response, write)
         if response.headers.get("x-access-level"):
