@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from bulletin.app import App
 from bulletin.connectors.sandbox import SANDBOX_ENV, SandboxServer
-from bulletin.daemon import Daemon
+from bulletin.service.daemon import Daemon
 from bulletin.errors import Refused, UsageError
 from bulletin.models import Approval, AuditEvent, Delivery, Notice
 from bulletin.publisher.delivery import outgoing_post

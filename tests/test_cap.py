@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from bulletin.cli import cli
 from bulletin.config.loader import load_settings
-from bulletin.daemon import Daemon
+from bulletin.service.daemon import Daemon
 from bulletin.errors import ConfigError
 from bulletin.models import AuditEvent, Delivery, Notice
 from bulletin.publisher import texts

@@ -16,7 +16,7 @@ from bulletin.archiver.capture import sweep
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import verify
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, SandboxServer
-from bulletin.daemon import Daemon
+from bulletin.service.daemon import Daemon
 from bulletin.models import (
     CaptureSpend,
     CaptureSweep,

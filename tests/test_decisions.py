@@ -16,7 +16,7 @@ from bulletin.archiver import decisions, holds, requests
 from bulletin.archiver.rebuild import rebuild_index
 from bulletin.archiver.store.local import LocalStore
 from bulletin.archiver.verify import verify
-from bulletin.daemon import Daemon
+from bulletin.service.daemon import Daemon
 from bulletin.errors import Refused
 from bulletin.models import Hold, HoldRecord, RecordsRequest, Redaction
 from tests.plugins.bulletin_app import Instance

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bulletin.connectors.sandbox import SandboxServer
-from bulletin.daemon import running
+from bulletin.service.daemon import running
 from bulletin.models import Delivery, Record
 from bulletin.publisher.delivery import DeliveryWorker
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice

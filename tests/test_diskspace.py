@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from structlog.testing import capture_logs
 
 from bulletin.cli import cli
-from bulletin.daemon import Daemon
-from bulletin.diskspace import measure
+from bulletin.service.daemon import Daemon
+from bulletin.service.diskspace import measure
 from tests.plugins.bulletin_app import Instance, make_instance
 
 

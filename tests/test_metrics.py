@@ -23,9 +23,9 @@ from bulletin.archiver import holds, requests
 from bulletin.archiver.capture import sweep
 from bulletin.cli import cli
 from bulletin.connectors.sandbox import SANDBOX_ENV, SandboxServer
-from bulletin.daemon import HEARTBEAT_SECONDS, Daemon
+from bulletin.service.daemon import HEARTBEAT_SECONDS, Daemon
 from bulletin.db import session_scope
-from bulletin.metrics import StatusCollector, VerifyResult, serve_metrics
+from bulletin.service.metrics import StatusCollector, VerifyResult, serve_metrics
 from bulletin.models import DaemonInstance
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
 from tests.plugins.bulletin_app import Instance, make_instance

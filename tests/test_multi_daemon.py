@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bulletin.connectors.sandbox import SandboxServer
-from bulletin.daemon import Daemon
+from bulletin.service.daemon import Daemon
 from bulletin.db import session_scope
 from bulletin.errors import Refused
 from bulletin.models import AuditEvent, DaemonInstance, Delivery, Record

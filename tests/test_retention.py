@@ -525,7 +525,7 @@ def test_daemon_job_lists_a_batch_and_schedules_it_nightly(inst: Instance) -> No
     """The daemon's disposition job lists what is due; it is scheduled at disposition_at."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from bulletin.daemon import Daemon
+    from bulletin.service.daemon import Daemon
 
     records = archive(inst, 1)
     inst.clock.set(PAST_RETENTION)

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from bulletin.cli import cli
 from bulletin.connectors.feed import ATOM, THREADING, TOMBSTONES
-from bulletin.daemon import Daemon
+from bulletin.service.daemon import Daemon
 from bulletin.errors import Refused, UsageError
 from bulletin.models import AuditEvent, Delivery, DeliveryAttempt, Notice, Record
 from bulletin.publisher import recurrence

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from bulletin.daemon import Daemon
+from bulletin.service.daemon import Daemon
 from bulletin.models import Delivery, Notice, Record
 from bulletin.publisher.amend import correct_notice, retract_notice
 from tests.plugins.bulletin_app import Instance

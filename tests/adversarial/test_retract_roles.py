@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from sqlmodel import Session, select
 
 from bulletin.cli import cli
-from bulletin.daemon import Daemon
+from bulletin.service.daemon import Daemon
 from bulletin.models import Delivery, Notice
 from bulletin.publisher.notices import approve_notice
 from bulletin.publisher.templates import add_template, approve_template

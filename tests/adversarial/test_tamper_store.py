@@ -22,7 +22,7 @@ from bulletin.archiver import disposition, ledger
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.store.local import LocalStore
 from bulletin.cli import cli
-from bulletin.daemon import Daemon
+from bulletin.service.daemon import Daemon
 from bulletin.models import LedgerEntry, Record
 from bulletin.publisher.notices import approve_notice, cancel_notice
 from tests.plugins.bulletin_app import Instance, make_instance

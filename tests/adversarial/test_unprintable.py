@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from bulletin.cli import cli
 from bulletin.connectors.sandbox import SandboxServer
-from bulletin.daemon import Daemon
+from bulletin.service.daemon import Daemon
 from bulletin.models import Delivery, Notice
 from bulletin.publisher.delivery import DeliveryWorker
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice

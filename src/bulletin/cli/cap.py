@@ -15,7 +15,7 @@ from bulletin.publisher.cap_feed import import_source, poll_feeds
 from bulletin.publisher.cap_import import ImportResult
 from bulletin.publisher.cap_models import CapAlert
 from bulletin.timeparse import local_text
-from bulletin.waker import poke
+from bulletin.service.waker import poke
 
 
 def register(group: click.Group) -> None:

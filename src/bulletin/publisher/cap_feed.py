@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
     from sqlalchemy.engine import Engine
 
-    from bulletin.daemon import Daemon
+    from bulletin.service.daemon import Daemon
 
 log = structlog.get_logger("bulletin.cap")
 
@@ -315,7 +315,7 @@ def schedule_cap_poll(daemon: Daemon, scheduler: BaseScheduler, now: datetime) -
 
 def poll(daemon: Daemon) -> list[ImportResult]:
     """One poll; wakes the due-scan when a template-covered notice is now due."""
-    from bulletin.waker import poke
+    from bulletin.service.waker import poke
 
     app = daemon.app
     results = poll_feeds(app.engine, app.settings, app.clock)

@@ -40,7 +40,7 @@ from bulletin.publisher.texts import (
     variant_for,
 )
 from bulletin.timeparse import local_text
-from bulletin.waker import NOTIFY_CHANNEL
+from bulletin.service.waker import NOTIFY_CHANNEL
 
 FINAL_NOTICE_STATES = set(NOTICE_STATES) - {"draft", "approved"}
 

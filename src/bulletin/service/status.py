@@ -15,7 +15,7 @@ from bulletin.archiver import bucket
 from bulletin.archiver.holds import unevaluable_holds
 from bulletin.archiver.requests import RequestRow, list_requests
 from bulletin.clock import utc
-from bulletin.diskspace import Space, measure
+from bulletin.service.diskspace import Space, measure
 from bulletin.errors import StoreUnavailable
 from bulletin.models import (
     DaemonInstance,

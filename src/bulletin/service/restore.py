@@ -37,7 +37,7 @@ from sqlmodel import col
 from bulletin import audit
 from bulletin.archiver.rebuild import RebuildReport, rebuild_index
 from bulletin.archiver.store import open_store
-from bulletin.backup import Backup, backup_sqlite, open_sqlite
+from bulletin.service.backup import Backup, backup_sqlite, open_sqlite
 from bulletin.config.settings import Settings
 from bulletin.db import is_sqlite, make_engine, migrate, session_scope, sqlite_path
 from bulletin.errors import BulletinError, DatabaseError, Refused, UsageError

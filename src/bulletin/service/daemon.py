@@ -1,6 +1,6 @@
 """The long-running service.
 
-One dispatcher thread runs the due-scan: woken at once by a poke (see :mod:`bulletin.waker`)
+One dispatcher thread runs the due-scan: woken at once by a poke (see :mod:`bulletin.service.waker`)
 and every ``scan_interval`` seconds as a fallback. It hands the deliveries it claims to a pool
 of ``[daemon] max_parallel_deliveries`` workers, at most one per account at a time, so a slow
 platform never holds up another account and one account's deliveries still go in order.
@@ -44,17 +44,17 @@ from bulletin.archiver.requests import deadline_text, deadlines_near
 from bulletin.archiver.verify import verify
 from bulletin.config import load_settings
 from bulletin.db import is_sqlite, session_scope
-from bulletin.diskspace import Space, measure
+from bulletin.service.diskspace import Space, measure
 from bulletin.errors import BulletinError, ConfigError, Refused, StoreUnavailable
 from bulletin.locks import exclusive_job, release_instance_lock, take_instance_lock
-from bulletin.metrics import StatusCollector, VerifyResult, serve_metrics
+from bulletin.service.metrics import StatusCollector, VerifyResult, serve_metrics
 from bulletin.models import Account, DaemonInstance, Delivery
 from bulletin.publisher import schedule
 from bulletin.publisher.delivery import DeliveryWorker, Outcome
 from bulletin.publisher.notices import sync_account
-from bulletin.sandbox_child import SandboxChild
-from bulletin.sdnotify import Notifier
-from bulletin.waker import PgListener, Waker
+from bulletin.service.sandbox_child import SandboxChild
+from bulletin.service.sdnotify import Notifier
+from bulletin.service.waker import PgListener, Waker
 
 log = structlog.get_logger("bulletin.daemon")
 
