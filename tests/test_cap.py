@@ -18,7 +18,6 @@ from sqlmodel import Session, col, select
 
 from bulletin.cli import cli
 from bulletin.config.loader import load_settings
-from bulletin.service.daemon import Daemon
 from bulletin.errors import ConfigError
 from bulletin.models import AuditEvent, Delivery, Notice
 from bulletin.publisher import texts
@@ -29,6 +28,7 @@ from bulletin.publisher.cap_map import compose_text
 from bulletin.publisher.cap_models import CapAlert
 from bulletin.publisher.notices import approve_notice
 from bulletin.publisher.templates import add_template, approve_template
+from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance
 
 DATA = Path(__file__).parent / "data" / "cap"
@@ -102,7 +102,7 @@ def publish(inst: Instance, notice_id: int | None) -> None:
     try:
         assert [o.state for o in daemon.dispatch_due()] == ["published"]
     finally:
-        daemon._release_instance_lock()
+        daemon.instance.release_lock()
 
 
 # -- an alert, its update, its cancellation --------------------------------------------------
@@ -287,7 +287,7 @@ def test_cancel_cancels_deliveries_not_yet_published(inst: Instance) -> None:
     try:
         assert daemon.dispatch_due() == []
     finally:
-        daemon._release_instance_lock()
+        daemon.instance.release_lock()
 
 
 def test_cancel_after_update_and_publication(inst: Instance) -> None:
@@ -312,7 +312,7 @@ def test_cancel_after_update_and_publication(inst: Instance) -> None:
     try:
         assert {o.state for o in daemon.dispatch_due()} == {"published"}
     finally:
-        daemon._release_instance_lock()
+        daemon.instance.release_lock()
 
 
 def test_cancel_of_an_unknown_alert_is_ignored(inst: Instance) -> None:
@@ -543,7 +543,7 @@ def test_template_covered_alert_is_published_at_once(tmp_path: Path, db_url: str
         try:
             assert [o.state for o in daemon.dispatch_due()] == ["published"]
         finally:
-            daemon._release_instance_lock()
+            daemon.instance.release_lock()
         feed = (made.data_dir / "feed.xml").read_text()
         assert "Tornado Warning for Middlesex, MA until 10:45 AM. Take cover now" in feed
         with Session(engine) as session:
@@ -835,7 +835,7 @@ def test_poll_actor_must_be_a_dispatcher_with_users(tmp_path: Path) -> None:
 
 def test_daemon_poll_job_imports_the_feed(tmp_path: Path) -> None:
     """The daemon's poll job body imports the configured feeds."""
-    from bulletin.publisher.cap_feed import poll
+    from bulletin.service.jobs import table
 
     made = cap_instance(
         tmp_path,
@@ -843,7 +843,8 @@ def test_daemon_poll_job_imports_the_feed(tmp_path: Path) -> None:
         f'feeds = ["{(DATA / "feed.atom").as_uri()}"]',
     )
     try:
-        results = poll(Daemon(made.app))
+        [poll] = [job for job in table(Daemon(made.app)) if job.id == "cap-poll"]
+        results = poll.run()
         assert [r.outcome for r in results] == ["drafted", "drafted"]
         assert {r.imported_by for r in rows(made)} == {"cap"}
     finally:

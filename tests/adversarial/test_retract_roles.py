@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from sqlmodel import Session, select
 
 from bulletin.cli import cli
-from bulletin.service.daemon import Daemon
 from bulletin.models import Delivery, Notice
 from bulletin.publisher.notices import approve_notice
 from bulletin.publisher.templates import add_template, approve_template
+from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.test_approval import USERS, add
 

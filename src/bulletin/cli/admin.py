@@ -128,8 +128,8 @@ def daemon(
     ctx: Context, once: bool, max_wait: float, log_level: str, log_format: str, as_json: bool
 ) -> None:
     """Run the service: publish what is due, capture, verify. SIGTERM stops, SIGHUP reloads."""
-    from bulletin.service.daemon import Daemon
     from bulletin.logs import configure
+    from bulletin.service.daemon import Daemon
 
     configure(log_level, log_format)
     service = Daemon(ctx.app, ctx.config_path)
@@ -309,8 +309,8 @@ def status(ctx: Context, check: bool, as_json: bool) -> None:
     free disk."""
     from bulletin.archiver.requests import deadline_text
     from bulletin.archiver.status import capture_health
-    from bulletin.service.daemon import HEARTBEAT_SECONDS
     from bulletin.publisher.schedule import late_summary
+    from bulletin.service.instances import HEARTBEAT_SECONDS
     from bulletin.service.status import bucket_problems, gather, problems
 
     app = ctx.app

@@ -14,8 +14,8 @@ from bulletin.identity import resolve_actor
 from bulletin.publisher.cap_feed import import_source, poll_feeds
 from bulletin.publisher.cap_import import ImportResult
 from bulletin.publisher.cap_models import CapAlert
-from bulletin.timeparse import local_text
 from bulletin.service.waker import poke
+from bulletin.timeparse import local_text
 
 
 def register(group: click.Group) -> None:
