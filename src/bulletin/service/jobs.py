@@ -8,10 +8,10 @@ sweeps and the archive's upkeep (:mod:`bulletin.service.maintenance`), the CAP f
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -31,29 +31,49 @@ log = structlog.get_logger("bulletin.daemon")
 
 
 @dataclass(frozen=True)
-class JobSpec:
-    """One periodic job.
+class Every:
+    """An interval trigger: every ``seconds``."""
 
-    ``trigger`` and ``trigger_args`` are APScheduler's (``"interval"`` with ``seconds=``...,
-    ``"cron"`` with ``hour=``, ``minute=``, ``timezone=``); ``first_run`` is how many seconds
-    after scheduling the job first runs (None: when its trigger first fires). An ``exclusive``
-    job runs in only one daemon a round (the advisory lock named ``id``); a ``guarded`` job's
-    errors are logged as "<guarded> failed", never raised into the scheduler.
+    seconds: float
+
+    def apscheduler(self) -> tuple[str, dict[str, object]]:
+        """APScheduler's trigger name and arguments."""
+        return "interval", {"seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class Daily:
+    """A cron trigger: every day at ``at`` (``"HH:MM"``) in ``time_zone``."""
+
+    at: str
+    time_zone: str
+
+    def apscheduler(self) -> tuple[str, dict[str, object]]:
+        """APScheduler's trigger name and arguments."""
+        hour, minute = (int(x) for x in self.at.split(":"))
+        return "cron", {"hour": hour, "minute": minute, "timezone": self.time_zone}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One periodic job: ``run`` on ``trigger``, first ``first_run`` seconds after scheduling
+    (None: when the trigger first fires).
+
+    A ``guarded`` job's errors are logged as "<guarded> failed", never raised into the
+    scheduler. An ``exclusive`` job runs in only one daemon a round (the advisory lock named
+    ``id``, see :func:`bulletin.locks.exclusive_job`).
     """
 
     id: str
     run: Callable[[], object]
-    trigger: Literal["interval", "cron"]
-    trigger_args: Mapping[str, object] = field(default_factory=dict)
-    first_run: float | None = None
-    exclusive: bool = False
+    trigger: Every | Daily
     guarded: str | None = None
+    exclusive: bool = False
+    first_run: float | None = None
 
 
-def daily(at: str, time_zone: str) -> dict[str, object]:
-    """The ``cron`` arguments for every day at ``at`` (``"HH:MM"``) in ``time_zone``."""
-    hour, minute = (int(x) for x in at.split(":"))
-    return {"hour": hour, "minute": minute, "timezone": time_zone}
+HOUR = 3600.0
+DAY = 24 * HOUR
 
 
 def table(daemon: Daemon) -> list[JobSpec]:
@@ -68,101 +88,40 @@ def table(daemon: Daemon) -> list[JobSpec]:
         JobSpec(
             f"capture:{name}",
             functools.partial(work.scheduled_capture, name),
-            "interval",
-            {"seconds": min(account.capture_interval, settings.capture.hot_interval)},
+            Every(min(account.capture_interval, settings.capture.hot_interval)),
+            f"capture {name}",
             first_run=1,
-            guarded=f"capture {name}",
         )
         for name, account in settings.accounts.items()
         if account.enabled
     ]
+    checkpoint = ledger.CHECKPOINT_INTERVAL.total_seconds()
+    decisions = "copies of holds, redactions and requests"
+    morning = Daily("08:00", zone)
     jobs += [
-        JobSpec(
-            "heartbeat",
-            daemon.instance.heartbeat,
-            "interval",
-            {"seconds": HEARTBEAT_SECONDS},
-            guarded="heartbeat",
-        ),
-        JobSpec(
-            "nightly",
-            work.nightly,
-            "cron",
-            daily(settings.daemon.verify_at, zone),
-            exclusive=True,
-            guarded="nightly verify",
-        ),
-        JobSpec(
-            "disposition",
-            work.disposition,
-            "cron",
-            daily(settings.retention.disposition_at, zone),
-            guarded="disposition listing",
-        ),
-        JobSpec("spool", work.drain_spool, "interval", {"seconds": 30}, guarded="spool drain"),
-        JobSpec(
-            "checkpoint",
-            work.checkpoint,
-            "interval",
-            {"seconds": ledger.CHECKPOINT_INTERVAL.total_seconds()},
-            first_run=60,
-            exclusive=True,
-            guarded="ledger checkpoint",
-        ),
-        JobSpec(
-            "decisions",
-            work.mirror_decisions,
-            "interval",
-            {"hours": 1},
-            exclusive=True,
-            guarded="copies of holds, redactions and requests",
-        ),
-        JobSpec(
-            "deadlines",
-            work.warn_deadlines,
-            "cron",
-            daily("08:00", zone),
-            guarded="records request deadlines",
-        ),
-        JobSpec(
-            "disk",
-            work.check_disk_space,
-            "interval",
-            {"hours": 1},
-            first_run=5,
-            guarded="disk space check",
-        ),
-        JobSpec(
-            "bucket",
-            work.check_bucket,
-            "interval",
-            {"days": 1},
-            first_run=5,
-            guarded="S3 bucket settings check",
-        ),
-    ]
+        JobSpec("heartbeat", daemon.instance.heartbeat, Every(HEARTBEAT_SECONDS), "heartbeat"),
+        JobSpec("nightly", work.nightly, Daily(settings.daemon.verify_at, zone), "nightly verify",
+                exclusive=True),
+        JobSpec("disposition", work.disposition, Daily(settings.retention.disposition_at, zone),
+                "disposition listing"),
+        JobSpec("spool", work.drain_spool, Every(30), "spool drain"),
+        JobSpec("checkpoint", work.checkpoint, Every(checkpoint), "ledger checkpoint",
+                exclusive=True, first_run=60),
+        JobSpec("decisions", work.mirror_decisions, Every(HOUR), decisions, exclusive=True),
+        JobSpec("deadlines", work.warn_deadlines, morning, "records request deadlines"),
+        JobSpec("disk", work.check_disk_space, Every(HOUR), "disk space check", first_run=5),
+        JobSpec("bucket", work.check_bucket, Every(DAY), "S3 bucket settings check", first_run=5),
+    ]  # fmt: skip
     if settings.cap.feeds:
-        jobs.append(
-            JobSpec(
-                "cap-poll",
-                lambda: poll_feeds(app.engine, app.settings, app.clock),
-                "interval",
-                {"seconds": settings.cap.poll_interval},
-                first_run=2,
-                exclusive=True,
-                guarded="CAP poll",
-            )
-        )
+
+        def cap_poll() -> object:
+            return poll_feeds(app.engine, app.settings, app.clock)
+
+        poll = Every(settings.cap.poll_interval)
+        jobs.append(JobSpec("cap-poll", cap_poll, poll, "CAP poll", exclusive=True, first_run=2))
     if daemon.notifier.watchdog_seconds:
-        jobs.append(
-            JobSpec(
-                "watchdog",
-                daemon.watchdog,
-                "interval",
-                {"seconds": daemon.notifier.watchdog_seconds / 2},
-                first_run=0,
-            )
-        )
+        alive = Every(daemon.notifier.watchdog_seconds / 2)
+        jobs.append(JobSpec("watchdog", daemon.watchdog, alive, first_run=0))
     return jobs
 
 
@@ -178,20 +137,10 @@ def schedule(scheduler: BaseScheduler, jobs: Sequence[JobSpec], engine: Engine) 
             run = exclusive(engine, spec.id, run)
         if spec.guarded is not None:
             run = guarded(spec.guarded, run)
-        first = (
-            {}
-            if spec.first_run is None
-            else {"next_run_time": now + timedelta(seconds=spec.first_run)}
-        )
-        scheduler.add_job(
-            run,
-            spec.trigger,
-            id=spec.id,
-            max_instances=1,
-            coalesce=True,
-            **spec.trigger_args,
-            **first,
-        )
+        trigger, arguments = spec.trigger.apscheduler()
+        if spec.first_run is not None:
+            arguments["next_run_time"] = now + timedelta(seconds=spec.first_run)
+        scheduler.add_job(run, trigger, id=spec.id, max_instances=1, coalesce=True, **arguments)
 
 
 def guarded(what: str, job: Callable[[], object]) -> Callable[[], None]:
