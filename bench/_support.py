@@ -202,7 +202,7 @@ class Daemon:
 
 
 def _socket_ready(path: Path) -> bool:
-    from bulletin.waker import socket_address
+    from bulletin.service.waker import socket_address
 
     address = socket_address(path.parent)
     if address.startswith("\0"):

@@ -54,10 +54,10 @@ from bulletin.archiver.search.conditions import PG_VECTOR  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
 from bulletin.connectors.base import RemoteItem  # noqa: E402
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, SandboxServer  # noqa: E402
-from bulletin.daemon import Daemon  # noqa: E402
 from bulletin.db import migrate  # noqa: E402
 from bulletin.logs import configure  # noqa: E402
 from bulletin.models import Record  # noqa: E402
+from bulletin.service.daemon import Daemon  # noqa: E402
 
 WORDS = [
     "road",

@@ -30,7 +30,7 @@ from bulletin.connectors.base import OutgoingPost
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.connectors.x import XConnector
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
-from bulletin.waker import poke
+from bulletin.service.waker import poke
 
 _ = _support
 

@@ -51,11 +51,11 @@ from bulletin.config import load_settings  # noqa: E402
 from bulletin.config.archive import CaptureSettings  # noqa: E402
 from bulletin.connectors.base import OutgoingPost, RemoteItem  # noqa: E402
 from bulletin.connectors.feed import FeedConnector  # noqa: E402
-from bulletin.daemon import running  # noqa: E402
 from bulletin.db import migrate  # noqa: E402
 from bulletin.logs import configure  # noqa: E402
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice  # noqa: E402
-from bulletin.waker import poke  # noqa: E402
+from bulletin.service.daemon import running  # noqa: E402
+from bulletin.service.waker import poke  # noqa: E402
 
 TEXT = "Road closed: Mass Ave between Waltham St and Muzzey St until 6 pm (water main repair)."
 

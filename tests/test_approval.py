@@ -11,7 +11,6 @@ from sqlmodel import Session, select
 
 from bulletin.app import App
 from bulletin.connectors.sandbox import SANDBOX_ENV, SandboxServer
-from bulletin.daemon import Daemon
 from bulletin.errors import Refused, UsageError
 from bulletin.models import Approval, AuditEvent, Delivery, Notice
 from bulletin.publisher.delivery import outgoing_post
@@ -23,6 +22,7 @@ from bulletin.publisher.templates import (
     parse_variables,
 )
 from bulletin.publisher.texts import measure
+from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.sandbox import x_connector
 

@@ -18,11 +18,11 @@ from sqlmodel import Session, select
 from bulletin.app import App
 from bulletin.config import load_settings
 from bulletin.connectors.sandbox import SandboxServer
-from bulletin.daemon import Daemon
 from bulletin.locks import release_instance_lock, take_instance_lock
 from bulletin.models import AuditEvent, Delivery
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
-from bulletin.restore import restore_sqlite, settle_in_place
+from bulletin.service.daemon import Daemon
+from bulletin.service.restore import restore_sqlite, settle_in_place
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import run
 from tests.plugins.environment import require

@@ -21,12 +21,12 @@ from bulletin.cap.importer import ImportResult
 from bulletin.cap.mapping import compose_text
 from bulletin.cap.models import CapAlert
 from bulletin.config.loader import load_settings
-from bulletin.daemon import Daemon
 from bulletin.errors import ConfigError
 from bulletin.models import AuditEvent, Delivery, Notice
 from bulletin.publisher import texts
 from bulletin.publisher.notices import approve_notice
 from bulletin.publisher.templates import add_template, approve_template
+from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import invoke
 
@@ -101,7 +101,7 @@ def publish(inst: Instance, notice_id: int | None) -> None:
     try:
         assert [o.state for o in daemon.dispatch_due()] == ["published"]
     finally:
-        daemon._release_instance_lock()
+        daemon.instance.release_lock()
 
 
 # -- an alert, its update, its cancellation --------------------------------------------------
@@ -284,7 +284,7 @@ def test_cancel_cancels_deliveries_not_yet_published(inst: Instance) -> None:
     try:
         assert daemon.dispatch_due() == []
     finally:
-        daemon._release_instance_lock()
+        daemon.instance.release_lock()
 
 
 def test_cancel_after_update_and_publication(inst: Instance) -> None:
@@ -309,7 +309,7 @@ def test_cancel_after_update_and_publication(inst: Instance) -> None:
     try:
         assert {o.state for o in daemon.dispatch_due()} == {"published"}
     finally:
-        daemon._release_instance_lock()
+        daemon.instance.release_lock()
 
 
 def test_cancel_of_an_unknown_alert_is_ignored(inst: Instance) -> None:
@@ -540,7 +540,7 @@ def test_template_covered_alert_is_published_at_once(tmp_path: Path, db_url: str
         try:
             assert [o.state for o in daemon.dispatch_due()] == ["published"]
         finally:
-            daemon._release_instance_lock()
+            daemon.instance.release_lock()
         feed = (made.data_dir / "feed.xml").read_text()
         assert "Tornado Warning for Middlesex, MA until 10:45 AM. Take cover now" in feed
         with Session(engine) as session:
@@ -831,7 +831,7 @@ def test_poll_actor_must_be_a_dispatcher_with_users(tmp_path: Path) -> None:
 
 def test_daemon_poll_job_imports_the_feed(tmp_path: Path) -> None:
     """The daemon's poll job body imports the configured feeds."""
-    from bulletin.cap.feed import poll
+    from bulletin.service.jobs import table
 
     made = cap_instance(
         tmp_path,
@@ -839,7 +839,8 @@ def test_daemon_poll_job_imports_the_feed(tmp_path: Path) -> None:
         f'feeds = ["{(DATA / "feed.atom").as_uri()}"]',
     )
     try:
-        results = poll(Daemon(made.app))
+        [poll] = [job for job in table(Daemon(made.app)) if job.id == "cap-poll"]
+        results = poll.run()
         assert [r.outcome for r in results] == ["drafted", "drafted"]
         assert {r.imported_by for r in rows(made)} == {"cap"}
     finally:

@@ -16,13 +16,13 @@ from bulletin.archiver.capture.sweep import sweep
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import verify
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, SandboxServer
-from bulletin.daemon import Daemon
 from bulletin.models import (
     CaptureSpend,
     CaptureSweep,
     Quarantine,
     RecordMedia,
 )
+from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.capture import (
     comments,

@@ -71,7 +71,7 @@ def add_and_approve_fast(inst: Instance, text: str) -> int:
     """The same as the CLI does (commit, then poke the daemon), without starting a process."""
     from bulletin.clock import SystemClock
     from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
-    from bulletin.waker import poke
+    from bulletin.service.waker import poke
 
     clock = SystemClock()
     notice = create_notice(

@@ -16,9 +16,9 @@ from bulletin.archiver import decisions, holds, requests
 from bulletin.archiver.rebuild import rebuild_index
 from bulletin.archiver.store.local import LocalStore
 from bulletin.archiver.verify import verify
-from bulletin.daemon import Daemon
 from bulletin.errors import Refused
 from bulletin.models import Hold, HoldRecord, RecordsRequest, Redaction
+from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance
 from tests.test_export import comment, export, post, run
 from tests.test_redaction import PHONE_TEXT, SECRET, every_byte, record_of
@@ -255,7 +255,7 @@ def test_a_redaction_stands_when_the_store_refuses_its_copy(instance: Instance) 
         assert [p.kind for p in problems] == ["decision-unmirrored"]
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
-    assert Daemon(instance.app).mirror_decisions() == 1  # the hourly job, store back
+    assert Daemon(instance.app).maintenance.mirror_decisions() == 1  # the hourly job, store back
     assert verify(engine, store).ok
 
 

@@ -11,12 +11,12 @@ from sqlalchemy.exc import StatementError
 from sqlmodel import Session, select
 
 from bulletin.connectors.feed import ATOM, FeedConnector
-from bulletin.daemon import Daemon
 from bulletin.errors import IllegalTransition
 from bulletin.models import Delivery, DeliveryAttempt, Notice, Record
 from bulletin.publisher.delivery import DeliveryWorker, outgoing_post
 from bulletin.publisher.delivery.states import TRANSITIONS, move
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.service.daemon import Daemon
 from bulletin.states import DeliveryState
 from tests.plugins.bulletin_app import Instance, feed_entry_id
 
@@ -180,7 +180,7 @@ def test_two_workers_never_publish_the_same_delivery(instance: Instance) -> None
 def test_archive_failure_after_publish_is_retried_by_the_next_scan(instance: Instance) -> None:
     """The store fails once right after a publish: the delivery stays published (never lost),
     its archiving waits in the database (shown by status) and the next scan archives it."""
-    from bulletin.status import gather
+    from bulletin.service.status import gather
 
     notice_id = approved_notice(instance)
     blocker = instance.settings.archive_path / "sha256"  # where objects go, made a regular file

@@ -10,10 +10,10 @@ import pytest
 from sqlmodel import Session, select
 
 from bulletin.connectors.sandbox import SandboxServer
-from bulletin.daemon import running
 from bulletin.models import Delivery, Record
 from bulletin.publisher.delivery import DeliveryWorker
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.service.daemon import running
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import invoke
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts

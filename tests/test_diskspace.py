@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bulletin.daemon import Daemon
-from bulletin.diskspace import measure
+from bulletin.service.daemon import Daemon
+from bulletin.service.diskspace import measure
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import invoke
 
@@ -65,7 +65,7 @@ def test_a_filling_store_is_low_in_status_and_warned_of_by_the_daemon(
     assert "LOW (under 10%)" in line
     assert not any("LOW" in x for x in text.splitlines() if "data directory" in x)
     with capture_logs() as logged:
-        [warned] = Daemon(inst.app).check_disk_space()
+        [warned] = Daemon(inst.app).maintenance.check_disk_space()
     assert warned.roles == ("archive store",)
     [entry] = [e for e in logged if e["event"].startswith("disk space low")]
     assert entry["log_level"] == "warning" and entry["where"] == "archive store"

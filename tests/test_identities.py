@@ -14,12 +14,12 @@ from sqlmodel import Session, select
 
 from bulletin.app import App
 from bulletin.connectors.base import OutgoingPost
-from bulletin.daemon import Daemon
 from bulletin.db import migrate, sqlite_path
 from bulletin.models import Delivery, Notice, Record
 from bulletin.publisher.delivery import delivery_key, notice_of_key
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
-from bulletin.restore import restore_sqlite, settle_in_place
+from bulletin.service.daemon import Daemon
+from bulletin.service.restore import restore_sqlite, settle_in_place
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.cli import run
 from tests.plugins.environment import require

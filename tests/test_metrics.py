@@ -21,11 +21,12 @@ from structlog.testing import capture_logs
 from bulletin.archiver import holds, requests
 from bulletin.archiver.capture.sweep import sweep
 from bulletin.connectors.sandbox import SANDBOX_ENV, SandboxServer
-from bulletin.daemon import HEARTBEAT_SECONDS, Daemon
 from bulletin.db import session_scope
-from bulletin.metrics import StatusCollector, VerifyResult, serve_metrics
 from bulletin.models import DaemonInstance
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.service.daemon import Daemon
+from bulletin.service.instances import HEARTBEAT_SECONDS
+from bulletin.service.metrics import StatusCollector, VerifyResult, serve_metrics
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.capture import replies, x_post
 from tests.plugins.capture import run as run_sweep
@@ -191,7 +192,7 @@ def test_deadlines_near_show_in_status_the_log_and_metrics(calendar_day_site: In
     assert "request 2 (Lexington Minuteman) due 2026-11-27: 2 days left" in result.stdout
     assert "A resident" not in result.stdout
     with capture_logs() as logged:
-        lines = Daemon(inst.app).warn_deadlines()
+        lines = Daemon(inst.app).maintenance.warn_deadlines()
     assert [line.split(":")[0] for line in lines] == [
         "request 1 (Boston Globe) due 2026-11-23",
         "request 2 (Lexington Minuteman) due 2026-11-27",

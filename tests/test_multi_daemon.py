@@ -12,11 +12,11 @@ import pytest
 from sqlmodel import Session, select
 
 from bulletin.connectors.sandbox import SandboxServer
-from bulletin.daemon import Daemon
 from bulletin.db import session_scope
 from bulletin.errors import Refused
 from bulletin.models import AuditEvent, DaemonInstance, Delivery, Record
 from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.daemon_process import DaemonProcess
 from tests.plugins.sandbox import Control, sandbox_accounts

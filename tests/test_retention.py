@@ -525,15 +525,15 @@ def test_daemon_job_lists_a_batch_and_schedules_it_nightly(inst: Instance) -> No
     """The daemon's disposition job lists what is due; it is scheduled at disposition_at."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from bulletin.daemon import Daemon
+    from bulletin.service.daemon import Daemon
 
     records = archive(inst, 1)
     inst.clock.set(PAST_RETENTION)
     daemon = Daemon(inst.app)
-    batch_id = daemon.disposition()
+    batch_id = daemon.maintenance.disposition()
     assert batch_id is not None
     assert batch_ids(inst, disposition.get_batch(inst.app.engine, batch_id)[0]) == {records[0].id}
-    assert daemon.disposition() is None  # already listed: nothing new
+    assert daemon.maintenance.disposition() is None  # already listed: nothing new
     daemon._scheduler = BackgroundScheduler()
     daemon._schedule_jobs()
     job = daemon._scheduler.get_job("disposition")

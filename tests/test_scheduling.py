@@ -15,7 +15,6 @@ from defusedxml import ElementTree as SafeET
 from sqlmodel import Session, col, select
 
 from bulletin.connectors.feed import ATOM, THREADING, TOMBSTONES
-from bulletin.daemon import Daemon
 from bulletin.errors import Refused, UsageError
 from bulletin.models import AuditEvent, Delivery, DeliveryAttempt, Notice, Record
 from bulletin.publisher import recurrence
@@ -23,6 +22,7 @@ from bulletin.publisher.amend import correct_notice, retract_notice
 from bulletin.publisher.delivery import DeliveryWorker
 from bulletin.publisher.notices import NoticeDraft, approve_notice, cancel_notice, create_notice
 from bulletin.publisher.schedule import decide_late, late_notices
+from bulletin.service.daemon import Daemon
 from bulletin.timeparse import ambiguity, parse_until, parse_when
 from tests.plugins.bulletin_app import Instance, feed_entry_id
 from tests.plugins.cli import invoke

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from bulletin.daemon import Daemon
 from bulletin.models import Delivery, Notice, Record
 from bulletin.publisher.amend import correct_notice, retract_notice
+from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.sandbox import Control
 from tests.test_delivery_platforms import approve, drain, platforms, worker

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from bulletin.daemon import Daemon
 from bulletin.models import Delivery, Notice
 from bulletin.publisher.notices import approve_notice
 from bulletin.publisher.templates import add_template, approve_template
+from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import invoke
 from tests.test_approval import USERS, add

@@ -20,9 +20,9 @@ from sqlmodel import Session, col, select
 from bulletin.archiver import disposition, ledger
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.store.local import LocalStore
-from bulletin.daemon import Daemon
 from bulletin.models import LedgerEntry, Record
 from bulletin.publisher.notices import approve_notice, cancel_notice
+from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import invoke
 from tests.plugins.environment import free_port
@@ -247,7 +247,7 @@ def archive_and_checkpoint(inst: Instance, numbers: range) -> str:
     """Archive comments ``numbers``, half an hour later checkpoint; the checkpoint's key."""
     inst.app.archiver.archive([comment(n) for n in numbers])
     inst.clock.advance(timedelta(minutes=30))
-    key = Daemon(inst.app).checkpoint()
+    key = Daemon(inst.app).maintenance.checkpoint()
     assert key is not None
     inst.clock.advance(timedelta(minutes=30))
     return key
@@ -411,7 +411,7 @@ def test_a_rewritten_lock_configuration_or_lifecycle_rule_is_a_check_line(
     GOVERNANCE for a day and a new expiring lifecycle rule are then CHECK lines."""
     inst = on_s3
     daemon = Daemon(inst.app)
-    assert daemon.check_bucket() == []  # at start: the baseline
+    assert daemon.maintenance.check_bucket() == []  # at start: the baseline
     assert "S3 bucket" not in run_status_check(inst)
 
     client = s3_client(seaweedfs)
@@ -442,7 +442,7 @@ def test_a_rewritten_lock_configuration_or_lifecycle_rule_is_a_check_line(
         f"{name}: lifecycle rule expire-all appeared; it can expire or move archived objects "
         "once their lock ends",
     ]
-    assert daemon.check_bucket() == expected  # daily
+    assert daemon.maintenance.check_bucket() == expected  # daily
     output = run_status_check(inst)
     for line in expected:
         assert f"CHECK: {line}" in output

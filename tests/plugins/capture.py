@@ -12,8 +12,8 @@ from sqlmodel import Session, col, select
 
 from bulletin.archiver.capture.sweep import SweepResult, sweep
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT, SandboxServer
-from bulletin.daemon import Daemon
 from bulletin.models import CaptureThread, Record
+from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
 

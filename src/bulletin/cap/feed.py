@@ -12,7 +12,6 @@ import functools
 import ipaddress
 import socket
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
@@ -34,10 +33,7 @@ from bulletin.errors import BulletinError, ConfigError, Refused, Retryable, Usag
 from bulletin.identity import require_role
 
 if TYPE_CHECKING:
-    from apscheduler.schedulers.base import BaseScheduler
     from sqlalchemy.engine import Engine
-
-    from bulletin.daemon import Daemon
 
 log = structlog.get_logger("bulletin.cap")
 
@@ -318,34 +314,4 @@ def poll_feeds(engine: Engine, settings: Settings, clock: Clock) -> list[ImportR
             if result.outcome != "duplicate":
                 log.info("CAP feed entry", feed=url, result=result.line())
         results.extend(found)
-    return results
-
-
-# -- the daemon's job ------------------------------------------------------------------------
-
-
-def schedule_cap_poll(daemon: Daemon, scheduler: BaseScheduler, now: datetime) -> None:
-    """Add the CAP poll to the daemon's scheduler when ``[cap] feeds`` are configured."""
-    settings = daemon.app.settings
-    if not settings.cap.feeds:
-        return
-    scheduler.add_job(
-        daemon._guarded("CAP poll", daemon._exclusive("cap-poll", functools.partial(poll, daemon))),
-        "interval",
-        seconds=settings.cap.poll_interval,
-        id="cap-poll",
-        next_run_time=now + timedelta(seconds=2),
-        max_instances=1,
-        coalesce=True,
-    )
-
-
-def poll(daemon: Daemon) -> list[ImportResult]:
-    """One poll; wakes the due-scan when a template-covered notice is now due."""
-    from bulletin.waker import poke
-
-    app = daemon.app
-    results = poll_feeds(app.engine, app.settings, app.clock)
-    if any(r.approved for r in results):
-        poke(app.settings.data_dir)
     return results

@@ -113,8 +113,8 @@ def daemon(
     ctx: Context, once: bool, max_wait: float, log_level: str, log_format: str, as_json: bool
 ) -> None:
     """Run the service: publish what is due, capture, verify. SIGTERM stops, SIGHUP reloads."""
-    from bulletin.daemon import Daemon
     from bulletin.logs import configure
+    from bulletin.service.daemon import Daemon
 
     configure(log_level, log_format)
     service = Daemon(ctx.app, ctx.config_path)
@@ -284,9 +284,9 @@ def status(ctx: Context, check: bool, as_json: bool) -> None:
     free disk."""
     from bulletin.archiver.requests import deadline_text
     from bulletin.archiver.status import capture_health
-    from bulletin.daemon import HEARTBEAT_SECONDS
     from bulletin.publisher.schedule import late_summary
-    from bulletin.status import bucket_problems, gather, problems
+    from bulletin.service.instances import HEARTBEAT_SECONDS
+    from bulletin.service.status import bucket_problems, gather, problems
 
     app = ctx.app
     app.checked_engine()
@@ -360,7 +360,7 @@ def status(ctx: Context, check: bool, as_json: bool) -> None:
 @pass_context
 def backup(ctx: Context, out: Path, as_json: bool) -> None:
     """Copy the SQLite database, consistently, while the daemon runs (see docs/operations.md)."""
-    from bulletin.backup import backup_sqlite
+    from bulletin.service.backup import backup_sqlite
 
     done = backup_sqlite(ctx.settings.database_url, out, ctx.app.clock.now())
     emit(
@@ -397,7 +397,7 @@ def restore(
     files are moved aside, deliveries due since are checked on their platforms before any
     post, and the archive index is rebuilt from the store."""
     from bulletin.identity import resolve_actor
-    from bulletin.restore import restore_sqlite, settle_in_place
+    from bulletin.service.restore import restore_sqlite, settle_in_place
 
     if (backup_file is None) == (not in_place):
         raise UsageError("give a backup file, or --in-place after restoring by other means")

@@ -14,8 +14,8 @@ from bulletin.cap.importer import ImportResult
 from bulletin.cap.models import CapAlert
 from bulletin.cli import LIMIT, Context, emit, json_option, pass_context
 from bulletin.identity import resolve_actor
+from bulletin.service.waker import poke
 from bulletin.timeparse import local_text
-from bulletin.waker import poke
 
 
 def register(group: click.Group) -> None:

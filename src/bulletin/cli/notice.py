@@ -26,8 +26,8 @@ from bulletin.publisher.notices import (
 )
 from bulletin.publisher.recurrence import parse_every
 from bulletin.publisher.templates import notice_from_template
+from bulletin.service.waker import poke
 from bulletin.timeparse import ambiguity, local_text, parse_until, parse_when
-from bulletin.waker import poke
 
 
 def register(group: click.Group) -> None:

@@ -28,7 +28,7 @@ from bulletin.models import Delivery, Notice
 from bulletin.publisher import policy
 from bulletin.publisher.notices import platform_of
 from bulletin.publisher.texts import TargetText, check_text, plan
-from bulletin.waker import NOTIFY_CHANNEL
+from bulletin.service.waker import NOTIFY_CHANNEL
 
 CORRECTION_PREFIX = "Correction: "
 RETRACTION_TEXT = "This notice has been withdrawn."

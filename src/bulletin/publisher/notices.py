@@ -39,8 +39,8 @@ from bulletin.publisher.texts import (
     plan,
     variant_for,
 )
+from bulletin.service.waker import NOTIFY_CHANNEL
 from bulletin.timeparse import local_text
-from bulletin.waker import NOTIFY_CHANNEL
 
 FINAL_NOTICE_STATES = set(NOTICE_STATES) - {"draft", "approved"}
 

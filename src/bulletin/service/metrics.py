@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from bulletin.app import App
 from bulletin.archiver.status import capture_health
-from bulletin.status import gather
+from bulletin.service.status import gather
 
 log = structlog.get_logger("bulletin.metrics")
 

@@ -15,7 +15,6 @@ from bulletin.archiver import bucket
 from bulletin.archiver.holds import unevaluable_holds
 from bulletin.archiver.requests import RequestRow, list_requests
 from bulletin.clock import utc
-from bulletin.diskspace import Space, measure
 from bulletin.errors import StoreUnavailable
 from bulletin.models import (
     DaemonInstance,
@@ -27,6 +26,7 @@ from bulletin.models import (
 )
 from bulletin.publisher.failures import FailedNotice, unseen_failures
 from bulletin.publisher.schedule import LateNotice, late_notices
+from bulletin.service.diskspace import Space, measure
 
 
 @dataclass(frozen=True)

@@ -37,13 +37,13 @@ from sqlmodel import col
 from bulletin import audit
 from bulletin.archiver.rebuild import RebuildReport, rebuild_index
 from bulletin.archiver.store import open_store
-from bulletin.backup import Backup, backup_sqlite, open_sqlite
 from bulletin.config.settings import Settings
 from bulletin.db import is_sqlite, make_engine, migrate, session_scope, sqlite_path
 from bulletin.errors import BulletinError, DatabaseError, Refused, UsageError
 from bulletin.locks import release_instance_lock, take_instance_lock
 from bulletin.models import Delivery
 from bulletin.publisher.delivery import highest_notice_on_platforms
+from bulletin.service.backup import Backup, backup_sqlite, open_sqlite
 
 UNDONE = ("pending", "in-flight")
 SIDECARS = ("-wal", "-shm")

@@ -1,0 +1,323 @@
+"""The long-running service: its lifecycle.
+
+A dispatcher thread runs the due-scan (:mod:`bulletin.service.dispatch`); APScheduler runs the
+periodic jobs of the job table (:mod:`bulletin.service.jobs`); this daemon's row and locks are
+in :mod:`bulletin.service.instances`. The database is the truth; jobs are rebuilt from it and
+from the configuration at start and on SIGHUP.
+
+SIGTERM: stop claiming, finish the deliveries in hand, exit 0. SIGHUP: reload configuration
+(a bad file is reported and the old configuration kept). systemd: READY=1, STOPPING=1 and
+WATCHDOG=1 when ``$NOTIFY_SOCKET`` / ``$WATCHDOG_USEC`` are set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlmodel import Session, select
+
+from bulletin import __version__
+from bulletin.app import App
+from bulletin.archiver import ledger
+from bulletin.config import load_settings
+from bulletin.db import session_scope
+from bulletin.errors import BulletinError, ConfigError, StoreUnavailable
+from bulletin.models import Delivery
+from bulletin.publisher import schedule
+from bulletin.publisher.delivery import Outcome
+from bulletin.publisher.notices import sync_account
+from bulletin.service import jobs
+from bulletin.service.dispatch import Dispatcher
+from bulletin.service.instances import HEARTBEAT_SECONDS, Instance
+from bulletin.service.maintenance import Maintenance
+from bulletin.service.metrics import StatusCollector, serve_metrics
+from bulletin.service.sandbox_child import SandboxChild
+from bulletin.service.sdnotify import Notifier
+from bulletin.service.waker import PgListener, Waker
+
+log = structlog.get_logger("bulletin.daemon")
+
+
+@dataclass
+class OnceReport:
+    """What ``daemon --once`` did and what it left for later."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    deferred: list[tuple[int, str, datetime | None, str | None]] = field(default_factory=list)
+    swept: dict[str, int] = field(default_factory=dict)
+
+
+class Daemon:
+    """Start with :meth:`start`, stop with :meth:`stop`, or run both with :meth:`serve`."""
+
+    def __init__(self, app: App, config_path: str | None = None) -> None:
+        self.app = app
+        self.config_path = config_path
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.notifier = Notifier(app.environ)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._reload = threading.Event()
+        self.instance = Instance(app, self.owner)
+        self.dispatcher = Dispatcher(app, self.owner, self._stop, self._wake)
+        self.maintenance = Maintenance(app)
+        self._dispatch_thread: threading.Thread | None = None
+        self._scheduler: BackgroundScheduler | None = None
+        self._waker: Waker | None = None
+        self._listener: PgListener | None = None
+        self._sandbox: SandboxChild | None = None
+        self._stop_metrics: Callable[[], None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Checks and repairs before any work: schema, single instance, accounts, ledger."""
+        self.app.checked_engine()
+        self.instance.take_lock()
+        self.instance.refuse_other_hosts()
+        self._sync_accounts()
+        self.recover()
+
+    def start(self) -> None:
+        """Prepare, then start the dispatcher, the waker and the scheduler."""
+        self.prepare()
+        data_dir = self.app.settings.data_dir
+        self._start_sandbox()
+        self.dispatcher.warm_up()  # load platform libraries before announcing readiness
+        self._waker = Waker(data_dir, self._wake)
+        self._waker.start()
+        if self.app.engine.dialect.name == "postgresql":
+            self._listener = PgListener(self.app.engine, self._wake)
+            self._listener.start()
+        self.instance.register()
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+        self._schedule_jobs()
+        self._scheduler.start()
+        self._dispatch_thread = threading.Thread(target=self.dispatcher.loop, name="dispatcher")
+        self._dispatch_thread.start()
+        self._serve_metrics()
+        accounts = ", ".join(sorted(self.app.settings.accounts)) or "none"
+        log.info(
+            "started",
+            version=__version__,
+            owner=self.owner,
+            accounts=accounts,
+            config=self.app.settings.source,
+            data_dir=str(data_dir),
+        )
+        self.notifier.ready(f"serving {len(self.app.settings.accounts)} accounts")
+
+    def stop(self) -> None:
+        """Finish the deliveries in hand, stop the jobs, release everything."""
+        self.notifier.stopping()
+        self._stop.set()
+        self._wake.set()
+        if self._dispatch_thread is not None:
+            self._dispatch_thread.join()
+        self.dispatcher.end_workers()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+        if self._waker is not None:
+            self._waker.stop()
+        if self._listener is not None:
+            self._listener.stop()
+        if self._scheduler is not None:
+            self.instance.deregister()
+        self._stop_sandbox()
+        self._end_metrics()
+        self.instance.release_lock()
+        log.info("stopped", owner=self.owner)
+
+    def serve(self) -> None:
+        """Run until SIGTERM/SIGINT; SIGHUP reloads the configuration."""
+
+        def on_term(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal", signal=signal.Signals(signum).name)
+            self._stop.set()
+
+        def on_hup(_signum: int, _frame: FrameType | None) -> None:
+            self._reload.set()
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+        signal.signal(signal.SIGHUP, on_hup)
+        self.start()
+        try:
+            while not self._stop.wait(0.2):
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self.reload()
+        finally:
+            self.stop()
+
+    def reload(self) -> None:
+        """Re-read the configuration; keep the old one when the new one is bad."""
+        try:
+            settings = load_settings(self.config_path, self.app.environ)
+        except ConfigError as e:
+            log.error("reload refused, keeping the running configuration", error=str(e))
+            return
+        if settings.database_url != self.app.settings.database_url:
+            log.error("reload refused: the database cannot change while running; restart")
+            return
+        metrics_moved = settings.daemon.metrics_address != self.app.settings.daemon.metrics_address
+        self.app.replace_settings(settings)
+        if metrics_moved and self._dispatch_thread is not None:
+            self._serve_metrics()
+        self.dispatcher.worker = self.dispatcher.new_worker()
+        self._sync_accounts()
+        if self._scheduler is not None:
+            self._schedule_jobs()
+        log.info("reloaded", config=settings.source)
+
+    def dispatch_due(self) -> list[Outcome]:
+        """Carry out every delivery due now and wait for them (see
+        :meth:`~bulletin.service.dispatch.Dispatcher.dispatch_due`)."""
+        return self.dispatcher.dispatch_due()
+
+    def watchdog(self) -> None:
+        """Tell systemd this daemon lives while its due-scan still turns."""
+        limit = self.notifier.watchdog_seconds or 0
+        since = time.monotonic() - self.dispatcher.last_round
+        if since < max(limit, 2 * self.app.settings.daemon.scan_interval):
+            self.notifier.watchdog()
+
+    def _schedule_jobs(self) -> None:
+        assert self._scheduler is not None
+        jobs.schedule(self._scheduler, jobs.table(self), self.app.engine)
+
+    def _serve_metrics(self) -> None:
+        """Serve metrics at ``[daemon] metrics_address`` (stopping any endpoint before)."""
+        self._end_metrics()
+        address = self.app.settings.daemon.metrics_address
+        if address:
+            collector = StatusCollector(
+                self.app, HEARTBEAT_SECONDS, lambda: self.maintenance.last_verify
+            )
+            self._stop_metrics = serve_metrics(address, collector)
+
+    def _end_metrics(self) -> None:
+        if self._stop_metrics is not None:
+            self._stop_metrics()
+            self._stop_metrics = None
+
+    def _start_sandbox(self) -> None:
+        """Start the sandbox beside the daemon with ``[sandbox] start_with_daemon``."""
+        if self.app.settings.sandbox.start_with_daemon:
+            self._sandbox = SandboxChild(self.app.settings, self.config_path)
+            self._sandbox.start()
+
+    def _stop_sandbox(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.stop()
+            self._sandbox = None
+
+    def _sync_accounts(self) -> None:
+        with session_scope(self.app.engine) as session:
+            for name in self.app.settings.accounts:
+                sync_account(session, self.app.settings, name)
+
+    # -- recovery and --once -------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Finish what a crash interrupted: claims of a dead daemon (SQLite), the ledger
+        mirror, the copies of holds, redactions and requests, archiving of published posts."""
+        worker = self.dispatcher.worker
+        if self.instance.locked:
+            orphans = worker.expire_foreign_leases()
+            if orphans:
+                log.warning("reclaiming deliveries a stopped daemon left in flight", count=orphans)
+        with Session(self.app.engine) as session:
+            try:
+                written = ledger.repair_mirror(session, self.app.store)
+            except StoreUnavailable as e:
+                written = 0
+                log.error("archive store unavailable; ledger mirror repair postponed", error=str(e))
+            if written:
+                log.warning("restored ledger mirror entries", count=written)
+            unarchived = session.exec(
+                select(Delivery.id).where(
+                    Delivery.state == "published",
+                    Delivery.archived_record_id.is_(None),  # type: ignore[union-attr]
+                )
+            ).all()
+        try:
+            self.maintenance.mirror_decisions()
+        except StoreUnavailable as e:
+            log.error(
+                "archive store unavailable; copies of holds, redactions and requests postponed",
+                error=str(e),
+            )
+        archived = sum(
+            worker.archive_or_queue(delivery_id)
+            for delivery_id in unarchived
+            if delivery_id is not None
+        )
+        if archived:
+            log.warning("archived published posts a crash left unarchived", count=archived)
+        schedule.mark_late(self.app.engine, self.app.settings, self.app.clock.now())
+        self.dispatcher.warn_late()
+        try:
+            self.maintenance.warn_deadlines()
+        except BulletinError as e:  # a warning must never keep the daemon from starting
+            log.error("records request deadlines could not be read", error=str(e))
+
+    def run_once(self, max_wait: float) -> OnceReport:
+        """Everything due now (waiting inline at most ``max_wait`` seconds), one capture sweep
+        per account, then return what was deferred. With ``[sandbox] start_with_daemon`` the
+        sandbox runs for as long as this takes."""
+        self.prepare()
+        self._start_sandbox()
+        try:
+            report = OnceReport()
+            deadline = time.monotonic() + max_wait
+            while True:
+                report.outcomes.extend(self.dispatcher.dispatch_due())
+                nxt = self.dispatcher.worker.next_due()
+                if nxt is None:
+                    break
+                wait = (nxt - self.app.clock.now()).total_seconds()
+                if time.monotonic() + max(wait, 0) > deadline:
+                    break
+                time.sleep(max(wait, 0.05))
+            for name, account in self.app.settings.accounts.items():
+                if account.enabled:
+                    try:
+                        report.swept[name] = self.maintenance.capture(name)
+                    except BulletinError as e:
+                        log.error("capture failed", account=name, error=str(e))
+            with Session(self.app.engine) as session:
+                for d in session.exec(
+                    select(Delivery)
+                    .where(Delivery.state.in_(("pending", "uncertain", "in-flight")))  # type: ignore[attr-defined]
+                    .where(Delivery.due_at.is_not(None))  # type: ignore[union-attr]
+                ):
+                    report.deferred.append((d.notice_id, d.account, d.due_at, d.last_error))
+            return report
+        finally:
+            self.dispatcher.end_workers()
+            self._stop_sandbox()
+            self.instance.release_lock()
+
+
+@contextlib.contextmanager
+def running(app: App) -> Iterator[Daemon]:
+    """A started daemon inside a ``with`` block (tests, embedding)."""
+    daemon = Daemon(app)
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

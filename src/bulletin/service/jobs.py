@@ -1,0 +1,168 @@
+"""The daemon's periodic jobs: one table of :class:`JobSpec`, turned into APScheduler jobs by
+:func:`schedule` (at start and on every reload, so the table follows the configuration).
+
+The domain registers its periodic work here (the domain never imports the service): capture
+sweeps and the archive's upkeep (:mod:`bulletin.service.maintenance`), the CAP feeds.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import structlog
+
+from bulletin.archiver import ledger
+from bulletin.cap.feed import poll_feeds
+from bulletin.errors import BulletinError
+from bulletin.locks import exclusive_job
+from bulletin.service.instances import HEARTBEAT_SECONDS
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+    from sqlalchemy.engine import Engine
+
+    from bulletin.service.daemon import Daemon
+
+log = structlog.get_logger("bulletin.daemon")
+
+
+@dataclass(frozen=True)
+class Every:
+    """An interval trigger: every ``seconds``."""
+
+    seconds: float
+
+    def apscheduler(self) -> tuple[str, dict[str, object]]:
+        """APScheduler's trigger name and arguments."""
+        return "interval", {"seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class Daily:
+    """A cron trigger: every day at ``at`` (``"HH:MM"``) in ``time_zone``."""
+
+    at: str
+    time_zone: str
+
+    def apscheduler(self) -> tuple[str, dict[str, object]]:
+        """APScheduler's trigger name and arguments."""
+        hour, minute = (int(x) for x in self.at.split(":"))
+        return "cron", {"hour": hour, "minute": minute, "timezone": self.time_zone}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One periodic job: ``run`` on ``trigger``, first ``first_run`` seconds after scheduling
+    (None: when the trigger first fires).
+
+    A ``guarded`` job's errors are logged as "<guarded> failed", never raised into the
+    scheduler. An ``exclusive`` job runs in only one daemon a round (the advisory lock named
+    ``id``, see :func:`bulletin.locks.exclusive_job`).
+    """
+
+    id: str
+    run: Callable[[], object]
+    trigger: Every | Daily
+    guarded: str | None = None
+    exclusive: bool = False
+    first_run: float | None = None
+
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+
+
+def table(daemon: Daemon) -> list[JobSpec]:
+    """The jobs ``daemon`` runs on its current configuration."""
+    app = daemon.app
+    settings = app.settings
+    zone = settings.agency.time_zone
+    work = daemon.maintenance
+    # A capture job ticks at least as often as a hot thread wants sweeping; each sweep decides
+    # what is due (the post listing every capture_interval, threads by age).
+    jobs = [
+        JobSpec(
+            f"capture:{name}",
+            functools.partial(work.scheduled_capture, name),
+            Every(min(account.capture_interval, settings.capture.hot_interval)),
+            f"capture {name}",
+            first_run=1,
+        )
+        for name, account in settings.accounts.items()
+        if account.enabled
+    ]
+    checkpoint = ledger.CHECKPOINT_INTERVAL.total_seconds()
+    decisions = "copies of holds, redactions and requests"
+    morning = Daily("08:00", zone)
+    jobs += [
+        JobSpec("heartbeat", daemon.instance.heartbeat, Every(HEARTBEAT_SECONDS), "heartbeat"),
+        JobSpec("nightly", work.nightly, Daily(settings.daemon.verify_at, zone), "nightly verify",
+                exclusive=True),
+        JobSpec("disposition", work.disposition, Daily(settings.retention.disposition_at, zone),
+                "disposition listing"),
+        JobSpec("spool", work.drain_spool, Every(30), "spool drain"),
+        JobSpec("checkpoint", work.checkpoint, Every(checkpoint), "ledger checkpoint",
+                exclusive=True, first_run=60),
+        JobSpec("decisions", work.mirror_decisions, Every(HOUR), decisions, exclusive=True),
+        JobSpec("deadlines", work.warn_deadlines, morning, "records request deadlines"),
+        JobSpec("disk", work.check_disk_space, Every(HOUR), "disk space check", first_run=5),
+        JobSpec("bucket", work.check_bucket, Every(DAY), "S3 bucket settings check", first_run=5),
+    ]  # fmt: skip
+    if settings.cap.feeds:
+
+        def cap_poll() -> object:
+            return poll_feeds(app.engine, app.settings, app.clock)
+
+        poll = Every(settings.cap.poll_interval)
+        jobs.append(JobSpec("cap-poll", cap_poll, poll, "CAP poll", exclusive=True, first_run=2))
+    if daemon.notifier.watchdog_seconds:
+        alive = Every(daemon.notifier.watchdog_seconds / 2)
+        jobs.append(JobSpec("watchdog", daemon.watchdog, alive, first_run=0))
+    return jobs
+
+
+def schedule(scheduler: BaseScheduler, jobs: Sequence[JobSpec], engine: Engine) -> None:
+    """Replace ``scheduler``'s jobs by ``jobs`` (each at most one run at a time, missed runs
+    coalesced); ``engine`` holds the exclusive jobs' locks."""
+    for job in scheduler.get_jobs():
+        job.remove()
+    now = datetime.now(UTC)
+    for spec in jobs:
+        run = spec.run
+        if spec.exclusive:
+            run = exclusive(engine, spec.id, run)
+        if spec.guarded is not None:
+            run = guarded(spec.guarded, run)
+        trigger, arguments = spec.trigger.apscheduler()
+        if spec.first_run is not None:
+            arguments["next_run_time"] = now + timedelta(seconds=spec.first_run)
+        scheduler.add_job(run, trigger, id=spec.id, max_instances=1, coalesce=True, **arguments)
+
+
+def guarded(what: str, job: Callable[[], object]) -> Callable[[], None]:
+    """``job``, its errors logged as "``what`` failed" (with a traceback for a bug)."""
+
+    def run() -> None:
+        try:
+            job()
+        except BulletinError as e:
+            log.error(f"{what} failed", error=str(e))
+        except Exception:
+            log.exception(f"{what} failed")
+
+    return run
+
+
+def exclusive(engine: Engine, name: str, job: Callable[[], object]) -> Callable[[], None]:
+    """``job``, run only in the one daemon that holds lock ``name`` this round."""
+
+    def run() -> None:
+        with exclusive_job(engine, name) as mine:
+            if mine:
+                job()
+
+    return run

@@ -1,0 +1,158 @@
+"""The archive's periodic work, each a method the job table (:mod:`bulletin.service.jobs`)
+schedules: capture sweeps, the spool drain, ledger checkpoints and their witnesses, the nightly
+verify, copies of decisions, records request deadlines, disk space, the S3 bucket's settings
+and the disposition listing. Each logs what a person must know and returns it for tests.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+from sqlmodel import Session
+
+from bulletin.app import App
+from bulletin.archiver import bucket, decisions, ledger, witness
+from bulletin.archiver.capture.sweep import sweep
+from bulletin.archiver.disposition import build_disposition_batch
+from bulletin.archiver.requests import deadline_text, deadlines_near
+from bulletin.archiver.verify import verify
+from bulletin.models import Account
+from bulletin.service.diskspace import Space, measure
+from bulletin.service.metrics import VerifyResult
+
+log = structlog.get_logger("bulletin.daemon")
+
+
+class Maintenance:
+    """The periodic work on ``app``; remembers the last verify and the last checkpoint."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.last_verify: VerifyResult | None = None
+        self._checkpointed = 0
+
+    def capture(self, account: str) -> int:
+        """Sweep ``account`` now; how many records were archived. Never raises for a
+        platform's failure: the sweep records it (see ``archive status``)."""
+        result = sweep(self.app.archiver, self.app.connector(account), account, self.app.clock)
+        return result.archived
+
+    def scheduled_capture(self, account: str) -> int:
+        """A capture sweep, unless another daemon swept it moments ago (the sweep itself
+        takes the account's lock, so two daemons never sweep one account at once)."""
+        interval = self.app.settings.accounts[account].capture_interval
+        with Session(self.app.engine) as session:
+            row = session.get(Account, account)
+            last = row.last_capture_at if row else None
+        if last is not None and self.app.clock.now() - last < timedelta(seconds=interval / 2):
+            return 0
+        return self.capture(account)
+
+    def drain_spool(self) -> int:
+        """Send what an archive-store outage left in the local spool (no-op without one)."""
+        store = self.app.store
+        if store.backlog() == 0:
+            return 0
+        store.flush()
+        return store.backlog()
+
+    def checkpoint(self) -> str | None:
+        """Write the ledger's head to the store, when it moved since the last checkpoint, and
+        to every ``[archive.witness]`` target; a target that fails is logged and the next
+        run writes a new checkpoint for every target."""
+        with Session(self.app.engine) as session:
+            last = ledger.head(session)
+            if last is None or last.seq == self._checkpointed:
+                return None
+            seq = last.seq
+            key = ledger.write_checkpoint(session, self.app.store, self.app.clock.now())
+        log.info("ledger checkpoint", key=key)
+        if key is not None and not self._witness(key):
+            return key
+        self._checkpointed = seq
+        return key
+
+    def _witness(self, key: str) -> bool:
+        """Send checkpoint ``key``'s head to the witnesses; False when one failed."""
+        settings = self.app.settings.archive.witness
+        if not witness.configured(settings):
+            return True
+        point = witness.point_of(self.app.store, key)
+        failed = witness.send(settings, point)
+        for line in failed:
+            log.error("ledger head not witnessed", seq=point.seq, error=line)
+        return not failed
+
+    def mirror_decisions(self) -> int:
+        """Write to the store the hold, redaction and request changes whose copies a crash or
+        an unreachable store left out (at start and hourly); returns how many."""
+        mirrored = decisions.mirror_all(self.app.engine, self.app.store, self.app.clock.now())
+        if mirrored:
+            log.warning("copied holds, redactions and requests into the store", count=mirrored)
+        return mirrored
+
+    def warn_deadlines(self) -> list[str]:
+        """Log a warning for each open records request due within ``[requests] warn_days``
+        or overdue (at start, then each morning at 08:00 agency time); returns the lines."""
+        near = deadlines_near(self.app.engine, self.app.settings, self.app.clock.now())
+        lines = [deadline_text(row, self.app.settings) for row in near]
+        for row, line in zip(near, lines, strict=True):
+            log.warning("records request deadline", request=row.request.id, deadline=line)
+        return lines
+
+    def check_disk_space(self) -> list[Space]:
+        """Warn, in the log, of each file system Bulletin writes to with less than
+        ``[paths] warn_free_percent`` of its space or inodes free (at start, then hourly);
+        returns those."""
+        percent = self.app.settings.paths.warn_free_percent
+        low = [s for s in measure(self.app.settings) if s.low(percent)]
+        for space in low:
+            log.warning(
+                "disk space low where Bulletin writes",
+                where=", ".join(space.roles),
+                path=space.path,
+                free_percent=round(space.free_percent, 1),
+                free_inodes_percent=(
+                    None if space.free_inode_percent is None else round(space.free_inode_percent, 1)
+                ),
+                warn_below_percent=percent,
+            )
+        return low
+
+    def check_bucket(self) -> list[str]:
+        """Log an error for each change to the S3 bucket's Object Lock configuration or
+        lifecycle rules (at start, then daily; see :mod:`bulletin.archiver.bucket`); returns
+        the lines. Nothing for the local store."""
+        lines = bucket.check(
+            self.app.store, self.app.settings.archive.s3.mode, self.app.clock.now()
+        )
+        for line in lines:
+            log.error("archive bucket settings changed", problem=line)
+        return lines
+
+    def disposition(self) -> int | None:
+        """List the records due for destruction into a batch for an approver (nightly)."""
+        app = self.app
+        batch = build_disposition_batch(app.engine, app.store, app.settings, app.clock.now())
+        if batch is not None:
+            log.info("disposition batch listed", batch=batch.id, records=batch.record_count)
+        return batch.id if batch else None
+
+    def nightly(self) -> None:
+        """Verify the archive (records, ledger, witnesses); problems are logged as errors."""
+        report = verify(
+            self.app.engine,
+            self.app.store,
+            settings=self.app.settings,
+            witness=self.app.settings.archive.witness,
+            now=self.app.clock.now(),
+        )
+        self.last_verify = VerifyResult(self.app.clock.now(), len(report.problems))
+        for warning in report.warnings[:50]:
+            log.warning("verify warns", warning=warning.line())
+        if report.ok:
+            log.info("verify ok", records=report.records, entries=report.entries)
+        else:
+            for problem in report.problems[:50]:
+                log.error("verify found a problem", problem=problem.line())
