@@ -14,8 +14,9 @@ from bulletin.connectors.sandbox import SANDBOX_ENV, SandboxServer
 from bulletin.daemon import Daemon
 from bulletin.errors import Refused, UsageError
 from bulletin.models import Approval, AuditEvent, Delivery, Notice
+from bulletin.publisher.approval import approve_notice, review_notice
 from bulletin.publisher.delivery import outgoing_post
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice, review_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from bulletin.publisher.templates import (
     add_template,
     approve_template,

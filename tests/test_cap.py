@@ -22,12 +22,12 @@ from bulletin.daemon import Daemon
 from bulletin.errors import ConfigError
 from bulletin.models import AuditEvent, Delivery, Notice
 from bulletin.publisher import texts
+from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.cap import CapError, parse_alert
 from bulletin.publisher.cap_feed import import_source, poll_feeds
 from bulletin.publisher.cap_import import ImportResult
 from bulletin.publisher.cap_map import compose_text
 from bulletin.publisher.cap_models import CapAlert
-from bulletin.publisher.notices import approve_notice
 from bulletin.publisher.templates import add_template, approve_template
 from tests.plugins.bulletin_app import Instance, make_instance
 

@@ -11,8 +11,9 @@ from sqlmodel import Session, select
 from bulletin.connectors.feed import ATOM, FeedConnector
 from bulletin.daemon import Daemon
 from bulletin.models import Delivery, Notice, Record
+from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.delivery import DeliveryWorker, outgoing_post
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from tests.plugins.bulletin_app import Instance, feed_entry_id
 
 TEXT = "Road closed: Main St between 1st and 2nd until 6 pm."

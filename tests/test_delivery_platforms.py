@@ -12,8 +12,9 @@ from sqlmodel import Session, select
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.daemon import running
 from bulletin.models import Delivery, Record
+from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.delivery import DeliveryWorker
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
 from tests.test_daemon_process import wait_until

@@ -27,7 +27,8 @@ from bulletin.daemon import HEARTBEAT_SECONDS, Daemon
 from bulletin.db import session_scope
 from bulletin.metrics import StatusCollector, VerifyResult, serve_metrics
 from bulletin.models import DaemonInstance
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.capture import replies, x_post
 from tests.plugins.capture import run as run_sweep

@@ -16,7 +16,8 @@ from bulletin.daemon import Daemon
 from bulletin.db import session_scope
 from bulletin.errors import Refused
 from bulletin.models import AuditEvent, DaemonInstance, Delivery, Record
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.daemon_process import DaemonProcess
 from tests.plugins.sandbox import Control, sandbox_accounts

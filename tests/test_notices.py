@@ -10,7 +10,8 @@ from sqlmodel import Session, select
 
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import AuditEvent, Delivery, Notice
-from bulletin.publisher.notices import NoticeDraft, approve_notice, cancel_notice, create_notice
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.notices import NoticeDraft, cancel_notice, create_notice
 from tests.plugins.bulletin_app import Instance
 
 TEXT = "Mass Ave closed between Waltham St and Muzzey St until 6 pm for a water main repair."

@@ -22,8 +22,9 @@ from bulletin.errors import Refused, UsageError
 from bulletin.models import AuditEvent, Delivery, DeliveryAttempt, Notice, Record
 from bulletin.publisher import recurrence
 from bulletin.publisher.amend import correct_notice, retract_notice
+from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.delivery import DeliveryWorker
-from bulletin.publisher.notices import NoticeDraft, approve_notice, cancel_notice, create_notice
+from bulletin.publisher.notices import NoticeDraft, cancel_notice, create_notice
 from bulletin.publisher.schedule import decide_late, late_notices
 from bulletin.timeparse import ambiguity, parse_until, parse_when
 from tests.plugins.bulletin_app import Instance, feed_entry_id

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from bulletin.cli import cli
 from bulletin.daemon import Daemon
 from bulletin.models import Delivery, Notice
-from bulletin.publisher.notices import approve_notice
+from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.templates import add_template, approve_template
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.test_approval import USERS, add

@@ -24,7 +24,8 @@ from bulletin.archiver.store.local import LocalStore
 from bulletin.cli import cli
 from bulletin.daemon import Daemon
 from bulletin.models import LedgerEntry, Record
-from bulletin.publisher.notices import approve_notice, cancel_notice
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.notices import cancel_notice
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.environment import free_port
 from tests.plugins.seaweedfs import ACCESS_KEY, SECRET_KEY, s3_client

@@ -14,8 +14,9 @@ from bulletin.cli import cli
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.daemon import Daemon
 from bulletin.models import Delivery, Notice
+from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.delivery import DeliveryWorker
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.capture import comments, fb_post, run
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts

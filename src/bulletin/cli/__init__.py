@@ -37,7 +37,25 @@ LIMIT = click.IntRange(1, 2**63 - 1)
 
 # How the command line says an error's remedy (BulletinError.remedy): appended to its message.
 # The application layer names no flag; this door does.
-REMEDIES: dict[str, str] = {}
+REMEDIES: dict[str, str] = {
+    # notices, templates and who acts
+    "approve-template": " (an approver runs `bulletin template approve NAME --by NAME`)",
+    "as": " with --as NAME (or set BULLETIN_USER)",
+    "at": " (give --at)",
+    "declare-var": " (add --var NAME:TYPE)",
+    "expires": " (give --expires too)",
+    "late-ok": " (use --late-ok to publish it now anyway)",
+    "override": ' (approve with --override RULE --reason "...")',
+    "reason": " (give --reason)",
+    "repeat": " (--until needs --repeat or --every)",
+    "target": " (give --target ACCOUNT)",
+    "text": " (give --text)",
+    "until": " (give --until TIME, or --until cancelled)",
+    "var": " (give --var NAME=VALUE)",
+    "variant": " (--text-for PLATFORM=TEXT gives it its own text)",
+    "variant-or-thread": " (--text-for PLATFORM=TEXT gives it its own text; --allow-thread "
+    "posts it as a numbered thread)",
+}
 
 
 def error_line(e: BulletinError) -> str:
