@@ -50,7 +50,7 @@ def test_draft_gets_priority_deliveries_and_audit(instance: Instance) -> None:
         ({"text": "x" * 5001}, "5001 characters"),
         ({"category": "parade"}, "unknown category 'parade'"),
         ({"targets": ("myspace",)}, "unknown target account 'myspace'"),
-        ({"targets": ()}, "at least one --target"),
+        ({"targets": ()}, "at least one target"),
         ({"targets": ("feed", "feed")}, "named twice"),
     ],
 )

@@ -202,7 +202,7 @@ def test_a_recurrence_needs_an_explicit_end(instance: Instance) -> None:
         add(instance, recurrence="weekly;byday=MO;at=09:00", approve=False)
     with pytest.raises(UsageError, match="time of day"):
         add(instance, recurrence="weekly;byday=MO", until_cancelled=True, approve=False)
-    with pytest.raises(UsageError, match="--follow-up is posted at expiry"):
+    with pytest.raises(UsageError, match="a follow-up is posted at expiry"):
         add(instance, follow_up="Reopened.", approve=False)
 
 
