@@ -23,11 +23,6 @@ class Imported:
     results: list[ImportResult]
     woke: bool
 
-    @property
-    def approved(self) -> bool:
-        """Whether a notice was approved (through a template) and is due."""
-        return any(r.approved for r in self.results)
-
 
 def import_alerts(app: App, actor: Actor, source: str, targets: tuple[str, ...] = ()) -> Imported:
     """Import the CAP alert (or Atom feed of alerts) at ``source`` as ``actor`` (a

@@ -170,17 +170,10 @@ def retract(
 ) -> Amended:
     """Withdraw the notice everywhere; see :func:`bulletin.publisher.amend.retract_notice`
     (who may: an approver, or a dispatcher answering with an approved template's text)."""
+    engine, now = app.checked_engine(), app.clock.now()
     with outbox.collect() as wakes:
         result = amend.retract_notice(
-            app.checked_engine(),
-            app.settings,
-            app.clock.now(),
-            notice_id,
-            reason,
-            actor.name,
-            delete,
-            text,
-            template=template,
+            engine, app.settings, now, notice_id, reason, actor.name, delete, text, template
         )
     return Amended(result, bool(wakes.sent))
 
@@ -200,14 +193,9 @@ def decide_late(
     :raises Refused: publishing without the approver role, nothing late, or it expired.
     """
     require_role(app.settings, actor.name, "approver" if publish else None)
+    engine, now = app.checked_engine(), app.clock.now()
     with outbox.collect() as wakes:
         accounts = schedule.decide_late(
-            app.checked_engine(),
-            app.settings,
-            app.clock.now(),
-            notice_id,
-            publish,
-            actor.name,
-            reason,
+            engine, app.settings, now, notice_id, publish, actor.name, reason
         )
     return LateDecision(notice_id, publish, accounts, bool(wakes.sent))
