@@ -28,7 +28,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from bulletin.db import WAKE_KEY
 
@@ -112,8 +112,9 @@ def _after_commit(session: Session) -> None:
         wakes.sent = sent
 
 
-def _after_rollback(session: Session) -> None:
-    session.info.pop(WAKE_KEY, None)
+def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
+    if not previous.nested:  # the whole transaction is gone, and its wish with it
+        session.info.pop(WAKE_KEY, None)
 
 
 def install() -> None:
@@ -121,7 +122,7 @@ def install() -> None:
     for name, hook in (
         ("before_commit", _before_commit),
         ("after_commit", _after_commit),
-        ("after_rollback", _after_rollback),
+        ("after_soft_rollback", _after_soft_rollback),
     ):
         if not event.contains(Session, name, hook):
             event.listen(Session, name, hook)
