@@ -29,8 +29,8 @@ from _support import Daemon, configure, database, seed_future_notices, start_san
 from bulletin.connectors.base import OutgoingPost
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.connectors.x import XConnector
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
-from bulletin.service.waker import poke
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 
 _ = _support
 
@@ -89,7 +89,6 @@ def measure(
                 )
                 approve_notice(app.engine, app.settings, app.clock, notice.id or 0, "chief")
                 committed = time.perf_counter()
-                poke(app.settings.data_dir)
                 latencies.append(arrivals.wait_for(text) - committed)
         finally:
             daemon.stop()

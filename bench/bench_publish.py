@@ -1,9 +1,10 @@
 """Walking-skeleton benchmarks: approve-to-feed latency and archive throughput.
 
 1. Approve-to-feed: a daemon runs in this process (dispatcher thread, waker socket). For each
-   of ``--notices`` notices (default 200) we draft and approve it through the library, poke the
-   daemon as the CLI does, and time until the feed file holds its entry. Baseline in the same
-   run: the bare feed connector's publish of the same text (atomic write + fsync).
+   of ``--notices`` notices (default 200) we draft and approve it through the library (the
+   approval wakes the daemon, as from the CLI), and time until the feed file holds its entry.
+   Baseline in the same run: the bare feed connector's publish of the same text (atomic
+   write + fsync).
 2. Archive throughput: ``--records`` comment-sized records (default 100,000; canonical JSON
    snapshot about 760 bytes plus a ~200-byte raw response, two objects per record) through
    ``Archiver.archive_batch`` in batches of ``--batch`` (default: a capture sweep's group
@@ -53,9 +54,9 @@ from bulletin.connectors.base import OutgoingPost, RemoteItem  # noqa: E402
 from bulletin.connectors.feed import FeedConnector  # noqa: E402
 from bulletin.db import migrate  # noqa: E402
 from bulletin.logs import configure  # noqa: E402
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice  # noqa: E402
+from bulletin.publisher.approval import approve_notice  # noqa: E402
+from bulletin.publisher.notices import NoticeDraft, create_notice  # noqa: E402
 from bulletin.service.daemon import running  # noqa: E402
-from bulletin.service.waker import poke  # noqa: E402
 
 TEXT = "Road closed: Mass Ave between Waltham St and Muzzey St until 6 pm (water main repair)."
 
@@ -95,7 +96,6 @@ def bench_latency(root: Path, notices: int) -> None:
             assert notice.id is not None
             approve_notice(app.engine, app.settings, app.clock, notice.id, "approver")
             start = time.perf_counter()
-            poke(app.settings.data_dir)
             needle = f"notice-{notice.id}<".encode()
             while not feed_path.exists() or needle not in feed_path.read_bytes():
                 time.sleep(0.0005)
@@ -110,7 +110,7 @@ def bench_latency(root: Path, notices: int) -> None:
         base.append(time.perf_counter() - start)
     med, p99 = statistics.median(latencies), percentile(latencies, 99)
     bmed, bp99 = statistics.median(base), percentile(base, 99)
-    print(f"approve-to-feed over {notices} notices (daemon in process, poked like the CLI):")
+    print(f"approve-to-feed over {notices} notices (daemon in process, woken like the CLI):")
     print(f"  median {med * 1000:8.1f} ms   p99 {p99 * 1000:8.1f} ms")
     print(f"  bare feed publish: median {bmed * 1000:6.1f} ms   p99 {bp99 * 1000:6.1f} ms")
     print(f"  ratio (median): {med / bmed:5.1f}x the bare publish")

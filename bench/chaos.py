@@ -32,7 +32,8 @@ from sqlmodel import Session, select
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.connectors.sandbox.faults import Fault
 from bulletin.models import Delivery
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 
 FINAL = {"published", "failed", "cancelled"}
 

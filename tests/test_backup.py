@@ -20,7 +20,8 @@ from bulletin.config import load_settings
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.locks import release_instance_lock, take_instance_lock
 from bulletin.models import AuditEvent, Delivery
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from bulletin.service.daemon import Daemon
 from bulletin.service.restore import restore_sqlite, settle_in_place
 from tests.plugins.bulletin_app import Instance, make_instance

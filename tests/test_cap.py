@@ -24,7 +24,7 @@ from bulletin.config.loader import load_settings
 from bulletin.errors import ConfigError
 from bulletin.models import AuditEvent, Delivery, Notice
 from bulletin.publisher import texts
-from bulletin.publisher.notices import approve_notice
+from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.templates import add_template, approve_template
 from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance

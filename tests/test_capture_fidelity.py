@@ -11,8 +11,9 @@ from sqlmodel import Session, col, select
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import Delivery
 from bulletin.publisher.amend import correct_notice
+from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.delivery import DeliveryWorker
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from bulletin.publisher.schedule import make_follow_ups
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.capture import fb_post, records, run, x_post

@@ -68,17 +68,16 @@ def add_and_approve(inst: Instance, text: str) -> int:
 
 
 def add_and_approve_fast(inst: Instance, text: str) -> int:
-    """The same as the CLI does (commit, then poke the daemon), without starting a process."""
+    """The same as the CLI does (the approval wakes the daemon), without starting a process."""
     from bulletin.clock import SystemClock
-    from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
-    from bulletin.service.waker import poke
+    from bulletin.publisher.approval import approve_notice
+    from bulletin.publisher.notices import NoticeDraft, create_notice
 
     clock = SystemClock()
     notice = create_notice(
         inst.app.engine, inst.settings, clock, NoticeDraft("traffic", text, ("feed",)), "d"
     )
     approve_notice(inst.app.engine, inst.settings, clock, notice.id or 0, "approver")
-    poke(inst.settings.data_dir)
     return notice.id or 0
 
 

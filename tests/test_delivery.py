@@ -13,9 +13,10 @@ from sqlmodel import Session, select
 from bulletin.connectors.feed import ATOM, FeedConnector
 from bulletin.errors import IllegalTransition
 from bulletin.models import Delivery, DeliveryAttempt, Notice, Record
+from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.delivery import DeliveryWorker, outgoing_post
 from bulletin.publisher.delivery.states import TRANSITIONS, move
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from bulletin.service.daemon import Daemon
 from bulletin.states import DeliveryState
 from tests.plugins.bulletin_app import Instance, feed_entry_id

@@ -16,8 +16,9 @@ from bulletin.app import App
 from bulletin.connectors.base import OutgoingPost
 from bulletin.db import migrate, sqlite_path
 from bulletin.models import Delivery, Notice, Record
+from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.delivery import delivery_key, notice_of_key
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from bulletin.service.daemon import Daemon
 from bulletin.service.restore import restore_sqlite, settle_in_place
 from tests.plugins.bulletin_app import Instance

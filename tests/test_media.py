@@ -22,7 +22,8 @@ from bulletin.archiver.verify import verify
 from bulletin.config.archive import RetentionSettings, SeriesSettings
 from bulletin.errors import UsageError
 from bulletin.models import Delivery, Notice, Record, RecordMedia
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.cli import invoke
 from tests.plugins.sandbox import Control

@@ -23,7 +23,8 @@ from bulletin.archiver.capture.sweep import sweep
 from bulletin.connectors.sandbox import SANDBOX_ENV, SandboxServer
 from bulletin.db import session_scope
 from bulletin.models import DaemonInstance
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from bulletin.service.daemon import Daemon
 from bulletin.service.instances import HEARTBEAT_SECONDS
 from bulletin.service.metrics import StatusCollector, VerifyResult, serve_metrics

@@ -15,7 +15,8 @@ from bulletin.connectors.sandbox import SandboxServer
 from bulletin.db import session_scope
 from bulletin.errors import Refused
 from bulletin.models import AuditEvent, DaemonInstance, Delivery, Record
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.daemon_process import DaemonProcess

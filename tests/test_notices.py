@@ -10,7 +10,8 @@ from sqlmodel import Session, select
 
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import AuditEvent, Delivery, Notice
-from bulletin.publisher.notices import NoticeDraft, approve_notice, cancel_notice, create_notice
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.notices import NoticeDraft, cancel_notice, create_notice
 from tests.plugins.bulletin_app import Instance
 
 TEXT = "Mass Ave closed between Waltham St and Muzzey St until 6 pm for a water main repair."
@@ -49,7 +50,7 @@ def test_draft_gets_priority_deliveries_and_audit(instance: Instance) -> None:
         ({"text": "x" * 5001}, "5001 characters"),
         ({"category": "parade"}, "unknown category 'parade'"),
         ({"targets": ("myspace",)}, "unknown target account 'myspace'"),
-        ({"targets": ()}, "at least one --target"),
+        ({"targets": ()}, "at least one target"),
         ({"targets": ("feed", "feed")}, "named twice"),
     ],
 )

@@ -14,8 +14,9 @@ from structlog.testing import capture_logs
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import Delivery, Record
+from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.delivery import DeliveryWorker
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.sandbox import FAST_TIMEOUT, Control, sandbox_accounts
 

@@ -19,8 +19,9 @@ from bulletin.errors import Refused, UsageError
 from bulletin.models import AuditEvent, Delivery, DeliveryAttempt, Notice, Record
 from bulletin.publisher import recurrence
 from bulletin.publisher.amend import correct_notice, retract_notice
+from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.delivery import DeliveryWorker
-from bulletin.publisher.notices import NoticeDraft, approve_notice, cancel_notice, create_notice
+from bulletin.publisher.notices import NoticeDraft, cancel_notice, create_notice
 from bulletin.publisher.schedule import decide_late, late_notices
 from bulletin.service.daemon import Daemon
 from bulletin.timeparse import ambiguity, parse_until, parse_when
@@ -200,7 +201,7 @@ def test_a_recurrence_needs_an_explicit_end(instance: Instance) -> None:
         add(instance, recurrence="weekly;byday=MO;at=09:00", approve=False)
     with pytest.raises(UsageError, match="time of day"):
         add(instance, recurrence="weekly;byday=MO", until_cancelled=True, approve=False)
-    with pytest.raises(UsageError, match="--follow-up is posted at expiry"):
+    with pytest.raises(UsageError, match="a follow-up is posted at expiry"):
         add(instance, follow_up="Reopened.", approve=False)
 
 

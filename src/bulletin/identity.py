@@ -44,7 +44,7 @@ def resolve_actor(
         mapped = [n for n, u in settings.users.items() if u.os_user and u.os_user == login]
         name = mapped[0] if mapped else (login if settings.open_mode else "")
     if not name:
-        raise UsageError("say who is acting with --as NAME (or set BULLETIN_USER)")
+        raise UsageError("say who is acting", remedy="as")
     check_name(name, "the acting user's name")
     require_role(settings, name, role)
     return name

@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bulletin.models import Delivery, Notice
-from bulletin.publisher.notices import approve_notice
+from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.templates import add_template, approve_template
 from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance

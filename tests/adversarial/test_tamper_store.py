@@ -21,7 +21,8 @@ from bulletin.archiver import disposition, ledger
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.store.local import LocalStore
 from bulletin.models import LedgerEntry, Record
-from bulletin.publisher.notices import approve_notice, cancel_notice
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.notices import cancel_notice
 from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import invoke

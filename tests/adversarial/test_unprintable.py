@@ -11,8 +11,9 @@ from sqlmodel import Session, select
 
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import Delivery, Notice
+from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.delivery import DeliveryWorker
-from bulletin.publisher.notices import NoticeDraft, approve_notice, create_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
 from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.capture import comments, fb_post, run

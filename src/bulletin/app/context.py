@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from bulletin.app import outbox
 from bulletin.archiver.archive import Archiver
 from bulletin.archiver.store.base import WormStore
 from bulletin.clock import Clock, SystemClock
@@ -42,6 +43,7 @@ class App:
                 self.settings.database.busy_timeout,
                 read_only=self.read_only,
             )
+            outbox.register(self._engine, self.settings.data_dir)
         return self._engine
 
     def checked_engine(self) -> Engine:

@@ -44,7 +44,6 @@ REMEDIES: dict[str, str] = {
     "records captured later)",
     "description": " (--description)",
     "name": " (--name)",
-    "reason": " (--reason)",
     "replace": "; use --replace to rebuild it from the store",
     "requester": " (--requester)",
     "span-or-match": ": --span START:END or --match TEXT",
@@ -56,6 +55,23 @@ REMEDIES: dict[str, str] = {
     ),
     "request-or-query": ": give --request ID or --query '...'",
     "resume": " (re-run with --resume)",
+    # notices, templates and who acts
+    "approve-template": " (an approver runs `bulletin template approve NAME --by NAME`)",
+    "as": " with --as NAME (or set BULLETIN_USER)",
+    "at": " (give --at)",
+    "declare-var": " (add --var NAME:TYPE)",
+    "expires": " (give --expires too)",
+    "late-ok": " (use --late-ok to publish it now anyway)",
+    "override": ' (approve with --override RULE --reason "...")',
+    "reason": " (give --reason)",
+    "repeat": " (--until needs --repeat or --every)",
+    "target": " (give --target ACCOUNT)",
+    "text": " (give --text)",
+    "until": " (give --until TIME, or --until cancelled)",
+    "var": " (give --var NAME=VALUE)",
+    "variant": " (--text-for PLATFORM=TEXT gives it its own text)",
+    "variant-or-thread": " (--text-for PLATFORM=TEXT gives it its own text; --allow-thread "
+    "posts it as a numbered thread)",
 }
 
 

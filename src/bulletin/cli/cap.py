@@ -6,15 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from sqlmodel import Session, col, select
 
 from bulletin import logs
-from bulletin.cap.feed import import_source, poll_feeds
+from bulletin.app import cap as cap_app
 from bulletin.cap.importer import ImportResult
-from bulletin.cap.models import CapAlert
 from bulletin.cli import LIMIT, Context, emit, json_option, pass_context
-from bulletin.identity import resolve_actor
-from bulletin.service.waker import poke
 from bulletin.timeparse import local_text
 
 
@@ -27,8 +23,8 @@ def cap() -> None:
     """Common Alerting Protocol 1.2: turn NWS, IPAWS and county alerts into notices."""
 
 
-def _report(ctx: Context, results: list[ImportResult], as_json: bool) -> None:
-    woke = poke(ctx.settings.data_dir) if any(r.approved for r in results) else False
+def _report(results: list[ImportResult], woke: bool, as_json: bool) -> None:
+    woke = woke and any(r.approved for r in results)
     payload: dict[str, Any] = {
         "id": results[0].notice_id if len(results) == 1 else None,
         "alerts": [r.as_json() for r in results],
@@ -73,12 +69,9 @@ def cap_import(
     expired alerts are recorded as ignored, with the reason.
     """
     logs.configure("warning")  # details go to stderr; stdout stays one line or one object
-    settings = ctx.settings
     ctx.warn_open_mode()
-    name = resolve_actor(settings, actor, ctx.environ, "dispatcher")
-    app = ctx.app
-    results = import_source(app.checked_engine(), settings, app.clock, source, name, targets)
-    _report(ctx, results, as_json)
+    done = cap_app.import_alerts(ctx.app, ctx.actor(actor), source, targets)
+    _report(done.results, done.woke, as_json)
 
 
 @cap.command("poll")
@@ -87,9 +80,8 @@ def cap_import(
 def cap_poll(ctx: Context, as_json: bool) -> None:
     """Import what is new in every [cap] feeds once (the daemon does it every poll_interval)."""
     logs.configure("warning")
-    app = ctx.app
-    results = poll_feeds(app.checked_engine(), ctx.settings, app.clock)
-    _report(ctx, [r for r in results if r.outcome != "duplicate"], as_json)
+    done = cap_app.poll(ctx.app)
+    _report([r for r in done.results if r.outcome != "duplicate"], done.woke, as_json)
 
 
 @cap.command("list")
@@ -98,10 +90,8 @@ def cap_poll(ctx: Context, as_json: bool) -> None:
 @pass_context
 def cap_list(ctx: Context, limit: int, as_json: bool) -> None:
     """Alerts received, newest first: imported, ignored (and why), with their notices."""
-    engine = ctx.app.checked_engine()
+    rows = cap_app.list_alerts(ctx.app, limit)
     tz = ctx.settings.agency.time_zone
-    with Session(engine) as session:
-        rows = session.exec(select(CapAlert).order_by(col(CapAlert.id).desc()).limit(limit)).all()
     items = [r.model_dump(exclude={"raw"}) for r in rows]
     emit(
         as_json,

@@ -7,19 +7,11 @@ from typing import Any
 
 import click
 
+from bulletin.app import templates
 from bulletin.cli import Context, emit, json_option, pass_context
 from bulletin.cli.notice import pairs
-from bulletin.identity import resolve_actor
 from bulletin.models import Template
-from bulletin.publisher.templates import (
-    DEFAULT,
-    VARIABLE_TYPES,
-    add_template,
-    approve_template,
-    get_template,
-    list_templates,
-    parse_variables,
-)
+from bulletin.publisher.templates import DEFAULT, VARIABLE_TYPES, parse_variables
 from bulletin.timeparse import local_text
 
 
@@ -66,19 +58,14 @@ def template_add(
     as_json: bool,
 ) -> None:
     """Add a template, or a new version of it; a new version needs a new approval."""
-    settings = ctx.settings
     ctx.warn_open_mode()
-    author = resolve_actor(settings, actor, ctx.environ)
-    app = ctx.app
-    added = add_template(
-        app.checked_engine(),
-        settings,
-        app.clock,
+    added = templates.add(
+        ctx.app,
+        ctx.actor(actor),
         name,
         category,
         text,
         parse_variables(variables),
-        author,
         pairs(text_for, "--text-for"),
     )
     emit(
@@ -96,15 +83,12 @@ def template_add(
 @pass_context
 def template_approve(ctx: Context, name: str, approver: str | None, as_json: bool) -> None:
     """Approve a template's newest version: notices made from it need no other approval."""
-    settings = ctx.settings
     ctx.warn_open_mode()
-    who = resolve_actor(settings, approver, ctx.environ, "approver")
-    app = ctx.app
-    approved = approve_template(app.checked_engine(), settings, app.clock, name, who)
+    approved = templates.approve(ctx.app, ctx.actor(approver), name)
     emit(
         as_json,
         _template_json(approved),
-        f"template {approved.name} v{approved.version} approved by {who}",
+        f"template {approved.name} v{approved.version} approved by {approved.approved_by}",
     )
 
 
@@ -113,7 +97,7 @@ def template_approve(ctx: Context, name: str, approver: str | None, as_json: boo
 @pass_context
 def template_list(ctx: Context, as_json: bool) -> None:
     """Every template's newest version and whether it is approved."""
-    rows = [_template_json(t) for t in list_templates(ctx.app.checked_engine())]
+    rows = [_template_json(t) for t in templates.list_all(ctx.app)]
     emit(
         as_json,
         {"templates": rows},
@@ -132,7 +116,7 @@ def template_list(ctx: Context, as_json: bool) -> None:
 @pass_context
 def template_show(ctx: Context, name: str, as_json: bool) -> None:
     """One template: its wording per platform, its variables and its approval."""
-    shown = get_template(ctx.app.checked_engine(), name)
+    shown = templates.show(ctx.app, name)
     data = _template_json(shown)
     tz = ctx.settings.agency.time_zone
     lines = [

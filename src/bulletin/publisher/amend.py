@@ -4,8 +4,8 @@ No connector here can edit a published post through its API (X's API creates and
 posts but does not edit them; the Graph API's edit of a Page post is not used; the feed keeps
 entries as published), so a correction is always posted as a reply in the post's thread
 (the feed: a new entry linking the first). A retraction deletes the post where the platform
-allows (X, Facebook; the feed removes the entry and leaves an RFC 6721 tombstone) with
-``--delete``, and otherwise posts a retraction reply; a deletion takes no text of its own (a
+allows (X, Facebook; the feed removes the entry and leaves an RFC 6721 tombstone) when
+asked to, and otherwise posts a retraction reply; a deletion takes no text of its own (a
 deleted post takes its replies with it). A retracted notice stays ``retracted`` whatever its
 posts do afterwards. Replies are published, reconciled and archived like any post.
 """
@@ -22,13 +22,12 @@ from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.config.settings import Settings
-from bulletin.db import session_scope
-from bulletin.errors import NotFound, Refused, UsageError
+from bulletin.db import session_scope, wake_after_commit
+from bulletin.errors import Refused, UsageError
 from bulletin.models import Delivery, Notice
 from bulletin.publisher import policy
-from bulletin.publisher.notices import platform_of
+from bulletin.publisher.notices import get_for_update, platform_of
 from bulletin.publisher.texts import TargetText, check_text, plan
-from bulletin.service.waker import NOTIFY_CHANNEL
 
 CORRECTION_PREFIX = "Correction: "
 RETRACTION_TEXT = "This notice has been withdrawn."
@@ -57,13 +56,6 @@ class Amendment:
                 "(run the command again once it has settled)"
             )
         return lines
-
-
-def _lock(session: Session, notice_id: int) -> Notice:
-    notice = session.exec(select(Notice).where(Notice.id == notice_id).with_for_update()).first()
-    if notice is None:
-        raise NotFound(f"no notice {notice_id}")
-    return notice
 
 
 def _published_posts(session: Session, notice_id: int) -> tuple[list[Delivery], list[Delivery]]:
@@ -123,11 +115,6 @@ def _refuse_blocked(settings: Settings, notice: Notice, targets: list[TargetText
         )
 
 
-def _notify(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
-
-
 def correct_notice(
     engine: Engine,
     settings: Settings,
@@ -143,15 +130,17 @@ def correct_notice(
     :raises Refused: nothing of the notice is published (cancel it instead).
     """
     if not text.strip():
-        raise UsageError("a correction needs --text")
+        raise UsageError("a correction needs its text", remedy="text")
     if not reason.strip():
-        raise UsageError("a correction needs a --reason (it is kept in the audit trail)")
+        raise UsageError(
+            "a correction needs a reason (it is kept in the audit trail)", remedy="reason"
+        )
     body = text.strip()
     check_text("the correction", body)
     if not body.lower().startswith("correction"):
         body = CORRECTION_PREFIX + body
     with session_scope(engine) as session:
-        notice = _lock(session, notice_id)
+        notice = get_for_update(session, notice_id)
         published, posts = _published_posts(session, notice_id)
         if not published:
             raise Refused(
@@ -196,7 +185,7 @@ def correct_notice(
             targets=[f"{a}#{o}" for a, o in queued],
             edited=False,  # no connector edits through its API: see the module docstring
         )
-        _notify(session)
+        wake_after_commit(session)
     return Amendment(notice_id, queued, [], in_flight)
 
 
@@ -228,7 +217,9 @@ def retract_notice(
         text the content policy blocks.
     """
     if not reason.strip():
-        raise UsageError("a retraction needs a --reason (it is kept in the audit trail)")
+        raise UsageError(
+            "a retraction needs a reason (it is kept in the audit trail)", remedy="reason"
+        )
     if delete and (text is not None or template is not None):
         raise UsageError(
             "a deletion posts no retraction text (a deleted post takes its replies with it): "
@@ -244,7 +235,7 @@ def retract_notice(
     check_text("the retraction", body)
     kind = "deletion" if delete else "retraction"
     with session_scope(engine) as session:
-        notice = _lock(session, notice_id)
+        notice = get_for_update(session, notice_id)
         published, posts = _published_posts(session, notice_id)
         cancelled = []
         for d in posts:
@@ -294,5 +285,5 @@ def retract_notice(
             cancelled=cancelled or None,
             in_flight=in_flight or None,
         )
-        _notify(session)
+        wake_after_commit(session)
     return Amendment(notice_id, queued, cancelled, in_flight)

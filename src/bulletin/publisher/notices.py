@@ -1,6 +1,8 @@
-"""Notices: drafting, approval and cancellation, with the checks that refuse bad input.
+"""Notices: drafting, with the checks that refuse bad input, cancellation, and finding them.
 
-Every change commits together with its audit event; nothing is half-written.
+A draft is validated, planned per target and stored with its deliveries and its audit event
+in one transaction; nothing is half-written. Review and approval: see
+:mod:`bulletin.publisher.approval`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -23,12 +24,11 @@ from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.identity import require_role
-from bulletin.models import Account, Approval, Delivery, Notice, Template
-from bulletin.publisher import policy, recurrence
+from bulletin.models import Account, Delivery, Notice, Template
+from bulletin.publisher import recurrence
 from bulletin.publisher.delivery import refresh_notice_state
 from bulletin.publisher.failures import NOTICE_STATES
 from bulletin.publisher.media import PinnedImage, pin_images
-from bulletin.publisher.media import notice_images as pinned_images
 from bulletin.publisher.texts import (
     THREAD_PLATFORMS,
     TargetText,
@@ -39,7 +39,6 @@ from bulletin.publisher.texts import (
     plan,
     variant_for,
 )
-from bulletin.service.waker import NOTIFY_CHANNEL
 from bulletin.timeparse import local_text
 
 FINAL_NOTICE_STATES = set(NOTICE_STATES) - {"draft", "approved"}
@@ -69,34 +68,6 @@ class NoticeDraft:
     follow_up: str | None = None  # posted at expiry as a reply to each published post
 
 
-@dataclass(frozen=True)
-class Review:
-    """What an approver sees: each target's text, length and cost, and the policy findings."""
-
-    targets: list[TargetText]
-    findings: list[policy.Finding]
-    approvals: list[Approval]
-    overridden: set[str]
-
-    @property
-    def blocking(self) -> list[policy.Finding]:
-        return policy.blocking(self.findings, self.overridden)
-
-    @property
-    def cost(self) -> float:
-        return sum(t.cost for t in self.targets)
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "targets": [t.as_json() for t in self.targets],
-            "cost_usd": {t.account: round(t.cost, 3) for t in self.targets}
-            | {"total": round(self.cost, 3)},
-            "policy": [f.as_json() for f in self.findings],
-            "blocking": [f.rule for f in self.blocking],
-            "overridden": sorted(self.overridden),
-        }
-
-
 def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str:
     """Check a draft; returns its priority. Lengths per target: see :func:`plan_targets`.
 
@@ -121,7 +92,7 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
         if not Path(path).is_file():
             raise UsageError(f"image {path} is not a readable file")
     if not draft.targets:
-        raise UsageError("a notice needs at least one --target account")
+        raise UsageError("a notice needs at least one target account", remedy="target")
     for target in draft.targets:
         account = settings.accounts.get(target)
         if account is None:
@@ -137,7 +108,7 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
             )
     if len(set(draft.targets)) != len(draft.targets):
         raise UsageError("a target account is named twice")
-    _check_times(draft.publish_at, draft.expires_at, draft.late_ok, settings, now)
+    check_times(draft.publish_at, draft.expires_at, draft.late_ok, settings, now)
     _check_schedule(draft, settings)
     return categories[draft.category]
 
@@ -160,26 +131,30 @@ def _check_texts(draft: NoticeDraft) -> None:
 def _check_schedule(draft: NoticeDraft, settings: Settings) -> None:
     if draft.recurrence is None:
         if draft.repeat_until is not None or draft.until_cancelled:
-            raise UsageError("--until ends a recurrence: give --repeat or --every too")
+            raise UsageError(
+                "an end time ends a recurrence: give a recurrence rule too", remedy="repeat"
+            )
     else:
         if (draft.repeat_until is None) == (not draft.until_cancelled):
             raise UsageError(
-                "a recurring notice needs an end: --until TIME, or --until cancelled to run "
-                "until someone cancels it"
+                "a recurring notice needs an end: a last time, or to run until someone cancels it",
+                remedy="until",
             )
         start = draft.publish_at
         if draft.repeat_until is not None and start is not None and draft.repeat_until < start:
-            raise UsageError("--until is before the first occurrence")
+            raise UsageError("the recurrence ends before its first occurrence")
     if draft.follow_up is not None:
         if not draft.follow_up.strip():
-            raise UsageError("--follow-up: the text is empty")
+            raise UsageError("the follow-up's text is empty")
         if draft.expires_at is None:
-            raise UsageError("--follow-up is posted at expiry: give --expires too")
+            raise UsageError(
+                "a follow-up is posted at expiry: the notice needs an expiry", remedy="expires"
+            )
         for target in draft.targets:
             platform = settings.accounts[target].platform
             measured = plan(settings, target, platform, draft.follow_up.strip(), None, False)
             if not measured.fits:
-                raise UsageError(f"--follow-up: {measured.too_long()}")
+                raise UsageError(f"the follow-up: {measured.too_long()}")
 
 
 def resolve_schedule(draft: NoticeDraft, settings: Settings, now: datetime) -> NoticeDraft:
@@ -197,7 +172,8 @@ def resolve_schedule(draft: NoticeDraft, settings: Settings, now: datetime) -> N
     if rule.at is None:
         if draft.publish_at is None:
             raise UsageError(
-                "a recurring notice needs its time of day: at=HH:MM in the rule, or --at"
+                "a recurring notice needs its time of day: at=HH:MM in the rule, or a publish time",
+                remedy="at",
             )
         local = draft.publish_at.astimezone(zone)
         rule = rule.with_at(local.time().replace(second=0, microsecond=0))
@@ -243,14 +219,18 @@ def plan_targets(draft: NoticeDraft, settings: Settings) -> list[TargetText]:
     ]
     for target in plans:
         if not target.fits:
-            hint = f"shorten it or give --text-for {target.platform}=..."
-            if target.platform in THREAD_PLATFORMS:
-                hint += ", or --allow-thread to post it as a numbered thread"
-            raise UsageError(f"{target.too_long()} ({hint})")
+            threads = target.platform in THREAD_PLATFORMS
+            hint = f"shorten it, give {target.platform} its own text" + (
+                ", or post it as a numbered thread" if threads else ""
+            )
+            raise UsageError(
+                f"{target.too_long()} ({hint})",
+                remedy="variant-or-thread" if threads else "variant",
+            )
     return plans
 
 
-def _check_times(
+def check_times(
     publish_at: datetime | None,
     expires_at: datetime | None,
     late_ok: bool,
@@ -262,8 +242,8 @@ def _check_times(
     grace = settings.publisher.past_grace_minutes
     if publish_at is not None and publish_at < now - timedelta(minutes=grace) and not late_ok:
         raise UsageError(
-            f"publish time {local_text(publish_at, zone)} is more than {grace} minutes in the "
-            "past (use --late-ok to publish it now anyway)"
+            f"publish time {local_text(publish_at, zone)} is more than {grace} minutes in the past",
+            remedy="late-ok",
         )
     if expires_at is not None:
         if expires_at <= now:
@@ -374,248 +354,6 @@ def store_draft(
     return notice
 
 
-def review_notice(session: Session, settings: Settings, notice: Notice) -> Review:
-    """Measure each delivery's text again and run the content-policy rules."""
-    assert notice.id is not None
-    deliveries = session.exec(
-        select(Delivery)
-        .where(Delivery.notice_id == notice.id)
-        .where(Delivery.kind == "post")
-        .where(Delivery.occurrence == 1)
-    ).all()
-    approvals = approvals_of(session, notice.id)
-    targets = [
-        plan(
-            settings,
-            d.account,
-            platform_of(session, settings, d.account),
-            d.text or notice.text,
-            notice.link,
-            notice.allow_thread,
-        )
-        for d in deliveries
-    ]
-    subject = policy.Subject(notice.category, targets, notice.link, notice_images(notice))
-    overridden = {rule for a in approvals for rule in policy.parse_overrides(a.overrides)}
-    return Review(targets, policy.check(settings, subject), approvals, overridden)
-
-
-def notice_images(notice: Notice) -> list[dict[str, str]]:
-    return [{"name": i.name, "alt": i.alt} for i in pinned_images(notice)]
-
-
-def platform_of(session: Session, settings: Settings, account: str) -> str:
-    configured = settings.accounts.get(account)
-    if configured is not None:
-        return configured.platform
-    row = session.get(Account, account)
-    if row is None:
-        raise NotFound(f"unknown account {account!r}")
-    return row.platform
-
-
-def approve_notice(
-    engine: Engine,
-    settings: Settings,
-    clock: Clock,
-    notice_id: int,
-    approver: str,
-    late_ok: bool = False,
-    overrides: Sequence[str] = (),
-    reason: str | None = None,
-) -> Notice:
-    """Record one approval; with all the approvals its category needs, the notice is approved
-    and its deliveries become due at its publish time (or now).
-
-    Before an approval counts, every target's text is measured again and the content-policy
-    rules run; a blocking finding refuses the approval unless this approval (or an earlier
-    one) overrides that rule, with a reason.
-
-    :raises Refused: not a draft (already approved, cancelled...), a second approval by the
-        same person, self-approval or a missing role with users, or a policy finding.
-    :raises UsageError: an override without a reason, or of an unknown rule.
-    """
-    overrides = list(dict.fromkeys(overrides))
-    check_overrides(settings, overrides, reason)
-    require_role(settings, approver, "approver")
-    now = clock.now()
-    with session_scope(engine) as session:
-        notice = _get_for_update(session, notice_id)
-        if notice.state == "approved" or (notice.state == "draft" and notice.approved_by):
-            raise Refused(
-                f"notice {notice_id} is already approved: it has all "
-                f"{notice.approvals_needed} approval(s) it needs ({notice.approved_by})"
-            )
-        if notice.state != "draft":
-            raise Refused(f"notice {notice_id} is {notice.state}; only a draft can be approved")
-        if not settings.open_mode and approver == notice.author:
-            raise Refused(f"{approver} wrote notice {notice_id} and may not approve it")
-        _check_times(
-            notice.publish_at, notice.expires_at, late_ok or bool(notice.recurrence), settings, now
-        )
-        review = review_notice(session, settings, notice)
-        names = [a.approver for a in review.approvals]
-        if approver in names:
-            raise Refused(
-                f"{approver} already approved notice {notice_id}; approval "
-                f"{len(names) + 1} of {notice.approvals_needed} must come from someone else"
-            )
-        blocked = policy.blocking(review.findings, review.overridden | set(overrides))
-        if blocked:
-            raise Refused(policy_refusal(notice_id, blocked))
-        session.add(
-            Approval(
-                notice_id=notice_id,
-                approver=approver,
-                at=now,
-                overrides=json.dumps(overrides) if overrides else None,
-                reason=reason.strip() if overrides and reason else None,
-            )
-        )
-        names.append(approver)
-        complete = len(names) >= notice.approvals_needed
-        audit.record_event(
-            session,
-            at=now,
-            actor=approver,
-            action="approved",
-            object_type="notice",
-            object_id=notice_id,
-            approval=len(names),
-            needed=notice.approvals_needed,
-            cost_usd=round(review.cost, 3),
-            due_at=max(notice.publish_at or now, now).isoformat() if complete else None,
-            warnings=[f.rule for f in review.findings if f.severity != "block"] or None,
-        )
-        if overrides:
-            audit.record_event(
-                session,
-                at=now,
-                actor=approver,
-                action="policy-overridden",
-                object_type="notice",
-                object_id=notice_id,
-                reason=reason,
-                rules=overrides,
-                findings=[f.line() for f in review.findings if f.rule in overrides],
-            )
-        if complete:
-            make_due(session, notice, ", ".join(names), now, settings)
-        session.add(notice)
-    return notice
-
-
-def approvals_of(session: Session, notice_id: int) -> list[Approval]:
-    return list(
-        session.exec(
-            select(Approval).where(Approval.notice_id == notice_id).order_by(Approval.id)  # type: ignore[arg-type]
-        ).all()
-    )
-
-
-def check_overrides(settings: Settings, overrides: Sequence[str], reason: str | None) -> None:
-    """:raises UsageError: an override without a reason or of an unknown rule.
-    :raises Refused: a rule that cannot be overridden."""
-    if not overrides:
-        return
-    if not (reason and reason.strip()):
-        raise UsageError("an override needs --reason (it is kept in the audit trail)")
-    known = policy.rule_ids(settings)
-    for rule in overrides:
-        if rule not in known:
-            raise UsageError(
-                f"unknown policy rule {rule!r} (rules: {', '.join(sorted(known)) or 'none'})"
-            )
-        if not known[rule].overridable:
-            raise Refused(f"policy rule {rule!r} cannot be overridden: {known[rule].message}")
-
-
-def policy_refusal(notice_id: int, blocked: Sequence[policy.Finding]) -> str:
-    """One line naming each rule the notice breaks and how an approver may override it."""
-    lines = "; ".join(f.line() for f in blocked)
-    overridable = [f.rule for f in blocked if f.overridable]
-    hint = (
-        " (an approver may override: --override "
-        + " --override ".join(dict.fromkeys(overridable))
-        + ' --reason "..."'
-        + ")"
-        if overridable
-        else ""
-    )
-    return f"notice {notice_id} breaks the content policy: {lines}{hint}"
-
-
-def make_due(
-    session: Session, notice: Notice, approved_by: str, now: datetime, settings: Settings
-) -> None:
-    """Approve ``notice``: its first deliveries become due at its publish time (or now).
-
-    A recurring notice whose first occurrence passed before approval starts at the next one
-    (its text's date line follows); the occurrence after that is made by the due-scan when
-    its time comes (:func:`bulletin.publisher.schedule.make_occurrences`).
-    """
-    grace = timedelta(minutes=settings.publisher.past_grace_minutes)
-    if notice.recurrence and notice.publish_at is not None and notice.publish_at < now - grace:
-        first = next_occurrence(notice, settings, now - grace)
-        if first is None:
-            raise Refused(f"notice {notice.id}: its recurrence has no occurrence left")
-        notice.publish_at = first
-        for delivery in session.exec(select(Delivery).where(Delivery.notice_id == notice.id)):
-            retext(session, settings, notice, delivery, first)
-    due = max(notice.publish_at or now, now)
-    notice.state = "approved"
-    notice.approved_by = approved_by
-    notice.approved_at = now
-    for delivery in session.exec(select(Delivery).where(Delivery.notice_id == notice.id)).all():
-        delivery.due_at = due
-        session.add(delivery)
-    if notice.recurrence and notice.publish_at is not None:
-        notice.next_occurrence_at = next_occurrence(notice, settings, notice.publish_at)
-    session.add(notice)
-    if session.get_bind().dialect.name == "postgresql":
-        # delivered at commit to every daemon's listener, on any host
-        session.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
-
-
-def next_occurrence(notice: Notice, settings: Settings, after: datetime) -> datetime | None:
-    """The recurring ``notice``'s first occurrence strictly after ``after`` (UTC), or None
-    past its ``repeat_until`` or its expiry."""
-    if not notice.recurrence or notice.publish_at is None:
-        return None
-    zone = ZoneInfo(settings.agency.time_zone)
-    rule = recurrence.parse_rule(notice.recurrence)
-    when = recurrence.occurrence_after(rule, notice.publish_at, zone, after)
-    if when is None:
-        return None
-    if notice.repeat_until is not None and when > notice.repeat_until:
-        return None
-    if notice.expires_at is not None and when >= notice.expires_at:
-        return None
-    return when
-
-
-def occurrence_text(
-    session: Session, settings: Settings, notice: Notice, account: str, when: datetime
-) -> TargetText:
-    """The account's text for the occurrence at ``when``: its variant, with the date line."""
-    platform = platform_of(session, settings, account)
-    variants = json.loads(notice.variants) if notice.variants else {}
-    text = variant_for(account, platform, notice.text, variants)
-    if notice.recurrence and notice.date_line:
-        text = recurrence.with_date_line(text, when, ZoneInfo(settings.agency.time_zone))
-    return plan(settings, account, platform, text, notice.link, notice.allow_thread)
-
-
-def retext(
-    session: Session, settings: Settings, notice: Notice, delivery: Delivery, when: datetime
-) -> None:
-    """Give a post delivery the text of the occurrence at ``when``."""
-    target = occurrence_text(session, settings, notice, delivery.account, when)
-    delivery.text = target.text
-    delivery.parts = json.dumps(list(target.parts), ensure_ascii=False) if target.parts else None
-    session.add(delivery)
-
-
 @dataclass(frozen=True)
 class CancelResult:
     """What a cancellation stopped, and what it was too late for (account → its state)."""
@@ -659,10 +397,10 @@ def cancel_notice(
     :raises Refused: the notice is already final, or the actor may not cancel it.
     """
     if not reason.strip():
-        raise UsageError("a cancellation needs a --reason")
+        raise UsageError("a cancellation needs a reason", remedy="reason")
     now = clock.now()
     with session_scope(engine) as session:
-        notice = _get_for_update(session, notice_id)
+        notice = get_for_update(session, notice_id)
         if notice.state in FINAL_NOTICE_STATES:
             raise Refused(f"notice {notice_id} is already {notice.state}")
         deliveries = session.exec(
@@ -706,6 +444,16 @@ def cancel_notice(
     return CancelResult(notice, cancelled, too_late)
 
 
+def platform_of(session: Session, settings: Settings, account: str) -> str:
+    configured = settings.accounts.get(account)
+    if configured is not None:
+        return configured.platform
+    row = session.get(Account, account)
+    if row is None:
+        raise NotFound(f"unknown account {account!r}")
+    return row.platform
+
+
 def get_notice(session: Session, notice_id: int) -> Notice:
     notice = session.get(Notice, notice_id)
     if notice is None:
@@ -713,7 +461,7 @@ def get_notice(session: Session, notice_id: int) -> Notice:
     return notice
 
 
-def _get_for_update(session: Session, notice_id: int) -> Notice:
+def get_for_update(session: Session, notice_id: int) -> Notice:
     notice = session.exec(select(Notice).where(Notice.id == notice_id).with_for_update()).first()
     if notice is None:
         raise NotFound(f"no notice {notice_id}")

@@ -131,7 +131,7 @@ def parse_every(word: str) -> Rule:
     """
     rule = EVERY.get(word.strip().lower())
     if rule is None:
-        raise UsageError(f"--every {word!r}: use one of {', '.join(EVERY)}")
+        raise UsageError(f"repeat every {word!r}: use one of {', '.join(EVERY)}")
     return parse_rule(rule)
 
 

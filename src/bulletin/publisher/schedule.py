@@ -26,13 +26,14 @@ from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.config.settings import Settings
-from bulletin.db import session_scope
+from bulletin.db import session_scope, wake_after_commit
 from bulletin.errors import NotFound, Refused
 from bulletin.identity import SYSTEM_ACTOR
 from bulletin.models import Delivery, Notice
 from bulletin.publisher import recurrence
 from bulletin.publisher.delivery import refresh_notice_state
-from bulletin.publisher.notices import next_occurrence, occurrence_text
+from bulletin.publisher.notices import platform_of
+from bulletin.publisher.texts import TargetText, plan, variant_for
 
 log = structlog.get_logger("bulletin.schedule")
 
@@ -51,6 +52,45 @@ class LateNotice:
     accounts: list[str]
     occurrence: int
     text: str
+
+
+def next_occurrence(notice: Notice, settings: Settings, after: datetime) -> datetime | None:
+    """The recurring ``notice``'s first occurrence strictly after ``after`` (UTC), or None
+    past its ``repeat_until`` or its expiry."""
+    if not notice.recurrence or notice.publish_at is None:
+        return None
+    zone = ZoneInfo(settings.agency.time_zone)
+    rule = recurrence.parse_rule(notice.recurrence)
+    when = recurrence.occurrence_after(rule, notice.publish_at, zone, after)
+    if when is None:
+        return None
+    if notice.repeat_until is not None and when > notice.repeat_until:
+        return None
+    if notice.expires_at is not None and when >= notice.expires_at:
+        return None
+    return when
+
+
+def occurrence_text(
+    session: Session, settings: Settings, notice: Notice, account: str, when: datetime
+) -> TargetText:
+    """The account's text for the occurrence at ``when``: its variant, with the date line."""
+    platform = platform_of(session, settings, account)
+    variants = json.loads(notice.variants) if notice.variants else {}
+    text = variant_for(account, platform, notice.text, variants)
+    if notice.recurrence and notice.date_line:
+        text = recurrence.with_date_line(text, when, ZoneInfo(settings.agency.time_zone))
+    return plan(settings, account, platform, text, notice.link, notice.allow_thread)
+
+
+def retext(
+    session: Session, settings: Settings, notice: Notice, delivery: Delivery, when: datetime
+) -> None:
+    """Give a post delivery the text of the occurrence at ``when``."""
+    target = occurrence_text(session, settings, notice, delivery.account, when)
+    delivery.text = target.text
+    delivery.parts = json.dumps(list(target.parts), ensure_ascii=False) if target.parts else None
+    session.add(delivery)
 
 
 def make_occurrences(engine: Engine, settings: Settings, now: datetime) -> list[tuple[int, int]]:
@@ -225,7 +265,7 @@ def mark_late(engine: Engine, settings: Settings, now: datetime) -> list[int]:
             delivery.state = "late"
             delivery.last_error = (
                 f"{minutes} minutes past its time when a daemon saw it: waiting for a decision "
-                f"(bulletin notice late {notice.id} --publish or --cancel)"
+                "(publish or cancel it)"
             )
             session.add(delivery)
             audit.record_event(
@@ -311,7 +351,9 @@ def decide_late(
                 )
             session.add(delivery)
         session.flush()
-        if not publish:
+        if publish:
+            wake_after_commit(session)
+        else:
             refresh_notice_state(session, notice_id, now)
         audit.record_event(
             session,

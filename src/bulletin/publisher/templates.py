@@ -3,7 +3,7 @@ typed variables and the notice goes out at once, covered by that approval.
 
 A template is stored by name and version. Changing it adds a version with no approval, so an
 approval never covers wording the approver did not see. Placeholders are ``{name}``; every
-placeholder is declared with a type (``--var road:str``) and every declared variable is used.
+placeholder is declared with a type (``road:str``) and every declared variable is used.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.identity import require_role
 from bulletin.models import Approval, Notice, Template
 from bulletin.publisher import policy
+from bulletin.publisher.approval import make_due, notice_images
 from bulletin.publisher.notices import (
     NoticeDraft,
-    make_due,
-    notice_images,
     pin_draft_images,
     plan_targets,
     resolve_schedule,
@@ -128,13 +127,13 @@ def parse_variables(specs: Sequence[str]) -> dict[str, str]:
         name, _, kind = spec.partition(":")
         name, kind = name.strip(), (kind.strip() or "str")
         if not _VAR.match(name):
-            raise UsageError(f"--var {spec}: a variable name is lower-case letters, digits, _")
+            raise UsageError(f"variable {spec!r}: a variable name is lower-case letters, digits, _")
         if kind not in VARIABLE_TYPES:
             raise UsageError(
-                f"--var {spec}: unknown type {kind!r} (types: {', '.join(VARIABLE_TYPES)})"
+                f"variable {spec!r}: unknown type {kind!r} (types: {', '.join(VARIABLE_TYPES)})"
             )
         if name in declared:
-            raise UsageError(f"--var {name} is declared twice")
+            raise UsageError(f"variable {name} is declared twice")
         declared[name] = kind
     return declared
 
@@ -201,13 +200,14 @@ def add_template(
         if undeclared:
             where = "" if key == DEFAULT else f" (text for {key})"
             raise UsageError(
-                f"placeholder {{{undeclared[0]}}}{where} is not declared: add --var "
-                f"{undeclared[0]}:TYPE"
+                f"placeholder {{{undeclared[0]}}}{where} is not declared: declare "
+                f"{undeclared[0]} with its type",
+                remedy="declare-var",
             )
         used.update(fields)
     unused = [v for v in variables if v not in used]
     if unused:
-        raise UsageError(f"--var {unused[0]} is declared but no text uses {{{unused[0]}}}")
+        raise UsageError(f"variable {unused[0]} is declared but no text uses {{{unused[0]}}}")
     digest = content_hash(name, category, bodies, variables)
     now = clock.now()
     with session_scope(engine) as session:
@@ -329,10 +329,7 @@ def approved_template(engine: Engine, name: str) -> Template:
             f"template {name} was changed: version {template.version} is not approved "
             f"(the approval of version {approved.version} does not cover the new wording)"
         )
-    raise Refused(
-        f"template {name} is not approved (an approver runs `bulletin template "
-        f"approve {name} --by NAME`)"
-    )
+    raise Refused(f"template {name} is not approved", remedy="approve-template")
 
 
 def render(template: Template, values: Mapping[str, str]) -> tuple[str, dict[str, str]]:
@@ -350,7 +347,8 @@ def render(template: Template, values: Mapping[str, str]) -> tuple[str, dict[str
     missing = [k for k in declared if k not in values]
     if missing:
         raise UsageError(
-            f"template {template.name} needs --var {missing[0]}=... ({declared[missing[0]]})"
+            f"template {template.name} needs variable {missing[0]} ({declared[missing[0]]})",
+            remedy="var",
         )
     filled: dict[str, str] = {}
     for key, kind in declared.items():

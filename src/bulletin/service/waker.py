@@ -1,37 +1,17 @@
-"""Waking the daemon at once when a notice is approved: a datagram on a Unix socket.
-
-The socket lives in the data directory (``bulletin.sock``). Unix socket paths are limited to
-107 bytes; a longer data directory uses an abstract socket named after the path's hash.
+"""The daemon's side of waking: a datagram on its Unix socket in the data directory, and
+PostgreSQL notifications (the sending side is :mod:`bulletin.app.outbox`).
 A lost poke costs at most one fallback scan interval, never a notice.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 import threading
 from pathlib import Path
 
-_MAX_PATH = 107
-
-
-def socket_address(data_dir: Path) -> str:
-    path = str(data_dir / "bulletin.sock")
-    if len(path.encode()) <= _MAX_PATH:
-        return path
-    return "\0bulletin-" + hashlib.sha256(path.encode()).hexdigest()[:32]
-
-
-def poke(data_dir: Path) -> bool:
-    """Tell a running daemon that work may be due; False when none listens."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.sendto(b"wake", socket_address(data_dir))
-        return True
-    except OSError:
-        return False
+from bulletin.app.outbox import NOTIFY_CHANNEL, socket_address
 
 
 class Waker:
@@ -75,9 +55,6 @@ class Waker:
         if not self.address.startswith("\0"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.address)
-
-
-NOTIFY_CHANNEL = "bulletin_due"
 
 
 class PgListener:

@@ -1,0 +1,136 @@
+"""Reading notices: the list (what is due next, in flight, late, failed and why), one notice
+in full, and the notices waiting for a decision. Reads need no role."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from bulletin.app.context import App
+from bulletin.models import Delivery, DeliveryAttempt, Notice, Template
+from bulletin.publisher.approval import Review, review_notice
+from bulletin.publisher.failures import delivery_label, state_condition
+from bulletin.publisher.media import PinnedImage, notice_images
+from bulletin.publisher.notices import get_notice
+from bulletin.publisher.schedule import LateNotice, late_notices
+
+PROBLEM_STATES = ("failed", "uncertain", "late")
+
+
+@dataclass(frozen=True)
+class NoticeRow:
+    """One notice of the list: its current deliveries' states (by label), the reasons of
+    those that need a person, and when something of it is due next."""
+
+    notice: Notice
+    deliveries: dict[str, str]
+    problems: dict[str, str]
+    next_due: datetime | None
+
+
+@dataclass(frozen=True)
+class ApprovalLine:
+    """One approval of a notice: who, when, through which template, overriding what."""
+
+    approver: str
+    at: datetime
+    via_template: str | None
+    overrides: list[str]
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class NoticeView:
+    """One notice in full: every delivery with its attempts, approvals, images and review."""
+
+    notice: Notice
+    deliveries: list[Delivery]
+    attempts: dict[int, list[DeliveryAttempt]]
+    approvals: list[ApprovalLine]
+    images: list[PinnedImage]
+    review: Review
+    variants: list[Delivery] = field(default_factory=list)  # first posts with their own text
+
+
+def list_notices(app: App, state: str | None = None, limit: int = 50) -> list[NoticeRow]:
+    """Notices newest first, ``state`` only (``failed``: every notice with a failed delivery).
+
+    :raises UsageError: an unknown state.
+    """
+    query = select(Notice).order_by(col(Notice.id).desc()).limit(limit)
+    if state:
+        query = query.where(state_condition(state))
+    with Session(app.checked_engine()) as session:
+        notices = list(session.exec(query))
+        by_notice: dict[int, list[Delivery]] = {}
+        ids = [n.id for n in notices]
+        for d in session.exec(
+            select(Delivery).where(col(Delivery.notice_id).in_(ids)).order_by(col(Delivery.id))
+        ):
+            by_notice.setdefault(d.notice_id, []).append(d)
+    return [_row(n, by_notice.get(n.id or 0, [])) for n in notices]
+
+
+def _row(n: Notice, deliveries: list[Delivery]) -> NoticeRow:
+    latest = max((d.occurrence for d in deliveries if d.kind == "post"), default=1)
+    current = [d for d in deliveries if d.kind != "post" or d.occurrence == latest]
+    waiting = [d.due_at for d in deliveries if d.state in ("pending", "uncertain") and d.due_at]
+    return NoticeRow(
+        n,
+        {delivery_label(d): d.state for d in current},
+        {
+            delivery_label(d): d.last_error
+            for d in current
+            if d.state in PROBLEM_STATES and d.last_error
+        },
+        min([*waiting, *([n.next_occurrence_at] if n.next_occurrence_at else [])], default=None),
+    )
+
+
+def show_notice(app: App, notice_id: int) -> NoticeView:
+    """One notice with everything about it. :raises NotFound: no such notice."""
+    with Session(app.checked_engine()) as session:
+        n = get_notice(session, notice_id)
+        deliveries = list(
+            session.exec(
+                select(Delivery).where(Delivery.notice_id == notice_id).order_by(col(Delivery.id))
+            )
+        )
+        review = review_notice(session, app.settings, n)
+        template = session.get(Template, n.template_id) if n.template_id else None
+        attempts: dict[int, list[DeliveryAttempt]] = {}
+        for a in session.exec(
+            select(DeliveryAttempt)
+            .where(col(DeliveryAttempt.delivery_id).in_([d.id for d in deliveries]))
+            .order_by(col(DeliveryAttempt.id))
+        ):
+            attempts.setdefault(a.delivery_id, []).append(a)
+    approvals = [
+        ApprovalLine(
+            a.approver,
+            a.at,
+            f"{template.name} v{template.version}"
+            if template and a.via_template_id == template.id
+            else None,
+            json.loads(a.overrides) if a.overrides else [],
+            a.reason,
+        )
+        for a in review.approvals
+    ]
+    variants = [
+        d
+        for d in deliveries
+        if d.kind == "post" and d.occurrence == 1 and d.text and d.text != n.text
+    ]
+    return NoticeView(
+        n, deliveries, attempts, approvals, notice_images(n), review, variants=variants
+    )
+
+
+def waiting_for_decision(app: App) -> list[LateNotice]:
+    """Routine notices whose time passed while no daemon ran, oldest first."""
+    with Session(app.checked_engine()) as session:
+        return late_notices(session)

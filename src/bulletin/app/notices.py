@@ -1,0 +1,201 @@
+"""The dispatcher's and the approver's actions on notices: draft, approve, cancel, correct,
+retract, acknowledge failures, decide late posts.
+
+Each takes the acting :class:`~bulletin.app.actor.Actor`, checks the role the action needs,
+and returns what happened; an action that makes posts due says whether a daemon heard the
+wake-up (:mod:`bulletin.app.outbox`). What to read: :mod:`bulletin.app.notice_queries`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from bulletin.app import outbox
+from bulletin.app.actor import Actor
+from bulletin.app.context import App
+from bulletin.identity import require_role
+from bulletin.models import Notice
+from bulletin.publisher import amend, approval, failures, schedule
+from bulletin.publisher.notices import CancelResult, NoticeDraft, cancel_notice, create_notice
+from bulletin.publisher.templates import notice_from_template
+
+
+@dataclass(frozen=True)
+class Drafted:
+    """A new notice and what its approver will see. Drafted from a template whose approval
+    covers it (``covered_by``: that approver), it is approved already and ``woke`` says
+    whether a daemon heard."""
+
+    notice: Notice
+    review: approval.Review
+    template: str | None = None
+    covered_by: str | None = None
+    woke: bool = False
+
+
+@dataclass(frozen=True)
+class Approved:
+    """The notice after one approval: ``approvals`` of ``notice.approvals_needed`` recorded;
+    once ``notice.state`` is approved, ``woke`` says whether a daemon heard."""
+
+    notice: Notice
+    approvals: int
+    woke: bool = False
+
+
+@dataclass(frozen=True)
+class Amended:
+    """A correction or retraction queued, and whether a daemon heard."""
+
+    amendment: amend.Amendment
+    woke: bool
+
+
+@dataclass(frozen=True)
+class LateDecision:
+    """The accounts whose late posts were published now or cancelled."""
+
+    notice_id: int
+    publish: bool
+    accounts: list[str]
+    woke: bool
+
+
+def draft(
+    app: App,
+    actor: Actor,
+    notice: NoticeDraft,
+    *,
+    template: str | None = None,
+    values: Mapping[str, str] | None = None,
+) -> Drafted:
+    """Draft ``notice``; with ``template``, fill in that approved template with ``values``
+    (its text and category replace the draft's), approved at once when its approval covers it.
+
+    :raises Refused: ``actor`` is not a dispatcher, or the template is not approved.
+    :raises UsageError: a bad draft or variable.
+    """
+    require_role(app.settings, actor.name, "dispatcher")
+    engine = app.checked_engine()
+    store = app.store if notice.images else None
+    covered_by: str | None = None
+    with outbox.collect() as wakes:
+        if template is not None:
+            made = notice_from_template(
+                engine,
+                app.settings,
+                app.clock,
+                template,
+                values or {},
+                notice,
+                actor.name,
+                store=store,
+            )
+            created = made.notice
+            covered_by = made.template.approved_by if made.covered else None
+        else:
+            created = create_notice(engine, app.settings, app.clock, notice, actor.name, store)
+    with Session(engine) as session:
+        review = approval.review_notice(session, app.settings, created)
+    return Drafted(created, review, template, covered_by, bool(wakes.sent))
+
+
+def approve(
+    app: App,
+    actor: Actor,
+    notice_id: int,
+    *,
+    late_ok: bool = False,
+    overrides: Sequence[str] = (),
+    reason: str | None = None,
+) -> Approved:
+    """Record ``actor``'s approval (overriding content-policy ``overrides``, for ``reason``);
+    see :func:`bulletin.publisher.approval.approve_notice`.
+
+    :raises Refused: not an approver, or the approval is refused.
+    :raises UsageError: an override without a reason or of an unknown rule.
+    """
+    require_role(app.settings, actor.name, "approver")
+    engine = app.checked_engine()
+    with outbox.collect() as wakes:
+        approved = approval.approve_notice(
+            engine,
+            app.settings,
+            app.clock,
+            notice_id,
+            actor.name,
+            late_ok=late_ok,
+            overrides=overrides,
+            reason=reason,
+        )
+    with Session(engine) as session:
+        count = len(approval.approvals_of(session, notice_id))
+    return Approved(approved, count, bool(wakes.sent))
+
+
+def cancel(app: App, actor: Actor, notice_id: int, reason: str) -> CancelResult:
+    """Cancel what has not gone out; see :func:`bulletin.publisher.notices.cancel_notice`
+    (a notice with a published post takes an approver)."""
+    return cancel_notice(
+        app.checked_engine(), app.clock, notice_id, actor.name, reason, settings=app.settings
+    )
+
+
+def correct(app: App, actor: Actor, notice_id: int, text: str, reason: str) -> Amended:
+    """Queue a correction as a reply to every published post (an approver's action).
+
+    :raises Refused: not an approver, or nothing is published.
+    :raises UsageError: empty text or reason, or a text too long for a platform.
+    """
+    require_role(app.settings, actor.name, "approver")
+    with outbox.collect() as wakes:
+        result = amend.correct_notice(
+            app.checked_engine(), app.settings, app.clock.now(), notice_id, text, reason, actor.name
+        )
+    return Amended(result, bool(wakes.sent))
+
+
+def retract(
+    app: App,
+    actor: Actor,
+    notice_id: int,
+    reason: str,
+    *,
+    delete: bool = False,
+    text: str | None = None,
+    template: str | None = None,
+) -> Amended:
+    """Withdraw the notice everywhere; see :func:`bulletin.publisher.amend.retract_notice`
+    (who may: an approver, or a dispatcher answering with an approved template's text)."""
+    engine, now = app.checked_engine(), app.clock.now()
+    with outbox.collect() as wakes:
+        result = amend.retract_notice(
+            engine, app.settings, now, notice_id, reason, actor.name, delete, text, template
+        )
+    return Amended(result, bool(wakes.sent))
+
+
+def acknowledge(app: App, actor: Actor, notice_id: int, reason: str = "") -> int:
+    """Record that ``actor`` has seen the notice's failed deliveries; returns how many."""
+    return failures.acknowledge(
+        app.checked_engine(), app.clock.now(), notice_id, actor.name, reason
+    )
+
+
+def decide_late(
+    app: App, actor: Actor, notice_id: int, publish: bool, reason: str | None = None
+) -> LateDecision:
+    """Publish now (an approver's decision) or cancel the notice's late posts.
+
+    :raises Refused: publishing without the approver role, nothing late, or it expired.
+    """
+    require_role(app.settings, actor.name, "approver" if publish else None)
+    engine, now = app.checked_engine(), app.clock.now()
+    with outbox.collect() as wakes:
+        accounts = schedule.decide_late(
+            engine, app.settings, now, notice_id, publish, actor.name, reason
+        )
+    return LateDecision(notice_id, publish, accounts, bool(wakes.sent))

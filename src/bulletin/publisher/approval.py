@@ -1,0 +1,251 @@
+"""Review and approval: what an approver sees, and the state change that makes a notice due.
+
+An approval counts only after every target's text is measured again and the content-policy
+rules run; the last approval a category needs makes the notice's deliveries due (and asks
+that the daemon be woken once the transaction commits). Every change commits together with
+its audit event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bulletin import audit
+from bulletin.clock import Clock
+from bulletin.config.settings import Settings
+from bulletin.db import session_scope, wake_after_commit
+from bulletin.errors import Refused, UsageError
+from bulletin.identity import require_role
+from bulletin.models import Approval, Delivery, Notice
+from bulletin.publisher import policy
+from bulletin.publisher.media import notice_images as pinned_images
+from bulletin.publisher.notices import check_times, get_for_update, platform_of
+from bulletin.publisher.schedule import next_occurrence, retext
+from bulletin.publisher.texts import TargetText, plan
+
+
+@dataclass(frozen=True)
+class Review:
+    """What an approver sees: each target's text, length and cost, and the policy findings."""
+
+    targets: list[TargetText]
+    findings: list[policy.Finding]
+    approvals: list[Approval]
+    overridden: set[str]
+
+    @property
+    def blocking(self) -> list[policy.Finding]:
+        return policy.blocking(self.findings, self.overridden)
+
+    @property
+    def cost(self) -> float:
+        return sum(t.cost for t in self.targets)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "targets": [t.as_json() for t in self.targets],
+            "cost_usd": {t.account: round(t.cost, 3) for t in self.targets}
+            | {"total": round(self.cost, 3)},
+            "policy": [f.as_json() for f in self.findings],
+            "blocking": [f.rule for f in self.blocking],
+            "overridden": sorted(self.overridden),
+        }
+
+
+def review_notice(session: Session, settings: Settings, notice: Notice) -> Review:
+    """Measure each delivery's text again and run the content-policy rules."""
+    assert notice.id is not None
+    deliveries = session.exec(
+        select(Delivery)
+        .where(Delivery.notice_id == notice.id)
+        .where(Delivery.kind == "post")
+        .where(Delivery.occurrence == 1)
+    ).all()
+    approvals = approvals_of(session, notice.id)
+    targets = [
+        plan(
+            settings,
+            d.account,
+            platform_of(session, settings, d.account),
+            d.text or notice.text,
+            notice.link,
+            notice.allow_thread,
+        )
+        for d in deliveries
+    ]
+    subject = policy.Subject(notice.category, targets, notice.link, notice_images(notice))
+    overridden = {rule for a in approvals for rule in policy.parse_overrides(a.overrides)}
+    return Review(targets, policy.check(settings, subject), approvals, overridden)
+
+
+def notice_images(notice: Notice) -> list[dict[str, str]]:
+    return [{"name": i.name, "alt": i.alt} for i in pinned_images(notice)]
+
+
+def approve_notice(
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    notice_id: int,
+    approver: str,
+    late_ok: bool = False,
+    overrides: Sequence[str] = (),
+    reason: str | None = None,
+) -> Notice:
+    """Record one approval; with all the approvals its category needs, the notice is approved
+    and its deliveries become due at its publish time (or now).
+
+    Before an approval counts, every target's text is measured again and the content-policy
+    rules run; a blocking finding refuses the approval unless this approval (or an earlier
+    one) overrides that rule, with a reason.
+
+    :raises Refused: not a draft (already approved, cancelled...), a second approval by the
+        same person, self-approval or a missing role with users, or a policy finding.
+    :raises UsageError: an override without a reason, or of an unknown rule.
+    """
+    overrides = list(dict.fromkeys(overrides))
+    check_overrides(settings, overrides, reason)
+    require_role(settings, approver, "approver")
+    now = clock.now()
+    with session_scope(engine) as session:
+        notice = get_for_update(session, notice_id)
+        if notice.state == "approved" or (notice.state == "draft" and notice.approved_by):
+            raise Refused(
+                f"notice {notice_id} is already approved: it has all "
+                f"{notice.approvals_needed} approval(s) it needs ({notice.approved_by})"
+            )
+        if notice.state != "draft":
+            raise Refused(f"notice {notice_id} is {notice.state}; only a draft can be approved")
+        if not settings.open_mode and approver == notice.author:
+            raise Refused(f"{approver} wrote notice {notice_id} and may not approve it")
+        check_times(
+            notice.publish_at, notice.expires_at, late_ok or bool(notice.recurrence), settings, now
+        )
+        review = review_notice(session, settings, notice)
+        names = [a.approver for a in review.approvals]
+        if approver in names:
+            raise Refused(
+                f"{approver} already approved notice {notice_id}; approval "
+                f"{len(names) + 1} of {notice.approvals_needed} must come from someone else"
+            )
+        blocked = policy.blocking(review.findings, review.overridden | set(overrides))
+        if blocked:
+            overridable = any(f.overridable for f in blocked)
+            raise Refused(
+                policy_refusal(notice_id, blocked), remedy="override" if overridable else None
+            )
+        session.add(
+            Approval(
+                notice_id=notice_id,
+                approver=approver,
+                at=now,
+                overrides=json.dumps(overrides) if overrides else None,
+                reason=reason.strip() if overrides and reason else None,
+            )
+        )
+        names.append(approver)
+        complete = len(names) >= notice.approvals_needed
+        audit.record_event(
+            session,
+            at=now,
+            actor=approver,
+            action="approved",
+            object_type="notice",
+            object_id=notice_id,
+            approval=len(names),
+            needed=notice.approvals_needed,
+            cost_usd=round(review.cost, 3),
+            due_at=max(notice.publish_at or now, now).isoformat() if complete else None,
+            warnings=[f.rule for f in review.findings if f.severity != "block"] or None,
+        )
+        if overrides:
+            audit.record_event(
+                session,
+                at=now,
+                actor=approver,
+                action="policy-overridden",
+                object_type="notice",
+                object_id=notice_id,
+                reason=reason,
+                rules=overrides,
+                findings=[f.line() for f in review.findings if f.rule in overrides],
+            )
+        if complete:
+            make_due(session, notice, ", ".join(names), now, settings)
+        session.add(notice)
+    return notice
+
+
+def approvals_of(session: Session, notice_id: int) -> list[Approval]:
+    return list(
+        session.exec(
+            select(Approval).where(Approval.notice_id == notice_id).order_by(Approval.id)  # type: ignore[arg-type]
+        ).all()
+    )
+
+
+def check_overrides(settings: Settings, overrides: Sequence[str], reason: str | None) -> None:
+    """:raises UsageError: an override without a reason or of an unknown rule.
+    :raises Refused: a rule that cannot be overridden."""
+    if not overrides:
+        return
+    if not (reason and reason.strip()):
+        raise UsageError(
+            "an override needs a reason (it is kept in the audit trail)", remedy="reason"
+        )
+    known = policy.rule_ids(settings)
+    for rule in overrides:
+        if rule not in known:
+            raise UsageError(
+                f"unknown policy rule {rule!r} (rules: {', '.join(sorted(known)) or 'none'})"
+            )
+        if not known[rule].overridable:
+            raise Refused(f"policy rule {rule!r} cannot be overridden: {known[rule].message}")
+
+
+def policy_refusal(notice_id: int, blocked: Sequence[policy.Finding]) -> str:
+    """One line naming each rule the notice breaks and which an approver may override."""
+    lines = "; ".join(f.line() for f in blocked)
+    overridable = [f.rule for f in blocked if f.overridable]
+    hint = (
+        f" (an approver may override {', '.join(dict.fromkeys(overridable))}, with a reason)"
+        if overridable
+        else ""
+    )
+    return f"notice {notice_id} breaks the content policy: {lines}{hint}"
+
+
+def make_due(
+    session: Session, notice: Notice, approved_by: str, now: datetime, settings: Settings
+) -> None:
+    """Approve ``notice``: its first deliveries become due at its publish time (or now).
+
+    A recurring notice whose first occurrence passed before approval starts at the next one
+    (its text's date line follows); the occurrence after that is made by the due-scan when
+    its time comes (:func:`bulletin.publisher.schedule.make_occurrences`).
+    """
+    grace = timedelta(minutes=settings.publisher.past_grace_minutes)
+    if notice.recurrence and notice.publish_at is not None and notice.publish_at < now - grace:
+        first = next_occurrence(notice, settings, now - grace)
+        if first is None:
+            raise Refused(f"notice {notice.id}: its recurrence has no occurrence left")
+        notice.publish_at = first
+        for delivery in session.exec(select(Delivery).where(Delivery.notice_id == notice.id)):
+            retext(session, settings, notice, delivery, first)
+    due = max(notice.publish_at or now, now)
+    notice.state = "approved"
+    notice.approved_by = approved_by
+    notice.approved_at = now
+    for delivery in session.exec(select(Delivery).where(Delivery.notice_id == notice.id)).all():
+        delivery.due_at = due
+        session.add(delivery)
+    if notice.recurrence and notice.publish_at is not None:
+        notice.next_occurrence_at = next_occurrence(notice, settings, notice.publish_at)
+    session.add(notice)
+    wake_after_commit(session)
