@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-next-year lint bench clean
+.PHONY: run test test-fast test-next-year lint arch bench clean
 
 run: $(VENV)/.installed
 	$(BIN)/bulletin init
@@ -17,10 +17,14 @@ test: $(VENV)/.installed-test
 test-next-year: $(VENV)/.installed-test
 	tools/faketime/year-ahead.sh $(BIN)/pytest -q -m "not s3" -k "not axe and not layout_reflows"
 
-lint: $(VENV)/.installed-test
+lint: arch
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+
+# The arrows of docs/architecture.md: what may import what ([tool.importlinter] in pyproject).
+arch: $(VENV)/.installed-test
+	$(BIN)/lint-imports --no-cache
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/bench_publish.py --records 20000

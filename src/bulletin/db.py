@@ -39,6 +39,14 @@ def sqlite_path(url: str) -> Path | None:
     return Path(rest) if rest and rest != ":memory:" else None
 
 
+def masked_url(url: str) -> str:
+    """``url`` with any password masked, fit to print."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable URL)"
+
+
 def make_engine(
     url: str, busy_timeout: float = 30.0, *, read_only: bool = False, **kwargs: Any
 ) -> Engine:

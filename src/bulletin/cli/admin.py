@@ -13,6 +13,7 @@ from bulletin.app.admin import initialise
 from bulletin.app.audit import list_events
 from bulletin.cli import LIMIT, Context, emit, json_option, pass_context, read_only
 from bulletin.config.render import Note, to_toml
+from bulletin.db import masked_url
 from bulletin.errors import UsageError
 from bulletin.names import printable
 from bulletin.timeparse import local_text
@@ -31,7 +32,7 @@ def register(group: click.Group) -> None:
 def init(ctx: Context, as_json: bool) -> None:
     """Create or upgrade the data directory, database and archive (safe to run again)."""
     done = initialise(ctx.app, ctx.reader())
-    database = _safe_url(done.database_url)
+    database = masked_url(done.database_url)
     emit(
         as_json,
         {
@@ -70,14 +71,14 @@ def config_check(ctx: Context, as_toml: bool, as_json: bool) -> None:
     settings = ctx.settings
     dump = settings.model_dump(mode="json", exclude={"source"})
     if as_json:
-        dump["database"]["url"] = _safe_url(settings.database_url)
+        dump["database"]["url"] = masked_url(settings.database_url)
         emit(True, _mask(dump, ctx.environ) | {"source": settings.source}, "")
         return
     if settings.database.url:
-        dump["database"]["url"] = _safe_url(settings.database.url)
+        dump["database"]["url"] = masked_url(settings.database.url)
     if not as_toml:
         click.echo(f"# configuration from {settings.source}: valid")
-    note = _env_note(ctx.environ, _safe_url(settings.database_url))
+    note = _env_note(ctx.environ, masked_url(settings.database_url))
     click.echo(to_toml(_mask(dump, ctx.environ, names=True), note), nl=False)
 
 
@@ -230,16 +231,6 @@ def audit(
         ]
         or ["no events"],
     )
-
-
-def _safe_url(url: str) -> str:
-    """A database URL with any password masked."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(unparsable URL)"
 
 
 def _mask(value: Any, environ: Mapping[str, str], key: str = "", names: bool = False) -> Any:
