@@ -17,6 +17,7 @@ from bulletin.config.archive import PERMANENT_SERIES as PERMANENT_SERIES
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.models import Notice, Record, RecordMedia
+from bulletin.states import NoticeState
 
 # "permanent" = a legal hold plus the longest retention a backend reliably accepts.
 PERMANENT = timedelta(days=round(365.25 * 100))
@@ -78,7 +79,7 @@ def media_digests(session: Session, record_ids: Sequence[int]) -> dict[int, list
 
 
 #: notices whose pinned images may still be published (recurring ones: while more are due)
-IMAGE_KEEPING_STATES = ("draft", "approved", "partially-published")
+IMAGE_KEEPING_STATES = (NoticeState.DRAFT, NoticeState.APPROVED, NoticeState.PARTIALLY_PUBLISHED)
 
 
 def live_notice_images(session: Session) -> Iterator[tuple[int, str, str]]:

@@ -43,6 +43,7 @@ from bulletin.publisher.notices import (
     validate_draft,
 )
 from bulletin.publisher.templates import get_template, notice_from_template
+from bulletin.states import DeliveryState
 
 log = structlog.get_logger("bulletin.cap")
 
@@ -279,7 +280,13 @@ class NoticeActions:
                 session.exec(
                     select(Delivery.id).where(
                         Delivery.notice_id == notice_id,
-                        col(Delivery.state).in_(("published", "uncertain", "in-flight")),
+                        col(Delivery.state).in_(
+                            (
+                                DeliveryState.PUBLISHED,
+                                DeliveryState.UNCERTAIN,
+                                DeliveryState.IN_FLIGHT,
+                            )
+                        ),
                     )
                 ).first()
                 is not None

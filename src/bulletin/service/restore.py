@@ -44,8 +44,9 @@ from bulletin.locks import release_instance_lock, take_instance_lock
 from bulletin.models import Delivery
 from bulletin.publisher.delivery import highest_notice_on_platforms
 from bulletin.service.backup import Backup, backup_sqlite, open_sqlite
+from bulletin.states import DeliveryState
 
-UNDONE = ("pending", "in-flight")
+UNDONE = (DeliveryState.PENDING, DeliveryState.IN_FLIGHT)
 SIDECARS = ("-wal", "-shm")
 
 
@@ -198,7 +199,7 @@ def _mark_undone(engine: sa.Engine, actor: str, now: datetime, source: str) -> i
             session.execute(
                 sa.update(Delivery)
                 .where(col(Delivery.id).in_(ids))
-                .values(state="uncertain", lease_owner=None, lease_expires_at=None)
+                .values(state=DeliveryState.UNCERTAIN, lease_owner=None, lease_expires_at=None)
             )
         audit.record_events(
             session,
