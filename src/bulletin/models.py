@@ -89,7 +89,9 @@ class Notice(SQLModel, table=True):
     # JSON: {account or platform: text} when some targets get their own wording
     variants: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # JSON: [{"path": ..., "alt": ...}]
-    images: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    images: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSONText, nullable=True)
+    )
     template_id: int | None = Field(default=None, foreign_key="templates.id")
     # Recurrence (see :mod:`bulletin.publisher.recurrence`): the rule as normalised text; the
     # series ends at ``repeat_until`` (None with a rule: until cancelled). ``occurrences``

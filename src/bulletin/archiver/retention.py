@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -99,7 +98,7 @@ def live_notice_images(session: Session) -> Iterator[tuple[int, str, str]]:
         .order_by(col(Notice.id))
     )
     for notice_id, images in rows:
-        for image in json.loads(images or "[]"):
+        for image in images or []:
             if image.get("sha256"):
                 yield notice_id or 0, str(image.get("name") or ""), str(image["sha256"])
 

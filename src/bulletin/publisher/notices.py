@@ -317,7 +317,7 @@ def store_draft(
         approvals_needed=settings.publisher.approvals_needed(draft.category),
         allow_thread=draft.allow_thread,
         variants=json.dumps(dict(draft.variants), ensure_ascii=False) if draft.variants else None,
-        images=json.dumps(images, ensure_ascii=False) if images else None,
+        images=images or None,
         template_id=template.id if template else None,
         recurrence=draft.recurrence,
         repeat_until=draft.repeat_until,
