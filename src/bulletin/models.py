@@ -87,7 +87,7 @@ class Notice(SQLModel, table=True):
     approvals_needed: int = 1
     allow_thread: bool = False
     # JSON: {account or platform: text} when some targets get their own wording
-    variants: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    variants: dict[str, str] | None = Field(default=None, sa_column=Column(JSONText, nullable=True))
     # JSON: [{"path": ..., "alt": ...}]
     images: list[dict[str, Any]] | None = Field(
         default=None, sa_column=Column(JSONText, nullable=True)

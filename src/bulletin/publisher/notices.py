@@ -316,7 +316,7 @@ def store_draft(
         expires_at=draft.expires_at,
         approvals_needed=settings.publisher.approvals_needed(draft.category),
         allow_thread=draft.allow_thread,
-        variants=json.dumps(dict(draft.variants), ensure_ascii=False) if draft.variants else None,
+        variants=dict(draft.variants) or None,
         images=images or None,
         template_id=template.id if template else None,
         recurrence=draft.recurrence,

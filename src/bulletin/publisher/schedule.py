@@ -77,7 +77,7 @@ def occurrence_text(
 ) -> TargetText:
     """The account's text for the occurrence at ``when``: its variant, with the date line."""
     platform = platform_of(session, settings, account)
-    variants = json.loads(notice.variants) if notice.variants else {}
+    variants = notice.variants or {}
     text = variant_for(account, platform, notice.text, variants)
     if notice.recurrence and notice.date_line:
         text = recurrence.with_date_line(text, when, ZoneInfo(settings.agency.time_zone))
