@@ -155,7 +155,7 @@ class Delivery(SQLModel, table=True):
     # the text for this account (the notice's text or its variant for the account/platform)
     text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # JSON list: the numbered parts of a thread, when the text is split
-    parts: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    parts: list[str] | None = Field(default=None, sa_column=Column(JSONText, nullable=True))
     # remote ids of the parts published so far (JSON text)
     thread_ids: list[str] | None = Field(default=None, sa_column=Column(JSONText, nullable=True))
     # published but not archived yet: when the due-scan archives it, and why it last failed

@@ -7,7 +7,6 @@ in one transaction; nothing is half-written. Review and approval: see
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -333,7 +332,7 @@ def store_draft(
                 notice_id=notice.id,
                 account=target.account,
                 text=target.text,
-                parts=json.dumps(list(target.parts), ensure_ascii=False) if target.parts else None,
+                parts=list(target.parts) or None,
             )
         )
     audit.record_event(

@@ -15,7 +15,6 @@ occurrences gets only the most recent one (the earlier ones are skipped, and aud
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -90,7 +89,7 @@ def retext(
     """Give a post delivery the text of the occurrence at ``when``."""
     target = occurrence_text(session, settings, notice, delivery.account, when)
     delivery.text = target.text
-    delivery.parts = json.dumps(list(target.parts), ensure_ascii=False) if target.parts else None
+    delivery.parts = list(target.parts) or None
     session.add(delivery)
 
 
@@ -138,9 +137,7 @@ def make_occurrences(engine: Engine, settings: Settings, now: datetime) -> list[
                         occurrence=number,
                         due_at=when,
                         text=target.text,
-                        parts=json.dumps(list(target.parts), ensure_ascii=False)
-                        if target.parts
-                        else None,
+                        parts=list(target.parts) or None,
                     )
                 )
             notice.occurrences = number
