@@ -217,7 +217,9 @@ class Approval(SQLModel, table=True):
     approver: str
     at: datetime = _ts(nullable=False)
     via_template_id: int | None = Field(default=None, foreign_key="templates.id")
-    overrides: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    overrides: list[str] | None = Field(
+        default=None, sa_column=Column(JSONText(ensure_ascii=True), nullable=True)
+    )
     reason: str | None = None
 
 

@@ -3,7 +3,6 @@ in full, and the notices waiting for a decision. Reads need no role."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -120,7 +119,7 @@ def show_notice(app: App, notice_id: int) -> NoticeView:
             f"{template.name} v{template.version}"
             if template and a.via_template_id == template.id
             else None,
-            json.loads(a.overrides) if a.overrides else [],
+            a.overrides or [],
             a.reason,
         )
         for a in review.approvals

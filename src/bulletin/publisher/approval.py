@@ -8,7 +8,6 @@ its audit event.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -81,7 +80,7 @@ def review_notice(session: Session, settings: Settings, notice: Notice) -> Revie
         for d in deliveries
     ]
     subject = policy.Subject(notice.category, targets, notice.link, notice_images(notice))
-    overridden = {rule for a in approvals for rule in policy.parse_overrides(a.overrides)}
+    overridden = {rule for a in approvals for rule in a.overrides or []}
     return Review(targets, policy.check(settings, subject), approvals, overridden)
 
 
@@ -148,7 +147,7 @@ def approve_notice(
                 notice_id=notice_id,
                 approver=approver,
                 at=now,
-                overrides=json.dumps(overrides) if overrides else None,
+                overrides=list(overrides) or None,
                 reason=reason.strip() if overrides and reason else None,
             )
         )

@@ -265,7 +265,7 @@ class DeliveryWorker(ArchivesPublished):
             self.settings, policy.Subject(notice.category, [target], notice.link, images)
         )
         approvals = session.exec(select(Approval).where(Approval.notice_id == notice.id)).all()
-        overridden = {rule for a in approvals for rule in policy.parse_overrides(a.overrides)}
+        overridden = {rule for a in approvals for rule in a.overrides or []}
         blocked = policy.blocking(findings, overridden)
         if not blocked:
             return ""
