@@ -193,8 +193,8 @@ class Template(SQLModel, table=True):
     name: str = Field(index=True)
     version: int = 1
     category: str
-    bodies: str = Field(sa_column=Column(Text, nullable=False))
-    variables: str = Field(sa_column=Column(Text, nullable=False))
+    bodies: dict[str, str] = Field(sa_column=Column(JSONText, nullable=False))
+    variables: dict[str, str] = Field(sa_column=Column(JSONText(ensure_ascii=True), nullable=False))
     content_sha256: str
     created_by: str
     created_at: datetime = _ts(nullable=False)

@@ -5,7 +5,6 @@ its references made, a Cancel cancels what has not gone out and retracts what ha
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -131,7 +130,7 @@ class NoticeActions:
         settings = self.settings
         try:
             template = get_template(self.engine, name)
-            declared: dict[str, str] = json.loads(template.variables)
+            declared = template.variables
             values = template_values(settings, alert, info)
             missing = [v for v in declared if v not in values]
             if missing:
