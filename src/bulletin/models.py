@@ -320,7 +320,9 @@ class DaemonInstance(SQLModel, table=True):
     heartbeat_at: datetime = _ts(nullable=False)
     stopped_at: datetime | None = _ts()
     # JSON list: the local files it writes (a local archive store, feed files)
-    local_paths: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    local_paths: list[str] | None = Field(
+        default=None, sa_column=Column(JSONText(ensure_ascii=True), nullable=True)
+    )
 
 
 class Hold(SQLModel, table=True):
