@@ -45,6 +45,7 @@ from bulletin.models import Delivery
 from bulletin.publisher.delivery import highest_notice_on_platforms
 from bulletin.service.backup import Backup, backup_sqlite, open_sqlite
 from bulletin.states import DeliveryState
+from bulletin.timeparse import iso_basic
 
 UNDONE = (DeliveryState.PENDING, DeliveryState.IN_FLIGHT)
 SIDECARS = ("-wal", "-shm")
@@ -88,7 +89,7 @@ def restore_sqlite(
     except Refused as e:
         raise Refused(f"{e}: stop the daemon first") from None
     try:
-        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        stamp = iso_basic(now)
         owner = database.stat() if database.exists() else settings.data_dir.stat()
         moved: list[tuple[Path, Path]] = []  # (where it was, where it is now)
         try:
