@@ -17,6 +17,7 @@ from typing import Any
 from bulletin import __version__
 from bulletin.archiver.export import loadfile, render, threads
 from bulletin.archiver.export.job import CSV, DAT, REDACTION_LOG, Job
+from bulletin.files import fsync_file
 from bulletin.timeparse import iso_utc
 
 REDACTION_LOG_HTML = "redactions/redaction-log.html"
@@ -169,6 +170,5 @@ def zip_bag(bag: Path, target: Path, name: str) -> None:
             for file_name in sorted(files):
                 path = Path(directory) / file_name
                 archive.write(path, f"{name}/{path.relative_to(bag).as_posix()}")
-    with open(temp, "rb") as handle:
-        os.fsync(handle.fileno())
+    fsync_file(temp)
     os.replace(temp, target)
