@@ -322,7 +322,7 @@ def test_allow_thread_splits_into_numbered_parts(staffed: Instance) -> None:
         deliveries = {d.account: d for d in session.exec(select(Delivery))}
         notice = session.get_one(Notice, notice_id)
         review = review_notice(session, staffed.settings, notice)
-    parts = json.loads(deliveries["x"].parts or "[]")
+    parts = deliveries["x"].parts or []
     assert len(parts) == 3
     assert [p.rsplit(" ", 1)[1] for p in parts] == ["1/3", "2/3", "3/3"]
     assert all(measure("x", p) <= 280 for p in parts)

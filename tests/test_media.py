@@ -273,7 +273,7 @@ def test_an_image_never_pinned_is_not_read_from_its_path(
     with Session(inst.app.engine) as session:
         row = session.get(Notice, notice.id)
         assert row is not None
-        row.images = json.dumps([{"path": str(image), "alt": "the station"}])
+        row.images = [{"path": str(image), "alt": "the station"}]
         session.add(row)
         session.commit()
     approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id or 0, "chief")

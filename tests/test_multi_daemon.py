@@ -158,7 +158,7 @@ def test_a_daemon_on_a_second_host_with_local_files_is_refused(
                 version="0",
                 started_at=now,
                 heartbeat_at=now,
-                local_paths="[]",
+                local_paths=[],
             )
         )
     with pytest.raises(Refused) as refused:

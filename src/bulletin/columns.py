@@ -41,13 +41,19 @@ class EnumText(TypeDecorator[E], Generic[E]):
 
 
 class JSONText(TypeDecorator[Any]):
-    """A list or dict stored as JSON text (non-ASCII kept as is); ``None`` stays NULL."""
+    """A list or dict stored as JSON text; ``None`` stays NULL. Non-ASCII is kept as is, or
+    escaped (``\\u00e9``) with ``ensure_ascii=True`` for a column whose rows were always
+    written that way."""
 
     impl = Text
     cache_ok = True
 
+    def __init__(self, ensure_ascii: bool = False) -> None:
+        super().__init__()
+        self.ensure_ascii = ensure_ascii
+
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        return None if value is None else json.dumps(value, ensure_ascii=False)
+        return None if value is None else json.dumps(value, ensure_ascii=self.ensure_ascii)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else json.loads(value)

@@ -87,9 +87,11 @@ class Notice(SQLModel, table=True):
     approvals_needed: int = 1
     allow_thread: bool = False
     # JSON: {account or platform: text} when some targets get their own wording
-    variants: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    variants: dict[str, str] | None = Field(default=None, sa_column=Column(JSONText, nullable=True))
     # JSON: [{"path": ..., "alt": ...}]
-    images: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    images: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSONText, nullable=True)
+    )
     template_id: int | None = Field(default=None, foreign_key="templates.id")
     # Recurrence (see :mod:`bulletin.publisher.recurrence`): the rule as normalised text; the
     # series ends at ``repeat_until`` (None with a rule: until cancelled). ``occurrences``
@@ -153,7 +155,7 @@ class Delivery(SQLModel, table=True):
     # the text for this account (the notice's text or its variant for the account/platform)
     text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     # JSON list: the numbered parts of a thread, when the text is split
-    parts: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    parts: list[str] | None = Field(default=None, sa_column=Column(JSONText, nullable=True))
     # remote ids of the parts published so far (JSON text)
     thread_ids: list[str] | None = Field(default=None, sa_column=Column(JSONText, nullable=True))
     # published but not archived yet: when the due-scan archives it, and why it last failed
@@ -191,8 +193,8 @@ class Template(SQLModel, table=True):
     name: str = Field(index=True)
     version: int = 1
     category: str
-    bodies: str = Field(sa_column=Column(Text, nullable=False))
-    variables: str = Field(sa_column=Column(Text, nullable=False))
+    bodies: dict[str, str] = Field(sa_column=Column(JSONText, nullable=False))
+    variables: dict[str, str] = Field(sa_column=Column(JSONText(ensure_ascii=True), nullable=False))
     content_sha256: str
     created_by: str
     created_at: datetime = _ts(nullable=False)
@@ -215,7 +217,9 @@ class Approval(SQLModel, table=True):
     approver: str
     at: datetime = _ts(nullable=False)
     via_template_id: int | None = Field(default=None, foreign_key="templates.id")
-    overrides: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    overrides: list[str] | None = Field(
+        default=None, sa_column=Column(JSONText(ensure_ascii=True), nullable=True)
+    )
     reason: str | None = None
 
 
@@ -316,7 +320,9 @@ class DaemonInstance(SQLModel, table=True):
     heartbeat_at: datetime = _ts(nullable=False)
     stopped_at: datetime | None = _ts()
     # JSON list: the local files it writes (a local archive store, feed files)
-    local_paths: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    local_paths: list[str] | None = Field(
+        default=None, sa_column=Column(JSONText(ensure_ascii=True), nullable=True)
+    )
 
 
 class Hold(SQLModel, table=True):

@@ -3,7 +3,6 @@ in full, and the notices waiting for a decision. Reads need no role."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,8 +15,9 @@ from bulletin.publisher.failures import delivery_label, state_condition
 from bulletin.publisher.media import PinnedImage, notice_images
 from bulletin.publisher.notices import get_notice
 from bulletin.publisher.schedule import LateNotice, late_notices
+from bulletin.states import DeliveryKind, DeliveryState
 
-PROBLEM_STATES = ("failed", "uncertain", "late")
+PROBLEM_STATES = (DeliveryState.FAILED, DeliveryState.UNCERTAIN, DeliveryState.LATE)
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,13 @@ def list_notices(app: App, state: str | None = None, limit: int = 50) -> list[No
 
 
 def _row(n: Notice, deliveries: list[Delivery]) -> NoticeRow:
-    latest = max((d.occurrence for d in deliveries if d.kind == "post"), default=1)
-    current = [d for d in deliveries if d.kind != "post" or d.occurrence == latest]
-    waiting = [d.due_at for d in deliveries if d.state in ("pending", "uncertain") and d.due_at]
+    latest = max((d.occurrence for d in deliveries if d.kind == DeliveryKind.POST), default=1)
+    current = [d for d in deliveries if d.kind != DeliveryKind.POST or d.occurrence == latest]
+    waiting = [
+        d.due_at
+        for d in deliveries
+        if d.state in (DeliveryState.PENDING, DeliveryState.UNCERTAIN) and d.due_at
+    ]
     return NoticeRow(
         n,
         {delivery_label(d): d.state for d in current},
@@ -115,7 +119,7 @@ def show_notice(app: App, notice_id: int) -> NoticeView:
             f"{template.name} v{template.version}"
             if template and a.via_template_id == template.id
             else None,
-            json.loads(a.overrides) if a.overrides else [],
+            a.overrides or [],
             a.reason,
         )
         for a in review.approvals
@@ -123,7 +127,7 @@ def show_notice(app: App, notice_id: int) -> NoticeView:
     variants = [
         d
         for d in deliveries
-        if d.kind == "post" and d.occurrence == 1 and d.text and d.text != n.text
+        if d.kind == DeliveryKind.POST and d.occurrence == 1 and d.text and d.text != n.text
     ]
     return NoticeView(
         n, deliveries, attempts, approvals, notice_images(n), review, variants=variants

@@ -33,6 +33,7 @@ from bulletin.config.settings import Settings
 from bulletin.connectors.base import RemoteItem
 from bulletin.db import session_scope
 from bulletin.models import LedgerEntry, Record, RecordMedia
+from bulletin.states import RecordState
 
 SNAPSHOT_SCHEMA = "bulletin.snapshot/1"
 
@@ -85,9 +86,9 @@ def describe_change(previous: Latest | None, state: str, text: str) -> str:
     if previous is None:
         return "new"
     if state != previous.state:
-        if state in ("deleted", "hidden"):
+        if state in (RecordState.DELETED, RecordState.HIDDEN):
             return state
-        return "restored" if previous.state == "deleted" else "unhidden"
+        return "restored" if previous.state == RecordState.DELETED else "unhidden"
     return "edited"
 
 

@@ -41,6 +41,7 @@ from bulletin.clock import utc
 from bulletin.db import reset_id_sequences
 from bulletin.errors import IntegrityError, StoreUnavailable
 from bulletin.models import BatesRange, Hold, Record, RecordsRequest, Redaction
+from bulletin.timeparse import parse_iso
 
 PREFIX = "decisions/"
 HOLDS = f"{PREFIX}holds/"
@@ -53,6 +54,8 @@ log = structlog.get_logger("bulletin.archive")
 
 
 def _stamp(value: datetime | None) -> str | None:
+    # ``+00:00``, not timeparse.iso_utc's ``Z``: objects already in the store are written
+    # again, byte for byte, by mirror_all
     return utc(value).isoformat() if value is not None else None
 
 
@@ -292,10 +295,6 @@ def _query_text(body: dict[str, Any]) -> str:
     return json.dumps(body["query"], sort_keys=True, ensure_ascii=False)
 
 
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
 def restore(session: Session, store: WormStore) -> Restored:
     """Add the holds, redactions, records requests and Bates ranges that the store's decision
     objects name and the database lacks (a lost database), with their ids; the records must be back
@@ -314,7 +313,7 @@ def restore(session: Session, store: WormStore) -> Restored:
                     reason=body["reason"],
                     request_id=body["request_id"],
                     created_by=body["by"],
-                    created_at=datetime.fromisoformat(body["at"]),
+                    created_at=parse_iso(body["at"]),
                 )
             )
             session.flush()
@@ -323,7 +322,8 @@ def restore(session: Session, store: WormStore) -> Restored:
             hold = session.get(Hold, hold_id)
             if hold is not None and hold.state == "open" and hold_id not in known_holds:
                 hold.state, hold.released_by = "released", body["by"]
-                hold.released_at, hold.release_reason = _when(body["at"]), body["reason"]
+                hold.released_at = parse_iso(body["at"]) if body["at"] else None
+                hold.release_reason = body["reason"]
                 session.add(hold)
     known = set(session.exec(select(Redaction.id)).all())
     for key, body in _events(store, REDACTIONS, done.problems):
@@ -345,7 +345,7 @@ def restore(session: Session, store: WormStore) -> Restored:
                     exemption=body["exemption"],
                     reason=body["reason"],
                     created_by=body["by"],
-                    created_at=datetime.fromisoformat(body["at"]),
+                    created_at=parse_iso(body["at"]),
                 )
             )
             session.flush()
@@ -353,7 +353,8 @@ def restore(session: Session, store: WormStore) -> Restored:
         elif key.endswith("-removed.json"):
             redaction = session.get(Redaction, redaction_id)
             if redaction is not None:
-                redaction.removed_by, redaction.removed_at = body["by"], _when(body["at"])
+                redaction.removed_by = body["by"]
+                redaction.removed_at = parse_iso(body["at"]) if body["at"] else None
                 redaction.removal_reason = body["reason"]
                 session.add(redaction)
     _restore_requests(session, store, done)
@@ -369,7 +370,7 @@ def _restore_bates(session: Session, store: WormStore, done: Restored) -> None:
         if int(body["range"]) in known:
             continue
         same = {name: body[name] for name in _BATES_FIELDS}
-        issued_at = datetime.fromisoformat(body["at"])
+        issued_at = parse_iso(body["at"])
         session.add(
             BatesRange(id=int(body["range"]), issued_by=body["by"], issued_at=issued_at, **same)
         )
@@ -401,9 +402,9 @@ def _restore_requests(session: Session, store: WormStore, done: Restored) -> Non
                 state=body["state"],
                 hold_id=body["hold_id"],
                 opened_by=body["by"],
-                opened_at=datetime.fromisoformat(body["at"]),
+                opened_at=parse_iso(body["at"]),
                 closed_by=body["closed_by"],
-                closed_at=_when(body["closed_at"]),
+                closed_at=parse_iso(body["closed_at"]) if body["closed_at"] else None,
                 close_reason=body["close_reason"],
             )
         )

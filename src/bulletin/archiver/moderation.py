@@ -19,6 +19,7 @@ from bulletin.connectors.base import Connector, RemoteItem, platform_id
 from bulletin.db import session_scope
 from bulletin.errors import ConnectorError, NotFound, Refused
 from bulletin.models import Account, Record
+from bulletin.states import RecordState
 
 log = structlog.get_logger("bulletin.moderation")
 
@@ -90,7 +91,11 @@ def moderate(
         )
         archive(gone)
         raise Refused(f"comment {record.remote_id} is no longer on {record.platform}; recorded")
-    if not limits.reports_hidden and record.state == "hidden" and fresh.state == "visible":
+    if (
+        not limits.reports_hidden
+        and record.state == RecordState.HIDDEN
+        and fresh.state == "visible"
+    ):
         fresh = replace(fresh, state="hidden")  # the platform does not say; we hid it
     before = archive(fresh)
     target = platform_id(fresh)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,6 +16,7 @@ from bulletin.config.archive import PERMANENT_SERIES as PERMANENT_SERIES
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.models import Notice, Record, RecordMedia
+from bulletin.states import NoticeState
 
 # "permanent" = a legal hold plus the longest retention a backend reliably accepts.
 PERMANENT = timedelta(days=round(365.25 * 100))
@@ -78,7 +78,7 @@ def media_digests(session: Session, record_ids: Sequence[int]) -> dict[int, list
 
 
 #: notices whose pinned images may still be published (recurring ones: while more are due)
-IMAGE_KEEPING_STATES = ("draft", "approved", "partially-published")
+IMAGE_KEEPING_STATES = (NoticeState.DRAFT, NoticeState.APPROVED, NoticeState.PARTIALLY_PUBLISHED)
 
 
 def live_notice_images(session: Session) -> Iterator[tuple[int, str, str]]:
@@ -98,7 +98,7 @@ def live_notice_images(session: Session) -> Iterator[tuple[int, str, str]]:
         .order_by(col(Notice.id))
     )
     for notice_id, images in rows:
-        for image in json.loads(images or "[]"):
+        for image in images or []:
             if image.get("sha256"):
                 yield notice_id or 0, str(image.get("name") or ""), str(image["sha256"])
 

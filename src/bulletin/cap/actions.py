@@ -5,7 +5,6 @@ its references made, a Cancel cancels what has not gone out and retracts what ha
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,6 +42,7 @@ from bulletin.publisher.notices import (
     validate_draft,
 )
 from bulletin.publisher.templates import get_template, notice_from_template
+from bulletin.states import DeliveryState
 
 log = structlog.get_logger("bulletin.cap")
 
@@ -130,7 +130,7 @@ class NoticeActions:
         settings = self.settings
         try:
             template = get_template(self.engine, name)
-            declared: dict[str, str] = json.loads(template.variables)
+            declared = template.variables
             values = template_values(settings, alert, info)
             missing = [v for v in declared if v not in values]
             if missing:
@@ -279,7 +279,13 @@ class NoticeActions:
                 session.exec(
                     select(Delivery.id).where(
                         Delivery.notice_id == notice_id,
-                        col(Delivery.state).in_(("published", "uncertain", "in-flight")),
+                        col(Delivery.state).in_(
+                            (
+                                DeliveryState.PUBLISHED,
+                                DeliveryState.UNCERTAIN,
+                                DeliveryState.IN_FLIGHT,
+                            )
+                        ),
                     )
                 ).first()
                 is not None

@@ -30,6 +30,7 @@ from bulletin.cap.models import CapAlert
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.errors import BulletinError, ConfigError, Refused, Retryable, UsageError
+from bulletin.fetch import read_capped
 from bulletin.identity import require_role
 
 if TYPE_CHECKING:
@@ -66,11 +67,7 @@ def fetch(url: str, settings: Settings, guard: Callable[[str], None] | None = No
             with _get(url, headers, settings.cap.fetch_timeout, guard) as response:
                 if response.status_code >= 400:
                     raise Retryable(f"{url}: HTTP {response.status_code}")
-                data = b""
-                for chunk in response.iter_content(65536):
-                    data += chunk
-                    if len(data) > limit:
-                        break
+                data = read_capped(response, limit)
         except requests.RequestException as e:
             raise Retryable(f"{url}: {type(e).__name__}: {e}") from None
     else:

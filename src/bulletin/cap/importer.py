@@ -31,6 +31,7 @@ from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import BulletinError
 from bulletin.models import AuditEvent, Notice
+from bulletin.states import NoticeState
 
 log = structlog.get_logger("bulletin.cap")
 
@@ -52,7 +53,7 @@ class ImportResult:
     @property
     def approved(self) -> bool:
         """The notice made is approved (a template covered it): it publishes at once."""
-        return self.notice_state == "approved"
+        return self.notice_state == NoticeState.APPROVED
 
     def as_json(self) -> dict[str, object]:
         return {

@@ -11,6 +11,7 @@ from bulletin import logs
 from bulletin.app import cap as cap_app
 from bulletin.cap.importer import ImportResult
 from bulletin.cli import LIMIT, Context, emit, json_option, pass_context
+from bulletin.states import NoticeState
 from bulletin.timeparse import local_text
 
 
@@ -34,7 +35,9 @@ def _report(results: list[ImportResult], woke: bool, as_json: bool) -> None:
     if any(r.approved for r in results) and not woke:
         lines.append("(no daemon is listening: start `bulletin daemon` to publish)")
     drafts = [
-        r.notice_id for r in results if r.notice_state == "draft" and r.outcome != "duplicate"
+        r.notice_id
+        for r in results
+        if r.notice_state == NoticeState.DRAFT and r.outcome != "duplicate"
     ]
     for notice_id in drafts:
         lines.append(f"approve with: bulletin notice approve {notice_id} --by NAME")

@@ -21,6 +21,7 @@ from bulletin.publisher.failures import NOTICE_STATES
 from bulletin.publisher.notices import NoticeDraft
 from bulletin.publisher.recurrence import parse_every
 from bulletin.publisher.schedule import late_summary
+from bulletin.states import NoticeState
 from bulletin.timeparse import ambiguity, local_text, parse_until, parse_when
 
 
@@ -234,7 +235,7 @@ def notice_approve(
         reason=reason,
     )
     approved = done.notice
-    if approved.state != "approved":
+    if approved.state != NoticeState.APPROVED:
         emit(
             as_json,
             {

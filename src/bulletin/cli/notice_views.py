@@ -10,6 +10,7 @@ from bulletin.app.notice_queries import NoticeRow, NoticeView
 from bulletin.app.notices import Drafted
 from bulletin.publisher.approval import Review
 from bulletin.publisher.failures import delivery_label
+from bulletin.states import DeliveryKind
 from bulletin.timeparse import local_text
 
 NO_DAEMON = " (no daemon is listening: start `bulletin daemon`)"
@@ -153,7 +154,7 @@ def view_lines(view: NoticeView, tz: str) -> list[str]:
             + (f"  {d.remote_url or d.remote_id}" if d.remote_id else "")
             + (f"  ({d.last_error})" if d.last_error else "")
         )
-        if d.kind != "post" and d.text:
+        if d.kind != DeliveryKind.POST and d.text:
             lines.append(f"       text: {d.text}")
         for a in view.attempts.get(d.id or 0, []):
             lines.append(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -134,7 +133,4 @@ def template_show(ctx: Context, name: str, as_json: bool) -> None:
 
 
 def _template_json(t: Template) -> dict[str, Any]:
-    data = t.model_dump()
-    data["bodies"] = json.loads(t.bodies)
-    data["variables"] = json.loads(t.variables)
-    return data
+    return t.model_dump()

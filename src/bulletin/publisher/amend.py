@@ -28,10 +28,11 @@ from bulletin.models import Delivery, Notice
 from bulletin.publisher import policy
 from bulletin.publisher.notices import get_for_update, platform_of
 from bulletin.publisher.texts import TargetText, check_text, plan
+from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
 CORRECTION_PREFIX = "Correction: "
 RETRACTION_TEXT = "This notice has been withdrawn."
-RETRACTING = ("retraction", "deletion")
+RETRACTING = (DeliveryKind.RETRACTION, DeliveryKind.DELETION)
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ def _published_posts(session: Session, notice_id: int) -> tuple[list[Delivery], 
         .with_for_update()
     ).all()
     retracted = {d.parent_id for d in deliveries if d.kind in RETRACTING}
-    posts = [d for d in deliveries if d.kind == "post"]
-    return [d for d in posts if d.state == "published" and d.id not in retracted], posts
+    posts = [d for d in deliveries if d.kind == DeliveryKind.POST]
+    return [d for d in posts if d.state == DeliveryState.PUBLISHED and d.id not in retracted], posts
 
 
 def _check_fits(
@@ -152,7 +153,7 @@ def correct_notice(
             session.exec(
                 select(sa.func.max(Delivery.revision))
                 .where(Delivery.notice_id == notice_id)
-                .where(Delivery.kind == "correction")
+                .where(Delivery.kind == DeliveryKind.CORRECTION)
             ).one()
             or 0
         )
@@ -163,7 +164,7 @@ def correct_notice(
                     notice_id=notice_id,
                     account=parent.account,
                     occurrence=parent.occurrence,
-                    kind="correction",
+                    kind=DeliveryKind.CORRECTION,
                     revision=revision,
                     parent_id=parent.id,
                     due_at=now,
@@ -171,7 +172,11 @@ def correct_notice(
                 )
             )
             queued.append((parent.account, parent.occurrence))
-        in_flight = [d.account for d in posts if d.state in ("in-flight", "uncertain")]
+        in_flight = [
+            d.account
+            for d in posts
+            if d.state in (DeliveryState.IN_FLIGHT, DeliveryState.UNCERTAIN)
+        ]
         audit.record_event(
             session,
             at=now,
@@ -233,14 +238,14 @@ def retract_notice(
         text = render(approved_template(engine, template), {})[0]
     body = (text or RETRACTION_TEXT).strip()
     check_text("the retraction", body)
-    kind = "deletion" if delete else "retraction"
+    kind = DeliveryKind.DELETION if delete else DeliveryKind.RETRACTION
     with session_scope(engine) as session:
         notice = get_for_update(session, notice_id)
         published, posts = _published_posts(session, notice_id)
         cancelled = []
         for d in posts:
-            if d.state in ("pending", "late"):
-                d.state = "cancelled"
+            if d.state in (DeliveryState.PENDING, DeliveryState.LATE):
+                d.state = DeliveryState.CANCELLED
                 d.last_error = f"retracted by {actor}: {reason.strip()}"
                 session.add(d)
                 cancelled.append(d.account)
@@ -255,7 +260,7 @@ def retract_notice(
                 _refuse_blocked(settings, notice, targets)
         notice.next_occurrence_at = None
         notice.closed_reason = reason.strip()
-        notice.state = "retracted"
+        notice.state = NoticeState.RETRACTED
         session.add(notice)
         queued = []
         for parent in published:
@@ -271,7 +276,11 @@ def retract_notice(
                 )
             )
             queued.append((parent.account, parent.occurrence))
-        in_flight = [d.account for d in posts if d.state in ("in-flight", "uncertain")]
+        in_flight = [
+            d.account
+            for d in posts
+            if d.state in (DeliveryState.IN_FLIGHT, DeliveryState.UNCERTAIN)
+        ]
         audit.record_event(
             session,
             at=now,

@@ -8,7 +8,6 @@ its audit event.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from bulletin.publisher.media import notice_images as pinned_images
 from bulletin.publisher.notices import check_times, get_for_update, platform_of
 from bulletin.publisher.schedule import next_occurrence, retext
 from bulletin.publisher.texts import TargetText, plan
+from bulletin.states import DeliveryKind, NoticeState
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def review_notice(session: Session, settings: Settings, notice: Notice) -> Revie
     deliveries = session.exec(
         select(Delivery)
         .where(Delivery.notice_id == notice.id)
-        .where(Delivery.kind == "post")
+        .where(Delivery.kind == DeliveryKind.POST)
         .where(Delivery.occurrence == 1)
     ).all()
     approvals = approvals_of(session, notice.id)
@@ -80,7 +80,7 @@ def review_notice(session: Session, settings: Settings, notice: Notice) -> Revie
         for d in deliveries
     ]
     subject = policy.Subject(notice.category, targets, notice.link, notice_images(notice))
-    overridden = {rule for a in approvals for rule in policy.parse_overrides(a.overrides)}
+    overridden = {rule for a in approvals for rule in a.overrides or []}
     return Review(targets, policy.check(settings, subject), approvals, overridden)
 
 
@@ -115,12 +115,14 @@ def approve_notice(
     now = clock.now()
     with session_scope(engine) as session:
         notice = get_for_update(session, notice_id)
-        if notice.state == "approved" or (notice.state == "draft" and notice.approved_by):
+        if notice.state == NoticeState.APPROVED or (
+            notice.state == NoticeState.DRAFT and notice.approved_by
+        ):
             raise Refused(
                 f"notice {notice_id} is already approved: it has all "
                 f"{notice.approvals_needed} approval(s) it needs ({notice.approved_by})"
             )
-        if notice.state != "draft":
+        if notice.state != NoticeState.DRAFT:
             raise Refused(f"notice {notice_id} is {notice.state}; only a draft can be approved")
         if not settings.open_mode and approver == notice.author:
             raise Refused(f"{approver} wrote notice {notice_id} and may not approve it")
@@ -145,7 +147,7 @@ def approve_notice(
                 notice_id=notice_id,
                 approver=approver,
                 at=now,
-                overrides=json.dumps(overrides) if overrides else None,
+                overrides=list(overrides) or None,
                 reason=reason.strip() if overrides and reason else None,
             )
         )
@@ -239,7 +241,7 @@ def make_due(
         for delivery in session.exec(select(Delivery).where(Delivery.notice_id == notice.id)):
             retext(session, settings, notice, delivery, first)
     due = max(notice.publish_at or now, now)
-    notice.state = "approved"
+    notice.state = NoticeState.APPROVED
     notice.approved_by = approved_by
     notice.approved_at = now
     for delivery in session.exec(select(Delivery).where(Delivery.notice_id == notice.id)).all():

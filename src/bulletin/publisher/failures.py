@@ -22,18 +22,10 @@ from bulletin.clock import utc
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import AuditEvent, Delivery, Notice
+from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
 #: every state a notice can be in (``expired`` is kept for notices of earlier versions)
-NOTICE_STATES = (
-    "draft",
-    "approved",
-    "published",
-    "partially-published",
-    "failed",
-    "cancelled",
-    "retracted",
-    "expired",
-)
+NOTICE_STATES = tuple(NoticeState)
 #: how long a failed delivery nobody acknowledged keeps asking for a person
 FAILED_WINDOW = timedelta(days=7)
 ACKNOWLEDGED = "failures-acknowledged"
@@ -57,7 +49,7 @@ class FailedNotice:
 def delivery_label(d: Delivery) -> str:
     """``feed``, ``feed#3`` (occurrence 3), ``x/correction-1``..."""
     label = d.account + (f"#{d.occurrence}" if d.occurrence != 1 else "")
-    if d.kind != "post":
+    if d.kind != DeliveryKind.POST:
         label += f"/{d.kind}" + (f"-{d.revision}" if d.revision else "")
     return label
 
@@ -68,7 +60,7 @@ def unseen_failures(session: Session, now: datetime) -> list[FailedNotice]:
     rows = session.exec(
         select(Delivery, Notice.state)
         .join(Notice, col(Notice.id) == col(Delivery.notice_id))
-        .where(col(Delivery.state) == "failed")
+        .where(col(Delivery.state) == DeliveryState.FAILED)
         .where(col(Delivery.due_at) >= now - FAILED_WINDOW)
         .order_by(col(Delivery.notice_id), col(Delivery.id))
     ).all()
@@ -90,7 +82,7 @@ def unseen_failures(session: Session, now: datetime) -> list[FailedNotice]:
         seen = acked.get(d.notice_id)
         if seen is not None and d.due_at is not None and utc(d.due_at) <= seen:
             continue
-        if d.kind == "post" and state == "retracted":
+        if d.kind == DeliveryKind.POST and state == NoticeState.RETRACTED:
             continue
         entry = found.setdefault(d.notice_id, FailedNotice(d.notice_id, state))
         entry.failed[delivery_label(d)] = d.last_error or "no reason recorded"
@@ -110,7 +102,7 @@ def acknowledge(engine: Engine, now: datetime, notice_id: int, actor: str, reaso
             select(sa.func.count())
             .select_from(Delivery)
             .where(Delivery.notice_id == notice_id)
-            .where(col(Delivery.state) == "failed")
+            .where(col(Delivery.state) == DeliveryState.FAILED)
         ).one()
         if not failed:
             raise Refused(f"notice {notice_id} has no failed delivery to acknowledge")
@@ -135,9 +127,9 @@ def state_condition(state: str) -> ColumnElement[bool]:
     """
     if state not in NOTICE_STATES:
         raise UsageError(f"unknown notice state {state!r}; one of: {', '.join(NOTICE_STATES)}")
-    if state != "failed":
+    if state != NoticeState.FAILED:
         return col(Notice.state) == state
     failed = select(Delivery.id).where(
-        Delivery.notice_id == Notice.id, col(Delivery.state) == "failed"
+        Delivery.notice_id == Notice.id, col(Delivery.state) == DeliveryState.FAILED
     )
-    return sa.or_(col(Notice.state) == "failed", failed.exists())
+    return sa.or_(col(Notice.state) == NoticeState.FAILED, failed.exists())

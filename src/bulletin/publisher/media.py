@@ -14,7 +14,6 @@ delivery rather than read from a file nobody approved.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -99,7 +98,7 @@ def pin_images(
 def notice_images(notice: Notice) -> list[PinnedImage]:
     """The images a notice records, in order."""
     out = []
-    for entry in json.loads(notice.images) if notice.images else []:
+    for entry in notice.images or []:
         out.append(
             PinnedImage(
                 sha256=str(entry.get("sha256") or ""),

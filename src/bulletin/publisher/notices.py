@@ -7,7 +7,6 @@ in one transaction; nothing is half-written. Review and approval: see
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -39,9 +38,10 @@ from bulletin.publisher.texts import (
     plan,
     variant_for,
 )
+from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 from bulletin.timeparse import local_text
 
-FINAL_NOTICE_STATES = set(NOTICE_STATES) - {"draft", "approved"}
+FINAL_NOTICE_STATES = set(NOTICE_STATES) - {NoticeState.DRAFT, NoticeState.APPROVED}
 
 
 @dataclass(frozen=True)
@@ -315,8 +315,8 @@ def store_draft(
         expires_at=draft.expires_at,
         approvals_needed=settings.publisher.approvals_needed(draft.category),
         allow_thread=draft.allow_thread,
-        variants=json.dumps(dict(draft.variants), ensure_ascii=False) if draft.variants else None,
-        images=json.dumps(images, ensure_ascii=False) if images else None,
+        variants=dict(draft.variants) or None,
+        images=images or None,
         template_id=template.id if template else None,
         recurrence=draft.recurrence,
         repeat_until=draft.repeat_until,
@@ -332,7 +332,7 @@ def store_draft(
                 notice_id=notice.id,
                 account=target.account,
                 text=target.text,
-                parts=json.dumps(list(target.parts), ensure_ascii=False) if target.parts else None,
+                parts=list(target.parts) or None,
             )
         )
     audit.record_event(
@@ -368,7 +368,11 @@ class CancelResult:
             head += f"; cancelled for {', '.join(sorted(set(self.cancelled)))}"
         late = [
             f"  too late for {account}: {state}"
-            + (" (it finishes on its own; retract it after)" if state == "in-flight" else "")
+            + (
+                " (it finishes on its own; retract it after)"
+                if state == DeliveryState.IN_FLIGHT
+                else ""
+            )
             for account, state in sorted(self.too_late.items())
         ]
         return [head, *late]
@@ -406,10 +410,10 @@ def cancel_notice(
         deliveries = session.exec(
             select(Delivery)
             .where(Delivery.notice_id == notice_id)
-            .where(Delivery.kind == "post")
+            .where(Delivery.kind == DeliveryKind.POST)
             .with_for_update()
         ).all()
-        if settings is not None and any(d.state == "published" for d in deliveries):
+        if settings is not None and any(d.state == DeliveryState.PUBLISHED for d in deliveries):
             try:
                 require_role(settings, actor, "approver")
             except Refused as e:
@@ -418,12 +422,12 @@ def cancel_notice(
         too_late: dict[str, str] = {}
         latest = max((d.occurrence for d in deliveries), default=1)
         for delivery in deliveries:
-            if delivery.state in ("pending", "late"):
-                delivery.state = "cancelled"
+            if delivery.state in (DeliveryState.PENDING, DeliveryState.LATE):
+                delivery.state = DeliveryState.CANCELLED
                 delivery.last_error = f"cancelled by {actor}: {reason}"
                 session.add(delivery)
                 cancelled.append(delivery.account)
-            elif delivery.occurrence == latest and delivery.state not in ("cancelled",):
+            elif delivery.occurrence == latest and delivery.state not in (DeliveryState.CANCELLED,):
                 too_late[delivery.account] = delivery.state
         notice.closed_reason = reason
         notice.next_occurrence_at = None

@@ -8,7 +8,6 @@ rule with a reason; a warning is shown and recorded, never blocks.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -79,10 +78,6 @@ def blocking(findings: Iterable[Finding], overridden: Iterable[str] = ()) -> lis
 
 def rule_ids(settings: Settings) -> dict[str, PolicyRule]:
     return {rule.id: rule for rule in settings.policy.effective_rules()}
-
-
-def parse_overrides(value: str | None) -> list[str]:
-    return list(json.loads(value)) if value else []
 
 
 def _check_rule(rule: PolicyRule, subject: Subject, settings: Settings) -> list[Finding]:

@@ -15,7 +15,6 @@ occurrences gets only the most recent one (the earlier ones are skipped, and aud
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -34,11 +33,12 @@ from bulletin.publisher import recurrence
 from bulletin.publisher.delivery import refresh_notice_state
 from bulletin.publisher.notices import platform_of
 from bulletin.publisher.texts import TargetText, plan, variant_for
+from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
 log = structlog.get_logger("bulletin.schedule")
 
-LIVE = ("approved", "partially-published")
-RETRACTING = ("retraction", "deletion")
+LIVE = (NoticeState.APPROVED, NoticeState.PARTIALLY_PUBLISHED)
+RETRACTING = (DeliveryKind.RETRACTION, DeliveryKind.DELETION)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def occurrence_text(
 ) -> TargetText:
     """The account's text for the occurrence at ``when``: its variant, with the date line."""
     platform = platform_of(session, settings, account)
-    variants = json.loads(notice.variants) if notice.variants else {}
+    variants = notice.variants or {}
     text = variant_for(account, platform, notice.text, variants)
     if notice.recurrence and notice.date_line:
         text = recurrence.with_date_line(text, when, ZoneInfo(settings.agency.time_zone))
@@ -89,7 +89,7 @@ def retext(
     """Give a post delivery the text of the occurrence at ``when``."""
     target = occurrence_text(session, settings, notice, delivery.account, when)
     delivery.text = target.text
-    delivery.parts = json.dumps(list(target.parts), ensure_ascii=False) if target.parts else None
+    delivery.parts = list(target.parts) or None
     session.add(delivery)
 
 
@@ -122,10 +122,10 @@ def make_occurrences(engine: Engine, settings: Settings, now: datetime) -> list[
             for earlier in session.exec(
                 select(Delivery)
                 .where(Delivery.notice_id == notice.id)
-                .where(Delivery.kind == "post")
-                .where(Delivery.state == "late")
+                .where(Delivery.kind == DeliveryKind.POST)
+                .where(Delivery.state == DeliveryState.LATE)
             ):
-                earlier.state = "cancelled"
+                earlier.state = DeliveryState.CANCELLED
                 earlier.last_error = f"superseded by occurrence {number}"
                 session.add(earlier)
             for account in accounts:
@@ -137,9 +137,7 @@ def make_occurrences(engine: Engine, settings: Settings, now: datetime) -> list[
                         occurrence=number,
                         due_at=when,
                         text=target.text,
-                        parts=json.dumps(list(target.parts), ensure_ascii=False)
-                        if target.parts
-                        else None,
+                        parts=list(target.parts) or None,
                     )
                 )
             notice.occurrences = number
@@ -172,7 +170,7 @@ def _accounts(session: Session, notice_id: int) -> list[str]:
     rows = session.exec(
         select(Delivery.account)
         .where(Delivery.notice_id == notice_id)
-        .where(Delivery.kind == "post")
+        .where(Delivery.kind == DeliveryKind.POST)
         .where(Delivery.occurrence == 1)
         .order_by(col(Delivery.id))
     ).all()
@@ -200,13 +198,13 @@ def make_follow_ups(engine: Engine, now: datetime) -> list[int]:
             deliveries = session.exec(
                 select(Delivery).where(Delivery.notice_id == notice.id).order_by(col(Delivery.id))
             ).all()
-            posts = [d for d in deliveries if d.kind == "post"]
-            if any(d.state in ("in-flight", "uncertain") for d in posts):
+            posts = [d for d in deliveries if d.kind == DeliveryKind.POST]
+            if any(d.state in (DeliveryState.IN_FLIGHT, DeliveryState.UNCERTAIN) for d in posts):
                 continue
             retracted = {d.parent_id for d in deliveries if d.kind in RETRACTING}
             latest: dict[str, Delivery] = {}
             for d in posts:
-                if d.state != "published" or d.id in retracted:
+                if d.state != DeliveryState.PUBLISHED or d.id in retracted:
                     continue
                 if d.account not in latest or d.occurrence > latest[d.account].occurrence:
                     latest[d.account] = d
@@ -216,7 +214,7 @@ def make_follow_ups(engine: Engine, now: datetime) -> list[int]:
                         notice_id=notice.id,
                         account=parent.account,
                         occurrence=parent.occurrence,
-                        kind="follow-up",
+                        kind=DeliveryKind.FOLLOW_UP,
                         parent_id=parent.id,
                         due_at=now,
                         text=notice.follow_up,
@@ -250,9 +248,9 @@ def mark_late(engine: Engine, settings: Settings, now: datetime) -> list[int]:
         rows = session.exec(
             select(Delivery, Notice)
             .join(Notice, col(Notice.id) == col(Delivery.notice_id))
-            .where(col(Delivery.state) == "pending")
+            .where(col(Delivery.state) == DeliveryState.PENDING)
             .where(col(Delivery.due_at) < threshold)
-            .where(col(Delivery.kind) == "post")
+            .where(col(Delivery.kind) == DeliveryKind.POST)
             .where(col(Delivery.attempts) == 0)
             .where(col(Notice.priority) != "emergency")
             .with_for_update(skip_locked=True, of=Delivery)
@@ -262,7 +260,7 @@ def mark_late(engine: Engine, settings: Settings, now: datetime) -> list[int]:
                 continue
             assert delivery.due_at is not None
             minutes = int((now - delivery.due_at).total_seconds() // 60)
-            delivery.state = "late"
+            delivery.state = DeliveryState.LATE
             delivery.last_error = (
                 f"{minutes} minutes past its time when a daemon saw it: waiting for a decision "
                 "(publish or cancel it)"
@@ -289,7 +287,7 @@ def late_notices(session: Session) -> list[LateNotice]:
     rows = session.exec(
         select(Delivery, Notice)
         .join(Notice, col(Notice.id) == col(Delivery.notice_id))
-        .where(col(Delivery.state) == "late")
+        .where(col(Delivery.state) == DeliveryState.LATE)
         .order_by(col(Delivery.due_at), col(Delivery.id))
     ).all()
     found: dict[int, LateNotice] = {}
@@ -332,7 +330,7 @@ def decide_late(
         late = session.exec(
             select(Delivery)
             .where(Delivery.notice_id == notice_id)
-            .where(Delivery.state == "late")
+            .where(Delivery.state == DeliveryState.LATE)
             .with_for_update()
         ).all()
         if not late:
@@ -341,11 +339,11 @@ def decide_late(
             raise Refused(f"notice {notice_id} expired; it can only be cancelled")
         for delivery in late:
             if publish:
-                delivery.state = "pending"
+                delivery.state = DeliveryState.PENDING
                 delivery.due_at = now
                 delivery.last_error = f"late; {actor} decided to publish it"
             else:
-                delivery.state = "cancelled"
+                delivery.state = DeliveryState.CANCELLED
                 delivery.last_error = f"late; cancelled by {actor}" + (
                     f": {reason}" if reason else ""
                 )

@@ -218,8 +218,8 @@ def add_template(
             name=name,
             version=(latest.version + 1) if latest else 1,
             category=category,
-            bodies=json.dumps(bodies, ensure_ascii=False),
-            variables=json.dumps(dict(variables)),
+            bodies=bodies,
+            variables=dict(variables),
             content_sha256=digest,
             created_by=author,
             created_at=now,
@@ -261,7 +261,7 @@ def approve_template(
             )
         if not settings.open_mode and approver == template.created_by:
             raise Refused(f"{approver} wrote template {name} and may not approve it")
-        bodies: dict[str, str] = json.loads(template.bodies)
+        bodies = template.bodies
         targets = [
             TargetText(account=key, platform=key, text=body, length=0, limit=1)
             for key, body in bodies.items()
@@ -337,7 +337,7 @@ def render(template: Template, values: Mapping[str, str]) -> tuple[str, dict[str
 
     :raises UsageError: unknown variable, missing variable, or a value of the wrong type.
     """
-    declared: dict[str, str] = json.loads(template.variables)
+    declared = template.variables
     unknown = [k for k in values if k not in declared]
     if unknown:
         raise UsageError(
@@ -360,7 +360,7 @@ def render(template: Template, values: Mapping[str, str]) -> tuple[str, dict[str
             filled[key] = VARIABLE_TYPES[kind](raw)
         except ValueError as e:
             raise UsageError(f"variable {key}: {raw!r} is not {e}") from None
-    bodies: dict[str, str] = json.loads(template.bodies)
+    bodies = template.bodies
     texts = {key: body.format_map(filled) for key, body in bodies.items()}
     default = texts.pop(DEFAULT)
     return default, texts

@@ -21,6 +21,7 @@ from pathlib import Path
 from bulletin.db import is_sqlite, sqlite_path
 from bulletin.errors import DatabaseError, UsageError
 from bulletin.files import fsync_dir, fsync_file
+from bulletin.timeparse import iso_basic
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def backup_sqlite(database_url: str, out: Path, now: datetime) -> Backup:
     if source is None or not source.is_file():
         raise DatabaseError(f"no database file at {source} (run bulletin init)")
     if out.is_dir():
-        out = out / f"bulletin-{now.strftime('%Y%m%dT%H%M%SZ')}.db"
+        out = out / f"bulletin-{iso_basic(now)}.db"
     if out.exists():
         raise UsageError(f"{out} already exists; a backup never overwrites a file")
     partial = out.with_name(f".{out.name}.partial")

@@ -26,7 +26,7 @@ from types import FrameType
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin import __version__
 from bulletin.app import App
@@ -46,8 +46,11 @@ from bulletin.service.metrics import StatusCollector, serve_metrics
 from bulletin.service.sandbox_child import SandboxChild
 from bulletin.service.sdnotify import Notifier
 from bulletin.service.waker import PgListener, Waker
+from bulletin.states import DeliveryState
 
 log = structlog.get_logger("bulletin.daemon")
+#: the states of a delivery ``--once`` reports as left for later (when it has a due time)
+_WAITING = (DeliveryState.PENDING, DeliveryState.UNCERTAIN, DeliveryState.IN_FLIGHT)
 
 
 @dataclass
@@ -249,7 +252,7 @@ class Daemon:
                 log.warning("restored ledger mirror entries", count=written)
             unarchived = session.exec(
                 select(Delivery.id).where(
-                    Delivery.state == "published",
+                    Delivery.state == DeliveryState.PUBLISHED,
                     Delivery.archived_record_id.is_(None),  # type: ignore[union-attr]
                 )
             ).all()
@@ -301,8 +304,8 @@ class Daemon:
             with Session(self.app.engine) as session:
                 for d in session.exec(
                     select(Delivery)
-                    .where(Delivery.state.in_(("pending", "uncertain", "in-flight")))  # type: ignore[attr-defined]
-                    .where(Delivery.due_at.is_not(None))  # type: ignore[union-attr]
+                    .where(col(Delivery.state).in_(_WAITING))
+                    .where(col(Delivery.due_at).is_not(None))
                 ):
                     report.deferred.append((d.notice_id, d.account, d.due_at, d.last_error))
             return report

@@ -8,7 +8,6 @@ beside a live daemon on another host when either writes local files.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from datetime import timedelta
@@ -54,7 +53,7 @@ class Instance:
                     version=__version__,
                     started_at=now,
                     heartbeat_at=now,
-                    local_paths=json.dumps(self.local_paths()),
+                    local_paths=self.local_paths(),
                 )
             )
 
@@ -106,7 +105,7 @@ class Instance:
             ).all()
         mine = self.local_paths()
         for other in others:
-            theirs: list[str] = json.loads(other.local_paths or "[]")
+            theirs = other.local_paths or []
             if mine or theirs:
                 files, whose = (mine, "this daemon") if mine else (theirs, "it")
                 raise Refused(

@@ -44,8 +44,10 @@ from bulletin.locks import release_instance_lock, take_instance_lock
 from bulletin.models import Delivery
 from bulletin.publisher.delivery import highest_notice_on_platforms
 from bulletin.service.backup import Backup, backup_sqlite, open_sqlite
+from bulletin.states import DeliveryState
+from bulletin.timeparse import iso_basic
 
-UNDONE = ("pending", "in-flight")
+UNDONE = (DeliveryState.PENDING, DeliveryState.IN_FLIGHT)
 SIDECARS = ("-wal", "-shm")
 
 
@@ -87,7 +89,7 @@ def restore_sqlite(
     except Refused as e:
         raise Refused(f"{e}: stop the daemon first") from None
     try:
-        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        stamp = iso_basic(now)
         owner = database.stat() if database.exists() else settings.data_dir.stat()
         moved: list[tuple[Path, Path]] = []  # (where it was, where it is now)
         try:
@@ -198,7 +200,7 @@ def _mark_undone(engine: sa.Engine, actor: str, now: datetime, source: str) -> i
             session.execute(
                 sa.update(Delivery)
                 .where(col(Delivery.id).in_(ids))
-                .values(state="uncertain", lease_owner=None, lease_expires_at=None)
+                .values(state=DeliveryState.UNCERTAIN, lease_owner=None, lease_expires_at=None)
             )
         audit.record_events(
             session,

@@ -27,6 +27,7 @@ from bulletin.models import (
 from bulletin.publisher.failures import FailedNotice, unseen_failures
 from bulletin.publisher.schedule import LateNotice, late_notices
 from bulletin.service.diskspace import Space, measure
+from bulletin.states import DeliveryState
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
             str(owner): int(n)
             for owner, n in session.exec(
                 select(Delivery.lease_owner, sa.func.count())
-                .where(col(Delivery.state) == "in-flight")
+                .where(col(Delivery.state) == DeliveryState.IN_FLIGHT)
                 .group_by(col(Delivery.lease_owner))
             ).all()
         }
@@ -132,12 +133,12 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         due_now, oldest_due = session.exec(
             select(sa.func.count(), sa.func.min(Delivery.due_at))
             .select_from(Delivery)
-            .where(col(Delivery.state).in_(("pending", "uncertain")))
+            .where(col(Delivery.state).in_((DeliveryState.PENDING, DeliveryState.UNCERTAIN)))
             .where(col(Delivery.due_at) <= now)
         ).one()
         next_due = session.exec(
             select(sa.func.min(Delivery.due_at))
-            .where(col(Delivery.state) == "pending")
+            .where(col(Delivery.state) == DeliveryState.PENDING)
             .where(col(Delivery.due_at) > now)
         ).one()
         first_attempts = (
@@ -151,7 +152,7 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         retried = session.exec(
             select(sa.func.count())
             .select_from(Delivery)
-            .where(col(Delivery.state).in_(("pending", "uncertain")))
+            .where(col(Delivery.state).in_((DeliveryState.PENDING, DeliveryState.UNCERTAIN)))
             .where(col(Delivery.attempts) > 0)
             .where(col(Delivery.id).in_(first_attempts))
         ).one()

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from bulletin.clock import Clock
 from bulletin.db import session_scope
 from bulletin.models import CaptureThread, Delivery, Notice
+from bulletin.states import DeliveryState
 
 
 def register_threads(
@@ -57,7 +58,7 @@ def register_published(engine: Engine, account: str, clock: Clock) -> None:
             select(Delivery.remote_id, Delivery.published_at, Notice.priority)
             .join(Notice, col(Notice.id) == col(Delivery.notice_id))
             .where(col(Delivery.account) == account)
-            .where(col(Delivery.state) == "published")
+            .where(col(Delivery.state) == DeliveryState.PUBLISHED)
             .where(col(Delivery.remote_id).is_not(None))
             .where(
                 ~sa.exists().where(

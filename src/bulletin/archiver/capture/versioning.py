@@ -27,6 +27,7 @@ from bulletin.connectors.base import (
 )
 from bulletin.errors import BulletinError
 from bulletin.models import Record
+from bulletin.states import RecordState
 
 log = structlog.get_logger("bulletin.capture")
 
@@ -50,7 +51,7 @@ def next_version(
     if (
         not limits.reports_hidden
         and latest is not None
-        and latest.state == "hidden"
+        and latest.state == RecordState.HIDDEN
         and item.state == "visible"
         and latest.text == item.text
     ):
@@ -94,7 +95,7 @@ def absent_items(
         listed = record.kind == "comment" or (
             record.kind == "post" and record.remote_id != thread_id
         )
-        if not listed or record.state == "deleted" or record.remote_id in seen:
+        if not listed or record.state == RecordState.DELETED or record.remote_id in seen:
             continue
         if visible_since is not None and (
             record.posted_at is None or record.posted_at < visible_since

@@ -35,7 +35,6 @@ from bulletin.archiver.export.job import (
     REDACTION_LOG,
     Job,
     Production,
-    utc,
 )
 from bulletin.archiver.export.journal import BAG, Journal
 from bulletin.archiver.export.scope import Scope
@@ -44,6 +43,7 @@ from bulletin.archiver.store.files import rename_no_replace
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import ArchiveError, Refused, UsageError
+from bulletin.timeparse import iso_utc
 
 
 @dataclass
@@ -216,7 +216,7 @@ def export_bundle(
             )
         if journal is not None:
             _same_numbers(journal, bates_start, prefix)
-            journal.resumed.append(utc(started))
+            journal.resumed.append(iso_utc(started))
     elif bates_start is not None:
         bates.check_start(engine, prefix, bates_start)
     try:
@@ -227,7 +227,7 @@ def export_bundle(
         raise UsageError(f"cannot write the export at {out}: {e.strerror or e}") from None
     resumed = journal is not None
     if journal is None:
-        journal = Journal(scope=wanted, started_at=utc(started), actor=actor)
+        journal = Journal(scope=wanted, started_at=iso_utc(started), actor=actor)
     job = Job(engine, store, settings, scope, journal, partial)
     try:
         journal.save(partial)

@@ -16,7 +16,9 @@ from typing import Any
 
 from bulletin import __version__
 from bulletin.archiver.export import loadfile, render, threads
-from bulletin.archiver.export.job import CSV, DAT, REDACTION_LOG, Job, utc
+from bulletin.archiver.export.job import CSV, DAT, REDACTION_LOG, Job
+from bulletin.files import fsync_file
+from bulletin.timeparse import iso_utc
 
 REDACTION_LOG_HTML = "redactions/redaction-log.html"
 PRIVATE_FILE = 0o600  # a production's modes, whatever the umask
@@ -65,7 +67,7 @@ def finish(job: Job, completed: datetime) -> tuple[str, dict[str, Any]]:
     """Write the tag and report files and complete the bag; returns the sha256 of the payload
     manifest and the production's :func:`facts`."""
     writer = job.writer
-    told = facts(job, utc(completed))
+    told = facts(job, iso_utc(completed))
     if job.renderings:
         threads.write_index_foot(job)
     writer.close_append(REDACTION_LOG)
@@ -168,6 +170,5 @@ def zip_bag(bag: Path, target: Path, name: str) -> None:
             for file_name in sorted(files):
                 path = Path(directory) / file_name
                 archive.write(path, f"{name}/{path.relative_to(bag).as_posix()}")
-    with open(temp, "rb") as handle:
-        os.fsync(handle.fileno())
+    fsync_file(temp)
     os.replace(temp, target)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -40,13 +39,6 @@ INDEX = "threads/index.html"
 PART = "payload-manifest.part"
 REDACTIONS = "redactions.jsonl"  # the redactions in force when the export began
 COPY_THREADS = 4
-
-
-def utc(when: datetime | None) -> str:
-    """``when`` as UTC ISO 8601 with a ``Z``; "" for None."""
-    if when is None:
-        return ""
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -3,20 +3,21 @@
 ``plan.tsv`` freezes the production when it starts: one line per record in Bates order
 (``record id``, first and last position of its thread family). ``journal.json`` holds the
 scope and, after every chunk, a checkpoint: how many records are done, the size of every file
-written by appending, and the running counts. It is replaced atomically (temporary file,
-fsync, rename), so an interruption at any instant leaves the previous checkpoint; a resumed
-export cuts the appended files back to their checkpointed sizes and continues after the last
-record done. Files written per record are simply written again.
+written by appending, and the running counts. It is replaced atomically
+(:func:`bulletin.files.write_atomically`), so an interruption at any instant leaves the
+previous checkpoint; a resumed export cuts the appended files back to their checkpointed sizes
+and continues after the last record done. Files written per record are simply written again.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bulletin.files import write_atomically
 
 JOURNAL = "journal.json"
 PLAN = "plan.tsv"
@@ -48,14 +49,8 @@ class Journal:
     bates_first: int | None = None
 
     def save(self, directory: Path) -> None:
-        target = directory / JOURNAL
-        temp = directory / (JOURNAL + ".tmp")
         data = json.dumps(asdict(self), sort_keys=True, indent=1).encode()
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
+        write_atomically(directory / JOURNAL, data)
 
     @classmethod
     def load(cls, directory: Path) -> Journal | None:

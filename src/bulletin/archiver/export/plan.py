@@ -18,10 +18,11 @@ from datetime import datetime
 
 from bulletin.archiver import redaction as redact
 from bulletin.archiver.export import bates
-from bulletin.archiver.export.job import REDACTIONS, Job, Withheld, utc
+from bulletin.archiver.export.job import REDACTIONS, Job, Withheld
 from bulletin.archiver.export.journal import PLAN
 from bulletin.archiver.export.scope import PlanRow, count_disposed, head, plan
 from bulletin.errors import Refused, UsageError
+from bulletin.timeparse import iso_utc
 
 
 def ensure_plan(job: Job, now: datetime) -> None:
@@ -130,7 +131,7 @@ def _freeze_redactions(job: Job) -> None:
                 exemption=item.exemption,
                 reason=item.reason,
                 created_by=item.created_by,
-                created_at=utc(item.created_at),
+                created_at=iso_utc(item.created_at),
             )
             handle.write(json.dumps(asdict(frozen), ensure_ascii=False) + "\n")
         handle.flush()

@@ -24,12 +24,12 @@ from bulletin.archiver.export.job import (
     RECORDS_JSONL,
     REDACTION_LOG,
     Job,
-    utc,
 )
 from bulletin.archiver.export.natives import Files, copy_slice
 from bulletin.archiver.export.scope import PlanRow
 from bulletin.errors import IntegrityError
 from bulletin.models import LedgerEntry, Record
+from bulletin.timeparse import iso_utc
 
 COPY_SLICE = 50  # records per task given to a copying thread
 REDACTION_LOG_COLUMNS = (
@@ -139,7 +139,8 @@ def write_record(job: Job, row: PlanRow, record: Record, entry: LedgerEntry, fil
     writer = job.writer
     bates = job.bates(row.position)
     native, raw_rel, text_rel, media = files.native, files.raw, files.text, files.media
-    posted, captured = utc(record.posted_at), utc(record.captured_at)
+    posted = iso_utc(record.posted_at) if record.posted_at is not None else ""
+    captured = iso_utc(record.captured_at) if record.captured_at is not None else ""
     spans = job.spans(record)
     withhold = job.withholds(record)
     # a hash of a withheld native would let anyone confirm a guess at the withheld text

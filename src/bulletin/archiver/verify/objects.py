@@ -3,8 +3,6 @@ and (S3) whatever lies on top of an archived version."""
 
 from __future__ import annotations
 
-import json
-
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
@@ -59,7 +57,7 @@ def _notice_images(session: Session) -> set[str]:
     """The sha256 of every image a notice pinned (few: notices are drafted by people)."""
     found: set[str] = set()
     for images in session.exec(select(Notice.images).where(col(Notice.images).is_not(None))):
-        found.update(str(i["sha256"]) for i in json.loads(images or "[]") if i.get("sha256"))
+        found.update(str(i["sha256"]) for i in images or [] if i.get("sha256"))
     return found
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,8 +60,8 @@ DISPOSED_COLUMNS = (
 def _shown(value: object) -> str:
     if isinstance(value, datetime):
         return f"{value:%Y-%m-%d %H:%M:%S.%f} UTC"
-    if isinstance(value, Enum):  # a state read back through its column type: show the word
-        value = value.value
+    if isinstance(value, StrEnum):
+        value = value.value  # a state column reads back as its member: show the stored word
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 

@@ -4,7 +4,6 @@ and its archiving is queued in the database for a later due-scan."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -121,7 +120,7 @@ class ArchivesPublished:
             account = session.get(Account, delivery.account)
             assert notice is not None and account is not None
             parent = session.get(Delivery, delivery.parent_id) if delivery.parent_id else None
-        parts = json.loads(delivery.parts) if delivery.parts else []
+        parts = delivery.parts or []
         is_post = delivery.kind == DeliveryKind.POST
         connector_for = self.connector_for
         media = (

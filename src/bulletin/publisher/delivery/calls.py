@@ -9,7 +9,6 @@ holds its id.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -110,7 +109,7 @@ class Calls:
         first part's result. Each part's id is committed before the next is tried, so a crash
         or a retry resumes where it stopped; the first part not yet recorded is looked for on
         the platform when reconciling. Raises :class:`ClaimLost` when the claim is lost."""
-        parts: list[str] = json.loads(delivery.parts or "[]")
+        parts = list(delivery.parts or [])
         ids: list[str] = list(delivery.thread_ids or [])
         head: PublishResult | None = None
         resume_at = len(ids)

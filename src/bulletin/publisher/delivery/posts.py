@@ -3,7 +3,6 @@ the remote id a reply answers."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 
@@ -28,7 +27,7 @@ def outgoing_post(
     key = delivery_key(notice, delivery)
     link = notice.link if delivery.kind == DeliveryKind.POST else None
     if part is not None:
-        text = json.loads(delivery.parts or "[]")[part]
+        text = (delivery.parts or [])[part]
         if part:
             key = f"{key}-part-{part + 1}"
             link = None

@@ -8,7 +8,6 @@ is held, with the connector's error code kept on the attempt.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -261,12 +260,12 @@ class DeliveryWorker(ArchivesPublished):
             notice.link,
             notice.allow_thread,
         )
-        images = json.loads(notice.images) if notice.images else []
+        images = notice.images or []
         findings = policy.check(
             self.settings, policy.Subject(notice.category, [target], notice.link, images)
         )
         approvals = session.exec(select(Approval).where(Approval.notice_id == notice.id)).all()
-        overridden = {rule for a in approvals for rule in policy.parse_overrides(a.overrides)}
+        overridden = {rule for a in approvals for rule in a.overrides or []}
         blocked = policy.blocking(findings, overridden)
         if not blocked:
             return ""
