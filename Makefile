@@ -9,8 +9,13 @@ run: $(VENV)/.installed
 	$(BIN)/bulletin init
 	$(BIN)/bulletin daemon
 
+# Four workers on any machine: most tests wait on servers and processes, not on the CPU.
 test: $(VENV)/.installed-test
-	$(BIN)/pytest
+	$(BIN)/pytest -n 4
+
+# The tests that start no daemon process, PostgreSQL, SeaweedFS or browser.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/pytest -n 4 -q -m "not slow and not postgres and not s3" -k "not axe and not layout_reflows"
 
 # The suite with the wall clock a year ahead (libfaketime). Left out: the browser tests
 # (Chromium does not start under libfaketime) and SeaweedFS, whose Object Lock keeps real time.

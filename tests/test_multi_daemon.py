@@ -49,6 +49,7 @@ def start_two(inst: Instance, tmp_path: Path, daemon_process: MakeDaemon) -> lis
     return [daemon_process(inst.env(), d).start() for d in (tmp_path, second_dir)]
 
 
+@pytest.mark.timeout(300)  # two real daemons and 200 notices: minutes on a loaded machine
 def test_two_daemons_publish_200_notices_exactly_once(
     tmp_path: Path,
     pg_schema_url: str,
