@@ -96,7 +96,11 @@ def _before_commit(session: Session) -> None:
         return
     engine = _engine_of(session)
     if engine is not None and engine.dialect.name == "postgresql":
-        session.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        # the payload names the schema, so a listener can tell this instance's wake-ups from
+        # another's on the same database
+        session.execute(
+            sa.text("SELECT pg_notify(:channel, current_schema())"), {"channel": NOTIFY_CHANNEL}
+        )
 
 
 def _after_commit(session: Session) -> None:
