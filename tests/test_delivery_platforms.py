@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import Delivery, Record
@@ -32,16 +32,28 @@ def platforms(tmp_path: Path, db_url: str, sandbox: SandboxServer) -> Iterator[I
     inst.app.close()
 
 
-def approve(inst: Instance, text: str, *targets: str, **changes: object) -> int:
-    fields: dict[str, object] = {"category": "traffic", "text": text, "targets": targets}
-    fields.update(changes)
-    notice = create_notice(
-        inst.app.engine,
-        inst.settings,
-        inst.clock,
-        NoticeDraft(**fields),
-        "dispatcher",  # type: ignore[arg-type]
+def approve(
+    inst: Instance,
+    text: str,
+    *targets: str,
+    category: str = "traffic",
+    publish_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    recurrence: str | None = None,
+    until_cancelled: bool = False,
+    follow_up: str | None = None,
+) -> int:
+    draft = NoticeDraft(
+        category=category,
+        text=text,
+        targets=targets,
+        publish_at=publish_at,
+        expires_at=expires_at,
+        recurrence=recurrence,
+        until_cancelled=until_cancelled,
+        follow_up=follow_up,
     )
+    notice = create_notice(inst.app.engine, inst.settings, inst.clock, draft, "dispatcher")
     approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id or 0, "chief")
     return notice.id or 0
 
@@ -63,7 +75,7 @@ def drain(inst: Instance, w: DeliveryWorker, rounds: int = 20) -> None:
 
 def deliveries(inst: Instance) -> list[Delivery]:
     with Session(inst.app.engine) as session:
-        return list(session.exec(select(Delivery).order_by(Delivery.id)))
+        return list(session.exec(select(Delivery).order_by(col(Delivery.id))))
 
 
 def created_posts(control: Control) -> int:
