@@ -9,7 +9,7 @@ import rfc8785
 
 from bulletin.archiver.canonical import canonical, canonical_plain
 
-Json: TypeAlias = "str | int | bool | None | list[Json] | dict[str, Json]"
+Json: TypeAlias = "str | int | bool | list[Json] | dict[str, Json] | None"
 
 TRICKY = [
     "plain",
@@ -65,6 +65,10 @@ def test_nested_fast_path_matches_rfc8785() -> None:
         return [value(depth + 1) for _ in range(rng.randint(0, 3))]
 
     for _ in range(2000):
-        data: dict[str, Json] = {"item": value(0), "list": [value(0), value(0)], "n": rng.randint(0, 9)}
+        data: dict[str, Json] = {
+            "item": value(0),
+            "list": [value(0), value(0)],
+            "n": rng.randint(0, 9),
+        }
         assert canonical(data) == bytes(rfc8785.dumps(data)), data
     assert canonical({"x": [1.5]}) == bytes(rfc8785.dumps({"x": [1.5]}))

@@ -314,7 +314,12 @@ def test_authors_are_named_as_the_platforms_show_them(
 
     x = x_connector(sandbox.url)
     reply_json = {"id": "12", "text": "ok", "author_id": "77"}
-    odd_includes: tuple[object, ...] = ([], {"users": 5}, {"users": [{"id": "77"}]}, {"users": ["x"]})
+    odd_includes: tuple[object, ...] = (
+        [],
+        {"users": 5},
+        {"users": [{"id": "77"}]},
+        {"users": ["x"]},
+    )
     for includes in odd_includes:
         page = x._page({"data": [reply_json], "includes": includes, "meta": {}}, "comment")
         assert [i.author for i in page.items] == ["77"] and not page.rejects
@@ -364,7 +369,8 @@ def test_killed_mid_sweep_then_restarted_loses_and_doubles_nothing(
     assert result.result == "ok"
     exactly_once(site, expected)
     with Session(site.app.engine) as session:
-        states = [s.result for s in session.exec(select(CaptureSweep).order_by(col(CaptureSweep.id)))]
+        sweeps = session.exec(select(CaptureSweep).order_by(col(CaptureSweep.id)))
+        states = [s.result for s in sweeps]
     assert states == ["interrupted", "ok"]
     assert verify(site.app.engine, site.app.store).ok
 

@@ -38,7 +38,9 @@ def approved_notice(
         publish_at=publish_at,
         expires_at=expires_at,
     )
-    notice = create_notice(instance.app.engine, instance.settings, instance.clock, draft, "dispatcher")
+    notice = create_notice(
+        instance.app.engine, instance.settings, instance.clock, draft, "dispatcher"
+    )
     assert notice.id is not None
     approve_notice(instance.app.engine, instance.settings, instance.clock, notice.id, "chief")
     return notice.id
