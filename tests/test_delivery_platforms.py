@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 from sqlmodel import Session, col, select
@@ -32,27 +33,24 @@ def platforms(tmp_path: Path, db_url: str, sandbox: SandboxServer) -> Iterator[I
     inst.app.close()
 
 
+class DraftOptions(TypedDict, total=False):
+    """What the tests here set of a :class:`NoticeDraft` beyond its category, text, targets."""
+
+    publish_at: datetime
+    expires_at: datetime
+    recurrence: str
+    until_cancelled: bool
+    follow_up: str
+
+
 def approve(
     inst: Instance,
     text: str,
     *targets: str,
     category: str = "traffic",
-    publish_at: datetime | None = None,
-    expires_at: datetime | None = None,
-    recurrence: str | None = None,
-    until_cancelled: bool = False,
-    follow_up: str | None = None,
+    **options: Unpack[DraftOptions],
 ) -> int:
-    draft = NoticeDraft(
-        category=category,
-        text=text,
-        targets=targets,
-        publish_at=publish_at,
-        expires_at=expires_at,
-        recurrence=recurrence,
-        until_cancelled=until_cancelled,
-        follow_up=follow_up,
-    )
+    draft = NoticeDraft(category, text, targets, **options)
     notice = create_notice(inst.app.engine, inst.settings, inst.clock, draft, "dispatcher")
     approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id or 0, "chief")
     return notice.id or 0

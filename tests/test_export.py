@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import bagit
 import pytest
@@ -90,18 +91,18 @@ def seed(inst: Instance) -> None:
     archiver.archive([comment("c3", "p1", 30, state="deleted")])
 
 
-def export(
-    inst: Instance,
-    query: str,
-    out: Path,
-    *,
-    as_zip: bool = False,
-    resume: bool = False,
-    bates_start: int | None = None,
-    chunk: int = 1000,
-    progress: Callable[[int, int], None] | None = None,
-    production: Production = "public",
-) -> ExportResult:
+class ExportOptions(TypedDict, total=False):
+    """The options of :func:`export_bundle` the tests set."""
+
+    as_zip: bool
+    resume: bool
+    bates_start: int
+    chunk: int
+    progress: Callable[[int, int], None]
+    production: Production
+
+
+def export(inst: Instance, query: str, out: Path, **options: Unpack[ExportOptions]) -> ExportResult:
     scope = resolve(inst.app.engine, inst.settings, None, query)
     return export_bundle(
         inst.app.engine,
@@ -111,12 +112,7 @@ def export(
         out=out,
         actor="clerk1",
         now=inst.clock.now,
-        as_zip=as_zip,
-        resume=resume,
-        bates_start=bates_start,
-        chunk=chunk,
-        progress=progress,
-        production=production,
+        **options,
     )
 
 
