@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src")]
@@ -114,7 +115,7 @@ def seed_future_notices(app: App, count: int, account: str, start: datetime) -> 
         with app.engine.begin() as conn:
             ids = (
                 conn.execute(
-                    sa.insert(Notice).returning(Notice.id, sort_by_parameter_order=True),  # type: ignore[arg-type]
+                    sa.insert(Notice).returning(col(Notice.id), sort_by_parameter_order=True),
                     [
                         {
                             "category": "crime-prevention",
@@ -202,7 +203,7 @@ class Daemon:
 
 
 def _socket_ready(path: Path) -> bool:
-    from bulletin.service.waker import socket_address
+    from bulletin.app.outbox import socket_address
 
     address = socket_address(path.parent)
     if address.startswith("\0"):

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -58,6 +59,14 @@ def timed(n: int, action: Callable[[int], object]) -> list[float]:
         action(i)
         samples.append(time.perf_counter() - started)
     return samples
+
+
+def _publish(connector: Connector, name: str, i: int, _: int) -> object:
+    return connector.publish(OutgoingPost(key=str(i), text=f"{name} notice {i}"))
+
+
+def _bare(call: Callable[[int], object], i: int, _: int) -> object:
+    return call(i)
 
 
 def summary(samples: list[float]) -> tuple[float, float]:
@@ -108,13 +117,8 @@ def main() -> None:
             through: list[float] = []
             direct: list[float] = []
             for i in range(args.posts):
-                through += timed(
-                    1,
-                    lambda _, c=connector, n=name, i=i: c.publish(
-                        OutgoingPost(key=str(i), text=f"{n} notice {i}")
-                    ),
-                )
-                direct += timed(1, lambda _, i=i, n=name: bare_calls[n](i))
+                through += timed(1, partial(_publish, connector, name, i))
+                direct += timed(1, partial(_bare, bare_calls[name], i))
             (m, p), (bm, bp) = summary(through), summary(direct)
             print(f"{name:<10} {m:>10.2f} {p:>8.2f} {bm:>12.2f} {bp:>9.2f} {m / bm:>6.2f}")
 

@@ -152,7 +152,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from bench._support import configure
+    from _support import configure
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-export-"))
     try:

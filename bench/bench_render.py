@@ -63,6 +63,9 @@ def records(n: int) -> list[tuple[Record, pages.Place, list[dict[str, object]]]]
                     url=f"https://www.facebook.com/100/posts/{position}",
                     posted_at=BASE + timedelta(minutes=index),
                     captured_at=BASE + timedelta(hours=1),
+                    series="visitor-comments",
+                    content_sha256=f"{position:064x}",
+                    object_sha256=f"{position:064x}",
                 )
                 place = pages.Place(
                     version,

@@ -105,7 +105,11 @@ def main() -> None:
         from bulletin.logs import configure
 
         configure("warning")
-        out = seed(args.work, *args.seed, args.batch) if args.seed else check(args.work)
+        if args.seed:
+            first, last = args.seed
+            out = seed(args.work, first, last, args.batch)
+        else:
+            out = check(args.work)
         print(json.dumps(out))
         return
 

@@ -30,7 +30,7 @@ from _support import Daemon, configure, database, start_sandbox
 from sqlmodel import Session, select
 
 from bulletin.connectors.sandbox import SandboxServer
-from bulletin.connectors.sandbox.faults import Fault
+from bulletin.connectors.sandbox.faults import Fault, FaultKind
 from bulletin.models import Delivery
 from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.notices import NoticeDraft, create_notice
@@ -42,7 +42,8 @@ def inject_faults(sandbox: SandboxServer, stop: threading.Event, rng: random.Ran
     """Keep a trickle of faults armed on the create-post endpoints."""
     while not stop.wait(0.3):
         path = rng.choice([r"/2/tweets$", r"/feed$"])
-        kind = rng.choice(["rate_limit", "error", "error", "timeout"])
+        kinds: list[FaultKind] = ["rate_limit", "error", "error", "timeout"]
+        kind = rng.choice(kinds)
         sandbox.app.faults.add(
             Fault(
                 kind=kind,

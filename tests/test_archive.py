@@ -45,7 +45,7 @@ def test_archive_is_idempotent_and_chained(instance: Instance) -> None:
     again = archive_some(instance)
     assert [r.id for r in first] == [r.id for r in again]
     with Session(instance.app.engine) as session:
-        entries = session.exec(select(LedgerEntry).order_by(LedgerEntry.seq)).all()
+        entries = session.exec(select(LedgerEntry).order_by(col(LedgerEntry.seq))).all()
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
     assert entries[0].prev_hash == ledger.GENESIS
     assert all(b.prev_hash == a.entry_hash for a, b in pairwise(entries))
@@ -226,7 +226,7 @@ def test_rebuild_index_from_the_store_alone(
     archive_some(instance, 4)
     instance.app.archiver.archive([comment(1, "edited words")])  # a second version
     with Session(instance.app.engine) as session:
-        before = [r.model_dump() for r in session.exec(select(Record).order_by(Record.id))]
+        before = [r.model_dump() for r in session.exec(select(Record).order_by(col(Record.id)))]
     if instance.app.engine.dialect.name == "sqlite":
         fresh = make_engine(f"sqlite:///{tmp_path_factory.mktemp('lost') / 'new.db'}")
     else:
@@ -235,7 +235,7 @@ def test_rebuild_index_from_the_store_alone(
     report = rebuild_index(fresh, instance.app.store, instance.clock.now(), replace=True)
     assert (report.entries, report.records, report.problems) == (5, 5, [])
     with Session(fresh) as session:
-        after = [r.model_dump() for r in session.exec(select(Record).order_by(Record.id))]
+        after = [r.model_dump() for r in session.exec(select(Record).order_by(col(Record.id)))]
     assert after == before
     assert verify(fresh, instance.app.store).ok
 
@@ -307,7 +307,7 @@ def test_checkpoint_catches_a_rewritten_history(instance: Instance) -> None:
         assert ledger.write_checkpoint(session, instance.app.store, instance.clock.now())
     assert verify(instance.app.engine, instance.app.store).ok
     with Session(instance.app.engine) as session:
-        entries = session.exec(select(LedgerEntry).order_by(LedgerEntry.seq)).all()
+        entries = session.exec(select(LedgerEntry).order_by(col(LedgerEntry.seq))).all()
         rewritten, previous = [], None
         for e in entries:
             previous = ledger.build(

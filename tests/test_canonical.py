@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import random
+from typing import TypeAlias
 
 import rfc8785
 
 from bulletin.archiver.canonical import canonical, canonical_plain
+
+Json: TypeAlias = "str | int | bool | list[Json] | dict[str, Json] | None"
 
 TRICKY = [
     "plain",
@@ -38,7 +41,7 @@ def test_fast_path_matches_rfc8785() -> None:
 
 def test_floats_and_nesting_take_the_full_path() -> None:
     """Values the fast path cannot promise go through rfc8785."""
-    assert canonical_plain({"x": 1.5}) == canonical({"x": 1.5})
+    assert canonical_plain({"x": 1.5}) == canonical({"x": 1.5})  # type: ignore[dict-item]
     nested = {"a": {"b": [1, "two"]}}
     assert canonical_plain(nested) == canonical(nested)  # type: ignore[arg-type]
 
@@ -47,7 +50,7 @@ def test_nested_fast_path_matches_rfc8785() -> None:
     """Nested snapshots (objects in lists in objects) without floats give RFC 8785's bytes."""
     rng = random.Random(5)
 
-    def value(depth: int) -> object:
+    def value(depth: int) -> Json:
         pick = rng.randint(0, 6 if depth < 3 else 3)
         if pick == 0:
             return rng.choice(TRICKY)
@@ -62,6 +65,10 @@ def test_nested_fast_path_matches_rfc8785() -> None:
         return [value(depth + 1) for _ in range(rng.randint(0, 3))]
 
     for _ in range(2000):
-        data = {"item": value(0), "list": [value(0), value(0)], "n": rng.randint(0, 9)}
+        data: dict[str, Json] = {
+            "item": value(0),
+            "list": [value(0), value(0)],
+            "n": rng.randint(0, 9),
+        }
         assert canonical(data) == bytes(rfc8785.dumps(data)), data
     assert canonical({"x": [1.5]}) == bytes(rfc8785.dumps({"x": [1.5]}))

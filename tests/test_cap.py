@@ -8,6 +8,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -721,8 +722,18 @@ def _certificate(
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+@dataclass(frozen=True)
+class Signing:
+    """A trust store file, a signer's PEM key and certificate, a stranger's (key, cert)."""
+
+    trust_store: Path
+    key: bytes
+    cert: bytes
+    stranger: tuple[bytes, bytes]
+
+
 @pytest.fixture
-def signing(tmp_path: Path) -> dict[str, object]:
+def signing(tmp_path: Path) -> Signing:
     """A county CA (the trust store), a signer it certified, and a stranger's CA."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -736,15 +747,15 @@ def signing(tmp_path: Path) -> dict[str, object]:
     stranger_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     stranger_pem = _certificate("Someone Else", stranger_key, ca=True)
     (tmp_path / "trust.pem").write_bytes(ca_pem)
-    return {
-        "trust_store": tmp_path / "trust.pem",
-        "key": signer_key.private_bytes(
+    return Signing(
+        trust_store=tmp_path / "trust.pem",
+        key=signer_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ),
-        "cert": signer_pem,
-        "stranger": (
+        cert=signer_pem,
+        stranger=(
             stranger_key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
@@ -752,31 +763,29 @@ def signing(tmp_path: Path) -> dict[str, object]:
             ),
             stranger_pem,
         ),
-    }
+    )
 
 
 def _signed(raw: bytes, key: bytes, cert: bytes) -> bytes:
     from lxml import etree
-    from signxml import XMLSigner
+    from signxml.signer import XMLSigner
 
     root = etree.fromstring(raw)
     signed = XMLSigner().sign(root, key=key, cert=cert.decode())
     return bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
 
 
-def test_signature_is_verified_against_the_trust_store(
-    tmp_path: Path, signing: dict[str, object]
-) -> None:
+def test_signature_is_verified_against_the_trust_store(tmp_path: Path, signing: Signing) -> None:
     """With a trust store: a good signature is verified; a tampered alert or a signer the
     store does not vouch for is refused; an unsigned alert is recorded as unsigned."""
     made = cap_instance(
         tmp_path / "i",
         f"sqlite:///{tmp_path / 'i' / 'data' / 'bulletin.db'}",
-        f'trust_store = "{signing["trust_store"]}"',
+        f'trust_store = "{signing.trust_store}"',
     )
     try:
         raw = (DATA / "county_evacuation.xml").read_bytes()
-        key, cert = signing["key"], signing["cert"]
+        key, cert = signing.key, signing.cert
         assert isinstance(key, bytes) and isinstance(cert, bytes)
         good = tmp_path / "good.xml"
         good.write_bytes(_signed(raw, key, cert))
@@ -784,7 +793,7 @@ def test_signature_is_verified_against_the_trust_store(
         tampered.write_bytes(
             _signed(raw.replace(b"0412", b"0413"), key, cert).replace(b"Route 2A", b"Route 4A")
         )
-        stranger_key, stranger_cert = signing["stranger"]  # type: ignore[misc]
+        stranger_key, stranger_cert = signing.stranger
         foreign = tmp_path / "foreign.xml"
         foreign.write_bytes(_signed(raw.replace(b"0412", b"0414"), stranger_key, stranger_cert))
 
@@ -841,6 +850,7 @@ def test_daemon_poll_job_imports_the_feed(tmp_path: Path) -> None:
     try:
         [poll] = [job for job in table(Daemon(made.app)) if job.id == "cap-poll"]
         results = poll.run()
+        assert isinstance(results, list)
         assert [r.outcome for r in results] == ["drafted", "drafted"]
         assert {r.imported_by for r in rows(made)} == {"cap"}
     finally:

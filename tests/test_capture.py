@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin.app import App
 from bulletin.archiver.capture.sweep import sweep
@@ -111,7 +111,7 @@ def test_fault_mid_pagination_resumes_from_the_stored_cursor(
     """500s or timeouts after the first page stop the thread; the next sweep resumes at the
     stored cursor: no gap, no duplicate."""
     post, expected, path = commented_post(sandbox, control, account, 250)
-    injected = []
+    injected: list[bool] = []
 
     def after_page(what: str, pages: int) -> None:
         if what == post and not injected:
@@ -314,7 +314,13 @@ def test_authors_are_named_as_the_platforms_show_them(
 
     x = x_connector(sandbox.url)
     reply_json = {"id": "12", "text": "ok", "author_id": "77"}
-    for includes in ([], {"users": 5}, {"users": [{"id": "77"}]}, {"users": ["x"]}):
+    odd_includes: tuple[object, ...] = (
+        [],
+        {"users": 5},
+        {"users": [{"id": "77"}]},
+        {"users": ["x"]},
+    )
+    for includes in odd_includes:
         page = x._page({"data": [reply_json], "includes": includes, "meta": {}}, "comment")
         assert [i.author for i in page.items] == ["77"] and not page.rejects
 
@@ -363,7 +369,8 @@ def test_killed_mid_sweep_then_restarted_loses_and_doubles_nothing(
     assert result.result == "ok"
     exactly_once(site, expected)
     with Session(site.app.engine) as session:
-        states = [s.result for s in session.exec(select(CaptureSweep).order_by(CaptureSweep.id))]
+        sweeps = session.exec(select(CaptureSweep).order_by(col(CaptureSweep.id)))
+        states = [s.result for s in sweeps]
     assert states == ["interrupted", "ok"]
     assert verify(site.app.engine, site.app.store).ok
 

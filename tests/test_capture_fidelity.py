@@ -87,7 +87,7 @@ def test_first_sweep_after_publishing_finds_no_edit(site: Instance) -> None:
     for reply in (d for d in published if d.parent_id):
         parent = parents[reply.parent_id or 0]
         [record] = records(site, remote_id=reply.remote_id or "")
-        last_part = (parent.thread_ids or [])[-1:] or [parent.remote_id]
+        last_part: list[str | None] = [*(parent.thread_ids or [])[-1:]] or [parent.remote_id]
         assert (record.parent_id, record.thread_id) == (last_part[0], parent.remote_id)
 
 

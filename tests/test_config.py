@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from bulletin.archiver.retention import retain_until
 from bulletin.config import load_settings
+from bulletin.config.accounts import FeedAccountSettings
 from bulletin.config.settings import Settings
 from bulletin.config.values import parse_duration, parse_period
 from bulletin.errors import ConfigError
@@ -43,7 +44,7 @@ def test_file_replaces_defaults_and_env_overrides_file(tmp_path: Path) -> None:
     assert settings.source == str(path)
     assert list(settings.accounts) == ["web"]  # the default feed account is not merged in
     assert settings.data_dir == Path("/srv/b")
-    assert settings.accounts["web"].title == "News"
+    assert settings.account("web", FeedAccountSettings).title == "News"
 
 
 def test_database_url_alias_and_precedence(tmp_path: Path) -> None:

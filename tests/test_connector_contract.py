@@ -279,7 +279,8 @@ def test_every_registered_platform_is_whole(name: str) -> None:
     its name, and the configuration accepts accounts of it."""
     spec = PLATFORMS[name]
     assert spec.name == name and name in ACCOUNT_PLATFORMS
-    assert spec.settings.model_fields["platform"].annotation == Literal[name]
+    platform_field: object = spec.settings.model_fields["platform"].annotation
+    assert platform_field == Literal[name]
     assert spec.connector_class().platform == name
     assert spec.limits().max_length > 0 and spec.measure("abc") == 3
     if spec.sandbox:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin.archiver import decisions, holds, requests
 from bulletin.archiver.rebuild import rebuild_index
@@ -20,7 +20,8 @@ from bulletin.errors import Refused
 from bulletin.models import Hold, HoldRecord, RecordsRequest, Redaction
 from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance
-from tests.test_export import comment, export, post, run
+from tests.plugins.cli import run
+from tests.test_export import comment, export, post
 from tests.test_redaction import PHONE_TEXT, SECRET, every_byte, record_of
 from tests.test_retention import hold_on, release
 
@@ -266,8 +267,8 @@ def test_a_hold_rewritten_in_the_database_is_caught(instance: Instance) -> None:
     ids = _seed(instance)
     engine, store = instance.app.engine, instance.app.store
     with engine.begin() as conn:
-        conn.execute(sa.update(Hold).where(Hold.id == ids["open"]).values(reason="never mind"))
-        conn.execute(sa.delete(Redaction).where(Redaction.id == ids["kept"]))
+        conn.execute(sa.update(Hold).where(col(Hold.id) == ids["open"]).values(reason="never mind"))
+        conn.execute(sa.delete(Redaction).where(col(Redaction.id) == ids["kept"]))
     found = [(p.kind, p.subject) for p in verify(engine, store).problems]
     assert found == [
         ("decision-contradicted", f"decisions/holds/{ids['open']:012d}-opened.json"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,15 +24,22 @@ from tests.plugins.bulletin_app import Instance, feed_entry_id
 TEXT = "Road closed: Main St between 1st and 2nd until 6 pm."
 
 
-def approved_notice(instance: Instance, text: str = TEXT, **changes: object) -> int:
-    fields: dict[str, object] = {"category": "road-closure", "text": text, "targets": ("feed",)}
-    fields.update(changes)
+def approved_notice(
+    instance: Instance,
+    text: str = TEXT,
+    *,
+    publish_at: datetime | None = None,
+    expires_at: datetime | None = None,
+) -> int:
+    draft = NoticeDraft(
+        category="road-closure",
+        text=text,
+        targets=("feed",),
+        publish_at=publish_at,
+        expires_at=expires_at,
+    )
     notice = create_notice(
-        instance.app.engine,
-        instance.settings,
-        instance.clock,
-        NoticeDraft(**fields),
-        "dispatcher",  # type: ignore[arg-type]
+        instance.app.engine, instance.settings, instance.clock, draft, "dispatcher"
     )
     assert notice.id is not None
     approve_notice(instance.app.engine, instance.settings, instance.clock, notice.id, "chief")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import Delivery, Record
@@ -32,16 +33,25 @@ def platforms(tmp_path: Path, db_url: str, sandbox: SandboxServer) -> Iterator[I
     inst.app.close()
 
 
-def approve(inst: Instance, text: str, *targets: str, **changes: object) -> int:
-    fields: dict[str, object] = {"category": "traffic", "text": text, "targets": targets}
-    fields.update(changes)
-    notice = create_notice(
-        inst.app.engine,
-        inst.settings,
-        inst.clock,
-        NoticeDraft(**fields),
-        "dispatcher",  # type: ignore[arg-type]
-    )
+class DraftOptions(TypedDict, total=False):
+    """What the tests here set of a :class:`NoticeDraft` beyond its category, text, targets."""
+
+    publish_at: datetime
+    expires_at: datetime
+    recurrence: str
+    until_cancelled: bool
+    follow_up: str
+
+
+def approve(
+    inst: Instance,
+    text: str,
+    *targets: str,
+    category: str = "traffic",
+    **options: Unpack[DraftOptions],
+) -> int:
+    draft = NoticeDraft(category, text, targets, **options)
+    notice = create_notice(inst.app.engine, inst.settings, inst.clock, draft, "dispatcher")
     approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id or 0, "chief")
     return notice.id or 0
 
@@ -63,7 +73,7 @@ def drain(inst: Instance, w: DeliveryWorker, rounds: int = 20) -> None:
 
 def deliveries(inst: Instance) -> list[Delivery]:
     with Session(inst.app.engine) as session:
-        return list(session.exec(select(Delivery).order_by(Delivery.id)))
+        return list(session.exec(select(Delivery).order_by(col(Delivery.id))))
 
 
 def created_posts(control: Control) -> int:

@@ -10,8 +10,10 @@ import shutil
 import subprocess
 import time
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import bagit
 import pytest
@@ -19,13 +21,20 @@ from sqlmodel import Session, col, select
 
 from bulletin.archiver import requests
 from bulletin.archiver.archive import Capture
-from bulletin.archiver.export import export_bundle, partial_dir, resolve, verify_bundle
+from bulletin.archiver.export import (
+    ExportResult,
+    export_bundle,
+    partial_dir,
+    resolve,
+    verify_bundle,
+)
+from bulletin.archiver.export.job import Production
 from bulletin.archiver.export.loadfile import FIELDS, parse_dat
 from bulletin.archiver.holds import parse_query
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.store.local import LocalStore
 from bulletin.cli import error_line
-from bulletin.connectors.base import RemoteItem
+from bulletin.connectors.base import ItemState, RemoteItem
 from bulletin.errors import ArchiveError, IntegrityError, Refused, UsageError
 from bulletin.models import AuditEvent, BatesRange, Record
 from tests.plugins.bulletin_app import Instance, make_instance
@@ -56,7 +65,7 @@ def comment(
     minutes: int,
     text: str | None = None,
     author: str = "visitor",
-    state: str = "visible",
+    state: ItemState = "visible",
 ) -> Capture:
     item = RemoteItem(
         kind="comment",
@@ -66,7 +75,7 @@ def comment(
         posted_at=POSTED + timedelta(minutes=minutes),
         parent_id=thread,
         thread_id=thread,
-        state=state,  # type: ignore[arg-type]
+        state=state,
         raw=f'{{"id":"{remote_id}","state":"{state}","m":{minutes}}}'.encode(),
     )
     return Capture("feed", "feed", item)
@@ -82,7 +91,18 @@ def seed(inst: Instance) -> None:
     archiver.archive([comment("c3", "p1", 30, state="deleted")])
 
 
-def export(inst: Instance, query: str, out: Path, **options: object) -> object:
+class ExportOptions(TypedDict, total=False):
+    """The options of :func:`export_bundle` the tests set."""
+
+    as_zip: bool
+    resume: bool
+    bates_start: int
+    chunk: int
+    progress: Callable[[int, int], None]
+    production: Production
+
+
+def export(inst: Instance, query: str, out: Path, **options: Unpack[ExportOptions]) -> ExportResult:
     scope = resolve(inst.app.engine, inst.settings, None, query)
     return export_bundle(
         inst.app.engine,
@@ -92,7 +112,7 @@ def export(inst: Instance, query: str, out: Path, **options: object) -> object:
         out=out,
         actor="clerk1",
         now=inst.clock.now,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
 
 

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from defusedxml import ElementTree
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin.app import App
 from bulletin.connectors.base import OutgoingPost
@@ -151,11 +151,18 @@ def test_after_a_lost_database_is_rebuilt_new_notices_go_on_above_the_old(
     inst = instance
     texts = {publish(inst, f"Notice {n}."): f"Notice {n}." for n in range(3)}
     with Session(inst.app.engine) as session:
-        unarchived = session.exec(select(Notice).order_by(sa.desc(Notice.id))).first()
+        unarchived = session.exec(select(Notice).order_by(col(Notice.id).desc())).first()
         assert unarchived is not None
     last_id = unarchived.id or 0
     # a fourth notice reached the feed, but the database went before its snapshot did
-    fake = Notice(id=last_id + 5, uid="0a1b2c3d", category="traffic", priority="advisory")
+    fake = Notice(
+        id=last_id + 5,
+        uid="0a1b2c3d",
+        category="traffic",
+        priority="advisory",
+        text="Notice 3.",
+        author="dispatcher",
+    )
     key = delivery_key(fake, Delivery(notice_id=fake.id or 0, account="feed"))
     inst.app.connector("feed").publish(OutgoingPost(key=key, text="Notice 3."))
     texts[fake.id or 0] = "Notice 3."
@@ -172,12 +179,24 @@ def test_after_a_lost_database_is_rebuilt_new_notices_go_on_above_the_old(
 def test_delivery_keys_carry_the_notice_s_token_and_old_keys_stay_readable() -> None:
     """A notice made before tokens keeps its key (``notice-7``); a new one adds its token; the
     number is read back from both."""
-    old = Notice(id=7, uid=None, category="general", priority="community")
-    new = Notice(id=7, category="general", priority="community")
+    old = Notice(
+        id=7,
+        uid=None,
+        category="general",
+        priority="community",
+        text="Notice.",
+        author="dispatcher",
+    )
+    new = Notice(
+        id=7, category="general", priority="community", text="Notice.", author="dispatcher"
+    )
     follow = Delivery(notice_id=7, account="feed", kind="follow-up", occurrence=2)
     assert delivery_key(old, follow) == "notice-7-occurrence-2-follow-up"
     assert new.uid and delivery_key(new, follow) == f"notice-7.{new.uid}-occurrence-2-follow-up"
-    assert Notice(category="general", priority="community").uid != new.uid
+    assert (
+        Notice(category="general", priority="community", text="Notice.", author="dispatcher").uid
+        != new.uid
+    )
     assert [notice_of_key(k) for k in ("notice-7", f"notice-12.{new.uid}-correction-2")] == [
         7,
         12,

@@ -23,7 +23,8 @@ from bulletin.config import load_settings
 from bulletin.errors import ConfigError, NotFound, Refused, UsageError
 from bulletin.models import AuditEvent, Record
 from tests.plugins.bulletin_app import Instance
-from tests.test_export import comment, dat_rows, export, post, records_of, run
+from tests.plugins.cli import run
+from tests.test_export import comment, dat_rows, export, post, records_of
 
 SECRET = "555-0142"
 PHONE_TEXT = f"Call my cell {SECRET} if you see him"
@@ -40,19 +41,28 @@ def record_of(inst: Instance, remote_id: str, version: int = 1) -> Record:
     return found
 
 
-def add(inst: Instance, record: Record, start: int, end: int, **options: object) -> redaction.Added:
+def add(
+    inst: Instance,
+    record: Record,
+    start: int,
+    end: int,
+    *,
+    code: str = "26c",
+    reason: str = "private phone number of a resident",
+    all_versions: bool = False,
+) -> redaction.Added:
     assert record.id is not None
     return redaction.add(
         inst.app.engine,
         inst.settings,
         record.id,
         spans=[(start, end)],
-        code=str(options.pop("code", "26c")),
-        reason=str(options.pop("reason", "private phone number of a resident")),
+        code=code,
+        reason=reason,
         actor="clerk1",
         now=inst.clock.now(),
         store=inst.app.store,
-        **options,  # type: ignore[arg-type]
+        all_versions=all_versions,
     )
 
 
@@ -180,6 +190,7 @@ def test_widened_span_is_stored_and_reported(instance: Instance) -> None:
 def test_redaction_names_one_version_and_warns_of_the_others(thread: Instance) -> None:
     """Redacting version 2 leaves version 1 alone, says so; --all-versions covers both."""
     v1, v2 = record_of(thread, "c2", 1), record_of(thread, "c2", 2)
+    assert v1.id is not None and v2.id is not None
     start = PHONE_TEXT.index(SECRET)
     done = add(thread, v2, start, start + len(SECRET))
     assert [r.record_id for r in done.redactions] == [v2.id]
@@ -211,7 +222,7 @@ def test_public_production_contains_no_redacted_text_anywhere(
     add(thread, v2, start, start + len(SECRET), all_versions=True)
     out = tmp_path / "public"
     result = export(thread, "account:feed", out)
-    assert result.production == "public" and result.redacted_records == 2  # type: ignore[attr-defined]
+    assert result.production == "public" and result.redacted_records == 2
     bagit.Bag(str(out)).validate()
     blob = every_byte(out)
     for form in forms(SECRET):

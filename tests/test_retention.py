@@ -16,6 +16,7 @@ from bulletin.archiver.archive import Capture
 from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.archiver.verify import verify
 from bulletin.config.archive import RetentionSettings, SeriesSettings
+from bulletin.config.settings import Settings
 from bulletin.connectors.base import RemoteItem
 from bulletin.errors import Refused
 from bulletin.models import AuditEvent, DispositionBatch, LedgerEntry, Record
@@ -369,7 +370,7 @@ def test_review_series_are_never_listed(inst: Instance) -> None:
     assert list_batch(inst) is None
 
 
-def with_series(inst: Instance, series: str, period: str) -> object:
+def with_series(inst: Instance, series: str, period: str) -> Settings:
     changed = dict(inst.settings.retention.series)
     changed[series] = SeriesSettings(
         period=period, anchor="posted", disposition="destroy-after-approval"
@@ -388,7 +389,7 @@ def test_retention_apply_extends_and_never_shortens(inst: Instance) -> None:
     report = retention.apply_schedule(
         inst.app.engine,
         inst.app.store,
-        longer,  # type: ignore[arg-type]
+        longer,
         inst.clock.now(),
         "admin1",
     )
@@ -402,7 +403,7 @@ def test_retention_apply_extends_and_never_shortens(inst: Instance) -> None:
     report = retention.apply_schedule(
         inst.app.engine,
         inst.app.store,
-        shorter,  # type: ignore[arg-type]
+        shorter,
         inst.clock.now(),
         "admin1",
     )
@@ -446,7 +447,7 @@ def test_every_action_is_audited(inst: Instance) -> None:
         engine, store, settings, request.id, reason="done", actor="clerk1", now=inst.clock.now()
     )
     longer = with_series(inst, "visitor-comments", "3y")
-    retention.apply_schedule(engine, store, longer, inst.clock.now(), "admin1")  # type: ignore[arg-type]
+    retention.apply_schedule(engine, store, longer, inst.clock.now(), "admin1")
     inst.clock.set(datetime(2030, 1, 1, tzinfo=UTC))
     batch = list_batch(inst)
     assert batch is not None and batch.id is not None

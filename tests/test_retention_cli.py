@@ -103,7 +103,9 @@ def test_clerk_holds_and_requests(inst: Instance) -> None:
     )
     assert "due 2026-12-10" in opened and "on 3 records" in opened
     listed = last_json(run(inst, "request", "list", "--json"))
-    [row] = listed["requests"]  # type: ignore[misc]
+    requests = listed["requests"]
+    assert isinstance(requests, list)
+    [row] = requests
     assert row["due_on"] == "2026-12-10"
     assert "days left" in run(inst, "request", "list")
     assert "2026-12-17" in run(

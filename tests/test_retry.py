@@ -6,6 +6,7 @@ import logging
 import time
 import traceback
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
@@ -171,7 +172,7 @@ def test_many_posts_under_mixed_faults_none_lost_none_twice(
             control.fault("timeout", path, method="POST", seconds=1.0)
         connector.publish(post(text))
     assert control.received(account)["created"] == 30
-    listed = []
+    listed: list[str] = []
     cursor = None
     while True:
         page = connector.list_posts(cursor=cursor)
@@ -199,7 +200,10 @@ def _secret_connectors(url: str, control: Control) -> list[Connector]:
     policy = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.02, budget=1.0)
     x = XConnector(
         "secret-x",
-        **{k: Secret(v) for k, v in SECRETS.items()},
+        consumer_key=Secret(SECRETS["consumer_key"]),
+        consumer_secret=Secret(SECRETS["consumer_secret"]),
+        access_token=Secret(SECRETS["access_token"]),
+        access_token_secret=Secret(SECRETS["access_token_secret"]),
         base_url=url,
         retry=policy,
         timeout=FAST_TIMEOUT,
@@ -215,6 +219,10 @@ def _secret_connectors(url: str, control: Control) -> list[Connector]:
     return [x, fb]
 
 
+def _publish_notice(connector: Connector, kind: str) -> None:
+    connector.publish(post(f"Notice {kind}"))
+
+
 def test_secrets_never_in_logs_or_errors(
     sandbox: SandboxServer, control: Control, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -225,10 +233,7 @@ def test_secrets_never_in_logs_or_errors(
     for kind in ("error", "rate_limit", "duplicate", "expired_token", "malformed", "timeout"):
         for connector in connectors:
             control.fault(kind, "", count=3, seconds=0.6)
-            for action in (
-                lambda c=connector, k=kind: c.publish(post(f"Notice {k}")),
-                lambda c=connector: c.list_posts(),
-            ):
+            for action in (partial(_publish_notice, connector, kind), connector.list_posts):
                 try:
                     action()
                 except BulletinError as e:

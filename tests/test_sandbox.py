@@ -76,7 +76,10 @@ def test_x_timeline_fields_and_pagination(sandbox: SandboxServer) -> None:
     """User timeline: created_at in milliseconds, meta tokens, since_id exclusive."""
     ids = [tweet(sandbox.url, f"Post {i}").json()["data"]["id"] for i in range(7)]
     url = f"{sandbox.url}/2/users/{USER}/tweets"
-    fields = {"tweet.fields": "created_at,conversation_id,author_id", "max_results": 5}
+    fields: dict[str, str | int] = {
+        "tweet.fields": "created_at,conversation_id,author_id",
+        "max_results": 5,
+    }
     first = requests.get(url, params=fields, auth=AUTH, timeout=5).json()
     assert [t["id"] for t in first["data"]] == ids[::-1][:5]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["data"][0]["created_at"])

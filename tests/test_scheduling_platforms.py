@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from bulletin.config.accounts import FacebookAccountSettings
 from bulletin.models import Delivery, Notice, Record
 from bulletin.publisher.amend import correct_notice, retract_notice
 from bulletin.service.daemon import Daemon
@@ -67,7 +68,8 @@ def test_correction_is_a_reply_on_x_and_facebook(platforms: Instance, control: C
     comment = sandbox_state(control)["fb"]["comments"][fixes["facebook"].remote_id]
     assert comment["post_id"] == posts["facebook"].remote_id
     assert comment["message"] == "Correction: Main St, not Maple St."
-    assert comment["from"]["id"] == inst.settings.accounts["facebook"].page_id
+    page = inst.settings.account("facebook", FacebookAccountSettings)
+    assert comment["from"]["id"] == page.page_id
     with Session(inst.app.engine) as session:
         archived = session.exec(
             select(Record).where(Record.remote_id == fixes["x"].remote_id)

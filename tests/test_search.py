@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +13,7 @@ from sqlmodel import Session, col, select
 from bulletin.archiver.archive import Capture
 from bulletin.archiver.search import Query
 from bulletin.archiver.search import search as find
-from bulletin.connectors.base import RemoteItem
+from bulletin.connectors.base import ItemKind, ItemState, RemoteItem
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import Record
 from tests.plugins.bulletin_app import Instance
@@ -125,7 +124,7 @@ def test_status_shows_counts_sweeps_quarantine_spend_and_alerts(
     assert "ALERT" in text and "quarantined answers: 1" in text
 
 
-def _comment(remote_id: str, text: str, minute: int, state: str = "visible") -> Capture:
+def _comment(remote_id: str, text: str, minute: int, state: ItemState = "visible") -> Capture:
     posted = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(minutes=minute)
     item = RemoteItem(
         "comment", remote_id, text, "Visitor", posted, parent_id="p1", thread_id="p1", state=state
@@ -283,11 +282,18 @@ def test_manual_sweep_says_which_threads_the_schedule_left_for_later(
     assert [h["remote_id"] for h in search(site, "--author", "dana")] == [reply]
 
 
-def _item(kind: str, remote_id: str, text: str, author: str, thread: str, **extra: Any) -> Capture:
+def _item(
+    kind: ItemKind,
+    remote_id: str,
+    text: str,
+    author: str,
+    thread: str,
+    state: ItemState = "visible",
+) -> Capture:
     posted = datetime(2026, 3, 1, 15, tzinfo=UTC) + timedelta(minutes=len(remote_id))
     parent = None if kind == "post" else thread
     item = RemoteItem(
-        kind, remote_id, text, author, posted, parent_id=parent, thread_id=thread, **extra
+        kind, remote_id, text, author, posted, parent_id=parent, thread_id=thread, state=state
     )
     return Capture("facebook", "facebook", item)
 

@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin.archiver import decisions, holds
 from bulletin.db import session_scope
@@ -127,5 +127,5 @@ def test_a_hold_that_cannot_be_evaluated_never_blocks_capture_or_release(
     release(instance, bad)
     release(instance, good)
     with Session(instance.app.engine) as session:
-        states = session.execute(sa.select(Hold.state)).scalars().all()
+        states = session.execute(sa.select(col(Hold.state))).scalars().all()
     assert states == ["released", "released"]

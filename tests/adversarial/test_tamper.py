@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import col
 
 from bulletin.archiver import disposition, holds
 from bulletin.archiver.archive import Capture
 from bulletin.archiver.store.catalog import CATALOG
-from bulletin.connectors.base import RemoteItem
+from bulletin.connectors.base import ItemState, RemoteItem
 from bulletin.models import Record
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import invoke
@@ -55,7 +56,7 @@ class Scene:
         try:
             with engine.connect() as conn:
                 value = conn.execute(
-                    sa.select(Record.retain_until).where(Record.id == self.ids[name])  # type: ignore[arg-type]
+                    sa.select(col(Record.retain_until)).where(col(Record.id) == self.ids[name])
                 ).scalar_one()
         finally:
             engine.dispose()
@@ -88,6 +89,12 @@ def _forget_hold(scene: Scene) -> None:
     """Everything the database says of the hold on record 3, gone."""
     scene.sql("DELETE FROM hold_records WHERE record_id = :i", i=scene.ids["held"])
     scene.sql("UPDATE records SET legal_hold = false WHERE id = :i", i=scene.ids["held"])
+
+
+def _forget_hold_everywhere(scene: Scene) -> None:
+    """The hold forgotten in the index, and every object's legal hold cleared in the catalog."""
+    _forget_hold(scene)
+    scene.catalog("UPDATE objects SET legal_hold = 0")
 
 
 def _dispose_held(scene: Scene) -> None:
@@ -238,7 +245,7 @@ STORE_TAMPERS = [
     ),
     Tamper(
         "hold forgotten in the index and cleared in the catalog",
-        lambda s: (_forget_hold(s), s.catalog("UPDATE objects SET legal_hold = 0")),
+        _forget_hold_everywhere,
         "record {held}",
         "hold-disagrees",
         "it must be on legal hold; sha256/{held_object}",
@@ -261,7 +268,10 @@ STORE_TAMPERS = [
 
 
 def comment(
-    n: int, posted: datetime = POSTED, state: str = "visible", text: str = "about the water main"
+    n: int,
+    posted: datetime = POSTED,
+    state: ItemState = "visible",
+    text: str = "about the water main",
 ) -> Capture:
     item = RemoteItem(
         kind="comment",

@@ -98,4 +98,5 @@ def feed_entry_id(inst: Instance, notice_id: int, account: str = "feed") -> str:
     with Session(inst.app.engine) as session:
         notice = session.get(Notice, notice_id)
     assert notice is not None
-    return f"urn:bulletin:{account}:{delivery_key(notice, Delivery(notice_id=notice_id))}"
+    key = delivery_key(notice, Delivery(notice_id=notice_id, account=account))
+    return f"urn:bulletin:{account}:{key}"
