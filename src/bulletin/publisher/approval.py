@@ -111,7 +111,7 @@ def approve_notice(
     """
     overrides = list(dict.fromkeys(overrides))
     check_overrides(settings, overrides, reason)
-    require_role(settings, approver, "approver")
+    require_role(settings, approver, "approver", engine)
     now = clock.now()
     with session_scope(engine) as session:
         notice = get_for_update(session, notice_id)

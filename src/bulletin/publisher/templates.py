@@ -249,7 +249,7 @@ def approve_template(
     :raises Refused: already approved, self-approval with users, missing role, or the wording
         itself breaks a blocking content-policy rule.
     """
-    require_role(settings, approver, "approver")
+    require_role(settings, approver, "approver", engine)
     now = clock.now()
     with session_scope(engine) as session:
         template = _latest(session, name, for_update=True)
@@ -391,7 +391,7 @@ def notice_from_template(
     :raises Refused: the template was never approved, or was changed since its approval.
     :raises UsageError: a variable is unknown, missing or of the wrong type.
     """
-    require_role(settings, author, "dispatcher")
+    require_role(settings, author, "dispatcher", engine)
     template = approved_template(engine, name)
     assert template.approved_by is not None
     text, variants = render(template, values)
