@@ -319,3 +319,25 @@ def test_init_seeds_accounts_from_users(site: Instance) -> None:
     ]
     assert names == ["ada", "cleo", "dan"]
     assert len(events(site.app.engine, action="user.seeded")) == 3
+
+
+def test_accounts_end_open_mode(tmp_path: Path, db_url: str) -> None:
+    """Without [users] anyone may add the first account; from then on the accounts decide:
+    unknown names are refused, roles enforced and an author may not approve their notice."""
+    from bulletin.app import notices
+    from bulletin.publisher.notices import NoticeDraft
+
+    inst = make_instance(tmp_path, db_url)
+    try:
+        users.add(inst.app, Actor("whoever"), "ada", ["admin"])
+        with pytest.raises(Refused, match="unknown user 'whoever'"):
+            users.add(inst.app, Actor("whoever"), "eve", ["admin"])
+        users.add(inst.app, Actor("ada"), "dan", ["dispatcher", "approver"])
+        draft = NoticeDraft(category="road-closure", text="Main St closed.", targets=("feed",))
+        drafted = notices.draft(inst.app, Actor("dan"), draft)
+        with pytest.raises(Refused, match="does not hold the dispatcher role"):
+            notices.draft(inst.app, Actor("ada"), draft)
+        with pytest.raises(Refused, match="may not approve"):
+            notices.approve(inst.app, Actor("dan"), drafted.notice.id or 0)
+    finally:
+        inst.app.close()

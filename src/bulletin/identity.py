@@ -93,6 +93,14 @@ def require_role(
         raise Refused(f"user {name!r} does not hold the {role} role")
 
 
+def is_open_mode(settings: Settings, db: Engine | Session) -> bool:
+    """No accounts in ``db`` and no ``[users]``: names are recorded as given, roles not
+    enforced."""
+    from bulletin.users.directory import any_accounts
+
+    return settings.open_mode and not any_accounts(db)
+
+
 def _login_name() -> str:
     try:
         return getpass.getuser()
