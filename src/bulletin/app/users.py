@@ -225,18 +225,17 @@ def verify_password(
         account; a missing or wrong code (remedy ``totp-code``).
     """
     now = app.clock.now()
-    with session_scope(app.checked_engine()) as session:
+    who = Actor(name, "password", host)
+    with session_scope(app.checked_engine()) as session:  # a refusal's audit is committed too
         account = find(session, name)
-        matches = credentials.password_matches(
-            account.password_hash if account is not None else None, password
-        )
+        stored = account.password_hash if account is not None else None
+        matches = credentials.password_matches(stored, password)  # as slow for an unknown name
+        refused: Refused | None
         if account is None or not matches or account.disabled:
-            if account is not None:
-                _audit(session, Actor(name, "password", host), now, "user.sign_in_refused", name)
-            refused: Refused | None = Refused(SIGN_IN_REFUSED)
+            refused = Refused(SIGN_IN_REFUSED)
         else:
             refused = _second_factor(app, account, code, now)
-            who = Actor(name, "password", host)
+        if account is not None:
             action = "user.signed_in" if refused is None else "user.sign_in_refused"
             _audit(session, who, now, action, name)
     if refused is not None:
