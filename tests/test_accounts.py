@@ -139,9 +139,9 @@ def test_totp_is_required_for_a_configured_role(site: Instance) -> None:
     add_with_password(site, "abe", "approver")
     with pytest.raises(Refused, match="enrol a second factor"):
         users.verify_password(site.app, "abe", PASSWORD)
-    enrolled = users.enrol_totp(site.app, ADA, "abe")
-    assert enrolled.uri.startswith("otpauth://totp/")
-    totp = pyotp.parse_uri(enrolled.uri)
+    uri = users.enrol_totp(site.app, ADA, "abe")
+    assert uri.startswith("otpauth://totp/")
+    totp = pyotp.parse_uri(uri)
     assert isinstance(totp, pyotp.TOTP)
     with pytest.raises(Refused, match="code is needed"):
         users.verify_password(site.app, "abe", PASSWORD)

@@ -56,19 +56,12 @@ class UserView:
 
 @dataclass(frozen=True)
 class SetPasswordLink:
-    """A one-time link for ``name`` to set a password; ``url`` is shown once."""
+    """A one-time link for ``name`` to set a password, until ``expires_at``; ``url`` is shown
+    once and kept nowhere (only its token's sha256 is)."""
 
     name: str
     url: str
     expires_at: datetime
-
-
-@dataclass(frozen=True)
-class TotpEnrolment:
-    """The ``otpauth://`` URI of a new second factor, shown once."""
-
-    name: str
-    uri: str
 
 
 def seed(app: App) -> list[str]:
@@ -244,8 +237,9 @@ def verify_password(
 
 
 @acts
-def enrol_totp(app: App, actor: Actor, name: str) -> TotpEnrolment:
-    """Give ``name`` a new TOTP secret (replacing any); its URI is returned once.
+def enrol_totp(app: App, actor: Actor, name: str) -> str:
+    """Give ``name`` a new TOTP secret (replacing any); returns its ``otpauth://`` URI, for an
+    authenticator app, to be shown once.
 
     :raises Refused: ``actor`` is neither ``name`` nor an admin. :raises NotFound: no such user.
     """
@@ -257,10 +251,7 @@ def enrol_totp(app: App, actor: Actor, name: str) -> TotpEnrolment:
         account.totp_secret = credentials.new_totp_secret()
         account.updated_at = now
         _audit(session, actor, now, "user.totp_enrolled", name)
-        return TotpEnrolment(
-            name,
-            credentials.totp_uri(account.totp_secret, name, app.settings.agency.name),
-        )
+        return credentials.totp_uri(account.totp_secret, name, app.settings.agency.name)
 
 
 def verify_totp(app: App, name: str, code: str) -> None:

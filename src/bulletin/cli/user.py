@@ -7,6 +7,7 @@ link, and ``set-password`` reads the link and the password from a prompt (or std
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -38,6 +39,11 @@ _NEW_ROLES = click.option(
 _AS = click.option(
     "--as", "actor", default=None, help="Who acts (an admin; default $BULLETIN_USER)."
 )
+
+
+def _by_an_admin(command: Callable[..., None]) -> Callable[..., None]:
+    """NAME, ``--as`` and ``--json``; the command receives the context first."""
+    return click.argument("name")(_AS(json_option(pass_context(command))))
 
 
 @click.group()
@@ -83,10 +89,7 @@ def user_list(ctx: Context, as_json: bool) -> None:
 
 
 @user.command("disable")
-@click.argument("name")
-@_AS
-@json_option
-@pass_context
+@_by_an_admin
 def user_disable(ctx: Context, name: str, actor: str | None, as_json: bool) -> None:
     """Disable an account: it can no longer sign in or act; its links stop working."""
     shown = users.disable(ctx.app, ctx.actor(actor), name)
@@ -94,11 +97,8 @@ def user_disable(ctx: Context, name: str, actor: str | None, as_json: bool) -> N
 
 
 @user.command("roles")
-@click.argument("name")
 @_NEW_ROLES
-@_AS
-@json_option
-@pass_context
+@_by_an_admin
 def user_roles(
     ctx: Context, name: str, roles: tuple[str, ...], actor: str | None, as_json: bool
 ) -> None:
@@ -108,10 +108,7 @@ def user_roles(
 
 
 @user.command("reset")
-@click.argument("name")
-@_AS
-@json_option
-@pass_context
+@_by_an_admin
 def user_reset(ctx: Context, name: str, actor: str | None, as_json: bool) -> None:
     """Clear an account's password and print a new one-time link; earlier links stop working."""
     link = users.reset(ctx.app, ctx.actor(actor), name)
@@ -119,18 +116,15 @@ def user_reset(ctx: Context, name: str, actor: str | None, as_json: bool) -> Non
 
 
 @user.command("totp")
-@click.argument("name")
-@_AS
-@json_option
-@pass_context
+@_by_an_admin
 def user_totp(ctx: Context, name: str, actor: str | None, as_json: bool) -> None:
     """Enrol a TOTP second factor (RFC 6238) and print its otpauth:// URI, once: add it to an
     authenticator app. Enrolling again replaces the old one."""
-    enrolled = users.enrol_totp(ctx.app, ctx.actor(actor), name)
+    uri = users.enrol_totp(ctx.app, ctx.actor(actor), name)
     emit(
         as_json,
-        {"name": enrolled.name, "uri": enrolled.uri},
-        [f"second factor enrolled for {name}; add this to the authenticator app:", enrolled.uri],
+        {"name": name, "uri": uri},
+        [f"second factor enrolled for {name}; add this to the authenticator app:", uri],
     )
 
 
