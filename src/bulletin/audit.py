@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -15,10 +17,35 @@ from bulletin.models import AuditEvent
 _TABLE = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
+class Origin(Protocol):
+    """An authenticated actor (:class:`bulletin.app.actor.Actor`): who, how, from where."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def via(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+
+
+_ACTING: ContextVar[Origin | None] = ContextVar("bulletin_audit_acting", default=None)
+
+
+@contextmanager
+def acting(origin: Origin) -> Iterator[None]:
+    """While inside, an event whose actor is ``origin.name`` records its ``via`` and
+    ``host`` (the application layer wraps each action in this; the domain passes names)."""
+    token = _ACTING.set(origin)
+    try:
+        yield
+    finally:
+        _ACTING.reset(token)
+
+
 def event(
     *,
     at: datetime,
-    actor: str,
+    actor: str | Origin,
     action: str,
     object_type: str,
     object_id: str | int,
@@ -26,15 +53,24 @@ def event(
     **detail: Any,
 ) -> dict[str, Any]:
     """An audit event as a row of ``audit_events``, not yet added anywhere (for
-    :func:`record_events`)."""
+    :func:`record_events`). ``actor`` is a name, or an :class:`Origin` whose ``via`` and
+    ``host`` are recorded too (as they are for a name acting under :func:`acting`)."""
+    origin: Origin | None
+    if isinstance(actor, str):
+        current = _ACTING.get()
+        origin = current if current is not None and current.name == actor else None
+    else:
+        origin = actor
     return {
         "at": at,
-        "actor": actor,
+        "actor": actor if isinstance(actor, str) else actor.name,
         "action": action,
         "object_type": object_type,
         "object_id": str(object_id),
         "reason": reason,
         "detail": json.dumps(detail, sort_keys=True, default=str) if detail else None,
+        "via": origin.via if origin is not None else None,
+        "host": (origin.host or None) if origin is not None else None,
     }
 
 
@@ -49,7 +85,7 @@ def record_event(
     session: Session,
     *,
     at: datetime,
-    actor: str,
+    actor: str | Origin,
     action: str,
     object_type: str,
     object_id: str | int,

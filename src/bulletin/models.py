@@ -305,6 +305,8 @@ class AuditEvent(SQLModel, table=True):
     object_id: str
     reason: str | None = None
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    via: str | None = None  # how the actor was authenticated (bulletin.app.actor)
+    host: str | None = None  # where the actor acted from
 
 
 class DaemonInstance(SQLModel, table=True):

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bulletin.app.actor import Actor
+from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.db import migrate, session_scope
 from bulletin.errors import DatabaseError
 from bulletin.publisher.notices import sync_account
+from bulletin.users.directory import seed_from_config
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,10 @@ class Initialised:
     accounts: list[str]
 
 
+@acts
 def initialise(app: App, actor: Actor) -> Initialised:
     """Create the data directory, bring the database schema up to date, open the archive store
-    and record the configured accounts.
+    and record the configured accounts; each ``[users.NAME]`` without an account gets one.
 
     :raises DatabaseError: the data directory is not writable, or the database unreachable.
     """
@@ -45,6 +47,7 @@ def initialise(app: App, actor: Actor) -> Initialised:
     with session_scope(app.engine) as session:
         for name in settings.accounts:
             sync_account(session, settings, name)
+        seed_from_config(session, settings, app.clock.now())
     return Initialised(
         data_dir, settings.database_url, revision, store.kind, sorted(settings.accounts)
     )

@@ -4,11 +4,12 @@ object, when and why. Reading it needs no role."""
 from __future__ import annotations
 
 from bulletin import audit
-from bulletin.app.actor import Actor
+from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.models import AuditEvent
 
 
+@acts
 def list_events(
     app: App, actor: Actor, about: str | None = None, action: str | None = None, limit: int = 50
 ) -> list[AuditEvent]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from bulletin.app import outbox
-from bulletin.app.actor import Actor
+from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.cap.feed import import_source, poll_feeds
 from bulletin.cap.importer import ImportResult
@@ -24,13 +24,14 @@ class Imported:
     woke: bool
 
 
+@acts
 def import_alerts(app: App, actor: Actor, source: str, targets: tuple[str, ...] = ()) -> Imported:
     """Import the CAP alert (or Atom feed of alerts) at ``source`` as ``actor`` (a
     dispatcher), to ``targets`` (default: ``[cap] targets``).
 
     :raises Refused: ``actor`` is not a dispatcher.
     """
-    require_role(app.settings, actor.name, "dispatcher")
+    require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
     with outbox.collect() as wakes:
         results = import_source(
             app.checked_engine(), app.settings, app.clock, source, actor.name, targets

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from bulletin.app.actor import Actor
+from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.archiver.export import BundleReport, ExportResult, export_bundle, resolve
 from bulletin.archiver.export import verify_bundle as check_bundle
@@ -20,6 +20,7 @@ from bulletin.identity import require_role
 Production = Literal["public", "counsel"]
 
 
+@acts
 def produce(
     app: App,
     actor: Actor,
@@ -41,7 +42,7 @@ def produce(
     :raises UsageError: neither or both scopes, a bad query, an unknown account.
     :raises NotFound: no such request.
     """
-    require_role(app.settings, actor.name, "clerk")
+    require_role(app.settings, actor.name, "clerk", app.checked_engine())
     engine = app.checked_engine()
     scope = resolve(engine, app.settings, request_id, query)
     return export_bundle(
@@ -61,6 +62,7 @@ def produce(
     )
 
 
+@acts
 def verify_bundle(actor: Actor, bundle: Path, app: App | None = None) -> BundleReport:
     """Check the bundle at ``bundle``: bag validity, every file's and record's hash; with
     ``app``, against its archive and ledger too. Never raises for what it finds.

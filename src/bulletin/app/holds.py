@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bulletin.app.actor import Actor
+from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.archiver import holds
 from bulletin.identity import require_role
@@ -30,6 +30,7 @@ class HoldView:
         return holds.Query.from_json(self.hold.query).describe()
 
 
+@acts
 def place_hold(
     app: App, actor: Actor, *, name: str, query: str, reason: str, allow_empty: bool = False
 ) -> HoldView:
@@ -39,7 +40,7 @@ def place_hold(
         ``allow-empty``).
     :raises UsageError: a query that does not parse or cannot be evaluated; no name or reason.
     """
-    require_role(app.settings, actor.name, "clerk")
+    require_role(app.settings, actor.name, "clerk", app.checked_engine())
     parsed = holds.parse_query(query)
     placed, count = holds.create_hold(
         app.checked_engine(),
@@ -55,12 +56,14 @@ def place_hold(
     return HoldView(placed, count)
 
 
+@acts
 def list_holds(app: App, actor: Actor, *, include_released: bool = False) -> list[HoldView]:
     """Open holds (with ``include_released``, all), newest first; any user may list them."""
     rows = holds.list_holds(app.checked_engine(), include_released)
     return [HoldView(h, n) for h, n in rows]
 
 
+@acts
 def show_hold(app: App, actor: Actor, hold_id: int) -> HoldView:
     """One hold and its records; any user may look.
 
@@ -72,6 +75,7 @@ def show_hold(app: App, actor: Actor, hold_id: int) -> HoldView:
     return HoldView(found, len(records), records)
 
 
+@acts
 def release_hold(app: App, actor: Actor, hold_id: int, *, reason: str) -> int:
     """Release a hold; records leave legal hold when nothing else covers them. Returns how
     many did.
@@ -80,7 +84,7 @@ def release_hold(app: App, actor: Actor, hold_id: int, *, reason: str) -> int:
     :raises NotFound: no such hold.
     :raises UsageError: no reason.
     """
-    require_role(app.settings, actor.name, "clerk")
+    require_role(app.settings, actor.name, "clerk", app.checked_engine())
     engine, now = app.checked_engine(), app.clock.now()
     return holds.release_hold(
         engine, app.store, hold_id, reason=reason, actor=actor.name, now=now, settings=app.settings

@@ -4,13 +4,14 @@ comment is archived fresh from its platform first, then acted on (see
 
 from __future__ import annotations
 
-from bulletin.app.actor import Actor
+from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.app.records import get_record
 from bulletin.archiver.moderation import Action, Moderated, moderate
 from bulletin.identity import require_role
 
 
+@acts
 def moderate_comment(
     app: App, actor: Actor, record_id: int, action: Action, *, reason: str
 ) -> Moderated:
@@ -20,7 +21,7 @@ def moderate_comment(
         fresh capture failed (nothing was done); the comment is gone; no reason.
     :raises NotFound: no such record.
     """
-    require_role(app.settings, actor.name, "clerk")
+    require_role(app.settings, actor.name, "clerk", app.checked_engine())
     record = get_record(app.checked_engine(), record_id)
     return moderate(
         app.archiver,

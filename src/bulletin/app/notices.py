@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from bulletin.app import outbox
-from bulletin.app.actor import Actor
+from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.identity import require_role
 from bulletin.models import Notice
@@ -64,6 +64,7 @@ class LateDecision:
     woke: bool
 
 
+@acts
 def draft(
     app: App,
     actor: Actor,
@@ -78,7 +79,7 @@ def draft(
     :raises Refused: ``actor`` is not a dispatcher, or the template is not approved.
     :raises UsageError: a bad draft or variable.
     """
-    require_role(app.settings, actor.name, "dispatcher")
+    require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
     engine = app.checked_engine()
     store = app.store if notice.images else None
     covered_by: str | None = None
@@ -103,6 +104,7 @@ def draft(
     return Drafted(created, review, template, covered_by, bool(wakes.sent))
 
 
+@acts
 def approve(
     app: App,
     actor: Actor,
@@ -118,7 +120,7 @@ def approve(
     :raises Refused: not an approver, or the approval is refused.
     :raises UsageError: an override without a reason or of an unknown rule.
     """
-    require_role(app.settings, actor.name, "approver")
+    require_role(app.settings, actor.name, "approver", app.checked_engine())
     engine = app.checked_engine()
     with outbox.collect() as wakes:
         approved = approval.approve_notice(
@@ -136,6 +138,7 @@ def approve(
     return Approved(approved, count, bool(wakes.sent))
 
 
+@acts
 def cancel(app: App, actor: Actor, notice_id: int, reason: str) -> CancelResult:
     """Cancel what has not gone out; see :func:`bulletin.publisher.notices.cancel_notice`
     (a notice with a published post takes an approver)."""
@@ -144,13 +147,14 @@ def cancel(app: App, actor: Actor, notice_id: int, reason: str) -> CancelResult:
     )
 
 
+@acts
 def correct(app: App, actor: Actor, notice_id: int, text: str, reason: str) -> Amended:
     """Queue a correction as a reply to every published post (an approver's action).
 
     :raises Refused: not an approver, or nothing is published.
     :raises UsageError: empty text or reason, or a text too long for a platform.
     """
-    require_role(app.settings, actor.name, "approver")
+    require_role(app.settings, actor.name, "approver", app.checked_engine())
     with outbox.collect() as wakes:
         result = amend.correct_notice(
             app.checked_engine(), app.settings, app.clock.now(), notice_id, text, reason, actor.name
@@ -158,6 +162,7 @@ def correct(app: App, actor: Actor, notice_id: int, text: str, reason: str) -> A
     return Amended(result, bool(wakes.sent))
 
 
+@acts
 def retract(
     app: App,
     actor: Actor,
@@ -178,6 +183,7 @@ def retract(
     return Amended(result, bool(wakes.sent))
 
 
+@acts
 def acknowledge(app: App, actor: Actor, notice_id: int, reason: str = "") -> int:
     """Record that ``actor`` has seen the notice's failed deliveries; returns how many."""
     return failures.acknowledge(
@@ -185,6 +191,7 @@ def acknowledge(app: App, actor: Actor, notice_id: int, reason: str = "") -> int
     )
 
 
+@acts
 def decide_late(
     app: App, actor: Actor, notice_id: int, publish: bool, reason: str | None = None
 ) -> LateDecision:
@@ -192,7 +199,7 @@ def decide_late(
 
     :raises Refused: publishing without the approver role, nothing late, or it expired.
     """
-    require_role(app.settings, actor.name, "approver" if publish else None)
+    require_role(app.settings, actor.name, "approver" if publish else None, app.checked_engine())
     engine, now = app.checked_engine(), app.clock.now()
     with outbox.collect() as wakes:
         accounts = schedule.decide_late(

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bulletin.app.actor import Actor
+from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.archiver.capture.sweep import SweepResult, sweep
 from bulletin.archiver.rebuild import RebuildReport, rebuild_index
@@ -78,6 +78,7 @@ def get_record(engine: Engine, record_id: int) -> Record:
     return record
 
 
+@acts
 def list_records(
     app: App, actor: Actor, *, account: str | None = None, kind: Kind | None = None, limit: int
 ) -> list[Record]:
@@ -91,6 +92,7 @@ def list_records(
         return list(session.exec(query).all())
 
 
+@acts
 def show_record(app: App, actor: Actor, record_id: int) -> Shown:
     """One record with its snapshot, read from the store and checked against its hash.
 
@@ -110,6 +112,7 @@ def show_record(app: App, actor: Actor, record_id: int) -> Shown:
     return Shown(record, entry_hash, snapshot, differs)
 
 
+@acts
 def search_records(
     app: App,
     actor: Actor,
@@ -131,6 +134,7 @@ def search_records(
     return Found(query, search(app.checked_engine(), query, time_zone=tz, limit=limit))
 
 
+@acts
 def show_thread(app: App, actor: Actor, record_id: int) -> Thread:
     """The thread holding record ``record_id``, every item with every version.
 
@@ -140,12 +144,14 @@ def show_thread(app: App, actor: Actor, record_id: int) -> Thread:
     return Thread(record, items)
 
 
+@acts
 def status(app: App, actor: Actor) -> dict[str, Any]:
     """Records by account, kind and state; last sweeps; quarantine; spend; store backlog (see
     :func:`bulletin.archiver.status.archive_status`)."""
     return archive_status(app.checked_engine(), app.store, app.settings, app.clock.now())
 
 
+@acts
 def sweep_now(app: App, actor: Actor, account: str, *, full: bool = False) -> SweepResult:
     """Capture ``account``'s posts and comments now, as the daemon's sweep does.
 
@@ -157,6 +163,7 @@ def sweep_now(app: App, actor: Actor, account: str, *, full: bool = False) -> Sw
     return sweep(app.archiver, app.connector(account), account, app.clock, full=full)
 
 
+@acts
 def verify_archive(app: App, actor: Actor, progress: Progress | None = None) -> Report:
     """Check every stored object against its hash and the ledger chain; never raises for what
     it finds. ``progress`` hears how far each phase (``ledger``, ``records``) has got."""
@@ -187,6 +194,7 @@ def _totals(engine: Engine) -> dict[str, int]:
         }
 
 
+@acts
 def rebuild(app: App, actor: Actor, *, replace: bool = False) -> RebuildReport:
     """Rebuild the archive index from the WORM store and its ledger alone; notice ids go on
     above the highest the platforms hold. Platforms that could not be read are problems.

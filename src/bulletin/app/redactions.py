@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bulletin.app.actor import Actor
+from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.app.records import get_record
 from bulletin.archiver import redaction
@@ -34,6 +34,7 @@ def label_of(app: App, code: str) -> str:
     return redaction.label_of(app.settings, code)
 
 
+@acts
 def add_redaction(
     app: App,
     actor: Actor,
@@ -54,7 +55,7 @@ def add_redaction(
         an unknown code, no reason.
     :raises NotFound: no such record.
     """
-    require_role(app.settings, actor.name, "clerk")
+    require_role(app.settings, actor.name, "clerk", app.checked_engine())
     return redaction.add(
         app.checked_engine(),
         app.settings,
@@ -70,19 +71,21 @@ def add_redaction(
     )
 
 
+@acts
 def propagate_redaction(app: App, actor: Actor, redaction_id: int) -> redaction.Added:
     """Withhold a redaction's text in every other archived version of its item too.
 
     :raises Refused: ``actor`` is not a clerk; the redaction was removed.
     :raises NotFound: no such redaction.
     """
-    require_role(app.settings, actor.name, "clerk")
+    require_role(app.settings, actor.name, "clerk", app.checked_engine())
     engine, now = app.checked_engine(), app.clock.now()
     return redaction.propagate(
         engine, app.settings, redaction_id, actor=actor.name, now=now, store=app.store
     )
 
 
+@acts
 def list_redactions(
     app: App, actor: Actor, *, record_id: int | None = None, include_removed: bool = False
 ) -> list[Redaction]:
@@ -92,6 +95,7 @@ def list_redactions(
     )
 
 
+@acts
 def remove_redaction(app: App, actor: Actor, redaction_id: int, *, reason: str) -> Redaction:
     """Take a redaction out of force (it stays on record, marked removed).
 
@@ -99,18 +103,20 @@ def remove_redaction(app: App, actor: Actor, redaction_id: int, *, reason: str) 
     :raises NotFound: no such redaction.
     :raises UsageError: no reason.
     """
-    require_role(app.settings, actor.name, "clerk")
+    require_role(app.settings, actor.name, "clerk", app.checked_engine())
     engine, now = app.checked_engine(), app.clock.now()
     return redaction.remove(
         engine, redaction_id, actor=actor.name, reason=reason, now=now, store=app.store
     )
 
 
+@acts
 def exemption_codes(app: App, actor: Actor) -> dict[str, ExemptionCode]:
     """The exemption codes a redaction may cite, by code, sorted."""
     return dict(sorted(app.settings.redaction.codes().items()))
 
 
+@acts
 def redaction_sheet(app: App, actor: Actor, record_id: int) -> Sheet:
     """A record's words, redactions in force and public text.
 

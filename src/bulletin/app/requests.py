@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from bulletin.app.actor import Actor
+from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.archiver import holds, requests
 from bulletin.identity import require_role
@@ -57,6 +57,7 @@ def _view(app: App, found: RecordsRequest, **counts: int) -> RequestView:
     return RequestView(found, requests.days_left(app.settings, found, app.clock.now()), **counts)
 
 
+@acts
 def open_request(
     app: App,
     actor: Actor,
@@ -75,7 +76,7 @@ def open_request(
     :raises UsageError: no requester or description, an implausible received date, a query
         that does not parse or cannot be evaluated.
     """
-    require_role(app.settings, actor.name, "clerk")
+    require_role(app.settings, actor.name, "clerk", app.checked_engine())
     parsed = holds.parse_query(query)
     opened, count = requests.open_request(
         app.checked_engine(),
@@ -93,6 +94,7 @@ def open_request(
     return _view(app, opened, records=count)
 
 
+@acts
 def list_requests(app: App, actor: Actor, *, include_closed: bool = False) -> list[RequestView]:
     """Open requests (with ``include_closed``, all), the soonest due first."""
     rows = requests.list_requests(
@@ -101,6 +103,7 @@ def list_requests(app: App, actor: Actor, *, include_closed: bool = False) -> li
     return [_view(app, r.request) for r in rows]
 
 
+@acts
 def show_request(app: App, actor: Actor, request_id: int) -> RequestView:
     """One request, with how many records its hold covers.
 
@@ -112,6 +115,7 @@ def show_request(app: App, actor: Actor, request_id: int) -> RequestView:
     return _view(app, found, records=count)
 
 
+@acts
 def extend_request(
     app: App, actor: Actor, request_id: int, *, days: int, reason: str
 ) -> RequestView:
@@ -120,7 +124,7 @@ def extend_request(
     :raises Refused: ``actor`` is not a clerk; the request is closed.
     :raises UsageError: ``days`` out of bounds, no reason.
     """
-    require_role(app.settings, actor.name, "clerk")
+    require_role(app.settings, actor.name, "clerk", app.checked_engine())
     found = requests.extend_request(
         app.checked_engine(),
         app.store,
@@ -134,13 +138,14 @@ def extend_request(
     return _view(app, found)
 
 
+@acts
 def close_request(app: App, actor: Actor, request_id: int, *, reason: str) -> RequestView:
     """Close a request and release its hold (records another hold covers stay held).
 
     :raises Refused: ``actor`` is not a clerk; already closed.
     :raises NotFound: no such request.
     """
-    require_role(app.settings, actor.name, "clerk")
+    require_role(app.settings, actor.name, "clerk", app.checked_engine())
     found, freed = requests.close_request(
         app.checked_engine(),
         app.store,

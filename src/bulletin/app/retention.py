@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
-from bulletin.app.actor import Actor
+from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.archiver import disposition, retention
 from bulletin.archiver.disposition import ApproveResult
@@ -43,6 +43,7 @@ class BatchDetail:
     certificate_problems: list[str]
 
 
+@acts
 def show_schedule(app: App, actor: Actor) -> Schedule:
     """The schedule and how many records each series holds, keeps and has disposed of."""
     settings = app.settings
@@ -87,13 +88,14 @@ def example_schedule(name: str) -> str:
     return shipped[name]
 
 
+@acts
 def apply_schedule(app: App, actor: Actor, *, dry_run: bool = False) -> ApplyReport:
     """Re-compute retain-until from the schedule and extend records and store objects; never
     shortens. With ``dry_run`` nothing changes.
 
     :raises Refused: ``actor`` is not an administrator.
     """
-    require_role(app.settings, actor.name, "admin")
+    require_role(app.settings, actor.name, "admin", app.checked_engine())
     return retention.apply_schedule(
         app.checked_engine(),
         app.store,
@@ -104,22 +106,25 @@ def apply_schedule(app: App, actor: Actor, *, dry_run: bool = False) -> ApplyRep
     )
 
 
+@acts
 def list_batch(app: App, actor: Actor) -> DispositionBatch | None:
     """List the records due for destruction into a new batch; None when nothing is due.
 
     :raises Refused: ``actor`` is not an administrator; an open hold cannot be evaluated.
     """
-    require_role(app.settings, actor.name, "admin")
+    require_role(app.settings, actor.name, "admin", app.checked_engine())
     return disposition.build_disposition_batch(
         app.checked_engine(), app.store, app.settings, app.clock.now(), actor.name
     )
 
 
+@acts
 def list_batches(app: App, actor: Actor) -> list[DispositionBatch]:
     """Disposition batches, newest first."""
     return disposition.list_batches(app.checked_engine())
 
 
+@acts
 def show_batch(app: App, actor: Actor, batch_id: int) -> BatchDetail:
     """One batch, its items and, once approved, its certificate checked.
 
@@ -135,6 +140,7 @@ def show_batch(app: App, actor: Actor, batch_id: int) -> BatchDetail:
     return BatchDetail(batch, items, problems)
 
 
+@acts
 def approve_batch(app: App, actor: Actor, batch_id: int) -> ApproveResult:
     """Destroy a listed batch and write its certificate of destruction.
 
@@ -142,7 +148,7 @@ def approve_batch(app: App, actor: Actor, batch_id: int) -> ApproveResult:
         was approved already.
     :raises NotFound: no such batch.
     """
-    require_role(app.settings, actor.name, "approver")
+    require_role(app.settings, actor.name, "approver", app.checked_engine())
     return disposition.approve_batch(
         app.checked_engine(),
         app.store,

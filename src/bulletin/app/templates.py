@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bulletin.app.actor import Actor
+from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.identity import require_role
 from bulletin.models import Template
 from bulletin.publisher import templates
 
 
+@acts
 def add(
     app: App,
     actor: Actor,
@@ -26,7 +27,7 @@ def add(
 
     :raises UsageError: see :func:`bulletin.publisher.templates.add_template`.
     """
-    require_role(app.settings, actor.name, None)
+    require_role(app.settings, actor.name, None, app.checked_engine())
     return templates.add_template(
         app.checked_engine(),
         app.settings,
@@ -40,12 +41,13 @@ def add(
     )
 
 
+@acts
 def approve(app: App, actor: Actor, name: str) -> Template:
     """Approve the newest version of ``name`` (an approver's action).
 
     :raises Refused: not an approver, already approved, self-approval, or a policy finding.
     """
-    require_role(app.settings, actor.name, "approver")
+    require_role(app.settings, actor.name, "approver", app.checked_engine())
     return templates.approve_template(
         app.checked_engine(), app.settings, app.clock, name, actor.name
     )

@@ -295,7 +295,7 @@ def poll_feeds(engine: Engine, settings: Settings, clock: Clock) -> list[ImportR
     :raises ConfigError: with ``[users]``, ``[cap] actor`` is not a dispatcher.
     """
     try:
-        require_role(settings, settings.cap.actor, "dispatcher")
+        require_role(settings, settings.cap.actor, "dispatcher", engine)
     except Refused as e:
         raise ConfigError(f"{settings.source}: cap.actor: {e}") from None
     results: list[ImportResult] = Importer(

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 import click
 
 from bulletin import __version__
-from bulletin.app import Actor, App
+from bulletin.app import Actor, App, users
 from bulletin.clock import Clock, SystemClock
 from bulletin.config import Settings, load_settings
 from bulletin.errors import BulletinError
@@ -64,6 +64,8 @@ REMEDIES: dict[str, str] = {
     "late-ok": " (use --late-ok to publish it now anyway)",
     "override": ' (approve with --override RULE --reason "...")',
     "reason": " (give --reason)",
+    "role": " (give --role ROLE, repeatable)",
+    "totp-code": " (the six digits the authenticator app shows now)",
     "repeat": " (--until needs --repeat or --every)",
     "target": " (give --target ACCOUNT)",
     "text": " (give --text)",
@@ -117,7 +119,7 @@ class Context:
         """Who runs this command: ``explicit`` (``--as``/``--by``), else ``BULLETIN_USER``, else
         the login name mapped through ``os_user`` (see :func:`bulletin.identity.resolve_actor`).
         Roles are the application layer's to check."""
-        name = resolve_actor(self.settings, explicit, self.environ)
+        name = resolve_actor(self.settings, explicit, self.environ, db=users.directory(self.app))
         given = bool(explicit or self.environ.get("BULLETIN_USER"))
         return Actor(name, "as-given" if given else "os-user", socket.gethostname())
 
@@ -292,6 +294,7 @@ from bulletin.cli import (  # noqa: E402
     retention,
     sandbox,
     template,
+    user,
 )
 from bulletin.cli import export as export_cli  # noqa: E402
 
@@ -305,6 +308,7 @@ for _module in (
     retention,
     sandbox,
     template,
+    user,
     export_cli,
 ):
     _module.register(cli)

@@ -31,11 +31,13 @@ from bulletin.config.archive import (
 from bulletin.config.publisher import CapSettings, PolicySettings, PublisherSettings
 from bulletin.config.site import (
     AgencySettings,
+    AuthSettings,
     DaemonSettings,
     DatabaseSettings,
     PathsSettings,
     SandboxSettings,
     UserSettings,
+    WebSettings,
 )
 from bulletin.config.values import Section, parse_period
 from bulletin.errors import ConfigError
@@ -55,6 +57,8 @@ class Settings(Section):
     retention: RetentionSettings = RetentionSettings()
     requests: RequestsSettings = RequestsSettings()
     users: dict[str, UserSettings] = Field(default_factory=dict)
+    auth: AuthSettings = AuthSettings()
+    web: WebSettings = WebSettings()
     accounts: dict[str, AnyAccountSettings] = Field(default_factory=dict)
     sandbox: SandboxSettings = SandboxSettings()
     daemon: DaemonSettings = DaemonSettings()

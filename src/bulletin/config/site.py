@@ -1,5 +1,5 @@
 """Where Bulletin runs and who uses it: ``[agency]``, ``[paths]``, ``[database]``, ``[users]``,
-``[daemon]`` and ``[sandbox]``."""
+``[auth]``, ``[web]``, ``[daemon]`` and ``[sandbox]``."""
 
 from __future__ import annotations
 
@@ -75,6 +75,29 @@ class DatabaseSettings(Section):
 class UserSettings(Section):
     roles: list[Role] = Field(default_factory=list)
     os_user: str | None = None
+
+
+class AuthSettings(Section):
+    # signing in with a password also needs a TOTP code for an account holding any of these
+    require_mfa_for: list[Role] = Field(default_factory=list)
+
+
+class WebSettings(Section):
+    # the address people reach Bulletin's pages at (links it prints, e.g. to set a password);
+    # empty: http://127.0.0.1:8080
+    base_url: str = ""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("give an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @property
+    def link_base(self) -> str:
+        """Where links printed for people start."""
+        return self.base_url or "http://127.0.0.1:8080"
 
 
 class SandboxSettings(Section):

@@ -22,8 +22,10 @@ from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.config.settings import Settings
+from bulletin.config.site import Role
 from bulletin.db import session_scope, wake_after_commit
 from bulletin.errors import Refused, UsageError
+from bulletin.identity import require_role
 from bulletin.models import Delivery, Notice
 from bulletin.publisher import policy
 from bulletin.publisher.notices import get_for_update, platform_of
@@ -85,18 +87,24 @@ def _check_fits(
     return targets
 
 
-def _holds(settings: Settings, name: str, role: str) -> bool:
-    """Whether ``name`` holds ``role``; everyone does in open mode (no ``[users]``)."""
-    user = settings.users.get(name)
-    return settings.open_mode or (user is not None and role in user.roles)
+def _holds(settings: Settings, name: str, role: Role, session: Session) -> bool:
+    """Whether ``name`` holds ``role`` (:func:`bulletin.identity.require_role`); everyone does
+    in open mode."""
+    try:
+        require_role(settings, name, role, session)
+    except Refused:
+        return False
+    return True
 
 
-def _may_retract(settings: Settings, actor: str, *, delete: bool, templated: bool) -> None:
+def _may_retract(
+    settings: Settings, session: Session, actor: str, *, delete: bool, templated: bool
+) -> None:
     """:raises Refused: ``actor`` may not retract a published notice this way: it takes an
     approver, or a dispatcher answering with an approved template's text."""
-    if _holds(settings, actor, "approver"):
+    if _holds(settings, actor, "approver", session):
         return
-    if templated and not delete and _holds(settings, actor, "dispatcher"):
+    if templated and not delete and _holds(settings, actor, "dispatcher", session):
         return
     raise Refused(
         f"user {actor!r} does not hold the approver role: retracting a published notice needs "
@@ -254,7 +262,7 @@ def retract_notice(
             raise Refused(f"notice {notice_id} has nothing left to retract")
         if published:
             preapproved = template is not None or fixed_text
-            _may_retract(settings, actor, delete=delete, templated=preapproved)
+            _may_retract(settings, session, actor, delete=delete, templated=preapproved)
             targets = _check_fits(session, settings, [d.account for d in published], body)
             if not delete:
                 _refuse_blocked(settings, notice, targets)

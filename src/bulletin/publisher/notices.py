@@ -415,7 +415,7 @@ def cancel_notice(
         ).all()
         if settings is not None and any(d.state == DeliveryState.PUBLISHED for d in deliveries):
             try:
-                require_role(settings, actor, "approver")
+                require_role(settings, actor, "approver", session)
             except Refused as e:
                 raise Refused(f"{e}: cancelling a published notice needs an approver") from None
         cancelled: list[str] = []

@@ -25,7 +25,7 @@ from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
-from bulletin.identity import require_role
+from bulletin.identity import is_open_mode, require_role
 from bulletin.models import Approval, Notice, Template
 from bulletin.publisher import policy
 from bulletin.publisher.approval import make_due, notice_images
@@ -249,7 +249,7 @@ def approve_template(
     :raises Refused: already approved, self-approval with users, missing role, or the wording
         itself breaks a blocking content-policy rule.
     """
-    require_role(settings, approver, "approver")
+    require_role(settings, approver, "approver", engine)
     now = clock.now()
     with session_scope(engine) as session:
         template = _latest(session, name, for_update=True)
@@ -259,7 +259,7 @@ def approve_template(
             raise Refused(
                 f"template {name} v{template.version} is already approved by {template.approved_by}"
             )
-        if not settings.open_mode and approver == template.created_by:
+        if approver == template.created_by and not is_open_mode(settings, session):
             raise Refused(f"{approver} wrote template {name} and may not approve it")
         bodies = template.bodies
         targets = [
@@ -391,7 +391,7 @@ def notice_from_template(
     :raises Refused: the template was never approved, or was changed since its approval.
     :raises UsageError: a variable is unknown, missing or of the wrong type.
     """
-    require_role(settings, author, "dispatcher")
+    require_role(settings, author, "dispatcher", engine)
     template = approved_template(engine, name)
     assert template.approved_by is not None
     text, variants = render(template, values)

@@ -1,0 +1,71 @@
+"""Passwords (argon2id), one-time link tokens (only their sha256 is stored) and TOTP second
+factors (RFC 6238). Nothing here logs or returns a password."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from datetime import datetime
+
+import pyotp
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from bulletin.errors import UsageError
+
+MIN_PASSWORD_LENGTH = 12
+_HASHER = PasswordHasher(type=Type.ID)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when an account has no password, so an unknown name takes as long."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
+
+
+def check_policy(password: str) -> None:
+    """:raises UsageError: the password is shorter than :data:`MIN_PASSWORD_LENGTH`."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UsageError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password`` (``$argon2id$v=19$...``)."""
+    return _HASHER.hash(password)
+
+
+def password_matches(stored: str | None, password: str) -> bool:
+    """Whether ``password`` matches the hash ``stored`` (False when there is none; the time
+    taken is about the same either way)."""
+    try:
+        return _HASHER.verify(stored or _dummy_hash(), password) and stored is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh link token and its sha256 (hex), the only form stored."""
+    token = secrets.token_urlsafe(32)
+    return token, token_digest(token)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def totp_uri(secret: str, name: str, issuer: str) -> str:
+    """The ``otpauth://totp/...`` URI an authenticator app reads (shown once)."""
+    return pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name=issuer)
+
+
+def totp_matches(secret: str, code: str, at: datetime) -> bool:
+    """Whether ``code`` is the TOTP of ``secret`` at ``at`` (one step either side allowed)."""
+    code = code.strip()
+    if not code.isdigit():
+        return False
+    return pyotp.TOTP(secret).verify(code, for_time=at, valid_window=1)
