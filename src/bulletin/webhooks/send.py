@@ -16,6 +16,8 @@ Retry times come from the app's clock; the ``webhook-timestamp`` header is the w
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -42,6 +44,7 @@ MAX_RETRY = timedelta(hours=1)
 GIVE_UP_AFTER = timedelta(hours=24)
 DISABLE_AFTER = timedelta(hours=24)
 ANSWER_BYTES = 1024
+BUDGET = 30.0  # seconds one run may spend posting
 HISTORY = 20  # attempts kept in a delivery's history
 
 Result = Literal["delivered", "retry", "failed", "lost"]
@@ -95,17 +98,37 @@ class Sender:
         self.wall = wall or SystemClock()
         self.timeout = timeout
 
-    def run(self, limit: int = 100) -> list[Sent]:
-        """Post up to ``limit`` due deliveries, one after another, until none is due or a
-        stop is asked for."""
+    def run(self, limit: int = 100, budget: float = BUDGET) -> list[Sent]:
+        """Post up to ``limit`` due deliveries, one after another, until none is due, a stop
+        is asked for or ``budget`` seconds have passed. A webhook that fails is left alone
+        for the rest of the run (its other deliveries would fail too)."""
         done: list[Sent] = []
+        if not self.any_due():
+            return done  # a read: no write transaction while there is nothing to send
+        failing: set[int] = set()
+        ends = time.monotonic() + budget
         with requests.Session() as http:
-            while len(done) < limit and not self.stop.is_set():
-                claim = self.claim()
+            while len(done) < limit and not self.stop.is_set() and time.monotonic() < ends:
+                claim = self.claim(skip=failing)
                 if claim is None:
                     break
-                done.append(self.post(http, claim))
+                sent = self.post(http, claim)
+                if sent.result != "delivered":
+                    failing.add(sent.webhook_id)
+                done.append(sent)
         return done
+
+    def any_due(self) -> bool:
+        """Whether a delivery of an enabled webhook is due now."""
+        with Session(self.engine) as session:
+            found = session.exec(
+                select(WebhookDelivery.id)
+                .join(Webhook, col(Webhook.id) == col(WebhookDelivery.webhook_id))
+                .where(col(WebhookDelivery.next_attempt_at) <= self.clock.now())
+                .where(col(Webhook.enabled).is_(True))
+                .limit(1)
+            ).first()
+        return found is not None
 
     def send_one(self, delivery_id: int) -> Sent | None:
         """Post delivery ``delivery_id`` now, even to a disabled webhook (``webhook test``);
@@ -116,9 +139,9 @@ class Sender:
         with requests.Session() as http:
             return self.post(http, claim)
 
-    def claim(self, delivery_id: int | None = None) -> Claim | None:
-        """Take the earliest due delivery of an enabled webhook (or ``delivery_id``, due or
-        not), counting its attempt and holding it for :data:`LEASE`."""
+    def claim(self, delivery_id: int | None = None, skip: Collection[int] = ()) -> Claim | None:
+        """Take the earliest due delivery of an enabled webhook not in ``skip`` (or
+        ``delivery_id``, due or not), counting its attempt and holding it for :data:`LEASE`."""
         now = self.clock.now()
         with session_scope(self.engine) as session:
             query = (
@@ -130,6 +153,8 @@ class Sender:
                 query = query.where(
                     col(WebhookDelivery.next_attempt_at) <= now, col(Webhook.enabled).is_(True)
                 ).order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.id))
+                if skip:
+                    query = query.where(col(WebhookDelivery.webhook_id).not_in(skip))
             else:
                 query = query.where(col(WebhookDelivery.id) == delivery_id)
             row = session.exec(
