@@ -21,8 +21,9 @@ from structlog.testing import capture_logs
 
 from bulletin.app import Actor
 from bulletin.app.webhooks import add_webhook
-from bulletin.archiver import holds
+from bulletin.archiver import holds, requests
 from bulletin.archiver.archive import Capture
+from bulletin.archiver.store.base import object_key
 from bulletin.connectors.base import RemoteItem
 from bulletin.db import session_scope
 from bulletin.errors import Refused
@@ -31,6 +32,8 @@ from bulletin.models import AuditEvent
 from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.notices import NoticeDraft, create_notice
 from bulletin.service.daemon import Daemon
+from bulletin.service.maintenance import Maintenance
+from bulletin.webhooks.registry import prune
 from bulletin.webhooks.send import Sender, backoff
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import invoke, run
@@ -99,6 +102,20 @@ def draft_notice(inst: Instance, author: str = "dana") -> int:
     notice = create_notice(inst.app.engine, inst.settings, inst.clock, draft, author)
     assert notice.id is not None
     return notice.id
+
+
+def comment_capture() -> Capture:
+    item = RemoteItem(
+        kind="comment",
+        remote_id="c1",
+        text="a visitor's words",
+        author="visitor",
+        posted_at=datetime(2026, 11, 1, tzinfo=UTC),
+        parent_id="p1",
+        thread_id="p1",
+        raw=b'{"id":"c1"}',
+    )
+    return Capture("feed", "feed", item)
 
 
 def sender(inst: Instance) -> Sender:
@@ -328,17 +345,7 @@ def test_only_an_admin_manages_webhooks(tmp_path: Path, db_url: str) -> None:
 def test_holds_and_comments_record_their_events(instance: Instance) -> None:
     """A hold placed and a comment captured are events, the comment without its text."""
     add(instance, "https://example.org/h", "hold.placed", "comment.captured")
-    item = RemoteItem(
-        kind="comment",
-        remote_id="c1",
-        text="a visitor's words",
-        author="visitor",
-        posted_at=datetime(2026, 11, 1, tzinfo=UTC),
-        parent_id="p1",
-        thread_id="p1",
-        raw=b'{"id":"c1"}',
-    )
-    instance.app.archiver.archive([Capture("feed", "feed", item)])
+    instance.app.archiver.archive([comment_capture()])
     holds.create_hold(
         instance.app.engine,
         instance.app.store,
@@ -370,3 +377,56 @@ def test_a_stopping_daemon_sends_nothing_more(instance: Instance, receiver: Rece
     (sent,) = Sender(instance.app.engine, instance.clock, timeout=(1, 0.5)).run()
     assert time.monotonic() - began < 2.5
     assert (sent.result, sent.error) == ("retry", "read timeout")
+
+
+def test_the_daemon_announces_requests_due_soon_and_verify_problems(instance: Instance) -> None:
+    """The morning deadline warning and a nightly verify that finds a problem are events;
+    the request's requester and description are not in them."""
+    add(instance, "https://example.org/h", "request.due_soon", "verify.problem")
+    received = (instance.clock.now() - timedelta(days=30)).date()
+    requests.open_request(
+        instance.app.engine,
+        instance.app.store,
+        instance.settings,
+        requester="Lexington Minuteman",
+        received=received,
+        description="every comment on the parade notice",
+        query=holds.parse_query("account:feed"),
+        litigation=False,
+        actor="clerk",
+        now=instance.clock.now(),
+        allow_empty=True,
+    )
+    (record,) = instance.app.archiver.archive([comment_capture()])
+    instance.app.store.path_of(object_key(record.object_sha256)).unlink()  # type: ignore[attr-defined]
+    work = Maintenance(instance.app)
+    assert work.warn_deadlines(announce=False)  # at start: logged only
+    with Session(instance.app.engine) as session:
+        assert session.exec(select(WebhookEvent)).all() == []
+    assert work.warn_deadlines()
+    work.nightly()
+    with Session(instance.app.engine) as session:
+        events = {e.type: e.payload for e in session.exec(select(WebhookEvent))}
+    assert events["request.due_soon"]["days_left"] < 0
+    assert "Minuteman" not in json.dumps(events) and "parade" not in json.dumps(events)
+    assert events["verify.problem"]["problems"] >= 1
+    assert "object-missing" in events["verify.problem"]["kinds"]
+
+
+def test_the_log_is_pruned_after_30_days_and_goes_with_its_webhook(
+    instance: Instance, receiver: Receiver
+) -> None:
+    """Finished deliveries are kept 30 days; removing a webhook removes its log."""
+    hook, _ = add(instance, receiver.url, "hold.placed")
+    with session_scope(instance.app.engine) as session:
+        record_events(session, "hold.placed", [{"hold": 1}, {"hold": 2}], at=instance.clock.now())
+    assert [s.result for s in sender(instance).run(limit=1)] == ["delivered"]
+    assert prune(instance.app.engine, instance.clock.now()) == 0
+    instance.clock.advance(timedelta(days=31))
+    assert prune(instance.app.engine, instance.clock.now()) == 1
+    assert len(deliveries(instance)) == 1  # the one not sent yet stays
+    run(instance, "webhook", "remove", str(hook), clock=instance.clock)
+    assert deliveries(instance) == []
+    with Session(instance.app.engine) as session:
+        assert session.exec(select(WebhookEvent)).all() == []
+    assert invoke(instance, "webhook", "log", str(hook)).exit_code == 1

@@ -21,6 +21,7 @@ from bulletin.cap.feed import poll_feeds
 from bulletin.errors import BulletinError
 from bulletin.locks import exclusive_job
 from bulletin.service.instances import HEARTBEAT_SECONDS
+from bulletin.webhooks.registry import prune
 from bulletin.webhooks.send import send_due
 
 if TYPE_CHECKING:
@@ -119,8 +120,15 @@ def table(daemon: Daemon) -> list[JobSpec]:
     def webhooks() -> object:
         return send_due(app.engine, app.clock, daemon.stopping)
 
-    jobs.append(JobSpec("webhooks", webhooks, Every(WEBHOOK_SECONDS), "webhook sending",
-                        exclusive=True, first_run=3))  # fmt: skip
+    def webhook_log() -> object:
+        return prune(app.engine, app.clock.now())
+
+    jobs += [
+        JobSpec("webhooks", webhooks, Every(WEBHOOK_SECONDS), "webhook sending",
+                exclusive=True, first_run=3),
+        JobSpec("webhook-log", webhook_log, Every(DAY), "webhook log pruning", exclusive=True,
+                first_run=60),
+    ]  # fmt: skip
     if settings.cap.feeds:
 
         def cap_poll() -> object:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
@@ -165,6 +166,7 @@ def remove(engine: Engine, webhook_id: int, *, actor: str, now: datetime) -> Web
         view = WebhookView.of(hook)
         session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.webhook_id) == webhook_id))
         session.delete(hook)
+        _drop_orphan_events(session)
         audit.record_event(
             session,
             at=now,
@@ -175,6 +177,28 @@ def remove(engine: Engine, webhook_id: int, *, actor: str, now: datetime) -> Web
             url=view.url,
         )
     return view
+
+
+KEEP_LOG = timedelta(days=30)
+
+
+def prune(engine: Engine, now: datetime, keep: timedelta = KEEP_LOG) -> int:
+    """Forget deliveries finished (delivered or failed) over ``keep`` ago, and the events
+    left without a delivery; returns how many deliveries went."""
+    before = now - keep
+    with session_scope(engine) as session:
+        finished = sa.or_(
+            col(WebhookDelivery.delivered_at) < before, col(WebhookDelivery.failed_at) < before
+        )
+        gone = session.execute(sa.delete(WebhookDelivery).where(finished)).rowcount  # type: ignore[attr-defined]
+        _drop_orphan_events(session)
+    return int(gone or 0)
+
+
+def _drop_orphan_events(session: Session) -> None:
+    session.flush()
+    used = select(WebhookDelivery.event_id)
+    session.execute(sa.delete(WebhookEvent).where(col(WebhookEvent.id).not_in(used)))
 
 
 def enable(engine: Engine, webhook_id: int, *, actor: str, now: datetime) -> WebhookView:
