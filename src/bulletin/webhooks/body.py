@@ -41,15 +41,15 @@ def render(event: WebhookEvent, fmt: str) -> bytes:
 
 
 def chat_text(event_type: str, data: dict[str, Any]) -> str:
-    """One line for people: the event and its facts, the link last."""
-    link = data.get("url")
+    """One line for people: the event and its facts, the links (a post's public URL) last."""
+    links = [data["url"]] if data.get("url") else []
+    links += [p["url"] for p in data.get("posts") or [] if isinstance(p, dict) and p.get("url")]
     facts = [
         f"{key} {value}"
         for key, value in data.items()
         if key != "url" and isinstance(value, str | int | float) and not isinstance(value, bool)
     ]
-    text = f"Bulletin {event_type}: " + ", ".join(facts)
-    return f"{text} {link}" if link else text
+    return " ".join([f"Bulletin {event_type}: " + ", ".join(facts), *links])
 
 
 def headers(secret: str, msg_id: str, at: datetime, body: bytes) -> dict[str, str]:
