@@ -22,9 +22,18 @@ from bulletin.events import WebhookEvent
 USER_AGENT = "Bulletin-Webhooks/1"
 
 
-def new_secret() -> str:
+class Hidden(str):
+    """A secret whose repr hides it (a traceback's locals show the repr, not the value)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'whsec_(hidden)'"
+
+
+def new_secret() -> Hidden:
     """A fresh signing secret: ``whsec_`` and 32 random bytes in base64."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    return Hidden("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
 
 
 def render(event: WebhookEvent, fmt: str) -> bytes:

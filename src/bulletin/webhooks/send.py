@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -33,7 +33,7 @@ from bulletin.db import session_scope
 from bulletin.events import Webhook, WebhookDelivery, WebhookEvent
 from bulletin.fetch import read_capped
 from bulletin.identity import SYSTEM_ACTOR
-from bulletin.webhooks.body import headers, render, shown_url
+from bulletin.webhooks.body import Hidden, headers, render, shown_url
 
 log = structlog.get_logger("bulletin.webhooks")
 
@@ -58,13 +58,14 @@ def backoff(attempts: int) -> timedelta:
 
 @dataclass(frozen=True)
 class Claim:
-    """One delivery in hand: everything needed to post it without the database."""
+    """One delivery in hand: everything needed to post it without the database. Its URL and
+    secret stay out of its repr (and so out of a traceback's locals)."""
 
     delivery_id: int
     attempts: int
     webhook_id: int
-    url: str
-    secret: str
+    url: str = field(repr=False)
+    secret: Hidden = field(repr=False)
     fmt: str
     event: WebhookEvent
 
@@ -170,7 +171,7 @@ class Sender:
             row.last_attempt_at = now
             session.add(row)
             session.expunge(event)
-            return Claim(row.id, row.attempts, row.webhook_id, hook.url, hook.secret,
+            return Claim(row.id, row.attempts, row.webhook_id, hook.url, Hidden(hook.secret),
                          hook.format, event)  # fmt: skip
 
     def post(self, http: requests.Session, claim: Claim) -> Sent:
