@@ -31,7 +31,7 @@ from bulletin.events import WebhookDelivery, WebhookEvent, record_event, record_
 from bulletin.models import AuditEvent
 from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.notices import NoticeDraft, create_notice
-from bulletin.service.daemon import Daemon
+from bulletin.service.daemon import Daemon, running
 from bulletin.service.maintenance import Maintenance
 from bulletin.webhooks.registry import prune
 from bulletin.webhooks.send import Sender, backoff
@@ -430,3 +430,26 @@ def test_the_log_is_pruned_after_30_days_and_goes_with_its_webhook(
     with Session(instance.app.engine) as session:
         assert session.exec(select(WebhookEvent)).all() == []
     assert invoke(instance, "webhook", "log", str(hook)).exit_code == 1
+
+
+def test_the_running_daemon_sends_webhooks_and_stops_promptly(
+    instance: Instance, receiver: Receiver
+) -> None:
+    """Given a running daemon, an approved notice is published and its notice.published
+    event posted by the daemon's webhooks job; stopping does not wait for a slow receiver's
+    retries."""
+    _, secret = add(instance, receiver.url, "notice.published")
+    with running(instance.app):
+        notice_id = draft_notice(instance)
+        approve_notice(instance.app.engine, instance.settings, instance.clock, notice_id, "chief")
+        deadline = time.monotonic() + 20
+        while not receiver.received and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ((headers, body),) = receiver.received
+        assert Verifier(secret).verify(body, headers)["data"]["notice"] == notice_id
+        receiver.statuses = [500] * 10
+        with session_scope(instance.app.engine) as session:
+            record_events(session, "notice.published", [{"n": n} for n in range(5)],
+                          at=instance.clock.now())  # fmt: skip
+        began = time.monotonic()
+    assert time.monotonic() - began < 10
