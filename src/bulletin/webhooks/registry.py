@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -127,19 +128,32 @@ def add(
         session.add(hook)
         session.flush()
         assert hook.id is not None
-        audit.record_event(
+        _audit(
             session,
-            at=now,
-            actor=actor,
-            action="webhook-added",
-            object_type="webhook",
-            object_id=hook.id,
+            "webhook-added",
+            hook.id,
+            actor,
+            now,
             url=shown_url(url),
             events=hook.events,
             format=fmt,
         )
         view = WebhookView.of(hook)
     return view, secret
+
+
+def _audit(
+    session: Session, action: str, webhook_id: int, actor: str, now: datetime, **detail: Any
+) -> None:
+    audit.record_event(
+        session,
+        at=now,
+        actor=actor,
+        action=action,
+        object_type="webhook",
+        object_id=webhook_id,
+        **detail,
+    )
 
 
 def list_all(engine: Engine) -> list[WebhookView]:
@@ -167,15 +181,7 @@ def remove(engine: Engine, webhook_id: int, *, actor: str, now: datetime) -> Web
         session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.webhook_id) == webhook_id))
         session.delete(hook)
         _drop_orphan_events(session)
-        audit.record_event(
-            session,
-            at=now,
-            actor=actor,
-            action="webhook-removed",
-            object_type="webhook",
-            object_id=webhook_id,
-            url=view.url,
-        )
+        _audit(session, "webhook-removed", webhook_id, actor, now, url=view.url)
     return view
 
 
@@ -212,14 +218,7 @@ def enable(engine: Engine, webhook_id: int, *, actor: str, now: datetime) -> Web
         hook.failing_since = None
         hook.disabled_at = None
         session.add(hook)
-        audit.record_event(
-            session,
-            at=now,
-            actor=actor,
-            action="webhook-enabled",
-            object_type="webhook",
-            object_id=webhook_id,
-        )
+        _audit(session, "webhook-enabled", webhook_id, actor, now)
         return WebhookView.of(hook)
 
 
