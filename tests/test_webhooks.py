@@ -32,11 +32,14 @@ from bulletin.models import AuditEvent
 from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.notices import NoticeDraft, create_notice
 from bulletin.service.daemon import Daemon, running
+from bulletin.service.instances import HEARTBEAT_SECONDS
 from bulletin.service.maintenance import Maintenance
+from bulletin.service.metrics import StatusCollector
 from bulletin.webhooks.registry import prune
 from bulletin.webhooks.send import Sender, backoff
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import invoke, run
+from tests.test_metrics import scrape
 
 ADMIN = Actor("root")
 TEXT = "Mass Ave closed between Waltham St and Muzzey St until 6 pm for a water main repair."
@@ -207,6 +210,8 @@ def test_a_receiver_down_for_a_day_fails_the_delivery_and_disables_the_webhook(
     assert checked.exit_code == 1
     assert f"CHECK: webhook {hook} (http://127.0.0.1:" in checked.output
     assert "disabled after failing since" in checked.output
+    metrics = scrape(StatusCollector(instance.app, HEARTBEAT_SECONDS))
+    assert metrics[("bulletin_webhooks_disabled", ())] == 1
     with session_scope(instance.app.engine) as session:  # a disabled webhook gets nothing new
         assert record_event(session, "hold.placed", {"hold": 2}, at=instance.clock.now()) is None
     run(instance, "webhook", "enable", str(hook), clock=instance.clock)
