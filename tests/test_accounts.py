@@ -225,7 +225,7 @@ def test_seeding_from_users_is_idempotent(site: Instance) -> None:
 
 
 def test_upgrade_from_0015_keeps_the_data(tmp_path: Path, db_url: str) -> None:
-    """A database at 0015 with rows upgrades to 0016: the rows stay, old events' via and host
+    """A database at 0015 with rows upgrades to the newest: the rows stay, old events' via and host
     are empty, and the account tables are there."""
     from alembic import command
 
@@ -243,7 +243,7 @@ def test_upgrade_from_0015_keeps_the_data(tmp_path: Path, db_url: str) -> None:
                 "INSERT INTO accounts (name, platform, base_url, training, enabled) "
                 "VALUES ('feed', 'feed', '', false, true)"
             )
-        assert migrate(engine) == SCHEMA_REVISION == "0016"
+        assert migrate(engine) == SCHEMA_REVISION >= "0016"
         check_schema(engine)
         with engine.connect() as conn:
             rows = conn.exec_driver_sql(

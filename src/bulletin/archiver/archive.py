@@ -32,6 +32,7 @@ from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import RemoteItem
 from bulletin.db import session_scope
+from bulletin.events import iso, record_events
 from bulletin.models import LedgerEntry, Record, RecordMedia
 from bulletin.states import RecordState
 
@@ -395,6 +396,12 @@ class Archiver:
                     for row in rows
                 ],
             )
+            record_events(
+                session,
+                "comment.captured",
+                [_comment_event(row) for row in rows if row["kind"] == "comment"],
+                at=now,
+            )
         ledger.mirror(self.store, entries)
         self.store.flush()
         by_prepared = {id(p): row for p, row in zip(fresh, rows, strict=True)}
@@ -444,6 +451,17 @@ class _Prepared:
     raw_sha: str | None
     size: int
     media: list[dict[str, Any]]
+
+
+def _comment_event(row: dict[str, Any]) -> dict[str, Any]:
+    """A new version of a visitor's comment or reply as an event: where it is and what
+    changed, never its text or author."""
+    keys = "account platform remote_id thread_id parent_id version change state url notice_id"
+    return {
+        "record": row["id"],
+        **{k: row[k] for k in keys.split()},
+        "captured_at": iso(row["captured_at"]),
+    }
 
 
 def put_retained(store: WormStore, objects: Sequence[NewObject]) -> None:

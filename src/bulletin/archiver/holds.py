@@ -41,6 +41,7 @@ from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
+from bulletin.events import iso, record_event
 from bulletin.identity import SYSTEM_ACTOR
 from bulletin.models import Hold, HoldRecord, Record, RecordMedia, RecordsRequest
 
@@ -142,6 +143,8 @@ def create_hold(
             query=query.describe(),
             request_id=request_id,
         )
+        payload = {"hold": hold.id, "request": request_id, "by": actor, "at": iso(now)}
+        record_event(session, "hold.placed", payload, at=now)
     assert hold.id is not None
     try:
         attached = apply_hold(engine, store, hold.id, now=now, actor=actor, time_zone=time_zone)

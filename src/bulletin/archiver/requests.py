@@ -9,6 +9,7 @@ and a record leaves legal hold only when no other open hold or request covers it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -23,6 +24,7 @@ from bulletin.business_days import BusinessCalendar, due_date
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
+from bulletin.events import record_events
 from bulletin.models import RecordsRequest
 
 # No records request is older than the archive: an earlier received date is a typo (0001-01-01).
@@ -281,6 +283,22 @@ def deadlines_near(engine: Engine, settings: Settings, now: datetime) -> list[Re
         for row in list_requests(engine, settings, now)
         if row.days_left <= settings.requests.warn_days
     ]
+
+
+def announce_deadlines(engine: Engine, rows: Sequence[RequestRow], now: datetime) -> None:
+    """A ``request.due_soon`` event for each of ``rows`` (ids and dates, never the requester
+    or the description)."""
+    payloads = [
+        {
+            "request": r.request.id,
+            "due_on": r.request.due_on.isoformat(),
+            "days_left": r.days_left,
+            "litigation": r.request.litigation,
+        }
+        for r in rows
+    ]
+    with session_scope(engine) as session:
+        record_events(session, "request.due_soon", payloads, at=now)
 
 
 def deadline_text(row: RequestRow, settings: Settings) -> str:

@@ -32,6 +32,7 @@ from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import BulletinError, Refused, UsageError
 from bulletin.models import Delivery, Notice
+from bulletin.publisher import announce
 from bulletin.publisher.amend import retract_notice
 from bulletin.publisher.notices import (
     FINAL_NOTICE_STATES,
@@ -112,6 +113,7 @@ class NoticeActions:
         with session_scope(self.engine) as session:
             notice = store_draft(session, settings, now, draft, self.actor, priority, plans)
             assert notice.id is not None
+            announce.drafted(session, notice, now)
             self._audit_import(session, notice.id, alert, signature, previous, note)
             done = Outcome(outcome, note, notice.id, previous)
             settle(session, row, done)

@@ -72,6 +72,7 @@ REMEDIES: dict[str, str] = {
     "until": " (give --until TIME, or --until cancelled)",
     "var": " (give --var NAME=VALUE)",
     "variant": " (--text-for PLATFORM=TEXT gives it its own text)",
+    "event": " (give --event TYPE, repeated for more)",
     "variant-or-thread": " (--text-for PLATFORM=TEXT gives it its own text; --allow-thread "
     "posts it as a numbered thread)",
 }
@@ -313,6 +314,7 @@ for _module in (
 ):
     _module.register(cli)
 
-from bulletin.cli import cap  # noqa: E402
+from bulletin.cli import cap, webhook  # noqa: E402
 
 cap.register(cli)
+webhook.register(cli)

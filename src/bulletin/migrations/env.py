@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import bulletin.models  # noqa: F401 - registers the tables on SQLModel.metadata
+from bulletin import events  # noqa: F401 - the webhook tables
 from bulletin.cap import models as cap_models  # noqa: F401 - the cap_alerts table
 from bulletin.errors import DatabaseError
 from bulletin.users import models as user_models  # noqa: F401 - accounts of people

@@ -22,7 +22,7 @@ from bulletin.db import session_scope, wake_after_commit
 from bulletin.errors import Refused, UsageError
 from bulletin.identity import is_open_mode, require_role
 from bulletin.models import Approval, Delivery, Notice
-from bulletin.publisher import policy
+from bulletin.publisher import announce, policy
 from bulletin.publisher.media import notice_images as pinned_images
 from bulletin.publisher.notices import check_times, get_for_update, platform_of
 from bulletin.publisher.schedule import next_occurrence, retext
@@ -180,6 +180,8 @@ def approve_notice(
             )
         if complete:
             make_due(session, notice, ", ".join(names), now, settings)
+        else:
+            announce.approval_needed(session, notice, len(names), now)
         session.add(notice)
     return notice
 

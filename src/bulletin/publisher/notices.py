@@ -24,7 +24,7 @@ from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.identity import require_role
 from bulletin.models import Account, Delivery, Notice, Template
-from bulletin.publisher import recurrence
+from bulletin.publisher import announce, recurrence
 from bulletin.publisher.delivery import refresh_notice_state
 from bulletin.publisher.failures import NOTICE_STATES
 from bulletin.publisher.media import PinnedImage, pin_images
@@ -272,6 +272,7 @@ def create_notice(
     media = pin_draft_images(store, settings, draft, priority, now)
     with session_scope(engine) as session:
         notice = store_draft(session, settings, now, draft, author, priority, plans, media=media)
+        announce.drafted(session, notice, now)
     return notice
 
 

@@ -27,7 +27,7 @@ from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.identity import is_open_mode, require_role
 from bulletin.models import Approval, Notice, Template
-from bulletin.publisher import policy
+from bulletin.publisher import announce, policy
 from bulletin.publisher.approval import make_due, notice_images
 from bulletin.publisher.notices import (
     NoticeDraft,
@@ -457,6 +457,7 @@ def notice_from_template(
                 via_template=f"{template.name} v{template.version}",
                 findings=[f.line() for f in policy.blocking(findings)],
             )
+        announce.drafted(session, notice, now)
     return TemplateNotice(notice, template, covered, findings, plans)
 
 

@@ -83,6 +83,11 @@ class Daemon:
         self._sandbox: SandboxChild | None = None
         self._stop_metrics: Callable[[], None] | None = None
 
+    @property
+    def stopping(self) -> threading.Event:
+        """Set once the daemon is asked to stop: long jobs end between two steps."""
+        return self._stop
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def prepare(self) -> None:
@@ -273,7 +278,7 @@ class Daemon:
         schedule.mark_late(self.app.engine, self.app.settings, self.app.clock.now())
         self.dispatcher.warn_late()
         try:
-            self.maintenance.warn_deadlines()
+            self.maintenance.warn_deadlines(announce=False)
         except BulletinError as e:  # a warning must never keep the daemon from starting
             log.error("records request deadlines could not be read", error=str(e))
 

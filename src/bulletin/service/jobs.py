@@ -2,7 +2,8 @@
 :func:`schedule` (at start and on every reload, so the table follows the configuration).
 
 The domain registers its periodic work here (the domain never imports the service): capture
-sweeps and the archive's upkeep (:mod:`bulletin.service.maintenance`), the CAP feeds.
+sweeps and the archive's upkeep (:mod:`bulletin.service.maintenance`), the CAP feeds, the
+webhook sender (:mod:`bulletin.webhooks.send`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from bulletin.cap.feed import poll_feeds
 from bulletin.errors import BulletinError
 from bulletin.locks import exclusive_job
 from bulletin.service.instances import HEARTBEAT_SECONDS
+from bulletin.webhooks.registry import prune
+from bulletin.webhooks.send import send_due
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
@@ -74,6 +77,7 @@ class JobSpec:
 
 HOUR = 3600.0
 DAY = 24 * HOUR
+WEBHOOK_SECONDS = 3.0
 
 
 def table(daemon: Daemon) -> list[JobSpec]:
@@ -111,6 +115,19 @@ def table(daemon: Daemon) -> list[JobSpec]:
         JobSpec("deadlines", work.warn_deadlines, morning, "records request deadlines"),
         JobSpec("disk", work.check_disk_space, Every(HOUR), "disk space check", first_run=5),
         JobSpec("bucket", work.check_bucket, Every(DAY), "S3 bucket settings check", first_run=5),
+    ]  # fmt: skip
+
+    def webhooks() -> object:
+        return send_due(app.engine, app.clock, daemon.stopping)
+
+    def webhook_log() -> object:
+        return prune(app.engine, app.clock.now())
+
+    jobs += [
+        JobSpec("webhooks", webhooks, Every(WEBHOOK_SECONDS), "webhook sending",
+                exclusive=True, first_run=3),
+        JobSpec("webhook-log", webhook_log, Every(DAY), "webhook log pruning", exclusive=True,
+                first_run=60),
     ]  # fmt: skip
     if settings.cap.feeds:
 

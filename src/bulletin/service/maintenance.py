@@ -15,8 +15,10 @@ from bulletin.app import App
 from bulletin.archiver import bucket, decisions, ledger, witness
 from bulletin.archiver.capture.sweep import sweep
 from bulletin.archiver.disposition import build_disposition_batch
-from bulletin.archiver.requests import deadline_text, deadlines_near
+from bulletin.archiver.requests import announce_deadlines, deadline_text, deadlines_near
 from bulletin.archiver.verify import verify
+from bulletin.db import session_scope
+from bulletin.events import record_event
 from bulletin.models import Account
 from bulletin.service.diskspace import Space, measure
 from bulletin.service.metrics import VerifyResult
@@ -92,10 +94,14 @@ class Maintenance:
             log.warning("copied holds, redactions and requests into the store", count=mirrored)
         return mirrored
 
-    def warn_deadlines(self) -> list[str]:
+    def warn_deadlines(self, announce: bool = True) -> list[str]:
         """Log a warning for each open records request due within ``[requests] warn_days``
-        or overdue (at start, then each morning at 08:00 agency time); returns the lines."""
-        near = deadlines_near(self.app.engine, self.app.settings, self.app.clock.now())
+        or overdue (at start, then each morning at 08:00 agency time); returns the lines.
+        With ``announce`` (each morning) each is also a ``request.due_soon`` event."""
+        now = self.app.clock.now()
+        near = deadlines_near(self.app.engine, self.app.settings, now)
+        if announce and near:
+            announce_deadlines(self.app.engine, near, now)
         lines = [deadline_text(row, self.app.settings) for row in near]
         for row, line in zip(near, lines, strict=True):
             log.warning("records request deadline", request=row.request.id, deadline=line)
@@ -156,3 +162,7 @@ class Maintenance:
         else:
             for problem in report.problems[:50]:
                 log.error("verify found a problem", problem=problem.line())
+            kinds = sorted({p.kind for p in report.problems})
+            payload = {"problems": len(report.problems), "kinds": kinds, "records": report.records}
+            with session_scope(self.app.engine) as session:
+                record_event(session, "verify.problem", payload, at=self.app.clock.now())

@@ -107,6 +107,11 @@ class StatusCollector(Collector):
                 len(state.requests_overdue),
             ),
             _gauge(
+                "bulletin_webhooks_disabled",
+                "Webhooks disabled after failing for a day",
+                len(state.webhooks_disabled),
+            ),
+            _gauge(
                 "bulletin_quarantined_answers",
                 "Platform answers kept aside as malformed",
                 quarantined,

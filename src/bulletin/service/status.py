@@ -28,6 +28,8 @@ from bulletin.publisher.failures import FailedNotice, unseen_failures
 from bulletin.publisher.schedule import LateNotice, late_notices
 from bulletin.service.diskspace import Space, measure
 from bulletin.states import DeliveryState
+from bulletin.webhooks import registry as webhooks
+from bulletin.webhooks.registry import WebhookView
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Status:
     retried: int = 0
     stuck_after: str = "30min"
     holds_unevaluable: list[str] = field(default_factory=list)  # open holds skipped, one line each
+    webhooks_disabled: list[WebhookView] = field(default_factory=list)  # after failing a day
 
     @property
     def requests_overdue(self) -> list[RequestRow]:
@@ -80,6 +83,7 @@ class Status:
             "store_backlog": self.store_backlog,
             "archive_waiting": {"posts": self.archive_waiting, "error": self.archive_error},
             "retried_too_long": self.retried,
+            "webhooks_disabled": [w.id for w in self.webhooks_disabled],
             "late_notices": [n.notice_id for n in self.late],
             "disk": [
                 {**asdict(d), "free_percent": d.free_percent, "low": d.low(warn)}
@@ -190,6 +194,7 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         retried=int(retried),
         stuck_after=app.settings.daemon.stuck_after,
         holds_unevaluable=unevaluable_holds(app.engine, app.settings.agency.time_zone),
+        webhooks_disabled=webhooks.disabled(app.engine),
     )
 
 
@@ -201,7 +206,8 @@ def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
     deliveries due for over ten minutes, deliveries still retried ``[daemon] stuck_after``
     after their first attempt, each notice with failed deliveries nobody has acknowledged,
     late notices, overdue records requests, an open hold that cannot be evaluated, a spool
-    backlog, an account whose last sweep failed, a file system low on space or inodes."""
+    backlog, an account whose last sweep failed, a file system low on space or inodes, a
+    webhook disabled after failing."""
     out = []
     if not state.daemons:
         out.append("no daemon is running")
@@ -225,6 +231,12 @@ def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
     for name, sweep in sorted(sweeps.items()):
         if sweep is not None and sweep["result"] in ("auth-error", "failed"):
             out.append(f"account {name}: last capture sweep {sweep['result']}")
+    out += [
+        f"webhook {w.id} ({w.url}) disabled after failing since "
+        f"{w.failing_since.isoformat() if w.failing_since else '?'} "
+        f"(`bulletin webhook log {w.id}`; `bulletin webhook enable {w.id}` once it answers)"
+        for w in state.webhooks_disabled
+    ]
     out += [
         f"low disk: {', '.join(d.roles)} ({d.path})"
         for d in state.disks

@@ -24,6 +24,7 @@ from bulletin.clock import Clock
 from bulletin.db import session_scope
 from bulletin.identity import SYSTEM_ACTOR
 from bulletin.models import Delivery, DeliveryAttempt, Notice
+from bulletin.publisher import announce
 from bulletin.publisher.delivery.states import RETRY_STATES, move, refresh_notice_state
 from bulletin.states import DeliveryKind, DeliveryState
 
@@ -279,3 +280,5 @@ def audit_final(session: Session, row: Delivery, now: datetime) -> None:
         kind=row.kind,
         occurrence=row.occurrence,
     )
+    if row.state == DeliveryState.FAILED:
+        announce.delivery_failed(session, row, now)

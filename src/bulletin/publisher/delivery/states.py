@@ -17,6 +17,7 @@ from bulletin import audit
 from bulletin.errors import IllegalTransition
 from bulletin.identity import SYSTEM_ACTOR
 from bulletin.models import Delivery, Notice
+from bulletin.publisher import announce
 from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
 D = DeliveryState
@@ -96,3 +97,5 @@ def refresh_notice_state(session: Session, notice_id: int, now: datetime) -> Non
             object_type="notice",
             object_id=notice_id,
         )
+        if new in (NoticeState.PUBLISHED, NoticeState.PARTIALLY_PUBLISHED):
+            announce.published(session, notice, now)
