@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from bulletin import audit
 from bulletin.archiver.archive import Archiver, Capture
+from bulletin.archiver.capture.versioning import gone_version
 from bulletin.connectors.base import Connector, RemoteItem, platform_id
 from bulletin.db import session_scope
 from bulletin.errors import ConnectorError, NotFound, Refused
@@ -77,18 +78,7 @@ def moderate(
         log.error("moderation refused: the comment could not be captured", record=record_id)
         raise Refused(f"the comment could not be captured first, so nothing was done: {e}") from e
     if fresh is None:
-        gone = RemoteItem(
-            kind="comment",
-            remote_id=record.remote_id,
-            text=record.text,
-            author=record.author,
-            posted_at=record.posted_at,
-            url=record.url,
-            parent_id=record.parent_id,
-            thread_id=record.thread_id,
-            state="deleted",
-            extra={"found_gone_by": "moderation"},
-        )
+        gone = gone_version(record, {"found_gone_by": "moderation"})
         archive(gone)
         raise Refused(f"comment {record.remote_id} is no longer on {record.platform}; recorded")
     if (

@@ -102,17 +102,9 @@ def absent_items(
         ):
             continue
         gone.append(
-            RemoteItem(
-                kind="post" if record.kind == "post" else "comment",
-                remote_id=record.remote_id,
-                text=record.text,
-                author=record.author,
-                posted_at=record.posted_at,
-                url=record.url,
-                parent_id=record.parent_id,
-                thread_id=record.thread_id,
-                state="deleted",
-                extra={
+            gone_version(
+                record,
+                {
                     "absent_from_sweep": sweep_id,
                     "state_before": record.state,
                     "record_before": record.id,
@@ -120,6 +112,23 @@ def absent_items(
             )
         )
     return gone
+
+
+def gone_version(record: Record, extra: dict[str, object]) -> RemoteItem:
+    """The version that says ``record``'s item is deleted: its last known content, state
+    ``deleted``, and ``extra`` saying how that was found out."""
+    return RemoteItem(
+        kind="post" if record.kind == "post" else "comment",
+        remote_id=record.remote_id,
+        text=record.text,
+        author=record.author,
+        posted_at=record.posted_at,
+        url=record.url,
+        parent_id=record.parent_id,
+        thread_id=record.thread_id,
+        state="deleted",
+        extra=extra,
+    )
 
 
 def latest_in_thread(engine: Engine, account: str, thread_id: str) -> list[Record]:
