@@ -5,6 +5,10 @@ open redirect). Against SQLite and PostgreSQL, through Starlette's client and a 
 from __future__ import annotations
 
 import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -403,3 +407,42 @@ def test_sign_in_and_home_pass_axe_at_320_and_1280_pixels(
                 page.wait_for_selector("h1:has-text('Sign in')")
             finally:
                 context.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.mark.slow
+def test_bulletin_web_serves_until_terminated(site: Instance) -> None:
+    """`bulletin web --address` runs the console as a process; SIGTERM stops it."""
+    port = free_port()
+    command = [sys.executable, "-m", "bulletin", "web", "--address", f"127.0.0.1:{port}"]
+    process = subprocess.Popen(command, env=site.env(), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                got = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "bulletin web did not answer"
+                time.sleep(0.1)
+        assert got.json() == {"database": "ok", "store": "ok"}
+        assert "server" not in got.headers
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as web:
+            assert sign_in(web, next_="/").status_code == 303
+    finally:
+        process.terminate()
+        assert process.wait(20) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+def test_bulletin_web_refuses_a_bad_address(site: Instance) -> None:
+    result = invoke(site, "web", "--address", "8080")
+    assert result.exit_code == 2 and "host:port" in result.output

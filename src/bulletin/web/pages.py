@@ -5,7 +5,6 @@ rules live below."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -27,8 +26,6 @@ FOR_LINK = "set-password"
 # How this door says an error's remedy (BulletinError.remedy).
 REMEDIES = {"totp-code": " Enter the six digits your authenticator app shows now."}
 
-Handler = Callable[[Request], Awaitable[Response]]
-
 
 def message(e: BulletinError) -> str:
     return f"{str(e)[:1].upper()}{str(e)[1:]}.{REMEDIES.get(e.remedy or '', '')}"
@@ -43,7 +40,9 @@ class Pages:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    def render(
+        self, request: Request, template: str, status: int = 200, **context: Any
+    ) -> Response:
         context.setdefault("agency", self.app.settings.agency.name)
         return self.templates.TemplateResponse(request, template, context, status_code=status)
 
