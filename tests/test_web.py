@@ -288,12 +288,36 @@ def test_an_admin_signs_a_user_out_everywhere(site: Instance) -> None:
     assert (audited.actor, audited.object_id) == ("ada", "rosa")
 
 
+def test_disabling_or_resetting_an_account_ends_its_sessions(site: Instance) -> None:
+    with client(site) as web:
+        sign_in(web)
+        users.reset(site.app, ADA, "rosa")
+        assert web.get("/").status_code == 303
+    add_with_password(site.app, "dan", "dispatcher")
+    with client(site) as web:
+        sign_in(web, name="dan")
+        users.disable(site.app, ADA, "dan")
+        assert web.get("/").status_code == 303
+
+
+def test_unknown_pages_and_big_bodies_get_a_page_with_the_headers(site: Instance) -> None:
+    with client(site) as web:
+        missing = web.get("/nowhere")
+        assert missing.status_code == 404 and "<h1>Not found</h1>" in missing.text
+        assert missing.headers["content-security-policy"] == CSP
+        wrong = web.get("/sign-out")
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+        big = web.post("/sign-in", data={"name": "x" * 100_000})
+        assert big.status_code == 413
+
+
 def test_a_set_password_link_works_once(site: Instance) -> None:
     link = users.add(site.app, ADA, "cleo", ["clerk"])
     path = link.url.removeprefix("https://bulletin.example.org")
     with client(site) as web:
         page = web.get(path)
         assert page.status_code == 200 and "Set your password" in page.text
+        assert "<strong>cleo</strong>" in page.text
         form = {"csrf": csrf_of(page.text), "password": PASSWORD, "confirm": PASSWORD}
         assert web.post(path, data={**form, "confirm": "something else!"}).status_code == 400
         assert web.post(path, data={}).status_code == 403
@@ -301,6 +325,7 @@ def test_a_set_password_link_works_once(site: Instance) -> None:
         assert done.status_code == 200 and "cleo" in done.text
         again = web.post(path, data=form)
         assert again.status_code == 403 and "not valid" in again.text
+        assert web.get(path).status_code == 403
         assert sign_in(web, name="cleo").status_code == 303
 
 

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
@@ -23,6 +23,7 @@ from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused
 from bulletin.identity import require_role
 from bulletin.users import credentials, throttle
+from bulletin.users import sessions as web_sessions
 from bulletin.users.directory import find
 from bulletin.users.models import WebSession, roles_of
 
@@ -154,13 +155,7 @@ def sign_out_everywhere(app: App, actor: Actor, name: str) -> int:
     with session_scope(engine) as session:
         if find(session, name) is None:
             raise NotFound(f"no user {name!r}")
-        live = session.exec(
-            select(WebSession)
-            .where(WebSession.account_name == name)
-            .where(col(WebSession.revoked_at).is_(None))
-        ).all()
-        for found in live:
-            found.revoked_at = now
+        ended = web_sessions.revoke_all(session, name, now)
         record_event(
             session,
             at=now,
@@ -168,9 +163,9 @@ def sign_out_everywhere(app: App, actor: Actor, name: str) -> int:
             action="user.sessions_revoked",
             object_type="user",
             object_id=name,
-            sessions=len(live),
+            sessions=ended,
         )
-        return len(live)
+        return ended
 
 
 @acts

@@ -11,6 +11,7 @@ from importlib import resources
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -73,6 +74,17 @@ def create_app(app: App) -> Starlette:
         text = message(exc) if status != 503 else "Bulletin cannot reach its database."
         return pages.render(request, "error.html", status, title="Not done", error=text)
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        title = {404: "Not found", 405: "Not allowed", 413: "Too large"}.get(
+            exc.status_code, "Not done"
+        )
+        response = pages.render(
+            request, "error.html", exc.status_code, title=title, error=str(exc.detail) + "."
+        )
+        response.headers.update(exc.headers or {})
+        return response
+
     static = str(resources.files("bulletin.web") / "static")
     routes = [
         Route("/", pages.home, methods=["GET"]),
@@ -88,6 +100,10 @@ def create_app(app: App) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[Middleware(security.Protections, app.settings.web.trusted_proxies)],
-        exception_handlers={Forbidden: forbidden, BulletinError: refused},
+        exception_handlers={
+            Forbidden: forbidden,
+            BulletinError: refused,
+            HTTPException: http_error,
+        },
         max_body_size=MAX_BODY,
     )

@@ -140,25 +140,30 @@ class Pages:
         )
 
     async def set_password_page(self, request: Request) -> Response:
-        return self._set_password_form(request, None, 200)
+        token = request.path_params["token"]
+        name = await run_in_threadpool(users.link_holder, self.app, token)
+        return self._set_password_form(request, name, None, 200)
 
-    def _set_password_form(self, request: Request, error: str | None, status: int) -> Response:
-        return self.render_with_pre(request, "set_password.html", FOR_LINK, status, error=error)
+    def _set_password_form(
+        self, request: Request, name: str, error: str | None, status: int
+    ) -> Response:
+        return self.render_with_pre(
+            request, "set_password.html", FOR_LINK, status, name=name, error=error
+        )
 
     async def set_password(self, request: Request) -> Response:
         form = await self.checked_form(request, request.cookies.get(PRE_COOKIE), FOR_LINK)
+        token = request.path_params["token"]
+        name = await run_in_threadpool(users.link_holder, self.app, token)
         password = str(form.get("password", ""))
         if password != str(form.get("confirm", "")):
-            return self._set_password_form(request, "The two passwords differ.", 400)
-        token = request.path_params["token"]
+            return self._set_password_form(request, name, "The two passwords differ.", 400)
         try:
-            name = await run_in_threadpool(
-                users.set_password, self.app, token, password, security.address(request)
+            await run_in_threadpool(
+                users.set_password, self.app, token, password, security.address(request), name
             )
         except UsageError as e:
-            return self._set_password_form(request, message(e), 400)
-        except Refused as e:
-            return self._set_password_form(request, message(e), 403)
+            return self._set_password_form(request, name, message(e), 400)
         return self.render(request, "password_set.html", name=name)
 
 
