@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session
 
@@ -65,15 +66,8 @@ def sign_in(app: App, name: str, password: str, code: str | None, address: str) 
     with session_scope(app.checked_engine()) as session:
         wait = throttle.wait_needed(session, name, address, now, web)
         if wait is not None:
-            record_event(
-                session,
-                at=now,
-                actor=Actor(name[:200], "password", address),
-                action="user.sign_in_throttled",
-                object_type="user",
-                object_id=name[:200],
-                address=address,
-            )
+            who = Actor(name[:200], "password", address)
+            _audit(session, who, now, "user.sign_in_throttled", address=address)
     if wait is not None:
         raise Throttled(wait)
     try:
@@ -132,14 +126,7 @@ def sign_out(app: App, cookie: str, address: str) -> None:
         if found is None or found.revoked_at is not None:
             return
         found.revoked_at = now
-        record_event(
-            session,
-            at=now,
-            actor=Actor(found.account_name, "session", address),
-            action="user.signed_out",
-            object_type="user",
-            object_id=found.account_name,
-        )
+        _audit(session, Actor(found.account_name, "session", address), now, "user.signed_out")
 
 
 @acts
@@ -156,15 +143,7 @@ def sign_out_everywhere(app: App, actor: Actor, name: str) -> int:
         if find(session, name) is None:
             raise NotFound(f"no user {name!r}")
         ended = web_sessions.revoke_all(session, name, now)
-        record_event(
-            session,
-            at=now,
-            actor=actor,
-            action="user.sessions_revoked",
-            object_type="user",
-            object_id=name,
-            sessions=ended,
-        )
+        _audit(session, actor, now, "user.sessions_revoked", name, sessions=ended)
         return ended
 
 
@@ -181,3 +160,18 @@ def profile(app: App, actor: Actor) -> UserView:
     if account is None:
         raise Refused(f"unknown user {actor.name!r}")
     return UserView.of(account)
+
+
+def _audit(
+    session: Session, actor: Actor, now: datetime, action: str, name: str = "", **detail: Any
+) -> None:
+    """An audit event about the account ``name`` (default: the actor's own)."""
+    record_event(
+        session,
+        at=now,
+        actor=actor,
+        action=action,
+        object_type="user",
+        object_id=name or actor.name,
+        **detail,
+    )
