@@ -24,6 +24,8 @@ from starlette.testclient import TestClient
 
 from bulletin.app import Actor, App, users
 from bulletin.audit import events
+from bulletin.config import load_settings
+from bulletin.errors import ConfigError
 from bulletin.web import create_app
 from bulletin.web.security import CSP, local_path
 from tests.plugins.browser import axe_violations, describe
@@ -471,3 +473,25 @@ def test_bulletin_web_serves_until_terminated(site: Instance) -> None:
 def test_bulletin_web_refuses_a_bad_address(site: Instance) -> None:
     result = invoke(site, "web", "--address", "8080")
     assert result.exit_code == 2 and "host:port" in result.output
+
+
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        ('trusted_proxies = ["10.0.0.0/33"]', "not an IP address or network"),
+        ('address = "localhost"', "give host:port"),
+        ('session_idle = "soon"', "session_idle"),
+        ('session_lifetime = "1mo"', "session_lifetime"),
+    ],
+)
+def test_bad_web_settings_are_refused(tmp_path: Path, setting: str, problem: str) -> None:
+    config = tmp_path / "bulletin.toml"
+    config.write_text(f"[web]\n{setting}\n")
+    with pytest.raises(ConfigError, match=problem):
+        load_settings(config, environ={})
+
+
+def test_links_start_at_the_web_address_without_a_base_url(tmp_path: Path) -> None:
+    config = tmp_path / "bulletin.toml"
+    config.write_text('[web]\naddress = "0.0.0.0:9090"\n')
+    assert load_settings(config, environ={}).web.link_base == "http://0.0.0.0:9090"
