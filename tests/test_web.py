@@ -169,6 +169,7 @@ def test_every_page_carries_the_security_headers(site: Instance) -> None:
             assert got.headers["x-content-type-options"] == "nosniff"
             assert got.headers["referrer-policy"] == "same-origin"
             assert "strict-transport-security" not in got.headers
+            assert (got.headers.get("cache-control") == "no-store") is ("static" not in path)
         page = web.get("/sign-in").text
         assert "<script" not in page and "style=" not in page and "<style" not in page
     with client(site, base_url="https://testserver") as tls:

@@ -24,6 +24,7 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 HSTS = "max-age=31536000"
+STATIC = "/static/"
 HTTPS_KEY = "bulletin.https"
 ADDRESS_KEY = "bulletin.address"
 
@@ -71,7 +72,8 @@ def origin_of(scope: Scope, trusted: Networks) -> Origin:
 
 class Protections:
     """ASGI middleware: records the request's :class:`Origin` in its scope and adds the
-    security headers to every response (HSTS only over TLS)."""
+    security headers to every response (HSTS only over TLS; ``no-store`` but for the
+    stylesheet)."""
 
     def __init__(self, app: ASGIApp, trusted_proxies: Sequence[str]) -> None:
         self.app = app
@@ -90,6 +92,8 @@ class Protections:
                 headers = MutableHeaders(scope=message)
                 for name, value in HEADERS.items():
                     headers.setdefault(name, value)
+                if not scope["path"].startswith(STATIC):
+                    headers.setdefault("Cache-Control", "no-store")  # pages name who is in
                 if found.https:
                     headers["Strict-Transport-Security"] = HSTS
             await send(message)
