@@ -272,6 +272,8 @@ def test_sign_out_revokes_the_session(site: Instance) -> None:
     with client(site) as thief:
         thief.cookies.set("bulletin_session", cookie)
         assert thief.get("/").status_code == 303
+        again = thief.post("/sign-out", data={})  # an ended session: nothing to protect
+        assert again.status_code == 303 and again.headers["location"] == "/sign-in"
     assert [e.actor for e in events(site.app.engine, action="user.signed_out")] == ["rosa"]
 
 

@@ -120,9 +120,10 @@ class Pages:
 
     async def sign_out(self, request: Request) -> Response:
         who = await self.signed_in(request)
-        await self.checked_form(request, who.csrf_secret if who else None, SIGN_OUT)
-        cookie = request.cookies.get(SESSION_COOKIE, "")
-        await run_in_threadpool(sessions.sign_out, self.app, cookie, security.address(request))
+        if who is not None:  # a session that has ended already has nothing left to protect
+            await self.checked_form(request, who.csrf_secret, SIGN_OUT)
+            cookie = request.cookies.get(SESSION_COOKIE, "")
+            await run_in_threadpool(sessions.sign_out, self.app, cookie, security.address(request))
         response = RedirectResponse("/sign-in", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
