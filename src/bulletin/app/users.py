@@ -23,11 +23,13 @@ from bulletin.db import session_scope
 from bulletin.errors import DatabaseError, NotFound, Refused, UsageError
 from bulletin.identity import check_name, require_role
 from bulletin.users import credentials
+from bulletin.users import sessions as web_sessions
 from bulletin.users.directory import all_accounts, find, seed_from_config
 from bulletin.users.models import UserAccount, UserToken, roles_of
 
 LINK_LIFETIME = timedelta(hours=24)
 SIGN_IN_REFUSED = "wrong user name or password"
+LINK_REFUSED = "this set-password link is not valid (used, expired or unknown)"
 ROLES: tuple[str, ...] = get_args(Role)
 
 
@@ -118,7 +120,8 @@ def list_users(app: App, actor: Actor) -> list[UserView]:
 
 @acts
 def disable(app: App, actor: Actor, name: str) -> UserView:
-    """Disable ``name``: it can no longer sign in or act. Its links are revoked.
+    """Disable ``name``: it can no longer sign in or act. Its links and web sessions are
+    revoked.
 
     :raises Refused: ``actor`` is not an admin, or disables themselves.
     :raises NotFound: no such user.
@@ -132,6 +135,7 @@ def disable(app: App, actor: Actor, name: str) -> UserView:
         account.disabled = True
         account.updated_at = now
         _revoke_links(session, account, now)
+        web_sessions.revoke_all(session, name, now)
         _audit(session, actor, now, "user.disabled", name)
         return UserView.of(account)
 
@@ -158,7 +162,7 @@ def set_roles(app: App, actor: Actor, name: str, roles: list[str]) -> UserView:
 @acts
 def reset(app: App, actor: Actor, name: str) -> SetPasswordLink:
     """Issue a new set-password link for ``name``; earlier links stop working and the old
-    password with them.
+    password with them, and its web sessions end.
 
     :raises Refused: ``actor`` is not an admin. :raises NotFound: no such user.
     """
@@ -167,11 +171,21 @@ def reset(app: App, actor: Actor, name: str) -> SetPasswordLink:
     with session_scope(app.engine) as session:
         account = _account(app, session, name, now)
         _revoke_links(session, account, now)
+        web_sessions.revoke_all(session, name, now)
         account.password_hash = None
         account.updated_at = now
         link = _issue_link(app, session, account, now)
         _audit(session, actor, now, "user.reset", name)
         return link
+
+
+def link_holder(app: App, token: str) -> str:
+    """The name of the account the set-password link ``token`` was issued for.
+
+    :raises Refused: the link is unknown, used, revoked or expired, or its account disabled.
+    """
+    with Session(app.checked_engine()) as session:
+        return _usable_link(session, token, app.clock.now())[1].name
 
 
 def set_password(
@@ -187,20 +201,9 @@ def set_password(
     credentials.check_policy(password)
     now = app.clock.now()
     with session_scope(app.checked_engine()) as session:
-        link = session.exec(
-            select(UserToken)
-            .where(UserToken.token_sha256 == credentials.token_digest(token))
-            .with_for_update()
-        ).first()
-        account = session.get(UserAccount, link.account_id) if link is not None else None
-        if (
-            link is None
-            or account is None
-            or not link.usable(now)
-            or account.disabled
-            or (name is not None and account.name != name)
-        ):
-            raise Refused("this set-password link is not valid (used, expired or unknown)")
+        link, account = _usable_link(session, token, now, lock=True)
+        if name is not None and account.name != name:
+            raise Refused(LINK_REFUSED)
         link.used_at = now
         account.password_hash = credentials.hash_password(password)
         account.updated_at = now
@@ -274,6 +277,17 @@ def _second_factor(
     if not credentials.totp_matches(account.totp_secret, code, now):
         return Refused("wrong one-time code", remedy="totp-code")
     return None
+
+
+def _usable_link(
+    session: Session, token: str, now: datetime, lock: bool = False
+) -> tuple[UserToken, UserAccount]:
+    query = select(UserToken).where(UserToken.token_sha256 == credentials.token_digest(token))
+    link = session.exec(query.with_for_update() if lock else query).first()
+    account = session.get(UserAccount, link.account_id) if link is not None else None
+    if link is None or account is None or not link.usable(now) or account.disabled:
+        raise Refused(LINK_REFUSED)
+    return link, account
 
 
 def _require_admin(app: App, actor: Actor) -> None:

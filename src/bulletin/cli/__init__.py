@@ -296,6 +296,7 @@ from bulletin.cli import (  # noqa: E402
     sandbox,
     template,
     user,
+    web,
 )
 from bulletin.cli import export as export_cli  # noqa: E402
 
@@ -310,6 +311,7 @@ for _module in (
     sandbox,
     template,
     user,
+    web,
     export_cli,
 ):
     _module.register(cli)

@@ -1,4 +1,5 @@
-"""People's accounts: ``bulletin user add|list|disable|roles|reset|totp|set-password``.
+"""People's accounts: ``bulletin user add|list|disable|roles|reset|totp|set-password|
+sign-out-everywhere``.
 
 A password never goes on a command line: an admin's ``add`` or ``reset`` prints a one-time
 link, and ``set-password`` reads the link and the password from a prompt (or stdin).
@@ -12,7 +13,7 @@ from typing import Any
 
 import click
 
-from bulletin.app import users
+from bulletin.app import sessions, users
 from bulletin.cli import Context, emit, json_option, pass_context, read_only
 from bulletin.timeparse import local_text
 
@@ -126,6 +127,14 @@ def user_totp(ctx: Context, name: str, actor: str | None, as_json: bool) -> None
         {"name": name, "uri": uri},
         [f"second factor enrolled for {name}; add this to the authenticator app:", uri],
     )
+
+
+@user.command("sign-out-everywhere")
+@_by_an_admin
+def user_sign_out_everywhere(ctx: Context, name: str, actor: str | None, as_json: bool) -> None:
+    """End every web session of an account (it must sign in again)."""
+    ended = sessions.sign_out_everywhere(ctx.app, ctx.actor(actor), name)
+    emit(as_json, {"name": name, "sessions": ended}, f"{ended} session(s) of {name} ended")
 
 
 @user.command("set-password")

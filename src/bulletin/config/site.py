@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -94,10 +95,63 @@ class WebSettings(Section):
             raise ValueError("give an http:// or https:// URL")
         return value.rstrip("/")
 
+    # where `bulletin web` listens (host:port)
+    address: str = "127.0.0.1:8080"
+    # addresses (or networks, CIDR) of reverse proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed; from anyone else they are ignored
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # a session ends after this long without a request, and this long after sign-in at most
+    session_idle: str = "30min"
+    session_lifetime: str = "12h"
+    # sign-in is slowed down (a wait doubling with each further failure) after this many
+    # failures within throttle_window, per account name and per address
+    throttle_account_failures: int = Field(default=5, ge=1)
+    throttle_address_failures: int = Field(default=20, ge=1)
+    throttle_window: str = "15min"
+
+    _valid_duration = field_validator("session_idle", "session_lifetime", "throttle_window")(
+        checked_duration
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        return host_port(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as e:
+                raise ValueError(f"{item!r} is not an IP address or network") from e
+        return value
+
     @property
     def link_base(self) -> str:
         """Where links printed for people start."""
-        return self.base_url or "http://127.0.0.1:8080"
+        return self.base_url or f"http://{self.address}"
+
+    @property
+    def session_idle_delta(self) -> timedelta:
+        return parse_duration(self.session_idle)
+
+    @property
+    def session_lifetime_delta(self) -> timedelta:
+        return parse_duration(self.session_lifetime)
+
+    @property
+    def throttle_window_delta(self) -> timedelta:
+        return parse_duration(self.throttle_window)
+
+
+def host_port(value: str) -> str:
+    """``value`` when it is ``host:port`` (a field validator)."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"give host:port, e.g. 127.0.0.1:8080 (not {value!r})")
+    return value
 
 
 class SandboxSettings(Section):

@@ -54,3 +54,30 @@ def roles_of(account: UserAccount) -> list[str]:
     """The account's roles as stored (a JSON list)."""
     value: Any = account.roles
     return [str(r) for r in value or []]
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in web session. ``id`` is the sha256 (hex) of the random value of its cookie,
+    which is kept nowhere; ``csrf_secret`` keys its forms' tokens. Valid until ``revoked_at``,
+    ``[web] session_idle`` after ``last_seen_at`` or ``session_lifetime`` after
+    ``created_at``."""
+
+    __tablename__ = "web_sessions"
+
+    id: str = Field(primary_key=True)
+    account_name: str = Field(index=True)
+    created_at: datetime = _ts(nullable=False)
+    last_seen_at: datetime = _ts(nullable=False)
+    csrf_secret: str
+    revoked_at: datetime | None = _ts()
+
+
+class SignInFailure(SQLModel, table=True):
+    """One refused sign-in: the name tried and the address it came from (for throttling)."""
+
+    __tablename__ = "sign_in_failures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_name: str = Field(index=True)
+    address: str = Field(index=True)
+    at: datetime = _ts(nullable=False, index=True)
