@@ -409,7 +409,8 @@ def test_sign_in_and_home_pass_axe_at_320_and_1280_pixels(
     browser_site: Instance, browser: Any
 ) -> None:
     """axe-core finds no WCAG 2.1 A or AA violation on the sign-in page (with and without an
-    error) and on home, at 320 and 1280 pixels; the form is used with the keyboard alone."""
+    error), on home and on the set-password pages, at 320 and 1280 pixels; the sign-in form is
+    used with the keyboard alone."""
     with serving(browser_site.app) as url:
         for width in (320, 1280):
             context = browser.new_context(viewport={"width": width, "height": 800})
@@ -435,6 +436,19 @@ def test_sign_in_and_home_pass_axe_at_320_and_1280_pixels(
                 assert page.evaluate(no_sideways)
                 page.click("text=Sign out")
                 page.wait_for_selector("h1:has-text('Sign in')")
+                # the set-password form, the page after it, and the page of a spent link
+                link = users.add(browser_site.app, ADA, f"cleo{width}", ["clerk"])
+                address = link.url.replace(LINK_PREFIX, f"{url}/set-password/")
+                page.goto(address)
+                assert not (found := axe_violations(page)), describe(found)
+                page.fill("#password", PASSWORD)
+                page.fill("#confirm", PASSWORD)
+                page.press("#confirm", "Enter")
+                page.wait_for_load_state()
+                assert not (found := axe_violations(page)), describe(found)
+                page.goto(address)
+                assert page.locator("p.error").count() == 1
+                assert not (found := axe_violations(page)), describe(found)
             finally:
                 context.close()
 
