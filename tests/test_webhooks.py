@@ -27,7 +27,7 @@ from bulletin.archiver.store.base import object_key
 from bulletin.connectors.base import RemoteItem
 from bulletin.db import session_scope
 from bulletin.errors import Refused
-from bulletin.events import WebhookDelivery, WebhookEvent, record_event, record_events
+from bulletin.events import Webhook, WebhookDelivery, WebhookEvent, record_event, record_events
 from bulletin.models import AuditEvent
 from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.notices import NoticeDraft, create_notice
@@ -270,8 +270,8 @@ def test_two_senders_never_send_one_delivery_twice(instance: Instance, receiver:
 def test_secrets_stay_out_of_logs_lists_and_the_audit_trail(
     instance: Instance, receiver: Receiver
 ) -> None:
-    """The secret is printed once, by add; a chat URL's credential path is never listed or
-    logged."""
+    """The secret is printed once, by add; a chat URL's credential path is never listed,
+    logged or shown in the webhook's repr."""
     url = receiver.url + "/T000/B000/XXXXSECRETPATH"
     added = run(instance, "webhook", "add", url, "--event", "hold.placed", "--format", "chat")
     secret = next(w for w in added.split() if w.startswith("whsec_"))
@@ -292,6 +292,7 @@ def test_secrets_stay_out_of_logs_lists_and_the_audit_trail(
     ]
     with Session(instance.app.engine) as session:
         outputs += [str(a.detail) for a in session.exec(select(AuditEvent))]
+        outputs += [repr(w) for w in session.exec(select(Webhook))]  # what a traceback shows
     for text in outputs:
         assert secret not in text and secret[6:] not in text
         assert "XXXXSECRETPATH" not in text

@@ -51,7 +51,7 @@ class Webhook(SQLModel, table=True):
     __tablename__ = "webhooks"
 
     id: int | None = Field(default=None, primary_key=True)
-    url: str = Field(sa_column=Column(Text, nullable=False))
+    url: str = Field(sa_column=Column(Text, nullable=False), repr=False)  # may hold a credential
     events: list[str] = Field(sa_column=Column(JSONText, nullable=False))
     secret: str = Field(sa_column=Column(Text, nullable=False), repr=False)
     format: str = "standard"  # standard | chat ({"text": ...} for Teams and Slack)
