@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from bulletin.app import App
 from bulletin.connectors.sandbox import SANDBOX_ENV, SandboxServer
 from bulletin.errors import Refused, UsageError
+from bulletin.identity import is_open_mode
 from bulletin.models import Approval, AuditEvent, Delivery, Notice
 from bulletin.publisher.approval import approve_notice, review_notice
 from bulletin.publisher.delivery import outgoing_post
@@ -128,6 +129,21 @@ def test_self_approval_is_refused(staffed: Instance) -> None:
     notice_id = add(staffed, author="lt")
     with pytest.raises(Refused, match=r"lt wrote notice .* may not approve it"):
         approve(staffed, notice_id, "lt")
+
+
+def test_open_mode_still_refuses_self_approval(instance: Instance) -> None:
+    """With no accounts and no [users], names are taken as given, yet nobody approves a
+    notice or a template of their own; someone else may."""
+    assert is_open_mode(instance.settings, instance.app.engine)
+    notice_id = add(instance, author="dana")
+    with pytest.raises(Refused, match=r"dana wrote notice .* may not approve it"):
+        approve(instance, notice_id, "dana")
+    assert approve(instance, notice_id, "lee") == "approved"
+    missing_template(instance, approver=None)
+    engine, settings, clock = instance.app.engine, instance.settings, instance.clock
+    with pytest.raises(Refused, match="lt wrote template missing"):
+        approve_template(engine, settings, clock, "missing", "lt")
+    approve_template(engine, settings, clock, "missing", "chief")
 
 
 def test_approval_needs_the_approver_role(staffed: Instance) -> None:
