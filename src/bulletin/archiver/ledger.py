@@ -7,7 +7,7 @@ removing, reordering or inserting an entry breaks the chain where it happened.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -199,22 +199,29 @@ def mirrored_through(store: WormStore) -> int:
     return last
 
 
+def entry_batches(session: Session, after: int, batch: int) -> Iterator[list[LedgerEntry]]:
+    """The ledger's entries after sequence ``after``, in order, ``batch`` at a time."""
+    while True:
+        rows = list(
+            session.exec(
+                select(LedgerEntry)
+                .where(col(LedgerEntry.seq) > after)
+                .order_by(col(LedgerEntry.seq))
+                .limit(batch)
+            ).all()
+        )
+        if not rows:
+            return
+        yield rows
+        after = rows[-1].seq
+
+
 def repair_mirror(session: Session, store: WormStore, batch: int = 1000) -> int:
     """Mirror the entries after the last mirrored one (a crash after commit). Returns the count."""
-    done = mirrored_through(store)
     written = 0
-    while True:
-        rows = session.exec(
-            select(LedgerEntry)
-            .where(col(LedgerEntry.seq) > done)
-            .order_by(col(LedgerEntry.seq))
-            .limit(batch)
-        ).all()
-        if not rows:
-            break
+    for rows in entry_batches(session, mirrored_through(store), batch):
         mirror(store, rows)
         written += len(rows)
-        done = rows[-1].seq
     if written:
         store.flush()
     return written

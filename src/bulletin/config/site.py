@@ -146,11 +146,11 @@ class WebSettings(Section):
         return parse_duration(self.throttle_window)
 
 
-def host_port(value: str) -> str:
-    """``value`` when it is ``host:port`` (a field validator)."""
+def host_port(value: str, lowest_port: int = 0, example: str = "127.0.0.1:8080") -> str:
+    """``value`` when it is ``host:port`` with a port from ``lowest_port`` (0: any free one)."""
     host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"give host:port, e.g. 127.0.0.1:8080 (not {value!r})")
+    if not host or not port.isdigit() or not lowest_port <= int(port) <= 65535:
+        raise ValueError(f"give host:port, e.g. {example} (not {value!r})")
     return value
 
 
@@ -179,12 +179,7 @@ class DaemonSettings(Section):
     @field_validator("metrics_address")
     @classmethod
     def _valid_address(cls, value: str) -> str:
-        if not value:
-            return value
-        host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ValueError("give host:port, e.g. 127.0.0.1:9464")
-        return value
+        return host_port(value, 1, "127.0.0.1:9464") if value else value
 
     _valid_duration = field_validator("routine_give_up", "stuck_after")(checked_duration)
 

@@ -40,19 +40,9 @@ def check_checkpoints(session: Session, store: WormStore, report: Report) -> Non
 
 
 def _entries(session: Session, batch: int) -> Iterator[LedgerEntry]:
-    last = 0
-    while True:
-        rows = session.exec(
-            select(LedgerEntry)
-            .where(col(LedgerEntry.seq) > last)
-            .order_by(col(LedgerEntry.seq))
-            .limit(batch)
-        ).all()
-        if not rows:
-            return
+    for rows in ledger.entry_batches(session, 0, batch):
         yield from rows
-        last = rows[-1].seq
-        session.expunge_all()
+        session.expunge_all()  # a long ledger is walked in constant memory
 
 
 def _mirror_lines(store: WormStore, report: Report) -> Iterator[tuple[int, dict[str, object]]]:
