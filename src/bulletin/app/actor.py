@@ -16,8 +16,11 @@ R = TypeVar("R")
 # How the actor was authenticated. The command line trusts the operating system: the login
 # name mapped through ``[users] os_user`` ("os-user"), or a name given explicitly or through
 # BULLETIN_USER in open mode ("as-given"). The daemon acts as itself ("system"). An account
-# signs in with its password ("password") or sets it through a one-time link ("link").
-Authentication = Literal["os-user", "as-given", "system", "session", "token", "password", "link"]
+# signs in with its password ("password") or through an OpenID Connect provider ("oidc"),
+# or sets a password through a one-time link ("link").
+Authentication = Literal[
+    "os-user", "as-given", "system", "session", "token", "password", "link", "oidc"
+]
 
 
 @dataclass(frozen=True)

@@ -76,21 +76,23 @@ def sign_in(app: App, name: str, password: str, code: str | None, address: str) 
         with session_scope(app.engine) as session:
             throttle.record_failure(session, name, address, now, web)
         raise
-    cookie, digest = credentials.new_token()
-    csrf_secret = secrets.token_urlsafe(32)
     with session_scope(app.engine) as session:
         throttle.forget(session, name)
         account = find(session, name)
         roles = roles_of(account) if account is not None else []
-        session.add(
-            WebSession(
-                id=digest,
-                account_name=name,
-                created_at=now,
-                last_seen_at=now,
-                csrf_secret=csrf_secret,
-            )
+        return begin(session, name, roles, now, address)
+
+
+def begin(session: Session, name: str, roles: list[str], now: datetime, address: str) -> NewSession:
+    """A new session for ``name``, whose sign-in was verified (by password or by single
+    sign-on); added to ``session``."""
+    cookie, digest = credentials.new_token()
+    csrf_secret = secrets.token_urlsafe(32)
+    session.add(
+        WebSession(
+            id=digest, account_name=name, created_at=now, last_seen_at=now, csrf_secret=csrf_secret
         )
+    )
     return NewSession(cookie, SignedIn(Actor(name, "session", address), roles, csrf_secret))
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, field_validator
 
+from bulletin.config.oidc import OidcSettings
+from bulletin.config.values import Role as Role  # where the role names were always found
 from bulletin.config.values import (
     Section,
     checked_duration,
@@ -17,8 +18,6 @@ from bulletin.config.values import (
     parse_duration,
     time_of_day,
 )
-
-Role = Literal["dispatcher", "approver", "clerk", "admin"]
 
 
 class AgencySettings(Section):
@@ -81,6 +80,8 @@ class UserSettings(Section):
 class AuthSettings(Section):
     # signing in with a password also needs a TOTP code for an account holding any of these
     require_mfa_for: list[Role] = Field(default_factory=list)
+    # single sign-on through an OpenID Connect provider (bulletin.config.oidc); None: none
+    oidc: OidcSettings | None = None
 
 
 class WebSettings(Section):

@@ -6,12 +6,16 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from bulletin.business_days import BusinessCalendar
 from bulletin.errors import ConfigError
 from bulletin.timeparse import Span, parse_span
+
+# What a person may do (bulletin.identity enforces it); shared by [users], [auth] and SSO.
+Role = Literal["dispatcher", "approver", "clerk", "admin"]
 
 
 class Section(BaseModel):

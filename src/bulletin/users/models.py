@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Text
+from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from bulletin.columns import JSONText
@@ -81,3 +81,35 @@ class SignInFailure(SQLModel, table=True):
     account_name: str = Field(index=True)
     address: str = Field(index=True)
     at: datetime = _ts(nullable=False, index=True)
+
+
+class UserIdentity(SQLModel, table=True):
+    """An account's identity at an OpenID Connect provider: the ID token's ``iss`` and
+    ``sub``, which together name one person for good (a name or an email address may change
+    hands). An account signing in this way has no password."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="user_accounts.id", index=True)
+    issuer: str
+    subject: str
+    created_at: datetime = _ts(nullable=False)
+    last_sign_in_at: datetime | None = _ts()
+
+
+class SsoAttempt(SQLModel, table=True):
+    """A single sign-on under way: the browser went to the provider and has not come back
+    yet. Known by the sha256 of its ``state``; bound to the browser's pre-session cookie (its
+    sha256); carries the nonce and the PKCE verifier the answer must match. Used once."""
+
+    __tablename__ = "sso_attempts"
+
+    id: str = Field(primary_key=True)
+    pre_sha256: str
+    nonce: str
+    code_verifier: str
+    next_path: str
+    created_at: datetime = _ts(nullable=False, index=True)
+    used_at: datetime | None = _ts()

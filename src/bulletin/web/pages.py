@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from bulletin.app import App, sessions, users
+from bulletin.app import App, sessions, sso, users
 from bulletin.errors import BulletinError, Refused, UsageError
 from bulletin.web import security
 
@@ -86,12 +86,24 @@ class Pages:
     async def sign_in_page(self, request: Request) -> Response:
         return self._sign_in_form(request, "", None, 200)
 
+    def sign_in_form(self, request: Request, error: str, status: int, nxt: str = "") -> Response:
+        """The sign-in page showing ``error`` (a refused single sign-on)."""
+        return self._sign_in_form(request, "", error, status, nxt)
+
     def _sign_in_form(
         self, request: Request, name: str, error: str | None, status: int, nxt: str = ""
     ) -> Response:
         nxt = nxt or security.local_path(request.query_params.get("next"))
+        sso_label = sso.label(self.app)
         return self.render_with_pre(
-            request, "sign_in.html", SIGN_IN, status, name=name, error=error, next=nxt
+            request,
+            "sign_in.html",
+            SIGN_IN,
+            status,
+            name=name,
+            error=error,
+            next=nxt,
+            sso=sso_label,
         )
 
     async def sign_in(self, request: Request) -> Response:
