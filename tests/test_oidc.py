@@ -25,6 +25,7 @@ import httpx2 as httpx
 import pytest
 import uvicorn
 from sqlmodel import Session, select
+from starlette.testclient import TestClient
 
 from bulletin.app import Actor, App, users
 from bulletin.audit import events
@@ -483,11 +484,36 @@ def test_the_provider_exchanges_a_code_once_and_refreshes_tokens(site: Site) -> 
 def test_no_button_and_no_route_without_oidc(tmp_path: Path) -> None:
     inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}")
     try:
-        from starlette.testclient import TestClient
-
         with TestClient(create_app(inst.app), follow_redirects=False) as web:
             assert "/sign-in/oidc" not in web.get("/sign-in").text
             assert web.get("/sign-in/oidc").status_code == 404
+    finally:
+        inst.app.close()
+
+
+def test_an_unreachable_provider_or_a_missing_secret_is_said_on_the_sign_in_page(
+    tmp_path: Path,
+) -> None:
+    """The button still answers with the sign-in page and one line saying what is wrong."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    inst = make_instance(
+        tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", oidc_config(closed)
+    )
+    try:
+        with TestClient(create_app(inst.app), follow_redirects=False) as web:
+            missing = web.get("/sign-in/oidc")
+            assert missing.status_code == 502
+            assert error_of(missing.text) == (
+                f"Single sign-on cannot start: its client secret {SECRET_NAME} is not set (an "
+                "environment variable or a systemd credential of that name)."
+            )
+            inst.app.environ = {SECRET_NAME: CLIENT_SECRET}
+            down = web.get("/sign-in/oidc", params={"next": "/notices"})
+            assert down.status_code == 502
+            assert error_of(down.text) == (
+                "The sign-on provider cannot be reached; try again later."
+            )
+            assert 'name="next" value="/notices"' in down.text
     finally:
         inst.app.close()
 

@@ -32,7 +32,7 @@ from bulletin.audit import record_event
 from bulletin.config.oidc import OidcSettings
 from bulletin.config.secrets import Secret, resolve_secret
 from bulletin.db import session_scope
-from bulletin.errors import NotFound, Refused
+from bulletin.errors import AuthError, NotFound, Refused
 from bulletin.names import name_problem
 from bulletin.users.directory import find
 from bulletin.users.models import SsoAttempt, UserAccount, UserIdentity, roles_of
@@ -128,7 +128,6 @@ def _sign_on(
     """The session of the person ``claims`` (verified) name, or Refused (audited)."""
     subject = str(claims["sub"])
     roles = mapped_roles(oidc, claims)
-    refused: Refused | None = None
     with session_scope(app.engine) as session:
         identity = session.exec(
             select(UserIdentity)
@@ -136,55 +135,36 @@ def _sign_on(
             .where(UserIdentity.subject == subject)
         ).first()
         account = session.get(UserAccount, identity.account_id) if identity else None
-        name = account.name if account is not None else _name_of(oidc, claims)
-        who = Actor(name, "oidc", address)
-        detail = {"issuer": oidc.issuer, "subject": subject}
-        if not _domain_allowed(oidc, claims):
-            refused = Refused(f"only addresses at {oidc.allowed_domain} may sign in here")
-        elif not roles:
-            refused = Refused(
-                f"your {oidc.role_claim} at the sign-on provider give no Bulletin role; "
-                "ask an administrator"
+        linkable = True
+        if account is None:  # a first sign-on: an account of that name may be linked
+            account = find(session, _name_of(oidc, claims))
+            linkable = account is None or (
+                account.password_hash is None and not _linked(session, account)
             )
-        elif account is not None and account.disabled:
-            refused = Refused("this account is disabled")
-        elif account is None:
-            account = find(session, name)
-            if account is not None and (
-                account.password_hash is not None or _linked(session, account)
-            ):
-                refused = Refused(
-                    f"the user name {name!r} is taken by an account that signs in otherwise; "
-                    "ask an administrator"
-                )
-            elif account is not None and account.disabled:
-                refused = Refused("this account is disabled")
-        if refused is not None:
+        name = account.name if account is not None else _name_of(oidc, claims)
+
+        def audit(action: str, **more: Any) -> None:
             record_event(
                 session,
                 at=now,
-                actor=who,
-                action="user.sign_in_refused",
+                actor=Actor(name, "oidc", address),
+                action=action,
                 object_type="user",
                 object_id=name,
-                reason=str(refused),
-                **detail,
+                issuer=oidc.issuer,
+                subject=subject,
+                **more,
             )
+
+        refused = _refusal(oidc, claims, roles, account, linkable)
+        if refused is not None:
+            audit("user.sign_in_refused", reason=str(refused))
         else:
             if account is None:
                 account = UserAccount(name=name, roles=roles, created_at=now, updated_at=now)
                 session.add(account)
                 session.flush()
-                record_event(
-                    session,
-                    at=now,
-                    actor=who,
-                    action="user.added",
-                    object_type="user",
-                    object_id=name,
-                    roles=roles,
-                    **detail,
-                )
+                audit("user.added", roles=roles)
             assert account.id is not None
             if identity is None:
                 identity = UserIdentity(
@@ -193,31 +173,38 @@ def _sign_on(
                 session.add(identity)
             identity.last_sign_in_at = now
             before = roles_of(account)
-            if before != roles:
+            if before != roles:  # the provider says what the person may do, at every sign-on
                 account.roles = roles
                 account.updated_at = now
-                record_event(
-                    session,
-                    at=now,
-                    actor=who,
-                    action="user.roles",
-                    object_type="user",
-                    object_id=name,
-                    roles=roles,
-                    before=before,
-                    **detail,
-                )
-            record_event(
-                session,
-                at=now,
-                actor=who,
-                action="user.signed_in",
-                object_type="user",
-                object_id=name,
-                **detail,
-            )
+                audit("user.roles", roles=roles, before=before)
+            audit("user.signed_in")
             return begin_session(session, name, roles, now, address)
     raise refused
+
+
+def _refusal(
+    oidc: OidcSettings,
+    claims: dict[str, Any],
+    roles: list[str],
+    account: UserAccount | None,
+    linkable: bool,
+) -> Refused | None:
+    """Why the person of ``claims`` may not sign on as ``account`` (None: a new one)."""
+    if not _domain_allowed(oidc, claims):
+        return Refused(f"only addresses at {oidc.allowed_domain} may sign in here")
+    if not roles:
+        return Refused(
+            f"your {oidc.role_claim} at the sign-on provider give no Bulletin role; "
+            "ask an administrator"
+        )
+    if account is not None and not linkable:
+        return Refused(
+            f"the user name {account.name!r} is taken by an account that signs in otherwise; "
+            "ask an administrator"
+        )
+    if account is not None and account.disabled:
+        return Refused("this account is disabled")
+    return None
 
 
 def mapped_roles(oidc: OidcSettings, claims: dict[str, Any]) -> list[str]:
@@ -300,7 +287,13 @@ def _provider(app: App) -> Provider:
     oidc = _settings(app)
     secret: Secret | None = None
     if oidc.client_secret_env:
-        secret = resolve_secret(oidc.client_secret_env, app.environ, "auth.oidc")
+        try:
+            secret = resolve_secret(oidc.client_secret_env, app.environ, "auth.oidc")
+        except AuthError:
+            raise Refused(
+                f"single sign-on cannot start: its client secret {oidc.client_secret_env} is "
+                "not set (an environment variable or a systemd credential of that name)"
+            ) from None
     return Provider(oidc, secret, f"{app.settings.web.link_base}{CALLBACK}")
 
 
