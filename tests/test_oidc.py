@@ -28,8 +28,10 @@ from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
 from bulletin.app import Actor, App, users
+from bulletin.app.sso import mapped_roles
 from bulletin.audit import events
 from bulletin.config import load_settings
+from bulletin.config.oidc import OidcSettings
 from bulletin.errors import ConfigError
 from bulletin.users.models import UserAccount, UserIdentity
 from bulletin.web import create_app
@@ -302,6 +304,7 @@ def test_a_callback_from_another_browser_or_with_another_state_is_refused(site: 
     browser, a made-up state, and the same answer used twice are all refused."""
     with site.browser() as victim, site.browser() as other:
         steps = go_to_provider(victim)
+        assert other.get("/sign-in").cookies["bulletin_pre"]  # a pre-session of its own
         assert "not started in this browser" in refused(come_back(other, steps))
         forged = re.sub(r"state=[^&]+", "state=made-up-state", steps.callback)
         assert "not started in this browser" in refused(victim.get(forged))
@@ -476,6 +479,25 @@ def test_the_provider_exchanges_a_code_once_and_refreshes_tokens(site: Site) -> 
     info = httpx.get(f"{site.provider.url}/userinfo", headers=bearer).json()
     assert (info["sub"], info["groups"]) == ("u-1001", ["bulletin-dispatch"])
     assert httpx.post(token_url, data=grant, auth=(CLIENT_ID, "wrong")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("claim", "roles"),
+    [
+        (["bulletin-admins", "bulletin-dispatch", "other"], ["dispatcher", "admin", "approver"]),
+        ("bulletin-dispatch", ["dispatcher"]),  # one value, as Google's hd is
+        ([], []),
+        (None, []),
+        ({"bulletin-admins": True}, []),  # not a list of values: nothing
+    ],
+)
+def test_roles_are_mapped_from_a_list_or_a_single_value(claim: Any, roles: list[str]) -> None:
+    oidc = OidcSettings(
+        issuer="https://id.example",
+        client_id="c",
+        role_map={"bulletin-dispatch": ["dispatcher"], "bulletin-admins": ["admin", "approver"]},
+    )
+    assert mapped_roles(oidc, {"sub": "x", "groups": claim}) == roles
 
 
 # -- without single sign-on, and configuration -----------------------------------------------
