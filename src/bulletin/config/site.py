@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from bulletin.config.oidc import OidcSettings
-from bulletin.config.values import Role as Role  # where the role names were always found
+from bulletin.config.values import Role as Role  # re-exported: the roles are imported from here
 from bulletin.config.values import (
     Section,
     checked_duration,
