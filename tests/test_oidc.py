@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -85,7 +86,10 @@ class Site:
         return httpx.Client(base_url=self.url, follow_redirects=False, timeout=20)
 
 
-def oidc_config(issuer: str, **extra: str) -> str:
+def oidc_config(issuer: str, public: bool = False, **extra: str) -> str:
+    """``[auth.oidc]`` for the provider at ``issuer`` (a public client: no secret)."""
+    if not public:
+        extra = {"client_secret_env": f'"{SECRET_NAME}"', **extra}
     lines = "\n".join(f"{k} = {v}" for k, v in extra.items())
     return f"""
 [users.ada]
@@ -94,7 +98,6 @@ roles = ["admin"]
 [auth.oidc]
 issuer = "{issuer}"
 client_id = "{CLIENT_ID}"
-client_secret_env = "{SECRET_NAME}"
 role_claim = "groups"
 label = "Lexington ID"
 {lines}
@@ -106,7 +109,7 @@ bulletin-admins = ["admin", "approver"]
 
 
 @contextmanager
-def provider_process(redirect_uri: str) -> Iterator[Provider]:
+def provider_process(redirect_uri: str, secret: str = CLIENT_SECRET) -> Iterator[Provider]:
     """``python -m tests.oidc_provider`` on a free port, until the block ends."""
     port = free_port()
     command = [
@@ -118,7 +121,7 @@ def provider_process(redirect_uri: str) -> Iterator[Provider]:
         "--client-id",
         CLIENT_ID,
         "--client-secret",
-        CLIENT_SECRET,
+        secret,
         "--redirect-uri",
         redirect_uri,
     ]
@@ -163,10 +166,12 @@ def serving(app: App, port: int) -> Iterator[str]:
 
 
 @contextmanager
-def running_site(tmp_path: Path, db_url: str, **extra: str) -> Iterator[Site]:
+def running_site(tmp_path: Path, db_url: str, public: bool = False, **extra: str) -> Iterator[Site]:
     web_port = free_port()
-    with provider_process(f"http://127.0.0.1:{web_port}/sign-in/oidc/callback") as provider:
-        config = oidc_config(provider.url, **extra) + f'\n[web]\naddress = "127.0.0.1:{web_port}"\n'
+    callback = f"http://127.0.0.1:{web_port}/sign-in/oidc/callback"
+    with provider_process(callback, "" if public else CLIENT_SECRET) as provider:
+        config = oidc_config(provider.url, public, **extra)
+        config += f'\n[web]\naddress = "127.0.0.1:{web_port}"\n'
         inst = make_instance(tmp_path, db_url, config)
         credentials = tmp_path / "credentials"
         credentials.mkdir()
@@ -347,6 +352,21 @@ def test_a_code_meant_for_another_verifier_is_refused_by_the_provider(site: Site
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
 
 
+def test_an_answer_after_ten_minutes_or_a_refusal_by_the_provider_is_refused(
+    site: Site,
+) -> None:
+    with site.browser() as web:
+        steps = go_to_provider(web)
+        site.instance.clock.advance(timedelta(minutes=11))
+        assert "has expired" in refused(come_back(web, steps))
+        steps = go_to_provider(web)
+        state = parse_qs(urlsplit(steps.callback).query)["state"][0]
+        denied = web.get(
+            "/sign-in/oidc/callback", params={"error": "access_denied", "state": state}
+        )
+        assert refused(denied) == "The sign-on provider did not sign you in (access_denied)."
+
+
 @pytest.mark.parametrize(
     ("tamper", "claim"),
     [({"iss": "https://other-provider.example"}, "iss"), ({"aud": "another-client"}, "aud")],
@@ -417,6 +437,15 @@ def test_a_name_taken_by_a_password_account_is_not_taken_over(site: Site) -> Non
     users.set_password(site.app, link.url.rsplit("/", 1)[1], "correct horse battery staple")
     with site.browser() as web:
         assert "taken by an account that signs in otherwise" in refused(sign_on(web))
+
+
+def test_a_public_client_signs_on_with_pkce_alone(tmp_path: Path) -> None:
+    """Without client_secret_env Bulletin is a public client: the provider is given no secret
+    and the verifier alone proves the code is this sign-on's."""
+    url = f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}"
+    with running_site(tmp_path, url, public=True) as site, site.browser() as web:
+        assert location(sign_on(web)) == "/"
+        assert "Signed in as <strong>maria</strong>" in web.get("/").text
 
 
 def test_the_allowed_domain_is_enforced(tmp_path: Path) -> None:

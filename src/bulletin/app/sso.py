@@ -16,6 +16,7 @@ account that signs in otherwise. Each refusal that names a person is audited.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -108,7 +109,8 @@ def finish(
     with session_scope(app.checked_engine()) as session:
         attempt = _take_attempt(session, state, pre_secret, now)
     if error or not code:
-        raise Refused(f"the sign-on provider did not sign you in ({error[:60] or 'no code'})")
+        said = re.sub(r"[^a-z_]", "", error)[:40] or "no code"  # an OAuth error code, no prose
+        raise Refused(f"the sign-on provider did not sign you in ({said})")
     provider = _provider(app)
     try:
         tokens = provider.exchange(code, attempt.code_verifier)
