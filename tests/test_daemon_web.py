@@ -9,6 +9,7 @@ import json
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -249,3 +250,24 @@ def test_bulletin_web_on_a_busy_port_is_one_line(site: tuple[Instance, int]) -> 
         f"bulletin: error: cannot serve the web console at 127.0.0.1:{port} ([web] address): "
         "address already in use; stop what listens there or choose another address\n"
     )
+
+
+def test_a_session_cookie_is_kept_as_its_sha256_only(site: tuple[Instance, int]) -> None:
+    """The database keeps the sha256 of the session cookie, never the cookie itself."""
+    import hashlib
+
+    from starlette.testclient import TestClient
+
+    from bulletin.web import create_app
+
+    inst, _ = site
+    made = users.open_console(inst.app, SYSTEM)
+    assert made.link is not None
+    users.set_password(inst.app, made.link.url.rsplit("/", 1)[1], PASSWORD)
+    with TestClient(create_app(inst.app), follow_redirects=False) as web:
+        cookie = sign_in(web, name="admin", password=PASSWORD).cookies["bulletin_session"]
+    with sqlite3.connect(inst.app.engine.url.database or "") as db:
+        [(digest,)] = db.execute("SELECT id FROM web_sessions").fetchall()
+        rows = db.execute("SELECT * FROM web_sessions").fetchall()
+    assert digest == hashlib.sha256(cookie.encode()).hexdigest()
+    assert cookie not in repr(rows)
