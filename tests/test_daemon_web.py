@@ -64,20 +64,27 @@ def first_admin_link(output: str) -> str:
 
 @pytest.mark.slow
 def test_the_daemon_serves_the_console_and_sigterm_stops_it(
-    site: tuple[Instance, int], daemon_process: MakeDaemon
+    site: tuple[Instance, int], daemon_process: MakeDaemon, tmp_path: Path
 ) -> None:
     """With serve_with_daemon the daemon answers /healthz and the sign-in page at [web]
-    address; SIGTERM stops the console with the daemon (exit 0, port closed)."""
+    address by the time it tells systemd READY=1; SIGTERM stops the console with the daemon
+    (STOPPING=1, exit 0, port closed)."""
     inst, port = site
-    daemon = daemon_process(inst.env(), inst.config.parent).start()
-    assert f"url=http://127.0.0.1:{port}/" in daemon.log.read_text()
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as web:
-        assert web.get("/healthz").text == "ok\n"
-        page = web.get("/sign-in")
-        assert page.status_code == 200 and "<h1>Sign in</h1>" in page.text
-        assert "server" not in page.headers
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait() == 0
+    notify = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(notify)
+        listener.settimeout(10)
+        daemon = daemon_process(inst.env(NOTIFY_SOCKET=notify), inst.config.parent).start()
+        assert "READY=1" in listener.recv(4096).decode()
+        assert f"url=http://127.0.0.1:{port}/" in daemon.log.read_text()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as web:
+            assert web.get("/healthz").text == "ok\n"
+            page = web.get("/sign-in")
+            assert page.status_code == 200 and "<h1>Sign in</h1>" in page.text
+            assert "server" not in page.headers
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+        assert "STOPPING=1" in listener.recv(4096).decode()
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), 0.5):
         pass
 
@@ -271,3 +278,18 @@ def test_a_session_cookie_is_kept_as_its_sha256_only(site: tuple[Instance, int])
         rows = db.execute("SELECT * FROM web_sessions").fetchall()
     assert digest == hashlib.sha256(cookie.encode()).hexdigest()
     assert cookie not in repr(rows)
+
+
+def test_a_reload_says_web_changes_wait_for_a_restart(site: tuple[Instance, int]) -> None:
+    """SIGHUP with a new [web] address: the running console stays where it is, and says so."""
+    from structlog.testing import capture_logs
+
+    from bulletin.service.daemon import Daemon
+
+    inst, port = site
+    inst.config.write_text(inst.config.read_text().replace(str(port), str(free_port())))
+    with capture_logs() as logs:
+        Daemon(inst.app, str(inst.config)).reload()
+    [warning] = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["event"] == "[web] changes take effect at the next start"
+    assert warning["keys"] == "address"

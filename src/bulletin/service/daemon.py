@@ -196,9 +196,14 @@ class Daemon:
             log.error("reload refused: the database cannot change while running; restart")
             return
         metrics_moved = settings.daemon.metrics_address != self.app.settings.daemon.metrics_address
-        web_before = (self.app.settings.web.address, self.app.settings.web.serve_with_daemon)
-        if (settings.web.address, settings.web.serve_with_daemon) != web_before:
-            log.warning("the web console's address changes at the next start, not on reload")
+        web_moved = [
+            key
+            for key in ("address", "serve_with_daemon", "trusted_proxies")
+            if getattr(settings.web, key) != getattr(self.app.settings.web, key)
+        ]
+        served = self.app.settings.web.serve_with_daemon or settings.web.serve_with_daemon
+        if web_moved and served:
+            log.warning("[web] changes take effect at the next start", keys=", ".join(web_moved))
         self.app.replace_settings(settings)
         if metrics_moved and self._dispatch_thread is not None:
             self._serve_metrics()
