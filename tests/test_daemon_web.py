@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import signal
 import socket
@@ -293,3 +294,49 @@ def test_a_reload_says_web_changes_wait_for_a_restart(site: tuple[Instance, int]
     [warning] = [e for e in logs if e["log_level"] == "warning"]
     assert warning["event"] == "[web] changes take effect at the next start"
     assert warning["keys"] == "address"
+
+
+@pytest.mark.slow
+def test_make_run_on_the_embedded_defaults_gives_a_console_and_a_link(
+    tmp_path: Path, daemon_process: MakeDaemon
+) -> None:
+    """What `make run` does, in a fresh folder with no configuration (the console and the
+    sandbox moved to free ports through the environment): `init --first-admin` prints the
+    console and a link, the daemon serves both, and the CLI stays in open mode."""
+    port, sandbox = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BULLETIN_")}
+    env |= {
+        "BULLETIN_WEB__ADDRESS": f"127.0.0.1:{port}",
+        "BULLETIN_SANDBOX__PORT": str(sandbox),
+        "BULLETIN_ACCOUNTS__SANDBOX-X__BASE_URL": f"http://127.0.0.1:{sandbox}",
+        "BULLETIN_ACCOUNTS__SANDBOX-FACEBOOK__BASE_URL": f"http://127.0.0.1:{sandbox}",
+    }
+
+    def bulletin(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "bulletin", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    out = bulletin("init", "--first-admin")
+    assert f"Console: http://127.0.0.1:{port}/" in out
+    link = first_admin_link(out)
+    daemon = daemon_process(env, tmp_path).start()
+    daemon.wait_for_log("web console")  # "sandbox started" comes first
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as web:
+        assert web.get("/sign-in").status_code == 200
+        assert web.get(link).status_code == 200
+    drafted = bulletin(
+        "notice", "add", "--category", "traffic", "--text", "Open mode.", "--target", "feed",
+        "--as", "dispatcher1",
+    )  # fmt: skip
+    assert "drafted" in drafted
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
