@@ -24,11 +24,13 @@ from bulletin.app import users
 from bulletin.app.actor import Actor
 from bulletin.errors import Refused
 from bulletin.identity import require_role
+from bulletin.service.metrics import StatusCollector
 from bulletin.service.status import gather, problems
 from tests.plugins.bulletin_app import Instance, feed_entry_id, make_instance
 from tests.plugins.cli import invoke, run
 from tests.plugins.environment import free_port
 from tests.test_daemon_process import MakeDaemon, add_and_approve_fast, feed_entry_ids
+from tests.test_metrics import scrape
 from tests.test_web import csrf_of, sign_in
 
 PASSWORD = "correct horse battery staple"
@@ -131,6 +133,8 @@ def test_status_forgets_the_console_problem_of_a_stopped_daemon(
             [line] = [p for p in problems(state, {}, inst.clock.now()) if "web console" in p]
             assert line.startswith(f"daemon {daemon.owner}: web console not served")
             assert state.payload()["web_unavailable"][0]["daemon"] == daemon.owner
+            got = scrape(StatusCollector(inst.app, HEARTBEAT_SECONDS))
+            assert got[("bulletin_web_console_unavailable", ())] == 1
         finally:
             daemon.stop()
     assert gather(inst.app, HEARTBEAT_SECONDS).web_unavailable == []
