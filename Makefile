@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 
 .PHONY: run test test-fast test-next-year lint arch bench clean
 
+# Prints the console's address and, the first time, a one-time link for its first admin.
 run: $(VENV)/.installed
-	$(BIN)/bulletin init
+	$(BIN)/bulletin init --first-admin
 	$(BIN)/bulletin daemon
 
 # Four workers on any machine: most tests wait on servers and processes, not on the CPU.

@@ -35,3 +35,25 @@ def test_units_pass_systemd_analyze_verify() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def _settings(unit: Path) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in unit.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def test_the_web_unit_runs_the_console_as_the_daemon_does() -> None:
+    """bulletin-web.service runs `bulletin web` as the daemon's user, on its configuration
+    and data directory, hardened the same way; it does not run `init` itself."""
+    daemon = _settings(DEPLOY / "bulletin.service")
+    web = _settings(DEPLOY / "bulletin-web.service")
+    assert web["ExecStart"] == ["/usr/local/bin/bulletin web"]
+    assert "ExecStartPre" not in web
+    same = ("User", "Group", "Environment", "StateDirectory", "UMask", "SystemCallFilter")
+    for key in (*same, "ProtectSystem", "NoNewPrivileges", "CapabilityBoundingSet"):
+        assert web[key] == daemon[key], key
+    assert "bulletin.service" in web["After"][0]

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.plugins.environment import free_port
+
 
 class DaemonProcess:
     """``bulletin daemon`` running against a config file; logs go to a file."""
@@ -67,6 +69,8 @@ def daemon_process() -> Iterator[Callable[[dict[str, str], Path], DaemonProcess]
     made: list[DaemonProcess] = []
 
     def make(env: dict[str, str], cwd: Path) -> DaemonProcess:
+        if "BULLETIN_CONFIG" not in env:  # the embedded defaults serve the console: not on 8080
+            env = {"BULLETIN_WEB__ADDRESS": f"127.0.0.1:{free_port()}", **env}
         process = DaemonProcess(env, cwd, cwd / f"daemon-{len(made)}.log")
         made.append(process)
         return process

@@ -24,7 +24,15 @@ from bulletin.errors import DatabaseError, NotFound, Refused, UsageError
 from bulletin.identity import check_name, require_role
 from bulletin.users import credentials
 from bulletin.users import sessions as web_sessions
-from bulletin.users.directory import all_accounts, find, seed_from_config
+from bulletin.users.directory import (
+    FIRST_ADMIN,
+    FIRST_ADMIN_MADE,
+    all_accounts,
+    any_accounts,
+    find,
+    first_admin,
+    seed_from_config,
+)
 from bulletin.users.models import UserAccount, UserToken, roles_of
 
 LINK_LIFETIME = timedelta(hours=24)
@@ -64,6 +72,49 @@ class SetPasswordLink:
     name: str
     url: str
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class FirstAdmin:
+    """What :func:`open_console` did: ``state`` is ``"made"`` (the first admin was added, with
+    ``link``), ``"renewed"`` (it has no password yet: a fresh ``link``, earlier ones revoked),
+    ``"ready"`` (its password is set) or ``"staffed"`` (other accounts exist: nothing to do).
+    ``console`` is where the web console is reached."""
+
+    console: str
+    state: str
+    link: SetPasswordLink | None = None
+
+
+@acts
+def open_console(app: App, actor: Actor) -> FirstAdmin:
+    """Make sure someone can sign in to the web console: with no account at all, add the
+    first admin (:data:`~bulletin.users.directory.FIRST_ADMIN`, role admin, no password) and
+    issue its set-password link; while that admin has not set a password, issue a fresh link
+    (the earlier ones stop working). Safe to run again. Needs no role: it runs before anyone
+    can sign in. The first admin leaves the command line in open mode.
+
+    :raises DatabaseError: the database is not initialised.
+    """
+    now = app.clock.now()
+    console = f"{app.settings.web.link_base}/"
+    with session_scope(app.checked_engine()) as session:
+        seed_from_config(session, app.settings, now)
+        session.flush()
+        account = first_admin(session)
+        if account is None:
+            if any_accounts(session) or find(session, FIRST_ADMIN) is not None:
+                return FirstAdmin(console, "staffed")
+            account = UserAccount(name=FIRST_ADMIN, roles=["admin"], created_at=now, updated_at=now)
+            session.add(account)
+            session.flush()
+            _audit(session, actor, now, FIRST_ADMIN_MADE, FIRST_ADMIN, roles=["admin"])
+            return FirstAdmin(console, "made", _issue_link(app, session, account, now))
+        if account.password_hash is not None or account.disabled:
+            return FirstAdmin(console, "ready")
+        _revoke_links(session, account, now)
+        _audit(session, actor, now, "user.reset", FIRST_ADMIN)
+        return FirstAdmin(console, "renewed", _issue_link(app, session, account, now))
 
 
 def seed(app: App) -> list[str]:

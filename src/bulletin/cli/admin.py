@@ -11,6 +11,7 @@ import click
 
 from bulletin.app.admin import initialise
 from bulletin.app.audit import list_events
+from bulletin.app.users import FirstAdmin, open_console
 from bulletin.cli import LIMIT, Context, emit, json_option, pass_context, read_only
 from bulletin.config.render import Note, to_toml
 from bulletin.db import masked_url
@@ -27,29 +28,68 @@ def register(group: click.Group) -> None:
 
 
 @click.command()
+@click.option(
+    "--first-admin",
+    is_flag=True,
+    help="Also print the web console's address and, while no account exists (or the first "
+    "admin has set no password yet), a one-time link that signs in the first admin.",
+)
 @json_option
 @pass_context
-def init(ctx: Context, as_json: bool) -> None:
+def init(ctx: Context, first_admin: bool, as_json: bool) -> None:
     """Create or upgrade the data directory, database and archive (safe to run again)."""
-    done = initialise(ctx.app, ctx.reader())
+    reader = ctx.reader()
+    done = initialise(ctx.app, reader)
     database = masked_url(done.database_url)
-    emit(
-        as_json,
-        {
-            "data_dir": str(done.data_dir),
-            "database": database,
-            "schema": done.schema,
-            "store": done.store,
-            "accounts": done.accounts,
-        },
-        [
-            f"data directory  {done.data_dir}",
-            f"database        {database} (schema {done.schema})",
-            f"archive         {done.store} store",
-            f"accounts        {', '.join(done.accounts) or 'none'}",
-            "ready: start the daemon with `bulletin daemon`",
-        ],
-    )
+    payload: dict[str, Any] = {
+        "data_dir": str(done.data_dir),
+        "database": database,
+        "schema": done.schema,
+        "store": done.store,
+        "accounts": done.accounts,
+    }
+    lines = [
+        f"data directory  {done.data_dir}",
+        f"database        {database} (schema {done.schema})",
+        f"archive         {done.store} store",
+        f"accounts        {', '.join(done.accounts) or 'none'}",
+        "ready: start the daemon with `bulletin daemon`",
+    ]
+    if first_admin:
+        opened = open_console(ctx.app, reader)
+        payload["console"] = opened.console
+        payload["first_admin"] = _first_admin_json(opened)
+        lines += _first_admin_lines(ctx, opened)
+    emit(as_json, payload, lines)
+
+
+def _first_admin_lines(ctx: Context, opened: FirstAdmin) -> list[str]:
+    lines = [f"Console: {opened.console}"]
+    link = opened.link
+    if link is None:
+        return lines
+    until = local_text(link.expires_at, ctx.settings.agency.time_zone)
+    if opened.state == "renewed":
+        lines.append(
+            f"The first admin, {link.name!r}, has not set a password yet: a new one-time "
+            f"link (earlier links no longer work), until {until}:"
+        )
+    else:
+        lines.append(
+            f"Sign in as the first admin, {link.name!r}: set its password once through "
+            f"this link, until {until}:"
+        )
+    return [*lines, link.url]
+
+
+def _first_admin_json(opened: FirstAdmin) -> dict[str, Any]:
+    link = opened.link
+    return {
+        "state": opened.state,
+        "name": link.name if link is not None else None,
+        "url": link.url if link is not None else None,
+        "expires_at": link.expires_at.isoformat() if link is not None else None,
+    }
 
 
 @click.group()

@@ -33,19 +33,10 @@ def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> s
 def web(ctx: Context, address: str | None) -> None:
     """Run the web console (sign-in, sessions) until SIGTERM. TLS is the reverse proxy's job;
     name it in [web] trusted_proxies so its X-Forwarded-* headers are believed."""
-    import uvicorn
-
-    from bulletin.web import create_app
+    from bulletin.web import server
 
     app = ctx.app
     app.checked_engine()  # an uninitialised database is said now, not at the first request
-    host, _, port = (address or ctx.settings.web.address).rpartition(":")
-    click.echo(f"bulletin: web console at http://{host}:{port}/", err=True)
-    uvicorn.run(
-        create_app(app),
-        host=host.strip("[]"),
-        port=int(port),
-        proxy_headers=False,  # X-Forwarded-* are weighed by the app, from trusted proxies only
-        server_header=False,
-        log_level="warning",
-    )
+    sock = server.bind(address or ctx.settings.web.address)
+    click.echo(f"bulletin: web console at http://{server.bound_address(sock)}/", err=True)
+    server.run(app, sock)

@@ -96,8 +96,12 @@ class WebSettings(Section):
             raise ValueError("give an http:// or https:// URL")
         return value.rstrip("/")
 
-    # where `bulletin web` listens (host:port)
+    # where the web console listens (host:port): `bulletin web`, and the daemon itself with
+    # serve_with_daemon
     address: str = "127.0.0.1:8080"
+    # the daemon serves the web console too (the embedded defaults do, so `make run` gives a
+    # URL); a configuration file runs `bulletin web` as a unit of its own instead
+    serve_with_daemon: bool = False
     # addresses (or networks, CIDR) of reverse proxies whose X-Forwarded-For and
     # X-Forwarded-Proto are believed; from anyone else they are ignored
     trusted_proxies: list[str] = Field(default_factory=list)

@@ -5,9 +5,14 @@ periodic jobs of the job table (:mod:`bulletin.service.jobs`); this daemon's row
 in :mod:`bulletin.service.instances`. The database is the truth; jobs are rebuilt from it and
 from the configuration at start and on SIGHUP.
 
-SIGTERM: stop claiming, finish the deliveries in hand, exit 0. SIGHUP: reload configuration
-(a bad file is reported and the old configuration kept). systemd: READY=1, STOPPING=1 and
-WATCHDOG=1 when ``$NOTIFY_SOCKET`` / ``$WATCHDOG_USEC`` are set.
+With ``[web] serve_with_daemon`` the web console is served too, by uvicorn in a thread
+(:mod:`bulletin.web.server`); an address it cannot take is logged and reported by
+``bulletin status --check`` (:data:`~bulletin.service.status.WEB_UNAVAILABLE`) and the
+daemon works on without it.
+
+SIGTERM: stop the web console, stop claiming, finish the deliveries in hand, exit 0. SIGHUP:
+reload configuration (a bad file is reported and the old configuration kept). systemd:
+READY=1, STOPPING=1 and WATCHDOG=1 when ``$NOTIFY_SOCKET`` / ``$WATCHDOG_USEC`` are set.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -31,9 +37,11 @@ from sqlmodel import Session, col, select
 from bulletin import __version__
 from bulletin.app import App
 from bulletin.archiver import ledger
+from bulletin.audit import record_event
 from bulletin.config import load_settings
 from bulletin.db import session_scope
-from bulletin.errors import BulletinError, ConfigError, StoreUnavailable
+from bulletin.errors import BulletinError, ConfigError, DatabaseError, StoreUnavailable
+from bulletin.identity import SYSTEM_ACTOR
 from bulletin.models import Delivery
 from bulletin.publisher import schedule
 from bulletin.publisher.delivery import Outcome
@@ -45,8 +53,12 @@ from bulletin.service.maintenance import Maintenance
 from bulletin.service.metrics import StatusCollector, serve_metrics
 from bulletin.service.sandbox_child import SandboxChild
 from bulletin.service.sdnotify import Notifier
+from bulletin.service.status import WEB_UNAVAILABLE
 from bulletin.service.waker import PgListener, Waker
 from bulletin.states import DeliveryState
+
+if TYPE_CHECKING:
+    from bulletin.web.server import Console
 
 log = structlog.get_logger("bulletin.daemon")
 #: the states of a delivery ``--once`` reports as left for later (when it has a due time)
@@ -82,6 +94,7 @@ class Daemon:
         self._listener: PgListener | None = None
         self._sandbox: SandboxChild | None = None
         self._stop_metrics: Callable[[], None] | None = None
+        self._console: Console | None = None
 
     @property
     def stopping(self) -> threading.Event:
@@ -116,6 +129,7 @@ class Daemon:
         self._dispatch_thread = threading.Thread(target=self.dispatcher.loop, name="dispatcher")
         self._dispatch_thread.start()
         self._serve_metrics()
+        self._serve_web()
         accounts = ", ".join(sorted(self.app.settings.accounts)) or "none"
         log.info(
             "started",
@@ -130,6 +144,7 @@ class Daemon:
     def stop(self) -> None:
         """Finish the deliveries in hand, stop the jobs, release everything."""
         self.notifier.stopping()
+        self._end_web()  # no new requests while the deliveries in hand finish
         self._stop.set()
         self._wake.set()
         if self._dispatch_thread is not None:
@@ -181,6 +196,14 @@ class Daemon:
             log.error("reload refused: the database cannot change while running; restart")
             return
         metrics_moved = settings.daemon.metrics_address != self.app.settings.daemon.metrics_address
+        web_moved = [
+            key
+            for key in ("address", "serve_with_daemon", "trusted_proxies")
+            if getattr(settings.web, key) != getattr(self.app.settings.web, key)
+        ]
+        served = self.app.settings.web.serve_with_daemon or settings.web.serve_with_daemon
+        if web_moved and served:
+            log.warning("[web] changes take effect at the next start", keys=", ".join(web_moved))
         self.app.replace_settings(settings)
         if metrics_moved and self._dispatch_thread is not None:
             self._serve_metrics()
@@ -220,6 +243,48 @@ class Daemon:
         if self._stop_metrics is not None:
             self._stop_metrics()
             self._stop_metrics = None
+
+    def _serve_web(self) -> None:
+        """Serve the web console at ``[web] address`` with ``[web] serve_with_daemon``. An
+        address it cannot take is logged and recorded for ``status --check``, never fatal:
+        publishing goes on without the console."""
+        web = self.app.settings.web
+        if not web.serve_with_daemon:
+            return
+        from bulletin.web import server
+
+        try:
+            console = server.Console(self.app, server.bind(web.address))
+        except ConfigError as e:
+            self._web_unavailable(str(e))
+            return
+        if not console.start():
+            console.stop()
+            self._web_unavailable(f"the web console at {web.address} did not start")
+            return
+        self._console = console
+        log.info("web console", url=f"http://{console.address}/")
+
+    def _web_unavailable(self, problem: str) -> None:
+        log.error("web console not served", error=problem)
+        try:
+            with session_scope(self.app.engine) as session:
+                record_event(
+                    session,
+                    at=self.app.clock.now(),
+                    actor=SYSTEM_ACTOR,
+                    action=WEB_UNAVAILABLE,
+                    object_type="daemon",
+                    object_id=self.owner,
+                    error=problem,
+                )
+        except DatabaseError as e:  # already logged; the daemon goes on either way
+            log.error("could not record that the web console is not served", error=str(e))
+
+    def _end_web(self) -> None:
+        if self._console is not None:
+            self._console.stop()
+            self._console = None
 
     def _start_sandbox(self) -> None:
         """Start the sandbox beside the daemon with ``[sandbox] start_with_daemon``."""

@@ -112,6 +112,11 @@ class StatusCollector(Collector):
                 len(state.webhooks_disabled),
             ),
             _gauge(
+                "bulletin_web_console_unavailable",
+                "Live daemons that could not serve the web console at [web] address",
+                len(state.web_unavailable),
+            ),
+            _gauge(
                 "bulletin_quarantined_answers",
                 "Platform answers kept aside as malformed",
                 quarantined,

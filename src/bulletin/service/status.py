@@ -3,6 +3,7 @@ notices and free disk. The metrics endpoint serves the same figures."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from bulletin.archiver.requests import RequestRow, list_requests
 from bulletin.clock import utc
 from bulletin.errors import StoreUnavailable
 from bulletin.models import (
+    AuditEvent,
     DaemonInstance,
     Delivery,
     DeliveryAttempt,
@@ -30,6 +32,9 @@ from bulletin.service.diskspace import Space, measure
 from bulletin.states import DeliveryState
 from bulletin.webhooks import registry as webhooks
 from bulletin.webhooks.registry import WebhookView
+
+#: the audit action of a daemon that could not serve the web console (object: the daemon)
+WEB_UNAVAILABLE = "daemon.web_unavailable"
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class Status:
     stuck_after: str = "30min"
     holds_unevaluable: list[str] = field(default_factory=list)  # open holds skipped, one line each
     webhooks_disabled: list[WebhookView] = field(default_factory=list)  # after failing a day
+    # live daemons that could not serve the web console: (owner, why), one each
+    web_unavailable: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def requests_overdue(self) -> list[RequestRow]:
@@ -84,6 +91,7 @@ class Status:
             "archive_waiting": {"posts": self.archive_waiting, "error": self.archive_error},
             "retried_too_long": self.retried,
             "webhooks_disabled": [w.id for w in self.webhooks_disabled],
+            "web_unavailable": [{"daemon": o, "error": e} for o, e in self.web_unavailable],
             "late_notices": [n.notice_id for n in self.late],
             "disk": [
                 {**asdict(d), "free_percent": d.free_percent, "low": d.low(warn)}
@@ -170,6 +178,7 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
             .where(col(Delivery.archived_record_id).is_(None))
             .order_by(col(Delivery.archive_due_at).desc())
         ).all()
+        web_unavailable = _web_unavailable(session, [d.owner for d in daemons])
     requests = list_requests(app.engine, app.settings, now)
     warn_days = app.settings.requests.warn_days
     return Status(
@@ -195,7 +204,21 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         stuck_after=app.settings.daemon.stuck_after,
         holds_unevaluable=unevaluable_holds(app.engine, app.settings.agency.time_zone),
         webhooks_disabled=webhooks.disabled(app.engine),
+        web_unavailable=web_unavailable,
     )
+
+
+def _web_unavailable(session: Session, owners: list[str]) -> list[tuple[str, str]]:
+    """The live daemons (of ``owners``) that recorded they could not serve the web console."""
+    if not owners:
+        return []
+    found = session.exec(
+        select(AuditEvent.object_id, AuditEvent.detail)
+        .where(AuditEvent.action == WEB_UNAVAILABLE)
+        .where(col(AuditEvent.object_id).in_(owners))
+        .order_by(col(AuditEvent.id))
+    ).all()
+    return [(owner, json.loads(detail or "{}").get("error", "")) for owner, detail in found]
 
 
 STUCK = timedelta(minutes=10)  # a delivery due this long and not done needs a person
@@ -207,7 +230,7 @@ def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
     after their first attempt, each notice with failed deliveries nobody has acknowledged,
     late notices, overdue records requests, an open hold that cannot be evaluated, a spool
     backlog, an account whose last sweep failed, a file system low on space or inodes, a
-    webhook disabled after failing."""
+    webhook disabled after failing, a daemon that could not serve the web console."""
     out = []
     if not state.daemons:
         out.append("no daemon is running")
@@ -236,6 +259,9 @@ def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
         f"{w.failing_since.isoformat() if w.failing_since else '?'} "
         f"(`bulletin webhook log {w.id}`; `bulletin webhook enable {w.id}` once it answers)"
         for w in state.webhooks_disabled
+    ]
+    out += [
+        f"daemon {owner}: web console not served: {why}" for owner, why in state.web_unavailable
     ]
     out += [
         f"low disk: {', '.join(d.roles)} ({d.path})"

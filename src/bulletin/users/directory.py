@@ -2,7 +2,10 @@
 
 Once any account is in the database, the database says who exists and what they may do; a
 name configured in ``[users]`` but missing from the database still counts as configured
-until it is seeded (so an existing configuration keeps working).
+until it is seeded (so an existing configuration keeps working). The console's first admin
+(:data:`FIRST_ADMIN`, made by ``bulletin init --first-admin`` when there is no account) does
+not count: it opens the web console, and the command line stays in open mode until a second
+account is added.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from sqlmodel import Session, col, select
 from bulletin.audit import record_event
 from bulletin.config.settings import Settings
 from bulletin.identity import SYSTEM_ACTOR
+from bulletin.models import AuditEvent
 from bulletin.users.models import UserAccount
+
+#: the name of the console's first admin, and the audit action that made it
+FIRST_ADMIN = "admin"
+FIRST_ADMIN_MADE = "user.first_admin"
 
 
 @contextmanager
@@ -44,9 +52,26 @@ def find_by_os_user(db: Engine | Session, login: str) -> UserAccount | None:
 
 
 def any_accounts(db: Engine | Session) -> bool:
-    """Whether the database holds any account (then it, not ``[users]``, decides)."""
+    """Whether the database holds any account but the console's first admin (then it, not
+    ``[users]``, decides)."""
+    made = select(AuditEvent.object_id).where(AuditEvent.action == FIRST_ADMIN_MADE)
     with _session(db) as session:
-        return session.exec(select(UserAccount.id).limit(1)).first() is not None
+        query = select(UserAccount.id).where(col(UserAccount.name).not_in(made)).limit(1)
+        return session.exec(query).first() is not None
+
+
+def first_admin(db: Engine | Session) -> UserAccount | None:
+    """The console's first admin, while it is the only account; else None."""
+    with _session(db) as session:
+        accounts = session.exec(select(UserAccount).limit(2)).all()
+        if len(accounts) != 1 or accounts[0].name != FIRST_ADMIN:
+            return None
+        made = session.exec(
+            select(AuditEvent.id)
+            .where(AuditEvent.action == FIRST_ADMIN_MADE)
+            .where(AuditEvent.object_id == FIRST_ADMIN)
+        ).first()
+        return accounts[0] if made is not None else None
 
 
 def all_accounts(session: Session) -> list[UserAccount]:
