@@ -1,0 +1,184 @@
+"""RFC 3161 time stamps on ledger checkpoints and productions, against a real TSA
+(``openssl ts -reply`` behind HTTP, started by a fixture with a CA made now)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bulletin.archiver import ledger
+from bulletin.archiver.timestamp.checkpoints import token_key, unstamped
+from bulletin.archiver.timestamp.client import TimestampUnavailable, all_roots, stamp_digest
+from bulletin.archiver.timestamp.token import check
+from bulletin.archiver.verify import verify
+from bulletin.config.timestamp import AuthoritySettings, TimestampSettings
+from bulletin.service.maintenance import Maintenance
+from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.tsa import Authority, TsaProcess, start_tsa
+from tests.test_archive import archive_some
+
+FAST = TimestampSettings(timeout=5)
+
+
+def authorities(*servers: TsaProcess) -> TimestampSettings:
+    return TimestampSettings(
+        authorities=[AuthoritySettings(url=s.url, ca_bundle=s.ca_bundle) for s in servers],
+        timeout=5,
+    )
+
+
+def config(*servers: TsaProcess) -> str:
+    lines = "\n".join(
+        f'[[timestamp.authorities]]\nurl = "{s.url}"\nca_bundle = "{s.ca_bundle}"\n'
+        for s in servers
+    )
+    return "\n" + lines
+
+
+@pytest.fixture
+def stamped(tmp_path: Path, tsa: TsaProcess) -> Iterator[Instance]:
+    """A Bulletin on SQLite whose [timestamp] names the test TSA."""
+    inst = make_instance(tmp_path / "b", f"sqlite:///{tmp_path / 'b' / 'bulletin.db'}", config(tsa))
+    yield inst
+    inst.app.close()
+
+
+def checkpoint(inst: Instance, work: Maintenance) -> str:
+    archive_some(inst, 2 + len(list(ledger.checkpoint_keys(inst.app.store))))
+    key = work.checkpoint()
+    assert key is not None
+    return key
+
+
+def test_a_checkpoint_is_stamped_at_once_and_verify_reports_the_time(stamped: Instance) -> None:
+    """Given a configured TSA, when the daemon writes a checkpoint, then a checked token lies
+    beside it in the store, on hold, and verify notes its time."""
+    work = Maintenance(stamped.app)
+    key = checkpoint(stamped, work)
+    store = stamped.app.store
+    token = store.get(token_key(key), verify=False)
+    info = store.head(token_key(key))
+    assert info is not None and info.legal_hold
+    digest = hashlib.sha256(store.get(key, verify=False)).digest()
+    roots = all_roots(stamped.settings.timestamp.authorities)
+    assert "Bulletin Test Root CA TSA" in check(token, digest, roots).tsa
+    report = verify(stamped.app.engine, store, settings=stamped.settings)
+    assert report.ok, report.problems
+    notes = [n for n in report.notes if n.kind == "timestamp"]
+    assert [n.subject for n in notes] == [key]
+    assert "time-stamped 20" in notes[0].detail and "Bulletin Test Root CA TSA" in notes[0].detail
+    assert not unstamped(store)
+
+
+def test_a_token_moved_to_another_checkpoint_is_refused_by_verify(stamped: Instance) -> None:
+    """A token that stamps another checkpoint's bytes is named: wrong message imprint."""
+    work = Maintenance(stamped.app)
+    first = checkpoint(stamped, work)
+    store = stamped.app.store
+    # another checkpoint of the same head, a second later: other bytes, hence another sha256
+    second_key = first.replace("150000Z", "150001Z")
+    body = store.get(first, verify=False).replace(b":00:00+00:00", b":00:01+00:00")
+    assert body != store.get(first, verify=False)
+    store.put(second_key, body, retain_until=stamped.clock.now(), legal_hold=True)
+    store.put(token_key(second_key), store.get(token_key(first), verify=False),
+              retain_until=stamped.clock.now(), legal_hold=True)  # fmt: skip
+    report = verify(stamped.app.engine, store, settings=stamped.settings)
+    refused = [p for p in report.problems if p.kind == "timestamp-refused"]
+    assert [p.subject for p in refused] == [token_key(second_key)]
+    assert "message imprint" in refused[0].detail and "\n" not in refused[0].detail
+
+
+def test_offline_then_back_online_stamps_the_backlog(stamped: Instance, tsa: TsaProcess) -> None:
+    """Given the only TSA down, checkpoints are still written (nothing waits), verify warns of
+    each unstamped one and the metric counts them; when the TSA is back the backlog job
+    stamps them all and verify is clean again."""
+    work = Maintenance(stamped.app)
+    tsa.stop()
+    first = checkpoint(stamped, work)
+    stamped.clock.advance(timedelta(hours=1))
+    second = checkpoint(stamped, work)
+    store = stamped.app.store
+    assert unstamped(store) == [first, second]
+    assert work.last_stamping is not None and work.last_stamping.waiting == 2
+    assert work.last_stamping.last_ok_at is None
+    report = verify(stamped.app.engine, store, settings=stamped.settings)
+    assert report.ok
+    assert {w.subject for w in report.warnings if w.kind == "checkpoint-unstamped"} == {
+        first,
+        second,
+    }
+    assert work.stamp_backlog().stamped == []
+    tsa.start()
+    stamped.clock.advance(timedelta(minutes=5))
+    done = work.stamp_backlog()
+    assert done.stamped == [first, second] and done.waiting == [] and done.error is None
+    after = work.last_stamping
+    assert after.waiting == 0 and after.last_ok_at is not None
+    report = verify(stamped.app.engine, store, settings=stamped.settings)
+    assert not [w for w in report.warnings if w.kind == "checkpoint-unstamped"]
+    assert len([n for n in report.notes if n.kind == "timestamp"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("other-ca", "does not verify against the configured roots"),
+        ("expired", "certificate has expired"),
+        ("replay", "nonce is not the request's"),
+        ("wrong-imprint", "message imprint"),
+    ],
+)
+def test_a_bad_token_is_refused_with_one_line(
+    tmp_path: Path, test_ca: Authority, tsa: TsaProcess, case: str, reason: str
+) -> None:
+    """Each bad answer is refused at once, one line naming why; nothing is kept."""
+    if case == "other-ca":
+        bad = start_tsa(tmp_path / "other", Authority.make("Someone Else CA"))
+    else:
+        bad = start_tsa(
+            tmp_path / case,
+            test_ca,
+            expired=case == "expired",
+            mode=case if case in ("replay", "wrong-imprint") else "normal",
+        )
+    try:
+        # the roots configured are the test CA's, whichever CA signed the bad TSA's cert
+        settings = TimestampSettings(
+            authorities=[AuthoritySettings(url=bad.url, ca_bundle=tsa.ca_bundle)], timeout=5
+        )
+        digest = hashlib.sha256(b"checkpoint").digest()
+        if case == "replay":
+            stamp_digest(settings, digest)  # the first answer is fine; the next replays it
+        with pytest.raises(TimestampUnavailable) as caught:
+            stamp_digest(settings, digest)
+    finally:
+        bad.stop()
+    message = str(caught.value)
+    assert reason in message, message
+    assert "\n" not in message and bad.url in message
+
+
+def test_any_one_authority_suffices(tmp_path: Path, tsa: TsaProcess) -> None:
+    """The first authority is down; the second answers: the stamp is the second's."""
+    down = start_tsa(tmp_path / "down", Authority.make("Down CA"))
+    down.stop()
+    stamp = stamp_digest(authorities(down, tsa), hashlib.sha256(b"x").digest())
+    assert stamp.url == tsa.url
+
+
+def test_no_authority_configured_stamps_nothing(tmp_path: Path) -> None:
+    """Without [timestamp] (secrets none), checkpoints are written and never stamped."""
+    inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}")
+    try:
+        key = checkpoint(inst, Maintenance(inst.app))
+        assert not inst.app.store.exists(token_key(key))
+        report = verify(inst.app.engine, inst.app.store, settings=inst.settings)
+        assert report.ok and not [w for w in report.warnings if "stamp" in w.kind]
+    finally:
+        inst.app.close()
+    assert shutil.which("openssl")
