@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import bagit
 import pytest
 
 from bulletin.archiver import ledger
+from bulletin.archiver.export.stamp import STAMP_FILE
 from bulletin.archiver.timestamp.checkpoints import token_key, unstamped
 from bulletin.archiver.timestamp.client import TimestampUnavailable, all_roots, stamp_digest
 from bulletin.archiver.timestamp.token import check
@@ -19,8 +22,10 @@ from bulletin.archiver.verify import verify
 from bulletin.config.timestamp import AuthoritySettings, TimestampSettings
 from bulletin.service.maintenance import Maintenance
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import invoke, run
 from tests.plugins.tsa import Authority, TsaProcess, start_tsa
 from tests.test_archive import archive_some
+from tests.test_export import export, seed
 
 FAST = TimestampSettings(timeout=5)
 
@@ -38,6 +43,13 @@ def config(*servers: TsaProcess) -> str:
         for s in servers
     )
     return "\n" + lines
+
+
+def anywhere(*args: str, code: int = 0) -> str:
+    """``bulletin *args`` with no configuration (a copy of a bag checked elsewhere)."""
+    result = invoke(None, *args)
+    assert result.exit_code == code, result.output
+    return result.output
 
 
 @pytest.fixture
@@ -182,3 +194,63 @@ def test_no_authority_configured_stamps_nothing(tmp_path: Path) -> None:
     finally:
         inst.app.close()
     assert shutil.which("openssl")
+
+
+# -- productions ------------------------------------------------------------------------------
+
+
+def test_a_production_is_stamped_and_a_copied_bag_verifies_with_only_the_roots(
+    stamped: Instance, tsa: TsaProcess, tmp_path: Path
+) -> None:
+    """Given a configured TSA, an export carries the token of its payload manifest; a copy of
+    the bag checked with nothing but the bag and the CA roots reports the stamp's time, and
+    OpenSSL agrees without Bulletin."""
+    seed(stamped)
+    result = export(stamped, "account:feed", tmp_path / "out")
+    assert result.timestamped and result.timestamp.startswith("time-stamped 20")
+    copy = tmp_path / "elsewhere" / "bag"
+    shutil.copytree(result.out, copy)
+    roots = shutil.copy(tsa.ca_bundle, tmp_path / "elsewhere" / "roots.pem")
+    output = anywhere("export", "verify", str(copy), "--no-archive", "--ca-bundle", str(roots))
+    stamp_line = next(line for line in output.splitlines() if line.startswith("timestamp:"))
+    assert stamp_line.startswith("timestamp: manifest-sha256.txt: time-stamped 20")
+    assert "Bulletin Test Root CA TSA" in stamp_line and output.strip().endswith("0 problems")
+    checked = subprocess.run(
+        ["openssl", "ts", "-verify", "-data", str(copy / "manifest-sha256.txt"),
+         "-in", str(copy / STAMP_FILE), "-CAfile", str(roots)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert "Verification: OK" in checked.stdout, checked.stderr
+    assert bagit.Bag(str(copy)).is_valid()
+
+
+def test_a_bag_whose_stamp_is_checked_with_other_roots_fails(
+    stamped: Instance, tmp_path: Path
+) -> None:
+    """The same bag, checked against another CA's roots: one problem line, exit 1."""
+    seed(stamped)
+    result = export(stamped, "account:feed", tmp_path / "out")
+    other = Authority.make("Someone Else CA").write_root(tmp_path / "other.pem")
+    output = anywhere(
+        "export", "verify", str(result.out), "--no-archive", "--ca-bundle", str(other), code=1
+    )
+    problems = [line for line in output.splitlines() if line.startswith("problem:")]
+    assert problems == [
+        f"problem: {STAMP_FILE}: refused: the TSA's certificate does not verify against the "
+        "configured roots: unable to get local issuer certificate"
+    ]
+
+
+def test_an_export_while_no_tsa_answers_is_finished_unstamped(
+    stamped: Instance, tsa: TsaProcess, tmp_path: Path
+) -> None:
+    """Nothing waits for a TSA: the export completes, says it is not time-stamped, and
+    verify notes the bag has no token."""
+    seed(stamped)
+    tsa.stop()
+    result = export(stamped, "account:feed", tmp_path / "out")
+    assert not result.timestamped
+    assert result.timestamp.startswith("not time-stamped: no time-stamp authority gave")
+    assert not (result.out / STAMP_FILE).exists()
+    output = run(stamped, "export", "verify", str(result.out))
+    assert f"note: manifest-sha256.txt: not time-stamped (no {STAMP_FILE} in the bag)" in output
