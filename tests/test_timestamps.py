@@ -19,13 +19,18 @@ from bulletin.archiver.timestamp.checkpoints import token_key, unstamped
 from bulletin.archiver.timestamp.client import TimestampUnavailable, all_roots, stamp_digest
 from bulletin.archiver.timestamp.token import check
 from bulletin.archiver.verify import verify
+from bulletin.config import load_settings
 from bulletin.config.timestamp import AuthoritySettings, TimestampSettings
+from bulletin.errors import ConfigError
+from bulletin.service.instances import HEARTBEAT_SECONDS
 from bulletin.service.maintenance import Maintenance
+from bulletin.service.metrics import StatusCollector
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import invoke, run
 from tests.plugins.tsa import Authority, TsaProcess, start_tsa
 from tests.test_archive import archive_some
 from tests.test_export import export, seed
+from tests.test_metrics import scrape
 
 FAST = TimestampSettings(timeout=5)
 
@@ -125,12 +130,22 @@ def test_offline_then_back_online_stamps_the_backlog(stamped: Instance, tsa: Tsa
         second,
     }
     assert work.stamp_backlog().stamped == []
+    collector = StatusCollector(
+        stamped.app, HEARTBEAT_SECONDS, last_stamping=lambda: work.last_stamping
+    )
+    assert scrape(collector)[("bulletin_checkpoints_unstamped", ())] == 2
+    stamped.clock.advance(timedelta(minutes=45))
+    check = invoke(stamped, "status", "--check", clock=stamped.clock).output
+    assert "CHECK: 2 ledger checkpoints wait for a time stamp, the oldest taken " in check
     tsa.start()
     stamped.clock.advance(timedelta(minutes=5))
     done = work.stamp_backlog()
     assert done.stamped == [first, second] and done.waiting == [] and done.error is None
     after = work.last_stamping
     assert after.waiting == 0 and after.last_ok_at is not None
+    assert scrape(collector)[("bulletin_checkpoints_unstamped", ())] == 0
+    check = invoke(stamped, "status", "--check", clock=stamped.clock).output
+    assert "time stamp" not in check
     report = verify(stamped.app.engine, store, settings=stamped.settings)
     assert not [w for w in report.warnings if w.kind == "checkpoint-unstamped"]
     assert len([n for n in report.notes if n.kind == "timestamp"]) == 2
@@ -254,3 +269,40 @@ def test_an_export_while_no_tsa_answers_is_finished_unstamped(
     assert not (result.out / STAMP_FILE).exists()
     output = run(stamped, "export", "verify", str(result.out))
     assert f"note: manifest-sha256.txt: not time-stamped (no {STAMP_FILE} in the bag)" in output
+
+
+def test_credentials_in_an_authority_url_are_never_shown(
+    tsa: TsaProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A TSA URL carrying credentials works, and neither an error, a stamp, a log line nor the
+    settings' repr shows them."""
+    secret = "s3cret-key-4711"
+    url = tsa.url.replace("http://", f"http://clerk:{secret}@") + f"?key={secret}"
+    settings = TimestampSettings(
+        authorities=[AuthoritySettings(url=url, ca_bundle=tsa.ca_bundle)], timeout=5
+    )
+    stamp = stamp_digest(settings, hashlib.sha256(b"x").digest())
+    assert stamp.url == tsa.url
+    tsa.stop()
+    with pytest.raises(TimestampUnavailable) as caught:
+        stamp_digest(settings, hashlib.sha256(b"y").digest())
+    assert tsa.url in str(caught.value)
+    shown = [str(caught.value), repr(settings), caplog.text]
+    assert caplog.text and not [text for text in shown if secret in text]
+
+
+def test_a_ca_bundle_that_is_not_there_fails_at_start(tmp_path: Path) -> None:
+    """Bad configuration fails at load with the file, the key and the reason."""
+    config = tmp_path / "bulletin.toml"
+    config.write_text(
+        '[[timestamp.authorities]]\nurl = "https://tsa.example/"\nca_bundle = "missing.pem"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, environ={}, cwd=tmp_path)
+    assert str(caught.value).startswith(
+        f"{config}: timestamp.authorities.0.ca_bundle: ca_bundle {tmp_path / 'missing.pem'} "
+        "cannot be read"
+    )
+    config.write_text('[[timestamp.authorities]]\nurl = "ftp://tsa.example/"\nca_bundle = "x"\n')
+    with pytest.raises(ConfigError, match="is not an http"):
+        load_settings(config, environ={}, cwd=tmp_path)

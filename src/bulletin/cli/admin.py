@@ -277,7 +277,7 @@ def status(ctx: Context, check: bool, as_json: bool) -> None:
     from bulletin.archiver.status import capture_health
     from bulletin.publisher.schedule import late_summary
     from bulletin.service.instances import HEARTBEAT_SECONDS
-    from bulletin.service.status import bucket_problems, gather, problems
+    from bulletin.service.status import bucket_problems, gather, problems, timestamp_problems
 
     app = ctx.app
     app.checked_engine()
@@ -333,6 +333,7 @@ def status(ctx: Context, check: bool, as_json: bool) -> None:
         now = app.clock.now()
         sweeps, _ = capture_health(app.engine, ctx.settings)
         found = problems(state, sweeps, now) + bucket_problems(app)
+        found += timestamp_problems(app, now)
         payload["problems"] = found
         lines += [f"CHECK: {p}" for p in found] or ["CHECK: ok"]
     emit(as_json, payload, lines)

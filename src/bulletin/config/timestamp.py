@@ -10,7 +10,7 @@ default): nothing is time-stamped.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from cryptography import x509
 from pydantic import Field, field_validator
@@ -35,10 +35,22 @@ def load_pem_certificates(path: Path) -> list[x509.Certificate]:
 
 
 class AuthoritySettings(Section):
-    """One time-stamp authority: where to POST the request, and the roots its tokens chain to."""
+    """One time-stamp authority: where to POST the request, and the roots its tokens chain to.
 
-    url: str
+    A commercial TSA's URL may carry credentials (``https://user:key@tsa.example/``, or a key
+    in the query): :attr:`name` is the URL without them, the only form ever logged or shown.
+    """
+
+    url: str = Field(repr=False)
     ca_bundle: Path
+
+    @property
+    def name(self) -> str:
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
     @field_validator("url")
     @classmethod

@@ -46,7 +46,8 @@ class TimestampUnavailable(ArchiveError):
 
 @dataclass(frozen=True)
 class Stamp:
-    """A checked token: the TimeStampResp as received (DER), who answered and what it says."""
+    """A checked token: the TimeStampResp as received (DER), who answered (the URL without
+    credentials) and what it says."""
 
     token: bytes
     url: str
@@ -108,13 +109,13 @@ def stamp_digest(
         body = request_der(digest, nonce)
         try:
             post = functools.partial(_post, authority.url, body, settings.timeout)
-            data = retry.call(authority.url, "time stamp", post)
+            data = retry.call(authority.name, "time stamp", post)
             info = check(data, digest, roots_of(authority), nonce)
         except (Retryable, Rejected) as e:
-            reasons.append(f"{authority.url}: {e}")
+            reasons.append(f"{authority.name}: {e}")
             continue
         except TokenRefused as e:
-            reasons.append(f"{authority.url}: refused: {e}")
+            reasons.append(f"{authority.name}: refused: {e}")
             continue
-        return Stamp(data, authority.url, info)
+        return Stamp(data, authority.name, info)
     raise TimestampUnavailable("no time-stamp authority gave a valid token: " + "; ".join(reasons))
