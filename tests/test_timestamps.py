@@ -12,6 +12,7 @@ from pathlib import Path
 
 import bagit
 import pytest
+from sqlmodel import Session
 
 from bulletin.archiver import ledger
 from bulletin.archiver.export.stamp import STAMP_FILE
@@ -22,7 +23,9 @@ from bulletin.archiver.verify import verify
 from bulletin.config import load_settings
 from bulletin.config.timestamp import AuthoritySettings, TimestampSettings
 from bulletin.errors import ConfigError
+from bulletin.service.daemon import Daemon
 from bulletin.service.instances import HEARTBEAT_SECONDS
+from bulletin.service.jobs import table
 from bulletin.service.maintenance import Maintenance
 from bulletin.service.metrics import StatusCollector
 from tests.plugins.bulletin_app import Instance, make_instance
@@ -90,6 +93,8 @@ def test_a_checkpoint_is_stamped_at_once_and_verify_reports_the_time(stamped: In
     assert [n.subject for n in notes] == [key]
     assert "time-stamped 20" in notes[0].detail and "Bulletin Test Root CA TSA" in notes[0].detail
     assert not unstamped(store)
+    output = run(stamped, "archive", "verify", clock=stamped.clock)
+    assert f"note: {key}: timestamp: time-stamped 20" in output
 
 
 def test_a_token_moved_to_another_checkpoint_is_refused_by_verify(stamped: Instance) -> None:
@@ -306,3 +311,20 @@ def test_a_ca_bundle_that_is_not_there_fails_at_start(tmp_path: Path) -> None:
     config.write_text('[[timestamp.authorities]]\nurl = "ftp://tsa.example/"\nca_bundle = "x"\n')
     with pytest.raises(ConfigError, match="is not an http"):
         load_settings(config, environ={}, cwd=tmp_path)
+
+
+def test_the_daemon_job_stamps_checkpoints_written_without_one(stamped: Instance) -> None:
+    """The job table holds the backlog job while [timestamp] names authorities; its body
+    stamps a checkpoint written without a time stamp."""
+    archive_some(stamped, 2)
+    with Session(stamped.app.engine) as session:
+        key = ledger.write_checkpoint(session, stamped.app.store, stamped.clock.now())
+    assert key is not None and unstamped(stamped.app.store) == [key]
+    [job] = [job for job in table(Daemon(stamped.app)) if job.id == "timestamps"]
+    job.run()
+    assert unstamped(stamped.app.store) == [] and stamped.app.store.exists(token_key(key))
+
+
+def test_no_backlog_job_without_authorities(sqlite_instance: Instance) -> None:
+    """Without [timestamp] authorities the daemon schedules no time-stamp job."""
+    assert "timestamps" not in {job.id for job in table(Daemon(sqlite_instance.app))}
