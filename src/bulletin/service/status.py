@@ -288,6 +288,16 @@ def stamp_backlog(app: App) -> StampBacklog | None:
     return StampBacklog(len(waiting), min(times, default=None))
 
 
+def timestamp_backlog(app: App) -> int | str | None:
+    """For ``status``: how many checkpoints wait for a time stamp, or why that cannot be
+    read; None when ``[timestamp]`` names no authority."""
+    try:
+        backlog = stamp_backlog(app)
+    except StoreUnavailable as e:
+        return f"cannot be read from the store: {e}"
+    return None if backlog is None else backlog.waiting
+
+
 def timestamp_problems(app: App, now: datetime) -> list[str]:
     """A line when a checkpoint has waited over :data:`UNSTAMPED_AFTER` for a time stamp."""
     try:
