@@ -93,6 +93,8 @@ def test_a_checkpoint_is_stamped_at_once_and_verify_reports_the_time(stamped: In
     assert [n.subject for n in notes] == [key]
     assert "time-stamped 20" in notes[0].detail and "Bulletin Test Root CA TSA" in notes[0].detail
     assert not unstamped(store)
+    seen = work.last_stamping
+    assert seen is not None and seen.waiting == 0 and seen.last_ok_at == stamped.clock.now()
     output = run(stamped, "archive", "verify", clock=stamped.clock)
     assert f"note: {key}: timestamp: time-stamped 20" in output
 

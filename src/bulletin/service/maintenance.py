@@ -7,6 +7,7 @@ disposition listing. Each logs what a person must know and returns it for tests.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import structlog
@@ -94,14 +95,17 @@ class Maintenance:
         settings = self.app.settings.timestamp
         if not settings.enabled:
             return
+        error = None
         try:
             stamp = stamp_checkpoint(self.app.store, settings, key, self.app.clock.now())
         except (TimestampUnavailable, StoreUnavailable) as e:
-            log.warning("ledger checkpoint not time-stamped yet", key=key, error=str(e))
-            self._stamping(Backlog(waiting=unstamped(self.app.store), error=str(e)))
-            return
-        log.info("ledger checkpoint time-stamped", key=key, at=stamp.info.gen_time.isoformat(),
-                 tsa=stamp.url)  # fmt: skip
+            error = str(e)
+            log.warning("ledger checkpoint not time-stamped yet", key=key, error=error)
+        else:
+            log.info("ledger checkpoint time-stamped", key=key,
+                     at=stamp.info.gen_time.isoformat(), tsa=stamp.url)  # fmt: skip
+        with contextlib.suppress(StoreUnavailable):  # else the backlog job counts them later
+            self._stamping(Backlog(waiting=unstamped(self.app.store), error=error))
 
     def stamp_backlog(self) -> Backlog:
         """Time-stamp the checkpoints no authority answered for (every few minutes while
