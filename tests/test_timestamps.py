@@ -245,6 +245,10 @@ def test_a_production_is_stamped_and_a_copied_bag_verifies_with_only_the_roots(
     )  # fmt: skip
     assert "Verification: OK" in checked.stdout, checked.stderr
     assert bagit.Bag(str(copy)).is_valid()
+    # with the archive at hand, the configured authorities' roots serve
+    at_home = run(stamped, "export", "verify", str(result.out))
+    assert "timestamp: manifest-sha256.txt: time-stamped 20" in at_home
+    assert "against the archive" in at_home
 
 
 def test_a_bag_whose_stamp_is_checked_with_other_roots_fails(
