@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.plugins.capture",
     "tests.plugins.seaweedfs",
     "tests.plugins.browser",
+    "tests.plugins.tsa",
 ]

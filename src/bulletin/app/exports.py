@@ -7,14 +7,19 @@ without the archive).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
+
+from cryptography import x509
 
 from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.archiver.export import BundleReport, ExportResult, export_bundle, resolve
 from bulletin.archiver.export import verify_bundle as check_bundle
+from bulletin.archiver.timestamp.client import all_roots
+from bulletin.config.timestamp import load_pem_certificates
+from bulletin.errors import UsageError
 from bulletin.identity import require_role
 
 Production = Literal["public", "counsel"]
@@ -63,12 +68,24 @@ def produce(
 
 
 @acts
-def verify_bundle(actor: Actor, bundle: Path, app: App | None = None) -> BundleReport:
+def verify_bundle(
+    actor: Actor, bundle: Path, app: App | None = None, ca_bundles: Sequence[Path] = ()
+) -> BundleReport:
     """Check the bundle at ``bundle``: bag validity, every file's and record's hash; with
-    ``app``, against its archive and ledger too. Never raises for what it finds.
+    ``app``, against its archive and ledger too. Its time stamp is checked against the CA
+    roots in ``ca_bundles`` and, with ``app``, those of its ``[timestamp]`` authorities.
+    Never raises for what it finds.
 
-    :raises UsageError: ``bundle`` does not exist or is no bag.
+    :raises UsageError: ``bundle`` does not exist or is no bag; a CA bundle holds no
+        certificate.
     """
+    roots: list[x509.Certificate] = []
+    for path in ca_bundles:
+        try:
+            roots += load_pem_certificates(path)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     if app is None:
-        return check_bundle(bundle)
-    return check_bundle(bundle, app.checked_engine(), app.store)
+        return check_bundle(bundle, roots=roots)
+    roots += all_roots(app.settings.timestamp.authorities)
+    return check_bundle(bundle, app.checked_engine(), app.store, roots)

@@ -228,8 +228,14 @@ def repair_mirror(session: Session, store: WormStore, batch: int = 1000) -> int:
 
 
 CHECKPOINT_PREFIX = "checkpoints/"
+CHECKPOINT_SUFFIX = ".json"  # beside each, its RFC 3161 time stamp may be kept (``.json.tsr``)
 #: how often the daemon writes a checkpoint (when the ledger moved since the last one)
 CHECKPOINT_INTERVAL = timedelta(hours=1)
+
+
+def checkpoint_keys(store: WormStore) -> Iterator[str]:
+    """The keys of the checkpoints themselves (not of what is kept beside them), in order."""
+    return (k for k in store.keys(CHECKPOINT_PREFIX) if k.endswith(CHECKPOINT_SUFFIX))
 
 
 def write_checkpoint(session: Session, store: WormStore, now: datetime) -> str | None:
@@ -241,7 +247,7 @@ def write_checkpoint(session: Session, store: WormStore, now: datetime) -> str |
     last = head(session)
     if last is None:
         return None
-    key = f"{CHECKPOINT_PREFIX}{iso_basic(now)}-{last.seq:012d}.json"
+    key = f"{CHECKPOINT_PREFIX}{iso_basic(now)}-{last.seq:012d}{CHECKPOINT_SUFFIX}"
     body = canonical_plain(
         {"head_seq": last.seq, "head_hash": last.entry_hash, "at": now.isoformat()}
     )

@@ -317,7 +317,13 @@ def status(ctx: Context, check: bool, as_json: bool) -> None:
     from bulletin.archiver.status import capture_health
     from bulletin.publisher.schedule import late_summary
     from bulletin.service.instances import HEARTBEAT_SECONDS
-    from bulletin.service.status import bucket_problems, gather, problems
+    from bulletin.service.status import (
+        bucket_problems,
+        gather,
+        problems,
+        timestamp_backlog,
+        timestamp_problems,
+    )
 
     app = ctx.app
     app.checked_engine()
@@ -368,11 +374,20 @@ def status(ctx: Context, check: bool, as_json: bool) -> None:
     lines += [f"  {deadline_text(r, ctx.settings)}" for r in state.requests_near]
     lines += [f"disk: {d.text(state.warn_free_percent)}" for d in state.disks]
     payload = state.payload()
+    stamps = timestamp_backlog(app)
+    if stamps is not None:
+        lines.append(
+            f"time stamps: {stamps} checkpoints waiting"
+            if isinstance(stamps, int)
+            else f"time stamps: {stamps}"
+        )
+        payload["checkpoints_unstamped"] = stamps
     found: list[str] = []
     if check:
         now = app.clock.now()
         sweeps, _ = capture_health(app.engine, ctx.settings)
         found = problems(state, sweeps, now) + bucket_problems(app)
+        found += timestamp_problems(app, now)
         payload["problems"] = found
         lines += [f"CHECK: {p}" for p in found] or ["CHECK: ok"]
     emit(as_json, payload, lines)

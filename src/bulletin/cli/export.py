@@ -131,6 +131,8 @@ def export(
             "resumed": result.resumed,
             "production": result.production,
             "redacted_records": result.redacted_records,
+            "timestamp": result.timestamp,
+            "timestamped": result.timestamped,
         },
         [
             f"exported {result.records} records ({result.identifier}) to {result.out}"
@@ -145,6 +147,7 @@ def export(
             f"  Bates        {bates}",
             f"  ledger head  #{result.head_seq} {result.head_hash[:16]}",
             f"  payload      manifest sha256 {result.payload_sha256}",
+            f"  time stamp   {result.timestamp}",
         ]
         + (
             [f"  not produced {result.disposed} records destroyed under the retention schedule"]
@@ -163,17 +166,32 @@ def export(
     help="Also compare every record with the archive and its ledger (default: when a "
     "configuration file is given or found).",
 )
+@click.option(
+    "--ca-bundle",
+    "ca_bundles",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="A PEM file of CA roots to check the bundle's RFC 3161 time stamp against "
+    "(repeatable; with the archive, the [timestamp] authorities' roots are added).",
+)
 @json_option
 @pass_context
-def export_verify(ctx: Context, bundle: Path, against_archive: bool | None, as_json: bool) -> None:
-    """Check a bundle: bag validity, every file's hash, every record's hash; with the archive,
-    that each record and its ledger entry match. Exit 1 with one line per problem."""
+def export_verify(
+    ctx: Context,
+    bundle: Path,
+    against_archive: bool | None,
+    ca_bundles: tuple[Path, ...],
+    as_json: bool,
+) -> None:
+    """Check a bundle: bag validity, every file's hash, every record's hash, its time stamp
+    (and when it was made); with the archive, that each record and its ledger entry match.
+    Exit 1 with one line per problem."""
     if against_archive is None:
         against_archive = bool(ctx.config_path) or Path("bulletin.toml").exists()
     if against_archive:
-        report = exports.verify_bundle(ctx.reader(), bundle, ctx.app)
+        report = exports.verify_bundle(ctx.reader(), bundle, ctx.app, ca_bundles)
     else:
-        report = exports.verify_bundle(Actor(""), bundle)
+        report = exports.verify_bundle(Actor(""), bundle, ca_bundles=ca_bundles)
     checked = "bag, files and records" + (", against the archive" if report.archive_checked else "")
     emit(
         as_json,
@@ -185,8 +203,12 @@ def export_verify(ctx: Context, bundle: Path, against_archive: bool | None, as_j
             "records": report.records,
             "archive_checked": report.archive_checked,
             "problems": report.problems,
+            "timestamps": report.timestamps,
+            "notes": report.notes,
         },
         [f"problem: {p}" for p in report.problems]
+        + [f"timestamp: {t}" for t in report.timestamps]
+        + [f"note: {n}" for n in report.notes]
         + [
             f"{'OK' if report.ok else 'FAILED'}: {report.path}: {report.files} files and "
             f"{report.records} records checked ({checked}); {len(report.problems)} problems"

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from bulletin.config.accounts import FeedAccountSettings
 from bulletin.config.settings import Settings
+from bulletin.config.timestamp import load_pem_certificates
 from bulletin.errors import ConfigError
 
 ENV_PREFIX = "BULLETIN_"
@@ -60,7 +61,21 @@ def load_settings(
         settings = Settings.model_validate(merged)
     except ValidationError as e:
         raise ConfigError(_describe(source, e)) from None
-    return _resolve_paths(settings, base)
+    resolved = _resolve_paths(settings, base)
+    _check_ca_bundles(resolved)
+    return resolved
+
+
+def _check_ca_bundles(settings: Settings) -> None:
+    """Each ``[timestamp]`` authority's ``ca_bundle`` holds PEM certificates (checked at start,
+    so a wrong path is not found at the first checkpoint)."""
+    for number, authority in enumerate(settings.timestamp.authorities):
+        try:
+            load_pem_certificates(authority.ca_bundle)
+        except ValueError as e:
+            raise ConfigError(
+                f"{settings.source}: timestamp.authorities.{number}.ca_bundle: {e}"
+            ) from None
 
 
 def _read_source(
@@ -262,5 +277,13 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
                 update={"state_file": absolute(settings.sandbox.state_file)}
             ),
             "accounts": accounts,
+            "timestamp": settings.timestamp.model_copy(
+                update={
+                    "authorities": [
+                        a.model_copy(update={"ca_bundle": absolute(a.ca_bundle)})
+                        for a in settings.timestamp.authorities
+                    ]
+                }
+            ),
         }
     )

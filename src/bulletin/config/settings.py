@@ -39,6 +39,7 @@ from bulletin.config.site import (
     UserSettings,
     WebSettings,
 )
+from bulletin.config.timestamp import TimestampSettings
 from bulletin.config.values import Section, parse_period
 from bulletin.errors import ConfigError
 from bulletin.names import name_problem, printable
@@ -67,6 +68,7 @@ class Settings(Section):
     capture: CaptureSettings = CaptureSettings()
     cap: CapSettings = CapSettings()
     redaction: RedactionSettings = RedactionSettings()
+    timestamp: TimestampSettings = TimestampSettings()
     source: str = "built-in defaults"
 
     @field_validator("users")

@@ -235,7 +235,10 @@ class Daemon:
         address = self.app.settings.daemon.metrics_address
         if address:
             collector = StatusCollector(
-                self.app, HEARTBEAT_SECONDS, lambda: self.maintenance.last_verify
+                self.app,
+                HEARTBEAT_SECONDS,
+                lambda: self.maintenance.last_verify,
+                lambda: self.maintenance.last_stamping,
             )
             self._stop_metrics = serve_metrics(address, collector)
 

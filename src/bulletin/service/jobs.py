@@ -2,8 +2,8 @@
 :func:`schedule` (at start and on every reload, so the table follows the configuration).
 
 The domain registers its periodic work here (the domain never imports the service): capture
-sweeps and the archive's upkeep (:mod:`bulletin.service.maintenance`), the CAP feeds, the
-webhook sender (:mod:`bulletin.webhooks.send`).
+sweeps and the archive's upkeep (:mod:`bulletin.service.maintenance`, the time stamps of
+checkpoints among it), the CAP feeds, the webhook sender (:mod:`bulletin.webhooks.send`).
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ class JobSpec:
 HOUR = 3600.0
 DAY = 24 * HOUR
 WEBHOOK_SECONDS = 3.0
+#: how often checkpoints no time-stamp authority answered for are tried again
+TIMESTAMP_BACKLOG_SECONDS = 300.0
 
 
 def table(daemon: Daemon) -> list[JobSpec]:
@@ -129,6 +131,9 @@ def table(daemon: Daemon) -> list[JobSpec]:
         JobSpec("webhook-log", webhook_log, Every(DAY), "webhook log pruning", exclusive=True,
                 first_run=60),
     ]  # fmt: skip
+    if settings.timestamp.enabled:
+        jobs.append(JobSpec("timestamps", work.stamp_backlog, Every(TIMESTAMP_BACKLOG_SECONDS),
+                            "checkpoint time-stamping", exclusive=True, first_run=30))  # fmt: skip
     if settings.cap.feeds:
 
         def cap_poll() -> object:

@@ -1,11 +1,13 @@
 """The archive's periodic work, each a method the job table (:mod:`bulletin.service.jobs`)
-schedules: capture sweeps, the spool drain, ledger checkpoints and their witnesses, the nightly
-verify, copies of decisions, records request deadlines, disk space, the S3 bucket's settings
-and the disposition listing. Each logs what a person must know and returns it for tests.
+schedules: capture sweeps, the spool drain, ledger checkpoints with their witnesses and time
+stamps (and the backlog of those no time-stamp authority answered for), the nightly verify,
+copies of decisions, records request deadlines, disk space, the S3 bucket's settings and the
+disposition listing. Each logs what a person must know and returns it for tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import structlog
@@ -16,22 +18,32 @@ from bulletin.archiver import bucket, decisions, ledger, witness
 from bulletin.archiver.capture.sweep import sweep
 from bulletin.archiver.disposition import build_disposition_batch
 from bulletin.archiver.requests import announce_deadlines, deadline_text, deadlines_near
+from bulletin.archiver.timestamp.checkpoints import (
+    Backlog,
+    stamp_backlog,
+    stamp_checkpoint,
+    unstamped,
+)
+from bulletin.archiver.timestamp.client import TimestampUnavailable
 from bulletin.archiver.verify import verify
 from bulletin.db import session_scope
+from bulletin.errors import StoreUnavailable
 from bulletin.events import record_event
 from bulletin.models import Account
 from bulletin.service.diskspace import Space, measure
-from bulletin.service.metrics import VerifyResult
+from bulletin.service.metrics import StampingResult, VerifyResult
 
 log = structlog.get_logger("bulletin.daemon")
 
 
 class Maintenance:
-    """The periodic work on ``app``; remembers the last verify and the last checkpoint."""
+    """The periodic work on ``app``; remembers the last verify, the last checkpoint and the
+    time-stamp backlog."""
 
     def __init__(self, app: App) -> None:
         self.app = app
         self.last_verify: VerifyResult | None = None
+        self.last_stamping: StampingResult | None = None
         self._checkpointed = 0
 
     def capture(self, account: str) -> int:
@@ -70,10 +82,49 @@ class Maintenance:
             seq = last.seq
             key = ledger.write_checkpoint(session, self.app.store, self.app.clock.now())
         log.info("ledger checkpoint", key=key)
+        if key is not None:
+            self._stamp(key)
         if key is not None and not self._witness(key):
             return key
         self._checkpointed = seq
         return key
+
+    def _stamp(self, key: str) -> None:
+        """Time-stamp checkpoint ``key`` now when ``[timestamp]`` names authorities; when none
+        answers, log it and leave it to :meth:`stamp_backlog` (nothing waits for a TSA)."""
+        settings = self.app.settings.timestamp
+        if not settings.enabled:
+            return
+        error = None
+        try:
+            stamp = stamp_checkpoint(self.app.store, settings, key, self.app.clock.now())
+        except (TimestampUnavailable, StoreUnavailable) as e:
+            error = str(e)
+            log.warning("ledger checkpoint not time-stamped yet", key=key, error=error)
+        else:
+            log.info("ledger checkpoint time-stamped", key=key,
+                     at=stamp.info.gen_time.isoformat(), tsa=stamp.url)  # fmt: skip
+        with contextlib.suppress(StoreUnavailable):  # else the backlog job counts them later
+            self._stamping(Backlog(waiting=unstamped(self.app.store), error=error))
+
+    def stamp_backlog(self) -> Backlog:
+        """Time-stamp the checkpoints no authority answered for (every few minutes while
+        ``[timestamp]`` names authorities); returns what it did."""
+        result = stamp_backlog(self.app.store, self.app.settings.timestamp, self.app.clock.now())
+        if result.stamped:
+            log.info("ledger checkpoints time-stamped late", count=len(result.stamped),
+                     first=result.stamped[0])  # fmt: skip
+        if result.waiting:
+            log.warning("ledger checkpoints wait for a time stamp", count=len(result.waiting),
+                        error=result.error)  # fmt: skip
+        self._stamping(result)
+        return result
+
+    def _stamping(self, result: Backlog) -> None:
+        now = self.app.clock.now()
+        previous = self.last_stamping
+        ok_at = now if result.error is None else (previous.last_ok_at if previous else None)
+        self.last_stamping = StampingResult(now, len(result.waiting), result.oldest_waiting, ok_at)
 
     def _witness(self, key: str) -> bool:
         """Send checkpoint ``key``'s head to the witnesses; False when one failed."""

@@ -32,6 +32,17 @@ class VerifyResult:
     problems: int
 
 
+@dataclass(frozen=True)
+class StampingResult:
+    """The daemon's last try to time-stamp ledger checkpoints: when (``at``), how many still
+    wait, the oldest of them, and when a time-stamp authority last answered."""
+
+    at: datetime
+    waiting: int
+    oldest_waiting: datetime | None
+    last_ok_at: datetime | None
+
+
 class StatusCollector(Collector):
     """Gauges read at each scrape; see the module doc."""
 
@@ -40,10 +51,12 @@ class StatusCollector(Collector):
         app: App,
         heartbeat_seconds: float,
         last_verify: Callable[[], VerifyResult | None] = lambda: None,
+        last_stamping: Callable[[], StampingResult | None] = lambda: None,
     ) -> None:
         self.app = app
         self.heartbeat_seconds = heartbeat_seconds
         self.last_verify = last_verify
+        self.last_stamping = last_stamping
 
     def collect(self) -> Iterable[Metric]:
         try:
@@ -176,7 +189,38 @@ class StatusCollector(Collector):
                     verified.at.timestamp(),
                 )
             )
+        out += _stamping_metrics(self.last_stamping())
         return out
+
+
+def _stamping_metrics(stamping: StampingResult | None) -> list[Metric]:
+    """The time-stamp backlog as this daemon last saw it (nothing before its first try)."""
+    if stamping is None:
+        return []
+    out: list[Metric] = [
+        _gauge(
+            "bulletin_checkpoints_unstamped",
+            "Ledger checkpoints waiting for an RFC 3161 time stamp (no authority answered)",
+            stamping.waiting,
+        )
+    ]
+    if stamping.oldest_waiting is not None:
+        out.append(
+            _gauge(
+                "bulletin_checkpoints_unstamped_oldest_timestamp_seconds",
+                "When the oldest checkpoint still without a time stamp was taken",
+                stamping.oldest_waiting.timestamp(),
+            )
+        )
+    if stamping.last_ok_at is not None:
+        out.append(
+            _gauge(
+                "bulletin_timestamp_last_success_timestamp_seconds",
+                "When a time-stamp authority last answered",
+                stamping.last_ok_at.timestamp(),
+            )
+        )
+    return out
 
 
 def serve_metrics(address: str, collector: Collector) -> Callable[[], None] | None:

@@ -15,6 +15,7 @@ from bulletin.app import App
 from bulletin.archiver import bucket
 from bulletin.archiver.holds import unevaluable_holds
 from bulletin.archiver.requests import RequestRow, list_requests
+from bulletin.archiver.timestamp.checkpoints import checkpoint_time, unstamped
 from bulletin.clock import utc
 from bulletin.errors import StoreUnavailable
 from bulletin.models import (
@@ -278,3 +279,57 @@ def bucket_problems(app: App) -> list[str]:
         return bucket.check(app.store, app.settings.archive.s3.mode)
     except StoreUnavailable as e:
         return [f"the S3 bucket's Object Lock settings cannot be read: {e}"]
+
+
+#: a checkpoint unstamped for longer than this needs a person (the backlog job runs every
+#: five minutes, so this is several tries of every authority)
+UNSTAMPED_AFTER = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class StampBacklog:
+    """The ledger checkpoints still without an RFC 3161 time stamp, read from the store."""
+
+    waiting: int
+    oldest: datetime | None
+
+    def line(self) -> str:
+        since = f", the oldest taken {self.oldest:%Y-%m-%d %H:%M} UTC" if self.oldest else ""
+        return (
+            f"{self.waiting} ledger checkpoints wait for a time stamp{since} (no [timestamp] "
+            "authority has answered since; the daemon tries again every 5 minutes)"
+        )
+
+
+def stamp_backlog(app: App) -> StampBacklog | None:
+    """The checkpoints waiting for a time stamp; None when ``[timestamp]`` names no
+    authority.
+
+    :raises StoreUnavailable: the store cannot be listed.
+    """
+    if not app.settings.timestamp.enabled:
+        return None
+    waiting = unstamped(app.store)
+    times = [t for t in map(checkpoint_time, waiting) if t is not None]
+    return StampBacklog(len(waiting), min(times, default=None))
+
+
+def timestamp_backlog(app: App) -> int | str | None:
+    """For ``status``: how many checkpoints wait for a time stamp, or why that cannot be
+    read; None when ``[timestamp]`` names no authority."""
+    try:
+        backlog = stamp_backlog(app)
+    except StoreUnavailable as e:
+        return f"cannot be read from the store: {e}"
+    return None if backlog is None else backlog.waiting
+
+
+def timestamp_problems(app: App, now: datetime) -> list[str]:
+    """A line when a checkpoint has waited over :data:`UNSTAMPED_AFTER` for a time stamp."""
+    try:
+        backlog = stamp_backlog(app)
+    except StoreUnavailable as e:
+        return [f"the checkpoints' time stamps cannot be read from the store: {e}"]
+    if backlog is None or backlog.oldest is None or now - backlog.oldest <= UNSTAMPED_AFTER:
+        return []
+    return [backlog.line()]

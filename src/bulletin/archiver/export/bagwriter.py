@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -124,26 +124,37 @@ class BagWriter:
         barrier(self.root, files)
         return self._part.tell()
 
-    def finish(self, info: Iterable[tuple[str, str]]) -> str:
+    def finish(
+        self,
+        info: Iterable[tuple[str, str]],
+        tags: Callable[[str], Sequence[tuple[str, bytes]]] | None = None,
+    ) -> str:
         """Write the tag files (bag-info with ``info`` and Payload-Oxum); returns the sha256 of
-        the payload manifest, which names every payload file and its hash."""
+        the payload manifest, which names every payload file and its hash. ``tags(sha256)``,
+        called once the payload manifest is written, gives more tag files (path, bytes), which
+        the tag manifest lists too."""
         for rel in list(self._appenders):
             self.close_append(rel)
         self._part.flush()
         self._part.close()
         shutil.copyfile(self.part_path, self.root / MANIFEST)  # streamed: it can be large
         manifest_sha, _ = hash_file(self.root / MANIFEST)
+        extra = tags(manifest_sha) if tags is not None else []
+        for rel, data in extra:
+            (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (self.root / rel).write_bytes(data)
         (self.root / "bagit.txt").write_bytes(BAGIT_TXT)
         lines = [f"{k}: {_one_line(v)}" for k, v in info]
         lines.append(f"Payload-Oxum: {self.bytes}.{self.files}")
         lines.append(f"Bag-Size: {_human(self.bytes)}")
         (self.root / "bag-info.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        tags = []
-        for name in ("bagit.txt", "bag-info.txt", MANIFEST):
+        lines = []
+        names = ["bagit.txt", "bag-info.txt", MANIFEST, *(rel for rel, _ in extra)]
+        for name in names:
             digest, _ = hash_file(self.root / name)
-            tags.append(f"{digest}  {name}\n")
-        (self.root / TAG_MANIFEST).write_text("".join(tags), encoding="utf-8")
-        barrier(self.root, [self.root / n for n in ("bagit.txt", "bag-info.txt", MANIFEST)])
+            lines.append(f"{digest}  {name}\n")
+        (self.root / TAG_MANIFEST).write_text("".join(lines), encoding="utf-8")
+        barrier(self.root, [self.root / n for n in names])
         return manifest_sha
 
     def close(self) -> None:

@@ -63,6 +63,9 @@ class ExportResult:
     resumed: bool = False
     production: str = "public"
     redacted_records: int = 0
+    # the payload manifest's RFC 3161 time stamp, one line (or why there is none)
+    timestamp: str = ""
+    timestamped: bool = False
 
 
 def partial_dir(out: Path) -> Path:
@@ -249,7 +252,7 @@ def export_bundle(
                 _checkpoint(job, done)
                 if progress:
                     progress(done, total)
-            payload_sha, facts = finish.finish(job, now())
+            payload_sha, facts, stamped = finish.finish(job, now())
         finally:
             writer.close()
             job.pool.shutdown(wait=True, cancel_futures=True)
@@ -278,6 +281,8 @@ def export_bundle(
         resumed=resumed,
         production=production,
         redacted_records=facts["redacted_records"],
+        timestamp=stamped.line(),
+        timestamped=stamped.stamp is not None,
     )
     with session_scope(engine) as session:
         audit.record_event(
@@ -296,6 +301,7 @@ def export_bundle(
             zip=as_zip,
             production=production,
             redacted_records=result.redacted_records,
+            timestamp=result.timestamp,
         )
     return result
 

@@ -17,6 +17,7 @@ from typing import Any
 from bulletin import __version__
 from bulletin.archiver.export import loadfile, render, threads
 from bulletin.archiver.export.job import CSV, DAT, REDACTION_LOG, Job
+from bulletin.archiver.export.stamp import STAMP_FILE, ManifestStamp, stamp_manifest
 from bulletin.files import fsync_file
 from bulletin.timeparse import iso_utc
 
@@ -63,9 +64,10 @@ def facts(job: Job, completed_at: str) -> dict[str, Any]:
     }
 
 
-def finish(job: Job, completed: datetime) -> tuple[str, dict[str, Any]]:
-    """Write the tag and report files and complete the bag; returns the sha256 of the payload
-    manifest and the production's :func:`facts`."""
+def finish(job: Job, completed: datetime) -> tuple[str, dict[str, Any], ManifestStamp]:
+    """Write the tag and report files and complete the bag, its payload manifest time-stamped
+    (:mod:`.stamp`) when an authority answers; returns the sha256 of the payload manifest, the
+    production's :func:`facts` and the time stamp's outcome."""
     writer = job.writer
     told = facts(job, iso_utc(completed))
     if job.renderings:
@@ -113,7 +115,15 @@ def finish(job: Job, completed: datetime) -> tuple[str, dict[str, Any]]:
         json.dumps(summary, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8"),
     )
     writer.write("README.txt", render.readme(told, threads=job.renderings).encode("utf-8"))
-    return writer.finish(_bag_info(job, told, completed)), told
+    stamped: list[ManifestStamp] = []
+
+    def tags(manifest_sha256: str) -> list[tuple[str, bytes]]:
+        outcome = stamp_manifest(job.settings.timestamp, manifest_sha256)
+        stamped.append(outcome)
+        return [] if outcome.stamp is None else [(STAMP_FILE, outcome.stamp.token)]
+
+    manifest_sha = writer.finish(_bag_info(job, told, completed), tags)
+    return manifest_sha, told, stamped[0]
 
 
 def _bag_info(job: Job, told: dict[str, Any], completed: datetime) -> list[tuple[str, str]]:

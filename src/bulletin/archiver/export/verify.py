@@ -7,6 +7,10 @@ agency's configuration at hand): every record is in the index with the same obje
 the ledger entry at the recorded position names that record and object with the recorded
 entry hash, the stored object is intact, and the ledger head at export time is still in the
 chain. Each discrepancy is one line naming the file or record.
+
+The payload manifest's RFC 3161 time stamp, when the bag has one, is checked against the CA
+roots given (only the bag and the roots are needed) and its time reported; a token that
+does not verify is a problem, a bag without one is a note.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import bagit
+from cryptography import x509
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bulletin.archiver.export.bagwriter import MANIFEST, TAG_MANIFEST, hash_file
+from bulletin.archiver.export.stamp import STAMP_FILE, check_bundle_stamp
 from bulletin.archiver.store.base import WormStore, object_key
 from bulletin.errors import IntegrityError, NotFound, UsageError
 from bulletin.models import LedgerEntry, Record
@@ -43,6 +49,8 @@ class BundleReport:
     archive_checked: bool = False
     identifier: str = ""
     problems: list[str] = field(default_factory=list)
+    timestamps: list[str] = field(default_factory=list)  # each verified token, one line
+    notes: list[str] = field(default_factory=list)  # not failures: no token, or unchecked
 
     @property
     def ok(self) -> bool:
@@ -80,10 +88,14 @@ def _bag_root(path: Path, work: Path) -> Path:
 
 
 def verify_bundle(
-    path: Path, engine: Engine | None = None, store: WormStore | None = None
+    path: Path,
+    engine: Engine | None = None,
+    store: WormStore | None = None,
+    roots: list[x509.Certificate] | None = None,
 ) -> BundleReport:
     """Check the bundle at ``path``; against the archive too when ``engine`` and ``store`` are
-    given. Never raises for what it finds; only a path that is no bundle raises.
+    given; its time stamp against ``roots``. Never raises for what it finds; only a path that
+    is no bundle raises.
 
     :raises UsageError: ``path`` does not exist or is not a bag or a zip of one.
     """
@@ -97,7 +109,20 @@ def verify_bundle(
         _check_files(root, report)
         _check_bagit(root, report)
         _check_records(root, report, engine, store)
+        _check_stamp(root, report, roots or [])
     return report
+
+
+def _check_stamp(root: Path, report: BundleReport, roots: list[x509.Certificate]) -> None:
+    found = check_bundle_stamp(root, roots)
+    if found.info is not None:
+        report.timestamps.append(f"{MANIFEST}: {found.info.line()}")
+    elif found.problem is not None:
+        report.problems.append(found.problem)
+    elif found.unchecked is not None:
+        report.notes.append(found.unchecked)
+    else:
+        report.notes.append(f"{MANIFEST}: not time-stamped (no {STAMP_FILE} in the bag)")
 
 
 def _check_files(root: Path, report: BundleReport) -> None:

@@ -1,7 +1,7 @@
 """``archive verify``: every object against its hash, the ledger chain from the first entry, the
 mirror against the database, and objects against index rows; then the images live notices
-pinned, the heads the witnesses outside the store saw, and (S3) whatever lies on top of an
-archived version. Streams; memory stays flat.
+pinned, the heads the witnesses outside the store saw, the checkpoints' time stamps, and (S3)
+whatever lies on top of an archived version. Streams; memory stays flat.
 
 Every index row is re-derived from what the store holds (as ``archive rebuild-index`` would
 derive it, :func:`bulletin.archiver.rebuild.snapshot_row`) and each column a person or a
@@ -27,6 +27,7 @@ from bulletin.archiver.verify.objects import check_notice_media, check_orphans, 
 from bulletin.archiver.verify.records import Certificates, check_records, check_rows_exist
 from bulletin.archiver.verify.report import Problem, Report, check_kept_for_good
 from bulletin.archiver.verify.snapshot import snapshot_contradictions
+from bulletin.archiver.verify.timestamps import check_timestamps
 from bulletin.config.archive import WitnessSettings
 from bulletin.config.settings import Settings
 
@@ -51,7 +52,8 @@ def verify(
     is run again (in the agency's time zone) and permanent series are known, so a record
     they cover must be on hold even when its membership row is gone. ``witness``: the chain
     is compared with the witnesses it can read back; ``now``: warn of checkpoints missing or
-    overdue.
+    overdue. With ``settings`` each checkpoint's RFC 3161 time stamp is checked against the
+    ``[timestamp]`` roots and its time noted; a checkpoint still unstamped is a warning.
     """
     report = Report()
     with Session(engine) as session:
@@ -67,6 +69,8 @@ def verify(
         check_notice_media(session, store, report)
         check_checkpoints(session, store, report)
         check_witnesses(session, store, report, witness, now)
+    if settings is not None:
+        check_timestamps(store, report, settings.timestamp)
     check_kept_for_good(store, decisions.PREFIX, report)
     check_shadowed(store, report)
     for kind, key, detail in decisions.check(engine, store):

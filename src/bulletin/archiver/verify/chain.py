@@ -20,7 +20,7 @@ from bulletin.models import LedgerEntry
 
 def check_checkpoints(session: Session, store: WormStore, report: Report) -> None:
     """Every checkpoint's head must still be in the chain with the same hash."""
-    for key in store.keys(ledger.CHECKPOINT_PREFIX):
+    for key in ledger.checkpoint_keys(store):
         check_held(store, key, report)
         try:
             point = json.loads(store.get(key, verify=False))
@@ -146,7 +146,7 @@ def check_witnesses(
 ) -> None:
     """Every head a readable witness saw must still be in the chain, with its checkpoint;
     with ``now``, warn when entries older than the checkpoint interval have no checkpoint."""
-    checkpoints = witnesses.checkpoint_seqs(list(store.keys(ledger.CHECKPOINT_PREFIX)))
+    checkpoints = witnesses.checkpoint_seqs(list(ledger.checkpoint_keys(store)))
     if witness is not None:
         _compare_witnessed(session, store, report, witness, checkpoints)
     if now is not None:
