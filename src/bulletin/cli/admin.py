@@ -393,7 +393,7 @@ def restore(
     if (backup_file is None) == (not in_place):
         raise UsageError("give a backup file, or --in-place after restoring by other means")
     settings = ctx.settings
-    who = resolve_actor(settings, actor, ctx.environ, "admin")
+    who = resolve_actor(settings, actor, ctx.environ, "admin", login=ctx.os_user()).name
     now = ctx.app.clock.now()
     lines: list[str] = []
     payload: dict[str, Any] = {}
