@@ -56,7 +56,7 @@ REMEDIES: dict[str, str] = {
     "request-or-query": ": give --request ID or --query '...'",
     "resume": " (re-run with --resume)",
     # notices, templates and who acts
-    "approve-template": " (an approver runs `bulletin template approve NAME --by NAME`)",
+    "approve-template": " (an approver runs `bulletin template approve NAME`)",
     "as": " (leave out --as/--by and BULLETIN_USER; an admin acts for someone else with "
     '--on-behalf-of NAME --reason "..."; see `bulletin user list`)',
     "as-given": " with --as NAME (or set BULLETIN_USER)",

@@ -40,7 +40,7 @@ def _report(results: list[ImportResult], woke: bool, as_json: bool) -> None:
         if r.notice_state == NoticeState.DRAFT and r.outcome != "duplicate"
     ]
     for notice_id in drafts:
-        lines.append(f"approve with: bulletin notice approve {notice_id} --by NAME")
+        lines.append(f"approve with: bulletin notice approve {notice_id}")
     emit(as_json, payload, lines)
     if any(r.outcome == "error" for r in results):
         raise SystemExit(1)

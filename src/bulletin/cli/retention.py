@@ -115,7 +115,7 @@ def retention_list_batch(ctx: Context, actor: str | None, as_json: bool) -> None
         _batch_json(batch),
         f"batch {batch.id} listed: {batch.record_count} records; review with "
         f"`bulletin retention show-batch {batch.id}`, approve with "
-        f"`bulletin retention approve-batch {batch.id} --as NAME`",
+        f"`bulletin retention approve-batch {batch.id}`",
     )
 
 

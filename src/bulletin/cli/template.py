@@ -72,7 +72,7 @@ def template_add(
         as_json,
         _template_json(added),
         f"template {added.name} v{added.version} added; an approver approves it with "
-        f"`bulletin template approve {added.name} --by NAME`",
+        f"`bulletin template approve {added.name}`",
     )
 
 
