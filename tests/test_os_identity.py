@@ -137,6 +137,7 @@ def test_an_admin_acts_on_behalf_only_with_a_reason(staffed: Instance) -> None:
     assert (event.actor, event.via, event.object_id) == ("ada", "os-user", str(notice_id))
     detail = json.loads(event.detail or "{}")
     assert (detail["on_behalf_of"], detail["on_behalf_reason"]) == ("dana", "dana phoned it in")
+    assert f"ada for dana drafted      notice {notice_id}" in run(staffed, "audit")
     # a command with a --reason of its own shares it
     run(staffed, "notice", "cancel", str(notice_id), "--reason", "dana asked",
         "--on-behalf-of", "dana", login="ada-login")  # fmt: skip
@@ -146,6 +147,8 @@ def test_an_admin_acts_on_behalf_only_with_a_reason(staffed: Instance) -> None:
     unknown = error_of(staffed, *ADD, "--on-behalf-of", "nobody", "--reason", "r", code=1,
                        login="ada-login")  # fmt: skip
     assert "unknown user 'nobody'" in unknown
+    lone = error_of(staffed, *ADD, "--reason", "r", code=2, login="ada-login")
+    assert "--reason is for acting --on-behalf-of someone" in lone
 
 
 def test_only_an_admin_acts_on_behalf(staffed: Instance) -> None:

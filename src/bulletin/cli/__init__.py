@@ -110,6 +110,7 @@ class Context:
     kernel: Kernel | None = None
     on_behalf_of: str | None = None
     on_behalf_reason: str | None = None
+    reason_for_behalf_only: bool = False  # the command's --reason is only for --on-behalf-of
     _settings: Settings | None = None
     _app: App | None = None
     _warned: bool = False
@@ -158,6 +159,8 @@ class Context:
         host = socket.gethostname()
         actor = Actor(acting.name, "as-given" if acting.as_given else "os-user", host)
         if self.on_behalf_of is None:
+            if self.reason_for_behalf_only:
+                raise click.UsageError("--reason is for acting --on-behalf-of someone")
             return actor
         return users.act_for(self.app, actor, self.on_behalf_of, self.on_behalf_reason or "")
 
@@ -270,10 +273,11 @@ def _quiet_broken_pipe() -> None:
 def _keep_on_behalf(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     obj = ctx.find_object(Context)
     if obj is not None and value is not None:
-        if param.name == "reason":
-            obj.on_behalf_reason = value
-        else:
+        if param.name == "on_behalf_of":
             obj.on_behalf_of = value
+        else:
+            obj.on_behalf_reason = value
+            obj.reason_for_behalf_only = param.name == "behalf_reason"
     return value
 
 
@@ -286,6 +290,7 @@ def on_behalf_options(func: F) -> F:
     if own is None:
         func = click.option(
             "--reason",
+            "behalf_reason",
             expose_value=False,
             callback=_keep_on_behalf,
             help="Why an admin acts on behalf of someone (needed with --on-behalf-of).",
@@ -300,6 +305,7 @@ def on_behalf_options(func: F) -> F:
         own.callback = both
     return click.option(
         "--on-behalf-of",
+        "on_behalf_of",
         metavar="NAME",
         expose_value=False,
         callback=_keep_on_behalf,
