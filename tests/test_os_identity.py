@@ -160,9 +160,8 @@ def test_only_an_admin_acts_on_behalf(staffed: Instance) -> None:
 
 
 def test_the_two_person_rule_holds_on_behalf(staffed: Instance) -> None:
-    """ada approving dana's notice on dana's behalf is dana approving her own: refused. ada
-    cannot approve, on chief's behalf, a notice she drafted herself (on dana's behalf)
-    either... but chief approving it himself is the second person."""
+    """ada approving dana's notice on dana's behalf is dana approving her own: refused, as
+    dana's own approval is; chief, the second person, may approve it."""
     notice_id = drafted(staffed, login="dana")
     line = error_of(staffed, "notice", "approve", str(notice_id), "--on-behalf-of", "dana",
                     "--reason", "r", code=1, login="ada-login")  # fmt: skip
@@ -173,11 +172,11 @@ def test_the_two_person_rule_holds_on_behalf(staffed: Instance) -> None:
     assert len(events(staffed.app.engine, action="approved")) == 1
 
 
-def test_an_admin_is_one_person_however_many_names(staffed: Instance, tmp_path: Path) -> None:
-    """An admin who drafted a notice for dana may not also approve it on chief's behalf."""
-    # give ada a dispatcher's and approver's roles through [users]: another instance
+def test_an_admin_is_one_person_however_many_names(tmp_path: Path) -> None:
+    """An admin who drafted a notice herself may not also approve it on an approver's
+    behalf: she would be both of the two people."""
     people = PEOPLE.replace('roles = ["admin"]', 'roles = ["admin", "dispatcher", "approver"]')
-    inst = make_instance(tmp_path / "two", f"sqlite:///{tmp_path / 'two' / 'b.db'}", people)
+    inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", people)
     try:
         own = drafted(inst, login="ada-login")
         line = error_of(inst, "notice", "approve", str(own), "--on-behalf-of", "chief",
