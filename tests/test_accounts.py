@@ -31,9 +31,11 @@ os_user = "ada-login"
 
 [users.dan]
 roles = ["dispatcher"]
+os_user = "dan"
 
 [users.cleo]
 roles = ["clerk"]
+os_user = "cleo"
 
 [auth]
 require_mfa_for = ["approver"]
@@ -260,7 +262,9 @@ def test_the_user_commands(site: Instance) -> None:
     """bulletin user: add prints a link, set-password reads it and the password from stdin,
     list/roles/disable/reset/totp work and say errors in one line; the actor is audited
     with its host."""
-    out = run(site, "user", "add", "rosa", "--role", "clerk", "--os-user", "rosa1", "--as", "ada")
+    out = run(
+        site, "user", "add", "rosa", "--role", "clerk", "--os-user", "rosa1", login="ada-login"
+    )
     url = out.strip().splitlines()[-1]
     assert url.startswith("https://bulletin.example.org/set-password/")
     done = invoke(site, "user", "set-password", "rosa", input=f"{url}\n{PASSWORD}\n")
@@ -286,26 +290,25 @@ def test_the_user_commands(site: Instance) -> None:
             "clerk",
             "--role",
             "approver",
-            "--as",
-            "ada",
             "--json",
             stdout=True,
+            login="ada-login",
         )
     )
     assert shown["roles"] == ["clerk", "approver"]
-    totp = run(site, "user", "totp", "rosa", "--as", "rosa")
+    totp = run(site, "user", "totp", "rosa", login="rosa1")
     assert "otpauth://totp/" in totp
-    reset = json.loads(run(site, "user", "reset", "rosa", "--as", "ada", "--json", stdout=True))
+    reset = json.loads(run(site, "user", "reset", "rosa", "--json", stdout=True, login="ada-login"))
     assert reset["url"].startswith("https://bulletin.example.org/set-password/")
-    assert "disabled" in run(site, "user", "disable", "rosa", "--as", "ada")
-    refused = invoke(site, "user", "add", "eve", "--role", "admin", "--as", "dan")
+    assert "disabled" in run(site, "user", "disable", "rosa", login="ada-login")
+    refused = invoke(site, "user", "add", "eve", "--role", "admin", login="dan")
     assert refused.exit_code == 1
     assert refused.output.strip().count("\n") == 0
     assert "does not hold the admin role" in refused.output
     bad = invoke(site, "user", "set-password", "dan", input=f"{url}\n{PASSWORD}\n")
     assert bad.exit_code == 1 and "not valid" in bad.output
     [added] = events(site.app.engine, action="user.added")
-    assert (added.via, added.host) == ("as-given", socket.gethostname())
+    assert (added.via, added.host) == ("os-user", socket.gethostname())
     for command in ("add", "list", "disable", "roles", "reset", "totp", "set-password"):
         assert invoke(site, "user", command, "--help").exit_code == 0
 

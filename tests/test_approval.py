@@ -31,12 +31,16 @@ from tests.plugins.sandbox import x_connector
 USERS = """
 [users.dana]
 roles = ["dispatcher"]
+os_user = "dana"
 [users.chief]
 roles = ["approver"]
+os_user = "chief"
 [users.lt]
 roles = ["approver", "dispatcher"]
+os_user = "lt"
 [users.clerk]
 roles = ["clerk"]
+os_user = "clerk"
 
 [publisher.approvals]
 default = 1

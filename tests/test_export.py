@@ -598,7 +598,8 @@ def test_export_needs_a_clerk_when_users_are_configured(tmp_path: Path) -> None:
     inst = make_instance(
         tmp_path,
         f"sqlite:///{tmp_path / 'data' / 'b.db'}",
-        '\n[users.clerk1]\nroles = ["clerk"]\n[users.disp]\nroles = ["dispatcher"]\n',
+        '\n[users.clerk1]\nroles = ["clerk"]\n'
+        '[users.disp]\nroles = ["dispatcher"]\nos_user = "disp"\n',
     )
     try:
         output = run(
@@ -608,9 +609,8 @@ def test_export_needs_a_clerk_when_users_are_configured(tmp_path: Path) -> None:
             "account:feed",
             "--out",
             str(tmp_path / "o"),
-            "--as",
-            "disp",
             code=1,
+            login="disp",
         )
         assert "does not hold the clerk role" in output
     finally:

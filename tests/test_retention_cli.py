@@ -21,12 +21,15 @@ anchor = "posted"
 disposition = "destroy-after-approval"
 
 [users.clerk1]
+os_user = "clerk1"
 roles = ["clerk"]
 
 [users.chief]
+os_user = "chief"
 roles = ["approver"]
 
 [users.admin1]
+os_user = "admin1"
 roles = ["admin"]
 """
 
@@ -53,9 +56,9 @@ def inst(tmp_path: Path) -> Iterator[Instance]:
     made.app.close()
 
 
-def run(inst: Instance, *args: str, code: int = 0) -> str:
-    """The command line in-process, on the instance's clock."""
-    return run_cli(inst, *args, code=code, clock=inst.clock)
+def run(inst: Instance, *args: str, code: int = 0, login: str | None = None) -> str:
+    """The command line in-process, on the instance's clock, run by the OS user ``login``."""
+    return run_cli(inst, *args, code=code, clock=inst.clock, login=login)
 
 
 def last_json(output: str) -> dict[str, object]:
@@ -76,14 +79,13 @@ def test_clerk_holds_and_requests(inst: Instance) -> None:
             "author:visitor1 from:2020-05-01 to:2020-05-31",
             "--reason",
             "notice of claim",
-            "--as",
-            "clerk1",
             "--json",
+            login="clerk1",
         )
     )
     assert placed["records"] == 1
     run(inst, "hold", "create", "--name", "x", "--query", "author:x", "--reason", "r",
-        "--as", "chief", code=1)  # fmt: skip
+        code=1, login="chief")  # fmt: skip
     assert "Doe v. Town" in run(inst, "hold", "list")
     assert "visitor1" in run(inst, "hold", "show", str(placed["id"]))
     opened = run(
@@ -98,8 +100,7 @@ def test_clerk_holds_and_requests(inst: Instance) -> None:
         "comments on the parade post",
         "--query",
         "thread:p1 parade",
-        "--as",
-        "clerk1",
+        login="clerk1",
     )
     assert "due 2026-12-10" in opened and "on 3 records" in opened
     listed = last_json(run(inst, "request", "list", "--json"))
@@ -110,15 +111,14 @@ def test_clerk_holds_and_requests(inst: Instance) -> None:
     assert "days left" in run(inst, "request", "list")
     assert "2026-12-17" in run(
         inst, "request", "extend", str(row["id"]), "--days", "5", "--reason", "volume",
-        "--as", "clerk1",
-    )  # fmt: skip
+        login="clerk1")  # fmt: skip
     assert "extended    5 days" in run(inst, "request", "show", str(row["id"]))
-    run(inst, "hold", "release", str(row["hold_id"]), "--reason", "x", "--as", "clerk1", code=1)
-    closed = run(inst, "request", "close", str(row["id"]), "--reason", "answered", "--as", "clerk1")
+    run(inst, "hold", "release", str(row["hold_id"]), "--reason", "x", code=1, login="clerk1")
+    closed = run(inst, "request", "close", str(row["id"]), "--reason", "answered", login="clerk1")
     assert "2 records left legal hold" in closed  # visitor1 stays under Doe v. Town
-    run(inst, "hold", "release", str(placed["id"]), "--as", "clerk1", code=2)  # no --reason
+    run(inst, "hold", "release", str(placed["id"]), code=2, login="clerk1")  # no --reason
     assert "1 records left" in run(
-        inst, "hold", "release", str(placed["id"]), "--reason", "settled", "--as", "clerk1"
+        inst, "hold", "release", str(placed["id"]), "--reason", "settled", login="clerk1"
     )
     audit = run(inst, "audit", "--limit", "500")
     for action in ("hold-created", "request-opened", "request-extended", "request-closed"):
@@ -131,18 +131,18 @@ def test_administrator_schedule_and_disposition(inst: Instance) -> None:
     assert "visitor-comments" in shown and "1y" in shown
     assert "example-wa-core" in run(inst, "retention", "example")
     assert "GS50-01-12" in run(inst, "retention", "example", "example-wa-core")
-    applied = run(inst, "retention", "apply", "--as", "admin1")
+    applied = run(inst, "retention", "apply", login="admin1")
     assert "visitor-comments: extended 0, unchanged 3" in applied
-    listed = last_json(run(inst, "retention", "list-batch", "--as", "admin1", "--json"))
+    listed = last_json(run(inst, "retention", "list-batch", "--json", login="admin1"))
     batch = str(listed["id"])
     assert listed["record_count"] == 3
     assert "listed" in run(inst, "retention", "batches")
-    run(inst, "retention", "approve-batch", batch, "--as", "clerk1", code=1)  # not an approver
-    approved = run(inst, "retention", "approve-batch", batch, "--as", "chief")
+    run(inst, "retention", "approve-batch", batch, code=1, login="clerk1")  # not an approver
+    approved = run(inst, "retention", "approve-batch", batch, login="chief")
     assert "3 records disposed of, 6 objects destroyed" in approved
     assert "already approved" in run(
-        inst, "retention", "approve-batch", batch, "--as", "chief", code=1
+        inst, "retention", "approve-batch", batch, code=1, login="chief"
     )
     assert "(verified)" in run(inst, "retention", "show-batch", batch)
     assert "OK: 3 records" in run(inst, "archive", "verify")
-    assert "nothing is due" in run(inst, "retention", "list-batch", "--as", "admin1")
+    assert "nothing is due" in run(inst, "retention", "list-batch", login="admin1")

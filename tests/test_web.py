@@ -35,6 +35,7 @@ from tests.plugins.cli import invoke
 PEOPLE = """
 [users.ada]
 roles = ["admin"]
+os_user = "ada"
 
 [web]
 base_url = "https://bulletin.example.org"
@@ -60,7 +61,7 @@ def site(tmp_path: Path, db_url: str) -> Iterator[Instance]:
 
 
 def add_with_password(app: App, name: str, *roles: str) -> None:
-    link = users.add(app, ADA, name, list(roles))
+    link = users.add(app, ADA, name, list(roles), os_user=name)
     users.set_password(app, link.url.removeprefix(LINK_PREFIX), PASSWORD)
 
 
@@ -283,9 +284,9 @@ def test_an_admin_signs_a_user_out_everywhere(site: Instance) -> None:
     with client(site) as one, client(site) as two:
         sign_in(one)
         sign_in(two)
-        refused = invoke(site, "user", "sign-out-everywhere", "ada", "--as", "rosa")
+        refused = invoke(site, "user", "sign-out-everywhere", "ada", login="rosa")
         assert refused.exit_code == 1 and "admin" in refused.output
-        done = invoke(site, "user", "sign-out-everywhere", "rosa", "--as", "ada", "--json")
+        done = invoke(site, "user", "sign-out-everywhere", "rosa", "--json", login="ada")
         assert done.exit_code == 0, done.output
         assert '"sessions": 2' in done.output
         assert one.get("/").status_code == two.get("/").status_code == 303

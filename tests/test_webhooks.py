@@ -336,13 +336,15 @@ def test_only_http_urls_and_known_events_are_taken(instance: Instance) -> None:
 def test_only_an_admin_manages_webhooks(tmp_path: Path, db_url: str) -> None:
     """With [users], a dispatcher may not add or list webhooks."""
     inst = make_instance(
-        tmp_path, db_url, '[users.dana]\nroles = ["dispatcher"]\n[users.root]\nroles = ["admin"]\n'
+        tmp_path,
+        db_url,
+        '[users.dana]\nroles = ["dispatcher"]\nos_user = "dana"\n[users.root]\nroles = ["admin"]\n',
     )
     try:
         with pytest.raises(Refused, match="admin"):
             add_webhook(inst.app, Actor("dana"), "https://example.org/h", ["hold.placed"])
         assert add_webhook(inst.app, ADMIN, "https://example.org/h", ["hold.placed"]).secret
-        out = invoke(inst, "webhook", "list", "--as", "dana")
+        out = invoke(inst, "webhook", "list", login="dana")
         assert out.exit_code == 1 and "does not hold the admin role" in out.output
     finally:
         inst.app.close()

@@ -18,7 +18,8 @@ _TABLE = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
 class Origin(Protocol):
-    """An authenticated actor (:class:`bulletin.app.actor.Actor`): who, how, from where."""
+    """An authenticated actor (:class:`bulletin.app.actor.Actor`): who, how, from where, and
+    the admin (``by``) acting on their behalf for ``reason``, if one is."""
 
     @property
     def name(self) -> str: ...
@@ -26,6 +27,10 @@ class Origin(Protocol):
     def via(self) -> str: ...
     @property
     def host(self) -> str: ...
+    @property
+    def by(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
 
 
 _ACTING: ContextVar[Origin | None] = ContextVar("bulletin_audit_acting", default=None)
@@ -54,16 +59,23 @@ def event(
 ) -> dict[str, Any]:
     """An audit event as a row of ``audit_events``, not yet added anywhere (for
     :func:`record_events`). ``actor`` is a name, or an :class:`Origin` whose ``via`` and
-    ``host`` are recorded too (as they are for a name acting under :func:`acting`)."""
+    ``host`` are recorded too (as they are for a name acting under :func:`acting`).
+
+    An origin acted for by an admin (its ``by``) is recorded as the admin's event: ``actor``
+    is the admin, and ``detail`` holds ``on_behalf_of`` (the name) and ``on_behalf_reason``."""
     origin: Origin | None
     if isinstance(actor, str):
         current = _ACTING.get()
         origin = current if current is not None and current.name == actor else None
     else:
         origin = actor
+    name = actor if isinstance(actor, str) else actor.name
+    if origin is not None and origin.by:
+        detail = {**detail, "on_behalf_of": name, "on_behalf_reason": origin.reason}
+        name = origin.by
     return {
         "at": at,
-        "actor": actor if isinstance(actor, str) else actor.name,
+        "actor": name,
         "action": action,
         "object_type": object_type,
         "object_id": str(object_id),

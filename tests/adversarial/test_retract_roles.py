@@ -57,8 +57,8 @@ def _withdrawn_template(inst: Instance) -> None:
     approve_template(engine, settings, clock, "withdrawn", "chief")
 
 
-def _run(inst: Instance, *args: str) -> tuple[int, str]:
-    result = invoke(inst, *args)
+def _run(inst: Instance, *args: str, login: str | None = None) -> tuple[int, str]:
+    result = invoke(inst, *args, login=login)
     return result.exit_code, result.stderr.strip()
 
 
@@ -105,7 +105,7 @@ def test_a_published_notice_is_retracted_only_as_the_roles_allow(
     _withdrawn_template(staffed)
     notice_id = _published(staffed)
     code, stderr = _run(
-        staffed, "notice", "retract", str(notice_id), "--reason", "r", "--as", who, *how
+        staffed, "notice", "retract", str(notice_id), "--reason", "r", *how, login=who
     )
     assert code == 1, stderr
     assert len(stderr.splitlines()) == 1 and says in stderr, stderr
@@ -124,7 +124,7 @@ def test_an_approver_or_a_dispatcher_with_a_template_retracts(staffed: Instance)
         (deleted, "lt", ("--delete",)),
     ):
         code, stderr = _run(
-            staffed, "notice", "retract", str(notice_id), "--reason", "r", "--as", as_who, *how
+            staffed, "notice", "retract", str(notice_id), "--reason", "r", *how, login=as_who
         )
         assert code == 0, stderr
         assert _state(staffed, notice_id) == "retracted"
@@ -137,9 +137,7 @@ def test_a_dispatcher_cannot_cancel_a_published_series(staffed: Instance) -> Non
     notice_id = _published(
         staffed, category="crime-prevention", recurrence="daily;at=09:00", until_cancelled=True
     )
-    code, stderr = _run(
-        staffed, "notice", "cancel", str(notice_id), "--reason", "r", "--as", "dana"
-    )
+    code, stderr = _run(staffed, "notice", "cancel", str(notice_id), "--reason", "r", login="dana")
     assert code == 1
     assert stderr == (
         "bulletin: error: user 'dana' does not hold the approver role: cancelling a published "
@@ -148,7 +146,5 @@ def test_a_dispatcher_cannot_cancel_a_published_series(staffed: Instance) -> Non
     with Session(staffed.app.engine) as session:
         notice = session.get(Notice, notice_id)
         assert notice is not None and notice.next_occurrence_at is not None
-    code, stderr = _run(
-        staffed, "notice", "cancel", str(notice_id), "--reason", "r", "--as", "chief"
-    )
+    code, stderr = _run(staffed, "notice", "cancel", str(notice_id), "--reason", "r", login="chief")
     assert code == 0, stderr

@@ -27,12 +27,18 @@ Authentication = Literal[
 class Actor:
     """An authenticated person or the system itself.
 
-    ``name`` is what audit lines record; ``via`` how it was established; ``host`` where from.
+    ``name`` is whose authority the action carries: the roles checked, the name the records
+    keep (author, approver) and the two-person rule; ``via`` how it was established; ``host``
+    where from. ``by`` is an admin acting on behalf of ``name`` (for ``reason``): the audit
+    events then record ``by`` as their actor, and ``name`` and ``reason`` beside it (see
+    :func:`bulletin.app.users.act_for`, the one way to make such an actor).
     """
 
     name: str
     via: Authentication = "as-given"
     host: str = ""
+    by: str = ""
+    reason: str = ""
 
     @classmethod
     def system(cls) -> Actor:

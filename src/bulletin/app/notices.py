@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bulletin.app import outbox
 from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
+from bulletin.errors import Refused
 from bulletin.identity import require_role
 from bulletin.models import Notice
 from bulletin.publisher import amend, approval, failures, schedule
@@ -122,6 +124,8 @@ def approve(
     """
     require_role(app.settings, actor.name, "approver", app.checked_engine())
     engine = app.checked_engine()
+    if actor.by:
+        _two_hands(engine, actor, notice_id)
     with outbox.collect() as wakes:
         approved = approval.approve_notice(
             engine,
@@ -136,6 +140,19 @@ def approve(
     with Session(engine) as session:
         count = len(approval.approvals_of(session, notice_id))
     return Approved(approved, count, bool(wakes.sent))
+
+
+def _two_hands(engine: Engine, actor: Actor, notice_id: int) -> None:
+    """An admin approving on someone's behalf is still one of the two people: they may not
+    approve a notice they wrote or approved themselves."""
+    with Session(engine) as session:
+        notice = session.get(Notice, notice_id)
+        hands = {a.approver for a in approval.approvals_of(session, notice_id)}
+    if notice is not None and actor.by in hands | {notice.author}:
+        raise Refused(
+            f"{actor.by} wrote or approved notice {notice_id} and may not approve it on "
+            f"{actor.name}'s behalf"
+        )
 
 
 @acts

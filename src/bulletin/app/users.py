@@ -8,7 +8,7 @@ works once. ``[users.NAME]`` of the configuration seeds accounts that are missin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, get_args
 
@@ -131,6 +131,23 @@ def directory(app: App) -> Engine | None:
         return app.checked_engine()
     except DatabaseError:
         return None
+
+
+def act_for(app: App, admin: Actor, name: str, reason: str) -> Actor:
+    """``admin`` acting on behalf of ``name``, for ``reason``: an actor with ``name``'s
+    authority (its roles, its name on what it does, the two-person rule as ``name``) whose
+    audit events record ``admin`` as their actor, and ``name`` and ``reason`` beside it.
+
+    :raises Refused: ``admin`` is no admin, or ``name`` is unknown or disabled.
+    :raises UsageError: no reason, or a name that cannot stand in an audit line.
+    """
+    engine = directory(app)
+    require_role(app.settings, admin.name, "admin", engine)
+    if not reason.strip():
+        raise UsageError("acting on behalf of someone needs a reason", remedy="reason")
+    check_name(name, "the name acted for")
+    require_role(app.settings, name, None, engine)
+    return replace(admin, name=name, by=admin.name, reason=reason)
 
 
 def add(

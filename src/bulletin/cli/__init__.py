@@ -22,7 +22,7 @@ from bulletin.app import Actor, App, users
 from bulletin.clock import Clock, SystemClock
 from bulletin.config import Settings, load_settings
 from bulletin.errors import BulletinError
-from bulletin.identity import resolve_actor
+from bulletin.identity import Kernel, SystemKernel, invoking_os_user, resolve_actor
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,8 +56,12 @@ REMEDIES: dict[str, str] = {
     "request-or-query": ": give --request ID or --query '...'",
     "resume": " (re-run with --resume)",
     # notices, templates and who acts
-    "approve-template": " (an approver runs `bulletin template approve NAME --by NAME`)",
-    "as": " with --as NAME (or set BULLETIN_USER)",
+    "approve-template": " (an approver runs `bulletin template approve NAME`)",
+    "as": " (leave out --as/--by and BULLETIN_USER; an admin acts for someone else with "
+    '--on-behalf-of NAME --reason "..."; see `bulletin user list`)',
+    "as-given": " with --as NAME (or set BULLETIN_USER)",
+    "os-user": " (an admin maps it: `bulletin user add NAME --os-user LOGIN`, or os_user in "
+    "[users.NAME] before `bulletin init`)",
     "at": " (give --at)",
     "declare-var": " (add --var NAME:TYPE)",
     "expires": " (give --expires too)",
@@ -83,14 +87,30 @@ def error_line(e: BulletinError) -> str:
     return f"bulletin: error: {e}{REMEDIES.get(e.remedy or '', '')}"
 
 
+@dataclass(frozen=True)
+class InProcess:
+    """What a caller running the command line in-process may give it, as click's ``obj``:
+    the clock every command reads and the :class:`~bulletin.identity.Kernel` that says who
+    runs it (a bare :class:`Clock` is taken as the clock alone)."""
+
+    clock: Clock | None = None
+    kernel: Kernel | None = None
+
+
 @dataclass
 class Context:
     """What every command receives: the configuration source and, lazily, the app (on
-    ``clock``, else the wall clock)."""
+    ``clock``, else the wall clock). Who runs it comes from ``kernel`` (else the real one);
+    ``on_behalf_of`` and ``on_behalf_reason`` are what ``--on-behalf-of`` and ``--reason``
+    gave (:func:`on_behalf_options`)."""
 
     config_path: str | None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     clock: Clock | None = None
+    kernel: Kernel | None = None
+    on_behalf_of: str | None = None
+    on_behalf_reason: str | None = None
+    reason_for_behalf_only: bool = False  # the command's --reason is only for --on-behalf-of
     _settings: Settings | None = None
     _app: App | None = None
     _warned: bool = False
@@ -116,13 +136,33 @@ class Context:
             )
         return self._app
 
+    def os_user(self) -> str:
+        """The OS user running this command (:func:`bulletin.identity.invoking_os_user`):
+        sudo's word is taken from root and from the data directory's owner, the service's
+        user that ``sudo -u bulletin`` runs as."""
+        kernel = self.kernel or SystemKernel()
+        return invoking_os_user(kernel, self.environ, service_path=self.settings.data_dir)
+
     def actor(self, explicit: str | None = None) -> Actor:
-        """Who runs this command: ``explicit`` (``--as``/``--by``), else ``BULLETIN_USER``, else
-        the login name mapped through ``os_user`` (see :func:`bulletin.identity.resolve_actor`).
-        Roles are the application layer's to check."""
-        name = resolve_actor(self.settings, explicit, self.environ, db=users.directory(self.app))
-        given = bool(explicit or self.environ.get("BULLETIN_USER"))
-        return Actor(name, "as-given" if given else "os-user", socket.gethostname())
+        """Who runs this command: with accounts, the OS user's account (``explicit``,
+        ``--as``/``--by``, and ``BULLETIN_USER`` may only name it); in open mode ``explicit``,
+        else ``BULLETIN_USER``, else the OS user (see :func:`bulletin.identity.resolve_actor`).
+        With ``--on-behalf-of``, that account acting for another
+        (:func:`bulletin.app.users.act_for`). Roles are the application layer's to check."""
+        acting = resolve_actor(
+            self.settings,
+            explicit,
+            self.environ,
+            db=users.directory(self.app),
+            login=self.os_user(),
+        )
+        host = socket.gethostname()
+        actor = Actor(acting.name, "as-given" if acting.as_given else "os-user", host)
+        if self.on_behalf_of is None:
+            if self.reason_for_behalf_only:
+                raise click.UsageError("--reason is for acting --on-behalf-of someone")
+            return actor
+        return users.act_for(self.app, actor, self.on_behalf_of, self.on_behalf_reason or "")
 
     def reader(self) -> Actor:
         """Who runs a command that only reads: :meth:`actor` when a name can be found, else
@@ -230,6 +270,49 @@ def _quiet_broken_pipe() -> None:
     sys.exit(EXIT_BROKEN_PIPE)
 
 
+def _keep_on_behalf(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    obj = ctx.find_object(Context)
+    if obj is not None and value is not None:
+        if param.name == "on_behalf_of":
+            obj.on_behalf_of = value
+        else:
+            obj.on_behalf_reason = value
+            obj.reason_for_behalf_only = param.name == "behalf_reason"
+    return value
+
+
+def on_behalf_options(func: F) -> F:
+    """``--on-behalf-of NAME`` and the ``--reason TEXT`` it needs, kept on the
+    :class:`Context` for :meth:`Context.actor`. A command with a ``--reason`` of its own
+    shares it. Put it above the command's own options."""
+    params: list[click.Parameter] = getattr(func, "__click_params__", [])
+    own = next((p for p in params if p.name == "reason"), None)
+    if own is None:
+        func = click.option(
+            "--reason",
+            "behalf_reason",
+            expose_value=False,
+            callback=_keep_on_behalf,
+            help="Why an admin acts on behalf of someone (needed with --on-behalf-of).",
+        )(func)
+    else:
+        earlier = own.callback
+
+        def both(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+            value = earlier(ctx, param, value) if earlier is not None else value
+            return _keep_on_behalf(ctx, param, value)
+
+        own.callback = both
+    return click.option(
+        "--on-behalf-of",
+        "on_behalf_of",
+        metavar="NAME",
+        expose_value=False,
+        callback=_keep_on_behalf,
+        help="An admin acts for NAME, with --reason: audited as the admin's act for NAME.",
+    )(func)
+
+
 def json_option(func: F) -> F:
     """``--json``: print one JSON object instead of text."""
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(func)
@@ -272,8 +355,11 @@ def read_only(func: F) -> F:
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Bulletin publishes an agency's public notices to every platform exactly once and keeps
     the public record: every post and comment, in write-once storage."""
-    # Run in-process, a caller may give the clock every command reads: invoke(..., obj=clock).
-    ctx.obj = Context(config_path, clock=ctx.obj if isinstance(ctx.obj, Clock) else None)
+    # Run in-process, a caller may give the clock every command reads and who runs it:
+    # invoke(..., obj=InProcess(clock, kernel)), or obj=clock.
+    given = InProcess(ctx.obj) if isinstance(ctx.obj, Clock) else ctx.obj
+    given = given if isinstance(given, InProcess) else InProcess()
+    ctx.obj = Context(config_path, clock=given.clock, kernel=given.kernel)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -265,12 +266,22 @@ def audit(
         as_json,
         {"events": [e.model_dump() for e in events]},
         [
-            f"{local_text(e.at, tz)}  {printable(e.actor):<12} {e.action:<12} "
+            f"{local_text(e.at, tz)}  {_who(e.actor, e.detail):<12} {e.action:<12} "
             f"{e.object_type} {e.object_id}" + (f"  ({printable(e.reason)})" if e.reason else "")
             for e in events
         ]
         or ["no events"],
     )
+
+
+def _who(actor: str, detail: str | None) -> str:
+    """An event's actor as printed: an admin acting on someone's behalf as ``ada for dana``
+    (the reason is in ``--json``)."""
+    shown = printable(actor)
+    if detail and "on_behalf_of" in detail:
+        behalf = json.loads(detail).get("on_behalf_of")
+        shown += f" for {printable(str(behalf))}" if behalf else ""
+    return shown
 
 
 def _mask(value: Any, environ: Mapping[str, str], key: str = "", names: bool = False) -> Any:
@@ -448,7 +459,7 @@ def restore(
     if (backup_file is None) == (not in_place):
         raise UsageError("give a backup file, or --in-place after restoring by other means")
     settings = ctx.settings
-    who = resolve_actor(settings, actor, ctx.environ, "admin")
+    who = resolve_actor(settings, actor, ctx.environ, "admin", login=ctx.os_user()).name
     now = ctx.app.clock.now()
     lines: list[str] = []
     payload: dict[str, Any] = {}

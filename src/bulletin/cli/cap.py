@@ -10,7 +10,7 @@ import click
 from bulletin import logs
 from bulletin.app import cap as cap_app
 from bulletin.cap.importer import ImportResult
-from bulletin.cli import LIMIT, Context, emit, json_option, pass_context
+from bulletin.cli import LIMIT, Context, emit, json_option, on_behalf_options, pass_context
 from bulletin.states import NoticeState
 from bulletin.timeparse import local_text
 
@@ -40,15 +40,16 @@ def _report(results: list[ImportResult], woke: bool, as_json: bool) -> None:
         if r.notice_state == NoticeState.DRAFT and r.outcome != "duplicate"
     ]
     for notice_id in drafts:
-        lines.append(f"approve with: bulletin notice approve {notice_id} --by NAME")
+        lines.append(f"approve with: bulletin notice approve {notice_id}")
     emit(as_json, payload, lines)
     if any(r.outcome == "error" for r in results):
         raise SystemExit(1)
 
 
 @cap.command("import")
+@on_behalf_options
 @click.argument("source")
-@click.option("--as", "actor", default=None, help="Who imports it (default $BULLETIN_USER).")
+@click.option("--as", "actor", default=None, help="Who imports it (default: your own account).")
 @click.option(
     "--target",
     "targets",

@@ -6,7 +6,7 @@ import click
 
 from bulletin.app.moderation import moderate_comment
 from bulletin.archiver.moderation import Action
-from bulletin.cli import ID, Context, emit, json_option, pass_context
+from bulletin.cli import ID, Context, emit, json_option, on_behalf_options, pass_context
 
 
 def register(group: click.Group) -> None:
@@ -45,10 +45,11 @@ def _moderate(
 
 
 _reason = click.option("--reason", required=True, help="Why (the policy ground), recorded.")
-_as = click.option("--as", "actor", default=None, help="Who is acting (default $BULLETIN_USER).")
+_as = click.option("--as", "actor", default=None, help="Who is acting (default: your own account).")
 
 
 @comment.command("hide")
+@on_behalf_options
 @click.argument("record_id", type=ID)
 @_reason
 @_as
@@ -62,6 +63,7 @@ def comment_hide(
 
 
 @comment.command("unhide")
+@on_behalf_options
 @click.argument("record_id", type=ID)
 @_reason
 @_as
@@ -75,6 +77,7 @@ def comment_unhide(
 
 
 @comment.command("delete")
+@on_behalf_options
 @click.argument("record_id", type=ID)
 @_reason
 @_as

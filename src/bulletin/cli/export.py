@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from bulletin.app import Actor, exports
-from bulletin.cli import ID, Context, emit, json_option, pass_context
+from bulletin.cli import ID, Context, emit, json_option, on_behalf_options, pass_context
 from bulletin.cli.records import QUERY_HELP
 
 
@@ -18,6 +18,7 @@ def register(group: click.Group) -> None:
 
 
 @click.group(invoke_without_command=True)
+@on_behalf_options
 @click.option("--request", "request_id", type=ID, default=None, help="A records request's id.")
 @click.option("--query", "query_text", default=None, help=QUERY_HELP)
 @click.option(

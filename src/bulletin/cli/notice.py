@@ -7,7 +7,16 @@ from collections.abc import Sequence
 import click
 
 from bulletin.app import notice_queries, notices
-from bulletin.cli import ID, LIMIT, Context, emit, json_option, pass_context, read_only
+from bulletin.cli import (
+    ID,
+    LIMIT,
+    Context,
+    emit,
+    json_option,
+    on_behalf_options,
+    pass_context,
+    read_only,
+)
 from bulletin.cli.notice_views import (
     NO_DAEMON,
     drafted_output,
@@ -48,6 +57,7 @@ def pairs(values: Sequence[str], option: str) -> dict[str, str]:
 
 
 @notice.command("add")
+@on_behalf_options
 @click.option("--category", default=None, help="Category slug, e.g. road-closure.")
 @click.option("--text", default=None, help="The notice as the public will read it.")
 @click.option(
@@ -117,7 +127,7 @@ def pairs(values: Sequence[str], option: str) -> dict[str, str]:
     default=None,
     help='Posted at expiry as a reply to each published post, e.g. "Mass Ave has reopened."',
 )
-@click.option("--as", "actor", default=None, help="Who is writing it (default $BULLETIN_USER).")
+@click.option("--as", "actor", default=None, help="Who is writing it (default: your own account).")
 @json_option
 @pass_context
 def notice_add(
@@ -197,8 +207,9 @@ def notice_add(
 
 
 @notice.command("approve")
+@on_behalf_options
 @click.argument("notice_id", type=ID)
-@click.option("--by", "approver", default=None, help="Who approves (default $BULLETIN_USER).")
+@click.option("--by", "approver", default=None, help="Who approves (default: your own account).")
 @click.option("--late-ok", is_flag=True, help="Allow a publish time more than 5 minutes past.")
 @click.option(
     "--override",
@@ -259,9 +270,10 @@ def notice_approve(
 
 
 @notice.command("cancel")
+@on_behalf_options
 @click.argument("notice_id", type=ID)
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
-@click.option("--as", "actor", default=None, help="Who cancels (default $BULLETIN_USER).")
+@click.option("--as", "actor", default=None, help="Who cancels (default: your own account).")
 @json_option
 @pass_context
 def notice_cancel(
@@ -287,10 +299,11 @@ def notice_cancel(
 
 
 @notice.command("correct")
+@on_behalf_options
 @click.argument("notice_id", type=ID)
 @click.option("--text", required=True, help='The correction, e.g. "Main St, not Maple St."')
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
-@click.option("--as", "actor", default=None, help="Who corrects (default $BULLETIN_USER).")
+@click.option("--as", "actor", default=None, help="Who corrects (default: your own account).")
 @json_option
 @pass_context
 def notice_correct(
@@ -316,6 +329,7 @@ def notice_correct(
 
 
 @notice.command("retract")
+@on_behalf_options
 @click.argument("notice_id", type=ID)
 @click.option("--reason", required=True, help="Why (kept in the audit trail, not posted).")
 @click.option(
@@ -334,7 +348,7 @@ def notice_correct(
     default=None,
     help="An approved template whose text is the retraction reply (how a dispatcher retracts).",
 )
-@click.option("--as", "actor", default=None, help="Who retracts (default $BULLETIN_USER).")
+@click.option("--as", "actor", default=None, help="Who retracts (default: your own account).")
 @json_option
 @pass_context
 def notice_retract(
@@ -377,9 +391,10 @@ def notice_retract(
 
 
 @notice.command("ack")
+@on_behalf_options
 @click.argument("notice_id", type=ID)
 @click.option("--reason", default="", help="What was done about it (kept in the audit trail).")
-@click.option("--as", "actor", default=None, help="Who has seen it (default $BULLETIN_USER).")
+@click.option("--as", "actor", default=None, help="Who has seen it (default: your own account).")
 @json_option
 @pass_context
 def notice_ack(ctx: Context, notice_id: int, reason: str, actor: str | None, as_json: bool) -> None:
@@ -397,11 +412,12 @@ def notice_ack(ctx: Context, notice_id: int, reason: str, actor: str | None, as_
 
 
 @notice.command("late")
+@on_behalf_options
 @click.argument("notice_id", type=ID, required=False)
 @click.option("--publish", "decision", flag_value="publish", help="Publish its late posts now.")
 @click.option("--cancel", "decision", flag_value="cancel", help="Cancel its late posts.")
 @click.option("--reason", default=None, help="Why (kept in the audit trail).")
-@click.option("--as", "actor", default=None, help="Who decides (default $BULLETIN_USER).")
+@click.option("--as", "actor", default=None, help="Who decides (default: your own account).")
 @json_option
 @pass_context
 def notice_late(

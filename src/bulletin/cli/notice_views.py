@@ -40,7 +40,7 @@ def drafted_output(made: Drafted, tz: str) -> tuple[dict[str, Any], list[str]]:
         needs = created.approvals_needed
         head = (
             f"notice {created.id} drafted ({created.priority}); it needs {needs} "
-            f"approval{'s' if needs > 1 else ''}: `bulletin notice approve {created.id} --by NAME`"
+            f"approval{'s' if needs > 1 else ''}: `bulletin notice approve {created.id}`"
         )
         if template is not None:
             head += " (the template's approval does not cover it: see policy below)"

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from bulletin.app import holds, requests
-from bulletin.cli import ID, LIMIT, Context, emit, json_option, pass_context
+from bulletin.cli import ID, LIMIT, Context, emit, json_option, on_behalf_options, pass_context
 from bulletin.errors import UsageError
 from bulletin.names import printable_text
 from bulletin.timeparse import local_text
@@ -37,6 +37,7 @@ def hold() -> None:
 
 
 @hold.command("create")
+@on_behalf_options
 @click.option("--name", required=True, help="A short name, e.g. 'Smith v. Town'.")
 @click.option("--query", "query_text", required=True, help=QUERY_HELP)
 @click.option("--reason", required=True, help="Why the records must be kept.")
@@ -135,6 +136,7 @@ def hold_show(ctx: Context, hold_id: int, limit: int, as_json: bool) -> None:
 
 
 @hold.command("release")
+@on_behalf_options
 @click.argument("hold_id", type=ID)
 @click.option("--reason", required=True, help="Why the records need not be kept any more.")
 @click.option("--as", "actor", default=None, help="Who releases it (a clerk).")
@@ -180,6 +182,7 @@ def request() -> None:
 
 
 @request.command("open")
+@on_behalf_options
 @click.option("--requester", required=True, help="Who asked (name, organisation).")
 @click.option("--received", required=True, help="Date received, YYYY-MM-DD (agency's date).")
 @click.option("--description", required=True, help="What was asked for.")
@@ -283,6 +286,7 @@ def request_show(ctx: Context, request_id: int, as_json: bool) -> None:
 
 
 @request.command("extend")
+@on_behalf_options
 @click.argument("request_id", type=ID)
 @click.option("--days", type=int, required=True, help="How many more (business) days.")
 @click.option("--reason", required=True, help="Why the extension is needed.")
@@ -304,6 +308,7 @@ def request_extend(
 
 
 @request.command("close")
+@on_behalf_options
 @click.argument("request_id", type=ID)
 @click.option("--reason", required=True, help="How it was answered (or why it was closed).")
 @click.option("--as", "actor", default=None, help="Who closes it (a clerk).")

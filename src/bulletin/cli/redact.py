@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from bulletin.app import redactions
-from bulletin.cli import ID, Context, emit, json_option, pass_context
+from bulletin.cli import ID, Context, emit, json_option, on_behalf_options, pass_context
 from bulletin.errors import UsageError
 from bulletin.models import Redaction
 from bulletin.timeparse import local_text
@@ -48,6 +48,7 @@ def redact() -> None:
 
 
 @redact.command("add")
+@on_behalf_options
 @click.argument("record_id", type=ID)
 @click.option(
     "--span",
@@ -125,6 +126,7 @@ def redact_add(
 
 
 @redact.command("propagate")
+@on_behalf_options
 @click.argument("redaction_id", type=ID)
 @click.option("--as", "actor", default=None, help="Who redacts (a clerk).")
 @json_option
@@ -174,6 +176,7 @@ def redact_list(ctx: Context, record_id: int | None, include_removed: bool, as_j
 
 
 @redact.command("remove")
+@on_behalf_options
 @click.argument("redaction_id", type=ID)
 @click.option("--reason", required=True, help="Why the text is no longer withheld.")
 @click.option("--as", "actor", default=None, help="Who removes it (a clerk).")

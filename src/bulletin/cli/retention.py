@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from bulletin.app import retention
-from bulletin.cli import ID, LIMIT, Context, emit, json_option, pass_context
+from bulletin.cli import ID, LIMIT, Context, emit, json_option, on_behalf_options, pass_context
 from bulletin.models import DispositionBatch
 from bulletin.timeparse import local_text
 
@@ -60,6 +60,7 @@ def retention_example(ctx: Context, name: str | None) -> None:
 
 
 @retention_group.command("apply")
+@on_behalf_options
 @click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
 @click.option("--as", "actor", default=None, help="Who applies it (an administrator).")
 @json_option
@@ -98,6 +99,7 @@ def _batch_json(b: DispositionBatch) -> dict[str, Any]:
 
 
 @retention_group.command("list-batch")
+@on_behalf_options
 @click.option("--as", "actor", default=None, help="Who lists it (an administrator).")
 @json_option
 @pass_context
@@ -113,7 +115,7 @@ def retention_list_batch(ctx: Context, actor: str | None, as_json: bool) -> None
         _batch_json(batch),
         f"batch {batch.id} listed: {batch.record_count} records; review with "
         f"`bulletin retention show-batch {batch.id}`, approve with "
-        f"`bulletin retention approve-batch {batch.id} --as NAME`",
+        f"`bulletin retention approve-batch {batch.id}`",
     )
 
 
@@ -186,6 +188,7 @@ def retention_show_batch(ctx: Context, batch_id: int, limit: int, as_json: bool)
 
 
 @retention_group.command("approve-batch")
+@on_behalf_options
 @click.argument("batch_id", type=ID)
 @click.option("--as", "actor", default=None, help="Who approves the destruction (an approver).")
 @json_option

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from bulletin.app import templates
-from bulletin.cli import Context, emit, json_option, pass_context
+from bulletin.cli import Context, emit, json_option, on_behalf_options, pass_context
 from bulletin.cli.notice import pairs
 from bulletin.models import Template
 from bulletin.publisher.templates import DEFAULT, VARIABLE_TYPES, parse_variables
@@ -24,6 +24,7 @@ def template() -> None:
 
 
 @template.command("add")
+@on_behalf_options
 @click.argument("name")
 @click.option("--category", required=True, help="Category slug of notices made from it.")
 @click.option(
@@ -43,7 +44,7 @@ def template() -> None:
     metavar="NAME:TYPE",
     help=f"Declare a placeholder and its type ({', '.join(VARIABLE_TYPES)}); repeatable.",
 )
-@click.option("--as", "actor", default=None, help="Who writes it (default $BULLETIN_USER).")
+@click.option("--as", "actor", default=None, help="Who writes it (default: your own account).")
 @json_option
 @pass_context
 def template_add(
@@ -71,13 +72,14 @@ def template_add(
         as_json,
         _template_json(added),
         f"template {added.name} v{added.version} added; an approver approves it with "
-        f"`bulletin template approve {added.name} --by NAME`",
+        f"`bulletin template approve {added.name}`",
     )
 
 
 @template.command("approve")
+@on_behalf_options
 @click.argument("name")
-@click.option("--by", "approver", default=None, help="Who approves (default $BULLETIN_USER).")
+@click.option("--by", "approver", default=None, help="Who approves (default: your own account).")
 @json_option
 @pass_context
 def template_approve(ctx: Context, name: str, approver: str | None, as_json: bool) -> None:

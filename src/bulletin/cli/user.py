@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from bulletin.app import sessions, users
-from bulletin.cli import Context, emit, json_option, pass_context, read_only
+from bulletin.cli import Context, emit, json_option, on_behalf_options, pass_context, read_only
 from bulletin.timeparse import local_text
 
 ROLE = click.Choice(users.ROLES)
@@ -38,7 +38,7 @@ _NEW_ROLES = click.option(
 
 
 _AS = click.option(
-    "--as", "actor", default=None, help="Who acts (an admin; default $BULLETIN_USER)."
+    "--as", "actor", default=None, help="Who acts (an admin; default: your own account)."
 )
 
 
@@ -53,6 +53,7 @@ def user() -> None:
 
 
 @user.command("add")
+@on_behalf_options
 @click.argument("name")
 @_ROLES
 @click.option("--os-user", default=None, metavar="LOGIN", help="The OS login that acts as it.")
@@ -90,6 +91,7 @@ def user_list(ctx: Context, as_json: bool) -> None:
 
 
 @user.command("disable")
+@on_behalf_options
 @_by_an_admin
 def user_disable(ctx: Context, name: str, actor: str | None, as_json: bool) -> None:
     """Disable an account: it can no longer sign in or act; its links stop working."""
@@ -98,6 +100,7 @@ def user_disable(ctx: Context, name: str, actor: str | None, as_json: bool) -> N
 
 
 @user.command("roles")
+@on_behalf_options
 @_NEW_ROLES
 @_by_an_admin
 def user_roles(
@@ -109,6 +112,7 @@ def user_roles(
 
 
 @user.command("reset")
+@on_behalf_options
 @_by_an_admin
 def user_reset(ctx: Context, name: str, actor: str | None, as_json: bool) -> None:
     """Clear an account's password and print a new one-time link; earlier links stop working."""
@@ -117,6 +121,7 @@ def user_reset(ctx: Context, name: str, actor: str | None, as_json: bool) -> Non
 
 
 @user.command("totp")
+@on_behalf_options
 @_by_an_admin
 def user_totp(ctx: Context, name: str, actor: str | None, as_json: bool) -> None:
     """Enrol a TOTP second factor (RFC 6238) and print its otpauth:// URI, once: add it to an
@@ -130,6 +135,7 @@ def user_totp(ctx: Context, name: str, actor: str | None, as_json: bool) -> None
 
 
 @user.command("sign-out-everywhere")
+@on_behalf_options
 @_by_an_admin
 def user_sign_out_everywhere(ctx: Context, name: str, actor: str | None, as_json: bool) -> None:
     """End every web session of an account (it must sign in again)."""

@@ -16,7 +16,7 @@ from bulletin.app.webhooks import (
     remove_webhook,
     webhook_log,
 )
-from bulletin.cli import ID, LIMIT, Context, emit, json_option, pass_context
+from bulletin.cli import ID, LIMIT, Context, emit, json_option, on_behalf_options, pass_context
 from bulletin.events import EVENT_TYPES, FORMATS
 from bulletin.webhooks.registry import LogEntry, WebhookView
 
@@ -30,7 +30,7 @@ def webhook() -> None:
     """Signed outbound webhooks (Standard Webhooks): which events go where, and their log."""
 
 
-_as = click.option("--as", "actor", default=None, help="Who is acting (default $BULLETIN_USER).")
+_as = click.option("--as", "actor", default=None, help="Who is acting (default: your own account).")
 
 
 def _when(at: datetime | None) -> str:
@@ -88,6 +88,7 @@ def _entry_line(e: LogEntry) -> str:
 
 
 @webhook.command("add")
+@on_behalf_options
 @click.argument("url")
 @click.option(
     "--event", "events", multiple=True, required=True, type=click.Choice(EVENT_TYPES),
@@ -117,6 +118,7 @@ def webhook_add(
 
 
 @webhook.command("list")
+@on_behalf_options
 @_as
 @json_option
 @pass_context
@@ -131,6 +133,7 @@ def webhook_list(ctx: Context, actor: str | None, as_json: bool) -> None:
 
 
 @webhook.command("remove")
+@on_behalf_options
 @click.argument("webhook_id", type=ID)
 @_as
 @json_option
@@ -142,6 +145,7 @@ def webhook_remove(ctx: Context, webhook_id: int, actor: str | None, as_json: bo
 
 
 @webhook.command("enable")
+@on_behalf_options
 @click.argument("webhook_id", type=ID)
 @_as
 @json_option
@@ -153,6 +157,7 @@ def webhook_enable(ctx: Context, webhook_id: int, actor: str | None, as_json: bo
 
 
 @webhook.command("log")
+@on_behalf_options
 @click.argument("webhook_id", type=ID, required=False)
 @click.option("--limit", type=LIMIT, default=50, show_default=True, help="Newest N deliveries.")
 @_as
@@ -171,6 +176,7 @@ def webhook_log_cmd(
 
 
 @webhook.command("test")
+@on_behalf_options
 @click.argument("webhook_id", type=ID)
 @_as
 @json_option
