@@ -203,6 +203,25 @@ def test_the_first_admin_leaves_the_command_line_in_open_mode(
     assert users.open_console(inst.app, SYSTEM).state == "staffed"
 
 
+def test_whoever_ran_init_stays_the_admin_on_the_command_line(
+    site: tuple[Instance, int],
+) -> None:
+    """The first admin is mapped to the OS login that ran `init --first-admin`: once a second
+    account ends open mode, that person still acts as `admin` from the shell, and nobody
+    else does."""
+    inst, _ = site
+    run(inst, "init", "--first-admin", login="ops")
+    run(inst, "user", "add", "dana", "--role", "dispatcher", "--os-user", "dana", login="ops")
+    refused = run(inst, "user", "disable", "dana", login="mallory", code=1)
+    assert "mallory" in refused
+    run(inst, "user", "disable", "dana", login="ops")
+    listed = json.loads(run(inst, "user", "list", "--json", stdout=True, login="ops"))
+    assert {(a["name"], a["disabled"]) for a in listed["users"]} == {
+        ("admin", False),
+        ("dana", True),
+    }
+
+
 def test_no_first_admin_beside_configured_users(tmp_path: Path) -> None:
     """With [users] seeded there is someone to sign in already: the console's address only."""
     inst = make_instance(

@@ -87,10 +87,11 @@ class FirstAdmin:
 
 
 @acts
-def open_console(app: App, actor: Actor) -> FirstAdmin:
+def open_console(app: App, actor: Actor, os_user: str = "") -> FirstAdmin:
     """Make sure someone can sign in to the web console: with no account at all, add the
-    first admin (:data:`~bulletin.users.directory.FIRST_ADMIN`, role admin, no password) and
-    issue its set-password link; while that admin has not set a password, issue a fresh link
+    first admin (:data:`~bulletin.users.directory.FIRST_ADMIN`, role admin, no password,
+    acting on the command line as ``os_user``: whoever set Bulletin up) and issue its
+    set-password link; while that admin has not set a password, issue a fresh link
     (the earlier ones stop working). Safe to run again. Needs no role: it runs before anyone
     can sign in. The first admin leaves the command line in open mode.
 
@@ -105,7 +106,13 @@ def open_console(app: App, actor: Actor) -> FirstAdmin:
         if account is None:
             if any_accounts(session) or find(session, FIRST_ADMIN) is not None:
                 return FirstAdmin(console, "staffed")
-            account = UserAccount(name=FIRST_ADMIN, roles=["admin"], created_at=now, updated_at=now)
+            account = UserAccount(
+                name=FIRST_ADMIN,
+                roles=["admin"],
+                os_user=os_user or None,
+                created_at=now,
+                updated_at=now,
+            )
             session.add(account)
             session.flush()
             _audit(session, actor, now, FIRST_ADMIN_MADE, FIRST_ADMIN, roles=["admin"])

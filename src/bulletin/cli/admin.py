@@ -57,7 +57,7 @@ def init(ctx: Context, first_admin: bool, as_json: bool) -> None:
         "ready: start the daemon with `bulletin daemon`",
     ]
     if first_admin:
-        opened = open_console(ctx.app, reader)
+        opened = open_console(ctx.app, reader, os_user=ctx.os_user())
         payload["console"] = opened.console
         payload["first_admin"] = _first_admin_json(opened)
         lines += _first_admin_lines(ctx, opened)
