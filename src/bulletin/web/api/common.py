@@ -75,6 +75,10 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: _problem_response("No usable API token"),
     403: _problem_response("The token's scope or its account's role does not allow it"),
     404: _problem_response("No such object"),
+    413: {
+        "description": "The body is larger than the web door takes (64 KiB)",
+        "content": {PROBLEM: {"schema": Problem.model_json_schema()}, "text/plain": {}},
+    },
     422: _problem_response("A value Bulletin cannot use"),
     503: _problem_response("The database is unavailable"),
 }
