@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bulletin.app import Actor, templates, tokens, users
+from bulletin.app import Actor, notice_queries, templates, tokens, users
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.test_api import serving
 
@@ -87,6 +87,7 @@ def test_every_operation_keeps_to_its_schema(site: Instance, tmp_path: Path) -> 
             cwd=tmp_path,
         )
     assert done.returncode == 0, _failures(done.stdout) + done.stderr[-2000:]
+    assert notice_queries.list_notices(site.app), "no generated draft was accepted"
 
 
 def _failures(output: str) -> str:

@@ -73,6 +73,14 @@ def create_api(app: App) -> FastAPI:
     api.state.bulletin = app
     for module in (notices, templates, status, webhooks):
         api.include_router(module.router)
+    generated = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            api.openapi_schema = with_choices(generated(), app)
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
 
     @api.exception_handler(BulletinError)
     async def refused(request: Request, exc: Exception) -> Response:
@@ -114,6 +122,26 @@ def create_api(app: App) -> FastAPI:
         return HTMLResponse(docs_page(api.openapi()))
 
     return api
+
+
+def with_choices(spec: dict[str, Any], app: App) -> dict[str, Any]:
+    """``spec`` with this configuration's categories, accounts and webhook events as the
+    choices of the fields that take them (so clients and fuzzers know them)."""
+    from bulletin.events import EVENT_TYPES
+
+    schemas = spec.get("components", {}).get("schemas", {})
+    categories = sorted(app.settings.publisher.categories)
+    accounts = sorted(app.settings.accounts)
+    for name in ("NewNotice", "FromTemplate"):
+        fields = schemas.get(name, {}).get("properties", {})
+        if "category" in fields:
+            fields["category"]["enum"] = categories
+        if "targets" in fields:
+            fields["targets"]["items"]["enum"] = accounts
+    hook = schemas.get("NewWebhook", {}).get("properties", {})
+    if "events" in hook:
+        hook["events"]["items"]["enum"] = list(EVENT_TYPES)
+    return spec
 
 
 def docs_page(spec: dict[str, Any]) -> str:
