@@ -42,6 +42,9 @@ roles = ["approver"]
 
 [users.lt]
 roles = ["dispatcher", "approver"]
+
+[users.cleo]
+roles = ["clerk"]
 """
 TEXT = "Mass Ave closed between Waltham St and Muzzey St until 6 pm for a water main repair."
 DRAFT = {"category": "road-closure", "text": TEXT, "targets": ["feed"]}
@@ -233,6 +236,41 @@ def test_the_schema_and_the_docs_page_are_served(site: Instance) -> None:
         page = api.get("docs")
         assert page.status_code == 200 and "/api/v1/notices" in page.text
         assert "<script" not in page.text
+
+
+def test_the_record_holds_requests_and_accounts(site: Instance) -> None:
+    """A clerk's token places a hold and opens a request; a dispatcher's, with the same
+    scopes, is refused by role; records list, search and 404 for an unknown id."""
+    cleo, dan = token(site, "cleo"), token(site, "dan")
+    hold = {"name": "smith", "query": "author:smith", "reason": "litigation", "allow_empty": True}
+    request = {
+        "requester": "J. Doe",
+        "received": "2026-11-24",
+        "description": "posts about Mass Ave",
+        "query": "mass ave",
+        "allow_empty": True,
+    }
+    with client(site) as api:
+        assert "clerk role" in problem_of(api.post("holds", json=hold, headers=auth(dan)), 403)
+        placed = api.post("holds", json=hold, headers=auth(cleo))
+        assert placed.status_code == 201, placed.text
+        [listed] = api.get("holds", headers=auth(dan)).json()["items"]
+        assert listed["name"] == "smith" and listed["records"] == 0
+        shown = api.get(f"holds/{listed['id']}", headers=auth(dan)).json()
+        assert shown["record_ids"] == []
+        released = api.post(
+            f"holds/{listed['id']}/release", json={"reason": "settled"}, headers=auth(dan)
+        )
+        assert problem_of(released, 403)
+        opened = api.post("requests", json=request, headers=auth(cleo))
+        assert opened.status_code == 201, opened.text
+        got = api.get(f"requests/{opened.json()['id']}", headers=auth(dan)).json()
+        assert got["requester"] == "J. Doe" and got["due_on"] > "2026-11-24"
+        assert api.get("records", headers=auth(dan)).json() == {"items": [], "next_cursor": None}
+        assert api.get("records/search?q=water", headers=auth(dan)).json()["items"] == []
+        assert problem_of(api.get("records/77", headers=auth(dan)), 404)
+        accounts = api.get("accounts", headers=auth(dan)).json()["items"]
+        assert [(a["name"], a["platform"]) for a in accounts] == [("feed", "feed")]
 
 
 # -- exactly once ---------------------------------------------------------------------------

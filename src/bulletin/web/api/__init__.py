@@ -22,7 +22,16 @@ from starlette.responses import HTMLResponse, Response
 from bulletin import __version__
 from bulletin.app import App, idempotency, tokens
 from bulletin.errors import BulletinError, DatabaseError, NotFound, Refused, UsageError
-from bulletin.web.api import notices, status, templates, webhooks
+from bulletin.web.api import (
+    accounts,
+    holds,
+    notices,
+    records,
+    requests,
+    status,
+    templates,
+    webhooks,
+)
 from bulletin.web.api.common import message, problem
 
 PREFIX = "/api/v1"
@@ -71,7 +80,7 @@ def create_api(app: App) -> FastAPI:
         servers=[{"url": PREFIX}],
     )
     api.state.bulletin = app
-    for module in (notices, templates, status, webhooks):
+    for module in (notices, templates, status, accounts, records, holds, requests, webhooks):
         api.include_router(module.router)
     generated = api.openapi
 
