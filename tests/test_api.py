@@ -273,6 +273,28 @@ def test_the_record_holds_requests_and_accounts(site: Instance) -> None:
         assert [(a["name"], a["platform"]) for a in accounts] == [("feed", "feed")]
 
 
+def test_an_export_is_started_followed_and_downloaded(site: Instance) -> None:
+    """A clerk starts a production, follows it to done and downloads a zip; a dispatcher
+    cannot follow it, and an unknown id is 404."""
+    cleo, dan = token(site, "cleo"), token(site, "dan")
+    with client(site) as api:
+        assert problem_of(api.post("exports", json={"query": "x"}, headers=auth(dan)), 403)
+        assert "exactly one" in problem_of(api.post("exports", json={}, headers=auth(cleo)), 422)
+        started = api.post("exports", json={"query": "water"}, headers=auth(cleo))
+        assert started.status_code == 202, started.text
+        job = started.json()["id"]
+        deadline = time.monotonic() + 30
+        while (state := api.get(f"exports/{job}", headers=auth(cleo)).json())["state"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert state["state"] == "done", state
+        zipped = api.get(f"exports/{job}/download", headers=auth(cleo))
+        assert zipped.status_code == 200 and zipped.content[:2] == b"PK"
+        assert zipped.headers["content-type"] == "application/zip"
+        assert problem_of(api.get(f"exports/{job}", headers=auth(dan)), 403)
+        assert problem_of(api.get("exports/" + "x" * 24, headers=auth(cleo)), 404)
+
+
 # -- exactly once ---------------------------------------------------------------------------
 
 

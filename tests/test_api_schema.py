@@ -68,7 +68,7 @@ def test_every_operation_keeps_to_its_schema(site: Instance, tmp_path: Path) -> 
                 "--mode",
                 "all",
                 "--max-examples",
-                "15",
+                "10",
                 "--phases",
                 "examples,coverage,fuzzing",
                 "--workers",

@@ -24,6 +24,7 @@ from bulletin.app import App, idempotency, tokens
 from bulletin.errors import BulletinError, DatabaseError, NotFound, Refused, UsageError
 from bulletin.web.api import (
     accounts,
+    exports,
     holds,
     notices,
     records,
@@ -80,7 +81,17 @@ def create_api(app: App) -> FastAPI:
         servers=[{"url": PREFIX}],
     )
     api.state.bulletin = app
-    for module in (notices, templates, status, accounts, records, holds, requests, webhooks):
+    for module in (
+        notices,
+        templates,
+        status,
+        accounts,
+        records,
+        holds,
+        requests,
+        exports,
+        webhooks,
+    ):
         api.include_router(module.router)
     generated = api.openapi
 
