@@ -27,6 +27,7 @@ from bulletin.app import webhooks as hooks
 from bulletin.errors import Refused
 from bulletin.publisher.notices import NoticeDraft
 from bulletin.web import create_app
+from tests.plugins.browser import axe_violations, describe
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import invoke
 
@@ -234,7 +235,7 @@ def test_the_schema_and_the_docs_page_are_served(site: Instance) -> None:
         assert spec["openapi"].startswith("3.1")
         assert "/notices" in spec["paths"] and "bearer" in json.dumps(spec).lower()
         page = api.get("docs")
-        assert page.status_code == 200 and "/api/v1/notices" in page.text
+        assert page.status_code == 200 and "/<wbr>api/<wbr>v1/<wbr>notices" in page.text
         assert "<script" not in page.text
 
 
@@ -293,6 +294,27 @@ def test_an_export_is_started_followed_and_downloaded(site: Instance) -> None:
         assert zipped.headers["content-type"] == "application/zip"
         assert problem_of(api.get(f"exports/{job}", headers=auth(dan)), 403)
         assert problem_of(api.get("exports/" + "x" * 24, headers=auth(cleo)), 404)
+
+
+def test_the_docs_page_passes_axe_at_320_and_1280_pixels(tmp_path: Path, browser: Any) -> None:
+    """axe-core finds no WCAG 2.1 A or AA violation on /api/v1/docs; nothing scrolls sideways."""
+    inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'db' / 'bulletin.db'}", PEOPLE)
+    try:
+        with serving(inst.app) as (url, _):
+            for width in (320, 1280):
+                context = browser.new_context(viewport={"width": width, "height": 800})
+                page = context.new_page()
+                try:
+                    page.goto(f"{url}/docs")
+                    assert page.inner_text("h1") == "Bulletin API"
+                    assert not (found := axe_violations(page)), describe(found)
+                    assert page.evaluate(
+                        "document.documentElement.scrollWidth <= window.innerWidth"
+                    )
+                finally:
+                    context.close()
+    finally:
+        inst.app.close()
 
 
 # -- exactly once ---------------------------------------------------------------------------

@@ -165,24 +165,23 @@ def with_choices(spec: dict[str, Any], app: App) -> dict[str, Any]:
 
 
 def docs_page(spec: dict[str, Any]) -> str:
-    """A plain page listing every operation (the schema itself is at openapi.json)."""
-    rows = []
+    """A plain page listing every operation (the schema itself is at openapi.json); a path
+    may break after each slash, so that the page fits a phone."""
+    items = []
     for path, operations in spec.get("paths", {}).items():
+        where = "/<wbr>".join(html.escape(part) for part in (PREFIX + path).split("/"))
         for method, op in operations.items():
-            rows.append(
-                f"<tr><td>{html.escape(method.upper())}</td>"
-                f"<td><code>{html.escape(PREFIX + path)}</code></td>"
-                f"<td>{html.escape(op.get('summary', ''))}</td></tr>"
+            items.append(
+                f"<li><code>{html.escape(method.upper())} {where}</code>: "
+                f"{html.escape(op.get('summary', ''))}</li>"
             )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>Bulletin API</title></head><body><main>"
+        '<link rel="stylesheet" href="/static/bulletin.css">'
+        '<title>Bulletin API</title></head><body><main id="main">'
         "<h1>Bulletin API</h1><p>Send <code>Authorization: Bearer TOKEN</code> (a token of "
         "<code>bulletin token create</code>). The OpenAPI 3.1 schema: "
         f'<a href="{PREFIX}/openapi.json">openapi.json</a>.</p>'
-        '<table><caption>Operations</caption><thead><tr><th scope="col">Method</th>'
-        '<th scope="col">Path</th><th scope="col">What it does</th></tr></thead><tbody>'
-        + "".join(rows)
-        + "</tbody></table></main></body></html>"
+        "<h2>Operations</h2><ul>" + "".join(items) + "</ul></main></body></html>"
     )
