@@ -100,7 +100,7 @@ def test_a_dispatchers_notice_is_approved_by_an_approver(site: Instance) -> None
         assert made.status_code == 201, made.text
         notice = made.json()
         assert notice["state"] == "draft" and notice["author"] == "dan"
-        assert made.headers["location"] == f"notices/{notice['id']}"
+        assert made.headers["location"] == f"/api/v1/notices/{notice['id']}"
         shown = api.get(f"notices/{notice['id']}", headers=auth(abe)).json()
         assert shown["text"] == TEXT and [d["account"] for d in shown["deliveries"]] == ["feed"]
         done = api.post(f"notices/{notice['id']}/approve", headers=auth(abe))

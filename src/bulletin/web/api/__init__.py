@@ -33,9 +33,9 @@ from bulletin.web.api import (
     templates,
     webhooks,
 )
+from bulletin.web.api.common import PREFIX as PREFIX
 from bulletin.web.api.common import message, problem
 
-PREFIX = "/api/v1"
 TITLES = {
     400: "Bad Request",
     401: "Unauthorized",

@@ -18,6 +18,7 @@ from bulletin.app import Actor, App, tokens
 from bulletin.errors import UsageError
 from bulletin.web import security
 
+PREFIX = "/api/v1"  # where web.create_app mounts the API
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 50
 MAX_ID = 2**31 - 1  # ids are PostgreSQL integers

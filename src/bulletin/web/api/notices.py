@@ -15,6 +15,7 @@ from bulletin.publisher.notices import CancelResult, NoticeDraft
 from bulletin.web.api.common import (
     DEFAULT_LIMIT,
     MAX_ID,
+    PREFIX,
     PROBLEMS,
     AppDep,
     Limit,
@@ -226,7 +227,7 @@ def _create(
         request = {"path": template is not None, "body": body.model_dump(mode="json")}
         once = idempotency.Claim.of(actor.name, key, request, 201)
     made = notices.draft(app, actor, draft, template=template, values=values, once=once)
-    response.headers["Location"] = f"notices/{made.notice.id}"
+    response.headers["Location"] = f"{PREFIX}/notices/{made.notice.id}"
     if made.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return _drafted(made)
