@@ -49,6 +49,7 @@ def site(tmp_path: Path) -> Iterator[Instance]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # about 30 s alone; more on a loaded CI machine
 def test_every_operation_keeps_to_its_schema(site: Instance, tmp_path: Path) -> None:
     st = shutil.which("st", path=str(Path(sys.executable).parent))
     assert st is not None, "schemathesis is not installed (the test extra)"
