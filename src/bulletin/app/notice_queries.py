@@ -55,14 +55,30 @@ class NoticeView:
     variants: list[Delivery] = field(default_factory=list)  # first posts with their own text
 
 
-def list_notices(app: App, state: str | None = None, limit: int = 50) -> list[NoticeRow]:
-    """Notices newest first, ``state`` only (``failed``: every notice with a failed delivery).
+def list_notices(
+    app: App,
+    state: str | None = None,
+    limit: int = 50,
+    *,
+    category: str | None = None,
+    since: datetime | None = None,
+    before: int | None = None,
+) -> list[NoticeRow]:
+    """Notices newest first, ``state`` only (``failed``: every notice with a failed delivery),
+    of ``category`` only, drafted at or after ``since``, with an id below ``before`` (where
+    the previous page ended).
 
     :raises UsageError: an unknown state.
     """
     query = select(Notice).order_by(col(Notice.id).desc()).limit(limit)
     if state:
         query = query.where(state_condition(state))
+    if category:
+        query = query.where(Notice.category == category)
+    if since is not None:
+        query = query.where(col(Notice.created_at) >= since)
+    if before is not None:
+        query = query.where(col(Notice.id) < before)
     with Session(app.checked_engine()) as session:
         notices = list(session.exec(query))
         by_notice: dict[int, list[Delivery]] = {}

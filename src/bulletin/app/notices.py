@@ -12,16 +12,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from bulletin.app import outbox
+from bulletin.app import idempotency, outbox
 from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
-from bulletin.errors import Refused
+from bulletin.errors import NotFound, Refused
 from bulletin.identity import require_role
 from bulletin.models import Notice
 from bulletin.publisher import amend, approval, failures, schedule
-from bulletin.publisher.notices import CancelResult, NoticeDraft, cancel_notice, create_notice
+from bulletin.publisher.notices import (
+    CancelResult,
+    NoticeDraft,
+    cancel_notice,
+    create_notice,
+    get_notice,
+)
 from bulletin.publisher.templates import notice_from_template
 
 
@@ -36,6 +43,7 @@ class Drafted:
     template: str | None = None
     covered_by: str | None = None
     woke: bool = False
+    replayed: bool = False  # made by an earlier request with the same idempotency key
 
 
 @dataclass(frozen=True)
@@ -74,17 +82,55 @@ def draft(
     *,
     template: str | None = None,
     values: Mapping[str, str] | None = None,
+    once: idempotency.Claim | None = None,
 ) -> Drafted:
     """Draft ``notice``; with ``template``, fill in that approved template with ``values``
     (its text and category replace the draft's), approved at once when its approval covers it.
 
+    With ``once``, the notice is made once for its idempotency key: a request that repeats it
+    gets the notice the first one made (``replayed``), also when both ran at the same time.
+
     :raises Refused: ``actor`` is not a dispatcher, or the template is not approved.
+    :raises KeyReused: ``once``'s key came before with another request.
     :raises UsageError: a bad draft or variable.
     """
     require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
+    if once is None:
+        return _draft(app, actor, notice, template, values, None)
+    found = idempotency.earlier(app, once)
+    if found is None:
+        try:
+            return _draft(app, actor, notice, template, values, once)
+        except IntegrityError:
+            found = idempotency.earlier(app, once)  # a concurrent request with the key won
+            if found is None:
+                raise
+    if found.notice_id is None:
+        raise NotFound(f"the notice of idempotency key {once.key!r} is gone")
+    with Session(app.checked_engine()) as session:
+        made = get_notice(session, found.notice_id)
+        review = approval.review_notice(session, app.settings, made)
+    return Drafted(made, review, template, made.approved_by, replayed=True)
+
+
+def _draft(
+    app: App,
+    actor: Actor,
+    notice: NoticeDraft,
+    template: str | None,
+    values: Mapping[str, str] | None,
+    once: idempotency.Claim | None,
+) -> Drafted:
     engine = app.checked_engine()
     store = app.store if notice.images else None
     covered_by: str | None = None
+    within = None
+    if once is not None:
+        claim = once
+
+        def within(session: Session, made: Notice) -> None:
+            idempotency.remember(app, claim, session, made.id)
+
     with outbox.collect() as wakes:
         if template is not None:
             made = notice_from_template(
@@ -96,11 +142,14 @@ def draft(
                 notice,
                 actor.name,
                 store=store,
+                within=within,
             )
             created = made.notice
             covered_by = made.template.approved_by if made.covered else None
         else:
-            created = create_notice(engine, app.settings, app.clock, notice, actor.name, store)
+            created = create_notice(
+                engine, app.settings, app.clock, notice, actor.name, store, within
+            )
     with Session(engine) as session:
         review = approval.review_notice(session, app.settings, created)
     return Drafted(created, review, template, covered_by, bool(wakes.sent))

@@ -80,10 +80,19 @@ def get_record(engine: Engine, record_id: int) -> Record:
 
 @acts
 def list_records(
-    app: App, actor: Actor, *, account: str | None = None, kind: Kind | None = None, limit: int
+    app: App,
+    actor: Actor,
+    *,
+    account: str | None = None,
+    kind: Kind | None = None,
+    limit: int,
+    before: int | None = None,
 ) -> list[Record]:
-    """Archived records, newest first."""
+    """Archived records, newest first; with ``before``, those with a lower id only (the
+    page after the one that ended there)."""
     query = select(Record).order_by(col(Record.id).desc()).limit(limit)
+    if before is not None:
+        query = query.where(col(Record.id) < before)
     if account:
         query = query.where(Record.account == account)
     if kind:

@@ -77,6 +77,7 @@ REMEDIES: dict[str, str] = {
     "var": " (give --var NAME=VALUE)",
     "variant": " (--text-for PLATFORM=TEXT gives it its own text)",
     "event": " (give --event TYPE, repeated for more)",
+    "scope": " (give --scope SCOPE, repeatable)",
     "variant-or-thread": " (--text-for PLATFORM=TEXT gives it its own text; --allow-thread "
     "posts it as a numbered thread)",
 }
@@ -406,3 +407,7 @@ from bulletin.cli import cap, webhook  # noqa: E402
 
 cap.register(cli)
 webhook.register(cli)
+
+from bulletin.cli import token  # noqa: E402
+
+token.register(cli)

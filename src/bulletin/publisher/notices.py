@@ -7,7 +7,7 @@ in one transaction; nothing is half-written. Review and approval: see
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,6 +41,8 @@ from bulletin.publisher.texts import (
 from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 from bulletin.timeparse import local_text
 
+# Runs in a new notice's transaction (see create_notice's ``within``).
+StoredHook = Callable[[Session, Notice], None]
 FINAL_NOTICE_STATES = set(NOTICE_STATES) - {NoticeState.DRAFT, NoticeState.APPROVED}
 
 
@@ -259,9 +261,12 @@ def create_notice(
     draft: NoticeDraft,
     author: str,
     store: WormStore | None = None,
+    within: StoredHook | None = None,
 ) -> Notice:
     """Store a draft notice and one pending delivery per target account. Its images are
     copied into ``store`` first (see :func:`bulletin.publisher.media.pin_images`).
+    ``within(session, notice)`` runs last in the notice's own transaction: what it writes is
+    committed with the notice or not at all.
 
     :raises UsageError: a bad draft, or an image that is not an image file.
     """
@@ -273,6 +278,8 @@ def create_notice(
     with session_scope(engine) as session:
         notice = store_draft(session, settings, now, draft, author, priority, plans, media=media)
         announce.drafted(session, notice, now)
+        if within is not None:
+            within(session, notice)
     return notice
 
 

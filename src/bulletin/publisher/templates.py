@@ -31,6 +31,7 @@ from bulletin.publisher import announce, policy
 from bulletin.publisher.approval import make_due, notice_images
 from bulletin.publisher.notices import (
     NoticeDraft,
+    StoredHook,
     pin_draft_images,
     plan_targets,
     resolve_schedule,
@@ -312,6 +313,9 @@ def get_template(engine: Engine, name: str) -> Template:
 def approved_template(engine: Engine, name: str) -> Template:
     """The newest version of template ``name``, which must be approved.
 
+    ``within`` runs in the notice's transaction, as for
+    :func:`~bulletin.publisher.notices.create_notice`.
+
     :raises NotFound: no such template.
     :raises Refused: the template was never approved, or was changed since its approval.
     """
@@ -375,6 +379,7 @@ def notice_from_template(
     draft: NoticeDraft,
     author: str,
     store: WormStore | None = None,
+    within: StoredHook | None = None,
 ) -> TemplateNotice:
     """Draft a notice from the newest version of template ``name`` (its images pinned in
     ``store``, see :func:`~bulletin.publisher.notices.create_notice`).
@@ -458,6 +463,8 @@ def notice_from_template(
                 findings=[f.line() for f in policy.blocking(findings)],
             )
         announce.drafted(session, notice, now)
+        if within is not None:
+            within(session, notice)
     return TemplateNotice(notice, template, covered, findings, plans)
 
 

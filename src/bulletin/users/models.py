@@ -1,5 +1,6 @@
-"""The tables of people: ``user_accounts`` and the one-time set-password links of
-``user_tokens`` (``accounts`` names the platform accounts)."""
+"""The tables of people: ``user_accounts``, the one-time set-password links of
+``user_tokens`` (``accounts`` names the platform accounts), web sessions, the API tokens of
+programs acting for an account and the idempotency keys of their creating requests."""
 
 from __future__ import annotations
 
@@ -113,3 +114,45 @@ class SsoAttempt(SQLModel, table=True):
     next_path: str
     created_at: datetime = _ts(nullable=False, index=True)
     used_at: datetime | None = _ts()
+
+
+class ApiToken(SQLModel, table=True):
+    """A program's credential for the HTTP API: it acts as the account ``account_id`` with
+    the intersection of that account's roles and its ``scopes``. Only the sha256 of the token
+    is kept (the token is shown once). Usable until ``expires_at`` (None: no expiry), unless
+    ``revoked_at``; ``last_used_at`` says when it last authenticated a request."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    account_id: int = Field(foreign_key="user_accounts.id", index=True)
+    token_sha256: str = Field(unique=True)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSONText(), nullable=False))
+    created_by: str
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime | None = _ts()
+    revoked_at: datetime | None = _ts()
+    last_used_at: datetime | None = _ts()
+
+    def usable(self, now: datetime) -> bool:
+        """Not revoked and not expired at ``now``."""
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """An ``Idempotency-Key`` a client sent with a creating request: written in the same
+    transaction as what it created (``notice_id``), so a retry finds it or finds nothing.
+    Unique per ``owner`` (the acting account) and ``key``; ``request_sha256`` fingerprints
+    the request it came with; kept at least a day after ``created_at``."""
+
+    __tablename__ = "api_idempotency_keys"
+    __table_args__ = (UniqueConstraint("owner", "key", name="uq_idempotency_owner_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner: str
+    key: str
+    request_sha256: str
+    status_code: int
+    notice_id: int | None = None
+    created_at: datetime = _ts(nullable=False, index=True)

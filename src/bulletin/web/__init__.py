@@ -3,6 +3,8 @@
 :func:`create_app` builds the ASGI app for one :class:`~bulletin.app.App`. Handlers parse,
 call the application layer with the signed-in :class:`~bulletin.app.Actor` and render; every
 response carries the security headers of :mod:`.security`; every POST carries a form token.
+The HTTP API for programs is mounted at ``/api/v1`` (:mod:`bulletin.web.api`: bearer
+tokens, no forms).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from starlette.templating import Jinja2Templates
 from bulletin.app import App
 from bulletin.app.health import readiness
 from bulletin.errors import BulletinError, DatabaseError, NotFound, Refused, UsageError
-from bulletin.web import security, sso
+from bulletin.web import api, security, sso
 from bulletin.web.pages import Forbidden, Pages, message
 
 MAX_BODY = 64 * 1024  # the forms are small
@@ -97,6 +99,7 @@ def create_app(app: App) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=static), name="static"),
+        Mount(api.PREFIX, api.create_api(app)),
     ]
     return Starlette(
         routes=routes,

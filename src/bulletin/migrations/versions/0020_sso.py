@@ -1,7 +1,7 @@
 """single sign-on identities and attempts
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-06
 
 ``user_identities`` links an account to a person at an OpenID Connect provider (issuer and
@@ -17,7 +17,7 @@ from alembic import op
 import bulletin.models
 
 revision = "0020"
-down_revision = "0018"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

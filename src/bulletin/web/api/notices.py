@@ -1,0 +1,403 @@
+"""Notices: draft (directly or from a template, exactly once per ``Idempotency-Key``),
+approve, cancel, correct, retract, show, list; and a notice's deliveries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from bulletin.app import Actor, App, idempotency, notice_queries, notices
+from bulletin.models import Delivery, Notice
+from bulletin.publisher.notices import CancelResult, NoticeDraft
+from bulletin.web.api.common import (
+    DEFAULT_LIMIT,
+    MAX_ID,
+    PREFIX,
+    PROBLEMS,
+    AppDep,
+    Limit,
+    Name,
+    Page,
+    Text,
+    When,
+    decode_cursor,
+    encode_cursor,
+    scope,
+)
+
+router = APIRouter(tags=["notices"], responses=PROBLEMS)
+Reader = Annotated[Actor, scope("notices:read")]
+Writer = Annotated[Actor, scope("notices:write")]
+NoticeId = Annotated[int, Path(ge=1, le=MAX_ID, description="The notice's id.")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=idempotency.MAX_KEY,
+        description="Makes the request safe to retry: the same key and body give the first "
+        "answer again (kept at least 24 hours).",
+    ),
+]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewNotice(Input):
+    """A draft notice: text and category, the accounts it goes to, when."""
+
+    category: Name
+    text: Text = Field(min_length=1, max_length=10_000)
+    targets: list[Name] = Field(min_length=1, max_length=50)
+    title: Text = Field(default="", max_length=500)
+    link: Text | None = Field(default=None, max_length=2000)
+    publish_at: When | None = None
+    expires_at: When | None = None
+    late_ok: bool = False
+    variants: dict[Name, Text] = Field(default_factory=dict, max_length=50)
+    allow_thread: bool = False
+
+
+class FromTemplate(Input):
+    """A notice from an approved template: its variables' values, the accounts, when."""
+
+    template: Name
+    values: dict[Name, Text] = Field(default_factory=dict, max_length=50)
+    targets: list[Name] = Field(min_length=1, max_length=50)
+    link: Text | None = Field(default=None, max_length=2000)
+    publish_at: When | None = None
+    expires_at: When | None = None
+    late_ok: bool = False
+    allow_thread: bool = False
+
+
+class Approval(Input):
+    late_ok: bool = False
+    overrides: list[Name] = Field(default_factory=list, max_length=20)
+    reason: Text | None = Field(default=None, max_length=2000)
+
+
+class Reason(Input):
+    reason: Text = Field(min_length=1, max_length=2000)
+
+
+class Correction(Input):
+    text: Text = Field(min_length=1, max_length=10_000)
+    reason: Text = Field(min_length=1, max_length=2000)
+
+
+class Retraction(Input):
+    reason: Text = Field(min_length=1, max_length=2000)
+    delete: bool = False
+    text: Text | None = Field(default=None, max_length=10_000)
+    template: Name | None = None
+
+
+class NoticeOut(BaseModel):
+    """A notice as shown."""
+
+    id: int
+    state: str
+    category: str
+    priority: str
+    title: str
+    text: str
+    link: str | None
+    author: str
+    created_at: datetime
+    publish_at: datetime | None
+    expires_at: datetime | None
+    approved_by: str | None
+    approved_at: datetime | None
+    approvals_needed: int
+    closed_reason: str | None
+
+    @classmethod
+    def of(cls, n: Notice) -> dict[str, Any]:
+        return {name: getattr(n, name) for name in cls.model_fields}
+
+
+class DeliveryOut(BaseModel):
+    """One notice to one account (one occurrence, or a reply or deletion)."""
+
+    id: int
+    account: str
+    kind: str
+    occurrence: int
+    revision: int
+    state: str
+    due_at: datetime | None
+    attempts: int
+    published_at: datetime | None
+    remote_url: str | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, d: Delivery) -> dict[str, Any]:
+        return {name: getattr(d, name) for name in cls.model_fields}
+
+
+class Deliveries(BaseModel):
+    items: list[DeliveryOut]
+
+
+class Drafted(NoticeOut):
+    """A notice just drafted (or, for a repeated Idempotency-Key, the one drafted first)."""
+
+    review: dict[str, Any]
+    template: str | None
+    covered_by: str | None
+    daemon_notified: bool
+
+
+class ApprovalOut(BaseModel):
+    approver: str
+    at: datetime
+    via_template: str | None
+    overrides: list[str]
+    reason: str | None
+
+
+class NoticeDetail(NoticeOut):
+    """One notice in full: its deliveries and approvals."""
+
+    deliveries: list[DeliveryOut]
+    approvals: list[ApprovalOut]
+    review: dict[str, Any]
+
+
+class NoticeRow(NoticeOut):
+    """A notice as listed: its current deliveries' states and problems, by label."""
+
+    deliveries: dict[str, str]
+    problems: dict[str, str]
+    next_due: datetime | None
+
+
+class NoticePage(Page):
+    items: list[NoticeRow]
+
+
+class Approved(BaseModel):
+    notice: NoticeOut
+    approvals: int
+    daemon_notified: bool
+
+
+class Cancelled(BaseModel):
+    notice: NoticeOut
+    cancelled: list[str]
+    too_late: dict[str, str]
+
+
+class Amended(BaseModel):
+    notice_id: int
+    queued: list[str]
+    cancelled: list[str]
+    in_flight: list[str]
+    daemon_notified: bool
+
+
+def _drafted(made: notices.Drafted) -> dict[str, Any]:
+    return {
+        **NoticeOut.of(made.notice),
+        "review": made.review.as_json(),
+        "template": made.template,
+        "covered_by": made.covered_by,
+        "daemon_notified": made.woke,
+    }
+
+
+def _create(
+    app: App,
+    actor: Actor,
+    response: Response,
+    draft: NoticeDraft,
+    key: str | None,
+    body: BaseModel,
+    template: str | None = None,
+    values: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    once = None
+    if key is not None:
+        request = {"path": template is not None, "body": body.model_dump(mode="json")}
+        once = idempotency.Claim.of(actor.name, key, request, 201)
+    made = notices.draft(app, actor, draft, template=template, values=values, once=once)
+    response.headers["Location"] = f"{PREFIX}/notices/{made.notice.id}"
+    if made.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _drafted(made)
+
+
+@router.post("/notices", status_code=201, response_model=Drafted, summary="Draft a notice")
+def create_notice(
+    app: AppDep,
+    actor: Writer,
+    body: NewNotice,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Draft a notice for an approver (a dispatcher's action)."""
+    draft = NoticeDraft(
+        category=body.category,
+        text=body.text,
+        targets=body.targets,
+        title=body.title,
+        link=body.link,
+        publish_at=body.publish_at,
+        expires_at=body.expires_at,
+        late_ok=body.late_ok,
+        variants=body.variants,
+        allow_thread=body.allow_thread,
+    )
+    return _create(app, actor, response, draft, key, body)
+
+
+@router.post(
+    "/notices/from-template",
+    status_code=201,
+    response_model=Drafted,
+    summary="Draft a notice from a template",
+)
+def create_from_template(
+    app: AppDep,
+    actor: Writer,
+    body: FromTemplate,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Fill in an approved template; approved at once when the template's approval covers it."""
+    draft = NoticeDraft(
+        category="",
+        text="",
+        targets=body.targets,
+        link=body.link,
+        publish_at=body.publish_at,
+        expires_at=body.expires_at,
+        late_ok=body.late_ok,
+        allow_thread=body.allow_thread,
+    )
+    return _create(app, actor, response, draft, key, body, body.template, body.values)
+
+
+@router.get("/notices", response_model=NoticePage, summary="List notices")
+def list_notices(
+    app: AppDep,
+    actor: Reader,
+    state: Annotated[Text | None, Query(max_length=50)] = None,
+    category: Annotated[Text | None, Query(max_length=200)] = None,
+    since: Annotated[When | None, Query(description="Drafted at or after")] = None,
+    limit: Annotated[Limit, Query()] = DEFAULT_LIMIT,
+    cursor: Annotated[Text | None, Query(max_length=100)] = None,
+) -> dict[str, Any]:
+    """Notices, newest first, a page at a time."""
+    before = decode_cursor(cursor)
+    rows = notice_queries.list_notices(
+        app, state, limit + 1, category=category, since=since, before=before
+    )
+    items = [
+        {
+            **NoticeOut.of(r.notice),
+            "deliveries": r.deliveries,
+            "problems": r.problems,
+            "next_due": r.next_due,
+        }
+        for r in rows[:limit]
+    ]
+    more = len(rows) > limit
+    return {"items": items, "next_cursor": encode_cursor(items[-1]["id"]) if more else None}
+
+
+@router.get("/notices/{notice_id}", response_model=NoticeDetail, summary="Show a notice")
+def show_notice(notice_id: NoticeId, app: AppDep, actor: Reader) -> dict[str, Any]:
+    view = notice_queries.show_notice(app, notice_id)
+    return {
+        **NoticeOut.of(view.notice),
+        "deliveries": [DeliveryOut.of(d) for d in view.deliveries],
+        "approvals": [vars(a) for a in view.approvals],
+        "review": view.review.as_json(),
+    }
+
+
+@router.get(
+    "/notices/{notice_id}/deliveries",
+    response_model=Deliveries,
+    summary="A notice's deliveries",
+)
+def notice_deliveries(notice_id: NoticeId, app: AppDep, actor: Reader) -> dict[str, Any]:
+    view = notice_queries.show_notice(app, notice_id)
+    return {"items": [DeliveryOut.of(d) for d in view.deliveries]}
+
+
+@router.post("/notices/{notice_id}/approve", response_model=Approved, summary="Approve")
+def approve(
+    app: AppDep,
+    actor: Writer,
+    notice_id: NoticeId,
+    body: Approval | None = None,
+) -> dict[str, Any]:
+    """Record the token's account's approval (an approver's; never the author's own)."""
+    body = body or Approval()
+    done = notices.approve(
+        app,
+        actor,
+        notice_id,
+        late_ok=body.late_ok,
+        overrides=body.overrides,
+        reason=body.reason,
+    )
+    return {
+        "notice": NoticeOut.of(done.notice),
+        "approvals": done.approvals,
+        "daemon_notified": done.woke,
+    }
+
+
+def _cancelled(result: CancelResult) -> dict[str, Any]:
+    return {
+        "notice": NoticeOut.of(result.notice),
+        "cancelled": sorted(set(result.cancelled)),
+        "too_late": result.too_late,
+    }
+
+
+@router.post("/notices/{notice_id}/cancel", response_model=Cancelled, summary="Cancel")
+def cancel(notice_id: NoticeId, body: Reason, app: AppDep, actor: Writer) -> dict[str, Any]:
+    """Cancel what has not gone out."""
+    return _cancelled(notices.cancel(app, actor, notice_id, body.reason))
+
+
+def _amended(done: notices.Amended) -> dict[str, Any]:
+    a = done.amendment
+    return {
+        "notice_id": a.notice_id,
+        "queued": [account for account, _ in a.queued],
+        "cancelled": a.cancelled,
+        "in_flight": a.in_flight,
+        "daemon_notified": done.woke,
+    }
+
+
+@router.post("/notices/{notice_id}/correct", response_model=Amended, summary="Correct")
+def correct(notice_id: NoticeId, body: Correction, app: AppDep, actor: Writer) -> dict[str, Any]:
+    """Reply with a correction to every published post (an approver's)."""
+    return _amended(notices.correct(app, actor, notice_id, body.text, body.reason))
+
+
+@router.post("/notices/{notice_id}/retract", response_model=Amended, summary="Retract")
+def retract(notice_id: NoticeId, body: Retraction, app: AppDep, actor: Writer) -> dict[str, Any]:
+    """Withdraw the notice everywhere (a reply, or deletion with ``delete``)."""
+    done = notices.retract(
+        app,
+        actor,
+        notice_id,
+        body.reason,
+        delete=body.delete,
+        text=body.text,
+        template=body.template,
+    )
+    return _amended(done)
