@@ -9,10 +9,15 @@ from typing import Any
 import pytest
 import requests
 
-from bulletin.config.accounts import FacebookAccountSettings, XAccountSettings
+from bulletin.config.accounts import (
+    FacebookAccountSettings,
+    MastodonAccountSettings,
+    XAccountSettings,
+)
 from bulletin.config.settings import Settings
 from bulletin.connectors.facebook import FacebookConnector
 from bulletin.connectors.http import Timeout
+from bulletin.connectors.mastodon import MastodonConnector
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.connectors.sandbox import (
     DEFAULT_FB_PAGE,
@@ -72,6 +77,12 @@ def sandbox_settings(url: str) -> Settings:
                 page_id=DEFAULT_FB_PAGE["id"],
                 token_env="SANDBOX_FACEBOOK_PAGE_TOKEN",
             ),
+            "sandbox-mastodon": MastodonAccountSettings(
+                platform="mastodon",
+                base_url=url,
+                instance="https://sandbox.social",
+                token_env="SANDBOX_MASTODON_TOKEN",
+            ),
         }
     )
 
@@ -90,6 +101,39 @@ def fb_connector(
     return FacebookConnector.from_settings(
         "sandbox-facebook", sandbox_settings(url), SANDBOX_ENV, retry=retry, timeout=timeout
     )
+
+
+def mastodon_connector(
+    url: str, retry: RetryPolicy = FAST_RETRY, timeout: Timeout = FAST_TIMEOUT
+) -> MastodonConnector:
+    return MastodonConnector.from_settings(
+        "sandbox-mastodon", sandbox_settings(url), SANDBOX_ENV, retry=retry, timeout=timeout
+    )
+
+
+class Visitor:
+    """A member of the public on the sandbox's Mastodon, through its REST API."""
+
+    def __init__(self, url: str, name: str = "visitor") -> None:
+        self.url = url
+        self.session = requests.Session()
+        self.session.headers["authorization"] = f"Bearer sandbox-visitor-{name}"
+
+    def reply(self, status_id: str, text: str = "reply") -> str:
+        body = {"status": text, "in_reply_to_id": status_id}
+        response = self.session.post(f"{self.url}/api/v1/statuses", json=body, timeout=5)
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+    def edit(self, status_id: str, text: str) -> None:
+        response = self.session.put(
+            f"{self.url}/api/v1/statuses/{status_id}", json={"status": text}, timeout=5
+        )
+        response.raise_for_status()
+
+    def delete(self, status_id: str) -> None:
+        response = self.session.delete(f"{self.url}/api/v1/statuses/{status_id}", timeout=5)
+        response.raise_for_status()
 
 
 @pytest.fixture

@@ -90,8 +90,20 @@ class FacebookAccountSettings(AccountSettings):
     required = ("page_id", "token_env")
 
 
+class MastodonAccountSettings(AccountSettings):
+    """A Mastodon account on ``instance`` (its server's URL), with an access token that has
+    the ``read`` and ``write`` scopes. ``base_url``, when set, is used instead of
+    ``instance`` (a sandbox)."""
+
+    platform: Literal["mastodon"]
+    instance: str = ""
+    token_env: str = ""
+
+    required = ("instance", "token_env")
+
+
 AnyAccountSettings = Annotated[
-    FeedAccountSettings | XAccountSettings | FacebookAccountSettings,
+    FeedAccountSettings | XAccountSettings | FacebookAccountSettings | MastodonAccountSettings,
     Field(discriminator="platform"),
 ]
 

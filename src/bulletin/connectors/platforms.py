@@ -24,6 +24,7 @@ from bulletin.config.accounts import (
     AccountSettings,
     FacebookAccountSettings,
     FeedAccountSettings,
+    MastodonAccountSettings,
     XAccountSettings,
 )
 from bulletin.config.publisher import PlatformCost
@@ -98,6 +99,15 @@ PLATFORMS: dict[str, PlatformSpec] = {
             "bulletin.connectors.facebook:FacebookConnector",
             hosts=("https://graph.facebook.com",),
             sandbox="bulletin.connectors.sandbox.graph_api:GraphApi",
+        ),
+        PlatformSpec(
+            "mastodon",
+            MastodonAccountSettings,
+            "bulletin.connectors.mastodon:MastodonConnector",
+            threads=True,
+            link_in_text=True,
+            sandbox="bulletin.connectors.sandbox.mastodon_api:MastodonApi",
+            sandbox_prefix="/api/",
         ),
     )
 }
