@@ -10,11 +10,13 @@ import pytest
 import requests
 
 from bulletin.config.accounts import (
+    BlueskyAccountSettings,
     FacebookAccountSettings,
     MastodonAccountSettings,
     XAccountSettings,
 )
 from bulletin.config.settings import Settings
+from bulletin.connectors.bluesky import BlueskyConnector
 from bulletin.connectors.facebook import FacebookConnector
 from bulletin.connectors.http import Timeout
 from bulletin.connectors.mastodon import MastodonConnector
@@ -83,6 +85,12 @@ def sandbox_settings(url: str) -> Settings:
                 instance="https://sandbox.social",
                 token_env="SANDBOX_MASTODON_TOKEN",
             ),
+            "sandbox-bluesky": BlueskyAccountSettings(
+                platform="bluesky",
+                base_url=url,
+                handle="bulletin.sandbox.test",
+                app_password_env="SANDBOX_BLUESKY_APP_PASSWORD",
+            ),
         }
     )
 
@@ -109,6 +117,78 @@ def mastodon_connector(
     return MastodonConnector.from_settings(
         "sandbox-mastodon", sandbox_settings(url), SANDBOX_ENV, retry=retry, timeout=timeout
     )
+
+
+def bluesky_connector(
+    url: str, retry: RetryPolicy = FAST_RETRY, timeout: Timeout = FAST_TIMEOUT
+) -> BlueskyConnector:
+    return BlueskyConnector.from_settings(
+        "sandbox-bluesky", sandbox_settings(url), SANDBOX_ENV, retry=retry, timeout=timeout
+    )
+
+
+class SkyVisitor:
+    """A member of the public on the sandbox's Bluesky, through its XRPC API."""
+
+    def __init__(self, url: str, name: str = "visitor") -> None:
+        self.url = f"{url}/xrpc"
+        self.session = requests.Session()
+        login = {"identifier": f"{name}.visitor.test", "password": "visitor"}
+        response = self.session.post(
+            f"{self.url}/com.atproto.server.createSession", json=login, timeout=5
+        )
+        response.raise_for_status()
+        self.did = str(response.json()["did"])
+        self.session.headers["authorization"] = f"Bearer {response.json()['accessJwt']}"
+
+    def _record(self, uri: str) -> dict[str, Any]:
+        repo, collection, rkey = uri.removeprefix("at://").split("/")
+        response = self.session.get(
+            f"{self.url}/com.atproto.repo.getRecord",
+            params={"repo": repo, "collection": collection, "rkey": rkey},
+            timeout=5,
+        )
+        response.raise_for_status()
+        found: dict[str, Any] = response.json()
+        return found
+
+    def reply(self, parent_uri: str, text: str = "reply") -> str:
+        parent = self._record(parent_uri)
+        ref = {"uri": parent["uri"], "cid": parent["cid"]}
+        root = (parent["value"].get("reply") or {}).get("root") or ref
+        record = {
+            "$type": "app.bsky.feed.post",
+            "text": text,
+            "createdAt": "2026-01-01T00:00:00.000Z",
+            "reply": {"root": root, "parent": ref},
+        }
+        body = {"repo": self.did, "collection": "app.bsky.feed.post", "record": record}
+        response = self.session.post(
+            f"{self.url}/com.atproto.repo.createRecord", json=body, timeout=5
+        )
+        response.raise_for_status()
+        return str(response.json()["uri"])
+
+    def rewrite(self, uri: str, text: str) -> None:
+        record = self._record(uri)["value"]
+        record["text"] = text
+        rkey = uri.rsplit("/", 1)[-1]
+        body = {
+            "repo": self.did,
+            "collection": "app.bsky.feed.post",
+            "rkey": rkey,
+            "record": record,
+        }
+        response = self.session.post(f"{self.url}/com.atproto.repo.putRecord", json=body, timeout=5)
+        response.raise_for_status()
+
+    def delete(self, uri: str) -> None:
+        rkey = uri.rsplit("/", 1)[-1]
+        body = {"repo": self.did, "collection": "app.bsky.feed.post", "rkey": rkey}
+        response = self.session.post(
+            f"{self.url}/com.atproto.repo.deleteRecord", json=body, timeout=5
+        )
+        response.raise_for_status()
 
 
 class Visitor:

@@ -102,8 +102,25 @@ class MastodonAccountSettings(AccountSettings):
     required = ("instance", "token_env")
 
 
+class BlueskyAccountSettings(AccountSettings):
+    """A Bluesky account: its ``handle`` and an app password, on ``pds`` (its server;
+    ``https://bsky.social`` for accounts hosted by Bluesky). ``base_url``, when set, is used
+    instead of ``pds`` (a sandbox)."""
+
+    platform: Literal["bluesky"]
+    handle: str = ""
+    app_password_env: str = ""
+    pds: str = "https://bsky.social"
+
+    required = ("handle", "app_password_env")
+
+
 AnyAccountSettings = Annotated[
-    FeedAccountSettings | XAccountSettings | FacebookAccountSettings | MastodonAccountSettings,
+    FeedAccountSettings
+    | XAccountSettings
+    | FacebookAccountSettings
+    | MastodonAccountSettings
+    | BlueskyAccountSettings,
     Field(discriminator="platform"),
 ]
 

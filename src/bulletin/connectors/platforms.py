@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from bulletin.config.accounts import (
     AccountSettings,
+    BlueskyAccountSettings,
     FacebookAccountSettings,
     FeedAccountSettings,
     MastodonAccountSettings,
@@ -108,6 +109,15 @@ PLATFORMS: dict[str, PlatformSpec] = {
             link_in_text=True,
             sandbox="bulletin.connectors.sandbox.mastodon_api:MastodonApi",
             sandbox_prefix="/api/",
+        ),
+        PlatformSpec(
+            "bluesky",
+            BlueskyAccountSettings,
+            "bulletin.connectors.bluesky:BlueskyConnector",
+            threads=True,
+            link_in_text=True,
+            sandbox="bulletin.connectors.sandbox.bluesky_api:BlueskyApi",
+            sandbox_prefix="/xrpc/",
         ),
     )
 }
