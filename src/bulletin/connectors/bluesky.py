@@ -353,9 +353,18 @@ class BlueskyConnector(Connector):
                 {"repo": did, "collection": POST, "rkey": rkey, "record": record},
                 write=True,
             )
-        except (Retryable, Ambiguous, MalformedResponse):
-            # the key may be taken by an earlier attempt (the PDS answers that with a 500)
-            there = self._read_back(rkey)
+        except RateLimited:
+            raise  # refused before any write
+        except (Retryable, Ambiguous, MalformedResponse) as e:
+            # The key may be taken by an earlier attempt (the PDS answers that with a 500), or
+            # this attempt may have written it: read it back. Unreadable, it stays uncertain.
+            try:
+                there = self._read_back(rkey)
+            except ConnectorError:
+                raise Ambiguous(
+                    f"account {self.name}: the post may have been written ({e.code}) and "
+                    "could not be read back"
+                ) from e
             if there is not None:
                 return there
             raise
