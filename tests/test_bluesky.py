@@ -4,6 +4,7 @@ threads with corrections and retractions, replies captured with their rewrites a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from bulletin.publisher.notices import NoticeDraft, create_notice
 from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.capture import records, run
+from tests.plugins.cli import invoke
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, SkyVisitor, bluesky_connector
 
 ACCOUNT = f"bluesky:{DEFAULT_BLUESKY_ACCOUNT['did']}"
@@ -242,3 +244,14 @@ def test_replies_are_captured_with_their_rewrites_and_deletions(
     site.clock.advance(timedelta(hours=7))
     assert run(site, "bluesky", full=True).archived == 0
     assert [r.version for r in records(site, kind="post")] == [1]
+
+
+def test_account_check_through_the_cli(site: Instance, control: Control) -> None:
+    """`account check` says the app password works; a refused session fails it, exit 1."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BULLETIN_")}
+    ok = invoke(site, "account", "check", "bluesky", env=env)
+    assert ok.exit_code == 0, ok.output
+    assert "ok  app password" in ok.output
+    control.fault("expired_token", r"createSession$", count=20)
+    bad = invoke(site, "account", "check", "bluesky", env=env)
+    assert bad.exit_code == 1 and "NO " in bad.output

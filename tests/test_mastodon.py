@@ -4,6 +4,7 @@ threads, follow-ups, corrections and retractions, replies captured with their ve
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from bulletin.publisher.notices import NoticeDraft, create_notice
 from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.capture import records, run
+from tests.plugins.cli import invoke
 from tests.plugins.sandbox import (
     FAST_RETRY,
     FAST_TIMEOUT,
@@ -246,3 +248,11 @@ def test_replies_are_captured_with_their_edits_and_deletions(
     again = run(site, "mastodon", full=True)
     assert again.archived == 0
     assert [r.version for r in records(site, kind="post")] == [1]  # no false edit of the post
+
+
+def test_account_check_through_the_cli(site: Instance) -> None:
+    """`account check` names the token, the instance's limit, and reading posts and replies."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BULLETIN_")}
+    ok = invoke(site, "account", "check", "mastodon", env=env)
+    assert ok.exit_code == 0, ok.output
+    assert "ok  access token" in ok.output and "500 characters" in ok.output

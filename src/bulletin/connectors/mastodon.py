@@ -520,25 +520,24 @@ class MastodonConnector(Connector):
         except ConnectorError as e:
             return [CheckLine("access token (verify_credentials)", False, str(e))]
         lines = [CheckLine("access token (verify_credentials)", True, f"@{me.get('acct')}")]
-        actions: list[tuple[str, Callable[[], str]]] = [
-            (
-                "instance limits (/api/v2/instance)",
-                lambda: f"{self.read_instance()['max_characters']} characters a status",
-            ),
-            ("read own posts (account statuses)", lambda: str(len(self.list_posts().items))),
-        ]
-        for what, action in actions:
-            try:
-                lines.append(CheckLine(what, True, action()))
-            except ConnectorError as e:
-                lines.append(CheckLine(what, False, str(e)))
-        posts = self.list_posts().items if lines[-1].ok else []
-        if posts:
-            try:
+        try:
+            limit = self.read_instance()["max_characters"]
+            lines.append(
+                CheckLine("instance limits (/api/v2/instance)", True, f"{limit} characters")
+            )
+        except ConnectorError as e:
+            lines.append(CheckLine("instance limits (/api/v2/instance)", False, str(e)))
+        try:
+            posts = self.list_posts().items
+            lines.append(CheckLine("read own posts (account statuses)", True, str(len(posts))))
+        except ConnectorError as e:
+            return [*lines, CheckLine("read own posts (account statuses)", False, str(e))]
+        try:
+            if posts:
                 self.list_comments(posts[0].remote_id)
-                lines.append(CheckLine("read replies (status context)", True))
-            except ConnectorError as e:
-                lines.append(CheckLine("read replies (status context)", False, str(e)))
+            lines.append(CheckLine("read replies (status context)", True))
+        except ConnectorError as e:
+            lines.append(CheckLine("read replies (status context)", False, str(e)))
         return lines
 
     def close(self) -> None:
