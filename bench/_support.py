@@ -54,6 +54,18 @@ base_url = "{url}"
 capture_interval = 3600
 page_id = "{page}"
 token_env = "SANDBOX_FACEBOOK_PAGE_TOKEN"
+[accounts.mastodon]
+platform = "mastodon"
+base_url = "{url}"
+instance = "https://sandbox.social"
+capture_interval = 3600
+token_env = "SANDBOX_MASTODON_TOKEN"
+[accounts.bluesky]
+platform = "bluesky"
+base_url = "{url}"
+handle = "bulletin.sandbox.test"
+capture_interval = 3600
+app_password_env = "SANDBOX_BLUESKY_APP_PASSWORD"
 """
 
 

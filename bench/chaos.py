@@ -1,10 +1,11 @@
 """Chaos: SIGKILL the daemon at random moments while notices publish through faults.
 
-``--notices`` notices (default 500) to the sandbox X account, the sandbox Facebook Page and the
-feed become due over the first seconds of the run; the sandbox keeps injecting 429s (short
-resets), 500/503 bursts and timeouts-after-commit. A daemon subprocess is started and killed
-with SIGKILL after a random 0.2 to 2 s, ``--rounds`` times (default 100); then one last daemon runs
-until every delivery is final. The report counts, by the sandbox's own records and the database:
+``--notices`` notices (default 500) to the sandbox X account, the sandbox Facebook Page, the
+sandbox Mastodon and Bluesky accounts and the feed become due over the first seconds of the run; the
+sandbox keeps injecting 429s (short resets), 500/503 bursts and timeouts-after-commit. A
+daemon subprocess is started and killed with SIGKILL after a random 0.2 to 2 s, ``--rounds``
+times (default 100); then one last daemon runs until every delivery is final. The report
+counts, by the sandbox's own records and the database:
 
 - duplicates: a notice's text created more than once on one platform account (must be 0)
 - lost: approved notices with a delivery neither published nor failed-with-reason (must be 0)
@@ -41,7 +42,7 @@ FINAL = {"published", "failed", "cancelled"}
 def inject_faults(sandbox: SandboxServer, stop: threading.Event, rng: random.Random) -> None:
     """Keep a trickle of faults armed on the create-post endpoints."""
     while not stop.wait(0.3):
-        path = rng.choice([r"/2/tweets$", r"/feed$"])
+        path = rng.choice([r"/2/tweets$", r"/feed$", r"^/api/v1/statuses$", r"createRecord$"])
         kinds: list[FaultKind] = ["rate_limit", "error", "error", "timeout"]
         kind = rng.choice(kinds)
         sandbox.app.faults.add(
@@ -90,6 +91,12 @@ def _created_texts(sandbox: SandboxServer) -> dict[str, list[str]]:
         out.setdefault(f"x:{tweet.get('author_id')}", []).append(tweet.get("text", ""))
     for post in snapshot["fb"]["posts"].values():
         out.setdefault(f"fb:{post.get('page_id')}", []).append(post.get("message", ""))
+    for status in snapshot.get("mastodon", {}).get("statuses", {}).values():
+        out.setdefault(f"mastodon:{status.get('account_id')}", []).append(status.get("text", ""))
+    for record in snapshot.get("bluesky", {}).get("records", {}).values():
+        if record.get("collection") == "app.bsky.feed.post":
+            text = (record.get("value") or {}).get("text", "")
+            out.setdefault(f"bluesky:{record.get('repo')}", []).append(text)
     return out
 
 
@@ -119,7 +126,7 @@ def main() -> None:
                 NoticeDraft(
                     "traffic",
                     f"Chaos notice {i}: detour via Route {i % 9}.",
-                    ("x", "facebook", "feed"),
+                    ("x", "facebook", "mastodon", "bluesky", "feed"),
                     publish_at=start + timedelta(seconds=rng.uniform(0, 20)),
                 ),
                 "dispatcher",
@@ -153,7 +160,7 @@ def main() -> None:
     sandbox.stop()
     elapsed = time.monotonic() - began
     print(
-        f"chaos: {args.rounds} SIGKILL rounds, {args.notices} notices x 3 accounts, "
+        f"chaos: {args.rounds} SIGKILL rounds, {args.notices} notices x 5 accounts, "
         f"{args.db}, {elapsed:.0f} s"
     )
     print(json.dumps(figures, indent=2))

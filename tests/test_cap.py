@@ -231,7 +231,8 @@ def test_cap_import_works_on_the_embedded_defaults(
     refused = run("cap", "import", evacuation, "--target", "nope", code=2)
     errors = [line for line in refused.splitlines() if line.startswith("bulletin: error")]
     assert errors == [
-        "bulletin: error: unknown account 'nope' (accounts: feed, sandbox-facebook, sandbox-x)"
+        "bulletin: error: unknown account 'nope' "
+        "(accounts: feed, sandbox-bluesky, sandbox-facebook, sandbox-mastodon, sandbox-x)"
     ]
 
 

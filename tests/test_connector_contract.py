@@ -16,6 +16,7 @@ from bulletin.connectors.base import Connector, OutgoingPost
 from bulletin.connectors.platforms import PLATFORMS
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT, SandboxServer
+from bulletin.connectors.sandbox.state import DEFAULT_BLUESKY_ACCOUNT, DEFAULT_MASTODON_ACCOUNT
 from bulletin.errors import (
     AuthError,
     ConnectorError,
@@ -24,7 +25,15 @@ from bulletin.errors import (
     Rejected,
     Retryable,
 )
-from tests.plugins.sandbox import Control, fb_connector, x_connector
+from tests.plugins.sandbox import (
+    Control,
+    SkyVisitor,
+    Visitor,
+    bluesky_connector,
+    fb_connector,
+    mastodon_connector,
+    x_connector,
+)
 
 
 class Harness:
@@ -35,6 +44,9 @@ class Harness:
     create_path: ClassVar[str]  # regex of the publish endpoint, for faults
     read_path: ClassVar[str]  # regex of the list-posts endpoint, for faults
     max_length: ClassVar[int]
+    hides: ClassVar[bool] = True  # the account can hide replies on its posts
+    refuses_duplicates: ClassVar[bool] = True  # the platform has a duplicate-content refusal
+    id_field: ClassVar[str] = "id"  # the member of an item's raw JSON that holds its id
 
     def __init__(self, sandbox: SandboxServer, control: Control) -> None:
         self.sandbox = sandbox
@@ -93,7 +105,42 @@ class FacebookHarness(Harness):
         return bool(self.control.get("state")["fb"]["comments"][comment_id]["is_hidden"])
 
 
-HARNESSES: list[type[Harness]] = [XHarness, FacebookHarness]
+class MastodonHarness(Harness):
+    platform = "mastodon"
+    account = f"mastodon:{DEFAULT_MASTODON_ACCOUNT['id']}"
+    create_path = r"^/api/v1/statuses$"
+    read_path = r"/statuses$"
+    max_length = 500
+    hides = False
+    refuses_duplicates = False
+
+    def build(self, **options: Any) -> Connector:
+        return mastodon_connector(self.sandbox.url, **options)
+
+    def add_comments(self, post_id: str, count: int, parent_id: str | None = None) -> list[str]:
+        visitor = Visitor(self.sandbox.url)
+        return [visitor.reply(parent_id or post_id, f"reply {i + 1}") for i in range(count)]
+
+
+class BlueskyHarness(Harness):
+    platform = "bluesky"
+    account = f"bluesky:{DEFAULT_BLUESKY_ACCOUNT['did']}"
+    create_path = r"createRecord$"
+    read_path = r"getAuthorFeed$"
+    max_length = 300
+    hides = False
+    refuses_duplicates = False
+    id_field = "uri"
+
+    def build(self, **options: Any) -> Connector:
+        return bluesky_connector(self.sandbox.url, **options)
+
+    def add_comments(self, post_id: str, count: int, parent_id: str | None = None) -> list[str]:
+        visitor = SkyVisitor(self.sandbox.url)
+        return [visitor.reply(parent_id or post_id, f"reply {i + 1}") for i in range(count)]
+
+
+HARNESSES: list[type[Harness]] = [XHarness, FacebookHarness, MastodonHarness, BlueskyHarness]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda h: h.platform)
@@ -112,7 +159,7 @@ def test_publish_returns_the_platform_id(harness: Harness) -> None:
     result = harness.connector.publish(post("Road closed: Main St until 5 pm"))
     assert result.remote_id
     assert result.url
-    assert result.remote_id.split("_")[-1] in result.url
+    assert result.remote_id.split("_")[-1].split("/")[-1] in result.url
     assert json.loads(result.raw)
     ids = [i.remote_id for i in harness.connector.list_posts().items]
     assert ids == [result.remote_id]
@@ -170,11 +217,13 @@ def test_comments_paginate_to_the_end(harness: Harness) -> None:
     assert all(i.kind == "comment" and i.thread_id == root for i in items)
     assert by_id[replies[0]].parent_id == top[0]
     assert by_id[top[1]].parent_id == root
-    assert json.loads(by_id[top[1]].raw)["id"] == top[1]
+    assert json.loads(by_id[top[1]].raw)[harness.id_field] == top[1]
 
 
 def test_hide_comment_hides_on_the_platform(harness: Harness) -> None:
     """hide_comment hides a visitor comment; hiding twice is fine; unhide shows it again."""
+    if not harness.hides:
+        pytest.skip(f"{harness.platform} accounts cannot hide replies")
     root = harness.connector.publish(post("Lost dog found on Elm St")).remote_id
     comment = harness.add_comments(root, 1)[0]
     harness.connector.hide_comment(comment)
@@ -197,7 +246,7 @@ def test_limits_and_measure(harness: Harness) -> None:
     limits = harness.connector.limits()
     assert limits.max_length == harness.max_length
     assert limits.supports_comments
-    assert limits.supports_hide
+    assert limits.supports_hide == harness.hides
     assert harness.connector.measure("Road closed") == 11
     too_long = post("x" * (harness.max_length + 1))
     assert harness.connector.problems(too_long)
@@ -227,6 +276,8 @@ def test_publish_errors_map_to_the_taxonomy(
 ) -> None:
     """Each injected publish fault surfaces as its Bulletin error, with its code, and creates
     no post."""
+    if kind == "duplicate" and not harness.refuses_duplicates:
+        pytest.skip(f"{harness.platform} has no duplicate-content refusal")
     harness.control.fault(kind, harness.create_path, method="POST", **options)
     with pytest.raises(error) as caught:
         harness.connector.publish(post("A notice that meets a fault"))

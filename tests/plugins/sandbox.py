@@ -9,10 +9,17 @@ from typing import Any
 import pytest
 import requests
 
-from bulletin.config.accounts import FacebookAccountSettings, XAccountSettings
+from bulletin.config.accounts import (
+    BlueskyAccountSettings,
+    FacebookAccountSettings,
+    MastodonAccountSettings,
+    XAccountSettings,
+)
 from bulletin.config.settings import Settings
+from bulletin.connectors.bluesky import BlueskyConnector
 from bulletin.connectors.facebook import FacebookConnector
 from bulletin.connectors.http import Timeout
+from bulletin.connectors.mastodon import MastodonConnector
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.connectors.sandbox import (
     DEFAULT_FB_PAGE,
@@ -72,6 +79,18 @@ def sandbox_settings(url: str) -> Settings:
                 page_id=DEFAULT_FB_PAGE["id"],
                 token_env="SANDBOX_FACEBOOK_PAGE_TOKEN",
             ),
+            "sandbox-mastodon": MastodonAccountSettings(
+                platform="mastodon",
+                base_url=url,
+                instance="https://sandbox.social",
+                token_env="SANDBOX_MASTODON_TOKEN",
+            ),
+            "sandbox-bluesky": BlueskyAccountSettings(
+                platform="bluesky",
+                base_url=url,
+                handle="bulletin.sandbox.test",
+                app_password_env="SANDBOX_BLUESKY_APP_PASSWORD",
+            ),
         }
     )
 
@@ -90,6 +109,111 @@ def fb_connector(
     return FacebookConnector.from_settings(
         "sandbox-facebook", sandbox_settings(url), SANDBOX_ENV, retry=retry, timeout=timeout
     )
+
+
+def mastodon_connector(
+    url: str, retry: RetryPolicy = FAST_RETRY, timeout: Timeout = FAST_TIMEOUT
+) -> MastodonConnector:
+    return MastodonConnector.from_settings(
+        "sandbox-mastodon", sandbox_settings(url), SANDBOX_ENV, retry=retry, timeout=timeout
+    )
+
+
+def bluesky_connector(
+    url: str, retry: RetryPolicy = FAST_RETRY, timeout: Timeout = FAST_TIMEOUT
+) -> BlueskyConnector:
+    return BlueskyConnector.from_settings(
+        "sandbox-bluesky", sandbox_settings(url), SANDBOX_ENV, retry=retry, timeout=timeout
+    )
+
+
+class SkyVisitor:
+    """A member of the public on the sandbox's Bluesky, through its XRPC API."""
+
+    def __init__(self, url: str, name: str = "visitor") -> None:
+        self.url = f"{url}/xrpc"
+        self.session = requests.Session()
+        login = {"identifier": f"{name}.visitor.test", "password": "visitor"}
+        response = self.session.post(
+            f"{self.url}/com.atproto.server.createSession", json=login, timeout=5
+        )
+        response.raise_for_status()
+        self.did = str(response.json()["did"])
+        self.session.headers["authorization"] = f"Bearer {response.json()['accessJwt']}"
+
+    def _record(self, uri: str) -> dict[str, Any]:
+        repo, collection, rkey = uri.removeprefix("at://").split("/")
+        response = self.session.get(
+            f"{self.url}/com.atproto.repo.getRecord",
+            params={"repo": repo, "collection": collection, "rkey": rkey},
+            timeout=5,
+        )
+        response.raise_for_status()
+        found: dict[str, Any] = response.json()
+        return found
+
+    def reply(self, parent_uri: str, text: str = "reply") -> str:
+        parent = self._record(parent_uri)
+        ref = {"uri": parent["uri"], "cid": parent["cid"]}
+        root = (parent["value"].get("reply") or {}).get("root") or ref
+        record = {
+            "$type": "app.bsky.feed.post",
+            "text": text,
+            "createdAt": "2026-01-01T00:00:00.000Z",
+            "reply": {"root": root, "parent": ref},
+        }
+        body = {"repo": self.did, "collection": "app.bsky.feed.post", "record": record}
+        response = self.session.post(
+            f"{self.url}/com.atproto.repo.createRecord", json=body, timeout=5
+        )
+        response.raise_for_status()
+        return str(response.json()["uri"])
+
+    def rewrite(self, uri: str, text: str) -> None:
+        record = self._record(uri)["value"]
+        record["text"] = text
+        rkey = uri.rsplit("/", 1)[-1]
+        body = {
+            "repo": self.did,
+            "collection": "app.bsky.feed.post",
+            "rkey": rkey,
+            "record": record,
+        }
+        response = self.session.post(f"{self.url}/com.atproto.repo.putRecord", json=body, timeout=5)
+        response.raise_for_status()
+
+    def delete(self, uri: str) -> None:
+        rkey = uri.rsplit("/", 1)[-1]
+        body = {"repo": self.did, "collection": "app.bsky.feed.post", "rkey": rkey}
+        response = self.session.post(
+            f"{self.url}/com.atproto.repo.deleteRecord", json=body, timeout=5
+        )
+        response.raise_for_status()
+
+
+class Visitor:
+    """A member of the public on the sandbox's Mastodon, through its REST API."""
+
+    def __init__(self, url: str, name: str = "visitor") -> None:
+        self.url = url
+        self.session = requests.Session()
+        self.session.headers["authorization"] = f"Bearer sandbox-visitor-{name}"
+
+    def reply(self, status_id: str, text: str = "reply") -> str:
+        body = {"status": text, "in_reply_to_id": status_id}
+        response = self.session.post(f"{self.url}/api/v1/statuses", json=body, timeout=5)
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+    def edit(self, status_id: str, text: str) -> None:
+        response = self.session.put(
+            f"{self.url}/api/v1/statuses/{status_id}", json={"status": text}, timeout=5
+        )
+        response.raise_for_status()
+
+    def delete(self, status_id: str) -> None:
+        response = self.session.delete(f"{self.url}/api/v1/statuses/{status_id}", timeout=5)
+        response.raise_for_status()
 
 
 @pytest.fixture

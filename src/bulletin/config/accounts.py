@@ -90,8 +90,37 @@ class FacebookAccountSettings(AccountSettings):
     required = ("page_id", "token_env")
 
 
+class MastodonAccountSettings(AccountSettings):
+    """A Mastodon account on ``instance`` (its server's URL), with an access token that has
+    the ``read`` and ``write`` scopes. ``base_url``, when set, is used instead of
+    ``instance`` (a sandbox)."""
+
+    platform: Literal["mastodon"]
+    instance: str = ""
+    token_env: str = ""
+
+    required = ("instance", "token_env")
+
+
+class BlueskyAccountSettings(AccountSettings):
+    """A Bluesky account: its ``handle`` and an app password, on ``pds`` (its server;
+    ``https://bsky.social`` for accounts hosted by Bluesky). ``base_url``, when set, is used
+    instead of ``pds`` (a sandbox)."""
+
+    platform: Literal["bluesky"]
+    handle: str = ""
+    app_password_env: str = ""
+    pds: str = "https://bsky.social"
+
+    required = ("handle", "app_password_env")
+
+
 AnyAccountSettings = Annotated[
-    FeedAccountSettings | XAccountSettings | FacebookAccountSettings,
+    FeedAccountSettings
+    | XAccountSettings
+    | FacebookAccountSettings
+    | MastodonAccountSettings
+    | BlueskyAccountSettings,
     Field(discriminator="platform"),
 ]
 

@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from bulletin.config.accounts import (
     AccountSettings,
+    BlueskyAccountSettings,
     FacebookAccountSettings,
     FeedAccountSettings,
+    MastodonAccountSettings,
     XAccountSettings,
 )
 from bulletin.config.publisher import PlatformCost
@@ -98,6 +100,24 @@ PLATFORMS: dict[str, PlatformSpec] = {
             "bulletin.connectors.facebook:FacebookConnector",
             hosts=("https://graph.facebook.com",),
             sandbox="bulletin.connectors.sandbox.graph_api:GraphApi",
+        ),
+        PlatformSpec(
+            "mastodon",
+            MastodonAccountSettings,
+            "bulletin.connectors.mastodon:MastodonConnector",
+            threads=True,
+            link_in_text=True,
+            sandbox="bulletin.connectors.sandbox.mastodon_api:MastodonApi",
+            sandbox_prefix="/api/",
+        ),
+        PlatformSpec(
+            "bluesky",
+            BlueskyAccountSettings,
+            "bulletin.connectors.bluesky:BlueskyConnector",
+            threads=True,
+            link_in_text=True,
+            sandbox="bulletin.connectors.sandbox.bluesky_api:BlueskyApi",
+            sandbox_prefix="/xrpc/",
         ),
     )
 }

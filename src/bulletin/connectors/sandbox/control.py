@@ -227,7 +227,14 @@ class ControlApi:
 
 
 CREDENTIAL_KEYS = frozenset(
-    {"consumer_secret", "access_token", "access_token_secret", "page_token", "user_token"}
+    {
+        "consumer_secret",
+        "access_token",
+        "access_token_secret",
+        "page_token",
+        "user_token",
+        "password",
+    }
 )
 
 

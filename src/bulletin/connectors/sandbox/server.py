@@ -80,7 +80,10 @@ class SandboxApp:
         if fault is not None and fault.kind == "timeout":
             response.stall = fault.seconds
         if fault is not None and fault.kind == "malformed_item":
-            response = malform_first_item(response, api.TEXT_FIELD)
+            malform = getattr(api, "malform", None)  # an API whose lists are not ``data``
+            response = (
+                malform(response) if malform else malform_first_item(response, api.TEXT_FIELD)
+            )
         if fault is not None and fault.kind == "malformed":
             response = Response(
                 200, b'{"data": {"id": "12', {"content-type": "application/json; charset=utf-8"}

@@ -37,6 +37,19 @@ DEFAULT_FB_PAGE: dict[str, Any] = {
     "user_id": "100000000000900",
     "tasks": ["ANALYZE", "ADVERTISE", "MODERATE", "CREATE_CONTENT", "MANAGE"],
 }
+DEFAULT_MASTODON_ACCOUNT: dict[str, Any] = {
+    "id": "109000000000000001",
+    "username": "bulletin_sandbox",
+    "acct": "bulletin_sandbox",
+    "display_name": "Bulletin Sandbox",
+    "access_token": "sandbox-mastodon-token",
+}
+DEFAULT_BLUESKY_ACCOUNT: dict[str, Any] = {
+    "did": "did:plc:bulletinsandbox00000000",
+    "handle": "bulletin.sandbox.test",
+    "displayName": "Bulletin Sandbox",
+    "password": "sandbox-app-password",
+}
 
 # The environment variables the embedded default configuration names for its sandbox
 # accounts, with the well-known values every sandbox accepts (used when they are unset).
@@ -46,6 +59,8 @@ SANDBOX_ENV: dict[str, str] = {
     "SANDBOX_X_ACCESS_TOKEN": DEFAULT_X_ACCOUNT["access_token"],
     "SANDBOX_X_ACCESS_TOKEN_SECRET": DEFAULT_X_ACCOUNT["access_token_secret"],
     "SANDBOX_FACEBOOK_PAGE_TOKEN": DEFAULT_FB_PAGE["page_token"],
+    "SANDBOX_MASTODON_TOKEN": DEFAULT_MASTODON_ACCOUNT["access_token"],
+    "SANDBOX_BLUESKY_APP_PASSWORD": DEFAULT_BLUESKY_ACCOUNT["password"],
 }
 
 X_ID_BASE = 1_900_000_000_000_000_000
