@@ -18,7 +18,7 @@ from bulletin.config.values import (
     time_of_day,
 )
 
-Role = Literal["dispatcher", "approver", "clerk", "admin"]
+Role = Literal["dispatcher", "approver", "clerk", "admin", "reader"]
 
 
 class AgencySettings(Section):

@@ -22,7 +22,7 @@ from starlette.templating import Jinja2Templates
 from bulletin.app import App
 from bulletin.app.health import readiness
 from bulletin.errors import BulletinError, DatabaseError, NotFound, Refused, UsageError
-from bulletin.web import security
+from bulletin.web import console, security
 from bulletin.web.pages import Forbidden, Pages, message
 
 MAX_BODY = 64 * 1024  # the forms are small
@@ -95,6 +95,7 @@ def create_app(app: App) -> Starlette:
         Route("/set-password/{token}", pages.set_password, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *console.routes(pages),
         Mount("/static", StaticFiles(directory=static), name="static"),
     ]
     return Starlette(

@@ -1,0 +1,253 @@
+"""The dispatcher's and approver's console: the board, one notice, the approval queue.
+
+Each handler finds who is signed in (else it sends them to sign in and back), calls one
+application-layer function with that :class:`~bulletin.app.Actor` (which checks the role)
+and renders a template; ``?format=json`` (or ``.json``) gives the same data as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bulletin.app import board, notices
+from bulletin.app.notice_queries import NoticeView
+from bulletin.app.sessions import SignedIn
+from bulletin.errors import Refused, UsageError
+from bulletin.publisher.approval import Review
+from bulletin.publisher.failures import NOTICE_STATES, delivery_label
+from bulletin.publisher.texts import TargetText, as_sent
+from bulletin.timeparse import local_text
+from bulletin.web import security
+from bulletin.web.pages import Pages, message
+
+APPROVE = "approve"
+
+
+def routes(pages: Pages) -> list[BaseRoute]:
+    """The console's routes, bound to ``pages``."""
+    console = Console(pages)
+    return [
+        Route("/notices", console.board, methods=["GET"]),
+        Route("/notices.json", console.board, methods=["GET"]),
+        Route("/notices/{notice_id:int}", console.notice, methods=["GET"]),
+        Route("/notices/{notice_id:int}.json", console.notice, methods=["GET"]),
+        Route("/approvals", console.approvals, methods=["GET"]),
+        Route("/approvals.json", console.approvals, methods=["GET"]),
+        Route("/approvals/{notice_id:int}", console.approve, methods=["POST"]),
+    ]
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.endswith(".json") or request.query_params.get("format") == "json"
+
+
+def iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+class Console:
+    """The console's handlers."""
+
+    def __init__(self, pages: Pages) -> None:
+        self.pages = pages
+        self.app = pages.app
+        zone = self.app.settings.agency.time_zone
+        filters: dict[str, Callable[..., Any]] = {
+            "local": lambda at: local_text(at, zone),
+            "as_sent": preview,
+        }
+        pages.templates.env.filters.update(filters)
+
+    async def who(self, request: Request) -> SignedIn:
+        """The signed-in person; else a redirect to sign in (and come back here)."""
+        found = await self.pages.signed_in(request)
+        if found is None:
+            back = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+            raise HTTPException(303, "Sign in first", headers={"Location": f"/sign-in?next={back}"})
+        return found
+
+    def render(
+        self, request: Request, who: SignedIn, template: str, status: int = 200, **context: Any
+    ) -> Response:
+        return self.pages.render(
+            request, template, status, user=who.actor.name, roles=who.roles, **context
+        )
+
+    # -- the board ---------------------------------------------------------------------
+
+    async def board(self, request: Request) -> Response:
+        who = await self.who(request)
+        state = request.query_params.get("state") or None
+        shown = await run_in_threadpool(board.board, self.app, who.actor, state)
+        if wants_json(request):
+            return JSONResponse(
+                {
+                    "state": state,
+                    "notices": [board_row_json(r) for r in shown.rows],
+                    "late": [
+                        {
+                            "id": n.notice_id,
+                            "category": n.category,
+                            "due_at": iso(n.due_at),
+                            "accounts": n.accounts,
+                            "occurrence": n.occurrence,
+                        }
+                        for n in shown.late
+                    ],
+                }
+            )
+        return self.render(
+            request, who, "notices.html", board=shown, state=state, states=NOTICE_STATES
+        )
+
+    async def notice(self, request: Request) -> Response:
+        who = await self.who(request)
+        notice_id = int(request.path_params["notice_id"])
+        page = await run_in_threadpool(board.notice_page, self.app, who.actor, notice_id)
+        if wants_json(request):
+            return JSONResponse(
+                view_json(page.view)
+                | {
+                    "audit": [
+                        {
+                            "at": iso(e.at),
+                            "actor": e.actor,
+                            "action": e.action,
+                            "reason": e.reason,
+                            "via": e.via,
+                        }
+                        for e in page.trail
+                    ]
+                }
+            )
+        return self.render(request, who, "notice.html", page=page, view=page.view)
+
+    # -- approvals ---------------------------------------------------------------------
+
+    async def approvals(self, request: Request) -> Response:
+        who = await self.who(request)
+        return await self._queue(request, who, None, None, 200)
+
+    async def _queue(
+        self, request: Request, who: SignedIn, error: str | None, done: str | None, status: int
+    ) -> Response:
+        queue = await run_in_threadpool(board.approval_queue, self.app, who.actor)
+        if wants_json(request):
+            return JSONResponse({"notices": [view_json(v) for v in queue]})
+        return self.render(
+            request,
+            who,
+            "approvals.html",
+            status,
+            queue=queue,
+            error=error,
+            done=done or request.query_params.get("done"),
+            csrf=security.form_token(who.csrf_secret, APPROVE),
+        )
+
+    async def approve(self, request: Request) -> Response:
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, APPROVE)
+        notice_id = int(request.path_params["notice_id"])
+        overrides = [str(o) for o in form.getlist("override")]
+        reason = str(form.get("reason", "")).strip() or None
+        try:
+            if form.get("with_override") and not overrides:
+                raise UsageError("choose the rule to override")
+            done = await run_in_threadpool(
+                lambda: notices.approve(
+                    self.app, who.actor, notice_id, overrides=overrides, reason=reason
+                )
+            )
+        except Refused as e:
+            return await self._queue(request, who, message(e), None, 403)
+        except UsageError as e:
+            return await self._queue(request, who, message(e), None, 400)
+        note = f"approved-{notice_id}" if done.notice.state != "draft" else f"noted-{notice_id}"
+        return RedirectResponse(f"/approvals?done={note}", status_code=303)
+
+
+def preview(target: TargetText, link: str | None) -> list[str]:
+    """What ``target`` will post: its thread's parts, or its one text as the platform gets it
+    (the link added where the platform carries it in the text)."""
+    if target.parts:
+        return [as_sent(target.platform, target.parts[0], link), *target.parts[1:]]
+    return [as_sent(target.platform, target.text, link)]
+
+
+def board_row_json(r: board.BoardRow) -> dict[str, Any]:
+    n = r.row.notice
+    return {
+        "id": n.id,
+        "state": n.state,
+        "category": n.category,
+        "priority": n.priority,
+        "title": n.title,
+        "text": n.text,
+        "author": n.author,
+        "created_at": iso(n.created_at),
+        "publish_at": iso(n.publish_at),
+        "expires_at": iso(n.expires_at),
+        "next_due": iso(r.row.next_due),
+        "deliveries": [
+            {"delivery": d.label, "state": d.state, "url": d.url, "problem": d.problem}
+            for d in r.deliveries
+        ],
+    }
+
+
+def review_json(review: Review, link: str | None) -> dict[str, Any]:
+    return review.as_json() | {
+        "previews": {t.account: preview(t, link) for t in review.targets},
+    }
+
+
+def view_json(v: NoticeView) -> dict[str, Any]:
+    n = v.notice
+    return {
+        "id": n.id,
+        "state": n.state,
+        "category": n.category,
+        "priority": n.priority,
+        "title": n.title,
+        "text": n.text,
+        "link": n.link,
+        "author": n.author,
+        "created_at": iso(n.created_at),
+        "publish_at": iso(n.publish_at),
+        "expires_at": iso(n.expires_at),
+        "approvals_needed": n.approvals_needed,
+        "approved_by": n.approved_by,
+        "closed_reason": n.closed_reason,
+        "deliveries": [
+            {
+                "delivery": delivery_label(d),
+                "state": d.state,
+                "url": d.remote_url,
+                "published_at": iso(d.published_at),
+                "due_at": iso(d.due_at),
+                "error": d.last_error,
+            }
+            for d in v.deliveries
+        ],
+        "approvals": [
+            {
+                "approver": a.approver,
+                "at": iso(a.at),
+                "via_template": a.via_template,
+                "overrides": a.overrides,
+                "reason": a.reason,
+            }
+            for a in v.approvals
+        ],
+        "review": review_json(v.review, n.link),
+    }

@@ -1,0 +1,261 @@
+"""The dispatcher's and approver's console: the board and its JSON twin, one notice with its
+audit trail, the approval queue (previews, policy findings, cost, approve with override),
+send back and edit, compose. Over a real uvicorn on a free port, against SQLite and
+PostgreSQL; pages checked with axe-core in Chromium at 320 and 1280 pixels."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from bulletin.app import Actor, App, notices
+from bulletin.audit import events
+from bulletin.publisher.notices import NoticeDraft
+from tests.plugins.browser import axe_violations, describe
+from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import run
+from tests.test_web import PEOPLE, add_with_password, csrf_of, error_of, serving, sign_in
+
+DANA = Actor("dana", "session", "127.0.0.1")  # a dispatcher
+ANN = Actor("ann", "session", "127.0.0.1")  # a dispatcher who is an approver too
+ROAD = "Road closed: Mass Ave between Winthrop Rd and Pleasant St until 6 pm."
+GUILT = "The suspect was found guilty of the Main St burglaries."
+
+
+@pytest.fixture
+def site(tmp_path: Path, db_url: str) -> Iterator[Instance]:
+    """A Bulletin with dana (dispatcher), abe (approver), ann (dispatcher and approver),
+    rita (reader) and cleo (clerk), each with a password."""
+    inst = make_instance(tmp_path, db_url, PEOPLE)
+    for name, roles in PEOPLE_ROLES.items():
+        add_with_password(inst.app, name, *roles)
+    yield inst
+    inst.app.close()
+
+
+PEOPLE_ROLES = {
+    "dana": ["dispatcher"],
+    "abe": ["approver"],
+    "ann": ["dispatcher", "approver"],
+    "rita": ["reader"],
+    "cleo": ["clerk"],
+}
+
+
+def drafted(app: App, text: str = ROAD, who: Actor = DANA, category: str = "road-closure") -> int:
+    made = notices.draft(app, who, NoticeDraft(category=category, text=text, targets=["feed"]))
+    assert made.notice.id is not None
+    return made.notice.id
+
+
+@pytest.fixture
+def web(site: Instance) -> Iterator[str]:
+    with serving(site.app) as url:
+        yield url
+
+
+@contextmanager
+def signed_in(url: str, name: str) -> Iterator[httpx.Client]:
+    """A client over the socket, signed in as ``name``."""
+    with httpx.Client(base_url=url, follow_redirects=False) as client:
+        assert sign_in(client, name).status_code == 303
+        yield client
+
+
+def test_the_board_shows_what_went_out_with_links_and_as_json(site: Instance, web: str) -> None:
+    """A reader sees the board: the published notice with a link to its post, the draft
+    waiting; the state filter narrows it; the JSON twin says the same; the notice's page has
+    its text, deliveries with their post links and its audit trail."""
+    published = drafted(site.app)
+    notices.approve(site.app, Actor("abe", "session"), published)
+    run(site, "daemon", "--once", "--max-wait", "0", clock=site.clock)
+    waiting = drafted(site.app, "Parade on Mass Ave Saturday at 10 am.", category="special-event")
+    with signed_in(web, "rita") as rita:
+        page = rita.get("/notices")
+        assert page.status_code == 200
+        assert f'href="/notices/{published}"' in page.text
+        assert f'href="/notices/{waiting}"' in page.text
+        [post] = re.findall(r'<a href="([^"]+)">post<span', page.text)
+        assert post.startswith("http")
+        only = rita.get("/notices", params={"state": "published"}).text
+        assert f'href="/notices/{published}"' in only
+        assert f'href="/notices/{waiting}"' not in only
+        as_json = rita.get("/notices.json").json()
+        assert as_json == rita.get("/notices", params={"format": "json"}).json()
+        states = {n["id"]: n["state"] for n in as_json["notices"]}
+        assert states == {published: "published", waiting: "draft"}
+        [feed] = next(n for n in as_json["notices"] if n["id"] == published)["deliveries"]
+        assert feed == {"delivery": "feed", "state": "published", "url": post, "problem": None}
+        one = rita.get(f"/notices/{published}")
+        assert one.status_code == 200
+        assert ROAD in one.text and f'href="{post}"' in one.text
+        for action in ("drafted", "approved"):
+            assert f'<th scope="row">{action}</th>' in one.text, action
+        detail = rita.get(f"/notices/{published}.json").json()
+        assert detail["text"] == ROAD and detail["deliveries"][0]["url"] == post
+        assert [e["action"] for e in detail["audit"]][:2] == ["drafted", "approved"]
+        assert rita.get("/notices", params={"state": "nonsense"}).status_code == 400
+        assert rita.get("/notices/999999").status_code == 404
+
+
+def test_the_console_needs_sign_in_and_a_role_that_sees_notices(site: Instance, web: str) -> None:
+    """Without a session every console page goes to sign-in and back; a clerk is refused
+    by the application layer (403)."""
+    with httpx.Client(base_url=web, follow_redirects=False) as anonymous:
+        for path in ("/notices", "/notices/1", "/approvals", "/notices.json"):
+            got = anonymous.get(path)
+            assert got.status_code == 303, path
+            assert got.headers["location"] == f"/sign-in?next={path}"
+    with signed_in(web, "cleo") as cleo:
+        for path in ("/notices", "/approvals", "/notices.json"):
+            got = cleo.get(path)
+            assert got.status_code == 403, path
+            assert "holds none of the roles" in got.text
+
+
+def test_the_queue_shows_previews_findings_cost_and_author(site: Instance, web: str) -> None:
+    """Each draft in the queue shows its author, the text as the feed will post it with its
+    count and cost, and the policy finding with the matched words and whether an approver
+    may override it."""
+    notice_id = drafted(site.app, GUILT, category="public-safety-advisory")
+    with signed_in(web, "abe") as abe:
+        page = abe.get("/approvals")
+        assert page.status_code == 200
+        assert f"Notice {notice_id}: public-safety-advisory" in page.text
+        assert "By <strong>dana</strong>" in page.text
+        assert f"{len(GUILT)} of " in page.text and "estimated cost $" in page.text
+        assert "<strong>guilt-or-prosecution</strong> (blocks)" in page.text
+        assert "matched “<mark>found guilty</mark>”" in page.text
+        assert "An approver may override it, with a reason." in page.text
+        assert 'value="guilt-or-prosecution"' in page.text
+        queued = abe.get("/approvals.json").json()["notices"]
+        [review] = [n["review"] for n in queued]
+        assert review["blocking"] == ["guilt-or-prosecution"]
+        assert review["previews"] == {"feed": [GUILT]}
+
+
+def test_approving_through_the_page(site: Instance, web: str) -> None:
+    """The approver approves (the form needs its token); a blocking finding refuses a plain
+    approval with its rule named, and approving with an override and a reason goes through
+    and is audited; the board then shows both approved, and published after the daemon."""
+    plain = drafted(site.app)
+    risky = drafted(site.app, GUILT, category="public-safety-advisory")
+    with signed_in(web, "abe") as abe:
+        token = csrf_of(abe.get("/approvals").text)
+        assert abe.post(f"/approvals/{plain}", data={}).status_code == 403
+        assert abe.post(f"/approvals/{plain}", data={"csrf": "0" * 64}).status_code == 403
+        done = abe.post(f"/approvals/{plain}", data={"csrf": token})
+        assert done.status_code == 303
+        assert "is approved" in abe.get(done.headers["location"]).text
+        refused = abe.post(f"/approvals/{risky}", data={"csrf": token})
+        assert refused.status_code == 403
+        assert "guilt-or-prosecution" in error_of(refused.text)
+        no_reason = {"csrf": token, "with_override": "1", "override": "guilt-or-prosecution"}
+        assert abe.post(f"/approvals/{risky}", data=no_reason).status_code == 400
+        reason = "Quoting the jury's verdict from the court's press release."
+        done = abe.post(f"/approvals/{risky}", data={**no_reason, "reason": reason})
+        assert done.status_code == 303
+        [override] = events(site.app.engine, action="policy-overridden")
+        assert (override.actor, override.via, override.reason) == ("abe", "session", reason)
+        states = {n["id"]: n["state"] for n in abe.get("/notices.json").json()["notices"]}
+        assert states == {plain: "approved", risky: "approved"}
+        run(site, "daemon", "--once", "--max-wait", "0", clock=site.clock)
+        states = {n["id"]: n["state"] for n in abe.get("/notices.json").json()["notices"]}
+        assert states == {plain: "published", risky: "published"}
+
+
+def test_self_approval_and_a_dispatcher_are_refused_through_the_page(
+    site: Instance, web: str
+) -> None:
+    """The two-person rule and the approver role come from the application layer: ann may
+    not approve her own notice, dana (a dispatcher) may not approve at all."""
+    own = drafted(site.app, who=ANN)
+    for name, expected in (("ann", "Ann wrote notice"), ("dana", "approver role")):
+        with signed_in(web, name) as person:
+            token = csrf_of(person.get("/approvals").text)
+            refused = person.post(f"/approvals/{own}", data={"csrf": token})
+            assert refused.status_code == 403, name
+            assert expected in error_of(refused.text)
+    assert not events(site.app.engine, action="approved")
+
+
+@pytest.fixture
+def browser_site(tmp_path: Path) -> Iterator[Instance]:
+    inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", PEOPLE)
+    for name, roles in PEOPLE_ROLES.items():
+        add_with_password(inst.app, name, *roles)
+    yield inst
+    inst.app.close()
+
+
+def browser_sign_in(page: Any, url: str, name: str, then: str) -> None:
+    page.goto(f"{url}/sign-in?next={then}")
+    page.fill("#name", name)
+    page.fill("#password", "correct horse battery staple")
+    page.press("#password", "Enter")
+    page.wait_for_url(f"{url}{then}")
+
+
+NO_SIDEWAYS = "document.documentElement.scrollWidth <= window.innerWidth"
+
+
+@pytest.mark.slow
+def test_console_pages_pass_axe_at_320_and_1280_pixels(
+    browser_site: Instance, browser: Any
+) -> None:
+    """axe-core finds no WCAG 2.1 A or AA violation on the board, a notice and the approval
+    queue (with a policy finding, and with an error), at 320 and 1280 pixels, and no page
+    scrolls sideways."""
+    app = browser_site.app
+    published = drafted(app)
+    notices.approve(app, Actor("abe", "session"), published)
+    run(browser_site, "daemon", "--once", "--max-wait", "0", clock=browser_site.clock)
+    drafted(app, GUILT, category="public-safety-advisory")
+    with serving(app) as url:
+        for width in (320, 1280):
+            context = browser.new_context(viewport={"width": width, "height": 800})
+            page = context.new_page()
+            try:
+                browser_sign_in(page, url, "abe", "/notices")
+                for path in ("/notices", f"/notices/{published}", "/approvals"):
+                    page.goto(f"{url}{path}")
+                    assert not (found := axe_violations(page)), f"{path}: {describe(found)}"
+                    assert page.evaluate(NO_SIDEWAYS), path
+                page.click("text=/^Approve notice \\d+$/")
+                page.wait_for_selector("p.error")
+                assert not (found := axe_violations(page)), describe(found)
+                assert page.evaluate(NO_SIDEWAYS)
+            finally:
+                context.close()
+
+
+@pytest.mark.slow
+def test_an_approver_approves_with_the_keyboard_alone(browser_site: Instance, browser: Any) -> None:
+    """From the queue, Tab reaches the notice's Approve button and Enter approves it."""
+    notice_id = drafted(browser_site.app)
+    with serving(browser_site.app) as url:
+        context = browser.new_context(viewport={"width": 320, "height": 640})
+        page = context.new_page()
+        try:
+            browser_sign_in(page, url, "abe", "/approvals")
+            target = f"Approve notice {notice_id}"
+            for _ in range(40):
+                page.keyboard.press("Tab")
+                if page.evaluate("document.activeElement.textContent") == target:
+                    break
+            else:
+                pytest.fail(f"Tab never reached {target!r}")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("p.done")
+            assert f"Notice {notice_id} is approved." in page.inner_text("p.done")
+        finally:
+            context.close()
+    states = json.dumps([e.action for e in events(browser_site.app.engine, action="approved")])
+    assert states == '["approved"]'
