@@ -55,6 +55,16 @@ def drafted(app: App, text: str = ROAD, who: Actor = DANA, category: str = "road
     return made.notice.id
 
 
+def csrf_for(page: str, action: str) -> str:
+    """The form token of the form posting to ``action`` on ``page``."""
+    found = re.search(
+        rf'action="{re.escape(action)}"[^>]*>\s*<input type="hidden" name="csrf" value="(\w+)"',
+        page,
+    )
+    assert found, page
+    return found.group(1)
+
+
 @pytest.fixture
 def web(site: Instance) -> Iterator[str]:
     with serving(site.app) as url:
@@ -186,6 +196,121 @@ def test_self_approval_and_a_dispatcher_are_refused_through_the_page(
     assert not events(site.app.engine, action="approved")
 
 
+def test_send_back_and_edit_through_the_pages(site: Instance, web: str) -> None:
+    """An approver sends a draft back with a comment (the form needs its token); it cannot
+    be approved until edited; its author sees the comment on the notice page and edits it
+    (nobody else may); the edit is revision 2 in the audit trail, and the approval names it."""
+    notice_id = drafted(site.app)
+    comment = "Say which detour drivers should take."
+    with signed_in(web, "abe") as abe:
+        queue = abe.get("/approvals").text
+        token = csrf_of(queue)
+        back = f"/approvals/{notice_id}/send-back"
+        back_token = csrf_for(queue, back)
+        assert abe.post(back, data={"comment": comment}).status_code == 403
+        assert abe.post(back, data={"csrf": token, "comment": comment}).status_code == 403
+        assert abe.post(back, data={"csrf": back_token, "comment": " "}).status_code == 400
+        done = abe.post(back, data={"csrf": back_token, "comment": comment})
+        assert done.status_code == 303
+        queue = abe.get(done.headers["location"]).text
+        assert "is sent back to its author" in queue and comment in queue
+        refused = abe.post(f"/approvals/{notice_id}", data={"csrf": token})
+        assert refused.status_code == 403 and "sent back to dana" in error_of(refused.text)
+        edit_token = csrf_of(abe.get(f"/notices/{notice_id}/edit").text)
+        refused = abe.post(f"/notices/{notice_id}/edit", data={"csrf": edit_token, "text": "x"})
+        assert refused.status_code == 403
+        assert "does not hold the dispatcher role" in error_of(refused.text)
+    new_text = ROAD + " Detour by Worthen Rd."
+    with signed_in(web, "dana") as dana:
+        page = dana.get(f"/notices/{notice_id}").text
+        assert comment in page and f'href="/notices/{notice_id}/edit"' in page
+        form = dana.get(f"/notices/{notice_id}/edit").text
+        assert comment in form
+        assert dana.post(f"/notices/{notice_id}/edit", data={"text": new_text}).status_code == 403
+        saved = dana.post(
+            f"/notices/{notice_id}/edit", data={"csrf": csrf_of(form), "text": new_text}
+        )
+        assert saved.status_code == 303 and saved.headers["location"] == f"/notices/{notice_id}"
+        detail = dana.get(f"/notices/{notice_id}.json").json()
+        assert (detail["text"], detail["revision"], detail["sent_back"]) == (new_text, 2, None)
+        assert detail["review"]["previews"] == {"feed": [new_text]}
+        trail = [e["action"] for e in detail["audit"]]
+        assert trail == ["drafted", "sent-back", "edited"]
+    with signed_in(web, "abe") as abe:
+        token = csrf_of(abe.get("/approvals").text)
+        assert abe.post(f"/approvals/{notice_id}", data={"csrf": token}).status_code == 303
+    [approved] = events(site.app.engine, action="approved")
+    assert json.loads(approved.detail or "{}")["revision"] == 2
+
+
+def test_an_edit_starts_the_approvals_over(tmp_path: Path, db_url: str) -> None:
+    """A category needing two approvals: the first approval counts for revision 1 only; after
+    an edit the same approver approves revision 2, and a second one completes it."""
+    inst = make_instance(tmp_path, db_url, PEOPLE + "\n[publisher.approvals]\nroad-closure = 2\n")
+    try:
+        for name, roles in {**PEOPLE_ROLES, "amy": ["approver"]}.items():
+            add_with_password(inst.app, name, *roles)
+        notice_id = drafted(inst.app)
+        abe, amy = Actor("abe", "session"), Actor("amy", "session")
+        assert notices.approve(inst.app, abe, notice_id).approvals == 1
+        notices.edit(inst.app, DANA, notice_id, ROAD + " Use Worthen Rd.")
+        again = notices.approve(inst.app, abe, notice_id)
+        assert (again.approvals, again.notice.state) == (1, "draft")
+        done = notices.approve(inst.app, amy, notice_id)
+        assert (done.approvals, done.notice.state) == (2, "approved")
+    finally:
+        inst.app.close()
+
+
+def test_send_back_and_edit_on_the_command_line(site: Instance) -> None:
+    """`notice send-back ID --comment` and `notice edit ID --text`, as JSON."""
+    notice_id = drafted(site.app)
+    sent = run(
+        site,
+        "notice",
+        "send-back",
+        str(notice_id),
+        "--comment",
+        "Too vague.",
+        "--by",
+        "abe",
+        "--json",
+        clock=site.clock,
+    )
+    assert json.loads(sent) == {
+        "id": notice_id,
+        "state": "draft",
+        "revision": 1,
+        "comment": "Too vague.",
+    }
+    edited = run(
+        site,
+        "notice",
+        "edit",
+        str(notice_id),
+        "--text",
+        ROAD + " Detour posted.",
+        "--as",
+        "dana",
+        "--json",
+        clock=site.clock,
+    )
+    assert json.loads(edited) == {"id": notice_id, "state": "draft", "revision": 2}
+    refused = run(
+        site,
+        "notice",
+        "edit",
+        str(notice_id),
+        "--text",
+        "Other.",
+        "--as",
+        "ann",
+        code=1,
+        clock=site.clock,
+    )
+    assert "only dana, who wrote notice" in refused
+
+
 @pytest.fixture
 def browser_site(tmp_path: Path) -> Iterator[Instance]:
     inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", PEOPLE)
@@ -210,21 +335,24 @@ NO_SIDEWAYS = "document.documentElement.scrollWidth <= window.innerWidth"
 def test_console_pages_pass_axe_at_320_and_1280_pixels(
     browser_site: Instance, browser: Any
 ) -> None:
-    """axe-core finds no WCAG 2.1 A or AA violation on the board, a notice and the approval
-    queue (with a policy finding, and with an error), at 320 and 1280 pixels, and no page
-    scrolls sideways."""
+    """axe-core finds no WCAG 2.1 A or AA violation on the board, a notice, the approval
+    queue (with a policy finding, and with an error), a notice sent back and its edit form,
+    at 320 and 1280 pixels, and no page scrolls sideways."""
     app = browser_site.app
     published = drafted(app)
     notices.approve(app, Actor("abe", "session"), published)
     run(browser_site, "daemon", "--once", "--max-wait", "0", clock=browser_site.clock)
     drafted(app, GUILT, category="public-safety-advisory")
+    sent = drafted(app, "Road work on Bedford St.")
+    notices.send_back(app, Actor("abe", "session"), sent, "Say when the work ends.")
     with serving(app) as url:
         for width in (320, 1280):
             context = browser.new_context(viewport={"width": width, "height": 800})
             page = context.new_page()
             try:
                 browser_sign_in(page, url, "abe", "/notices")
-                for path in ("/notices", f"/notices/{published}", "/approvals"):
+                pages = ("/notices", f"/notices/{published}", f"/notices/{sent}")
+                for path in (*pages, f"/notices/{sent}/edit", "/approvals"):
                     page.goto(f"{url}{path}")
                     assert not (found := axe_violations(page)), f"{path}: {describe(found)}"
                     assert page.evaluate(NO_SIDEWAYS), path

@@ -18,7 +18,7 @@ from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.identity import require_role
 from bulletin.models import Notice
-from bulletin.publisher import amend, approval, failures, schedule
+from bulletin.publisher import amend, approval, failures, revisions, schedule
 from bulletin.publisher.notices import CancelResult, NoticeDraft, cancel_notice, create_notice
 from bulletin.publisher.templates import notice_from_template
 
@@ -134,8 +134,36 @@ def approve(
             reason=reason,
         )
     with Session(engine) as session:
-        count = len(approval.approvals_of(session, notice_id))
+        count = len(approval.approvals_of(session, notice_id, approved.revision))
     return Approved(approved, count, bool(wakes.sent))
+
+
+@acts
+def send_back(app: App, actor: Actor, notice_id: int, comment: str) -> Notice:
+    """Send a draft back to its author with ``comment`` (an approver's action); it waits for
+    the author's edit before anyone may approve it.
+
+    :raises Refused: not an approver, not a draft, or the author's own notice.
+    :raises UsageError: an empty comment.
+    """
+    require_role(app.settings, actor.name, "approver", app.checked_engine())
+    return revisions.send_back(
+        app.checked_engine(), app.clock.now(), notice_id, actor.name, comment
+    )
+
+
+@acts
+def edit(app: App, actor: Actor, notice_id: int, text: str) -> Notice:
+    """Give a draft new text (its author's action, a dispatcher): a new revision, recorded in
+    the audit trail; approvals start over.
+
+    :raises Refused: not a dispatcher, not a draft, or not its author.
+    :raises UsageError: an empty, unchanged or too long text.
+    """
+    require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
+    return revisions.edit(
+        app.checked_engine(), app.settings, app.clock.now(), notice_id, actor.name, text
+    )
 
 
 @acts

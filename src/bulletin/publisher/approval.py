@@ -67,7 +67,7 @@ def review_notice(session: Session, settings: Settings, notice: Notice) -> Revie
         .where(Delivery.kind == DeliveryKind.POST)
         .where(Delivery.occurrence == 1)
     ).all()
-    approvals = approvals_of(session, notice.id)
+    approvals = approvals_of(session, notice.id, notice.revision)
     targets = [
         plan(
             settings,
@@ -124,6 +124,11 @@ def approve_notice(
             )
         if notice.state != NoticeState.DRAFT:
             raise Refused(f"notice {notice_id} is {notice.state}; only a draft can be approved")
+        if notice.sent_back:
+            raise Refused(
+                f"notice {notice_id} was sent back to {notice.author} "
+                f"(“{notice.sent_back}”); it can be approved once edited"
+            )
         if approver == notice.author:
             raise Refused(f"{approver} wrote notice {notice_id} and may not approve it")
         check_times(
@@ -149,6 +154,7 @@ def approve_notice(
                 at=now,
                 overrides=list(overrides) or None,
                 reason=reason.strip() if overrides and reason else None,
+                revision=notice.revision,
             )
         )
         names.append(approver)
@@ -162,6 +168,7 @@ def approve_notice(
             object_id=notice_id,
             approval=len(names),
             needed=notice.approvals_needed,
+            revision=notice.revision,
             cost_usd=round(review.cost, 3),
             due_at=max(notice.publish_at or now, now).isoformat() if complete else None,
             warnings=[f.rule for f in review.findings if f.severity != "block"] or None,
@@ -186,12 +193,13 @@ def approve_notice(
     return notice
 
 
-def approvals_of(session: Session, notice_id: int) -> list[Approval]:
-    return list(
-        session.exec(
-            select(Approval).where(Approval.notice_id == notice_id).order_by(Approval.id)  # type: ignore[arg-type]
-        ).all()
-    )
+def approvals_of(session: Session, notice_id: int, revision: int | None = None) -> list[Approval]:
+    """The approvals of ``notice_id``, of its ``revision`` only when given (an edit of a
+    draft starts its approvals over)."""
+    query = select(Approval).where(Approval.notice_id == notice_id)
+    if revision is not None:
+        query = query.where(Approval.revision == revision)
+    return list(session.exec(query.order_by(Approval.id)).all())  # type: ignore[arg-type]
 
 
 def check_overrides(settings: Settings, overrides: Sequence[str], reason: str | None) -> None:

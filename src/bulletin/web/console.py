@@ -30,6 +30,8 @@ from bulletin.web import security
 from bulletin.web.pages import Pages, message
 
 APPROVE = "approve"
+SEND_BACK = "send-back"
+EDIT = "edit"
 
 
 def routes(pages: Pages) -> list[BaseRoute]:
@@ -43,6 +45,9 @@ def routes(pages: Pages) -> list[BaseRoute]:
         Route("/approvals", console.approvals, methods=["GET"]),
         Route("/approvals.json", console.approvals, methods=["GET"]),
         Route("/approvals/{notice_id:int}", console.approve, methods=["POST"]),
+        Route("/approvals/{notice_id:int}/send-back", console.send_back, methods=["POST"]),
+        Route("/notices/{notice_id:int}/edit", console.edit_page, methods=["GET"]),
+        Route("/notices/{notice_id:int}/edit", console.edit, methods=["POST"]),
     ]
 
 
@@ -152,6 +157,7 @@ class Console:
             error=error,
             done=done or request.query_params.get("done"),
             csrf=security.form_token(who.csrf_secret, APPROVE),
+            csrf_back=security.form_token(who.csrf_secret, SEND_BACK),
         )
 
     async def approve(self, request: Request) -> Response:
@@ -174,6 +180,54 @@ class Console:
             return await self._queue(request, who, message(e), None, 400)
         note = f"approved-{notice_id}" if done.notice.state != "draft" else f"noted-{notice_id}"
         return RedirectResponse(f"/approvals?done={note}", status_code=303)
+
+    async def send_back(self, request: Request) -> Response:
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, SEND_BACK)
+        notice_id = int(request.path_params["notice_id"])
+        comment = str(form.get("comment", ""))
+        try:
+            await run_in_threadpool(notices.send_back, self.app, who.actor, notice_id, comment)
+        except Refused as e:
+            return await self._queue(request, who, message(e), None, 403)
+        except UsageError as e:
+            return await self._queue(request, who, message(e), None, 400)
+        return RedirectResponse(f"/approvals?done=sent-{notice_id}", status_code=303)
+
+    # -- editing a draft ---------------------------------------------------------------
+
+    async def edit_page(self, request: Request) -> Response:
+        who = await self.who(request)
+        return await self._edit_form(request, who, None, None, 200)
+
+    async def _edit_form(
+        self, request: Request, who: SignedIn, text: str | None, error: str | None, status: int
+    ) -> Response:
+        notice_id = int(request.path_params["notice_id"])
+        page = await run_in_threadpool(board.notice_page, self.app, who.actor, notice_id)
+        return self.render(
+            request,
+            who,
+            "edit.html",
+            status,
+            view=page.view,
+            text=page.view.notice.text if text is None else text,
+            error=error,
+            csrf=security.form_token(who.csrf_secret, EDIT),
+        )
+
+    async def edit(self, request: Request) -> Response:
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, EDIT)
+        notice_id = int(request.path_params["notice_id"])
+        text = str(form.get("text", ""))
+        try:
+            await run_in_threadpool(notices.edit, self.app, who.actor, notice_id, text)
+        except Refused as e:
+            return await self._edit_form(request, who, text, message(e), 403)
+        except UsageError as e:
+            return await self._edit_form(request, who, text, message(e), 400)
+        return RedirectResponse(f"/notices/{notice_id}", status_code=303)
 
 
 def preview(target: TargetText, link: str | None) -> list[str]:
@@ -225,6 +279,8 @@ def view_json(v: NoticeView) -> dict[str, Any]:
         "created_at": iso(n.created_at),
         "publish_at": iso(n.publish_at),
         "expires_at": iso(n.expires_at),
+        "revision": n.revision,
+        "sent_back": n.sent_back,
         "approvals_needed": n.approvals_needed,
         "approved_by": n.approved_by,
         "closed_reason": n.closed_reason,
