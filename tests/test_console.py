@@ -311,6 +311,56 @@ def test_send_back_and_edit_on_the_command_line(site: Instance) -> None:
     assert "only dana, who wrote notice" in refused
 
 
+def test_compose_preview_queue_approve_and_publish(site: Instance, web: str) -> None:
+    """A dispatcher composes a notice: Preview shows each target's count, cost and policy
+    findings without storing anything; saving drafts it (times read as the command line reads
+    them, in the agency's zone); the approver approves it from the queue and, after the
+    daemon, the board shows it published with its post link."""
+    with signed_in(web, "dana") as dana:
+        page = dana.get("/notices/new").text
+        assert '<option value="road-closure">road-closure (advisory)</option>' in page
+        assert 'value="feed"' in page
+        token = csrf_for(page, "/notices/new")
+        form = {"category": "road-closure", "target": "feed", "text": GUILT, "at": "now"}
+        assert dana.post("/notices/new", data={**form, "action": "preview"}).status_code == 403
+        shown = dana.post("/notices/new", data={**form, "csrf": token, "action": "preview"})
+        assert shown.status_code == 200
+        assert f"{len(GUILT)} of " in shown.text and "estimated cost $" in shown.text
+        assert "matched “<mark>found guilty</mark>”" in shown.text
+        assert f">{GUILT}</textarea>" in shown.text  # the form keeps what was typed
+        assert dana.get("/notices.json").json()["notices"] == []
+        bad = dana.post("/notices/new", data={**form, "csrf": token, "at": "someday"})
+        assert bad.status_code == 400 and "Cannot read time" in error_of(bad.text)
+        later = {**form, "text": ROAD, "csrf": token, "at": "tomorrow 7am", "action": "draft"}
+        saved = dana.post("/notices/new", data=later)
+        assert saved.status_code == 303
+        first = int(saved.headers["location"].rsplit("/", 1)[1])
+        detail = dana.get(f"/notices/{first}.json").json()
+        assert detail["publish_at"] == "2026-11-26T12:00:00+00:00"  # 7 am in New York
+        saved = dana.post("/notices/new", data={**form, "text": ROAD, "csrf": token})
+        notice_id = int(saved.headers["location"].rsplit("/", 1)[1])
+        assert dana.get(f"/notices/{notice_id}.json").json()["state"] == "draft"
+    with signed_in(web, "abe") as abe:
+        queue = abe.get("/approvals").text
+        assert f"Notice {notice_id}: road-closure" in queue
+        approved = abe.post(f"/approvals/{notice_id}", data={"csrf": csrf_of(queue)})
+        assert approved.status_code == 303
+        run(site, "daemon", "--once", "--max-wait", "0", clock=site.clock)
+        board = abe.get("/notices.json").json()["notices"]
+        [row] = [n for n in board if n["id"] == notice_id]
+        assert row["state"] == "published" and row["deliveries"][0]["url"].startswith("http")
+        assert f'href="/notices/{notice_id}"' in abe.get("/notices?state=published").text
+
+
+def test_only_a_dispatcher_composes(site: Instance, web: str) -> None:
+    """The compose page asks the application layer: a reader and an approver are refused."""
+    for name in ("rita", "abe"):
+        with signed_in(web, name) as person:
+            got = person.get("/notices/new")
+            assert got.status_code == 403, name
+            assert "dispatcher role" in got.text
+
+
 @pytest.fixture
 def browser_site(tmp_path: Path) -> Iterator[Instance]:
     inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", PEOPLE)
@@ -329,6 +379,10 @@ def browser_sign_in(page: Any, url: str, name: str, then: str) -> None:
 
 
 NO_SIDEWAYS = "document.documentElement.scrollWidth <= window.innerWidth"
+# the elements that stick out on the right, for an assertion message
+WIDEST = """[...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth)
+  .map(e => e.tagName + '.' + e.className + ' ' + e.getBoundingClientRect().right)"""
 
 
 @pytest.mark.slow
@@ -337,7 +391,8 @@ def test_console_pages_pass_axe_at_320_and_1280_pixels(
 ) -> None:
     """axe-core finds no WCAG 2.1 A or AA violation on the board, a notice, the approval
     queue (with a policy finding, and with an error), a notice sent back and its edit form,
-    at 320 and 1280 pixels, and no page scrolls sideways."""
+    and the compose form (empty, previewed, with an error), at 320 and 1280 pixels, and no
+    page scrolls sideways."""
     app = browser_site.app
     published = drafted(app)
     notices.approve(app, Actor("abe", "session"), published)
@@ -350,16 +405,27 @@ def test_console_pages_pass_axe_at_320_and_1280_pixels(
             context = browser.new_context(viewport={"width": width, "height": 800})
             page = context.new_page()
             try:
-                browser_sign_in(page, url, "abe", "/notices")
+                browser_sign_in(page, url, "ann", "/notices")
                 pages = ("/notices", f"/notices/{published}", f"/notices/{sent}")
                 for path in (*pages, f"/notices/{sent}/edit", "/approvals"):
                     page.goto(f"{url}{path}")
                     assert not (found := axe_violations(page)), f"{path}: {describe(found)}"
-                    assert page.evaluate(NO_SIDEWAYS), path
+                    assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
                 page.click("text=/^Approve notice \\d+$/")
                 page.wait_for_selector("p.error")
                 assert not (found := axe_violations(page)), describe(found)
                 assert page.evaluate(NO_SIDEWAYS)
+                page.goto(f"{url}/notices/new")
+                assert not (found := axe_violations(page)), describe(found)
+                page.fill("#text", GUILT)
+                page.click("button[value=preview]")
+                page.wait_for_selector("#preview-heading")
+                assert not (found := axe_violations(page)), describe(found)
+                assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                page.fill("#at", "someday")
+                page.click("button[value=draft]")
+                page.wait_for_selector("p.error")
+                assert not (found := axe_violations(page)), describe(found)
             finally:
                 context.close()
 

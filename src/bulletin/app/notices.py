@@ -19,7 +19,13 @@ from bulletin.app.context import App
 from bulletin.identity import require_role
 from bulletin.models import Notice
 from bulletin.publisher import amend, approval, failures, revisions, schedule
-from bulletin.publisher.notices import CancelResult, NoticeDraft, cancel_notice, create_notice
+from bulletin.publisher.notices import (
+    CancelResult,
+    NoticeDraft,
+    cancel_notice,
+    create_notice,
+    validate_draft,
+)
 from bulletin.publisher.templates import notice_from_template
 
 
@@ -34,6 +40,15 @@ class Drafted:
     template: str | None = None
     covered_by: str | None = None
     woke: bool = False
+
+
+@dataclass(frozen=True)
+class DraftChoices:
+    """What a dispatcher may choose from: categories (slug → priority) and the enabled
+    target accounts (name → platform)."""
+
+    categories: dict[str, str]
+    accounts: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,32 @@ def draft(
     with Session(engine) as session:
         review = approval.review_notice(session, app.settings, created)
     return Drafted(created, review, template, covered_by, bool(wakes.sent))
+
+
+@acts
+def draft_choices(app: App, actor: Actor) -> DraftChoices:
+    """The categories and target accounts a new notice may have.
+
+    :raises Refused: ``actor`` is not a dispatcher.
+    """
+    require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
+    settings = app.settings
+    return DraftChoices(
+        dict(settings.publisher.categories),
+        {name: a.platform for name, a in settings.accounts.items() if a.enabled},
+    )
+
+
+@acts
+def preview(app: App, actor: Actor, notice: NoticeDraft) -> approval.Review:
+    """What ``notice`` would look like to its approver (each target's text, count, cost and
+    the policy findings), without storing it.
+
+    :raises Refused: ``actor`` is not a dispatcher. :raises UsageError: a bad draft.
+    """
+    require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
+    validate_draft(notice, app.settings, app.clock.now())
+    return approval.review_draft(app.settings, notice)
 
 
 @acts

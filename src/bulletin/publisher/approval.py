@@ -24,9 +24,9 @@ from bulletin.identity import require_role
 from bulletin.models import Approval, Delivery, Notice
 from bulletin.publisher import announce, policy
 from bulletin.publisher.media import notice_images as pinned_images
-from bulletin.publisher.notices import check_times, get_for_update, platform_of
+from bulletin.publisher.notices import NoticeDraft, check_times, get_for_update, platform_of
 from bulletin.publisher.schedule import next_occurrence, retext
-from bulletin.publisher.texts import TargetText, plan
+from bulletin.publisher.texts import TargetText, plan, variant_for
 from bulletin.states import DeliveryKind, NoticeState
 
 
@@ -82,6 +82,23 @@ def review_notice(session: Session, settings: Settings, notice: Notice) -> Revie
     subject = policy.Subject(notice.category, targets, notice.link, notice_images(notice))
     overridden = {rule for a in approvals for rule in a.overrides or []}
     return Review(targets, policy.check(settings, subject), approvals, overridden)
+
+
+def review_draft(settings: Settings, draft: NoticeDraft) -> Review:
+    """What an approver would see of ``draft`` (validated, see
+    :func:`bulletin.publisher.notices.validate_draft`) before it is stored: each target's
+    text as its platform counts it, its cost and the policy findings. Writes nothing; a text
+    too long for a platform is a finding here, not an error."""
+    text = draft.text.strip()
+    variants = {k: v.strip() for k, v in draft.variants.items()}
+    targets = []
+    for account in draft.targets:
+        platform = settings.accounts[account].platform
+        own = variant_for(account, platform, text, variants)
+        targets.append(plan(settings, account, platform, own, draft.link, draft.allow_thread))
+    images = [{"name": path, "alt": alt} for path, alt in draft.images]
+    subject = policy.Subject(draft.category, targets, draft.link, images)
+    return Review(targets, policy.check(settings, subject), [], set())
 
 
 def notice_images(notice: Notice) -> list[dict[str, str]]:

@@ -24,14 +24,16 @@ from bulletin.app.sessions import SignedIn
 from bulletin.errors import Refused, UsageError
 from bulletin.publisher.approval import Review
 from bulletin.publisher.failures import NOTICE_STATES, delivery_label
+from bulletin.publisher.notices import NoticeDraft
 from bulletin.publisher.texts import TargetText, as_sent
-from bulletin.timeparse import local_text
+from bulletin.timeparse import local_text, parse_when
 from bulletin.web import security
 from bulletin.web.pages import Pages, message
 
 APPROVE = "approve"
 SEND_BACK = "send-back"
 EDIT = "edit"
+COMPOSE = "compose"
 
 
 def routes(pages: Pages) -> list[BaseRoute]:
@@ -40,6 +42,8 @@ def routes(pages: Pages) -> list[BaseRoute]:
     return [
         Route("/notices", console.board, methods=["GET"]),
         Route("/notices.json", console.board, methods=["GET"]),
+        Route("/notices/new", console.compose_page, methods=["GET"]),
+        Route("/notices/new", console.compose, methods=["POST"]),
         Route("/notices/{notice_id:int}", console.notice, methods=["GET"]),
         Route("/notices/{notice_id:int}.json", console.notice, methods=["GET"]),
         Route("/approvals", console.approvals, methods=["GET"]),
@@ -228,6 +232,75 @@ class Console:
         except UsageError as e:
             return await self._edit_form(request, who, text, message(e), 400)
         return RedirectResponse(f"/notices/{notice_id}", status_code=303)
+
+    # -- composing a notice ------------------------------------------------------------
+
+    async def compose_page(self, request: Request) -> Response:
+        who = await self.who(request)
+        return await self._compose_form(request, who, {}, None, None, 200)
+
+    async def _compose_form(
+        self,
+        request: Request,
+        who: SignedIn,
+        given: dict[str, Any],
+        review: Review | None,
+        error: str | None,
+        status: int,
+    ) -> Response:
+        choices = await run_in_threadpool(notices.draft_choices, self.app, who.actor)
+        return self.render(
+            request,
+            who,
+            "compose.html",
+            status,
+            choices=choices,
+            given=given,
+            review=review,
+            error=error,
+            zone=self.app.settings.agency.time_zone,
+            csrf=security.form_token(who.csrf_secret, COMPOSE),
+        )
+
+    async def compose(self, request: Request) -> Response:
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, COMPOSE)
+        given: dict[str, Any] = {
+            "category": str(form.get("category", "")),
+            "targets": [str(t) for t in form.getlist("target")],
+            "text": str(form.get("text", "")),
+            "link": str(form.get("link", "")).strip(),
+            "at": str(form.get("at", "")).strip(),
+            "expires": str(form.get("expires", "")).strip(),
+            "allow_thread": bool(form.get("allow_thread")),
+        }
+        try:
+            draft = self._draft(given)
+            if form.get("action") == "preview":
+                review = await run_in_threadpool(notices.preview, self.app, who.actor, draft)
+                return await self._compose_form(request, who, given, review, None, 200)
+            made = await run_in_threadpool(notices.draft, self.app, who.actor, draft)
+        except Refused as e:
+            return await self._compose_form(request, who, given, None, message(e), 403)
+        except UsageError as e:
+            return await self._compose_form(request, who, given, None, message(e), 400)
+        return RedirectResponse(f"/notices/{made.notice.id}", status_code=303)
+
+    def _draft(self, given: dict[str, Any]) -> NoticeDraft:
+        """The form as a draft; times read as the command line reads them, in the agency's
+        zone (:raises UsageError: a time it cannot read)."""
+        zone = self.app.settings.agency.time_zone
+        now = self.app.clock.now()
+        at, expires = given["at"], given["expires"]
+        return NoticeDraft(
+            category=given["category"],
+            text=given["text"],
+            targets=given["targets"],
+            link=given["link"] or None,
+            publish_at=parse_when(at, zone, now) if at and at.lower() != "now" else None,
+            expires_at=parse_when(expires, zone, now) if expires else None,
+            allow_thread=given["allow_thread"],
+        )
 
 
 def preview(target: TargetText, link: str | None) -> list[str]:
