@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,26 @@ def test_the_board_shows_what_went_out_with_links_and_as_json(site: Instance, we
         assert [e["action"] for e in detail["audit"]][:2] == ["drafted", "approved"]
         assert rita.get("/notices", params={"state": "nonsense"}).status_code == 400
         assert rita.get("/notices/999999").status_code == 404
+
+
+def test_the_board_shows_posts_late_after_downtime_with_the_reason(
+    site: Instance, web: str
+) -> None:
+    """A routine notice whose time passed while no daemon ran is listed as late, and its
+    delivery says why it waits (on the page and in the JSON)."""
+    notice_id = drafted(site.app)
+    notices.approve(site.app, Actor("abe", "session"), notice_id)
+    site.clock.advance(timedelta(hours=2))
+    run(site, "daemon", "--once", "--max-wait", "0", clock=site.clock)
+    with signed_in(web, "rita") as rita:
+        page = rita.get("/notices").text
+        assert "Late after downtime" in page
+        assert f'<a href="/notices/{notice_id}">Notice {notice_id}</a> (road-closure)' in page
+        assert "120 minutes past its time when a daemon saw it" in page
+        board = rita.get("/notices.json").json()
+        assert [n["id"] for n in board["late"]] == [notice_id]
+        [feed] = board["notices"][0]["deliveries"]
+        assert feed["state"] == "late" and "waiting for a decision" in feed["problem"]
 
 
 def test_the_console_needs_sign_in_and_a_role_that_sees_notices(site: Instance, web: str) -> None:

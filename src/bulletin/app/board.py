@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlmodel import Session, col, select
+
 from bulletin import audit
 from bulletin.app import notice_queries
 from bulletin.app.actor import Actor, acts
@@ -18,10 +20,10 @@ from bulletin.app.context import App
 from bulletin.config.site import Role
 from bulletin.errors import Refused
 from bulletin.identity import require_role
-from bulletin.models import AuditEvent
+from bulletin.models import AuditEvent, Delivery
 from bulletin.publisher.failures import delivery_label
 from bulletin.publisher.schedule import LateNotice
-from bulletin.states import DeliveryState, NoticeState
+from bulletin.states import NoticeState
 
 #: the roles that may see notices (the board, a notice, the approval queue)
 READERS: tuple[Role, ...] = ("reader", "dispatcher", "approver", "admin")
@@ -88,29 +90,29 @@ def board(app: App, actor: Actor, state: str | None = None, limit: int = 50) -> 
     """
     require_any_role(app, actor, READERS)
     rows = notice_queries.list_notices(app, state, limit)
-    shown = []
-    for row in rows:
-        assert row.notice.id is not None
-        links = _links(app, row.notice.id) if _has_posts(row) else {}
-        shown.append(
-            BoardRow(
-                row,
-                [
-                    DeliveryLine(label, st, links.get(label), row.problems.get(label))
-                    for label, st in row.deliveries.items()
-                ],
-            )
+    links = _post_links(app, [r.notice.id for r in rows if r.notice.id is not None])
+    shown = [
+        BoardRow(
+            row,
+            [
+                DeliveryLine(label, st, links.get((row.notice.id, label)), row.problems.get(label))
+                for label, st in row.deliveries.items()
+            ],
         )
+        for row in rows
+    ]
     return Board(shown, notice_queries.waiting_for_decision(app))
 
 
-def _has_posts(row: notice_queries.NoticeRow) -> bool:
-    return DeliveryState.PUBLISHED in row.deliveries.values()
-
-
-def _links(app: App, notice_id: int) -> dict[str, str]:
-    view = notice_queries.show_notice(app, notice_id)
-    return {delivery_label(d): d.remote_url for d in view.deliveries if d.remote_url}
+def _post_links(app: App, notice_ids: list[int]) -> dict[tuple[int | None, str], str]:
+    """(notice id, delivery label) → the published post's address, in one query."""
+    query = (
+        select(Delivery)
+        .where(col(Delivery.notice_id).in_(notice_ids))
+        .where(col(Delivery.remote_url).is_not(None))
+    )
+    with Session(app.checked_engine()) as session:
+        return {(d.notice_id, delivery_label(d)): d.remote_url or "" for d in session.exec(query)}
 
 
 @acts
