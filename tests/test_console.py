@@ -16,7 +16,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from bulletin.app import Actor, App, notices
+from bulletin.app import Actor, App, notices, templates
 from bulletin.audit import events
 from bulletin.publisher.notices import NoticeDraft
 from tests.plugins.browser import axe_violations, describe
@@ -373,6 +373,50 @@ def test_compose_preview_queue_approve_and_publish(site: Instance, web: str) -> 
         assert f'href="/notices/{notice_id}"' in abe.get("/notices?state=published").text
 
 
+def road_template(app: App) -> None:
+    """An approved template with a text and a time variable."""
+    variables = {"road": "str", "until": "time"}
+    templates.add(app, DANA, "road-closed", "road-closure", TEMPLATE, variables)
+    templates.approve(app, Actor("abe", "session"), "road-closed")
+
+
+TEMPLATE = "Road closed: {road} until {until}. Use another route."
+
+
+def test_a_notice_from_an_approved_template(site: Instance, web: str) -> None:
+    """The compose page lists the approved templates; a template's form has one field per
+    variable, typed; a value of the wrong type is refused with the variable named; filled in,
+    the notice is approved by the template's approval and published."""
+    road_template(site.app)
+    with signed_in(web, "dana") as dana:
+        page = dana.get("/notices/new").text
+        assert 'href="/notices/new?template=road-closed"' in page
+        form_page = dana.get("/notices/new", params={"template": "road-closed"}).text
+        assert 'name="var-road"' in form_page and 'type="text"' in form_page
+        assert "A time of day, e.g. 18:30 or 6:30 pm." in form_page
+        token = csrf_for(form_page, "/notices/new")
+        form = {
+            "csrf": token,
+            "template": "road-closed",
+            "var-road": "Mass Ave",
+            "var-until": "half past six",
+            "target": "feed",
+            "at": "now",
+        }
+        bad = dana.post("/notices/new", data=form)
+        assert bad.status_code == 400 and "until" in error_of(bad.text)
+        assert 'value="Mass Ave"' in bad.text  # what was typed stays
+        done = dana.post("/notices/new", data={**form, "var-until": "18:30"})
+        assert done.status_code == 303
+        detail = dana.get(done.headers["location"] + ".json").json()
+        assert detail["text"] == "Road closed: Mass Ave until 6:30 PM. Use another route."
+        assert detail["state"] == "approved"
+        assert dana.get("/notices/new", params={"template": "nothing"}).status_code == 404
+    run(site, "daemon", "--once", "--max-wait", "0", clock=site.clock)
+    with signed_in(web, "rita") as rita:
+        assert rita.get(f"/notices/{detail['id']}.json").json()["state"] == "published"
+
+
 def test_only_a_dispatcher_composes(site: Instance, web: str) -> None:
     """The compose page asks the application layer: a reader and an approver are refused."""
     for name in ("rita", "abe"):
@@ -412,8 +456,8 @@ def test_console_pages_pass_axe_at_320_and_1280_pixels(
 ) -> None:
     """axe-core finds no WCAG 2.1 A or AA violation on the board, a notice, the approval
     queue (with a policy finding, and with an error), a notice sent back and its edit form,
-    and the compose form (empty, previewed, with an error), at 320 and 1280 pixels, and no
-    page scrolls sideways."""
+    the compose form (empty, previewed, with an error) and a template's form, at 320 and 1280
+    pixels, and no page scrolls sideways."""
     app = browser_site.app
     published = drafted(app)
     notices.approve(app, Actor("abe", "session"), published)
@@ -421,6 +465,7 @@ def test_console_pages_pass_axe_at_320_and_1280_pixels(
     drafted(app, GUILT, category="public-safety-advisory")
     sent = drafted(app, "Road work on Bedford St.")
     notices.send_back(app, Actor("abe", "session"), sent, "Say when the work ends.")
+    road_template(app)
     with serving(app) as url:
         for width in (320, 1280):
             context = browser.new_context(viewport={"width": width, "height": 800})
@@ -436,6 +481,9 @@ def test_console_pages_pass_axe_at_320_and_1280_pixels(
                 page.wait_for_selector("p.error")
                 assert not (found := axe_violations(page)), describe(found)
                 assert page.evaluate(NO_SIDEWAYS)
+                page.goto(f"{url}/notices/new?template=road-closed")
+                assert not (found := axe_violations(page)), describe(found)
+                assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
                 page.goto(f"{url}/notices/new")
                 assert not (found := axe_violations(page)), describe(found)
                 page.fill("#text", GUILT)

@@ -9,7 +9,7 @@ wake-up (:mod:`bulletin.app.outbox`). What to read: :mod:`bulletin.app.notice_qu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlmodel import Session
 
@@ -17,7 +17,7 @@ from bulletin.app import outbox
 from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.identity import require_role
-from bulletin.models import Notice
+from bulletin.models import Notice, Template
 from bulletin.publisher import amend, approval, failures, revisions, schedule
 from bulletin.publisher.notices import (
     CancelResult,
@@ -26,7 +26,7 @@ from bulletin.publisher.notices import (
     create_notice,
     validate_draft,
 )
-from bulletin.publisher.templates import notice_from_template
+from bulletin.publisher.templates import list_templates, notice_from_template
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,12 @@ class Drafted:
 
 @dataclass(frozen=True)
 class DraftChoices:
-    """What a dispatcher may choose from: categories (slug → priority) and the enabled
-    target accounts (name → platform)."""
+    """What a dispatcher may choose from: categories (slug → priority), the enabled target
+    accounts (name → platform) and the approved templates (their newest versions)."""
 
     categories: dict[str, str]
     accounts: dict[str, str]
+    templates: list[Template] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,7 @@ def draft_choices(app: App, actor: Actor) -> DraftChoices:
     return DraftChoices(
         dict(settings.publisher.categories),
         {name: a.platform for name, a in settings.accounts.items() if a.enabled},
+        [t for t in list_templates(app.checked_engine()) if t.approved_by],
     )
 
 

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from bulletin.app import board, notices
 from bulletin.app.notice_queries import NoticeView
 from bulletin.app.sessions import SignedIn
-from bulletin.errors import Refused, UsageError
+from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.publisher.approval import Review
 from bulletin.publisher.failures import NOTICE_STATES, delivery_label
 from bulletin.publisher.notices import NoticeDraft
@@ -237,7 +237,8 @@ class Console:
 
     async def compose_page(self, request: Request) -> Response:
         who = await self.who(request)
-        return await self._compose_form(request, who, {}, None, None, 200)
+        given = {"template": request.query_params.get("template", "")}
+        return await self._compose_form(request, who, given, None, None, 200)
 
     async def _compose_form(
         self,
@@ -249,12 +250,17 @@ class Console:
         status: int,
     ) -> Response:
         choices = await run_in_threadpool(notices.draft_choices, self.app, who.actor)
+        name = given.get("template") or ""
+        template = next((t for t in choices.templates if t.name == name), None)
+        if name and template is None:
+            raise NotFound(f"no approved template {name!r}")
         return self.render(
             request,
             who,
-            "compose.html",
+            "compose_template.html" if template else "compose.html",
             status,
             choices=choices,
+            chosen=template,
             given=given,
             review=review,
             error=error,
@@ -266,6 +272,7 @@ class Console:
         who = await self.who(request)
         form = await self.pages.checked_form(request, who.csrf_secret, COMPOSE)
         given: dict[str, Any] = {
+            "template": str(form.get("template", "")),
             "category": str(form.get("category", "")),
             "targets": [str(t) for t in form.getlist("target")],
             "text": str(form.get("text", "")),
@@ -273,13 +280,29 @@ class Console:
             "at": str(form.get("at", "")).strip(),
             "expires": str(form.get("expires", "")).strip(),
             "allow_thread": bool(form.get("allow_thread")),
+            "values": {
+                str(k).removeprefix("var-"): str(v)
+                for k, v in form.multi_items()
+                if str(k).startswith("var-")
+            },
         }
         try:
             draft = self._draft(given)
-            if form.get("action") == "preview":
+            if given["template"]:
+                made = await run_in_threadpool(
+                    lambda: notices.draft(
+                        self.app,
+                        who.actor,
+                        draft,
+                        template=given["template"],
+                        values=given["values"],
+                    )
+                )
+            elif form.get("action") == "preview":
                 review = await run_in_threadpool(notices.preview, self.app, who.actor, draft)
                 return await self._compose_form(request, who, given, review, None, 200)
-            made = await run_in_threadpool(notices.draft, self.app, who.actor, draft)
+            else:
+                made = await run_in_threadpool(notices.draft, self.app, who.actor, draft)
         except Refused as e:
             return await self._compose_form(request, who, given, None, message(e), 403)
         except UsageError as e:
