@@ -111,7 +111,9 @@ def test_the_board_shows_what_went_out_with_links_and_as_json(site: Instance, we
             assert f'<th scope="row">{action}</th>' in one.text, action
         detail = rita.get(f"/notices/{published}.json").json()
         assert detail["text"] == ROAD and detail["deliveries"][0]["url"] == post
-        assert [e["action"] for e in detail["audit"]][:2] == ["drafted", "approved"]
+        trail = [(e["action"], e["about"]) for e in detail["audit"]]
+        assert trail[:2] == [("drafted", "notice"), ("approved", "notice")]
+        assert ("published", "feed") in trail and ("notice-published", "notice") in trail
         assert rita.get("/notices", params={"state": "nonsense"}).status_code == 400
         assert rita.get("/notices/999999").status_code == 404
 
@@ -255,8 +257,8 @@ def test_send_back_and_edit_through_the_pages(site: Instance, web: str) -> None:
         detail = dana.get(f"/notices/{notice_id}.json").json()
         assert (detail["text"], detail["revision"], detail["sent_back"]) == (new_text, 2, None)
         assert detail["review"]["previews"] == {"feed": [new_text]}
-        trail = [e["action"] for e in detail["audit"]]
-        assert trail == ["drafted", "sent-back", "edited"]
+        actions = [e["action"] for e in detail["audit"]]
+        assert actions == ["drafted", "sent-back", "edited"]
     with signed_in(web, "abe") as abe:
         token = csrf_of(abe.get("/approvals").text)
         assert abe.post(f"/approvals/{notice_id}", data={"csrf": token}).status_code == 303

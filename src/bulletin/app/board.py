@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
-from bulletin import audit
 from bulletin.app import notice_queries
 from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
@@ -75,11 +74,20 @@ class Board:
 
 
 @dataclass(frozen=True)
+class TrailLine:
+    """One audit event about a notice (``about``: ``notice``) or one of its deliveries
+    (``about``: the delivery's label)."""
+
+    event: AuditEvent
+    about: str
+
+
+@dataclass(frozen=True)
 class NoticePage:
-    """One notice in full and its audit trail, oldest first."""
+    """One notice in full and its audit trail (its deliveries' events too), oldest first."""
 
     view: notice_queries.NoticeView
-    trail: list[AuditEvent]
+    trail: list[TrailLine]
 
 
 @acts
@@ -123,9 +131,25 @@ def notice_page(app: App, actor: Actor, notice_id: int) -> NoticePage:
     """
     require_any_role(app, actor, READERS)
     view = notice_queries.show_notice(app, notice_id)
-    trail = audit.events(
-        app.checked_engine(), object_type="notice", object_id=str(notice_id), limit=AUDIT_LINES
+    labels = {str(d.id): delivery_label(d) for d in view.deliveries}
+    about_notice = (col(AuditEvent.object_type) == "notice") & (
+        col(AuditEvent.object_id) == str(notice_id)
     )
+    about_deliveries = (col(AuditEvent.object_type) == "delivery") & (
+        col(AuditEvent.object_id).in_(list(labels))
+    )
+    query = (
+        select(AuditEvent)
+        .where(or_(about_notice, about_deliveries))
+        .order_by(col(AuditEvent.id).desc())
+        .limit(AUDIT_LINES)
+    )
+    with Session(app.checked_engine()) as session:
+        events = list(reversed(session.exec(query).all()))
+    trail = [
+        TrailLine(e, labels.get(e.object_id, "notice") if e.object_type == "delivery" else "notice")
+        for e in events
+    ]
     return NoticePage(view, trail)
 
 

@@ -128,13 +128,14 @@ class Console:
                 | {
                     "audit": [
                         {
-                            "at": iso(e.at),
-                            "actor": e.actor,
-                            "action": e.action,
-                            "reason": e.reason,
-                            "via": e.via,
+                            "at": iso(t.event.at),
+                            "actor": t.event.actor,
+                            "action": t.event.action,
+                            "about": t.about,
+                            "reason": t.event.reason,
+                            "via": t.event.via,
                         }
-                        for e in page.trail
+                        for t in page.trail
                     ]
                 }
             )
