@@ -1,4 +1,5 @@
-"""The dispatcher's and approver's console: the board, one notice, the approval queue.
+"""The dispatcher's and approver's console: the board, one notice, the approval queue
+(approve, override, send back), editing a draft, and composing a notice (from a template too).
 
 Each handler finds who is signed in (else it sends them to sign in and back), calls one
 application-layer function with that :class:`~bulletin.app.Actor` (which checks the role)
