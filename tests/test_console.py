@@ -489,6 +489,7 @@ def test_console_pages_pass_axe_at_320_and_1280_pixels(
                 page.goto(f"{url}/notices/new")
                 assert not (found := axe_violations(page)), describe(found)
                 page.fill("#text", GUILT)
+                assert page.inner_text("#text-count") == f"{len(GUILT)} characters typed"
                 page.click("button[value=preview]")
                 page.wait_for_selector("#preview-heading")
                 assert not (found := axe_violations(page)), describe(found)
