@@ -105,6 +105,10 @@ class Notice(SQLModel, table=True):
     # Posted at expiry as a reply to each published post; ``followed_up_at`` once made.
     follow_up: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     followed_up_at: datetime | None = _ts()
+    # Drafts: each edit makes a new revision (approvals name the one they approved);
+    # ``sent_back`` is the comment of the last send-back, until the author's next edit.
+    revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    sent_back: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Delivery(SQLModel, table=True):
@@ -210,7 +214,9 @@ class Approval(SQLModel, table=True):
     """
 
     __tablename__ = "approvals"
-    __table_args__ = (UniqueConstraint("notice_id", "approver", name="uq_approval_person"),)
+    __table_args__ = (
+        UniqueConstraint("notice_id", "approver", "revision", name="uq_approval_person"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     notice_id: int = Field(foreign_key="notices.id", index=True)
@@ -221,6 +227,7 @@ class Approval(SQLModel, table=True):
         default=None, sa_column=Column(JSONText(ensure_ascii=True), nullable=True)
     )
     reason: str | None = None
+    revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})  # of the notice
 
 
 class Record(SQLModel, table=True):

@@ -9,7 +9,7 @@ wake-up (:mod:`bulletin.app.outbox`). What to read: :mod:`bulletin.app.notice_qu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -20,16 +20,17 @@ from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.errors import NotFound, Refused
 from bulletin.identity import require_role
-from bulletin.models import Notice
-from bulletin.publisher import amend, approval, failures, schedule
+from bulletin.models import Notice, Template
+from bulletin.publisher import amend, approval, failures, revisions, schedule
 from bulletin.publisher.notices import (
     CancelResult,
     NoticeDraft,
     cancel_notice,
     create_notice,
     get_notice,
+    validate_draft,
 )
-from bulletin.publisher.templates import notice_from_template
+from bulletin.publisher.templates import list_templates, notice_from_template
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,16 @@ class Drafted:
     covered_by: str | None = None
     woke: bool = False
     replayed: bool = False  # made by an earlier request with the same idempotency key
+
+
+@dataclass(frozen=True)
+class DraftChoices:
+    """What a dispatcher may choose from: categories (slug → priority), the enabled target
+    accounts (name → platform) and the approved templates (their newest versions)."""
+
+    categories: dict[str, str]
+    accounts: dict[str, str]
+    templates: list[Template] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -156,6 +167,33 @@ def _draft(
 
 
 @acts
+def draft_choices(app: App, actor: Actor) -> DraftChoices:
+    """The categories and target accounts a new notice may have.
+
+    :raises Refused: ``actor`` is not a dispatcher.
+    """
+    require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
+    settings = app.settings
+    return DraftChoices(
+        dict(settings.publisher.categories),
+        {name: a.platform for name, a in settings.accounts.items() if a.enabled},
+        [t for t in list_templates(app.checked_engine()) if t.approved_by],
+    )
+
+
+@acts
+def preview(app: App, actor: Actor, notice: NoticeDraft) -> approval.Review:
+    """What ``notice`` would look like to its approver (each target's text, count, cost and
+    the policy findings), without storing it.
+
+    :raises Refused: ``actor`` is not a dispatcher. :raises UsageError: a bad draft.
+    """
+    require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
+    validate_draft(notice, app.settings, app.clock.now())
+    return approval.review_draft(app.settings, notice)
+
+
+@acts
 def approve(
     app: App,
     actor: Actor,
@@ -187,7 +225,7 @@ def approve(
             reason=reason,
         )
     with Session(engine) as session:
-        count = len(approval.approvals_of(session, notice_id))
+        count = len(approval.approvals_of(session, notice_id, approved.revision))
     return Approved(approved, count, bool(wakes.sent))
 
 
@@ -202,6 +240,34 @@ def _two_hands(engine: Engine, actor: Actor, notice_id: int) -> None:
             f"{actor.by} wrote or approved notice {notice_id} and may not approve it on "
             f"{actor.name}'s behalf"
         )
+
+
+@acts
+def send_back(app: App, actor: Actor, notice_id: int, comment: str) -> Notice:
+    """Send a draft back to its author with ``comment`` (an approver's action); it waits for
+    the author's edit before anyone may approve it.
+
+    :raises Refused: not an approver, not a draft, or the author's own notice.
+    :raises UsageError: an empty comment.
+    """
+    require_role(app.settings, actor.name, "approver", app.checked_engine())
+    return revisions.send_back(
+        app.checked_engine(), app.clock.now(), notice_id, actor.name, comment
+    )
+
+
+@acts
+def edit(app: App, actor: Actor, notice_id: int, text: str) -> Notice:
+    """Give a draft new text (its author's action, a dispatcher): a new revision, recorded in
+    the audit trail; approvals start over.
+
+    :raises Refused: not a dispatcher, not a draft, or not its author.
+    :raises UsageError: an empty, unchanged or too long text.
+    """
+    require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
+    return revisions.edit(
+        app.checked_engine(), app.settings, app.clock.now(), notice_id, actor.name, text
+    )
 
 
 @acts

@@ -1,4 +1,5 @@
-"""Dispatcher and approver commands: notice add, approve, cancel, list, show."""
+"""Dispatcher and approver commands: notice add, approve, send-back, edit, cancel, list,
+show."""
 
 from __future__ import annotations
 
@@ -266,6 +267,43 @@ def notice_approve(
         {"id": approved.id, "state": approved.state, "daemon_notified": done.woke},
         f"notice {approved.id} approved by {approved.approved_by}; publishing {when}"
         + ("" if done.woke else NO_DAEMON),
+    )
+
+
+@notice.command("send-back")
+@click.argument("notice_id", type=ID)
+@click.option("--comment", required=True, help="What the author should change.")
+@click.option("--by", "approver", default=None, help="Who sends it back (default $BULLETIN_USER).")
+@json_option
+@pass_context
+def notice_send_back(
+    ctx: Context, notice_id: int, comment: str, approver: str | None, as_json: bool
+) -> None:
+    """Send a draft back to its author with a comment; it waits for the author's edit
+    (`bulletin notice edit ID --text ...`) before anyone may approve it."""
+    ctx.warn_open_mode()
+    done = notices.send_back(ctx.app, ctx.actor(approver), notice_id, comment)
+    emit(
+        as_json,
+        {"id": done.id, "state": done.state, "revision": done.revision, "comment": comment},
+        f"notice {done.id} sent back to {done.author}",
+    )
+
+
+@notice.command("edit")
+@click.argument("notice_id", type=ID)
+@click.option("--text", required=True, help="The notice's new text.")
+@click.option("--as", "actor", default=None, help="Who edits (default $BULLETIN_USER).")
+@json_option
+@pass_context
+def notice_edit(ctx: Context, notice_id: int, text: str, actor: str | None, as_json: bool) -> None:
+    """Give your draft new text: a new revision, whose approvals start over."""
+    ctx.warn_open_mode()
+    done = notices.edit(ctx.app, ctx.actor(actor), notice_id, text)
+    emit(
+        as_json,
+        {"id": done.id, "state": done.state, "revision": done.revision},
+        f"notice {done.id}: revision {done.revision} saved; it needs approval again",
     )
 
 

@@ -15,7 +15,7 @@ from bulletin.errors import ConfigError
 from bulletin.timeparse import Span, parse_span
 
 # What a person may do (bulletin.identity enforces it); shared by [users], [auth] and SSO.
-Role = Literal["dispatcher", "approver", "clerk", "admin"]
+Role = Literal["dispatcher", "approver", "clerk", "admin", "reader"]
 
 
 class Section(BaseModel):

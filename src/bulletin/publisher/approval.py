@@ -24,9 +24,9 @@ from bulletin.identity import require_role
 from bulletin.models import Approval, Delivery, Notice
 from bulletin.publisher import announce, policy
 from bulletin.publisher.media import notice_images as pinned_images
-from bulletin.publisher.notices import check_times, get_for_update, platform_of
+from bulletin.publisher.notices import NoticeDraft, check_times, get_for_update, platform_of
 from bulletin.publisher.schedule import next_occurrence, retext
-from bulletin.publisher.texts import TargetText, plan
+from bulletin.publisher.texts import TargetText, plan, variant_for
 from bulletin.states import DeliveryKind, NoticeState
 
 
@@ -67,7 +67,7 @@ def review_notice(session: Session, settings: Settings, notice: Notice) -> Revie
         .where(Delivery.kind == DeliveryKind.POST)
         .where(Delivery.occurrence == 1)
     ).all()
-    approvals = approvals_of(session, notice.id)
+    approvals = approvals_of(session, notice.id, notice.revision)
     targets = [
         plan(
             settings,
@@ -82,6 +82,23 @@ def review_notice(session: Session, settings: Settings, notice: Notice) -> Revie
     subject = policy.Subject(notice.category, targets, notice.link, notice_images(notice))
     overridden = {rule for a in approvals for rule in a.overrides or []}
     return Review(targets, policy.check(settings, subject), approvals, overridden)
+
+
+def review_draft(settings: Settings, draft: NoticeDraft) -> Review:
+    """What an approver would see of ``draft`` (validated, see
+    :func:`bulletin.publisher.notices.validate_draft`) before it is stored: each target's
+    text as its platform counts it, its cost and the policy findings. Writes nothing; a text
+    too long for a platform is a finding here, not an error."""
+    text = draft.text.strip()
+    variants = {k: v.strip() for k, v in draft.variants.items()}
+    targets = []
+    for account in draft.targets:
+        platform = settings.accounts[account].platform
+        own = variant_for(account, platform, text, variants)
+        targets.append(plan(settings, account, platform, own, draft.link, draft.allow_thread))
+    images = [{"name": path, "alt": alt} for path, alt in draft.images]
+    subject = policy.Subject(draft.category, targets, draft.link, images)
+    return Review(targets, policy.check(settings, subject), [], set())
 
 
 def notice_images(notice: Notice) -> list[dict[str, str]]:
@@ -124,6 +141,11 @@ def approve_notice(
             )
         if notice.state != NoticeState.DRAFT:
             raise Refused(f"notice {notice_id} is {notice.state}; only a draft can be approved")
+        if notice.sent_back:
+            raise Refused(
+                f"notice {notice_id} was sent back to {notice.author} "
+                f"(“{notice.sent_back}”); it can be approved once edited"
+            )
         if approver == notice.author:
             raise Refused(f"{approver} wrote notice {notice_id} and may not approve it")
         check_times(
@@ -149,6 +171,7 @@ def approve_notice(
                 at=now,
                 overrides=list(overrides) or None,
                 reason=reason.strip() if overrides and reason else None,
+                revision=notice.revision,
             )
         )
         names.append(approver)
@@ -162,6 +185,7 @@ def approve_notice(
             object_id=notice_id,
             approval=len(names),
             needed=notice.approvals_needed,
+            revision=notice.revision,
             cost_usd=round(review.cost, 3),
             due_at=max(notice.publish_at or now, now).isoformat() if complete else None,
             warnings=[f.rule for f in review.findings if f.severity != "block"] or None,
@@ -186,12 +210,13 @@ def approve_notice(
     return notice
 
 
-def approvals_of(session: Session, notice_id: int) -> list[Approval]:
-    return list(
-        session.exec(
-            select(Approval).where(Approval.notice_id == notice_id).order_by(Approval.id)  # type: ignore[arg-type]
-        ).all()
-    )
+def approvals_of(session: Session, notice_id: int, revision: int | None = None) -> list[Approval]:
+    """The approvals of ``notice_id``, of its ``revision`` only when given (an edit of a
+    draft starts its approvals over)."""
+    query = select(Approval).where(Approval.notice_id == notice_id)
+    if revision is not None:
+        query = query.where(Approval.revision == revision)
+    return list(session.exec(query.order_by(Approval.id)).all())  # type: ignore[arg-type]
 
 
 def check_overrides(settings: Settings, overrides: Sequence[str], reason: str | None) -> None:

@@ -264,7 +264,11 @@ class DeliveryWorker(ArchivesPublished):
         findings = policy.check(
             self.settings, policy.Subject(notice.category, [target], notice.link, images)
         )
-        approvals = session.exec(select(Approval).where(Approval.notice_id == notice.id)).all()
+        approvals = session.exec(
+            select(Approval)
+            .where(Approval.notice_id == notice.id)
+            .where(Approval.revision == notice.revision)
+        ).all()
         overridden = {rule for a in approvals for rule in a.overrides or []}
         blocked = policy.blocking(findings, overridden)
         if not blocked:

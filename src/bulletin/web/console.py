@@ -1,0 +1,407 @@
+"""The dispatcher's and approver's console: the board, one notice, the approval queue
+(approve, override, send back), editing a draft, and composing a notice (from a template too).
+
+Each handler finds who is signed in (else it sends them to sign in and back), calls one
+application-layer function with that :class:`~bulletin.app.Actor` (which checks the role)
+and renders a template; ``?format=json`` (or ``.json``) gives the same data as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bulletin.app import board, notices
+from bulletin.app.notice_queries import NoticeView
+from bulletin.app.sessions import SignedIn
+from bulletin.errors import NotFound, Refused, UsageError
+from bulletin.publisher.approval import Review
+from bulletin.publisher.failures import NOTICE_STATES, delivery_label
+from bulletin.publisher.notices import NoticeDraft
+from bulletin.publisher.texts import TargetText, as_sent
+from bulletin.timeparse import local_text, parse_when
+from bulletin.web import security
+from bulletin.web.pages import Pages, message
+
+APPROVE = "approve"
+SEND_BACK = "send-back"
+EDIT = "edit"
+COMPOSE = "compose"
+
+
+def routes(pages: Pages) -> list[BaseRoute]:
+    """The console's routes, bound to ``pages``."""
+    console = Console(pages)
+    return [
+        Route("/notices", console.board, methods=["GET"]),
+        Route("/notices.json", console.board, methods=["GET"]),
+        Route("/notices/new", console.compose_page, methods=["GET"]),
+        Route("/notices/new", console.compose, methods=["POST"]),
+        Route("/notices/{notice_id:int}", console.notice, methods=["GET"]),
+        Route("/notices/{notice_id:int}.json", console.notice, methods=["GET"]),
+        Route("/approvals", console.approvals, methods=["GET"]),
+        Route("/approvals.json", console.approvals, methods=["GET"]),
+        Route("/approvals/{notice_id:int}", console.approve, methods=["POST"]),
+        Route("/approvals/{notice_id:int}/send-back", console.send_back, methods=["POST"]),
+        Route("/notices/{notice_id:int}/edit", console.edit_page, methods=["GET"]),
+        Route("/notices/{notice_id:int}/edit", console.edit, methods=["POST"]),
+    ]
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.endswith(".json") or request.query_params.get("format") == "json"
+
+
+def iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+class Console:
+    """The console's handlers."""
+
+    def __init__(self, pages: Pages) -> None:
+        self.pages = pages
+        self.app = pages.app
+        zone = self.app.settings.agency.time_zone
+        filters: dict[str, Callable[..., Any]] = {
+            "local": lambda at: local_text(at, zone),
+            "as_sent": preview,
+        }
+        pages.templates.env.filters.update(filters)
+
+    async def who(self, request: Request) -> SignedIn:
+        """The signed-in person; else a redirect to sign in (and come back here)."""
+        found = await self.pages.signed_in(request)
+        if found is None:
+            back = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+            raise HTTPException(303, "Sign in first", headers={"Location": f"/sign-in?next={back}"})
+        return found
+
+    def render(
+        self, request: Request, who: SignedIn, template: str, status: int = 200, **context: Any
+    ) -> Response:
+        return self.pages.render(
+            request, template, status, user=who.actor.name, roles=who.roles, **context
+        )
+
+    # -- the board ---------------------------------------------------------------------
+
+    async def board(self, request: Request) -> Response:
+        who = await self.who(request)
+        state = request.query_params.get("state") or None
+        shown = await run_in_threadpool(board.board, self.app, who.actor, state)
+        if wants_json(request):
+            return JSONResponse(
+                {
+                    "state": state,
+                    "notices": [board_row_json(r) for r in shown.rows],
+                    "late": [
+                        {
+                            "id": n.notice_id,
+                            "category": n.category,
+                            "due_at": iso(n.due_at),
+                            "accounts": n.accounts,
+                            "occurrence": n.occurrence,
+                        }
+                        for n in shown.late
+                    ],
+                }
+            )
+        return self.render(
+            request, who, "notices.html", board=shown, state=state, states=NOTICE_STATES
+        )
+
+    async def notice(self, request: Request) -> Response:
+        who = await self.who(request)
+        notice_id = int(request.path_params["notice_id"])
+        page = await run_in_threadpool(board.notice_page, self.app, who.actor, notice_id)
+        if wants_json(request):
+            return JSONResponse(
+                view_json(page.view)
+                | {
+                    "audit": [
+                        {
+                            "at": iso(t.event.at),
+                            "actor": t.event.actor,
+                            "action": t.event.action,
+                            "about": t.about,
+                            "reason": t.event.reason,
+                            "via": t.event.via,
+                        }
+                        for t in page.trail
+                    ]
+                }
+            )
+        return self.render(request, who, "notice.html", page=page, view=page.view)
+
+    # -- approvals ---------------------------------------------------------------------
+
+    async def approvals(self, request: Request) -> Response:
+        who = await self.who(request)
+        return await self._queue(request, who, None, None, 200)
+
+    async def _queue(
+        self, request: Request, who: SignedIn, error: str | None, done: str | None, status: int
+    ) -> Response:
+        queue = await run_in_threadpool(board.approval_queue, self.app, who.actor)
+        if wants_json(request):
+            return JSONResponse({"notices": [view_json(v) for v in queue]})
+        return self.render(
+            request,
+            who,
+            "approvals.html",
+            status,
+            queue=queue,
+            error=error,
+            done=done or request.query_params.get("done"),
+            csrf=security.form_token(who.csrf_secret, APPROVE),
+            csrf_back=security.form_token(who.csrf_secret, SEND_BACK),
+        )
+
+    async def approve(self, request: Request) -> Response:
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, APPROVE)
+        notice_id = int(request.path_params["notice_id"])
+        overrides = [str(o) for o in form.getlist("override")]
+        reason = str(form.get("reason", "")).strip() or None
+        try:
+            if form.get("with_override") and not overrides:
+                raise UsageError("choose the rule to override")
+            done = await run_in_threadpool(
+                lambda: notices.approve(
+                    self.app, who.actor, notice_id, overrides=overrides, reason=reason
+                )
+            )
+        except Refused as e:
+            return await self._queue(request, who, message(e), None, 403)
+        except UsageError as e:
+            return await self._queue(request, who, message(e), None, 400)
+        note = f"approved-{notice_id}" if done.notice.state != "draft" else f"noted-{notice_id}"
+        return RedirectResponse(f"/approvals?done={note}", status_code=303)
+
+    async def send_back(self, request: Request) -> Response:
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, SEND_BACK)
+        notice_id = int(request.path_params["notice_id"])
+        comment = str(form.get("comment", ""))
+        try:
+            await run_in_threadpool(notices.send_back, self.app, who.actor, notice_id, comment)
+        except Refused as e:
+            return await self._queue(request, who, message(e), None, 403)
+        except UsageError as e:
+            return await self._queue(request, who, message(e), None, 400)
+        return RedirectResponse(f"/approvals?done=sent-{notice_id}", status_code=303)
+
+    # -- editing a draft ---------------------------------------------------------------
+
+    async def edit_page(self, request: Request) -> Response:
+        who = await self.who(request)
+        return await self._edit_form(request, who, None, None, 200)
+
+    async def _edit_form(
+        self, request: Request, who: SignedIn, text: str | None, error: str | None, status: int
+    ) -> Response:
+        notice_id = int(request.path_params["notice_id"])
+        page = await run_in_threadpool(board.notice_page, self.app, who.actor, notice_id)
+        return self.render(
+            request,
+            who,
+            "edit.html",
+            status,
+            view=page.view,
+            text=page.view.notice.text if text is None else text,
+            error=error,
+            csrf=security.form_token(who.csrf_secret, EDIT),
+        )
+
+    async def edit(self, request: Request) -> Response:
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, EDIT)
+        notice_id = int(request.path_params["notice_id"])
+        text = str(form.get("text", ""))
+        try:
+            await run_in_threadpool(notices.edit, self.app, who.actor, notice_id, text)
+        except Refused as e:
+            return await self._edit_form(request, who, text, message(e), 403)
+        except UsageError as e:
+            return await self._edit_form(request, who, text, message(e), 400)
+        return RedirectResponse(f"/notices/{notice_id}", status_code=303)
+
+    # -- composing a notice ------------------------------------------------------------
+
+    async def compose_page(self, request: Request) -> Response:
+        who = await self.who(request)
+        given = {"template": request.query_params.get("template", "")}
+        return await self._compose_form(request, who, given, None, None, 200)
+
+    async def _compose_form(
+        self,
+        request: Request,
+        who: SignedIn,
+        given: dict[str, Any],
+        review: Review | None,
+        error: str | None,
+        status: int,
+    ) -> Response:
+        choices = await run_in_threadpool(notices.draft_choices, self.app, who.actor)
+        name = given.get("template") or ""
+        template = next((t for t in choices.templates if t.name == name), None)
+        if name and template is None:
+            raise NotFound(f"no approved template {name!r}")
+        return self.render(
+            request,
+            who,
+            "compose_template.html" if template else "compose.html",
+            status,
+            choices=choices,
+            chosen=template,
+            given=given,
+            review=review,
+            error=error,
+            zone=self.app.settings.agency.time_zone,
+            csrf=security.form_token(who.csrf_secret, COMPOSE),
+        )
+
+    async def compose(self, request: Request) -> Response:
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, COMPOSE)
+        given: dict[str, Any] = {
+            "template": str(form.get("template", "")),
+            "category": str(form.get("category", "")),
+            "targets": [str(t) for t in form.getlist("target")],
+            "text": str(form.get("text", "")),
+            "link": str(form.get("link", "")).strip(),
+            "at": str(form.get("at", "")).strip(),
+            "expires": str(form.get("expires", "")).strip(),
+            "allow_thread": bool(form.get("allow_thread")),
+            "values": {
+                str(k).removeprefix("var-"): str(v)
+                for k, v in form.multi_items()
+                if str(k).startswith("var-")
+            },
+        }
+        try:
+            draft = self._draft(given)
+            if given["template"]:
+                made = await run_in_threadpool(
+                    lambda: notices.draft(
+                        self.app,
+                        who.actor,
+                        draft,
+                        template=given["template"],
+                        values=given["values"],
+                    )
+                )
+            elif form.get("action") == "preview":
+                review = await run_in_threadpool(notices.preview, self.app, who.actor, draft)
+                return await self._compose_form(request, who, given, review, None, 200)
+            else:
+                made = await run_in_threadpool(notices.draft, self.app, who.actor, draft)
+        except Refused as e:
+            return await self._compose_form(request, who, given, None, message(e), 403)
+        except UsageError as e:
+            return await self._compose_form(request, who, given, None, message(e), 400)
+        return RedirectResponse(f"/notices/{made.notice.id}", status_code=303)
+
+    def _draft(self, given: dict[str, Any]) -> NoticeDraft:
+        """The form as a draft; times read as the command line reads them, in the agency's
+        zone (:raises UsageError: a time it cannot read)."""
+        zone = self.app.settings.agency.time_zone
+        now = self.app.clock.now()
+        at, expires = given["at"], given["expires"]
+        return NoticeDraft(
+            category=given["category"],
+            text=given["text"],
+            targets=given["targets"],
+            link=given["link"] or None,
+            publish_at=parse_when(at, zone, now) if at and at.lower() != "now" else None,
+            expires_at=parse_when(expires, zone, now) if expires else None,
+            allow_thread=given["allow_thread"],
+        )
+
+
+def preview(target: TargetText, link: str | None) -> list[str]:
+    """What ``target`` will post: its thread's parts, or its one text as the platform gets it
+    (the link added where the platform carries it in the text)."""
+    if target.parts:
+        return [as_sent(target.platform, target.parts[0], link), *target.parts[1:]]
+    return [as_sent(target.platform, target.text, link)]
+
+
+def board_row_json(r: board.BoardRow) -> dict[str, Any]:
+    n = r.row.notice
+    return {
+        "id": n.id,
+        "state": n.state,
+        "category": n.category,
+        "priority": n.priority,
+        "title": n.title,
+        "text": n.text,
+        "author": n.author,
+        "created_at": iso(n.created_at),
+        "publish_at": iso(n.publish_at),
+        "expires_at": iso(n.expires_at),
+        "next_due": iso(r.row.next_due),
+        "deliveries": [
+            {"delivery": d.label, "state": d.state, "url": d.url, "problem": d.problem}
+            for d in r.deliveries
+        ],
+    }
+
+
+def review_json(review: Review, link: str | None) -> dict[str, Any]:
+    return review.as_json() | {
+        "previews": {t.account: preview(t, link) for t in review.targets},
+    }
+
+
+def view_json(v: NoticeView) -> dict[str, Any]:
+    n = v.notice
+    return {
+        "id": n.id,
+        "state": n.state,
+        "category": n.category,
+        "priority": n.priority,
+        "title": n.title,
+        "text": n.text,
+        "link": n.link,
+        "author": n.author,
+        "created_at": iso(n.created_at),
+        "publish_at": iso(n.publish_at),
+        "expires_at": iso(n.expires_at),
+        "revision": n.revision,
+        "sent_back": n.sent_back,
+        "approvals_needed": n.approvals_needed,
+        "approved_by": n.approved_by,
+        "closed_reason": n.closed_reason,
+        "deliveries": [
+            {
+                "delivery": delivery_label(d),
+                "state": d.state,
+                "url": d.remote_url,
+                "published_at": iso(d.published_at),
+                "due_at": iso(d.due_at),
+                "error": d.last_error,
+            }
+            for d in v.deliveries
+        ],
+        "approvals": [
+            {
+                "approver": a.approver,
+                "at": iso(a.at),
+                "via_template": a.via_template,
+                "overrides": a.overrides,
+                "reason": a.reason,
+            }
+            for a in v.approvals
+        ],
+        "review": review_json(v.review, n.link),
+    }
