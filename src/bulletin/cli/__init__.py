@@ -320,3 +320,6 @@ from bulletin.cli import cap, webhook  # noqa: E402
 
 cap.register(cli)
 webhook.register(cli)
+from bulletin.cli import notify as notify_cli  # noqa: E402
+
+notify_cli.register(cli)

@@ -28,6 +28,7 @@ from bulletin.config.archive import (
     RequestsSettings,
     RetentionSettings,
 )
+from bulletin.config.notify import NotifySettings
 from bulletin.config.publisher import CapSettings, PolicySettings, PublisherSettings
 from bulletin.config.site import (
     AgencySettings,
@@ -67,6 +68,7 @@ class Settings(Section):
     capture: CaptureSettings = CaptureSettings()
     cap: CapSettings = CapSettings()
     redaction: RedactionSettings = RedactionSettings()
+    notify: NotifySettings = NotifySettings()
     source: str = "built-in defaults"
 
     @field_validator("users")
