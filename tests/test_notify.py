@@ -372,3 +372,72 @@ def test_notify_test_sends_a_message(inst: Instance, smtp: Inbox) -> None:
     assert result.exit_code == 0, result.output
     assert "test message sent to ops2@example.org" in result.output
     assert len(smtp.messages) == 2
+
+
+def test_accounts_with_an_email_and_the_role_are_told_too(
+    tmp_path: Path, db_url: str, smtp: Inbox
+) -> None:
+    """Given an approver account whose address is set with ``user add --email`` and an admin
+    whose address is set with ``user email``, the approval request reaches the first (not the
+    admin), and a bad address is refused."""
+    people = '[users.ada]\nroles = ["admin"]\n'
+    inst = make_instance(tmp_path, db_url, config(smtp) + people)
+    inst.app.environ = {"NOTIFY_SMTP_PASSWORD": PASSWORD}
+    smtp.start()
+    as_ada = {"BULLETIN_USER": "ada"}
+    added = invoke(inst, "user", "add", "rosa", "--role", "approver", "--email",
+                   "rosa@example.org", env=as_ada)  # fmt: skip
+    assert added.exit_code == 0, added.output
+    changed = invoke(inst, "user", "email", "ada", "ada@example.org", "--json", env=as_ada)
+    assert changed.exit_code == 0, changed.output
+    assert '"email": "ada@example.org"' in changed.output
+    refused = invoke(inst, "user", "email", "ada", "not an address", env=as_ada)
+    assert refused.exit_code == 2 and "not an email address" in refused.output
+    draft(inst, "road-closure")
+    sender(inst).run()
+    assert sorted(m["To"] for m in smtp.messages) == [
+        "chief@example.org",
+        "lt@example.org",
+        "rosa@example.org",
+    ]
+    inst.app.close()
+
+
+def test_a_late_notice_after_downtime_tells_the_admins(inst: Instance, smtp: Inbox) -> None:
+    """Given a routine notice whose time passed while no daemon ran, the admins are told
+    once that it waits for a decision."""
+    from bulletin.publisher.approval import approve_notice
+    from bulletin.publisher.schedule import mark_late
+
+    smtp.start()
+    made = NoticeDraft(category="crime-prevention", text="Lock your car.", targets=("feed",),
+                       publish_at=inst.clock.now() + timedelta(minutes=5))  # fmt: skip
+    notice = create_notice(inst.app.engine, inst.settings, inst.clock, made, "dana")
+    assert notice.id is not None
+    approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id, "chief")
+    inst.clock.advance(timedelta(hours=2))
+    assert mark_late(inst.app.engine, inst.settings, inst.clock.now()) == [notice.id]
+    sender(inst).run()
+    (told,) = smtp.to("it@example.org")
+    assert f"Notice #{notice.id} is late" in told["Subject"]
+    body = told.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Publish or cancel it" in body
+
+
+def test_old_messages_and_links_are_pruned(inst: Instance, smtp: Inbox) -> None:
+    """Messages and links older than 30 days go; the escalation marker stays."""
+    from bulletin.notify.links import ApprovalLink
+    from bulletin.notify.outbox import Notification
+    from bulletin.notify.send import prune
+
+    smtp.start()
+    draft(inst, "evacuation")
+    inst.clock.advance(timedelta(minutes=6))
+    escalate_due(inst.app.engine, inst.settings, inst.clock)
+    sender(inst).run()
+    assert prune(inst.app.engine, inst.clock.now()) == 0
+    inst.clock.advance(timedelta(days=32))
+    assert prune(inst.app.engine, inst.clock.now()) == 4  # 1 approval, 3 links
+    with Session(inst.app.engine) as session:
+        assert [n.kind for n in session.exec(select(Notification))] == ["escalation"]
+        assert session.exec(select(ApprovalLink)).all() == []

@@ -187,4 +187,5 @@ def _user_json(shown: users.UserView) -> dict[str, Any]:
         "disabled": shown.disabled,
         "password_set": shown.has_password,
         "totp": shown.has_totp,
+        "email": shown.email,
     }

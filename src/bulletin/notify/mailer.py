@@ -20,7 +20,11 @@ TIMEOUT = 10.0
 
 
 class MailError(BulletinError):
-    """The SMTP server could not be reached or refused a message."""
+    """The SMTP server refused a message (others may still go)."""
+
+
+class MailServerError(MailError):
+    """The SMTP server could not be reached, refused the session or dropped it."""
 
 
 def reason(error: Exception) -> str:
@@ -55,18 +59,21 @@ class Mailer:
                 smtp.login(s.username, password.reveal())
         except (OSError, smtplib.SMTPException) as e:
             self.close()
-            raise MailError(f"SMTP server {s.smtp_host}:{s.smtp_port}: {reason(e)}") from None
+            raise MailServerError(f"SMTP server {s.smtp_host}:{s.smtp_port}: {reason(e)}") from None
         return self
 
     def send(self, message: EmailMessage) -> None:
         """Send ``message``.
 
-        :raises MailError: the server refused it or the connection broke.
+        :raises MailServerError: the connection broke.
+        :raises MailError: the server refused this message.
         """
         assert self._smtp is not None
         try:
             self._smtp.send_message(message)
-        except (OSError, smtplib.SMTPException) as e:
+        except (OSError, smtplib.SMTPServerDisconnected) as e:
+            raise MailServerError(f"SMTP send: {reason(e)}") from None
+        except smtplib.SMTPException as e:
             raise MailError(f"SMTP send: {reason(e)}") from None
 
     def close(self) -> None:

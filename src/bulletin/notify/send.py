@@ -34,7 +34,7 @@ from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.models import Notice
 from bulletin.notify import links
-from bulletin.notify.mailer import Mailer, MailError
+from bulletin.notify.mailer import Mailer, MailError, MailServerError
 from bulletin.notify.messages import NoticeFacts, build, notice_lines
 from bulletin.notify.outbox import Notification
 from bulletin.states import NoticeState
@@ -46,6 +46,7 @@ LEASE = timedelta(seconds=120)
 FIRST_RETRY = timedelta(seconds=5)
 MAX_RETRY = timedelta(hours=1)
 GIVE_UP_AFTER = timedelta(hours=24)
+KEEP = timedelta(days=30)  # finished messages and used or expired links are kept this long
 
 
 def backoff(attempts: int) -> timedelta:
@@ -177,6 +178,8 @@ class Sender:
     def _decide(self, session: Session, row: Notification, now: datetime) -> Outcome | None:
         notify = self.settings.notify
         assert row.id is not None
+        if now - row.created_at >= GIVE_UP_AFTER:  # waited for a server to be configured
+            return self._close(session, row, now, "skipped: too old")
         if row.kind in ("approval", "escalation"):
             notice = session.get(Notice, row.notice_id) if row.notice_id else None
             if notice is None or notice.state != NoticeState.DRAFT:
@@ -248,7 +251,13 @@ class Sender:
         try:
             with Mailer(self.settings.notify, self.environ) as mailer:
                 for address, message in claimed.messages:
-                    mailer.send(message)
+                    try:
+                        mailer.send(message)
+                    except MailServerError:
+                        raise
+                    except MailError as e:  # this address refused: try the others
+                        error = str(e)
+                        continue
                     reached.append(address)
         except MailError as e:
             error = str(e)
@@ -288,3 +297,25 @@ def send_due(
 ) -> int:
     """The daemon's job: send what is due; how many messages were dealt with."""
     return len(Sender(engine, settings, environ, clock, stop).run())
+
+
+def prune(engine: Engine, now: datetime) -> int:
+    """Delete messages finished (or never sent) more than :data:`KEEP` ago and approval
+    links expired that long; how many rows went. Escalations stay (they mark a notice as
+    escalated)."""
+    cutoff = now - KEEP
+    with session_scope(engine) as session:
+        gone = 0
+        for row in session.exec(
+            select(Notification)
+            .where(col(Notification.kind) != "escalation")
+            .where(col(Notification.created_at) < cutoff)
+        ):
+            session.delete(row)
+            gone += 1
+        for link in session.exec(
+            select(links.ApprovalLink).where(col(links.ApprovalLink.expires_at) < cutoff)
+        ):
+            session.delete(link)
+            gone += 1
+    return gone

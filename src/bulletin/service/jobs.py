@@ -21,6 +21,7 @@ from bulletin.cap.feed import poll_feeds
 from bulletin.errors import BulletinError
 from bulletin.locks import exclusive_job
 from bulletin.notify.escalate import escalate_due, send_digest
+from bulletin.notify.send import prune as prune_mail
 from bulletin.notify.send import send_due as send_mail
 from bulletin.service.instances import HEARTBEAT_SECONDS
 from bulletin.webhooks.registry import prune
@@ -132,6 +133,12 @@ def table(daemon: Daemon) -> list[JobSpec]:
         JobSpec("webhook-log", webhook_log, Every(DAY), "webhook log pruning", exclusive=True,
                 first_run=60),
     ]  # fmt: skip
+
+    def mail_log() -> object:
+        return prune_mail(app.engine, app.clock.now())
+
+    jobs.append(JobSpec("notify-log", mail_log, Every(DAY), "notification pruning",
+                        exclusive=True, first_run=90))  # fmt: skip
     if settings.notify.enabled:
 
         def mail() -> object:
