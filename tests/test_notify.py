@@ -441,3 +441,39 @@ def test_old_messages_and_links_are_pruned(inst: Instance, smtp: Inbox) -> None:
     with Session(inst.app.engine) as session:
         assert [n.kind for n in session.exec(select(Notification))] == ["escalation"]
         assert session.exec(select(ApprovalLink)).all() == []
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        ('smtp_host = "mail"', "sender"),
+        ('smtp_host = "mail"\nsender = "b@x.org"\nusername = "b"', "password_env"),
+        (f'password_env = "{PASSWORD}"', "not the secret itself"),
+        ('quiet_hours = "10pm-7am"', "HH:MM-HH:MM"),
+        ('escalate_after = "5m"', "ambiguous"),
+    ],
+)
+def test_a_bad_notify_section_is_refused_in_one_line(
+    tmp_path: Path, section: str, problem: str
+) -> None:
+    """Each mistake in [notify] is refused with what to change, never echoing a secret."""
+    from bulletin.config import load_settings
+    from bulletin.errors import ConfigError
+
+    path = tmp_path / "bulletin.toml"
+    path.write_text(f"[notify]\n{section}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    assert problem in str(caught.value)
+    assert PASSWORD not in str(caught.value)
+
+
+def test_environment_overrides_reach_the_notify_section(tmp_path: Path) -> None:
+    """BULLETIN_NOTIFY__SMTP_HOST and friends configure the section like the file does."""
+    from bulletin.config import load_settings
+
+    path = tmp_path / "bulletin.toml"
+    path.write_text('[notify]\nsender = "b@x.org"\n')
+    settings = load_settings(path, environ={"BULLETIN_NOTIFY__SMTP_HOST": "mail.x.org"})
+    assert settings.notify.enabled and settings.notify.smtp_host == "mail.x.org"
+    assert settings.notify.escalate_delta == timedelta(minutes=5)

@@ -81,6 +81,8 @@ class NotifySettings(Section):
     def _sender(self) -> NotifySettings:
         if self.smtp_host and not self.sender:
             raise ValueError("sender: give the From address of notifications")
+        if self.username and not self.password_env:
+            raise ValueError("password_env: name the variable that holds the SMTP password")
         return self
 
     @property

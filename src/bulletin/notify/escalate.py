@@ -34,7 +34,11 @@ def escalate_due(engine: Engine, settings: Settings, clock: Clock) -> list[int]:
     cutoff = now - notify.escalate_delta
     done: list[int] = []
     with session_scope(engine) as session:
-        already = select(Notification.notice_id).where(col(Notification.kind) == "escalation")
+        already = (
+            select(Notification.notice_id)
+            .where(col(Notification.kind) == "escalation")
+            .where(col(Notification.notice_id).is_not(None))
+        )
         waiting = session.exec(
             select(Notice)
             .where(col(Notice.state) == NoticeState.DRAFT)

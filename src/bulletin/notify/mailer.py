@@ -14,7 +14,7 @@ from types import TracebackType
 
 from bulletin.config.notify import NotifySettings
 from bulletin.config.secrets import resolve_secret
-from bulletin.errors import BulletinError
+from bulletin.errors import AuthError, BulletinError
 
 TIMEOUT = 10.0
 
@@ -60,6 +60,9 @@ class Mailer:
         except (OSError, smtplib.SMTPException) as e:
             self.close()
             raise MailServerError(f"SMTP server {s.smtp_host}:{s.smtp_port}: {reason(e)}") from None
+        except AuthError as e:  # the password is not set: says which variable, not a value
+            self.close()
+            raise MailServerError(str(e)) from None
         return self
 
     def send(self, message: EmailMessage) -> None:
