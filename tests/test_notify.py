@@ -348,6 +348,9 @@ def test_a_link_verifies_once_and_expires(inst: Instance, smtp: Inbox) -> None:
     _, other = link_in(smtp.to("lt@example.org")[0])
     chief = Actor("chief")
     assert verify_approval_link(inst.app, chief, notice_id, token) == "chief@example.org"
+    with Session(inst.app.engine) as session:
+        used = session.exec(select(AuditEvent).where(AuditEvent.action == "approval-link-used"))
+        assert [(a.actor, a.object_id) for a in used] == [("chief", str(notice_id))]
     with pytest.raises(Refused, match="already used"):
         verify_approval_link(inst.app, chief, notice_id, token)
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
@@ -477,3 +480,18 @@ def test_environment_overrides_reach_the_notify_section(tmp_path: Path) -> None:
     settings = load_settings(path, environ={"BULLETIN_NOTIFY__SMTP_HOST": "mail.x.org"})
     assert settings.notify.enabled and settings.notify.smtp_host == "mail.x.org"
     assert settings.notify.escalate_delta == timedelta(minutes=5)
+
+
+def test_the_daemon_runs_the_notify_jobs(inst: Instance, smtp: Inbox) -> None:
+    """With [notify] configured, the daemon's job table sends due mail and escalates; the
+    send job's body delivers an approval request."""
+    from bulletin.service.daemon import Daemon
+    from bulletin.service.jobs import table
+
+    smtp.start()
+    jobs = {job.id: job for job in table(Daemon(inst.app))}
+    assert {"notify", "escalate", "notify-log"} <= set(jobs)
+    assert "digest" not in jobs
+    draft(inst, "evacuation")
+    assert jobs["notify"].run() == 1
+    assert len(smtp.messages) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bulletin.app.actor import Actor
 from bulletin.app.context import App
+from bulletin.audit import record_event
 from bulletin.db import session_scope
 from bulletin.errors import Refused
 from bulletin.identity import require_role
@@ -38,7 +39,8 @@ def send_test(app: App, actor: Actor, address: str) -> Outcome:
 
 def verify_approval_link(app: App, actor: Actor, notice_id: int, token: str) -> str:
     """Check and use up the one-time ``token`` of notice ``notice_id``'s approval page for a
-    signed-in ``actor``; returns the address the link was sent to.
+    signed-in ``actor`` (audited ``approval-link-used``); returns the address the link was
+    sent to.
 
     :raises Refused: ``actor`` is not an approver, or the link is not valid, has expired or
         was already used.
@@ -49,6 +51,9 @@ def verify_approval_link(app: App, actor: Actor, notice_id: int, token: str) -> 
     try:
         with session_scope(engine) as session:
             key = links.link_key(session, app.settings.notify, app.environ, now)
-            return links.redeem(session, key, notice_id, token, now)
+            recipient = links.redeem(session, key, notice_id, token, now)
+            record_event(session, at=now, actor=actor, action="approval-link-used",
+                         object_type="notice", object_id=notice_id, sent_to=recipient)  # fmt: skip
+            return recipient
     except links.LinkRefused as e:
         raise Refused(f"{e}: open the approval page from the list of notices instead") from None
