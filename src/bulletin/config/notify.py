@@ -20,7 +20,8 @@ def _clock_time(text: str) -> time:
 
 class NotifySettings(Section):
     """Who is emailed when. Empty ``smtp_host``: nobody is emailed (messages wait in the
-    outbox and are dropped as undeliverable only once someone configures a server)."""
+    outbox; once a server is configured, those older than a day are skipped, not sent late).
+    Token expiry warnings are not possible yet: platform accounts store no token expiry."""
 
     smtp_host: str = ""
     smtp_port: int = Field(default=587, ge=1, le=65535)

@@ -12,8 +12,10 @@ messages go one per recipient, each with its own one-time link. Before sending:
   duplicate; with ``digest = true`` they wait for :func:`send_digest`.
 
 A failure is tried again after an exponential backoff (5 s, 10 s, ... at most an hour) until the
-message is :data:`GIVE_UP_AFTER` old; recipients already reached are not sent to again.
-With no SMTP server configured nothing is sent and nothing is lost: messages wait.
+message is :data:`GIVE_UP_AFTER` old; recipients already reached are not sent to again, and
+an address the server refuses does not hold back the others. With no SMTP server configured
+nothing is sent: messages wait, and any older than :data:`GIVE_UP_AFTER` when a server
+appears are skipped rather than sent late.
 """
 
 from __future__ import annotations
