@@ -279,6 +279,7 @@ def test_the_user_commands(site: Instance) -> None:
         "disabled": False,
         "password_set": True,
         "totp": False,
+        "email": None,
     }
     shown = json.loads(
         run(

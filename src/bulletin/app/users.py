@@ -51,6 +51,7 @@ class UserView:
     disabled: bool
     has_password: bool
     has_totp: bool
+    email: str | None = None
 
     @classmethod
     def of(cls, account: UserAccount) -> UserView:
@@ -61,6 +62,7 @@ class UserView:
             account.disabled,
             account.password_hash is not None,
             account.totp_secret is not None,
+            account.email,
         )
 
 
@@ -158,7 +160,12 @@ def act_for(app: App, admin: Actor, name: str, reason: str) -> Actor:
 
 
 def add(
-    app: App, actor: Actor, name: str, roles: list[str], os_user: str | None = None
+    app: App,
+    actor: Actor,
+    name: str,
+    roles: list[str],
+    os_user: str | None = None,
+    email: str | None = None,
 ) -> SetPasswordLink:
     """Add an account (no password yet) and issue its set-password link.
 
@@ -168,13 +175,19 @@ def add(
     _require_admin(app, actor)
     check_name(name, "user name")
     roles = _checked_roles(roles)
+    email = _checked_email(email)
     now = app.clock.now()
     with session_scope(app.engine) as session:
         seed_from_config(session, app.settings, now)
         if find(session, name) is not None:
             raise Refused(f"user {name!r} exists already")
         account = UserAccount(
-            name=name, roles=roles, os_user=os_user or None, created_at=now, updated_at=now
+            name=name,
+            roles=roles,
+            os_user=os_user or None,
+            email=email,
+            created_at=now,
+            updated_at=now,
         )
         session.add(account)
         session.flush()
@@ -213,6 +226,37 @@ def disable(app: App, actor: Actor, name: str) -> UserView:
         web_sessions.revoke_all(session, name, now)
         _audit(session, actor, now, "user.disabled", name)
         return UserView.of(account)
+
+
+@acts
+def set_email(app: App, actor: Actor, name: str, email: str) -> UserView:
+    """Set where ``name``'s notifications go (empty: nowhere).
+
+    :raises Refused: ``actor`` is not an admin.
+    :raises UsageError: not an email address.
+    :raises NotFound: no such user.
+    """
+    _require_admin(app, actor)
+    checked = _checked_email(email)
+    now = app.clock.now()
+    with session_scope(app.engine) as session:
+        account = _account(app, session, name, now)
+        account.email = checked
+        account.updated_at = now
+        session.add(account)
+        _audit(session, actor, now, "user.email", name, email=checked)
+        return UserView.of(account)
+
+
+def _checked_email(email: str | None) -> str | None:
+    """``email`` stripped (None when empty), when it reads as one address."""
+    value = (email or "").strip()
+    if not value:
+        return None
+    local, at, domain = value.rpartition("@")
+    if not at or not local or "." not in domain or any(c.isspace() or c in "<>,;" for c in value):
+        raise UsageError(f"{value!r} is not an email address (name@example.org)")
+    return value
 
 
 @acts

@@ -408,6 +408,8 @@ from bulletin.cli import cap, webhook  # noqa: E402
 cap.register(cli)
 webhook.register(cli)
 
+from bulletin.cli import notify as notify_cli  # noqa: E402
 from bulletin.cli import token  # noqa: E402
 
 token.register(cli)
+notify_cli.register(cli)

@@ -57,6 +57,7 @@ def user() -> None:
 @click.argument("name")
 @_ROLES
 @click.option("--os-user", default=None, metavar="LOGIN", help="The OS login that acts as it.")
+@click.option("--email", default=None, metavar="ADDRESS", help="Where its notifications go.")
 @_AS
 @json_option
 @pass_context
@@ -65,11 +66,12 @@ def user_add(
     name: str,
     roles: tuple[str, ...],
     os_user: str | None,
+    email: str | None,
     actor: str | None,
     as_json: bool,
 ) -> None:
     """Add an account and print its one-time set-password link (valid 24 hours)."""
-    link = users.add(ctx.app, ctx.actor(actor), name, list(roles), os_user)
+    link = users.add(ctx.app, ctx.actor(actor), name, list(roles), os_user, email)
     _print_link(ctx, link, as_json, f"user {name} added ({', '.join(roles)})")
 
 
@@ -109,6 +111,18 @@ def user_roles(
     """Give an account exactly the roles named."""
     shown = users.set_roles(ctx.app, ctx.actor(actor), name, list(roles))
     emit(as_json, _user_json(shown), f"user {name} now holds {', '.join(shown.roles)}")
+
+
+@user.command("email")
+@click.argument("name")
+@click.argument("address")
+@_AS
+@json_option
+@pass_context
+def user_email(ctx: Context, name: str, address: str, actor: str | None, as_json: bool) -> None:
+    """Set where NAME's notifications go ("" for nowhere)."""
+    shown = users.set_email(ctx.app, ctx.actor(actor), name, address)
+    emit(as_json, _user_json(shown), f"user {name}: notifications to {address or 'nobody'}")
 
 
 @user.command("reset")
@@ -179,4 +193,5 @@ def _user_json(shown: users.UserView) -> dict[str, Any]:
         "disabled": shown.disabled,
         "password_set": shown.has_password,
         "totp": shown.has_totp,
+        "email": shown.email,
     }

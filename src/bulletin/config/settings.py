@@ -28,6 +28,7 @@ from bulletin.config.archive import (
     RequestsSettings,
     RetentionSettings,
 )
+from bulletin.config.notify import NotifySettings
 from bulletin.config.publisher import CapSettings, PolicySettings, PublisherSettings
 from bulletin.config.site import (
     AgencySettings,
@@ -69,6 +70,7 @@ class Settings(Section):
     cap: CapSettings = CapSettings()
     redaction: RedactionSettings = RedactionSettings()
     timestamp: TimestampSettings = TimestampSettings()
+    notify: NotifySettings = NotifySettings()
     source: str = "built-in defaults"
 
     @field_validator("users")

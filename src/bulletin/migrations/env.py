@@ -9,6 +9,8 @@ import bulletin.models  # noqa: F401 - registers the tables on SQLModel.metadata
 from bulletin import events  # noqa: F401 - the webhook tables
 from bulletin.cap import models as cap_models  # noqa: F401 - the cap_alerts table
 from bulletin.errors import DatabaseError
+from bulletin.notify import links as notify_links  # noqa: F401 - approval links, keys
+from bulletin.notify import outbox as notify_outbox  # noqa: F401 - the email outbox
 from bulletin.users import models as user_models  # noqa: F401 - accounts of people
 
 target_metadata = SQLModel.metadata

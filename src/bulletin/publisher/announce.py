@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from bulletin.events import iso, record_event
 from bulletin.models import Delivery, Notice
+from bulletin.notify import outbox
 from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
 
@@ -45,6 +46,7 @@ def approval_needed(session: Session, notice: Notice, approvals: int, now: datet
     payload = notice_payload(notice)
     payload.update(approvals=approvals, approvals_needed=notice.approvals_needed)
     record_event(session, "notice.approval_needed", payload, at=now)
+    outbox.approval_needed(session, notice, approvals, now)
 
 
 def published(session: Session, notice: Notice, now: datetime) -> None:
@@ -68,6 +70,11 @@ def published(session: Session, notice: Notice, now: datetime) -> None:
         for d in posts
     ]
     record_event(session, "notice.published", payload, at=now)
+    if notice.state != NoticeState.PUBLISHED:
+        lines = [f"Notice #{notice.id} ({notice.category}, {notice.priority}) ended "
+                 f"{notice.state}: {len(posts)} post(s) published."]  # fmt: skip
+        subject = f"Notice #{notice.id} {notice.state}"
+        outbox.admin(session, subject, lines, now, notice.id)
 
 
 def delivery_failed(session: Session, delivery: Delivery, now: datetime) -> None:
@@ -82,3 +89,10 @@ def delivery_failed(session: Session, delivery: Delivery, now: datetime) -> None
         "reason": (delivery.last_error or "")[:200],
     }
     record_event(session, "delivery.failed", payload, at=now)
+    lines = [
+        f"Notice #{delivery.notice_id} to account {delivery.account} failed after "
+        f"{delivery.attempts} attempt(s).",
+        f"Reason: {payload['reason']}",
+    ]
+    outbox.admin(session, f"Delivery to {delivery.account} failed", lines, now,
+                 delivery.notice_id)  # fmt: skip

@@ -29,6 +29,7 @@ from bulletin.db import session_scope, wake_after_commit
 from bulletin.errors import NotFound, Refused
 from bulletin.identity import SYSTEM_ACTOR
 from bulletin.models import Delivery, Notice
+from bulletin.notify import outbox
 from bulletin.publisher import recurrence
 from bulletin.publisher.delivery import refresh_notice_state
 from bulletin.publisher.notices import platform_of
@@ -278,6 +279,14 @@ def mark_late(engine: Engine, settings: Settings, now: datetime) -> list[int]:
                 occurrence=delivery.occurrence,
                 due_at=delivery.due_at.isoformat(),
             )
+            if notice.id not in marked:
+                outbox.admin(
+                    session,
+                    f"Notice #{notice.id} is late and waits for a decision",
+                    [delivery.last_error, "Publish or cancel it (notice late)."],
+                    now,
+                    notice.id,
+                )
             marked.add(notice.id or 0)
     return sorted(marked)
 

@@ -20,6 +20,9 @@ from bulletin.archiver import ledger
 from bulletin.cap.feed import poll_feeds
 from bulletin.errors import BulletinError
 from bulletin.locks import exclusive_job
+from bulletin.notify.escalate import escalate_due, send_digest
+from bulletin.notify.send import prune as prune_mail
+from bulletin.notify.send import send_due as send_mail
 from bulletin.service.instances import HEARTBEAT_SECONDS
 from bulletin.webhooks.registry import prune
 from bulletin.webhooks.send import send_due
@@ -80,6 +83,7 @@ DAY = 24 * HOUR
 WEBHOOK_SECONDS = 3.0
 #: how often checkpoints no time-stamp authority answered for are tried again
 TIMESTAMP_BACKLOG_SECONDS = 300.0
+NOTIFY_SECONDS = 5.0
 
 
 def table(daemon: Daemon) -> list[JobSpec]:
@@ -134,6 +138,32 @@ def table(daemon: Daemon) -> list[JobSpec]:
     if settings.timestamp.enabled:
         jobs.append(JobSpec("timestamps", work.stamp_backlog, Every(TIMESTAMP_BACKLOG_SECONDS),
                             "checkpoint time-stamping", exclusive=True, first_run=30))  # fmt: skip
+
+    def mail_log() -> object:
+        return prune_mail(app.engine, app.clock.now())
+
+    jobs.append(JobSpec("notify-log", mail_log, Every(DAY), "notification pruning",
+                        exclusive=True, first_run=90))  # fmt: skip
+    if settings.notify.enabled:
+
+        def mail() -> object:
+            return send_mail(app.engine, app.settings, app.environ, app.clock, daemon.stopping)
+
+        def escalate() -> object:
+            return escalate_due(app.engine, app.settings, app.clock)
+
+        def digest() -> object:
+            return send_digest(app.engine, app.settings, app.environ, app.clock)
+
+        jobs += [
+            JobSpec("notify", mail, Every(NOTIFY_SECONDS), "email notifications",
+                    exclusive=True, first_run=3),
+            JobSpec("escalate", escalate, Every(30), "emergency escalation", exclusive=True,
+                    first_run=10),
+        ]  # fmt: skip
+        if settings.notify.digest:
+            at = Daily(settings.notify.digest_at, zone)
+            jobs.append(JobSpec("digest", digest, at, "administrators' digest", exclusive=True))
     if settings.cap.feeds:
 
         def cap_poll() -> object:

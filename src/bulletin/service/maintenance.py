@@ -30,6 +30,7 @@ from bulletin.db import session_scope
 from bulletin.errors import StoreUnavailable
 from bulletin.events import record_event
 from bulletin.models import Account
+from bulletin.notify import outbox
 from bulletin.service.diskspace import Space, measure
 from bulletin.service.metrics import StampingResult, VerifyResult
 
@@ -217,3 +218,7 @@ class Maintenance:
             payload = {"problems": len(report.problems), "kinds": kinds, "records": report.records}
             with session_scope(self.app.engine) as session:
                 record_event(session, "verify.problem", payload, at=self.app.clock.now())
+                lines = [f"{len(report.problems)} problem(s): {', '.join(kinds)}",
+                         "Run: bulletin archive verify"]  # fmt: skip
+                outbox.admin(session, "Archive verification found problems", lines,
+                             self.app.clock.now())  # fmt: skip

@@ -24,6 +24,7 @@ class UserAccount(SQLModel, table=True):
     name: str = Field(unique=True)
     roles: list[str] = Field(default_factory=list, sa_column=Column(JSONText(), nullable=False))
     os_user: str | None = None
+    email: str | None = None  # where notifications reach the person
     password_hash: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     totp_secret: str | None = None
     disabled: bool = False

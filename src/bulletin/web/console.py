@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bulletin.app import board, notices
+from bulletin.app import board, notices, notify
 from bulletin.app.notice_queries import NoticeView
 from bulletin.app.sessions import SignedIn
 from bulletin.errors import NotFound, Refused, UsageError
@@ -49,6 +49,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
         Route("/notices/{notice_id:int}.json", console.notice, methods=["GET"]),
         Route("/approvals", console.approvals, methods=["GET"]),
         Route("/approvals.json", console.approvals, methods=["GET"]),
+        Route("/approvals/{notice_id:int}", console.approval_link, methods=["GET"]),
         Route("/approvals/{notice_id:int}", console.approve, methods=["POST"]),
         Route("/approvals/{notice_id:int}/send-back", console.send_back, methods=["POST"]),
         Route("/notices/{notice_id:int}/edit", console.edit_page, methods=["GET"]),
@@ -147,6 +148,21 @@ class Console:
     async def approvals(self, request: Request) -> Response:
         who = await self.who(request)
         return await self._queue(request, who, None, None, 200)
+
+    async def approval_link(self, request: Request) -> Response:
+        """The link an approval email carries: signed in, its one-time token is used up and
+        the approver lands on the queue at that notice (the token leaves the address bar)."""
+        who = await self.who(request)
+        notice_id = int(request.path_params["notice_id"])
+        token = request.query_params.get("t", "")
+        if token:
+            try:
+                await run_in_threadpool(
+                    notify.verify_approval_link, self.app, who.actor, notice_id, token
+                )
+            except Refused as e:
+                return await self._queue(request, who, message(e), None, 403)
+        return RedirectResponse(f"/approvals#n{notice_id}-heading", status_code=303)
 
     async def _queue(
         self, request: Request, who: SignedIn, error: str | None, done: str | None, status: int
