@@ -30,7 +30,9 @@ from sqlmodel import Session, col, select
 
 from bulletin import __version__
 from bulletin.app import App
+from bulletin.app.facebook_webhooks import capture_webhook_events, facebook_pages
 from bulletin.archiver import ledger
+from bulletin.archiver.capture.webhooks import pending_count
 from bulletin.config import load_settings
 from bulletin.db import session_scope
 from bulletin.errors import BulletinError, ConfigError, StoreUnavailable
@@ -75,6 +77,7 @@ class Daemon:
         self._reload = threading.Event()
         self.instance = Instance(app, self.owner)
         self.dispatcher = Dispatcher(app, self.owner, self._stop, self._wake)
+        self.dispatcher.after_round.append(self._kick_webhook_capture)
         self.maintenance = Maintenance(app)
         self._dispatch_thread: threading.Thread | None = None
         self._scheduler: BackgroundScheduler | None = None
@@ -206,6 +209,15 @@ class Daemon:
         assert self._scheduler is not None
         jobs.schedule(self._scheduler, jobs.table(self), self.app.engine)
 
+    def _kick_webhook_capture(self) -> None:
+        """Run the Facebook webhook capture now when deliveries wait (the daemon was woken
+        after one was received), instead of at its next fallback run."""
+        scheduler = self._scheduler
+        if scheduler is None or scheduler.get_job(jobs.FACEBOOK_WEBHOOK_JOB) is None:
+            return
+        if pending_count(self.app.engine):
+            scheduler.modify_job(jobs.FACEBOOK_WEBHOOK_JOB, next_run_time=datetime.now(UTC))
+
     def _serve_metrics(self) -> None:
         """Serve metrics at ``[daemon] metrics_address`` (stopping any endpoint before)."""
         self._end_metrics()
@@ -300,6 +312,11 @@ class Daemon:
                 if time.monotonic() + max(wait, 0) > deadline:
                     break
                 time.sleep(max(wait, 0.05))
+            if facebook_pages(self.app):  # what webhooks reported, before the sweeps
+                try:
+                    capture_webhook_events(self.app)
+                except BulletinError as e:
+                    log.error("facebook webhook capture failed", error=str(e))
             for name, account in self.app.settings.accounts.items():
                 if account.enabled:
                     try:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from bulletin.app.facebook_webhooks import capture_webhook_events, facebook_pages
 from bulletin.archiver import ledger
 from bulletin.cap.feed import poll_feeds
 from bulletin.errors import BulletinError
@@ -78,6 +79,10 @@ class JobSpec:
 HOUR = 3600.0
 DAY = 24 * HOUR
 WEBHOOK_SECONDS = 3.0
+# Facebook webhook deliveries are captured when the daemon is woken after their receipt; this
+# is the fallback interval (a lost wake-up delays a capture this long, never loses it)
+FACEBOOK_WEBHOOK_SECONDS = 5.0
+FACEBOOK_WEBHOOK_JOB = "facebook-webhooks"
 
 
 def table(daemon: Daemon) -> list[JobSpec]:
@@ -129,6 +134,14 @@ def table(daemon: Daemon) -> list[JobSpec]:
         JobSpec("webhook-log", webhook_log, Every(DAY), "webhook log pruning", exclusive=True,
                 first_run=60),
     ]  # fmt: skip
+    if facebook_pages(app):
+
+        def facebook_webhooks() -> object:
+            return capture_webhook_events(app)
+
+        every = Every(FACEBOOK_WEBHOOK_SECONDS)
+        jobs.append(JobSpec(FACEBOOK_WEBHOOK_JOB, facebook_webhooks, every,
+                            "facebook webhook capture", exclusive=True, first_run=1))  # fmt: skip
     if settings.cap.feeds:
 
         def cap_poll() -> object:

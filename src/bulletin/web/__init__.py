@@ -22,7 +22,7 @@ from starlette.templating import Jinja2Templates
 from bulletin.app import App
 from bulletin.app.health import readiness
 from bulletin.errors import BulletinError, DatabaseError, NotFound, Refused, UsageError
-from bulletin.web import security
+from bulletin.web import facebook_hook, security
 from bulletin.web.pages import Forbidden, Pages, message
 
 MAX_BODY = 64 * 1024  # the forms are small
@@ -89,13 +89,18 @@ def create_app(app: App) -> Starlette:
     routes = [
         Route("/", pages.home, methods=["GET"]),
         Route("/sign-in", pages.sign_in_page, methods=["GET"]),
-        Route("/sign-in", pages.sign_in, methods=["POST"]),
-        Route("/sign-out", pages.sign_out, methods=["POST"]),
+        Route("/sign-in", pages.sign_in, methods=["POST"], max_body_size=MAX_BODY),
+        Route("/sign-out", pages.sign_out, methods=["POST"], max_body_size=MAX_BODY),
         Route("/set-password/{token}", pages.set_password_page, methods=["GET"]),
-        Route("/set-password/{token}", pages.set_password, methods=["POST"]),
+        Route(
+            "/set-password/{token}", pages.set_password, methods=["POST"], max_body_size=MAX_BODY
+        ),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=static), name="static"),
+        # Meta's webhooks: authenticated by signature, not by session or form token (see
+        # the module); its bodies may be larger than a form's
+        *facebook_hook.routes(app),
     ]
     return Starlette(
         routes=routes,
@@ -105,5 +110,5 @@ def create_app(app: App) -> Starlette:
             BulletinError: refused,
             HTTPException: http_error,
         },
-        max_body_size=MAX_BODY,
+        max_body_size=facebook_hook.MAX_BODY,  # the largest any route takes
     )
