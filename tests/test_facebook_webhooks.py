@@ -27,7 +27,7 @@ from bulletin.archiver.capture.webhooks import parse, pending_count
 from bulletin.archiver.store.base import object_key
 from bulletin.connectors.base import OutgoingPost
 from bulletin.connectors.sandbox import SandboxServer
-from bulletin.models import FacebookWebhookEvent, Record
+from bulletin.models import FacebookWebhookChange, FacebookWebhookEvent, Record
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import invoke
 from tests.plugins.sandbox import Control, sandbox_accounts
@@ -348,3 +348,49 @@ def test_parse_keeps_comment_and_post_changes_only() -> None:
     ]
     with pytest.raises(ValueError, match="not a Page notification"):
         parse(b'{"object": "user"}')
+
+
+def test_the_running_daemon_captures_a_delivery_it_is_woken_for(hooked: Hooked) -> None:
+    """Given the daemon running, when a comment's webhook is received, then the daemon (woken
+    after the receipt commits) captures it, with no manual job run."""
+    from bulletin.service.daemon import running
+
+    with running(hooked.app):
+        comment_id = hooked.comment("seen by the daemon")
+        wait_for(lambda: hooked.received() == 1)
+        wait_for(lambda: pending_count(hooked.app.engine) == 0, seconds=15)
+    with Session(hooked.app.engine) as session:
+        applied = session.exec(
+            select(FacebookWebhookChange).where(col(FacebookWebhookChange.remote_id) == comment_id)
+        ).all()
+    assert [c.verb for c in applied] == ["add"]
+    assert [v.text for v in hooked.versions(comment_id)] == ["seen by the daemon"]
+
+
+def test_the_capture_lag_is_measured_by_path(hooked: Hooked) -> None:
+    """Given one comment captured from its webhook and one whose webhook was lost and a
+    sweep found, then the lag histogram counts one of each, by path; refused requests are
+    counted too."""
+    from bulletin.archiver.capture.sweep import sweep
+    from bulletin.db import session_scope
+    from bulletin.publisher.notices import sync_account
+    from bulletin.service.instances import HEARTBEAT_SECONDS
+    from bulletin.service.metrics import StatusCollector
+    from tests.test_metrics import scrape
+
+    hooked.comment("by webhook")
+    wait_for(lambda: hooked.received() == 1)
+    capture_webhook_events(hooked.app)
+    hooked.control.post("fb/webhooks", {"drop": 1})
+    hooked.comment("by sweep")
+    with session_scope(hooked.app.engine) as session:
+        sync_account(session, hooked.app.settings, "facebook")
+    sweep(hooked.app.archiver, hooked.app.connector("facebook"), "facebook", hooked.inst.clock)
+    with httpx.Client(base_url=hooked.url) as web:
+        assert web.post("/webhooks/facebook", content=b"{}").status_code == 403
+    got = scrape(StatusCollector(hooked.app, HEARTBEAT_SECONDS))
+    for path in ("webhook", "sweep"):
+        labels = (("account", "facebook"), ("path", path))
+        assert got[("bulletin_capture_lag_seconds_count", labels)] == 1
+    refused = ("bulletin_facebook_webhooks_refused_total", (("reason", "missing signature"),))
+    assert got[refused] >= 1

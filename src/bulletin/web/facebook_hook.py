@@ -4,7 +4,7 @@ This route has no session and no form token (CSRF), on purpose: its caller is Me
 servers, which hold no cookie and load no form of ours. It is authenticated by what Meta
 sends instead, in the application layer (:mod:`bulletin.app.facebook_webhooks`): the GET
 handshake by the verify token, each POST by the X-Hub-Signature-256 HMAC of its raw body.
-Anything else is answered 403 (and counted, see ``bulletin_facebook_webhooks_refused``).
+Anything else is answered 403 (and counted, see ``bulletin_facebook_webhooks_refused_total``).
 A POST is answered 200 only once its body and signature are committed to the database.
 """
 
