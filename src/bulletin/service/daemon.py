@@ -85,6 +85,7 @@ class Daemon:
         self._listener: PgListener | None = None
         self._sandbox: SandboxChild | None = None
         self._stop_metrics: Callable[[], None] | None = None
+        self._capturing_webhooks = threading.Event()
 
     @property
     def stopping(self) -> threading.Event:
@@ -209,11 +210,29 @@ class Daemon:
         assert self._scheduler is not None
         jobs.schedule(self._scheduler, jobs.table(self), self.app.engine)
 
+    def capture_webhooks(self) -> int:
+        """The Facebook webhook capture job: runs until no delivery waits (those received
+        meanwhile included), or one is left for a platform failure; how many it took."""
+        self._capturing_webhooks.set()
+        taken = 0
+        try:
+            while not self._stop.is_set():
+                result = capture_webhook_events(self.app)
+                taken += result.events
+                if result.events == 0 or result.deferred:
+                    break
+        finally:
+            self._capturing_webhooks.clear()
+        return taken
+
     def _kick_webhook_capture(self) -> None:
         """Run the Facebook webhook capture now when deliveries wait (the daemon was woken
-        after one was received), instead of at its next fallback run."""
+        after one was received), instead of at its next fallback run; not while it runs
+        (it takes what arrives meanwhile)."""
         scheduler = self._scheduler
-        if scheduler is None or scheduler.get_job(jobs.FACEBOOK_WEBHOOK_JOB) is None:
+        if scheduler is None or self._capturing_webhooks.is_set():
+            return
+        if scheduler.get_job(jobs.FACEBOOK_WEBHOOK_JOB) is None:
             return
         if pending_count(self.app.engine):
             scheduler.modify_job(jobs.FACEBOOK_WEBHOOK_JOB, next_run_time=datetime.now(UTC))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from bulletin.app.facebook_webhooks import capture_webhook_events, facebook_pages
+from bulletin.app.facebook_webhooks import facebook_pages
 from bulletin.archiver import ledger
 from bulletin.cap.feed import poll_feeds
 from bulletin.errors import BulletinError
@@ -135,12 +135,8 @@ def table(daemon: Daemon) -> list[JobSpec]:
                 first_run=60),
     ]  # fmt: skip
     if facebook_pages(app):
-
-        def facebook_webhooks() -> object:
-            return capture_webhook_events(app)
-
         every = Every(FACEBOOK_WEBHOOK_SECONDS)
-        jobs.append(JobSpec(FACEBOOK_WEBHOOK_JOB, facebook_webhooks, every,
+        jobs.append(JobSpec(FACEBOOK_WEBHOOK_JOB, daemon.capture_webhooks, every,
                             "facebook webhook capture", exclusive=True, first_run=1))  # fmt: skip
     if settings.cap.feeds:
 
