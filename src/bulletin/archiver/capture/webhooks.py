@@ -223,6 +223,7 @@ class WebhookCapture:
         targets = self._targets()
         notes: dict[int, str] = {}
         changes: list[Change] = []
+        evidence: list[Capture] = []
         for event in events:
             assert event.id is not None
             try:
@@ -231,22 +232,14 @@ class WebhookCapture:
                 notes[event.id] = str(e)
                 found = []
             changes += found
-            self._archive_evidence(event, found, targets)
+            proof = self._evidence(event, found, targets)
+            if proof is not None:
+                evidence.append(proof)
+        if evidence:  # the deliveries themselves first, in one group commit
+            _, created = self.archiver.archive_batch(evidence, resolve=False)
+            self.result.archived += created
         changes.sort(key=lambda c: (c.entry_time, c.created_time, c.event_id, c.index))
-        retry: dict[int, str] = {}
-        for change in changes:
-            if change.event_id in retry:
-                continue  # an event's changes stay in order
-            target = targets.get(change.page_id)
-            if target is None:
-                self.result.unknown_pages += 1
-                notes[change.event_id] = f"no facebook account has page {change.page_id}"
-                continue
-            try:
-                self._apply(change, target)
-            except ConnectorError as e:
-                retry[change.event_id] = str(e)
-                self.result.errors.append(str(e))
+        retry = self._apply_all(changes, targets, notes)
         self._finish(events, notes, retry)
         log.info(
             "webhook changes captured",
@@ -274,14 +267,15 @@ class WebhookCapture:
 
     # -- evidence --------------------------------------------------------------------------
 
-    def _archive_evidence(
+    def _evidence(
         self, event: FacebookWebhookEvent, changes: list[Change], targets: Mapping[str, Target]
-    ) -> None:
-        """The delivery itself as a record: raw body byte for byte, its signature header."""
+    ) -> Capture | None:
+        """The delivery itself as a record: raw body byte for byte, its signature header
+        (None when no account has its Page: the events table keeps it)."""
         page = changes[0].page_id if changes else _first_page(event.body)
         target = targets.get(page or "")
         if target is None:
-            return  # kept in the events table; no account to file it under
+            return None
         item = RemoteItem(
             kind="webhook",
             remote_id=f"facebook-webhook/{event.body_sha256}",
@@ -301,63 +295,114 @@ class WebhookCapture:
             },
             raw=event.body,
         )
-        _, created = self.archiver.archive_batch(
-            [Capture(target.account, PLATFORM, item, target.training)], resolve=False
-        )
-        self.result.archived += created
+        return Capture(target.account, PLATFORM, item, target.training)
 
-    # -- one change ------------------------------------------------------------------------
+    # -- the changes -----------------------------------------------------------------------
 
-    def _apply(self, change: Change, target: Target) -> None:
-        marker = (target.account, change.remote_id, change.verb, change.event_time)
-        with Session(self.engine) as session:
-            if session.get(FacebookWebhookChange, marker) is not None:
+    def _apply_all(
+        self, changes: list[Change], targets: Mapping[str, Target], notes: dict[int, str]
+    ) -> dict[int, str]:
+        """Apply ``changes`` in order; the events left for a later run, with why. Items read
+        fresh are archived together (one group commit); an item found gone is archived
+        after them, alone, since what it becomes depends on its versions so far."""
+        retry: dict[int, str] = {}
+        done = self._already_applied(changes, targets)
+        batch: list[tuple[Change, Target, RemoteItem]] = []
+        for change in changes:
+            if change.event_id in retry:
+                continue  # an event's changes stay in order
+            target = targets.get(change.page_id)
+            if target is None:
+                self.result.unknown_pages += 1
+                notes[change.event_id] = f"no facebook account has page {change.page_id}"
+                continue
+            marker = _marker(change, target)
+            if marker in done:
                 self.result.duplicates += 1
-                return
-        record_id = self._capture(change, target)
-        with session_scope(self.engine) as session:
-            session.merge(
-                FacebookWebhookChange(
-                    account=target.account,
-                    remote_id=change.remote_id,
-                    verb=change.verb,
-                    event_time=change.event_time,
-                    event_id=change.event_id,
-                    applied_at=self.clock.now(),
-                    record_id=record_id,
-                )
-            )
-        self.result.changes += 1
+                continue
+            done.add(marker)
+            try:
+                fresh = self._read(change, target)
+                if fresh is not None:
+                    batch.append((change, target, fresh))
+                    continue
+                self._flush(batch)
+                batch = []
+                self._store([(change, target)], self._gone(change, target))
+            except ConnectorError as e:
+                retry[change.event_id] = str(e)
+                self.result.errors.append(str(e))
+        self._flush(batch)
+        return retry
 
-    def _capture(self, change: Change, target: Target) -> int | None:
-        """Archive the item as it is now (or as the change last showed it, when it is gone);
-        the id of the first new version, if any."""
+    def _already_applied(
+        self, changes: list[Change], targets: Mapping[str, Target]
+    ) -> set[tuple[str, str, str, str]]:
+        markers = {_marker(c, targets[c.page_id]) for c in changes if c.page_id in targets}
+        found: set[tuple[str, str, str, str]] = set()
+        with Session(self.engine) as session:
+            for marker in markers:
+                if session.get(FacebookWebhookChange, marker) is not None:
+                    found.add(marker)
+        return found
+
+    def _read(self, change: Change, target: Target) -> RemoteItem | None:
+        """The item as the platform has it now; None when gone (or removed)."""
+        if change.verb == "remove":
+            return None
         connector = self.connector_for(target.account)
-        if change.post_id:
-            thread = [(change.post_id, None, None)]
-            register_threads(self.engine, target.account, self.clock, thread)
-        fresh: RemoteItem | None = None
-        if change.verb != "remove":
-            if change.is_comment:
-                fresh = connector.fetch_comment(change.post_id or "", change.remote_id)
-            else:
-                fresh = connector.fetch_post(change.remote_id)
-        items = [fresh] if fresh is not None else self._gone(change, target)
-        if not items:
-            return None
-        limits = connector.limits()
-        captures = [Capture(target.account, PLATFORM, i, target.training) for i in items]
-        latest = self.archiver.latest_versions([key(c) for c in captures])
-        ready = []
-        for capture in captures:  # each follows the one before it, as in a sweep's batch
-            ready.append(next_version(capture, latest.get(key(capture)), connector, limits,
-                                      self.policy))  # fmt: skip
-        records, created = self.archiver.archive_batch(ready)
-        self.result.archived += created
-        if not created:
-            return None
-        known = {found.record_id for found in latest.values()}
-        return next((r.id for r in records if r.id not in known), None)
+        if change.is_comment:
+            return connector.fetch_comment(change.post_id or "", change.remote_id)
+        return connector.fetch_post(change.remote_id)
+
+    def _flush(self, batch: list[tuple[Change, Target, RemoteItem]]) -> None:
+        if batch:
+            self._store([(c, t) for c, t, _ in batch], [item for _, _, item in batch])
+
+    def _store(self, applied: list[tuple[Change, Target]], items: list[RemoteItem]) -> None:
+        """Archive ``items`` (the accounts of ``applied``) as a sweep would, then remember
+        ``applied`` as done, each with the first new version it made."""
+        accounts = {t.account: t for _, t in applied}
+        for account, target in accounts.items():
+            posts = [(c.post_id, None, None) for c, t in applied if t is target and c.post_id]
+            register_threads(self.engine, account, self.clock, posts)
+        owner = {c.remote_id: t for c, t in applied}
+        made: dict[str, int] = {}
+        if items:
+            captures = [
+                Capture(owner[i.remote_id].account, PLATFORM, i, owner[i.remote_id].training)
+                for i in items
+            ]
+            latest = self.archiver.latest_versions([key(c) for c in captures])
+            ready = []
+            for capture in captures:
+                connector = self.connector_for(capture.account)
+                found = latest.get(key(capture))
+                ready.append(
+                    next_version(capture, found, connector, connector.limits(), self.policy)
+                )
+            records, created = self.archiver.archive_batch(ready)
+            self.result.archived += created
+            known = {found.record_id for found in latest.values()}
+            for capture, record in zip(ready, records, strict=True):
+                if record.id is not None and record.id not in known:
+                    made.setdefault(capture.item.remote_id, record.id)
+                    known.add(record.id)
+        now = self.clock.now()
+        with session_scope(self.engine) as session:
+            for change, target in applied:
+                session.merge(
+                    FacebookWebhookChange(
+                        account=target.account,
+                        remote_id=change.remote_id,
+                        verb=change.verb,
+                        event_time=change.event_time,
+                        event_id=change.event_id,
+                        applied_at=now,
+                        record_id=made.pop(change.remote_id, None),
+                    )
+                )
+        self.result.changes += len(applied)
 
     def _gone(self, change: Change, target: Target) -> list[RemoteItem]:
         """The versions to archive for an item the platform no longer has."""
@@ -412,6 +457,11 @@ class WebhookCapture:
                     row.processed_at = now
                     row.error = notes.get(row.id or 0)
                 session.add(row)
+
+
+def _marker(change: Change, target: Target) -> tuple[str, str, str, str]:
+    """A change's idempotency key: its item, verb and event time."""
+    return (target.account, change.remote_id, change.verb, change.event_time)
 
 
 def payload_item(change: Change, page_id: str) -> RemoteItem:
