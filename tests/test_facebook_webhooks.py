@@ -394,3 +394,55 @@ def test_the_capture_lag_is_measured_by_path(hooked: Hooked) -> None:
         assert got[("bulletin_capture_lag_seconds_count", labels)] == 1
     refused = ("bulletin_facebook_webhooks_refused_total", (("reason", "missing signature"),))
     assert got[refused] >= 1
+
+
+def deliver(hooked: Hooked, changes: list[dict[str, object]], at: int) -> None:
+    """A signed delivery of ``changes`` on the sandbox Page, as Meta would send it."""
+    body = json.dumps(
+        {
+            "object": "page",
+            "entry": [
+                {
+                    "id": hooked.post_id.split("_")[0],
+                    "time": at,
+                    "changes": [{"field": "feed", "value": v} for v in changes],
+                }
+            ],
+        }
+    ).encode()
+    with httpx.Client(base_url=hooked.url) as web:
+        answer = web.post(
+            "/webhooks/facebook", content=body, headers={"x-hub-signature-256": sign(body)}
+        )
+        assert answer.status_code == 200
+
+
+def test_a_removal_delivered_before_the_comment_keeps_the_late_text(hooked: Hooked) -> None:
+    """Given a comment's removal captured before its (reordered, late) addition arrives, then
+    the removal alone is a deleted version without text, and the late addition fills in the
+    text as another deleted version: nothing is shown as restored."""
+    comment = {"post_id": hooked.post_id, "comment_id": "9_1", "item": "comment",
+               "from": {"id": "77", "name": "Lee"}, "parent_id": hooked.post_id}  # fmt: skip
+    deliver(hooked, [{**comment, "verb": "remove", "created_time": 1000}], 1001)
+    capture_webhook_events(hooked.app)
+    message = {"message": "gone in a second", "created_time": 990}
+    deliver(hooked, [{**comment, **message, "verb": "add"}], 991)
+    capture_webhook_events(hooked.app)
+    assert [(v.state, v.text, v.author) for v in hooked.versions("9_1")] == [
+        ("deleted", "", "Lee"),
+        ("deleted", "gone in a second", "Lee"),
+    ]
+
+
+def test_a_post_change_captures_the_post(hooked: Hooked) -> None:
+    """A status ``edited`` change reads the Page's post fresh; ``remove`` archives it
+    deleted."""
+    post = {"post_id": hooked.post_id, "item": "status", "from": {"id": "1"}}
+    deliver(hooked, [{**post, "verb": "edited", "created_time": 1000}], 1000)
+    capture_webhook_events(hooked.app)
+    [first] = hooked.versions(hooked.post_id)
+    assert (first.kind, first.text) == ("post", "Main St closed today")
+    hooked.app.connector("facebook").delete_post(hooked.post_id)
+    deliver(hooked, [{**post, "verb": "remove", "created_time": 1010}], 1010)
+    capture_webhook_events(hooked.app)
+    assert [v.state for v in hooked.versions(hooked.post_id)] == ["visible", "deleted"]
