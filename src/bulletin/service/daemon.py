@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,7 +78,16 @@ class Daemon:
         self._reload = threading.Event()
         self.instance = Instance(app, self.owner)
         self.dispatcher = Dispatcher(app, self.owner, self._stop, self._wake)
-        self.dispatcher.after_round.append(self._kick_webhook_capture)
+        # through a weak reference: a Daemon only prepared (never started) is freed, and its
+        # instance lock with it, as soon as it is dropped
+        this = weakref.ref(self)
+
+        def kick() -> None:
+            daemon = this()
+            if daemon is not None:
+                daemon._kick_webhook_capture()
+
+        self.dispatcher.after_round.append(kick)
         self.maintenance = Maintenance(app)
         self._dispatch_thread: threading.Thread | None = None
         self._scheduler: BackgroundScheduler | None = None
