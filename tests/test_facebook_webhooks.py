@@ -446,3 +446,64 @@ def test_a_post_change_captures_the_post(hooked: Hooked) -> None:
     deliver(hooked, [{**post, "verb": "remove", "created_time": 1010}], 1010)
     capture_webhook_events(hooked.app)
     assert [v.state for v in hooked.versions(hooked.post_id)] == ["visible", "deleted"]
+
+
+@pytest.mark.slow
+def test_a_delivery_survives_the_kill_of_the_web_process(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    """Given `bulletin web` as a process that answered a delivery 200, when it is killed
+    (SIGKILL) before any capture ran, then `bulletin daemon --once` in a new process
+    captures the comment from the stored delivery."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.test_web import free_port
+
+    db_url = f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}"
+    inst = make_instance(tmp_path, db_url, sandbox_accounts(sandbox.url) + FACEBOOK)
+    app = with_secrets(inst)
+    control = Control(sandbox.url)
+    port = free_port()
+    web = subprocess.Popen(
+        [sys.executable, "-m", "bulletin", "web", "--address", f"127.0.0.1:{port}"],
+        env=inst.env(**ENV),
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), seconds=30)
+        control.post(
+            "fb/webhooks",
+            {
+                "callback_url": f"http://127.0.0.1:{port}/webhooks/facebook",
+                "app_secret": APP_SECRET,
+            },
+        )
+        subscribe_page(app, ADA, "facebook")
+        post = app.connector("facebook").publish(OutgoingPost("k1", "Elm St flooded"))
+        ids = control.post("fb/comments", {"post_id": post.remote_id, "message": "still wet?"})
+        wait_for(lambda: pending_count(app.engine) == 1)
+    finally:
+        web.send_signal(signal.SIGKILL)
+        web.wait(10)
+    once = subprocess.run(
+        [sys.executable, "-m", "bulletin", "daemon", "--once", "--max-wait", "0"],
+        env=inst.env(**ENV),
+        capture_output=True,
+        timeout=120,
+    )
+    assert once.returncode == 0, once.stderr.decode()
+    assert pending_count(app.engine) == 0
+    with Session(app.engine) as session:
+        [change] = session.exec(select(FacebookWebhookChange)).all()
+        [record] = session.exec(select(Record).where(col(Record.remote_id) == ids["ids"][0]))
+    assert change.remote_id == record.remote_id and record.text == "still wet?"
+    app.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
