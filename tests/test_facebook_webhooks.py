@@ -507,3 +507,15 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_a_secret_pasted_in_place_of_its_name_is_refused_unrepeated(tmp_path: Path) -> None:
+    from bulletin.config import load_settings
+    from bulletin.errors import ConfigError
+
+    pasted = "EAAGm0PX4ZCpsBAKZCZAbC12345xyz"
+    config = tmp_path / "bulletin.toml"
+    config.write_text(f'[facebook]\napp_secret_env = "{pasted}"\n')
+    with pytest.raises(ConfigError, match="app_secret_env must name") as refused:
+        load_settings(config, environ={})
+    assert pasted not in str(refused.value)
