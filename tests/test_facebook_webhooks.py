@@ -519,3 +519,24 @@ def test_a_secret_pasted_in_place_of_its_name_is_refused_unrepeated(tmp_path: Pa
     with pytest.raises(ConfigError, match="app_secret_env must name") as refused:
         load_settings(config, environ={})
     assert pasted not in str(refused.value)
+
+
+def test_captured_deliveries_are_pruned_after_thirty_days_pending_ones_never(
+    hooked: Hooked,
+) -> None:
+    from datetime import timedelta
+
+    from bulletin.archiver.capture.webhooks import prune
+
+    comment_id = hooked.comment("kept in the archive")
+    wait_for(lambda: hooked.received() == 1)
+    capture_webhook_events(hooked.app)
+    hooked.comment("not captured yet")
+    wait_for(lambda: hooked.received() == 2)
+    now = hooked.inst.clock.now()
+    assert prune(hooked.app.engine, now - timedelta(days=30)) == 0
+    assert prune(hooked.app.engine, now + timedelta(seconds=1)) == 1
+    with Session(hooked.app.engine) as session:
+        assert [e.state for e in session.exec(select(FacebookWebhookEvent))] == ["pending"]
+        assert session.exec(select(FacebookWebhookChange)).all() == []
+    assert len(hooked.versions(comment_id)) == 1 and len(hooked.evidence()) == 1

@@ -81,6 +81,22 @@ def pending_count(engine: Engine) -> int:
     return int(found or 0)
 
 
+def prune(engine: Engine, before: datetime) -> int:
+    """Forget deliveries captured (``done``) before ``before``, and the changes applied
+    before it: each delivery is in the archive as evidence by then, and Meta repeats a
+    delivery within hours, not weeks. Pending and failed ones stay. How many deliveries."""
+    with session_scope(engine) as session:
+        gone = session.execute(
+            sa.delete(FacebookWebhookEvent)
+            .where(col(FacebookWebhookEvent.state) == "done")
+            .where(col(FacebookWebhookEvent.processed_at) < before)
+        )
+        session.execute(
+            sa.delete(FacebookWebhookChange).where(col(FacebookWebhookChange.applied_at) < before)
+        )
+    return int(gone.rowcount or 0)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class Change:
     """One change a delivery reports (one element of an entry's ``changes``)."""
