@@ -561,3 +561,38 @@ class BatesRange(SQLModel, table=True):
     production: str
     issued_by: str
     issued_at: datetime = _ts(nullable=False)
+
+
+class FacebookWebhookEvent(SQLModel, table=True):
+    """One Page webhook delivery as received: the raw body and its X-Hub-Signature-256
+    header, committed before Meta is answered 200. ``pending`` until a capture job has
+    archived it and every change it reports (``done``), or gave up after repeated platform
+    failures (``failed``; the sweeps still cover the Page)."""
+
+    __tablename__ = "facebook_webhook_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = _ts(nullable=False)
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    signature: str
+    body_sha256: str = Field(index=True)
+    state: str = Field(default="pending", index=True)  # pending | done | failed
+    attempts: int = 0
+    processed_at: datetime | None = _ts()
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class FacebookWebhookChange(SQLModel, table=True):
+    """One change a webhook reported (an item, a verb, the event's time) that was applied:
+    a duplicate or repeated delivery of it is recognised here and changes nothing.
+    ``record_id`` is the first version its capture archived (None: nothing new)."""
+
+    __tablename__ = "facebook_webhook_changes"
+
+    account: str = Field(primary_key=True)
+    remote_id: str = Field(primary_key=True)
+    verb: str = Field(primary_key=True)
+    event_time: str = Field(primary_key=True)  # "<entry time>/<change created_time>"
+    event_id: int
+    applied_at: datetime = _ts(nullable=False)
+    record_id: int | None = Field(default=None, index=True)

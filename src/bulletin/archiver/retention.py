@@ -33,7 +33,7 @@ BUILT_IN_SERIES = (
 
 def series_for(kind: str, priority: str | None = None) -> str:
     """The record series an archived item belongs to."""
-    if kind == "comment":
+    if kind in ("comment", "webhook"):  # a webhook event is evidence of visitors' comments
         return "visitor-comments"
     if kind == "moderation":
         return "moderation-actions"

@@ -12,6 +12,7 @@ import click
 
 from bulletin.app.admin import initialise
 from bulletin.app.audit import list_events
+from bulletin.app.facebook_webhooks import subscribe_page, subscription_line
 from bulletin.app.users import FirstAdmin, open_console
 from bulletin.cli import LIMIT, Context, emit, json_option, pass_context, read_only
 from bulletin.config.render import Note, to_toml
@@ -220,6 +221,8 @@ def account_check(ctx: Context, name: str, as_json: bool) -> None:
     """Try an account's credentials and permissions; say what works and what is missing."""
     connector = ctx.app.connector(name)
     lines = connector.check()
+    if ctx.settings.accounts[name].platform == "facebook":
+        lines.append(subscription_line(ctx.app, name))
     limits = connector.limits()
     ok = all(line.ok for line in lines)
     emit(
@@ -246,6 +249,28 @@ def account_check(ctx: Context, name: str, as_json: bool) -> None:
         ],
     )
     if not ok:
+        raise SystemExit(1)
+
+
+@account.command("subscribe")
+@click.argument("name")
+@click.option("--as", "actor", default=None, help="Who is acting (default $BULLETIN_USER).")
+@json_option
+@pass_context
+def account_subscribe(ctx: Context, name: str, actor: str | None, as_json: bool) -> None:
+    """Subscribe a Facebook Page to the app's webhooks (its feed: comments and posts), so
+    that comments are captured as they happen; the sweeps go on as the safety net."""
+    done = subscribe_page(ctx.app, ctx.actor(actor), name)
+    emit(
+        as_json,
+        {"account": name, "subscribed": done.subscribed, "fields": done.fields},
+        [
+            f"{name}: subscribed to {', '.join(done.fields)}"
+            if done.subscribed
+            else f"{name}: the Page does not report the feed subscription"
+        ],
+    )
+    if not done.subscribed:
         raise SystemExit(1)
 
 

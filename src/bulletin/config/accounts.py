@@ -86,6 +86,9 @@ class FacebookAccountSettings(AccountSettings):
     page_id: str = ""
     token_env: str = ""
     graph_version: str = "v26.0"
+    # Page webhooks (see FacebookSettings); either overrides [facebook]'s for this Page's app
+    app_secret_env: str = ""
+    verify_token_env: str = ""
 
     required = ("page_id", "token_env")
 
@@ -113,6 +116,30 @@ class BlueskyAccountSettings(AccountSettings):
     pds: str = "https://bsky.social"
 
     required = ("handle", "app_password_env")
+
+
+class FacebookSettings(Section):
+    """``[facebook]``: the Meta app that delivers Page webhooks to ``/webhooks/facebook``.
+
+    ``app_secret_env`` names the app secret (each POST is signed with it, X-Hub-Signature-256);
+    ``verify_token_env`` the token Meta's subscription handshake must echo. Both are names of
+    environment variables or systemd credentials, never the values. Unset: webhooks are
+    refused (403), and sweeps alone capture the Page.
+    """
+
+    app_secret_env: str = ""
+    verify_token_env: str = ""
+
+    @model_validator(mode="after")
+    def _names(self) -> FacebookSettings:
+        for key in ("app_secret_env", "verify_token_env"):
+            value = getattr(self, key)
+            if value and not is_variable_name(value):
+                raise ValueError(
+                    f"{key} must name an environment variable or systemd credential, not hold "
+                    "the credential; its value is not shown"
+                )
+        return self
 
 
 AnyAccountSettings = Annotated[

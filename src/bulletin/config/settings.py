@@ -17,6 +17,7 @@ from bulletin.config.accounts import (
     ACCOUNT_NAME,
     AccountSettings,
     AnyAccountSettings,
+    FacebookSettings,
     FeedAccountSettings,
 )
 from bulletin.config.archive import (
@@ -62,6 +63,7 @@ class Settings(Section):
     auth: AuthSettings = AuthSettings()
     web: WebSettings = WebSettings()
     accounts: dict[str, AnyAccountSettings] = Field(default_factory=dict)
+    facebook: FacebookSettings = FacebookSettings()
     sandbox: SandboxSettings = SandboxSettings()
     daemon: DaemonSettings = DaemonSettings()
     publisher: PublisherSettings = PublisherSettings()

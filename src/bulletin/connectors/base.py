@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 
 from bulletin.errors import Refused
 
-ItemKind = Literal["post", "comment", "moderation"]
+ItemKind = Literal["post", "comment", "moderation", "webhook"]
 ItemState = Literal["visible", "hidden", "deleted"]
 
 

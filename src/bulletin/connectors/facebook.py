@@ -516,6 +516,40 @@ class FacebookConnector(Connector):
 
         self.retry.call(self.name, what, once)
 
+    # -- webhooks --------------------------------------------------------------------------
+    def subscribe_app(self, fields: list[str]) -> None:
+        """Install the app whose Page token this is on the Page for ``fields`` (Page
+        webhooks), ``POST /{page-id}/subscribed_apps?subscribed_fields=...``; idempotent.
+        https://developers.facebook.com/docs/pages-api/webhooks-for-pages (needs
+        pages_manage_metadata).
+
+        :raises AuthError, Rejected, Retryable: see the module docs.
+        """
+        joined = ",".join(fields)
+        self.retry.call(
+            self.name,
+            "subscribe app",
+            lambda: self._request(
+                "subscribe app",
+                lambda: self._graph.request(
+                    f"{self._version}/{self.page_id}/subscribed_apps",
+                    post_args={"subscribed_fields": joined},
+                    method="POST",
+                ),
+            ),
+        )
+
+    def subscribed_fields(self) -> list[str]:
+        """The webhook fields the Page's installed apps are subscribed to
+        (``GET /{page-id}/subscribed_apps``); empty when no app is installed."""
+        body = self._get("subscribed apps", f"{self.page_id}/subscribed_apps")
+        fields: list[str] = []
+        for app in self._data(body):
+            for name in app.get("subscribed_fields") or []:
+                if isinstance(name, str) and name not in fields:
+                    fields.append(name)
+        return fields
+
     def check(self) -> list[CheckLine]:
         """Token type and Page, reading posts, reading comment ids (MODERATE task)."""
         try:

@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,7 +37,9 @@ from sqlmodel import Session, col, select
 
 from bulletin import __version__
 from bulletin.app import App
+from bulletin.app.facebook_webhooks import capture_webhook_events, facebook_pages
 from bulletin.archiver import ledger
+from bulletin.archiver.capture.webhooks import pending_count
 from bulletin.audit import record_event
 from bulletin.config import load_settings
 from bulletin.db import session_scope
@@ -87,6 +90,16 @@ class Daemon:
         self._reload = threading.Event()
         self.instance = Instance(app, self.owner)
         self.dispatcher = Dispatcher(app, self.owner, self._stop, self._wake)
+        # through a weak reference: a Daemon only prepared (never started) is freed, and its
+        # instance lock with it, as soon as it is dropped
+        this = weakref.ref(self)
+
+        def kick() -> None:
+            daemon = this()
+            if daemon is not None:
+                daemon._kick_webhook_capture()
+
+        self.dispatcher.after_round.append(kick)
         self.maintenance = Maintenance(app)
         self._dispatch_thread: threading.Thread | None = None
         self._scheduler: BackgroundScheduler | None = None
@@ -95,6 +108,7 @@ class Daemon:
         self._sandbox: SandboxChild | None = None
         self._stop_metrics: Callable[[], None] | None = None
         self._console: Console | None = None
+        self._capturing_webhooks = threading.Event()
 
     @property
     def stopping(self) -> threading.Event:
@@ -228,6 +242,33 @@ class Daemon:
     def _schedule_jobs(self) -> None:
         assert self._scheduler is not None
         jobs.schedule(self._scheduler, jobs.table(self), self.app.engine)
+
+    def capture_webhooks(self) -> int:
+        """The Facebook webhook capture job: runs until no delivery waits (those received
+        meanwhile included), or one is left for a platform failure; how many it took."""
+        self._capturing_webhooks.set()
+        taken = 0
+        try:
+            while not self._stop.is_set():
+                result = capture_webhook_events(self.app)
+                taken += result.events
+                if result.events == 0 or result.deferred:
+                    break
+        finally:
+            self._capturing_webhooks.clear()
+        return taken
+
+    def _kick_webhook_capture(self) -> None:
+        """Run the Facebook webhook capture now when deliveries wait (the daemon was woken
+        after one was received), instead of at its next fallback run; not while it runs
+        (it takes what arrives meanwhile)."""
+        scheduler = self._scheduler
+        if scheduler is None or self._capturing_webhooks.is_set():
+            return
+        if scheduler.get_job(jobs.FACEBOOK_WEBHOOK_JOB) is None:
+            return
+        if pending_count(self.app.engine):
+            scheduler.modify_job(jobs.FACEBOOK_WEBHOOK_JOB, next_run_time=datetime.now(UTC))
 
     def _serve_metrics(self) -> None:
         """Serve metrics at ``[daemon] metrics_address`` (stopping any endpoint before)."""
@@ -368,6 +409,11 @@ class Daemon:
                 if time.monotonic() + max(wait, 0) > deadline:
                     break
                 time.sleep(max(wait, 0.05))
+            if facebook_pages(self.app):  # what webhooks reported, before the sweeps
+                try:
+                    capture_webhook_events(self.app)
+                except BulletinError as e:
+                    log.error("facebook webhook capture failed", error=str(e))
             for name, account in self.app.settings.accounts.items():
                 if account.enabled:
                     try:

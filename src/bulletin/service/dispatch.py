@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import structlog
@@ -36,6 +37,9 @@ class Dispatcher:
         self._running: dict[Future[Outcome], str] = {}  # deliveries in hand -> their account
         self.last_round = time.monotonic()  # when the loop last began a round (the watchdog)
         self.worker = self.new_worker()
+        # called after every round of the running daemon (each wake-up, each fallback scan);
+        # each must be quick and never wait for a platform
+        self.after_round: list[Callable[[], None]] = []
 
     def new_worker(self) -> DeliveryWorker:
         """A worker on the current settings (made again after a reload)."""
@@ -120,6 +124,8 @@ class Dispatcher:
         self._reap()
         self._start_due()
         self.worker.archive_due()
+        for hook in self.after_round:
+            hook()
 
     def _start_due(self) -> None:
         """Claim due deliveries for the free workers, none of an account already in hand (a

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from bulletin.app.facebook_webhooks import facebook_pages
 from bulletin.archiver import ledger
+from bulletin.archiver.capture import webhooks as facebook_webhooks
 from bulletin.cap.feed import poll_feeds
 from bulletin.errors import BulletinError
 from bulletin.locks import exclusive_job
@@ -84,6 +86,11 @@ WEBHOOK_SECONDS = 3.0
 #: how often checkpoints no time-stamp authority answered for are tried again
 TIMESTAMP_BACKLOG_SECONDS = 300.0
 NOTIFY_SECONDS = 5.0
+# Facebook webhook deliveries are captured when the daemon is woken after their receipt; this
+# is the fallback interval (a lost wake-up delays a capture this long, never loses it)
+FACEBOOK_WEBHOOK_SECONDS = 5.0
+FACEBOOK_WEBHOOK_JOB = "facebook-webhooks"
+FACEBOOK_WEBHOOK_KEPT = timedelta(days=30)  # captured deliveries kept in the database
 
 
 def table(daemon: Daemon) -> list[JobSpec]:
@@ -164,6 +171,17 @@ def table(daemon: Daemon) -> list[JobSpec]:
         if settings.notify.digest:
             at = Daily(settings.notify.digest_at, zone)
             jobs.append(JobSpec("digest", digest, at, "administrators' digest", exclusive=True))
+    if facebook_pages(app):
+        every = Every(FACEBOOK_WEBHOOK_SECONDS)
+        jobs.append(JobSpec(FACEBOOK_WEBHOOK_JOB, daemon.capture_webhooks, every,
+                            "facebook webhook capture", exclusive=True, first_run=1))  # fmt: skip
+
+        def facebook_prune() -> object:
+            before = app.clock.now() - FACEBOOK_WEBHOOK_KEPT
+            return facebook_webhooks.prune(app.engine, before)
+
+        jobs.append(JobSpec("facebook-webhook-prune", facebook_prune, Every(DAY),
+                            "facebook webhook pruning", exclusive=True, first_run=60))  # fmt: skip
     if settings.cap.feeds:
 
         def cap_poll() -> object:

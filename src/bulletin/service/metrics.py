@@ -14,14 +14,24 @@ from datetime import datetime
 
 import structlog
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from bulletin.app import App
+from bulletin.app.facebook_webhooks import rejected_counts
+from bulletin.archiver.capture.lag import capture_lags
 from bulletin.archiver.status import capture_health
 from bulletin.service.status import gather
 
 log = structlog.get_logger("bulletin.metrics")
+
+# capture lag buckets, seconds: a webhook's seconds to a cold thread's day
+LAG_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0)
 
 
 @dataclass(frozen=True)
@@ -152,6 +162,16 @@ class StatusCollector(Collector):
                 [((name,), 1.0 if s["result"] == "ok" else 0.0) for name, s in done],
             )
         )
+        out.append(_lag_histogram(capture_lags(app.engine)))
+        refused = CounterMetricFamily(
+            "bulletin_facebook_webhooks_refused",
+            "Facebook webhook requests refused (bad or missing signature or verify token) by "
+            "this process since it started",
+            labels=["reason"],
+        )
+        for reason, count in sorted(rejected_counts().items()):
+            refused.add_metric([reason], count)
+        out.append(refused)
         disks = [(", ".join(d.roles), d.path, d) for d in state.disks]
         out.append(
             _labelled(
@@ -243,6 +263,21 @@ def serve_metrics(address: str, collector: Collector) -> Callable[[], None] | No
         thread.join(timeout=5)
 
     return stop
+
+
+def _lag_histogram(lags: dict[tuple[str, str], list[float]]) -> HistogramMetricFamily:
+    """``bulletin_capture_lag_seconds{account,path}`` over the newest records' comments."""
+    family = HistogramMetricFamily(
+        "bulletin_capture_lag_seconds",
+        "Seconds from a comment's posting to its first archived version, by capture path "
+        "(webhook or sweep), over the comments among the newest 10,000 records",
+        labels=["account", "path"],
+    )
+    for (account, path), values in sorted(lags.items()):
+        buckets = [(str(b), float(sum(1 for v in values if v <= b))) for b in LAG_BUCKETS]
+        buckets.append(("+Inf", float(len(values))))
+        family.add_metric([account, path], buckets, sum_value=sum(values))
+    return family
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

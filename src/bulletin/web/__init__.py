@@ -24,7 +24,7 @@ from starlette.templating import Jinja2Templates
 from bulletin.app import App
 from bulletin.app.health import readiness
 from bulletin.errors import BulletinError, DatabaseError, NotFound, Refused, UsageError
-from bulletin.web import api, console, security, sso
+from bulletin.web import api, console, facebook_hook, security, sso
 from bulletin.web.pages import Forbidden, Pages, message
 
 MAX_BODY = 64 * 1024  # the forms are small
@@ -91,16 +91,21 @@ def create_app(app: App) -> Starlette:
     routes = [
         Route("/", pages.home, methods=["GET"]),
         Route("/sign-in", pages.sign_in_page, methods=["GET"]),
-        Route("/sign-in", pages.sign_in, methods=["POST"]),
-        Route("/sign-out", pages.sign_out, methods=["POST"]),
+        Route("/sign-in", pages.sign_in, methods=["POST"], max_body_size=MAX_BODY),
+        Route("/sign-out", pages.sign_out, methods=["POST"], max_body_size=MAX_BODY),
         Route("/set-password/{token}", pages.set_password_page, methods=["GET"]),
-        Route("/set-password/{token}", pages.set_password, methods=["POST"]),
+        Route(
+            "/set-password/{token}", pages.set_password, methods=["POST"], max_body_size=MAX_BODY
+        ),
         *sso.routes(pages),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        *console.routes(pages),
+        *console.routes(pages, MAX_BODY),
         Mount("/static", StaticFiles(directory=static), name="static"),
-        Mount(api.PREFIX, api.create_api(app)),
+        Mount(api.PREFIX, api.create_api(app), max_body_size=MAX_BODY),
+        # Meta's webhooks: authenticated by signature, not by session or form token (see
+        # the module); its bodies may be larger than a form's
+        *facebook_hook.routes(app),
     ]
     return Starlette(
         routes=routes,
@@ -110,5 +115,5 @@ def create_app(app: App) -> Starlette:
             BulletinError: refused,
             HTTPException: http_error,
         },
-        max_body_size=MAX_BODY,
+        max_body_size=facebook_hook.MAX_BODY,  # the largest any route takes
     )

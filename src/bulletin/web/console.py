@@ -37,23 +37,33 @@ EDIT = "edit"
 COMPOSE = "compose"
 
 
-def routes(pages: Pages) -> list[BaseRoute]:
-    """The console's routes, bound to ``pages``."""
+def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
+    """The console's routes, bound to ``pages``; a form bigger than ``max_body`` bytes gets
+    413."""
     console = Console(pages)
     return [
         Route("/notices", console.board, methods=["GET"]),
         Route("/notices.json", console.board, methods=["GET"]),
         Route("/notices/new", console.compose_page, methods=["GET"]),
-        Route("/notices/new", console.compose, methods=["POST"]),
+        Route("/notices/new", console.compose, methods=["POST"], max_body_size=max_body),
         Route("/notices/{notice_id:int}", console.notice, methods=["GET"]),
         Route("/notices/{notice_id:int}.json", console.notice, methods=["GET"]),
         Route("/approvals", console.approvals, methods=["GET"]),
         Route("/approvals.json", console.approvals, methods=["GET"]),
         Route("/approvals/{notice_id:int}", console.approval_link, methods=["GET"]),
-        Route("/approvals/{notice_id:int}", console.approve, methods=["POST"]),
-        Route("/approvals/{notice_id:int}/send-back", console.send_back, methods=["POST"]),
+        Route(
+            "/approvals/{notice_id:int}", console.approve, methods=["POST"], max_body_size=max_body
+        ),
+        Route(
+            "/approvals/{notice_id:int}/send-back",
+            console.send_back,
+            methods=["POST"],
+            max_body_size=max_body,
+        ),
         Route("/notices/{notice_id:int}/edit", console.edit_page, methods=["GET"]),
-        Route("/notices/{notice_id:int}/edit", console.edit, methods=["POST"]),
+        Route(
+            "/notices/{notice_id:int}/edit", console.edit, methods=["POST"], max_body_size=max_body
+        ),
     ]
 
 

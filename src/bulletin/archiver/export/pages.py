@@ -199,6 +199,9 @@ def opening(record: Record, place: Place, bates: str) -> Opening:
         heading = "Moderation action"
         if parent:
             context, target, href = "about", parent, anchor("comment", parent)
+    elif record.kind == "webhook":
+        heading = "Platform notification (webhook)"
+        context, href = "on", anchor("post", thread)
     elif parent and parent != thread:
         classes.append("reply")
         heading = "Reply"

@@ -14,7 +14,11 @@ faults and count what was received. Not part of any platform; JSON in, JSON out.
 - ``PATCH|DELETE /_sandbox/x/tweets/{id}``       a visitor edits (text) or deletes a post
 - ``POST /_sandbox/fb/comments``                 visitor comments: post_id, message, author,
                                                  parent_id, count, created_at, attachment_url
-- ``PATCH|DELETE /_sandbox/fb/comments/{id}``    a visitor edits (message) or deletes one
+- ``PATCH|DELETE /_sandbox/fb/comments/{id}``    a visitor edits (message) or deletes one;
+                                                 ``is_hidden`` hides or unhides it
+- ``GET|POST /_sandbox/fb/webhooks``             Page webhook delivery: callback_url,
+                                                 app_secret, delay, duplicates, reorder,
+                                                 drop (see :mod:`.fb_webhooks`)
 - ``GET|POST|DELETE /_sandbox/faults``           list, add (see :mod:`.faults`), clear
 - ``GET  /_sandbox/media/{name}``                a small image, the same bytes for one name
                                                  (what attachment URLs of comments point at)
@@ -26,6 +30,7 @@ import re
 from typing import Any
 
 from bulletin.connectors.sandbox.faults import Fault, Faults
+from bulletin.connectors.sandbox.fb_webhooks import WebhookSender
 from bulletin.connectors.sandbox.http_types import Request, Response, json_response
 from bulletin.connectors.sandbox.state import (
     DEFAULT_FB_PAGE,
@@ -61,9 +66,10 @@ def _bad(message: str, status: int = 400) -> Response:
 class ControlApi:
     """Handlers for ``/_sandbox/...``."""
 
-    def __init__(self, state: SandboxState, faults: Faults) -> None:
+    def __init__(self, state: SandboxState, faults: Faults, webhooks: WebhookSender) -> None:
         self.state = state
         self.faults = faults
+        self.webhooks = webhooks
 
     def handle(self, request: Request) -> Response:
         path, method = request.path, request.method
@@ -106,6 +112,10 @@ class ControlApi:
             return self._add_replies(body)
         if path == "/_sandbox/fb/comments" and method == "POST":
             return self._add_comments(body)
+        if path == "/_sandbox/fb/webhooks" and method == "POST":
+            return json_response(200, self.webhooks.configure(body))
+        if path == "/_sandbox/fb/webhooks" and method == "GET":
+            return json_response(200, self.webhooks.configure({}))
         match = re.fullmatch(r"/_sandbox/x/tweets/(\d+)", path)
         if match and method in ("PATCH", "DELETE"):
             return self._edit_tweet(match.group(1), method, body)
@@ -175,6 +185,7 @@ class ControlApi:
         count = int(body.get("count", 1))
         ts = parse_time(body["created_at"]) if body.get("created_at") else None
         ids = []
+        added: list[dict[str, Any]] = []
         with self.state.lock:
             if post_id not in self.state.fb["posts"]:
                 return _bad(f"no post {post_id}", 404)
@@ -191,7 +202,10 @@ class ControlApi:
                 if body.get("attachment_url"):
                     comment["attachment_url"] = str(body["attachment_url"])
                 ids.append(comment["id"])
+                added.append(comment)
             self.state.save()
+        for comment in added:
+            self.state.comment_changed(comment, "add")
         return json_response(201, {"ids": ids})
 
     def _edit_tweet(self, tweet_id: str, method: str, body: dict[str, Any]) -> Response:
@@ -218,11 +232,20 @@ class ControlApi:
             comment = self.state.fb["comments"].get(comment_id)
             if comment is None or comment["deleted"]:
                 return _bad(f"no comment {comment_id}", 404)
+            verbs = []
             if method == "DELETE":
                 comment["deleted"] = True
+                verbs.append("remove")
             else:
-                comment["message"] = str(body["message"])
+                if "message" in body:
+                    comment["message"] = str(body["message"])
+                    verbs.append("edited")
+                if "is_hidden" in body and bool(body["is_hidden"]) != comment["is_hidden"]:
+                    comment["is_hidden"] = bool(body["is_hidden"])
+                    verbs.append("hide" if comment["is_hidden"] else "unhide")
             self.state.save()
+        for verb in verbs:
+            self.state.comment_changed(comment, verb)
         return json_response(200, {"id": comment_id})
 
 

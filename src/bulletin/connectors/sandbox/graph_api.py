@@ -191,6 +191,10 @@ class GraphApi:
                 return self.publish_photo(request, kind, page)
             if edge in ("posts", "feed", "published_posts") and method == "GET":
                 return self.list_posts(request, kind, page)
+            if edge == "subscribed_apps" and method == "POST":
+                return self.subscribe_app(request, kind, page)
+            if edge == "subscribed_apps" and method == "GET":
+                return self.subscribed_apps(request, kind, page)
         post = self.state.fb["posts"].get(object_id)
         if post is not None and not post["deleted"] and post["page_id"] == page["id"]:
             if edge is None and method == "GET":
@@ -359,6 +363,49 @@ class GraphApi:
             },
         )
 
+    def subscribe_app(self, request: Request, kind: str, page: dict[str, Any]) -> Response:
+        """Install the app on the Page for the webhook fields in ``subscribed_fields``
+        (comma-separated). https://developers.facebook.com/docs/pages-api/webhooks-for-pages
+
+        Needs a Page token whose person has the CREATE_CONTENT, MANAGE or MODERATE task
+        (and pages_manage_metadata); answers ``{"success": true}``.
+        """
+        if kind != "page":
+            return _page_token_required()
+        if not {"CREATE_CONTENT", "MANAGE", "MODERATE"} & set(page.get("tasks", [])):
+            return graph_error(
+                "(#200) The user hasn't authorized the application to perform this action", 200
+            )
+        wanted = [f.strip() for f in (request.arg("subscribed_fields") or "").split(",")]
+        wanted = [f for f in wanted if f]
+        if not wanted:
+            return graph_error("(#100) The parameter subscribed_fields is required.", 100)
+        with self.state.lock:
+            fields = list(page.get("subscribed_fields") or [])
+            page["subscribed_fields"] = fields + [f for f in wanted if f not in fields]
+            self.state.save()
+        return json_response(200, {"success": True})
+
+    def subscribed_apps(self, request: Request, kind: str, page: dict[str, Any]) -> Response:
+        """The apps installed on the Page, each with its ``subscribed_fields``; empty data when
+        none is. https://developers.facebook.com/docs/pages-api/webhooks-for-pages
+        """
+        if kind != "page":
+            return _page_token_required()
+        fields = list(page.get("subscribed_fields") or [])
+        apps = []
+        if fields:
+            apps.append(
+                {
+                    "category": "Business",
+                    "link": "https://bulletin.example/app",
+                    "name": "Bulletin",
+                    "id": "100000000000777",
+                    "subscribed_fields": fields,
+                }
+            )
+        return json_response(200, {"data": apps})
+
     def publish_feed(self, request: Request, kind: str, page: dict[str, Any]) -> Response:
         """Publish a Page post. https://developers.facebook.com/docs/graph-api/reference/page/feed
 
@@ -432,6 +479,7 @@ class GraphApi:
             comment["from"] = {"id": page["id"], "name": page["name"]}
             self.state.count(f"facebook:{page['id']}", "comments_created")
             self.state.save()
+        self.state.comment_changed(comment, "add")
         return json_response(200, {"id": comment["id"]})
 
     def publish_photo(self, request: Request, kind: str, page: dict[str, Any]) -> Response:
@@ -546,6 +594,7 @@ class GraphApi:
         with self.state.lock:
             comment["deleted"] = True
             self.state.save()
+        self.state.comment_changed(comment, "remove")
         return json_response(200, {"success": True})
 
     def update_comment(
@@ -563,7 +612,11 @@ class GraphApi:
         value = request.arg("is_hidden")
         if value is None:
             return graph_error("(#100) Nothing to update: pass is_hidden or message", 100)
+        hidden = value.lower() in ("true", "1")
         with self.state.lock:
-            comment["is_hidden"] = value.lower() in ("true", "1")
+            changed = comment["is_hidden"] != hidden
+            comment["is_hidden"] = hidden
             self.state.save()
+        if changed:
+            self.state.comment_changed(comment, "hide" if hidden else "unhide")
         return json_response(200, {"success": True})

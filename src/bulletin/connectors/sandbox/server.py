@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from bulletin.connectors.platforms import PLATFORMS
 from bulletin.connectors.sandbox.control import ControlApi
 from bulletin.connectors.sandbox.faults import Fault, Faults
+from bulletin.connectors.sandbox.fb_webhooks import WebhookSender
 from bulletin.connectors.sandbox.http_types import (
     Request,
     Response,
@@ -52,7 +53,9 @@ class SandboxApp:
         self.state = state
         self.faults = Faults()
         self.stopping = threading.Event()
-        self.control = ControlApi(state, self.faults)
+        self.webhooks = WebhookSender(state, self.stopping)
+        state.comment_listeners.append(self.webhooks.comment_changed)
+        self.control = ControlApi(state, self.faults, self.webhooks)
         # (path prefix, API), the longest prefix first
         apis = [
             (spec.sandbox_prefix, spec.sandbox_class()(state))
@@ -190,6 +193,7 @@ class SandboxServer:
     def stop(self) -> None:
         """Stop serving (stalled requests are released) and close the socket."""
         self.app.stopping.set()
+        self.app.webhooks.stop()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=5)

@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ DEFAULT_FB_PAGE: dict[str, Any] = {
     "user_token": "sandbox-user-token",
     "user_id": "100000000000900",
     "tasks": ["ANALYZE", "ADVERTISE", "MODERATE", "CREATE_CONTENT", "MANAGE"],
+    "subscribed_fields": (),  # webhook fields of the installed app (subscribed_apps)
 }
 DEFAULT_MASTODON_ACCOUNT: dict[str, Any] = {
     "id": "109000000000000001",
@@ -120,6 +122,8 @@ class SandboxState:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.lock = threading.RLock()
+        # told of every comment change (the comment, the webhook verb): Page webhooks
+        self.comment_listeners: list[Callable[[dict[str, Any], str], None]] = []
         self.data: dict[str, Any] = fresh_state()
         if path is not None and path.exists():
             self.data = json.loads(path.read_text("utf-8"))
@@ -133,6 +137,11 @@ class SandboxState:
             payload = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(self.path, payload.encode("utf-8"))
+
+    def comment_changed(self, comment: dict[str, Any], verb: str) -> None:
+        """Tell the listeners that ``comment`` changed: add, edited, hide, unhide, remove."""
+        for listener in list(self.comment_listeners):
+            listener(comment, verb)
 
     def reset(self) -> None:
         """Back to a fresh sandbox (accounts at their defaults, nothing posted)."""
