@@ -10,11 +10,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin.archiver.search.conditions import (
-    PG_VECTOR,
     filters,
     fts5_query,
     posted_between,
     tsquery_of,
+    tsvector_match,
 )
 from bulletin.archiver.search.pages import (
     dated_pages,
@@ -86,9 +86,7 @@ def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int =
             tsquery = tsquery_of(words, query.author)
             if tsquery is None:
                 raise UsageError(f"nothing to search for in {words!r}")
-            matches = sa.literal_column(PG_VECTOR).op("@@")(
-                sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), tsquery)
-            )
+            matches = tsvector_match(tsquery)
             pages = keyset_pages(session, [matches, *where], by_posted=False, first=limit)
         else:
             base = filters(undated, time_zone, hinted=hinted)
