@@ -45,11 +45,13 @@ def _words_postgresql(element: WordsMatch, compiler: Any, **kw: Any) -> str:
     return str(compiler.process(tsvector_match(tsquery_of(element.words, None)), **kw))
 
 
-def tsvector_match(tsquery: str | None) -> sa.ColumnElement[bool]:
-    """PostgreSQL: the records whose stored vector matches ``tsquery`` (:func:`tsquery_of`)."""
-    return sa.literal_column(PG_VECTOR).op("@@")(
-        sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), tsquery)
-    )
+def tsvector_match(
+    tsquery: str | None, vector: sa.ColumnElement[Any] | None = None
+) -> sa.ColumnElement[bool]:
+    """PostgreSQL: the records whose stored vector (``records.search_vector``, or ``vector``
+    when it is read through a subquery) matches ``tsquery`` (:func:`tsquery_of`)."""
+    column = sa.literal_column(PG_VECTOR) if vector is None else vector
+    return column.op("@@")(sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), tsquery))
 
 
 def conditions(query: Query, time_zone: str) -> list[sa.ColumnElement[bool]]:

@@ -11,7 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from bulletin.archiver.search.conditions import between
+from bulletin.archiver.search.conditions import (
+    PG_VECTOR,
+    between,
+    posted_between,
+    tsvector_match,
+)
 from bulletin.models import Record
 
 
@@ -141,6 +146,70 @@ def fts5_pages(
                 return
         before = int(low)
         size = min(size * 4, _MAX_PAGE)
+
+
+def postgres_pages(
+    session: Session,
+    tsquery: str | None,
+    where: list[sa.ColumnElement[bool]],
+    dates: tuple[datetime | None, datetime | None],
+    author: sa.ColumnElement[bool] | None,
+    first: int,
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """PostgreSQL: keys of the records matching the words (``tsquery``, if any), ``where``,
+    the date range and the ``author`` condition, newest first by id.
+
+    When the range, or else the author, holds at most ``_SPAN_CAP`` records, those are read
+    first through their index (``ix_records_posted``, ``ix_records_author``) into a
+    ``MATERIALIZED`` CTE and the rest is checked on them afterwards. Left to itself the
+    planner either ANDs them with the GIN bitmap of the words, which for a common word costs
+    far more than it estimates (40-90 ms at 1,000,000 records), or walks the primary key
+    and filters, reading tens of thousands of rows to find an author's 80. Otherwise every
+    condition is checked on a walk by id, whose hits come early when nothing narrows."""
+    since, until = dates
+    dated = [posted_between(since, until)] if since or until else []
+    narrow: sa.ColumnElement[bool] | None = None
+    if dated:
+        span = _posted_span(session, since, until)
+        if span is not None and span[0] == 0:
+            return
+        if span is not None:
+            narrow = dated[0]
+    if narrow is None and author is not None and _at_most(session, author, _SPAN_CAP):
+        narrow = author
+    conditions = [*where, *dated, *([author] if author is not None else [])]
+    if narrow is None:
+        matches = [tsvector_match(tsquery)] if tsquery else []
+        yield from keyset_pages(session, [*matches, *conditions], by_posted=False, first=first)
+        return
+    vector: sa.Label[Any] = sa.literal_column(PG_VECTOR).label("search_vector")
+    narrowed = (
+        sa.select(*_KEYS, vector).where(*conditions).cte("narrowed").prefix_with("MATERIALIZED")
+    )
+    size = max(first * _FIRST_PAGE_FACTOR, 16)
+    after: int | None = None
+    while True:
+        statement = sa.select(
+            narrowed.c.id, narrowed.c.account, narrowed.c.kind, narrowed.c.remote_id
+        )
+        if tsquery:
+            statement = statement.where(tsvector_match(tsquery, narrowed.c.search_vector))
+        if after is not None:
+            statement = statement.where(narrowed.c.id < after)
+        rows = session.execute(statement.order_by(narrowed.c.id.desc()).limit(size)).all()
+        if rows:
+            yield rows
+        if len(rows) < size:
+            return
+        after = rows[-1].id
+        size = min(size * 4, _MAX_PAGE)
+
+
+def _at_most(session: Session, condition: sa.ColumnElement[bool], cap: int) -> bool:
+    """At most ``cap`` records match ``condition`` (reads at most ``cap + 1`` of them)."""
+    few = sa.select(col(Record.id)).where(condition).limit(cap + 1).subquery()
+    count: int = session.execute(sa.select(sa.func.count()).select_from(few)).scalar_one()
+    return count <= cap
 
 
 def state_ids(session: Session, state: str) -> list[int] | None:
