@@ -370,3 +370,122 @@ def test_a_query_that_matches_nothing_is_refused_unless_allowed(two_threads: Ins
             bulletin(two_threads, *args, "--query", "thread:999", "--allow-empty", "--json")
         )
         assert placed["records"] == 0
+
+
+_VOCABULARY = ("road", "closed", "detour", "snow", "plow", "parking", "ban", "main", "elm")
+
+
+def _same_records(engine: sa.Engine, count: int) -> None:
+    """``count`` records, the same on every database (same ids, in the same order): two
+    accounts, posts and comments, authors in mixed case (some as ``@name``), a few undated
+    records, and second versions: edited, deleted and hidden ones."""
+    import random
+
+    rng = random.Random(5)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    rows: list[dict[str, object]] = []
+    for n in range(count):
+        account = "x" if n % 7 == 0 else "facebook"
+        name = f"Visitor {n % 40}"
+        author = f"@{name.replace(' ', '').lower()}" if account == "x" else name
+        text = " ".join(rng.choice(_VOCABULARY) for _ in range(rng.randint(3, 9)))
+        if n % 97 == 0:
+            text += " zanzibar"
+        posted = None if n % 50 == 3 else start + timedelta(minutes=10 * n)
+        base = {
+            "account": account,
+            "platform": account,
+            "kind": "post" if n % 25 == 0 else "comment",
+            "remote_id": f"i{n}",
+            "thread_id": f"t{n // 25}",
+            "author": author,
+            "captured_at": start + timedelta(minutes=10 * n + 1),
+            "posted_at": posted,
+            "series": "visitor-comments",
+            "content_sha256": f"{n:064x}",
+            "object_sha256": f"{n:064x}",
+        }
+        rows.append({**base, "version": 1, "state": "visible", "text": text, "change": "new"})
+        if n % 9 == 0:
+            state, change, changed = "visible", "edited", f"{text} plow"
+            if n % 27 == 0:
+                state, change, changed = "deleted", "deleted", text
+            elif n % 45 == 0:
+                state, change, changed = "hidden", "hidden", text
+            rows.append({**base, "version": 2, "state": state, "text": changed, "change": change})
+    with engine.begin() as conn:
+        conn.execute(sa.insert(Record), rows)
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "INSERT INTO records_fts(rowid, text, author) SELECT id, text, author FROM records"
+            )
+        else:
+            conn.exec_driver_sql("ANALYZE records")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("narrow", ["as configured", "caps of a few rows"])
+def test_sqlite_and_postgresql_find_the_same_items_in_the_same_order(
+    tmp_path: Path, pg_schema_url: str, narrow: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same records in SQLite and PostgreSQL: every query shape (words, prefixes,
+    authors, states, dates, filters and their mixes) lists the same items, newest first, with
+    the same record (version), current state and number of versions on both. With caps of a
+    few rows every search takes its other path (no narrowing by date range or author, no
+    rare state): the same answers again."""
+    from bulletin.archiver.search import pages
+    from bulletin.archiver.search.query import parse_query
+    from bulletin.db import make_engine, migrate
+
+    if narrow != "as configured":
+        monkeypatch.setattr(pages, "_SPAN_CAP", 5)
+        monkeypatch.setattr(pages, "_STATE_ITEMS", 2)
+    engines = [make_engine(f"sqlite:///{tmp_path / 'same.db'}"), make_engine(pg_schema_url)]
+    for engine in engines:
+        migrate(engine)
+        _same_records(engine, 1500)
+    queries = [
+        "snow",
+        "zanzibar",
+        "snow plow",
+        "park*",
+        "ma* elm",
+        "author:visitor7",
+        'author:"Visitor 12" snow',
+        "author:@visitor7",
+        "author:nobody",
+        "state:deleted",
+        "state:deleted snow",
+        "state:hidden",
+        "state:hidden snow",
+        "state:edited plow",
+        "state:visible zanzibar",
+        "account:x",
+        "account:x elm",
+        "kind:post",
+        "kind:post zanzibar",
+        "from:2026-03-03 to:2026-03-03",
+        "from:2026-03-03 to:2026-03-04 snow",
+        'account:facebook from:2026-03-05 to:2026-03-05 author:"visitor 3"',
+        "from:2026-03-02 road state:deleted",
+        "to:2026-03-02 zanzibar",
+        "from:2026-03-09",
+        "thread:t7",
+        "thread:t7 road",
+        "series:visitor-comments author:visitor21 snow",
+        "platform:facebook state:edited",
+    ]
+    for text in queries:
+        query = parse_query(text)
+        for limit in (20, 1000):
+            answers = [
+                [
+                    (h.record.id, h.record.remote_id, h.current_state, h.versions)
+                    for h in find(engine, query, time_zone="UTC", limit=limit)
+                ]
+                for engine in engines
+            ]
+            assert answers[0] == answers[1], (text, limit)
+            assert answers[0] or text == "author:nobody", text
+    for engine in engines:
+        engine.dispose()
