@@ -289,15 +289,15 @@ def _posted_span(
     """(count, lowest id, highest id) of the records in the date range (posted in it, or
     undated and captured in it), read from ``ix_records_posted``; None when the range holds
     more than ``_SPAN_CAP`` records."""
-    count, low, high = 0, None, None
+    counted = []
     for where in (
         between(col(Record.posted_at), since, until),
         [col(Record.posted_at).is_(None), *between(col(Record.captured_at), since, until)],
     ):
         sub = select(col(Record.id)).where(*where).limit(_SPAN_CAP + 1).subquery()
-        n, lo, hi = session.execute(
-            sa.select(sa.func.count(), sa.func.min(sub.c.id), sa.func.max(sub.c.id))
-        ).one()
+        counted.append(sa.select(sa.func.count(), sa.func.min(sub.c.id), sa.func.max(sub.c.id)))
+    count, low, high = 0, None, None
+    for n, lo, hi in session.execute(sa.union_all(*counted)).all():  # one round trip
         count += n
         if n:
             low = lo if low is None else min(low, lo)
