@@ -80,8 +80,14 @@ def index_new_records(conn: sa.Connection, first_seq: int, last_seq: int) -> Non
 
 def author_is(author: str) -> sa.ColumnElement[bool]:
     """Records by ``author``, ignoring case and a leading ``@`` (``@username`` on X)."""
+    return sa.func.lower(col(Record.author)).in_(author_names(author))
+
+
+def author_names(author: str) -> list[str]:
+    """The lower-cased names :func:`author_is` accepts for ``author``: with and without
+    ``@``."""
     name = author.strip().lower().removeprefix("@")
-    return sa.func.lower(col(Record.author)).in_([name, f"@{name}"])
+    return [name, f"@{name}"]
 
 
 def fts5_query(text: str, author: str | None) -> str | None:

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin.archiver.search.conditions import (
-    author_is,
+    author_names,
     filters,
     fts5_query,
     posted_between,
@@ -99,9 +99,9 @@ def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int =
             # The author's own index narrows better than the words of the name (one of them,
             # "visitor", can be in every record): the name is not added to the words here.
             others = filters(replace(undated, author=None), time_zone, hinted=False)
-            author = author_is(query.author) if query.author else None
+            authors = author_names(query.author) if query.author else []
             tsquery = _tsquery(words) if words else None
-            pages = postgres_pages(session, tsquery, others, (since, until), author, limit)
+            pages = postgres_pages(session, tsquery, others, (since, until), authors, limit)
         else:
             base = filters(undated, time_zone, hinted=hinted)
             pages = dated_pages(session, base, since, until, limit)

@@ -9,11 +9,11 @@ PostgreSQL only (SQLite keeps its FTS5 table). ``records.search_vector`` is
 expression index of 0004 was built on; ``ix_records_search`` is its GIN index and replaces
 ``ix_records_fts``. A walk that checks the words row by row reads the stored vector instead of
 parsing the text again for every row, and ``ANALYZE`` keeps statistics of the words the
-planner can use. ``ix_records_author`` on ``lower(author)`` serves ``author:`` (compared
-ignoring case), which the words of a name narrow badly (one of them may be in every
-record). PostgreSQL fills the column: it is not in the ``Record`` model, so nothing ever
-writes it (``migrations/env.py`` keeps it and the indexes out of autogenerate). Adding it
-rewrites the table once.
+planner can use. ``ix_records_author`` on ``(lower(author), id)`` serves ``author:``
+(compared ignoring case) newest first, which the words of a name narrow badly (one of them
+may be in every record). PostgreSQL fills the column: it is not in the ``Record`` model,
+so nothing ever writes it (``migrations/env.py`` keeps it and the indexes out of
+autogenerate). Adding it rewrites the table once.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ UPGRADE = [
     f"GENERATED ALWAYS AS ({VECTOR}) STORED",
     "CREATE INDEX IF NOT EXISTS ix_records_search ON records USING GIN (search_vector)",
     "DROP INDEX IF EXISTS ix_records_fts",
-    "CREATE INDEX IF NOT EXISTS ix_records_author ON records (lower(author))",
+    "CREATE INDEX IF NOT EXISTS ix_records_author ON records (lower(author), id)",
     "ANALYZE records",
 ]
 DOWNGRADE = [
