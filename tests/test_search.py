@@ -266,6 +266,46 @@ def test_records_indexed_before_0011_stay_searchable(tmp_path: Path) -> None:
     _fts_is_sound(engine)
 
 
+@pytest.mark.postgres
+def test_records_archived_before_0025_are_found_by_words_and_author_on_postgresql(
+    pg_schema_url: str,
+) -> None:
+    """A PostgreSQL database archived under revision 0018 (expression index) and upgraded:
+    the stored vector is filled for the old rows, the new indexes replace the old one, and a
+    record inserted afterwards is found too."""
+    from alembic import command
+
+    from bulletin.db import _alembic_config, make_engine, migrate
+
+    engine = make_engine(pg_schema_url)
+    command.upgrade(_alembic_config(engine), "0018")
+    insert = (
+        "INSERT INTO records (account, platform, kind, remote_id, version, state, author, "
+        "text, captured_at, series, legal_hold, training, content_sha256, object_sha256, "
+        "size, change) VALUES ('facebook', 'facebook', 'comment', :rid, 1, 'visible', "
+        "'Dana Lee', :text, '2026-03-01 00:00:00', 'visitor-comments', false, false, 'a', "
+        "'b', 1, 'new')"
+    )
+    with engine.begin() as conn:
+        conn.execute(sa.text(insert), {"rid": "old", "text": "gritting Main Street"})
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text(insert), {"rid": "new", "text": "gritting Elm Street"})
+        indexes = conn.execute(
+            sa.text(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'records' "
+                "AND schemaname = current_schema()"
+            )
+        ).all()
+        names = {name for (name,) in indexes}
+        assert {"ix_records_search", "ix_records_author"} <= names
+        assert "ix_records_fts" not in names
+    assert [h.record.remote_id for h in find(engine, Query(text=("main",)))] == ["old"]
+    found = find(engine, Query(text=("gritting",), author="dana lee"))
+    assert [h.record.remote_id for h in found] == ["new", "old"]
+    engine.dispose()
+
+
 def test_manual_sweep_says_which_threads_the_schedule_left_for_later(
     site: Instance, sandbox: SandboxServer, control: Control
 ) -> None:
