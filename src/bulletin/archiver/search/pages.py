@@ -1,6 +1,7 @@
 """How :func:`~bulletin.archiver.search.find.search` reads its candidates: the keys of
 matching records, newest first, in pages that grow, along whichever index answers the query
-best (the primary key, ``ix_records_posted``, the FTS5 index, a rare state's partial index)."""
+best (the primary key, ``ix_records_posted``, the FTS5 index, a rare state's partial index,
+PostgreSQL's ``ix_records_author``)."""
 
 from __future__ import annotations
 
