@@ -266,6 +266,46 @@ def test_records_indexed_before_0011_stay_searchable(tmp_path: Path) -> None:
     _fts_is_sound(engine)
 
 
+@pytest.mark.postgres
+def test_records_archived_before_0024_are_found_by_words_and_author_on_postgresql(
+    pg_schema_url: str,
+) -> None:
+    """A PostgreSQL database archived under revision 0018 (expression index) and upgraded:
+    the stored vector is filled for the old rows, the new indexes replace the old one, and a
+    record inserted afterwards is found too."""
+    from alembic import command
+
+    from bulletin.db import _alembic_config, make_engine, migrate
+
+    engine = make_engine(pg_schema_url)
+    command.upgrade(_alembic_config(engine), "0018")
+    insert = (
+        "INSERT INTO records (account, platform, kind, remote_id, version, state, author, "
+        "text, captured_at, series, legal_hold, training, content_sha256, object_sha256, "
+        "size, change) VALUES ('facebook', 'facebook', 'comment', :rid, 1, 'visible', "
+        "'Dana Lee', :text, '2026-03-01 00:00:00', 'visitor-comments', false, false, 'a', "
+        "'b', 1, 'new')"
+    )
+    with engine.begin() as conn:
+        conn.execute(sa.text(insert), {"rid": "old", "text": "gritting Main Street"})
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text(insert), {"rid": "new", "text": "gritting Elm Street"})
+        indexes = conn.execute(
+            sa.text(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'records' "
+                "AND schemaname = current_schema()"
+            )
+        ).all()
+        names = {name for (name,) in indexes}
+        assert {"ix_records_search", "ix_records_author"} <= names
+        assert "ix_records_fts" not in names
+    assert [h.record.remote_id for h in find(engine, Query(text=("main",)))] == ["old"]
+    found = find(engine, Query(text=("gritting",), author="dana lee"))
+    assert [h.record.remote_id for h in found] == ["new", "old"]
+    engine.dispose()
+
+
 def test_manual_sweep_says_which_threads_the_schedule_left_for_later(
     site: Instance, sandbox: SandboxServer, control: Control
 ) -> None:
@@ -370,3 +410,123 @@ def test_a_query_that_matches_nothing_is_refused_unless_allowed(two_threads: Ins
             bulletin(two_threads, *args, "--query", "thread:999", "--allow-empty", "--json")
         )
         assert placed["records"] == 0
+
+
+_VOCABULARY = ("road", "closed", "detour", "snow", "plow", "parking", "ban", "main", "elm")
+
+
+def _same_records(engine: sa.Engine, count: int) -> None:
+    """``count`` records, the same on every database (same ids, in the same order): two
+    accounts, posts and comments, authors in mixed case (some as ``@name``), a few undated
+    records, and second versions: edited, deleted and hidden ones."""
+    import random
+
+    rng = random.Random(5)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    rows: list[dict[str, object]] = []
+    for n in range(count):
+        account = "x" if n % 7 == 0 else "facebook"
+        name = f"Visitor {n % 40}"
+        author = f"@{name.replace(' ', '').lower()}" if account == "x" else name
+        text = " ".join(rng.choice(_VOCABULARY) for _ in range(rng.randint(3, 9)))
+        if n % 97 == 0:
+            text += " zanzibar"
+        posted = None if n % 50 == 3 else start + timedelta(minutes=10 * n)
+        base = {
+            "account": account,
+            "platform": account,
+            "kind": "post" if n % 25 == 0 else "comment",
+            "remote_id": f"i{n}",
+            "thread_id": f"t{n // 25}",
+            "author": author,
+            "captured_at": start + timedelta(minutes=10 * n + 1),
+            "posted_at": posted,
+            "series": "visitor-comments",
+            "content_sha256": f"{n:064x}",
+            "object_sha256": f"{n:064x}",
+        }
+        rows.append({**base, "version": 1, "state": "visible", "text": text, "change": "new"})
+        if n % 9 == 0:
+            state, change, changed = "visible", "edited", f"{text} plow"
+            if n % 27 == 0:
+                state, change, changed = "deleted", "deleted", text
+            elif n % 45 == 0:
+                state, change, changed = "hidden", "hidden", text
+            rows.append({**base, "version": 2, "state": state, "text": changed, "change": change})
+    with engine.begin() as conn:
+        conn.execute(sa.insert(Record), rows)
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "INSERT INTO records_fts(rowid, text, author) SELECT id, text, author FROM records"
+            )
+        else:
+            conn.exec_driver_sql("ANALYZE records")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("caps", ["as configured", "no rare state", "a few rows"])
+def test_sqlite_and_postgresql_find_the_same_items_in_the_same_order(
+    tmp_path: Path, pg_schema_url: str, caps: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same records in SQLite and PostgreSQL: every query shape (words, prefixes,
+    authors, states, dates, filters and their mixes) lists the same items, newest first, with
+    the same record (version), current state and number of versions on both. With lower
+    caps the searches take their other paths (no state counts as rare; then no date range
+    narrows either): the same answers again."""
+    from bulletin.archiver.search import pages
+    from bulletin.archiver.search.query import parse_query
+    from bulletin.db import make_engine, migrate
+
+    if caps != "as configured":
+        monkeypatch.setattr(pages, "_STATE_ITEMS", 2)
+    if caps == "a few rows":
+        monkeypatch.setattr(pages, "_SPAN_CAP", 5)
+    engines = [make_engine(f"sqlite:///{tmp_path / 'same.db'}"), make_engine(pg_schema_url)]
+    for engine in engines:
+        migrate(engine)
+        _same_records(engine, 1500)
+    queries = [
+        "snow",
+        "zanzibar",
+        "snow plow",
+        "park*",
+        "ma* elm",
+        "author:visitor7",
+        'author:"Visitor 12" snow',
+        "author:@visitor7",
+        "author:nobody",
+        "state:deleted",
+        "state:deleted snow",
+        "state:hidden",
+        "state:hidden snow",
+        "state:edited plow",
+        "state:visible zanzibar",
+        "account:x",
+        "account:x elm",
+        "kind:post",
+        "kind:post zanzibar",
+        "from:2026-03-03 to:2026-03-03",
+        "from:2026-03-03 to:2026-03-04 snow",
+        'account:facebook from:2026-03-05 to:2026-03-05 author:"visitor 3"',
+        "from:2026-03-02 road state:deleted",
+        "to:2026-03-02 zanzibar",
+        "from:2026-03-09",
+        "thread:t7",
+        "thread:t7 road",
+        "series:visitor-comments author:visitor21 snow",
+        "platform:facebook state:edited",
+    ]
+    for text in queries:
+        query = parse_query(text)
+        for limit in (20, 1000):
+            answers = [
+                [
+                    (h.record.id, h.record.remote_id, h.current_state, h.versions)
+                    for h in find(engine, query, time_zone="UTC", limit=limit)
+                ]
+                for engine in engines
+            ]
+            assert answers[0] == answers[1], (text, limit)
+            assert answers[0] or text == "author:nobody", text
+    for engine in engines:
+        engine.dispose()

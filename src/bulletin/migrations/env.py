@@ -17,7 +17,13 @@ target_metadata = SQLModel.metadata
 
 
 def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
-    """Leave the hand-written full-text search objects (see 0004) out of autogenerate."""
+    """Leave the hand-written full-text search objects out of autogenerate: SQLite's
+    ``records_fts`` tables (0004) and PostgreSQL's generated ``records.search_vector`` with
+    its index ``ix_records_search``, and ``ix_records_author`` on ``lower(author), id`` (0024)."""
+    if type_ == "index" and name in {"ix_records_search", "ix_records_author"}:
+        return False
+    if type_ == "column" and isinstance(parent_names, dict):
+        return not (parent_names.get("table_name") == "records" and name == "search_vector")
     return not (type_ == "table" and name is not None and name.startswith("records_fts"))
 
 

@@ -1,11 +1,12 @@
 """Searching the archive and reading a thread.
 
-Full text runs on SQLite FTS5 (``records_fts``: new records are added by
+Full text runs on SQLite FTS5 (``records_fts``, migration 0004: new records are added by
 :func:`index_new_records`, deletions and updates follow by triggers) or on PostgreSQL's
-full-text search (a GIN index on ``to_tsvector('simple', text || ' ' || author)``); both are
-created by migration 0004. Words are ANDed; ``word*`` matches a prefix. Every version of an
-item is searchable (text edited away is still found); a hit is the newest matching version
-of an item, shown with the item's current state.
+full-text search (the stored column ``records.search_vector``, generated as
+``to_tsvector('simple', text || ' ' || author)``, and its GIN index: migration 0024).
+Words are ANDed; ``word*`` matches a prefix. Every version of an item is searchable (text
+edited away is still found); a hit is the newest matching version of an item, shown with the
+item's current state.
 
 One query language serves ``archive search``, holds, records requests and exports
 (:func:`parse_query`, matched by :func:`conditions`): what a search shows is what a hold on the

@@ -14,10 +14,8 @@ from sqlmodel import col
 from bulletin.archiver.search.query import Query, bounds, words_of
 from bulletin.models import Record
 
-PG_VECTOR = (
-    "to_tsvector('simple'::regconfig, coalesce(records.text, '') || ' ' || "
-    "coalesce(records.author, ''))"
-)
+# PostgreSQL's stored to_tsvector('simple', text || ' ' || author), GIN-indexed (0024)
+PG_VECTOR = "records.search_vector"
 
 
 class WordsMatch(sa.ColumnElement[bool]):
@@ -44,12 +42,16 @@ def _words_sqlite(element: WordsMatch, compiler: Any, **kw: Any) -> str:
 
 @compiles(WordsMatch)
 def _words_postgresql(element: WordsMatch, compiler: Any, **kw: Any) -> str:
-    matches = sa.literal_column(PG_VECTOR).op("@@")(
-        sa.func.to_tsquery(
-            sa.literal_column("'simple'::regconfig"), tsquery_of(element.words, None)
-        )
-    )
-    return str(compiler.process(matches, **kw))
+    return str(compiler.process(tsvector_match(tsquery_of(element.words, None)), **kw))
+
+
+def tsvector_match(
+    tsquery: str | None, vector: sa.ColumnElement[Any] | None = None
+) -> sa.ColumnElement[bool]:
+    """PostgreSQL: the records whose stored vector (``records.search_vector``, or ``vector``
+    when it is read through a subquery) matches ``tsquery`` (:func:`tsquery_of`)."""
+    column = sa.literal_column(PG_VECTOR) if vector is None else vector
+    return column.op("@@")(sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), tsquery))
 
 
 def conditions(query: Query, time_zone: str) -> list[sa.ColumnElement[bool]]:
@@ -78,8 +80,14 @@ def index_new_records(conn: sa.Connection, first_seq: int, last_seq: int) -> Non
 
 def author_is(author: str) -> sa.ColumnElement[bool]:
     """Records by ``author``, ignoring case and a leading ``@`` (``@username`` on X)."""
+    return sa.func.lower(col(Record.author)).in_(author_names(author))
+
+
+def author_names(author: str) -> list[str]:
+    """The lower-cased names :func:`author_is` accepts for ``author``: with and without
+    ``@``."""
     name = author.strip().lower().removeprefix("@")
-    return sa.func.lower(col(Record.author)).in_([name, f"@{name}"])
+    return [name, f"@{name}"]
 
 
 def fts5_query(text: str, author: str | None) -> str | None:

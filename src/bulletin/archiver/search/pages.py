@@ -1,6 +1,7 @@
 """How :func:`~bulletin.archiver.search.find.search` reads its candidates: the keys of
 matching records, newest first, in pages that grow, along whichever index answers the query
-best (the primary key, ``ix_records_posted``, the FTS5 index, a rare state's partial index)."""
+best (the primary key, ``ix_records_posted``, the FTS5 index, a rare state's partial index,
+PostgreSQL's ``ix_records_author``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from bulletin.archiver.search.conditions import between
+from bulletin.archiver.search.conditions import (
+    PG_VECTOR,
+    between,
+    posted_between,
+    tsvector_match,
+)
 from bulletin.models import Record
 
 
@@ -143,6 +149,94 @@ def fts5_pages(
         size = min(size * 4, _MAX_PAGE)
 
 
+def postgres_pages(
+    session: Session,
+    tsquery: str | None,
+    where: list[sa.ColumnElement[bool]],
+    dates: tuple[datetime | None, datetime | None],
+    authors: list[str],
+    first: int,
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """PostgreSQL: keys of the records matching the words (``tsquery``, if any), ``where``,
+    the date range and (if any) one of the lower-cased ``authors``, newest first by id.
+
+    The path is chosen here, not by the planner, which misjudges two things: the GIN bitmap
+    of a common word costs far more than it estimates (40-90 ms at 1,000,000 records), so it
+    ANDs that bitmap with a narrow index; and a walk of the primary key for an author's rows
+    reads far more rows than it estimates. So:
+
+    - a date range holding at most ``_SPAN_CAP`` records is read first through
+      ``ix_records_posted`` (a ``MATERIALIZED`` CTE) and the rest is checked on its rows;
+    - else an author's records are walked newest first along ``ix_records_author``
+      (``lower(author), id``), one walk per spelling of the name, merged;
+    - else every condition is checked on a walk by id, whose hits come early when nothing
+      narrows."""
+    since, until = dates
+    dated = [posted_between(since, until)] if since or until else []
+    author = [sa.func.lower(col(Record.author)).in_(authors)] if authors else []
+    matches = [tsvector_match(tsquery)] if tsquery else []
+    if dated:
+        span = _posted_span(session, since, until)
+        if span is not None and span[0] == 0:
+            return
+        if span is not None:
+            yield from _narrowed_pages(session, tsquery, [*where, *dated, *author], first)
+            return
+    if authors:
+        yield from _author_pages(session, authors, [*matches, *where, *dated], first)
+        return
+    yield from keyset_pages(session, [*matches, *where, *dated], by_posted=False, first=first)
+
+
+def _narrowed_pages(
+    session: Session, tsquery: str | None, where: list[sa.ColumnElement[bool]], first: int
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """PostgreSQL: the records matching ``where`` (a few) read first, then the words checked
+    on their stored vectors; newest first by id."""
+    vector: sa.Label[Any] = sa.literal_column(PG_VECTOR).label("search_vector")
+    narrowed = sa.select(*_KEYS, vector).where(*where).cte("narrowed").prefix_with("MATERIALIZED")
+    keys = (narrowed.c.id, narrowed.c.account, narrowed.c.kind, narrowed.c.remote_id)
+    size = max(first * _FIRST_PAGE_FACTOR, 16)
+    after: int | None = None
+    while True:
+        statement = sa.select(*keys)
+        if tsquery:
+            statement = statement.where(tsvector_match(tsquery, narrowed.c.search_vector))
+        if after is not None:
+            statement = statement.where(narrowed.c.id < after)
+        rows = session.execute(statement.order_by(narrowed.c.id.desc()).limit(size)).all()
+        if rows:
+            yield rows
+        if len(rows) < size:
+            return
+        after = rows[-1].id
+        size = min(size * 4, _MAX_PAGE)
+
+
+def _author_pages(
+    session: Session, authors: list[str], where: list[sa.ColumnElement[bool]], first: int
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """PostgreSQL: the records by one of ``authors`` matching ``where``, newest first by
+    id: each name's rows walked backwards along ``ix_records_author``, merged."""
+    size = max(first * _FIRST_PAGE_FACTOR, 16)
+    after: int | None = None
+    while True:
+        walks = []
+        for name in authors:
+            walk = sa.select(*_KEYS).where(sa.func.lower(col(Record.author)) == name, *where)
+            if after is not None:
+                walk = walk.where(col(Record.id) < after)
+            walks.append(sa.select(walk.order_by(col(Record.id).desc()).limit(size).subquery()))
+        merged = sa.union_all(*walks).subquery()
+        rows = session.execute(sa.select(merged).order_by(merged.c.id.desc()).limit(size)).all()
+        if rows:
+            yield rows
+        if len(rows) < size:
+            return
+        after = rows[-1].id
+        size = min(size * 4, _MAX_PAGE)
+
+
 def state_ids(session: Session, state: str) -> list[int] | None:
     """Ids of every version of the items that have a version in ``state`` (hidden, deleted,
     edited), through the partial index of that state; None when the state is not rare (more
@@ -220,15 +314,15 @@ def _posted_span(
     """(count, lowest id, highest id) of the records in the date range (posted in it, or
     undated and captured in it), read from ``ix_records_posted``; None when the range holds
     more than ``_SPAN_CAP`` records."""
-    count, low, high = 0, None, None
+    counted = []
     for where in (
         between(col(Record.posted_at), since, until),
         [col(Record.posted_at).is_(None), *between(col(Record.captured_at), since, until)],
     ):
         sub = select(col(Record.id)).where(*where).limit(_SPAN_CAP + 1).subquery()
-        n, lo, hi = session.execute(
-            sa.select(sa.func.count(), sa.func.min(sub.c.id), sa.func.max(sub.c.id))
-        ).one()
+        counted.append(sa.select(sa.func.count(), sa.func.min(sub.c.id), sa.func.max(sub.c.id)))
+    count, low, high = 0, None, None
+    for n, lo, hi in session.execute(sa.union_all(*counted)).all():  # one round trip
         count += n
         if n:
             low = lo if low is None else min(low, lo)
