@@ -119,6 +119,40 @@ def test_a_dispatchers_notice_is_approved_by_an_approver(site: Instance) -> None
     assert approved and approved[0]["via"] == "token"
 
 
+def test_an_approver_sends_a_draft_back_and_its_author_edits_it(site: Instance) -> None:
+    """Send back with a comment: approval waits for the author's edit; the edit is a new
+    revision the approver then approves; nobody else edits, and nobody sends back their own."""
+    dan, abe, lt = token(site, "dan"), token(site, "abe"), token(site, "lt")
+    with client(site) as api:
+        notice_id = api.post("notices", json=DRAFT, headers=auth(dan)).json()["id"]
+        back = api.post(
+            f"notices/{notice_id}/send-back",
+            json={"comment": "Name the detour."},
+            headers=auth(abe),
+        )
+        assert back.status_code == 200, back.text
+        assert (back.json()["sent_back"], back.json()["revision"]) == ("Name the detour.", 1)
+        waiting = api.post(f"notices/{notice_id}/approve", headers=auth(abe))
+        assert "sent back" in problem_of(waiting, 403)
+        assert problem_of(
+            api.post(f"notices/{notice_id}/edit", json={"text": TEXT + " x"}, headers=auth(lt)),
+            403,
+        )
+        edited = api.post(
+            f"notices/{notice_id}/edit", json={"text": TEXT + " Detour: Elm St."}, headers=auth(dan)
+        )
+        assert edited.status_code == 200, edited.text
+        assert (edited.json()["revision"], edited.json()["sent_back"]) == (2, None)
+        done = api.post(f"notices/{notice_id}/approve", headers=auth(abe))
+        assert done.json()["notice"]["state"] == "approved", done.text
+        own = api.post("notices", json=DRAFT, headers=auth(lt)).json()["id"]
+        refused = api.post(f"notices/{own}/send-back", json={"comment": "x"}, headers=auth(lt))
+        assert problem_of(refused, 403)
+        assert problem_of(
+            api.post(f"notices/{own}/send-back", json={"comment": ""}, headers=auth(abe)), 422
+        )
+
+
 def _events(site: Instance) -> list[dict[str, Any]]:
     with site.app.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT action, actor, via FROM audit_events ORDER BY id"))

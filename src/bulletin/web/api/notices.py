@@ -1,5 +1,6 @@
 """Notices: draft (directly or from a template, exactly once per ``Idempotency-Key``),
-approve, cancel, correct, retract, show, list; and a notice's deliveries."""
+approve, send back with a comment, edit, cancel, correct, retract, show, list; and a notice's
+deliveries."""
 
 from __future__ import annotations
 
@@ -81,6 +82,14 @@ class Approval(Input):
     reason: Text | None = Field(default=None, max_length=2000)
 
 
+class SendBack(Input):
+    comment: Text = Field(min_length=1, max_length=2000)
+
+
+class Edit(Input):
+    text: Text = Field(min_length=1, max_length=10_000)
+
+
 class Reason(Input):
     reason: Text = Field(min_length=1, max_length=2000)
 
@@ -98,10 +107,13 @@ class Retraction(Input):
 
 
 class NoticeOut(BaseModel):
-    """A notice as shown."""
+    """A notice as shown: ``revision`` counts its drafts' edits; ``sent_back`` is an
+    approver's comment waiting for the author's edit."""
 
     id: int
     state: str
+    revision: int
+    sent_back: str | None
     category: str
     priority: str
     title: str
@@ -355,6 +367,19 @@ def approve(
         "approvals": done.approvals,
         "daemon_notified": done.woke,
     }
+
+
+@router.post("/notices/{notice_id}/send-back", response_model=NoticeOut, summary="Send back")
+def send_back(notice_id: NoticeId, body: SendBack, app: AppDep, actor: Writer) -> dict[str, Any]:
+    """Send a draft back to its author with a comment (an approver's; never on their own
+    notice); nobody may approve it until the author edits it."""
+    return NoticeOut.of(notices.send_back(app, actor, notice_id, body.comment))
+
+
+@router.post("/notices/{notice_id}/edit", response_model=NoticeOut, summary="Edit a draft")
+def edit(notice_id: NoticeId, body: Edit, app: AppDep, actor: Writer) -> dict[str, Any]:
+    """Give a draft new text (its author's): a new revision, whose approvals start over."""
+    return NoticeOut.of(notices.edit(app, actor, notice_id, body.text))
 
 
 def _cancelled(result: CancelResult) -> dict[str, Any]:
