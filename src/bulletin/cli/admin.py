@@ -21,11 +21,6 @@ from bulletin.timeparse import local_text
 SECRET_HINTS = ("secret", "token", "password", "key")
 
 
-def register(group: click.Group) -> None:
-    for command in (init, config, daemon, account, audit, status, backup, restore):
-        group.add_command(command)
-
-
 @click.command()
 @json_option
 @pass_context

@@ -13,10 +13,6 @@ from bulletin.cli import ID, Context, emit, json_option, pass_context
 from bulletin.cli.records import QUERY_HELP
 
 
-def register(group: click.Group) -> None:
-    group.add_command(export)
-
-
 @click.group(invoke_without_command=True)
 @click.option("--request", "request_id", type=ID, default=None, help="A records request's id.")
 @click.option("--query", "query_text", default=None, help=QUERY_HELP)
