@@ -6,18 +6,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any
 
 from bulletin.app import outbox
-from bulletin.archiver.archive import Archiver
-from bulletin.archiver.store.base import WormStore
 from bulletin.clock import Clock, SystemClock
-from bulletin.config.settings import Settings
-from bulletin.connectors.base import Connector
-from bulletin.connectors.registry import build_connector
 from bulletin.db import check_schema, make_engine
+
+if TYPE_CHECKING:  # the archive and the connectors are imported when first used
+    from sqlalchemy.engine import Engine
+
+    from bulletin.archiver.archive import Archiver
+    from bulletin.archiver.store.base import WormStore
+    from bulletin.config.settings import Settings
+    from bulletin.connectors.base import Connector
 
 
 @dataclass
@@ -72,6 +73,8 @@ class App:
 
     @property
     def archiver(self) -> Archiver:
+        from bulletin.archiver.archive import Archiver
+
         return Archiver(self.engine, self.store, self.settings, self.clock)
 
     def connector(self, account: str) -> Connector:
@@ -81,6 +84,8 @@ class App:
             self._local.generation = self.generation
         cache: dict[str, Connector] = self._local.__dict__.setdefault("connectors", {})
         if account not in cache:
+            from bulletin.connectors.registry import build_connector
+
             cache[account] = build_connector(
                 account, self.settings, self.environ, clock=self.clock, **self.connector_options
             )

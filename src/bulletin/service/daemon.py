@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 
-import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlmodel import Session, col, select
 
@@ -34,6 +33,7 @@ from bulletin.archiver import ledger
 from bulletin.config import load_settings
 from bulletin.db import session_scope
 from bulletin.errors import BulletinError, ConfigError, StoreUnavailable
+from bulletin.logs import get_logger
 from bulletin.models import Delivery
 from bulletin.publisher import schedule
 from bulletin.publisher.delivery import Outcome
@@ -48,7 +48,7 @@ from bulletin.service.sdnotify import Notifier
 from bulletin.service.waker import PgListener, Waker
 from bulletin.states import DeliveryState
 
-log = structlog.get_logger("bulletin.daemon")
+log = get_logger("bulletin.daemon")
 #: the states of a delivery ``--once`` reports as left for later (when it has a due time)
 _WAITING = (DeliveryState.PENDING, DeliveryState.UNCERTAIN, DeliveryState.IN_FLIGHT)
 

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import structlog
-
 from bulletin.archiver import ledger
 from bulletin.cap.feed import poll_feeds
 from bulletin.errors import BulletinError
 from bulletin.locks import exclusive_job
+from bulletin.logs import get_logger
 from bulletin.service.instances import HEARTBEAT_SECONDS
 from bulletin.webhooks.registry import prune
 from bulletin.webhooks.send import send_due
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 
     from bulletin.service.daemon import Daemon
 
-log = structlog.get_logger("bulletin.daemon")
+log = get_logger("bulletin.daemon")
 
 
 @dataclass(frozen=True)

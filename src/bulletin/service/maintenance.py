@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import structlog
 from sqlmodel import Session
 
 from bulletin.app import App
@@ -19,11 +18,12 @@ from bulletin.archiver.requests import announce_deadlines, deadline_text, deadli
 from bulletin.archiver.verify import verify
 from bulletin.db import session_scope
 from bulletin.events import record_event
+from bulletin.logs import get_logger
 from bulletin.models import Account
 from bulletin.service.diskspace import Space, measure
 from bulletin.service.metrics import VerifyResult
 
-log = structlog.get_logger("bulletin.daemon")
+log = get_logger("bulletin.daemon")
 
 
 class Maintenance:

@@ -12,16 +12,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-import structlog
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from bulletin.app import App
 from bulletin.archiver.status import capture_health
+from bulletin.logs import get_logger
 from bulletin.service.status import gather
 
-log = structlog.get_logger("bulletin.metrics")
+log = get_logger("bulletin.metrics")
 
 
 @dataclass(frozen=True)
