@@ -3,7 +3,10 @@
 SQLite data directory (10,000 scheduled notices, archived comments), against ``python -c
 pass`` and ``python -c "import sqlalchemy"`` spawned in the same rounds, interleaved.
 
-    python bench/bench_commands.py [--runs 30] [--notices 10000] [--records 2000]
+    python bench/bench_commands.py [--runs 30] [--notices 10000] [--records 2000] [--src DIR]
+
+``--src`` runs the commands from another source tree (a checkout's ``src``), for a
+before/after comparison on the same data.
 
 Prints the median and p90 of each, and each median as a ratio of ``python -c pass``.
 """
@@ -65,6 +68,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--notices", type=int, default=10_000)
     parser.add_argument("--records", type=int, default=2_000)
+    parser.add_argument("--src", type=Path, default=ROOT / "src")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -73,21 +77,22 @@ def main() -> None:
         env.update(
             BULLETIN_CONFIG=str(config),
             BULLETIN_USER="dispatcher1",
-            PYTHONPATH=str(ROOT / "src"),
+            PYTHONPATH=str(args.src.resolve()),
         )
         runs = commands(sys.executable)
         times: dict[str, list[float]] = {name: [] for name in runs}
-        for name, argv in runs.items():  # warm the page cache and .pyc files
+        for argv in runs.values():  # warm the page cache and .pyc files
             wall(argv, env, tmp)
         for _ in range(args.runs):
             for name, argv in runs.items():
                 times[name].append(wall(argv, env, tmp))
     base = statistics.median(times["python -c pass"])
     print(
-        f"{args.runs} runs each, interleaved; {args.notices:,} notices, {args.records:,} "
-        f"archived comments, SQLite; load average {os.getloadavg()[0]:.1f}"
+        f"code under test: {args.src}; {args.runs} runs each, interleaved; "
+        f"{args.notices:,} notices, {args.records:,} archived comments, SQLite; "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"| command | median ms | p90 ms | × python -c pass |\n|---|---:|---:|---:|")
+    print("| command | median ms | p90 ms | x python -c pass |\n|---|---:|---:|---:|")
     for name, values in times.items():
         median = statistics.median(values)
         print(
