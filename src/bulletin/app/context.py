@@ -35,6 +35,10 @@ class App:
     connector_options: dict[str, Any] = field(default_factory=dict)  # retry=, timeout=
     # open the database read-only (commands that only read; see bulletin.db.make_engine)
     read_only: bool = False
+    # check the schema once, not at every checked_engine() (a command: it runs against one
+    # schema; the daemon and the web console check each time, so they see an upgrade)
+    check_schema_once: bool = False
+    _schema_checked: bool = False
 
     @property
     def engine(self) -> Engine:
@@ -48,8 +52,11 @@ class App:
         return self._engine
 
     def checked_engine(self) -> Engine:
-        """The engine, after making sure the schema is current (else DatabaseError)."""
-        check_schema(self.engine)
+        """The engine, after making sure the schema is current (else DatabaseError); with
+        ``check_schema_once``, only the first call checks."""
+        if not self._schema_checked:
+            check_schema(self.engine)
+            self._schema_checked = self.check_schema_once
         return self.engine
 
     @property

@@ -119,6 +119,7 @@ class Context:
                 self.environ,
                 self.clock or SystemClock(),
                 read_only=self.read_only,
+                check_schema_once=True,  # one command, one schema
             )
         return self._app
 
