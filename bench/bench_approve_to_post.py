@@ -10,10 +10,11 @@ daemon's share alone, the baseline. Rounds interleave the two. Also printed: the
 own wall time, spawn to exit. PostgreSQL is skipped when no server answers.
 
     python bench/bench_approve_to_post.py [--runs 30] [--future 10000] [--db sqlite]
-                                          [--src DIR]
+                                          [--src DIR] [--before DIR]
 
-``--src`` runs the command and the daemon from another source tree (a checkout's ``src``),
-for a before/after comparison on the same data.
+``--src`` runs the command and the daemon from another source tree (a checkout's ``src``);
+``--before DIR`` also spawns the command from DIR in every round (same daemon, same data, same
+load), for a before/after comparison.
 """
 
 from __future__ import annotations
@@ -45,7 +46,31 @@ def draft(app: App, text: str) -> int:
     return notice.id or 0
 
 
-def measure(kind: str, runs: int, future: int, sandbox: SandboxServer, arrivals: Arrivals) -> None:
+def approve_by_command(
+    app: App, command: list[str], env: dict[str, str], tmp: Path, arrivals: Arrivals, label: str
+) -> tuple[float, float]:
+    """Draft a notice, approve it by spawning ``command``; (spawn -> the sandbox has the post,
+    spawn -> the command exits)."""
+    text = f"{label} {time.time_ns()}"
+    notice_id = draft(app, text)
+    began = time.perf_counter()
+    done = subprocess.run(
+        [*command, str(notice_id), "--by", "chief"], env=env, cwd=tmp, capture_output=True
+    )
+    exited = time.perf_counter()
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.decode(errors="replace"))
+    return arrivals.wait_for(text) - began, exited - began
+
+
+def measure(
+    kind: str,
+    runs: int,
+    future: int,
+    sandbox: SandboxServer,
+    arrivals: Arrivals,
+    before: Path | None,
+) -> None:
     with (
         tempfile.TemporaryDirectory(prefix="ba-") as tmp_name,
         database(kind, Path(tmp_name)) as url,
@@ -57,47 +82,44 @@ def measure(kind: str, runs: int, future: int, sandbox: SandboxServer, arrivals:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BULLETIN_")}
         env["BULLETIN_CONFIG"] = str(config)
         command = [sys.executable, "-m", "bulletin", "notice", "approve"]
-        spawn_to_post, spawn_to_exit, daemon_only = [], [], []
+        variants = {"": env}
+        if before is not None:
+            variants[" (before)"] = {**env, "PYTHONPATH": str(before)}
+        to_post: dict[str, list[float]] = {v: [] for v in variants}
+        to_exit: dict[str, list[float]] = {v: [] for v in variants}
+        daemon_only = []
         try:
             for i in range(runs + 1):  # the first round warms the caches and is not counted
-                text = f"[{kind}] Evacuate Zone {i % 7}: command {i} {time.time_ns()}"
-                notice_id = draft(app, text)
-                began = time.perf_counter()
-                done = subprocess.run(
-                    [*command, str(notice_id), "--by", "chief"],
-                    env=env,
-                    cwd=tmp,
-                    capture_output=True,
-                    check=False,
-                )
-                exited = time.perf_counter()
-                if done.returncode != 0:
-                    raise RuntimeError(done.stderr.decode(errors="replace"))
-                posted = arrivals.wait_for(text)
+                for variant, variant_env in variants.items():
+                    label = f"[{kind}] Evacuate Zone {i % 7}: command{variant} {i}"
+                    posted, exited = approve_by_command(
+                        app, command, variant_env, tmp, arrivals, label
+                    )
+                    if i:
+                        to_post[variant].append(posted)
+                        to_exit[variant].append(exited)
                 text = f"[{kind}] Evacuate Zone {i % 7}: library {i} {time.time_ns()}"
                 notice_id = draft(app, text)
                 approve_notice(app.engine, app.settings, app.clock, notice_id, "chief")
                 committed = time.perf_counter()
                 alone = arrivals.wait_for(text) - committed
                 if i:
-                    spawn_to_post.append(posted - began)
-                    spawn_to_exit.append(exited - began)
                     daemon_only.append(alone)
         finally:
             daemon.stop()
             app.close()
     print(f"{kind}: {runs} rounds, {future:,} other notices scheduled")
-    for name, values in (
-        ("spawn `notice approve` -> sandbox has the post", spawn_to_post),
-        ("spawn `notice approve` -> command exits", spawn_to_exit),
-        ("daemon only: commit -> sandbox has the post", daemon_only),
-    ):
+    rows = [("daemon only: commit -> sandbox has the post", daemon_only)]
+    for variant in variants:
+        rows.append((f"spawn `notice approve`{variant} -> sandbox has the post", to_post[variant]))
+        rows.append((f"spawn `notice approve`{variant} -> command exits", to_exit[variant]))
+    base = statistics.median(daemon_only)
+    for name, values in rows:
         print(
-            f"  {name:<48} p50 {statistics.median(values) * 1000:7.1f} ms   "
-            f"p99 {percentile(values, 99) * 1000:7.1f} ms"
+            f"  {name:<58} p50 {statistics.median(values) * 1000:7.1f} ms   "
+            f"p99 {percentile(values, 99) * 1000:7.1f} ms   "
+            f"{statistics.median(values) / base:5.1f}x the daemon's share"
         )
-    ratio = statistics.median(spawn_to_post) / statistics.median(daemon_only)
-    print(f"  ratio (p50): {ratio:.1f}x the daemon's share alone")
 
 
 def postgres_answers() -> bool:
@@ -117,6 +139,7 @@ def main() -> None:
     parser.add_argument("--future", type=int, default=10_000)
     parser.add_argument("--db", action="append", choices=["sqlite", "postgres"])
     parser.add_argument("--src", type=Path, default=ROOT / "src")
+    parser.add_argument("--before", type=Path)
     args = parser.parse_args()
     os.environ["PYTHONPATH"] = str(args.src.resolve())  # the command's and the daemon's code
     print(f"code under test: {args.src}; load average {os.getloadavg()[0]:.1f}")
@@ -128,7 +151,8 @@ def main() -> None:
             if kind == "postgres" and not postgres_answers():
                 print(f"postgres: skipped, no server answers at {PG_URL}")
                 continue
-            measure(kind, args.runs, args.future, sandbox, arrivals)
+            before = args.before.resolve() if args.before else None
+            measure(kind, args.runs, args.future, sandbox, arrivals, before)
     finally:
         sandbox.stop()
 
