@@ -20,8 +20,13 @@ TEXT = "Mass Ave closed between Waltham St and Muzzey St until 6 pm for a water 
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path under ``group``, loading lazily registered commands as a person's
+    ``bulletin COMMAND --help`` would."""
     found = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, f"{' '.join((*prefix, name))} is listed but does not load"
         found.append((*prefix, name))
         if isinstance(command, click.Group):
             found.extend(all_commands(command, (*prefix, name)))
@@ -34,7 +39,9 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     command: click.Command = cli
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        found = command.get_command(click.Context(command), name)
+        assert found is not None
+        command = found
     assert command.help and len(command.help.strip()) > 10, f"{' '.join(path)} has no help"
     result = invoke(None, *path, "--help")
     assert result.exit_code == 0

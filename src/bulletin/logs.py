@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING, Any, cast
 
-import structlog
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
 
 HANDLER_NAME = "bulletin"
 # Libraries that are chatty below WARNING. urllib3 must never go below INFO: facebook-sdk puts
@@ -18,9 +20,35 @@ HANDLER_NAME = "bulletin"
 QUIET_LIBRARIES = ("apscheduler", "alembic", "urllib3", "botocore", "boto3", "s3transfer")
 
 
+class _Deferred:
+    """A structlog logger whose import waits for its first use (structlog loads its console
+    renderer, and rich with it, when imported: a command that logs nothing need not pay)."""
+
+    __slots__ = ("_logger", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._logger is None:
+            import structlog
+
+            self._logger = structlog.get_logger(self._name)
+        return getattr(self._logger, attribute)
+
+
+def get_logger(name: str) -> FilteringBoundLogger:
+    """The logger ``name``, as ``structlog.get_logger(name)`` gives it, structlog imported when
+    it is first used; for module-level loggers."""
+    return cast("FilteringBoundLogger", _Deferred(name))
+
+
 def configure(level: str = "info", fmt: str = "text") -> None:
     """Send all logs to stderr; ``fmt`` is ``text`` or ``json``. Calling it again replaces
     the previous configuration (handlers added by others, e.g. pytest's, are kept)."""
+    import structlog
+
     numeric = getattr(logging, level.upper(), logging.INFO)
     renderer: structlog.typing.Processor
     if fmt == "json":

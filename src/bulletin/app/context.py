@@ -6,18 +6,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any
 
 from bulletin.app import outbox
-from bulletin.archiver.archive import Archiver
-from bulletin.archiver.store.base import WormStore
 from bulletin.clock import Clock, SystemClock
-from bulletin.config.settings import Settings
-from bulletin.connectors.base import Connector
-from bulletin.connectors.registry import build_connector
 from bulletin.db import check_schema, make_engine
+
+if TYPE_CHECKING:  # the archive and the connectors are imported when first used
+    from sqlalchemy.engine import Engine
+
+    from bulletin.archiver.archive import Archiver
+    from bulletin.archiver.store.base import WormStore
+    from bulletin.config.settings import Settings
+    from bulletin.connectors.base import Connector
 
 
 @dataclass
@@ -34,6 +35,10 @@ class App:
     connector_options: dict[str, Any] = field(default_factory=dict)  # retry=, timeout=
     # open the database read-only (commands that only read; see bulletin.db.make_engine)
     read_only: bool = False
+    # check the schema once, not at every checked_engine() (a command: it runs against one
+    # schema; the daemon and the web console check each time, so they see an upgrade)
+    check_schema_once: bool = False
+    _schema_checked: bool = False
 
     @property
     def engine(self) -> Engine:
@@ -47,8 +52,11 @@ class App:
         return self._engine
 
     def checked_engine(self) -> Engine:
-        """The engine, after making sure the schema is current (else DatabaseError)."""
-        check_schema(self.engine)
+        """The engine, after making sure the schema is current (else DatabaseError); with
+        ``check_schema_once``, only the first call checks."""
+        if not self._schema_checked:
+            check_schema(self.engine)
+            self._schema_checked = self.check_schema_once
         return self.engine
 
     @property
@@ -72,6 +80,8 @@ class App:
 
     @property
     def archiver(self) -> Archiver:
+        from bulletin.archiver.archive import Archiver
+
         return Archiver(self.engine, self.store, self.settings, self.clock)
 
     def connector(self, account: str) -> Connector:
@@ -81,6 +91,8 @@ class App:
             self._local.generation = self.generation
         cache: dict[str, Connector] = self._local.__dict__.setdefault("connectors", {})
         if account not in cache:
+            from bulletin.connectors.registry import build_connector
+
             cache[account] = build_connector(
                 account, self.settings, self.environ, clock=self.clock, **self.connector_options
             )

@@ -11,7 +11,7 @@ import json
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -19,14 +19,15 @@ from sqlmodel import Session, col, select
 
 from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
-from bulletin.archiver.capture.sweep import SweepResult, sweep
-from bulletin.archiver.rebuild import RebuildReport, rebuild_index
 from bulletin.archiver.search import Hit, Query, ThreadItem, parse_query, search, thread_of
-from bulletin.archiver.status import archive_status
 from bulletin.archiver.store.base import object_key
-from bulletin.archiver.verify import Report, snapshot_contradictions, verify
 from bulletin.errors import NotFound
 from bulletin.models import LedgerEntry, Record
+
+if TYPE_CHECKING:  # sweeping, verifying and rebuilding import their modules when they run
+    from bulletin.archiver.capture.sweep import SweepResult
+    from bulletin.archiver.rebuild import RebuildReport
+    from bulletin.archiver.verify import Report
 
 Kind = Literal["post", "comment", "moderation"]
 # verify's progress, told each phase's total: (phase, done, total, finished)
@@ -113,6 +114,8 @@ def show_record(app: App, actor: Actor, record_id: int) -> Shown:
     with Session(engine) as session:
         entry = session.get(LedgerEntry, record.ledger_seq) if record.ledger_seq else None
         entry_hash = entry.entry_hash if entry else None
+    from bulletin.archiver.verify import snapshot_contradictions
+
     snapshot = app.store.get(object_key(record.object_sha256), verify=True)
     try:
         differs = snapshot_contradictions(record, snapshot)
@@ -157,6 +160,8 @@ def show_thread(app: App, actor: Actor, record_id: int) -> Thread:
 def status(app: App, actor: Actor) -> dict[str, Any]:
     """Records by account, kind and state; last sweeps; quarantine; spend; store backlog (see
     :func:`bulletin.archiver.status.archive_status`)."""
+    from bulletin.archiver.status import archive_status
+
     return archive_status(app.checked_engine(), app.store, app.settings, app.clock.now())
 
 
@@ -169,6 +174,8 @@ def sweep_now(app: App, actor: Actor, account: str, *, full: bool = False) -> Sw
     app.checked_engine()
     if account not in app.settings.accounts:
         raise NotFound(f"no account {account!r} in {app.settings.source}")
+    from bulletin.archiver.capture.sweep import sweep
+
     return sweep(app.archiver, app.connector(account), account, app.clock, full=full)
 
 
@@ -184,6 +191,8 @@ def verify_archive(app: App, actor: Actor, progress: Progress | None = None) -> 
 
         def told(phase: str, done: int, finished: bool) -> None:
             report_to(phase, done, totals[phase], finished)
+
+    from bulletin.archiver.verify import verify
 
     return verify(
         engine,
@@ -215,6 +224,8 @@ def rebuild(app: App, actor: Actor, *, replace: bool = False) -> RebuildReport:
 
     engine = app.checked_engine()
     on_platforms, unread = highest_notice_on_platforms(app.settings, app.environ)
+    from bulletin.archiver.rebuild import rebuild_index
+
     report = rebuild_index(
         engine,
         app.store,

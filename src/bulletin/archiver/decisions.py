@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -40,6 +39,7 @@ from bulletin.archiver.store.base import WormStore
 from bulletin.clock import utc
 from bulletin.db import reset_id_sequences
 from bulletin.errors import IntegrityError, StoreUnavailable
+from bulletin.logs import get_logger
 from bulletin.models import BatesRange, Hold, Record, RecordsRequest, Redaction
 from bulletin.timeparse import parse_iso
 
@@ -50,7 +50,7 @@ REQUESTS = f"{PREFIX}requests/"
 BATES = f"{PREFIX}bates/"
 _BATES_FIELDS = ("prefix", "first", "last", "run", "identifier", "production")
 
-log = structlog.get_logger("bulletin.archive")
+log = get_logger("bulletin.archive")
 
 
 def _stamp(value: datetime | None) -> str | None:

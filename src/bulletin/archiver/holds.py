@@ -26,7 +26,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -43,9 +42,10 @@ from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.events import iso, record_event
 from bulletin.identity import SYSTEM_ACTOR
+from bulletin.logs import get_logger
 from bulletin.models import Hold, HoldRecord, Record, RecordMedia, RecordsRequest
 
-log = structlog.get_logger("bulletin.archive")
+log = get_logger("bulletin.archive")
 
 # What evaluating a stored query can raise when the query is beyond what the database or the
 # calendar can do (a hold placed before queries were bounded, or restored from the store).

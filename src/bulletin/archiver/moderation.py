@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-import structlog
 from sqlmodel import Session
 
 from bulletin import audit
@@ -19,10 +18,11 @@ from bulletin.archiver.capture.versioning import gone_version
 from bulletin.connectors.base import Connector, RemoteItem, platform_id
 from bulletin.db import session_scope
 from bulletin.errors import ConnectorError, NotFound, Refused
+from bulletin.logs import get_logger
 from bulletin.models import Account, Record
 from bulletin.states import RecordState
 
-log = structlog.get_logger("bulletin.moderation")
+log = get_logger("bulletin.moderation")
 
 Action = Literal["hide", "unhide", "delete"]
 _STATE = {"hide": "hidden", "unhide": "visible", "delete": "deleted"}

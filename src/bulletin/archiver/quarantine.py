@@ -3,7 +3,6 @@ the WORM store with the error, listed in ``archive status``, and never stops a s
 
 from __future__ import annotations
 
-import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
@@ -12,9 +11,10 @@ from bulletin.archiver.store.base import WormStore
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
+from bulletin.logs import get_logger
 from bulletin.models import Quarantine
 
-log = structlog.get_logger("bulletin.capture")
+log = get_logger("bulletin.capture")
 
 SERIES = "visitor-comments"  # what a quarantined answer most likely holds; kept as long
 

@@ -24,8 +24,6 @@ from logging.handlers import SysLogHandler
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from bulletin.archiver.canonical import canonical_plain
 from bulletin.archiver.ledger import CHECKPOINT_PREFIX
 from bulletin.archiver.store.base import WormStore, sha256_hex
@@ -94,6 +92,8 @@ def configured(settings: WitnessSettings) -> list[str]:
 def send(settings: WitnessSettings, point: Point) -> list[str]:
     """Write ``point`` to every configured target; returns one line per target that failed
     (empty: all took it). Never raises for a target's failure."""
+    import requests
+
     failed: list[str] = []
     for name in configured(settings):
         try:
@@ -127,6 +127,8 @@ def _send_syslog(settings: WitnessSettings, point: Point) -> None:
 
 
 def _send_webhook(settings: WitnessSettings, point: Point) -> None:
+    import requests
+
     answer = requests.post(settings.webhook, json=point.body(), timeout=settings.webhook_timeout)
     answer.raise_for_status()
 
@@ -184,6 +186,8 @@ def _read_file(path: Path, found: Readback) -> None:
 
 
 def _read_webhook(settings: WitnessSettings, found: Readback) -> None:
+    import requests
+
     source = f"witness {settings.webhook_read_url}"
     try:
         answer = requests.get(settings.webhook_read_url, timeout=settings.webhook_timeout)

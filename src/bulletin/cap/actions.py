@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -31,6 +30,7 @@ from bulletin.config.accounts import FeedAccountSettings
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import BulletinError, Refused, UsageError
+from bulletin.logs import get_logger
 from bulletin.models import Delivery, Notice
 from bulletin.publisher import announce
 from bulletin.publisher.amend import retract_notice
@@ -45,7 +45,7 @@ from bulletin.publisher.notices import (
 from bulletin.publisher.templates import get_template, notice_from_template
 from bulletin.states import DeliveryState
 
-log = structlog.get_logger("bulletin.cap")
+log = get_logger("bulletin.cap")
 
 UPDATE_PREFIX = "UPDATE: "
 CAP_CANCEL_TEXT = "The alert above has been cancelled by the issuing authority."

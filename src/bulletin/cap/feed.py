@@ -19,7 +19,6 @@ from urllib.request import url2pathname
 from xml.etree.ElementTree import Element, tostring
 
 import requests
-import structlog
 from sqlmodel import Session, select
 
 from bulletin import __version__
@@ -32,11 +31,12 @@ from bulletin.config.settings import Settings
 from bulletin.errors import BulletinError, ConfigError, Refused, Retryable, UsageError
 from bulletin.fetch import read_capped
 from bulletin.identity import require_role
+from bulletin.logs import get_logger
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-log = structlog.get_logger("bulletin.cap")
+log = get_logger("bulletin.cap")
 
 ACCEPT = "application/cap+xml, application/atom+xml;q=0.9, application/xml;q=0.8"
 

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
-import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -30,10 +29,11 @@ from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import BulletinError
+from bulletin.logs import get_logger
 from bulletin.models import AuditEvent, Notice
 from bulletin.states import NoticeState
 
-log = structlog.get_logger("bulletin.cap")
+log = get_logger("bulletin.cap")
 
 
 @dataclass(frozen=True)

@@ -7,22 +7,25 @@ Exit codes: 0 done, 1 refused or failed, 2 usage or configuration error, 70 an i
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import socket
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 from bulletin import __version__
-from bulletin.app import Actor, App, users
 from bulletin.clock import Clock, SystemClock
-from bulletin.config import Settings, load_settings
 from bulletin.errors import BulletinError
-from bulletin.identity import Kernel, SystemKernel, invoking_os_user, resolve_actor
+
+if TYPE_CHECKING:  # imported where used, so `bulletin --help` loads none of them
+    from bulletin.app import Actor, App
+    from bulletin.config import Settings
+    from bulletin.identity import Kernel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -120,6 +123,8 @@ class Context:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from bulletin.config import load_settings
+
             warnings: list[str] = []
             self._settings = load_settings(self.config_path, self.environ, warnings=warnings)
             for line in warnings:
@@ -129,11 +134,14 @@ class Context:
     @property
     def app(self) -> App:
         if self._app is None:
+            from bulletin.app import App
+
             self._app = App(
                 self.settings,
                 self.environ,
                 self.clock or SystemClock(),
                 read_only=self.read_only,
+                check_schema_once=True,  # one command, one schema
             )
         return self._app
 
@@ -141,6 +149,8 @@ class Context:
         """The OS user running this command (:func:`bulletin.identity.invoking_os_user`):
         sudo's word is taken from root and from the data directory's owner, the service's
         user that ``sudo -u bulletin`` runs as."""
+        from bulletin.identity import SystemKernel, invoking_os_user
+
         kernel = self.kernel or SystemKernel()
         return invoking_os_user(kernel, self.environ, service_path=self.settings.data_dir)
 
@@ -150,6 +160,9 @@ class Context:
         else ``BULLETIN_USER``, else the OS user (see :func:`bulletin.identity.resolve_actor`).
         With ``--on-behalf-of``, that account acting for another
         (:func:`bulletin.app.users.act_for`). Roles are the application layer's to check."""
+        from bulletin.app import Actor, users
+        from bulletin.identity import resolve_actor
+
         acting = resolve_actor(
             self.settings,
             explicit,
@@ -168,6 +181,8 @@ class Context:
     def reader(self) -> Actor:
         """Who runs a command that only reads: :meth:`actor` when a name can be found, else
         an anonymous reader (reading needs no name and no role)."""
+        from bulletin.app import Actor
+
         try:
             return self.actor()
         except BulletinError:
@@ -343,7 +358,151 @@ def read_only(func: F) -> F:
     return cast(F, wrapper)
 
 
-@click.group(cls=BulletinGroup, context_settings={"help_option_names": ["-h", "--help"]})
+# Every command of `bulletin`, the one place a command or group is registered: its name (a
+# subcommand of a group here: "GROUP NAME") -> ("module:attribute", its short help, the first
+# sentence of its docstring, shown by `bulletin --help` without importing the module; a test
+# checks they agree). A module is imported only when its command runs or its help is asked.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "account": ("bulletin.cli.admin:account", "Platform accounts."),
+    "archive": (
+        "bulletin.cli.archive:archive",
+        "The public record: archived posts and comments in write-once storage.",
+    ),
+    "audit": (
+        "bulletin.cli.admin:audit",
+        "List audit events: who did what, to which object, when and why.",
+    ),
+    "backup": (
+        "bulletin.cli.admin:backup",
+        "Copy the SQLite database, consistently, while the daemon runs (see docs/operations.md).",
+    ),
+    "cap": (
+        "bulletin.cli.cap:cap",
+        "Common Alerting Protocol 1.2: turn NWS, IPAWS and county alerts into notices.",
+    ),
+    "comment": (
+        "bulletin.cli.comment:comment",
+        "Moderate visitor comments; each is archived fresh from the platform first.",
+    ),
+    "config": ("bulletin.cli.admin:config", "Inspect the configuration."),
+    "daemon": (
+        "bulletin.cli.admin:daemon",
+        "Run the service: publish what is due, capture, verify.",
+    ),
+    "export": (
+        "bulletin.cli.export:export",
+        "Produce every version of every matching post and comment (hidden, edited and deleted "
+        "ones too) as a BagIt bundle: natives, text, Concordance DAT and CSV load files, Bates "
+        "numbers, a manifest with ledger positions and a chain-of-custody report.",
+    ),
+    "hold": (
+        "bulletin.cli.records:hold",
+        "Legal holds: keep every record matching a query until the hold is released.",
+    ),
+    "init": (
+        "bulletin.cli.admin:init",
+        "Create or upgrade the data directory, database and archive (safe to run again).",
+    ),
+    "notice": ("bulletin.cli.notice:notice", "Queue, approve and follow public notices."),
+    "notify": (
+        "bulletin.cli.notify:notify",
+        "Email notifications ([notify]): approvals, escalations, administrators' notices.",
+    ),
+    "redact": (
+        "bulletin.cli.redact:redact",
+        "Withhold text of archived records from public productions, citing an exemption.",
+    ),
+    "request": (
+        "bulletin.cli.records:request",
+        "Public-records and litigation requests: deadlines, and a hold on their scope.",
+    ),
+    "restore": (
+        "bulletin.cli.admin:restore",
+        "Put a SQLite backup back, with the daemon stopped (see docs/operations.md): the "
+        "current files are moved aside, deliveries due since are checked on their platforms "
+        "before any post, and the archive index is rebuilt from the store.",
+    ),
+    "retention": (
+        "bulletin.cli.retention:retention_group",
+        "The retention schedule, and disposition: only by an approved batch, with a certificate.",
+    ),
+    "sandbox": (
+        "bulletin.cli.sandbox:sandbox",
+        "Run the sandbox platform server (X API v2 and Graph API subset) until SIGTERM.",
+    ),
+    "status": (
+        "bulletin.cli.admin:status",
+        "Live daemons and what they hold, deliveries by state, the archive and its backlog, "
+        "free disk.",
+    ),
+    "template": (
+        "bulletin.cli.template:template",
+        "Templates an approver approves in advance, so a dispatcher can publish at once.",
+    ),
+    "token": (
+        "bulletin.cli.token:token",
+        "API tokens: programs (a CAD system, a script) acting through the HTTP API.",
+    ),
+    "user": (
+        "bulletin.cli.user:user",
+        "People who use Bulletin: their accounts, roles, passwords and second factors.",
+    ),
+    "web": ("bulletin.cli.web:web", "Run the web console (sign-in, sessions) until SIGTERM."),
+    "webhook": (
+        "bulletin.cli.webhook:webhook",
+        "Signed outbound webhooks (Standard Webhooks): which events go where, and their log.",
+    ),
+}
+
+
+class LazyGroup(BulletinGroup):
+    """A :class:`BulletinGroup` whose commands are listed in a table (see :data:`COMMANDS`) and
+    imported on first use: when one runs, its ``--help`` is asked or completion needs it. The
+    group's own ``--help`` lists every command with the table's short help, importing none.
+    A table entry "GROUP NAME" is added to GROUP's own commands when GROUP is loaded."""
+
+    def __init__(self, *args: Any, lazy: Mapping[str, tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *(name for name in self.lazy if " " not in name)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy and " " not in cmd_name:
+            self.add_command(self.load(cmd_name), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def load(self, path: str) -> click.Command:
+        """Import the command the table names for ``path``, with the table's subcommands of
+        it attached. Raises :class:`LookupError` for a table entry that names no command."""
+        target = self.lazy[path][0]
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute, None)
+        if not isinstance(command, click.Command):
+            raise LookupError(f"{target} (the command `{path}`) is not a click command")
+        depth = path.count(" ") + 1
+        for sub in sorted(p for p in self.lazy if p.startswith(f"{path} ")):
+            if sub.count(" ") == depth:
+                if not isinstance(command, click.Group):
+                    raise LookupError(f"{target} has subcommands in the table but is no group")
+                command.add_command(self.load(sub), sub.rsplit(" ", 1)[1])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands with their short help, the table's for those not loaded yet."""
+        rows: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name) or click.Command(name, help=self.lazy[name][1])
+            if not command.hidden:
+                rows.append((name, command))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in rows])
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
@@ -369,47 +528,3 @@ def main() -> None:
     The few public outputs (the Atom feed) and private ones (productions) set their own modes."""
     os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
     cli(prog_name="bulletin")
-
-
-# The subcommand modules import the helpers above, so they are registered last.
-from bulletin.cli import (  # noqa: E402
-    admin,
-    archive,
-    comment,
-    notice,
-    records,
-    redact,
-    retention,
-    sandbox,
-    template,
-    user,
-    web,
-)
-from bulletin.cli import export as export_cli  # noqa: E402
-
-for _module in (
-    admin,
-    archive,
-    comment,
-    notice,
-    records,
-    redact,
-    retention,
-    sandbox,
-    template,
-    user,
-    web,
-    export_cli,
-):
-    _module.register(cli)
-
-from bulletin.cli import cap, webhook  # noqa: E402
-
-cap.register(cli)
-webhook.register(cli)
-
-from bulletin.cli import notify as notify_cli  # noqa: E402
-from bulletin.cli import token  # noqa: E402
-
-token.register(cli)
-notify_cli.register(cli)

@@ -12,7 +12,6 @@ import click
 
 from bulletin.app.admin import initialise
 from bulletin.app.audit import list_events
-from bulletin.app.facebook_webhooks import subscribe_page, subscription_line
 from bulletin.app.users import FirstAdmin, open_console
 from bulletin.cli import LIMIT, Context, emit, json_option, pass_context, read_only
 from bulletin.config.render import Note, to_toml
@@ -22,11 +21,6 @@ from bulletin.names import printable
 from bulletin.timeparse import local_text
 
 SECRET_HINTS = ("secret", "token", "password", "key")
-
-
-def register(group: click.Group) -> None:
-    for command in (init, config, daemon, account, audit, status, backup, restore):
-        group.add_command(command)
 
 
 @click.command()
@@ -222,6 +216,8 @@ def account_check(ctx: Context, name: str, as_json: bool) -> None:
     connector = ctx.app.connector(name)
     lines = connector.check()
     if ctx.settings.accounts[name].platform == "facebook":
+        from bulletin.app.facebook_webhooks import subscription_line
+
         lines.append(subscription_line(ctx.app, name))
     limits = connector.limits()
     ok = all(line.ok for line in lines)
@@ -260,6 +256,8 @@ def account_check(ctx: Context, name: str, as_json: bool) -> None:
 def account_subscribe(ctx: Context, name: str, actor: str | None, as_json: bool) -> None:
     """Subscribe a Facebook Page to the app's webhooks (its feed: comments and posts), so
     that comments are captured as they happen; the sweeps go on as the safety net."""
+    from bulletin.app.facebook_webhooks import subscribe_page
+
     done = subscribe_page(ctx.app, ctx.actor(actor), name)
     emit(
         as_json,

@@ -16,10 +16,6 @@ from bulletin.names import printable_text
 from bulletin.timeparse import local_text
 
 
-def register(group: click.Group) -> None:
-    group.add_command(archive)
-
-
 @click.group()
 def archive() -> None:
     """The public record: archived posts and comments in write-once storage."""

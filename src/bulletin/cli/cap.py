@@ -15,10 +15,6 @@ from bulletin.states import NoticeState
 from bulletin.timeparse import local_text
 
 
-def register(group: click.Group) -> None:
-    group.add_command(cap)
-
-
 @click.group()
 def cap() -> None:
     """Common Alerting Protocol 1.2: turn NWS, IPAWS and county alerts into notices."""

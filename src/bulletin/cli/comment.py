@@ -9,10 +9,6 @@ from bulletin.archiver.moderation import Action
 from bulletin.cli import ID, Context, emit, json_option, on_behalf_options, pass_context
 
 
-def register(group: click.Group) -> None:
-    group.add_command(comment)
-
-
 @click.group()
 def comment() -> None:
     """Moderate visitor comments; each is archived fresh from the platform first."""

@@ -13,10 +13,6 @@ from bulletin.cli import ID, Context, emit, json_option, on_behalf_options, pass
 from bulletin.cli.records import QUERY_HELP
 
 
-def register(group: click.Group) -> None:
-    group.add_command(export)
-
-
 @click.group(invoke_without_command=True)
 @on_behalf_options
 @click.option("--request", "request_id", type=ID, default=None, help="A records request's id.")

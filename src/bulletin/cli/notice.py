@@ -35,10 +35,6 @@ from bulletin.states import NoticeState
 from bulletin.timeparse import ambiguity, local_text, parse_until, parse_when
 
 
-def register(group: click.Group) -> None:
-    group.add_command(notice)
-
-
 @click.group()
 def notice() -> None:
     """Queue, approve and follow public notices."""

@@ -8,10 +8,6 @@ from bulletin.app.notify import send_test
 from bulletin.cli import Context, emit, json_option, pass_context
 
 
-def register(group: click.Group) -> None:
-    group.add_command(notify)
-
-
 @click.group()
 def notify() -> None:
     """Email notifications ([notify]): approvals, escalations, administrators' notices."""

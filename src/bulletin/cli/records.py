@@ -22,11 +22,6 @@ QUERY_HELP = (
 EMPTY_HELP = "Accept a query that matches no archived record yet (holds later captures only)."
 
 
-def register(group: click.Group) -> None:
-    group.add_command(hold)
-    group.add_command(request)
-
-
 def _hold_json(view: holds.HoldView) -> dict[str, Any]:
     return view.hold.model_dump() | {"query": view.query, "records": view.records}
 

@@ -14,10 +14,6 @@ from bulletin.models import Redaction
 from bulletin.timeparse import local_text
 
 
-def register(group: click.Group) -> None:
-    group.add_command(redact)
-
-
 def _json(r: Redaction) -> dict[str, Any]:
     return r.model_dump()
 

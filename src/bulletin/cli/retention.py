@@ -12,10 +12,6 @@ from bulletin.models import DispositionBatch
 from bulletin.timeparse import local_text
 
 
-def register(group: click.Group) -> None:
-    group.add_command(retention_group)
-
-
 @click.group("retention")
 def retention_group() -> None:
     """The retention schedule, and disposition: only by an approved batch, with a certificate."""

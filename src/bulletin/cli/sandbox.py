@@ -9,10 +9,6 @@ import click
 from bulletin.cli import Context, pass_context
 
 
-def register(group: click.Group) -> None:
-    group.add_command(sandbox)
-
-
 @click.command("sandbox")
 @click.option("--host", default=None, help="Address to listen on (default: [sandbox] host).")
 @click.option("--port", default=None, type=int, help="Port (default: [sandbox] port; 0: any).")

@@ -14,10 +14,6 @@ from bulletin.publisher.templates import DEFAULT, VARIABLE_TYPES, parse_variable
 from bulletin.timeparse import local_text
 
 
-def register(group: click.Group) -> None:
-    group.add_command(template)
-
-
 @click.group()
 def template() -> None:
     """Templates an approver approves in advance, so a dispatcher can publish at once."""

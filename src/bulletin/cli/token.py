@@ -19,10 +19,6 @@ SCOPE = click.Choice(tokens.SCOPES)
 _AS = click.option("--as", "actor", default=None, help="Who acts (default $BULLETIN_USER).")
 
 
-def register(group: click.Group) -> None:
-    group.add_command(token)
-
-
 @click.group()
 def token() -> None:
     """API tokens: programs (a CAD system, a script) acting through the HTTP API."""

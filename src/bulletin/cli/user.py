@@ -20,10 +20,6 @@ from bulletin.timeparse import local_text
 ROLE = click.Choice(users.ROLES)
 
 
-def register(group: click.Group) -> None:
-    group.add_command(user)
-
-
 _ROLES = click.option(
     "--role", "roles", multiple=True, required=True, type=ROLE, help="A role it holds (repeatable)."
 )

@@ -8,10 +8,6 @@ from bulletin.cli import Context, pass_context
 from bulletin.config.site import host_port
 
 
-def register(group: click.Group) -> None:
-    group.add_command(web)
-
-
 def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None

@@ -21,10 +21,6 @@ from bulletin.events import EVENT_TYPES, FORMATS
 from bulletin.webhooks.registry import LogEntry, WebhookView
 
 
-def register(group: click.Group) -> None:
-    group.add_command(webhook)
-
-
 @click.group()
 def webhook() -> None:
     """Signed outbound webhooks (Standard Webhooks): which events go where, and their log."""

@@ -7,14 +7,16 @@ from datetime import timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-import regex
 from pydantic import Field, field_validator, model_validator
 
 from bulletin.config.accounts import PLATFORMS
 from bulletin.config.values import Section, checked_duration, parse_duration
+
+if TYPE_CHECKING:
+    import regex
 
 Priority = Literal["emergency", "advisory", "community"]
 
@@ -113,8 +115,8 @@ class PolicyRule(Section):
     def _compiles(cls, value: list[str]) -> list[str]:
         for pattern in value:
             try:
-                regex.compile(pattern, regex.VERSION0)  # as publisher.policy compiles them
-            except regex.error as e:
+                compile_pattern(pattern)
+            except ValueError as e:
                 raise ValueError(f"bad regular expression {pattern!r}: {e}") from e
         return value
 
@@ -122,6 +124,22 @@ class PolicyRule(Section):
         if self.categories and category not in self.categories:
             return False
         return category not in self.not_categories
+
+
+def compile_pattern(pattern: str) -> regex.Pattern[str]:
+    """``pattern`` compiled as the content policy matches it (case-insensitive, `regex`
+    module, version 0). Validating a rule compiles with these same flags, so the `regex`
+    module's own cache hands the policy check the compiled pattern; `regex` is imported here,
+    by the commands that check or validate rules only.
+
+    :raises ValueError: ``pattern`` is not a valid regular expression.
+    """
+    import regex
+
+    try:
+        return regex.compile(pattern, regex.IGNORECASE | regex.VERSION0)
+    except regex.error as e:
+        raise ValueError(str(e)) from e
 
 
 @cache

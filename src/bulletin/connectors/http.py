@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-import structlog
 from requests.adapters import HTTPAdapter
 
 from bulletin.connectors.platforms import PLATFORMS
 from bulletin.fetch import read_capped
+from bulletin.logs import get_logger
 
 if TYPE_CHECKING:
     from bulletin.clock import Clock
 
-log = structlog.get_logger("bulletin.connectors")
+log = get_logger("bulletin.connectors")
 
 # every platform's API hosts: what a base_url (a sandbox) stands in for
 PLATFORM_HOSTS: tuple[str, ...] = tuple(h for spec in PLATFORMS.values() for h in spec.hosts)

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
 
-from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential_jitter
-
 from bulletin.clock import Clock, SystemClock
 from bulletin.errors import (
     Ambiguous,
@@ -35,7 +33,9 @@ from bulletin.errors import (
     Rejected,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # tenacity is imported when a call is first retried
+    from tenacity import RetryCallState, Retrying
+
     from bulletin.connectors.base import Connector, OutgoingPost, PublishResult
 
 log = logging.getLogger(__name__)
@@ -83,12 +83,16 @@ class RetryPolicy:
         error = state.outcome.exception() if state.outcome is not None else None
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return self._rate_limit_wait(error)
+        from tenacity import wait_exponential_jitter
+
         backoff = wait_exponential_jitter(
             max=self.max_wait, jitter=self.jitter, multiplier=self.initial_wait
         )
         return min(backoff(state), max(self.budget - state.idle_for, 0.0))
 
     def _retrying(self, account: str, what: str) -> Retrying:
+        from tenacity import Retrying, stop_after_attempt
+
         def before_sleep(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome is not None else None
             wait = state.next_action.sleep if state.next_action is not None else 0.0

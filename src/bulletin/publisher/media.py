@@ -18,15 +18,16 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bulletin.archiver.archive import MediaBlob, put_retained
-from bulletin.archiver.retention import retain_until, series_for
 from bulletin.archiver.store.base import NewObject, WormStore, object_key, sha256_hex
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import Media
 from bulletin.errors import NotFound, Rejected, UsageError
 from bulletin.models import Notice
+
+if TYPE_CHECKING:  # the archive is imported where images are pinned or published
+    from bulletin.archiver.archive import MediaBlob
 
 # Signatures at the start of the file (WebP: "RIFF", a size, then "WEBP").
 _MAGIC = (
@@ -76,6 +77,9 @@ def pin_images(
     """
     if not images:
         return []
+    from bulletin.archiver.archive import put_retained
+    from bulletin.archiver.retention import retain_until, series_for
+
     series = series_for("post", priority)
     until, permanent = retain_until(settings, series, posted_at=None, captured_at=now)
     pinned: list[PinnedImage] = []
@@ -139,6 +143,8 @@ def load_media(store: WormStore, notice: Notice) -> tuple[Media, ...]:
 
 def media_blobs(media: Sequence[Media], notice: Notice) -> tuple[MediaBlob, ...]:
     """``media`` as published, for the record of the post (each names its notice image)."""
+    from bulletin.archiver.archive import MediaBlob
+
     names = [i.name for i in notice_images(notice)]
     return tuple(
         MediaBlob(

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import regex
 
-from bulletin.config.publisher import PolicyRule
+from bulletin.config.publisher import PolicyRule, compile_pattern
 from bulletin.config.settings import Settings
 from bulletin.publisher.texts import TargetText, has_url
 
@@ -140,7 +140,7 @@ def first_match(rule: PolicyRule, text: str) -> str | None:
 
 @cache
 def _compiled(patterns: tuple[str, ...]) -> tuple[regex.Pattern[str], ...]:
-    return tuple(regex.compile(p, _FLAGS) for p in patterns)
+    return tuple(compile_pattern(p) for p in patterns)
 
 
 @cache

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -28,6 +27,7 @@ from bulletin.config.settings import Settings
 from bulletin.db import session_scope, wake_after_commit
 from bulletin.errors import NotFound, Refused
 from bulletin.identity import SYSTEM_ACTOR
+from bulletin.logs import get_logger
 from bulletin.models import Delivery, Notice
 from bulletin.notify import outbox
 from bulletin.publisher import recurrence
@@ -36,7 +36,7 @@ from bulletin.publisher.notices import platform_of
 from bulletin.publisher.texts import TargetText, plan, variant_for
 from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
-log = structlog.get_logger("bulletin.schedule")
+log = get_logger("bulletin.schedule")
 
 LIVE = (NoticeState.APPROVED, NoticeState.PARTIALLY_PUBLISHED)
 RETRACTING = (DeliveryKind.RETRACTION, DeliveryKind.DELETION)

@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING
 
-import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlmodel import Session, col, select
 
@@ -45,6 +44,7 @@ from bulletin.config import load_settings
 from bulletin.db import session_scope
 from bulletin.errors import BulletinError, ConfigError, DatabaseError, StoreUnavailable
 from bulletin.identity import SYSTEM_ACTOR
+from bulletin.logs import get_logger
 from bulletin.models import Delivery
 from bulletin.publisher import schedule
 from bulletin.publisher.delivery import Outcome
@@ -63,7 +63,7 @@ from bulletin.states import DeliveryState
 if TYPE_CHECKING:
     from bulletin.web.server import Console
 
-log = structlog.get_logger("bulletin.daemon")
+log = get_logger("bulletin.daemon")
 #: the states of a delivery ``--once`` reports as left for later (when it has a due time)
 _WAITING = (DeliveryState.PENDING, DeliveryState.UNCERTAIN, DeliveryState.IN_FLIGHT)
 

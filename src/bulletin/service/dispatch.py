@@ -12,15 +12,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-import structlog
 from sqlmodel import Session
 
 from bulletin.app import App
 from bulletin.errors import BulletinError
+from bulletin.logs import get_logger
 from bulletin.publisher import schedule
 from bulletin.publisher.delivery import DeliveryWorker, Outcome
 
-log = structlog.get_logger("bulletin.daemon")
+log = get_logger("bulletin.daemon")
 
 
 class Dispatcher:

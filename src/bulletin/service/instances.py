@@ -13,7 +13,6 @@ import socket
 from datetime import timedelta
 from typing import IO
 
-import structlog
 from sqlmodel import Session, col, select
 
 from bulletin import __version__
@@ -21,9 +20,10 @@ from bulletin.app import App
 from bulletin.db import is_sqlite, session_scope
 from bulletin.errors import BulletinError, Refused
 from bulletin.locks import release_instance_lock, take_instance_lock
+from bulletin.logs import get_logger
 from bulletin.models import DaemonInstance
 
-log = structlog.get_logger("bulletin.daemon")
+log = get_logger("bulletin.daemon")
 
 HEARTBEAT_SECONDS = 5
 

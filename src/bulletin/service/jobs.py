@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import structlog
-
 from bulletin.app.facebook_webhooks import facebook_pages
 from bulletin.archiver import ledger
 from bulletin.archiver.capture import webhooks as facebook_webhooks
 from bulletin.cap.feed import poll_feeds
 from bulletin.errors import BulletinError
 from bulletin.locks import exclusive_job
+from bulletin.logs import get_logger
 from bulletin.notify.escalate import escalate_due, send_digest
 from bulletin.notify.send import prune as prune_mail
 from bulletin.notify.send import send_due as send_mail
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
 
     from bulletin.service.daemon import Daemon
 
-log = structlog.get_logger("bulletin.daemon")
+log = get_logger("bulletin.daemon")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 from datetime import timedelta
 
-import structlog
 from sqlmodel import Session
 
 from bulletin.app import App
@@ -29,12 +28,13 @@ from bulletin.archiver.verify import verify
 from bulletin.db import session_scope
 from bulletin.errors import StoreUnavailable
 from bulletin.events import record_event
+from bulletin.logs import get_logger
 from bulletin.models import Account
 from bulletin.notify import outbox
 from bulletin.service.diskspace import Space, measure
 from bulletin.service.metrics import StampingResult, VerifyResult
 
-log = structlog.get_logger("bulletin.daemon")
+log = get_logger("bulletin.daemon")
 
 
 class Maintenance:

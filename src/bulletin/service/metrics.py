@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-import structlog
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -26,9 +25,10 @@ from bulletin.app import App
 from bulletin.app.facebook_webhooks import rejected_counts
 from bulletin.archiver.capture.lag import capture_lags
 from bulletin.archiver.status import capture_health
+from bulletin.logs import get_logger
 from bulletin.service.status import gather
 
-log = structlog.get_logger("bulletin.metrics")
+log = get_logger("bulletin.metrics")
 
 # capture lag buckets, seconds: a webhook's seconds to a cold thread's day
 LAG_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0)

@@ -8,11 +8,10 @@ import subprocess
 import sys
 import time
 
-import structlog
-
 from bulletin.config.settings import Settings
+from bulletin.logs import get_logger
 
-log = structlog.get_logger("bulletin.sandbox")
+log = get_logger("bulletin.sandbox")
 
 
 def _answers(host: str, port: int) -> bool:

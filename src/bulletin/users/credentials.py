@@ -7,21 +7,28 @@ import functools
 import hashlib
 import secrets
 from datetime import datetime
-
-import pyotp
-from argon2 import PasswordHasher, Type
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from typing import TYPE_CHECKING
 
 from bulletin.errors import UsageError
 
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 MIN_PASSWORD_LENGTH = 12
-_HASHER = PasswordHasher(type=Type.ID)
+
+
+@functools.cache
+def _hasher() -> PasswordHasher:
+    """The argon2id hasher (argon2 is imported by the commands that hash or verify only)."""
+    from argon2 import PasswordHasher, Type
+
+    return PasswordHasher(type=Type.ID)
 
 
 @functools.cache
 def _dummy_hash() -> str:
     """Verified against when an account has no password, so an unknown name takes as long."""
-    return _HASHER.hash(secrets.token_urlsafe(16))
+    return _hasher().hash(secrets.token_urlsafe(16))
 
 
 def check_policy(password: str) -> None:
@@ -32,14 +39,16 @@ def check_policy(password: str) -> None:
 
 def hash_password(password: str) -> str:
     """An argon2id hash of ``password`` (``$argon2id$v=19$...``)."""
-    return _HASHER.hash(password)
+    return _hasher().hash(password)
 
 
 def password_matches(stored: str | None, password: str) -> bool:
     """Whether ``password`` matches the hash ``stored`` (False when there is none; the time
     taken is about the same either way)."""
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
     try:
-        return _HASHER.verify(stored or _dummy_hash(), password) and stored is not None
+        return _hasher().verify(stored or _dummy_hash(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -55,11 +64,15 @@ def token_digest(token: str) -> str:
 
 
 def new_totp_secret() -> str:
+    import pyotp
+
     return pyotp.random_base32()
 
 
 def totp_uri(secret: str, name: str, issuer: str) -> str:
     """The ``otpauth://totp/...`` URI an authenticator app reads (shown once)."""
+    import pyotp
+
     return pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name=issuer)
 
 
@@ -68,4 +81,6 @@ def totp_matches(secret: str, code: str, at: datetime) -> bool:
     code = code.strip()
     if not code.isdigit():
         return False
+    import pyotp
+
     return pyotp.TOTP(secret).verify(code, for_time=at, valid_window=1)

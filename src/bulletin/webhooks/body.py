@@ -15,8 +15,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from standardwebhooks.webhooks import Webhook as Signer
-
 from bulletin.events import WebhookEvent
 
 USER_AGENT = "Bulletin-Webhooks/1"
@@ -63,6 +61,8 @@ def chat_text(event_type: str, data: dict[str, Any]) -> str:
 
 def headers(secret: str, msg_id: str, at: datetime, body: bytes) -> dict[str, str]:
     """The request's headers, signed per Standard Webhooks."""
+    from standardwebhooks.webhooks import Webhook as Signer
+
     return {
         "content-type": "application/json",
         "user-agent": USER_AGENT,

@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 import requests
-import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -33,9 +32,10 @@ from bulletin.db import session_scope
 from bulletin.events import Webhook, WebhookDelivery, WebhookEvent
 from bulletin.fetch import read_capped
 from bulletin.identity import SYSTEM_ACTOR
+from bulletin.logs import get_logger
 from bulletin.webhooks.body import Hidden, headers, render, shown_url
 
-log = structlog.get_logger("bulletin.webhooks")
+log = get_logger("bulletin.webhooks")
 
 LEASE = timedelta(seconds=60)
 TIMEOUT = (5.0, 5.0)  # connect, read (seconds)

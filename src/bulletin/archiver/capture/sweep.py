@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -35,9 +34,10 @@ from bulletin.connectors.base import Connector, Page, platform_id
 from bulletin.db import session_scope
 from bulletin.errors import AuthError, ConnectorError, MalformedResponse
 from bulletin.locks import exclusive_job
+from bulletin.logs import get_logger
 from bulletin.models import Account, CaptureSweep, CaptureThread
 
-log = structlog.get_logger("bulletin.capture")
+log = get_logger("bulletin.capture")
 
 PageHook = Callable[[str, int], None]  # (what, pages so far) after each stored page
 

@@ -12,7 +12,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -26,10 +25,11 @@ from bulletin.connectors.base import (
     attachment_urls,
 )
 from bulletin.errors import BulletinError
+from bulletin.logs import get_logger
 from bulletin.models import Record
 from bulletin.states import RecordState
 
-log = structlog.get_logger("bulletin.capture")
+log = get_logger("bulletin.capture")
 
 
 def key(capture: Capture) -> Key:

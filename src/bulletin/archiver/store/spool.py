@@ -20,8 +20,6 @@ from datetime import datetime
 from heapq import merge
 from pathlib import Path
 
-import structlog
-
 from bulletin.archiver.store.base import (
     NewObject,
     ObjectInfo,
@@ -35,8 +33,9 @@ from bulletin.archiver.store.base import (
 from bulletin.clock import utc
 from bulletin.errors import IntegrityError, RetentionViolation, StoreUnavailable
 from bulletin.files import fsync_dir, fsync_file
+from bulletin.logs import get_logger
 
-log = structlog.get_logger("bulletin.spool")
+log = get_logger("bulletin.spool")
 
 
 @dataclass

@@ -14,7 +14,6 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import requests
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -74,6 +73,8 @@ def all_roots(authorities: Iterable[AuthoritySettings]) -> list[x509.Certificate
 
 def _post(url: str, body: bytes, timeout: float) -> bytes:
     """One POST; a network failure or a 5xx is worth retrying, anything else is not."""
+    import requests  # here: `bulletin status` reads this module and sends nothing
+
     try:
         answer = requests.post(
             url,

@@ -16,16 +16,42 @@ One module per job: :mod:`.states` (the state machine), :mod:`.claims` (claims a
 
 from __future__ import annotations
 
-from bulletin.publisher.delivery.claims import Claim, LeaseKeeper
-from bulletin.publisher.delivery.posts import (
-    delivery_key,
-    highest_notice_on_platforms,
-    notice_of_key,
-    outgoing_post,
-    reply_target,
-)
-from bulletin.publisher.delivery.states import refresh_notice_state
-from bulletin.publisher.delivery.worker import DeliveryWorker, Outcome
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bulletin.publisher.delivery.claims import Claim, LeaseKeeper
+    from bulletin.publisher.delivery.posts import (
+        delivery_key,
+        highest_notice_on_platforms,
+        notice_of_key,
+        outgoing_post,
+        reply_target,
+    )
+    from bulletin.publisher.delivery.states import refresh_notice_state
+    from bulletin.publisher.delivery.worker import DeliveryWorker, Outcome
+
+# Each name's module, imported on first use: approving a notice needs refresh_notice_state,
+# not the worker, its platform calls and retries.
+_MODULE_OF = {
+    "Claim": "claims",
+    "LeaseKeeper": "claims",
+    "delivery_key": "posts",
+    "highest_notice_on_platforms": "posts",
+    "notice_of_key": "posts",
+    "outgoing_post": "posts",
+    "reply_target": "posts",
+    "refresh_notice_state": "states",
+    "DeliveryWorker": "worker",
+    "Outcome": "worker",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+
 
 __all__ = [
     "Claim",

@@ -9,7 +9,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -18,13 +17,14 @@ from bulletin.clock import Clock
 from bulletin.connectors.base import Connector, Media, RemoteItem
 from bulletin.db import session_scope
 from bulletin.errors import BulletinError
+from bulletin.logs import get_logger
 from bulletin.models import Account, Delivery, Notice
 from bulletin.publisher.delivery.calls import Calls
 from bulletin.publisher.delivery.posts import reply_target
 from bulletin.publisher.media import load_media, media_blobs
 from bulletin.states import DeliveryKind, DeliveryState
 
-log = structlog.get_logger("bulletin.delivery")
+log = get_logger("bulletin.delivery")
 
 ARCHIVE_RETRY = timedelta(seconds=15)  # archiving a published post failed: try again after
 

@@ -12,18 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-import structlog
 from sqlmodel import Session, select
 
 from bulletin.clock import Clock
 from bulletin.connectors.base import Connector, Media, OutgoingPost, PublishResult, RemoteItem
 from bulletin.connectors.retry import RECONCILE_WINDOW
 from bulletin.errors import Ambiguous, BulletinError
+from bulletin.logs import get_logger
 from bulletin.models import Delivery, Notice
 from bulletin.publisher.delivery.claims import Claim, Claims
 from bulletin.publisher.delivery.posts import outgoing_post, reply_target
 
-log = structlog.get_logger("bulletin.delivery")
+log = get_logger("bulletin.delivery")
 
 # how far before a delivery's first attempt its post is looked for after a duplicate refusal
 DUPLICATE_LOOK_BACK = timedelta(days=7)

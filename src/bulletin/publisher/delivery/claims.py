@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -23,12 +22,13 @@ from bulletin import audit
 from bulletin.clock import Clock
 from bulletin.db import session_scope
 from bulletin.identity import SYSTEM_ACTOR
+from bulletin.logs import get_logger
 from bulletin.models import Delivery, DeliveryAttempt, Notice
 from bulletin.publisher import announce
 from bulletin.publisher.delivery.states import RETRY_STATES, move, refresh_notice_state
 from bulletin.states import DeliveryKind, DeliveryState
 
-log = structlog.get_logger("bulletin.delivery")
+log = get_logger("bulletin.delivery")
 
 EXPIRED = "the notice expired before it was published"
 ABANDONED = "abandoned"  # the outcome of an attempt whose claim expired

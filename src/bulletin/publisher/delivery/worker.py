@@ -13,7 +13,6 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import structlog
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -35,6 +34,7 @@ from bulletin.errors import (
     StoreUnavailable,
 )
 from bulletin.identity import SYSTEM_ACTOR
+from bulletin.logs import get_logger
 from bulletin.models import Account, Approval, Delivery, Notice
 from bulletin.publisher import policy
 from bulletin.publisher.delivery.archiving import ArchivesPublished, notice_media
@@ -50,7 +50,7 @@ from bulletin.publisher.delivery.states import (
 from bulletin.publisher.texts import plan
 from bulletin.states import DeliveryKind, DeliveryState
 
-log = structlog.get_logger("bulletin.delivery")
+log = get_logger("bulletin.delivery")
 
 LOST = "lost"  # an outcome's state when the claim expired before the outcome was written
 _LOST_DETAIL = "claim expired before the outcome"
