@@ -383,18 +383,17 @@ def test_accounts_with_an_email_and_the_role_are_told_too(
     """Given an approver account whose address is set with ``user add --email`` and an admin
     whose address is set with ``user email``, the approval request reaches the first (not the
     admin), and a bad address is refused."""
-    people = '[users.ada]\nroles = ["admin"]\n'
+    people = '[users.ada]\nroles = ["admin"]\nos_user = "ada"\n'
     inst = make_instance(tmp_path, db_url, config(smtp) + people)
     inst.app.environ = {"NOTIFY_SMTP_PASSWORD": PASSWORD}
     smtp.start()
-    as_ada = {"BULLETIN_USER": "ada"}
     added = invoke(inst, "user", "add", "rosa", "--role", "approver", "--email",
-                   "rosa@example.org", env=as_ada)  # fmt: skip
+                   "rosa@example.org", login="ada")  # fmt: skip
     assert added.exit_code == 0, added.output
-    changed = invoke(inst, "user", "email", "ada", "ada@example.org", "--json", env=as_ada)
+    changed = invoke(inst, "user", "email", "ada", "ada@example.org", "--json", login="ada")
     assert changed.exit_code == 0, changed.output
     assert '"email": "ada@example.org"' in changed.output
-    refused = invoke(inst, "user", "email", "ada", "not an address", env=as_ada)
+    refused = invoke(inst, "user", "email", "ada", "not an address", login="ada")
     assert refused.exit_code == 2 and "not an email address" in refused.output
     draft(inst, "road-closure")
     sender(inst).run()
