@@ -320,3 +320,7 @@ from bulletin.cli import cap, webhook  # noqa: E402
 
 cap.register(cli)
 webhook.register(cli)
+
+from bulletin.cli import portal  # noqa: E402
+
+portal.register(cli)

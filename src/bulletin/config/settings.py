@@ -35,6 +35,7 @@ from bulletin.config.site import (
     DaemonSettings,
     DatabaseSettings,
     PathsSettings,
+    PortalSettings,
     SandboxSettings,
     UserSettings,
     WebSettings,
@@ -59,6 +60,7 @@ class Settings(Section):
     users: dict[str, UserSettings] = Field(default_factory=dict)
     auth: AuthSettings = AuthSettings()
     web: WebSettings = WebSettings()
+    portal: PortalSettings = PortalSettings()
     accounts: dict[str, AnyAccountSettings] = Field(default_factory=dict)
     sandbox: SandboxSettings = SandboxSettings()
     daemon: DaemonSettings = DaemonSettings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,10 +41,22 @@ class Hit:
     versions: int
 
 
-def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int = 20) -> list[Hit]:
+def search(
+    engine: Engine,
+    query: Query,
+    *,
+    time_zone: str = "UTC",
+    limit: int = 20,
+    extra: Sequence[sa.ColumnElement[bool]] = (),
+    scan: int | None = None,
+) -> list[Hit]:
     """Items with a record :func:`conditions` matches, at most ``limit``: newest first by
     archive order, or by posted time (then the undated ones) when a date range is the only
     condition besides the filters. ``time_zone`` places from:/to: dates.
+
+    ``extra`` are further conditions on ``records`` every hit must meet (the public portal's
+    rules of what may be shown). With ``scan`` the walk stops once it has read that many
+    candidate rows (plus the page it is in), whatever it has found by then.
 
     :raises UsageError: an unknown state, or words with nothing to look up.
     """
@@ -56,7 +69,7 @@ def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int =
     undated = replace(query, since=None, until=None)
     since, until = bounds(query, time_zone)
     dates = [posted_between(since, until)] if since or until else []
-    where = [*filters(undated, time_zone, hinted=hinted), *dates]
+    where = [*filters(undated, time_zone, hinted=hinted), *dates, *extra]
     with Session(engine) as session:
         bound = state_ids(session, query.state) if query.state in RARE_STATES else None
         bounded: list[sa.ColumnElement[bool]] = []
@@ -65,7 +78,11 @@ def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int =
             if not bound:
                 return []
             plain = replace(undated, state=None)
-            bounded = [*filters(plain, time_zone, hinted=hinted), col(Record.id).in_(bound)]
+            bounded = [
+                *filters(plain, time_zone, hinted=hinted),
+                col(Record.id).in_(bound),
+                *extra,
+            ]
         if bound is not None and wants_words and engine.dialect.name == "sqlite":
             fts = fts5_query(words, query.author)
             if fts is None:
@@ -91,16 +108,18 @@ def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int =
             )
             pages = keyset_pages(session, [matches, *where], by_posted=False, first=limit)
         else:
-            base = filters(undated, time_zone, hinted=hinted)
+            base = [*filters(undated, time_zone, hinted=hinted), *extra]
             pages = dated_pages(session, base, since, until, limit)
         # The first row of an item is its newest matching version (pages come newest first).
         chosen: dict[tuple[str, str, str], int] = {}
+        read = 0
         for page in pages:
+            read += len(page)
             for row in page:
                 chosen.setdefault((row.account, row.kind, row.remote_id), row.id)
                 if len(chosen) >= limit:
                     break
-            if len(chosen) >= limit:
+            if len(chosen) >= limit or (scan is not None and read >= scan):
                 pages.close()
                 break
         records = {
