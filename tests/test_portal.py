@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -355,6 +357,59 @@ def test_bulletin_portal_refuses_when_off(tmp_path: Path) -> None:
         result = invoke(inst, "portal")
         assert result.exit_code == 2
         assert "set [portal] enabled = true" in result.output
+    finally:
+        inst.app.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.mark.slow
+def test_bulletin_portal_serves_until_terminated(tmp_path: Path) -> None:
+    """`bulletin portal --address` serves the portal as a process, with no sign-in; SIGTERM
+    stops it."""
+    inst = portal_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}")
+    seed(inst)
+    port = free_port()
+    command = [sys.executable, "-m", "bulletin", "portal", "--address", f"127.0.0.1:{port}"]
+    process = subprocess.Popen(command, env=inst.env(), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                got = httpx.get(f"http://127.0.0.1:{port}/search?q=water&format=json", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "bulletin portal did not answer"
+                time.sleep(0.1)
+        assert [r["remote_id"] for r in got.json()["results"]] == ["p1"]
+        assert "server" not in got.headers
+    finally:
+        process.terminate()
+        assert process.wait(20) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+        assert process.stderr is not None
+        process.stderr.close()
+        inst.app.close()
+
+
+def test_forwarded_for_counts_only_from_trusted_proxies(tmp_path: Path) -> None:
+    """Behind a trusted proxy each X-Forwarded-For address has its own budget; from anyone
+    else the header is ignored and the peer's address is counted."""
+    extra = PORTAL.format(rate=2, comments="false") + 'trusted_proxies = ["127.0.0.1"]\n'
+    inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", extra)
+    try:
+        with serving(inst.app) as url, httpx.Client(base_url=url) as web:
+            for client in ("203.0.113.7", "203.0.113.8"):
+                codes = [
+                    web.get("/healthz", headers={"X-Forwarded-For": client}).status_code
+                    for _ in range(3)
+                ]
+                assert codes == [200, 200, 429], client
     finally:
         inst.app.close()
 
