@@ -19,8 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from bulletin.app import App, public
@@ -277,7 +276,6 @@ def create_app(app: App) -> Starlette:
         Route("/robots.txt", portal.robots_txt, methods=["GET"]),
         Route("/healthz", portal.healthz, methods=["GET"]),
         Route("/static/portal.css", stylesheet, methods=["GET"]),
-        Mount("/static", StaticFiles(directory=static), name="static"),
     ]
     settings = app.settings.portal
     return Starlette(

@@ -55,8 +55,9 @@ def search(
     condition besides the filters. ``time_zone`` places from:/to: dates.
 
     ``extra`` are further conditions on ``records`` every hit must meet (the public portal's
-    rules of what may be shown). With ``scan`` the walk stops once it has read that many
-    candidate rows (plus the page it is in), whatever it has found by then.
+    rules of what may be shown). With ``scan`` the walk stops once it has taken that many
+    candidate rows (plus the page it is in), whatever it has found by then; on SQLite a
+    search by words also stops once it has walked that many rows of the full-text index.
 
     :raises UsageError: an unknown state, or words with nothing to look up.
     """
@@ -98,7 +99,8 @@ def search(
             fts = fts5_query(words, query.author)
             if fts is None:
                 raise UsageError(f"nothing to search for in {words!r}")
-            pages = fts5_pages(session, fts, where, (since, until), limit)
+            budget = [scan] if scan is not None else None  # index rows walked, at most
+            pages = fts5_pages(session, fts, where, (since, until), limit, budget)
         elif wants_words:
             tsquery = tsquery_of(words, query.author)
             if tsquery is None:
