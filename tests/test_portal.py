@@ -31,7 +31,7 @@ from bulletin.connectors.base import ItemState, RemoteItem
 from bulletin.models import Record
 from bulletin.portal.app import create_app
 from tests.plugins.browser import axe_violations, describe
-from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.bulletin_app import Instance, make_instance, write_config
 from tests.plugins.cli import invoke
 
 POSTED = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
@@ -381,6 +381,36 @@ def test_bulletin_portal_refuses_when_off(tmp_path: Path) -> None:
         assert "set [portal] enabled = true" in result.output
     finally:
         inst.app.close()
+
+
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        ('trusted_proxies = ["10.0.0.0/33"]', "not an IP address or network"),
+        ('address = "localhost"', "give host:port"),
+        ('robots = "sometimes"', "robots"),
+        ("max_page_size = 0", "max_page_size"),
+    ],
+)
+def test_bad_portal_settings_are_refused(tmp_path: Path, setting: str, problem: str) -> None:
+    """A bad [portal] value stops `bulletin portal` with the key and the reason."""
+    extra = f"\n[portal]\nenabled = true\n{setting}\n"
+    config = write_config(tmp_path / "bulletin.toml", tmp_path / "data", "sqlite://", extra)
+    result = invoke(config, "portal")
+    assert result.exit_code == 2 and problem in result.output, result.output
+
+
+def test_robots_follow_the_setting(tmp_path: Path) -> None:
+    """robots = "noindex" (the default) keeps search engines out; "index" lets them in."""
+    for robots, rule in (("noindex", "Disallow: /"), ("index", "Allow: /")):
+        extra = PORTAL.format(rate=100, comments="false") + f'robots = "{robots}"\n'
+        inst = make_instance(tmp_path / robots, f"sqlite:///{tmp_path / robots / 'b.db'}", extra)
+        try:
+            with serving(inst.app) as url, httpx.Client(base_url=url) as web:
+                assert rule in web.get("/robots.txt").text
+                assert ("X-Robots-Tag" in web.get("/").headers) == (robots == "noindex")
+        finally:
+            inst.app.close()
 
 
 def free_port() -> int:
