@@ -313,16 +313,24 @@ def thread(app: App, record_id: int, page: int = 1, size: int | None = None) -> 
     page, size = checked_page(app, page, size)
     with Session(app.checked_engine()) as session:
         anchor = _record(app, session, record_id)
-        tid = anchor.thread_id or anchor.remote_id
-        rows = session.exec(
+        if anchor.thread_id is None:  # an item outside any thread is its own thread
+            rows = [anchor] if page == 1 else []
+        else:
+            rows = _thread_rows(app, session, anchor.account, anchor.thread_id, page, size)
+        items = shown(app, session, list(rows[:size]))
+        first = shown(app, session, [anchor])[0]
+    return PublicThread(first, items, page, size, len(rows) > size)
+
+
+def _thread_rows(
+    app: App, session: Session, account: str, tid: str, page: int, size: int
+) -> list[Record]:
+    """One page (and one more row) of a thread's public records, read through
+    ``ix_records_thread``."""
+    return list(
+        session.exec(
             select(Record)
-            .where(col(Record.account) == anchor.account)
-            .where(
-                sa.or_(
-                    col(Record.thread_id) == tid,
-                    sa.and_(col(Record.remote_id) == tid, col(Record.kind) == "post"),
-                )
-            )
+            .where(col(Record.account) == account, col(Record.thread_id) == tid)
             .where(*rules(app.settings))
             .order_by(
                 sa.case((col(Record.kind) == "post", 0), else_=1),
@@ -333,9 +341,7 @@ def thread(app: App, record_id: int, page: int = 1, size: int | None = None) -> 
             .offset((page - 1) * size)
             .limit(size + 1)
         ).all()
-        items = shown(app, session, list(rows[:size]))
-        first = shown(app, session, [anchor])[0]
-    return PublicThread(first, items, page, size, len(rows) > size)
+    )
 
 
 def proof(app: App, record_id: int, verify_command: str) -> bytes:
