@@ -17,7 +17,7 @@ and a search reads at most ``max_scan`` candidate rows.
 from __future__ import annotations
 
 import calendar
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -198,7 +198,7 @@ def public_query(text: str) -> Query:
     return query
 
 
-def _listing(app: App, query: Query, page: int, size: int, extra: list[Any]) -> Listing:
+def _listing(app: App, query: Query, page: int, size: int | None, extra: list[Any]) -> Listing:
     page, size = checked_page(app, page, size)
     offset = (page - 1) * size
     engine = app.checked_engine()
@@ -221,7 +221,6 @@ def search_public(app: App, text: str, page: int = 1, size: int | None = None) -
 
     :raises UsageError: the query or the page is out of bounds.
     """
-    page, size = checked_page(app, page, size)
     return _listing(app, public_query(text), page, size, [])
 
 
@@ -284,7 +283,6 @@ def browse_month(
     except ValueError:
         raise UsageError(f"{month!r} is not a month (YYYY-MM)") from None
     last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
-    page, size = checked_page(app, page, size)
     query = Query(account=account, since=first, until=last)
     return _listing(app, query, page, size, [])
 
@@ -366,8 +364,3 @@ def proof(app: App, record_id: int, verify_command: str) -> bytes:
             )
         session.expunge(found)
     return proofs.record_proof(engine, app.store, found, verify_command)
-
-
-def with_query(listing: Listing, query: str) -> Listing:
-    """``listing`` naming ``query`` as asked (the page's search box keeps what was typed)."""
-    return replace(listing, query=query)

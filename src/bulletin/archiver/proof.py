@@ -18,7 +18,6 @@ import base64
 import json
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -97,9 +96,3 @@ def record_proof(engine: Engine, store: WormStore, record: Record, verify_comman
         "verify": verify_command,
     }
     return json.dumps(proof, indent=1, ensure_ascii=False).encode()
-
-
-def ledger_count(engine: Engine) -> int:
-    """How many entries the ledger holds (for pages that say so)."""
-    with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(LedgerEntry)).scalar() or 0)
