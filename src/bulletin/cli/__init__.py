@@ -408,6 +408,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "bulletin.cli.notify:notify",
         "Email notifications ([notify]): approvals, escalations, administrators' notices.",
     ),
+    "portal": (
+        "bulletin.cli.portal:portal",
+        "Run the public archive portal (read-only, no sign-in) until SIGTERM.",
+    ),
     "redact": (
         "bulletin.cli.redact:redact",
         "Withhold text of archived records from public productions, citing an exemption.",

@@ -37,6 +37,7 @@ from bulletin.config.site import (
     DaemonSettings,
     DatabaseSettings,
     PathsSettings,
+    PortalSettings,
     SandboxSettings,
     UserSettings,
     WebSettings,
@@ -62,6 +63,7 @@ class Settings(Section):
     users: dict[str, UserSettings] = Field(default_factory=dict)
     auth: AuthSettings = AuthSettings()
     web: WebSettings = WebSettings()
+    portal: PortalSettings = PortalSettings()
     accounts: dict[str, AnyAccountSettings] = Field(default_factory=dict)
     facebook: FacebookSettings = FacebookSettings()
     sandbox: SandboxSettings = SandboxSettings()

@@ -1,11 +1,12 @@
 """Where Bulletin runs and who uses it: ``[agency]``, ``[paths]``, ``[database]``, ``[users]``,
-``[auth]``, ``[web]``, ``[daemon]`` and ``[sandbox]``."""
+``[auth]``, ``[web]``, ``[portal]``, ``[daemon]`` and ``[sandbox]``."""
 
 from __future__ import annotations
 
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -82,6 +83,49 @@ class AuthSettings(Section):
     require_mfa_for: list[Role] = Field(default_factory=list)
     # single sign-on through an OpenID Connect provider (bulletin.config.oidc); None: none
     oidc: OidcSettings | None = None
+
+
+class PortalSettings(Section):
+    """The public archive portal (``bulletin portal``): read-only, no sign-in."""
+
+    # `bulletin portal` refuses to start unless this is true
+    enabled: bool = False
+    # where `bulletin portal` listens (host:port)
+    address: str = "127.0.0.1:8081"
+    # visitor comments are shown beside the agency's posts only when true
+    show_comments: bool = False
+    # "noindex" asks search engines not to index the portal (X-Robots-Tag, robots.txt)
+    robots: Literal["index", "noindex"] = "noindex"
+    # results per page by default, and the most a visitor may ask for (?size=)
+    page_size: int = Field(default=20, ge=1, le=200)
+    max_page_size: int = Field(default=50, ge=1, le=200)
+    # the deepest result paging reaches (page x size); a search past it is asked to narrow
+    max_results: int = Field(default=1000, ge=1, le=10_000)
+    # candidate rows one search reads at most before it stops looking for more hits
+    max_scan: int = Field(default=20_000, ge=100, le=1_000_000)
+    # requests per minute from one client address before it gets 429 Too Many Requests
+    rate_limit: int = Field(default=120, ge=1)
+    # how long browsers and caches may keep a page (Cache-Control: public, max-age)
+    cache_seconds: int = Field(default=300, ge=0)
+    # series never shown (beside hidden, deleted, training and disposed records)
+    withheld_series: list[str] = Field(default_factory=lambda: ["moderation-actions"])
+    # addresses (or networks, CIDR) of reverse proxies whose X-Forwarded-* are believed
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        return host_port(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as e:
+                raise ValueError(f"{item!r} is not an IP address or network") from e
+        return value
 
 
 class WebSettings(Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -43,10 +44,23 @@ class Hit:
     versions: int
 
 
-def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int = 20) -> list[Hit]:
+def search(
+    engine: Engine,
+    query: Query,
+    *,
+    time_zone: str = "UTC",
+    limit: int = 20,
+    extra: Sequence[sa.ColumnElement[bool]] = (),
+    scan: int | None = None,
+) -> list[Hit]:
     """Items with a record :func:`conditions` matches, at most ``limit``: newest first by
     archive order, or by posted time (then the undated ones) when a date range is the only
     condition besides the filters. ``time_zone`` places from:/to: dates.
+
+    ``extra`` are further conditions on ``records`` every hit must meet (the public portal's
+    rules of what may be shown). With ``scan`` the walk stops once it has taken that many
+    candidate rows (plus the page it is in), whatever it has found by then; on SQLite a
+    search by words also stops once it has walked that many rows of the full-text index.
 
     :raises UsageError: an unknown state, or words with nothing to look up.
     """
@@ -59,7 +73,7 @@ def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int =
     undated = replace(query, since=None, until=None)
     since, until = bounds(query, time_zone)
     dates = [posted_between(since, until)] if since or until else []
-    where = [*filters(undated, time_zone, hinted=hinted), *dates]
+    where = [*filters(undated, time_zone, hinted=hinted), *dates, *extra]
     postgres = engine.dialect.name == "postgresql"
     with Session(engine) as session:
         if postgres:
@@ -73,7 +87,11 @@ def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int =
             if not bound:
                 return []
             plain = replace(undated, state=None)
-            bounded = [*filters(plain, time_zone, hinted=hinted), _id_among(bound, postgres)]
+            bounded = [
+                *filters(plain, time_zone, hinted=hinted),
+                _id_among(bound, postgres),
+                *extra,
+            ]
         if bound is not None and wants_words and engine.dialect.name == "sqlite":
             fts = fts5_query(words, query.author)
             if fts is None:
@@ -89,7 +107,8 @@ def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int =
             fts = fts5_query(words, query.author)
             if fts is None:
                 raise UsageError(f"nothing to search for in {words!r}")
-            pages = fts5_pages(session, fts, where, (since, until), limit)
+            budget = [scan] if scan is not None else None  # index rows walked, at most
+            pages = fts5_pages(session, fts, where, (since, until), limit, budget)
         elif wants_words and bound is not None:  # PostgreSQL: among the rare state's versions
             matches = [tsvector_match(_tsquery(words))] if words else []
             pages = keyset_pages(
@@ -98,21 +117,23 @@ def search(engine: Engine, query: Query, *, time_zone: str = "UTC", limit: int =
         elif wants_words:  # PostgreSQL
             # The author's own index narrows better than the words of the name (one of them,
             # "visitor", can be in every record): the name is not added to the words here.
-            others = filters(replace(undated, author=None), time_zone, hinted=False)
+            others = [*filters(replace(undated, author=None), time_zone, hinted=False), *extra]
             authors = author_names(query.author) if query.author else []
             tsquery = _tsquery(words) if words else None
             pages = postgres_pages(session, tsquery, others, (since, until), authors, limit)
         else:
-            base = filters(undated, time_zone, hinted=hinted)
+            base = [*filters(undated, time_zone, hinted=hinted), *extra]
             pages = dated_pages(session, base, since, until, limit)
         # The first row of an item is its newest matching version (pages come newest first).
         chosen: dict[tuple[str, str, str], int] = {}
+        read = 0
         for page in pages:
+            read += len(page)
             for row in page:
                 chosen.setdefault((row.account, row.kind, row.remote_id), row.id)
                 if len(chosen) >= limit:
                     break
-            if len(chosen) >= limit:
+            if len(chosen) >= limit or (scan is not None and read >= scan):
                 pages.close()
                 break
         records = {
