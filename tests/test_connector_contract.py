@@ -16,7 +16,11 @@ from bulletin.connectors.base import Connector, OutgoingPost
 from bulletin.connectors.platforms import PLATFORMS
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT, SandboxServer
-from bulletin.connectors.sandbox.state import DEFAULT_BLUESKY_ACCOUNT, DEFAULT_MASTODON_ACCOUNT
+from bulletin.connectors.sandbox.state import (
+    DEFAULT_BLUESKY_ACCOUNT,
+    DEFAULT_MASTODON_ACCOUNT,
+    DEFAULT_THREADS_PROFILE,
+)
 from bulletin.errors import (
     AuthError,
     ConnectorError,
@@ -28,10 +32,12 @@ from bulletin.errors import (
 from tests.plugins.sandbox import (
     Control,
     SkyVisitor,
+    ThreadsVisitor,
     Visitor,
     bluesky_connector,
     fb_connector,
     mastodon_connector,
+    threads_connector,
     x_connector,
 )
 
@@ -47,6 +53,7 @@ class Harness:
     hides: ClassVar[bool] = True  # the account can hide replies on its posts
     refuses_duplicates: ClassVar[bool] = True  # the platform has a duplicate-content refusal
     id_field: ClassVar[str] = "id"  # the member of an item's raw JSON that holds its id
+    url_has_id: ClassVar[bool] = True  # a post's URL shows its id (Threads': a shortcode)
 
     def __init__(self, sandbox: SandboxServer, control: Control) -> None:
         self.sandbox = sandbox
@@ -140,7 +147,34 @@ class BlueskyHarness(Harness):
         return [visitor.reply(parent_id or post_id, f"reply {i + 1}") for i in range(count)]
 
 
-HARNESSES: list[type[Harness]] = [XHarness, FacebookHarness, MastodonHarness, BlueskyHarness]
+class ThreadsHarness(Harness):
+    platform = "threads"
+    account = f"threads:{DEFAULT_THREADS_PROFILE['id']}"
+    create_path = r"/threads$"
+    read_path = r"/threads$"
+    max_length = 500
+    refuses_duplicates = False
+    url_has_id = False
+
+    def build(self, **options: Any) -> Connector:
+        assert self.sandbox.state.path is not None
+        return threads_connector(self.sandbox.url, self.sandbox.state.path.parent, **options)
+
+    def add_comments(self, post_id: str, count: int, parent_id: str | None = None) -> list[str]:
+        visitor = ThreadsVisitor(self.sandbox.url)
+        return [visitor.reply(parent_id or post_id, f"reply {i + 1}") for i in range(count)]
+
+    def is_hidden(self, comment_id: str) -> bool:
+        return bool(self.control.get("state")["threads"]["media"][comment_id]["hidden"])
+
+
+HARNESSES: list[type[Harness]] = [
+    XHarness,
+    FacebookHarness,
+    MastodonHarness,
+    BlueskyHarness,
+    ThreadsHarness,
+]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda h: h.platform)
@@ -159,7 +193,8 @@ def test_publish_returns_the_platform_id(harness: Harness) -> None:
     result = harness.connector.publish(post("Road closed: Main St until 5 pm"))
     assert result.remote_id
     assert result.url
-    assert result.remote_id.split("_")[-1].split("/")[-1] in result.url
+    if harness.url_has_id:
+        assert result.remote_id.split("_")[-1].split("/")[-1] in result.url
     assert json.loads(result.raw)
     ids = [i.remote_id for i in harness.connector.list_posts().items]
     assert ids == [result.remote_id]

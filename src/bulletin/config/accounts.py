@@ -115,12 +115,29 @@ class BlueskyAccountSettings(AccountSettings):
     required = ("handle", "app_password_env")
 
 
+class ThreadsAccountSettings(AccountSettings):
+    """A Threads profile: its ``user_id`` (the Threads user id) and a Threads user access
+    token (threads_basic, threads_content_publish, threads_read_replies,
+    threads_manage_replies, threads_delete). Images are sent by URL, Threads fetching them:
+    ``media_base_url`` is where the agency serves its approved images, named by their
+    SHA-256 (``{media_base_url}/{sha256}.{ext}``); empty = text-only posts."""
+
+    platform: Literal["threads"]
+    user_id: str = ""
+    token_env: str = ""
+    api_version: str = "v1.0"
+    media_base_url: str = ""
+
+    required = ("user_id", "token_env")
+
+
 AnyAccountSettings = Annotated[
     FeedAccountSettings
     | XAccountSettings
     | FacebookAccountSettings
     | MastodonAccountSettings
-    | BlueskyAccountSettings,
+    | BlueskyAccountSettings
+    | ThreadsAccountSettings,
     Field(discriminator="platform"),
 ]
 

@@ -26,6 +26,7 @@ from bulletin.config.accounts import (
     FacebookAccountSettings,
     FeedAccountSettings,
     MastodonAccountSettings,
+    ThreadsAccountSettings,
     XAccountSettings,
 )
 from bulletin.config.publisher import PlatformCost
@@ -118,6 +119,15 @@ PLATFORMS: dict[str, PlatformSpec] = {
             link_in_text=True,
             sandbox="bulletin.connectors.sandbox.bluesky_api:BlueskyApi",
             sandbox_prefix="/xrpc/",
+        ),
+        PlatformSpec(
+            "threads",
+            ThreadsAccountSettings,
+            "bulletin.connectors.threads:ThreadsConnector",
+            threads=True,
+            link_in_text=True,
+            hosts=("https://graph.threads.net", "https://graph.threads.com"),
+            sandbox="bulletin.connectors.sandbox.threads_api:ThreadsApi",
         ),
     )
 }

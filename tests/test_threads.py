@@ -1,0 +1,183 @@
+"""Threads accounts against the sandbox: the container journal (exactly once across a crash
+between the two publishing steps), the 24-hour quotas, Threads' length, images by URL with
+alt text, and replies captured, hidden and quarantined."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from bulletin.connectors.base import Media, OutgoingPost
+from bulletin.connectors.sandbox import SandboxServer
+from bulletin.connectors.sandbox.state import DEFAULT_THREADS_PROFILE
+from bulletin.connectors.threads import ThreadsConnector, threads_length
+from bulletin.errors import Ambiguous, RateLimited, Retryable
+from tests.plugins.sandbox import MEDIA_BASE_URL, Control, ThreadsVisitor, threads_connector
+
+ACCOUNT = f"threads:{DEFAULT_THREADS_PROFILE['id']}"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+def connector(sandbox: SandboxServer, data_dir: Path) -> ThreadsConnector:
+    return threads_connector(sandbox.url, data_dir)
+
+
+def media(control: Control) -> list[dict[str, object]]:
+    return list(control.get("state")["threads"]["media"].values())
+
+
+def test_a_crash_between_container_and_publish_resumes_the_same_container(
+    sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """Given a container made and its publish step failing (the daemon then killed), when a
+    new connector (a restarted daemon) publishes the same delivery, the container already
+    made is published: one container, one post."""
+    post = OutgoingPost(key="delivery-7", text="Water main break on Oak St")
+    control.fault("error", r"/threads_publish$", method="POST", status=500, count=9)
+    with pytest.raises(Retryable):
+        connector(sandbox, tmp_path).publish(post)
+    assert control.received(ACCOUNT) == {"create_requests": 1}
+    assert (tmp_path / "containers" / "sandbox-threads.json").exists()
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
+    restarted = connector(sandbox, tmp_path)
+    result = restarted.publish(post)
+    assert control.received(ACCOUNT) == {"create_requests": 1, "created": 1}
+    assert [m["id"] for m in media(control)] == [result.remote_id]
+    assert restarted.journal.keys() == []
+
+
+def test_a_publish_that_timed_out_is_found_not_repeated(
+    sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """A publish step that worked but whose answer never came is found by its text: one post."""
+    control.fault("timeout", r"/threads_publish$", method="POST", seconds=1.0)
+    first = connector(sandbox, tmp_path)
+    result = first.publish(OutgoingPost(key="d-1", text="Boil water advisory lifted"))
+    assert control.received(ACCOUNT)["created"] == 1
+    assert result.remote_id == media(control)[0]["id"]
+
+
+def test_a_published_container_is_never_published_again(
+    sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """A container the journal still holds but that Threads says is PUBLISHED (the answer
+    was lost and the post is not listed) is reported as ambiguous, never published again."""
+    post = OutgoingPost(key="d-2", text="Parade route closed")
+    made = connector(sandbox, tmp_path)
+    result = made.publish(post)
+    container = next(iter(control.get("state")["threads"]["containers"]))
+    made.journal.put("d-3", container)
+    with pytest.raises(Ambiguous):
+        made.publish(OutgoingPost(key="d-3", text="Something else entirely"))
+    assert control.received(ACCOUNT)["created"] == 1
+    assert result.remote_id
+
+
+def test_the_daily_post_quota_is_refused_before_posting(
+    sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """With 250 posts in the last 24 hours, a publish is refused before any container is
+    made, saying why, with a time to try again."""
+    session = requests.Session()
+    base = f"{sandbox.url}/v1.0/{DEFAULT_THREADS_PROFILE['id']}"
+    token = {"access_token": DEFAULT_THREADS_PROFILE["access_token"]}
+    for i in range(250):
+        made = session.post(
+            f"{base}/threads", data={**token, "media_type": "TEXT", "text": f"n{i}"}
+        )
+        session.post(f"{base}/threads_publish", data={**token, "creation_id": made.json()["id"]})
+    before = control.received(ACCOUNT)["create_requests"]
+    with pytest.raises(RateLimited) as caught:
+        connector(sandbox, tmp_path).publish(OutgoingPost(key="q", text="One too many"))
+    assert "250 posts per 24 hours" in str(caught.value)
+    assert caught.value.code == "publishing-limit"
+    assert caught.value.retry_after is not None
+    assert control.received(ACCOUNT)["create_requests"] == before
+
+
+def test_length_counts_emojis_as_their_utf8_bytes(tmp_path: Path, sandbox: SandboxServer) -> None:
+    """500 characters, an emoji counted as its UTF-8 bytes."""
+    assert threads_length("Road closed") == 11
+    assert threads_length("\U0001f6a8 Alert") == 4 + 6
+    threads = connector(sandbox, tmp_path)
+    assert threads.problems(OutgoingPost(key="k", text="\U0001f6a8" * 126))
+    assert not threads.problems(OutgoingPost(key="k", text="\U0001f6a8" * 125))
+
+
+def test_an_image_goes_by_url_with_its_alt_text(
+    sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """An image is sent as its URL under media_base_url (named by its SHA-256) with its alt
+    text; without a media_base_url the post is refused before it is sent."""
+    image = Media(PNG, "image/png", "Map of the detour")
+    threads = connector(sandbox, tmp_path)
+    result = threads.publish(OutgoingPost(key="i", text="Detour map", media=(image,)))
+    stored = media(control)[0]
+    assert stored["image_url"] == f"{MEDIA_BASE_URL}/{hashlib.sha256(PNG).hexdigest()}.png"
+    assert stored["alt_text"] == "Map of the detour"
+    item = threads.fetch_post(result.remote_id)
+    assert item is not None and item.extra["attachment_alt_texts"] == ["Map of the detour"]
+    threads.media_base_url = ""
+    assert any(
+        "media_base_url" in p for p in threads.problems(OutgoingPost("j", "x", media=(image,)))
+    )
+
+
+def test_replies_are_captured_hidden_and_gone(
+    sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """Visitors' replies at every depth are read with their parent; the account's own reply
+    (a correction) is a post; hiding shows as a new state; a deleted reply is gone."""
+    threads = connector(sandbox, tmp_path)
+    root = threads.publish(OutgoingPost(key="r", text="Community meeting Tuesday")).remote_id
+    visitor = ThreadsVisitor(sandbox.url)
+    top = visitor.reply(root, "What time?")
+    nested = ThreadsVisitor(sandbox.url, "other").reply(top, "7 pm I think")
+    correction = threads.publish(
+        OutgoingPost(key="c", text="Correction: 6 pm", reply_to=root)
+    ).remote_id
+    items = {i.remote_id: i for i in threads.iter_comments(root)}
+    assert items[top].kind == "comment" and items[top].parent_id == root
+    assert items[nested].parent_id == top and items[nested].thread_id == root
+    assert items[correction].kind == "post"
+    threads.hide_comment(top)
+    hidden = threads.fetch_comment(root, top)
+    assert hidden is not None and hidden.state == "hidden"
+    assert hidden.content() != items[top].content()
+    visitor.delete(top)
+    assert threads.fetch_comment(root, top) is None
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    found = threads.find_published(
+        OutgoingPost(key="c", text="Correction: 6 pm", reply_to=root), since
+    )
+    assert found is not None and found.remote_id == correction
+
+
+def test_a_malformed_reply_is_quarantined_not_lost(
+    sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """A reply whose text is not a string is kept raw as a reject with its id; the rest of
+    the page is read."""
+    threads = connector(sandbox, tmp_path)
+    root = threads.publish(OutgoingPost(key="m", text="Lost dog")).remote_id
+    visitor = ThreadsVisitor(sandbox.url)
+    first, second = visitor.reply(root, "one"), visitor.reply(root, "two")
+    control.fault("malformed_item", r"/conversation$", method="GET")
+    page = threads.list_comments(root)
+    assert [r.remote_id for r in page.rejects] == [first]
+    assert [i.remote_id for i in page.items] == [second]
+
+
+def test_delete_post_removes_it_and_a_second_delete_is_fine(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """DELETE /{threads-media-id}: the post is gone; deleting it again is not an error."""
+    threads = connector(sandbox, tmp_path)
+    result = threads.publish(OutgoingPost(key="x", text="Posted by mistake"))
+    threads.delete_post(result.remote_id)
+    threads.delete_post(result.remote_id)
+    assert threads.fetch_post(result.remote_id) is None
