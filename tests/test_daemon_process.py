@@ -325,6 +325,7 @@ def test_once_on_embedded_defaults_runs_the_sandbox_for_its_sweep(tmp_path: Path
         "BULLETIN_ACCOUNTS__SANDBOX-MASTODON__BASE_URL": url,
         "BULLETIN_ACCOUNTS__SANDBOX-BLUESKY__BASE_URL": url,
         "BULLETIN_ACCOUNTS__SANDBOX-THREADS__BASE_URL": url,
+        "BULLETIN_ACCOUNTS__SANDBOX-INSTAGRAM__BASE_URL": url,
     }
     run = functools.partial(
         subprocess.run,
@@ -346,6 +347,7 @@ def test_once_on_embedded_defaults_runs_the_sandbox_for_its_sweep(tmp_path: Path
         "sandbox-mastodon",
         "sandbox-bluesky",
         "sandbox-threads",
+        "sandbox-instagram",
     ):
         assert f"account={account}" in once.stderr and "result=partial" not in once.stderr
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):

@@ -12,6 +12,7 @@ import requests
 from bulletin.config.accounts import (
     BlueskyAccountSettings,
     FacebookAccountSettings,
+    InstagramAccountSettings,
     MastodonAccountSettings,
     ThreadsAccountSettings,
     XAccountSettings,
@@ -20,6 +21,7 @@ from bulletin.config.settings import Settings
 from bulletin.connectors.bluesky import BlueskyConnector
 from bulletin.connectors.facebook import FacebookConnector
 from bulletin.connectors.http import Timeout
+from bulletin.connectors.instagram import InstagramConnector
 from bulletin.connectors.mastodon import MastodonConnector
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.connectors.sandbox import (
@@ -27,7 +29,7 @@ from bulletin.connectors.sandbox import (
     SANDBOX_ENV,
     SandboxServer,
 )
-from bulletin.connectors.sandbox.state import DEFAULT_THREADS_PROFILE
+from bulletin.connectors.sandbox.state import DEFAULT_IG_ACCOUNT, DEFAULT_THREADS_PROFILE
 from bulletin.connectors.threads import ThreadsConnector
 from bulletin.connectors.x import XConnector
 
@@ -112,6 +114,13 @@ def _sandbox_accounts(url: str) -> dict[str, Any]:
             token_env="SANDBOX_THREADS_TOKEN",
             media_base_url=MEDIA_BASE_URL,
         ),
+        "sandbox-instagram": InstagramAccountSettings(
+            platform="instagram",
+            base_url=url,
+            ig_user_id=DEFAULT_IG_ACCOUNT["id"],
+            token_env="SANDBOX_INSTAGRAM_TOKEN",
+            media_base_url=MEDIA_BASE_URL,
+        ),
     }
 
 
@@ -161,6 +170,40 @@ def threads_connector(
         retry=retry,
         timeout=timeout,
     )
+
+
+def instagram_connector(
+    url: str,
+    data_dir: Path,
+    retry: RetryPolicy = FAST_RETRY,
+    timeout: Timeout = FAST_TIMEOUT,
+) -> InstagramConnector:
+    """The sandbox Instagram account; its container journal under ``data_dir``."""
+    return InstagramConnector.from_settings(
+        "sandbox-instagram",
+        sandbox_settings(url, data_dir),
+        SANDBOX_ENV,
+        retry=retry,
+        timeout=timeout,
+    )
+
+
+class InstagramVisitor:
+    """A member of the public commenting on the sandbox's Instagram, through its API."""
+
+    def __init__(self, url: str, name: str = "visitor") -> None:
+        self.url = f"{url}/v26.0"
+        self.session = requests.Session()
+        self.session.params = {"access_token": f"sandbox-instagram-visitor-{name}"}
+
+    def comment(self, media_id: str, text: str = "comment", parent_id: str | None = None) -> str:
+        edge = f"{parent_id}/replies" if parent_id else f"{media_id}/comments"
+        response = self.session.post(f"{self.url}/{edge}", data={"message": text}, timeout=5)
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+    def delete(self, comment_id: str) -> None:
+        self.session.delete(f"{self.url}/{comment_id}", timeout=5).raise_for_status()
 
 
 class ThreadsVisitor:

@@ -131,13 +131,30 @@ class ThreadsAccountSettings(AccountSettings):
     required = ("user_id", "token_env")
 
 
+class InstagramAccountSettings(AccountSettings):
+    """An Instagram professional account (Instagram API with Facebook Login): its
+    ``ig_user_id`` and a token with instagram_basic, instagram_content_publish and
+    instagram_manage_comments. Every post carries an image, which Instagram fetches from
+    ``media_base_url`` (``{media_base_url}/{sha256}.{ext}``, where the agency serves its
+    approved images)."""
+
+    platform: Literal["instagram"]
+    ig_user_id: str = ""
+    token_env: str = ""
+    graph_version: str = "v26.0"
+    media_base_url: str = ""
+
+    required = ("ig_user_id", "token_env", "media_base_url")
+
+
 AnyAccountSettings = Annotated[
     FeedAccountSettings
     | XAccountSettings
     | FacebookAccountSettings
     | MastodonAccountSettings
     | BlueskyAccountSettings
-    | ThreadsAccountSettings,
+    | ThreadsAccountSettings
+    | InstagramAccountSettings,
     Field(discriminator="platform"),
 ]
 

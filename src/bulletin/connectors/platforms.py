@@ -25,6 +25,7 @@ from bulletin.config.accounts import (
     BlueskyAccountSettings,
     FacebookAccountSettings,
     FeedAccountSettings,
+    InstagramAccountSettings,
     MastodonAccountSettings,
     ThreadsAccountSettings,
     XAccountSettings,
@@ -128,6 +129,13 @@ PLATFORMS: dict[str, PlatformSpec] = {
             link_in_text=True,
             hosts=("https://graph.threads.net", "https://graph.threads.com"),
             sandbox="bulletin.connectors.sandbox.threads_api:ThreadsApi",
+        ),
+        PlatformSpec(
+            "instagram",
+            InstagramAccountSettings,
+            "bulletin.connectors.instagram:InstagramConnector",
+            hosts=("https://graph.facebook.com",),
+            sandbox="bulletin.connectors.sandbox.instagram_api:InstagramApi",
         ),
     )
 }
