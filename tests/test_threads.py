@@ -5,18 +5,28 @@ alt text, and replies captured, hidden and quarantined."""
 from __future__ import annotations
 
 import hashlib
+import signal
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
+from sqlmodel import Session, select
 
+from bulletin.clock import SystemClock
 from bulletin.connectors.base import Media, OutgoingPost
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.connectors.sandbox.state import DEFAULT_THREADS_PROFILE
 from bulletin.connectors.threads import ThreadsConnector, threads_length
 from bulletin.errors import Ambiguous, RateLimited, Retryable
+from bulletin.models import Delivery
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.notices import NoticeDraft, create_notice
+from tests.plugins.bulletin_app import make_instance
+from tests.plugins.daemon_process import DaemonProcess
 from tests.plugins.sandbox import MEDIA_BASE_URL, Control, ThreadsVisitor, threads_connector
+from tests.test_daemon_process import wait_until
 
 ACCOUNT = f"threads:{DEFAULT_THREADS_PROFILE['id']}"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -181,3 +191,51 @@ def test_delete_post_removes_it_and_a_second_delete_is_fine(
     threads.delete_post(result.remote_id)
     threads.delete_post(result.remote_id)
     assert threads.fetch_post(result.remote_id) is None
+
+
+@pytest.mark.slow
+def test_kill_9_between_container_and_publish_then_restart_posts_once(
+    tmp_path: Path,
+    sandbox: SandboxServer,
+    control: Control,
+    daemon_process: Callable[[dict[str, str], Path], DaemonProcess],
+) -> None:
+    """A daemon SIGKILLed after it made a notice's container while the publish step fails,
+    then restarted with Threads back: the container made before the kill is published, one
+    container and one post in all, and the delivery is published and archived."""
+    accounts = f"""
+[accounts.threads]
+platform = "threads"
+base_url = "{sandbox.url}"
+user_id = "{DEFAULT_THREADS_PROFILE["id"]}"
+token_env = "SANDBOX_THREADS_TOKEN"
+"""
+    inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", accounts)
+    control.fault("error", r"/threads_publish$", method="POST", status=500, count=10_000)
+    daemon = daemon_process(inst.env(), inst.config.parent).start()
+    clock = SystemClock()
+    draft = NoticeDraft("traffic", "Detour on Route 9 until 6 pm.", ("threads",))
+    notice = create_notice(inst.app.engine, inst.settings, clock, draft, "dispatcher")
+    approve_notice(inst.app.engine, inst.settings, clock, notice.id or 0, "chief")
+    wait_until(
+        lambda: (
+            control.received(ACCOUNT).get("create_requests") == 1
+            and control.get("faults")["faults"][0]["count"] < 10_000
+        ),
+        30,
+        lambda: daemon.log.read_text()[-3000:],
+    )
+    daemon.kill()
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
+    daemon = daemon_process(inst.env(), inst.config.parent).start()
+
+    def published() -> bool:
+        with Session(inst.app.engine) as session:
+            [delivery] = session.exec(select(Delivery)).all()
+        return delivery.state == "published" and delivery.archived_record_id is not None
+
+    wait_until(published, 60, lambda: daemon.log.read_text()[-3000:])
+    assert control.received(ACCOUNT) == {"create_requests": 1, "created": 1}
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    inst.app.close()
