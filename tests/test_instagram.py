@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bulletin.archiver.moderation import moderate
 from bulletin.connectors.base import Media, OutgoingPost
 from bulletin.connectors.instagram import InstagramConnector
 from bulletin.connectors.sandbox import SandboxServer
@@ -20,7 +21,9 @@ from bulletin.connectors.sandbox.state import DEFAULT_IG_ACCOUNT
 from bulletin.errors import Ambiguous, RateLimited, Refused, Retryable, UsageError
 from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.notices import NoticeDraft, create_notice
+from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.capture import records, run
 from tests.plugins.sandbox import (
     FAST_RETRY,
     FAST_TIMEOUT,
@@ -227,3 +230,49 @@ def test_a_delivery_whose_publish_step_fails_is_published_once_later(
     assert delivery.state == "published"
     assert control.received(ACCOUNT) == {"create_requests": 1, "created": 1}
     assert delivery.archived_record_id is not None
+
+
+def test_comments_are_captured_moderated_and_versioned(
+    instagram_app: Instance, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """A published notice's comments and replies are archived; hiding one through Bulletin
+    archives it first and then hides it (a new version); a deletion is a deleted version;
+    sweeping again adds nothing and the post has no false edit."""
+    site = instagram_app
+    site.clock.set(datetime.now(UTC))  # the sandbox stamps posts with the wall clock
+    picture = tmp_path / "ban.png"
+    picture.write_bytes(png("ban"))
+    draft = NoticeDraft(
+        "traffic", "Parking ban from 8 pm.", ["instagram"], images=[(str(picture), "Ban map")]
+    )
+    notice = create_notice(
+        site.app.engine, site.settings, site.clock, draft, "dispatcher", site.app.store
+    )
+    approve_notice(site.app.engine, site.settings, site.clock, notice.id or 0, "chief")
+    daemon = Daemon(site.app)
+    daemon.prepare()
+    assert [o.state for o in daemon.dispatch_due()] == ["published"]
+    [post] = [r.remote_id for r in records(site, kind="post")]
+    visitor = InstagramVisitor(sandbox.url, "resident")
+    rude, gone = visitor.comment(post, "You people again"), visitor.comment(post, "Thanks")
+    nested = InstagramVisitor(sandbox.url, "other").comment(post, "Agreed", gone)
+    assert run(site, "instagram").result == "ok"
+    by_id = {r.remote_id: r for r in records(site, kind="comment")}
+    assert by_id[nested].parent_id == gone and by_id[nested].thread_id == post
+    moderate(
+        site.app.archiver,
+        site.app.connector("instagram"),
+        by_id[rude].id or 0,
+        "hide",
+        actor="sgt",
+        reason="personal attack",
+    )
+    visitor.delete(gone)
+    site.clock.advance(timedelta(hours=7))
+    run(site, "instagram", full=True)
+    assert [r.state for r in records(site, remote_id=rude)][-1] == "hidden"
+    g1, g2 = records(site, remote_id=gone)
+    assert (g1.state, g2.state, g2.change) == ("visible", "deleted", "deleted")
+    site.clock.advance(timedelta(hours=7))
+    assert run(site, "instagram", full=True).archived == 0
+    assert [r.version for r in records(site, kind="post")] == [1]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import pytest
 import requests
 from sqlmodel import Session, select
 
+from bulletin.archiver.moderation import moderate
 from bulletin.clock import SystemClock
 from bulletin.connectors.base import Media, OutgoingPost
 from bulletin.connectors.sandbox import SandboxServer
@@ -23,9 +24,18 @@ from bulletin.errors import Ambiguous, RateLimited, Retryable
 from bulletin.models import Delivery
 from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.notices import NoticeDraft, create_notice
-from tests.plugins.bulletin_app import make_instance
+from bulletin.service.daemon import Daemon
+from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.capture import records, run
 from tests.plugins.daemon_process import DaemonProcess
-from tests.plugins.sandbox import MEDIA_BASE_URL, Control, ThreadsVisitor, threads_connector
+from tests.plugins.sandbox import (
+    FAST_RETRY,
+    FAST_TIMEOUT,
+    MEDIA_BASE_URL,
+    Control,
+    ThreadsVisitor,
+    threads_connector,
+)
 from tests.test_daemon_process import wait_until
 
 ACCOUNT = f"threads:{DEFAULT_THREADS_PROFILE['id']}"
@@ -239,3 +249,61 @@ token_env = "SANDBOX_THREADS_TOKEN"
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
     inst.app.close()
+
+
+# -- through Bulletin ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def site(tmp_path: Path, db_url: str, sandbox: SandboxServer) -> Iterator[Instance]:
+    """A Bulletin with one sandbox Threads profile, fast retries, on each database."""
+    accounts = f"""
+[accounts.threads]
+platform = "threads"
+base_url = "{sandbox.url}"
+user_id = "{DEFAULT_THREADS_PROFILE["id"]}"
+token_env = "SANDBOX_THREADS_TOKEN"
+"""
+    inst = make_instance(tmp_path, db_url, accounts)
+    inst.clock.set(datetime.now(UTC))  # the sandbox stamps posts with the wall clock
+    inst.app.connector_options = {"retry": FAST_RETRY, "timeout": FAST_TIMEOUT}
+    yield inst
+    inst.app.close()
+
+
+def test_replies_are_captured_moderated_and_versioned(
+    site: Instance, sandbox: SandboxServer
+) -> None:
+    """A published notice's replies (every depth) are archived; hiding one through Bulletin
+    archives it first and then hides it (a new version); a deletion is a deleted version;
+    sweeping again adds nothing and the post has no false edit."""
+    draft = NoticeDraft("traffic", "Snow emergency: parking ban from 8 pm.", ("threads",))
+    notice = create_notice(site.app.engine, site.settings, site.clock, draft, "dispatcher")
+    approve_notice(site.app.engine, site.settings, site.clock, notice.id or 0, "chief")
+    daemon = Daemon(site.app)
+    daemon.prepare()
+    assert [o.state for o in daemon.dispatch_due()] == ["published"]
+    [post] = [r.remote_id for r in records(site, kind="post")]
+    visitor = ThreadsVisitor(sandbox.url, "resident")
+    rude, gone = visitor.reply(post, "You people again"), visitor.reply(post, "Thanks")
+    nested = ThreadsVisitor(sandbox.url, "other").reply(gone, "Agreed")
+    assert run(site, "threads").result == "ok"
+    by_id = {r.remote_id: r for r in records(site, kind="comment")}
+    assert by_id[nested].parent_id == gone and by_id[nested].thread_id == post
+    moderate(
+        site.app.archiver,
+        site.app.connector("threads"),
+        by_id[rude].id or 0,
+        "hide",
+        actor="sgt",
+        reason="personal attack",
+    )
+    visitor.delete(gone)
+    site.clock.advance(timedelta(hours=7))
+    run(site, "threads", full=True)
+    assert [r.state for r in records(site, remote_id=rude)][-1] == "hidden"
+    g1, g2 = records(site, remote_id=gone)
+    assert (g1.state, g2.state, g2.change) == ("visible", "deleted", "deleted")
+    site.clock.advance(timedelta(hours=7))
+    assert run(site, "threads", full=True).archived == 0
+    assert [r.version for r in records(site, kind="post")] == [1]
