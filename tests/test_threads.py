@@ -22,6 +22,7 @@ from bulletin.connectors.sandbox.state import DEFAULT_THREADS_PROFILE
 from bulletin.connectors.threads import ThreadsConnector, threads_length
 from bulletin.errors import Ambiguous, RateLimited, Retryable
 from bulletin.models import Delivery
+from bulletin.publisher.amend import correct_notice, retract_notice
 from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.notices import NoticeDraft, create_notice
 from bulletin.service.daemon import Daemon
@@ -307,3 +308,45 @@ def test_replies_are_captured_moderated_and_versioned(
     site.clock.advance(timedelta(hours=7))
     assert run(site, "threads", full=True).archived == 0
     assert [r.version for r in records(site, kind="post")] == [1]
+
+
+def test_an_expired_container_is_replaced_not_retried_forever(
+    sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """A journal's container older than 24 hours has expired: the next attempt makes a new
+    one and publishes it (two containers, one post)."""
+    post = OutgoingPost(key="late", text="Leaf pickup moved to Friday")
+    control.fault("error", r"/threads_publish$", method="POST", status=500, count=9)
+    with pytest.raises(Retryable):
+        connector(sandbox, tmp_path).publish(post)
+    requests.delete(f"{sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
+    with sandbox.state.lock:
+        for container in sandbox.state.data["threads"]["containers"].values():
+            container["ts"] -= 25 * 3600
+    connector(sandbox, tmp_path).publish(post)
+    assert control.received(ACCOUNT) == {"create_requests": 2, "created": 1}
+
+
+def test_a_long_notice_is_a_thread_then_corrected_and_retracted(
+    site: Instance, sandbox: SandboxServer, control: Control
+) -> None:
+    """A notice over 500 characters goes out as a numbered thread of replies; a correction
+    replies to its last part; a retraction with deletion deletes every part of the thread."""
+    text = " ".join(f"Detour step {i}: follow the signs along Route {i}." for i in range(20))
+    draft = NoticeDraft("traffic", text, ("threads",), allow_thread=True)
+    notice = create_notice(site.app.engine, site.settings, site.clock, draft, "dispatcher")
+    approve_notice(site.app.engine, site.settings, site.clock, notice.id or 0, "chief")
+    daemon = Daemon(site.app)
+    daemon.prepare()
+    assert [o.state for o in daemon.dispatch_due()] == ["published"]
+    thread = sorted(media(control), key=lambda m: int(str(m["id"])))
+    assert len(thread) >= 2 and all(m["reply_to"] for m in thread[1:])
+    engine, settings = site.app.engine, site.settings
+    correct_notice(engine, settings, site.clock.now(), notice.id or 0, "Route 7.", "typo", "sgt")
+    assert [o.state for o in daemon.dispatch_due()] == ["published"]
+    correction = sorted(media(control), key=lambda m: int(str(m["id"])))[-1]
+    assert correction["reply_to"] == thread[-1]["id"]
+    retract_notice(engine, settings, site.clock.now(), notice.id or 0, "wrong day", "lt", True)
+    daemon.dispatch_due()
+    after = {m["id"]: m for m in media(control)}
+    assert all(after[m["id"]]["deleted"] for m in thread)
