@@ -350,3 +350,26 @@ def test_a_long_notice_is_a_thread_then_corrected_and_retracted(
     daemon.dispatch_due()
     after = {m["id"]: m for m in media(control)}
     assert all(after[m["id"]]["deleted"] for m in thread)
+
+
+@pytest.mark.slow
+def test_the_daily_reply_quota_is_refused_before_replying(
+    sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """With 1,000 replies in the last 24 hours, a reply (a correction) is refused before its
+    container is made, while a new post still goes out."""
+    threads = connector(sandbox, tmp_path)
+    root = threads.publish(OutgoingPost(key="root", text="Road work on Elm St")).remote_id
+    session = requests.Session()
+    base = f"{sandbox.url}/v1.0/{DEFAULT_THREADS_PROFILE['id']}"
+    token = {"access_token": DEFAULT_THREADS_PROFILE["access_token"]}
+    for i in range(1000):
+        made = session.post(
+            f"{base}/threads",
+            data={**token, "media_type": "TEXT", "text": f"r{i}", "reply_to_id": root},
+        )
+        session.post(f"{base}/threads_publish", data={**token, "creation_id": made.json()["id"]})
+    correction = OutgoingPost(key="fix", text="Correction: Oak St", reply_to=root)
+    with pytest.raises(RateLimited, match="1000 replies per 24 hours"):
+        threads.publish(correction)
+    threads.publish(OutgoingPost(key="new", text="A new notice"))

@@ -161,6 +161,7 @@ class ThreadsConnector(Connector):
 
     def problems(self, post: OutgoingPost) -> list[str]:
         found = super().problems(post)
+        # getattr: PlatformSpec measures with an uninitialised connector (no settings)
         if post.media and not getattr(self, "media_base_url", ""):
             found.append(
                 "Threads fetches images by URL and this account has no media_base_url: "
