@@ -251,6 +251,11 @@ class ContainerJournal:
     removed once it is published, so an attempt after a crash or a failed publish step
     publishes the container already made instead of making another. With no ``path`` the
     journal lives in memory (it then covers retries within one process only).
+
+    The journal is per data directory: daemons on several hosts sharing one PostgreSQL do
+    not share it. A delivery taken over by another host after a crash is reconciled by its
+    text first and then makes its own container; the orphan expires unpublished after 24
+    hours, so the worst case is one extra container, never a second post.
     """
 
     def __init__(self, path: Path | None) -> None:
