@@ -66,6 +66,12 @@ base_url = "{url}"
 handle = "bulletin.sandbox.test"
 capture_interval = 3600
 app_password_env = "SANDBOX_BLUESKY_APP_PASSWORD"
+[accounts.threads]
+platform = "threads"
+base_url = "{url}"
+user_id = "27000000000000001"
+capture_interval = 3600
+token_env = "SANDBOX_THREADS_TOKEN"
 """
 
 

@@ -1,7 +1,8 @@
 """Chaos: SIGKILL the daemon at random moments while notices publish through faults.
 
 ``--notices`` notices (default 500) to the sandbox X account, the sandbox Facebook Page, the
-sandbox Mastodon and Bluesky accounts and the feed become due over the first seconds of the run; the
+sandbox Mastodon, Bluesky and Threads accounts and the feed become due over the first seconds
+of the run; the
 sandbox keeps injecting 429s (short resets), 500/503 bursts and timeouts-after-commit. A
 daemon subprocess is started and killed with SIGKILL after a random 0.2 to 2 s, ``--rounds``
 times (default 100); then one last daemon runs until every delivery is final. The report
@@ -42,7 +43,15 @@ FINAL = {"published", "failed", "cancelled"}
 def inject_faults(sandbox: SandboxServer, stop: threading.Event, rng: random.Random) -> None:
     """Keep a trickle of faults armed on the create-post endpoints."""
     while not stop.wait(0.3):
-        path = rng.choice([r"/2/tweets$", r"/feed$", r"^/api/v1/statuses$", r"createRecord$"])
+        path = rng.choice(
+            [
+                r"/2/tweets$",
+                r"/feed$",
+                r"^/api/v1/statuses$",
+                r"createRecord$",
+                r"/threads_publish$",
+            ]
+        )
         kinds: list[FaultKind] = ["rate_limit", "error", "error", "timeout"]
         kind = rng.choice(kinds)
         sandbox.app.faults.add(
@@ -97,6 +106,8 @@ def _created_texts(sandbox: SandboxServer) -> dict[str, list[str]]:
         if record.get("collection") == "app.bsky.feed.post":
             text = (record.get("value") or {}).get("text", "")
             out.setdefault(f"bluesky:{record.get('repo')}", []).append(text)
+    for media in snapshot.get("threads", {}).get("media", {}).values():
+        out.setdefault(f"threads:{media.get('owner')}", []).append(media.get("text", ""))
     return out
 
 
@@ -126,7 +137,7 @@ def main() -> None:
                 NoticeDraft(
                     "traffic",
                     f"Chaos notice {i}: detour via Route {i % 9}.",
-                    ("x", "facebook", "mastodon", "bluesky", "feed"),
+                    ("x", "facebook", "mastodon", "bluesky", "threads", "feed"),
                     publish_at=start + timedelta(seconds=rng.uniform(0, 20)),
                 ),
                 "dispatcher",
@@ -160,7 +171,7 @@ def main() -> None:
     sandbox.stop()
     elapsed = time.monotonic() - began
     print(
-        f"chaos: {args.rounds} SIGKILL rounds, {args.notices} notices x 5 accounts, "
+        f"chaos: {args.rounds} SIGKILL rounds, {args.notices} notices x 6 accounts, "
         f"{args.db}, {elapsed:.0f} s"
     )
     print(json.dumps(figures, indent=2))

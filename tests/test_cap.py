@@ -232,7 +232,9 @@ def test_cap_import_works_on_the_embedded_defaults(
     errors = [line for line in refused.splitlines() if line.startswith("bulletin: error")]
     assert errors == [
         "bulletin: error: unknown account 'nope' "
-        "(accounts: feed, sandbox-bluesky, sandbox-facebook, sandbox-mastodon, sandbox-x)"
+        "(accounts: feed, sandbox-bluesky, sandbox-facebook, sandbox-instagram, "
+        "sandbox-mastodon, "
+        "sandbox-threads, sandbox-x)"
     ]
 
 

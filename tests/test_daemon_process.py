@@ -324,6 +324,8 @@ def test_once_on_embedded_defaults_runs_the_sandbox_for_its_sweep(tmp_path: Path
         "BULLETIN_ACCOUNTS__SANDBOX-FACEBOOK__BASE_URL": url,
         "BULLETIN_ACCOUNTS__SANDBOX-MASTODON__BASE_URL": url,
         "BULLETIN_ACCOUNTS__SANDBOX-BLUESKY__BASE_URL": url,
+        "BULLETIN_ACCOUNTS__SANDBOX-THREADS__BASE_URL": url,
+        "BULLETIN_ACCOUNTS__SANDBOX-INSTAGRAM__BASE_URL": url,
     }
     run = functools.partial(
         subprocess.run,
@@ -339,7 +341,14 @@ def test_once_on_embedded_defaults_runs_the_sandbox_for_its_sweep(tmp_path: Path
     once = run([*bulletin, "daemon", "--once"])
     assert once.returncode == 0, once.stderr
     assert "ConnectionError" not in once.stderr
-    for account in ("sandbox-x", "sandbox-facebook", "sandbox-mastodon", "sandbox-bluesky"):
+    for account in (
+        "sandbox-x",
+        "sandbox-facebook",
+        "sandbox-mastodon",
+        "sandbox-bluesky",
+        "sandbox-threads",
+        "sandbox-instagram",
+    ):
         assert f"account={account}" in once.stderr and "result=partial" not in once.stderr
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
         raise AssertionError("the sandbox is still running after --once")

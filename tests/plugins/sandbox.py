@@ -12,13 +12,16 @@ import requests
 from bulletin.config.accounts import (
     BlueskyAccountSettings,
     FacebookAccountSettings,
+    InstagramAccountSettings,
     MastodonAccountSettings,
+    ThreadsAccountSettings,
     XAccountSettings,
 )
 from bulletin.config.settings import Settings
 from bulletin.connectors.bluesky import BlueskyConnector
 from bulletin.connectors.facebook import FacebookConnector
 from bulletin.connectors.http import Timeout
+from bulletin.connectors.instagram import InstagramConnector
 from bulletin.connectors.mastodon import MastodonConnector
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.connectors.sandbox import (
@@ -26,11 +29,14 @@ from bulletin.connectors.sandbox import (
     SANDBOX_ENV,
     SandboxServer,
 )
+from bulletin.connectors.sandbox.state import DEFAULT_IG_ACCOUNT, DEFAULT_THREADS_PROFILE
+from bulletin.connectors.threads import ThreadsConnector
 from bulletin.connectors.x import XConnector
 
 # Waits short enough for tests: milliseconds, a two-second budget.
 FAST_RETRY = RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.05, jitter=0.01, budget=2.0)
 FAST_TIMEOUT: Timeout = (2.0, 0.5)
+MEDIA_BASE_URL = "https://media.example.org/bulletin"  # where a test agency serves images
 
 
 class Control:
@@ -61,38 +67,61 @@ class Control:
         self.post("settings", values)
 
 
-def sandbox_settings(url: str) -> Settings:
-    """Settings with one sandbox X account and one sandbox Page, as the defaults have."""
-    return Settings(
-        accounts={
-            "sandbox-x": XAccountSettings(
-                platform="x",
-                base_url=url,
-                consumer_key_env="SANDBOX_X_CONSUMER_KEY",
-                consumer_secret_env="SANDBOX_X_CONSUMER_SECRET",
-                access_token_env="SANDBOX_X_ACCESS_TOKEN",
-                access_token_secret_env="SANDBOX_X_ACCESS_TOKEN_SECRET",
-            ),
-            "sandbox-facebook": FacebookAccountSettings(
-                platform="facebook",
-                base_url=url,
-                page_id=DEFAULT_FB_PAGE["id"],
-                token_env="SANDBOX_FACEBOOK_PAGE_TOKEN",
-            ),
-            "sandbox-mastodon": MastodonAccountSettings(
-                platform="mastodon",
-                base_url=url,
-                instance="https://sandbox.social",
-                token_env="SANDBOX_MASTODON_TOKEN",
-            ),
-            "sandbox-bluesky": BlueskyAccountSettings(
-                platform="bluesky",
-                base_url=url,
-                handle="bulletin.sandbox.test",
-                app_password_env="SANDBOX_BLUESKY_APP_PASSWORD",
-            ),
+def sandbox_settings(url: str, data_dir: Path | None = None) -> Settings:
+    """Settings with the sandbox accounts the defaults have (``data_dir``: where connectors
+    keep their files, such as the Meta container journals)."""
+    paths = {"paths": {"data_dir": data_dir}} if data_dir is not None else {}
+    return Settings.model_validate(
+        {
+            **paths,
+            "accounts": _sandbox_accounts(url),
         }
     )
+
+
+def _sandbox_accounts(url: str) -> dict[str, Any]:
+    return {
+        "sandbox-x": XAccountSettings(
+            platform="x",
+            base_url=url,
+            consumer_key_env="SANDBOX_X_CONSUMER_KEY",
+            consumer_secret_env="SANDBOX_X_CONSUMER_SECRET",
+            access_token_env="SANDBOX_X_ACCESS_TOKEN",
+            access_token_secret_env="SANDBOX_X_ACCESS_TOKEN_SECRET",
+        ),
+        "sandbox-facebook": FacebookAccountSettings(
+            platform="facebook",
+            base_url=url,
+            page_id=DEFAULT_FB_PAGE["id"],
+            token_env="SANDBOX_FACEBOOK_PAGE_TOKEN",
+        ),
+        "sandbox-mastodon": MastodonAccountSettings(
+            platform="mastodon",
+            base_url=url,
+            instance="https://sandbox.social",
+            token_env="SANDBOX_MASTODON_TOKEN",
+        ),
+        "sandbox-bluesky": BlueskyAccountSettings(
+            platform="bluesky",
+            base_url=url,
+            handle="bulletin.sandbox.test",
+            app_password_env="SANDBOX_BLUESKY_APP_PASSWORD",
+        ),
+        "sandbox-threads": ThreadsAccountSettings(
+            platform="threads",
+            base_url=url,
+            user_id=DEFAULT_THREADS_PROFILE["id"],
+            token_env="SANDBOX_THREADS_TOKEN",
+            media_base_url=MEDIA_BASE_URL,
+        ),
+        "sandbox-instagram": InstagramAccountSettings(
+            platform="instagram",
+            base_url=url,
+            ig_user_id=DEFAULT_IG_ACCOUNT["id"],
+            token_env="SANDBOX_INSTAGRAM_TOKEN",
+            media_base_url=MEDIA_BASE_URL,
+        ),
+    }
 
 
 def x_connector(
@@ -125,6 +154,86 @@ def bluesky_connector(
     return BlueskyConnector.from_settings(
         "sandbox-bluesky", sandbox_settings(url), SANDBOX_ENV, retry=retry, timeout=timeout
     )
+
+
+def threads_connector(
+    url: str,
+    data_dir: Path,
+    retry: RetryPolicy = FAST_RETRY,
+    timeout: Timeout = FAST_TIMEOUT,
+) -> ThreadsConnector:
+    """The sandbox Threads profile; its container journal under ``data_dir``."""
+    return ThreadsConnector.from_settings(
+        "sandbox-threads",
+        sandbox_settings(url, data_dir),
+        SANDBOX_ENV,
+        retry=retry,
+        timeout=timeout,
+    )
+
+
+def instagram_connector(
+    url: str,
+    data_dir: Path,
+    retry: RetryPolicy = FAST_RETRY,
+    timeout: Timeout = FAST_TIMEOUT,
+) -> InstagramConnector:
+    """The sandbox Instagram account; its container journal under ``data_dir``."""
+    return InstagramConnector.from_settings(
+        "sandbox-instagram",
+        sandbox_settings(url, data_dir),
+        SANDBOX_ENV,
+        retry=retry,
+        timeout=timeout,
+    )
+
+
+class InstagramVisitor:
+    """A member of the public commenting on the sandbox's Instagram, through its API."""
+
+    def __init__(self, url: str, name: str = "visitor") -> None:
+        self.url = f"{url}/v26.0"
+        self.session = requests.Session()
+        self.session.params = {"access_token": f"sandbox-instagram-visitor-{name}"}
+
+    def comment(self, media_id: str, text: str = "comment", parent_id: str | None = None) -> str:
+        edge = f"{parent_id}/replies" if parent_id else f"{media_id}/comments"
+        response = self.session.post(f"{self.url}/{edge}", data={"message": text}, timeout=5)
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+    def delete(self, comment_id: str) -> None:
+        self.session.delete(f"{self.url}/{comment_id}", timeout=5).raise_for_status()
+
+
+class ThreadsVisitor:
+    """A member of the public on the sandbox's Threads, through the Threads API itself."""
+
+    def __init__(self, url: str, name: str = "visitor") -> None:
+        self.url = f"{url}/v1.0"
+        self.session = requests.Session()
+        self.session.params = {"access_token": f"sandbox-threads-visitor-{name}"}
+        response = self.session.get(f"{self.url}/me", timeout=5)
+        response.raise_for_status()
+        self.id = str(response.json()["id"])
+
+    def reply(self, media_id: str, text: str = "reply") -> str:
+        made = self.session.post(
+            f"{self.url}/{self.id}/threads",
+            data={"media_type": "TEXT", "text": text, "reply_to_id": media_id},
+            timeout=5,
+        )
+        made.raise_for_status()
+        published = self.session.post(
+            f"{self.url}/{self.id}/threads_publish",
+            data={"creation_id": made.json()["id"]},
+            timeout=5,
+        )
+        published.raise_for_status()
+        return str(published.json()["id"])
+
+    def delete(self, media_id: str) -> None:
+        self.session.delete(f"{self.url}/{media_id}", timeout=5).raise_for_status()
 
 
 class SkyVisitor:

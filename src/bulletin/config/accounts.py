@@ -118,6 +118,38 @@ class BlueskyAccountSettings(AccountSettings):
     required = ("handle", "app_password_env")
 
 
+class ThreadsAccountSettings(AccountSettings):
+    """A Threads profile: its ``user_id`` (the Threads user id) and a Threads user access
+    token (threads_basic, threads_content_publish, threads_read_replies,
+    threads_manage_replies, threads_delete). Images are sent by URL, Threads fetching them:
+    ``media_base_url`` is where the agency serves its approved images, named by their
+    SHA-256 (``{media_base_url}/{sha256}.{ext}``); empty = text-only posts."""
+
+    platform: Literal["threads"]
+    user_id: str = ""
+    token_env: str = ""
+    api_version: str = "v1.0"
+    media_base_url: str = ""
+
+    required = ("user_id", "token_env")
+
+
+class InstagramAccountSettings(AccountSettings):
+    """An Instagram professional account (Instagram API with Facebook Login): its
+    ``ig_user_id`` and a token with instagram_basic, instagram_content_publish and
+    instagram_manage_comments. Every post carries an image, which Instagram fetches from
+    ``media_base_url`` (``{media_base_url}/{sha256}.{ext}``, where the agency serves its
+    approved images)."""
+
+    platform: Literal["instagram"]
+    ig_user_id: str = ""
+    token_env: str = ""
+    graph_version: str = "v26.0"
+    media_base_url: str = ""
+
+    required = ("ig_user_id", "token_env", "media_base_url")
+
+
 class FacebookSettings(Section):
     """``[facebook]``: the Meta app that delivers Page webhooks to ``/webhooks/facebook``.
 
@@ -147,7 +179,9 @@ AnyAccountSettings = Annotated[
     | XAccountSettings
     | FacebookAccountSettings
     | MastodonAccountSettings
-    | BlueskyAccountSettings,
+    | BlueskyAccountSettings
+    | ThreadsAccountSettings
+    | InstagramAccountSettings,
     Field(discriminator="platform"),
 ]
 

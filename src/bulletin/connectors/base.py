@@ -168,6 +168,7 @@ class Limits:
     # the Graph API's edit of Page posts is not used): a correction is posted as a reply.
     supports_edit: bool = False
     supports_delete: bool = True
+    requires_media: bool = False  # every post carries an image (Instagram)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,9 @@ from bulletin.config.accounts import (
     BlueskyAccountSettings,
     FacebookAccountSettings,
     FeedAccountSettings,
+    InstagramAccountSettings,
     MastodonAccountSettings,
+    ThreadsAccountSettings,
     XAccountSettings,
 )
 from bulletin.config.publisher import PlatformCost
@@ -118,6 +120,22 @@ PLATFORMS: dict[str, PlatformSpec] = {
             link_in_text=True,
             sandbox="bulletin.connectors.sandbox.bluesky_api:BlueskyApi",
             sandbox_prefix="/xrpc/",
+        ),
+        PlatformSpec(
+            "threads",
+            ThreadsAccountSettings,
+            "bulletin.connectors.threads:ThreadsConnector",
+            threads=True,
+            link_in_text=True,
+            hosts=("https://graph.threads.net", "https://graph.threads.com"),
+            sandbox="bulletin.connectors.sandbox.threads_api:ThreadsApi",
+        ),
+        PlatformSpec(
+            "instagram",
+            InstagramAccountSettings,
+            "bulletin.connectors.instagram:InstagramConnector",
+            hosts=("https://graph.facebook.com",),
+            sandbox="bulletin.connectors.sandbox.instagram_api:InstagramApi",
         ),
     )
 }

@@ -103,6 +103,11 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
         if not account.enabled:
             raise UsageError(f"target account {target!r} is disabled in the configuration")
         most = limits(account.platform).max_media
+        if limits(account.platform).requires_media and not draft.images:
+            raise UsageError(
+                f"target account {target!r} ({account.platform}) needs an image with its alt "
+                "text in every post; the notice has none"
+            )
         if len(draft.images) > most:
             raise UsageError(
                 f"target account {target!r} ({account.platform}) takes at most {most} "

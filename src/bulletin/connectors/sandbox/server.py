@@ -1,6 +1,8 @@
 """The sandbox HTTP server: the control API under ``/_sandbox/``, and each platform's API
 (its :class:`~bulletin.connectors.platforms.PlatformSpec` ``sandbox``) under its path prefix:
-X API v2 under ``/2/``, the Graph API for every other path.
+X API v2 under ``/2/``, the Graph API for every other path. APIs that share a prefix (Meta's
+hosts all have Graph's paths) tell their requests apart with ``owns(request)``: the first
+API whose prefix matches and that owns the request (or has no ``owns``) answers it.
 
 ``SandboxServer`` runs in a background thread (tests, the daemon); :func:`serve` runs in the
 foreground (``bulletin sandbox``).
@@ -62,16 +64,22 @@ class SandboxApp:
             for spec in PLATFORMS.values()
             if spec.sandbox
         ]
-        self.apis: list[tuple[str, PlatformApi]] = sorted(apis, key=lambda a: -len(a[0]))
+        self.apis: list[tuple[str, PlatformApi]] = sorted(
+            apis, key=lambda a: (-len(a[0]), not hasattr(a[1], "owns"))
+        )
 
-    def api_for(self, path: str) -> PlatformApi | None:
-        """The platform API that answers ``path``, or None."""
-        return next((api for prefix, api in self.apis if path.startswith(prefix)), None)
+    def api_for(self, request: Request) -> PlatformApi | None:
+        """The platform API that answers ``request``, or None."""
+        for prefix, api in self.apis:
+            owns = getattr(api, "owns", None)
+            if request.path.startswith(prefix) and (owns is None or owns(request)):
+                return api
+        return None
 
     def handle(self, request: Request) -> Response:
         if request.path.startswith("/_sandbox/"):
             return self.control.handle(request)
-        api = self.api_for(request.path)
+        api = self.api_for(request)
         if api is None:
             return json_response(404, {"error": f"no sandbox API answers {request.path}"})
         fault = self.faults.take(request.method, request.path)

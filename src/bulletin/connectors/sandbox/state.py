@@ -52,6 +52,18 @@ DEFAULT_BLUESKY_ACCOUNT: dict[str, Any] = {
     "displayName": "Bulletin Sandbox",
     "password": "sandbox-app-password",
 }
+DEFAULT_THREADS_PROFILE: dict[str, Any] = {
+    "id": "27000000000000001",
+    "username": "bulletin_sandbox",
+    "name": "Bulletin Sandbox",
+    "access_token": "sandbox-threads-token",
+}
+DEFAULT_IG_ACCOUNT: dict[str, Any] = {
+    "id": "17841400000000001",
+    "username": "bulletin_sandbox",
+    "name": "Bulletin Sandbox",
+    "access_token": "sandbox-instagram-token",
+}
 
 # The environment variables the embedded default configuration names for its sandbox
 # accounts, with the well-known values every sandbox accepts (used when they are unset).
@@ -63,6 +75,8 @@ SANDBOX_ENV: dict[str, str] = {
     "SANDBOX_FACEBOOK_PAGE_TOKEN": DEFAULT_FB_PAGE["page_token"],
     "SANDBOX_MASTODON_TOKEN": DEFAULT_MASTODON_ACCOUNT["access_token"],
     "SANDBOX_BLUESKY_APP_PASSWORD": DEFAULT_BLUESKY_ACCOUNT["password"],
+    "SANDBOX_THREADS_TOKEN": DEFAULT_THREADS_PROFILE["access_token"],
+    "SANDBOX_INSTAGRAM_TOKEN": DEFAULT_IG_ACCOUNT["access_token"],
 }
 
 X_ID_BASE = 1_900_000_000_000_000_000
