@@ -1,0 +1,186 @@
+"""WARC/1.1 files of what a platform said during a capture (warcio, gzip per record).
+
+One file holds a ``warcinfo`` record, then per exchange a ``request`` and a ``response``
+record, and a ``metadata`` record naming the Bulletin records captured from that response
+(``bulletin-record: <id> <kind> <remote id>``); request and metadata point at their response
+with ``WARC-Concurrent-To``. The exchanges come from :mod:`bulletin.connectors.wire`, so no
+credential is in them. warcio computes ``WARC-Block-Digest`` and ``WARC-Payload-Digest``
+(sha256); :func:`problems` checks them again.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from bulletin.connectors.wire import Exchange
+
+MIME_TYPE = "application/warc"
+SOFTWARE = "Bulletin (warcio)"
+
+
+@dataclass(frozen=True)
+class Captured:
+    """A record captured from an exchange: what its metadata record names."""
+
+    record_id: int
+    kind: str
+    remote_id: str
+
+
+def _date(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _id() -> str:
+    return f"<urn:uuid:{uuid.uuid4()}>"
+
+
+def source_of(captured: Captured, exchanges: Sequence[Exchange]) -> int:
+    """The index of the exchange whose answer carries ``captured`` (its remote id appears in
+    the body; the last such), else the last exchange."""
+    needle = captured.remote_id.encode()
+    for index in range(len(exchanges) - 1, -1, -1):
+        if needle and needle in exchanges[index].body:
+            return index
+    return len(exchanges) - 1
+
+
+def source_url(remote_id: str, exchanges: Sequence[Exchange]) -> str:
+    """The URL (credentials redacted) of the exchange that carried ``remote_id``."""
+    return exchanges[source_of(Captured(0, "", remote_id), exchanges)].url
+
+
+def warc_file(exchanges: Sequence[Exchange], captured: Sequence[Captured], at: datetime) -> bytes:
+    """The gzip-per-record WARC/1.1 bytes of ``exchanges`` and the records from them."""
+    out = io.BytesIO()
+    writer = WARCWriter(out, gzip=True, warc_version="WARC/1.1")
+    info = writer.create_warcinfo_record(
+        "bulletin-capture.warc.gz",
+        {"software": SOFTWARE, "format": "WARC File Format 1.1", "isPartOf": "bulletin-capture"},
+    )
+    info.rec_headers.replace_header("WARC-Date", _date(at))
+    writer.write_record(info)
+    by_exchange: dict[int, list[Captured]] = {}
+    for c in captured:
+        by_exchange.setdefault(source_of(c, exchanges), []).append(c)
+    for index, ex in enumerate(exchanges):
+        date = _date(ex.at)
+        response_id = _id()
+        parts = urlsplit(ex.url)
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        extra = {"Bulletin-Redacted": "credentials"} if ex.redacted else {}
+        response = writer.create_warc_record(
+            ex.url,
+            "response",
+            payload=io.BytesIO(ex.body),
+            length=len(ex.body),
+            warc_headers_dict={"WARC-Record-ID": response_id, "WARC-Date": date, **extra},
+            http_headers=StatusAndHeaders(
+                f"{ex.status} {ex.reason}".strip(),
+                list(ex.response_headers),
+                protocol=ex.http_version,
+            ),
+        )
+        request = writer.create_warc_record(
+            ex.url,
+            "request",
+            payload=io.BytesIO(b""),
+            length=0,
+            warc_headers_dict={
+                "WARC-Record-ID": _id(),
+                "WARC-Date": date,
+                "WARC-Concurrent-To": response_id,
+            },
+            http_headers=StatusAndHeaders(
+                f"{ex.method} {target} {ex.http_version}",
+                list(ex.request_headers),
+                is_http_request=True,
+            ),
+        )
+        writer.write_record(request)
+        writer.write_record(response)
+        names = by_exchange.get(index, [])
+        if names:
+            fields = "".join(
+                f"bulletin-record: {c.record_id} {c.kind} {c.remote_id}\r\n" for c in names
+            ).encode()
+            writer.write_record(
+                writer.create_warc_record(
+                    ex.url,
+                    "metadata",
+                    payload=io.BytesIO(fields),
+                    length=len(fields),
+                    warc_content_type="application/warc-fields",
+                    warc_headers_dict={
+                        "WARC-Record-ID": _id(),
+                        "WARC-Date": date,
+                        "WARC-Concurrent-To": response_id,
+                    },
+                )
+            )
+    return out.getvalue()
+
+
+def problems(data: bytes, name: str) -> list[str]:
+    """One line per record of ``data`` (a WARC file called ``name``) whose block or payload
+    digest does not match, or one line saying where the file stops being readable."""
+    found: list[str] = []
+    stream = io.BytesIO(data)
+    iterator = ArchiveIterator(stream, check_digests=True)
+    try:
+        for record in iterator:
+            _drain(record)
+            checker: Any = record.digest_checker
+            if checker.passed is False:
+                rid = record.rec_headers.get_header("WARC-Record-ID")
+                what = "; ".join(str(p) for p in checker.problems)
+                found.append(f"{name}: WARC record {rid} ({record.rec_type}): {what}")
+            elif checker.passed is None and record.rec_type in ("request", "response"):
+                rid = record.rec_headers.get_header("WARC-Record-ID")
+                found.append(f"{name}: WARC record {rid} ({record.rec_type}) has no digest")
+    except Exception as e:  # a gzip member or header cut or altered
+        offset = iterator.offset if hasattr(iterator, "offset") else "?"
+        found.append(f"{name}: unreadable WARC at byte {offset} ({type(e).__name__})")
+    return found
+
+
+def _drain(record: Any) -> None:
+    stream = record.content_stream()
+    while stream.read(1 << 20):
+        pass
+
+
+def records_in(data: bytes) -> list[dict[str, Any]]:
+    """Each WARC record's type, id, target URI, Concurrent-To and metadata payload (tests and
+    the WACZ index read them)."""
+    out: list[dict[str, Any]] = []
+    for record in ArchiveIterator(io.BytesIO(data)):
+        headers = record.rec_headers
+        body = record.content_stream().read()
+        out.append(
+            {
+                "type": record.rec_type,
+                "id": headers.get_header("WARC-Record-ID"),
+                "uri": headers.get_header("WARC-Target-URI"),
+                "date": headers.get_header("WARC-Date"),
+                "concurrent_to": headers.get_header("WARC-Concurrent-To"),
+                "status": record.http_headers.get_statuscode() if record.http_headers else None,
+                "mime": record.http_headers.get_header("Content-Type")
+                if record.http_headers
+                else None,
+                "payload": body,
+            }
+        )
+    return out

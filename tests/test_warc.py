@@ -1,0 +1,146 @@
+"""What the platform said on the wire, kept as WARC: linked request/response/metadata records
+beside each capture, no credential in any of them, retained with their records, produced in
+data/warc/ and checked by ``export verify``."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import zlib
+from datetime import timedelta
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from bulletin.archiver.store.base import object_key
+from bulletin.archiver.verify import verify
+from bulletin.archiver.warc import MIME_TYPE, records_in, warc_file
+from bulletin.clock import ManualClock
+from bulletin.connectors.http import platform_session
+from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT, SandboxServer
+from bulletin.connectors.wire import recording
+from bulletin.models import RecordMedia
+from tests.plugins.bulletin_app import Instance
+from tests.plugins.capture import comments, fb_post, records, replies, run, x_post
+from tests.plugins.sandbox import Control
+
+#: every credential value that goes on the wire to the sandbox
+SECRETS = [
+    DEFAULT_X_ACCOUNT["consumer_key"],
+    DEFAULT_X_ACCOUNT["consumer_secret"],
+    DEFAULT_X_ACCOUNT["access_token"],
+    DEFAULT_X_ACCOUNT["access_token_secret"],
+    DEFAULT_FB_PAGE["page_token"],
+    DEFAULT_FB_PAGE["user_token"],
+]
+
+
+def warc_rows(inst: Instance) -> list[RecordMedia]:
+    with Session(inst.app.engine) as session:
+        return list(
+            session.exec(
+                select(RecordMedia)
+                .where(col(RecordMedia.mime_type) == MIME_TYPE)
+                .order_by(col(RecordMedia.id))
+            )
+        )
+
+
+def readable(data: bytes) -> bytes:
+    """``data`` and, when it is gzip (one member or many), its inflated bytes too."""
+    out = data
+    if data[:2] == b"\x1f\x8b":
+        with contextlib.suppress(OSError, EOFError, zlib.error):
+            out += gzip.decompress(data)
+    return out
+
+
+def assert_no_secret(data: bytes, where: str, extra: tuple[str, ...] = ()) -> None:
+    text = readable(data)
+    for secret in (*SECRETS, *extra):
+        assert secret.encode() not in text, f"{secret!r} found in {where}"
+
+
+def every_object(inst: Instance) -> list[bytes]:
+    root = Path(inst.app.settings.archive_path)
+    return [p.read_bytes() for p in root.rglob("*") if p.is_file()]
+
+
+def test_a_sweep_keeps_linked_request_response_and_metadata_records(
+    site: Instance, sandbox: SandboxServer, control: Control
+) -> None:
+    """A Page sweep stores one WARC object its new records refer to: each request and
+    metadata record is concurrent to its response, the metadata names the Bulletin records,
+    and the response carries the platform's bytes."""
+    post = fb_post(sandbox)
+    ids = comments(control, post, count=3)
+    result = run(site, "facebook")
+    assert (result.result, result.archived) == ("ok", 4)
+    by_remote = {r.remote_id: r for r in records(site)}
+    rows = warc_rows(site)
+    assert {r.record_id for r in rows} == {by_remote[i].id for i in [post, *ids]}
+    digests = {r.sha256 for r in rows}
+    assert digests and all(d for d in digests)
+    named: set[int] = set()
+    for digest in digests:
+        assert digest is not None
+        data = site.app.store.get(object_key(digest))
+        assert data[:2] == b"\x1f\x8b"  # gzip per record
+        warc = records_in(data)
+        assert warc[0]["type"] == "warcinfo"
+        responses = {r["id"]: r for r in warc if r["type"] == "response"}
+        requests_ = [r for r in warc if r["type"] == "request"]
+        metadata = [r for r in warc if r["type"] == "metadata"]
+        assert responses and len(requests_) == len(responses)
+        assert {r["concurrent_to"] for r in requests_} == set(responses)
+        for meta in metadata:
+            response = responses[meta["concurrent_to"]]
+            assert response["status"] == "200"
+            for line in meta["payload"].decode().splitlines():
+                _, record_id, _kind, remote_id = line.split()
+                named.add(int(record_id))
+                assert remote_id.encode() in response["payload"]
+    assert named == {by_remote[i].id for i in [post, *ids]}
+    assert verify(site.app.engine, site.app.store).ok
+
+
+def test_nothing_new_keeps_no_warc(site: Instance, sandbox: SandboxServer) -> None:
+    """A sweep that finds nothing new adds no WARC object."""
+    fb_post(sandbox)
+    run(site, "facebook")
+    before = len(warc_rows(site))
+    site.clock.advance(timedelta(hours=7))
+    assert run(site, "facebook").archived == 0
+    assert len(warc_rows(site)) == before
+
+
+def test_no_credential_reaches_a_warc_or_any_object(
+    site: Instance, sandbox: SandboxServer, control: Control
+) -> None:
+    """OAuth 1.0a headers (X), access_token query parameters (Graph, echoed back in
+    paging.next) and a bearer header never reach a stored object."""
+    tweet = x_post(sandbox)
+    replies(control, tweet, count=3)
+    post = fb_post(sandbox)
+    comments(control, post, count=120)  # more than one page: paging.next repeats the token
+    assert run(site, "x").result == "ok"
+    assert run(site, "facebook").result == "ok"
+    assert warc_rows(site)
+    objects = every_object(site)
+    for data in objects:
+        assert_no_secret(data, "a stored object")
+    # the answers did carry it (paging.next): kept, with the value redacted
+    assert any(b"access_token=REDACTED" in readable(data) for data in objects)
+    # a bearer header and a cookie, through the same adapters
+    session = platform_session(sandbox.url)
+    bearer = "bearer-secret-" + "q" * 20
+    with recording(ManualClock(site.clock.now())) as tape:
+        session.get(
+            f"https://graph.facebook.com/v26.0/{DEFAULT_FB_PAGE['id']}/feed",
+            headers={"Authorization": f"Bearer {bearer}", "Cookie": f"sid={bearer}x"},
+            params={"oauth_token": bearer + "y", "pagination_token": "keep-me"},
+        )
+    data = warc_file(tape.drain(), [], site.clock.now())
+    assert_no_secret(data, "the bearer WARC", (bearer,))
+    assert b"pagination_token=keep-me" in readable(data)
+    assert b"Authorization" not in readable(data) and b"Cookie" not in readable(data)
