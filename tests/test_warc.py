@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
+import json
 import zlib
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, col, select
 
+from bulletin.archiver import redaction
+from bulletin.archiver.export import export_bundle, verify_bundle
+from bulletin.archiver.export.scope import resolve
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import verify
-from bulletin.archiver.warc import MIME_TYPE, records_in, warc_file
+from bulletin.archiver.warc import MIME_TYPE, members, records_in, warc_file
 from bulletin.clock import ManualClock
 from bulletin.connectors.http import platform_session
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT, SandboxServer
@@ -144,3 +150,120 @@ def test_no_credential_reaches_a_warc_or_any_object(
     assert_no_secret(data, "the bearer WARC", (bearer,))
     assert b"pagination_token=keep-me" in readable(data)
     assert b"Authorization" not in readable(data) and b"Cookie" not in readable(data)
+
+
+def produce(inst: Instance, query: str, out: Path, **options: Any) -> None:
+    scope = resolve(inst.app.engine, inst.settings, None, query)
+    export_bundle(
+        inst.app.engine,
+        inst.app.store,
+        inst.settings,
+        scope,
+        out=out,
+        actor="clerk1",
+        now=inst.clock.now,
+        **options,
+    )
+
+
+def lines(bag: Path) -> list[dict[str, Any]]:
+    text = (bag / "data/manifest/records.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_a_production_has_data_warc_that_verifies_and_holds_no_secret(
+    site: Instance, sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """Every produced record names its exchange's WARC file under data/warc/; the bag and
+    every WARC record verify; no credential is anywhere in the bag."""
+    post = fb_post(sandbox)
+    ids = comments(control, post, count=120)
+    assert run(site, "facebook").result == "ok"
+    out = tmp_path / "prod"
+    produce(site, "account:facebook", out)
+    produced = lines(out)
+    assert len(produced) == 121
+    for line in produced:
+        assert line["warc"] and line["warc"].startswith("warc/")
+        data = (out / "data" / line["warc"]).read_bytes()
+        types = [r["type"] for r in records_in(data)]
+        assert types == ["warcinfo", "request", "response", "metadata"]
+        meta = records_in(data)[-1]["payload"].decode()
+        assert f"bulletin-record: {line['record_id']} " in meta
+    assert {line["remote_id"] for line in produced} == {post, *ids}
+    report = verify_bundle(out, site.app.engine, site.app.store)
+    assert report.ok, report.problems
+    for file in out.rglob("*"):
+        if file.is_file():
+            assert_no_secret(file.read_bytes(), str(file))
+
+
+def test_a_tampered_warc_record_is_named_by_export_verify(
+    site: Instance, sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """A WARC whose response body was changed (and re-gzipped, manifests rewritten to
+    match) is still named, one line per record, with its WARC-Record-ID."""
+    post = fb_post(sandbox)
+    ids = comments(control, post, count=2, message="Detour via Elm")
+    assert run(site, "facebook").result == "ok"
+    out = tmp_path / "prod"
+    produce(site, "account:facebook", out)
+    rel = "data/" + next(line["warc"] for line in lines(out) if line["remote_id"] == ids[0])
+    target = out / rel
+    parts = []
+    for raw, plain in members(target.read_bytes()):
+        if b"Detour via Elm" in plain:
+            plain = plain.replace(b"Detour via Elm", b"Detour via Oak")
+            raw = gzip.compress(plain)
+        parts.append(raw)
+    target.write_bytes(b"".join(parts))
+    # a consistent forgery: the bag's manifest and the records manifest rewritten too
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    manifest = out / "manifest-sha256.txt"
+    manifest.write_text(
+        "".join(
+            f"{digest}  {rel}\n" if line.endswith(f"  {rel}") else line + "\n"
+            for line in manifest.read_text().splitlines()
+        )
+    )
+    report = verify_bundle(out)
+    named = [p for p in report.problems if p.startswith(rel + ": WARC record <urn:uuid:")]
+    assert named and all("(response)" in p and "digest" in p for p in named)
+    assert all("\n" not in p for p in report.problems)
+
+
+def add_redaction(inst: Instance, record_id: int | None, match: str) -> None:
+    assert record_id is not None
+    redaction.add(
+        inst.app.engine,
+        inst.settings,
+        record_id,
+        match=match,
+        code="26c",
+        reason="private phone number of a resident",
+        actor="clerk1",
+        now=inst.clock.now(),
+        store=inst.app.store,
+    )
+
+
+def test_a_redacted_comment_keeps_its_exchange_out_of_a_public_production(
+    site: Instance, sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """The answer that carried a comment with text withheld holds that text: a public
+    production leaves that exchange's WARC out; the counsel production keeps it."""
+    post = fb_post(sandbox)
+    [secret] = comments(control, post, message="my phone is 555-0100")
+    assert run(site, "facebook").result == "ok"
+    [record] = records(site, remote_id=secret)
+    add_redaction(site, record.id, "555-0100")
+    public, counsel = tmp_path / "public", tmp_path / "counsel"
+    produce(site, "account:facebook", public)
+    produce(site, "account:facebook", counsel, production="counsel")
+    by_remote = {line["remote_id"]: line for line in lines(public)}
+    assert by_remote[secret]["warc"] is None and by_remote[post]["warc"]
+    for file in public.rglob("*"):
+        if file.is_file():
+            assert b"555-0100" not in readable(file.read_bytes())
+    assert any(line["warc"] for line in lines(counsel))
+    assert verify_bundle(public).ok and verify_bundle(counsel).ok

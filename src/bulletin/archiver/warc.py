@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import uuid
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -154,6 +155,63 @@ def problems(data: bytes, name: str) -> list[str]:
         offset = iterator.offset if hasattr(iterator, "offset") else "?"
         found.append(f"{name}: unreadable WARC at byte {offset} ({type(e).__name__})")
     return found
+
+
+def members(data: bytes) -> list[tuple[bytes, bytes]]:
+    """Each gzip member of ``data`` (a gzip-per-record WARC): its bytes as stored and as
+    inflated.
+
+    :raises ValueError: ``data`` is not a sequence of whole gzip members.
+    """
+    out: list[tuple[bytes, bytes]] = []
+    rest = data
+    while rest:
+        inflate = zlib.decompressobj(wbits=31)
+        try:
+            plain = inflate.decompress(rest) + inflate.flush()
+        except zlib.error as e:
+            raise ValueError(f"not a gzip-per-record WARC ({e})") from None
+        if not inflate.eof:
+            raise ValueError("a WARC record's gzip member is cut short")
+        used = len(rest) - len(inflate.unused_data)
+        out.append((rest[:used], plain))
+        rest = inflate.unused_data
+    return out
+
+
+def _fields(plain: bytes) -> dict[str, str]:
+    head = plain.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    fields: dict[str, str] = {}
+    for line in head.split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        fields[name.strip().lower()] = value.strip()
+    return fields
+
+
+def exchange_of(data: bytes, record_id: int) -> bytes | None:
+    """The stored bytes (gzip members, verbatim, so their digests still hold) of the
+    ``warcinfo`` record and the request, response and metadata records of the exchange whose
+    metadata names ``record_id``; None when no exchange names it."""
+    parts = [(raw, plain, _fields(plain)) for raw, plain in members(data)]
+    wanted = f"bulletin-record: {record_id} ".encode()
+    response_id = next(
+        (
+            f.get("warc-concurrent-to", "")
+            for _raw, plain, f in parts
+            if f.get("warc-type") == "metadata" and wanted in plain
+        ),
+        None,
+    )
+    if not response_id:
+        return None
+    keep = [
+        raw
+        for raw, _plain, f in parts
+        if f.get("warc-type") == "warcinfo"
+        or f.get("warc-record-id") == response_id
+        or f.get("warc-concurrent-to") == response_id
+    ]
+    return b"".join(keep)
 
 
 def _drain(record: Any) -> None:
