@@ -13,18 +13,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlmodel import Session, col, select
 
-from bulletin.archiver import redaction
+from bulletin.archiver import holds, redaction
 from bulletin.archiver.export import export_bundle, verify_bundle
 from bulletin.archiver.export.scope import resolve
+from bulletin.archiver.retention import apply_schedule
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import verify
 from bulletin.archiver.warc import MIME_TYPE, members, records_in, warc_file
 from bulletin.clock import ManualClock
+from bulletin.config.settings import RetentionSettings
 from bulletin.connectors.http import platform_session
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT, SandboxServer
 from bulletin.connectors.wire import recording
+from bulletin.errors import RetentionViolation
 from bulletin.models import RecordMedia
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.capture import comments, fb_post, records, replies, run, x_post
@@ -267,3 +271,60 @@ def test_a_redacted_comment_keeps_its_exchange_out_of_a_public_production(
             assert b"555-0100" not in readable(file.read_bytes())
     assert any(line["warc"] for line in lines(counsel))
     assert verify_bundle(public).ok and verify_bundle(counsel).ok
+
+
+def test_the_warc_object_is_retained_and_held_with_its_records(
+    site: Instance, sandbox: SandboxServer, control: Control
+) -> None:
+    """The WARC object is retained as long as the longest of its records (deleting it before
+    then is refused), the retention schedule extends it with them, and a legal hold on the
+    records holds it past retention; releasing the hold releases it."""
+    post = fb_post(sandbox)
+    comments(control, post, count=2)
+    assert run(site, "facebook").result == "ok"
+    store = site.app.store
+    rows = warc_rows(site)
+    digest = rows[-1].sha256  # the comments' exchanges
+    assert digest is not None
+    holders = [
+        r for r in records(site) if r.id in {w.record_id for w in rows if w.sha256 == digest}
+    ]
+    key = object_key(digest)
+    info = store.head(key)
+    assert info is not None and not info.legal_hold
+    assert info.retain_until >= max(r.retain_until for r in holders)
+    with pytest.raises(RetentionViolation, match="retained until"):
+        store.delete(key, now=site.clock.now())
+
+    longer = site.settings.model_copy(update={"retention": RetentionSettings(default_period="12y")})
+    apply_schedule(site.app.engine, store, longer, site.clock.now(), "admin1")
+    extended = store.head(key)
+    assert extended is not None and extended.retain_until > info.retain_until
+
+    now, zone = site.clock.now(), site.settings.agency.time_zone
+    hold, _ = holds.create_hold(
+        site.app.engine,
+        store,
+        name="crash on Elm",
+        query=holds.parse_query("account:facebook"),
+        reason="litigation expected",
+        actor="clerk1",
+        now=now,
+        time_zone=zone,
+    )
+    held = store.head(key)
+    assert held is not None and held.legal_hold
+    with pytest.raises(RetentionViolation, match="legal hold"):
+        store.delete(key, now=extended.retain_until + timedelta(days=1))
+    holds.release_hold(
+        site.app.engine,
+        store,
+        hold.id or 0,
+        reason="settled",
+        actor="clerk1",
+        now=now,
+        settings=site.settings,
+    )
+    released = store.head(key)
+    assert released is not None and not released.legal_hold
+    assert verify(site.app.engine, store).ok
