@@ -8,6 +8,7 @@ import contextlib
 import gzip
 import hashlib
 import json
+import zipfile
 import zlib
 from datetime import timedelta
 from pathlib import Path
@@ -19,12 +20,13 @@ from sqlmodel import Session, col, select
 from bulletin.archiver import holds, redaction
 from bulletin.archiver.export import export_bundle, verify_bundle
 from bulletin.archiver.export.scope import resolve
+from bulletin.archiver.export.wacz import surt
 from bulletin.archiver.retention import apply_schedule
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import verify
 from bulletin.archiver.warc import MIME_TYPE, members, records_in, warc_file
 from bulletin.clock import ManualClock
-from bulletin.config.settings import RetentionSettings
+from bulletin.config.archive import RetentionSettings
 from bulletin.connectors.http import platform_session
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, DEFAULT_X_ACCOUNT, SandboxServer
 from bulletin.connectors.wire import recording
@@ -292,7 +294,7 @@ def test_the_warc_object_is_retained_and_held_with_its_records(
     key = object_key(digest)
     info = store.head(key)
     assert info is not None and not info.legal_hold
-    assert info.retain_until >= max(r.retain_until for r in holders)
+    assert all(r.retain_until is not None and info.retain_until >= r.retain_until for r in holders)
     with pytest.raises(RetentionViolation, match="retained until"):
         store.delete(key, now=site.clock.now())
 
@@ -328,3 +330,41 @@ def test_the_warc_object_is_retained_and_held_with_its_records(
     released = store.head(key)
     assert released is not None and not released.legal_hold
     assert verify(site.app.engine, store).ok
+
+
+def test_a_wacz_package_lists_every_file_with_its_sha256(
+    site: Instance, sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """``wacz`` adds data/warc/production.wacz: the WARC files under archive/, a sorted CDXJ
+    index of every response, pages, and a datapackage.json whose hashes match; the bag
+    still verifies."""
+    post = fb_post(sandbox)
+    comments(control, post, count=3)
+    assert run(site, "facebook").result == "ok"
+    out = tmp_path / "prod"
+    produce(site, "account:facebook", out, wacz=True)
+    package = out / "data/warc/production.wacz"
+    with zipfile.ZipFile(package) as archive:
+        names = set(archive.namelist())
+        assert {"indexes/index.cdx", "pages/pages.jsonl", "datapackage.json"} <= names
+        described = json.loads(archive.read("datapackage.json"))
+        for resource in described["resources"]:
+            body = archive.read(resource["path"])
+            assert resource["hash"] == "sha256:" + hashlib.sha256(body).hexdigest()
+        warcs = sorted(n for n in names if n.startswith("archive/"))
+        assert len(warcs) == 4
+        index = archive.read("indexes/index.cdx").decode().splitlines()
+        assert index == sorted(index) and len(index) == 4
+        key, _ts, fields = index[0].split(" ", 2)
+        entry = json.loads(fields)
+        assert key == surt(entry["url"])
+        member = archive.read("archive/" + entry["filename"])
+        start, length = entry["offset"], entry["length"]
+        [record] = records_in(member[start : start + length])
+        assert record["type"] == "response" and record["uri"] == entry["url"]
+        digest = json.loads(archive.read("datapackage-digest.json"))
+        assert (
+            digest["hash"]
+            == "sha256:" + hashlib.sha256(archive.read("datapackage.json")).hexdigest()
+        )
+    assert verify_bundle(out, site.app.engine, site.app.store).ok
