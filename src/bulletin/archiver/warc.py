@@ -11,6 +11,7 @@ credential is in them. warcio computes ``WARC-Block-Digest`` and ``WARC-Payload-
 from __future__ import annotations
 
 import io
+import re
 import uuid
 import zlib
 from collections.abc import Sequence
@@ -192,26 +193,31 @@ def exchange_of(data: bytes, record_id: int) -> bytes | None:
     """The stored bytes (gzip members, verbatim, so their digests still hold) of the
     ``warcinfo`` record and the request, response and metadata records of the exchange whose
     metadata names ``record_id``; None when no exchange names it."""
-    parts = [(raw, plain, _fields(plain)) for raw, plain in members(data)]
-    wanted = f"bulletin-record: {record_id} ".encode()
-    response_id = next(
-        (
-            f.get("warc-concurrent-to", "")
-            for _raw, plain, f in parts
-            if f.get("warc-type") == "metadata" and wanted in plain
-        ),
-        None,
-    )
-    if not response_id:
-        return None
-    keep = [
-        raw
-        for raw, _plain, f in parts
-        if f.get("warc-type") == "warcinfo"
-        or f.get("warc-record-id") == response_id
-        or f.get("warc-concurrent-to") == response_id
-    ]
-    return b"".join(keep)
+    return by_record(data).get(record_id)
+
+
+_RECORD_LINE = re.compile(rb"^bulletin-record: (\d+) ", re.M)
+
+
+def by_record(data: bytes) -> dict[int, bytes]:
+    """:func:`exchange_of` for every record a WARC file's metadata names, in one pass."""
+    info = b""
+    groups: dict[str, list[bytes]] = {}
+    named: dict[int, str] = {}
+    for raw, plain in members(data):
+        f = _fields(plain)
+        kind = f.get("warc-type")
+        if kind == "warcinfo":
+            info = info or raw
+            continue
+        response = (
+            f.get("warc-record-id", "") if kind == "response" else f.get("warc-concurrent-to", "")
+        )
+        groups.setdefault(response, []).append(raw)
+        if kind == "metadata":
+            for match in _RECORD_LINE.finditer(plain):
+                named[int(match.group(1))] = response
+    return {rid: info + b"".join(groups[response]) for rid, response in named.items()}
 
 
 def _drain(record: Any) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from bulletin.archiver import redaction as redact
@@ -85,7 +86,9 @@ def _warc(
 ) -> None:
     """The exchange that carried the record, from its WARC object (see :mod:`.warcs`)."""
     for digest in objects:
-        part = warcs.exchange_for(job, record, _object(job, record, digest, "WARC", position))
+        part = warcs.exchange_for(
+            job, record, digest, partial(_object, job, record, digest, "WARC", position)
+        )
         if part is not None:
             files.warc = warcs.warc_path(job.prefix, number)
             files.add(job.writer, files.warc, part)

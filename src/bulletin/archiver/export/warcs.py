@@ -12,7 +12,8 @@ holds that text. A record captured before WARC was kept has no file.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 from sqlmodel import col
@@ -23,6 +24,7 @@ from bulletin.archiver.export.job import Job
 from bulletin.models import Record, RecordMedia, Redaction
 
 _lock = threading.Lock()
+CACHED_OBJECTS = 8  # WARC objects kept split by record during an export
 
 
 def warc_path(prefix: str, number: int) -> str:
@@ -71,9 +73,28 @@ def withheld_ids(job: Job) -> frozenset[bytes]:
     return cached
 
 
-def exchange_for(job: Job, record: Record, stored: bytes) -> bytes | None:
-    """The part of ``stored`` (a WARC object) to produce for ``record``, or None."""
-    part = warc.exchange_of(stored, record.id or -1)
+def exchange_for(job: Job, record: Record, digest: str, read: Callable[[], bytes]) -> bytes | None:
+    """The part of WARC object ``digest`` (``read()`` reads it) to produce for ``record``, or
+    None. Records captured together share an object: the last few objects are kept split by
+    record, so each is read and split once however many records refer to it."""
+    cache: OrderedDict[str, dict[int, bytes]] | None = getattr(job, "_warc_cache", None)
+    if cache is None:
+        with _lock:
+            cache = getattr(job, "_warc_cache", None)
+            if cache is None:
+                cache = OrderedDict()
+                job._warc_cache = cache  # type: ignore[attr-defined]
+    with _lock:
+        split = cache.get(digest)
+        if split is not None:
+            cache.move_to_end(digest)
+    if split is None:
+        split = warc.by_record(read())
+        with _lock:
+            cache[digest] = split
+            while len(cache) > CACHED_OBJECTS:
+                cache.popitem(last=False)
+    part = split.get(record.id or -1)
     if part is None:
         return None
     blocked = withheld_ids(job)
