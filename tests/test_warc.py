@@ -35,6 +35,7 @@ from bulletin.models import RecordMedia
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.capture import comments, fb_post, records, replies, run, x_post
 from tests.plugins.sandbox import Control
+from tests.test_delivery_platforms import approve, drain, worker
 
 #: every credential value that goes on the wire to the sandbox
 SECRETS = [
@@ -368,3 +369,22 @@ def test_a_wacz_package_lists_every_file_with_its_sha256(
             == "sha256:" + hashlib.sha256(archive.read("datapackage.json")).hexdigest()
         )
     assert verify_bundle(out, site.app.engine, site.app.store).ok
+
+
+def test_the_snapshot_at_publish_keeps_the_read_back_as_warc(
+    site: Instance, control: Control
+) -> None:
+    """A published notice's snapshot (the platform's answer read back by id) refers to the
+    WARC of that read-back, with no credential in it."""
+    approve(site, "Route 2 eastbound closed at exit 53 until 4 pm.", "x", "facebook")
+    drain(site, worker(site))
+    published = records(site)
+    assert sorted(r.platform for r in published) == ["facebook", "x"]
+    rows = warc_rows(site)
+    assert {r.record_id for r in rows} == {r.id for r in published}
+    for row in rows:
+        assert row.sha256 is not None
+        data = site.app.store.get(object_key(row.sha256))
+        assert_no_secret(data, "a read-back WARC")
+        kinds = [r["type"] for r in records_in(data)]
+        assert kinds.count("metadata") == 1 and "response" in kinds

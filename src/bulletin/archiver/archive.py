@@ -108,12 +108,19 @@ class Archiver:
         self.settings = settings
         self.clock = clock
 
-    def archive(self, captures: Sequence[Capture], actor: str = "bulletin") -> list[Record]:
+    def archive(
+        self,
+        captures: Sequence[Capture],
+        actor: str = "bulletin",
+        *,
+        wire: Sequence[Exchange] = (),
+    ) -> list[Record]:
         """Archive ``captures``; returns one record per capture (existing or new), in order.
 
-        An item whose content is already archived is not archived again.
+        An item whose content is already archived is not archived again. ``wire``: see
+        :meth:`archive_batch`.
         """
-        return self.archive_batch(captures, actor)[0]
+        return self.archive_batch(captures, actor, wire=wire)[0]
 
     def archive_batch(
         self,
