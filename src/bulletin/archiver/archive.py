@@ -498,6 +498,7 @@ def keep_wire(
     data = warc.warc_file(
         wire, [warc.Captured(r["id"], r["kind"], r["remote_id"]) for r in rows], now
     )
+    urls = [wire[i].url for i in warc.sources([r["remote_id"] for r in rows], wire)]
     until = max(r["retain_until"] for r in rows)
     obj = NewObject(data, until, any(r["legal_hold"] for r in rows))
     put_retained(store, [obj])
@@ -508,13 +509,13 @@ def keep_wire(
             [
                 {
                     "record_id": r["id"],
-                    "url": warc.source_url(r["remote_id"], wire),
+                    "url": url,
                     "sha256": obj.sha256,
                     "mime_type": warc.MIME_TYPE,
                     "size": len(data),
                     "error": None,
                 }
-                for r in rows
+                for r, url in zip(rows, urls, strict=True)
             ],
         )
     return obj.sha256

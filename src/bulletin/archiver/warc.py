@@ -47,19 +47,28 @@ def _id() -> str:
     return f"<urn:uuid:{uuid.uuid4()}>"
 
 
-def source_of(captured: Captured, exchanges: Sequence[Exchange]) -> int:
-    """The index of the exchange whose answer carries ``captured`` (its remote id appears in
-    the body; the last such), else the last exchange."""
-    needle = captured.remote_id.encode()
-    for index in range(len(exchanges) - 1, -1, -1):
-        if needle and needle in exchanges[index].body:
-            return index
-    return len(exchanges) - 1
+_TOKEN = re.compile(rb'"([^"\\]{1,200})"|\b(\d{3,30})\b')
 
 
-def source_url(remote_id: str, exchanges: Sequence[Exchange]) -> str:
-    """The URL (credentials redacted) of the exchange that carried ``remote_id``."""
-    return exchanges[source_of(Captured(0, "", remote_id), exchanges)].url
+def sources(remote_ids: Sequence[str], exchanges: Sequence[Exchange]) -> list[int]:
+    """For each of ``remote_ids``, the index of the exchange whose answer carries it (as a
+    JSON string or a number; the last such; else anywhere in the body), else the last
+    exchange. One pass over the answers, however many ids."""
+    last: dict[bytes, int] = {}
+    for index, ex in enumerate(exchanges):
+        for match in _TOKEN.finditer(ex.body):
+            last[match.group(1) or match.group(2)] = index
+    out: list[int] = []
+    for remote_id in remote_ids:
+        needle = remote_id.encode()
+        found = last.get(needle)
+        if found is None:
+            found = next(
+                (i for i in range(len(exchanges) - 1, -1, -1) if needle in exchanges[i].body),
+                len(exchanges) - 1,
+            )
+        out.append(found)
+    return out
 
 
 def warc_file(exchanges: Sequence[Exchange], captured: Sequence[Captured], at: datetime) -> bytes:
@@ -73,8 +82,8 @@ def warc_file(exchanges: Sequence[Exchange], captured: Sequence[Captured], at: d
     info.rec_headers.replace_header("WARC-Date", _date(at))
     writer.write_record(info)
     by_exchange: dict[int, list[Captured]] = {}
-    for c in captured:
-        by_exchange.setdefault(source_of(c, exchanges), []).append(c)
+    for c, index in zip(captured, sources([c.remote_id for c in captured], exchanges), strict=True):
+        by_exchange.setdefault(index, []).append(c)
     for index, ex in enumerate(exchanges):
         date = _date(ex.at)
         response_id = _id()
