@@ -226,7 +226,8 @@ def by_record(data: bytes) -> dict[int, bytes]:
         if kind == "metadata":
             for match in _RECORD_LINE.finditer(plain):
                 named[int(match.group(1))] = response
-    return {rid: info + b"".join(groups[response]) for rid, response in named.items()}
+    joined = {response: info + b"".join(raws) for response, raws in groups.items()}
+    return {rid: joined[response] for rid, response in named.items()}  # shared, not copied
 
 
 def _drain(record: Any) -> None:
