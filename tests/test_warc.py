@@ -21,6 +21,7 @@ from bulletin.archiver import holds, redaction
 from bulletin.archiver.export import export_bundle, verify_bundle
 from bulletin.archiver.export.scope import resolve
 from bulletin.archiver.export.wacz import surt
+from bulletin.archiver.rebuild import rebuild_index
 from bulletin.archiver.retention import apply_schedule
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import verify
@@ -388,3 +389,17 @@ def test_the_snapshot_at_publish_keeps_the_read_back_as_warc(
         assert_no_secret(data, "a read-back WARC")
         kinds = [r["type"] for r in records_in(data)]
         assert kinds.count("metadata") == 1 and "response" in kinds
+
+
+def test_rebuilding_the_index_keeps_each_record_s_warc(
+    site: Instance, sandbox: SandboxServer, control: Control
+) -> None:
+    """``archive rebuild-index --replace`` brings every record back with its WARC object."""
+    post = fb_post(sandbox)
+    comments(control, post, count=2)
+    assert run(site, "facebook").result == "ok"
+    before = {(r.record_id, r.sha256, r.url) for r in warc_rows(site)}
+    assert before
+    rebuild_index(site.app.engine, site.app.store, site.clock.now(), replace=True)
+    assert {(r.record_id, r.sha256, r.url) for r in warc_rows(site)} == before
+    assert verify(site.app.engine, site.app.store).ok
