@@ -16,7 +16,12 @@ reads and hashes each, writes manifests). The target is export rate / bagging ra
 renderings excluded (the full scope exported once more with ``renderings=False``, and
 ``make_bag`` over that export's payload); the rate with thread pages is printed beside it.
 
-    python bench/bench_export.py --records 100000
+With ``--warc`` every seeded batch also carries the exchanges that listed its threads (one
+Graph answer per thread, about 2.6 KB of JSON for 20 items), stored as WARC objects, so every
+export writes ``data/warc/`` (one gzip-per-record WARC file per record) and ``make_bag`` bags
+those files too.
+
+    python bench/bench_export.py --records 100000 [--warc]
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bulletin.connectors.wire import Exchange
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
@@ -97,7 +106,27 @@ def _child(*args: str) -> dict[str, float]:
     return value
 
 
-def seed(config: Path, records: int) -> float:
+def _exchange(thread: int, raws: list[bytes], at: datetime) -> Exchange:
+    """The Graph answer that listed one thread's items (what a sweep records)."""
+    from bulletin.connectors.wire import Exchange
+
+    body = b'{"data":[' + b",".join(raws) + b'],"paging":{"cursors":{"after":"QVFIUj"}}}'
+    return Exchange(
+        at=at,
+        method="GET",
+        url=f"https://graph.facebook.com/v26.0/t{thread}/comments?limit=25&access_token=REDACTED",
+        request_headers=(("User-Agent", "python-requests/2.32"), ("Accept", "*/*")),
+        status=200,
+        reason="OK",
+        response_headers=(
+            ("Content-Type", "application/json; charset=UTF-8"),
+            ("Content-Length", str(len(body))),
+        ),
+        body=body,
+    )
+
+
+def seed(config: Path, records: int, warc: bool = False) -> float:
     from bulletin.app import App
     from bulletin.archiver.archive import Capture
     from bulletin.config import load_settings
@@ -107,11 +136,13 @@ def seed(config: Path, records: int) -> float:
     threads = max(1, records // THREAD)
     began = time.perf_counter()
     batch: list[Capture] = []
+    wire: list[Exchange] = []
     made = 0
     for t in range(threads):
         day = t * DAYS // threads
         start = BASE + timedelta(days=day, seconds=t)
         size = THREAD if t < threads - 1 else records - made
+        raws: list[bytes] = []
         for n in range(size):
             kind = "post" if n == 0 else "comment"
             rid = f"t{t}" if n == 0 else f"t{t}c{n}"
@@ -131,12 +162,18 @@ def seed(config: Path, records: int) -> float:
                 raw=json.dumps({"id": rid, "message": text, "from": {"id": n}}).encode(),
             )
             batch.append(Capture("feed", "feed", item))
+            raws.append(item.raw)
             made += 1
             if len(batch) == 5000:
-                app.archiver.archive_batch(batch)
-                batch = []
+                if warc:
+                    wire.append(_exchange(t, raws, start))
+                    raws = []
+                app.archiver.archive_batch(batch, wire=wire)
+                batch, wire = [], []
+        if warc and raws:
+            wire.append(_exchange(t, raws, start))
     if batch:
-        app.archiver.archive_batch(batch)
+        app.archiver.archive_batch(batch, wire=wire)
     app.close()
     return time.perf_counter() - began
 
@@ -144,6 +181,12 @@ def seed(config: Path, records: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument(
+        "--warc",
+        action="store_true",
+        help="Seed every record with the WARC of the answer that listed it (one exchange per "
+        "thread) and produce data/warc/ too.",
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
     parser.add_argument(
         "--memory-only",
@@ -160,7 +203,7 @@ def main() -> None:
             tmp, f"sqlite:///{tmp / 'data' / 'bulletin.db'}", "http://127.0.0.1:9"
         )
         app.close()
-        seconds = seed(config, args.records)
+        seconds = seed(config, args.records, args.warc)
         print(f"seeded {args.records} records in {seconds:.1f} s ({args.records / seconds:.0f}/s)")
         first = BASE.date().isoformat()
         last = (BASE + timedelta(days=DAYS - 1)).date().isoformat()
@@ -190,6 +233,12 @@ def main() -> None:
         payload = tmp / "make-bag"
         shutil.copytree(bag / "data", payload)
         files = sum(1 for p in payload.rglob("*") if p.is_file())
+        if args.warc:
+            warcs = [p for p in (payload / "warc").rglob("*.warc.gz")]
+            print(
+                f"data/warc  : {len(warcs)} WARC files, "
+                f"{sum(p.stat().st_size for p in warcs) / 1e6:.1f} MB (in the payload below)"
+            )
         size = sum(p.stat().st_size for p in payload.rglob("*") if p.is_file())
         bagged = _child("--child-bag", str(payload))
         export_rate = full["records"] / full["seconds"]

@@ -38,6 +38,7 @@ def produce(
     resume: bool = False,
     bates_start: int | None = None,
     renderings: bool = True,
+    wacz: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Write the production of records request ``request_id`` or of ``query`` (exactly one)
@@ -64,6 +65,7 @@ def produce(
         progress=progress,
         production=production,
         renderings=renderings,
+        wacz=wacz,
     )
 
 

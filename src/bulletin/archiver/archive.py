@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin import audit
-from bulletin.archiver import ledger
+from bulletin.archiver import ledger, warc
 from bulletin.archiver.canonical import canonical, canonical_plain
 from bulletin.archiver.holds import hold_new_records
 from bulletin.archiver.retention import retain_until, series_for
@@ -31,6 +31,7 @@ from bulletin.archiver.store.base import NewObject, WormStore, object_key
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import RemoteItem
+from bulletin.connectors.wire import Exchange
 from bulletin.db import session_scope
 from bulletin.events import iso, record_events
 from bulletin.models import LedgerEntry, Record, RecordMedia
@@ -107,18 +108,34 @@ class Archiver:
         self.settings = settings
         self.clock = clock
 
-    def archive(self, captures: Sequence[Capture], actor: str = "bulletin") -> list[Record]:
+    def archive(
+        self,
+        captures: Sequence[Capture],
+        actor: str = "bulletin",
+        *,
+        wire: Sequence[Exchange] = (),
+    ) -> list[Record]:
         """Archive ``captures``; returns one record per capture (existing or new), in order.
 
-        An item whose content is already archived is not archived again.
+        An item whose content is already archived is not archived again. ``wire``: see
+        :meth:`archive_batch`.
         """
-        return self.archive_batch(captures, actor)[0]
+        return self.archive_batch(captures, actor, wire=wire)[0]
 
     def archive_batch(
-        self, captures: Sequence[Capture], actor: str = "bulletin", *, resolve: bool = True
+        self,
+        captures: Sequence[Capture],
+        actor: str = "bulletin",
+        *,
+        resolve: bool = True,
+        wire: Sequence[Exchange] = (),
     ) -> tuple[list[Record], int]:
         """Like :meth:`archive`, and also how many records are new. With ``resolve=False``
         the list is left empty (a sweep needs only the count).
+
+        ``wire`` is what the platform said while these captures were fetched (see
+        :mod:`bulletin.connectors.wire`): when records are new, it is stored as one WARC
+        object (see :func:`keep_wire`) that each new record refers to.
 
         An item is archived when its content differs from the item's LATEST version, so an
         edit that reverts (A -> B -> A) is a new version, while the same content seen again
@@ -142,6 +159,8 @@ class Archiver:
             self.store.flush()
         created = self._index(prepared, now, actor, seen, latest) if prepared else []
         new_ids = [row["id"] for row in created if row is not None]
+        if wire and new_ids:
+            keep_wire(self.engine, self.store, wire, [r for r in created if r is not None], now)
         if new_ids:  # open legal holds and records requests cover matching new records
             hold_new_records(self.engine, self.store, new_ids, now, self.settings.agency.time_zone)
         if not resolve:
@@ -462,6 +481,44 @@ def _comment_event(row: dict[str, Any]) -> dict[str, Any]:
         **{k: row[k] for k in keys.split()},
         "captured_at": iso(row["captured_at"]),
     }
+
+
+def keep_wire(
+    engine: Engine,
+    store: WormStore,
+    wire: Sequence[Exchange],
+    rows: Sequence[dict[str, Any]],
+    now: datetime,
+) -> str:
+    """Store ``wire`` and the new records ``rows`` captured from it as one WARC object,
+    retained as long as the longest of them (held when one of them is permanent), and refer
+    each record to it (a ``record_media`` row of type ``application/warc``, so retention,
+    holds, disposition and verify follow the record as for its images). Returns its sha256.
+    """
+    data = warc.warc_file(
+        wire, [warc.Captured(r["id"], r["kind"], r["remote_id"]) for r in rows], now
+    )
+    urls = [wire[i].url for i in warc.sources([r["remote_id"] for r in rows], wire)]
+    until = max(r["retain_until"] for r in rows)
+    obj = NewObject(data, until, any(r["legal_hold"] for r in rows))
+    put_retained(store, [obj])
+    store.flush()
+    with session_scope(engine) as session:
+        session.connection().execute(
+            _MEDIA.insert(),
+            [
+                {
+                    "record_id": r["id"],
+                    "url": url,
+                    "sha256": obj.sha256,
+                    "mime_type": warc.MIME_TYPE,
+                    "size": len(data),
+                    "error": None,
+                }
+                for r, url in zip(rows, urls, strict=True)
+            ],
+        )
+    return obj.sha256
 
 
 def put_retained(store: WormStore, objects: Sequence[NewObject]) -> None:

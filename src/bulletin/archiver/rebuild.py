@@ -25,6 +25,7 @@ from bulletin.archiver.archive import Latest, describe_change
 from bulletin.archiver.holds import refresh_holds
 from bulletin.archiver.search import index_new_records
 from bulletin.archiver.store.base import ObjectInfo, WormStore, object_key
+from bulletin.archiver.warc import MIME_TYPE as WARC_MIME_TYPE
 from bulletin.db import reset_id_sequences, session_scope
 from bulletin.errors import IntegrityError, NotFound, Refused
 from bulletin.identity import SYSTEM_ACTOR
@@ -157,10 +158,19 @@ def rebuild_index(
             )
         # rows that name records by id: kept aside and put back once the records are back
         # (ids come from the ledger, so they are the same)
-        kept = {
+        kept: dict[Any, list[dict[str, Any]]] = {
             model: [row._asdict() for row in session.execute(sa.select(*_columns(model)))]
             for model in (HoldRecord, Redaction)
         }
+        # the WARC a record refers to is not named by its snapshot: its row is kept aside too
+        kept[RecordMedia] = [
+            {k: v for k, v in row._asdict().items() if k != "id"}
+            for row in session.execute(
+                sa.select(*_columns(RecordMedia)).where(
+                    col(RecordMedia.mime_type) == WARC_MIME_TYPE
+                )
+            )
+        ]
         session.execute(sa.delete(HoldRecord))
         session.execute(sa.delete(Redaction))
         session.execute(sa.delete(DispositionItem))

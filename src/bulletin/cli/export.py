@@ -44,6 +44,11 @@ from bulletin.cli.records import QUERY_HELP
     is_flag=True,
     help="Leave out the thread pages (for a review platform, which reads the load file).",
 )
+@click.option(
+    "--wacz",
+    is_flag=True,
+    help="Also package the WARC files as data/warc/production.wacz (opens in ReplayWeb.page).",
+)
 @click.option("--as", "actor", default=None, help="Who produces it (a clerk).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @json_option
@@ -58,6 +63,7 @@ def export(
     bates_start: int | None,
     counsel: bool,
     no_renderings: bool,
+    wacz: bool,
     actor: str | None,
     quiet: bool,
     as_json: bool,
@@ -107,6 +113,7 @@ def export(
             progress=progress,
             production="counsel" if counsel else "public",
             renderings=not no_renderings,
+            wacz=wacz,
         )
     finally:
         if bar is not None:

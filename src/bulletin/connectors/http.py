@@ -5,7 +5,8 @@ the account has a ``base_url`` (a sandbox or a compatible endpoint), rewrites th
 hosts' scheme and host to it. tweepy takes it as ``client.session = ...``; facebook-sdk as
 ``GraphAPI(session=...)``; an ``OAuth1Session`` gets the same adapters through
 :func:`mount_platform_adapters`. No adapter retries on its own: retries belong to
-:mod:`bulletin.connectors.retry`.
+:mod:`bulletin.connectors.retry`. Inside :func:`bulletin.connectors.wire.recording` every
+adapter records its exchanges (credentials removed) for the WARC of a capture.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from bulletin.connectors import wire
 from bulletin.connectors.platforms import PLATFORMS
 from bulletin.fetch import read_capped
 from bulletin.logs import get_logger
@@ -50,7 +52,7 @@ class TimeoutAdapter(HTTPAdapter):
         cert: Any = None,
         proxies: Any = None,
     ) -> requests.Response:
-        return super().send(
+        response = super().send(
             request,
             stream=stream,
             timeout=timeout if timeout is not None else self.timeout,
@@ -58,6 +60,8 @@ class TimeoutAdapter(HTTPAdapter):
             cert=cert,
             proxies=proxies,
         )
+        wire.record(request, response, stream)  # inside a capture's recording() only
+        return response
 
 
 class RewritingAdapter(TimeoutAdapter):

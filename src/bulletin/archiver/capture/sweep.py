@@ -7,6 +7,9 @@
    allows, a ``full`` sweep lists the whole thread again to see edits, hidden comments and
    deletions (see :mod:`bulletin.archiver.capture.versioning`).
 
+What the platform said on the wire (requests and answers, credentials removed) is recorded
+during the sweep and kept as a WARC object beside the snapshots of the records it produced.
+
 Every page is archived (one group commit) before its cursor is written to the database, so a
 crash, a timeout or a 500 mid-listing repeats at most one page and skips none: the next sweep
 resumes from the stored cursor, and content addressing makes the repeated page a no-op.
@@ -31,6 +34,7 @@ from bulletin.archiver.capture.versioning import absent_items, key, next_version
 from bulletin.archiver.quarantine import quarantine
 from bulletin.clock import Clock
 from bulletin.connectors.base import Connector, Page, platform_id
+from bulletin.connectors.wire import Tape, recording
 from bulletin.db import session_scope
 from bulletin.errors import AuthError, ConnectorError, MalformedResponse
 from bulletin.locks import exclusive_job
@@ -86,6 +90,7 @@ class Sweeper:
         self.result = SweepResult(account)
         self.price = self.policy.price(connector.platform).read
         self.batch_items = batch_items or self.policy.batch_items
+        self._tape = Tape(clock)  # what the platform said since the last stored batch
 
     # -- the sweep -----------------------------------------------------------------------
 
@@ -95,7 +100,8 @@ class Sweeper:
                 self.result.result = "claimed-elsewhere"
                 log.info("another instance is sweeping this account", account=self.account)
                 return self.result
-            return self._run()
+            with recording(self.clock) as self._tape:
+                return self._run()
 
     def _run(self) -> SweepResult:
         with session_scope(self.engine) as session:
@@ -385,10 +391,14 @@ class Sweeper:
                 next_version(c, latest.get(key(c)), self.connector, self.limits, self.policy)
                 for c in captures
             ]
-            _, created = self.archiver.archive_batch(captures, resolve=False)
+            _, created = self.archiver.archive_batch(
+                captures, resolve=False, wire=self._tape.drain()
+            )
             self.result.archived += created
             self.result.seen += len(captures)
             self._charge([c.item.remote_id for c in captures])
+        else:
+            self._tape.drain()  # nothing new from these exchanges: no WARC
         self.result.pages += len(pages)
 
     def _after_page(self, what: str) -> None:

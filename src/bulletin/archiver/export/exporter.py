@@ -155,6 +155,7 @@ def export_bundle(
     progress: Callable[[int, int], None] | None = None,
     production: Production = "public",
     renderings: bool = True,
+    wacz: bool = False,
 ) -> ExportResult:
     """Write the production ``scope`` as a bag at ``out`` (a directory, or a zip).
 
@@ -162,7 +163,8 @@ def export_bundle(
     exemption in the text, load files and thread pages) and leaves out the natives of redacted
     records; a ``counsel`` production holds everything, the withheld text marked. Both carry
     the redaction log. Without ``renderings`` the thread pages are left out (a production
-    for a review platform, which reads the load file).
+    for a review platform, which reads the load file). With ``wacz`` the WARC files under
+    ``data/warc/`` are also packaged as a WACZ (:mod:`~bulletin.archiver.export.wacz`).
 
     Bates numbers start at ``bates_start``, or after every range issued under the prefix
     (:mod:`~bulletin.archiver.export.bates`); a resumed export keeps the range it took.
@@ -201,6 +203,7 @@ def export_bundle(
         "zip": as_zip,
         "production": production,
         "renderings": renderings,
+        **({"wacz": True} if wacz else {}),
     }
     started = now()
     journal: Journal | None = None

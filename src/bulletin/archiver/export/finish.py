@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bulletin import __version__
-from bulletin.archiver.export import loadfile, render, threads
+from bulletin.archiver.export import loadfile, render, threads, wacz
 from bulletin.archiver.export.job import CSV, DAT, REDACTION_LOG, Job
 from bulletin.archiver.export.stamp import STAMP_FILE, ManifestStamp, stamp_manifest
 from bulletin.files import fsync_file
@@ -72,6 +72,8 @@ def finish(job: Job, completed: datetime) -> tuple[str, dict[str, Any], Manifest
     told = facts(job, iso_utc(completed))
     if job.renderings:
         threads.write_index_foot(job)
+    if job.wacz and (writer.data / "warc").is_dir():
+        writer.write(wacz.WACZ, wacz.package(writer.data / "warc", completed))
     writer.close_append(REDACTION_LOG)
     with open(writer.data / REDACTION_LOG, encoding="utf-8-sig", newline="") as handle:
         log = list(csv.DictReader(handle))

@@ -79,6 +79,7 @@ class Job:
         self.pool = ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="export")
         self.production: Production = journal.scope.get("production", "public")
         self.renderings: bool = journal.scope.get("renderings", True)
+        self.wacz: bool = journal.scope.get("wacz", False)
         self.redactions: dict[int, list[Withheld]] = {}
 
     @property

@@ -6,6 +6,7 @@ A bag (RFC 8493) with this payload::
     data/natives/0001/BUL0000001.json    the archived snapshot (canonical JSON), byte-exact
     data/natives/0001/BUL0000001.raw.json  the platform's own response, byte-exact
     data/natives/0001/BUL0000001.media-1.jpg  images attached to the item
+    data/warc/0001/BUL0000001.warc.gz    what the platform said on the wire (WARC/1.1)
     data/text/0001/BUL0000001.txt        the item's text, UTF-8
     data/threads/BUL0000001.html         each thread rendered for reading, every version
     data/threads/index.html              the list of threads

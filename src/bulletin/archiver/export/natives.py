@@ -1,6 +1,6 @@
 """A record's files in the bag: its snapshot and the platform's raw response (the natives),
-the images its snapshot names, and its text, each read from the store and checked against its
-sha256 on the way.
+the images its snapshot names, the WARC of the exchange that carried it, and its text, each
+read from the store and checked against its sha256 on the way.
 
 Worker threads of the job's pool run :func:`copy_slice`; the files are written but not yet
 listed in the manifest, which the writing thread does in Bates order (see :mod:`.records`).
@@ -11,11 +11,13 @@ writes the redacted text.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from bulletin.archiver import redaction as redact
-from bulletin.archiver.export import layout
+from bulletin.archiver.export import layout, warcs
 from bulletin.archiver.export.bagwriter import BagWriter
 from bulletin.archiver.export.job import Job
 from bulletin.archiver.export.scope import PlanRow
@@ -32,6 +34,8 @@ class Files:
     raw: str = ""
     text: str = ""
     media: list[dict[str, Any]] = field(default_factory=list)
+    warc: str = ""
+    warc_sha256: str = ""
     listed: list[tuple[str, str, int]] = field(default_factory=list)
 
     def add(self, writer: BagWriter, rel: str, data: bytes) -> None:
@@ -40,10 +44,14 @@ class Files:
 
 def copy_slice(job: Job, part: list[tuple[PlanRow, Record, LedgerEntry]]) -> list[Files]:
     """:func:`copy_files` of each record of ``part``, in order."""
-    return [copy_files(job, record, row.position) for row, record, _ in part]
+    found = warcs.digests(job, [record.id for _, record, _ in part if record.id is not None])
+    return [
+        copy_files(job, record, row.position, found.get(record.id or -1, ()))
+        for row, record, _ in part
+    ]
 
 
-def copy_files(job: Job, record: Record, position: int) -> Files:
+def copy_files(job: Job, record: Record, position: int, warc_objects: Sequence[str] = ()) -> Files:
     """Read a record's objects from the store and write its natives and text."""
     writer = job.writer
     number = job.start + position - 1
@@ -61,10 +69,31 @@ def copy_files(job: Job, record: Record, position: int) -> Files:
             raw = _object(job, record, record.raw_sha256, "raw response", position)
             files.raw = layout.raw_path(job.prefix, number, raw)
             files.add(writer, files.raw, raw)
+        _warc(job, record, warc_objects, number, position, files)
     files.media = _media(job, record, snapshot, number, position, files)
     files.text = layout.text_path(job.prefix, number)
     files.add(writer, files.text, text.encode("utf-8"))
     return files
+
+
+def _warc(
+    job: Job,
+    record: Record,
+    objects: Sequence[str],
+    number: int,
+    position: int,
+    files: Files,
+) -> None:
+    """The exchange that carried the record, from its WARC object (see :mod:`.warcs`)."""
+    for digest in objects:
+        part = warcs.exchange_for(
+            job, record, digest, partial(_object, job, record, digest, "WARC", position)
+        )
+        if part is not None:
+            files.warc = warcs.warc_path(job.prefix, number)
+            files.add(job.writer, files.warc, part)
+            files.warc_sha256 = files.listed[-1][1]
+            return
 
 
 def _object(job: Job, record: Record, digest: str, what: str, position: int) -> bytes:

@@ -202,6 +202,8 @@ def write_record(job: Job, row: PlanRow, record: Record, entry: LedgerEntry, fil
         "raw": raw_rel or None,
         "text": text_rel,
         "media": media,
+        "warc": files.warc or None,
+        "warc_sha256": files.warc_sha256 or None,
         "redacted": bool(spans),
         "exemptions": labels,
         "natives_withheld": withhold,

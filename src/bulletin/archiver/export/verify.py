@@ -2,7 +2,8 @@
 
 Without the archive: the bag is valid (bagit-python's full validation), every payload and tag
 file matches its sha256, nothing was added or removed, and every record's snapshot, raw
-response and images match the hashes the records manifest gives. With the archive (the
+response, images and WARC match the hashes the records manifest gives, and every WARC record
+under data/warc/ matches its WARC-Block-Digest and WARC-Payload-Digest. With the archive (the
 agency's configuration at hand): every record is in the index with the same object sha256,
 the ledger entry at the recorded position names that record and object with the recorded
 entry hash, the stored object is intact, and the ledger head at export time is still in the
@@ -29,6 +30,7 @@ from cryptography import x509
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bulletin.archiver import warc
 from bulletin.archiver.export.bagwriter import MANIFEST, TAG_MANIFEST, hash_file
 from bulletin.archiver.export.stamp import STAMP_FILE, check_bundle_stamp
 from bulletin.archiver.store.base import WormStore, object_key
@@ -108,6 +110,7 @@ def verify_bundle(
             raise UsageError(f"{path} is not a bag (no bagit.txt)")
         _check_files(root, report)
         _check_bagit(root, report)
+        _check_warcs(root, report)
         _check_records(root, report, engine, store)
         _check_stamp(root, report, roots or [])
     return report
@@ -157,6 +160,13 @@ def _check_bagit(root: Path, report: BundleReport) -> None:
     except bagit.BagError as e:
         if not report.problems:  # the file checks already named what bagit complains about
             report.problems.append(f"bag: invalid BagIt bag: {_first_line(str(e))}")
+
+
+def _check_warcs(root: Path, report: BundleReport) -> None:
+    """Every WARC record of every file under data/warc/: its block and payload digests."""
+    for file in sorted((root / "data" / "warc").rglob("*.warc.gz")):
+        name = file.relative_to(root).as_posix()
+        report.problems.extend(warc.problems(file.read_bytes(), name))
 
 
 def _first_line(text: str) -> str:
@@ -235,6 +245,10 @@ def _check_line(data: Path, line: dict[str, Any], report: BundleReport) -> None:
             report.problems.append(
                 f"{bates}: data/{rel} does not match the record's sha256 {digest}"
             )
+    if line.get("warc"):
+        rel = str(line["warc"])
+        if _sha(data / rel) != line.get("warc_sha256"):
+            report.problems.append(f"{bates}: data/{rel} does not match its WARC sha256")
     for item in line.get("media") or []:
         rel = item.get("path", "")
         found = _sha(data / rel)

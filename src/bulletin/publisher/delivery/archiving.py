@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from bulletin.archiver.archive import Archiver, Capture
 from bulletin.clock import Clock
 from bulletin.connectors.base import Connector, Media, RemoteItem
+from bulletin.connectors.wire import recording
 from bulletin.db import session_scope
 from bulletin.errors import BulletinError
 from bulletin.logs import get_logger
@@ -135,7 +136,9 @@ class ArchivesPublished:
                 else {}
             )
         )
-        item = self.calls.read_back(connector_for, delivery, parent) or RemoteItem(
+        with recording(self.archiver.clock) as tape:  # the read-back's exchange, as WARC
+            read = self.calls.read_back(connector_for, delivery, parent)
+        item = read or RemoteItem(
             kind="post",
             remote_id=delivery.remote_id or "",
             text=parts[0] if parts else (delivery.text or notice.text),
@@ -158,7 +161,8 @@ class ArchivesPublished:
                     notice.priority,
                     media_blobs(media, notice),
                 )
-            ]
+            ],
+            wire=tape.drain() if read is not None else (),
         )[0]
         with session_scope(self.engine) as session:
             row = session.get(Delivery, delivery_id)

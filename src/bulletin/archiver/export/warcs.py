@@ -1,0 +1,105 @@
+"""A record's WARC in the bag: ``data/warc/<block>/<BATES>.warc.gz``.
+
+The file is the ``warcinfo`` record and the request, response and metadata records of the
+exchange that carried the record, copied byte for byte from the stored WARC object (gzip per
+record, so every record's digests still hold; see :func:`bulletin.archiver.warc.exchange_of`).
+
+A public production leaves out an exchange whose answer carries a record with text withheld
+(any record with a redaction in force whose platform id appears in the answer): the answer
+holds that text. A record captured before WARC was kept has no file.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import sqlalchemy as sa
+from sqlmodel import col
+
+from bulletin.archiver import warc
+from bulletin.archiver.export import layout
+from bulletin.archiver.export.job import Job
+from bulletin.models import Record, RecordMedia, Redaction
+
+_lock = threading.Lock()
+CACHED_OBJECTS = 8  # WARC objects kept split by record during an export
+
+
+def warc_path(prefix: str, number: int) -> str:
+    return f"warc/{layout.block(number)}/{layout.bates(prefix, number)}.warc.gz"
+
+
+def digests(job: Job, record_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The WARC objects each of ``record_ids`` refers to, oldest first."""
+    out: dict[int, list[str]] = {}
+    ids = sorted(set(record_ids))
+    with job.engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(
+                sa.select(col(RecordMedia.record_id), col(RecordMedia.sha256))
+                .where(col(RecordMedia.record_id).in_(ids[start : start + 500]))
+                .where(col(RecordMedia.mime_type) == warc.MIME_TYPE)
+                .order_by(col(RecordMedia.id))
+            )
+            for record_id, digest in rows:
+                if digest:
+                    out.setdefault(record_id, []).append(digest)
+    return out
+
+
+def withheld_ids(job: Job) -> frozenset[bytes]:
+    """Platform ids of every record with a redaction in force (public productions only),
+    read once per run."""
+    cached: frozenset[bytes] | None = getattr(job, "_warc_withheld", None)
+    if cached is not None:
+        return cached
+    with _lock:
+        cached = getattr(job, "_warc_withheld", None)
+        if cached is None:
+            found: set[bytes] = set()
+            if not job.counsel:
+                with job.engine.connect() as conn:
+                    rows = conn.execute(
+                        sa.select(col(Record.remote_id))
+                        .join(Redaction, col(Redaction.record_id) == col(Record.id))
+                        .where(col(Redaction.removed_at).is_(None))
+                        .distinct()
+                    )
+                    found = {str(r).encode() for (r,) in rows}
+            cached = frozenset(found)
+            job._warc_withheld = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def exchange_for(job: Job, record: Record, digest: str, read: Callable[[], bytes]) -> bytes | None:
+    """The part of WARC object ``digest`` (``read()`` reads it) to produce for ``record``, or
+    None. Records captured together share an object: the last few objects are kept split by
+    record, so each is read and split once however many records refer to it."""
+    cache: OrderedDict[str, dict[int, bytes]] | None = getattr(job, "_warc_cache", None)
+    if cache is None:
+        with _lock:
+            cache = getattr(job, "_warc_cache", None)
+            if cache is None:
+                cache = OrderedDict()
+                job._warc_cache = cache  # type: ignore[attr-defined]
+    with _lock:
+        split = cache.get(digest)
+        if split is not None:
+            cache.move_to_end(digest)
+    if split is None:
+        split = warc.by_record(read())
+        with _lock:
+            cache[digest] = split
+            while len(cache) > CACHED_OBJECTS:
+                cache.popitem(last=False)
+    part = split.get(record.id or -1)
+    if part is None:
+        return None
+    blocked = withheld_ids(job)
+    if blocked:
+        plains = [plain for _raw, plain in warc.members(part)]
+        if any(rid in plain for plain in plains for rid in blocked):
+            return None
+    return part
