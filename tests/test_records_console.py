@@ -15,7 +15,8 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from bulletin.app import Actor, redactions
+from bulletin.app import Actor, holds, redactions, requests
+from bulletin.app.clerk_desk import urgency
 from bulletin.app.record_pages import MAX_HITS, word_diff
 from bulletin.archiver.archive import Capture
 from bulletin.connectors.base import ItemState, RemoteItem
@@ -26,6 +27,7 @@ from tests.test_console import (
     PEOPLE_ROLES,
     WIDEST,
     browser_sign_in,
+    csrf_for,
     signed_in,
 )
 from tests.test_web import PEOPLE, add_with_password, serving
@@ -154,8 +156,6 @@ def test_a_clerk_searches_and_reads_a_record_with_its_versions(site: Instance, w
 
 def test_a_held_record_is_marked(site: Instance, web: str) -> None:
     """A record under legal hold says so in the results and on its page, and in the JSON."""
-    from bulletin.app import holds
-
     ids = seeded(site)
     holds.place_hold(site.app, CLEO, name="snow", query="road salt", reason="Litigation")
     with signed_in(web, "cleo") as cleo:
@@ -202,9 +202,13 @@ def test_records_pages_pass_axe_at_320_and_1280_pixels(
     browser_site: Instance, browser: Any
 ) -> None:
     """axe-core finds no WCAG 2.1 A or AA violation on the search form (empty, with results,
-    with an error) and a record with two versions and a redaction, at 320 and 1280 pixels,
-    and no page scrolls sideways."""
+    with an error), a record with two versions and a redaction, the requests (overdue, near,
+    ok) and the holds (and a refused release), at 320 and 1280 pixels, and no page scrolls
+    sideways."""
     ids = seeded(browser_site)
+    holds.place_hold(browser_site.app, CLEO, name="salt", query="road salt", reason="Claim")
+    for days_ago in (0, 14, 60):
+        opened(browser_site, days_ago, f"Requester {days_ago}")
     with serving(browser_site.app) as url:
         for width in (320, 1280):
             context = browser.new_context(viewport={"width": width, "height": 800})
@@ -217,9 +221,107 @@ def test_records_pages_pass_axe_at_320_and_1280_pixels(
                     "/records?q=colour%3Ablue",
                     f"/records/{ids['second']}",
                     f"/records/{ids['first']}",
+                    "/requests",
+                    "/holds",
                 ):
                     page.goto(f"{url}{path}")
                     assert not (found := axe_violations(page)), f"{path}: {describe(found)}"
                     assert page.evaluate(NO_SIDEWAYS), (path, page.evaluate(WIDEST))
+                page.fill("input[name=reason]", " ")
+                page.click("text=/^Release hold \\d+$/")
+                page.wait_for_selector("p.error")
+                assert not (found := axe_violations(page)), describe(found)
+                assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
             finally:
                 context.close()
+
+
+def test_urgency_of_a_deadline() -> None:
+    """Past the deadline is overdue; within warn_days (the deadline day too) near; else ok."""
+    assert [urgency(d, 3) for d in (-1, 0, 3, 4)] == ["overdue", "near", "near", "ok"]
+
+
+def opened(inst: Instance, days_ago: int, requester: str) -> int:
+    received = inst.clock.now().date() - timedelta(days=days_ago)
+    view = requests.open_request(
+        inst.app,
+        CLEO,
+        requester=requester,
+        received=received,
+        description=f"Comments about snow, for {requester}",
+        query="kind:post",
+        allow_empty=True,
+    )
+    assert view.request.id is not None
+    return view.request.id
+
+
+def test_requests_are_listed_by_due_date_with_days_left(site: Instance, web: str) -> None:
+    """Open requests are listed soonest due first, each with its days left and urgency (red
+    when overdue, amber near the deadline); the JSON twin says the same; a dispatcher is
+    refused."""
+    seeded(site)
+    fresh = opened(site, 0, "Fresh Times")
+    late = opened(site, 60, "Late Ledger")
+    near = opened(site, 14, "Near Gazette")
+    with signed_in(web, "cleo") as cleo:
+        page = cleo.get("/requests")
+        assert page.status_code == 200
+        order = [page.text.index(f"Request {i}:") for i in (late, near, fresh)]
+        assert order == sorted(order)
+        assert 'class="due-overdue"' in page.text and 'class="due-near"' in page.text
+        docket = cleo.get("/requests.json").json()
+        assert docket == cleo.get("/requests", params={"format": "json"}).json()
+        assert [(r["id"], r["urgency"]) for r in docket["requests"]] == [
+            (late, "overdue"),
+            (near, "near"),
+            (fresh, "ok"),
+        ]
+        assert docket["requests"][2]["days_left"] == 10 and docket["warn_days"] == 3
+        assert f"overdue by {-docket['requests'][0]['days_left']}" in page.text
+    with signed_in(web, "dana") as dana:
+        for path in ("/requests", "/requests.json", "/holds", "/holds.json"):
+            got = dana.get(path)
+            assert got.status_code == 403, path
+            assert "holds none of the roles clerk, admin" in got.text
+
+
+def test_a_clerk_releases_a_hold_through_the_form(site: Instance, web: str) -> None:
+    """The holds page lists open holds; releasing one needs the form's token and a reason;
+    an admin without the clerk role is refused by the application layer; a request's own
+    hold has no release form; the released hold leaves the list and its records leave
+    legal hold."""
+    ids = seeded(site)
+    placed = holds.place_hold(site.app, CLEO, name="salt", query="road salt", reason="Claim")
+    hold_id = placed.hold.id
+    request_id = opened(site, 0, "Fresh Times")
+    with signed_in(web, "cleo") as cleo:
+        page = cleo.get("/holds")
+        assert page.status_code == 200
+        assert f"Hold {hold_id}: salt" in page.text
+        assert f"Released when records request {request_id} closes." in page.text
+        listed = cleo.get("/holds.json").json()["holds"]
+        assert {h["id"]: h["records"] for h in listed}[hold_id] == 1
+        action = f"/holds/{hold_id}/release"
+        token = csrf_for(page.text, action)
+        assert cleo.post(action, data={"reason": "Settled"}).status_code == 403
+        wrong = {"csrf": "0" * 64, "reason": "Settled"}
+        assert cleo.post(action, data=wrong).status_code == 403
+        no_reason = cleo.post(action, data={"csrf": token, "reason": " "})
+        assert no_reason.status_code == 400 and 'class="error"' in no_reason.text
+        assert cleo.get(f"/records/{ids['other']}.json").json()["legal_hold"] is True
+        with signed_in(web, "adam") as adam:
+            assert adam.get("/holds").status_code == 200
+            theirs = csrf_for(adam.get("/holds").text, action)
+            refused = adam.post(action, data={"csrf": theirs, "reason": "Settled"})
+            assert refused.status_code == 403
+            assert "does not hold the clerk role" in refused.text
+        done = cleo.post(action, data={"csrf": token, "reason": "Settled"})
+        assert done.status_code == 303
+        after = cleo.get(done.headers["location"]).text
+        assert f"Hold {hold_id} is released; 1 records left legal hold." in after
+        assert f"Hold {hold_id}: salt" not in after
+        assert hold_id not in [h["id"] for h in cleo.get("/holds.json").json()["holds"]]
+        assert cleo.get(f"/records/{ids['other']}.json").json()["legal_hold"] is False
+        again = cleo.post(action, data={"csrf": token, "reason": "Settled"})
+        assert again.status_code == 403
