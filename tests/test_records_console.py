@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,11 +15,12 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from bulletin.app import Actor, holds, redactions, requests
+from bulletin.app import Actor, clerk_desk, holds, record_pages, redactions, requests
 from bulletin.app.clerk_desk import urgency
 from bulletin.app.record_pages import MAX_HITS, word_diff
 from bulletin.archiver.archive import Capture
 from bulletin.connectors.base import ItemState, RemoteItem
+from bulletin.errors import NotFound, Refused
 from tests.plugins.browser import axe_violations, describe
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.test_console import (
@@ -325,3 +326,21 @@ def test_a_clerk_releases_a_hold_through_the_form(site: Instance, web: str) -> N
         assert cleo.get(f"/records/{ids['other']}.json").json()["legal_hold"] is False
         again = cleo.post(action, data={"csrf": token, "reason": "Settled"})
         assert again.status_code == 403
+
+
+def test_the_application_layer_refuses_the_clerk_reads_to_a_dispatcher(site: Instance) -> None:
+    """Whichever door asks, the clerk's reads are refused to a dispatcher before anything is
+    looked up, and a clerk gets past the check."""
+    dana = Actor("dana", "session", "127.0.0.1")
+    reads: list[Callable[[Actor], object]] = [
+        lambda who: record_pages.find_records(site.app, who, "elm"),
+        lambda who: record_pages.record_page(site.app, who, 999999),
+        lambda who: clerk_desk.docket(site.app, who),
+        lambda who: clerk_desk.open_holds(site.app, who),
+    ]
+    for read in reads:
+        with pytest.raises(Refused, match="holds none of the roles clerk, admin"):
+            read(dana)
+    assert record_pages.find_records(site.app, CLEO, "elm").hits == []
+    with pytest.raises(NotFound):
+        record_pages.record_page(site.app, CLEO, 999999)
