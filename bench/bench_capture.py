@@ -20,8 +20,18 @@
    + a common word (the walk reads every match), and a thread of 1,000 comments. Floor: the
    bare FTS5 / GIN lookup of the newest 20 rowids for the common word, in the same run.
 
+3. Platforms (``--platforms``): for each of X, Facebook, Mastodon, Bluesky, Threads and
+   Instagram, one post published through its connector and ``--replies`` replies (default
+   1,000) added by visitors through the sandbox (in this process, on loopback, its rate
+   limits off); one capture
+   sweep of that account through Bulletin, timed (records archived per second: list ->
+   snapshot + raw + WARC -> index + FTS + ledger). Baseline in the same run: the GET requests
+   that sweep sent, replayed as they were with a bare ``requests`` session (no parsing, no
+   archiving), so the ratio is Bulletin's cost over the wire's.
+
     python bench/bench_capture.py [--comments 10000] [--records 100000] [--repeat 40]
         [--db sqlite] [--db postgres] [--seed archive|index] [--skip-capture]
+    python bench/bench_capture.py --platforms [--replies 1000]
 """
 
 from __future__ import annotations
@@ -37,7 +47,11 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
+import requests
+import requests.adapters
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
@@ -53,7 +67,7 @@ from bulletin.archiver.search import Query, search, thread_of  # noqa: E402
 from bulletin.archiver.search.conditions import PG_VECTOR  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
 from bulletin.connectors.base import RemoteItem  # noqa: E402
-from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, SandboxServer  # noqa: E402
+from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, SANDBOX_ENV, SandboxServer  # noqa: E402
 from bulletin.db import migrate  # noqa: E402
 from bulletin.logs import configure  # noqa: E402
 from bulletin.models import Record  # noqa: E402
@@ -105,14 +119,16 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
-def make_app(root: Path, url: str | None, sandbox_url: str) -> App:
+def make_app(root: Path, url: str | None, sandbox_url: str, accounts: bool = True) -> App:
     root.mkdir(parents=True, exist_ok=True)
     config = root / "bulletin.toml"
     database = f'[database]\nurl = "{url}"\n' if url else ""
-    config.write_text(
-        f'[paths]\ndata_dir = "{root / "data"}"\n{database}'
+    facebook = (
         f'[accounts.facebook]\nplatform = "facebook"\nbase_url = "{sandbox_url}"\n'
         f'page_id = "{DEFAULT_FB_PAGE["id"]}"\ntoken_env = "SANDBOX_FACEBOOK_PAGE_TOKEN"\n'
+    )
+    config.write_text(
+        f'[paths]\ndata_dir = "{root / "data"}"\n{database}' + (facebook if accounts else "")
     )
     (root / "data").mkdir(exist_ok=True)
     app = App(load_settings(config, environ={}), environ={})
@@ -137,6 +153,191 @@ def bench_capture(root: Path, url: str | None, count: int) -> None:
         f"in {elapsed:.1f} s = {result.archived / elapsed:.0f} records/s end to end "
         "(list -> snapshot + raw in the local WORM store -> index + FTS + ledger)"
     )
+
+
+PLATFORMS = ("x", "facebook", "mastodon", "bluesky", "threads", "instagram")
+
+PLATFORM_CONFIG = """
+[accounts.x]
+platform = "x"
+base_url = "{url}"
+consumer_key_env = "SANDBOX_X_CONSUMER_KEY"
+consumer_secret_env = "SANDBOX_X_CONSUMER_SECRET"
+access_token_env = "SANDBOX_X_ACCESS_TOKEN"
+access_token_secret_env = "SANDBOX_X_ACCESS_TOKEN_SECRET"
+[accounts.facebook]
+platform = "facebook"
+base_url = "{url}"
+page_id = "{page}"
+token_env = "SANDBOX_FACEBOOK_PAGE_TOKEN"
+[accounts.mastodon]
+platform = "mastodon"
+base_url = "{url}"
+instance = "https://sandbox.social"
+token_env = "SANDBOX_MASTODON_TOKEN"
+[accounts.bluesky]
+platform = "bluesky"
+base_url = "{url}"
+handle = "bulletin.sandbox.test"
+app_password_env = "SANDBOX_BLUESKY_APP_PASSWORD"
+[accounts.threads]
+platform = "threads"
+base_url = "{url}"
+user_id = "{threads}"
+token_env = "SANDBOX_THREADS_TOKEN"
+[accounts.instagram]
+platform = "instagram"
+base_url = "{url}"
+ig_user_id = "{instagram}"
+token_env = "SANDBOX_INSTAGRAM_TOKEN"
+media_base_url = "{url}/_sandbox/media"
+"""
+
+
+# The smallest PNG (1x1, grey): Instagram posts need an image.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010800000000"
+    "3a7e9b550000000a4944415408d763680000000201003a7dc3ea0000000049454e44ae426082"
+)
+
+
+def seed_replies(url: str, platform: str, root: str, count: int) -> None:
+    """``count`` replies to ``root`` by visitors, through the sandbox's own APIs."""
+    from tests.plugins.sandbox import (
+        Control,
+        InstagramVisitor,
+        SkyVisitor,
+        ThreadsVisitor,
+        Visitor,
+    )
+
+    text = "reply about the detour on Main St, is Elm open?"
+    if platform == "x":
+        Control(url).post("x/replies", {"tweet_id": root, "count": count, "text": text})
+    elif platform == "facebook":
+        Control(url).post("fb/comments", {"post_id": root, "count": count, "message": text})
+    else:
+        visitors: dict[str, Callable[[], Callable[[str, str], object]]] = {
+            "mastodon": lambda: Visitor(url).reply,
+            "bluesky": lambda: SkyVisitor(url).reply,
+            "threads": lambda: ThreadsVisitor(url).reply,
+            "instagram": lambda: InstagramVisitor(url).comment,
+        }
+        reply = visitors[platform]()
+        for i in range(count):
+            reply(root, f"{text} {i + 1}")
+
+
+class WireLog:
+    """Every GET sent through ``requests`` or ``httpx`` (Bluesky's client) while active:
+    (url, headers) as they went on the wire, for replaying."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, str]]] = []
+        self._requests = requests.adapters.HTTPAdapter.send
+        self._httpx = httpx.HTTPTransport.handle_request
+
+    def __enter__(self) -> WireLog:
+        via_requests, via_httpx, sent = self._requests, self._httpx, self.sent
+
+        def send(adapter: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            if request.method == "GET":
+                sent.append((str(request.url), dict(request.headers)))
+            return via_requests(adapter, request, *args, **kwargs)
+
+        def handle(transport: Any, request: httpx.Request) -> httpx.Response:
+            if request.method == "GET":
+                sent.append((str(request.url), dict(request.headers)))
+            return via_httpx(transport, request)
+
+        requests.adapters.HTTPAdapter.send = send  # type: ignore[method-assign,assignment]
+        httpx.HTTPTransport.handle_request = handle  # type: ignore[method-assign,assignment]
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        requests.adapters.HTTPAdapter.send = self._requests  # type: ignore[method-assign]
+        httpx.HTTPTransport.handle_request = self._httpx  # type: ignore[method-assign]
+
+
+def bare_fetch(sent: list[tuple[str, dict[str, str]]]) -> float:
+    """Seconds to send ``sent`` again with a plain session, reading each body whole."""
+    session = requests.Session()
+    started = time.perf_counter()
+    for url, headers in sent:
+        response = session.get(url, headers=headers, timeout=30)
+        response.raise_for_status()
+        _ = response.content
+    elapsed = time.perf_counter() - started
+    session.close()
+    return elapsed
+
+
+def bench_platforms(root: Path, count: int) -> None:
+    from bulletin.connectors.base import Media, OutgoingPost
+    from bulletin.connectors.sandbox.state import DEFAULT_IG_ACCOUNT, DEFAULT_THREADS_PROFILE
+
+    rows = []
+    with SandboxServer("127.0.0.1", 0, root / "sandbox-platforms.json") as server:
+        app = make_app(root / "platforms", None, server.url, accounts=False)
+        config = root / "platforms" / "bulletin.toml"
+        config.write_text(
+            config.read_text()
+            + PLATFORM_CONFIG.format(
+                url=server.url,
+                page=DEFAULT_FB_PAGE["id"],
+                threads=DEFAULT_THREADS_PROFILE["id"],
+                instagram=DEFAULT_IG_ACCOUNT["id"],
+            )
+        )
+        app.close()
+        app = App(load_settings(config, environ={}), environ=dict(SANDBOX_ENV))
+        Daemon(app).prepare()
+        server.state.data["settings"]["enforce_rate_limits"] = False  # seeding is many writes
+        for platform in PLATFORMS:
+            connector = app.connector(platform)
+            image = (Media(PNG, "image/png", "Map of the closure"),)
+            post = connector.publish(
+                OutgoingPost(
+                    key=f"bench-{platform}",
+                    text="Road closed: Main St until 6 pm.",
+                    media=image if platform == "instagram" else (),
+                )
+            )
+            seeded = time.perf_counter()
+            seed_replies(server.url, platform, post.remote_id, count)
+            seeding = time.perf_counter() - seeded
+            with WireLog() as wire:
+                started = time.perf_counter()
+                result = sweep(app.archiver, connector, platform, app.clock)
+                elapsed = time.perf_counter() - started
+            with Session(app.engine) as session:
+                sizes = session.exec(
+                    select(Record.size)
+                    .where(Record.account == platform)
+                    .where(Record.kind == "comment")
+                ).all()
+            if result.errors or len(sizes) != count:
+                raise SystemExit(f"{platform}: {len(sizes)} of {count} replies ({result.errors})")
+            bare = bare_fetch(wire.sent)
+            rows.append(
+                (platform, result.archived, len(wire.sent), sum(sizes) / len(sizes), elapsed, bare)
+            )
+            print(f"  {platform}: seeded {count} replies in {seeding:.1f} s", flush=True)
+        app.close()
+    print(
+        f"platforms: {count} replies on one post each, sandbox in this process on loopback "
+        f"(rate limits off), SQLite, load {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"  {'platform':<10} {'records':>7} {'GETs':>5} {'rec. size':>9} "
+        f"{'Bulletin rec/s':>14} {'bare GET rec/s':>14} {'ratio':>6}"
+    )
+    for platform, archived, gets, size, elapsed, bare in rows:
+        ours, wire_rate = archived / elapsed, archived / bare
+        print(
+            f"  {platform:<10} {archived:>7} {gets:>5} {size:>7.0f} B "
+            f"{ours:>14.0f} {wire_rate:>14.0f} {wire_rate / ours:>5.1f}x"
+        )
 
 
 def items(count: int, rng: random.Random) -> Iterator[tuple[RemoteItem, int, str]]:
@@ -362,10 +563,17 @@ def main() -> None:
     parser.add_argument("--seed", choices=["archive", "index"], default="archive")
     parser.add_argument("--skip-capture", action="store_true")
     parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument(
+        "--platforms", action="store_true", help="only the capture sweep of each platform"
+    )
+    parser.add_argument("--replies", type=int, default=1000, help="per platform (--platforms)")
     args = parser.parse_args()
     configure("warning")
     with tempfile.TemporaryDirectory(prefix="bench-capture-") as tmp:
         root = Path(tmp)
+        if args.platforms:
+            bench_platforms(root, args.replies)
+            return
         if not args.skip_capture:
             bench_capture(root, None, args.comments)
         if not args.skip_search:
