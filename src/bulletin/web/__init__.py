@@ -24,7 +24,16 @@ from starlette.templating import Jinja2Templates
 from bulletin.app import App
 from bulletin.app.health import readiness
 from bulletin.errors import BulletinError, DatabaseError, NotFound, Refused, UsageError
-from bulletin.web import api, clerk_desk, console, facebook_hook, records_console, security, sso
+from bulletin.web import (
+    api,
+    clerk_desk,
+    console,
+    facebook_hook,
+    media,
+    records_console,
+    security,
+    sso,
+)
 from bulletin.web.pages import Forbidden, Pages, message
 
 MAX_BODY = 64 * 1024  # the forms are small
@@ -104,6 +113,8 @@ def create_app(app: App) -> Starlette:
         *records_console.routes(pages),
         *clerk_desk.routes(pages, MAX_BODY),
         Mount("/static", StaticFiles(directory=static), name="static"),
+        # the approved images, public, for the platforms that fetch them by URL
+        *media.routes(app),
         Mount(api.PREFIX, api.create_api(app), max_body_size=MAX_BODY),
         # Meta's webhooks: authenticated by signature, not by session or form token (see
         # the module); its bodies may be larger than a form's
