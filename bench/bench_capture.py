@@ -22,7 +22,7 @@
 
 3. Platforms (``--platforms``): for each of X, Facebook, Mastodon, Bluesky, Threads and
    Instagram, one post published through its connector and ``--replies`` replies (default
-   1,000) added by visitors through the sandbox (in this process, on loopback, its rate
+   300) added by visitors through the sandbox (in this process, on loopback, its rate
    limits off); one capture
    sweep of that account through Bulletin, timed (records archived per second: list ->
    snapshot + raw + WARC -> index + FTS + ledger). Baseline in the same run: the GET requests
@@ -31,7 +31,7 @@
 
     python bench/bench_capture.py [--comments 10000] [--records 100000] [--repeat 40]
         [--db sqlite] [--db postgres] [--seed archive|index] [--skip-capture]
-    python bench/bench_capture.py --platforms [--replies 1000]
+    python bench/bench_capture.py --platforms [--replies 300]
 """
 
 from __future__ import annotations
@@ -566,7 +566,7 @@ def main() -> None:
     parser.add_argument(
         "--platforms", action="store_true", help="only the capture sweep of each platform"
     )
-    parser.add_argument("--replies", type=int, default=1000, help="per platform (--platforms)")
+    parser.add_argument("--replies", type=int, default=300, help="per platform (--platforms)")
     args = parser.parse_args()
     configure("warning")
     with tempfile.TemporaryDirectory(prefix="bench-capture-") as tmp:
