@@ -123,7 +123,8 @@ class ThreadsAccountSettings(AccountSettings):
     token (threads_basic, threads_content_publish, threads_read_replies,
     threads_manage_replies, threads_delete). Images are sent by URL, Threads fetching them:
     ``media_base_url`` is where the agency serves its approved images, named by their
-    SHA-256 (``{media_base_url}/{sha256}.{ext}``); empty = text-only posts."""
+    SHA-256 (``{media_base_url}/{sha256}.{ext}``; the web door serves them at
+    ``{[web] base_url}/media``); empty = text-only posts."""
 
     platform: Literal["threads"]
     user_id: str = ""
@@ -139,7 +140,7 @@ class InstagramAccountSettings(AccountSettings):
     ``ig_user_id`` and a token with instagram_basic, instagram_content_publish and
     instagram_manage_comments. Every post carries an image, which Instagram fetches from
     ``media_base_url`` (``{media_base_url}/{sha256}.{ext}``, where the agency serves its
-    approved images)."""
+    approved images: the web door does at ``{[web] base_url}/media``)."""
 
     platform: Literal["instagram"]
     ig_user_id: str = ""
