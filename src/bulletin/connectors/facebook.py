@@ -11,11 +11,10 @@ the URL.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import unicodedata
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar
 
 import facebook
@@ -25,7 +24,7 @@ from bulletin.clock import Clock, SystemClock
 from bulletin.config.accounts import FacebookAccountSettings
 from bulletin.config.secrets import Secret, resolve_secret
 from bulletin.config.settings import Settings
-from bulletin.connectors._common import comparable_text, parse_platform_time
+from bulletin.connectors._common import comparable_text, meta_usage_wait, parse_platform_time
 from bulletin.connectors.base import (
     CheckLine,
     Connector,
@@ -61,7 +60,6 @@ from bulletin.errors import (
 MAX_LENGTH = 63206
 RATE_LIMIT_CODES = {4, 17, 32, 613} | set(range(80000, 80015))
 AUTH_CODES = {102, 104, 190, 210, 10} | set(range(200, 300))
-DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
 # (code, error_subcode) pairs that mean "no such object", matched as pairs: the error object
 # carries both (https://developers.facebook.com/docs/graph-api/guides/error-handling), and
 # Meta's code table (https://developers.facebook.com/docs/marketing-api/error-reference) has
@@ -172,28 +170,10 @@ class FacebookConnector(Connector):
 
     def _regain_at(self) -> datetime:
         """When Graph says access comes back (usage headers, in minutes); 5 minutes if unsaid."""
-        wait = DEFAULT_RATE_LIMIT_WAIT
         last = self._last_response()
         headers: Mapping[str, str] = last.headers if last is not None else {}
-        for header in ("x-business-use-case-usage", "x-app-usage", "x-page-usage"):
-            try:
-                usage = json.loads(headers.get(header, "") or "null")
-            except ValueError:
-                continue
-            entries: list[Any] = []
-            if isinstance(usage, dict):
-                for value in usage.values():
-                    entries.extend(value if isinstance(value, list) else [])
-                entries.append(usage)
-            minutes = [
-                float(e["estimated_time_to_regain_access"])
-                for e in entries
-                if isinstance(e, dict) and "estimated_time_to_regain_access" in e
-            ]
-            if minutes:
-                wait = timedelta(minutes=max(minutes))
-                break
-        return self.clock.now() + wait
+        names = ("x-business-use-case-usage", "x-app-usage", "x-page-usage")
+        return self.clock.now() + meta_usage_wait(headers, names)
 
     def _request(self, what: str, call: Callable[[], Any], write: bool = False) -> Any:
         """Run one facebook-sdk call; its result, or our error."""

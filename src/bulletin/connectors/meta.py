@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import requests
 
 from bulletin.clock import Clock
 from bulletin.config.secrets import Secret
+from bulletin.connectors._common import meta_usage_wait
 from bulletin.connectors.base import json_bytes
 from bulletin.connectors.http import Timeout, platform_session, sent_request, skew_watch
 from bulletin.connectors.retry import RetryPolicy
@@ -45,7 +46,6 @@ from bulletin.files import write_atomically
 
 RATE_LIMIT_CODES = {4, 17, 32, 613, 9} | set(range(80000, 80015))
 AUTH_CODES = {102, 104, 190, 10} | set(range(200, 300))
-DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
 # code 100 with subcode 33: the object does not exist (or cannot be loaded); code 100 alone
 # is a bad parameter, never "gone"
 GONE_ERRORS = {(100, 33)}
@@ -135,28 +135,10 @@ class GraphClient:
 
     def regain_at(self) -> datetime:
         """When access comes back (usage headers, in minutes); 5 minutes when unsaid."""
-        wait = DEFAULT_RATE_LIMIT_WAIT
         last = self.answer()
         headers: Mapping[str, str] = last.headers if last is not None else {}
-        for header in ("x-business-use-case-usage", "x-app-usage"):
-            try:
-                usage = json.loads(headers.get(header, "") or "null")
-            except ValueError:
-                continue
-            entries: list[Any] = []
-            if isinstance(usage, dict):
-                for value in usage.values():
-                    entries.extend(value if isinstance(value, list) else [])
-                entries.append(usage)
-            minutes = [
-                float(e["estimated_time_to_regain_access"])
-                for e in entries
-                if isinstance(e, dict) and "estimated_time_to_regain_access" in e
-            ]
-            if minutes:
-                wait = timedelta(minutes=max(minutes))
-                break
-        return self.clock.now() + wait
+        names = ("x-business-use-case-usage", "x-app-usage")
+        return self.clock.now() + meta_usage_wait(headers, names)
 
     # -- calls -----------------------------------------------------------------------------
     def call(self, what: str, call: Callable[[], Any], write: bool = False) -> Any:
