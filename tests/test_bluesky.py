@@ -18,7 +18,7 @@ from bulletin.connectors.bluesky import graphemes, link_facets, rkey_for
 from bulletin.connectors.platforms import platform
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.connectors.sandbox.state import DEFAULT_BLUESKY_ACCOUNT
-from bulletin.errors import Ambiguous, Rejected
+from bulletin.errors import Ambiguous, Refused, Rejected
 from bulletin.models import Delivery
 from bulletin.publisher.amend import correct_notice, retract_notice
 from bulletin.publisher.approval import approve_notice
@@ -255,3 +255,94 @@ def test_account_check_through_the_cli(site: Instance, control: Control) -> None
     control.fault("expired_token", r"createSession$", count=20)
     bad = invoke(site, "account", "check", "bluesky", env=env)
     assert bad.exit_code == 1 and "NO " in bad.output
+
+
+def agency_session(sandbox: SandboxServer) -> requests.Session:
+    """A session of the agency's own account, straight on the sandbox's XRPC."""
+    session = requests.Session()
+    login = {
+        "identifier": DEFAULT_BLUESKY_ACCOUNT["handle"],
+        "password": DEFAULT_BLUESKY_ACCOUNT["password"],
+    }
+    answer = session.post(
+        f"{sandbox.url}/xrpc/com.atproto.server.createSession", json=login, timeout=5
+    )
+    answer.raise_for_status()
+    session.headers["authorization"] = f"Bearer {answer.json()['accessJwt']}"
+    return session
+
+
+def test_hiding_keeps_the_gates_reply_rules_and_reads_back_hidden(
+    sandbox: SandboxServer,
+) -> None:
+    """Hiding adds the reply to hiddenReplies of the root's threadgate and nothing else: an
+    existing ``allow`` stays; the thread then lists the reply as hidden; unhiding lists it
+    visible again; a post that is not a reply is refused."""
+    connector = bluesky_connector(sandbox.url)
+    root = connector.publish(OutgoingPost("gate", "Water main break on Oak Ave")).remote_id
+    visitor = SkyVisitor(sandbox.url, "resident")
+    rude, kind = visitor.reply(root, "rude words"), visitor.reply(root, "thank you")
+    rkey = root.rsplit("/", 1)[-1]
+    did = DEFAULT_BLUESKY_ACCOUNT["did"]
+    gate = {
+        "$type": "app.bsky.feed.threadgate",
+        "post": root,
+        "createdAt": "2026-01-01T00:00:00.000Z",
+        "allow": [{"$type": "app.bsky.feed.threadgate#followingRule"}],
+    }
+    body = {"repo": did, "collection": "app.bsky.feed.threadgate", "rkey": rkey, "record": gate}
+    agency_session(sandbox).post(
+        f"{sandbox.url}/xrpc/com.atproto.repo.putRecord", json=body, timeout=5
+    ).raise_for_status()
+    connector.hide_comment(rude)
+    connector.hide_comment(rude)
+    stored = sandbox.state.snapshot()["bluesky"]["records"][
+        f"at://{did}/app.bsky.feed.threadgate/{rkey}"
+    ]["value"]
+    assert stored == {**gate, "hiddenReplies": [rude]}
+    states = {i.remote_id: i.state for i in connector.iter_comments(root)}
+    assert states == {rude: "hidden", kind: "visible"}
+    connector.hide_comment(rude, hidden=False)
+    assert {i.state for i in connector.iter_comments(root)} == {"visible"}
+    with pytest.raises(Refused):
+        connector.hide_comment(root)
+
+
+def test_a_new_gate_hides_without_limiting_replies(sandbox: SandboxServer) -> None:
+    """Without a threadgate, hiding writes one that has no ``allow`` (an empty one would stop
+    every reply), and visitors can still reply."""
+    connector = bluesky_connector(sandbox.url)
+    root = connector.publish(OutgoingPost("new gate", "Library closed Monday")).remote_id
+    visitor = SkyVisitor(sandbox.url, "resident")
+    connector.hide_comment(visitor.reply(root, "spam"))
+    [gate] = [
+        r
+        for r in sandbox.state.snapshot()["bluesky"]["records"].values()
+        if r["collection"] == "app.bsky.feed.threadgate"
+    ]
+    assert "allow" not in gate["value"] and gate["value"]["post"] == root
+    assert visitor.reply(root, "still open")
+
+
+def test_hide_through_the_cli_archives_first_and_captures_the_hidden_state(
+    site: Instance, sandbox: SandboxServer
+) -> None:
+    """`comment hide` archives the reply, hides it; later sweeps keep it hidden; `unhide`
+    shows it again, each state one version."""
+    add_notice(site, "Boil-water advisory for the east side.")
+    daemon = Daemon(site.app)
+    daemon.prepare()
+    daemon.dispatch_due()
+    [post] = posts(sandbox)
+    reply = SkyVisitor(sandbox.url, "resident").reply(str(post["uri"]), "buy my stuff")
+    assert run(site, "bluesky").result == "ok"
+    [v1] = records(site, remote_id=reply)
+    hid = invoke(site, "comment", "hide", str(v1.id), "--reason", "spam", "--as", "clerk1")
+    assert hid.exit_code == 0, hid.output
+    assert [r.state for r in records(site, remote_id=reply)] == ["visible", "hidden"]
+    site.clock.advance(timedelta(hours=7))
+    run(site, "bluesky", full=True)
+    assert [r.state for r in records(site, remote_id=reply)] == ["visible", "hidden"]
+    shown = invoke(site, "comment", "unhide", str(v1.id), "--reason", "ok", "--as", "clerk1")
+    assert shown.exit_code == 0, shown.output
+    assert [r.state for r in records(site, remote_id=reply)][-1] == "visible"

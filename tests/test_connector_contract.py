@@ -143,7 +143,6 @@ class BlueskyHarness(Harness):
     create_path = r"createRecord$"
     read_path = r"getAuthorFeed$"
     max_length = 300
-    hides = False
     refuses_duplicates = False
     id_field = "uri"
 
@@ -153,6 +152,15 @@ class BlueskyHarness(Harness):
     def add_comments(self, post_id: str, count: int, parent_id: str | None = None) -> list[str]:
         visitor = SkyVisitor(self.sandbox.url)
         return [visitor.reply(parent_id or post_id, f"reply {i + 1}") for i in range(count)]
+
+    def is_hidden(self, comment_id: str) -> bool:
+        """Listed in ``hiddenReplies`` of a live threadgate in the sandbox's state."""
+        records = self.control.get("state")["bluesky"]["records"].values()
+        return any(
+            comment_id in (r["value"].get("hiddenReplies") or [])
+            for r in records
+            if r["collection"] == "app.bsky.feed.threadgate" and not r["deleted"]
+        )
 
 
 class ThreadsHarness(Harness):

@@ -22,7 +22,19 @@ Length: 300 graphemes (the post lexicon's ``maxGraphemes``); a URL counts in ful
 a link with a ``app.bsky.richtext.facet#link`` over its UTF-8 bytes. Replies are read with
 ``app.bsky.feed.getPostThread``; own posts with ``app.bsky.feed.getAuthorFeed``. Bluesky has no
 edit in its app, but a record can be rewritten (``putRecord``): a changed text is a new
-version. Hiding replies (a threadgate's ``hiddenReplies``) is not used.
+version.
+
+Hiding a reply: the author of a thread's first post hides replies in it with the
+``app.bsky.feed.threadgate`` record at the root post's record key, whose ``hiddenReplies``
+lists their ``at://`` URIs (lexicon ``app/bsky/feed/threadgate.json`` in bluesky-social/atproto:
+"The record key (rkey) of the threadgate record must match the record key of the thread's root
+post"; ``hiddenReplies`` is at most 300 URIs in the lexicon of the pinned SDK, 50 in older
+ones). :meth:`hide_comment` reads that record (``com.atproto.repo.getRecord``), changes only
+``hiddenReplies`` and writes it back (``com.atproto.repo.putRecord`` with ``swapRecord``), so a
+reply rule in ``allow`` stays as it was; a new record has no ``allow`` at all (an empty
+``allow`` would stop every reply). ``app.bsky.feed.getPostThread`` keeps a hidden reply in
+``replies`` and reports the gate on the root's ``postView`` as ``threadgate.record`` (the
+``#threadgateView`` of ``app/bsky/feed/defs.json``): a listed reply is read as ``hidden``.
 """
 
 from __future__ import annotations
@@ -69,12 +81,15 @@ from bulletin.errors import (
     Gone,
     MalformedResponse,
     RateLimited,
+    Refused,
     Rejected,
     Retryable,
 )
 from bulletin.timeparse import iso_utc
 
 POST = "app.bsky.feed.post"
+THREADGATE = "app.bsky.feed.threadgate"
+MAX_HIDDEN = 300  # the threadgate lexicon's maxLength for hiddenReplies
 MAX_GRAPHEMES = 300
 PAGE_SIZE = 100
 THREAD_DEPTH = 1000  # the most getPostThread gives
@@ -304,7 +319,7 @@ class BlueskyConnector(Connector):
             max_length=MAX_GRAPHEMES,
             max_media=4,
             supports_comments=True,
-            supports_hide=False,
+            supports_hide=True,
         )
 
     def measure(self, text: str) -> int:
@@ -450,9 +465,12 @@ class BlueskyConnector(Connector):
         return found if same else None
 
     # -- reading ---------------------------------------------------------------------------
-    def _item(self, view: Any, thread_id: str | None) -> RemoteItem:
+    def _item(
+        self, view: Any, thread_id: str | None, hidden: frozenset[str] = frozenset()
+    ) -> RemoteItem:
         """One ``postView`` as a :class:`RemoteItem`: the account's own are posts wherever they
-        are listed, everyone else's comments; the author is the handle.
+        are listed, everyone else's comments; the author is the handle; a URI in ``hidden``
+        (the thread's ``hiddenReplies``) is in state ``hidden``.
 
         :raises KeyError, TypeError, ValueError: the post lacks what every post has.
         """
@@ -487,16 +505,23 @@ class BlueskyConnector(Connector):
             else f"https://bsky.app/profile/{author.get('did')}/post/{uri.rsplit('/', 1)[-1]}",
             parent_id=str(parent) if parent else None,
             thread_id=thread_id or uri,
+            state="hidden" if uri in hidden else "visible",
             extra=extra,
             raw=json_bytes(view),
         )
 
-    def _page(self, views: list[Any], thread_id: str | None, cursor: str | None) -> Page:
+    def _page(
+        self,
+        views: list[Any],
+        thread_id: str | None,
+        cursor: str | None,
+        hidden: frozenset[str] = frozenset(),
+    ) -> Page:
         items: list[RemoteItem] = []
         rejects: list[Reject] = []
         for view in views:
             try:
-                items.append(self._item(view, thread_id))
+                items.append(self._item(view, thread_id, hidden))
             except (KeyError, TypeError, ValueError) as e:
                 uri = view.get("uri") if isinstance(view, dict) else None
                 rejects.append(
@@ -548,16 +573,74 @@ class BlueskyConnector(Connector):
     def list_comments(
         self, post_id: str, cursor: str | None = None, since_id: str | None = None
     ) -> Page:
-        """Every reply below ``post_id`` (``getPostThread``, depth 1,000), in one page."""
+        """Every reply below ``post_id`` (``getPostThread``, depth 1,000), in one page; those
+        the thread's threadgate lists in ``hiddenReplies`` are in state ``hidden``."""
         body = self._query(
             "list comments", "app.bsky.feed.getPostThread", uri=post_id, depth=THREAD_DEPTH
         )
         thread = body.get("thread") if isinstance(body, dict) else None
         if not isinstance(thread, dict):
             raise MalformedResponse("Bluesky's thread answer has no thread", raw=json_bytes(body))
-        return self._page(list(_replies(thread)), post_id, None)
+        return self._page(list(_replies(thread)), post_id, None, _hidden(thread))
 
     # -- moderation ------------------------------------------------------------------------
+    def hide_comment(self, comment_id: str, hidden: bool = True) -> None:
+        """Hide (or unhide) a reply in a thread the account began: its URI added to (or taken
+        from) ``hiddenReplies`` of the root post's threadgate; every other field of the gate
+        is kept. Idempotent: a reply already so is not written again. See the module.
+
+        :raises Gone: the reply is no longer there.
+        :raises Refused: it is not a reply, or the thread's first post is not the account's.
+        :raises Rejected: the thread already hides :data:`MAX_HIDDEN` replies, or the gate
+            changed while it was being written (``InvalidSwap``); trying again re-reads it.
+        """
+        did = self._login()
+        reply = self._get_record(comment_id)
+        if reply is None:
+            raise Gone(f"account {self.name}: the reply is gone ({comment_id})")
+        root = ((reply["value"].get("reply") or {}).get("root") or {}).get("uri")
+        if not isinstance(root, str):
+            raise Refused(f"account {self.name}: {comment_id} is not a reply; only replies hide")
+        repo, _collection, rkey = split_uri(root)
+        if repo != did:
+            raise Refused(
+                f"account {self.name}: only the author of the thread's first post can hide "
+                "replies in it; moderate this one on Bluesky"
+            )
+        gate = self._get_record(f"at://{did}/{THREADGATE}/{rkey}")
+        record: dict[str, Any] = (
+            dict(gate["value"])
+            if gate is not None
+            else {
+                "$type": THREADGATE,
+                "post": root,
+                "createdAt": iso_utc(self.clock.now(), "milliseconds"),
+            }
+        )
+        listed = [str(u) for u in record.get("hiddenReplies") or []]
+        if (comment_id in listed) == hidden:
+            return
+        listed = [*listed, comment_id] if hidden else [u for u in listed if u != comment_id]
+        if len(listed) > MAX_HIDDEN:
+            raise Rejected(
+                f"account {self.name}: a thread hides at most {MAX_HIDDEN} replies; "
+                "unhide one first",
+                code="too-many-hidden",
+            )
+        record["hiddenReplies"] = listed
+        data: dict[str, Any] = {
+            "repo": did,
+            "collection": THREADGATE,
+            "rkey": rkey,
+            "record": record,
+        }
+        if gate is not None:
+            data["swapRecord"] = gate["cid"]
+        what = "hide reply" if hidden else "unhide reply"
+        self.retry.call(
+            self.name, what, lambda: self._procedure(what, "com.atproto.repo.putRecord", data)
+        )
+
     def delete_post(self, post_id: str) -> None:
         """Delete one of the account's posts; deleting one already gone succeeds
         (``deleteRecord`` ensures the record is not there)."""
@@ -594,6 +677,23 @@ class BlueskyConnector(Connector):
 
     def close(self) -> None:
         self._xrpc.close()
+
+
+def _hidden(thread: dict[str, Any]) -> frozenset[str]:
+    """The URIs in ``hiddenReplies`` of the threadgate the app view reports on the thread's
+    root post (``postView.threadgate.record``): on ``thread`` itself or, when it is a reply,
+    at the top of its ``parent`` chain."""
+    found: set[str] = set()
+    node: Any = thread
+    while isinstance(node, dict):
+        post = node.get("post")
+        gate = post.get("threadgate") if isinstance(post, dict) else None
+        record = gate.get("record") if isinstance(gate, dict) else None
+        listed = record.get("hiddenReplies") if isinstance(record, dict) else None
+        if isinstance(listed, list):
+            found.update(u for u in listed if isinstance(u, str))
+        node = node.get("parent")
+    return frozenset(found)
 
 
 def _replies(thread: dict[str, Any]) -> Iterator[Any]:

@@ -15,6 +15,14 @@ that already exists (only ``InvalidSwap``), and the reference PDS answers it wit
 ``500 InternalServerError`` (bluesky-social/atproto issue 3718, indigo issue 873; an explicit
 error is proposed in atproto pull request 4728). The sandbox answers as the PDS does.
 
+Hidden replies: the thread's author writes an ``app.bsky.feed.threadgate`` record at the root
+post's record key (``putRecord``, which honours ``swapRecord`` with ``InvalidSwap``);
+``hiddenReplies`` holds at most 300 at:// URIs (the lexicon of the pinned SDK; 50 in older
+lexicons). As the app view's ``app.bsky.feed.getPostThread`` does, a hidden reply stays in
+``replies`` and the root post's ``postView`` carries the gate as ``threadgate``
+(``app.bsky.feed.defs#threadgateView``: ``uri``, ``cid``, ``record``, ``lists``); a gate whose
+``post`` is not the post at its own key is ignored, as the lexicon requires they match.
+
 The sandbox's Bluesky lives in the state's ``"bluesky"`` member, made on first use.
 """
 
@@ -43,6 +51,8 @@ from bulletin.connectors.sandbox.state import DEFAULT_BLUESKY_ACCOUNT, SandboxSt
 from bulletin.timeparse import iso_utc
 
 POST = "app.bsky.feed.post"
+THREADGATE = "app.bsky.feed.threadgate"
+MAX_HIDDEN = 300
 VISITOR_DOMAIN = ".visitor.test"
 VISITOR_PASSWORD = "visitor"  # noqa: S105 - every sandbox visitor's, public on purpose
 JWT_KEY = b"bulletin-sandbox-jwt-key"  # public on purpose: the sandbox holds nothing of value
@@ -365,6 +375,18 @@ class BlueskyApi:
                 return "Record/text must not be longer than 300 graphemes"
             if not isinstance(record.get("createdAt"), str):
                 return 'Record must have the property "createdAt"'
+        if collection == THREADGATE:
+            if not str(record.get("post", "")).startswith("at://"):
+                return 'Record must have the property "post"'
+            if not isinstance(record.get("createdAt"), str):
+                return 'Record must have the property "createdAt"'
+            hidden = record.get("hiddenReplies", [])
+            if not isinstance(hidden, list) or not all(
+                isinstance(u, str) and u.startswith("at://") for u in hidden
+            ):
+                return "Record/hiddenReplies must be an array of at-uris"
+            if len(hidden) > MAX_HIDDEN:
+                return f"Record/hiddenReplies must not have more than {MAX_HIDDEN} elements"
         return None
 
     def _write(
@@ -405,6 +427,9 @@ class BlueskyApi:
         with self.state.lock:
             uri = self._uri(account["did"], collection, rkey)
             old = self._live(uri)
+            swap = body.get("swapRecord")
+            if swap is not None and (old is None or old["cid"] != swap):
+                return xrpc_error(400, "InvalidSwap", "Record was at a different cid")
             written = self._write(uri, account, collection, rkey, record)
             if old is not None:
                 written["indexed"], written["seq"] = old["indexed"], old["seq"]
@@ -490,6 +515,14 @@ class BlueskyApi:
             "indexedAt": iso_utc(datetime.fromtimestamp(record["indexed"], UTC), "milliseconds"),
             "labels": [],
         }
+        gate = self._threadgate(record)
+        if gate is not None:
+            view["threadgate"] = {
+                "uri": gate["uri"],
+                "cid": gate["cid"],
+                "record": gate["value"],
+                "lists": [],
+            }
         embed = value.get("embed") if isinstance(value, dict) else None
         if isinstance(embed, dict) and embed.get("$type") == "app.bsky.embed.images":
             images = []
@@ -499,6 +532,13 @@ class BlueskyApi:
                 images.append({"thumb": url, "fullsize": url, "alt": image.get("alt", "")})
             view["embed"] = {"$type": "app.bsky.embed.images#view", "images": images}
         return view
+
+    def _threadgate(self, post: dict[str, Any]) -> dict[str, Any] | None:
+        """The live threadgate of a root post (same repository, same key, naming the post)."""
+        if post["collection"] != POST or post["value"].get("reply"):
+            return None
+        gate = self._live(self._uri(post["repo"], THREADGATE, post["rkey"]))
+        return gate if gate is not None and gate["value"].get("post") == post["uri"] else None
 
     def _children(self, uri: str) -> list[dict[str, Any]]:
         return sorted(
