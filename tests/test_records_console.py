@@ -344,3 +344,188 @@ def test_the_application_layer_refuses_the_clerk_reads_to_a_dispatcher(site: Ins
     assert record_pages.find_records(site.app, CLEO, "elm").hits == []
     with pytest.raises(NotFound):
         record_pages.record_page(site.app, CLEO, 999999)
+
+
+def _plain(page: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def test_a_clerk_opens_a_request_after_a_preview_then_extends_and_closes_it(
+    site: Instance, web: str
+) -> None:
+    """The request form previews its scope (count and threads, nothing saved); Open creates
+    the request with its hold; its page shows the deadline, days left and hold; an
+    extension needs the statutory reason; closing releases the hold; refusals are shown on
+    the page."""
+    ids = seeded(site)
+    received = site.clock.now().date().isoformat()
+    with signed_in(web, "cleo") as cleo:
+        assert 'href="/requests/new"' in cleo.get("/requests").text
+        form = cleo.get("/requests/new", params={"q": "elm"})
+        assert form.status_code == 200 and 'value="elm"' in form.text
+        token = csrf_for(form.text, "/requests/new")
+        given = {
+            "csrf": token,
+            "requester": "Elm Street Times",
+            "received": received,
+            "description": "Comments about the plows on Elm Street",
+            "q": "elm",
+        }
+        preview = cleo.post("/requests/new", data=given | {"action": "preview"})
+        assert preview.status_code == 200
+        text = _plain(preview.text)
+        assert "matches 2 archived records in 1 thread" in text, text
+        assert "facebook thread p1" in text and 'value="Elm Street Times"' in preview.text
+        assert requests.list_requests(site.app, CLEO) == []
+        bad_date = cleo.post("/requests/new", data=given | {"received": "soon"})
+        assert bad_date.status_code == 400 and "is not a date" in bad_date.text
+        nothing = cleo.post("/requests/new", data=given | {"q": "zebra"})
+        assert nothing.status_code == 403 and "matches no archived record" in nothing.text
+        assert requests.list_requests(site.app, CLEO) == []
+
+        done = cleo.post("/requests/new", data=given | {"action": "open"})
+        assert done.status_code == 303
+        [view] = requests.list_requests(site.app, CLEO)
+        request_id = view.request.id
+        assert request_id is not None
+        assert done.headers["location"] == f"/requests/{request_id}?done=opened"
+        assert view.request.requester == "Elm Street Times" and view.request.hold_id
+        assert cleo.get(f"/records/{ids['second']}.json").json()["legal_hold"] is True
+        page = cleo.get(done.headers["location"])
+        text = _plain(page.text)
+        assert f"Request {request_id} is opened." in text
+        assert f"Due {view.request.due_on.isoformat()}" in text
+        assert f"Business days left {view.days_left}" in text
+        assert f"Hold {view.request.hold_id}: 2 records" in text
+        assert f'href="/requests/{request_id}"' in cleo.get("/requests").text
+
+        extend = f"/requests/{request_id}/extend"
+        token = csrf_for(page.text, extend)
+        no_reason = cleo.post(extend, data={"csrf": token, "days": "10", "reason": " "})
+        assert no_reason.status_code == 400 and 'class="error"' in no_reason.text
+        not_days = cleo.post(extend, data={"csrf": token, "days": "ten", "reason": "Volume"})
+        assert not_days.status_code == 400
+        reason = "Voluminous records (G.L. c.66 §10(b)(vi))"
+        extended = cleo.post(extend, data={"csrf": token, "days": "10", "reason": reason})
+        assert extended.status_code == 303
+        after = requests.show_request(site.app, CLEO, request_id)
+        assert after.request.extension_days == 10 and after.request.due_on > view.request.due_on
+        text = _plain(cleo.get(extended.headers["location"]).text)
+        assert "is extended" in text and reason in text and after.request.due_on.isoformat() in text
+
+        close = f"/requests/{request_id}/close"
+        token = csrf_for(page.text, close)
+        closed = cleo.post(close, data={"csrf": token, "reason": "Answered in full"})
+        assert closed.status_code == 303
+        text = _plain(cleo.get(closed.headers["location"]).text)
+        assert "is closed" in text and "Answered in full" in text and "released" in text
+        assert cleo.get(f"/records/{ids['second']}.json").json()["legal_hold"] is False
+        again = cleo.post(close, data={"csrf": token, "reason": "Answered in full"})
+        assert again.status_code == 403 and 'class="error"' in again.text
+        assert cleo.get("/requests/999999").status_code == 404
+
+
+def test_a_clerk_places_a_hold_on_a_search_after_a_preview(site: Instance, web: str) -> None:
+    """From a /records search the hold form previews the count and threads of its scope;
+    placing it needs a name and reason; the placed hold is listed and its records held."""
+    ids = seeded(site)
+    with signed_in(web, "cleo") as cleo:
+        results = cleo.get("/records", params={"q": "road salt"}).text
+        assert 'href="/holds/new?q=road%20salt"' in results
+        form = cleo.get("/holds/new", params={"q": "road salt"})
+        assert form.status_code == 200
+        assert "matches 1 archived records in 1 thread" in _plain(form.text)
+        token = csrf_for(form.text, "/holds/new")
+        given = {"csrf": token, "q": "salt", "name": "Salt claim", "reason": "Notice of claim"}
+        preview = cleo.post("/holds/new", data=given | {"action": "preview"})
+        assert preview.status_code == 200 and "facebook thread p1" in _plain(preview.text)
+        assert holds.list_holds(site.app, CLEO) == []
+        unnamed = cleo.post("/holds/new", data=given | {"name": " ", "action": "place"})
+        assert unnamed.status_code == 400 and 'class="error"' in unnamed.text
+        broken = cleo.post("/holds/new", data=given | {"q": "colour:blue", "action": "preview"})
+        assert broken.status_code == 400 and 'class="error"' in broken.text
+        assert cleo.get("/holds/new", params={"q": "colour:blue"}).status_code == 400
+        assert holds.list_holds(site.app, CLEO) == []
+        placed = cleo.post("/holds/new", data=given | {"action": "place"})
+        assert placed.status_code == 303
+        [hold] = holds.list_holds(site.app, CLEO)
+        assert (hold.hold.name, hold.hold.reason, hold.records) == (
+            "Salt claim",
+            "Notice of claim",
+            1,
+        )
+        assert placed.headers["location"] == f"/holds?done=placed-{hold.hold.id}-1"
+        listed = cleo.get(placed.headers["location"]).text
+        assert f"Hold {hold.hold.id} is placed on 1 records." in listed
+        assert cleo.get(f"/records/{ids['other']}.json").json()["legal_hold"] is True
+
+
+def test_the_clerk_forms_need_their_token_and_the_clerk_role(site: Instance, web: str) -> None:
+    """Every form post without its token (or with another form's) is refused before anything
+    is done; a dispatcher is refused the forms by the application layer; an admin without
+    the clerk role gets the form but the application layer refuses the change."""
+    seeded(site)
+    request_id = opened(site, 0, "Fresh Times")
+    posts = {
+        "/requests/new": {"requester": "X", "received": "2026-03-02", "description": "Y"},
+        f"/requests/{request_id}/extend": {"days": "5", "reason": "Volume"},
+        f"/requests/{request_id}/close": {"reason": "Done"},
+        "/holds/new": {"q": "salt", "name": "N", "reason": "R", "action": "place"},
+    }
+    with signed_in(web, "cleo") as cleo:
+        foreign = csrf_for(cleo.get("/holds/new").text, "/holds/new")
+        for path, data in posts.items():
+            assert cleo.post(path, data=data).status_code == 403, path
+            if path != "/holds/new":
+                assert cleo.post(path, data=data | {"csrf": foreign}).status_code == 403, path
+    assert holds.list_holds(site.app, CLEO) == [] or all(
+        h.hold.request_id for h in holds.list_holds(site.app, CLEO)
+    )
+    assert requests.show_request(site.app, CLEO, request_id).request.state == "open"
+    with signed_in(web, "dana") as dana:
+        for path in ("/requests/new", "/holds/new", f"/requests/{request_id}"):
+            got = dana.get(path)
+            assert got.status_code == 403, path
+            assert "holds none of the roles clerk, admin" in got.text
+    with signed_in(web, "adam") as adam:
+        form = adam.get("/holds/new", params={"q": "salt"})
+        assert form.status_code == 200
+        data = posts["/holds/new"] | {"csrf": csrf_for(form.text, "/holds/new")}
+        refused = adam.post("/holds/new", data=data)
+        assert refused.status_code == 403 and "does not hold the clerk role" in refused.text
+        page = adam.get(f"/requests/{request_id}").text
+        close = f"/requests/{request_id}/close"
+        refused = adam.post(close, data={"csrf": csrf_for(page, close), "reason": "Done"})
+        assert refused.status_code == 403 and "does not hold the clerk role" in refused.text
+
+
+def test_the_application_layer_refuses_the_clerk_forms_to_a_dispatcher(site: Instance) -> None:
+    """Whichever door asks, a dispatcher may not preview a scope, read a request's page,
+    open, extend or close a request or place a hold."""
+    dana = Actor("dana", "session", "127.0.0.1")
+    seeded(site)
+    request_id = opened(site, 0, "Fresh Times")
+    with pytest.raises(Refused, match="holds none of the roles clerk, admin"):
+        clerk_desk.preview_scope(site.app, dana, "elm")
+    with pytest.raises(Refused, match="holds none of the roles clerk, admin"):
+        clerk_desk.request_page(site.app, dana, request_id)
+    with pytest.raises(Refused, match="holds none of the roles clerk, admin"):
+        clerk_desk.may_keep_records(site.app, dana)
+    changes: list[Callable[[Actor], object]] = [
+        lambda who: requests.open_request(
+            site.app,
+            who,
+            requester="X",
+            received=site.clock.now().date(),
+            description="Y",
+            query="elm",
+        ),
+        lambda who: requests.extend_request(site.app, who, request_id, days=5, reason="Volume"),
+        lambda who: requests.close_request(site.app, who, request_id, reason="Done"),
+        lambda who: holds.place_hold(site.app, who, name="N", query="elm", reason="R"),
+    ]
+    for change in changes:
+        with pytest.raises(Refused, match="does not hold the clerk role"):
+            change(dana)
+    preview = clerk_desk.preview_scope(site.app, CLEO, "elm")
+    assert (preview.records, preview.threads, preview.more) == (2, [("facebook", "p1")], False)

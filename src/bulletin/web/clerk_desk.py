@@ -1,5 +1,7 @@
 """The records clerk's desk: open records requests by due date (days left, red when overdue,
-amber within ``[requests] warn_days``) and open legal holds with a form to release one.
+amber within ``[requests] warn_days``) and open legal holds with a form to release one; the
+forms that open, extend and close a request and place a hold are in
+:mod:`bulletin.web.clerk_forms`.
 
 Each handler finds who is signed in, calls the application layer with that actor
 (:mod:`bulletin.app.clerk_desk` checks the role for the lists,
@@ -21,12 +23,12 @@ from bulletin.app import clerk_desk, holds
 from bulletin.app.holds import HoldView
 from bulletin.app.sessions import SignedIn
 from bulletin.errors import NotFound, Refused, UsageError
-from bulletin.web import security
+from bulletin.web import clerk_forms, security
 from bulletin.web.console import Console, iso, wants_json
 from bulletin.web.pages import Pages, message
 
 RELEASE = "release-hold"
-_DONE = re.compile(r"released-(\d+)-(\d+)")
+_DONE = re.compile(r"(released|placed)-(\d+)-(\d+)")
 
 
 def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
@@ -34,6 +36,7 @@ def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
     413."""
     desk = Desk(Console(pages))
     return [
+        *clerk_forms.routes(pages, max_body),
         Route("/requests", desk.requests, methods=["GET"]),
         Route("/requests.json", desk.requests, methods=["GET"]),
         Route("/holds", desk.holds, methods=["GET"]),
@@ -100,7 +103,7 @@ class Desk:
             status,
             holds=found,
             error=error,
-            done=(int(done.group(1)), int(done.group(2))) if done else None,
+            done=(done.group(1), int(done.group(2)), int(done.group(3))) if done else None,
             csrf=security.form_token(who.csrf_secret, RELEASE),
         )
 

@@ -24,7 +24,10 @@ SIGN_OUT = "sign-out"
 FOR_LINK = "set-password"
 
 # How this door says an error's remedy (BulletinError.remedy).
-REMEDIES = {"totp-code": " Enter the six digits your authenticator app shows now."}
+REMEDIES = {
+    "totp-code": " Enter the six digits your authenticator app shows now.",
+    "allow-empty": " Preview the scope; to go ahead anyway, tick the box to open it on no record.",
+}
 
 
 def message(e: BulletinError) -> str:
