@@ -204,12 +204,13 @@ def test_records_pages_pass_axe_at_320_and_1280_pixels(
 ) -> None:
     """axe-core finds no WCAG 2.1 A or AA violation on the search form (empty, with results,
     with an error), a record with two versions and a redaction, the requests (overdue, near,
-    ok) and the holds (and a refused release), at 320 and 1280 pixels, and no page scrolls
-    sideways."""
+    ok) and the holds (and a refused release), the request and hold forms (empty, previewed,
+    refused), a request's page (and a refused extension), at 320 and 1280 pixels, and no page
+    scrolls sideways."""
     ids = seeded(browser_site)
     holds.place_hold(browser_site.app, CLEO, name="salt", query="road salt", reason="Claim")
     for days_ago in (0, 14, 60):
-        opened(browser_site, days_ago, f"Requester {days_ago}")
+        request_id = opened(browser_site, days_ago, f"Requester {days_ago}")
     with serving(browser_site.app) as url:
         for width in (320, 1280):
             context = browser.new_context(viewport={"width": width, "height": 800})
@@ -224,10 +225,30 @@ def test_records_pages_pass_axe_at_320_and_1280_pixels(
                     f"/records/{ids['first']}",
                     "/requests",
                     "/holds",
+                    "/requests/new?q=elm",
+                    f"/requests/{request_id}",
+                    "/holds/new?q=road%20salt",
+                    "/holds/new?q=colour%3Ablue",
                 ):
                     page.goto(f"{url}{path}")
                     assert not (found := axe_violations(page)), f"{path}: {describe(found)}"
                     assert page.evaluate(NO_SIDEWAYS), (path, page.evaluate(WIDEST))
+                page.goto(f"{url}/requests/new?q=elm")
+                page.click("text=Preview")
+                page.wait_for_selector("#preview-heading")
+                assert not (found := axe_violations(page)), describe(found)
+                assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                page.fill("#q", "zebra")
+                page.click("button[value=open]")
+                page.wait_for_selector("p.error")
+                assert not (found := axe_violations(page)), describe(found)
+                assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                page.goto(f"{url}/requests/{request_id}")
+                page.click("text=/^Extend request \\d+$/")
+                page.wait_for_selector("p.error")
+                assert not (found := axe_violations(page)), describe(found)
+                assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                page.goto(f"{url}/holds")
                 page.fill("input[name=reason]", " ")
                 page.click("text=/^Release hold \\d+$/")
                 page.wait_for_selector("p.error")
