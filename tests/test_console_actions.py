@@ -9,13 +9,17 @@ import re
 from typing import Any
 
 import pytest
+from sqlmodel import Session, select
 
-from bulletin.app import Actor, notices
+from bulletin.app import Actor, notices, templates
 from bulletin.audit import events
+from bulletin.models import Delivery
+from bulletin.states import DeliveryKind
 from tests.plugins.browser import axe_violations, describe
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.cli import run
 from tests.test_console import (
+    DANA,
     NO_SIDEWAYS,
     WIDEST,
     browser_sign_in,
@@ -116,6 +120,34 @@ def test_a_dispatcher_may_not_retract_or_correct_a_published_notice(
     assert not events(site.app.engine, action="correction-queued")
 
 
+def test_a_dispatcher_retracts_with_an_approved_template(
+    site: Instance,  # noqa: F811
+    web: str,  # noqa: F811
+) -> None:
+    """The retract form lists the approved templates without variables; a dispatcher
+    retracting with one is let through by the application layer, its text the reply."""
+    notice_id = published(site)
+    withdrawn = "This closure notice is withdrawn; the road is open."
+    templates.add(site.app, DANA, "withdrawn", "road-closure", withdrawn, {})
+    templates.approve(site.app, ABE, "withdrawn")
+    retract = f"/notices/{notice_id}/retract"
+    with signed_in(web, "dana") as dana:
+        page = dana.get(f"/notices/{notice_id}").text
+        assert '<option value="withdrawn">withdrawn</option>' in page
+        form = {"csrf": csrf_for(page, retract), "reason": "The road reopened."}
+        done = dana.post(retract, data={**form, "template": "withdrawn"})
+        assert done.status_code == 200, done.text
+        assert "Queued for feed" in done_of(done.text)
+        assert state_of(dana, notice_id) == "retracted"
+    [retracted] = events(site.app.engine, action="retracted")
+    assert retracted.actor == "dana"
+    with Session(site.app.engine) as session:
+        [reply] = session.exec(
+            select(Delivery).where(Delivery.kind == DeliveryKind.RETRACTION)
+        ).all()
+    assert reply.text == withdrawn
+
+
 def test_cancel_what_has_not_gone_out_through_the_page(
     site: Instance,  # noqa: F811
     web: str,  # noqa: F811
@@ -151,11 +183,13 @@ def test_the_notice_page_with_its_actions_passes_axe_at_320_and_1280_pixels(
     browser: Any,
 ) -> None:
     """axe-core finds no WCAG 2.1 A or AA violation on a published notice's page with its
-    correct and retract forms, with a refusal shown, and with an outcome shown; a draft's
-    page with its cancel form; and no page scrolls sideways."""
+    correct and retract forms (a template to choose), with a refusal shown, and with an
+    outcome shown; a draft's page with its cancel form; and no page scrolls sideways."""
     app = browser_site.app
     notice_id = published(browser_site)
     draft = drafted(app, "Road work on Bedford St.")
+    templates.add(app, DANA, "withdrawn", "road-closure", "This notice is withdrawn.", {})
+    templates.approve(app, ABE, "withdrawn")
     with serving(app) as url:
         for width in (320, 1280):
             context = browser.new_context(viewport={"width": width, "height": 800})
@@ -164,6 +198,7 @@ def test_the_notice_page_with_its_actions_passes_axe_at_320_and_1280_pixels(
                 browser_sign_in(page, url, "ann", f"/notices/{draft}")
                 assert not (found := axe_violations(page)), describe(found)
                 page.goto(f"{url}/notices/{notice_id}")
+                assert page.locator("#retract-template").count() == 1
                 assert not (found := axe_violations(page)), describe(found)
                 assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
                 page.fill("#correct-text", "Detour by Worthen Rd.")

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bulletin.app import board, notices, notify
+from bulletin.app import board, notices, notify, templates
 from bulletin.app.notice_queries import NoticeView
 from bulletin.app.sessions import SignedIn
 from bulletin.errors import NotFound, Refused, UsageError
@@ -42,6 +42,8 @@ COMPOSE = "compose"
 CANCEL = "cancel"
 CORRECT = "correct"
 RETRACT = "retract"
+#: the states whose page offers correct and retract (the application layer decides)
+AMENDABLE = ("published", "partially-published")
 
 
 def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
@@ -191,6 +193,10 @@ class Console:
         ``error`` (why the application layer refused it), and what was typed (``given``)."""
         notice_id = int(request.path_params["notice_id"])
         page = await run_in_threadpool(board.notice_page, self.app, who.actor, notice_id)
+        replies: list[str] = []
+        if page.view.notice.state in AMENDABLE:
+            found = await run_in_threadpool(templates.list_all, self.app)
+            replies = [t.name for t in found if t.approved_by and not t.variables]
         return self.render(
             request,
             who,
@@ -198,6 +204,8 @@ class Console:
             status,
             page=page,
             view=page.view,
+            replies=replies,
+            amendable=AMENDABLE,
             error=error,
             done=done,
             given=given,
@@ -252,6 +260,7 @@ class Console:
             "retract_reason": str(form.get("reason", "")),
             "retract_text": str(form.get("text", "")),
             "retract_delete": "1" if form.get("delete") else "",
+            "retract_template": str(form.get("template", "")),
         }
         delete = bool(given["retract_delete"])
 
@@ -263,6 +272,7 @@ class Console:
                 given["retract_reason"],
                 delete=delete,
                 text=given["retract_text"].strip() or None,
+                template=given["retract_template"] or None,
             )
             what = "Deletion" if delete else "Retraction"
             return amended(f"{what} of notice {notice_id} queued.", done.amendment)
