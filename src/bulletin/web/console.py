@@ -1,5 +1,6 @@
-"""The dispatcher's and approver's console: the board, one notice, the approval queue
-(approve, override, send back), editing a draft, and composing a notice (from a template too).
+"""The dispatcher's and approver's console: the board, one notice (and the actions after
+publishing: cancel, correct, retract), the approval queue (approve, override, send back),
+editing a draft, and composing a notice (from a template too).
 
 Each handler finds who is signed in (else it sends them to sign in and back), calls one
 application-layer function with that :class:`~bulletin.app.Actor` (which checks the role)
@@ -9,6 +10,7 @@ and renders a template; ``?format=json`` (or ``.json``) gives the same data as J
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -19,14 +21,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bulletin.app import board, notices, notify
+from bulletin.app import board, notices, notify, templates
 from bulletin.app.notice_queries import NoticeView
 from bulletin.app.sessions import SignedIn
 from bulletin.errors import NotFound, Refused, UsageError
+from bulletin.publisher.amend import Amendment
 from bulletin.publisher.approval import Review
 from bulletin.publisher.failures import NOTICE_STATES, delivery_label
 from bulletin.publisher.notices import NoticeDraft
 from bulletin.publisher.texts import TargetText, as_sent
+from bulletin.states import DeliveryState
 from bulletin.timeparse import local_text, parse_when
 from bulletin.web import security
 from bulletin.web.pages import Pages, message
@@ -35,6 +39,11 @@ APPROVE = "approve"
 SEND_BACK = "send-back"
 EDIT = "edit"
 COMPOSE = "compose"
+CANCEL = "cancel"
+CORRECT = "correct"
+RETRACT = "retract"
+#: the states whose page offers correct and retract (the application layer decides)
+AMENDABLE = ("published", "partially-published")
 
 
 def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
@@ -48,6 +57,24 @@ def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
         Route("/notices/new", console.compose, methods=["POST"], max_body_size=max_body),
         Route("/notices/{notice_id:int}", console.notice, methods=["GET"]),
         Route("/notices/{notice_id:int}.json", console.notice, methods=["GET"]),
+        Route(
+            "/notices/{notice_id:int}/cancel",
+            console.cancel,
+            methods=["POST"],
+            max_body_size=max_body,
+        ),
+        Route(
+            "/notices/{notice_id:int}/correct",
+            console.correct,
+            methods=["POST"],
+            max_body_size=max_body,
+        ),
+        Route(
+            "/notices/{notice_id:int}/retract",
+            console.retract,
+            methods=["POST"],
+            max_body_size=max_body,
+        ),
         Route("/approvals", console.approvals, methods=["GET"]),
         Route("/approvals.json", console.approvals, methods=["GET"]),
         Route("/approvals/{notice_id:int}", console.approval_link, methods=["GET"]),
@@ -151,7 +178,119 @@ class Console:
                     ]
                 }
             )
-        return self.render(request, who, "notice.html", page=page, view=page.view)
+        return await self._notice_page(request, who, None, None, {}, 200)
+
+    async def _notice_page(
+        self,
+        request: Request,
+        who: SignedIn,
+        error: str | None,
+        done: Outcome | None,
+        given: dict[str, str],
+        status: int,
+    ) -> Response:
+        """The notice's page with its action forms, ``done`` (what an action did) or
+        ``error`` (why the application layer refused it), and what was typed (``given``)."""
+        notice_id = int(request.path_params["notice_id"])
+        page = await run_in_threadpool(board.notice_page, self.app, who.actor, notice_id)
+        replies: list[str] = []
+        if page.view.notice.state in AMENDABLE:
+            found = await run_in_threadpool(templates.list_all, self.app)
+            replies = [t.name for t in found if t.approved_by and not t.variables]
+        return self.render(
+            request,
+            who,
+            "notice.html",
+            status,
+            page=page,
+            view=page.view,
+            replies=replies,
+            amendable=AMENDABLE,
+            error=error,
+            done=done,
+            given=given,
+            csrf_cancel=security.form_token(who.csrf_secret, CANCEL),
+            csrf_correct=security.form_token(who.csrf_secret, CORRECT),
+            csrf_retract=security.form_token(who.csrf_secret, RETRACT),
+        )
+
+    # -- after publishing: cancel, correct, retract -----------------------------------
+
+    async def cancel(self, request: Request) -> Response:
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, CANCEL)
+        notice_id = int(request.path_params["notice_id"])
+        given = {"cancel_reason": str(form.get("reason", ""))}
+
+        def act() -> Outcome:
+            result = notices.cancel(self.app, who.actor, notice_id, given["cancel_reason"])
+            return Outcome(
+                f"Notice {notice_id} is {result.notice.state}.",
+                cancelled=sorted(set(result.cancelled)),
+                in_flight=sorted(
+                    a for a, s in result.too_late.items() if s == DeliveryState.IN_FLIGHT
+                ),
+                too_late={a: s for a, s in result.too_late.items() if s != DeliveryState.IN_FLIGHT},
+            )
+
+        return await self._act(request, who, given, act)
+
+    async def correct(self, request: Request) -> Response:
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, CORRECT)
+        notice_id = int(request.path_params["notice_id"])
+        given = {
+            "correct_text": str(form.get("text", "")),
+            "correct_reason": str(form.get("reason", "")),
+        }
+
+        def act() -> Outcome:
+            done = notices.correct(
+                self.app, who.actor, notice_id, given["correct_text"], given["correct_reason"]
+            )
+            return amended(f"Correction of notice {notice_id} queued.", done.amendment)
+
+        return await self._act(request, who, given, act)
+
+    async def retract(self, request: Request) -> Response:
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, RETRACT)
+        notice_id = int(request.path_params["notice_id"])
+        given = {
+            "retract_reason": str(form.get("reason", "")),
+            "retract_text": str(form.get("text", "")),
+            "retract_delete": "1" if form.get("delete") else "",
+            "retract_template": str(form.get("template", "")),
+        }
+        delete = bool(given["retract_delete"])
+
+        def act() -> Outcome:
+            done = notices.retract(
+                self.app,
+                who.actor,
+                notice_id,
+                given["retract_reason"],
+                delete=delete,
+                text=given["retract_text"].strip() or None,
+                template=given["retract_template"] or None,
+            )
+            what = "Deletion" if delete else "Retraction"
+            return amended(f"{what} of notice {notice_id} queued.", done.amendment)
+
+        return await self._act(request, who, given, act)
+
+    async def _act(
+        self, request: Request, who: SignedIn, given: dict[str, str], act: Callable[[], Outcome]
+    ) -> Response:
+        """Run ``act`` (one application-layer call) and show the notice with its outcome, or
+        with the refusal: 403 for :class:`Refused`, 400 for :class:`UsageError`."""
+        try:
+            done = await run_in_threadpool(act)
+        except Refused as e:
+            return await self._notice_page(request, who, message(e), None, given, 403)
+        except UsageError as e:
+            return await self._notice_page(request, who, message(e), None, given, 400)
+        return await self._notice_page(request, who, None, done, {}, 200)
 
     # -- approvals ---------------------------------------------------------------------
 
@@ -352,6 +491,28 @@ class Console:
             expires_at=parse_when(expires, zone, now) if expires else None,
             allow_thread=given["allow_thread"],
         )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an action after publishing did, for the notice's page: a headline, the accounts
+    it queued a reply or deletion for, the posts it stopped before they went out, those in
+    flight it could not reach, and other posts already past stopping (account → state)."""
+
+    headline: str
+    queued: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    in_flight: list[str] = field(default_factory=list)
+    too_late: dict[str, str] = field(default_factory=dict)
+
+
+def amended(headline: str, amendment: Amendment) -> Outcome:
+    return Outcome(
+        headline,
+        queued=[a if o == 1 else f"{a} (occurrence {o})" for a, o in amendment.queued],
+        cancelled=list(amendment.cancelled),
+        in_flight=list(amendment.in_flight),
+    )
 
 
 def preview(target: TargetText, link: str | None) -> list[str]:
