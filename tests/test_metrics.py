@@ -206,6 +206,18 @@ def test_deadlines_near_show_in_status_the_log_and_metrics(calendar_day_site: In
     assert got[("bulletin_requests_overdue", ())] == 1
 
 
+def heartbeat(inst: Instance) -> None:
+    """A live daemon's heartbeat, beaten now by the wall clock the status command reads: a
+    loaded machine may spend longer than a heartbeat's lifetime between two commands."""
+    now = datetime.now(UTC)
+    with session_scope(inst.app.engine) as session:
+        row = session.get(DaemonInstance, "vm:1:a")
+        if row is None:
+            row = DaemonInstance(owner="vm:1:a", host="vm", pid=1, version="0", started_at=now)
+        row.heartbeat_at = now
+        session.add(row)
+
+
 def test_status_check_says_what_needs_a_person(instance: Instance) -> None:
     """`status --check` exits 1 and names each problem (no daemon, a delivery due for over ten
     minutes), and exits 0 with "CHECK: ok" when nothing needs a person."""
@@ -218,15 +230,11 @@ def test_status_check_says_what_needs_a_person(instance: Instance) -> None:
 
     assert check(1) == ["CHECK: no daemon is running"]
     now = datetime.now(UTC)  # the command reads the wall clock
-    with session_scope(inst.app.engine) as session:
-        session.add(
-            DaemonInstance(
-                owner="vm:1:a", host="vm", pid=1, version="0", started_at=now, heartbeat_at=now
-            )
-        )
+    heartbeat(inst)
     assert check(0) == ["CHECK: ok"]
     inst.clock.set(now - timedelta(minutes=20))
     approve_one(inst)  # due 20 minutes ago, and no daemon sent it
+    heartbeat(inst)
     assert check(1) == ["CHECK: 1 deliveries due and not sent, the oldest for over 10 minutes"]
 
 
@@ -268,14 +276,9 @@ def test_a_failed_delivery_is_seen_until_acknowledged(
     )
     approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id or 0, "approver")
     Daemon(inst.app).run_once(max_wait=0)
-    with session_scope(inst.app.engine) as session:
-        session.add(
-            DaemonInstance(
-                owner="vm:1:a", host="vm", pid=1, version="0", started_at=now, heartbeat_at=now
-            )
-        )
 
     def run(*args: str, code: int = 0) -> str:
+        heartbeat(inst)
         result = invoke(inst, *args)
         assert result.exit_code == code, result.output
         return result.output

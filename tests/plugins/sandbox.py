@@ -39,6 +39,10 @@ FAST_TIMEOUT: Timeout = (2.0, 0.5)
 MEDIA_BASE_URL = "https://media.example.org/bulletin"  # where a test agency serves images
 
 
+# Seeding a thread of a thousand comments on a loaded machine can take seconds.
+CONTROL_TIMEOUT = 60
+
+
 class Control:
     """Drives a sandbox's control API."""
 
@@ -47,12 +51,14 @@ class Control:
         self.session = requests.Session()
 
     def get(self, path: str) -> Any:
-        response = self.session.get(f"{self.url}/_sandbox/{path}", timeout=5)
+        response = self.session.get(f"{self.url}/_sandbox/{path}", timeout=CONTROL_TIMEOUT)
         response.raise_for_status()
         return response.json()
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = self.session.post(f"{self.url}/_sandbox/{path}", json=body or {}, timeout=5)
+        response = self.session.post(
+            f"{self.url}/_sandbox/{path}", json=body or {}, timeout=CONTROL_TIMEOUT
+        )
         response.raise_for_status()
         return response.json()
 
