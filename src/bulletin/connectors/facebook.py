@@ -18,13 +18,12 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import facebook
-import requests
 
 from bulletin.clock import Clock, SystemClock
 from bulletin.config.accounts import FacebookAccountSettings
 from bulletin.config.secrets import Secret, resolve_secret
 from bulletin.config.settings import Settings
-from bulletin.connectors._common import comparable_text, meta_usage_wait, parse_platform_time
+from bulletin.connectors._common import comparable_text, parse_platform_time
 from bulletin.connectors.base import (
     CheckLine,
     Connector,
@@ -40,33 +39,17 @@ from bulletin.connectors.http import (
     DEFAULT_TIMEOUT,
     Timeout,
     fetch_bytes,
-    platform_session,
-    sent_request,
-    skew_watch,
 )
+from bulletin.connectors.meta import GraphClient
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.errors import (
-    Ambiguous,
     AuthError,
     ConnectorError,
-    Duplicate,
     Gone,
     MalformedResponse,
-    RateLimited,
-    Rejected,
-    Retryable,
 )
 
 MAX_LENGTH = 63206
-RATE_LIMIT_CODES = {4, 17, 32, 613} | set(range(80000, 80015))
-AUTH_CODES = {102, 104, 190, 210, 10} | set(range(200, 300))
-# (code, error_subcode) pairs that mean "no such object", matched as pairs: the error object
-# carries both (https://developers.facebook.com/docs/graph-api/guides/error-handling), and
-# Meta's code table (https://developers.facebook.com/docs/marketing-api/error-reference) has
-# code 100 alone for "Invalid parameter" and 100 with subcode 33 for "Unsupported get / post
-# request": the object does not exist, cannot be loaded due to missing permissions, or does
-# not support the operation. Code 100 without subcode 33 is a bad request, never "gone".
-GONE_ERRORS = {(100, 33)}
 POST_FIELDS = "id,message,created_time,updated_time,permalink_url,from"
 COMMENT_FIELDS = "id,message,created_time,from,parent,is_hidden,can_hide,attachment,permalink_url"
 
@@ -92,13 +75,20 @@ class FacebookConnector(Connector):
         self.page_id = page_id
         self.retry = (retry or RetryPolicy()).on_clock(clock)
         self.clock = clock or SystemClock()
-        self._last: requests.Response | None = None
         self._timeout = timeout
-        session = platform_session(base_url, timeout)
-        session.hooks["response"].append(self._remember)
-        session.hooks["response"].append(skew_watch(name, self.clock))
-        self._graph = facebook.GraphAPI(access_token=token.reveal(), session=session)
-        self._graph.version = graph_version
+        self._client = _PageGraph(
+            name,
+            page_id=page_id,
+            token=token,
+            host="",
+            label="Graph",
+            base_url=base_url,
+            version=graph_version,
+            retry=self.retry,
+            timeout=timeout,
+            clock=self.clock,
+            usage_headers=("x-business-use-case-usage", "x-app-usage", "x-page-usage"),
+        )
         self._version = graph_version
 
     @classmethod
@@ -125,92 +115,12 @@ class FacebookConnector(Connector):
             clock=clock,
         )
 
-    def _last_response(self) -> requests.Response | None:
-        """The last HTTP answer facebook-sdk received (for headers and raw bytes)."""
-        return self._last
-
-    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._last = response
-
-    # -- errors ----------------------------------------------------------------------------
-    def _graph_error(self, error: facebook.GraphAPIError) -> ConnectorError:
-        result: dict[str, Any] = error.result if isinstance(error.result, dict) else {}
-        found = result.get("error")
-        body: dict[str, Any] = found if isinstance(found, dict) else {}
-        code = body.get("code", error.code)
-        subcode = body.get("error_subcode")
-        message = str(body.get("message") or error.message)
-        where = f"account {self.name}: Graph error {code}"
-        if subcode is not None:
-            where += f" (subcode {subcode})"
-        last = self._last_response()
-        if code is None:
-            raw = last.content if last is not None else b""
-            if last is not None and last.status_code >= 500:
-                return Retryable(f"account {self.name}: Graph answered {last.status_code}")
-            return MalformedResponse(f"account {self.name}: Graph's answer is not JSON", raw=raw)
-        if (code, subcode) in GONE_ERRORS:
-            return Gone(f"{where}: {message}")
-        if code in RATE_LIMIT_CODES:
-            return RateLimited(f"{where} (rate limited): {message}", self._regain_at())
-        if code == 506:
-            return Duplicate(f"{where}: duplicate post ({message})")
-        if code == 210:
-            return AuthError(
-                f"{where}: a Page access token for page {self.page_id} is "
-                "required (this looks like a User token)"
-            )
-        if code in AUTH_CODES:
-            return AuthError(
-                f"{where}: the token is invalid, expired or lacks a permission ({message})"
-            )
-        if code in (1, 2) or body.get("is_transient"):
-            return Retryable(f"{where}: {message}")
-        return Rejected(f"{where}: {message}", code=f"{code}" + (f".{subcode}" if subcode else ""))
-
-    def _regain_at(self) -> datetime:
-        """When Graph says access comes back (usage headers, in minutes); 5 minutes if unsaid."""
-        last = self._last_response()
-        headers: Mapping[str, str] = last.headers if last is not None else {}
-        names = ("x-business-use-case-usage", "x-app-usage", "x-page-usage")
-        return self.clock.now() + meta_usage_wait(headers, names)
-
     def _request(self, what: str, call: Callable[[], Any], write: bool = False) -> Any:
-        """Run one facebook-sdk call; its result, or our error."""
-        self._last = None
-        try:
-            return call()
-        except facebook.GraphAPIError as e:
-            raise self._graph_error(e) from e
-        except requests.RequestException as e:
-            kind = type(e).__name__
-            if isinstance(e, requests.JSONDecodeError):
-                last = self._last_response()
-                raw = last.content if last is not None else b""
-                if last is not None and last.status_code >= 500:
-                    raise Retryable(
-                        f"account {self.name}: Graph answered {last.status_code}"
-                    ) from None
-                raise MalformedResponse(
-                    f"account {self.name}: Graph's answer to {what} is not JSON", raw=raw
-                ) from None
-            # Not chained: the text of a requests error holds the URL, token included.
-            if write and sent_request(e):
-                raise Ambiguous(
-                    f"account {self.name}: {what} got no answer ({kind}); it may have worked"
-                ) from None
-            raise Retryable(
-                f"account {self.name}: {what} failed ({kind})", code="unreachable"
-            ) from None
+        """Run one facebook-sdk call once; its result, or our error."""
+        return self._client.call(what, call, write=write)
 
     def _get(self, what: str, path: str, **args: Any) -> Any:
-        return self.retry.call(
-            self.name,
-            what,
-            lambda: self._request(
-                what, lambda: self._graph.request(f"{self._version}/{path}", dict(args))
-            ),
-        )
+        return self._client.get(what, path, **args)
 
     # -- capabilities ----------------------------------------------------------------------
     def limits(self) -> Limits:
@@ -239,7 +149,7 @@ class FacebookConnector(Connector):
             image = post.media[0]
             result = self._request(
                 "publish photo",
-                lambda: self._graph.request(
+                lambda: self._client.graph.request(
                     f"{version}/{self.page_id}/photos",
                     post_args={"caption": text},
                     files={"source": ("image", image.data, image.mime_type)},
@@ -254,7 +164,7 @@ class FacebookConnector(Connector):
                 args["link"] = post.link
             result = self._request(
                 "publish",
-                lambda: self._graph.request(
+                lambda: self._client.graph.request(
                     f"{version}/{self.page_id}/feed", post_args=args, method="POST"
                 ),
                 write=True,
@@ -262,15 +172,14 @@ class FacebookConnector(Connector):
             post_id = result.get("id") if isinstance(result, dict) else None
         if not post_id:
             raise MalformedResponse("Graph's publish answer has no id", raw=json_bytes(result))
-        last = self._last_response()
-        raw = last.content if last is not None else json_bytes(result)
+        raw = self._client.raw(result)
         return PublishResult(str(post_id), self._permalink(str(post_id)), self.clock.now(), raw)
 
     def _comment(self, post_id: str, text: str) -> PublishResult:
         """A reply in a post's thread: the Page comments on its own post."""
         result = self._request(
             "comment",
-            lambda: self._graph.request(
+            lambda: self._client.graph.request(
                 f"{self._version}/{post_id}/comments", post_args={"message": text}, method="POST"
             ),
             write=True,
@@ -278,8 +187,7 @@ class FacebookConnector(Connector):
         comment_id = result.get("id") if isinstance(result, dict) else None
         if not comment_id:
             raise MalformedResponse("Graph's comment answer has no id", raw=json_bytes(result))
-        last = self._last_response()
-        raw = last.content if last is not None else json_bytes(result)
+        raw = self._client.raw(result)
         page, _, number = post_id.partition("_")
         url = f"https://www.facebook.com/{page}/posts/{number}?comment_id={comment_id}"
         return PublishResult(str(comment_id), url, self.clock.now(), raw)
@@ -325,17 +233,9 @@ class FacebookConnector(Connector):
 
     @staticmethod
     def _data(body: Any) -> list[dict[str, Any]]:
-        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise MalformedResponse("Graph's list has no data", raw=json_bytes(body))
-        return [d for d in body["data"] if isinstance(d, dict)]
+        return GraphClient.data(body, "Graph")
 
-    @staticmethod
-    def _next(body: dict[str, Any]) -> str | None:
-        paging = body.get("paging") or {}
-        if not paging.get("next"):
-            return None
-        after = (paging.get("cursors") or {}).get("after")
-        return str(after) if after else None
+    _next = staticmethod(GraphClient.next_cursor)
 
     def _post_item(self, post: dict[str, Any]) -> RemoteItem:
         """One Graph post; its author is the Page's name when Graph gives it (the Page's id
@@ -447,17 +347,11 @@ class FacebookConnector(Connector):
 
     def _read(self, what: str, object_id: str, fields: str) -> dict[str, Any] | None:
         """One object's fields; None when Graph says there is no such object."""
-        try:
-            body = self._get(what, object_id, fields=fields)
-        except Gone:
-            return None
-        if not isinstance(body, dict) or "id" not in body:
-            raise MalformedResponse(f"Graph's answer to {what} has no id", raw=json_bytes(body))
-        return body
+        return self._client.read(what, object_id, fields)
 
     def fetch_media(self, url: str, max_bytes: int) -> tuple[bytes, str | None]:
         """An attachment's image, fetched with the connector's session (timeouts apply)."""
-        return fetch_bytes(self._graph.session, url, max_bytes, self._timeout)
+        return fetch_bytes(self._client.session, url, max_bytes, self._timeout)
 
     def delete_comment(self, comment_id: str) -> None:
         """Delete a visitor comment (the Page may delete comments on its own posts); a
@@ -473,7 +367,7 @@ class FacebookConnector(Connector):
             "hide comment",
             lambda: self._request(
                 "hide comment",
-                lambda: self._graph.request(
+                lambda: self._client.graph.request(
                     f"{self._version}/{comment_id}", post_args={"is_hidden": value}, method="POST"
                 ),
             ),
@@ -491,7 +385,9 @@ class FacebookConnector(Connector):
             with contextlib.suppress(Gone):
                 self._request(
                     what,
-                    lambda: self._graph.request(f"{self._version}/{object_id}", method="DELETE"),
+                    lambda: self._client.graph.request(
+                        f"{self._version}/{object_id}", method="DELETE"
+                    ),
                 )
 
         self.retry.call(self.name, what, once)
@@ -511,7 +407,7 @@ class FacebookConnector(Connector):
             "subscribe app",
             lambda: self._request(
                 "subscribe app",
-                lambda: self._graph.request(
+                lambda: self._client.graph.request(
                     f"{self._version}/{self.page_id}/subscribed_apps",
                     post_args={"subscribed_fields": joined},
                     method="POST",
@@ -564,4 +460,23 @@ class FacebookConnector(Connector):
         return lines
 
     def close(self) -> None:
-        self._graph.session.close()
+        self._client.close()
+
+
+class _PageGraph(GraphClient):
+    """Graph for a Page: error 210 means a User token was given where a Page token is
+    needed, which the operator must be told in those words."""
+
+    def __init__(self, account: str, *, page_id: str, **options: Any) -> None:
+        super().__init__(account, **options)
+        self.page_id = page_id
+
+    def error(self, error: facebook.GraphAPIError) -> ConnectorError:
+        found = error.result.get("error") if isinstance(error.result, dict) else None
+        code = found.get("code", error.code) if isinstance(found, dict) else error.code
+        if code == 210:
+            return AuthError(
+                f"account {self.account}: Graph error 210: a Page access token for page "
+                f"{self.page_id} is required (this looks like a User token)"
+            )
+        return super().error(error)

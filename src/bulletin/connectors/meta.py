@@ -46,16 +46,22 @@ from bulletin.files import write_atomically
 
 RATE_LIMIT_CODES = {4, 17, 32, 613, 9} | set(range(80000, 80015))
 AUTH_CODES = {102, 104, 190, 10} | set(range(200, 300))
-# code 100 with subcode 33: the object does not exist (or cannot be loaded); code 100 alone
-# is a bad parameter, never "gone"
+# (code, error_subcode) pairs that mean "no such object", matched as pairs: the error object
+# carries both (https://developers.facebook.com/docs/graph-api/guides/error-handling), and
+# Meta's code table (https://developers.facebook.com/docs/marketing-api/error-reference) has
+# code 100 alone for "Invalid parameter" and 100 with subcode 33 for "Unsupported get / post
+# request": the object does not exist, cannot be loaded due to missing permissions, or does
+# not support the operation. Code 100 without subcode 33 is a bad request, never "gone".
 GONE_ERRORS = {(100, 33)}
 
 
 class GraphClient:
     """facebook-sdk's ``GraphAPI`` talking to ``host`` (or ``base_url``) for one account.
 
-    :param host: the platform's own API host, e.g. ``https://graph.threads.net``.
-    :param label: the platform's name in error messages ("Threads", "Instagram").
+    :param host: the platform's own API host, e.g. ``https://graph.threads.net``; empty for
+        facebook-sdk's own, ``graph.facebook.com``.
+    :param label: the platform's name in error messages ("Threads", "Instagram", "Graph").
+    :param usage_headers: the headers whose usage figures say when access comes back.
     """
 
     def __init__(
@@ -70,8 +76,10 @@ class GraphClient:
         retry: RetryPolicy,
         timeout: Timeout,
         clock: Clock,
+        usage_headers: tuple[str, ...] = ("x-business-use-case-usage", "x-app-usage"),
     ) -> None:
         self.account = account
+        self.usage_headers = usage_headers
         self.label = label
         self.version = version
         self.retry = retry
@@ -137,8 +145,7 @@ class GraphClient:
         """When access comes back (usage headers, in minutes); 5 minutes when unsaid."""
         last = self.answer()
         headers: Mapping[str, str] = last.headers if last is not None else {}
-        names = ("x-business-use-case-usage", "x-app-usage")
-        return self.clock.now() + meta_usage_wait(headers, names)
+        return self.clock.now() + meta_usage_wait(headers, self.usage_headers)
 
     # -- calls -----------------------------------------------------------------------------
     def call(self, what: str, call: Callable[[], Any], write: bool = False) -> Any:
