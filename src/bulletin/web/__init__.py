@@ -110,7 +110,7 @@ def create_app(app: App) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *console.routes(pages, MAX_BODY),
-        *records_console.routes(pages),
+        *records_console.routes(pages, MAX_BODY),
         *clerk_desk.routes(pages, MAX_BODY),
         Mount("/static", StaticFiles(directory=static), name="static"),
         # the approved images, public, for the platforms that fetch them by URL
