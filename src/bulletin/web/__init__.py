@@ -30,6 +30,7 @@ from bulletin.web import (
     console,
     facebook_hook,
     media,
+    productions,
     records_console,
     security,
     sso,
@@ -112,6 +113,7 @@ def create_app(app: App) -> Starlette:
         *console.routes(pages, MAX_BODY),
         *records_console.routes(pages, MAX_BODY),
         *clerk_desk.routes(pages, MAX_BODY),
+        *productions.routes(pages, MAX_BODY),
         Mount("/static", StaticFiles(directory=static), name="static"),
         # the approved images, public, for the platforms that fetch them by URL
         *media.routes(app),
