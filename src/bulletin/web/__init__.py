@@ -26,6 +26,7 @@ from bulletin.app.health import readiness
 from bulletin.errors import BulletinError, DatabaseError, NotFound, Refused, UsageError
 from bulletin.web import (
     api,
+    audit_page,
     clerk_desk,
     console,
     facebook_hook,
@@ -114,6 +115,7 @@ def create_app(app: App) -> Starlette:
         *records_console.routes(pages, MAX_BODY),
         *clerk_desk.routes(pages, MAX_BODY),
         *productions.routes(pages, MAX_BODY),
+        *audit_page.routes(pages),
         Mount("/static", StaticFiles(directory=static), name="static"),
         # the approved images, public, for the platforms that fetch them by URL
         *media.routes(app),
