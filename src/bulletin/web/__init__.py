@@ -33,6 +33,7 @@ from bulletin.web import (
     media,
     productions,
     records_console,
+    retention_page,
     security,
     sso,
 )
@@ -116,6 +117,7 @@ def create_app(app: App) -> Starlette:
         *clerk_desk.routes(pages, MAX_BODY),
         *productions.routes(pages, MAX_BODY),
         *audit_page.routes(pages),
+        *retention_page.routes(pages, MAX_BODY),
         Mount("/static", StaticFiles(directory=static), name="static"),
         # the approved images, public, for the platforms that fetch them by URL
         *media.routes(app),
