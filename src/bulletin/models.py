@@ -563,6 +563,22 @@ class BatesRange(SQLModel, table=True):
     issued_at: datetime = _ts(nullable=False)
 
 
+class RequestEntry(SQLModel, table=True):
+    """A line on a records request's file: a correspondence note (``kind`` ``note``) or a
+    fee charged (``fee``, ``amount_cents`` in the agency's currency); never changed."""
+
+    __tablename__ = "request_entries"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="records_requests.id", index=True)
+    kind: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    amount_cents: int | None = None
+    created_by: str
+    created_at: datetime = _ts(nullable=False)
+
+
 class ExportJobRow(SQLModel, table=True):
     """A production started from the console or the API, shared by every process.
 

@@ -1,4 +1,5 @@
-"""Export jobs in the database, shared by the console, the API and every process
+"""Export jobs in the database, shared by the console, the API and every process; notes and
+fees on records requests
 
 Revision ID: 0027
 Revises: 0024
@@ -6,7 +7,8 @@ Create Date: 2026-12-06
 
 ``export_jobs`` holds each production started from the console or the HTTP API: its scope,
 progress, outcome and the lease of the process working on it, so a restart loses none and an
-interrupted one can be resumed from its journal.
+interrupted one can be resumed from its journal. ``request_entries`` holds the
+correspondence notes and fees recorded on a records request.
 """
 
 from __future__ import annotations
@@ -53,8 +55,27 @@ def upgrade() -> None:
         batch_op.create_index("ix_export_jobs_state", ["state"], unique=False)
         batch_op.create_index("ix_export_jobs_started_at", ["started_at"], unique=False)
 
+    op.create_table(
+        "request_entries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("request_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("amount_cents", sa.Integer(), nullable=True),
+        sa.Column("created_by", sa.String(), nullable=False),
+        sa.Column("created_at", bulletin.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["request_id"], ["records_requests.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
+    )
+    with op.batch_alter_table("request_entries", schema=None) as batch_op:
+        batch_op.create_index("ix_request_entries_request_id", ["request_id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("request_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_request_entries_request_id")
+    op.drop_table("request_entries")
     with op.batch_alter_table("export_jobs", schema=None) as batch_op:
         batch_op.drop_index("ix_export_jobs_started_at")
         batch_op.drop_index("ix_export_jobs_state")
