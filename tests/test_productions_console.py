@@ -243,3 +243,64 @@ def test_production_pages_pass_axe_at_320_and_1280_pixels(
                     assert page.evaluate(NO_SIDEWAYS), (path, page.evaluate(WIDEST))
             finally:
                 context.close()
+
+
+@pytest.mark.slow
+def test_a_running_production_is_followed_live_in_the_browser(
+    browser_site: Instance, browser: Any
+) -> None:
+    """With JavaScript the page of a running production updates its progress bar and status
+    from the JSON as the worker writes, and reloads when the job ends; the running page
+    passes axe."""
+    now = browser_site.clock.now()
+    job_id = "running-job-000001"
+    with Session(browser_site.app.engine) as session:
+        session.add(
+            ExportJobRow(
+                id=job_id,
+                owner="cleo",
+                production="public",
+                query="water",
+                out=str(browser_site.data_dir / "exports" / f"api-{job_id}.zip"),
+                state="running",
+                total=5,
+                started_at=now,
+                updated_at=now,
+                claimed_by="elsewhere:1",
+                lease_until=now + export_jobs.LEASE,
+            )
+        )
+        session.commit()
+
+    def advance(**values: Any) -> None:
+        with Session(browser_site.app.engine) as session:
+            row = session.get(ExportJobRow, job_id)
+            assert row is not None
+            for key, value in values.items():
+                setattr(row, key, value)
+            session.commit()
+
+    path = f"/productions/{job_id}"
+    with serving(browser_site.app) as url:
+        context = browser.new_context(viewport={"width": 320, "height": 800})
+        page = context.new_page()
+        try:
+            browser_sign_in(page, url, "cleo", path)
+            assert "0 of 5 records" in page.inner_text("#job-status")
+            assert not (found := axe_violations(page)), describe(found)
+            assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+            advance(done=3)
+            page.wait_for_function(
+                "() => document.getElementById('job-status').textContent.includes('3 of 5')",
+                timeout=15_000,
+            )
+            assert page.get_attribute("#job-progress", "max") is not None
+            assert page.evaluate("document.getElementById('job-progress').value") == 3
+            advance(state="done", done=5, records=5, verified="verified: 1 files, 5 records")
+            page.wait_for_function(
+                "() => document.getElementById('job-status').textContent.startsWith('Done')",
+                timeout=15_000,
+            )
+            assert "verified: 1 files, 5 records" in page.inner_text("main")
+        finally:
+            context.close()
