@@ -138,3 +138,34 @@ def events(
         query = query.where(AuditEvent.action == action)
     with Session(engine) as session:
         return list(reversed(session.exec(query).all()))
+
+
+def search(
+    engine: Engine,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    since: datetime | None = None,
+    before: datetime | None = None,
+    limit: int = 50,
+) -> list[AuditEvent]:
+    """The newest ``limit`` events matching every filter given (``since`` inclusive,
+    ``before`` exclusive), newest first."""
+    query = select(AuditEvent)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    if object_type:
+        query = query.where(AuditEvent.object_type == object_type)
+    if object_id:
+        query = query.where(AuditEvent.object_id == object_id)
+    if since is not None:
+        query = query.where(col(AuditEvent.at) >= since)
+    if before is not None:
+        query = query.where(col(AuditEvent.at) < before)
+    query = query.order_by(col(AuditEvent.id).desc()).limit(limit)
+    with Session(engine) as session:
+        return list(session.exec(query).all())

@@ -563,6 +563,57 @@ class BatesRange(SQLModel, table=True):
     issued_at: datetime = _ts(nullable=False)
 
 
+class RequestEntry(SQLModel, table=True):
+    """A line on a records request's file: a correspondence note (``kind`` ``note``) or a
+    fee charged (``fee``, ``amount_cents`` in the agency's currency); never changed."""
+
+    __tablename__ = "request_entries"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="records_requests.id", index=True)
+    kind: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    amount_cents: int | None = None
+    created_by: str
+    created_at: datetime = _ts(nullable=False)
+
+
+class ExportJobRow(SQLModel, table=True):
+    """A production started from the console or the API, shared by every process.
+
+    ``state`` is ``running``, ``done`` or ``failed``; a running job is worked on by the
+    process named in ``claimed_by`` until ``lease_until``, which that process keeps renewing;
+    a running job whose lease ran out was interrupted (its journal in ``<out>.partial/``
+    lets another process resume it). ``verified`` is the one-line result of checking the
+    finished bundle.
+    """
+
+    __tablename__ = "export_jobs"
+
+    id: str = Field(primary_key=True)
+    owner: str = Field(index=True)
+    production: str
+    request_id: int | None = None
+    query: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    out: str
+    state: str = Field(index=True)
+    done: int = 0
+    total: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    records: int | None = None
+    payload_sha256: str | None = None
+    first_bates: str | None = None
+    last_bates: str | None = None
+    verified: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    resumes: int = 0
+    started_at: datetime = _ts(nullable=False, index=True)
+    updated_at: datetime = _ts(nullable=False)
+    finished_at: datetime | None = _ts()
+    claimed_by: str | None = None
+    lease_until: datetime | None = _ts()
+
+
 class FacebookWebhookEvent(SQLModel, table=True):
     """One Page webhook delivery as received: the raw body and its X-Hub-Signature-256
     header, committed before Meta is answered 200. ``pending`` until a capture job has

@@ -23,6 +23,7 @@ from bulletin.app.record_pages import CLERKS, MAX_HITS
 from bulletin.app.requests import RequestView, Rule
 from bulletin.archiver import holds as archived_holds
 from bulletin.errors import UsageError
+from bulletin.models import RequestEntry
 
 Urgency = Literal["overdue", "near", "ok"]
 
@@ -115,11 +116,14 @@ def preview_scope(app: App, actor: Actor, text: str) -> ScopePreview:
 
 @dataclass(frozen=True)
 class RequestPage:
-    """One records request with its days left, the deadline rule, and its hold."""
+    """One records request with its days left, the deadline rule, its hold, and its
+    correspondence notes and fees (oldest first) with the fees' total in cents."""
 
     view: RequestView
     rule: Rule
     hold: holds.HoldView | None
+    entries: list[RequestEntry]
+    fees_cents: int
 
 
 @acts
@@ -133,7 +137,9 @@ def request_page(app: App, actor: Actor, request_id: int) -> RequestPage:
     view = requests.show_request(app, actor, request_id)
     found = view.request.hold_id
     hold = holds.show_hold(app, actor, found) if found is not None else None
-    return RequestPage(view, requests.deadline_rule(app), hold)
+    entries = requests.request_entries(app, actor, request_id)
+    fees = sum(e.amount_cents or 0 for e in entries if e.kind == "fee")
+    return RequestPage(view, requests.deadline_rule(app), hold, entries, fees)
 
 
 def first_line(error: BaseException) -> str:

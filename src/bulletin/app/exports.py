@@ -12,15 +12,17 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
+from sqlmodel import Session, col, select
 
 from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
-from bulletin.archiver.export import BundleReport, ExportResult, export_bundle, resolve
+from bulletin.archiver.export import BundleReport, ExportResult, export_bundle, layout, resolve
 from bulletin.archiver.export import verify_bundle as check_bundle
 from bulletin.archiver.timestamp.client import all_roots
 from bulletin.config.timestamp import load_pem_certificates
 from bulletin.errors import UsageError
 from bulletin.identity import require_role
+from bulletin.models import BatesRange
 
 Production = Literal["public", "counsel"]
 
@@ -91,3 +93,22 @@ def verify_bundle(
         return check_bundle(bundle, roots=roots)
     roots += all_roots(app.settings.timestamp.authorities)
     return check_bundle(bundle, app.checked_engine(), app.store, roots)
+
+
+@acts
+def bates_register(app: App, actor: Actor) -> list[tuple[BatesRange, str, str]]:
+    """Every range of Bates numbers issued with its first and last number as stamped, by
+    matter (the production's scope) and then in the order issued.
+
+    :raises Refused: ``actor`` is not a clerk.
+    """
+    engine = app.checked_engine()
+    require_role(app.settings, actor.name, "clerk", engine)
+    with Session(engine) as session:
+        rows = list(
+            session.exec(
+                select(BatesRange).order_by(col(BatesRange.identifier), col(BatesRange.id))
+            )
+        )
+        session.expunge_all()
+    return [(r, layout.bates(r.prefix, r.first), layout.bates(r.prefix, r.last)) for r in rows]

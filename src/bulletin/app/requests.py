@@ -6,14 +6,16 @@ under the business-day rule (``[requests] business_days``), else calendar days.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
 from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.archiver import holds, requests
+from bulletin.errors import UsageError
 from bulletin.identity import require_role
-from bulletin.models import RecordsRequest
+from bulletin.models import RecordsRequest, RequestEntry
 
 
 @dataclass(frozen=True)
@@ -156,3 +158,60 @@ def close_request(app: App, actor: Actor, request_id: int, *, reason: str) -> Re
         now=app.clock.now(),
     )
     return _view(app, found, left_hold=freed)
+
+
+_AMOUNT = re.compile(r"(\d{1,7})(?:\.(\d{1,2}))?")
+
+
+def fee_cents(given: str) -> int:
+    """An amount typed as ``12`` or ``12.50`` in cents (:raises UsageError: anything else)."""
+    found = _AMOUNT.fullmatch(given.strip().removeprefix("$"))
+    if found is None:
+        raise UsageError(f"the fee {given!r} is not an amount such as 12.50")
+    whole, part = found.group(1), (found.group(2) or "0").ljust(2, "0")
+    return int(whole) * 100 + int(part)
+
+
+@acts
+def add_note(app: App, actor: Actor, request_id: int, *, text: str) -> RequestEntry:
+    """Record a correspondence note on request ``request_id``.
+
+    :raises Refused: ``actor`` is not a clerk. :raises NotFound: no such request.
+    :raises UsageError: no text.
+    """
+    require_role(app.settings, actor.name, "clerk", app.checked_engine())
+    return requests.add_entry(
+        app.checked_engine(),
+        request_id,
+        kind="note",
+        text=text,
+        actor=actor.name,
+        now=app.clock.now(),
+    )
+
+
+@acts
+def add_fee(
+    app: App, actor: Actor, request_id: int, *, amount_cents: int, text: str
+) -> RequestEntry:
+    """Record a fee of ``amount_cents`` charged on request ``request_id``, for ``text``.
+
+    :raises Refused: ``actor`` is not a clerk. :raises NotFound: no such request.
+    :raises UsageError: no text; an amount out of bounds.
+    """
+    require_role(app.settings, actor.name, "clerk", app.checked_engine())
+    return requests.add_entry(
+        app.checked_engine(),
+        request_id,
+        kind="fee",
+        text=text,
+        actor=actor.name,
+        now=app.clock.now(),
+        amount_cents=amount_cents,
+    )
+
+
+@acts
+def request_entries(app: App, actor: Actor, request_id: int) -> list[RequestEntry]:
+    """The notes and fees of request ``request_id``, oldest first."""
+    return requests.entries(app.checked_engine(), request_id)

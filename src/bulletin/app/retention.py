@@ -2,7 +2,9 @@
 administrator and approver act on them.
 
 Applying the schedule and listing a disposition batch need the admin role; approving one (the
-destruction) the approver role; anyone may read the schedule and the batches.
+destruction) the approver role, and never by the one who listed it (two people see every
+destruction); anyone may read the schedule and the batches on the command line, and the
+console's retention pages (:func:`retention_desk`) are for :data:`KEEPERS`.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from dataclasses import dataclass
 from importlib import resources
 
 from bulletin.app.actor import Actor, acts
+from bulletin.app.board import require_any_role
 from bulletin.app.context import App
 from bulletin.archiver import disposition, retention
 from bulletin.archiver.disposition import ApproveResult
 from bulletin.archiver.retention import ApplyReport
-from bulletin.errors import NotFound
+from bulletin.config.site import Role
+from bulletin.errors import NotFound, Refused
 from bulletin.identity import require_role
 from bulletin.models import DispositionBatch, DispositionItem
 
@@ -144,11 +148,17 @@ def show_batch(app: App, actor: Actor, batch_id: int) -> BatchDetail:
 def approve_batch(app: App, actor: Actor, batch_id: int) -> ApproveResult:
     """Destroy a listed batch and write its certificate of destruction.
 
-    :raises Refused: ``actor`` is not an approver; the batch changed since it was listed or
-        was approved already.
+    :raises Refused: ``actor`` is not an approver, or listed the batch (two-person rule);
+        the batch changed since it was listed or was approved already.
     :raises NotFound: no such batch.
     """
     require_role(app.settings, actor.name, "approver", app.checked_engine())
+    batch, _ = disposition.get_batch(app.checked_engine(), batch_id)
+    if batch.listed_by == actor.name:
+        raise Refused(
+            f"{actor.name} listed batch {batch_id}, so another person must approve its "
+            "destruction (two-person rule)"
+        )
     return disposition.approve_batch(
         app.checked_engine(),
         app.store,
@@ -157,3 +167,39 @@ def approve_batch(app: App, actor: Actor, batch_id: int) -> ApproveResult:
         actor=actor.name,
         now=app.clock.now(),
     )
+
+
+#: who reads the retention pages of the console
+KEEPERS: tuple[Role, ...] = ("clerk", "approver", "admin")
+
+
+@dataclass(frozen=True)
+class Desk:
+    """The disposition batches awaiting approval (oldest first) and those done or stale
+    (newest first); an approved batch carries its certificate."""
+
+    awaiting: list[DispositionBatch]
+    decided: list[DispositionBatch]
+
+
+@acts
+def retention_desk(app: App, actor: Actor) -> Desk:
+    """The batches, as the console's retention page shows them.
+
+    :raises Refused: ``actor`` holds none of :data:`KEEPERS`.
+    """
+    require_any_role(app, actor, KEEPERS)
+    batches = disposition.list_batches(app.checked_engine())
+    awaiting = sorted((b for b in batches if b.state == "listed"), key=lambda b: b.id or 0)
+    return Desk(awaiting, [b for b in batches if b.state != "listed"])
+
+
+@acts
+def batch_page(app: App, actor: Actor, batch_id: int) -> BatchDetail:
+    """One batch for the console: :func:`show_batch` for :data:`KEEPERS` only.
+
+    :raises Refused: ``actor`` holds none of :data:`KEEPERS`.
+    :raises NotFound: no such batch.
+    """
+    require_any_role(app, actor, KEEPERS)
+    return show_batch(app, actor, batch_id)

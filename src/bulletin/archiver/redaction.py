@@ -181,7 +181,7 @@ def add(
         text = record.text
         wanted = list(spans)
         if match is not None:
-            wanted += _occurrences(text, match)
+            wanted += occurrences(text, match)
             if not wanted:
                 raise UsageError(f"record {record_id}'s text does not contain {match!r}")
         if not wanted:
@@ -213,7 +213,7 @@ def add(
             )
         )
         for other in versions:
-            found = [(s, e) for piece in withheld for s, e in _occurrences(other.text, piece)]
+            found = [(s, e) for piece in withheld for s, e in occurrences(other.text, piece)]
             if not found:
                 continue
             if all_versions:
@@ -269,7 +269,7 @@ def _audit(
     )
 
 
-def _occurrences(text: str, needle: str) -> list[tuple[int, int]]:
+def occurrences(text: str, needle: str) -> list[tuple[int, int]]:
     """Every non-overlapping ``[start, end)`` of ``needle`` in ``text``."""
     if not needle:
         return []
@@ -384,7 +384,7 @@ def unredacted_copies(conn: Connection, redactions: Sequence[Redaction]) -> list
             withheld = record.text[item.start : item.end]
             for other in others:
                 covered = by_record.get(other.id, [])
-                for start, end in _occurrences(other.text, withheld):
+                for start, end in occurrences(other.text, withheld):
                     if not any(c.start <= start and end <= c.end for c in covered):
                         found.append(Copy(item.id or 0, other.id, other.version))
                         break

@@ -25,7 +25,7 @@ from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.events import record_events
-from bulletin.models import RecordsRequest
+from bulletin.models import RecordsRequest, RequestEntry
 
 # No records request is older than the archive: an earlier received date is a typo (0001-01-01).
 EARLIEST_RECEIVED = date(1990, 1, 1)
@@ -314,3 +314,69 @@ def deadline_text(row: RequestRow, settings: Settings) -> str:
     else:
         when = f"{days} left"
     return f"request {r.id} ({r.requester}) due {r.due_on.isoformat()}: {when}"
+
+
+#: the largest fee one entry records, in cents
+MAX_FEE_CENTS = 100_000_000
+
+
+def add_entry(
+    engine: Engine,
+    request_id: int,
+    *,
+    kind: str,
+    text: str,
+    actor: str,
+    now: datetime,
+    amount_cents: int | None = None,
+) -> RequestEntry:
+    """Record a correspondence note (``kind`` ``note``) or a fee (``fee``, with
+    ``amount_cents``) on request ``request_id``, audited.
+
+    :raises NotFound: no such request.
+    :raises UsageError: no text; a fee without an amount, or out of bounds.
+    """
+    if not text.strip():
+        raise UsageError("say what the note or fee is", remedy="text")
+    if kind == "fee" and (amount_cents is None or not 0 < amount_cents <= MAX_FEE_CENTS):
+        raise UsageError("a fee is an amount above zero, at most 1,000,000.00")
+    with Session(engine, expire_on_commit=False) as session:
+        if session.get(RecordsRequest, request_id) is None:
+            raise NotFound(f"no records request {request_id}")
+        entry = RequestEntry(
+            request_id=request_id,
+            kind=kind,
+            text=text.strip(),
+            amount_cents=amount_cents if kind == "fee" else None,
+            created_by=actor,
+            created_at=now,
+        )
+        session.add(entry)
+        session.flush()
+        audit.record_event(
+            session,
+            at=now,
+            actor=actor,
+            action=f"request-{kind}-added",
+            object_type="request",
+            object_id=request_id,
+            entry=entry.id,
+            amount_cents=entry.amount_cents,
+        )
+        session.commit()
+        session.expunge(entry)
+    return entry
+
+
+def entries(engine: Engine, request_id: int) -> list[RequestEntry]:
+    """The notes and fees of request ``request_id``, oldest first."""
+    with Session(engine) as session:
+        rows = list(
+            session.exec(
+                select(RequestEntry)
+                .where(RequestEntry.request_id == request_id)
+                .order_by(col(RequestEntry.id))
+            )
+        )
+        session.expunge_all()
+    return rows

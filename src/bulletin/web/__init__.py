@@ -26,11 +26,14 @@ from bulletin.app.health import readiness
 from bulletin.errors import BulletinError, DatabaseError, NotFound, Refused, UsageError
 from bulletin.web import (
     api,
+    audit_page,
     clerk_desk,
     console,
     facebook_hook,
     media,
+    productions,
     records_console,
+    retention_page,
     security,
     sso,
 )
@@ -110,8 +113,11 @@ def create_app(app: App) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *console.routes(pages, MAX_BODY),
-        *records_console.routes(pages),
+        *records_console.routes(pages, MAX_BODY),
         *clerk_desk.routes(pages, MAX_BODY),
+        *productions.routes(pages, MAX_BODY),
+        *audit_page.routes(pages),
+        *retention_page.routes(pages, MAX_BODY),
         Mount("/static", StaticFiles(directory=static), name="static"),
         # the approved images, public, for the platforms that fetch them by URL
         *media.routes(app),

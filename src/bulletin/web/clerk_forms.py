@@ -33,8 +33,10 @@ from bulletin.web.pages import Pages, message
 OPEN = "open-request"
 EXTEND = "extend-request"
 CLOSE = "close-request"
+NOTE = "request-note"
+FEE = "request-fee"
 PLACE = "place-hold"
-_DONE = re.compile(r"(opened|extended|closed)")
+_DONE = re.compile(r"(opened|extended|closed|noted|charged)")
 _PLACED = re.compile(r"placed-(\d+)-(\d+)")
 T = TypeVar("T")
 
@@ -56,6 +58,18 @@ def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
         Route(
             "/requests/{request_id:int}/close",
             forms.close,
+            methods=["POST"],
+            max_body_size=max_body,
+        ),
+        Route(
+            "/requests/{request_id:int}/notes",
+            forms.note,
+            methods=["POST"],
+            max_body_size=max_body,
+        ),
+        Route(
+            "/requests/{request_id:int}/fees",
+            forms.fee,
             methods=["POST"],
             max_body_size=max_body,
         ),
@@ -187,6 +201,8 @@ class ClerkForms:
             max_days=MAX_EXTENSION_DAYS,
             extend_csrf=security.form_token(who.csrf_secret, EXTEND),
             close_csrf=security.form_token(who.csrf_secret, CLOSE),
+            note_csrf=security.form_token(who.csrf_secret, NOTE),
+            fee_csrf=security.form_token(who.csrf_secret, FEE),
         )
 
     async def extend(self, request: Request) -> Response:
@@ -217,6 +233,33 @@ class ClerkForms:
         except BulletinError as e:
             return await self._request_page(request, who, message(e), status_of(e))
         return RedirectResponse(f"/requests/{request_id}?done=closed", status_code=303)
+
+    async def note(self, request: Request) -> Response:
+        who = await self.console.who(request)
+        form = await self.console.pages.checked_form(request, who.csrf_secret, NOTE)
+        request_id = int(request.path_params["request_id"])
+        try:
+            await self._call(
+                lambda: requests.add_note(self.app, who.actor, request_id, text=text(form, "note"))
+            )
+        except BulletinError as e:
+            return await self._request_page(request, who, message(e), status_of(e))
+        return RedirectResponse(f"/requests/{request_id}?done=noted", status_code=303)
+
+    async def fee(self, request: Request) -> Response:
+        who = await self.console.who(request)
+        form = await self.console.pages.checked_form(request, who.csrf_secret, FEE)
+        request_id = int(request.path_params["request_id"])
+        try:
+            cents = requests.fee_cents(text(form, "amount"))
+            await self._call(
+                lambda: requests.add_fee(
+                    self.app, who.actor, request_id, amount_cents=cents, text=text(form, "for")
+                )
+            )
+        except BulletinError as e:
+            return await self._request_page(request, who, message(e), status_of(e))
+        return RedirectResponse(f"/requests/{request_id}?done=charged", status_code=303)
 
     # -- placing a hold -----------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ class NewExport(BaseModel):
 
 class ExportOut(BaseModel):
     id: str
-    state: Literal["running", "done", "failed"]
+    state: Literal["running", "interrupted", "done", "failed"]
     production: str
     started_at: datetime
     done: int
@@ -49,8 +49,8 @@ def export_out(job: export_jobs.ExportJob) -> dict[str, Any]:
         "done": job.done,
         "total": job.total,
         "error": job.error,
-        "records": job.result.records if job.result else None,
-        "payload_sha256": job.result.payload_sha256 if job.result else None,
+        "records": job.records,
+        "payload_sha256": job.payload_sha256,
     }
 
 
