@@ -1,7 +1,7 @@
 """Export jobs in the database, shared by the console, the API and every process; notes and
 fees on records requests
 
-Revision ID: 0027
+Revision ID: 0025
 Revises: 0024
 Create Date: 2026-12-06
 
@@ -18,7 +18,7 @@ from alembic import op
 
 import bulletin.models
 
-revision = "0027"
+revision = "0025"
 down_revision = "0024"
 branch_labels = None
 depends_on = None
