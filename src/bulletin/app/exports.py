@@ -39,6 +39,7 @@ def produce(
     bates_start: int | None = None,
     renderings: bool = True,
     wacz: bool = False,
+    pdf: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Write the production of records request ``request_id`` or of ``query`` (exactly one)
@@ -66,6 +67,7 @@ def produce(
         production=production,
         renderings=renderings,
         wacz=wacz,
+        pdf=pdf,
     )
 
 

@@ -45,6 +45,12 @@ from bulletin.cli.records import QUERY_HELP
     help="Leave out the thread pages (for a review platform, which reads the load file).",
 )
 @click.option(
+    "--no-pdf",
+    "no_pdf",
+    is_flag=True,
+    help="Leave out the PDF/A copy of each thread page (rendering PDFs is the slow part).",
+)
+@click.option(
     "--wacz",
     is_flag=True,
     help="Also package the WARC files as data/warc/production.wacz (opens in ReplayWeb.page).",
@@ -63,6 +69,7 @@ def export(
     bates_start: int | None,
     counsel: bool,
     no_renderings: bool,
+    no_pdf: bool,
     wacz: bool,
     actor: str | None,
     quiet: bool,
@@ -113,6 +120,7 @@ def export(
             progress=progress,
             production="counsel" if counsel else "public",
             renderings=not no_renderings,
+            pdf=not no_pdf,
             wacz=wacz,
         )
     finally:
