@@ -25,7 +25,7 @@ from bulletin.archiver import redaction
 from bulletin.archiver.export import export_bundle, resolve, verify_bundle
 from bulletin.archiver.export.journal import Journal
 from bulletin.models import Record
-from tests.plugins.bulletin_app import Instance
+from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import run
 from tests.test_render import PHONE, PHONE_TEXT, seed_thread
 
@@ -238,6 +238,21 @@ def test_cli_no_pdf(seeded: Instance, tmp_path: Path) -> None:
     run(seeded, "export", "--query", "thread:p1", "--out", str(tmp_path / "c"))
     assert len(list((tmp_path / "c").rglob("*.pdf"))) == 1
     run(seeded, "export", "verify", str(tmp_path / "c"))
+
+
+def test_export_pdf_setting_and_its_flags(tmp_path: Path, db_url: str) -> None:
+    """``[export] pdf = false`` leaves PDFs out of every production (the console's and the
+    API's too); ``--pdf`` asks for them in one."""
+    inst = make_instance(tmp_path, db_url, "[export]\npdf = false\n")
+    try:
+        assert inst.settings.export.pdf is False
+        seed_thread(inst)
+        run(inst, "export", "--query", "thread:p1", "--out", str(tmp_path / "a"))
+        assert not list((tmp_path / "a").rglob("*.pdf"))
+        run(inst, "export", "--query", "thread:p1", "--out", str(tmp_path / "b"), "--pdf")
+        assert len(list((tmp_path / "b").rglob("*.pdf"))) == 1
+    finally:
+        inst.app.close()
 
 
 def test_verify_names_an_altered_or_unlisted_pdf(seeded: Instance, tmp_path: Path) -> None:

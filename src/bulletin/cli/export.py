@@ -45,10 +45,11 @@ from bulletin.cli.records import QUERY_HELP
     help="Leave out the thread pages (for a review platform, which reads the load file).",
 )
 @click.option(
-    "--no-pdf",
-    "no_pdf",
-    is_flag=True,
-    help="Leave out the PDF/A copy of each thread page (rendering PDFs is the slow part).",
+    "--pdf/--no-pdf",
+    "pdf",
+    default=None,
+    help="With or without the PDF/A copy of each thread page (default: [export] pdf, on; "
+    "rendering PDFs is the slow part).",
 )
 @click.option(
     "--wacz",
@@ -69,7 +70,7 @@ def export(
     bates_start: int | None,
     counsel: bool,
     no_renderings: bool,
-    no_pdf: bool,
+    pdf: bool | None,
     wacz: bool,
     actor: str | None,
     quiet: bool,
@@ -120,7 +121,7 @@ def export(
             progress=progress,
             production="counsel" if counsel else "public",
             renderings=not no_renderings,
-            pdf=not no_pdf,
+            pdf=pdf,
             wacz=wacz,
         )
     finally:
