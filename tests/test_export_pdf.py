@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import re
+import socket
 from pathlib import Path
 
 import bagit
@@ -266,3 +267,22 @@ def test_verify_names_an_altered_or_unlisted_pdf(seeded: Instance, tmp_path: Pat
     pdf.rename(bag / "data/threads/BUL0000099.pdf")
     problems = verify_bundle(bag).problems
     assert any("BUL0000099.pdf: not listed in data/manifest/pdfs.csv" in p for p in problems)
+
+
+def test_rendering_reads_files_only_never_the_network(tmp_path: Path) -> None:
+    """An image on the web named by a page is not fetched: a listening socket sees nobody."""
+    from bulletin.archiver.export import pdf
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(0.5)
+        port = server.getsockname()[1]
+        page = tmp_path / "page.html"
+        page.write_text(
+            f'<!DOCTYPE html><html lang="en"><title>t</title><img src="http://127.0.0.1:{port}/'
+            'x.png" alt="a web image"><p>text</p>',
+            encoding="utf-8",
+        )
+        data, pages = pdf.render(page)
+        with pytest.raises(TimeoutError):
+            server.accept()
+    assert pages == 1 and data.startswith(b"%PDF-")

@@ -11,7 +11,8 @@ The document is PDF/A-2b (every font embedded, an sRGB output intent, XMP identi
 and tagged (a structure tree: headings, lists, figures with their alt text, the page's
 ``lang``), as WeasyPrint makes it. Links to other files of the bag (``../natives/...``) are
 left out: a PDF may not launch files, and WeasyPrint would write the build directory's
-absolute path into them; links within the page and to the web stay.
+absolute path into them; links within the page and to the web stay. Only files are read
+(the page's images, beside it in the bag), never the network.
 
 WeasyPrint is imported on first use: it is heavy, and a production without PDFs never
 needs it.
@@ -52,11 +53,13 @@ def render(page: Path) -> tuple[bytes, int]:
 
     :raises OSError: the page cannot be read.
     """
-    from weasyprint import HTML  # heavy, needed only here
+    from weasyprint import HTML, URLFetcher  # heavy, needed only here
 
     # unsupported screen-only CSS and images left out of a public copy are expected here
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    document = HTML(filename=str(page), encoding="utf-8").render(stylesheets=[_stylesheet()])
+    files_only = URLFetcher(allowed_protocols=("file",))  # never the network
+    source = HTML(filename=str(page), encoding="utf-8", url_fetcher=files_only)
+    document = source.render(stylesheets=[_stylesheet()])
     for rendered in document.pages:
         rendered.links[:] = [link for link in rendered.links if _kept(link)]
     data: bytes = document.write_pdf(pdf_variant=PDF_VARIANT, pdf_tags=True)
