@@ -15,6 +15,8 @@ in a child process: what bagging alone costs for the same files (it moves them i
 reads and hashes each, writes manifests). The target is export rate / bagging rate >= 0.5 with
 renderings excluded (the full scope exported once more with ``renderings=False``, and
 ``make_bag`` over that export's payload); the rate with thread pages is printed beside it.
+The thread pages are HTML only here (``pdf=False``): their PDF/A copies render at about a
+page a second, measured apart by ``bench_pdf.py``.
 
 With ``--warc`` every seeded batch also carries the exchanges that listed its threads (one
 Graph answer per thread, about 2.6 KB of JSON for 20 items), stored as WARC objects, so every
@@ -77,6 +79,7 @@ def _child_export(config: str, query: str, out: str, renderings: str = "yes") ->
         actor="bench",
         now=app.clock.now,
         renderings=renderings == "yes",
+        pdf=False,  # thread pages as HTML only; bench_pdf.py measures the PDF/A rendering
     )
     seconds = time.perf_counter() - began
     cpu = time.process_time() - cpu

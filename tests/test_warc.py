@@ -37,6 +37,7 @@ from tests.plugins.bulletin_app import Instance
 from tests.plugins.capture import comments, fb_post, records, replies, run, x_post
 from tests.plugins.sandbox import Control
 from tests.test_delivery_platforms import approve, drain, worker
+from tests.test_identities import lose_database
 
 #: every credential value that goes on the wire to the sandbox
 SECRETS = [
@@ -403,3 +404,33 @@ def test_rebuilding_the_index_keeps_each_record_s_warc(
     rebuild_index(site.app.engine, site.app.store, site.clock.now(), replace=True)
     assert {(r.record_id, r.sha256, r.url) for r in warc_rows(site)} == before
     assert verify(site.app.engine, site.app.store).ok
+
+
+def test_an_index_rebuilt_after_the_database_was_lost_links_each_warc_again(
+    site: Instance, sandbox: SandboxServer, control: Control, tmp_path: Path
+) -> None:
+    """Capture with WARC; the database is lost; ``rebuild-index`` on the empty one finds each
+    WARC object in the store and links it to the records its metadata names; a production
+    made then carries data/warc/ and `export verify` passes, WARC digests included."""
+    post = fb_post(sandbox)
+    comments(control, post, count=2)
+    assert run(site, "facebook").result == "ok"
+    before = {(r.record_id, r.sha256, r.url) for r in warc_rows(site)}
+    assert len(before) == 3
+    lose_database(site)
+    assert warc_rows(site) == []
+    report = rebuild_index(site.app.engine, site.app.store, site.clock.now())
+    assert report.problems == [] and report.warcs == len({sha for _, sha, _ in before})
+    assert {(r.record_id, r.sha256, r.url) for r in warc_rows(site)} == before
+    assert verify(site.app.engine, site.app.store).ok
+    again = rebuild_index(site.app.engine, site.app.store, site.clock.now(), replace=True)
+    assert again.warcs == 0 and len(warc_rows(site)) == 3  # kept aside, not linked twice
+    out = tmp_path / "production"
+    scope = resolve(site.app.engine, site.settings, None, "account:facebook")
+    export_bundle(
+        site.app.engine, site.app.store, site.settings, scope, out=out, actor="clerk1",
+        now=site.clock.now, pdf=False,
+    )  # fmt: skip
+    assert len(list((out / "data/warc").rglob("*.warc.gz"))) == 3
+    report_bundle = verify_bundle(out, site.app.engine, site.app.store)
+    assert report_bundle.ok, report_bundle.problems

@@ -41,10 +41,12 @@ def produce(
     bates_start: int | None = None,
     renderings: bool = True,
     wacz: bool = False,
+    pdf: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Write the production of records request ``request_id`` or of ``query`` (exactly one)
-    to ``out``; ``progress(done, total)`` hears how far it has got.
+    to ``out``; ``progress(done, total)`` hears how far it has got. ``pdf`` None: PDF/A
+    thread pages as ``[export] pdf`` says.
 
     :raises Refused: ``actor`` is not a clerk; ``out`` exists; a Bates range overlaps.
     :raises UsageError: neither or both scopes, a bad query, an unknown account.
@@ -68,6 +70,7 @@ def produce(
         production=production,
         renderings=renderings,
         wacz=wacz,
+        pdf=app.settings.export.pdf if pdf is None else pdf,
     )
 
 

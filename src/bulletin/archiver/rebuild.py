@@ -24,8 +24,15 @@ from bulletin.archiver import decisions, ledger
 from bulletin.archiver.archive import Latest, describe_change
 from bulletin.archiver.holds import refresh_holds
 from bulletin.archiver.search import index_new_records
-from bulletin.archiver.store.base import ObjectInfo, WormStore, object_key
+from bulletin.archiver.store.base import (
+    OBJECT_PREFIX,
+    ObjectInfo,
+    WormStore,
+    digest_of_key,
+    object_key,
+)
 from bulletin.archiver.warc import MIME_TYPE as WARC_MIME_TYPE
+from bulletin.archiver.warc import targets as warc_targets
 from bulletin.db import reset_id_sequences, session_scope
 from bulletin.errors import IntegrityError, NotFound, Refused
 from bulletin.identity import SYSTEM_ACTOR
@@ -124,6 +131,7 @@ class RebuildReport:
     holds: int = 0  # restored from the store (the database had lost them)
     redactions: int = 0
     requests: int = 0
+    warcs: int = 0  # WARC objects linked to their records again from the store
     problems: list[str] = field(default_factory=list)
 
 
@@ -224,6 +232,7 @@ def rebuild_index(
             ]
             if back:
                 session.execute(sa.insert(model), back)
+        report.warcs = _link_warcs(session, store, on_record, report)
         restored = decisions.restore(session, store)  # a lost database: from the store
         report.problems += restored.problems
         report.holds, report.redactions = restored.holds, restored.redactions
@@ -244,6 +253,52 @@ def rebuild_index(
     if report.holds and time_zone is not None:  # their records, attached again by their queries
         refresh_holds(engine, store, now, time_zone)
     return report
+
+
+def _link_warcs(
+    session: Session, store: WormStore, on_record: set[int], report: RebuildReport
+) -> int:
+    """Link each record to the WARC object that carried it, found in the store: no snapshot
+    names its WARC, so after the database was lost every object the index does not know
+    (snapshots, raw responses, images, WARCs kept aside by ``--replace``) is read, and each
+    WARC's metadata names its records. Returns how many WARC objects were linked."""
+    known: set[str] = set()
+    for column in (col(Record.object_sha256), col(Record.raw_sha256), col(RecordMedia.sha256)):
+        known.update(v for v in session.execute(sa.select(column).distinct()).scalars() if v)
+    rows: list[dict[str, Any]] = []
+    linked = 0
+    for key in store.keys(OBJECT_PREFIX):
+        digest = digest_of_key(key)
+        if digest is None or digest in known:
+            continue
+        try:
+            data = store.get(key, verify=True)
+        except (NotFound, IntegrityError) as e:
+            report.problems.append(f"{key}: {e}")
+            continue
+        if not data.startswith(b"\x1f\x8b"):  # gzip: what every WARC object is
+            continue
+        try:
+            named = warc_targets(data)
+        except ValueError:
+            continue
+        found = [
+            {
+                "record_id": record_id,
+                "url": url,
+                "sha256": digest,
+                "mime_type": WARC_MIME_TYPE,
+                "size": len(data),
+                "error": None,
+            }
+            for record_id, url in sorted(named.items())
+            if record_id in on_record
+        ]
+        rows += found
+        linked += bool(found)
+    if rows:
+        session.execute(sa.insert(RecordMedia), rows)
+    return linked
 
 
 def _record_row(

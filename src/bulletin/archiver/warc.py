@@ -230,6 +230,23 @@ def by_record(data: bytes) -> dict[int, bytes]:
     return {rid: joined[response] for rid, response in named.items()}  # shared, not copied
 
 
+def targets(data: bytes) -> dict[int, str]:
+    """Each record id a WARC file's metadata names, with the URI of the exchange that carried
+    it (what ``archive rebuild-index`` links a record to its WARC object by).
+
+    :raises ValueError: ``data`` is not a gzip-per-record file.
+    """
+    found: dict[int, str] = {}
+    for _raw, plain in members(data):
+        if not plain.startswith(b"WARC/"):
+            return {}
+        f = _fields(plain)
+        if f.get("warc-type") == "metadata":
+            for match in _RECORD_LINE.finditer(plain):
+                found[int(match.group(1))] = f.get("warc-target-uri", "")
+    return found
+
+
 def _drain(record: Any) -> None:
     stream = record.content_stream()
     while stream.read(1 << 20):

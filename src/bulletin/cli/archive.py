@@ -171,6 +171,8 @@ def archive_rebuild_index(ctx: Context, replace: bool, as_json: bool) -> None:
             f"{report.redactions} redaction{'s' * (report.redactions != 1)} and "
             f"{report.requests} records request{'s' * (report.requests != 1)} from the store"
         )
+    if report.warcs:
+        lines.append(f"linked {report.warcs} WARC file{'s' * (report.warcs != 1)} to their records")
     emit(
         as_json,
         {
@@ -179,6 +181,7 @@ def archive_rebuild_index(ctx: Context, replace: bool, as_json: bool) -> None:
             "holds": report.holds,
             "redactions": report.redactions,
             "requests": report.requests,
+            "warcs": report.warcs,
             "problems": report.problems,
         },
         lines,

@@ -45,6 +45,13 @@ from bulletin.cli.records import QUERY_HELP
     help="Leave out the thread pages (for a review platform, which reads the load file).",
 )
 @click.option(
+    "--pdf/--no-pdf",
+    "pdf",
+    default=None,
+    help="With or without the PDF/A copy of each thread page (default: [export] pdf, on; "
+    "rendering PDFs is the slow part).",
+)
+@click.option(
     "--wacz",
     is_flag=True,
     help="Also package the WARC files as data/warc/production.wacz (opens in ReplayWeb.page).",
@@ -63,6 +70,7 @@ def export(
     bates_start: int | None,
     counsel: bool,
     no_renderings: bool,
+    pdf: bool | None,
     wacz: bool,
     actor: str | None,
     quiet: bool,
@@ -113,6 +121,7 @@ def export(
             progress=progress,
             production="counsel" if counsel else "public",
             renderings=not no_renderings,
+            pdf=pdf,
             wacz=wacz,
         )
     finally:

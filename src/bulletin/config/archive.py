@@ -176,6 +176,16 @@ def shipped_exemption_sets() -> dict[str, dict[str, ExemptionCode]]:
     return sets
 
 
+class ExportSettings(Section):
+    """``[export]``: what a production holds unless the clerk says otherwise.
+
+    ``pdf``: each thread page also as PDF/A-2b (the slow part of an export; ``bulletin export
+    --no-pdf`` or ``--pdf`` decides for one production, this for the console's and the API's).
+    """
+
+    pdf: bool = True
+
+
 class RedactionSettings(Section):
     """``[redaction]``: the exemption codes a redaction may cite.
 

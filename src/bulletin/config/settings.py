@@ -25,6 +25,7 @@ from bulletin.config.archive import (
     ArchiveSettings,
     CaptureSettings,
     Disposition,
+    ExportSettings,
     RedactionSettings,
     RequestsSettings,
     RetentionSettings,
@@ -60,6 +61,7 @@ class Settings(Section):
     archive: ArchiveSettings = ArchiveSettings()
     retention: RetentionSettings = RetentionSettings()
     requests: RequestsSettings = RequestsSettings()
+    export: ExportSettings = ExportSettings()
     users: dict[str, UserSettings] = Field(default_factory=dict)
     auth: AuthSettings = AuthSettings()
     web: WebSettings = WebSettings()

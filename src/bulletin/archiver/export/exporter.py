@@ -23,13 +23,14 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from bulletin import audit
-from bulletin.archiver.export import bates, finish, layout, plan, records, threads
+from bulletin.archiver.export import bates, finish, layout, pdf, plan, records, threads
 from bulletin.archiver.export.bagwriter import BagWriter, truncate
 from bulletin.archiver.export.job import (
     CSV,
     DAT,
     INDEX,
     PART,
+    PDFS,
     RECORDS_CSV,
     RECORDS_JSONL,
     REDACTION_LOG,
@@ -105,7 +106,8 @@ def _open_writer(job: Job) -> BagWriter:
     writer = BagWriter(bag, part)
     writer.files, writer.bytes = job.journal.payload_files, job.journal.payload_bytes
     appended = [DAT, CSV, RECORDS_JSONL, RECORDS_CSV, REDACTION_LOG]
-    for rel in appended + ([INDEX] if job.renderings else []):
+    appended += [INDEX] if job.renderings else []
+    for rel in appended + ([PDFS] if job.pdf else []):
         writer.open_append(rel, fresh)
     for rel in sizes:
         if rel.startswith("threads/") and rel != INDEX:
@@ -115,6 +117,8 @@ def _open_writer(job: Job) -> BagWriter:
         records.write_headers(job)
         if job.renderings:
             threads.write_index_head(job)
+        if job.pdf:
+            pdf.write_listing_head(job)
     return writer
 
 
@@ -156,6 +160,7 @@ def export_bundle(
     production: Production = "public",
     renderings: bool = True,
     wacz: bool = False,
+    pdf: bool = True,
 ) -> ExportResult:
     """Write the production ``scope`` as a bag at ``out`` (a directory, or a zip).
 
@@ -165,6 +170,8 @@ def export_bundle(
     the redaction log. Without ``renderings`` the thread pages are left out (a production
     for a review platform, which reads the load file). With ``wacz`` the WARC files under
     ``data/warc/`` are also packaged as a WACZ (:mod:`~bulletin.archiver.export.wacz`).
+    With ``pdf`` (and renderings) each thread page is also rendered as PDF/A-2b beside it
+    (:mod:`~bulletin.archiver.export.pdf`), listed in the manifest like every file.
 
     Bates numbers start at ``bates_start``, or after every range issued under the prefix
     (:mod:`~bulletin.archiver.export.bates`); a resumed export keeps the range it took.
@@ -204,6 +211,7 @@ def export_bundle(
         "production": production,
         "renderings": renderings,
         **({"wacz": True} if wacz else {}),
+        **({"pdf": True} if pdf and renderings else {}),
     }
     started = now()
     journal: Journal | None = None

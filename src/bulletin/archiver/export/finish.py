@@ -16,7 +16,7 @@ from typing import Any
 
 from bulletin import __version__
 from bulletin.archiver.export import loadfile, render, threads, wacz
-from bulletin.archiver.export.job import CSV, DAT, REDACTION_LOG, Job
+from bulletin.archiver.export.job import CSV, DAT, PDFS, REDACTION_LOG, Job
 from bulletin.archiver.export.stamp import STAMP_FILE, ManifestStamp, stamp_manifest
 from bulletin.files import fsync_file
 from bulletin.timeparse import iso_utc
@@ -61,6 +61,7 @@ def facts(job: Job, completed_at: str) -> dict[str, Any]:
         "production": job.production,
         "redactions": job.counts["~redactions"],
         "redacted_records": job.counts["~redacted_records"],
+        "pdf": job.pdf,
     }
 
 
@@ -103,7 +104,7 @@ def finish(job: Job, completed: datetime) -> tuple[str, dict[str, Any], Manifest
         ).encode("utf-8"),
     )
     summary = {
-        **{k: v for k, v in told.items() if k != "by_kind_state"},
+        **{k: v for k, v in told.items() if k not in ("by_kind_state", "pdf")},
         "by_kind_state": [
             {"kind": k, "state": s, "records": n}
             for (k, s), n in sorted(told["by_kind_state"].items())
@@ -111,6 +112,7 @@ def finish(job: Job, completed: datetime) -> tuple[str, dict[str, Any], Manifest
         "format": "bulletin.production/1",
         "load_file": {"dat": DAT, "csv": CSV, "fields": list(loadfile.FIELDS)},
         "redaction_log": {"csv": REDACTION_LOG, "html": REDACTION_LOG_HTML},
+        **({"pdf": {"variant": "PDF/A-2b", "listing": PDFS}} if job.pdf else {}),
     }
     writer.write(
         "manifest/production.json",

@@ -35,6 +35,7 @@ RECORDS_JSONL = "manifest/records.jsonl"
 RECORDS_CSV = "manifest/records.csv"
 REDACTION_LOG = "redactions/redaction-log.csv"
 INDEX = "threads/index.html"
+PDFS = "manifest/pdfs.csv"  # each thread's PDF with its sha256 (with PDFs only)
 # beside the bag in the work directory
 PART = "payload-manifest.part"
 REDACTIONS = "redactions.jsonl"  # the redactions in force when the export began
@@ -80,6 +81,8 @@ class Job:
         self.production: Production = journal.scope.get("production", "public")
         self.renderings: bool = journal.scope.get("renderings", True)
         self.wacz: bool = journal.scope.get("wacz", False)
+        # thread pages also as PDF/A (:mod:`.pdf`); a journal from before PDFs has none
+        self.pdf: bool = self.renderings and journal.scope.get("pdf", False)
         self.redactions: dict[int, list[Withheld]] = {}
 
     @property

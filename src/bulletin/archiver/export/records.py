@@ -16,7 +16,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from bulletin.archiver import redaction as redact
-from bulletin.archiver.export import loadfile, threads
+from bulletin.archiver.export import layout, loadfile, pdf, threads
 from bulletin.archiver.export.job import (
     CSV,
     DAT,
@@ -207,6 +207,10 @@ def write_record(job: Job, row: PlanRow, record: Record, entry: LedgerEntry, fil
         "redacted": bool(spans),
         "exemptions": labels,
         "natives_withheld": withhold,
+        # the PDF of the record's thread, listed with its sha256 in manifest/pdfs.csv
+        "pdf": pdf.pdf_path(layout.thread_path(job.prefix, job.start + row.family_first - 1))
+        if job.pdf
+        else None,
     }
     if spans and job.counsel:
         line["redactions"] = [

@@ -4,6 +4,7 @@ A thread's records are consecutive in Bates order: its first record opens its pa
 (``threads/<first Bates>.html``) and its entry in ``threads/index.html``, its last closes the
 page. A page left open by an interruption is continued by appending (see :mod:`.journal`).
 The HTML comes from :mod:`.render`; a production made without renderings has none of it.
+A closed page is rendered to PDF/A too when the production asks for it (:mod:`.pdf`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from bulletin.archiver import redaction as redact
-from bulletin.archiver.export import layout, pages, render
+from bulletin.archiver.export import layout, pages, pdf, render
 from bulletin.archiver.export.job import INDEX, Job
 from bulletin.archiver.export.scope import PlanRow
 from bulletin.models import Record
@@ -95,3 +96,5 @@ def write_record(
     if row.position == row.family_last:
         writer.append(rel, render.PAGE_FOOT.encode())
         writer.close_append(rel)
+        if job.pdf:
+            pdf.write_thread(job, rel, first, last)

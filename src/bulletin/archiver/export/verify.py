@@ -3,7 +3,8 @@
 Without the archive: the bag is valid (bagit-python's full validation), every payload and tag
 file matches its sha256, nothing was added or removed, and every record's snapshot, raw
 response, images and WARC match the hashes the records manifest gives, and every WARC record
-under data/warc/ matches its WARC-Block-Digest and WARC-Payload-Digest. With the archive (the
+under data/warc/ matches its WARC-Block-Digest and WARC-Payload-Digest, and every thread PDF
+is listed in data/manifest/pdfs.csv with the sha256 it has. With the archive (the
 agency's configuration at hand): every record is in the index with the same object sha256,
 the ledger entry at the recorded position names that record and object with the recorded
 entry hash, the stored object is intact, and the ledger head at export time is still in the
@@ -16,6 +17,7 @@ does not verify is a problem, a bag without one is a note.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import tempfile
@@ -39,6 +41,7 @@ from bulletin.models import LedgerEntry, Record
 
 RECORDS = "data/manifest/records.jsonl"
 PRODUCTION = "data/manifest/production.json"
+PDFS = "data/manifest/pdfs.csv"
 
 
 @dataclass
@@ -111,6 +114,7 @@ def verify_bundle(
         _check_files(root, report)
         _check_bagit(root, report)
         _check_warcs(root, report)
+        _check_pdfs(root, report)
         _check_records(root, report, engine, store)
         _check_stamp(root, report, roots or [])
     return report
@@ -167,6 +171,24 @@ def _check_warcs(root: Path, report: BundleReport) -> None:
     for file in sorted((root / "data" / "warc").rglob("*.warc.gz")):
         name = file.relative_to(root).as_posix()
         report.problems.extend(warc.problems(file.read_bytes(), name))
+
+
+def _check_pdfs(root: Path, report: BundleReport) -> None:
+    """Each thread PDF listed in data/manifest/pdfs.csv with its sha256, and no other."""
+    listing = root / PDFS
+    found = {p.relative_to(root / "data").as_posix() for p in (root / "data").glob("threads/*.pdf")}
+    if not listing.exists():
+        if found:
+            report.problems.append(f"{PDFS}: missing, yet the bag holds {len(found)} PDFs")
+        return
+    with open(listing, encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        rel = row.get("pdf") or "?"
+        if _sha(root / "data" / rel) != row.get("sha256"):
+            report.problems.append(f"data/{rel}: missing or not the sha256 {PDFS} gives")
+        found.discard(rel)
+    report.problems.extend(f"data/{rel}: not listed in {PDFS}" for rel in sorted(found))
 
 
 def _first_line(text: str) -> str:
