@@ -66,13 +66,27 @@ def rename_no_replace(source: str, target: str) -> bool:
     return True
 
 
-def barrier(root: Path, files: Iterable[str | Path], dirs: Iterable[str | Path] = ()) -> None:
-    """One durability barrier for everything written under ``root``.
+#: a store's batch of this many files and folders or fewer is made durable file by file (see
+#: :func:`barrier`)
+FEW = 4
+
+
+def barrier(
+    root: Path,
+    files: Iterable[str | Path],
+    dirs: Iterable[str | Path] = (),
+    *,
+    one_by_one: int = 0,
+) -> None:
+    """One durability barrier for ``files`` and ``dirs``, written under ``root``.
 
     ``syncfs`` on the file system of ``root`` (one call for any number of files); where it is
-    missing or fails, an fsync of each of ``files`` and then of each of ``dirs``.
+    missing or fails, or for ``one_by_one`` files and folders or fewer, an fsync of each of
+    ``files`` and then of each of ``dirs`` (a small batch, such as a ledger segment, then waits
+    for its own writes only, not for every dirty page of other processes on that file system).
     """
-    if _SYNCFS is not None:
+    files, dirs = list(files), list(dirs)
+    if _SYNCFS is not None and len(files) + len(dirs) > one_by_one:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             if _SYNCFS(fd) == 0:
