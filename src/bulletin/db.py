@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from importlib import resources
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -285,29 +286,27 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
         conn.execute(table.insert(), list(rows))
         return
     sql, named, processors = plan
+    names = [c for c, _ in processors]
+    pick = itemgetter(*names)
     # a batch's rows share a few times per column (its capture time, its retain-until): each
     # distinct time goes through its processor once (equal aware times are the same instant,
     # stored alike)
-    memos: list[dict[datetime, Any]] = [{} for _ in processors]
-
-    def value(row: Mapping[str, Any], column: str, i: int) -> Any:
-        raw = row[column]
-        process = processors[i][1]
-        if process is None:
-            return raw
-        if type(raw) is not datetime:
-            return process(raw)
-        memo = memos[i]
-        done = memo.get(raw)
-        if done is None:
-            done = memo[raw] = process(raw)
-        return done
-
-    names = [c for c, _ in processors]
-    if named:
-        params: list[Any] = [{c: value(row, c, i) for i, c in enumerate(names)} for row in rows]
-    else:
-        params = [tuple([value(row, c, i) for i, c in enumerate(names)]) for row in rows]
+    convert: list[tuple[int, Callable[[Any], Any], dict[datetime, Any]]] = [
+        (i, p, {}) for i, (_, p) in enumerate(processors) if p is not None
+    ]
+    params: list[Any] = []
+    for row in rows:
+        values = list(pick(row)) if len(names) > 1 else [pick(row)]
+        for i, process, memo in convert:
+            raw = values[i]
+            if type(raw) is datetime:
+                done = memo.get(raw)
+                if done is None:
+                    done = memo[raw] = process(raw)
+                values[i] = done
+            else:
+                values[i] = process(raw)
+        params.append(dict(zip(names, values, strict=True)) if named else tuple(values))
     conn.exec_driver_sql(sql, params)
 
 

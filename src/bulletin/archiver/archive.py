@@ -33,7 +33,7 @@ from bulletin.config.settings import Settings
 from bulletin.connectors.base import RemoteItem
 from bulletin.connectors.wire import Exchange
 from bulletin.db import insert_rows, session_scope
-from bulletin.events import iso, record_events
+from bulletin.events import iso, record_events, subscribers
 from bulletin.models import LedgerEntry, Record, RecordMedia
 from bulletin.states import RecordState
 
@@ -432,12 +432,15 @@ class Archiver:
                     for row in rows
                 ],
             )
-            record_events(
-                session,
-                "comment.captured",
-                [_comment_event(row) for row in rows if row["kind"] == "comment"],
-                at=now,
-            )
+            hooks = subscribers(session, "comment.captured")
+            if hooks:  # the payloads are built only when a webhook will carry them
+                record_events(
+                    session,
+                    "comment.captured",
+                    [_comment_event(row) for row in rows if row["kind"] == "comment"],
+                    at=now,
+                    to=hooks,
+                )
         ledger.mirror(self.store, entries, lines)
         self.store.flush()
         by_prepared = {id(p): row for p, row in zip(fresh, rows, strict=True)}

@@ -4,6 +4,7 @@ file and folder, :mod:`bulletin.files`)."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -30,15 +31,22 @@ _RENAME_NOREPLACE = 1
 def write_new(path: str, data: bytes) -> None:
     """Create ``path`` read-only (0o444) holding ``data``; FileExistsError if it exists.
 
-    Not durable on its own: see :func:`barrier`.
+    A write that fails (a full disk) removes the file it created, so no partial file is left
+    under ``path`` by this call. Not durable on its own: see :func:`barrier`.
     """
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
+        written = os.write(fd, data)
+        if written < len(data):  # rare: a short write, carry on from where it stopped
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(fd, view) :]
+    except BaseException:
         os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    os.close(fd)
 
 
 def rename_no_replace(source: str, target: str) -> bool:

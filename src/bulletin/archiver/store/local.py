@@ -198,7 +198,10 @@ class LocalStore(WormStore):
                     out.append((digest, PutResult(key, created=False)))
                     continue
                 parent = f"{self._root}/sha256/{digest[:2]}"  # our own hash: a valid key
-                meta = Meta(key, digest, len(o.data), utc(o.retain_until), o.legal_hold)
+                until = o.retain_until
+                if until.tzinfo is not UTC:
+                    until = utc(until)
+                meta = Meta(key, digest, len(o.data), until, o.legal_hold)
                 out.append(
                     (digest, self._put_in_place(key, f"{parent}/{digest}", parent, o.data, meta))
                 )
@@ -249,13 +252,12 @@ class LocalStore(WormStore):
         and one write, no look-up first (the create is the look-up). Only when the name is
         taken are its bytes read (see the module doc: "Objects in place")."""
         try:
-            self._ensure_dir(parent, key)
-            write_new(path, data)
+            if parent not in self._known_dirs:
+                self._ensure_dir(parent, key)
+            write_new(path, data)  # a failed write removes the file it made: never torn
         except FileExistsError:
             return self._put_existing(key, path, parent, data, meta)
-        except OSError as e:  # the file is ours (O_EXCL): never leave it torn
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        except OSError as e:
             raise self._unavailable(f"cannot write {key}", e) from e
         self._staged[key] = _Staged(path, parent, None, meta)
         return PutResult(key, created=True)
