@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -16,7 +18,7 @@ from bulletin.archiver.store.base import object_key
 from bulletin.archiver.store.local import LocalStore
 from bulletin.archiver.verify import verify
 from bulletin.connectors.base import RemoteItem
-from bulletin.errors import RetentionViolation
+from bulletin.errors import IntegrityError, RetentionViolation
 from bulletin.models import LedgerEntry, Record
 from tests.plugins.bulletin_app import Instance
 
@@ -348,3 +350,93 @@ def test_archive_verify_and_rebuild_on_s3_object_lock(
     assert (rebuilt.records, rebuilt.problems) == (4, [])
     with pytest.raises(RetentionViolation):
         s3_store.delete(object_key(records[0].object_sha256), now=inst.clock.now())
+
+
+def test_ledger_lines_are_the_entries_canonical_json() -> None:
+    """chain canonicalises each entry once: the mirror lines it gives are mirror_bytes of
+    its rows, and each hash is compute_hash of its row."""
+    at = datetime(2026, 12, 6, 12, 30, 15, 123456, tzinfo=UTC)
+    lines: list[bytes] = []
+    rows = ledger.chain(
+        kind="record",
+        at=at,
+        links=[(1, "a" * 64), (None, None), (7, "b" * 64)],
+        previous=None,
+        lines=lines,
+    )
+    assert lines == [ledger.mirror_bytes(r) for r in rows]
+    assert [r["entry_hash"] for r in rows] == [ledger.compute_hash(r) for r in rows]
+
+
+def test_rows_inserted_by_the_driver_read_back_as_sqlalchemy_wrote_them(
+    instance: Instance,
+) -> None:
+    """insert_rows (one executemany of the driver) stores the same values as SQLAlchemy's own
+    insert: aware times, booleans, nulls, text."""
+    from bulletin.db import insert_rows
+    from bulletin.models import AuditEvent
+
+    table = AuditEvent.__table__  # type: ignore[attr-defined]
+    at = datetime(2026, 12, 6, 7, 0, tzinfo=UTC)
+    rows = [
+        {
+            "at": at + timedelta(seconds=i % 2),
+            "actor": "clerk",
+            "action": "captured",
+            "object_type": "record",
+            "object_id": str(i),
+            "reason": None if i else "why",
+            "detail": '{"n": 1}',
+            "via": None,
+            "host": "h",
+        }
+        for i in range(5)
+    ]
+    with instance.app.engine.begin() as conn:
+        insert_rows(conn, table, rows[:3])
+        conn.execute(table.insert(), rows[3:])
+    with Session(instance.app.engine) as session:
+        found = session.exec(select(AuditEvent).where(col(AuditEvent.actor) == "clerk")).all()
+    got = sorted((e.object_id, e.at, e.reason, e.detail, e.host) for e in found)
+    assert got == [
+        (str(i), at + timedelta(seconds=i % 2), None if i else "why", '{"n": 1}', "h")
+        for i in range(5)
+    ]
+
+
+def test_a_torn_object_left_by_a_crash_is_made_whole_by_the_retry(
+    sqlite_instance: Instance,
+) -> None:
+    """An interrupted batch left an object's file cut short under its own name; archiving the
+    batch again writes it whole, and verify finds nothing wrong."""
+    store = sqlite_instance.app.store
+    assert isinstance(store, LocalStore)
+    capture = comment(1)
+    raw = capture.item.raw
+    path = store.path_of(object_key(hashlib.sha256(raw).hexdigest()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(raw[:5])
+    [record] = sqlite_instance.app.archiver.archive([capture])
+    assert path.read_bytes() == raw
+    report = verify(sqlite_instance.app.engine, store)
+    assert report.ok, report.problems
+    assert record.raw_sha256 == hashlib.sha256(raw).hexdigest()
+
+
+def test_archiving_over_an_altered_object_is_refused(instance: Instance) -> None:
+    """An archived object changed on disk is not quietly rewritten by a later capture of the
+    same bytes: the capture fails and verify still names the record."""
+    [first] = archive_some(instance, 1)
+    store = instance.app.store
+    assert isinstance(store, LocalStore)
+    path = store.path_of(object_key(first.raw_sha256 or ""))
+    path.chmod(0o644)
+    path.write_bytes(b"altered")
+    same_raw = Capture("feed", "feed", replace(comment(0).item, remote_id="c-other"))
+    with pytest.raises(IntegrityError, match="altered"):
+        instance.app.archiver.archive([same_raw])
+    assert path.read_bytes() == b"altered"
+    report = verify(instance.app.engine, store)
+    assert ("object-altered", f"record {first.id}") in {
+        (p.kind, p.subject) for p in report.problems
+    }

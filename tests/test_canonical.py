@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
+import pytest
 import rfc8785
 
-from bulletin.archiver.canonical import canonical, canonical_plain
+from bulletin.archiver.canonical import canonical, canonical_checked, canonical_plain
 
 Json: TypeAlias = "str | int | bool | list[Json] | dict[str, Json] | None"
 
@@ -72,3 +73,42 @@ def test_nested_fast_path_matches_rfc8785() -> None:
         }
         assert canonical(data) == bytes(rfc8785.dumps(data)), data
     assert canonical({"x": [1.5]}) == bytes(rfc8785.dumps({"x": [1.5]}))
+
+
+def test_checked_parts_give_rfc8785_bytes() -> None:
+    """canonical_checked walks only the parts it is told may hold anything: floats, big
+    integers or non-ASCII keys there still give RFC 8785's bytes."""
+    rng = random.Random(7)
+    extras: list[Any] = [
+        None,
+        {"likes": 3, "lang": "en"},
+        {"score": 0.1},
+        {"é": "non-ASCII key"},
+        [1e21, -0.0, 5e-324],
+        {"nested": [{"x": 1.0}]},
+    ]
+    for _ in range(200):
+        extra = rng.choice(extras)
+        media = [{"url": rng.choice(TRICKY), "size": rng.randint(0, 10**6)}]
+        value: dict[str, Any] = {
+            "schema": "bulletin.snapshot/1",
+            "text": rng.choice(TRICKY),
+            "training": rng.choice([True, False]),
+            "notice_id": rng.choice([None, rng.randint(1, 10**9)]),
+            "item": {"extra": extra, "state": "visible"},
+            "media": media,
+        }
+        want = bytes(rfc8785.dumps(value))
+        assert canonical_checked(value, unchecked=(extra, media)) == want, value
+        assert canonical(value) == want
+    big = {"big": 2**60}  # past what a double holds: refused either way
+    with pytest.raises(rfc8785.IntegerDomainError):
+        canonical_checked({"extra": big}, unchecked=(big,))
+    lone = {"text": "\udc00"}  # a lone surrogate: rfc8785 decides
+    try:
+        want = bytes(rfc8785.dumps(lone))
+    except Exception as e:
+        with pytest.raises(type(e)):
+            canonical_checked(lone, unchecked=())
+    else:
+        assert canonical_checked(lone, unchecked=()) == want

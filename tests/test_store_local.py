@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bulletin.archiver.store import open_store
-from bulletin.archiver.store.base import ObjectInfo, object_key, sha256_hex
+from bulletin.archiver.store.base import NewObject, ObjectInfo, object_key, sha256_hex
 from bulletin.archiver.store.local import FOREVER, LocalStore
 from bulletin.config.archive import ArchiveSettings, LocalStoreSettings
 from bulletin.config.settings import Settings
@@ -358,3 +358,101 @@ def test_other_writer_wins_the_name_with_other_bytes(tmp_path: Path) -> None:
     assert not list(first.root.rglob(".*.tmp"))
     first.close()
     second.close()
+
+
+def test_an_object_is_created_under_its_own_name(local: LocalStore) -> None:
+    """A content-addressed put creates the final file at once (no temporary file, no rename);
+    its row is written by the flush."""
+    digest, result = local.put_object(b"in place", retain_until=UNTIL)
+    key = object_key(digest)
+    assert result.created
+    assert local.path_of(key).read_bytes() == b"in place"
+    assert not list(local.root.rglob(".*.tmp"))
+    assert catalog_row(local, key) is None
+    local.flush()
+    assert catalog_row(local, key) == (key, digest, 8, "2040-01-01T00:00:00.000000Z", 0)
+
+
+def test_the_same_object_twice_in_a_batch_is_stored_once(local: LocalStore) -> None:
+    """put_objects of a batch holding one object twice: one file, the second not created."""
+    first = NewObject(b"twice", UNTIL)
+    results = local.put_objects([first, NewObject(b"other", UNTIL), NewObject(b"twice", UNTIL)])
+    assert [r.created for _, r in results] == [True, True, False]
+    local.flush()
+    assert sorted(local.keys()) == sorted(object_key(d) for d, _ in results[:2])
+    assert local.get(object_key(first.sha256)) == b"twice"
+
+
+@pytest.mark.parametrize("torn", [b"", b"half of the"])
+def test_a_torn_object_without_a_row_is_replaced(local: LocalStore, torn: bytes) -> None:
+    """A crash cut a write short: the name holds fewer bytes and no row (it was never
+    flushed). Putting the object again replaces it whole; nothing else is touched."""
+    data = b"half of the bytes, then the crash"
+    path = local.path_of(object_key(sha256_hex(data)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(torn)
+    digest, result = local.put_object(data, retain_until=UNTIL, legal_hold=True)
+    assert result.created
+    local.flush()
+    assert local.get(object_key(digest)) == data
+    assert local.head(object_key(digest)) == ObjectInfo(object_key(digest), 33, UNTIL, True)
+    assert not list(local.root.rglob(".*.tmp"))
+    assert oct(path.stat().st_mode & 0o777) == "0o444"
+
+
+def test_a_whole_object_without_a_row_gets_its_row(local: LocalStore) -> None:
+    """A crash after the write but before the flush left the whole object and no row: a put
+    of the same bytes does not create it again and the next flush writes its row."""
+    data = b"written, never flushed"
+    path = local.path_of(object_key(sha256_hex(data)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    digest, result = local.put_object(data, retain_until=UNTIL)
+    assert not result.created
+    local.flush()
+    assert catalog_row(local, object_key(digest)) is not None
+    assert local.head(object_key(digest)) == ObjectInfo(object_key(digest), 22, UNTIL, False)
+
+
+def test_an_altered_object_with_a_row_is_never_repaired(local: LocalStore) -> None:
+    """Bytes changed on disk after the flush (the row proves they were whole): a put of the
+    original raises IntegrityError and leaves the altered file for verify to find."""
+    digest, _ = local.put_object(b"evidence", retain_until=UNTIL)
+    local.flush()
+    path = local.path_of(object_key(digest))
+    path.chmod(0o644)
+    path.write_bytes(b"evidencE")
+    with pytest.raises(IntegrityError, match="altered"):
+        local.put_objects([NewObject(b"evidence", UNTIL)])
+    assert path.read_bytes() == b"evidencE"
+    with pytest.raises(IntegrityError):
+        local.get(object_key(digest))
+
+
+def test_killed_between_create_and_write_then_the_put_again_repairs(tmp_path: Path) -> None:
+    """A process killed after creating an object's file but before writing it leaves an empty
+    file under the object's name; the next store finds it torn (an orphan, never a key any
+    row refers to) and the put of the same bytes makes it whole."""
+    root = tmp_path / "archive"
+    script = (
+        "import os, sys\n"
+        "from datetime import datetime, UTC\n"
+        "from bulletin.archiver.store.local import LocalStore\n"
+        "s = LocalStore(__import__('pathlib').Path(sys.argv[1]))\n"
+        "s.put_object(b'flushed', retain_until=datetime(2040, 1, 1, tzinfo=UTC))\n"
+        "s.flush()\n"
+        "os.write = lambda fd, data: os._exit(9)\n"
+        "s.put_object(b'cut short', retain_until=datetime(2040, 1, 1, tzinfo=UTC))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(["src", *sys.path])}
+    done = subprocess.run([sys.executable, "-c", script, str(root)], env=env, check=False)
+    assert done.returncode == 9
+    store = LocalStore(root)
+    key = object_key(sha256_hex(b"cut short"))
+    assert store.path_of(key).read_bytes() == b""
+    assert catalog_row(store, key) is None
+    assert store.put_object(b"cut short", retain_until=UNTIL)[1].created
+    store.flush()
+    assert store.get(key) == b"cut short"
+    assert store.get(object_key(sha256_hex(b"flushed"))) == b"flushed"
+    store.close()

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from bulletin.archiver.store import open_store
-from bulletin.archiver.store.base import object_key, sha256_hex
+from bulletin.archiver.store.base import NewObject, object_key, sha256_hex
 from bulletin.archiver.store.s3 import S3Store
 from bulletin.config.archive import ArchiveSettings, S3StoreSettings
 from bulletin.config.settings import Settings
@@ -167,3 +167,25 @@ def test_open_store_builds_the_s3_store(
     store.put(KEY, DATA, retain_until=later(days=1))
     assert store.get(KEY) == DATA
     store.close()
+
+
+def test_a_batch_sends_one_request_per_new_object(s3_store: S3Store) -> None:
+    """put_objects goes straight to the conditional put: no version listing for new objects;
+    an object stored before (a batch tried again after a crash) is found by the refused
+    condition, compared, and not given a second version; one given twice is sent once."""
+    calls: list[str] = []
+    s3_store.client.meta.events.register(
+        "before-call.s3", lambda model, **_: calls.append(model.name)
+    )
+    new = [NewObject(b"first %d" % i, later(days=1)) for i in range(3)]
+    results = s3_store.put_objects(new)
+    assert all(r.created for _, r in results)
+    assert sorted(calls) == ["PutObject"] * 3
+    fresh = S3Store(s3_store.client, s3_store.bucket)  # a restarted process: no cached ids
+    calls.clear()
+    again = fresh.put_objects([new[0], NewObject(b"second", later(days=1)), new[0]])
+    assert [r.created for _, r in again] == [False, True, False]
+    assert calls.count("PutObject") == 2
+    assert "ListObjectVersions" in calls  # only for the object refused as stored already
+    assert again[0][1].version_id == results[0][1].version_id
+    assert len(versions(fresh, object_key(new[0].sha256))) == 1

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bulletin.db import insert_rows
 from bulletin.models import AuditEvent
 
 _TABLE = AuditEvent.__table__  # type: ignore[attr-defined]
@@ -90,7 +91,7 @@ def record_events(session: Session, events: Sequence[Mapping[str, Any]]) -> None
     """Insert many events (rows from :func:`event`) at once, in the session's transaction."""
     if events:
         session.flush()  # what was added before goes first, as the ORM's own insert would
-        session.connection().execute(_TABLE.insert(), list(events))
+        insert_rows(session.connection(), _TABLE, events)
 
 
 def record_event(

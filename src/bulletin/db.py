@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import pwd
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from importlib import resources
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -265,3 +267,67 @@ def _autoincrement(session: Session, table: str) -> bool:
         sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"), {"t": table}
     ).scalar()
     return "AUTOINCREMENT" in (sql or "").upper()
+
+
+def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (all with the keys of the first, each a column of ``table``) with one
+    ``executemany`` of the driver: the statement is compiled once per table, dialect and set
+    of columns, and each value goes through its column type's bind processor, as SQLAlchemy
+    would do, without building its per-row parameter objects.
+
+    Where the compiled statement wants more than the given columns (a column with a Python
+    default), the rows go through SQLAlchemy's own ``insert`` instead.
+    """
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    plan = _insert_plan(conn.dialect, table, columns)
+    if plan is None:
+        conn.execute(table.insert(), list(rows))
+        return
+    sql, named, processors = plan
+    names = [c for c, _ in processors]
+    pick = itemgetter(*names)
+    # a batch's rows share a few times per column (its capture time, its retain-until): each
+    # distinct time goes through its processor once (equal aware times are the same instant,
+    # stored alike)
+    convert: list[tuple[int, Callable[[Any], Any], dict[datetime, Any]]] = [
+        (i, p, {}) for i, (_, p) in enumerate(processors) if p is not None
+    ]
+    params: list[Any] = []
+    for row in rows:
+        values = list(pick(row)) if len(names) > 1 else [pick(row)]
+        for i, process, memo in convert:
+            raw = values[i]
+            if type(raw) is datetime:
+                done = memo.get(raw)
+                if done is None:
+                    done = memo[raw] = process(raw)
+                values[i] = done
+            else:
+                values[i] = process(raw)
+        params.append(dict(zip(names, values, strict=True)) if named else tuple(values))
+    conn.exec_driver_sql(sql, params)
+
+
+_Plan = tuple[str, bool, tuple[tuple[str, Callable[[Any], Any] | None], ...]]
+_PLANS: dict[tuple[str, str, str, tuple[str, ...]], _Plan | None] = {}
+
+
+def _insert_plan(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...]) -> _Plan | None:
+    """The driver SQL of an insert of ``columns`` into ``table``, whether it takes named
+    parameters, and each column's bind processor (None when the statement wants more)."""
+    key = (dialect.name, dialect.driver, table.name, columns)
+    if key in _PLANS:
+        return _PLANS[key]
+    compiled = table.insert().compile(dialect=dialect, column_keys=list(columns))
+    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+    plan: _Plan | None = None
+    if sorted(names) == sorted(columns):
+        order = names if compiled.positional else list(columns)
+        processors = tuple(
+            (c, table.c[c].type.dialect_impl(dialect).bind_processor(dialect)) for c in order
+        )
+        plan = (compiled.string, not compiled.positional, processors)
+    _PLANS[key] = plan
+    return plan

@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.archiver import ledger, warc
-from bulletin.archiver.canonical import canonical, canonical_plain
+from bulletin.archiver.canonical import canonical_checked, canonical_plain
 from bulletin.archiver.holds import hold_new_records
 from bulletin.archiver.retention import retain_until, series_for
 from bulletin.archiver.search import index_new_records
@@ -32,8 +32,8 @@ from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.connectors.base import RemoteItem
 from bulletin.connectors.wire import Exchange
-from bulletin.db import session_scope
-from bulletin.events import iso, record_events
+from bulletin.db import insert_rows, session_scope
+from bulletin.events import iso, record_events, subscribers
 from bulletin.models import LedgerEntry, Record, RecordMedia
 from bulletin.states import RecordState
 
@@ -150,8 +150,9 @@ class Archiver:
             seen = ledger.head_seq(session)  # first: what _latest sees is at least this
             latest = self._latest(session, keys)
         objects: list[NewObject] = []
+        until: dict[tuple[str, datetime | None], tuple[datetime, bool]] = {}
         prepared = [
-            self._prepare(c, h, now, objects)
+            self._prepare(c, h, now, objects, until)
             for c, h in _changes(captures, hashes, {k: v.content_sha256 for k, v in latest.items()})
         ]
         if prepared:
@@ -256,14 +257,27 @@ class Archiver:
         put_retained(self.store, objects)
 
     def _prepare(
-        self, capture: Capture, digest: str, now: datetime, objects: list[NewObject]
+        self,
+        capture: Capture,
+        digest: str,
+        now: datetime,
+        objects: list[NewObject],
+        retention: dict[tuple[str, datetime | None], tuple[datetime, bool]],
     ) -> _Prepared:
-        """The capture's snapshot and row values; its objects are added to ``objects``."""
+        """The capture's snapshot and row values; its objects are added to ``objects``.
+
+        The snapshot is canonicalised once: those bytes are the object, its hash is the
+        object's key, the row's ``object_sha256`` and the ledger's link. ``retention``
+        remembers retain-until by series and posting time within a batch (all captured now).
+        """
         item = capture.item
         series = series_for(item.kind, capture.priority)
-        until, permanent = retain_until(
-            self.settings, series, posted_at=item.posted_at, captured_at=now
-        )
+        known = retention.get((series, item.posted_at))
+        if known is None:
+            known = retention[(series, item.posted_at)] = retain_until(
+                self.settings, series, posted_at=item.posted_at, captured_at=now
+            )
+        until, permanent = known
 
         def add(data: bytes) -> str:
             objects.append(new := NewObject(data, until, permanent))
@@ -281,7 +295,7 @@ class Archiver:
             }
             for m in capture.media
         ]
-        snapshot = canonical(
+        snapshot = canonical_checked(
             {
                 "schema": SNAPSHOT_SCHEMA,
                 "account": capture.account,
@@ -294,7 +308,9 @@ class Archiver:
                 "notice_id": capture.notice_id,
                 "item": item.normalised(),
                 **({"media": media} if media else {}),
-            }
+            },
+            # the rest is typed (str, bool, None, a database id); these may hold anything
+            unchecked=(item.extra, media),
         )
         object_sha = add(snapshot)
         return _Prepared(
@@ -347,7 +363,7 @@ class Archiver:
             # One executemany, then the ids by ledger sequence (unique, indexed, ours under
             # the ledger lock): SQLite would otherwise insert row by row to keep RETURNING
             # in parameter order.
-            conn.execute(_RECORDS.insert(), rows)
+            insert_rows(conn, _RECORDS, rows)
             last_seq = first_seq + len(rows) - 1
             index_new_records(conn, first_seq, last_seq)
             by_seq: dict[int, int] = {
@@ -376,11 +392,13 @@ class Archiver:
                 )
             for record_id, row in zip(ids, rows, strict=True):
                 row["id"] = record_id
+            lines: list[bytes] = []
             entries = ledger.chain(
                 kind="record",
                 at=now,
                 links=[(row["id"], row["object_sha256"]) for row in rows],
                 previous=head,
+                lines=lines,
             )
             media_rows = [
                 {
@@ -394,9 +412,8 @@ class Archiver:
                 for row, p in zip(rows, fresh, strict=True)
                 for m in p.media
             ]
-            if media_rows:
-                conn.execute(_MEDIA.insert(), media_rows)
-            conn.execute(_LEDGER.insert(), entries)
+            insert_rows(conn, _MEDIA, media_rows)
+            insert_rows(conn, _LEDGER, entries)
             audit.record_events(
                 session,
                 [
@@ -415,13 +432,16 @@ class Archiver:
                     for row in rows
                 ],
             )
-            record_events(
-                session,
-                "comment.captured",
-                [_comment_event(row) for row in rows if row["kind"] == "comment"],
-                at=now,
-            )
-        ledger.mirror(self.store, entries)
+            hooks = subscribers(session, "comment.captured")
+            if hooks:  # the payloads are built only when a webhook will carry them
+                record_events(
+                    session,
+                    "comment.captured",
+                    [_comment_event(row) for row in rows if row["kind"] == "comment"],
+                    at=now,
+                    to=hooks,
+                )
+        ledger.mirror(self.store, entries, lines)
         self.store.flush()
         by_prepared = {id(p): row for p, row in zip(fresh, rows, strict=True)}
         return [by_prepared.get(id(p)) for p in prepared]

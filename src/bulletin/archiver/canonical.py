@@ -49,3 +49,20 @@ def canonical_plain(value: dict[str, str | int | bool | None]) -> bytes:
         if isinstance(item, float) or not key.isascii() or isinstance(item, (dict, list)):
             return canonical(value)
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_checked(value: dict[str, Any], *, unchecked: tuple[Any, ...]) -> bytes:
+    """:func:`canonical` of ``value``, checking only the parts named in ``unchecked`` for what
+    RFC 8785 writes differently from the standard library (floats, non-ASCII keys, integers
+    past 2**53): the caller vouches that the rest has ASCII keys and holds only str, bool,
+    None and integers a double holds exactly. Byte-identical to :func:`canonical` then (a test
+    compares the two); the snapshot of every capture goes through here, its walk of the whole
+    value was a tenth of the archive's CPU time.
+    """
+    if all(_plain(part) for part in unchecked):
+        try:
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            return text.encode()
+        except UnicodeEncodeError:  # a lone surrogate: let rfc8785 judge it
+            pass
+    return canonical(value)

@@ -146,14 +146,18 @@ def chain(
     at: datetime,
     links: Sequence[tuple[int | None, str | None]],
     previous: LedgerEntry | None,
+    lines: list[bytes] | None = None,
 ) -> list[dict[str, Any]]:
     """The entries that follow ``previous``, one per ``(record_id, object_sha256)`` of
     ``links``, as rows of the ledger table with their hashes (for one bulk insert).
 
-    Each row is what :func:`build` would give for it, chained to the row before it.
+    Each row is what :func:`build` would give for it, chained to the row before it. Each
+    entry is canonicalised once: when ``lines`` is given, each entry's mirror line
+    (:func:`mirror_bytes`, made from the same bytes its hash covers) is appended to it.
     """
     seq = previous.seq if previous else 0
     prev_hash = previous.entry_hash if previous else GENESIS
+    recorded_at = at.isoformat()
     rows: list[dict[str, Any]] = []
     for record_id, digest in links:
         seq += 1
@@ -165,24 +169,40 @@ def chain(
             "object_sha256": digest,
             "recorded_at": at,
         }
-        prev_hash = row["entry_hash"] = compute_hash(row)
+        body = canonical_plain({**row, "recorded_at": recorded_at})
+        prev_hash = row["entry_hash"] = hashlib.sha256(body).hexdigest()
+        if lines is not None:
+            lines.append(_with_hash(body, prev_hash))
         rows.append(row)
     return rows
 
 
-def mirror(store: WormStore, entries: Sequence[LedgerEntry | Mapping[str, Any]]) -> str | None:
+def _with_hash(body: bytes, entry_hash: str) -> bytes:
+    """The canonical JSON of an entry with its hash, from that of its body: ``entry_hash``
+    sorts before every other member name, so it is the first member."""
+    return b'{"entry_hash":"' + entry_hash.encode() + b'",' + body[1:]
+
+
+def mirror(
+    store: WormStore,
+    entries: Sequence[LedgerEntry | Mapping[str, Any]],
+    lines: Sequence[bytes] | None = None,
+) -> str | None:
     """Write consecutive ``entries`` (entries or their rows) as one mirror segment
     (idempotent); returns its key.
 
-    One line per entry, each the canonical JSON of the entry with its hash.
+    One line per entry, each the canonical JSON of the entry with its hash (``lines``: those
+    lines, as :func:`chain` made them).
     """
     if not entries:
         return None
     rows = [_row(e) for e in entries]
     key = segment_key(rows[0]["seq"], rows[-1]["seq"])
+    if lines is None:
+        lines = [mirror_bytes(r) for r in rows]
     store.put(
         key,
-        b"".join(mirror_bytes(r) + b"\n" for r in rows),
+        b"".join(line + b"\n" for line in lines),
         retain_until=rows[-1]["recorded_at"] + PERMANENT,
         legal_hold=True,
     )

@@ -4,6 +4,7 @@ file and folder, :mod:`bulletin.files`)."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -30,15 +31,22 @@ _RENAME_NOREPLACE = 1
 def write_new(path: str, data: bytes) -> None:
     """Create ``path`` read-only (0o444) holding ``data``; FileExistsError if it exists.
 
-    Not durable on its own: see :func:`barrier`.
+    A write that fails (a full disk) removes the file it created, so no partial file is left
+    under ``path`` by this call. Not durable on its own: see :func:`barrier`.
     """
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
+        written = os.write(fd, data)
+        if written < len(data):  # rare: a short write, carry on from where it stopped
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(fd, view) :]
+    except BaseException:
         os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    os.close(fd)
 
 
 def rename_no_replace(source: str, target: str) -> bool:
@@ -66,13 +74,27 @@ def rename_no_replace(source: str, target: str) -> bool:
     return True
 
 
-def barrier(root: Path, files: Iterable[str | Path], dirs: Iterable[str | Path] = ()) -> None:
-    """One durability barrier for everything written under ``root``.
+#: a store's batch of this many files and folders or fewer is made durable file by file (see
+#: :func:`barrier`)
+FEW = 4
+
+
+def barrier(
+    root: Path,
+    files: Iterable[str | Path],
+    dirs: Iterable[str | Path] = (),
+    *,
+    one_by_one: int = 0,
+) -> None:
+    """One durability barrier for ``files`` and ``dirs``, written under ``root``.
 
     ``syncfs`` on the file system of ``root`` (one call for any number of files); where it is
-    missing or fails, an fsync of each of ``files`` and then of each of ``dirs``.
+    missing or fails, or for ``one_by_one`` files and folders or fewer, an fsync of each of
+    ``files`` and then of each of ``dirs`` (a small batch, such as a ledger segment, then waits
+    for its own writes only, not for every dirty page of other processes on that file system).
     """
-    if _SYNCFS is not None:
+    files, dirs = list(files), list(dirs)
+    if _SYNCFS is not None and len(files) + len(dirs) > one_by_one:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             if _SYNCFS(fd) == 0:

@@ -4,33 +4,49 @@ lives on disk: :mod:`.layout`; what a crash or an older layout leaves, cleaned u
 
 Which keys exist is decided by the files alone; the catalog only says how long each is kept.
 
-Durability is by :meth:`LocalStore.flush` (group commit). ``put`` writes the bytes to a new
-temporary file beside their final name (``.<token>-<n>.tmp``, ``O_CREAT | O_EXCL``, mode 0o444)
-and returns. ``flush`` then, for the whole batch:
+Durability is by :meth:`LocalStore.flush` (group commit).
 
-1. makes every staged file durable with one barrier (``syncfs(2)`` on Linux, else an fsync of
-   each file);
+**Objects in place.** A content-addressed object (``sha256/<hex>``) is created under its final
+name: one ``open(O_CREAT | O_EXCL)`` and one write, mode 0o444, no look-up first (the create
+is the look-up: a name already taken is only then read and compared). Its name is its hash, so
+a reader can always tell a whole object from a torn one. ``flush`` then, for the whole batch:
+
+1. makes every new file durable with one barrier (``syncfs(2)`` on Linux, else an fsync of
+   each file and of its folder);
 2. commits every staged object's catalog row in one transaction (``synchronous=FULL``: one
    fsync of the WAL). A row only ever extends what is there: the later retain-until and any
-   hold already set are kept;
-3. moves each object into place without replacing anything (``renameat2(RENAME_NOREPLACE)``,
-   else link + unlink);
-4. makes the new names durable with a second barrier (``syncfs`` or an fsync of each folder).
+   hold already set are kept.
 
-What a crash (or power cut) leaves, by the step it interrupts:
+A row is written only after its object's bytes are durable, so a row is the proof that the
+object under it was whole. What a crash leaves: objects without rows, each whole or torn (a
+write cut short). Neither was acknowledged (flush had not returned); both are orphans that
+nothing in the index refers to (``verify`` notes them). A later put of the same bytes finds
+the name taken and reads it: whole bytes without a row get their row at the next flush; bytes
+that do not hash to the name and have no row are a torn write, replaced (a temporary file,
+fsynced, renamed over it, so the name never holds less than before). Bytes that do not hash to
+the name but have a row were altered after they were stored: ``IntegrityError``, as for any
+other key. The put of a write that fails (a full disk) removes the file it created. Another
+store on the same root sees an object in place from its put on, without a row until the
+flush (so retained indefinitely, as below), and stores its own row if it puts the same bytes.
 
-- during 1, or between 1 and 2: dot-named temporary files only, no rows. Nothing is visible
-  under a key; the next open removes the temporary files (each open store keeps a marker in
+**Other keys** (``ledger/``, ``checkpoints/``: their name does not prove their bytes). ``put``
+writes the bytes to a new temporary file beside their final name (``.<token>-<n>.tmp``,
+``O_CREAT | O_EXCL``, mode 0o444) and returns. ``flush`` then: the barrier and the catalog
+commit above, then moves each such file into place without replacing anything
+(``renameat2(RENAME_NOREPLACE)``, else link + unlink), then makes the new names durable with a
+second barrier (``syncfs`` or an fsync of each folder). What a crash leaves, by the step it
+interrupts:
+
+- before the catalog commit: dot-named temporary files only, no rows. Nothing is visible under
+  a key; the next open removes the temporary files (each open store keeps a marker in
   ``.staging``; a marker whose process has gone means a crash). The batch was never
-  acknowledged (flush had not returned), so the caller puts it again.
-- during 2: SQLite commits all rows or none; the same as above.
-- between 2 and 4, or during 3 and 4: the rows are durable; some names may be missing (never
-  renamed, or the rename not yet durable). A row without its file is an orphan: ``head`` and
-  ``get`` answer "no such key", the temporary file is removed at the next open, and a later
-  put of the key merges with the row (the longer retention and any hold win). An object never
-  appears under its key without its row, and never with torn bytes (its bytes were durable in
-  step 1 before its name could appear).
-- after 4: the batch is durable and flush returns.
+  acknowledged, so the caller puts it again.
+- after the commit, before the names are durable: the rows are durable; some names may be
+  missing. A row without its file is an orphan: ``head`` and ``get`` answer "no such key", the
+  temporary file is removed at the next open, and a later put of the key merges with the row
+  (the longer retention and any hold win). Such a key never appears without its row, and never
+  with torn bytes.
+- after the second barrier: the batch is durable and flush returns.
 
 Puts that were not flushed are lost by a crash; callers flush per batch before advancing a
 cursor or acknowledging anything. ``extend_retention``, ``set_legal_hold`` and ``delete`` are
@@ -60,6 +76,8 @@ from heapq import merge
 from pathlib import Path
 
 from bulletin.archiver.store.base import (
+    OBJECT_PREFIX,
+    NewObject,
     ObjectInfo,
     PutResult,
     WormStore,
@@ -67,7 +85,7 @@ from bulletin.archiver.store.base import (
     sha256_hex,
 )
 from bulletin.archiver.store.catalog import Catalog, Meta, is_full, iso
-from bulletin.archiver.store.files import barrier, rename_no_replace, write_new
+from bulletin.archiver.store.files import FEW, barrier, rename_no_replace, write_new
 from bulletin.archiver.store.layout import file_of, walk_keys
 from bulletin.archiver.store.recovery import import_sidecars, remove_stale_temp_files
 from bulletin.clock import utc
@@ -88,11 +106,12 @@ _ABSENT = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 @dataclass
 class _Staged:
-    """A put not yet flushed: its bytes are in ``temp``; its row is in memory."""
+    """A put not yet flushed: its bytes are in ``temp`` (None: already at ``path``, a
+    content-addressed object); its row is in memory."""
 
     path: str
     parent: str
-    temp: str
+    temp: str | None
     meta: Meta
 
 
@@ -165,18 +184,49 @@ class LocalStore(WormStore):
         self, key: str, data: bytes, *, retain_until: datetime, legal_hold: bool = False
     ) -> PutResult:
         """Stage ``data`` under ``key``; durable after the next :meth:`flush`."""
-        digest = sha256_hex(data)
+        return self._put(key, data, sha256_hex(data), utc(retain_until), legal_hold)
+
+    def put_objects(self, objects: Sequence[NewObject]) -> list[tuple[str, PutResult]]:
+        """:meth:`put_object` of each, each hashed once (its :attr:`NewObject.sha256`)."""
+        out = []
+        with self._lock:
+            for o in objects:
+                digest = o.sha256
+                key = OBJECT_PREFIX + digest
+                staged = self._staged.get(key)
+                if staged is not None:  # twice in one batch: no system call at all
+                    out.append((digest, PutResult(key, created=False)))
+                    continue
+                parent = f"{self._root}/sha256/{digest[:2]}"  # our own hash: a valid key
+                until = o.retain_until
+                if until.tzinfo is not UTC:
+                    until = utc(until)
+                meta = Meta(key, digest, len(o.data), until, o.legal_hold)
+                out.append(
+                    (digest, self._put_in_place(key, f"{parent}/{digest}", parent, o.data, meta))
+                )
+        return out
+
+    def _put(
+        self, key: str, data: bytes, digest: str, retain_until: datetime, legal_hold: bool
+    ) -> PutResult:
+        """:meth:`put` of bytes whose sha256 is ``digest``. A content-addressed object is
+        created under its own name (``O_EXCL``); any other key goes through a temporary file
+        that flush moves into place."""
         promised = digest_of_key(key)
         if promised is not None and promised != digest:
             raise IntegrityError(f"key {key} does not match the sha256 of its bytes ({digest})")
         path = self._file(key)
-        meta = Meta(key, digest, len(data), utc(retain_until), legal_hold)
+        meta = Meta(key, digest, len(data), retain_until, legal_hold)
         with self._lock:
             staged = self._staged.get(key)
             if staged is not None:
                 if staged.meta.sha256 != digest:
                     raise IntegrityError(f"key {key} already holds other bytes")
                 return PutResult(key, created=False)
+            parent = os.path.dirname(path)
+            if promised is not None:
+                return self._put_in_place(key, path, parent, data, meta)
             if self._exists(path, key, writing=True):
                 if self._read(path, key) != data:
                     raise IntegrityError(f"key {key} already holds other bytes")
@@ -186,7 +236,6 @@ class LocalStore(WormStore):
                     except sqlite3.Error as e:
                         raise self._unavailable(f"cannot restore the row of {key}", e) from e
                 return PutResult(key, created=False)
-            parent = os.path.dirname(path)
             temp = self._object_temp(parent)
             try:
                 self._ensure_dir(parent, key)
@@ -198,6 +247,47 @@ class LocalStore(WormStore):
             self._staged[key] = _Staged(path, parent, temp, meta)
             return PutResult(key, created=True)
 
+    def _put_in_place(self, key: str, path: str, parent: str, data: bytes, meta: Meta) -> PutResult:
+        """Create the content-addressed ``key`` under its final name: one ``open(O_EXCL)``
+        and one write, no look-up first (the create is the look-up). Only when the name is
+        taken are its bytes read (see the module doc: "Objects in place")."""
+        try:
+            if parent not in self._known_dirs:
+                self._ensure_dir(parent, key)
+            write_new(path, data)  # a failed write removes the file it made: never torn
+        except FileExistsError:
+            return self._put_existing(key, path, parent, data, meta)
+        except OSError as e:
+            raise self._unavailable(f"cannot write {key}", e) from e
+        self._staged[key] = _Staged(path, parent, None, meta)
+        return PutResult(key, created=True)
+
+    def _put_existing(self, key: str, path: str, parent: str, data: bytes, meta: Meta) -> PutResult:
+        """The name of content-addressed ``key`` is taken: the same bytes are kept (their row
+        written at the next flush if it is missing); bytes that do not hash to the key
+        and have no row were never flushed (a crash in the middle of a write) and are
+        replaced; bytes with a row that do not hash to the key were altered."""
+        if not self._exists(path, key, writing=True):  # pragma: no cover - removed meanwhile
+            return self._put_in_place(key, path, parent, data, meta)
+        there = self._read(path, key)
+        if there == data:
+            if self._row(key) is None:  # lost, or its writer has not flushed yet
+                self._staged[key] = _Staged(path, parent, None, meta)
+            return PutResult(key, created=False)
+        if self._row(key) is not None:
+            raise IntegrityError(f"key {key} already holds other bytes (altered on disk)")
+        temp = self._object_temp(parent)
+        try:  # durable before it replaces the torn file, so the name never holds less
+            write_new(temp, data)
+            fsync_file(temp)
+            os.replace(temp, path)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise self._unavailable(f"cannot repair {key}", e) from e
+        self._staged[key] = _Staged(path, parent, None, meta)
+        return PutResult(key, created=True)
+
     def get(self, key: str, *, verify: bool = True) -> bytes:
         """The bytes of ``key``; ``verify`` checks them against the key or the row's sha256."""
         path = self._file(key)
@@ -205,7 +295,7 @@ class LocalStore(WormStore):
         with self._lock:
             staged = self._staged.get(key)
             if staged is not None:
-                data = self._read(staged.temp, key)
+                data = self._read(staged.temp or staged.path, key)
                 expected = staged.meta.sha256
             else:
                 data = self._read(path, key)
@@ -305,7 +395,9 @@ class LocalStore(WormStore):
         path = self._file(key)
         with self._lock:
             staged = self._staged.get(key)
-            if staged is not None:
+            if staged is not None and staged.temp is None:
+                self.flush()  # in place already: delete it as a flushed object
+            elif staged is not None and staged.temp is not None:
                 self._check_deletable(key, staged.meta, now)
                 try:
                     os.unlink(staged.temp)
@@ -354,15 +446,23 @@ class LocalStore(WormStore):
             conflicts: list[str] = []
             try:
                 if batch:
-                    barrier(self.root, [s.temp for _, s in batch])
+                    # objects in place need their folder's new entries durable too (fallback)
+                    barrier(
+                        self.root,
+                        [s.temp or s.path for _, s in batch],
+                        {s.parent for _, s in batch if s.temp is None},
+                        one_by_one=FEW,
+                    )
                     self._catalog.upsert(s.meta for _, s in batch)
                 for key, staged in batch:
-                    if not self._publish(staged):
-                        conflicts.append(key)
-                    self._unsynced.add(staged.parent)
+                    if staged.temp is not None:
+                        if not self._publish(staged):
+                            conflicts.append(key)
+                        self._unsynced.add(staged.parent)
                     del self._staged[key]
-                barrier(self.root, [], self._unsynced)
-                self._unsynced.clear()
+                if self._unsynced:
+                    barrier(self.root, [], self._unsynced, one_by_one=FEW)
+                    self._unsynced.clear()
             except (OSError, sqlite3.Error) as e:
                 raise self._unavailable("cannot make the batch durable", e) from e
             if conflicts:
@@ -485,6 +585,7 @@ class LocalStore(WormStore):
         Runs after the first barrier and the catalog commit, so the bytes and the row are
         durable before the name appears.
         """
+        assert staged.temp is not None
         if rename_no_replace(staged.temp, staged.path):
             return True
         key = staged.meta.key

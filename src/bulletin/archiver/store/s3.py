@@ -6,14 +6,15 @@ GOVERNANCE if configured), its legal-hold status and its SHA-256 checksum, which
 receipt. The backend enforces retention on its own; Bulletin checks retention and holds itself
 as well before it asks for anything to be removed, whatever the backend would allow.
 
-A key is written once. Before a put the store lists the key's versions, so an existing object
-is never written again (no extra version), even when a delete marker hides it; the put itself is
-conditional (``If-None-Match: *``). The store reads, locks and deletes the *first* version of a
-key by its version id; later versions written by anyone else are never taken for it, and
-:meth:`S3Store.shadowed` names them and any delete marker (``archive verify``). Each put is
-durable when S3 answers, so :meth:`S3Store.flush` has nothing to do. :meth:`S3Store.put_objects`
-sends up to ``max_concurrency`` puts at once (a batch of captures is a thousand or more objects,
-and each put is two round trips), each one exactly as :meth:`S3Store.put` alone.
+A key is written once. Before a single put the store lists the key's versions, so an existing
+object is never written again (no extra version), even when a delete marker hides it; the put
+itself is conditional (``If-None-Match: *``). The store reads, locks and deletes the *first*
+version of a key by its version id; later versions written by anyone else are never taken for
+it, and :meth:`S3Store.shadowed` names them and any delete marker (``archive verify``). Each put
+is durable when S3 answers, so :meth:`S3Store.flush` has nothing to do.
+:meth:`S3Store.put_objects` sends up to ``max_concurrency`` puts at once (a batch of captures is
+a thousand or more objects), each without the look-up: the conditional put alone, one request
+per new object (see there for the one case where that differs from :meth:`S3Store.put`).
 """
 
 from __future__ import annotations
@@ -146,6 +147,13 @@ class S3Store(WormStore):
             if self._stored_sha256(key, existing) != digest:
                 raise IntegrityError(f"key {key} already holds other bytes")
             return PutResult(key, created=False, version_id=existing)
+        return self._send(key, data, digest, retain_until, legal_hold)
+
+    def _send(
+        self, key: str, data: bytes, digest: str, retain_until: datetime, legal_hold: bool
+    ) -> PutResult:
+        """The conditional put of ``data`` (sha256 ``digest``) under ``key``: S3 stores it
+        only where the key has no current version; otherwise the stored bytes are compared."""
         until = _ceil_second(retain_until)
         checksum = base64.b64encode(bytes.fromhex(digest)).decode()
         args: dict[str, Any] = {
@@ -163,7 +171,7 @@ class S3Store(WormStore):
             answer = self._call("put_object", f"writing {key}", **args)
         except _Missing as e:  # pragma: no cover - the bucket vanished
             raise ArchiveError(f"S3 bucket {self.bucket} does not exist") from e
-        except _Precondition:  # another writer stored the key between our list and put
+        except _Precondition:  # the key is there (another writer, or an earlier try)
             self._forget(key)
             return self._put_raced(key, digest)
         version = answer.get("VersionId")
@@ -175,6 +183,13 @@ class S3Store(WormStore):
 
         An object given twice is sent once, and its repeat put after the others have ended,
         so two requests never race for one key (which would make a second version).
+
+        No look-up comes first: each object goes straight to the conditional put
+        (``If-None-Match: *``), which S3 refuses where the key is stored already (then the
+        stored bytes are compared, as for :meth:`put`); one request per new object, not two.
+        Unlike :meth:`put`, a key whose only version lies under a delete marker (which only a
+        delete behind Bulletin's back makes, and ``verify`` reports) gets a second version
+        of the same bytes, locked as the first; the first version stays what is read.
         """
         first: dict[str, int] = {}  # each object's first place in ``objects``
         for i, o in enumerate(objects):
@@ -184,7 +199,11 @@ class S3Store(WormStore):
         def put(i: int) -> PutResult:
             o = objects[i]
             key = object_key(o.sha256)
-            return self.put(key, o.data, retain_until=o.retain_until, legal_hold=o.legal_hold)
+            with self._versions_lock:
+                known = self._versions.get(key)
+            if known is not None:  # stored by this store already
+                return PutResult(key, created=False, version_id=known)
+            return self._send(key, o.data, o.sha256, o.retain_until, o.legal_hold)
 
         if len(first) > 1 and self._max_concurrency > 1:
             with self._versions_lock:  # one pool, whichever thread asks first
