@@ -20,6 +20,8 @@ uvicorn on a free port and the daemon (dispatcher, waker, scheduled jobs), on ``
   burst of 100 per second for a minute (starting a third of the way in). ``--compress N``
   runs the hour in 3600/N seconds (the hour's 5,000 comments at N times their rate); the
   burst always runs at 100/s for 60 s of real time.
+- ``--webhook-batch N``: the sandbox puts up to N queued changes in one delivery (several
+  ``entry`` objects in one body); default 1, one delivery per change.
 
 Lag = the comment's ``captured_at`` (its first archived version, a durable snapshot: the
 group commit is fsynced before the index row exists) minus the moment the sandbox answered
@@ -194,7 +196,7 @@ def drive(sandbox_url: str, post_id: str, load: Load, seed: int) -> Written:
     return written
 
 
-def run(mode: str, kind: str, load: Load, interval: int) -> None:
+def run(mode: str, kind: str, load: Load, interval: int, batch: int = 1) -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         sandbox = start_sandbox()
@@ -226,7 +228,11 @@ full_interval = {interval}
                 if mode == "webhook":
                     control.post(
                         f"{sandbox.url}/_sandbox/fb/webhooks",
-                        json={"callback_url": f"{url}/webhooks/facebook", "app_secret": SECRET},
+                        json={
+                            "callback_url": f"{url}/webhooks/facebook",
+                            "app_secret": SECRET,
+                            "batch": batch,
+                        },
                         timeout=5,
                     ).raise_for_status()
                     subscribe_page(app, Actor("bench"), "facebook")
@@ -341,6 +347,9 @@ def main() -> None:
     parser.add_argument("--sweep-interval", type=int, default=15)
     parser.add_argument("--peak", action="store_true", help="the missing-child post")
     parser.add_argument("--compress", type=float, default=1.0, help="peak: hour / N")
+    parser.add_argument(
+        "--webhook-batch", type=int, default=1, help="changes per webhook delivery, at most"
+    )
     args = parser.parse_args()
     configure("warning", "console")
     if args.peak:
@@ -349,7 +358,7 @@ def main() -> None:
         load = Load.steady(args.rate, args.duration, args.deleted_share, args.hidden_share)
     for kind in args.db or ["sqlite"]:
         for mode in args.mode or ["webhook", "sweep"]:
-            run(mode, kind, load, args.sweep_interval)
+            run(mode, kind, load, args.sweep_interval, args.webhook_batch)
 
 
 if __name__ == "__main__":

@@ -156,3 +156,16 @@ def test_a_refused_connection_is_retried_and_the_gap_listed(streaming: Streaming
     finally:
         streaming.listener.stop.set()
         thread.join(15)
+
+
+def test_the_daemon_runs_the_listener_of_a_streamed_account(streaming: Streaming) -> None:
+    """Given the daemon running with a streamed X account, when a visitor replies, then the
+    reply is archived (by the stream or its first catch-up) and the daemon stops cleanly."""
+    from bulletin.service.daemon import running
+
+    with running(streaming.inst.app) as daemon:
+        assert [t.name for t in daemon._streams.threads] == ["x-stream-x"]
+        wait_for(lambda: bool(streaming.connector.stream_rules()))
+        [reply] = streaming.reply("seen at the bus stop")
+        wait_for(lambda: streaming.versions().get(reply) == 1, seconds=30)
+    assert daemon._streams.threads == []

@@ -71,6 +71,7 @@ class ReplyStream:
         stall_seconds: float = 60.0,
         rules_every: float = 10.0,
         wait: Callable[[float], object] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.archiver = archiver
         self.engine = archiver.engine
@@ -81,7 +82,7 @@ class ReplyStream:
         self.price = self.policy.price("x").read
         self.stall_seconds = stall_seconds
         self.rules_every = rules_every
-        self.stop = threading.Event()
+        self.stop = stop or threading.Event()
         self._wait = wait or self.stop.wait
         self.stats = StreamStats()
         self._pending: set[str] = set()  # threads whose gap is not listed yet
