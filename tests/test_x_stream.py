@@ -169,3 +169,17 @@ def test_the_daemon_runs_the_listener_of_a_streamed_account(streaming: Streaming
         [reply] = streaming.reply("seen at the bus stop")
         wait_for(lambda: streaming.versions().get(reply) == 1, seconds=30)
     assert daemon._streams.threads == []
+
+
+def test_posts_matched_by_other_rules_of_the_app_are_not_archived(running: Streaming) -> None:
+    """Given another tool's rule on the app's one stream matching every reply, when a
+    visitor replies in a thread this account does not follow and then in one it follows,
+    then only the followed thread's reply is archived."""
+    running.connector.change_stream_rules(add=[{"value": "is:reply", "tag": "other-tool"}])
+    other = running.connector.publish(OutgoingPost("s2", "Not followed by capture"))
+    stray: list[str] = running.control.post(
+        "x/replies", {"tweet_id": other.remote_id, "text": "elsewhere"}
+    )["ids"]
+    [ours] = running.reply("in the followed thread")
+    wait_for(lambda: running.listener.stats.archived == 1)
+    assert running.versions() == {ours: 1} and stray[0] not in running.versions()

@@ -210,7 +210,8 @@ class ReplyStream:
                 if first:
                     self.stats.connections += 1
                     first = False
-                if item is not None:
+                # another account's rules may share the app's one stream: not ours
+                if item is not None and item.thread_id in self._followed:
                     self.stats.delivered += 1
                     self.stats.archived += self.archive(item)
                 if self.stop.is_set():
