@@ -70,6 +70,19 @@ class XAccountSettings(AccountSettings):
     consumer_secret_env: str = ""
     access_token_env: str = ""
     access_token_secret_env: str = ""
+    # replies in near real time through the filtered stream (docs/capture-x.md); the stream
+    # authenticates with the app's OAuth 2.0 bearer token
+    bearer_token_env: str = ""
+    stream: bool = False
+    stall_seconds: float = Field(
+        default=60.0, gt=0, description="reconnect a stream silent this long (X: keep-alives)"
+    )
+
+    @model_validator(mode="after")
+    def _stream_needs_token(self) -> XAccountSettings:
+        if self.stream and not self.bearer_token_env:
+            raise ValueError("an X account with stream = true needs bearer_token_env")
+        return self
 
     required = (
         "consumer_key_env",

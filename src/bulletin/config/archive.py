@@ -139,6 +139,9 @@ class CaptureSettings(Section):
         default=6 * 3600, ge=1, description="complete re-listing (edits, deletions)"
     )
     lookback_margin_hours: float = Field(default=24.0, ge=0)
+    stream_hours: float = Field(
+        default=48.0, ge=0, description="X threads this young are followed on the stream"
+    )
     warn_at: float = Field(default=0.8, gt=0, description="share of the budget that warns")
     slow_factor: float = Field(default=4.0, ge=1, description="interval factor over budget")
     batch_items: int = Field(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
@@ -76,6 +76,8 @@ MEDIA_FIELDS = ["url", "alt_text", "type"]
 USER_FIELDS = ["username", "name"]
 MEDIA_UPLOAD_URL = "https://api.x.com/2/media/upload"
 MEDIA_METADATA_URL = "https://api.x.com/2/media/metadata"
+STREAM_URL = "https://api.x.com/2/tweets/search/stream"
+STREAM_RULES_URL = "https://api.x.com/2/tweets/search/stream/rules"
 MAX_LENGTH = 280
 
 
@@ -96,9 +98,11 @@ class XConnector(Connector):
         retry: RetryPolicy | None = None,
         timeout: Timeout = DEFAULT_TIMEOUT,
         clock: Clock | None = None,
+        bearer_token: Secret | None = None,
     ) -> None:
         super().__init__(name)
         self.base_url = base_url
+        self._bearer = bearer_token
         self.retry = (retry or RetryPolicy()).on_clock(clock)
         self.clock = clock or SystemClock()
         self._timeout = timeout
@@ -139,6 +143,11 @@ class XConnector(Connector):
             retry=retry,
             timeout=timeout,
             clock=clock,
+            bearer_token=(
+                resolve_secret(account.bearer_token_env, environ, name)
+                if account.bearer_token_env
+                else None
+            ),
         )
 
     # -- errors ----------------------------------------------------------------------------
@@ -539,6 +548,91 @@ class XConnector(Connector):
             except ConnectorError as e:
                 lines.append(CheckLine(what, False, str(e)))
         return lines
+
+    # -- filtered stream (docs/capture-x.md) ------------------------------------------------
+    def _app_session(self, timeout: Timeout | None = None) -> requests.Session:
+        """A session with the app's bearer token (the stream's OAuth 2.0 App-Only auth)."""
+        if self._bearer is None:
+            raise AuthError(f"account {self.name}: the stream needs bearer_token_env")
+        session = platform_session(self.base_url, timeout or self._timeout)
+        session.headers["authorization"] = f"Bearer {self._bearer.reveal()}"
+        return session
+
+    def stream_rules(self) -> list[dict[str, str]]:
+        """The filtered stream's rules (``id``, ``value``, ``tag``) of the app."""
+        with self._app_session() as session:
+            body = self.retry.call(
+                self.name,
+                "stream rules",
+                lambda: self._request("stream rules", lambda: session.get(STREAM_RULES_URL)),
+            )
+        data = body.get("data") if isinstance(body, dict) else None
+        return [dict(r) for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+
+    def change_stream_rules(
+        self, add: list[dict[str, str]] | None = None, delete: list[str] | None = None
+    ) -> None:
+        """Add rules (``value``, ``tag``) and delete rules by id; either may be empty."""
+        payloads: list[dict[str, Any]] = [{"delete": {"ids": delete}}] if delete else []
+        payloads += [{"add": add}] if add else []
+        with self._app_session() as session:
+            for payload in payloads:
+                self._post_rules(session, payload)
+
+    def _post_rules(self, session: requests.Session, payload: dict[str, Any]) -> None:
+        """One change of rules; repeating it is harmless (X refuses a duplicate rule)."""
+        self.retry.call(
+            self.name,
+            "stream rules",
+            lambda: self._request(
+                "stream rules", lambda: session.post(STREAM_RULES_URL, json=payload)
+            ),
+        )
+
+    def stream(self, stall_seconds: float = 60.0) -> Iterator[RemoteItem | None]:
+        """The replies and posts the filtered stream delivers, as they come, and None for
+        each keep-alive; an unusable line is skipped (the backfill reads it again). Returns
+        when the stream ends.
+
+        :raises RateLimited: too many connections (or one already open).
+        :raises Retryable: the connection failed or went silent for ``stall_seconds``.
+        """
+        params = {
+            "tweet.fields": ",".join(TWEET_FIELDS),
+            "expansions": ",".join(EXPANSIONS),
+            "media.fields": ",".join(MEDIA_FIELDS),
+            "user.fields": ",".join(USER_FIELDS),
+        }
+        session = self._app_session((self._timeout[0], stall_seconds))
+        try:
+            try:
+                response = session.get(STREAM_URL, params=params, stream=True)
+            except requests.RequestException as e:
+                raise Retryable(
+                    f"account {self.name}: stream connection failed ({type(e).__name__})",
+                    code="unreachable",
+                ) from e
+            with response:
+                if not response.ok:
+                    raise self._error(response, False)
+                try:
+                    for line in response.iter_lines():
+                        yield self._streamed(line) if line.strip() else None
+                except requests.RequestException as e:
+                    raise Retryable(
+                        f"account {self.name}: the stream broke off ({type(e).__name__})",
+                        code="unreachable",
+                    ) from e
+        finally:
+            session.close()
+
+    def _streamed(self, line: bytes) -> RemoteItem | None:
+        try:
+            body = json.loads(line)
+            page = self._page({**body, "data": [body["data"]]}, "comment")
+        except (ValueError, KeyError, TypeError, MalformedResponse):
+            return None
+        return page.items[0] if page.items else None
 
     def close(self) -> None:
         self._client.session.close()

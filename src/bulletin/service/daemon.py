@@ -57,6 +57,7 @@ from bulletin.service.metrics import StatusCollector, serve_metrics
 from bulletin.service.sandbox_child import SandboxChild
 from bulletin.service.sdnotify import Notifier
 from bulletin.service.status import WEB_UNAVAILABLE
+from bulletin.service.streams import Streams
 from bulletin.service.waker import PgListener, Waker
 from bulletin.states import DeliveryState
 
@@ -102,6 +103,7 @@ class Daemon:
         self.dispatcher.after_round.append(kick)
         self.maintenance = Maintenance(app)
         self._dispatch_thread: threading.Thread | None = None
+        self._streams = Streams(app)
         self._scheduler: BackgroundScheduler | None = None
         self._waker: Waker | None = None
         self._listener: PgListener | None = None
@@ -142,6 +144,7 @@ class Daemon:
         self._scheduler.start()
         self._dispatch_thread = threading.Thread(target=self.dispatcher.loop, name="dispatcher")
         self._dispatch_thread.start()
+        self._streams.start()
         self._serve_metrics()
         self._serve_web()
         accounts = ", ".join(sorted(self.app.settings.accounts)) or "none"
@@ -161,6 +164,7 @@ class Daemon:
         self._end_web()  # no new requests while the deliveries in hand finish
         self._stop.set()
         self._wake.set()
+        self._streams.stop()
         if self._dispatch_thread is not None:
             self._dispatch_thread.join()
         self.dispatcher.end_workers()

@@ -76,8 +76,12 @@ class Sweeper:
         full: bool = False,
         on_page: PageHook | None = None,
         batch_items: int | None = None,
+        catch_up: Sequence[str] | None = None,
     ) -> None:
+        """:param catch_up: sweep only these threads, now, for what is new since each one's
+        cursor (a stream's backfill after a gap), whatever their schedule says."""
         self.archiver = archiver
+        self.catch_up = set(catch_up) if catch_up is not None else None
         self.engine = archiver.engine
         self.settings = archiver.settings
         self.policy = archiver.settings.capture
@@ -120,7 +124,7 @@ class Sweeper:
             session.add(sweep)
             session.flush()
             self.result.sweep_id = sweep.id
-            posts_due = (
+            posts_due = self.catch_up is None and (
                 self.full
                 or account.last_capture_at is None
                 or account.capture_page_cursor is not None
@@ -257,6 +261,13 @@ class Sweeper:
             lookback_days=self.limits.lookback_days,
             supports_since_id=self.limits.supports_since_id,
         )
+        if self.catch_up is not None:
+            mode: Mode = "new" if self.limits.supports_since_id else "full"
+            due = [
+                (t, "full" if t.page_mode == "full" else mode)
+                for t in threads
+                if t.thread_id in self.catch_up
+            ]
         for thread, mode in due:
             try:
                 self._sweep_thread(thread, mode)
@@ -465,6 +476,7 @@ def sweep(
     full: bool = False,
     on_page: PageHook | None = None,
     batch_items: int | None = None,
+    catch_up: Sequence[str] | None = None,
 ) -> SweepResult:
     """Sweep one account now (see :class:`Sweeper`)."""
     return Sweeper(
@@ -475,4 +487,5 @@ def sweep(
         full=full,
         on_page=on_page,
         batch_items=batch_items,
+        catch_up=catch_up,
     ).run()

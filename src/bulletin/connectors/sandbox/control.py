@@ -254,6 +254,7 @@ CREDENTIAL_KEYS = frozenset(
         "consumer_secret",
         "access_token",
         "access_token_secret",
+        "bearer_token",
         "page_token",
         "user_token",
         "password",

@@ -15,7 +15,9 @@ The body is ``{"object": "page", "entry": [{"id": page, "time": t, "changes": [{
 
 For tests, ``POST /_sandbox/fb/webhooks`` sets ``callback_url``, ``app_secret`` and the faults
 of delivery: ``delay`` (seconds before each), ``duplicates`` (extra copies of each),
-``reorder`` (hold this many, then send them newest first) and ``drop`` (lose the next N).
+``reorder`` (hold this many, then send them newest first) and ``drop`` (lose the next N); and
+``batch``: up to this many queued changes go in one delivery, as entries of one body (the
+body's ``entry`` list carries several; default 1, one change per delivery).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "duplicates": 0,
     "reorder": 0,
     "drop": 0,
+    "batch": 1,
 }
 ATTEMPTS = 5
 
@@ -163,9 +166,28 @@ class WebhookSender:
             if body is None:
                 return
             config = self.config
+            body = self._batched(body, max(1, int(config["batch"])))
             if float(config["delay"]) > 0:
                 self.stopping.wait(float(config["delay"]))
             self._send(body, config)
+
+    def _batched(self, body: bytes, batch: int) -> bytes:
+        """``body`` with the entries of up to ``batch - 1`` more queued bodies, in order."""
+        entries: list[Any] = []
+        for _ in range(batch - 1):
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self._queue.put(None)
+                break
+            entries += json.loads(more)["entry"]
+        if not entries:
+            return body
+        merged = json.loads(body)
+        merged["entry"] += entries
+        return json.dumps(merged, separators=(",", ":")).encode()
 
     def _send(self, body: bytes, config: dict[str, Any]) -> None:
         secret = str(config["app_secret"]).encode()

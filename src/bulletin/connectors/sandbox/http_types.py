@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -71,12 +72,15 @@ class Request:
 
 @dataclass
 class Response:
-    """What a handler answers. ``stall`` seconds are waited after the work, before replying."""
+    """What a handler answers. ``stall`` seconds are waited after the work, before replying.
+    ``stream``, when set, is sent after ``body`` in chunks as it yields (a long-lived
+    streaming answer, e.g. X's filtered stream), and the connection closes when it ends."""
 
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     stall: float = 0.0
+    stream: Iterator[bytes] | None = None
 
 
 def json_response(status: int, value: Any, headers: dict[str, str] | None = None) -> Response:

@@ -10,6 +10,7 @@ foreground (``bulletin sandbox``).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import signal
@@ -32,6 +33,8 @@ from bulletin.connectors.sandbox.http_types import (
     malform_first_item,
 )
 from bulletin.connectors.sandbox.state import SandboxState
+from bulletin.connectors.sandbox.x_api import XApi
+from bulletin.connectors.sandbox.x_stream import XStream
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,16 @@ class SandboxApp:
         self.apis: list[tuple[str, PlatformApi]] = sorted(
             apis, key=lambda a: (-len(a[0]), not hasattr(a[1], "owns"))
         )
+        for _, api in self.apis:
+            if isinstance(api, XApi):
+                api.stream.stopping = self.stopping
+
+    def _x_stream(self) -> XStream:
+        """The X API's filtered stream (see :mod:`.x_stream`)."""
+        for _, api in self.apis:
+            if isinstance(api, XApi):
+                return api.stream
+        raise LookupError("no X API in this sandbox")
 
     def api_for(self, request: Request) -> PlatformApi | None:
         """The platform API that answers ``request``, or None."""
@@ -77,6 +90,8 @@ class SandboxApp:
         return None
 
     def handle(self, request: Request) -> Response:
+        if request.path == "/_sandbox/x/stream/disconnect" and request.method == "POST":
+            return json_response(200, {"disconnected": self._x_stream().disconnect()})
         if request.path.startswith("/_sandbox/"):
             return self.control.handle(request)
         api = self.api_for(request)
@@ -134,6 +149,9 @@ class _Handler(BaseHTTPRequestHandler):
             # The work is done; now keep the client waiting past its timeout.
             self.server.app.stopping.wait(response.stall)
             self.close_connection = True
+        if response.stream is not None:
+            self._stream(response)
+            return
         try:
             self.send_response(response.status)
             for name, value in response.headers.items():
@@ -144,6 +162,37 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def handle(self) -> None:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().handle()  # the client may have gone away (a stream it closed)
+
+    def finish(self) -> None:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().finish()
+
+    def _stream(self, response: Response) -> None:
+        """Send a streaming answer chunk by chunk (chunked transfer coding), then close."""
+        assert response.stream is not None
+        self.close_connection = True
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for chunk in response.stream:
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        finally:
+            close = getattr(response.stream, "close", None)
+            if close is not None:
+                close()
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 

@@ -29,6 +29,7 @@ DEFAULT_X_ACCOUNT: dict[str, Any] = {
     "access_token": "sandbox-access-token",
     "access_token_secret": "sandbox-access-token-secret",
     "access_level": "read-write",
+    "bearer_token": "sandbox-bearer-token",
 }
 DEFAULT_FB_PAGE: dict[str, Any] = {
     "id": "100000000000001",
@@ -72,6 +73,7 @@ SANDBOX_ENV: dict[str, str] = {
     "SANDBOX_X_CONSUMER_SECRET": DEFAULT_X_ACCOUNT["consumer_secret"],
     "SANDBOX_X_ACCESS_TOKEN": DEFAULT_X_ACCOUNT["access_token"],
     "SANDBOX_X_ACCESS_TOKEN_SECRET": DEFAULT_X_ACCOUNT["access_token_secret"],
+    "SANDBOX_X_BEARER_TOKEN": DEFAULT_X_ACCOUNT["bearer_token"],
     "SANDBOX_FACEBOOK_PAGE_TOKEN": DEFAULT_FB_PAGE["page_token"],
     "SANDBOX_MASTODON_TOKEN": DEFAULT_MASTODON_ACCOUNT["access_token"],
     "SANDBOX_BLUESKY_APP_PASSWORD": DEFAULT_BLUESKY_ACCOUNT["password"],
@@ -126,7 +128,7 @@ def fresh_state() -> dict[str, Any]:
             "comments": {},
         },
         "received": {},
-        "settings": {"enforce_rate_limits": True},
+        "settings": {"enforce_rate_limits": True, "x_stream_keepalive": 20.0},
     }
 
 
@@ -138,6 +140,7 @@ class SandboxState:
         self.lock = threading.RLock()
         # told of every comment change (the comment, the webhook verb): Page webhooks
         self.comment_listeners: list[Callable[[dict[str, Any], str], None]] = []
+        self.tweet_listeners: list[Callable[[dict[str, Any]], None]] = []
         self.data: dict[str, Any] = fresh_state()
         if path is not None and path.exists():
             self.data = json.loads(path.read_text("utf-8"))
@@ -262,7 +265,9 @@ class SandboxState:
             if media_ids:
                 tweet["attachments"] = {"media_keys": [f"3_{m}" for m in media_ids]}
             self.x["tweets"][tweet_id] = tweet
-            return tweet
+        for listener in list(self.tweet_listeners):
+            listener(tweet)
+        return tweet
 
     def live_tweets(self) -> list[dict[str, Any]]:
         """Tweets not deleted, newest first."""

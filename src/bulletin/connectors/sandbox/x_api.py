@@ -28,6 +28,7 @@ from bulletin.connectors.sandbox.http_types import (
     json_response,
 )
 from bulletin.connectors.sandbox.state import SandboxState, now_ts, parse_time, x_time
+from bulletin.connectors.sandbox.x_stream import XStream
 
 WINDOW = 15 * 60
 # Requests per 15-minute window per user, from https://docs.x.com/x-api/fundamentals/rate-limits
@@ -108,6 +109,7 @@ class XApi:
             ("POST", re.compile(r"^/2/media/upload$"), "media", self.upload_media),
             ("POST", re.compile(r"^/2/media/metadata$"), "media", self.media_metadata),
         ]
+        self.stream = XStream(state, self._term, self._streamed)
 
     # -- plumbing --------------------------------------------------------------------------
     def authenticate(self, request: Request) -> dict[str, Any] | None:
@@ -146,6 +148,8 @@ class XApi:
 
     def handle(self, request: Request) -> Response:
         """Route one request; unknown paths get X's 404."""
+        if request.path.startswith("/2/tweets/search/stream"):
+            return self._handle_stream(request)
         for method, pattern, key, handler in self.routes:
             match = pattern.match(request.path)
             if match is None:
@@ -166,6 +170,27 @@ class XApi:
             response.headers["x-access-level"] = account.get("access_level", "read-write")
             return response
         return json_response(404, problem(404, "Not Found", "Sorry, that page does not exist."))
+
+    def _handle_stream(self, request: Request) -> Response:
+        """The filtered stream and its rules (see :mod:`.x_stream`), with the app's bearer
+        token."""
+        if not self.stream.authenticated(request):
+            return json_response(401, problem(401, "Unauthorized", "Unauthorized"))
+        route = (request.method, request.path)
+        if route == ("GET", "/2/tweets/search/stream"):
+            return self.stream.connect(request)
+        if route == ("GET", "/2/tweets/search/stream/rules"):
+            return self.stream.get_rules(request)
+        if route == ("POST", "/2/tweets/search/stream/rules"):
+            return self.stream.post_rules(request)
+        return json_response(404, problem(404, "Not Found", "Sorry, that page does not exist."))
+
+    def _streamed(self, request: Request, tweet: dict[str, Any]) -> dict[str, Any]:
+        """One post as the stream delivers it: ``data`` plus the requested ``includes``."""
+        return {
+            "data": self.render(tweet, self._fields(request)),
+            **self._includes(request, [tweet]),
+        }
 
     def fault_response(self, fault: Fault, request: Request) -> Response:
         """What X answers for an injected fault, before doing any work."""
