@@ -16,12 +16,13 @@ from typing import Any
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bulletin.app import board, notices, notify, templates
+from bulletin.app import board, compose, notices, notify, templates
 from bulletin.app.notice_queries import NoticeView
 from bulletin.app.sessions import SignedIn
 from bulletin.errors import NotFound, Refused, UsageError
@@ -29,9 +30,10 @@ from bulletin.publisher.amend import Amendment
 from bulletin.publisher.approval import Review
 from bulletin.publisher.failures import NOTICE_STATES, delivery_label
 from bulletin.publisher.notices import NoticeDraft
+from bulletin.publisher.recurrence import parse_every
 from bulletin.publisher.texts import TargetText, as_sent
 from bulletin.states import DeliveryState
-from bulletin.timeparse import local_text, parse_when
+from bulletin.timeparse import local_text, parse_until, parse_when
 from bulletin.web import security
 from bulletin.web.pages import Pages, message
 
@@ -42,6 +44,11 @@ COMPOSE = "compose"
 CANCEL = "cancel"
 CORRECT = "correct"
 RETRACT = "retract"
+UPLOAD_PATH = "/notices/new/image"
+#: an upload's image at most (the application layer checks it again, with its own limit)
+MAX_UPLOAD = compose.MAX_IMAGE_BYTES
+#: choices of the compose form's "repeat" (beside a rule of one's own)
+EVERY = {"": "Does not repeat", **{w: f"Every {w}" for w in ("day", "weekday", "week", "month")}}
 #: the states whose page offers correct and retract (the application layer decides)
 AMENDABLE = ("published", "partially-published")
 
@@ -55,6 +62,8 @@ def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
         Route("/notices.json", console.board, methods=["GET"]),
         Route("/notices/new", console.compose_page, methods=["GET"]),
         Route("/notices/new", console.compose, methods=["POST"], max_body_size=max_body),
+        # the compose form with one image: the image's bytes and the form around them
+        Route(UPLOAD_PATH, console.upload, methods=["POST"], max_body_size=MAX_UPLOAD + max_body),
         Route("/notices/{notice_id:int}", console.notice, methods=["GET"]),
         Route("/notices/{notice_id:int}.json", console.notice, methods=["GET"]),
         Route(
@@ -412,7 +421,7 @@ class Console:
         request: Request,
         who: SignedIn,
         given: dict[str, Any],
-        review: Review | None,
+        shown: compose.ComposePreview | None,
         error: str | None,
         status: int,
     ) -> Response:
@@ -429,7 +438,11 @@ class Console:
             choices=choices,
             chosen=template,
             given=given,
-            review=review,
+            review=shown.review if shown else None,
+            shown=shown,
+            every=EVERY,
+            max_upload=MAX_UPLOAD,
+            upload_path=UPLOAD_PATH,
             error=error,
             zone=self.app.settings.agency.time_zone,
             csrf=security.form_token(who.csrf_secret, COMPOSE),
@@ -438,43 +451,63 @@ class Console:
     async def compose(self, request: Request) -> Response:
         who = await self.who(request)
         form = await self.pages.checked_form(request, who.csrf_secret, COMPOSE)
-        given: dict[str, Any] = {
-            "template": str(form.get("template", "")),
-            "category": str(form.get("category", "")),
-            "targets": [str(t) for t in form.getlist("target")],
-            "text": str(form.get("text", "")),
-            "link": str(form.get("link", "")).strip(),
-            "at": str(form.get("at", "")).strip(),
-            "expires": str(form.get("expires", "")).strip(),
-            "allow_thread": bool(form.get("allow_thread")),
-            "values": {
-                str(k).removeprefix("var-"): str(v)
-                for k, v in form.multi_items()
-                if str(k).startswith("var-")
-            },
-        }
+        given = compose_given(form)
+        action = str(form.get("action", ""))
         try:
             draft = self._draft(given)
+            images = await run_in_threadpool(
+                compose.uploaded, self.app, who.actor, image_triples(given)
+            )
             if given["template"]:
                 made = await run_in_threadpool(
-                    lambda: notices.draft(
+                    lambda: compose.draft(
                         self.app,
                         who.actor,
                         draft,
+                        images,
                         template=given["template"],
                         values=given["values"],
                     )
                 )
-            elif form.get("action") == "preview":
-                review = await run_in_threadpool(notices.preview, self.app, who.actor, draft)
-                return await self._compose_form(request, who, given, review, None, 200)
+            elif action == "preview":
+                shown = await run_in_threadpool(compose.preview, self.app, who.actor, draft, images)
+                return await self._compose_form(request, who, given, shown, None, 200)
             else:
-                made = await run_in_threadpool(notices.draft, self.app, who.actor, draft)
+                made = await run_in_threadpool(compose.draft, self.app, who.actor, draft, images)
         except Refused as e:
             return await self._compose_form(request, who, given, None, message(e), 403)
         except UsageError as e:
             return await self._compose_form(request, who, given, None, message(e), 400)
         return RedirectResponse(f"/notices/{made.notice.id}", status_code=303)
+
+    async def upload(self, request: Request) -> Response:
+        """The compose form sent with an image to add: the image goes into the archive
+        store (the application layer checks its type and size) and the form comes back with
+        it listed, its size and sha256 shown, and all that was typed."""
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, COMPOSE)
+        given = compose_given(form)
+        upload = form.get("image")
+        try:
+            if isinstance(upload, str) or upload is None or not upload.filename:
+                raise UsageError("choose an image file to upload")
+            if len(given["images"]) >= compose.MAX_IMAGES:
+                raise UsageError(f"a notice carries at most {compose.MAX_IMAGES} images")
+            data = await upload.read(MAX_UPLOAD + 1)
+            priority = self.app.settings.publisher.categories.get(given["category"], "")
+            stored = await run_in_threadpool(
+                compose.upload_image, self.app, who.actor, data, upload.filename, priority
+            )
+        except Refused as e:
+            return await self._compose_form(request, who, given, None, message(e), 403)
+        except UsageError as e:
+            return await self._compose_form(request, who, given, None, message(e), 400)
+        alt = str(form.get("new_alt", "")).strip()
+        given["images"].append(
+            {"sha256": stored.sha256, "name": stored.name, "alt": alt, "size": stored.size}
+        )
+        given["new_alt"] = ""
+        return await self._compose_form(request, who, given, None, None, 200)
 
     def _draft(self, given: dict[str, Any]) -> NoticeDraft:
         """The form as a draft; times read as the command line reads them, in the agency's
@@ -482,6 +515,10 @@ class Console:
         zone = self.app.settings.agency.time_zone
         now = self.app.clock.now()
         at, expires = given["at"], given["expires"]
+        every, rule, until = given["every"], given["repeat"], given["until"]
+        if every and rule:
+            raise UsageError("choose a repeat or write a rule, not both")
+        until_cancelled = until.lower() == "cancelled"
         return NoticeDraft(
             category=given["category"],
             text=given["text"],
@@ -490,7 +527,59 @@ class Console:
             publish_at=parse_when(at, zone, now) if at and at.lower() != "now" else None,
             expires_at=parse_when(expires, zone, now) if expires else None,
             allow_thread=given["allow_thread"],
+            variants={k: v for k, v in given["variants"].items() if v.strip()},
+            recurrence=parse_every(every).text() if every else (rule or None),
+            repeat_until=parse_until(until, zone, now) if until and not until_cancelled else None,
+            until_cancelled=until_cancelled,
+            follow_up=given["follow_up"] or None,
         )
+
+
+def compose_given(form: FormData) -> dict[str, Any]:
+    """What the compose form says, as typed (to show it back); an image whose "remove" box
+    is ticked is left out."""
+    shas, names = form.getlist("image_sha256"), form.getlist("image_name")
+    sizes = form.getlist("image_size")
+    images = [
+        {
+            "sha256": str(sha),
+            "name": str(names[n]) if n < len(names) else "image",
+            "size": str(sizes[n]) if n < len(sizes) else "",
+            "alt": str(form.get(f"alt-{n + 1}", "")),
+        }
+        for n, sha in enumerate(shas)
+        if not form.get(f"remove-{n + 1}")
+    ]
+    return {
+        "template": str(form.get("template", "")),
+        "category": str(form.get("category", "")),
+        "targets": [str(t) for t in form.getlist("target")],
+        "text": str(form.get("text", "")),
+        "link": str(form.get("link", "")).strip(),
+        "at": str(form.get("at", "")).strip(),
+        "expires": str(form.get("expires", "")).strip(),
+        "allow_thread": bool(form.get("allow_thread")),
+        "values": {
+            str(k).removeprefix("var-"): str(v)
+            for k, v in form.multi_items()
+            if str(k).startswith("var-")
+        },
+        "variants": {
+            str(k).removeprefix("text-for-"): str(v)
+            for k, v in form.multi_items()
+            if str(k).startswith("text-for-") and isinstance(v, str)
+        },
+        "every": str(form.get("every", "")).strip(),
+        "repeat": str(form.get("repeat", "")).strip(),
+        "until": str(form.get("until", "")).strip(),
+        "follow_up": str(form.get("follow_up", "")).strip(),
+        "images": images,
+        "new_alt": str(form.get("new_alt", "")),
+    }
+
+
+def image_triples(given: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(i["sha256"], i["name"], i["alt"]) for i in given["images"]]
 
 
 @dataclass(frozen=True)
