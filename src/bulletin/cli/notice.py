@@ -362,6 +362,34 @@ def notice_correct(
     )
 
 
+@notice.command("update")
+@on_behalf_options
+@click.argument("notice_id", type=ID)
+@click.option("--text", required=True, help='The news, e.g. "Mass Ave has reopened."')
+@click.option("--as", "actor", default=None, help="Who posts it (default: your own account).")
+@json_option
+@pass_context
+def notice_update(
+    ctx: Context, notice_id: int, text: str, actor: str | None, as_json: bool
+) -> None:
+    """Post an update now, as a reply to every published post of a notice (the feed: a new
+    entry linking the first); the category's content policy applies to its text."""
+    from bulletin.app import updates
+
+    ctx.warn_open_mode()
+    done = updates.post_update(ctx.app, ctx.actor(actor), notice_id, text)
+    emit(
+        as_json,
+        {
+            "id": notice_id,
+            "queued": done.amendment.queued,
+            "in_flight": done.amendment.in_flight,
+            "daemon_notified": done.woke,
+        },
+        done.amendment.lines("update"),
+    )
+
+
 @notice.command("retract")
 @on_behalf_options
 @click.argument("notice_id", type=ID)

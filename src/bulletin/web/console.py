@@ -1,6 +1,6 @@
 """The dispatcher's and approver's console: the board, one notice (and the actions after
-publishing: cancel, correct, retract), the approval queue (approve, override, send back),
-editing a draft, and composing a notice (from a template too).
+publishing: cancel, post an update, correct, retract), the approval queue (approve, override,
+send back), editing a draft, and composing a notice (from a template too).
 
 Each handler finds who is signed in (else it sends them to sign in and back), calls one
 application-layer function with that :class:`~bulletin.app.Actor` (which checks the role)
@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bulletin.app import board, compose, notices, notify, templates
+from bulletin.app import board, compose, notices, notify, templates, updates
 from bulletin.app.notice_queries import NoticeView
 from bulletin.app.sessions import SignedIn
 from bulletin.errors import NotFound, Refused, UsageError
@@ -43,6 +43,7 @@ EDIT = "edit"
 COMPOSE = "compose"
 CANCEL = "cancel"
 CORRECT = "correct"
+UPDATE = "update"
 RETRACT = "retract"
 UPLOAD_PATH = "/notices/new/image"
 #: an upload's image at most (the application layer checks it again, with its own limit)
@@ -69,6 +70,12 @@ def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
         Route(
             "/notices/{notice_id:int}/cancel",
             console.cancel,
+            methods=["POST"],
+            max_body_size=max_body,
+        ),
+        Route(
+            "/notices/{notice_id:int}/update",
+            console.update,
             methods=["POST"],
             max_body_size=max_body,
         ),
@@ -220,6 +227,7 @@ class Console:
             given=given,
             csrf_cancel=security.form_token(who.csrf_secret, CANCEL),
             csrf_correct=security.form_token(who.csrf_secret, CORRECT),
+            csrf_update=security.form_token(who.csrf_secret, UPDATE),
             csrf_retract=security.form_token(who.csrf_secret, RETRACT),
         )
 
@@ -258,6 +266,18 @@ class Console:
                 self.app, who.actor, notice_id, given["correct_text"], given["correct_reason"]
             )
             return amended(f"Correction of notice {notice_id} queued.", done.amendment)
+
+        return await self._act(request, who, given, act)
+
+    async def update(self, request: Request) -> Response:
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, UPDATE)
+        notice_id = int(request.path_params["notice_id"])
+        given = {"update_text": str(form.get("text", ""))}
+
+        def act() -> Outcome:
+            done = updates.post_update(self.app, who.actor, notice_id, given["update_text"])
+            return amended(f"Update of notice {notice_id} queued.", done.amendment)
 
         return await self._act(request, who, given, act)
 
