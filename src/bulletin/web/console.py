@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -44,6 +45,9 @@ COMPOSE = "compose"
 CANCEL = "cancel"
 CORRECT = "correct"
 UPDATE = "update"
+LATE = "late"
+#: the board's filters besides the state (query parameter → what it narrows)
+FILTERS = ("category", "account", "text")
 RETRACT = "retract"
 UPLOAD_PATH = "/notices/new/image"
 #: an upload's image at most (the application layer checks it again, with its own limit)
@@ -61,6 +65,14 @@ def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
     return [
         Route("/notices", console.board, methods=["GET"]),
         Route("/notices.json", console.board, methods=["GET"]),
+        Route("/notices/week", console.week, methods=["GET"]),
+        Route("/notices/week.json", console.week, methods=["GET"]),
+        Route(
+            "/notices/{notice_id:int}/late",
+            console.late,
+            methods=["POST"],
+            max_body_size=max_body,
+        ),
         Route("/notices/new", console.compose_page, methods=["GET"]),
         Route("/notices/new", console.compose, methods=["POST"], max_body_size=max_body),
         # the compose form with one image: the image's bytes and the form around them
@@ -127,6 +139,7 @@ class Console:
         zone = self.app.settings.agency.time_zone
         filters: dict[str, Callable[..., Any]] = {
             "local": lambda at: local_text(at, zone),
+            "clock": lambda at: at.astimezone(ZoneInfo(zone)).strftime("%H:%M %Z"),
             "as_sent": preview,
         }
         pages.templates.env.filters.update(filters)
@@ -150,12 +163,28 @@ class Console:
 
     async def board(self, request: Request) -> Response:
         who = await self.who(request)
+        return await self._board(request, who, None, None, 200)
+
+    async def _board(
+        self, request: Request, who: SignedIn, error: str | None, done: str | None, status: int
+    ) -> Response:
         state = request.query_params.get("state") or None
-        shown = await run_in_threadpool(board.board, self.app, who.actor, state)
+        narrow = {k: request.query_params.get(k, "").strip() or None for k in FILTERS}
+        shown = await run_in_threadpool(
+            lambda: board.board(
+                self.app,
+                who.actor,
+                state,
+                category=narrow["category"],
+                account=narrow["account"],
+                text=narrow["text"],
+            )
+        )
         if wants_json(request):
             return JSONResponse(
                 {
                     "state": state,
+                    **narrow,
                     "notices": [board_row_json(r) for r in shown.rows],
                     "late": [
                         {
@@ -169,8 +198,90 @@ class Console:
                     ],
                 }
             )
+        query = request.url.query
         return self.render(
-            request, who, "notices.html", board=shown, state=state, states=NOTICE_STATES
+            request,
+            who,
+            "notices.html",
+            status,
+            board=shown,
+            state=state,
+            states=NOTICE_STATES,
+            narrow=narrow,
+            categories=sorted(self.app.settings.publisher.categories),
+            accounts=sorted(self.app.settings.accounts),
+            query=query,
+            error=error,
+            done=done,
+            csrf_late=security.form_token(who.csrf_secret, LATE),
+        )
+
+    async def late(self, request: Request) -> Response:
+        """Publish now, or cancel, a notice's posts late after downtime (the application
+        layer decides who may: publishing takes an approver); back to the board."""
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, LATE)
+        notice_id = int(request.path_params["notice_id"])
+        publish = form.get("decision") == "publish"
+        reason = str(form.get("reason", "")).strip() or None
+        try:
+            decided = await run_in_threadpool(
+                lambda: notices.decide_late(self.app, who.actor, notice_id, publish, reason)
+            )
+        except Refused as e:
+            return await self._board(request, who, message(e), None, 403)
+        except UsageError as e:
+            return await self._board(request, who, message(e), None, 400)
+        what = "sent on now" if publish else "cancelled"
+        accounts = ", ".join(decided.accounts) or "no account"
+        return await self._board(
+            request, who, None, f"Notice {notice_id}: late posts {what} ({accounts}).", 200
+        )
+
+    async def week(self, request: Request) -> Response:
+        """The week's scheduled and recurring notices, day by day in the agency's zone;
+        ``?from=YYYY-MM-DD`` starts it elsewhere."""
+        who = await self.who(request)
+        start = None
+        given = request.query_params.get("from", "")
+        if given:
+            try:
+                start = date.fromisoformat(given)
+            except ValueError:
+                raise UsageError(f"from={given!r}: give a date as YYYY-MM-DD") from None
+        days = await run_in_threadpool(board.week, self.app, who.actor, start)
+        if wants_json(request):
+            return JSONResponse(
+                {
+                    "days": [
+                        {
+                            "date": d.day.isoformat(),
+                            "entries": [
+                                {
+                                    "at": iso(e.at),
+                                    "id": e.notice_id,
+                                    "category": e.category,
+                                    "title": e.title,
+                                    "accounts": e.accounts,
+                                    "recurring": e.recurring,
+                                    "draft": e.draft,
+                                }
+                                for e in d.entries
+                            ],
+                        }
+                        for d in days
+                    ]
+                }
+            )
+        first = days[0].day
+        return self.render(
+            request,
+            who,
+            "week.html",
+            days=days,
+            zone=self.app.settings.agency.time_zone,
+            earlier=(first - timedelta(days=7)).isoformat(),
+            later=(first + timedelta(days=7)).isoformat(),
         )
 
     async def notice(self, request: Request) -> Response:
