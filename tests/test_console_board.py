@@ -15,9 +15,10 @@ import pytest
 from bulletin.app import Actor, notices
 from bulletin.audit import events
 from bulletin.publisher.notices import NoticeDraft
+from bulletin.states import DeliveryState, NoticeState
 from tests.plugins.browser import axe_violations, describe
 from tests.plugins.bulletin_app import Instance
-from tests.plugins.cli import run
+from tests.plugins.cli import invoke, run
 from tests.test_console import (
     DANA,
     NO_SIDEWAYS,
@@ -157,10 +158,11 @@ def test_the_board_with_filters_and_late_notices_and_the_week_pass_axe(
     browser_site: Instance,  # noqa: F811
     browser: Any,
 ) -> None:
-    """axe-core finds no WCAG 2.1 A or AA violation on the board with its filters and a late
-    notice's decision forms, after a refused decision, and on the week's calendar, at 320
-    and 1280 pixels, without sideways scrolling."""
+    """axe-core finds no WCAG 2.1 A or AA violation on the board with its filters, a late
+    notice's decision forms and a failed notice's Retry button, after a refused decision, and
+    on the week's calendar, at 320 and 1280 pixels, without sideways scrolling."""
     notice_id = late(browser_site)
+    failed(browser_site)  # a Retry button in its row
     with serving(browser_site.app) as url:
         for width in (320, 1280):
             context = browser.new_context(viewport={"width": width, "height": 800})
@@ -183,3 +185,57 @@ def test_the_board_with_filters_and_late_notices_and_the_week_pass_axe(
             finally:
                 context.close()
     assert not events(browser_site.app.engine, action="late-published")
+
+
+def failed(inst: Instance) -> int:
+    """A published notice whose feed post is then recorded as failed, as the worker records
+    a post the platform refused (the state this test starts from)."""
+    from sqlmodel import Session, select
+
+    from bulletin.models import Delivery, Notice
+
+    notice_id = drafted(inst.app)
+    notices.approve(inst.app, ABE, notice_id)
+    with Session(inst.app.engine) as session:
+        post = session.exec(select(Delivery).where(Delivery.notice_id == notice_id)).one()
+        post.state, post.last_error = DeliveryState.FAILED, "[400] the platform refused it"
+        notice = session.get(Notice, notice_id)
+        assert notice is not None
+        notice.state = NoticeState.FAILED
+        session.add_all([post, notice])
+        session.commit()
+    return notice_id
+
+
+def test_a_failed_notice_is_retried_from_the_board_and_the_command_line(
+    site: Instance,  # noqa: F811
+    web: str,  # noqa: F811
+) -> None:
+    """The board shows the failure's reason and a Retry button; a reader's retry is refused
+    by the application layer; a dispatcher's sends the post again and the daemon publishes
+    it; a second retry has nothing failed to send; ``notice retry`` does the same."""
+    notice_id = failed(site)
+    path = f"/notices/{notice_id}/retry"
+    with signed_in(web, "rita") as rita:
+        board = rita.get("/notices").text
+        assert "[400] the platform refused it" in board
+        refused = rita.post(path, data={"csrf": csrf_for(board, path)})
+        assert refused.status_code == 403 and "roles" in error_of(refused.text)
+    with signed_in(web, "dana") as dana:
+        token = csrf_for(dana.get("/notices").text, path)
+        assert dana.post(path, data={}).status_code == 403
+        done = dana.post(path, data={"csrf": token})
+        assert done.status_code == 200, done.text
+        assert f"Notice {notice_id}: failed posts sent again (feed)." in done.text
+        again = dana.post(path, data={"csrf": token})
+        assert again.status_code == 403 and "approved" in error_of(again.text)
+    run(site, "daemon", "--once", "--max-wait", "0", clock=site.clock)
+    with signed_in(web, "rita") as rita:
+        assert rita.get(f"/notices/{notice_id}.json").json()["state"] == "published"
+    [queued] = events(site.app.engine, action="retry-queued")
+    assert queued.actor == "dana"
+    other = failed(site)
+    out = run(site, "notice", "retry", str(other), login="abe")
+    assert f"notice {other}: sent again to feed" in out
+    result = invoke(site, "notice", "retry", str(other), login="abe")
+    assert result.exit_code != 0 and "is approved" in result.output

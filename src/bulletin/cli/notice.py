@@ -390,6 +390,26 @@ def notice_update(
     )
 
 
+@notice.command("retry")
+@on_behalf_options
+@click.argument("notice_id", type=ID)
+@click.option("--as", "actor", default=None, help="Who retries (default: your own account).")
+@json_option
+@pass_context
+def notice_retry(ctx: Context, notice_id: int, actor: str | None, as_json: bool) -> None:
+    """Send a failed or partially published notice's failed posts again, now."""
+    from bulletin.app import updates
+
+    ctx.warn_open_mode()
+    done = updates.retry(ctx.app, ctx.actor(actor), notice_id)
+    line = f"notice {notice_id}: sent again to {', '.join(done.accounts)}"
+    emit(
+        as_json,
+        {"id": notice_id, "accounts": done.accounts, "daemon_notified": done.woke},
+        [line + ("" if done.woke else f" ({NO_DAEMON})")],
+    )
+
+
 @notice.command("retract")
 @on_behalf_options
 @click.argument("notice_id", type=ID)

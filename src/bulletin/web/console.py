@@ -46,6 +46,7 @@ CANCEL = "cancel"
 CORRECT = "correct"
 UPDATE = "update"
 LATE = "late"
+RETRY = "retry"
 #: the board's filters besides the state (query parameter → what it narrows)
 FILTERS = ("category", "account", "text")
 RETRACT = "retract"
@@ -82,6 +83,12 @@ def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
         Route(
             "/notices/{notice_id:int}/cancel",
             console.cancel,
+            methods=["POST"],
+            max_body_size=max_body,
+        ),
+        Route(
+            "/notices/{notice_id:int}/retry",
+            console.retry,
             methods=["POST"],
             max_body_size=max_body,
         ),
@@ -214,6 +221,7 @@ class Console:
             error=error,
             done=done,
             csrf_late=security.form_token(who.csrf_secret, LATE),
+            csrf_retry=security.form_token(who.csrf_secret, RETRY),
         )
 
     async def late(self, request: Request) -> Response:
@@ -236,6 +244,21 @@ class Console:
         accounts = ", ".join(decided.accounts) or "no account"
         return await self._board(
             request, who, None, f"Notice {notice_id}: late posts {what} ({accounts}).", 200
+        )
+
+    async def retry(self, request: Request) -> Response:
+        """Send a notice's failed posts again (the application layer decides); back to the
+        board with what was done or why not."""
+        who = await self.who(request)
+        await self.pages.checked_form(request, who.csrf_secret, RETRY)
+        notice_id = int(request.path_params["notice_id"])
+        try:
+            done = await run_in_threadpool(updates.retry, self.app, who.actor, notice_id)
+        except Refused as e:
+            return await self._board(request, who, message(e), None, 403)
+        accounts = ", ".join(done.accounts)
+        return await self._board(
+            request, who, None, f"Notice {notice_id}: failed posts sent again ({accounts}).", 200
         )
 
     async def week(self, request: Request) -> Response:
