@@ -23,7 +23,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bulletin.app import board, compose, notices, notify, templates, updates
+from bulletin.app import (
+    board,
+    compose,
+    notices,
+    notify,
+    template_review,
+    templates,
+    updates,
+)
 from bulletin.app.notice_queries import NoticeView
 from bulletin.app.sessions import SignedIn
 from bulletin.errors import NotFound, Refused, UsageError
@@ -47,6 +55,7 @@ CORRECT = "correct"
 UPDATE = "update"
 LATE = "late"
 RETRY = "retry"
+TEMPLATE = "template"
 #: the board's filters besides the state (query parameter → what it narrows)
 FILTERS = ("category", "account", "text")
 RETRACT = "retract"
@@ -107,6 +116,14 @@ def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
         Route(
             "/notices/{notice_id:int}/retract",
             console.retract,
+            methods=["POST"],
+            max_body_size=max_body,
+        ),
+        Route("/templates", console.templates, methods=["GET"]),
+        Route("/templates/{name}", console.template, methods=["GET"]),
+        Route(
+            "/templates/{name}/approve",
+            console.approve_template,
             methods=["POST"],
             max_body_size=max_body,
         ),
@@ -454,6 +471,47 @@ class Console:
         except UsageError as e:
             return await self._notice_page(request, who, message(e), None, given, 400)
         return await self._notice_page(request, who, None, done, {}, 200)
+
+    # -- templates ---------------------------------------------------------------------
+
+    async def templates(self, request: Request) -> Response:
+        who = await self.who(request)
+        found = await run_in_threadpool(template_review.listing, self.app, who.actor)
+        return self.render(request, who, "templates.html", found=found)
+
+    async def template(self, request: Request) -> Response:
+        who = await self.who(request)
+        return await self._template(request, who, None, None, 200)
+
+    async def _template(
+        self, request: Request, who: SignedIn, error: str | None, done: str | None, status: int
+    ) -> Response:
+        name = str(request.path_params["name"])
+        shown = await run_in_threadpool(template_review.review, self.app, who.actor, name)
+        return self.render(
+            request,
+            who,
+            "template.html",
+            status,
+            shown=shown,
+            error=error,
+            done=done,
+            csrf=security.form_token(who.csrf_secret, TEMPLATE),
+        )
+
+    async def approve_template(self, request: Request) -> Response:
+        """Approve a template's newest version; the application layer refuses a person who
+        is not an approver, its author, or a policy finding."""
+        who = await self.who(request)
+        await self.pages.checked_form(request, who.csrf_secret, TEMPLATE)
+        name = str(request.path_params["name"])
+        try:
+            done = await run_in_threadpool(templates.approve, self.app, who.actor, name)
+        except Refused as e:
+            return await self._template(request, who, message(e), None, 403)
+        return await self._template(
+            request, who, None, f"Version {done.version} of {name} is approved.", 200
+        )
 
     # -- approvals ---------------------------------------------------------------------
 
