@@ -320,10 +320,11 @@ def test_unknown_pages_and_big_bodies_get_a_page_with_the_headers(site: Instance
 def test_every_route_that_takes_a_body_caps_it(site: Instance) -> None:
     """Every route a POST reaches, the console's, the API's and sign-in's alike, refuses a
     body over the form limit (413) before any handler reads it; only Meta's webhook, which
-    authenticates its larger bodies by signature, takes more."""
+    authenticates its larger bodies by signature, and the compose form with an image, capped
+    at the image's limit and a form's, take more."""
     from starlette.routing import Mount, Route
 
-    from bulletin.web import MAX_BODY, create_app, facebook_hook
+    from bulletin.web import MAX_BODY, console, create_app, facebook_hook
 
     asgi = create_app(site.app)
     posts = [
@@ -337,6 +338,11 @@ def test_every_route_that_takes_a_body_caps_it(site: Instance) -> None:
     with client(site) as web:
         for path in posts:
             if path == facebook_hook.PATH:
+                continue
+            if path == console.UPLOAD_PATH:
+                huge = b"x" * (console.MAX_UPLOAD + MAX_BODY + 1)
+                answer = web.post(path, content=huge, headers={"content-type": "text/plain"})
+                assert answer.status_code == 413, path
                 continue
             answer = web.post(path, content=big, headers={"content-type": "text/plain"})
             assert answer.status_code == 413, path

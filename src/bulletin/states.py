@@ -30,6 +30,7 @@ class DeliveryKind(StrEnum):
     POST = "post"
     FOLLOW_UP = "follow-up"
     CORRECTION = "correction"
+    UPDATE = "update"  # news posted as a reply to the published posts, at once
     RETRACTION = "retraction"
     DELETION = "deletion"
 

@@ -10,6 +10,8 @@ without a role.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, or_, select
 
@@ -19,10 +21,11 @@ from bulletin.app.context import App
 from bulletin.config.site import Role
 from bulletin.errors import Refused
 from bulletin.identity import require_role
-from bulletin.models import AuditEvent, Delivery
+from bulletin.models import AuditEvent, Delivery, Notice
+from bulletin.publisher import schedule
 from bulletin.publisher.failures import delivery_label
 from bulletin.publisher.schedule import LateNotice
-from bulletin.states import NoticeState
+from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
 #: the roles that may see notices (the board, a notice, the approval queue)
 READERS: tuple[Role, ...] = ("reader", "dispatcher", "approver", "admin")
@@ -91,13 +94,25 @@ class NoticePage:
 
 
 @acts
-def board(app: App, actor: Actor, state: str | None = None, limit: int = 50) -> Board:
-    """The board, ``state`` only when given (see :func:`notice_queries.list_notices`).
+def board(
+    app: App,
+    actor: Actor,
+    state: str | None = None,
+    limit: int = 50,
+    *,
+    category: str | None = None,
+    account: str | None = None,
+    text: str | None = None,
+) -> Board:
+    """The board, narrowed to ``state``, ``category``, ``account`` and ``text`` when given
+    (see :func:`notice_queries.list_notices`).
 
     :raises Refused: ``actor`` may not see notices. :raises UsageError: an unknown state.
     """
     require_any_role(app, actor, READERS)
-    rows = notice_queries.list_notices(app, state, limit)
+    rows = notice_queries.list_notices(
+        app, state, limit, category=category, account=account, text=text
+    )
     links = _post_links(app, [r.notice.id for r in rows if r.notice.id is not None])
     shown = [
         BoardRow(
@@ -167,3 +182,94 @@ def approval_queue(app: App, actor: Actor, limit: int = 50) -> list[notice_queri
         for r in reversed(drafts)
         if r.notice.id is not None
     ]
+
+
+@dataclass(frozen=True)
+class CalendarEntry:
+    """One post due in the week: when (UTC), which notice, whether it is an occurrence of a
+    recurring notice, and whether it still waits for its approval (a draft)."""
+
+    at: datetime
+    notice_id: int
+    category: str
+    title: str
+    accounts: list[str]
+    recurring: bool
+    draft: bool
+
+
+@dataclass(frozen=True)
+class CalendarDay:
+    """One local day of the week and its entries, earliest first."""
+
+    day: date
+    entries: list[CalendarEntry]
+
+
+#: the notice states whose scheduled posts the calendar shows
+SCHEDULED = (NoticeState.DRAFT, NoticeState.APPROVED, NoticeState.PARTIALLY_PUBLISHED)
+
+
+@acts
+def week(app: App, actor: Actor, start: date | None = None, days: int = 7) -> list[CalendarDay]:
+    """The ``days`` local days from ``start`` (default: today in the agency's zone) with what
+    is scheduled in them: approved posts still due, the occurrences of recurring notices (as
+    the publisher computes them, in the agency's zone) and drafts' publish times.
+
+    :raises Refused: ``actor`` may not see notices.
+    """
+    require_any_role(app, actor, READERS)
+    zone = ZoneInfo(app.settings.agency.time_zone)
+    first = start or app.clock.now().astimezone(zone).date()
+    begin = datetime.combine(first, time(0), zone).astimezone(UTC)
+    end = datetime.combine(first + timedelta(days=days), time(0), zone).astimezone(UTC)
+    found: dict[tuple[int, datetime], CalendarEntry] = {}
+    with Session(app.checked_engine()) as session:
+        notices = session.exec(
+            select(Notice).where(col(Notice.state).in_([s.value for s in SCHEDULED]))
+        ).all()
+        pending = session.exec(
+            select(Delivery)
+            .where(col(Delivery.notice_id).in_([n.id for n in notices]))
+            .where(Delivery.kind == DeliveryKind.POST)
+            .where(col(Delivery.state) == DeliveryState.PENDING)
+        ).all()
+    accounts: dict[int, set[str]] = {}
+    due: dict[int, set[datetime]] = {}
+    for d in pending:
+        accounts.setdefault(d.notice_id, set()).add(d.account)
+        if d.due_at is not None:
+            due.setdefault(d.notice_id, set()).add(_utc(d.due_at))
+    for n in notices:
+        assert n.id is not None
+        times = set(due.get(n.id, set()))
+        if n.state == NoticeState.DRAFT and n.publish_at is not None:
+            times.add(_utc(n.publish_at))
+        if n.recurrence and n.publish_at is not None:
+            times.add(_utc(n.publish_at))
+            cursor = begin - timedelta(seconds=1)
+            while (nxt := schedule.next_occurrence(n, app.settings, cursor)) and nxt < end:
+                times.add(_utc(nxt))
+                cursor = nxt
+        for at in times:
+            if begin <= at < end:
+                found[(n.id, at)] = CalendarEntry(
+                    at,
+                    n.id,
+                    n.category,
+                    n.title or n.category,
+                    sorted(accounts.get(n.id, set())),
+                    bool(n.recurrence),
+                    n.state == NoticeState.DRAFT,
+                )
+    shown = [CalendarDay(first + timedelta(days=i), []) for i in range(days)]
+    for entry in sorted(found.values(), key=lambda e: (e.at, e.notice_id)):
+        index = (entry.at.astimezone(zone).date() - first).days
+        if 0 <= index < days:
+            shown[index].entries.append(entry)
+    return shown
+
+
+def _utc(at: datetime) -> datetime:
+    """A stored time as an aware UTC time (SQLite gives it back naive)."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

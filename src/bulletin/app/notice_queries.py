@@ -63,10 +63,13 @@ def list_notices(
     category: str | None = None,
     since: datetime | None = None,
     before: int | None = None,
+    account: str | None = None,
+    text: str | None = None,
 ) -> list[NoticeRow]:
     """Notices newest first, ``state`` only (``failed``: every notice with a failed delivery),
     of ``category`` only, drafted at or after ``since``, with an id below ``before`` (where
-    the previous page ended).
+    the previous page ended), with a delivery to ``account``, whose text or title holds
+    ``text`` (any case).
 
     :raises UsageError: an unknown state.
     """
@@ -79,6 +82,15 @@ def list_notices(
         query = query.where(col(Notice.created_at) >= since)
     if before is not None:
         query = query.where(col(Notice.id) < before)
+    if account:
+        targeted = select(Delivery.notice_id).where(Delivery.account == account)
+        query = query.where(col(Notice.id).in_(targeted))
+    if text:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            col(Notice.text).ilike(pattern, escape="\\")
+            | col(Notice.title).ilike(pattern, escape="\\")
+        )
     with Session(app.checked_engine()) as session:
         notices = list(session.exec(query))
         by_notice: dict[int, list[Delivery]] = {}

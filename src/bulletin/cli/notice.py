@@ -362,6 +362,54 @@ def notice_correct(
     )
 
 
+@notice.command("update")
+@on_behalf_options
+@click.argument("notice_id", type=ID)
+@click.option("--text", required=True, help='The news, e.g. "Mass Ave has reopened."')
+@click.option("--as", "actor", default=None, help="Who posts it (default: your own account).")
+@json_option
+@pass_context
+def notice_update(
+    ctx: Context, notice_id: int, text: str, actor: str | None, as_json: bool
+) -> None:
+    """Post an update now, as a reply to every published post of a notice (the feed: a new
+    entry linking the first); the category's content policy applies to its text."""
+    from bulletin.app import updates
+
+    ctx.warn_open_mode()
+    done = updates.post_update(ctx.app, ctx.actor(actor), notice_id, text)
+    emit(
+        as_json,
+        {
+            "id": notice_id,
+            "queued": done.amendment.queued,
+            "in_flight": done.amendment.in_flight,
+            "daemon_notified": done.woke,
+        },
+        done.amendment.lines("update"),
+    )
+
+
+@notice.command("retry")
+@on_behalf_options
+@click.argument("notice_id", type=ID)
+@click.option("--as", "actor", default=None, help="Who retries (default: your own account).")
+@json_option
+@pass_context
+def notice_retry(ctx: Context, notice_id: int, actor: str | None, as_json: bool) -> None:
+    """Send a failed or partially published notice's failed posts again, now."""
+    from bulletin.app import updates
+
+    ctx.warn_open_mode()
+    done = updates.retry(ctx.app, ctx.actor(actor), notice_id)
+    line = f"notice {notice_id}: sent again to {', '.join(done.accounts)}"
+    emit(
+        as_json,
+        {"id": notice_id, "accounts": done.accounts, "daemon_notified": done.woke},
+        [line + ("" if done.woke else f" ({NO_DAEMON})")],
+    )
+
+
 @notice.command("retract")
 @on_behalf_options
 @click.argument("notice_id", type=ID)

@@ -8,6 +8,7 @@ Credentials are named here (``*_env`` keys), never stored here.
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, get_args
 
@@ -32,6 +33,10 @@ class AccountSettings(Section):
     monthly_budget: float = Field(
         default=0.0, ge=0, description="estimated platform spend per month, USD; 0 = none"
     )
+
+    # the day the account's access token expires (Meta's Page and user tokens last about 60
+    # days); the administrators are told 14 and 3 days before. Unset: no warning
+    token_expires: date | None = None
 
     required: ClassVar[tuple[str, ...]] = ()
 

@@ -21,7 +21,8 @@ def _clock_time(text: str) -> time:
 class NotifySettings(Section):
     """Who is emailed when. Empty ``smtp_host``: nobody is emailed (messages wait in the
     outbox; once a server is configured, those older than a day are skipped, not sent late).
-    Token expiry warnings are not possible yet: platform accounts store no token expiry."""
+    An account's ``token_expires`` (a date) has the administrators warned 14 and 3 days
+    before its token expires (:mod:`bulletin.notify.token_expiry`)."""
 
     smtp_host: str = ""
     smtp_port: int = Field(default=587, ge=1, le=65535)

@@ -198,7 +198,12 @@ class Maintenance:
         return batch.id if batch else None
 
     def nightly(self) -> None:
-        """Verify the archive (records, ledger, witnesses); problems are logged as errors."""
+        """Warn of platform tokens about to expire; verify the archive (records, ledger,
+        witnesses): problems are logged as errors."""
+        from bulletin.notify.token_expiry import warn_expiring
+
+        for name in warn_expiring(self.app.engine, self.app.settings, self.app.clock.now()):
+            log.warning("platform token expires soon", account=name)
         report = verify(
             self.app.engine,
             self.app.store,

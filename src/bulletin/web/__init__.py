@@ -134,5 +134,6 @@ def create_app(app: App) -> Starlette:
             BulletinError: refused,
             HTTPException: http_error,
         },
-        max_body_size=facebook_hook.MAX_BODY,  # the largest any route takes
+        # the largest any route takes: Meta's webhook, or the compose form with an image
+        max_body_size=max(facebook_hook.MAX_BODY, console.MAX_UPLOAD + MAX_BODY),
     )

@@ -1,6 +1,6 @@
 """The dispatcher's and approver's console: the board, one notice (and the actions after
-publishing: cancel, correct, retract), the approval queue (approve, override, send back),
-editing a draft, and composing a notice (from a template too).
+publishing: cancel, post an update, correct, retract), the approval queue (approve, override,
+send back), editing a draft, and composing a notice (from a template too).
 
 Each handler finds who is signed in (else it sends them to sign in and back), calls one
 application-layer function with that :class:`~bulletin.app.Actor` (which checks the role)
@@ -11,17 +11,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bulletin.app import board, notices, notify, templates
+from bulletin.app import (
+    board,
+    compose,
+    notices,
+    notify,
+    template_review,
+    templates,
+    updates,
+)
 from bulletin.app.notice_queries import NoticeView
 from bulletin.app.sessions import SignedIn
 from bulletin.errors import NotFound, Refused, UsageError
@@ -29,9 +39,10 @@ from bulletin.publisher.amend import Amendment
 from bulletin.publisher.approval import Review
 from bulletin.publisher.failures import NOTICE_STATES, delivery_label
 from bulletin.publisher.notices import NoticeDraft
+from bulletin.publisher.recurrence import parse_every
 from bulletin.publisher.texts import TargetText, as_sent
 from bulletin.states import DeliveryState
-from bulletin.timeparse import local_text, parse_when
+from bulletin.timeparse import local_text, parse_until, parse_when
 from bulletin.web import security
 from bulletin.web.pages import Pages, message
 
@@ -41,7 +52,18 @@ EDIT = "edit"
 COMPOSE = "compose"
 CANCEL = "cancel"
 CORRECT = "correct"
+UPDATE = "update"
+LATE = "late"
+RETRY = "retry"
+TEMPLATE = "template"
+#: the board's filters besides the state (query parameter → what it narrows)
+FILTERS = ("category", "account", "text")
 RETRACT = "retract"
+UPLOAD_PATH = "/notices/new/image"
+#: an upload's image at most (the application layer checks it again, with its own limit)
+MAX_UPLOAD = compose.MAX_IMAGE_BYTES
+#: choices of the compose form's "repeat" (beside a rule of one's own)
+EVERY = {"": "Does not repeat", **{w: f"Every {w}" for w in ("day", "weekday", "week", "month")}}
 #: the states whose page offers correct and retract (the application layer decides)
 AMENDABLE = ("published", "partially-published")
 
@@ -53,13 +75,35 @@ def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
     return [
         Route("/notices", console.board, methods=["GET"]),
         Route("/notices.json", console.board, methods=["GET"]),
+        Route("/notices/week", console.week, methods=["GET"]),
+        Route("/notices/week.json", console.week, methods=["GET"]),
+        Route(
+            "/notices/{notice_id:int}/late",
+            console.late,
+            methods=["POST"],
+            max_body_size=max_body,
+        ),
         Route("/notices/new", console.compose_page, methods=["GET"]),
         Route("/notices/new", console.compose, methods=["POST"], max_body_size=max_body),
+        # the compose form with one image: the image's bytes and the form around them
+        Route(UPLOAD_PATH, console.upload, methods=["POST"], max_body_size=MAX_UPLOAD + max_body),
         Route("/notices/{notice_id:int}", console.notice, methods=["GET"]),
         Route("/notices/{notice_id:int}.json", console.notice, methods=["GET"]),
         Route(
             "/notices/{notice_id:int}/cancel",
             console.cancel,
+            methods=["POST"],
+            max_body_size=max_body,
+        ),
+        Route(
+            "/notices/{notice_id:int}/retry",
+            console.retry,
+            methods=["POST"],
+            max_body_size=max_body,
+        ),
+        Route(
+            "/notices/{notice_id:int}/update",
+            console.update,
             methods=["POST"],
             max_body_size=max_body,
         ),
@@ -72,6 +116,14 @@ def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
         Route(
             "/notices/{notice_id:int}/retract",
             console.retract,
+            methods=["POST"],
+            max_body_size=max_body,
+        ),
+        Route("/templates", console.templates, methods=["GET"]),
+        Route("/templates/{name}", console.template, methods=["GET"]),
+        Route(
+            "/templates/{name}/approve",
+            console.approve_template,
             methods=["POST"],
             max_body_size=max_body,
         ),
@@ -111,6 +163,7 @@ class Console:
         zone = self.app.settings.agency.time_zone
         filters: dict[str, Callable[..., Any]] = {
             "local": lambda at: local_text(at, zone),
+            "clock": lambda at: at.astimezone(ZoneInfo(zone)).strftime("%H:%M %Z"),
             "as_sent": preview,
         }
         pages.templates.env.filters.update(filters)
@@ -134,12 +187,28 @@ class Console:
 
     async def board(self, request: Request) -> Response:
         who = await self.who(request)
+        return await self._board(request, who, None, None, 200)
+
+    async def _board(
+        self, request: Request, who: SignedIn, error: str | None, done: str | None, status: int
+    ) -> Response:
         state = request.query_params.get("state") or None
-        shown = await run_in_threadpool(board.board, self.app, who.actor, state)
+        narrow = {k: request.query_params.get(k, "").strip() or None for k in FILTERS}
+        shown = await run_in_threadpool(
+            lambda: board.board(
+                self.app,
+                who.actor,
+                state,
+                category=narrow["category"],
+                account=narrow["account"],
+                text=narrow["text"],
+            )
+        )
         if wants_json(request):
             return JSONResponse(
                 {
                     "state": state,
+                    **narrow,
                     "notices": [board_row_json(r) for r in shown.rows],
                     "late": [
                         {
@@ -153,8 +222,106 @@ class Console:
                     ],
                 }
             )
+        query = request.url.query
         return self.render(
-            request, who, "notices.html", board=shown, state=state, states=NOTICE_STATES
+            request,
+            who,
+            "notices.html",
+            status,
+            board=shown,
+            state=state,
+            states=NOTICE_STATES,
+            narrow=narrow,
+            categories=sorted(self.app.settings.publisher.categories),
+            accounts=sorted(self.app.settings.accounts),
+            query=query,
+            error=error,
+            done=done,
+            csrf_late=security.form_token(who.csrf_secret, LATE),
+            csrf_retry=security.form_token(who.csrf_secret, RETRY),
+        )
+
+    async def late(self, request: Request) -> Response:
+        """Publish now, or cancel, a notice's posts late after downtime (the application
+        layer decides who may: publishing takes an approver); back to the board."""
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, LATE)
+        notice_id = int(request.path_params["notice_id"])
+        publish = form.get("decision") == "publish"
+        reason = str(form.get("reason", "")).strip() or None
+        try:
+            decided = await run_in_threadpool(
+                lambda: notices.decide_late(self.app, who.actor, notice_id, publish, reason)
+            )
+        except Refused as e:
+            return await self._board(request, who, message(e), None, 403)
+        except UsageError as e:
+            return await self._board(request, who, message(e), None, 400)
+        what = "sent on now" if publish else "cancelled"
+        accounts = ", ".join(decided.accounts) or "no account"
+        return await self._board(
+            request, who, None, f"Notice {notice_id}: late posts {what} ({accounts}).", 200
+        )
+
+    async def retry(self, request: Request) -> Response:
+        """Send a notice's failed posts again (the application layer decides); back to the
+        board with what was done or why not."""
+        who = await self.who(request)
+        await self.pages.checked_form(request, who.csrf_secret, RETRY)
+        notice_id = int(request.path_params["notice_id"])
+        try:
+            done = await run_in_threadpool(updates.retry, self.app, who.actor, notice_id)
+        except Refused as e:
+            return await self._board(request, who, message(e), None, 403)
+        accounts = ", ".join(done.accounts)
+        return await self._board(
+            request, who, None, f"Notice {notice_id}: failed posts sent again ({accounts}).", 200
+        )
+
+    async def week(self, request: Request) -> Response:
+        """The week's scheduled and recurring notices, day by day in the agency's zone;
+        ``?from=YYYY-MM-DD`` starts it elsewhere."""
+        who = await self.who(request)
+        start = None
+        given = request.query_params.get("from", "")
+        if given:
+            try:
+                start = date.fromisoformat(given)
+            except ValueError:
+                raise UsageError(f"from={given!r}: give a date as YYYY-MM-DD") from None
+        days = await run_in_threadpool(board.week, self.app, who.actor, start)
+        if wants_json(request):
+            return JSONResponse(
+                {
+                    "days": [
+                        {
+                            "date": d.day.isoformat(),
+                            "entries": [
+                                {
+                                    "at": iso(e.at),
+                                    "id": e.notice_id,
+                                    "category": e.category,
+                                    "title": e.title,
+                                    "accounts": e.accounts,
+                                    "recurring": e.recurring,
+                                    "draft": e.draft,
+                                }
+                                for e in d.entries
+                            ],
+                        }
+                        for d in days
+                    ]
+                }
+            )
+        first = days[0].day
+        return self.render(
+            request,
+            who,
+            "week.html",
+            days=days,
+            zone=self.app.settings.agency.time_zone,
+            earlier=(first - timedelta(days=7)).isoformat(),
+            later=(first + timedelta(days=7)).isoformat(),
         )
 
     async def notice(self, request: Request) -> Response:
@@ -211,6 +378,7 @@ class Console:
             given=given,
             csrf_cancel=security.form_token(who.csrf_secret, CANCEL),
             csrf_correct=security.form_token(who.csrf_secret, CORRECT),
+            csrf_update=security.form_token(who.csrf_secret, UPDATE),
             csrf_retract=security.form_token(who.csrf_secret, RETRACT),
         )
 
@@ -249,6 +417,18 @@ class Console:
                 self.app, who.actor, notice_id, given["correct_text"], given["correct_reason"]
             )
             return amended(f"Correction of notice {notice_id} queued.", done.amendment)
+
+        return await self._act(request, who, given, act)
+
+    async def update(self, request: Request) -> Response:
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, UPDATE)
+        notice_id = int(request.path_params["notice_id"])
+        given = {"update_text": str(form.get("text", ""))}
+
+        def act() -> Outcome:
+            done = updates.post_update(self.app, who.actor, notice_id, given["update_text"])
+            return amended(f"Update of notice {notice_id} queued.", done.amendment)
 
         return await self._act(request, who, given, act)
 
@@ -291,6 +471,47 @@ class Console:
         except UsageError as e:
             return await self._notice_page(request, who, message(e), None, given, 400)
         return await self._notice_page(request, who, None, done, {}, 200)
+
+    # -- templates ---------------------------------------------------------------------
+
+    async def templates(self, request: Request) -> Response:
+        who = await self.who(request)
+        found = await run_in_threadpool(template_review.listing, self.app, who.actor)
+        return self.render(request, who, "templates.html", found=found)
+
+    async def template(self, request: Request) -> Response:
+        who = await self.who(request)
+        return await self._template(request, who, None, None, 200)
+
+    async def _template(
+        self, request: Request, who: SignedIn, error: str | None, done: str | None, status: int
+    ) -> Response:
+        name = str(request.path_params["name"])
+        shown = await run_in_threadpool(template_review.review, self.app, who.actor, name)
+        return self.render(
+            request,
+            who,
+            "template.html",
+            status,
+            shown=shown,
+            error=error,
+            done=done,
+            csrf=security.form_token(who.csrf_secret, TEMPLATE),
+        )
+
+    async def approve_template(self, request: Request) -> Response:
+        """Approve a template's newest version; the application layer refuses a person who
+        is not an approver, its author, or a policy finding."""
+        who = await self.who(request)
+        await self.pages.checked_form(request, who.csrf_secret, TEMPLATE)
+        name = str(request.path_params["name"])
+        try:
+            done = await run_in_threadpool(templates.approve, self.app, who.actor, name)
+        except Refused as e:
+            return await self._template(request, who, message(e), None, 403)
+        return await self._template(
+            request, who, None, f"Version {done.version} of {name} is approved.", 200
+        )
 
     # -- approvals ---------------------------------------------------------------------
 
@@ -412,7 +633,7 @@ class Console:
         request: Request,
         who: SignedIn,
         given: dict[str, Any],
-        review: Review | None,
+        shown: compose.ComposePreview | None,
         error: str | None,
         status: int,
     ) -> Response:
@@ -429,7 +650,11 @@ class Console:
             choices=choices,
             chosen=template,
             given=given,
-            review=review,
+            review=shown.review if shown else None,
+            shown=shown,
+            every=EVERY,
+            max_upload=MAX_UPLOAD,
+            upload_path=UPLOAD_PATH,
             error=error,
             zone=self.app.settings.agency.time_zone,
             csrf=security.form_token(who.csrf_secret, COMPOSE),
@@ -438,43 +663,63 @@ class Console:
     async def compose(self, request: Request) -> Response:
         who = await self.who(request)
         form = await self.pages.checked_form(request, who.csrf_secret, COMPOSE)
-        given: dict[str, Any] = {
-            "template": str(form.get("template", "")),
-            "category": str(form.get("category", "")),
-            "targets": [str(t) for t in form.getlist("target")],
-            "text": str(form.get("text", "")),
-            "link": str(form.get("link", "")).strip(),
-            "at": str(form.get("at", "")).strip(),
-            "expires": str(form.get("expires", "")).strip(),
-            "allow_thread": bool(form.get("allow_thread")),
-            "values": {
-                str(k).removeprefix("var-"): str(v)
-                for k, v in form.multi_items()
-                if str(k).startswith("var-")
-            },
-        }
+        given = compose_given(form)
+        action = str(form.get("action", ""))
         try:
             draft = self._draft(given)
+            images = await run_in_threadpool(
+                compose.uploaded, self.app, who.actor, image_triples(given)
+            )
             if given["template"]:
                 made = await run_in_threadpool(
-                    lambda: notices.draft(
+                    lambda: compose.draft(
                         self.app,
                         who.actor,
                         draft,
+                        images,
                         template=given["template"],
                         values=given["values"],
                     )
                 )
-            elif form.get("action") == "preview":
-                review = await run_in_threadpool(notices.preview, self.app, who.actor, draft)
-                return await self._compose_form(request, who, given, review, None, 200)
+            elif action == "preview":
+                shown = await run_in_threadpool(compose.preview, self.app, who.actor, draft, images)
+                return await self._compose_form(request, who, given, shown, None, 200)
             else:
-                made = await run_in_threadpool(notices.draft, self.app, who.actor, draft)
+                made = await run_in_threadpool(compose.draft, self.app, who.actor, draft, images)
         except Refused as e:
             return await self._compose_form(request, who, given, None, message(e), 403)
         except UsageError as e:
             return await self._compose_form(request, who, given, None, message(e), 400)
         return RedirectResponse(f"/notices/{made.notice.id}", status_code=303)
+
+    async def upload(self, request: Request) -> Response:
+        """The compose form sent with an image to add: the image goes into the archive
+        store (the application layer checks its type and size) and the form comes back with
+        it listed, its size and sha256 shown, and all that was typed."""
+        who = await self.who(request)
+        form = await self.pages.checked_form(request, who.csrf_secret, COMPOSE)
+        given = compose_given(form)
+        upload = form.get("image")
+        try:
+            if isinstance(upload, str) or upload is None or not upload.filename:
+                raise UsageError("choose an image file to upload")
+            if len(given["images"]) >= compose.MAX_IMAGES:
+                raise UsageError(f"a notice carries at most {compose.MAX_IMAGES} images")
+            data = await upload.read(MAX_UPLOAD + 1)
+            priority = self.app.settings.publisher.categories.get(given["category"], "")
+            stored = await run_in_threadpool(
+                compose.upload_image, self.app, who.actor, data, upload.filename, priority
+            )
+        except Refused as e:
+            return await self._compose_form(request, who, given, None, message(e), 403)
+        except UsageError as e:
+            return await self._compose_form(request, who, given, None, message(e), 400)
+        alt = str(form.get("new_alt", "")).strip()
+        given["images"].append(
+            {"sha256": stored.sha256, "name": stored.name, "alt": alt, "size": stored.size}
+        )
+        given["new_alt"] = ""
+        return await self._compose_form(request, who, given, None, None, 200)
 
     def _draft(self, given: dict[str, Any]) -> NoticeDraft:
         """The form as a draft; times read as the command line reads them, in the agency's
@@ -482,6 +727,10 @@ class Console:
         zone = self.app.settings.agency.time_zone
         now = self.app.clock.now()
         at, expires = given["at"], given["expires"]
+        every, rule, until = given["every"], given["repeat"], given["until"]
+        if every and rule:
+            raise UsageError("choose a repeat or write a rule, not both")
+        until_cancelled = until.lower() == "cancelled"
         return NoticeDraft(
             category=given["category"],
             text=given["text"],
@@ -490,7 +739,59 @@ class Console:
             publish_at=parse_when(at, zone, now) if at and at.lower() != "now" else None,
             expires_at=parse_when(expires, zone, now) if expires else None,
             allow_thread=given["allow_thread"],
+            variants={k: v for k, v in given["variants"].items() if v.strip()},
+            recurrence=parse_every(every).text() if every else (rule or None),
+            repeat_until=parse_until(until, zone, now) if until and not until_cancelled else None,
+            until_cancelled=until_cancelled,
+            follow_up=given["follow_up"] or None,
         )
+
+
+def compose_given(form: FormData) -> dict[str, Any]:
+    """What the compose form says, as typed (to show it back); an image whose "remove" box
+    is ticked is left out."""
+    shas, names = form.getlist("image_sha256"), form.getlist("image_name")
+    sizes = form.getlist("image_size")
+    images = [
+        {
+            "sha256": str(sha),
+            "name": str(names[n]) if n < len(names) else "image",
+            "size": str(sizes[n]) if n < len(sizes) else "",
+            "alt": str(form.get(f"alt-{n + 1}", "")),
+        }
+        for n, sha in enumerate(shas)
+        if not form.get(f"remove-{n + 1}")
+    ]
+    return {
+        "template": str(form.get("template", "")),
+        "category": str(form.get("category", "")),
+        "targets": [str(t) for t in form.getlist("target")],
+        "text": str(form.get("text", "")),
+        "link": str(form.get("link", "")).strip(),
+        "at": str(form.get("at", "")).strip(),
+        "expires": str(form.get("expires", "")).strip(),
+        "allow_thread": bool(form.get("allow_thread")),
+        "values": {
+            str(k).removeprefix("var-"): str(v)
+            for k, v in form.multi_items()
+            if str(k).startswith("var-")
+        },
+        "variants": {
+            str(k).removeprefix("text-for-"): str(v)
+            for k, v in form.multi_items()
+            if str(k).startswith("text-for-") and isinstance(v, str)
+        },
+        "every": str(form.get("every", "")).strip(),
+        "repeat": str(form.get("repeat", "")).strip(),
+        "until": str(form.get("until", "")).strip(),
+        "follow_up": str(form.get("follow_up", "")).strip(),
+        "images": images,
+        "new_alt": str(form.get("new_alt", "")),
+    }
+
+
+def image_triples(given: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(i["sha256"], i["name"], i["alt"]) for i in given["images"]]
 
 
 @dataclass(frozen=True)

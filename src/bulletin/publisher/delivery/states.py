@@ -35,14 +35,16 @@ TRANSITIONS: Mapping[DeliveryState, frozenset[DeliveryState]] = {
         {D.IN_FLIGHT, D.PUBLISHED, D.FAILED, D.CANCELLED, D.DELETED, D.PENDING, D.UNCERTAIN}
     ),
     D.PUBLISHED: frozenset(),
-    D.FAILED: frozenset(),
+    # sent again by a person (bulletin.publisher.retry)
+    D.FAILED: frozenset({D.PENDING}),
     D.CANCELLED: frozenset(),
     D.DELETED: frozenset(),
 }
 #: waiting to be tried (again) once due
 RETRY_STATES = (D.PENDING, D.UNCERTAIN)
-#: nothing more happens to a delivery in one of these
-FINAL_STATES = frozenset(s for s, onward in TRANSITIONS.items() if not onward)
+#: nothing more happens on its own to a delivery in one of these (a person may retry a
+#: failed one)
+FINAL_STATES = frozenset({D.PUBLISHED, D.FAILED, D.CANCELLED, D.DELETED})
 #: a notice whose posts may still go out
 LIVE_NOTICE_STATES = (NoticeState.APPROVED, NoticeState.PARTIALLY_PUBLISHED)
 
