@@ -1,0 +1,281 @@
+"""Language access: a notice in several languages, a post per (variant, account), exactly
+once, published together."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from defusedxml import ElementTree as SafeET
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bulletin.app import App
+from bulletin.clock import ManualClock
+from bulletin.config import load_settings
+from bulletin.db import migrate, sqlite_path
+from bulletin.errors import ConfigError, UsageError
+from bulletin.models import Delivery, Notice
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.delivery import DeliveryWorker
+from bulletin.publisher.delivery.states import move
+from bulletin.publisher.languages import LanguageVariant, variants_of
+from bulletin.publisher.notices import NoticeDraft, create_notice
+from bulletin.states import DeliveryState
+from tests.plugins.bulletin_app import BASE_CONFIG, START, Instance
+from tests.plugins.database import put_migrated_sqlite
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+THREADING = "{http://purl.org/syndication/thread/1.0}"
+
+LANGUAGES = """
+[accounts.feed-es]
+platform = "feed"
+title = "Lexington Police: avisos"
+languages = ["es"]
+
+[accounts.feed-apart]
+platform = "feed"
+title = "Lexington Police: notices, each language apart"
+language_posts = "separate"
+"""
+
+
+def bilingual_instance(tmp_path: Path, db_url: str, extra: str = LANGUAGES) -> Instance:
+    """An instance whose agency writes English and Spanish, with a feed posting both (the
+    Spanish as a reply), a Spanish-only feed and a feed posting both apart."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "bulletin.toml"
+    text = BASE_CONFIG.format(data_dir=data_dir, db_url=db_url) + extra
+    config.write_text(text.replace("[agency]\n", '[agency]\nlanguages = ["en", "es"]\n', 1))
+    settings = load_settings(config, environ={})
+    database = sqlite_path(db_url)
+    if database is not None:
+        put_migrated_sqlite(database)
+    app = App(settings, environ={}, clock=ManualClock(START))
+    migrate(app.engine)
+    clock = app.clock
+    assert isinstance(clock, ManualClock)
+    return Instance(config, data_dir, settings, app, clock)
+
+
+@pytest.fixture
+def bilingual(tmp_path: Path, db_url: str) -> Iterator[Instance]:
+    inst = bilingual_instance(tmp_path, db_url)
+    yield inst
+    inst.app.close()
+
+
+SPANISH = LanguageVariant("es", "Calle Main cerrada entre la 1 y la 2 hasta las 6 pm.")
+
+
+def draft(targets: tuple[str, ...] = ("feed", "feed-es", "feed-apart")) -> NoticeDraft:
+    return NoticeDraft(
+        category="road-closure",
+        text="Road closed: Main St between 1st and 2nd until 6 pm.",
+        targets=targets,
+        languages=(SPANISH,),
+    )
+
+
+def make(inst: Instance, targets: tuple[str, ...] = ("feed", "feed-es", "feed-apart")) -> int:
+    notice = create_notice(inst.app.engine, inst.settings, inst.clock, draft(targets), "dispatcher")
+    assert notice.id is not None
+    return notice.id
+
+
+def deliveries(inst: Instance, notice_id: int) -> list[Delivery]:
+    with Session(inst.app.engine) as session:
+        return list(
+            session.exec(
+                select(Delivery).where(Delivery.notice_id == notice_id).order_by(col(Delivery.id))
+            ).all()
+        )
+
+
+def worker(inst: Instance, owner: str = "a") -> DeliveryWorker:
+    app = inst.app
+    return DeliveryWorker(app.engine, app.settings, app.clock, app.archiver, app.connector, owner)
+
+
+def run_all(inst: Instance, rounds: int = 4) -> list[str]:
+    """Claim and run what is due, a few rounds a couple of seconds apart."""
+    states = []
+    w = worker(inst)
+    for _ in range(rounds):
+        for claim in w.claim():
+            states.append(w.run(claim).state)
+        inst.clock.advance(timedelta(seconds=2))
+    return states
+
+
+def entries(inst: Instance, account: str) -> list[SafeET.Element]:
+    path = inst.settings.feed_path(account)
+    if not path.exists():
+        return []
+    return list(SafeET.parse(path).getroot().findall(f"{ATOM}entry"))
+
+
+def test_a_bilingual_notice_has_a_post_per_variant_and_account(bilingual: Instance) -> None:
+    """Each account gets a delivery per language it posts; the primary is the notice's own
+    text, the Spanish variant its own row."""
+    notice_id = make(bilingual)
+    rows = [(d.account, d.lang, d.parent_id is not None) for d in deliveries(bilingual, notice_id)]
+    assert sorted(rows) == [
+        ("feed", "en", False),
+        ("feed", "es", True),  # a reply to the English post on the same account
+        ("feed-apart", "en", False),
+        ("feed-apart", "es", False),
+        ("feed-es", "es", False),
+    ]
+    with Session(bilingual.app.engine) as session:
+        notice = session.get(Notice, notice_id)
+        assert notice is not None and notice.lang == "en"
+        assert [(v.lang, v.text) for v in variants_of(session, notice)] == [
+            ("en", notice.text),
+            ("es", SPANISH.text),
+        ]
+
+
+def test_each_variant_is_published_once_per_account(bilingual: Instance) -> None:
+    """Approved, every (variant, account) is published exactly once: the Spanish waits for
+    the English, replies to it where the account threads, and carries xml:lang; running again
+    posts nothing more."""
+    notice_id = make(bilingual)
+    approve_notice(bilingual.app.engine, bilingual.settings, bilingual.clock, notice_id, "chief")
+    assert run_all(bilingual).count("published") == 5
+    assert run_all(bilingual) == []
+    assert {d.state for d in deliveries(bilingual, notice_id)} == {"published"}
+    feed = entries(bilingual, "feed")
+    assert [e.get(XML_LANG) for e in feed] == ["es", "en"]  # newest first
+    reply = feed[0].find(f"{THREADING}in-reply-to")
+    assert reply is not None and reply.get("ref") == feed[1].findtext(f"{ATOM}id")
+    assert [e.get(XML_LANG) for e in entries(bilingual, "feed-es")] == ["es"]
+    apart = entries(bilingual, "feed-apart")
+    assert sorted(e.get(XML_LANG) or "" for e in apart) == ["en", "es"]
+    assert all(e.find(f"{THREADING}in-reply-to") is None for e in apart)
+    with Session(bilingual.app.engine) as session:
+        notice = session.get(Notice, notice_id)
+        assert notice is not None and notice.state == "published"
+
+
+def test_exactly_once_per_variant_and_account_is_a_unique_key(bilingual: Instance) -> None:
+    """A second delivery of the same (variant, account) cannot be stored."""
+    notice_id = make(bilingual, ("feed",))
+    with Session(bilingual.app.engine) as session:
+        session.add(Delivery(notice_id=notice_id, account="feed", lang="es"))
+        with pytest.raises(IntegrityError):
+            session.commit()
+
+
+def test_a_failed_primary_holds_back_the_others(bilingual: Instance) -> None:
+    """Published together: when the English post fails for good, the Spanish posts are not
+    sent (they fail, saying why); with publish-partial they go, as posts of their own."""
+    for partial in (False, True):
+        notice_id = make(bilingual, ("feed", "feed-es"))
+        approve_notice(
+            bilingual.app.engine, bilingual.settings, bilingual.clock, notice_id, "chief"
+        )
+        with Session(bilingual.app.engine) as session:
+            notice = session.get(Notice, notice_id)
+            assert notice is not None
+            notice.publish_partial = partial
+            session.add(notice)
+            for d in session.exec(select(Delivery).where(Delivery.notice_id == notice_id)):
+                if d.lang == "en":
+                    move(d, DeliveryState.FAILED)
+                    d.last_error = "rejected by the platform"
+                    session.add(d)
+            session.commit()
+        run_all(bilingual)
+        spanish = [d for d in deliveries(bilingual, notice_id) if d.lang == "es"]
+        if partial:
+            assert {d.state for d in spanish} == {"published"}
+        else:
+            assert {d.state for d in spanish} == {"failed"}
+            assert all("published together" in (d.last_error or "") for d in spanish)
+
+
+def test_a_variant_must_be_an_agency_language(bilingual: Instance) -> None:
+    """A variant in a language the agency does not use, or given twice, is refused."""
+    for variants, problem in (
+        ((LanguageVariant("fr", "Route fermée"),), "not one of the agency's languages"),
+        ((SPANISH, SPANISH), "given twice"),
+        ((LanguageVariant("es", "  "),), "es text is empty"),
+        ((LanguageVariant("not a tag!", "x"),), "not a BCP 47"),
+    ):
+        bad = NoticeDraft(
+            category="road-closure", text="Road closed", targets=("feed",), languages=variants
+        )
+        with pytest.raises(UsageError, match=problem):
+            create_notice(bilingual.app.engine, bilingual.settings, bilingual.clock, bad, "d")
+
+
+def test_language_settings_are_checked(tmp_path: Path) -> None:
+    """[agency] languages are BCP 47 tags (standardised); an account posts only agency
+    languages."""
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    config = tmp_path / "bulletin.toml"
+    base = BASE_CONFIG.format(data_dir=tmp_path, db_url=db)
+    config.write_text(base.replace("[agency]\n", '[agency]\nlanguages = ["EN", "zh-hans"]\n'))
+    assert load_settings(config, environ={}).agency.languages == ["en", "zh-Hans"]
+    config.write_text(base.replace("[agency]\n", '[agency]\nlanguages = ["english"]\n'))
+    with pytest.raises(ConfigError, match="BCP 47"):
+        load_settings(config, environ={})
+    config.write_text(base + 'languages = ["es"]\n')
+    with pytest.raises(ConfigError, match="not among the agency's languages"):
+        load_settings(config, environ={})
+
+
+def test_upgrade_from_0024_gives_old_notices_the_agency_language(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A database at 0024 with a notice and its delivery upgrades: the notice is written in
+    the agency's first language, its delivery carries it, nothing else changes; a second
+    language of the same post can then be added."""
+    from alembic import command
+
+    from bulletin.db import SCHEMA_REVISION, _alembic_config, check_schema, make_engine
+
+    engine = make_engine(db_url)
+    try:
+        command.upgrade(_alembic_config(engine), "0024")
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO accounts (name, platform, base_url, training, enabled) "
+                "VALUES ('feed', 'feed', '', false, true)"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO notices (id, category, priority, title, text, state, author, "
+                "created_at, approvals_needed, allow_thread, date_line, occurrences, revision) "
+                "VALUES (7, 'road-closure', 'advisory', '', 'Road closed', 'published', 'dan', "
+                "'2026-03-01 00:00:00', 1, false, true, 1, 1)"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO deliveries (notice_id, account, occurrence, kind, revision, state, "
+                "attempts, text) VALUES (7, 'feed', 1, 'post', 0, 'published', 1, 'Road closed')"
+            )
+        assert migrate(engine, "es") == SCHEMA_REVISION == "0025"
+        check_schema(engine)
+        with engine.begin() as conn:
+            notice = conn.exec_driver_sql(
+                "SELECT text, state, lang, publish_partial FROM notices"
+            ).one()
+            assert tuple(notice) == ("Road closed", "published", "es", False)
+            delivery = conn.exec_driver_sql("SELECT account, state, text, lang FROM deliveries")
+            assert [tuple(r) for r in delivery] == [("feed", "published", "Road closed", "es")]
+            conn.exec_driver_sql(
+                "INSERT INTO deliveries (notice_id, account, occurrence, kind, revision, state, "
+                "attempts, lang) VALUES (7, 'feed', 1, 'post', 0, 'pending', 0, 'en')"
+            )
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO deliveries (notice_id, account, occurrence, kind, revision, state, "
+                "attempts, lang) VALUES (7, 'feed', 1, 'post', 0, 'pending', 0, 'en')"
+            )
+    finally:
+        engine.dispose()
