@@ -16,7 +16,7 @@ from bulletin.app import App
 from bulletin.clock import ManualClock
 from bulletin.config import load_settings
 from bulletin.db import migrate, sqlite_path
-from bulletin.errors import ConfigError, UsageError
+from bulletin.errors import ConfigError, Refused, UsageError
 from bulletin.models import Delivery, Notice
 from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.delivery import DeliveryWorker
@@ -279,3 +279,59 @@ def test_upgrade_from_0024_gives_old_notices_the_agency_language(
             )
     finally:
         engine.dispose()
+
+
+def review_of(inst: Instance, notice_id: int) -> list[str]:
+    from bulletin.publisher.approval import review_notice
+
+    with Session(inst.app.engine) as session:
+        notice = session.get(Notice, notice_id)
+        assert notice is not None
+        return [f.line() for f in review_notice(session, inst.settings, notice).findings]
+
+
+def test_word_rules_check_each_language_or_say_they_cannot(tmp_path: Path, db_url: str) -> None:
+    """The shipped word lists are English: a Spanish variant gets a warning saying it was not
+    checked by them (approval goes on); a configured translation checks it, and a blocked
+    variant blocks the approval of the whole notice."""
+    inst = bilingual_instance(tmp_path / "shipped", db_url)
+    try:
+        notice_id = make(inst, ("feed",))
+        lines = review_of(inst, notice_id)
+        assert any(
+            line.startswith("profanity (warn)") and "es text was not checked" in line
+            for line in lines
+        )
+        assert any(line.startswith("guilt-or-prosecution (warn)") for line in lines)
+        approve_notice(inst.app.engine, inst.settings, inst.clock, notice_id, "chief")
+    finally:
+        inst.app.close()
+    translated = (
+        LANGUAGES
+        + """
+[[policy.rules]]
+id = "profanity"
+kind = "words"
+language = "en"
+message = "profanity in an official post"
+words = ["damn"]
+translations = { es = { words = ["mierda"] } }
+"""
+    )
+    inst = bilingual_instance(tmp_path / "translated", db_url, translated)
+    try:
+        rude = NoticeDraft(
+            category="road-closure",
+            text="Road closed on Main St.",
+            targets=("feed",),
+            languages=(LanguageVariant("es", "Calle Main cerrada, qué mierda."),),
+        )
+        notice = create_notice(inst.app.engine, inst.settings, inst.clock, rude, "dispatcher")
+        assert notice.id is not None
+        lines = review_of(inst, notice.id)
+        assert any(line.startswith("profanity (block)") and "mierda" in line for line in lines)
+        assert not any("not checked" in line and "profanity" in line for line in lines)
+        with pytest.raises(Refused, match="profanity"):
+            approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id, "chief")
+    finally:
+        inst.app.close()

@@ -258,22 +258,36 @@ class DeliveryWorker(ArchivesPublished):
 
     def _policy_blocks(self, session: Session, notice: Notice, delivery: Delivery) -> str:
         """Why the content policy stops this delivery now ("" when it does not): the rules
-        run again right before publishing, with the overrides its approvers gave."""
-        account = session.get(Account, delivery.account)
-        platform = (
-            account.platform if account else self.settings.accounts[delivery.account].platform
-        )
-        target = plan(
-            self.settings,
-            delivery.account,
-            platform,
-            delivery.text or notice.text,
-            notice.link,
-            notice.allow_thread,
-        )
+        run again right before publishing, with the overrides its approvers gave. A post of
+        a notice whose languages are published together is stopped by a finding in any of
+        its occurrence's posts (every variant); with ``publish_partial``, by its own only."""
+        together = [delivery]
+        if delivery.kind == DeliveryKind.POST and not notice.publish_partial:
+            together = list(
+                session.exec(
+                    select(Delivery)
+                    .where(Delivery.notice_id == notice.id)
+                    .where(Delivery.kind == DeliveryKind.POST)
+                    .where(Delivery.occurrence == delivery.occurrence)
+                ).all()
+            ) or [delivery]
+        targets = []
+        for one in together:
+            account = session.get(Account, one.account)
+            platform = account.platform if account else self.settings.accounts[one.account].platform
+            target = plan(
+                self.settings,
+                one.account,
+                platform,
+                one.text or notice.text,
+                notice.link,
+                notice.allow_thread,
+            )
+            targets.append(replace(target, lang="" if one.lang in ("", notice.lang) else one.lang))
         images = notice.images or []
         findings = policy.check(
-            self.settings, policy.Subject(notice.category, [target], notice.link, images)
+            self.settings,
+            policy.Subject(notice.category, targets, notice.link, images, notice.lang),
         )
         approvals = session.exec(
             select(Approval)
