@@ -335,3 +335,79 @@ translations = { es = { words = ["mierda"] } }
             approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id, "chief")
     finally:
         inst.app.close()
+
+
+PEOPLE = """
+[users.dan]
+roles = ["dispatcher"]
+os_user = "dan"
+
+[users.abe]
+roles = ["approver"]
+os_user = "abe"
+"""
+
+
+def test_the_command_line_drafts_shows_and_approves_a_bilingual_notice(tmp_path: Path) -> None:
+    """notice add --text-in es=... (or --languages-file) drafts every language; notice show
+    lists them; approve --publish-partial records the set and the choice."""
+    import json
+
+    from tests.plugins.cli import invoke
+
+    inst = bilingual_instance(
+        tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", LANGUAGES + PEOPLE
+    )
+    try:
+        add = invoke(
+            inst,
+            *("notice", "add", "--category", "road-closure", "--target", "feed"),
+            *("--text", "Road closed on Main St.", "--text-in", "es=Calle Main cerrada."),
+            "--json",
+            login="dan",
+            clock=inst.clock,
+        )
+        assert add.exit_code == 0, add.output
+        notice_id = json.loads(add.stdout)["id"]
+        shown = invoke(inst, "notice", "show", str(notice_id), login="dan", clock=inst.clock)
+        assert "languages en, es (primary en)" in shown.stdout
+        assert "text [es]  Calle Main cerrada." in shown.stdout
+        assert "feed[es]" in shown.stdout
+        data = json.loads(
+            invoke(inst, "notice", "show", str(notice_id), "--json", login="dan").stdout
+        )
+        assert [v["lang"] for v in data["languages"]] == ["en", "es"]
+        done = invoke(
+            inst,
+            *("notice", "approve", str(notice_id), "--publish-partial"),
+            login="abe",
+            clock=inst.clock,
+        )
+        assert done.exit_code == 0, done.output
+        with Session(inst.app.engine) as session:
+            from bulletin.models import Approval
+
+            notice = session.get(Notice, notice_id)
+            assert notice is not None and notice.publish_partial
+            approval = session.exec(select(Approval)).one()
+            assert approval.languages == ["en", "es"] and approval.revision == 1
+        variants = tmp_path / "variants.json"
+        variants.write_text(json.dumps([{"lang": "es", "text": "Calle cerrada."}]))
+        from_file = invoke(
+            inst,
+            *("notice", "add", "--category", "road-closure", "--target", "feed-es"),
+            *("--text", "Road closed.", "--languages-file", str(variants)),
+            login="dan",
+            clock=inst.clock,
+        )
+        assert from_file.exit_code == 0, from_file.output
+        bad = invoke(
+            inst,
+            *("notice", "add", "--category", "road-closure", "--target", "feed"),
+            *("--text", "Road closed.", "--text-in", "fr=Route fermée."),
+            login="dan",
+            clock=inst.clock,
+        )
+        assert bad.exit_code != 0 and "not one of the agency's languages" in bad.output
+    finally:
+        inst.app.close()

@@ -23,7 +23,7 @@ from bulletin.errors import Refused, UsageError
 from bulletin.identity import require_role
 from bulletin.models import Approval, Delivery, Notice
 from bulletin.publisher import announce, policy
-from bulletin.publisher.languages import account_languages, variants_of
+from bulletin.publisher.languages import account_languages, languages_of, variants_of
 from bulletin.publisher.media import notice_images as pinned_images
 from bulletin.publisher.notices import (
     NoticeDraft,
@@ -144,9 +144,14 @@ def approve_notice(
     late_ok: bool = False,
     overrides: Sequence[str] = (),
     reason: str | None = None,
+    publish_partial: bool = False,
 ) -> Notice:
     """Record one approval; with all the approvals its category needs, the notice is approved
     and its deliveries become due at its publish time (or now).
+
+    The approval covers the whole set: it names every language variant (and the revision).
+    The variants are published together (see :mod:`bulletin.publisher.languages`) unless an
+    approver chooses ``publish_partial``: then a variant that fails does not stop the others.
 
     Before an approval counts, every target's text is measured again and the content-policy
     rules run; a blocking finding refuses the approval unless this approval (or an earlier
@@ -194,6 +199,7 @@ def approve_notice(
             raise Refused(
                 policy_refusal(notice_id, blocked), remedy="override" if overridable else None
             )
+        languages = languages_of(session, notice)
         session.add(
             Approval(
                 notice_id=notice_id,
@@ -202,8 +208,11 @@ def approve_notice(
                 overrides=list(overrides) or None,
                 reason=reason.strip() if overrides and reason else None,
                 revision=notice.revision,
+                languages=languages,
             )
         )
+        if publish_partial:
+            notice.publish_partial = True
         names.append(approver)
         complete = len(names) >= notice.approvals_needed
         audit.record_event(
@@ -216,6 +225,8 @@ def approve_notice(
             approval=len(names),
             needed=notice.approvals_needed,
             revision=notice.revision,
+            languages=languages,
+            publish_partial=notice.publish_partial if len(languages) > 1 else None,
             cost_usd=round(review.cost, 3),
             due_at=max(notice.publish_at or now, now).isoformat() if complete else None,
             warnings=[f.rule for f in review.findings if f.severity != "block"] or None,
