@@ -411,3 +411,112 @@ def test_the_command_line_drafts_shows_and_approves_a_bilingual_notice(tmp_path:
         assert bad.exit_code != 0 and "not one of the agency's languages" in bad.output
     finally:
         inst.app.close()
+
+
+def test_a_bilingual_missing_person_notice_from_a_template(tmp_path: Path) -> None:
+    """A template with a Spanish text and the same typed variables: filling them once fills
+    both languages, the date and time written as Spanish writes them; the template's approval
+    covers the notice and both languages are published."""
+    import json
+
+    from tests.plugins.cli import invoke
+
+    inst = bilingual_instance(
+        tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", LANGUAGES + PEOPLE
+    )
+    try:
+        added = invoke(
+            inst,
+            *("template", "add", "missing", "--category", "missing-person"),
+            "--text",
+            "MISSING: {name}, {age}, last seen {place} on {day} at {at}. Call {phone}.",
+            "--text-in",
+            "es=DESAPARECIDO: {name}, {age} años, visto por última vez en {place} el {day} "
+            "a las {at}. Llame al {phone}.",
+            *("--var", "name:str", "--var", "age:int", "--var", "place:str"),
+            *("--var", "day:date", "--var", "at:time", "--var", "phone:phone"),
+            login="dan",
+            clock=inst.clock,
+        )
+        assert added.exit_code == 0, added.output
+        approved = invoke(inst, "template", "approve", "missing", login="abe", clock=inst.clock)
+        assert approved.exit_code == 0, approved.output
+        made = invoke(
+            inst,
+            *("notice", "add", "--template", "missing", "--target", "feed"),
+            *("--var", "name=Ana Ruiz", "--var", "age=9", "--var", "place=Lexington Green"),
+            *("--var", "day=2026-11-26", "--var", "at=18:30", "--var", "phone=781-862-1212"),
+            "--json",
+            login="dan",
+            clock=inst.clock,
+        )
+        assert made.exit_code == 0, made.output
+        notice_id = json.loads(made.stdout)["id"]
+        with Session(inst.app.engine) as session:
+            notice = session.get(Notice, notice_id)
+            assert notice is not None and notice.state == "approved"
+            english, spanish = variants_of(session, notice)
+        assert english.text == (
+            "MISSING: Ana Ruiz, 9, last seen Lexington Green on Thu Nov 26 at 6:30 PM. "
+            "Call 781-862-1212."
+        )
+        assert spanish.lang == "es"
+        assert "Ana Ruiz, 9 años" in spanish.text and "jue, 26 nov" in spanish.text
+        assert "a las 18:30" in spanish.text
+        assert run_all(inst).count("published") == 2
+        missing_var = invoke(
+            inst,
+            *("template", "add", "bad", "--category", "missing-person"),
+            *("--text", "MISSING: {name}", "--text-in", "es=DESAPARECIDO", "--var", "name:str"),
+            login="dan",
+        )
+        assert missing_var.exit_code != 0 and "leaves out {name}" in missing_var.output
+    finally:
+        inst.app.close()
+
+
+def bilingual_alert(tmp_path: Path, name: str) -> Path:
+    """A copy of the CAP test alert ``name`` with a second ``<info>`` block in Spanish."""
+    import re
+
+    source = (Path(__file__).parent / "data" / "cap" / name).read_text(encoding="utf-8")
+    block = re.search(r"<info>.*?</info>", source, re.DOTALL)
+    assert block is not None
+    spanish = (
+        block.group(0)
+        .replace("<language>en-US</language>", "<language>es-US</language>")
+        .replace("<headline>Tornado Warning", "<headline>Aviso de tornado")
+        .replace("TAKE COVER NOW!", "¡REFÚGIESE AHORA!")
+    )
+    path = tmp_path / f"es-{name}"
+    path.write_text(source.replace(block.group(0), block.group(0) + spanish), encoding="utf-8")
+    return path
+
+
+def test_a_cap_alert_in_two_languages_is_one_notice_and_its_update_updates_both(
+    tmp_path: Path, db_url: str
+) -> None:
+    """An alert with an English and a Spanish <info> becomes one notice with both variants;
+    its Update makes the next notice, again with both."""
+    from bulletin.cap.feed import import_source
+
+    inst = bilingual_instance(tmp_path, db_url, LANGUAGES + '\n[cap]\ntargets = ["feed"]\n')
+    try:
+        results = []
+        for name in ("nws_tornado_warning.xml", "nws_tornado_update.xml"):
+            path = bilingual_alert(tmp_path, name)
+            (result,) = import_source(inst.app.engine, inst.settings, inst.clock, str(path), "d")
+            results.append(result)
+        first, update = results
+        assert update.previous_notice_id == first.notice_id
+        with Session(inst.app.engine) as session:
+            for made in (first, update):
+                notice = session.get(Notice, made.notice_id)
+                assert notice is not None
+                english, spanish = variants_of(session, notice)
+                assert "TAKE COVER NOW" in english.text and "REFÚGIESE" not in english.text
+                assert spanish.lang == "es" and "¡REFÚGIESE AHORA!" in spanish.text
+        langs = sorted(d.lang for d in deliveries(inst, update.notice_id or 0))
+        assert langs == ["en", "es"]
+    finally:
+        inst.app.close()

@@ -60,7 +60,7 @@ def drafted_output(made: Drafted, tz: str) -> tuple[dict[str, Any], list[str]]:
 def review_lines(review: Review) -> list[str]:
     """Cost per target, thread parts and policy findings, for people."""
     lines = [
-        f"  cost     {t.account}: ${t.cost:.3f}"
+        f"  cost     {t.label}: ${t.cost:.3f}"
         + (f" ({len(t.parts)} posts in a thread)" if t.parts else "")
         + f"  [{t.length}/{t.limit}]"
         for t in review.targets

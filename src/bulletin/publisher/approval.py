@@ -57,7 +57,7 @@ class Review:
     def as_json(self) -> dict[str, object]:
         return {
             "targets": [t.as_json() for t in self.targets],
-            "cost_usd": {t.account: round(t.cost, 3) for t in self.targets}
+            "cost_usd": {t.label: round(t.cost, 3) for t in self.targets}
             | {"total": round(self.cost, 3)},
             "policy": [f.as_json() for f in self.findings],
             "blocking": [f.rule for f in self.blocking],

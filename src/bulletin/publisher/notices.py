@@ -411,7 +411,7 @@ def store_draft(
         object_id=notice.id,
         category=draft.category,
         targets=list(draft.targets),
-        cost_usd={t.account: round(t.cost, 3) for t in plans},
+        cost_usd={t.label: round(t.cost, 3) for t in plans},
         template=f"{template.name} v{template.version}" if template else None,
         recurrence=draft.recurrence,
         repeat_until=draft.repeat_until.isoformat() if draft.repeat_until else None,

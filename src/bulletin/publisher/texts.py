@@ -63,6 +63,11 @@ class TargetText:
     lang: str = ""  # the language variant ("": the notice's primary)
 
     @property
+    def label(self) -> str:
+        """``feed``, or ``feed[es]`` for a language other than the notice's primary."""
+        return self.account + (f"[{self.lang}]" if self.lang else "")
+
+    @property
     def fits(self) -> bool:
         return self.length <= self.limit or bool(self.parts)
 
