@@ -3,9 +3,11 @@ once, published together."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from defusedxml import ElementTree as SafeET
@@ -13,11 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bulletin.app import App
+from bulletin.archiver.store.base import object_key
 from bulletin.clock import ManualClock
 from bulletin.config import load_settings
 from bulletin.db import migrate, sqlite_path
 from bulletin.errors import ConfigError, Refused, UsageError
-from bulletin.models import Delivery, Notice
+from bulletin.models import Delivery, Notice, Record
 from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.delivery import DeliveryWorker
 from bulletin.publisher.delivery.states import move
@@ -161,6 +164,15 @@ def test_each_variant_is_published_once_per_account(bilingual: Instance) -> None
     with Session(bilingual.app.engine) as session:
         notice = session.get(Notice, notice_id)
         assert notice is not None and notice.state == "published"
+        records = session.exec(select(Record).where(Record.notice_id == notice_id)).all()
+    assert len(records) == 5  # each variant on each account archived as its own post
+    store = bilingual.app.store
+    links = [json.loads(store.get(object_key(r.object_sha256)))["item"]["extra"] for r in records]
+    assert sorted(x["lang"] for x in links) == ["en", "en", "es", "es", "es"]
+    spanish = next(x for x in links if x["lang"] == "es")
+    assert spanish["notice_id"] == notice_id and spanish["primary_lang"] == "en"
+    assert {s["lang"] for s in spanish["siblings"]} == {"en"}
+    assert all(s["key"].startswith(f"notice-{notice_id}.") for s in spanish["siblings"])
 
 
 def test_exactly_once_per_variant_and_account_is_a_unique_key(bilingual: Instance) -> None:
@@ -520,3 +532,58 @@ def test_a_cap_alert_in_two_languages_is_one_notice_and_its_update_updates_both(
         assert langs == ["en", "es"]
     finally:
         inst.app.close()
+
+
+@pytest.mark.slow
+def test_the_notice_and_approval_pages_show_every_language(tmp_path: Path, browser: Any) -> None:
+    """The notice page and the approval queue show each language side by side, each marked
+    with its lang; axe-core finds no violation at 320 and 1280 pixels and nothing scrolls
+    sideways."""
+    from bulletin.app import Actor, notices
+    from tests.plugins.browser import axe_violations, describe
+    from tests.test_console import NO_SIDEWAYS, WIDEST, browser_sign_in
+    from tests.test_web import PEOPLE as WEB_PEOPLE
+    from tests.test_web import add_with_password, serving
+
+    inst = bilingual_instance(
+        tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", LANGUAGES + WEB_PEOPLE
+    )
+    try:
+        add_with_password(inst.app, "ann", "dispatcher", "approver")
+        add_with_password(inst.app, "dana", "dispatcher")
+        made = notices.draft(inst.app, Actor("dana", "session"), draft(("feed", "feed-es")))
+        notice_id = made.notice.id
+        with serving(inst.app) as url:
+            for width in (320, 1280):
+                context = browser.new_context(viewport={"width": width, "height": 800})
+                page = context.new_page()
+                try:
+                    browser_sign_in(page, url, "ann", "/approvals")
+                    for path in (f"/notices/{notice_id}", "/approvals"):
+                        page.goto(f"{url}{path}")
+                        html = page.content()
+                        assert f'<blockquote class="text" lang="es">{SPANISH.text}' in html
+                        assert '<span lang="es">español</span>' in html
+                        assert not (found := axe_violations(page)), f"{path}: {describe(found)}"
+                        assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                finally:
+                    context.close()
+    finally:
+        inst.app.close()
+
+
+def test_editing_the_primary_text_keeps_the_other_languages(bilingual: Instance) -> None:
+    """An edit of a bilingual draft's (primary) text changes the primary's posts only."""
+    from bulletin.publisher.revisions import edit
+
+    notice_id = make(bilingual, ("feed",))
+    edit(
+        bilingual.app.engine,
+        bilingual.settings,
+        bilingual.clock.now(),
+        notice_id,
+        "dispatcher",
+        "Road closed: Main St until 7 pm.",
+    )
+    texts = {d.lang: d.text for d in deliveries(bilingual, notice_id)}
+    assert texts == {"en": "Road closed: Main St until 7 pm.", "es": SPANISH.text}

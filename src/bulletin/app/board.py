@@ -19,7 +19,7 @@ from bulletin.app.context import App
 from bulletin.config.site import Role
 from bulletin.errors import Refused
 from bulletin.identity import require_role
-from bulletin.models import AuditEvent, Delivery
+from bulletin.models import AuditEvent, Delivery, Notice
 from bulletin.publisher.failures import delivery_label
 from bulletin.publisher.schedule import LateNotice
 from bulletin.states import NoticeState
@@ -115,12 +115,16 @@ def board(app: App, actor: Actor, state: str | None = None, limit: int = 50) -> 
 def _post_links(app: App, notice_ids: list[int]) -> dict[tuple[int | None, str], str]:
     """(notice id, delivery label) → the published post's address, in one query."""
     query = (
-        select(Delivery)
+        select(Delivery, Notice.lang)
+        .join(Notice, col(Notice.id) == col(Delivery.notice_id))
         .where(col(Delivery.notice_id).in_(notice_ids))
         .where(col(Delivery.remote_url).is_not(None))
     )
     with Session(app.checked_engine()) as session:
-        return {(d.notice_id, delivery_label(d)): d.remote_url or "" for d in session.exec(query)}
+        return {
+            (d.notice_id, delivery_label(d, lang)): d.remote_url or ""
+            for d, lang in session.exec(query)
+        }
 
 
 @acts
@@ -131,7 +135,7 @@ def notice_page(app: App, actor: Actor, notice_id: int) -> NoticePage:
     """
     require_any_role(app, actor, READERS)
     view = notice_queries.show_notice(app, notice_id)
-    labels = {str(d.id): delivery_label(d) for d in view.deliveries}
+    labels = {str(d.id): delivery_label(d, view.notice.lang) for d in view.deliveries}
     about_notice = (col(AuditEvent.object_type) == "notice") & (
         col(AuditEvent.object_id) == str(notice_id)
     )
