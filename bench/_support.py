@@ -31,6 +31,7 @@ PG_URL = os.environ.get("BULLETIN_TEST_PG_URL", "postgresql+psycopg://postgres@1
 CONFIG = """
 [agency]
 name = "Bench Police Department"
+languages = ["en", "es"]
 [paths]
 data_dir = "{data_dir}"
 [database]

@@ -13,6 +13,9 @@ counts, by the sandbox's own records and the database:
 - not final: deliveries still pending, in flight or uncertain (must be 0)
 - not archived: published deliveries without an archived record (must be 0)
 
+Every tenth notice is bilingual (English and Spanish): each account posts both, the Spanish
+as a reply to the English, so exactly once is counted per (language, account) too.
+
     python bench/chaos.py [--rounds 100] [--notices 500] [--db sqlite|postgres] [--seed 1]
 """
 
@@ -35,6 +38,7 @@ from bulletin.connectors.sandbox import SandboxServer
 from bulletin.connectors.sandbox.faults import Fault, FaultKind
 from bulletin.models import Delivery
 from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.languages import LanguageVariant
 from bulletin.publisher.notices import NoticeDraft, create_notice
 
 FINAL = {"published", "failed", "cancelled"}
@@ -83,6 +87,7 @@ def report(app_engine, sandbox: SandboxServer, approved: int, feed_path: Path) -
         "notices": approved,
         "deliveries": len(deliveries),
         "published": sum(d.state == "published" for d in deliveries),
+        "published in es": sum(d.state == "published" and d.lang == "es" for d in deliveries),
         "failed (with reason)": sum(d.state == "failed" and bool(d.last_error) for d in deliveries),
         "duplicates": sum(n - 1 for n in created.values() if n > 1),
         "lost": len(failed_without_reason) + len(not_final),
@@ -139,6 +144,9 @@ def main() -> None:
                     f"Chaos notice {i}: detour via Route {i % 9}.",
                     ("x", "facebook", "mastodon", "bluesky", "threads", "feed"),
                     publish_at=start + timedelta(seconds=rng.uniform(0, 20)),
+                    languages=[LanguageVariant("es", f"Aviso {i}: desvío por la Ruta {i % 9}.")]
+                    if i % 10 == 0
+                    else [],
                 ),
                 "dispatcher",
             )
@@ -171,8 +179,8 @@ def main() -> None:
     sandbox.stop()
     elapsed = time.monotonic() - began
     print(
-        f"chaos: {args.rounds} SIGKILL rounds, {args.notices} notices x 6 accounts, "
-        f"{args.db}, {elapsed:.0f} s"
+        f"chaos: {args.rounds} SIGKILL rounds, {args.notices} notices x 6 accounts "
+        f"(every tenth in English and Spanish), {args.db}, {elapsed:.0f} s"
     )
     print(json.dumps(figures, indent=2))
     bad = figures["duplicates"] + figures["lost"] + figures["not final"] + figures["not archived"]

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 # The newest migration; a test checks it against alembic's head, so start-up need not load
 # alembic just to compare.
-SCHEMA_REVISION = "0025"
+SCHEMA_REVISION = "0026"
 
 
 def is_sqlite(url: str) -> bool:
@@ -174,24 +174,27 @@ def _first_line(e: Exception) -> str:
     return str(orig or e).strip().splitlines()[0]
 
 
-def _alembic_config(engine: Engine) -> AlembicConfig:
+def _alembic_config(engine: Engine, language: str = "en") -> AlembicConfig:
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(resources.files("bulletin") / "migrations"))
     cfg.attributes["engine"] = engine
+    cfg.attributes["language"] = language
     return cfg
 
 
-def migrate(engine: Engine) -> str:
+def migrate(engine: Engine, language: str = "en") -> str:
     """Create or upgrade the schema to the newest revision (idempotent); returns it.
+    ``language`` is the agency's first language: the notices made before languages existed
+    are written in it (0025).
 
     :raises DatabaseError: unreachable, locked or not writable.
     """
     from alembic import command
     from alembic.script import ScriptDirectory
 
-    cfg = _alembic_config(engine)
+    cfg = _alembic_config(engine, language)
     try:
         command.upgrade(cfg, "head")
     except OperationalError as e:

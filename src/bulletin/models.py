@@ -109,6 +109,30 @@ class Notice(SQLModel, table=True):
     # ``sent_back`` is the comment of the last send-back, until the author's next edit.
     revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     sent_back: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Languages (see :mod:`bulletin.publisher.languages`): ``lang`` is the BCP 47 tag of the
+    # primary variant, whose text, wording and alt texts are the columns above; the other
+    # variants are :class:`NoticeLanguage` rows. ``publish_partial``: chosen at approval, a
+    # variant that fails does not hold back the others.
+    lang: str = Field(default="en", sa_column_kwargs={"server_default": "en"})
+    publish_partial: bool = False
+
+
+class NoticeLanguage(SQLModel, table=True):
+    """One language variant of a notice other than its primary: its own text, its own
+    wording per account or platform (``wording``, JSON) and its own alt text per image
+    (``alts``, JSON list in the notice's image order; None: the primary's).
+    ``position`` orders the variants (the primary is 0)."""
+
+    __tablename__ = "notice_languages"
+    __table_args__ = (UniqueConstraint("notice_id", "lang", name="uq_notice_language"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    notice_id: int = Field(foreign_key="notices.id", index=True)
+    lang: str
+    position: int = 1
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    wording: dict[str, str] | None = Field(default=None, sa_column=Column(JSONText, nullable=True))
+    alts: list[str] | None = Field(default=None, sa_column=Column(JSONText, nullable=True))
 
 
 class Delivery(SQLModel, table=True):
@@ -121,7 +145,8 @@ class Delivery(SQLModel, table=True):
     ``kind``: ``post`` (occurrence ``occurrence`` of the notice), or an act on the published
     post ``parent_id``: ``follow-up`` and ``correction`` and ``retraction`` (replies),
     ``deletion`` (the post is deleted). One delivery per (notice, account, occurrence, kind,
-    revision); ``revision`` numbers the corrections.
+    revision, lang); ``revision`` numbers the corrections, ``lang`` is the language variant
+    it carries (a post per language and account: exactly once per (variant, account)).
     """
 
     __tablename__ = "deliveries"
@@ -132,6 +157,7 @@ class Delivery(SQLModel, table=True):
             "occurrence",
             "kind",
             "revision",
+            "lang",
             name="uq_delivery_occurrence",
         ),
         Index("ix_deliveries_due", "state", "due_at"),
@@ -165,6 +191,7 @@ class Delivery(SQLModel, table=True):
     # published but not archived yet: when the due-scan archives it, and why it last failed
     archive_due_at: datetime | None = _ts(index=True)
     archive_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    lang: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class DeliveryAttempt(SQLModel, table=True):
@@ -228,6 +255,10 @@ class Approval(SQLModel, table=True):
     )
     reason: str | None = None
     revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})  # of the notice
+    # JSON [tag, ...]: the language variants this approval covered, the primary first
+    languages: list[str] | None = Field(
+        default=None, sa_column=Column(JSONText(ensure_ascii=True), nullable=True)
+    )
 
 
 class Record(SQLModel, table=True):

@@ -42,7 +42,7 @@ def initialise(app: App, actor: Actor) -> Initialised:
         probe.unlink()
     except OSError as e:
         raise DatabaseError(f"data directory {data_dir} is not writable: {e.strerror}") from None
-    revision = migrate(app.engine)
+    revision = migrate(app.engine, settings.agency.languages[0])
     store = app.store
     with session_scope(app.engine) as session:
         for name in settings.accounts:

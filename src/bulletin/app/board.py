@@ -130,12 +130,16 @@ def board(
 def _post_links(app: App, notice_ids: list[int]) -> dict[tuple[int | None, str], str]:
     """(notice id, delivery label) → the published post's address, in one query."""
     query = (
-        select(Delivery)
+        select(Delivery, Notice.lang)
+        .join(Notice, col(Notice.id) == col(Delivery.notice_id))
         .where(col(Delivery.notice_id).in_(notice_ids))
         .where(col(Delivery.remote_url).is_not(None))
     )
     with Session(app.checked_engine()) as session:
-        return {(d.notice_id, delivery_label(d)): d.remote_url or "" for d in session.exec(query)}
+        return {
+            (d.notice_id, delivery_label(d, lang)): d.remote_url or ""
+            for d, lang in session.exec(query)
+        }
 
 
 @acts
@@ -146,7 +150,7 @@ def notice_page(app: App, actor: Actor, notice_id: int) -> NoticePage:
     """
     require_any_role(app, actor, READERS)
     view = notice_queries.show_notice(app, notice_id)
-    labels = {str(d.id): delivery_label(d) for d in view.deliveries}
+    labels = {str(d.id): delivery_label(d, view.notice.lang) for d in view.deliveries}
     about_notice = (col(AuditEvent.object_type) == "notice") & (
         col(AuditEvent.object_id) == str(notice_id)
     )

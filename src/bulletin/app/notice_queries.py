@@ -12,6 +12,7 @@ from bulletin.app.context import App
 from bulletin.models import Delivery, DeliveryAttempt, Notice, Template
 from bulletin.publisher.approval import Review, review_notice
 from bulletin.publisher.failures import delivery_label, state_condition
+from bulletin.publisher.languages import LanguageVariant, variants_of
 from bulletin.publisher.media import PinnedImage, notice_images
 from bulletin.publisher.notices import get_notice
 from bulletin.publisher.schedule import LateNotice, late_notices
@@ -53,6 +54,7 @@ class NoticeView:
     images: list[PinnedImage]
     review: Review
     variants: list[Delivery] = field(default_factory=list)  # first posts with their own text
+    languages: list[LanguageVariant] = field(default_factory=list)  # the primary first
 
 
 def list_notices(
@@ -112,9 +114,9 @@ def _row(n: Notice, deliveries: list[Delivery]) -> NoticeRow:
     ]
     return NoticeRow(
         n,
-        {delivery_label(d): d.state for d in current},
+        {delivery_label(d, n.lang): d.state for d in current},
         {
-            delivery_label(d): d.last_error
+            delivery_label(d, n.lang): d.last_error
             for d in current
             if d.state in PROBLEM_STATES and d.last_error
         },
@@ -132,6 +134,7 @@ def show_notice(app: App, notice_id: int) -> NoticeView:
             )
         )
         review = review_notice(session, app.settings, n)
+        languages = variants_of(session, n)
         template = session.get(Template, n.template_id) if n.template_id else None
         attempts: dict[int, list[DeliveryAttempt]] = {}
         for a in session.exec(
@@ -155,10 +158,21 @@ def show_notice(app: App, notice_id: int) -> NoticeView:
     variants = [
         d
         for d in deliveries
-        if d.kind == DeliveryKind.POST and d.occurrence == 1 and d.text and d.text != n.text
+        if d.kind == DeliveryKind.POST
+        and d.occurrence == 1
+        and d.lang in ("", n.lang)
+        and d.text
+        and d.text != n.text
     ]
     return NoticeView(
-        n, deliveries, attempts, approvals, notice_images(n), review, variants=variants
+        n,
+        deliveries,
+        attempts,
+        approvals,
+        notice_images(n),
+        review,
+        variants=variants,
+        languages=languages,
     )
 
 

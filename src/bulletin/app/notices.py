@@ -202,8 +202,10 @@ def approve(
     late_ok: bool = False,
     overrides: Sequence[str] = (),
     reason: str | None = None,
+    publish_partial: bool = False,
 ) -> Approved:
-    """Record ``actor``'s approval (overriding content-policy ``overrides``, for ``reason``);
+    """Record ``actor``'s approval (overriding content-policy ``overrides``, for ``reason``;
+    with ``publish_partial``, a language variant that fails does not stop the others);
     see :func:`bulletin.publisher.approval.approve_notice`.
 
     :raises Refused: not an approver, or the approval is refused.
@@ -223,6 +225,7 @@ def approve(
             late_ok=late_ok,
             overrides=overrides,
             reason=reason,
+            publish_partial=publish_partial,
         )
     with Session(engine) as session:
         count = len(approval.approvals_of(session, notice_id, approved.revision))

@@ -21,9 +21,11 @@ def add(
     text: str,
     variables: Mapping[str, str],
     variants: Mapping[str, str] | None = None,
+    languages: Mapping[str, str] | None = None,
 ) -> Template:
     """Store template ``name`` (or its next version): ``text`` with ``{placeholders}``, each
-    declared in ``variables`` (name → type), and other wording per account or platform.
+    declared in ``variables`` (name → type), other wording per account or platform, and
+    the text in other languages (tag → text, ``es/x`` → Spanish wording for X).
 
     :raises UsageError: see :func:`bulletin.publisher.templates.add_template`.
     """
@@ -38,6 +40,7 @@ def add(
         variables,
         actor.name,
         variants,
+        languages,
     )
 
 

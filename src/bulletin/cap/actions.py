@@ -19,6 +19,7 @@ from bulletin.cap.mapping import (
     compose_text,
     full_text,
     link_for,
+    other_languages,
     priority_for,
     target_texts,
     template_for,
@@ -34,6 +35,7 @@ from bulletin.logs import get_logger
 from bulletin.models import Delivery, Notice
 from bulletin.publisher import announce
 from bulletin.publisher.amend import retract_notice
+from bulletin.publisher.languages import LanguageVariant
 from bulletin.publisher.notices import (
     FINAL_NOTICE_STATES,
     NoticeDraft,
@@ -96,6 +98,10 @@ class NoticeActions:
             fullest = target_texts(settings, targets, info, link, prefix)
         text = compose_text(settings, targets, info, link, prefix)
         variants = {target: t for target, t in fullest.items() if t != text}
+        languages = [
+            LanguageVariant(lang, compose_text(settings, targets, other, link, prefix))
+            for lang, other in other_languages(settings, alert, info)
+        ]
         draft = NoticeDraft(
             category=category,
             text=text,
@@ -104,6 +110,7 @@ class NoticeActions:
             link=link,
             expires_at=info.expires,
             variants=variants,
+            languages=languages,
         )
         now = self.clock.now()
         validate_draft(draft, settings, now)

@@ -278,3 +278,18 @@ def template_for(settings: Settings, event: str) -> str | None:
         if key.strip().lower() == wanted:
             return name
     return None
+
+
+def other_languages(settings: Settings, alert: Alert, chosen: Info) -> list[tuple[str, Info]]:
+    """The ``<info>`` blocks of ``alert`` in the agency's other languages (``[agency]
+    languages`` after the first), each with its tag: one notice carries them as variants.
+    A block matches a tag by its ``<language>`` (``es`` matches ``es-US``)."""
+    found: list[tuple[str, Info]] = []
+    for lang in settings.agency.languages[1:]:
+        wanted = lang.lower()
+        for info in alert.infos:
+            have = info.language.lower()
+            if info is not chosen and (have == wanted or have.startswith(wanted + "-")):
+                found.append((lang, info))
+                break
+    return found

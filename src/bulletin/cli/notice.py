@@ -4,6 +4,8 @@ show."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -34,6 +36,9 @@ from bulletin.publisher.schedule import late_summary
 from bulletin.states import NoticeState
 from bulletin.timeparse import ambiguity, local_text, parse_until, parse_when
 
+if TYPE_CHECKING:
+    from bulletin.publisher.languages import LanguageVariant
+
 
 @click.group()
 def notice() -> None:
@@ -53,6 +58,64 @@ def pairs(values: Sequence[str], option: str) -> dict[str, str]:
     return found
 
 
+def language_variants(
+    texts_in: Sequence[str], alts_in: Sequence[str], path: str | None
+) -> list[LanguageVariant]:
+    """The other languages of ``notice add``: ``--text-in LANG=TEXT`` with ``--alt-in
+    LANG=ALT`` (in image order), and the variants of ``--languages-file``.
+
+    :raises UsageError: a malformed item or file, or a language given twice.
+    """
+    from bulletin.publisher.languages import LanguageVariant
+
+    texts = pairs(texts_in, "--text-in")
+    alts: dict[str, list[str]] = {}
+    for item in alts_in:
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in texts:
+            raise UsageError(f"--alt-in {item!r}: expected LANG=ALT for a language of --text-in")
+        alts.setdefault(key.strip(), []).append(value)
+    variants = [LanguageVariant(k, v, {}, alts.get(k, [])) for k, v in texts.items()]
+    if path is not None:
+        variants.extend(_variants_file(path))
+    return variants
+
+
+def _variants_file(path: str) -> list[LanguageVariant]:
+    import json
+
+    from bulletin.publisher.languages import LanguageVariant
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--languages-file {path}: {e}") from None
+    if not isinstance(data, list):
+        raise UsageError(f"--languages-file {path}: expected a JSON list of languages")
+    found = []
+    for item in data:
+        ok = (
+            isinstance(item, dict)
+            and isinstance(item.get("lang"), str)
+            and isinstance(item.get("text"), str)
+            and isinstance(item.get("text_for", {}), dict)
+            and all(isinstance(v, str) for v in item.get("text_for", {}).values())
+            and isinstance(item.get("alts", []), list)
+            and all(isinstance(a, str) for a in item.get("alts", []))
+        )
+        if not ok:
+            raise UsageError(
+                f"--languages-file {path}: each language is "
+                '{"lang": TAG, "text": TEXT, "text_for": {...}, "alts": [...]}'
+            )
+        found.append(
+            LanguageVariant(
+                item["lang"], item["text"], dict(item.get("text_for", {})), item.get("alts", [])
+            )
+        )
+    return found
+
+
 @notice.command("add")
 @on_behalf_options
 @click.option("--category", default=None, help="Category slug, e.g. road-closure.")
@@ -63,6 +126,35 @@ def pairs(values: Sequence[str], option: str) -> dict[str, str]:
     multiple=True,
     metavar="ACCOUNT_OR_PLATFORM=TEXT",
     help='Other wording for one account or platform, e.g. x="..." (repeatable).',
+)
+@click.option(
+    "--lang",
+    "lang",
+    default=None,
+    metavar="TAG",
+    help="The language of --text (BCP 47, e.g. en; default: the agency's first language).",
+)
+@click.option(
+    "--text-in",
+    "texts_in",
+    multiple=True,
+    metavar="LANG=TEXT",
+    help='The notice in another language, e.g. es="Calle cerrada..." (repeatable).',
+)
+@click.option(
+    "--alt-in",
+    "alts_in",
+    multiple=True,
+    metavar="LANG=ALT",
+    help="Alt text of each --image in another language, in image order (repeatable).",
+)
+@click.option(
+    "--languages-file",
+    "languages_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help='Other languages as JSON: [{"lang": "es", "text": "...", "text_for": {"x": "..."}, '
+    '"alts": ["..."]}].',
 )
 @click.option(
     "--allow-thread",
@@ -132,6 +224,10 @@ def notice_add(
     category: str | None,
     text: str | None,
     text_for: tuple[str, ...],
+    lang: str | None,
+    texts_in: tuple[str, ...],
+    alts_in: tuple[str, ...],
+    languages_file: str | None,
     allow_thread: bool,
     template: str | None,
     variables: tuple[str, ...],
@@ -196,6 +292,8 @@ def notice_add(
         until_cancelled=until_cancelled,
         date_line=not no_date_line,
         follow_up=follow_up,
+        lang=lang,
+        languages=language_variants(texts_in, alts_in, languages_file),
     )
     values = pairs(variables, "--var") if template is not None else None
     made = notices.draft(ctx.app, author, draft, template=template, values=values)
@@ -216,6 +314,11 @@ def notice_add(
     help="Approve although content-policy RULE objects (needs --reason; repeatable).",
 )
 @click.option("--reason", default=None, help="Why the override is right (kept in the audit).")
+@click.option(
+    "--publish-partial",
+    is_flag=True,
+    help="Let each language go on its own: a language that fails does not hold back the others.",
+)
 @json_option
 @pass_context
 def notice_approve(
@@ -225,6 +328,7 @@ def notice_approve(
     late_ok: bool,
     overrides: tuple[str, ...],
     reason: str | None,
+    publish_partial: bool,
     as_json: bool,
 ) -> None:
     """Approve a draft; the daemon publishes it at its time (at once if due).
@@ -241,6 +345,7 @@ def notice_approve(
         late_ok=late_ok,
         overrides=overrides,
         reason=reason,
+        publish_partial=publish_partial,
     )
     approved = done.notice
     if approved.state != NoticeState.APPROVED:

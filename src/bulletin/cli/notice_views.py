@@ -4,7 +4,7 @@ thread parts, policy findings), one list row, one notice in full."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bulletin.app.notice_queries import NoticeRow, NoticeView
 from bulletin.app.notices import Drafted
@@ -12,6 +12,9 @@ from bulletin.publisher.approval import Review
 from bulletin.publisher.failures import delivery_label
 from bulletin.states import DeliveryKind
 from bulletin.timeparse import local_text
+
+if TYPE_CHECKING:
+    from bulletin.publisher.languages import LanguageVariant
 
 NO_DAEMON = " (no daemon is listening: start `bulletin daemon`)"
 
@@ -57,7 +60,7 @@ def drafted_output(made: Drafted, tz: str) -> tuple[dict[str, Any], list[str]]:
 def review_lines(review: Review) -> list[str]:
     """Cost per target, thread parts and policy findings, for people."""
     lines = [
-        f"  cost     {t.account}: ${t.cost:.3f}"
+        f"  cost     {t.label}: ${t.cost:.3f}"
         + (f" ({len(t.parts)} posts in a thread)" if t.parts else "")
         + f"  [{t.length}/{t.limit}]"
         for t in review.targets
@@ -106,8 +109,21 @@ def view_json(view: NoticeView) -> dict[str, Any]:
             for d in view.deliveries
         ],
         "approvals": [asdict(a) for a in view.approvals],
+        "languages": [v.as_json() for v in view.languages],
         **view.review.as_json(),
     }
+
+
+def language_lines(languages: list[LanguageVariant]) -> list[str]:
+    """Each language variant (the primary first), when a notice has more than one."""
+    if len(languages) < 2:
+        return []
+    lines = [f"  languages {', '.join(v.lang for v in languages)} (primary {languages[0].lang})"]
+    for v in languages[1:]:
+        lines.append(f"  text [{v.lang}]  {v.text}")
+        lines.extend(f"  text [{v.lang}] for {key}: {text}" for key, text in v.wording.items())
+        lines.extend(f"  alt  [{v.lang}] {k}: {alt}" for k, alt in enumerate(v.alts, start=1))
+    return lines
 
 
 def view_lines(view: NoticeView, tz: str) -> list[str]:
@@ -145,11 +161,12 @@ def view_lines(view: NoticeView, tz: str) -> list[str]:
             for k, i in enumerate(view.images, start=1)
         ],
         *[f"  text for {d.account}: {d.text}" for d in view.variants],
+        *language_lines(view.languages),
         *review_lines(view.review),
     ]
     for d in view.deliveries:
         lines.append(
-            f"  -> {delivery_label(d):<16} {d.state:<10} due {local_text(d.due_at, tz)}"
+            f"  -> {delivery_label(d, n.lang):<16} {d.state:<10} due {local_text(d.due_at, tz)}"
             f"  attempts {d.attempts}"
             + (f"  {d.remote_url or d.remote_id}" if d.remote_id else "")
             + (f"  ({d.last_error})" if d.last_error else "")

@@ -34,6 +34,14 @@ def template() -> None:
     help="Other wording for one account or platform (repeatable).",
 )
 @click.option(
+    "--text-in",
+    "texts_in",
+    multiple=True,
+    metavar="LANG=TEXT",
+    help='The wording in another language, same {placeholders}: es="Calle cerrada: {road}"; '
+    "es/x=TEXT is its wording for one account or platform (repeatable).",
+)
+@click.option(
     "--var",
     "variables",
     multiple=True,
@@ -49,11 +57,15 @@ def template_add(
     category: str,
     text: str,
     text_for: tuple[str, ...],
+    texts_in: tuple[str, ...],
     variables: tuple[str, ...],
     actor: str | None,
     as_json: bool,
 ) -> None:
-    """Add a template, or a new version of it; a new version needs a new approval."""
+    """Add a template, or a new version of it; a new version needs a new approval.
+
+    Its --text is in the agency's first language; --text-in gives the others, filled in
+    with the same variables (dates and times written the way each language writes them)."""
     ctx.warn_open_mode()
     added = templates.add(
         ctx.app,
@@ -63,6 +75,7 @@ def template_add(
         text,
         parse_variables(variables),
         pairs(text_for, "--text-for"),
+        pairs(texts_in, "--text-in"),
     )
     emit(
         as_json,

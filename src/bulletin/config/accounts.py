@@ -12,10 +12,10 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bulletin.config.secrets import is_variable_name
-from bulletin.config.values import Section
+from bulletin.config.values import Section, language_tags
 
 ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
@@ -33,12 +33,23 @@ class AccountSettings(Section):
     monthly_budget: float = Field(
         default=0.0, ge=0, description="estimated platform spend per month, USD; 0 = none"
     )
+    # the languages this account posts: ["*"] every language of a notice (a post each), or the
+    # tags it posts (one account per language); see bulletin.publisher.languages
+    languages: list[str] = Field(default_factory=lambda: ["*"])
+    # how an account posting several languages posts the others: as replies to the primary
+    # language's post ("reply"), or as posts of their own ("separate")
+    language_posts: Literal["reply", "separate"] = "reply"
 
     # the day the account's access token expires (Meta's Page and user tokens last about 60
     # days); the administrators are told 14 and 3 days before. Unset: no warning
     token_expires: date | None = None
 
     required: ClassVar[tuple[str, ...]] = ()
+
+    @field_validator("languages")
+    @classmethod
+    def _language_tags(cls, value: list[str]) -> list[str]:
+        return language_tags(value, wildcard=True)
 
     @model_validator(mode="after")
     def _platform_fields(self) -> AccountSettings:

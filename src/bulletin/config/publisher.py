@@ -93,6 +93,24 @@ class PublisherSettings(Section):
 RuleKind = Literal["pattern", "words", "length", "link-required", "alt-text"]
 
 
+class RuleTranslation(Section):
+    """A rule's words and patterns in another language."""
+
+    patterns: list[str] = Field(default_factory=list)
+    words: list[str] = Field(default_factory=list)
+    exceptions: list[str] = Field(default_factory=list)
+
+    @field_validator("patterns", "exceptions")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                compile_pattern(pattern)
+            except ValueError as e:
+                raise ValueError(f"bad regular expression {pattern!r}: {e}") from e
+        return value
+
+
 class PolicyRule(Section):
     """One content-policy check. ``patterns`` are regular expressions matched without regard
     to case; a match that lies inside a match of one of ``exceptions`` does not count.
@@ -109,6 +127,11 @@ class PolicyRule(Section):
     severity: Literal["block", "warn"] = "block"
     overridable: bool = True
     link_prefix: str = ""  # link-required: empty means the agency's website
+    # pattern and words rules: the language the words and patterns are written in ("": any,
+    # such as numbers), and their translations by language tag; a text in a language with
+    # neither is not checked by the rule, and a warning says so
+    language: str = ""
+    translations: dict[str, RuleTranslation] = Field(default_factory=dict)
 
     @field_validator("patterns", "exceptions")
     @classmethod
@@ -124,6 +147,23 @@ class PolicyRule(Section):
         if self.categories and category not in self.categories:
             return False
         return category not in self.not_categories
+
+    def in_language(self, lang: str) -> PolicyRule | None:
+        """This rule as it checks a text in ``lang``: itself (written in that language or in
+        none), its translation, or None (it cannot check that language)."""
+        if not self.language or lang.split("-")[0] == self.language.split("-")[0]:
+            return self
+        found = self.translations.get(lang) or self.translations.get(lang.split("-")[0])
+        if found is None:
+            return None
+        return self.model_copy(
+            update={
+                "patterns": found.patterns,
+                "words": found.words,
+                "exceptions": found.exceptions,
+                "language": lang,
+            }
+        )
 
 
 def compile_pattern(pattern: str) -> regex.Pattern[str]:

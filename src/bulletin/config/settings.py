@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from bulletin.config.accounts import (
     ACCOUNT_NAME,
@@ -98,6 +98,18 @@ class Settings(Section):
                     "starting with a letter or digit: it names files and appears in ids"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _account_languages(self) -> Settings:
+        known = self.agency.languages
+        for name, account in self.accounts.items():
+            unknown = [t for t in account.languages if t != "*" and t not in known]
+            if unknown:
+                raise ValueError(
+                    f"account {name} posts {', '.join(unknown)}, which is not among the "
+                    f"agency's languages ({', '.join(known)})"
+                )
+        return self
 
     @property
     def data_dir(self) -> Path:

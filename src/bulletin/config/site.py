@@ -16,6 +16,7 @@ from bulletin.config.values import (
     Section,
     checked_duration,
     known_jurisdiction,
+    language_tags,
     parse_duration,
     time_of_day,
 )
@@ -28,8 +29,15 @@ class AgencySettings(Section):
     website: str = ""
     jurisdiction: str = "US-MA"
     bates_prefix: str = "BUL"
+    # the languages notices are written in (BCP 47 tags); the first is every notice's primary
+    languages: list[str] = Field(default_factory=lambda: ["en"])
 
     _known_jurisdiction = field_validator("jurisdiction")(known_jurisdiction)
+
+    @field_validator("languages")
+    @classmethod
+    def _language_tags(cls, value: list[str]) -> list[str]:
+        return language_tags(value)
 
     @field_validator("time_zone")
     @classmethod

@@ -81,3 +81,27 @@ def known_jurisdiction(value: str) -> str:
     except ConfigError as e:
         raise ValueError(str(e)) from None
     return value
+
+
+def language_tag(value: str) -> str:
+    """``value`` as a valid BCP 47 language tag in its standard form (``zh-hans`` →
+    ``zh-Hans``), checked with ``langcodes``."""
+    import langcodes
+
+    tag = value.strip()
+    if not tag or not langcodes.tag_is_valid(tag):
+        raise ValueError(f"{value!r} is not a BCP 47 language tag (such as en, es, zh-Hans)")
+    return str(langcodes.standardize_tag(tag))
+
+
+def language_tags(values: list[str], wildcard: bool = False) -> list[str]:
+    """Each of ``values`` as a standard language tag, none twice, at least one; with
+    ``wildcard``, ``["*"]`` (every language) is allowed too."""
+    if wildcard and values == ["*"]:
+        return values
+    if not values:
+        raise ValueError("at least one language is needed")
+    tags = [language_tag(v) for v in values]
+    if len(set(tags)) != len(tags):
+        raise ValueError("a language is named twice")
+    return tags

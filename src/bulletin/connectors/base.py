@@ -62,6 +62,7 @@ class OutgoingPost:
     link: str | None = None
     reply_to: str | None = None
     media: tuple[Media, ...] = ()
+    lang: str | None = None  # the BCP 47 tag of the text's language, where the platform takes it
 
 
 @dataclass(frozen=True)

@@ -349,7 +349,7 @@ class BlueskyConnector(Connector):
             "$type": POST,
             "text": text,
             "createdAt": iso_utc(self.clock.now(), "milliseconds"),
-            "langs": ["en"],
+            "langs": [post.lang or "en"],
         }
         facets = link_facets(text)
         if facets:

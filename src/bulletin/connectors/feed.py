@@ -46,6 +46,7 @@ ATOM = "http://www.w3.org/2005/Atom"
 TOMBSTONES = "http://purl.org/atompub/tombstones/1.0"  # RFC 6721
 ET.register_namespace("", ATOM)
 THREADING = "http://purl.org/syndication/thread/1.0"  # RFC 4685
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"  # xml:lang, per entry
 ET.register_namespace("at", TOMBSTONES)
 ET.register_namespace("thr", THREADING)
 MEDIA_DIR = "media"  # beside the feed file
@@ -141,6 +142,8 @@ class FeedConnector(Connector):
         self._check_writable(post)
         now = self.clock.now()
         entry = ET.Element(_q("entry"))
+        if post.lang:
+            entry.set(_XML_LANG, post.lang)
         ET.SubElement(entry, _q("id")).text = self.entry_id(post.key)
         ET.SubElement(entry, _q("title")).text = post.title or _title_from(post.text)
         ET.SubElement(entry, _q("updated")).text = iso_utc(now, "seconds")

@@ -335,6 +335,7 @@ class MastodonConnector(Connector):
                 media_ids=media_ids or None,
                 visibility="public",
                 idempotency_key=post.key,
+                language=post.lang.split("-")[0] if post.lang else None,  # ISO 639
             ),
             write=True,
         )

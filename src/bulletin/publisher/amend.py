@@ -175,6 +175,7 @@ def correct_notice(
                     kind=DeliveryKind.CORRECTION,
                     revision=revision,
                     parent_id=parent.id,
+                    lang=parent.lang,
                     due_at=now,
                     text=body,
                 )
@@ -279,6 +280,7 @@ def retract_notice(
                     occurrence=parent.occurrence,
                     kind=kind,
                     parent_id=parent.id,
+                    lang=parent.lang,
                     due_at=now,
                     text=body,
                 )

@@ -9,7 +9,7 @@ its audit event.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
@@ -23,8 +23,15 @@ from bulletin.errors import Refused, UsageError
 from bulletin.identity import require_role
 from bulletin.models import Approval, Delivery, Notice
 from bulletin.publisher import announce, policy
+from bulletin.publisher.languages import account_languages, languages_of, variants_of
 from bulletin.publisher.media import notice_images as pinned_images
-from bulletin.publisher.notices import NoticeDraft, check_times, get_for_update, platform_of
+from bulletin.publisher.notices import (
+    NoticeDraft,
+    check_times,
+    draft_languages,
+    get_for_update,
+    platform_of,
+)
 from bulletin.publisher.schedule import next_occurrence, retext
 from bulletin.publisher.texts import TargetText, plan, variant_for
 from bulletin.states import DeliveryKind, NoticeState
@@ -50,7 +57,7 @@ class Review:
     def as_json(self) -> dict[str, object]:
         return {
             "targets": [t.as_json() for t in self.targets],
-            "cost_usd": {t.account: round(t.cost, 3) for t in self.targets}
+            "cost_usd": {t.label: round(t.cost, 3) for t in self.targets}
             | {"total": round(self.cost, 3)},
             "policy": [f.as_json() for f in self.findings],
             "blocking": [f.rule for f in self.blocking],
@@ -69,17 +76,21 @@ def review_notice(session: Session, settings: Settings, notice: Notice) -> Revie
     ).all()
     approvals = approvals_of(session, notice.id, notice.revision)
     targets = [
-        plan(
-            settings,
-            d.account,
-            platform_of(session, settings, d.account),
-            d.text or notice.text,
-            notice.link,
-            notice.allow_thread,
+        replace(
+            plan(
+                settings,
+                d.account,
+                platform_of(session, settings, d.account),
+                d.text or notice.text,
+                notice.link,
+                notice.allow_thread,
+            ),
+            lang="" if d.lang in ("", notice.lang) else d.lang,
         )
         for d in deliveries
     ]
-    subject = policy.Subject(notice.category, targets, notice.link, notice_images(notice))
+    images = notice_images(notice) + variant_images(session, notice)
+    subject = policy.Subject(notice.category, targets, notice.link, images, notice.lang)
     overridden = {rule for a in approvals for rule in a.overrides or []}
     return Review(targets, policy.check(settings, subject), approvals, overridden)
 
@@ -89,20 +100,39 @@ def review_draft(settings: Settings, draft: NoticeDraft) -> Review:
     :func:`bulletin.publisher.notices.validate_draft`) before it is stored: each target's
     text as its platform counts it, its cost and the policy findings. Writes nothing; a text
     too long for a platform is a finding here, not an error."""
-    text = draft.text.strip()
-    variants = {k: v.strip() for k, v in draft.variants.items()}
+    languages = draft_languages(draft, settings)
+    langs = [v.lang for v in languages]
     targets = []
-    for account in draft.targets:
-        platform = settings.accounts[account].platform
-        own = variant_for(account, platform, text, variants)
-        targets.append(plan(settings, account, platform, own, draft.link, draft.allow_thread))
-    images = [{"name": path, "alt": alt} for path, alt in draft.images]
-    subject = policy.Subject(draft.category, targets, draft.link, images)
+    for index, variant in enumerate(languages):
+        wording = {k: v.strip() for k, v in variant.wording.items()}
+        for account in draft.targets:
+            if variant.lang not in account_languages(settings, account, langs):
+                continue
+            platform = settings.accounts[account].platform
+            own = variant_for(account, platform, variant.text, wording)
+            target = plan(settings, account, platform, own, draft.link, draft.allow_thread)
+            targets.append(replace(target, lang="" if index == 0 else variant.lang))
+    images = [{"name": path, "alt": alt} for path, alt in draft.images] + [
+        {"name": f"{path} ({v.lang})", "alt": alt}
+        for v in languages[1:]
+        for (path, _), alt in zip(draft.images, v.alts, strict=False)
+    ]
+    subject = policy.Subject(draft.category, targets, draft.link, images, langs[0])
     return Review(targets, policy.check(settings, subject), [], set())
 
 
 def notice_images(notice: Notice) -> list[dict[str, str]]:
     return [{"name": i.name, "alt": i.alt} for i in pinned_images(notice)]
+
+
+def variant_images(session: Session, notice: Notice) -> list[dict[str, str]]:
+    """The notice's images as each other language describes them (for the alt-text rule)."""
+    names = [i.name for i in pinned_images(notice)]
+    return [
+        {"name": f"{name} ({v.lang})", "alt": alt}
+        for v in variants_of(session, notice)[1:]
+        for name, alt in zip(names, v.alts, strict=False)
+    ]
 
 
 def approve_notice(
@@ -114,9 +144,14 @@ def approve_notice(
     late_ok: bool = False,
     overrides: Sequence[str] = (),
     reason: str | None = None,
+    publish_partial: bool = False,
 ) -> Notice:
     """Record one approval; with all the approvals its category needs, the notice is approved
     and its deliveries become due at its publish time (or now).
+
+    The approval covers the whole set: it names every language variant (and the revision).
+    The variants are published together (see :mod:`bulletin.publisher.languages`) unless an
+    approver chooses ``publish_partial``: then a variant that fails does not stop the others.
 
     Before an approval counts, every target's text is measured again and the content-policy
     rules run; a blocking finding refuses the approval unless this approval (or an earlier
@@ -164,6 +199,7 @@ def approve_notice(
             raise Refused(
                 policy_refusal(notice_id, blocked), remedy="override" if overridable else None
             )
+        languages = languages_of(session, notice)
         session.add(
             Approval(
                 notice_id=notice_id,
@@ -172,8 +208,11 @@ def approve_notice(
                 overrides=list(overrides) or None,
                 reason=reason.strip() if overrides and reason else None,
                 revision=notice.revision,
+                languages=languages,
             )
         )
+        if publish_partial:
+            notice.publish_partial = True
         names.append(approver)
         complete = len(names) >= notice.approvals_needed
         audit.record_event(
@@ -186,6 +225,8 @@ def approve_notice(
             approval=len(names),
             needed=notice.approvals_needed,
             revision=notice.revision,
+            languages=languages,
+            publish_partial=notice.publish_partial if len(languages) > 1 else None,
             cost_usd=round(review.cost, 3),
             due_at=max(notice.publish_at or now, now).isoformat() if complete else None,
             warnings=[f.rule for f in review.findings if f.severity != "block"] or None,

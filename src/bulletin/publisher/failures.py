@@ -46,9 +46,11 @@ class FailedNotice:
         )
 
 
-def delivery_label(d: Delivery) -> str:
-    """``feed``, ``feed#3`` (occurrence 3), ``x/correction-1``..."""
-    label = d.account + (f"#{d.occurrence}" if d.occurrence != 1 else "")
+def delivery_label(d: Delivery, primary: str = "") -> str:
+    """``feed``, ``feed#3`` (occurrence 3), ``x/correction-1``, ``feed[es]`` (a language
+    other than the notice's ``primary``, when given)..."""
+    label = d.account + (f"[{d.lang}]" if primary and d.lang and d.lang != primary else "")
+    label += f"#{d.occurrence}" if d.occurrence != 1 else ""
     if d.kind != DeliveryKind.POST:
         label += f"/{d.kind}" + (f"-{d.revision}" if d.revision else "")
     return label

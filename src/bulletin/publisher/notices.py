@@ -27,6 +27,14 @@ from bulletin.models import Account, Delivery, Notice, Template
 from bulletin.publisher import announce, recurrence
 from bulletin.publisher.delivery import refresh_notice_state
 from bulletin.publisher.failures import NOTICE_STATES
+from bulletin.publisher.languages import (
+    LanguageVariant,
+    account_languages,
+    check_variants,
+    primary_of,
+    replies_in,
+    store_variants,
+)
 from bulletin.publisher.media import PinnedImage, pin_images
 from bulletin.publisher.texts import (
     THREAD_PLATFORMS,
@@ -68,6 +76,27 @@ class NoticeDraft:
     until_cancelled: bool = False
     date_line: bool = True  # each occurrence ends with its local date
     follow_up: str | None = None  # posted at expiry as a reply to each published post
+    # the primary's language (None: the agency's first) and the other language variants
+    # (see :mod:`bulletin.publisher.languages`)
+    lang: str | None = None
+    languages: Sequence[LanguageVariant] = ()
+
+
+def draft_languages(draft: NoticeDraft, settings: Settings) -> list[LanguageVariant]:
+    """Every language variant of ``draft``, checked, the primary first.
+
+    :raises UsageError: see :func:`bulletin.publisher.languages.check_variants`.
+    """
+    primary = primary_of(settings, draft.lang)
+    others = check_variants(
+        settings,
+        primary,
+        draft.languages,
+        len(draft.images),
+        settings.publisher.max_text_length,
+    )
+    alts = [alt for _path, alt in draft.images]
+    return [LanguageVariant(primary, draft.text.strip(), dict(draft.variants), alts), *others]
 
 
 def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str:
@@ -117,6 +146,13 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
         raise UsageError("a target account is named twice")
     check_times(draft.publish_at, draft.expires_at, draft.late_ok, settings, now)
     _check_schedule(draft, settings)
+    langs = [v.lang for v in draft_languages(draft, settings)]
+    for target in draft.targets:
+        if not account_languages(settings, target, langs):
+            posts = ", ".join(settings.accounts[target].languages)
+            raise UsageError(
+                f"target account {target!r} posts only {posts}; the notice is in {', '.join(langs)}"
+            )
     return categories[draft.category]
 
 
@@ -197,32 +233,41 @@ def resolve_schedule(draft: NoticeDraft, settings: Settings, now: datetime) -> N
 
 
 def plan_targets(draft: NoticeDraft, settings: Settings) -> list[TargetText]:
-    """Each target's text (its variant), measured as its platform counts it.
+    """Each target's text in each language it posts (its variant), measured as its platform
+    counts it; the primary's targets first (``lang`` "": the primary).
 
     :raises UsageError: a variant names no target, or a text is too long for its platform
         (with the count) and may not become a thread.
     """
     platforms = {t: settings.accounts[t].platform for t in draft.targets}
-    variants = {k: v.strip() for k, v in draft.variants.items()}
-    check_variant_keys(variants, platforms)
+    languages = draft_languages(draft, settings)
+    for variant in languages:
+        check_variant_keys({k: v.strip() for k, v in variant.wording.items()}, platforms)
     zone = ZoneInfo(settings.agency.time_zone)
+    langs = [v.lang for v in languages]
 
-    def text_for(account: str, platform: str) -> str:
-        text = variant_for(account, platform, draft.text.strip(), variants)
+    def text_for(account: str, platform: str, variant: LanguageVariant) -> str:
+        wording = {k: v.strip() for k, v in variant.wording.items()}
+        text = variant_for(account, platform, variant.text, wording)
         if draft.recurrence and draft.date_line and draft.publish_at is not None:
             text = recurrence.with_date_line(text, draft.publish_at, zone)
         return text
 
     plans = [
-        plan(
-            settings,
-            account,
-            platform,
-            text_for(account, platform),
-            draft.link,
-            draft.allow_thread,
+        replace(
+            plan(
+                settings,
+                account,
+                platform,
+                text_for(account, platform, variant),
+                draft.link,
+                draft.allow_thread,
+            ),
+            lang="" if index == 0 else variant.lang,
         )
+        for index, variant in enumerate(languages)
         for account, platform in platforms.items()
+        if variant.lang in account_languages(settings, account, langs)
     ]
     for target in plans:
         if not target.fits:
@@ -316,7 +361,9 @@ def store_draft(
         raise ValueError("a draft's images must be pinned before it is stored")
     _ensure_accounts(session, settings, draft.targets)
     images = [m.as_json() for m in media]
+    languages = draft_languages(draft, settings)
     notice = Notice(
+        lang=languages[0].lang,
         category=draft.category,
         priority=priority,
         title=draft.title.strip(),
@@ -339,15 +386,22 @@ def store_draft(
     session.add(notice)
     session.flush()
     assert notice.id is not None
-    for target in plans:
-        session.add(
+    store_variants(session, notice.id, languages[1:])
+    add_posts(
+        session,
+        settings,
+        notice,
+        [
             Delivery(
                 notice_id=notice.id,
                 account=target.account,
                 text=target.text,
                 parts=list(target.parts) or None,
+                lang=target.lang or notice.lang,
             )
-        )
+            for target in plans
+        ],
+    )
     audit.record_event(
         session,
         at=now,
@@ -357,14 +411,34 @@ def store_draft(
         object_id=notice.id,
         category=draft.category,
         targets=list(draft.targets),
-        cost_usd={t.account: round(t.cost, 3) for t in plans},
+        cost_usd={t.label: round(t.cost, 3) for t in plans},
         template=f"{template.name} v{template.version}" if template else None,
         recurrence=draft.recurrence,
         repeat_until=draft.repeat_until.isoformat() if draft.repeat_until else None,
         follow_up=bool(draft.follow_up),
         images=[{"sha256": m.sha256, "size": m.size, "name": m.name} for m in media] or None,
+        languages=[v.lang for v in languages] if len(languages) > 1 else None,
     )
     return notice
+
+
+def add_posts(
+    session: Session, settings: Settings, notice: Notice, posts: Sequence[Delivery]
+) -> None:
+    """Add the post deliveries of one occurrence: the primary language's first; each other
+    language's post on an account that replies in its languages (``language_posts``) gets
+    the primary's post there as its parent, so it goes out as a reply to it."""
+    primaries = [d for d in posts if d.lang == notice.lang]
+    for delivery in primaries:
+        session.add(delivery)
+    session.flush()
+    parents = {d.account: d.id for d in primaries}
+    for delivery in posts:
+        if delivery.lang == notice.lang:
+            continue
+        if replies_in(settings, delivery.account):
+            delivery.parent_id = parents.get(delivery.account)
+        session.add(delivery)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ rule with a reason; a warning is shown and recorded, never blocks.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlsplit
@@ -59,6 +59,7 @@ class Subject:
     targets: Sequence[TargetText]
     link: str | None = None
     images: Sequence[dict[str, str]] = ()
+    lang: str = ""  # the primary's language (a target's ``lang`` "" is in it); "": unknown
 
 
 def check(settings: Settings, subject: Subject) -> list[Finding]:
@@ -103,20 +104,47 @@ def _check_rule(rule: PolicyRule, subject: Subject, settings: Settings) -> list[
         if any(_under(url, prefix) for url in candidates if url):
             return []
         return [finding(message=f"{rule.message}: {prefix or 'any link'}")]
-    texts = list(dict.fromkeys(t.text for t in subject.targets))
+    by_lang: dict[str, list[str]] = {}
+    for t in subject.targets:
+        by_lang.setdefault(t.lang or subject.lang, []).append(t.text)
+    found: list[Finding] = []
+    for lang, texts in by_lang.items():
+        applied = rule.in_language(lang) if lang else rule
+        if applied is None:
+            found.append(
+                Finding(
+                    rule.id,
+                    "warn",
+                    f"{rule.message}: this rule is {rule.language}-only (no {lang} "
+                    f"translation in [policy]); the {lang} text was not checked by it",
+                    overridable=rule.overridable,
+                )
+            )
+            continue
+        found.extend(_check_texts(applied, list(dict.fromkeys(texts)), finding, settings))
+    return found
+
+
+def _check_texts(
+    rule: PolicyRule,
+    texts: list[str],
+    finding: Callable[[str, str | None], Finding],
+    settings: Settings,
+) -> list[Finding]:
     for text in texts:
         try:
             excerpt = first_match(rule, text)
         except TimeoutError:
             return [
                 finding(
-                    message=f"{rule.message}: the rule's pattern took over "
+                    "",
+                    f"{rule.message}: the rule's pattern took over "
                     f"{MATCH_TIMEOUT_SECONDS:g} s on this text and was stopped (simplify it in "
-                    f"[policy] of {settings.source})"
+                    f"[policy] of {settings.source})",
                 )
             ]
         if excerpt is not None:
-            return [finding(excerpt)]
+            return [finding(excerpt, None)]
     return []
 
 

@@ -93,7 +93,9 @@ def edit(
             .where(Delivery.kind == DeliveryKind.POST)
             .where(Delivery.occurrence == 1)
         ):
-            target = occurrence_text(session, settings, notice, delivery.account, when)
+            target = occurrence_text(
+                session, settings, notice, delivery.account, when, delivery.lang
+            )
             if not target.fits:
                 threads = target.platform in THREAD_PLATFORMS and not notice.allow_thread
                 raise UsageError(

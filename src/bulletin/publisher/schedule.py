@@ -28,11 +28,11 @@ from bulletin.db import session_scope, wake_after_commit
 from bulletin.errors import NotFound, Refused
 from bulletin.identity import SYSTEM_ACTOR
 from bulletin.logs import get_logger
-from bulletin.models import Delivery, Notice
+from bulletin.models import Delivery, Notice, NoticeLanguage
 from bulletin.notify import outbox
 from bulletin.publisher import recurrence
 from bulletin.publisher.delivery import refresh_notice_state
-from bulletin.publisher.notices import platform_of
+from bulletin.publisher.notices import add_posts, platform_of
 from bulletin.publisher.texts import TargetText, plan, variant_for
 from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
@@ -73,12 +73,25 @@ def next_occurrence(notice: Notice, settings: Settings, after: datetime) -> date
 
 
 def occurrence_text(
-    session: Session, settings: Settings, notice: Notice, account: str, when: datetime
+    session: Session,
+    settings: Settings,
+    notice: Notice,
+    account: str,
+    when: datetime,
+    lang: str = "",
 ) -> TargetText:
-    """The account's text for the occurrence at ``when``: its variant, with the date line."""
+    """The account's text for the occurrence at ``when`` in language ``lang`` ("": the
+    primary): its variant, with the date line."""
     platform = platform_of(session, settings, account)
-    variants = notice.variants or {}
-    text = variant_for(account, platform, notice.text, variants)
+    text, variants = notice.text, notice.variants or {}
+    if lang and lang != notice.lang:
+        other = session.exec(
+            select(NoticeLanguage)
+            .where(NoticeLanguage.notice_id == notice.id)
+            .where(NoticeLanguage.lang == lang)
+        ).one()
+        text, variants = other.text, other.wording or {}
+    text = variant_for(account, platform, text, variants)
     if notice.recurrence and notice.date_line:
         text = recurrence.with_date_line(text, when, ZoneInfo(settings.agency.time_zone))
     return plan(settings, account, platform, text, notice.link, notice.allow_thread)
@@ -88,7 +101,7 @@ def retext(
     session: Session, settings: Settings, notice: Notice, delivery: Delivery, when: datetime
 ) -> None:
     """Give a post delivery the text of the occurrence at ``when``."""
-    target = occurrence_text(session, settings, notice, delivery.account, when)
+    target = occurrence_text(session, settings, notice, delivery.account, when, delivery.lang)
     delivery.text = target.text
     delivery.parts = list(target.parts) or None
     session.add(delivery)
@@ -129,9 +142,10 @@ def make_occurrences(engine: Engine, settings: Settings, now: datetime) -> list[
                 earlier.state = DeliveryState.CANCELLED
                 earlier.last_error = f"superseded by occurrence {number}"
                 session.add(earlier)
-            for account in accounts:
-                target = occurrence_text(session, settings, notice, account, when)
-                session.add(
+            posts = []
+            for account, lang in accounts:
+                target = occurrence_text(session, settings, notice, account, when, lang)
+                posts.append(
                     Delivery(
                         notice_id=notice.id,
                         account=account,
@@ -139,8 +153,10 @@ def make_occurrences(engine: Engine, settings: Settings, now: datetime) -> list[
                         due_at=when,
                         text=target.text,
                         parts=list(target.parts) or None,
+                        lang=lang or notice.lang,
                     )
                 )
+            add_posts(session, settings, notice, posts)
             notice.occurrences = number
             notice.next_occurrence_at = next_occurrence(notice, settings, when)
             session.add(notice)
@@ -167,15 +183,16 @@ def make_occurrences(engine: Engine, settings: Settings, now: datetime) -> list[
     return made
 
 
-def _accounts(session: Session, notice_id: int) -> list[str]:
+def _accounts(session: Session, notice_id: int) -> list[tuple[str, str]]:
+    """(account, language) of each post of the first occurrence."""
     rows = session.exec(
-        select(Delivery.account)
+        select(Delivery.account, Delivery.lang)
         .where(Delivery.notice_id == notice_id)
         .where(Delivery.kind == DeliveryKind.POST)
         .where(Delivery.occurrence == 1)
         .order_by(col(Delivery.id))
     ).all()
-    return list(rows)
+    return [(account, lang) for account, lang in rows]
 
 
 def make_follow_ups(engine: Engine, now: datetime) -> list[int]:
@@ -217,6 +234,7 @@ def make_follow_ups(engine: Engine, now: datetime) -> list[int]:
                         occurrence=parent.occurrence,
                         kind=DeliveryKind.FOLLOW_UP,
                         parent_id=parent.id,
+                        lang=parent.lang,
                         due_at=now,
                         text=notice.follow_up,
                     )

@@ -14,7 +14,7 @@ import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -29,6 +29,7 @@ from bulletin.identity import require_role
 from bulletin.models import Approval, Notice, Template
 from bulletin.publisher import announce, policy
 from bulletin.publisher.approval import make_due, notice_images
+from bulletin.publisher.languages import LanguageVariant, normalise
 from bulletin.publisher.notices import (
     NoticeDraft,
     StoredHook,
@@ -41,6 +42,9 @@ from bulletin.publisher.notices import (
 from bulletin.publisher.texts import TargetText, check_text
 
 DEFAULT = "default"
+# A template's other languages live in ``bodies`` too: ``@es`` is the Spanish text and
+# ``@es/x`` its wording for X (no account or platform name starts with "@").
+LANG_PREFIX = "@"
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _VAR = re.compile(r"^[a-z_][a-z0-9_]*$")
 MAX_VALUE = 200
@@ -180,10 +184,15 @@ def add_template(
     variables: Mapping[str, str],
     author: str,
     variants: Mapping[str, str] | None = None,
+    languages: Mapping[str, str] | None = None,
 ) -> Template:
-    """Store a template, or a new version of it (whose approval is then void).
+    """Store a template, or a new version of it (whose approval is then void). Its text is in
+    the agency's first language; ``languages`` gives its text in others (tag → text; a key
+    ``es/x`` is the Spanish wording for X), with the same typed variables: each language's
+    text uses every variable the main text uses.
 
-    :raises UsageError: bad name, unknown category, undeclared or unused variable, unchanged.
+    :raises UsageError: bad name, unknown category, undeclared or unused variable, a
+        language that is not the agency's or leaves out a variable, unchanged.
     """
     if not _NAME.match(name):
         raise UsageError(f"template name {name!r}: lower-case letters, digits, - and _")
@@ -192,6 +201,21 @@ def add_template(
     bodies = {DEFAULT: text.strip(), **{k: v.strip() for k, v in (variants or {}).items()}}
     if not bodies[DEFAULT]:
         raise UsageError("template text is empty")
+    main = set(placeholders(bodies[DEFAULT]))
+    for key, body in (languages or {}).items():
+        tag, _, wording_for = key.partition("/")
+        lang = normalise(settings, tag)
+        if lang == settings.agency.languages[0]:
+            raise UsageError(f"the template's text is already in {lang}: give other languages")
+        if not body.strip():
+            raise UsageError(f"the {lang} template text is empty")
+        left_out = sorted(main - set(placeholders(body)))
+        if left_out and not wording_for:
+            raise UsageError(
+                f"the {lang} template text leaves out {{{left_out[0]}}}: every language uses "
+                "the same variables"
+            )
+        bodies[LANG_PREFIX + lang + (f"/{wording_for}" if wording_for else "")] = body.strip()
     for key, body in bodies.items():
         check_text("template text" if key == DEFAULT else f"template text for {key}", body)
     used: set[str] = set()
@@ -341,6 +365,38 @@ def render(template: Template, values: Mapping[str, str]) -> tuple[str, dict[str
 
     :raises UsageError: unknown variable, missing variable, or a value of the wrong type.
     """
+    texts = {
+        key: body.format_map(_filled(template, values))
+        for key, body in template.bodies.items()
+        if not key.startswith(LANG_PREFIX)
+    }
+    default = texts.pop(DEFAULT)
+    return default, texts
+
+
+def render_languages(template: Template, values: Mapping[str, str]) -> list[LanguageVariant]:
+    """The template's other languages filled in with the same ``values``: dates and times
+    written as each language writes them (Babel's formats for its locale).
+
+    :raises UsageError: as :func:`render`.
+    """
+    by_lang: dict[str, dict[str, str]] = {}
+    for key, body in template.bodies.items():
+        if key.startswith(LANG_PREFIX):
+            tag, _, wording_for = key[len(LANG_PREFIX) :].partition("/")
+            by_lang.setdefault(tag, {})[wording_for or DEFAULT] = body
+    found = []
+    for lang, bodies in by_lang.items():
+        filled = _filled(template, values, lang)
+        texts = {key: body.format_map(filled) for key, body in bodies.items()}
+        text = texts.pop(DEFAULT, "")
+        found.append(LanguageVariant(lang, text, texts))
+    return found
+
+
+def _filled(template: Template, values: Mapping[str, str], lang: str = "") -> dict[str, str]:
+    """``values`` checked against the template's variables and written in ``lang`` ("": the
+    template's main language)."""
     declared = template.variables
     unknown = [k for k in values if k not in declared]
     if unknown:
@@ -362,12 +418,31 @@ def render(template: Template, values: Mapping[str, str]) -> tuple[str, dict[str
         check_text(f"variable {key}", values[key])
         try:
             filled[key] = VARIABLE_TYPES[kind](raw)
+            if lang and kind in ("date", "time"):
+                filled[key] = localised(kind, raw, lang)
         except ValueError as e:
             raise UsageError(f"variable {key}: {raw!r} is not {e}") from None
-    bodies = template.bodies
-    texts = {key: body.format_map(filled) for key, body in bodies.items()}
-    default = texts.pop(DEFAULT)
-    return default, texts
+    return filled
+
+
+def localised(kind: str, raw: str, lang: str) -> str:
+    """A date or time of day (as the ``date`` and ``time`` types take them) written the way
+    ``lang`` writes it, from Babel's locale data (``jue, 26 nov``; ``18:30``)."""
+    from babel import Locale, UnknownLocaleError
+    from babel.dates import format_skeleton, format_time
+
+    try:
+        locale = Locale.parse(lang, sep="-")
+    except (UnknownLocaleError, ValueError):
+        return VARIABLE_TYPES[kind](raw)
+    if kind == "date":
+        return format_skeleton("MMMEd", date.fromisoformat(raw), locale=locale)
+    written = VARIABLE_TYPES["time"](raw)  # "noon", "6 PM", "6:30 PM"
+    if written in ("noon", "midnight"):
+        shown = time(12) if written == "noon" else time(0)
+    else:
+        shown = datetime.strptime(written, "%I:%M %p" if ":" in written else "%I %p").time()
+    return format_time(shown, format="short", locale=locale)
 
 
 def notice_from_template(
@@ -403,6 +478,10 @@ def notice_from_template(
     targets = set(draft.targets)
     platforms = {settings.accounts[t].platform for t in targets if t in settings.accounts}
     variants = {k: v for k, v in variants.items() if k in targets or k in platforms}
+    languages = [
+        replace(v, wording={k: w for k, w in v.wording.items() if k in targets or k in platforms})
+        for v in render_languages(template, values)
+    ]
     now = clock.now()
     filled = resolve_schedule(
         replace(
@@ -410,6 +489,8 @@ def notice_from_template(
             category=template.category,
             text=text,
             variants={**variants, **draft.variants},
+            lang=None,
+            languages=[*languages, *draft.languages],
         ),
         settings,
         now,

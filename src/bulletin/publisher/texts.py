@@ -60,6 +60,12 @@ class TargetText:
     limit: int
     parts: tuple[str, ...] = ()  # the numbered parts, when it goes out as a thread
     cost: float = 0.0
+    lang: str = ""  # the language variant ("": the notice's primary)
+
+    @property
+    def label(self) -> str:
+        """``feed``, or ``feed[es]`` for a language other than the notice's primary."""
+        return self.account + (f"[{self.lang}]" if self.lang else "")
 
     @property
     def fits(self) -> bool:
@@ -69,13 +75,14 @@ class TargetText:
         """One line: how long it is against the limit."""
         weighted = spec_of(self.platform).limits().counts_weighted
         unit = "weighted characters" if weighted else "characters"
+        which = f" in {self.lang}" if self.lang else ""
         return (
-            f"the text for {self.account} is {self.length} {unit}; {self.platform} allows "
-            f"{self.limit}"
+            f"the text for {self.account}{which} is {self.length} {unit}; {self.platform} "
+            f"allows {self.limit}"
         )
 
     def as_json(self) -> dict[str, object]:
-        return {
+        shown: dict[str, object] = {
             "account": self.account,
             "platform": self.platform,
             "length": self.length,
@@ -83,6 +90,9 @@ class TargetText:
             "parts": len(self.parts) or 1,
             "cost_usd": round(self.cost, 3),
         }
+        if self.lang:
+            shown["lang"] = self.lang
+        return shown
 
 
 def limits(platform: str) -> Limits:

@@ -141,7 +141,7 @@ def _settle(
 ) -> tuple[str, int, RebuildReport]:
     engine = make_engine(settings.database_url, settings.database.busy_timeout)
     try:
-        schema = migrate(engine)
+        schema = migrate(engine, settings.agency.languages[0])
         uncertain = _mark_undone(engine, actor, now, source)
         on_platforms, unread = highest_notice_on_platforms(settings, environ)
         store = open_store(settings)

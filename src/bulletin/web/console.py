@@ -38,6 +38,7 @@ from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.publisher.amend import Amendment
 from bulletin.publisher.approval import Review
 from bulletin.publisher.failures import NOTICE_STATES, delivery_label
+from bulletin.publisher.languages import display_name
 from bulletin.publisher.notices import NoticeDraft
 from bulletin.publisher.recurrence import parse_every
 from bulletin.publisher.texts import TargetText, as_sent
@@ -165,6 +166,7 @@ class Console:
             "local": lambda at: local_text(at, zone),
             "clock": lambda at: at.astimezone(ZoneInfo(zone)).strftime("%H:%M %Z"),
             "as_sent": preview,
+            "language_name": display_name,
         }
         pages.templates.env.filters.update(filters)
 
@@ -860,6 +862,8 @@ def view_json(v: NoticeView) -> dict[str, Any]:
         "priority": n.priority,
         "title": n.title,
         "text": n.text,
+        "lang": n.lang,
+        "languages": [lv.as_json() for lv in v.languages],
         "link": n.link,
         "author": n.author,
         "created_at": iso(n.created_at),
@@ -872,7 +876,7 @@ def view_json(v: NoticeView) -> dict[str, Any]:
         "closed_reason": n.closed_reason,
         "deliveries": [
             {
-                "delivery": delivery_label(d),
+                "delivery": delivery_label(d, n.lang),
                 "state": d.state,
                 "url": d.remote_url,
                 "published_at": iso(d.published_at),

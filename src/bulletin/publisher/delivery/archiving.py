@@ -21,7 +21,7 @@ from bulletin.errors import BulletinError
 from bulletin.logs import get_logger
 from bulletin.models import Account, Delivery, Notice
 from bulletin.publisher.delivery.calls import Calls
-from bulletin.publisher.delivery.posts import reply_target
+from bulletin.publisher.delivery.posts import delivery_key, reply_target
 from bulletin.publisher.media import load_media, media_blobs
 from bulletin.states import DeliveryKind, DeliveryState
 
@@ -34,6 +34,32 @@ def notice_media(archiver: Archiver, notice: Notice, connector: Connector) -> tu
     """The notice's images as pinned in the store (drafting checked that the platform takes
     that many); none for a platform that takes no images."""
     return load_media(archiver.store, notice) if connector.limits().max_media else ()
+
+
+def language_links(session: Session, notice: Notice, delivery: Delivery) -> dict[str, object]:
+    """What an archived post of a notice in several languages says of its language and its
+    siblings (the same occurrence's posts in the other languages, by account and delivery
+    key, which the platforms keep); nothing for a notice in one language."""
+    if delivery.kind != DeliveryKind.POST:
+        return {}
+    posts = session.exec(
+        select(Delivery)
+        .where(Delivery.notice_id == notice.id)
+        .where(Delivery.kind == DeliveryKind.POST)
+        .where(Delivery.occurrence == delivery.occurrence)
+        .order_by(col(Delivery.id))
+    ).all()
+    if len({d.lang for d in posts}) < 2:
+        return {}
+    return {
+        "lang": delivery.lang or notice.lang,
+        "primary_lang": notice.lang,
+        "siblings": [
+            {"lang": d.lang, "account": d.account, "key": delivery_key(notice, d)}
+            for d in posts
+            if d.id != delivery.id and d.lang != delivery.lang
+        ],
+    }
 
 
 class ArchivesPublished:
@@ -121,6 +147,7 @@ class ArchivesPublished:
             account = session.get(Account, delivery.account)
             assert notice is not None and account is not None
             parent = session.get(Delivery, delivery.parent_id) if delivery.parent_id else None
+            languages = language_links(session, notice, delivery)
         parts = delivery.parts or []
         is_post = delivery.kind == DeliveryKind.POST
         connector_for = self.connector_for
@@ -135,6 +162,7 @@ class ArchivesPublished:
                 if not is_post or delivery.occurrence != 1
                 else {}
             )
+            | languages
         )
         with recording(self.archiver.clock) as tape:  # the read-back's exchange, as WARC
             read = self.calls.read_back(connector_for, delivery, parent)

@@ -39,15 +39,19 @@ def outgoing_post(
         link=link,
         reply_to=reply_to,
         media=media,
+        lang=delivery.lang or notice.lang,
     )
 
 
 def delivery_key(notice: Notice, delivery: Delivery) -> str:
     """Stable across attempts, distinct per occurrence and per reply: ``notice-7.3f9a02bc``,
     ``notice-7.3f9a02bc-occurrence-3``, ``notice-7.3f9a02bc-follow-up``,
-    ``notice-7.3f9a02bc-correction-2``... The notice's random token makes a key unique even
+    ``notice-7.3f9a02bc-correction-2``, ``notice-7.3f9a02bc-es`` (a language other than the
+    primary)... The notice's random token makes a key unique even
     where its number was used before (a notice made before tokens has none: ``notice-7``)."""
     key = f"notice-{notice.id}" + (f".{notice.uid}" if notice.uid else "")
+    if delivery.lang and delivery.lang != notice.lang:
+        key += f"-{delivery.lang}"
     if delivery.occurrence != 1:
         key += f"-occurrence-{delivery.occurrence}"
     if delivery.kind != DeliveryKind.POST:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
@@ -47,6 +47,7 @@ from bulletin.publisher.delivery.states import (
     move,
     refresh_notice_state,
 )
+from bulletin.publisher.delivery.together import hold_for, stop_siblings, variant_alts
 from bulletin.publisher.texts import plan
 from bulletin.states import DeliveryKind, DeliveryState
 
@@ -131,10 +132,18 @@ class DeliveryWorker(ArchivesPublished):
             assert notice is not None
             parent = session.get(Delivery, delivery.parent_id) if delivery.parent_id else None
             blocked = self._policy_blocks(session, notice, delivery)
+            hold = hold_for(session, notice, delivery, self.clock.now())
+            alts = variant_alts(session, notice, delivery.lang)
         now = self.clock.now()
         is_post = delivery.kind == DeliveryKind.POST
         if is_post and notice.state not in LIVE_NOTICE_STATES and not claim.reconcile:
             return self._finish(delivery, DeliveryState.CANCELLED, f"notice is {notice.state}")
+        if is_post and not claim.reconcile and hold.wait:
+            return self._finish(delivery, DeliveryState.PENDING, hold.wait, due=hold.until)
+        if is_post and not claim.reconcile and hold.fail:
+            return self._finish(delivery, DeliveryState.FAILED, hold.fail)
+        if is_post and hold.standalone:
+            parent = None  # its primary post is not out: a post of its own
         if not is_post and (parent is None or parent.state != DeliveryState.PUBLISHED):
             return self._finish(
                 delivery, DeliveryState.FAILED, "the post it refers to is not published"
@@ -142,6 +151,8 @@ class DeliveryWorker(ArchivesPublished):
         try:
             connector = self.connector_for(delivery.account)
             media = notice_media(self.archiver, notice, connector) if is_post else ()
+            if alts and len(alts) == len(media):  # the images described in the post's language
+                media = tuple(replace(m, alt_text=a) for m, a in zip(media, alts, strict=True))
         except StoreUnavailable as e:  # the pinned images cannot be read now: later
             return self._defer(delivery, notice, None, str(e))
         except BulletinError as e:
@@ -247,22 +258,36 @@ class DeliveryWorker(ArchivesPublished):
 
     def _policy_blocks(self, session: Session, notice: Notice, delivery: Delivery) -> str:
         """Why the content policy stops this delivery now ("" when it does not): the rules
-        run again right before publishing, with the overrides its approvers gave."""
-        account = session.get(Account, delivery.account)
-        platform = (
-            account.platform if account else self.settings.accounts[delivery.account].platform
-        )
-        target = plan(
-            self.settings,
-            delivery.account,
-            platform,
-            delivery.text or notice.text,
-            notice.link,
-            notice.allow_thread,
-        )
+        run again right before publishing, with the overrides its approvers gave. A post of
+        a notice whose languages are published together is stopped by a finding in any of
+        its occurrence's posts (every variant); with ``publish_partial``, by its own only."""
+        together = [delivery]
+        if delivery.kind == DeliveryKind.POST and not notice.publish_partial:
+            together = list(
+                session.exec(
+                    select(Delivery)
+                    .where(Delivery.notice_id == notice.id)
+                    .where(Delivery.kind == DeliveryKind.POST)
+                    .where(Delivery.occurrence == delivery.occurrence)
+                ).all()
+            ) or [delivery]
+        targets = []
+        for one in together:
+            account = session.get(Account, one.account)
+            platform = account.platform if account else self.settings.accounts[one.account].platform
+            target = plan(
+                self.settings,
+                one.account,
+                platform,
+                one.text or notice.text,
+                notice.link,
+                notice.allow_thread,
+            )
+            targets.append(replace(target, lang="" if one.lang in ("", notice.lang) else one.lang))
         images = notice.images or []
         findings = policy.check(
-            self.settings, policy.Subject(notice.category, [target], notice.link, images)
+            self.settings,
+            policy.Subject(notice.category, targets, notice.link, images, notice.lang),
         )
         approvals = session.exec(
             select(Approval)
@@ -379,6 +404,11 @@ class DeliveryWorker(ArchivesPublished):
             self.claims.close_attempt(session, row.id, state, error)
             if state in FINAL_STATES:
                 audit_final(session, row, now)
+                if state == DeliveryState.FAILED:
+                    notice = session.get(Notice, row.notice_id)
+                    assert notice is not None
+                    for sibling in stop_siblings(session, notice, row):
+                        audit_final(session, sibling, now)
                 refresh_notice_state(session, row.notice_id, now)
         retrying = state in (DeliveryState.PENDING, DeliveryState.UNCERTAIN)
         level = (

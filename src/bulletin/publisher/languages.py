@@ -1,0 +1,201 @@
+"""Language access: a notice in several languages, each a variant with its own text, its own
+wording per account or platform, and its own alt text per image; the first is the primary.
+
+Where the variants live: the primary's text, wording and alt texts are the notice's own
+columns (``Notice.text``, ``Notice.variants``, ``Notice.images``) with its tag in
+``Notice.lang``; every other variant is a :class:`~bulletin.models.NoticeLanguage` row.
+Tags are BCP 47, in their standard form, from ``[agency] languages`` (the first is every
+notice's primary unless the notice names another).
+
+Which accounts post which variants (``[accounts.NAME] languages``): ``["*"]`` (the default)
+posts every variant of a notice, a post per language, the others as replies to the primary's
+post (``language_posts = "reply"``) or as posts of their own (``"separate"``); a list of tags
+posts only those (one account per language). Each post is a delivery per (variant, account):
+exactly once holds per (variant, account).
+
+Published together (the default; ``publish_partial`` at approval lifts it): one approval
+covers every variant (it names them); every variant's posts are due at the same instant; a
+post of another variant waits until the primary's posts of the same occurrence are
+published (on an account posting every language, it then replies to the primary's post
+there); before any variant's post goes out the content policy runs again on every variant,
+and a variant that is blocked stops all of them. A variant whose post fails for good stops
+the posts of the other variants that are not out yet (they fail, naming it); a post already
+out stays (retract it). With ``publish_partial`` a failed or blocked variant stops only its
+own posts, and a reply whose primary post failed goes out as a post of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, col, select
+
+from bulletin.config.settings import Settings
+from bulletin.config.values import language_tag
+from bulletin.errors import UsageError
+from bulletin.models import Notice, NoticeLanguage
+from bulletin.publisher.texts import check_text
+
+
+@dataclass(frozen=True)
+class LanguageVariant:
+    """One language of a notice: its tag, text, wording per account or platform, and alt
+    text per image (in the notice's image order; empty: the primary's)."""
+
+    lang: str
+    text: str
+    wording: Mapping[str, str] = field(default_factory=dict)
+    alts: Sequence[str] = ()
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "lang": self.lang,
+            "text": self.text,
+            "wording": dict(self.wording),
+            "alts": list(self.alts),
+        }
+
+
+def normalise(settings: Settings, tag: str) -> str:
+    """``tag`` in its standard form, one of ``[agency] languages``.
+
+    :raises UsageError: not a language tag, or not one of the agency's languages.
+    """
+    try:
+        standard = language_tag(tag)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    known = settings.agency.languages
+    if standard not in known:
+        raise UsageError(
+            f"language {standard} is not one of the agency's languages ({', '.join(known)}; "
+            "[agency] languages)"
+        )
+    return standard
+
+
+def primary_of(settings: Settings, lang: str | None) -> str:
+    """A draft's primary language: ``lang`` (checked), else the agency's first."""
+    return normalise(settings, lang) if lang else settings.agency.languages[0]
+
+
+def check_variants(
+    settings: Settings,
+    primary: str,
+    others: Sequence[LanguageVariant],
+    images: int,
+    limit: int,
+) -> list[LanguageVariant]:
+    """The other variants of a draft whose primary is ``primary``, checked and stripped.
+
+    :raises UsageError: a tag that is not the agency's or is named twice, an empty text, a
+        text too long or with a character no platform shows, or alt texts that do not match
+        the images one for one.
+    """
+    seen = {primary}
+    checked = []
+    for variant in others:
+        lang = normalise(settings, variant.lang)
+        if lang in seen:
+            raise UsageError(f"language {lang} is given twice")
+        seen.add(lang)
+        text = variant.text.strip()
+        if not text:
+            raise UsageError(f"the {lang} text is empty")
+        if len(text) > limit:
+            raise UsageError(
+                f"the {lang} text is {len(text)} characters, at most {limit} are allowed"
+            )
+        check_text(f"the {lang} text", text)
+        for key, wording in variant.wording.items():
+            check_text(f"the {lang} text for {key}", wording)
+        if variant.alts and len(variant.alts) != images:
+            raise UsageError(
+                f"the {lang} alt texts: {len(variant.alts)} given for {images} image(s)"
+            )
+        for alt in variant.alts:
+            if not alt.strip():
+                raise UsageError(f"an {lang} alt text is empty")
+            check_text(f"the {lang} alt text", alt)
+        checked.append(
+            LanguageVariant(
+                lang,
+                text,
+                {k: v.strip() for k, v in variant.wording.items()},
+                [a.strip() for a in variant.alts],
+            )
+        )
+    return checked
+
+
+def account_languages(settings: Settings, account: str, langs: Sequence[str]) -> list[str]:
+    """Which of a notice's languages ``langs`` (the primary first) ``account`` posts."""
+    configured = settings.accounts.get(account)
+    wanted = configured.languages if configured is not None else ["*"]
+    if wanted == ["*"]:
+        return list(langs)
+    return [lang for lang in langs if lang in wanted]
+
+
+def replies_in(settings: Settings, account: str) -> bool:
+    """Whether ``account`` posts the other languages as replies to the primary's post."""
+    configured = settings.accounts.get(account)
+    return configured is None or configured.language_posts == "reply"
+
+
+def store_variants(session: Session, notice_id: int, others: Sequence[LanguageVariant]) -> None:
+    """Add the rows of a notice's other variants (in order after the primary)."""
+    for position, variant in enumerate(others, start=1):
+        session.add(
+            NoticeLanguage(
+                notice_id=notice_id,
+                lang=variant.lang,
+                position=position,
+                text=variant.text,
+                wording=dict(variant.wording) or None,
+                alts=list(variant.alts) or None,
+            )
+        )
+
+
+def variants_of(session: Session, notice: Notice) -> list[LanguageVariant]:
+    """Every variant of ``notice``, the primary first."""
+    primary = LanguageVariant(
+        notice.lang,
+        notice.text,
+        dict(notice.variants or {}),
+        [str(i.get("alt", "")) for i in notice.images or []],
+    )
+    rows = session.exec(
+        select(NoticeLanguage)
+        .where(NoticeLanguage.notice_id == notice.id)
+        .order_by(col(NoticeLanguage.position))
+    ).all()
+    return [
+        primary,
+        *(LanguageVariant(r.lang, r.text, dict(r.wording or {}), list(r.alts or [])) for r in rows),
+    ]
+
+
+def languages_of(session: Session, notice: Notice) -> list[str]:
+    """The tags of ``notice``'s variants, the primary first."""
+    rows = session.exec(
+        select(NoticeLanguage.lang)
+        .where(NoticeLanguage.notice_id == notice.id)
+        .order_by(col(NoticeLanguage.position))
+    ).all()
+    return [notice.lang, *rows]
+
+
+def display_name(tag: str, in_lang: str | None = None) -> str:
+    """The language's name (in ``in_lang``, else in itself), from Babel; the tag when Babel
+    does not know it."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        locale = Locale.parse(tag, sep="-")
+        name = locale.get_display_name(in_lang.replace("-", "_") if in_lang else None)
+    except (UnknownLocaleError, ValueError):
+        return tag
+    return name or tag
