@@ -16,6 +16,7 @@ since the last checkpoint) before the caller's journal may name it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -30,6 +31,8 @@ MANIFEST = "manifest-sha256.txt"
 TAG_MANIFEST = "tagmanifest-sha256.txt"
 _CHUNK = 1 << 20
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+PRIVATE_FILE = 0o600  # every file and folder of a bag is created private (see finish)
+PRIVATE_DIR = 0o700
 
 
 def hash_file(path: Path) -> tuple[str, int]:
@@ -54,12 +57,31 @@ class _Appender:
                 while chunk := handle.read(_CHUNK):
                     self.digest.update(chunk)
                     self.size += len(chunk)
-        self.handle: BinaryIO = open(path, "wb" if fresh else "ab")  # noqa: SIM115
+        flags = _CREATE if fresh else os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        self.handle: BinaryIO = os.fdopen(os.open(path, flags, PRIVATE_FILE), "wb")
+        # what was appended since the last flush: written and hashed in one piece
+        self._pending: list[bytes] = []
+        self._pending_size = 0
 
     def write(self, data: bytes) -> None:
-        self.handle.write(data)
-        self.digest.update(data)
+        self._pending.append(data)
+        self._pending_size += len(data)
         self.size += len(data)
+        if self._pending_size >= _CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write out and hash what was appended; then the file holds ``size`` bytes."""
+        if self._pending:
+            blob = b"".join(self._pending)
+            self._pending, self._pending_size = [], 0
+            self.digest.update(blob)
+            self.handle.write(blob)
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.flush()
+        self.handle.close()
 
 
 class BagWriter:
@@ -77,7 +99,8 @@ class BagWriter:
         self._appenders: dict[str, _Appender] = {}
         self.files = 0
         self.bytes = 0
-        self.data.mkdir(parents=True, exist_ok=True)
+        _mkdir(root)
+        _mkdir(self.data)
         # the manifest part, hashed as it grows: the payload manifest is a copy of it
         self._part = _Appender(str(part), not part.exists())
         # written since the last checkpoint: what a barrier without syncfs must fsync
@@ -95,7 +118,8 @@ class BagWriter:
             while not os.path.isdir(up):
                 missing.append(up)
                 up = os.path.dirname(up)
-            os.makedirs(parent, exist_ok=True)
+            for directory in reversed(missing):
+                _mkdir(directory)
             self._dirs.add(parent)
             # a new folder's entry is durable once the folder holding it is synced
             self._new_dirs += [os.path.dirname(d) for d in missing]
@@ -119,7 +143,7 @@ class BagWriter:
         ``digest`` (an object read from the store): it is not hashed again. The caller lists
         it with :meth:`list`. Safe to call from several threads at once."""
         full = self._parent(rel)
-        fd = os.open(full, _CREATE, 0o600)
+        fd = os.open(full, _CREATE, PRIVATE_FILE)
         try:
             view = memoryview(data)
             while view:
@@ -149,14 +173,14 @@ class BagWriter:
     def close_append(self, rel: str) -> None:
         """Finish ``rel`` and list it in the manifest with the hash of what was appended."""
         appender = self._appenders.pop(rel)
-        appender.handle.close()
+        appender.close()
         self.list(rel, appender.digest.hexdigest(), appender.size)
 
     def appended_sizes(self) -> dict[str, int]:
         """The size of every open appended file, after writing out its buffer."""
         sizes = {}
         for rel, appender in self._appenders.items():
-            appender.handle.flush()
+            appender.flush()
             sizes[rel] = appender.size
         return sizes
 
@@ -166,7 +190,7 @@ class BagWriter:
         """Make everything written so far durable (one barrier for the batch); returns the
         manifest part's size. Only then may a journal name what was written."""
         self.appended_sizes()
-        self._part.handle.flush()
+        self._part.flush()
         self._barrier()
         return self._part.size
 
@@ -190,8 +214,10 @@ class BagWriter:
         the tag manifest lists too."""
         for rel in list(self._appenders):
             self.close_append(rel)
-        self._part.handle.close()
-        shutil.copyfile(self.part_path, self.root / MANIFEST)  # streamed: it can be large
+        self._part.close()
+        fd = os.open(self.root / MANIFEST, _CREATE, PRIVATE_FILE)
+        with open(self.part_path, "rb") as source, os.fdopen(fd, "wb") as target:
+            shutil.copyfileobj(source, target, _CHUNK)  # streamed: it can be large
         manifest_sha = self._part.digest.hexdigest()
         extra = tags(manifest_sha) if tags is not None else []
         info_lines = [f"{k}: {_one_line(v)}" for k, v in info]
@@ -203,22 +229,34 @@ class BagWriter:
             ("bag-info.txt", ("\n".join(info_lines) + "\n").encode("utf-8")),
         ]
         for rel, data in written:
-            (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (self.root / rel).write_bytes(data)
+            _mkdir((self.root / rel).parent)
+            _write_private(self.root / rel, data)
         digests = {rel: hashlib.sha256(data).hexdigest() for rel, data in written}
         digests[MANIFEST] = manifest_sha
         names = ["bagit.txt", "bag-info.txt", MANIFEST, *(rel for rel, _ in extra)]
         tag_manifest = "".join(f"{digests[name]}  {name}\n" for name in names)
-        (self.root / TAG_MANIFEST).write_text(tag_manifest, encoding="utf-8")
+        _write_private(self.root / TAG_MANIFEST, tag_manifest.encode("utf-8"))
         self._barrier([self.root / n for n in [*names, TAG_MANIFEST]])
         return manifest_sha
 
     def close(self) -> None:
+        """Close every file (after :meth:`finish`, or to abandon the run: what was appended
+        since the last checkpoint may be dropped, a resumed export writes it again)."""
         for appender in self._appenders.values():
             appender.handle.close()
         self._appenders.clear()
-        if not self._part.handle.closed:
-            self._part.handle.close()
+        self._part.handle.close()
+
+
+def _mkdir(path: str | Path) -> None:
+    """A private folder (its parent exists); one that is there already is left as it is."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, PRIVATE_DIR)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    with os.fdopen(os.open(path, _CREATE, PRIVATE_FILE), "wb") as handle:
+        handle.write(data)
 
 
 def truncate(path: Path, size: int) -> None:

@@ -11,7 +11,7 @@ writes the redacted text.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -48,9 +48,13 @@ class Files:
         self.listed.append((rel, digest, len(data)))
 
 
-def copy_slice(job: Job, part: list[tuple[PlanRow, Record, LedgerEntry]]) -> list[Files]:
-    """:func:`copy_files` of each record of ``part``, in order."""
-    found = warcs.digests(job, [record.id for _, record, _ in part if record.id is not None])
+def copy_slice(
+    job: Job,
+    part: list[tuple[PlanRow, Record, LedgerEntry]],
+    found: Mapping[int, Sequence[str]],
+) -> list[Files]:
+    """:func:`copy_files` of each record of ``part``, in order; ``found``: the WARC objects
+    of each record (:func:`.warcs.digests`)."""
     return [
         copy_files(job, record, row.position, found.get(record.id or -1, ()))
         for row, record, _ in part
