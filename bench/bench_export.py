@@ -252,11 +252,11 @@ def main() -> None:
     if args.reuse is not None:
         tmp = args.reuse
         config = tmp / "bulletin.toml"
-        for old in tmp.glob("export-*"):
-            shutil.rmtree(old)
-        shutil.rmtree(tmp / "make-bag", ignore_errors=True)
     else:
         tmp = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    # every output under a name of its own, removed at the end only: removing 400,000 files
+    # takes minutes on a busy machine, and belongs to no measurement
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=tmp))
     try:
         if args.reuse is None:
             config, app = configure(
@@ -276,25 +276,23 @@ def main() -> None:
             ("N", f"from:{first} to:{last}", "yes"),
         ]
         for label, query, renderings in plan[1:] if args.memory_only else plan:
-            out = tmp / f"export-{label.replace('/', '_')}"
+            out = work / f"export-{label.replace('/', '_')}"
             found = _child("--child-export", str(config), query, str(out), renderings, pdf)
             runs[label] = found
             print(_export_line(label, found, "with thread pages" + extra))
-            shutil.rmtree(out)
         if args.memory_only:
             print(f"machine    : {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
             return
         bare: list[dict[str, float]] = []
         bagged: list[dict[str, float]] = []
         for round_ in range(args.rounds):
-            out = tmp / f"export-N-bare-{round_}"
+            out = work / f"export-N-bare-{round_}"
             query = plan[1][1]
             found = _child("--child-export", str(config), query, str(out), "no", pdf)
             bare.append(found)
             print(_export_line("N-bare", found, "renderings excluded" + extra))
-            payload = tmp / "make-bag"
+            payload = work / f"make-bag-{round_}"
             shutil.copytree(out / "data", payload)
-            shutil.rmtree(out)
             files = sum(1 for p in payload.rglob("*") if p.is_file())
             if args.warc and round_ == 0:
                 warcs = [p for p in (payload / "warc").rglob("*.warc.gz")]
@@ -305,7 +303,6 @@ def main() -> None:
             size = sum(p.stat().st_size for p in payload.rglob("*") if p.is_file())
             made = _child("--child-bag", str(payload))
             bagged.append(made)
-            shutil.rmtree(payload)
             print(
                 f"make_bag   : {files} payload files, {size / 1e6:.1f} MB in "
                 f"{made['seconds']:7.1f} s = {found['records'] / made['seconds']:7.0f} "
@@ -333,7 +330,9 @@ def main() -> None:
         )
         print(f"machine    : {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     finally:
-        if args.keep or args.reuse is not None:
+        if args.reuse is not None:
+            print(f"kept {tmp}; this run's outputs are in {work}")
+        elif args.keep:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -24,7 +24,8 @@ from bulletin.archiver.export.job import Job
 from bulletin.models import Record, RecordMedia, Redaction
 
 _lock = threading.Lock()
-CACHED_OBJECTS = 8  # WARC objects kept split by record during an export
+CACHED_OBJECTS = 8  # WARC objects kept split by record during an export, at most
+CACHED_BYTES = 16 << 20  # and at most this many bytes of them (the newest is always kept)
 
 
 class _Split:
@@ -33,6 +34,7 @@ class _Split:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.by_record: dict[int, bytes] = {}
+        self.size = 0
         self.error: BaseException | None = None
 
 
@@ -46,13 +48,17 @@ def _split(job: Job, digest: str, read: Callable[[], bytes]) -> dict[int, bytes]
         mine = entry is None
         if entry is None:
             entry = cache[digest] = _Split()
-            while len(cache) > CACHED_OBJECTS:
-                cache.popitem(last=False)
         else:
             cache.move_to_end(digest)
     if mine:
         try:
             entry.by_record = warc.by_record(read())
+            entry.size = sum(map(len, entry.by_record.values()))
+            with _lock:  # bounded by count and by bytes: flat memory whatever the export
+                held = sum(e.size for e in cache.values())
+                while len(cache) > 1 and (len(cache) > CACHED_OBJECTS or held > CACHED_BYTES):
+                    _, old = cache.popitem(last=False)
+                    held -= old.size
         except BaseException as e:  # the waiting threads raise it too; tried again next time
             entry.error = e
             with _lock:
