@@ -195,10 +195,11 @@ class BagWriter:
         return self._part.size
 
     def _barrier(self, more: Sequence[str | Path] = ()) -> None:
-        # without syncfs: every file written since the last barrier (some twice: an appended
-        # file written again and again is fsynced once per barrier anyway), then new folders
-        files = [*dict.fromkeys(self._unsynced), str(self.part_path), *more]
-        dirs = [*dict.fromkeys(self._new_dirs), str(self.root)]
+        # without syncfs: every file written since the last barrier (an appended file
+        # written again and again is fsynced once per barrier), then the folders holding
+        # their names: each file's own folder and the parents of new folders
+        files = [*dict.fromkeys(map(str, [*self._unsynced, self.part_path, *more]))]
+        dirs = [*dict.fromkeys([*map(os.path.dirname, files), *self._new_dirs])]
         self._unsynced = [f"{self.data}/{rel}" for rel in self._appenders]  # still growing
         self._new_dirs = []
         barrier(self.root, files, dirs)
