@@ -12,18 +12,26 @@ its wall time and its peak RSS (VmHWM; ``ru_maxrss`` after the exec of a child k
 parent's peak on Linux). Then the payload of the full export is copied
 to a fresh directory (not timed) and ``bagit.make_bag(dir, checksums=["sha256"])`` runs over it
 in a child process: what bagging alone costs for the same files (it moves them into ``data/``,
-reads and hashes each, writes manifests). The target is export rate / bagging rate >= 0.5 with
-renderings excluded (the full scope exported once more with ``renderings=False``, and
-``make_bag`` over that export's payload); the rate with thread pages is printed beside it.
-The thread pages are HTML only here (``pdf=False``): their PDF/A copies render at about a
-page a second, measured apart by ``bench_pdf.py``.
+reads and hashes each, writes manifests; it makes nothing durable, where the export syncs
+every batch). The target is export rate / bagging rate >= 1.0 with renderings excluded (the
+full scope exported once more with ``renderings=False``, and ``make_bag`` over that export's
+payload); the rate with thread pages is printed beside it. With ``--rounds R`` the bare export
+and ``make_bag`` alternate R times (each over a fresh copy) and the best and the median of
+each are compared, so that a burst of load on a shared machine does not fall on one side
+only. Before each timed child the file systems are synced (not timed), so that no child pays
+for the writeback of the one before.
+
+The thread pages are HTML only unless ``--pdf`` is given: their PDF/A copies render at about
+a page a second, measured apart by ``bench_pdf.py``.
 
 With ``--warc`` every seeded batch also carries the exchanges that listed its threads (one
 Graph answer per thread, about 2.6 KB of JSON for 20 items), stored as WARC objects, so every
 export writes ``data/warc/`` (one gzip-per-record WARC file per record) and ``make_bag`` bags
 those files too.
 
-    python bench/bench_export.py --records 100000 [--warc]
+    python bench/bench_export.py --records 100000 [--warc] [--pdf] [--rounds 3]
+    python bench/bench_export.py --records 1000000 --warc --memory-only
+    python bench/bench_export.py --reuse DIR ...   (a directory kept by --keep: no seeding)
 """
 
 from __future__ import annotations
@@ -39,7 +47,8 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from statistics import median
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bulletin.connectors.wire import Exchange
@@ -61,7 +70,9 @@ def _peak_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _child_export(config: str, query: str, out: str, renderings: str = "yes") -> None:
+def _child_export(
+    config: str, query: str, out: str, renderings: str = "yes", pdf: str = "no"
+) -> None:
     from bulletin.app import App
     from bulletin.archiver.export import export_bundle, resolve
     from bulletin.config import load_settings
@@ -69,6 +80,7 @@ def _child_export(config: str, query: str, out: str, renderings: str = "yes") ->
     app = App(load_settings(config, environ={}), environ={})
     engine = app.checked_engine()
     scope = resolve(engine, app.settings, None, query)
+    options: dict[str, Any] = {"pdf": pdf == "yes"}
     began, cpu = time.perf_counter(), time.process_time()
     result = export_bundle(
         engine,
@@ -79,7 +91,7 @@ def _child_export(config: str, query: str, out: str, renderings: str = "yes") ->
         actor="bench",
         now=app.clock.now,
         renderings=renderings == "yes",
-        pdf=False,  # thread pages as HTML only; bench_pdf.py measures the PDF/A rendering
+        **options,
     )
     seconds = time.perf_counter() - began
     cpu = time.process_time() - cpu
@@ -100,6 +112,7 @@ def _child_bag(directory: str) -> None:
 
 
 def _child(*args: str) -> dict[str, float]:
+    os.sync()  # the writeback of what came before is not the child's to pay
     done = subprocess.run(
         [sys.executable, __file__, *args], capture_output=True, text=True, check=False
     )
@@ -181,6 +194,16 @@ def seed(config: Path, records: int, warc: bool = False) -> float:
     return time.perf_counter() - began
 
 
+def _export_line(label: str, found: dict[str, float], what: str) -> str:
+    rate = found["records"] / found["seconds"]
+    return (
+        f"export {label:>6}: {int(found['records']):>8} records in "
+        f"{found['seconds']:7.1f} s = {rate:7.0f} records/s "
+        f"({found['cpu'] * 1e6 / max(1, found['records']):.0f} us CPU/record), "
+        f"peak RSS {found['rss_kb'] / 1024:6.1f} MB, {what}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
@@ -190,84 +213,115 @@ def main() -> None:
         help="Seed every record with the WARC of the answer that listed it (one exchange per "
         "thread) and produce data/warc/ too.",
     )
+    parser.add_argument(
+        "--pdf", action="store_true", help="Render the thread pages as PDF in every export too."
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="Alternate the bare export and make_bag this many times; compare best and median.",
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the temporary directory.")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="A directory kept by --keep: its archive is exported again, nothing is seeded.",
+    )
     parser.add_argument(
         "--memory-only",
         action="store_true",
         help="Only the full export with thread pages: its rate and peak RSS (the large run).",
     )
     args = parser.parse_args()
+    pdf = "yes" if args.pdf else "no"
 
     from _support import configure
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    if args.reuse is not None:
+        tmp = args.reuse
+        config = tmp / "bulletin.toml"
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    # every output under a name of its own, removed at the end only: removing 400,000 files
+    # takes minutes on a busy machine, and belongs to no measurement
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=tmp))
     try:
-        config, app = configure(
-            tmp, f"sqlite:///{tmp / 'data' / 'bulletin.db'}", "http://127.0.0.1:9"
-        )
-        app.close()
-        seconds = seed(config, args.records, args.warc)
-        print(f"seeded {args.records} records in {seconds:.1f} s ({args.records / seconds:.0f}/s)")
+        if args.reuse is None:
+            config, app = configure(
+                tmp, f"sqlite:///{tmp / 'data' / 'bulletin.db'}", "http://127.0.0.1:9"
+            )
+            app.close()
+            seconds = seed(config, args.records, args.warc)
+            print(
+                f"seeded {args.records} records in {seconds:.1f} s ({args.records / seconds:.0f}/s)"
+            )
         first = BASE.date().isoformat()
         last = (BASE + timedelta(days=DAYS - 1)).date().isoformat()
-        runs = []
+        extra = ", PDF" if args.pdf else ""
+        runs: dict[str, dict[str, float]] = {}
         plan = [
             ("N/10", f"from:{first} to:{first}", "yes"),
             ("N", f"from:{first} to:{last}", "yes"),
-            ("N-bare", f"from:{first} to:{last}", "no"),
         ]
-        for label, query, renderings in plan[1:2] if args.memory_only else plan:
-            out = tmp / f"export-{label.replace('/', '_')}"
-            found = _child("--child-export", str(config), query, str(out), renderings)
-            runs.append((label, found, out))
-            rate = found["records"] / found["seconds"]
-            pages = "with thread pages" if renderings == "yes" else "renderings excluded"
-            print(
-                f"export {label:>6}: {int(found['records']):>8} records in "
-                f"{found['seconds']:7.1f} s = {rate:7.0f} records/s "
-                f"({found['cpu'] * 1e6 / max(1, found['records']):.0f} us CPU/record), "
-                f"peak RSS {found['rss_kb'] / 1024:6.1f} MB, {pages}"
-            )
+        for label, query, renderings in plan[1:] if args.memory_only else plan:
+            out = work / f"export-{label.replace('/', '_')}"
+            found = _child("--child-export", str(config), query, str(out), renderings, pdf)
+            runs[label] = found
+            print(_export_line(label, found, "with thread pages" + extra))
         if args.memory_only:
             print(f"machine    : {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
             return
-        _, with_pages, _ = runs[1]
-        _, full, bag = runs[-1]
-        payload = tmp / "make-bag"
-        shutil.copytree(bag / "data", payload)
-        files = sum(1 for p in payload.rglob("*") if p.is_file())
-        if args.warc:
-            warcs = [p for p in (payload / "warc").rglob("*.warc.gz")]
+        bare: list[dict[str, float]] = []
+        bagged: list[dict[str, float]] = []
+        for round_ in range(args.rounds):
+            out = work / f"export-N-bare-{round_}"
+            query = plan[1][1]
+            found = _child("--child-export", str(config), query, str(out), "no", pdf)
+            bare.append(found)
+            print(_export_line("N-bare", found, "renderings excluded" + extra))
+            payload = work / f"make-bag-{round_}"
+            shutil.copytree(out / "data", payload)
+            files = sum(1 for p in payload.rglob("*") if p.is_file())
+            if args.warc and round_ == 0:
+                warcs = [p for p in (payload / "warc").rglob("*.warc.gz")]
+                print(
+                    f"data/warc  : {len(warcs)} WARC files, "
+                    f"{sum(p.stat().st_size for p in warcs) / 1e6:.1f} MB (in the payload below)"
+                )
+            size = sum(p.stat().st_size for p in payload.rglob("*") if p.is_file())
+            made = _child("--child-bag", str(payload))
+            bagged.append(made)
             print(
-                f"data/warc  : {len(warcs)} WARC files, "
-                f"{sum(p.stat().st_size for p in warcs) / 1e6:.1f} MB (in the payload below)"
+                f"make_bag   : {files} payload files, {size / 1e6:.1f} MB in "
+                f"{made['seconds']:7.1f} s = {found['records'] / made['seconds']:7.0f} "
+                f"records/s ({files / made['seconds']:.0f} files/s), "
+                f"peak RSS {made['rss_kb'] / 1024:.1f} MB"
             )
-        size = sum(p.stat().st_size for p in payload.rglob("*") if p.is_file())
-        bagged = _child("--child-bag", str(payload))
-        export_rate = full["records"] / full["seconds"]
-        bag_rate = full["records"] / bagged["seconds"]
+        records = bare[0]["records"]
+        ours = [records / b["seconds"] for b in bare]
+        theirs = [records / b["seconds"] for b in bagged]
+        for name, pick in (("best", max), ("median", median)):
+            print(
+                f"ratio {name:>6}: export {pick(ours):.0f} / make_bag {pick(theirs):.0f} "
+                f"records/s = {pick(ours) / pick(theirs):.2f} (target >= 1.00, renderings "
+                f"excluded; {args.rounds} round(s))"
+            )
+        paged_rate = runs["N"]["records"] / runs["N"]["seconds"]
         print(
-            f"make_bag   : {files} payload files, {size / 1e6:.1f} MB in "
-            f"{bagged['seconds']:7.1f} s = {bag_rate:7.0f} records/s "
-            f"({files / bagged['seconds']:.0f} files/s), peak RSS {bagged['rss_kb'] / 1024:.1f} MB"
+            f"             with thread pages: {paged_rate:.0f} / {max(theirs):.0f} = "
+            f"{paged_rate / max(theirs):.2f}"
         )
-        print(
-            f"ratio      : export {export_rate:.0f} / make_bag {bag_rate:.0f} records/s = "
-            f"{export_rate / bag_rate:.2f} (target >= 0.50, renderings excluded)"
-        )
-        paged_rate = with_pages["records"] / with_pages["seconds"]
-        print(
-            f"             with thread pages: {paged_rate:.0f} / {bag_rate:.0f} = "
-            f"{paged_rate / bag_rate:.2f}"
-        )
-        small, big = runs[0][1]["rss_kb"], runs[1][1]["rss_kb"]
+        small, big = runs["N/10"]["rss_kb"], runs["N"]["rss_kb"]
         print(
             f"memory     : peak RSS {small / 1024:.1f} MB at N/10, {big / 1024:.1f} MB at N "
             f"({big / small:.2f}x for 10x the records)"
         )
         print(f"machine    : {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     finally:
-        if args.keep:
+        if args.reuse is not None:
+            print(f"kept {tmp}; this run's outputs are in {work}")
+        elif args.keep:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -275,7 +329,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child-export":
-        _child_export(*sys.argv[2:6])
+        _child_export(*sys.argv[2:7])
     elif len(sys.argv) > 1 and sys.argv[1] == "--child-bag":
         _child_bag(sys.argv[2])
     else:

@@ -31,10 +31,12 @@ from bulletin.archiver.export import (
 from bulletin.archiver.export.job import Production
 from bulletin.archiver.export.loadfile import FIELDS, parse_dat
 from bulletin.archiver.holds import parse_query
+from bulletin.archiver.store import files as store_files
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.store.local import LocalStore
 from bulletin.cli import error_line
 from bulletin.connectors.base import ItemState, RemoteItem
+from bulletin.connectors.wire import Exchange
 from bulletin.errors import ArchiveError, IntegrityError, Refused, UsageError
 from bulletin.models import AuditEvent, BatesRange, Record
 from tests.plugins.bulletin_app import Instance, make_instance
@@ -442,6 +444,127 @@ def test_interrupted_export_resumes_to_the_same_bundle(
         clean / "manifest-sha256.txt"
     ).read_text().count("\n")
     assert "Resumed after interruption" in (out / "data/custody/chain-of-custody.md").read_text()
+
+
+def _thread_with_wire(t: int, size: int) -> tuple[list[Capture], Exchange]:
+    """A post and its comments, and the platform's answer that listed them (kept as WARC)."""
+    captures = [post(f"w{t}", minutes=t * 100)] + [
+        comment(f"w{t}c{n}", f"w{t}", t * 100 + n) for n in range(1, size)
+    ]
+    body = b'{"data":[' + b",".join(c.item.raw for c in captures) + b"]}"
+    exchange = Exchange(
+        at=POSTED + timedelta(minutes=t * 100),
+        method="GET",
+        url=f"https://graph.facebook.com/v26.0/w{t}/comments",
+        request_headers=(("Accept", "*/*"),),
+        status=200,
+        reason="OK",
+        response_headers=(("Content-Type", "application/json"),),
+        body=body,
+    )
+    return captures, exchange
+
+
+def _manifest_names(bag: Path) -> list[str]:
+    lines = (bag / "manifest-sha256.txt").read_text(encoding="utf-8").splitlines()
+    return [line.split("  ", 1)[1] for line in lines]
+
+
+def _payload_lines(bag: Path) -> set[str]:
+    """The manifest lines of what two archives of the same captures must produce alike (a
+    WARC file by name only: each archive's WARC records have their own ids and dates)."""
+    same = ("data/natives/", "data/text/", "data/loadfile/", "data/threads/")
+    lines = (bag / "manifest-sha256.txt").read_text(encoding="utf-8").splitlines()
+    names = [line.split("  ", 1)[1] for line in lines]
+    return {x for x, name in zip(lines, names, strict=True) if name.startswith(same)} | {
+        name for name in names if name.startswith("data/warc/")
+    }
+
+
+def test_an_export_stopped_between_checkpoints_resumes_with_nothing_twice_or_missing(
+    sqlite_instance: Instance, tmp_path: Path
+) -> None:
+    """Given an export that stops in the middle of a chunk (files of records after its last
+    checkpoint already written, a thread page half written), when it is resumed, then the bag
+    verifies, every file on disk is in the manifest exactly once, every record is there once,
+    and its payload is the payload of an uninterrupted export of the same archive."""
+    inst = sqlite_instance
+    twin = make_instance(tmp_path / "twin", f"sqlite:///{tmp_path / 'twin' / 'b.db'}")
+    for t in range(3):
+        captures, exchange = _thread_with_wire(t, 12)
+        inst.app.archiver.archive(captures, wire=[exchange])
+        twin.app.archiver.archive(captures, wire=[exchange])
+    with Session(inst.app.engine) as session:
+        victim = session.exec(select(Record).where(col(Record.remote_id) == "w1c6")).one()
+    store = inst.app.store
+    assert isinstance(store, LocalStore)
+    path = store.path_of(object_key(victim.object_sha256))
+    intact = path.read_bytes()
+    path.chmod(0o644)
+    path.write_bytes(intact.replace(b"comment", b"COMMENT"))
+    out = tmp_path / "prod"
+    with pytest.raises(IntegrityError, match=f"record {victim.id} "):
+        export(inst, "account:feed", out, chunk=5)  # the victim is the 18th: chunk 16-20
+    partial = partial_dir(out)
+    journal = json.loads((partial / "journal.json").read_text())
+    assert journal["done"] == 15
+    # written after the checkpoint, named by no journal: written again on resume
+    assert (partial / "bag/data/natives/0001/BUL0000016.json").exists()
+    path.write_bytes(intact)
+    result = export(inst, "account:feed", out, chunk=5, resume=True)
+    assert result.resumed and result.records == 36
+    bagit.Bag(str(out)).validate()
+    report = verify_bundle(out, inst.app.engine, inst.app.store)
+    assert report.ok, report.problems
+    names = _manifest_names(out)
+    assert len(names) == len(set(names))
+    on_disk = {p.relative_to(out).as_posix() for p in (out / "data").rglob("*") if p.is_file()}
+    assert set(names) == on_disk
+    assert [r["bates"] for r in records_of(out)] == [f"BUL{n:07d}" for n in range(1, 37)]
+    assert len(dat_rows(out)) == 36
+    assert len(list((out / "data/warc").rglob("*.warc.gz"))) == 36
+    clean = tmp_path / "clean"
+    export(twin, "account:feed", clean, chunk=5)
+    twin.app.close()
+    assert _payload_lines(out) == _payload_lines(clean)
+    unwired = [{k: v for k, v in r.items() if k != "warc_sha256"} for r in records_of(out)]
+    assert unwired == [
+        {k: v for k, v in r.items() if k != "warc_sha256"} for r in records_of(clean)
+    ]
+
+
+def test_a_file_hashed_as_it_was_written_is_named_when_altered(
+    seeded: Instance, tmp_path: Path
+) -> None:
+    """The load file, a thread page and the records manifest are hashed while they are
+    appended, never read back: a byte changed in any of them afterwards fails verify."""
+    out = tmp_path / "prod"
+    export(seeded, "account:feed", out)
+    assert verify_bundle(out).ok
+    for rel in ("loadfile/production.dat", "threads/BUL0000001.html"):
+        target = out / "data" / rel
+        data = bytearray(target.read_bytes())
+        data[-2] ^= 0x01
+        target.write_bytes(bytes(data))
+    problems = "\n".join(verify_bundle(out).problems)
+    assert "data/loadfile/production.dat: altered" in problems
+    assert "data/threads/BUL0000001.html: altered" in problems
+    manifest = out / "manifest-sha256.txt"
+    manifest.write_text(manifest.read_text().replace("data/text/", "data/TEXT/", 1))
+    assert "manifest-sha256.txt" in "\n".join(verify_bundle(out).problems)
+
+
+def test_without_syncfs_an_export_syncs_file_by_file(
+    seeded: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the system has no syncfs, each batch's files and new folders are fsynced one by
+    one (the slow path), and the bag is the same."""
+    monkeypatch.setattr(store_files, "_SYNCFS", None)
+    out = tmp_path / "prod"
+    result = export(seeded, "account:feed", out, chunk=3)
+    assert result.records == 8
+    bagit.Bag(str(out)).validate()
+    assert verify_bundle(out).ok
 
 
 def test_resume_reads_a_plan_written_without_item_ranges(

@@ -1,14 +1,22 @@
 """Writing a bag (RFC 8493) as it streams, hashing each payload file as it is written.
 
 bagit-python's ``make_bag`` reads every payload file again after it is written; here each
-file's sha256 is computed from the bytes on their way to disk and its manifest line appended
-to a manifest part, so the payload is read back only for the few files written by appending
-(load files, manifests, thread pages), once, when they are complete. The tag files are
-written last; the result validates with ``bagit.Bag(path).validate()``.
+file's sha256 is computed once, from the bytes on their way to disk (or taken from the store,
+which has just checked them against it: :meth:`BagWriter.write_verified`), and its manifest
+line appended to a manifest part. Files written by appending (load files, manifests, thread
+pages) and the manifest part itself are hashed as they grow; nothing written is read back,
+except the part of an appended file that an interrupted run left, once, when the export
+resumes. The tag files are written last, the tag manifest from the bytes just written; the
+result validates with ``bagit.Bag(path).validate()``.
+
+Durability is by batch: :meth:`BagWriter.checkpoint` makes everything written so far durable
+with one ``syncfs`` (or, where there is none, an fsync of each file and new folder written
+since the last checkpoint) before the caller's journal may name it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -23,6 +31,8 @@ MANIFEST = "manifest-sha256.txt"
 TAG_MANIFEST = "tagmanifest-sha256.txt"
 _CHUNK = 1 << 20
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+PRIVATE_FILE = 0o600  # every file and folder of a bag is created private (see finish)
+PRIVATE_DIR = 0o700
 
 
 def hash_file(path: Path) -> tuple[str, int]:
@@ -34,6 +44,44 @@ def hash_file(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+class _Appender:
+    """A payload file written by appending, hashed as it grows."""
+
+    def __init__(self, path: str, fresh: bool) -> None:
+        self.digest = hashlib.sha256()
+        self.size = 0
+        if not fresh:  # what an interrupted run left (already cut back to its checkpoint)
+            with open(path, "rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    self.digest.update(chunk)
+                    self.size += len(chunk)
+        flags = _CREATE if fresh else os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        self.handle: BinaryIO = os.fdopen(os.open(path, flags, PRIVATE_FILE), "wb")
+        # what was appended since the last flush: written and hashed in one piece
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+
+    def write(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_size += len(data)
+        self.size += len(data)
+        if self._pending_size >= _CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write out and hash what was appended; then the file holds ``size`` bytes."""
+        if self._pending:
+            blob = b"".join(self._pending)
+            self._pending, self._pending_size = [], 0
+            self.digest.update(blob)
+            self.handle.write(blob)
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.flush()
+        self.handle.close()
 
 
 class BagWriter:
@@ -48,11 +96,16 @@ class BagWriter:
         self.data = root / "data"
         self.part_path = part
         self._dirs: set[str] = set()
-        self._appenders: dict[str, BinaryIO] = {}
+        self._appenders: dict[str, _Appender] = {}
         self.files = 0
         self.bytes = 0
-        self.data.mkdir(parents=True, exist_ok=True)
-        self._part = open(part, "ab")  # noqa: SIM115 - closed by close()
+        _mkdir(root)
+        _mkdir(self.data)
+        # the manifest part, hashed as it grows: the payload manifest is a copy of it
+        self._part = _Appender(str(part), not part.exists())
+        # written since the last checkpoint: what a barrier without syncfs must fsync
+        self._unsynced: list[str] = []
+        self._new_dirs: list[str] = []
 
     # -- payload files written whole -----------------------------------------------------------
 
@@ -60,8 +113,16 @@ class BagWriter:
         full = f"{self.data}/{rel}"
         parent = os.path.dirname(full)
         if parent not in self._dirs:
-            os.makedirs(parent, exist_ok=True)
+            missing = []
+            up = parent
+            while not os.path.isdir(up):
+                missing.append(up)
+                up = os.path.dirname(up)
+            for directory in reversed(missing):
+                _mkdir(directory)
             self._dirs.add(parent)
+            # a new folder's entry is durable once the folder holding it is synced
+            self._new_dirs += [os.path.dirname(d) for d in missing]
         return full
 
     def write(self, rel: str, data: bytes) -> str:
@@ -73,15 +134,23 @@ class BagWriter:
     def write_unlisted(self, rel: str, data: bytes) -> str:
         """Write a payload file whole and return its sha256; the caller lists it with
         :meth:`list`. Safe to call from several threads at once."""
+        digest = hashlib.sha256(data).hexdigest()
+        self.write_verified(rel, data, digest)
+        return digest
+
+    def write_verified(self, rel: str, data: bytes, digest: str) -> None:
+        """Write a payload file whole whose sha256 the caller has just checked to be
+        ``digest`` (an object read from the store): it is not hashed again. The caller lists
+        it with :meth:`list`. Safe to call from several threads at once."""
         full = self._parent(rel)
-        fd = os.open(full, _CREATE, 0o600)
+        fd = os.open(full, _CREATE, PRIVATE_FILE)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
-        return hashlib.sha256(data).hexdigest()
+        self._unsynced.append(full)  # list.append is atomic: safe across threads
 
     def list(self, rel: str, digest: str, size: int) -> None:
         """Name a payload file and its hash in the manifest (one thread only)."""
@@ -92,37 +161,48 @@ class BagWriter:
     # -- payload files written by appending ----------------------------------------------------
 
     def open_append(self, rel: str, fresh: bool) -> None:
-        """Start (``fresh``) or continue appending to ``rel``."""
+        """Start (``fresh``) or continue appending to ``rel`` (what is there is hashed once,
+        to continue its hash)."""
         full = self._parent(rel)
-        self._appenders[rel] = open(full, "wb" if fresh else "ab")  # noqa: SIM115
+        self._appenders[rel] = _Appender(full, fresh)
+        self._unsynced.append(full)
 
     def append(self, rel: str, data: bytes) -> None:
         self._appenders[rel].write(data)
 
     def close_append(self, rel: str) -> None:
-        """Finish ``rel``: hash it and list it in the manifest."""
-        handle = self._appenders.pop(rel)
-        handle.close()
-        digest, size = hash_file(self.data / rel)
-        self.list(rel, digest, size)
+        """Finish ``rel`` and list it in the manifest with the hash of what was appended."""
+        appender = self._appenders.pop(rel)
+        appender.close()
+        self.list(rel, appender.digest.hexdigest(), appender.size)
 
     def appended_sizes(self) -> dict[str, int]:
         """The size of every open appended file, after writing out its buffer."""
         sizes = {}
-        for rel, handle in self._appenders.items():
-            handle.flush()
-            sizes[rel] = handle.tell()
+        for rel, appender in self._appenders.items():
+            appender.flush()
+            sizes[rel] = appender.size
         return sizes
 
     # -- checkpoints and the end ---------------------------------------------------------------
 
     def checkpoint(self) -> int:
-        """Make everything written so far durable; returns the manifest part's size."""
+        """Make everything written so far durable (one barrier for the batch); returns the
+        manifest part's size. Only then may a journal name what was written."""
         self.appended_sizes()
         self._part.flush()
-        files: list[Path] = [self.part_path]
-        barrier(self.root, files)
-        return self._part.tell()
+        self._barrier()
+        return self._part.size
+
+    def _barrier(self, more: Sequence[str | Path] = ()) -> None:
+        # without syncfs: every file written since the last barrier (an appended file
+        # written again and again is fsynced once per barrier), then the folders holding
+        # their names: each file's own folder and the parents of new folders
+        files = [*dict.fromkeys(map(str, [*self._unsynced, self.part_path, *more]))]
+        dirs = [*dict.fromkeys([*map(os.path.dirname, files), *self._new_dirs])]
+        self._unsynced = [f"{self.data}/{rel}" for rel in self._appenders]  # still growing
+        self._new_dirs = []
+        barrier(self.root, files, dirs)
 
     def finish(
         self,
@@ -135,34 +215,49 @@ class BagWriter:
         the tag manifest lists too."""
         for rel in list(self._appenders):
             self.close_append(rel)
-        self._part.flush()
         self._part.close()
-        shutil.copyfile(self.part_path, self.root / MANIFEST)  # streamed: it can be large
-        manifest_sha, _ = hash_file(self.root / MANIFEST)
+        fd = os.open(self.root / MANIFEST, _CREATE, PRIVATE_FILE)
+        with open(self.part_path, "rb") as source, os.fdopen(fd, "wb") as target:
+            shutil.copyfileobj(source, target, _CHUNK)  # streamed: it can be large
+        manifest_sha = self._part.digest.hexdigest()
         extra = tags(manifest_sha) if tags is not None else []
-        for rel, data in extra:
-            (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (self.root / rel).write_bytes(data)
-        (self.root / "bagit.txt").write_bytes(BAGIT_TXT)
-        lines = [f"{k}: {_one_line(v)}" for k, v in info]
-        lines.append(f"Payload-Oxum: {self.bytes}.{self.files}")
-        lines.append(f"Bag-Size: {_human(self.bytes)}")
-        (self.root / "bag-info.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        lines = []
+        info_lines = [f"{k}: {_one_line(v)}" for k, v in info]
+        info_lines.append(f"Payload-Oxum: {self.bytes}.{self.files}")
+        info_lines.append(f"Bag-Size: {_human(self.bytes)}")
+        written = [
+            *extra,
+            ("bagit.txt", BAGIT_TXT),
+            ("bag-info.txt", ("\n".join(info_lines) + "\n").encode("utf-8")),
+        ]
+        for rel, data in written:
+            _mkdir((self.root / rel).parent)
+            _write_private(self.root / rel, data)
+        digests = {rel: hashlib.sha256(data).hexdigest() for rel, data in written}
+        digests[MANIFEST] = manifest_sha
         names = ["bagit.txt", "bag-info.txt", MANIFEST, *(rel for rel, _ in extra)]
-        for name in names:
-            digest, _ = hash_file(self.root / name)
-            lines.append(f"{digest}  {name}\n")
-        (self.root / TAG_MANIFEST).write_text("".join(lines), encoding="utf-8")
-        barrier(self.root, [self.root / n for n in names])
+        tag_manifest = "".join(f"{digests[name]}  {name}\n" for name in names)
+        _write_private(self.root / TAG_MANIFEST, tag_manifest.encode("utf-8"))
+        self._barrier([self.root / n for n in [*names, TAG_MANIFEST]])
         return manifest_sha
 
     def close(self) -> None:
-        for handle in self._appenders.values():
-            handle.close()
+        """Close every file (after :meth:`finish`, or to abandon the run: what was appended
+        since the last checkpoint may be dropped, a resumed export writes it again)."""
+        for appender in self._appenders.values():
+            appender.handle.close()
         self._appenders.clear()
-        if not self._part.closed:
-            self._part.close()
+        self._part.handle.close()
+
+
+def _mkdir(path: str | Path) -> None:
+    """A private folder (its parent exists); one that is there already is left as it is."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, PRIVATE_DIR)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    with os.fdopen(os.open(path, _CREATE, PRIVATE_FILE), "wb") as handle:
+        handle.write(data)
 
 
 def truncate(path: Path, size: int) -> None:

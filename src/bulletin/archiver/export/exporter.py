@@ -272,7 +272,8 @@ def export_bundle(
             source = partial / "bundle.zip"
         else:
             source = partial / BAG
-        finish.make_private(source)
+        # a bag begun by an earlier run may hold files made under other rules: walk it
+        finish.make_private(source, walk=resumed or not finish.umask_keeps_owner_bits())
         if not rename_no_replace(str(source), str(out)):
             raise Refused(f"{out} appeared while exporting; the finished bag is kept in {partial}")
     except OSError as e:

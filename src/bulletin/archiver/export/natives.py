@@ -11,7 +11,7 @@ writes the redacted text.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -38,13 +38,23 @@ class Files:
     warc_sha256: str = ""
     listed: list[tuple[str, str, int]] = field(default_factory=list)
 
-    def add(self, writer: BagWriter, rel: str, data: bytes) -> None:
-        self.listed.append((rel, writer.write_unlisted(rel, data), len(data)))
+    def add(self, writer: BagWriter, rel: str, data: bytes, digest: str | None = None) -> None:
+        """Write ``rel``; ``digest``: the sha256 the store just checked ``data`` against
+        (not computed again)."""
+        if digest is None:
+            digest = writer.write_unlisted(rel, data)
+        else:
+            writer.write_verified(rel, data, digest)
+        self.listed.append((rel, digest, len(data)))
 
 
-def copy_slice(job: Job, part: list[tuple[PlanRow, Record, LedgerEntry]]) -> list[Files]:
-    """:func:`copy_files` of each record of ``part``, in order."""
-    found = warcs.digests(job, [record.id for _, record, _ in part if record.id is not None])
+def copy_slice(
+    job: Job,
+    part: list[tuple[PlanRow, Record, LedgerEntry]],
+    found: Mapping[int, Sequence[str]],
+) -> list[Files]:
+    """:func:`copy_files` of each record of ``part``, in order; ``found``: the WARC objects
+    of each record (:func:`.warcs.digests`)."""
     return [
         copy_files(job, record, row.position, found.get(record.id or -1, ()))
         for row, record, _ in part
@@ -64,11 +74,11 @@ def copy_files(job: Job, record: Record, position: int, warc_objects: Sequence[s
         files.native = ""
         text = redact.redacted_text(record.text, job.spans(record))
     else:
-        files.add(writer, files.native, snapshot)
+        files.add(writer, files.native, snapshot, record.object_sha256)
         if record.raw_sha256:
             raw = _object(job, record, record.raw_sha256, "raw response", position)
             files.raw = layout.raw_path(job.prefix, number, raw)
-            files.add(writer, files.raw, raw)
+            files.add(writer, files.raw, raw, record.raw_sha256)
         _warc(job, record, warc_objects, number, position, files)
     files.media = _media(job, record, snapshot, number, position, files)
     files.text = layout.text_path(job.prefix, number)
@@ -131,7 +141,7 @@ def _media(
             continue
         data = _object(job, record, str(digest), f"image {index}", position)
         rel = layout.media_path(job.prefix, number, index, item.get("mime_type"))
-        files.add(job.writer, rel, data)
+        files.add(job.writer, rel, data, str(digest))
         alt = item.get("alt_text")
         out.append(
             {

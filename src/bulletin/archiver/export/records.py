@@ -16,7 +16,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from bulletin.archiver import redaction as redact
-from bulletin.archiver.export import layout, loadfile, pdf, threads
+from bulletin.archiver.export import layout, loadfile, pdf, threads, warcs
 from bulletin.archiver.export.job import (
     CSV,
     DAT,
@@ -121,7 +121,8 @@ def write_chunk(job: Job, rows: list[PlanRow]) -> None:
     # Reading objects and creating files is mostly waiting on the kernel: worker threads
     # do it while this thread writes the load files and pages, in Bates order.
     slices = [work[i : i + COPY_SLICE] for i in range(0, len(work), COPY_SLICE)]
-    copies = [job.pool.submit(copy_slice, job, part) for part in slices]
+    found = warcs.digests(job, [record.id for _, record, _ in work if record.id is not None])
+    copies = [job.pool.submit(copy_slice, job, part, found) for part in slices]
     try:
         for part, copy in zip(slices, copies, strict=True):
             for (row, record, entry), files in zip(part, copy.result(), strict=True):

@@ -24,7 +24,54 @@ from bulletin.archiver.export.job import Job
 from bulletin.models import Record, RecordMedia, Redaction
 
 _lock = threading.Lock()
-CACHED_OBJECTS = 8  # WARC objects kept split by record during an export
+CACHED_OBJECTS = 8  # WARC objects kept split by record during an export, at most
+CACHED_BYTES = 16 << 20  # and at most this many bytes of them (the newest is always kept)
+
+
+class _Split:
+    """One WARC object split by record, once: the first caller splits, the others wait."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.by_record: dict[int, bytes] = {}
+        self.size = 0
+        self.error: BaseException | None = None
+
+
+def _split(job: Job, digest: str, read: Callable[[], bytes]) -> dict[int, bytes]:
+    with _lock:
+        cache: OrderedDict[str, _Split] | None = getattr(job, "_warc_cache", None)
+        if cache is None:
+            cache = OrderedDict()
+            job._warc_cache = cache  # type: ignore[attr-defined]
+        entry = cache.get(digest)
+        mine = entry is None
+        if entry is None:
+            entry = cache[digest] = _Split()
+        else:
+            cache.move_to_end(digest)
+    if mine:
+        try:
+            entry.by_record = warc.by_record(read())
+            entry.size = sum(map(len, entry.by_record.values()))
+            with _lock:  # bounded by count and by bytes: flat memory whatever the export
+                held = sum(e.size for e in cache.values())
+                while len(cache) > 1 and (len(cache) > CACHED_OBJECTS or held > CACHED_BYTES):
+                    _, old = cache.popitem(last=False)
+                    held -= old.size
+        except BaseException as e:  # the waiting threads raise it too; tried again next time
+            entry.error = e
+            with _lock:
+                if cache.get(digest) is entry:
+                    del cache[digest]
+            raise
+        finally:
+            entry.done.set()
+    else:
+        entry.done.wait()
+        if entry.error is not None:
+            raise entry.error
+    return entry.by_record
 
 
 def warc_path(prefix: str, number: int) -> str:
@@ -76,24 +123,9 @@ def withheld_ids(job: Job) -> frozenset[bytes]:
 def exchange_for(job: Job, record: Record, digest: str, read: Callable[[], bytes]) -> bytes | None:
     """The part of WARC object ``digest`` (``read()`` reads it) to produce for ``record``, or
     None. Records captured together share an object: the last few objects are kept split by
-    record, so each is read and split once however many records refer to it."""
-    cache: OrderedDict[str, dict[int, bytes]] | None = getattr(job, "_warc_cache", None)
-    if cache is None:
-        with _lock:
-            cache = getattr(job, "_warc_cache", None)
-            if cache is None:
-                cache = OrderedDict()
-                job._warc_cache = cache  # type: ignore[attr-defined]
-    with _lock:
-        split = cache.get(digest)
-        if split is not None:
-            cache.move_to_end(digest)
-    if split is None:
-        split = warc.by_record(read())
-        with _lock:
-            cache[digest] = split
-            while len(cache) > CACHED_OBJECTS:
-                cache.popitem(last=False)
+    record, so each is read and split once however many records refer to it (the first
+    thread to want an object splits it; the others wait for it rather than split it too)."""
+    split = _split(job, digest, read)
     part = split.get(record.id or -1)
     if part is None:
         return None
