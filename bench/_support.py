@@ -202,6 +202,7 @@ class Daemon:
                 self.started_in = time.perf_counter() - began
                 return self
             time.sleep(0.01)
+        self.kill()
         raise RuntimeError("daemon did not start")
 
     def rss_mb(self) -> float:

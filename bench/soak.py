@@ -13,7 +13,7 @@ Every minute the daemon's RSS (VmRSS) is sampled; the daemon runs with
 ``BULLETIN_TRACEMALLOC`` (see :mod:`bulletin.service.memtrace`; ``--frames``, default 6) and
 is asked for a snapshot (SIGUSR2) at minutes 1 and 10 and every ten minutes, and at the
 end. Printed: RSS per minute, the growth after minute 10 against minute 10 (after the first
-third for runs shorter than 30 minutes), tracemalloc's traced memory beside RSS, the largest
+third for runs shorter than 20 minutes), tracemalloc's traced memory beside RSS, the largest
 tracemalloc differences between those two snapshots, and at the end (after every delivery is
 final) the duplicates (posts the sandbox created beyond one per published delivery, feed
 entries repeated) and the losses (deliveries not published, published ones the sandbox does
@@ -402,7 +402,7 @@ def main() -> None:
     if not args.frames:  # no tracing: RSS without tracemalloc's own memory
         env = {}
     signal.signal(signal.SIGTERM, lambda _s, _f: sys.exit(1))  # the finally below runs
-    daemon = Daemon(config, run / "daemon.log", env).start()
+    daemon = Daemon(config, run / "daemon.log", env).start(timeout=300)
     assert daemon.proc is not None
     pid = daemon.proc.pid
     print(f"soak: {args.minutes} min, daemon pid {pid}, output in {run}", flush=True)
@@ -430,7 +430,7 @@ def main() -> None:
                 samples.append((minute, sampled))
                 with (run / "rss.jsonl").open("a") as log:
                     log.write(json.dumps({"minute": minute, **status}) + "\n")
-                if (
+                if args.frames and (
                     minute in (1, 10)
                     or minute % 10 == 0
                     or minute == args.minutes
@@ -465,7 +465,7 @@ def main() -> None:
     sandbox.stop()
     app.close()
 
-    base = 10 if args.minutes >= 30 else max(1, args.minutes // 3)
+    base = 10 if args.minutes >= 20 else max(1, args.minutes // 3)
     rss = dict(samples)
     print(f"\nRSS (MB) by minute: {json.dumps({m: round(r, 1) for m, r in samples})}")
     print(f"RSS after all deliveries final: {end_rss:.1f} MB")

@@ -53,6 +53,7 @@ from bulletin.service import jobs
 from bulletin.service.dispatch import Dispatcher
 from bulletin.service.instances import HEARTBEAT_SECONDS, Instance
 from bulletin.service.maintenance import Maintenance
+from bulletin.service.memory import Trimmer
 from bulletin.service.memtrace import MemTrace
 from bulletin.service.metrics import StatusCollector, serve_metrics
 from bulletin.service.sandbox_child import SandboxChild
@@ -196,11 +197,13 @@ class Daemon:
             trace.start()
             signal.signal(signal.SIGUSR2, lambda _s, _f: trace.request())
         self.start()
+        trimmer = Trimmer(time.monotonic())  # freed memory back to the system each minute
         try:
             while not self._stop.wait(0.2):
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()
+                trimmer.tick(time.monotonic())
                 if trace is not None:
                     trace.dump_if_requested()
         finally:
