@@ -386,6 +386,9 @@ def main() -> None:
     parser.add_argument("--export-every", type=int, default=10)
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--out", type=Path, default=Path("/tmp/soak"))
+    parser.add_argument(
+        "--daemon-env", action="append", default=[], metavar="NAME=VALUE", help="for the daemon"
+    )
     parser.add_argument("--child-export", nargs=2, metavar=("CONFIG", "OUT"))
     args = parser.parse_args()
     if args.child_export:
@@ -401,6 +404,7 @@ def main() -> None:
     env = {"BULLETIN_TRACEMALLOC": str(traces), "BULLETIN_TRACEMALLOC_FRAMES": str(args.frames)}
     if not args.frames:  # no tracing: RSS without tracemalloc's own memory
         env = {}
+    env |= dict(item.split("=", 1) for item in args.daemon_env)
     signal.signal(signal.SIGTERM, lambda _s, _f: sys.exit(1))  # the finally below runs
     daemon = Daemon(config, run / "daemon.log", env).start(timeout=300)
     assert daemon.proc is not None

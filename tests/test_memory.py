@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import os
 import platform
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
+import pytest
+
+import bulletin
 from bulletin.service.memory import TRIM_SECONDS, Trimmer, release_free_memory
 
 
@@ -53,3 +60,37 @@ def test_releases_what_threads_freed_on_glibc() -> None:
     assert isinstance(released, bool)
     if platform.libc_ver()[0] != "glibc":
         assert released is False
+
+
+_ARENAS_CHILD = """
+import ctypes, threading
+from bulletin.service.memory import _libc, limit_arenas
+print(limit_arenas({}, 2), flush=True)
+hold = []
+started = threading.Barrier(9)
+def work():
+    hold.append([bytearray(300) for _ in range(2000)])
+    started.wait()  # all eight threads alive at once, each with its blocks
+for t in [threading.Thread(target=work) for _ in range(8)]:
+    t.start()
+started.wait()
+_libc().malloc_stats()
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc arenas")
+def test_eight_threads_share_at_most_two_arenas() -> None:
+    """The bound: however many threads allocate, the daemon's memory is in two arenas."""
+    env = {**os.environ, "PYTHONPATH": str(Path(bulletin.__file__).parent.parent)}
+    env.pop("MALLOC_ARENA_MAX", None)
+    done = subprocess.run(
+        [sys.executable, "-c", _ARENAS_CHILD],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == "True"
+    arenas = [line for line in done.stderr.splitlines() if line.startswith("Arena ")]
+    assert 1 <= len(arenas) <= 2, done.stderr

@@ -53,7 +53,7 @@ from bulletin.service import jobs
 from bulletin.service.dispatch import Dispatcher
 from bulletin.service.instances import HEARTBEAT_SECONDS, Instance
 from bulletin.service.maintenance import Maintenance
-from bulletin.service.memory import Trimmer
+from bulletin.service.memory import Trimmer, limit_arenas
 from bulletin.service.memtrace import MemTrace
 from bulletin.service.metrics import StatusCollector, serve_metrics
 from bulletin.service.sandbox_child import SandboxChild
@@ -196,6 +196,7 @@ class Daemon:
         if trace is not None:  # opt-in: BULLETIN_TRACEMALLOC=DIR (see bulletin.service.memtrace)
             trace.start()
             signal.signal(signal.SIGUSR2, lambda _s, _f: trace.request())
+        limit_arenas(self.app.environ)  # before the threads: they share two malloc arenas
         self.start()
         trimmer = Trimmer(time.monotonic())  # freed memory back to the system each minute
         try:

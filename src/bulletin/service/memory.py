@@ -1,13 +1,15 @@
-"""Handing freed memory back to the operating system, once a minute.
+"""Keeping the daemon's resident memory from creeping up: fewer malloc arenas, and freed
+pages handed back to the operating system once a minute.
 
-The daemon's threads (the delivery workers, the scheduler's jobs, the web console) each
-allocate through a glibc malloc arena of their own. What they free stays in their arena, and
-an arena gives pages back to the system only from its top: over hours of publishing, sweeps
-and exports the arenas hold more and more free memory between the live blocks, and the
-resident size grows although the live data does not (measured by ``bench/soak.py``; see
-``bench/RESULTS.md``). ``malloc_trim(0)`` releases the free pages of every arena;
-:class:`Trimmer` calls it at most once per interval from the daemon's main loop. Where the C
-library has no ``malloc_trim`` (musl, macOS) nothing is done.
+The daemon's threads (the delivery workers, the scheduler's ten job threads, the lease
+keepers, the web console) each allocate through a glibc malloc arena of their own, up to eight
+per core. What a thread frees stays in its arena, between the live blocks; an arena gives
+pages back only from its top. Under steady publishing, sweeps and exports the arenas held
+more and more free memory while the live data hardly grew (``bench/soak.py``; see
+``bench/RESULTS.md``). :func:`limit_arenas` makes the threads share :data:`ARENAS` arenas
+(``MALLOC_ARENA_MAX`` in the environment takes precedence), and :class:`Trimmer` calls
+``malloc_trim(0)`` at most once per interval from the daemon's main loop to release whole
+free pages. Where the C library has neither (musl, macOS) nothing is done.
 """
 
 from __future__ import annotations
@@ -15,19 +17,45 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 #: seconds between two trims of the running daemon
 TRIM_SECONDS = 60.0
+#: malloc arenas the daemon's threads share (glibc's default is eight per core)
+ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c"))
+    except (OSError, TypeError):
+        return None
+
+
+def limit_arenas(environ: Mapping[str, str], count: int = ARENAS) -> bool:
+    """Let at most ``count`` malloc arenas serve the threads started from now on (glibc's
+    ``mallopt(M_ARENA_MAX)``): fewer arenas, less free memory stranded in each. Left alone
+    when ``MALLOC_ARENA_MAX`` is set (glibc applied it at start) or the C library has no
+    ``mallopt`` with that parameter; True when the limit was set."""
+    if "MALLOC_ARENA_MAX" in environ:
+        return False
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None) if libc is not None else None
+    if mallopt is None:
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_ARENA_MAX, count))
 
 
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
+    libc = _libc()
     try:
-        libc = ctypes.CDLL(name)
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError, TypeError):
+        trim: Callable[[int], int] = libc.malloc_trim  # type: ignore[union-attr]
+    except AttributeError:
         return None
     trim.argtypes = [ctypes.c_size_t]  # type: ignore[attr-defined]
     trim.restype = ctypes.c_int  # type: ignore[attr-defined]
