@@ -217,10 +217,10 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
 
-    def stop(self) -> int:
+    def stop(self, timeout: float = 60) -> int:
         assert self.proc is not None
         self.proc.terminate()
-        return self.proc.wait(timeout=60)
+        return self.proc.wait(timeout=timeout)
 
 
 def _socket_ready(path: Path) -> bool:

@@ -462,7 +462,10 @@ def main() -> None:
             t.join()
         wait_final(app, tally, 300)
         end_rss = daemon.rss_mb()
-        daemon.stop()  # writes the last snapshot
+        try:
+            daemon.stop(timeout=300)  # writes the last snapshot
+        except subprocess.TimeoutExpired:
+            print("the daemon did not stop within 300 s; killed", flush=True)
     finally:
         daemon.kill()
     counts = final_counts(app, sandbox, tally)
