@@ -172,15 +172,17 @@ def seed_future_notices(app: App, count: int, account: str, start: datetime) -> 
 class Daemon:
     """``bulletin daemon`` as a subprocess."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.log = log
+        self.env = env or {}  # added to the daemon's environment
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_in = 0.0
 
     def start(self, timeout: float = 60.0) -> Daemon:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BULLETIN_")}
         env["BULLETIN_CONFIG"] = str(self.config)
+        env.update(self.env)
         handle = self.log.open("ab")
         offset = self.log.stat().st_size if self.log.exists() else 0
         began = time.perf_counter()
@@ -201,6 +203,7 @@ class Daemon:
                 self.started_in = time.perf_counter() - began
                 return self
             time.sleep(0.01)
+        self.kill()
         raise RuntimeError("daemon did not start")
 
     def rss_mb(self) -> float:
@@ -215,10 +218,10 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
 
-    def stop(self) -> int:
+    def stop(self, timeout: float = 60) -> int:
         assert self.proc is not None
         self.proc.terminate()
-        return self.proc.wait(timeout=60)
+        return self.proc.wait(timeout=timeout)
 
 
 def _socket_ready(path: Path) -> bool:

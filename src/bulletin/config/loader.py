@@ -26,7 +26,13 @@ from bulletin.config.timestamp import load_pem_certificates
 from bulletin.errors import ConfigError
 
 ENV_PREFIX = "BULLETIN_"
-RESERVED = {"BULLETIN_CONFIG", "BULLETIN_USER", "BULLETIN_DATABASE_URL"}
+RESERVED = {
+    "BULLETIN_CONFIG",
+    "BULLETIN_USER",
+    "BULLETIN_DATABASE_URL",
+    "BULLETIN_TRACEMALLOC",  # the daemon's opt-in memory tracing (bulletin.service.memtrace)
+    "BULLETIN_TRACEMALLOC_FRAMES",
+}
 RESERVED_PREFIXES = ("BULLETIN_TEST_",)
 # A configuration file is a few kilobytes; anything far larger (or endless, like /dev/zero)
 # is not one, and reading it whole would hang or exhaust memory.

@@ -53,6 +53,8 @@ from bulletin.service import jobs
 from bulletin.service.dispatch import Dispatcher
 from bulletin.service.instances import HEARTBEAT_SECONDS, Instance
 from bulletin.service.maintenance import Maintenance
+from bulletin.service.memory import Trimmer, limit_arenas
+from bulletin.service.memtrace import MemTrace
 from bulletin.service.metrics import StatusCollector, serve_metrics
 from bulletin.service.sandbox_child import SandboxChild
 from bulletin.service.sdnotify import Notifier
@@ -194,14 +196,25 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGINT, on_term)
         signal.signal(signal.SIGHUP, on_hup)
+        trace = MemTrace.from_environ(self.app.environ)
+        if trace is not None:  # opt-in: BULLETIN_TRACEMALLOC=DIR (see bulletin.service.memtrace)
+            trace.start()
+            signal.signal(signal.SIGUSR2, lambda _s, _f: trace.request())
+        limit_arenas(self.app.environ)  # before the threads: they share two malloc arenas
         self.start()
+        trimmer = Trimmer(time.monotonic())  # freed memory back to the system each minute
         try:
             while not self._stop.wait(0.2):
                 if self._reload.is_set():
                     self._reload.clear()
                     self.reload()
+                trimmer.tick(time.monotonic())
+                if trace is not None:
+                    trace.dump_if_requested()
         finally:
             self.stop()
+            if trace is not None:
+                trace.stop()
 
     def reload(self) -> None:
         """Re-read the configuration; keep the old one when the new one is bad."""
