@@ -46,7 +46,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("notice_id", "lang", name="uq_notice_language"),
     )
     op.create_index("ix_notice_languages_notice_id", "notice_languages", ["notice_id"])
-    with op.batch_alter_table("notices", schema=None) as batch_op:
+    # a rebuilt table keeps AUTOINCREMENT: notice ids are never handed out twice (0012)
+    with op.batch_alter_table(
+        "notices", schema=None, table_kwargs={"sqlite_autoincrement": True}
+    ) as batch_op:
         batch_op.add_column(sa.Column("lang", sa.String(), nullable=False, server_default=language))
         batch_op.add_column(
             sa.Column("publish_partial", sa.Boolean(), nullable=False, server_default=sa.false())
@@ -76,7 +79,9 @@ def downgrade() -> None:
         batch_op.drop_column("lang")
     with op.batch_alter_table("approvals", schema=None) as batch_op:
         batch_op.drop_column("languages")
-    with op.batch_alter_table("notices", schema=None) as batch_op:
+    with op.batch_alter_table(
+        "notices", schema=None, table_kwargs={"sqlite_autoincrement": True}
+    ) as batch_op:
         batch_op.drop_column("publish_partial")
         batch_op.drop_column("lang")
     op.drop_index("ix_notice_languages_notice_id", table_name="notice_languages")
