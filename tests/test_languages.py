@@ -21,11 +21,13 @@ from bulletin.config import load_settings
 from bulletin.db import migrate, sqlite_path
 from bulletin.errors import ConfigError, Refused, UsageError
 from bulletin.models import Delivery, Notice, Record
+from bulletin.publisher.amend import correct_notice
 from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.delivery import DeliveryWorker
 from bulletin.publisher.delivery.states import move
 from bulletin.publisher.languages import LanguageVariant, variants_of
 from bulletin.publisher.notices import NoticeDraft, create_notice
+from bulletin.publisher.updates import update_notice
 from bulletin.states import DeliveryState
 from tests.plugins.bulletin_app import BASE_CONFIG, START, Instance
 from tests.plugins.database import put_migrated_sqlite
@@ -587,3 +589,28 @@ def test_editing_the_primary_text_keeps_the_other_languages(bilingual: Instance)
     )
     texts = {d.lang: d.text for d in deliveries(bilingual, notice_id)}
     assert texts == {"en": "Road closed: Main St until 7 pm.", "es": SPANISH.text}
+
+
+def test_an_update_and_a_correction_reply_to_every_language_once(bilingual: Instance) -> None:
+    """Once a bilingual notice is out, an update and then a correction each reply to every
+    published post, in that post's language (two on an account that posts both), and each
+    reply is published once."""
+    notice_id = make(bilingual)
+    engine, settings, clock = bilingual.app.engine, bilingual.settings, bilingual.clock
+    approve_notice(engine, settings, clock, notice_id, "chief")
+    assert run_all(bilingual).count("published") == 5
+    update_notice(engine, settings, clock.now(), notice_id, "Main St has reopened.", "chief")
+    correct_notice(
+        engine, settings, clock.now(), notice_id, "Until 7 pm, not 6.", "wrong hour", "chief"
+    )
+    replies = [d for d in deliveries(bilingual, notice_id) if d.kind in ("update", "correction")]
+    by_kind = {
+        kind: sorted((d.account, d.lang) for d in replies if d.kind == kind)
+        for kind in ("update", "correction")
+    }
+    published = sorted(
+        (d.account, d.lang) for d in deliveries(bilingual, notice_id) if d.kind == "post"
+    )
+    assert by_kind == {"update": published, "correction": published}
+    assert run_all(bilingual).count("published") == 10
+    assert run_all(bilingual) == []

@@ -87,6 +87,51 @@ def _check_fits(
     return targets
 
 
+def queue_replies(
+    session: Session,
+    notice_id: int,
+    published: Sequence[Delivery],
+    posts: Sequence[Delivery],
+    kind: DeliveryKind,
+    body: str,
+    now: datetime,
+) -> tuple[int, list[tuple[str, int]], list[str]]:
+    """Queue ``body`` as a ``kind`` reply, due ``now``, to each published post (in its
+    language), under the next revision of that kind.
+
+    :returns: the revision, the (account, occurrence) pairs queued, and the accounts whose
+        post is still in flight or uncertain (they get no reply yet).
+    """
+    revision = 1 + (
+        session.exec(
+            select(sa.func.max(Delivery.revision))
+            .where(Delivery.notice_id == notice_id)
+            .where(Delivery.kind == kind)
+        ).one()
+        or 0
+    )
+    queued = []
+    for parent in published:
+        session.add(
+            Delivery(
+                notice_id=notice_id,
+                account=parent.account,
+                occurrence=parent.occurrence,
+                kind=kind,
+                revision=revision,
+                parent_id=parent.id,
+                lang=parent.lang,
+                due_at=now,
+                text=body,
+            )
+        )
+        queued.append((parent.account, parent.occurrence))
+    in_flight = [
+        d.account for d in posts if d.state in (DeliveryState.IN_FLIGHT, DeliveryState.UNCERTAIN)
+    ]
+    return revision, queued, in_flight
+
+
 def _holds(settings: Settings, name: str, role: Role, session: Session) -> bool:
     """Whether ``name`` holds ``role`` (:func:`bulletin.identity.require_role`); everyone does
     in open mode."""
@@ -157,35 +202,9 @@ def correct_notice(
                 "cancel it and draft a new one)"
             )
         _check_fits(session, settings, [d.account for d in published], body)
-        revision = 1 + (
-            session.exec(
-                select(sa.func.max(Delivery.revision))
-                .where(Delivery.notice_id == notice_id)
-                .where(Delivery.kind == DeliveryKind.CORRECTION)
-            ).one()
-            or 0
+        revision, queued, in_flight = queue_replies(
+            session, notice_id, published, posts, DeliveryKind.CORRECTION, body, now
         )
-        queued = []
-        for parent in published:
-            session.add(
-                Delivery(
-                    notice_id=notice_id,
-                    account=parent.account,
-                    occurrence=parent.occurrence,
-                    kind=DeliveryKind.CORRECTION,
-                    revision=revision,
-                    parent_id=parent.id,
-                    lang=parent.lang,
-                    due_at=now,
-                    text=body,
-                )
-            )
-            queued.append((parent.account, parent.occurrence))
-        in_flight = [
-            d.account
-            for d in posts
-            if d.state in (DeliveryState.IN_FLIGHT, DeliveryState.UNCERTAIN)
-        ]
         audit.record_event(
             session,
             at=now,

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from bulletin import audit
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope, wake_after_commit
 from bulletin.errors import Refused, UsageError
-from bulletin.models import Delivery
 from bulletin.publisher import policy
-from bulletin.publisher.amend import Amendment, _check_fits, _published_posts
+from bulletin.publisher.amend import Amendment, _check_fits, _published_posts, queue_replies
 from bulletin.publisher.notices import get_for_update
 from bulletin.publisher.texts import check_text
-from bulletin.states import DeliveryKind, DeliveryState
+from bulletin.states import DeliveryKind
 
 
 def update_notice(
@@ -60,34 +57,9 @@ def update_notice(
             raise Refused(
                 f"the update breaks the content policy: {'; '.join(f.line() for f in found)}"
             )
-        revision = 1 + (
-            session.exec(
-                select(sa.func.max(Delivery.revision))
-                .where(Delivery.notice_id == notice_id)
-                .where(Delivery.kind == DeliveryKind.UPDATE)
-            ).one()
-            or 0
+        revision, queued, in_flight = queue_replies(
+            session, notice_id, published, posts, DeliveryKind.UPDATE, body, now
         )
-        queued = []
-        for parent in published:
-            session.add(
-                Delivery(
-                    notice_id=notice_id,
-                    account=parent.account,
-                    occurrence=parent.occurrence,
-                    kind=DeliveryKind.UPDATE,
-                    revision=revision,
-                    parent_id=parent.id,
-                    due_at=now,
-                    text=body,
-                )
-            )
-            queued.append((parent.account, parent.occurrence))
-        in_flight = [
-            d.account
-            for d in posts
-            if d.state in (DeliveryState.IN_FLIGHT, DeliveryState.UNCERTAIN)
-        ]
         audit.record_event(
             session,
             at=now,
