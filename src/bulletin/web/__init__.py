@@ -36,6 +36,7 @@ from bulletin.web import (
     retention_page,
     security,
     sso,
+    status_page,
 )
 from bulletin.web.pages import Forbidden, Pages, message
 
@@ -118,6 +119,7 @@ def create_app(app: App) -> Starlette:
         *productions.routes(pages, MAX_BODY),
         *audit_page.routes(pages),
         *retention_page.routes(pages, MAX_BODY),
+        *status_page.routes(pages),
         Mount("/static", StaticFiles(directory=static), name="static"),
         # the approved images, public, for the platforms that fetch them by URL
         *media.routes(app),
