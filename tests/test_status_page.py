@@ -16,8 +16,9 @@ from sqlmodel import Session
 
 from bulletin.app import Actor
 from bulletin.app.status_plots import percentile, status_plots
+from bulletin.archiver.capture.spend import month_of
 from bulletin.errors import Refused
-from bulletin.models import Account, Approval, Delivery, Notice
+from bulletin.models import Account, Approval, CaptureSpend, Delivery, Notice
 from bulletin.states import DeliveryState
 from bulletin.web import svgchart
 from tests.plugins.browser import axe_violations, describe
@@ -80,6 +81,7 @@ def seed(inst: Instance) -> None:
                     published_at=published,
                 )
             )
+        session.add(CaptureSpend(account="feed", month=month_of(now), usd=12.5, reads=50))
         session.commit()
 
 
@@ -114,6 +116,10 @@ def test_the_figures_count_by_agency_day_and_refuse_a_dispatcher(site: Instance)
     assert (lat.posts[-1], lat.median[-1], lat.p95[-1]) == (1, 5.0, 5.0)
     assert lat.median[-2] is None and lat.p95[-2] is None
     assert plots.lags == []
+    assert plots.month == "2026-11"
+    assert [(g.account, g.usd, g.budget) for g in plots.spend if g.account == "feed"] == [
+        ("feed", 12.5, 0.0)
+    ]
     with pytest.raises(Refused, match="holds none of the roles admin"):
         status_plots(site.app, Actor("dana"))
 
@@ -137,8 +143,9 @@ def test_an_admin_sees_the_tables_and_charts_a_dispatcher_is_refused(site: Insta
                 assert f'<th scope="row">{day.isoformat()}</th>{cells}</tr>' in text
             assert '<th scope="row">2026-11-23</th><td>2</td><td>315</td><td>600</td>' in text
             assert '<th scope="row">2026-11-25</th><td>1</td><td>5</td><td>5</td>' in text
+            assert '<th scope="row">feed</th><td>12.50</td><td>none</td>' in text
             charts = svgs(text)
-            assert len(charts) == 3
+            assert len(charts) == 4
             for svg in charts:
                 assert svg.get("role") == "img"
                 title = svg.find(f"{SVG}title")

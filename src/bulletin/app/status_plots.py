@@ -1,5 +1,6 @@
 """The figures behind the console's status page, for admins only: deliveries per day by
-state, approve-to-post latency per day, and capture lag by account and path. Days are whole
+state, approve-to-post latency per day, capture lag by account and path, and each account's
+platform spend this month against its budget. Days are whole
 days in the agency's time zone, the last :data:`DAYS` of them up to today."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from bulletin.app.actor import Actor, acts
 from bulletin.app.board import require_any_role
 from bulletin.app.context import App
 from bulletin.archiver.capture.lag import capture_lags
+from bulletin.archiver.capture.spend import month_of, spend_this_month
 from bulletin.clock import utc
 from bulletin.config.site import Role
 from bulletin.models import Approval, Delivery
@@ -59,10 +61,22 @@ class Lag:
 
 
 @dataclass(frozen=True)
+class Spend:
+    """One account's estimated platform spend this UTC month (capture reads, priced as the
+    capture budget counts them) against its ``monthly_budget`` (0: none), US dollars."""
+
+    account: str
+    usd: float
+    budget: float
+
+
+@dataclass(frozen=True)
 class StatusPlots:
     deliveries: DailyCounts
     latency: DailyLatency
     lags: list[Lag]
+    month: str  # the UTC month of ``spend``, YYYY-MM
+    spend: list[Spend]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -133,6 +147,11 @@ def status_plots(app: App, actor: Actor, days: int = DAYS) -> StatusPlots:
         Lag(account, path, len(v), _median(v), percentile(v, 95))
         for (account, path), v in sorted(capture_lags(app.engine).items())
     ]
+    now = app.clock.now()
+    spend = [
+        Spend(name, spend_this_month(app.engine, name, now), account.monthly_budget)
+        for name, account in sorted(app.settings.accounts.items())
+    ]
     return StatusPlots(
         DailyCounts(span, dict(sorted(counts.items()))),
         DailyLatency(
@@ -142,4 +161,6 @@ def status_plots(app: App, actor: Actor, days: int = DAYS) -> StatusPlots:
             [len(w) for w in waits],
         ),
         lags,
+        month_of(now),
+        spend,
     )

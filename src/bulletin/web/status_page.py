@@ -49,7 +49,7 @@ def read(app: App, actor: Actor) -> Reading:
 
 
 def charts(plots: StatusPlots) -> dict[str, Any]:
-    """The three charts of ``plots``, as SVG markup."""
+    """The four charts of ``plots``, as SVG markup."""
     days = [d.strftime("%m-%d") for d in plots.deliveries.days]
     return {
         "deliveries_svg": svgchart.bars(
@@ -71,6 +71,15 @@ def charts(plots: StatusPlots) -> dict[str, Any]:
             [
                 ("median", [g.median for g in plots.lags]),
                 ("95th percentile", [g.p95 for g in plots.lags]),
+            ],
+        ),
+        "spend_svg": svgchart.bars(
+            "spend",
+            f"Platform spend this month ({plots.month}) against the monthly budget, US dollars",
+            [g.account for g in plots.spend],
+            [
+                ("spend", [g.usd for g in plots.spend]),
+                ("budget", [g.budget or None for g in plots.spend]),
             ],
         ),
     }
