@@ -7,12 +7,12 @@ PostgreSQL; the pages checked with axe-core at 320 and 1280 pixels."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from bulletin.app import Actor, notices
+from bulletin.app import Actor, board, notices
 from bulletin.audit import events
 from bulletin.publisher.notices import NoticeDraft
 from bulletin.states import DeliveryState, NoticeState
@@ -151,6 +151,26 @@ def test_the_week_shows_scheduled_and_recurring_notices_across_daylight_saving(
         assert rita.get("/notices/week").status_code == 200
     with signed_in(web, "cleo") as cleo:
         assert cleo.get("/notices/week").status_code == 403
+
+
+def test_the_week_shows_an_approved_post_in_its_week_only(
+    site: Instance,  # noqa: F811
+) -> None:
+    """An approved one-off notice due on 17 March 2027 shows in the week of 15 March with its
+    account, and not in the weeks before and after (the week reads only the notices that can
+    fall in it)."""
+    due = datetime(2027, 3, 17, 16, 30, tzinfo=UTC)
+    once = NoticeDraft(category="special-event", text=PARADE, targets=["feed"], publish_at=due)
+    made = notices.draft(site.app, DANA, once).notice.id
+    assert made is not None
+    notices.approve(site.app, ABE, made)
+
+    def week_of(day: str) -> list[tuple[datetime, int, list[str], bool]]:
+        days = board.week(site.app, DANA, date.fromisoformat(day))
+        return [(e.at, e.notice_id, e.accounts, e.draft) for d in days for e in d.entries]
+
+    assert week_of("2027-03-15") == [(due, made, ["feed"], False)]
+    assert week_of("2027-03-08") == [] and week_of("2027-03-22") == []
 
 
 @pytest.mark.slow

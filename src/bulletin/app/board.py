@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, and_, col, or_, select
 
 from bulletin.app import notice_queries
 from bulletin.app.actor import Actor, acts
@@ -228,13 +228,30 @@ def week(app: App, actor: Actor, start: date | None = None, days: int = 7) -> li
     begin = datetime.combine(first, time(0), zone).astimezone(UTC)
     end = datetime.combine(first + timedelta(days=days), time(0), zone).astimezone(UTC)
     found: dict[tuple[int, datetime], CalendarEntry] = {}
+    # only the notices that can have a time in the week: recurring ones, those published at a
+    # time in it (drafts), and those with a post due in it; not every one scheduled
+    due_in_week = (
+        select(Delivery.notice_id)
+        .where(Delivery.kind == DeliveryKind.POST)
+        .where(col(Delivery.state) == DeliveryState.PENDING)
+        .where(col(Delivery.due_at) >= begin, col(Delivery.due_at) < end)
+    )
+    shown_ids = (
+        select(Notice.id)
+        .where(col(Notice.state).in_([s.value for s in SCHEDULED]))
+        .where(
+            or_(
+                col(Notice.recurrence).is_not(None),
+                and_(col(Notice.publish_at) >= begin, col(Notice.publish_at) < end),
+                col(Notice.id).in_(due_in_week),
+            )
+        )
+    )
     with Session(app.checked_engine()) as session:
-        notices = session.exec(
-            select(Notice).where(col(Notice.state).in_([s.value for s in SCHEDULED]))
-        ).all()
+        notices = session.exec(select(Notice).where(col(Notice.id).in_(shown_ids))).all()
         pending = session.exec(
             select(Delivery)
-            .where(col(Delivery.notice_id).in_([n.id for n in notices]))
+            .where(col(Delivery.notice_id).in_(shown_ids))
             .where(Delivery.kind == DeliveryKind.POST)
             .where(col(Delivery.state) == DeliveryState.PENDING)
         ).all()
