@@ -4,6 +4,7 @@ disconnect or a refused connection. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from bulletin.db import session_scope
 from bulletin.models import Record
 from bulletin.publisher.notices import sync_account
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import invoke
 from tests.plugins.sandbox import Control, sandbox_accounts
 
 STREAMED = """
@@ -188,7 +190,7 @@ def test_posts_matched_by_other_rules_of_the_app_are_not_archived(running: Strea
 def test_the_capture_lag_counts_stream_and_catch_up_captures_apart(streaming: Streaming) -> None:
     """Given a reply posted before the listener connects (listed by the catch-up sweep) and
     one the stream delivers, then the capture lag counts one under ``sweep`` and one under
-    ``stream``, in :func:`capture_lags` and in the metrics scrape."""
+    ``stream``, in :func:`capture_lags`, the metrics scrape and ``bulletin archive status``."""
     from bulletin.archiver.capture.lag import capture_lags
     from bulletin.service.instances import HEARTBEAT_SECONDS
     from bulletin.service.metrics import StatusCollector
@@ -212,6 +214,10 @@ def test_the_capture_lag_counts_stream_and_catch_up_captures_apart(streaming: St
     for path in ("stream", "sweep"):
         labels = (("account", "x"), ("path", path))
         assert got[("bulletin_capture_lag_seconds_count", labels)] == 1
+    shown = invoke(streaming.inst, "archive", "status")
+    assert shown.exit_code == 0, shown.output
+    assert re.search(r"\n  x +stream +1, [\d.]+ s, [\d.]+ s\n", shown.output)
+    assert re.search(r"\n  x +sweep +1, [\d.]+ s, [\d.]+ s\n", shown.output)
 
 
 def test_upgrade_from_0026_adds_stream_captures(db_url: str) -> None:
