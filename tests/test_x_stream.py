@@ -4,6 +4,7 @@ disconnect or a refused connection. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from bulletin.db import session_scope
 from bulletin.models import Record
 from bulletin.publisher.notices import sync_account
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import invoke
 from tests.plugins.sandbox import Control, sandbox_accounts
 
 STREAMED = """
@@ -183,3 +185,57 @@ def test_posts_matched_by_other_rules_of_the_app_are_not_archived(running: Strea
     [ours] = running.reply("in the followed thread")
     wait_for(lambda: running.listener.stats.archived == 1)
     assert running.versions() == {ours: 1} and stray[0] not in running.versions()
+
+
+def test_the_capture_lag_counts_stream_and_catch_up_captures_apart(streaming: Streaming) -> None:
+    """Given a reply posted before the listener connects (listed by the catch-up sweep) and
+    one the stream delivers, then the capture lag counts one under ``sweep`` and one under
+    ``stream``, in :func:`capture_lags`, the metrics scrape and ``bulletin archive status``."""
+    from bulletin.archiver.capture.lag import capture_lags
+    from bulletin.service.instances import HEARTBEAT_SECONDS
+    from bulletin.service.metrics import StatusCollector
+    from tests.test_metrics import scrape
+
+    [early] = streaming.reply("posted before the stream was up")
+    thread = threading.Thread(target=streaming.listener.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: streaming.versions().get(early) == 1)
+        [live] = streaming.reply("seen at the bus stop")
+        wait_for(lambda: streaming.listener.stats.archived == 1)
+        assert streaming.versions() == {early: 1, live: 1}
+    finally:
+        streaming.listener.stop.set()
+        thread.join(15)
+    lags = capture_lags(streaming.inst.app.engine)
+    assert sorted(lags) == [("x", "stream"), ("x", "sweep")]
+    assert [len(v) for v in lags.values()] == [1, 1]
+    got = scrape(StatusCollector(streaming.inst.app, HEARTBEAT_SECONDS))
+    for path in ("stream", "sweep"):
+        labels = (("account", "x"), ("path", path))
+        assert got[("bulletin_capture_lag_seconds_count", labels)] == 1
+    shown = invoke(streaming.inst, "archive", "status")
+    assert shown.exit_code == 0, shown.output
+    assert re.search(r"\n  x +stream +1, [\d.]+ s, [\d.]+ s\n", shown.output)
+    assert re.search(r"\n  x +sweep +1, [\d.]+ s, [\d.]+ s\n", shown.output)
+
+
+def test_upgrade_from_0026_adds_stream_captures(db_url: str) -> None:
+    """A database at 0026 upgrades to the newest revision: ``stream_captures`` exists and
+    names records; a record is marked once."""
+    from alembic import command
+    from sqlalchemy.exc import IntegrityError
+
+    from bulletin.db import SCHEMA_REVISION, _alembic_config, check_schema, make_engine, migrate
+
+    engine = make_engine(db_url)
+    try:
+        command.upgrade(_alembic_config(engine), "0026")
+        assert migrate(engine) == SCHEMA_REVISION == "0027"
+        check_schema(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO stream_captures (record_id) VALUES (7)")
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO stream_captures (record_id) VALUES (7)")
+    finally:
+        engine.dispose()

@@ -678,3 +678,12 @@ class FacebookWebhookChange(SQLModel, table=True):
     event_id: int
     applied_at: datetime = _ts(nullable=False)
     record_id: int | None = Field(default=None, index=True)
+
+
+class StreamCapture(SQLModel, table=True):
+    """A record the X filtered stream archived (written after its batch; the capture-lag
+    path ``stream``). Without one, a record came from a sweep or a webhook."""
+
+    __tablename__ = "stream_captures"
+
+    record_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})

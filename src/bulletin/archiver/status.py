@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from statistics import median
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bulletin.archiver.capture.lag import capture_lags
 from bulletin.archiver.capture.spend import month_of
 from bulletin.archiver.store.base import WormStore
 from bulletin.config.settings import Settings
@@ -29,6 +31,22 @@ def capture_health(engine: Engine, settings: Settings) -> tuple[dict[str, Any], 
         sweeps = _last_sweeps(session, sorted(settings.accounts))
         total = session.exec(select(sa.func.count()).select_from(Quarantine)).one()
     return sweeps, int(total)
+
+
+def capture_lag(engine: Engine) -> list[dict[str, Any]]:
+    """Per account and path (``webhook``, ``stream``, ``sweep``): how many first comment
+    versions among the newest records (:func:`~.capture.lag.capture_lags`), and their median
+    and slowest lag in seconds."""
+    return [
+        {
+            "account": account,
+            "path": path,
+            "comments": len(lags),
+            "median_seconds": round(median(lags), 3),
+            "max_seconds": round(max(lags), 3),
+        }
+        for (account, path), lags in sorted(capture_lags(engine).items())
+    ]
 
 
 def _last_sweeps(session: Session, accounts: list[str]) -> dict[str, Any]:
@@ -83,4 +101,5 @@ def archive_status(
         "month": month,
         "spend": spend,
         "store_backlog": store_backlog(store),
+        "capture_lag": capture_lag(engine),
     }

@@ -301,7 +301,8 @@ def archive_thread(ctx: Context, record_id: int, as_json: bool) -> None:
 @json_option
 @pass_context
 def archive_status(ctx: Context, as_json: bool) -> None:
-    """Records by account, kind and state; last sweep per account; quarantine; spend."""
+    """Records by account, kind and state; last sweep per account; quarantine; spend;
+    capture lag by path."""
     status = records.status(ctx.app, ctx.reader())
     tz = ctx.settings.agency.time_zone
     names = [r["account"] for r in status["records"]] + list(status["sweeps"])
@@ -334,6 +335,12 @@ def archive_status(ctx: Context, as_json: bool) -> None:
         lines.append(f"  {name:<{width}} {spend['usd']:.2f}{budget}, {spend['reads']} reads")
     backlog = status["store_backlog"]
     lines.append(f"store backlog: {backlog} objects waiting for the archive store")
+    lines.append("capture lag of the newest comments (account, path: comments, median, slowest)")
+    lines += [
+        f"  {c['account']:<{width}} {c['path']:<8} {c['comments']}, "
+        f"{c['median_seconds']:.1f} s, {c['max_seconds']:.1f} s"
+        for c in status["capture_lag"]
+    ]
     emit(as_json, status, lines)
 
 

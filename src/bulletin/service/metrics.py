@@ -270,7 +270,7 @@ def _lag_histogram(lags: dict[tuple[str, str], list[float]]) -> HistogramMetricF
     family = HistogramMetricFamily(
         "bulletin_capture_lag_seconds",
         "Seconds from a comment's posting to its first archived version, by capture path "
-        "(webhook or sweep), over the comments among the newest 10,000 records",
+        "(webhook, stream or sweep), over the comments among the newest 10,000 records",
         labels=["account", "path"],
     )
     for (account, path), values in sorted(lags.items()):

@@ -6,7 +6,8 @@ followed thread, with recent search filling every gap (see docs/capture-x.md).
   ``bulletin:ACCOUNT:ID``. Rules are re-synchronised every ``rules_every`` seconds; only
   rules with that tag prefix are ever deleted.
 - **Capture.** Each post the stream delivers is archived at once with the sweep's
-  versioning rules (a version only when the representation changed) and priced as a read.
+  versioning rules (a version only when the representation changed) and priced as a read;
+  a new record is marked as the stream's, for the capture lag's path ``stream``.
 - **Gaps.** After every (re)connection, and for every thread newly followed, a catch-up
   sweep (:func:`~bulletin.archiver.capture.sweep.sweep` with ``catch_up``) lists what is new
   since each thread's cursor through recent search. The stream never moves a cursor, so a
@@ -35,9 +36,10 @@ from bulletin.archiver.capture.versioning import key, next_version
 from bulletin.clock import Clock
 from bulletin.connectors.base import RemoteItem
 from bulletin.connectors.x import XConnector
+from bulletin.db import session_scope
 from bulletin.errors import ConnectorError, RateLimited
 from bulletin.logs import get_logger
-from bulletin.models import Account, CaptureThread
+from bulletin.models import Account, CaptureThread, StreamCapture
 
 log = get_logger("bulletin.capture")
 
@@ -140,14 +142,18 @@ class ReplyStream:
 
     # -- capture -----------------------------------------------------------------------------
     def archive(self, item: RemoteItem) -> int:
-        """Archive one delivered post as a sweep would; how many records are new."""
+        """Archive one delivered post as a sweep would; how many records are new. A new
+        record is then marked as the stream's (:class:`~bulletin.models.StreamCapture`)."""
         capture = Capture(self.account, "x", item, self.training)
         latest = self.archiver.latest_versions([key(capture)])
         limits = self.connector.limits()
         capture = next_version(
             capture, latest.get(key(capture)), self.connector, limits, self.policy
         )
-        _, created = self.archiver.archive_batch([capture], resolve=False)
+        records, created = self.archiver.archive_batch([capture])
+        if created and records[0].id is not None:  # the capture-lag path "stream"
+            with session_scope(self.engine) as session:
+                session.add(StreamCapture(record_id=records[0].id))
         if self.price:
             charge_reads(self.engine, self.account, self.clock.now(), self.price, [item.remote_id])
         return created
