@@ -8,7 +8,9 @@ version that is not visible, never any version of an item that was ever hidden o
 never a training (sandbox) record, a disposed one, a moderation record or one of a series in
 ``[portal] withheld_series``. Text is always shown with the redactions in force applied
 exactly as a public production applies them (:func:`bulletin.archiver.redaction.pieces`,
-withholding). A record that is not public is "not found", whatever the reason.
+withholding). A record that is not public is "not found", whatever the reason. A post of a
+notice in several languages carries its language (``lang``, from its snapshot) so that pages
+can mark it for screen readers.
 
 Every read is bounded: pages of at most ``max_page_size``, no deeper than ``max_results``,
 and a search reads at most ``max_scan`` candidate rows.
@@ -17,6 +19,7 @@ and a search reads at most ``max_scan`` candidate rows.
 from __future__ import annotations
 
 import calendar
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -29,8 +32,10 @@ from bulletin.app.context import App
 from bulletin.archiver import proof as proofs
 from bulletin.archiver import redaction
 from bulletin.archiver.search import Query, parse_query, search
+from bulletin.archiver.store.base import object_key
 from bulletin.config.settings import Settings
-from bulletin.errors import NotFound, Refused, UsageError
+from bulletin.config.values import language_tag
+from bulletin.errors import BulletinError, NotFound, Refused, UsageError
 from bulletin.models import Record
 
 #: what the public search takes: words, "phrases", word*, from:, to:, account:
@@ -69,7 +74,8 @@ def rules(settings: Settings) -> list[sa.ColumnElement[bool]]:
 class PublicRecord:
     """One version of a post or comment as the public sees it: ``pieces`` is its text cut
     for redaction (``(text, label)``, the text ``""`` where withheld), ``text`` the same as
-    plain text with ``[WITHHELD: label]`` boxes."""
+    plain text with ``[WITHHELD: label]`` boxes; ``lang`` its language (a BCP 47 tag) where
+    it is a post of a notice in several languages, else None (the agency's first language)."""
 
     id: int
     account: str
@@ -87,6 +93,7 @@ class PublicRecord:
     text: str
     withheld: bool
     pieces: list[tuple[str, str | None]] = field(repr=False)
+    lang: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON: ``text`` with boxes; ``pieces`` as ``[text, label]`` pairs."""
@@ -128,6 +135,25 @@ def _iso(when: datetime | None) -> str | None:
     return when.astimezone(UTC).isoformat() if when else None
 
 
+def language_of(app: App, record: Record) -> str | None:
+    """The language a post of a notice was published in, as its snapshot records it
+    (``item.extra.lang``, set for a notice in several languages); None for anything else, or
+    when the snapshot cannot be read (the page still shows the text, unmarked)."""
+    if record.notice_id is None or record.kind != "post":
+        return None  # only the agency's posts of notices are archived with a language
+    try:
+        snapshot = json.loads(app.store.get(object_key(record.object_sha256), verify=True))
+    except (BulletinError, ValueError):
+        return None
+    item = snapshot.get("item") if isinstance(snapshot, dict) else None
+    extra = item.get("extra") if isinstance(item, dict) else None
+    lang = extra.get("lang") if isinstance(extra, dict) else None
+    try:
+        return language_tag(lang) if isinstance(lang, str) else None
+    except ValueError:
+        return None
+
+
 def shown(app: App, session: Session, records: list[Record]) -> list[PublicRecord]:
     """``records`` as the public sees them, the redactions in force applied."""
     spans: dict[int, list[redaction.Span]] = {}
@@ -158,6 +184,7 @@ def shown(app: App, session: Session, records: list[Record]) -> list[PublicRecor
                 text=redaction.redacted_text(record.text, cut),
                 withheld=bool(cut),
                 pieces=pieces,
+                lang=language_of(app, record),
             )
         )
     return out
