@@ -9,8 +9,8 @@ never a training (sandbox) record, a disposed one, a moderation record or one of
 ``[portal] withheld_series``. Text is always shown with the redactions in force applied
 exactly as a public production applies them (:func:`bulletin.archiver.redaction.pieces`,
 withholding). A record that is not public is "not found", whatever the reason. A post of a
-notice in several languages carries its language (``lang``, from its snapshot) so that pages
-can mark it for screen readers.
+notice in several languages carries its language (``lang``, kept on its record at archive
+time) so that pages can mark it for screen readers.
 
 Every read is bounded: pages of at most ``max_page_size``, no deeper than ``max_results``,
 and a search reads at most ``max_scan`` candidate rows.
@@ -19,7 +19,6 @@ and a search reads at most ``max_scan`` candidate rows.
 from __future__ import annotations
 
 import calendar
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -32,14 +31,12 @@ from bulletin.app.context import App
 from bulletin.archiver import proof as proofs
 from bulletin.archiver import redaction
 from bulletin.archiver.search import Query, parse_query, search
-from bulletin.archiver.store.base import object_key
 from bulletin.config.settings import Settings
-from bulletin.config.values import language_tag
-from bulletin.errors import BulletinError, NotFound, Refused, UsageError
+from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import Record
 
-#: what the public search takes: words, "phrases", word*, from:, to:, account:
-PUBLIC_KEYS = ("since", "until", "account", "text")
+#: what the public search takes: words, "phrases", word*, from:, to:, account:, lang:
+PUBLIC_KEYS = ("since", "until", "account", "lang", "text")
 MAX_MONTHS = 240
 
 
@@ -135,25 +132,6 @@ def _iso(when: datetime | None) -> str | None:
     return when.astimezone(UTC).isoformat() if when else None
 
 
-def language_of(app: App, record: Record) -> str | None:
-    """The language a post of a notice was published in, as its snapshot records it
-    (``item.extra.lang``, set for a notice in several languages); None for anything else, or
-    when the snapshot cannot be read (the page still shows the text, unmarked)."""
-    if record.notice_id is None or record.kind != "post":
-        return None  # only the agency's posts of notices are archived with a language
-    try:
-        snapshot = json.loads(app.store.get(object_key(record.object_sha256), verify=True))
-    except (BulletinError, ValueError):
-        return None
-    item = snapshot.get("item") if isinstance(snapshot, dict) else None
-    extra = item.get("extra") if isinstance(item, dict) else None
-    lang = extra.get("lang") if isinstance(extra, dict) else None
-    try:
-        return language_tag(lang) if isinstance(lang, str) else None
-    except ValueError:
-        return None
-
-
 def shown(app: App, session: Session, records: list[Record]) -> list[PublicRecord]:
     """``records`` as the public sees them, the redactions in force applied."""
     spans: dict[int, list[redaction.Span]] = {}
@@ -184,7 +162,7 @@ def shown(app: App, session: Session, records: list[Record]) -> list[PublicRecor
                 text=redaction.redacted_text(record.text, cut),
                 withheld=bool(cut),
                 pieces=pieces,
-                lang=language_of(app, record),
+                lang=record.lang,
             )
         )
     return out
@@ -211,7 +189,7 @@ def checked_page(app: App, page: int, size: int | None) -> tuple[int, int]:
 
 def public_query(text: str) -> Query:
     """The public subset of the query language: words, ``"phrases"``, ``word*``, ``from:``,
-    ``to:`` and ``account:``; an empty text matches every public record.
+    ``to:``, ``account:`` and ``lang:``; an empty text matches every public record.
 
     :raises UsageError: another key (``state:``, ``author:``, …), or a query out of bounds.
     """
@@ -219,8 +197,8 @@ def public_query(text: str) -> Query:
     other = [k for k, v in asdict(query).items() if k not in PUBLIC_KEYS and v not in (None, ())]
     if other:
         raise UsageError(
-            'the public search takes words, "phrases", word*, from:DATE, to:DATE and '
-            f"account:NAME (not {', '.join(sorted(other))}:)"
+            'the public search takes words, "phrases", word*, from:DATE, to:DATE, '
+            f"account:NAME and lang:TAG (not {', '.join(sorted(other))}:)"
         )
     return query
 
