@@ -171,6 +171,7 @@ def test_each_variant_is_published_once_per_account(bilingual: Instance) -> None
     store = bilingual.app.store
     links = [json.loads(store.get(object_key(r.object_sha256)))["item"]["extra"] for r in records]
     assert sorted(x["lang"] for x in links) == ["en", "en", "es", "es", "es"]
+    assert sorted(r.lang or "" for r in records) == ["en", "en", "es", "es", "es"]  # searchable
     spanish = next(x for x in links if x["lang"] == "es")
     assert spanish["notice_id"] == notice_id and spanish["primary_lang"] == "en"
     assert {s["lang"] for s in spanish["siblings"]} == {"en"}

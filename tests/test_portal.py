@@ -61,6 +61,23 @@ def post(remote_id: str, text: str, minutes: int = 0, training: bool = False) ->
     return Capture("feed", "feed", item, training=training)
 
 
+def spanish(remote_id: str, text: str, thread: str, minutes: int) -> Capture:
+    """The Spanish post of a notice in two languages, published as a reply to the primary's
+    post, as the publisher archives it (its language in ``extra``)."""
+    item = RemoteItem(
+        kind="post",
+        remote_id=remote_id,
+        text=text,
+        author="Lexington PD",
+        posted_at=POSTED + timedelta(minutes=minutes),
+        parent_id=thread,
+        thread_id=thread,
+        raw=json.dumps({"id": remote_id, "text": text}).encode(),
+        extra={"lang": "es", "primary_lang": "en", "notice_id": 7},
+    )
+    return Capture("feed", "feed", item, notice_id=7)
+
+
 def comment(
     remote_id: str, thread: str, text: str, minutes: int, state: ItemState = "visible"
 ) -> Capture:
@@ -223,6 +240,30 @@ def test_pages_show_posts_only_and_apply_redactions(
     assert [r["remote_id"] for r in thread["items"]] == ["p1"]
     assert web.get("/browse/feed", params={"format": "json"}).json()["months"] == ["2026-11"]
     assert web.get("/feed.atom").headers["Content-Type"].startswith("application/atom+xml")
+
+
+def test_a_post_in_another_language_is_marked_for_screen_readers(
+    site: tuple[Instance, dict[str, int]], web: httpx.Client
+) -> None:
+    """The page is in the agency's first language; a post archived in another language
+    carries ``lang`` on its text wherever it is shown (thread, search, record, JSON, feed)."""
+    inst, ids = site
+    (es,) = inst.app.archiver.archive([spanish("p1-es", "Rotura de tubería de agua", "p1", 1)])
+    marked = '<div class="text" dir="auto" lang="es">Rotura de tubería de agua</div>'
+    plain = '<div class="text" dir="auto">Water main break on Mass Ave</div>'
+    for path in (f"/threads/{ids['p1v1']}", "/search?q=agua", f"/records/{es.id}"):
+        page = web.get(path)
+        assert page.status_code == 200, path
+        assert '<html lang="en">' in page.text, path
+        assert marked in page.text, path
+    thread = web.get(f"/threads/{ids['p1v1']}").text
+    assert plain in thread and thread.count('lang="es"') == 1
+    found = web.get("/search", params={"q": "agua", "format": "json"}).json()
+    assert [r["lang"] for r in found["results"]] == ["es"]
+    english = web.get("/search", params={"q": "main", "format": "json"}).json()
+    assert [r["lang"] for r in english["results"]] == [None]
+    feed = web.get("/feed.atom").text
+    assert 'xml:lang="en"' in feed and feed.count('<entry xml:lang="es">') == 1
 
 
 def test_hidden_deleted_training_and_comments_are_not_found(
@@ -475,9 +516,11 @@ def test_pages_pass_axe_at_320_and_1280_pixels(tmp_path: Path, browser: Any) -> 
     )
     try:
         ids = seed(inst)
+        inst.app.archiver.archive([spanish("p1-es", "Rotura de tubería de agua", "p1", 1)])
         pages = [
             "/",
             "/search?q=water",
+            "/search?q=agua",
             "/search?q=state:hidden",
             "/browse",
             "/browse/feed",

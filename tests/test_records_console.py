@@ -155,6 +155,36 @@ def test_a_clerk_searches_and_reads_a_record_with_its_versions(site: Instance, w
         assert cleo.get("/records/999999").status_code == 404
 
 
+def test_a_post_in_another_language_is_marked(site: Instance, web: str) -> None:
+    """The record page marks the text of a post archived in Spanish with lang="es" (the
+    console is in English); its JSON says "lang"; a comment has none."""
+    ids = seeded(site)
+    spanish = spanish_post(site)
+    with signed_in(web, "cleo") as cleo:
+        page = cleo.get(f"/records/{spanish}").text
+        assert re.search(r'<blockquote class="text" lang="es"[^>]*>Prohibido estacionar', page)
+        assert cleo.get(f"/records/{spanish}.json").json()["lang"] == "es"
+        comment = cleo.get(f"/records/{ids['second']}").text
+        assert "lang=" not in comment.split("<main")[1]
+        assert cleo.get(f"/records/{ids['second']}.json").json()["lang"] is None
+
+
+def spanish_post(inst: Instance) -> int:
+    """The Spanish post of a notice in two languages, as the publisher archives it."""
+    item = RemoteItem(
+        "post",
+        "p1-es",
+        "Prohibido estacionar: emergencia de nieve",
+        "Agency",
+        None,
+        thread_id="p1",
+        extra={"lang": "es", "notice_id": 3},
+    )
+    [record] = inst.app.archiver.archive([Capture("facebook", "facebook", item, notice_id=3)])
+    assert record.id is not None
+    return record.id
+
+
 def test_a_held_record_is_marked(site: Instance, web: str) -> None:
     """A record under legal hold says so in the results and on its page, and in the JSON."""
     ids = seeded(site)
@@ -208,6 +238,7 @@ def test_records_pages_pass_axe_at_320_and_1280_pixels(
     refused), a request's page (and a refused extension), at 320 and 1280 pixels, and no page
     scrolls sideways."""
     ids = seeded(browser_site)
+    spanish = spanish_post(browser_site)
     holds.place_hold(browser_site.app, CLEO, name="salt", query="road salt", reason="Claim")
     for days_ago in (0, 14, 60):
         request_id = opened(browser_site, days_ago, f"Requester {days_ago}")
@@ -223,6 +254,7 @@ def test_records_pages_pass_axe_at_320_and_1280_pixels(
                     "/records?q=colour%3Ablue",
                     f"/records/{ids['second']}",
                     f"/records/{ids['first']}",
+                    f"/records/{spanish}",
                     "/requests",
                     "/holds",
                     "/requests/new?q=elm",

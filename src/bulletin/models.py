@@ -313,6 +313,7 @@ class Record(SQLModel, table=True):
     disposal_batch_id: int | None = None
     previous_record_id: int | None = None  # the version this one follows
     change: str = "new"  # new | edited | hidden | unhidden | deleted | restored
+    lang: str | None = None  # a post of a notice in several languages: its language (BCP 47)
 
 
 class LedgerEntry(SQLModel, table=True):

@@ -8,7 +8,9 @@ version that is not visible, never any version of an item that was ever hidden o
 never a training (sandbox) record, a disposed one, a moderation record or one of a series in
 ``[portal] withheld_series``. Text is always shown with the redactions in force applied
 exactly as a public production applies them (:func:`bulletin.archiver.redaction.pieces`,
-withholding). A record that is not public is "not found", whatever the reason.
+withholding). A record that is not public is "not found", whatever the reason. A post of a
+notice in several languages carries its language (``lang``, kept on its record at archive
+time) so that pages can mark it for screen readers.
 
 Every read is bounded: pages of at most ``max_page_size``, no deeper than ``max_results``,
 and a search reads at most ``max_scan`` candidate rows.
@@ -33,8 +35,8 @@ from bulletin.config.settings import Settings
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import Record
 
-#: what the public search takes: words, "phrases", word*, from:, to:, account:
-PUBLIC_KEYS = ("since", "until", "account", "text")
+#: what the public search takes: words, "phrases", word*, from:, to:, account:, lang:
+PUBLIC_KEYS = ("since", "until", "account", "lang", "text")
 MAX_MONTHS = 240
 
 
@@ -69,7 +71,8 @@ def rules(settings: Settings) -> list[sa.ColumnElement[bool]]:
 class PublicRecord:
     """One version of a post or comment as the public sees it: ``pieces`` is its text cut
     for redaction (``(text, label)``, the text ``""`` where withheld), ``text`` the same as
-    plain text with ``[WITHHELD: label]`` boxes."""
+    plain text with ``[WITHHELD: label]`` boxes; ``lang`` its language (a BCP 47 tag) where
+    it is a post of a notice in several languages, else None (the agency's first language)."""
 
     id: int
     account: str
@@ -87,6 +90,7 @@ class PublicRecord:
     text: str
     withheld: bool
     pieces: list[tuple[str, str | None]] = field(repr=False)
+    lang: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON: ``text`` with boxes; ``pieces`` as ``[text, label]`` pairs."""
@@ -158,6 +162,7 @@ def shown(app: App, session: Session, records: list[Record]) -> list[PublicRecor
                 text=redaction.redacted_text(record.text, cut),
                 withheld=bool(cut),
                 pieces=pieces,
+                lang=record.lang,
             )
         )
     return out
@@ -184,7 +189,7 @@ def checked_page(app: App, page: int, size: int | None) -> tuple[int, int]:
 
 def public_query(text: str) -> Query:
     """The public subset of the query language: words, ``"phrases"``, ``word*``, ``from:``,
-    ``to:`` and ``account:``; an empty text matches every public record.
+    ``to:``, ``account:`` and ``lang:``; an empty text matches every public record.
 
     :raises UsageError: another key (``state:``, ``author:``, …), or a query out of bounds.
     """
@@ -192,8 +197,8 @@ def public_query(text: str) -> Query:
     other = [k for k, v in asdict(query).items() if k not in PUBLIC_KEYS and v not in (None, ())]
     if other:
         raise UsageError(
-            'the public search takes words, "phrases", word*, from:DATE, to:DATE and '
-            f"account:NAME (not {', '.join(sorted(other))}:)"
+            'the public search takes words, "phrases", word*, from:DATE, to:DATE, '
+            f"account:NAME and lang:TAG (not {', '.join(sorted(other))}:)"
         )
     return query
 

@@ -12,7 +12,7 @@ a complete, durable record whose mirror :func:`bulletin.archiver.ledger.repair_m
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -92,6 +92,13 @@ def describe_change(previous: Latest | None, state: str, text: str) -> str:
             return state
         return "restored" if previous.state == RecordState.DELETED else "unhidden"
     return "edited"
+
+
+def item_language(extra: Mapping[str, Any]) -> str | None:
+    """The language the publisher archived a post of a notice in several languages with
+    (``extra["lang"]``, a BCP 47 tag), kept on its record; None when it names none."""
+    lang = extra.get("lang")
+    return lang if isinstance(lang, str) and 0 < len(lang) <= 35 else None
 
 
 def content_hash(item: RemoteItem) -> str:
@@ -476,6 +483,7 @@ class Archiver:
             size=p.size,
             notice_id=p.capture.notice_id,
             ledger_seq=seq,
+            lang=item_language(item.extra),
         )
 
 

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.archiver import decisions, ledger
-from bulletin.archiver.archive import Latest, describe_change
+from bulletin.archiver.archive import Latest, describe_change, item_language
 from bulletin.archiver.holds import refresh_holds
 from bulletin.archiver.search import index_new_records
 from bulletin.archiver.store.base import (
@@ -382,6 +382,7 @@ def snapshot_row(
         "size": size,
         "notice_id": snapshot.get("notice_id"),
         "ledger_seq": seq,
+        "lang": item_language(item.get("extra") or {}),
         "disposed_at": None,
         "disposal_batch_id": None,
         "media": [

@@ -73,6 +73,7 @@ class Portal:
         else:
             context = {
                 "agency": self.app.settings.agency.name,
+                "page_lang": self.app.settings.agency.languages[0],
                 "show_comments": self.app.settings.portal.show_comments,
                 **data,
             }
@@ -176,7 +177,8 @@ class Portal:
     async def feed(self, request: Request) -> Response:
         latest = await run_in_threadpool(public.notices, self.app, FEED_SIZE)
         base = str(request.base_url)
-        body = atom(self.app.settings.agency.name, base, latest)
+        agency = self.app.settings.agency
+        body = atom(agency.name, base, latest, agency.languages[0])
         return Response(
             body,
             media_type="application/atom+xml; charset=utf-8",
@@ -221,12 +223,13 @@ class Portal:
         return response
 
 
-def atom(agency: str, base: str, entries: list[public.PublicRecord]) -> bytes:
-    """An Atom 1.0 feed of the agency's notices, text as a public production shows it."""
+def atom(agency: str, base: str, entries: list[public.PublicRecord], lang: str = "en") -> bytes:
+    """An Atom 1.0 feed of the agency's notices, text as a public production shows it; the
+    feed is in ``lang`` (``xml:lang``), an entry in another language says so on its own."""
     updated = max((e.posted or e.captured for e in entries), default="1970-01-01T00:00:00+00:00")
     parts = [
         '<?xml version="1.0" encoding="utf-8"?>',
-        '<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="en">',
+        f'<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="{escape(lang)}">',
         f"<title>{escape(agency)}: public notices</title>",
         f"<id>{escape(base)}feed.atom</id>",
         f'<link rel="self" href="{escape(base)}feed.atom"/>',
@@ -236,8 +239,9 @@ def atom(agency: str, base: str, entries: list[public.PublicRecord]) -> bytes:
     ]
     for e in entries:
         title = (e.text.splitlines() or [""])[0][:100] or f"Notice {e.id}"
+        own = f' xml:lang="{escape(e.lang)}"' if e.lang and e.lang != lang else ""
         parts += [
-            "<entry>",
+            f"<entry{own}>",
             f"<title>{escape(title)}</title>",
             f"<id>{escape(base)}records/{e.id}</id>",
             f'<link rel="alternate" href="{escape(base)}records/{e.id}"/>',

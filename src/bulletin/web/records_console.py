@@ -263,6 +263,7 @@ def record_json(r: Record) -> dict[str, Any]:
         "state": r.state,
         "author": r.author,
         "text": r.text,
+        "lang": r.lang,
         "url": r.url,
         "posted_at": iso(r.posted_at),
         "captured_at": iso(r.captured_at),

@@ -133,6 +133,8 @@ def filters(query: Query, time_zone: str, *, hinted: bool) -> list[sa.ColumnElem
             where.append(column == value)
     if query.series:
         where.append(col(Record.series) == query.series)
+    if query.lang:
+        where.append(col(Record.lang) == query.lang)
     if query.thread:
         where.append(_thread_is(query.thread))
     since, until = bounds(query, time_zone)

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
+from bulletin.config.values import language_tag
 from bulletin.connectors.base import ItemKind
 from bulletin.errors import UsageError
 
@@ -24,7 +25,7 @@ _WORD = re.compile(r"\w+\*?", re.UNICODE)
 
 QUERY_KEYS = (
     *("from", "to", "account", "author", "thread", "kind", "state", "series", "platform"),
-    "text",
+    *("lang", "text"),
 )
 Moment = date | datetime  # a date: the whole day in the agency's zone; a datetime: an instant
 
@@ -46,8 +47,9 @@ class Query:
     a date is a whole day in the agency's zone, both ends inclusive; a time is an instant
     (``since`` at or after it, ``until`` before it). ``thread`` is a record number (the
     thread that record belongs to, as ``archive thread N`` shows it) or the platform id of a
-    thread's post. Every word of ``text`` must be in the record's text or author's name
-    (full-text index; ``word*`` is a prefix).
+    thread's post. ``lang`` is the language (a BCP 47 tag) a post of a notice in several
+    languages was published in. Every word of ``text`` must be in the record's text or
+    author's name (full-text index; ``word*`` is a prefix).
     """
 
     since: Moment | None = None
@@ -59,6 +61,7 @@ class Query:
     state: str | None = None  # visible | hidden | deleted | edited: the item has such a version
     series: str | None = None
     platform: str | None = None
+    lang: str | None = None
     text: tuple[str, ...] = field(default_factory=tuple)
 
     def empty(self) -> bool:
@@ -89,7 +92,7 @@ class Query:
             parts.append(f"from:{self.since.isoformat()}")
         if self.until:
             parts.append(f"to:{self.until.isoformat()}")
-        for key in ("account", "author", "thread", "kind", "state", "series", "platform"):
+        for key in ("account", "author", "thread", "kind", "state", "series", "platform", "lang"):
             value = getattr(self, key)
             if value:
                 parts.append(f"{key}:{_quoted(value)}")
@@ -116,11 +119,12 @@ def parse_query(text: str, *, empty_ok: bool = False) -> Query:
     """``account:feed author:visitor3 from:2026-11-01 to:2026-11-30 thread:42 "water main"``.
 
     Keys: ``from: to:`` (a date, or a local time ``2026-11-25T15:00``), ``account: author:
-    thread: kind: state: series: platform:``; bare words (or ``text:``) must all appear.
+    thread: kind: state: series: platform: lang:``; bare words (or ``text:``) must all
+    appear.
 
-    :raises UsageError: an unknown key, a bad date, state or kind, a term with no word in
-        it, a query past the bounds of :func:`check_query`, or (unless ``empty_ok``) nothing
-        to match on.
+    :raises UsageError: an unknown key, a bad date, state, kind or language tag, a term with
+        no word in it, a query past the bounds of :func:`check_query`, or (unless
+        ``empty_ok``) nothing to match on.
     """
     if len(text) > MAX_QUERY_CHARS:
         raise UsageError(f"the query has {len(text)} characters; at most {MAX_QUERY_CHARS}")
@@ -155,6 +159,11 @@ def parse_query(text: str, *, empty_ok: bool = False) -> Query:
             raise UsageError(f"query state:{value}: use one of {', '.join(STATES)}")
         elif key == "kind" and value not in KINDS:
             raise UsageError(f"query kind:{value}: use one of {', '.join(KINDS)}")
+        elif key == "lang":
+            try:
+                values[key] = language_tag(value)
+            except ValueError as e:
+                raise UsageError(f"query lang:{value}: {e}") from None
         else:
             values[key] = value
     for term in terms:
@@ -174,7 +183,7 @@ def check_query(query: Query) -> None:
 
     :raises UsageError: one line naming the bound passed.
     """
-    for key in ("account", "author", "thread", "series", "platform"):
+    for key in ("account", "author", "thread", "series", "platform", "lang"):
         value = getattr(query, key)
         if value and len(value) > MAX_VALUE_CHARS:
             raise UsageError(f"query {key}: has {len(value)} characters; at most {MAX_VALUE_CHARS}")
