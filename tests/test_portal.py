@@ -245,8 +245,9 @@ def test_pages_show_posts_only_and_apply_redactions(
 def test_a_post_in_another_language_is_marked_for_screen_readers(
     site: tuple[Instance, dict[str, int]], web: httpx.Client
 ) -> None:
-    """The page is in the agency's first language; a post archived in another language
-    carries ``lang`` on its text wherever it is shown (thread, search, record, JSON, feed)."""
+    """The page says it is in English (the portal's own words are); a post archived in another
+    language carries ``lang`` on its text wherever it is shown (thread, search, record, JSON,
+    feed)."""
     inst, ids = site
     (es,) = inst.app.archiver.archive([spanish("p1-es", "Rotura de tubería de agua", "p1", 1)])
     marked = '<div class="text" dir="auto" lang="es">Rotura de tubería de agua</div>'

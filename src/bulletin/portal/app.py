@@ -30,6 +30,9 @@ from bulletin.web import security
 VERIFY_COMMAND = "python3 verify_proof.py FILE  (or: python -m bulletin.portal.verify_proof FILE)"
 FEED_SIZE = 50
 HOME_NOTICES = 5
+# The portal's own words (menus, headings, footer) are English: the page says so, and a post in
+# any other language carries its own lang attribute for screen readers.
+PAGE_LANGUAGE = "en"
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -73,7 +76,7 @@ class Portal:
         else:
             context = {
                 "agency": self.app.settings.agency.name,
-                "page_lang": self.app.settings.agency.languages[0],
+                "page_lang": PAGE_LANGUAGE,
                 "show_comments": self.app.settings.portal.show_comments,
                 **data,
             }
