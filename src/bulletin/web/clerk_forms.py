@@ -25,10 +25,10 @@ from bulletin.app import clerk_desk, holds, requests
 from bulletin.app.clerk_desk import ScopePreview
 from bulletin.app.sessions import SignedIn
 from bulletin.archiver.requests import MAX_EXTENSION_DAYS
-from bulletin.errors import BulletinError, NotFound, Refused, UsageError
+from bulletin.errors import BulletinError, UsageError
 from bulletin.web import security
 from bulletin.web.console import Console
-from bulletin.web.pages import Pages, message
+from bulletin.web.pages import Pages, message, status_of
 
 OPEN = "open-request"
 EXTEND = "extend-request"
@@ -76,15 +76,6 @@ def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
         Route("/holds/new", forms.new_hold, methods=["GET"]),
         Route("/holds/new", forms.place_hold, methods=["POST"], max_body_size=max_body),
     ]
-
-
-def status_of(e: BulletinError) -> int:
-    """The HTTP status a refusal is shown with."""
-    if isinstance(e, Refused):
-        return 403
-    if isinstance(e, NotFound):
-        return 404
-    return 400
 
 
 def text(form: FormData, name: str) -> str:

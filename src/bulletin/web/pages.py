@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from bulletin.app import App, sessions, sso, users
-from bulletin.errors import BulletinError, Refused, UsageError
+from bulletin.errors import BulletinError, NotFound, Refused, UsageError
 from bulletin.web import security
 
 SESSION_COOKIE = "bulletin_session"
@@ -32,6 +32,15 @@ REMEDIES = {
 
 def message(e: BulletinError) -> str:
     return f"{str(e)[:1].upper()}{str(e)[1:]}.{REMEDIES.get(e.remedy or '', '')}"
+
+
+def status_of(e: BulletinError) -> int:
+    """The HTTP status a page shows a refusal with: 403 refused, 404 no such thing, else 400."""
+    if isinstance(e, Refused):
+        return 403
+    if isinstance(e, NotFound):
+        return 404
+    return 400
 
 
 class Pages:

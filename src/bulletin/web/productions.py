@@ -21,10 +21,10 @@ from starlette.routing import BaseRoute, Route
 from bulletin.app import clerk_desk, export_jobs, exports
 from bulletin.app.export_jobs import ExportJob
 from bulletin.app.sessions import SignedIn
-from bulletin.errors import BulletinError, NotFound, Refused, UsageError
+from bulletin.errors import BulletinError, UsageError
 from bulletin.web import security
 from bulletin.web.console import Console, iso, wants_json
-from bulletin.web.pages import Pages, message
+from bulletin.web.pages import Pages, message, status_of
 
 START = "start-production"
 RESUME = "resume-production"
@@ -44,15 +44,6 @@ def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
         ),
         Route("/productions/{job_id}/download", desk.download, methods=["GET"]),
     ]
-
-
-def status_of(e: BulletinError) -> int:
-    """The HTTP status a refusal is shown with."""
-    if isinstance(e, Refused):
-        return 403
-    if isinstance(e, NotFound):
-        return 404
-    return 400
 
 
 def request_of(given: str) -> int | None:

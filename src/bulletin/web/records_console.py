@@ -28,11 +28,11 @@ from bulletin.app.record_pages import DEFAULT_HITS, MAX_HITS, RecordPage, Versio
 from bulletin.app.redactions import Proposal
 from bulletin.app.sessions import SignedIn
 from bulletin.archiver.search import Hit
-from bulletin.errors import BulletinError, NotFound, Refused, UsageError
+from bulletin.errors import BulletinError, UsageError
 from bulletin.models import Record
 from bulletin.web import security
 from bulletin.web.console import Console, iso, wants_json
-from bulletin.web.pages import Pages, message
+from bulletin.web.pages import Pages, message, status_of
 
 REDACT = "redact"
 UNREDACT = "remove-redaction"
@@ -60,15 +60,6 @@ def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
             max_body_size=max_body,
         ),
     ]
-
-
-def status_of(e: BulletinError) -> int:
-    """The HTTP status a refusal is shown with."""
-    if isinstance(e, Refused):
-        return 403
-    if isinstance(e, NotFound):
-        return 404
-    return 400
 
 
 def occurrence_of(given: str) -> int | None:

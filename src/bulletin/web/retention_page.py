@@ -16,10 +16,10 @@ from starlette.routing import BaseRoute, Route
 
 from bulletin.app import retention
 from bulletin.app.sessions import SignedIn
-from bulletin.errors import BulletinError, NotFound, Refused, UsageError
+from bulletin.errors import BulletinError, UsageError
 from bulletin.web import security
 from bulletin.web.console import Console
-from bulletin.web.pages import Pages, message
+from bulletin.web.pages import Pages, message, status_of
 
 APPROVE = "approve-batch"
 
@@ -38,14 +38,6 @@ def routes(pages: Pages, max_body: int) -> list[BaseRoute]:
             max_body_size=max_body,
         ),
     ]
-
-
-def status_of(e: BulletinError) -> int:
-    if isinstance(e, Refused):
-        return 403
-    if isinstance(e, NotFound):
-        return 404
-    return 400
 
 
 class RetentionPages:
