@@ -14,6 +14,7 @@ import pytest
 
 from bulletin.app import Actor, board, notices
 from bulletin.audit import events
+from bulletin.errors import Refused
 from bulletin.publisher.notices import NoticeDraft
 from bulletin.states import DeliveryState, NoticeState
 from tests.plugins.browser import axe_violations, describe
@@ -80,8 +81,15 @@ def test_late_posts_are_published_or_cancelled_from_the_board(
 ) -> None:
     """The late section has a form per notice; the token is checked; a dispatcher's
     "publish now" is refused by the application layer (an approver's decision) with the
-    reason on the board; the approver publishes it; a dispatcher cancels another."""
+    reason on the board; the approver publishes it; a dispatcher cancels another. A reader
+    and a clerk may cancel neither a late notice nor any other."""
     first, second = late(site), late(site, PARADE)
+    for looker in ("rita", "cleo"):
+        actor = Actor(looker, "session", "127.0.0.1")
+        with pytest.raises(Refused, match="holds none of the roles"):
+            notices.decide_late(site.app, actor, second, False)
+        with pytest.raises(Refused, match="holds none of the roles"):
+            notices.cancel(site.app, actor, second, "Not needed.")
     path = f"/notices/{first}/late"
     with signed_in(web, "dana") as dana:
         board = dana.get("/notices").text

@@ -17,7 +17,9 @@ from sqlmodel import Session
 
 from bulletin.app import idempotency, outbox
 from bulletin.app.actor import Actor, acts
+from bulletin.app.board import require_any_role
 from bulletin.app.context import App
+from bulletin.config.site import Role
 from bulletin.errors import NotFound, Refused
 from bulletin.identity import require_role
 from bulletin.models import Notice, Template
@@ -31,6 +33,9 @@ from bulletin.publisher.notices import (
     validate_draft,
 )
 from bulletin.publisher.templates import list_templates, notice_from_template
+
+#: who may cancel a notice's posts not gone out yet (a reader and a clerk only look)
+NOTICE_CANCELLERS: tuple[Role, ...] = ("dispatcher", "approver", "admin")
 
 
 @dataclass(frozen=True)
@@ -276,7 +281,11 @@ def edit(app: App, actor: Actor, notice_id: int, text: str) -> Notice:
 @acts
 def cancel(app: App, actor: Actor, notice_id: int, reason: str) -> CancelResult:
     """Cancel what has not gone out; see :func:`bulletin.publisher.notices.cancel_notice`
-    (a notice with a published post takes an approver)."""
+    (a dispatcher, approver or admin; a notice with a published post takes an approver).
+
+    :raises Refused: a reader or clerk, or as :func:`cancel_notice` says.
+    """
+    require_any_role(app, actor, NOTICE_CANCELLERS)
     return cancel_notice(
         app.checked_engine(), app.clock, notice_id, actor.name, reason, settings=app.settings
     )
@@ -332,9 +341,13 @@ def decide_late(
 ) -> LateDecision:
     """Publish now (an approver's decision) or cancel the notice's late posts.
 
-    :raises Refused: publishing without the approver role, nothing late, or it expired.
+    :raises Refused: publishing without the approver role, cancelling as a reader or clerk,
+        nothing late, or it expired.
     """
-    require_role(app.settings, actor.name, "approver" if publish else None, app.checked_engine())
+    if publish:
+        require_role(app.settings, actor.name, "approver", app.checked_engine())
+    else:
+        require_any_role(app, actor, NOTICE_CANCELLERS)
     engine, now = app.checked_engine(), app.clock.now()
     with outbox.collect() as wakes:
         accounts = schedule.decide_late(
