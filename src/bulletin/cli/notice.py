@@ -455,6 +455,11 @@ def notice_correct(
     """
     ctx.warn_open_mode()
     done = notices.correct(ctx.app, ctx.actor(actor), notice_id, text, reason)
+    _emit_queued(as_json, notice_id, done, "correction")
+
+
+def _emit_queued(as_json: bool, notice_id: int, done: notices.Amended, what: str) -> None:
+    """What a correction or update queued, as JSON or as lines."""
     emit(
         as_json,
         {
@@ -463,7 +468,7 @@ def notice_correct(
             "in_flight": done.amendment.in_flight,
             "daemon_notified": done.woke,
         },
-        done.amendment.lines("correction"),
+        done.amendment.lines(what),
     )
 
 
@@ -483,16 +488,7 @@ def notice_update(
 
     ctx.warn_open_mode()
     done = updates.post_update(ctx.app, ctx.actor(actor), notice_id, text)
-    emit(
-        as_json,
-        {
-            "id": notice_id,
-            "queued": done.amendment.queued,
-            "in_flight": done.amendment.in_flight,
-            "daemon_notified": done.woke,
-        },
-        done.amendment.lines("update"),
-    )
+    _emit_queued(as_json, notice_id, done, "update")
 
 
 @notice.command("retry")
