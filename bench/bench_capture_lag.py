@@ -22,6 +22,11 @@ uvicorn on a free port and the daemon (dispatcher, waker, scheduled jobs), on ``
   burst always runs at 100/s for 60 s of real time.
 - ``--webhook-batch N``: the sandbox puts up to N queued changes in one delivery (several
   ``entry`` objects in one body); default 1, one delivery per change.
+- ``--webhook-senders N``: deliveries the sandbox has in flight at once (default 1: each
+  waits for the answer to the one before, so receipt can go no faster than one commit,
+  fsync included, per delivery).
+- ``--progress``: every 10 s, where the backlog is (deliveries the sandbox has not sent,
+  receipts waiting for the capture job, comments captured).
 
 Lag = the comment's ``captured_at`` (its first archived version, a durable snapshot: the
 group commit is fsynced before the index row exists) minus the moment the sandbox answered
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import os
 import random
 import sys
 import tempfile
@@ -60,9 +66,10 @@ from _support import CONFIG, database, start_sandbox  # noqa: E402
 
 from bulletin.app import Actor, App  # noqa: E402
 from bulletin.app.facebook_webhooks import subscribe_page  # noqa: E402
+from bulletin.archiver.capture.webhooks import pending_count  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
 from bulletin.connectors.base import OutgoingPost  # noqa: E402
-from bulletin.connectors.sandbox import DEFAULT_FB_PAGE  # noqa: E402
+from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, SandboxServer  # noqa: E402
 from bulletin.db import migrate  # noqa: E402
 from bulletin.logs import configure  # noqa: E402
 from bulletin.models import FacebookWebhookChange, Record  # noqa: E402
@@ -125,10 +132,10 @@ class Written:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def drive(sandbox_url: str, post_id: str, load: Load, seed: int) -> Written:
-    """Write the comments on schedule (4 writers), deleting and hiding some of them later."""
+def drive(sandbox_url: str, post_id: str, load: Load, written: Written, seed: int) -> None:
+    """Write the comments on schedule (4 writers), deleting and hiding some of them later,
+    into ``written``."""
     rng = random.Random(seed)
-    written = Written()
     later: list[tuple[float, int, str, str]] = []  # (monotonic due, n, id, what)
     later_lock = threading.Lock()
     done = threading.Event()
@@ -193,10 +200,32 @@ def drive(sandbox_url: str, post_id: str, load: Load, seed: int) -> Written:
             pool.submit(write, i)
     done.set()
     actor.join()
-    return written
 
 
-def run(mode: str, kind: str, load: Load, interval: int, batch: int = 1) -> None:
+def watch(sandbox: SandboxServer, app: App, written: Written, stop: threading.Event) -> None:
+    """Every 10 s: deliveries the sandbox has yet to send, receipts waiting for capture and
+    comments captured so far (where a backlog sits)."""
+    began = time.monotonic()
+    while not stop.wait(10.0):
+        with written.lock:
+            ids = list(written.at)
+        print(
+            f"    {time.monotonic() - began:5.0f} s: written {len(ids)}, unsent deliveries "
+            f"{sandbox.app.webhooks.backlog()}, receipts pending {pending_count(app.engine)}, "
+            f"captured {len(first_versions(app, ids))}; load {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+
+
+def run(
+    mode: str,
+    kind: str,
+    load: Load,
+    interval: int,
+    batch: int = 1,
+    senders: int = 1,
+    progress: bool = False,
+) -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         sandbox = start_sandbox()
@@ -232,6 +261,7 @@ full_interval = {interval}
                             "callback_url": f"{url}/webhooks/facebook",
                             "app_secret": SECRET,
                             "batch": batch,
+                            "concurrency": senders,
                         },
                         timeout=5,
                     ).raise_for_status()
@@ -239,7 +269,12 @@ full_interval = {interval}
                 with running(app):
                     time.sleep(2)  # the first sweep has listed the post
                     began = time.monotonic()
-                    written = drive(sandbox.url, post.remote_id, load, seed=24)
+                    written = Written()
+                    stop = threading.Event()
+                    if progress:
+                        args = (sandbox, app, written, stop)
+                        threading.Thread(target=watch, args=args, daemon=True).start()
+                    drive(sandbox.url, post.remote_id, load, written, seed=24)
                     wrote_for = time.monotonic() - began
                     deadline = time.monotonic() + 3 * interval + 60
                     captured: dict[str, tuple[datetime, bool]] = {}
@@ -254,6 +289,7 @@ full_interval = {interval}
                             break
                         time.sleep(0.5)
                     states = version_states(app, list(written.deleted | written.hidden))
+                    stop.set()
             finally:
                 server.should_exit = True
                 thread.join(10)
@@ -350,6 +386,12 @@ def main() -> None:
     parser.add_argument(
         "--webhook-batch", type=int, default=1, help="changes per webhook delivery, at most"
     )
+    parser.add_argument(
+        "--webhook-senders", type=int, default=1, help="webhook deliveries in flight at once"
+    )
+    parser.add_argument(
+        "--progress", action="store_true", help="print where the backlog is every 10 s"
+    )
     args = parser.parse_args()
     configure("warning", "console")
     if args.peak:
@@ -358,7 +400,15 @@ def main() -> None:
         load = Load.steady(args.rate, args.duration, args.deleted_share, args.hidden_share)
     for kind in args.db or ["sqlite"]:
         for mode in args.mode or ["webhook", "sweep"]:
-            run(mode, kind, load, args.sweep_interval, args.webhook_batch)
+            run(
+                mode,
+                kind,
+                load,
+                args.sweep_interval,
+                args.webhook_batch,
+                args.webhook_senders,
+                args.progress,
+            )
 
 
 if __name__ == "__main__":

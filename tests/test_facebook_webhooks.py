@@ -30,6 +30,7 @@ from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import FacebookWebhookChange, FacebookWebhookEvent, Record
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import invoke
+from tests.plugins.daemon_process import DaemonProcess
 from tests.plugins.sandbox import Control, sandbox_accounts
 from tests.test_web import serving
 
@@ -567,3 +568,58 @@ def test_a_burst_of_a_thousand_comments_is_captured_whole_once_each(hooked: Hook
     assert sorted(r for r, _ in rows) == sorted(ids)  # all of them, each once
     assert {v for _, v in rows} == {1}
     assert capture_webhook_events(hooked.app).archived == 0
+
+
+@pytest.mark.slow
+def test_a_daemon_killed_part_way_through_a_batch_captures_each_comment_once(
+    tmp_path: Path,
+    sandbox: SandboxServer,
+    daemon_process: Callable[[dict[str, str], Path], DaemonProcess],
+) -> None:
+    """Given 400 comments, one change per delivery, eight deliveries in flight at once (their
+    receipts share commits), when the daemon is killed (SIGKILL) while its capture job is
+    part way through them and a new daemon runs, then every delivery is taken and every
+    comment is in the record exactly once."""
+    import subprocess
+    import sys
+
+    db_url = f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}"
+    inst = make_instance(tmp_path, db_url, sandbox_accounts(sandbox.url) + FACEBOOK)
+    app = with_secrets(inst)
+    control = Control(sandbox.url)
+    with serving(app) as url:
+        control.post(
+            "fb/webhooks",
+            {"callback_url": f"{url}/webhooks/facebook", "app_secret": APP_SECRET,
+             "concurrency": 8},
+        )  # fmt: skip
+        subscribe_page(app, ADA, "facebook")
+        post = app.connector("facebook").publish(OutgoingPost("k1", "Have you seen him?"))
+        ids: list[str] = control.post(
+            "fb/comments", {"post_id": post.remote_id, "message": "Seen him", "count": 400}
+        )["ids"]
+        wait_for(lambda: pending_count(app.engine) == 400, seconds=60)
+
+    def comments() -> list[tuple[str, int]]:
+        with Session(app.engine) as session:
+            rows = session.exec(
+                select(Record.remote_id, Record.version).where(col(Record.kind) == "comment")
+            ).all()
+        return [(r, v) for r, v in rows]
+
+    daemon = daemon_process(inst.env(**ENV), tmp_path).start()
+    wait_for(lambda: len(comments()) > 0 and pending_count(app.engine) > 0, seconds=60)
+    daemon.kill()
+    assert pending_count(app.engine) > 0, "killed with deliveries left"
+    once = subprocess.run(
+        [sys.executable, "-m", "bulletin", "daemon", "--once", "--max-wait", "0"],
+        env=inst.env(**ENV),
+        capture_output=True,
+        timeout=180,
+    )
+    assert once.returncode == 0, once.stderr.decode()
+    assert pending_count(app.engine) == 0
+    rows = comments()
+    assert sorted(r for r, _ in rows) == sorted(ids)  # all of them, each once
+    assert {v for _, v in rows} == {1}
+    app.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,6 +32,8 @@ from bulletin.errors import AuthError, Refused
 from bulletin.identity import require_role
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from bulletin.connectors.facebook import FacebookConnector
 
 log = structlog.get_logger("bulletin.webhooks.facebook")
@@ -38,6 +41,8 @@ log = structlog.get_logger("bulletin.webhooks.facebook")
 SIGNATURE_PREFIX = "sha256="
 MAX_BODY = 1024 * 1024  # Meta batches up to 1,000 changes; far below this
 
+_checked: weakref.WeakSet[Engine] = weakref.WeakSet()  # checked by a delivery
+_checked_lock = threading.Lock()
 _rejected: Counter[str] = Counter()
 _rejected_lock = threading.Lock()
 
@@ -114,7 +119,13 @@ def accept_delivery(app: App, body: bytes, signature: str | None) -> int:
         matched |= hmac.compare_digest(signature_of(secret, body).encode(), given)
     if not matched:
         raise _reject("bad signature")
-    return receive(app.checked_engine(), body, signature, app.clock.now())
+    # the schema is checked once per process here, not per delivery: a check per request
+    # would serialise the receipts that share one commit (and an insert into a schema gone
+    # wrong fails on its own)
+    with _checked_lock:
+        if app.engine not in _checked:
+            _checked.add(app.checked_engine())
+    return receive(app.engine, body, signature, app.clock.now())
 
 
 def facebook_pages(app: App) -> dict[str, str]:

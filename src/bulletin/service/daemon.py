@@ -428,7 +428,7 @@ class Daemon:
                 time.sleep(max(wait, 0.05))
             if facebook_pages(self.app):  # what webhooks reported, before the sweeps
                 try:
-                    capture_webhook_events(self.app)
+                    self.capture_webhooks()  # every pending delivery, not one batch
                 except BulletinError as e:
                     log.error("facebook webhook capture failed", error=str(e))
             for name, account in self.app.settings.accounts.items():

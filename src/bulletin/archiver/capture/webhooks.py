@@ -1,9 +1,11 @@
 """Near-real-time capture from Facebook Page webhooks (the sweeps remain the safety net).
 
 Receipt (:func:`receive`) only stores the delivery, raw body and X-Hub-Signature-256 header,
-in one transaction, and asks for the daemon to be woken: what Meta was answered 200 for is
-durable before the answer. A capture job (:class:`WebhookCapture`) then takes the pending
-deliveries, oldest change first:
+and asks for the daemon to be woken: what Meta was answered 200 for is durable before the
+answer. Deliveries received together share one transaction (a group commit, one fsync for
+all of them, each answered after it), so receipt keeps up when each delivery carries a
+single change. A capture job (:class:`WebhookCapture`) then takes the pending deliveries in
+batches, oldest change first, each item read once per batch with several reads in flight:
 
 - each delivery is archived as evidence (a ``webhook`` record: its raw body byte for byte,
   its signature header and when it came), once per distinct body;
@@ -22,9 +24,13 @@ applied, archiving is idempotent by content, and applied changes are remembered.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -51,23 +57,106 @@ VERBS = frozenset({"add", "edited", "edit", "remove", "hide", "unhide"})
 POST_ITEMS = frozenset({"status", "post", "photo", "video", "share"})
 MAX_ATTEMPTS = 10  # then the delivery is "failed"; the next sweep still sees the item
 BATCH = 200
+RECEIPT_BATCH = 500  # deliveries in one receipt transaction, at most
+READERS = 8  # items read from Graph at once by a capture run
 
 
 def receive(engine: Engine, body: bytes, signature: str, now: datetime) -> int:
-    """Store one signed delivery as ``pending`` (one transaction) and wake the daemon once it
-    commits; its id. Call only after the signature was checked."""
-    with session_scope(engine) as session:
-        row = FacebookWebhookEvent(
-            received_at=now,
-            body=body,
-            signature=signature,
-            body_sha256=hashlib.sha256(body).hexdigest(),
-        )
-        session.add(row)
-        session.flush()
-        wake_after_commit(session)
-        assert row.id is not None
-        return row.id
+    """Store one signed delivery as ``pending`` and wake the daemon once it commits; its id,
+    returned only after the commit (fsync included). Call only after the signature was
+    checked.
+
+    Deliveries that arrive together share one transaction (a group commit, see
+    :class:`Receipts`): one fsync answers them all, so receipt keeps up with Meta's
+    deliveries when each carries a single change."""
+    with _receipts_lock:
+        receipts = _receipts.get(engine)
+        if receipts is None:
+            receipts = _receipts[engine] = Receipts()
+    return receipts.receive(engine, body, signature, now)
+
+
+@dataclass
+class _Waiting:
+    """One delivery handed to :class:`Receipts`, and what became of it."""
+
+    body: bytes
+    signature: str
+    received_at: datetime
+    id: int | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+class Receipts:
+    """Group commit of deliveries (one instance per engine). Each caller hands in its delivery and
+    waits; the first caller that finds no transaction under way writes every delivery
+    handed in so far (its own among them) in one transaction, commits, and answers them
+    all, while the deliveries arriving meanwhile gather for the next. No thread of its own:
+    a caller leads, so there is nothing to start or stop. A failed transaction fails each
+    of its deliveries (answered 500, so Meta sends them again); none is answered before its
+    commit."""
+
+    def __init__(self, most: int = RECEIPT_BATCH) -> None:
+        self.most = most
+        self._cond = threading.Condition()
+        self._waiting: list[_Waiting] = []
+        self._writing = False
+        self.commits = 0  # transactions, for tests and benchmarks
+
+    def receive(self, engine: Engine, body: bytes, signature: str, now: datetime) -> int:
+        """Store the delivery (with any others waiting) through ``engine``; its id.
+
+        :raises DatabaseError: the transaction failed (every delivery in it is refused).
+        """
+        mine = _Waiting(body, signature, now)
+        with self._cond:
+            self._waiting.append(mine)
+        while True:
+            with self._cond:
+                while self._writing and not mine.done:
+                    self._cond.wait()
+                if mine.done:
+                    break
+                self._writing = True  # this caller leads the next transaction
+                batch, self._waiting = self._waiting[: self.most], self._waiting[self.most :]
+            try:
+                self._write(engine, batch)
+            except BaseException as e:
+                for waiting in batch:
+                    waiting.error = e
+            finally:
+                with self._cond:
+                    for waiting in batch:
+                        waiting.done = True
+                    self._writing = False
+                    self._cond.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        assert mine.id is not None
+        return mine.id
+
+    def _write(self, engine: Engine, batch: list[_Waiting]) -> None:
+        with session_scope(engine) as session:
+            rows = [
+                FacebookWebhookEvent(
+                    received_at=w.received_at,
+                    body=w.body,
+                    signature=w.signature,
+                    body_sha256=hashlib.sha256(w.body).hexdigest(),
+                )
+                for w in batch
+            ]
+            session.add_all(rows)
+            session.flush()
+            wake_after_commit(session)  # one wake-up for the lot
+        for waiting, row in zip(batch, rows, strict=True):
+            waiting.id = row.id
+        self.commits += 1
+
+
+_receipts: weakref.WeakKeyDictionary[Engine, Receipts] = weakref.WeakKeyDictionary()
+_receipts_lock = threading.Lock()
 
 
 def pending_count(engine: Engine) -> int:
@@ -323,6 +412,13 @@ class WebhookCapture:
         after them, alone, since what it becomes depends on its versions so far."""
         retry: dict[int, str] = {}
         done = self._already_applied(changes, targets)
+        reads = self._read_all(
+            [
+                (c, targets[c.page_id])
+                for c in changes
+                if c.page_id in targets and _marker(c, targets[c.page_id]) not in done
+            ]
+        )
         batch: list[tuple[Change, Target, RemoteItem]] = []
         for change in changes:
             if change.event_id in retry:
@@ -338,7 +434,9 @@ class WebhookCapture:
                 continue
             done.add(marker)
             try:
-                fresh = self._read(change, target)
+                fresh = reads.get(_item_key(change, target))
+                if isinstance(fresh, ConnectorError):
+                    raise fresh
                 if fresh is not None:
                     batch.append((change, target, fresh))
                     continue
@@ -355,21 +453,36 @@ class WebhookCapture:
         self, changes: list[Change], targets: Mapping[str, Target]
     ) -> set[tuple[str, str, str, str]]:
         markers = {_marker(c, targets[c.page_id]) for c in changes if c.page_id in targets}
-        found: set[tuple[str, str, str, str]] = set()
-        with Session(self.engine) as session:
-            for marker in markers:
-                if session.get(FacebookWebhookChange, marker) is not None:
-                    found.add(marker)
-        return found
+        return markers & _applied(self.engine, markers)
 
-    def _read(self, change: Change, target: Target) -> RemoteItem | None:
-        """The item as the platform has it now; None when gone (or removed)."""
-        if change.verb == "remove":
-            return None
-        connector = self.connector_for(target.account)
-        if change.is_comment:
-            return connector.fetch_comment(change.post_id or "", change.remote_id)
-        return connector.fetch_post(change.remote_id)
+    def _read_all(
+        self, changes: list[tuple[Change, Target]]
+    ) -> dict[tuple[str, str], RemoteItem | ConnectorError | None]:
+        """Each item ``changes`` are about, read once as the platform has it now, several
+        reads in flight at once (:data:`READERS`, each thread with its own connector):
+        (account, remote id) -> the item, None when gone, or the error that stopped its
+        read. Items only removed are not read."""
+        wanted: dict[tuple[str, str], tuple[Change, Target]] = {}
+        for change, target in changes:
+            if change.verb != "remove":
+                wanted.setdefault(_item_key(change, target), (change, target))
+        if not wanted:
+            return {}
+
+        def read(job: tuple[Change, Target]) -> RemoteItem | ConnectorError | None:
+            change, target = job
+            connector = self.connector_for(target.account)
+            try:
+                if change.is_comment:
+                    return connector.fetch_comment(change.post_id or "", change.remote_id)
+                return connector.fetch_post(change.remote_id)
+            except ConnectorError as e:
+                return e
+
+        jobs = list(wanted.values())
+        if len(jobs) == 1:
+            return {next(iter(wanted)): read(jobs[0])}
+        return dict(zip(wanted, _readers().map(read, jobs), strict=True))
 
     def _flush(self, batch: list[tuple[Change, Target, RemoteItem]]) -> None:
         if batch:
@@ -405,19 +518,24 @@ class WebhookCapture:
                     made.setdefault(capture.item.remote_id, record.id)
                     known.add(record.id)
         now = self.clock.now()
+        rows = {
+            _marker(change, target): FacebookWebhookChange(
+                account=target.account,
+                remote_id=change.remote_id,
+                verb=change.verb,
+                event_time=change.event_time,
+                event_id=change.event_id,
+                applied_at=now,
+                record_id=made.pop(change.remote_id, None),
+            )
+            for change, target in applied
+        }
         with session_scope(self.engine) as session:
-            for change, target in applied:
-                session.merge(
-                    FacebookWebhookChange(
-                        account=target.account,
-                        remote_id=change.remote_id,
-                        verb=change.verb,
-                        event_time=change.event_time,
-                        event_id=change.event_id,
-                        applied_at=now,
-                        record_id=made.pop(change.remote_id, None),
-                    )
-                )
+            # the job is exclusive: a marker already there was written by a run that
+            # stopped before its delivery was marked done
+            for marker in _applied(session, set(rows)):
+                rows.pop(marker)
+            session.add_all(rows.values())
         self.result.changes += len(applied)
 
     def _gone(self, change: Change, target: Target) -> list[RemoteItem]:
@@ -450,8 +568,17 @@ class WebhookCapture:
         self, events: list[FacebookWebhookEvent], notes: dict[int, str], retry: dict[int, str]
     ) -> None:
         now = self.clock.now()
+        plain = [e.id for e in events if e.id not in retry and e.id not in notes]
         with session_scope(self.engine) as session:
+            for chunk in _chunks(plain):
+                session.execute(
+                    sa.update(FacebookWebhookEvent)
+                    .where(col(FacebookWebhookEvent.id).in_(chunk))
+                    .values(state="done", processed_at=now, error=None)
+                )
             for event in events:
+                if event.id not in retry and event.id not in notes:
+                    continue
                 row = session.get(FacebookWebhookEvent, event.id)
                 if row is None:
                     continue
@@ -478,6 +605,49 @@ class WebhookCapture:
 def _marker(change: Change, target: Target) -> tuple[str, str, str, str]:
     """A change's idempotency key: its item, verb and event time."""
     return (target.account, change.remote_id, change.verb, change.event_time)
+
+
+def _item_key(change: Change, target: Target) -> tuple[str, str]:
+    return (target.account, change.remote_id)
+
+
+def _applied(
+    where: Engine | Session, markers: set[tuple[str, str, str, str]]
+) -> set[tuple[str, str, str, str]]:
+    """Those of ``markers`` already recorded as applied (one query per 500 items)."""
+    found: set[tuple[str, str, str, str]] = set()
+    ids = sorted({m[1] for m in markers})
+    with contextlib.ExitStack() as stack:
+        session = where if isinstance(where, Session) else stack.enter_context(Session(where))
+        for chunk in _chunks(ids):
+            rows = session.execute(
+                sa.select(
+                    col(FacebookWebhookChange.account),
+                    col(FacebookWebhookChange.remote_id),
+                    col(FacebookWebhookChange.verb),
+                    col(FacebookWebhookChange.event_time),
+                ).where(col(FacebookWebhookChange.remote_id).in_(chunk))
+            ).all()
+            found.update(m for m in (tuple(r) for r in rows) if m in markers)
+    return found
+
+
+def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _readers() -> ThreadPoolExecutor:
+    """The threads that read changed items (shared by every capture run of the process)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(READERS, thread_name_prefix="webhook-read")
+        return _pool
 
 
 def payload_item(change: Change, page_id: str) -> RemoteItem:

@@ -18,7 +18,8 @@ faults and count what was received. Not part of any platform; JSON in, JSON out.
                                                  ``is_hidden`` hides or unhides it
 - ``GET|POST /_sandbox/fb/webhooks``             Page webhook delivery: callback_url,
                                                  app_secret, delay, duplicates, reorder,
-                                                 drop (see :mod:`.fb_webhooks`)
+                                                 drop, batch, concurrency (see
+                                                 :mod:`.fb_webhooks`)
 - ``GET|POST|DELETE /_sandbox/faults``           list, add (see :mod:`.faults`), clear
 - ``GET  /_sandbox/media/{name}``                a small image, the same bytes for one name
                                                  (what attachment URLs of comments point at)

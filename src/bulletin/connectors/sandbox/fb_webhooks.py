@@ -17,7 +17,9 @@ For tests, ``POST /_sandbox/fb/webhooks`` sets ``callback_url``, ``app_secret`` 
 of delivery: ``delay`` (seconds before each), ``duplicates`` (extra copies of each),
 ``reorder`` (hold this many, then send them newest first) and ``drop`` (lose the next N); and
 ``batch``: up to this many queued changes go in one delivery, as entries of one body (the
-body's ``entry`` list carries several; default 1, one change per delivery).
+body's ``entry`` list carries several; default 1, one change per delivery); ``concurrency``:
+deliveries in flight at once (default 1: each waits for the answer to the one before; Meta
+states no limit, and under load its deliveries overlap).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "reorder": 0,
     "drop": 0,
     "batch": 1,
+    "concurrency": 1,
 }
 ATTEMPTS = 5
 
@@ -89,8 +92,8 @@ class WebhookSender:
         self._queue: queue.Queue[bytes | None] = queue.Queue()
         self._held: list[bytes] = []
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self.session = requests.Session()
+        self._threads: list[threading.Thread] = []
+        self._local = threading.local()
 
     @property
     def config(self) -> dict[str, Any]:
@@ -153,9 +156,13 @@ class WebhookSender:
                 self._queue.put(copy)
 
     def _start(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="sandbox-webhooks", daemon=True)
-            self._thread.start()
+        """Have ``concurrency`` sending threads (more when it was raised; never fewer)."""
+        wanted = max(1, int(self.config["concurrency"]))
+        self._threads = [t for t in self._threads if t.is_alive()]
+        while len(self._threads) < wanted:
+            thread = threading.Thread(target=self._run, name="sandbox-webhooks", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def _run(self) -> None:
         while not self.stopping.is_set():
@@ -164,12 +171,15 @@ class WebhookSender:
             except queue.Empty:
                 continue
             if body is None:
-                return
+                break
             config = self.config
             body = self._batched(body, max(1, int(config["batch"])))
             if float(config["delay"]) > 0:
                 self.stopping.wait(float(config["delay"]))
             self._send(body, config)
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            session.close()
 
     def _batched(self, body: bytes, batch: int) -> bytes:
         """``body`` with the entries of up to ``batch - 1`` more queued bodies, in order."""
@@ -197,9 +207,12 @@ class WebhookSender:
             "x-hub-signature": "sha1=" + hmac.new(secret, body, hashlib.sha1).hexdigest(),
             "user-agent": "facebookexternalua",
         }
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()  # one per sending thread
+        session: requests.Session = self._local.session
         for attempt in range(ATTEMPTS):
             try:
-                response = self.session.post(
+                response = session.post(
                     config["callback_url"], data=body, headers=headers, timeout=5
                 )
                 if response.status_code == 200:
@@ -210,12 +223,17 @@ class WebhookSender:
             self.stopping.wait(0.2 * (attempt + 1))
         self.state.count("facebook:webhooks", "failed")
 
+    def backlog(self) -> int:
+        """Deliveries queued and not yet sent."""
+        return self._queue.qsize()
+
     def idle(self) -> bool:
         """Nothing queued (held deliveries aside)."""
         return self._queue.empty()
 
     def stop(self) -> None:
-        self._queue.put(None)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.session.close()
+        threads, self._threads = self._threads, []
+        for _ in threads:
+            self._queue.put(None)
+        for thread in threads:
+            thread.join(timeout=5)
