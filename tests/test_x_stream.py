@@ -239,3 +239,43 @@ def test_upgrade_from_0026_adds_stream_captures(db_url: str) -> None:
             conn.exec_driver_sql("INSERT INTO stream_captures (record_id) VALUES (7)")
     finally:
         engine.dispose()
+
+
+def test_stream_marks_are_pruned_once_the_capture_lag_no_longer_reads_them(
+    streaming: Streaming,
+) -> None:
+    """Given a reply the stream captured, the daily capture-log job keeps its mark while the
+    record is among the newest the capture lag reads, and drops the mark (never the record)
+    once newer records leave it behind."""
+    from bulletin.archiver import ledger
+    from bulletin.archiver.capture.lag import capture_lags, prune
+    from bulletin.models import StreamCapture
+    from bulletin.service.daemon import Daemon
+    from bulletin.service.jobs import CAPTURE_LOG_PRUNE_JOB, table
+
+    thread = threading.Thread(target=streaming.listener.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: streaming.listener.stats.catch_ups >= 1)
+        [live] = streaming.reply("seen near the library")
+        wait_for(lambda: streaming.listener.stats.archived == 1)
+    finally:
+        streaming.listener.stop.set()
+        thread.join(15)
+    engine = streaming.inst.app.engine
+    with Session(engine) as session:
+        [record] = session.exec(select(Record).where(col(Record.remote_id) == live)).all()
+        head = ledger.head(session)
+    assert head is not None and record.ledger_seq is not None
+    behind = head.seq - record.ledger_seq  # newer records than this one
+
+    def marks() -> int:
+        with Session(engine) as session:
+            return len(session.exec(select(StreamCapture)).all())
+
+    job = {j.id: j for j in table(Daemon(streaming.inst.app))}[CAPTURE_LOG_PRUNE_JOB]
+    assert job.run() == 0 and marks() == 1  # far inside the default window
+    assert prune(engine, recent=behind + 1) == 0 and marks() == 1
+    assert capture_lags(engine, recent=behind + 1)[("x", "stream")] != []
+    assert prune(engine, recent=behind) == 1 and marks() == 0
+    assert streaming.versions() == {live: 1}  # the record stays

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from bulletin.app.facebook_webhooks import facebook_pages
 from bulletin.archiver import ledger
+from bulletin.archiver.capture import lag as capture_lag
 from bulletin.archiver.capture import webhooks as facebook_webhooks
 from bulletin.cap.feed import poll_feeds
 from bulletin.errors import BulletinError
@@ -90,6 +91,7 @@ NOTIFY_SECONDS = 5.0
 FACEBOOK_WEBHOOK_SECONDS = 5.0
 FACEBOOK_WEBHOOK_JOB = "facebook-webhooks"
 FACEBOOK_WEBHOOK_KEPT = timedelta(days=30)  # captured deliveries kept in the database
+CAPTURE_LOG_PRUNE_JOB = "capture-log-prune"
 
 
 def table(daemon: Daemon) -> list[JobSpec]:
@@ -175,12 +177,17 @@ def table(daemon: Daemon) -> list[JobSpec]:
         jobs.append(JobSpec(FACEBOOK_WEBHOOK_JOB, daemon.capture_webhooks, every,
                             "facebook webhook capture", exclusive=True, first_run=1))  # fmt: skip
 
-        def facebook_prune() -> object:
+    def capture_log_prune() -> object:
+        """Captured webhook deliveries after 30 days; stream capture marks once their records
+        are older than the capture lag looks."""
+        pruned = capture_lag.prune(app.engine)
+        if facebook_pages(app):
             before = app.clock.now() - FACEBOOK_WEBHOOK_KEPT
-            return facebook_webhooks.prune(app.engine, before)
+            pruned += facebook_webhooks.prune(app.engine, before)
+        return pruned
 
-        jobs.append(JobSpec("facebook-webhook-prune", facebook_prune, Every(DAY),
-                            "facebook webhook pruning", exclusive=True, first_run=60))  # fmt: skip
+    jobs.append(JobSpec(CAPTURE_LOG_PRUNE_JOB, capture_log_prune, Every(DAY),
+                        "capture log pruning", exclusive=True, first_run=60))  # fmt: skip
     if settings.cap.feeds:
 
         def cap_poll() -> object:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from bulletin.archiver import ledger
+from bulletin.db import session_scope
 from bulletin.models import FacebookWebhookChange, Record, StreamCapture
 
 RECENT = 10_000  # the newest records looked at (an indexed range, whatever the archive's size)
@@ -46,3 +47,26 @@ def capture_lags(engine: Engine, recent: int = RECENT) -> dict[tuple[str, str], 
         path = "webhook" if webhook else "stream" if stream else "sweep"
         out[(account, path)].append(lag)
     return dict(out)
+
+
+def prune(engine: Engine, recent: int = RECENT) -> int:
+    """Forget which records the X filtered stream archived (``stream_captures``) for records
+    older than the newest ``recent``: :func:`capture_lags` (the histogram, the metrics,
+    ``archive status``) never looks at them again, since the window only moves on. The
+    records themselves stay. How many rows went.
+
+    (``facebook_webhook_changes``, the webhook path's rows, are kept 30 days for the
+    idempotency of late deliveries: :func:`.webhooks.prune`.)"""
+    with Session(engine) as session:
+        head = ledger.head(session)
+    if head is None:
+        return 0
+    floor = head.seq - recent
+    if floor <= 0:
+        return 0
+    with session_scope(engine) as session:
+        in_window = sa.select(col(Record.id)).where(col(Record.ledger_seq) > floor)
+        gone = session.execute(
+            sa.delete(StreamCapture).where(col(StreamCapture.record_id).not_in(in_window))
+        )
+    return int(gone.rowcount or 0)  # type: ignore[attr-defined]
