@@ -623,3 +623,48 @@ def test_a_daemon_killed_part_way_through_a_batch_captures_each_comment_once(
     assert sorted(r for r, _ in rows) == sorted(ids)  # all of them, each once
     assert {v for _, v in rows} == {1}
     app.close()
+
+
+def test_receipts_received_together_share_commits_each_durable_when_answered(
+    tmp_path: Path,
+) -> None:
+    """Given 16 callers storing 20 deliveries each at once, each id is answered only once
+    its row is committed (another connection sees it at that moment), every delivery is
+    stored once, and the receipts took fewer transactions than deliveries."""
+    import threading
+
+    import sqlalchemy as sa
+
+    from bulletin.archiver.capture import webhooks as receipts
+    from bulletin.clock import SystemClock
+    from bulletin.db import make_engine
+
+    db_url = f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}"
+    inst = make_instance(tmp_path, db_url)
+    engine, clock = inst.app.engine, SystemClock()
+    reader = make_engine(db_url)
+    seen: list[int] = []
+    unseen: list[int] = []
+    lock = threading.Lock()
+
+    def deliver(n: int) -> None:
+        for i in range(20):
+            body = json.dumps({"object": "page", "entry": [], "n": n, "i": i}).encode()
+            got = receipts.receive(engine, body, sign(body), clock.now())
+            with reader.connect() as conn:
+                row = conn.execute(
+                    sa.select(FacebookWebhookEvent.body).where(col(FacebookWebhookEvent.id) == got)
+                ).scalar()
+            with lock:
+                (seen if row == body else unseen).append(got)
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert unseen == [] and len(set(seen)) == 320
+    assert pending_count(engine) == 320
+    assert receipts._receipts[engine].commits < 320
+    reader.dispose()
+    inst.app.close()
