@@ -653,7 +653,9 @@ def test_receipts_received_together_share_commits_each_durable_when_answered(
             got = receipts.receive(engine, body, sign(body), clock.now())
             with reader.connect() as conn:
                 row = conn.execute(
-                    sa.select(FacebookWebhookEvent.body).where(col(FacebookWebhookEvent.id) == got)
+                    sa.select(col(FacebookWebhookEvent.body)).where(
+                        col(FacebookWebhookEvent.id) == got
+                    )
                 ).scalar()
             with lock:
                 (seen if row == body else unseen).append(got)
