@@ -74,7 +74,7 @@ def test_a_command_run_is_recorded_and_a_problem_reaches_status_and_the_admins(
     assert f"problem: record {records[1].id}: object-altered" in shown
     assert (
         "CHECK: archive verify of "
-        f"{second.started_at:%Y-%m-%d %H:%M} UTC found 1 problems; first: record "
+        f"{second.started_at:%Y-%m-%d %H:%M} UTC found 1 problem; first: record "
         f"{records[1].id}: object-altered"
     ) in shown
     payload = json.loads(run(instance, "status", "--json", "--check", code=1, stdout=True,

@@ -213,7 +213,8 @@ def problems(engine: Engine, now: datetime) -> list[str]:
             first = f"; first: {view.first_problems[0]}" if view.first_problems else ""
             out.append(
                 f"archive verify of {view.started_at:%Y-%m-%d %H:%M} UTC found "
-                f"{view.problems} problems{first} (`bulletin archive verify`)"
+                f"{view.problems} problem{'' if view.problems == 1 else 's'}{first} "
+                "(`bulletin archive verify`)"
             )
     if dead is not None and (last is None or utc(last.started_at) < utc(dead.started_at)):
         out.append(
