@@ -18,7 +18,7 @@ from bulletin.audit import events
 from bulletin.errors import Refused
 from bulletin.publisher.notices import NoticeDraft
 from bulletin.states import DeliveryState, NoticeState
-from tests.plugins.browser import axe_violations, describe
+from tests.plugins.browser import axe_violations, describe, screenshot
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.cli import invoke, run
 from tests.test_console import (
@@ -188,7 +188,11 @@ def crowd(inst: Instance, day: datetime, count: int) -> list[int]:
     for i in range(count):
         due = day + timedelta(minutes=i)
         draft = NoticeDraft(
-            category="special-event", text=f"Block party {i}.", targets=["feed"], publish_at=due
+            category="special-event",
+            title=f"Block party {i + 1} on {day:%A}",
+            text=f"Block party {i + 1} on Mass Ave.",
+            targets=["feed"],
+            publish_at=due,
         )
         notice_id = notices.draft(inst.app, DANA, draft).notice.id
         assert notice_id is not None
@@ -248,6 +252,8 @@ def test_the_board_with_filters_and_late_notices_and_the_week_pass_axe(
     zone = ZoneInfo(browser_site.settings.agency.time_zone)
     crowded = (browser_site.clock.now() + timedelta(days=2)).astimezone(zone).date()
     crowd(browser_site, datetime.combine(crowded, time(9), zone), board.PER_DAY + 1)
+    for later in (1, 3, 4):  # a few on other days of the week too
+        crowd(browser_site, datetime.combine(crowded + timedelta(days=later), time(14), zone), 2)
     with serving(browser_site.app) as url:
         for width in (320, 1280):
             context = browser.new_context(viewport={"width": width, "height": 800})
@@ -256,6 +262,8 @@ def test_the_board_with_filters_and_late_notices_and_the_week_pass_axe(
                 browser_sign_in(page, url, "dana", "/notices")
                 assert not (found := axe_violations(page)), describe(found)
                 assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                if width == 1280:
+                    screenshot(page, "console-board", whole=False)  # the top of a long board
                 page.fill("#text", "road")
                 page.click("form.filter button[type=submit]")
                 page.wait_for_url(re.compile(r".*text=road.*"))
@@ -268,6 +276,9 @@ def test_the_board_with_filters_and_late_notices_and_the_week_pass_axe(
                 assert not (found := axe_violations(page)), describe(found)
                 assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
                 page.goto(f"{url}/notices/week?from={crowded:%Y-%m-%d}")
+                if width == 1280:
+                    assert not (found := axe_violations(page)), describe(found)
+                    screenshot(page, "console-week")
                 page.click(f"text=see the board filtered to {crowded:%A %d %B}")
                 page.wait_for_url(re.compile(r".*day=.*"))
                 assert not (found := axe_violations(page)), describe(found)
