@@ -12,9 +12,9 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from bulletin.archiver import verify_runs as runs
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.store.local import LocalStore
-from bulletin.archiver.verify import runs
 from bulletin.models import VerifyRun
 from bulletin.notify.outbox import Notification
 from bulletin.service.maintenance import Maintenance

@@ -193,7 +193,7 @@ def verify_archive(app: App, actor: Actor, progress: Progress | None = None) -> 
         def told(phase: str, done: int, finished: bool) -> None:
             report_to(phase, done, totals[phase], finished)
 
-    from bulletin.archiver.verify.runs import recorded_verify
+    from bulletin.archiver.verify_runs import recorded_verify
 
     return recorded_verify(
         engine,

@@ -24,7 +24,7 @@ from bulletin.archiver.timestamp.checkpoints import (
     unstamped,
 )
 from bulletin.archiver.timestamp.client import TimestampUnavailable
-from bulletin.archiver.verify.runs import recorded_verify
+from bulletin.archiver.verify_runs import recorded_verify
 from bulletin.errors import StoreUnavailable
 from bulletin.logs import get_logger
 from bulletin.models import Account

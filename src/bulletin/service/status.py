@@ -12,12 +12,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bulletin.app import App
-from bulletin.archiver import bucket
+from bulletin.archiver import bucket, verify_runs
 from bulletin.archiver.holds import unevaluable_holds
 from bulletin.archiver.requests import RequestRow, list_requests
 from bulletin.archiver.timestamp.checkpoints import checkpoint_time, unstamped
-from bulletin.archiver.verify import runs as verify_runs
-from bulletin.archiver.verify.runs import RunView
+from bulletin.archiver.verify_runs import RunView
 from bulletin.clock import utc
 from bulletin.errors import StoreUnavailable
 from bulletin.models import (

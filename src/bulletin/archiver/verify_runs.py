@@ -12,18 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bulletin.archiver.store.base import WormStore
-from bulletin.archiver.verify import Report, verify
 from bulletin.clock import utc
-from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.events import record_event
 from bulletin.models import VerifyRun
 from bulletin.notify import outbox
+
+if TYPE_CHECKING:  # the checks themselves load when a run starts: `status` reads runs only
+    from bulletin.archiver.store.base import WormStore
+    from bulletin.archiver.verify import Report
+    from bulletin.config.settings import Settings
 
 TRIGGERS = ("nightly", "command")
 #: how many problem lines a run keeps
@@ -152,6 +155,8 @@ def recorded_verify(
 ) -> Report:
     """:func:`~bulletin.archiver.verify.verify`, recorded as a run by ``trigger``; times
     from ``now()``. Re-raises what verify raised, after recording it."""
+    from bulletin.archiver.verify import verify
+
     run_id = start(engine, trigger, now())
     try:
         report = verify(
