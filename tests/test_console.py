@@ -19,7 +19,7 @@ import pytest
 from bulletin.app import Actor, App, notices, templates
 from bulletin.audit import events
 from bulletin.publisher.notices import NoticeDraft
-from tests.plugins.browser import axe_violations, describe
+from tests.plugins.browser import axe_violations, describe, screenshot
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.cli import run
 from tests.test_web import PEOPLE, add_with_password, csrf_of, error_of, serving, sign_in
@@ -476,6 +476,8 @@ def test_console_pages_pass_axe_at_320_and_1280_pixels(
                     page.goto(f"{url}{path}")
                     assert not (found := axe_violations(page)), f"{path}: {describe(found)}"
                     assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                if width == 320:  # the approver's phone
+                    screenshot(page, "console-approvals-phone")
                 page.click("text=/^Approve notice \\d+$/")
                 page.wait_for_selector("p.error")
                 assert not (found := axe_violations(page)), describe(found)

@@ -7,8 +7,9 @@ PostgreSQL; the pages checked with axe-core at 320 and 1280 pixels."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,7 +18,7 @@ from bulletin.audit import events
 from bulletin.errors import Refused
 from bulletin.publisher.notices import NoticeDraft
 from bulletin.states import DeliveryState, NoticeState
-from tests.plugins.browser import axe_violations, describe
+from tests.plugins.browser import axe_violations, describe, screenshot
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.cli import invoke, run
 from tests.test_console import (
@@ -181,16 +182,78 @@ def test_the_week_shows_an_approved_post_in_its_week_only(
     assert week_of("2027-03-08") == [] and week_of("2027-03-22") == []
 
 
+def crowd(inst: Instance, day: datetime, count: int) -> list[int]:
+    """``count`` approved one-off notices due on ``day``, a minute apart from its time."""
+    made = []
+    for i in range(count):
+        due = day + timedelta(minutes=i)
+        draft = NoticeDraft(
+            category="special-event",
+            title=f"Block party {i + 1} on {day:%A}",
+            text=f"Block party {i + 1} on Mass Ave.",
+            targets=["feed"],
+            publish_at=due,
+        )
+        notice_id = notices.draft(inst.app, DANA, draft).notice.id
+        assert notice_id is not None
+        notices.approve(inst.app, ABE, notice_id)
+        made.append(notice_id)
+    return made
+
+
+def test_a_crowded_day_shows_its_first_entries_and_links_the_board_for_that_day(
+    site: Instance,  # noqa: F811
+    web: str,  # noqa: F811
+) -> None:
+    """A day holding more than ``PER_DAY`` entries shows the first ``PER_DAY`` in time order
+    and "and N more", linking the board filtered to that day, which lists them all and not
+    the next day's; the JSON says the same; a bad day is a 400."""
+    wednesday = datetime(2027, 3, 17, 14, 0, tzinfo=UTC)
+    many = crowd(site, wednesday, board.PER_DAY + 2)
+    (thursday,) = crowd(site, wednesday + timedelta(days=1), 1)
+    days = board.week(site.app, DANA, date(2027, 3, 15), per_day=3)
+    assert [(len(d.entries), d.more) for d in days] == [
+        (0, 0), (0, 0), (3, board.PER_DAY - 1), (1, 0), (0, 0), (0, 0), (0, 0),
+    ]  # fmt: skip
+    assert [e.notice_id for e in days[2].entries] == many[:3]
+    with signed_in(web, "rita") as rita:
+        page = rita.get("/notices/week", params={"from": "2027-03-15"}).text
+        shown = {int(i) for i in re.findall(r'<a href="/notices/(\d+)">Notice', page)}
+        assert shown == {*many[: board.PER_DAY], thursday}
+        assert (
+            'and 2 more — <a href="/notices?day=2027-03-17">see the board filtered to '
+            "Wednesday 17 March</a>"
+        ) in page
+        week = rita.get("/notices/week.json", params={"from": "2027-03-15"}).json()["days"]
+        assert (len(week[2]["entries"]), week[2]["more"]) == (board.PER_DAY, 2)
+        assert week[2]["board"] == "/notices?day=2027-03-17" and week[3]["more"] == 0
+        filtered = rita.get("/notices", params={"day": "2027-03-17"})
+        assert ids(filtered.text) == set(many)
+        assert 'name="day" type="date" aria-describedby="day-hint" value="2027-03-17"' in (
+            filtered.text
+        )
+        as_json = rita.get("/notices.json", params={"day": "2027-03-18"}).json()
+        assert [n["id"] for n in as_json["notices"]] == [thursday]
+        assert ids(rita.get("/notices", params={"day": "2027-03-19"}).text) == set()
+        assert rita.get("/notices", params={"day": "Wednesday"}).status_code == 400
+
+
 @pytest.mark.slow
 def test_the_board_with_filters_and_late_notices_and_the_week_pass_axe(
     browser_site: Instance,  # noqa: F811
     browser: Any,
 ) -> None:
     """axe-core finds no WCAG 2.1 A or AA violation on the board with its filters, a late
-    notice's decision forms and a failed notice's Retry button, after a refused decision, and
-    on the week's calendar, at 320 and 1280 pixels, without sideways scrolling."""
+    notice's decision forms and a failed notice's Retry button, after a refused decision, on
+    the week's calendar, and on a crowded week and the board its "more" link opens, at 320
+    and 1280 pixels, without sideways scrolling."""
     notice_id = late(browser_site)
     failed(browser_site)  # a Retry button in its row
+    zone = ZoneInfo(browser_site.settings.agency.time_zone)
+    crowded = (browser_site.clock.now() + timedelta(days=2)).astimezone(zone).date()
+    crowd(browser_site, datetime.combine(crowded, time(9), zone), board.PER_DAY + 1)
+    for later in (1, 3, 4):  # a few on other days of the week too
+        crowd(browser_site, datetime.combine(crowded + timedelta(days=later), time(14), zone), 2)
     with serving(browser_site.app) as url:
         for width in (320, 1280):
             context = browser.new_context(viewport={"width": width, "height": 800})
@@ -199,6 +262,8 @@ def test_the_board_with_filters_and_late_notices_and_the_week_pass_axe(
                 browser_sign_in(page, url, "dana", "/notices")
                 assert not (found := axe_violations(page)), describe(found)
                 assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                if width == 1280:
+                    screenshot(page, "console-board", whole=False)  # the top of a long board
                 page.fill("#text", "road")
                 page.click("form.filter button[type=submit]")
                 page.wait_for_url(re.compile(r".*text=road.*"))
@@ -208,6 +273,14 @@ def test_the_board_with_filters_and_late_notices_and_the_week_pass_axe(
                 assert not (found := axe_violations(page)), describe(found)
                 assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
                 page.goto(f"{url}/notices/week")
+                assert not (found := axe_violations(page)), describe(found)
+                assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                page.goto(f"{url}/notices/week?from={crowded:%Y-%m-%d}")
+                if width == 1280:
+                    assert not (found := axe_violations(page)), describe(found)
+                    screenshot(page, "console-week")
+                page.click(f"text=see the board filtered to {crowded:%A %d %B}")
+                page.wait_for_url(re.compile(r".*day=.*"))
                 assert not (found := axe_violations(page)), describe(found)
                 assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
             finally:

@@ -14,7 +14,7 @@ import pytest
 
 from bulletin.archiver.store.base import object_key, sha256_hex
 from bulletin.web import console
-from tests.plugins.browser import axe_violations, describe
+from tests.plugins.browser import axe_violations, describe, screenshot
 from tests.plugins.bulletin_app import Instance
 from tests.test_console import (
     NO_SIDEWAYS,
@@ -29,7 +29,6 @@ from tests.test_console import (
 )
 from tests.test_web import error_of, serving
 
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "img"  # the README's screenshots
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x07" * 64
 FORM = {"category": "road-closure", "target": "feed", "text": ROAD, "at": "now"}
 
@@ -212,7 +211,6 @@ def test_the_compose_form_with_images_and_a_recurrence_passes_axe(
                 assert not (found := axe_violations(page)), describe(found)
                 assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
                 if width == 1280:
-                    SHOTS.mkdir(parents=True, exist_ok=True)
-                    page.screenshot(path=str(SHOTS / "console-compose.png"), full_page=True)
+                    screenshot(page, "console-compose")
             finally:
                 context.close()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bulletin.app import Actor, templates
-from tests.plugins.browser import axe_violations, describe
+from tests.plugins.browser import axe_violations, describe, screenshot
 from tests.plugins.bulletin_app import Instance
 from tests.test_console import (
     ANN,
@@ -98,6 +98,8 @@ def test_the_template_pages_pass_axe_at_320_and_1280_pixels(
                 page.goto(f"{url}/templates/road-closed")
                 assert not (found := axe_violations(page)), describe(found)
                 assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                if width == 1280:
+                    screenshot(page, "console-template-review")
                 page.click("text=Approve version 2 of road-closed")
                 page.wait_for_selector("p.error")
                 assert not (found := axe_violations(page)), describe(found)

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from bulletin.audit import events
 from bulletin.models import Delivery
 from bulletin.states import DeliveryKind, DeliveryState
-from tests.plugins.browser import axe_violations, describe
+from tests.plugins.browser import axe_violations, describe, screenshot
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.cli import invoke, run
 from tests.test_console import (
@@ -141,5 +141,7 @@ def test_the_notice_page_with_its_update_form_passes_axe(
                 page.wait_for_selector("div.done")
                 assert not (found := axe_violations(page)), describe(found)
                 assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                if width == 1280:
+                    screenshot(page, "console-notice-update")
             finally:
                 context.close()

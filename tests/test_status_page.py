@@ -17,12 +17,15 @@ from sqlmodel import Session
 from bulletin.app import Actor
 from bulletin.app.status_plots import percentile, status_plots
 from bulletin.archiver.capture.spend import month_of
+from bulletin.archiver.store.base import object_key
 from bulletin.errors import Refused
 from bulletin.models import Account, Approval, CaptureSpend, Delivery, Notice
 from bulletin.states import DeliveryState
 from bulletin.web import svgchart
-from tests.plugins.browser import axe_violations, describe
+from tests.plugins.browser import axe_violations, describe, screenshot
 from tests.plugins.bulletin_app import Instance, make_instance
+from tests.plugins.cli import run
+from tests.test_archive import archive_some
 from tests.test_console import NO_SIDEWAYS, WIDEST, browser_sign_in, signed_in
 from tests.test_web import PEOPLE, add_with_password, serving
 
@@ -176,11 +179,17 @@ def test_bars_scale_to_a_round_top_and_skip_missing_values() -> None:
 
 @pytest.mark.slow
 def test_the_status_page_passes_axe_at_320_and_1280_pixels(tmp_path: Path, browser: Any) -> None:
-    """axe-core finds no WCAG 2.1 A or AA violation on the status page with its charts, at
-    320 and 1280 pixels, and nothing scrolls sideways."""
+    """axe-core finds no WCAG 2.1 A or AA violation on the status page with its charts and
+    two verify runs, the last with a problem, at 320 and 1280 pixels, and nothing scrolls
+    sideways."""
     inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", PEOPLE)
     add_with_password(inst.app, "ivy", "admin")
     seed(inst)
+    run(inst, "archive", "verify", clock=inst.clock)
+    (record,) = archive_some(inst, 1)
+    inst.app.store.path_of(object_key(record.raw_sha256 or "")).unlink()  # type: ignore[attr-defined]
+    inst.clock.advance(timedelta(minutes=1))
+    run(inst, "archive", "verify", code=1, clock=inst.clock)  # a problem on the page
     try:
         with serving(inst.app) as url:
             for width in (320, 1280):
@@ -190,6 +199,8 @@ def test_the_status_page_passes_axe_at_320_and_1280_pixels(tmp_path: Path, brows
                     browser_sign_in(page, url, "ivy", "/status")
                     assert not (found := axe_violations(page)), describe(found)
                     assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                    if width == 1280:
+                        screenshot(page, "console-status")
                 finally:
                     context.close()
     finally:

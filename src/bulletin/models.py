@@ -688,3 +688,25 @@ class StreamCapture(SQLModel, table=True):
     __tablename__ = "stream_captures"
 
     record_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+
+
+class VerifyRun(SQLModel, table=True):
+    """One run of the archive verify: the nightly job's (``trigger`` ``nightly``) or a
+    person's (``command``). ``finished_at`` is empty while it runs, and stays empty when the
+    process died in it; ``error`` says why a run that raised stopped. ``problems`` counts
+    what failed it; ``first_problems`` holds the first lines of them, one a line."""
+
+    __tablename__ = "verify_runs"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    trigger: str
+    started_at: datetime = _ts(nullable=False, index=True)
+    finished_at: datetime | None = _ts()
+    records: int = 0
+    entries: int = 0
+    objects: int = 0
+    problems: int = 0
+    warnings: int = 0
+    first_problems: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

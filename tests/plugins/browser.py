@@ -61,3 +61,15 @@ def describe(violations: list[dict[str, Any]]) -> str:
         for node in violation["nodes"]:
             lines.append(f"{violation['id']}: {violation['help']} at {node['target']}")
     return "\n".join(lines)
+
+
+#: the README's screenshots of the console, rewritten by the tests that take them
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+def screenshot(page: Any, name: str, whole: bool = True) -> None:
+    """Save ``page`` (the whole of it, or what the window shows) as ``docs/img/<name>.png``
+    for the README (taken by a test after its page passed axe, so the README shows the page
+    as it is)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=whole)

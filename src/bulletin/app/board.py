@@ -9,11 +9,14 @@ without a role.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, and_, col, or_, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, or_, select
 
 from bulletin.app import notice_queries
 from bulletin.app.actor import Actor, acts
@@ -103,15 +106,25 @@ def board(
     category: str | None = None,
     account: str | None = None,
     text: str | None = None,
+    day: date | None = None,
 ) -> Board:
-    """The board, narrowed to ``state``, ``category``, ``account`` and ``text`` when given
+    """The board, narrowed to ``state``, ``category``, ``account``, ``text`` and the notices
+    scheduled on ``day`` (in the agency's zone, as the week's calendar shows them) when given
     (see :func:`notice_queries.list_notices`).
 
     :raises Refused: ``actor`` may not see notices. :raises UsageError: an unknown state.
     """
     require_any_role(app, actor, READERS)
+    between = local_day(app, day) if day is not None else None
     rows = notice_queries.list_notices(
-        app, state, limit, category=category, account=account, text=text
+        app,
+        state,
+        limit,
+        category=category,
+        account=account,
+        text=text,
+        due_between=between,
+        occurring=_occurring(app, *between) if between else None,
     )
     links = _post_links(app, [r.notice.id for r in rows if r.notice.id is not None])
     shown = [
@@ -204,91 +217,184 @@ class CalendarEntry:
 
 @dataclass(frozen=True)
 class CalendarDay:
-    """One local day of the week and its entries, earliest first."""
+    """One local day of the week: its first entries, earliest first, and how many more it
+    holds beyond them (``more``; the board filtered to the day lists them)."""
 
     day: date
     entries: list[CalendarEntry]
+    more: int = 0
 
 
 #: the notice states whose scheduled posts the calendar shows
 SCHEDULED = (NoticeState.DRAFT, NoticeState.APPROVED, NoticeState.PARTIALLY_PUBLISHED)
+#: how many entries the calendar shows a day at most
+PER_DAY = 25
+
+
+def local_day(app: App, day: date) -> tuple[datetime, datetime]:
+    """The UTC start and end of ``day`` in the agency's zone."""
+    zone = ZoneInfo(app.settings.agency.time_zone)
+    begin = datetime.combine(day, time(0), zone).astimezone(UTC)
+    return begin, datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC)
 
 
 @acts
-def week(app: App, actor: Actor, start: date | None = None, days: int = 7) -> list[CalendarDay]:
+def week(
+    app: App, actor: Actor, start: date | None = None, days: int = 7, per_day: int = PER_DAY
+) -> list[CalendarDay]:
     """The ``days`` local days from ``start`` (default: today in the agency's zone) with what
     is scheduled in them: approved posts still due, the occurrences of recurring notices (as
-    the publisher computes them, in the agency's zone) and drafts' publish times.
+    the publisher computes them, in the agency's zone) and drafts' publish times; at most
+    ``per_day`` entries a day, the rest counted.
+
+    However many the week holds, it reads two plain columns (notice, time) of each one-off
+    post and draft in it, split into days by their times, and the few columns of the entries
+    it shows; only recurring notices are read whole (the publisher computes their
+    occurrences from the notice).
 
     :raises Refused: ``actor`` may not see notices.
     """
     require_any_role(app, actor, READERS)
     zone = ZoneInfo(app.settings.agency.time_zone)
     first = start or app.clock.now().astimezone(zone).date()
-    begin = datetime.combine(first, time(0), zone).astimezone(UTC)
-    end = datetime.combine(first + timedelta(days=days), time(0), zone).astimezone(UTC)
-    found: dict[tuple[int, datetime], CalendarEntry] = {}
-    # only the notices that can have a time in the week: recurring ones, those published at a
-    # time in it (drafts), and those with a post due in it; not every one scheduled
-    due_in_week = (
-        select(Delivery.notice_id)
-        .where(Delivery.kind == DeliveryKind.POST)
+    bounds = [local_day(app, first + timedelta(days=i))[0] for i in range(days)]
+    begin, end = bounds[0], local_day(app, first + timedelta(days=days - 1))[1]
+    one_off = col(Notice.recurrence).is_(None)
+
+    def day_of(at: Any) -> Any:
+        """The index of the local day ``at`` falls on, in SQL."""
+        return sa.case(*[(at < b, i - 1) for i, b in enumerate(bounds[1:], 1)], else_=days - 1)
+
+    # one-off approved posts still due (a draft's posts get their time at approval), and
+    # one-off drafts at their publish time: (time, notice id, local day), distinct
+    due_posts = (
+        sa.select(
+            col(Delivery.due_at).label("at"),
+            col(Delivery.notice_id).label("notice_id"),
+            day_of(col(Delivery.due_at)).label("day"),
+        )
+        .join(Notice, col(Notice.id) == col(Delivery.notice_id))
+        .where(col(Delivery.kind) == DeliveryKind.POST)
         .where(col(Delivery.state) == DeliveryState.PENDING)
         .where(col(Delivery.due_at) >= begin, col(Delivery.due_at) < end)
+        .where(col(Notice.state).in_([NoticeState.APPROVED, NoticeState.PARTIALLY_PUBLISHED]))
+        .where(one_off)
+        .distinct()
+        .subquery()
     )
-    shown_ids = (
-        select(Notice.id)
-        .where(col(Notice.state).in_([s.value for s in SCHEDULED]))
-        .where(
-            or_(
-                col(Notice.recurrence).is_not(None),
-                and_(col(Notice.publish_at) >= begin, col(Notice.publish_at) < end),
-                col(Notice.id).in_(due_in_week),
-            )
+    drafts = (
+        sa.select(
+            col(Notice.publish_at).label("at"),
+            col(Notice.id).label("notice_id"),
+            day_of(col(Notice.publish_at)).label("day"),
         )
+        .where(col(Notice.state) == NoticeState.DRAFT)
+        .where(one_off)
+        .where(col(Notice.publish_at) >= begin, col(Notice.publish_at) < end)
+        .subquery()
     )
     with Session(app.checked_engine()) as session:
-        notices = session.exec(select(Notice).where(col(Notice.id).in_(shown_ids))).all()
-        pending = session.exec(
-            select(Delivery)
-            .where(col(Delivery.notice_id).in_(shown_ids))
-            .where(Delivery.kind == DeliveryKind.POST)
+        # the first ``per_day`` of each kind a day, and each day's total
+        picked: list[list[tuple[datetime, int, bool]]] = [[] for _ in range(days)]
+        totals = [0] * days
+        for sub, draft in ((due_posts, False), (drafts, True)):
+            for day, count in session.execute(
+                sa.select(sub.c.day, sa.func.count()).group_by(sub.c.day)
+            ):
+                totals[int(day)] += int(count)
+            rank = sa.func.row_number().over(
+                partition_by=sub.c.day, order_by=(sub.c.at, sub.c.notice_id)
+            )
+            ranked = sa.select(sub.c.at, sub.c.notice_id, sub.c.day, rank.label("rank")).subquery()
+            for at, notice_id, day in session.execute(
+                sa.select(ranked.c.at, ranked.c.notice_id, ranked.c.day).where(
+                    ranked.c.rank <= per_day
+                )
+            ):
+                picked[int(day)].append((_utc(at), notice_id, draft))
+        recurring = _recurring(session)
+        wanted = {n for day in picked for _, n, _ in day} | {n.id for n in recurring}
+        about: dict[int, tuple[str, str]] = {}
+        for notice_id, category, title in session.execute(
+            sa.select(col(Notice.id), col(Notice.category), col(Notice.title)).where(
+                col(Notice.id).in_(wanted)
+            )
+        ):
+            about[notice_id] = (category, title or category)
+        accounts: dict[tuple[int, datetime | None], set[str]] = {}
+        for notice_id, due_at, account in session.execute(
+            sa.select(col(Delivery.notice_id), col(Delivery.due_at), col(Delivery.account))
+            .where(col(Delivery.notice_id).in_(wanted))
+            .where(col(Delivery.kind) == DeliveryKind.POST)
             .where(col(Delivery.state) == DeliveryState.PENDING)
-        ).all()
-    accounts: dict[int, set[str]] = {}
-    due: dict[int, set[datetime]] = {}
-    for d in pending:
-        accounts.setdefault(d.notice_id, set()).add(d.account)
-        if d.due_at is not None:
-            due.setdefault(d.notice_id, set()).add(_utc(d.due_at))
-    for n in notices:
+        ):
+            at = _utc(due_at) if due_at is not None else None
+            accounts.setdefault((notice_id, at), set()).add(account)
+            accounts.setdefault((notice_id, None), set()).add(account)
+    entries: list[list[CalendarEntry]] = [[] for _ in range(days)]
+    for i, day in enumerate(picked):
+        for at, notice_id, draft in day:
+            category, title = about[notice_id]
+            targets = accounts.get((notice_id, None if draft else at), set())
+            entries[i].append(
+                CalendarEntry(at, notice_id, category, title, sorted(targets), False, draft)
+            )
+    for n in recurring:
         assert n.id is not None
-        times = set(due.get(n.id, set()))
-        if n.state == NoticeState.DRAFT and n.publish_at is not None:
-            times.add(_utc(n.publish_at))
-        if n.recurrence and n.publish_at is not None:
-            times.add(_utc(n.publish_at))
-            cursor = begin - timedelta(seconds=1)
-            while (nxt := schedule.next_occurrence(n, app.settings, cursor)) and nxt < end:
-                times.add(_utc(nxt))
-                cursor = nxt
-        for at in times:
-            if begin <= at < end:
-                found[(n.id, at)] = CalendarEntry(
+        occurs = _occurrences(app, n, begin, end)
+        occurs |= {at for (i, at) in accounts if i == n.id and at and begin <= at < end}
+        for at in occurs:
+            i = bisect_right(bounds, at) - 1
+            targets = accounts.get((n.id, at)) or accounts.get((n.id, None), set())
+            entries[i].append(
+                CalendarEntry(
                     at,
                     n.id,
                     n.category,
                     n.title or n.category,
-                    sorted(accounts.get(n.id, set())),
-                    bool(n.recurrence),
+                    sorted(targets),
+                    True,
                     n.state == NoticeState.DRAFT,
                 )
-    shown = [CalendarDay(first + timedelta(days=i), []) for i in range(days)]
-    for entry in sorted(found.values(), key=lambda e: (e.at, e.notice_id)):
-        index = (entry.at.astimezone(zone).date() - first).days
-        if 0 <= index < days:
-            shown[index].entries.append(entry)
+            )
+            totals[i] += 1
+    shown = []
+    for i in range(days):
+        first_ones = sorted(entries[i], key=lambda e: (e.at, e.notice_id))[:per_day]
+        shown.append(
+            CalendarDay(first + timedelta(days=i), first_ones, totals[i] - len(first_ones))
+        )
     return shown
+
+
+def _recurring(session: Session) -> list[Notice]:
+    """The recurring notices whose occurrences the calendar shows."""
+    return list(
+        session.exec(
+            select(Notice)
+            .where(col(Notice.state).in_([s.value for s in SCHEDULED]))
+            .where(col(Notice.recurrence).is_not(None))
+        ).all()
+    )
+
+
+def _occurrences(app: App, n: Notice, begin: datetime, end: datetime) -> set[datetime]:
+    """The times recurring notice ``n`` falls on from ``begin`` to before ``end``, as the
+    publisher computes them (its first publish time included)."""
+    if n.publish_at is None:
+        return set()
+    times = {_utc(n.publish_at)}
+    cursor = begin - timedelta(seconds=1)
+    while (nxt := schedule.next_occurrence(n, app.settings, cursor)) and nxt < end:
+        times.add(_utc(nxt))
+        cursor = nxt
+    return {at for at in times if begin <= at < end}
+
+
+def _occurring(app: App, begin: datetime, end: datetime) -> list[int]:
+    """The recurring notices with an occurrence from ``begin`` to before ``end``."""
+    with Session(app.checked_engine()) as session:
+        return [n.id for n in _recurring(session) if n.id and _occurrences(app, n, begin, end)]
 
 
 def _utc(at: datetime) -> datetime:

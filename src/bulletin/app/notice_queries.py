@@ -16,7 +16,7 @@ from bulletin.publisher.languages import LanguageVariant, variants_of
 from bulletin.publisher.media import PinnedImage, notice_images
 from bulletin.publisher.notices import get_notice
 from bulletin.publisher.schedule import LateNotice, late_notices
-from bulletin.states import DeliveryKind, DeliveryState
+from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
 PROBLEM_STATES = (DeliveryState.FAILED, DeliveryState.UNCERTAIN, DeliveryState.LATE)
 
@@ -67,11 +67,15 @@ def list_notices(
     before: int | None = None,
     account: str | None = None,
     text: str | None = None,
+    due_between: tuple[datetime, datetime] | None = None,
+    occurring: list[int] | None = None,
 ) -> list[NoticeRow]:
     """Notices newest first, ``state`` only (``failed``: every notice with a failed delivery),
     of ``category`` only, drafted at or after ``since``, with an id below ``before`` (where
     the previous page ended), with a delivery to ``account``, whose text or title holds
-    ``text`` (any case).
+    ``text`` (any case), scheduled in ``due_between`` (start included, end not: a post still
+    due then, a draft's publish time, or one of the recurring notices ``occurring`` then, as
+    the caller computed them).
 
     :raises UsageError: an unknown state.
     """
@@ -92,6 +96,23 @@ def list_notices(
         query = query.where(
             col(Notice.text).ilike(pattern, escape="\\")
             | col(Notice.title).ilike(pattern, escape="\\")
+        )
+    if due_between is not None:
+        begin, end = due_between
+        due = (
+            select(Delivery.notice_id)
+            .where(Delivery.kind == DeliveryKind.POST)
+            .where(col(Delivery.state) == DeliveryState.PENDING)
+            .where(col(Delivery.due_at) >= begin, col(Delivery.due_at) < end)
+        )
+        query = query.where(
+            col(Notice.id).in_(due)
+            | (
+                (col(Notice.state) == NoticeState.DRAFT)
+                & (col(Notice.publish_at) >= begin)
+                & (col(Notice.publish_at) < end)
+            )
+            | col(Notice.id).in_(occurring or [])
         )
     with Session(app.checked_engine()) as session:
         notices = list(session.exec(query))

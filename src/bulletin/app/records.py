@@ -181,8 +181,9 @@ def sweep_now(app: App, actor: Actor, account: str, *, full: bool = False) -> Sw
 
 @acts
 def verify_archive(app: App, actor: Actor, progress: Progress | None = None) -> Report:
-    """Check every stored object against its hash and the ledger chain; never raises for what
-    it finds. ``progress`` hears how far each phase (``ledger``, ``records``) has got."""
+    """Check every stored object against its hash and the ledger chain, recorded as a run
+    (a problem tells the administrators); never raises for what it finds. ``progress``
+    hears how far each phase (``ledger``, ``records``) has got."""
     engine = app.checked_engine()
     told = None
     if progress is not None:
@@ -192,15 +193,15 @@ def verify_archive(app: App, actor: Actor, progress: Progress | None = None) -> 
         def told(phase: str, done: int, finished: bool) -> None:
             report_to(phase, done, totals[phase], finished)
 
-    from bulletin.archiver.verify import verify
+    from bulletin.archiver.verify_runs import recorded_verify
 
-    return verify(
+    return recorded_verify(
         engine,
         app.store,
-        progress=told,
+        trigger="command",
+        now=app.clock.now,
         settings=app.settings,
-        witness=app.settings.archive.witness,
-        now=app.clock.now(),
+        progress=told,
     )
 
 

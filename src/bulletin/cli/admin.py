@@ -407,6 +407,10 @@ def status(ctx: Context, check: bool, as_json: bool) -> None:
     )
     lines += [f"  {deadline_text(r, ctx.settings)}" for r in state.requests_near]
     lines += [f"disk: {d.text(state.warn_free_percent)}" for d in state.disks]
+    lines.append("archive verify: " + ("last runs" if state.verify_runs else "no run recorded"))
+    lines += [f"  {run.line()}" for run in state.verify_runs]
+    if state.verify_runs and state.verify_runs[0].first_problems:
+        lines += [f"    problem: {p}" for p in state.verify_runs[0].first_problems]
     payload = state.payload()
     stamps = timestamp_backlog(app)
     if stamps is not None:

@@ -24,13 +24,10 @@ from bulletin.archiver.timestamp.checkpoints import (
     unstamped,
 )
 from bulletin.archiver.timestamp.client import TimestampUnavailable
-from bulletin.archiver.verify import verify
-from bulletin.db import session_scope
+from bulletin.archiver.verify_runs import recorded_verify
 from bulletin.errors import StoreUnavailable
-from bulletin.events import record_event
 from bulletin.logs import get_logger
 from bulletin.models import Account
-from bulletin.notify import outbox
 from bulletin.service.diskspace import Space, measure
 from bulletin.service.metrics import StampingResult, VerifyResult
 
@@ -199,31 +196,24 @@ class Maintenance:
 
     def nightly(self) -> None:
         """Warn of platform tokens about to expire; verify the archive (records, ledger,
-        witnesses): problems are logged as errors."""
+        witnesses), recorded as a run: problems are logged as errors, and the administrators
+        are told."""
         from bulletin.notify.token_expiry import warn_expiring
 
         for name in warn_expiring(self.app.engine, self.app.settings, self.app.clock.now()):
             log.warning("platform token expires soon", account=name)
-        report = verify(
+        report = recorded_verify(
             self.app.engine,
             self.app.store,
+            trigger="nightly",
+            now=self.app.clock.now,
             settings=self.app.settings,
-            witness=self.app.settings.archive.witness,
-            now=self.app.clock.now(),
         )
         self.last_verify = VerifyResult(self.app.clock.now(), len(report.problems))
         for warning in report.warnings[:50]:
             log.warning("verify warns", warning=warning.line())
         if report.ok:
             log.info("verify ok", records=report.records, entries=report.entries)
-        else:
+        else:  # the run's record told the administrators and the webhooks
             for problem in report.problems[:50]:
                 log.error("verify found a problem", problem=problem.line())
-            kinds = sorted({p.kind for p in report.problems})
-            payload = {"problems": len(report.problems), "kinds": kinds, "records": report.records}
-            with session_scope(self.app.engine) as session:
-                record_event(session, "verify.problem", payload, at=self.app.clock.now())
-                lines = [f"{len(report.problems)} problem(s): {', '.join(kinds)}",
-                         "Run: bulletin archive verify"]  # fmt: skip
-                outbox.admin(session, "Archive verification found problems", lines,
-                             self.app.clock.now())  # fmt: skip

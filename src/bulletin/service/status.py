@@ -12,10 +12,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bulletin.app import App
-from bulletin.archiver import bucket
+from bulletin.archiver import bucket, verify_runs
 from bulletin.archiver.holds import unevaluable_holds
 from bulletin.archiver.requests import RequestRow, list_requests
 from bulletin.archiver.timestamp.checkpoints import checkpoint_time, unstamped
+from bulletin.archiver.verify_runs import RunView
 from bulletin.clock import utc
 from bulletin.errors import StoreUnavailable
 from bulletin.models import (
@@ -67,6 +68,9 @@ class Status:
     webhooks_disabled: list[WebhookView] = field(default_factory=list)  # after failing a day
     # live daemons that could not serve the web console: (owner, why), one each
     web_unavailable: list[tuple[str, str]] = field(default_factory=list)
+    verify_runs: list[RunView] = field(default_factory=list)  # the last runs, newest first
+    # a failed, stopped, dead or overdue verify, one line each
+    verify_problems: list[str] = field(default_factory=list)
 
     @property
     def requests_overdue(self) -> list[RequestRow]:
@@ -94,6 +98,7 @@ class Status:
             "webhooks_disabled": [w.id for w in self.webhooks_disabled],
             "web_unavailable": [{"daemon": o, "error": e} for o, e in self.web_unavailable],
             "late_notices": [n.notice_id for n in self.late],
+            "verify_runs": [{**asdict(r), "result": r.result} for r in self.verify_runs],
             "disk": [
                 {**asdict(d), "free_percent": d.free_percent, "low": d.low(warn)}
                 for d in self.disks
@@ -206,6 +211,8 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         holds_unevaluable=unevaluable_holds(app.engine, app.settings.agency.time_zone),
         webhooks_disabled=webhooks.disabled(app.engine),
         web_unavailable=web_unavailable,
+        verify_runs=verify_runs.recent(app.engine),
+        verify_problems=verify_runs.problems(app.engine, now),
     )
 
 
@@ -231,7 +238,8 @@ def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
     after their first attempt, each notice with failed deliveries nobody has acknowledged,
     late notices, overdue records requests, an open hold that cannot be evaluated, a spool
     backlog, an account whose last sweep failed, a file system low on space or inodes, a
-    webhook disabled after failing, a daemon that could not serve the web console."""
+    webhook disabled after failing, a daemon that could not serve the web console, an archive
+    verify that found problems, stopped, never finished or is overdue."""
     out = []
     if not state.daemons:
         out.append("no daemon is running")
@@ -264,6 +272,7 @@ def problems(state: Status, sweeps: dict[str, Any], now: datetime) -> list[str]:
     out += [
         f"daemon {owner}: web console not served: {why}" for owner, why in state.web_unavailable
     ]
+    out += state.verify_problems
     out += [
         f"low disk: {', '.join(d.roles)} ({d.path})"
         for d in state.disks

@@ -58,7 +58,7 @@ LATE = "late"
 RETRY = "retry"
 TEMPLATE = "template"
 #: the board's filters besides the state (query parameter → what it narrows)
-FILTERS = ("category", "account", "text")
+FILTERS = ("category", "account", "text", "day")
 RETRACT = "retract"
 UPLOAD_PATH = "/notices/new/image"
 #: an upload's image at most (the application layer checks it again, with its own limit)
@@ -155,6 +155,18 @@ def iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
 
 
+def _day(given: str | None, name: str) -> date | None:
+    """The date in query parameter ``name`` (YYYY-MM-DD), or None when empty.
+
+    :raises UsageError: not a date."""
+    if not given:
+        return None
+    try:
+        return date.fromisoformat(given)
+    except ValueError:
+        raise UsageError(f"{name}={given!r}: give a date as YYYY-MM-DD") from None
+
+
 class Console:
     """The console's handlers."""
 
@@ -196,6 +208,7 @@ class Console:
     ) -> Response:
         state = request.query_params.get("state") or None
         narrow = {k: request.query_params.get(k, "").strip() or None for k in FILTERS}
+        day = _day(narrow["day"], "day")
         shown = await run_in_threadpool(
             lambda: board.board(
                 self.app,
@@ -204,6 +217,7 @@ class Console:
                 category=narrow["category"],
                 account=narrow["account"],
                 text=narrow["text"],
+                day=day,
             )
         )
         if wants_json(request):
@@ -284,13 +298,7 @@ class Console:
         """The week's scheduled and recurring notices, day by day in the agency's zone;
         ``?from=YYYY-MM-DD`` starts it elsewhere."""
         who = await self.who(request)
-        start = None
-        given = request.query_params.get("from", "")
-        if given:
-            try:
-                start = date.fromisoformat(given)
-            except ValueError:
-                raise UsageError(f"from={given!r}: give a date as YYYY-MM-DD") from None
+        start = _day(request.query_params.get("from", ""), "from")
         days = await run_in_threadpool(board.week, self.app, who.actor, start)
         if wants_json(request):
             return JSONResponse(
@@ -310,6 +318,8 @@ class Console:
                                 }
                                 for e in d.entries
                             ],
+                            "more": d.more,
+                            "board": f"/notices?day={d.day.isoformat()}",
                         }
                         for d in days
                     ]
@@ -321,6 +331,7 @@ class Console:
             who,
             "week.html",
             days=days,
+            per_day=board.PER_DAY,
             zone=self.app.settings.agency.time_zone,
             earlier=(first - timedelta(days=7)).isoformat(),
             later=(first + timedelta(days=7)).isoformat(),
