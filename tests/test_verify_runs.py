@@ -10,6 +10,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bulletin.archiver import verify_runs as runs
@@ -153,3 +154,22 @@ def test_the_status_page_shows_the_last_runs_and_the_problem(tmp_path: Path, db_
             assert "archive verify of " in text
     finally:
         inst.app.close()
+
+
+def test_upgrade_from_0028_adds_an_empty_verify_runs_table(db_url: str) -> None:
+    """A database at 0028 upgrades to one with no verify run recorded, which status then
+    reports as an archive never verified rather than failing on a missing table."""
+    from alembic import command
+
+    from bulletin.db import SCHEMA_REVISION, _alembic_config, check_schema, make_engine, migrate
+
+    engine = make_engine(db_url)
+    try:
+        command.upgrade(_alembic_config(engine), "0028")
+        assert "verify_runs" not in sa.inspect(engine).get_table_names()
+        assert migrate(engine) == SCHEMA_REVISION
+        check_schema(engine)
+        with Session(engine) as session:
+            assert list(session.exec(select(VerifyRun))) == []
+    finally:
+        engine.dispose()
