@@ -55,6 +55,9 @@ _STATE_ITEMS = 500
 _STATE_CAP = 20_000
 # How many full-text rows a search by state walks before it looks among the state's ids.
 _WALK_BUDGET = 8_192
+# How many of the newest rows a bounded PostgreSQL search walks before it asks the GIN index
+# for the older matches (a word in one record of a hundred fills a page within it).
+_NEWEST_WALK = 2_048
 _KEYS = (col(Record.id), col(Record.account), col(Record.kind), col(Record.remote_id))
 
 
@@ -208,13 +211,13 @@ def _budgeted_pages(
     First the newest rows are walked by id in chunks (each chunk a ``MATERIALIZED`` CTE
     under a ``LIMIT``, so it reads that many rows and no more, and the GIN bitmap of a
     common word is never built), checking every condition on them: a common word's hits
-    come early. After half the budget (at most ``_WALK_BUDGET`` rows), the older matches
+    come early. After half the budget (at most ``_NEWEST_WALK`` rows), the older matches
     are listed through the GIN index alone, at most the rest of the budget plus one (a ``LIMIT`` on
     the bitmap heap scan; ``tsquery_of`` writes only ``&`` and prefixes, which the index
     answers exactly, so no row read is thrown away by a recheck): if they fit in the budget
     the other conditions are checked on them by key; if not, the search stops there and the
     budget is left below zero (the results were capped)."""
-    walk = min(budget[0] // 2, _WALK_BUDGET)
+    walk = min(budget[0] // 2, _NEWEST_WALK)
     size = max(first * _FIRST_PAGE_FACTOR, 16)
     after: int | None = None
     records = Record.__table__  # type: ignore[attr-defined]
