@@ -5,10 +5,13 @@ run.
 Seeding: as ``bench_export.py`` (N records through ``Archiver.archive_batch`` on the local
 WORM store, threads of one post and 19 comments, about 80 characters of text each, spread
 over ten days), with two redactions; then ``ANALYZE records`` on PostgreSQL (this machine's
-runs without autovacuum). The portal runs under uvicorn in a thread on a free port
-with ``show_comments = true`` (so the searches see every record) and no rate limit to speak
-of; a timing wrapper around the ASGI app records each request's server time (from the call
-to the last body byte).
+runs without autovacuum). With ``--seed index`` the same records go straight into
+``records`` in batches of 10,000 (and SQLite's full-text index, as ``bench_capture.py
+--seed index`` does): no store objects or ledger, which the searches and thread pages never
+read; this is what makes 1,000,000 records affordable. The portal runs under uvicorn in a
+thread on a free port with ``show_comments = true`` (so the searches see every record) and
+no rate limit to speak of; a timing wrapper around the ASGI app records each request's
+server time (from the call to the last body byte).
 
 Query mix (each run ``--rounds`` times, page 1 of 20): a word in every comment (``bridge``),
 a word in one post in 20 (``closed``), a rare word (``notice`` plus a thread number), a prefix
@@ -98,7 +101,74 @@ def rate(web: httpx.Client, path: str, seconds: float) -> float:
     return done / (time.perf_counter() - began)
 
 
-def run(kind: str, records: int, rounds: int, seconds: float) -> None:
+def seed_index(app: Any, records: int) -> None:
+    """The records of ``bench_export.seed``, inserted straight into ``records``."""
+    import hashlib
+
+    import sqlalchemy as sa
+    from bench_export import BASE, DAYS, THREAD
+
+    from bulletin.models import Record
+
+    rows: list[dict[str, object]] = []
+    now = BASE + timedelta(days=DAYS + 1)
+    retain = now + timedelta(days=7 * 365)
+
+    def flush() -> None:
+        with app.engine.begin() as conn:
+            before = conn.execute(sa.select(sa.func.max(Record.id))).scalar() or 0
+            conn.execute(sa.insert(Record), rows)
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql(
+                    "INSERT INTO records_fts(rowid, text, author) "
+                    "SELECT id, text, author FROM records WHERE id > ?",
+                    (before,),
+                )
+        rows.clear()
+
+    threads = max(1, records // THREAD)
+    made = 0
+    for t in range(threads):
+        start = BASE + timedelta(days=t * DAYS // threads, seconds=t)
+        size = THREAD if t < threads - 1 else records - made
+        for n in range(size):
+            text = (
+                f"Road closed on Main Street between Oak and Elm tonight, notice {t}"
+                if n == 0
+                else f"Comment {n} on notice {t}: when will the bridge reopen? Thanks, officers."
+            )
+            digest = hashlib.sha256(f"{t}/{n}/{text}".encode()).hexdigest()
+            rows.append(
+                {
+                    "account": "feed",
+                    "platform": "feed",
+                    "kind": "post" if n == 0 else "comment",
+                    "remote_id": f"t{t}" if n == 0 else f"t{t}c{n}",
+                    "parent_id": None if n == 0 else f"t{t}",
+                    "thread_id": f"t{t}",
+                    "version": 1,
+                    "state": "visible",
+                    "author": "Bench PD" if n == 0 else f"visitor{(t * 7 + n) % 5000}",
+                    "text": text,
+                    "posted_at": start + timedelta(seconds=n),
+                    "captured_at": now,
+                    "series": "agency-posts" if n == 0 else "visitor-comments",
+                    "retain_until": retain,
+                    "content_sha256": digest,
+                    "object_sha256": digest,
+                    "raw_sha256": digest,
+                    "size": 700,
+                    "change": "new",
+                }
+            )
+            made += 1
+            if len(rows) >= 10_000:
+                flush()
+    if rows:
+        flush()
+
+
+def run(kind: str, records: int, rounds: int, seconds: float, how: str = "archive") -> None:
     from _support import configure, database
     from bench_export import BASE, seed
     from sqlmodel import Session, col, select
@@ -116,8 +186,16 @@ def run(kind: str, records: int, rounds: int, seconds: float) -> None:
         config, app = configure(Path(tmp), url, "http://127.0.0.1:9")
         app.close()
         began = time.perf_counter()
-        seed(config, records)
-        print(f"{kind}: seeded {records} records in {time.perf_counter() - began:.1f} s")
+        if how == "index":
+            seeder = App(app.settings, environ={})
+            seed_index(seeder, records)
+            seeder.close()
+        else:
+            seed(config, records)
+        print(
+            f"{kind}: seeded {records} records ({how} path) in {time.perf_counter() - began:.1f} s",
+            flush=True,
+        )
         if kind == "postgres":  # as autovacuum would soon after a bulk load
             with App(app.settings, environ={}).engine.begin() as conn:
                 conn.exec_driver_sql("ANALYZE records")
@@ -176,9 +254,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--seed", choices=("archive", "index"), default="archive")
     args = parser.parse_args()
     for kind in ("sqlite", "postgres") if args.db == "both" else (args.db,):
-        run(kind, args.records, args.rounds, args.seconds)
+        run(kind, args.records, args.rounds, args.seconds, args.seed)
 
 
 if __name__ == "__main__":

@@ -546,3 +546,98 @@ def test_pages_pass_axe_at_320_and_1280_pixels(tmp_path: Path, browser: Any) -> 
                     context.close()
     finally:
         inst.app.close()
+
+
+def _rows_read(conn: Any, statements: list[tuple[str, Any]]) -> int:
+    """Rows of ``records`` the statements read, by EXPLAIN ANALYZE of each in one transaction
+    (``SET LOCAL`` among them run as they are): every plan node on the table counts the rows
+    it returned and those it read and threw away (filter, recheck), over all its loops."""
+
+    def walk(node: dict[str, Any]) -> int:
+        own = 0
+        if node.get("Relation Name") == "records":
+            loops = node.get("Actual Loops", 1)
+            kept = node.get("Actual Rows", 0)
+            dropped = node.get("Rows Removed by Filter", 0) + node.get(
+                "Rows Removed by Index Recheck", 0
+            )
+            own = (kept + dropped) * loops
+        return own + sum(walk(child) for child in node.get("Plans", []))
+
+    total = 0
+    with conn.begin():
+        for sql, params in statements:
+            if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
+                conn.exec_driver_sql(sql, params)
+                continue
+            plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params).scalar()
+            total += walk(plan[0]["Plan"])
+    return total
+
+
+@pytest.mark.postgres
+def test_a_postgres_search_reads_a_bounded_number_of_rows(
+    tmp_path: Path, pg_schema_url: str
+) -> None:
+    """On PostgreSQL a search by words reads at most about max_scan rows of records, whatever
+    the words (EXPLAIN ANALYZE of every statement it ran): the newest rows walked by id, then
+    the older matches through the GIN index only if they fit in what is left. An old post
+    behind 300 newer matching comments (not public) is then out of reach with max_scan = 100,
+    and the page says the results were capped; a word only that post holds is still found
+    among 600 newer rows, uncapped; with the default cap both are found. Without a cap the
+    same search reads every matching row."""
+    import sqlalchemy as sa
+
+    from bulletin.archiver.search import Scan, search
+
+    inst = portal_instance(tmp_path, pg_schema_url)
+    try:
+        inst.app.archiver.archive([post("old", "Salt trucks are out")])
+        inst.app.archiver.archive(
+            [comment(f"s{i}", "old", f"salt report {i}", 20 + i) for i in range(300)]
+        )
+        inst.app.archiver.archive([post(f"n{i}", f"Plow route {i}", 400 + i) for i in range(300)])
+        with inst.app.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE records")
+        bounded = inst.settings.portal.model_copy(update={"max_scan": 100})
+        narrow = App(inst.settings.model_copy(update={"portal": bounded}), environ={})
+        statements: list[tuple[str, Any]] = []
+
+        def keep(conn: Any, cursor: Any, sql: str, params: Any, *_: Any) -> None:
+            statements.append((sql, params))
+
+        try:
+            sa.event.listen(narrow.engine, "before_cursor_execute", keep)
+            salt = public.search_public(narrow, "salt")
+            sa.event.remove(narrow.engine, "before_cursor_execute", keep)
+            assert salt.items == [] and salt.capped
+            with narrow.engine.connect() as conn:
+                capped_rows = _rows_read(conn, statements)
+            assert 0 < capped_rows <= 2 * 100 + 2, capped_rows
+            statements.clear()
+            sa.event.listen(narrow.engine, "before_cursor_execute", keep)
+            trucks = public.search_public(narrow, "trucks")
+            sa.event.remove(narrow.engine, "before_cursor_execute", keep)
+            assert [r.remote_id for r in trucks.items] == ["old"] and not trucks.capped
+            with narrow.engine.connect() as conn:
+                assert _rows_read(conn, statements) <= 2 * 100 + 2
+            statements.clear()
+            query = public.public_query("salt")
+            sa.event.listen(narrow.engine, "before_cursor_execute", keep)
+            search(narrow.engine, query, extra=public.rules(narrow.settings), scan=None)
+            sa.event.remove(narrow.engine, "before_cursor_execute", keep)
+            with narrow.engine.connect() as conn:
+                assert _rows_read(conn, statements) > 300  # every salt row, without a cap
+            with serving(narrow) as url, httpx.Client(base_url=url) as web:
+                page = web.get("/search", params={"q": "salt"})
+                assert page.status_code == 200 and "Results were capped" in page.text
+                assert web.get("/search", params={"q": "salt", "format": "json"}).json()["capped"]
+                assert "Results were capped" not in web.get("/search?q=trucks").text
+        finally:
+            narrow.close()
+        for words in ("salt", "trucks"):
+            found = public.search_public(inst.app, words)
+            assert [r.remote_id for r in found.items] == ["old"] and not found.capped
+        assert Scan(1).capped is False
+    finally:
+        inst.app.close()

@@ -15,7 +15,7 @@ from bulletin.cli import error_line
 from bulletin.errors import NotFound, Refused
 from tests.plugins.bulletin_app import Instance, make_instance
 
-ROLES = {"clerk1": "clerk", "disp": "dispatcher"}
+ROLES = {"clerk1": "clerk", "disp": "dispatcher", "rita": "records-officer"}
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ ACTIONS: list[tuple[str, Callable[[Instance, Actor], Any]]] = [
     ("clerk", lambda i, a: requests.close_request(i.app, a, 1, reason="r")),
     ("clerk", lambda i, a: redactions.remove_redaction(i.app, a, 1, reason="r")),
     ("admin", lambda i, a: retention.apply_schedule(i.app, a, dry_run=True)),
-    ("approver", lambda i, a: retention.approve_batch(i.app, a, 1)),
+    ("records-officer", lambda i, a: retention.approve_batch(i.app, a, 1)),
 ]
 
 
@@ -62,6 +62,21 @@ def test_reading_needs_no_role_and_a_clerk_gets_past_the_check(staffed: Instance
     assert holds.list_holds(staffed.app, Actor("")) == []
     with pytest.raises(NotFound, match="no hold 1"):
         holds.release_hold(staffed.app, Actor("clerk1"), 1, reason="r")
+
+
+def test_a_records_officer_does_what_a_clerk_does(staffed: Instance) -> None:
+    """A records officer holds the clerk's powers: places and releases a hold, opens and
+    closes a request; a clerk is still refused a batch's approval naming the role."""
+    placed = holds.place_hold(
+        staffed.app, Actor("rita"), name="n", query="account:feed", reason="r", allow_empty=True
+    )
+    holds.release_hold(staffed.app, Actor("rita"), placed.hold.id or 0, reason="done")
+    with pytest.raises(NotFound):
+        requests.close_request(staffed.app, Actor("rita"), 1, reason="r")
+    with pytest.raises(Refused, match="user 'clerk1' does not hold the records-officer role"):
+        retention.approve_batch(staffed.app, Actor("clerk1"), 1)
+    with pytest.raises(NotFound):
+        retention.approve_batch(staffed.app, Actor("rita"), 1)
 
 
 def test_an_empty_hold_names_its_remedy_and_the_command_line_its_flag(

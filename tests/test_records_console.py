@@ -213,7 +213,7 @@ def test_only_clerks_and_admins_read_records(site: Instance, web: str) -> None:
             for path in (*paths, f"/records/{ids['second']}.json"):
                 got = person.get(path)
                 assert got.status_code == 403, (name, path)
-                assert "holds none of the roles clerk, admin" in got.text
+                assert "holds none of the roles clerk, records-officer, admin" in got.text
             assert '<a href="/records">' not in person.get("/notices").text
     with signed_in(web, "adam") as adam:
         assert adam.get(f"/records/{ids['second']}").status_code == 200
@@ -337,7 +337,7 @@ def test_requests_are_listed_by_due_date_with_days_left(site: Instance, web: str
         for path in ("/requests", "/requests.json", "/holds", "/holds.json"):
             got = dana.get(path)
             assert got.status_code == 403, path
-            assert "holds none of the roles clerk, admin" in got.text
+            assert "holds none of the roles clerk, records-officer, admin" in got.text
 
 
 def test_a_clerk_releases_a_hold_through_the_form(site: Instance, web: str) -> None:
@@ -392,7 +392,7 @@ def test_the_application_layer_refuses_the_clerk_reads_to_a_dispatcher(site: Ins
         lambda who: clerk_desk.open_holds(site.app, who),
     ]
     for read in reads:
-        with pytest.raises(Refused, match="holds none of the roles clerk, admin"):
+        with pytest.raises(Refused, match="holds none of the roles clerk, records-officer, admin"):
             read(dana)
     assert record_pages.find_records(site.app, CLEO, "elm").hits == []
     with pytest.raises(NotFound):
@@ -539,7 +539,7 @@ def test_the_clerk_forms_need_their_token_and_the_clerk_role(site: Instance, web
         for path in ("/requests/new", "/holds/new", f"/requests/{request_id}"):
             got = dana.get(path)
             assert got.status_code == 403, path
-            assert "holds none of the roles clerk, admin" in got.text
+            assert "holds none of the roles clerk, records-officer, admin" in got.text
     with signed_in(web, "adam") as adam:
         form = adam.get("/holds/new", params={"q": "salt"})
         assert form.status_code == 200
@@ -558,11 +558,11 @@ def test_the_application_layer_refuses_the_clerk_forms_to_a_dispatcher(site: Ins
     dana = Actor("dana", "session", "127.0.0.1")
     seeded(site)
     request_id = opened(site, 0, "Fresh Times")
-    with pytest.raises(Refused, match="holds none of the roles clerk, admin"):
+    with pytest.raises(Refused, match="holds none of the roles clerk, records-officer, admin"):
         clerk_desk.preview_scope(site.app, dana, "elm")
-    with pytest.raises(Refused, match="holds none of the roles clerk, admin"):
+    with pytest.raises(Refused, match="holds none of the roles clerk, records-officer, admin"):
         clerk_desk.request_page(site.app, dana, request_id)
-    with pytest.raises(Refused, match="holds none of the roles clerk, admin"):
+    with pytest.raises(Refused, match="holds none of the roles clerk, records-officer, admin"):
         clerk_desk.may_keep_records(site.app, dana)
     changes: list[Callable[[Actor], object]] = [
         lambda who: requests.open_request(

@@ -28,6 +28,10 @@ roles = ["clerk"]
 os_user = "chief"
 roles = ["approver"]
 
+[users.rita]
+os_user = "rita"
+roles = ["records-officer"]
+
 [users.admin1]
 os_user = "admin1"
 roles = ["admin"]
@@ -137,11 +141,15 @@ def test_administrator_schedule_and_disposition(inst: Instance) -> None:
     batch = str(listed["id"])
     assert listed["record_count"] == 3
     assert "listed" in run(inst, "retention", "batches")
-    run(inst, "retention", "approve-batch", batch, code=1, login="clerk1")  # not an approver
-    approved = run(inst, "retention", "approve-batch", batch, login="chief")
-    assert "3 records disposed of, 6 objects destroyed" in approved
+    for login in ("clerk1", "chief", "admin1"):  # not a records officer
+        refused = run(inst, "retention", "approve-batch", batch, code=1, login=login)
+        assert "does not hold the records-officer role" in refused, refused
+        assert "no longer approves destruction" in refused
+    assert "listed" in run(inst, "retention", "batches")
+    approved = run(inst, "retention", "approve-batch", batch, login="rita")
+    assert "approved by rita: 3 records disposed of, 6 objects destroyed" in approved
     assert "already approved" in run(
-        inst, "retention", "approve-batch", batch, code=1, login="chief"
+        inst, "retention", "approve-batch", batch, code=1, login="rita"
     )
     assert "(verified)" in run(inst, "retention", "show-batch", batch)
     assert "OK: 3 records" in run(inst, "archive", "verify")

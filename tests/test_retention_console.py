@@ -1,7 +1,7 @@
 """Retention in the console: batches awaiting approval with what each would destroy, the
-approval form (two-person: who listed a batch cannot approve it), the certificates of the
-batches approved. Over a real uvicorn on a free port against SQLite and PostgreSQL; pages
-checked with axe at 320 and 1280 pixels."""
+approval form (a records officer's; two-person: who listed a batch cannot approve it), the
+certificates of the batches approved. Over a real uvicorn on a free port against SQLite and
+PostgreSQL; pages checked with axe at 320 and 1280 pixels."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ STAFF = {
     "cleo": ["clerk"],
     "dana": ["dispatcher"],
     "chief": ["approver"],
-    "alex": ["admin", "approver"],
+    "rita": ["records-officer"],
+    "alex": ["admin", "records-officer"],
 }
 
 
@@ -53,20 +54,30 @@ def web(site: Instance) -> Iterator[str]:
 
 
 def test_who_listed_a_batch_cannot_approve_it(site: Instance) -> None:
-    """The application layer refuses the one who listed a batch (two-person rule) whichever
-    door asks; another approver destroys it."""
+    """The application layer refuses the one who listed a batch (two-person rule, though a
+    records officer) and an approver, a clerk or a dispatcher (naming the records-officer
+    role) whichever door asks; another records officer destroys it."""
     batch = retention.list_batch(site.app, ALEX)
     assert batch is not None and batch.id is not None
     with pytest.raises(Refused, match="two-person rule"):
         retention.approve_batch(site.app, ALEX, batch.id)
-    done = retention.approve_batch(site.app, Actor("chief"), batch.id)
-    assert done.batch.approved_by == "chief"
+    for name in ("chief", "cleo", "dana"):
+        with pytest.raises(Refused, match="does not hold the records-officer role") as refused:
+            retention.approve_batch(site.app, Actor(name), batch.id)
+        assert "approver role approves notices and no longer approves destruction" in str(
+            refused.value
+        )
+    assert retention.show_batch(site.app, ALEX, batch.id).batch.state == "listed"
+    done = retention.approve_batch(site.app, Actor("rita"), batch.id)
+    assert done.batch.approved_by == "rita"
 
 
 def test_a_batch_is_shown_approved_and_certified(site: Instance, web: str) -> None:
     """The desk lists the batch awaiting approval; its page lists what it would destroy;
-    the lister is refused, the form needs its token and the confirmation; another approver
-    approves it and the certificate is listed, checked."""
+    the lister is refused, and so is an approver (the page names the records-officer role);
+    the form needs its token and the confirmation; a records officer approves it and the
+    certificate is listed, checked; the navigation shows a records officer the records and
+    retention pages."""
     batch = retention.list_batch(site.app, ALEX)
     assert batch is not None
     path = f"/retention/{batch.id}"
@@ -81,16 +92,30 @@ def test_a_batch_is_shown_approved_and_certified(site: Instance, web: str) -> No
         assert refused.status_code == 403 and "two-person rule" in refused.text
     with signed_in(web, "chief") as chief:
         token = csrf_for(chief.get(path).text, f"{path}/approve")
-        assert chief.post(f"{path}/approve", data={"confirm": "yes"}).status_code == 403
-        unconfirmed = chief.post(f"{path}/approve", data={"csrf": token})
+        refused = chief.post(f"{path}/approve", data={"csrf": token, "confirm": "yes"})
+        assert refused.status_code == 403
+        assert "does not hold the records-officer role" in refused.text
+        assert "no longer approves destruction" in refused.text
+        assert "No batch awaits approval." not in chief.get("/retention").text
+    with signed_in(web, "cleo") as cleo:
+        token = csrf_for(cleo.get(path).text, f"{path}/approve")
+        refused = cleo.post(f"{path}/approve", data={"csrf": token, "confirm": "yes"})
+        assert refused.status_code == 403 and "records-officer role" in refused.text
+    with signed_in(web, "rita") as rita:
+        home = rita.get("/retention").text
+        for link in ("/records", "/requests", "/holds", "/productions", "/audit", "/retention"):
+            assert f'href="{link}"' in home, link
+        token = csrf_for(rita.get(path).text, f"{path}/approve")
+        assert rita.post(f"{path}/approve", data={"confirm": "yes"}).status_code == 403
+        unconfirmed = rita.post(f"{path}/approve", data={"csrf": token})
         assert unconfirmed.status_code == 400 and "confirm" in unconfirmed.text
-        done = chief.post(f"{path}/approve", data={"csrf": token, "confirm": "yes"})
+        done = rita.post(f"{path}/approve", data={"csrf": token, "confirm": "yes"})
         assert done.status_code == 303
-        page = chief.get(done.headers["location"]).text
+        page = rita.get(done.headers["location"]).text
         assert "is destroyed and its certificate written" in page
         assert "Certificate checked</dt><dd>verified" in page
-        desk = chief.get("/retention").text
-        assert "No batch awaits approval." in desk and "approved by chief" in desk
+        desk = rita.get("/retention").text
+        assert "No batch awaits approval." in desk and "approved by rita" in desk
     with signed_in(web, "dana") as dana:
         for got in (dana.get("/retention"), dana.get(path)):
             assert got.status_code == 403 and "holds none of the roles" in got.text
@@ -111,7 +136,7 @@ def test_retention_pages_pass_axe_at_320_and_1280_pixels(tmp_path: Path, browser
                 context = browser.new_context(viewport={"width": width, "height": 800})
                 page = context.new_page()
                 try:
-                    browser_sign_in(page, url, "chief", "/retention")
+                    browser_sign_in(page, url, "rita", "/retention")
                     for shown in ("/retention", path):
                         page.goto(f"{url}{shown}")
                         assert not (found := axe_violations(page)), f"{shown}: {describe(found)}"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from bulletin.config.settings import Settings
 from bulletin.config.site import Role
+from bulletin.config.values import holds_role
 from bulletin.errors import Refused, UsageError
 from bulletin.names import name_problem, printable
 
@@ -155,9 +156,11 @@ def _mapped(settings: Settings, login: str, db: Engine | Session | None) -> str:
 def require_role(
     settings: Settings, name: str, role: Role | None, db: Engine | Session | None = None
 ) -> None:
-    """``name`` must exist and hold ``role``: by its account in the database when ``db`` is
-    given and holds any account (a disabled account holds nothing), else by ``[users]``
-    (which also covers a configured name not seeded yet); in open mode any name will do.
+    """``name`` must exist and hold ``role`` (or a role implying it: a records officer holds
+    the clerk's, :data:`bulletin.config.values.IMPLIED`): by its account in the database
+    when ``db`` is given and holds any account (a disabled account holds nothing), else by
+    ``[users]`` (which also covers a configured name not seeded yet); in open mode any name
+    will do.
 
     :raises Refused: unknown user, disabled account or missing role.
     """
@@ -169,7 +172,7 @@ def require_role(
         if account is not None:
             if account.disabled:
                 raise Refused(f"user {name!r} is disabled")
-            if role is not None and role not in roles_of(account):
+            if role is not None and not holds_role(roles_of(account), role):
                 raise Refused(f"user {name!r} does not hold the {role} role")
             return
         if name not in settings.users and any_accounts(db):
@@ -179,7 +182,7 @@ def require_role(
     user = settings.users.get(name)
     if user is None:
         raise Refused(f"unknown user {name!r} (not in [users] of {settings.source})")
-    if role is not None and role not in user.roles:
+    if role is not None and not holds_role(user.roles, role):
         raise Refused(f"user {name!r} does not hold the {role} role")
 
 

@@ -31,7 +31,7 @@ def list_events(
 
 
 #: who reads the audit trail in the console
-AUDITORS: tuple[Role, ...] = ("clerk", "admin")
+AUDITORS: tuple[Role, ...] = ("clerk", "records-officer", "admin")
 #: the most events one page shows, and one CSV export holds
 PAGE_EVENTS = 200
 CSV_EVENTS = 10_000

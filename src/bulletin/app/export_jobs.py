@@ -11,6 +11,12 @@ export's journal in ``<out>.partial/``. A failed job whose work so far is kept m
 too. The zip is written under the data directory (``exports/``) and checked like
 ``bulletin export verify`` once written; the result is kept with the job. Only the clerk who
 started a job, or an admin, may follow, resume or fetch it.
+
+The daemon takes up interrupted jobs by itself (:func:`resume_interrupted`, every
+:data:`RESUME_SECONDS`), acting for the clerk who started each (the job records who) and
+audited as "resumed by daemon on behalf of" that clerk; a job interrupted again after
+:data:`MAX_RESUMES` resumes is marked failed with a message saying so, its work so far kept
+for a person to resume once the cause is found.
 """
 
 from __future__ import annotations
@@ -33,8 +39,9 @@ from bulletin.app.actor import Actor
 from bulletin.app.context import App
 from bulletin.archiver.export import resolve
 from bulletin.archiver.export.exporter import partial_dir
+from bulletin.audit import record_event
 from bulletin.errors import BulletinError, NotFound, Refused
-from bulletin.identity import require_role
+from bulletin.identity import SYSTEM_ACTOR, require_role
 from bulletin.models import ExportJobRow
 
 log = structlog.get_logger("bulletin.app.export_jobs")
@@ -45,6 +52,10 @@ LEASE = timedelta(seconds=60)
 RENEW_SECONDS = 15.0
 #: the most jobs a listing shows
 MAX_LISTED = 100
+#: how often the daemon looks for interrupted jobs to take up
+RESUME_SECONDS = 30.0
+#: how many resumes (by the daemon or by hand) a job gets before the daemon gives up on it
+MAX_RESUMES = 3
 
 State = Literal["running", "interrupted", "done", "failed"]
 _WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -319,9 +330,119 @@ def resume(app: App, actor: Actor, job_id: str) -> ExportJob:
         )
     if not taken.rowcount:
         raise Refused(f"export {job_id} was taken up by another process first")
-    log.info("export resumed", job=job_id, by=actor.name)
+    with Session(app.checked_engine()) as session:
+        record_event(
+            session,
+            at=now,
+            actor=actor,
+            action="export.resumed",
+            object_type="export",
+            object_id=job_id,
+            reason=actor.reason or None,
+            was=job.state,
+            done=row.done,
+            total=row.total,
+        )
+        session.commit()
+    log.info("export resumed", job=job_id, by=actor.by or actor.name, owner=row.owner)
     _launch(app, actor, row, claim, resume=True)
     return progress(app, actor, job_id)
+
+
+def on_behalf_of(owner: str) -> Actor:
+    """The daemon acting for ``owner`` (who started a job): the owner's authority, audited
+    as the daemon's with "resumed by daemon on behalf of ``owner``"."""
+    system = Actor.system()
+    return Actor(
+        owner,
+        "system",
+        system.host,
+        by=SYSTEM_ACTOR,
+        reason=f"resumed by daemon on behalf of {owner}",
+    )
+
+
+def resume_interrupted(app: App) -> list[str]:
+    """The daemon's periodic job: take up every interrupted job (still ``running``, its
+    lease run out) in a thread of this process, as :func:`resume` does, acting for the one
+    who started it (:func:`on_behalf_of`). A job already resumed :data:`MAX_RESUMES` times
+    is marked failed instead ("interrupted N times; …"), its journal kept; so is one its
+    owner may no longer resume (the role was taken away). A failed job is never taken up
+    by the daemon. Returns the ids taken up."""
+    engine = app.checked_engine()
+    now = app.clock.now()
+    table = ExportJobRow.__table__  # type: ignore[attr-defined]
+    lapsed = sa.or_(table.c.lease_until.is_(None), table.c.lease_until < now)
+    with Session(engine) as session:
+        rows = list(
+            session.exec(
+                select(ExportJobRow)
+                .where(col(ExportJobRow.state) == "running", lapsed)
+                .order_by(col(ExportJobRow.started_at))
+                .limit(MAX_LISTED)
+            )
+        )
+        session.expunge_all()
+    taken: list[str] = []
+    for row in rows:
+        if row.resumes >= MAX_RESUMES:
+            _give_up(
+                app,
+                row,
+                f"interrupted {row.resumes + 1} times; the daemon stopped resuming it after "
+                f"{MAX_RESUMES} resumes (its work so far is kept: resume it by hand once the "
+                "cause is found)",
+            )
+            continue
+        try:
+            resume(app, on_behalf_of(row.owner), row.id)
+        except NotFound:
+            continue
+        except Refused as e:
+            if "taken up by another process" in str(e):
+                continue
+            _give_up(app, row, f"the daemon could not resume it for {row.owner}: {e}")
+            continue
+        taken.append(row.id)
+    return taken
+
+
+def _give_up(app: App, row: ExportJobRow, error: str) -> None:
+    """Mark interrupted job ``row`` failed with ``error`` (if it is still interrupted),
+    audited as the daemon's."""
+    now = app.clock.now()
+    table = ExportJobRow.__table__  # type: ignore[attr-defined]
+    lapsed = sa.or_(table.c.lease_until.is_(None), table.c.lease_until < now)
+    engine = app.checked_engine()
+    with engine.begin() as conn:
+        done = conn.execute(
+            sa.update(table)
+            .where(table.c.id == row.id, table.c.state == "running", lapsed)
+            .values(
+                state="failed",
+                error=error,
+                finished_at=now,
+                updated_at=now,
+                claimed_by=None,
+                lease_until=None,
+            )
+        )
+    if not done.rowcount:
+        return
+    with Session(engine) as session:
+        record_event(
+            session,
+            at=now,
+            actor=Actor.system(),
+            action="export.abandoned",
+            object_type="export",
+            object_id=row.id,
+            reason=error,
+            owner=row.owner,
+            resumes=row.resumes,
+        )
+        session.commit()
+    log.warning("export abandoned", job=row.id, owner=row.owner, error=error)
 
 
 def list_jobs(app: App, actor: Actor) -> list[ExportJob]:

@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 from bulletin.app.context import App
 from bulletin.archiver import proof as proofs
 from bulletin.archiver import redaction
-from bulletin.archiver.search import Query, parse_query, search
+from bulletin.archiver.search import Query, Scan, parse_query, search
 from bulletin.config.settings import Settings
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import Record
@@ -101,13 +101,16 @@ class PublicRecord:
 
 @dataclass(frozen=True)
 class Listing:
-    """One page of records: what was asked, the page, its size and whether more follow."""
+    """One page of records: what was asked, the page, its size and whether more follow;
+    ``capped`` when the search stopped at ``[portal] max_scan`` rows before it had found a
+    full page (older matches were not looked at)."""
 
     query: str
     items: list[PublicRecord]
     page: int
     size: int
     more: bool
+    capped: bool = False
 
 
 @dataclass(frozen=True)
@@ -207,18 +210,20 @@ def _listing(app: App, query: Query, page: int, size: int | None, extra: list[An
     page, size = checked_page(app, page, size)
     offset = (page - 1) * size
     engine = app.checked_engine()
+    scan = Scan(app.settings.portal.max_scan)
     hits = search(
         engine,
         query,
         time_zone=app.settings.agency.time_zone,
         limit=offset + size + 1,
         extra=[*rules(app.settings), *extra],
-        scan=app.settings.portal.max_scan,
+        scan=scan,
     )
     records = [h.record for h in hits[offset : offset + size]]
     with Session(engine) as session:
         items = shown(app, session, records)
-    return Listing(query.describe(), items, page, size, len(hits) > offset + size)
+    more = len(hits) > offset + size
+    return Listing(query.describe(), items, page, size, more, scan.capped)
 
 
 def search_public(app: App, text: str, page: int = 1, size: int | None = None) -> Listing:

@@ -25,7 +25,7 @@ from bulletin.config.site import Role
 from bulletin.models import LedgerEntry, Record, Redaction
 
 #: the roles that may read the archive through the console
-CLERKS: tuple[Role, ...] = ("clerk", "admin")
+CLERKS: tuple[Role, ...] = ("clerk", "records-officer", "admin")
 #: the most hits one search page shows (refine the query for the rest)
 MAX_HITS = 200
 DEFAULT_HITS = 50

@@ -1,10 +1,12 @@
-"""The retention schedule and disposition, as the records officer sees them and the
-administrator and approver act on them.
+"""The retention schedule and disposition, as the administrator and the records officer act
+on them.
 
 Applying the schedule and listing a disposition batch need the admin role; approving one (the
-destruction) the approver role, and never by the one who listed it (two people see every
-destruction); anyone may read the schedule and the batches on the command line, and the
-console's retention pages (:func:`retention_desk`) are for :data:`KEEPERS`.
+destruction) the records-officer role (:data:`APPROVER_OF_DESTRUCTION`; the approver role,
+which approves notices, approved batches before that role existed and is now refused with a
+message saying so), and never by the one who listed it (two people see every destruction);
+anyone may read the schedule and the batches on the command line, and the console's retention
+pages (:func:`retention_desk`) are for :data:`KEEPERS`.
 """
 
 from __future__ import annotations
@@ -144,15 +146,29 @@ def show_batch(app: App, actor: Actor, batch_id: int) -> BatchDetail:
     return BatchDetail(batch, items, problems)
 
 
+#: the role that approves a disposition batch (the destruction)
+APPROVER_OF_DESTRUCTION: Role = "records-officer"
+
+
 @acts
 def approve_batch(app: App, actor: Actor, batch_id: int) -> ApproveResult:
     """Destroy a listed batch and write its certificate of destruction.
 
-    :raises Refused: ``actor`` is not an approver, or listed the batch (two-person rule);
-        the batch changed since it was listed or was approved already.
+    :raises Refused: ``actor`` is not a records officer (the message says so, and that the
+        approver role no longer approves destruction), or listed the batch (two-person
+        rule); the batch changed since it was listed or was approved already.
     :raises NotFound: no such batch.
     """
-    require_role(app.settings, actor.name, "approver", app.checked_engine())
+    engine = app.checked_engine()
+    require_role(app.settings, actor.name, None, engine)
+    try:
+        require_role(app.settings, actor.name, APPROVER_OF_DESTRUCTION, engine)
+    except Refused as e:
+        raise Refused(
+            f"{e}: approving a disposition batch (the destruction) takes a records officer; "
+            "the approver role approves notices and no longer approves destruction, so an "
+            "admin gives the records-officer role to whoever does"
+        ) from e
     batch, _ = disposition.get_batch(app.checked_engine(), batch_id)
     if batch.listed_by == actor.name:
         raise Refused(
@@ -170,7 +186,8 @@ def approve_batch(app: App, actor: Actor, batch_id: int) -> ApproveResult:
 
 
 #: who reads the retention pages of the console
-KEEPERS: tuple[Role, ...] = ("clerk", "approver", "admin")
+#: (an approver still reads them, and is told on approving that it takes a records officer)
+KEEPERS: tuple[Role, ...] = ("clerk", "records-officer", "approver", "admin")
 
 
 @dataclass(frozen=True)

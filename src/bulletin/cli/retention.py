@@ -186,7 +186,9 @@ def retention_show_batch(ctx: Context, batch_id: int, limit: int, as_json: bool)
 @retention_group.command("approve-batch")
 @on_behalf_options
 @click.argument("batch_id", type=ID)
-@click.option("--as", "actor", default=None, help="Who approves the destruction (an approver).")
+@click.option(
+    "--as", "actor", default=None, help="Who approves the destruction (a records officer)."
+)
 @json_option
 @pass_context
 def retention_approve_batch(ctx: Context, batch_id: int, actor: str | None, as_json: bool) -> None:

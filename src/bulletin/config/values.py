@@ -4,6 +4,7 @@ durations, retention periods, times of day and jurisdictions that their validato
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from functools import lru_cache
 from typing import Literal
@@ -15,7 +16,18 @@ from bulletin.errors import ConfigError
 from bulletin.timeparse import Span, parse_span
 
 # What a person may do (bulletin.identity enforces it); shared by [users], [auth] and SSO.
-Role = Literal["dispatcher", "approver", "clerk", "admin", "reader"]
+Role = Literal["dispatcher", "approver", "clerk", "records-officer", "admin", "reader"]
+
+# A role that carries another's powers with its own: a records officer does what a clerk does
+# (requests, holds, redactions, productions) and also approves disposition batches.
+IMPLIED: dict[str, tuple[str, ...]] = {"records-officer": ("clerk",)}
+
+
+def holds_role(held: Iterable[str], role: str) -> bool:
+    """Whether roles ``held`` give ``role``: held itself, or implied by one held
+    (:data:`IMPLIED`)."""
+    held = list(held)
+    return role in held or any(role in IMPLIED.get(h, ()) for h in held)
 
 
 class Section(BaseModel):

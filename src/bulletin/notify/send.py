@@ -33,6 +33,7 @@ from sqlmodel import Session, col, select
 
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings
+from bulletin.config.values import holds_role
 from bulletin.db import session_scope
 from bulletin.models import Notice
 from bulletin.notify import links
@@ -70,7 +71,7 @@ class Outcome:
 
 def _role_addresses(session: Session, role: str) -> list[str]:
     accounts = session.exec(select(UserAccount).where(col(UserAccount.disabled).is_(False)))
-    return [a.email for a in accounts if a.email and role in roles_of(a)]
+    return [a.email for a in accounts if a.email and holds_role(roles_of(a), role)]
 
 
 def recipients(session: Session, settings: Settings, row: Notification) -> list[str]:

@@ -113,6 +113,8 @@ class Portal:
             "page": found.page,
             "size": found.size,
             "more": found.more,
+            "capped": found.capped,
+            "max_scan": self.app.settings.portal.max_scan,
             "path": path,
             "results": [r.to_json() for r in found.items],
         }

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from bulletin.app import export_jobs
 from bulletin.app.facebook_webhooks import facebook_pages
 from bulletin.archiver import ledger
 from bulletin.archiver.capture import lag as capture_lag
@@ -130,6 +131,12 @@ def table(daemon: Daemon) -> list[JobSpec]:
         JobSpec("disk", work.check_disk_space, Every(HOUR), "disk space check", first_run=5),
         JobSpec("bucket", work.check_bucket, Every(DAY), "S3 bucket settings check", first_run=5),
     ]  # fmt: skip
+
+    def exports() -> object:
+        return export_jobs.resume_interrupted(app)
+
+    jobs.append(JobSpec("export-resume", exports, Every(export_jobs.RESUME_SECONDS),
+                        "export resumption", exclusive=True, first_run=10))  # fmt: skip
 
     def webhooks() -> object:
         return send_due(app.engine, app.clock, daemon.stopping)

@@ -187,7 +187,7 @@ class Maintenance:
         return lines
 
     def disposition(self) -> int | None:
-        """List the records due for destruction into a batch for an approver (nightly)."""
+        """List the records due for destruction into a batch for a records officer (nightly)."""
         app = self.app
         batch = build_disposition_batch(app.engine, app.store, app.settings, app.clock.now())
         if batch is not None:

@@ -1,5 +1,5 @@
 """Retention in the console: the disposition batches awaiting approval, what each would
-destroy, approval by an approver who did not list it (two people see every destruction), and
+destroy, approval by a records officer who did not list it (two people see every destruction), and
 the batches decided with their certificates of destruction.
 
 Each handler finds who is signed in, checks the form's token on a POST, calls one

@@ -16,7 +16,7 @@ same query holds.
 from __future__ import annotations
 
 from bulletin.archiver.search.conditions import author_is, conditions, index_new_records
-from bulletin.archiver.search.find import Hit, search
+from bulletin.archiver.search.find import Hit, Scan, search
 from bulletin.archiver.search.query import KINDS, STATES, Query, check_query, parse_query
 from bulletin.archiver.search.thread import ThreadItem, thread_of
 
@@ -25,6 +25,7 @@ __all__ = [
     "STATES",
     "Hit",
     "Query",
+    "Scan",
     "ThreadItem",
     "author_is",
     "check_query",

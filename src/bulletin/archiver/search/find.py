@@ -37,6 +37,15 @@ RARE_STATES = ("hidden", "deleted", "edited")  # each has a partial index (migra
 _MAX_LIMIT = 2**40  # more hits than any archive holds
 
 
+@dataclass
+class Scan:
+    """How many candidate rows a search may read (``rows``), and, after it, whether it
+    stopped for that reason before it had a full page (``capped``)."""
+
+    rows: int
+    capped: bool = False
+
+
 @dataclass(frozen=True)
 class Hit:
     record: Record  # the newest version that matched
@@ -51,16 +60,18 @@ def search(
     time_zone: str = "UTC",
     limit: int = 20,
     extra: Sequence[sa.ColumnElement[bool]] = (),
-    scan: int | None = None,
+    scan: Scan | None = None,
 ) -> list[Hit]:
     """Items with a record :func:`conditions` matches, at most ``limit``: newest first by
     archive order, or by posted time (then the undated ones) when a date range is the only
     condition besides the filters. ``time_zone`` places from:/to: dates.
 
     ``extra`` are further conditions on ``records`` every hit must meet (the public portal's
-    rules of what may be shown). With ``scan`` the walk stops once it has taken that many
-    candidate rows (plus the page it is in), whatever it has found by then; on SQLite a
-    search by words also stops once it has walked that many rows of the full-text index.
+    rules of what may be shown). With ``scan`` the walk stops once it has taken ``scan.rows``
+    candidate rows (plus the page it is in), whatever it has found by then; a search by words
+    also stops once it has read about that many rows: on SQLite rows of the full-text index,
+    on PostgreSQL rows of ``records`` (see :func:`~.pages.postgres_pages`). ``scan.capped``
+    then says whether it stopped short of a full page for that reason.
 
     :raises UsageError: an unknown state, or words with nothing to look up.
     """
@@ -81,6 +92,7 @@ def search(
             # than the work they share (about 30 ms of a 40 ms walk on two busy cores).
             session.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))
         bound = state_ids(session, query.state) if query.state in RARE_STATES else None
+        budget: list[int] | None = None  # what a search by words may still read, if bounded
         bounded: list[sa.ColumnElement[bool]] = []
         if bound is not None:
             # the versions of the items in that state, read from its partial index
@@ -107,7 +119,7 @@ def search(
             fts = fts5_query(words, query.author)
             if fts is None:
                 raise UsageError(f"nothing to search for in {words!r}")
-            budget = [scan] if scan is not None else None  # index rows walked, at most
+            budget = [scan.rows] if scan is not None else None  # index rows walked, at most
             pages = fts5_pages(session, fts, where, (since, until), limit, budget)
         elif wants_words and bound is not None:  # PostgreSQL: among the rare state's versions
             matches = [tsvector_match(_tsquery(words))] if words else []
@@ -120,7 +132,8 @@ def search(
             others = [*filters(replace(undated, author=None), time_zone, hinted=False), *extra]
             authors = author_names(query.author) if query.author else []
             tsquery = _tsquery(words) if words else None
-            pages = postgres_pages(session, tsquery, others, (since, until), authors, limit)
+            budget = [scan.rows] if scan is not None else None  # rows of records, at most
+            pages = postgres_pages(session, tsquery, others, (since, until), authors, limit, budget)
         else:
             base = [*filters(undated, time_zone, hinted=hinted), *extra]
             pages = dated_pages(session, base, since, until, limit)
@@ -133,9 +146,11 @@ def search(
                 chosen.setdefault((row.account, row.kind, row.remote_id), row.id)
                 if len(chosen) >= limit:
                     break
-            if len(chosen) >= limit or (scan is not None and read >= scan):
+            if len(chosen) >= limit or (scan is not None and read >= scan.rows):
                 pages.close()
                 break
+        if scan is not None and len(chosen) < limit:
+            scan.capped = read >= scan.rows or (budget is not None and budget[0] < 0)
         records = {
             r.id: r
             for r in session.exec(select(Record).where(col(Record.id).in_(chosen.values()))).all()

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
 from bulletin.archiver.search.conditions import (
@@ -54,6 +55,9 @@ _STATE_ITEMS = 500
 _STATE_CAP = 20_000
 # How many full-text rows a search by state walks before it looks among the state's ids.
 _WALK_BUDGET = 8_192
+# How many of the newest rows a bounded PostgreSQL search walks before it asks the GIN index
+# for the older matches (a word in one record of a hundred fills a page within it).
+_NEWEST_WALK = 2_048
 _KEYS = (col(Record.id), col(Record.account), col(Record.kind), col(Record.remote_id))
 
 
@@ -156,6 +160,7 @@ def postgres_pages(
     dates: tuple[datetime | None, datetime | None],
     authors: list[str],
     first: int,
+    budget: list[int] | None = None,
 ) -> Generator[Sequence[sa.Row[Any]], None, None]:
     """PostgreSQL: keys of the records matching the words (``tsquery``, if any), ``where``,
     the date range and (if any) one of the lower-cased ``authors``, newest first by id.
@@ -170,7 +175,9 @@ def postgres_pages(
     - else an author's records are walked newest first along ``ix_records_author``
       (``lower(author), id``), one walk per spelling of the name, merged;
     - else every condition is checked on a walk by id, whose hits come early when nothing
-      narrows."""
+      narrows; with a ``budget`` (a one-element list: rows of ``records``) that walk is
+      :func:`_budgeted_pages`, which reads at most about that many rows and leaves the budget
+      below zero when it stopped short."""
     since, until = dates
     dated = [posted_between(since, until)] if since or until else []
     author = [sa.func.lower(col(Record.author)).in_(authors)] if authors else []
@@ -185,7 +192,104 @@ def postgres_pages(
     if authors:
         yield from _author_pages(session, authors, [*matches, *where, *dated], first)
         return
+    if budget is not None and tsquery:
+        yield from _budgeted_pages(session, tsquery, [*where, *dated], first, budget)
+        return
     yield from keyset_pages(session, [*matches, *where, *dated], by_posted=False, first=first)
+
+
+def _budgeted_pages(
+    session: Session,
+    tsquery: str,
+    where: list[sa.ColumnElement[bool]],
+    first: int,
+    budget: list[int],
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """PostgreSQL: keys of the records matching ``tsquery`` and ``where``, newest first,
+    reading at most about ``budget[0]`` rows of ``records`` (the portal's ``max_scan``).
+
+    First the newest rows are walked by id in chunks (each chunk a ``MATERIALIZED`` CTE
+    under a ``LIMIT``, so it reads that many rows and no more, and the GIN bitmap of a
+    common word is never built), checking every condition on them: a common word's hits
+    come early. After half the budget (at most ``_NEWEST_WALK`` rows), the older matches
+    are listed through the GIN index alone, at most the rest of the budget plus one (a ``LIMIT`` on
+    the bitmap heap scan; ``tsquery_of`` writes only ``&`` and prefixes, which the index
+    answers exactly, so no row read is thrown away by a recheck): if they fit in the budget
+    the other conditions are checked on them by key; if not, the search stops there and the
+    budget is left below zero (the results were capped)."""
+    walk = min(budget[0] // 2, _NEWEST_WALK)
+    size = max(first * _FIRST_PAGE_FACTOR, 16)
+    after: int | None = None
+    records = Record.__table__  # type: ignore[attr-defined]
+    match = tsvector_match(tsquery)
+    while walk > 0:
+        size = min(size, walk)
+        chunk = sa.select(
+            records.c.id,
+            records.c.account,
+            records.c.kind,
+            records.c.remote_id,
+            sa.and_(match, *where).label("hit"),
+        )
+        if after is not None:
+            chunk = chunk.where(records.c.id < after)
+        newest = chunk.order_by(records.c.id.desc()).limit(size).cte("newest")
+        newest = newest.prefix_with("MATERIALIZED")
+        low = sa.select(sa.func.min(newest.c.id)).scalar_subquery()
+        read = sa.select(sa.func.count()).select_from(newest).scalar_subquery()
+        rows = session.execute(
+            sa.select(
+                newest.c.id,
+                newest.c.account,
+                newest.c.kind,
+                newest.c.remote_id,
+                newest.c.hit,
+                low.label("low"),
+                read.label("read"),
+            )
+            .where(sa.or_(newest.c.hit.is_(True), newest.c.id == low))
+            .order_by(newest.c.id.desc())
+        ).all()
+        if not rows:
+            return
+        hits = [r for r in rows if r.hit]
+        if hits:
+            yield hits
+        count = int(rows[0].read)
+        budget[0] -= count
+        walk -= count
+        if count < size:
+            return  # the whole table was walked
+        after = int(rows[0].low)
+        size = min(size * 4, _MAX_PAGE)
+    # The older matches, through the GIN index only.
+    if budget[0] <= 0:
+        budget[0] = -1
+        return
+    allowed = budget[0]
+    session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+    session.execute(sa.text("SET LOCAL enable_indexscan = off"))
+    try:
+        older = sa.select(records.c.id).where(match)
+        if after is not None:
+            # written "+ 0" so that only the GIN index can answer it
+            older = older.where(records.c.id + 0 < after)
+        ids = list(session.execute(older.limit(allowed + 1)).scalars())
+    finally:
+        session.execute(sa.text("SET LOCAL enable_seqscan TO DEFAULT"))
+        session.execute(sa.text("SET LOCAL enable_indexscan TO DEFAULT"))
+    budget[0] -= len(ids)
+    if len(ids) > allowed:
+        return
+    if ids:
+        rows = session.execute(
+            sa.select(*_KEYS)
+            .where(col(Record.id) == sa.any_(sa.bindparam("older", ids, type_=ARRAY(sa.Integer))))
+            .where(*where)
+            .order_by(col(Record.id).desc())
+        ).all()
+        if rows:
+            yield rows
 
 
 def _narrowed_pages(

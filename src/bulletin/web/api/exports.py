@@ -1,4 +1,5 @@
-"""Productions (a clerk's): start one as a zip, follow its progress, download it."""
+"""Productions (a clerk's): start one as a zip, follow its progress, resume it after an
+interruption, download it."""
 
 from __future__ import annotations
 
@@ -66,6 +67,20 @@ def start_export(app: AppDep, actor: Writer, body: NewExport) -> dict[str, Any]:
 @router.get("/exports/{export_id}", response_model=ExportOut, summary="An export's progress")
 def export_progress(app: AppDep, actor: Reader, export_id: JobId) -> dict[str, Any]:
     return export_out(export_jobs.progress(app, actor, export_id))
+
+
+@router.post(
+    "/exports/{export_id}/resume",
+    status_code=202,
+    response_model=ExportOut,
+    summary="Resume an interrupted export",
+)
+def resume_export(app: AppDep, actor: Writer, export_id: JobId) -> dict[str, Any]:
+    """Take up an interrupted export (its worker died) where its journal left off, as the
+    console's Resume does; a failed one whose work so far is kept too. Only who started it,
+    or an admin; refused while it runs elsewhere, once done, or when another process took it
+    up first. The daemon also resumes interrupted exports by itself."""
+    return export_out(export_jobs.resume(app, actor, export_id))
 
 
 @router.get(
