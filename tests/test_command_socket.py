@@ -122,16 +122,21 @@ READS = [
 ]
 
 
+@pytest.mark.timeout(600)  # a dozen processes: minutes on a loaded machine
 def test_read_commands_print_the_same_through_the_daemon(
     staffed: Instance, served: DaemonProcess
 ) -> None:
-    """Each read command prints the same and exits the same through the daemon as in its own
-    process (refusals too), and the daemon answered it (no ORM imported)."""
+    """Each read command prints the same and exits the same through the daemon as run here
+    (refusals too), and the daemon answered it (no ORM imported); `--local` and
+    BULLETIN_LOCAL=1 run it in its own process, with the same output."""
     drafted(staffed)
     for args in READS:
-        through, here = bulletin(staffed, *args), bulletin(staffed, *args, local=True)
-        assert not through.here and here.here, args
-        assert through.same() == here.same(), args
+        through, here = bulletin(staffed, *args), invoke(staffed, *args)
+        assert not through.here, args
+        assert through.same() == (here.exit_code, here.stdout, here.stderr), args
+    flagged = bulletin(staffed, "--local", "notice", "list")
+    local = bulletin(staffed, "notice", "list", local=True)
+    assert flagged.here and local.here and flagged.same() == local.same() == through_list(staffed)
     through, here = bulletin(staffed, "status"), bulletin(staffed, "status", local=True)
     assert not through.here and through.code == here.code == 0
     differs = [  # free disk space and the heartbeat's minute move between two runs
@@ -142,6 +147,13 @@ def test_read_commands_print_the_same_through_the_daemon(
     assert all(a.startswith("disk:") or " heartbeat " in a for a, _ in differs), differs
 
 
+def through_list(inst: Instance) -> tuple[int, str, str]:
+    ran = bulletin(inst, "notice", "list")
+    assert not ran.here
+    return ran.same()
+
+
+@pytest.mark.timeout(600)
 def test_approval_through_the_daemon_acts_and_is_audited_as_locally(
     staffed: Instance, served: DaemonProcess
 ) -> None:
@@ -215,6 +227,7 @@ def request(inst: Instance, *argv: str, **env: str) -> dict[str, object]:
     }
 
 
+@pytest.mark.timeout(300)
 def test_another_configuration_runs_locally(staffed: Instance, served: DaemonProcess) -> None:
     """A configuration naming the same data directory but another database is another
     Bulletin's: the daemon says no and the command runs in its own process, silently."""
@@ -261,6 +274,7 @@ def test_a_bad_request_gets_one_line_and_the_daemon_goes_on(
     assert "bad request" in served.log.read_text()
 
 
+@pytest.mark.timeout(600)
 def test_no_daemon_runs_it_locally_and_a_stale_socket_is_replaced(
     staffed: Instance, daemon_process: MakeDaemon
 ) -> None:

@@ -18,6 +18,7 @@ import os
 import socket
 import struct
 import sys
+import time
 from collections.abc import Mapping
 
 from bulletin import __version__
@@ -123,17 +124,18 @@ def send(sock: socket.socket, message: Mapping[str, object]) -> None:
     sock.sendall(HEADER.pack(len(body)) + body)
 
 
-def receive(sock: socket.socket, limit: int) -> dict[str, object]:
-    """One message of at most ``limit`` bytes.
+def receive(sock: socket.socket, limit: int, deadline: float | None = None) -> dict[str, object]:
+    """One message of at most ``limit`` bytes, whole by ``deadline`` (``time.monotonic()``)
+    when given, else each read within the socket's timeout.
 
     :raises ProtocolError: too large, cut short or not a JSON object.
     :raises OSError: the connection failed or timed out.
     """
-    (length,) = HEADER.unpack(_exactly(sock, HEADER.size))
+    (length,) = HEADER.unpack(_exactly(sock, HEADER.size, deadline))
     if length > limit:
         raise ProtocolError(f"a message of {length} bytes is larger than {limit}")
     try:
-        message = json.loads(_exactly(sock, length).decode("utf-8"))
+        message = json.loads(_exactly(sock, length, deadline).decode("utf-8"))
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError alike
         raise ProtocolError(f"not JSON: {e}") from None
     if not isinstance(message, dict):
@@ -141,9 +143,14 @@ def receive(sock: socket.socket, limit: int) -> dict[str, object]:
     return message
 
 
-def _exactly(sock: socket.socket, size: int) -> bytes:
+def _exactly(sock: socket.socket, size: int, deadline: float | None) -> bytes:
     chunks: list[bytes] = []
     while size:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the message did not arrive in time")
+            sock.settimeout(left)
         chunk = sock.recv(min(size, 1 << 20))
         if not chunk:
             raise ProtocolError("the message was cut short")

@@ -31,6 +31,7 @@ import stat
 import struct
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -56,7 +57,8 @@ log = get_logger("bulletin.daemon.commands")
 #: served commands that change something (the rest only read)
 WRITES = frozenset({("notice", "approve")})
 MAX_CONNECTIONS = 8  # at once; more are told to run the command themselves
-READ_TIMEOUT = 5.0  # seconds for a client to send its request
+READ_TIMEOUT = 5.0  # seconds for a client to send its whole request
+STOP_WAIT = 20.0  # seconds stop() waits for the commands running to finish
 WRITE_TIMEOUT = 10.0  # seconds for a client to take the reply
 
 
@@ -255,6 +257,8 @@ class CommandServer:
         return granted
 
     def stop(self) -> None:
+        """Take no more connections, remove the socket, and let the commands running finish
+        (at most :data:`STOP_WAIT` seconds): an approval is answered, not cut short."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
@@ -263,6 +267,11 @@ class CommandServer:
             self._sock = None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        deadline = time.monotonic() + STOP_WAIT
+        for _ in range(MAX_CONNECTIONS):
+            if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                log.warning("command socket: stopped with commands still running")
+                break
 
     def _accept(self) -> None:
         assert self._sock is not None
@@ -287,10 +296,10 @@ class CommandServer:
     def _serve(self, conn: socket.socket) -> None:
         try:
             with conn:
-                conn.settimeout(READ_TIMEOUT)
                 try:
                     uid = peer_uid(conn)
-                    reply = self.answer(receive(conn, MAX_REQUEST), uid)
+                    deadline = time.monotonic() + READ_TIMEOUT
+                    reply = self.answer(receive(conn, MAX_REQUEST, deadline), uid)
                 except (ProtocolError, OSError, struct.error) as e:
                     problem = f"bad request: {e}".splitlines()[0]
                     log.warning("command socket", error=problem)
@@ -362,17 +371,15 @@ class CommandServer:
         }
 
     def _same_configuration(self, env: Mapping[str, str], cwd: Path) -> None:
-        """Refuse unless the client's configuration names this daemon's data directory and
-        database (else it is another Bulletin's command)."""
+        """Refuse unless the client's configuration, with its environment, is this daemon's
+        (another data directory or database is another Bulletin; any other difference, a
+        file changed since the daemon read it or a variable set, would make the command
+        print what it would not print in its own process)."""
         try:
             theirs = load_settings(env.get("BULLETIN_CONFIG") or None, env, cwd=cwd)
         except ConfigError as e:
             raise RunItYourself(f"the client's configuration: {e}") from None
-        mine = self.app.settings
-        if (
-            theirs.data_dir.resolve() != mine.data_dir.resolve()
-            or theirs.database_url != mine.database_url
-        ):
+        if theirs != self.app.settings:
             raise RunItYourself("the client's configuration is not the daemon's")
 
 
