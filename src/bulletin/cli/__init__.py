@@ -105,6 +105,7 @@ class InProcess:
     kernel: Kernel | None = None
     environ: Mapping[str, str] | None = None
     cwd: Path | None = None
+    engines: Callable[[bool], Any] | None = None  # an engine by read_only: App.engines
 
 
 @dataclass
@@ -117,6 +118,7 @@ class Context:
     config_path: str | None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     cwd: Path | None = None  # what relative paths of the configuration are relative to
+    engines: Callable[[bool], Any] | None = None  # an engine by read_only: App.engines
     clock: Clock | None = None
     kernel: Kernel | None = None
     on_behalf_of: str | None = None
@@ -151,6 +153,7 @@ class Context:
                 self.clock or SystemClock(),
                 read_only=self.read_only,
                 check_schema_once=True,  # one command, one schema
+                engines=self.engines,
             )
         return self._app
 
@@ -547,6 +550,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
         config_path,
         environ=dict(given.environ),
         cwd=given.cwd,
+        engines=given.engines,
         clock=given.clock,
         kernel=given.kernel,
     )

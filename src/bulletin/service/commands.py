@@ -34,10 +34,10 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bulletin import __version__
-from bulletin.app import App
+from bulletin.app import App, outbox
 from bulletin.command_client import (
     MAX_REQUEST,
     SERVED,
@@ -48,9 +48,13 @@ from bulletin.command_client import (
     send,
 )
 from bulletin.config import load_settings
+from bulletin.db import make_engine
 from bulletin.errors import ConfigError
 from bulletin.identity import PeerKernel, speaks_for_sudo
 from bulletin.logs import get_logger
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 log = get_logger("bulletin.daemon.commands")
 
@@ -225,6 +229,8 @@ class CommandServer:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._engines: dict[bool, Engine] = {}
+        self._engines_lock = threading.Lock()
         self._stopping = threading.Event()
 
     def start(self) -> None:
@@ -272,6 +278,21 @@ class CommandServer:
             if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 log.warning("command socket: stopped with commands still running")
                 break
+        for engine in self._engines.values():
+            engine.dispose()
+
+    def engine(self, read_only: bool) -> Engine:
+        """The engine the commands share (one read-only, one read-write, made on first use
+        as a command would make it): statements compiled once serve every later command."""
+        with self._engines_lock:
+            if read_only not in self._engines:
+                settings = self.app.settings
+                engine = make_engine(
+                    settings.database_url, settings.database.busy_timeout, read_only=read_only
+                )
+                outbox.register(engine, settings.data_dir)
+                self._engines[read_only] = engine
+            return self._engines[read_only]
 
     def _accept(self) -> None:
         assert self._sock is not None
@@ -352,7 +373,7 @@ class CommandServer:
         self._same_configuration(env, cwd)
         from bulletin.cli import InProcess, cli
 
-        given = InProcess(kernel=PeerKernel(uid), environ=env, cwd=cwd)
+        given = InProcess(kernel=PeerKernel(uid), environ=env, cwd=cwd, engines=self.engine)
         code = 0  # click's main always exits; this is for a command that returns
         with captured(request, stdin_tty) as (out, err):
             try:
