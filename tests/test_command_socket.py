@@ -131,9 +131,13 @@ def test_read_commands_print_the_same_through_the_daemon(
     BULLETIN_LOCAL=1 run it in its own process, with the same output."""
     drafted(staffed)
     for args in READS:
-        through, here = bulletin(staffed, *args), invoke(staffed, *args)
-        assert not through.here, args
-        assert through.same() == (here.exit_code, here.stdout, here.stderr), args
+        answered, in_process = bulletin(staffed, *args), invoke(staffed, *args)
+        assert not answered.here, args
+        assert answered.same() == (
+            in_process.exit_code,
+            in_process.stdout,
+            in_process.stderr,
+        ), args
     flagged = bulletin(staffed, "--local", "notice", "list")
     local = bulletin(staffed, "notice", "list", local=True)
     assert flagged.here and local.here and flagged.same() == local.same() == through_list(staffed)
