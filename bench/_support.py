@@ -201,6 +201,10 @@ class Daemon:
                 raise RuntimeError(self.log.read_bytes()[offset:].decode(errors="replace"))
             if _socket_ready(ready):
                 self.started_in = time.perf_counter() - began
+                commands = ready.parent / "command.sock"  # comes last; an older tree has none
+                until = time.monotonic() + 5
+                while not commands.exists() and time.monotonic() < until:
+                    time.sleep(0.01)
                 return self
             time.sleep(0.01)
         self.kill()

@@ -6,8 +6,10 @@ first is approved by spawning the real ``bulletin notice approve ID`` command, t
 spawn to the sandbox receiving the create-post request (timestamped inside the in-process
 sandbox); the second is approved through the library in this process, as the command does
 (commit, then wake the daemon), timed from the commit to the sandbox receiving it: the
-daemon's share alone, the baseline. Rounds interleave the two. Also printed: the command's
-own wall time, spawn to exit. PostgreSQL is skipped when no server answers.
+daemon's share alone, the baseline. The command is spawned twice a round: as a dispatcher
+runs it (the daemon answers it on its command socket) and with ``BULLETIN_LOCAL=1`` (in its
+own process). Rounds interleave them all. Also printed: the command's own wall time, spawn to
+exit. PostgreSQL is skipped when no server answers.
 
     python bench/bench_approve_to_post.py [--runs 30] [--future 10000] [--db sqlite]
                                           [--src DIR] [--before DIR]
@@ -82,9 +84,9 @@ def measure(
         env = {k: v for k, v in os.environ.items() if not k.startswith("BULLETIN_")}
         env["BULLETIN_CONFIG"] = str(config)
         command = [sys.executable, "-m", "bulletin", "notice", "approve"]
-        variants = {"": env}
+        variants = {" (daemon)": env, " (local)": {**env, "BULLETIN_LOCAL": "1"}}
         if before is not None:
-            variants[" (before)"] = {**env, "PYTHONPATH": str(before)}
+            variants[" (before)"] = {**env, "PYTHONPATH": str(before), "BULLETIN_LOCAL": "1"}
         to_post: dict[str, list[float]] = {v: [] for v in variants}
         to_exit: dict[str, list[float]] = {v: [] for v in variants}
         daemon_only = []
@@ -108,11 +110,14 @@ def measure(
         finally:
             daemon.stop()
             app.close()
-    print(f"{kind}: {runs} rounds, {future:,} other notices scheduled")
+    print(
+        f"{kind}: {runs} rounds, {future:,} other notices scheduled; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     rows = [("daemon only: commit -> sandbox has the post", daemon_only)]
     for variant in variants:
-        rows.append((f"spawn `notice approve`{variant} -> sandbox has the post", to_post[variant]))
-        rows.append((f"spawn `notice approve`{variant} -> command exits", to_exit[variant]))
+        rows.append((f"spawn `notice approve`{variant} -> sandbox has it", to_post[variant]))
+        rows.append((f"spawn `notice approve`{variant} -> it exits", to_exit[variant]))
     base = statistics.median(daemon_only)
     for name, values in rows:
         print(

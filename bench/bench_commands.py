@@ -3,8 +3,12 @@
 SQLite data directory (10,000 scheduled notices, archived comments), against ``python -c
 pass`` and ``python -c "import sqlalchemy"`` spawned in the same rounds, interleaved.
 
+A daemon runs on the data directory: each read command is timed answered by it (through its
+command socket, the default) and run in its own process (``BULLETIN_LOCAL=1``), in the same
+rounds. ``--no-daemon`` leaves it out.
+
     python bench/bench_commands.py [--runs 30] [--notices 10000] [--records 2000] [--src DIR]
-                                   [--before DIR]
+                                   [--before DIR] [--no-daemon]
 
 ``--src`` runs the commands from another source tree (a checkout's ``src``); ``--before DIR``
 also runs each ``bulletin`` command from DIR, interleaved with the others in the same rounds,
@@ -28,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeAlias
 
-from _support import ROOT, configure, seed_future_notices
+from _support import ROOT, Daemon, configure, seed_future_notices
 from bench_capture import percentile
 from bench_publish import comment
 
@@ -41,15 +45,19 @@ def seed(tmp: Path, notices: int, records: int) -> Path:
     data = tmp / "data"
     data.mkdir(parents=True)
     config, app = configure(tmp, f"sqlite:///{data / 'bulletin.db'}", "http://127.0.0.1:9")
-    seed_future_notices(app, notices, "feed", datetime(2026, 12, 1, tzinfo=UTC))
+    seed_future_notices(app, notices, "feed", datetime.now(UTC))  # days ahead: none due
     for first in range(0, records, 500):
         app.archiver.archive_batch([comment(i) for i in range(first, min(records, first + 500))])
     app.close()
     return config
 
 
-def commands(python: str, env: dict[str, str], before: Path | None) -> dict[str, Run]:
-    """Each command to time, by name: its argv and environment."""
+READS = ("notice list", "status", "archive search")
+
+
+def commands(python: str, env: dict[str, str], before: Path | None, daemon: bool) -> dict[str, Run]:
+    """Each command to time, by name: its argv and environment. With ``daemon``, each read
+    command twice: answered by the daemon, and with ``BULLETIN_LOCAL=1`` in its own process."""
     bulletin = [python, "-m", "bulletin"]
     runs: dict[str, Run] = {
         "python -c pass": ([python, "-c", "pass"], env),
@@ -63,7 +71,10 @@ def commands(python: str, env: dict[str, str], before: Path | None) -> dict[str,
         ["archive", "search", "officers"],
     ):
         name = " ".join(["bulletin", *args])
-        runs[name] = ([*bulletin, *args], env)
+        if daemon and name.removeprefix("bulletin ").startswith(READS):
+            runs[f"{name} (daemon)"] = ([*bulletin, *args], env)
+            name += " (local)"
+        runs[name] = ([*bulletin, *args], {**env, "BULLETIN_LOCAL": "1"} if daemon else env)
         if before is not None:
             runs[f"{name} (before)"] = ([*bulletin, *args], {**env, "PYTHONPATH": str(before)})
     return runs
@@ -91,7 +102,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=2_000)
     parser.add_argument("--src", type=Path, default=ROOT / "src")
     parser.add_argument("--before", type=Path)
+    parser.add_argument("--no-daemon", action="store_true")
     args = parser.parse_args()
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         config = seed(tmp, args.notices, args.records)
@@ -102,21 +115,29 @@ def main() -> None:
             PYTHONPATH=str(args.src.resolve()),
         )
         before = args.before.resolve() if args.before else None
-        runs = commands(sys.executable, env, before)
+        runs = commands(sys.executable, env, before, not args.no_daemon)
+        daemon = None
+        if not args.no_daemon:
+            os.environ["PYTHONPATH"] = env["PYTHONPATH"]  # the daemon runs the code under test
+            daemon = Daemon(config, tmp / "daemon.log").start()
         times: dict[str, list[float]] = {name: [] for name in runs}
         cpus: dict[str, list[float]] = {name: [] for name in runs}
-        for argv, run_env in runs.values():  # warm the page cache and .pyc files
-            wall(argv, run_env, tmp)
-        for _ in range(args.runs):
-            for name, (argv, run_env) in runs.items():
-                elapsed, used = wall(argv, run_env, tmp)
-                times[name].append(elapsed)
-                cpus[name].append(used)
+        try:
+            for argv, run_env in runs.values():  # warm the page cache and .pyc files
+                wall(argv, run_env, tmp)
+            for _ in range(args.runs):
+                for name, (argv, run_env) in runs.items():
+                    elapsed, used = wall(argv, run_env, tmp)
+                    times[name].append(elapsed)
+                    cpus[name].append(used)
+        finally:
+            if daemon is not None:
+                daemon.stop()
     base = statistics.median(times["python -c pass"])
     print(
         f"code under test: {args.src} (before: {args.before}); {args.runs} runs each, interleaved; "
         f"{args.notices:,} notices, {args.records:,} archived comments, SQLite; "
-        f"load average {os.getloadavg()[0]:.1f}"
+        f"load average {os.getloadavg()[0]:.1f} at the end (started at {load_at_start:.1f})"
     )
     print(
         "| command | median ms | p90 ms | x python -c pass | CPU median ms |\n"

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -17,6 +18,7 @@ from click.testing import CliRunner
 
 from bulletin.cli import COMMANDS, LazyGroup, cli
 from tests.plugins.bulletin_app import Instance
+from tests.plugins.daemon_process import DaemonProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -205,3 +207,37 @@ def test_a_table_line_adds_a_command_or_a_subcommand(
     assert result.exit_code == 0 and result.output == "hello\n"
     with pytest.raises(LookupError, match="not_a_command"):
         group.get_command(click.Context(group), "broken")
+
+
+def test_the_entry_point_s_first_step_imports_the_standard_library_only() -> None:
+    """`bulletin.command_client`, which every `bulletin` runs first, imports nothing but the
+    standard library (and `bulletin` itself, a version string)."""
+    probe = (
+        "import json, sys; before = set(sys.modules); import bulletin.command_client; "
+        "print(json.dumps(sorted(set(sys.modules) - before)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+    )
+    new = set(json.loads(result.stdout))
+    ours = {"bulletin", "bulletin.command_client"}
+    assert {m for m in new - ours if m.split(".")[0] not in sys.stdlib_module_names} == set()
+
+
+def test_a_command_the_daemon_answers_imports_no_orm(
+    sqlite_instance: Instance, tmp_path: Path, daemon_process: Callable[..., DaemonProcess]
+) -> None:
+    """With the daemon running, `bulletin notice list` (and `status`) hand the command to it:
+    the process imports neither the ORM, click nor the command line."""
+    inst = sqlite_instance
+    daemon_process(inst.env(), inst.config.parent).start()
+    for command in (("notice", "list"), ("status",)):
+        modules = imported("--config", str(inst.config), *command, tmp=tmp_path)
+        heavy = {package: loaded(modules, package) for package in (*HEAVY, "click")}
+        assert {p: found for p, found in heavy.items() if found} == {}, command
+        assert loaded(modules, "bulletin.cli") == []

@@ -1,7 +1,8 @@
-"""``python -m bulletin`` runs the command line."""
+"""``python -m bulletin`` runs the command line (through the daemon when it serves the command:
+see :mod:`bulletin.command_client`)."""
 
 from __future__ import annotations
 
-from bulletin.cli import main
+from bulletin.command_client import main
 
 main()

@@ -67,6 +67,24 @@ class SystemKernel:
             return None
 
 
+class PeerKernel(SystemKernel):
+    """The kernel's word about the process at the other end of a Unix socket: its uid as
+    ``SO_PEERCRED`` gave it. The daemon running a command for that process
+    (:mod:`bulletin.service.commands`) asks who runs it as the command line asks itself."""
+
+    def __init__(self, uid: int) -> None:
+        self.uid = uid
+
+    def real_uid(self) -> int:
+        return self.uid
+
+
+def speaks_for_sudo(uid: int, service_path: Path | None) -> bool:
+    """Whether a process of ``uid`` is believed about who ran sudo: root, and the owner of
+    ``service_path`` (the data directory: the service's own user)."""
+    return uid == 0 or uid == _owner(service_path)
+
+
 def invoking_os_user(
     kernel: Kernel, environ: Mapping[str, str], service_path: Path | None = None
 ) -> str:
@@ -77,7 +95,7 @@ def invoking_os_user(
     ignored (the owner of the data could write the records directly anyway). Empty when no
     name is known."""
     uid = kernel.real_uid()
-    if uid == 0 or uid == _owner(service_path):
+    if speaks_for_sudo(uid, service_path):
         sudo_uid = environ.get("SUDO_UID", "")
         by_sudo = kernel.user_name(int(sudo_uid)) if sudo_uid.isdigit() else None
         by_sudo = by_sudo or environ.get("SUDO_USER", "")

@@ -4,7 +4,7 @@ passed down. Used by the command line and the daemon alike."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +39,14 @@ class App:
     # schema; the daemon and the web console check each time, so they see an upgrade)
     check_schema_once: bool = False
     _schema_checked: bool = False
+    # where the engine comes from, by read_only, when it is not made here: the daemon's
+    # commands share its engines (and their statement caches); close() leaves them open
+    engines: Callable[[bool], Engine] | None = None
 
     @property
     def engine(self) -> Engine:
+        if self._engine is None and self.engines is not None:
+            self._engine = self.engines(self.read_only)
         if self._engine is None:
             self._engine = make_engine(
                 self.settings.database_url,
@@ -113,5 +118,5 @@ class App:
         self.drop_connectors()
         if self._store is not None:
             self._store.close()
-        if self._engine is not None:
+        if self._engine is not None and self.engines is None:
             self._engine.dispose()

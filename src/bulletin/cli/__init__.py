@@ -14,6 +14,7 @@ import socket
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
@@ -95,10 +96,16 @@ def error_line(e: BulletinError) -> str:
 class InProcess:
     """What a caller running the command line in-process may give it, as click's ``obj``:
     the clock every command reads and the :class:`~bulletin.identity.Kernel` that says who
-    runs it (a bare :class:`Clock` is taken as the clock alone)."""
+    runs it (a bare :class:`Clock` is taken as the clock alone). The daemon running a
+    command for a client (:mod:`bulletin.service.commands`) gives the client's environment
+    and working directory too: then ``$BULLETIN_CONFIG`` is read from ``environ``, relative
+    paths are taken from ``cwd``, and this process's own are not looked at."""
 
     clock: Clock | None = None
     kernel: Kernel | None = None
+    environ: Mapping[str, str] | None = None
+    cwd: Path | None = None
+    engines: Callable[[bool], Any] | None = None  # an engine by read_only: App.engines
 
 
 @dataclass
@@ -110,6 +117,8 @@ class Context:
 
     config_path: str | None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    cwd: Path | None = None  # what relative paths of the configuration are relative to
+    engines: Callable[[bool], Any] | None = None  # an engine by read_only: App.engines
     clock: Clock | None = None
     kernel: Kernel | None = None
     on_behalf_of: str | None = None
@@ -126,7 +135,9 @@ class Context:
             from bulletin.config import load_settings
 
             warnings: list[str] = []
-            self._settings = load_settings(self.config_path, self.environ, warnings=warnings)
+            self._settings = load_settings(
+                self.config_path, self.environ, cwd=self.cwd, warnings=warnings
+            )
             for line in warnings:
                 click.echo(f"bulletin: warning: {line}", err=True)
         return self._settings
@@ -142,6 +153,7 @@ class Context:
                 self.clock or SystemClock(),
                 read_only=self.read_only,
                 check_schema_once=True,  # one command, one schema
+                engines=self.engines,
             )
         return self._app
 
@@ -514,6 +526,12 @@ class LazyGroup(BulletinGroup):
     envvar="BULLETIN_CONFIG",
     help="Configuration file (default: $BULLETIN_CONFIG, ./bulletin.toml, built-in defaults).",
 )
+@click.option(
+    "--local",
+    is_flag=True,
+    expose_value=False,
+    help="Run the command in this process, never through the running daemon.",
+)
 @click.version_option(__version__, prog_name="bulletin")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
@@ -523,7 +541,19 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     # invoke(..., obj=InProcess(clock, kernel)), or obj=clock.
     given = InProcess(ctx.obj) if isinstance(ctx.obj, Clock) else ctx.obj
     given = given if isinstance(given, InProcess) else InProcess()
-    ctx.obj = Context(config_path, clock=given.clock, kernel=given.kernel)
+    if given.environ is None:
+        ctx.obj = Context(config_path, clock=given.clock, kernel=given.kernel)
+        return
+    if ctx.get_parameter_source("config_path") != click.core.ParameterSource.COMMANDLINE:
+        config_path = given.environ.get("BULLETIN_CONFIG") or None  # the caller's, not ours
+    ctx.obj = Context(
+        config_path,
+        environ=dict(given.environ),
+        cwd=given.cwd,
+        engines=given.engines,
+        clock=given.clock,
+        kernel=given.kernel,
+    )
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ ENV_PREFIX = "BULLETIN_"
 RESERVED = {
     "BULLETIN_CONFIG",
     "BULLETIN_USER",
+    "BULLETIN_LOCAL",  # run the command in its own process (bulletin.command_client)
     "BULLETIN_DATABASE_URL",
     "BULLETIN_TRACEMALLOC",  # the daemon's opt-in memory tracing (bulletin.service.memtrace)
     "BULLETIN_TRACEMALLOC_FRAMES",

@@ -50,6 +50,7 @@ from bulletin.publisher import schedule
 from bulletin.publisher.delivery import Outcome
 from bulletin.publisher.notices import sync_account
 from bulletin.service import jobs
+from bulletin.service.commands import CommandServer
 from bulletin.service.dispatch import Dispatcher
 from bulletin.service.instances import HEARTBEAT_SECONDS, Instance
 from bulletin.service.maintenance import Maintenance
@@ -113,6 +114,9 @@ class Daemon:
         self._stop_metrics: Callable[[], None] | None = None
         self._console: Console | None = None
         self._capturing_webhooks = threading.Event()
+        # answer commands on command.sock (bulletin.service.commands); serve() turns it on
+        self.serve_commands = False
+        self._commands: CommandServer | None = None
 
     @property
     def stopping(self) -> threading.Event:
@@ -149,6 +153,7 @@ class Daemon:
         self._streams.start()
         self._serve_metrics()
         self._serve_web()
+        self._serve_commands()
         accounts = ", ".join(sorted(self.app.settings.accounts)) or "none"
         log.info(
             "started",
@@ -163,6 +168,7 @@ class Daemon:
     def stop(self) -> None:
         """Finish the deliveries in hand, stop the jobs, release everything."""
         self.notifier.stopping()
+        self._end_commands()
         self._end_web()  # no new requests while the deliveries in hand finish
         self._stop.set()
         self._wake.set()
@@ -201,6 +207,7 @@ class Daemon:
             trace.start()
             signal.signal(signal.SIGUSR2, lambda _s, _f: trace.request())
         limit_arenas(self.app.environ)  # before the threads: they share two malloc arenas
+        self.serve_commands = True
         self.start()
         trimmer = Trimmer(time.monotonic())  # freed memory back to the system each minute
         try:
@@ -325,6 +332,24 @@ class Daemon:
             return
         self._console = console
         log.info("web console", url=f"http://{console.address}/")
+
+    def _serve_commands(self) -> None:
+        """Answer commands on the data directory's ``command.sock``; a socket that cannot be
+        made is logged, never fatal (commands then run in their own process)."""
+        if not self.serve_commands:
+            return
+        server = CommandServer(self.app)
+        try:
+            server.start()
+        except OSError as e:
+            log.error("command socket not served", error=str(e), path=str(server.path))
+            return
+        self._commands = server
+
+    def _end_commands(self) -> None:
+        if self._commands is not None:
+            self._commands.stop()
+            self._commands = None
 
     def _web_unavailable(self, problem: str) -> None:
         log.error("web console not served", error=problem)
