@@ -615,3 +615,38 @@ def test_an_update_and_a_correction_reply_to_every_language_once(bilingual: Inst
     assert by_kind == {"update": published, "correction": published}
     assert run_all(bilingual).count("published") == 10
     assert run_all(bilingual) == []
+
+
+def test_update_and_correct_name_each_reply_with_its_language(tmp_path: Path) -> None:
+    """notice update and notice correct say which language each queued reply is in, as
+    notice show names posts: feed[es] beside feed."""
+    from tests.plugins.cli import invoke
+
+    inst = bilingual_instance(
+        tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", LANGUAGES + PEOPLE
+    )
+    try:
+        notice_id = make(inst, ("feed", "feed-es"))
+        approve_notice(inst.app.engine, inst.settings, inst.clock, notice_id, "abe")
+        assert run_all(inst).count("published") == 3
+        updated = invoke(
+            inst,
+            *("notice", "update", str(notice_id), "--text", "Main St has reopened."),
+            login="abe",
+            clock=inst.clock,
+        )
+        assert updated.exit_code == 0, updated.output
+        assert f"notice {notice_id}: update queued for feed, feed[es], feed-es[es]" in (
+            updated.stdout
+        )
+        corrected = invoke(
+            inst,
+            *("notice", "correct", str(notice_id), "--text", "Until 7 pm, not 6."),
+            *("--reason", "wrong hour"),
+            login="abe",
+            clock=inst.clock,
+        )
+        assert corrected.exit_code == 0, corrected.output
+        assert "correction queued for feed, feed[es], feed-es[es]" in corrected.stdout
+    finally:
+        inst.app.close()

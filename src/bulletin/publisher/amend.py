@@ -13,7 +13,7 @@ posts do afterwards. Replies are published, reconciled and archived like any pos
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -45,11 +45,18 @@ class Amendment:
     queued: list[tuple[str, int]]  # (account, occurrence) of each reply or deletion
     cancelled: list[str]
     in_flight: list[str]
+    # each of ``queued`` for people: ``feed``, ``feed[es]`` (a reply in a language other
+    # than the notice's primary), ``feed (occurrence 2)``
+    labels: list[str] = field(default_factory=list)
+
+    def queued_labels(self) -> list[str]:
+        """``labels``, or the accounts and occurrences of ``queued`` when none were given."""
+        return self.labels or [a if o == 1 else f"{a} (occurrence {o})" for a, o in self.queued]
 
     def lines(self, what: str) -> list[str]:
         lines = [
             f"notice {self.notice_id}: {what} queued for "
-            + (", ".join(f"{a} (occurrence {o})" if o != 1 else a for a, o in self.queued) or "-")
+            + (", ".join(self.queued_labels()) or "-")
         ]
         if self.cancelled:
             lines.append(f"  cancelled before publishing: {', '.join(self.cancelled)}")
@@ -59,6 +66,16 @@ class Amendment:
                 "(run the command again once it has settled)"
             )
         return lines
+
+
+def reply_label(parent: Delivery, primary: str) -> str:
+    """A reply to ``parent`` for people: its account, its language in brackets when it is
+    not the notice's ``primary`` (``feed[es]``, as ``bulletin notice show`` names posts),
+    and its occurrence when not the first."""
+    label = parent.account
+    if parent.lang and parent.lang != primary:
+        label += f"[{parent.lang}]"
+    return label if parent.occurrence == 1 else f"{label} (occurrence {parent.occurrence})"
 
 
 def _published_posts(session: Session, notice_id: int) -> tuple[list[Delivery], list[Delivery]]:
@@ -95,13 +112,16 @@ def queue_replies(
     kind: DeliveryKind,
     body: str,
     now: datetime,
-) -> tuple[int, list[tuple[str, int]], list[str]]:
+) -> tuple[int, list[tuple[str, int]], list[str], list[str]]:
     """Queue ``body`` as a ``kind`` reply, due ``now``, to each published post (in its
     language), under the next revision of that kind.
 
-    :returns: the revision, the (account, occurrence) pairs queued, and the accounts whose
-        post is still in flight or uncertain (they get no reply yet).
+    :returns: the revision, the (account, occurrence) pairs queued, their labels
+        (:func:`reply_label`), and the accounts whose post is still in flight or uncertain
+        (they get no reply yet).
     """
+    notice = session.get(Notice, notice_id)
+    primary = notice.lang if notice is not None else ""
     revision = 1 + (
         session.exec(
             select(sa.func.max(Delivery.revision))
@@ -129,7 +149,7 @@ def queue_replies(
     in_flight = [
         d.account for d in posts if d.state in (DeliveryState.IN_FLIGHT, DeliveryState.UNCERTAIN)
     ]
-    return revision, queued, in_flight
+    return revision, queued, [reply_label(p, primary) for p in published], in_flight
 
 
 def _holds(settings: Settings, name: str, role: Role, session: Session) -> bool:
@@ -202,7 +222,7 @@ def correct_notice(
                 "cancel it and draft a new one)"
             )
         _check_fits(session, settings, [d.account for d in published], body)
-        revision, queued, in_flight = queue_replies(
+        revision, queued, labels, in_flight = queue_replies(
             session, notice_id, published, posts, DeliveryKind.CORRECTION, body, now
         )
         audit.record_event(
@@ -219,7 +239,7 @@ def correct_notice(
             edited=False,  # no connector edits through its API: see the module docstring
         )
         wake_after_commit(session)
-    return Amendment(notice_id, queued, [], in_flight)
+    return Amendment(notice_id, queued, [], in_flight, labels)
 
 
 def retract_notice(
@@ -323,5 +343,6 @@ def retract_notice(
             cancelled=cancelled or None,
             in_flight=in_flight or None,
         )
+        labels = [reply_label(p, notice.lang) for p in published]
         wake_after_commit(session)
-    return Amendment(notice_id, queued, cancelled, in_flight)
+    return Amendment(notice_id, queued, cancelled, in_flight, labels)

@@ -57,7 +57,7 @@ def update_notice(
             raise Refused(
                 f"the update breaks the content policy: {'; '.join(f.line() for f in found)}"
             )
-        revision, queued, in_flight = queue_replies(
+        revision, queued, labels, in_flight = queue_replies(
             session, notice_id, published, posts, DeliveryKind.UPDATE, body, now
         )
         audit.record_event(
@@ -72,4 +72,4 @@ def update_notice(
             targets=[f"{a}#{o}" for a, o in queued],
         )
         wake_after_commit(session)
-    return Amendment(notice_id, queued, [], in_flight)
+    return Amendment(notice_id, queued, [], in_flight, labels)

@@ -812,7 +812,7 @@ class Outcome:
 def amended(headline: str, amendment: Amendment) -> Outcome:
     return Outcome(
         headline,
-        queued=[a if o == 1 else f"{a} (occurrence {o})" for a, o in amendment.queued],
+        queued=amendment.queued_labels(),
         cancelled=list(amendment.cancelled),
         in_flight=list(amendment.in_flight),
     )
