@@ -9,7 +9,7 @@ and renders a template; ``?format=json`` (or ``.json``) gives the same data as J
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -412,11 +412,18 @@ class Console:
         given = {
             "correct_text": str(form.get("text", "")),
             "correct_reason": str(form.get("reason", "")),
+            **reply_languages(form, "correct"),
         }
 
         def act() -> Outcome:
             done = notices.correct(
-                self.app, who.actor, notice_id, given["correct_text"], given["correct_reason"]
+                self.app,
+                who.actor,
+                notice_id,
+                given["correct_text"],
+                given["correct_reason"],
+                texts=given_texts(given, "correct"),
+                partial=bool(given["correct_partial"]),
             )
             return amended(f"Correction of notice {notice_id} queued.", done.amendment)
 
@@ -426,10 +433,17 @@ class Console:
         who = await self.who(request)
         form = await self.pages.checked_form(request, who.csrf_secret, UPDATE)
         notice_id = int(request.path_params["notice_id"])
-        given = {"update_text": str(form.get("text", ""))}
+        given = {"update_text": str(form.get("text", "")), **reply_languages(form, "update")}
 
         def act() -> Outcome:
-            done = updates.post_update(self.app, who.actor, notice_id, given["update_text"])
+            done = updates.post_update(
+                self.app,
+                who.actor,
+                notice_id,
+                given["update_text"],
+                texts=given_texts(given, "update"),
+                partial=bool(given["update_partial"]),
+            )
             return amended(f"Update of notice {notice_id} queued.", done.amendment)
 
         return await self._act(request, who, given, act)
@@ -804,15 +818,35 @@ class Outcome:
 
     headline: str
     queued: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     in_flight: list[str] = field(default_factory=list)
     too_late: dict[str, str] = field(default_factory=dict)
+
+
+def reply_languages(form: FormData, action: str) -> dict[str, str]:
+    """A reply form's text in each other language (fields ``text-LANG``) and its choice to
+    post only in the languages given, as ``given`` keys (``update_text_es``,
+    ``update_partial``)."""
+    found = {
+        f"{action}_text_{key[len('text-') :]}": str(value)
+        for key, value in form.items()
+        if key.startswith("text-")
+    }
+    return {**found, f"{action}_partial": "1" if form.get("partial") else ""}
+
+
+def given_texts(given: Mapping[str, str], action: str) -> dict[str, str]:
+    """The texts of :func:`reply_languages` by language; a field left empty gives none."""
+    prefix = f"{action}_text_"
+    return {k[len(prefix) :]: v for k, v in given.items() if k.startswith(prefix) and v.strip()}
 
 
 def amended(headline: str, amendment: Amendment) -> Outcome:
     return Outcome(
         headline,
         queued=amendment.queued_labels(),
+        left=list(amendment.left),
         cancelled=list(amendment.cancelled),
         in_flight=list(amendment.in_flight),
     )
