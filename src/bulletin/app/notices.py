@@ -55,11 +55,13 @@ class Drafted:
 @dataclass(frozen=True)
 class DraftChoices:
     """What a dispatcher may choose from: categories (slug → priority), the enabled target
-    accounts (name → platform) and the approved templates (their newest versions)."""
+    accounts (name → platform), the approved templates (their newest versions) and the
+    agency's languages (the first is a notice's primary)."""
 
     categories: dict[str, str]
     accounts: dict[str, str]
     templates: list[Template] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ def draft_choices(app: App, actor: Actor) -> DraftChoices:
         dict(settings.publisher.categories),
         {name: a.platform for name, a in settings.accounts.items() if a.enabled},
         [t for t in list_templates(app.checked_engine()) if t.approved_by],
+        list(settings.agency.languages),
     )
 
 
