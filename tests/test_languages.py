@@ -786,3 +786,38 @@ def test_the_update_and_correct_forms_take_each_language(tmp_path: Path, db_url:
         ]
     finally:
         inst.app.close()
+
+
+@pytest.mark.slow
+def test_the_reply_forms_of_a_bilingual_notice_pass_axe(tmp_path: Path, browser: Any) -> None:
+    """A published bilingual notice's page, with its update and correction fields per
+    language, has no axe-core violation at 320 and 1280 pixels and nothing scrolls sideways."""
+    from bulletin.app import Actor, notices
+    from tests.plugins.browser import axe_violations, describe
+    from tests.test_console import NO_SIDEWAYS, WIDEST, browser_sign_in
+    from tests.test_web import PEOPLE as WEB_PEOPLE
+    from tests.test_web import add_with_password, serving
+
+    inst = bilingual_instance(
+        tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", LANGUAGES + WEB_PEOPLE
+    )
+    try:
+        add_with_password(inst.app, "abe", "approver")
+        add_with_password(inst.app, "dana", "dispatcher")
+        made = notices.draft(inst.app, Actor("dana", "session"), draft(("feed", "feed-es")))
+        notice_id = made.notice.id or 0
+        notices.approve(inst.app, Actor("abe", "session"), notice_id)
+        assert run_all(inst).count("published") == 3
+        with serving(inst.app) as url:
+            for width in (320, 1280):
+                context = browser.new_context(viewport={"width": width, "height": 800})
+                page = context.new_page()
+                try:
+                    browser_sign_in(page, url, "abe", f"/notices/{notice_id}")
+                    assert page.locator('textarea#update-text-es[lang="es"]').count() == 1
+                    assert not (found := axe_violations(page)), describe(found)
+                    assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                finally:
+                    context.close()
+    finally:
+        inst.app.close()
