@@ -594,17 +594,39 @@ def test_editing_the_primary_text_keeps_the_other_languages(bilingual: Instance)
 
 def test_an_update_and_a_correction_reply_to_every_language_once(bilingual: Instance) -> None:
     """Once a bilingual notice is out, an update and then a correction each reply to every
-    published post, in that post's language (two on an account that posts both), and each
+    published post, in that post's language and with that language's text (two on an
+    account that posts both; the correction opens with the word in its language), and each
     reply is published once."""
     notice_id = make(bilingual)
     engine, settings, clock = bilingual.app.engine, bilingual.settings, bilingual.clock
     approve_notice(engine, settings, clock, notice_id, "chief")
     assert run_all(bilingual).count("published") == 5
-    update_notice(engine, settings, clock.now(), notice_id, "Main St has reopened.", "chief")
+    update_notice(
+        engine,
+        settings,
+        clock.now(),
+        notice_id,
+        "Main St has reopened.",
+        "chief",
+        {"es": "La calle Main está abierta."},
+    )
     correct_notice(
-        engine, settings, clock.now(), notice_id, "Until 7 pm, not 6.", "wrong hour", "chief"
+        engine,
+        settings,
+        clock.now(),
+        notice_id,
+        "Until 7 pm, not 6.",
+        "wrong hour",
+        "chief",
+        {"es": "Hasta las 7 pm, no las 6."},
     )
     replies = [d for d in deliveries(bilingual, notice_id) if d.kind in ("update", "correction")]
+    assert {(d.kind, d.lang, d.text) for d in replies} == {
+        ("update", "en", "Main St has reopened."),
+        ("update", "es", "La calle Main está abierta."),
+        ("correction", "en", "Correction: Until 7 pm, not 6."),
+        ("correction", "es", "Corrección: Hasta las 7 pm, no las 6."),
+    }
     by_kind = {
         kind: sorted((d.account, d.lang) for d in replies if d.kind == kind)
         for kind in ("update", "correction")
@@ -615,3 +637,187 @@ def test_an_update_and_a_correction_reply_to_every_language_once(bilingual: Inst
     assert by_kind == {"update": published, "correction": published}
     assert run_all(bilingual).count("published") == 10
     assert run_all(bilingual) == []
+
+
+def test_update_and_correct_name_each_reply_with_its_language(tmp_path: Path) -> None:
+    """notice update and notice correct say which language each queued reply is in, as
+    notice show names posts: feed[es] beside feed."""
+    from tests.plugins.cli import invoke
+
+    inst = bilingual_instance(
+        tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", LANGUAGES + PEOPLE
+    )
+    try:
+        notice_id = make(inst, ("feed", "feed-es"))
+        approve_notice(inst.app.engine, inst.settings, inst.clock, notice_id, "abe")
+        assert run_all(inst).count("published") == 3
+        updated = invoke(
+            inst,
+            *("notice", "update", str(notice_id), "--text", "Main St has reopened."),
+            *("--text-in", "es=La calle Main está abierta."),
+            login="abe",
+            clock=inst.clock,
+        )
+        assert updated.exit_code == 0, updated.output
+        assert f"notice {notice_id}: update queued for feed, feed[es], feed-es[es]" in (
+            updated.stdout
+        )
+        corrected = invoke(
+            inst,
+            *("notice", "correct", str(notice_id), "--text", "Until 7 pm, not 6."),
+            *("--text-in", "es=Hasta las 7 pm.", "--reason", "wrong hour"),
+            login="abe",
+            clock=inst.clock,
+        )
+        assert corrected.exit_code == 0, corrected.output
+        assert "correction queued for feed, feed[es], feed-es[es]" in corrected.stdout
+    finally:
+        inst.app.close()
+
+
+def test_a_reply_needs_each_language_unless_told_to_leave_one_out(bilingual: Instance) -> None:
+    """An update or correction of a bilingual notice without its Spanish text is refused
+    with one line naming the language; a text in a language the notice is not in is
+    refused; chosen explicitly, the Spanish posts are left without the reply (and the
+    answer says which)."""
+    notice_id = make(bilingual, ("feed", "feed-es"))
+    engine, settings, clock = bilingual.app.engine, bilingual.settings, bilingual.clock
+    approve_notice(engine, settings, clock, notice_id, "chief")
+    assert run_all(bilingual).count("published") == 3
+    with pytest.raises(UsageError) as refused:
+        update_notice(engine, settings, clock.now(), notice_id, "Reopened.", "chief")
+    assert "the update has no es text" in str(refused.value)
+    assert "\n" not in str(refused.value)
+    with pytest.raises(UsageError, match="has no es text"):
+        correct_notice(engine, settings, clock.now(), notice_id, "7 pm.", "hour", "chief")
+    with pytest.raises(UsageError, match="fr is not one of the agency"):
+        update_notice(
+            engine, settings, clock.now(), notice_id, "Reopened.", "chief", {"fr": "Ouverte."}
+        )
+    done = update_notice(
+        engine, settings, clock.now(), notice_id, "Reopened.", "chief", partial=True
+    )
+    assert done.labels == ["feed"] and done.left == ["feed[es]", "feed-es[es]"]
+    assert done.lines("update")[1] == (
+        "  left without it (no text in their language): feed[es], feed-es[es]"
+    )
+    replies = [d for d in deliveries(bilingual, notice_id) if d.kind == "update"]
+    assert [(d.account, d.lang, d.text) for d in replies] == [("feed", "en", "Reopened.")]
+
+
+def test_a_cap_update_says_update_in_each_language(tmp_path: Path, db_url: str) -> None:
+    """A CAP Update of a published bilingual alert drafts the next notice with "UPDATE:" in
+    English and "ACTUALIZACIÓN:" in Spanish, each variant with its own block's text."""
+    from bulletin.cap.feed import import_source
+
+    inst = bilingual_instance(tmp_path, db_url, LANGUAGES + '\n[cap]\ntargets = ["feed"]\n')
+    try:
+        engine = inst.app.engine
+        path = bilingual_alert(tmp_path, "nws_tornado_warning.xml")
+        (first,) = import_source(engine, inst.settings, inst.clock, str(path), "d")
+        with Session(engine) as session:
+            notice = session.get(Notice, first.notice_id)
+            assert notice is not None
+            state = notice.state
+        if state == "draft":
+            approve_notice(engine, inst.settings, inst.clock, first.notice_id or 0, "chief")
+        assert "published" in run_all(inst)
+        path = bilingual_alert(tmp_path, "nws_tornado_update.xml")
+        (update,) = import_source(engine, inst.settings, inst.clock, str(path), "d")
+        assert update.previous_notice_id == first.notice_id
+        with Session(engine) as session:
+            notice = session.get(Notice, update.notice_id)
+            assert notice is not None
+            english, spanish = variants_of(session, notice)
+        assert english.text.startswith("UPDATE: ") and "REFÚGIESE" not in english.text
+        assert spanish.text.startswith("ACTUALIZACIÓN: Aviso de tornado")
+        assert "UPDATE" not in spanish.text
+    finally:
+        inst.app.close()
+
+
+def test_the_update_and_correct_forms_take_each_language(tmp_path: Path, db_url: str) -> None:
+    """On a bilingual notice's page the update and correction forms have a field per
+    language (marked with its lang); a Spanish field left empty is refused naming es (the
+    texts kept), and with both the replies go out in each post's language."""
+    from bulletin.app import Actor, notices
+    from tests.test_console import csrf_for, signed_in
+    from tests.test_console_actions import done_of
+    from tests.test_web import PEOPLE as WEB_PEOPLE
+    from tests.test_web import add_with_password, error_of, serving
+
+    inst = bilingual_instance(tmp_path, db_url, LANGUAGES + WEB_PEOPLE)
+    try:
+        add_with_password(inst.app, "abe", "approver")
+        add_with_password(inst.app, "dana", "dispatcher")
+        made = notices.draft(inst.app, Actor("dana", "session"), draft(("feed", "feed-es")))
+        notice_id = made.notice.id or 0
+        notices.approve(inst.app, Actor("abe", "session"), notice_id)
+        assert run_all(inst).count("published") == 3
+        update, correct = f"/notices/{notice_id}/update", f"/notices/{notice_id}/correct"
+        with serving(inst.app) as url, signed_in(url, "abe") as abe:
+            page = abe.get(f"/notices/{notice_id}").text
+            assert '<textarea id="update-text-es" name="text-es" lang="es"' in page
+            assert '<textarea id="correct-text-es" name="text-es" lang="es"' in page
+            token = csrf_for(page, update)
+            missing = abe.post(update, data={"csrf": token, "text": "Reopened.", "text-es": ""})
+            assert missing.status_code == 400, missing.text
+            assert "The update has no es text" in error_of(missing.text)
+            assert "Reopened." in missing.text
+            done = abe.post(
+                update, data={"csrf": token, "text": "Reopened.", "text-es": "Abierta."}
+            )
+            assert done.status_code == 200, done.text
+            assert "Queued for feed, feed[es], feed-es[es]" in done_of(done.text)
+            token = csrf_for(done.text, correct)
+            partial = abe.post(
+                correct,
+                data={"csrf": token, "text": "7 pm.", "reason": "hour", "partial": "1"},
+            )
+            assert partial.status_code == 200, partial.text
+            said = done_of(partial.text)
+            assert "Queued for feed." in said and "feed-es[es]" in said
+        replies = [d for d in deliveries(inst, notice_id) if d.kind in ("update", "correction")]
+        assert sorted((d.kind, d.account, d.lang, d.text or "") for d in replies) == [
+            ("correction", "feed", "en", "Correction: 7 pm."),
+            ("update", "feed", "en", "Reopened."),
+            ("update", "feed", "es", "Abierta."),
+            ("update", "feed-es", "es", "Abierta."),
+        ]
+    finally:
+        inst.app.close()
+
+
+@pytest.mark.slow
+def test_the_reply_forms_of_a_bilingual_notice_pass_axe(tmp_path: Path, browser: Any) -> None:
+    """A published bilingual notice's page, with its update and correction fields per
+    language, has no axe-core violation at 320 and 1280 pixels and nothing scrolls sideways."""
+    from bulletin.app import Actor, notices
+    from tests.plugins.browser import axe_violations, describe
+    from tests.test_console import NO_SIDEWAYS, WIDEST, browser_sign_in
+    from tests.test_web import PEOPLE as WEB_PEOPLE
+    from tests.test_web import add_with_password, serving
+
+    inst = bilingual_instance(
+        tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", LANGUAGES + WEB_PEOPLE
+    )
+    try:
+        add_with_password(inst.app, "abe", "approver")
+        add_with_password(inst.app, "dana", "dispatcher")
+        made = notices.draft(inst.app, Actor("dana", "session"), draft(("feed", "feed-es")))
+        notice_id = made.notice.id or 0
+        notices.approve(inst.app, Actor("abe", "session"), notice_id)
+        assert run_all(inst).count("published") == 3
+        with serving(inst.app) as url:
+            for width in (320, 1280):
+                context = browser.new_context(viewport={"width": width, "height": 800})
+                page = context.new_page()
+                try:
+                    browser_sign_in(page, url, "abe", f"/notices/{notice_id}")
+                    assert page.locator('textarea#update-text-es[lang="es"]').count() == 1
+                    assert not (found := axe_violations(page)), describe(found)
+                    assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                finally:
+                    context.close()
+    finally:
+        inst.app.close()

@@ -55,11 +55,13 @@ class Drafted:
 @dataclass(frozen=True)
 class DraftChoices:
     """What a dispatcher may choose from: categories (slug → priority), the enabled target
-    accounts (name → platform) and the approved templates (their newest versions)."""
+    accounts (name → platform), the approved templates (their newest versions) and the
+    agency's languages (the first is a notice's primary)."""
 
     categories: dict[str, str]
     accounts: dict[str, str]
     templates: list[Template] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ def draft_choices(app: App, actor: Actor) -> DraftChoices:
         dict(settings.publisher.categories),
         {name: a.platform for name, a in settings.accounts.items() if a.enabled},
         [t for t in list_templates(app.checked_engine()) if t.approved_by],
+        list(settings.agency.languages),
     )
 
 
@@ -292,16 +295,37 @@ def cancel(app: App, actor: Actor, notice_id: int, reason: str) -> CancelResult:
 
 
 @acts
-def correct(app: App, actor: Actor, notice_id: int, text: str, reason: str) -> Amended:
-    """Queue a correction as a reply to every published post (an approver's action).
+def correct(
+    app: App,
+    actor: Actor,
+    notice_id: int,
+    text: str,
+    reason: str,
+    *,
+    texts: Mapping[str, str] | None = None,
+    partial: bool = False,
+) -> Amended:
+    """Queue a correction as a reply to every published post, each in its post's language
+    (``text`` in the primary, ``texts`` tag → text in the others; ``partial``: a language
+    without its text gets no reply), an approver's action; see
+    :func:`bulletin.publisher.amend.correct_notice`.
 
     :raises Refused: not an approver, or nothing is published.
-    :raises UsageError: empty text or reason, or a text too long for a platform.
+    :raises UsageError: empty text or reason, a language without its text, or a text too
+        long for a platform.
     """
     require_role(app.settings, actor.name, "approver", app.checked_engine())
     with outbox.collect() as wakes:
         result = amend.correct_notice(
-            app.checked_engine(), app.settings, app.clock.now(), notice_id, text, reason, actor.name
+            app.checked_engine(),
+            app.settings,
+            app.clock.now(),
+            notice_id,
+            text,
+            reason,
+            actor.name,
+            texts,
+            partial,
         )
     return Amended(result, bool(wakes.sent))
 

@@ -3,6 +3,8 @@ now, as a reply to every published post of a notice; send failed posts again."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from bulletin.app import outbox
 from bulletin.app.actor import Actor, acts
 from bulletin.app.board import require_any_role
@@ -14,18 +16,35 @@ from bulletin.publisher.updates import update_notice
 
 
 @acts
-def post_update(app: App, actor: Actor, notice_id: int, text: str) -> Amended:
-    """Queue ``text`` as a reply, due now, to every published post of the notice (an
-    approver's action: it is new public text); see
-    :func:`bulletin.publisher.updates.update_notice`.
+def post_update(
+    app: App,
+    actor: Actor,
+    notice_id: int,
+    text: str,
+    *,
+    texts: Mapping[str, str] | None = None,
+    partial: bool = False,
+) -> Amended:
+    """Queue an update as a reply, due now, to every published post of the notice, each in
+    its post's language (``text`` in the primary, ``texts`` tag → text in the others;
+    ``partial``: a language without its text gets no reply), an approver's action: it is
+    new public text; see :func:`bulletin.publisher.updates.update_notice`.
 
     :raises Refused: not an approver, nothing published, or a blocking content-policy rule.
-    :raises UsageError: an empty text, or one too long for a platform.
+    :raises UsageError: an empty text, a language without its text, or a text too long for
+        a platform.
     """
     require_role(app.settings, actor.name, "approver", app.checked_engine())
     with outbox.collect() as wakes:
         result = update_notice(
-            app.checked_engine(), app.settings, app.clock.now(), notice_id, text, actor.name
+            app.checked_engine(),
+            app.settings,
+            app.clock.now(),
+            notice_id,
+            text,
+            actor.name,
+            texts,
+            partial,
         )
     return Amended(result, bool(wakes.sent))
 

@@ -35,7 +35,7 @@ from bulletin.logs import get_logger
 from bulletin.models import Delivery, Notice
 from bulletin.publisher import announce
 from bulletin.publisher.amend import retract_notice
-from bulletin.publisher.languages import LanguageVariant
+from bulletin.publisher.languages import UPDATE_WORDS, LanguageVariant, word_in
 from bulletin.publisher.notices import (
     FINAL_NOTICE_STATES,
     NoticeDraft,
@@ -49,7 +49,7 @@ from bulletin.states import DeliveryState
 
 log = get_logger("bulletin.cap")
 
-UPDATE_PREFIX = "UPDATE: "
+UPDATE_PREFIX = UPDATE_WORDS["en"]  # in the primary's language: :data:`UPDATE_WORDS`
 CAP_CANCEL_TEXT = "The alert above has been cancelled by the issuing authority."
 
 
@@ -91,6 +91,9 @@ class NoticeActions:
             if isinstance(covered, Outcome):
                 return covered
             note = covered
+        # an Update's "UPDATE:" in each variant's own language
+        primary = settings.agency.languages[0]
+        prefix = word_in(UPDATE_WORDS, primary) if prefix else ""
         fullest = target_texts(settings, targets, info, link, prefix)
         whole = full_text(info, prefix, settings.publisher.max_text_length)
         if link is None and any(t != whole for t in fullest.values()):
@@ -99,7 +102,12 @@ class NoticeActions:
         text = compose_text(settings, targets, info, link, prefix)
         variants = {target: t for target, t in fullest.items() if t != text}
         languages = [
-            LanguageVariant(lang, compose_text(settings, targets, other, link, prefix))
+            LanguageVariant(
+                lang,
+                compose_text(
+                    settings, targets, other, link, word_in(UPDATE_WORDS, lang) if prefix else ""
+                ),
+            )
             for lang, other in other_languages(settings, alert, info)
         ]
         draft = NoticeDraft(

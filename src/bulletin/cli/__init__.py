@@ -77,6 +77,7 @@ REMEDIES: dict[str, str] = {
     "repeat": " (--until needs --repeat or --every)",
     "target": " (give --target ACCOUNT)",
     "text": " (give --text)",
+    "text-in": " (give --text-in LANG=TEXT for each, or --publish-partial)",
     "until": " (give --until TIME, or --until cancelled)",
     "var": " (give --var NAME=VALUE)",
     "variant": " (--text-for PLATFORM=TEXT gives it its own text)",

@@ -14,6 +14,7 @@ from bulletin.cli import (
     ID,
     LIMIT,
     Context,
+    F,
     emit,
     json_option,
     on_behalf_options,
@@ -437,24 +438,60 @@ def notice_cancel(
     )
 
 
+def reply_language_options(f: F) -> F:
+    """``--text-in LANG=TEXT`` (repeatable) and ``--publish-partial`` of a reply."""
+    f = click.option(
+        "--publish-partial",
+        "partial",
+        is_flag=True,
+        help="Leave the posts of a language without --text-in text without this reply.",
+    )(f)
+    return click.option(
+        "--text-in",
+        "texts_in",
+        multiple=True,
+        metavar="LANG=TEXT",
+        help="The text in another language of the notice, for its posts (repeatable; each "
+        "language of the notice needs one).",
+    )(f)
+
+
 @notice.command("correct")
 @on_behalf_options
 @click.argument("notice_id", type=ID)
 @click.option("--text", required=True, help='The correction, e.g. "Main St, not Maple St."')
+@reply_language_options
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
 @click.option("--as", "actor", default=None, help="Who corrects (default: your own account).")
 @json_option
 @pass_context
 def notice_correct(
-    ctx: Context, notice_id: int, text: str, reason: str, actor: str | None, as_json: bool
+    ctx: Context,
+    notice_id: int,
+    text: str,
+    texts_in: tuple[str, ...],
+    partial: bool,
+    reason: str,
+    actor: str | None,
+    as_json: bool,
 ) -> None:
     """Post a correction in the thread of every published post of a notice.
 
     No platform here edits a published post through its API, so the correction is a reply
     ("Correction: ...") on X and Facebook, and a new entry linking the first in the feed.
+    A notice in several languages takes the correction in each (--text-in es=...): each
+    post gets it in its own language.
     """
     ctx.warn_open_mode()
-    done = notices.correct(ctx.app, ctx.actor(actor), notice_id, text, reason)
+    done = notices.correct(
+        ctx.app,
+        ctx.actor(actor),
+        notice_id,
+        text,
+        reason,
+        texts=pairs(texts_in, "--text-in"),
+        partial=partial,
+    )
     _emit_queued(as_json, notice_id, done, "correction")
 
 
@@ -465,6 +502,8 @@ def _emit_queued(as_json: bool, notice_id: int, done: notices.Amended, what: str
         {
             "id": notice_id,
             "queued": done.amendment.queued,
+            "labels": done.amendment.queued_labels(),
+            "left": done.amendment.left,
             "in_flight": done.amendment.in_flight,
             "daemon_notified": done.woke,
         },
@@ -476,18 +515,33 @@ def _emit_queued(as_json: bool, notice_id: int, done: notices.Amended, what: str
 @on_behalf_options
 @click.argument("notice_id", type=ID)
 @click.option("--text", required=True, help='The news, e.g. "Mass Ave has reopened."')
+@reply_language_options
 @click.option("--as", "actor", default=None, help="Who posts it (default: your own account).")
 @json_option
 @pass_context
 def notice_update(
-    ctx: Context, notice_id: int, text: str, actor: str | None, as_json: bool
+    ctx: Context,
+    notice_id: int,
+    text: str,
+    texts_in: tuple[str, ...],
+    partial: bool,
+    actor: str | None,
+    as_json: bool,
 ) -> None:
     """Post an update now, as a reply to every published post of a notice (the feed: a new
-    entry linking the first); the category's content policy applies to its text."""
+    entry linking the first); the category's content policy applies to its text. A notice
+    in several languages takes the update in each (--text-in es=...)."""
     from bulletin.app import updates
 
     ctx.warn_open_mode()
-    done = updates.post_update(ctx.app, ctx.actor(actor), notice_id, text)
+    done = updates.post_update(
+        ctx.app,
+        ctx.actor(actor),
+        notice_id,
+        text,
+        texts=pairs(texts_in, "--text-in"),
+        partial=partial,
+    )
     _emit_queued(as_json, notice_id, done, "update")
 
 

@@ -12,8 +12,8 @@ posts do afterwards. Replies are published, reconciled and archived like any pos
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -28,11 +28,11 @@ from bulletin.errors import Refused, UsageError
 from bulletin.identity import require_role
 from bulletin.models import Delivery, Notice
 from bulletin.publisher import policy
+from bulletin.publisher.languages import CORRECTION_WORDS, languages_of, normalise, word_in
 from bulletin.publisher.notices import get_for_update, platform_of
 from bulletin.publisher.texts import TargetText, check_text, plan
 from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
-CORRECTION_PREFIX = "Correction: "
 RETRACTION_TEXT = "This notice has been withdrawn."
 RETRACTING = (DeliveryKind.RETRACTION, DeliveryKind.DELETION)
 
@@ -45,12 +45,23 @@ class Amendment:
     queued: list[tuple[str, int]]  # (account, occurrence) of each reply or deletion
     cancelled: list[str]
     in_flight: list[str]
+    # each of ``queued`` for people: ``feed``, ``feed[es]`` (a reply in a language other
+    # than the notice's primary), ``feed (occurrence 2)``
+    labels: list[str] = field(default_factory=list)
+    # the posts left without a reply: their language had no text (chosen explicitly)
+    left: list[str] = field(default_factory=list)
+
+    def queued_labels(self) -> list[str]:
+        """``labels``, or the accounts and occurrences of ``queued`` when none were given."""
+        return self.labels or [a if o == 1 else f"{a} (occurrence {o})" for a, o in self.queued]
 
     def lines(self, what: str) -> list[str]:
         lines = [
             f"notice {self.notice_id}: {what} queued for "
-            + (", ".join(f"{a} (occurrence {o})" if o != 1 else a for a, o in self.queued) or "-")
+            + (", ".join(self.queued_labels()) or "-")
         ]
+        if self.left:
+            lines.append(f"  left without it (no text in their language): {', '.join(self.left)}")
         if self.cancelled:
             lines.append(f"  cancelled before publishing: {', '.join(self.cancelled)}")
         if self.in_flight:
@@ -59,6 +70,66 @@ class Amendment:
                 "(run the command again once it has settled)"
             )
         return lines
+
+
+@dataclass(frozen=True)
+class Replies:
+    """What :func:`queue_replies` queued."""
+
+    revision: int
+    queued: list[tuple[str, int]]  # (account, occurrence)
+    labels: list[str]  # :func:`reply_label` of each of ``queued``
+    in_flight: list[str]  # accounts whose post is in flight or uncertain (no reply yet)
+    left: list[str]  # labels of the posts whose language has no text (no reply)
+
+
+def reply_texts(
+    settings: Settings,
+    session: Session,
+    notice: Notice,
+    text: str,
+    others: Mapping[str, str],
+    what: str,
+    partial: bool = False,
+) -> dict[str, str]:
+    """The text of a reply in each language of ``notice``: ``text`` in its primary,
+    ``others`` (tag → text) in the others, each stripped.
+
+    :raises UsageError: a tag that is not one of the notice's languages, an empty text, or
+        a language of the notice without its text (unless ``partial``: its posts then get
+        no reply).
+    """
+    langs = languages_of(session, notice)
+    texts = {langs[0]: text.strip()}
+    for tag, other in others.items():
+        lang = normalise(settings, tag)
+        if lang not in langs:
+            raise UsageError(f"notice {notice.id} is not in {lang} (it is in {', '.join(langs)})")
+        if lang in texts:
+            raise UsageError(f"the {what} in {lang} is given twice")
+        if not other.strip():
+            raise UsageError(f"the {what} in {lang} is empty")
+        check_text(f"the {what} in {lang}", other.strip())
+        texts[lang] = other.strip()
+    missing = [lang for lang in langs if lang not in texts]
+    if missing and not partial:
+        raise UsageError(
+            f"the {what} has no {', '.join(missing)} text: notice {notice.id} is in "
+            f"{', '.join(langs)}, and each language's posts get the {what} in their own "
+            f"language (or choose to leave the {', '.join(missing)} posts without it)",
+            remedy="text-in",
+        )
+    return texts
+
+
+def reply_label(parent: Delivery, primary: str) -> str:
+    """A reply to ``parent`` for people: its account, its language in brackets when it is
+    not the notice's ``primary`` (``feed[es]``, as ``bulletin notice show`` names posts),
+    and its occurrence when not the first."""
+    label = parent.account
+    if parent.lang and parent.lang != primary:
+        label += f"[{parent.lang}]"
+    return label if parent.occurrence == 1 else f"{label} (occurrence {parent.occurrence})"
 
 
 def _published_posts(session: Session, notice_id: int) -> tuple[list[Delivery], list[Delivery]]:
@@ -93,15 +164,14 @@ def queue_replies(
     published: Sequence[Delivery],
     posts: Sequence[Delivery],
     kind: DeliveryKind,
-    body: str,
+    bodies: Mapping[str, str],
     now: datetime,
-) -> tuple[int, list[tuple[str, int]], list[str]]:
-    """Queue ``body`` as a ``kind`` reply, due ``now``, to each published post (in its
-    language), under the next revision of that kind.
-
-    :returns: the revision, the (account, occurrence) pairs queued, and the accounts whose
-        post is still in flight or uncertain (they get no reply yet).
-    """
+) -> Replies:
+    """Queue a ``kind`` reply, due ``now``, to each published post in its language's text
+    (``bodies``: tag → text; a post in a language without one gets none), under the next
+    revision of that kind."""
+    notice = session.get(Notice, notice_id)
+    primary = notice.lang if notice is not None else ""
     revision = 1 + (
         session.exec(
             select(sa.func.max(Delivery.revision))
@@ -110,8 +180,12 @@ def queue_replies(
         ).one()
         or 0
     )
-    queued = []
+    queued, labels, left = [], [], []
     for parent in published:
+        body = bodies.get(parent.lang or primary)
+        if body is None:
+            left.append(reply_label(parent, primary))
+            continue
         session.add(
             Delivery(
                 notice_id=notice_id,
@@ -126,10 +200,36 @@ def queue_replies(
             )
         )
         queued.append((parent.account, parent.occurrence))
+        labels.append(reply_label(parent, primary))
     in_flight = [
         d.account for d in posts if d.state in (DeliveryState.IN_FLIGHT, DeliveryState.UNCERTAIN)
     ]
-    return revision, queued, in_flight
+    return Replies(revision, queued, labels, in_flight, left)
+
+
+def reply_targets(
+    session: Session,
+    settings: Settings,
+    primary: str,
+    published: Sequence[Delivery],
+    bodies: Mapping[str, str],
+) -> list[TargetText]:
+    """Each (account, language) text of a reply to ``published`` (the primary's ``lang``
+    "", as the content policy reads it).
+
+    :raises UsageError: a text too long for its account.
+    """
+    targets = []
+    for account, lang in sorted({(d.account, d.lang or primary) for d in published}):
+        if lang not in bodies:
+            continue
+        platform = platform_of(session, settings, account)
+        target = plan(settings, account, platform, bodies[lang], None, False)
+        target = replace(target, lang="" if lang == primary else lang)
+        if not target.fits:
+            raise UsageError(target.too_long())
+        targets.append(target)
+    return targets
 
 
 def _holds(settings: Settings, name: str, role: Role, session: Session) -> bool:
@@ -169,6 +269,16 @@ def _refuse_blocked(settings: Settings, notice: Notice, targets: list[TargetText
         )
 
 
+def correction_body(text: str, lang: str) -> str:
+    """``text`` opened with the word for a correction in ``lang``, unless it opens with it
+    (or with "Correction") already."""
+    word = word_in(CORRECTION_WORDS, lang)
+    opening = text.lower()
+    if opening.startswith(word.rstrip(" :\uff1a").lower()) or opening.startswith("correction"):
+        return text
+    return word + text
+
+
 def correct_notice(
     engine: Engine,
     settings: Settings,
@@ -177,10 +287,15 @@ def correct_notice(
     text: str,
     reason: str,
     actor: str,
+    others: Mapping[str, str] | None = None,
+    partial: bool = False,
 ) -> Amendment:
-    """Queue a correction as a reply to every published post of the notice.
+    """Queue a correction as a reply to every published post of the notice, each in its
+    post's language: ``text`` in the primary, ``others`` (tag → text) in the others (see
+    :func:`reply_texts`; with ``partial`` a language without its text gets no reply).
 
-    :raises UsageError: empty text or reason, or a text too long for a platform.
+    :raises UsageError: empty text or reason, a language missing, or a text too long for a
+        platform.
     :raises Refused: nothing of the notice is published (cancel it instead).
     """
     if not text.strip():
@@ -189,21 +304,20 @@ def correct_notice(
         raise UsageError(
             "a correction needs a reason (it is kept in the audit trail)", remedy="reason"
         )
-    body = text.strip()
-    check_text("the correction", body)
-    if not body.lower().startswith("correction"):
-        body = CORRECTION_PREFIX + body
+    check_text("the correction", text.strip())
     with session_scope(engine) as session:
         notice = get_for_update(session, notice_id)
+        texts = reply_texts(settings, session, notice, text, others or {}, "correction", partial)
+        bodies = {lang: correction_body(t, lang) for lang, t in texts.items()}
         published, posts = _published_posts(session, notice_id)
         if not published:
             raise Refused(
                 f"notice {notice_id} has nothing published to correct (it is {notice.state}; "
                 "cancel it and draft a new one)"
             )
-        _check_fits(session, settings, [d.account for d in published], body)
-        revision, queued, in_flight = queue_replies(
-            session, notice_id, published, posts, DeliveryKind.CORRECTION, body, now
+        reply_targets(session, settings, notice.lang, published, bodies)
+        done = queue_replies(
+            session, notice_id, published, posts, DeliveryKind.CORRECTION, bodies, now
         )
         audit.record_event(
             session,
@@ -213,13 +327,15 @@ def correct_notice(
             object_type="notice",
             object_id=notice_id,
             reason=reason.strip(),
-            text=body,
-            revision=revision,
-            targets=[f"{a}#{o}" for a, o in queued],
+            text=bodies[notice.lang],
+            texts={k: v for k, v in bodies.items() if k != notice.lang} or None,
+            revision=done.revision,
+            targets=[f"{a}#{o}" for a, o in done.queued],
+            left=done.left or None,
             edited=False,  # no connector edits through its API: see the module docstring
         )
         wake_after_commit(session)
-    return Amendment(notice_id, queued, [], in_flight)
+    return Amendment(notice_id, done.queued, [], done.in_flight, done.labels, done.left)
 
 
 def retract_notice(
@@ -323,5 +439,6 @@ def retract_notice(
             cancelled=cancelled or None,
             in_flight=in_flight or None,
         )
+        labels = [reply_label(p, notice.lang) for p in published]
         wake_after_commit(session)
-    return Amendment(notice_id, queued, cancelled, in_flight)
+    return Amendment(notice_id, queued, cancelled, in_flight, labels)

@@ -199,3 +199,29 @@ def display_name(tag: str, in_lang: str | None = None) -> str:
     except (UnknownLocaleError, ValueError):
         return tag
     return name or tag
+
+
+# The words a reply opens with, per language; a language not here is written with the
+# English word (a marker people recognise), and its writer may open the text with their own.
+CORRECTION_WORDS: Mapping[str, str] = {
+    "en": "Correction: ",
+    "es": "Corrección: ",
+    "fr": "Correction : ",
+    "pt": "Correção: ",
+    "vi": "Đính chính: ",
+    "zh-Hans": "更正\uff1a",  # \uff1a: a full-width colon
+}
+UPDATE_WORDS: Mapping[str, str] = {
+    "en": "UPDATE: ",
+    "es": "ACTUALIZACIÓN: ",
+    "fr": "MISE À JOUR : ",
+    "pt": "ATUALIZAÇÃO: ",
+    "vi": "CẬP NHẬT: ",
+    "zh-Hans": "更新\uff1a",
+}
+
+
+def word_in(words: Mapping[str, str], lang: str) -> str:
+    """``words``' entry for ``lang`` (else for its base language, ``es`` for ``es-MX``),
+    else the English one."""
+    return words.get(lang) or words.get(lang.split("-")[0]) or words["en"]

@@ -9,6 +9,7 @@ posted at expiry.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -18,7 +19,13 @@ from bulletin.config.settings import Settings
 from bulletin.db import session_scope, wake_after_commit
 from bulletin.errors import Refused, UsageError
 from bulletin.publisher import policy
-from bulletin.publisher.amend import Amendment, _check_fits, _published_posts, queue_replies
+from bulletin.publisher.amend import (
+    Amendment,
+    _published_posts,
+    queue_replies,
+    reply_targets,
+    reply_texts,
+)
 from bulletin.publisher.notices import get_for_update
 from bulletin.publisher.texts import check_text
 from bulletin.states import DeliveryKind
@@ -31,35 +38,38 @@ def update_notice(
     notice_id: int,
     text: str,
     actor: str,
+    others: Mapping[str, str] | None = None,
+    partial: bool = False,
 ) -> Amendment:
-    """Queue ``text`` as a reply to every published post of the notice, due now.
+    """Queue an update as a reply, due now, to every published post of the notice, each in
+    its post's language: ``text`` in the primary, ``others`` (tag → text) in the others
+    (see :func:`~bulletin.publisher.amend.reply_texts`; with ``partial`` a language without
+    its text gets no reply).
 
-    :raises UsageError: empty text, or a text too long for a platform.
-    :raises Refused: nothing of the notice is published, or the text breaks a blocking
-        content-policy rule of its category (each rule named, with the words that matched).
+    :raises UsageError: empty text, a language missing, or a text too long for a platform.
+    :raises Refused: nothing of the notice is published, or a text breaks a blocking
+        content-policy rule of its category (each rule named, with the words that matched;
+        word lists apply per language).
     """
-    body = text.strip()
-    if not body:
+    if not text.strip():
         raise UsageError("an update needs its text", remedy="text")
-    check_text("the update", body)
+    check_text("the update", text.strip())
     with session_scope(engine) as session:
         notice = get_for_update(session, notice_id)
+        bodies = reply_texts(settings, session, notice, text, others or {}, "update", partial)
         published, posts = _published_posts(session, notice_id)
         if not published:
             raise Refused(
                 f"notice {notice_id} has nothing published to update (it is {notice.state})"
             )
-        targets = _check_fits(session, settings, [d.account for d in published], body)
-        found = policy.blocking(
-            policy.check(settings, policy.Subject(notice.category, targets, notice.link))
-        )
+        targets = reply_targets(session, settings, notice.lang, published, bodies)
+        subject = policy.Subject(notice.category, targets, notice.link, lang=notice.lang)
+        found = policy.blocking(policy.check(settings, subject))
         if found:
             raise Refused(
                 f"the update breaks the content policy: {'; '.join(f.line() for f in found)}"
             )
-        revision, queued, in_flight = queue_replies(
-            session, notice_id, published, posts, DeliveryKind.UPDATE, body, now
-        )
+        done = queue_replies(session, notice_id, published, posts, DeliveryKind.UPDATE, bodies, now)
         audit.record_event(
             session,
             at=now,
@@ -67,9 +77,11 @@ def update_notice(
             action="update-queued",
             object_type="notice",
             object_id=notice_id,
-            text=body,
-            revision=revision,
-            targets=[f"{a}#{o}" for a, o in queued],
+            text=bodies[notice.lang],
+            texts={k: v for k, v in bodies.items() if k != notice.lang} or None,
+            revision=done.revision,
+            targets=[f"{a}#{o}" for a, o in done.queued],
+            left=done.left or None,
         )
         wake_after_commit(session)
-    return Amendment(notice_id, queued, [], in_flight)
+    return Amendment(notice_id, done.queued, [], done.in_flight, done.labels, done.left)

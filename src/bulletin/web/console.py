@@ -9,7 +9,7 @@ and renders a template; ``?format=json`` (or ``.json``) gives the same data as J
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -38,7 +38,7 @@ from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.publisher.amend import Amendment
 from bulletin.publisher.approval import Review
 from bulletin.publisher.failures import NOTICE_STATES, delivery_label
-from bulletin.publisher.languages import display_name
+from bulletin.publisher.languages import LanguageVariant, display_name
 from bulletin.publisher.notices import NoticeDraft
 from bulletin.publisher.recurrence import parse_every
 from bulletin.publisher.texts import TargetText, as_sent
@@ -423,11 +423,18 @@ class Console:
         given = {
             "correct_text": str(form.get("text", "")),
             "correct_reason": str(form.get("reason", "")),
+            **reply_languages(form, "correct"),
         }
 
         def act() -> Outcome:
             done = notices.correct(
-                self.app, who.actor, notice_id, given["correct_text"], given["correct_reason"]
+                self.app,
+                who.actor,
+                notice_id,
+                given["correct_text"],
+                given["correct_reason"],
+                texts=given_texts(given, "correct"),
+                partial=bool(given["correct_partial"]),
             )
             return amended(f"Correction of notice {notice_id} queued.", done.amendment)
 
@@ -437,10 +444,17 @@ class Console:
         who = await self.who(request)
         form = await self.pages.checked_form(request, who.csrf_secret, UPDATE)
         notice_id = int(request.path_params["notice_id"])
-        given = {"update_text": str(form.get("text", ""))}
+        given = {"update_text": str(form.get("text", "")), **reply_languages(form, "update")}
 
         def act() -> Outcome:
-            done = updates.post_update(self.app, who.actor, notice_id, given["update_text"])
+            done = updates.post_update(
+                self.app,
+                who.actor,
+                notice_id,
+                given["update_text"],
+                texts=given_texts(given, "update"),
+                partial=bool(given["update_partial"]),
+            )
             return amended(f"Update of notice {notice_id} queued.", done.amendment)
 
         return await self._act(request, who, given, act)
@@ -753,11 +767,31 @@ class Console:
             expires_at=parse_when(expires, zone, now) if expires else None,
             allow_thread=given["allow_thread"],
             variants={k: v for k, v in given["variants"].items() if v.strip()},
+            languages=self._languages(given),
             recurrence=parse_every(every).text() if every else (rule or None),
             repeat_until=parse_until(until, zone, now) if until and not until_cancelled else None,
             until_cancelled=until_cancelled,
             follow_up=given["follow_up"] or None,
         )
+
+    def _languages(self, given: dict[str, Any]) -> list[LanguageVariant]:
+        """The form's other languages with a text, as ``notice add --text-in`` gives them:
+        each one's wording per account and alt text per image (none typed: the primary's)."""
+        found = []
+        for lang in self.app.settings.agency.languages[1:]:
+            typed = given["languages"].get(lang, {})
+            if not str(typed.get("text", "")).strip():
+                continue
+            alts = [str(i["alts_in"].get(lang, "")) for i in given["images"]]
+            found.append(
+                LanguageVariant(
+                    lang,
+                    typed["text"],
+                    {k: v for k, v in typed.get("wording", {}).items() if v.strip()},
+                    alts if any(a.strip() for a in alts) else [],
+                )
+            )
+        return found
 
 
 def compose_given(form: FormData) -> dict[str, Any]:
@@ -771,6 +805,11 @@ def compose_given(form: FormData) -> dict[str, Any]:
             "name": str(names[n]) if n < len(names) else "image",
             "size": str(sizes[n]) if n < len(sizes) else "",
             "alt": str(form.get(f"alt-{n + 1}", "")),
+            "alts_in": {
+                str(k).split(":")[1]: str(v)
+                for k, v in form.multi_items()
+                if str(k).startswith("alt-in:") and str(k).endswith(f":{n + 1}")
+            },
         }
         for n, sha in enumerate(shas)
         if not form.get(f"remove-{n + 1}")
@@ -794,6 +833,7 @@ def compose_given(form: FormData) -> dict[str, Any]:
             for k, v in form.multi_items()
             if str(k).startswith("text-for-") and isinstance(v, str)
         },
+        "languages": typed_languages(form),
         "every": str(form.get("every", "")).strip(),
         "repeat": str(form.get("repeat", "")).strip(),
         "until": str(form.get("until", "")).strip(),
@@ -801,6 +841,22 @@ def compose_given(form: FormData) -> dict[str, Any]:
         "images": images,
         "new_alt": str(form.get("new_alt", "")),
     }
+
+
+def typed_languages(form: FormData) -> dict[str, dict[str, Any]]:
+    """The compose form's other languages as typed: ``text-in:LANG`` and
+    ``text-in:LANG:for:ACCOUNT`` (the colon is in no tag or account name), by tag."""
+    found: dict[str, dict[str, Any]] = {}
+    for key, value in form.multi_items():
+        parts = str(key).split(":")
+        if parts[0] != "text-in" or len(parts) not in (2, 4) or not isinstance(value, str):
+            continue
+        typed = found.setdefault(parts[1], {"text": "", "wording": {}})
+        if len(parts) == 2:
+            typed["text"] = value
+        elif parts[2] == "for":
+            typed["wording"][parts[3]] = value
+    return found
 
 
 def image_triples(given: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -815,15 +871,35 @@ class Outcome:
 
     headline: str
     queued: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     in_flight: list[str] = field(default_factory=list)
     too_late: dict[str, str] = field(default_factory=dict)
 
 
+def reply_languages(form: FormData, action: str) -> dict[str, str]:
+    """A reply form's text in each other language (fields ``text-LANG``) and its choice to
+    post only in the languages given, as ``given`` keys (``update_text_es``,
+    ``update_partial``)."""
+    found = {
+        f"{action}_text_{key[len('text-') :]}": str(value)
+        for key, value in form.items()
+        if key.startswith("text-")
+    }
+    return {**found, f"{action}_partial": "1" if form.get("partial") else ""}
+
+
+def given_texts(given: Mapping[str, str], action: str) -> dict[str, str]:
+    """The texts of :func:`reply_languages` by language; a field left empty gives none."""
+    prefix = f"{action}_text_"
+    return {k[len(prefix) :]: v for k, v in given.items() if k.startswith(prefix) and v.strip()}
+
+
 def amended(headline: str, amendment: Amendment) -> Outcome:
     return Outcome(
         headline,
-        queued=[a if o == 1 else f"{a} (occurrence {o})" for a, o in amendment.queued],
+        queued=amendment.queued_labels(),
+        left=list(amendment.left),
         cancelled=list(amendment.cancelled),
         in_flight=list(amendment.in_flight),
     )
