@@ -11,7 +11,8 @@
    commit, ``[capture] batch_items``, 1,000 items) into the local WORM store with the
    SQLite index and ledger, durable by batch. Baseline in the same run (the floor): the same
    objects, read back from the store, hashed and written as new plain files with one
-   ``syncfs`` per batch, no index. With ``--s3`` the archive goes to S3 Object Lock on a
+   ``syncfs`` per batch, no index; both start with the store's 256 fan-out folders made
+   before the clock starts. With ``--s3`` the archive goes to S3 Object Lock on a
    SeaweedFS started here as the tests' fixture starts it, and the floor is boto3
    ``put_object`` of each object into a bucket with Object Lock, with the store's lock headers,
    as many at a time as the store sends (``[archive.s3] max_concurrency``). Both print the CPU
@@ -52,6 +53,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 from bulletin.app import App  # noqa: E402
 from bulletin.archiver.archive import Capture  # noqa: E402
 from bulletin.archiver.store.base import OBJECT_PREFIX  # noqa: E402
+from bulletin.archiver.store.local import LocalStore  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
 from bulletin.config.archive import CaptureSettings  # noqa: E402
 from bulletin.connectors.base import OutgoingPost, RemoteItem  # noqa: E402
@@ -224,6 +226,11 @@ def _archive_round(root: Path, records: int, batch: int, endpoint: str | None) -
         )
     app = make_app(root / "bulletin", archive)
     archiver = app.archiver
+    if isinstance(app.store, LocalStore):
+        # like for like with the floor, whose 256 folders are made before its clock starts:
+        # a store in use has its fan-out folders (a new one makes each at its first object)
+        for n in range(256):
+            (app.store.root / "sha256" / f"{n:02x}").mkdir(parents=True, exist_ok=True)
     captures = [comment(i) for i in range(records)]
     archiver.archive_batch([comment(-i) for i in range(1, 11)], resolve=False)  # warm up
     start, began = time.perf_counter(), os.times()

@@ -11,8 +11,10 @@ a complete, durable record whose mirror :func:`bulletin.archiver.ledger.repair_m
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -150,6 +152,12 @@ class Archiver:
         """
         if not captures:
             return [], 0
+        with collector_paused():
+            return self._archive_batch(captures, actor, resolve, wire)
+
+    def _archive_batch(
+        self, captures: Sequence[Capture], actor: str, resolve: bool, wire: Sequence[Exchange]
+    ) -> tuple[list[Record], int]:
         now = self.clock.now()
         hashes = [content_hash(c.item) for c in captures]
         keys = [_key(c) for c in captures]
@@ -547,6 +555,28 @@ def keep_wire(
             ],
         )
     return obj.sha256
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a batch (when it was running).
+
+    A batch of 1,000 records allocates tens of thousands of short-lived dicts, lists and
+    tuples; each 700 allocations the collector walks the youngest objects, and every tenth
+    pass an older generation, in a long-running process thousands of objects that outlive the
+    batch. None of a batch's objects form cycles that need collecting before it ends, so the
+    collector resumes, with whatever it would have found, when the batch returns (about 25 us
+    of CPU per record, a sixth of the batch's Python time, measured by
+    ``bench/bench_publish.py``). Reference counting still frees each object as it goes.
+    """
+    if not gc.isenabled():  # already paused (another batch, or the embedding program)
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def put_retained(store: WormStore, objects: Sequence[NewObject]) -> None:

@@ -140,8 +140,12 @@ class Catalog:
         return found
 
     def upsert(self, metas: Iterable[Meta], conn: sqlite3.Connection | None = None) -> None:
-        """Add or merge rows (retention extends, holds stay); one transaction unless in one."""
-        rows = [m.row() for m in metas]
+        """Add or merge rows (retention extends, holds stay); one transaction unless in one.
+
+        The rows go in key order: keys are hashes, so a batch in arrival order lands on
+        pages all over the table, in key order it walks them once, front to back.
+        """
+        rows = sorted(m.row() for m in metas)
         if conn is not None:
             conn.executemany(_UPSERT, rows)
             return
