@@ -1,0 +1,194 @@
+"""The records of a notice in several languages: every version of each language's post keeps
+its language and notice, in the index and in a rebuilt one. Against SQLite and PostgreSQL,
+with the notice published to the sandbox's X and edited there."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from bulletin.archiver.rebuild import rebuild_index
+from bulletin.archiver.search import parse_query, search
+from bulletin.archiver.store.base import object_key
+from bulletin.archiver.verify import verify
+from bulletin.connectors.sandbox import SandboxServer
+from bulletin.db import SCHEMA_REVISION, check_schema, make_engine, migrate
+from bulletin.models import Delivery, Record
+from bulletin.publisher.approval import approve_notice
+from bulletin.publisher.languages import LanguageVariant
+from bulletin.publisher.notices import NoticeDraft, create_notice
+from bulletin.service.daemon import Daemon
+from tests.plugins.bulletin_app import Instance
+from tests.plugins.capture import run
+from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
+from tests.test_languages import bilingual_instance, run_all
+
+SPANISH = LanguageVariant("es", "Calle Main cerrada entre la 1 y la 2 hasta las 6 pm.")
+
+
+@pytest.fixture
+def bilingual_x(tmp_path: Path, db_url: str, sandbox: SandboxServer) -> Iterator[Instance]:
+    """An agency writing English and Spanish, with the sandbox's X and Facebook accounts."""
+    inst = bilingual_instance(tmp_path, db_url, sandbox_accounts(sandbox.url))
+    inst.clock.set(datetime.now(UTC))  # the sandbox stamps posts with the wall clock
+    inst.app.connector_options = {"retry": FAST_RETRY, "timeout": FAST_TIMEOUT}
+    Daemon(inst.app).prepare()  # accounts mirrored into the database
+    yield inst
+    inst.app.close()
+
+
+def publish(inst: Instance, targets: tuple[str, ...] = ("x",), **draft: object) -> int:
+    """A bilingual road closure, approved and published on ``targets``."""
+    notice = create_notice(
+        inst.app.engine,
+        inst.settings,
+        inst.clock,
+        NoticeDraft(
+            category="road-closure",
+            text="Road closed: Main St between 1st and 2nd until 6 pm.",
+            targets=targets,
+            languages=(draft.pop("spanish", SPANISH),),  # type: ignore[arg-type]
+            **draft,  # type: ignore[arg-type]
+        ),
+        "dispatcher",
+    )
+    assert notice.id is not None
+    approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id, "chief")
+    assert "published" in run_all(inst)
+    return notice.id
+
+
+def posts(inst: Instance, notice_id: int) -> dict[str, Delivery]:
+    """The notice's published posts by language."""
+    with Session(inst.app.engine) as session:
+        rows = session.exec(select(Delivery).where(Delivery.notice_id == notice_id)).all()
+    return {d.lang: d for d in rows if d.state == "published"}
+
+
+def found(engine: sa.Engine, text: str) -> list[tuple[str, int, int, str]]:
+    """Each item found: the newest version that matched, its number, how many versions the
+    item has and its language."""
+    hits = search(engine, parse_query(text), time_zone="UTC", limit=20)
+    return sorted((h.record.text, h.record.version, h.versions, h.record.lang or "") for h in hits)
+
+
+def versions(engine: sa.Engine) -> list[tuple[str, int, int | None, str | None]]:
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Record).where(Record.kind == "post").order_by(col(Record.id))
+        ).all()
+    return [(r.remote_id, r.version, r.notice_id, r.lang) for r in rows]
+
+
+def test_an_edited_post_keeps_its_language_and_notice(
+    bilingual_x: Instance, control: Control, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The Spanish post edited on the platform: the sweep archives the edit as version 2 of
+    the post, with the language and notice of version 1 on its record and in its snapshot;
+    ``lang:es`` finds both versions and no English one; a visitor's reply has no language;
+    an index rebuilt from the store alone says the same, and verify finds nothing wrong."""
+    inst = bilingual_x
+    notice_id = publish(inst)
+    spanish = posts(inst, notice_id)["es"]
+    assert spanish.remote_id
+    edited = "Calle Main cerrada entre la 1 y la 2 hasta las 7 pm."
+    control.session.patch(
+        f"{control.url}/_sandbox/x/tweets/{spanish.remote_id}", json={"text": edited}, timeout=5
+    ).raise_for_status()
+    control.post("x/replies", {"tweet_id": spanish.remote_id, "text": "¿Y la calle Elm?"})
+    inst.clock.advance(timedelta(minutes=10))
+    assert run(inst, "x").result == "ok"
+
+    engine = inst.app.engine
+    assert found(engine, "lang:es") == [(edited, 2, 2, "es")]
+    assert found(engine, "lang:es 7") == [(edited, 2, 2, "es")]  # the edit's words
+    assert found(engine, "lang:es 6") == [(SPANISH.text, 1, 2, "es")]  # the first's
+    assert [lang for *_, lang in found(engine, "lang:en")] == ["en"]
+    assert found(engine, "lang:en 7") == []
+    with Session(inst.app.engine) as session:
+        second = session.exec(
+            select(Record).where(Record.remote_id == spanish.remote_id, Record.version == 2)
+        ).one()
+        [reply] = session.exec(select(Record).where(Record.kind == "comment")).all()
+    assert (second.notice_id, second.lang) == (notice_id, "es")
+    assert (reply.lang, reply.notice_id) == (None, None)  # a visitor declares no language
+    snapshot = json.loads(inst.app.store.get(object_key(second.object_sha256)))
+    assert (snapshot["notice_id"], snapshot["lang"]) == (notice_id, "es")
+    assert "lang" not in snapshot["item"]["extra"]  # what the platform said stays apart
+    before = versions(inst.app.engine)
+    assert verify(inst.app.engine, inst.app.store).ok
+
+    if inst.app.engine.dialect.name == "sqlite":
+        fresh = make_engine(f"sqlite:///{tmp_path_factory.mktemp('lost') / 'new.db'}")
+    else:
+        fresh = inst.app.engine  # same schema, index emptied by replace
+    migrate(fresh)
+    rebuild_index(fresh, inst.app.store, inst.clock.now(), replace=True)
+    assert versions(fresh) == before
+    assert found(fresh, "lang:es 7") == [(edited, 2, 2, "es")]
+    assert found(fresh, "lang:es 6") == [(SPANISH.text, 1, 2, "es")]
+    assert verify(fresh, inst.app.store).ok
+    if fresh is not inst.app.engine:
+        fresh.dispose()
+
+
+def test_upgrade_carries_the_language_to_versions_archived_before(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Versions archived before their snapshots named what they carry: the upgrade gives
+    each later version of a post the notice and language of its nearest earlier version that
+    names them (a comment stays without), and verify agrees with the index."""
+    from alembic import command
+
+    from bulletin.db import _alembic_config
+
+    engine = make_engine(db_url)
+    try:
+        command.upgrade(_alembic_config(engine), "0028")
+        insert = sa.text(
+            "INSERT INTO records (account, platform, kind, remote_id, version, state, text, "
+            "captured_at, series, legal_hold, training, content_sha256, object_sha256, size, "
+            "change, notice_id, lang) VALUES ('x', 'x', :kind, :rid, :version, 'visible', "
+            "'texto', '2026-03-01 00:00:00', 'agency-posts', false, false, :digest, :digest, "
+            "10, 'new', :notice, :lang)"
+        )
+        rows = [
+            ("post", "p1", 1, 7, "es"),
+            ("post", "p1", 2, None, None),
+            ("post", "p1", 3, None, None),
+            ("post", "p2", 1, 7, "en"),
+            ("comment", "c1", 1, None, None),
+            ("comment", "c1", 2, None, None),
+        ]
+        with engine.begin() as conn:
+            for n, (kind, rid, version, notice, lang) in enumerate(rows):
+                conn.execute(
+                    insert,
+                    {
+                        "kind": kind,
+                        "rid": rid,
+                        "version": version,
+                        "digest": f"{n:064x}",
+                        "notice": notice,
+                        "lang": lang,
+                    },
+                )
+        assert migrate(engine) == SCHEMA_REVISION
+        check_schema(engine)
+        assert versions(engine) == [
+            ("p1", 1, 7, "es"),
+            ("p1", 2, 7, "es"),
+            ("p1", 3, 7, "es"),
+            ("p2", 1, 7, "en"),
+        ]
+        with Session(engine) as session:
+            comments = session.exec(select(Record).where(Record.kind == "comment")).all()
+        assert [(c.notice_id, c.lang) for c in comments] == [(None, None), (None, None)]
+    finally:
+        engine.dispose()
