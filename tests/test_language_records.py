@@ -27,7 +27,9 @@ from bulletin.service.daemon import Daemon
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.capture import run
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
+from tests.test_export import export
 from tests.test_languages import bilingual_instance, run_all
+from tests.test_media import png
 
 SPANISH = LanguageVariant("es", "Calle Main cerrada entre la 1 y la 2 hasta las 6 pm.")
 
@@ -57,6 +59,7 @@ def publish(inst: Instance, targets: tuple[str, ...] = ("x",), **draft: object) 
             **draft,  # type: ignore[arg-type]
         ),
         "dispatcher",
+        inst.app.store,
     )
     assert notice.id is not None
     approve_notice(inst.app.engine, inst.settings, inst.clock, notice.id, "chief")
@@ -192,3 +195,33 @@ def test_upgrade_carries_the_language_to_versions_archived_before(
         assert [(c.notice_id, c.lang) for c in comments] == [(None, None), (None, None)]
     finally:
         engine.dispose()
+
+
+def test_each_language_post_archives_its_own_alt_text(
+    bilingual_x: Instance, tmp_path: Path
+) -> None:
+    """An image described in English and in Spanish: the snapshot of each language's post
+    records the description that post was published with, and a production's thread page
+    shows the Spanish post's image with the Spanish description."""
+    inst = bilingual_x
+    image = tmp_path / "map.png"
+    image.write_bytes(png("closure map"))
+    english, spanish = "Map of the closed block of Main St", "Mapa de la cuadra cerrada de Main"
+    notice_id = publish(
+        inst,
+        images=[(str(image), english)],
+        spanish=LanguageVariant("es", SPANISH.text, alts=[spanish]),
+    )
+    with Session(inst.app.engine) as session:
+        records = session.exec(select(Record).where(Record.notice_id == notice_id)).all()
+    described = {}
+    for record in records:
+        snapshot = json.loads(inst.app.store.get(object_key(record.object_sha256)))
+        described[record.lang] = [m["alt_text"] for m in snapshot["media"]]
+    assert described == {"en": [english], "es": [spanish]}
+
+    bag = tmp_path / "bag"
+    export(inst, "lang:es", bag, pdf=False)
+    [page] = [p for p in (bag / "data" / "threads").glob("*.html") if p.name != "index.html"]
+    html = page.read_text("utf-8")
+    assert f'alt="{spanish}"' in html and english not in html
