@@ -9,14 +9,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from bulletin.archiver.archive import Capture
 from bulletin.archiver.rebuild import rebuild_index
 from bulletin.archiver.search import parse_query, search
 from bulletin.archiver.store.base import object_key
 from bulletin.archiver.verify import verify
+from bulletin.connectors.base import RemoteItem
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.db import SCHEMA_REVISION, check_schema, make_engine, migrate
 from bulletin.models import Delivery, Record
@@ -24,12 +27,13 @@ from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.languages import LanguageVariant
 from bulletin.publisher.notices import NoticeDraft, create_notice
 from bulletin.service.daemon import Daemon
-from tests.plugins.bulletin_app import Instance
+from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.capture import run
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
-from tests.test_export import export
+from tests.test_export import export, records_of
 from tests.test_languages import bilingual_instance, run_all
 from tests.test_media import png
+from tests.test_portal import serving
 
 SPANISH = LanguageVariant("es", "Calle Main cerrada entre la 1 y la 2 hasta las 6 pm.")
 
@@ -225,3 +229,114 @@ def test_each_language_post_archives_its_own_alt_text(
     [page] = [p for p in (bag / "data" / "threads").glob("*.html") if p.name != "index.html"]
     html = page.read_text("utf-8")
     assert f'alt="{spanish}"' in html and english not in html
+
+
+def archived_post(remote_id: str, text: str, lang: str | None, minutes: int) -> Capture:
+    """A post as the publisher archives it; ``lang``: of notice 7, in English and Spanish on
+    the accounts feed and feed-es; None: of notice 8, in one language."""
+    siblings = [{"lang": "es", "account": "feed-es", "key": "notice-7-es"}]
+    if lang == "es":
+        siblings = [{"lang": "en", "account": "feed", "key": "notice-7"}]
+    item = RemoteItem(
+        kind="post",
+        remote_id=remote_id,
+        text=text,
+        author="Lexington PD",
+        posted_at=POSTED + timedelta(minutes=minutes),
+        thread_id=remote_id,
+        raw=json.dumps({"id": remote_id, "text": text}).encode(),
+        extra={"notice_id": 7, "lang": lang, "primary_lang": "en", "siblings": siblings}
+        if lang
+        else {"notice_id": 8},
+    )
+    account = "feed-es" if lang == "es" else "feed"
+    return Capture(account, "feed", item, notice_id=7 if lang else 8)
+
+
+POSTED = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def languages_archived(tmp_path: Path, db_url: str) -> Iterator[Instance]:
+    """The English post of notice 7, another notice's post a minute later, then notice 7's
+    Spanish post on another account."""
+    inst = make_instance(tmp_path, db_url, "\n[portal]\nenabled = true\n")
+    inst.app.archiver.archive(
+        [
+            archived_post("n7-en", "Shelter open at the high school", "en", 0),
+            archived_post("n8", "Road closed on Elm", None, 1),
+            archived_post("n7-es", "Refugio abierto en la escuela secundaria", "es", 2),
+        ]
+    )
+    yield inst
+    inst.app.close()
+
+
+def test_a_production_groups_and_links_the_languages_of_a_notice(
+    languages_archived: Instance, tmp_path: Path
+) -> None:
+    """The threads of a notice's posts in two languages follow each other in Bates order
+    (another post posted between them comes after); each thread page says "Also published
+    in" with a link to the other language's post and marks the text with its language; the
+    index names each thread's language; the manifest lists the siblings' Bates numbers. A
+    production of one language names the other as not in it."""
+    inst = languages_archived
+    bag = tmp_path / "all"
+    export(inst, "platform:feed", bag, pdf=False)
+    lines = records_of(bag)
+    assert [(r["remote_id"], r["lang"]) for r in lines] == [
+        ("n7-en", "en"),
+        ("n7-es", "es"),
+        ("n8", None),
+    ]
+    en, es, other = lines
+    assert (en["siblings"], es["siblings"], other["siblings"]) == (
+        [es["bates"]],
+        [en["bates"]],
+        [],
+    )
+    threads = bag / "data" / "threads"
+    english = (threads / f"{en['bates']}.html").read_text("utf-8")
+    spanish = (threads / f"{es['bates']}.html").read_text("utf-8")
+    assert (
+        'Also published in: <a href="{}.html#item.post.n7-es" hreflang="es">'
+        '<span lang="es">Español</span></a> on <bdi>feed-es</bdi>.'.format(es["bates"])
+    ) in english
+    assert '<span lang="en">English</span></a> on <bdi>feed</bdi>.' in spanish
+    assert '<div class="text" dir="auto" lang="es">Refugio abierto' in spanish
+    assert '<div class="text" dir="auto" lang="en">Shelter open' in english
+    assert "Also published in" not in (threads / f"{other['bates']}.html").read_text("utf-8")
+    index = (threads / "index.html").read_text("utf-8")
+    assert index.index('in <span lang="en">English</span>') < index.index(
+        'in <span lang="es">Español</span>'
+    )
+
+    alone = tmp_path / "es"
+    export(inst, "lang:es", alone, pdf=False)
+    [only] = records_of(alone)
+    assert (only["remote_id"], only["siblings"]) == ("n7-es", [])
+    page = (alone / "data" / "threads" / f"{only['bates']}.html").read_text("utf-8")
+    assert (
+        'Also published in: <span lang="en">English</span> (not in this production) on '
+        "<bdi>feed</bdi>."
+    ) in page
+
+
+def test_the_portal_thread_page_links_the_other_languages(languages_archived: Instance) -> None:
+    """The public thread page of a notice's English post names its Spanish post ("Also
+    published in: Español", marked lang="es") with a link to its thread; the JSON twin lists
+    it; a post of a notice in one language names none."""
+    inst = languages_archived
+    with Session(inst.app.engine) as session:
+        ids = {r.remote_id: r.id for r in session.exec(select(Record))}
+    with serving(inst.app) as url, httpx.Client(base_url=url) as client:
+        page = client.get(f"/threads/{ids['n7-en']}").text
+        assert (
+            f'Also published in: <a href="/threads/{ids["n7-es"]}" hreflang="es">'
+            '<span lang="es">Español</span></a> on <bdi>feed-es</bdi>.'
+        ) in page
+        spanish = client.get(f"/threads/{ids['n7-es']}?format=json")
+        assert [(s["lang"], s["record_id"]) for s in spanish.json()["siblings"]] == [
+            ("en", ids["n7-en"])
+        ]
+        assert "Also published in" not in client.get(f"/threads/{ids['n8']}").text
