@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -340,3 +341,30 @@ def test_the_portal_thread_page_links_the_other_languages(languages_archived: In
             ("en", ids["n7-en"])
         ]
         assert "Also published in" not in client.get(f"/threads/{ids['n8']}").text
+
+
+def test_a_version_archived_before_snapshots_named_it_carries_the_language() -> None:
+    """The snapshot of a later version archived before snapshots named what they carry (no
+    notice, no language): the row a rebuild derives from it takes the notice and language of
+    the version before; a post's own language and notice stay its own."""
+    from bulletin.archiver.archive import Latest
+    from bulletin.archiver.rebuild import snapshot_row
+
+    item: dict[str, Any] = {"kind": "post", "remote_id": "p1", "text": "Calle cerrada", "extra": {}}
+    snapshot: dict[str, Any] = {
+        "account": "x",
+        "platform": "x",
+        "captured_at": "2026-11-20T15:00:00+00:00",
+        "series": "agency-posts",
+        "content_sha256": "c" * 64,
+        "notice_id": None,
+        "item": item,
+    }
+    before = Latest(1, 1, "b" * 64, "visible", "Calle abierta", 7, "es")
+    row = snapshot_row(snapshot, 10, record_id=2, seq=2, object_sha256="d" * 64, before=before)
+    assert (row["version"], row["notice_id"], row["lang"]) == (2, 7, "es")
+    first = snapshot_row(snapshot, 10, record_id=1, seq=1, object_sha256="d" * 64)
+    assert (first["notice_id"], first["lang"]) == (None, None)
+    own = {**snapshot, "notice_id": 8, "item": {**item, "extra": {"lang": "pt"}}}
+    row = snapshot_row(own, 10, record_id=2, seq=2, object_sha256="d" * 64, before=before)
+    assert (row["notice_id"], row["lang"]) == (8, "pt")
