@@ -185,6 +185,56 @@ def spanish_post(inst: Instance) -> int:
     return record.id
 
 
+def test_a_post_links_the_same_notice_in_other_languages(site: Instance, web: str) -> None:
+    """The record page of a notice's Spanish post lists its English post under "Also
+    published in", linked to its record, the language named in itself and marked; the JSON
+    lists it; the English post's page lists the Spanish one."""
+    english, spanish = bilingual_posts(site)
+    with signed_in(web, "cleo") as cleo:
+        page = cleo.get(f"/records/{spanish}").text
+        assert (
+            f'<a href="/records/{english}" hreflang="en"><span lang="en">English</span> (en) '
+            "on facebook</a>"
+        ) in page
+        data = cleo.get(f"/records/{spanish}.json").json()
+        assert [(s["lang"], s["name"], s["record_id"]) for s in data["siblings"]] == [
+            ("en", "English", english)
+        ]
+        page = cleo.get(f"/records/{english}").text
+        assert f'<a href="/records/{spanish}" hreflang="es"><span lang="es">Español</span>' in page
+
+
+def bilingual_posts(inst: Instance) -> tuple[int, int]:
+    """A notice's English post and its Spanish reply, as the publisher archives them."""
+
+    def post(remote_id: str, text: str, lang: str, other: str) -> Capture:
+        item = RemoteItem(
+            "post",
+            remote_id,
+            text,
+            "Agency",
+            None,
+            thread_id="p9",
+            parent_id=None if lang == "en" else "p9",
+            extra={
+                "lang": lang,
+                "notice_id": 9,
+                "primary_lang": "en",
+                "siblings": [{"lang": other, "account": "facebook", "key": f"notice-9-{other}"}],
+            },
+        )
+        return Capture("facebook", "facebook", item, notice_id=9)
+
+    english, spanish = inst.app.archiver.archive(
+        [
+            post("p9", "Snow emergency: parking ban", "en", "es"),
+            post("p9-es", "Emergencia de nieve: prohibido estacionar", "es", "en"),
+        ]
+    )
+    assert english.id is not None and spanish.id is not None
+    return english.id, spanish.id
+
+
 def test_a_held_record_is_marked(site: Instance, web: str) -> None:
     """A record under legal hold says so in the results and on its page, and in the JSON."""
     ids = seeded(site)

@@ -31,6 +31,7 @@ from bulletin.app.context import App
 from bulletin.archiver import proof as proofs
 from bulletin.archiver import redaction
 from bulletin.archiver.search import Query, Scan, parse_query, search
+from bulletin.archiver.siblings import siblings
 from bulletin.config.settings import Settings
 from bulletin.errors import NotFound, Refused, UsageError
 from bulletin.models import Record
@@ -114,15 +115,28 @@ class Listing:
 
 
 @dataclass(frozen=True)
+class PublicSibling:
+    """The same notice's post in another language, public: its language (``name`` in
+    itself) and its first public version's record, whose thread page shows it."""
+
+    lang: str
+    name: str
+    account: str
+    record_id: int
+
+
+@dataclass(frozen=True)
 class PublicThread:
     """One page of a thread: the record asked for, then the thread's posts and comments
-    (post first, then by posted time, each item's versions together, oldest first)."""
+    (post first, then by posted time, each item's versions together, oldest first); for the
+    post of a notice in several languages, its public posts in the other languages."""
 
     record: PublicRecord
     items: list[PublicRecord]
     page: int
     size: int
     more: bool
+    siblings: list[PublicSibling] = field(default_factory=list)
 
 
 def _local(when: datetime | None, zone: str) -> str | None:
@@ -332,7 +346,35 @@ def thread(app: App, record_id: int, page: int = 1, size: int | None = None) -> 
             rows = _thread_rows(app, session, anchor.account, anchor.thread_id, page, size)
         items = shown(app, session, list(rows[:size]))
         first = shown(app, session, [anchor])[0]
-    return PublicThread(first, items, page, size, len(rows) > size)
+        others = _siblings(app, session, anchor, rows)
+    return PublicThread(first, items, page, size, len(rows) > size, others)
+
+
+def _siblings(
+    app: App, session: Session, anchor: Record, rows: list[Record]
+) -> list[PublicSibling]:
+    """The public posts in other languages of ``anchor``'s notice when it is a post, else
+    of the post that leads its thread (read from the records alone: a page reads no stored
+    object)."""
+    post = anchor
+    if anchor.kind != "post":
+        found = next(
+            (r for r in rows if r.kind == "post" and r.remote_id == anchor.thread_id), None
+        )
+        if found is None and anchor.thread_id is not None:
+            found = session.exec(
+                select(Record)
+                .where(col(Record.account) == anchor.account)
+                .where(col(Record.kind) == "post", col(Record.remote_id) == anchor.thread_id)
+                .where(*rules(app.settings))
+                .order_by(col(Record.version))
+            ).first()
+        post = found or anchor
+    return [
+        PublicSibling(s.lang, s.name, s.account, s.record_id)
+        for s in siblings(session, post, where=rules(app.settings))
+        if s.record_id is not None
+    ]
 
 
 def _thread_rows(

@@ -10,8 +10,9 @@ operator's and read without a role.
 from __future__ import annotations
 
 import difflib
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from sqlmodel import Session, col, select
@@ -21,6 +22,7 @@ from bulletin.app.actor import Actor, acts
 from bulletin.app.board import require_any_role
 from bulletin.app.context import App
 from bulletin.archiver import redaction
+from bulletin.archiver.siblings import Named, Sibling, named, siblings
 from bulletin.config.site import Role
 from bulletin.models import LedgerEntry, Record, Redaction
 
@@ -69,11 +71,14 @@ class Version:
 class RecordPage:
     """One record as the clerk reads it: the record asked for, every version of its item
     oldest first, and where the stored snapshot contradicts the index (``None``: the
-    snapshot is disposed of, so it was not read)."""
+    snapshot is disposed of, so it was not read); for a post of a notice in several
+    languages, the same notice's posts in the other languages (see
+    :mod:`bulletin.archiver.siblings`)."""
 
     record: Record
     versions: list[Version]
     contradictions: list[str] | None
+    siblings: list[Sibling] = field(default_factory=list)
 
     @property
     def current(self) -> Version:
@@ -109,8 +114,15 @@ def record_page(app: App, actor: Actor, record_id: int) -> RecordPage:
     engine = app.checked_engine()
     record = records.get_record(engine, record_id)
     contradictions = None
+    names: Named | None = None
     if record.disposed_at is None:
-        contradictions = records.show_record(app, actor, record_id).contradictions
+        shown = records.show_record(app, actor, record_id)
+        contradictions = shown.contradictions
+        if b'"siblings"' in shown.snapshot:  # the publisher's archive of the post names them
+            try:
+                names = named(json.loads(shown.snapshot))
+            except ValueError:
+                names = None
     with Session(engine, expire_on_commit=False) as session:
         rows = list(
             session.exec(
@@ -127,6 +139,7 @@ def record_page(app: App, actor: Actor, record_id: int) -> RecordPage:
             for e in session.exec(select(LedgerEntry).where(col(LedgerEntry.seq).in_(seqs)))
         }
         in_force = redaction.active(session, [r.id for r in rows if r.id is not None])
+        others = siblings(session, record, names)
         for row in rows:
             session.expunge(row)
     versions: list[Version] = []
@@ -145,4 +158,4 @@ def record_page(app: App, actor: Actor, record_id: int) -> RecordPage:
             )
         )
         previous = row
-    return RecordPage(record, versions, contradictions)
+    return RecordPage(record, versions, contradictions, others)

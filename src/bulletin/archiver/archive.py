@@ -76,13 +76,15 @@ Key = tuple[str, str, str]  # account, kind, remote id
 
 @dataclass(frozen=True)
 class Latest:
-    """The newest archived version of one item."""
+    """The newest archived version of one item, with the notice and language it carries."""
 
     record_id: int
     version: int
     content_sha256: str
     state: str
     text: str
+    notice_id: int | None = None
+    lang: str | None = None
 
 
 def describe_change(previous: Latest | None, state: str, text: str) -> str:
@@ -98,9 +100,43 @@ def describe_change(previous: Latest | None, state: str, text: str) -> str:
 
 def item_language(extra: Mapping[str, Any]) -> str | None:
     """The language the publisher archived a post of a notice in several languages with
-    (``extra["lang"]``, a BCP 47 tag), kept on its record; None when it names none."""
+    (``extra["lang"]``, a BCP 47 tag), kept on its record; None when it names none.
+
+    Only the publisher names one: a visitor's comment or reply declares no language, and no
+    connector reads the language a platform guesses or reports for it (X's ``lang``,
+    Mastodon's ``language``, Bluesky's ``langs``), so a comment's record has none and
+    ``lang:`` never finds comments. A connector that one day puts a language the platform
+    reports into ``extra["lang"]`` gives the comment's record that language.
+    """
     lang = extra.get("lang")
     return lang if isinstance(lang, str) and 0 < len(lang) <= 35 else None
+
+
+def snapshot_language(snapshot: Mapping[str, Any]) -> str | None:
+    """The language a snapshot names: the publisher's (``item.extra.lang``), else the one a
+    later version carries from the version before it (the snapshot's own ``lang``)."""
+    item = snapshot.get("item")
+    extra = item.get("extra") if isinstance(item, Mapping) else None
+    return item_language(extra if isinstance(extra, Mapping) else {}) or item_language(snapshot)
+
+
+def carried(
+    notice_id: int | None, lang: str | None, before: Latest | None
+) -> tuple[int | None, str | None]:
+    """The notice and language a version is archived with: its own, else those of the
+    item's version before it.
+
+    The publisher archives the first version of a post with its notice and (for a notice in
+    several languages) its language; a sweep or a webhook that later finds the post edited,
+    hidden or deleted may know neither, yet every version of the post belongs to the same
+    notice and is in the same language, so ``lang:es`` finds them all. The snapshot of such
+    a version names what it carries (``notice_id``, ``lang``), so that a rebuild of the index
+    and ``verify`` read the same from the store; a rebuild also carries them forward for
+    versions archived before snapshots named them.
+    """
+    if before is None:
+        return notice_id, lang
+    return (notice_id if notice_id is not None else before.notice_id), (lang or before.lang)
 
 
 def content_hash(item: RemoteItem) -> str:
@@ -166,10 +202,13 @@ class Archiver:
             latest = self._latest(session, keys)
         objects: list[NewObject] = []
         until: dict[tuple[str, datetime | None], tuple[datetime, bool]] = {}
-        prepared = [
-            self._prepare(c, h, now, objects, until)
-            for c, h in _changes(captures, hashes, {k: v.content_sha256 for k, v in latest.items()})
-        ]
+        carry = dict(latest)  # what each item's next version carries (see carried())
+        prepared = []
+        for c, h in _changes(captures, hashes, {k: v.content_sha256 for k, v in latest.items()}):
+            key = _key(c)
+            notice_id, lang = carried(c.notice_id, item_language(c.item.extra), carry.get(key))
+            carry[key] = Latest(-1, 0, h, "", "", notice_id, lang)
+            prepared.append(self._prepare(c, h, now, objects, until, notice_id, lang))
         if prepared:
             self._put_all(objects)
             self.store.flush()
@@ -252,6 +291,8 @@ class Archiver:
                     col(Record.content_sha256),
                     col(Record.state),
                     col(Record.text),
+                    col(Record.notice_id),
+                    col(Record.lang),
                 ).join(
                     newest,
                     sa.and_(
@@ -262,10 +303,10 @@ class Archiver:
                     ),
                 )
             )
-            for rid, account, kind, remote_id, version, digest, state, text in rows:
+            for rid, account, kind, remote_id, version, digest, state, text, nid, lang in rows:
                 key = (account, kind, remote_id)
                 if key in wanted:
-                    found[key] = Latest(rid, version, digest, state, text)
+                    found[key] = Latest(rid, version, digest, state, text, nid, lang)
         return found
 
     def _put_all(self, objects: list[NewObject]) -> None:
@@ -278,8 +319,11 @@ class Archiver:
         now: datetime,
         objects: list[NewObject],
         retention: dict[tuple[str, datetime | None], tuple[datetime, bool]],
+        notice_id: int | None = None,
+        lang: str | None = None,
     ) -> _Prepared:
         """The capture's snapshot and row values; its objects are added to ``objects``.
+        ``notice_id`` and ``lang``: what the version carries (see :func:`carried`).
 
         The snapshot is canonicalised once: those bytes are the object, its hash is the
         object's key, the row's ``object_sha256`` and the ledger's link. ``retention``
@@ -320,16 +364,28 @@ class Archiver:
                 "series": series,
                 "content_sha256": digest,
                 "raw_sha256": raw_sha,
-                "notice_id": capture.notice_id,
+                "notice_id": notice_id,
                 "item": item.normalised(),
                 **({"media": media} if media else {}),
+                # carried from the version before (the item names none of its own)
+                **({"lang": lang} if lang and lang != item_language(item.extra) else {}),
             },
             # the rest is typed (str, bool, None, a database id); these may hold anything
             unchecked=(item.extra, media),
         )
         object_sha = add(snapshot)
         return _Prepared(
-            capture, digest, series, until, permanent, object_sha, raw_sha, len(snapshot), media
+            capture,
+            digest,
+            series,
+            until,
+            permanent,
+            object_sha,
+            raw_sha,
+            len(snapshot),
+            media,
+            notice_id,
+            lang,
         )
 
     def _index(
@@ -369,7 +425,13 @@ class Archiver:
                 key = _key(p.capture)
                 rows.append(self._new_row(p, now, latest.get(key), first_seq + i))
                 latest[key] = Latest(
-                    -1, rows[i]["version"], p.digest, p.capture.item.state, p.capture.item.text
+                    -1,
+                    rows[i]["version"],
+                    p.digest,
+                    p.capture.item.state,
+                    p.capture.item.text,
+                    p.notice_id,
+                    p.lang,
                 )
                 if key in in_batch:
                     rows[i]["previous_record_id"] = None  # set once the earlier row has an id
@@ -489,9 +551,9 @@ class Archiver:
             object_sha256=p.object_sha,
             raw_sha256=p.raw_sha,
             size=p.size,
-            notice_id=p.capture.notice_id,
+            notice_id=p.notice_id,
             ledger_seq=seq,
-            lang=item_language(item.extra),
+            lang=p.lang,
         )
 
 
@@ -506,6 +568,8 @@ class _Prepared:
     raw_sha: str | None
     size: int
     media: list[dict[str, Any]]
+    notice_id: int | None = None
+    lang: str | None = None
 
 
 def _comment_event(row: dict[str, Any]) -> dict[str, Any]:

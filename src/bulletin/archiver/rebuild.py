@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.archiver import decisions, ledger
-from bulletin.archiver.archive import Latest, describe_change, item_language
+from bulletin.archiver.archive import Latest, carried, describe_change, snapshot_language
 from bulletin.archiver.holds import refresh_holds
 from bulletin.archiver.search import index_new_records
 from bulletin.archiver.store.base import (
@@ -333,7 +333,13 @@ def _record_row(
         before=versions.get(ident),
     )
     versions[ident] = Latest(
-        entry.record_id, row["version"], row["content_sha256"], row["state"], row["text"]
+        entry.record_id,
+        row["version"],
+        row["content_sha256"],
+        row["state"],
+        row["text"],
+        row["notice_id"],
+        row["lang"],
     )
     return row
 
@@ -351,8 +357,11 @@ def snapshot_row(
     """The index row (with its ``media`` rows) of record ``record_id``, ledgered as entry
     ``seq``, from its snapshot object ``object_sha256`` (``size`` bytes, parsed), the store's
     retention and hold of it (``info``), and the item's version before it (``before``, None
-    for the first)."""
+    for the first), whose notice and language a version that names none carries (see
+    :func:`~bulletin.archiver.archive.carried`: also for versions archived before snapshots
+    named what they carry)."""
     item = snapshot["item"]
+    notice_id, lang = carried(snapshot.get("notice_id"), snapshot_language(snapshot), before)
     state, text = item.get("state", "visible"), item.get("text", "")
     posted = item.get("posted_at")
     return {
@@ -380,9 +389,9 @@ def snapshot_row(
         "object_sha256": object_sha256,
         "raw_sha256": snapshot.get("raw_sha256"),
         "size": size,
-        "notice_id": snapshot.get("notice_id"),
+        "notice_id": notice_id,
         "ledger_seq": seq,
-        "lang": item_language(item.get("extra") or {}),
+        "lang": lang,
         "disposed_at": None,
         "disposal_batch_id": None,
         "media": [

@@ -8,6 +8,7 @@ there. Every route is GET (and HEAD); anything else is 405 (:class:`.limits.Read
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from importlib import resources
 from typing import Any
 from xml.sax.saxutils import escape
@@ -153,6 +154,7 @@ class Portal:
             "more": found.more,
             "path": f"/threads/{found.record.id}",
             "query": "",
+            "siblings": [asdict(s) for s in found.siblings],
         }
         return self.respond(request, "thread.html", data)
 

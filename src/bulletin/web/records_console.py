@@ -295,4 +295,5 @@ def page_json(page: RecordPage) -> dict[str, Any]:
     return record_json(page.record) | {
         "contradictions": page.contradictions,
         "versions": [version_json(v) for v in page.versions],
+        "siblings": [s.as_json() for s in page.siblings],
     }

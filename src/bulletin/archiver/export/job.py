@@ -84,6 +84,17 @@ class Job:
         # thread pages also as PDF/A (:mod:`.pdf`); a journal from before PDFs has none
         self.pdf: bool = self.renderings and journal.scope.get("pdf", False)
         self.redactions: dict[int, list[Withheld]] = {}
+        self._places: dict[tuple[str, str], tuple[int, int]] | None = None
+
+    def places(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Where each post of a notice in several languages stands in this production:
+        (account, remote id) -> the positions of its first version and of its thread's
+        first record. Read once (the plan and one query), for linking the languages."""
+        if self._places is None:
+            from bulletin.archiver.export.plan import language_posts
+
+            self._places = language_posts(self)
+        return self._places
 
     @property
     def writer(self) -> BagWriter:

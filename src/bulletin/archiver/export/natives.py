@@ -21,6 +21,7 @@ from bulletin.archiver.export import layout, warcs
 from bulletin.archiver.export.bagwriter import BagWriter
 from bulletin.archiver.export.job import Job
 from bulletin.archiver.export.scope import PlanRow
+from bulletin.archiver.siblings import Named, named
 from bulletin.archiver.store.base import object_key
 from bulletin.errors import IntegrityError, NotFound
 from bulletin.models import LedgerEntry, Record
@@ -37,6 +38,7 @@ class Files:
     warc: str = ""
     warc_sha256: str = ""
     listed: list[tuple[str, str, int]] = field(default_factory=list)
+    named: Named | None = None  # the language and siblings the snapshot names
 
     def add(self, writer: BagWriter, rel: str, data: bytes, digest: str | None = None) -> None:
         """Write ``rel``; ``digest``: the sha256 the store just checked ``data`` against
@@ -81,6 +83,8 @@ def copy_files(job: Job, record: Record, position: int, warc_objects: Sequence[s
             files.add(writer, files.raw, raw, record.raw_sha256)
         _warc(job, record, warc_objects, number, position, files)
     files.media = _media(job, record, snapshot, number, position, files)
+    if record.lang and b'"siblings"' in snapshot:  # a post of a notice in several languages
+        files.named = named(json.loads(snapshot))
     files.text = layout.text_path(job.prefix, number)
     files.add(writer, files.text, text.encode("utf-8"))
     return files

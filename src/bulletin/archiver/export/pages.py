@@ -168,6 +168,17 @@ def anchor(kind: str, remote_id: str) -> str:
 
 
 @dataclass(frozen=True)
+class Also:
+    """The same notice's post in another language: ``name`` is the language's name in
+    itself; ``href`` where its page is in this production (else None)."""
+
+    lang: str
+    name: str
+    account: str
+    href: str | None
+
+
+@dataclass(frozen=True)
 class Opening:
     """The opening of an item's ``<article>`` (before its first version).
 
@@ -185,9 +196,10 @@ class Opening:
     href: str
     versions: int  # how many versions follow, when more than one; else 0
     first: str
+    also: tuple[Also, ...] = ()  # a post of a notice in several languages: the others
 
 
-def opening(record: Record, place: Place, bates: str) -> Opening:
+def opening(record: Record, place: Place, bates: str, also: Sequence[Also] = ()) -> Opening:
     """What :class:`Opening` says of ``record``'s item."""
     thread = record.thread_id or record.remote_id
     parent = record.parent_id
@@ -219,6 +231,7 @@ def opening(record: Record, place: Place, bates: str) -> Opening:
         href=href,
         versions=place.count if place.count > 1 else 0,
         first=bates,
+        also=tuple(also),
     )
 
 
@@ -278,6 +291,7 @@ class Item:
     remote_id: str
     native: str
     url: str | None
+    lang: str | None = None  # the language of a post of a notice in several languages
 
 
 def _media(media: Sequence[Mapping[str, Any]]) -> tuple[Media, ...]:
@@ -305,6 +319,7 @@ def item(
     media: Sequence[Mapping[str, Any]] = (),
     pieces: Sequence[tuple[str, str | None]] | None = None,
     counsel: bool = False,
+    also: Sequence[Also] = (),
 ) -> Item:
     """One record of a thread page.
 
@@ -314,6 +329,8 @@ def item(
     the exemption's code when withheld: a public rendering writes only a box naming the code
     (as the text files say it, ``WITHHELD: code``; its text is never read), the counsel
     rendering the text highlighted after the code; None renders ``record.text`` whole.
+    ``also``: the same notice's posts in the other languages (said at the item's opening);
+    the text and the images' descriptions are marked with the record's language.
     """
     place = place or Place()
     state = record.state if record.state in _STATE_WORDS else ""
@@ -332,7 +349,7 @@ def item(
     return Item(
         bates=bates,
         state=state,
-        opening=opening(record, place, bates) if place.index == 1 else None,
+        opening=opening(record, place, bates, also) if place.index == 1 else None,
         closes=place.index >= place.count,
         history=history,
         state_words=_STATE_WORDS.get(state),
@@ -348,6 +365,7 @@ def item(
         remote_id=record.remote_id,
         native=native,
         url=url,
+        lang=record.lang,
     )
 
 
@@ -375,6 +393,8 @@ class Entry:
     account: str
     platform: str
     thread: str
+    lang: str | None = None  # a post of a notice in several languages: its language
+    language: str = ""  # and that language's name in itself
 
 
 # -- the redaction log ---------------------------------------------------------------------------

@@ -16,12 +16,15 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime
 
+import sqlalchemy as sa
+
 from bulletin.archiver import redaction as redact
 from bulletin.archiver.export import bates
 from bulletin.archiver.export.job import REDACTIONS, Job, Withheld
 from bulletin.archiver.export.journal import PLAN
 from bulletin.archiver.export.scope import PlanRow, count_disposed, head, plan
 from bulletin.errors import Refused, UsageError
+from bulletin.models import Record
 from bulletin.timeparse import iso_utc
 
 
@@ -158,3 +161,28 @@ def rows(job: Job, after: int) -> Iterator[PlanRow]:
             # a plan written before item ranges were recorded: one version per item
             item_first, item_last = map(int, item) if item else (position, position)
             yield PlanRow(int(record_id), position, int(first), int(last), item_first, item_last)
+
+
+def language_posts(job: Job) -> dict[tuple[str, str], tuple[int, int]]:
+    """(account, remote id) -> (position of its first version, of its thread's first
+    record) for each post of a notice in several languages in the plan."""
+    table = Record.__table__  # type: ignore[attr-defined]
+    with job.engine.connect() as conn:
+        posts = {
+            rid: (account, remote_id)
+            for rid, account, remote_id in conn.execute(
+                sa.select(table.c.id, table.c.account, table.c.remote_id).where(
+                    table.c.kind == "post",
+                    table.c.lang.is_not(None),
+                    table.c.notice_id.is_not(None),
+                )
+            )
+        }
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    if not posts:
+        return out
+    for row in rows(job, 0):
+        item = posts.get(row.record_id)
+        if item is not None and item not in out:
+            out[item] = (row.position, row.family_first)
+    return out

@@ -14,9 +14,10 @@ from concurrent.futures import wait
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from bulletin.archiver import redaction as redact
-from bulletin.archiver.export import layout, loadfile, pdf, threads, warcs
+from bulletin.archiver.export import layout, loadfile, pages, pdf, threads, warcs
 from bulletin.archiver.export.job import (
     CSV,
     DAT,
@@ -27,6 +28,7 @@ from bulletin.archiver.export.job import (
 )
 from bulletin.archiver.export.natives import Files, copy_slice
 from bulletin.archiver.export.scope import PlanRow
+from bulletin.archiver.siblings import language_name, siblings
 from bulletin.errors import IntegrityError
 from bulletin.models import LedgerEntry, Record
 from bulletin.timeparse import iso_utc
@@ -150,6 +152,7 @@ def write_record(job: Job, row: PlanRow, record: Record, entry: LedgerEntry, fil
     entry_hash = None if withhold else entry.entry_hash
     text = redact.redacted_text(record.text, spans) if withhold else record.text
     labels = sorted({span.label for span in spans})
+    also, sibling_bates = languages(job, record, files)
     fields = [
         bates,
         bates,
@@ -208,6 +211,10 @@ def write_record(job: Job, row: PlanRow, record: Record, entry: LedgerEntry, fil
         "redacted": bool(spans),
         "exemptions": labels,
         "natives_withheld": withhold,
+        # a post of a notice in several languages: its language, and the first versions of
+        # the same notice's posts in the other languages that are in this production
+        "lang": record.lang,
+        "siblings": sibling_bates,
         # the PDF of the record's thread, listed with its sha256 in manifest/pdfs.csv
         "pdf": pdf.pdf_path(layout.thread_path(job.prefix, job.start + row.family_first - 1))
         if job.pdf
@@ -229,10 +236,36 @@ def write_record(job: Job, row: PlanRow, record: Record, entry: LedgerEntry, fil
         ),
     )
     if job.renderings:
-        threads.write_record(job, row, record, bates, posted, captured, native, spans, media)
+        threads.write_record(job, row, record, bates, posted, captured, native, spans, media, also)
     job.counts[f"{record.kind}/{record.state}"] += 1
     if spans:
         _log(job, record, bates, spans)
+
+
+def languages(job: Job, record: Record, files: Files) -> tuple[list[pages.Also], list[str]]:
+    """The same notice's posts in the other languages (those the record's snapshot names,
+    else every one archived; see :mod:`bulletin.archiver.siblings`), each linked to its
+    place in the thread pages when it is in this production; and the Bates numbers of their
+    first versions here. Nothing for anything but a post of a notice in several languages."""
+    if record.kind != "post" or not record.lang or record.notice_id is None:
+        return [], []
+    with Session(job.engine) as session:
+        found = siblings(session, record, files.named)
+    places = job.places()
+    own = places.get((record.account, record.remote_id))
+    also, numbers = [], []
+    for sibling in found:
+        place = places.get((sibling.account, sibling.remote_id or ""))
+        href = None
+        if place is not None and sibling.remote_id is not None:
+            position, family = place
+            numbers.append(job.bates(position))
+            target = pages.anchor("post", sibling.remote_id)
+            same_page = own is not None and own[1] == family
+            href = f"#{target}" if same_page else f"{job.bates(family)}.html#{target}"
+        name = language_name(sibling.lang)
+        also.append(pages.Also(sibling.lang, name, sibling.account, href))
+    return also, numbers
 
 
 def _log(job: Job, record: Record, bates: str, spans: list[redact.Span]) -> None:

@@ -33,6 +33,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, Template
 from markupsafe import Markup
 
 from bulletin.archiver.export import pages, times
+from bulletin.archiver.siblings import language_name
 from bulletin.models import Record
 
 __all__ = [
@@ -187,6 +188,8 @@ def index_item(
         record.account,
         pages.platform(record),
         record.thread_id or record.remote_id,
+        record.lang if record.kind == "post" else None,
+        language_name(record.lang) if record.kind == "post" and record.lang else "",
     )
     return _render("index_item.html.j2", entry)
 

@@ -4,8 +4,10 @@ A production covers every record its query matches and every other version of th
 (an edit that no longer matches is still produced, as is a deleted or hidden version).
 Records destroyed by an approved disposition are counted, not produced: their objects are gone.
 
-Order (the Bates order): thread by thread, threads by when they began; in a thread the post
-first, then the comments in posted order; the versions of one item together, oldest first.
+Order (the Bates order): thread by thread, threads by when they began (the threads of one
+notice's posts in several languages together, from when the first began); in a thread the
+post first, then the comments in posted order; the versions of one item together, oldest
+first.
 A thread family (the post and its comments) is an attachment range in the load file.
 """
 
@@ -133,7 +135,12 @@ def plan(engine: Engine, query: holds.Query, time_zone: str, head_seq: int) -> I
     ids = _matching(query, time_zone, head_seq).where(col(Record.disposed_at).is_(None))
     thread = sa.func.coalesce(col(Record.thread_id), col(Record.remote_id))
     when = sa.func.coalesce(col(Record.posted_at), col(Record.captured_at))
-    inner = (
+    # a post of a notice in several languages names its notice: its thread is grouped with
+    # its siblings' threads (see below)
+    languages = sa.case(
+        (sa.and_(col(Record.kind) == "post", col(Record.lang).is_not(None)), col(Record.notice_id))
+    )
+    threads = (
         sa.select(
             col(Record.id).label("id"),
             col(Record.account).label("account"),
@@ -142,6 +149,7 @@ def plan(engine: Engine, query: holds.Query, time_zone: str, head_seq: int) -> I
             sa.func.min(when)
             .over(partition_by=[col(Record.account), thread])
             .label("thread_start"),
+            sa.func.max(languages).over(partition_by=[col(Record.account), thread]).label("notice"),
             sa.func.min(when)
             .over(partition_by=[col(Record.account), col(Record.kind), col(Record.remote_id)])
             .label("item_start"),
@@ -152,7 +160,20 @@ def plan(engine: Engine, query: holds.Query, time_zone: str, head_seq: int) -> I
         .where(col(Record.id).in_(ids))
         .subquery()
     )
+    # The threads of one notice's posts in several languages follow each other, from where
+    # the first of them begins: a production lists the languages of a notice together.
+    group_start = sa.case(
+        (threads.c.notice.is_(None), threads.c.thread_start),
+        else_=sa.func.min(threads.c.thread_start).over(partition_by=threads.c.notice),
+    )
+    inner = sa.select(
+        *threads.c,
+        group_start.label("group_start"),
+        sa.func.coalesce(threads.c.notice, 0).label("group_notice"),
+    ).subquery()
     order = [
+        inner.c.group_start,
+        inner.c.group_notice,
         inner.c.thread_start,
         inner.c.account,
         inner.c.thread,

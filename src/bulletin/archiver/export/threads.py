@@ -9,6 +9,7 @@ A closed page is rendered to PDF/A too when the production asks for it (:mod:`.p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bulletin.archiver import redaction as redact
@@ -47,9 +48,11 @@ def write_record(
     native: str,
     spans: list[redact.Span],
     media: list[dict[str, Any]],
+    also: Sequence[pages.Also] = (),
 ) -> None:
     """The record on its thread's page (opening the page and its index entry for the
-    thread's first record, closing the page after its last)."""
+    thread's first record, closing the page after its last); ``also``: the same notice's
+    posts in the other languages (see :func:`.records.languages`)."""
     writer = job.writer
     rel = layout.thread_path(job.prefix, job.start + row.family_first - 1)
     first, last = job.bates(row.family_first), job.bates(row.family_last)
@@ -91,6 +94,7 @@ def write_record(
         media=media,
         pieces=cut,
         counsel=counsel,
+        also=also,
     )
     writer.append(rel, render.thread_item(item).encode("utf-8"))
     if row.position == row.family_last:

@@ -4,7 +4,7 @@ and its archiving is queued in the database for a later due-scan."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
@@ -22,6 +22,7 @@ from bulletin.logs import get_logger
 from bulletin.models import Account, Delivery, Notice
 from bulletin.publisher.delivery.calls import Calls
 from bulletin.publisher.delivery.posts import delivery_key, reply_target
+from bulletin.publisher.delivery.together import variant_alts
 from bulletin.publisher.media import load_media, media_blobs
 from bulletin.states import DeliveryKind, DeliveryState
 
@@ -30,10 +31,18 @@ log = get_logger("bulletin.delivery")
 ARCHIVE_RETRY = timedelta(seconds=15)  # archiving a published post failed: try again after
 
 
-def notice_media(archiver: Archiver, notice: Notice, connector: Connector) -> tuple[Media, ...]:
+def notice_media(
+    archiver: Archiver, notice: Notice, connector: Connector, alts: Sequence[str] = ()
+) -> tuple[Media, ...]:
     """The notice's images as pinned in the store (drafting checked that the platform takes
-    that many); none for a platform that takes no images."""
-    return load_media(archiver.store, notice) if connector.limits().max_media else ()
+    that many), described by ``alts`` (the alt texts of the post's language, one per image;
+    empty: the primary's); none for a platform that takes no images. The worker publishes
+    and archives a post's images through this one function, so the record of each
+    language's post keeps the alt text that post was published with."""
+    media = load_media(archiver.store, notice) if connector.limits().max_media else ()
+    if alts and len(alts) == len(media):
+        media = tuple(replace(m, alt_text=a) for m, a in zip(media, alts, strict=True))
+    return media
 
 
 def language_links(session: Session, notice: Notice, delivery: Delivery) -> dict[str, object]:
@@ -148,11 +157,14 @@ class ArchivesPublished:
             assert notice is not None and account is not None
             parent = session.get(Delivery, delivery.parent_id) if delivery.parent_id else None
             languages = language_links(session, notice, delivery)
+            alts = variant_alts(session, notice, delivery.lang)
         parts = delivery.parts or []
         is_post = delivery.kind == DeliveryKind.POST
         connector_for = self.connector_for
         media = (
-            notice_media(self.archiver, notice, connector_for(delivery.account)) if is_post else ()
+            notice_media(self.archiver, notice, connector_for(delivery.account), alts)
+            if is_post
+            else ()
         )
         ours = (
             {"notice_id": notice.id, "category": notice.category}

@@ -150,9 +150,8 @@ class DeliveryWorker(ArchivesPublished):
             )
         try:
             connector = self.connector_for(delivery.account)
-            media = notice_media(self.archiver, notice, connector) if is_post else ()
-            if alts and len(alts) == len(media):  # the images described in the post's language
-                media = tuple(replace(m, alt_text=a) for m, a in zip(media, alts, strict=True))
+            # the images described in the post's language
+            media = notice_media(self.archiver, notice, connector, alts) if is_post else ()
         except StoreUnavailable as e:  # the pinned images cannot be read now: later
             return self._defer(delivery, notice, None, str(e))
         except BulletinError as e:
