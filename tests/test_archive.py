@@ -149,6 +149,36 @@ def test_retention_is_set_from_the_default_period(instance: Instance) -> None:
         instance.app.store.delete(object_key(record.object_sha256), now=instance.clock.now())
 
 
+def test_later_versions_of_an_emergency_post_stay_in_its_series(instance: Instance) -> None:
+    """Given an emergency notice's post archived by the publisher (its priority known), when
+    a sweep later archives it edited and then deleted (no priority known), then every version
+    is in ``emergency-notices`` and as permanent as the first, and verify agrees."""
+    post = RemoteItem(
+        kind="post",
+        remote_id="p9",
+        text="Shelter in place",
+        author="agency",
+        posted_at=instance.clock.now(),
+    )
+    [v1] = instance.app.archiver.archive([Capture("feed", "feed", post, False, 7, "emergency")])
+    edited = replace(post, text="Shelter in place: lifted")
+    gone = replace(edited, state="deleted")
+    v2, v3 = instance.app.archiver.archive(
+        [Capture("feed", "feed", edited), Capture("feed", "feed", gone)]
+    )[-2:]
+    assert [v.version for v in (v1, v2, v3)] == [1, 2, 3]
+    assert {v.series for v in (v1, v2, v3)} == {"emergency-notices"}
+    assert v3.retain_until is not None and v1.retain_until is not None
+    assert v3.retain_until >= v1.retain_until
+    report = verify(instance.app.engine, instance.app.store)
+    assert report.ok, report.problems
+    # a post never archived with a priority stays where its kind puts it
+    [other] = instance.app.archiver.archive(
+        [Capture("feed", "feed", replace(post, remote_id="p10"))]
+    )
+    assert other.series == "agency-posts"
+
+
 def test_flipped_byte_in_an_object_is_named(instance: Instance) -> None:
     """A byte changed in a stored snapshot on disk: verify names the record."""
     records = archive_some(instance)

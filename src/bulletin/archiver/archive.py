@@ -85,6 +85,7 @@ class Latest:
     text: str
     notice_id: int | None = None
     lang: str | None = None
+    series: str | None = None
 
 
 def describe_change(previous: Latest | None, state: str, text: str) -> str:
@@ -137,6 +138,19 @@ def carried(
     if before is None:
         return notice_id, lang
     return (notice_id if notice_id is not None else before.notice_id), (lang or before.lang)
+
+
+def carried_series(capture: Capture, before: Latest | None) -> str:
+    """The series a version is archived in: the one its priority gives when the capture
+    knows it (the publisher's own), else the series of the item's version before it.
+
+    A sweep or a webhook that finds an emergency notice's post edited or deleted does not
+    know the notice's priority; without this its later versions would fall into
+    ``agency-posts`` and could be destroyed years before the permanent first version.
+    """
+    if capture.priority is None and before is not None and before.series:
+        return before.series
+    return series_for(capture.item.kind, capture.priority)
 
 
 def content_hash(item: RemoteItem) -> str:
@@ -207,8 +221,10 @@ class Archiver:
         for c, h in _changes(captures, hashes, {k: v.content_sha256 for k, v in latest.items()}):
             key = _key(c)
             notice_id, lang = carried(c.notice_id, item_language(c.item.extra), carry.get(key))
-            carry[key] = Latest(-1, 0, h, "", "", notice_id, lang)
-            prepared.append(self._prepare(c, h, now, objects, until, notice_id, lang))
+            before = carry.get(key)
+            series = carried_series(c, before)
+            carry[key] = Latest(-1, 0, h, "", "", notice_id, lang, series)
+            prepared.append(self._prepare(c, h, now, objects, until, notice_id, lang, series))
         if prepared:
             self._put_all(objects)
             self.store.flush()
@@ -293,6 +309,7 @@ class Archiver:
                     col(Record.text),
                     col(Record.notice_id),
                     col(Record.lang),
+                    col(Record.series),
                 ).join(
                     newest,
                     sa.and_(
@@ -303,10 +320,10 @@ class Archiver:
                     ),
                 )
             )
-            for rid, account, kind, remote_id, version, digest, state, text, nid, lang in rows:
+            for rid, account, kind, remote_id, version, digest, state, text, nid, lang, s in rows:
                 key = (account, kind, remote_id)
                 if key in wanted:
-                    found[key] = Latest(rid, version, digest, state, text, nid, lang)
+                    found[key] = Latest(rid, version, digest, state, text, nid, lang, s)
         return found
 
     def _put_all(self, objects: list[NewObject]) -> None:
@@ -321,6 +338,7 @@ class Archiver:
         retention: dict[tuple[str, datetime | None], tuple[datetime, bool]],
         notice_id: int | None = None,
         lang: str | None = None,
+        series: str | None = None,
     ) -> _Prepared:
         """The capture's snapshot and row values; its objects are added to ``objects``.
         ``notice_id`` and ``lang``: what the version carries (see :func:`carried`).
@@ -330,7 +348,7 @@ class Archiver:
         remembers retain-until by series and posting time within a batch (all captured now).
         """
         item = capture.item
-        series = series_for(item.kind, capture.priority)
+        series = series or series_for(item.kind, capture.priority)
         known = retention.get((series, item.posted_at))
         if known is None:
             known = retention[(series, item.posted_at)] = retain_until(
