@@ -17,11 +17,10 @@ from sqlmodel import Session, col, select
 
 from bulletin.models import Delivery, Notice
 from bulletin.publisher.languages import variants_of
-from tests.plugins.browser import axe_violations, describe
+from tests.plugins.browser import axe_violations, describe, screenshot
 from tests.plugins.bulletin_app import Instance
 from tests.plugins.cli import invoke
 from tests.test_console import NO_SIDEWAYS, WIDEST, browser_sign_in, csrf_for, signed_in
-from tests.test_console_compose import SHOTS
 from tests.test_languages import LANGUAGES, bilingual_instance
 from tests.test_web import PEOPLE as WEB_PEOPLE
 from tests.test_web import add_with_password, serving
@@ -146,9 +145,7 @@ def test_the_compose_form_in_two_languages_passes_axe(tmp_path: Path, browser: A
                     assert not (found := axe_violations(page)), describe(found)
                     assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
                     if width == 1280:
-                        SHOTS.mkdir(parents=True, exist_ok=True)
-                        path = SHOTS / "console-compose-languages.png"
-                        page.screenshot(path=str(path), full_page=True)
+                        screenshot(page, "console-compose-languages")
                 finally:
                     context.close()
     finally:
