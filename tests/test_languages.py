@@ -821,3 +821,69 @@ def test_the_reply_forms_of_a_bilingual_notice_pass_axe(tmp_path: Path, browser:
                     context.close()
     finally:
         inst.app.close()
+
+
+def test_each_language_post_gets_one_follow_up_at_expiry(bilingual: Instance) -> None:
+    """At expiry, every published post gets the follow-up as a reply, in its language: an
+    account posting both languages gets two (one to each post); a second daemon, and a
+    daemon started again afterwards, add none."""
+    from bulletin.service.daemon import Daemon
+
+    engine, settings, clock = bilingual.app.engine, bilingual.settings, bilingual.clock
+    base = draft(("feed", "feed-es", "feed-apart"))
+    notice = create_notice(
+        engine,
+        settings,
+        clock,
+        NoticeDraft(
+            category=base.category,
+            text=base.text,
+            targets=base.targets,
+            languages=base.languages,
+            expires_at=clock.now() + timedelta(hours=2),
+            follow_up="Main St has reopened.",
+        ),
+        "dispatcher",
+    )
+    assert notice.id is not None
+    approve_notice(engine, settings, clock, notice.id, "chief")
+    first = Daemon(bilingual.app)
+    first.prepare()
+    daemons = [first]
+    if sqlite_path(settings.database_url) is None:  # several daemons need PostgreSQL
+        daemons.append(Daemon(App(settings, environ={}, clock=clock)))
+        daemons[1].prepare()
+    try:
+        states = []
+        for _ in range(4):
+            states += [o.state for o in first.dispatch_due()]
+            clock.advance(timedelta(seconds=2))
+        assert states.count("published") == 5
+        clock.advance(timedelta(hours=2))
+        states = []
+        for _ in range(4):
+            for daemon in daemons:
+                states += [o.state for o in daemon.dispatch_due()]
+            clock.advance(timedelta(seconds=2))
+        assert states == ["published"] * 5
+    finally:
+        for daemon in daemons:
+            daemon.instance.release_lock()
+        for daemon in daemons[1:]:
+            daemon.app.close()
+    restarted = Daemon(App(settings, environ={}, clock=clock))
+    try:
+        restarted.prepare()
+        assert restarted.dispatch_due() == []
+    finally:
+        restarted.instance.release_lock()
+        restarted.app.close()
+    rows = deliveries(bilingual, notice.id)
+    posts = {d.id: d for d in rows if d.kind == "post"}
+    follows = [d for d in rows if d.kind == "follow-up"]
+    assert sorted((d.account, d.lang) for d in follows) == sorted(
+        (d.account, d.lang) for d in posts.values()
+    )
+    for d in follows:
+        parent = posts[d.parent_id or 0]
+        assert (parent.account, parent.lang, d.state) == (d.account, d.lang, "published")
