@@ -887,3 +887,38 @@ def test_each_language_post_gets_one_follow_up_at_expiry(bilingual: Instance) ->
     for d in follows:
         parent = posts[d.parent_id or 0]
         assert (parent.account, parent.lang, d.state) == (d.account, d.lang, "published")
+
+
+def test_upgrade_from_0029_keeps_the_follow_up_for_the_primary(tmp_path: Path, db_url: str) -> None:
+    """A database at 0029 with a bilingual notice that has a follow-up upgrades: the notice
+    keeps its single follow-up text for its primary language, its Spanish variant has none."""
+    from alembic import command
+
+    from bulletin.db import SCHEMA_REVISION, _alembic_config, check_schema, make_engine
+
+    engine = make_engine(db_url)
+    try:
+        command.upgrade(_alembic_config(engine), "0029")
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO notices (id, category, priority, title, text, state, author, "
+                "created_at, approvals_needed, allow_thread, date_line, occurrences, revision, "
+                "lang, publish_partial, follow_up, expires_at) VALUES (7, 'road-closure', "
+                "'advisory', '', 'Road closed', 'published', 'dan', '2026-03-01 00:00:00', 1, "
+                "false, true, 1, 1, 'en', false, 'Reopened.', '2026-03-01 06:00:00')"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO notice_languages (notice_id, lang, position, text) "
+                "VALUES (7, 'es', 1, 'Calle cerrada')"
+            )
+        assert migrate(engine) == SCHEMA_REVISION
+        check_schema(engine)
+        with engine.begin() as conn:
+            notice = conn.exec_driver_sql("SELECT lang, follow_up FROM notices").one()
+            assert tuple(notice) == ("en", "Reopened.")
+            spanish = conn.exec_driver_sql(
+                "SELECT lang, text, follow_up FROM notice_languages"
+            ).one()
+            assert tuple(spanish) == ("es", "Calle cerrada", None)
+    finally:
+        engine.dispose()
