@@ -60,23 +60,35 @@ def pairs(values: Sequence[str], option: str) -> dict[str, str]:
 
 
 def language_variants(
-    texts_in: Sequence[str], alts_in: Sequence[str], path: str | None
+    texts_in: Sequence[str],
+    alts_in: Sequence[str],
+    path: str | None,
+    follow_ups_in: Sequence[str] = (),
 ) -> list[LanguageVariant]:
     """The other languages of ``notice add``: ``--text-in LANG=TEXT`` with ``--alt-in
-    LANG=ALT`` (in image order), and the variants of ``--languages-file``.
+    LANG=ALT`` (in image order) and ``--follow-up-in LANG=TEXT``, and the variants of
+    ``--languages-file``.
 
     :raises UsageError: a malformed item or file, or a language given twice.
     """
     from bulletin.publisher.languages import LanguageVariant
 
     texts = pairs(texts_in, "--text-in")
+    follow_ups = pairs(follow_ups_in, "--follow-up-in")
+    for key in follow_ups:
+        if key not in texts:
+            raise UsageError(
+                f"--follow-up-in {key}=...: expected LANG=TEXT for a language of --text-in"
+            )
     alts: dict[str, list[str]] = {}
     for item in alts_in:
         key, sep, value = item.partition("=")
         if not sep or key.strip() not in texts:
             raise UsageError(f"--alt-in {item!r}: expected LANG=ALT for a language of --text-in")
         alts.setdefault(key.strip(), []).append(value)
-    variants = [LanguageVariant(k, v, {}, alts.get(k, [])) for k, v in texts.items()]
+    variants = [
+        LanguageVariant(k, v, {}, alts.get(k, []), follow_ups.get(k)) for k, v in texts.items()
+    ]
     if path is not None:
         variants.extend(_variants_file(path))
     return variants
@@ -103,15 +115,21 @@ def _variants_file(path: str) -> list[LanguageVariant]:
             and all(isinstance(v, str) for v in item.get("text_for", {}).values())
             and isinstance(item.get("alts", []), list)
             and all(isinstance(a, str) for a in item.get("alts", []))
+            and isinstance(item.get("follow_up", ""), str)
         )
         if not ok:
             raise UsageError(
                 f"--languages-file {path}: each language is "
-                '{"lang": TAG, "text": TEXT, "text_for": {...}, "alts": [...]}'
+                '{"lang": TAG, "text": TEXT, "text_for": {...}, "alts": [...], '
+                '"follow_up": TEXT}'
             )
         found.append(
             LanguageVariant(
-                item["lang"], item["text"], dict(item.get("text_for", {})), item.get("alts", [])
+                item["lang"],
+                item["text"],
+                dict(item.get("text_for", {})),
+                item.get("alts", []),
+                item.get("follow_up"),
             )
         )
     return found
@@ -155,7 +173,7 @@ def _variants_file(path: str) -> list[LanguageVariant]:
     default=None,
     type=click.Path(dir_okay=False),
     help='Other languages as JSON: [{"lang": "es", "text": "...", "text_for": {"x": "..."}, '
-    '"alts": ["..."]}].',
+    '"alts": ["..."], "follow_up": "..."}].',
 )
 @click.option(
     "--allow-thread",
@@ -217,6 +235,19 @@ def _variants_file(path: str) -> list[LanguageVariant]:
     default=None,
     help='Posted at expiry as a reply to each published post, e.g. "Mass Ave has reopened."',
 )
+@click.option(
+    "--follow-up-in",
+    "follow_ups_in",
+    multiple=True,
+    metavar="LANG=TEXT",
+    help="The follow-up in another language of --text-in, replying to that language's posts "
+    "(repeatable; each language needs one when --follow-up is given).",
+)
+@click.option(
+    "--follow-up-partial",
+    is_flag=True,
+    help="Let a language without --follow-up-in go without a follow-up at expiry.",
+)
 @click.option("--as", "actor", default=None, help="Who is writing it (default: your own account).")
 @json_option
 @pass_context
@@ -245,6 +276,8 @@ def notice_add(
     until: str | None,
     no_date_line: bool,
     follow_up: str | None,
+    follow_ups_in: tuple[str, ...],
+    follow_up_partial: bool,
     actor: str | None,
     as_json: bool,
 ) -> None:
@@ -293,8 +326,9 @@ def notice_add(
         until_cancelled=until_cancelled,
         date_line=not no_date_line,
         follow_up=follow_up,
+        follow_up_partial=follow_up_partial,
         lang=lang,
-        languages=language_variants(texts_in, alts_in, languages_file),
+        languages=language_variants(texts_in, alts_in, languages_file, follow_ups_in),
     )
     values = pairs(variables, "--var") if template is not None else None
     made = notices.draft(ctx.app, author, draft, template=template, values=values)
