@@ -1040,5 +1040,42 @@ def test_the_command_line_takes_a_follow_up_in_each_language(tmp_path: Path) -> 
             ("en", "Reopened."),
             ("es", "Abierta."),
         ]
+        alone = invoke(
+            inst,
+            *base,
+            *text,
+            *("--follow-up", "Reopened.", "--follow-up-in", "es=Abierta."),
+            login="dan",
+            clock=inst.clock,
+        )
+        assert alone.exit_code != 0
+        assert "a follow-up in es: the notice has no es text" in alone.stderr
+        template = invoke(
+            inst,
+            *("template", "add", "closure", "--category", "road-closure"),
+            *("--text", "{street} closed.", "--text-in", "es={street} cerrada."),
+            *("--var", "street:str"),
+            login="dan",
+            clock=inst.clock,
+        )
+        assert template.exit_code == 0, template.output
+        approved = invoke(inst, "template", "approve", "closure", login="abe", clock=inst.clock)
+        assert approved.exit_code == 0, approved.output
+        filled = invoke(
+            inst,
+            *("notice", "add", "--template", "closure", "--var", "street=Main St"),
+            *("--target", "feed", "--expires", "+2h", "--follow-up", "Main St reopened."),
+            *("--follow-up-in", "es=Main St abierta.", "--json"),
+            login="dan",
+            clock=inst.clock,
+        )
+        assert filled.exit_code == 0, filled.output
+        with Session(inst.app.engine) as session:
+            notice = session.get(Notice, json.loads(filled.stdout)["id"])
+            assert notice is not None
+            assert [(v.lang, v.text, v.follow_up) for v in variants_of(session, notice)] == [
+                ("en", "Main St closed.", "Main St reopened."),
+                ("es", "Main St cerrada.", "Main St abierta."),
+            ]
     finally:
         inst.app.close()

@@ -60,35 +60,23 @@ def pairs(values: Sequence[str], option: str) -> dict[str, str]:
 
 
 def language_variants(
-    texts_in: Sequence[str],
-    alts_in: Sequence[str],
-    path: str | None,
-    follow_ups_in: Sequence[str] = (),
+    texts_in: Sequence[str], alts_in: Sequence[str], path: str | None
 ) -> list[LanguageVariant]:
     """The other languages of ``notice add``: ``--text-in LANG=TEXT`` with ``--alt-in
-    LANG=ALT`` (in image order) and ``--follow-up-in LANG=TEXT``, and the variants of
-    ``--languages-file``.
+    LANG=ALT`` (in image order), and the variants of ``--languages-file``.
 
     :raises UsageError: a malformed item or file, or a language given twice.
     """
     from bulletin.publisher.languages import LanguageVariant
 
     texts = pairs(texts_in, "--text-in")
-    follow_ups = pairs(follow_ups_in, "--follow-up-in")
-    for key in follow_ups:
-        if key not in texts:
-            raise UsageError(
-                f"--follow-up-in {key}=...: expected LANG=TEXT for a language of --text-in"
-            )
     alts: dict[str, list[str]] = {}
     for item in alts_in:
         key, sep, value = item.partition("=")
         if not sep or key.strip() not in texts:
             raise UsageError(f"--alt-in {item!r}: expected LANG=ALT for a language of --text-in")
         alts.setdefault(key.strip(), []).append(value)
-    variants = [
-        LanguageVariant(k, v, {}, alts.get(k, []), follow_ups.get(k)) for k, v in texts.items()
-    ]
+    variants = [LanguageVariant(k, v, {}, alts.get(k, [])) for k, v in texts.items()]
     if path is not None:
         variants.extend(_variants_file(path))
     return variants
@@ -240,8 +228,9 @@ def _variants_file(path: str) -> list[LanguageVariant]:
     "follow_ups_in",
     multiple=True,
     metavar="LANG=TEXT",
-    help="The follow-up in another language of --text-in, replying to that language's posts "
-    "(repeatable; each language needs one when --follow-up is given).",
+    help="The follow-up in another language of the notice (--text-in or the template's), "
+    "replying to that language's posts (repeatable; each language needs one when --follow-up "
+    "is given).",
 )
 @click.option(
     "--follow-up-partial",
@@ -326,9 +315,10 @@ def notice_add(
         until_cancelled=until_cancelled,
         date_line=not no_date_line,
         follow_up=follow_up,
+        follow_ups=pairs(follow_ups_in, "--follow-up-in"),
         follow_up_partial=follow_up_partial,
         lang=lang,
-        languages=language_variants(texts_in, alts_in, languages_file, follow_ups_in),
+        languages=language_variants(texts_in, alts_in, languages_file),
     )
     values = pairs(variables, "--var") if template is not None else None
     made = notices.draft(ctx.app, author, draft, template=template, values=values)

@@ -31,6 +31,7 @@ from bulletin.publisher.languages import (
     LanguageVariant,
     account_languages,
     check_variants,
+    normalise,
     primary_of,
     replies_in,
     store_variants,
@@ -76,8 +77,10 @@ class NoticeDraft:
     until_cancelled: bool = False
     date_line: bool = True  # each occurrence ends with its local date
     follow_up: str | None = None  # posted at expiry as a reply to each published post
-    # each other language's follow-up is its variant's ``follow_up``; one missing is refused
-    # unless ``follow_up_partial``: that language's posts then get no follow-up
+    # each other language's follow-up is its variant's ``follow_up``, or given here by tag
+    # (for a variant that comes from a template); one missing is refused unless
+    # ``follow_up_partial``: that language's posts then get no follow-up
+    follow_ups: Mapping[str, str] = field(default_factory=dict)
     follow_up_partial: bool = False
     # the primary's language (None: the agency's first) and the other language variants
     # (see :mod:`bulletin.publisher.languages`)
@@ -91,10 +94,18 @@ def draft_languages(draft: NoticeDraft, settings: Settings) -> list[LanguageVari
     :raises UsageError: see :func:`bulletin.publisher.languages.check_variants`.
     """
     primary = primary_of(settings, draft.lang)
+    given = {normalise(settings, lang): text for lang, text in draft.follow_ups.items()}
+    named = {normalise(settings, v.lang) for v in draft.languages}
+    for lang in given:
+        if lang not in named:
+            raise UsageError(f"a follow-up in {lang}: the notice has no {lang} text")
     others = check_variants(
         settings,
         primary,
-        draft.languages,
+        [
+            replace(v, follow_up=given.get(normalise(settings, v.lang), v.follow_up))
+            for v in draft.languages
+        ],
         len(draft.images),
         settings.publisher.max_text_length,
     )
