@@ -114,6 +114,61 @@ def test_a_bilingual_notice_from_the_form_is_the_one_the_command_line_makes(
     assert [v["lang"] for v in notice_as_made(inst, from_form)["languages"]] == ["en", "es"]
 
 
+def test_the_compose_form_takes_a_follow_up_in_each_language(bilingual_site: Instance) -> None:
+    """The form has a follow-up field per language beside the one follow-up field; a draft
+    with a follow-up but none in Spanish is refused in one line naming the language, with what
+    was typed shown back; with the Spanish follow-up the draft is the notice notice add
+    --follow-up-in makes; "leave a language without" lets the Spanish go without."""
+    inst = bilingual_site
+    form = {
+        "category": "road-closure",
+        "target": ["feed", "feed-es"],
+        "text": ROAD,
+        "text-in:es": CALLE,
+        "at": "now",
+        "expires": "+2h",
+        "follow_up": "Main St has reopened.",
+    }
+    with serving(inst.app) as url, signed_in(url, "dana") as dana:
+        page = dana.get("/notices/new").text
+        assert '<textarea id="follow-up-in-es" name="follow-up-in:es" lang="es"' in page
+        assert 'name="follow_up_partial"' in page
+        token = csrf_for(page, "/notices/new")
+        refused = dana.post("/notices/new", data={**form, "csrf": token, "action": "draft"})
+        assert refused.status_code == 400
+        assert "The follow-up has no es text." in refused.text
+        assert f">{CALLE}</textarea>" in refused.text
+        spanish = {**form, "follow-up-in:es": "La calle Main está abierta."}
+        made = dana.post("/notices/new", data={**spanish, "csrf": token, "action": "draft"})
+        assert made.status_code == 303, made.text
+        from_form = int(made.headers["location"].rsplit("/", 1)[1])
+        partial = {**form, "follow_up_partial": "1"}
+        left = dana.post("/notices/new", data={**partial, "csrf": token, "action": "draft"})
+        assert left.status_code == 303, left.text
+        without = int(left.headers["location"].rsplit("/", 1)[1])
+    added = invoke(
+        inst,
+        *("notice", "add", "--category", "road-closure", "--target", "feed"),
+        *("--target", "feed-es", "--text", ROAD, "--text-in", f"es={CALLE}"),
+        *("--expires", "+2h", "--follow-up", "Main St has reopened."),
+        *("--follow-up-in", "es=La calle Main está abierta.", "--json"),
+        login="dana",
+        clock=inst.clock,
+    )
+    assert added.exit_code == 0, added.output
+    from_cli = json.loads(added.stdout)["id"]
+    made_form, made_cli = notice_as_made(inst, from_form), notice_as_made(inst, from_cli)
+    assert made_form == made_cli
+    assert [(v["lang"], v["follow_up"]) for v in made_form["languages"]] == [
+        ("en", "Main St has reopened."),
+        ("es", "La calle Main está abierta."),
+    ]
+    assert [v["follow_up"] for v in notice_as_made(inst, without)["languages"]] == [
+        "Main St has reopened.",
+        None,
+    ]
+
+
 @pytest.mark.slow
 def test_the_compose_form_in_two_languages_passes_axe(tmp_path: Path, browser: Any) -> None:
     """axe-core finds no WCAG 2.1 A or AA violation on the compose form of an agency writing

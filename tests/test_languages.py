@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -819,5 +820,262 @@ def test_the_reply_forms_of_a_bilingual_notice_pass_axe(tmp_path: Path, browser:
                     assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
                 finally:
                     context.close()
+    finally:
+        inst.app.close()
+
+
+def test_each_language_post_gets_one_follow_up_at_expiry(bilingual: Instance) -> None:
+    """At expiry, every published post gets the follow-up as a reply, in its language and
+    with that language's text: an account posting both languages gets two (one to each
+    post); a second daemon, and a daemon started again afterwards, add none."""
+    from bulletin.service.daemon import Daemon
+
+    engine, settings, clock = bilingual.app.engine, bilingual.settings, bilingual.clock
+    base = draft(("feed", "feed-es", "feed-apart"))
+    notice = create_notice(
+        engine,
+        settings,
+        clock,
+        NoticeDraft(
+            category=base.category,
+            text=base.text,
+            targets=base.targets,
+            languages=[replace(SPANISH, follow_up="La calle Main está abierta.")],
+            expires_at=clock.now() + timedelta(hours=2),
+            follow_up="Main St has reopened.",
+        ),
+        "dispatcher",
+    )
+    assert notice.id is not None
+    approve_notice(engine, settings, clock, notice.id, "chief")
+    first = Daemon(bilingual.app)
+    first.prepare()
+    daemons = [first]
+    if sqlite_path(settings.database_url) is None:  # several daemons need PostgreSQL
+        daemons.append(Daemon(App(settings, environ={}, clock=clock)))
+        daemons[1].prepare()
+    try:
+        states = []
+        for _ in range(4):
+            states += [o.state for o in first.dispatch_due()]
+            clock.advance(timedelta(seconds=2))
+        assert states.count("published") == 5
+        clock.advance(timedelta(hours=2))
+        states = []
+        for _ in range(4):
+            for daemon in daemons:
+                states += [o.state for o in daemon.dispatch_due()]
+            clock.advance(timedelta(seconds=2))
+        assert states == ["published"] * 5
+    finally:
+        for daemon in daemons:
+            daemon.instance.release_lock()
+        for daemon in daemons[1:]:
+            daemon.app.close()
+    restarted = Daemon(App(settings, environ={}, clock=clock))
+    try:
+        restarted.prepare()
+        assert restarted.dispatch_due() == []
+    finally:
+        restarted.instance.release_lock()
+        restarted.app.close()
+    rows = deliveries(bilingual, notice.id)
+    posts = {d.id: d for d in rows if d.kind == "post"}
+    follows = [d for d in rows if d.kind == "follow-up"]
+    assert sorted((d.account, d.lang) for d in follows) == sorted(
+        (d.account, d.lang) for d in posts.values()
+    )
+    texts = {"en": "Main St has reopened.", "es": "La calle Main está abierta."}
+    for d in follows:
+        parent = posts[d.parent_id or 0]
+        assert (parent.account, parent.lang, d.state) == (d.account, d.lang, "published")
+        assert d.text == texts[d.lang]  # each in its post's language, with its own text
+
+
+def test_upgrade_from_0030_keeps_the_follow_up_for_the_primary(tmp_path: Path, db_url: str) -> None:
+    """A database at 0030 with a bilingual notice that has a follow-up upgrades: the notice
+    keeps its single follow-up text for its primary language, its Spanish variant has none."""
+    from alembic import command
+
+    from bulletin.db import SCHEMA_REVISION, _alembic_config, check_schema, make_engine
+
+    engine = make_engine(db_url)
+    try:
+        command.upgrade(_alembic_config(engine), "0030")
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO notices (id, category, priority, title, text, state, author, "
+                "created_at, approvals_needed, allow_thread, date_line, occurrences, revision, "
+                "lang, publish_partial, follow_up, expires_at) VALUES (7, 'road-closure', "
+                "'advisory', '', 'Road closed', 'published', 'dan', '2026-03-01 00:00:00', 1, "
+                "false, true, 1, 1, 'en', false, 'Reopened.', '2026-03-01 06:00:00')"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO notice_languages (notice_id, lang, position, text) "
+                "VALUES (7, 'es', 1, 'Calle cerrada')"
+            )
+        assert migrate(engine) == SCHEMA_REVISION
+        check_schema(engine)
+        with engine.begin() as conn:
+            notice = conn.exec_driver_sql("SELECT lang, follow_up FROM notices").one()
+            assert tuple(notice) == ("en", "Reopened.")
+            spanish = conn.exec_driver_sql(
+                "SELECT lang, text, follow_up FROM notice_languages"
+            ).one()
+            assert tuple(spanish) == ("es", "Calle cerrada", None)
+    finally:
+        engine.dispose()
+
+
+def follow_up_draft(
+    inst: Instance, spanish: str | None, partial: bool = False, follow_up: str | None = "Over."
+) -> NoticeDraft:
+    base = draft(("feed", "feed-es"))
+    return NoticeDraft(
+        category=base.category,
+        text=base.text,
+        targets=base.targets,
+        languages=[replace(SPANISH, follow_up=spanish)],
+        expires_at=inst.clock.now() + timedelta(hours=2),
+        follow_up=follow_up,
+        follow_up_partial=partial,
+    )
+
+
+def test_a_follow_up_needs_each_language_unless_told_to_leave_one_out(
+    bilingual: Instance,
+) -> None:
+    """A bilingual notice with a follow-up but none in Spanish is refused in one line naming
+    the language; a Spanish follow-up without an English one is refused; chosen explicitly,
+    the Spanish posts are left without a follow-up at expiry and the English one gets it."""
+    engine, settings, clock = bilingual.app.engine, bilingual.settings, bilingual.clock
+    with pytest.raises(UsageError) as refused:
+        create_notice(engine, settings, clock, follow_up_draft(bilingual, None), "dispatcher")
+    assert str(refused.value) == "the follow-up has no es text"
+    with pytest.raises(UsageError, match="needs a follow-up in the primary language"):
+        create_notice(
+            engine, settings, clock, follow_up_draft(bilingual, "Fin.", follow_up=None), "dan"
+        )
+    with pytest.raises(UsageError, match="the es follow-up is empty"):
+        create_notice(engine, settings, clock, follow_up_draft(bilingual, "  "), "dispatcher")
+    notice = create_notice(
+        engine, settings, clock, follow_up_draft(bilingual, None, partial=True), "dispatcher"
+    )
+    assert notice.id is not None
+    approve_notice(engine, settings, clock, notice.id, "chief")
+    assert run_all(bilingual).count("published") == 3
+    clock.advance(timedelta(hours=2))
+    from bulletin.publisher.schedule import make_follow_ups
+
+    assert make_follow_ups(engine, clock.now()) == [notice.id]
+    assert run_all(bilingual) == ["published"]
+    follows = [d for d in deliveries(bilingual, notice.id) if d.kind == "follow-up"]
+    assert [(d.account, d.lang, d.text) for d in follows] == [("feed", "en", "Over.")]
+
+
+def test_the_command_line_takes_a_follow_up_in_each_language(tmp_path: Path) -> None:
+    """notice add --follow-up-in es=... (or "follow_up" in --languages-file) gives the
+    Spanish follow-up, which notice show lists; without it the draft is refused in one line
+    naming the language and the flags; --follow-up-partial lets it go without."""
+    from tests.plugins.cli import invoke
+
+    inst = bilingual_instance(
+        tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", LANGUAGES + PEOPLE
+    )
+    base = ("notice", "add", "--category", "road-closure", "--target", "feed")
+    text = ("--text", "Road closed on Main St.", "--expires", "+2h")
+    try:
+        add = invoke(
+            inst,
+            *base,
+            *text,
+            *("--text-in", "es=Calle Main cerrada.", "--follow-up", "Main St has reopened."),
+            *("--follow-up-in", "es=La calle Main está abierta.", "--json"),
+            login="dan",
+            clock=inst.clock,
+        )
+        assert add.exit_code == 0, add.output
+        notice_id = json.loads(add.stdout)["id"]
+        shown = invoke(inst, "notice", "show", str(notice_id), login="dan", clock=inst.clock)
+        assert "follow-up at expiry: Main St has reopened." in shown.stdout
+        assert "follow-up at expiry [es]: La calle Main está abierta." in shown.stdout
+        missing = invoke(
+            inst,
+            *base,
+            *text,
+            *("--text-in", "es=Calle Main cerrada.", "--follow-up", "Reopened."),
+            login="dan",
+            clock=inst.clock,
+        )
+        assert missing.exit_code != 0
+        [line] = missing.stderr.strip().splitlines()
+        assert line.startswith("bulletin: error: the follow-up has no es text (--follow-up-in")
+        partial = invoke(
+            inst,
+            *base,
+            *text,
+            *("--text-in", "es=Calle Main cerrada.", "--follow-up", "Reopened."),
+            "--follow-up-partial",
+            login="dan",
+            clock=inst.clock,
+        )
+        assert partial.exit_code == 0, partial.output
+        variants = tmp_path / "variants.json"
+        variants.write_text(
+            json.dumps([{"lang": "es", "text": "Calle cerrada.", "follow_up": "Abierta."}])
+        )
+        from_file = invoke(
+            inst,
+            *base,
+            *text,
+            *("--follow-up", "Reopened.", "--languages-file", str(variants), "--json"),
+            login="dan",
+            clock=inst.clock,
+        )
+        assert from_file.exit_code == 0, from_file.output
+        data = json.loads(
+            invoke(inst, "notice", "show", str(json.loads(from_file.stdout)["id"]), "--json").stdout
+        )
+        assert [(v["lang"], v["follow_up"]) for v in data["languages"]] == [
+            ("en", "Reopened."),
+            ("es", "Abierta."),
+        ]
+        alone = invoke(
+            inst,
+            *base,
+            *text,
+            *("--follow-up", "Reopened.", "--follow-up-in", "es=Abierta."),
+            login="dan",
+            clock=inst.clock,
+        )
+        assert alone.exit_code != 0
+        assert "a follow-up in es: the notice has no es text" in alone.stderr
+        template = invoke(
+            inst,
+            *("template", "add", "closure", "--category", "road-closure"),
+            *("--text", "{street} closed.", "--text-in", "es={street} cerrada."),
+            *("--var", "street:str"),
+            login="dan",
+            clock=inst.clock,
+        )
+        assert template.exit_code == 0, template.output
+        approved = invoke(inst, "template", "approve", "closure", login="abe", clock=inst.clock)
+        assert approved.exit_code == 0, approved.output
+        filled = invoke(
+            inst,
+            *("notice", "add", "--template", "closure", "--var", "street=Main St"),
+            *("--target", "feed", "--expires", "+2h", "--follow-up", "Main St reopened."),
+            *("--follow-up-in", "es=Main St abierta.", "--json"),
+            login="dan",
+            clock=inst.clock,
+        )
+        assert filled.exit_code == 0, filled.output
+        with Session(inst.app.engine) as session:
+            notice = session.get(Notice, json.loads(filled.stdout)["id"])
+            assert notice is not None
+            assert [(v.lang, v.text, v.follow_up) for v in variants_of(session, notice)] == [
+                ("en", "Main St closed.", "Main St reopened."),
+                ("es", "Main St cerrada.", "Main St abierta."),
+            ]
     finally:
         inst.app.close()

@@ -120,7 +120,8 @@ class Notice(SQLModel, table=True):
 class NoticeLanguage(SQLModel, table=True):
     """One language variant of a notice other than its primary: its own text, its own
     wording per account or platform (``wording``, JSON) and its own alt text per image
-    (``alts``, JSON list in the notice's image order; None: the primary's).
+    (``alts``, JSON list in the notice's image order; None: the primary's), and its own
+    follow-up at expiry (``follow_up``; None: its posts get none).
     ``position`` orders the variants (the primary is 0)."""
 
     __tablename__ = "notice_languages"
@@ -133,6 +134,7 @@ class NoticeLanguage(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))
     wording: dict[str, str] | None = Field(default=None, sa_column=Column(JSONText, nullable=True))
     alts: list[str] | None = Field(default=None, sa_column=Column(JSONText, nullable=True))
+    follow_up: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Delivery(SQLModel, table=True):

@@ -67,6 +67,8 @@ REMEDIES: dict[str, str] = {
     "os-user": " (an admin maps it: `bulletin user add NAME --os-user LOGIN`, or os_user in "
     "[users.NAME] before `bulletin init`)",
     "at": " (give --at)",
+    "follow-up-in": " (--follow-up-in LANG=TEXT for each language, or --follow-up-partial to "
+    "leave those posts without one)",
     "declare-var": " (add --var NAME:TYPE)",
     "expires": " (give --expires too)",
     "late-ok": " (use --late-ok to publish it now anyway)",

@@ -103,15 +103,21 @@ def _variants_file(path: str) -> list[LanguageVariant]:
             and all(isinstance(v, str) for v in item.get("text_for", {}).values())
             and isinstance(item.get("alts", []), list)
             and all(isinstance(a, str) for a in item.get("alts", []))
+            and isinstance(item.get("follow_up", ""), str)
         )
         if not ok:
             raise UsageError(
                 f"--languages-file {path}: each language is "
-                '{"lang": TAG, "text": TEXT, "text_for": {...}, "alts": [...]}'
+                '{"lang": TAG, "text": TEXT, "text_for": {...}, "alts": [...], '
+                '"follow_up": TEXT}'
             )
         found.append(
             LanguageVariant(
-                item["lang"], item["text"], dict(item.get("text_for", {})), item.get("alts", [])
+                item["lang"],
+                item["text"],
+                dict(item.get("text_for", {})),
+                item.get("alts", []),
+                item.get("follow_up"),
             )
         )
     return found
@@ -155,7 +161,7 @@ def _variants_file(path: str) -> list[LanguageVariant]:
     default=None,
     type=click.Path(dir_okay=False),
     help='Other languages as JSON: [{"lang": "es", "text": "...", "text_for": {"x": "..."}, '
-    '"alts": ["..."]}].',
+    '"alts": ["..."], "follow_up": "..."}].',
 )
 @click.option(
     "--allow-thread",
@@ -217,6 +223,20 @@ def _variants_file(path: str) -> list[LanguageVariant]:
     default=None,
     help='Posted at expiry as a reply to each published post, e.g. "Mass Ave has reopened."',
 )
+@click.option(
+    "--follow-up-in",
+    "follow_ups_in",
+    multiple=True,
+    metavar="LANG=TEXT",
+    help="The follow-up in another language of the notice (--text-in or the template's), "
+    "replying to that language's posts (repeatable; each language needs one when --follow-up "
+    "is given).",
+)
+@click.option(
+    "--follow-up-partial",
+    is_flag=True,
+    help="Let a language without --follow-up-in go without a follow-up at expiry.",
+)
 @click.option("--as", "actor", default=None, help="Who is writing it (default: your own account).")
 @json_option
 @pass_context
@@ -245,6 +265,8 @@ def notice_add(
     until: str | None,
     no_date_line: bool,
     follow_up: str | None,
+    follow_ups_in: tuple[str, ...],
+    follow_up_partial: bool,
     actor: str | None,
     as_json: bool,
 ) -> None:
@@ -293,6 +315,8 @@ def notice_add(
         until_cancelled=until_cancelled,
         date_line=not no_date_line,
         follow_up=follow_up,
+        follow_ups=pairs(follow_ups_in, "--follow-up-in"),
+        follow_up_partial=follow_up_partial,
         lang=lang,
         languages=language_variants(texts_in, alts_in, languages_file),
     )

@@ -122,6 +122,8 @@ def language_lines(languages: list[LanguageVariant]) -> list[str]:
     for v in languages[1:]:
         lines.append(f"  text [{v.lang}]  {v.text}")
         lines.extend(f"  text [{v.lang}] for {key}: {text}" for key, text in v.wording.items())
+        if languages[0].follow_up:
+            lines.append(f"  follow-up at expiry [{v.lang}]: {v.follow_up or '(none)'}")
         lines.extend(f"  alt  [{v.lang}] {k}: {alt}" for k, alt in enumerate(v.alts, start=1))
     return lines
 

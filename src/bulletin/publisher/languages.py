@@ -40,13 +40,15 @@ from bulletin.publisher.texts import check_text
 
 @dataclass(frozen=True)
 class LanguageVariant:
-    """One language of a notice: its tag, text, wording per account or platform, and alt
-    text per image (in the notice's image order; empty: the primary's)."""
+    """One language of a notice: its tag, text, wording per account or platform, alt text
+    per image (in the notice's image order; empty: the primary's) and follow-up at expiry
+    (None: none in this language)."""
 
     lang: str
     text: str
     wording: Mapping[str, str] = field(default_factory=dict)
     alts: Sequence[str] = ()
+    follow_up: str | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -54,6 +56,7 @@ class LanguageVariant:
             "text": self.text,
             "wording": dict(self.wording),
             "alts": list(self.alts),
+            "follow_up": self.follow_up,
         }
 
 
@@ -118,12 +121,18 @@ def check_variants(
             if not alt.strip():
                 raise UsageError(f"an {lang} alt text is empty")
             check_text(f"the {lang} alt text", alt)
+        follow_up = variant.follow_up.strip() if variant.follow_up is not None else None
+        if follow_up is not None:
+            if not follow_up:
+                raise UsageError(f"the {lang} follow-up is empty")
+            check_text(f"the {lang} follow-up", follow_up)
         checked.append(
             LanguageVariant(
                 lang,
                 text,
                 {k: v.strip() for k, v in variant.wording.items()},
                 [a.strip() for a in variant.alts],
+                follow_up,
             )
         )
     return checked
@@ -155,6 +164,7 @@ def store_variants(session: Session, notice_id: int, others: Sequence[LanguageVa
                 text=variant.text,
                 wording=dict(variant.wording) or None,
                 alts=list(variant.alts) or None,
+                follow_up=variant.follow_up,
             )
         )
 
@@ -166,6 +176,7 @@ def variants_of(session: Session, notice: Notice) -> list[LanguageVariant]:
         notice.text,
         dict(notice.variants or {}),
         [str(i.get("alt", "")) for i in notice.images or []],
+        notice.follow_up,
     )
     rows = session.exec(
         select(NoticeLanguage)
@@ -174,7 +185,10 @@ def variants_of(session: Session, notice: Notice) -> list[LanguageVariant]:
     ).all()
     return [
         primary,
-        *(LanguageVariant(r.lang, r.text, dict(r.wording or {}), list(r.alts or [])) for r in rows),
+        *(
+            LanguageVariant(r.lang, r.text, dict(r.wording or {}), list(r.alts or []), r.follow_up)
+            for r in rows
+        ),
     ]
 
 

@@ -31,6 +31,7 @@ from bulletin.publisher.languages import (
     LanguageVariant,
     account_languages,
     check_variants,
+    normalise,
     primary_of,
     replies_in,
     store_variants,
@@ -76,6 +77,11 @@ class NoticeDraft:
     until_cancelled: bool = False
     date_line: bool = True  # each occurrence ends with its local date
     follow_up: str | None = None  # posted at expiry as a reply to each published post
+    # each other language's follow-up is its variant's ``follow_up``, or given here by tag
+    # (for a variant that comes from a template); one missing is refused unless
+    # ``follow_up_partial``: that language's posts then get no follow-up
+    follow_ups: Mapping[str, str] = field(default_factory=dict)
+    follow_up_partial: bool = False
     # the primary's language (None: the agency's first) and the other language variants
     # (see :mod:`bulletin.publisher.languages`)
     lang: str | None = None
@@ -88,15 +94,27 @@ def draft_languages(draft: NoticeDraft, settings: Settings) -> list[LanguageVari
     :raises UsageError: see :func:`bulletin.publisher.languages.check_variants`.
     """
     primary = primary_of(settings, draft.lang)
+    given = {normalise(settings, lang): text for lang, text in draft.follow_ups.items()}
+    named = {normalise(settings, v.lang) for v in draft.languages}
+    for lang in given:
+        if lang not in named:
+            raise UsageError(f"a follow-up in {lang}: the notice has no {lang} text")
     others = check_variants(
         settings,
         primary,
-        draft.languages,
+        [
+            replace(v, follow_up=given.get(normalise(settings, v.lang), v.follow_up))
+            for v in draft.languages
+        ],
         len(draft.images),
         settings.publisher.max_text_length,
     )
     alts = [alt for _path, alt in draft.images]
-    return [LanguageVariant(primary, draft.text.strip(), dict(draft.variants), alts), *others]
+    follow_up = draft.follow_up.strip() if draft.follow_up else None
+    primary_variant = LanguageVariant(
+        primary, draft.text.strip(), dict(draft.variants), alts, follow_up
+    )
+    return [primary_variant, *others]
 
 
 def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str:
@@ -146,7 +164,9 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
         raise UsageError("a target account is named twice")
     check_times(draft.publish_at, draft.expires_at, draft.late_ok, settings, now)
     _check_schedule(draft, settings)
-    langs = [v.lang for v in draft_languages(draft, settings)]
+    languages = draft_languages(draft, settings)
+    langs = [v.lang for v in languages]
+    _check_follow_ups(draft, settings, languages)
     for target in draft.targets:
         if not account_languages(settings, target, langs):
             posts = ", ".join(settings.accounts[target].languages)
@@ -154,6 +174,35 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
                 f"target account {target!r} posts only {posts}; the notice is in {', '.join(langs)}"
             )
     return categories[draft.category]
+
+
+def _check_follow_ups(
+    draft: NoticeDraft, settings: Settings, languages: Sequence[LanguageVariant]
+) -> None:
+    """Each language's follow-up: one per language when the notice has one (unless
+    ``follow_up_partial``), none without the primary's, each fitting every target posting
+    that language."""
+    others = [v for v in languages[1:] if v.follow_up]
+    if draft.follow_up is None:
+        if others:
+            raise UsageError(
+                f"the {others[0].lang} follow-up needs a follow-up in the primary language "
+                f"({languages[0].lang}) too"
+            )
+        return
+    missing = [v.lang for v in languages[1:] if not v.follow_up]
+    if missing and not draft.follow_up_partial:
+        raise UsageError(f"the follow-up has no {', '.join(missing)} text", remedy="follow-up-in")
+    langs = [v.lang for v in languages]
+    for variant in others:
+        assert variant.follow_up is not None
+        for target in draft.targets:
+            if variant.lang not in account_languages(settings, target, langs):
+                continue
+            platform = settings.accounts[target].platform
+            measured = plan(settings, target, platform, variant.follow_up, None, False)
+            if not measured.fits:
+                raise UsageError(f"the {variant.lang} follow-up: {measured.too_long()}")
 
 
 def _check_texts(draft: NoticeDraft) -> None:

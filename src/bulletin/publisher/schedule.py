@@ -196,9 +196,11 @@ def _accounts(session: Session, notice_id: int) -> list[tuple[str, str]]:
 
 
 def make_follow_ups(engine: Engine, now: datetime) -> list[int]:
-    """At expiry, queue each follow-up: one reply per account, to the latest published post
-    (a recurring notice's last occurrence there). Waits while a post of the notice is in
-    flight or uncertain, so that no published post misses its follow-up.
+    """At expiry, queue each follow-up: one reply per (account, language), to the latest
+    published post in that language there (a recurring notice's last occurrence), with that
+    language's follow-up text (a language without one, left out when drafted, gets none). Waits
+    while a post of the notice is in flight or uncertain, so that no published post misses
+    its follow-up.
 
     Returns the ids of the notices followed up.
     """
@@ -220,12 +222,21 @@ def make_follow_ups(engine: Engine, now: datetime) -> list[int]:
             if any(d.state in (DeliveryState.IN_FLIGHT, DeliveryState.UNCERTAIN) for d in posts):
                 continue
             retracted = {d.parent_id for d in deliveries if d.kind in RETRACTING}
-            latest: dict[str, Delivery] = {}
+            texts = {notice.lang: notice.follow_up}
+            for row in session.exec(
+                select(NoticeLanguage).where(NoticeLanguage.notice_id == notice.id)
+            ):
+                texts[row.lang] = row.follow_up
+            latest: dict[tuple[str, str], Delivery] = {}
             for d in posts:
                 if d.state != DeliveryState.PUBLISHED or d.id in retracted:
                     continue
-                if d.account not in latest or d.occurrence > latest[d.account].occurrence:
-                    latest[d.account] = d
+                key = (d.account, d.lang)
+                if key not in latest or d.occurrence > latest[key].occurrence:
+                    latest[key] = d
+            left = sorted(key for key in latest if not texts.get(key[1] or notice.lang))
+            for key in left:  # a language without a follow-up (left out when drafted)
+                del latest[key]
             for parent in latest.values():
                 session.add(
                     Delivery(
@@ -236,7 +247,7 @@ def make_follow_ups(engine: Engine, now: datetime) -> list[int]:
                         parent_id=parent.id,
                         lang=parent.lang,
                         due_at=now,
-                        text=notice.follow_up,
+                        text=texts[parent.lang or notice.lang],
                     )
                 )
             notice.followed_up_at = now
@@ -248,7 +259,12 @@ def make_follow_ups(engine: Engine, now: datetime) -> list[int]:
                 action="follow-up-queued",
                 object_type="notice",
                 object_id=notice.id,
-                accounts=sorted(latest) or None,
+                accounts=sorted(
+                    account if lang in ("", notice.lang) else f"{account}[{lang}]"
+                    for account, lang in latest
+                )
+                or None,
+                left=[f"{account}[{lang}]" for account, lang in left] or None,
             )
             done.append(notice.id)
     return done

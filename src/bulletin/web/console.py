@@ -772,6 +772,7 @@ class Console:
             repeat_until=parse_until(until, zone, now) if until and not until_cancelled else None,
             until_cancelled=until_cancelled,
             follow_up=given["follow_up"] or None,
+            follow_up_partial=bool(given.get("follow_up_partial")),
         )
 
     def _languages(self, given: dict[str, Any]) -> list[LanguageVariant]:
@@ -789,6 +790,7 @@ class Console:
                     typed["text"],
                     {k: v for k, v in typed.get("wording", {}).items() if v.strip()},
                     alts if any(a.strip() for a in alts) else [],
+                    str(typed.get("follow_up", "")).strip() or None,
                 )
             )
         return found
@@ -838,17 +840,22 @@ def compose_given(form: FormData) -> dict[str, Any]:
         "repeat": str(form.get("repeat", "")).strip(),
         "until": str(form.get("until", "")).strip(),
         "follow_up": str(form.get("follow_up", "")).strip(),
+        "follow_up_partial": bool(form.get("follow_up_partial")),
         "images": images,
         "new_alt": str(form.get("new_alt", "")),
     }
 
 
 def typed_languages(form: FormData) -> dict[str, dict[str, Any]]:
-    """The compose form's other languages as typed: ``text-in:LANG`` and
-    ``text-in:LANG:for:ACCOUNT`` (the colon is in no tag or account name), by tag."""
+    """The compose form's other languages as typed: ``text-in:LANG``,
+    ``text-in:LANG:for:ACCOUNT`` and ``follow-up-in:LANG`` (the colon is in no tag or
+    account name), by tag."""
     found: dict[str, dict[str, Any]] = {}
     for key, value in form.multi_items():
         parts = str(key).split(":")
+        if parts[0] == "follow-up-in" and len(parts) == 2 and isinstance(value, str):
+            found.setdefault(parts[1], {"text": "", "wording": {}})["follow_up"] = value
+            continue
         if parts[0] != "text-in" or len(parts) not in (2, 4) or not isinstance(value, str):
             continue
         typed = found.setdefault(parts[1], {"text": "", "wording": {}})
