@@ -422,9 +422,11 @@ def _before(records: Any, after: tuple[datetime, int]) -> list[sa.ColumnElement[
 
 
 def _among(column: Any, ids: list[int], postgres: bool) -> sa.ColumnElement[bool]:
+    among: sa.ColumnElement[bool]
     if postgres:
-        return column == sa.any_(sa.bindparam("among", ids, type_=ARRAY(sa.Integer)))
-    among: sa.ColumnElement[bool] = column.in_(ids)
+        among = column == sa.any_(sa.bindparam("among", ids, type_=ARRAY(sa.Integer)))
+    else:
+        among = column.in_(ids)
     return among
 
 
