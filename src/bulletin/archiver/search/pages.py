@@ -319,8 +319,9 @@ def ranged_pages(
 
     ``words`` is ``("fts5", query)`` on SQLite or ``("tsquery", query)`` on PostgreSQL.
     The range is walked first, along ``ix_records_posted`` from its newest end, in chunks
-    under a ``LIMIT`` that each row of which is checked for the words (its stored vector on
-    PostgreSQL, a ``rowid =`` lookup in the FTS5 index on SQLite) and ``where``: a word
+    under a ``LIMIT``, each row of which is checked for ``where`` and the words (its stored
+    vector on PostgreSQL; on SQLite the FTS5 index read for the chunk's ids, see
+    :func:`_fts5_among`): a word
     common in the range fills a page there, however far back the range lies. After half the
     budget (at most ``_NEWEST_WALK`` rows) the words' own index is asked for their matches
     (at most the rest of the budget plus one, newest first), which are checked for the rest
@@ -329,16 +330,9 @@ def ranged_pages(
     since, until = dates
     records = Record.__table__  # type: ignore[attr-defined]
     kind, text = words
-    if kind == "fts5":
-        in_index = (
-            sa.select(sa.literal(1))
-            .select_from(sa.table("records_fts"))
-            .where(sa.literal_column("records_fts").op("MATCH")(text))
-            .where(sa.literal_column("records_fts.rowid") == records.c.id)
-        )
-        match: sa.ColumnElement[bool] = sa.exists(in_index)
-    else:
-        match = tsvector_match(text)
+    fts5 = kind == "fts5"
+    # SQLite checks the words of a chunk's rows in the FTS5 index afterwards (_fts5_among)
+    match: sa.ColumnElement[bool] = sa.true() if fts5 else tsvector_match(text)
     posted_range = between(records.c.posted_at, since, until)
     undated_range = [records.c.posted_at.is_(None), *between(records.c.captured_at, since, until)]
     walk = min(budget[0] // 2, _NEWEST_WALK)
@@ -371,6 +365,9 @@ def ranged_pages(
         budget[0] -= len(rows)
         walk -= len(rows)
         hits = [r for r in rows if r.hit]
+        if fts5 and hits:
+            having = _fts5_among(session, text, [r.id for r in hits])
+            hits = [r for r in hits if r.id in having]
         if hits:
             yield hits
         if len(rows) < size:
@@ -409,6 +406,25 @@ def ranged_pages(
         ).all()
         if found:
             yield found
+
+
+def _fts5_among(session: Session, fts: str, ids: list[int]) -> set[int]:
+    """SQLite: which of ``ids`` match the words. When they lie close together (a range's
+    records were mostly captured together) the index rows between the lowest and the highest
+    are read in one go, at most four per id; else each id is looked up (``rowid IN``), which
+    costs FTS5 a seek apiece."""
+    rowid = sa.literal_column("rowid", sa.Integer)
+    lookup = (
+        sa.select(rowid)
+        .select_from(sa.table("records_fts"))
+        .where(sa.literal_column("records_fts").op("MATCH")(fts))
+    )
+    low, high = min(ids), max(ids)
+    if high - low < 4 * len(ids):
+        lookup = lookup.where(rowid >= low, rowid <= high)
+    else:
+        lookup = lookup.where(rowid.in_(ids))
+    return set(session.execute(lookup).scalars()) & set(ids)
 
 
 def _before(records: Any, after: tuple[datetime, int]) -> list[sa.ColumnElement[bool]]:
