@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx2 as httpx
 import pytest
@@ -639,5 +640,53 @@ def test_a_postgres_search_reads_a_bounded_number_of_rows(
             found = public.search_public(inst.app, words)
             assert [r.remote_id for r in found.items] == ["old"] and not found.capped
         assert Scan(1).capped is False
+    finally:
+        inst.app.close()
+
+
+def test_a_day_far_back_gives_its_newest_matches_under_the_cap(tmp_path: Path, db_url: str) -> None:
+    """A day and a word with max_scan = 100, where the day holds more records than the cap and
+    300 newer records hold the word: the walk starts at the day, so the day's newest matches
+    are shown, uncapped; a word only one of the day's older records holds is found through
+    the full-text index. On PostgreSQL each reads about max_scan rows of records at most."""
+    import sqlalchemy as sa
+
+    inst = portal_instance(tmp_path, db_url)
+    try:
+        day = [post(f"d{i}", f"Salt report {i}", i) for i in range(150)]
+        day[3] = post("d3", "Salt trucks are out", 3)
+        inst.app.archiver.archive(day)
+        later = 2 * 24 * 60
+        inst.app.archiver.archive([post(f"n{i}", f"Salt route {i}", later + i) for i in range(300)])
+        postgres = inst.app.engine.dialect.name == "postgresql"
+        if postgres:
+            with inst.app.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE records")
+        bounded = inst.settings.portal.model_copy(update={"max_scan": 100})
+        narrow = App(inst.settings.model_copy(update={"portal": bounded}), environ={})
+        statements: list[tuple[str, Any]] = []
+
+        def keep(conn: Any, cursor: Any, sql: str, params: Any, *_: Any) -> None:
+            statements.append((sql, params))
+
+        date = POSTED.astimezone(ZoneInfo(inst.settings.agency.time_zone)).date().isoformat()
+        try:
+            for words, expected in (
+                ("salt", [f"d{i}" for i in range(149, 144, -1)]),
+                ("trucks", ["d3"]),
+            ):
+                statements.clear()
+                sa.event.listen(narrow.engine, "before_cursor_execute", keep)
+                found = public.search_public(narrow, f"from:{date} to:{date} {words}")
+                sa.event.remove(narrow.engine, "before_cursor_execute", keep)
+                assert [r.remote_id for r in found.items] == expected, words
+                assert not found.capped, words
+                if postgres:
+                    with narrow.engine.connect() as conn:
+                        assert _rows_read(conn, statements) <= 2 * 100 + 2, words
+            newer = public.search_public(narrow, "salt")  # the newest day, as before
+            assert [r.remote_id for r in newer.items] == [f"n{i}" for i in range(299, 294, -1)]
+        finally:
+            narrow.close()
     finally:
         inst.app.close()

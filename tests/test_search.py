@@ -266,6 +266,50 @@ def test_records_indexed_before_0011_stay_searchable(tmp_path: Path) -> None:
     _fts_is_sound(engine)
 
 
+def test_records_indexed_before_prefix_indexes_are_found_by_prefix(tmp_path: Path) -> None:
+    """A SQLite database archived before the FTS5 prefix indexes and upgraded: the table is
+    rebuilt with them, old records are found by words and prefixes of 2 to 5 characters, a
+    record indexed afterwards too, and the index matches the records."""
+    from alembic import command
+
+    from bulletin.archiver.search.conditions import index_new_records
+    from bulletin.db import SCHEMA_REVISION, _alembic_config, make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    command.upgrade(_alembic_config(engine), "0029")
+    insert = (
+        "INSERT INTO records (account, platform, kind, remote_id, version, state, text, "
+        "captured_at, series, legal_hold, training, content_sha256, object_sha256, size, "
+        "change, ledger_seq) VALUES ('facebook', 'facebook', 'comment', ?, 1, 'visible', ?, "
+        "'2026-03-01 00:00:00.000000', 'visitor-comments', 0, 0, 'a', 'b', 1, 'new', ?)"
+    )
+    with engine.begin() as conn:
+        conn.exec_driver_sql(insert, ("old", "the bridge will reopen", 1))
+        conn.exec_driver_sql(
+            "INSERT INTO records_fts(rowid, text, author) SELECT id, text, author FROM records"
+        )
+    assert migrate(engine) == SCHEMA_REVISION
+    with engine.begin() as conn:
+        table = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'records_fts'"
+        ).scalar_one()
+        assert "prefix='2 3 4'" in table
+        conn.exec_driver_sql(insert, ("new", "reopened at noon", 2))
+        index_new_records(conn, 2, 2)
+    for text, expected in (
+        ("reopen", ["old"]),
+        ("re*", ["new", "old"]),
+        ("reo*", ["new", "old"]),
+        ("reop*", ["new", "old"]),
+        ("reope*", ["new", "old"]),
+        ("reopened", ["new"]),
+    ):
+        hits = find(engine, Query(text=(text,)))
+        assert [h.record.remote_id for h in hits] == expected, text
+    _fts_is_sound(engine)
+    engine.dispose()
+
+
 @pytest.mark.postgres
 def test_records_archived_before_0024_are_found_by_words_and_author_on_postgresql(
     pg_schema_url: str,

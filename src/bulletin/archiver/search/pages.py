@@ -114,7 +114,11 @@ def fts5_pages(
     lowest: int | None = None
     before: int | None = None
     if dates[0] or dates[1]:
-        span = _posted_span(session, *dates)
+        span = _posted_span(session, *dates, _SPAN_CAP if budget is None else budget[0])
+        if span is None and budget is not None:
+            # more records in the range than the budget: walk it, then the index
+            yield from ranged_pages(session, ("fts5", fts), where, dates, limit, budget)
+            return
         if span is not None:
             count, low, high = span
             if count == 0:
@@ -170,8 +174,10 @@ def postgres_pages(
     ANDs that bitmap with a narrow index; and a walk of the primary key for an author's rows
     reads far more rows than it estimates. So:
 
-    - a date range holding at most ``_SPAN_CAP`` records is read first through
-      ``ix_records_posted`` (a ``MATERIALIZED`` CTE) and the rest is checked on its rows;
+    - a date range holding at most ``_SPAN_CAP`` records (with a ``budget``, at most what
+      :func:`ranged_pages` would walk) is read first through ``ix_records_posted`` (a
+      ``MATERIALIZED`` CTE) and the rest is checked on its rows; a wider one with words and
+      a budget is :func:`ranged_pages`;
     - else an author's records are walked newest first along ``ix_records_author``
       (``lower(author), id``), one walk per spelling of the name, merged;
     - else every condition is checked on a walk by id, whose hits come early when nothing
@@ -183,11 +189,18 @@ def postgres_pages(
     author = [sa.func.lower(col(Record.author)).in_(authors)] if authors else []
     matches = [tsvector_match(tsquery)] if tsquery else []
     if dated:
-        span = _posted_span(session, since, until)
+        # With a budget only a range the walk would read whole is read first: counting
+        # further reads a heap row per index entry here (30 ms for 20,000).
+        cap = _SPAN_CAP if budget is None else min(budget[0] // 2, _NEWEST_WALK)
+        span = _posted_span(session, since, until, cap)
         if span is not None and span[0] == 0:
             return
         if span is not None:
             yield from _narrowed_pages(session, tsquery, [*where, *dated, *author], first)
+            return
+        if budget is not None and tsquery and not authors:
+            # more records in the range than the budget: walk it, then the index
+            yield from ranged_pages(session, ("tsquery", tsquery), where, dates, first, budget)
             return
     if authors:
         yield from _author_pages(session, authors, [*matches, *where, *dated], first)
@@ -290,6 +303,173 @@ def _budgeted_pages(
         ).all()
         if rows:
             yield rows
+
+
+def ranged_pages(
+    session: Session,
+    words: tuple[str, str],
+    where: list[sa.ColumnElement[bool]],
+    dates: tuple[datetime | None, datetime | None],
+    first: int,
+    budget: list[int],
+) -> Generator[Sequence[sa.Row[Any]], None, None]:
+    """Keys of the records in a wide date range matching the words and ``where``, newest
+    first by posted time (then the undated ones captured in the range, newest first by id),
+    reading at most about ``budget[0]`` rows (the portal's ``max_scan``).
+
+    ``words`` is ``("fts5", query)`` on SQLite or ``("tsquery", query)`` on PostgreSQL.
+    The range is walked first, along ``ix_records_posted`` from its newest end, in chunks
+    under a ``LIMIT``, each row of which is checked for ``where`` and the words (its stored
+    vector on PostgreSQL; on SQLite the FTS5 index read for the chunk's ids, see
+    :func:`_fts5_among`): a word
+    common in the range fills a page there, however far back the range lies. After half the
+    budget (at most ``_NEWEST_WALK`` rows) the words' own index is asked for their matches
+    (at most the rest of the budget plus one, newest first), which are checked for the rest
+    of the range and ``where`` by key: a word rare in the archive is found wherever it is in
+    the range. If they do not fit, the search stops there with the budget below zero."""
+    since, until = dates
+    records = Record.__table__  # type: ignore[attr-defined]
+    kind, text = words
+    fts5 = kind == "fts5"
+    # SQLite checks the words of a chunk's rows in the FTS5 index afterwards (_fts5_among)
+    match: sa.ColumnElement[bool] = sa.true() if fts5 else tsvector_match(text)
+    posted_range = between(records.c.posted_at, since, until)
+    undated_range = [records.c.posted_at.is_(None), *between(records.c.captured_at, since, until)]
+    walk = min(budget[0] // 2, _NEWEST_WALK)
+    size = max(first * _FIRST_PAGE_FACTOR, 16)
+    after: tuple[datetime, int] | None = None  # the last (posted_at, id) walked
+    after_id: int | None = None  # the last id walked among the undated
+    undated = False  # the posted side is walked to its end
+    finished = False
+    while walk > 0:
+        size = min(size, walk)
+        chunk = sa.select(
+            records.c.id,
+            records.c.account,
+            records.c.kind,
+            records.c.remote_id,
+            records.c.posted_at,
+            sa.and_(match, *where).label("hit"),
+        )
+        if not undated:
+            chunk = chunk.where(*posted_range)
+            if after is not None:
+                chunk = chunk.where(*_before(records, after))
+            chunk = chunk.order_by(records.c.posted_at.desc(), records.c.id.desc())
+        else:
+            chunk = chunk.where(*undated_range)
+            if after_id is not None:
+                chunk = chunk.where(records.c.id < after_id)
+            chunk = chunk.order_by(records.c.id.desc())
+        rows = session.execute(chunk.limit(size)).all()
+        budget[0] -= len(rows)
+        walk -= len(rows)
+        hits = [r for r in rows if r.hit]
+        if fts5 and hits:
+            having = _fts5_among(session, text, [r.id for r in hits])
+            hits = [r for r in hits if r.id in having]
+        if hits:
+            yield hits
+        if len(rows) < size:
+            if undated:
+                finished = True
+                break
+            undated = True
+            continue
+        if undated:
+            after_id = rows[-1].id
+        else:
+            after = (rows[-1].posted_at, rows[-1].id)
+        size = min(size * 4, _MAX_PAGE)
+    if finished:
+        return
+    # The rest of the range, through the words' index.
+    rest: list[sa.ColumnElement[bool]]
+    if undated:
+        rest = [*undated_range, *([records.c.id < after_id] if after_id is not None else [])]
+    else:
+        posted_rest = [*posted_range, *(_before(records, after) if after is not None else [])]
+        rest = [sa.or_(sa.and_(*posted_rest), sa.and_(*undated_range))]
+    if budget[0] <= 0:
+        budget[0] = -1
+        return
+    allowed = budget[0]
+    ids = _word_ids(session, kind, text, allowed + 1)
+    budget[0] -= len(ids)
+    if len(ids) > allowed:
+        return
+    if ids:
+        found = session.execute(
+            sa.select(records.c.id, records.c.account, records.c.kind, records.c.remote_id)
+            .where(_among(records.c.id, ids, kind == "tsquery"), *rest, *where)
+            .order_by(records.c.posted_at.desc(), records.c.id.desc())
+        ).all()
+        if found:
+            yield found
+
+
+def _fts5_among(session: Session, fts: str, ids: list[int]) -> set[int]:
+    """SQLite: which of ``ids`` match the words. When they lie close together (a range's
+    records were mostly captured together) the index rows between the lowest and the highest
+    are read in one go, at most four per id; else each id is looked up (``rowid IN``), which
+    costs FTS5 a seek apiece."""
+    rowid = sa.literal_column("rowid", sa.Integer)
+    lookup = (
+        sa.select(rowid)
+        .select_from(sa.table("records_fts"))
+        .where(sa.literal_column("records_fts").op("MATCH")(fts))
+    )
+    low, high = min(ids), max(ids)
+    if high - low < 4 * len(ids):
+        lookup = lookup.where(rowid >= low, rowid <= high)
+    else:
+        lookup = lookup.where(rowid.in_(ids))
+    return set(session.execute(lookup).scalars()) & set(ids)
+
+
+def _before(records: Any, after: tuple[datetime, int]) -> list[sa.ColumnElement[bool]]:
+    """Older than ``after`` in (posted_at, id) order, written so that ``ix_records_posted``
+    bounds it."""
+    posted, key = after
+    return [
+        records.c.posted_at <= posted,
+        sa.or_(records.c.posted_at < posted, records.c.id < key),
+    ]
+
+
+def _among(column: Any, ids: list[int], postgres: bool) -> sa.ColumnElement[bool]:
+    among: sa.ColumnElement[bool]
+    if postgres:
+        among = column == sa.any_(sa.bindparam("among", ids, type_=ARRAY(sa.Integer)))
+    else:
+        among = column.in_(ids)
+    return among
+
+
+def _word_ids(session: Session, kind: str, text: str, most: int) -> list[int]:
+    """Ids of the records matching the words, newest first, at most ``most``, from the
+    full-text index alone (FTS5 rowids; PostgreSQL's GIN index under a ``LIMIT``)."""
+    if kind == "fts5":
+        rowid = sa.literal_column("rowid", sa.Integer)
+        found = session.execute(
+            sa.select(rowid)
+            .select_from(sa.table("records_fts"))
+            .where(sa.literal_column("records_fts").op("MATCH")(text))
+            .order_by(rowid.desc())
+            .limit(most)
+        ).scalars()
+        return [int(i) for i in found]
+    records = Record.__table__  # type: ignore[attr-defined]
+    session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+    session.execute(sa.text("SET LOCAL enable_indexscan = off"))
+    try:
+        found = session.execute(
+            sa.select(records.c.id).where(tsvector_match(text)).limit(most)
+        ).scalars()
+        return [int(i) for i in found]
+    finally:
+        session.execute(sa.text("SET LOCAL enable_seqscan TO DEFAULT"))
+        session.execute(sa.text("SET LOCAL enable_indexscan TO DEFAULT"))
 
 
 def _narrowed_pages(
@@ -413,17 +593,18 @@ def _bounded_fts5(
 
 
 def _posted_span(
-    session: Session, since: datetime | None, until: datetime | None
+    session: Session, since: datetime | None, until: datetime | None, cap: int = _SPAN_CAP
 ) -> tuple[int, int, int] | None:
     """(count, lowest id, highest id) of the records in the date range (posted in it, or
     undated and captured in it), read from ``ix_records_posted``; None when the range holds
-    more than ``_SPAN_CAP`` records."""
+    more than ``cap`` (at most ``_SPAN_CAP``) records."""
+    cap = min(cap, _SPAN_CAP)
     counted = []
     for where in (
         between(col(Record.posted_at), since, until),
         [col(Record.posted_at).is_(None), *between(col(Record.captured_at), since, until)],
     ):
-        sub = select(col(Record.id)).where(*where).limit(_SPAN_CAP + 1).subquery()
+        sub = select(col(Record.id)).where(*where).limit(cap + 1).subquery()
         counted.append(sa.select(sa.func.count(), sa.func.min(sub.c.id), sa.func.max(sub.c.id)))
     count, low, high = 0, None, None
     for n, lo, hi in session.execute(sa.union_all(*counted)).all():  # one round trip
@@ -431,6 +612,6 @@ def _posted_span(
         if n:
             low = lo if low is None else min(low, lo)
             high = hi if high is None else max(high, hi)
-    if count > _SPAN_CAP:
+    if count > cap:
         return None
     return int(count), int(low or 0), int(high or 0)
