@@ -80,7 +80,7 @@ class Notice(SQLModel, table=True):
     author: str
     created_at: datetime = _ts(nullable=False)
     publish_at: datetime | None = _ts()
-    expires_at: datetime | None = _ts()
+    expires_at: datetime | None = _ts(index=True)  # the due-scan looks for expired notices
     approved_by: str | None = None
     approved_at: datetime | None = _ts()
     closed_reason: str | None = None

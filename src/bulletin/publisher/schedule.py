@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -118,7 +119,10 @@ def make_occurrences(engine: Engine, settings: Settings, now: datetime) -> list[
         notices = session.exec(
             select(Notice)
             .where(col(Notice.next_occurrence_at) <= now)
-            .where(col(Notice.state).in_(LIVE))
+            # "state || ''": the state is checked on the few rows the occurrence index finds;
+            # on the state's own index SQLite read every approved notice (10,000 scheduled:
+            # 3-7 ms a round)
+            .where(sa.type_coerce(col(Notice.state), sa.String).concat("").in_(LIVE))
             .with_for_update(skip_locked=True)
         ).all()
         for notice in notices:

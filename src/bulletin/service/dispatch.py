@@ -35,6 +35,10 @@ class Dispatcher:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 1
         self._running: dict[Future[Outcome], str] = {}  # deliveries in hand -> their account
+        # captures of published posts, on threads of their own (see archive_later)
+        self._archive_pool: ThreadPoolExecutor | None = None
+        self._archives: set[Future[bool]] = set()
+        self._archives_lock = threading.Lock()
         self.last_round = time.monotonic()  # when the loop last began a round (the watchdog)
         self.worker = self.new_worker()
         # called after every round of the running daemon (each wake-up, each fallback scan);
@@ -43,7 +47,7 @@ class Dispatcher:
 
     def new_worker(self) -> DeliveryWorker:
         """A worker on the current settings (made again after a reload)."""
-        return DeliveryWorker(
+        worker = DeliveryWorker(
             self.app.engine,
             self.app.settings,
             self.app.clock,
@@ -51,6 +55,34 @@ class Dispatcher:
             self.app.connector,
             self.owner,
         )
+        worker.archive_later = self.archive_later
+        return worker
+
+    def archive_later(self, delivery_id: int) -> None:
+        """Capture a published post on an archive thread once its outcome is written, so that
+        the delivery ends (and its account's next delivery starts) without waiting for the
+        capture. The delivery's ``archive_due_at`` was set with the outcome: should the daemon
+        stop first, a later due-scan captures it."""
+        with self._archives_lock:
+            if self._archive_pool is None:
+                self._archive_pool = ThreadPoolExecutor(
+                    self.app.settings.daemon.max_parallel_deliveries, thread_name_prefix="archive"
+                )
+            future = self._archive_pool.submit(self.worker.archive_or_queue, delivery_id)
+            self._archives.add(future)
+        future.add_done_callback(self._archived)
+
+    def _archived(self, future: Future[bool]) -> None:
+        with self._archives_lock:
+            self._archives.discard(future)
+        if not future.cancelled() and future.exception() is not None:  # a bug: logged
+            log.error("archiving failed", error=repr(future.exception()))
+
+    def wait_archives(self) -> None:
+        """Wait for the captures handed to the archive threads so far."""
+        with self._archives_lock:
+            pending = list(self._archives)
+        wait(pending)
 
     def warm_up(self) -> None:
         """Build this thread's connectors before the first notice needs them."""
@@ -113,6 +145,7 @@ class Dispatcher:
                 break
             wait(list(self._running), return_when=FIRST_COMPLETED)
             outcomes += self._reap()
+        self.wait_archives()
         self.worker.archive_due()
         return outcomes
 
@@ -160,8 +193,12 @@ class Dispatcher:
         return self._pool
 
     def end_workers(self) -> None:
-        """Wait for the deliveries in hand, then stop the workers."""
+        """Wait for the deliveries in hand and their captures, then stop the workers."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
         self._reap()
+        with self._archives_lock:
+            pool, self._archive_pool = self._archive_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)

@@ -150,12 +150,18 @@ class Claims:
         return claims
 
     def _fail_expired(self, session: Session, now: datetime) -> None:
-        """Fail every post waiting to be tried whose notice expired, without claiming it:
-        nothing is sent, so no attempt is counted or logged."""
+        """Fail every post due to be tried whose notice expired, without claiming it:
+        nothing is sent, so no attempt is counted or logged.
+
+        Only due posts are looked at (a range of the due index, not every scheduled post):
+        a post is due no later than its notice's expiry (a retry that would come after it
+        fails at once instead), and one that is not due yet is failed here when it falls
+        due, before any claim; the worker also refuses an expired post it holds."""
         rows = session.exec(
             select(Delivery)
             .join(Notice, col(Notice.id) == col(Delivery.notice_id))
             .where(col(Delivery.state) == DeliveryState.PENDING)
+            .where(col(Delivery.due_at) <= now)
             .where(col(Delivery.kind) == DeliveryKind.POST)
             .where(col(Notice.expires_at) <= now)
             .with_for_update(skip_locked=True, of=Delivery)

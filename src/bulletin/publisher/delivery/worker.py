@@ -91,6 +91,10 @@ class DeliveryWorker(ArchivesPublished):
         self.routine_give_up = settings.daemon.routine_give_up_delta
         self.claims = Claims(engine, clock, owner, self.lease)
         self.calls = Calls(self.claims, clock)
+        # where a published post's capture goes once its outcome is written; None: captured
+        # here, before :meth:`run` returns (the daemon's dispatcher hands it to its own
+        # threads, so the account's next delivery does not wait for it)
+        self.archive_later: Callable[[int], None] | None = None
 
     # -- claims (see claims.py; archiving: archiving.py) ---------------------------------
 
@@ -351,7 +355,10 @@ class DeliveryWorker(ArchivesPublished):
             remote_id=result.remote_id,
             url=result.url,
         )
-        self.archive_or_queue(delivery.id or 0)
+        if self.archive_later is not None:
+            self.archive_later(delivery.id or 0)
+        else:
+            self.archive_or_queue(delivery.id or 0)
         return Outcome(delivery.id or 0, DeliveryState.PUBLISHED, result.url or result.remote_id)
 
     def _defer(
