@@ -443,7 +443,7 @@ def test_a_retry_after_the_client_went_away_finds_the_notice(site: Instance) -> 
         while count(site, "api_idempotency_keys") == 0:
             assert time.monotonic() < deadline, "the server never committed"
             time.sleep(0.05)
-        with httpx.Client(base_url=url) as web:
+        with httpx.Client(timeout=30, base_url=url) as web:
             retry = web.post(
                 "/notices", json=DRAFT, headers={**auth(dan), "Idempotency-Key": "dropped"}
             )

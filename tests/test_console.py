@@ -75,7 +75,7 @@ def web(site: Instance) -> Iterator[str]:
 @contextmanager
 def signed_in(url: str, name: str) -> Iterator[httpx.Client]:
     """A client over the socket, signed in as ``name``."""
-    with httpx.Client(base_url=url, follow_redirects=False) as client:
+    with httpx.Client(timeout=30, base_url=url, follow_redirects=False) as client:
         assert sign_in(client, name).status_code == 303
         yield client
 
@@ -141,7 +141,7 @@ def test_the_board_shows_posts_late_after_downtime_with_the_reason(
 def test_the_console_needs_sign_in_and_a_role_that_sees_notices(site: Instance, web: str) -> None:
     """Without a session every console page goes to sign-in and back; a clerk is refused
     by the application layer (403)."""
-    with httpx.Client(base_url=web, follow_redirects=False) as anonymous:
+    with httpx.Client(timeout=30, base_url=web, follow_redirects=False) as anonymous:
         for path in ("/notices", "/notices/1", "/approvals", "/notices.json"):
             got = anonymous.get(path)
             assert got.status_code == 303, path

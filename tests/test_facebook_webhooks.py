@@ -121,7 +121,7 @@ def test_handshake_echoes_the_challenge_only_with_the_verify_token(hooked: Hooke
     """Given the configured verify token, the challenge comes back; any other token, a
     missing one or another mode is refused with 403 and counted."""
     before = rejected_counts().get("bad verify token", 0)
-    with httpx.Client(base_url=hooked.url) as web:
+    with httpx.Client(timeout=30, base_url=hooked.url) as web:
         query = {"hub.mode": "subscribe", "hub.challenge": "1158201444"}
         ok = web.get("/webhooks/facebook", params={**query, "hub.verify_token": VERIFY_TOKEN})
         assert ok.status_code == 200 and ok.text == "1158201444"
@@ -139,7 +139,7 @@ def test_a_delivery_without_a_valid_signature_is_refused_and_not_stored(hooked: 
     the same body correctly signed gets 200 once it is stored."""
     body = json.dumps({"object": "page", "entry": []}).encode()
     before = rejected_counts()
-    with httpx.Client(base_url=hooked.url) as web:
+    with httpx.Client(timeout=30, base_url=hooked.url) as web:
 
         def post(headers: dict[str, str], data: bytes = body) -> int:
             return web.post("/webhooks/facebook", content=data, headers=headers).status_code
@@ -158,7 +158,7 @@ def test_a_delivery_without_a_valid_signature_is_refused_and_not_stored(hooked: 
 
 
 def test_the_secrets_never_reach_an_answer_or_the_stored_event(hooked: Hooked) -> None:
-    with httpx.Client(base_url=hooked.url) as web:
+    with httpx.Client(timeout=30, base_url=hooked.url) as web:
         answer = web.post("/webhooks/facebook", content=b"{}", headers={"x-hub-signature-256": "x"})
     assert APP_SECRET not in answer.text and VERIFY_TOKEN not in answer.text
     state = hooked.control.get("fb/webhooks")
@@ -249,7 +249,9 @@ def test_duplicate_and_reordered_deliveries_add_no_version(hooked: Hooked) -> No
     [version] = hooked.versions(comment_id)
     assert version.text == "When does it reopen?"
     assert len(hooked.evidence()) == 2
-    with httpx.Client(base_url=hooked.url) as web:  # Meta delivering the same body again
+    with httpx.Client(
+        timeout=30, base_url=hooked.url
+    ) as web:  # Meta delivering the same body again
         with Session(hooked.app.engine) as session:
             event = session.exec(select(FacebookWebhookEvent)).first()
         assert event is not None
@@ -387,7 +389,7 @@ def test_the_capture_lag_is_measured_by_path(hooked: Hooked) -> None:
     with session_scope(hooked.app.engine) as session:
         sync_account(session, hooked.app.settings, "facebook")
     sweep(hooked.app.archiver, hooked.app.connector("facebook"), "facebook", hooked.inst.clock)
-    with httpx.Client(base_url=hooked.url) as web:
+    with httpx.Client(timeout=30, base_url=hooked.url) as web:
         assert web.post("/webhooks/facebook", content=b"{}").status_code == 403
     got = scrape(StatusCollector(hooked.app, HEARTBEAT_SECONDS))
     for path in ("webhook", "sweep"):
@@ -411,7 +413,7 @@ def deliver(hooked: Hooked, changes: list[dict[str, object]], at: int) -> None:
             ],
         }
     ).encode()
-    with httpx.Client(base_url=hooked.url) as web:
+    with httpx.Client(timeout=30, base_url=hooked.url) as web:
         answer = web.post(
             "/webhooks/facebook", content=body, headers={"x-hub-signature-256": sign(body)}
         )

@@ -330,7 +330,7 @@ def test_the_portal_thread_page_links_the_other_languages(languages_archived: In
     inst = languages_archived
     with Session(inst.app.engine) as session:
         ids = {r.remote_id: r.id for r in session.exec(select(Record))}
-    with serving(inst.app) as url, httpx.Client(base_url=url) as client:
+    with serving(inst.app) as url, httpx.Client(timeout=30, base_url=url) as client:
         page = client.get(f"/threads/{ids['n7-en']}").text
         assert (
             f'Also published in: <a href="/threads/{ids["n7-es"]}" hreflang="es">'

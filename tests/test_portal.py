@@ -178,7 +178,7 @@ def site(tmp_path: Path, db_url: str) -> Iterator[tuple[Instance, dict[str, int]
 
 @pytest.fixture
 def web(site: tuple[Instance, dict[str, int]]) -> Iterator[httpx.Client]:
-    with serving(site[0].app) as url, httpx.Client(base_url=url) as client:
+    with serving(site[0].app) as url, httpx.Client(timeout=30, base_url=url) as client:
         yield client
 
 
@@ -293,7 +293,7 @@ def test_comments_shown_only_with_show_comments(tmp_path: Path, db_url: str) -> 
     inst = portal_instance(tmp_path, db_url, comments=True)
     try:
         ids = seed(inst)
-        with serving(inst.app) as url, httpx.Client(base_url=url) as web:
+        with serving(inst.app) as url, httpx.Client(timeout=30, base_url=url) as web:
             thread = web.get(f"/threads/{ids['p1v1']}", params={"format": "json"}).json()
             assert [r["remote_id"] for r in thread["items"]] == ["p1", "c1", "c4"]
             assert thread["items"][2]["text"] == f"My water number is [WITHHELD: {LABEL}]"
@@ -327,7 +327,7 @@ def test_page_size_and_depth_are_capped(site: tuple[Instance, dict[str, int]]) -
     to the next one."""
     inst, _ = site
     inst.app.archiver.archive([post(f"n{i}", f"Snow notice {i}", 20 + i) for i in range(12)])
-    with serving(inst.app) as url, httpx.Client(base_url=url) as web:
+    with serving(inst.app) as url, httpx.Client(timeout=30, base_url=url) as web:
         first = web.get("/search", params={"q": "snow", "size": "5", "format": "json"}).json()
         assert len(first["results"]) == 5 and first["more"]
         seen = [r["remote_id"] for r in first["results"]]
@@ -367,7 +367,7 @@ def test_rate_limit_per_address(tmp_path: Path) -> None:
     it is served again."""
     inst = portal_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", rate=3)
     try:
-        with serving(inst.app) as url, httpx.Client(base_url=url) as web:
+        with serving(inst.app) as url, httpx.Client(timeout=30, base_url=url) as web:
             assert [web.get("/healthz").status_code for _ in range(3)] == [200] * 3
             refused = web.get("/")
             assert refused.status_code == 429
@@ -449,7 +449,7 @@ def test_robots_follow_the_setting(tmp_path: Path) -> None:
         extra = PORTAL.format(rate=100, comments="false") + f'robots = "{robots}"\n'
         inst = make_instance(tmp_path / robots, f"sqlite:///{tmp_path / robots / 'b.db'}", extra)
         try:
-            with serving(inst.app) as url, httpx.Client(base_url=url) as web:
+            with serving(inst.app) as url, httpx.Client(timeout=30, base_url=url) as web:
                 assert rule in web.get("/robots.txt").text
                 assert ("X-Robots-Tag" in web.get("/").headers) == (robots == "noindex")
         finally:
@@ -498,7 +498,7 @@ def test_forwarded_for_counts_only_from_trusted_proxies(tmp_path: Path) -> None:
     extra = PORTAL.format(rate=2, comments="false") + 'trusted_proxies = ["127.0.0.1"]\n'
     inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", extra)
     try:
-        with serving(inst.app) as url, httpx.Client(base_url=url) as web:
+        with serving(inst.app) as url, httpx.Client(timeout=30, base_url=url) as web:
             for client in ("203.0.113.7", "203.0.113.8"):
                 codes = [
                     web.get("/healthz", headers={"X-Forwarded-For": client}).status_code
@@ -629,7 +629,7 @@ def test_a_postgres_search_reads_a_bounded_number_of_rows(
             sa.event.remove(narrow.engine, "before_cursor_execute", keep)
             with narrow.engine.connect() as conn:
                 assert _rows_read(conn, statements) > 300  # every salt row, without a cap
-            with serving(narrow) as url, httpx.Client(base_url=url) as web:
+            with serving(narrow) as url, httpx.Client(timeout=30, base_url=url) as web:
                 page = web.get("/search", params={"q": "salt"})
                 assert page.status_code == 200 and "Results were capped" in page.text
                 assert web.get("/search", params={"q": "salt", "format": "json"}).json()["capped"]

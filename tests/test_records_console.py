@@ -253,7 +253,7 @@ def test_only_clerks_and_admins_read_records(site: Instance, web: str) -> None:
     refused by the application layer (403) and sees no Records link; an admin reads."""
     ids = seeded(site)
     paths = ("/records", "/records.json", f"/records/{ids['second']}")
-    with httpx.Client(base_url=web, follow_redirects=False) as anonymous:
+    with httpx.Client(timeout=30, base_url=web, follow_redirects=False) as anonymous:
         for path in paths:
             got = anonymous.get(path)
             assert got.status_code == 303, path

@@ -261,7 +261,10 @@ def test_select_preview_save_then_portal_and_productions(
             context.close()
     [made] = redactions.list_redactions(browser_site.app, CLEO)
     assert (made.start, made.end) == (TEXT.index(SECRET), TEXT.index(SECRET) + len(SECRET))
-    with portal_serving(browser_site.app) as portal, httpx.Client(base_url=portal) as public:
+    with (
+        portal_serving(browser_site.app) as portal,
+        httpx.Client(timeout=30, base_url=portal) as public,
+    ):
         for shown_path in (f"/records/{ids['phone']}", "/search?q=missing"):
             got = public.get(shown_path)
             assert got.status_code == 200, shown_path

@@ -413,7 +413,10 @@ def serving(app: App) -> Iterator[str]:
 
 def test_sign_in_and_out_through_a_real_server(site: Instance) -> None:
     """The same pages over a socket: sign in, home, sign out, the old cookie is dead."""
-    with serving(site.app) as url, httpx.Client(base_url=url, follow_redirects=False) as web:
+    with (
+        serving(site.app) as url,
+        httpx.Client(timeout=30, base_url=url, follow_redirects=False) as web,
+    ):
         assert web.get("/healthz").status_code == 200
         done = sign_in(web)
         assert done.status_code == 303
@@ -510,7 +513,7 @@ def test_bulletin_web_serves_until_terminated(site: Instance) -> None:
                 time.sleep(0.1)
         assert got.json() == {"database": "ok", "store": "ok"}
         assert "server" not in got.headers
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as web:
+        with httpx.Client(timeout=30, base_url=f"http://127.0.0.1:{port}") as web:
             assert sign_in(web, next_="/").status_code == 303
     finally:
         process.terminate()
