@@ -24,7 +24,7 @@ from bulletin.app import App  # noqa: E402
 from bulletin.config import load_settings  # noqa: E402
 from bulletin.connectors.sandbox import DEFAULT_FB_PAGE, SandboxServer  # noqa: E402
 from bulletin.db import migrate  # noqa: E402
-from bulletin.models import Delivery, Notice  # noqa: E402
+from bulletin.models import Delivery, Notice, Record  # noqa: E402
 
 PG_URL = os.environ.get("BULLETIN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -116,6 +116,21 @@ def configure(tmp: Path, db_url: str, sandbox_url: str, lease: int = 30) -> tupl
 
 def start_sandbox() -> SandboxServer:
     return SandboxServer().start()
+
+
+def insert_records(app: App, rows: list[dict[str, object]]) -> None:
+    """Insert ``rows`` straight into ``records`` in one transaction, adding them to SQLite's
+    full-text index by one statement as the archiver does (PostgreSQL's GIN index follows by
+    itself); no store objects, ledger or audit rows."""
+    with app.engine.begin() as conn:
+        before = conn.execute(sa.select(sa.func.max(Record.id))).scalar() or 0
+        conn.execute(sa.insert(Record), rows)
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "INSERT INTO records_fts(rowid, text, author) "
+                "SELECT id, text, author FROM records WHERE id > ?",
+                (before,),
+            )
 
 
 def seed_future_notices(app: App, count: int, account: str, start: datetime) -> None:

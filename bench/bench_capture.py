@@ -58,7 +58,7 @@ from sqlmodel import Session, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from _support import database  # noqa: E402
+from _support import database, insert_records  # noqa: E402
 
 from bulletin.app import App  # noqa: E402
 from bulletin.archiver.archive import Capture  # noqa: E402
@@ -391,15 +391,7 @@ def seed_index(app: App, count: int, rng: random.Random) -> None:
     rows: list[dict[str, object]] = []
 
     def flush() -> None:
-        with app.engine.begin() as conn:
-            before = conn.execute(sa.select(sa.func.max(Record.id))).scalar() or 0
-            conn.execute(sa.insert(Record), rows)
-            if conn.dialect.name == "sqlite":
-                conn.exec_driver_sql(
-                    "INSERT INTO records_fts(rowid, text, author) "
-                    "SELECT id, text, author FROM records WHERE id > ?",
-                    (before,),
-                )
+        insert_records(app, rows)
         rows.clear()
 
     for item, version, change in items(count, rng):

@@ -105,25 +105,15 @@ def seed_index(app: Any, records: int) -> None:
     """The records of ``bench_export.seed``, inserted straight into ``records``."""
     import hashlib
 
-    import sqlalchemy as sa
+    from _support import insert_records
     from bench_export import BASE, DAYS, THREAD
-
-    from bulletin.models import Record
 
     rows: list[dict[str, object]] = []
     now = BASE + timedelta(days=DAYS + 1)
     retain = now + timedelta(days=7 * 365)
 
     def flush() -> None:
-        with app.engine.begin() as conn:
-            before = conn.execute(sa.select(sa.func.max(Record.id))).scalar() or 0
-            conn.execute(sa.insert(Record), rows)
-            if conn.dialect.name == "sqlite":
-                conn.exec_driver_sql(
-                    "INSERT INTO records_fts(rowid, text, author) "
-                    "SELECT id, text, author FROM records WHERE id > ?",
-                    (before,),
-                )
+        insert_records(app, rows)
         rows.clear()
 
     threads = max(1, records // THREAD)
