@@ -130,8 +130,10 @@ def test_long_rate_limit_is_raised_at_once(
     started = time.monotonic()
     with pytest.raises(RateLimited) as caught:
         build(sandbox.url, retry=recording_policy(waits)).publish(post("Tree down on Route 9"))
-    assert time.monotonic() - started < 1.0
+    # not waited in the call: no sleep recorded, and far less than the hour (the bound is
+    # loose on purpose: a loaded machine may take seconds for the request itself)
     assert waits == []
+    assert time.monotonic() - started < 60
     assert caught.value.retry_after is not None
     assert caught.value.retry_after > datetime.now(UTC)
     assert len(control.get("faults")["faults"]) == 1  # one request used, four left
