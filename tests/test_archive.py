@@ -7,6 +7,7 @@ import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,8 +19,8 @@ from bulletin.archiver.store.base import object_key
 from bulletin.archiver.store.local import LocalStore
 from bulletin.archiver.verify import verify
 from bulletin.connectors.base import RemoteItem
-from bulletin.errors import IntegrityError, RetentionViolation
-from bulletin.models import LedgerEntry, Record
+from bulletin.errors import IntegrityError, RetentionViolation, StoreUnavailable
+from bulletin.models import AuditEvent, LedgerEntry, Record
 from tests.plugins.bulletin_app import Instance
 
 
@@ -114,8 +115,10 @@ def test_a_change_archived_meanwhile_is_not_archived_again(instance: Instance) -
     other = Archiver(app.engine, app.store, app.settings, app.clock)
 
     class RacedStore(LocalStore):
-        """The local store; its first flush lets the other writer in."""
+        """The local store, its puts before the transaction as a remote store's are; its
+        first flush lets the other writer in."""
 
+        quick_puts = False
         raced = False
 
         def flush(self) -> None:
@@ -134,6 +137,64 @@ def test_a_change_archived_meanwhile_is_not_archived_again(instance: Instance) -
     with Session(app.engine) as session:
         assert len(session.exec(select(Record)).all()) == 3
         assert len(session.exec(select(LedgerEntry)).all()) == 3
+    assert verify(app.engine, app.store).ok
+
+
+def test_a_change_archived_while_objects_are_written_is_not_archived_again(
+    instance: Instance,
+) -> None:
+    """Given a local store (the index rows written while the objects are) and another writer
+    that archives the same comments after the batch looked them up, when the batch is indexed,
+    then each comment has one version, the objects are durable and the archive verifies."""
+    app = instance.app
+    assert app.store.quick_puts
+    captures = [comment(i) for i in range(3)]
+    other = Archiver(app.engine, app.store, app.settings, app.clock)
+
+    class Raced(Archiver):
+        def _store_and_index(self, *args: Any, **kwargs: Any) -> list[dict[str, Any] | None]:
+            other.archive(captures)  # after this batch's look-up, before its ledger lock
+            return super()._store_and_index(*args, **kwargs)
+
+    records = Raced(app.engine, app.store, app.settings, app.clock).archive(captures)
+    assert [(r.remote_id, r.version) for r in records] == [("c0", 1), ("c1", 1), ("c2", 1)]
+    with Session(app.engine) as session:
+        assert len(session.exec(select(Record)).all()) == 3
+        assert len(session.exec(select(LedgerEntry)).all()) == 3
+    assert verify(app.engine, app.store).ok
+
+
+def test_objects_that_cannot_be_stored_leave_no_row(instance: Instance) -> None:
+    """Given a local store whose flush fails (the disk refuses) while the batch's rows are
+    being written, when the batch is archived, then the error is raised, no record, ledger
+    entry or audit event is committed, and the same batch archives whole once the disk
+    takes it."""
+    app = instance.app
+
+    class RefusingStore(LocalStore):
+        refuse = True
+
+        def flush(self) -> None:
+            if self.refuse:
+                raise StoreUnavailable("archive store: disk full (ENOSPC)")
+            super().flush()
+
+    store = RefusingStore(app.settings.archive_path)
+    try:
+        archiver = Archiver(app.engine, store, app.settings, app.clock)
+        with pytest.raises(StoreUnavailable, match="disk full"):
+            archiver.archive([comment(i) for i in range(5)])
+        with Session(app.engine) as session:
+            assert session.exec(select(Record)).all() == []
+            assert session.exec(select(LedgerEntry)).all() == []
+            assert (
+                session.exec(select(AuditEvent).where(AuditEvent.action == "captured")).all() == []
+            )
+        store.refuse = False
+        records = archiver.archive([comment(i) for i in range(5)])
+    finally:
+        store.close()
+    assert [r.version for r in records] == [1] * 5
     assert verify(app.engine, app.store).ok
 
 

@@ -16,6 +16,9 @@ from bulletin.db import insert_rows
 from bulletin.models import AuditEvent
 
 _TABLE = AuditEvent.__table__  # type: ignore[attr-defined]
+# json.dumps(detail, sort_keys=True, default=str), its encoder made once (the archive writes
+# an event per record)
+_DETAIL = json.JSONEncoder(sort_keys=True, default=str)
 
 
 class Origin(Protocol):
@@ -81,7 +84,7 @@ def event(
         "object_type": object_type,
         "object_id": str(object_id),
         "reason": reason,
-        "detail": json.dumps(detail, sort_keys=True, default=str) if detail else None,
+        "detail": _DETAIL.encode(detail) if detail else None,
         "via": origin.via if origin is not None else None,
         "host": (origin.host or None) if origin is not None else None,
     }

@@ -4,9 +4,11 @@ ledger entry, in that order.
 Order of a batch (group commit): every object is put (in one :meth:`WormStore.put_objects`, which
 S3 sends several at a time), then the store is flushed once, then one
 database transaction adds the index rows, their ledger entries and audit events, then the
-ledger entries are mirrored into the store. A crash at any point leaves either nothing indexed
-(objects without rows are harmless and re-used on the next try, being content-addressed) or
-a complete, durable record whose mirror :func:`bulletin.archiver.ledger.repair_mirror` restores.
+ledger entries are mirrored into the store. On a local disk the transaction writes its rows
+while the objects are written, and commits only once they are durable. A crash at any point
+leaves either nothing indexed (objects without rows are harmless and re-used on the next try,
+being content-addressed) or a complete, durable record whose mirror
+:func:`bulletin.archiver.ledger.repair_mirror` restores.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -225,10 +228,7 @@ class Archiver:
             series = carried_series(c, before)
             carry[key] = Latest(-1, 0, h, "", "", notice_id, lang, series)
             prepared.append(self._prepare(c, h, now, objects, until, notice_id, lang, series))
-        if prepared:
-            self._put_all(objects)
-            self.store.flush()
-        created = self._index(prepared, now, actor, seen, latest) if prepared else []
+        created = self._store_and_index(prepared, objects, now, actor, seen, latest)
         new_ids = [row["id"] for row in created if row is not None]
         if wire and new_ids:
             keep_wire(self.engine, self.store, wire, [r for r in created if r is not None], now)
@@ -326,8 +326,40 @@ class Archiver:
                     found[key] = Latest(rid, version, digest, state, text, nid, lang, s)
         return found
 
-    def _put_all(self, objects: list[NewObject]) -> None:
+    def _store_and_index(
+        self,
+        prepared: list[_Prepared],
+        objects: list[NewObject],
+        now: datetime,
+        actor: str,
+        seen: int,
+        latest: dict[Key, Latest],
+    ) -> list[dict[str, Any] | None]:
+        """Make ``objects`` durable, and commit the index rows of ``prepared`` only after.
+
+        With a store of :attr:`~WormStore.quick_puts` the objects are written on a thread of
+        their own while this one writes the rows (the two share the CPU's two sides: system
+        calls on one, Python and SQLite on the other), and the transaction commits once the
+        objects are durable, or rolls back if they could not be stored. Otherwise the puts
+        come first and the transaction after them.
+        """
+        if not prepared:
+            return []
+        if not self.store.quick_puts:
+            self._store_durably(objects)
+            return self._index(prepared, now, actor, seen, latest)
+        writing = _Background(self._store_durably, objects)
+        try:
+            created = self._index(prepared, now, actor, seen, latest, before_commit=writing.wait)
+        except BaseException:
+            writing.join()  # never leave it writing behind an error of ours
+            raise
+        writing.wait()  # when no row was new, _index returned without waiting
+        return created
+
+    def _store_durably(self, objects: list[NewObject]) -> None:
         put_retained(self.store, objects)
+        self.store.flush()
 
     def _prepare(
         self,
@@ -413,10 +445,12 @@ class Archiver:
         actor: str,
         seen: int,
         latest: dict[Key, Latest],
+        before_commit: Callable[[], None] = lambda: None,
     ) -> list[dict[str, Any] | None]:
         """One transaction, set-based: records, their ledger entries and audit events.
 
         ``latest`` is what :meth:`_latest` found when the ledger's head was at ``seen``.
+        ``before_commit`` is called last inside the transaction (an error rolls it back).
         Returns the rows of the new records, ids included (None where another instance
         archived the same change meanwhile), in the order of ``prepared``.
         """
@@ -536,6 +570,7 @@ class Archiver:
                     at=now,
                     to=hooks,
                 )
+            before_commit()
         ledger.mirror(self.store, entries, lines)
         self.store.flush()
         by_prepared = {id(p): row for p, row in zip(fresh, rows, strict=True)}
@@ -659,6 +694,31 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+class _Background:
+    """``target(*args)`` on a thread of its own; :meth:`wait` joins it and raises its error."""
+
+    def __init__(self, target: Callable[..., None], *args: Any) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(target, args), name="archive-objects", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, target: Callable[..., None], args: tuple[Any, ...]) -> None:
+        try:
+            target(*args)
+        except BaseException as e:  # handed to the waiting thread
+            self._error = e
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def put_retained(store: WormStore, objects: Sequence[NewObject]) -> None:

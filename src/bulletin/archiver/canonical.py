@@ -8,6 +8,12 @@ from typing import Any
 import rfc8785
 
 _SAFE_INT = 2**53
+# the standard library's sorted, compact, non-ASCII-preserving output, made once (json.dumps
+# with arguments builds an encoder per call)
+_STDLIB = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# member types whose standard library output is RFC 8785's in a flat object (int: as before,
+# not range-checked here; bool is its own type)
+_FLAT = frozenset({str, int, bool, type(None)})
 
 
 def _plain(value: Any) -> bool:
@@ -32,8 +38,7 @@ def canonical(value: Any) -> bytes:
     """
     if _plain(value):
         try:
-            text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            return text.encode()
+            return _STDLIB.encode(value).encode()
         except UnicodeEncodeError:  # a lone surrogate: let rfc8785 judge it
             pass
     return bytes(rfc8785.dumps(value))
@@ -46,9 +51,11 @@ def canonical_plain(value: dict[str, str | int | bool | None]) -> bytes:
     byte-identical to RFC 8785 (a test compares the two); anything else takes the full path.
     """
     for key, item in value.items():
-        if isinstance(item, float) or not key.isascii() or isinstance(item, (dict, list)):
+        if (type(item) not in _FLAT and isinstance(item, (float, dict, list))) or (
+            not key.isascii()
+        ):
             return canonical(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _STDLIB.encode(value).encode()
 
 
 def canonical_checked(value: dict[str, Any], *, unchecked: tuple[Any, ...]) -> bytes:
@@ -61,8 +68,7 @@ def canonical_checked(value: dict[str, Any], *, unchecked: tuple[Any, ...]) -> b
     """
     if all(_plain(part) for part in unchecked):
         try:
-            text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            return text.encode()
+            return _STDLIB.encode(value).encode()
         except UnicodeEncodeError:  # a lone surrogate: let rfc8785 judge it
             pass
     return canonical(value)

@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from typing import ClassVar
 
 from bulletin.errors import ArchiveError
 
@@ -100,6 +101,11 @@ class WormStore(ABC):
     """A write-once object store with per-object retention and legal hold."""
 
     kind: str
+    #: A batch's puts cost about what its index transaction does (a local disk): the archive
+    #: writes the index rows while they run and commits once they are durable. Where each put
+    #: is a network round trip the index waits for the puts instead, so that no database lock
+    #: is held for their length.
+    quick_puts: ClassVar[bool] = False
 
     @abstractmethod
     def put(

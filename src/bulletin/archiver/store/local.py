@@ -123,6 +123,7 @@ class LocalStore(WormStore):
     """
 
     kind = "local"
+    quick_puts = True
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
