@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import _support
 import requests
@@ -257,7 +258,9 @@ def child_export(config: str, out: str) -> None:
 
     app = App(load_settings(config, environ={}), environ={})
     engine = app.checked_engine()
-    query = f"from:{datetime.now(UTC).date().isoformat()}"
+    # "today" as the agency says it: the query's dates are in its time zone
+    today = datetime.now(ZoneInfo(app.settings.agency.time_zone)).date()
+    query = f"from:{today.isoformat()}"
     scope = resolve(engine, app.settings, None, query)
     result = export_bundle(
         engine, app.store, app.settings, scope, out=Path(out), actor="soak", now=app.clock.now
