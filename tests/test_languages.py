@@ -22,7 +22,7 @@ from bulletin.config import load_settings
 from bulletin.db import migrate, sqlite_path
 from bulletin.errors import ConfigError, Refused, UsageError
 from bulletin.models import Delivery, Notice, Record
-from bulletin.publisher.amend import correct_notice
+from bulletin.publisher.amend import correct_notice, retract_notice
 from bulletin.publisher.approval import approve_notice
 from bulletin.publisher.delivery import DeliveryWorker
 from bulletin.publisher.delivery.states import move
@@ -704,6 +704,100 @@ def test_a_reply_needs_each_language_unless_told_to_leave_one_out(bilingual: Ins
     )
     replies = [d for d in deliveries(bilingual, notice_id) if d.kind == "update"]
     assert [(d.account, d.lang, d.text) for d in replies] == [("feed", "en", "Reopened.")]
+
+
+def test_a_retraction_answers_each_post_in_its_own_language(bilingual: Instance) -> None:
+    """Given a bilingual notice out on two accounts, when it is retracted with no text, then
+    each post gets the standard withdrawal in its own language; with a text and a Spanish
+    text, each post gets its language's text, published once."""
+    engine, settings, clock = bilingual.app.engine, bilingual.settings, bilingual.clock
+    for text, others, expected in (
+        (None, {}, {"en": "This notice has been withdrawn.", "es": "Este aviso ha sido retirado."}),
+        (
+            "Cancelled: the road stays open.",
+            {"es": "Cancelado: la calle sigue abierta."},
+            {"en": "Cancelled: the road stays open.", "es": "Cancelado: la calle sigue abierta."},
+        ),
+    ):
+        notice_id = make(bilingual, ("feed", "feed-es"))
+        approve_notice(engine, settings, clock, notice_id, "chief")
+        assert run_all(bilingual).count("published") == 3
+        retract_notice(
+            engine,
+            settings,
+            clock.now(),
+            notice_id,
+            "issued in error",
+            "chief",
+            text=text,
+            texts=others,
+        )
+        replies = [d for d in deliveries(bilingual, notice_id) if d.kind == "retraction"]
+        posts = [d for d in deliveries(bilingual, notice_id) if d.kind == "post"]
+        assert sorted((d.account, d.lang, d.text) for d in replies) == sorted(
+            (d.account, d.lang, expected[d.lang or "en"]) for d in posts
+        )
+        assert run_all(bilingual).count("published") == 3
+        assert run_all(bilingual) == []
+
+
+def test_a_retraction_in_a_language_the_notice_lacks_is_refused(bilingual: Instance) -> None:
+    """A retraction text in a language the notice is not in, or in its primary language as
+    another, or empty, is refused with one line, and nothing is retracted; an English-only
+    text leaves the Spanish posts the standard Spanish sentence."""
+    engine, settings, clock = bilingual.app.engine, bilingual.settings, bilingual.clock
+    notice_id = make(bilingual, ("feed", "feed-es"))
+    approve_notice(engine, settings, clock, notice_id, "chief")
+    assert run_all(bilingual).count("published") == 3
+    for others, message in (
+        ({"fr": "Retiré."}, "fr is not one of the agency"),
+        ({"en": "Withdrawn."}, "not in en as another language"),
+        ({"es": "  "}, "the retraction in es is empty"),
+    ):
+        with pytest.raises(UsageError, match=message) as refused:
+            retract_notice(engine, settings, clock.now(), notice_id, "error", "chief", texts=others)
+        assert "\n" not in str(refused.value)
+    with Session(engine) as session:
+        assert session.get(Notice, notice_id).state != "retracted"  # type: ignore[union-attr]
+    retract_notice(engine, settings, clock.now(), notice_id, "error", "chief", text="Withdrawn.")
+    replies = {
+        (d.account, d.lang, d.text)
+        for d in deliveries(bilingual, notice_id)
+        if d.kind == "retraction"
+    }
+    assert ("feed", "en", "Withdrawn.") in replies
+    assert ("feed-es", "es", "Este aviso ha sido retirado.") in replies
+
+
+def test_notice_retract_takes_each_language_from_the_command_line(tmp_path: Path) -> None:
+    """notice retract --text-in es=... answers the Spanish posts in Spanish."""
+    from tests.plugins.cli import invoke
+
+    inst = bilingual_instance(
+        tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", LANGUAGES + PEOPLE
+    )
+    try:
+        notice_id = make(inst, ("feed", "feed-es"))
+        approve_notice(inst.app.engine, inst.settings, inst.clock, notice_id, "abe")
+        assert run_all(inst).count("published") == 3
+        done = invoke(
+            inst,
+            *("notice", "retract", str(notice_id), "--reason", "issued in error"),
+            *("--text", "Withdrawn.", "--text-in", "es=Retirado."),
+            login="abe",
+            clock=inst.clock,
+        )
+        assert done.exit_code == 0, done.output
+        replies = sorted(
+            (d.account, d.lang, d.text)
+            for d in deliveries(inst, notice_id)
+            if d.kind == "retraction"
+        )
+        assert ("feed", "en", "Withdrawn.") in replies
+        assert ("feed-es", "es", "Retirado.") in replies
+        assert all(text != "Withdrawn." for _, lang, text in replies if lang == "es")
+    finally:
+        inst.app.close()
 
 
 def test_a_cap_update_says_update_in_each_language(tmp_path: Path, db_url: str) -> None:

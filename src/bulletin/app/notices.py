@@ -340,13 +340,24 @@ def retract(
     delete: bool = False,
     text: str | None = None,
     template: str | None = None,
+    texts: Mapping[str, str] | None = None,
 ) -> Amended:
     """Withdraw the notice everywhere; see :func:`bulletin.publisher.amend.retract_notice`
-    (who may: an approver, or a dispatcher answering with an approved template's text)."""
+    (who may: an approver, or a dispatcher answering with an approved template's text).
+    ``texts``: the reply in the notice's other languages (tag → text)."""
     engine, now = app.checked_engine(), app.clock.now()
     with outbox.collect() as wakes:
         result = amend.retract_notice(
-            engine, app.settings, now, notice_id, reason, actor.name, delete, text, template
+            engine,
+            app.settings,
+            now,
+            notice_id,
+            reason,
+            actor.name,
+            delete,
+            text,
+            template,
+            texts=texts,
         )
     return Amended(result, bool(wakes.sent))
 

@@ -602,7 +602,16 @@ def notice_retry(ctx: Context, notice_id: int, actor: str | None, as_json: bool)
 @click.option(
     "--text",
     default=None,
-    help='The retraction reply (default "This notice has been withdrawn."); not with --delete.',
+    help='The retraction reply (default "This notice has been withdrawn.", in the language '
+    "of each post); not with --delete.",
+)
+@click.option(
+    "--text-in",
+    "texts_in",
+    multiple=True,
+    metavar="LANG=TEXT",
+    help="The reply in another language of the notice (repeatable; a language without one "
+    "gets the standard sentence in that language).",
 )
 @click.option(
     "--template",
@@ -618,6 +627,7 @@ def notice_retract(
     reason: str,
     delete: bool,
     text: str | None,
+    texts_in: tuple[str, ...],
     template: str | None,
     actor: str | None,
     as_json: bool,
@@ -625,6 +635,10 @@ def notice_retract(
     """Withdraw a notice everywhere: cancel what has not gone out, stop its occurrences, and
     delete (--delete) or answer with a retraction reply each published post. The notice is
     then retracted (`notice list --state retracted`).
+
+    Each post is answered in its own language: --text (or the template's) in the notice's
+    primary language, --text-in es=... in another; without one, the standard sentence in
+    that language ("Este aviso ha sido retirado.").
 
     A published notice is retracted by an approver (the reply's text is checked by the
     content policy), or by a dispatcher with --template, an approved template's text."""
@@ -637,6 +651,7 @@ def notice_retract(
         delete=delete,
         text=text,
         template=template,
+        texts=pairs(texts_in, "--text-in"),
     )
     emit(
         as_json,

@@ -28,12 +28,18 @@ from bulletin.errors import Refused, UsageError
 from bulletin.identity import require_role
 from bulletin.models import Delivery, Notice
 from bulletin.publisher import policy
-from bulletin.publisher.languages import CORRECTION_WORDS, languages_of, normalise, word_in
+from bulletin.publisher.languages import (
+    CORRECTION_WORDS,
+    RETRACTION_WORDS,
+    languages_of,
+    normalise,
+    word_in,
+)
 from bulletin.publisher.notices import get_for_update, platform_of
 from bulletin.publisher.texts import TargetText, check_text, plan
 from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
-RETRACTION_TEXT = "This notice has been withdrawn."
+RETRACTION_TEXT = RETRACTION_WORDS["en"]
 RETRACTING = (DeliveryKind.RETRACTION, DeliveryKind.DELETION)
 
 
@@ -269,6 +275,37 @@ def _refuse_blocked(settings: Settings, notice: Notice, targets: list[TargetText
         )
 
 
+def retraction_texts(
+    settings: Settings,
+    session: Session,
+    notice: Notice,
+    text: str | None,
+    others: Mapping[str, str],
+) -> dict[str, str]:
+    """The retraction reply in each language of ``notice``: ``text`` in its primary,
+    ``others`` (tag → text) in the others, the standard sentence in a language given none.
+
+    :raises UsageError: a tag that is not one of the notice's other languages, or an empty
+        text.
+    """
+    langs = languages_of(session, notice)
+    given = {langs[0]: text.strip()} if text is not None and text.strip() else {}
+    for tag, other in others.items():
+        lang = normalise(settings, tag)
+        if lang not in langs[1:]:
+            where = "its primary language: give it as the text" if lang == langs[0] else (
+                f"it is in {', '.join(langs)}"
+            )
+            raise UsageError(f"notice {notice.id} is not in {lang} as another language ({where})")
+        if lang in given:
+            raise UsageError(f"the retraction in {lang} is given twice")
+        if not other.strip():
+            raise UsageError(f"the retraction in {lang} is empty")
+        check_text(f"the retraction in {lang}", other.strip())
+        given[lang] = other.strip()
+    return {lang: given.get(lang) or word_in(RETRACTION_WORDS, lang) for lang in langs}
+
+
 def correction_body(text: str, lang: str) -> str:
     """``text`` opened with the word for a correction in ``lang``, unless it opens with it
     (or with "Correction") already."""
@@ -349,19 +386,25 @@ def retract_notice(
     text: str | None = None,
     template: str | None = None,
     fixed_text: bool = False,
+    texts: Mapping[str, str] | None = None,
 ) -> Amendment:
     """Withdraw the notice everywhere: posts not yet made are cancelled, occurrences to come
     are stopped, each published post is deleted (``delete``, where the platform allows) or
-    answered with a retraction reply (``text``, or approved template ``template``'s text,
-    default "This notice has been withdrawn."), and the notice becomes ``retracted``.
+    answered with a retraction reply, and the notice becomes ``retracted``.
+
+    The reply to a post is in the post's language: ``text`` (or approved template
+    ``template``'s text) for the notice's primary language, ``texts`` (tag → text) for its
+    others; a language given no text gets the standard sentence in that language ("This
+    notice has been withdrawn.", "Este aviso ha sido retirado.", …; English where none is
+    known), so a withdrawal is never held back for want of a translation.
 
     With ``[users]`` configured, retracting a notice with a published post needs the approver
     role, except that a dispatcher may answer with an approved template's text, or with the
     product's own fixed ``text`` (``fixed_text``: a CAP Cancel's, configured with ``[cap]``).
     A reply's text must break no blocking content-policy rule of the notice's category.
 
-    :raises UsageError: no reason, a text with ``delete`` (nobody would see it), or a text
-        with a template.
+    :raises UsageError: no reason, a text with ``delete`` (nobody would see it), a text
+        with a template, or a ``texts`` language the notice is not in (or its primary).
     :raises Refused: nothing left to retract, a missing role, an unapproved template, or a
         text the content policy blocks.
     """
@@ -369,7 +412,7 @@ def retract_notice(
         raise UsageError(
             "a retraction needs a reason (it is kept in the audit trail)", remedy="reason"
         )
-    if delete and (text is not None or template is not None):
+    if delete and (text is not None or template is not None or texts):
         raise UsageError(
             "a deletion posts no retraction text (a deleted post takes its replies with it): "
             "delete the posts, or answer them with the text, not both"
@@ -380,11 +423,12 @@ def retract_notice(
         from bulletin.publisher.templates import approved_template, render
 
         text = render(approved_template(engine, template), {})[0]
-    body = (text or RETRACTION_TEXT).strip()
-    check_text("the retraction", body)
+    if text is not None:
+        check_text("the retraction", text.strip())
     kind = DeliveryKind.DELETION if delete else DeliveryKind.RETRACTION
     with session_scope(engine) as session:
         notice = get_for_update(session, notice_id)
+        bodies = retraction_texts(settings, session, notice, text, texts or {})
         published, posts = _published_posts(session, notice_id)
         cancelled = []
         for d in posts:
@@ -399,9 +443,11 @@ def retract_notice(
         if published:
             preapproved = template is not None or fixed_text
             _may_retract(settings, session, actor, delete=delete, templated=preapproved)
-            targets = _check_fits(session, settings, [d.account for d in published], body)
-            if not delete:
-                _refuse_blocked(settings, notice, targets)
+            for lang, body in bodies.items():
+                accounts = [d.account for d in published if (d.lang or notice.lang) == lang]
+                targets = _check_fits(session, settings, accounts, body)
+                if not delete:
+                    _refuse_blocked(settings, notice, targets)
         notice.next_occurrence_at = None
         notice.closed_reason = reason.strip()
         notice.state = NoticeState.RETRACTED
@@ -417,7 +463,8 @@ def retract_notice(
                     parent_id=parent.id,
                     lang=parent.lang,
                     due_at=now,
-                    text=body,
+                    text=bodies.get(parent.lang or notice.lang)
+                    or word_in(RETRACTION_WORDS, parent.lang or notice.lang),
                 )
             )
             queued.append((parent.account, parent.occurrence))

@@ -234,6 +234,16 @@ UPDATE_WORDS: Mapping[str, str] = {
     "zh-Hans": "更新\uff1a",
 }
 
+# the reply a retraction posts when it is given no text of its own
+RETRACTION_WORDS: Mapping[str, str] = {
+    "en": "This notice has been withdrawn.",
+    "es": "Este aviso ha sido retirado.",
+    "fr": "Cet avis a été retiré.",
+    "pt": "Este aviso foi retirado.",
+    "vi": "Thông báo này đã được thu hồi.",
+    "zh-Hans": "此通知已撤回。",
+}
+
 
 def word_in(words: Mapping[str, str], lang: str) -> str:
     """``words``' entry for ``lang`` (else for its base language, ``es`` for ``es-MX``),
