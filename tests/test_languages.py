@@ -532,10 +532,31 @@ def test_a_cap_alert_in_two_languages_is_one_notice_and_its_update_updates_both(
                 english, spanish = variants_of(session, notice)
                 assert "TAKE COVER NOW" in english.text and "REFÚGIESE" not in english.text
                 assert spanish.lang == "es" and "¡REFÚGIESE AHORA!" in spanish.text
+                # the alert's own labels in each language, never English in the Spanish
+                en = "\n".join([english.text, *english.wording.values()])
+                es = "\n".join([spanish.text, *spanish.wording.values()])
+                assert "Area: " in en and "Issued by NWS" in en
+                assert "Zona: " in es
+                assert "Area: " not in es and "Issued by" not in es
         langs = sorted(d.lang for d in deliveries(inst, update.notice_id or 0))
         assert langs == ["en", "es"]
     finally:
         inst.app.close()
+
+
+def test_a_cap_alert_names_its_area_and_sender_in_its_own_language(tmp_path: Path) -> None:
+    """The whole text of an alert's Spanish <info> says "Zona:" and "Emitido por", its
+    English one "Area:" and "Issued by"; a language with no words of its own, English."""
+    from bulletin.cap.document import parse_alert
+    from bulletin.cap.mapping import full_text
+
+    alert = parse_alert(bilingual_alert(tmp_path, "nws_tornado_warning.xml").read_bytes())
+    english, spanish = alert.infos
+    assert "\nArea: " in full_text(english) and "\nIssued by NWS" in full_text(english)
+    assert "\nZona: " in full_text(spanish) and "\nEmitido por NWS" in full_text(spanish)
+    assert "Area:" not in full_text(spanish) and "Issued by" not in full_text(spanish)
+    klingon = full_text(replace(spanish, language="tlh"))
+    assert "\nArea: " in klingon and "\nIssued by NWS" in klingon
 
 
 @pytest.mark.slow

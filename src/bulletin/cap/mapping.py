@@ -10,6 +10,7 @@ from bulletin.cap.document import Alert, Info
 from bulletin.config.settings import Settings
 from bulletin.errors import ConfigError, UsageError
 from bulletin.publisher import texts
+from bulletin.publisher.languages import AREA_WORDS, ISSUED_BY_WORDS, word_in
 
 # Event (case-insensitive) → category; [cap.categories] adds to and overrides it.
 DEFAULT_EVENT_CATEGORIES: dict[str, str] = {
@@ -102,7 +103,7 @@ def compose_text(
     headline = prefix + (info.headline or info.event)
     headings = list(dict.fromkeys([headline, prefix + info.event]))
     area = info.area_desc
-    area_words = f"Area: {area}".split() if area and area.lower() not in headline.lower() else []
+    area_words = area_line(info).split() if area and area.lower() not in headline.lower() else []
     words = info.instruction.split()
     first = next((i + 1 for i, w in enumerate(words) if w.endswith((".", "!", "?"))), len(words))
 
@@ -132,6 +133,11 @@ def compose_text(
         if fits(text):
             return text
     return headline[:20] + ELLIPSIS
+
+
+def area_line(info: Info) -> str:
+    """ "Area: <areaDesc>" in the language of ``info`` ("Zona: ..." for ``es-US``)."""
+    return word_in(AREA_WORDS, info.language) + info.area_desc
 
 
 def _cut(words: Sequence[str], count: int) -> str:
@@ -165,10 +171,12 @@ def full_text(info: Info, prefix: str = "", limit: int = 5000) -> str:
     """Everything the alert says, for the targets that have room for it."""
     parts = [
         prefix + (info.headline or info.event),
-        f"Area: {info.area_desc}" if info.area_desc else "",
+        area_line(info) if info.area_desc else "",
         " ".join(info.description.split()),
         " ".join(info.instruction.split()),
-        f"Issued by {info.sender_name}" if info.sender_name else "",
+        word_in(ISSUED_BY_WORDS, info.language).format(sender=info.sender_name)
+        if info.sender_name
+        else "",
     ]
     text = "\n\n".join(p for p in parts if p)
     return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS

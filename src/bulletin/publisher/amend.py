@@ -293,8 +293,10 @@ def retraction_texts(
     for tag, other in others.items():
         lang = normalise(settings, tag)
         if lang not in langs[1:]:
-            where = "its primary language: give it as the text" if lang == langs[0] else (
-                f"it is in {', '.join(langs)}"
+            where = (
+                "its primary language: give it as the text"
+                if lang == langs[0]
+                else (f"it is in {', '.join(langs)}")
             )
             raise UsageError(f"notice {notice.id} is not in {lang} as another language ({where})")
         if lang in given:

@@ -234,6 +234,25 @@ UPDATE_WORDS: Mapping[str, str] = {
     "zh-Hans": "更新\uff1a",
 }
 
+# a CAP alert's area and sender as its text names them, in the alert's language
+AREA_WORDS: Mapping[str, str] = {
+    "en": "Area: ",
+    "es": "Zona: ",
+    "fr": "Zone : ",
+    "pt": "Área: ",
+    "vi": "Khu vực: ",
+    "zh": "地区\uff1a",
+    "zh-Hans": "地区\uff1a",
+}
+ISSUED_BY_WORDS: Mapping[str, str] = {
+    "en": "Issued by {sender}",
+    "es": "Emitido por {sender}",
+    "fr": "Émis par {sender}",
+    "pt": "Emitido por {sender}",
+    "vi": "Ban hành bởi {sender}",
+    "zh": "发布机构\uff1a{sender}",
+    "zh-Hans": "发布机构\uff1a{sender}",
+}
 # the reply a retraction posts when it is given no text of its own
 RETRACTION_WORDS: Mapping[str, str] = {
     "en": "This notice has been withdrawn.",
