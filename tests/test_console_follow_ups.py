@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from bulletin.app import Actor, App, notices
+from bulletin.app.notice_queries import show_notice
 from bulletin.models import Delivery
 from bulletin.publisher.delivery.states import move
 from bulletin.publisher.languages import LanguageVariant
@@ -154,7 +155,7 @@ def test_the_notice_page_shows_a_follow_up_published_with_its_post_and_one_faile
         page = rita.get(f"/notices/{published}").text
         said = words(page)
         assert f"Queued {when}, when the notice expired," in said
-        assert re.search(r"feed: published, published [^,]+, the follow-up on feed", said), said
+        assert f"feed: published {when}, the follow-up on feed" in said
         assert f'<a href="{line["url"]}">the follow-up<span class="visually-hidden">' in page
         bad = words(rita.get(f"/notices/{failing}").text)
         assert "feed: failed (rejected by the platform: duplicate)" in bad
@@ -214,3 +215,50 @@ def test_a_follow_up_s_text_is_escaped(
             shown = abe.get(path).text
             assert f'<blockquote class="text" lang="en">{escaped}</blockquote>' in shown, path
             assert "<script>alert" not in shown, path
+
+
+def test_a_post_that_will_not_go_gets_no_follow_up_and_one_left_out_says_why(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A cancelled post is not listed as getting a follow-up; once the follow-ups are queued,
+    an account whose post was not published is listed as skipped, with the reason, on the
+    notice page."""
+    inst = bilingual_instance(tmp_path, db_url, LANGUAGES + PEOPLE)
+    try:
+        add_with_password(inst.app, "abe", "approver")
+        add_with_password(inst.app, "dana", "dispatcher")
+        notice_id = with_follow_up(
+            inst.app,
+            "Main St has reopened.",
+            targets=("feed", "feed-es"),
+            languages=[replace(SPANISH, follow_up=ABIERTA)],
+        )
+        notices.approve(inst.app, ABE, notice_id)
+        with Session(inst.app.engine) as session:
+            [spanish_only] = session.exec(
+                select(Delivery)
+                .where(Delivery.notice_id == notice_id)
+                .where(Delivery.account == "feed-es")
+            ).all()
+            move(spanish_only, DeliveryState.CANCELLED)
+            session.add(spanish_only)
+            session.commit()
+
+        def accounts() -> dict[str, list[tuple[str, str]]]:
+            view = show_notice(inst.app, notice_id)
+            return {f.lang: [(p.account, p.state) for p in f.posts] for f in view.follow_ups}
+
+        assert accounts() == {"en": [("feed", "pending")], "es": [("feed", "pending")]}
+        for _ in range(2):
+            run(inst, "daemon", "--once", "--max-wait", "0", clock=inst.clock)
+        inst.clock.advance(timedelta(hours=6, minutes=1))
+        assert make_follow_ups(inst.app.engine, inst.clock.now()) == [notice_id]
+        assert accounts() == {
+            "en": [("feed", "pending")],
+            "es": [("feed", "pending"), ("feed-es", "skipped")],
+        }
+        with serving(inst.app) as url, signed_in(url, "abe") as abe:
+            said = words(abe.get(f"/notices/{notice_id}").text)
+            assert "feed-es: skipped (no published post to reply to)" in said
+    finally:
+        inst.app.close()
