@@ -66,36 +66,40 @@ def follow_ups_of(
     found = []
     for variant in languages:
         mine = [d for d in posts if lang_of(d) == variant.lang]
-        accounts = list(dict.fromkeys(d.account for d in mine))
         lines: list[FollowUpPost] = []
-        if variant.follow_up is None:
-            pass
-        elif notice.followed_up_at is None:
-            live = {
-                d.account
-                for d in mine
-                if d.state != DeliveryState.CANCELLED and d.id not in retracted
-            }
-            lines = [
-                FollowUpPost(a, WAITING, notice.expires_at, None, None, None)
-                for a in accounts
-                if a in live
-            ]
-        else:
-            made = {d.account: d for d in queued if lang_of(d) == variant.lang}
-            lines = [
-                FollowUpPost(
-                    d.account, d.state, d.due_at, d.published_at, d.remote_url, d.last_error
-                )
-                for d in made.values()
-            ] + [
-                FollowUpPost(a, SKIPPED, None, None, None, "no published post to reply to")
-                for a in accounts
-                if a not in made
-            ]
+        if variant.follow_up is not None and notice.followed_up_at is None:
+            lines = _waiting(notice, mine, retracted)
+        elif variant.follow_up is not None:
+            lines = _queued(mine, [d for d in queued if lang_of(d) == variant.lang])
         found.append(
             FollowUp(
                 variant.lang, variant.follow_up, notice.expires_at, notice.followed_up_at, lines
             )
         )
     return found
+
+
+def _waiting(
+    notice: Notice, posts: list[Delivery], retracted: set[int | None]
+) -> list[FollowUpPost]:
+    """Before expiry: each account of ``posts`` (one language's) whose post may still be
+    published (neither cancelled nor retracted), pending until the notice's expiry."""
+    live = {
+        d.account for d in posts if d.state != DeliveryState.CANCELLED and d.id not in retracted
+    }
+    accounts = dict.fromkeys(d.account for d in posts if d.account in live)
+    return [FollowUpPost(a, WAITING, notice.expires_at, None, None, None) for a in accounts]
+
+
+def _queued(posts: list[Delivery], made: list[Delivery]) -> list[FollowUpPost]:
+    """Once queued: each follow-up delivery ``made`` as it stands, then each account of
+    ``posts`` (one language's) that got none, skipped."""
+    got = {d.account for d in made}
+    return [
+        FollowUpPost(d.account, d.state, d.due_at, d.published_at, d.remote_url, d.last_error)
+        for d in made
+    ] + [
+        FollowUpPost(a, SKIPPED, None, None, None, "no published post to reply to")
+        for a in dict.fromkeys(d.account for d in posts)
+        if a not in got
+    ]
