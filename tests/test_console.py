@@ -50,8 +50,22 @@ PEOPLE_ROLES = {
 }
 
 
-def drafted(app: App, text: str = ROAD, who: Actor = DANA, category: str = "road-closure") -> int:
-    made = notices.draft(app, who, NoticeDraft(category=category, text=text, targets=["feed"]))
+def drafted(
+    app: App,
+    text: str = ROAD,
+    who: Actor = DANA,
+    category: str = "road-closure",
+    follow_up: str | None = None,
+) -> int:
+    """A draft to the feed; with ``follow_up``, it expires in six hours and is followed up."""
+    expires = app.clock.now() + timedelta(hours=6) if follow_up else None
+    made = notices.draft(
+        app,
+        who,
+        NoticeDraft(
+            category=category, text=text, targets=["feed"], expires_at=expires, follow_up=follow_up
+        ),
+    )
     assert made.notice.id is not None
     return made.notice.id
 
@@ -453,15 +467,19 @@ WIDEST = """[...document.querySelectorAll('body *')]
 def test_console_pages_pass_axe_at_320_and_1280_pixels(
     browser_site: Instance, browser: Any
 ) -> None:
-    """axe-core finds no WCAG 2.1 A or AA violation on the board, a notice, the approval
-    queue (with a policy finding, and with an error), a notice sent back and its edit form,
-    the compose form (empty, previewed, with an error) and a template's form, at 320 and 1280
-    pixels, and no page scrolls sideways."""
+    """axe-core finds no WCAG 2.1 A or AA violation on the board, a notice, a notice whose
+    follow-up went out, the approval queue (with a policy finding and a follow-up, and with
+    an error), a notice sent back and its edit form, the compose form (empty, previewed, with
+    an error) and a template's form, at 320 and 1280 pixels, and no page scrolls sideways."""
     app = browser_site.app
     published = drafted(app)
-    notices.approve(app, Actor("abe", "session"), published)
+    followed = drafted(app, "Road closed: Bedford St.", follow_up="Bedford St has reopened.")
+    for notice_id in (published, followed):
+        notices.approve(app, Actor("abe", "session"), notice_id)
     run(browser_site, "daemon", "--once", "--max-wait", "0", clock=browser_site.clock)
-    drafted(app, GUILT, category="public-safety-advisory")
+    browser_site.clock.advance(timedelta(hours=6, minutes=1))
+    run(browser_site, "daemon", "--once", "--max-wait", "0", clock=browser_site.clock)
+    drafted(app, GUILT, category="public-safety-advisory", follow_up="The trial is over.")
     sent = drafted(app, "Road work on Bedford St.")
     notices.send_back(app, Actor("abe", "session"), sent, "Say when the work ends.")
     road_template(app)
@@ -471,9 +489,11 @@ def test_console_pages_pass_axe_at_320_and_1280_pixels(
             page = context.new_page()
             try:
                 browser_sign_in(page, url, "ann", "/notices")
-                pages = ("/notices", f"/notices/{published}", f"/notices/{sent}")
-                for path in (*pages, f"/notices/{sent}/edit", "/approvals"):
+                pages = ("/notices", f"/notices/{published}", f"/notices/{followed}")
+                for path in (*pages, f"/notices/{sent}", f"/notices/{sent}/edit", "/approvals"):
                     page.goto(f"{url}{path}")
+                    if path in (f"/notices/{followed}", "/approvals"):
+                        assert page.locator(".follow-ups blockquote").count() == 1, path
                     assert not (found := axe_violations(page)), f"{path}: {describe(found)}"
                     assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
                 if width == 320:  # the approver's phone

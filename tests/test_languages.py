@@ -561,9 +561,9 @@ def test_a_cap_alert_names_its_area_and_sender_in_its_own_language(tmp_path: Pat
 
 @pytest.mark.slow
 def test_the_notice_and_approval_pages_show_every_language(tmp_path: Path, browser: Any) -> None:
-    """The notice page and the approval queue show each language side by side, each marked
-    with its lang; axe-core finds no violation at 320 and 1280 pixels and nothing scrolls
-    sideways."""
+    """The notice page and the approval queue show each language side by side, and each
+    language's follow-up, each marked with its lang; axe-core finds no violation at 320 and
+    1280 pixels and nothing scrolls sideways."""
     from bulletin.app import Actor, notices
     from tests.plugins.browser import axe_violations, describe
     from tests.test_console import NO_SIDEWAYS, WIDEST, browser_sign_in
@@ -576,7 +576,14 @@ def test_the_notice_and_approval_pages_show_every_language(tmp_path: Path, brows
     try:
         add_with_password(inst.app, "ann", "dispatcher", "approver")
         add_with_password(inst.app, "dana", "dispatcher")
-        made = notices.draft(inst.app, Actor("dana", "session"), draft(("feed", "feed-es")))
+        abierta = "La calle Main está abierta."
+        followed = replace(
+            draft(("feed", "feed-es")),
+            languages=(replace(SPANISH, follow_up=abierta),),
+            expires_at=inst.clock.now() + timedelta(hours=6),
+            follow_up="Main St has reopened.",
+        )
+        made = notices.draft(inst.app, Actor("dana", "session"), followed)
         notice_id = made.notice.id
         with serving(inst.app) as url:
             for width in (320, 1280):
@@ -589,6 +596,7 @@ def test_the_notice_and_approval_pages_show_every_language(tmp_path: Path, brows
                         html = page.content()
                         assert f'<blockquote class="text" lang="es">{SPANISH.text}' in html
                         assert '<span lang="es">español</span>' in html
+                        assert f'<blockquote class="text" lang="es">{abierta}' in html
                         assert not (found := axe_violations(page)), f"{path}: {describe(found)}"
                         assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
                 finally:

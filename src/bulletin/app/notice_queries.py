@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from bulletin.app.context import App
+from bulletin.app.follow_ups import FollowUp, follow_ups_of
 from bulletin.models import Delivery, DeliveryAttempt, Notice, Template
 from bulletin.publisher.approval import Review, review_notice
 from bulletin.publisher.failures import delivery_label, state_condition
@@ -45,7 +46,8 @@ class ApprovalLine:
 
 @dataclass(frozen=True)
 class NoticeView:
-    """One notice in full: every delivery with its attempts, approvals, images and review."""
+    """One notice in full: every delivery with its attempts, approvals, images, review and
+    follow-ups (one per language; empty without)."""
 
     notice: Notice
     deliveries: list[Delivery]
@@ -55,6 +57,7 @@ class NoticeView:
     review: Review
     variants: list[Delivery] = field(default_factory=list)  # first posts with their own text
     languages: list[LanguageVariant] = field(default_factory=list)  # the primary first
+    follow_ups: list[FollowUp] = field(default_factory=list)  # the primary's first
 
 
 def list_notices(
@@ -194,6 +197,7 @@ def show_notice(app: App, notice_id: int) -> NoticeView:
         review,
         variants=variants,
         languages=languages,
+        follow_ups=follow_ups_of(n, deliveries, languages),
     )
 
 

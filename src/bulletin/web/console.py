@@ -32,6 +32,7 @@ from bulletin.app import (
     templates,
     updates,
 )
+from bulletin.app.follow_ups import FollowUp
 from bulletin.app.notice_queries import NoticeView
 from bulletin.app.sessions import SignedIn
 from bulletin.errors import NotFound, Refused, UsageError
@@ -990,4 +991,26 @@ def view_json(v: NoticeView) -> dict[str, Any]:
             for a in v.approvals
         ],
         "review": review_json(v.review, n.link),
+        "follow_ups": [follow_up_json(f) for f in v.follow_ups],
+    }
+
+
+def follow_up_json(f: FollowUp) -> dict[str, Any]:
+    """One language's follow-up as the notice's JSON twin gives it."""
+    return {
+        "lang": f.lang,
+        "text": f.text,
+        "at": iso(f.at),
+        "queued_at": iso(f.queued_at),
+        "posts": [
+            {
+                "account": p.account,
+                "state": p.state,
+                "due_at": iso(p.due_at),
+                "published_at": iso(p.published_at),
+                "url": p.url,
+                "error": p.error,
+            }
+            for p in f.posts
+        ],
     }
