@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from bulletin.app import users
 from bulletin.connectors.sandbox import SandboxServer
@@ -276,3 +277,92 @@ def test_the_spanish_post_reaches_the_sandbox_as_a_reply(
         d["lang"]: (d["state"], d["remote_url"].rsplit("/", 1)[1]) for d in shown["deliveries"]
     }
     assert posted == {"en": ("published", english["id"]), "es": ("published", reply["id"])}
+
+
+CALLE_ELM = "Calle Main cerrada entre la 1 y la 2 hasta las 6 pm. Desvío por Elm."
+ELM_FEED = "Calle Main cerrada hasta las 6 pm; desvío por Elm."
+
+
+def test_an_edit_gives_the_other_languages_anew_as_the_command_line_does(
+    site: Instance,
+) -> None:
+    """Two like drafts, one edited through the API with its Spanish anew, one with notice edit
+    --languages-file: the same notice; the Spanish posts carry the new text, the revision is
+    new, and the audit event names what changed. An edit without languages keeps them."""
+    dan = auth(token(site, "dan"))
+    body = bilingual_body(site)
+    spanish = {**SPANISH, "text": CALLE_ELM, "text_for": {"feed-es": ELM_FEED}}
+    with client(site) as api:
+        by_api, by_cli = (api.post("notices", json=body, headers=dan).json()["id"] for _ in "ab")
+        edited = api.post(
+            f"notices/{by_api}/edit", json={"text": ROAD, "languages": [spanish]}, headers=dan
+        )
+        assert edited.status_code == 200, edited.text
+        assert edited.json()["revision"] == 2
+        shown = api.get(f"notices/{by_api}", headers=dan).json()
+    assert shown["languages"][1] == {**spanish, "alts": []}
+    assert sorted((d["account"], d["lang"], d["state"]) for d in shown["deliveries"]) == [
+        ("feed", "en", "pending"),
+        ("feed", "es", "pending"),
+        ("feed-es", "es", "pending"),
+    ]
+    variants = site.data_dir.parent / "elm.json"
+    variants.write_text(json.dumps([spanish]), encoding="utf-8")
+    done = invoke(
+        site,
+        *("notice", "edit", str(by_cli), "--text", ROAD, "--languages-file", str(variants)),
+        login="dan",
+        clock=site.clock,
+    )
+    assert done.exit_code == 0, done.output
+    made = notice_as_made(site, by_api)
+    assert made == notice_as_made(site, by_cli)
+    assert ("feed-es", "es", "post", "pending", ELM_FEED) in made["deliveries"]
+    assert ("feed", "es", "post", "pending", CALLE_ELM) in made["deliveries"]
+    with site.app.engine.connect() as conn:
+        details = conn.execute(
+            sa.text("SELECT detail FROM audit_events WHERE action = 'edited' ORDER BY id")
+        ).scalars()
+        assert [json.loads(d)["languages"] for d in details] == [{"es": CALLE_ELM}] * 2
+    with client(site) as api:
+        again = api.post(f"notices/{by_api}/edit", json={"text": ROAD + " Use Elm."}, headers=dan)
+        assert again.status_code == 200, again.text
+        kept = api.get(f"notices/{by_api}", headers=dan).json()["languages"]
+    assert kept[1] == shown["languages"][1]
+
+
+def test_an_edit_keeps_the_notices_languages_and_their_rules(site: Instance) -> None:
+    """An edit leaving out a language, giving one the notice does not have, dropping the
+    Spanish follow-up or giving an unknown tag is a 422 problem naming the field; the draft
+    stays as it was."""
+    dan = auth(token(site, "dan"))
+    with client(site) as api:
+        bilingual = api.post("notices", json=bilingual_body(site), headers=dan).json()["id"]
+        english = api.post(
+            "notices",
+            json={"category": "road-closure", "text": ROAD, "targets": ["feed"]},
+            headers=dan,
+        ).json()["id"]
+        cases = [
+            (bilingual, [], "#/languages", "es is missing"),
+            (english, [SPANISH], "#/languages/0/lang", f"notice {english} has no es text"),
+            (
+                bilingual,
+                [{**SPANISH, "follow_up": None}],
+                "#/languages/0/follow_up",
+                "the follow-up has no es text",
+            ),
+            (bilingual, [{**SPANISH, "lang": "fr"}], "#/languages/0/lang", "language fr is not"),
+            (bilingual, [{**SPANISH, "text": ""}], "#/languages/0/text", "the es text is empty"),
+        ]
+        for notice_id, languages, where, said in cases:
+            refused = api.post(
+                f"notices/{notice_id}/edit",
+                json={"text": ROAD + " Detour on Elm.", "languages": languages},
+                headers=dan,
+            )
+            detail = problem_of(refused, 422)
+            assert said in detail and refused.json()["errors"][0]["pointer"] == where, detail
+        shown = api.get(f"notices/{bilingual}", headers=dan).json()
+    assert shown["revision"] == 1 and shown["text"] == ROAD
+    assert shown["languages"][1]["text"] == CALLE

@@ -272,16 +272,29 @@ def send_back(app: App, actor: Actor, notice_id: int, comment: str) -> Notice:
 
 
 @acts
-def edit(app: App, actor: Actor, notice_id: int, text: str) -> Notice:
-    """Give a draft new text (its author's action, a dispatcher): a new revision, recorded in
-    the audit trail; approvals start over.
+def edit(
+    app: App,
+    actor: Actor,
+    notice_id: int,
+    text: str,
+    languages: Sequence[LanguageVariant] | None = None,
+) -> Notice:
+    """Give a draft new text (its author's action, a dispatcher) and, with ``languages``, new
+    texts in each of its other languages: a new revision, recorded in the audit trail;
+    approvals start over (see :func:`bulletin.publisher.revisions.edit`).
 
     :raises Refused: not a dispatcher, not a draft, or not its author.
-    :raises UsageError: an empty, unchanged or too long text.
+    :raises UsageError: an empty, unchanged or too long text, or bad languages.
     """
     require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
     return revisions.edit(
-        app.checked_engine(), app.settings, app.clock.now(), notice_id, actor.name, text
+        app.checked_engine(),
+        app.settings,
+        app.clock.now(),
+        notice_id,
+        actor.name,
+        text,
+        languages,
     )
 
 

@@ -175,7 +175,7 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
     _check_schedule(draft, settings)
     languages = draft_languages(draft, settings)
     langs = [v.lang for v in languages]
-    _check_follow_ups(draft, settings, languages)
+    check_follow_ups(draft, settings, languages)
     for n, target in enumerate(draft.targets):
         if not account_languages(settings, target, langs):
             posts = ", ".join(settings.accounts[target].languages)
@@ -187,7 +187,7 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
     return categories[draft.category]
 
 
-def _check_follow_ups(
+def check_follow_ups(
     draft: NoticeDraft, settings: Settings, languages: Sequence[LanguageVariant]
 ) -> None:
     """Each language's follow-up: one per language when the notice has one (unless

@@ -185,7 +185,15 @@ class SendBack(Input):
 
 
 class Edit(Input):
+    """A draft's new text and, optionally, each of its other languages anew."""
+
     text: Text = Field(min_length=1, max_length=10_000)
+    languages: list[LanguageIn] | None = Field(
+        default=None,
+        max_length=20,
+        description="Each of the notice's other languages with its new content (every one "
+        "it has, none added); left out: they stay as they are.",
+    )
 
 
 class Reason(Input):
@@ -346,6 +354,11 @@ class Amended(BaseModel):
     daemon_notified: bool
 
 
+def variants_in(given: list[LanguageIn]) -> list[LanguageVariant]:
+    """The languages of a request as the application layer takes them."""
+    return [LanguageVariant(v.lang, v.text, v.text_for, v.alts, v.follow_up) for v in given]
+
+
 def _drafted(made: notices.Drafted) -> dict[str, Any]:
     return {
         **NoticeOut.of(made.notice),
@@ -402,9 +415,7 @@ def create_notice(
         follow_up=body.follow_up,
         follow_up_partial=body.follow_up_partial,
         lang=body.lang,
-        languages=[
-            LanguageVariant(v.lang, v.text, v.text_for, v.alts, v.follow_up) for v in body.languages
-        ],
+        languages=variants_in(body.languages),
     )
     return _create(app, actor, response, draft, key, body)
 
@@ -519,8 +530,11 @@ def send_back(notice_id: NoticeId, body: SendBack, app: AppDep, actor: Writer) -
 
 @router.post("/notices/{notice_id}/edit", response_model=NoticeOut, summary="Edit a draft")
 def edit(notice_id: NoticeId, body: Edit, app: AppDep, actor: Writer) -> dict[str, Any]:
-    """Give a draft new text (its author's): a new revision, whose approvals start over."""
-    return NoticeOut.of(notices.edit(app, actor, notice_id, body.text))
+    """Give a draft new text, and with ``languages`` new texts in its other languages (its
+    author's): a new revision, whose approvals start over."""
+    languages = None if body.languages is None else variants_in(body.languages)
+    with fields_of(body):
+        return NoticeOut.of(notices.edit(app, actor, notice_id, body.text, languages))
 
 
 def _cancelled(result: CancelResult) -> dict[str, Any]:
