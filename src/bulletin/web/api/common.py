@@ -42,6 +42,7 @@ REMEDIES: dict[str, str] = {
     "token-scope": " (create a token that holds it)",
     "new-key": " (send a new Idempotency-Key for a new request)",
     "allow-empty": " (send allow_empty: true to hold only records captured later)",
+    "follow-up-in": " (give each language's follow_up, or follow_up_partial: true)",
 }
 
 
