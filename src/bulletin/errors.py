@@ -8,7 +8,13 @@ secrets.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+
+#: where in a request an error lies: attribute names and list indexes of the application
+#: layer's input (``("languages", 0, "lang")``: the ``lang`` of ``NoticeDraft.languages[0]``)
+FieldPath = tuple[str | int, ...]
 
 
 class BulletinError(Exception):
@@ -16,14 +22,30 @@ class BulletinError(Exception):
 
     ``remedy`` names, door-neutrally, what the user can do about it (``"late-ok"``,
     ``"override"``...): each door says it in its own words (the command line names its flag).
-    The message itself never names a flag.
+    The message itself never names a flag. ``field``, when known, is the input it is about
+    (see :data:`FieldPath`); a door names it in its own words (the API as a JSON pointer).
     """
 
     exit_code = 1
 
-    def __init__(self, *args: object, remedy: str | None = None) -> None:
+    def __init__(
+        self, *args: object, remedy: str | None = None, field: FieldPath | None = None
+    ) -> None:
         super().__init__(*args)
         self.remedy = remedy
+        self.field = field
+
+
+@contextmanager
+def about(*field: str | int) -> Iterator[None]:
+    """Run a check whose :class:`BulletinError` is about ``field``: an error raised inside
+    that names no field yet is given this one (an inner, more precise one is kept)."""
+    try:
+        yield
+    except BulletinError as e:
+        if getattr(e, "field", None) is None:
+            e.field = field
+        raise
 
 
 class UsageError(BulletinError):

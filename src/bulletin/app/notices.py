@@ -24,6 +24,7 @@ from bulletin.errors import NotFound, Refused
 from bulletin.identity import require_role
 from bulletin.models import Notice, Template
 from bulletin.publisher import amend, approval, failures, revisions, schedule
+from bulletin.publisher.languages import LanguageVariant, variants_of
 from bulletin.publisher.notices import (
     CancelResult,
     NoticeDraft,
@@ -42,7 +43,7 @@ NOTICE_CANCELLERS: tuple[Role, ...] = ("dispatcher", "approver", "admin")
 class Drafted:
     """A new notice and what its approver will see. Drafted from a template whose approval
     covers it (``covered_by``: that approver), it is approved already and ``woke`` says
-    whether a daemon heard."""
+    whether a daemon heard. ``languages``: its language variants, the primary first."""
 
     notice: Notice
     review: approval.Review
@@ -50,6 +51,7 @@ class Drafted:
     covered_by: str | None = None
     woke: bool = False
     replayed: bool = False  # made by an earlier request with the same idempotency key
+    languages: list[LanguageVariant] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ def draft(
     with Session(app.checked_engine()) as session:
         made = get_notice(session, found.notice_id)
         review = approval.review_notice(session, app.settings, made)
-    return Drafted(made, review, template, made.approved_by, replayed=True)
+        languages = variants_of(session, made)
+    return Drafted(made, review, template, made.approved_by, replayed=True, languages=languages)
 
 
 def _draft(
@@ -170,7 +173,8 @@ def _draft(
             )
     with Session(engine) as session:
         review = approval.review_notice(session, app.settings, created)
-    return Drafted(created, review, template, covered_by, bool(wakes.sent))
+        languages = variants_of(session, created)
+    return Drafted(created, review, template, covered_by, bool(wakes.sent), languages=languages)
 
 
 @acts
@@ -268,16 +272,29 @@ def send_back(app: App, actor: Actor, notice_id: int, comment: str) -> Notice:
 
 
 @acts
-def edit(app: App, actor: Actor, notice_id: int, text: str) -> Notice:
-    """Give a draft new text (its author's action, a dispatcher): a new revision, recorded in
-    the audit trail; approvals start over.
+def edit(
+    app: App,
+    actor: Actor,
+    notice_id: int,
+    text: str,
+    languages: Sequence[LanguageVariant] | None = None,
+) -> Notice:
+    """Give a draft new text (its author's action, a dispatcher) and, with ``languages``, new
+    texts in each of its other languages: a new revision, recorded in the audit trail;
+    approvals start over (see :func:`bulletin.publisher.revisions.edit`).
 
     :raises Refused: not a dispatcher, not a draft, or not its author.
-    :raises UsageError: an empty, unchanged or too long text.
+    :raises UsageError: an empty, unchanged or too long text, or bad languages.
     """
     require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
     return revisions.edit(
-        app.checked_engine(), app.settings, app.clock.now(), notice_id, actor.name, text
+        app.checked_engine(),
+        app.settings,
+        app.clock.now(),
+        notice_id,
+        actor.name,
+        text,
+        languages,
     )
 
 

@@ -419,13 +419,30 @@ def notice_send_back(
 @notice.command("edit")
 @click.argument("notice_id", type=ID)
 @click.option("--text", required=True, help="The notice's new text.")
+@click.option(
+    "--languages-file",
+    "languages_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Each of the notice's other languages anew, as notice add --languages-file takes "
+    "them (every one it has, none added).",
+)
 @click.option("--as", "actor", default=None, help="Who edits (default $BULLETIN_USER).")
 @json_option
 @pass_context
-def notice_edit(ctx: Context, notice_id: int, text: str, actor: str | None, as_json: bool) -> None:
-    """Give your draft new text: a new revision, whose approvals start over."""
+def notice_edit(
+    ctx: Context,
+    notice_id: int,
+    text: str,
+    languages_file: str | None,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Give your draft new text (and, with --languages-file, new texts in its other
+    languages): a new revision, whose approvals start over."""
     ctx.warn_open_mode()
-    done = notices.edit(ctx.app, ctx.actor(actor), notice_id, text)
+    languages = _variants_file(languages_file) if languages_file is not None else None
+    done = notices.edit(ctx.app, ctx.actor(actor), notice_id, text, languages)
     emit(
         as_json,
         {"id": done.id, "state": done.state, "revision": done.revision},

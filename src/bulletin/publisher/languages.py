@@ -33,7 +33,7 @@ from sqlmodel import Session, col, select
 
 from bulletin.config.settings import Settings
 from bulletin.config.values import language_tag
-from bulletin.errors import UsageError
+from bulletin.errors import UsageError, about
 from bulletin.models import Notice, NoticeLanguage
 from bulletin.publisher.texts import check_text
 
@@ -94,16 +94,27 @@ def check_variants(
 
     :raises UsageError: a tag that is not the agency's or is named twice, an empty text, a
         text too long or with a character no platform shows, or alt texts that do not match
-        the images one for one.
+        the images one for one; its ``field`` is ``("languages", N, ATTRIBUTE...)``, N the
+        variant's place in ``others``.
     """
     seen = {primary}
     checked = []
-    for variant in others:
-        lang = normalise(settings, variant.lang)
-        if lang in seen:
-            raise UsageError(f"language {lang} is given twice")
+    for n, variant in enumerate(others):
+        with about("languages", n, "lang"):
+            lang = normalise(settings, variant.lang)
+            if lang in seen:
+                raise UsageError(f"language {lang} is given twice")
         seen.add(lang)
-        text = variant.text.strip()
+        checked.append(_check_variant(variant, lang, n, images, limit))
+    return checked
+
+
+def _check_variant(
+    variant: LanguageVariant, lang: str, n: int, images: int, limit: int
+) -> LanguageVariant:
+    """One other variant (tag ``lang``, ``n``th of the draft's), checked and stripped."""
+    text = variant.text.strip()
+    with about("languages", n, "text"):
         if not text:
             raise UsageError(f"the {lang} text is empty")
         if len(text) > limit:
@@ -111,31 +122,32 @@ def check_variants(
                 f"the {lang} text is {len(text)} characters, at most {limit} are allowed"
             )
         check_text(f"the {lang} text", text)
-        for key, wording in variant.wording.items():
+    for key, wording in variant.wording.items():
+        with about("languages", n, "wording", key):
             check_text(f"the {lang} text for {key}", wording)
+    with about("languages", n, "alts"):
         if variant.alts and len(variant.alts) != images:
             raise UsageError(
                 f"the {lang} alt texts: {len(variant.alts)} given for {images} image(s)"
             )
-        for alt in variant.alts:
+    for m, alt in enumerate(variant.alts):
+        with about("languages", n, "alts", m):
             if not alt.strip():
                 raise UsageError(f"an {lang} alt text is empty")
             check_text(f"the {lang} alt text", alt)
-        follow_up = variant.follow_up.strip() if variant.follow_up is not None else None
+    follow_up = variant.follow_up.strip() if variant.follow_up is not None else None
+    with about("languages", n, "follow_up"):
         if follow_up is not None:
             if not follow_up:
                 raise UsageError(f"the {lang} follow-up is empty")
             check_text(f"the {lang} follow-up", follow_up)
-        checked.append(
-            LanguageVariant(
-                lang,
-                text,
-                {k: v.strip() for k, v in variant.wording.items()},
-                [a.strip() for a in variant.alts],
-                follow_up,
-            )
-        )
-    return checked
+    return LanguageVariant(
+        lang,
+        text,
+        {k: v.strip() for k, v in variant.wording.items()},
+        [a.strip() for a in variant.alts],
+        follow_up,
+    )
 
 
 def account_languages(settings: Settings, account: str, langs: Sequence[str]) -> list[str]:

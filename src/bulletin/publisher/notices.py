@@ -21,7 +21,7 @@ from bulletin.archiver.store.base import WormStore
 from bulletin.clock import Clock
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
-from bulletin.errors import NotFound, Refused, UsageError
+from bulletin.errors import NotFound, Refused, UsageError, about
 from bulletin.identity import require_role
 from bulletin.models import Account, Delivery, Notice, Template
 from bulletin.publisher import announce, recurrence
@@ -93,12 +93,21 @@ def draft_languages(draft: NoticeDraft, settings: Settings) -> list[LanguageVari
 
     :raises UsageError: see :func:`bulletin.publisher.languages.check_variants`.
     """
-    primary = primary_of(settings, draft.lang)
-    given = {normalise(settings, lang): text for lang, text in draft.follow_ups.items()}
-    named = {normalise(settings, v.lang) for v in draft.languages}
+    with about("lang"):
+        primary = primary_of(settings, draft.lang)
+    given: dict[str, str] = {}
+    for lang, text in draft.follow_ups.items():
+        with about("follow_ups", lang):
+            given[normalise(settings, lang)] = text
+    named = set()
+    for n, v in enumerate(draft.languages):
+        with about("languages", n, "lang"):
+            named.add(normalise(settings, v.lang))
     for lang in given:
         if lang not in named:
-            raise UsageError(f"a follow-up in {lang}: the notice has no {lang} text")
+            raise UsageError(
+                f"a follow-up in {lang}: the notice has no {lang} text", field=("follow_ups", lang)
+            )
     others = check_variants(
         settings,
         primary,
@@ -166,17 +175,19 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
     _check_schedule(draft, settings)
     languages = draft_languages(draft, settings)
     langs = [v.lang for v in languages]
-    _check_follow_ups(draft, settings, languages)
-    for target in draft.targets:
+    check_follow_ups(draft, settings, languages)
+    for n, target in enumerate(draft.targets):
         if not account_languages(settings, target, langs):
             posts = ", ".join(settings.accounts[target].languages)
             raise UsageError(
-                f"target account {target!r} posts only {posts}; the notice is in {', '.join(langs)}"
+                f"target account {target!r} posts only {posts}; the notice is in "
+                f"{', '.join(langs)}",
+                field=("targets", n),
             )
     return categories[draft.category]
 
 
-def _check_follow_ups(
+def check_follow_ups(
     draft: NoticeDraft, settings: Settings, languages: Sequence[LanguageVariant]
 ) -> None:
     """Each language's follow-up: one per language when the notice has one (unless
@@ -187,22 +198,31 @@ def _check_follow_ups(
         if others:
             raise UsageError(
                 f"the {others[0].lang} follow-up needs a follow-up in the primary language "
-                f"({languages[0].lang}) too"
+                f"({languages[0].lang}) too",
+                field=("follow_up",),
             )
         return
-    missing = [v.lang for v in languages[1:] if not v.follow_up]
+    missing = [(n, v.lang) for n, v in enumerate(languages[1:]) if not v.follow_up]
     if missing and not draft.follow_up_partial:
-        raise UsageError(f"the follow-up has no {', '.join(missing)} text", remedy="follow-up-in")
+        raise UsageError(
+            f"the follow-up has no {', '.join(lang for _, lang in missing)} text",
+            remedy="follow-up-in",
+            field=("languages", missing[0][0], "follow_up"),
+        )
     langs = [v.lang for v in languages]
-    for variant in others:
-        assert variant.follow_up is not None
+    for n, variant in enumerate(languages[1:]):
+        if not variant.follow_up:
+            continue
         for target in draft.targets:
             if variant.lang not in account_languages(settings, target, langs):
                 continue
             platform = settings.accounts[target].platform
             measured = plan(settings, target, platform, variant.follow_up, None, False)
             if not measured.fits:
-                raise UsageError(f"the {variant.lang} follow-up: {measured.too_long()}")
+                raise UsageError(
+                    f"the {variant.lang} follow-up: {measured.too_long()}",
+                    field=("languages", n, "follow_up"),
+                )
 
 
 def _check_texts(draft: NoticeDraft) -> None:

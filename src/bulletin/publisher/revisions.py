@@ -9,17 +9,20 @@ together with its audit event.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bulletin import audit
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
-from bulletin.errors import Refused, UsageError
-from bulletin.models import Delivery, Notice
-from bulletin.publisher.notices import get_for_update
+from bulletin.errors import Refused, UsageError, about
+from bulletin.models import Delivery, Notice, NoticeLanguage
+from bulletin.publisher.languages import LanguageVariant, check_variants
+from bulletin.publisher.notices import NoticeDraft, check_follow_ups, get_for_update
 from bulletin.publisher.schedule import occurrence_text
 from bulletin.publisher.texts import THREAD_PLATFORMS, check_text
 from bulletin.states import DeliveryKind, NoticeState
@@ -61,27 +64,37 @@ def send_back(engine: Engine, now: datetime, notice_id: int, actor: str, comment
 
 
 def edit(
-    engine: Engine, settings: Settings, now: datetime, notice_id: int, actor: str, text: str
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    notice_id: int,
+    actor: str,
+    text: str,
+    languages: Sequence[LanguageVariant] | None = None,
 ) -> Notice:
-    """Give draft ``notice_id`` the new ``text`` (its author's action): a new revision, whose
-    approvals start over; each target's text is measured again.
+    """Give draft ``notice_id`` the new ``text`` (its author's action) and, with
+    ``languages``, new texts in its other languages (see :func:`_relanguage`): a new
+    revision, whose approvals start over; each target's text is measured again.
 
     :raises Refused: not a draft, or not its author.
-    :raises UsageError: an empty, unchanged or too long text.
+    :raises UsageError: an empty, unchanged or too long text, or languages as
+        :func:`_relanguage` says.
     """
     text = text.strip()
-    if not text:
-        raise UsageError("notice text is empty")
-    check_text("notice text", text)
-    limit = settings.publisher.max_text_length
-    if len(text) > limit:
-        raise UsageError(f"notice text is {len(text)} characters, at most {limit} are allowed")
+    with about("text"):
+        if not text:
+            raise UsageError("notice text is empty")
+        check_text("notice text", text)
+        limit = settings.publisher.max_text_length
+        if len(text) > limit:
+            raise UsageError(f"notice text is {len(text)} characters, at most {limit} are allowed")
     with session_scope(engine) as session:
         notice = get_for_update(session, notice_id)
         _require_draft(notice, "edited")
         if actor != notice.author:
             raise Refused(f"only {notice.author}, who wrote notice {notice_id}, may edit it")
-        if text == notice.text:
+        changed = _relanguage(session, settings, notice, languages) if languages is not None else {}
+        if text == notice.text and not changed:
             raise UsageError(f"the text of notice {notice_id} is unchanged")
         notice.text = text
         notice.revision += 1
@@ -107,6 +120,9 @@ def edit(
             delivery.parts = list(target.parts) or None
             session.add(delivery)
         session.add(notice)
+        detail: dict[str, Any] = {"text": text}
+        if changed:
+            detail["languages"] = changed  # tag → its new text, of those that changed
         audit.record_event(
             session,
             at=now,
@@ -115,9 +131,70 @@ def edit(
             object_type="notice",
             object_id=notice_id,
             revision=notice.revision,
-            text=text,
+            **detail,
         )
         return notice
+
+
+def _relanguage(
+    session: Session, settings: Settings, notice: Notice, languages: Sequence[LanguageVariant]
+) -> dict[str, str]:
+    """Give ``notice``'s other languages the texts, wording, alt texts and follow-ups of
+    ``languages``, checked as a draft's are (:func:`check_variants`, the follow-up rules);
+    returns the new text of each variant that changed, by tag. An edit keeps the notice's
+    languages: each is given, none added (a notice drafted without a language's follow-up
+    may leave it out).
+
+    :raises UsageError: as a draft's languages are refused, or a language of the notice
+        missing, or one it does not have; ``field`` names it (``("languages", N, ...)``).
+    """
+    rows = {
+        r.lang: r
+        for r in session.exec(
+            select(NoticeLanguage).where(NoticeLanguage.notice_id == notice.id)
+        ).all()
+    }
+    limit = settings.publisher.max_text_length
+    images = len(notice.images or [])
+    checked = check_variants(settings, notice.lang, languages, images, limit)
+    for n, variant in enumerate(checked):
+        if variant.lang not in rows:
+            raise UsageError(
+                f"notice {notice.id} has no {variant.lang} text; an edit changes the languages "
+                "it has (to add one, cancel it and draft it again)",
+                field=("languages", n, "lang"),
+            )
+    missing = [lang for lang in rows if lang not in {v.lang for v in checked}]
+    if missing:
+        raise UsageError(
+            f"an edit gives each language of notice {notice.id}: {', '.join(missing)} is "
+            "missing (to drop one, cancel it and draft it again)",
+            field=("languages",),
+        )
+    primary = LanguageVariant(notice.lang, notice.text, {}, [], notice.follow_up)
+    partial = notice.follow_up is not None and any(r.follow_up is None for r in rows.values())
+    targets = sorted(
+        set(session.exec(select(Delivery.account).where(Delivery.notice_id == notice.id)).all())
+    )
+    as_drafted = NoticeDraft(
+        category=notice.category,
+        text=notice.text,
+        targets=targets,
+        follow_up=notice.follow_up,
+        follow_up_partial=partial,
+    )
+    check_follow_ups(as_drafted, settings, [primary, *checked])
+    changed = {}
+    for variant in checked:
+        row = rows[variant.lang]
+        new = (variant.text, dict(variant.wording) or None, list(variant.alts) or None)
+        if (row.text, row.wording, row.alts, row.follow_up) != (*new, variant.follow_up):
+            row.text, row.wording, row.alts = new
+            row.follow_up = variant.follow_up
+            session.add(row)
+            changed[variant.lang] = variant.text
+    session.flush()
+    return changed
 
 
 def _require_draft(notice: Notice, done: str) -> None:

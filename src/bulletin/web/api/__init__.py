@@ -34,7 +34,7 @@ from bulletin.web.api import (
     webhooks,
 )
 from bulletin.web.api.common import PREFIX as PREFIX
-from bulletin.web.api.common import message, problem
+from bulletin.web.api.common import FieldError, body_field, message, pointer, problem
 
 TITLES = {
     400: "Bad Request",
@@ -107,10 +107,13 @@ def create_api(app: App) -> FastAPI:
         assert isinstance(exc, BulletinError)
         code = status_of(exc)
         if code == 401:
-            return problem(401, TITLES[401], message(exc), **{"WWW-Authenticate": "Bearer"})
+            return problem(401, TITLES[401], message(exc), headers={"WWW-Authenticate": "Bearer"})
         if code == 503:
             return problem(503, TITLES[503], "Bulletin cannot reach its database.")
-        return problem(code, TITLES.get(code, "Error"), message(exc))
+        detail = message(exc)
+        field = body_field(getattr(exc, "field", None))
+        errors = [FieldError(detail=detail, pointer=pointer(field))] if field else None
+        return problem(code, TITLES.get(code, "Error"), detail, errors=errors)
 
     @api.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: Exception) -> Response:
@@ -121,7 +124,12 @@ def create_api(app: App) -> FastAPI:
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
         text = str(first.get("msg", "invalid")).replace("\n", " ")
-        return problem(422, TITLES[422], f"{where}: {text}"[:500])
+        detail = f"{where}: {text}"[:500]
+        loc = tuple(first.get("loc", ()))
+        fields = (
+            [FieldError(detail=detail, pointer=pointer(loc[1:]))] if loc[:1] == ("body",) else None
+        )
+        return problem(422, TITLES[422], detail, errors=fields)
 
     @api.exception_handler(HTTPException)
     async def http_error(request: Request, exc: Exception) -> Response:

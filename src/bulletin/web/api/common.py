@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -15,7 +17,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 from starlette.responses import JSONResponse
 
 from bulletin.app import Actor, App, tokens
-from bulletin.errors import UsageError
+from bulletin.errors import BulletinError, FieldPath, UsageError
 from bulletin.web import security
 
 PREFIX = "/api/v1"  # where web.create_app mounts the API
@@ -40,33 +42,105 @@ REMEDIES: dict[str, str] = {
     "token-scope": " (create a token that holds it)",
     "new-key": " (send a new Idempotency-Key for a new request)",
     "allow-empty": " (send allow_empty: true to hold only records captured later)",
+    "follow-up-in": " (give each language's follow_up, or follow_up_partial: true)",
 }
 
 
+# How the API names the application layer's fields (BulletinError.field) where its own
+# names differ: a language's ``wording`` is ``text_for``, as in the languages file.
+FIELD_NAMES: dict[str, str] = {"wording": "text_for"}
+
+
 def message(e: Exception) -> str:
-    """The one line shown for ``e``: its message and this door's words for its remedy."""
+    """The one line shown for ``e``: the field it is about (``languages.0.lang: ``, as a
+    request validation error names it), its message and this door's words for its remedy."""
     remedy = getattr(e, "remedy", None)
-    return f"{e}{REMEDIES.get(remedy or '', '')}"
+    where = ".".join(str(p) for p in body_field(getattr(e, "field", None)))
+    return f"{where + ': ' if where else ''}{e}{REMEDIES.get(remedy or '', '')}"
+
+
+def body_field(field: FieldPath | None) -> FieldPath:
+    """The application layer's ``field`` in this door's names (``()`` for none)."""
+    return tuple(FIELD_NAMES.get(p, p) if isinstance(p, str) else p for p in field or ())
+
+
+def pointer(field: FieldPath) -> str:
+    """A request body's ``field`` (in this door's names) as an RFC 6901 JSON pointer."""
+    parts = (str(p).replace("~", "~0").replace("/", "~1") for p in field)
+    return "#" + "".join("/" + p for p in parts)
+
+
+@contextmanager
+def fields_of(body: BaseModel) -> Iterator[None]:
+    """Run an action for a request whose body is ``body``: an error about a field the body
+    does not have (a template's own text, say) names none."""
+    try:
+        yield
+    except BulletinError as e:
+        field = getattr(e, "field", None)
+        if field and field[0] not in type(body).model_fields:
+            e.field = None
+        raise
+
+
+class FieldError(BaseModel):
+    """One field of the request that is wrong (RFC 9457 section 3's ``errors`` member)."""
+
+    detail: str
+    pointer: str = Field(
+        description="An RFC 6901 JSON pointer to the field in the request body.",
+        examples=["#/languages/0/lang"],
+    )
 
 
 class Problem(BaseModel):
-    """An RFC 9457 problem: what went wrong, in one line (``detail``)."""
+    """An RFC 9457 problem: what went wrong, in one line (``detail``); ``errors`` names the
+    request body's field when the problem is about one."""
 
     type: str = "about:blank"
     title: str
     status: int
     detail: str
+    errors: list[FieldError] | None = None
 
 
-def problem(status: int, title: str, detail: str, **headers: str) -> JSONResponse:
-    body = Problem(title=title, status=status, detail=detail).model_dump()
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = Problem(title=title, status=status, detail=detail, errors=errors).model_dump(
+        exclude_none=True
+    )
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
+
+
+def _problem_schema() -> dict[str, Any]:
+    """Problem's JSON schema with its definitions put in place (a ``#/$defs`` reference
+    would point at the root of the OpenAPI document, which has none)."""
+    schema = Problem.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    found: dict[str, Any] = inline(schema)
+    return found
 
 
 def _problem_response(description: str) -> dict[str, Any]:
     return {
         "description": description,
-        "content": {PROBLEM: {"schema": Problem.model_json_schema()}},
+        "content": {PROBLEM: {"schema": _problem_schema()}},
     }
 
 
@@ -78,7 +152,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     404: _problem_response("No such object"),
     413: {
         "description": "The body is larger than the web door takes (64 KiB)",
-        "content": {PROBLEM: {"schema": Problem.model_json_schema()}, "text/plain": {}},
+        "content": {PROBLEM: {"schema": _problem_schema()}, "text/plain": {}},
     },
     422: _problem_response("A value Bulletin cannot use"),
     503: _problem_response("The database is unavailable"),

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bulletin.app import Actor, App, idempotency, notice_queries, notices
 from bulletin.models import Delivery, Notice
+from bulletin.publisher.languages import LanguageVariant
 from bulletin.publisher.notices import CancelResult, NoticeDraft
 from bulletin.web.api.common import (
     DEFAULT_LIMIT,
@@ -26,6 +27,7 @@ from bulletin.web.api.common import (
     When,
     decode_cursor,
     encode_cursor,
+    fields_of,
     scope,
 )
 
@@ -48,8 +50,80 @@ class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class LanguageIn(Input):
+    """The notice in one more of the agency's languages: the same object as an item of
+    ``bulletin notice add --languages-file`` (checked by the same rules)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "lang": "es",
+                    "text": "Calle Main cerrada entre la 1 y la 2 hasta las 6 pm.",
+                    "text_for": {"x": "Calle Main cerrada hasta las 6 pm."},
+                    "follow_up": "La calle Main está abierta.",
+                }
+            ]
+        },
+    )
+
+    lang: Name = Field(
+        description="Its BCP 47 language tag: one of the agency's languages (`[agency] "
+        "languages`), not the notice's primary and not given twice.",
+        examples=["es"],
+    )
+    text: Text = Field(
+        max_length=10_000,
+        description="The notice in this language, as the public will read it (not empty).",
+        examples=["Calle Main cerrada entre la 1 y la 2 hasta las 6 pm."],
+    )
+    text_for: dict[Name, Text] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="Other wording in this language for one account or platform (account "
+        "or platform name → text), as `variants` gives it for the primary language.",
+        examples=[{"x": "Calle Main cerrada hasta las 6 pm."}],
+    )
+    alts: list[Text] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Alt text of each of the notice's images in this language, in image "
+        "order, one per image; empty: the primary language's.",
+        examples=[["Mapa de la calle Main cerrada entre la 1 y la 2."]],
+    )
+    follow_up: Text | None = Field(
+        default=None,
+        max_length=10_000,
+        description="The follow-up in this language, posted at expiry as a reply to this "
+        "language's posts; needs the notice's `follow_up`.",
+        examples=["La calle Main está abierta."],
+    )
+
+
 class NewNotice(Input):
-    """A draft notice: text and category, the accounts it goes to, when."""
+    """A draft notice: text and category, the accounts it goes to, when; in several
+    languages, the primary's text in ``text`` and each other language in ``languages``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "category": "road-closure",
+                    "text": "Road closed: Main St between 1st and 2nd until 6 pm.",
+                    "targets": ["feed"],
+                    "lang": "en",
+                    "languages": [
+                        {
+                            "lang": "es",
+                            "text": "Calle Main cerrada entre la 1 y la 2 hasta las 6 pm.",
+                        }
+                    ],
+                }
+            ]
+        },
+    )
 
     category: Name
     text: Text = Field(min_length=1, max_length=10_000)
@@ -61,6 +135,30 @@ class NewNotice(Input):
     late_ok: bool = False
     variants: dict[Name, Text] = Field(default_factory=dict, max_length=50)
     allow_thread: bool = False
+    lang: Name | None = Field(
+        default=None,
+        description="The language of `text` (BCP 47), one of the agency's languages; "
+        "default: the agency's first.",
+        examples=["en"],
+    )
+    languages: list[LanguageIn] = Field(
+        default_factory=list,
+        max_length=20,
+        description="The notice in the agency's other languages: a post per language and "
+        "account, published together once approved (as `notice add --languages-file`).",
+    )
+    follow_up: Text | None = Field(
+        default=None,
+        max_length=10_000,
+        description="Posted at expiry as a reply to each published post (needs "
+        "`expires_at`); a notice in several languages needs one in each (`languages[].`"
+        "`follow_up`) unless `follow_up_partial`.",
+        examples=["Main St has reopened."],
+    )
+    follow_up_partial: bool = Field(
+        default=False,
+        description="Let a language without its own follow-up go without one at expiry.",
+    )
 
 
 class FromTemplate(Input):
@@ -87,7 +185,15 @@ class SendBack(Input):
 
 
 class Edit(Input):
+    """A draft's new text and, optionally, each of its other languages anew."""
+
     text: Text = Field(min_length=1, max_length=10_000)
+    languages: list[LanguageIn] | None = Field(
+        default=None,
+        max_length=20,
+        description="Each of the notice's other languages with its new content (every one "
+        "it has, none added); left out: they stay as they are.",
+    )
 
 
 class Reason(Input):
@@ -106,9 +212,36 @@ class Retraction(Input):
     template: Name | None = None
 
 
+class LanguageOut(BaseModel):
+    """One language of a notice (the primary's is the notice's own text, wording, image alt
+    texts and follow-up)."""
+
+    lang: str = Field(description="Its BCP 47 language tag.", examples=["es"])
+    text: str
+    text_for: dict[str, str] = Field(
+        description="Its own wording per account or platform.",
+        examples=[{"x": "Calle Main cerrada hasta las 6 pm."}],
+    )
+    alts: list[str] = Field(
+        description="Alt text of each image in this language, in image order (empty: the "
+        "primary's)."
+    )
+    follow_up: str | None = Field(description="Posted at expiry (None: none in this language).")
+
+    @classmethod
+    def of(cls, v: LanguageVariant) -> dict[str, Any]:
+        return {
+            "lang": v.lang,
+            "text": v.text,
+            "text_for": dict(v.wording),
+            "alts": list(v.alts),
+            "follow_up": v.follow_up,
+        }
+
+
 class NoticeOut(BaseModel):
     """A notice as shown: ``revision`` counts its drafts' edits; ``sent_back`` is an
-    approver's comment waiting for the author's edit."""
+    approver's comment waiting for the author's edit; ``lang`` is its primary language."""
 
     id: int
     state: str
@@ -127,6 +260,7 @@ class NoticeOut(BaseModel):
     approved_at: datetime | None
     approvals_needed: int
     closed_reason: str | None
+    lang: str = Field(description="The language of `text` (BCP 47).", examples=["en"])
 
     @classmethod
     def of(cls, n: Notice) -> dict[str, Any]:
@@ -147,6 +281,10 @@ class DeliveryOut(BaseModel):
     published_at: datetime | None
     remote_url: str | None
     last_error: str | None
+    lang: str = Field(
+        description="The language it posts (BCP 47; empty: the notice's primary).",
+        examples=["es"],
+    )
 
     @classmethod
     def of(cls, d: Delivery) -> dict[str, Any]:
@@ -160,6 +298,7 @@ class Deliveries(BaseModel):
 class Drafted(NoticeOut):
     """A notice just drafted (or, for a repeated Idempotency-Key, the one drafted first)."""
 
+    languages: list[LanguageOut] = Field(description="Its languages, the primary first.")
     review: dict[str, Any]
     template: str | None
     covered_by: str | None
@@ -175,8 +314,9 @@ class ApprovalOut(BaseModel):
 
 
 class NoticeDetail(NoticeOut):
-    """One notice in full: its deliveries and approvals."""
+    """One notice in full: its languages, deliveries and approvals."""
 
+    languages: list[LanguageOut] = Field(description="Its languages, the primary first.")
     deliveries: list[DeliveryOut]
     approvals: list[ApprovalOut]
     review: dict[str, Any]
@@ -214,9 +354,15 @@ class Amended(BaseModel):
     daemon_notified: bool
 
 
+def variants_in(given: list[LanguageIn]) -> list[LanguageVariant]:
+    """The languages of a request as the application layer takes them."""
+    return [LanguageVariant(v.lang, v.text, v.text_for, v.alts, v.follow_up) for v in given]
+
+
 def _drafted(made: notices.Drafted) -> dict[str, Any]:
     return {
         **NoticeOut.of(made.notice),
+        "languages": [LanguageOut.of(v) for v in made.languages],
         "review": made.review.as_json(),
         "template": made.template,
         "covered_by": made.covered_by,
@@ -238,7 +384,8 @@ def _create(
     if key is not None:
         request = {"path": template is not None, "body": body.model_dump(mode="json")}
         once = idempotency.Claim.of(actor.name, key, request, 201)
-    made = notices.draft(app, actor, draft, template=template, values=values, once=once)
+    with fields_of(body):
+        made = notices.draft(app, actor, draft, template=template, values=values, once=once)
     response.headers["Location"] = f"{PREFIX}/notices/{made.notice.id}"
     if made.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -265,6 +412,10 @@ def create_notice(
         late_ok=body.late_ok,
         variants=body.variants,
         allow_thread=body.allow_thread,
+        follow_up=body.follow_up,
+        follow_up_partial=body.follow_up_partial,
+        lang=body.lang,
+        languages=variants_in(body.languages),
     )
     return _create(app, actor, response, draft, key, body)
 
@@ -329,6 +480,7 @@ def show_notice(notice_id: NoticeId, app: AppDep, actor: Reader) -> dict[str, An
     view = notice_queries.show_notice(app, notice_id)
     return {
         **NoticeOut.of(view.notice),
+        "languages": [LanguageOut.of(v) for v in view.languages],
         "deliveries": [DeliveryOut.of(d) for d in view.deliveries],
         "approvals": [vars(a) for a in view.approvals],
         "review": view.review.as_json(),
@@ -378,8 +530,11 @@ def send_back(notice_id: NoticeId, body: SendBack, app: AppDep, actor: Writer) -
 
 @router.post("/notices/{notice_id}/edit", response_model=NoticeOut, summary="Edit a draft")
 def edit(notice_id: NoticeId, body: Edit, app: AppDep, actor: Writer) -> dict[str, Any]:
-    """Give a draft new text (its author's): a new revision, whose approvals start over."""
-    return NoticeOut.of(notices.edit(app, actor, notice_id, body.text))
+    """Give a draft new text, and with ``languages`` new texts in its other languages (its
+    author's): a new revision, whose approvals start over."""
+    languages = None if body.languages is None else variants_in(body.languages)
+    with fields_of(body):
+        return NoticeOut.of(notices.edit(app, actor, notice_id, body.text, languages))
 
 
 def _cancelled(result: CancelResult) -> dict[str, Any]:
