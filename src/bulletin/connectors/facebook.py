@@ -10,23 +10,17 @@ the URL.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import unicodedata
-from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import facebook
 
-from bulletin.clock import Clock, SystemClock
 from bulletin.config.accounts import FacebookAccountSettings
-from bulletin.config.secrets import Secret, resolve_secret
-from bulletin.config.settings import Settings
 from bulletin.connectors._common import comparable_text, parse_platform_time
 from bulletin.connectors.base import (
     CheckLine,
-    Connector,
     Limits,
     OutgoingPost,
     Page,
@@ -35,17 +29,10 @@ from bulletin.connectors.base import (
     RemoteItem,
     json_bytes,
 )
-from bulletin.connectors.http import (
-    DEFAULT_TIMEOUT,
-    Timeout,
-    fetch_bytes,
-)
-from bulletin.connectors.meta import GraphClient
-from bulletin.connectors.retry import RetryPolicy
+from bulletin.connectors.meta import GraphClient, GraphConnector, GraphOptions, newer_than
 from bulletin.errors import (
     AuthError,
     ConnectorError,
-    Gone,
     MalformedResponse,
 )
 
@@ -54,73 +41,51 @@ POST_FIELDS = "id,message,created_time,updated_time,permalink_url,from"
 COMMENT_FIELDS = "id,message,created_time,from,parent,is_hidden,can_hide,attachment,permalink_url"
 
 
-class FacebookConnector(Connector):
+class _PageGraph(GraphClient):
+    """Graph for a Page: error 210 means a User token was given where a Page token is
+    needed, which the operator must be told in those words."""
+
+    def __init__(self, account: str, *, page_id: str, **options: Any) -> None:
+        super().__init__(account, **options)
+        self.page_id = page_id
+
+    def error(self, error: facebook.GraphAPIError) -> ConnectorError:
+        found = error.result.get("error") if isinstance(error.result, dict) else None
+        code = found.get("code", error.code) if isinstance(found, dict) else error.code
+        if code == 210:
+            return AuthError(
+                f"account {self.account}: Graph error 210: a Page access token for page "
+                f"{self.page_id} is required (this looks like a User token)"
+            )
+        return super().error(error)
+
+
+class FacebookConnector(GraphConnector):
     """One Facebook Page. The Page token is held as a :class:`Secret`."""
 
     platform: ClassVar[str] = "facebook"
+    host: ClassVar[str] = ""
+    label: ClassVar[str] = "Graph"
+    settings_type = FacebookAccountSettings
+    settings_fields = ("page_id", "graph_version")
+    client_type = _PageGraph
 
     def __init__(
         self,
         name: str,
         *,
         page_id: str,
-        token: Secret,
-        base_url: str = "",
         graph_version: str = "v26.0",
-        retry: RetryPolicy | None = None,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-        clock: Clock | None = None,
+        **options: Unpack[GraphOptions],
     ) -> None:
-        super().__init__(name)
-        self.page_id = page_id
-        self.retry = (retry or RetryPolicy()).on_clock(clock)
-        self.clock = clock or SystemClock()
-        self._timeout = timeout
-        self._client = _PageGraph(
+        super().__init__(
             name,
             page_id=page_id,
-            token=token,
-            host="",
-            label="Graph",
-            base_url=base_url,
             version=graph_version,
-            retry=self.retry,
-            timeout=timeout,
-            clock=self.clock,
             usage_headers=("x-business-use-case-usage", "x-app-usage", "x-page-usage"),
+            **options,
         )
-        self._version = graph_version
-
-    @classmethod
-    def from_settings(
-        cls,
-        name: str,
-        settings: Settings,
-        environ: Mapping[str, str],
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-        clock: Clock | None = None,
-    ) -> FacebookConnector:
-        """Build from ``[accounts.NAME]``; :raises AuthError: the token variable is unset."""
-        account = settings.account(name, FacebookAccountSettings)
-        return cls(
-            name,
-            page_id=account.page_id,
-            token=resolve_secret(account.token_env, environ, name),
-            base_url=account.base_url,
-            graph_version=account.graph_version,
-            retry=retry,
-            timeout=timeout,
-            clock=clock,
-        )
-
-    def _request(self, what: str, call: Callable[[], Any], write: bool = False) -> Any:
-        """Run one facebook-sdk call once; its result, or our error."""
-        return self._client.call(what, call, write=write)
-
-    def _get(self, what: str, path: str, **args: Any) -> Any:
-        return self._client.get(what, path, **args)
+        self.page_id = page_id
 
     # -- capabilities ----------------------------------------------------------------------
     def limits(self) -> Limits:
@@ -142,19 +107,16 @@ class FacebookConnector(Connector):
 
     def _publish_once(self, post: OutgoingPost) -> PublishResult:
         text = unicodedata.normalize("NFC", post.text)
-        version = self._version
         if post.reply_to:
             return self._comment(post.reply_to, text)
         if post.media:
             image = post.media[0]
-            result = self._request(
+            result = self._client.request(
                 "publish photo",
-                lambda: self._client.graph.request(
-                    f"{version}/{self.page_id}/photos",
-                    post_args={"caption": text},
-                    files={"source": ("image", image.data, image.mime_type)},
-                    method="POST",
-                ),
+                f"{self.page_id}/photos",
+                post_args={"caption": text},
+                files={"source": ("image", image.data, image.mime_type)},
+                method="POST",
                 write=True,
             )
             post_id = result.get("post_id") if isinstance(result, dict) else None
@@ -162,12 +124,8 @@ class FacebookConnector(Connector):
             args = {"message": text}
             if post.link:
                 args["link"] = post.link
-            result = self._request(
-                "publish",
-                lambda: self._client.graph.request(
-                    f"{version}/{self.page_id}/feed", post_args=args, method="POST"
-                ),
-                write=True,
+            result = self._client.request(
+                "publish", f"{self.page_id}/feed", post_args=args, method="POST", write=True
             )
             post_id = result.get("id") if isinstance(result, dict) else None
         if not post_id:
@@ -177,12 +135,8 @@ class FacebookConnector(Connector):
 
     def _comment(self, post_id: str, text: str) -> PublishResult:
         """A reply in a post's thread: the Page comments on its own post."""
-        result = self._request(
-            "comment",
-            lambda: self._client.graph.request(
-                f"{self._version}/{post_id}/comments", post_args={"message": text}, method="POST"
-            ),
-            write=True,
+        result = self._client.request(
+            "comment", f"{post_id}/comments", post_args={"message": text}, method="POST", write=True
         )
         comment_id = result.get("id") if isinstance(result, dict) else None
         if not comment_id:
@@ -209,17 +163,7 @@ class FacebookConnector(Connector):
                         continue
                     return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
             return None
-        cursor: str | None = None
-        while True:
-            page = self._posts(cursor, since=since)
-            for item in page.items:
-                if item.posted_at is not None and item.posted_at < since:
-                    return None
-                if comparable_text(item.text) == wanted:
-                    return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
-            if page.next_cursor is None:
-                return None
-            cursor = page.next_cursor
+        return self._find_post(wanted, since)
 
     # -- reading ---------------------------------------------------------------------------
     def _posts(self, cursor: str | None, since: datetime | None = None) -> Page:
@@ -228,8 +172,11 @@ class FacebookConnector(Connector):
             args["after"] = cursor
         if since is not None:
             args["since"] = str(math.floor(since.timestamp()))
-        body = self._get("list posts", f"{self.page_id}/posts", **args)
+        body = self._client.get("list posts", f"{self.page_id}/posts", **args)
         return Page([self._post_item(p) for p in self._data(body)], self._next(body))
+
+    def _recent_posts(self, cursor: str | None, since: datetime) -> Page:
+        return newer_than(self._posts(cursor, since=since), since)
 
     @staticmethod
     def _data(body: Any) -> list[dict[str, Any]]:
@@ -258,18 +205,6 @@ class FacebookConnector(Connector):
             raw=json_bytes(post),
         )
 
-    def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
-        """The Page's posts, newest first, 100 a page; stops at ``since_id``."""
-        page = self._posts(cursor)
-        if since_id is None:
-            return page
-        items: list[RemoteItem] = []
-        for item in page.items:
-            if item.remote_id == since_id:
-                return Page(items, None)
-            items.append(item)
-        return Page(items, page.next_cursor)
-
     def list_comments(
         self, post_id: str, cursor: str | None = None, since_id: str | None = None
     ) -> Page:
@@ -285,7 +220,7 @@ class FacebookConnector(Connector):
         }
         if cursor:
             args["after"] = cursor
-        body = self._get("list comments", f"{post_id}/comments", **args)
+        body = self._client.get("list comments", f"{post_id}/comments", **args)
         items = []
         rejects = []
         for comment in self._data(body):
@@ -333,7 +268,7 @@ class FacebookConnector(Connector):
     def fetch_comment(self, thread_id: str, comment_id: str) -> RemoteItem | None:
         """One comment read directly (``GET /{comment-id}``); None when Graph has no such
         comment any more."""
-        body = self._read("read comment", comment_id, COMMENT_FIELDS)
+        body = self._client.read("read comment", comment_id, COMMENT_FIELDS)
         return None if body is None else self._comment_item(body, thread_id)
 
     def fetch_post(self, remote_id: str, reply_to: str | None = None) -> RemoteItem | None:
@@ -342,16 +277,8 @@ class FacebookConnector(Connector):
         Graph has no such object."""
         if reply_to:
             return self.fetch_comment(reply_to, remote_id)
-        body = self._read("read post", remote_id, POST_FIELDS)
+        body = self._client.read("read post", remote_id, POST_FIELDS)
         return None if body is None else self._post_item(body)
-
-    def _read(self, what: str, object_id: str, fields: str) -> dict[str, Any] | None:
-        """One object's fields; None when Graph says there is no such object."""
-        return self._client.read(what, object_id, fields)
-
-    def fetch_media(self, url: str, max_bytes: int) -> tuple[bytes, str | None]:
-        """An attachment's image, fetched with the connector's session (timeouts apply)."""
-        return fetch_bytes(self._client.session, url, max_bytes, self._timeout)
 
     def delete_comment(self, comment_id: str) -> None:
         """Delete a visitor comment (the Page may delete comments on its own posts); a
@@ -365,32 +292,14 @@ class FacebookConnector(Connector):
         self.retry.call(
             self.name,
             "hide comment",
-            lambda: self._request(
-                "hide comment",
-                lambda: self._client.graph.request(
-                    f"{self._version}/{comment_id}", post_args={"is_hidden": value}, method="POST"
-                ),
+            lambda: self._client.request(
+                "hide comment", comment_id, post_args={"is_hidden": value}, method="POST"
             ),
         )
 
     def delete_post(self, post_id: str) -> None:
         """Delete one of the Page's posts; a post already gone counts as deleted."""
         self._delete("delete post", post_id)
-
-    def _delete(self, what: str, object_id: str) -> None:
-        """DELETE one object; Graph's "no such object" (see GONE_ERRORS) means it is done,
-        any other error is raised."""
-
-        def once() -> None:
-            with contextlib.suppress(Gone):
-                self._request(
-                    what,
-                    lambda: self._client.graph.request(
-                        f"{self._version}/{object_id}", method="DELETE"
-                    ),
-                )
-
-        self.retry.call(self.name, what, once)
 
     # -- webhooks --------------------------------------------------------------------------
     def subscribe_app(self, fields: list[str]) -> None:
@@ -405,20 +314,18 @@ class FacebookConnector(Connector):
         self.retry.call(
             self.name,
             "subscribe app",
-            lambda: self._request(
+            lambda: self._client.request(
                 "subscribe app",
-                lambda: self._client.graph.request(
-                    f"{self._version}/{self.page_id}/subscribed_apps",
-                    post_args={"subscribed_fields": joined},
-                    method="POST",
-                ),
+                f"{self.page_id}/subscribed_apps",
+                post_args={"subscribed_fields": joined},
+                method="POST",
             ),
         )
 
     def subscribed_fields(self) -> list[str]:
         """The webhook fields the Page's installed apps are subscribed to
         (``GET /{page-id}/subscribed_apps``); empty when no app is installed."""
-        body = self._get("subscribed apps", f"{self.page_id}/subscribed_apps")
+        body = self._client.get("subscribed apps", f"{self.page_id}/subscribed_apps")
         fields: list[str] = []
         for app in self._data(body):
             for name in app.get("subscribed_fields") or []:
@@ -429,7 +336,7 @@ class FacebookConnector(Connector):
     def check(self) -> list[CheckLine]:
         """Token type and Page, reading posts, reading comment ids (MODERATE task)."""
         try:
-            me = self._get("token (me)", "me", fields="id,name")
+            me = self._client.get("token (me)", "me", fields="id,name")
         except ConnectorError as e:
             return [CheckLine("token (me)", False, str(e))]
         if str(me.get("id")) != self.page_id:
@@ -458,25 +365,3 @@ class FacebookConnector(Connector):
         except ConnectorError as e:
             lines.append(CheckLine("read comment ids (MODERATE task)", False, str(e)))
         return lines
-
-    def close(self) -> None:
-        self._client.close()
-
-
-class _PageGraph(GraphClient):
-    """Graph for a Page: error 210 means a User token was given where a Page token is
-    needed, which the operator must be told in those words."""
-
-    def __init__(self, account: str, *, page_id: str, **options: Any) -> None:
-        super().__init__(account, **options)
-        self.page_id = page_id
-
-    def error(self, error: facebook.GraphAPIError) -> ConnectorError:
-        found = error.result.get("error") if isinstance(error.result, dict) else None
-        code = found.get("code", error.code) if isinstance(found, dict) else error.code
-        if code == 210:
-            return AuthError(
-                f"account {self.account}: Graph error 210: a Page access token for page "
-                f"{self.page_id} is required (this looks like a User token)"
-            )
-        return super().error(error)

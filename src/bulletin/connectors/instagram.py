@@ -26,26 +26,16 @@ posted as a comment instead.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import re
 import unicodedata
-from collections.abc import Mapping
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
-from bulletin.clock import Clock, SystemClock
 from bulletin.config.accounts import InstagramAccountSettings
-from bulletin.config.secrets import Secret, resolve_secret
-from bulletin.config.settings import Settings
-from bulletin.connectors._common import comparable_text, parse_platform_time
+from bulletin.connectors._common import parse_platform_time
 from bulletin.connectors.base import (
-    IMAGE_EXTENSIONS,
     CheckLine,
-    Connector,
     Limits,
-    Media,
     OutgoingPost,
     Page,
     PublishResult,
@@ -53,93 +43,52 @@ from bulletin.connectors.base import (
     RemoteItem,
     json_bytes,
 )
-from bulletin.connectors.http import DEFAULT_TIMEOUT, Timeout, fetch_bytes
-from bulletin.connectors.meta import ContainerJournal, GraphClient, journal_path
-from bulletin.connectors.retry import RetryPolicy
-from bulletin.errors import (
-    Ambiguous,
-    ConnectorError,
-    Gone,
-    MalformedResponse,
-    RateLimited,
-    Refused,
-    Rejected,
-    Retryable,
+from bulletin.connectors.meta import (
+    ContainerConnector,
+    GraphClient,
+    GraphOptions,
 )
+from bulletin.errors import ConnectorError, Refused, Rejected
 
 HOST = "https://graph.facebook.com"
 MAX_CAPTION = 2200
 MAX_HASHTAGS = 30
 DEFAULT_QUOTA = 100  # per 24 hours, when content_publishing_limit gives no config
-QUOTA_RETRY = timedelta(hours=1)
 HASHTAG = re.compile(r"(?<![\w&])#\w+")
 MEDIA_FIELDS = "id,caption,media_type,media_url,alt_text,permalink,timestamp,username"
 COMMENT_FIELDS = "id,text,timestamp,username,from,hidden,parent_id,like_count"
 REPLY_FIELDS = f"{COMMENT_FIELDS},replies{{{COMMENT_FIELDS}}}"
 
 
-class InstagramConnector(Connector):
+class InstagramConnector(ContainerConnector):
     """One Instagram professional account. The token is held as a :class:`Secret`."""
 
     platform: ClassVar[str] = "instagram"
+    host: ClassVar[str] = HOST
+    label: ClassVar[str] = "Instagram"
+    settings_type = InstagramAccountSettings
+    settings_fields = ("ig_user_id", "media_base_url", "graph_version")
+    container_edge: ClassVar[str] = "media"
+    status_field: ClassVar[str] = "status_code"
+    container_fields: ClassVar[str] = "id,status_code"
+    post_fields: ClassVar[str] = MEDIA_FIELDS
+    quota_edge: ClassVar[str] = "content_publishing_limit"
+    quota_fields: ClassVar[str] = "quota_usage,config"
 
     def __init__(
         self,
         name: str,
         *,
         ig_user_id: str,
-        token: Secret,
         media_base_url: str,
-        base_url: str = "",
         graph_version: str = "v26.0",
         journal: Path | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-        clock: Clock | None = None,
+        **options: Unpack[GraphOptions],
     ) -> None:
-        super().__init__(name)
+        super().__init__(
+            name, ig_user_id, media_base_url, journal, version=graph_version, **options
+        )
         self.ig_user_id = ig_user_id
-        self.media_base_url = media_base_url.rstrip("/")
-        self.clock = clock or SystemClock()
-        self.retry = (retry or RetryPolicy()).on_clock(clock)
-        self.journal = ContainerJournal(journal)
-        self._client = GraphClient(
-            name,
-            token=token,
-            host=HOST,
-            label="Instagram",
-            base_url=base_url,
-            version=graph_version,
-            retry=self.retry,
-            timeout=timeout,
-            clock=self.clock,
-        )
-
-    @classmethod
-    def from_settings(
-        cls,
-        name: str,
-        settings: Settings,
-        environ: Mapping[str, str],
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-        clock: Clock | None = None,
-    ) -> InstagramConnector:
-        """Build from ``[accounts.NAME]``; :raises AuthError: the token variable is unset."""
-        account = settings.account(name, InstagramAccountSettings)
-        return cls(
-            name,
-            ig_user_id=account.ig_user_id,
-            token=resolve_secret(account.token_env, environ, name),
-            media_base_url=account.media_base_url,
-            base_url=account.base_url,
-            graph_version=account.graph_version,
-            journal=journal_path(settings.data_dir, name),
-            retry=retry,
-            timeout=timeout,
-            clock=clock,
-        )
 
     # -- capabilities ----------------------------------------------------------------------
     def limits(self) -> Limits:
@@ -175,57 +124,13 @@ class InstagramConnector(Connector):
         """
         return self.retry.publish(self, post, self._publish_once)
 
-    def quota(self) -> dict[str, Any]:
-        """``content_publishing_limit``: ``quota_usage`` and ``config`` (``quota_total``,
-        ``quota_duration``) of the last 24 hours."""
-        body = self._client.get(
-            "read publishing limit",
-            f"{self.ig_user_id}/content_publishing_limit",
-            fields="quota_usage,config",
+    def _check_quota(self, post: OutgoingPost) -> None:
+        self._enforce_quota(
+            "quota_usage", "config", DEFAULT_QUOTA, "Instagram allows this account {total} posts"
         )
-        rows = GraphClient.data(body, "Instagram")
-        if not rows:
-            raise MalformedResponse("Instagram's publishing limit is empty", raw=json_bytes(body))
-        return rows[0]
 
-    def _check_quota(self) -> None:
-        row = self.quota()
-        try:
-            used = int(row.get("quota_usage") or 0)
-            total = int((row.get("config") or {}).get("quota_total") or DEFAULT_QUOTA)
-        except (TypeError, ValueError, AttributeError):
-            raise MalformedResponse(
-                "Instagram's publishing limit is not numbers", raw=json_bytes(row)
-            ) from None
-        if used >= total:
-            raise RateLimited(
-                f"account {self.name}: Instagram allows this account {total} posts per 24 "
-                f"hours and {used} were published; the post waits until the quota frees",
-                self.clock.now() + QUOTA_RETRY,
-                code="publishing-limit",
-            )
-
-    def _image_url(self, image: Media) -> str:
-        digest = hashlib.sha256(image.data).hexdigest()
-        return f"{self.media_base_url}/{digest}.{IMAGE_EXTENSIONS.get(image.mime_type, 'jpg')}"
-
-    def _container(self, post: OutgoingPost) -> str:
-        """The journal's container of ``post`` when it can still be published, else a new
-        one, written to the journal at once."""
-        known = self.journal.get(post.key)
-        if known is not None:
-            body = self._client.read("read container", known, "id,status_code")
-            status = str((body or {}).get("status_code") or "")
-            if status == "FINISHED":
-                return known
-            if status == "IN_PROGRESS":
-                raise Retryable(f"account {self.name}: the Instagram container is not ready")
-            if status == "PUBLISHED":
-                raise Ambiguous(
-                    f"account {self.name}: the Instagram container {known} was published "
-                    "and its post is not found yet"
-                )
-            self.journal.drop(post.key)  # EXPIRED, ERROR or gone: make a new one
+    def _container_args(self, post: OutgoingPost) -> dict[str, Any]:
+        """The image (by URL), its caption and alt text. :raises Rejected: no image."""
         if not post.media:
             raise Rejected(
                 f"account {self.name}: an Instagram post needs an image (with its alt text)",
@@ -238,42 +143,12 @@ class InstagramConnector(Connector):
         }
         if image.alt_text:
             args["alt_text"] = image.alt_text
-        result = self._client.request(
-            "create container", f"{self.ig_user_id}/media", post_args=args, write=True
-        )
-        container = result.get("id") if isinstance(result, dict) else None
-        if not container:
-            raise MalformedResponse(
-                "Instagram's container answer has no id", raw=self._client.raw(result)
-            )
-        self.journal.put(post.key, str(container))
-        return str(container)
+        return args
 
     def _publish_once(self, post: OutgoingPost) -> PublishResult:
         if post.reply_to:
             return self._comment(post)
-        self._check_quota()
-        container = self._container(post)
-        result = self._client.request(
-            "publish",
-            f"{self.ig_user_id}/media_publish",
-            post_args={"creation_id": container},
-            write=True,
-        )
-        media_id = result.get("id") if isinstance(result, dict) else None
-        if not media_id:
-            raise MalformedResponse(
-                "Instagram's publish answer has no id", raw=self._client.raw(result)
-            )
-        self.journal.drop(post.key)
-        try:
-            body = self._client.read("read post", str(media_id), MEDIA_FIELDS)
-        except ConnectorError:
-            body = None
-        if body is None:
-            return PublishResult(str(media_id), None, self.clock.now(), json_bytes(result))
-        item = self._media_item(body)
-        return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
+        return super()._publish_once(post)
 
     def _comment(self, post: OutgoingPost) -> PublishResult:
         """The account's comment on its post (a follow-up or correction)."""
@@ -281,37 +156,9 @@ class InstagramConnector(Connector):
         result = self._client.request(
             "comment", f"{post.reply_to}/comments", post_args={"message": text}, write=True
         )
-        comment_id = result.get("id") if isinstance(result, dict) else None
-        if not comment_id:
-            raise MalformedResponse(
-                "Instagram's comment answer has no id", raw=self._client.raw(result)
-            )
+        comment_id = self._client.answer_id(result, "comment")
         raw = self._client.raw(result)
-        return PublishResult(str(comment_id), None, self.clock.now(), raw)
-
-    def find_published(self, post: OutgoingPost, since: datetime) -> PublishResult | None:
-        """The account's post (or its comment on ``reply_to``) with ``post``'s caption,
-        created at or after ``since``."""
-        wanted = comparable_text(post.text)
-        if post.reply_to:
-            for item in self.iter_comments(post.reply_to):
-                if item.kind != "post" or comparable_text(item.text) != wanted:
-                    continue
-                if item.posted_at is not None and item.posted_at < since:
-                    continue
-                return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
-            return None
-        cursor: str | None = None
-        while True:
-            page = self._media(cursor)
-            for item in page.items:
-                if item.posted_at is not None and item.posted_at < since:
-                    return None
-                if comparable_text(item.text) == wanted:
-                    return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
-            if page.next_cursor is None:
-                return None
-            cursor = page.next_cursor
+        return PublishResult(comment_id, None, self.clock.now(), raw)
 
     # -- reading ---------------------------------------------------------------------------
     @staticmethod
@@ -321,23 +168,13 @@ class InstagramConnector(Connector):
             raise ValueError(f"an item whose {field} is not a string")
         return text
 
-    def _media(self, cursor: str | None) -> Page:
+    def _posts(self, cursor: str | None) -> Page:
         args: dict[str, Any] = {"fields": MEDIA_FIELDS, "limit": 100}
         if cursor:
             args["after"] = cursor
-        body = self._client.get("list posts", f"{self.ig_user_id}/media", **args)
-        items, rejects = [], []
-        for row in GraphClient.data(body, "Instagram"):
-            try:
-                items.append(self._media_item(row))
-            except (KeyError, TypeError, ValueError) as e:
-                ident = row.get("id")
-                rejects.append(
-                    Reject(json_bytes(row), f"{type(e).__name__}: {e}", ident and str(ident))
-                )
-        return Page(items, GraphClient.next_cursor(body), rejects)
+        return self._post_page(self._client.get("list posts", f"{self.ig_user_id}/media", **args))
 
-    def _media_item(self, row: dict[str, Any]) -> RemoteItem:
+    def _post_item(self, row: dict[str, Any]) -> RemoteItem:
         extra: dict[str, Any] = {}
         if isinstance(row.get("media_url"), str):
             extra["attachment_urls"] = [row["media_url"]]
@@ -372,18 +209,6 @@ class InstagramConnector(Connector):
             extra=extra,
             raw=json_bytes({k: v for k, v in row.items() if k != "replies"}),
         )
-
-    def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
-        """The account's posts, newest first, 100 a page; stops at ``since_id``."""
-        page = self._media(cursor)
-        if since_id is None:
-            return page
-        items: list[RemoteItem] = []
-        for item in page.items:
-            if item.remote_id == since_id:
-                return Page(items, None, page.rejects)
-            items.append(item)
-        return Page(items, page.next_cursor, page.rejects)
 
     def list_comments(
         self, post_id: str, cursor: str | None = None, since_id: str | None = None
@@ -437,10 +262,7 @@ class InstagramConnector(Connector):
         if reply_to:
             return self.fetch_comment(reply_to, remote_id)
         body = self._client.read("read post", remote_id, MEDIA_FIELDS)
-        return None if body is None else self._media_item(body)
-
-    def fetch_media(self, url: str, max_bytes: int) -> tuple[bytes, str | None]:
-        return fetch_bytes(self._client.session, url, max_bytes, self._client.timeout)
+        return None if body is None else self._post_item(body)
 
     # -- moderation ------------------------------------------------------------------------
     def hide_comment(self, comment_id: str, hidden: bool = True) -> None:
@@ -454,12 +276,7 @@ class InstagramConnector(Connector):
 
     def delete_comment(self, comment_id: str) -> None:
         """Delete a comment on one of the account's posts; one already gone is deleted."""
-
-        def once() -> None:
-            with contextlib.suppress(Gone):
-                self._client.request("delete comment", comment_id, method="DELETE")
-
-        self.retry.call(self.name, "delete comment", once)
+        self._delete("delete comment", comment_id)
 
     def delete_post(self, post_id: str) -> None:
         """Instagram's API cannot delete a published post.
@@ -479,7 +296,7 @@ class InstagramConnector(Connector):
             return [CheckLine("account", False, str(e))]
         lines = [CheckLine("account", True, f"Instagram account @{me.get('username')}")]
         try:
-            self._media(None)
+            self._posts(None)
             lines.append(CheckLine("read posts", True))
         except ConnectorError as e:
             return [*lines, CheckLine("read posts", False, str(e))]
@@ -496,6 +313,3 @@ class InstagramConnector(Connector):
         except ConnectorError as e:
             lines.append(CheckLine("publishing limit", False, str(e)))
         return lines
-
-    def close(self) -> None:
-        self._client.close()

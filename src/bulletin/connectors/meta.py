@@ -8,6 +8,10 @@ rewrites that host to it (or to the account's ``base_url``, a sandbox), so the l
 used as it is. Its constructor accepts only Graph versions 2.8-3.1: the configured version is
 set on the instance afterwards.
 
+The connectors share :class:`GraphConnector` (building from settings, listing, deleting) and
+Instagram and Threads :class:`ContainerConnector`, the container -> publish flow and its
+journal; each connector keeps only its edges, fields and what a container holds.
+
 Errors (https://developers.facebook.com/docs/graph-api/guides/error-handling) use the same
 ``{"error": {...}}`` body on both hosts. The token travels as facebook-sdk sends it (a query
 or form parameter): no message here quotes a URL, and errors from ``requests`` are not
@@ -16,20 +20,42 @@ chained, because their text holds the URL.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+from abc import abstractmethod
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Required, Self, TypedDict
 
 import facebook
 import requests
 
-from bulletin.clock import Clock
-from bulletin.config.secrets import Secret
-from bulletin.connectors._common import meta_usage_wait
-from bulletin.connectors.base import json_bytes
-from bulletin.connectors.http import Timeout, platform_session, sent_request, skew_watch
+from bulletin.clock import Clock, SystemClock
+from bulletin.config.accounts import AccountSettings
+from bulletin.config.secrets import Secret, resolve_secret
+from bulletin.config.settings import Settings
+from bulletin.connectors._common import comparable_text, meta_usage_wait
+from bulletin.connectors.base import (
+    IMAGE_EXTENSIONS,
+    Connector,
+    Media,
+    OutgoingPost,
+    Page,
+    PublishResult,
+    Reject,
+    RemoteItem,
+    json_bytes,
+)
+from bulletin.connectors.http import (
+    DEFAULT_TIMEOUT,
+    Timeout,
+    fetch_bytes,
+    platform_session,
+    sent_request,
+    skew_watch,
+)
 from bulletin.connectors.retry import RetryPolicy
 from bulletin.errors import (
     Ambiguous,
@@ -53,6 +79,11 @@ AUTH_CODES = {102, 104, 190, 10} | set(range(200, 300))
 # request": the object does not exist, cannot be loaded due to missing permissions, or does
 # not support the operation. Code 100 without subcode 33 is a bad request, never "gone".
 GONE_ERRORS = {(100, 33)}
+
+
+def possessive(label: str) -> str:
+    """``label``'s possessive as messages write it: "Instagram's", "Threads'"."""
+    return f"{label}'" if label.endswith("s") else f"{label}'s"
 
 
 class GraphClient:
@@ -184,6 +215,7 @@ class GraphClient:
         post_args: dict[str, Any] | None = None,
         method: str | None = None,
         write: bool = False,
+        files: dict[str, Any] | None = None,
     ) -> Any:
         """One call on ``{version}/{path}``, once (no retries)."""
         return self.call(
@@ -192,10 +224,23 @@ class GraphClient:
                 f"{self.version}/{path}",
                 dict(args or {}),
                 post_args=dict(post_args) if post_args is not None else None,
+                files=files,
                 method=method,
             ),
             write=write,
         )
+
+    def answer_id(self, result: Any, what: str) -> str:
+        """The ``id`` in the answer ``result`` to ``what`` (a write).
+
+        :raises MalformedResponse: there is none (the answer's bytes attached).
+        """
+        found = result.get("id") if isinstance(result, dict) else None
+        if not found:
+            raise MalformedResponse(
+                f"{possessive(self.label)} {what} answer has no id", raw=self.raw(result)
+            )
+        return str(found)
 
     def get(self, what: str, path: str, **args: Any) -> Any:
         """A read, with the retry policy."""
@@ -290,3 +335,335 @@ class ContainerJournal:
 def journal_path(data_dir: Path, account: str) -> Path:
     """Where ``account``'s container journal lives in the data directory."""
     return data_dir / "containers" / f"{account}.json"
+
+
+QUOTA_RETRY = timedelta(hours=1)  # a publishing quota's window moves: look again in an hour
+
+
+def newer_than(page: Page, since: datetime) -> Page:
+    """``page`` (newest first) cut before its first item posted before ``since``; a cut
+    page has no next page."""
+    for index, item in enumerate(page.items):
+        if item.posted_at is not None and item.posted_at < since:
+            return Page(page.items[:index], None, page.rejects)
+    return page
+
+
+class GraphOptions(TypedDict, total=False):
+    """The keywords every Meta connector takes for its client, as :class:`GraphConnector`."""
+
+    token: Required[Secret]
+    base_url: str  # a sandbox's URL instead of the platform's host
+    retry: RetryPolicy | None
+    timeout: Timeout
+    clock: Clock | None
+
+
+class GraphConnector(Connector):
+    """A connector speaking to one Meta host through a :class:`GraphClient` (``_client``).
+
+    A subclass sets ``host``, ``label`` and ``settings_type`` (and ``client_type`` for a
+    client of its own) and ``settings_fields``, implements :meth:`_posts`, and
+    passes the Graph ``version`` and :class:`GraphOptions` on to ``__init__``. It gets
+    :meth:`from_settings`, :meth:`list_posts`, the search of :meth:`_find_post`,
+    :meth:`_delete`, :meth:`fetch_media` and :meth:`close`.
+    """
+
+    host: ClassVar[str]  # the platform's API host; "" for graph.facebook.com
+    label: ClassVar[str]  # the platform's name in error messages
+    settings_type: ClassVar[type[AccountSettings]]
+    # the constructor's keywords read from the account's settings, of the same names
+    settings_fields: ClassVar[tuple[str, ...]]
+    client_type: ClassVar[type[GraphClient]] = GraphClient
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        clock: Clock | None = None,
+        **client_options: Any,
+    ) -> None:
+        """``client_options`` (``token``, ``version``, ``base_url``, ...) go to ``client_type``."""
+        super().__init__(name)
+        self.clock = clock or SystemClock()
+        self.retry = (retry or RetryPolicy()).on_clock(clock)
+        self._client = self.client_type(
+            name,
+            host=self.host,
+            label=self.label,
+            retry=self.retry,
+            timeout=timeout,
+            clock=self.clock,
+            **client_options,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        name: str,
+        settings: Settings,
+        environ: Mapping[str, str],
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        clock: Clock | None = None,
+    ) -> Self:
+        """Build from ``[accounts.NAME]``; :raises AuthError: the token variable is unset."""
+        account: Any = settings.account(name, cls.settings_type)
+        return cls(
+            name,
+            token=resolve_secret(account.token_env, environ, name),
+            base_url=account.base_url,
+            retry=retry,
+            timeout=timeout,
+            clock=clock,
+            **cls._settings_options(name, account, settings),
+        )
+
+    @classmethod
+    def _settings_options(cls, name: str, account: Any, settings: Settings) -> dict[str, Any]:
+        """The constructor's own keywords: ``settings_fields`` read from ``account``."""
+        return {field: getattr(account, field) for field in cls.settings_fields}
+
+    @abstractmethod
+    def _posts(self, cursor: str | None) -> Page:
+        """One page of the account's posts, newest first."""
+
+    def _recent_posts(self, cursor: str | None, since: datetime) -> Page:
+        """One page of the account's posts posted at or after ``since``, newest first."""
+        return newer_than(self._posts(cursor), since)
+
+    def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
+        """The account's posts, newest first, 100 a page; stops at ``since_id``."""
+        page = self._posts(cursor)
+        if since_id is None:
+            return page
+        items: list[RemoteItem] = []
+        for item in page.items:
+            if item.remote_id == since_id:
+                return Page(items, None, page.rejects)
+            items.append(item)
+        return Page(items, page.next_cursor, page.rejects)
+
+    def _find_post(self, wanted: str, since: datetime) -> PublishResult | None:
+        """The account's post posted at or after ``since`` whose comparable text is
+        ``wanted``; None when there is none."""
+        cursor: str | None = None
+        while True:
+            page = self._recent_posts(cursor, since)
+            for item in page.items:
+                if comparable_text(item.text) == wanted:
+                    return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
+            if page.next_cursor is None:
+                return None
+            cursor = page.next_cursor
+
+    def _delete(self, what: str, object_id: str) -> None:
+        """DELETE one object, with retries; "no such object" (see GONE_ERRORS) means it is
+        done, any other error is raised."""
+
+        def once() -> None:
+            with contextlib.suppress(Gone):
+                self._client.request(what, object_id, method="DELETE")
+
+        self.retry.call(self.name, what, once)
+
+    def fetch_media(self, url: str, max_bytes: int) -> tuple[bytes, str | None]:
+        """An attachment's bytes, fetched with the connector's session (timeouts apply)."""
+        return fetch_bytes(self._client.session, url, max_bytes, self._client.timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class ContainerConnector(GraphConnector):
+    """Meta's two publishing steps (Instagram, Threads), exactly once.
+
+    ``POST /{owner}/{container_edge}`` makes a media container, written at once to the
+    account's :class:`ContainerJournal` under the delivery key; ``POST
+    /{owner}/{container_edge}_publish`` publishes it, and the journal entry is dropped. A
+    later attempt of the same delivery (after a failure or a crash) publishes the journal's
+    container when its status says it still can, instead of making another: a container
+    ``IN_PROGRESS`` is retried later, one ``PUBLISHED`` is ambiguous (its post is searched),
+    any other is replaced.
+
+    A subclass sets the class attributes below, passes ``owner_id``, ``media_base_url`` and
+    ``journal`` to ``__init__``, and implements :meth:`_container_args`,
+    :meth:`_check_quota` and :meth:`_post_item`.
+    """
+
+    container_edge: ClassVar[str]  # "media", "threads"
+    status_field: ClassVar[str]  # the container's field holding FINISHED, IN_PROGRESS, ...
+    container_fields: ClassVar[str]  # the fields read of a journal's container
+    post_fields: ClassVar[str]  # the fields read of a post
+    quota_edge: ClassVar[str]  # the publishing limit's edge of the account
+    quota_fields: ClassVar[str]
+
+    def __init__(
+        self, name: str, owner_id: str, media_base_url: str, journal: Path | None, **options: Any
+    ) -> None:
+        """:param owner_id: the account's user id, owner of the container edges."""
+        super().__init__(name, **options)
+        self.owner_id = owner_id
+        self.media_base_url = media_base_url.rstrip("/")
+        self.journal = ContainerJournal(journal)
+
+    @classmethod
+    def _settings_options(cls, name: str, account: Any, settings: Settings) -> dict[str, Any]:
+        """``settings_fields`` and the journal, in the data directory."""
+        journal = journal_path(settings.data_dir, name)
+        return super()._settings_options(name, account, settings) | {"journal": journal}
+
+    # -- hooks -----------------------------------------------------------------------------
+    @abstractmethod
+    def _container_args(self, post: OutgoingPost) -> dict[str, Any]:
+        """What the container of ``post`` holds (the creation's form).
+
+        :raises Rejected: the platform cannot take ``post``.
+        """
+
+    @abstractmethod
+    def _check_quota(self, post: OutgoingPost) -> None:
+        """:raises RateLimited: the account's publishing quota for ``post`` is spent."""
+
+    @abstractmethod
+    def _post_item(self, row: dict[str, Any]) -> RemoteItem:
+        """One of the account's posts as read; raises on a malformed row."""
+
+    # -- publishing ------------------------------------------------------------------------
+    def publish(self, post: OutgoingPost) -> PublishResult:
+        """Create a container and publish it, at most once (see the class notes).
+
+        :raises RateLimited: the account's 24-hour publishing quota is spent.
+        """
+        return self.retry.publish(self, post, self._publish_once)
+
+    def _publish_once(self, post: OutgoingPost) -> PublishResult:
+        """One attempt: the quota, the container, the publish step, the post read back
+        (its id and the answer's bytes when it cannot be read)."""
+        self._check_quota(post)
+        container = self._container(post)
+        result = self._client.request(
+            "publish",
+            f"{self.owner_id}/{self.container_edge}_publish",
+            post_args={"creation_id": container},
+            write=True,
+        )
+        media_id = self._client.answer_id(result, "publish")
+        self.journal.drop(post.key)
+        try:
+            body = self._client.read("read post", media_id, self.post_fields)
+        except ConnectorError:
+            body = None
+        if body is None:
+            return PublishResult(media_id, None, self.clock.now(), json_bytes(result))
+        item = self._post_item(body)
+        return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
+
+    def _container(self, post: OutgoingPost) -> str:
+        """The journal's container of ``post`` when it can still be published, else a new
+        one, written to the journal before anything else happens."""
+        known = self.journal.get(post.key)
+        if known is not None and self._publishable(known, post.key):
+            return known
+        args = self._container_args(post)
+        result = self._client.request(
+            "create container", f"{self.owner_id}/{self.container_edge}", post_args=args, write=True
+        )
+        container = self._client.answer_id(result, "container")
+        self.journal.put(post.key, container)
+        return container
+
+    def _publishable(self, container: str, key: str) -> bool:
+        """Whether the journal's ``container`` (of delivery ``key``) is ready to publish;
+        one that never will be is dropped from the journal.
+
+        :raises Retryable: it is not ready yet.
+        :raises Ambiguous: it was published (its post is to be found).
+        """
+        body = self._client.read("read container", container, self.container_fields)
+        status = str((body or {}).get(self.status_field) or "")
+        if status == "FINISHED":
+            return True
+        if status == "IN_PROGRESS":
+            raise Retryable(f"account {self.name}: the {self.label} container is not ready")
+        if status == "PUBLISHED":
+            raise Ambiguous(
+                f"account {self.name}: the {self.label} container {container} was published "
+                "and its post is not found yet"
+            )
+        self.journal.drop(key)  # EXPIRED, ERROR or gone: make a new one
+        return False
+
+    def _image_url(self, image: Media) -> str:
+        """Where the platform fetches ``image``: ``media_base_url`` joined with its SHA-256."""
+        digest = hashlib.sha256(image.data).hexdigest()
+        return f"{self.media_base_url}/{digest}.{IMAGE_EXTENSIONS.get(image.mime_type, 'jpg')}"
+
+    # -- quota -----------------------------------------------------------------------------
+    def quota(self) -> dict[str, Any]:
+        """The account's publishing limit (``quota_edge``): the usage of the last 24 hours
+        and its allowance (``quota_usage``, ``config``, ...)."""
+        body = self._client.get(
+            "read publishing limit", f"{self.owner_id}/{self.quota_edge}", fields=self.quota_fields
+        )
+        rows = GraphClient.data(body, self.label)
+        if not rows:
+            raise MalformedResponse(
+                f"{possessive(self.label)} publishing limit is empty", raw=json_bytes(body)
+            )
+        return rows[0]
+
+    def _enforce_quota(self, usage: str, config: str, default: int, allowance: str) -> None:
+        """Refuse to publish when the quota row's ``usage`` has reached the ``quota_total``
+        of its ``config`` (``default`` when unsaid).
+
+        :param allowance: what is allowed, with ``{total}``: "Threads allows {total} posts".
+        :raises RateLimited: the quota is spent (retried in an hour).
+        :raises MalformedResponse: the row's figures are not numbers.
+        """
+        row = self.quota()
+        try:
+            used = int(row.get(usage) or 0)
+            total = int((row.get(config) or {}).get("quota_total") or default)
+        except (TypeError, ValueError, AttributeError):
+            raise MalformedResponse(
+                f"{possessive(self.label)} publishing limit is not numbers", raw=json_bytes(row)
+            ) from None
+        if used >= total:
+            raise RateLimited(
+                f"account {self.name}: {allowance.format(total=total)} per 24 hours and "
+                f"{used} were published; the post waits until the quota frees",
+                self.clock.now() + QUOTA_RETRY,
+                code="publishing-limit",
+            )
+
+    # -- reading ---------------------------------------------------------------------------
+    def find_published(self, post: OutgoingPost, since: datetime) -> PublishResult | None:
+        """The account's post (or, with ``reply_to``, its own reply there) with ``post``'s
+        text, created at or after ``since``."""
+        wanted = comparable_text(post.text)
+        if not post.reply_to:
+            return self._find_post(wanted, since)
+        for item in self.iter_comments(post.reply_to):
+            if item.kind != "post" or comparable_text(item.text) != wanted:
+                continue
+            if item.posted_at is not None and item.posted_at < since:
+                continue
+            return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
+        return None
+
+    def _post_page(self, body: Any) -> Page:
+        """The posts of a listing's answer; malformed ones are kept as rejects."""
+        items, rejects = [], []
+        for row in GraphClient.data(body, self.label):
+            try:
+                items.append(self._post_item(row))
+            except (KeyError, TypeError, ValueError) as e:
+                ident = row.get("id")
+                rejects.append(
+                    Reject(json_bytes(row), f"{type(e).__name__}: {e}", ident and str(ident))
+                )
+        return Page(items, GraphClient.next_cursor(body), rejects)

@@ -25,50 +25,34 @@ visitor's reply.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import math
 import unicodedata
-from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
-from bulletin.clock import Clock, SystemClock
 from bulletin.config.accounts import ThreadsAccountSettings
-from bulletin.config.secrets import Secret, resolve_secret
-from bulletin.config.settings import Settings
-from bulletin.connectors._common import comparable_text, parse_platform_time
+from bulletin.connectors._common import parse_platform_time
 from bulletin.connectors.base import (
-    IMAGE_EXTENSIONS,
     CheckLine,
-    Connector,
     Limits,
-    Media,
     OutgoingPost,
     Page,
-    PublishResult,
     Reject,
     RemoteItem,
     json_bytes,
 )
-from bulletin.connectors.http import DEFAULT_TIMEOUT, Timeout, fetch_bytes
-from bulletin.connectors.meta import ContainerJournal, GraphClient, journal_path
-from bulletin.connectors.retry import RetryPolicy
-from bulletin.errors import (
-    Ambiguous,
-    ConnectorError,
-    Gone,
-    MalformedResponse,
-    RateLimited,
-    Retryable,
+from bulletin.connectors.meta import (
+    ContainerConnector,
+    GraphClient,
+    GraphOptions,
 )
+from bulletin.errors import ConnectorError
 
 HOST = "https://graph.threads.net"
 MAX_LENGTH = 500
 POST_LIMIT = 250  # per 24 hours, when threads_publishing_limit does not say
 REPLY_LIMIT = 1000
-QUOTA_RETRY = timedelta(hours=1)  # the window moves: look again in an hour
 POST_FIELDS = "id,text,timestamp,permalink,username,media_type,media_url,alt_text,shortcode"
 REPLY_FIELDS = (
     "id,text,timestamp,permalink,username,media_type,media_url,alt_text,"
@@ -86,69 +70,34 @@ def threads_length(text: str) -> int:
     return total
 
 
-class ThreadsConnector(Connector):
+class ThreadsConnector(ContainerConnector):
     """One Threads profile. The token is held as a :class:`Secret`."""
 
     platform: ClassVar[str] = "threads"
+    host: ClassVar[str] = HOST
+    label: ClassVar[str] = "Threads"
+    settings_type = ThreadsAccountSettings
+    settings_fields = ("user_id", "api_version", "media_base_url")
+    container_edge: ClassVar[str] = "threads"
+    status_field: ClassVar[str] = "status"
+    container_fields: ClassVar[str] = CONTAINER_FIELDS
+    post_fields: ClassVar[str] = POST_FIELDS
+    quota_edge: ClassVar[str] = "threads_publishing_limit"
+    quota_fields: ClassVar[str] = "quota_usage,config,reply_quota_usage,reply_config"
 
     def __init__(
         self,
         name: str,
         *,
         user_id: str,
-        token: Secret,
-        base_url: str = "",
-        api_version: str = "v1.0",
         media_base_url: str = "",
+        api_version: str = "v1.0",
         journal: Path | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-        clock: Clock | None = None,
+        **options: Unpack[GraphOptions],
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, user_id, media_base_url, journal, version=api_version, **options)
         self.user_id = user_id
-        self.clock = clock or SystemClock()
-        self.retry = (retry or RetryPolicy()).on_clock(clock)
-        self.media_base_url = media_base_url.rstrip("/")
-        self.journal = ContainerJournal(journal)
-        self._client = GraphClient(
-            name,
-            token=token,
-            host=HOST,
-            label="Threads",
-            base_url=base_url,
-            version=api_version,
-            retry=self.retry,
-            timeout=timeout,
-            clock=self.clock,
-        )
         self._username: str | None = None
-
-    @classmethod
-    def from_settings(
-        cls,
-        name: str,
-        settings: Settings,
-        environ: Mapping[str, str],
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-        clock: Clock | None = None,
-    ) -> ThreadsConnector:
-        """Build from ``[accounts.NAME]``; :raises AuthError: the token variable is unset."""
-        account = settings.account(name, ThreadsAccountSettings)
-        return cls(
-            name,
-            user_id=account.user_id,
-            token=resolve_secret(account.token_env, environ, name),
-            base_url=account.base_url,
-            api_version=account.api_version,
-            media_base_url=account.media_base_url,
-            journal=journal_path(settings.data_dir, name),
-            retry=retry,
-            timeout=timeout,
-            clock=clock,
-        )
 
     # -- capabilities ----------------------------------------------------------------------
     def limits(self) -> Limits:
@@ -170,71 +119,17 @@ class ThreadsConnector(Connector):
         return found
 
     # -- publishing ------------------------------------------------------------------------
-    def publish(self, post: OutgoingPost) -> PublishResult:
-        """Create a container and publish it, at most once (see the module notes).
-
-        :raises RateLimited: the 24-hour quota of posts (or replies) is spent.
-        """
-        return self.retry.publish(self, post, self._publish_once)
-
-    def quota(self) -> dict[str, Any]:
-        """``threads_publishing_limit``: the posts and replies published in the last 24
-        hours and their allowances (``quota_usage``, ``config``, ``reply_quota_usage``,
-        ``reply_config``)."""
-        body = self._client.get(
-            "read publishing limit",
-            f"{self.user_id}/threads_publishing_limit",
-            fields="quota_usage,config,reply_quota_usage,reply_config",
-        )
-        rows = GraphClient.data(body, "Threads")
-        if not rows:
-            raise MalformedResponse("Threads' publishing limit is empty", raw=json_bytes(body))
-        return rows[0]
-
-    def _check_quota(self, reply: bool) -> None:
-        row = self.quota()
-        used_key, config_key, default = (
-            ("reply_quota_usage", "reply_config", REPLY_LIMIT)
-            if reply
-            else ("quota_usage", "config", POST_LIMIT)
-        )
-        try:
-            used = int(row.get(used_key) or 0)
-            total = int((row.get(config_key) or {}).get("quota_total") or default)
-        except (TypeError, ValueError, AttributeError):
-            raise MalformedResponse(
-                "Threads' publishing limit is not numbers", raw=json_bytes(row)
-            ) from None
-        if used >= total:
-            what = "replies" if reply else "posts"
-            raise RateLimited(
-                f"account {self.name}: Threads allows {total} {what} per 24 hours and "
-                f"{used} were published; the post waits until the quota frees",
-                self.clock.now() + QUOTA_RETRY,
-                code="publishing-limit",
+    def _check_quota(self, post: OutgoingPost) -> None:
+        """The quota of replies for a reply, of posts otherwise."""
+        if post.reply_to:
+            self._enforce_quota(
+                "reply_quota_usage", "reply_config", REPLY_LIMIT, "Threads allows {total} replies"
             )
+        else:
+            self._enforce_quota("quota_usage", "config", POST_LIMIT, "Threads allows {total} posts")
 
-    def _image_url(self, image: Media) -> str:
-        digest = hashlib.sha256(image.data).hexdigest()
-        return f"{self.media_base_url}/{digest}.{IMAGE_EXTENSIONS.get(image.mime_type, 'jpg')}"
-
-    def _container(self, post: OutgoingPost) -> str:
-        """The container of ``post``: the journal's when it can still be published, else a
-        new one (written to the journal before anything else happens)."""
-        known = self.journal.get(post.key)
-        if known is not None:
-            body = self._client.read("read container", known, CONTAINER_FIELDS)
-            status = str((body or {}).get("status") or "")
-            if status in ("FINISHED", "IN_PROGRESS"):
-                if status == "IN_PROGRESS":
-                    raise Retryable(f"account {self.name}: the Threads container is not ready")
-                return known
-            if status == "PUBLISHED":
-                raise Ambiguous(
-                    f"account {self.name}: the Threads container {known} was published "
-                    "and its post is not found yet"
-                )
-            self.journal.drop(post.key)  # EXPIRED, ERROR or gone: make a new one
+    def _container_args(self, post: OutgoingPost) -> dict[str, Any]:
+        """Text, or an image (by URL, with alt text), or a link; ``reply_to_id`` for a reply."""
         text = unicodedata.normalize("NFC", post.text)
         args: dict[str, Any] = {"media_type": "TEXT", "text": text}
         if post.media:
@@ -246,62 +141,7 @@ class ThreadsConnector(Connector):
             args["link_attachment"] = post.link
         if post.reply_to:
             args["reply_to_id"] = post.reply_to
-        result = self._client.request(
-            "create container", f"{self.user_id}/threads", post_args=args, write=True
-        )
-        container = result.get("id") if isinstance(result, dict) else None
-        if not container:
-            raise MalformedResponse(
-                "Threads' container answer has no id", raw=self._client.raw(result)
-            )
-        self.journal.put(post.key, str(container))
-        return str(container)
-
-    def _publish_once(self, post: OutgoingPost) -> PublishResult:
-        self._check_quota(reply=bool(post.reply_to))
-        container = self._container(post)
-        result = self._client.request(
-            "publish",
-            f"{self.user_id}/threads_publish",
-            post_args={"creation_id": container},
-            write=True,
-        )
-        media_id = result.get("id") if isinstance(result, dict) else None
-        if not media_id:
-            raise MalformedResponse(
-                "Threads' publish answer has no id", raw=self._client.raw(result)
-            )
-        self.journal.drop(post.key)
-        try:
-            body = self._client.read("read post", str(media_id), POST_FIELDS)
-        except ConnectorError:
-            body = None
-        if body is None:
-            return PublishResult(str(media_id), None, self.clock.now(), json_bytes(result))
-        item = self._post_item(body)
-        return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
-
-    def find_published(self, post: OutgoingPost, since: datetime) -> PublishResult | None:
-        """The profile's post (or, for a reply, its reply in that conversation) with
-        ``post``'s text, created at or after ``since``."""
-        wanted = comparable_text(post.text)
-        if post.reply_to:
-            for item in self.iter_comments(post.reply_to):
-                if item.kind != "post" or comparable_text(item.text) != wanted:
-                    continue
-                if item.posted_at is not None and item.posted_at < since:
-                    continue
-                return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
-            return None
-        cursor: str | None = None
-        while True:
-            page = self._posts(cursor, since)
-            for item in page.items:
-                if comparable_text(item.text) == wanted:
-                    return PublishResult(item.remote_id, item.url, item.posted_at, item.raw)
-            if page.next_cursor is None:
-                return None
-            cursor = page.next_cursor
+        return args
 
     # -- reading ---------------------------------------------------------------------------
     def _posts(self, cursor: str | None, since: datetime | None = None) -> Page:
@@ -310,17 +150,11 @@ class ThreadsConnector(Connector):
             args["after"] = cursor
         if since is not None:
             args["since"] = str(math.floor(since.timestamp()))
-        body = self._client.get("list posts", f"{self.user_id}/threads", **args)
-        items, rejects = [], []
-        for row in GraphClient.data(body, "Threads"):
-            try:
-                items.append(self._post_item(row))
-            except (KeyError, TypeError, ValueError) as e:
-                ident = row.get("id")
-                rejects.append(
-                    Reject(json_bytes(row), f"{type(e).__name__}: {e}", ident and str(ident))
-                )
-        return Page(items, GraphClient.next_cursor(body), rejects)
+        return self._post_page(self._client.get("list posts", f"{self.user_id}/threads", **args))
+
+    def _recent_posts(self, cursor: str | None, since: datetime) -> Page:
+        """Threads filters by ``since`` itself."""
+        return self._posts(cursor, since)
 
     @staticmethod
     def _check_text(row: dict[str, Any]) -> str:
@@ -371,18 +205,6 @@ class ThreadsConnector(Connector):
             raw=json_bytes(row),
         )
 
-    def list_posts(self, since_id: str | None = None, cursor: str | None = None) -> Page:
-        """The profile's posts, newest first, 100 a page; stops at ``since_id``."""
-        page = self._posts(cursor)
-        if since_id is None:
-            return page
-        items: list[RemoteItem] = []
-        for item in page.items:
-            if item.remote_id == since_id:
-                return Page(items, None, page.rejects)
-            items.append(item)
-        return Page(items, page.next_cursor, page.rejects)
-
     def list_comments(
         self, post_id: str, cursor: str | None = None, since_id: str | None = None
     ) -> Page:
@@ -418,9 +240,6 @@ class ThreadsConnector(Connector):
         body = self._client.read("read post", remote_id, POST_FIELDS)
         return None if body is None else self._post_item(body)
 
-    def fetch_media(self, url: str, max_bytes: int) -> tuple[bytes, str | None]:
-        return fetch_bytes(self._client.session, url, max_bytes, self._client.timeout)
-
     # -- moderation ------------------------------------------------------------------------
     def hide_comment(self, comment_id: str, hidden: bool = True) -> None:
         """Hide (or unhide) a reply to one of the profile's posts (``manage_reply``)."""
@@ -435,12 +254,7 @@ class ThreadsConnector(Connector):
 
     def delete_post(self, post_id: str) -> None:
         """Delete one of the profile's posts or replies; one already gone counts as deleted."""
-
-        def once() -> None:
-            with contextlib.suppress(Gone):
-                self._client.request("delete post", post_id, method="DELETE")
-
-        self.retry.call(self.name, "delete post", once)
+        self._delete("delete post", post_id)
 
     def check(self) -> list[CheckLine]:
         """The token's profile, reading posts, the publishing quota."""
@@ -475,6 +289,3 @@ class ThreadsConnector(Connector):
         except ConnectorError as e:
             lines.append(CheckLine("publishing limit", False, str(e)))
         return lines
-
-    def close(self) -> None:
-        self._client.close()

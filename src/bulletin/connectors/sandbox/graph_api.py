@@ -13,7 +13,7 @@ import json
 import math
 import re
 import secrets
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from bulletin.connectors.sandbox.faults import Fault
@@ -620,3 +620,72 @@ class GraphApi:
         if changed:
             self.state.comment_changed(comment, "hide" if hidden else "unhide")
         return json_response(200, {"success": True})
+
+
+class GraphPlatformApi:
+    """What a platform the sandbox serves with Graph's shapes beside the Graph API
+    (Instagram, Threads) needs besides its paths: its own world in the sandbox state, its
+    accounts found by token (a token ``{visitor_prefix}NAME`` makes a member of the public
+    on first use), new ids, and Graph's answers to injected faults.
+
+    A subclass sets the class attributes below and implements :meth:`fresh_world`.
+    """
+
+    TEXT_FIELD = "text"
+    world_key: ClassVar[str]  # its world's key in the sandbox state
+    accounts_key: ClassVar[str]  # the world's accounts, by id
+    visitor_prefix: ClassVar[str]
+    id_base: ClassVar[int]
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self._graph = GraphApi(state)
+
+    def fresh_world(self) -> dict[str, Any]:
+        """A new world: the agency's account, nothing posted."""
+        raise NotImplementedError
+
+    @property
+    def world(self) -> dict[str, Any]:
+        with self.state.lock:
+            world: dict[str, Any] = self.state.data.setdefault(self.world_key, self.fresh_world())
+            return world
+
+    def owns(self, request: Request) -> bool:
+        """Whether ``request`` is for this platform: it carries one of its tokens."""
+        token = GraphApi.token_of(request) or ""
+        if token.startswith(self.visitor_prefix):
+            return True
+        return any(a["access_token"] == token for a in self.world[self.accounts_key].values())
+
+    def _account(self, request: Request) -> dict[str, Any] | None:
+        """The account whose token ``request`` carries (a visitor made on first use)."""
+        token = GraphApi.token_of(request) or ""
+        prefix = self.visitor_prefix
+        with self.state.lock:
+            accounts = self.world[self.accounts_key]
+            for account in accounts.values():
+                if account["access_token"] == token:
+                    return account  # type: ignore[no-any-return]
+            if token.startswith(prefix) and len(token) > len(prefix):
+                name = token[len(prefix) :]
+                account = {
+                    "id": self._new_id(),
+                    "username": name,
+                    "name": name,
+                    "access_token": token,
+                }
+                accounts[account["id"]] = account
+                self.state.save()
+                return account
+        return None
+
+    def _new_id(self) -> str:
+        with self.state.lock:
+            n = int(self.world["next"])
+            self.world["next"] = n + 1
+            return str(self.id_base + n)
+
+    def fault_response(self, fault: Fault, request: Request) -> Response:
+        """Graph's answers for injected faults (the same error shapes)."""
+        return self._graph.fault_response(fault, request)

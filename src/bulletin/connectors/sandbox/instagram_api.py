@@ -27,10 +27,14 @@ import re
 import secrets
 from typing import Any
 
-from bulletin.connectors.sandbox.faults import Fault
-from bulletin.connectors.sandbox.graph_api import GraphApi, _unknown, graph_error
+from bulletin.connectors.sandbox.graph_api import (
+    GraphApi,
+    GraphPlatformApi,
+    _unknown,
+    graph_error,
+)
 from bulletin.connectors.sandbox.http_types import Request, Response, json_response
-from bulletin.connectors.sandbox.state import DEFAULT_IG_ACCOUNT, SandboxState, graph_time, now_ts
+from bulletin.connectors.sandbox.state import DEFAULT_IG_ACCOUNT, graph_time, now_ts
 from bulletin.connectors.sandbox.threads_api import paged
 
 ID_BASE = 17_900_000_000_000_000
@@ -70,50 +74,16 @@ def _top_fields(raw: str | None) -> set[str]:
     return {n for n in names if n} | {"id"}
 
 
-class InstagramApi:
+class InstagramApi(GraphPlatformApi):
     """Handlers for Instagram paths; one instance per sandbox server."""
 
-    TEXT_FIELD = "text"
+    world_key = "instagram"
+    accounts_key = "users"
+    visitor_prefix = VISITOR_PREFIX
+    id_base = ID_BASE
 
-    def __init__(self, state: SandboxState) -> None:
-        self.state = state
-        self._graph = GraphApi(state)
-
-    @property
-    def world(self) -> dict[str, Any]:
-        with self.state.lock:
-            world: dict[str, Any] = self.state.data.setdefault("instagram", fresh_world())
-            return world
-
-    def owns(self, request: Request) -> bool:
-        """Whether ``request`` is for Instagram: it carries an Instagram token."""
-        token = GraphApi.token_of(request) or ""
-        if token.startswith(VISITOR_PREFIX):
-            return True
-        return any(u["access_token"] == token for u in self.world["users"].values())
-
-    def _user(self, request: Request) -> dict[str, Any] | None:
-        token = GraphApi.token_of(request) or ""
-        with self.state.lock:
-            for user in self.world["users"].values():
-                if user["access_token"] == token:
-                    return user  # type: ignore[no-any-return]
-            if token.startswith(VISITOR_PREFIX) and len(token) > len(VISITOR_PREFIX):
-                name = token[len(VISITOR_PREFIX) :]
-                user = {"id": self._new_id(), "username": name, "name": name, "access_token": token}
-                self.world["users"][user["id"]] = user
-                self.state.save()
-                return user
-        return None
-
-    def _new_id(self) -> str:
-        with self.state.lock:
-            n = int(self.world["next"])
-            self.world["next"] = n + 1
-            return str(ID_BASE + n)
-
-    def fault_response(self, fault: Fault, request: Request) -> Response:
-        return self._graph.fault_response(fault, request)
+    def fresh_world(self) -> dict[str, Any]:
+        return fresh_world()
 
     def malform(self, response: Response) -> Response:
         """The first listed item with its text (``caption`` or ``text``) made an object."""
@@ -131,7 +101,7 @@ class InstagramApi:
     def handle(self, request: Request) -> Response:
         path = GraphApi.strip_version(request.path)
         parts = [p for p in path.split("/") if p]
-        user = self._user(request)
+        user = self._account(request)
         if user is None:
             return graph_error("Invalid OAuth access token - Cannot parse access token", 190)
         if not parts:

@@ -21,8 +21,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from bulletin.connectors.sandbox.faults import Fault
-from bulletin.connectors.sandbox.graph_api import GraphApi, _unknown, graph_error
+from bulletin.connectors.sandbox.graph_api import (
+    GraphApi,
+    GraphPlatformApi,
+    _unknown,
+    graph_error,
+)
 from bulletin.connectors.sandbox.http_types import (
     Request,
     Response,
@@ -32,7 +36,6 @@ from bulletin.connectors.sandbox.http_types import (
 )
 from bulletin.connectors.sandbox.state import (
     DEFAULT_THREADS_PROFILE,
-    SandboxState,
     graph_time,
     now_ts,
 )
@@ -102,62 +105,21 @@ def paged(
     return json_response(200, body)
 
 
-class ThreadsApi:
+class ThreadsApi(GraphPlatformApi):
     """Handlers for Threads paths; one instance per sandbox server."""
 
-    TEXT_FIELD = "text"
+    world_key = "threads"
+    accounts_key = "profiles"
+    visitor_prefix = VISITOR_PREFIX
+    id_base = ID_BASE
 
-    def __init__(self, state: SandboxState) -> None:
-        self.state = state
-        self._graph = GraphApi(state)
-
-    # -- plumbing --------------------------------------------------------------------------
-    @property
-    def world(self) -> dict[str, Any]:
-        with self.state.lock:
-            world: dict[str, Any] = self.state.data.setdefault("threads", fresh_world())
-            return world
-
-    def owns(self, request: Request) -> bool:
-        """Whether ``request`` is for Threads: it carries a Threads token."""
-        token = GraphApi.token_of(request) or ""
-        if token.startswith(VISITOR_PREFIX):
-            return True
-        return any(p["access_token"] == token for p in self.world["profiles"].values())
-
-    def _profile(self, request: Request) -> dict[str, Any] | None:
-        token = GraphApi.token_of(request) or ""
-        with self.state.lock:
-            for profile in self.world["profiles"].values():
-                if profile["access_token"] == token:
-                    return profile  # type: ignore[no-any-return]
-            if token.startswith(VISITOR_PREFIX) and len(token) > len(VISITOR_PREFIX):
-                name = token[len(VISITOR_PREFIX) :]
-                profile = {
-                    "id": self._new_id(),
-                    "username": name,
-                    "name": name,
-                    "access_token": token,
-                }
-                self.world["profiles"][profile["id"]] = profile
-                self.state.save()
-                return profile
-        return None
-
-    def _new_id(self) -> str:
-        with self.state.lock:
-            n = int(self.world["next"])
-            self.world["next"] = n + 1
-            return str(ID_BASE + n)
-
-    def fault_response(self, fault: Fault, request: Request) -> Response:
-        """Graph's answers for injected faults (the same error shapes)."""
-        return self._graph.fault_response(fault, request)
+    def fresh_world(self) -> dict[str, Any]:
+        return fresh_world()
 
     def handle(self, request: Request) -> Response:
         path = GraphApi.strip_version(request.path)
         parts = [p for p in path.split("/") if p]
-        profile = self._profile(request)
+        profile = self._account(request)
         if profile is None:
             return graph_error("Invalid OAuth access token - Cannot parse access token", 190)
         if not parts:
