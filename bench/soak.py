@@ -31,6 +31,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -46,7 +47,6 @@ import _support
 import requests
 from _support import CONFIG, Daemon, configure, start_sandbox
 from sqlmodel import Session, col, select
-from tests.plugins.environment import free_port
 
 from bulletin.app import App
 from bulletin.config import load_settings
@@ -308,6 +308,12 @@ def final_counts(app: App, sandbox: SandboxServer, tally: Tally) -> dict[str, in
             d.state == "published" and not d.archived_record_id for d in deliveries
         ),
     }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def daemon_memory(metrics: str) -> dict[str, int]:
