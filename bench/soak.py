@@ -9,7 +9,8 @@ swept every ``--capture`` seconds (default 120); every ``--export-every`` minute
 a child process exports everything archived today and verifies the bundle against the
 archive. The sandbox runs in this process: its memory is not the daemon's.
 
-Every minute the daemon's RSS (VmRSS) is sampled; the daemon runs with
+Every minute the daemon's RSS (VmRSS) is sampled, and what SQLite holds of it (from the
+daemon's metrics endpoint); the daemon runs with
 ``BULLETIN_TRACEMALLOC`` (see :mod:`bulletin.service.memtrace`; ``--frames``, default 6) and
 is asked for a snapshot (SIGUSR2) at minutes 1 and 10 and every ten minutes, and at the
 end. Printed: RSS per minute, the growth after minute 10 against minute 10 (after the first
@@ -30,6 +31,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -96,16 +98,20 @@ class Tally:
             self.acts[what] = self.acts.get(what, 0) + 1
 
 
-def write_config(tmp: Path, sandbox: SandboxServer, capture: int) -> tuple[Path, App]:
+def write_config(tmp: Path, sandbox: SandboxServer, capture: int, metrics: str) -> tuple[Path, App]:
     config, app = configure(tmp, f"sqlite:///{tmp / 'data' / 'bulletin.db'}", sandbox.url)
     app.close()
-    text = CONFIG.format(
-        data_dir=tmp / "data",
-        db_url=f"sqlite:///{tmp / 'data' / 'bulletin.db'}",
-        url=sandbox.url,
-        page=DEFAULT_FB_PAGE["id"],
-        lease=30,
-    ).replace("capture_interval = 3600", f"capture_interval = {capture}")
+    text = (
+        CONFIG.format(
+            data_dir=tmp / "data",
+            db_url=f"sqlite:///{tmp / 'data' / 'bulletin.db'}",
+            url=sandbox.url,
+            page=DEFAULT_FB_PAGE["id"],
+            lease=30,
+        )
+        .replace("capture_interval = 3600", f"capture_interval = {capture}")
+        .replace("[daemon]\n", f'[daemon]\nmetrics_address = "{metrics}"\n', 1)
+    )
     text += INSTAGRAM.format(url=sandbox.url, ig=DEFAULT_IG_ACCOUNT["id"], capture=capture)
     config.write_text(text)
     return config, App(load_settings(config, environ={}), environ={})
@@ -304,6 +310,31 @@ def final_counts(app: App, sandbox: SandboxServer, tally: Tally) -> dict[str, in
     }
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def daemon_memory(metrics: str) -> dict[str, int]:
+    """What SQLite holds in the daemon now and at most, in kB, from its metrics endpoint
+    (empty when it does not answer)."""
+    names = {
+        "bulletin_daemon_sqlite_memory_bytes": "SQLite",
+        "bulletin_daemon_sqlite_memory_highwater_bytes": "SQLiteHigh",
+    }
+    try:
+        text = requests.get(f"http://{metrics}/metrics", timeout=30).text
+    except requests.RequestException:
+        return {}
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            out[names[name]] = int(float(value)) // 1024
+    return out
+
+
 def proc_status(pid: int) -> dict[str, int]:
     """VmRSS and its parts (anonymous, file-backed, shared memory) in kB, and the threads."""
     keys = ("VmRSS", "RssAnon", "RssFile", "RssShmem", "Threads")
@@ -402,7 +433,8 @@ def main() -> None:
     traces = run / "traces"
     sandbox = start_sandbox()
     sandbox.app.state.data["settings"]["enforce_rate_limits"] = False
-    config, app = write_config(run, sandbox, args.capture)
+    metrics = f"127.0.0.1:{free_port()}"
+    config, app = write_config(run, sandbox, args.capture, metrics)
     image = png(run / "detour.png")
     env = {"BULLETIN_TRACEMALLOC": str(traces), "BULLETIN_TRACEMALLOC_FRAMES": str(args.frames)}
     if not args.frames:  # no tracing: RSS without tracemalloc's own memory
@@ -432,7 +464,7 @@ def main() -> None:
             elapsed = time.monotonic() - began
             if elapsed >= 60 * (minute + 1):
                 minute += 1
-                status = proc_status(pid)
+                status = proc_status(pid) | daemon_memory(metrics)
                 sampled = status["VmRSS"] / 1024
                 samples.append((minute, sampled))
                 with (run / "rss.jsonl").open("a") as log:
@@ -453,7 +485,8 @@ def main() -> None:
                 print(
                     f"minute {minute:3d}: RSS {sampled:7.1f} MB "
                     f"(anon {status['RssAnon'] / 1024:.1f}, "
-                    f"file {status['RssFile'] / 1024:.1f}, threads {status['Threads']}), "
+                    f"file {status['RssFile'] / 1024:.1f}, threads {status['Threads']}; "
+                    f"SQLite {status.get('SQLite', 0) / 1024:.1f}), "
                     f"notices {len(tally.notices)}, "
                     f"acts {sum(tally.acts.values())} ({tally.act_errors} refused), "
                     f"deliveries not final {backlog(app)}",

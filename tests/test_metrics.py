@@ -98,7 +98,38 @@ def test_a_scrape_that_cannot_read_says_so(sqlite_instance: Instance) -> None:
     with inst.app.engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE deliveries RENAME TO deliveries_gone")
     got = scrape(StatusCollector(inst.app, HEARTBEAT_SECONDS))
-    assert got == {("bulletin_scrape_error", ()): 1}
+    about_the_group = {
+        key: v for key, v in got.items() if not key[0].startswith("bulletin_daemon_")
+    }
+    assert about_the_group == {("bulletin_scrape_error", ()): 1}
+    assert got[("bulletin_daemon_resident_memory_bytes", ())] > 0  # this process's own
+
+
+def test_a_scrape_tells_the_daemons_memory_and_sqlites_share(
+    sqlite_instance: Instance, tmp_path: Path
+) -> None:
+    """The scrape gives this process's resident memory and what SQLite holds in it: reading
+    a table through a new connection of Python's own sqlite3 raises the SQLite figure (the
+    same copy of the library is asked), and the high-water mark is never below it."""
+    import sqlite3
+
+    collector = StatusCollector(sqlite_instance.app, HEARTBEAT_SECONDS)
+    before = scrape(collector)
+    path = tmp_path / "pages.db"
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("CREATE TABLE t (x TEXT)")
+        connection.executemany("INSERT INTO t VALUES (?)", [("x" * 1000,) for _ in range(2000)])
+        connection.commit()
+        connection.execute("SELECT count(*), max(x) FROM t").fetchall()
+        during = scrape(collector)
+    finally:
+        connection.close()
+    sqlite = ("bulletin_daemon_sqlite_memory_bytes", ())
+    highwater = ("bulletin_daemon_sqlite_memory_highwater_bytes", ())
+    assert during[sqlite] >= before[sqlite] + 1_000_000  # its page cache, 2 MB of rows
+    assert during[highwater] >= during[sqlite]
+    assert during[("bulletin_daemon_resident_memory_bytes", ())] > during[sqlite]
 
 
 def test_a_taken_address_leaves_the_daemon_without_metrics(sqlite_instance: Instance) -> None:

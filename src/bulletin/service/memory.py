@@ -90,3 +90,40 @@ class Trimmer:
         self.last = now
         self.calls += 1
         self.release()
+
+
+@functools.cache
+def _sqlite_lib() -> ctypes.CDLL | None:
+    """The SQLite library Python's ``sqlite3`` module runs on: looked up through the module's
+    own extension, so it is the same copy whether linked in or loaded beside it."""
+    try:
+        import _sqlite3
+
+        lib = ctypes.CDLL(_sqlite3.__file__)
+        for name in ("sqlite3_memory_used", "sqlite3_memory_highwater"):
+            getattr(lib, name).restype = ctypes.c_int64
+        lib.sqlite3_memory_highwater.argtypes = [ctypes.c_int]
+    except (ImportError, OSError, AttributeError):
+        return None
+    return lib
+
+
+def sqlite_memory() -> tuple[int, int] | None:
+    """Bytes SQLite holds in this process now (every connection's page cache, prepared
+    statements and schema) and the most it has held; None where it cannot be asked."""
+    lib = _sqlite_lib()
+    if lib is None:
+        return None
+    return int(lib.sqlite3_memory_used()), int(lib.sqlite3_memory_highwater(0))
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory (``VmRSS``), None where ``/proc`` does not say."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None

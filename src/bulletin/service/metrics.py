@@ -26,6 +26,7 @@ from bulletin.app.facebook_webhooks import rejected_counts
 from bulletin.archiver.capture.lag import capture_lags
 from bulletin.archiver.status import capture_health
 from bulletin.logs import get_logger
+from bulletin.service.memory import resident_bytes, sqlite_memory
 from bulletin.service.status import gather
 
 log = get_logger("bulletin.metrics")
@@ -81,6 +82,7 @@ class StatusCollector(Collector):
         yield _gauge(
             "bulletin_scrape_error", "1 when this scrape could not read the figures", failed
         )
+        yield from process_memory()
 
     def _read(self) -> list[Metric]:
         app = self.app
@@ -278,6 +280,38 @@ def _lag_histogram(lags: dict[tuple[str, str], list[float]]) -> HistogramMetricF
         buckets.append(("+Inf", float(len(values))))
         family.add_metric([account, path], buckets, sum_value=sum(values))
     return family
+
+
+def process_memory() -> list[Metric]:
+    """This daemon process's own memory (the one figure not about the whole group): resident,
+    and what SQLite holds of it (its connections' page caches, statements and schemas)."""
+    out: list[Metric] = []
+    resident = resident_bytes()
+    if resident is not None:
+        out.append(
+            _gauge(
+                "bulletin_daemon_resident_memory_bytes",
+                "Resident memory of this daemon process",
+                resident,
+            )
+        )
+    held = sqlite_memory()
+    if held is not None:
+        out.append(
+            _gauge(
+                "bulletin_daemon_sqlite_memory_bytes",
+                "Memory SQLite holds in this daemon process (page caches, statements, schemas)",
+                held[0],
+            )
+        )
+        out.append(
+            _gauge(
+                "bulletin_daemon_sqlite_memory_highwater_bytes",
+                "The most memory SQLite has held in this daemon process since it started",
+                held[1],
+            )
+        )
+    return out
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
