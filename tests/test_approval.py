@@ -377,6 +377,38 @@ def test_variants_per_platform_and_cost(staffed: Instance) -> None:
         add(staffed, targets=("feed",), variants={"facebook": "x"})
 
 
+def test_the_follow_ups_are_in_the_estimated_cost(staffed: Instance) -> None:
+    """A follow-up is a post on X too: the review of a notice with one counts its price
+    beside the posts' (once per post it replies to), as the review of the draft did; one
+    without a follow-up costs only its posts."""
+    from datetime import timedelta
+
+    from bulletin.publisher.approval import review_draft
+
+    expires = staffed.clock.now() + timedelta(hours=6)
+    with_follow_up = draft(
+        targets=("feed", "x"), expires_at=expires, follow_up="Mass Ave has reopened."
+    )
+    notice_id = add(
+        staffed, targets=("feed", "x"), expires_at=expires, follow_up="Mass Ave has reopened."
+    )
+    plain_id = add(staffed, targets=("feed", "x"), expires_at=expires)
+    with Session(staffed.app.engine) as session:
+        review = review_notice(session, staffed.settings, session.get_one(Notice, notice_id))
+        plain = review_notice(session, staffed.settings, session.get_one(Notice, plain_id))
+    assert review.follow_up_cost == pytest.approx(0.015)  # one reply on X, the feed is free
+    assert review.cost == pytest.approx(0.015 + 0.015)
+    assert review.as_json()["cost_usd"] == {
+        "feed": 0.0,
+        "x": 0.015,
+        "follow-ups": 0.015,
+        "total": 0.03,
+    }
+    assert plain.follow_up_cost == 0 and plain.cost == pytest.approx(0.015)
+    assert "follow-ups" not in plain.as_json()["cost_usd"]  # type: ignore[operator]
+    assert review_draft(staffed.settings, with_follow_up).cost == pytest.approx(review.cost)
+
+
 def test_thread_and_variant_published_to_x(tmp_path: Path, sandbox: SandboxServer) -> None:
     """The daemon posts the X variant as a numbered thread of replies on the sandbox, and the
     feed gets the notice's own text."""

@@ -65,6 +65,8 @@ def review_lines(review: Review) -> list[str]:
         + f"  [{t.length}/{t.limit}]"
         for t in review.targets
     ]
+    if review.follow_up_cost:
+        lines.append(f"  cost     follow-ups at expiry: ${review.follow_up_cost:.3f}")
     lines.append(f"  total    ${review.cost:.3f} (estimated)")
     for finding in review.findings:
         state = " (overridden)" if finding.rule in review.overridden else ""

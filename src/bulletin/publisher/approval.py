@@ -45,6 +45,8 @@ class Review:
     findings: list[policy.Finding]
     approvals: list[Approval]
     overridden: set[str]
+    #: what the follow-ups at expiry will cost, a reply to each post in its language
+    follow_up_cost: float = 0.0
 
     @property
     def blocking(self) -> list[policy.Finding]:
@@ -52,12 +54,13 @@ class Review:
 
     @property
     def cost(self) -> float:
-        return sum(t.cost for t in self.targets)
+        return sum(t.cost for t in self.targets) + self.follow_up_cost
 
     def as_json(self) -> dict[str, object]:
         return {
             "targets": [t.as_json() for t in self.targets],
             "cost_usd": {t.label: round(t.cost, 3) for t in self.targets}
+            | ({"follow-ups": round(self.follow_up_cost, 3)} if self.follow_up_cost else {})
             | {"total": round(self.cost, 3)},
             "policy": [f.as_json() for f in self.findings],
             "blocking": [f.rule for f in self.blocking],
@@ -92,7 +95,20 @@ def review_notice(session: Session, settings: Settings, notice: Notice) -> Revie
     images = notice_images(notice) + variant_images(session, notice)
     subject = policy.Subject(notice.category, targets, notice.link, images, notice.lang)
     overridden = {rule for a in approvals for rule in a.overrides or []}
-    return Review(targets, policy.check(settings, subject), approvals, overridden)
+    follow_ups = {v.lang: v.follow_up for v in variants_of(session, notice) if v.follow_up}
+    follow_up_cost = sum(
+        follow_up_cost_of(settings, d.account, platform_of(session, settings, d.account), text)
+        for d in deliveries
+        if (text := follow_ups.get(d.lang or notice.lang))
+    )
+    return Review(
+        targets, policy.check(settings, subject), approvals, overridden, follow_up_cost
+    )
+
+
+def follow_up_cost_of(settings: Settings, account: str, platform: str, text: str) -> float:
+    """The estimated price of one follow-up reply of ``text`` on ``account``."""
+    return plan(settings, account, platform, text, None, True).cost
 
 
 def review_draft(settings: Settings, draft: NoticeDraft) -> Review:
@@ -103,6 +119,7 @@ def review_draft(settings: Settings, draft: NoticeDraft) -> Review:
     languages = draft_languages(draft, settings)
     langs = [v.lang for v in languages]
     targets = []
+    follow_up_cost = 0.0
     for index, variant in enumerate(languages):
         wording = {k: v.strip() for k, v in variant.wording.items()}
         for account in draft.targets:
@@ -112,13 +129,15 @@ def review_draft(settings: Settings, draft: NoticeDraft) -> Review:
             own = variant_for(account, platform, variant.text, wording)
             target = plan(settings, account, platform, own, draft.link, draft.allow_thread)
             targets.append(replace(target, lang="" if index == 0 else variant.lang))
+            if variant.follow_up:
+                follow_up_cost += follow_up_cost_of(settings, account, platform, variant.follow_up)
     images = [{"name": path, "alt": alt} for path, alt in draft.images] + [
         {"name": f"{path} ({v.lang})", "alt": alt}
         for v in languages[1:]
         for (path, _), alt in zip(draft.images, v.alts, strict=False)
     ]
     subject = policy.Subject(draft.category, targets, draft.link, images, langs[0])
-    return Review(targets, policy.check(settings, subject), [], set())
+    return Review(targets, policy.check(settings, subject), [], set(), follow_up_cost)
 
 
 def notice_images(notice: Notice) -> list[dict[str, str]]:
