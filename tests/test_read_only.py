@@ -75,6 +75,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.timeout(600)  # eleven commands, each its own process: minutes on a loaded machine
 def test_group_member_reads_and_is_told_who_writes(service_dir: Path) -> None:
     """With the daemon stopped and then with a writer holding the database open, a group
     member runs every read command; a write command is refused with the file and the owner,
