@@ -116,6 +116,7 @@ def test_approval_wakes_the_daemon_and_sigterm_exits_0(
     assert "stopped" in daemon.log.read_text()
 
 
+@pytest.mark.timeout(600)  # three processes started in turn: minutes on a loaded machine
 def test_second_daemon_on_one_sqlite_file_is_refused(
     sqlite_instance: Instance, daemon_process: MakeDaemon
 ) -> None:
@@ -129,7 +130,7 @@ def test_second_daemon_on_one_sqlite_file_is_refused(
         cwd=inst.config.parent,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=300,  # a refused daemon exits; a second one running would be killed here
         check=False,
     )
     assert second.returncode == 1

@@ -75,6 +75,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.timeout(600)  # eleven commands, each its own process: minutes on a loaded machine
 def test_group_member_reads_and_is_told_who_writes(service_dir: Path) -> None:
     """With the daemon stopped and then with a writer holding the database open, a group
     member runs every read command; a write command is refused with the file and the owner,
@@ -131,3 +132,34 @@ def test_read_only_engine_cannot_write(sqlite_instance: Instance) -> None:
         engine.dispose()
     assert digest(db) == before
     assert not (db.parent / "bulletin.db-wal").exists()
+
+
+def test_read_only_engine_reads_what_a_writer_opened_later_wrote(service_dir: Path) -> None:
+    """A read-only engine made while no writer had the database open (so its connections
+    read the file as it stood) reads through the WAL once a writer has it open: a daemon
+    started after the engine was made is never read stale."""
+    db = service_dir / "data" / "bulletin.db"
+    inst = make_instance(service_dir, f"sqlite:///{db}")
+    draft = NoticeDraft(category="road-closure", text="Water main break.", targets=("feed",))
+    create_notice(inst.app.engine, inst.settings, inst.clock, draft, "dispatcher1")
+    inst.app.close()
+    text = sa.text("SELECT text FROM notices WHERE id = 1")
+    reader = make_engine(f"sqlite:///{db}", read_only=True)
+    writer = make_engine(f"sqlite:///{db}")
+    try:
+        with reader.connect() as conn:  # pooled: the engine keeps it for the next use
+            assert conn.execute(text).scalar() == "Water main break."
+        with writer.begin() as conn:
+            conn.execute(sa.text("UPDATE notices SET text = :t WHERE id = 1"), {"t": "Reopened."})
+        with writer.connect():  # the daemon: -wal and -shm exist, the change is in the WAL
+            with reader.connect() as conn:
+                assert conn.execute(text).scalar() == "Reopened."
+            fresh = make_engine(f"sqlite:///{db}", read_only=True)
+            try:
+                with fresh.connect() as conn:
+                    assert conn.execute(text).scalar() == "Reopened."
+            finally:
+                fresh.dispose()
+    finally:
+        writer.dispose()
+        reader.dispose()

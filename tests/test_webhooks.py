@@ -48,13 +48,18 @@ TEXT = "Mass Ave closed between Waltham St and Muzzey St until 6 pm for a water 
 @dataclass
 class Receiver:
     """An HTTP endpoint on a free port: answers with ``statuses`` in turn (then 200) and
-    keeps what it received."""
+    keeps what it received (once it answers). While ``answering`` is clear it holds each
+    request unanswered, for :data:`HANG` seconds at most."""
 
     url: str
     statuses: list[int] = field(default_factory=list)
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    answering: threading.Event = field(default_factory=threading.Event)
+
+
+HANG = 60.0  # seconds a held request waits: far longer than any read timeout given here
 
 
 @pytest.fixture
@@ -67,6 +72,7 @@ def receiver() -> Iterator[Receiver]:
             got = box[0]
             body = self.rfile.read(int(self.headers["content-length"]))
             time.sleep(got.delay)
+            got.answering.wait(HANG)
             with got.lock:
                 got.received.append((dict(self.headers.items()), body))
                 status = got.statuses.pop(0) if got.statuses else 200
@@ -80,9 +86,11 @@ def receiver() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     box.append(Receiver(f"http://127.0.0.1:{server.server_address[1]}/hooks/bulletin"))
+    box[0].answering.set()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield box[0]
+    box[0].answering.set()  # a request still held ends now
     server.shutdown()
     server.server_close()
 
@@ -373,18 +381,19 @@ def test_holds_and_comments_record_their_events(instance: Instance) -> None:
 
 
 def test_a_stopping_daemon_sends_nothing_more(instance: Instance, receiver: Receiver) -> None:
-    """A sender told to stop posts nothing; a slow receiver costs at most the timeout."""
+    """A sender told to stop posts nothing; a receiver that does not answer costs the sender
+    its read timeout, never the receiver's time: it gives up while the request is still held."""
     add(instance, receiver.url, "hold.placed")
     with session_scope(instance.app.engine) as session:
         record_event(session, "hold.placed", {"hold": 1}, at=instance.clock.now())
     stop = threading.Event()
     stop.set()
     assert Sender(instance.app.engine, instance.clock, stop=stop).run() == []
-    receiver.delay = 3
-    began = time.monotonic()
-    (sent,) = Sender(instance.app.engine, instance.clock, timeout=(1, 0.5)).run()
-    assert time.monotonic() - began < 2.5
+    assert receiver.received == []
+    receiver.answering.clear()  # held for HANG seconds: waiting for it would be answered 200
+    (sent,) = Sender(instance.app.engine, instance.clock, timeout=(10, 0.5)).run()
     assert (sent.result, sent.error) == ("retry", "read timeout")
+    assert receiver.received == []  # the receiver had not answered when the sender gave up
 
 
 def test_the_daemon_announces_requests_due_soon_and_verify_problems(instance: Instance) -> None:

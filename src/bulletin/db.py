@@ -101,24 +101,45 @@ def _refuse_unwritable(path: Path) -> None:
     raise DatabaseError(f"cannot write the database {path}: permission denied; run as {owner}")
 
 
+class _AsItStood(sqlite3.Connection):
+    """A read-only connection that reads the file as it stood (``immutable``): made while
+    no writer had the database open."""
+
+
 def _read_only_sqlite(path: Path, busy_timeout: float, **kwargs: Any) -> Engine:
     if not path.is_file():
         raise DatabaseError("database is not initialised (run bulletin init)")
     uri = f"{path.absolute().as_uri()}?mode=ro"
+
     # A WAL database is read through its -shm file. While a writer has the database open it
     # exists. When none has, the file is the whole database: read it as it stands
     # (immutable), because a read-only connection would create -wal and -shm, owned by the
     # reader, and leave them behind for the daemon to trip over (or fail to, in a group
-    # member's case, for want of write permission on the directory).
-    if not any(p.exists() for p in _wal_files(path)):
-        uri += "&immutable=1"
+    # member's case, for want of write permission on the directory). Decided for each
+    # connection, and a pooled immutable one is replaced once a writer has opened the
+    # database: it would not see what the writer has in its WAL.
+    def writer_open() -> bool:
+        return any(p.exists() for p in _wal_files(path))
 
     def connect() -> sqlite3.Connection:
-        return sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=False)
+        if writer_open():
+            return sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=False)
+        return sqlite3.connect(
+            uri + "&immutable=1",
+            uri=True,
+            timeout=busy_timeout,
+            check_same_thread=False,
+            factory=_AsItStood,
+        )
+
+    def checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        if isinstance(dbapi_conn, _AsItStood) and writer_open():
+            raise sa.exc.DisconnectionError("a writer opened the database: read through its WAL")
 
     engine = sa.create_engine(f"sqlite:///{path}", creator=connect, **kwargs)
     event.listen(engine, "connect", _sqlite_read_only_pragmas)
     event.listen(engine, "begin", _sqlite_read_begin)
+    event.listen(engine, "checkout", checkout)
     return engine
 
 

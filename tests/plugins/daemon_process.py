@@ -34,10 +34,11 @@ class DaemonProcess:
             stderr=subprocess.STDOUT,
         )
         handle.close()
-        self.wait_for_log("started")
+        self.wait_for_log("started", timeout=120)  # seconds on a loaded machine
         return self
 
-    def wait_for_log(self, needle: str, timeout: float = 20.0, count: int = 1) -> None:
+    def wait_for_log(self, needle: str, timeout: float = 60.0, count: int = 1) -> None:
+        """Until ``needle`` is logged ``count`` times; fails at once when the daemon exits."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.log.exists() and self.log.read_text().count(needle) >= count:
