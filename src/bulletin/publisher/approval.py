@@ -101,9 +101,7 @@ def review_notice(session: Session, settings: Settings, notice: Notice) -> Revie
         for d in deliveries
         if (text := follow_ups.get(d.lang or notice.lang))
     )
-    return Review(
-        targets, policy.check(settings, subject), approvals, overridden, follow_up_cost
-    )
+    return Review(targets, policy.check(settings, subject), approvals, overridden, follow_up_cost)
 
 
 def follow_up_cost_of(settings: Settings, account: str, platform: str, text: str) -> float:
