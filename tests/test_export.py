@@ -772,6 +772,29 @@ def test_dat_line_matches_field_by_field_escaping() -> None:
             assert parse_dat(line) == [values]
 
 
+def test_lines_of_a_chunk_are_the_lines_of_its_records_one_by_one() -> None:
+    """The CSV rows a chunk writes in one piece are what writing each row alone gives (quotes,
+    separators and newlines in fields included), and the times the records manifest gives are
+    those of ``iso_utc``, whatever the zone and precision."""
+    from zoneinfo import ZoneInfo
+
+    from bulletin.archiver.export import loadfile, records
+    from bulletin.timeparse import iso_utc
+
+    rows = [["a", 'say "hi"', "x,y", "line\r\nbreak", "", "é 🚓"], ["", "\n"], ["þ\x14"]]
+    assert records._csv_rows(rows) == "".join(loadfile.csv_line(r) for r in rows)
+    moments = [
+        datetime(2026, 3, 2, 12, 0, tzinfo=UTC),
+        datetime(2026, 3, 2, 12, 0, 5, 123456, tzinfo=UTC),
+        datetime(2026, 3, 2, 12, 0, 5, 1000, tzinfo=UTC),
+        datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York")),
+        datetime(2026, 3, 2, 12, 0),
+    ]
+    for when in moments:
+        assert records._iso(when) == iso_utc(when)
+    assert records._iso(None) == ""
+
+
 def test_production_without_renderings(seeded: Instance, tmp_path: Path) -> None:
     """--no-renderings leaves the thread pages out and says so; the rest is the same bag."""
     out = tmp_path / "review"
