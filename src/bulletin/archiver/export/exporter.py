@@ -43,7 +43,7 @@ from bulletin.archiver.export.journal import BAG, Journal
 from bulletin.archiver.export.journal import write as write_journal
 from bulletin.archiver.export.scope import Scope
 from bulletin.archiver.store.base import WormStore
-from bulletin.archiver.store.files import rename_no_replace
+from bulletin.archiver.store.files import rename_no_replace, trim_heap
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import ArchiveError, Refused, UsageError
@@ -153,6 +153,7 @@ class _Checkpoints:
         def durable() -> None:
             sync()
             write_journal(job.partial, encoded)
+            trim_heap()
 
         self.pending = self.pool.submit(durable)
         self.pending.add_done_callback(lambda f: self._saved(f, done))
