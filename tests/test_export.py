@@ -12,6 +12,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import TypedDict, Unpack
 
@@ -567,6 +568,41 @@ def test_without_syncfs_an_export_syncs_file_by_file(
     assert verify_bundle(out).ok
 
 
+def test_the_journal_names_a_chunk_only_after_a_barrier_begun_after_its_files(
+    sqlite_instance: Instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chunk's barrier runs while the next chunk is written; still, the journal on disk
+    at any barrier names no record whose files were not already there at the barrier
+    before it, and the bag is whole."""
+    inst = sqlite_instance
+    captures = [post(f"p{t}", minutes=t * 100) for t in range(3)]
+    captures += [comment(f"c{t}-{n}", f"p{t}", t * 100 + n + 1) for t in range(3) for n in range(6)]
+    inst.app.archiver.archive(captures)
+    out = tmp_path / "prod"
+    partial = partial_dir(out)
+    real = store_files._SYNCFS
+    assert real is not None
+    seen: list[tuple[int, int]] = []  # (records the journal names, natives on disk) per barrier
+
+    def syncfs(fd: int) -> int:
+        journal = partial / "journal.json"
+        named = json.loads(journal.read_text())["done"] if journal.exists() else 0
+        natives = partial / "bag/data/natives"
+        on_disk = sum(1 for p in natives.rglob("*.json") if ".raw." not in p.name)
+        seen.append((named, on_disk))
+        return int(real(fd))
+
+    monkeypatch.setattr(store_files, "_SYNCFS", syncfs)
+    result = export(inst, "account:feed", out, chunk=4)
+    assert result.records == 21
+    checkpoints = [named for named, _ in seen]
+    assert checkpoints[-1] == 21 and len(seen) >= 7  # one barrier per chunk, then the end
+    for (_, before), (named, _) in pairwise(seen):
+        assert named <= before
+    bagit.Bag(str(out)).validate()
+    assert verify_bundle(out).ok
+
+
 def test_resume_reads_a_plan_written_without_item_ranges(
     sqlite_instance: Instance, tmp_path: Path
 ) -> None:
@@ -770,6 +806,29 @@ def test_dat_line_matches_field_by_field_escaping() -> None:
         assert line == loadfile.SEPARATOR.join(loadfile._dat_field(v) for v in values) + "\r\n"
         if not any(c in v for v in values for c in "\r\n®"):
             assert parse_dat(line) == [values]
+
+
+def test_lines_of_a_chunk_are_the_lines_of_its_records_one_by_one() -> None:
+    """The CSV rows a chunk writes in one piece are what writing each row alone gives (quotes,
+    separators and newlines in fields included), and the times the records manifest gives are
+    those of ``iso_utc``, whatever the zone and precision."""
+    from zoneinfo import ZoneInfo
+
+    from bulletin.archiver.export import loadfile, records
+    from bulletin.timeparse import iso_utc
+
+    rows = [["a", 'say "hi"', "x,y", "line\r\nbreak", "", "é 🚓"], ["", "\n"], ["þ\x14"]]
+    assert records._csv_rows(rows) == "".join(loadfile.csv_line(r) for r in rows)
+    moments = [
+        datetime(2026, 3, 2, 12, 0, tzinfo=UTC),
+        datetime(2026, 3, 2, 12, 0, 5, 123456, tzinfo=UTC),
+        datetime(2026, 3, 2, 12, 0, 5, 1000, tzinfo=UTC),
+        datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York")),
+        datetime(2026, 3, 2, 12, 0),
+    ]
+    for when in moments:
+        assert records._iso(when) == iso_utc(when)
+    assert records._iso(None) == ""
 
 
 def test_production_without_renderings(seeded: Instance, tmp_path: Path) -> None:

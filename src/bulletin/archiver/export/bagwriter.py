@@ -21,6 +21,7 @@ import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -145,9 +146,11 @@ class BagWriter:
         full = self._parent(rel)
         fd = os.open(full, _CREATE, PRIVATE_FILE)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            written = os.write(fd, data)
+            if written < len(data):  # rare: a short write, carry on from where it stopped
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
         self._unsynced.append(full)  # list.append is atomic: safe across threads
@@ -157,6 +160,13 @@ class BagWriter:
         self._part.write(f"{digest}  data/{rel}\n".encode())
         self.files += 1
         self.bytes += size
+
+    def list_many(self, listed: Sequence[tuple[str, str, int]]) -> None:
+        """:meth:`list` each of ``listed`` (path, sha256, size), in order, in one piece."""
+        if listed:
+            self._part.write("".join([f"{d}  data/{r}\n" for r, d, _ in listed]).encode())
+            self.files += len(listed)
+            self.bytes += sum([size for _, _, size in listed])
 
     # -- payload files written by appending ----------------------------------------------------
 
@@ -189,12 +199,24 @@ class BagWriter:
     def checkpoint(self) -> int:
         """Make everything written so far durable (one barrier for the batch); returns the
         manifest part's size. Only then may a journal name what was written."""
+        size, sync = self.checkpoint_begin()
+        sync()
+        return size
+
+    def checkpoint_begin(self) -> tuple[int, Callable[[], None]]:
+        """Hand everything written so far to the system; returns the manifest part's size
+        and the barrier that makes all of it durable, to be called once, from any thread
+        (what is written after this call is left to the next checkpoint). Only once that
+        barrier has returned may a journal name what was written. No file of the bag may be
+        being written during this call."""
         self.appended_sizes()
         self._part.flush()
-        self._barrier()
-        return self._part.size
+        return self._part.size, self._taken()
 
     def _barrier(self, more: Sequence[str | Path] = ()) -> None:
+        self._taken(more)()
+
+    def _taken(self, more: Sequence[str | Path] = ()) -> Callable[[], None]:
         # without syncfs: every file written since the last barrier (an appended file
         # written again and again is fsynced once per barrier), then the folders holding
         # their names: each file's own folder and the parents of new folders
@@ -202,7 +224,7 @@ class BagWriter:
         dirs = [*dict.fromkeys([*map(os.path.dirname, files), *self._new_dirs])]
         self._unsynced = [f"{self.data}/{rel}" for rel in self._appenders]  # still growing
         self._new_dirs = []
-        barrier(self.root, files, dirs)
+        return partial(barrier, self.root, files, dirs)
 
     def finish(
         self,

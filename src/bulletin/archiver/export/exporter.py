@@ -10,10 +10,12 @@ audit event names the scope, the count and the sha256 of the payload manifest.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -38,9 +40,10 @@ from bulletin.archiver.export.job import (
     Production,
 )
 from bulletin.archiver.export.journal import BAG, Journal
+from bulletin.archiver.export.journal import write as write_journal
 from bulletin.archiver.export.scope import Scope
 from bulletin.archiver.store.base import WormStore
-from bulletin.archiver.store.files import rename_no_replace
+from bulletin.archiver.store.files import rename_no_replace, trim_heap
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import ArchiveError, Refused, UsageError
@@ -122,15 +125,61 @@ def _open_writer(job: Job) -> BagWriter:
     return writer
 
 
-def _checkpoint(job: Job, done: int) -> None:
-    """Everything written so far made durable, then the journal says ``done`` records."""
-    writer = job.writer
-    part_size = writer.checkpoint()
-    job.journal.sizes = {**writer.appended_sizes(), PART: part_size}
-    job.journal.done = done
-    job.journal.payload_files, job.journal.payload_bytes = writer.files, writer.bytes
-    job.journal.counts = dict(job.counts)
-    job.journal.save(job.partial)
+class _Checkpoints:
+    """The checkpoints of a run: everything written up to the end of a chunk made durable
+    (one barrier), then the journal saying so. The barrier and the journal's write run on a
+    thread of their own while the next chunk is written, so the copying threads do not wait
+    for the disk; one checkpoint at a time, and the journal never names a chunk before the
+    barrier begun after its last write has returned."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-sync")
+        self.pending: Future[None] | None = None
+        self.durable = job.journal.done  # records the saved journal names
+
+    def submit(self, done: int) -> None:
+        """Checkpoint after ``done`` records (all written: no file of the bag is being
+        written); the previous checkpoint is waited for first."""
+        self.wait()
+        job, writer = self.job, self.job.writer
+        part_size, sync = writer.checkpoint_begin()
+        job.journal.sizes = {**writer.appended_sizes(), PART: part_size}
+        job.journal.done = done
+        job.journal.payload_files, job.journal.payload_bytes = writer.files, writer.bytes
+        job.journal.counts = dict(job.counts)
+        encoded = job.journal.encoded()
+
+        def durable() -> None:
+            sync()
+            write_journal(job.partial, encoded)
+            trim_heap()
+
+        self.pending = self.pool.submit(durable)
+        self.pending.add_done_callback(lambda f: self._saved(f, done))
+
+    def _saved(self, future: Future[None], done: int) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.durable = done
+
+    def wait(self) -> None:
+        """Wait for the checkpoint under way. :raises OSError: it failed (the journal then
+        says, in memory too, what the last one that succeeded said)."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        try:
+            pending.result()
+        except BaseException:
+            self.job.journal.done = self.durable
+            raise
+
+    def close(self) -> None:
+        """Let the checkpoint under way end (when the run stops for another reason: a
+        failure of its own only leaves the journal, in memory too, as it was)."""
+        with contextlib.suppress(Exception):
+            self.wait()
+        self.pool.shutdown(wait=True)
 
 
 def _check_outside_store(out: Path, settings: Settings) -> None:
@@ -254,17 +303,20 @@ def export_bundle(
         plan.load_redactions(job)
         writer = _open_writer(job)
         total = journal.total
+        checkpoints = _Checkpoints(job)
         try:
             done = journal.done
             rows = plan.rows(job, done)
             while batch := list(islice(rows, chunk)):
                 records.write_chunk(job, batch)
                 done = batch[-1].position
-                _checkpoint(job, done)
+                checkpoints.submit(done)
                 if progress:
                     progress(done, total)
+            checkpoints.wait()
             payload_sha, facts, stamped = finish.finish(job, now())
         finally:
+            checkpoints.close()
             writer.close()
             job.pool.shutdown(wait=True, cancel_futures=True)
         if as_zip:

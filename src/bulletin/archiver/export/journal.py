@@ -49,8 +49,11 @@ class Journal:
     bates_first: int | None = None
 
     def save(self, directory: Path) -> None:
-        data = json.dumps(asdict(self), sort_keys=True, indent=1).encode()
-        write_atomically(directory / JOURNAL, data)
+        write(directory, self.encoded())
+
+    def encoded(self) -> bytes:
+        """What :meth:`save` writes, as the journal stands now."""
+        return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
 
     @classmethod
     def load(cls, directory: Path) -> Journal | None:
@@ -61,3 +64,9 @@ class Journal:
         if body.get("format") != FORMAT:
             return None
         return cls(**body)
+
+
+def write(directory: Path, encoded: bytes) -> None:
+    """Replace the journal in ``directory`` with ``encoded`` (:meth:`Journal.encoded`),
+    durably."""
+    write_atomically(directory / JOURNAL, encoded)

@@ -14,11 +14,12 @@ A thread family (the post and its comments) is an attachment range in the load f
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
 from bulletin.archiver import holds, ledger
@@ -130,6 +131,27 @@ def count_disposed(engine: Engine, query: holds.Query, time_zone: str, head_seq:
         )
 
 
+#: SQLite's page cache for the plan's sorts, in KiB (its default is 2,000 per cache): the
+#: windows of the plan query each keep one, so their memory grows with the production up
+#: to that many times; what does not fit goes to temporary files
+PLAN_CACHE_KIB = 256
+
+
+@contextmanager
+def _small_sort_cache(conn: Connection) -> Iterator[None]:
+    """On SQLite, the connection's page cache made :data:`PLAN_CACHE_KIB` while the plan is
+    read, then given back its size (the connection returns to the pool)."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{PLAN_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(before or -2000)}")
+
+
 def plan(engine: Engine, query: holds.Query, time_zone: str, head_seq: int) -> Iterator[PlanRow]:
     """Every record to produce, in Bates order, streamed from the database."""
     ids = _matching(query, time_zone, head_seq).where(col(Record.disposed_at).is_(None))
@@ -194,7 +216,7 @@ def plan(engine: Engine, query: holds.Query, time_zone: str, head_seq: int) -> I
         sa.func.row_number().over(partition_by=item, order_by=order).label("item_pos"),
         sa.func.count().over(partition_by=item).label("item_size"),
     ).order_by(*order)
-    with engine.connect() as conn:
+    with engine.connect() as conn, _small_sort_cache(conn):
         result = conn.execution_options(yield_per=2000).execute(stmt)
         for record_id, pos, fam_pos, fam_size, item_pos, item_size in result:
             first = int(pos) - int(fam_pos) + 1

@@ -89,7 +89,7 @@ def digests(job: Job, record_ids: Sequence[int]) -> dict[int, list[str]]:
                 .where(col(RecordMedia.record_id).in_(ids[start : start + 500]))
                 .where(col(RecordMedia.mime_type) == warc.MIME_TYPE)
                 .order_by(col(RecordMedia.id))
-            )
+            ).all()
             for record_id, digest in rows:
                 if digest:
                     out.setdefault(record_id, []).append(digest)

@@ -23,6 +23,7 @@ def _libc(name: str) -> Any:
 
 
 _SYNCFS = _libc("syncfs")
+_MALLOC_TRIM = _libc("malloc_trim")
 _RENAMEAT2 = _libc("renameat2")
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
@@ -105,6 +106,14 @@ def barrier(
         fsync_file(path)
     for directory in dirs:
         fsync_dir(directory)
+
+
+def trim_heap() -> None:
+    """Give the memory the C heap holds free back to the system (glibc's ``malloc_trim``;
+    nothing elsewhere): a long run that allocates in several threads otherwise keeps what
+    it freed in each thread's arena, and its resident size creeps up with the work done."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def pid_alive(pid: int) -> bool:

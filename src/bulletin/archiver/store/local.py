@@ -321,8 +321,10 @@ class LocalStore(WormStore):
             raise self._unavailable(f"cannot read {key}", e) from e
         try:
             size = os.fstat(fd).st_size
+            # one byte more than the file holds: a file longer than it says is read long
+            # (and fails its hash); one that reads whole needs no second read to find its end
             data = os.read(fd, size + 1)
-            while len(data) <= size and (more := os.read(fd, 1 << 20)):
+            while len(data) < size and (more := os.read(fd, 1 << 20)):
                 data += more
         except OSError as e:
             raise self._unavailable(f"cannot read {key}", e) from e
