@@ -671,7 +671,8 @@ def test_an_update_and_a_correction_reply_to_every_language_once(bilingual: Inst
 
 def test_update_and_correct_name_each_reply_with_its_language(tmp_path: Path) -> None:
     """notice update and notice correct say which language each queued reply is in, as
-    notice show names posts: feed[es] beside feed."""
+    notice show names posts: feed[es] beside feed; notice retract --text-in answers each
+    post in its language."""
     from tests.plugins.cli import invoke
 
     inst = bilingual_instance(
@@ -701,6 +702,24 @@ def test_update_and_correct_name_each_reply_with_its_language(tmp_path: Path) ->
         )
         assert corrected.exit_code == 0, corrected.output
         assert "correction queued for feed, feed[es], feed-es[es]" in corrected.stdout
+        retracted = invoke(
+            inst,
+            *("notice", "retract", str(notice_id), "--reason", "issued in error"),
+            *("--text", "Withdrawn.", "--text-in", "es=Retirado."),
+            login="abe",
+            clock=inst.clock,
+        )
+        assert retracted.exit_code == 0, retracted.output
+        replies = {
+            (d.account, d.lang, d.text)
+            for d in deliveries(inst, notice_id)
+            if d.kind == "retraction"
+        }
+        assert replies == {
+            ("feed", "en", "Withdrawn."),
+            ("feed", "es", "Retirado."),
+            ("feed-es", "es", "Retirado."),
+        }
     finally:
         inst.app.close()
 
@@ -772,19 +791,28 @@ def test_a_retraction_answers_each_post_in_its_own_language(bilingual: Instance)
 
 def test_a_retraction_in_a_language_the_notice_lacks_is_refused(bilingual: Instance) -> None:
     """A retraction text in a language the notice is not in, or in its primary language as
-    another, or empty, is refused with one line, and nothing is retracted; an English-only
-    text leaves the Spanish posts the standard Spanish sentence."""
+    well as the text, or empty, is refused with one line, and nothing is retracted; an
+    English-only text leaves the Spanish posts the standard Spanish sentence."""
     engine, settings, clock = bilingual.app.engine, bilingual.settings, bilingual.clock
     notice_id = make(bilingual, ("feed", "feed-es"))
     approve_notice(engine, settings, clock, notice_id, "chief")
     assert run_all(bilingual).count("published") == 3
     for others, message in (
         ({"fr": "Retiré."}, "fr is not one of the agency"),
-        ({"en": "Withdrawn."}, "not in en as another language"),
+        ({"en": "Withdrawn again."}, "the retraction in en is given twice"),
         ({"es": "  "}, "the retraction in es is empty"),
     ):
         with pytest.raises(UsageError, match=message) as refused:
-            retract_notice(engine, settings, clock.now(), notice_id, "error", "chief", texts=others)
+            retract_notice(
+                engine,
+                settings,
+                clock.now(),
+                notice_id,
+                "error",
+                "chief",
+                text="Withdrawn.",
+                texts=others,
+            )
         assert "\n" not in str(refused.value)
     with Session(engine) as session:
         assert session.get(Notice, notice_id).state != "retracted"  # type: ignore[union-attr]
@@ -796,37 +824,6 @@ def test_a_retraction_in_a_language_the_notice_lacks_is_refused(bilingual: Insta
     }
     assert ("feed", "en", "Withdrawn.") in replies
     assert ("feed-es", "es", "Este aviso ha sido retirado.") in replies
-
-
-def test_notice_retract_takes_each_language_from_the_command_line(tmp_path: Path) -> None:
-    """notice retract --text-in es=... answers the Spanish posts in Spanish."""
-    from tests.plugins.cli import invoke
-
-    inst = bilingual_instance(
-        tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", LANGUAGES + PEOPLE
-    )
-    try:
-        notice_id = make(inst, ("feed", "feed-es"))
-        approve_notice(inst.app.engine, inst.settings, inst.clock, notice_id, "abe")
-        assert run_all(inst).count("published") == 3
-        done = invoke(
-            inst,
-            *("notice", "retract", str(notice_id), "--reason", "issued in error"),
-            *("--text", "Withdrawn.", "--text-in", "es=Retirado."),
-            login="abe",
-            clock=inst.clock,
-        )
-        assert done.exit_code == 0, done.output
-        replies = sorted(
-            (d.account, d.lang, d.text)
-            for d in deliveries(inst, notice_id)
-            if d.kind == "retraction"
-        )
-        assert ("feed", "en", "Withdrawn.") in replies
-        assert ("feed-es", "es", "Retirado.") in replies
-        assert all(text != "Withdrawn." for _, lang, text in replies if lang == "es")
-    finally:
-        inst.app.close()
 
 
 def test_a_cap_update_says_update_in_each_language(tmp_path: Path, db_url: str) -> None:

@@ -106,17 +106,7 @@ def reply_texts(
         no reply).
     """
     langs = languages_of(session, notice)
-    texts = {langs[0]: text.strip()}
-    for tag, other in others.items():
-        lang = normalise(settings, tag)
-        if lang not in langs:
-            raise UsageError(f"notice {notice.id} is not in {lang} (it is in {', '.join(langs)})")
-        if lang in texts:
-            raise UsageError(f"the {what} in {lang} is given twice")
-        if not other.strip():
-            raise UsageError(f"the {what} in {lang} is empty")
-        check_text(f"the {what} in {lang}", other.strip())
-        texts[lang] = other.strip()
+    texts = _with_others(settings, notice, langs, {langs[0]: text.strip()}, others, what)
     missing = [lang for lang in langs if lang not in texts]
     if missing and not partial:
         raise UsageError(
@@ -285,27 +275,40 @@ def retraction_texts(
     """The retraction reply in each language of ``notice``: ``text`` in its primary,
     ``others`` (tag → text) in the others, the standard sentence in a language given none.
 
-    :raises UsageError: a tag that is not one of the notice's other languages, or an empty
-        text.
+    :raises UsageError: a tag that is not one of the notice's languages, a language given
+        twice, or an empty text.
     """
     langs = languages_of(session, notice)
-    given = {langs[0]: text.strip()} if text is not None and text.strip() else {}
+    primary = {langs[0]: text.strip()} if text is not None and text.strip() else {}
+    given = _with_others(settings, notice, langs, primary, others, "retraction")
+    return {lang: given.get(lang) or word_in(RETRACTION_WORDS, lang) for lang in langs}
+
+
+def _with_others(
+    settings: Settings,
+    notice: Notice,
+    langs: Sequence[str],
+    texts: dict[str, str],
+    others: Mapping[str, str],
+    what: str,
+) -> dict[str, str]:
+    """``texts`` (language → text) with ``others`` (tag → text) added, each stripped and
+    checked.
+
+    :raises UsageError: a tag that is not one of ``langs``, a language given twice, or an
+        empty text.
+    """
     for tag, other in others.items():
         lang = normalise(settings, tag)
-        if lang not in langs[1:]:
-            where = (
-                "its primary language: give it as the text"
-                if lang == langs[0]
-                else (f"it is in {', '.join(langs)}")
-            )
-            raise UsageError(f"notice {notice.id} is not in {lang} as another language ({where})")
-        if lang in given:
-            raise UsageError(f"the retraction in {lang} is given twice")
+        if lang not in langs:
+            raise UsageError(f"notice {notice.id} is not in {lang} (it is in {', '.join(langs)})")
+        if lang in texts:
+            raise UsageError(f"the {what} in {lang} is given twice")
         if not other.strip():
-            raise UsageError(f"the retraction in {lang} is empty")
-        check_text(f"the retraction in {lang}", other.strip())
-        given[lang] = other.strip()
-    return {lang: given.get(lang) or word_in(RETRACTION_WORDS, lang) for lang in langs}
+            raise UsageError(f"the {what} in {lang} is empty")
+        check_text(f"the {what} in {lang}", other.strip())
+        texts[lang] = other.strip()
+    return texts
 
 
 def correction_body(text: str, lang: str) -> str:
