@@ -39,7 +39,6 @@ from bulletin.publisher.notices import get_for_update, platform_of
 from bulletin.publisher.texts import TargetText, check_text, plan
 from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
-RETRACTION_TEXT = RETRACTION_WORDS["en"]
 RETRACTING = (DeliveryKind.RETRACTION, DeliveryKind.DELETION)
 
 
