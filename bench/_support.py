@@ -187,10 +187,18 @@ def seed_future_notices(app: App, count: int, account: str, start: datetime) -> 
 class Daemon:
     """``bulletin daemon`` as a subprocess."""
 
-    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log: Path,
+        env: dict[str, str] | None = None,
+        runner: list[str] | None = None,
+    ) -> None:
         self.config = config
         self.log = log
         self.env = env or {}  # added to the daemon's environment
+        # what runs ``-m bulletin``: the interpreter, or a profiler such as memray's ``run``
+        self.runner = runner or [sys.executable]
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_in = 0.0
 
@@ -202,7 +210,7 @@ class Daemon:
         offset = self.log.stat().st_size if self.log.exists() else 0
         began = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bulletin", "daemon", "--log-level", "warning"],
+            [*self.runner, "-m", "bulletin", "daemon", "--log-level", "warning"],
             env=env,
             stdout=handle,
             stderr=subprocess.STDOUT,

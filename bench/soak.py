@@ -423,6 +423,11 @@ def main() -> None:
     parser.add_argument(
         "--daemon-env", action="append", default=[], metavar="NAME=VALUE", help="for the daemon"
     )
+    parser.add_argument(
+        "--memray",
+        action="store_true",
+        help="run the daemon under memray (native stacks, aggregated) into RUN/daemon.memray",
+    )
     parser.add_argument("--child-export", nargs=2, metavar=("CONFIG", "OUT"))
     args = parser.parse_args()
     if args.child_export:
@@ -441,7 +446,11 @@ def main() -> None:
         env = {}
     env |= dict(item.split("=", 1) for item in args.daemon_env)
     signal.signal(signal.SIGTERM, lambda _s, _f: sys.exit(1))  # the finally below runs
-    daemon = Daemon(config, run / "daemon.log", env).start(timeout=300)
+    runner = None
+    if args.memray:  # what is still allocated when the daemon stops, by stack (memray stats)
+        memray = ["-m", "memray", "run", "--native", "--aggregate", "-q", "-f"]
+        runner = [sys.executable, *memray, "-o", str(run / "daemon.memray")]
+    daemon = Daemon(config, run / "daemon.log", env, runner).start(timeout=300)
     assert daemon.proc is not None
     pid = daemon.proc.pid
     print(f"soak: {args.minutes} min, daemon pid {pid}, output in {run}", flush=True)
