@@ -5,6 +5,7 @@ threads with corrections and retractions, replies captured with their rewrites a
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ import requests
 from sqlmodel import Session, col, select
 
 from bulletin.connectors.base import Media, OutgoingPost
-from bulletin.connectors.bluesky import graphemes, link_facets, rkey_for
+from bulletin.connectors.bluesky import graphemes, link_facets, rkey_for, shared_tls
 from bulletin.connectors.platforms import platform
 from bulletin.connectors.sandbox import SandboxServer
 from bulletin.connectors.sandbox.state import DEFAULT_BLUESKY_ACCOUNT
@@ -55,6 +56,15 @@ def test_the_record_key_is_a_tid_made_from_the_delivery_key() -> None:
     key = rkey_for("notice-7.3f9a02bc")
     assert key == rkey_for("notice-7.3f9a02bc") != rkey_for("notice-7.3f9a02bc-part-2")
     assert len(key) == 13 and key[0] in "234567abcdefghij"
+
+
+def test_every_client_shares_one_tls_context(sandbox: SandboxServer) -> None:
+    """A TLS context carries its own copy of the certificate store (about 0.8 MB): one per
+    connector grew the daemon with each thread that used a Bluesky account."""
+    first, second = bluesky_connector(sandbox.url), bluesky_connector(sandbox.url)
+    contexts = [c._xrpc._client._transport._pool._ssl_context for c in (first, second)]
+    assert contexts[0] is contexts[1] is shared_tls()
+    assert shared_tls().verify_mode == ssl.CERT_REQUIRED and shared_tls().check_hostname
 
 
 def test_a_repeated_key_is_a_server_error_on_the_pds(sandbox: SandboxServer) -> None:

@@ -39,9 +39,11 @@ reply rule in ``allow`` stays as it was; a new record has no ``allow`` at all (a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+import ssl
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -135,6 +137,14 @@ def split_uri(uri: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
+@functools.cache
+def shared_tls() -> ssl.SSLContext:
+    """The one TLS context (httpx's defaults: certifi's authorities, ``SSL_CERT_FILE``) every
+    Bluesky client uses. A context holds its own copy of the certificate store, about 0.8 MB,
+    so one per client grew the daemon by that much for each thread that used an account."""
+    return httpx.create_ssl_context()
+
+
 class BlueskyConnector(Connector):
     """One Bluesky account. The app password is held as a :class:`Secret`, never printed."""
 
@@ -162,6 +172,7 @@ class BlueskyConnector(Connector):
         self._xrpc = XrpcRequest(
             timeout=httpx.Timeout(read, connect=connect),
             event_hooks={"response": [self._keep]},
+            verify=shared_tls(),
         )
         self._client = Client(base_url or pds, request=self._xrpc)
         self._did: str | None = None
