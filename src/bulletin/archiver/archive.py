@@ -545,21 +545,25 @@ class Archiver:
             insert_rows(conn, _LEDGER, entries)
             audit.record_events(
                 session,
-                [
-                    audit.event(
-                        at=now,
-                        actor=actor,
-                        action="captured",
-                        object_type="record",
-                        object_id=row["id"],
-                        series=row["series"],
-                        sha256=row["object_sha256"],
-                        remote_id=row["remote_id"],
-                        version=row["version"],
-                        change=row["change"],
-                    )
-                    for row in rows
-                ],
+                audit.events_of(
+                    at=now,
+                    actor=actor,
+                    action="captured",
+                    object_type="record",
+                    objects=[
+                        (
+                            row["id"],
+                            {
+                                "series": row["series"],
+                                "sha256": row["object_sha256"],
+                                "remote_id": row["remote_id"],
+                                "version": row["version"],
+                                "change": row["change"],
+                            },
+                        )
+                        for row in rows
+                    ],
+                ),
             )
             hooks = subscribers(session, "comment.captured")
             if hooks:  # the payloads are built only when a webhook will carry them
