@@ -587,6 +587,41 @@ def test_a_batchs_audit_events_are_what_one_event_each_gives(instance: Instance)
     assert got == want
 
 
+def test_the_latest_versions_are_found_by_the_unique_index(sqlite_instance: Instance) -> None:
+    """Given records of two kinds in one account (a post and a comment with the same remote
+    id among them), when a batch looks up the items' latest versions, then SQLite searches
+    the unique index on (account, kind, remote id) for each id, never walks every version of
+    the account, and each kind keeps its own versions."""
+    app = sqlite_instance.app
+    post = Capture("feed", "feed", replace(comment(1).item, kind="post", remote_id="x1"))
+    archive = app.archiver.archive
+    archive([comment(i) for i in range(30)] + [post, comment(0, "edited")])
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, params: Any, *rest: Any) -> None:
+        if "max(records.version)" in statement:
+            statements.append((statement, params))
+
+    sa.event.listen(app.engine, "before_cursor_execute", seen)
+    try:
+        again = archive([replace(post, item=replace(post.item, text="post edited")), comment(5)])
+    finally:
+        sa.event.remove(app.engine, "before_cursor_execute", seen)
+    assert [(r.kind, r.remote_id, r.version) for r in again] == [
+        ("post", "x1", 2),
+        ("comment", "c5", 1),
+    ]
+    assert statements
+    with app.engine.connect() as conn:
+        for statement, params in statements:
+            plan = [
+                row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
+            ]
+            searches = [step for step in plan if "records" in step or "INDEX" in step]
+            assert searches, plan
+            assert all("kind=? AND remote_id=?" in step for step in searches), plan
+
+
 def test_a_torn_object_left_by_a_crash_is_made_whole_by_the_retry(
     sqlite_instance: Instance,
 ) -> None:
