@@ -736,10 +736,11 @@ def put_retained(store: WormStore, objects: Sequence[NewObject]) -> None:
                 store.extend_retention(object_key(digest), new.retain_until)
 
 
-def _chunks(keys: set[Key], size: int = 500) -> list[tuple[str, str, list[str]]]:
+def _chunks(keys: set[Key], size: int = 1000) -> list[tuple[str, str, list[str]]]:
     """(account, kind, remote ids) in chunks, so that each look-up is a search of the
     unique index on (account, kind, remote id, version) for each id, never a walk of every
-    version of the account."""
+    version of the account; a capture batch of the default size (``[capture] batch_items``,
+    1,000) of one account and kind is one query."""
     by_item: dict[tuple[str, str], set[str]] = {}
     for account, kind, remote_id in keys:
         by_item.setdefault((account, kind), set()).add(remote_id)
