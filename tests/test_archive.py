@@ -495,6 +495,133 @@ def test_rows_inserted_by_the_driver_read_back_as_sqlalchemy_wrote_them(
     ]
 
 
+def test_records_inserted_by_the_driver_read_back_as_sqlalchemy_wrote_them(
+    instance: Instance,
+) -> None:
+    """Records rows through insert_rows, whose processed values (states, flags, times,
+    nulls) are remembered per column within a call, read back as the same rows through
+    SQLAlchemy's own insert: every column, row by row."""
+    from bulletin.db import insert_rows
+
+    table = Record.__table__  # type: ignore[attr-defined]
+    at = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+    states = ["visible", "hidden", "deleted", "visible"]
+
+    def row(i: int, account: str) -> dict[str, Any]:
+        return {
+            "account": account,
+            "platform": "feed",
+            "kind": "comment",
+            "remote_id": f"r{i}",
+            "parent_id": None if i % 3 else "p1",
+            "thread_id": "p1",
+            "version": 1,
+            "previous_record_id": None,
+            "change": "new",
+            "state": states[i % 4],
+            "author": None if i == 2 else f"a{i % 2}",
+            "text": f"text {i} 🚧",
+            "url": None,
+            "posted_at": None if i % 2 else at - timedelta(days=i % 3),
+            "captured_at": at,
+            "series": "visitor-comments",
+            "retain_until": at + timedelta(days=365 * (1 + i % 2)),
+            "legal_hold": i % 3 == 0,
+            "training": i % 2 == 1,
+            "content_sha256": f"{i:064x}",
+            "object_sha256": f"{i + 100:064x}",
+            "raw_sha256": None if i % 4 == 3 else f"{i + 200:064x}",
+            "size": 700 + i,
+            "notice_id": None if i % 2 else i,
+            "ledger_seq": None,
+            "lang": "es" if i == 5 else None,
+        }
+
+    with instance.app.engine.begin() as conn:
+        insert_rows(conn, table, [row(i, "driver") for i in range(12)])
+        conn.execute(table.insert(), [row(i, "orm") for i in range(12)])
+    with Session(instance.app.engine) as session:
+        found = session.exec(select(Record).order_by(col(Record.remote_id))).all()
+    skip = {"id", "account"}
+
+    def values(account: str) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in r.model_dump().items() if k not in skip}
+            for r in found
+            if r.account == account
+        ]
+
+    assert values("driver") == values("orm")
+    assert len(values("driver")) == 12
+    assert {r["state"] for r in values("driver")} == {"visible", "hidden", "deleted"}
+
+
+def test_a_batchs_audit_events_are_what_one_event_each_gives(instance: Instance) -> None:
+    """The events of an archived batch, written for the lot at once, hold what
+    ``audit.event`` gives for each record: actor, action, object and the detail's JSON."""
+    from bulletin import audit
+
+    records = archive_some(instance, 4)
+    with Session(instance.app.engine) as session:
+        events = session.exec(
+            select(AuditEvent)
+            .where(col(AuditEvent.action) == "captured")
+            .order_by(col(AuditEvent.id))
+        ).all()
+    got = [(e.actor, e.object_type, e.object_id, e.detail, e.via, e.host) for e in events]
+    want = []
+    for r in records:
+        one = audit.event(
+            at=r.captured_at,
+            actor="bulletin",
+            action="captured",
+            object_type="record",
+            object_id=r.id or 0,
+            series=r.series,
+            sha256=r.object_sha256,
+            remote_id=r.remote_id,
+            version=r.version,
+            change=r.change,
+        )
+        want.append((one["actor"], one["object_type"], one["object_id"], one["detail"], None, None))
+    assert got == want
+
+
+def test_the_latest_versions_are_found_by_the_unique_index(sqlite_instance: Instance) -> None:
+    """Given records of two kinds in one account (a post and a comment with the same remote
+    id among them), when a batch looks up the items' latest versions, then SQLite searches
+    the unique index on (account, kind, remote id) for each id, never walks every version of
+    the account, and each kind keeps its own versions."""
+    app = sqlite_instance.app
+    post = Capture("feed", "feed", replace(comment(1).item, kind="post", remote_id="x1"))
+    archive = app.archiver.archive
+    archive([comment(i) for i in range(30)] + [post, comment(0, "edited")])
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, params: Any, *rest: Any) -> None:
+        if "max(records.version)" in statement:
+            statements.append((statement, params))
+
+    sa.event.listen(app.engine, "before_cursor_execute", seen)
+    try:
+        again = archive([replace(post, item=replace(post.item, text="post edited")), comment(5)])
+    finally:
+        sa.event.remove(app.engine, "before_cursor_execute", seen)
+    assert [(r.kind, r.remote_id, r.version) for r in again] == [
+        ("post", "x1", 2),
+        ("comment", "c5", 1),
+    ]
+    assert statements
+    with app.engine.connect() as conn:
+        for statement, params in statements:
+            plan = [
+                row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
+            ]
+            searches = [step for step in plan if "records" in step or "INDEX" in step]
+            assert searches, plan
+            assert all("kind=? AND remote_id=?" in step for step in searches), plan
+
+
 def test_a_torn_object_left_by_a_crash_is_made_whole_by_the_retry(
     sqlite_instance: Instance,
 ) -> None:

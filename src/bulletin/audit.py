@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -13,12 +13,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin.db import insert_rows
+from bulletin.jsonenc import reused
 from bulletin.models import AuditEvent
 
 _TABLE = AuditEvent.__table__  # type: ignore[attr-defined]
 # json.dumps(detail, sort_keys=True, default=str), its encoder made once (the archive writes
 # an event per record)
 _DETAIL = json.JSONEncoder(sort_keys=True, default=str)
+_DETAIL_JSON = reused(_DETAIL)
 
 
 class Origin(Protocol):
@@ -84,10 +86,56 @@ def event(
         "object_type": object_type,
         "object_id": str(object_id),
         "reason": reason,
-        "detail": _DETAIL.encode(detail) if detail else None,
+        "detail": detail_json(detail) if detail else None,
         "via": origin.via if origin is not None else None,
         "host": (origin.host or None) if origin is not None else None,
     }
+
+
+def events_of(
+    *,
+    at: datetime,
+    actor: str | Origin,
+    action: str,
+    object_type: str,
+    objects: Iterable[tuple[str | int, Mapping[str, Any]]],
+) -> list[dict[str, Any]]:
+    """One event per ``(object_id, detail)`` of ``objects``, all by ``actor`` at ``at``: the
+    rows :func:`event` gives for each (same columns, same values), with who acted resolved
+    once for the lot and each detail written by :func:`detail_json`."""
+    first = event(at=at, actor=actor, action=action, object_type=object_type, object_id="")
+    if first["detail"] is not None:  # on behalf of someone: each detail names them
+        return [
+            event(
+                at=at,
+                actor=actor,
+                action=action,
+                object_type=object_type,
+                object_id=oid,
+                **detail,
+            )
+            for oid, detail in objects
+        ]
+    name, via, host = first["actor"], first["via"], first["host"]
+    return [
+        {
+            "at": at,
+            "actor": name,
+            "action": action,
+            "object_type": object_type,
+            "object_id": str(oid),
+            "reason": None,
+            "detail": detail_json(detail) if detail else None,
+            "via": via,
+            "host": host,
+        }
+        for oid, detail in objects
+    ]
+
+
+def detail_json(detail: Mapping[str, Any]) -> str:
+    """``json.dumps(detail, sort_keys=True, default=str)``, its encoder made once."""
+    return _DETAIL_JSON(detail)
 
 
 def record_events(session: Session, events: Sequence[Mapping[str, Any]]) -> None:

@@ -312,10 +312,11 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
     sql, named, processors = plan
     names = [c for c, _ in processors]
     pick = itemgetter(*names)
-    # a batch's rows share a few times per column (its capture time, its retain-until): each
-    # distinct time goes through its processor once (equal aware times are the same instant,
-    # stored alike)
-    convert: list[tuple[int, Callable[[Any], Any], dict[datetime, Any]]] = [
+    # a batch's rows share a few values per processed column (its capture time, its
+    # retain-until, a state, a flag): each distinct value goes through its processor once
+    # (equal aware times are the same instant, stored alike; a column holds either flags or
+    # numbers, so True and 1 never meet in one memo)
+    convert: list[tuple[int, Callable[[Any], Any], dict[Any, Any]]] = [
         (i, p, {}) for i, (_, p) in enumerate(processors) if p is not None
     ]
     params: list[Any] = []
@@ -323,9 +324,9 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
         values = list(pick(row)) if len(names) > 1 else [pick(row)]
         for i, process, memo in convert:
             raw = values[i]
-            if type(raw) is datetime:
-                done = memo.get(raw)
-                if done is None:
+            if type(raw) in _MEMO_TYPES:
+                done = memo.get(raw, _NOT_SEEN)
+                if done is _NOT_SEEN:
                     done = memo[raw] = process(raw)
                 values[i] = done
             else:
@@ -333,6 +334,10 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
         params.append(dict(zip(names, values, strict=True)) if named else tuple(values))
     conn.exec_driver_sql(sql, params)
 
+
+# the value types whose processed form is remembered per column within one insert_rows
+_MEMO_TYPES = frozenset({datetime, str, bool, type(None)})
+_NOT_SEEN = object()
 
 _Plan = tuple[str, bool, tuple[tuple[str, Callable[[Any], Any] | None], ...]]
 _PLANS: dict[tuple[str, str, str, tuple[str, ...]], _Plan | None] = {}

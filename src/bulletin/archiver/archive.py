@@ -269,10 +269,11 @@ class Archiver:
         """Every version of ``keys``, oldest first."""
         out: list[Record] = []
         wanted = set(keys)
-        for account, chunk in _chunks(wanted):
+        for account, kind, chunk in _chunks(wanted):
             rows = session.exec(
                 select(Record)
                 .where(col(Record.account) == account)
+                .where(col(Record.kind) == kind)
                 .where(col(Record.remote_id).in_(chunk))
                 .order_by(col(Record.version))
             )
@@ -284,7 +285,7 @@ class Archiver:
         """The newest version of each of ``keys`` that is archived."""
         found: dict[Key, Latest] = {}
         wanted = set(keys)
-        for account, chunk in _chunks(wanted):
+        for account, kind, chunk in _chunks(wanted):
             newest = (
                 sa.select(
                     col(Record.account).label("account"),
@@ -293,6 +294,7 @@ class Archiver:
                     sa.func.max(col(Record.version)).label("version"),
                 )
                 .where(col(Record.account) == account)
+                .where(col(Record.kind) == kind)
                 .where(col(Record.remote_id).in_(chunk))
                 .group_by(col(Record.account), col(Record.kind), col(Record.remote_id))
                 .subquery()
@@ -545,21 +547,25 @@ class Archiver:
             insert_rows(conn, _LEDGER, entries)
             audit.record_events(
                 session,
-                [
-                    audit.event(
-                        at=now,
-                        actor=actor,
-                        action="captured",
-                        object_type="record",
-                        object_id=row["id"],
-                        series=row["series"],
-                        sha256=row["object_sha256"],
-                        remote_id=row["remote_id"],
-                        version=row["version"],
-                        change=row["change"],
-                    )
-                    for row in rows
-                ],
+                audit.events_of(
+                    at=now,
+                    actor=actor,
+                    action="captured",
+                    object_type="record",
+                    objects=[
+                        (
+                            row["id"],
+                            {
+                                "series": row["series"],
+                                "sha256": row["object_sha256"],
+                                "remote_id": row["remote_id"],
+                                "version": row["version"],
+                                "change": row["change"],
+                            },
+                        )
+                        for row in rows
+                    ],
+                ),
             )
             hooks = subscribers(session, "comment.captured")
             if hooks:  # the payloads are built only when a webhook will carry them
@@ -730,15 +736,18 @@ def put_retained(store: WormStore, objects: Sequence[NewObject]) -> None:
                 store.extend_retention(object_key(digest), new.retain_until)
 
 
-def _chunks(keys: set[Key], size: int = 500) -> list[tuple[str, list[str]]]:
-    """(account, remote ids) in chunks, so that lookups use the (account, remote id) index."""
-    by_account: dict[str, set[str]] = {}
-    for account, _kind, remote_id in keys:
-        by_account.setdefault(account, set()).add(remote_id)
-    out: list[tuple[str, list[str]]] = []
-    for account, ids in sorted(by_account.items()):
+def _chunks(keys: set[Key], size: int = 1000) -> list[tuple[str, str, list[str]]]:
+    """(account, kind, remote ids) in chunks, so that each look-up is a search of the
+    unique index on (account, kind, remote id, version) for each id, never a walk of every
+    version of the account; a capture batch of the default size (``[capture] batch_items``,
+    1,000) of one account and kind is one query."""
+    by_item: dict[tuple[str, str], set[str]] = {}
+    for account, kind, remote_id in keys:
+        by_item.setdefault((account, kind), set()).add(remote_id)
+    out: list[tuple[str, str, list[str]]] = []
+    for (account, kind), ids in sorted(by_item.items()):
         ordered = sorted(ids)
-        out.extend((account, ordered[i : i + size]) for i in range(0, len(ordered), size))
+        out.extend((account, kind, ordered[i : i + size]) for i in range(0, len(ordered), size))
     return out
 
 

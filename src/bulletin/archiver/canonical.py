@@ -7,10 +7,15 @@ from typing import Any
 
 import rfc8785
 
+from bulletin.jsonenc import reused
+
 _SAFE_INT = 2**53
 # the standard library's sorted, compact, non-ASCII-preserving output, made once (json.dumps
 # with arguments builds an encoder per call)
 _STDLIB = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_ENCODE = reused(_STDLIB)  # the same text, its C encoder made once
 # member types whose standard library output is RFC 8785's in a flat object (int: as before,
 # not range-checked here; bool is its own type)
 _FLAT = frozenset({str, int, bool, type(None)})
@@ -55,7 +60,7 @@ def canonical_plain(value: dict[str, str | int | bool | None]) -> bytes:
             not key.isascii()
         ):
             return canonical(value)
-    return _STDLIB.encode(value).encode()
+    return _ENCODE(value).encode()
 
 
 def canonical_checked(value: dict[str, Any], *, unchecked: tuple[Any, ...]) -> bytes:
@@ -68,7 +73,7 @@ def canonical_checked(value: dict[str, Any], *, unchecked: tuple[Any, ...]) -> b
     """
     if all(_plain(part) for part in unchecked):
         try:
-            return _STDLIB.encode(value).encode()
+            return _ENCODE(value).encode()
         except UnicodeEncodeError:  # a lone surrogate: let rfc8785 judge it
             pass
     return canonical(value)
