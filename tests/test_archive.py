@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, col, select
 
 from bulletin.archiver import ledger
@@ -93,6 +94,7 @@ def test_versions_in_one_batch_are_indexed_in_order(instance: Instance) -> None:
 def test_a_chain_of_rows_is_what_building_one_by_one_gives() -> None:
     """The bulk form of the ledger (rows for one insert) hashes and mirrors exactly as the
     entries built one at a time do."""
+    configure_mappers()  # as the first test of a worker no session has configured them yet
     at = datetime(2026, 11, 25, 12, tzinfo=UTC)
     links = [(1, "a" * 64), (2, None), (None, "b" * 64)]
     rows = ledger.chain(kind="record", at=at, links=links, previous=None)
