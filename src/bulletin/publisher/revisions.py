@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from bulletin import audit
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
-from bulletin.errors import Refused, UsageError, about
+from bulletin.errors import FieldPath, Refused, UsageError, about
 from bulletin.models import Delivery, Notice, NoticeLanguage
 from bulletin.publisher.languages import LanguageVariant, check_variants
 from bulletin.publisher.notices import NoticeDraft, check_follow_ups, get_for_update
@@ -93,7 +93,9 @@ def edit(
         _require_draft(notice, "edited")
         if actor != notice.author:
             raise Refused(f"only {notice.author}, who wrote notice {notice_id}, may edit it")
-        changed = _relanguage(session, settings, notice, languages) if languages is not None else {}
+        changed, tags = (
+            _relanguage(session, settings, notice, languages) if languages is not None else ({}, [])
+        )
         if text == notice.text and not changed:
             raise UsageError(f"the text of notice {notice_id} is unchanged")
         notice.text = text
@@ -114,7 +116,8 @@ def edit(
                 raise UsageError(
                     f"{target.too_long()} (shorten it"
                     + (", or let it go out as a numbered thread" if threads else "")
-                    + ")"
+                    + ")",
+                    field=_field_of(session, notice, delivery, target.platform, tags),
                 )
             delivery.text = target.text
             delivery.parts = list(target.parts) or None
@@ -136,12 +139,37 @@ def edit(
         return notice
 
 
+def _field_of(
+    session: Session, notice: Notice, delivery: Delivery, platform: str, tags: Sequence[str]
+) -> FieldPath | None:
+    """The edit's input that gives ``delivery`` its text: the primary's text, or the
+    ``n``th given language's text or wording for its account (or platform); None when the
+    edit did not give it (``tags``: the given languages in order)."""
+    account, lang = delivery.account, delivery.lang
+    if not lang or lang == notice.lang:
+        wording = notice.variants or {}
+        return None if account in wording or platform in wording else ("text",)
+    if lang not in tags:
+        return None
+    n = tags.index(lang)
+    row = session.exec(
+        select(NoticeLanguage)
+        .where(NoticeLanguage.notice_id == notice.id)
+        .where(NoticeLanguage.lang == lang)
+    ).one()
+    for key in (account, platform):
+        if (row.wording or {}).get(key):
+            return ("languages", n, "wording", key)
+    return ("languages", n, "text")
+
+
 def _relanguage(
     session: Session, settings: Settings, notice: Notice, languages: Sequence[LanguageVariant]
-) -> dict[str, str]:
+) -> tuple[dict[str, str], list[str]]:
     """Give ``notice``'s other languages the texts, wording, alt texts and follow-ups of
     ``languages``, checked as a draft's are (:func:`check_variants`, the follow-up rules);
-    returns the new text of each variant that changed, by tag. An edit keeps the notice's
+    returns the new text of each variant that changed, by tag, and the tags of
+    ``languages`` in their order (standard form). An edit keeps the notice's
     languages: each is given, none added (a notice drafted without a language's follow-up
     may leave it out).
 
@@ -194,7 +222,7 @@ def _relanguage(
             session.add(row)
             changed[variant.lang] = variant.text
     session.flush()
-    return changed
+    return changed, [v.lang for v in checked]
 
 
 def _require_draft(notice: Notice, done: str) -> None:
