@@ -99,10 +99,12 @@ def test_the_edit_form_saves_each_language_as_the_command_line_does(
         assert 'name="text-in:es" lang="es"' in field_of(form, "text-in-es")
         assert f">{CALLE}</textarea>" in form and f">{ABIERTA}</textarea>" in form
         assert 'name="follow-up-in:es" lang="es"' in field_of(form, "follow-up-in-es")
+        assert '<input type="hidden" name="has" value="es">' in form
         saved = dana.post(
             edit,
             data={
                 "csrf": csrf_for(form, edit),
+                "has": "es",
                 "text": ROAD_ELM,
                 "text-in:es": CALLE_ELM,
                 "follow-up-in:es": ABIERTA_ELM,
@@ -160,6 +162,7 @@ def test_a_refused_language_is_shown_next_to_its_field_and_nothing_changes(
         token = csrf_for(dana.get(edit).text, edit)
         for change, field_id, said in cases:
             typed = {
+                "has": "es",
                 "text": ROAD_ELM,
                 "text-in:es": CALLE,
                 "follow-up-in:es": ABIERTA,
@@ -194,7 +197,7 @@ def test_the_edit_form_keeps_the_role_and_the_form_token(bilingual_site: Instanc
     inst = bilingual_site
     notice_id = bilingual_draft(inst.app)
     edit = f"/notices/{notice_id}/edit"
-    typed = {"text": ROAD_ELM, "text-in:es": CALLE_ELM, "follow-up-in:es": ABIERTA}
+    typed = {"has": "es", "text": ROAD_ELM, "text-in:es": CALLE_ELM, "follow-up-in:es": ABIERTA}
     with serving(inst.app) as url:
         with signed_in(url, "abe") as abe:
             token = csrf_for(abe.get(edit).text, edit)
@@ -209,17 +212,65 @@ def test_the_edit_form_keeps_the_role_and_the_form_token(bilingual_site: Instanc
     assert detail["languages"][1]["text"] == CALLE
 
 
+def test_the_edit_form_adds_and_drops_a_language(bilingual_site: Instance) -> None:
+    """An English draft's form offers the Spanish to add (left empty, it is not); saved with
+    a Spanish text, the notice has it, with a post on each account; the form then offers to
+    drop it, and saved with the box ticked the notice is English only again, its Spanish
+    posts gone."""
+    inst = bilingual_site
+    made = notices.draft(
+        inst.app,
+        DANA,
+        NoticeDraft(category="road-closure", text=ROAD, targets=("feed", "feed-apart")),
+    )
+    notice_id = made.notice.id
+    edit = f"/notices/{notice_id}/edit"
+    with serving(inst.app) as url, signed_in(url, "dana") as dana:
+        form = dana.get(edit).text
+        assert 'Add <span lang="es">español</span> (es) (optional)</legend>' in form
+        assert 'name="has"' not in form and 'name="drop"' not in form
+        token = csrf_for(form, edit)
+        added = dana.post(edit, data={"csrf": token, "text": ROAD, "text-in:es": CALLE})
+        assert added.status_code == 303, added.text
+        shown = dana.get(f"/notices/{notice_id}.json").json()
+        assert [(v["lang"], v["text"]) for v in shown["languages"]] == [
+            ("en", ROAD),
+            ("es", CALLE),
+        ]
+        assert sorted(d["delivery"] for d in shown["deliveries"]) == [
+            "feed",
+            "feed-apart",
+            "feed-apart[es]",
+            "feed[es]",
+        ]
+        form = dana.get(edit).text
+        assert '<input type="hidden" name="has" value="es">' in form
+        assert 'id="drop-es" name="drop" value="es"' in form
+        dropped = dana.post(
+            edit,
+            data={"csrf": token, "text": ROAD, "has": "es", "drop": "es", "text-in:es": CALLE},
+        )
+        assert dropped.status_code == 303, dropped.text
+        shown = dana.get(f"/notices/{notice_id}.json").json()
+    assert shown["revision"] == 3 and [v["lang"] for v in shown["languages"]] == ["en"]
+    assert sorted(d["delivery"] for d in shown["deliveries"]) == ["feed", "feed-apart"]
+
+
 @pytest.mark.slow
 def test_the_edit_form_in_two_languages_passes_axe(tmp_path: Path, browser: Any) -> None:
     """axe-core finds no WCAG 2.1 A or AA violation on the edit form of a notice in English
-    and Spanish, nor on it showing an error next to the Spanish text, at 320 and 1280 pixels,
-    without sideways scrolling."""
+    and Spanish, on it showing an error next to the Spanish follow-up, and on the form of an
+    English notice offering the Spanish to add, at 320 and 1280 pixels, without sideways
+    scrolling."""
     inst = bilingual_instance(
         tmp_path, f"sqlite:///{tmp_path / 'data' / 'bulletin.db'}", LANGUAGES + WEB_PEOPLE
     )
     try:
         add_with_password(inst.app, "dana", "dispatcher")
         notice_id = bilingual_draft(inst.app)
+        english = notices.draft(
+            inst.app, DANA, NoticeDraft(category="road-closure", text=ROAD, targets=("feed",))
+        ).notice.id
         edit = f"/notices/{notice_id}/edit"
         with serving(inst.app) as url:
             for width in (320, 1280):
@@ -234,6 +285,10 @@ def test_the_edit_form_in_two_languages_passes_axe(tmp_path: Path, browser: Any)
                     page.click("button[type=submit]")
                     page.wait_for_selector("#follow-up-in-es-error")
                     assert page.get_attribute("#follow-up-in-es", "aria-invalid") == "true"
+                    assert not (found := axe_violations(page)), describe(found)
+                    assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
+                    page.goto(f"{url}/notices/{english}/edit")  # the Spanish to add
+                    assert page.input_value("#text-in-es") == ""
                     assert not (found := axe_violations(page)), describe(found)
                     assert page.evaluate(NO_SIDEWAYS), page.evaluate(WIDEST)
                 finally:

@@ -279,11 +279,13 @@ def edit(
     text: str,
     languages: Sequence[LanguageVariant] | None = None,
 ) -> Notice:
-    """Give a draft new text (its author's action, a dispatcher) and, with ``languages``, new
-    texts in each of its other languages: a new revision, recorded in the audit trail;
-    approvals start over (see :func:`bulletin.publisher.revisions.edit`).
+    """Give a draft new text (its author's action, a dispatcher) and, with ``languages``, its
+    other languages anew (one it does not have is added, one left out dropped, until a post
+    of it is published): a new revision, recorded in the audit trail; approvals start over
+    (see :func:`bulletin.publisher.revisions.edit`).
 
-    :raises Refused: not a dispatcher, not a draft, or not its author.
+    :raises Refused: not a dispatcher, not a draft, not its author, or a language added or
+        dropped while a post of it is published.
     :raises UsageError: an empty, unchanged or too long text, or bad languages.
     """
     require_role(app.settings, actor.name, "dispatcher", app.checked_engine())

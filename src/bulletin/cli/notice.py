@@ -424,8 +424,8 @@ def notice_send_back(
     "languages_file",
     default=None,
     type=click.Path(dir_okay=False),
-    help="Each of the notice's other languages anew, as notice add --languages-file takes "
-    "them (every one it has, none added).",
+    help="The notice's other languages anew, as notice add --languages-file takes them: "
+    "one it does not have is added, one left out is dropped.",
 )
 @click.option("--as", "actor", default=None, help="Who edits (default $BULLETIN_USER).")
 @json_option
@@ -438,8 +438,8 @@ def notice_edit(
     actor: str | None,
     as_json: bool,
 ) -> None:
-    """Give your draft new text (and, with --languages-file, new texts in its other
-    languages): a new revision, whose approvals start over."""
+    """Give your draft new text (and, with --languages-file, its other languages anew,
+    adding or dropping one): a new revision, whose approvals start over."""
     ctx.warn_open_mode()
     languages = _variants_file(languages_file) if languages_file is not None else None
     done = notices.edit(ctx.app, ctx.actor(actor), notice_id, text, languages)

@@ -10,6 +10,7 @@ together with its audit event.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,11 +22,16 @@ from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import FieldPath, Refused, UsageError, about
 from bulletin.models import Delivery, Notice, NoticeLanguage
-from bulletin.publisher.languages import LanguageVariant, check_variants
+from bulletin.publisher.languages import (
+    LanguageVariant,
+    account_languages,
+    check_variants,
+    replies_in,
+)
 from bulletin.publisher.notices import NoticeDraft, check_follow_ups, get_for_update
 from bulletin.publisher.schedule import occurrence_text
 from bulletin.publisher.texts import THREAD_PLATFORMS, check_text
-from bulletin.states import DeliveryKind, NoticeState
+from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
 MAX_COMMENT = 2000
 
@@ -73,10 +79,12 @@ def edit(
     languages: Sequence[LanguageVariant] | None = None,
 ) -> Notice:
     """Give draft ``notice_id`` the new ``text`` (its author's action) and, with
-    ``languages``, new texts in its other languages (see :func:`_relanguage`): a new
-    revision, whose approvals start over; each target's text is measured again.
+    ``languages``, its other languages anew, adding or dropping one (see
+    :func:`_relanguage`): a new revision, whose approvals start over; each target's text is
+    measured again.
 
-    :raises Refused: not a draft, or not its author.
+    :raises Refused: not a draft, not its author, or a language added or dropped while a
+        post of it is published.
     :raises UsageError: an empty, unchanged or too long text, or languages as
         :func:`_relanguage` says.
     """
@@ -93,10 +101,12 @@ def edit(
         _require_draft(notice, "edited")
         if actor != notice.author:
             raise Refused(f"only {notice.author}, who wrote notice {notice_id}, may edit it")
-        changed, tags = (
-            _relanguage(session, settings, notice, languages) if languages is not None else ({}, [])
+        done = (
+            _relanguage(session, settings, notice, languages)
+            if languages is not None
+            else Relanguaged()
         )
-        if text == notice.text and not changed:
+        if text == notice.text and not done.changed and not done.dropped:
             raise UsageError(f"the text of notice {notice_id} is unchanged")
         notice.text = text
         notice.revision += 1
@@ -117,15 +127,17 @@ def edit(
                     f"{target.too_long()} (shorten it"
                     + (", or let it go out as a numbered thread" if threads else "")
                     + ")",
-                    field=_field_of(session, notice, delivery, target.platform, tags),
+                    field=_field_of(session, notice, delivery, target.platform, done.tags),
                 )
             delivery.text = target.text
             delivery.parts = list(target.parts) or None
             session.add(delivery)
         session.add(notice)
         detail: dict[str, Any] = {"text": text}
-        if changed:
-            detail["languages"] = changed  # tag → its new text, of those that changed
+        if done.changed:
+            detail["languages"] = done.changed  # tag → its new text, of those that changed
+        if done.dropped:
+            detail["dropped"] = done.dropped
         audit.record_event(
             session,
             at=now,
@@ -163,47 +175,64 @@ def _field_of(
     return ("languages", n, "text")
 
 
+@dataclass(frozen=True)
+class Relanguaged:
+    """What an edit did to a draft's other languages: the new text of each one that changed
+    or was added (by tag), the tags given in their order (standard form), and those
+    dropped."""
+
+    changed: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+
 def _relanguage(
     session: Session, settings: Settings, notice: Notice, languages: Sequence[LanguageVariant]
-) -> tuple[dict[str, str], list[str]]:
+) -> Relanguaged:
     """Give ``notice``'s other languages the texts, wording, alt texts and follow-ups of
-    ``languages``, checked as a draft's are (:func:`check_variants`, the follow-up rules);
-    returns the new text of each variant that changed, by tag, and the tags of
-    ``languages`` in their order (standard form). An edit keeps the notice's
-    languages: each is given, none added (a notice drafted without a language's follow-up
-    may leave it out).
+    ``languages``, checked as a draft's are (:func:`check_variants`, the follow-up rules):
+    ``languages`` are its other languages from now on, in order; one it does not have is
+    added (a post on each of its target accounts posting it), one left out is dropped (with
+    its posts). A notice drafted without a language's follow-up may leave it out.
 
-    :raises UsageError: as a draft's languages are refused, or a language of the notice
-        missing, or one it does not have; ``field`` names it (``("languages", N, ...)``).
+    :raises Refused: a language added or dropped while a post of the notice is published.
+    :raises UsageError: as a draft's languages are refused, or a language dropped that a
+        target account posts only; ``field`` names it (``("languages", N, ...)``).
     """
+    notice_id = notice.id
+    assert notice_id is not None
     rows = {
         r.lang: r
         for r in session.exec(
-            select(NoticeLanguage).where(NoticeLanguage.notice_id == notice.id)
+            select(NoticeLanguage).where(NoticeLanguage.notice_id == notice_id)
         ).all()
     }
     limit = settings.publisher.max_text_length
     images = len(notice.images or [])
     checked = check_variants(settings, notice.lang, languages, images, limit)
-    for n, variant in enumerate(checked):
-        if variant.lang not in rows:
-            raise UsageError(
-                f"notice {notice.id} has no {variant.lang} text; an edit changes the languages "
-                "it has (to add one, cancel it and draft it again)",
-                field=("languages", n, "lang"),
+    tags = [v.lang for v in checked]
+    added = [v for v in checked if v.lang not in rows]
+    dropped = [lang for lang in rows if lang not in tags]
+    deliveries = session.exec(select(Delivery).where(Delivery.notice_id == notice.id)).all()
+    targets = sorted({d.account for d in deliveries})
+    if added or dropped:
+        out = [d for d in deliveries if d.state == DeliveryState.PUBLISHED]
+        if out:
+            raise Refused(
+                f"notice {notice.id} has a published post ({out[0].account}); its languages "
+                "can no longer be added or dropped"
             )
-    missing = [lang for lang in rows if lang not in {v.lang for v in checked}]
-    if missing:
-        raise UsageError(
-            f"an edit gives each language of notice {notice.id}: {', '.join(missing)} is "
-            "missing (to drop one, cancel it and draft it again)",
-            field=("languages",),
-        )
+        langs = [notice.lang, *tags]
+        for account in targets:
+            if not account_languages(settings, account, langs):
+                raise UsageError(
+                    f"target account {account!r} posts only "
+                    f"{', '.join(settings.accounts[account].languages)}; the notice would be "
+                    f"in {', '.join(langs)}",
+                    field=("languages",),
+                )
     primary = LanguageVariant(notice.lang, notice.text, {}, [], notice.follow_up)
     partial = notice.follow_up is not None and any(r.follow_up is None for r in rows.values())
-    targets = sorted(
-        set(session.exec(select(Delivery.account).where(Delivery.notice_id == notice.id)).all())
-    )
     as_drafted = NoticeDraft(
         category=notice.category,
         text=notice.text,
@@ -212,17 +241,44 @@ def _relanguage(
         follow_up_partial=partial,
     )
     check_follow_ups(as_drafted, settings, [primary, *checked])
+    for lang in dropped:
+        session.delete(rows.pop(lang))
+    for d in deliveries:
+        if d.lang in dropped:
+            session.delete(d)
+    session.flush()
     changed = {}
-    for variant in checked:
-        row = rows[variant.lang]
+    for position, variant in enumerate(checked, start=1):
+        row = rows.get(variant.lang) or NoticeLanguage(
+            notice_id=notice_id, lang=variant.lang, text=""
+        )
         new = (variant.text, dict(variant.wording) or None, list(variant.alts) or None)
         if (row.text, row.wording, row.alts, row.follow_up) != (*new, variant.follow_up):
             row.text, row.wording, row.alts = new
             row.follow_up = variant.follow_up
-            session.add(row)
             changed[variant.lang] = variant.text
+        row.position = position
+        session.add(row)
+    primaries = [
+        d
+        for d in deliveries
+        if (d.lang or notice.lang) == notice.lang and d.kind == DeliveryKind.POST
+    ]
+    parents = {d.account: d.id for d in primaries}
+    langs = [notice.lang, *tags]
+    for variant in added:
+        for account in targets:
+            if variant.lang in account_languages(settings, account, langs):
+                session.add(
+                    Delivery(
+                        notice_id=notice_id,
+                        account=account,
+                        lang=variant.lang,
+                        parent_id=parents.get(account) if replies_in(settings, account) else None,
+                    )
+                )
     session.flush()
-    return changed, [v.lang for v in checked]
+    return Relanguaged(changed, tags, dropped)
 
 
 def _require_draft(notice: Notice, done: str) -> None:

@@ -633,6 +633,9 @@ class Console:
         notice_id = int(request.path_params["notice_id"])
         page = await run_in_threadpool(board.notice_page, self.app, who.actor, notice_id)
         shown = edit_form.of_notice(page.view) if given is None else given
+        has = [v.lang for v in page.view.languages[1:]]
+        primary = page.view.notice.lang
+        addable = [t for t in self.app.settings.agency.languages if t not in (primary, *has)]
         return self.render(
             request,
             who,
@@ -640,6 +643,9 @@ class Console:
             status,
             view=page.view,
             given=shown,
+            has=has,
+            addable=addable,
+            empty=edit_form.TypedLanguage(),
             accounts=edit_form.accounts_by_language(page.view),
             error=message(error) if error else None,
             error_at=edit_form.field_id(error, shown) if error else None,
@@ -647,8 +653,9 @@ class Console:
         )
 
     async def edit(self, request: Request) -> Response:
-        """Save the draft's new revision: its text and its other languages' (the form sends
-        every one the notice has), through the edit the API and command line make."""
+        """Save the draft's new revision: its text and its other languages (the form sends
+        every one the notice has, those to drop ticked, and those to add typed), through the
+        edit the API and command line make."""
         who = await self.who(request)
         form = await self.pages.checked_form(request, who.csrf_secret, EDIT)
         notice_id = int(request.path_params["notice_id"])

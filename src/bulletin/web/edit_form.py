@@ -1,5 +1,7 @@
 """The console's form for editing a draft: the primary text and, for each other language of
-the notice, its text, wording per account, alt text per image and follow-up at expiry.
+the notice, its text, wording per account, alt text per image and follow-up at expiry, and a
+box to drop it; for each of the agency's languages the notice does not have, the fields to
+add it (left empty, it is not added).
 
 What it shows is plain data (:class:`EditForm`), from the notice or as typed; what it sends
 is the input of :func:`bulletin.app.notices.edit` (the edit the API and ``notice edit
@@ -33,11 +35,23 @@ class TypedLanguage:
 
 @dataclass
 class EditForm:
-    """The edit form's fields: the primary text and the other languages by tag, in the
-    notice's order."""
+    """The edit form's fields: the primary text, the other languages by tag as typed (the
+    notice's in its order, then those it may add), the notice's other languages when the
+    form was made (``has``) and those ticked to be dropped."""
 
     text: str
     languages: dict[str, TypedLanguage] = field(default_factory=dict)
+    has: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+    def sent(self) -> list[str]:
+        """The other languages the edit gives, in order: each the notice has and is not
+        dropped, and each it does not have whose text was typed."""
+        return [
+            lang
+            for lang, typed in self.languages.items()
+            if lang not in self.dropped and (lang in self.has or typed.text.strip())
+        ]
 
 
 def of_notice(view: NoticeView) -> EditForm:
@@ -54,11 +68,13 @@ def of_notice(view: NoticeView) -> EditForm:
             )
             for v in view.languages[1:]
         },
+        [v.lang for v in view.languages[1:]],
     )
 
 
 def of_form(form: FormData) -> EditForm:
-    """The form as typed: ``text``, and per other language ``text-in:LANG``,
+    """The form as typed: ``text``, ``has`` and ``drop`` (tags, each repeated), and per
+    other language ``text-in:LANG``,
     ``text-in:LANG:for:KEY``, ``alt-in:LANG:N`` (N from 1: a field missing below the
     highest is "") and ``follow-up-in:LANG`` (the colon is in no tag or account name); a
     language is one whose ``text-in:LANG`` was sent."""
@@ -86,15 +102,22 @@ def of_form(form: FormData) -> EditForm:
             lang.follow_up = value
     for tag, given in alts.items():
         typed[tag].alts = [given.get(n, "") for n in range(1, max(given) + 1)]
-    return EditForm(str(form.get("text", "")), typed)
+    return EditForm(
+        str(form.get("text", "")),
+        typed,
+        [str(v) for v in form.getlist("has")],
+        [str(v) for v in form.getlist("drop")],
+    )
 
 
 def variants(given: EditForm) -> list[LanguageVariant] | None:
-    """The other languages of ``given`` as the edit takes them (None: none sent, the
-    notice's languages stay as they are). Wording left empty is none; alt texts all left
-    empty are the primary's; a follow-up left empty is none in that language."""
-    if not given.languages:
+    """The other languages of ``given`` as the edit takes them (:meth:`EditForm.sent`; None:
+    the form has no field of another language, the notice's languages stay as they are).
+    Wording left empty is none; alt texts all left empty are the primary's; a follow-up left
+    empty is none in that language."""
+    if not given.languages and not given.has:
         return None
+    sent = given.sent()
     return [
         LanguageVariant(
             lang,
@@ -104,6 +127,7 @@ def variants(given: EditForm) -> list[LanguageVariant] | None:
             typed.follow_up.strip() or None,
         )
         for lang, typed in given.languages.items()
+        if lang in sent
     ]
 
 
@@ -113,7 +137,7 @@ def field_id(error: BulletinError, given: EditForm) -> str | None:
     where: FieldPath = error.field or ()
     if where == ("text",):
         return "text"
-    tags = list(given.languages)
+    tags = given.sent()
     if len(where) < 3 or where[0] != "languages" or not isinstance(where[1], int):
         return None
     if not 0 <= where[1] < len(tags):
