@@ -172,7 +172,8 @@ def test_a_refused_language_is_shown_next_to_its_field_and_nothing_changes(
             assert refused.status_code == 400, refused.text
             page = refused.text
             shown = re.search(
-                rf'<p class="error" id="{field_id}-error">([^<]*)</p>\n?{field_of(page, field_id)}',
+                rf'<span class="error field-error" id="{field_id}-error">([^<]*)</span>\n?'
+                + re.escape(field_of(page, field_id)),
                 page,
             )
             assert shown and shown.group(1).startswith(said), page
