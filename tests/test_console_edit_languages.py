@@ -99,12 +99,10 @@ def test_the_edit_form_saves_each_language_as_the_command_line_does(
         assert 'name="text-in:es" lang="es"' in field_of(form, "text-in-es")
         assert f">{CALLE}</textarea>" in form and f">{ABIERTA}</textarea>" in form
         assert 'name="follow-up-in:es" lang="es"' in field_of(form, "follow-up-in-es")
-        assert '<input type="hidden" name="has" value="es">' in form
         saved = dana.post(
             edit,
             data={
                 "csrf": csrf_for(form, edit),
-                "has": "es",
                 "text": ROAD_ELM,
                 "text-in:es": CALLE_ELM,
                 "follow-up-in:es": ABIERTA_ELM,
@@ -141,16 +139,18 @@ def test_the_edit_form_saves_each_language_as_the_command_line_does(
 def test_a_refused_language_is_shown_next_to_its_field_and_nothing_changes(
     bilingual_site: Instance,
 ) -> None:
-    """A Spanish text left empty, a Spanish follow-up left empty and a Spanish text too
-    long for the X account are each refused (400) with the one line the API and the command
-    line give, next to the field it concerns and tied to it (aria-describedby,
-    aria-invalid); what was typed comes back and the draft stays revision 1."""
+    """A Spanish text left empty (or not sent: a language is dropped only by ticking its
+    box), a Spanish follow-up left empty and a Spanish text too long for the X account are
+    each refused (400) with the one line the API and the command line give, next to the
+    field it concerns and tied to it (aria-describedby, aria-invalid); what was typed comes
+    back and the draft stays revision 1."""
     inst = bilingual_site
     notice_id = bilingual_draft(inst.app, ("feed", "feed-es", "x-es"))
     edit = f"/notices/{notice_id}/edit"
     long_es = CALLE + " Desvío por la calle Elm." * 12
-    cases = [
+    cases: list[tuple[dict[str, str | None], str, str]] = [
         ({"text-in:es": "  "}, "text-in-es", "The es text is empty."),
+        ({"text-in:es": None, "follow-up-in:es": None}, "text-in-es", "The es text is empty."),
         ({"follow-up-in:es": ""}, "follow-up-in-es", "The follow-up has no es text"),
         (
             {"text-in:es": long_es},
@@ -161,13 +161,8 @@ def test_a_refused_language_is_shown_next_to_its_field_and_nothing_changes(
     with serving(inst.app) as url, signed_in(url, "dana") as dana:
         token = csrf_for(dana.get(edit).text, edit)
         for change, field_id, said in cases:
-            typed = {
-                "has": "es",
-                "text": ROAD_ELM,
-                "text-in:es": CALLE,
-                "follow-up-in:es": ABIERTA,
-                **change,
-            }
+            sent = {"text": ROAD_ELM, "text-in:es": CALLE, "follow-up-in:es": ABIERTA, **change}
+            typed = {k: v for k, v in sent.items() if v is not None}  # None: not sent
             refused = dana.post(edit, data={"csrf": token, **typed})
             assert refused.status_code == 400, refused.text
             page = refused.text
@@ -198,7 +193,7 @@ def test_the_edit_form_keeps_the_role_and_the_form_token(bilingual_site: Instanc
     inst = bilingual_site
     notice_id = bilingual_draft(inst.app)
     edit = f"/notices/{notice_id}/edit"
-    typed = {"has": "es", "text": ROAD_ELM, "text-in:es": CALLE_ELM, "follow-up-in:es": ABIERTA}
+    typed = {"text": ROAD_ELM, "text-in:es": CALLE_ELM, "follow-up-in:es": ABIERTA}
     with serving(inst.app) as url:
         with signed_in(url, "abe") as abe:
             token = csrf_for(abe.get(edit).text, edit)
@@ -229,7 +224,7 @@ def test_the_edit_form_adds_and_drops_a_language(bilingual_site: Instance) -> No
     with serving(inst.app) as url, signed_in(url, "dana") as dana:
         form = dana.get(edit).text
         assert 'Add <span lang="es">español</span> (es) (optional)</legend>' in form
-        assert 'name="has"' not in form and 'name="drop"' not in form
+        assert 'name="drop"' not in form
         token = csrf_for(form, edit)
         added = dana.post(edit, data={"csrf": token, "text": ROAD, "text-in:es": CALLE})
         assert added.status_code == 303, added.text
@@ -245,11 +240,10 @@ def test_the_edit_form_adds_and_drops_a_language(bilingual_site: Instance) -> No
             "feed[es]",
         ]
         form = dana.get(edit).text
-        assert '<input type="hidden" name="has" value="es">' in form
         assert 'id="drop-es" name="drop" value="es"' in form
         dropped = dana.post(
             edit,
-            data={"csrf": token, "text": ROAD, "has": "es", "drop": "es", "text-in:es": CALLE},
+            data={"csrf": token, "text": ROAD, "drop": "es", "text-in:es": CALLE},
         )
         assert dropped.status_code == 303, dropped.text
         shown = dana.get(f"/notices/{notice_id}.json").json()

@@ -653,13 +653,14 @@ class Console:
         )
 
     async def edit(self, request: Request) -> Response:
-        """Save the draft's new revision: its text and its other languages (the form sends
-        every one the notice has, those to drop ticked, and those to add typed), through the
-        edit the API and command line make."""
+        """Save the draft's new revision: its text and its other languages (each the notice
+        has unless ticked to drop, each other one whose text is typed), through the edit the
+        API and command line make."""
         who = await self.who(request)
         form = await self.pages.checked_form(request, who.csrf_secret, EDIT)
         notice_id = int(request.path_params["notice_id"])
-        given = edit_form.of_form(form)
+        page = await run_in_threadpool(board.notice_page, self.app, who.actor, notice_id)
+        given = edit_form.of_form(form, [v.lang for v in page.view.languages[1:]])
         try:
             await run_in_threadpool(
                 notices.edit,

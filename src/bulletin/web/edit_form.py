@@ -36,8 +36,8 @@ class TypedLanguage:
 @dataclass
 class EditForm:
     """The edit form's fields: the primary text, the other languages by tag as typed (the
-    notice's in its order, then those it may add), the notice's other languages when the
-    form was made (``has``) and those ticked to be dropped."""
+    notice's in its order, then those it may add), the notice's other languages (``has``)
+    and those ticked to be dropped."""
 
     text: str
     languages: dict[str, TypedLanguage] = field(default_factory=dict)
@@ -72,13 +72,14 @@ def of_notice(view: NoticeView) -> EditForm:
     )
 
 
-def of_form(form: FormData) -> EditForm:
-    """The form as typed: ``text``, ``has`` and ``drop`` (tags, each repeated), and per
-    other language ``text-in:LANG``,
+def of_form(form: FormData, has: list[str]) -> EditForm:
+    """The form as typed for a notice whose other languages are ``has``: ``text``, ``drop``
+    (a tag, repeated), and per other language ``text-in:LANG``,
     ``text-in:LANG:for:KEY``, ``alt-in:LANG:N`` (N from 1: a field missing below the
     highest is "") and ``follow-up-in:LANG`` (the colon is in no tag or account name); a
-    language is one whose ``text-in:LANG`` was sent."""
-    typed: dict[str, TypedLanguage] = {}
+    language is one of ``has`` (its fields not sent: empty) or one whose ``text-in:LANG``
+    was sent."""
+    typed: dict[str, TypedLanguage] = {lang: TypedLanguage() for lang in has}
     alts: dict[str, dict[int, str]] = {}
     rest: list[tuple[list[str], str]] = []
     for key, value in form.multi_items():
@@ -105,14 +106,14 @@ def of_form(form: FormData) -> EditForm:
     return EditForm(
         str(form.get("text", "")),
         typed,
-        [str(v) for v in form.getlist("has")],
+        list(has),
         [str(v) for v in form.getlist("drop")],
     )
 
 
 def variants(given: EditForm) -> list[LanguageVariant] | None:
     """The other languages of ``given`` as the edit takes them (:meth:`EditForm.sent`; None:
-    the form has no field of another language, the notice's languages stay as they are).
+    no other language, neither the notice's nor one sent, so none changes).
     Wording left empty is none; alt texts all left empty are the primary's; a follow-up left
     empty is none in that language."""
     if not given.languages and not given.has:
