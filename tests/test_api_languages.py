@@ -380,7 +380,7 @@ def test_an_edit_adds_and_drops_a_language_until_a_post_is_published(site: Insta
     """An English draft to the feed posting every language (the others as replies) and to
     the one posting them apart: an edit through the API adds the Spanish, a post on each
     (the feed's a reply to its English post); notice edit --languages-file with none drops
-    it again, its posts with it; the audit trail names both. Once a post of a notice is
+    it again, its posts ending cancelled; the audit trail names both. Once a post of a notice is
     published, an edit adding or dropping a language is refused (403) and changes
     nothing."""
     dan = auth(token(site, "dan"))
@@ -424,7 +424,12 @@ def test_an_edit_adds_and_drops_a_language_until_a_post_is_published(site: Insta
     assert done.exit_code == 0, done.output
     made = notice_as_made(site, notice_id)
     assert [v["lang"] for v in made["languages"]] == ["en"] and made["notice"]["revision"] == 3
-    assert [(d[0], d[1]) for d in made["deliveries"]] == [("feed", "en"), ("feed-apart", "en")]
+    assert [(d[0], d[1], d[3]) for d in made["deliveries"]] == [
+        ("feed", "en", "pending"),
+        ("feed-apart", "en", "pending"),
+        ("feed", "es", "cancelled"),  # kept, never deleted: their ids are not handed out again
+        ("feed-apart", "es", "cancelled"),
+    ]
     with site.app.engine.connect() as conn:
         details = conn.execute(
             sa.text("SELECT detail FROM audit_events WHERE action = 'edited' ORDER BY id")

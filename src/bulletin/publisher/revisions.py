@@ -22,6 +22,7 @@ from bulletin.config.settings import Settings
 from bulletin.db import session_scope
 from bulletin.errors import FieldPath, Refused, UsageError, about
 from bulletin.models import Delivery, Notice, NoticeLanguage
+from bulletin.publisher.delivery.states import move
 from bulletin.publisher.languages import (
     LanguageVariant,
     account_languages,
@@ -117,6 +118,7 @@ def edit(
             .where(Delivery.notice_id == notice_id)
             .where(Delivery.kind == DeliveryKind.POST)
             .where(Delivery.occurrence == 1)
+            .where(Delivery.live())
         ):
             target = occurrence_text(
                 session, settings, notice, delivery.account, when, delivery.lang
@@ -138,6 +140,7 @@ def edit(
             detail["languages"] = done.changed  # tag → its new text, of those that changed
         if done.dropped:
             detail["dropped"] = done.dropped
+            detail["cancelled"] = done.cancelled  # the dropped languages' posts (ids)
         audit.record_event(
             session,
             at=now,
@@ -178,12 +181,13 @@ def _field_of(
 @dataclass(frozen=True)
 class Relanguaged:
     """What an edit did to a draft's other languages: the new text of each one that changed
-    or was added (by tag), the tags given in their order (standard form), and those
-    dropped."""
+    or was added (by tag), the tags given in their order (standard form), those dropped,
+    and the ids of the dropped languages' posts (cancelled)."""
 
     changed: dict[str, str] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    cancelled: list[int] = field(default_factory=list)
 
 
 def _relanguage(
@@ -192,8 +196,11 @@ def _relanguage(
     """Give ``notice``'s other languages the texts, wording, alt texts and follow-ups of
     ``languages``, checked as a draft's are (:func:`check_variants`, the follow-up rules):
     ``languages`` are its other languages from now on, in order; one it does not have is
-    added (a post on each of its target accounts posting it), one left out is dropped (with
-    its posts). A notice drafted without a language's follow-up may leave it out.
+    added (a post on each of its target accounts posting it), one left out is dropped: its
+    posts end ``cancelled`` ("language X dropped by edit"), marked ``dropped_in`` the
+    notice's next revision, and are never deleted (their ids are never handed out again;
+    a language added again gets new posts). A notice drafted without a language's follow-up
+    may leave it out.
 
     :raises Refused: a language added or dropped while a post of the notice is published.
     :raises UsageError: as a draft's languages are refused, or a language dropped that a
@@ -213,7 +220,9 @@ def _relanguage(
     tags = [v.lang for v in checked]
     added = [v for v in checked if v.lang not in rows]
     dropped = [lang for lang in rows if lang not in tags]
-    deliveries = session.exec(select(Delivery).where(Delivery.notice_id == notice.id)).all()
+    deliveries = session.exec(
+        select(Delivery).where(Delivery.notice_id == notice.id).where(Delivery.live())
+    ).all()
     targets = sorted({d.account for d in deliveries})
     if added or dropped:
         out = [d for d in deliveries if d.state == DeliveryState.PUBLISHED]
@@ -243,9 +252,16 @@ def _relanguage(
     check_follow_ups(as_drafted, settings, [primary, *checked])
     for lang in dropped:
         session.delete(rows.pop(lang))
+    cancelled = []
     for d in deliveries:
         if d.lang in dropped:
-            session.delete(d)
+            move(d, DeliveryState.CANCELLED)
+            d.dropped_in = notice.revision + 1
+            d.due_at = None
+            d.last_error = f"language {d.lang} dropped by edit"
+            session.add(d)
+            assert d.id is not None
+            cancelled.append(d.id)
     session.flush()
     changed = {}
     for position, variant in enumerate(checked, start=1):
@@ -278,7 +294,7 @@ def _relanguage(
                     )
                 )
     session.flush()
-    return Relanguaged(changed, tags, dropped)
+    return Relanguaged(changed, tags, dropped, cancelled)
 
 
 def _require_draft(notice: Notice, done: str) -> None:
