@@ -29,9 +29,14 @@ from bulletin.publisher.languages import (
     check_variants,
     replies_in,
 )
-from bulletin.publisher.notices import NoticeDraft, check_follow_ups, get_for_update
+from bulletin.publisher.notices import (
+    NoticeDraft,
+    check_follow_ups,
+    get_for_update,
+    platform_of,
+)
 from bulletin.publisher.schedule import occurrence_text
-from bulletin.publisher.texts import THREAD_PLATFORMS, check_text
+from bulletin.publisher.texts import THREAD_PLATFORMS, check_text, plan
 from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
 MAX_COMMENT = 2000
@@ -78,16 +83,18 @@ def edit(
     actor: str,
     text: str,
     languages: Sequence[LanguageVariant] | None = None,
+    follow_up: str | None = None,
 ) -> Notice:
-    """Give draft ``notice_id`` the new ``text`` (its author's action) and, with
-    ``languages``, its other languages anew, adding or dropping one (see
-    :func:`_relanguage`): a new revision, whose approvals start over; each target's text is
-    measured again.
+    """Give draft ``notice_id`` the new ``text`` (its author's action), with ``languages``
+    its other languages anew, adding or dropping one (see :func:`_relanguage`), and with
+    ``follow_up`` its follow-up's new text in the primary language (None: as it is): a new
+    revision, whose approvals start over; each target's text is measured again.
 
     :raises Refused: not a draft, not its author, or a language added or dropped while a
         post of it is published.
-    :raises UsageError: an empty, unchanged or too long text, or languages as
-        :func:`_relanguage` says.
+    :raises UsageError: an empty, unchanged or too long text, languages as
+        :func:`_relanguage` says, or a follow-up empty, too long for a target or given to a
+        notice without one (``field`` ``("follow_up",)``).
     """
     text = text.strip()
     with about("text"):
@@ -102,12 +109,19 @@ def edit(
         _require_draft(notice, "edited")
         if actor != notice.author:
             raise Refused(f"only {notice.author}, who wrote notice {notice_id}, may edit it")
+        new_follow_up = (
+            _checked_follow_up(session, settings, notice, follow_up)
+            if follow_up is not None
+            else notice.follow_up
+        )
+        follow_up_changed = new_follow_up != notice.follow_up
+        notice.follow_up = new_follow_up
         done = (
             _relanguage(session, settings, notice, languages)
             if languages is not None
             else Relanguaged()
         )
-        if text == notice.text and not done.changed and not done.dropped:
+        if text == notice.text and not done.changed and not done.dropped and not follow_up_changed:
             raise UsageError(f"the text of notice {notice_id} is unchanged")
         notice.text = text
         notice.revision += 1
@@ -136,6 +150,8 @@ def edit(
             session.add(delivery)
         session.add(notice)
         detail: dict[str, Any] = {"text": text}
+        if follow_up_changed:
+            detail["follow_up"] = new_follow_up
         if done.changed:
             detail["languages"] = done.changed  # tag → its new text, of those that changed
         if done.dropped:
@@ -152,6 +168,36 @@ def edit(
             **detail,
         )
         return notice
+
+
+def _checked_follow_up(session: Session, settings: Settings, notice: Notice, follow_up: str) -> str:
+    """``follow_up`` as the primary language's follow-up of ``notice`` (stripped), checked
+    as a draft's is: not empty, shown by every platform, fitting each target account.
+
+    :raises UsageError: it does not; ``field`` is ``("follow_up",)``.
+    """
+    with about("follow_up"):
+        given = follow_up.strip()
+        if notice.follow_up is None:
+            raise UsageError(
+                f"notice {notice.id} has no follow-up; an edit changes the text of one it has "
+                "(to add one, cancel it and draft it again)"
+            )
+        if not given:
+            raise UsageError("the follow-up's text is empty")
+        check_text("the follow-up", given)
+        accounts = session.exec(
+            select(Delivery.account)
+            .where(Delivery.notice_id == notice.id)
+            .where(Delivery.kind == DeliveryKind.POST)
+            .where(Delivery.live())
+        ).all()
+        for target in sorted(set(accounts)):
+            platform = platform_of(session, settings, target)
+            measured = plan(settings, target, platform, given, None, False)
+            if not measured.fits:
+                raise UsageError(f"the follow-up: {measured.too_long()}")
+    return given
 
 
 def _field_of(

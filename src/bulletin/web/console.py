@@ -653,9 +653,9 @@ class Console:
         )
 
     async def edit(self, request: Request) -> Response:
-        """Save the draft's new revision: its text and its other languages (each the notice
-        has unless ticked to drop, each other one whose text is typed), through the edit the
-        API and command line make."""
+        """Save the draft's new revision: its text, its follow-up (when it has one) and its
+        other languages (each the notice has unless ticked to drop, each other one whose text
+        is typed), through the edit the API and command line make."""
         who = await self.who(request)
         form = await self.pages.checked_form(request, who.csrf_secret, EDIT)
         notice_id = int(request.path_params["notice_id"])
@@ -669,6 +669,7 @@ class Console:
                 notice_id,
                 given.text,
                 edit_form.variants(given),
+                given.follow_up,
             )
         except Refused as e:
             return await self._edit_form(request, who, given, e, 403)

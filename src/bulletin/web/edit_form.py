@@ -37,12 +37,14 @@ class TypedLanguage:
 class EditForm:
     """The edit form's fields: the primary text, the other languages by tag as typed (the
     notice's in its order, then those it may add), the notice's other languages (``has``)
-    and those ticked to be dropped."""
+    and those ticked to be dropped; the follow-up in the primary language (None: the notice
+    has none, the form no such field)."""
 
     text: str
     languages: dict[str, TypedLanguage] = field(default_factory=dict)
     has: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    follow_up: str | None = None
 
     def sent(self) -> list[str]:
         """The other languages the edit gives, in order: each the notice has and is not
@@ -69,12 +71,14 @@ def of_notice(view: NoticeView) -> EditForm:
             for v in view.languages[1:]
         },
         [v.lang for v in view.languages[1:]],
+        follow_up=view.notice.follow_up,
     )
 
 
 def of_form(form: FormData, has: list[str]) -> EditForm:
-    """The form as typed for a notice whose other languages are ``has``: ``text``, ``drop``
-    (a tag, repeated), and per other language ``text-in:LANG``,
+    """The form as typed for a notice whose other languages are ``has``: ``text``,
+    ``follow-up`` (the primary's; not sent: None), ``drop`` (a tag, repeated), and per other
+    language ``text-in:LANG``,
     ``text-in:LANG:for:KEY``, ``alt-in:LANG:N`` (N from 1: a field missing below the
     highest is "") and ``follow-up-in:LANG`` (the colon is in no tag or account name); a
     language is one of ``has`` (its fields not sent: empty) or one whose ``text-in:LANG``
@@ -108,6 +112,7 @@ def of_form(form: FormData, has: list[str]) -> EditForm:
         typed,
         list(has),
         [str(v) for v in form.getlist("drop")],
+        None if form.get("follow-up") is None else str(form.get("follow-up")),
     )
 
 
@@ -138,6 +143,8 @@ def field_id(error: BulletinError, given: EditForm) -> str | None:
     where: FieldPath = error.field or ()
     if where == ("text",):
         return "text"
+    if where == ("follow_up",) and given.follow_up is not None:
+        return "follow-up"
     tags = given.sent()
     if len(where) < 3 or where[0] != "languages" or not isinstance(where[1], int):
         return None

@@ -185,7 +185,8 @@ class SendBack(Input):
 
 
 class Edit(Input):
-    """A draft's new text and, optionally, each of its other languages anew."""
+    """A draft's new text and, optionally, each of its other languages and its follow-up
+    in the primary language anew."""
 
     text: Text = Field(min_length=1, max_length=10_000)
     languages: list[LanguageIn] | None = Field(
@@ -194,6 +195,13 @@ class Edit(Input):
         description="The notice's other languages from now on, each with its new content: "
         "one it does not have is added, one it has left out is dropped (refused once a post "
         "of it is published); the field left out: they stay as they are.",
+    )
+    follow_up: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10_000,
+        description="The follow-up's new text in the primary language (the notice must have "
+        "a follow-up); left out: it stays as it is. Each other language's is in `languages`.",
     )
 
 
@@ -535,7 +543,9 @@ def edit(notice_id: NoticeId, body: Edit, app: AppDep, actor: Writer) -> dict[st
     dropping one (its author's): a new revision, whose approvals start over."""
     languages = None if body.languages is None else variants_in(body.languages)
     with fields_of(body):
-        return NoticeOut.of(notices.edit(app, actor, notice_id, body.text, languages))
+        return NoticeOut.of(
+            notices.edit(app, actor, notice_id, body.text, languages, body.follow_up)
+        )
 
 
 def _cancelled(result: CancelResult) -> dict[str, Any]:
