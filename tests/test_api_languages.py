@@ -331,21 +331,27 @@ def test_an_edit_gives_the_other_languages_anew_as_the_command_line_does(
     assert kept[1] == shown["languages"][1]
 
 
-def test_an_edit_keeps_the_notices_languages_and_their_rules(site: Instance) -> None:
-    """An edit leaving out a language, giving one the notice does not have, dropping the
-    Spanish follow-up or giving an unknown tag is a 422 problem naming the field; the draft
-    stays as it was."""
+def test_an_edit_keeps_the_rules_of_the_notices_languages(site: Instance) -> None:
+    """An edit dropping the language an account posts only, adding one without the
+    follow-up the notice's other languages have, dropping the Spanish follow-up, giving an
+    unknown tag or an empty text is a 422 problem naming the field; the drafts stay as they
+    were."""
     dan = auth(token(site, "dan"))
     with client(site) as api:
         bilingual = api.post("notices", json=bilingual_body(site), headers=dan).json()["id"]
         english = api.post(
             "notices",
-            json={"category": "road-closure", "text": ROAD, "targets": ["feed"]},
+            json={**bilingual_body(site), "targets": ["feed"], "languages": []},
             headers=dan,
         ).json()["id"]
         cases = [
-            (bilingual, [], "#/languages", "es is missing"),
-            (english, [SPANISH], "#/languages/0/lang", f"notice {english} has no es text"),
+            (bilingual, [], "#/languages", "target account 'feed-es' posts only es"),
+            (
+                english,
+                [{**SPANISH, "follow_up": None}],
+                "#/languages/0/follow_up",
+                "the follow-up has no es text",
+            ),
             (
                 bilingual,
                 [{**SPANISH, "follow_up": None}],
@@ -364,5 +370,86 @@ def test_an_edit_keeps_the_notices_languages_and_their_rules(site: Instance) -> 
             detail = problem_of(refused, 422)
             assert said in detail and refused.json()["errors"][0]["pointer"] == where, detail
         shown = api.get(f"notices/{bilingual}", headers=dan).json()
+        alone = api.get(f"notices/{english}", headers=dan).json()
     assert shown["revision"] == 1 and shown["text"] == ROAD
     assert shown["languages"][1]["text"] == CALLE
+    assert alone["revision"] == 1 and [v["lang"] for v in alone["languages"]] == ["en"]
+
+
+def test_an_edit_adds_and_drops_a_language_until_a_post_is_published(site: Instance) -> None:
+    """An English draft to the feed posting every language (the others as replies) and to
+    the one posting them apart: an edit through the API adds the Spanish, a post on each
+    (the feed's a reply to its English post); notice edit --languages-file with none drops
+    it again, its posts ending cancelled; the audit trail names both. Once a post of a notice is
+    published, an edit adding or dropping a language is refused (403) and changes
+    nothing."""
+    dan = auth(token(site, "dan"))
+    english = {"category": "road-closure", "text": ROAD, "targets": ["feed", "feed-apart"]}
+    with client(site) as api:
+        notice_id = api.post("notices", json=english, headers=dan).json()["id"]
+        added = api.post(
+            f"notices/{notice_id}/edit",
+            json={"text": ROAD, "languages": [{"lang": "es", "text": CALLE}]},
+            headers=dan,
+        )
+        assert added.status_code == 200, added.text
+        shown = api.get(f"notices/{notice_id}", headers=dan).json()
+    assert shown["revision"] == 2
+    assert [(v["lang"], v["text"]) for v in shown["languages"]] == [("en", ROAD), ("es", CALLE)]
+    assert sorted((d["account"], d["lang"], d["state"]) for d in shown["deliveries"]) == [
+        ("feed", "en", "pending"),
+        ("feed", "es", "pending"),
+        ("feed-apart", "en", "pending"),
+        ("feed-apart", "es", "pending"),
+    ]
+    with site.app.engine.connect() as conn:
+        parents: dict[str, str | None] = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT d.account, p.lang FROM deliveries d LEFT JOIN deliveries p "
+                    "ON p.id = d.parent_id WHERE d.notice_id = :n AND d.lang = 'es'"
+                ),
+                {"n": notice_id},
+            ).all()
+        )
+    assert parents == {"feed": "en", "feed-apart": None}
+    none = site.data_dir.parent / "none.json"
+    none.write_text("[]", encoding="utf-8")
+    done = invoke(
+        site,
+        *("notice", "edit", str(notice_id), "--text", ROAD, "--languages-file", str(none)),
+        login="dan",
+        clock=site.clock,
+    )
+    assert done.exit_code == 0, done.output
+    made = notice_as_made(site, notice_id)
+    assert [v["lang"] for v in made["languages"]] == ["en"] and made["notice"]["revision"] == 3
+    assert [(d[0], d[1], d[3]) for d in made["deliveries"]] == [
+        ("feed", "en", "pending"),
+        ("feed-apart", "en", "pending"),
+        ("feed", "es", "cancelled"),  # kept, never deleted: their ids are not handed out again
+        ("feed-apart", "es", "cancelled"),
+    ]
+    with site.app.engine.connect() as conn:
+        details = conn.execute(
+            sa.text("SELECT detail FROM audit_events WHERE action = 'edited' ORDER BY id")
+        ).scalars()
+        assert [
+            (json.loads(d).get("languages"), json.loads(d).get("dropped")) for d in details
+        ] == [({"es": CALLE}, None), (None, ["es"])]
+    with client(site) as api:
+        bilingual = api.post("notices", json=bilingual_body(site), headers=dan).json()["id"]
+        with site.app.engine.begin() as conn:  # as if its English post on the feed went out
+            conn.execute(
+                sa.text(
+                    "UPDATE deliveries SET state = 'published' WHERE notice_id = :n "
+                    "AND account = 'feed' AND lang = 'en'"
+                ),
+                {"n": bilingual},
+            )
+        refused = api.post(
+            f"notices/{bilingual}/edit", json={"text": ROAD, "languages": []}, headers=dan
+        )
+        assert "has a published post (feed)" in problem_of(refused, 403)
+        kept = api.get(f"notices/{bilingual}", headers=dan).json()
+    assert kept["revision"] == 1 and [v["lang"] for v in kept["languages"]] == ["en", "es"]

@@ -9,10 +9,10 @@ import secrets
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy import Column, ColumnElement, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime, TypeDecorator
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from bulletin.columns import EnumText, JSONText
 from bulletin.states import DeliveryKind, DeliveryState, NoticeState, RecordState
@@ -147,8 +147,10 @@ class Delivery(SQLModel, table=True):
     ``kind``: ``post`` (occurrence ``occurrence`` of the notice), or an act on the published
     post ``parent_id``: ``follow-up`` and ``correction`` and ``retraction`` (replies),
     ``deletion`` (the post is deleted). One delivery per (notice, account, occurrence, kind,
-    revision, lang); ``revision`` numbers the corrections, ``lang`` is the language variant
-    it carries (a post per language and account: exactly once per (variant, account)).
+    revision, lang, dropped_in); ``revision`` numbers the corrections, ``lang`` is the
+    language variant it carries (a post per language and account: exactly once per (variant,
+    account)). ``dropped_in`` is the notice revision whose edit dropped that language (the
+    post ended cancelled, never deleted: its id is never handed out again); 0 for every other.
     """
 
     __tablename__ = "deliveries"
@@ -160,9 +162,12 @@ class Delivery(SQLModel, table=True):
             "kind",
             "revision",
             "lang",
+            "dropped_in",
             name="uq_delivery_occurrence",
         ),
         Index("ix_deliveries_due", "state", "due_at"),
+        # ids leave the database (the API, the audit trail): never handed out twice
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -194,6 +199,13 @@ class Delivery(SQLModel, table=True):
     archive_due_at: datetime | None = _ts(index=True)
     archive_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     lang: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    dropped_in: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+    @classmethod
+    def live(cls) -> ColumnElement[bool]:
+        """A condition: the delivery belongs to the notice as it stands (its language was
+        not dropped by an edit)."""
+        return col(cls.dropped_in) == 0
 
 
 class DeliveryAttempt(SQLModel, table=True):

@@ -92,7 +92,9 @@ def list_notices(
     if before is not None:
         query = query.where(col(Notice.id) < before)
     if account:
-        targeted = select(Delivery.notice_id).where(Delivery.account == account)
+        targeted = (
+            select(Delivery.notice_id).where(Delivery.account == account).where(Delivery.live())
+        )
         query = query.where(col(Notice.id).in_(targeted))
     if text:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -122,7 +124,10 @@ def list_notices(
         by_notice: dict[int, list[Delivery]] = {}
         ids = [n.id for n in notices]
         for d in session.exec(
-            select(Delivery).where(col(Delivery.notice_id).in_(ids)).order_by(col(Delivery.id))
+            select(Delivery)
+            .where(col(Delivery.notice_id).in_(ids))
+            .where(Delivery.live())
+            .order_by(col(Delivery.id))
         ):
             by_notice.setdefault(d.notice_id, []).append(d)
     return [_row(n, by_notice.get(n.id or 0, [])) for n in notices]
@@ -149,12 +154,17 @@ def _row(n: Notice, deliveries: list[Delivery]) -> NoticeRow:
 
 
 def show_notice(app: App, notice_id: int) -> NoticeView:
-    """One notice with everything about it. :raises NotFound: no such notice."""
+    """One notice with everything about it: its deliveries, none of a language an edit
+    dropped (they ended cancelled; the audit trail names them). :raises NotFound: no such
+    notice."""
     with Session(app.checked_engine()) as session:
         n = get_notice(session, notice_id)
         deliveries = list(
             session.exec(
-                select(Delivery).where(Delivery.notice_id == notice_id).order_by(col(Delivery.id))
+                select(Delivery)
+                .where(Delivery.notice_id == notice_id)
+                .where(Delivery.live())
+                .order_by(col(Delivery.id))
             )
         )
         review = review_notice(session, app.settings, n)

@@ -278,13 +278,18 @@ def edit(
     notice_id: int,
     text: str,
     languages: Sequence[LanguageVariant] | None = None,
+    follow_up: str | None = None,
 ) -> Notice:
-    """Give a draft new text (its author's action, a dispatcher) and, with ``languages``, new
-    texts in each of its other languages: a new revision, recorded in the audit trail;
-    approvals start over (see :func:`bulletin.publisher.revisions.edit`).
+    """Give a draft new text (its author's action, a dispatcher), with ``languages`` its
+    other languages anew (one it does not have is added, one left out dropped, until a post
+    of it is published), and with ``follow_up`` its follow-up's new text in the primary
+    language (None: as it is): a new revision, recorded in the audit trail; approvals start
+    over (see :func:`bulletin.publisher.revisions.edit`).
 
-    :raises Refused: not a dispatcher, not a draft, or not its author.
-    :raises UsageError: an empty, unchanged or too long text, or bad languages.
+    :raises Refused: not a dispatcher, not a draft, not its author, or a language added or
+        dropped while a post of it is published.
+    :raises UsageError: an empty, unchanged or too long text, bad languages, or a bad
+        follow-up (or one given to a notice without one).
     """
     require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
     return revisions.edit(
@@ -295,6 +300,7 @@ def edit(
         actor.name,
         text,
         languages,
+        follow_up,
     )
 
 

@@ -424,8 +424,15 @@ def notice_send_back(
     "languages_file",
     default=None,
     type=click.Path(dir_okay=False),
-    help="Each of the notice's other languages anew, as notice add --languages-file takes "
-    "them (every one it has, none added).",
+    help="The notice's other languages anew, as notice add --languages-file takes them: "
+    "one it does not have is added, one left out is dropped.",
+)
+@click.option(
+    "--follow-up",
+    "follow_up",
+    default=None,
+    help="The follow-up's new text in the primary language (other languages' are in "
+    "--languages-file).",
 )
 @click.option("--as", "actor", default=None, help="Who edits (default $BULLETIN_USER).")
 @json_option
@@ -435,14 +442,16 @@ def notice_edit(
     notice_id: int,
     text: str,
     languages_file: str | None,
+    follow_up: str | None,
     actor: str | None,
     as_json: bool,
 ) -> None:
-    """Give your draft new text (and, with --languages-file, new texts in its other
-    languages): a new revision, whose approvals start over."""
+    """Give your draft new text (and, with --languages-file, its other languages anew,
+    adding or dropping one; with --follow-up, its follow-up's text): a new revision, whose
+    approvals start over."""
     ctx.warn_open_mode()
     languages = _variants_file(languages_file) if languages_file is not None else None
-    done = notices.edit(ctx.app, ctx.actor(actor), notice_id, text, languages)
+    done = notices.edit(ctx.app, ctx.actor(actor), notice_id, text, languages, follow_up)
     emit(
         as_json,
         {"id": done.id, "state": done.state, "revision": done.revision},

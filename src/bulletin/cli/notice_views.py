@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from bulletin.app.follow_ups import FollowUp
 from bulletin.app.notice_queries import NoticeRow, NoticeView
 from bulletin.app.notices import Drafted
 from bulletin.publisher.approval import Review
@@ -112,8 +113,50 @@ def view_json(view: NoticeView) -> dict[str, Any]:
         ],
         "approvals": [asdict(a) for a in view.approvals],
         "languages": [v.as_json() for v in view.languages],
+        "follow_ups": [follow_up_json(f) for f in view.follow_ups],
         **view.review.as_json(),
     }
+
+
+def follow_up_json(f: FollowUp) -> dict[str, Any]:
+    """One language's follow-up: whether it is set (``text`` None: that language's posts
+    get none), when it goes and was queued, and how each account's follow-up stands."""
+    return {
+        "lang": f.lang,
+        "set": f.text is not None,
+        "text": f.text,
+        "at": f.at,
+        "queued_at": f.queued_at,
+        "posts": [asdict(p) for p in f.posts],
+    }
+
+
+def follow_up_lines(follow_ups: list[FollowUp], tz: str) -> list[str]:
+    """Each language's follow-up (the primary first) and how it stands per account, when
+    the notice has a follow-up; times in the agency's zone ``tz``."""
+    if not follow_ups:
+        return []
+    first = follow_ups[0]
+    when = (
+        f"queued {local_text(first.queued_at, tz)}"
+        if first.queued_at
+        else f"at expiry {local_text(first.at, tz)}"
+    )
+    lines = [f"  follow-ups ({when})"]
+    for f in follow_ups:
+        if f.text is None:
+            lines.append(f"    [{f.lang}] none: the {f.lang} posts get no follow-up")
+            continue
+        lines.append(f"    [{f.lang}] set" + ("" if f.posts else ": to no account"))
+        for p in f.posts:
+            lines.append(
+                f"      -> {p.account:<16} {p.state:<10}"
+                + (f" {local_text(p.published_at, tz)}" if p.published_at else "")
+                + (f" due {local_text(p.due_at, tz)}" if p.due_at and not p.published_at else "")
+                + (f"  {p.url}" if p.url else "")
+                + (f"  ({p.error})" if p.error else "")
+            )
+    return lines
 
 
 def language_lines(languages: list[LanguageVariant]) -> list[str]:
@@ -166,6 +209,7 @@ def view_lines(view: NoticeView, tz: str) -> list[str]:
         ],
         *[f"  text for {d.account}: {d.text}" for d in view.variants],
         *language_lines(view.languages),
+        *follow_up_lines(view.follow_ups, tz),
         *review_lines(view.review),
     ]
     for d in view.deliveries:

@@ -76,6 +76,7 @@ def review_notice(session: Session, settings: Settings, notice: Notice) -> Revie
         .where(Delivery.notice_id == notice.id)
         .where(Delivery.kind == DeliveryKind.POST)
         .where(Delivery.occurrence == 1)
+        .where(Delivery.live())
     ).all()
     approvals = approvals_of(session, notice.id, notice.revision)
     targets = [
@@ -323,13 +324,17 @@ def make_due(
         if first is None:
             raise Refused(f"notice {notice.id}: its recurrence has no occurrence left")
         notice.publish_at = first
-        for delivery in session.exec(select(Delivery).where(Delivery.notice_id == notice.id)):
+        for delivery in session.exec(
+            select(Delivery).where(Delivery.notice_id == notice.id).where(Delivery.live())
+        ):
             retext(session, settings, notice, delivery, first)
     due = max(notice.publish_at or now, now)
     notice.state = NoticeState.APPROVED
     notice.approved_by = approved_by
     notice.approved_at = now
-    for delivery in session.exec(select(Delivery).where(Delivery.notice_id == notice.id)).all():
+    for delivery in session.exec(
+        select(Delivery).where(Delivery.notice_id == notice.id).where(Delivery.live())
+    ).all():
         delivery.due_at = due
         session.add(delivery)
     if notice.recurrence and notice.publish_at is not None:

@@ -10,6 +10,7 @@ together with its audit event.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,13 +20,24 @@ from sqlmodel import Session, select
 from bulletin import audit
 from bulletin.config.settings import Settings
 from bulletin.db import session_scope
-from bulletin.errors import Refused, UsageError, about
+from bulletin.errors import FieldPath, Refused, UsageError, about
 from bulletin.models import Delivery, Notice, NoticeLanguage
-from bulletin.publisher.languages import LanguageVariant, check_variants
-from bulletin.publisher.notices import NoticeDraft, check_follow_ups, get_for_update
+from bulletin.publisher.delivery.states import move
+from bulletin.publisher.languages import (
+    LanguageVariant,
+    account_languages,
+    check_variants,
+    replies_in,
+)
+from bulletin.publisher.notices import (
+    NoticeDraft,
+    check_follow_ups,
+    get_for_update,
+    platform_of,
+)
 from bulletin.publisher.schedule import occurrence_text
-from bulletin.publisher.texts import THREAD_PLATFORMS, check_text
-from bulletin.states import DeliveryKind, NoticeState
+from bulletin.publisher.texts import THREAD_PLATFORMS, check_text, plan
+from bulletin.states import DeliveryKind, DeliveryState, NoticeState
 
 MAX_COMMENT = 2000
 
@@ -71,14 +83,18 @@ def edit(
     actor: str,
     text: str,
     languages: Sequence[LanguageVariant] | None = None,
+    follow_up: str | None = None,
 ) -> Notice:
-    """Give draft ``notice_id`` the new ``text`` (its author's action) and, with
-    ``languages``, new texts in its other languages (see :func:`_relanguage`): a new
+    """Give draft ``notice_id`` the new ``text`` (its author's action), with ``languages``
+    its other languages anew, adding or dropping one (see :func:`_relanguage`), and with
+    ``follow_up`` its follow-up's new text in the primary language (None: as it is): a new
     revision, whose approvals start over; each target's text is measured again.
 
-    :raises Refused: not a draft, or not its author.
-    :raises UsageError: an empty, unchanged or too long text, or languages as
-        :func:`_relanguage` says.
+    :raises Refused: not a draft, not its author, or a language added or dropped while a
+        post of it is published.
+    :raises UsageError: an empty, unchanged or too long text, languages as
+        :func:`_relanguage` says, or a follow-up empty, too long for a target or given to a
+        notice without one (``field`` ``("follow_up",)``).
     """
     text = text.strip()
     with about("text"):
@@ -93,8 +109,19 @@ def edit(
         _require_draft(notice, "edited")
         if actor != notice.author:
             raise Refused(f"only {notice.author}, who wrote notice {notice_id}, may edit it")
-        changed = _relanguage(session, settings, notice, languages) if languages is not None else {}
-        if text == notice.text and not changed:
+        new_follow_up = (
+            _checked_follow_up(session, settings, notice, follow_up)
+            if follow_up is not None
+            else notice.follow_up
+        )
+        follow_up_changed = new_follow_up != notice.follow_up
+        notice.follow_up = new_follow_up
+        done = (
+            _relanguage(session, settings, notice, languages)
+            if languages is not None
+            else Relanguaged()
+        )
+        if text == notice.text and not done.changed and not done.dropped and not follow_up_changed:
             raise UsageError(f"the text of notice {notice_id} is unchanged")
         notice.text = text
         notice.revision += 1
@@ -105,6 +132,7 @@ def edit(
             .where(Delivery.notice_id == notice_id)
             .where(Delivery.kind == DeliveryKind.POST)
             .where(Delivery.occurrence == 1)
+            .where(Delivery.live())
         ):
             target = occurrence_text(
                 session, settings, notice, delivery.account, when, delivery.lang
@@ -114,15 +142,21 @@ def edit(
                 raise UsageError(
                     f"{target.too_long()} (shorten it"
                     + (", or let it go out as a numbered thread" if threads else "")
-                    + ")"
+                    + ")",
+                    field=_field_of(session, notice, delivery, target.platform, done.tags),
                 )
             delivery.text = target.text
             delivery.parts = list(target.parts) or None
             session.add(delivery)
         session.add(notice)
         detail: dict[str, Any] = {"text": text}
-        if changed:
-            detail["languages"] = changed  # tag → its new text, of those that changed
+        if follow_up_changed:
+            detail["follow_up"] = new_follow_up
+        if done.changed:
+            detail["languages"] = done.changed  # tag → its new text, of those that changed
+        if done.dropped:
+            detail["dropped"] = done.dropped
+            detail["cancelled"] = done.cancelled  # the dropped languages' posts (ids)
         audit.record_event(
             session,
             at=now,
@@ -136,46 +170,124 @@ def edit(
         return notice
 
 
+def _checked_follow_up(session: Session, settings: Settings, notice: Notice, follow_up: str) -> str:
+    """``follow_up`` as the primary language's follow-up of ``notice`` (stripped), checked
+    as a draft's is: not empty, shown by every platform, fitting each target account.
+
+    :raises UsageError: it does not; ``field`` is ``("follow_up",)``.
+    """
+    with about("follow_up"):
+        given = follow_up.strip()
+        if notice.follow_up is None:
+            raise UsageError(
+                f"notice {notice.id} has no follow-up; an edit changes the text of one it has "
+                "(to add one, cancel it and draft it again)"
+            )
+        if not given:
+            raise UsageError("the follow-up's text is empty")
+        check_text("the follow-up", given)
+        accounts = session.exec(
+            select(Delivery.account)
+            .where(Delivery.notice_id == notice.id)
+            .where(Delivery.kind == DeliveryKind.POST)
+            .where(Delivery.live())
+        ).all()
+        for target in sorted(set(accounts)):
+            platform = platform_of(session, settings, target)
+            measured = plan(settings, target, platform, given, None, False)
+            if not measured.fits:
+                raise UsageError(f"the follow-up: {measured.too_long()}")
+    return given
+
+
+def _field_of(
+    session: Session, notice: Notice, delivery: Delivery, platform: str, tags: Sequence[str]
+) -> FieldPath | None:
+    """The edit's input that gives ``delivery`` its text: the primary's text, or the
+    ``n``th given language's text or wording for its account (or platform); None when the
+    edit did not give it (``tags``: the given languages in order)."""
+    account, lang = delivery.account, delivery.lang
+    if not lang or lang == notice.lang:
+        wording = notice.variants or {}
+        return None if account in wording or platform in wording else ("text",)
+    if lang not in tags:
+        return None
+    n = tags.index(lang)
+    row = session.exec(
+        select(NoticeLanguage)
+        .where(NoticeLanguage.notice_id == notice.id)
+        .where(NoticeLanguage.lang == lang)
+    ).one()
+    for key in (account, platform):
+        if (row.wording or {}).get(key):
+            return ("languages", n, "wording", key)
+    return ("languages", n, "text")
+
+
+@dataclass(frozen=True)
+class Relanguaged:
+    """What an edit did to a draft's other languages: the new text of each one that changed
+    or was added (by tag), the tags given in their order (standard form), those dropped,
+    and the ids of the dropped languages' posts (cancelled)."""
+
+    changed: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    cancelled: list[int] = field(default_factory=list)
+
+
 def _relanguage(
     session: Session, settings: Settings, notice: Notice, languages: Sequence[LanguageVariant]
-) -> dict[str, str]:
+) -> Relanguaged:
     """Give ``notice``'s other languages the texts, wording, alt texts and follow-ups of
-    ``languages``, checked as a draft's are (:func:`check_variants`, the follow-up rules);
-    returns the new text of each variant that changed, by tag. An edit keeps the notice's
-    languages: each is given, none added (a notice drafted without a language's follow-up
-    may leave it out).
+    ``languages``, checked as a draft's are (:func:`check_variants`, the follow-up rules):
+    ``languages`` are its other languages from now on, in order; one it does not have is
+    added (a post on each of its target accounts posting it), one left out is dropped: its
+    posts end ``cancelled`` ("language X dropped by edit"), marked ``dropped_in`` the
+    notice's next revision, and are never deleted (their ids are never handed out again;
+    a language added again gets new posts). A notice drafted without a language's follow-up
+    may leave it out.
 
-    :raises UsageError: as a draft's languages are refused, or a language of the notice
-        missing, or one it does not have; ``field`` names it (``("languages", N, ...)``).
+    :raises Refused: a language added or dropped while a post of the notice is published.
+    :raises UsageError: as a draft's languages are refused, or a language dropped that a
+        target account posts only; ``field`` names it (``("languages", N, ...)``).
     """
+    notice_id = notice.id
+    assert notice_id is not None
     rows = {
         r.lang: r
         for r in session.exec(
-            select(NoticeLanguage).where(NoticeLanguage.notice_id == notice.id)
+            select(NoticeLanguage).where(NoticeLanguage.notice_id == notice_id)
         ).all()
     }
     limit = settings.publisher.max_text_length
     images = len(notice.images or [])
     checked = check_variants(settings, notice.lang, languages, images, limit)
-    for n, variant in enumerate(checked):
-        if variant.lang not in rows:
-            raise UsageError(
-                f"notice {notice.id} has no {variant.lang} text; an edit changes the languages "
-                "it has (to add one, cancel it and draft it again)",
-                field=("languages", n, "lang"),
+    tags = [v.lang for v in checked]
+    added = [v for v in checked if v.lang not in rows]
+    dropped = [lang for lang in rows if lang not in tags]
+    deliveries = session.exec(
+        select(Delivery).where(Delivery.notice_id == notice.id).where(Delivery.live())
+    ).all()
+    targets = sorted({d.account for d in deliveries})
+    if added or dropped:
+        out = [d for d in deliveries if d.state == DeliveryState.PUBLISHED]
+        if out:
+            raise Refused(
+                f"notice {notice.id} has a published post ({out[0].account}); its languages "
+                "can no longer be added or dropped"
             )
-    missing = [lang for lang in rows if lang not in {v.lang for v in checked}]
-    if missing:
-        raise UsageError(
-            f"an edit gives each language of notice {notice.id}: {', '.join(missing)} is "
-            "missing (to drop one, cancel it and draft it again)",
-            field=("languages",),
-        )
+        langs = [notice.lang, *tags]
+        for account in targets:
+            if not account_languages(settings, account, langs):
+                raise UsageError(
+                    f"target account {account!r} posts only "
+                    f"{', '.join(settings.accounts[account].languages)}; the notice would be "
+                    f"in {', '.join(langs)}",
+                    field=("languages",),
+                )
     primary = LanguageVariant(notice.lang, notice.text, {}, [], notice.follow_up)
     partial = notice.follow_up is not None and any(r.follow_up is None for r in rows.values())
-    targets = sorted(
-        set(session.exec(select(Delivery.account).where(Delivery.notice_id == notice.id)).all())
-    )
     as_drafted = NoticeDraft(
         category=notice.category,
         text=notice.text,
@@ -184,17 +296,51 @@ def _relanguage(
         follow_up_partial=partial,
     )
     check_follow_ups(as_drafted, settings, [primary, *checked])
+    for lang in dropped:
+        session.delete(rows.pop(lang))
+    cancelled = []
+    for d in deliveries:
+        if d.lang in dropped:
+            move(d, DeliveryState.CANCELLED)
+            d.dropped_in = notice.revision + 1
+            d.due_at = None
+            d.last_error = f"language {d.lang} dropped by edit"
+            session.add(d)
+            assert d.id is not None
+            cancelled.append(d.id)
+    session.flush()
     changed = {}
-    for variant in checked:
-        row = rows[variant.lang]
+    for position, variant in enumerate(checked, start=1):
+        row = rows.get(variant.lang) or NoticeLanguage(
+            notice_id=notice_id, lang=variant.lang, text=""
+        )
         new = (variant.text, dict(variant.wording) or None, list(variant.alts) or None)
         if (row.text, row.wording, row.alts, row.follow_up) != (*new, variant.follow_up):
             row.text, row.wording, row.alts = new
             row.follow_up = variant.follow_up
-            session.add(row)
             changed[variant.lang] = variant.text
+        row.position = position
+        session.add(row)
+    primaries = [
+        d
+        for d in deliveries
+        if (d.lang or notice.lang) == notice.lang and d.kind == DeliveryKind.POST
+    ]
+    parents = {d.account: d.id for d in primaries}
+    langs = [notice.lang, *tags]
+    for variant in added:
+        for account in targets:
+            if variant.lang in account_languages(settings, account, langs):
+                session.add(
+                    Delivery(
+                        notice_id=notice_id,
+                        account=account,
+                        lang=variant.lang,
+                        parent_id=parents.get(account) if replies_in(settings, account) else None,
+                    )
+                )
     session.flush()
-    return changed
+    return Relanguaged(changed, tags, dropped, cancelled)
 
 
 def _require_draft(notice: Notice, done: str) -> None:

@@ -188,12 +188,14 @@ def make_occurrences(engine: Engine, settings: Settings, now: datetime) -> list[
 
 
 def _accounts(session: Session, notice_id: int) -> list[tuple[str, str]]:
-    """(account, language) of each post of the first occurrence."""
+    """(account, language) of each post of the first occurrence (none of a language an edit
+    dropped)."""
     rows = session.exec(
         select(Delivery.account, Delivery.lang)
         .where(Delivery.notice_id == notice_id)
         .where(Delivery.kind == DeliveryKind.POST)
         .where(Delivery.occurrence == 1)
+        .where(Delivery.live())
         .order_by(col(Delivery.id))
     ).all()
     return [(account, lang) for account, lang in rows]

@@ -35,7 +35,7 @@ from bulletin.app import (
 from bulletin.app.follow_ups import FollowUp
 from bulletin.app.notice_queries import NoticeView
 from bulletin.app.sessions import SignedIn
-from bulletin.errors import NotFound, Refused, UsageError
+from bulletin.errors import BulletinError, NotFound, Refused, UsageError
 from bulletin.publisher.amend import Amendment
 from bulletin.publisher.approval import Review
 from bulletin.publisher.failures import NOTICE_STATES, delivery_label
@@ -45,7 +45,7 @@ from bulletin.publisher.recurrence import parse_every
 from bulletin.publisher.texts import TargetText, as_sent
 from bulletin.states import DeliveryState
 from bulletin.timeparse import local_text, parse_until, parse_when
-from bulletin.web import security
+from bulletin.web import edit_form, security
 from bulletin.web.pages import Pages, message
 
 APPROVE = "approve"
@@ -621,32 +621,60 @@ class Console:
         return await self._edit_form(request, who, None, None, 200)
 
     async def _edit_form(
-        self, request: Request, who: SignedIn, text: str | None, error: str | None, status: int
+        self,
+        request: Request,
+        who: SignedIn,
+        given: edit_form.EditForm | None,
+        error: BulletinError | None,
+        status: int,
     ) -> Response:
+        """The edit form of the notice with what was typed (``given``; None: the notice as
+        it is) and ``error`` shown next to the field it names (else above the form)."""
         notice_id = int(request.path_params["notice_id"])
         page = await run_in_threadpool(board.notice_page, self.app, who.actor, notice_id)
+        shown = edit_form.of_notice(page.view) if given is None else given
+        has = [v.lang for v in page.view.languages[1:]]
+        primary = page.view.notice.lang
+        addable = [t for t in self.app.settings.agency.languages if t not in (primary, *has)]
         return self.render(
             request,
             who,
             "edit.html",
             status,
             view=page.view,
-            text=page.view.notice.text if text is None else text,
-            error=error,
+            given=shown,
+            has=has,
+            addable=addable,
+            empty=edit_form.TypedLanguage(),
+            accounts=edit_form.accounts_by_language(page.view),
+            error=message(error) if error else None,
+            error_at=edit_form.field_id(error, shown) if error else None,
             csrf=security.form_token(who.csrf_secret, EDIT),
         )
 
     async def edit(self, request: Request) -> Response:
+        """Save the draft's new revision: its text, its follow-up (when it has one) and its
+        other languages (each the notice has unless ticked to drop, each other one whose text
+        is typed), through the edit the API and command line make."""
         who = await self.who(request)
         form = await self.pages.checked_form(request, who.csrf_secret, EDIT)
         notice_id = int(request.path_params["notice_id"])
-        text = str(form.get("text", ""))
+        page = await run_in_threadpool(board.notice_page, self.app, who.actor, notice_id)
+        given = edit_form.of_form(form, [v.lang for v in page.view.languages[1:]])
         try:
-            await run_in_threadpool(notices.edit, self.app, who.actor, notice_id, text)
+            await run_in_threadpool(
+                notices.edit,
+                self.app,
+                who.actor,
+                notice_id,
+                given.text,
+                edit_form.variants(given),
+                given.follow_up,
+            )
         except Refused as e:
-            return await self._edit_form(request, who, text, message(e), 403)
+            return await self._edit_form(request, who, given, e, 403)
         except UsageError as e:
-            return await self._edit_form(request, who, text, message(e), 400)
+            return await self._edit_form(request, who, given, e, 400)
         return RedirectResponse(f"/notices/{notice_id}", status_code=303)
 
     # -- composing a notice ------------------------------------------------------------

@@ -56,6 +56,7 @@ def language_links(session: Session, notice: Notice, delivery: Delivery) -> dict
         .where(Delivery.notice_id == notice.id)
         .where(Delivery.kind == DeliveryKind.POST)
         .where(Delivery.occurrence == delivery.occurrence)
+        .where(Delivery.live())
         .order_by(col(Delivery.id))
     ).all()
     if len({d.lang for d in posts}) < 2:

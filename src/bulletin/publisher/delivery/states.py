@@ -60,8 +60,9 @@ def move(delivery: Delivery, to: DeliveryState) -> None:
 
 def refresh_notice_state(session: Session, notice_id: int, now: datetime) -> None:
     """Set the notice's state from its posts once all of them are final (a recurring notice:
-    once no occurrence is left to come). Replies and deletions do not change it, nor does
-    anything change a retracted notice."""
+    once no occurrence is left to come). Replies and deletions do not change it, nor do the
+    posts of a language an edit dropped (:meth:`Delivery.live`), nor does anything change a
+    retracted notice."""
     notice = session.get(Notice, notice_id)
     if (
         notice is None
@@ -75,6 +76,7 @@ def refresh_notice_state(session: Session, notice_id: int, now: datetime) -> Non
             select(Delivery)
             .where(Delivery.notice_id == notice_id)
             .where(Delivery.kind == DeliveryKind.POST)
+            .where(Delivery.live())
         )
     ]
     if not states or any(s not in FINAL_STATES for s in states):

@@ -272,6 +272,7 @@ class DeliveryWorker(ArchivesPublished):
                     .where(Delivery.notice_id == notice.id)
                     .where(Delivery.kind == DeliveryKind.POST)
                     .where(Delivery.occurrence == delivery.occurrence)
+                    .where(Delivery.live())
                 ).all()
             ) or [delivery]
         targets = []

@@ -185,14 +185,23 @@ class SendBack(Input):
 
 
 class Edit(Input):
-    """A draft's new text and, optionally, each of its other languages anew."""
+    """A draft's new text and, optionally, each of its other languages and its follow-up
+    in the primary language anew."""
 
     text: Text = Field(min_length=1, max_length=10_000)
     languages: list[LanguageIn] | None = Field(
         default=None,
         max_length=20,
-        description="Each of the notice's other languages with its new content (every one "
-        "it has, none added); left out: they stay as they are.",
+        description="The notice's other languages from now on, each with its new content: "
+        "one it does not have is added, one it has left out is dropped (refused once a post "
+        "of it is published); the field left out: they stay as they are.",
+    )
+    follow_up: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10_000,
+        description="The follow-up's new text in the primary language (the notice must have "
+        "a follow-up); left out: it stays as it is. Each other language's is in `languages`.",
     )
 
 
@@ -530,11 +539,13 @@ def send_back(notice_id: NoticeId, body: SendBack, app: AppDep, actor: Writer) -
 
 @router.post("/notices/{notice_id}/edit", response_model=NoticeOut, summary="Edit a draft")
 def edit(notice_id: NoticeId, body: Edit, app: AppDep, actor: Writer) -> dict[str, Any]:
-    """Give a draft new text, and with ``languages`` new texts in its other languages (its
-    author's): a new revision, whose approvals start over."""
+    """Give a draft new text, and with ``languages`` its other languages anew, adding or
+    dropping one (its author's): a new revision, whose approvals start over."""
     languages = None if body.languages is None else variants_in(body.languages)
     with fields_of(body):
-        return NoticeOut.of(notices.edit(app, actor, notice_id, body.text, languages))
+        return NoticeOut.of(
+            notices.edit(app, actor, notice_id, body.text, languages, body.follow_up)
+        )
 
 
 def _cancelled(result: CancelResult) -> dict[str, Any]:
