@@ -27,6 +27,7 @@ not hold), exports made and verified.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -447,7 +448,9 @@ def main() -> None:
     env |= dict(item.split("=", 1) for item in args.daemon_env)
     signal.signal(signal.SIGTERM, lambda _s, _f: sys.exit(1))  # the finally below runs
     runner = None
-    if args.memray:  # what is still allocated when the daemon stops, by stack (memray stats)
+    if args.memray:  # what is live at the daemon's peak and at its end, by stack
+        if importlib.util.find_spec("memray") is None:
+            sys.exit("--memray needs memray: pip install -e '.[profile]'")
         memray = ["-m", "memray", "run", "--native", "--aggregate", "-q", "-f"]
         runner = [sys.executable, *memray, "-o", str(run / "daemon.memray")]
     daemon = Daemon(config, run / "daemon.log", env, runner).start(timeout=300)
