@@ -332,13 +332,14 @@ class Record(SQLModel, table=True):
 
 class LedgerEntry(SQLModel, table=True):
     """One link of the hash chain: ``entry_hash`` = sha256 of the entry's canonical JSON,
-    which includes ``prev_hash``."""
+    which includes ``prev_hash``. The hashes are not indexed (migration 0035): an entry's
+    place is its ``seq``, and ``verify`` checks every link."""
 
     __tablename__ = "ledger"
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    prev_hash: str = Field(unique=True)
-    entry_hash: str = Field(unique=True)
+    prev_hash: str
+    entry_hash: str
     kind: str  # record | checkpoint | …
     record_id: int | None = None
     object_sha256: str | None = None
