@@ -8,6 +8,7 @@ all count as absent: one that merely aged out of the window is not gone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -90,28 +91,25 @@ def absent_items(
     visible_since = (
         now - timedelta(days=lookback_days) + timedelta(hours=1) if lookback_days else None
     )
-    gone = []
-    for record in latest_in_thread(engine, account, thread_id):
-        listed = record.kind == "comment" or (
-            record.kind == "post" and record.remote_id != thread_id
-        )
-        if not listed or record.state == RecordState.DELETED or record.remote_id in seen:
+    absent: list[int] = []
+    for rid, kind, remote_id, state, posted_at in latest_in_thread(engine, account, thread_id):
+        listed = kind == "comment" or (kind == "post" and remote_id != thread_id)
+        if not listed or state == RecordState.DELETED or remote_id in seen:
             continue
-        if visible_since is not None and (
-            record.posted_at is None or record.posted_at < visible_since
-        ):
+        if visible_since is not None and (posted_at is None or posted_at < visible_since):
             continue
-        gone.append(
-            gone_version(
-                record,
-                {
-                    "absent_from_sweep": sweep_id,
-                    "state_before": record.state,
-                    "record_before": record.id,
-                },
-            )
+        absent.append(rid)
+    return [
+        gone_version(
+            record,
+            {
+                "absent_from_sweep": sweep_id,
+                "state_before": record.state,
+                "record_before": record.id,
+            },
         )
-    return gone
+        for record in records_by_id(engine, absent)
+    ]
 
 
 def gone_version(record: Record, extra: dict[str, object]) -> RemoteItem:
@@ -131,31 +129,57 @@ def gone_version(record: Record, extra: dict[str, object]) -> RemoteItem:
     )
 
 
-def latest_in_thread(engine: Engine, account: str, thread_id: str) -> list[Record]:
-    """The newest version of every item of a thread."""
-    with Session(engine) as session:
-        newest = (
-            sa.select(
-                col(Record.kind).label("kind"),
-                col(Record.remote_id).label("remote_id"),
-                sa.func.max(col(Record.version)).label("version"),
-            )
-            .where(col(Record.account) == account)
-            .where(col(Record.thread_id) == thread_id)
-            .group_by(col(Record.kind), col(Record.remote_id))
-            .subquery()
+def latest_in_thread(
+    engine: Engine, account: str, thread_id: str
+) -> list[tuple[int, str, str, str, datetime | None]]:
+    """The newest version of every item of a thread: its record's id, kind, remote id,
+    state and posting time, oldest record first. Columns, not records: a sweep of a thread
+    of many thousand comments holds a few small tuples each, and loads whole records only
+    for the items it found gone (:func:`records_by_id`)."""
+    newest = (
+        sa.select(
+            col(Record.kind).label("kind"),
+            col(Record.remote_id).label("remote_id"),
+            sa.func.max(col(Record.version)).label("version"),
         )
-        rows = session.exec(
-            select(Record)
-            .join(
-                newest,
-                sa.and_(
-                    col(Record.kind) == newest.c.kind,
-                    col(Record.remote_id) == newest.c.remote_id,
-                    col(Record.version) == newest.c.version,
-                ),
+        .where(col(Record.account) == account)
+        .where(col(Record.thread_id) == thread_id)
+        .group_by(col(Record.kind), col(Record.remote_id))
+        .subquery()
+    )
+    query = (
+        sa.select(
+            col(Record.id),
+            col(Record.kind),
+            col(Record.remote_id),
+            col(Record.state),
+            col(Record.posted_at),
+        )
+        .join(
+            newest,
+            sa.and_(
+                col(Record.kind) == newest.c.kind,
+                col(Record.remote_id) == newest.c.remote_id,
+                col(Record.version) == newest.c.version,
+            ),
+        )
+        .where(col(Record.account) == account)
+        .where(col(Record.thread_id) == thread_id)
+        .order_by(col(Record.id))
+    )
+    with engine.connect() as conn:  # a stored row's id is never None
+        return [(r[0] or 0, r[1], r[2], r[3], r[4]) for r in conn.execute(query)]
+
+
+def records_by_id(engine: Engine, ids: Sequence[int]) -> list[Record]:
+    """The records of ``ids``, in that order (chunks of 500 ids a query)."""
+    found: dict[int, Record] = {}
+    with Session(engine) as session:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            found.update(
+                (r.id, r)
+                for r in session.exec(select(Record).where(col(Record.id).in_(chunk)))
+                if r.id is not None
             )
-            .where(col(Record.account) == account)
-            .where(col(Record.thread_id) == thread_id)
-        ).all()
-        return list(rows)
+    return [found[i] for i in ids if i in found]
