@@ -202,3 +202,82 @@ def test_delivery_keys_carry_the_notice_s_token_and_old_keys_stay_readable() -> 
         12,
     ]
     assert notice_of_key("urn:other") is None
+
+
+def delivery_ids(inst: Instance) -> list[int]:
+    with Session(inst.app.engine) as session:
+        return sorted(d or 0 for d in session.exec(select(Delivery.id)))
+
+
+def test_after_a_restore_a_new_delivery_never_takes_an_id_used_since_the_backup(
+    instance: Instance, tmp_path: Path
+) -> None:
+    """Back up, publish a notice (its delivery's id goes out in the API and the
+    ``notice.published`` payload), put the backup back, publish another: the new delivery's
+    id is above every one handed out before."""
+    inst = instance
+    publish(inst, "Main St closed for a parade.")
+    copy = tmp_path / "nightly.db"
+    back_up(inst, copy)
+    publish(inst, "Elm St closed until noon.")
+    seen = delivery_ids(inst)
+    put_back(inst, copy)
+    assert max(delivery_ids(inst)) < max(seen)  # the backup's
+    new = publish(inst, "Oak St open again.")
+    with Session(inst.app.engine) as session:
+        added = session.exec(select(Delivery.id).where(col(Delivery.notice_id) == new)).all()
+    assert added and min(d or 0 for d in added) > max(seen)
+
+
+def test_after_a_lost_database_is_rebuilt_new_deliveries_go_on_above_the_archived(
+    instance: Instance,
+) -> None:
+    """The database is lost and the index rebuilt from the store: a new delivery's id goes
+    on above every archived post's (each snapshot names its delivery)."""
+    inst = instance
+    for n in range(3):
+        publish(inst, f"Notice {n}.")
+    seen = delivery_ids(inst)
+    lose_database(inst)
+    run(inst, "archive", "rebuild-index")
+    assert delivery_ids(inst) == []
+    publish(inst, "Notice 3.")
+    (new,) = delivery_ids(inst)
+    assert new > max(seen)
+
+
+def test_after_a_sqlite_restore_ids_go_on_above_the_database_put_aside(
+    sqlite_instance: Instance, tmp_path: Path
+) -> None:
+    """What the store never saw is known from the database put aside: a notice drafted (its
+    delivery pending) and a webhook added after the backup; once the backup is back, a new
+    notice, its delivery and a new webhook all take ids above theirs."""
+    from bulletin.app import Actor
+    from bulletin.app.webhooks import add_webhook
+
+    inst = sqlite_instance
+    publish(inst, "Main St closed for a parade.")
+    copy = tmp_path / "nightly.db"
+    back_up(inst, copy)
+    draft = NoticeDraft("traffic", "Elm St closed until noon.", ("feed",))
+    drafted = create_notice(inst.app.engine, inst.settings, inst.clock, draft, "dispatcher")
+    hook = add_webhook(inst.app, Actor("root"), "https://example.org/h", ["hold.placed"])
+    seen = delivery_ids(inst)
+    put_back(inst, copy)
+    new = create_notice(inst.app.engine, inst.settings, inst.clock, draft, "dispatcher")
+    assert (new.id or 0) > (drafted.id or 0)
+    with Session(inst.app.engine) as session:
+        added = session.exec(select(Delivery.id).where(col(Delivery.notice_id) == new.id)).all()
+    assert added and min(d or 0 for d in added) > max(seen)
+    again = add_webhook(inst.app, Actor("root"), "https://example.org/h", ["hold.placed"])
+    assert again.webhook.id > hook.webhook.id
+
+
+def test_a_damaged_database_put_aside_gives_no_floor_and_no_error(tmp_path: Path) -> None:
+    """``ids_handed_out`` of a file that is not a database, or of none: nothing."""
+    from bulletin.service.restore import ids_handed_out
+
+    junk = tmp_path / "bulletin.db"
+    junk.write_bytes(b"not a database" * 100)
+    assert ids_handed_out(junk) == {}
+    assert ids_handed_out(tmp_path / "missing.db") == {}

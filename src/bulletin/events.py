@@ -49,6 +49,9 @@ class Webhook(SQLModel, table=True):
     since the last success; a webhook failing for a day is disabled (``disabled_at``)."""
 
     __tablename__ = "webhooks"
+    # ids leave the database (the API and CLI name a webhook by it, the audit trail, the
+    # ping payload): SQLite must never hand out one again after ``webhook remove``
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     url: str = Field(sa_column=Column(Text, nullable=False), repr=False)  # may hold a credential
@@ -79,7 +82,12 @@ class WebhookDelivery(SQLModel, table=True):
     with the last answer's status code or the last error."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_due", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "next_attempt_at"),
+        # ids leave the database (``webhook test``, the delivery log): never handed out
+        # twice, not even after pruning or ``webhook remove``
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     event_id: int = Field(foreign_key="webhook_events.id", index=True)

@@ -149,8 +149,8 @@ def rebuild_index(
     agency's, which hold queries' dates are in), the open holds brought back from the store
     get their records attached again.
 
-    Ids go on above every one the store knows (records in the ledger, notices of archived
-    posts, holds, redactions, requests, batches, Bates ranges) and notices above
+    Ids go on above every one the store knows (records in the ledger, notices and deliveries
+    of archived posts, holds, redactions, requests, batches, Bates ranges) and notices above
     ``notice_floor`` (the highest in the platforms' delivery keys), so that none is given
     twice after a restore or a lost database.
 
@@ -198,6 +198,7 @@ def rebuild_index(
     prev_hash = ledger.GENESIS
     expected = 1
     last_record_id = 0
+    seen: dict[str, int] = {}  # table -> the highest id of it the snapshots name
     for key, entry in _entries(store):
         if entry.seq != expected or entry.prev_hash != prev_hash:
             raise IntegrityError(
@@ -208,7 +209,7 @@ def rebuild_index(
         entries.append(entry.model_dump())
         last_record_id = max(last_record_id, entry.record_id or 0)
         if entry.kind == "record" and entry.record_id is not None and entry.object_sha256:
-            row = _record_row(store, entry, versions, report, destroyed)
+            row = _record_row(store, entry, versions, report, destroyed, seen)
             if row is not None:
                 media.extend(row.pop("media"))
                 records.append(row)
@@ -237,7 +238,7 @@ def rebuild_index(
         report.problems += restored.problems
         report.holds, report.redactions = restored.holds, restored.redactions
         report.requests = restored.requests
-        _continue_ids(session, highest_record=last_record_id, notice_floor=notice_floor)
+        _continue_ids(session, last_record_id, notice_floor, seen.get("deliveries", 0))
         _ensure_accounts(session)
         audit.record_event(
             session,
@@ -307,7 +308,10 @@ def _record_row(
     versions: dict[tuple[str, str, str], Latest],
     report: RebuildReport,
     destroyed: Destroyed,
+    seen: dict[str, int],
 ) -> dict[str, Any] | None:
+    """The index row of ``entry``'s record (None when its object is gone or damaged: a
+    problem); the delivery id its snapshot names raises ``seen["deliveries"]``."""
     assert entry.object_sha256 is not None and entry.record_id is not None
     key = object_key(entry.object_sha256)
     try:
@@ -322,6 +326,9 @@ def _record_row(
         return None
     snapshot = json.loads(data)
     item = snapshot["item"]
+    delivery = (item.get("extra") or {}).get("delivery_id")
+    if isinstance(delivery, int) and not isinstance(delivery, bool):
+        seen["deliveries"] = max(seen.get("deliveries", 0), delivery)
     ident = (snapshot["account"], item["kind"], item["remote_id"])
     row = snapshot_row(
         snapshot,
@@ -480,14 +487,21 @@ def _flush(
         progress(report.entries)
 
 
-def _continue_ids(session: Session, highest_record: int, notice_floor: int) -> None:
+def _continue_ids(
+    session: Session, highest_record: int, notice_floor: int, delivery_floor: int
+) -> None:
     """Next ids above the store's: records above every ledger entry's (also one whose object
-    is gone), notices above every archived post's and ``notice_floor``."""
+    is gone), notices above every archived post's and ``notice_floor``, deliveries above
+    every archived post's (``delivery_floor``)."""
     archived = session.exec(select(sa.func.max(Record.notice_id))).one() or 0
     reset_id_sequences(
         session,
-        ("records", "disposition_batches", "notices"),
-        {"records": highest_record, "notices": max(archived, notice_floor)},
+        ("records", "disposition_batches", "notices", "deliveries"),
+        {
+            "records": highest_record,
+            "notices": max(archived, notice_floor),
+            "deliveries": delivery_floor,
+        },
     )
 
 

@@ -12,9 +12,11 @@ In order, with the daemon stopped (the data directory's daemon lock is held thro
    is recorded as published, not posted twice;
 5. the archive index is rebuilt from the WORM store (``archive rebuild-index --replace``), so
    records captured after the backup come back with their holds, redactions and requests;
-6. ids go on above every one the store and the platforms know (archived posts' notices, the
-   feed's delivery keys, the ledger's records): a notice published after the backup was taken
-   never has its number given to another.
+6. ids go on above every one the store and the platforms know (archived posts' notices and
+   deliveries, the feed's delivery keys, the ledger's records) and, on SQLite, above every
+   one the database put aside had handed out (its ``sqlite_sequence``: notices drafted,
+   deliveries, webhooks added since the backup): an id that left the database after the
+   backup was taken is never given to another.
 
 What the backup cannot bring back: notices drafted or approved after it was taken (they never
 reached the store). The command says so.
@@ -38,7 +40,14 @@ from bulletin import audit
 from bulletin.archiver.rebuild import RebuildReport, rebuild_index
 from bulletin.archiver.store import open_store
 from bulletin.config.settings import Settings
-from bulletin.db import is_sqlite, make_engine, migrate, session_scope, sqlite_path
+from bulletin.db import (
+    is_sqlite,
+    make_engine,
+    migrate,
+    reset_id_sequences,
+    session_scope,
+    sqlite_path,
+)
 from bulletin.errors import BulletinError, DatabaseError, Refused, UsageError
 from bulletin.locks import release_instance_lock, take_instance_lock
 from bulletin.models import Delivery
@@ -89,6 +98,7 @@ def restore_sqlite(
     except Refused as e:
         raise Refused(f"{e}: stop the daemon first") from None
     try:
+        handed_out = ids_handed_out(database)  # read before it moves: its -wal goes with it
         stamp = iso_basic(now)
         owner = database.stat() if database.exists() else settings.data_dir.stat()
         moved: list[tuple[Path, Path]] = []  # (where it was, where it is now)
@@ -107,7 +117,9 @@ def restore_sqlite(
             if isinstance(e, BulletinError):
                 raise
             raise DatabaseError(f"restore into {database} failed: {e.strerror or e}") from None
-        schema, uncertain, rebuilt = _settle(settings, actor, now, backup.name, environ or {})
+        schema, uncertain, rebuilt = _settle(
+            settings, actor, now, backup.name, environ or {}, handed_out
+        )
     finally:
         release_instance_lock(lock)
     return Restored([aside for _, aside in moved], copy, schema, uncertain, rebuilt)
@@ -136,8 +148,37 @@ def settle_in_place(
     return uncertain, rebuilt
 
 
+def ids_handed_out(database: Path) -> dict[str, int]:
+    """The highest id each AUTOINCREMENT table of the SQLite database at ``database`` ever
+    handed out (its ``sqlite_sequence``; the tables whose ids leave the database are
+    AUTOINCREMENT). Empty when there is none or it cannot be read: a damaged database is a
+    reason to restore, never a reason to refuse."""
+    if not database.is_file():
+        return {}
+    try:
+        with open_sqlite(database, "ro") as conn:
+            rows = conn.execute("SELECT name, seq FROM sqlite_sequence").fetchall()
+    except sqlite3.Error:
+        return {}
+    return {str(name): seq for name, seq in rows if isinstance(seq, int) and seq > 0}
+
+
+def _continue_above(engine: sa.Engine, handed_out: Mapping[str, int]) -> None:
+    """Next ids above ``handed_out`` (of tables the restored schema has: the names come from
+    a file, so only those go into SQL)."""
+    with session_scope(engine) as session:
+        tables = set(sa.inspect(session.connection()).get_table_names())
+        floors = {t: v for t, v in handed_out.items() if t in tables}
+        reset_id_sequences(session, tuple(sorted(floors)), floors)
+
+
 def _settle(
-    settings: Settings, actor: str, now: datetime, source: str, environ: Mapping[str, str]
+    settings: Settings,
+    actor: str,
+    now: datetime,
+    source: str,
+    environ: Mapping[str, str],
+    handed_out: Mapping[str, int] | None = None,
 ) -> tuple[str, int, RebuildReport]:
     engine = make_engine(settings.database_url, settings.database.busy_timeout)
     try:
@@ -157,6 +198,7 @@ def _settle(
         finally:
             store.close()
         rebuilt.problems += unread
+        _continue_above(engine, handed_out or {})
     finally:
         engine.dispose()
     return schema, uncertain, rebuilt

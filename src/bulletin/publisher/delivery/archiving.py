@@ -168,7 +168,9 @@ class ArchivesPublished:
             else ()
         )
         ours = (
-            {"notice_id": notice.id, "category": notice.category}
+            # the delivery's id too: a rebuild from the store goes on above it (the id left
+            # the database, in the API and in webhook payloads)
+            {"notice_id": notice.id, "category": notice.category, "delivery_id": delivery.id}
             | ({"thread_ids": delivery.thread_ids or []} if parts else {})
             | (
                 {"kind": str(delivery.kind), "occurrence": delivery.occurrence}
