@@ -1,7 +1,7 @@
 """An edit gives a draft's follow-up new text in its primary language, through every door
 that edits follow-ups: the API's ``follow_up``, ``notice edit --follow-up`` and the
 console's edit form make the same revision, audited; an empty follow-up, or one given to a
-notice without a follow-up, is refused naming the field and changes nothing. Against SQLite
+notice without an expiry, is refused naming the field and changes nothing. Against SQLite
 and PostgreSQL, the console over a real uvicorn."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def test_the_api_and_the_command_line_change_the_primary_follow_up_alike(site: I
 
 
 def test_a_bad_follow_up_is_refused_naming_the_field(site: Instance) -> None:
-    """An empty follow-up, and a follow-up given to a notice drafted without one, are a
+    """An empty follow-up, and a follow-up given to a notice drafted without an expiry, are a
     422 problem pointing at follow_up (the command line refuses them in the same words);
     the drafts stay revision 1."""
     dan = auth(token(site, "dan"))
@@ -79,7 +79,7 @@ def test_a_bad_follow_up_is_refused_naming_the_field(site: Instance) -> None:
         without = api.post("notices", json=body, headers=dan).json()["id"]
         cases = [
             (bilingual, "  ", "the follow-up's text is empty"),
-            (without, LATER, f"notice {without} has no follow-up"),
+            (without, LATER, "a follow-up is posted at expiry: the notice needs an expiry"),
         ]
         for notice_id, follow_up, said in cases:
             refused = api.post(

@@ -279,17 +279,23 @@ def edit(
     text: str,
     languages: Sequence[LanguageVariant] | None = None,
     follow_up: str | None = None,
+    *,
+    remove_follow_up: bool = False,
+    follow_up_partial: bool = False,
 ) -> Notice:
     """Give a draft new text (its author's action, a dispatcher), with ``languages`` its
     other languages anew (one it does not have is added, one left out dropped, until a post
-    of it is published), and with ``follow_up`` its follow-up's new text in the primary
-    language (None: as it is): a new revision, recorded in the audit trail; approvals start
-    over (see :func:`bulletin.publisher.revisions.edit`).
+    of it is published), with ``follow_up`` its follow-up's new text in the primary
+    language, added when it has none (None: as it is), or with ``remove_follow_up`` none in
+    any language (``follow_up_partial``: a language may go without one): a new revision,
+    recorded in the audit trail; approvals start over (see
+    :func:`bulletin.publisher.revisions.edit`).
 
     :raises Refused: not a dispatcher, not a draft, not its author, or a language added or
         dropped while a post of it is published.
-    :raises UsageError: an empty, unchanged or too long text, bad languages, or a bad
-        follow-up (or one given to a notice without one).
+    :raises UsageError: an empty, unchanged or too long text, bad languages, a bad
+        follow-up (or one added to a notice without an expiry, or a language left without
+        one), or a follow-up removed that the notice does not have.
     """
     require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
     return revisions.edit(
@@ -301,6 +307,8 @@ def edit(
         text,
         languages,
         follow_up,
+        remove_follow_up=remove_follow_up,
+        follow_up_partial=follow_up_partial,
     )
 
 

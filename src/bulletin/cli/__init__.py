@@ -69,6 +69,8 @@ REMEDIES: dict[str, str] = {
     "at": " (give --at)",
     "follow-up-in": " (--follow-up-in LANG=TEXT for each language, or --follow-up-partial to "
     "leave those posts without one)",
+    "follow-up-in-languages": " (a follow_up for each language in --languages-file, or "
+    "--follow-up-partial to leave those posts without one)",
     "declare-var": " (add --var NAME:TYPE)",
     "expires": " (give --expires too)",
     "late-ok": " (use --late-ok to publish it now anyway)",

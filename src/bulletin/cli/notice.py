@@ -431,8 +431,20 @@ def notice_send_back(
     "--follow-up",
     "follow_up",
     default=None,
-    help="The follow-up's new text in the primary language (other languages' are in "
-    "--languages-file).",
+    help="The follow-up's new text in the primary language, or a follow-up for a draft "
+    "without one (posted at expiry; other languages' are in --languages-file).",
+)
+@click.option(
+    "--no-follow-up",
+    "no_follow_up",
+    is_flag=True,
+    help="Remove the follow-up, in every language: nothing is posted at expiry.",
+)
+@click.option(
+    "--follow-up-partial",
+    "follow_up_partial",
+    is_flag=True,
+    help="Let a language without a follow-up go without one at expiry.",
 )
 @click.option("--as", "actor", default=None, help="Who edits (default $BULLETIN_USER).")
 @json_option
@@ -443,15 +455,28 @@ def notice_edit(
     text: str,
     languages_file: str | None,
     follow_up: str | None,
+    no_follow_up: bool,
+    follow_up_partial: bool,
     actor: str | None,
     as_json: bool,
 ) -> None:
     """Give your draft new text (and, with --languages-file, its other languages anew,
-    adding or dropping one; with --follow-up, its follow-up's text): a new revision, whose
-    approvals start over."""
+    adding or dropping one; with --follow-up, its follow-up's text, or a follow-up it did
+    not have; with --no-follow-up, none): a new revision, whose approvals start over."""
     ctx.warn_open_mode()
+    if no_follow_up and follow_up is not None:
+        raise UsageError("--follow-up and --no-follow-up: give one")
     languages = _variants_file(languages_file) if languages_file is not None else None
-    done = notices.edit(ctx.app, ctx.actor(actor), notice_id, text, languages, follow_up)
+    done = notices.edit(
+        ctx.app,
+        ctx.actor(actor),
+        notice_id,
+        text,
+        languages,
+        follow_up,
+        remove_follow_up=no_follow_up,
+        follow_up_partial=follow_up_partial,
+    )
     emit(
         as_json,
         {"id": done.id, "state": done.state, "revision": done.revision},

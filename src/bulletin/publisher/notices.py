@@ -188,11 +188,15 @@ def validate_draft(draft: NoticeDraft, settings: Settings, now: datetime) -> str
 
 
 def check_follow_ups(
-    draft: NoticeDraft, settings: Settings, languages: Sequence[LanguageVariant]
+    draft: NoticeDraft,
+    settings: Settings,
+    languages: Sequence[LanguageVariant],
+    missing_remedy: str = "follow-up-in",
 ) -> None:
     """Each language's follow-up: one per language when the notice has one (unless
     ``follow_up_partial``), none without the primary's, each fitting every target posting
-    that language."""
+    that language. A language missing its follow-up is refused with ``missing_remedy`` (how
+    the caller's input gives one)."""
     others = [v for v in languages[1:] if v.follow_up]
     if draft.follow_up is None:
         if others:
@@ -206,7 +210,7 @@ def check_follow_ups(
     if missing and not draft.follow_up_partial:
         raise UsageError(
             f"the follow-up has no {', '.join(lang for _, lang in missing)} text",
-            remedy="follow-up-in",
+            remedy=missing_remedy,
             field=("languages", missing[0][0], "follow_up"),
         )
     langs = [v.lang for v in languages]
@@ -258,15 +262,24 @@ def _check_schedule(draft: NoticeDraft, settings: Settings) -> None:
     if draft.follow_up is not None:
         if not draft.follow_up.strip():
             raise UsageError("the follow-up's text is empty")
-        if draft.expires_at is None:
-            raise UsageError(
-                "a follow-up is posted at expiry: the notice needs an expiry", remedy="expires"
-            )
+        check_follow_up_expiry(draft.expires_at)
         for target in draft.targets:
             platform = settings.accounts[target].platform
             measured = plan(settings, target, platform, draft.follow_up.strip(), None, False)
             if not measured.fits:
                 raise UsageError(f"the follow-up: {measured.too_long()}")
+
+
+def check_follow_up_expiry(expires_at: datetime | None, remedy: str | None = "expires") -> None:
+    """A follow-up is posted at expiry: refused for a notice without one (``remedy``: how
+    the caller's input gives an expiry, None when it cannot).
+
+    :raises UsageError: ``expires_at`` is None.
+    """
+    if expires_at is None:
+        raise UsageError(
+            "a follow-up is posted at expiry: the notice needs an expiry", remedy=remedy
+        )
 
 
 def resolve_schedule(draft: NoticeDraft, settings: Settings, now: datetime) -> NoticeDraft:

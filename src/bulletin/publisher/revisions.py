@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bulletin import audit
 from bulletin.config.settings import Settings
@@ -31,6 +31,7 @@ from bulletin.publisher.languages import (
 )
 from bulletin.publisher.notices import (
     NoticeDraft,
+    check_follow_up_expiry,
     check_follow_ups,
     get_for_update,
     platform_of,
@@ -84,17 +85,30 @@ def edit(
     text: str,
     languages: Sequence[LanguageVariant] | None = None,
     follow_up: str | None = None,
+    *,
+    remove_follow_up: bool = False,
+    follow_up_partial: bool = False,
 ) -> Notice:
     """Give draft ``notice_id`` the new ``text`` (its author's action), with ``languages``
     its other languages anew, adding or dropping one (see :func:`_relanguage`), and with
-    ``follow_up`` its follow-up's new text in the primary language (None: as it is): a new
+    ``follow_up`` its follow-up's new text in the primary language, added when it has none
+    (None: as it is); ``remove_follow_up`` removes its follow-up in every language. A new
     revision, whose approvals start over; each target's text is measured again.
+
+    A follow-up added follows the drafting rules (:func:`check_follow_ups`): the notice needs
+    an expiry, and each other language a follow-up (in ``languages``, or already given)
+    unless ``follow_up_partial`` (or the notice already leaves a language without one). The
+    follow-ups are queued at expiry from what the notice then has
+    (:func:`bulletin.publisher.schedule.make_follow_ups`), so an added one is posted and a
+    removed one is not.
 
     :raises Refused: not a draft, not its author, or a language added or dropped while a
         post of it is published.
     :raises UsageError: an empty, unchanged or too long text, languages as
-        :func:`_relanguage` says, or a follow-up empty, too long for a target or given to a
-        notice without one (``field`` ``("follow_up",)``).
+        :func:`_relanguage` says, a follow-up empty, too long for a target or added to a
+        notice without an expiry (``field`` ``("follow_up",)``), a language missing its
+        follow-up (``("languages", N, "follow_up")``), or ``remove_follow_up`` with a
+        follow-up or for a notice without one (``("remove_follow_up",)``).
     """
     text = text.strip()
     with about("text"):
@@ -109,15 +123,32 @@ def edit(
         _require_draft(notice, "edited")
         if actor != notice.author:
             raise Refused(f"only {notice.author}, who wrote notice {notice_id}, may edit it")
-        new_follow_up = (
-            _checked_follow_up(session, settings, notice, follow_up)
-            if follow_up is not None
-            else notice.follow_up
-        )
-        follow_up_changed = new_follow_up != notice.follow_up
+        had = notice.follow_up
+        rows = session.exec(
+            select(NoticeLanguage)
+            .where(NoticeLanguage.notice_id == notice_id)
+            .order_by(col(NoticeLanguage.position))
+        ).all()
+        # a notice that already leaves a language without a follow-up may go on doing so
+        partial = follow_up_partial or (had is not None and any(r.follow_up is None for r in rows))
+        if remove_follow_up:
+            with about("remove_follow_up"):
+                if follow_up is not None:
+                    raise UsageError("give the follow-up's new text or remove it, not both")
+                if had is None:
+                    raise UsageError(f"notice {notice_id} has no follow-up to remove")
+            new_follow_up = None
+        elif follow_up is not None:
+            new_follow_up = _checked_follow_up(session, settings, notice, follow_up)
+        else:
+            new_follow_up = had
+        follow_up_changed = new_follow_up != had
         notice.follow_up = new_follow_up
+        removed = []
+        if languages is None and (remove_follow_up or follow_up is not None):
+            removed = _refollow(session, settings, notice, rows, partial)
         done = (
-            _relanguage(session, settings, notice, languages)
+            _relanguage(session, settings, notice, languages, partial)
             if languages is not None
             else Relanguaged()
         )
@@ -150,8 +181,13 @@ def edit(
             session.add(delivery)
         session.add(notice)
         detail: dict[str, Any] = {"text": text}
-        if follow_up_changed:
+        if follow_up_changed and new_follow_up is not None:
             detail["follow_up"] = new_follow_up
+            if had is None:
+                detail["follow_up_added"] = True
+        elif follow_up_changed:
+            # the languages whose follow-up the edit removed, the primary first
+            detail["follow_up_removed"] = [notice.lang, *removed, *done.unfollowed]
         if done.changed:
             detail["languages"] = done.changed  # tag → its new text, of those that changed
         if done.dropped:
@@ -172,32 +208,72 @@ def edit(
 
 def _checked_follow_up(session: Session, settings: Settings, notice: Notice, follow_up: str) -> str:
     """``follow_up`` as the primary language's follow-up of ``notice`` (stripped), checked
-    as a draft's is: not empty, shown by every platform, fitting each target account.
+    as a draft's is: not empty, shown by every platform, fitting each target account, and
+    the notice has an expiry to post it at.
 
     :raises UsageError: it does not; ``field`` is ``("follow_up",)``.
     """
     with about("follow_up"):
         given = follow_up.strip()
-        if notice.follow_up is None:
-            raise UsageError(
-                f"notice {notice.id} has no follow-up; an edit changes the text of one it has "
-                "(to add one, cancel it and draft it again)"
-            )
         if not given:
             raise UsageError("the follow-up's text is empty")
         check_text("the follow-up", given)
-        accounts = session.exec(
-            select(Delivery.account)
-            .where(Delivery.notice_id == notice.id)
-            .where(Delivery.kind == DeliveryKind.POST)
-            .where(Delivery.live())
-        ).all()
-        for target in sorted(set(accounts)):
+        check_follow_up_expiry(notice.expires_at, remedy=None)
+        for target in _targets(session, notice):
             platform = platform_of(session, settings, target)
             measured = plan(settings, target, platform, given, None, False)
             if not measured.fits:
                 raise UsageError(f"the follow-up: {measured.too_long()}")
     return given
+
+
+def _targets(session: Session, notice: Notice) -> list[str]:
+    """The accounts ``notice`` posts to (those of its live posts), sorted."""
+    accounts = session.exec(
+        select(Delivery.account)
+        .where(Delivery.notice_id == notice.id)
+        .where(Delivery.kind == DeliveryKind.POST)
+        .where(Delivery.live())
+    ).all()
+    return sorted(set(accounts))
+
+
+def _refollow(
+    session: Session,
+    settings: Settings,
+    notice: Notice,
+    rows: Sequence[NoticeLanguage],
+    partial: bool,
+) -> list[str]:
+    """After an edit gave ``notice`` a follow-up or removed it, its other languages
+    (``rows``, kept as they are) checked against it by the drafting rules
+    (:func:`check_follow_ups`); a removed follow-up is removed in each of them too.
+
+    Returns the languages whose follow-up was removed.
+
+    :raises UsageError: a language without its follow-up, unless ``partial``.
+    """
+    removed = []
+    if notice.follow_up is None:
+        for row in rows:
+            if row.follow_up is not None:
+                row.follow_up = None
+                session.add(row)
+                removed.append(row.lang)
+    variants = [
+        LanguageVariant(r.lang, r.text, dict(r.wording or {}), list(r.alts or []), r.follow_up)
+        for r in rows
+    ]
+    primary = LanguageVariant(notice.lang, notice.text, {}, [], notice.follow_up)
+    as_drafted = NoticeDraft(
+        category=notice.category,
+        text=notice.text,
+        targets=_targets(session, notice),
+        follow_up=notice.follow_up,
+        follow_up_partial=partial,
+    )
+    check_follow_ups(as_drafted, settings, [primary, *variants], "follow-up-in-languages")
+    return removed
 
 
 def _field_of(
@@ -228,25 +304,31 @@ def _field_of(
 class Relanguaged:
     """What an edit did to a draft's other languages: the new text of each one that changed
     or was added (by tag), the tags given in their order (standard form), those dropped,
-    and the ids of the dropped languages' posts (cancelled)."""
+    the ids of the dropped languages' posts (cancelled), and those kept whose follow-up
+    the edit removed (unfollowed)."""
 
     changed: dict[str, str] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     cancelled: list[int] = field(default_factory=list)
+    unfollowed: list[str] = field(default_factory=list)  # kept, their follow-up removed
 
 
 def _relanguage(
-    session: Session, settings: Settings, notice: Notice, languages: Sequence[LanguageVariant]
+    session: Session,
+    settings: Settings,
+    notice: Notice,
+    languages: Sequence[LanguageVariant],
+    partial: bool,
 ) -> Relanguaged:
     """Give ``notice``'s other languages the texts, wording, alt texts and follow-ups of
-    ``languages``, checked as a draft's are (:func:`check_variants`, the follow-up rules):
+    ``languages``, checked as a draft's are (:func:`check_variants`, the follow-up rules
+    against the notice's follow-up as edited; ``partial``: a language may go without one):
     ``languages`` are its other languages from now on, in order; one it does not have is
     added (a post on each of its target accounts posting it), one left out is dropped: its
     posts end ``cancelled`` ("language X dropped by edit"), marked ``dropped_in`` the
     notice's next revision, and are never deleted (their ids are never handed out again;
-    a language added again gets new posts). A notice drafted without a language's follow-up
-    may leave it out.
+    a language added again gets new posts).
 
     :raises Refused: a language added or dropped while a post of the notice is published.
     :raises UsageError: as a draft's languages are refused, or a language dropped that a
@@ -287,7 +369,6 @@ def _relanguage(
                     field=("languages",),
                 )
     primary = LanguageVariant(notice.lang, notice.text, {}, [], notice.follow_up)
-    partial = notice.follow_up is not None and any(r.follow_up is None for r in rows.values())
     as_drafted = NoticeDraft(
         category=notice.category,
         text=notice.text,
@@ -295,7 +376,10 @@ def _relanguage(
         follow_up=notice.follow_up,
         follow_up_partial=partial,
     )
-    check_follow_ups(as_drafted, settings, [primary, *checked])
+    check_follow_ups(as_drafted, settings, [primary, *checked], "follow-up-in-languages")
+    unfollowed = [
+        v.lang for v in checked if v.follow_up is None and v.lang in rows and rows[v.lang].follow_up
+    ]
     for lang in dropped:
         session.delete(rows.pop(lang))
     cancelled = []
@@ -340,7 +424,7 @@ def _relanguage(
                     )
                 )
     session.flush()
-    return Relanguaged(changed, tags, dropped, cancelled)
+    return Relanguaged(changed, tags, dropped, cancelled, unfollowed)
 
 
 def _require_draft(notice: Notice, done: str) -> None:

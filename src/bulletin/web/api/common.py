@@ -43,6 +43,8 @@ REMEDIES: dict[str, str] = {
     "new-key": " (send a new Idempotency-Key for a new request)",
     "allow-empty": " (send allow_empty: true to hold only records captured later)",
     "follow-up-in": " (give each language's follow_up, or follow_up_partial: true)",
+    "follow-up-in-languages": " (give each language's follow_up in languages, or "
+    "follow_up_partial: true)",
 }
 
 

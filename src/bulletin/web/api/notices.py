@@ -200,8 +200,18 @@ class Edit(Input):
         default=None,
         min_length=1,
         max_length=10_000,
-        description="The follow-up's new text in the primary language (the notice must have "
-        "a follow-up); left out: it stays as it is. Each other language's is in `languages`.",
+        description="The follow-up's new text in the primary language, or a follow-up for a "
+        "notice without one (it needs an expiry; each other language needs its own in "
+        "`languages` unless `follow_up_partial`); left out or null: it stays as it is.",
+    )
+    remove_follow_up: bool = Field(
+        default=False,
+        description="Remove the notice's follow-up in every language: nothing is posted at "
+        "expiry (not with `follow_up`).",
+    )
+    follow_up_partial: bool = Field(
+        default=False,
+        description="Let a language without its own follow-up go without one at expiry.",
     )
 
 
@@ -540,11 +550,21 @@ def send_back(notice_id: NoticeId, body: SendBack, app: AppDep, actor: Writer) -
 @router.post("/notices/{notice_id}/edit", response_model=NoticeOut, summary="Edit a draft")
 def edit(notice_id: NoticeId, body: Edit, app: AppDep, actor: Writer) -> dict[str, Any]:
     """Give a draft new text, and with ``languages`` its other languages anew, adding or
-    dropping one (its author's): a new revision, whose approvals start over."""
+    dropping one, with ``follow_up`` a follow-up's new text (or one it did not have), with
+    ``remove_follow_up`` none (its author's): a new revision, whose approvals start over."""
     languages = None if body.languages is None else variants_in(body.languages)
     with fields_of(body):
         return NoticeOut.of(
-            notices.edit(app, actor, notice_id, body.text, languages, body.follow_up)
+            notices.edit(
+                app,
+                actor,
+                notice_id,
+                body.text,
+                languages,
+                body.follow_up,
+                remove_follow_up=body.remove_follow_up,
+                follow_up_partial=body.follow_up_partial,
+            )
         )
 
 
