@@ -653,9 +653,10 @@ class Console:
         )
 
     async def edit(self, request: Request) -> Response:
-        """Save the draft's new revision: its text, its follow-up (when it has one) and its
-        other languages (each the notice has unless ticked to drop, each other one whose text
-        is typed), through the edit the API and command line make."""
+        """Save the draft's new revision: its text, its follow-up (changed, added when typed
+        for a notice without one, or removed with its box) and its other languages (each the
+        notice has unless ticked to drop, each other one whose text is typed), through the
+        edit the API and command line make."""
         who = await self.who(request)
         form = await self.pages.checked_form(request, who.csrf_secret, EDIT)
         notice_id = int(request.path_params["notice_id"])
@@ -669,7 +670,9 @@ class Console:
                 notice_id,
                 given.text,
                 edit_form.variants(given),
-                given.follow_up,
+                edit_form.follow_up(given, page.view.notice.follow_up is not None),
+                remove_follow_up=given.remove_follow_up,
+                follow_up_partial=given.follow_up_partial,
             )
         except Refused as e:
             return await self._edit_form(request, who, given, e, 403)

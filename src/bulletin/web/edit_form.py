@@ -1,7 +1,9 @@
-"""The console's form for editing a draft: the primary text and, for each other language of
-the notice, its text, wording per account, alt text per image and follow-up at expiry, and a
-box to drop it; for each of the agency's languages the notice does not have, the fields to
-add it (left empty, it is not added).
+"""The console's form for editing a draft: the primary text, its follow-up at expiry (added
+when typed into the empty field of a notice that has an expiry but no follow-up, removed in
+every language with a box) and, for each other language of the notice, its text, wording per
+account, alt text per image and follow-up at expiry, and a box to drop it; for each of the
+agency's languages the notice does not have, the fields to add it (left empty, it is not
+added).
 
 What it shows is plain data (:class:`EditForm`), from the notice or as typed; what it sends
 is the input of :func:`bulletin.app.notices.edit` (the edit the API and ``notice edit
@@ -37,14 +39,17 @@ class TypedLanguage:
 class EditForm:
     """The edit form's fields: the primary text, the other languages by tag as typed (the
     notice's in its order, then those it may add), the notice's other languages (``has``)
-    and those ticked to be dropped; the follow-up in the primary language (None: the notice
-    has none, the form no such field)."""
+    and those ticked to be dropped; the follow-up in the primary language (None: the form
+    has no such field, the notice having neither a follow-up nor an expiry), the box that
+    removes it and the box that lets a language go without one."""
 
     text: str
     languages: dict[str, TypedLanguage] = field(default_factory=dict)
     has: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     follow_up: str | None = None
+    remove_follow_up: bool = False
+    follow_up_partial: bool = False
 
     def sent(self) -> list[str]:
         """The other languages the edit gives, in order: each the notice has and is not
@@ -71,13 +76,14 @@ def of_notice(view: NoticeView) -> EditForm:
             for v in view.languages[1:]
         },
         [v.lang for v in view.languages[1:]],
-        follow_up=view.notice.follow_up,
+        follow_up=view.notice.follow_up or ("" if view.notice.expires_at else None),
     )
 
 
 def of_form(form: FormData, has: list[str]) -> EditForm:
     """The form as typed for a notice whose other languages are ``has``: ``text``,
-    ``follow-up`` (the primary's; not sent: None), ``drop`` (a tag, repeated), and per other
+    ``follow-up`` (the primary's; not sent: None), the boxes ``remove-follow-up`` and
+    ``follow-up-partial``, ``drop`` (a tag, repeated), and per other
     language ``text-in:LANG``,
     ``text-in:LANG:for:KEY``, ``alt-in:LANG:N`` (N from 1: a field missing below the
     highest is "") and ``follow-up-in:LANG`` (the colon is in no tag or account name); a
@@ -113,14 +119,27 @@ def of_form(form: FormData, has: list[str]) -> EditForm:
         list(has),
         [str(v) for v in form.getlist("drop")],
         None if form.get("follow-up") is None else str(form.get("follow-up")),
+        remove_follow_up=bool(form.get("remove-follow-up")),
+        follow_up_partial=bool(form.get("follow-up-partial")),
     )
+
+
+def follow_up(given: EditForm, had: bool) -> str | None:
+    """The primary's follow-up as the edit takes it, for a notice that ``had`` one or not:
+    None (as it is) when the form has no such field, when its box removes it, or when the
+    notice has none and the field is left empty (none is added); else the text typed."""
+    if given.follow_up is None or given.remove_follow_up:
+        return None
+    if not had and not given.follow_up.strip():
+        return None
+    return given.follow_up
 
 
 def variants(given: EditForm) -> list[LanguageVariant] | None:
     """The other languages of ``given`` as the edit takes them (:meth:`EditForm.sent`; None:
     no other language, neither the notice's nor one sent, so none changes).
     Wording left empty is none; alt texts all left empty are the primary's; a follow-up left
-    empty is none in that language."""
+    empty is none in that language, and so is every one when the follow-up is removed."""
     if not given.languages and not given.has:
         return None
     sent = given.sent()
@@ -130,7 +149,7 @@ def variants(given: EditForm) -> list[LanguageVariant] | None:
             typed.text,
             {k: v for k, v in typed.wording.items() if v.strip()},
             list(typed.alts) if any(a.strip() for a in typed.alts) else [],
-            typed.follow_up.strip() or None,
+            None if given.remove_follow_up else typed.follow_up.strip() or None,
         )
         for lang, typed in given.languages.items()
         if lang in sent
@@ -145,6 +164,8 @@ def field_id(error: BulletinError, given: EditForm) -> str | None:
         return "text"
     if where == ("follow_up",) and given.follow_up is not None:
         return "follow-up"
+    if where == ("remove_follow_up",) and given.follow_up is not None:
+        return "remove-follow-up"
     tags = given.sent()
     if len(where) < 3 or where[0] != "languages" or not isinstance(where[1], int):
         return None
