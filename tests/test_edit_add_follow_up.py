@@ -252,17 +252,20 @@ def test_a_removed_follow_up_is_not_posted_at_expiry(site: Instance) -> None:
     assert queued == 0
 
 
-def test_bad_follow_up_edits_are_refused_naming_the_field(site: Instance) -> None:
+def test_bad_follow_up_edits_are_refused_naming_the_field(site: Instance, tmp_path: Path) -> None:
     """Each bad edit is one line naming the field, through the API (a problem pointing at
     it) and the command line alike, and the draft stays revision 1: an empty follow-up, one
     too long for the X account, one without an expiry to post it at, the Spanish missing,
-    a removal of a follow-up the notice does not have, and both at once."""
+    a removal of a follow-up the notice does not have, a removal with a Spanish follow-up,
+    and a follow-up with its removal."""
     inst = site
     dan = auth(token(inst, "dan"))
     plain = drafted(inst, targets=("feed", "x-es"))
     followed = drafted(inst, REOPENED, ABIERTA)
     timeless = drafted(inst, expires=False)
     long = "Main St has reopened. " * 14
+    es = {"follow_up": ABIERTA}
+    spanish = languages_file(tmp_path, ABIERTA)
     cases: list[tuple[int, dict[str, Any], list[str], str, str]] = [
         (plain, {"follow_up": "  "}, ["--follow-up", " "], "#/follow_up", "text is empty"),
         (plain, {"follow_up": long}, ["--follow-up", long], "#/follow_up", "x allows 280"),
@@ -289,6 +292,13 @@ def test_bad_follow_up_edits_are_refused_naming_the_field(site: Instance) -> Non
         ),
         (
             followed,
+            {"remove_follow_up": True, "languages": [{"lang": "es", "text": CALLE, **es}]},
+            ["--no-follow-up", "--languages-file", str(spanish)],
+            "#/languages/0/follow_up",
+            "the follow-up is removed in every language; the languages give one in es",
+        ),
+        (
+            followed,
             {"follow_up": REOPENED, "remove_follow_up": True},
             ["--follow-up", REOPENED, "--no-follow-up"],
             "#/remove_follow_up",
@@ -309,6 +319,8 @@ def test_bad_follow_up_edits_are_refused_naming_the_field(site: Instance) -> Non
             cli = edit_cli(inst, notice_id, *args)
             assert cli.exit_code == 2, cli.output
             assert said in cli.output and len(cli.output.strip().splitlines()) == 1, cli.output
+            if "has no es text" in said:  # how this door gives the Spanish one
+                assert "--languages-file, or --follow-up-partial" in cli.output, cli.output
         for notice_id in (plain, followed, timeless):
             assert api.get(f"notices/{notice_id}", headers=dan).json()["revision"] == 1
 

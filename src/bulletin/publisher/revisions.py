@@ -137,6 +137,13 @@ def edit(
                     raise UsageError("give the follow-up's new text or remove it, not both")
                 if had is None:
                     raise UsageError(f"notice {notice_id} has no follow-up to remove")
+            for n, variant in enumerate(languages or ()):
+                if variant.follow_up is not None:
+                    raise UsageError(
+                        "the follow-up is removed in every language; the languages give "
+                        f"one in {variant.lang}",
+                        field=("languages", n, "follow_up"),
+                    )
             new_follow_up = None
         elif follow_up is not None:
             new_follow_up = _checked_follow_up(session, settings, notice, follow_up)
