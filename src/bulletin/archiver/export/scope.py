@@ -16,16 +16,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from itertools import groupby
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BooleanClauseList
 from sqlmodel import Session, col, select
 
 from bulletin.archiver import holds, ledger
 from bulletin.config.settings import Settings
 from bulletin.errors import UsageError
-from bulletin.models import Record, RecordsRequest
+from bulletin.models import Record, RecordsRequest, UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -109,31 +114,8 @@ def head(engine: Engine) -> tuple[int, str]:
     return (entry.seq, entry.entry_hash) if entry else (0, ledger.GENESIS)
 
 
-def _matching(query: holds.Query, time_zone: str, head_seq: int) -> sa.Select[Any]:
-    """Ids of every version of every item the query matches, up to ledger ``head_seq``."""
-    items = (
-        sa.select(col(Record.account), col(Record.kind), col(Record.remote_id))
-        .where(*holds.conditions(query, time_zone))
-        .distinct()
-    )
-    return sa.select(col(Record.id)).where(
-        sa.tuple_(col(Record.account), col(Record.kind), col(Record.remote_id)).in_(items),
-        col(Record.ledger_seq) <= head_seq,
-    )
-
-
-def count_disposed(engine: Engine, query: holds.Query, time_zone: str, head_seq: int) -> int:
-    """Matching records destroyed by disposition (counted in the report, not produced)."""
-    ids = _matching(query, time_zone, head_seq).where(col(Record.disposed_at).is_not(None))
-    with Session(engine) as session:
-        return int(
-            session.execute(sa.select(sa.func.count()).select_from(ids.subquery())).scalar_one()
-        )
-
-
-#: SQLite's page cache for the plan's sorts, in KiB (its default is 2,000 per cache): the
-#: windows of the plan query each keep one, so their memory grows with the production up
-#: to that many times; what does not fit goes to temporary files
+#: SQLite's page cache while the plan is read, in KiB (its default is 2,000): what its sorts
+#: hold beyond it goes to temporary files
 PLAN_CACHE_KIB = 256
 
 
@@ -152,80 +134,211 @@ def _small_sort_cache(conn: Connection) -> Iterator[None]:
         conn.exec_driver_sql(f"PRAGMA cache_size = {int(before or -2000)}")
 
 
-def plan(engine: Engine, query: holds.Query, time_zone: str, head_seq: int) -> Iterator[PlanRow]:
-    """Every record to produce, in Bates order, streamed from the database."""
-    ids = _matching(query, time_zone, head_seq).where(col(Record.disposed_at).is_(None))
-    thread = sa.func.coalesce(col(Record.thread_id), col(Record.remote_id))
-    when = sa.func.coalesce(col(Record.posted_at), col(Record.captured_at))
+# Temporary tables of the plan's connection, gone with its transaction (rolled back when the
+# connection closes). In SQLite they spill to a temporary file beyond their page cache, where
+# the lists behind ``IN (subquery)``, DISTINCT and window functions stay in memory whole.
+_TEMP = sa.MetaData()
+
+#: every item the query matches (one row for all its versions)
+_ITEMS = sa.Table(
+    "plan_item",
+    _TEMP,
+    sa.Column("account", sa.String, primary_key=True),
+    sa.Column("kind", sa.String, primary_key=True),
+    sa.Column("remote_id", sa.String, primary_key=True),
+    prefixes=["TEMPORARY"],
+)
+
+#: every thread family of the production: when it began, and the notice of its post when
+#: that is a post of a notice in several languages
+_FAMILIES = sa.Table(
+    "plan_family",
+    _TEMP,
+    sa.Column("account", sa.String, primary_key=True),
+    sa.Column("thread", sa.String, primary_key=True),
+    sa.Column("thread_start", UTCDateTime, nullable=False),
+    sa.Column("notice", sa.Integer),
+    prefixes=["TEMPORARY"],
+)
+
+_THREAD = sa.func.coalesce(col(Record.thread_id), col(Record.remote_id))
+_WHEN = sa.func.coalesce(col(Record.posted_at), col(Record.captured_at))
+
+
+def _fill_items(conn: Connection, query: holds.Query, time_zone: str) -> None:
+    """:data:`_ITEMS`: the items ``query`` matches."""
+    _ITEMS.drop(conn, checkfirst=True)
+    _ITEMS.create(conn)
+    key = [col(Record.account), col(Record.kind), col(Record.remote_id)]
+    # an item found by both sides of a condition "this or that" is there once
+    insert = (
+        postgresql.insert(_ITEMS).on_conflict_do_nothing()
+        if conn.dialect.name == "postgresql"
+        else _ITEMS.insert().prefix_with("OR IGNORE")
+    )
+    for where in _branches(holds.conditions(query, time_zone)):
+        matched = sa.select(*key).where(*where).group_by(*key)
+        conn.execute(insert.from_select(["account", "kind", "remote_id"], matched))
+    _analyze(conn, _ITEMS)
+
+
+def _analyze(conn: Connection, table: sa.Table) -> None:
+    """PostgreSQL's statistics of a temporary table just filled (autovacuum never makes
+    them): without them it takes the table for a few rows and joins in nested loops."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE {table.name}")
+
+
+def _branches(where: list[sa.ColumnElement[bool]]) -> list[list[sa.ColumnElement[bool]]]:
+    """``where`` as the conditions of several selects whose union it matches: one for each
+    side of its first "this or that" (a date's posted-or-captured), so that SQLite reads
+    each through its index, where one select would gather the row ids of both in memory."""
+    for n, condition in enumerate(where):
+        if isinstance(condition, BooleanClauseList) and condition.operator is operators.or_:
+            rest = where[:n] + where[n + 1 :]
+            return [[*rest, side] for side in condition.clauses]
+    return [where]
+
+
+def _versions(head_seq: int, disposed: bool = False) -> sa.Select[Any]:
+    """A select of every version of the items in :data:`_ITEMS` up to ledger ``head_seq``,
+    destroyed by disposition or not (columns to be added)."""
+    return (
+        sa.select()
+        .select_from(_ITEMS)
+        .join(
+            Record,
+            sa.and_(
+                col(Record.account) == _ITEMS.c.account,
+                col(Record.kind) == _ITEMS.c.kind,
+                col(Record.remote_id) == _ITEMS.c.remote_id,
+            ),
+        )
+        .where(
+            col(Record.ledger_seq) <= head_seq,
+            col(Record.disposed_at).is_not(None) if disposed else col(Record.disposed_at).is_(None),
+        )
+    )
+
+
+def count_disposed(engine: Engine, query: holds.Query, time_zone: str, head_seq: int) -> int:
+    """Matching records destroyed by disposition (counted in the report, not produced)."""
+    with engine.connect() as conn, _small_sort_cache(conn):
+        _fill_items(conn, query, time_zone)
+        count = conn.execute(_versions(head_seq, disposed=True).add_columns(sa.func.count()))
+        return int(count.scalar_one())
+
+
+def _fill_families(conn: Connection, head_seq: int) -> None:
+    """:data:`_FAMILIES` for the versions to produce (after :func:`_fill_items`):
+    aggregates, where windows over the whole production kept it in SQLite's memory."""
     # a post of a notice in several languages names its notice: its thread is grouped with
-    # its siblings' threads (see below)
+    # its siblings' threads (see _plan_query)
     languages = sa.case(
         (sa.and_(col(Record.kind) == "post", col(Record.lang).is_not(None)), col(Record.notice_id))
     )
-    threads = (
-        sa.select(
-            col(Record.id).label("id"),
-            col(Record.account).label("account"),
-            thread.label("thread"),
-            sa.case((col(Record.kind) == "post", 0), else_=1).label("is_comment"),
-            sa.func.min(when)
-            .over(partition_by=[col(Record.account), thread])
-            .label("thread_start"),
-            sa.func.max(languages).over(partition_by=[col(Record.account), thread]).label("notice"),
-            sa.func.min(when)
-            .over(partition_by=[col(Record.account), col(Record.kind), col(Record.remote_id)])
-            .label("item_start"),
-            col(Record.kind).label("kind"),
-            col(Record.remote_id).label("remote_id"),
-            col(Record.version).label("version"),
-        )
-        .where(col(Record.id).in_(ids))
-        .subquery()
+    families = (
+        _versions(head_seq)
+        .add_columns(col(Record.account), _THREAD, sa.func.min(_WHEN), sa.func.max(languages))
+        .group_by(col(Record.account), _THREAD)
     )
+    _FAMILIES.drop(conn, checkfirst=True)
+    _FAMILIES.create(conn)
+    conn.execute(
+        _FAMILIES.insert().from_select(["account", "thread", "thread_start", "notice"], families)
+    )
+    _analyze(conn, _FAMILIES)
+
+
+def _plan_query(head_seq: int) -> sa.Select[Any]:
+    """The versions to produce, thread family by thread family in Bates order (after
+    :func:`_fill_families`); in a family by remote id, kind, version and id (what decides
+    among equals in the order within it, compared by the database as text).
+
+    Columns: id, kind, remote id, when the record was posted (or captured), and its family's
+    account and thread.
+    """
+    family = _FAMILIES.alias("family")
     # The threads of one notice's posts in several languages follow each other, from where
     # the first of them begins: a production lists the languages of a notice together.
-    group_start = sa.case(
-        (threads.c.notice.is_(None), threads.c.thread_start),
-        else_=sa.func.min(threads.c.thread_start).over(partition_by=threads.c.notice),
+    notices = (
+        sa.select(
+            _FAMILIES.c.notice.label("notice"),
+            sa.func.min(_FAMILIES.c.thread_start).label("group_start"),
+        )
+        .where(_FAMILIES.c.notice.is_not(None))
+        .group_by(_FAMILIES.c.notice)
+        .subquery("notices")
     )
-    inner = sa.select(
-        *threads.c,
-        group_start.label("group_start"),
-        sa.func.coalesce(threads.c.notice, 0).label("group_notice"),
-    ).subquery()
-    order = [
-        inner.c.group_start,
-        inner.c.group_notice,
-        inner.c.thread_start,
-        inner.c.account,
-        inner.c.thread,
-        inner.c.is_comment,
-        inner.c.item_start,
-        inner.c.remote_id,
-        inner.c.kind,
-        inner.c.version,
-        inner.c.id,
-    ]
-    family = [inner.c.account, inner.c.thread]
-    item = [inner.c.account, inner.c.kind, inner.c.remote_id]
-    stmt = sa.select(
-        inner.c.id,
-        sa.func.row_number().over(order_by=order).label("pos"),
-        sa.func.row_number().over(partition_by=family, order_by=order).label("fam_pos"),
-        sa.func.count().over(partition_by=family).label("fam_size"),
-        sa.func.row_number().over(partition_by=item, order_by=order).label("item_pos"),
-        sa.func.count().over(partition_by=item).label("item_size"),
-    ).order_by(*order)
+    return (
+        _versions(head_seq)
+        .add_columns(
+            col(Record.id),
+            col(Record.kind),
+            col(Record.remote_id),
+            _WHEN,
+            family.c.account,
+            family.c.thread,
+        )
+        .join(family, sa.and_(family.c.account == col(Record.account), family.c.thread == _THREAD))
+        .outerjoin(notices, notices.c.notice == family.c.notice)
+        .order_by(
+            sa.func.coalesce(notices.c.group_start, family.c.thread_start),
+            sa.func.coalesce(family.c.notice, 0),
+            family.c.thread_start,
+            family.c.account,
+            family.c.thread,
+            col(Record.remote_id),
+            col(Record.kind),
+            col(Record.version),
+            col(Record.id),
+        )
+    )
+
+
+#: a record of the plan query: id, kind, remote id, when posted (or captured)
+_Member = tuple[int, str, str, datetime]
+
+
+def _family_rows(members: list[_Member], first: int) -> Iterator[PlanRow]:
+    """A thread family's rows from position ``first``: the post first, then the comments
+    by when their items began, the versions of an item together (``members`` come in remote
+    id, kind, version and id order, which decides among equals)."""
+    starts: dict[tuple[str, str], datetime] = {}
+    for _, kind, remote_id, at in members:
+        known = starts.get((kind, remote_id))
+        if known is None or at < known:
+            starts[(kind, remote_id)] = at
+    ordered = sorted(members, key=lambda m: (m[1] != "post", starts[(m[1], m[2])]))  # stable
+    last = first + len(ordered) - 1
+    position = first
+    for _, versions in groupby(ordered, key=lambda m: (m[1], m[2])):
+        item = [m[0] for m in versions]
+        item_last = position + len(item) - 1
+        for offset, record_id in enumerate(item):
+            yield PlanRow(record_id, position + offset, first, last, position, item_last)
+        position = item_last + 1
+
+
+def plan(engine: Engine, query: holds.Query, time_zone: str, head_seq: int) -> Iterator[PlanRow]:
+    """Every record to produce, in Bates order, streamed from the database.
+
+    The database sorts the production by thread family (its sorts spill to temporary
+    files); one family at a time is held here, so the memory follows the largest family, not
+    the production. An item's versions are taken to share its thread (its family).
+    """
+    position = 1
+    members: list[_Member] = []
+    family: tuple[str, str] | None = None
     with engine.connect() as conn, _small_sort_cache(conn):
-        result = conn.execution_options(yield_per=2000).execute(stmt)
-        for record_id, pos, fam_pos, fam_size, item_pos, item_size in result:
-            first = int(pos) - int(fam_pos) + 1
-            item_first = int(pos) - int(item_pos) + 1
-            yield PlanRow(
-                int(record_id),
-                int(pos),
-                first,
-                first + int(fam_size) - 1,
-                item_first,
-                item_first + int(item_size) - 1,
-            )
+        _fill_items(conn, query, time_zone)
+        _fill_families(conn, head_seq)
+        result = conn.execution_options(yield_per=2000).execute(_plan_query(head_seq))
+        for record_id, kind, remote_id, at, account, thread in result:
+            if (account, thread) != family:
+                yield from _family_rows(members, position)
+                position += len(members)
+                members = []
+                family = (account, thread)
+            members.append((int(record_id), kind, remote_id, at))
+        yield from _family_rows(members, position)
