@@ -18,6 +18,7 @@ from bulletin.archiver.archive import Capture
 from bulletin.archiver.export.scope import PlanRow, count_disposed, head, plan
 from bulletin.archiver.holds import parse_query
 from bulletin.connectors.base import ItemState, RemoteItem
+from bulletin.db import make_engine
 from bulletin.models import Record
 from tests.plugins.bulletin_app import Instance, make_instance
 
@@ -249,3 +250,22 @@ def test_the_plan_is_bates_order(two_accounts: Instance) -> None:
     assert len(list(islice(abandoned, 3))) == 3
     abandoned.close()  # type: ignore[attr-defined]
     assert list(planned(inst, EVERYTHING, head_seq)) == everything
+
+
+def test_a_plan_under_way_lets_the_daemon_write(two_accounts: Instance) -> None:
+    """While a plan is read (half-way, its TEMP tables filled), another connection archives
+    at once: the plan holds a snapshot, never the write lock, so an approval or a sweep's
+    batch does not wait for an export; the plan goes on as it began."""
+    inst = two_accounts
+    head_seq = seed(inst)
+    everything = expected(inst, head_seq)
+    under_way = planned(inst, EVERYTHING, head_seq)
+    first = list(islice(under_way, 3))
+    writer = make_engine(str(inst.app.engine.url), busy_timeout=0.5)
+    try:
+        with writer.begin() as conn:  # BEGIN IMMEDIATE on SQLite: fails if the lock is held
+            conn.execute(sa.text("UPDATE records SET author = author WHERE id = 1"))
+    finally:
+        writer.dispose()
+    inst.app.archiver.archive([item("feed", "comment", "late", 30, "p1", "after the plan began")])
+    assert first + list(under_way) == everything

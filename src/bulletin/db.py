@@ -162,7 +162,30 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if conn.get_execution_options().get(_DEFERRED):
+        conn.exec_driver_sql("BEGIN")  # a snapshot: no write lock while it reads
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_DEFERRED = "bulletin_deferred"
+
+
+def reading(conn: sa.Connection) -> sa.Connection:
+    """``conn``, not yet in a transaction, made to begin its transactions deferred on SQLite
+    (elsewhere nothing changes): a long read, which may write its own TEMP tables but nothing
+    else, then holds a snapshot and never the write lock, so that the daemon's writes
+    (an approval, an archived batch) go on meanwhile. A write to a table of the database
+    through it may fail with "database is locked" where another writer is: use it to read."""
+    return conn.execution_options(**{_DEFERRED: True})
+
+
+@contextmanager
+def reading_session(engine: Engine) -> Iterator[Session]:
+    """A session for a long read, such as ``verify`` (see :func:`reading`): on SQLite its
+    transaction holds a snapshot and never the write lock, however long it reads."""
+    with reading(engine.connect()) as conn, Session(bind=conn) as session:
+        yield session
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from sqlmodel import Session, col, select
 
 from bulletin.archiver import holds, ledger
 from bulletin.config.settings import Settings
+from bulletin.db import reading
 from bulletin.errors import UsageError
 from bulletin.models import Record, RecordsRequest, UTCDateTime
 
@@ -223,7 +224,7 @@ def _versions(head_seq: int, disposed: bool = False) -> sa.Select[Any]:
 
 def count_disposed(engine: Engine, query: holds.Query, time_zone: str, head_seq: int) -> int:
     """Matching records destroyed by disposition (counted in the report, not produced)."""
-    with engine.connect() as conn, _small_sort_cache(conn):
+    with reading(engine.connect()) as conn, _small_sort_cache(conn):
         _fill_items(conn, query, time_zone)
         count = conn.execute(_versions(head_seq, disposed=True).add_columns(sa.func.count()))
         return int(count.scalar_one())
@@ -330,7 +331,7 @@ def plan(engine: Engine, query: holds.Query, time_zone: str, head_seq: int) -> I
     position = 1
     members: list[_Member] = []
     family: tuple[str, str] | None = None
-    with engine.connect() as conn, _small_sort_cache(conn):
+    with reading(engine.connect()) as conn, _small_sort_cache(conn):
         _fill_items(conn, query, time_zone)
         _fill_families(conn, head_seq)
         result = conn.execution_options(yield_per=2000).execute(_plan_query(head_seq))

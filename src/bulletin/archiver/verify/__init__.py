@@ -18,7 +18,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from bulletin.archiver import decisions
 from bulletin.archiver.store.base import WormStore
@@ -30,6 +29,7 @@ from bulletin.archiver.verify.snapshot import snapshot_contradictions
 from bulletin.archiver.verify.timestamps import check_timestamps
 from bulletin.config.archive import WitnessSettings
 from bulletin.config.settings import Settings
+from bulletin.db import reading_session
 
 __all__ = ["Problem", "Report", "snapshot_contradictions", "verify"]
 
@@ -56,7 +56,9 @@ def verify(
     ``[timestamp]`` roots and its time noted; a checkpoint still unstamped is a warning.
     """
     report = Report()
-    with Session(engine) as session:
+    # on SQLite one snapshot for every check and no write lock while objects are re-hashed:
+    # publishing and archiving go on beside a nightly verify
+    with reading_session(engine) as session:
         check_chain(session, store, report, batch, progress)
         if progress:
             progress("ledger", report.entries, True)
