@@ -213,3 +213,28 @@ def test_each_language_describes_the_image_in_its_alts(
         wrong = api.post("notices", json=made_body, headers=auth(dan))
     assert "2 given for 1 image(s)" in problem_of(wrong, 422)
     assert [e["pointer"] for e in wrong.json()["errors"]] == ["#/languages/0/alts"]
+
+
+def test_a_notice_from_a_template_takes_images_too(site: Instance) -> None:
+    """``images`` of POST /notices/from-template: pinned with the template's notice."""
+    from bulletin.app import Actor, templates
+
+    templates.add(
+        site.app, Actor("lt"), "missing", "missing-person", "Missing: {name}.", {"name": "str"}
+    )
+    templates.approve(site.app, Actor("abe"), "missing")
+    dan = token(site, "dan")
+    request = {"template": "missing", "values": {"name": "Jane Doe, 34"}, "targets": ["x"]}
+    with client(site) as api:
+        made = api.post(
+            "notices/from-template", json={**request, "images": [image()]}, headers=auth(dan)
+        )
+        assert made.status_code == 201, made.text
+        bad = api.post(
+            "notices/from-template", json={**request, "images": [image(alt="")]}, headers=auth(dan)
+        )
+    assert made.json()["text"] == "Missing: Jane Doe, 34."
+    assert [(i["sha256"], i["alt"]) for i in made.json()["images"]] == [(DIGEST, ALT)]
+    assert site.app.store.get(object_key(DIGEST)) == PHOTO
+    problem_of(bad, 422)
+    assert [e["pointer"] for e in bad.json()["errors"]] == ["#/images/0/alt"]

@@ -349,7 +349,7 @@ def test_every_route_that_takes_a_body_caps_it(site: Instance) -> None:
                 answer = web.post(path, content=huge, headers={"content-type": "text/plain"})
                 assert answer.status_code == 413, path
                 continue
-            if path == f"{api.PREFIX}/notices":
+            if path.removeprefix(api.PREFIX) in api.NEW_NOTICES:
                 huge = b"x" * (api.MAX_NOTICE_BODY + 1)
                 answer = web.post(path, content=huge, headers={"content-type": "text/plain"})
                 assert answer.status_code == 413, path

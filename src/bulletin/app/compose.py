@@ -1,7 +1,8 @@
 """Composing a notice with images uploaded beforehand: the console's compose form uploads each
 image into the archive store first (shown back with its size and sha256), carries it by hash,
-and previews or drafts the notice with those images; plus the next occurrences of a recurring
-draft, in the agency's zone.
+and previews or drafts the notice with those images; or with images given with the draft
+itself, as the HTTP API gives them (checked as an upload is); plus the next occurrences of a
+recurring draft, in the agency's zone.
 
 Each function checks the dispatcher role. Drafting reads the uploaded images back from the
 store and pins them as :func:`bulletin.app.notices.draft` pins a file (the same checks, the
@@ -270,13 +271,15 @@ def draft_given(
     draft: NoticeDraft,
     images: Sequence[GivenImage],
     *,
+    template: str | None = None,
+    values: Mapping[str, str] | None = None,
     once: idempotency.Claim | None = None,
 ) -> notices.Drafted:
-    """Draft ``draft`` with ``images`` given with it: each checked as an upload is (type,
-    size, alt text; a ``mime_type`` said must be the bytes'), then drafted as
-    :func:`bulletin.app.notices.draft` drafts files (pinned in the store only once the draft
-    is valid; with ``once``, once per idempotency key). Each refusal names its image's field
-    (``("images", N, "data" | "alt" | "mime_type")``).
+    """Draft ``draft`` (with ``template``, from that template) with ``images`` given with
+    it: each checked as an upload is (type, size, alt text; a ``mime_type`` said must be the
+    bytes'), then drafted as :func:`bulletin.app.notices.draft` drafts files (pinned in the
+    store only once the draft is valid; with ``once``, once per idempotency key). Each
+    refusal names its image's field (``("images", N, "data" | "alt" | "mime_type")``).
 
     :raises Refused: not a dispatcher. :raises UsageError: a bad draft or image.
     """
@@ -295,4 +298,6 @@ def draft_given(
         require_alt(name, image.alt, n)
         given.append((name, image.alt.strip(), image.data))
     with _files(given) as pairs:
-        return notices.draft(app, actor, replace(draft, images=pairs), once=once)
+        return notices.draft(
+            app, actor, replace(draft, images=pairs), template=template, values=values, once=once
+        )

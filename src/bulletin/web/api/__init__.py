@@ -155,16 +155,20 @@ def create_api(app: App) -> FastAPI:
     return api
 
 
+#: the operations that draft a notice, whose bodies may carry its images
+NEW_NOTICES = ("/notices", "/notices/from-template")
+
+
 def body_limits(api: ASGIApp, max_body: int) -> ASGIApp:
     """``api`` taking bodies of ``max_body`` bytes at most (413 beyond), but for a new
-    notice's, which may carry its images: :data:`MAX_NOTICE_BODY`."""
+    notice's (:data:`NEW_NOTICES`), which may carry its images: :data:`MAX_NOTICE_BODY`."""
     notice = RequestBodyLimitMiddleware(api, MAX_NOTICE_BODY)
     other = RequestBodyLimitMiddleware(api, max_body)
 
     async def limited(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
-            if path.removeprefix(scope.get("root_path", "")).rstrip("/") == "/notices":
+            if path.removeprefix(scope.get("root_path", "")).rstrip("/") in NEW_NOTICES:
                 return await notice(scope, receive, send)
         await other(scope, receive, send)
 

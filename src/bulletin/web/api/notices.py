@@ -55,7 +55,7 @@ IdempotencyKey = Annotated[
 MediaType = Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
 #: the most base64 characters one image may take (its bytes at most ``compose.MAX_IMAGE_BYTES``)
 MAX_IMAGE_CHARS = 4 * -(-compose.MAX_IMAGE_BYTES // 3)
-#: the largest body ``POST /notices`` takes: its images, and a form's worth besides
+#: the largest body a new notice's request takes: its images, and a form's worth besides
 MAX_NOTICE_BODY = compose.MAX_IMAGES * MAX_IMAGE_CHARS + 64 * 1024
 #: a one-pixel PNG, for the schema's examples
 EXAMPLE_PNG = (
@@ -240,6 +240,12 @@ class FromTemplate(Input):
     expires_at: When | None = None
     late_ok: bool = False
     allow_thread: bool = False
+    images: list[ImageIn] = Field(
+        default_factory=list,
+        max_length=compose.MAX_IMAGES,
+        description=f"The notice's images, in order (at most {compose.MAX_IMAGES}), as in "
+        "`POST /notices`, their alt texts in the primary language.",
+    )
 
 
 class Approval(Input):
@@ -539,7 +545,10 @@ def _create(
         once = idempotency.Claim.of(actor.name, key, request, 201)
     with fields_of(body):
         if images:
-            made = compose.draft_given(app, actor, draft, images_in(images), once=once)
+            given = images_in(images)
+            made = compose.draft_given(
+                app, actor, draft, given, template=template, values=values, once=once
+            )
         else:
             made = notices.draft(app, actor, draft, template=template, values=values, once=once)
     response.headers["Location"] = f"{PREFIX}/notices/{made.notice.id}"
@@ -600,7 +609,7 @@ def create_from_template(
         late_ok=body.late_ok,
         allow_thread=body.allow_thread,
     )
-    return _create(app, actor, response, draft, key, body, body.template, body.values)
+    return _create(app, actor, response, draft, key, body, body.template, body.values, body.images)
 
 
 @router.get("/notices", response_model=NoticePage, summary="List notices")
