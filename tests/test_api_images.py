@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 from sqlmodel import Session, select
 
@@ -21,7 +23,7 @@ from bulletin.connectors.sandbox import SandboxServer
 from bulletin.models import Delivery
 from tests.plugins.bulletin_app import Instance, make_instance
 from tests.plugins.sandbox import FAST_RETRY, FAST_TIMEOUT, Control, sandbox_accounts
-from tests.test_api import PEOPLE, auth, client, count, problem_of, token
+from tests.test_api import PEOPLE, auth, client, count, problem_of, serving, token
 from tests.test_api_languages import bilingual_body
 from tests.test_api_languages import site as bilingual  # noqa: F401  (a fixture)
 from tests.test_delivery_platforms import drain, worker
@@ -194,6 +196,33 @@ def test_a_retried_request_with_images_drafts_once(site: Instance) -> None:
     assert again.json()["id"] == first.json()["id"]
     assert again.json()["images"] == first.json()["images"]
     assert "another request" in problem_of(other, 422)
+    assert count(site, "notices") == 1
+
+
+def test_concurrent_retries_with_images_over_http_make_one_notice(site: Instance) -> None:
+    """Four clients send one request with a photo of 1 MiB and one key at once, over a real
+    server: one notice, every answer its own."""
+    dan = token(site, "dan")
+    photo = PHOTO + b"\0" * 2**20
+    request = body(image(photo), targets=["feed", "x"])
+    answers: list[httpx.Response] = []
+    with serving(site.app) as (url, _):
+        start = threading.Barrier(4)
+
+        def post() -> None:
+            with httpx.Client(base_url=url, timeout=60) as web:
+                start.wait()
+                headers = {**auth(dan), "Idempotency-Key": "cad-26-4412"}
+                answers.append(web.post("/notices", json=request, headers=headers))
+
+        threads = [threading.Thread(target=post) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert [a.status_code for a in answers] == [201] * 4, [a.text[:300] for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert {a.json()["images"][0]["sha256"] for a in answers} == {hashlib.sha256(photo).hexdigest()}
     assert count(site, "notices") == 1
 
 
