@@ -320,11 +320,11 @@ def test_unknown_pages_and_big_bodies_get_a_page_with_the_headers(site: Instance
 def test_every_route_that_takes_a_body_caps_it(site: Instance) -> None:
     """Every route a POST reaches, the console's, the API's and sign-in's alike, refuses a
     body over the form limit (413) before any handler reads it; only Meta's webhook, which
-    authenticates its larger bodies by signature, and the compose form with an image, capped
-    at the image's limit and a form's, take more."""
+    authenticates its larger bodies by signature, the compose form with an image, capped
+    at the image's limit and a form's, and the API's new notice with its images take more."""
     from starlette.routing import Mount, Route
 
-    from bulletin.web import MAX_BODY, console, create_app, facebook_hook
+    from bulletin.web import MAX_BODY, api, console, create_app, facebook_hook
 
     asgi = create_app(site.app)
     posts = [
@@ -332,7 +332,12 @@ def test_every_route_that_takes_a_body_caps_it(site: Instance) -> None:
         for r in asgi.routes
         if isinstance(r, Route) and "POST" in (r.methods or set())
     ]
-    posts += [f"{r.path}/notices" for r in asgi.routes if isinstance(r, Mount) and "api" in r.path]
+    posts += [
+        f"{r.path}/{p}"
+        for r in asgi.routes
+        if isinstance(r, Mount) and "api" in r.path
+        for p in ("notices", "notices/1/approve", "notices/from-template")
+    ]
     assert "/notices/new" in posts and "/api/v1/notices" in posts
     big = b"x" * (MAX_BODY + 1)
     with client(site) as web:
@@ -341,6 +346,11 @@ def test_every_route_that_takes_a_body_caps_it(site: Instance) -> None:
                 continue
             if path == console.UPLOAD_PATH:
                 huge = b"x" * (console.MAX_UPLOAD + MAX_BODY + 1)
+                answer = web.post(path, content=huge, headers={"content-type": "text/plain"})
+                assert answer.status_code == 413, path
+                continue
+            if path.removeprefix(api.PREFIX) in api.NEW_NOTICES:
+                huge = b"x" * (api.MAX_NOTICE_BODY + 1)
                 answer = web.post(path, content=huge, headers={"content-type": "text/plain"})
                 assert answer.status_code == 413, path
                 continue

@@ -1,7 +1,8 @@
 """Composing a notice with images uploaded beforehand: the console's compose form uploads each
 image into the archive store first (shown back with its size and sha256), carries it by hash,
-and previews or drafts the notice with those images; plus the next occurrences of a recurring
-draft, in the agency's zone.
+and previews or drafts the notice with those images; or with images given with the draft
+itself, as the HTTP API gives them (checked as an upload is); plus the next occurrences of a
+recurring draft, in the agency's zone.
 
 Each function checks the dispatcher role. Drafting reads the uploaded images back from the
 store and pins them as :func:`bulletin.app.notices.draft` pins a file (the same checks, the
@@ -19,11 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bulletin.app import notices
+from bulletin.app import idempotency, notices
 from bulletin.app.actor import Actor, acts
 from bulletin.app.context import App
 from bulletin.archiver.store.base import NewObject, object_key, sha256_hex
-from bulletin.errors import NotFound, UsageError
+from bulletin.errors import NotFound, UsageError, about
 from bulletin.identity import require_role
 from bulletin.publisher import approval, recurrence
 from bulletin.publisher.media import PinnedImage, sniff_image
@@ -57,6 +58,37 @@ def safe_name(name: str) -> str:
     return base[:80]
 
 
+def check_image(data: bytes, name: str) -> str:
+    """The type of an image a dispatcher gives (called ``name`` in messages).
+
+    :raises UsageError: empty, larger than :data:`MAX_IMAGE_BYTES`, or not a JPEG, PNG, GIF
+        or WebP image.
+    """
+    if not data:
+        raise UsageError("choose an image file to upload")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise UsageError(
+            f"image {name} is {len(data):,} bytes; at most {MAX_IMAGE_BYTES:,} are taken"
+        )
+    mime = sniff_image(data)
+    if mime is None:
+        raise UsageError(f"image {name} is not a JPEG, PNG, GIF or WebP image")
+    return mime
+
+
+def require_alt(name: str, alt: str, n: int) -> None:
+    """The ``n``th image (0-based, called ``name``) has alt text.
+
+    :raises UsageError: it has none (its field: ``("images", n, "alt")``).
+    """
+    if not alt.strip():
+        raise UsageError(
+            f"image {name} needs its alt text (what it shows, for people who cannot see it)",
+            remedy="alt",
+            field=("images", n, "alt"),
+        )
+
+
 @acts
 def upload_image(app: App, actor: Actor, data: bytes, name: str, priority: str = "") -> PinnedImage:
     """Store an image's bytes in the archive, retained like a post of ``priority`` (the
@@ -68,15 +100,7 @@ def upload_image(app: App, actor: Actor, data: bytes, name: str, priority: str =
     """
     require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
     shown = safe_name(name)
-    if not data:
-        raise UsageError("choose an image file to upload")
-    if len(data) > MAX_IMAGE_BYTES:
-        raise UsageError(
-            f"image {shown} is {len(data):,} bytes; at most {MAX_IMAGE_BYTES:,} are taken"
-        )
-    mime = sniff_image(data)
-    if mime is None:
-        raise UsageError(f"image {shown} is not a JPEG, PNG, GIF or WebP image")
+    mime = check_image(data, shown)
     from bulletin.archiver.archive import put_retained
     from bulletin.archiver.retention import retain_until, series_for
 
@@ -128,19 +152,24 @@ def _read(app: App, digest: str, name: str) -> bytes:
 def _on_disk(app: App, images: Sequence[PinnedImage]) -> Iterator[list[tuple[str, str]]]:
     """The images as files (``(path, alt)``, named as uploaded) for as long as the block runs:
     what the publisher pins from."""
+    for n, image in enumerate(images):
+        require_alt(image.name, image.alt, n)
+    given = [(image.name, image.alt, _read(app, image.sha256, image.name)) for image in images]
+    with _files(given) as pairs:
+        yield pairs
+
+
+@contextmanager
+def _files(images: Sequence[tuple[str, str, bytes]]) -> Iterator[list[tuple[str, str]]]:
+    """Images ``(name, alt, bytes)`` as files named ``name`` (``(path, alt)``, in order) for
+    as long as the block runs."""
     with tempfile.TemporaryDirectory(prefix="bulletin-compose-") as folder:
         pairs = []
-        for n, image in enumerate(images, 1):
-            if not image.alt:
-                raise UsageError(
-                    f"image {image.name} needs its alt text (what it shows, for people who "
-                    "cannot see it)",
-                    remedy="alt",
-                )
-            path = Path(folder) / str(n) / image.name
+        for n, (name, alt, data) in enumerate(images, 1):
+            path = Path(folder) / str(n) / name
             path.parent.mkdir()
-            path.write_bytes(_read(app, image.sha256, image.name))
-            pairs.append((str(path), image.alt))
+            path.write_bytes(data)
+            pairs.append((str(path), alt))
         yield pairs
 
 
@@ -221,4 +250,54 @@ def draft(
     with _on_disk(app, images) as pairs:
         return notices.draft(
             app, actor, replace(draft, images=pairs), template=template, values=values
+        )
+
+
+@dataclass(frozen=True)
+class GivenImage:
+    """An image given with the draft itself (the HTTP API's): its bytes, its alt text, the
+    name people will recognise it by, and the type its sender says it is (None: not said)."""
+
+    data: bytes
+    alt: str
+    name: str = "image"
+    mime_type: str | None = None
+
+
+@acts
+def draft_given(
+    app: App,
+    actor: Actor,
+    draft: NoticeDraft,
+    images: Sequence[GivenImage],
+    *,
+    template: str | None = None,
+    values: Mapping[str, str] | None = None,
+    once: idempotency.Claim | None = None,
+) -> notices.Drafted:
+    """Draft ``draft`` (with ``template``, from that template) with ``images`` given with
+    it: each checked as an upload is (type, size, alt text; a ``mime_type`` said must be the
+    bytes'), then drafted as :func:`bulletin.app.notices.draft` drafts files (pinned in the
+    store only once the draft is valid; with ``once``, once per idempotency key). Each
+    refusal names its image's field (``("images", N, "data" | "alt" | "mime_type")``).
+
+    :raises Refused: not a dispatcher. :raises UsageError: a bad draft or image.
+    """
+    require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
+    if len(images) > MAX_IMAGES:
+        raise UsageError(f"a notice carries at most {MAX_IMAGES} images", field=("images",))
+    given = []
+    for n, image in enumerate(images):
+        name = safe_name(image.name)
+        with about("images", n, "data"):
+            mime = check_image(image.data, name)
+        if image.mime_type is not None and image.mime_type != mime:
+            raise UsageError(
+                f"image {name} is {mime}, not {image.mime_type}", field=("images", n, "mime_type")
+            )
+        require_alt(name, image.alt, n)
+        given.append((name, image.alt.strip(), image.data))
+    with _files(given) as pairs:
+        return notices.draft(
+            app, actor, replace(draft, images=pairs), template=template, values=values, once=once
         )

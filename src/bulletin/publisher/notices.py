@@ -238,8 +238,9 @@ def _check_texts(draft: NoticeDraft) -> None:
     if draft.link is not None:
         check_text("the link", draft.link)
         check_link(draft.link)
-    for path, alt in draft.images:
-        check_text(f"the alt text of {path}", alt)
+    for n, (path, alt) in enumerate(draft.images):
+        with about("images", n, "alt"):
+            check_text(f"the alt text of {Path(path).name}", alt)
     if draft.follow_up is not None:
         check_text("the follow-up", draft.follow_up)
 

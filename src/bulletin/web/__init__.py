@@ -123,7 +123,8 @@ def create_app(app: App) -> Starlette:
         Mount("/static", StaticFiles(directory=static), name="static"),
         # the approved images, public, for the platforms that fetch them by URL
         *media.routes(app),
-        Mount(api.PREFIX, api.create_api(app), max_body_size=MAX_BODY),
+        # a form's worth, but a new notice with its images
+        Mount(api.PREFIX, api.body_limits(api.create_api(app), MAX_BODY)),
         # Meta's webhooks: authenticated by signature, not by session or form token (see
         # the module); its bodies may be larger than a form's
         *facebook_hook.routes(app),
@@ -136,6 +137,9 @@ def create_app(app: App) -> Starlette:
             BulletinError: refused,
             HTTPException: http_error,
         },
-        # the largest any route takes: Meta's webhook, or the compose form with an image
-        max_body_size=max(facebook_hook.MAX_BODY, console.MAX_UPLOAD + MAX_BODY),
+        # the largest any route takes: Meta's webhook, the compose form with an image, or a
+        # new notice with its images through the API
+        max_body_size=max(
+            facebook_hook.MAX_BODY, console.MAX_UPLOAD + MAX_BODY, api.MAX_NOTICE_BODY
+        ),
     )

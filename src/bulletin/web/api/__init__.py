@@ -17,7 +17,9 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.responses import HTMLResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bulletin import __version__
 from bulletin.app import App, idempotency, tokens
@@ -35,6 +37,7 @@ from bulletin.web.api import (
 )
 from bulletin.web.api.common import PREFIX as PREFIX
 from bulletin.web.api.common import FieldError, body_field, message, pointer, problem
+from bulletin.web.api.notices import MAX_NOTICE_BODY as MAX_NOTICE_BODY
 
 TITLES = {
     400: "Bad Request",
@@ -150,6 +153,26 @@ def create_api(app: App) -> FastAPI:
         return HTMLResponse(docs_page(api.openapi()))
 
     return api
+
+
+#: the operations that draft a notice, whose bodies may carry its images
+NEW_NOTICES = ("/notices", "/notices/from-template")
+
+
+def body_limits(api: ASGIApp, max_body: int) -> ASGIApp:
+    """``api`` taking bodies of ``max_body`` bytes at most (413 beyond), but for a new
+    notice's (:data:`NEW_NOTICES`), which may carry its images: :data:`MAX_NOTICE_BODY`."""
+    notice = RequestBodyLimitMiddleware(api, MAX_NOTICE_BODY)
+    other = RequestBodyLimitMiddleware(api, max_body)
+
+    async def limited(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path.removeprefix(scope.get("root_path", "")).rstrip("/") in NEW_NOTICES:
+                return await notice(scope, receive, send)
+        await other(scope, receive, send)
+
+    return limited
 
 
 def with_choices(spec: dict[str, Any], app: App) -> dict[str, Any]:

@@ -153,7 +153,8 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     403: _problem_response("The token's scope or its account's role does not allow it"),
     404: _problem_response("No such object"),
     413: {
-        "description": "The body is larger than the web door takes (64 KiB)",
+        "description": "The body is larger than the web door takes (64 KiB; a new notice "
+        "with its images, their size besides)",
         "content": {PROBLEM: {"schema": _problem_schema()}, "text/plain": {}},
     },
     422: _problem_response("A value Bulletin cannot use"),

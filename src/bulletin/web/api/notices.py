@@ -4,15 +4,21 @@ deliveries."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from bulletin.app import Actor, App, idempotency, notice_queries, notices
+from bulletin.app import Actor, App, compose, idempotency, notice_queries, notices
+from bulletin.app.media import SERVED_STATES
+from bulletin.connectors.base import IMAGE_EXTENSIONS
+from bulletin.errors import UsageError
 from bulletin.models import Delivery, Notice
 from bulletin.publisher.languages import LanguageVariant
+from bulletin.publisher.media import PinnedImage, notice_images
 from bulletin.publisher.notices import CancelResult, NoticeDraft
 from bulletin.web.api.common import (
     DEFAULT_LIMIT,
@@ -46,8 +52,63 @@ IdempotencyKey = Annotated[
 ]
 
 
+MediaType = Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
+#: the most base64 characters one image may take (its bytes at most ``compose.MAX_IMAGE_BYTES``)
+MAX_IMAGE_CHARS = 4 * -(-compose.MAX_IMAGE_BYTES // 3)
+#: the largest body a new notice's request takes: its images, and a form's worth besides
+MAX_NOTICE_BODY = compose.MAX_IMAGES * MAX_IMAGE_CHARS + 64 * 1024
+#: a one-pixel PNG, for the schema's examples
+EXAMPLE_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgAB4iG8MwAAAABJRU5ErkJggg=="
+)
+
+
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ImageIn(Input):
+    """An image of the notice, its bytes in base64: checked as the console checks an upload
+    (a JPEG, PNG, GIF or WebP image by its first bytes, at most 5 MiB), with its alt text,
+    and pinned in the archive when the notice is drafted."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "data": EXAMPLE_PNG,
+                    "alt": "Photo of Jane Doe, 34, in a red coat.",
+                    "name": "jane-doe.png",
+                    "mime_type": "image/png",
+                }
+            ]
+        },
+    )
+
+    data: str = Field(
+        min_length=1,
+        description="The image's bytes, base64 (RFC 4648, with padding, no line breaks); "
+        f"at most {compose.MAX_IMAGE_BYTES:,} bytes decoded.",
+        json_schema_extra={"contentEncoding": "base64"},
+    )
+    alt: Text = Field(
+        min_length=1,
+        max_length=5000,
+        description="What the image shows, for people who cannot see it (required, not "
+        "blank); in the primary language (the others': `languages[].alts`).",
+        examples=["Photo of Jane Doe, 34, in a red coat."],
+    )
+    name: Name | None = Field(
+        default=None,
+        description="A file name people will recognise it by (default: `image-N`).",
+        examples=["jane-doe.png"],
+    )
+    mime_type: MediaType | None = Field(
+        default=None,
+        description="Its type, if the client knows it: refused when the bytes are another.",
+        examples=["image/png"],
+    )
 
 
 class LanguageIn(Input):
@@ -135,6 +196,13 @@ class NewNotice(Input):
     late_ok: bool = False
     variants: dict[Name, Text] = Field(default_factory=dict, max_length=50)
     allow_thread: bool = False
+    images: list[ImageIn] = Field(
+        default_factory=list,
+        max_length=compose.MAX_IMAGES,
+        description=f"The notice's images, in order (at most {compose.MAX_IMAGES}; a target "
+        "may take fewer): posted with each post, each language's alt texts in its "
+        "`languages[].alts`.",
+    )
     lang: Name | None = Field(
         default=None,
         description="The language of `text` (BCP 47), one of the agency's languages; "
@@ -172,6 +240,12 @@ class FromTemplate(Input):
     expires_at: When | None = None
     late_ok: bool = False
     allow_thread: bool = False
+    images: list[ImageIn] = Field(
+        default_factory=list,
+        max_length=compose.MAX_IMAGES,
+        description=f"The notice's images, in order (at most {compose.MAX_IMAGES}), as in "
+        "`POST /notices`, their alt texts in the primary language.",
+    )
 
 
 class Approval(Input):
@@ -258,6 +332,49 @@ class LanguageOut(BaseModel):
         }
 
 
+class ImageOut(BaseModel):
+    """One image of a notice as pinned in the archive (its bytes are not shown here)."""
+
+    sha256: str = Field(description="The SHA-256 of its bytes (hex): its name in the archive.")
+    size: int = Field(description="Its size in bytes.")
+    mime_type: str = Field(examples=["image/png"])
+    name: str = Field(description="The name it was given when drafted.")
+    alt: str = Field(description="Its alt text in the primary language.")
+    alts: dict[str, str] = Field(
+        description="Its alt text in each of the notice's languages (language → alt text; "
+        "the primary's where a language gives none).",
+        examples=[{"en": "Photo of Jane Doe.", "es": "Foto de Jane Doe."}],
+    )
+    url: str | None = Field(
+        description="Where the web door serves it, public (`/media/{sha256}.{ext}`), once "
+        "the notice is approved; None before, and after a cancellation or retraction.",
+        examples=["/media/0f3c….png"],
+    )
+
+    @classmethod
+    def each(
+        cls, n: Notice, images: list[PinnedImage], languages: list[LanguageVariant]
+    ) -> list[dict[str, Any]]:
+        """The notice's images as shown, with each language's alt text."""
+        served = n.state in {s.value for s in SERVED_STATES}
+        out = []
+        for k, image in enumerate(images):
+            ext = IMAGE_EXTENSIONS.get(image.mime_type)
+            alts = {v.lang: v.alts[k] if k < len(v.alts) else image.alt for v in languages}
+            out.append(
+                {
+                    "sha256": image.sha256,
+                    "size": image.size,
+                    "mime_type": image.mime_type,
+                    "name": image.name,
+                    "alt": image.alt,
+                    "alts": alts,
+                    "url": f"/media/{image.sha256}.{ext}" if served and ext else None,
+                }
+            )
+        return out
+
+
 class NoticeOut(BaseModel):
     """A notice as shown: ``revision`` counts its drafts' edits; ``sent_back`` is an
     approver's comment waiting for the author's edit; ``lang`` is its primary language."""
@@ -318,6 +435,7 @@ class Drafted(NoticeOut):
     """A notice just drafted (or, for a repeated Idempotency-Key, the one drafted first)."""
 
     languages: list[LanguageOut] = Field(description="Its languages, the primary first.")
+    images: list[ImageOut] = Field(description="Its images, in order.")
     review: dict[str, Any]
     template: str | None
     covered_by: str | None
@@ -336,6 +454,7 @@ class NoticeDetail(NoticeOut):
     """One notice in full: its languages, deliveries and approvals."""
 
     languages: list[LanguageOut] = Field(description="Its languages, the primary first.")
+    images: list[ImageOut] = Field(description="Its images, in order.")
     deliveries: list[DeliveryOut]
     approvals: list[ApprovalOut]
     review: dict[str, Any]
@@ -378,10 +497,30 @@ def variants_in(given: list[LanguageIn]) -> list[LanguageVariant]:
     return [LanguageVariant(v.lang, v.text, v.text_for, v.alts, v.follow_up) for v in given]
 
 
+def images_in(given: list[ImageIn]) -> list[compose.GivenImage]:
+    """The images of a request, decoded.
+
+    :raises UsageError: one whose ``data`` is not base64 (its field: ``images/N/data``).
+    """
+    out = []
+    for n, image in enumerate(given):
+        try:
+            data = base64.b64decode(image.data, validate=True)
+        except (binascii.Error, ValueError):
+            raise UsageError(
+                f"image {n + 1}: data is not base64 (RFC 4648, with padding, no line breaks)",
+                field=("images", n, "data"),
+            ) from None
+        name = image.name or f"image-{n + 1}"
+        out.append(compose.GivenImage(data, image.alt, name, image.mime_type))
+    return out
+
+
 def _drafted(made: notices.Drafted) -> dict[str, Any]:
     return {
         **NoticeOut.of(made.notice),
         "languages": [LanguageOut.of(v) for v in made.languages],
+        "images": ImageOut.each(made.notice, notice_images(made.notice), made.languages),
         "review": made.review.as_json(),
         "template": made.template,
         "covered_by": made.covered_by,
@@ -398,13 +537,20 @@ def _create(
     body: BaseModel,
     template: str | None = None,
     values: dict[str, str] | None = None,
+    images: list[ImageIn] | None = None,
 ) -> dict[str, Any]:
     once = None
     if key is not None:
         request = {"path": template is not None, "body": body.model_dump(mode="json")}
         once = idempotency.Claim.of(actor.name, key, request, 201)
     with fields_of(body):
-        made = notices.draft(app, actor, draft, template=template, values=values, once=once)
+        if images:
+            given = images_in(images)
+            made = compose.draft_given(
+                app, actor, draft, given, template=template, values=values, once=once
+            )
+        else:
+            made = notices.draft(app, actor, draft, template=template, values=values, once=once)
     response.headers["Location"] = f"{PREFIX}/notices/{made.notice.id}"
     if made.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -436,7 +582,7 @@ def create_notice(
         lang=body.lang,
         languages=variants_in(body.languages),
     )
-    return _create(app, actor, response, draft, key, body)
+    return _create(app, actor, response, draft, key, body, images=body.images)
 
 
 @router.post(
@@ -463,7 +609,7 @@ def create_from_template(
         late_ok=body.late_ok,
         allow_thread=body.allow_thread,
     )
-    return _create(app, actor, response, draft, key, body, body.template, body.values)
+    return _create(app, actor, response, draft, key, body, body.template, body.values, body.images)
 
 
 @router.get("/notices", response_model=NoticePage, summary="List notices")
@@ -500,6 +646,7 @@ def show_notice(notice_id: NoticeId, app: AppDep, actor: Reader) -> dict[str, An
     return {
         **NoticeOut.of(view.notice),
         "languages": [LanguageOut.of(v) for v in view.languages],
+        "images": ImageOut.each(view.notice, view.images, view.languages),
         "deliveries": [DeliveryOut.of(d) for d in view.deliveries],
         "approvals": [vars(a) for a in view.approvals],
         "review": view.review.as_json(),
