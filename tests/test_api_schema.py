@@ -41,7 +41,7 @@ def site(tmp_path: Path) -> Iterator[Instance]:
     inst = make_instance(tmp_path, f"sqlite:///{tmp_path / 'db' / 'bulletin.db'}", PEOPLE)
     users.seed(inst.app)
     templates.add(
-        inst.app, Actor("ops"), "closure", "road-closure", "{road} is closed.", {"road": "text"}
+        inst.app, Actor("ops"), "closure", "road-closure", "{road} is closed.", {"road": "str"}
     )
     templates.approve(inst.app, Actor("abe"), "closure")
     yield inst

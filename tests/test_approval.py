@@ -285,6 +285,28 @@ def test_template_self_approval_and_undeclared_placeholder(staffed: Instance) ->
         )
 
 
+def test_a_variable_of_unknown_type_or_bad_name_is_refused(staffed: Instance) -> None:
+    """Through the application layer (the API's and the console's way in, a mapping of name
+    to type) as through ``--var``: a type or name the drafting would fail on is refused when
+    the template is added, and nothing is stored."""
+    from bulletin.app import Actor, templates
+
+    for variables, said in [
+        ({"road": "text"}, r"variable 'road:text': unknown type 'text' \(types: str, int"),
+        ({"Road": "str"}, r"variable 'Road:str': a variable name is lower-case"),
+    ]:
+        with pytest.raises(UsageError, match=said):
+            templates.add(
+                staffed.app,
+                Actor("lt"),
+                "road",
+                "road-closure",
+                "Road closed: {road} {Road}",
+                variables,
+            )
+    assert templates.list_all(staffed.app) == []
+
+
 def test_dispatcher_template_notice_is_published_without_an_approver(staffed: Instance) -> None:
     """A dispatcher's notice from an approved template is published by the daemon at once,
     and the audit trail names whose template approval covered it."""

@@ -131,16 +131,25 @@ def parse_variables(specs: Sequence[str]) -> dict[str, str]:
     for spec in specs:
         name, _, kind = spec.partition(":")
         name, kind = name.strip(), (kind.strip() or "str")
-        if not _VAR.match(name):
-            raise UsageError(f"variable {spec!r}: a variable name is lower-case letters, digits, _")
-        if kind not in VARIABLE_TYPES:
-            raise UsageError(
-                f"variable {spec!r}: unknown type {kind!r} (types: {', '.join(VARIABLE_TYPES)})"
-            )
         if name in declared:
             raise UsageError(f"variable {name} is declared twice")
+        check_variable(name, kind, spec)
         declared[name] = kind
     return declared
+
+
+def check_variable(name: str, kind: str, spec: str | None = None) -> None:
+    """A declared variable's name and type (``spec``: how it was written, for the message).
+
+    :raises UsageError: a bad name or an unknown type.
+    """
+    said = spec if spec is not None else f"{name}:{kind}"
+    if not _VAR.match(name):
+        raise UsageError(f"variable {said!r}: a variable name is lower-case letters, digits, _")
+    if kind not in VARIABLE_TYPES:
+        raise UsageError(
+            f"variable {said!r}: unknown type {kind!r} (types: {', '.join(VARIABLE_TYPES)})"
+        )
 
 
 def placeholders(body: str) -> list[str]:
@@ -191,11 +200,14 @@ def add_template(
     ``es/x`` is the Spanish wording for X), with the same typed variables: each language's
     text uses every variable the main text uses.
 
-    :raises UsageError: bad name, unknown category, undeclared or unused variable, a
+    :raises UsageError: bad name, unknown category, a variable of a bad name or an unknown
+        type, undeclared or unused variable, a
         language that is not the agency's or leaves out a variable, unchanged.
     """
     if not _NAME.match(name):
         raise UsageError(f"template name {name!r}: lower-case letters, digits, - and _")
+    for variable, kind in variables.items():  # the API's and the console's come as a mapping
+        check_variable(variable, kind)
     if category not in settings.publisher.categories:
         raise UsageError(f"unknown category {category!r}")
     bodies = {DEFAULT: text.strip(), **{k: v.strip() for k, v in (variants or {}).items()}}
