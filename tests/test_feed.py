@@ -48,6 +48,25 @@ def test_valid_atom_with_required_elements(tmp_path: Path) -> None:
     assert sorted(tmp_path.iterdir()) == [tmp_path / "feed.xml", tmp_path / "feed.xml.lock"]
 
 
+def test_the_feed_keeps_atom_as_its_default_namespace_after_a_pdf_export(
+    tmp_path: Path,
+) -> None:
+    """WeasyPrint (an export's PDF pages) gives ElementTree's empty prefix to another
+    namespace when it is imported, in the daemon's process too: the feed written after it,
+    and each entry's raw XML, still read ``<feed xmlns="...Atom">``, never ``<ns0:feed>``."""
+    import xml.etree.ElementTree as ET
+
+    import weasyprint.pdf.metadata  # noqa: F401  (what an export's PDF imports)
+
+    ET.register_namespace("", "")  # as that import does, whether or not it ran before
+    connector = feed(tmp_path)
+    connector.publish(OutgoingPost(key="notice-1", text="Road closed", link="https://pd.example"))
+    written = (tmp_path / "feed.xml").read_text(encoding="utf-8")
+    assert f'<feed xmlns="{ATOM}"' in written and "ns0" not in written
+    [item] = connector.list_posts().items
+    assert item.raw.startswith(f'<entry xmlns="{ATOM}"'.encode()) and b"ns0" not in item.raw
+
+
 def test_publish_is_idempotent_by_key(tmp_path: Path) -> None:
     """Publishing the same key twice returns the first entry and adds nothing."""
     connector = feed(tmp_path)

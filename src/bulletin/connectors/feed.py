@@ -56,6 +56,18 @@ def _q(tag: str) -> str:
     return f"{{{ATOM}}}{tag}"
 
 
+def _atom_xml(element: ET.Element) -> bytes:
+    """``element`` as XML with Atom as the default namespace (``<feed xmlns="...">``).
+
+    ElementTree's prefixes are one registry for the whole process, and a prefix names one
+    namespace: another library's registration of the empty prefix (WeasyPrint's, when an
+    export renders a PDF) would otherwise turn every later feed into ``<ns0:feed>``. So the
+    Atom default is registered again at each serialisation."""
+    ET.register_namespace("", ATOM)
+    data: bytes = ET.tostring(element, encoding="utf-8")
+    return data
+
+
 class FeedConnector(Connector):
     """An Atom feed file the agency's website serves."""
 
@@ -274,7 +286,7 @@ class FeedConnector(Connector):
 
     def _write(self, root: ET.Element) -> None:
         self._feed_links(root)
-        data = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="utf-8")
+        data = b'<?xml version="1.0" encoding="utf-8"?>\n' + _atom_xml(root)
         try:
             _public_dir(self.path.parent)
             write_atomically(self.path, data, mode=0o644)
@@ -338,7 +350,7 @@ class FeedConnector(Connector):
             parent_id=parent,
             thread_id=parent or remote_id,
             extra={"title": entry.findtext(_q("title")) or ""},
-            raw=ET.tostring(entry, encoding="utf-8"),
+            raw=_atom_xml(entry),
         )
 
     def _result(self, entry: ET.Element) -> PublishResult:
