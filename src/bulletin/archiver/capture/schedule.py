@@ -12,15 +12,60 @@ or ``full`` (the whole thread again, to see edits, hidden comments and deletions
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from bulletin.config.archive import CaptureSettings
 from bulletin.models import CaptureThread
 
 Mode = Literal["new", "full"]
+
+
+class ThreadRow(Protocol):
+    """What a sweep reads of a thread (:data:`THREAD_COLUMNS`; a
+    :class:`~bulletin.models.CaptureThread` has them too)."""
+
+    @property
+    def thread_id(self) -> str: ...
+    @property
+    def priority(self) -> str: ...
+    @property
+    def posted_at(self) -> datetime | None: ...
+    @property
+    def first_seen_at(self) -> datetime: ...
+    @property
+    def last_swept_at(self) -> datetime | None: ...
+    @property
+    def last_full_at(self) -> datetime | None: ...
+    @property
+    def since_id(self) -> str | None: ...
+    @property
+    def page_cursor(self) -> str | None: ...
+    @property
+    def page_mode(self) -> str | None: ...
+    @property
+    def page_newest(self) -> str | None: ...
+
+
+#: the columns of :class:`ThreadRow`, for a select that reads no more than a sweep needs
+THREAD_COLUMNS = tuple(
+    getattr(CaptureThread, name)
+    for name in (
+        "thread_id",
+        "priority",
+        "posted_at",
+        "first_seen_at",
+        "last_swept_at",
+        "last_full_at",
+        "since_id",
+        "page_cursor",
+        "page_mode",
+        "page_newest",
+    )
+)
+T = TypeVar("T", bound=ThreadRow)
 
 
 @dataclass(frozen=True)
@@ -111,7 +156,7 @@ def _human(delta: timedelta) -> str:
 
 
 def due_threads(
-    threads: Sequence[CaptureThread],
+    threads: Iterable[T],
     now: datetime,
     policy: CaptureSettings,
     *,
@@ -119,13 +164,14 @@ def due_threads(
     spend_ratio: float = 0.0,
     lookback_days: int | None = None,
     supports_since_id: bool = False,
-) -> tuple[list[tuple[CaptureThread, Mode]], int]:
+) -> tuple[list[tuple[T, Mode]], int]:
     """The threads to sweep now, each with its mode, and how many are left for later.
 
-    An interrupted listing resumes at once in its own mode; with ``full`` every thread gets a
-    full sweep. Emergency threads come first, then the longest unswept.
+    ``threads`` is read once, in one pass: only the due ones are kept. An interrupted
+    listing resumes at once in its own mode; with ``full`` every thread gets a full sweep.
+    Emergency threads come first, then the longest unswept.
     """
-    due: list[tuple[CaptureThread, Mode]] = []
+    due: list[tuple[T, Mode]] = []
     later = 0
     for thread in threads:
         if thread.page_cursor is not None:  # an interrupted listing: resume it now

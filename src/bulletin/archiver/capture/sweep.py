@@ -17,17 +17,18 @@ resumes from the stored cursor, and content addressing makes the repeated page a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bulletin.archiver.archive import Archiver, Capture
-from bulletin.archiver.capture.schedule import Mode, due_threads
+from bulletin.archiver.capture.schedule import THREAD_COLUMNS, Mode, ThreadRow, due_threads
 from bulletin.archiver.capture.spend import charge_reads, spend_this_month
 from bulletin.archiver.capture.threads import published_by_us, register_published, register_threads
 from bulletin.archiver.capture.versioning import absent_items, key, next_version
@@ -35,7 +36,7 @@ from bulletin.archiver.quarantine import quarantine
 from bulletin.clock import Clock
 from bulletin.connectors.base import Connector, Page, platform_id
 from bulletin.connectors.wire import Tape, recording
-from bulletin.db import session_scope
+from bulletin.db import reading_session, session_scope
 from bulletin.errors import AuthError, ConnectorError, MalformedResponse
 from bulletin.locks import exclusive_job
 from bulletin.logs import get_logger
@@ -248,26 +249,7 @@ class Sweeper:
                 spend=round(ratio * budget, 2),
                 budget=budget,
             )
-        with Session(self.engine) as session:
-            threads = session.exec(
-                select(CaptureThread).where(CaptureThread.account == self.account)
-            ).all()
-        due, self.result.not_due = due_threads(
-            threads,
-            now,
-            self.policy,
-            full=self.full,
-            spend_ratio=ratio,
-            lookback_days=self.limits.lookback_days,
-            supports_since_id=self.limits.supports_since_id,
-        )
-        if self.catch_up is not None:
-            mode: Mode = "new" if self.limits.supports_since_id else "full"
-            due = [
-                (t, "full" if t.page_mode == "full" else mode)
-                for t in threads
-                if t.thread_id in self.catch_up
-            ]
+        due, self.result.not_due = self._due_threads(now, ratio)
         for thread, mode in due:
             try:
                 self._sweep_thread(thread, mode)
@@ -288,11 +270,43 @@ class Sweeper:
                     error=str(e),
                 )
 
+    def _due_threads(self, now: datetime, ratio: float) -> tuple[list[tuple[ThreadRow, Mode]], int]:
+        """The threads to sweep now with their modes, and how many the schedule leaves for
+        later. The account's threads are read as columns, a page at a time, and only those
+        swept now are kept: a sweep's memory follows what it sweeps, not every thread the
+        account has had (they accumulate for as long as the agency posts)."""
+        query = select(*THREAD_COLUMNS).where(col(CaptureThread.account) == self.account)
+        caught: list[ThreadRow] = []
+
+        def read(rows: Iterable[ThreadRow]) -> Iterator[ThreadRow]:
+            for row in rows:
+                if self.catch_up is not None and row.thread_id in self.catch_up:
+                    caught.append(row)
+                yield row
+
+        with reading_session(self.engine) as session:
+            rows = cast(
+                Iterable[ThreadRow], session.execute(query.execution_options(yield_per=500))
+            )
+            due, later = due_threads(
+                read(rows),
+                now,
+                self.policy,
+                full=self.full,
+                spend_ratio=ratio,
+                lookback_days=self.limits.lookback_days,
+                supports_since_id=self.limits.supports_since_id,
+            )
+        if self.catch_up is not None:
+            mode: Mode = "new" if self.limits.supports_since_id else "full"
+            due = [(t, "full" if t.page_mode == "full" else mode) for t in caught]
+        return due, later
+
     def _budget(self) -> float:
         configured = self.settings.accounts.get(self.account)
         return configured.monthly_budget if configured else 0.0
 
-    def _thread_error(self, thread: CaptureThread, error: str) -> None:
+    def _thread_error(self, thread: ThreadRow, error: str) -> None:
         self.result.result = "partial"
         with session_scope(self.engine) as session:
             row = session.get(CaptureThread, (self.account, thread.thread_id))
@@ -300,7 +314,7 @@ class Sweeper:
                 row.last_error = error[:500]
                 session.add(row)
 
-    def _sweep_thread(self, thread: CaptureThread, mode: Mode) -> None:
+    def _sweep_thread(self, thread: ThreadRow, mode: Mode) -> None:
         """List the thread to the end. Pages are stored in batches of about
         ``batch_items`` items; the cursor is written only after its batch is stored."""
         resumed = thread.page_cursor is not None

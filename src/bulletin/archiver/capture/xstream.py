@@ -26,9 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import Session, col, select
+import sqlalchemy as sa
+from sqlmodel import Session, col
 
 from bulletin.archiver.archive import Archiver, Capture
+from bulletin.archiver.capture.schedule import THREAD_COLUMNS
 from bulletin.archiver.capture.spend import charge_reads
 from bulletin.archiver.capture.sweep import sweep
 from bulletin.archiver.capture.threads import register_published
@@ -104,9 +106,12 @@ class ReplyStream:
         now = self.clock.now()
         young = now - timedelta(hours=self.policy.stream_hours)
         hot = now - timedelta(hours=self.policy.hot_hours)
-        with Session(self.engine) as session:
-            threads = session.exec(
-                select(CaptureThread).where(col(CaptureThread.account) == self.account)
+        began = sa.func.coalesce(col(CaptureThread.posted_at), col(CaptureThread.first_seen_at))
+        with Session(self.engine) as session:  # the young ones only: threads accumulate
+            threads = session.execute(
+                sa.select(*THREAD_COLUMNS)
+                .where(col(CaptureThread.account) == self.account)
+                .where(began >= min(young, hot))
             ).all()
         chosen = [
             t
