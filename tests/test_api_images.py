@@ -172,12 +172,18 @@ def test_a_body_larger_than_four_images_is_refused_unread(site: Instance) -> Non
 
 
 def test_only_a_dispatcher_drafts_with_images(site: Instance) -> None:
-    """An approver's token, or one without notices:write, is refused; nothing is stored."""
+    """An approver's token, or one without notices:write, is refused, before the images are
+    decoded; nothing is stored."""
     abe, reader = token(site, "abe"), token(site, "dan", "notices:read")
     with client(site) as api:
         refused = api.post("notices", json=body(image()), headers=auth(abe))
         assert "dispatcher" in problem_of(refused, 403)
         assert problem_of(api.post("notices", json=body(image()), headers=auth(reader)), 403)
+        # the role is checked before the images are decoded: not base64 is still a refusal
+        garbled = api.post(
+            "notices", json=body({"data": "not base64!", "alt": ALT}), headers=auth(abe)
+        )
+        assert "dispatcher" in problem_of(garbled, 403)
     assert count(site, "notices") == 0
     assert site.app.store.head(object_key(DIGEST)) is None
 

@@ -76,6 +76,14 @@ def check_image(data: bytes, name: str) -> str:
     return mime
 
 
+def require_drafter(app: App, actor: Actor) -> None:
+    """Refuse anyone but a dispatcher, before a door decodes what they sent to draft with.
+
+    :raises Refused: not a dispatcher.
+    """
+    require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
+
+
 def require_alt(name: str, alt: str, n: int) -> None:
     """The ``n``th image (0-based, called ``name``) has alt text.
 
@@ -283,7 +291,7 @@ def draft_given(
 
     :raises Refused: not a dispatcher. :raises UsageError: a bad draft or image.
     """
-    require_role(app.settings, actor.name, "dispatcher", app.checked_engine())
+    require_drafter(app, actor)
     if len(images) > MAX_IMAGES:
         raise UsageError(f"a notice carries at most {MAX_IMAGES} images", field=("images",))
     given = []

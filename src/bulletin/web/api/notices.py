@@ -545,6 +545,7 @@ def _create(
         once = idempotency.Claim.of(actor.name, key, request, 201)
     with fields_of(body):
         if images:
+            compose.require_drafter(app, actor)  # before decoding what may be 28 MB
             given = images_in(images)
             made = compose.draft_given(
                 app, actor, draft, given, template=template, values=values, once=once
