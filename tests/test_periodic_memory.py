@@ -4,14 +4,18 @@ memory stays flat however long the agency has kept Bulletin."""
 from __future__ import annotations
 
 import tracemalloc
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bulletin.archiver import decisions
-from bulletin.models import Redaction
+from bulletin.models import Delivery, DeliveryAttempt, Notice, Redaction
+from bulletin.publisher.notices import sync_account
 from bulletin.service.daemon import Daemon
+from bulletin.service.status import gather, retried_too_long
+from bulletin.states import DeliveryState, NoticeState
 from tests.plugins.bulletin_app import Instance
 from tests.test_export import post
 from tests.test_redaction import record_of
@@ -73,3 +77,94 @@ def test_the_hourly_copy_of_decisions_holds_only_what_the_store_lacks(
     assert maintenance.mirror_decisions() == 1
     assert maintenance.mirror_decisions() == 0
     assert len(list(app.store.keys(decisions.REDACTIONS))) == DECISIONS + 1
+
+
+def _deliveries(engine: Engine, now: datetime, states: list[tuple[str, timedelta]]) -> None:
+    """A notice with one post per (state, how long ago its one attempt began)."""
+    with Session(engine) as session:
+        notice = Notice(
+            category="traffic",
+            priority="routine",
+            text="Road closed",
+            author="clerk1",
+            created_at=now - timedelta(days=800),
+            state=NoticeState.APPROVED,
+        )
+        session.add(notice)
+        session.flush()
+        rows = [
+            Delivery(
+                notice_id=notice.id or 0,
+                account="feed",
+                occurrence=n + 1,
+                state=state,
+                due_at=now - ago,
+                attempts=1,
+            )
+            for n, (state, ago) in enumerate(states)
+        ]
+        session.add_all(rows)
+        session.flush()
+        session.execute(
+            sa.insert(DeliveryAttempt),
+            [
+                {"delivery_id": row.id, "owner": "old-daemon", "started_at": now - ago}
+                for row, (_, ago) in zip(rows, states, strict=True)
+            ],
+        )
+        session.commit()
+
+
+def _steps(engine: Engine, since: datetime) -> tuple[int, int]:
+    """The count of deliveries retried too long, and how many SQLite instructions it took."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        raw.set_progress_handler(count, 1)  # type: ignore[union-attr]
+        try:
+            found = conn.execute(retried_too_long(since)).scalar_one()
+        finally:
+            raw.set_progress_handler(None, 1)  # type: ignore[union-attr]
+    return int(found), steps
+
+
+def test_status_counts_deliveries_retried_too_long_without_every_attempt_ever_made(
+    instance: Instance,
+) -> None:
+    """Two posts still retried, one first tried 40 minutes ago (over ``stuck_after``) and one
+    five: ``status`` counts the first. 3,000 posts published over the years, each with its
+    attempt, change nothing: on SQLite the count takes the same work with them as without
+    them (76 and 78 instructions; it grouped every attempt ever made before, on every
+    scrape: 122, then 75,123)."""
+    app = instance.app
+    now = instance.clock.now()
+    with Session(app.engine) as session:
+        sync_account(session, app.settings, "feed")
+        session.commit()
+    _deliveries(
+        app.engine,
+        now,
+        [
+            (DeliveryState.PENDING, timedelta(minutes=40)),
+            (DeliveryState.PENDING, timedelta(minutes=5)),
+        ],
+    )
+    assert gather(app, 5).retried == 1
+    since = now - app.settings.daemon.stuck_after_delta
+    sqlite = app.engine.dialect.name == "sqlite"
+    before = _steps(app.engine, since) if sqlite else (1, 0)
+    _deliveries(
+        app.engine,
+        now,
+        [(DeliveryState.PUBLISHED, timedelta(days=1 + n % 700)) for n in range(DECISIONS)],
+    )
+    assert gather(app, 5).retried == 1
+    if sqlite:
+        after = _steps(app.engine, since)
+        assert after[0] == 1 and after[1] < before[1] + 100, (before, after)
