@@ -3,16 +3,18 @@ memory stays flat however long the agency has kept Bulletin."""
 
 from __future__ import annotations
 
+import contextlib
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bulletin.archiver import decisions, ledger
+from bulletin.archiver import decisions, holds, ledger
 from bulletin.archiver.store.local import LocalStore
 from bulletin.archiver.timestamp.checkpoints import token_key, unstamped
 from bulletin.models import Delivery, DeliveryAttempt, Notice, Redaction
@@ -22,8 +24,10 @@ from bulletin.service.status import gather, retried_too_long
 from bulletin.states import DeliveryState, NoticeState
 from bulletin.timeparse import iso_basic
 from tests.plugins.bulletin_app import Instance
+from tests.test_archive import comment
 from tests.test_export import post
 from tests.test_redaction import record_of
+from tests.test_retention import hold_on
 
 DECISIONS = 3000
 
@@ -213,3 +217,59 @@ def test_the_time_stamp_backlog_holds_only_the_checkpoints_waiting(tmp_path: Pat
     assert unstamped(store) == [keys[-1]]
     listed, peak = _peak(listing), _peak(lambda: unstamped(store))
     assert peak < listed + 256 * 1024, f"{peak / 1e6:.1f} MB, the listing {listed / 1e6:.1f}"
+
+
+@contextlib.contextmanager
+def _counting(engine: Engine) -> Iterator[list[int]]:
+    """The SQLite instructions run through ``engine`` inside the block (none elsewhere)."""
+    count = [0]
+
+    def step() -> int:
+        count[0] += 1
+        return 0
+
+    def checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_conn.set_progress_handler(step, 1)
+
+    def checkin(dbapi_conn: Any, _record: Any) -> None:
+        if dbapi_conn is not None:
+            dbapi_conn.set_progress_handler(None, 1)
+
+    if engine.dialect.name != "sqlite":
+        yield count
+        return
+    sa.event.listen(engine, "checkout", checkout)
+    sa.event.listen(engine, "checkin", checkin)
+    try:
+        yield count
+    finally:
+        sa.event.remove(engine, "checkout", checkout)
+        sa.event.remove(engine, "checkin", checkin)
+
+
+def test_a_capture_under_a_large_hold_does_not_list_the_holds_members(
+    instance: Instance,
+) -> None:
+    """An open hold on a thread that grows by 3,000 comments: each comment captured later
+    is still put under it, and on SQLite capturing one takes the same work with the hold's
+    3,000 members as with its first 11 (662 instructions both times; each chunk of a
+    capture listed every member before: 720, then 15,725)."""
+    archiver = instance.app.archiver
+    archiver.archive([post("p1", "Missing: Tom, 82, last seen near the common")])
+    archiver.archive_batch([comment(n) for n in range(10)], resolve=False)
+    hold = hold_on(instance, "thread:p1")
+    sqlite = instance.app.engine.dialect.name == "sqlite"
+
+    def capture(n: int) -> int:
+        with _counting(instance.app.engine) as steps:
+            archiver.archive([comment(n)])
+        assert record_of(instance, f"c{n}").legal_hold
+        return steps[0]
+
+    first = capture(10)
+    for start in range(11, 3011, 1000):
+        archiver.archive_batch([comment(n) for n in range(start, start + 1000)], resolve=False)
+    assert len(holds.members(instance.app.engine, hold)) == 3012
+    later = capture(3011)
+    if sqlite:
+        assert later < first * 1.1, f"{later} instructions, {first} at first"
