@@ -37,7 +37,7 @@ from bulletin.archiver.canonical import canonical
 from bulletin.archiver.retention import PERMANENT
 from bulletin.archiver.store.base import WormStore
 from bulletin.clock import utc
-from bulletin.db import reset_id_sequences
+from bulletin.db import reading_session, reset_id_sequences
 from bulletin.errors import IntegrityError, StoreUnavailable
 from bulletin.logs import get_logger
 from bulletin.models import BatesRange, Hold, Record, RecordsRequest, Redaction
@@ -229,11 +229,58 @@ def _request_of(key: str) -> str:
     return key[: len(REQUESTS) + 12]
 
 
+class _Listed:
+    """The keys of a store listing (in lexical order), read forward one row's worth at a
+    time."""
+
+    def __init__(self, keys: Iterator[str]) -> None:
+        self._keys = keys
+        self._next = next(keys, None)
+
+    def under(self, prefix: str) -> set[str]:
+        """The keys that start with ``prefix``; the keys before it are passed over for good
+        (the next call's ``prefix`` must come after this one)."""
+        while self._next is not None and self._next < prefix:
+            self._next = next(self._keys, None)
+        found: set[str] = set()
+        while self._next is not None and self._next.startswith(prefix):
+            found.add(self._next)
+            self._next = next(self._keys, None)
+        return found
+
+
+_MIRRORED: tuple[tuple[str, Any, Callable[[Any], dict[str, dict[str, Any]]]], ...] = (
+    (HOLDS, Hold, hold_events),
+    (REDACTIONS, Redaction, redaction_events),
+    (REQUESTS, RecordsRequest, request_events),
+    (BATES, BatesRange, bates_events),
+)
+
+
+def _missing_events(engine: Engine, store: WormStore) -> dict[str, dict[str, Any]]:
+    """The store objects the database's holds, redactions, requests and Bates ranges call
+    for that the store lacks, by key. The rows are read a page at a time in id order beside
+    the store's listing of their folder (also in id order: ids are zero-padded), and only
+    what is missing is kept: the memory follows what is left to write, not every decision
+    ever taken."""
+    missing: dict[str, dict[str, Any]] = {}
+    with reading_session(engine) as session:
+        for prefix, model, events_of in _MIRRORED:
+            listed = _Listed(store.keys(prefix))
+            rows = session.exec(
+                select(model).order_by(col(model.id)).execution_options(yield_per=200)
+            )
+            for row in rows:
+                on_store = listed.under(f"{prefix}{row.id:012d}-")
+                events = events_of(row)
+                missing |= {k: v for k, v in events.items() if k not in on_store}
+    return missing
+
+
 def mirror_all(engine: Engine, store: WormStore, now: datetime) -> int:
     """Mirror every hold, redaction, request and Bates range not in the store yet; returns
     how many."""
-    on_store = set(store.keys(PREFIX))
-    missing = {k: v for k, v in _all_events(engine).items() if k not in on_store}
+    missing = _missing_events(engine, store)
     written = _write(store, missing, now)
     if written:
         store.flush()

@@ -173,12 +173,17 @@ def apply_hold(
             return 0
         query = Query.from_json(hold.query)
         check_query(query)  # a hold stored before queries were bounded is not evaluated
-        members = select(HoldRecord.record_id).where(col(HoldRecord.hold_id) == hold_id)
+        # each candidate is looked up among the hold's members by the membership's key: a
+        # NOT IN listed every member the hold has had (on SQLite, again for each chunk of a
+        # capture), and a hold only grows
+        member = sa.exists().where(
+            col(HoldRecord.hold_id) == hold_id, col(HoldRecord.record_id) == col(Record.id)
+        )
         stmt = (
             select(Record)
             .where(*conditions(query, time_zone))
             .where(col(Record.disposed_at).is_(None))
-            .where(col(Record.id).not_in(members))
+            .where(~member)
         )
         found: list[Record] = []
         if record_ids is None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bulletin.app import App
 from bulletin.archiver import bucket, verify_runs
@@ -159,21 +160,7 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
             .where(col(Delivery.state) == DeliveryState.PENDING)
             .where(col(Delivery.due_at) > now)
         ).one()
-        first_attempts = (
-            select(DeliveryAttempt.delivery_id)
-            .group_by(col(DeliveryAttempt.delivery_id))
-            .having(
-                sa.func.min(DeliveryAttempt.started_at)
-                <= now - app.settings.daemon.stuck_after_delta
-            )
-        )
-        retried = session.exec(
-            select(sa.func.count())
-            .select_from(Delivery)
-            .where(col(Delivery.state).in_((DeliveryState.PENDING, DeliveryState.UNCERTAIN)))
-            .where(col(Delivery.attempts) > 0)
-            .where(col(Delivery.id).in_(first_attempts))
-        ).one()
+        retried = session.exec(retried_too_long(now - app.settings.daemon.stuck_after_delta)).one()
         records = session.exec(select(sa.func.count()).select_from(Record)).one()
         head = session.exec(select(sa.func.max(LedgerEntry.seq))).one()
         late = late_notices(session)
@@ -213,6 +200,25 @@ def gather(app: App, heartbeat_seconds: float) -> Status:
         web_unavailable=web_unavailable,
         verify_runs=verify_runs.recent(app.engine),
         verify_problems=verify_runs.problems(app.engine, now),
+    )
+
+
+def retried_too_long(since: datetime) -> SelectOfScalar[int]:
+    """How many deliveries still wait to be retried whose first attempt began by ``since``.
+
+    Only the deliveries waiting with an attempt behind them are looked at, each with its own
+    attempts (the index by delivery): the attempts of every delivery ever made are not
+    grouped on each look (``status``, the metrics scrape), as they were."""
+    tried_by_then = sa.exists().where(
+        col(DeliveryAttempt.delivery_id) == col(Delivery.id),
+        col(DeliveryAttempt.started_at) <= since,
+    )
+    return (
+        select(sa.func.count())
+        .select_from(Delivery)
+        .where(col(Delivery.state).in_((DeliveryState.PENDING, DeliveryState.UNCERTAIN)))
+        .where(col(Delivery.attempts) > 0)
+        .where(tried_by_then)
     )
 
 

@@ -42,11 +42,23 @@ def checkpoint_time(key: str) -> datetime | None:
 
 
 def unstamped(store: WormStore) -> list[str]:
-    """The checkpoints with no time stamp beside them, oldest first."""
-    keys = set(store.keys(ledger.CHECKPOINT_PREFIX))
-    return sorted(
-        k for k in keys if k.endswith(ledger.CHECKPOINT_SUFFIX) and token_key(k) not in keys
-    )
+    """The checkpoints with no time stamp beside them, oldest first.
+
+    One pass over the store's listing, in lexical order, where a checkpoint's time stamp
+    (its key and a suffix) comes after it and before any key that does not start with it:
+    only the checkpoints whose time stamp may still come are held, not every checkpoint the
+    ledger has had (one an hour, for as long as the archive is kept)."""
+    waiting: list[str] = []
+    open_: list[str] = []  # checkpoints whose time stamp may still come (each a prefix of the next)
+    for key in store.keys(ledger.CHECKPOINT_PREFIX):
+        while open_ and not key.startswith(open_[-1]):
+            waiting.append(open_.pop())  # passed its time stamp's place: none
+        if open_ and key == token_key(open_[-1]):
+            open_.pop()
+        if key.endswith(ledger.CHECKPOINT_SUFFIX):
+            open_.append(key)
+    waiting += open_
+    return sorted(waiting)
 
 
 def stamp_checkpoint(
