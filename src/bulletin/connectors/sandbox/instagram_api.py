@@ -230,9 +230,8 @@ class InstagramApi(GraphPlatformApi):
         if not self.state.data["settings"].get("enforce_rate_limits", True):
             return 0
         since = now_ts() - DAY
-        return sum(
-            1 for m in self.world["media"].values() if m["owner"] == user_id and m["ts"] >= since
-        )
+        media = list(self.world["media"].values())  # one step: other requests add to it
+        return sum(1 for m in media if m["owner"] == user_id and m["ts"] >= since)
 
     def publish(self, request: Request, user: dict[str, Any]) -> Response:
         """``POST /{ig-user-id}/media_publish`` with ``creation_id``; answers the IG Media id.
@@ -299,7 +298,7 @@ class InstagramApi(GraphPlatformApi):
     # -- reading ---------------------------------------------------------------------------
     def list_media(self, request: Request, user: dict[str, Any], fields: set[str]) -> Response:
         """``GET /{ig-user-id}/media``: the account's posts, newest first, cursor-paged."""
-        found = [m for m in self.world["media"].values() if m["owner"] == user["id"]]
+        found = [m for m in list(self.world["media"].values()) if m["owner"] == user["id"]]
 
         def key(m: dict[str, Any]) -> tuple[float, int]:
             return (-m["ts"], -int(m["id"]))

@@ -187,7 +187,7 @@ class ThreadsApi(GraphPlatformApi):
             values["is_reply"] = False
         values["has_replies"] = any(
             m.get("reply_to") == media["id"] and not m["deleted"]
-            for m in self.world["media"].values()
+            for m in list(self.world["media"].values())
         )
         return values
 
@@ -240,7 +240,7 @@ class ThreadsApi(GraphPlatformApi):
         since = now_ts() - DAY
         return sum(
             1
-            for m in self.world["media"].values()
+            for m in list(self.world["media"].values())
             if m["owner"] == profile_id and m["ts"] >= since and bool(m.get("reply_to")) == replies
         )
 
@@ -339,7 +339,7 @@ class ThreadsApi(GraphPlatformApi):
         """
         posts = [
             m
-            for m in self.world["media"].values()
+            for m in list(self.world["media"].values())
             if m["owner"] == profile["id"] and not m["deleted"] and not m.get("reply_to")
         ]
         since = request.arg("since")
@@ -364,7 +364,7 @@ class ThreadsApi(GraphPlatformApi):
         """
         found = [
             m
-            for m in self.world["media"].values()
+            for m in list(self.world["media"].values())
             if not m["deleted"]
             and ((m.get("root") == media["id"] and everything) or m.get("reply_to") == media["id"])
         ]
